@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""PyTorch reference for benchmarks/compare_torch.sh: the same mlp/cnn, data,
+normalisation and optimizer as `dptrain train`, at one thread.
+
+Prints one line: `final: epochs=E test_acc=A train_samples_per_s=R wall_s=W`
+(training steps only in samples/s, evaluation excluded, as dptrain).
+Run with Debian's interpreter (/usr/bin/python3) and OPENBLAS_NUM_THREADS=1:
+torch.set_num_threads does not limit the OpenBLAS that torch calls here."""
+import argparse
+import gzip
+import struct
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    magic, = struct.unpack(">I", data[:4])
+    nd = magic & 0xFF
+    dims = struct.unpack(">" + "I" * nd, data[4:4 + 4 * nd])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * nd).reshape(dims)
+
+
+def load(root, split, limit):
+    pre = "train" if split == "train" else "t10k"
+    x = idx(f"{root}/{pre}-images-idx3-ubyte.gz")
+    y = idx(f"{root}/{pre}-labels-idx1-ubyte.gz")
+    if limit:
+        x, y = x[:limit], y[:limit]
+    x = (torch.from_numpy(x.astype(np.float32) / 255.0) - 0.2860) / 0.3530
+    return x.unsqueeze(1).contiguous(), torch.from_numpy(y.astype(np.int64))
+
+
+def model(name):
+    if name == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                             nn.Linear(256, 10))
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="cnn", choices=["mlp", "cnn"])
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--idx", default="/usr/share/datasets/fashion-mnist")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    t_start = time.perf_counter()
+    xtr, ytr = load(a.idx, "train", a.limit)
+    xte, yte = load(a.idx, "test", 0)
+    net = model(a.model)
+    opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9)
+    train_time, samples = 0.0, 0
+    for _ in range(a.epochs):
+        net.train()
+        perm = torch.randperm(len(xtr))
+        for i in range(0, len(xtr), a.batch):
+            idx_b = perm[i:i + a.batch]
+            xb, yb = xtr[idx_b], ytr[idx_b]
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(net(xb), yb)
+            loss.backward()
+            opt.step()
+            train_time += time.perf_counter() - t0
+            samples += len(idx_b)
+        net.eval()
+        correct = 0
+        with torch.no_grad():
+            for i in range(0, len(xte), 500):
+                correct += (net(xte[i:i + 500]).argmax(1) == yte[i:i + 500]).sum().item()
+    print(f"final: epochs={a.epochs} test_acc={correct / len(xte):.4f} "
+          f"train_samples_per_s={samples / train_time:.0f} wall_s={time.perf_counter() - t_start:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+/* Checkpoint files: a checksummed header and a zstd-compressed body of tagged
+ * sections (config text, position and RNG state, parameters, buffers,
+ * optimizer state). Written atomically: temp file, fsync, rename, fsync of the
+ * directory, so a crash leaves the previous checkpoint intact.
+ * The byte layout is documented in docs/CHECKPOINT.md. */
+#ifndef DPTRAIN_CHECKPOINT_H
+#define DPTRAIN_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    DP_CK_CONFIG = 1, /* text */
+    DP_CK_STATE = 2,  /* dp_ck_state */
+    DP_CK_PARAMS = 3, /* float[] */
+    DP_CK_BUFFERS = 4,/* float[] */
+    DP_CK_OPTIM = 5,  /* float[] */
+    DP_CK_MAX_SECTIONS = 16,
+};
+
+typedef struct dp_ck_section {
+    uint32_t tag;
+    const void *data; /* writer: the caller's bytes; reader: points into the loaded body */
+    uint64_t size;
+} dp_ck_section;
+
+/*! Writes sections to `path` atomically (path.tmp, fsync, rename, fsync dir). */
+dp_status dp_checkpoint_write(const char *path, const dp_ck_section *s, int n);
+
+typedef struct dp_checkpoint {
+    void *body;     /* owned: the decompressed body */
+    dp_ck_section sections[DP_CK_MAX_SECTIONS];
+    int n;
+} dp_checkpoint;
+
+/*! Reads and verifies `path` (sizes against the file, header and body crc32).
+ *  DP_ERR_FORMAT names the file, offset and what is wrong. */
+dp_status dp_checkpoint_read(const char *path, dp_checkpoint *ck);
+/*! The section with `tag`, or NULL. */
+const dp_ck_section *dp_checkpoint_find(const dp_checkpoint *ck, uint32_t tag);
+void dp_checkpoint_free(dp_checkpoint *ck);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

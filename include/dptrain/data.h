@@ -1,0 +1,234 @@
+/* The data room: shard files (.dps), dataset manifests, the IDX importer and
+ * the per-rank in-memory image set the trainer batches from.
+ *
+ * Flow: importer (IDX .gz) -> shards + manifest.txt on disk -> every rank
+ * loads its share with dp_image_set_load. The byte layouts are documented in
+ * shards/README.md. Every function returns a dp_status and, on failure, sets
+ * dp_errmsg() to "<file>: offset <n>: <what>" (or "<file>:<line>: ..." for the
+ * manifest). */
+#ifndef DPTRAIN_DATA_H
+#define DPTRAIN_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- schema */
+
+enum {
+    DP_SCHEMA_IMAGE_U8 = 1, /* fixed size: uint16 LE label, then C*H*W uint8 pixels (CHW) */
+    DP_SCHEMA_TOKENS = 2,   /* variable size: uint32 LE token ids, len = 4 * ntokens */
+};
+
+enum {
+    DP_SHARD_VERSION = 1,
+    DP_SHARD_HEADER_SIZE = 128,
+    DP_SHARD_MAX_RECORD = 64u << 20,   /* largest single record, bytes */
+    DP_SHARD_DEFAULT_FRAME = 1u << 20, /* uncompressed bytes per zstd frame */
+    DP_SHARD_DEFAULT_LEVEL = 3,        /* zstd level */
+};
+
+/*! What a shard's records look like. `record_size` is the byte size of every
+ *  record, or 0 for variable-length records (each stored with a uint32 length
+ *  prefix). The four parameters are interpreted per kind. */
+typedef struct dp_shard_schema {
+    uint32_t kind;        /* DP_SCHEMA_* */
+    uint32_t record_size; /* bytes per record; 0 = variable length */
+    union {
+        struct { uint32_t channels, height, width, classes; } image;
+        struct { uint32_t vocab_size, reserved[3]; } tokens;
+        uint32_t param[4];
+    };
+} dp_shard_schema;
+
+/*! @return the schema of C*H*W uint8 images with labels in [0, classes). */
+dp_shard_schema dp_shard_schema_image(uint32_t channels, uint32_t height, uint32_t width,
+                                      uint32_t classes);
+
+/*! @return the schema of variable-length uint32 token-id records. */
+dp_shard_schema dp_shard_schema_tokens(uint32_t vocab_size);
+
+/*! @return 1 if the two schemas are identical (kind, record size, parameters). */
+int dp_shard_schema_equal(const dp_shard_schema *a, const dp_shard_schema *b);
+
+/*! Facts from a shard header (reader) or about a finished shard (writer). */
+typedef struct dp_shard_info {
+    dp_shard_schema schema;
+    uint64_t record_count;
+    uint64_t raw_size;      /* uncompressed payload bytes */
+    uint64_t payload_size;  /* bytes on disk after the header */
+    uint32_t frame_count;
+    uint32_t frame_raw_max; /* largest uncompressed frame: the reader's buffer size */
+    uint32_t payload_crc32; /* zlib crc32 of the uncompressed payload */
+} dp_shard_info;
+
+/* ---------------------------------------------------------------- writer */
+
+typedef struct dp_shard_writer dp_shard_writer;
+
+/*! Starts a shard at `path`; records go to "<path>.tmp" until close renames it.
+ *  @return DP_OK and a writer in *out (caller closes or aborts it), DP_ERR_ARG
+ *          for an invalid schema, DP_ERR_IO if the temp file cannot be created. */
+dp_status dp_shard_writer_open(const char *path, const dp_shard_schema *schema,
+                               dp_shard_writer **out);
+
+/*! Sets the zstd level (default DP_SHARD_DEFAULT_LEVEL); call before the first add.
+ *  @return DP_ERR_ARG outside zstd's range or after records were added. */
+dp_status dp_shard_writer_set_level(dp_shard_writer *w, int level);
+
+/*! Sets the target uncompressed bytes per frame (default 1 MiB, minimum 1 KiB);
+ *  call before the first add. A record larger than the target gets its own frame.
+ *  @return DP_ERR_ARG when out of range or after records were added. */
+dp_status dp_shard_writer_set_frame_size(dp_shard_writer *w, size_t bytes);
+
+/*! Appends one record (`len` bytes copied). For fixed-size schemas `len` must
+ *  equal record_size; tokens need len % 4 == 0; at most DP_SHARD_MAX_RECORD.
+ *  @return DP_OK; DP_ERR_ARG for a bad length (the record is skipped, the
+ *          writer stays usable); DP_ERR_IO / DP_ERR_NOMEM, after which the writer
+ *          only fails (close reports the error and removes the temp file). */
+dp_status dp_shard_writer_add(dp_shard_writer *w, const void *rec, size_t len);
+
+/*! Flushes the last frame, writes the header, fsyncs, renames "<path>.tmp" to
+ *  `path` and fsyncs the directory. Frees `w` whatever happens; on failure the
+ *  temp file is removed and `path` is untouched.
+ *  @param info if not NULL, receives the finished shard's header facts.
+ *  @return DP_OK, or the first error the writer met. */
+dp_status dp_shard_writer_close(dp_shard_writer *w, dp_shard_info *info);
+
+/*! Drops the shard: removes the temp file and frees `w`. Accepts NULL. */
+void dp_shard_writer_abort(dp_shard_writer *w);
+
+/* ---------------------------------------------------------------- reader */
+
+typedef struct dp_shard_reader dp_shard_reader;
+
+/*! Opens a shard and validates its header (magic, version, header crc, schema,
+ *  sizes against the real file size) before allocating anything. Memory held
+ *  is about two frames (header frame_raw_max), independent of the shard size.
+ *  @return DP_OK and a reader in *out (caller closes it), DP_ERR_IO when the
+ *          file cannot be opened/read, DP_ERR_FORMAT for a bad header. */
+dp_status dp_shard_reader_open(const char *path, dp_shard_reader **out);
+
+/*! @return the header facts; owned by the reader, valid until close. */
+const dp_shard_info *dp_shard_reader_info(const dp_shard_reader *r);
+
+/*! Streams the next record. *rec points into the reader's frame buffer and
+ *  stays valid until the next call. At the end, sets *eof = 1 (and *rec = NULL,
+ *  *len = 0) only after checking record count, payload size and crc32 against
+ *  the header.
+ *  @return DP_OK, DP_ERR_FORMAT on truncation or corruption (message names the
+ *          file and byte offset), DP_ERR_IO on a read error. */
+dp_status dp_shard_reader_next(dp_shard_reader *r, const void **rec, size_t *len, int *eof);
+
+/*! Closes the file and frees the reader. Accepts NULL. */
+void dp_shard_reader_close(dp_shard_reader *r);
+
+/* -------------------------------------------------------------- manifest */
+
+enum { DP_MANIFEST_NAME_MAX = 64, DP_MANIFEST_SPLIT_MAX = 16, DP_MANIFEST_FILE_MAX = 128 };
+
+typedef struct dp_manifest_shard {
+    char split[DP_MANIFEST_SPLIT_MAX]; /* e.g. "train", "test" */
+    char file[DP_MANIFEST_FILE_MAX];   /* name inside the dataset dir, no '/' */
+    uint64_t records;
+    uint32_t crc32;                    /* payload crc32, as in the shard header */
+} dp_manifest_shard;
+
+/*! A dataset: its name, one schema shared by every shard, and the shards in
+ *  global record order (within a split, file order = record order). */
+typedef struct dp_manifest {
+    char name[DP_MANIFEST_NAME_MAX];
+    dp_shard_schema schema;
+    int nshards;
+    dp_manifest_shard *shards;
+} dp_manifest;
+
+/*! Reads "<dir>/manifest.txt" (format in shards/README.md).
+ *  @return DP_OK and a manifest in *out (free with dp_manifest_free), DP_ERR_IO
+ *          if it cannot be read, DP_ERR_FORMAT naming file and line otherwise. */
+dp_status dp_manifest_load(const char *dir, dp_manifest **out);
+
+/*! Writes "<dir>/manifest.txt" atomically (temp file, fsync, rename, dir fsync).
+ *  @return DP_OK, DP_ERR_ARG for names the format cannot hold, DP_ERR_IO. */
+dp_status dp_manifest_save(const char *dir, const dp_manifest *m);
+
+/*! @return a 64-bit FNV-1a hash of the manifest's content (not its text layout:
+ *          comments and spacing do not change it), for ranks to compare. */
+uint64_t dp_manifest_hash(const dp_manifest *m);
+
+/*! Frees a manifest from dp_manifest_load. Accepts NULL. */
+void dp_manifest_free(dp_manifest *m);
+
+/* ------------------------------------------------------------ IDX import */
+
+/*! An unsigned-byte IDX array (LeCun's MNIST format): dims[0..ndim-1] and
+ *  dims[0]*...*dims[ndim-1] bytes of data. */
+typedef struct dp_idx {
+    int ndim;
+    uint32_t dims[3];
+    uint8_t *data; /* owned; free with dp_idx_free */
+    size_t size;   /* bytes in data */
+} dp_idx;
+
+/*! Reads a (gzip'd or plain) IDX file of unsigned bytes with `ndim` dimensions
+ *  (1 = labels, magic 0x00000801; 3 = images, magic 0x00000803), rejecting
+ *  truncation and trailing bytes. Offsets in messages are in the uncompressed
+ *  stream. @return DP_OK, DP_ERR_IO, DP_ERR_FORMAT, DP_ERR_NOMEM. */
+dp_status dp_idx_load(const char *path, int ndim, dp_idx *out);
+
+/*! Frees the data of an IDX array and zeroes it. Accepts NULL. */
+void dp_idx_free(dp_idx *idx);
+
+typedef struct dp_import_stats {
+    long train_records, test_records;
+    int train_shards, test_shards;
+    uint64_t raw_bytes;        /* uncompressed payload bytes written */
+    uint64_t compressed_bytes; /* shard bytes on disk, headers included */
+    double seconds;
+} dp_import_stats;
+
+/*! Imports Fashion-MNIST (or MNIST) from `idx_dir` ({train,t10k}-{images-idx3,
+ *  labels-idx1}-ubyte.gz) into `out_dir` (created if missing): train-NNNNN.dps
+ *  and test-NNNNN.dps, `nshards` each (fewer if a split has fewer records),
+ *  each a contiguous range of the IDX order, then manifest.txt. Any old
+ *  manifest is removed first, so an interrupted import leaves no dataset.
+ *  @param st optional, receives counts and timing.
+ *  @return DP_OK, DP_ERR_ARG (nshards outside 1..1024), DP_ERR_IO, DP_ERR_FORMAT. */
+dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int nshards,
+                                  dp_import_stats *st);
+
+/* ------------------------------------------------------------- image set */
+
+/*! One rank's share of an image split, held in memory. */
+typedef struct dp_image_set {
+    long n;                  /* images held by this rank */
+    int c, h, w, classes;
+    uint8_t *pixels;         /* n * c*h*w bytes, image i at i*c*h*w, CHW order */
+    int32_t *labels;         /* n labels in [0, classes) */
+    long split_total;        /* images in the split after `limit`, all ranks together */
+} dp_image_set;
+
+/*! Loads rank `rank`'s share of `split` from the dataset in `dir`.
+ *  The split is first cut to its first `limit` records in global order (if
+ *  limit > 0; shards left empty drop out). Then, with at least as many shards
+ *  as ranks, shard i goes to rank i mod nranks; otherwise every rank takes a
+ *  contiguous, near-equal record range (the first n % nranks ranks get one
+ *  more). Every shard touched is read to its end and checked against its header
+ *  and the manifest (schema, count, crc32); labels are range-checked.
+ *  @return DP_OK and *out filled (free with dp_image_set_free), DP_ERR_ARG for a
+ *          bad rank/nranks or unknown split, DP_ERR_IO, DP_ERR_FORMAT, DP_ERR_NOMEM. */
+dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nranks,
+                            long limit, dp_image_set *out);
+
+/*! Frees the buffers of an image set and zeroes it. Accepts NULL. */
+void dp_image_set_free(dp_image_set *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,89 @@
+/* Differentiable ops. Each takes the context, returns a new arena tensor (or
+ * a view) and records a backward node when a gradient is wanted.
+ *
+ * Shapes use NCHW for images and [N, F] for features. Every op returns NULL
+ * when an input is NULL or on error (message in dp_errmsg(), status in c->status). */
+#ifndef DPTRAIN_OPS_H
+#define DPTRAIN_OPS_H
+
+#include "dptrain/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- dense (src/core/ops_dense.c, ops_act.c) ---- */
+/*! a [M,K] (or [K,M] if trans_a) @ b [K,N] (or [N,K] if trans_b) -> [M,N], cblas_sgemm. */
+dp_tensor *dp_matmul(dp_ctx *c, dp_tensor *a, dp_tensor *b, int trans_a, int trans_b);
+/*! x [N,in] , w [out,in], b [out] or NULL -> x w^T + b  [N,out] (one sgemm, bias fused). */
+dp_tensor *dp_linear(dp_ctx *c, dp_tensor *x, dp_tensor *w, dp_tensor *b);
+/*! x [N,C,...] + b [C] broadcast over dim 1. */
+dp_tensor *dp_bias_add(dp_ctx *c, dp_tensor *x, dp_tensor *b);
+/*! Elementwise, same shapes. */
+dp_tensor *dp_add(dp_ctx *c, dp_tensor *a, dp_tensor *b);
+dp_tensor *dp_mul(dp_ctx *c, dp_tensor *a, dp_tensor *b);
+dp_tensor *dp_scale(dp_ctx *c, dp_tensor *a, float s);
+/*! sum_i w->data[w_off + i] * xs[i], all xs of one shape: the DARTS mixed op.
+ *  Gradients flow to every xs[i] and to w (so w may be softmax(alpha) rows).
+ *  An xs[i] may be NULL, meaning the zero op (it contributes nothing). */
+dp_tensor *dp_weighted_sum(dp_ctx *c, int n, dp_tensor **xs, dp_tensor *w, long w_off);
+dp_tensor *dp_relu(dp_ctx *c, dp_tensor *x);
+/*! Exact GELU: x * Phi(x) with erf (PyTorch's default). */
+dp_tensor *dp_gelu(dp_ctx *c, dp_tensor *x);
+dp_tensor *dp_tanh(dp_ctx *c, dp_tensor *x);
+dp_tensor *dp_sigmoid(dp_ctx *c, dp_tensor *x);
+/*! Softmax / log-softmax over the last dim (rows = n / last dim); t is the
+ *  temperature: softmax(x / t). Pass 1 for the plain op. */
+dp_tensor *dp_softmax(dp_ctx *c, dp_tensor *x, float t);
+dp_tensor *dp_log_softmax(dp_ctx *c, dp_tensor *x);
+/*! Mean cross-entropy of logits [N,C] against labels[N] in [0,C), fused with
+ *  log-softmax. Returns a [1] tensor. If correct != NULL, *correct receives the
+ *  number of rows whose argmax equals the label. labels must stay valid until
+ *  backward. */
+dp_tensor *dp_cross_entropy(dp_ctx *c, dp_tensor *logits, const int32_t *labels, long *correct);
+/*! Inverted dropout with probability p (identity when !c->training or p == 0);
+ *  the mask comes from c->dropout_rng. */
+dp_tensor *dp_dropout(dp_ctx *c, dp_tensor *x, float p);
+/*! A view of x with another shape of the same numel: shares data and grad. */
+dp_tensor *dp_reshape(dp_ctx *c, dp_tensor *x, int ndim, const int *shape);
+/*! [N, ...] -> [N, rest]. */
+dp_tensor *dp_flatten(dp_ctx *c, dp_tensor *x);
+
+/* ---- normalisation (src/core/ops_norm.c) ---- */
+/*! Batch-norm over dim 1 of x [N,C] or [N,C,H,W]. gamma/beta [C] or NULL (no
+ *  affine). Training: batch statistics (biased var for normalising), and
+ *  running_mean/var (may be NULL) updated with momentum using the unbiased var,
+ *  as PyTorch. Eval: running statistics. */
+dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta,
+                        float *running_mean, float *running_var, float momentum, float eps);
+
+/* ---- embedding (src/core/ops_embed.c) ---- */
+/*! Embedding-bag: bag b = rows ids[offsets[b] .. offsets[b+1]) of w [V,D],
+ *  summed (mean = 0) or averaged (mean = 1; an empty bag gives zeros).
+ *  -> [nbags, D]. Gradient is added only to the rows used. ids/offsets must
+ *  stay valid until backward. */
+dp_tensor *dp_embedding_bag(dp_ctx *c, dp_tensor *w, const int32_t *ids, const int32_t *offsets,
+                            int nbags, int mean);
+
+/* ---- spatial (src/core/ops_conv.c, ops_pool.c, ops_channel.c) ---- */
+/*! 2-D convolution. x [N,Cin,H,W], w [Cout, Cin/groups, kh, kw], b [Cout] or
+ *  NULL. Square stride/pad/dilation. Cin and Cout divisible by groups
+ *  (groups == Cin == Cout: depthwise). -> [N,Cout,Ho,Wo],
+ *  Ho = (H + 2 pad - dilation (kh - 1) - 1) / stride + 1. */
+dp_tensor *dp_conv2d(dp_ctx *c, dp_tensor *x, dp_tensor *w, dp_tensor *b,
+                     int stride, int pad, int dilation, int groups);
+/*! Max pool k x k; padding cells never win. */
+dp_tensor *dp_maxpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad);
+/*! Average pool k x k; padding excluded from the divisor (count_include_pad=False). */
+dp_tensor *dp_avgpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad);
+/*! [N,C,H,W] -> [N,C]. */
+dp_tensor *dp_global_avgpool(dp_ctx *c, dp_tensor *x);
+/*! Concatenate along dim 1 (channels); all other dims equal. */
+dp_tensor *dp_concat(dp_ctx *c, int n, dp_tensor **xs);
+/*! Channels [c0, c1) of x [N,C,...]. */
+dp_tensor *dp_slice(dp_ctx *c, dp_tensor *x, int c0, int c1);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

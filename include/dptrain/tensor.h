@@ -1,0 +1,118 @@
+/* Tensors, the per-step arena and the autodiff context.
+ *
+ * A dp_tensor is a contiguous float32 array of up to 4 dims (NCHW for images,
+ * [N, F] for features). Parameters are tensors whose data and grad point into
+ * the model's flat buffers (see nn/params); activations are carved from the
+ * context's arena, which is reset after every step, so the training loop does
+ * no malloc/free per op once the first step has sized the arena.
+ *
+ * Ops (dptrain/ops.h) take a dp_ctx, compute their output and, when a gradient
+ * is wanted, push a node on the tape. dp_backward() walks the tape in reverse
+ * and each node accumulates (+=) into its inputs' gradients.
+ *
+ * Errors inside a forward pass are sticky: an op that fails (bad shape, no
+ * memory) records the status in the context and returns NULL; every op returns
+ * NULL when handed NULL, so the caller checks once, at the loss. */
+#ifndef DPTRAIN_TENSOR_H
+#define DPTRAIN_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/rng.h"
+#include "dptrain/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DP_MAX_DIMS 4
+
+typedef struct dp_tensor {
+    float *data;       /* n floats, row-major, last dim fastest */
+    float *grad;       /* n floats once a gradient reached it, else NULL */
+    long n;            /* number of elements */
+    int ndim;
+    int shape[DP_MAX_DIMS];
+    int requires_grad; /* gradient flows into this tensor */
+} dp_tensor;
+
+typedef struct dp_arena_chunk dp_arena_chunk;
+
+/* Bump allocator. After a reset that found more than one chunk in use, the
+ * chunks are merged into one of the high-water size, so from the second step
+ * on a step allocates nothing from the system. */
+typedef struct dp_arena {
+    dp_arena_chunk *head;
+    size_t used;        /* bytes handed out since the last reset */
+    size_t high_water;  /* most bytes ever handed out between resets */
+    long sys_allocs;    /* chunks ever taken from malloc (tests watch it) */
+} dp_arena;
+
+struct dp_node;
+struct dp_ctx;
+typedef void (*dp_backward_fn)(struct dp_ctx *c, struct dp_node *nd);
+
+/* One recorded op. in[] holds up to three inputs; ops with more (concat,
+ * weighted sum) put an arena array in ins and the count in nin. ip/fp/saved
+ * carry whatever the backward needs (shapes, strides, masks, indices). */
+typedef struct dp_node {
+    dp_backward_fn backward;
+    const char *name;
+    dp_tensor *out;
+    dp_tensor *in[3];
+    dp_tensor **ins;
+    int nin;
+    int ip[16];
+    float fp[4];
+    void *saved[3];
+} dp_node;
+
+typedef struct dp_tape {
+    dp_node *nodes;
+    long len, cap;
+} dp_tape;
+
+typedef struct dp_ctx {
+    dp_arena arena;
+    dp_tape tape;
+    int training;      /* batch-norm uses batch statistics, dropout is active */
+    int grad_enabled;  /* ops record on the tape */
+    dp_rng dropout_rng;
+    dp_status status;  /* first error of this pass (sticky until reset) */
+} dp_ctx;
+
+/*! Initialises a context: empty arena and tape, training and grad on. */
+void dp_ctx_init(dp_ctx *c);
+/*! Frees the arena and the tape (accepts a zeroed context). */
+void dp_ctx_free(dp_ctx *c);
+/*! Ends a step: forgets the tape, resets the arena, clears the status.
+ *  Every tensor created from the context since the last reset is invalid after it. */
+void dp_ctx_reset(dp_ctx *c);
+
+/*! Runs backward from `t`. If t->grad is NULL, t must hold one element and its
+ *  gradient is seeded with 1; otherwise the caller seeded t->grad.
+ *  Parameters' gradients accumulate (+=) into their flat grad buffer, which the
+ *  caller zeroes before the step. @return DP_OK or the context's error. */
+dp_status dp_backward(dp_ctx *c, dp_tensor *t);
+
+/*! A new arena tensor of the given shape; data uninitialised, no grad. NULL on
+ *  failure (status recorded in c). */
+dp_tensor *dp_tensor_new(dp_ctx *c, int ndim, const int *shape);
+/*! Wraps caller-owned memory (e.g. an input batch) as a leaf tensor with no
+ *  gradient; the struct comes from the arena, the data is not copied. */
+dp_tensor *dp_tensor_wrap(dp_ctx *c, float *data, int ndim, const int *shape);
+/*! Product of shape[0..ndim). */
+long dp_shape_numel(int ndim, const int *shape);
+/*! Fills t->shape/ndim/n; used for tensors that live outside the arena. */
+void dp_tensor_set_shape(dp_tensor *t, int ndim, const int *shape);
+
+/*! Bump allocation of `bytes`, 64-byte aligned; NULL on failure. */
+void *dp_arena_alloc(dp_arena *a, size_t bytes);
+void dp_arena_reset(dp_arena *a);
+void dp_arena_free(dp_arena *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,76 @@
+/* Single-model training of an image classifier on a shard set: the loop,
+ * evaluation, metrics, progress and checkpoints.
+ *
+ *   batch -> forward -> cross-entropy -> backward into the flat gradient
+ *   buffer -> (clip) -> optimizer on the flat parameter buffer
+ *
+ * Checkpoints hold parameters, buffers, optimizer state, RNG state, the
+ * position (epoch, step) and the config; a run stopped at any step and
+ * resumed ends with the same bits as a run never stopped. */
+#ifndef DPTRAIN_TRAIN_H
+#define DPTRAIN_TRAIN_H
+
+#include <stdint.h>
+
+#include "dptrain/model.h"
+#include "dptrain/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dp_train_config {
+    char data[512];      /* shard set directory (with manifest) */
+    char model[32];
+    char out[512];       /* run directory: metrics.jsonl, checkpoint.dpc; "" = none */
+    int epochs;
+    int batch;
+    int eval_batch;
+    float lr;
+    dp_opt_config opt;
+    dp_sched_kind schedule;
+    long warmup;         /* warm-up steps */
+    float min_lr;        /* cosine floor */
+    float step_gamma;    /* step schedule */
+    long step_size;      /* step schedule, in steps */
+    float clip;          /* max global gradient norm; 0 = off */
+    uint64_t seed;
+    long limit;          /* train on the first `limit` images (0 = all) */
+    long test_limit;     /* evaluate on the first `test_limit` test images (0 = all) */
+    int resume;          /* continue from out/checkpoint.dpc */
+    long stop_after;     /* save a checkpoint and stop after this global step (0 = never) */
+    long checkpoint_every; /* also save every this many steps (0 = at epoch ends only) */
+    int threads;         /* OpenBLAS threads (1 = one thread per rank) */
+    int progress;        /* -1 auto (TTY), 0 plain lines, 1 bar */
+    int quiet;
+} dp_train_config;
+
+typedef struct dp_train_result {
+    int epochs_done;
+    long steps;
+    double test_acc, test_loss;
+    double train_loss, train_acc;  /* last epoch */
+    double train_samples_per_s;    /* training steps only, evaluation excluded */
+    double wall_s;
+    int stopped_early;             /* --stop-after or a signal: checkpoint saved */
+} dp_train_result;
+
+/*! The defaults of `dptrain train` (SGD lr 0.05 momentum 0.9, batch 64, ...). */
+void dp_train_config_defaults(dp_train_config *cfg);
+/*! Range-checks every field; DP_ERR_ARG names the flag. */
+dp_status dp_train_config_check(const dp_train_config *cfg);
+/*! key=value lines of every field (saved in checkpoints, hashed across ranks). */
+int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n);
+
+/*! Trains as configured. Prints progress to stderr and nothing to stdout.
+ *  @return DP_OK (res filled), or an error naming the file/step/field. */
+dp_status dp_train_run(const dp_train_config *cfg, dp_train_result *res);
+
+/*! Asks a running dp_train_run to checkpoint and stop after the current step
+ *  (async-signal-safe: call it from a SIGTERM handler). */
+void dp_train_request_stop(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,175 @@
+/* `dptrain train`: flags -> dp_train_config -> dp_train_run -> summary line. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "dptrain/train.h"
+
+static const char usage[] =
+    "usage: dptrain train [options]\n"
+    "\n"
+    "Trains an image classifier on a shard set and prints one summary line:\n"
+    "  final: epochs=E steps=S test_acc=A test_loss=L train_samples_per_s=R wall_s=W\n"
+    "\n"
+    "data and model:\n"
+    "  --data DIR            shard set with a manifest (default shards/fashion-mnist)\n"
+    "  --model NAME          mlp | cnn (default cnn)\n"
+    "  --limit N             train on the first N images only (default: all)\n"
+    "  --test-limit N        evaluate on the first N test images only (default: all)\n"
+    "optimisation:\n"
+    "  --epochs N            passes over the training images (default 1)\n"
+    "  --batch B             batch size (default 64)\n"
+    "  --lr LR               base learning rate (default 0.05)\n"
+    "  --optimizer NAME      sgd | adam | adamw (default sgd)\n"
+    "  --momentum M          SGD momentum (default 0.9)\n"
+    "  --nesterov            Nesterov momentum\n"
+    "  --weight-decay WD     L2 (sgd, adam) or decoupled (adamw) decay (default 0; adamw 0.01)\n"
+    "  --schedule NAME       constant | step | cosine (default constant)\n"
+    "  --warmup STEPS        linear warm-up steps (default 0)\n"
+    "  --min-lr LR           cosine floor (default 0)\n"
+    "  --step-size STEPS     step schedule: decay every STEPS (default 1000)\n"
+    "  --step-gamma G        step schedule: factor (default 0.1)\n"
+    "  --clip NORM           clip gradients to this global norm (default off)\n"
+    "  --seed S              seed of every random stream (default 1)\n"
+    "run:\n"
+    "  --out DIR             run directory: metrics.jsonl, checkpoint.dpc\n"
+    "  --resume              continue the run in --out from its checkpoint\n"
+    "  --checkpoint-every N  also checkpoint every N steps (default: each epoch)\n"
+    "  --stop-after N        checkpoint and stop after global step N\n"
+    "  --eval-batch B        evaluation batch size (default 500)\n"
+    "  --threads N           OpenBLAS threads (default 1: one thread per rank)\n"
+    "  --progress bar|plain  progress display (default: bar on a terminal)\n"
+    "  --quiet               no progress output\n"
+    "  -h, --help            this text\n"
+    "SIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit 130/143.\n";
+
+enum {
+    O_DATA = 256, O_MODEL, O_LIMIT, O_TEST_LIMIT, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOMENTUM, O_NESTEROV, O_WD,
+    O_SCHED, O_WARMUP, O_MIN_LR, O_STEP_SIZE, O_STEP_GAMMA, O_CLIP, O_SEED, O_OUT, O_RESUME, O_CKEVERY, O_STOP,
+    O_EVAL_BATCH, O_THREADS, O_PROGRESS, O_QUIET,
+};
+
+static const struct option opts[] = {
+    {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"limit", 1, 0, O_LIMIT}, {"test-limit", 1, 0, O_TEST_LIMIT},
+    {"epochs", 1, 0, O_EPOCHS}, {"batch", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR}, {"optimizer", 1, 0, O_OPT},
+    {"momentum", 1, 0, O_MOMENTUM}, {"nesterov", 0, 0, O_NESTEROV}, {"weight-decay", 1, 0, O_WD},
+    {"schedule", 1, 0, O_SCHED}, {"warmup", 1, 0, O_WARMUP}, {"min-lr", 1, 0, O_MIN_LR},
+    {"step-size", 1, 0, O_STEP_SIZE}, {"step-gamma", 1, 0, O_STEP_GAMMA}, {"clip", 1, 0, O_CLIP},
+    {"seed", 1, 0, O_SEED}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME},
+    {"checkpoint-every", 1, 0, O_CKEVERY}, {"stop-after", 1, 0, O_STOP}, {"eval-batch", 1, 0, O_EVAL_BATCH},
+    {"threads", 1, 0, O_THREADS}, {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+static volatile sig_atomic_t last_signal;
+
+static void on_signal(int sig)
+{
+    last_signal = sig;
+    dp_train_request_stop();
+}
+
+static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
+{
+    long l;
+    int wd_set = 0, momentum_set = 0;
+    float wd = 0, momentum = 0;
+    dp_opt_kind kind = DP_OPT_SGD;
+    dp_status rc = DP_OK;
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while (rc == DP_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *a = optarg;
+        switch (ch) {
+        case O_DATA: rc = dp_flag_str("--data", a, cfg->data, sizeof cfg->data); break;
+        case O_MODEL: rc = dp_flag_str("--model", a, cfg->model, sizeof cfg->model); break;
+        case O_LIMIT: rc = dp_flag_long("--limit", a, 0, 1L << 40, &cfg->limit); break;
+        case O_TEST_LIMIT: rc = dp_flag_long("--test-limit", a, 0, 1L << 40, &cfg->test_limit); break;
+        case O_EPOCHS: rc = dp_flag_int("--epochs", a, 1, 100000, &cfg->epochs); break;
+        case O_BATCH: rc = dp_flag_int("--batch", a, 1, 1 << 20, &cfg->batch); break;
+        case O_EVAL_BATCH: rc = dp_flag_int("--eval-batch", a, 1, 1 << 20, &cfg->eval_batch); break;
+        case O_LR: rc = dp_flag_float("--lr", a, 1e-12, 100, &cfg->lr); break;
+        case O_OPT: rc = dp_opt_kind_parse(a, &kind); break;
+        case O_MOMENTUM: rc = dp_flag_float("--momentum", a, 0, 0.999999, &momentum), momentum_set = 1; break;
+        case O_NESTEROV: cfg->opt.nesterov = 1; break;
+        case O_WD: rc = dp_flag_float("--weight-decay", a, 0, 10, &wd), wd_set = 1; break;
+        case O_SCHED: rc = dp_schedule_kind_parse(a, &cfg->schedule); break;
+        case O_WARMUP: rc = dp_flag_long("--warmup", a, 0, 1L << 40, &cfg->warmup); break;
+        case O_MIN_LR: rc = dp_flag_float("--min-lr", a, 0, 100, &cfg->min_lr); break;
+        case O_STEP_SIZE: rc = dp_flag_long("--step-size", a, 1, 1L << 40, &cfg->step_size); break;
+        case O_STEP_GAMMA: rc = dp_flag_float("--step-gamma", a, 1e-9, 1, &cfg->step_gamma); break;
+        case O_CLIP: rc = dp_flag_float("--clip", a, 0, 1e9, &cfg->clip); break;
+        case O_SEED:
+            rc = dp_flag_long("--seed", a, 0, 0x7fffffffffffffffL, &l);
+            cfg->seed = (uint64_t)l;
+            break;
+        case O_OUT: rc = dp_flag_str("--out", a, cfg->out, sizeof cfg->out); break;
+        case O_RESUME: cfg->resume = 1; break;
+        case O_CKEVERY: rc = dp_flag_long("--checkpoint-every", a, 0, 1L << 40, &cfg->checkpoint_every); break;
+        case O_STOP: rc = dp_flag_long("--stop-after", a, 1, 1L << 40, &cfg->stop_after); break;
+        case O_THREADS: rc = dp_flag_int("--threads", a, 1, 1024, &cfg->threads); break;
+        case O_PROGRESS:
+            if (!strcmp(a, "bar")) cfg->progress = 1;
+            else if (!strcmp(a, "plain")) cfg->progress = 0;
+            else rc = dp_errorf(DP_ERR_ARG, "--progress: '%s' is not bar or plain", a);
+            break;
+        case O_QUIET: cfg->quiet = 1; break;
+        case 'h': *help = 1; return DP_OK;
+        case ':': rc = dp_errorf(DP_ERR_ARG, "%s: missing value", argv[optind - 1]); break;
+        default:
+            rc = dp_errorf(DP_ERR_ARG, "unknown or incomplete flag '%s' (see dptrain train --help)", argv[optind - 1]);
+        }
+    }
+    if (rc != DP_OK) return rc;
+    if (optind < argc) return dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
+    /* The optimizer's own defaults first, then what the user set. */
+    int nesterov = cfg->opt.nesterov;
+    dp_opt_config base = dp_opt_defaults(kind);
+    if (kind == DP_OPT_SGD) base.momentum = 0.9f;
+    if (momentum_set) base.momentum = momentum;
+    if (wd_set) base.weight_decay = wd;
+    base.nesterov = nesterov;
+    cfg->opt = base;
+    return DP_OK;
+}
+
+int dp_cmd_train(int argc, char **argv)
+{
+    dp_train_config cfg;
+    dp_train_config_defaults(&cfg);
+    int help = 0;
+    dp_status rc = parse(argc, argv, &cfg, &help);
+    if (help) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (rc == DP_OK) rc = dp_train_config_check(&cfg);
+    if (rc != DP_OK) {
+        fprintf(stderr, "dptrain train: %s\n", dp_errmsg());
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    dp_train_result res;
+    rc = dp_train_run(&cfg, &res);
+    if (rc != DP_OK) {
+        fprintf(stderr, "dptrain train: error: %s\n", dp_errmsg());
+        return 1;
+    }
+    if (res.stopped_early) {
+        printf("stopped: steps=%ld checkpoint=%s/checkpoint.dpc\n", res.steps, cfg.out);
+        return last_signal ? 128 + last_signal : 0;
+    }
+    printf("final: epochs=%d steps=%ld test_acc=%.4f test_loss=%.4f train_loss=%.4f train_samples_per_s=%.0f "
+           "wall_s=%.1f\n",
+           res.epochs_done, res.steps, res.test_acc, res.test_loss, res.train_loss, res.train_samples_per_s,
+           res.wall_s);
+    return 0;
+}

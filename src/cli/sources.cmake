@@ -1,0 +1,9 @@
+add_executable(dptrain_cli
+  src/cli/main.c
+  src/cli/flags.c
+  src/cli/cmd_train.c
+  src/cli/cmd_shard.c
+)
+set_target_properties(dptrain_cli PROPERTIES OUTPUT_NAME dptrain RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+target_include_directories(dptrain_cli PRIVATE src)
+target_link_libraries(dptrain_cli PRIVATE dptrain)

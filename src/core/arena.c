@@ -1,0 +1,79 @@
+/* The per-step arena: a list of chunks handed out by bumping a pointer.
+ * A reset that finds several chunks merges them into one chunk of the
+ * high-water size, so a steady training loop stops calling malloc after its
+ * first step. */
+#include <stdlib.h>
+
+#include "dptrain/tensor.h"
+
+#define ARENA_ALIGN 64
+#define ARENA_MIN_CHUNK (4u << 20)
+
+struct dp_arena_chunk {
+    dp_arena_chunk *next;
+    size_t cap, used;
+    char *base;
+};
+
+static dp_arena_chunk *chunk_new(dp_arena *a, size_t cap)
+{
+    dp_arena_chunk *ch = malloc(sizeof *ch);
+    if (!ch) return NULL;
+    ch->base = aligned_alloc(ARENA_ALIGN, (cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+    if (!ch->base) {
+        free(ch);
+        return NULL;
+    }
+    ch->cap = cap;
+    ch->used = 0;
+    ch->next = NULL;
+    a->sys_allocs++;
+    return ch;
+}
+
+void *dp_arena_alloc(dp_arena *a, size_t bytes)
+{
+    size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (need < bytes) return NULL;
+    dp_arena_chunk *ch = a->head;
+    if (!ch || ch->cap - ch->used < need) {
+        size_t cap = need > ARENA_MIN_CHUNK ? need : ARENA_MIN_CHUNK;
+        if (ch && cap < ch->cap * 2) cap = ch->cap * 2;
+        dp_arena_chunk *nc = chunk_new(a, cap);
+        if (!nc) return NULL;
+        nc->next = ch;
+        a->head = ch = nc;
+    }
+    void *p = ch->base + ch->used;
+    ch->used += need;
+    a->used += need;
+    if (a->used > a->high_water) a->high_water = a->used;
+    return p;
+}
+
+static void chunks_free(dp_arena_chunk *ch)
+{
+    while (ch) {
+        dp_arena_chunk *next = ch->next;
+        free(ch->base);
+        free(ch);
+        ch = next;
+    }
+}
+
+void dp_arena_reset(dp_arena *a)
+{
+    if (a->head && a->head->next) {
+        chunks_free(a->head);
+        a->head = chunk_new(a, a->high_water);
+    }
+    if (a->head) a->head->used = 0;
+    a->used = 0;
+}
+
+void dp_arena_free(dp_arena *a)
+{
+    chunks_free(a->head);
+    a->head = NULL;
+    a->used = 0;
+}

@@ -1,0 +1,109 @@
+/* Channel ops: concatenation along dim 1 and a channel slice, for tensors
+ * [N, C, ...] of 2 to 4 dims (inner = product of the dims after C).
+ * Both copy: a channel range of an NCHW tensor is N strided blocks, not a
+ * contiguous view. Backward adds the matching blocks of dy back. */
+#include <string.h>
+
+#include "core/tape.h"
+
+static long inner_size(const dp_tensor *t)
+{
+    long in = 1;
+    for (int d = 2; d < t->ndim; d++) in *= t->shape[d];
+    return in;
+}
+
+/* ---- concat ---- */
+
+static void concat_backward_node(dp_ctx *c, dp_node *nd)
+{
+    const dp_tensor *y = nd->out;
+    const long N = y->shape[0], Cy = y->shape[1], inner = inner_size(y);
+    long c0 = 0;
+    for (int i = 0; i < nd->nin; i++) {
+        dp_tensor *x = dp_node_in(nd, i);
+        const long Cx = x->shape[1], blk = Cx * inner;
+        float *dx = dp_grad(c, x);
+        if (c->status != DP_OK) return;
+        if (dx)
+            for (long n = 0; n < N; n++) {
+                const float *src = y->grad + (n * Cy + c0) * inner;
+                float *dst = dx + n * blk;
+                for (long j = 0; j < blk; j++) dst[j] += src[j];
+            }
+        c0 += Cx;
+    }
+}
+
+dp_tensor *dp_concat(dp_ctx *c, int n, dp_tensor **xs)
+{
+    if (n < 1 || !xs) return dp_fail(c, DP_ERR_ARG, "concat: %d inputs", n);
+    for (int i = 0; i < n; i++)
+        if (!xs[i]) return NULL;
+    const dp_tensor *x0 = xs[0];
+    if (x0->ndim < 2) return dp_fail(c, DP_ERR_SHAPE, "concat: input 0 is %d-d (need [N, C, ...])", x0->ndim);
+    long ctot = 0;
+    for (int i = 0; i < n; i++) {
+        const dp_tensor *x = xs[i];
+        int ok = x->ndim == x0->ndim && x->shape[0] == x0->shape[0];
+        for (int d = 2; ok && d < x->ndim; d++) ok = x->shape[d] == x0->shape[d];
+        if (!ok)
+            return dp_fail(c, DP_ERR_SHAPE, "concat: input %d is [%d,%d,%d,%d] (%d-d), input 0 is [%d,%d,%d,%d] (%d-d)",
+                           i, x->shape[0], x->shape[1], x->shape[2], x->shape[3], x->ndim, x0->shape[0], x0->shape[1],
+                           x0->shape[2], x0->shape[3], x0->ndim);
+        ctot += x->shape[1];
+    }
+    if (ctot > 0x7fffffff) return dp_fail(c, DP_ERR_SHAPE, "concat: %ld channels", ctot);
+    int shape[DP_MAX_DIMS];
+    memcpy(shape, x0->shape, sizeof shape);
+    shape[1] = (int)ctot;
+    dp_tensor *y = dp_tensor_new(c, x0->ndim, shape);
+    if (!y) return NULL;
+    const long N = shape[0], inner = inner_size(y);
+    long c0 = 0;
+    for (int i = 0; i < n; i++) {
+        const long blk = xs[i]->shape[1] * inner;
+        for (long b = 0; b < N; b++)
+            memcpy(y->data + (b * ctot + c0) * inner, xs[i]->data + b * blk, (size_t)blk * sizeof(float));
+        c0 += xs[i]->shape[1];
+    }
+    dp_node *nd = dp_tape_push(c, concat_backward_node, "concat", y, n, xs);
+    if (!nd && c->status != DP_OK) return NULL;
+    return y;
+}
+
+/* ---- slice ---- */
+
+static void slice_backward_node(dp_ctx *c, dp_node *nd)
+{
+    dp_tensor *x = nd->in[0];
+    float *dx = dp_grad(c, x);
+    if (!dx) return;
+    const long N = x->shape[0], Cx = x->shape[1], inner = inner_size(x);
+    const long c0 = nd->ip[0], blk = (long)nd->out->shape[1] * inner;
+    for (long n = 0; n < N; n++) {
+        float *dst = dx + (n * Cx + c0) * inner;
+        const float *src = nd->out->grad + n * blk;
+        for (long j = 0; j < blk; j++) dst[j] += src[j];
+    }
+}
+
+dp_tensor *dp_slice(dp_ctx *c, dp_tensor *x, int c0, int c1)
+{
+    if (!x) return NULL;
+    if (x->ndim < 2) return dp_fail(c, DP_ERR_SHAPE, "slice: input is %d-d (need [N, C, ...])", x->ndim);
+    if (c0 < 0 || c1 <= c0 || c1 > x->shape[1])
+        return dp_fail(c, DP_ERR_ARG, "slice: channels [%d, %d) of %d", c0, c1, x->shape[1]);
+    int shape[DP_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[1] = c1 - c0;
+    dp_tensor *y = dp_tensor_new(c, x->ndim, shape);
+    if (!y) return NULL;
+    const long N = x->shape[0], Cx = x->shape[1], inner = inner_size(x), blk = (long)(c1 - c0) * inner;
+    for (long n = 0; n < N; n++)
+        memcpy(y->data + n * blk, x->data + (n * Cx + c0) * inner, (size_t)blk * sizeof(float));
+    dp_node *nd = dp_tape_push(c, slice_backward_node, "slice", y, 1, &x);
+    if (!nd) return c->status == DP_OK ? y : NULL;
+    nd->ip[0] = c0;
+    return y;
+}

@@ -1,0 +1,83 @@
+/* Cross-entropy loss fused with log-softmax: the classifier head's loss.
+ *
+ * As PyTorch's F.cross_entropy(logits, labels) with reduction='mean' (no
+ * weights, no ignore_index, no label smoothing):
+ *   loss = 1/N sum_i (logsumexp(logits_i) - logits_i[label_i])
+ *   dlogits_i = g/N (softmax(logits_i) - onehot(label_i)).
+ * The forward keeps one log-sum-exp per row; the backward recomputes the
+ * softmax from it instead of storing an [N,C] probability matrix. */
+#include <math.h>
+
+#include "core/tape.h"
+
+/* lse [N] = logsumexp of each row of x [N,C]; returns sum_i (lse_i - x_i[label_i])
+ * in double; *correct += rows whose first argmax equals the label. */
+static double cross_entropy_forward(float *restrict lse, const float *restrict x, const int32_t *restrict labels,
+                                    int N, int C, long *correct)
+{
+    double total = 0.0;
+    long hits = 0;
+    for (int r = 0; r < N; r++) {
+        const float *restrict xr = x + (long)r * C;
+        float m = xr[0];
+        int arg = 0;
+        for (int j = 1; j < C; j++)
+            if (xr[j] > m) {
+                m = xr[j];
+                arg = j;
+            }
+        float sum = 0.0f;
+        for (int j = 0; j < C; j++) sum += expf(xr[j] - m);
+        lse[r] = m + logf(sum);
+        total += (double)lse[r] - (double)xr[labels[r]];
+        hits += arg == labels[r];
+    }
+    if (correct) *correct = hits;
+    return total;
+}
+
+/* dx [N,C] += g (exp(x - lse) - onehot(label)), g = dloss / N */
+static void cross_entropy_backward_k(float *restrict dx, const float *restrict x, const float *restrict lse,
+                                     const int32_t *restrict labels, int N, int C, float g)
+{
+    for (int r = 0; r < N; r++) {
+        const float *restrict xr = x + (long)r * C;
+        float *restrict dr = dx + (long)r * C;
+        const float l = lse[r];
+        for (int j = 0; j < C; j++) dr[j] += g * expf(xr[j] - l);
+        dr[labels[r]] -= g;
+    }
+}
+
+/* ip: 0 N, 1 C; saved: 0 lse [N], 1 labels [N] */
+static void cross_entropy_backward(dp_ctx *c, dp_node *nd)
+{
+    dp_tensor *x = nd->in[0];
+    float *gx = dp_grad(c, x);
+    const int N = nd->ip[0], C = nd->ip[1];
+    if (gx) cross_entropy_backward_k(gx, x->data, nd->saved[0], nd->saved[1], N, C, nd->out->grad[0] / (float)N);
+}
+
+dp_tensor *dp_cross_entropy(dp_ctx *c, dp_tensor *logits, const int32_t *labels, long *correct)
+{
+    if (!logits) return NULL;
+    if (!labels) return dp_fail(c, DP_ERR_ARG, "cross_entropy: no labels");
+    if (!dp_check_ndim(c, "cross_entropy", logits, 2)) return NULL;
+    const int N = logits->shape[0], C = logits->shape[1];
+    for (int r = 0; r < N; r++)
+        if (labels[r] < 0 || labels[r] >= C)
+            return dp_fail(c, DP_ERR_ARG, "cross_entropy: row %d has label %d, outside [0, %d)", r, (int)labels[r],
+                           C);
+    dp_tensor *y = dp_tensor_new(c, 1, (int[]){1});
+    float *lse = dp_scratch(c, (size_t)N * sizeof(float));
+    if (!y || !lse) return NULL;
+    y->data[0] = (float)(cross_entropy_forward(lse, logits->data, labels, N, C, correct) / N);
+    dp_node *nd = dp_tape_push(c, cross_entropy_backward, "cross_entropy", y, 1, &logits);
+    if (nd) {
+        nd->ip[0] = N;
+        nd->ip[1] = C;
+        nd->saved[0] = lse;
+        nd->saved[1] = (void *)labels;
+    }
+    return y;
+}

@@ -1,0 +1,285 @@
+/* Batch normalisation over dim 1 of x [N,C] or [N,C,H,W] (any [N,C,...]).
+ *
+ * Follows PyTorch's F.batch_norm / nn.BatchNorm{1,2}d:
+ *  - training: normalise with the batch mean and the biased variance over
+ *    (N, H, W); update running_mean/var (when given) with
+ *    running = (1 - momentum) running + momentum stat, where stat for the
+ *    variance is the unbiased one (M / (M - 1)); M = N H W must exceed 1.
+ *  - eval (c->training == 0): normalise with the running statistics; still
+ *    differentiable with respect to x, gamma and beta. Without running stats
+ *    (track_running_stats=False) the batch statistics are used in eval too.
+ *  - gamma/beta NULL: no affine transform (affine=False).
+ * Statistics are accumulated in double. The backward keeps only the
+ * per-channel mean and 1/std and recomputes xhat from x.
+ *
+ * Backward with batch statistics (per channel, sums over the M positions):
+ *   dgamma += sum dy xhat,   dbeta += sum dy,
+ *   dx = gamma invstd (dy - sum(dy)/M - xhat sum(dy xhat)/M);
+ * with running statistics the mean and std are constants: dx = gamma invstd dy. */
+#include <math.h>
+#include <string.h>
+
+#include "core/tape.h"
+
+/* Reductions over a contiguous [n] block with 8 independent partial sums, so
+ * that they vectorise without -ffast-math (a single float accumulator may not
+ * be reordered by the compiler). */
+#define LANES 8
+
+/* sum x [n] */
+static float sum_lanes(const float *restrict x, long n)
+{
+    float p[LANES] = {0};
+    long i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) p[k] += x[i + k];
+    float s = 0.0f;
+    for (; i < n; i++) s += x[i];
+    for (int k = 0; k < LANES; k++) s += p[k];
+    return s;
+}
+
+/* sum (x [n] - m)^2 */
+static float sqdev_lanes(const float *restrict x, float m, long n)
+{
+    float p[LANES] = {0};
+    long i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) p[k] += (x[i + k] - m) * (x[i + k] - m);
+    float s = 0.0f;
+    for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
+    for (int k = 0; k < LANES; k++) s += p[k];
+    return s;
+}
+
+/* *sdy = sum dy [n], *sdx = sum dy (x [n] - m) */
+static void dysums_lanes(const float *restrict dy, const float *restrict x, float m, long n, float *sdy, float *sdx)
+{
+    float p[LANES] = {0}, q[LANES] = {0};
+    long i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            p[k] += dy[i + k];
+            q[k] += dy[i + k] * (x[i + k] - m);
+        }
+    float a = 0.0f, b = 0.0f;
+    for (; i < n; i++) {
+        a += dy[i];
+        b += dy[i] * (x[i] - m);
+    }
+    for (int k = 0; k < LANES; k++) {
+        a += p[k];
+        b += q[k];
+    }
+    *sdy = a;
+    *sdx = b;
+}
+
+/* mean [C] and biased var [C] of x [N,C,S] over N and S; acc [2C] double scratch */
+static void bn_stats(float *restrict mean, float *restrict var, const float *restrict x, int N, int C, long S,
+                     double *restrict acc)
+{
+    double *restrict s1 = acc, *restrict s2 = acc + C;
+    const double M = (double)N * (double)S;
+    memset(acc, 0, 2 * (size_t)C * sizeof(double));
+    if (S == 1) {
+        for (int n = 0; n < N; n++) {
+            const float *restrict xr = x + (long)n * C;
+            for (int j = 0; j < C; j++) s1[j] += xr[j];
+        }
+        for (int j = 0; j < C; j++) s1[j] /= M;
+        for (int n = 0; n < N; n++) {
+            const float *restrict xr = x + (long)n * C;
+            for (int j = 0; j < C; j++) {
+                const double d = xr[j] - s1[j];
+                s2[j] += d * d;
+            }
+        }
+    } else {
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < C; j++) {
+                s1[j] += sum_lanes(x + ((long)n * C + j) * S, S);
+            }
+        for (int j = 0; j < C; j++) s1[j] /= M;
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < C; j++) {
+                s2[j] += sqdev_lanes(x + ((long)n * C + j) * S, (float)s1[j], S);
+            }
+    }
+    for (int j = 0; j < C; j++) {
+        mean[j] = (float)s1[j];
+        var[j] = (float)(s2[j] / M);
+    }
+}
+
+/* y [N,C,S] = x * a[c] + b[c] */
+static void bn_affine(float *restrict y, const float *restrict x, const float *restrict a, const float *restrict b,
+                      int N, int C, long S)
+{
+    if (S == 1) {
+        for (int n = 0; n < N; n++) {
+            const float *restrict xr = x + (long)n * C;
+            float *restrict yr = y + (long)n * C;
+            for (int j = 0; j < C; j++) yr[j] = xr[j] * a[j] + b[j];
+        }
+        return;
+    }
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++) {
+            const long off = ((long)n * C + j) * S;
+            const float *restrict xs = x + off;
+            float *restrict ys = y + off;
+            const float aj = a[j], bj = b[j];
+            for (long s = 0; s < S; s++) ys[s] = xs[s] * aj + bj;
+        }
+}
+
+/* sdy [C] = sum dy, sdx [C] = sum dy (x - mean) over N and S (double) */
+static void bn_grad_sums(double *restrict sdy, double *restrict sdx, const float *restrict dy,
+                         const float *restrict x, const float *restrict mean, int N, int C, long S)
+{
+    memset(sdy, 0, (size_t)C * sizeof(double));
+    memset(sdx, 0, (size_t)C * sizeof(double));
+    if (S == 1) {
+        for (int n = 0; n < N; n++) {
+            const float *restrict xr = x + (long)n * C, *restrict dr = dy + (long)n * C;
+            for (int j = 0; j < C; j++) {
+                sdy[j] += dr[j];
+                sdx[j] += dr[j] * (xr[j] - mean[j]);
+            }
+        }
+        return;
+    }
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++) {
+            const long off = ((long)n * C + j) * S;
+            float a, b;
+            dysums_lanes(dy + off, x + off, mean[j], S, &a, &b);
+            sdy[j] += a;
+            sdx[j] += b;
+        }
+}
+
+/* dx [N,C,S] += k[c] dy + a[c] (x - mean[c]) + b[c] */
+static void bn_dx(float *restrict dx, const float *restrict dy, const float *restrict x, const float *restrict mean,
+                  const float *restrict k, const float *restrict a, const float *restrict b, int N, int C, long S)
+{
+    if (S == 1) {
+        for (int n = 0; n < N; n++) {
+            const float *restrict xr = x + (long)n * C, *restrict dr = dy + (long)n * C;
+            float *restrict gr = dx + (long)n * C;
+            for (int j = 0; j < C; j++) gr[j] += k[j] * dr[j] + a[j] * (xr[j] - mean[j]) + b[j];
+        }
+        return;
+    }
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++) {
+            const long off = ((long)n * C + j) * S;
+            const float *restrict xs = x + off, *restrict ds = dy + off;
+            float *restrict gs = dx + off;
+            const float kj = k[j], aj = a[j], bj = b[j], mj = mean[j];
+            for (long s = 0; s < S; s++) gs[s] += kj * ds[s] + aj * (xs[s] - mj) + bj;
+        }
+}
+
+/* ip: 0 N, 1 C, 2 S, 3 batch statistics used; saved: 0 mean [C], 1 invstd [C] */
+static void batchnorm_backward(dp_ctx *c, dp_node *nd)
+{
+    dp_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
+    const int N = nd->ip[0], C = nd->ip[1], batch = nd->ip[3];
+    const long S = nd->ip[2];
+    const double M = (double)N * (double)S;
+    const float *mean = nd->saved[0], *invstd = nd->saved[1];
+    const float *dy = nd->out->grad;
+    float *gx = dp_grad(c, x);
+    float *gg = gamma ? dp_grad(c, gamma) : NULL;
+    float *gb = beta ? dp_grad(c, beta) : NULL;
+    double *sums = dp_scratch(c, 2 * (size_t)C * sizeof(double));
+    float *coef = dp_scratch(c, 3 * (size_t)C * sizeof(float));
+    if (!sums || !coef || (x->requires_grad && !gx)) return;
+    double *sdy = sums, *sdx = sums + C;
+    bn_grad_sums(sdy, sdx, dy, x->data, mean, N, C, S);
+    for (int j = 0; j < C; j++) {
+        if (gg) gg[j] += (float)(sdx[j] * invstd[j]); /* sum dy xhat */
+        if (gb) gb[j] += (float)sdy[j];
+    }
+    if (!gx) return;
+    float *k = coef, *a = coef + C, *b = coef + 2 * C;
+    for (int j = 0; j < C; j++) {
+        const double g = gamma ? gamma->data[j] : 1.0;
+        const double kj = g * invstd[j];
+        k[j] = (float)kj;
+        if (batch) {
+            /* dx = k (dy - sdy/M - xhat sdxhat/M), xhat = (x - mean) invstd, sdxhat = sdx invstd */
+            a[j] = (float)(-kj * invstd[j] * invstd[j] * sdx[j] / M); /* coefficient of (x - mean) */
+            b[j] = (float)(-kj * sdy[j] / M);
+        } else {
+            a[j] = 0.0f;
+            b[j] = 0.0f;
+        }
+    }
+    bn_dx(gx, dy, x->data, mean, k, a, b, N, C, S);
+}
+
+dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta, float *running_mean,
+                        float *running_var, float momentum, float eps)
+{
+    if (!x) return NULL;
+    if (x->ndim < 2) return dp_fail(c, DP_ERR_SHAPE, "batchnorm: x needs [N,C] or [N,C,H,W], got %d dims", x->ndim);
+    const int N = x->shape[0], C = x->shape[1];
+    const long S = x->n / ((long)N * C);
+    if ((gamma && gamma->n != C) || (beta && beta->n != C))
+        return dp_fail(c, DP_ERR_SHAPE, "batchnorm: gamma/beta need %d elements, got %ld/%ld", C,
+                       gamma ? gamma->n : -1L, beta ? beta->n : -1L);
+    if (!running_mean != !running_var)
+        return dp_fail(c, DP_ERR_ARG, "batchnorm: running_mean and running_var must both be given or both be NULL");
+    if (!(eps >= 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
+        return dp_fail(c, DP_ERR_ARG, "batchnorm: eps %g must be >= 0 and momentum %g in [0, 1]", eps, momentum);
+    const int batch = c->training || !running_mean;
+    const long M = (long)N * S;
+    if (batch && M < 2)
+        return dp_fail(c, DP_ERR_SHAPE,
+                       "batchnorm: expected more than 1 value per channel with batch statistics, got N=%d, %ld per "
+                       "sample",
+                       N, S);
+
+    dp_tensor *y = dp_tensor_new(c, x->ndim, x->shape);
+    float *stat = dp_scratch(c, 4 * (size_t)C * sizeof(float)); /* mean, invstd | affine a, b */
+    if (!y || !stat) return NULL;
+    float *mean = stat, *invstd = stat + C, *a = stat + 2 * C, *b = stat + 3 * C;
+    if (batch) {
+        double *acc = dp_scratch(c, 2 * (size_t)C * sizeof(double));
+        if (!acc) return NULL;
+        float *var = a; /* a is free until the affine coefficients are made */
+        bn_stats(mean, var, x->data, N, C, S, acc);
+        for (int j = 0; j < C; j++) invstd[j] = 1.0f / sqrtf(var[j] + eps);
+        if (c->training && running_mean) {
+            const double unbias = (double)M / (double)(M - 1);
+            for (int j = 0; j < C; j++) {
+                running_mean[j] = (1.0f - momentum) * running_mean[j] + momentum * mean[j];
+                running_var[j] = (float)((1.0 - momentum) * running_var[j] + momentum * var[j] * unbias);
+            }
+        }
+    } else {
+        for (int j = 0; j < C; j++) {
+            mean[j] = running_mean[j];
+            invstd[j] = 1.0f / sqrtf(running_var[j] + eps);
+        }
+    }
+    for (int j = 0; j < C; j++) { /* y = (x - mean) invstd gamma + beta = x a + b */
+        a[j] = invstd[j] * (gamma ? gamma->data[j] : 1.0f);
+        b[j] = (beta ? beta->data[j] : 0.0f) - mean[j] * a[j];
+    }
+    bn_affine(y->data, x->data, a, b, N, C, S);
+
+    dp_node *nd = dp_tape_push(c, batchnorm_backward, "batchnorm", y, 3, (dp_tensor *[]){x, gamma, beta});
+    if (nd) {
+        nd->ip[0] = N;
+        nd->ip[1] = C;
+        nd->ip[2] = (int)S;
+        nd->ip[3] = batch;
+        nd->saved[0] = mean;
+        nd->saved[1] = invstd;
+    }
+    return y;
+}

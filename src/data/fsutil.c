@@ -1,0 +1,82 @@
+/* Atomic file replacement and path helpers used by the shard writer, the
+ * manifest and the importer. A reader never sees a half-written file: data
+ * goes to "<path>.tmp", is fsynced, renamed over `path`, and the directory is
+ * fsynced so the rename itself is durable. */
+#include "data/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+dp_status dp_path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return dp_errorf(DP_ERR_ARG, "%s/%s: path longer than %zu bytes", dir, name, cap - 1);
+    return DP_OK;
+}
+
+dp_status dp_fsync_parent_dir(const char *path)
+{
+    char buf[4096];
+    if (strlen(path) >= sizeof buf)
+        return dp_errorf(DP_ERR_ARG, "%s: path too long", path);
+    strcpy(buf, path);
+    const char *dir = dirname(buf); /* may return a pointer into buf or "." */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return dp_errorf(DP_ERR_IO, "%s: open directory: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    /* Some file systems cannot fsync a directory; the rename is still atomic there. */
+    if (rc != 0 && err != EINVAL && err != ENOTSUP)
+        return dp_errorf(DP_ERR_IO, "%s: fsync directory: %s", dir, strerror(err));
+    return DP_OK;
+}
+
+dp_status dp_write_file_atomic(const char *path, const void *buf, size_t len)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return dp_errorf(DP_ERR_ARG, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return dp_errorf(DP_ERR_IO, "%s: create: %s", tmp, strerror(errno));
+    const char *p = buf;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            dp_errorf(DP_ERR_IO, "%s: offset %zu: write: %s", tmp, len - left, strerror(errno));
+            goto err;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (fsync(fd) != 0) {
+        dp_errorf(DP_ERR_IO, "%s: fsync: %s", tmp, strerror(errno));
+        goto err;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        dp_errorf(DP_ERR_IO, "%s: close: %s", tmp, strerror(errno));
+        goto err;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        dp_errorf(DP_ERR_IO, "%s: rename to %s: %s", tmp, path, strerror(errno));
+        goto err;
+    }
+    return dp_fsync_parent_dir(path);
+err:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    return DP_ERR_IO;
+}

@@ -1,0 +1,19 @@
+/* Private file helpers for the data room: atomic replace (temp + fsync +
+ * rename + directory fsync) and path joining with a length check. */
+#ifndef DP_DATA_FSUTIL_H
+#define DP_DATA_FSUTIL_H
+
+#include <stddef.h>
+
+#include "dptrain/status.h"
+
+/* fsyncs the directory holding `path`, so a rename into it survives a crash. */
+dp_status dp_fsync_parent_dir(const char *path);
+
+/* Writes `len` bytes to "<path>.tmp", fsyncs, renames to `path`, fsyncs the dir. */
+dp_status dp_write_file_atomic(const char *path, const void *buf, size_t len);
+
+/* "<dir>/<name>" into out[cap]; DP_ERR_ARG if it does not fit. */
+dp_status dp_path_join(char *out, size_t cap, const char *dir, const char *name);
+
+#endif

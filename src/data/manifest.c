@@ -1,0 +1,351 @@
+/* manifest.txt: the line-based description of a dataset directory (name,
+ * schema, shards per split with record counts and payload crc32s), its
+ * parser, its atomic writer and a content hash ranks can compare. Format in
+ * shards/README.md. Parsing is strict: one unknown word is an error naming
+ * the file and line, because a half-understood manifest trains on wrong data. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/fsutil.h"
+#include "data/shard_format.h"
+
+#define MANIFEST_FILE "manifest.txt"
+#define MANIFEST_HEAD "dptrain-manifest"
+enum { MANIFEST_VERSION = 1, MANIFEST_MAX_BYTES = 16 << 20, MAX_WORDS = 8, MAX_SHARDS = 1 << 20 };
+
+static const char *const image_keys[4] = {"channels", "height", "width", "classes"};
+
+/* Names end up in paths and in the text format: keep them to a safe alphabet,
+ * and never let a shard name climb out of the dataset directory. */
+static int name_ok(const char *s, size_t cap, int lower_only)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= cap || s[0] == '.' || s[0] == '-')
+        return 0;
+    for (; *s; s++) {
+        char c = *s;
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+                 (!lower_only && ((c >= 'A' && c <= 'Z') || c == '.'));
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+    if (!*s)
+        return 0;
+    uint64_t x = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || x > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+            return 0;
+        x = x * 10 + (uint64_t)(*s - '0');
+    }
+    *v = x;
+    return 1;
+}
+
+static int parse_crc(const char *s, uint32_t *v)
+{
+    if (strncmp(s, "0x", 2) != 0 || strlen(s) != 10)
+        return 0;
+    uint32_t x = 0;
+    for (s += 2; *s; s++) {
+        int d = (*s >= '0' && *s <= '9') ? *s - '0' : (*s >= 'a' && *s <= 'f') ? *s - 'a' + 10 : -1;
+        if (d < 0)
+            return 0;
+        x = x << 4 | (uint32_t)d;
+    }
+    *v = x;
+    return 1;
+}
+
+/* "key=value" with a known key; returns the key's index or -1. */
+static int parse_kv(const char *w, const char *const *keys, int nkeys, uint32_t *val)
+{
+    const char *eq = strchr(w, '=');
+    uint64_t v;
+    if (!eq || !parse_u64(eq + 1, &v) || v > UINT32_MAX)
+        return -1;
+    for (int i = 0; i < nkeys; i++)
+        if (strlen(keys[i]) == (size_t)(eq - w) && strncmp(w, keys[i], (size_t)(eq - w)) == 0) {
+            *val = (uint32_t)v;
+            return i;
+        }
+    return -1;
+}
+
+static dp_status parse_schema(const char *where, char **word, int nw, dp_shard_schema *s)
+{
+    uint32_t vals[4] = {0};
+    int seen[4] = {0};
+    if (nw >= 2 && strcmp(word[1], "image_u8") == 0) {
+        for (int i = 2; i < nw; i++) {
+            uint32_t v;
+            int k = parse_kv(word[i], image_keys, 4, &v);
+            if (k < 0 || seen[k]++)
+                return dp_errorf(DP_ERR_FORMAT, "%s: bad or repeated image parameter '%s'", where, word[i]);
+            vals[k] = v;
+        }
+        for (int k = 0; k < 4; k++)
+            if (!seen[k])
+                return dp_errorf(DP_ERR_FORMAT, "%s: image schema lacks %s=", where, image_keys[k]);
+        *s = dp_shard_schema_image(vals[0], vals[1], vals[2], vals[3]);
+    } else if (nw >= 2 && strcmp(word[1], "tokens") == 0) {
+        static const char *const keys[1] = {"vocab_size"};
+        if (nw != 3 || parse_kv(word[2], keys, 1, &vals[0]) != 0)
+            return dp_errorf(DP_ERR_FORMAT, "%s: expected 'schema tokens vocab_size=N'", where);
+        *s = dp_shard_schema_tokens(vals[0]);
+    } else {
+        return dp_errorf(DP_ERR_FORMAT, "%s: unknown schema '%s' (want image_u8 or tokens)", where,
+                         nw >= 2 ? word[1] : "");
+    }
+    return dp_shard_schema_check(s, DP_ERR_FORMAT, where);
+}
+
+static dp_status parse_shard(const char *where, char **word, int nw, dp_manifest *m, size_t *cap)
+{
+    dp_manifest_shard sh;
+    memset(&sh, 0, sizeof sh);
+    if (nw != 5)
+        return dp_errorf(DP_ERR_FORMAT, "%s: expected 'shard <split> <file> <records> <crc32>'", where);
+    if (!name_ok(word[1], sizeof sh.split, 1))
+        return dp_errorf(DP_ERR_FORMAT, "%s: bad split name '%s' (a-z 0-9 _ -, < %zu chars)", where,
+                         word[1], sizeof sh.split);
+    if (!name_ok(word[2], sizeof sh.file, 0))
+        return dp_errorf(DP_ERR_FORMAT, "%s: bad shard file name '%s' (A-Z a-z 0-9 . _ -, no '/')",
+                         where, word[2]);
+    if (!parse_u64(word[3], &sh.records))
+        return dp_errorf(DP_ERR_FORMAT, "%s: bad record count '%s'", where, word[3]);
+    if (!parse_crc(word[4], &sh.crc32))
+        return dp_errorf(DP_ERR_FORMAT, "%s: bad crc32 '%s' (want 0x and 8 lowercase hex digits)",
+                         where, word[4]);
+    strcpy(sh.split, word[1]);
+    strcpy(sh.file, word[2]);
+    for (int i = 0; i < m->nshards; i++)
+        if (strcmp(m->shards[i].file, sh.file) == 0)
+            return dp_errorf(DP_ERR_FORMAT, "%s: shard file '%s' listed twice", where, sh.file);
+    if (m->nshards == MAX_SHARDS)
+        return dp_errorf(DP_ERR_FORMAT, "%s: more than %d shards", where, MAX_SHARDS);
+    if ((size_t)m->nshards == *cap) {
+        size_t ncap = *cap ? 2 * *cap : 16;
+        dp_manifest_shard *p = realloc(m->shards, ncap * sizeof *p);
+        if (!p)
+            return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", where);
+        m->shards = p;
+        *cap = ncap;
+    }
+    m->shards[m->nshards++] = sh;
+    return DP_OK;
+}
+
+static dp_status read_text(const char *path, char **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    char *buf = malloc(MANIFEST_MAX_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, MANIFEST_MAX_BYTES + 1, f) : 0;
+    dp_status rc = DP_OK;
+    if (!buf)
+        rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    else if (ferror(f))
+        rc = dp_errorf(DP_ERR_IO, "%s: read: %s", path, strerror(errno));
+    else if (n > MANIFEST_MAX_BYTES)
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %d: larger than %d bytes", path,
+                       MANIFEST_MAX_BYTES, MANIFEST_MAX_BYTES);
+    else if (memchr(buf, '\0', n))
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %zu: NUL byte in a text file", path,
+                       (size_t)((char *)memchr(buf, '\0', n) - buf));
+    fclose(f);
+    if (rc != DP_OK) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return DP_OK;
+}
+
+dp_status dp_manifest_load(const char *dir, dp_manifest **out)
+{
+    *out = NULL;
+    char path[4096];
+    dp_status rc = dp_path_join(path, sizeof path, dir, MANIFEST_FILE);
+    if (rc != DP_OK)
+        return rc;
+    char *text = NULL;
+    if ((rc = read_text(path, &text)) != DP_OK)
+        return rc;
+    dp_manifest *m = calloc(1, sizeof *m);
+    if (!m) {
+        free(text);
+        return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t cap = 0;
+    int have_head = 0, have_name = 0, have_schema = 0, lineno = 0;
+    char where[4200];
+    for (char *line = text, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        else if (*line == '\0' && lineno > 0)
+            break; /* the empty piece after a final newline is not a line */
+        lineno++;
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        size_t len = strlen(line);
+        if (len && line[len - 1] == '\r')
+            line[--len] = '\0';
+        line += strspn(line, " \t");
+        if (line[0] == '#')
+            continue;
+        char *word[MAX_WORDS + 1];
+        int nw = 0;
+        for (char *save = NULL, *w = strtok_r(line, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+            if (nw == MAX_WORDS) {
+                rc = dp_errorf(DP_ERR_FORMAT, "%s: more than %d words", where, MAX_WORDS);
+                goto err;
+            }
+            word[nw++] = w;
+        }
+        if (nw == 0)
+            continue;
+        if (!have_head) {
+            if (nw != 2 || strcmp(word[0], MANIFEST_HEAD) != 0 || strcmp(word[1], "1") != 0) {
+                rc = dp_errorf(DP_ERR_FORMAT, "%s: expected '%s %d' as the first line", where,
+                               MANIFEST_HEAD, MANIFEST_VERSION);
+                goto err;
+            }
+            have_head = 1;
+        } else if (strcmp(word[0], "name") == 0) {
+            if (have_name++ || nw != 2 || !name_ok(word[1], sizeof m->name, 0)) {
+                rc = dp_errorf(DP_ERR_FORMAT, "%s: expected one 'name <A-Za-z0-9._->' line", where);
+                goto err;
+            }
+            strcpy(m->name, word[1]);
+        } else if (strcmp(word[0], "schema") == 0) {
+            if (have_schema++) {
+                rc = dp_errorf(DP_ERR_FORMAT, "%s: second 'schema' line", where);
+                goto err;
+            }
+            if ((rc = parse_schema(where, word, nw, &m->schema)) != DP_OK)
+                goto err;
+        } else if (strcmp(word[0], "shard") == 0) {
+            if ((rc = parse_shard(where, word, nw, m, &cap)) != DP_OK)
+                goto err;
+        } else {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: unknown keyword '%s'", where, word[0]);
+            goto err;
+        }
+    }
+    const char *missing = !have_head ? "the 'dptrain-manifest 1' line"
+                        : !have_name ? "a 'name' line"
+                        : !have_schema ? "a 'schema' line"
+                        : m->nshards == 0 ? "any 'shard' line" : NULL;
+    if (missing) {
+        rc = dp_errorf(DP_ERR_FORMAT, "%s:%d: end of file without %s", path,
+                       lineno > 0 ? lineno : 1, missing);
+        goto err;
+    }
+    free(text);
+    *out = m;
+    return DP_OK;
+err:
+    free(text);
+    dp_manifest_free(m);
+    return rc;
+}
+
+dp_status dp_manifest_save(const char *dir, const dp_manifest *m)
+{
+    char path[4096];
+    dp_status rc = dp_path_join(path, sizeof path, dir, MANIFEST_FILE);
+    if (rc != DP_OK)
+        return rc;
+    if (!name_ok(m->name, sizeof m->name, 0))
+        return dp_errorf(DP_ERR_ARG, "%s: bad dataset name '%s'", path, m->name);
+    if ((rc = dp_shard_schema_check(&m->schema, DP_ERR_ARG, path)) != DP_OK)
+        return rc;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    fprintf(f, "# dptrain dataset manifest; format in shards/README.md\n%s %d\nname %s\n",
+            MANIFEST_HEAD, MANIFEST_VERSION, m->name);
+    if (m->schema.kind == DP_SCHEMA_IMAGE_U8)
+        fprintf(f, "schema image_u8 channels=%" PRIu32 " height=%" PRIu32 " width=%" PRIu32
+                " classes=%" PRIu32 "\n", m->schema.image.channels, m->schema.image.height,
+                m->schema.image.width, m->schema.image.classes);
+    else
+        fprintf(f, "schema tokens vocab_size=%" PRIu32 "\n", m->schema.tokens.vocab_size);
+    fprintf(f, "# shard <split> <file> <records> <payload crc32>, in global record order\n");
+    for (int i = 0; i < m->nshards && rc == DP_OK; i++) {
+        const dp_manifest_shard *s = &m->shards[i];
+        if (!name_ok(s->split, sizeof s->split, 1) || !name_ok(s->file, sizeof s->file, 0))
+            rc = dp_errorf(DP_ERR_ARG, "%s: shard %d: bad split '%.*s' or file '%.*s'", path, i,
+                           (int)sizeof s->split, s->split, (int)sizeof s->file, s->file);
+        else
+            fprintf(f, "shard %s %s %" PRIu64 " 0x%08" PRIx32 "\n", s->split, s->file, s->records,
+                    s->crc32);
+    }
+    if (fclose(f) != 0 && rc == DP_OK)
+        rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    if (rc == DP_OK)
+        rc = dp_write_file_atomic(path, text, len);
+    free(text);
+    return rc;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Strings are hashed with their NUL and integers as little-endian bytes, so
+ * the hash depends on content only, not on host or text layout. */
+uint64_t dp_manifest_hash(const dp_manifest *m)
+{
+    uint8_t b[8];
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv(h, MANIFEST_HEAD, sizeof MANIFEST_HEAD);
+    h = fnv(h, m->name, strlen(m->name) + 1);
+    dp_put_u32(b, m->schema.kind);
+    h = fnv(h, b, 4);
+    dp_put_u32(b, m->schema.record_size);
+    h = fnv(h, b, 4);
+    for (int i = 0; i < 4; i++) {
+        dp_put_u32(b, m->schema.param[i]);
+        h = fnv(h, b, 4);
+    }
+    dp_put_u32(b, (uint32_t)m->nshards);
+    h = fnv(h, b, 4);
+    for (int i = 0; i < m->nshards; i++) {
+        const dp_manifest_shard *s = &m->shards[i];
+        h = fnv(h, s->split, strnlen(s->split, sizeof s->split));
+        h = fnv(h, "", 1);
+        h = fnv(h, s->file, strnlen(s->file, sizeof s->file));
+        h = fnv(h, "", 1);
+        dp_put_u64(b, s->records);
+        h = fnv(h, b, 8);
+        dp_put_u32(b, s->crc32);
+        h = fnv(h, b, 4);
+    }
+    return h;
+}
+
+void dp_manifest_free(dp_manifest *m)
+{
+    if (!m)
+        return;
+    free(m->shards);
+    free(m);
+}

@@ -1,0 +1,11 @@
+dp_room(data
+  src/data/fsutil.c
+  src/data/shard_format.c
+  src/data/shard_write.c
+  src/data/shard_read.c
+  src/data/manifest.c
+  src/data/idx.c
+  src/data/import_fmnist.c
+  src/data/image_set.c
+)
+target_link_libraries(dp_data PUBLIC PkgConfig::ZSTD ZLIB::ZLIB)

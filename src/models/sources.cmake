@@ -1,0 +1,3 @@
+dp_room(models
+  src/models/reference.c
+)

@@ -1,0 +1,4 @@
+dp_room(nn
+  src/nn/params.c
+  src/nn/layers.c
+)

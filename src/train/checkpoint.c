@@ -1,0 +1,211 @@
+/* Checkpoint files (layout in docs/CHECKPOINT.md).
+ *
+ *   header (48 bytes, little-endian)          body (zstd, one frame)
+ *   +---------+-----+----+------+------+---+  +-----+-----+------+-----+----
+ *   |DPCKPT01 | ver | ns | body | comp |crc|  | tag | pad | size | data| ...
+ *   +---------+-----+----+------+------+---+  +-----+-----+------+-----+----
+ *
+ * The reader trusts nothing: it checks the header crc, the file size against
+ * the header's compressed size, the frame's content size against the header,
+ * the body crc, and every section's size against what is left. */
+#include "dptrain/checkpoint.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "data/fsutil.h"
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "checkpoint.c writes little-endian fields with memcpy: port it for big-endian hosts"
+#endif
+
+#define CK_MAGIC "DPCKPT01"
+#define CK_VERSION 1u
+#define CK_HEADER 48
+#define CK_MAX_BODY (1ull << 36) /* 64 GiB: beyond any model we train */
+
+static uint32_t crc(const void *p, size_t n)
+{
+    uLong c = crc32(0L, Z_NULL, 0);
+    const unsigned char *b = p;
+    while (n) { /* crc32 takes a uInt length */
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, b, k);
+        b += k;
+        n -= k;
+    }
+    return (uint32_t)c;
+}
+
+static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+static uint64_t pad8(uint64_t n) { return (n + 7) & ~7ull; }
+
+dp_status dp_checkpoint_write(const char *path, const dp_ck_section *s, int n)
+{
+    if (n < 0 || n > DP_CK_MAX_SECTIONS) return dp_errorf(DP_ERR_ARG, "%s: %d sections (max %d)", path, n, DP_CK_MAX_SECTIONS);
+    uint64_t body_n = 0;
+    for (int i = 0; i < n; i++) body_n += 16 + pad8(s[i].size);
+    unsigned char *body = calloc(1, body_n ? body_n : 1);
+    size_t bound = ZSTD_compressBound(body_n);
+    unsigned char *file = malloc(CK_HEADER + bound);
+    dp_status rc = DP_OK;
+    if (!body || !file) {
+        rc = dp_errorf(DP_ERR_NOMEM, "%s: cannot allocate %llu bytes for the checkpoint", path,
+                       (unsigned long long)body_n);
+        goto out;
+    }
+    unsigned char *p = body;
+    for (int i = 0; i < n; i++) {
+        put32(p, s[i].tag);
+        put64(p + 8, s[i].size);
+        if (s[i].size) memcpy(p + 16, s[i].data, s[i].size);
+        p += 16 + pad8(s[i].size);
+    }
+    /* Level 1: parameters are near-incompressible floats; speed matters more. */
+    size_t comp = ZSTD_compress(file + CK_HEADER, bound, body, body_n, 1);
+    if (ZSTD_isError(comp)) {
+        rc = dp_errorf(DP_ERR_IO, "%s: zstd: %s", path, ZSTD_getErrorName(comp));
+        goto out;
+    }
+    memcpy(file, CK_MAGIC, 8);
+    put32(file + 8, CK_VERSION);
+    put32(file + 12, (uint32_t)n);
+    put64(file + 16, body_n);
+    put64(file + 24, comp);
+    put32(file + 32, crc(body, body_n));
+    put32(file + 36, 0);
+    put32(file + 40, crc(file, 40));
+    put32(file + 44, 0);
+    rc = dp_write_file_atomic(path, file, CK_HEADER + comp);
+out:
+    free(body);
+    free(file);
+    return rc;
+}
+
+static dp_status bad(const char *path, uint64_t off, const char *what)
+{
+    return dp_errorf(DP_ERR_FORMAT, "%s: offset %llu: %s", path, (unsigned long long)off, what);
+}
+
+dp_status dp_checkpoint_read(const char *path, dp_checkpoint *ck)
+{
+    memset(ck, 0, sizeof *ck);
+    FILE *f = fopen(path, "rb");
+    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    unsigned char *comp = NULL, *body = NULL;
+    unsigned char h[CK_HEADER];
+    dp_status rc = DP_OK;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        rc = dp_errorf(DP_ERR_IO, "%s: stat: %s", path, strerror(errno));
+        goto err;
+    }
+    if ((uint64_t)st.st_size < CK_HEADER || fread(h, 1, CK_HEADER, f) != CK_HEADER) {
+        rc = bad(path, 0, "truncated header (file shorter than 48 bytes)");
+        goto err;
+    }
+    if (memcmp(h, CK_MAGIC, 8)) {
+        rc = bad(path, 0, "bad magic: not a dptrain checkpoint");
+        goto err;
+    }
+    if (get32(h + 40) != crc(h, 40)) {
+        rc = bad(path, 40, "header crc32 mismatch (header damaged)");
+        goto err;
+    }
+    if (get32(h + 8) != CK_VERSION) {
+        char m[96];
+        snprintf(m, sizeof m, "version %u (this build reads %u)", get32(h + 8), CK_VERSION);
+        rc = bad(path, 8, m);
+        goto err;
+    }
+    uint32_t ns = get32(h + 12);
+    uint64_t body_n = get64(h + 16), comp_n = get64(h + 24);
+    if (ns > DP_CK_MAX_SECTIONS) {
+        rc = bad(path, 12, "section count over the limit");
+        goto err;
+    }
+    if (body_n > CK_MAX_BODY) {
+        rc = bad(path, 16, "body size over the 64 GiB limit");
+        goto err;
+    }
+    if (comp_n != (uint64_t)st.st_size - CK_HEADER) {
+        char m[128];
+        snprintf(m, sizeof m, "file holds %llu body bytes, header says %llu (truncated or padded)",
+                 (unsigned long long)(st.st_size - CK_HEADER), (unsigned long long)comp_n);
+        rc = bad(path, 24, m);
+        goto err;
+    }
+    comp = malloc(comp_n ? comp_n : 1);
+    body = malloc(body_n ? body_n : 1);
+    if (!comp || !body) {
+        rc = dp_errorf(DP_ERR_NOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)body_n);
+        goto err;
+    }
+    if (fread(comp, 1, comp_n, f) != comp_n) {
+        rc = dp_errorf(DP_ERR_IO, "%s: offset %d: short read", path, CK_HEADER);
+        goto err;
+    }
+    unsigned long long fcs = ZSTD_getFrameContentSize(comp, comp_n);
+    if (fcs != body_n) {
+        rc = bad(path, CK_HEADER, "zstd frame content size differs from the header's body size");
+        goto err;
+    }
+    size_t got = ZSTD_decompress(body, body_n, comp, comp_n);
+    if (ZSTD_isError(got) || got != body_n) {
+        char m[160];
+        snprintf(m, sizeof m, "zstd: %s", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short body");
+        rc = bad(path, CK_HEADER, m);
+        goto err;
+    }
+    if (crc(body, body_n) != get32(h + 32)) {
+        rc = bad(path, CK_HEADER, "body crc32 mismatch (data damaged)");
+        goto err;
+    }
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < ns; i++) {
+        if (body_n - off < 16) {
+            rc = bad(path, CK_HEADER + off, "section header past the end of the body");
+            goto err;
+        }
+        uint64_t sz = get64(body + off + 8);
+        if (sz > body_n - off - 16) {
+            rc = bad(path, CK_HEADER + off, "section size past the end of the body");
+            goto err;
+        }
+        ck->sections[i] = (dp_ck_section){.tag = get32(body + off), .data = body + off + 16, .size = sz};
+        off += 16 + pad8(sz);
+    }
+    ck->n = (int)ns;
+    ck->body = body;
+    free(comp);
+    fclose(f);
+    return DP_OK;
+err:
+    free(comp);
+    free(body);
+    fclose(f);
+    return rc;
+}
+
+const dp_ck_section *dp_checkpoint_find(const dp_checkpoint *ck, uint32_t tag)
+{
+    for (int i = 0; i < ck->n; i++)
+        if (ck->sections[i].tag == tag) return &ck->sections[i];
+    return NULL;
+}
+
+void dp_checkpoint_free(dp_checkpoint *ck)
+{
+    free(ck->body);
+    memset(ck, 0, sizeof *ck);
+}

@@ -1,0 +1,70 @@
+/* The trainer's configuration: defaults, range checks that name the flag, and
+ * the key=value text saved in checkpoints and compared across ranks. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dptrain/train.h"
+
+void dp_train_config_defaults(dp_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->data, sizeof cfg->data, "shards/fashion-mnist");
+    snprintf(cfg->model, sizeof cfg->model, "cnn");
+    cfg->epochs = 1;
+    cfg->batch = 64;
+    cfg->eval_batch = 500;
+    cfg->lr = 0.05f;
+    cfg->opt = dp_opt_defaults(DP_OPT_SGD);
+    cfg->opt.momentum = 0.9f;
+    cfg->schedule = DP_SCHED_CONSTANT;
+    cfg->min_lr = 0.0f;
+    cfg->step_gamma = 0.1f;
+    cfg->step_size = 1000;
+    cfg->seed = 1;
+    cfg->threads = 1;
+    cfg->progress = -1;
+}
+
+#define RANGE(cond, ...)                                   \
+    do {                                                   \
+        if (!(cond)) return dp_errorf(DP_ERR_ARG, __VA_ARGS__); \
+    } while (0)
+
+dp_status dp_train_config_check(const dp_train_config *cfg)
+{
+    RANGE(cfg->epochs >= 1 && cfg->epochs <= 100000, "--epochs: %d is out of range [1, 100000]", cfg->epochs);
+    RANGE(cfg->batch >= 1 && cfg->batch <= 1 << 20, "--batch: %d is out of range [1, 1048576]", cfg->batch);
+    RANGE(cfg->eval_batch >= 1 && cfg->eval_batch <= 1 << 20, "--eval-batch: %d is out of range [1, 1048576]",
+          cfg->eval_batch);
+    RANGE(isfinite(cfg->lr) && cfg->lr > 0 && cfg->lr <= 100, "--lr: %g is out of range (0, 100]", cfg->lr);
+    RANGE(isfinite(cfg->min_lr) && cfg->min_lr >= 0 && cfg->min_lr <= cfg->lr,
+          "--min-lr: %g is out of range [0, lr=%g]", cfg->min_lr, cfg->lr);
+    RANGE(cfg->warmup >= 0, "--warmup: %ld is negative", cfg->warmup);
+    RANGE(cfg->step_size >= 1, "--step-size: %ld must be >= 1", cfg->step_size);
+    RANGE(isfinite(cfg->step_gamma) && cfg->step_gamma > 0 && cfg->step_gamma <= 1,
+          "--step-gamma: %g is out of range (0, 1]", cfg->step_gamma);
+    RANGE(isfinite(cfg->clip) && cfg->clip >= 0, "--clip: %g must be >= 0 (0 = off)", cfg->clip);
+    RANGE(cfg->limit >= 0, "--limit: %ld is negative", cfg->limit);
+    RANGE(cfg->test_limit >= 0, "--test-limit: %ld is negative", cfg->test_limit);
+    RANGE(cfg->stop_after >= 0, "--stop-after: %ld is negative", cfg->stop_after);
+    RANGE(cfg->checkpoint_every >= 0, "--checkpoint-every: %ld is negative", cfg->checkpoint_every);
+    RANGE(cfg->threads >= 1 && cfg->threads <= 1024, "--threads: %d is out of range [1, 1024]", cfg->threads);
+    RANGE(!cfg->resume || cfg->out[0], "--resume needs --out DIR (the run to continue)");
+    RANGE(!cfg->stop_after || cfg->out[0], "--stop-after needs --out DIR (where the checkpoint goes)");
+    dp_status rc = dp_opt_config_check(&cfg->opt);
+    if (rc != DP_OK) return rc;
+    return DP_OK;
+}
+
+int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
+{
+    return snprintf(buf, n,
+                    "model=%s\nepochs=%d\nbatch=%d\nlr=%.9g\noptimizer=%s\nmomentum=%.9g\ndampening=%.9g\n"
+                    "nesterov=%d\nweight_decay=%.9g\nbeta1=%.9g\nbeta2=%.9g\neps=%.9g\nschedule=%s\nwarmup=%ld\n"
+                    "min_lr=%.9g\nstep_gamma=%.9g\nstep_size=%ld\nclip=%.9g\nseed=%llu\nlimit=%ld\n",
+                    cfg->model, cfg->epochs, cfg->batch, cfg->lr, dp_opt_kind_name(cfg->opt.kind), cfg->opt.momentum,
+                    cfg->opt.dampening, cfg->opt.nesterov, cfg->opt.weight_decay, cfg->opt.beta1, cfg->opt.beta2,
+                    cfg->opt.eps, dp_schedule_kind_name(cfg->schedule), cfg->warmup, cfg->min_lr, cfg->step_gamma,
+                    cfg->step_size, cfg->clip, (unsigned long long)cfg->seed, cfg->limit);
+}

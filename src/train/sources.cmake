@@ -1,0 +1,7 @@
+dp_room(train
+  src/train/config.c
+  src/train/checkpoint.c
+  src/train/report.c
+  src/train/trainer.c
+)
+target_link_libraries(dp_train PUBLIC MPI::MPI_C PkgConfig::ZSTD ZLIB::ZLIB)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Wrong flags and bad input must fail with a non-zero exit and a message that
+# names the flag, file or value. Usage: cli_errors.sh path/to/dptrain
+set -u
+bin="$1"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+
+expect() { # expect EXIT_CODE REGEX -- ARGS...
+  local code="$1" re="$2"; shift 3
+  local out rc
+  out=$("$bin" "$@" 2>&1); rc=$?
+  if [ "$rc" -ne "$code" ] || ! grep -qE -- "$re" <<<"$out"; then
+    echo "FAIL: dptrain $* -> exit $rc (want $code), output: $out"; fails=$((fails+1))
+  else
+    passes=$((passes+1))
+  fi
+}
+
+expect 2 "usage: dptrain"            --
+expect 0 "usage: dptrain <command>"  -- --help
+expect 0 "--epochs N"                -- train --help
+expect 0 "--epochs N"                -- help train
+expect 2 "unknown command 'trian'"   -- trian
+expect 2 "--epochs: 0 is out of range" -- train --epochs 0
+expect 2 "--batch: 'abc' is not an integer" -- train --batch abc
+expect 2 "--lr: 'x' is not a number" -- train --lr x
+expect 2 "--lr: .* out of range"     -- train --lr -1
+expect 2 "unknown or incomplete flag '--bogus'" -- train --bogus
+expect 2 "--epochs: missing value|unknown or incomplete flag '--epochs'" -- train --epochs
+expect 2 "unknown optimizer|optimizer"   -- train --optimizer rmsprop
+expect 2 "unknown lr schedule"       -- train --schedule linear
+expect 2 "--resume needs --out"      -- train --resume
+expect 2 "--threads: 0 is out of range" -- train --threads 0
+expect 2 "unknown dataset 'cifar'"   -- shard cifar
+expect 2 "--shards: 0 is out of range" -- shard fashion-mnist --shards 0
+expect 1 "$tmp/none"                 -- shard fashion-mnist --idx "$tmp/none" --out "$tmp/x"
+expect 1 "$tmp/missing"              -- train --data "$tmp/missing" --quiet
+mkdir -p "$tmp/bad"; echo "not a manifest" > "$tmp/bad/manifest.txt"
+expect 1 "$tmp/bad/manifest.txt"     -- train --data "$tmp/bad" --quiet
+
+echo "cli_errors: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,227 @@
+/* Batch-norm (src/core/ops_norm.c): gradient checks for x, gamma and beta in
+ * train and eval mode, with and without affine, 2-D and 4-D; forward values
+ * (zero mean / unit variance per channel in training, the eval formula), the
+ * running-statistics update against PyTorch's formula, and argument errors.
+ *
+ * Tolerance. With batch statistics every x of a channel moves the mean and
+ * variance of all M outputs of that channel and the third derivative grows
+ * like 1/std^3, so the truncation error h^2/6 |f'''| dominates for small M
+ * (M = 3: ~2e-3 at h = 1e-2). We take h = 5e-3 (worst error seen ~5e-4, the
+ * float rounding noise ~6e-8 |out| M / 2h stays ~1e-4) and atol 5e-4, rtol
+ * 5e-3 (half the default); inputs are uniform in [-2, 2] so the per-channel
+ * std stays O(1). With running statistics (eval) the op is affine in x, gamma
+ * and beta, so the difference is exact up to rounding: h = 0.1, atol 1e-4,
+ * rtol 1e-3. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/tape.h"
+#include "gradcheck_assert.h"
+
+
+#define EPS 1e-5f
+#define MOMENTUM 0.1f
+
+static void fill(float *x, long n, uint64_t seed, float lo, float hi)
+{
+    dp_rng r;
+    dp_rng_seed(&r, seed, DP_STREAM_USER, 0);
+    dp_init_uniform(&r, x, (size_t)n, lo, hi);
+}
+
+typedef struct bn_case {
+    int ndim, shape[4];
+    int affine, eval, running; /* running: pass running stats (else NULL) */
+    float rm[8], rv[8];
+} bn_case;
+
+static dp_tensor *build_bn(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    bn_case *p = arg;
+    c->training = !p->eval;
+    return dp_batchnorm(c, in[0], p->affine ? in[1] : NULL, p->affine ? in[2] : NULL, p->running ? p->rm : NULL,
+                        p->running ? p->rv : NULL, MOMENTUM, EPS);
+}
+
+#define RS                                                                                                    \
+    .rm = {0.3f, -0.2f, 0.1f, 0.5f, -0.4f, 0, 0.2f, -0.1f}, .rv = {0.5f, 1.5f, 0.8f, 1.2f, 2.0f, 0.7f, 1.0f, 0.9f}
+
+ParameterizedTestParameters(batchnorm, gradcheck)
+{
+    static bn_case cases[] = {
+        /* training, 2-D and 4-D, affine or not */
+        {2, {3, 1}, 1, 0, 1, RS},
+        {2, {7, 3}, 1, 0, 1, RS},
+        {2, {13, 5}, 0, 0, 1, RS},
+        {2, {7, 3}, 0, 0, 0, RS},
+        {4, {1, 3, 1, 3}, 1, 0, 1, RS},
+        {4, {2, 3, 2, 3}, 1, 0, 1, RS},
+        {4, {2, 3, 2, 3}, 0, 0, 1, RS},
+        {4, {3, 2, 1, 1}, 1, 0, 0, RS},
+        {3, {2, 4, 5}, 1, 0, 1, RS},
+        /* eval with running statistics: M = 1 allowed */
+        {2, {1, 3}, 1, 1, 1, RS},
+        {2, {7, 5}, 0, 1, 1, RS},
+        {4, {2, 3, 2, 3}, 1, 1, 1, RS},
+        {4, {1, 7, 1, 3}, 0, 1, 1, RS},
+        /* eval without running statistics: batch statistics, as PyTorch with track_running_stats=False */
+        {4, {2, 3, 2, 3}, 1, 1, 0, RS},
+    };
+    return cr_make_param_array(bn_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(bn_case *p, batchnorm, gradcheck, .timeout = 60)
+{
+    const int C = p->shape[1];
+    gc_input ins[3] = {
+        {.ndim = p->ndim, .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}, .lo = -2, .hi = 2},
+        {.ndim = 1, .shape = {C}, .lo = 0.5f, .hi = 1.5f},
+        {.ndim = 1, .shape = {C}, .lo = -1, .hi = 1},
+    };
+    gc_opts o = gc_defaults();
+    if (!p->eval || !p->running) { /* batch statistics: nonlinear */
+        o.h = 5e-3;
+        o.atol = 5e-4;
+        o.rtol = 5e-3;
+    } else { /* running statistics: affine in x, gamma, beta */
+        o.h = 0.1;
+        o.atol = 1e-4;
+        o.rtol = 1e-3;
+    }
+    CHECK_GRAD(p->eval ? "batchnorm eval" : "batchnorm train", p->affine ? 3 : 1, ins, build_bn, p, &o);
+}
+
+/* x, gamma and beta each used by two batch-norms: the backward must
+ * accumulate (+=) into their gradients. */
+static dp_tensor *build_bn_reuse(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    (void)arg;
+    dp_tensor *y1 = dp_batchnorm(c, in[0], in[1], in[2], NULL, NULL, MOMENTUM, EPS);
+    dp_tensor *y2 = dp_batchnorm(c, in[0], in[1], in[2], NULL, NULL, MOMENTUM, EPS);
+    return dp_add(c, y1, dp_mul(c, y2, y2));
+}
+
+Test(batchnorm, gradcheck_with_inputs_reused, .timeout = 60)
+{
+    gc_input ins[3] = {
+        {.ndim = 4, .shape = {2, 3, 2, 3}, .lo = -2, .hi = 2},
+        {.ndim = 1, .shape = {3}, .lo = 0.5f, .hi = 1.5f},
+        {.ndim = 1, .shape = {3}, .lo = -1, .hi = 1},
+    };
+    gc_opts o = gc_defaults();
+    o.h = 5e-3;
+    o.atol = 5e-4;
+    o.rtol = 5e-3;
+    CHECK_GRAD("batchnorm reuse", 3, ins, build_bn_reuse, NULL, &o);
+}
+
+/* Per-channel mean and biased variance of a [N,C,S] buffer, in double. */
+static void channel_moments(const float *x, int N, int C, int S, int j, double *mean, double *var)
+{
+    double s = 0, q = 0;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < S; k++) s += x[((long)n * C + j) * S + k];
+    s /= (double)N * S;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < S; k++) {
+            const double d = x[((long)n * C + j) * S + k] - s;
+            q += d * d;
+        }
+    *mean = s;
+    *var = q / ((double)N * S);
+}
+
+Test(batchnorm, train_normalises_and_updates_running_stats, .timeout = 30)
+{
+    /* 2-D [N,C] and 4-D [N,C,H,W]; channel j gets offset 3j and scale 1 + j so
+     * the statistics differ per channel */
+    const int cases[2][4] = {{6, 3, 1, 1}, {3, 3, 4, 5}};
+    for (int t = 0; t < 2; t++) {
+        const int N = cases[t][0], C = cases[t][1], S = cases[t][2] * cases[t][3];
+        float x[3 * 3 * 20], rm[3] = {0.5f, -1, 2}, rv[3] = {1, 2, 0.5f}, g[3] = {1.5f, 0.5f, 2}, b[3] = {0.1f, -2, 3};
+        fill(x, (long)N * C * S, 10 + t, -1, 1);
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < C; j++)
+                for (int k = 0; k < S; k++) {
+                    float *v = &x[((long)n * C + j) * S + k];
+                    *v = *v * (1 + j) + 3 * j;
+                }
+        float rm0[3], rv0[3];
+        memcpy(rm0, rm, sizeof rm);
+        memcpy(rv0, rv, sizeof rv);
+        dp_ctx c;
+        dp_ctx_init(&c);
+        const int shape4[4] = {N, C, cases[t][2], cases[t][3]};
+        dp_tensor *X = dp_tensor_wrap(&c, x, t ? 4 : 2, shape4);
+        dp_tensor *plain = dp_batchnorm(&c, X, NULL, NULL, NULL, NULL, MOMENTUM, EPS);
+        dp_tensor *aff = dp_batchnorm(&c, X, dp_tensor_wrap(&c, g, 1, (int[]){C}), dp_tensor_wrap(&c, b, 1, (int[]){C}),
+                                      rm, rv, MOMENTUM, EPS);
+        cr_assert(plain && aff, "%s", dp_errmsg());
+        const double M = (double)N * S;
+        for (int j = 0; j < C; j++) {
+            double xm, xv, pm, pv, am, av;
+            channel_moments(x, N, C, S, j, &xm, &xv);
+            channel_moments(plain->data, N, C, S, j, &pm, &pv);
+            channel_moments(aff->data, N, C, S, j, &am, &av);
+            cr_assert_float_eq(pm, 0.0, 1e-5, "case %d channel %d mean %g", t, j, pm);
+            cr_assert_float_eq(pv, xv / (xv + EPS), 1e-4, "case %d channel %d var %g", t, j, pv);
+            cr_assert_float_eq(am, b[j], 1e-5);
+            cr_assert_float_eq(av, (double)g[j] * g[j] * xv / (xv + EPS), 1e-4 * g[j] * g[j]);
+            /* PyTorch: running = (1 - m) running + m stat, unbiased var */
+            cr_assert_float_eq(rm[j], (1 - MOMENTUM) * rm0[j] + MOMENTUM * xm, 1e-5, "running mean %d", j);
+            cr_assert_float_eq(rv[j], (1 - MOMENTUM) * rv0[j] + MOMENTUM * xv * M / (M - 1), 1e-5 * (1 + rv[j]),
+                               "running var %d: %g", j, rv[j]);
+        }
+        dp_ctx_free(&c);
+    }
+}
+
+Test(batchnorm, eval_uses_running_stats_and_leaves_them, .timeout = 30)
+{
+    enum { N = 2, C = 3, S = 4 };
+    float x[N * C * S], rm[C] = {0.5f, -1, 2}, rv[C] = {1, 2, 0.5f}, g[C] = {1.5f, 0.5f, 2}, b[C] = {0.1f, -2, 3};
+    fill(x, N * C * S, 20, -2, 2);
+    dp_ctx c;
+    dp_ctx_init(&c);
+    c.training = 0;
+    dp_tensor *y = dp_batchnorm(&c, dp_tensor_wrap(&c, x, 4, (int[]){N, C, 2, 2}), dp_tensor_wrap(&c, g, 1, (int[]){C}),
+                                dp_tensor_wrap(&c, b, 1, (int[]){C}), rm, rv, MOMENTUM, EPS);
+    cr_assert_not_null(y, "%s", dp_errmsg());
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++)
+            for (int k = 0; k < S; k++) {
+                const long i = ((long)n * C + j) * S + k;
+                const double want = (x[i] - (double)rm[j]) / sqrt((double)rv[j] + EPS) * g[j] + b[j];
+                cr_assert_float_eq(y->data[i], want, 1e-5 * (1 + fabs(want)));
+            }
+    cr_assert_eq(rm[0], 0.5f);
+    cr_assert_eq(rv[2], 0.5f);
+    /* one sample per channel is fine in eval */
+    dp_tensor *one = dp_batchnorm(&c, dp_tensor_wrap(&c, x, 2, (int[]){1, C}), NULL, NULL, rm, rv, MOMENTUM, EPS);
+    cr_assert_not_null(one, "%s", dp_errmsg());
+    dp_ctx_free(&c);
+}
+
+Test(batchnorm, errors, .timeout = 30)
+{
+    float x[12] = {0}, rm[3] = {0}, rv[3] = {1, 1, 1};
+    dp_ctx c;
+    dp_ctx_init(&c);
+    /* training with one value per channel: PyTorch raises too */
+    cr_assert_null(dp_batchnorm(&c, dp_tensor_wrap(&c, x, 2, (int[]){1, 3}), NULL, NULL, rm, rv, MOMENTUM, EPS));
+    cr_assert_eq(c.status, DP_ERR_SHAPE);
+    cr_assert(strstr(dp_errmsg(), "more than 1 value"), "%s", dp_errmsg());
+    dp_ctx_reset(&c);
+    cr_assert_null(dp_batchnorm(&c, dp_tensor_wrap(&c, x, 2, (int[]){4, 3}), dp_tensor_wrap(&c, x, 1, (int[]){4}),
+                                NULL, NULL, NULL, MOMENTUM, EPS));
+    cr_assert_eq(c.status, DP_ERR_SHAPE);
+    dp_ctx_reset(&c);
+    cr_assert_null(dp_batchnorm(&c, dp_tensor_wrap(&c, x, 2, (int[]){4, 3}), NULL, NULL, rm, NULL, MOMENTUM, EPS));
+    cr_assert_eq(c.status, DP_ERR_ARG);
+    dp_ctx_reset(&c);
+    cr_assert_null(dp_batchnorm(&c, dp_tensor_wrap(&c, x, 1, (int[]){12}), NULL, NULL, NULL, NULL, MOMENTUM, EPS));
+    cr_assert_eq(c.status, DP_ERR_SHAPE);
+    dp_ctx_free(&c);
+}

@@ -1,0 +1,261 @@
+/* Training end to end on Fashion-MNIST subsets: accuracy smoke test, exact
+ * resume, checkpoint damage and bad configurations.
+ * The shards are imported once per process into a temp dir from the Debian
+ * package dataset-fashion-mnist (launch/setup.sh installs it). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dptrain/checkpoint.h"
+#include "dptrain/data.h"
+#include "dptrain/train.h"
+
+#define IDX_DIR "/usr/share/datasets/fashion-mnist"
+
+static char tmp[256], shards[300];
+
+static void setup_shards(void)
+{
+    snprintf(tmp, sizeof tmp, "/tmp/dptrain-test-train-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp));
+    snprintf(shards, sizeof shards, "%s/fmnist", tmp);
+    dp_import_stats st;
+    dp_status rc = dp_import_fashion_mnist(IDX_DIR, shards, 4, &st);
+    cr_assert_eq(rc, DP_OK, "import failed (is dataset-fashion-mnist installed?): %s", dp_errmsg());
+}
+
+static void teardown_shards(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+}
+
+static dp_train_config base_config(const char *model, long limit, int epochs)
+{
+    dp_train_config cfg;
+    dp_train_config_defaults(&cfg);
+    snprintf(cfg.data, sizeof cfg.data, "%s", shards);
+    snprintf(cfg.model, sizeof cfg.model, "%s", model);
+    cfg.limit = limit;
+    cfg.epochs = epochs;
+    cfg.quiet = 1;
+    return cfg;
+}
+
+static void out_dir(dp_train_config *cfg, const char *name)
+{
+    snprintf(cfg->out, sizeof cfg->out, "%s/%s", tmp, name);
+}
+
+TestSuite(train, .init = setup_shards, .fini = teardown_shards, .timeout = 300);
+
+/* The CI smoke test the issue asks for: one epoch on 6,000 images. */
+Test(train, cnn_one_epoch_on_6000_images_reaches_75_percent)
+{
+    dp_train_config cfg = base_config("cnn", 6000, 1);
+    cfg.test_limit = 2000;
+    dp_train_result res;
+    cr_assert_eq(dp_train_run(&cfg, &res), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(res.steps, (6000 + 63) / 64);
+    cr_assert_geq(res.test_acc, 0.75, "test accuracy %.4f", res.test_acc);
+    cr_assert_gt(res.train_samples_per_s, 0);
+}
+
+Test(train, mlp_one_epoch_on_6000_images_reaches_75_percent)
+{
+    dp_train_config cfg = base_config("mlp", 6000, 1);
+    cfg.test_limit = 2000;
+    dp_train_result res;
+    cr_assert_eq(dp_train_run(&cfg, &res), DP_OK, "%s", dp_errmsg());
+    cr_assert_geq(res.test_acc, 0.75, "test accuracy %.4f", res.test_acc);
+}
+
+static void read_params(const char *dir, float **out, size_t *n)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/checkpoint.dpc", dir);
+    dp_checkpoint ck;
+    cr_assert_eq(dp_checkpoint_read(path, &ck), DP_OK, "%s", dp_errmsg());
+    const dp_ck_section *s = dp_checkpoint_find(&ck, DP_CK_PARAMS);
+    cr_assert_not_null(s);
+    *out = malloc(s->size);
+    memcpy(*out, s->data, s->size);
+    *n = s->size / sizeof(float);
+    dp_checkpoint_free(&ck);
+}
+
+/* Interrupted at `stop` then resumed must equal the uninterrupted run bit for
+ * bit: same permutation, same optimizer state, same schedule position. */
+static void check_resume_exact(const char *model, dp_opt_kind opt, long stop, const char *tag)
+{
+    dp_train_config cfg = base_config(model, 1000, 3); /* 16 steps per epoch */
+    cfg.test_limit = 500;
+    cfg.schedule = DP_SCHED_COSINE;
+    cfg.warmup = 5;
+    cfg.opt = dp_opt_defaults(opt);
+    if (opt == DP_OPT_SGD) cfg.opt.momentum = 0.9f, cfg.opt.nesterov = 1;
+    cfg.lr = opt == DP_OPT_SGD ? 0.05f : 1e-3f;
+    char name[64];
+    snprintf(name, sizeof name, "full-%s", tag);
+    out_dir(&cfg, name);
+    dp_train_result full, part, rest;
+    cr_assert_eq(dp_train_run(&cfg, &full), DP_OK, "%s", dp_errmsg());
+
+    snprintf(name, sizeof name, "parts-%s", tag);
+    out_dir(&cfg, name);
+    cfg.stop_after = stop;
+    cr_assert_eq(dp_train_run(&cfg, &part), DP_OK, "%s", dp_errmsg());
+    cr_assert(part.stopped_early);
+    cr_assert_eq(part.steps, stop);
+    cfg.stop_after = 0;
+    cfg.resume = 1;
+    cr_assert_eq(dp_train_run(&cfg, &rest), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(rest.steps, full.steps);
+    cr_assert_eq(rest.test_acc, full.test_acc);
+
+    float *a, *b;
+    size_t na, nb;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/full-%s", tmp, tag);
+    read_params(dir, &a, &na);
+    snprintf(dir, sizeof dir, "%s/parts-%s", tmp, tag);
+    read_params(dir, &b, &nb);
+    cr_assert_eq(na, nb);
+    cr_assert_eq(memcmp(a, b, na * sizeof(float)), 0, "resumed parameters differ from the uninterrupted run");
+    free(a);
+    free(b);
+}
+
+Test(train, resume_mid_epoch_is_bit_identical_sgd) { check_resume_exact("mlp", DP_OPT_SGD, 21, "sgd21"); }
+Test(train, resume_at_epoch_end_is_bit_identical_sgd) { check_resume_exact("mlp", DP_OPT_SGD, 16, "sgd16"); }
+Test(train, resume_mid_epoch_is_bit_identical_adamw_cnn) { check_resume_exact("cnn", DP_OPT_ADAMW, 7, "adamw7"); }
+
+Test(train, resume_with_a_different_config_names_the_field)
+{
+    dp_train_config cfg = base_config("mlp", 500, 2);
+    cfg.test_limit = 200;
+    out_dir(&cfg, "mismatch");
+    cfg.stop_after = 3;
+    dp_train_result res;
+    cr_assert_eq(dp_train_run(&cfg, &res), DP_OK, "%s", dp_errmsg());
+    cfg.stop_after = 0;
+    cfg.resume = 1;
+    cfg.batch = 32;
+    cr_assert_eq(dp_train_run(&cfg, &res), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "batch"), "message: %s", dp_errmsg());
+    cr_assert(strstr(dp_errmsg(), "checkpoint.dpc"), "message: %s", dp_errmsg());
+}
+
+Test(train, exploding_loss_stops_with_the_step)
+{
+    dp_train_config cfg = base_config("mlp", 2000, 5);
+    cfg.test_limit = 200;
+    cfg.lr = 90.0f;
+    dp_train_result res;
+    cr_assert_eq(dp_train_run(&cfg, &res), DP_ERR_NONFINITE, "status: %s", dp_errmsg());
+    cr_assert(strstr(dp_errmsg(), "step "), "message: %s", dp_errmsg());
+}
+
+Test(train, bad_configuration_names_the_flag)
+{
+    dp_train_config cfg = base_config("mlp", 100, 1);
+    dp_train_result res;
+    cfg.batch = 0;
+    cr_assert_eq(dp_train_run(&cfg, &res), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "--batch"), "%s", dp_errmsg());
+    cfg = base_config("resnet", 100, 1);
+    cr_assert_eq(dp_train_run(&cfg, &res), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "resnet"), "%s", dp_errmsg());
+    cfg = base_config("mlp", 100, 1);
+    snprintf(cfg.data, sizeof cfg.data, "%s/nowhere", tmp);
+    cr_assert_neq(dp_train_run(&cfg, &res), DP_OK);
+    cr_assert(strstr(dp_errmsg(), "nowhere"), "%s", dp_errmsg());
+}
+
+/* ---- checkpoint files ---- */
+
+static void write_sample(const char *path)
+{
+    float p[1000];
+    for (int i = 0; i < 1000; i++) p[i] = (float)i * 0.5f;
+    dp_ck_section s[] = {{DP_CK_CONFIG, "model=x\n", 8}, {DP_CK_PARAMS, p, sizeof p}};
+    cr_assert_eq(dp_checkpoint_write(path, s, 2), DP_OK, "%s", dp_errmsg());
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+Test(checkpoint, round_trip)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/rt.dpc", tmp);
+    write_sample(path);
+    dp_checkpoint ck;
+    cr_assert_eq(dp_checkpoint_read(path, &ck), DP_OK, "%s", dp_errmsg());
+    const dp_ck_section *s = dp_checkpoint_find(&ck, DP_CK_PARAMS);
+    cr_assert_eq(s->size, 4000u);
+    cr_assert_eq(((const float *)s->data)[999], 499.5f);
+    cr_assert_eq(memcmp(dp_checkpoint_find(&ck, DP_CK_CONFIG)->data, "model=x\n", 8), 0);
+    cr_assert_null(dp_checkpoint_find(&ck, DP_CK_OPTIM));
+    dp_checkpoint_free(&ck);
+    char tmpfile[620];
+    snprintf(tmpfile, sizeof tmpfile, "%s.tmp", path);
+    cr_assert_eq(access(tmpfile, F_OK), -1, "temp file left behind");
+}
+
+Test(checkpoint, truncation_and_damage_are_named)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/dmg.dpc", tmp);
+    write_sample(path);
+    long n = file_size(path);
+    FILE *f = fopen(path, "rb");
+    unsigned char *orig = malloc((size_t)n);
+    cr_assert_eq(fread(orig, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    struct { long cut, flip; const char *expect; } cases[] = {
+        {20, -1, "truncated header"}, {48, -1, "truncated"}, {n - 3, -1, "truncated"},
+        {n, 3, "bad magic"}, {n, 17, "header crc32"}, {n, n - 8, ""}, {n, 60, ""},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        unsigned char *buf = malloc((size_t)n);
+        memcpy(buf, orig, (size_t)n);
+        if (cases[k].flip >= 0) buf[cases[k].flip] ^= 0x5a;
+        f = fopen(path, "wb");
+        fwrite(buf, 1, (size_t)cases[k].cut, f);
+        fclose(f);
+        dp_checkpoint ck;
+        cr_assert_eq(dp_checkpoint_read(path, &ck), DP_ERR_FORMAT, "case %zu accepted", k);
+        cr_assert(strstr(dp_errmsg(), path), "case %zu: %s", k, dp_errmsg());
+        cr_assert(strstr(dp_errmsg(), cases[k].expect), "case %zu: %s", k, dp_errmsg());
+        free(buf);
+    }
+    free(orig);
+}
+
+Test(checkpoint, failed_write_keeps_the_previous_file)
+{
+    char path[600], bad[620];
+    snprintf(path, sizeof path, "%s/keep.dpc", tmp);
+    write_sample(path);
+    long before = file_size(path);
+    /* The temp file cannot be created when its name is taken by a directory. */
+    snprintf(bad, sizeof bad, "%s.tmp", path);
+    cr_assert_eq(mkdir(bad, 0755), 0);
+    float p[10] = {0};
+    dp_ck_section s[] = {{DP_CK_PARAMS, p, sizeof p}};
+    cr_assert_eq(dp_checkpoint_write(path, s, 1), DP_ERR_IO);
+    cr_assert(strstr(dp_errmsg(), "keep.dpc"), "%s", dp_errmsg());
+    rmdir(bad);
+    cr_assert_eq(file_size(path), before);
+    dp_checkpoint ck;
+    cr_assert_eq(dp_checkpoint_read(path, &ck), DP_OK, "%s", dp_errmsg());
+    dp_checkpoint_free(&ck);
+}
