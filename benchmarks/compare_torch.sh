@@ -10,7 +10,6 @@
 # The bound: single-thread sgemm GFLOP/s (bench_sgemm, measured in the same
 # run) divided by the model's training FLOPs per sample (3 x forward).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 reps=3 models="mlp cnn" limit=0 plot=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -21,13 +20,8 @@ while [ $# -gt 0 ]; do
     *) echo "compare_torch: unknown flag $1" >&2; exit 2 ;;
   esac
 done
-build="${DP_BUILD_DIR:-$root/build}"
-out="$root/benchmarks/out"; mkdir -p "$out"
-shards="$out/fashion-mnist"
-[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import torch' 2>/dev/null ||
-  { echo "compare_torch: needs Debian's python3-torch (apt-get install python3-torch)" >&2; exit 1; }
-[ -f "$shards/manifest.txt" ] || "$build/dptrain" shard fashion-mnist --out "$shards" --shards 4 >/dev/null
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+need_torch
 peak=$("$build/benchmarks/bench_sgemm" | sed -n 's/^peak_gflops=//p')
 # training FLOPs per sample = 3 x forward (forward, grad wrt inputs, grad wrt weights)
 declare -A mflop=([mlp]=3.21 [cnn]=25.44)
@@ -42,13 +36,10 @@ run() { # run dptrain|torch MODEL -> "samples_per_s rss_kb test_acc"
       --lr 0.05 --threads 1 --limit "$limit" >"$log" 2>&1
   fi
   local sps rss acc
-  sps=$(sed -n 's/.*train_samples_per_s=\([0-9.]*\).*/\1/p' "$log")
-  acc=$(sed -n 's/.*test_acc=\([0-9.]*\).*/\1/p' "$log")
-  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")
+  sps=$(field train_samples_per_s "$log"); acc=$(field test_acc "$log"); rss=$(rss_mb "$log")
   [ -n "$sps" ] || { echo "compare_torch: $1 $2 failed:" >&2; cat "$log" >&2; exit 1; }
   rm -f "$log"; echo "$sps $rss $acc"
 }
-median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 csv="$out/compare_torch.csv"
 echo "model,impl,rep,samples_per_s,peak_rss_mb,test_acc" > "$csv"
@@ -58,7 +49,7 @@ for m in $models; do
     if [ $((r % 2)) -eq 1 ]; then order="dptrain torch"; else order="torch dptrain"; fi
     for impl in $order; do
       read -r sps rss acc < <(run "$impl" "$m")
-      echo "$m,$impl,$r,$sps,$(awk -v k="$rss" 'BEGIN{printf "%.1f", k/1024}'),$acc" >> "$csv"
+      echo "$m,$impl,$r,$sps,$rss,$acc" >> "$csv"
     done
   done
 done

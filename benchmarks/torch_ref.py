@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""PyTorch reference for benchmarks/compare_torch.sh: the same mlp/cnn, data,
-normalisation and optimizer as `dptrain train`, at one thread.
+"""PyTorch reference for benchmarks/compare_torch.sh and compare_ddp.sh: the
+same mlp/cnn, data, normalisation and optimizer as `dptrain train`, at one
+thread per process. Under torchrun (WORLD_SIZE > 1) it trains with
+DistributedDataParallel over gloo, batch per rank, DistributedSampler.
 
 Prints one line: `final: epochs=E test_acc=A train_samples_per_s=R wall_s=W`
 (training steps only in samples/s, evaluation excluded, as dptrain).
@@ -8,6 +10,7 @@ Run with Debian's interpreter (/usr/bin/python3) and OPENBLAS_NUM_THREADS=1:
 torch.set_num_threads does not limit the OpenBLAS that torch calls here."""
 import argparse
 import gzip
+import os
 import struct
 import time
 
@@ -58,16 +61,28 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo")
     t_start = time.perf_counter()
     xtr, ytr = load(a.idx, "train", a.limit)
     xte, yte = load(a.idx, "test", 0)
     net = model(a.model)
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(net)
     opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9)
     train_time, samples = 0.0, 0
-    for _ in range(a.epochs):
+    for epoch in range(a.epochs):
         net.train()
-        perm = torch.randperm(len(xtr))
-        for i in range(0, len(xtr), a.batch):
+        if world > 1:  # DistributedSampler's split: a shared permutation, every world-th index
+            g = torch.Generator()
+            g.manual_seed(a.seed + epoch)
+            perm = torch.randperm(len(xtr), generator=g)[rank::world]
+        else:
+            perm = torch.randperm(len(xtr))
+        for i in range(0, len(perm), a.batch):
             idx_b = perm[i:i + a.batch]
             xb, yb = xtr[idx_b], ytr[idx_b]
             t0 = time.perf_counter()
@@ -76,13 +91,15 @@ def main():
             loss.backward()
             opt.step()
             train_time += time.perf_counter() - t0
-            samples += len(idx_b)
+            samples += len(idx_b) * world
         net.eval()
         correct = 0
         with torch.no_grad():
             for i in range(0, len(xte), 500):
                 correct += (net(xte[i:i + 500]).argmax(1) == yte[i:i + 500]).sum().item()
-    print(f"final: epochs={a.epochs} test_acc={correct / len(xte):.4f} "
+    if rank != 0:
+        return
+    print(f"final: ranks={world} epochs={a.epochs} test_acc={correct / len(xte):.4f} "
           f"train_samples_per_s={samples / train_time:.0f} wall_s={time.perf_counter() - t_start:.1f}", flush=True)
 
 

@@ -19,7 +19,7 @@ set terminal pngcairo size 1200,450 noenhanced
 set output "$run/curves.png"
 set multiplot layout 1,2 title "$run"
 set xlabel "step"; set ylabel "loss"; set grid
-plot "$tmp/steps.dat" using 1:2 with lines title "train loss (running, per epoch)", \
+plot "$tmp/steps.dat" using 1:2 with lines title "train loss (mean of 50 steps)", \
      "$tmp/epochs.dat" using 1:3 with linespoints title "test loss"
 set ylabel "accuracy"; set key bottom right
 plot "$tmp/epochs.dat" using 1:4 with linespoints title "train acc", \

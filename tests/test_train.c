@@ -59,7 +59,7 @@ Test(train, cnn_one_epoch_on_6000_images_reaches_75_percent)
     dp_train_config cfg = base_config("cnn", 6000, 1);
     cfg.test_limit = 2000;
     dp_train_result res;
-    cr_assert_eq(dp_train_run(&cfg, &res), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(res.steps, (6000 + 63) / 64);
     cr_assert_geq(res.test_acc, 0.75, "test accuracy %.4f", res.test_acc);
     cr_assert_gt(res.train_samples_per_s, 0);
@@ -70,7 +70,7 @@ Test(train, mlp_one_epoch_on_6000_images_reaches_75_percent)
     dp_train_config cfg = base_config("mlp", 6000, 1);
     cfg.test_limit = 2000;
     dp_train_result res;
-    cr_assert_eq(dp_train_run(&cfg, &res), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK, "%s", dp_errmsg());
     cr_assert_geq(res.test_acc, 0.75, "test accuracy %.4f", res.test_acc);
 }
 
@@ -103,17 +103,17 @@ static void check_resume_exact(const char *model, dp_opt_kind opt, long stop, co
     snprintf(name, sizeof name, "full-%s", tag);
     out_dir(&cfg, name);
     dp_train_result full, part, rest;
-    cr_assert_eq(dp_train_run(&cfg, &full), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &full), DP_OK, "%s", dp_errmsg());
 
     snprintf(name, sizeof name, "parts-%s", tag);
     out_dir(&cfg, name);
     cfg.stop_after = stop;
-    cr_assert_eq(dp_train_run(&cfg, &part), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &part), DP_OK, "%s", dp_errmsg());
     cr_assert(part.stopped_early);
     cr_assert_eq(part.steps, stop);
     cfg.stop_after = 0;
     cfg.resume = 1;
-    cr_assert_eq(dp_train_run(&cfg, &rest), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(rest.steps, full.steps);
     cr_assert_eq(rest.test_acc, full.test_acc);
 
@@ -141,11 +141,11 @@ Test(train, resume_with_a_different_config_names_the_field)
     out_dir(&cfg, "mismatch");
     cfg.stop_after = 3;
     dp_train_result res;
-    cr_assert_eq(dp_train_run(&cfg, &res), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK, "%s", dp_errmsg());
     cfg.stop_after = 0;
     cfg.resume = 1;
     cfg.batch = 32;
-    cr_assert_eq(dp_train_run(&cfg, &res), DP_ERR_ARG);
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "batch"), "message: %s", dp_errmsg());
     cr_assert(strstr(dp_errmsg(), "checkpoint.dpc"), "message: %s", dp_errmsg());
 }
@@ -156,7 +156,7 @@ Test(train, exploding_loss_stops_with_the_step)
     cfg.test_limit = 200;
     cfg.lr = 90.0f;
     dp_train_result res;
-    cr_assert_eq(dp_train_run(&cfg, &res), DP_ERR_NONFINITE, "status: %s", dp_errmsg());
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_NONFINITE, "status: %s", dp_errmsg());
     cr_assert(strstr(dp_errmsg(), "step "), "message: %s", dp_errmsg());
 }
 
@@ -165,14 +165,14 @@ Test(train, bad_configuration_names_the_flag)
     dp_train_config cfg = base_config("mlp", 100, 1);
     dp_train_result res;
     cfg.batch = 0;
-    cr_assert_eq(dp_train_run(&cfg, &res), DP_ERR_ARG);
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "--batch"), "%s", dp_errmsg());
     cfg = base_config("resnet", 100, 1);
-    cr_assert_eq(dp_train_run(&cfg, &res), DP_ERR_ARG);
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "resnet"), "%s", dp_errmsg());
     cfg = base_config("mlp", 100, 1);
     snprintf(cfg.data, sizeof cfg.data, "%s/nowhere", tmp);
-    cr_assert_neq(dp_train_run(&cfg, &res), DP_OK);
+    cr_assert_neq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK);
     cr_assert(strstr(dp_errmsg(), "nowhere"), "%s", dp_errmsg());
 }
 

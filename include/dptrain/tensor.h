@@ -73,9 +73,15 @@ typedef struct dp_tape {
     long len, cap;
 } dp_tape;
 
+/* Called after each node's backward: the trainer uses it to learn when a
+ * parameter's gradient is final and start that bucket's allreduce early. */
+typedef void (*dp_backward_hook)(void *user, const dp_node *nd);
+
 typedef struct dp_ctx {
     dp_arena arena;
     dp_tape tape;
+    dp_backward_hook after_node; /* NULL: none */
+    void *hook_user;
     int training;      /* batch-norm uses batch statistics, dropout is active */
     int grad_enabled;  /* ops record on the tape */
     dp_rng dropout_rng;
@@ -95,6 +101,9 @@ void dp_ctx_reset(dp_ctx *c);
  *  Parameters' gradients accumulate (+=) into their flat grad buffer, which the
  *  caller zeroes before the step. @return DP_OK or the context's error. */
 dp_status dp_backward(dp_ctx *c, dp_tensor *t);
+/*! Backward from a one-element tensor whose gradient is seeded with `seed`
+ *  (a loss weight, e.g. this rank's share of the global batch). */
+dp_status dp_backward_scaled(dp_ctx *c, dp_tensor *t, float seed);
 
 /*! A new arena tensor of the given shape; data uninitialised, no grad. NULL on
  *  failure (status recorded in c). */

@@ -10,8 +10,10 @@
 #ifndef DPTRAIN_TRAIN_H
 #define DPTRAIN_TRAIN_H
 
+#include <mpi.h>
 #include <stdint.h>
 
+#include "dptrain/comm.h"
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
 
@@ -41,6 +43,12 @@ typedef struct dp_train_config {
     long stop_after;     /* save a checkpoint and stop after this global step (0 = never) */
     long checkpoint_every; /* also save every this many steps (0 = at epoch ends only) */
     int threads;         /* OpenBLAS threads (1 = one thread per rank) */
+    int sampler;         /* dp_sampler_kind: 0 shard (each rank its shards), 1 global (exact) */
+    int accumulate;      /* micro-batches per optimizer step, communicating on the last only */
+    dp_allreduce_algo allreduce; /* our ring or MPI_Allreduce */
+    float bucket_mb;     /* gradient bucket size in MiB */
+    int overlap;         /* allreduce buckets while backward runs (communication thread) */
+    long check_replicas; /* compare a hash of the parameters across ranks every N steps (0 = off) */
     int progress;        /* -1 auto (TTY), 0 plain lines, 1 bar */
     int quiet;
 } dp_train_config;
@@ -53,6 +61,8 @@ typedef struct dp_train_result {
     double train_samples_per_s;    /* training steps only, evaluation excluded */
     double wall_s;
     int stopped_early;             /* --stop-after or a signal: checkpoint saved */
+    int ranks;
+    double comm_wait_s;            /* training-thread time spent waiting for gradient allreduces */
 } dp_train_result;
 
 /*! The defaults of `dptrain train` (SGD lr 0.05 momentum 0.9, batch 64, ...). */
@@ -62,9 +72,15 @@ dp_status dp_train_config_check(const dp_train_config *cfg);
 /*! key=value lines of every field (saved in checkpoints, hashed across ranks). */
 int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n);
 
-/*! Trains as configured. Prints progress to stderr and nothing to stdout.
- *  @return DP_OK (res filled), or an error naming the file/step/field. */
-dp_status dp_train_run(const dp_train_config *cfg, dp_train_result *res);
+/*! 1 when a resumed run must use the same value of `key` as the checkpoint. */
+int dp_train_config_resume_key(const char *key);
+
+/*! Trains as configured on the ranks of `comm` (data-parallel; MPI_COMM_NULL
+ *  or a one-rank communicator trains alone, and MPI need not be initialised
+ *  for MPI_COMM_NULL). Rank 0 prints progress to stderr and writes metrics and
+ *  checkpoints; nothing goes to stdout. Every rank returns the same status.
+ *  @return DP_OK (res filled), or an error naming the file/step/field/rank. */
+dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_result *res);
 
 /*! Asks a running dp_train_run to checkpoint and stop after the current step
  *  (async-signal-safe: call it from a SIGTERM handler). */

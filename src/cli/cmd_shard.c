@@ -16,8 +16,12 @@ static const char usage[] =
     "  --out DIR     output shard set (default shards/fashion-mnist)\n"
     "  --shards N    training shards, 1..4096 (default 16)\n";
 
-int dp_cmd_shard(int argc, char **argv)
+int dp_cmd_shard(int argc, char **argv, MPI_Comm comm)
 {
+    /* Under mpirun only rank 0 writes; main() gives every rank its exit code. */
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    if (rank != 0) return 0;
     static const struct option opts[] = {
         {"idx", 1, 0, 'i'}, {"out", 1, 0, 'o'}, {"shards", 1, 0, 's'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     char idx[512] = "/usr/share/datasets/fashion-mnist", out[512] = "shards/fashion-mnist";

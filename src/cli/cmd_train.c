@@ -34,6 +34,15 @@ static const char usage[] =
     "  --step-gamma G        step schedule: factor (default 0.1)\n"
     "  --clip NORM           clip gradients to this global norm (default off)\n"
     "  --seed S              seed of every random stream (default 1)\n"
+    "data-parallel (mpirun -np P dptrain train ...; global batch = P x batch x accumulate):\n"
+    "  --sampler NAME        shard: each rank trains on its own shards (default);\n"
+    "                        global: every rank reads the whole split and takes its slice of each\n"
+    "                        global batch, so P ranks x batch B equal 1 rank x batch P*B\n"
+    "  --accumulate K        micro-batches per optimizer step, communicating once (default 1)\n"
+    "  --allreduce ALGO      ring (ours, default) | mpi (MPI_Allreduce, the reference)\n"
+    "  --bucket-mb MB        gradient bucket size (default 4)\n"
+    "  --no-overlap          allreduce after backward instead of during it\n"
+    "  --check-replicas N    compare a hash of the parameters across ranks every N steps\n"
     "run:\n"
     "  --out DIR             run directory: metrics.jsonl, checkpoint.dpc\n"
     "  --resume              continue the run in --out from its checkpoint\n"
@@ -49,7 +58,7 @@ static const char usage[] =
 enum {
     O_DATA = 256, O_MODEL, O_LIMIT, O_TEST_LIMIT, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOMENTUM, O_NESTEROV, O_WD,
     O_SCHED, O_WARMUP, O_MIN_LR, O_STEP_SIZE, O_STEP_GAMMA, O_CLIP, O_SEED, O_OUT, O_RESUME, O_CKEVERY, O_STOP,
-    O_EVAL_BATCH, O_THREADS, O_PROGRESS, O_QUIET,
+    O_EVAL_BATCH, O_THREADS, O_PROGRESS, O_QUIET, O_SAMPLER, O_ACCUM, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP, O_REPLICAS,
 };
 
 static const struct option opts[] = {
@@ -61,6 +70,8 @@ static const struct option opts[] = {
     {"seed", 1, 0, O_SEED}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME},
     {"checkpoint-every", 1, 0, O_CKEVERY}, {"stop-after", 1, 0, O_STOP}, {"eval-batch", 1, 0, O_EVAL_BATCH},
     {"threads", 1, 0, O_THREADS}, {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
+    {"sampler", 1, 0, O_SAMPLER}, {"accumulate", 1, 0, O_ACCUM}, {"allreduce", 1, 0, O_ALLREDUCE},
+    {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP}, {"check-replicas", 1, 0, O_REPLICAS},
     {0, 0, 0, 0},
 };
 
@@ -118,6 +129,20 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
             else rc = dp_errorf(DP_ERR_ARG, "--progress: '%s' is not bar or plain", a);
             break;
         case O_QUIET: cfg->quiet = 1; break;
+        case O_SAMPLER:
+            if (!strcmp(a, "shard")) cfg->sampler = 0;
+            else if (!strcmp(a, "global")) cfg->sampler = 1;
+            else rc = dp_errorf(DP_ERR_ARG, "--sampler: '%s' is not shard or global", a);
+            break;
+        case O_ACCUM: rc = dp_flag_int("--accumulate", a, 1, 65536, &cfg->accumulate); break;
+        case O_ALLREDUCE:
+            if (!strcmp(a, "ring")) cfg->allreduce = DP_ALLREDUCE_RING;
+            else if (!strcmp(a, "mpi")) cfg->allreduce = DP_ALLREDUCE_MPI;
+            else rc = dp_errorf(DP_ERR_ARG, "--allreduce: '%s' is not ring or mpi", a);
+            break;
+        case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &cfg->bucket_mb); break;
+        case O_NO_OVERLAP: cfg->overlap = 0; break;
+        case O_REPLICAS: rc = dp_flag_long("--check-replicas", a, 0, 1L << 40, &cfg->check_replicas); break;
         case 'h': *help = 1; return DP_OK;
         case ':': rc = dp_errorf(DP_ERR_ARG, "%s: missing value", argv[optind - 1]); break;
         default:
@@ -137,8 +162,10 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
     return DP_OK;
 }
 
-int dp_cmd_train(int argc, char **argv)
+int dp_cmd_train(int argc, char **argv, MPI_Comm comm)
 {
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
     dp_train_config cfg;
     dp_train_config_defaults(&cfg);
     int help = 0;
@@ -149,7 +176,8 @@ int dp_cmd_train(int argc, char **argv)
     }
     if (rc == DP_OK) rc = dp_train_config_check(&cfg);
     if (rc != DP_OK) {
-        fprintf(stderr, "dptrain train: %s\n", dp_errmsg());
+        /* every rank parsed the same flags; one message is enough */
+        if (rank == 0) fprintf(stderr, "dptrain train: %s\n", dp_errmsg());
         return 2;
     }
     struct sigaction sa;
@@ -158,18 +186,20 @@ int dp_cmd_train(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     dp_train_result res;
-    rc = dp_train_run(&cfg, &res);
+    rc = dp_train_run(&cfg, comm, &res);
     if (rc != DP_OK) {
-        fprintf(stderr, "dptrain train: error: %s\n", dp_errmsg());
+        /* agreed errors are reported by rank 0; a rank-local one by its rank */
+        if (rank == 0 || rc != DP_ERR_MPI) fprintf(stderr, "dptrain train: error: %s\n", dp_errmsg());
         return 1;
     }
+    if (rank != 0) return 0;
     if (res.stopped_early) {
         printf("stopped: steps=%ld checkpoint=%s/checkpoint.dpc\n", res.steps, cfg.out);
         return last_signal ? 128 + last_signal : 0;
     }
-    printf("final: epochs=%d steps=%ld test_acc=%.4f test_loss=%.4f train_loss=%.4f train_samples_per_s=%.0f "
-           "wall_s=%.1f\n",
-           res.epochs_done, res.steps, res.test_acc, res.test_loss, res.train_loss, res.train_samples_per_s,
-           res.wall_s);
+    printf("final: epochs=%d steps=%ld ranks=%d test_acc=%.4f test_loss=%.4f train_loss=%.4f "
+           "train_samples_per_s=%.0f comm_wait_s=%.2f wall_s=%.1f\n",
+           res.epochs_done, res.steps, res.ranks, res.test_acc, res.test_loss, res.train_loss,
+           res.train_samples_per_s, res.comm_wait_s, res.wall_s);
     return 0;
 }

@@ -2,7 +2,10 @@
 #ifndef DP_CLI_COMMANDS_H
 #define DP_CLI_COMMANDS_H
 
-int dp_cmd_train(int argc, char **argv);
-int dp_cmd_shard(int argc, char **argv);
+#include <mpi.h>
+
+/* comm: the ranks the command runs on (MPI_COMM_WORLD, or MPI_COMM_SELF for help texts) */
+int dp_cmd_train(int argc, char **argv, MPI_Comm comm);
+int dp_cmd_shard(int argc, char **argv, MPI_Comm comm);
 
 #endif

@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "dptrain/comm.h"
 
 static const char usage[] =
     "usage: dptrain <command> [options]\n"
+    "       mpirun -np P dptrain train [options]   (data-parallel over P ranks)\n"
     "\n"
     "commands:\n"
     "  train      train an image classifier on a shard set\n"
@@ -19,8 +21,9 @@ static const char usage[] =
 
 static const struct {
     const char *name;
-    int (*fn)(int, char **);
-} commands[] = {{"train", dp_cmd_train}, {"shard", dp_cmd_shard}};
+    int (*fn)(int, char **, MPI_Comm);
+    int rank0_only; /* rank 0 does the work; every rank exits with its code */
+} commands[] = {{"train", dp_cmd_train, 0}, {"shard", dp_cmd_shard, 1}};
 
 int main(int argc, char **argv)
 {
@@ -30,31 +33,27 @@ int main(int argc, char **argv)
     }
     const char *name = argv[1];
     int help = !strcmp(name, "help");
-    if (help) {
-        if (argc < 3) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        name = argv[2];
+    if (help && argc < 3) {
+        fputs(usage, stdout);
+        return 0;
     }
+    if (help) name = argv[2];
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(name, commands[i].name)) continue;
-        char *hargv[] = {argv[help ? 2 : 1], "--help", NULL};
-        if (help) return commands[i].fn(2, hargv);
+        /* The communication thread calls MPI while the training thread may
+         * too (step statistics), so ask for full thread support. */
         int provided;
-        if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        if (MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
             fprintf(stderr, "dptrain: MPI_Init_thread failed\n");
             return 1;
         }
-        int size = 1;
-        MPI_Comm_size(MPI_COMM_WORLD, &size);
         int rc;
-        if (size > 1) {
-            fprintf(stderr, "dptrain: started on %d ranks, but this build trains on one rank only "
-                            "(data-parallel training is not built yet)\n", size);
-            rc = 2;
+        if (help) {
+            char *hargv[] = {argv[2], "--help", NULL};
+            rc = commands[i].fn(2, hargv, MPI_COMM_SELF);
         } else {
-            rc = commands[i].fn(argc - 1, argv + 1);
+            rc = commands[i].fn(argc - 1, argv + 1, MPI_COMM_WORLD);
+            if (commands[i].rank0_only) MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
         }
         MPI_Finalize();
         return rc;

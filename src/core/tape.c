@@ -145,22 +145,29 @@ dp_node *dp_tape_push(dp_ctx *c, dp_backward_fn fn, const char *name, dp_tensor 
     return nd;
 }
 
-dp_status dp_backward(dp_ctx *c, dp_tensor *t)
+static dp_status backward_from(dp_ctx *c, dp_tensor *t, float seed, int seeded)
 {
     if (c->status != DP_OK) return c->status;
     if (!t) return dp_errorf(DP_ERR_ARG, "backward: no tensor");
     if (!t->requires_grad) return dp_errorf(DP_ERR_ARG, "backward: tensor does not require grad");
-    if (!t->grad) {
+    if (!t->grad || seeded) {
         if (t->n != 1) return dp_errorf(DP_ERR_SHAPE, "backward: seed gradient of a %ld-element tensor", t->n);
         float *g = dp_grad(c, t);
         if (!g) return c->status;
-        g[0] = 1.0f;
+        g[0] = seed;
     }
     for (long i = c->tape.len - 1; i >= 0; i--) {
         dp_node *nd = &c->tape.nodes[i];
-        if (!nd->out->grad) continue;
-        nd->backward(c, nd);
-        if (c->status != DP_OK) return c->status;
+        if (nd->out->grad) {
+            nd->backward(c, nd);
+            if (c->status != DP_OK) return c->status;
+        }
+        /* also for a skipped node: its inputs will get nothing more from it */
+        if (c->after_node) c->after_node(c->hook_user, nd);
     }
     return DP_OK;
 }
+
+dp_status dp_backward(dp_ctx *c, dp_tensor *t) { return backward_from(c, t, 1.0f, 0); }
+
+dp_status dp_backward_scaled(dp_ctx *c, dp_tensor *t, float seed) { return backward_from(c, t, seed, 1); }

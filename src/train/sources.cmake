@@ -2,6 +2,9 @@ dp_room(train
   src/train/config.c
   src/train/checkpoint.c
   src/train/report.c
+  src/train/sampler.c
+  src/train/sync.c
+  src/train/resume.c
   src/train/trainer.c
 )
 target_link_libraries(dp_train PUBLIC MPI::MPI_C PkgConfig::ZSTD ZLIB::ZLIB)

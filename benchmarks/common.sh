@@ -1,0 +1,23 @@
+# Shared by the benchmark scripts: paths, the shard set, mpirun defaults and
+# small helpers. Source it; it defines root, build, out, shards.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build="${DP_BUILD_DIR:-$root/build}"
+out="$root/benchmarks/out"; mkdir -p "$out"
+shards="$out/fashion-mnist"
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+[ -x "$build/dptrain" ] || { echo "${0##*/}: build first (launch/setup.sh)" >&2; exit 1; }
+[ -f "$shards/manifest.txt" ] || "$build/dptrain" shard fashion-mnist --out "$shards" --shards 16 >/dev/null
+
+need_torch() {
+  /usr/bin/python3 -c 'import torch' 2>/dev/null ||
+    { echo "${0##*/}: needs Debian's python3-torch (apt-get install python3-torch)" >&2; exit 1; }
+}
+# median of the numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "nan"; else print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2 }'; }
+# field KEY FILE: the value of KEY=... on the first "final:" line
+field() { sed -n "s/.*final:.* $1=\([0-9.e+-]*\).*/\1/p" "$2" | head -n1; }
+# peak RSS in MB from /usr/bin/time -v output
+rss_mb() { sed -n 's/.*Maximum resident set size (kbytes): //p' "$1" | awk '{s+=$1} END{printf "%.1f", s/1024}'; }
+# mpirun for dptrain, one rank per core, bound
+dp_mpirun() { local np="$1"; shift; mpirun -np "$np" --oversubscribe --bind-to core --map-by core "$@"; }

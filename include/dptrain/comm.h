@@ -1,0 +1,180 @@
+/* Collective communication for data-parallel training: the ring allreduce, its
+ * workspace, and the communication engine that overlaps allreduces with backward.
+ *
+ * Where this sits: backward leaves gradients in one flat buffer; the trainer hands
+ * ranges of it ("buckets") to dp_engine_submit() as they become ready, and calls
+ * dp_engine_wait_all() before the optimizer step. Nothing here knows about
+ * tensors or models: the unit of work is a (float *, n) range and an MPI_Comm,
+ * which may be MPI_COMM_WORLD or any intra-communicator (DSI ensembles run on
+ * sub-communicators).
+ *
+ * Collective rules (as for any MPI collective): every rank of `comm` calls the
+ * same function with the same count, op and algorithm, in the same order. A rank
+ * that passes different arguments makes the call fail with DP_ERR_MPI (message
+ * sizes disagree) or hang; it is not detected in general.
+ *
+ * Errors: DP_ERR_ARG for bad arguments (checked locally before any message is
+ * sent), DP_ERR_NOMEM, DP_ERR_MPI when an MPI call fails; the message (dp_errmsg)
+ * names this rank, the peer and the step. After DP_ERR_MPI the communicator's
+ * message state is undefined (Open MPI 4.1 cannot recover without ULFM): report
+ * and MPI_Abort.
+ *
+ * Messages: dp_ring_allreduce sends point-to-point messages with tags
+ * DP_COMM_RING_TAG and DP_COMM_RING_TAG + 1 on the caller's communicator; do not
+ * leave receives for those tags (or MPI_ANY_TAG) posted on it. While the call runs, the communicator's error handler is set
+ * to MPI_ERRORS_RETURN and restored before returning. The engine works on its own
+ * duplicate of the communicator and never touches the caller's. */
+#ifndef DPTRAIN_COMM_H
+#define DPTRAIN_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mpi.h>
+
+#include "dptrain/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dp_reduce_op {
+    DP_REDUCE_SUM = 0, /* x = sum over ranks */
+    DP_REDUCE_AVG,     /* x = (sum over ranks) / P, P = size of the communicator */
+} dp_reduce_op;
+
+typedef enum dp_allreduce_algo {
+    DP_ALLREDUCE_RING = 0, /* dp_ring_allreduce: ours, segmented and pipelined */
+    DP_ALLREDUCE_MPI,      /* MPI_Allreduce (the reference), then / P for AVG */
+} dp_allreduce_algo;
+
+/* First of the two tags of the ring's point-to-point messages ('d','p' in ASCII). */
+#define DP_COMM_RING_TAG 0x6470
+
+/* Default segment size of the ring, in bytes: the unit that is received, reduced
+ * and forwarded; blocks longer than this stream in segments. Chosen by
+ * measurement with benchmarks/bench_allreduce (2 ranks, Open MPI 4.1.4,
+ * vader/CMA, 512 KiB L2 per core); the figures are in the header of
+ * src/comm/ring.c. */
+#define DP_RING_SEGMENT_BYTES_DEFAULT ((size_t)256 * 1024)
+
+/* Byte, call and time counters, accumulated until reset. */
+typedef struct dp_comm_stats {
+    uint64_t calls;      /* allreduce calls (ranges) */
+    uint64_t elems;      /* floats reduced: the sum of their counts */
+    uint64_t bytes_sent; /* message payload bytes this rank sent (ring only) */
+    uint64_t bytes_recv; /* message payload bytes this rank received (ring only) */
+    double seconds;      /* wall time inside allreduce calls (engine only) */
+} dp_comm_stats;
+
+/* ------------------------------------------------------------------------- */
+/* Ring allreduce                                                             */
+/* ------------------------------------------------------------------------- */
+
+/* Preallocated receive buffers and request arrays of the ring, plus its byte
+ * counters. Buffers grow when a call needs more (a larger count or communicator)
+ * and are kept, so steady-state calls do not allocate. One workspace serves one
+ * thread at a time. */
+typedef struct dp_ring_ws dp_ring_ws;
+
+/*! Creates a ring workspace.
+ *  @param segment_bytes  segment size in bytes (rounded down to whole floats);
+ *                        0 picks DP_RING_SEGMENT_BYTES_DEFAULT. At most 1 GiB.
+ *  @param out            receives the workspace; free it with dp_ring_ws_free.
+ *  @return DP_OK, DP_ERR_ARG (bad size, NULL out) or DP_ERR_NOMEM. */
+dp_status dp_ring_ws_create(size_t segment_bytes, dp_ring_ws **out);
+
+/*! Frees a workspace (NULL is accepted). */
+void dp_ring_ws_free(dp_ring_ws *ws);
+
+/*! @return the segment size in bytes the workspace was created with. */
+size_t dp_ring_ws_segment_bytes(const dp_ring_ws *ws);
+
+/*! Copies the counters accumulated by dp_ring_allreduce calls on `ws`. */
+void dp_ring_ws_stats(const dp_ring_ws *ws, dp_comm_stats *out);
+
+/*! Sets the counters of `ws` to zero. */
+void dp_ring_ws_reset_stats(dp_ring_ws *ws);
+
+/*! In-place ring allreduce of buf[0..count) over `comm`: reduce-scatter then
+ *  allgather, one block per rank, each block streamed in segments.
+ *  @param buf    count floats, replaced by the reduction on every rank; may be
+ *                NULL when count == 0.
+ *  @param op     DP_REDUCE_SUM or DP_REDUCE_AVG.
+ *  @param comm   an intra-communicator; size 1 is a no-op.
+ *  @param ws     workspace; NULL allocates a temporary one for this call.
+ *  @return DP_OK, DP_ERR_ARG, DP_ERR_NOMEM or DP_ERR_MPI (see the top of file). */
+dp_status dp_ring_allreduce(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
+                            dp_ring_ws *ws);
+
+/*! In-place allreduce with the chosen algorithm: DP_ALLREDUCE_RING calls
+ *  dp_ring_allreduce(buf, n, op, comm, ws); DP_ALLREDUCE_MPI calls MPI_Allreduce
+ *  (MPI_SUM, in chunks of at most INT_MAX floats) and divides by P for AVG; it
+ *  does not use ws (may be NULL) and counts nothing.
+ *  @return as dp_ring_allreduce. */
+dp_status dp_allreduce(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo algo,
+                       MPI_Comm comm, dp_ring_ws *ws);
+
+/*! @return 1 when an MPI thread level `provided` (from MPI_Init_thread or
+ *  MPI_Query_thread) allows a threaded engine, i.e. MPI_THREAD_MULTIPLE; else 0.
+ *  See dp_engine_create for why SERIALIZED is not accepted. */
+int dp_comm_thread_level_ok(int provided);
+
+/* ------------------------------------------------------------------------- */
+/* Communication engine                                                       */
+/* ------------------------------------------------------------------------- */
+
+/* A FIFO of allreduces run by a communication thread (or inline), so that
+ * gradient buckets are reduced while backward computes the next ones. */
+typedef struct dp_engine dp_engine;
+
+/* Ranges that may be queued at once; dp_engine_submit blocks while it is full. */
+#define DP_ENGINE_QUEUE_CAP 1024
+
+/*! Creates an engine on a duplicate of `comm` (MPI_Comm_dup: collective, so
+ *  every rank of comm calls it), with MPI_ERRORS_RETURN set on the duplicate.
+ *  @param algo      DP_ALLREDUCE_RING or DP_ALLREDUCE_MPI for every range.
+ *  @param threaded  1: a communication thread runs the queue and submit returns
+ *                   at once. MPI must then provide MPI_THREAD_MULTIPLE: the
+ *                   thread calls MPI while the training thread may, too (a metrics
+ *                   allreduce, a barrier). SERIALIZED would suffice only if the
+ *                   caller never calls MPI between submit and wait_all, which
+ *                   nothing enforces, so it is refused.
+ *                   0: submit runs the allreduce inline (no thread, any level).
+ *  @param out       receives the engine; free with dp_engine_free.
+ *  @return DP_OK, DP_ERR_ARG (bad argument, or threaded without
+ *          MPI_THREAD_MULTIPLE), DP_ERR_NOMEM, DP_ERR_MPI. */
+dp_status dp_engine_create(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
+                           dp_engine **out);
+
+/*! Queues an in-place allreduce of buf[0..n). Threaded: returns without waiting
+ *  (blocking only while DP_ENGINE_QUEUE_CAP ranges are queued); the range belongs
+ *  to the engine until dp_engine_wait_all returns, and must not overlap another
+ *  queued range. Inline: runs the allreduce before returning. All ranks submit
+ *  the same ranges (counts and ops) in the same order; the pointers may differ.
+ *  Does not allocate.
+ *  @return DP_OK, DP_ERR_ARG (NULL buf with n > 0, bad op), or the engine's
+ *          first error if an earlier range failed (errors are sticky). */
+dp_status dp_engine_submit(dp_engine *e, float *buf, size_t n, dp_reduce_op op);
+
+/*! Blocks until every submitted range is reduced (returns at once when nothing
+ *  is queued). After it returns, the training thread may call MPI again.
+ *  @return DP_OK or the first error of any range since create (sticky: after
+ *  DP_ERR_MPI the engine skips the remaining ranges instead of risking a hang). */
+dp_status dp_engine_wait_all(dp_engine *e);
+
+/*! Copies the engine's counters: calls, elems and seconds for every range; bytes
+ *  for DP_ALLREDUCE_RING only. Safe to call while ranges are in flight. */
+void dp_engine_stats(dp_engine *e, dp_comm_stats *out);
+
+/*! Sets the engine's counters to zero. */
+void dp_engine_reset_stats(dp_engine *e);
+
+/*! Runs what is still queued, stops the thread, frees the duplicate communicator
+ *  (collective, like MPI_Comm_free) and the engine. NULL is accepted. */
+void dp_engine_free(dp_engine *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,627 @@
+/* Ring allreduce: reduce-scatter then allgather over non-blocking point-to-point,
+ * segmented and pipelined, with a codec seam and a reusable workspace.
+ *
+ * Follows Open MPI's ompi_coll_base_allreduce_intra_ring / _ring_segmented
+ * (ompi/mca/coll/base/coll_base_allreduce.c), with three differences: the
+ * segments of a block are forwarded as soon as they are reduced (one stream of
+ * messages per neighbour, as in NCCL, instead of a barrier per step), every
+ * message goes through a codec (comm_internal.h), and the receive buffers live in
+ * a workspace instead of being allocated per call.
+ *
+ * Blocks: count = P*base + rem; block b has base+1 floats if b < rem ("early")
+ * and base otherwise ("late"); some blocks are empty when count < P. A block of L
+ * floats moves in nseg = ceil(L / seg) segments split the same way (early
+ * segments one float longer), so sender and receiver derive the same messages
+ * from the block index alone.
+ *
+ * Example on 3 ranks: rank 0 holds a, rank 1 b, rank 2 c; a0 is block 0 of a and
+ * Sk = ak + bk + ck.
+ * At global step s (0 <= s < 2(P-1)) rank r sends block (r-s) mod P to r+1 and
+ * receives block (r-s-1) mod P from r-1: the block it receives at step s is the
+ * one it sends at step s+1, which is what lets segments stream.
+ *
+ *            Initial state        REDUCE-SCATTER step 0   REDUCE-SCATTER step 1
+ *                                 send r, recv r-1, add   send r-1, recv r-2, add
+ *   block    r0    r1    r2       r0     r1     r2        r0     r1     r2
+ *     0      a0    b0    c0       a0     a0+b0  c0        a0     a0+b0  [S0]
+ *     1      a1    b1    c1       a1     b1     b1+c1     [S1]   b1     b1+c1
+ *     2      a2    b2    c2       a2+c2  b2     c2        a2+c2  [S2]   c2
+ *
+ *   After P-1 steps rank r owns the reduced block (r+1) mod P, in [..]; for AVG
+ *   it divides that block by P before sending it on.
+ *
+ *            ALLGATHER step 0         ALLGATHER step 1
+ *            send r+1, recv r, copy   send r, recv r-1, copy
+ *   block    r0     r1     r2         r0     r1     r2
+ *     0      S0     a0+b0  S0         S0     S0     S0
+ *     1      S1     S1     b1+c1      S1     S1     S1
+ *     2      a2+c2  S2     S2         S2     S2     S2
+ *
+ * Pipelining inside rank r (depth = 2 receive slots, "double-buffered"; P = 2,
+ * so the reduce-scatter is one step and the allgather the next):
+ *
+ *   isend seg 0..3 of block r (step 0, tag T0)     post recv seg 0 -> slot A  (T0)
+ *                                                  post recv seg 1 -> slot B  (T0)
+ *   wait A | reduce A into buf | isend it on (T1) | isend seg 4 of block r (T0)
+ *          | post recv seg 2 -> A
+ *   wait B | reduce B into buf | isend it on (T1) | isend seg 5 ... | recv seg 3 -> B
+ *   ...
+ *   allgather: receives land in buf itself (raw codec), nothing to add or copy
+ *   waitall sends
+ *
+ * Segment k+1 is already posted while segment k is reduced; a reduced segment
+ * leaves at once, so rank r+1 starts on it while rank r reduces the next one.
+ * MPI keeps the order of messages between two ranks on one tag, so the i-th
+ * receive on a tag matches the neighbour's i-th send on it. Step-0 segments have
+ * their own tag T0 so that they can be posted a few at a time (STEP0_AHEAD);
+ * everything else goes on T1.
+ *
+ * Buffer rules: a raw codec sends from buf and receives allgather segments
+ * straight into buf (no copy). Such a region was sent in the reduce-scatter; its
+ * receive is posted only once that send is posted and complete (it has completed
+ * in practice: the neighbour needed it to produce what we receive), else it is
+ * deferred until the loop reaches it. Non-raw codecs send from a ring of S
+ * staging slots indexed by send number x (slot x mod S; send x waits for send
+ * x-S first). That wait needs the right neighbour to have posted its receive
+ * x-S, i.e. to have processed its item x-S-depth = n0+i-S-depth; with
+ * S = n0max + depth + 1 this is an item before our current i, for every rank,
+ * so no cycle of waits exists around the ring. (A smaller ring deadlocks: our
+ * reduce-scatter forwards are the neighbour's allgather receives, posted only
+ * after its whole first block.) Allgather messages are copied into the staging
+ * ring as received and forwarded from there, so a receive slot is free as soon
+ * as it is decoded. Every wait in the loop is thus on an earlier item of some
+ * rank, which is what makes the schedule deadlock-free for any P, count,
+ * segment size and depth (the tests run depths 1..4 and 13-float segments).
+ *
+ * Segment size: DP_RING_SEGMENT_BYTES_DEFAULT (256 KiB), measured with
+ * benchmarks/bench_allreduce --blocked --seg 64K,...,2M on 2 ranks (Open MPI
+ * 4.1.4, vader + CMA, 512 KiB L2 per core): 128K..512K are within a few percent
+ * up to 64 MiB; 64K loses 10% to per-message cost; 1M and 2M lose 20% at
+ * 4..16 MiB (slot plus the buffer's segment no longer fit L2); 256K is best or
+ * tied at every size from 1 MiB to 256 MiB once the step-0 sends are windowed.
+ *
+ * Errors: every MPI call is checked; the caller set MPI_ERRORS_RETURN. On error
+ * the pending requests are cancelled/freed and DP_ERR_MPI names rank, peer, phase
+ * and step. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm/comm_internal.h"
+
+#define RING_DEPTH_DEFAULT 2
+#define RING_DEPTH_MAX 8
+#define RING_SEGMENT_MAX ((size_t)1 << 30)
+
+struct dp_ring_ws {
+    size_t seg_bytes;          /* as configured */
+    size_t seg_elems;          /* floats per segment (>= 1) */
+    int depth;                 /* receive slots */
+    unsigned char *slots;      /* depth * slot_cap bytes */
+    size_t slot_cap;           /* bytes per receive slot */
+    unsigned char *stage;      /* non-raw codecs: staging ring of sends, stage_cap bytes */
+    size_t stage_cap;
+    MPI_Request *sreq;         /* one per send of a call */
+    size_t sreq_cap;
+    size_t *roff;              /* first receive item of each step, nsteps + 1 */
+    size_t roff_cap;
+    MPI_Request rreq[RING_DEPTH_MAX];
+    dp_comm_stats stats;
+};
+
+/* ------------------------------------------------------------------------- */
+/* Workspace                                                                  */
+/* ------------------------------------------------------------------------- */
+
+dp_status dp_ring_ws_create(size_t segment_bytes, dp_ring_ws **out)
+{
+    if (NULL == out)
+        return dp_errorf(DP_ERR_ARG, "dp_ring_ws_create: out is NULL");
+    *out = NULL;
+    if (0 == segment_bytes)
+        segment_bytes = DP_RING_SEGMENT_BYTES_DEFAULT;
+    if (segment_bytes < sizeof(float) || segment_bytes > RING_SEGMENT_MAX)
+        return dp_errorf(DP_ERR_ARG, "dp_ring_ws_create: segment of %zu bytes "
+                         "(must be %zu..%zu)", segment_bytes, sizeof(float),
+                         RING_SEGMENT_MAX);
+    dp_ring_ws *ws = calloc(1, sizeof *ws);
+    if (NULL == ws)
+        return dp_errorf(DP_ERR_NOMEM, "dp_ring_ws_create: out of memory");
+    ws->seg_bytes = segment_bytes;
+    ws->seg_elems = segment_bytes / sizeof(float);
+    ws->depth = RING_DEPTH_DEFAULT;
+    *out = ws;
+    return DP_OK;
+}
+
+void dp_ring_ws_free(dp_ring_ws *ws)
+{
+    if (NULL == ws)
+        return;
+    free(ws->slots);
+    free(ws->stage);
+    free(ws->sreq);
+    free(ws->roff);
+    free(ws);
+}
+
+size_t dp_ring_ws_segment_bytes(const dp_ring_ws *ws) { return ws->seg_bytes; }
+
+void dp_ring_ws_stats(const dp_ring_ws *ws, dp_comm_stats *out) { *out = ws->stats; }
+
+void dp_ring_ws_reset_stats(dp_ring_ws *ws) { memset(&ws->stats, 0, sizeof ws->stats); }
+
+dp_status dp_ring_ws_set_depth(dp_ring_ws *ws, int depth)
+{
+    if (depth < 1 || depth > RING_DEPTH_MAX)
+        return dp_errorf(DP_ERR_ARG, "dp_ring_ws_set_depth: %d (must be 1..%d)", depth,
+                         RING_DEPTH_MAX);
+    ws->depth = depth;
+    return DP_OK;
+}
+
+/* 64-byte aligned buffer of at least `need` bytes; keeps the old one if large enough. */
+static int grow_bytes(unsigned char **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 1;
+    size_t sz = (need + 63) & ~(size_t)63;
+    unsigned char *q = aligned_alloc(64, sz);
+    if (NULL == q)
+        return 0;
+    free(*p);
+    *p = q;
+    *cap = sz;
+    return 1;
+}
+
+static int grow_array(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 1;
+    size_t n = *cap ? *cap : 16;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (NULL == q)
+        return 0;
+    *p = q;
+    *cap = n;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Plan: blocks, segments, steps                                              */
+/* ------------------------------------------------------------------------- */
+
+typedef struct ring_plan {
+    float *buf;
+    size_t count;
+    int P, r, left, right;
+    int nsteps;          /* 2(P-1): reduce-scatter steps 0..P-2, allgather P-1.. */
+    size_t base, rem;    /* block split */
+    size_t seg;          /* floats per segment */
+    size_t n0;           /* segments of block r: the step-0 sends */
+    size_t nrecv;        /* receive items of the whole call */
+    const size_t *roff;  /* roff[s]: index of the first receive item of step s */
+} ring_plan;
+
+static int mod_p(long x, int p) { return (int)(((x % p) + p) % p); }
+
+static size_t blk_len(const ring_plan *p, int b)
+{
+    return p->base + ((size_t)b < p->rem ? 1 : 0);
+}
+
+static size_t blk_off(const ring_plan *p, int b)
+{
+    return (size_t)b * p->base + ((size_t)b < p->rem ? (size_t)b : p->rem);
+}
+
+static size_t nseg_of(const ring_plan *p, size_t len)
+{
+    return len ? (len + p->seg - 1) / p->seg : 0;
+}
+
+/* Segment j of a block of `len` floats cut into `nseg`: offset and length. */
+static void seg_range(size_t len, size_t nseg, size_t j, size_t *off, size_t *n)
+{
+    size_t sb = len / nseg, sr = len % nseg;
+    *off = j * sb + (j < sr ? j : sr);
+    *n = sb + (j < sr ? 1 : 0);
+}
+
+static int recv_block(const ring_plan *p, int s) { return mod_p((long)p->r - s - 1, p->P); }
+
+/* A cursor over the receive items (step s, segment j) in the order they arrive. */
+typedef struct ring_cursor {
+    size_t i;       /* item index */
+    int s;          /* step; nsteps when done */
+    size_t j, nseg; /* segment within the step's block */
+} ring_cursor;
+
+static void cursor_skip_empty(const ring_plan *p, ring_cursor *c)
+{
+    while (c->s < p->nsteps && c->j >= c->nseg) {
+        c->s++;
+        c->j = 0;
+        c->nseg = c->s < p->nsteps ? nseg_of(p, blk_len(p, recv_block(p, c->s))) : 0;
+    }
+}
+
+static void cursor_init(const ring_plan *p, ring_cursor *c)
+{
+    c->i = 0;
+    c->s = 0;
+    c->j = 0;
+    c->nseg = nseg_of(p, blk_len(p, recv_block(p, 0)));
+    cursor_skip_empty(p, c);
+}
+
+static void cursor_next(const ring_plan *p, ring_cursor *c)
+{
+    c->i++;
+    c->j++;
+    cursor_skip_empty(p, c);
+}
+
+/* Where a cursor's segment lives in buf. */
+static void cursor_range(const ring_plan *p, const ring_cursor *c, size_t *off, size_t *n)
+{
+    int b = recv_block(p, c->s);
+    size_t so;
+    seg_range(blk_len(p, b), c->nseg, c->j, &so, n);
+    *off = blk_off(p, b) + so;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Errors                                                                     */
+/* ------------------------------------------------------------------------- */
+
+static void describe_step(const ring_plan *p, int s, char *out, size_t cap)
+{
+    if (s < p->P - 1)
+        snprintf(out, cap, "reduce-scatter step %d of %d", s + 1, p->P - 1);
+    else
+        snprintf(out, cap, "allgather step %d of %d", s - (p->P - 1) + 1, p->P - 1);
+}
+
+static dp_status mpi_fail(const ring_plan *p, const char *call, int peer, int s, size_t j,
+                          int code)
+{
+    char step[64], err[MPI_MAX_ERROR_STRING + 16];
+    describe_step(p, s, step, sizeof step);
+    return dp_errorf(DP_ERR_MPI, "dp_ring_allreduce: rank %d of %d: %s with peer rank %d "
+                     "failed at %s, segment %zu: %s", p->r, p->P, call, peer, step, j,
+                     dp_mpi_strerror(code, err, sizeof err));
+}
+
+static dp_status codec_fail(const ring_plan *p, const char *what, int peer, int s, size_t j)
+{
+    char step[64], inner[512];
+    describe_step(p, s, step, sizeof step);
+    snprintf(inner, sizeof inner, "%s", dp_errmsg());
+    return dp_errorf(DP_ERR_MPI, "dp_ring_allreduce: rank %d of %d: %s peer rank %d failed "
+                     "at %s, segment %zu: %s", p->r, p->P, what, peer, step, j, inner);
+}
+
+/* After an error: nothing may still write into the workspace or read from buf
+ * once we return, as far as MPI lets us (receives are cancelled, sends released). */
+static void release_requests(dp_ring_ws *ws, size_t nsend)
+{
+    for (int k = 0; k < ws->depth; k++) {
+        if (MPI_REQUEST_NULL != ws->rreq[k]) {
+            MPI_Cancel(&ws->rreq[k]);
+            MPI_Request_free(&ws->rreq[k]);
+        }
+    }
+    for (size_t k = 0; k < nsend; k++)
+        if (MPI_REQUEST_NULL != ws->sreq[k])
+            MPI_Request_free(&ws->sreq[k]);
+}
+
+/* ------------------------------------------------------------------------- */
+/* The ring                                                                   */
+/* ------------------------------------------------------------------------- */
+
+/* One call's state: the plan, its buffers, and the receive posting cursor. */
+typedef struct ring_ctx {
+    ring_plan p;
+    dp_ring_ws *ws;
+    const dp_ring_codec *codec;
+    MPI_Comm comm;
+    int depth;
+    size_t slot_bytes; /* bytes per receive slot and per staging slot */
+    size_t nstage;     /* staging slots (non-raw) */
+    ring_cursor post;  /* next receive item to post */
+    size_t sent0;      /* step-0 sends posted so far (windowed) */
+} ring_ctx;
+
+/* Step-0 messages (our own block, sent straight away) travel on their own tag so
+ * that they can be posted a few at a time: every other message of the call goes
+ * after them in the order the receiver expects, and with one tag they would all
+ * have to be posted before the first forward. Posting hundreds at once exhausts
+ * vader's fragments (btl_vader_free_list_max = 512) and ob1 then queues and
+ * retries them: 10% slower at 256 MiB with 256 KiB segments. */
+#define TAG_STEP0 DP_COMM_RING_TAG
+#define TAG_REST (DP_COMM_RING_TAG + 1)
+#define STEP0_AHEAD 4 /* step-0 sends posted ahead of the items processed */
+
+/* The send that last read the region of buf an allgather item overwrites: the
+ * reduce-scatter send of the same block and segment, at step s - (P-1). */
+static size_t conflicting_send(const ring_ctx *x, const ring_cursor *c)
+{
+    const int ks = c->s - (x->p.P - 1);
+    return 0 == ks ? c->j : x->p.n0 + x->p.roff[ks - 1] + c->j;
+}
+
+/* Posts receives while fewer than depth are outstanding. `processed` items are
+ * done (their forwards posted). A raw allgather item is received straight into
+ * buf; it waits until the send that read that region is posted (else it is
+ * deferred: the loop below posts it when it gets there) and complete. */
+static dp_status post_recvs(ring_ctx *x, size_t processed)
+{
+    const ring_plan *p = &x->p;
+    dp_ring_ws *ws = x->ws;
+    while (x->post.i < p->nrecv && x->post.i < processed + (size_t)x->depth) {
+        const ring_cursor *c = &x->post;
+        const int k = (int)(c->i % (size_t)x->depth);
+        size_t off, n;
+        cursor_range(p, c, &off, &n);
+        void *dst = ws->slots + (size_t)k * x->slot_bytes;
+        if (x->codec->raw && c->s >= p->P - 1) {
+            const size_t t = conflicting_send(x, c);
+            if (t < p->n0 ? t >= x->sent0 : t - p->n0 >= processed)
+                break; /* not sent yet */
+            int rc = MPI_Wait(&ws->sreq[t], MPI_STATUS_IGNORE);
+            if (MPI_SUCCESS != rc)
+                return mpi_fail(p, "MPI_Wait(send)", p->right, c->s - (p->P - 1), c->j, rc);
+            dst = p->buf + off;
+        }
+        int rc = MPI_Irecv(dst, (int)x->codec->max_bytes(x->codec, n), MPI_BYTE, p->left,
+                           0 == c->s ? TAG_STEP0 : TAG_REST, x->comm, &ws->rreq[k]);
+        if (MPI_SUCCESS != rc)
+            return mpi_fail(p, "MPI_Irecv", p->left, c->s, c->j, rc);
+        cursor_next(p, &x->post);
+    }
+    return DP_OK;
+}
+
+/* Posts step-0 sends (segments of our own block r) until `upto` are posted. */
+static dp_status send_step0(ring_ctx *x, size_t upto)
+{
+    const ring_plan *p = &x->p;
+    dp_ring_ws *ws = x->ws;
+    const dp_ring_codec *codec = x->codec;
+    const size_t len = blk_len(p, p->r), bo = blk_off(p, p->r);
+    if (upto > p->n0)
+        upto = p->n0;
+    for (; x->sent0 < upto; x->sent0++) {
+        const size_t j = x->sent0;
+        size_t so, n, bytes = 0;
+        seg_range(len, p->n0, j, &so, &n);
+        const void *msg = p->buf + bo + so;
+        if (codec->raw) {
+            bytes = n * sizeof(float);
+        } else { /* staging slot j: j < n0 < nstage, never reused before it is sent */
+            unsigned char *dst = ws->stage + j * x->slot_bytes;
+            if (DP_OK != codec->encode(codec, p->buf + bo + so, n, dst, x->slot_bytes, &bytes))
+                return codec_fail(p, "encoding a message for", p->right, 0, j);
+            msg = dst;
+        }
+        int rc = MPI_Isend(msg, (int)bytes, MPI_BYTE, p->right, TAG_STEP0, x->comm,
+                           &ws->sreq[j]);
+        if (MPI_SUCCESS != rc)
+            return mpi_fail(p, "MPI_Isend", p->right, 0, j, rc);
+        ws->stats.bytes_sent += bytes;
+    }
+    return DP_OK;
+}
+
+dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
+                      dp_ring_ws *ws, const dp_ring_codec *codec)
+{
+    ring_ctx x = {.p = {.buf = buf, .count = count}, .ws = ws, .codec = codec, .comm = comm};
+    ring_plan *pp = &x.p;
+    int rc = MPI_Comm_size(comm, &pp->P);
+    if (MPI_SUCCESS == rc)
+        rc = MPI_Comm_rank(comm, &pp->r);
+    if (MPI_SUCCESS != rc) {
+        char err[MPI_MAX_ERROR_STRING + 16];
+        return dp_errorf(DP_ERR_MPI, "dp_ring_allreduce: MPI_Comm_size/rank failed: %s",
+                         dp_mpi_strerror(rc, err, sizeof err));
+    }
+    ws->stats.calls++;
+    ws->stats.elems += count;
+    if (1 == pp->P || 0 == count)
+        return DP_OK;
+
+    pp->left = mod_p(pp->r - 1, pp->P);
+    pp->right = mod_p(pp->r + 1, pp->P);
+    pp->nsteps = 2 * (pp->P - 1);
+    pp->base = count / (size_t)pp->P;
+    pp->rem = count % (size_t)pp->P;
+    pp->seg = ws->seg_elems;
+    pp->n0 = nseg_of(pp, blk_len(pp, pp->r));
+
+    /* Per-step receive offsets, then every buffer the call needs. */
+    if (!grow_array((void **)&ws->roff, &ws->roff_cap, (size_t)pp->nsteps + 1, sizeof(size_t)))
+        return dp_errorf(DP_ERR_NOMEM, "dp_ring_allreduce: rank %d: out of memory", pp->r);
+    ws->roff[0] = 0;
+    for (int s = 0; s < pp->nsteps; s++)
+        ws->roff[s + 1] = ws->roff[s] + nseg_of(pp, blk_len(pp, recv_block(pp, s)));
+    pp->roff = ws->roff;
+    pp->nrecv = ws->roff[pp->nsteps];
+    const ring_plan p = *pp; /* read-only from here */
+
+    const int depth = x.depth = ws->depth;
+    const size_t max_blk = p.base + (p.rem ? 1 : 0);
+    const size_t max_seg = p.seg < max_blk ? p.seg : max_blk;
+    const size_t slot_bytes = x.slot_bytes = (codec->max_bytes(codec, max_seg) + 63) & ~(size_t)63;
+    const size_t nstage = x.nstage = nseg_of(&p, max_blk) + (size_t)depth + 1;
+    const size_t nsend = p.n0 + p.nrecv;
+    if (slot_bytes > INT_MAX)
+        return dp_errorf(DP_ERR_ARG, "dp_ring_allreduce: a segment of %zu floats encodes to "
+                         "more than INT_MAX bytes", max_seg);
+    if (!grow_bytes(&ws->slots, &ws->slot_cap, slot_bytes * (size_t)depth) ||
+        !grow_array((void **)&ws->sreq, &ws->sreq_cap, nsend, sizeof(MPI_Request)) ||
+        (!codec->raw && !grow_bytes(&ws->stage, &ws->stage_cap, slot_bytes * nstage)))
+        return dp_errorf(DP_ERR_NOMEM, "dp_ring_allreduce: rank %d: out of memory for the "
+                         "workspace (%zu floats)", p.r, count);
+    for (size_t k = 0; k < nsend; k++)
+        ws->sreq[k] = MPI_REQUEST_NULL;
+    for (int k = 0; k < RING_DEPTH_MAX; k++)
+        ws->rreq[k] = MPI_REQUEST_NULL;
+    dp_status st = DP_OK;
+
+    if (DP_OK != (st = send_step0(&x, STEP0_AHEAD)))
+        goto err;
+
+    cursor_init(&p, &x.post);
+    if (DP_OK != (st = post_recvs(&x, 0)))
+        goto err;
+
+    ring_cursor c;
+    for (cursor_init(&p, &c); c.i < p.nrecv; cursor_next(&p, &c)) {
+        if (DP_OK != (st = send_step0(&x, c.i + STEP0_AHEAD)))
+            goto err;
+        if (x.post.i == c.i && DP_OK != (st = post_recvs(&x, c.i))) /* a deferred one */
+            goto err;
+        const int k = (int)(c.i % (size_t)depth);
+        unsigned char *slot = ws->slots + (size_t)k * slot_bytes;
+        MPI_Status status;
+        int nb;
+        rc = MPI_Wait(&ws->rreq[k], &status);
+        if (MPI_SUCCESS == rc)
+            rc = MPI_Get_count(&status, MPI_BYTE, &nb);
+        if (MPI_SUCCESS != rc) {
+            st = mpi_fail(&p, "MPI_Wait(receive)", p.left, c.s, c.j, rc);
+            goto err;
+        }
+        ws->stats.bytes_recv += (uint64_t)nb;
+
+        size_t off, n;
+        cursor_range(&p, &c, &off, &n);
+        float *dst = buf + off;
+        const size_t fwd = p.n0 + c.i; /* the send that forwards this item */
+        const int last = c.s == p.nsteps - 1;
+        const void *msg = dst;
+        size_t bytes = n * sizeof(float);
+
+        /* Non-raw: the staging slot of send fwd, once send fwd - nstage is done. */
+        unsigned char *sbuf = NULL;
+        if (!codec->raw && !last) {
+            sbuf = ws->stage + (fwd % nstage) * slot_bytes;
+            if (fwd >= nstage) {
+                rc = MPI_Wait(&ws->sreq[fwd - nstage], MPI_STATUS_IGNORE);
+                if (MPI_SUCCESS != rc) {
+                    st = mpi_fail(&p, "MPI_Wait(send)", p.right, c.s, c.j, rc);
+                    goto err;
+                }
+            }
+        }
+
+        if (c.s < p.P - 1) { /* reduce-scatter */
+            if (DP_OK != codec->decode_reduce(codec, slot, (size_t)nb, dst, n)) {
+                st = codec_fail(&p, "decoding a message from", p.left, c.s, c.j);
+                goto err;
+            }
+            if (c.s == p.P - 2 && DP_REDUCE_AVG == op)
+                dp_comm_divide(dst, n, p.P);
+            if (sbuf) {
+                if (DP_OK != codec->encode(codec, dst, n, sbuf, slot_bytes, &bytes)) {
+                    st = codec_fail(&p, "encoding a message for", p.right, c.s + 1, c.j);
+                    goto err;
+                }
+                msg = sbuf;
+            }
+        } else if (codec->raw) { /* allgather, received in place */
+            if ((size_t)nb != bytes) {
+                dp_errorf(DP_ERR_MPI, "message of %d bytes where %zu floats (%zu bytes) were "
+                          "expected: ranks disagree on the count", nb, n, bytes);
+                st = codec_fail(&p, "receiving a message from", p.left, c.s, c.j);
+                goto err;
+            }
+        } else { /* allgather: forwarded as received, not re-encoded */
+            if (sbuf) {
+                memcpy(sbuf, slot, (size_t)nb);
+                msg = sbuf;
+                bytes = (size_t)nb;
+            }
+            if (DP_OK != codec->decode_copy(codec, slot, (size_t)nb, dst, n)) {
+                st = codec_fail(&p, "decoding a message from", p.left, c.s, c.j);
+                goto err;
+            }
+        }
+
+        if (!last) { /* forward to the right at step s+1 */
+            rc = MPI_Isend(msg, (int)bytes, MPI_BYTE, p.right, TAG_REST, comm,
+                           &ws->sreq[fwd]);
+            if (MPI_SUCCESS != rc) {
+                st = mpi_fail(&p, "MPI_Isend", p.right, c.s + 1, c.j, rc);
+                goto err;
+            }
+            ws->stats.bytes_sent += bytes;
+        }
+        if (DP_OK != (st = post_recvs(&x, c.i + 1)))
+            goto err;
+    }
+
+    if (DP_OK != (st = send_step0(&x, p.n0))) /* (all are out by now) */
+        goto err;
+    rc = MPI_Waitall((int)nsend, ws->sreq, MPI_STATUSES_IGNORE);
+    if (MPI_SUCCESS != rc) {
+        st = mpi_fail(&p, "MPI_Waitall(sends)", p.right, p.nsteps - 1, 0, rc);
+        goto err;
+    }
+    return DP_OK;
+
+err:
+    release_requests(ws, nsend);
+    return st;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Public entry points                                                        */
+/* ------------------------------------------------------------------------- */
+
+dp_status dp_ring_allreduce_codec(float *buf, size_t count, dp_reduce_op op,
+                                  MPI_Comm comm, dp_ring_ws *ws,
+                                  const dp_ring_codec *codec)
+{
+    dp_status st = dp_comm_check_args("dp_ring_allreduce", buf, count, op, comm);
+    if (DP_OK != st)
+        return st;
+    if (NULL == codec)
+        return dp_errorf(DP_ERR_ARG, "dp_ring_allreduce: codec is NULL");
+    int size;
+    if (MPI_SUCCESS != MPI_Comm_size(comm, &size))
+        return dp_errorf(DP_ERR_MPI, "dp_ring_allreduce: MPI_Comm_size failed");
+    dp_ring_ws *tmp = NULL;
+    if (NULL == ws) {
+        if (DP_OK != (st = dp_ring_ws_create(0, &tmp)))
+            return st;
+        ws = tmp;
+    }
+    if (1 == size || 0 == count) { /* nothing to send: no handler swap */
+        ws->stats.calls++;
+        ws->stats.elems += count;
+        dp_ring_ws_free(tmp);
+        return DP_OK;
+    }
+    dp_errh_guard g;
+    st = dp_errh_enter(&g, comm, "dp_ring_allreduce");
+    if (DP_OK == st) {
+        st = dp_ring_run(buf, count, op, comm, ws, codec);
+        dp_errh_leave(&g);
+    }
+    dp_ring_ws_free(tmp);
+    return st;
+}
+
+dp_status dp_ring_allreduce(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
+                            dp_ring_ws *ws)
+{
+    return dp_ring_allreduce_codec(buf, count, op, comm, ws, &dp_ring_codec_identity);
+}

@@ -1,0 +1,157 @@
+/* Checkpoints of a data-parallel run: rank 0 gathers every rank's streams and
+ * writes; on resume rank 0 reads, checks, and broadcasts parameters,
+ * buffers, optimizer state and position, and scatters the streams. Every
+ * rank learns rank 0's status, so all of them stop on a bad checkpoint. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/checkpoint.h"
+#include "train/run.h"
+
+/* Rank 0's status and message to every rank. */
+static dp_status share_status(run *r, dp_status rc)
+{
+    if (r->size == 1) return rc;
+    char msg[1024] = {0};
+    int code = (int)rc;
+    if (r->rank == 0 && rc != DP_OK) snprintf(msg, sizeof msg, "%s", dp_errmsg());
+    if (dp_sync_bcast(&r->sync, &code, sizeof code) != DP_OK || dp_sync_bcast(&r->sync, msg, sizeof msg) != DP_OK)
+        return DP_ERR_MPI;
+    if (code != DP_OK) return dp_errorf((dp_status)code, "%s", msg);
+    return DP_OK;
+}
+
+static dp_status gather_rngs(run *r, ck_rng *all)
+{
+    ck_rng mine = {r->shuffle, r->ctx.dropout_rng};
+    if (r->size == 1) {
+        all[0] = mine;
+        return DP_OK;
+    }
+    int rc = MPI_Gather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, r->sync.comm);
+    return rc == MPI_SUCCESS ? DP_OK : dp_errorf(DP_ERR_MPI, "rank %d: MPI_Gather (checkpoint streams) failed", r->rank);
+}
+
+dp_status dp_run_save(run *r)
+{
+    if (!r->cfg->out[0]) return DP_OK;
+    ck_rng *rngs = r->rank == 0 ? calloc((size_t)r->size, sizeof *rngs) : NULL;
+    ck_rng dummy;
+    dp_status rc = gather_rngs(r, rngs ? rngs : &dummy);
+    if (rc == DP_OK && r->rank == 0) {
+        ck_state st = r->st;
+        st.version = CK_STATE_VERSION;
+        st.opt_t = r->opt.t;
+        st.n_params = r->m->params.n;
+        st.n_buffers = r->m->params.nbuf;
+        st.n_opt = r->opt.state_n;
+        st.layout = dp_params_layout_hash(&r->m->params);
+        st.ranks = r->size;
+        dp_ck_section s[] = {
+            {DP_CK_CONFIG, r->config_text, strlen(r->config_text)},
+            {DP_CK_STATE, &st, sizeof st},
+            {DP_CK_PARAMS, r->m->params.data, r->m->params.n * sizeof(float)},
+            {DP_CK_BUFFERS, r->m->params.buffers, r->m->params.nbuf * sizeof(float)},
+            {DP_CK_OPTIM, r->opt.state, r->opt.state_n * sizeof(float)},
+            {DP_CK_RNG, rngs, (size_t)r->size * sizeof *rngs},
+        };
+        rc = dp_checkpoint_write(r->ckpt, s, 6);
+    }
+    free(rngs);
+    return share_status(r, rc);
+}
+
+/* The first key whose value differs and must match on resume. */
+static int config_mismatch(const char *saved, const char *now, char *key, size_t kn)
+{
+    for (const char *a = saved; *a;) {
+        size_t la = strcspn(a, "\n"), ka = strcspn(a, "=");
+        if (ka < la) {
+            snprintf(key, kn, "%.*s", (int)ka, a);
+            const char *b = now;
+            int found = 0;
+            while (*b && !found) {
+                size_t lb = strcspn(b, "\n");
+                if (lb > ka && !memcmp(a, b, ka + 1)) {
+                    found = 1;
+                    if (dp_train_config_resume_key(key) && (la != lb || memcmp(a, b, la))) return 1;
+                }
+                b += lb + (b[lb] == '\n');
+            }
+            if (!found && dp_train_config_resume_key(key)) return 1;
+        }
+        a += la + (a[la] == '\n');
+    }
+    return 0;
+}
+
+static dp_status check_sections(run *r, const dp_checkpoint *ck, ck_state *st, const ck_rng **rngs)
+{
+    const dp_ck_section *cfg = dp_checkpoint_find(ck, DP_CK_CONFIG), *s = dp_checkpoint_find(ck, DP_CK_STATE),
+                        *pa = dp_checkpoint_find(ck, DP_CK_PARAMS), *bu = dp_checkpoint_find(ck, DP_CK_BUFFERS),
+                        *op = dp_checkpoint_find(ck, DP_CK_OPTIM), *rn = dp_checkpoint_find(ck, DP_CK_RNG);
+    if (!cfg || !s || !pa || !bu || !op || !rn)
+        return dp_errorf(DP_ERR_FORMAT, "%s: a section is missing (config, state, params, buffers, optimizer, rng)",
+                         r->ckpt);
+    if (s->size != sizeof *st)
+        return dp_errorf(DP_ERR_FORMAT, "%s: state section has %llu bytes, expected %zu", r->ckpt,
+                         (unsigned long long)s->size, sizeof *st);
+    memcpy(st, s->data, sizeof *st);
+    if (st->version != CK_STATE_VERSION)
+        return dp_errorf(DP_ERR_FORMAT, "%s: state version %u (this build reads %u)", r->ckpt, st->version,
+                         CK_STATE_VERSION);
+    char key[64];
+    char *saved = strndup(cfg->data, cfg->size);
+    int bad = !saved || config_mismatch(saved, r->config_text, key, sizeof key);
+    free(saved);
+    if (bad) return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: field '%s' differs", r->ckpt, key);
+    if (st->ranks != r->size || rn->size != (size_t)r->size * sizeof(ck_rng))
+        return dp_errorf(DP_ERR_ARG, "%s: written by a run of %d ranks, this run has %d (resume with -np %d)", r->ckpt,
+                         st->ranks, r->size, st->ranks);
+    if (st->layout != dp_params_layout_hash(&r->m->params) || pa->size != r->m->params.n * sizeof(float) ||
+        bu->size != r->m->params.nbuf * sizeof(float) || op->size != r->opt.state_n * sizeof(float))
+        return dp_errorf(DP_ERR_FORMAT, "%s: parameter layout differs from model '%s' (%zu parameters)", r->ckpt,
+                         r->cfg->model, r->m->params.n);
+    if (st->micro_in_epoch < 0 || st->micro_in_epoch > r->sampler.steps || (int)st->epoch > r->cfg->epochs)
+        return dp_errorf(DP_ERR_FORMAT, "%s: position (epoch %u, step in epoch %lld) out of range", r->ckpt,
+                         st->epoch, (long long)st->micro_in_epoch);
+    memcpy(r->m->params.data, pa->data, pa->size);
+    memcpy(r->m->params.buffers, bu->data, bu->size);
+    if (op->size) memcpy(r->opt.state, op->data, op->size);
+    *rngs = rn->data;
+    return DP_OK;
+}
+
+dp_status dp_run_load(run *r)
+{
+    dp_checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    const ck_rng *rngs = NULL;
+    dp_status rc = DP_OK;
+    if (r->rank == 0) {
+        rc = dp_checkpoint_read(r->ckpt, &ck);
+        if (rc == DP_OK) rc = check_sections(r, &ck, &r->st, &rngs);
+    }
+    rc = share_status(r, rc);
+    if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, &r->st, sizeof r->st);
+    if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->m->params.data, r->m->params.n * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->m->params.buffers, r->m->params.nbuf * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->opt.state, r->opt.state_n * sizeof(float));
+    ck_rng mine;
+    if (rc == DP_OK) {
+        if (r->size == 1) {
+            mine = rngs[0];
+        } else if (MPI_Scatter(rngs, (int)sizeof mine, MPI_BYTE, &mine, (int)sizeof mine, MPI_BYTE, 0, r->sync.comm) !=
+                   MPI_SUCCESS) {
+            rc = dp_errorf(DP_ERR_MPI, "rank %d: MPI_Scatter (checkpoint streams) failed", r->rank);
+        }
+    }
+    if (rc == DP_OK) {
+        r->opt.t = r->st.opt_t;
+        r->shuffle = mine.epoch_shuffle;
+        r->ctx.dropout_rng = mine.dropout;
+    }
+    dp_checkpoint_free(&ck);
+    return rc;
+}

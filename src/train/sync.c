@@ -1,0 +1,271 @@
+/* Rank agreement and gradient buckets for the trainer (see sync.h).
+ *
+ * Buckets are suffix-first ranges of the flat gradient buffer: bucket 0 holds
+ * the last parameters declared, whose gradients backward finishes first. They
+ * are submitted strictly in index order (a bucket goes out once it and every
+ * bucket before it are final), so every rank feeds the comm engine the same
+ * sequence even if their backward passes finish parameters in different
+ * orders, and the ring's messages always match. */
+#include "train/sync.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "train/report.h"
+
+static dp_status mpi_check(int rc, const dp_sync *s, const char *what)
+{
+    if (rc == MPI_SUCCESS) return DP_OK;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return dp_errorf(DP_ERR_MPI, "rank %d: %s failed: %s", s->rank, what, msg);
+}
+
+static void build_buckets(dp_sync *s, size_t bucket_bytes)
+{
+    size_t cap = bucket_bytes / sizeof(float);
+    if (cap == 0) cap = 1;
+    s->nb = 0;
+    size_t hi = s->params->n;
+    int count = 0;
+    for (int i = s->np - 1; i >= 0; i--) {
+        count++;
+        s->p_bucket[i] = s->nb;
+        size_t lo = s->p_off[i];
+        if (hi - lo >= cap || i == 0) {
+            s->buckets[s->nb++] = (dp_bucket){.lo = lo, .hi = hi, .params = count};
+            hi = lo;
+            count = 0;
+        }
+    }
+}
+
+dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_sync_opts *o)
+{
+    memset(s, 0, sizeof *s);
+    s->comm = comm;
+    s->size = 1;
+    s->params = p;
+    s->overlap = o->overlap;
+    if (comm != MPI_COMM_NULL) {
+        MPI_Comm_rank(comm, &s->rank);
+        MPI_Comm_size(comm, &s->size);
+    }
+    for (int i = 0; i < p->count; i++) s->np += !p->items[i]->is_buffer;
+    int n = s->np ? s->np : 1;
+    s->p_off = calloc((size_t)n, sizeof *s->p_off);
+    s->p_bucket = calloc((size_t)n, sizeof *s->p_bucket);
+    s->p_uses = calloc((size_t)n, sizeof *s->p_uses);
+    s->buckets = calloc((size_t)n, sizeof *s->buckets);
+    if (!s->p_off || !s->p_bucket || !s->p_uses || !s->buckets) return dp_errorf(DP_ERR_NOMEM, "buckets: out of memory");
+    int k = 0;
+    for (int i = 0; i < p->count; i++)
+        if (!p->items[i]->is_buffer) s->p_off[k++] = p->items[i]->offset;
+    build_buckets(s, o->bucket_bytes);
+    if (s->size > 1) {
+        int provided = MPI_THREAD_SINGLE;
+        MPI_Query_thread(&provided);
+        int threaded = o->overlap && dp_comm_thread_level_ok(provided);
+        if (o->overlap && !threaded && s->rank == 0)
+            fprintf(stderr, "warning: MPI thread level %d is too low for a communication thread; "
+                            "running without overlap\n", provided);
+        s->overlap = threaded;
+        dp_status rc = dp_engine_create(comm, o->algo, threaded, &s->engine);
+        if (rc != DP_OK) return rc;
+    }
+    return DP_OK;
+}
+
+void dp_sync_free(dp_sync *s)
+{
+    dp_engine_free(s->engine);
+    free(s->p_off);
+    free(s->p_bucket);
+    free(s->p_uses);
+    free(s->buckets);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- agreement ---- */
+
+#define AGREE_BYTES 8192
+
+static void field_at(const char *text, const char *key, size_t klen, char *out, size_t n)
+{
+    for (const char *l = text; *l;) {
+        size_t len = strcspn(l, "\n");
+        if (len > klen && !memcmp(l, key, klen) && l[klen] == '=') {
+            snprintf(out, n, "%.*s", (int)(len - klen - 1), l + klen + 1);
+            return;
+        }
+        l += len + (l[len] == '\n');
+    }
+    snprintf(out, n, "(missing)");
+}
+
+dp_status dp_sync_agree(dp_sync *s, const char *text)
+{
+    if (s->size == 1) return DP_OK;
+    if (strlen(text) >= AGREE_BYTES) return dp_errorf(DP_ERR_ARG, "configuration text over %d bytes", AGREE_BYTES);
+    char *all = calloc((size_t)s->size, AGREE_BYTES);
+    char mine[AGREE_BYTES] = {0};
+    if (!all) return dp_errorf(DP_ERR_NOMEM, "agreement: out of memory");
+    strcpy(mine, text);
+    dp_status rc = mpi_check(MPI_Allgather(mine, AGREE_BYTES, MPI_CHAR, all, AGREE_BYTES, MPI_CHAR, s->comm), s,
+                             "MPI_Allgather (configuration)");
+    /* Every rank runs the same comparison on the same data, so all of them
+     * report the same first difference and stop together. */
+    for (int r = 1; rc == DP_OK && r < s->size; r++) {
+        const char *a = all, *b = all + (size_t)r * AGREE_BYTES;
+        while (*a || *b) {
+            size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+            if (la != lb || memcmp(a, b, la)) {
+                size_t klen = strcspn(a, "=");
+                char key[64], va[256], vb[256];
+                snprintf(key, sizeof key, "%.*s", (int)(klen < la ? klen : la), a);
+                field_at(all, key, strlen(key), va, sizeof va);
+                field_at(all + (size_t)r * AGREE_BYTES, key, strlen(key), vb, sizeof vb);
+                rc = dp_errorf(DP_ERR_MPI, "ranks disagree: rank %d has %s=%s, rank 0 has %s=%s", r, key, vb, key, va);
+                break;
+            }
+            a += la + (a[la] == '\n');
+            b += lb + (b[lb] == '\n');
+        }
+    }
+    free(all);
+    return rc;
+}
+
+dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes)
+{
+    if (s->size == 1) return DP_OK;
+    char *p = buf;
+    while (bytes) { /* MPI counts are int */
+        int k = bytes > (1u << 30) ? (1 << 30) : (int)bytes;
+        dp_status rc = mpi_check(MPI_Bcast(p, k, MPI_BYTE, 0, s->comm), s, "MPI_Bcast (parameters)");
+        if (rc != DP_OK) return rc;
+        p += k;
+        bytes -= (size_t)k;
+    }
+    return DP_OK;
+}
+
+dp_status dp_sync_sum(dp_sync *s, double *v, int n)
+{
+    if (s->size == 1) return DP_OK;
+    return mpi_check(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, s->comm), s, "MPI_Allreduce (step statistics)");
+}
+
+dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all)
+{
+    if (s->size == 1) {
+        all[0] = v;
+        return DP_OK;
+    }
+    return mpi_check(MPI_Allgather(&v, 1, MPI_LONG, all, 1, MPI_LONG, s->comm), s, "MPI_Allgather");
+}
+
+static uint32_t crc_floats(uLong c, const float *p, size_t n)
+{
+    const unsigned char *b = (const unsigned char *)p;
+    size_t bytes = n * sizeof(float);
+    while (bytes) {
+        uInt k = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
+        c = crc32(c, b, k);
+        b += k;
+        bytes -= k;
+    }
+    return (uint32_t)c;
+}
+
+dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step)
+{
+    if (s->size == 1) return DP_OK;
+    unsigned mine = crc_floats(crc_floats(crc32(0L, Z_NULL, 0), p->data, p->n), p->buffers, p->nbuf);
+    unsigned *all = malloc((size_t)s->size * sizeof *all);
+    if (!all) return dp_errorf(DP_ERR_NOMEM, "replica check: out of memory");
+    dp_status rc = mpi_check(MPI_Allgather(&mine, 1, MPI_UNSIGNED, all, 1, MPI_UNSIGNED, s->comm), s,
+                             "MPI_Allgather (replica check)");
+    for (int r = 1; rc == DP_OK && r < s->size; r++)
+        if (all[r] != all[0])
+            rc = dp_errorf(DP_ERR_MPI,
+                           "replica check at step %ld: rank %d's parameters differ from rank 0's "
+                           "(crc32 %08x vs %08x): the replicas have drifted",
+                           step, r, all[r], all[0]);
+    free(all);
+    return rc;
+}
+
+/* ---- buckets ---- */
+
+static int param_of(const dp_sync *s, const dp_tensor *t)
+{
+    if (!t || !t->grad || t->grad < s->params->grad || t->grad >= s->params->grad + s->params->n) return -1;
+    size_t off = (size_t)(t->grad - s->params->grad);
+    int lo = 0, hi = s->np - 1; /* last p_off <= off */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (s->p_off[mid] <= off) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+static void submit_ready(dp_sync *s)
+{
+    while (s->next < s->nb && s->buckets[s->next].pending == 0) {
+        dp_bucket *b = &s->buckets[s->next++];
+        /* An error here is sticky in the engine and returned by wait_all. */
+        dp_engine_submit(s->engine, s->params->grad + b->lo, b->hi - b->lo, DP_REDUCE_AVG);
+    }
+}
+
+static void on_node(void *user, const dp_node *nd)
+{
+    dp_sync *s = user;
+    for (int i = 0; i < nd->nin; i++) {
+        int pi = param_of(s, nd->ins ? nd->ins[i] : nd->in[i]);
+        if (pi < 0 || s->p_uses[pi] <= 0) continue;
+        if (--s->p_uses[pi] == 0 && --s->buckets[s->p_bucket[pi]].pending == 0) submit_ready(s);
+    }
+}
+
+void dp_sync_begin(dp_sync *s, dp_ctx *c)
+{
+    if (s->size == 1) return;
+    memset(s->p_uses, 0, (size_t)s->np * sizeof *s->p_uses);
+    for (long k = 0; k < c->tape.len; k++) {
+        const dp_node *nd = &c->tape.nodes[k];
+        for (int i = 0; i < nd->nin; i++) {
+            int pi = param_of(s, nd->ins ? nd->ins[i] : nd->in[i]);
+            if (pi >= 0) s->p_uses[pi]++;
+        }
+    }
+    for (int b = 0; b < s->nb; b++) s->buckets[b].pending = 0;
+    for (int i = 0; i < s->np; i++)
+        if (s->p_uses[i] > 0) s->buckets[s->p_bucket[i]].pending++;
+    s->next = 0;
+    s->active = 1;
+    if (s->overlap) {
+        c->after_node = on_node;
+        c->hook_user = s;
+    }
+}
+
+dp_status dp_sync_end(dp_sync *s, dp_ctx *c)
+{
+    if (s->size == 1) return DP_OK;
+    /* from here the training thread only waits (or, without overlap, reduces inline) */
+    double t0 = dp_now();
+    if (c) c->after_node = NULL;
+    if (!s->active) s->next = 0; /* an empty local batch: nothing was counted */
+    for (int b = s->next; b < s->nb; b++) s->buckets[b].pending = 0;
+    submit_ready(s);
+    dp_status rc = dp_engine_wait_all(s->engine);
+    s->comm_wait_s += dp_now() - t0;
+    s->active = 0;
+    return rc;
+}

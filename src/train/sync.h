@@ -1,0 +1,67 @@
+/* What the trainer needs from the other ranks: agreement on the
+ * configuration, identical initial replicas, gradient averaging in buckets
+ * (overlapped with backward through the comm engine), per-step statistics and
+ * the replica check. With no communicator (MPI not initialised) or one rank,
+ * every call is a cheap no-op, so single-process training needs no MPI. */
+#ifndef DP_TRAIN_SYNC_H
+#define DP_TRAIN_SYNC_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/comm.h"
+#include "dptrain/nn.h"
+
+typedef struct dp_bucket {
+    size_t lo, hi;   /* range of the flat gradient buffer */
+    int params;      /* parameters in it */
+    int pending;     /* this step: parameters whose gradient is not final yet */
+} dp_bucket;
+
+typedef struct dp_sync {
+    MPI_Comm comm;   /* MPI_COMM_NULL: single process */
+    int rank, size;
+    dp_engine *engine;
+    int overlap;
+    const dp_params *params;
+    int np;          /* trainable parameters */
+    size_t *p_off;   /* [np] offsets, ascending */
+    int *p_bucket;   /* [np] */
+    int *p_uses;     /* [np] tape nodes that still owe this parameter a gradient */
+    dp_bucket *buckets;
+    int nb, next;    /* buckets; next to submit (buckets go out in index order) */
+    int active;      /* within a step that communicates */
+    double comm_wait_s; /* time the training thread spent waiting for allreduces */
+} dp_sync;
+
+typedef struct dp_sync_opts {
+    dp_allreduce_algo algo;
+    size_t bucket_bytes;
+    int overlap;
+} dp_sync_opts;
+
+dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_sync_opts *o);
+void dp_sync_free(dp_sync *s);
+
+/*! Compares `text` (key=value lines) across ranks; a difference stops every
+ *  rank with DP_ERR_MPI naming the rank, the field and both values. */
+dp_status dp_sync_agree(dp_sync *s, const char *text);
+/*! Rank 0's n floats to every rank. */
+dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes);
+/*! Element-wise sum over ranks of a few doubles (step statistics). */
+dp_status dp_sync_sum(dp_sync *s, double *v, int n);
+/*! Every rank's long. */
+dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all);
+/*! crc32 of the parameter and buffer ranges compared across ranks. */
+dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step);
+
+/*! Before backward of a step whose gradients are averaged: counts, per
+ *  parameter, the tape nodes that will add to its gradient, and installs the
+ *  hook that submits each bucket once its last gradient is final. */
+void dp_sync_begin(dp_sync *s, dp_ctx *c);
+/*! After backward (or instead of it, for an empty local batch): submits what
+ *  is left in order and waits for every bucket. */
+dp_status dp_sync_end(dp_sync *s, dp_ctx *c);
+
+#endif
