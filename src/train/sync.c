@@ -139,6 +139,19 @@ dp_status dp_sync_agree(dp_sync *s, const char *text)
     return rc;
 }
 
+dp_status dp_sync_all_ok(dp_sync *s, dp_status mine, const char *what)
+{
+    if (s->size == 1) return mine;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", dp_errmsg());
+    double bad = mine != DP_OK;
+    dp_status rc = dp_sync_sum(s, &bad, 1);
+    if (rc != DP_OK) return rc;
+    if (mine != DP_OK) return dp_errorf(mine, "rank %d: %s", s->rank, why);
+    if (bad > 0) return dp_errorf(DP_ERR_MPI, "rank %d: %s failed on another rank", s->rank, what);
+    return DP_OK;
+}
+
 dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes)
 {
     if (s->size == 1) return DP_OK;
@@ -219,7 +232,7 @@ static void submit_ready(dp_sync *s)
     while (s->next < s->nb && s->buckets[s->next].pending == 0) {
         dp_bucket *b = &s->buckets[s->next++];
         /* An error here is sticky in the engine and returned by wait_all. */
-        dp_engine_submit(s->engine, s->params->grad + b->lo, b->hi - b->lo, DP_REDUCE_AVG);
+        dp_engine_submit(s->engine, s->params->grad + b->lo, b->hi - b->lo, DP_REDUCE_SUM);
     }
 }
 

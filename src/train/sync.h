@@ -47,7 +47,12 @@ void dp_sync_free(dp_sync *s);
 /*! Compares `text` (key=value lines) across ranks; a difference stops every
  *  rank with DP_ERR_MPI naming the rank, the field and both values. */
 dp_status dp_sync_agree(dp_sync *s, const char *text);
-/*! Rank 0's n floats to every rank. */
+/*! Collective: every rank passes its own status of a step that may fail on
+ *  one rank only (loading data, opening files). If any rank failed, all return
+ *  an error: the failing rank its own, prefixed with its rank, the others
+ *  DP_ERR_MPI saying that `what` failed on another rank. */
+dp_status dp_sync_all_ok(dp_sync *s, dp_status mine, const char *what);
+/*! Rank 0's bytes to every rank. */
 dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes);
 /*! Element-wise sum over ranks of a few doubles (step statistics). */
 dp_status dp_sync_sum(dp_sync *s, double *v, int n);

@@ -91,8 +91,9 @@ static dp_status micro_step(run *r, long micro, long global_bs, int sync, double
         stats[0] += isfinite(l) ? l * (double)bs : 0;
         stats[1] += (double)correct;
         stats[2] += (double)bs;
-        /* AVG over P ranks of (bs * P / global_bs) * mean-loss gradient = the global-batch mean */
-        float w = (float)((double)bs * r->size / (double)global_bs);
+        /* SUM over ranks of (bs / global_bs) * mean-loss gradient = the global-batch mean
+         * (weighting here saves the allreduce a pass dividing by P) */
+        float w = (float)((double)bs / (double)global_bs);
         if (sync) dp_sync_begin(&r->sync, c);
         dp_status rc = dp_backward_scaled(c, loss, w);
         if (rc != DP_OK) return rc;
@@ -184,28 +185,14 @@ static dp_status setup(run *r, MPI_Comm comm)
     static const dp_params none;
     rc = dp_sync_init(&r->sync, comm, r->m ? &r->m->params : &none, &so);
     if (rc != DP_OK) return rc;
-    if (r->size > 1) {
-        /* A rank that failed to build must not leave the others waiting. */
-        double bad = rc_model != DP_OK;
-        char why[1024];
-        snprintf(why, sizeof why, "%s", dp_errmsg());
-        rc = dp_sync_sum(&r->sync, &bad, 1);
-        if (rc != DP_OK) return rc;
-        if (bad > 0)
-            return rc_model != DP_OK ? dp_errorf(rc_model, "rank %d: %s", r->rank, why)
-                                     : dp_errorf(DP_ERR_ARG, "rank %d: set-up failed on another rank", r->rank);
-    }
-    if (rc_model != DP_OK) return rc_model;
+    /* A rank that failed to build must not leave the others waiting. */
+    rc = dp_sync_all_ok(&r->sync, rc_model, "building the model");
+    if (rc != DP_OK) return rc;
     rc = agree(r);
     if (rc != DP_OK) return rc;
 
-    rc = load_data(r);
-    double bad = rc != DP_OK;
-    char why[1024];
-    snprintf(why, sizeof why, "%s", dp_errmsg());
-    if (dp_sync_sum(&r->sync, &bad, 1) != DP_OK) return DP_ERR_MPI;
-    if (bad > 0) return rc != DP_OK ? dp_errorf(rc, "rank %d: %s", r->rank, why)
-                                    : dp_errorf(DP_ERR_IO, "rank %d: another rank failed to load its data", r->rank);
+    rc = dp_sync_all_ok(&r->sync, load_data(r), "loading the data");
+    if (rc != DP_OK) return rc;
     long *n_ranks = malloc((size_t)r->size * sizeof *n_ranks);
     if (!n_ranks) return dp_errorf(DP_ERR_NOMEM, "out of memory");
     rc = dp_sync_allgather_long(&r->sync, r->train.n, n_ranks);
@@ -229,10 +216,8 @@ static dp_status setup(run *r, MPI_Comm comm)
     dp_rng_seed(&r->shuffle, cfg->seed, DP_STREAM_SHUFFLE, cfg->sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)r->rank);
     if (cfg->out[0]) snprintf(r->ckpt, sizeof r->ckpt, "%s/checkpoint.dpc", cfg->out);
     rc = dp_report_open(&r->rep, r->rank == 0 ? cfg->out : NULL, cfg->progress, cfg->quiet || r->rank != 0);
-    bad = rc != DP_OK;
-    snprintf(why, sizeof why, "%s", dp_errmsg());
-    if (dp_sync_sum(&r->sync, &bad, 1) != DP_OK) return DP_ERR_MPI;
-    if (bad > 0) return rc != DP_OK ? rc : dp_errorf(DP_ERR_IO, "rank %d: rank 0 cannot write its run directory", r->rank);
+    rc = dp_sync_all_ok(&r->sync, rc, "opening the run directory");
+    if (rc != DP_OK) return rc;
     if (cfg->resume) {
         rc = dp_run_load(r);
         if (rc != DP_OK) return rc;
