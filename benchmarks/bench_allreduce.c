@@ -17,6 +17,16 @@
  *     --plot FILE               draw busbw and the ring/MPI ratio with gnuplot (PNG)
  *     --no-check                skip the per-size correctness check
  *     --blocked                 time all iterations of one algorithm, then the next
+ *     --codec LIST              also time dp_ring_allreduce_codec with each codec of
+ *                               LIST (none,fp16,bf16,int8; comma-separated). Then
+ *                               every variant runs AVG on random normal data (zeros would
+ *                               make the wire stage look free), are not checked
+ *                               bit for bit (lossy), and print bytes on the wire
+ *                               per call (sent by rank 0, after every stage), the
+ *                               compression ratio (float32 bytes / wire bytes) and
+ *                               the speed-up over the "none" codec variant. busbw
+ *                               uses the uncompressed size (effective busbw).
+ *     --wire-zstd L             zstd level of the wire stage for --codec (default 0)
  *                               (each call follows a call of the same algorithm)
  *
  * Method: for each size, every algorithm is first checked (integer data: the ring
@@ -56,6 +66,8 @@ typedef struct variant {
     size_t seg_bytes; /* ring */
     dp_ring_ws *ws;
     double *t;        /* samples */
+    int coded;        /* 1: dp_ring_allreduce_codec with cfg (--codec) */
+    dp_codec_config cfg;
 } variant;
 
 typedef struct result {
@@ -210,8 +222,10 @@ static const char *mpi_alg_for(const ompi_knobs *k, size_t bytes, char *buf, siz
 
 static void run_variant(variant *v, float *buf, size_t n, dp_reduce_op op)
 {
-    dp_status st = v->mpi ? dp_allreduce(buf, n, op, DP_ALLREDUCE_MPI, MPI_COMM_WORLD, NULL)
-                          : dp_ring_allreduce(buf, n, op, MPI_COMM_WORLD, v->ws);
+    dp_status st = v->mpi     ? dp_allreduce(buf, n, op, DP_ALLREDUCE_MPI, MPI_COMM_WORLD, NULL)
+                   : v->coded ? dp_ring_allreduce_codec(buf, n, DP_REDUCE_AVG, &v->cfg, NULL,
+                                                        MPI_COMM_WORLD, v->ws)
+                              : dp_ring_allreduce(buf, n, op, MPI_COMM_WORLD, v->ws);
     if (DP_OK != st)
         die(dp_errmsg());
 }
@@ -226,6 +240,8 @@ static int cmp_double(const void *a, const void *b)
 static void check_size(variant *vs, int nv, float *buf, float *ref, size_t n, dp_reduce_op op)
 {
     for (int v = 0; v < nv; v++) {
+        if (vs[v].coded) /* lossy: tested in tests/test_codec_mpi.c */
+            continue;
         for (size_t i = 0; i < n; i++)
             buf[i] = ref[i] = (float)((int)((i * 2654435761u + (size_t)g_rank * 40503u) % 17) - 8);
         run_variant(&vs[v], buf, n, op);
@@ -242,10 +258,26 @@ static void check_size(variant *vs, int nv, float *buf, float *ref, size_t n, dp
 static void measure(variant *vs, int nv, float *buf, size_t n, dp_reduce_op op, int warmup,
                     int iters, int max_iters, double cap, result *res)
 {
-    memset(buf, 0, n * sizeof(float));
+    int coded = 0;
     for (int v = 0; v < nv; v++)
+        coded |= vs[v].coded;
+    if (coded) /* normal-ish values (sum of 4 uniforms), different per rank */
+        for (size_t i = 0; i < n; i++) {
+            uint64_t h = (i + 1) * 0x9e3779b97f4a7c15ull ^ (uint64_t)g_rank << 40;
+            h ^= h >> 29;
+            h *= 0xbf58476d1ce4e5b9ull;
+            h ^= h >> 32;
+            buf[i] = (float)((double)(h & 0xffff) + (double)((h >> 16) & 0xffff) +
+                             (double)((h >> 32) & 0xffff) + (double)(h >> 48) - 131070.0) * 1e-5f;
+        }
+    else
+        memset(buf, 0, n * sizeof(float));
+    for (int v = 0; v < nv; v++) {
+        if (vs[v].ws)
+            dp_ring_ws_reset_stats(vs[v].ws);
         for (int w = 0; w < warmup; w++)
             run_variant(&vs[v], buf, n, op);
+    }
     /* interleaved: one group of nv calls per iteration; blocked: one variant at a time */
     const int groups = g_blocked ? nv : 1, per = g_blocked ? 1 : nv;
     for (int gr = 0; gr < groups; gr++) {
@@ -323,6 +355,8 @@ static void plot(const char *png, int nsz, const size_t *sizes,
 int main(int argc, char **argv)
 {
     int provided;
+    char codecs[256] = "";
+    int wire_zstd = 0;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_SINGLE, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
@@ -356,11 +390,15 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--plot")) { NEXT(); plot_path = v; }
         else if (!strcmp(a, "--no-check")) check = 0;
         else if (!strcmp(a, "--blocked")) g_blocked = 1;
+        else if (!strcmp(a, "--codec")) { NEXT(); snprintf(codecs, sizeof codecs, "%s", v); }
+        else if (!strcmp(a, "--wire-zstd")) { NEXT(); wire_zstd = atoi(v); }
         else die("unknown option (see the top of bench_allreduce.c)");
     }
     if (factor < 2 || iters < 1 || max_iters < iters || warmup < 0 || min_b > max_b)
         die("bad --factor/--iters/--max-iters/--warmup/--min/--max");
 
+    if (codecs[0]) /* repeated SUMs of non-zero data would overflow fp16 */
+        op = DP_REDUCE_AVG;
     /* Variants: one ring per segment size, then MPI_Allreduce. */
     variant vs[MAX_VARIANTS];
     int nv = 0;
@@ -373,6 +411,20 @@ int main(int argc, char **argv)
         snprintf(v->name, sizeof v->name, "ring/%s", sz);
         if (DP_OK != dp_ring_ws_create(v->seg_bytes, &v->ws) ||
             DP_OK != dp_ring_ws_set_depth(v->ws, depth))
+            die(dp_errmsg());
+    }
+    for (char *tok = strtok(codecs, ","); tok && nv < MAX_VARIANTS - 1; tok = strtok(NULL, ",")) {
+        variant *v = &vs[nv++];
+        memset(v, 0, sizeof *v);
+        v->coded = 1;
+        v->cfg.wire_zstd_level = wire_zstd;
+        if (DP_OK != dp_codec_parse(tok, &v->cfg))
+            die(dp_errmsg());
+        if (wire_zstd)
+            snprintf(v->name, sizeof v->name, "%s+zstd%d", tok, wire_zstd);
+        else
+            snprintf(v->name, sizeof v->name, "%s", tok);
+        if (DP_OK != dp_ring_ws_create(0, &v->ws) || DP_OK != dp_ring_ws_set_depth(v->ws, depth))
             die(dp_errmsg());
     }
     memset(&vs[nv], 0, sizeof vs[nv]);
@@ -451,6 +503,10 @@ int main(int argc, char **argv)
         mpi_alg_for(&k, b, alg, sizeof alg);
         fmt_size(b, sz, sizeof sz);
         const result *mpi = &res[nv - 1];
+        const result *none = NULL;
+        for (int v = 0; v < nv; v++)
+            if (vs[v].coded && DP_CODEC_NONE == vs[v].cfg.kind && !none)
+                none = &res[v];
         double mpi_bus = busf * (double)b / mpi->t_med / 1e9;
         for (int v = 0; v < nv; v++) {
             double algbw = (double)b / res[v].t_med / 1e9;
@@ -459,10 +515,25 @@ int main(int argc, char **argv)
             char rs[16] = "";
             if (!isnan(ratio))
                 snprintf(rs, sizeof rs, "%.2f", ratio);
+            char extra[128] = "";
+            if (vs[v].coded) { /* rank 0's counters over warm-up and timed calls */
+                dp_comm_stats cs;
+                dp_ring_ws_stats(vs[v].ws, &cs);
+                double calls = cs.calls ? (double)cs.calls : 1.0;
+                snprintf(extra, sizeof extra, "wire %.3f MiB/call, x%.2f vs float32%s",
+                         (double)cs.bytes_sent / calls / 1048576.0,
+                         cs.bytes_sent ? (double)cs.bytes_raw_sent / (double)cs.bytes_sent : 0.0,
+                         "");
+                if (none) {
+                    size_t l = strlen(extra);
+                    snprintf(extra + l, sizeof extra - l, ", %.2fx none's speed",
+                             none->t_med / res[v].t_med);
+                }
+            }
             printf("%9s %-14s %6d %11.1f %11.1f %9.3f %9.3f %9.3f %6s  %s\n", v ? "" : sz,
                    vs[v].name, res[v].iters, res[v].t_med * 1e6, res[v].t_min * 1e6, algbw, bus,
-                   peak, rs, vs[v].mpi ? alg : "");
-            char line[1024];
+                   peak, rs, vs[v].mpi ? alg : extra);
+            char line[2048];
             snprintf(line, sizeof line, "%zu,%d,%s,%zu,%d,%.4f,%.2f,%.4f,%.2f,%.4f,%.4f,%d,%s\n",
                      b, v, vs[v].name, vs[v].seg_bytes, res[v].iters, bus, res[v].t_med * 1e6,
                      isnan(ratio) ? 0.0 : ratio, res[v].t_min * 1e6, algbw, peak, g_size, alg);

@@ -14,7 +14,8 @@ grep '"kind":"epoch"' "$m" > "$tmp/e" || true
 paste <(field step < "$tmp/s") <(field loss < "$tmp/s") > "$tmp/steps.dat"
 paste <(field step < "$tmp/e") <(field train_loss < "$tmp/e") <(field test_loss < "$tmp/e") \
       <(field train_acc < "$tmp/e") <(field test_acc < "$tmp/e") > "$tmp/epochs.dat"
-gnuplot <<GP
+# a one-epoch run has a single epoch point: gnuplot warns about its empty x range
+gnuplot 2> >(grep -v "empty x range" >&2) <<GP
 set terminal pngcairo size 1200,450 noenhanced
 set output "$run/curves.png"
 set multiplot layout 1,2 title "$run"

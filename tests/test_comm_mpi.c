@@ -26,42 +26,15 @@
 
 #include "comm/comm_internal.h"
 #include "dptrain/comm.h"
+#include "mpi_check.h"
 
-static int g_rank, g_size, g_provided;
-static long g_fail;   /* failed checks in the current case, this rank */
-static long g_checks; /* checks run in the current case, this rank */
+static int g_provided;
 
-#define CHECK(cond, ...)                                                              \
-    do {                                                                              \
-        g_checks++;                                                                   \
-        if (!(cond)) {                                                                \
-            g_fail++;                                                                 \
-            if (g_fail <= 20) {                                                       \
-                fprintf(stderr, "rank %d: FAIL %s:%d: %s: ", g_rank, __FILE__,        \
-                        __LINE__, #cond);                                             \
-                fprintf(stderr, __VA_ARGS__);                                         \
-                fputc('\n', stderr);                                                  \
-            }                                                                         \
-        }                                                                             \
-    } while (0)
-
-#define CHECK_OK(expr)                                                                \
-    do {                                                                              \
-        dp_status st_ = (expr);                                                       \
-        CHECK(DP_OK == st_, "%s -> %s: %s", #expr, dp_status_name(st_), dp_errmsg()); \
-    } while (0)
 
 /* ------------------------------------------------------------------------- */
 /* Data                                                                       */
 /* ------------------------------------------------------------------------- */
 
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
 
 /* Integer in [-8, 8] for (rank, i, seed): sums of up to 4 are exact floats. */
 static float gen_int(int rank, size_t i, uint64_t seed)
@@ -117,7 +90,7 @@ static void ring_vs_mpi(MPI_Comm comm, size_t n, dp_reduce_op op, int integer,
         if (n)
             MPI_Allreduce(MPI_IN_PLACE, sa, (int)n, MPI_FLOAT, MPI_SUM, comm);
     }
-    dp_status st = dp_ring_allreduce_codec(n ? a : NULL, n, op, comm, ws, codec);
+    dp_status st = dp_ring_allreduce_with(n ? a : NULL, n, op, comm, ws, codec);
     CHECK(DP_OK == st, "%s n=%zu: %s: %s", what, n, dp_status_name(st), dp_errmsg());
     ref_allreduce(b, n, op, comm);
 

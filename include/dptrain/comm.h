@@ -65,7 +65,59 @@ typedef struct dp_comm_stats {
     uint64_t bytes_sent; /* message payload bytes this rank sent (ring only) */
     uint64_t bytes_recv; /* message payload bytes this rank received (ring only) */
     double seconds;      /* wall time inside allreduce calls (engine only) */
+    /* Compression (ring only). Per message sent: the float32 bytes it stands for,
+     * and its size after the codec but before the wire stage; bytes_sent is its
+     * size on the wire. raw/codec is the codec's ratio, codec/sent the wire
+     * stage's, raw/sent the whole. Equal to bytes_sent without a codec. */
+    uint64_t bytes_raw_sent;
+    uint64_t bytes_codec_sent;
 } dp_comm_stats;
+
+/* ------------------------------------------------------------------------- */
+/* Codecs                                                                     */
+/* ------------------------------------------------------------------------- */
+
+/* What the ring sends for each value (the reduce-scatter partial sums and the
+ * reduced blocks of the allgather alike). Bounds per value encoded, x the value:
+ *   NONE  float32, exact.
+ *   FP16  IEEE half, round to nearest even: |err| <= 2^-11 |x| for |x| >= 2^-14,
+ *         <= 2^-25 below (subnormal halves); |x| >= 65520 is rejected
+ *         (DP_ERR_NONFINITE), as are NaN and Inf.
+ *   BF16  bfloat16, round to nearest even: |err| <= 2^-8 |x| (2^-134 absolute
+ *         below 2^-126); NaN/Inf rejected.
+ *   INT8  blocks of DP_CODEC_INT8_BLOCK values, scale s = max|x|/127 per block,
+ *         stochastic rounding: unbiased, |err| < s; NaN/Inf rejected.
+ * A value is encoded once per rank per call (see dp_ring_allreduce_codec), so the
+ * result's error is at most P times the bound at the partial sums' magnitude. */
+typedef enum dp_codec_kind {
+    DP_CODEC_NONE = 0,
+    DP_CODEC_FP16,
+    DP_CODEC_BF16,
+    DP_CODEC_INT8,
+    /* TOPK, POWERSGD later */
+} dp_codec_kind;
+
+#define DP_CODEC_INT8_BLOCK 256
+#define DP_CODEC_ZSTD_MAX 19 /* highest wire_zstd_level accepted */
+
+typedef struct dp_codec_config {
+    dp_codec_kind kind;
+    /* Lossless wire stage after the codec on every message: byte-shuffle (one plane
+     * per byte of an element: 4 for float32, 2 for fp16/bf16; int8 unshuffled),
+     * then zstd at this level. 0 = off, 1..DP_CODEC_ZSTD_MAX. */
+    int wire_zstd_level;
+    /* INT8 stochastic rounding: runs with the same seed, ranks and calls are
+     * reproducible (the generator is counter-based, mixed with the rank). */
+    uint64_t seed;
+} dp_codec_config;
+
+/*! Parses a codec name: "none", "fp16", "bf16", "int8" (case-sensitive).
+ *  Sets out->kind and leaves its other fields as they are.
+ *  @return DP_OK, or DP_ERR_ARG naming the unknown string and the known ones. */
+dp_status dp_codec_parse(const char *s, dp_codec_config *out);
+
+/*! @return the name dp_codec_parse accepts for `kind` ("?" for an unknown one). */
+const char *dp_codec_name(dp_codec_kind kind);
 
 /* ------------------------------------------------------------------------- */
 /* Ring allreduce                                                             */
@@ -106,6 +158,30 @@ void dp_ring_ws_reset_stats(dp_ring_ws *ws);
  *  @return DP_OK, DP_ERR_ARG, DP_ERR_NOMEM or DP_ERR_MPI (see the top of file). */
 dp_status dp_ring_allreduce(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
                             dp_ring_ws *ws);
+
+/*! dp_ring_allreduce through a codec, with optional error feedback.
+ *  Every rank passes the same count, op and config (kind, level).
+ *  @param cfg       NULL or kind NONE without wire stage: exactly dp_ring_allreduce.
+ *  @param residual  n floats owned by the caller (a range of a flat buffer, so it
+ *                   can be checkpointed), zero before the first call; or NULL
+ *                   for no error feedback. Lossy codecs only; with NONE it is
+ *                   added into buf and zeroed.
+ *  Lossy codecs: AVG divides every rank's input by P before anything is encoded
+ *  (fp16 sums cannot overflow on the way); each rank encodes each value exactly
+ *  once (its partial sum, or for the block it owns the full sum); the result is
+ *  what every rank decodes from the same bytes, so it is bit-identical on all
+ *  ranks. With a residual e (per rank), per element and per call:
+ *      result + sum_ranks e_new = sum_ranks (x + e_old)     [x: input, / P for AVG]
+ *  up to float rounding of the additions; see src/comm/ring.c for why.
+ *  Size 1 is a no-op (exact; residual untouched).
+ *  @return DP_OK, DP_ERR_ARG, DP_ERR_NOMEM, DP_ERR_MPI, or DP_ERR_NONFINITE when
+ *          any rank met NaN/Inf (or a value beyond fp16's range) in what it
+ *          encoded: then every rank returns it (the ring still completes), the
+ *          message of the rank that met it names rank and index, and buf and
+ *          residual are unspecified. */
+dp_status dp_ring_allreduce_codec(float *buf, size_t n, dp_reduce_op op,
+                                  const dp_codec_config *cfg, float *residual,
+                                  MPI_Comm comm, dp_ring_ws *ws);
 
 /*! In-place allreduce with the chosen algorithm: DP_ALLREDUCE_RING calls
  *  dp_ring_allreduce(buf, n, op, comm, ws); DP_ALLREDUCE_MPI calls MPI_Allreduce
@@ -156,6 +232,13 @@ dp_status dp_engine_create(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
  *  @return DP_OK, DP_ERR_ARG (NULL buf with n > 0, bad op), or the engine's
  *          first error if an earlier range failed (errors are sticky). */
 dp_status dp_engine_submit(dp_engine *e, float *buf, size_t n, dp_reduce_op op);
+
+/*! dp_engine_submit through a codec (see dp_ring_allreduce_codec); `cfg` is
+ *  copied, `residual` (n floats or NULL) belongs to the engine with the range.
+ *  Needs DP_ALLREDUCE_RING unless cfg is NULL or plain NONE.
+ *  @return as dp_engine_submit; DP_ERR_ARG also for a bad config. */
+dp_status dp_engine_submit_codec(dp_engine *e, float *buf, size_t n, dp_reduce_op op,
+                                 const dp_codec_config *cfg, float *residual);
 
 /*! Blocks until every submitted range is reduced (returns at once when nothing
  *  is queued). After it returns, the training thread may call MPI again.

@@ -49,6 +49,8 @@ typedef struct dp_train_config {
     float bucket_mb;     /* gradient bucket size in MiB */
     int overlap;         /* allreduce buckets while backward runs (communication thread) */
     long check_replicas; /* compare a hash of the parameters across ranks every N steps (0 = off) */
+    dp_codec_config codec; /* gradient compression on the ring (kind NONE: plain float32) */
+    long codec_start;    /* plain allreduce for the first N steps, then the codec */
     int progress;        /* -1 auto (TTY), 0 plain lines, 1 bar */
     int quiet;
 } dp_train_config;
@@ -63,6 +65,8 @@ typedef struct dp_train_result {
     int stopped_early;             /* --stop-after or a signal: checkpoint saved */
     int ranks;
     double comm_wait_s;            /* training-thread time spent waiting for gradient allreduces */
+    double wire_bytes_per_step;    /* bytes this rank sent per optimizer step (after codec and zstd) */
+    double raw_bytes_per_step;     /* the float32 bytes those stand for */
 } dp_train_result;
 
 /*! The defaults of `dptrain train` (SGD lr 0.05 momentum 0.9, batch 64, ...). */

@@ -43,6 +43,10 @@ static const char usage[] =
     "  --bucket-mb MB        gradient bucket size (default 4)\n"
     "  --no-overlap          allreduce after backward instead of during it\n"
     "  --check-replicas N    compare a hash of the parameters across ranks every N steps\n"
+    "  --codec NAME          gradient compression on the ring: none (default) | fp16 | bf16 | int8\n"
+    "                        (int8 with error feedback, kept in the checkpoint)\n"
+    "  --wire-zstd L         byte-shuffle + zstd level L on every message (default 0 = off)\n"
+    "  --codec-start N       plain float32 allreduce for the first N steps\n"
     "run:\n"
     "  --out DIR             run directory: metrics.jsonl, checkpoint.dpc\n"
     "  --resume              continue the run in --out from its checkpoint\n"
@@ -59,6 +63,7 @@ enum {
     O_DATA = 256, O_MODEL, O_LIMIT, O_TEST_LIMIT, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOMENTUM, O_NESTEROV, O_WD,
     O_SCHED, O_WARMUP, O_MIN_LR, O_STEP_SIZE, O_STEP_GAMMA, O_CLIP, O_SEED, O_OUT, O_RESUME, O_CKEVERY, O_STOP,
     O_EVAL_BATCH, O_THREADS, O_PROGRESS, O_QUIET, O_SAMPLER, O_ACCUM, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP, O_REPLICAS,
+    O_CODEC, O_WIRE_ZSTD, O_CODEC_START,
 };
 
 static const struct option opts[] = {
@@ -72,6 +77,7 @@ static const struct option opts[] = {
     {"threads", 1, 0, O_THREADS}, {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
     {"sampler", 1, 0, O_SAMPLER}, {"accumulate", 1, 0, O_ACCUM}, {"allreduce", 1, 0, O_ALLREDUCE},
     {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP}, {"check-replicas", 1, 0, O_REPLICAS},
+    {"codec", 1, 0, O_CODEC}, {"wire-zstd", 1, 0, O_WIRE_ZSTD}, {"codec-start", 1, 0, O_CODEC_START},
     {0, 0, 0, 0},
 };
 
@@ -143,6 +149,12 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
         case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &cfg->bucket_mb); break;
         case O_NO_OVERLAP: cfg->overlap = 0; break;
         case O_REPLICAS: rc = dp_flag_long("--check-replicas", a, 0, 1L << 40, &cfg->check_replicas); break;
+        case O_CODEC:
+            rc = dp_codec_parse(a, &cfg->codec);
+            if (rc != DP_OK) rc = dp_errorf(DP_ERR_ARG, "--codec: %s", dp_errmsg());
+            break;
+        case O_WIRE_ZSTD: rc = dp_flag_int("--wire-zstd", a, 0, DP_CODEC_ZSTD_MAX, &cfg->codec.wire_zstd_level); break;
+        case O_CODEC_START: rc = dp_flag_long("--codec-start", a, 0, 1L << 40, &cfg->codec_start); break;
         case 'h': *help = 1; return DP_OK;
         case ':': rc = dp_errorf(DP_ERR_ARG, "%s: missing value", argv[optind - 1]); break;
         default:
@@ -198,8 +210,9 @@ int dp_cmd_train(int argc, char **argv, MPI_Comm comm)
         return last_signal ? 128 + last_signal : 0;
     }
     printf("final: epochs=%d steps=%ld ranks=%d test_acc=%.4f test_loss=%.4f train_loss=%.4f "
-           "train_samples_per_s=%.0f comm_wait_s=%.2f wall_s=%.1f\n",
+           "train_samples_per_s=%.0f comm_wait_s=%.2f wire_kb_per_step=%.1f raw_kb_per_step=%.1f wall_s=%.1f\n",
            res.epochs_done, res.steps, res.ranks, res.test_acc, res.test_loss, res.train_loss,
-           res.train_samples_per_s, res.comm_wait_s, res.wall_s);
+           res.train_samples_per_s, res.comm_wait_s, res.wire_bytes_per_step / 1024, res.raw_bytes_per_step / 1024,
+           res.wall_s);
     return 0;
 }

@@ -72,6 +72,7 @@ const dp_ring_codec dp_ring_codec_identity = {
     .encode = f32_encode,
     .decode_reduce = f32_decode_reduce,
     .decode_copy = f32_decode_copy,
+    .wire_elem = 4,
 };
 
 const dp_ring_codec dp_ring_codec_identity_staged = {
@@ -81,4 +82,5 @@ const dp_ring_codec dp_ring_codec_identity_staged = {
     .encode = f32_encode,
     .decode_reduce = f32_decode_reduce,
     .decode_copy = f32_decode_copy,
+    .wire_elem = 4,
 };

@@ -15,6 +15,7 @@
 #define DP_COMM_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dptrain/comm.h"
 
@@ -34,6 +35,17 @@ struct dp_ring_codec {
     /* dst[i] = decoded[i] for i < n */
     dp_status (*decode_copy)(const dp_ring_codec *c, const void *msg, size_t bytes,
                              float *dst, size_t n);
+    /* 1: decode(encode(x)) may differ from x. The ring then applies error feedback
+     * (when given a residual), makes the owner of a block replace its copy by the
+     * decoded value (so every rank ends with the same bits), and treats an empty
+     * message as "a rank upstream rejected its input" (see ring.c). */
+    int lossy;
+    /* bytes per element of the message, for the wire stage's byte shuffle (1: none) */
+    size_t wire_elem;
+    /* wrappers (wire stage): the codec whose bytes they compress; NULL otherwise */
+    const dp_ring_codec *inner;
+    /* mutable per-instance state (int8 RNG, zstd contexts), owned by a workspace */
+    void *state;
 };
 
 /* The identity float32 codec (raw): what dp_ring_allreduce uses. */
@@ -42,16 +54,65 @@ extern const dp_ring_codec dp_ring_codec_identity;
  * messages as they are): exercises the seam in tests until a real codec exists. */
 extern const dp_ring_codec dp_ring_codec_identity_staged;
 
+/* The lossy codecs (codec_fp16.c, codec_int8.c). int8 keeps its RNG in a state
+ * that dp_codec_int8_init ties to a codec struct. */
+extern const dp_ring_codec dp_ring_codec_fp16;
+extern const dp_ring_codec dp_ring_codec_bf16;
+typedef struct dp_codec_int8_state {
+    uint64_t seed; /* mixed from the config's seed and the rank */
+    uint64_t ctr;  /* values encoded so far: the counter of the counter-based RNG */
+} dp_codec_int8_state;
+void dp_codec_int8_init(dp_ring_codec *c, dp_codec_int8_state *st, uint64_t seed);
+
+/* Scalar conversions (round to nearest even) and the bulk fp16 encoder; for tests.
+ * dp_codec_f16c_force(0/1) picks the portable or the F16C path (1 only where the
+ * CPU has it). */
+uint16_t dp_f16_from_f32(float f);
+float dp_f32_from_f16(uint16_t h);
+uint16_t dp_bf16_from_f32(float f);
+float dp_f32_from_bf16(uint16_t h);
+void dp_f16_encode_n(const float *src, uint16_t *dst, size_t n);
+void dp_codec_f16c_force(int on);
+
+/* Index of the first x[i] that is NaN/Inf or (limit > 0) has |x[i]| >= limit; n if
+ * none. dp_codec_reject formats the DP_ERR_NONFINITE message for it. */
+size_t dp_codec_find_bad(const float *x, size_t n, float limit);
+dp_status dp_codec_reject(const char *codec, const float *x, size_t i);
+
+/* The codecs a workspace has built for dp_codec_config's (codec_wire.c): the int8
+ * RNG state and the zstd wire stage (contexts and scratch that grow). */
+typedef struct dp_codec_rt dp_codec_rt;
+/*! Points *out at the codec for cfg on this rank, building *rt on first use.
+ *  @return DP_OK, DP_ERR_ARG (bad config), DP_ERR_NOMEM. */
+dp_status dp_codec_rt_select(dp_codec_rt **rt, const dp_codec_config *cfg, int rank,
+                             const dp_ring_codec **out);
+void dp_codec_rt_free(dp_codec_rt *rt);
+/* The workspace's slot for its codec runtime (ring.c owns the struct). */
+dp_codec_rt **dp_ring_ws_codec_rt(dp_ring_ws *ws);
+/* Checks a config (kind, level). */
+dp_status dp_codec_config_check(const char *who, const dp_codec_config *cfg);
+
 /* dp_ring_allreduce with an explicit codec (arguments checked, error handler
- * swapped as in the public call). */
-dp_status dp_ring_allreduce_codec(float *buf, size_t count, dp_reduce_op op,
-                                  MPI_Comm comm, dp_ring_ws *ws,
-                                  const dp_ring_codec *codec);
+ * swapped as in the public call). No error feedback, AVG divided at the end. */
+dp_status dp_ring_allreduce_with(float *buf, size_t count, dp_reduce_op op,
+                                 MPI_Comm comm, dp_ring_ws *ws,
+                                 const dp_ring_codec *codec);
 
 /* Core of the ring: arguments already checked, MPI_ERRORS_RETURN already set on
  * comm, ws not NULL. Used by the engine on its duplicate communicator. */
 dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
                       dp_ring_ws *ws, const dp_ring_codec *codec);
+
+/* dp_ring_run with error feedback: residual (count floats, or NULL) as described
+ * in ring.c ("Lossy codecs"). */
+dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
+                         dp_ring_ws *ws, const dp_ring_codec *codec, float *residual);
+
+/* Core of dp_ring_allreduce_codec (same preconditions as dp_ring_run): picks the
+ * codec, pre-divides for AVG with lossy codecs, runs the ring. */
+dp_status dp_ring_codec_run(float *buf, size_t count, dp_reduce_op op,
+                            const dp_codec_config *cfg, float *residual, MPI_Comm comm,
+                            dp_ring_ws *ws);
 
 /* Number of receive slots of the ring (default 2: double-buffered), 1..8. For
  * tests and benchmarks. */

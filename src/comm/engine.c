@@ -38,6 +38,9 @@ typedef struct engine_item {
     float *buf;
     size_t n;
     dp_reduce_op op;
+    int coded;           /* 1: through cfg (dp_engine_submit_codec) */
+    dp_codec_config cfg; /* copied at submit */
+    float *residual;     /* n floats or NULL */
 } engine_item;
 
 struct dp_engine {
@@ -72,10 +75,12 @@ static double now_s(void)
 static dp_status engine_run(dp_engine *e, const engine_item *it, double *secs)
 {
     double t0 = now_s();
-    dp_status st = DP_ALLREDUCE_RING == e->algo
-                       ? dp_ring_run(it->buf, it->n, it->op, e->comm, e->ws,
-                                     &dp_ring_codec_identity)
-                       : dp_mpi_allreduce_run(it->buf, it->n, it->op, e->comm);
+    dp_status st = DP_ALLREDUCE_RING != e->algo
+                       ? dp_mpi_allreduce_run(it->buf, it->n, it->op, e->comm)
+                   : it->coded ? dp_ring_codec_run(it->buf, it->n, it->op, &it->cfg,
+                                                   it->residual, e->comm, e->ws)
+                               : dp_ring_run(it->buf, it->n, it->op, e->comm, e->ws,
+                                             &dp_ring_codec_identity);
     *secs = now_s() - t0;
     return st;
 }
@@ -97,6 +102,8 @@ static void engine_account(dp_engine *e, const engine_item *it, dp_status st, do
         e->stats.elems += w.elems - e->ws_seen.elems;
         e->stats.bytes_sent += w.bytes_sent - e->ws_seen.bytes_sent;
         e->stats.bytes_recv += w.bytes_recv - e->ws_seen.bytes_recv;
+        e->stats.bytes_raw_sent += w.bytes_raw_sent - e->ws_seen.bytes_raw_sent;
+        e->stats.bytes_codec_sent += w.bytes_codec_sent - e->ws_seen.bytes_codec_sent;
         e->ws_seen = w;
     }
     e->stats.seconds += secs;
@@ -212,15 +219,45 @@ err_free:
     return st;
 }
 
+static dp_status engine_submit(dp_engine *e, const engine_item *item);
+
 dp_status dp_engine_submit(dp_engine *e, float *buf, size_t n, dp_reduce_op op)
 {
+    engine_item it = {.buf = buf, .n = n, .op = op};
+    return engine_submit(e, &it);
+}
+
+dp_status dp_engine_submit_codec(dp_engine *e, float *buf, size_t n, dp_reduce_op op,
+                                 const dp_codec_config *cfg, float *residual)
+{
+    engine_item it = {.buf = buf, .n = n, .op = op, .residual = residual};
+    if (NULL != cfg && (DP_CODEC_NONE != cfg->kind || 0 != cfg->wire_zstd_level ||
+                        NULL != residual)) {
+        dp_status st = dp_codec_config_check("dp_engine_submit_codec", cfg);
+        if (DP_OK != st)
+            return st;
+        if (NULL != e && DP_ALLREDUCE_RING != e->algo)
+            return dp_errorf(DP_ERR_ARG, "dp_engine_submit_codec: codec %s needs the ring "
+                             "algorithm (the engine was created with MPI_Allreduce)",
+                             dp_codec_name(cfg->kind));
+        it.coded = 1;
+        it.cfg = *cfg;
+    }
+    return engine_submit(e, &it);
+}
+
+static dp_status engine_submit(dp_engine *e, const engine_item *item)
+{
+    float *buf = item->buf;
+    size_t n = item->n;
+    dp_reduce_op op = item->op;
     if (NULL == e)
         return dp_errorf(DP_ERR_ARG, "dp_engine_submit: engine is NULL");
     if (NULL == buf && n > 0)
         return dp_errorf(DP_ERR_ARG, "dp_engine_submit: buf is NULL with count %zu", n);
     if (DP_REDUCE_SUM != op && DP_REDUCE_AVG != op)
         return dp_errorf(DP_ERR_ARG, "dp_engine_submit: unknown reduce op %d", (int)op);
-    engine_item it = {buf, n, op};
+    engine_item it = *item;
 
     if (!e->threaded) {
         if (DP_OK != e->err)

@@ -107,6 +107,9 @@ struct dp_ring_ws {
     size_t *roff;              /* first receive item of each step, nsteps + 1 */
     size_t roff_cap;
     MPI_Request rreq[RING_DEPTH_MAX];
+    float *dec;                /* lossy codecs: decode(encode(segment)) for EF/owner */
+    size_t dec_cap;            /* bytes */
+    dp_codec_rt *rt;           /* codecs built from dp_codec_config's (codec_wire.c) */
     dp_comm_stats stats;
 };
 
@@ -143,8 +146,12 @@ void dp_ring_ws_free(dp_ring_ws *ws)
     free(ws->stage);
     free(ws->sreq);
     free(ws->roff);
+    free(ws->dec);
+    dp_codec_rt_free(ws->rt);
     free(ws);
 }
+
+dp_codec_rt **dp_ring_ws_codec_rt(dp_ring_ws *ws) { return &ws->rt; }
 
 size_t dp_ring_ws_segment_bytes(const dp_ring_ws *ws) { return ws->seg_bytes; }
 
@@ -336,7 +343,88 @@ typedef struct ring_ctx {
     size_t nstage;     /* staging slots (non-raw) */
     ring_cursor post;  /* next receive item to post */
     size_t sent0;      /* step-0 sends posted so far (windowed) */
+    float *res;        /* error-feedback residual (count floats) or NULL */
+    float *dec;        /* lossy: scratch of one segment */
+    const dp_ring_codec *base; /* the codec under a wire stage (for byte counts) */
+    int poisoned;      /* a rank (this or upstream) rejected what it had to encode */
+    char bad[640];     /* why, for the final DP_ERR_NONFINITE */
 } ring_ctx;
+
+/* Counts one sent message of n floats and `bytes` wire bytes. */
+static void count_send(ring_ctx *x, size_t n, size_t bytes)
+{
+    dp_comm_stats *st = &x->ws->stats;
+    st->bytes_sent += bytes;
+    if (0 == bytes && n > 0) /* poison carries no data */
+        return;
+    st->bytes_raw_sent += n * sizeof(float);
+    st->bytes_codec_sent += x->base->max_bytes(x->base, n); /* exact for our codecs */
+}
+
+/* Encodes buf[off..off+n) for the right neighbour into dst (non-raw codecs).
+ * Lossy codecs: error feedback and the owner's copy, as in the header comment:
+ *     v = buf + e;  m = enc(v);  d = dec(m);  e = v - d;  owner: buf = d.
+ * buf itself may be overwritten with v: every region encoded here is replaced
+ * later in the call (by the allgather, or by d for the owner). A value the codec
+ * rejects poisons the call: the message goes out empty (a real message of n > 0
+ * values is never empty), and so does every later message of this rank, so that
+ * all ranks finish the ring and report DP_ERR_NONFINITE instead of hanging. */
+static dp_status ring_encode(ring_ctx *x, size_t off, size_t n, int owner, void *dst,
+                             size_t *bytes)
+{
+    *bytes = 0;
+    if (x->poisoned)
+        return DP_OK;
+    const dp_ring_codec *c = x->codec;
+    float *restrict v = x->p.buf + off;
+    if (x->res) {
+        const float *restrict e = x->res + off;
+        for (size_t i = 0; i < n; i++)
+            v[i] += e[i];
+    }
+    dp_status st = c->encode(c, v, n, dst, x->slot_bytes, bytes);
+    if (DP_ERR_NONFINITE == st) {
+        size_t k = dp_codec_find_bad(v, n, 0.0f);
+        if (k < n)
+            snprintf(x->bad, sizeof x->bad, "dp_ring_allreduce_codec: rank %d of %d: "
+                     "non-finite value (%g) at index %zu of the range (input%s)", x->p.r,
+                     x->p.P, (double)v[k], off + k,
+                     x->res ? " plus residual, plus partial sums" : " plus partial sums");
+        else
+            snprintf(x->bad, sizeof x->bad, "dp_ring_allreduce_codec: rank %d of %d: in "
+                     "elements [%zu, %zu) of the range: %s", x->p.r, x->p.P, off, off + n,
+                     dp_errmsg());
+        x->poisoned = 1;
+        *bytes = 0;
+        return DP_OK;
+    }
+    if (DP_OK != st)
+        return st;
+    if (c->lossy && (x->res || owner)) {
+        float *restrict d = x->dec;
+        if (DP_OK != (st = c->decode_copy(c, dst, *bytes, d, n)))
+            return st;
+        if (x->res) {
+            float *restrict e = x->res + off;
+            for (size_t i = 0; i < n; i++)
+                e[i] = v[i] - d[i];
+        }
+        if (owner)
+            memcpy(v, d, n * sizeof(float));
+    }
+    return DP_OK;
+}
+
+/* An empty message for n > 0 values: the sender (or one upstream) was poisoned. */
+static void note_poison(ring_ctx *x, int s)
+{
+    if (x->poisoned)
+        return;
+    x->poisoned = 1;
+    snprintf(x->bad, sizeof x->bad, "dp_ring_allreduce_codec: rank %d of %d: rank %d sent "
+             "an empty message at step %d: a rank met a non-finite value (its own message "
+             "names rank and index)", x->p.r, x->p.P, x->p.left, s + 1);
+}
 
 /* Step-0 messages (our own block, sent straight away) travel on their own tag so
  * that they can be posted a few at a time: every other message of the call goes
@@ -406,7 +494,7 @@ static dp_status send_step0(ring_ctx *x, size_t upto)
             bytes = n * sizeof(float);
         } else { /* staging slot j: j < n0 < nstage, never reused before it is sent */
             unsigned char *dst = ws->stage + j * x->slot_bytes;
-            if (DP_OK != codec->encode(codec, p->buf + bo + so, n, dst, x->slot_bytes, &bytes))
+            if (DP_OK != ring_encode(x, bo + so, n, 0, dst, &bytes))
                 return codec_fail(p, "encoding a message for", p->right, 0, j);
             msg = dst;
         }
@@ -414,7 +502,7 @@ static dp_status send_step0(ring_ctx *x, size_t upto)
                            &ws->sreq[j]);
         if (MPI_SUCCESS != rc)
             return mpi_fail(p, "MPI_Isend", p->right, 0, j, rc);
-        ws->stats.bytes_sent += bytes;
+        count_send(x, n, bytes);
     }
     return DP_OK;
 }
@@ -422,7 +510,15 @@ static dp_status send_step0(ring_ctx *x, size_t upto)
 dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
                       dp_ring_ws *ws, const dp_ring_codec *codec)
 {
-    ring_ctx x = {.p = {.buf = buf, .count = count}, .ws = ws, .codec = codec, .comm = comm};
+    return dp_ring_run_ef(buf, count, op, comm, ws, codec, NULL);
+}
+
+dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
+                         dp_ring_ws *ws, const dp_ring_codec *codec, float *residual)
+{
+    ring_ctx x = {.p = {.buf = buf, .count = count}, .ws = ws, .codec = codec, .comm = comm,
+                  .res = codec->lossy ? residual : NULL,
+                  .base = codec->inner ? codec->inner : codec};
     ring_plan *pp = &x.p;
     int rc = MPI_Comm_size(comm, &pp->P);
     if (MPI_SUCCESS == rc)
@@ -466,13 +562,16 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
                          "more than INT_MAX bytes", max_seg);
     if (!grow_bytes(&ws->slots, &ws->slot_cap, slot_bytes * (size_t)depth) ||
         !grow_array((void **)&ws->sreq, &ws->sreq_cap, nsend, sizeof(MPI_Request)) ||
-        (!codec->raw && !grow_bytes(&ws->stage, &ws->stage_cap, slot_bytes * nstage)))
+        (!codec->raw && !grow_bytes(&ws->stage, &ws->stage_cap, slot_bytes * nstage)) ||
+        (codec->lossy && !grow_bytes((unsigned char **)&ws->dec, &ws->dec_cap,
+                                     max_seg * sizeof(float))))
         return dp_errorf(DP_ERR_NOMEM, "dp_ring_allreduce: rank %d: out of memory for the "
                          "workspace (%zu floats)", p.r, count);
     for (size_t k = 0; k < nsend; k++)
         ws->sreq[k] = MPI_REQUEST_NULL;
     for (int k = 0; k < RING_DEPTH_MAX; k++)
         ws->rreq[k] = MPI_REQUEST_NULL;
+    x.dec = ws->dec;
     dp_status st = DP_OK;
 
     if (DP_OK != (st = send_step0(&x, STEP0_AHEAD)))
@@ -522,15 +621,18 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
             }
         }
 
+        if (!codec->raw && 0 == nb && n > 0)
+            note_poison(&x, c.s);
         if (c.s < p.P - 1) { /* reduce-scatter */
-            if (DP_OK != codec->decode_reduce(codec, slot, (size_t)nb, dst, n)) {
+            if (!x.poisoned &&
+                DP_OK != codec->decode_reduce(codec, slot, (size_t)nb, dst, n)) {
                 st = codec_fail(&p, "decoding a message from", p.left, c.s, c.j);
                 goto err;
             }
             if (c.s == p.P - 2 && DP_REDUCE_AVG == op)
                 dp_comm_divide(dst, n, p.P);
-            if (sbuf) {
-                if (DP_OK != codec->encode(codec, dst, n, sbuf, slot_bytes, &bytes)) {
+            if (sbuf) { /* at step P-2 this rank owns the block: its own copy = decoded */
+                if (DP_OK != ring_encode(&x, off, n, c.s == p.P - 2, sbuf, &bytes)) {
                     st = codec_fail(&p, "encoding a message for", p.right, c.s + 1, c.j);
                     goto err;
                 }
@@ -549,7 +651,7 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
                 msg = sbuf;
                 bytes = (size_t)nb;
             }
-            if (DP_OK != codec->decode_copy(codec, slot, (size_t)nb, dst, n)) {
+            if (!x.poisoned && DP_OK != codec->decode_copy(codec, slot, (size_t)nb, dst, n)) {
                 st = codec_fail(&p, "decoding a message from", p.left, c.s, c.j);
                 goto err;
             }
@@ -562,7 +664,7 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
                 st = mpi_fail(&p, "MPI_Isend", p.right, c.s + 1, c.j, rc);
                 goto err;
             }
-            ws->stats.bytes_sent += bytes;
+            count_send(&x, n, bytes);
         }
         if (DP_OK != (st = post_recvs(&x, c.i + 1)))
             goto err;
@@ -575,6 +677,8 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
         st = mpi_fail(&p, "MPI_Waitall(sends)", p.right, p.nsteps - 1, 0, rc);
         goto err;
     }
+    if (x.poisoned)
+        return dp_errorf(DP_ERR_NONFINITE, "%s", x.bad);
     return DP_OK;
 
 err:
@@ -586,9 +690,9 @@ err:
 /* Public entry points                                                        */
 /* ------------------------------------------------------------------------- */
 
-dp_status dp_ring_allreduce_codec(float *buf, size_t count, dp_reduce_op op,
-                                  MPI_Comm comm, dp_ring_ws *ws,
-                                  const dp_ring_codec *codec)
+dp_status dp_ring_allreduce_with(float *buf, size_t count, dp_reduce_op op,
+                                 MPI_Comm comm, dp_ring_ws *ws,
+                                 const dp_ring_codec *codec)
 {
     dp_status st = dp_comm_check_args("dp_ring_allreduce", buf, count, op, comm);
     if (DP_OK != st)
@@ -623,5 +727,62 @@ dp_status dp_ring_allreduce_codec(float *buf, size_t count, dp_reduce_op op,
 dp_status dp_ring_allreduce(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
                             dp_ring_ws *ws)
 {
-    return dp_ring_allreduce_codec(buf, count, op, comm, ws, &dp_ring_codec_identity);
+    return dp_ring_allreduce_with(buf, count, op, comm, ws, &dp_ring_codec_identity);
+}
+
+dp_status dp_ring_codec_run(float *buf, size_t count, dp_reduce_op op,
+                            const dp_codec_config *cfg, float *residual, MPI_Comm comm,
+                            dp_ring_ws *ws)
+{
+    static const dp_codec_config none = {.kind = DP_CODEC_NONE};
+    if (NULL == cfg)
+        cfg = &none;
+    int P, r;
+    if (MPI_SUCCESS != MPI_Comm_size(comm, &P) || MPI_SUCCESS != MPI_Comm_rank(comm, &r))
+        return dp_errorf(DP_ERR_MPI, "dp_ring_allreduce_codec: MPI_Comm_size/rank failed");
+    const dp_ring_codec *codec;
+    dp_status st = dp_codec_rt_select(&ws->rt, cfg, r, &codec);
+    if (DP_OK != st)
+        return st;
+    if (1 == P || 0 == count) { /* exact: nothing is encoded, the residual waits */
+        ws->stats.calls++;
+        ws->stats.elems += count;
+        return DP_OK;
+    }
+    if (!codec->lossy && residual) { /* lossless: the residual is sent in full */
+        for (size_t i = 0; i < count; i++) {
+            buf[i] += residual[i];
+            residual[i] = 0.0f;
+        }
+    }
+    if (codec->lossy && DP_REDUCE_AVG == op) { /* divide before anything is encoded */
+        dp_comm_divide(buf, count, P);
+        op = DP_REDUCE_SUM;
+    }
+    return dp_ring_run_ef(buf, count, op, comm, ws, codec, residual);
+}
+
+dp_status dp_ring_allreduce_codec(float *buf, size_t n, dp_reduce_op op,
+                                  const dp_codec_config *cfg, float *residual,
+                                  MPI_Comm comm, dp_ring_ws *ws)
+{
+    dp_status st = dp_comm_check_args("dp_ring_allreduce_codec", buf, n, op, comm);
+    if (DP_OK != st)
+        return st;
+    if (cfg && DP_OK != (st = dp_codec_config_check("dp_ring_allreduce_codec", cfg)))
+        return st;
+    dp_ring_ws *tmp = NULL;
+    if (NULL == ws) {
+        if (DP_OK != (st = dp_ring_ws_create(0, &tmp)))
+            return st;
+        ws = tmp;
+    }
+    dp_errh_guard g;
+    st = dp_errh_enter(&g, comm, "dp_ring_allreduce_codec");
+    if (DP_OK == st) {
+        st = dp_ring_codec_run(buf, n, op, cfg, residual, comm, ws);
+        dp_errh_leave(&g);
+    }
+    dp_ring_ws_free(tmp);
+    return st;
 }

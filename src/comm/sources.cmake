@@ -1,7 +1,10 @@
 dp_room(comm
   src/comm/allreduce.c
   src/comm/codec.c
+  src/comm/codec_fp16.c
+  src/comm/codec_int8.c
+  src/comm/codec_wire.c
   src/comm/ring.c
   src/comm/engine.c
 )
-target_link_libraries(dp_comm PUBLIC MPI::MPI_C Threads::Threads)
+target_link_libraries(dp_comm PUBLIC MPI::MPI_C Threads::Threads PkgConfig::ZSTD)

@@ -59,6 +59,12 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
     RANGE(isfinite(cfg->bucket_mb) && cfg->bucket_mb > 0 && cfg->bucket_mb <= 4096,
           "--bucket-mb: %g is out of range (0, 4096]", cfg->bucket_mb);
     RANGE(cfg->check_replicas >= 0, "--check-replicas: %ld is negative", cfg->check_replicas);
+    RANGE(cfg->codec_start >= 0, "--codec-start: %ld is negative", cfg->codec_start);
+    RANGE(cfg->codec.wire_zstd_level >= 0 && cfg->codec.wire_zstd_level <= DP_CODEC_ZSTD_MAX,
+          "--wire-zstd: %d is out of range [0, %d]", cfg->codec.wire_zstd_level, DP_CODEC_ZSTD_MAX);
+    RANGE(cfg->allreduce == DP_ALLREDUCE_RING || (cfg->codec.kind == DP_CODEC_NONE && !cfg->codec.wire_zstd_level),
+          "--codec %s / --wire-zstd need --allreduce ring (MPI_Allreduce cannot carry encoded bytes)",
+          dp_codec_name(cfg->codec.kind));
     RANGE(cfg->sampler == 0 || cfg->sampler == 1, "--sampler: %d is not shard or global", cfg->sampler);
     RANGE(!cfg->resume || cfg->out[0], "--resume needs --out DIR (the run to continue)");
     RANGE(!cfg->stop_after || cfg->out[0], "--stop-after needs --out DIR (where the checkpoint goes)");
@@ -74,14 +80,15 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     "nesterov=%d\nweight_decay=%.9g\nbeta1=%.9g\nbeta2=%.9g\neps=%.9g\nschedule=%s\nwarmup=%ld\n"
                     "min_lr=%.9g\nstep_gamma=%.9g\nstep_size=%ld\nclip=%.9g\nseed=%llu\nlimit=%ld\ntest_limit=%ld\n"
                     "sampler=%s\naccumulate=%d\nallreduce=%s\nbucket_mb=%.9g\noverlap=%d\ncheck_replicas=%ld\n"
-                    "threads=%d\n",
+                    "threads=%d\ncodec=%s\nwire_zstd=%d\ncodec_start=%ld\n",
                     cfg->model, cfg->epochs, cfg->batch, cfg->lr, dp_opt_kind_name(cfg->opt.kind), cfg->opt.momentum,
                     cfg->opt.dampening, cfg->opt.nesterov, cfg->opt.weight_decay, cfg->opt.beta1, cfg->opt.beta2,
                     cfg->opt.eps, dp_schedule_kind_name(cfg->schedule), cfg->warmup, cfg->min_lr, cfg->step_gamma,
                     cfg->step_size, cfg->clip, (unsigned long long)cfg->seed, cfg->limit, cfg->test_limit,
                     cfg->sampler ? "global" : "shard", cfg->accumulate,
                     cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", cfg->bucket_mb, cfg->overlap,
-                    cfg->check_replicas, cfg->threads);
+                    cfg->check_replicas, cfg->threads, dp_codec_name(cfg->codec.kind), cfg->codec.wire_zstd_level,
+                    cfg->codec_start);
 }
 
 int dp_train_config_resume_key(const char *key)
@@ -89,7 +96,7 @@ int dp_train_config_resume_key(const char *key)
     /* How long to train and how to communicate may change on resume; what
      * decides the arithmetic of a step may not. */
     static const char *free_keys[] = {"epochs", "test_limit", "allreduce", "bucket_mb", "overlap",
-                                      "check_replicas", "threads"};
+                                      "check_replicas", "threads", "wire_zstd"};
     for (size_t i = 0; i < sizeof free_keys / sizeof free_keys[0]; i++)
         if (!strcmp(key, free_keys[i])) return 0;
     return 1;

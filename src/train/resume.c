@@ -33,12 +33,27 @@ static dp_status gather_rngs(run *r, ck_rng *all)
     return rc == MPI_SUCCESS ? DP_OK : dp_errorf(DP_ERR_MPI, "rank %d: MPI_Gather (checkpoint streams) failed", r->rank);
 }
 
+/* Every rank's error-feedback buffer to rank 0 (rank order); NULL without a lossy codec. */
+static dp_status gather_residuals(run *r, float **out)
+{
+    *out = NULL;
+    float *mine = r->sync.residual;
+    size_t n = r->m->params.n;
+    if (!mine) return DP_OK;
+    if (r->rank == 0 && !(*out = malloc((size_t)r->size * n * sizeof(float))))
+        return dp_errorf(DP_ERR_NOMEM, "checkpoint: no memory for %d error-feedback buffers", r->size);
+    int rc = MPI_Gather(mine, (int)n, MPI_FLOAT, *out, (int)n, MPI_FLOAT, 0, r->sync.comm);
+    return rc == MPI_SUCCESS ? DP_OK : dp_errorf(DP_ERR_MPI, "rank %d: MPI_Gather (error feedback) failed", r->rank);
+}
+
 dp_status dp_run_save(run *r)
 {
     if (!r->cfg->out[0]) return DP_OK;
     ck_rng *rngs = r->rank == 0 ? calloc((size_t)r->size, sizeof *rngs) : NULL;
     ck_rng dummy;
+    float *residuals = NULL;
     dp_status rc = gather_rngs(r, rngs ? rngs : &dummy);
+    if (rc == DP_OK) rc = gather_residuals(r, &residuals);
     if (rc == DP_OK && r->rank == 0) {
         ck_state st = r->st;
         st.version = CK_STATE_VERSION;
@@ -55,10 +70,12 @@ dp_status dp_run_save(run *r)
             {DP_CK_BUFFERS, r->m->params.buffers, r->m->params.nbuf * sizeof(float)},
             {DP_CK_OPTIM, r->opt.state, r->opt.state_n * sizeof(float)},
             {DP_CK_RNG, rngs, (size_t)r->size * sizeof *rngs},
+            {DP_CK_RESIDUAL, residuals, (size_t)r->size * r->m->params.n * sizeof(float)},
         };
-        rc = dp_checkpoint_write(r->ckpt, s, 6);
+        rc = dp_checkpoint_write(r->ckpt, s, residuals ? 7 : 6);
     }
     free(rngs);
+    free(residuals);
     return share_status(r, rc);
 }
 
@@ -86,7 +103,8 @@ static int config_mismatch(const char *saved, const char *now, char *key, size_t
     return 0;
 }
 
-static dp_status check_sections(run *r, const dp_checkpoint *ck, ck_state *st, const ck_rng **rngs)
+static dp_status check_sections(run *r, const dp_checkpoint *ck, ck_state *st, const ck_rng **rngs,
+                                const float **residuals)
 {
     const dp_ck_section *cfg = dp_checkpoint_find(ck, DP_CK_CONFIG), *s = dp_checkpoint_find(ck, DP_CK_STATE),
                         *pa = dp_checkpoint_find(ck, DP_CK_PARAMS), *bu = dp_checkpoint_find(ck, DP_CK_BUFFERS),
@@ -116,10 +134,16 @@ static dp_status check_sections(run *r, const dp_checkpoint *ck, ck_state *st, c
     if (st->micro_in_epoch < 0 || st->micro_in_epoch > r->sampler.steps || (int)st->epoch > r->cfg->epochs)
         return dp_errorf(DP_ERR_FORMAT, "%s: position (epoch %u, step in epoch %lld) out of range", r->ckpt,
                          st->epoch, (long long)st->micro_in_epoch);
+    const dp_ck_section *re = dp_checkpoint_find(ck, DP_CK_RESIDUAL);
+    size_t want = r->sync.residual ? (size_t)r->size * r->m->params.n * sizeof(float) : 0;
+    if ((re ? re->size : 0) != want)
+        return dp_errorf(DP_ERR_FORMAT, "%s: error-feedback section has %llu bytes, this run needs %zu", r->ckpt,
+                         (unsigned long long)(re ? re->size : 0), want);
     memcpy(r->m->params.data, pa->data, pa->size);
     memcpy(r->m->params.buffers, bu->data, bu->size);
     if (op->size) memcpy(r->opt.state, op->data, op->size);
     *rngs = rn->data;
+    *residuals = re ? re->data : NULL;
     return DP_OK;
 }
 
@@ -128,10 +152,11 @@ dp_status dp_run_load(run *r)
     dp_checkpoint ck;
     memset(&ck, 0, sizeof ck);
     const ck_rng *rngs = NULL;
+    const float *residuals = NULL;
     dp_status rc = DP_OK;
     if (r->rank == 0) {
         rc = dp_checkpoint_read(r->ckpt, &ck);
-        if (rc == DP_OK) rc = check_sections(r, &ck, &r->st, &rngs);
+        if (rc == DP_OK) rc = check_sections(r, &ck, &r->st, &rngs, &residuals);
     }
     rc = share_status(r, rc);
     if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, &r->st, sizeof r->st);
@@ -146,6 +171,13 @@ dp_status dp_run_load(run *r)
                    MPI_SUCCESS) {
             rc = dp_errorf(DP_ERR_MPI, "rank %d: MPI_Scatter (checkpoint streams) failed", r->rank);
         }
+    }
+    if (rc == DP_OK && r->sync.residual) {
+        int n = (int)r->m->params.n;
+        if (r->size == 1)
+            memcpy(r->sync.residual, residuals, (size_t)n * sizeof(float));
+        else if (MPI_Scatter(residuals, n, MPI_FLOAT, r->sync.residual, n, MPI_FLOAT, 0, r->sync.comm) != MPI_SUCCESS)
+            rc = dp_errorf(DP_ERR_MPI, "rank %d: MPI_Scatter (error feedback) failed", r->rank);
     }
     if (rc == DP_OK) {
         r->opt.t = r->st.opt_t;

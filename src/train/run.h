@@ -29,7 +29,7 @@ typedef struct ck_rng {
     dp_rng epoch_shuffle, dropout;
 } ck_rng;
 
-enum { DP_CK_RNG = 6 };
+enum { DP_CK_RNG = 6, DP_CK_RESIDUAL = 7 /* every rank's error-feedback buffer, rank order */ };
 
 typedef struct run {
     const dp_train_config *cfg;
@@ -49,6 +49,7 @@ typedef struct run {
     long opt_steps_per_epoch;
     dp_rng shuffle;    /* state at the start of the current epoch */
     ck_state st;
+    long first_step;   /* r->st.step when this process started (after a resume) */
     char ckpt[1024];
     char config_text[4096];
 } run;

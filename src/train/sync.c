@@ -50,6 +50,7 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
     s->size = 1;
     s->params = p;
     s->overlap = o->overlap;
+    s->codec = o->codec;
     if (comm != MPI_COMM_NULL) {
         MPI_Comm_rank(comm, &s->rank);
         MPI_Comm_size(comm, &s->size);
@@ -75,6 +76,10 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
         s->overlap = threaded;
         dp_status rc = dp_engine_create(comm, o->algo, threaded, &s->engine);
         if (rc != DP_OK) return rc;
+        if (s->codec.kind != DP_CODEC_NONE) {
+            s->residual = calloc(p->n ? p->n : 1, sizeof *s->residual);
+            if (!s->residual) return dp_errorf(DP_ERR_NOMEM, "error-feedback buffer: out of memory");
+        }
     }
     return DP_OK;
 }
@@ -82,6 +87,7 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
 void dp_sync_free(dp_sync *s)
 {
     dp_engine_free(s->engine);
+    free(s->residual);
     free(s->p_off);
     free(s->p_bucket);
     free(s->p_uses);
@@ -212,6 +218,16 @@ dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step)
     return rc;
 }
 
+void dp_sync_wire_bytes(dp_sync *s, double *wire, double *raw)
+{
+    *wire = *raw = 0;
+    if (!s->engine) return;
+    dp_comm_stats st;
+    dp_engine_stats(s->engine, &st);
+    *wire = (double)st.bytes_sent;
+    *raw = (double)(st.bytes_raw_sent ? st.bytes_raw_sent : st.bytes_sent);
+}
+
 /* ---- buckets ---- */
 
 static int param_of(const dp_sync *s, const dp_tensor *t)
@@ -232,7 +248,17 @@ static void submit_ready(dp_sync *s)
     while (s->next < s->nb && s->buckets[s->next].pending == 0) {
         dp_bucket *b = &s->buckets[s->next++];
         /* An error here is sticky in the engine and returned by wait_all. */
-        dp_engine_submit(s->engine, s->params->grad + b->lo, b->hi - b->lo, DP_REDUCE_SUM);
+        if (s->codec_on) {
+            /* The stochastic-rounding stream is a function of (seed, step, bucket), never
+             * of how many calls this process has made, so a resumed run repeats it. */
+            dp_codec_config c = s->codec;
+            c.seed = s->codec.seed ^ (0x9e3779b97f4a7c15ull * (s->step + 1)) ^
+                     (0xc2b2ae3d27d4eb4full * (uint64_t)(s->next));
+            dp_engine_submit_codec(s->engine, s->params->grad + b->lo, b->hi - b->lo, DP_REDUCE_SUM, &c,
+                                   s->residual ? s->residual + b->lo : NULL);
+        }
+        else
+            dp_engine_submit(s->engine, s->params->grad + b->lo, b->hi - b->lo, DP_REDUCE_SUM);
     }
 }
 

@@ -32,6 +32,10 @@ typedef struct dp_sync {
     dp_bucket *buckets;
     int nb, next;    /* buckets; next to submit (buckets go out in index order) */
     int active;      /* within a step that communicates */
+    dp_codec_config codec; /* kind NONE and no wire stage: plain float32 */
+    int codec_on;    /* this step goes through the codec (off before --codec-start) */
+    uint64_t step;   /* names the step in the codec's random stream, so a resumed run rounds alike */
+    float *residual; /* [params n] error feedback of a lossy codec, this rank's; else NULL */
     double comm_wait_s; /* time the training thread spent waiting for allreduces */
 } dp_sync;
 
@@ -39,6 +43,7 @@ typedef struct dp_sync_opts {
     dp_allreduce_algo algo;
     size_t bucket_bytes;
     int overlap;
+    dp_codec_config codec;
 } dp_sync_opts;
 
 dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_sync_opts *o);
@@ -60,6 +65,10 @@ dp_status dp_sync_sum(dp_sync *s, double *v, int n);
 dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all);
 /*! crc32 of the parameter and buffer ranges compared across ranks. */
 dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step);
+
+/*! Bytes this rank has sent for gradients so far: on the wire, and the
+ *  float32 bytes they stand for. */
+void dp_sync_wire_bytes(dp_sync *s, double *wire, double *raw);
 
 /*! Before backward of a step whose gradients are averaged: counts, per
  *  parameter, the tape nodes that will add to its gradient, and installs the

@@ -109,6 +109,9 @@ static dp_status opt_step(run *r, long m0, long m1, double *stats)
     for (long m = m0; m < m1; m++) global_bs += dp_sampler_global(&r->sampler, m);
     dp_params_zero_grad(&r->m->params);
     memset(stats, 0, 5 * sizeof *stats);
+    r->sync.codec_on = (cfg->codec.kind != DP_CODEC_NONE || cfg->codec.wire_zstd_level) &&
+                       r->st.step >= cfg->codec_start;
+    r->sync.step = (uint64_t)r->st.step;
     for (long m = m0; m < m1; m++) {
         dp_status rc = micro_step(r, m, global_bs, m == m1 - 1, stats);
         if (rc != DP_OK) return rc;
@@ -181,7 +184,8 @@ static dp_status setup(run *r, MPI_Comm comm)
         dp_manifest_free(man);
     }
     dp_status rc_model = rc == DP_OK ? dp_model_build(cfg->model, &shape, &r->m) : rc;
-    dp_sync_opts so = {cfg->allreduce, (size_t)((double)cfg->bucket_mb * 1048576.0), cfg->overlap};
+    dp_sync_opts so = {cfg->allreduce, (size_t)((double)cfg->bucket_mb * 1048576.0), cfg->overlap, cfg->codec};
+    so.codec.seed = cfg->seed;
     static const dp_params none;
     rc = dp_sync_init(&r->sync, comm, r->m ? &r->m->params : &none, &so);
     if (rc != DP_OK) return rc;
@@ -229,13 +233,15 @@ static dp_status setup(run *r, MPI_Comm comm)
         if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->m->params.buffers, r->m->params.nbuf * sizeof(float));
         if (rc != DP_OK) return rc;
     }
+    r->first_step = (long)r->st.step;
     if (!cfg->quiet && r->rank == 0)
         fprintf(stderr,
                 "dptrain train: %s, %zu parameters, %ld train / %ld test images, %d rank(s) x batch %d (global %d), "
-                "%s lr %g, %d bucket(s), allreduce %s%s\n",
+                "%s lr %g, %d bucket(s), allreduce %s%s, codec %s%s\n",
                 cfg->model, r->m->params.n, r->train.split_total, r->test.split_total, r->size, cfg->batch,
                 cfg->batch * r->size * cfg->accumulate, dp_opt_kind_name(cfg->opt.kind), cfg->lr, r->sync.nb,
-                cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", r->sync.overlap ? " overlapped" : "");
+                cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", r->sync.overlap ? " overlapped" : "",
+                dp_codec_name(cfg->codec.kind), cfg->codec.wire_zstd_level ? " + zstd" : "");
     return DP_OK;
 }
 
@@ -378,6 +384,13 @@ dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_resul
     res->ranks = r.size;
     res->wall_s = dp_now() - t0;
     res->comm_wait_s = r.sync.comm_wait_s;
+    long session_steps = (long)r.st.step - r.first_step;
+    if (session_steps > 0) {
+        double wire, raw;
+        dp_sync_wire_bytes(&r.sync, &wire, &raw);
+        res->wire_bytes_per_step = wire / (double)session_steps;
+        res->raw_bytes_per_step = raw / (double)session_steps;
+    }
     if (r.st.train_time > 0 && r.sampler.steps) {
         /* samples (all ranks) over the time spent inside training steps, resumed parts included */
         long spe = r.opt_steps_per_epoch, epochs = (long)r.st.step / spe, rest = (long)r.st.step % spe;
