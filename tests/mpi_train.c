@@ -192,7 +192,7 @@ static void replica_check(void)
     dp_rng_seed(&r, 1, 1, 0);
     dp_params_init(&p, &r);
     dp_sync s;
-    dp_sync_opts o = {DP_ALLREDUCE_RING, 1 << 20, 0, {DP_CODEC_NONE, 0, 0}};
+    dp_sync_opts o = {.algo = DP_ALLREDUCE_RING, .bucket_bytes = 1 << 20};
     CHECK(dp_sync_init(&s, MPI_COMM_WORLD, &p, &o) == DP_OK, "sync init: %s", dp_errmsg());
     CHECK(dp_sync_check_replicas(&s, &p, 10) == DP_OK, "identical replicas reported: %s", dp_errmsg());
     if (rank == size - 1) p.data[500] += 1e-6f;
@@ -207,51 +207,60 @@ static void replica_check(void)
 
 /* Each codec trains end to end, stays finite, keeps the replicas identical
  * (checked every step) and learns; int8's error feedback survives a resume. */
-static void codecs(void)
+static void resume_with_codec(const char *codec)
 {
-    static const char *names[] = {"fp16", "bf16", "int8"};
-    for (int k = 0; k < 4; k++) {
-        dp_train_config cfg = base(32, 32L * size * 40);
-        cfg.test_limit = 1000;
-        cfg.check_replicas = 1;
-        CHECK(dp_codec_parse(names[k < 3 ? k : 2], &cfg.codec) == DP_OK, "%s", dp_errmsg());
-        if (k == 3) cfg.codec.wire_zstd_level = 3;
-        dp_train_result res;
-        dp_status rc = dp_train_run(&cfg, MPI_COMM_WORLD, &res);
-        CHECK(rc == DP_OK && isfinite(res.train_loss) && res.test_acc > 0.6, "codec %s%s: %s (acc %.3f loss %g)",
-              names[k < 3 ? k : 2], k == 3 ? "+zstd" : "", rc == DP_OK ? "ok" : dp_errmsg(), res.test_acc,
-              res.train_loss);
-        if (rank == 0)
-            printf("codec %-9s P=%d: test_acc %.4f, %.1f KiB on the wire per step for %.1f KiB of float32\n",
-                   k == 3 ? "int8+zstd" : names[k], size, res.test_acc, res.wire_bytes_per_step / 1024,
-                   res.raw_bytes_per_step / 1024);
-    }
-    /* exact resume with error feedback */
     dp_train_config cfg = base(32, 32L * size * 12);
     cfg.epochs = 2;
-    CHECK(dp_codec_parse("int8", &cfg.codec) == DP_OK, "%s", dp_errmsg());
+    CHECK(dp_train_codec_parse(&cfg, codec) == DP_OK, "%s", dp_errmsg());
     dp_train_result full, part, rest;
-    snprintf(cfg.out, sizeof cfg.out, "%s/int8-full", tmp);
-    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &full) == DP_OK, "int8 full: %s", dp_errmsg());
-    snprintf(cfg.out, sizeof cfg.out, "%s/int8-parts", tmp);
+    snprintf(cfg.out, sizeof cfg.out, "%s/%s-full", tmp, codec);
+    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &full) == DP_OK, "%s full: %s", codec, dp_errmsg());
+    snprintf(cfg.out, sizeof cfg.out, "%s/%s-parts", tmp, codec);
     cfg.stop_after = 7;
-    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &part) == DP_OK, "int8 part: %s", dp_errmsg());
+    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &part) == DP_OK, "%s part: %s", codec, dp_errmsg());
     cfg.stop_after = 0;
     cfg.resume = 1;
-    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &rest) == DP_OK, "int8 rest: %s", dp_errmsg());
+    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &rest) == DP_OK, "%s rest: %s", codec, dp_errmsg());
     if (rank == 0) {
         char a[600], c[600];
-        snprintf(a, sizeof a, "%s/int8-full", tmp);
-        snprintf(c, sizeof c, "%s/int8-parts", tmp);
+        snprintf(a, sizeof a, "%s/%s-full", tmp, codec);
+        snprintf(c, sizeof c, "%s/%s-parts", tmp, codec);
         size_t na = 0, nc = 0;
         float *pa = params_of(a, &na), *pc = params_of(c, &nc);
         CHECK(pa && pc && na == nc && !memcmp(pa, pc, na * sizeof(float)),
-              "int8 run resumed with its error feedback differs from the uninterrupted one");
+              "%s: run resumed with its compressor state differs from the uninterrupted one", codec);
         free(pa);
         free(pc);
     } else {
         CHECK(1, "n/a");
     }
+}
+
+/* Each codec trains end to end, stays finite, keeps the replicas identical
+ * (checked every step) and learns; compressor state survives a resume exactly. */
+static void codecs(void)
+{
+    static const char *names[] = {"fp16", "bf16", "int8", "int8", "topk:0.1", "powersgd:2"};
+    for (int k = 0; k < 6; k++) {
+        dp_train_config cfg = base(32, 32L * size * 40);
+        cfg.test_limit = 1000;
+        cfg.check_replicas = 1;
+        CHECK(dp_train_codec_parse(&cfg, names[k]) == DP_OK, "%s", dp_errmsg());
+        if (k == 3) cfg.codec.wire_zstd_level = 3;
+        dp_train_result res;
+        dp_status rc = dp_train_run(&cfg, MPI_COMM_WORLD, &res);
+        CHECK(rc == DP_OK && isfinite(res.train_loss) && res.test_acc > 0.6, "codec %s%s: %s (acc %.3f loss %g)",
+              names[k], k == 3 ? "+zstd" : "", rc == DP_OK ? "ok" : dp_errmsg(), res.test_acc, res.train_loss);
+        CHECK(size == 1 || res.wire_bytes_per_step < res.raw_bytes_per_step, "codec %s sent %g of %g bytes",
+              names[k], res.wire_bytes_per_step, res.raw_bytes_per_step);
+        if (rank == 0)
+            printf("codec %-10s%s P=%d: test_acc %.4f, %.1f KiB on the wire per step for %.1f KiB of float32\n",
+                   names[k], k == 3 ? "+zstd" : "     ", size, res.test_acc, res.wire_bytes_per_step / 1024,
+                   res.raw_bytes_per_step / 1024);
+    }
+    resume_with_codec("int8");
+    resume_with_codec("topk:0.1");
+    resume_with_codec("powersgd:2");
 }
 
 static void config_mismatch(void)

@@ -257,6 +257,166 @@ void dp_engine_reset_stats(dp_engine *e);
  *  (collective, like MPI_Comm_free) and the engine. NULL is accepted. */
 void dp_engine_free(dp_engine *e);
 
+/* ------------------------------------------------------------------------- */
+/* Sparse and low-rank gradient compression: top-k and PowerSGD               */
+/* (src/comm/topk.c, src/comm/powersgd.c)                                      */
+/* ------------------------------------------------------------------------- */
+/* Both are collectives over `comm` with SUM semantics: the result is the sum over
+ * ranks of what each rank transmitted, bit-identical on every rank. Weighting
+ * (1/P, or per-rank sample counts) is the caller's: scale the gradient before the
+ * call, as the trainer already does for the plain ring. Both keep an error-
+ * feedback residual in float buffers the caller can checkpoint, so resume is exact.
+ * Every rank passes the same sizes and configuration, in the same order. */
+
+/* Tag of top-k's ring allgather ('d','t'); the dense fallback and PowerSGD use
+ * dp_ring_allreduce and hence DP_COMM_RING_TAG, DP_COMM_RING_TAG + 1. */
+#define DP_COMM_TOPK_TAG 0x6474
+
+/* Which exchange top-k uses. AUTO: sparse while it sends fewer bytes than a dense
+ * float32 ring allreduce of the masked vector, i.e. while P*k < n (see topk.c). */
+typedef enum dp_topk_path {
+    DP_TOPK_AUTO = 0,
+    DP_TOPK_SPARSE, /* always the allgather of (index, value) pairs */
+    DP_TOPK_DENSE,  /* always the masked vector through dp_ring_allreduce */
+} dp_topk_path;
+
+typedef struct dp_topk_config {
+    double fraction; /* (0, 1]: each rank sends k = max(1, ceil(fraction * n)) entries */
+    float momentum;  /* DGC momentum correction factor m in [0, 1); 0 = off */
+    dp_topk_path path;
+} dp_topk_config;
+
+/* What one call did (overwritten by each call). */
+typedef struct dp_topk_stats {
+    uint64_t n;           /* floats in the range */
+    uint64_t k;           /* entries each rank selected and transmitted */
+    int dense;            /* 1 when the dense fallback ran */
+    uint64_t bytes_sent;  /* payload bytes this rank sent (pairs: 8 bytes each) */
+    uint64_t bytes_recv;  /* payload bytes this rank received */
+    uint64_t bytes_dense; /* what a float32 dp_ring_allreduce of n floats sends from
+                             this rank: 4 n (P-1)/P * 2 (to within a block's float) */
+} dp_topk_stats;
+
+/* Scratch of top-k (magnitudes, pair buffers, a ring workspace for the dense
+ * path) and its cumulative counters. Grows to the largest n and P seen, so
+ * steady-state calls do not allocate. One thread at a time. */
+typedef struct dp_topk_ws dp_topk_ws;
+
+/*! Creates a top-k workspace. @return DP_OK, DP_ERR_ARG (NULL out), DP_ERR_NOMEM. */
+dp_status dp_topk_ws_create(dp_topk_ws **out);
+
+/*! Frees a workspace (NULL is accepted). */
+void dp_topk_ws_free(dp_topk_ws *ws);
+
+/*! Copies the counters accumulated over calls on `ws`: calls, elems, bytes_sent,
+ *  bytes_recv; bytes_raw_sent is the float32 ring's bytes for the same ranges and
+ *  bytes_codec_sent equals bytes_sent. */
+void dp_topk_ws_stats(const dp_topk_ws *ws, dp_comm_stats *out);
+
+/*! Sets the counters of `ws` to zero. */
+void dp_topk_ws_reset_stats(dp_topk_ws *ws);
+
+/*! Top-k sparsified allreduce with error feedback, in place on buf[0..n).
+ *  Each rank forms x = buf + residual, sends its k largest |x| as (index, value)
+ *  pairs, and keeps the rest: residual = x with the sent entries zeroed. buf
+ *  becomes the sum over ranks of the sent entries (zero elsewhere), added in rank
+ *  order, so it is bit-identical on every rank. Per element and per call:
+ *      buf_new + sum_ranks residual_new = sum_ranks (buf + residual_old)
+ *  up to the rounding of the additions.
+ *  @param n         0 .. UINT32_MAX - 1 (indices are sent as uint32).
+ *  @param fraction  (0, 1]; k = max(1, ceil(fraction n)) (at most n).
+ *  @param residual  n floats owned by the caller (zero before the first call).
+ *  @param ws        workspace; NULL allocates a temporary one for this call.
+ *  @param st        NULL, or receives what this call did.
+ *  Equals dp_topk_allreduce_ex with {fraction, 0, DP_TOPK_AUTO}.
+ *  @return DP_OK, DP_ERR_ARG, DP_ERR_NOMEM, DP_ERR_MPI, or DP_ERR_NONFINITE when
+ *          any rank met NaN/Inf in x: then every rank returns it and buf and
+ *          residual are unspecified. */
+dp_status dp_topk_allreduce(float *buf, size_t n, double fraction, float *residual,
+                            MPI_Comm comm, dp_topk_ws *ws, dp_topk_stats *st);
+
+/*! dp_topk_allreduce with a configuration. With cfg->momentum = m > 0 (DGC's
+ *  momentum correction, Lin et al. 2018), `velocity` (n floats, caller-owned,
+ *  zero at first, checkpointable) holds u: u = m u + buf; residual += u; the k
+ *  largest |residual| are sent and cleared in both residual and u (momentum
+ *  factor masking). Use it with a momentum-free optimizer. velocity is ignored
+ *  (may be NULL) when m = 0. */
+dp_status dp_topk_allreduce_ex(float *buf, size_t n, const dp_topk_config *cfg,
+                               float *residual, float *velocity, MPI_Comm comm,
+                               dp_topk_ws *ws, dp_topk_stats *st);
+
+/* PowerSGD (Vogels, Karimireddy, Jaggi 2019): rank-R approximation of each large
+ * 2-D gradient by one step of warm-started power iteration per training step. */
+
+/* A rows x cols row-major matrix at flat[off .. off + rows*cols). */
+typedef struct dp_powersgd_matrix {
+    size_t off;
+    int rows, cols;
+} dp_powersgd_matrix;
+
+/* A range flat[off .. off + n) reduced uncompressed (biases, norms). */
+typedef struct dp_powersgd_range {
+    size_t off, n;
+} dp_powersgd_range;
+
+/* What one call did (overwritten by each call). */
+typedef struct dp_powersgd_stats {
+    uint64_t floats_reduced; /* floats through the ring: P and Q factors + uncompressed */
+    uint64_t floats_dense;   /* floats a plain allreduce of the same views would reduce */
+    uint64_t bytes_sent;     /* payload bytes this rank sent (measured on the ring) */
+    uint64_t bytes_recv;     /* payload bytes this rank received */
+    int compressed;          /* matrices compressed (the others went uncompressed) */
+} dp_powersgd_stats;
+
+/* Compressor state (Q per compressed matrix, the residual) plus workspaces. */
+typedef struct dp_powersgd dp_powersgd;
+
+/*! Creates a PowerSGD compressor over a flat buffer of n floats.
+ *  A matrix is compressed when rank (rows + cols) <= rows cols / 2 (saves at least
+ *  2x); the others, and every range, go uncompressed. Views must lie inside
+ *  [0, n) and not overlap; elements in no view are left untouched by calls.
+ *  Q of each compressed matrix starts as a normal(0,1) matrix from `seed` (the
+ *  same on every rank without communication). Copies mats and ranges.
+ *  @param rank  R >= 1.
+ *  @return DP_OK, DP_ERR_ARG (bad view, overlap, bad rank), DP_ERR_NOMEM. */
+dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats,
+                             const dp_powersgd_range *ranges, int nranges, int rank,
+                             uint64_t seed, dp_powersgd **out);
+
+/*! Frees a compressor (NULL is accepted). */
+void dp_powersgd_free(dp_powersgd *ps);
+
+/*! @return 1 when matrix i (in creation order) is compressed, else 0. */
+int dp_powersgd_is_compressed(const dp_powersgd *ps, int i);
+
+/*! @return the floats of the checkpointable state: n (the residual, zero outside
+ *  compressed matrices) + sum over compressed matrices of cols R (Q). */
+size_t dp_powersgd_state_floats(const dp_powersgd *ps);
+
+/*! @return the state itself, dp_powersgd_state_floats() floats laid out as
+ *  [residual (n) | Q of each compressed matrix in creation order (cols x R,
+ *  row-major)]; owned by ps, valid until dp_powersgd_free. */
+float *dp_powersgd_state(dp_powersgd *ps);
+
+/*! Copies the state out / in. nfloats must equal dp_powersgd_state_floats().
+ *  @return DP_OK or DP_ERR_ARG (size mismatch, NULL). */
+dp_status dp_powersgd_export(const dp_powersgd *ps, float *dst, size_t nfloats);
+dp_status dp_powersgd_import(dp_powersgd *ps, const float *src, size_t nfloats);
+
+/*! One PowerSGD allreduce of grad[0..n) (SUM semantics). Per compressed matrix:
+ *  M = G + E; P = M Q; [allreduce P]; P^ = orthonormal columns of P; Q = M^T P^;
+ *  E = M - P^ Q^T (this rank's Q, before its allreduce); [allreduce Q];
+ *  G = P^ Q^T. Two dp_ring_allreduce calls in all: [every P | all uncompressed
+ *  views] and [every Q]. Per element, sum_ranks E_new + G_new = sum_ranks
+ *  (G + E_old) up to float rounding, and G_new is bit-identical on all ranks.
+ *  Does not allocate after the first call.
+ *  @param st  NULL, or receives what this call did.
+ *  @return DP_OK, DP_ERR_ARG, DP_ERR_NOMEM, DP_ERR_MPI, or DP_ERR_NONFINITE on
+ *          every rank when a reduced factor or view holds NaN/Inf (then grad and
+ *          the state are unspecified). */
+dp_status dp_powersgd_allreduce(dp_powersgd *ps, float *grad, MPI_Comm comm,
+                                dp_powersgd_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

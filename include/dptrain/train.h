@@ -50,6 +50,9 @@ typedef struct dp_train_config {
     int overlap;         /* allreduce buckets while backward runs (communication thread) */
     long check_replicas; /* compare a hash of the parameters across ranks every N steps (0 = off) */
     dp_codec_config codec; /* gradient compression on the ring (kind NONE: plain float32) */
+    int sparse;          /* dp_sparse_kind: top-k or PowerSGD instead of a ring codec (0 = none) */
+    double topk_fraction; /* topk: fraction of each bucket sent */
+    int powersgd_rank;   /* powersgd: rank R of the factors */
     long codec_start;    /* plain allreduce for the first N steps, then the codec */
     int progress;        /* -1 auto (TTY), 0 plain lines, 1 bar */
     int quiet;
@@ -75,6 +78,14 @@ void dp_train_config_defaults(dp_train_config *cfg);
 dp_status dp_train_config_check(const dp_train_config *cfg);
 /*! key=value lines of every field (saved in checkpoints, hashed across ranks). */
 int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n);
+
+enum dp_sparse_kind { DP_SPARSE_NONE = 0, DP_SPARSE_TOPK = 1, DP_SPARSE_POWERSGD = 2 };
+
+/*! Parses --codec: "none", "fp16", "bf16", "int8", "topk:F" (0 < F <= 1) or
+ *  "powersgd:R" (1 <= R <= 1024) into cfg. DP_ERR_ARG names the flag. */
+dp_status dp_train_codec_parse(dp_train_config *cfg, const char *s);
+/*! The --codec string of cfg (as parsed). */
+void dp_train_codec_name(const dp_train_config *cfg, char *buf, size_t n);
 
 /*! 1 when a resumed run must use the same value of `key` as the checkpoint. */
 int dp_train_config_resume_key(const char *key);

@@ -43,8 +43,9 @@ static const char usage[] =
     "  --bucket-mb MB        gradient bucket size (default 4)\n"
     "  --no-overlap          allreduce after backward instead of during it\n"
     "  --check-replicas N    compare a hash of the parameters across ranks every N steps\n"
-    "  --codec NAME          gradient compression on the ring: none (default) | fp16 | bf16 | int8\n"
-    "                        (int8 with error feedback, kept in the checkpoint)\n"
+    "  --codec NAME          gradient compression: none (default) | fp16 | bf16 | int8 (ring codecs)\n"
+    "                        | topk:F (largest fraction F of each bucket) | powersgd:R (rank-R factors);\n"
+    "                        int8, topk and powersgd keep error feedback, saved in the checkpoint\n"
     "  --wire-zstd L         byte-shuffle + zstd level L on every message (default 0 = off)\n"
     "  --codec-start N       plain float32 allreduce for the first N steps\n"
     "run:\n"
@@ -149,10 +150,7 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
         case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &cfg->bucket_mb); break;
         case O_NO_OVERLAP: cfg->overlap = 0; break;
         case O_REPLICAS: rc = dp_flag_long("--check-replicas", a, 0, 1L << 40, &cfg->check_replicas); break;
-        case O_CODEC:
-            rc = dp_codec_parse(a, &cfg->codec);
-            if (rc != DP_OK) rc = dp_errorf(DP_ERR_ARG, "--codec: %s", dp_errmsg());
-            break;
+        case O_CODEC: rc = dp_train_codec_parse(cfg, a); break;
         case O_WIRE_ZSTD: rc = dp_flag_int("--wire-zstd", a, 0, DP_CODEC_ZSTD_MAX, &cfg->codec.wire_zstd_level); break;
         case O_CODEC_START: rc = dp_flag_long("--codec-start", a, 0, 1L << 40, &cfg->codec_start); break;
         case 'h': *help = 1; return DP_OK;

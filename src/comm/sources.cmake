@@ -6,5 +6,7 @@ dp_room(comm
   src/comm/codec_wire.c
   src/comm/ring.c
   src/comm/engine.c
+  src/comm/topk.c
+  src/comm/powersgd.c
 )
-target_link_libraries(dp_comm PUBLIC MPI::MPI_C Threads::Threads PkgConfig::ZSTD)
+target_link_libraries(dp_comm PUBLIC MPI::MPI_C Threads::Threads PkgConfig::ZSTD PkgConfig::OPENBLAS)

@@ -2,6 +2,7 @@
  * the key=value text saved in checkpoints and compared across ranks. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dptrain/train.h"
@@ -62,6 +63,12 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
     RANGE(cfg->codec_start >= 0, "--codec-start: %ld is negative", cfg->codec_start);
     RANGE(cfg->codec.wire_zstd_level >= 0 && cfg->codec.wire_zstd_level <= DP_CODEC_ZSTD_MAX,
           "--wire-zstd: %d is out of range [0, %d]", cfg->codec.wire_zstd_level, DP_CODEC_ZSTD_MAX);
+    RANGE(!cfg->sparse || (cfg->codec.kind == DP_CODEC_NONE && !cfg->codec.wire_zstd_level),
+          "--codec topk/powersgd cannot be combined with --wire-zstd");
+    RANGE(cfg->sparse != DP_SPARSE_TOPK || (cfg->topk_fraction > 0 && cfg->topk_fraction <= 1),
+          "--codec topk:F: F = %g is out of range (0, 1]", cfg->topk_fraction);
+    RANGE(cfg->sparse != DP_SPARSE_POWERSGD || (cfg->powersgd_rank >= 1 && cfg->powersgd_rank <= 1024),
+          "--codec powersgd:R: R = %d is out of range [1, 1024]", cfg->powersgd_rank);
     RANGE(cfg->allreduce == DP_ALLREDUCE_RING || (cfg->codec.kind == DP_CODEC_NONE && !cfg->codec.wire_zstd_level),
           "--codec %s / --wire-zstd need --allreduce ring (MPI_Allreduce cannot carry encoded bytes)",
           dp_codec_name(cfg->codec.kind));
@@ -73,8 +80,44 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
     return DP_OK;
 }
 
+dp_status dp_train_codec_parse(dp_train_config *cfg, const char *s)
+{
+    char *end;
+    cfg->sparse = DP_SPARSE_NONE;
+    if (!strncmp(s, "topk:", 5)) {
+        double f = strtod(s + 5, &end);
+        if (end == s + 5 || *end || !(f > 0 && f <= 1))
+            return dp_errorf(DP_ERR_ARG, "--codec: '%s': topk:F needs a fraction 0 < F <= 1, e.g. topk:0.01", s);
+        cfg->sparse = DP_SPARSE_TOPK;
+        cfg->topk_fraction = f;
+        cfg->codec.kind = DP_CODEC_NONE;
+        return DP_OK;
+    }
+    if (!strncmp(s, "powersgd:", 9)) {
+        long r = strtol(s + 9, &end, 10);
+        if (end == s + 9 || *end || r < 1 || r > 1024)
+            return dp_errorf(DP_ERR_ARG, "--codec: '%s': powersgd:R needs a rank 1 <= R <= 1024, e.g. powersgd:4", s);
+        cfg->sparse = DP_SPARSE_POWERSGD;
+        cfg->powersgd_rank = (int)r;
+        cfg->codec.kind = DP_CODEC_NONE;
+        return DP_OK;
+    }
+    if (dp_codec_parse(s, &cfg->codec) != DP_OK)
+        return dp_errorf(DP_ERR_ARG, "--codec: unknown codec '%s' (known: none, fp16, bf16, int8, topk:F, powersgd:R)", s);
+    return DP_OK;
+}
+
+void dp_train_codec_name(const dp_train_config *cfg, char *buf, size_t n)
+{
+    if (cfg->sparse == DP_SPARSE_TOPK) snprintf(buf, n, "topk:%g", cfg->topk_fraction);
+    else if (cfg->sparse == DP_SPARSE_POWERSGD) snprintf(buf, n, "powersgd:%d", cfg->powersgd_rank);
+    else snprintf(buf, n, "%s", dp_codec_name(cfg->codec.kind));
+}
+
 int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
 {
+    char codec[64];
+    dp_train_codec_name(cfg, codec, sizeof codec);
     return snprintf(buf, n,
                     "model=%s\nepochs=%d\nbatch=%d\nlr=%.9g\noptimizer=%s\nmomentum=%.9g\ndampening=%.9g\n"
                     "nesterov=%d\nweight_decay=%.9g\nbeta1=%.9g\nbeta2=%.9g\neps=%.9g\nschedule=%s\nwarmup=%ld\n"
@@ -87,7 +130,7 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     cfg->step_size, cfg->clip, (unsigned long long)cfg->seed, cfg->limit, cfg->test_limit,
                     cfg->sampler ? "global" : "shard", cfg->accumulate,
                     cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", cfg->bucket_mb, cfg->overlap,
-                    cfg->check_replicas, cfg->threads, dp_codec_name(cfg->codec.kind), cfg->codec.wire_zstd_level,
+                    cfg->check_replicas, cfg->threads, codec, cfg->codec.wire_zstd_level,
                     cfg->codec_start);
 }
 

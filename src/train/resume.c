@@ -33,12 +33,13 @@ static dp_status gather_rngs(run *r, ck_rng *all)
     return rc == MPI_SUCCESS ? DP_OK : dp_errorf(DP_ERR_MPI, "rank %d: MPI_Gather (checkpoint streams) failed", r->rank);
 }
 
-/* Every rank's error-feedback buffer to rank 0 (rank order); NULL without a lossy codec. */
+/* Every rank's compressor state (error feedback, PowerSGD's Q) to rank 0, in
+ * rank order; NULL without a compressor that keeps state. */
 static dp_status gather_residuals(run *r, float **out)
 {
     *out = NULL;
-    float *mine = r->sync.residual;
-    size_t n = r->m->params.n;
+    float *mine = r->sync.state;
+    size_t n = r->sync.state_n;
     if (!mine) return DP_OK;
     if (r->rank == 0 && !(*out = malloc((size_t)r->size * n * sizeof(float))))
         return dp_errorf(DP_ERR_NOMEM, "checkpoint: no memory for %d error-feedback buffers", r->size);
@@ -70,7 +71,7 @@ dp_status dp_run_save(run *r)
             {DP_CK_BUFFERS, r->m->params.buffers, r->m->params.nbuf * sizeof(float)},
             {DP_CK_OPTIM, r->opt.state, r->opt.state_n * sizeof(float)},
             {DP_CK_RNG, rngs, (size_t)r->size * sizeof *rngs},
-            {DP_CK_RESIDUAL, residuals, (size_t)r->size * r->m->params.n * sizeof(float)},
+            {DP_CK_RESIDUAL, residuals, (size_t)r->size * r->sync.state_n * sizeof(float)},
         };
         rc = dp_checkpoint_write(r->ckpt, s, residuals ? 7 : 6);
     }
@@ -135,7 +136,7 @@ static dp_status check_sections(run *r, const dp_checkpoint *ck, ck_state *st, c
         return dp_errorf(DP_ERR_FORMAT, "%s: position (epoch %u, step in epoch %lld) out of range", r->ckpt,
                          st->epoch, (long long)st->micro_in_epoch);
     const dp_ck_section *re = dp_checkpoint_find(ck, DP_CK_RESIDUAL);
-    size_t want = r->sync.residual ? (size_t)r->size * r->m->params.n * sizeof(float) : 0;
+    size_t want = r->sync.state ? (size_t)r->size * r->sync.state_n * sizeof(float) : 0;
     if ((re ? re->size : 0) != want)
         return dp_errorf(DP_ERR_FORMAT, "%s: error-feedback section has %llu bytes, this run needs %zu", r->ckpt,
                          (unsigned long long)(re ? re->size : 0), want);
@@ -172,11 +173,11 @@ dp_status dp_run_load(run *r)
             rc = dp_errorf(DP_ERR_MPI, "rank %d: MPI_Scatter (checkpoint streams) failed", r->rank);
         }
     }
-    if (rc == DP_OK && r->sync.residual) {
-        int n = (int)r->m->params.n;
+    if (rc == DP_OK && r->sync.state) {
+        int n = (int)r->sync.state_n;
         if (r->size == 1)
-            memcpy(r->sync.residual, residuals, (size_t)n * sizeof(float));
-        else if (MPI_Scatter(residuals, n, MPI_FLOAT, r->sync.residual, n, MPI_FLOAT, 0, r->sync.comm) != MPI_SUCCESS)
+            memcpy(r->sync.state, residuals, (size_t)n * sizeof(float));
+        else if (MPI_Scatter(residuals, n, MPI_FLOAT, r->sync.state, n, MPI_FLOAT, 0, r->sync.comm) != MPI_SUCCESS)
             rc = dp_errorf(DP_ERR_MPI, "rank %d: MPI_Scatter (error feedback) failed", r->rank);
     }
     if (rc == DP_OK) {

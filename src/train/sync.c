@@ -13,6 +13,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "dptrain/train.h"
 #include "train/report.h"
 
 static dp_status mpi_check(int rc, const dp_sync *s, const char *what)
@@ -41,6 +42,34 @@ static void build_buckets(dp_sync *s, size_t bucket_bytes)
             count = 0;
         }
     }
+}
+
+/* Every parameter of two or more dims is a matrix [shape[0], rest] (a conv
+ * weight [Cout, Cin kh kw]); 1-D parameters go uncompressed. */
+static dp_status powersgd_init(dp_sync *s, const dp_sync_opts *o)
+{
+    const dp_params *p = s->params;
+    dp_powersgd_matrix *mats = calloc((size_t)p->count + 1, sizeof *mats);
+    dp_powersgd_range *ranges = calloc((size_t)p->count + 1, sizeof *ranges);
+    int nm = 0, nr = 0;
+    dp_status rc = DP_OK;
+    if (!mats || !ranges) rc = dp_errorf(DP_ERR_NOMEM, "powersgd: out of memory");
+    for (int i = 0; rc == DP_OK && i < p->count; i++) {
+        const dp_param *it = p->items[i];
+        if (it->is_buffer) continue;
+        if (it->t.ndim >= 2)
+            mats[nm++] = (dp_powersgd_matrix){it->offset, it->t.shape[0], (int)(it->t.n / it->t.shape[0])};
+        else
+            ranges[nr++] = (dp_powersgd_range){it->offset, (size_t)it->t.n};
+    }
+    if (rc == DP_OK) rc = dp_powersgd_create(p->n, mats, nm, ranges, nr, o->powersgd_rank, o->codec.seed, &s->psgd);
+    if (rc == DP_OK) {
+        s->state = dp_powersgd_state(s->psgd);
+        s->state_n = dp_powersgd_state_floats(s->psgd);
+    }
+    free(mats);
+    free(ranges);
+    return rc;
 }
 
 dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_sync_opts *o)
@@ -74,12 +103,19 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
             fprintf(stderr, "warning: MPI thread level %d is too low for a communication thread; "
                             "running without overlap\n", provided);
         s->overlap = threaded;
-        dp_status rc = dp_engine_create(comm, o->algo, threaded, &s->engine);
+        dp_status rc;
+        rc = dp_engine_create(comm, o->algo, threaded, &s->engine);
         if (rc != DP_OK) return rc;
-        if (s->codec.kind != DP_CODEC_NONE) {
+        s->sparse = o->sparse;
+        s->topk_fraction = o->topk_fraction;
+        if (s->codec.kind != DP_CODEC_NONE || s->sparse == DP_SPARSE_TOPK) {
             s->residual = calloc(p->n ? p->n : 1, sizeof *s->residual);
             if (!s->residual) return dp_errorf(DP_ERR_NOMEM, "error-feedback buffer: out of memory");
+            s->state = s->residual;
+            s->state_n = p->n;
         }
+        if (s->sparse == DP_SPARSE_TOPK && (rc = dp_topk_ws_create(&s->topk)) != DP_OK) return rc;
+        if (s->sparse == DP_SPARSE_POWERSGD && (rc = powersgd_init(s, o)) != DP_OK) return rc;
     }
     return DP_OK;
 }
@@ -87,6 +123,8 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
 void dp_sync_free(dp_sync *s)
 {
     dp_engine_free(s->engine);
+    dp_topk_ws_free(s->topk);
+    dp_powersgd_free(s->psgd);
     free(s->residual);
     free(s->p_off);
     free(s->p_bucket);
@@ -224,8 +262,8 @@ void dp_sync_wire_bytes(dp_sync *s, double *wire, double *raw)
     if (!s->engine) return;
     dp_comm_stats st;
     dp_engine_stats(s->engine, &st);
-    *wire = (double)st.bytes_sent;
-    *raw = (double)(st.bytes_raw_sent ? st.bytes_raw_sent : st.bytes_sent);
+    *wire = (double)st.bytes_sent + s->sparse_sent;
+    *raw = (double)(st.bytes_raw_sent ? st.bytes_raw_sent : st.bytes_sent) + s->sparse_raw;
 }
 
 /* ---- buckets ---- */
@@ -272,6 +310,31 @@ static void on_node(void *user, const dp_node *nd)
     }
 }
 
+/* Top-k per bucket, or PowerSGD over the whole buffer, after backward: both
+ * run their own collectives on the training thread's communicator (the engine
+ * is idle between steps). */
+static dp_status sparse_allreduce(dp_sync *s)
+{
+    float *g = s->params->grad;
+    if (s->sparse == DP_SPARSE_POWERSGD) {
+        dp_powersgd_stats st;
+        dp_status rc = dp_powersgd_allreduce(s->psgd, g, s->comm, &st);
+        s->sparse_sent += (double)st.bytes_sent;
+        s->sparse_raw += (double)st.floats_dense * 4.0 * 2.0 * (s->size - 1) / s->size;
+        return rc;
+    }
+    for (int b = 0; b < s->nb; b++) {
+        dp_topk_stats st;
+        const dp_bucket *k = &s->buckets[b];
+        dp_status rc = dp_topk_allreduce(g + k->lo, k->hi - k->lo, s->topk_fraction, s->residual + k->lo, s->comm,
+                                         s->topk, &st);
+        if (rc != DP_OK) return rc;
+        s->sparse_sent += (double)st.bytes_sent;
+        s->sparse_raw += (double)st.bytes_dense;
+    }
+    return DP_OK;
+}
+
 void dp_sync_begin(dp_sync *s, dp_ctx *c)
 {
     if (s->size == 1) return;
@@ -288,7 +351,7 @@ void dp_sync_begin(dp_sync *s, dp_ctx *c)
         if (s->p_uses[i] > 0) s->buckets[s->p_bucket[i]].pending++;
     s->next = 0;
     s->active = 1;
-    if (s->overlap) {
+    if (s->overlap && !(s->sparse && s->codec_on)) {
         c->after_node = on_node;
         c->hook_user = s;
     }
@@ -300,6 +363,12 @@ dp_status dp_sync_end(dp_sync *s, dp_ctx *c)
     /* from here the training thread only waits (or, without overlap, reduces inline) */
     double t0 = dp_now();
     if (c) c->after_node = NULL;
+    if (s->sparse && s->codec_on) {
+        dp_status rc = sparse_allreduce(s);
+        s->comm_wait_s += dp_now() - t0;
+        s->active = 0;
+        return rc;
+    }
     if (!s->active) s->next = 0; /* an empty local batch: nothing was counted */
     for (int b = s->next; b < s->nb; b++) s->buckets[b].pending = 0;
     submit_ready(s);

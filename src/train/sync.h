@@ -35,7 +35,14 @@ typedef struct dp_sync {
     dp_codec_config codec; /* kind NONE and no wire stage: plain float32 */
     int codec_on;    /* this step goes through the codec (off before --codec-start) */
     uint64_t step;   /* names the step in the codec's random stream, so a resumed run rounds alike */
-    float *residual; /* [params n] error feedback of a lossy codec, this rank's; else NULL */
+    float *residual; /* [params n] error feedback of int8 or top-k, this rank's; else NULL */
+    int sparse;      /* DP_SPARSE_*: top-k or PowerSGD after backward instead of ring buckets */
+    double topk_fraction;
+    dp_topk_ws *topk;
+    dp_powersgd *psgd;
+    float *state;    /* what a checkpoint must keep of the compressor, this rank's (or NULL) */
+    size_t state_n;
+    double sparse_sent, sparse_raw; /* bytes of top-k / PowerSGD calls */
     double comm_wait_s; /* time the training thread spent waiting for allreduces */
 } dp_sync;
 
@@ -44,6 +51,9 @@ typedef struct dp_sync_opts {
     size_t bucket_bytes;
     int overlap;
     dp_codec_config codec;
+    int sparse;           /* DP_SPARSE_* (dptrain/train.h) */
+    double topk_fraction;
+    int powersgd_rank;
 } dp_sync_opts;
 
 dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_sync_opts *o);

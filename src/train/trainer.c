@@ -109,7 +109,7 @@ static dp_status opt_step(run *r, long m0, long m1, double *stats)
     for (long m = m0; m < m1; m++) global_bs += dp_sampler_global(&r->sampler, m);
     dp_params_zero_grad(&r->m->params);
     memset(stats, 0, 5 * sizeof *stats);
-    r->sync.codec_on = (cfg->codec.kind != DP_CODEC_NONE || cfg->codec.wire_zstd_level) &&
+    r->sync.codec_on = (cfg->codec.kind != DP_CODEC_NONE || cfg->codec.wire_zstd_level || cfg->sparse) &&
                        r->st.step >= cfg->codec_start;
     r->sync.step = (uint64_t)r->st.step;
     for (long m = m0; m < m1; m++) {
@@ -184,8 +184,12 @@ static dp_status setup(run *r, MPI_Comm comm)
         dp_manifest_free(man);
     }
     dp_status rc_model = rc == DP_OK ? dp_model_build(cfg->model, &shape, &r->m) : rc;
-    dp_sync_opts so = {cfg->allreduce, (size_t)((double)cfg->bucket_mb * 1048576.0), cfg->overlap, cfg->codec};
+    dp_sync_opts so = {.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
+                       .overlap = cfg->overlap, .codec = cfg->codec};
     so.codec.seed = cfg->seed;
+    so.sparse = cfg->sparse;
+    so.topk_fraction = cfg->topk_fraction;
+    so.powersgd_rank = cfg->powersgd_rank;
     static const dp_params none;
     rc = dp_sync_init(&r->sync, comm, r->m ? &r->m->params : &none, &so);
     if (rc != DP_OK) return rc;
@@ -234,6 +238,8 @@ static dp_status setup(run *r, MPI_Comm comm)
         if (rc != DP_OK) return rc;
     }
     r->first_step = (long)r->st.step;
+    char codec[64];
+    dp_train_codec_name(cfg, codec, sizeof codec);
     if (!cfg->quiet && r->rank == 0)
         fprintf(stderr,
                 "dptrain train: %s, %zu parameters, %ld train / %ld test images, %d rank(s) x batch %d (global %d), "
@@ -241,7 +247,7 @@ static dp_status setup(run *r, MPI_Comm comm)
                 cfg->model, r->m->params.n, r->train.split_total, r->test.split_total, r->size, cfg->batch,
                 cfg->batch * r->size * cfg->accumulate, dp_opt_kind_name(cfg->opt.kind), cfg->lr, r->sync.nb,
                 cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", r->sync.overlap ? " overlapped" : "",
-                dp_codec_name(cfg->codec.kind), cfg->codec.wire_zstd_level ? " + zstd" : "");
+                codec, cfg->codec.wire_zstd_level ? " + zstd" : "");
     return DP_OK;
 }
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Time to accuracy with gradient compression on a slow network: the cnn trained
+# data-parallel inside launch/vcluster.sh (rate-limited loopback), one run per
+# codec (with and without --wire-zstd), recording step time, bytes on the wire
+# per step, final test accuracy and wall time; a table, a CSV and a PNG of test
+# accuracy against wall time (one point per epoch, from each run's metrics).
+#
+#   benchmarks/bench_codecs.sh [--rate 1gbit] [--ranks "2 4"] [--epochs 5]
+#       [--codecs "none fp16 int8"] [--zstd "0 3"] [--model cnn] [--limit 0]
+# Needs root (network namespaces). Per-rank batch 64/P keeps the global batch at 64.
+set -euo pipefail
+rate=1gbit ranks="2" epochs=5 codecs="none fp16 bf16 int8" zstds="0 3" model=cnn limit=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rate) rate="$2"; shift 2 ;;
+    --ranks) ranks="$2"; shift 2 ;;
+    --epochs) epochs="$2"; shift 2 ;;
+    --codecs) codecs="$2"; shift 2 ;;
+    --zstd) zstds="$2"; shift 2 ;;
+    --model) model="$2"; shift 2 ;;
+    --limit) limit="$2"; shift 2 ;;
+    *) echo "bench_codecs: unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+csv="$out/codecs_${rate}.csv"
+echo "ranks,codec,wire_zstd,steps,step_ms,wire_kb_per_step,raw_kb_per_step,test_acc,wall_s" > "$csv"
+printf "%5s %-6s %4s %8s %14s %12s %9s %8s\n" ranks codec zstd step_ms wire_KiB/step vs_float32 test_acc wall_s
+for np in $ranks; do
+  for c in $codecs; do
+    for z in $zstds; do
+      run="$out/codec-runs/${rate}-np${np}-${c}-z${z}"
+      rm -rf "$run"; mkdir -p "$run"
+      log="$run/log"
+      "$root/launch/vcluster.sh" --rate "$rate" -- mpirun -np "$np" --oversubscribe \
+        -x OPENBLAS_NUM_THREADS=1 "$build/dptrain" train --data "$shards" --model "$model" --epochs "$epochs" \
+        --batch $((64 / np)) --limit "$limit" --schedule cosine --weight-decay 5e-4 --codec "$c" \
+        --wire-zstd "$z" --out "$run" --quiet >"$log" 2>&1 ||
+        { echo "bench_codecs: run failed:" >&2; cat "$log" >&2; exit 1; }
+      steps=$(field steps "$log") wall=$(field wall_s "$log") acc=$(field test_acc "$log")
+      wire=$(field wire_kb_per_step "$log") raw=$(field raw_kb_per_step "$log")
+      sps=$(field train_samples_per_s "$log")
+      step_ms=$(awk -v s="$sps" -v b=64 'BEGIN{printf "%.1f", b/s*1000}')
+      echo "$np,$c,$z,$steps,$step_ms,$wire,$raw,$acc,$wall" >> "$csv"
+      printf "%5s %-6s %4s %8s %14s %11.1fx %9s %8s\n" "$np" "$c" "$z" "$step_ms" "$wire" \
+        "$(awk -v w="$wire" -v r="$raw" 'BEGIN{print (w>0)? r/w : 0}')" "$acc" "$wall"
+    done
+  done
+done
+echo; echo "csv: $csv"
+if command -v gnuplot >/dev/null; then
+  plots=""
+  for f in "$out"/codec-runs/"${rate}"-np*/metrics.jsonl; do
+    d=$(dirname "$f"); dat="$d/acc.dat"
+    sed -n 's/.*"kind":"epoch".*"test_acc":\([0-9.]*\).*"wall_s":\([0-9.]*\).*/\2 \1/p' "$f" > "$dat"
+    plots="$plots${plots:+, }\"$dat\" using 1:2 with linespoints title \"$(basename "$d")\""
+  done
+  gnuplot <<GP
+set terminal pngcairo size 900,500 noenhanced
+set output "$out/codecs_${rate}.png"
+set xlabel "wall time (s)"; set ylabel "test accuracy"; set grid; set key bottom right
+set title "$model under vcluster --rate $rate: test accuracy against wall time"
+plot $plots
+GP
+  echo "plot: $out/codecs_${rate}.png"
+fi

@@ -1,0 +1,420 @@
+/* Top-k sparsified allreduce with error feedback (and DGC momentum correction).
+ *
+ * Where this sits: a codec for a gradient range (a bucket of the flat gradient
+ * buffer). Each rank sends only its k largest-magnitude entries; what it did not
+ * send stays in its residual and is added to the next call's input (error
+ * feedback: Seide et al. 2014, Stich et al. 2018; Lin et al. 2018, "Deep Gradient
+ * Compression", for the momentum correction and factor masking).
+ *
+ * Per call, on every rank r:
+ *   x = buf + residual                     (DGC: u = m u + buf; x = residual += u)
+ *   t = k-th largest |x|                   quickselect on a copy of |x|, O(n)
+ *   S_r = first k indices (ascending) with |x| > t, then |x| == t
+ *   residual = x, zeroed on S_r            (DGC: u zeroed on S_r too)
+ *   exchange (i, x_i) for i in S_r; buf = sum over ranks, rank order
+ *
+ * Exchange: which we built and why.
+ * Indices differ per rank, so a sum of sparse vectors either (a) merges along a
+ * sparse ring (a reduce-scatter whose blocks fill in at every hop: after s hops a
+ * block holds the union of s+1 ranks' indices, so message sizes are data-dependent,
+ * each hop is a merge of sorted lists, and the byte saving shrinks as P grows), or
+ * (b) allgathers every rank's pairs and lets each rank add them all (the "sparse
+ * allgather" of DGC and of Horovod/ PyTorch's sparse path). We built (b), as a ring
+ * allgather over MPI_Sendrecv:
+ *
+ *   rank r holds its k pairs in slot r of a P x k table
+ *   step s = 0..P-2: send slot (r - s) mod P to r+1, receive slot (r - s - 1) mod P
+ *                    from r-1            (every slot is k pairs: k is the same
+ *                                         on every rank, so no counts exchange)
+ *   then every rank: buf = 0; for q = 0..P-1: buf[i] += v for (i, v) in slot q
+ *
+ * because: its cost is fixed and known on every rank before any message (each
+ * rank sends and receives (P-1) k pairs of 8 bytes, overlapping indices or not),
+ * so the dense/sparse switch below is a local decision that every rank takes
+ * identically with no extra round; adding the slots in rank order on every rank
+ * gives bit-identical sums without a broadcast; and at the fractions used for
+ * training (0.001..0.01) and P <= 16, P k << n, where (a)'s merging would save
+ * little. Its weakness is that bytes grow with P k, not with the union of
+ * indices: (a) or a hierarchical scheme would win at large P.
+ *
+ * Switch to dense: a float32 ring allreduce sends 2 (P-1)/P * 4n bytes per rank;
+ * the allgather sends 8 k (P-1). Sparse is cheaper iff P k < n, i.e. while the
+ * merged density bound P k / n is below 1; otherwise (DP_TOPK_AUTO) the rank
+ * sends its top-k-masked dense vector through dp_ring_allreduce (same selection,
+ * same residual; only the order of the additions differs). P = 1 sends nothing.
+ *
+ * Non-finite input: a rank that meets NaN/Inf in x does not select; its slot
+ * carries a sentinel pair (index UINT32_MAX) so every rank sees it after the
+ * allgather and all return DP_ERR_NONFINITE; on the dense path one MPI_Allreduce
+ * of a flag does the same (4 bytes next to 8n).
+ *
+ * A pair travels as one uint64 (index in the low half, the float's bits in the
+ * high half), packed with memcpy, so MPI_UINT64_T carries it on any byte order. */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm/comm_internal.h"
+
+struct dp_topk_ws {
+    size_t cap_n;         /* floats in mag */
+    size_t cap_pairs;     /* uint64 in pairs */
+    float *mag;           /* |x|, permuted by the selection */
+    uint64_t *pairs;      /* P x k table of the allgather */
+    dp_ring_ws *ring;     /* dense fallback */
+    dp_comm_stats totals; /* cumulative counters */
+};
+
+dp_status dp_topk_ws_create(dp_topk_ws **out)
+{
+    if (NULL == out)
+        return dp_errorf(DP_ERR_ARG, "dp_topk_ws_create: out is NULL");
+    *out = NULL;
+    dp_topk_ws *ws = calloc(1, sizeof *ws);
+    if (NULL == ws)
+        return dp_errorf(DP_ERR_NOMEM, "dp_topk_ws_create: out of memory");
+    dp_status rc = dp_ring_ws_create(0, &ws->ring);
+    if (DP_OK != rc) {
+        free(ws);
+        return rc;
+    }
+    *out = ws;
+    return DP_OK;
+}
+
+void dp_topk_ws_free(dp_topk_ws *ws)
+{
+    if (NULL == ws)
+        return;
+    dp_ring_ws_free(ws->ring);
+    free(ws->mag);
+    free(ws->pairs);
+    free(ws);
+}
+
+void dp_topk_ws_stats(const dp_topk_ws *ws, dp_comm_stats *out)
+{
+    if (NULL != ws && NULL != out)
+        *out = ws->totals;
+}
+
+void dp_topk_ws_reset_stats(dp_topk_ws *ws)
+{
+    if (NULL != ws)
+        memset(&ws->totals, 0, sizeof ws->totals);
+}
+
+static dp_status ws_reserve(dp_topk_ws *ws, size_t n, size_t npairs)
+{
+    if (n > ws->cap_n) {
+        float *m = realloc(ws->mag, n * sizeof *m);
+        if (NULL == m)
+            return dp_errorf(DP_ERR_NOMEM, "dp_topk_allreduce: cannot allocate %zu floats", n);
+        ws->mag = m;
+        ws->cap_n = n;
+    }
+    if (npairs > ws->cap_pairs) {
+        uint64_t *p = realloc(ws->pairs, npairs * sizeof *p);
+        if (NULL == p)
+            return dp_errorf(DP_ERR_NOMEM, "dp_topk_allreduce: cannot allocate %zu pairs",
+                             npairs);
+        ws->pairs = p;
+        ws->cap_pairs = npairs;
+    }
+    return DP_OK;
+}
+
+static inline uint64_t pair_pack(uint32_t i, float v)
+{
+    uint32_t b;
+    memcpy(&b, &v, sizeof b);
+    return (uint64_t)i | ((uint64_t)b << 32);
+}
+
+static inline float pair_value(uint64_t p)
+{
+    uint32_t b = (uint32_t)(p >> 32);
+    float v;
+    memcpy(&v, &b, sizeof v);
+    return v;
+}
+
+#define TOPK_SENTINEL UINT32_MAX
+
+static inline void swapf(float *a, float *b)
+{
+    float t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* The j-th largest of a[0..n) (j 0-based, j < n), reordering a: Hoare's FIND in
+ * Wirth's formulation, descending, with the median of three pseudo-random
+ * positions as pivot (expected O(n); equal keys stop both scans, so constant runs
+ * split evenly). a must hold no NaN. */
+static float select_desc(float *a, size_t n, size_t j)
+{
+    int64_t lo = 0, hi = (int64_t)n - 1;
+    const int64_t target = (int64_t)j;
+    uint64_t s = 0x9e3779b97f4a7c15ull ^ n;
+    while (lo < hi) {
+        uint64_t len = (uint64_t)(hi - lo + 1);
+        float v[3];
+        for (int t = 0; t < 3; t++) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            v[t] = a[lo + (int64_t)(s % len)];
+        }
+        float x = v[0], y = v[1], z = v[2];
+        float pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        int64_t i = lo, k = hi;
+        do {
+            while (a[i] > pivot)
+                i++;
+            while (pivot > a[k])
+                k--;
+            if (i <= k) {
+                swapf(&a[i], &a[k]);
+                i++;
+                k--;
+            }
+        } while (i <= k);
+        /* a[lo..k] >= pivot, a[i..hi] <= pivot, a[k+1..i-1] == pivot. */
+        if (k < target)
+            lo = i;
+        if (target < i)
+            hi = k;
+    }
+    return a[target];
+}
+
+/* Ring allgather of P slots of k pairs (slot r is this rank's, already filled). */
+static dp_status ring_allgather(uint64_t *slots, size_t k, int rank, int size, MPI_Comm comm)
+{
+    const int right = (rank + 1) % size, left = (rank - 1 + size) % size;
+    for (int s = 0; s < size - 1; s++) {
+        int sb = ((rank - s) % size + size) % size;
+        int rb = ((rank - s - 1) % size + size) % size;
+        int rc = MPI_Sendrecv(slots + (size_t)sb * k, (int)k, MPI_UINT64_T, right,
+                              DP_COMM_TOPK_TAG, slots + (size_t)rb * k, (int)k, MPI_UINT64_T,
+                              left, DP_COMM_TOPK_TAG, comm, MPI_STATUS_IGNORE);
+        if (MPI_SUCCESS != rc) {
+            char err[MPI_MAX_ERROR_STRING + 16];
+            return dp_errorf(DP_ERR_MPI, "dp_topk_allreduce: rank %d of %d: allgather step %d "
+                             "(send to %d, receive from %d, %zu pairs) failed: %s", rank,
+                             size, s, right, left, k, dp_mpi_strerror(rc, err, sizeof err));
+        }
+    }
+    return DP_OK;
+}
+
+static dp_status topk_run(float *buf, size_t n, const dp_topk_config *cfg, float *residual,
+                          float *velocity, MPI_Comm comm, dp_topk_ws *ws, dp_topk_stats *st)
+{
+    int rank = 0, size = 1;
+    if (MPI_SUCCESS != MPI_Comm_rank(comm, &rank) || MPI_SUCCESS != MPI_Comm_size(comm, &size))
+        return dp_errorf(DP_ERR_MPI, "dp_topk_allreduce: MPI_Comm_rank/size failed");
+
+    size_t k = (size_t)ceil(cfg->fraction * (double)n);
+    if (k < 1)
+        k = 1;
+    if (k > n)
+        k = n;
+    const uint64_t P = (uint64_t)size;
+    int dense = DP_TOPK_DENSE == cfg->path ||
+                (DP_TOPK_AUTO == cfg->path && P * (uint64_t)k >= (uint64_t)n && size > 1);
+    if (!dense && size > 1 && k > (size_t)INT_MAX)
+        return dp_errorf(DP_ERR_ARG, "dp_topk_allreduce: %zu pairs per rank exceed one "
+                         "message (INT_MAX); use a smaller fraction or the dense path", k);
+
+    dp_status rc = ws_reserve(ws, n, dense ? 0 : (size_t)size * k);
+    if (DP_OK != rc)
+        return rc;
+
+    /* x = buf + residual (DGC: u = m u + buf, x = residual + u), and |x|. */
+    const float m = cfg->momentum;
+    int bad = 0;
+    size_t bad_at = 0;
+    for (size_t i = 0; i < n; i++) {
+        float g = buf[i];
+        if (m > 0.0f) {
+            velocity[i] = m * velocity[i] + g;
+            g = velocity[i];
+        }
+        float x = residual[i] + g;
+        residual[i] = x;
+        ws->mag[i] = fabsf(x);
+        if (!isfinite(x) && !bad) {
+            bad = 1;
+            bad_at = i;
+        }
+    }
+
+    /* Threshold: the k-th largest magnitude; then exactly k entries, the ties at
+     * the threshold taken in ascending index order. */
+    float t = 0.0f;
+    size_t above = 0;
+    if (!bad && n > 0) {
+        t = select_desc(ws->mag, n, k - 1);
+        for (size_t i = 0; i < n; i++)
+            above += fabsf(residual[i]) > t;
+    }
+    size_t ties = k - above;
+
+    uint64_t before_sent = 0, before_recv = 0;
+    if (dense) {
+        /* buf = masked x; residual = x elsewhere. */
+        for (size_t i = 0; i < n; i++) {
+            float x = residual[i], a = fabsf(x);
+            int take = !bad && (a > t || (a == t && ties > 0 && ties--));
+            buf[i] = take ? x : 0.0f;
+            if (take) {
+                residual[i] = 0.0f;
+                if (m > 0.0f)
+                    velocity[i] = 0.0f;
+            }
+        }
+        if (size > 1) {
+            int any = 0;
+            int mrc = MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, comm);
+            if (MPI_SUCCESS != mrc) {
+                char err[MPI_MAX_ERROR_STRING + 16];
+                return dp_errorf(DP_ERR_MPI, "dp_topk_allreduce: rank %d: flag allreduce "
+                                 "failed: %s", rank, dp_mpi_strerror(mrc, err, sizeof err));
+            }
+            if (any)
+                goto nonfinite;
+            dp_comm_stats s0, s1;
+            dp_ring_ws_stats(ws->ring, &s0);
+            rc = dp_ring_allreduce(buf, n, DP_REDUCE_SUM, comm, ws->ring);
+            if (DP_OK != rc)
+                return rc;
+            dp_ring_ws_stats(ws->ring, &s1);
+            before_sent = s1.bytes_sent - s0.bytes_sent;
+            before_recv = s1.bytes_recv - s0.bytes_recv;
+        } else if (bad) {
+            goto nonfinite;
+        }
+    } else {
+        uint64_t *mine = ws->pairs + (size_t)rank * k;
+        if (bad) {
+            for (size_t j = 0; j < k; j++)
+                mine[j] = pair_pack(TOPK_SENTINEL, 0.0f);
+        } else {
+            size_t j = 0;
+            for (size_t i = 0; i < n && j < k; i++) {
+                float x = residual[i], a = fabsf(x);
+                if (a > t || (a == t && ties > 0 && ties--)) {
+                    mine[j++] = pair_pack((uint32_t)i, x);
+                    residual[i] = 0.0f;
+                    if (m > 0.0f)
+                        velocity[i] = 0.0f;
+                }
+            }
+        }
+        if (size > 1) {
+            rc = ring_allgather(ws->pairs, k, rank, size, comm);
+            if (DP_OK != rc)
+                return rc;
+            before_sent = before_recv = (uint64_t)(size - 1) * k * sizeof(uint64_t);
+        }
+        /* Every slot's first pair tells whether that rank met a non-finite value. */
+        for (int q = 0; q < size; q++)
+            if (TOPK_SENTINEL == (uint32_t)ws->pairs[(size_t)q * k])
+                goto nonfinite;
+        memset(buf, 0, n * sizeof *buf);
+        for (int q = 0; q < size; q++) {
+            const uint64_t *slot = ws->pairs + (size_t)q * k;
+            for (size_t j = 0; j < k; j++) {
+                uint32_t i = (uint32_t)slot[j];
+                if (i >= n)
+                    return dp_errorf(DP_ERR_MPI, "dp_topk_allreduce: rank %d: rank %d sent "
+                                     "index %u beyond n = %zu (do the ranks pass the same "
+                                     "n and fraction?)", rank, q, (unsigned)i, n);
+                buf[i] += pair_value(slot[j]);
+            }
+        }
+    }
+
+    uint64_t dense_bytes = size > 1 ? (uint64_t)(2.0 * 4.0 * (double)n * (double)(size - 1) /
+                                                 (double)size)
+                                    : 0;
+    ws->totals.calls++;
+    ws->totals.elems += n;
+    ws->totals.bytes_sent += before_sent;
+    ws->totals.bytes_recv += before_recv;
+    ws->totals.bytes_raw_sent += dense_bytes;
+    ws->totals.bytes_codec_sent += before_sent;
+    if (NULL != st) {
+        st->n = n;
+        st->k = k;
+        st->dense = dense;
+        st->bytes_sent = before_sent;
+        st->bytes_recv = before_recv;
+        st->bytes_dense = dense_bytes;
+    }
+    return DP_OK;
+
+nonfinite:
+    if (bad)
+        return dp_errorf(DP_ERR_NONFINITE, "dp_topk_allreduce: rank %d: non-finite value "
+                         "at index %zu of %zu (buf + residual)", rank, bad_at, n);
+    return dp_errorf(DP_ERR_NONFINITE, "dp_topk_allreduce: rank %d: another rank met a "
+                     "non-finite value", rank);
+}
+
+dp_status dp_topk_allreduce_ex(float *buf, size_t n, const dp_topk_config *cfg,
+                               float *residual, float *velocity, MPI_Comm comm,
+                               dp_topk_ws *ws, dp_topk_stats *st)
+{
+    if (NULL == cfg)
+        return dp_errorf(DP_ERR_ARG, "dp_topk_allreduce: cfg is NULL");
+    dp_status rc = dp_comm_check_args("dp_topk_allreduce", buf, n, DP_REDUCE_SUM, comm);
+    if (DP_OK != rc)
+        return rc;
+    if (!(cfg->fraction > 0.0 && cfg->fraction <= 1.0))
+        return dp_errorf(DP_ERR_ARG, "dp_topk_allreduce: fraction %g is not in (0, 1]",
+                         cfg->fraction);
+    if (!(cfg->momentum >= 0.0f && cfg->momentum < 1.0f))
+        return dp_errorf(DP_ERR_ARG, "dp_topk_allreduce: momentum %g is not in [0, 1)",
+                         (double)cfg->momentum);
+    if (DP_TOPK_AUTO != cfg->path && DP_TOPK_SPARSE != cfg->path && DP_TOPK_DENSE != cfg->path)
+        return dp_errorf(DP_ERR_ARG, "dp_topk_allreduce: unknown path %d", (int)cfg->path);
+    if (n >= (size_t)TOPK_SENTINEL)
+        return dp_errorf(DP_ERR_ARG, "dp_topk_allreduce: n = %zu; at most %u floats per "
+                         "call (indices travel as uint32)", n, (unsigned)TOPK_SENTINEL - 1);
+    if (n > 0 && NULL == residual)
+        return dp_errorf(DP_ERR_ARG, "dp_topk_allreduce: residual is NULL");
+    if (n > 0 && cfg->momentum > 0.0f && NULL == velocity)
+        return dp_errorf(DP_ERR_ARG, "dp_topk_allreduce: momentum %g needs a velocity buffer",
+                         (double)cfg->momentum);
+    if (NULL != st)
+        memset(st, 0, sizeof *st);
+    if (0 == n)
+        return DP_OK;
+
+    dp_topk_ws *tmp = NULL;
+    if (NULL == ws) {
+        rc = dp_topk_ws_create(&tmp);
+        if (DP_OK != rc)
+            return rc;
+        ws = tmp;
+    }
+    dp_errh_guard g;
+    rc = dp_errh_enter(&g, comm, "dp_topk_allreduce");
+    if (DP_OK == rc) {
+        rc = topk_run(buf, n, cfg, residual, velocity, comm, ws, st);
+        dp_errh_leave(&g);
+    }
+    dp_topk_ws_free(tmp);
+    return rc;
+}
+
+dp_status dp_topk_allreduce(float *buf, size_t n, double fraction, float *residual,
+                            MPI_Comm comm, dp_topk_ws *ws, dp_topk_stats *st)
+{
+    const dp_topk_config cfg = {fraction, 0.0f, DP_TOPK_AUTO};
+    return dp_topk_allreduce_ex(buf, n, &cfg, residual, NULL, comm, ws, st);
+}
