@@ -9,9 +9,12 @@
 
 #include "dptrain/status.h"
 
+#include <mpi.h>
+
 static int g_rank, g_size;
 static long g_fail;   /* failed checks in the current case, this rank */
 static long g_checks; /* checks run in the current case, this rank */
+static long g_total_fail, g_total_checks; /* over ranks, every case so far */
 
 #define CHECK(cond, ...)                                                              \
     do {                                                                              \
@@ -32,6 +35,22 @@ static long g_checks; /* checks run in the current case, this rank */
         dp_status st_ = (expr);                                                       \
         CHECK(DP_OK == st_, "%s -> %s: %s", #expr, dp_status_name(st_), dp_errmsg()); \
     } while (0)
+
+/* Ends a case: sums the counts over ranks, prints them on rank 0 and aborts the
+ * job on any failure (a failed case may have left the ranks out of step). */
+static inline void end_case(const char *name)
+{
+    long v[2] = {g_fail, g_checks}, t[2];
+    MPI_Allreduce(v, t, 2, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+    g_total_fail += t[0];
+    g_total_checks += t[1];
+    if (0 == g_rank) printf("  %-44s %ld checks, %ld failed\n", name, t[1], t[0]);
+    g_fail = g_checks = 0;
+    if (t[0]) {
+        fflush(stdout);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+}
 
 /* splitmix64's finaliser: test data as a pure function of (rank, index, seed). */
 static inline uint64_t mix(uint64_t x)

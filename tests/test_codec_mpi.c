@@ -26,24 +26,8 @@
 #include "dptrain/comm.h"
 #include "mpi_check.h"
 
-static long g_total_fail, g_total_checks;
 
 
-/* Sums the counts over ranks; aborts the job on any failure. */
-static void end_case(const char *name)
-{
-    long v[2] = {g_fail, g_checks}, t[2];
-    MPI_Allreduce(v, t, 2, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-    g_total_fail += t[0];
-    g_total_checks += t[1];
-    if (0 == g_rank)
-        printf("  %-40s %ld checks, %ld failed\n", name, t[1], t[0]);
-    g_fail = g_checks = 0;
-    if (t[0]) {
-        fflush(stdout);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-}
 
 
 static double unif(uint64_t k) { return (double)(mix(k) >> 11) * 0x1.0p-53; }

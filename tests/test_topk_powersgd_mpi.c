@@ -27,52 +27,11 @@
 #include <mpi.h>
 
 #include "dptrain/comm.h"
+#include "mpi_check.h"
 
-static int g_rank, g_size;
-static long g_fail, g_checks, g_total_fail, g_total_checks;
 
-#define CHECK(cond, ...)                                                              \
-    do {                                                                              \
-        g_checks++;                                                                   \
-        if (!(cond)) {                                                                \
-            g_fail++;                                                                 \
-            if (g_fail <= 20) {                                                       \
-                fprintf(stderr, "rank %d: FAIL %s:%d: %s: ", g_rank, __FILE__,        \
-                        __LINE__, #cond);                                             \
-                fprintf(stderr, __VA_ARGS__);                                         \
-                fputc('\n', stderr);                                                  \
-            }                                                                         \
-        }                                                                             \
-    } while (0)
 
-#define CHECK_OK(expr)                                                                \
-    do {                                                                              \
-        dp_status st_ = (expr);                                                       \
-        CHECK(DP_OK == st_, "%s -> %s: %s", #expr, dp_status_name(st_), dp_errmsg()); \
-    } while (0)
 
-static void end_case(const char *name)
-{
-    long v[2] = {g_fail, g_checks}, t[2];
-    MPI_Allreduce(v, t, 2, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-    g_total_fail += t[0];
-    g_total_checks += t[1];
-    if (0 == g_rank)
-        printf("  %-44s %ld checks, %ld failed\n", name, t[1], t[0]);
-    g_fail = g_checks = 0;
-    if (t[0]) {
-        fflush(stdout);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
 
 static double unif(uint64_t k) { return (double)(mix(k) >> 11) * 0x1.0p-53; }
 
