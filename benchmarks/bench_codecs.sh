@@ -29,6 +29,8 @@ printf "%5s %-6s %4s %8s %14s %12s %9s %8s\n" ranks codec zstd step_ms wire_KiB/
 for np in $ranks; do
   for c in $codecs; do
     for z in $zstds; do
+      # top-k pairs and PowerSGD factors are not byte-shuffled float arrays: no wire stage there
+      case "$c" in topk:*|powersgd:*) [ "$z" = 0 ] || continue ;; esac
       run="$out/codec-runs/${rate}-np${np}-${c}-z${z}"
       rm -rf "$run"; mkdir -p "$run"
       log="$run/log"
