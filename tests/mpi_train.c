@@ -77,6 +77,46 @@ static double rel_diff(const float *a, const float *b, size_t n)
     return d / (m > 0 ? m : 1);
 }
 
+/* Rank 0 compares the final parameters of runs tmp/a and tmp/b: the max
+ * relative difference, and whether they are the same bits. Other ranks get 0. */
+static double run_diff(const char *a, const char *b, int *identical)
+{
+    *identical = 0;
+    if (rank != 0) return 0;
+    char pa_dir[600], pb_dir[600];
+    snprintf(pa_dir, sizeof pa_dir, "%s/%s", tmp, a);
+    snprintf(pb_dir, sizeof pb_dir, "%s/%s", tmp, b);
+    size_t na = 0, nb = 0;
+    float *pa = params_of(pa_dir, &na), *pb = params_of(pb_dir, &nb);
+    double d = pa && pb && na == nb ? rel_diff(pa, pb, na) : 1e9;
+    *identical = pa && pb && na == nb && !memcmp(pa, pb, na * sizeof(float));
+    free(pa);
+    free(pb);
+    return d;
+}
+
+/* A run stopped after step 7 and resumed must end with the same bits as the
+ * same run never stopped (cfg.out is set here from tag). */
+static void interrupted_equals_full(dp_train_config cfg, const char *tag)
+{
+    dp_train_result full, part, rest;
+    char a[64], b[64];
+    snprintf(a, sizeof a, "%s-full", tag);
+    snprintf(b, sizeof b, "%s-parts", tag);
+    snprintf(cfg.out, sizeof cfg.out, "%s/%s", tmp, a);
+    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &full) == DP_OK, "%s full: %s", tag, dp_errmsg());
+    snprintf(cfg.out, sizeof cfg.out, "%s/%s", tmp, b);
+    cfg.stop_after = 7;
+    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &part) == DP_OK && part.stopped_early, "%s part: %s", tag, dp_errmsg());
+    cfg.stop_after = 0;
+    cfg.resume = 1;
+    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &rest) == DP_OK, "%s rest: %s", tag, dp_errmsg());
+    CHECK(rest.steps == full.steps, "%s: steps %ld vs %ld", tag, rest.steps, full.steps);
+    int same;
+    run_diff(a, b, &same);
+    CHECK(rank != 0 || same, "%s: the resumed run differs from the uninterrupted one", tag);
+}
+
 /* The single-rank reference: 1 rank x batch P*b on MPI_COMM_SELF (rank 0 only). */
 static void reference(int global_batch, long limit, int accumulate, const char *name)
 {
@@ -120,21 +160,12 @@ static void equivalence(dp_allreduce_algo algo, int overlap, int accumulate, con
     dp_status rc = dp_train_run(&cfg, MPI_COMM_WORLD, &res);
     CHECK(rc == DP_OK, "%s: %s", tag, dp_errmsg());
     CHECK(res.steps == 50, "%s: %ld steps", tag, res.steps);
-    if (rank == 0) {
-        char a[600], c[600];
-        snprintf(a, sizeof a, "%s/%s", tmp, ref);
-        snprintf(c, sizeof c, "%s/%s", tmp, dp);
-        size_t na = 0, nc = 0;
-        float *pa = params_of(a, &na), *pc = params_of(c, &nc);
-        double d = pa && pc && na == nc ? rel_diff(pa, pc, na) : 1e9;
+    int same;
+    double d = run_diff(ref, dp, &same);
+    if (rank == 0)
         printf("equivalence %-22s P=%d batch %d x %d ranks x %d acc vs 1 x %d: max rel diff %.2e\n", tag, size, b,
                size, accumulate, global, d);
-        CHECK(d <= EQUIV_TOL, "%s: relative difference %.3e > %.0e", tag, d, EQUIV_TOL);
-        free(pa);
-        free(pc);
-    } else {
-        CHECK(1, "n/a");
-    }
+    CHECK(d <= EQUIV_TOL, "%s: relative difference %.3e > %.0e", tag, d, EQUIV_TOL);
 }
 
 static void resume_exact(void)
@@ -142,28 +173,10 @@ static void resume_exact(void)
     dp_train_config cfg = base(32, 32L * size * 12); /* 12 steps per epoch */
     cfg.epochs = 2;
     cfg.opt.nesterov = 1;
-    dp_train_result full, part, rest;
-    snprintf(cfg.out, sizeof cfg.out, "%s/resume-full", tmp);
-    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &full) == DP_OK, "full: %s", dp_errmsg());
+    interrupted_equals_full(cfg, "resume");
+    dp_train_result rest;
     snprintf(cfg.out, sizeof cfg.out, "%s/resume-parts", tmp);
-    cfg.stop_after = 7;
-    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &part) == DP_OK && part.stopped_early, "part: %s", dp_errmsg());
-    cfg.stop_after = 0;
     cfg.resume = 1;
-    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &rest) == DP_OK, "rest: %s", dp_errmsg());
-    CHECK(rest.steps == full.steps, "steps %ld vs %ld", rest.steps, full.steps);
-    if (rank == 0) {
-        char a[600], c[600];
-        snprintf(a, sizeof a, "%s/resume-full", tmp);
-        snprintf(c, sizeof c, "%s/resume-parts", tmp);
-        size_t na = 0, nc = 0;
-        float *pa = params_of(a, &na), *pc = params_of(c, &nc);
-        CHECK(pa && pc && na == nc && !memcmp(pa, pc, na * sizeof(float)), "resumed run differs from uninterrupted");
-        free(pa);
-        free(pc);
-    } else {
-        CHECK(1, "n/a");
-    }
     /* another rank count cannot resume this run */
     if (size > 1) {
         int color = rank == 0 ? 0 : 1;
@@ -205,35 +218,13 @@ static void replica_check(void)
     dp_params_free(&p);
 }
 
-/* Each codec trains end to end, stays finite, keeps the replicas identical
- * (checked every step) and learns; int8's error feedback survives a resume. */
+/* Resume is exact with a compressor's state (error feedback, PowerSGD's Q). */
 static void resume_with_codec(const char *codec)
 {
     dp_train_config cfg = base(32, 32L * size * 12);
     cfg.epochs = 2;
     CHECK(dp_train_codec_parse(&cfg, codec) == DP_OK, "%s", dp_errmsg());
-    dp_train_result full, part, rest;
-    snprintf(cfg.out, sizeof cfg.out, "%s/%s-full", tmp, codec);
-    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &full) == DP_OK, "%s full: %s", codec, dp_errmsg());
-    snprintf(cfg.out, sizeof cfg.out, "%s/%s-parts", tmp, codec);
-    cfg.stop_after = 7;
-    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &part) == DP_OK, "%s part: %s", codec, dp_errmsg());
-    cfg.stop_after = 0;
-    cfg.resume = 1;
-    CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &rest) == DP_OK, "%s rest: %s", codec, dp_errmsg());
-    if (rank == 0) {
-        char a[600], c[600];
-        snprintf(a, sizeof a, "%s/%s-full", tmp, codec);
-        snprintf(c, sizeof c, "%s/%s-parts", tmp, codec);
-        size_t na = 0, nc = 0;
-        float *pa = params_of(a, &na), *pc = params_of(c, &nc);
-        CHECK(pa && pc && na == nc && !memcmp(pa, pc, na * sizeof(float)),
-              "%s: run resumed with its compressor state differs from the uninterrupted one", codec);
-        free(pa);
-        free(pc);
-    } else {
-        CHECK(1, "n/a");
-    }
+    interrupted_equals_full(cfg, codec);
 }
 
 /* Each codec trains end to end, stays finite, keeps the replicas identical
