@@ -35,7 +35,7 @@ static dp_status gather_rngs(run *r, ck_rng *all)
 
 /* Every rank's compressor state (error feedback, PowerSGD's Q) to rank 0, in
  * rank order; NULL without a compressor that keeps state. */
-static dp_status gather_residuals(run *r, float **out)
+static dp_status gather_codec_state(run *r, float **out)
 {
     *out = NULL;
     float *mine = r->sync.state;
@@ -54,7 +54,7 @@ dp_status dp_run_save(run *r)
     ck_rng dummy;
     float *residuals = NULL;
     dp_status rc = gather_rngs(r, rngs ? rngs : &dummy);
-    if (rc == DP_OK) rc = gather_residuals(r, &residuals);
+    if (rc == DP_OK) rc = gather_codec_state(r, &residuals);
     if (rc == DP_OK && r->rank == 0) {
         ck_state st = r->st;
         st.version = CK_STATE_VERSION;

@@ -338,6 +338,10 @@ static dp_status sparse_allreduce(dp_sync *s)
 void dp_sync_begin(dp_sync *s, dp_ctx *c)
 {
     if (s->size == 1) return;
+    s->next = 0;
+    s->active = 1;
+    /* Without the hook everything goes out in dp_sync_end: nothing to count. */
+    if (!s->overlap || (s->sparse && s->codec_on)) return;
     memset(s->p_uses, 0, (size_t)s->np * sizeof *s->p_uses);
     for (long k = 0; k < c->tape.len; k++) {
         const dp_node *nd = &c->tape.nodes[k];
@@ -349,12 +353,8 @@ void dp_sync_begin(dp_sync *s, dp_ctx *c)
     for (int b = 0; b < s->nb; b++) s->buckets[b].pending = 0;
     for (int i = 0; i < s->np; i++)
         if (s->p_uses[i] > 0) s->buckets[s->p_bucket[i]].pending++;
-    s->next = 0;
-    s->active = 1;
-    if (s->overlap && !(s->sparse && s->codec_on)) {
-        c->after_node = on_node;
-        c->hook_user = s;
-    }
+    c->after_node = on_node;
+    c->hook_user = s;
 }
 
 dp_status dp_sync_end(dp_sync *s, dp_ctx *c)

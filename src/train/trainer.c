@@ -152,15 +152,11 @@ static dp_status evaluate(run *r, double *loss_out, double *acc_out)
     return DP_OK;
 }
 
-static dp_status agree(run *r)
+static dp_status agree(run *r, uint64_t manifest_hash)
 {
-    dp_manifest *man = NULL;
-    dp_status rc = dp_manifest_load(r->cfg->data, &man);
-    if (rc != DP_OK) return rc;
     char text[8192];
     snprintf(text, sizeof text, "%sranks=%d\nmanifest=%016llx\nlayout=%016llx\n", r->config_text, r->size,
-             (unsigned long long)dp_manifest_hash(man), (unsigned long long)dp_params_layout_hash(&r->m->params));
-    dp_manifest_free(man);
+             (unsigned long long)manifest_hash, (unsigned long long)dp_params_layout_hash(&r->m->params));
     return dp_sync_agree(&r->sync, text);
 }
 
@@ -175,12 +171,14 @@ static dp_status setup(run *r, MPI_Comm comm)
     }
     /* The model first: its layout is part of what the ranks compare, and
      * the comparison must come before anything that could fail on one rank only. */
-    dp_model_shape shape = {1, 28, 28, 10};
+    dp_model_shape shape = {0, 0, 0, 0};
+    uint64_t manifest_hash = 0;
     dp_manifest *man = NULL;
     dp_status rc = dp_manifest_load(cfg->data, &man);
     if (rc == DP_OK) {
         shape = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
                                  (int)man->schema.param[3]};
+        manifest_hash = dp_manifest_hash(man);
         dp_manifest_free(man);
     }
     dp_status rc_model = rc == DP_OK ? dp_model_build(cfg->model, &shape, &r->m) : rc;
@@ -196,7 +194,7 @@ static dp_status setup(run *r, MPI_Comm comm)
     /* A rank that failed to build must not leave the others waiting. */
     rc = dp_sync_all_ok(&r->sync, rc_model, "building the model");
     if (rc != DP_OK) return rc;
-    rc = agree(r);
+    rc = agree(r, manifest_hash);
     if (rc != DP_OK) return rc;
 
     rc = dp_sync_all_ok(&r->sync, load_data(r), "loading the data");
