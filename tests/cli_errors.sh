@@ -38,6 +38,28 @@ expect 1 "$tmp/none"                 -- shard fashion-mnist --idx "$tmp/none" --
 expect 1 "$tmp/missing"              -- train --data "$tmp/missing" --quiet
 mkdir -p "$tmp/bad"; echo "not a manifest" > "$tmp/bad/manifest.txt"
 expect 1 "$tmp/bad/manifest.txt"     -- train --data "$tmp/bad" --quiet
+expect 2 "--layers: 0 is out of range"   -- train --layers 0
+expect 2 "--drop-path: 1.5 is out of range" -- train --drop-path 1.5
+expect 2 "--cutout: -1 is out of range"  -- train --cutout -1
+expect 0 "--arch FILE"                   -- train --help
+# a bad --arch is reported before the data is read, naming the file and the field
+expect 1 "$tmp/nope.json: open"          -- train --arch "$tmp/nope.json" --data "$tmp/missing" --quiet
+echo '{"normal": [["sep_conv_3x3", 0]' > "$tmp/bad.json"
+expect 1 "$tmp/bad.json: not JSON"       -- train --arch "$tmp/bad.json" --data "$tmp/missing" --quiet
+echo '{"normal": [], "normal_concat": [2, 3, 4, 5], "reduce": [], "reduce_concat": [2, 3, 4, 5]}' > "$tmp/short.json"
+expect 1 "$tmp/short.json: normal: 0 pairs" -- train --arch "$tmp/short.json" --data "$tmp/missing" --quiet
+# search
+expect 0 "--strategy NAME"               -- search --help
+expect 2 "--layers: 0 is out of range"   -- search --layers 0
+expect 2 "unknown strategy|--strategy"   -- search --strategy enas
+expect 2 "--ops: .*'conv_7x7'"           -- search --ops none,conv_7x7
+expect 2 "--flops-budget is a bound of --strategy gold" -- search --flops-budget 5
+expect 2 "--unrolled needs a bilevel strategy" -- search --strategy gold --unrolled
+expect 2 "--cost-weight: .* out of range|--cost-weight" -- search --cost-weight -1
+expect 1 "$tmp/missing"                  -- search --data "$tmp/missing" --quiet
+printf 'sep_conv_3x3 8 28 28 1 x\n' > "$tmp/costs.tsv"
+expect 1 "$tmp/costs.tsv:1"              -- search --cost-table "$tmp/costs.tsv" --data "$tmp/missing" --quiet
+expect 1 "$tmp/nodir/g.json"             -- search --random-genotype "$tmp/nodir/g.json"
 
 echo "cli_errors: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

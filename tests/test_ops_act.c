@@ -287,3 +287,60 @@ Test(dropout, mask_follows_the_rng_and_backward_uses_it, .timeout = 30)
     cr_assert_arr_eq(b->data, ya, sizeof ya);
     dp_ctx_free(&c);
 }
+
+/* ------------------------------------------------------------------ straight-through one-hot */
+
+/* The forward is piecewise constant, so finite differences would give zero:
+ * the defined gradient is the identity, checked exactly (d soft = d out). */
+Test(onehot_st, forward_is_first_argmax_backward_is_identity, .timeout = 10)
+{
+    enum { R = 4, D = 5 };
+    float x[R * D] = {0.1f, 0.7f, 0.2f, 0.7f, 0.0f,  /* tie: the first 0.7 */
+                      -3, -1, -2, -5, -4,           /* all negative */
+                      9, 1, 1, 1, 1,                /* first column */
+                      0.2f, 0.2f, 0.2f, 0.2f, 0.2f}; /* all equal: column 0 */
+    const int want[R] = {1, 1, 0, 0};
+    dp_ctx c;
+    dp_ctx_init(&c);
+    dp_tensor *X = dp_tensor_wrap(&c, x, 2, (int[]){R, D});
+    X->requires_grad = 1;
+    dp_tensor *y = dp_onehot_st(&c, X);
+    cr_assert_not_null(y, "%s", dp_errmsg());
+    cr_assert(y->ndim == 2 && y->shape[0] == R && y->shape[1] == D);
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < D; j++) cr_assert_eq(y->data[r * D + j], j == want[r] ? 1.0f : 0.0f, "row %d col %d", r, j);
+    float seed[R * D], gx[R * D];
+    fill(seed, R * D, 7, -1, 1);
+    for (int i = 0; i < R * D; i++) gx[i] = 0.5f; /* backward accumulates onto what is there */
+    X->grad = gx;
+    y->grad = seed;
+    cr_assert_eq(dp_backward(&c, y), DP_OK, "%s", dp_errmsg());
+    for (int i = 0; i < R * D; i++) cr_assert_eq(gx[i], 0.5f + seed[i]);
+    dp_ctx_free(&c);
+}
+
+/* Through a softmax (GDAS's hard sample of softmax(x / t)): the gradient that
+ * reaches x is the softmax backward of d out, checked against the plain
+ * softmax path seeded with the same d out. */
+Test(onehot_st, composes_with_softmax_like_the_soft_path, .timeout = 10)
+{
+    enum { R = 3, D = 6 };
+    float x[R * D], seed[R * D], g_st[R * D] = {0}, g_soft[R * D] = {0};
+    fill(x, R * D, 8, -2, 2);
+    fill(seed, R * D, 9, -1, 1);
+    float *grads[2] = {g_st, g_soft};
+    for (int pass = 0; pass < 2; pass++) {
+        dp_ctx c;
+        dp_ctx_init(&c);
+        dp_tensor *X = dp_tensor_wrap(&c, x, 2, (int[]){R, D});
+        X->requires_grad = 1;
+        X->grad = grads[pass];
+        dp_tensor *s = dp_softmax(&c, X, 0.5f);
+        dp_tensor *y = pass == 0 ? dp_onehot_st(&c, s) : dp_scale(&c, s, 1.0f);
+        cr_assert_not_null(y);
+        y->grad = seed;
+        cr_assert_eq(dp_backward(&c, y), DP_OK);
+        dp_ctx_free(&c);
+    }
+    for (int i = 0; i < R * D; i++) cr_assert_float_eq(g_st[i], g_soft[i], 1e-7f, "elem %d", i);
+}

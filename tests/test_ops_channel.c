@@ -137,3 +137,81 @@ Test(slice, forward_layout_and_bad_ranges, .timeout = 10)
     cr_assert_eq(c.status, DP_ERR_ARG);
     dp_ctx_free(&c);
 }
+
+/* ---- subsample (FactorizedReduce's pixel grids) ----
+ * The op copies (or zero-fills), so as for concat the finite difference is
+ * exact up to float rounding: gc_defaults(). */
+
+typedef struct sub_case {
+    int N, C, H, W, stride, offset;
+    int ho, wo; /* 0: dp_subsample's own size */
+} sub_case;
+
+static dp_tensor *build_subsample(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    const sub_case *p = arg;
+    return p->ho ? dp_subsample_pad(c, in[0], p->stride, p->offset, p->ho, p->wo)
+                 : dp_subsample(c, in[0], p->stride, p->offset);
+}
+
+static sub_case sub_cases[] = {
+    {2, 3, 6, 6, 2, 0, 0, 0}, /* even grid */
+    {2, 3, 6, 6, 2, 1, 0, 0}, /* odd grid */
+    {1, 2, 7, 5, 2, 1, 0, 0}, /* odd sizes: 3 x 2 */
+    {2, 1, 7, 5, 3, 2, 0, 0}, /* stride 3 */
+    {2, 2, 7, 5, 2, 1, 4, 3}, /* odd grid padded to ceil(H/2): last row and column zero */
+    {1, 3, 4, 4, 1, 0, 0, 0}, /* stride 1: a copy */
+};
+
+ParameterizedTestParameters(subsample, gradcheck)
+{
+    return cr_make_param_array(sub_case, sub_cases, sizeof sub_cases / sizeof sub_cases[0]);
+}
+
+ParameterizedTest(sub_case *p, subsample, gradcheck, .timeout = 30)
+{
+    gc_input in = {.ndim = 4, .shape = {p->N, p->C, p->H, p->W}, .lo = -1, .hi = 1};
+    gc_result r;
+    cr_assert(gc_check("subsample", 1, &in, build_subsample, p, NULL, &r), "worst %s", r.worst);
+    cr_assert_eq(r.checked, (long)p->N * p->C * p->H * p->W);
+}
+
+Test(subsample, forward_picks_the_grid_and_pads_with_zeros, .timeout = 10)
+{
+    dp_ctx c;
+    dp_ctx_init(&c);
+    /* x[n][ch][h][w] = 1000 n + 100 ch + 10 h + w, 2 x 2 x 5 x 7 */
+    static float x[2 * 2 * 5 * 7];
+    for (int n = 0; n < 2; n++)
+        for (int ch = 0; ch < 2; ch++)
+            for (int h = 0; h < 5; h++)
+                for (int w = 0; w < 7; w++) x[((n * 2 + ch) * 5 + h) * 7 + w] = 1000 * n + 100 * ch + 10 * h + w;
+    dp_tensor *X = dp_tensor_wrap(&c, x, 4, (int[]){2, 2, 5, 7});
+    for (int off = 0; off < 2; off++) {
+        dp_tensor *y = dp_subsample(&c, X, 2, off);
+        cr_assert_not_null(y, "%s", dp_errmsg());
+        const int ho = (5 - off + 1) / 2, wo = (7 - off + 1) / 2; /* ceil((H - offset) / 2) */
+        cr_assert(y->shape[0] == 2 && y->shape[1] == 2 && y->shape[2] == ho && y->shape[3] == wo, "offset %d: %dx%d",
+                  off, y->shape[2], y->shape[3]);
+        for (int n = 0; n < 2; n++)
+            for (int ch = 0; ch < 2; ch++)
+                for (int i = 0; i < ho; i++)
+                    for (int j = 0; j < wo; j++)
+                        cr_assert_eq(y->data[((n * 2 + ch) * ho + i) * wo + j],
+                                     1000 * n + 100 * ch + 10 * (off + 2 * i) + off + 2 * j);
+    }
+    dp_tensor *z = dp_subsample_pad(&c, X, 2, 1, 3, 4); /* the odd grid is 2 x 3: one zero row and column */
+    cr_assert_not_null(z);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) {
+            const float want = i < 2 && j < 3 ? 100 + 10 * (1 + 2 * i) + 1 + 2 * j : 0;
+            cr_assert_eq(z->data[(1 * 3 + i) * 4 + j], want, "(%d,%d)", i, j); /* n 0, ch 1 */
+        }
+    cr_assert_null(dp_subsample(&c, X, 0, 0));
+    cr_assert_eq(c.status, DP_ERR_ARG);
+    dp_ctx_reset(&c);
+    X = dp_tensor_wrap(&c, x, 4, (int[]){2, 2, 5, 7});
+    cr_assert_null(dp_subsample(&c, X, 2, 5)); /* offset past the input */
+    cr_assert_eq(c.status, DP_ERR_ARG);
+    dp_ctx_free(&c);
+}

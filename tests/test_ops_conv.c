@@ -218,6 +218,9 @@ static conv_case accum_cases[] = {
     {5, 2, 5, 10, 3, 3, 2, 1, 1, 1, 1, 0, 0},  /* tiles */
     {2, 3, 16, 13, 2, 1, 1, 0, 1, 1, 1, 0, 0}, /* 1x1 */
     {2, 4, 9, 8, 4, 3, 1, 1, 1, 4, 1, 0, 0},   /* depthwise */
+    {2, 3, 7, 7, 3, 3, 1, 1, 1, 3, 1, 0, 0},   /* depthwise, rows narrower than a vector (masked adds) */
+    {2, 3, 9, 11, 3, 5, 1, 2, 1, 3, 1, 0, 0},  /* depthwise 5x5, width 11 (overlapping last block) */
+    {2, 4, 9, 10, 4, 3, 2, 1, 1, 4, 1, 0, 0},  /* depthwise stride 2 (phases) */
 };
 
 ParameterizedTestParameters(conv2d, backward_accumulates)
@@ -285,4 +288,220 @@ Test(conv2d, rejects_bad_shapes, .timeout = 10)
     cr_assert_null(dp_conv2d(&c, NULL, tw, NULL, 1, 0, 1, 1));
     cr_assert_eq(c.status, DP_OK, "a NULL input propagates without a new error");
     dp_ctx_free(&c);
+}
+
+/* ---- depthwise kernels (src/core/conv_depthwise.c) ----
+ * Every geometry below runs under each kernel set: the default one (on an
+ * AVX2/FMA CPU the row-blocked kernels for stride 1 with 3 or 5 kernel rows
+ * and dilation 1 or 2, the flat AVX2 kernels otherwise), the portable C
+ * kernels, and the reference loops. Each is gradient-checked; its forward,
+ * dX, dW and db are compared with a double-precision reference within
+ * 1e-5 (1 + sum of |terms|) (float rounding of up to ~100-term sums, in any
+ * order); the fast sets are also compared with the reference loops directly,
+ * and the default set with a second run of itself, bit for bit. */
+#include <string.h>
+
+#include "core/conv_depthwise.h"
+
+typedef struct dw_case {
+    int N, C, H, W, mult, kh, kw, stride, pad, dil, bias;
+} dw_case;
+
+typedef struct dw_param {
+    dw_case c;
+    int mode;
+} dw_param;
+
+static const dw_case dw_cases[] = {
+    /* N C  H   W mult kh kw s  p  d bias */
+    {2, 3, 7, 7, 1, 3, 3, 1, 1, 1, 0},    /* 7x7: rows narrower than a vector (masked) */
+    {2, 2, 9, 11, 1, 3, 3, 1, 1, 1, 1},   /* width 11: a whole block, then one overlapping it */
+    {1, 2, 8, 16, 1, 3, 3, 1, 1, 1, 0},   /* width a multiple of 8 */
+    {2, 3, 1, 1, 1, 3, 3, 1, 1, 1, 1},    /* 1x1 image */
+    {2, 2, 19, 17, 1, 3, 3, 1, 1, 1, 0},  /* 19 rows: bands of 7 + 6 + 6 */
+    {2, 2, 7, 7, 1, 5, 5, 1, 2, 1, 0},    /* sep_conv_5x5 */
+    {1, 3, 10, 13, 1, 5, 5, 1, 2, 1, 1},
+    {2, 2, 7, 7, 1, 3, 3, 1, 2, 2, 0},    /* dil_conv_3x3 */
+    {1, 2, 12, 9, 1, 3, 3, 1, 2, 2, 1},
+    {2, 2, 7, 7, 1, 5, 5, 1, 4, 2, 0},    /* dil_conv_5x5 */
+    {1, 2, 9, 10, 1, 5, 5, 1, 4, 2, 1},
+    {2, 2, 7, 7, 1, 3, 3, 2, 1, 1, 0},    /* stride 2 */
+    {1, 2, 9, 11, 1, 3, 3, 2, 1, 1, 1},   /* stride 2, odd width >= 8 */
+    {1, 2, 10, 12, 1, 3, 3, 2, 1, 1, 0},  /* stride 2, even sizes */
+    {2, 2, 11, 9, 1, 5, 5, 2, 2, 1, 1},
+    {1, 2, 10, 11, 1, 3, 3, 2, 2, 2, 0},  /* stride 2, dilation 2: taps read even phases only */
+    {1, 2, 12, 13, 1, 5, 5, 2, 4, 2, 1},
+    {2, 2, 8, 9, 1, 3, 5, 1, 1, 2, 0},    /* 3x5, dilation 2, pad 1 (output smaller than input) */
+    {2, 2, 9, 8, 1, 5, 3, 1, 2, 1, 1},    /* 5x3 */
+    {1, 2, 9, 10, 1, 7, 7, 1, 3, 1, 0},   /* 7x7 kernel: flat kernels at stride 1 */
+    {2, 3, 6, 7, 1, 1, 1, 1, 0, 1, 1},    /* 1x1 kernel */
+    {1, 2, 11, 10, 1, 3, 3, 1, 3, 3, 0},  /* dilation 3 */
+    {1, 2, 13, 11, 1, 3, 3, 3, 1, 1, 1},  /* stride 3: 9 phases */
+    {2, 2, 8, 9, 1, 3, 3, 1, 0, 1, 0},    /* no padding */
+    {1, 2, 6, 7, 1, 3, 3, 1, 3, 1, 1},    /* padding past the kernel's reach */
+    {2, 2, 9, 7, 2, 3, 3, 1, 1, 1, 1},    /* channel multiplier 2 */
+    {2, 2, 9, 10, 2, 5, 5, 2, 2, 1, 0},   /* multiplier 2, stride 2 */
+};
+#define N_DW_CASES (sizeof dw_cases / sizeof dw_cases[0])
+static const int dw_modes[3] = {DP_DW_AUTO, DP_DW_PORTABLE, DP_DW_REFERENCE};
+static const char *const dw_mode_names[3] = {"default", "portable", "reference"};
+static dw_param dw_params[N_DW_CASES * 3];
+
+static void dw_fill_params(void)
+{
+    for (size_t i = 0; i < N_DW_CASES; i++)
+        for (int m = 0; m < 3; m++) dw_params[i * 3 + m] = (dw_param){dw_cases[i], dw_modes[m]};
+}
+
+static int dw_out(int n, int k, int s, int p, int d) { return (n + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+static dp_tensor *build_dw(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    const dw_case *p = &((const dw_param *)arg)->c;
+    return dp_conv2d(c, in[0], in[1], p->bias ? in[2] : NULL, p->stride, p->pad, p->dil, p->C);
+}
+
+ParameterizedTestParameters(depthwise, gradcheck)
+{
+    dw_fill_params();
+    return cr_make_param_array(dw_param, dw_params, N_DW_CASES * 3);
+}
+
+ParameterizedTest(dw_param *p, depthwise, gradcheck, .timeout = 60)
+{
+    const dw_case *q = &p->c;
+    dp_dwconv_set_kernels(p->mode);
+    gc_input ins[3] = {
+        {.ndim = 4, .shape = {q->N, q->C, q->H, q->W}, .lo = -1, .hi = 1},
+        {.ndim = 4, .shape = {q->C * q->mult, 1, q->kh, q->kw}, .lo = -0.5f, .hi = 0.5f},
+        {.ndim = 1, .shape = {q->C * q->mult}, .lo = -0.5f, .hi = 0.5f},
+    };
+    char name[128];
+    snprintf(name, sizeof name, "depthwise %s N%d C%d %dx%d m%d k%dx%d s%d p%d d%d b%d", dw_mode_names[p->mode],
+             q->N, q->C, q->H, q->W, q->mult, q->kh, q->kw, q->stride, q->pad, q->dil, q->bias);
+    gc_result r;
+    cr_assert(gc_check(name, q->bias ? 3 : 2, ins, build_dw, p, NULL, &r), "%s: worst %s", name, r.worst);
+    cr_assert_gt(r.checked, 0);
+}
+
+/* Forward and backward of one depthwise conv under kernel set `mode`, into
+ * y, dx, dw, db (zeroed here; db only with a bias). */
+static void dw_run(const dw_case *q, int mode, const float *x, const float *w, const float *b, const float *dy,
+                   float *y, float *dx, float *dw, float *db)
+{
+    const int O = q->C * q->mult;
+    int xs[4] = {q->N, q->C, q->H, q->W}, ws[4] = {O, 1, q->kh, q->kw}, bs[1] = {O};
+    dp_dwconv_set_kernels(mode);
+    dp_ctx c;
+    dp_ctx_init(&c);
+    dp_tensor *tx = dp_tensor_wrap(&c, (float *)x, 4, xs), *tw = dp_tensor_wrap(&c, (float *)w, 4, ws);
+    dp_tensor *tb = q->bias ? dp_tensor_wrap(&c, (float *)b, 1, bs) : NULL;
+    memset(dx, 0, (size_t)tx->n * sizeof *dx);
+    memset(dw, 0, (size_t)tw->n * sizeof *dw);
+    tx->grad = dx;
+    tw->grad = dw;
+    tx->requires_grad = tw->requires_grad = 1;
+    if (tb) {
+        memset(db, 0, (size_t)O * sizeof *db);
+        tb->grad = db;
+        tb->requires_grad = 1;
+    }
+    dp_tensor *ty = dp_conv2d(&c, tx, tw, tb, q->stride, q->pad, q->dil, q->C);
+    cr_assert_not_null(ty, "%s", dp_errmsg());
+    memcpy(y, ty->data, (size_t)ty->n * sizeof *y);
+    memcpy(dp_grad(&c, ty), dy, (size_t)ty->n * sizeof *dy);
+    cr_assert_eq(dp_backward(&c, ty), DP_OK, "%s", dp_errmsg());
+    dp_ctx_free(&c);
+    dp_dwconv_set_kernels(DP_DW_AUTO);
+}
+
+static void dw_check(const char *what, const float *v, const double *ref, const double *mag, long n, double tol,
+                     const char *mode)
+{
+    for (long i = 0; i < n; i++)
+        cr_assert(fabs(v[i] - ref[i]) <= tol * (1.0 + mag[i]), "%s (%s) elem %ld: %.9g vs %.9g", what, mode, i, v[i],
+                  ref[i]);
+}
+
+ParameterizedTestParameters(depthwise, matches_reference)
+{
+    dw_fill_params();
+    return cr_make_param_array(dw_param, dw_params, N_DW_CASES * 3);
+}
+
+ParameterizedTest(dw_param *p, depthwise, matches_reference, .timeout = 30)
+{
+    const dw_case *q = &p->c;
+    const int O = q->C * q->mult, T = q->kh * q->kw;
+    const int Ho = dw_out(q->H, q->kh, q->stride, q->pad, q->dil), Wo = dw_out(q->W, q->kw, q->stride, q->pad, q->dil);
+    const long nx = (long)q->N * q->C * q->H * q->W, nw = (long)O * T, ny = (long)q->N * O * Ho * Wo;
+    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc(O * sizeof *b);
+    float *dy = malloc(ny * sizeof *dy);
+    dp_rng r;
+    dp_rng_seed(&r, 21, DP_STREAM_USER, 0);
+    dp_init_uniform(&r, x, nx, -1, 1);
+    dp_init_uniform(&r, w, nw, -1, 1);
+    dp_init_uniform(&r, b, O, -1, 1);
+    dp_init_uniform(&r, dy, ny, -1, 1);
+
+    /* the double reference, with the sums of |terms| that bound the rounding */
+    double *yr = calloc(ny, sizeof *yr), *ym = calloc(ny, sizeof *ym), *xr = calloc(nx, sizeof *xr);
+    double *xm = calloc(nx, sizeof *xm), *wr = calloc(nw, sizeof *wr), *wm = calloc(nw, sizeof *wm);
+    double *br = calloc(O, sizeof *br), *bm = calloc(O, sizeof *bm);
+    for (int n = 0; n < q->N; n++)
+        for (int o = 0; o < O; o++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    const long yi = (((long)n * O + o) * Ho + oh) * Wo + ow;
+                    if (q->bias) yr[yi] = b[o], ym[yi] = fabs(b[o]), br[o] += dy[yi], bm[o] += fabs(dy[yi]);
+                    for (int ki = 0; ki < q->kh; ki++)
+                        for (int kj = 0; kj < q->kw; kj++) {
+                            const int ih = oh * q->stride - q->pad + ki * q->dil;
+                            const int iw = ow * q->stride - q->pad + kj * q->dil;
+                            if (ih < 0 || ih >= q->H || iw < 0 || iw >= q->W) continue;
+                            const long xi = (((long)n * q->C + o / q->mult) * q->H + ih) * q->W + iw;
+                            const long wi = (long)o * T + ki * q->kw + kj;
+                            yr[yi] += (double)w[wi] * x[xi];
+                            ym[yi] += fabs((double)w[wi] * x[xi]);
+                            xr[xi] += (double)w[wi] * dy[yi];
+                            xm[xi] += fabs((double)w[wi] * dy[yi]);
+                            wr[wi] += (double)dy[yi] * x[xi];
+                            wm[wi] += fabs((double)dy[yi] * x[xi]);
+                        }
+                }
+
+    float *y = malloc(ny * sizeof *y), *dx = malloc(nx * sizeof *dx), *dw = malloc(nw * sizeof *dw);
+    float *db = malloc(O * sizeof *db);
+    const char *mn = dw_mode_names[p->mode];
+    dw_run(q, p->mode, x, w, b, dy, y, dx, dw, db);
+    dw_check("y", y, yr, ym, ny, 1e-5, mn);
+    dw_check("dx", dx, xr, xm, nx, 1e-5, mn);
+    dw_check("dw", dw, wr, wm, nw, 1e-5, mn);
+    if (q->bias) dw_check("db", db, br, bm, O, 1e-5, mn);
+
+    float *y2 = malloc(ny * sizeof *y2), *dx2 = malloc(nx * sizeof *dx2), *dw2 = malloc(nw * sizeof *dw2);
+    float *db2 = malloc(O * sizeof *db2);
+    if (p->mode != DP_DW_REFERENCE) {
+        /* against the plain loops, in float */
+        dw_run(q, DP_DW_REFERENCE, x, w, b, dy, y2, dx2, dw2, db2);
+        for (long i = 0; i < ny; i++)
+            cr_assert(fabs(y[i] - y2[i]) <= 2e-5 * (1 + ym[i]), "y (%s) elem %ld: %.9g vs loops %.9g", mn, i, y[i], y2[i]);
+        for (long i = 0; i < nx; i++)
+            cr_assert(fabs(dx[i] - dx2[i]) <= 2e-5 * (1 + xm[i]), "dx (%s) elem %ld: %.9g vs loops %.9g", mn, i, dx[i],
+                      dx2[i]);
+        for (long i = 0; i < nw; i++)
+            cr_assert(fabs(dw[i] - dw2[i]) <= 2e-5 * (1 + wm[i]), "dw (%s) elem %ld: %.9g vs loops %.9g", mn, i, dw[i],
+                      dw2[i]);
+    }
+    if (p->mode == DP_DW_AUTO) {
+        /* run to run: bit for bit */
+        dw_run(q, DP_DW_AUTO, x, w, b, dy, y2, dx2, dw2, db2);
+        cr_assert(!memcmp(y, y2, ny * sizeof *y), "y differs between two runs");
+        cr_assert(!memcmp(dx, dx2, nx * sizeof *dx), "dx differs between two runs");
+        cr_assert(!memcmp(dw, dw2, nw * sizeof *dw), "dw differs between two runs");
+    }
+    free(y2), free(dx2), free(dw2), free(db2);
+    free(y), free(dx), free(dw), free(db);
+    free(yr), free(ym), free(xr), free(xm), free(wr), free(wm), free(br), free(bm);
+    free(x), free(w), free(b), free(dy);
 }

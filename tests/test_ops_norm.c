@@ -117,6 +117,59 @@ Test(batchnorm, gradcheck_with_inputs_reused, .timeout = 60)
     CHECK_GRAD("batchnorm reuse", 3, ins, build_bn_reuse, NULL, &o);
 }
 
+/* In place, no affine: the input goes through a copy (the op overwrites its
+ * input, and the checker re-runs the forward on the same leaf), and the copy
+ * is then squared so the backward sees a gradient that is not constant. */
+static dp_tensor *build_bn_inplace(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    bn_case *p = arg;
+    c->training = !p->eval;
+    dp_tensor *y = dp_batchnorm_inplace(c, dp_scale(c, in[0], 1.0f), p->running ? p->rm : NULL,
+                                        p->running ? p->rv : NULL, MOMENTUM, EPS);
+    return dp_mul(c, y, dp_add(c, y, in[0]));
+}
+
+ParameterizedTestParameters(batchnorm, gradcheck_inplace)
+{
+    static bn_case cases[] = {
+        {2, {7, 3}, 0, 0, 1, RS}, {4, {2, 3, 2, 3}, 0, 0, 1, RS}, {4, {3, 2, 3, 5}, 0, 0, 0, RS},
+        {4, {2, 3, 2, 3}, 0, 1, 1, RS}, /* eval: running statistics */
+    };
+    return cr_make_param_array(bn_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(bn_case *p, batchnorm, gradcheck_inplace, .timeout = 60)
+{
+    gc_input ins[1] = {{.ndim = p->ndim, .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}, .lo = -2, .hi = 2}};
+    gc_opts o = gc_defaults();
+    if (!p->eval) {
+        o.h = 5e-3;
+        o.atol = 5e-4;
+        o.rtol = 5e-3;
+    }
+    CHECK_GRAD("batchnorm in place", 1, ins, build_bn_inplace, p, &o);
+}
+
+/* The in-place op computes what the plain one does, and its output is x's memory. */
+Test(batchnorm, inplace_matches_plain, .timeout = 30)
+{
+    dp_ctx c;
+    dp_ctx_init(&c);
+    int shape[4] = {3, 4, 5, 5};
+    float a[300], b[300];
+    fill(a, 300, 7, -3, 3);
+    memcpy(b, a, sizeof a);
+    float rm1[4] = {0}, rv1[4] = {1, 1, 1, 1}, rm2[4] = {0}, rv2[4] = {1, 1, 1, 1};
+    dp_tensor *xa = dp_tensor_wrap(&c, a, 4, shape), *xb = dp_tensor_wrap(&c, b, 4, shape);
+    dp_tensor *ya = dp_batchnorm(&c, xa, NULL, NULL, rm1, rv1, MOMENTUM, EPS);
+    dp_tensor *yb = dp_batchnorm_inplace(&c, xb, rm2, rv2, MOMENTUM, EPS);
+    cr_assert(ya && yb);
+    cr_expect(yb->data == b, "the output is not the input's memory");
+    for (int i = 0; i < 300; i++) cr_expect(fabsf(ya->data[i] - yb->data[i]) <= 1e-6f, "elem %d: %g vs %g", i, ya->data[i], yb->data[i]);
+    for (int j = 0; j < 4; j++) cr_expect(rm1[j] == rm2[j] && rv1[j] == rv2[j], "running stats of channel %d differ", j);
+    dp_ctx_free(&c);
+}
+
 /* Per-channel mean and biased variance of a [N,C,S] buffer, in double. */
 static void channel_moments(const float *x, int N, int C, int S, int j, double *mean, double *var)
 {

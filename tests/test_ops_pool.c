@@ -220,3 +220,136 @@ Test(pool, rejects_bad_arguments, .timeout = 10)
     cr_assert_eq(c.status, DP_ERR_SHAPE);
     dp_ctx_free(&c);
 }
+
+/* ---- the 3x3 pad-1 kernels, stride 1 and 2 (src/core/ops_pool.c) ----
+ * Each shape below runs under the default kernels (built for AVX2 where the
+ * CPU has it), their portable build, and the plain loops: gradient checks for
+ * both pools; and, against the plain loops, on uniform data, on data full of
+ * ties and zeros, and on data with infinities and NaNs: max-pool values and
+ * winners bit for bit (the winners through the backward: with dy all
+ * distinct, dx matches only if every output routed to the same cell), and
+ * average-pool forward and backward within float rounding of their 9-term
+ * sums taken in another order. */
+#include <string.h>
+
+void dp_pool_set_kernels(int mode); /* ops_pool.c, for tests: 0 default, 1 portable build, 2 plain loops */
+
+typedef struct pool3_param {
+    pool_case c;
+    int mode;
+} pool3_param;
+
+/* N C H W k s p */
+static const pool_case pool3_cases[] = {
+    {2, 3, 7, 7, 3, 1, 1},   {2, 3, 7, 7, 3, 2, 1},   /* the search's 7x7 maps */
+    {1, 2, 1, 1, 3, 1, 1},   {1, 2, 1, 1, 3, 2, 1},   /* 1x1: one cell per window */
+    {1, 2, 1, 9, 3, 1, 1},   {1, 2, 9, 1, 3, 2, 1},   /* one row, one column */
+    {1, 2, 2, 3, 3, 1, 1},   {1, 2, 2, 2, 3, 2, 1},   /* every window at a border */
+    {2, 2, 9, 11, 3, 1, 1},  {2, 2, 9, 11, 3, 2, 1},  /* odd sizes (stride 2: per-row path) */
+    {2, 2, 10, 12, 3, 2, 1}, {1, 2, 11, 10, 3, 2, 1}, /* even widths: flat row pass */
+    {1, 2, 28, 28, 3, 1, 1}, {1, 2, 28, 28, 3, 2, 1}, {2, 2, 14, 14, 3, 2, 1}, {1, 3, 17, 19, 3, 1, 1},
+};
+#define N_POOL3 (sizeof pool3_cases / sizeof pool3_cases[0])
+static const char *const pool3_modes[3] = {"default", "portable", "loops"};
+static pool3_param pool3_grad_params[N_POOL3 * 3], pool3_cmp_params[N_POOL3 * 2];
+
+ParameterizedTestParameters(pool3, gradcheck)
+{
+    for (size_t i = 0; i < N_POOL3; i++)
+        for (int m = 0; m < 3; m++) pool3_grad_params[i * 3 + m] = (pool3_param){pool3_cases[i], m};
+    return cr_make_param_array(pool3_param, pool3_grad_params, N_POOL3 * 3);
+}
+
+ParameterizedTest(pool3_param *q, pool3, gradcheck, .timeout = 60)
+{
+    const pool_case *p = &q->c;
+    dp_pool_set_kernels(q->mode);
+    char name[96];
+    gc_result r;
+    gc_input in = {.ndim = 4, .shape = {p->N, p->C, p->H, p->W}, .init = gc_init_distinct};
+    snprintf(name, sizeof name, "maxpool (%s) N%d C%d %dx%d s%d", pool3_modes[q->mode], p->N, p->C, p->H, p->W,
+             p->stride);
+    cr_assert(gc_check(name, 1, &in, build_max, (void *)p, NULL, &r), "%s: worst %s", name, r.worst);
+    in = (gc_input){.ndim = 4, .shape = {p->N, p->C, p->H, p->W}, .lo = -1, .hi = 1};
+    snprintf(name, sizeof name, "avgpool (%s) N%d C%d %dx%d s%d", pool3_modes[q->mode], p->N, p->C, p->H, p->W,
+             p->stride);
+    cr_assert(gc_check(name, 1, &in, build_avg, (void *)p, NULL, &r), "%s: worst %s", name, r.worst);
+}
+
+/* Both pools forward and backward under kernel set `mode`; y* [n_out], dx* [n_in] */
+static void pool3_run(const pool_case *p, int mode, float *x, const float *dy, float *ymax, float *dxmax, float *yavg,
+                      float *dxavg)
+{
+    int xs[4] = {p->N, p->C, p->H, p->W};
+    const long nx = (long)p->N * p->C * p->H * p->W;
+    dp_pool_set_kernels(mode);
+    for (int avg = 0; avg < 2; avg++) {
+        dp_ctx c;
+        dp_ctx_init(&c);
+        dp_tensor *tx = dp_tensor_wrap(&c, x, 4, xs);
+        float *dx = avg ? dxavg : dxmax;
+        memset(dx, 0, (size_t)nx * sizeof *dx);
+        tx->grad = dx;
+        tx->requires_grad = 1;
+        dp_tensor *y = avg ? dp_avgpool2d(&c, tx, 3, p->stride, 1) : dp_maxpool2d(&c, tx, 3, p->stride, 1);
+        cr_assert_not_null(y, "%s", dp_errmsg());
+        memcpy(avg ? yavg : ymax, y->data, (size_t)y->n * sizeof(float));
+        memcpy(dp_grad(&c, y), dy, (size_t)y->n * sizeof(float));
+        cr_assert_eq(dp_backward(&c, y), DP_OK, "%s", dp_errmsg());
+        dp_ctx_free(&c);
+    }
+    dp_pool_set_kernels(0);
+}
+
+static int same_float(float a, float b) { return (isnan(a) && isnan(b)) || a == b; }
+
+ParameterizedTestParameters(pool3, matches_loops)
+{
+    for (size_t i = 0; i < N_POOL3; i++)
+        for (int m = 0; m < 2; m++) pool3_cmp_params[i * 2 + m] = (pool3_param){pool3_cases[i], m};
+    return cr_make_param_array(pool3_param, pool3_cmp_params, N_POOL3 * 2);
+}
+
+ParameterizedTest(pool3_param *q, pool3, matches_loops, .timeout = 30)
+{
+    const pool_case *p = &q->c;
+    const int Ho = (p->H - 1) / p->stride + 1, Wo = (p->W - 1) / p->stride + 1;
+    const long nx = (long)p->N * p->C * p->H * p->W, ny = (long)p->N * p->C * Ho * Wo;
+    float *x = malloc(nx * sizeof *x), *dy = malloc(ny * sizeof *dy), *buf[8];
+    for (int i = 0; i < 8; i++) buf[i] = malloc((i % 2 ? nx : ny) * sizeof(float)); /* y, dx pairs */
+    dp_rng r;
+    dp_rng_seed(&r, 31, DP_STREAM_USER, 0);
+    for (long i = 0; i < ny; i++) dy[i] = (float)(i + 1) / (float)ny; /* distinct: shows every routing */
+    for (int data = 0; data < 3; data++) {
+        dp_init_uniform(&r, x, nx, -1, 1);
+        if (data == 1) /* ties: ReLU-like zeros and a few repeated values */
+            for (long i = 0; i < nx; i++) x[i] = x[i] < 0 ? 0.0f : (float)(int)(x[i] * 4) / 4;
+        if (data == 2) /* specials */
+            for (long i = 0; i < nx; i++) {
+                const uint64_t u = dp_rng_u64(&r) % 16;
+                if (u == 0) x[i] = NAN;
+                if (u == 1) x[i] = -INFINITY;
+                if (u == 2) x[i] = INFINITY;
+            }
+        pool3_run(p, q->mode, x, dy, buf[0], buf[1], buf[2], buf[3]);
+        pool3_run(p, 2, x, dy, buf[4], buf[5], buf[6], buf[7]);
+        for (long i = 0; i < ny; i++)
+            cr_assert(same_float(buf[0][i], buf[4][i]), "max (%s, data %d) y[%ld]: %g vs loops %g",
+                      pool3_modes[q->mode], data, i, buf[0][i], buf[4][i]);
+        cr_assert(!memcmp(buf[1], buf[5], nx * sizeof(float)), "max (%s, data %d): winners differ from the loops'",
+                  pool3_modes[q->mode], data);
+        for (long i = 0; i < ny; i++) {
+            const float a = buf[2][i], b = buf[6][i];
+            cr_assert(same_float(a, b) || fabsf(a - b) <= 1e-6f * (1 + fabsf(b)),
+                      "avg (%s, data %d) y[%ld]: %.9g vs loops %.9g", pool3_modes[q->mode], data, i, a, b);
+        }
+        for (long i = 0; i < nx; i++) {
+            const float a = buf[3][i], b = buf[7][i];
+            cr_assert(fabsf(a - b) <= 1e-6f * (1 + fabsf(b)), "avg (%s, data %d) dx[%ld]: %.9g vs loops %.9g",
+                      pool3_modes[q->mode], data, i, a, b);
+        }
+    }
+    for (int i = 0; i < 8; i++) free(buf[i]);
+    free(x);
+    free(dy);
+}

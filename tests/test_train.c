@@ -134,6 +134,76 @@ Test(train, resume_mid_epoch_is_bit_identical_sgd) { check_resume_exact("mlp", D
 Test(train, resume_at_epoch_end_is_bit_identical_sgd) { check_resume_exact("mlp", DP_OPT_SGD, 16, "sgd16"); }
 Test(train, resume_mid_epoch_is_bit_identical_adamw_cnn) { check_resume_exact("cnn", DP_OPT_ADAMW, 7, "adamw7"); }
 
+/* --arch: a derived DARTS network from a genotype file, with drop-path and
+ * cutout drawing from the dropout stream, learns and resumes exactly. */
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+#define ARCH_REDUCE "\"reduce\": [[\"max_pool_3x3\", 0], [\"sep_conv_3x3\", 1], [\"skip_connect\", 0], " \
+    "[\"dil_conv_3x3\", 2], [\"avg_pool_3x3\", 1], [\"skip_connect\", 2], [\"sep_conv_5x5\", 3], " \
+    "[\"max_pool_3x3\", 0]], \"reduce_concat\": [2, 3, 4, 5]}\n"
+#define ARCH_NORMAL(first) "{\"normal\": [[\"" first "\", 0], [\"skip_connect\", 1], [\"dil_conv_3x3\", 0], " \
+    "[\"max_pool_3x3\", 2], [\"avg_pool_3x3\", 1], [\"sep_conv_5x5\", 3], [\"skip_connect\", 0], " \
+    "[\"dil_conv_5x5\", 4]], \"normal_concat\": [2, 3, 4, 5],\n"
+
+Test(train, darts_arch_learns_and_resumes_bit_identical)
+{
+    char arch[300], other[300];
+    snprintf(arch, sizeof arch, "%s/arch.json", tmp);
+    snprintf(other, sizeof other, "%s/other.json", tmp);
+    write_text(arch, ARCH_NORMAL("sep_conv_3x3") ARCH_REDUCE);
+    write_text(other, ARCH_NORMAL("sep_conv_5x5") ARCH_REDUCE);
+    dp_train_config cfg = base_config("cnn", 640, 3); /* 10 steps per epoch */
+    cfg.test_limit = 500;
+    snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
+    cfg.layers = 3;
+    cfg.channels = 4;
+    cfg.drop_path = 0.3f;
+    cfg.cutout = 10;
+    out_dir(&cfg, "darts-full");
+    dp_train_result full, part, rest;
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &full), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(full.steps, 30);
+    cr_assert_gt(full.test_acc, 0.3, "test accuracy %.4f (chance 0.1)", full.test_acc);
+
+    out_dir(&cfg, "darts-parts");
+    cfg.stop_after = 14;
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &part), DP_OK, "%s", dp_errmsg());
+    cr_assert(part.stopped_early);
+    cfg.stop_after = 0;
+    cfg.resume = 1;
+    /* the cell, not the file name, must match */
+    snprintf(cfg.arch, sizeof cfg.arch, "%s", other);
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "'genotype' differs"), "%s", dp_errmsg());
+    snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(rest.steps, full.steps);
+    cr_assert_eq(rest.test_acc, full.test_acc);
+
+    float *a, *b;
+    size_t na, nb;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/darts-full", tmp);
+    read_params(dir, &a, &na);
+    snprintf(dir, sizeof dir, "%s/darts-parts", tmp);
+    read_params(dir, &b, &nb);
+    cr_assert_eq(na, nb);
+    cr_assert_eq(memcmp(a, b, na * sizeof(float)), 0, "resumed parameters differ from the uninterrupted run");
+    free(a);
+    free(b);
+
+    snprintf(cfg.arch, sizeof cfg.arch, "%s/missing.json", tmp);
+    cfg.resume = 0;
+    cr_assert_neq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK);
+    cr_assert(strstr(dp_errmsg(), "missing.json"), "%s", dp_errmsg());
+}
+
 Test(train, resume_with_a_different_config_names_the_field)
 {
     dp_train_config cfg = base_config("mlp", 500, 2);

@@ -21,6 +21,7 @@ typedef struct dp_model {
     dp_tensor *(*forward)(struct dp_model *m, dp_ctx *c, dp_tensor *x);
     void (*free_impl)(void *impl);
     double flops_per_sample; /* forward multiply-adds x 2 (backward ~ 2x forward) */
+    float progress;          /* fraction of training done, set by the trainer each epoch (drop-path) */
 } dp_model;
 
 /*! Builds model `name` ("mlp", "cnn") for inputs of `shape` and finalises its

@@ -36,6 +36,10 @@ dp_tensor *dp_sigmoid(dp_ctx *c, dp_tensor *x);
  *  temperature: softmax(x / t). Pass 1 for the plain op. */
 dp_tensor *dp_softmax(dp_ctx *c, dp_tensor *x, float t);
 dp_tensor *dp_log_softmax(dp_ctx *c, dp_tensor *x);
+/*! Straight-through one-hot over the last dim: the forward is the one-hot of
+ *  each row's argmax (ties: the first), the backward the identity
+ *  (d soft += d out), as GDAS's hard - soft.detach() + soft. */
+dp_tensor *dp_onehot_st(dp_ctx *c, dp_tensor *soft);
 /*! Mean cross-entropy of logits [N,C] against labels[N] in [0,C), fused with
  *  log-softmax. Returns a [1] tensor. If correct != NULL, *correct receives the
  *  number of rows whose argmax equals the label. labels must stay valid until
@@ -56,6 +60,12 @@ dp_tensor *dp_flatten(dp_ctx *c, dp_tensor *x);
  *  as PyTorch. Eval: running statistics. */
 dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta,
                         float *running_mean, float *running_var, float momentum, float eps);
+
+/*! Batch-norm without affine whose output overwrites x: the backward reads
+ *  the output (= xhat) instead of x, so one activation is kept instead of two.
+ *  x must have no other consumer. */
+dp_tensor *dp_batchnorm_inplace(dp_ctx *c, dp_tensor *x, float *running_mean, float *running_var, float momentum,
+                                float eps);
 
 /* ---- embedding (src/core/ops_embed.c) ---- */
 /*! Embedding-bag: bag b = rows ids[offsets[b] .. offsets[b+1]) of w [V,D],
@@ -82,6 +92,14 @@ dp_tensor *dp_global_avgpool(dp_ctx *c, dp_tensor *x);
 dp_tensor *dp_concat(dp_ctx *c, int n, dp_tensor **xs);
 /*! Channels [c0, c1) of x [N,C,...]. */
 dp_tensor *dp_slice(dp_ctx *c, dp_tensor *x, int c0, int c1);
+/*! One strided pixel grid: y [N,C,Ho,Wo] [n,c,i,j] = x[n,c, offset + stride i,
+ *  offset + stride j], Ho = ceil((H - offset) / stride) (likewise Wo).
+ *  FactorizedReduce's strided 1x1 convs are 1x1 convs of these grids. */
+dp_tensor *dp_subsample(dp_ctx *c, dp_tensor *x, int stride, int offset);
+/*! dp_subsample with the output size given (ho, wo >= 1): cells whose source
+ *  lies past the input are zero, as if x were zero-padded at the bottom and
+ *  right (FactorizedReduce's odd grid on an odd-sized input). */
+dp_tensor *dp_subsample_pad(dp_ctx *c, dp_tensor *x, int stride, int offset, int ho, int wo);
 
 #ifdef __cplusplus
 }

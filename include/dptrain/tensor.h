@@ -35,9 +35,26 @@ typedef struct dp_tensor {
     int ndim;
     int shape[DP_MAX_DIMS];
     int requires_grad; /* gradient flows into this tensor */
+    int grad_pooled;   /* grad is this tensor's own block from the context's gradient pool */
 } dp_tensor;
 
 typedef struct dp_arena_chunk dp_arena_chunk;
+typedef struct dp_grad_block dp_grad_block;
+typedef struct dp_grad_bin dp_grad_bin;
+
+/* Gradient buffers of intermediate tensors. A tensor's gradient is dead once
+ * the node that produced it has run its backward, so its block goes back to a
+ * free list of its size and the next gradient of that size reuses it: a
+ * backward pass holds only the gradients still to be consumed instead of one
+ * per activation. Blocks stay allocated across steps (no malloc once the
+ * first step has sized the pool). */
+typedef struct dp_gradpool {
+    dp_grad_bin *bins;  /* one free list per block size */
+    int nbins, cap;
+    dp_grad_block *all; /* every block, for reset and free */
+    size_t live, high_water; /* bytes handed out and not returned */
+    long sys_allocs;
+} dp_gradpool;
 
 /* Bump allocator. After a reset that found more than one chunk in use, the
  * chunks are merged into one of the high-water size, so from the second step
@@ -79,6 +96,7 @@ typedef void (*dp_backward_hook)(void *user, const dp_node *nd);
 
 typedef struct dp_ctx {
     dp_arena arena;
+    dp_gradpool grads;
     dp_tape tape;
     dp_backward_hook after_node; /* NULL: none */
     void *hook_user;
@@ -86,6 +104,11 @@ typedef struct dp_ctx {
     int grad_enabled;  /* ops record on the tape */
     dp_rng dropout_rng;
     dp_status status;  /* first error of this pass (sticky until reset) */
+    /* Synchronised batch-norm: sums n doubles over the data-parallel replicas
+     * in place (0 on success). Set by the trainer; core itself never calls MPI.
+     * NULL: each replica normalises with its own batch statistics. */
+    int (*stat_reduce)(void *user, double *v, int n);
+    void *stat_user;
 } dp_ctx;
 
 /*! Initialises a context: empty arena and tape, training and grad on. */
@@ -118,6 +141,11 @@ void dp_tensor_set_shape(dp_tensor *t, int ndim, const int *shape);
 
 /*! Bump allocation of `bytes`, 64-byte aligned; NULL on failure. */
 void *dp_arena_alloc(dp_arena *a, size_t bytes);
+/*! Everything allocated after a mark can be given back with dp_arena_release
+ *  (a backward node's scratch), provided no chunk was added in between. */
+typedef struct dp_arena_mark { dp_arena_chunk *head; size_t chunk_used, used; } dp_arena_mark;
+dp_arena_mark dp_arena_get_mark(const dp_arena *a);
+void dp_arena_release(dp_arena *a, dp_arena_mark m);
 void dp_arena_reset(dp_arena *a);
 void dp_arena_free(dp_arena *a);
 

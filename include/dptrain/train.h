@@ -24,6 +24,11 @@ extern "C" {
 typedef struct dp_train_config {
     char data[512];      /* shard set directory (with manifest) */
     char model[32];
+    char arch[512];      /* genotype JSON: train the derived DARTS network instead of `model` ("" = off) */
+    int layers;          /* --arch: cells (reductions at layers/3 and 2 layers/3) */
+    int channels;        /* --arch: C of the first cells (stem 3C) */
+    float drop_path;     /* --arch: final drop-path probability, ramped by epoch / epochs */
+    int cutout;          /* side of the square zeroed at a random centre of each training image (0 = off) */
     char out[512];       /* run directory: metrics.jsonl, checkpoint.dpc; "" = none */
     int epochs;
     int batch;

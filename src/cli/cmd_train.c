@@ -19,6 +19,12 @@ static const char usage[] =
     "  --model NAME          mlp | cnn (default cnn)\n"
     "  --limit N             train on the first N images only (default: all)\n"
     "  --test-limit N        evaluate on the first N test images only (default: all)\n"
+    "  --cutout N            zero an N x N square at a random place of each training image (default 0 = off)\n"
+    "derived DARTS network (instead of --model):\n"
+    "  --arch FILE           genotype JSON (as the search writes it): train the network of its cells\n"
+    "  --layers L            cells, reductions at L/3 and 2L/3 (default 8)\n"
+    "  --channels C          channels of the first cells; the stem has 3C (default 16)\n"
+    "  --drop-path P         drop each op output of a sample with probability P x epoch/epochs (default 0)\n"
     "optimisation:\n"
     "  --epochs N            passes over the training images (default 1)\n"
     "  --batch B             batch size (default 64)\n"
@@ -64,7 +70,7 @@ enum {
     O_DATA = 256, O_MODEL, O_LIMIT, O_TEST_LIMIT, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOMENTUM, O_NESTEROV, O_WD,
     O_SCHED, O_WARMUP, O_MIN_LR, O_STEP_SIZE, O_STEP_GAMMA, O_CLIP, O_SEED, O_OUT, O_RESUME, O_CKEVERY, O_STOP,
     O_EVAL_BATCH, O_THREADS, O_PROGRESS, O_QUIET, O_SAMPLER, O_ACCUM, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP, O_REPLICAS,
-    O_CODEC, O_WIRE_ZSTD, O_CODEC_START,
+    O_CODEC, O_WIRE_ZSTD, O_CODEC_START, O_ARCH, O_LAYERS, O_CHANNELS, O_DROP_PATH, O_CUTOUT,
 };
 
 static const struct option opts[] = {
@@ -79,6 +85,8 @@ static const struct option opts[] = {
     {"sampler", 1, 0, O_SAMPLER}, {"accumulate", 1, 0, O_ACCUM}, {"allreduce", 1, 0, O_ALLREDUCE},
     {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP}, {"check-replicas", 1, 0, O_REPLICAS},
     {"codec", 1, 0, O_CODEC}, {"wire-zstd", 1, 0, O_WIRE_ZSTD}, {"codec-start", 1, 0, O_CODEC_START},
+    {"arch", 1, 0, O_ARCH}, {"layers", 1, 0, O_LAYERS}, {"channels", 1, 0, O_CHANNELS},
+    {"drop-path", 1, 0, O_DROP_PATH}, {"cutout", 1, 0, O_CUTOUT},
     {0, 0, 0, 0},
 };
 
@@ -153,6 +161,11 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
         case O_CODEC: rc = dp_train_codec_parse(cfg, a); break;
         case O_WIRE_ZSTD: rc = dp_flag_int("--wire-zstd", a, 0, DP_CODEC_ZSTD_MAX, &cfg->codec.wire_zstd_level); break;
         case O_CODEC_START: rc = dp_flag_long("--codec-start", a, 0, 1L << 40, &cfg->codec_start); break;
+        case O_ARCH: rc = dp_flag_str("--arch", a, cfg->arch, sizeof cfg->arch); break;
+        case O_LAYERS: rc = dp_flag_int("--layers", a, 1, 1000, &cfg->layers); break;
+        case O_CHANNELS: rc = dp_flag_int("--channels", a, 1, 4096, &cfg->channels); break;
+        case O_DROP_PATH: rc = dp_flag_float("--drop-path", a, 0, 1, &cfg->drop_path); break;
+        case O_CUTOUT: rc = dp_flag_int("--cutout", a, 0, 1024, &cfg->cutout); break;
         case 'h': *help = 1; return DP_OK;
         case ':': rc = dp_errorf(DP_ERR_ARG, "%s: missing value", argv[optind - 1]); break;
         default:

@@ -7,5 +7,6 @@
 /* comm: the ranks the command runs on (MPI_COMM_WORLD, or MPI_COMM_SELF for help texts) */
 int dp_cmd_train(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_shard(int argc, char **argv, MPI_Comm comm);
+int dp_cmd_search(int argc, char **argv, MPI_Comm comm);
 
 #endif

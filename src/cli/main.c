@@ -15,6 +15,7 @@ static const char usage[] =
     "commands:\n"
     "  train      train an image classifier on a shard set\n"
     "  shard      convert a dataset into shards (fashion-mnist)\n"
+    "  search     DARTS-family architecture search (mpirun -np P for data-parallel)\n"
     "  help CMD   the options of a command (also: dptrain CMD --help)\n"
     "\n"
     "Run `dptrain train --help` for the training options. README.md has the quick start.\n";
@@ -23,7 +24,7 @@ static const struct {
     const char *name;
     int (*fn)(int, char **, MPI_Comm);
     int rank0_only; /* rank 0 does the work; every rank exits with its code */
-} commands[] = {{"train", dp_cmd_train, 0}, {"shard", dp_cmd_shard, 1}};
+} commands[] = {{"train", dp_cmd_train, 0}, {"shard", dp_cmd_shard, 1}, {"search", dp_cmd_search, 0}};
 
 int main(int argc, char **argv)
 {

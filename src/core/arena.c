@@ -77,3 +77,16 @@ void dp_arena_free(dp_arena *a)
     a->head = NULL;
     a->used = 0;
 }
+
+dp_arena_mark dp_arena_get_mark(const dp_arena *a)
+{
+    return (dp_arena_mark){a->head, a->head ? a->head->used : 0, a->used};
+}
+
+void dp_arena_release(dp_arena *a, dp_arena_mark m)
+{
+    /* a chunk added since the mark stays until the next reset merges the chunks */
+    if (a->head != m.head || !a->head) return;
+    a->head->used = m.chunk_used;
+    a->used = m.used;
+}

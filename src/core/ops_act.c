@@ -1,5 +1,6 @@
 /* Pointwise activations (relu, exact gelu, tanh, sigmoid), softmax and
- * log-softmax over the last dim, and inverted dropout.
+ * log-softmax over the last dim, inverted dropout, and the straight-through
+ * one-hot of GDAS (Dong & Yang 2019).
  *
  * PyTorch semantics: F.gelu(approximate='none') = x * Phi(x) with erf;
  * F.softmax(x / t, dim=-1) and F.log_softmax(x, dim=-1), both shifted by the
@@ -259,5 +260,40 @@ dp_tensor *dp_dropout(dp_ctx *c, dp_tensor *x, float p)
         py[i] = px[i] * m;
         if (mask) mask[i] = m;
     }
+    return y;
+}
+
+/* ------------------------------------------------------------------ straight-through one-hot */
+
+/* y [R,D] = one-hot of each row's first maximum of x [R,D] */
+static void onehot_forward(float *restrict y, const float *restrict x, long R, int D)
+{
+    for (long r = 0; r < R; r++) {
+        const float *xr = x + r * D;
+        int best = 0;
+        for (int j = 1; j < D; j++)
+            if (xr[j] > xr[best]) best = j;
+        memset(y + r * D, 0, (size_t)D * sizeof(float));
+        y[r * D + best] = 1.0f;
+    }
+}
+
+/* The gradient the hard sample passes to the soft one unchanged (straight-through). */
+static void onehot_st_backward(dp_ctx *c, dp_node *nd)
+{
+    float *g = dp_grad(c, nd->in[0]);
+    if (!g) return;
+    const float *restrict dy = nd->out->grad;
+    for (long i = 0; i < nd->out->n; i++) g[i] += dy[i];
+}
+
+dp_tensor *dp_onehot_st(dp_ctx *c, dp_tensor *soft)
+{
+    if (!soft) return NULL;
+    const int D = soft->shape[soft->ndim - 1];
+    dp_tensor *y = dp_tensor_new(c, soft->ndim, soft->shape);
+    if (!y) return NULL;
+    onehot_forward(y->data, soft->data, soft->n / D, D);
+    if (!dp_tape_push(c, onehot_st_backward, "onehot_st", y, 1, &soft) && c->status != DP_OK) return NULL;
     return y;
 }

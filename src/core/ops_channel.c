@@ -1,6 +1,7 @@
 /* Channel ops: concatenation along dim 1 and a channel slice, for tensors
- * [N, C, ...] of 2 to 4 dims (inner = product of the dims after C).
- * Both copy: a channel range of an NCHW tensor is N strided blocks, not a
+ * [N, C, ...] of 2 to 4 dims (inner = product of the dims after C), and the
+ * strided spatial subsample of NCHW planes that FactorizedReduce needs.
+ * All copy: a channel range of an NCHW tensor is N strided blocks, not a
  * contiguous view. Backward adds the matching blocks of dy back. */
 #include <string.h>
 
@@ -106,4 +107,106 @@ dp_tensor *dp_slice(dp_ctx *c, dp_tensor *x, int c0, int c1)
     if (!nd) return c->status == DP_OK ? y : NULL;
     nd->ip[0] = c0;
     return y;
+}
+
+/* ---- subsample ---- */
+
+/* One strided grid of each [H, W] plane: y [P, Ho, Wo] = x [P, H, W] at rows
+ * offset + stride i and columns offset + stride j, zero where that lies past
+ * the input (only dp_subsample_pad asks for such cells). */
+typedef struct sub_geom {
+    long planes;
+    int H, W, Ho, Wo, s, o;
+} sub_geom;
+
+/* Rows and columns of the output that read a real input cell. */
+static int sub_valid(int n_in, int n_out, int s, int o)
+{
+    const int v = n_in > o ? (n_in - o + s - 1) / s : 0;
+    return v < n_out ? v : n_out;
+}
+
+static void subsample_forward(float *y, const float *x, const sub_geom *g)
+{
+    const int vh = sub_valid(g->H, g->Ho, g->s, g->o), vw = sub_valid(g->W, g->Wo, g->s, g->o);
+    for (long p = 0; p < g->planes; p++) {
+        const float *xp = x + p * g->H * g->W + (long)g->o * g->W + g->o;
+        float *yp = y + p * g->Ho * g->Wo;
+        for (int i = 0; i < g->Ho; i++) {
+            float *yr = yp + (long)i * g->Wo;
+            if (i >= vh) {
+                memset(yr, 0, (size_t)g->Wo * sizeof(float));
+                continue;
+            }
+            const float *xr = xp + (long)i * g->s * g->W;
+            for (int j = 0; j < vw; j++) yr[j] = xr[(long)j * g->s];
+            for (int j = vw; j < g->Wo; j++) yr[j] = 0.0f;
+        }
+    }
+}
+
+/* dx [P, H, W] += dy scattered back onto the grid; the zero cells had no input */
+static void subsample_backward(float *dx, const float *dy, const sub_geom *g)
+{
+    const int vh = sub_valid(g->H, g->Ho, g->s, g->o), vw = sub_valid(g->W, g->Wo, g->s, g->o);
+    for (long p = 0; p < g->planes; p++) {
+        float *xp = dx + p * g->H * g->W + (long)g->o * g->W + g->o;
+        const float *yp = dy + p * g->Ho * g->Wo;
+        for (int i = 0; i < vh; i++) {
+            float *xr = xp + (long)i * g->s * g->W;
+            const float *yr = yp + (long)i * g->Wo;
+            for (int j = 0; j < vw; j++) xr[(long)j * g->s] += yr[j];
+        }
+    }
+}
+
+static void sub_geom_of(sub_geom *g, const dp_tensor *x, const dp_tensor *y, int stride, int offset)
+{
+    g->planes = (long)x->shape[0] * x->shape[1];
+    g->H = x->shape[2];
+    g->W = x->shape[3];
+    g->Ho = y->shape[2];
+    g->Wo = y->shape[3];
+    g->s = stride;
+    g->o = offset;
+}
+
+/* ip: 0 stride, 1 offset */
+static void subsample_backward_node(dp_ctx *c, dp_node *nd)
+{
+    float *dx = dp_grad(c, nd->in[0]);
+    if (!dx) return;
+    sub_geom g;
+    sub_geom_of(&g, nd->in[0], nd->out, nd->ip[0], nd->ip[1]);
+    subsample_backward(dx, nd->out->grad, &g);
+}
+
+dp_tensor *dp_subsample_pad(dp_ctx *c, dp_tensor *x, int stride, int offset, int ho, int wo)
+{
+    if (!x) return NULL;
+    if (!dp_check_ndim(c, "subsample", x, 4)) return NULL;
+    if (stride < 1 || offset < 0 || ho < 1 || wo < 1)
+        return dp_fail(c, DP_ERR_ARG, "subsample: stride %d, offset %d, output %dx%d of a %dx%d input", stride,
+                       offset, ho, wo, x->shape[2], x->shape[3]);
+    dp_tensor *y = dp_tensor_new(c, 4, (int[]){x->shape[0], x->shape[1], ho, wo});
+    if (!y) return NULL;
+    sub_geom g;
+    sub_geom_of(&g, x, y, stride, offset);
+    subsample_forward(y->data, x->data, &g);
+    dp_node *nd = dp_tape_push(c, subsample_backward_node, "subsample", y, 1, &x);
+    if (!nd) return c->status == DP_OK ? y : NULL;
+    nd->ip[0] = stride;
+    nd->ip[1] = offset;
+    return y;
+}
+
+dp_tensor *dp_subsample(dp_ctx *c, dp_tensor *x, int stride, int offset)
+{
+    if (!x) return NULL;
+    if (!dp_check_ndim(c, "subsample", x, 4)) return NULL;
+    if (stride < 1 || offset < 0 || offset >= x->shape[2] || offset >= x->shape[3])
+        return dp_fail(c, DP_ERR_ARG, "subsample: stride %d, offset %d of a %dx%d input", stride, offset,
+                       x->shape[2], x->shape[3]);
+    const int ho = (x->shape[2] - offset + stride - 1) / stride, wo = (x->shape[3] - offset + stride - 1) / stride;
+    return dp_subsample_pad(c, x, stride, offset, ho, wo);
 }

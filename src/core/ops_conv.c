@@ -24,8 +24,8 @@
  * GEMM stays wide; their results pass through an [Og, T*P] buffer to NCHW.
  *
  * Special cases:
- *  - Cin/G == 1, G > 1 (depthwise, any channel multiplier): direct loops
- *    instead of G GEMMs with one-row operands;
+ *  - Cin/G == 1, G > 1 (depthwise, any channel multiplier): the direct
+ *    kernels of conv_depthwise.c instead of G GEMMs with one-row operands;
  *  - K <= DP_SMALLK_MAX (12) on an AVX2/FMA CPU (a first layer on one-channel
  *    images: K = 9): conv_smallk.c kernels for y and dW/db, where sgemm is
  *    slow; dX, when wanted, still goes through sgemm;
@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "core/blas_warm.h"
+#include "core/conv_depthwise.h"
 #include "core/conv_smallk.h"
 #include "core/im2col.h"
 #include "core/tape.h"
@@ -90,75 +91,6 @@ static float sum_f(const float *x, long n)
     float s = 0.0f;
     for (; i < n; i++) s += x[i];
     return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
-/* ---- direct kernels for Cin/G == 1 (depthwise, with any channel multiplier) ---- */
-
-/* y [N, O, Ho, Wo] <- x [N, G, H, W] (*) w [O, 1, kh, kw] + b [O] or NULL. */
-static void conv2d_direct_forward(float *y, const float *x, const float *w, const float *b, const dp_conv_geom *g)
-{
-    const long HW = (long)g->H * g->W;
-    for (int n = 0; n < g->N; n++)
-        for (int o = 0; o < g->O; o++) {
-            const float *xc = x + ((long)n * g->C + o / g->Og) * HW;
-            float *yo = y + ((long)n * g->O + o) * g->P;
-            const float bo = b ? b[o] : 0.0f;
-            for (long i = 0; i < g->P; i++) yo[i] = bo;
-            for (int ki = 0; ki < g->kh; ki++) {
-                const int hoff = ki * g->dil - g->pad;
-                int hlo, hhi;
-                dp_conv_valid_range(hoff, g->stride, g->H, g->Ho, &hlo, &hhi);
-                for (int kj = 0; kj < g->kw; kj++) {
-                    const int woff = kj * g->dil - g->pad;
-                    int wlo, whi;
-                    dp_conv_valid_range(woff, g->stride, g->W, g->Wo, &wlo, &whi);
-                    const float wv = w[((long)o * g->kh + ki) * g->kw + kj];
-                    for (int oh = hlo; oh < hhi; oh++) {
-                        float *yr = yo + (long)oh * g->Wo;
-                        const float *xr = xc + (long)(oh * g->stride + hoff) * g->W;
-                        if (g->stride == 1)
-                            for (int ow = wlo; ow < whi; ow++) yr[ow] += wv * xr[ow + woff];
-                        else
-                            for (int ow = wlo; ow < whi; ow++) yr[ow] += wv * xr[ow * g->stride + woff];
-                    }
-                }
-            }
-        }
-}
-
-/* dx [N, G, H, W] += ..., dw [O, 1, kh, kw] += ... from dy [N, O, Ho, Wo]; either
- * output may be NULL. */
-static void conv2d_direct_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
-                                   const dp_conv_geom *g)
-{
-    const long HW = (long)g->H * g->W;
-    for (int n = 0; n < g->N; n++)
-        for (int o = 0; o < g->O; o++) {
-            const long xoff = ((long)n * g->C + o / g->Og) * HW;
-            const float *dyo = dy + ((long)n * g->O + o) * g->P;
-            for (int ki = 0; ki < g->kh; ki++) {
-                const int hoff = ki * g->dil - g->pad;
-                int hlo, hhi;
-                dp_conv_valid_range(hoff, g->stride, g->H, g->Ho, &hlo, &hhi);
-                for (int kj = 0; kj < g->kw; kj++) {
-                    const int woff = kj * g->dil - g->pad;
-                    int wlo, whi;
-                    dp_conv_valid_range(woff, g->stride, g->W, g->Wo, &wlo, &whi);
-                    const long wi = ((long)o * g->kh + ki) * g->kw + kj;
-                    const float wv = w[wi];
-                    float acc = 0.0f;
-                    for (int oh = hlo; oh < hhi; oh++) {
-                        const float *dyr = dyo + (long)oh * g->Wo;
-                        const long rowoff = xoff + (long)(oh * g->stride + hoff) * g->W + woff;
-                        if (dw)
-                            for (int ow = wlo; ow < whi; ow++) acc += dyr[ow] * x[rowoff + (long)ow * g->stride];
-                        if (dx)
-                            for (int ow = wlo; ow < whi; ow++) dx[rowoff + (long)ow * g->stride] += wv * dyr[ow];
-                    }
-                    if (dw) dw[wi] += acc;
-                }
-            }
-        }
 }
 
 /* ---- GEMM kernels ---- */
@@ -282,7 +214,7 @@ static void conv2d_backward_node(dp_ctx *c, dp_node *nd)
     if (c->status != DP_OK) return;
     const float *dy = nd->out->grad;
     if (pl.direct) {
-        if (dx || dw) conv2d_direct_backward(dx, dw, dy, x->data, w->data, &pl.g);
+        if (!dp_dwconv_backward(c, dx, dw, dy, x->data, w->data, &pl.g)) return;
         if (db)
             for (int n = 0; n < pl.g.N; n++)
                 for (int o = 0; o < pl.g.O; o++) db[o] += sum_f(dy + ((long)n * pl.g.O + o) * pl.g.P, pl.g.P);
@@ -320,7 +252,7 @@ dp_tensor *dp_conv2d(dp_ctx *c, dp_tensor *x, dp_tensor *w, dp_tensor *b, int st
     if (!y) return NULL;
     const float *bd = b ? b->data : NULL;
     if (pl.direct) {
-        conv2d_direct_forward(y->data, x->data, w->data, bd, &pl.g);
+        if (!dp_dwconv_forward(c, y->data, x->data, w->data, bd, &pl.g)) return NULL;
     } else {
         dp_blas_warm();
         float *col = pl.is1x1 && pl.T == 1 ? NULL : dp_scratch(c, (size_t)pl.g.K * pl.T * pl.g.P * sizeof(float));

@@ -15,7 +15,12 @@
  * Backward with batch statistics (per channel, sums over the M positions):
  *   dgamma += sum dy xhat,   dbeta += sum dy,
  *   dx = gamma invstd (dy - sum(dy)/M - xhat sum(dy xhat)/M);
- * with running statistics the mean and std are constants: dx = gamma invstd dy. */
+ * with running statistics the mean and std are constants: dx = gamma invstd dy.
+ *
+ * Synchronised (c->stat_reduce set, training): the statistics are those of
+ * the global batch over all replicas: forward sums (count, sum x, sum x^2)
+ * across replicas, backward sums (sum dy, sum dy (x - mean)) for dx, while
+ * dgamma/dbeta keep the local sums (the gradient allreduce adds them up). */
 #include <math.h>
 #include <string.h>
 
@@ -182,13 +187,23 @@ static void bn_dx(float *restrict dx, const float *restrict dy, const float *res
         }
 }
 
-/* ip: 0 N, 1 C, 2 S, 3 batch statistics used; saved: 0 mean [C], 1 invstd [C] */
+/* Sums v [n] over the replicas; records a failure in c. */
+static int reduce_stats(dp_ctx *c, double *v, int n)
+{
+    if (c->stat_reduce(c->stat_user, v, n) == 0) return 0;
+    dp_fail(c, DP_ERR_MPI, "batchnorm: synchronising the batch statistics across replicas failed");
+    return -1;
+}
+
+/* ip: 0 N, 1 C, 2 S, 3 batch statistics used, 4 synchronised, 5 global count M;
+ * saved: 0 mean [C], 1 invstd [C] */
 static void batchnorm_backward(dp_ctx *c, dp_node *nd)
 {
     dp_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
     const int N = nd->ip[0], C = nd->ip[1], batch = nd->ip[3];
     const long S = nd->ip[2];
-    const double M = (double)N * (double)S;
+    const int sync = nd->ip[4];
+    const double M = sync ? (double)nd->ip[5] : (double)N * (double)S;
     const float *mean = nd->saved[0], *invstd = nd->saved[1];
     const float *dy = nd->out->grad;
     float *gx = dp_grad(c, x);
@@ -204,6 +219,7 @@ static void batchnorm_backward(dp_ctx *c, dp_node *nd)
         if (gb) gb[j] += (float)sdy[j];
     }
     if (!gx) return;
+    if (sync && batch && reduce_stats(c, sums, 2 * C)) return;
     float *k = coef, *a = coef + C, *b = coef + 2 * C;
     for (int j = 0; j < C; j++) {
         const double g = gamma ? gamma->data[j] : 1.0;
@@ -221,8 +237,21 @@ static void batchnorm_backward(dp_ctx *c, dp_node *nd)
     bn_dx(gx, dy, x->data, mean, k, a, b, N, C, S);
 }
 
-dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta, float *running_mean,
-                        float *running_var, float momentum, float eps)
+/* x * a[c] + b[c] over x [N,C,S] in place (no restrict: y is x) */
+static void bn_affine_inplace(float *x, const float *a, const float *b, int N, int C, long S)
+{
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++) {
+            float *xs = x + ((long)n * C + j) * S;
+            const float aj = a[j], bj = b[j];
+            for (long i = 0; i < S; i++) xs[i] = xs[i] * aj + bj;
+        }
+}
+
+static void batchnorm_inplace_backward(dp_ctx *c, dp_node *nd);
+
+static dp_tensor *batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta, float *running_mean,
+                            float *running_var, float momentum, float eps, int inplace)
 {
     if (!x) return NULL;
     if (x->ndim < 2) return dp_fail(c, DP_ERR_SHAPE, "batchnorm: x needs [N,C] or [N,C,H,W], got %d dims", x->ndim);
@@ -236,14 +265,15 @@ dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *be
     if (!(eps >= 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
         return dp_fail(c, DP_ERR_ARG, "batchnorm: eps %g must be >= 0 and momentum %g in [0, 1]", eps, momentum);
     const int batch = c->training || !running_mean;
-    const long M = (long)N * S;
+    const int sync = batch && c->training && c->stat_reduce;
+    long M = (long)N * S;
     if (batch && M < 2)
         return dp_fail(c, DP_ERR_SHAPE,
                        "batchnorm: expected more than 1 value per channel with batch statistics, got N=%d, %ld per "
                        "sample",
                        N, S);
 
-    dp_tensor *y = dp_tensor_new(c, x->ndim, x->shape);
+    dp_tensor *y = inplace ? dp_tensor_wrap(c, x->data, x->ndim, x->shape) : dp_tensor_new(c, x->ndim, x->shape);
     float *stat = dp_scratch(c, 4 * (size_t)C * sizeof(float)); /* mean, invstd | affine a, b */
     if (!y || !stat) return NULL;
     float *mean = stat, *invstd = stat + C, *a = stat + 2 * C, *b = stat + 3 * C;
@@ -252,6 +282,23 @@ dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *be
         if (!acc) return NULL;
         float *var = a; /* a is free until the affine coefficients are made */
         bn_stats(mean, var, x->data, N, C, S, acc);
+        if (sync) {
+            /* (count, sum x, sum x^2) add up across replicas; acc holds the local mean and squared deviations */
+            double *v = dp_scratch(c, (2 * (size_t)C + 1) * sizeof(double));
+            if (!v) return NULL;
+            v[0] = (double)M;
+            for (int j = 0; j < C; j++) {
+                v[1 + j] = acc[j] * (double)M;
+                v[1 + C + j] = acc[C + j] + acc[j] * acc[j] * (double)M;
+            }
+            if (reduce_stats(c, v, 2 * C + 1)) return NULL;
+            M = (long)v[0];
+            for (int j = 0; j < C; j++) {
+                const double m = v[1 + j] / v[0], q = v[1 + C + j] / v[0] - m * m;
+                mean[j] = (float)m;
+                var[j] = (float)(q > 0 ? q : 0);
+            }
+        }
         for (int j = 0; j < C; j++) invstd[j] = 1.0f / sqrtf(var[j] + eps);
         if (c->training && running_mean) {
             const double unbias = (double)M / (double)(M - 1);
@@ -270,16 +317,66 @@ dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *be
         a[j] = invstd[j] * (gamma ? gamma->data[j] : 1.0f);
         b[j] = (beta ? beta->data[j] : 0.0f) - mean[j] * a[j];
     }
-    bn_affine(y->data, x->data, a, b, N, C, S);
+    if (inplace)
+        bn_affine_inplace(y->data, a, b, N, C, S);
+    else
+        bn_affine(y->data, x->data, a, b, N, C, S);
 
-    dp_node *nd = dp_tape_push(c, batchnorm_backward, "batchnorm", y, 3, (dp_tensor *[]){x, gamma, beta});
+    dp_node *nd = dp_tape_push(c, inplace ? batchnorm_inplace_backward : batchnorm_backward,
+                               inplace ? "batchnorm_inplace" : "batchnorm", y, 3, (dp_tensor *[]){x, gamma, beta});
     if (nd) {
         nd->ip[0] = N;
         nd->ip[1] = C;
         nd->ip[2] = (int)S;
         nd->ip[3] = batch;
+        nd->ip[4] = sync;
+        nd->ip[5] = (int)M;
         nd->saved[0] = mean;
         nd->saved[1] = invstd;
     }
     return y;
+}
+
+/* ---- in place, without affine ---- */
+
+/* Without gamma/beta the output is xhat itself, so the backward can read y
+ * where the plain op reads x: x is no longer needed and y may overwrite it.
+ * ip and saved as batchnorm_backward. */
+static void batchnorm_inplace_backward(dp_ctx *c, dp_node *nd)
+{
+    dp_tensor *x = nd->in[0], *y = nd->out;
+    const int N = nd->ip[0], C = nd->ip[1], batch = nd->ip[3], sync = nd->ip[4];
+    const long S = nd->ip[2];
+    const double M = sync ? (double)nd->ip[5] : (double)N * (double)S;
+    const float *invstd = nd->saved[1];
+    float *gx = dp_grad(c, x);
+    double *sums = dp_scratch(c, 2 * (size_t)C * sizeof(double));
+    float *coef = dp_scratch(c, 4 * (size_t)C * sizeof(float));
+    if (!gx || !sums || !coef) return;
+    float *k = coef, *a = coef + C, *b = coef + 2 * C, *zero = coef + 3 * C;
+    for (int j = 0; j < C; j++) zero[j] = 0.0f;
+    double *sdy = sums, *sdyy = sums + C;
+    if (batch) {
+        bn_grad_sums(sdy, sdyy, y->grad, y->data, zero, N, C, S);
+        if (sync && reduce_stats(c, sums, 2 * C)) return;
+    }
+    for (int j = 0; j < C; j++) {
+        /* dx = invstd (dy - sum(dy)/M - y sum(dy y)/M) */
+        k[j] = invstd[j];
+        a[j] = batch ? (float)(-invstd[j] * sdyy[j] / M) : 0.0f;
+        b[j] = batch ? (float)(-invstd[j] * sdy[j] / M) : 0.0f;
+    }
+    bn_dx(gx, y->grad, y->data, zero, k, a, b, N, C, S);
+}
+
+dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta, float *running_mean,
+                        float *running_var, float momentum, float eps)
+{
+    return batchnorm(c, x, gamma, beta, running_mean, running_var, momentum, eps, 0);
+}
+
+dp_tensor *dp_batchnorm_inplace(dp_ctx *c, dp_tensor *x, float *running_mean, float *running_var, float momentum,
+                                float eps)
+{
+    return batchnorm(c, x, NULL, NULL, running_mean, running_var, momentum, eps, 1);
 }

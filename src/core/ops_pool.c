@@ -8,7 +8,19 @@
  * backward scatters dy through it. Padding cells are never candidates, and
  * pad <= k/2 (as PyTorch requires) guarantees each window holds a real cell.
  * NaN propagates like PyTorch: a NaN input wins its window.
- * The 2x2 stride-2 unpadded case (the reference CNN) has its own SSE2 loop. */
+ * The 2x2 stride-2 unpadded case (the reference CNN) has its own SSE2 loop.
+ *
+ * 3x3 windows with pad 1 and stride 1 or 2 (the DARTS search's pools) run
+ * separable kernels: every input row is first reduced over each output
+ * column's 3-wide window (max and its column, or sum), then each output row
+ * combines its (up to) 3 rows; the average backward is the same two passes in
+ * reverse. Written as branch-free C that the compiler vectorises, built twice:
+ * for the x86-64 baseline and, chosen at run time, for AVX2. Max windows at
+ * the border are clamped rather than cut: a clamped cell repeats its
+ * neighbour in the scan order, and a repeat never changes the winner under
+ * the first-max / NaN rule. Sums are added in another order than the plain
+ * loops (row by row, then across rows), so averages can differ from those in
+ * the last bit. */
 #include <math.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -16,6 +28,11 @@
 #endif
 
 #include "core/tape.h"
+
+/* Kernel choice for tests: 0 automatic, 1 the portable build of the 3x3
+ * kernels, 2 the plain loops everywhere. Not in a header: only
+ * tests/test_ops_pool.c declares it. */
+void dp_pool_set_kernels(int mode);
 
 typedef struct pool_geom {
     long planes;  /* N * C */
@@ -49,6 +66,414 @@ static inline void pool_window(int o, const pool_geom *g, int n_in, int *lo, int
     int a = o * g->s - g->p, b = a + g->k;
     *lo = a < 0 ? 0 : a;
     *hi = b > n_in ? n_in : b;
+}
+
+/* ---- 3x3 pad-1 windows, stride 1 or 2 ----
+ * Output column ow covers input columns ow*s - 1 .. ow*s + 1, output row oh
+ * input rows oh*s - 1 .. oh*s + 1 (both cut to the input). S is a
+ * compile-time stride in the bodies below. */
+
+static int pool_mode;
+
+void dp_pool_set_kernels(int mode) { pool_mode = mode; }
+
+static int pool3_fast(const pool_geom *g) { return g->k == 3 && g->p == 1 && (g->s == 1 || g->s == 2); }
+
+#define POOL_INLINE static inline __attribute__((always_inline))
+
+/* Columns ow in [1, pool3_inner_end) have all 3 cells inside the row. */
+static int pool3_inner_end(int W, int Wo, int S)
+{
+    const int e = W >= 2 ? (W - 2) / S + 1 : 0;
+    return e < Wo ? e : Wo;
+}
+
+static inline uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline float u2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Candidate (v, jv) replaces the running max (m, j) when v > m or v is NaN
+ * (PyTorch's rule). Written as bit selects: the vectoriser turns them into
+ * blends, and the scalar remainders stay free of data-dependent branches
+ * (a compare-and-jump per cell mispredicts about half the time on real
+ * activations, which made the plain loops ~50 cycles an output). */
+POOL_INLINE void max_take(float *m, int32_t *j, float v, int32_t jv)
+{
+    const uint32_t k = -(uint32_t)((v > *m) | (v != v));
+    *m = u2f((f2u(v) & k) | (f2u(*m) & ~k));
+    *j = (int32_t)(((uint32_t)jv & k) | ((uint32_t)*j & ~k));
+}
+
+/* hm[i], hj[i] <- max of x[i*S - 1 .. i*S + 1] and its offset, i in [lo, hi). */
+POOL_INLINE void max3_h(float *restrict hm, int32_t *restrict hj, const float *restrict x, int lo, int hi,
+                        const int S)
+{
+    /* int indices: the offsets are int32 lanes, and 64-bit index vectors
+     * would cost a repack per vector */
+    for (int i = lo; i < hi; i++) {
+        const int c = i * S - 1;
+        float m = x[c];
+        int32_t j = c;
+        max_take(&m, &j, x[c + 1], c + 1);
+        max_take(&m, &j, x[c + 2], c + 2);
+        hm[i] = m;
+        hj[i] = j;
+    }
+}
+
+/* The max over x[c0 .. c1) (c0 < c1), winner's offset in *j. */
+POOL_INLINE float max_span(const float *x, int c0, int c1, int32_t *j)
+{
+    float m = x[c0];
+    *j = c0;
+    for (int c = c0 + 1; c < c1; c++) max_take(&m, j, x[c], c);
+    return m;
+}
+
+/* y[i], yj[i] <- the max of the candidates at i of rows h0, h1 and (R = 3)
+ * h2, taken in that order. */
+POOL_INLINE void max_rows(float *restrict y, int32_t *restrict yj, const float *h0, const int32_t *j0,
+                          const float *h1, const int32_t *j1, const float *h2, const int32_t *j2, long n, const int R)
+{
+    for (long i = 0; i < n; i++) {
+        float m = h0[i];
+        int32_t j = j0[i];
+        max_take(&m, &j, h1[i], j1[i]);
+        if (R == 3) max_take(&m, &j, h2[i], j2[i]);
+        y[i] = m;
+        yj[i] = j;
+    }
+}
+
+/* One plane: y [Ho, Wo], idx [Ho, Wo] <- x [H, W]; hm, hj: scratch [H, Wo]
+ * (each row reduced across its column windows, hj the winners' plane
+ * offsets). Border windows are clamped: a repeated cell never changes the
+ * winner. For stride 1, and stride 2 on even widths, the row pass runs over
+ * the plane as one flat loop (long vectors even for 7-wide rows) and the
+ * first column of every row is redone; stride-1 output rows 1..H-2 are also
+ * one flat loop. */
+POOL_INLINE void max3_plane(float *restrict y, int32_t *restrict idx, const float *restrict x, float *restrict hm,
+                            int32_t *restrict hj, int H, int W, int Ho, int Wo, const int S)
+{
+    const int e = pool3_inner_end(W, Wo, S);
+    if (S == 1 || W % 2 == 0) {
+        /* wraps across rows at the border columns: redone below */
+        const int end = S == 1 ? H * W - 1 : H * Wo;
+        if (end > 1) max3_h(hm, hj, x, 1, end, S);
+        for (int r = 0; r < H; r++) {
+            const long o = (long)r * Wo;
+            for (int ow = 0; ow < Wo; ow = ow == 0 && e > 1 ? e : ow + 1) {
+                const int c0 = ow * S - 1 < 0 ? 0 : ow * S - 1, c1 = ow * S + 2 > W ? W : ow * S + 2;
+                hm[o + ow] = max_span(x + (long)r * W, c0, c1, &hj[o + ow]);
+                hj[o + ow] += r * W;
+            }
+        }
+    } else {
+        for (int r = 0; r < H; r++) {
+            const long o = (long)r * Wo;
+            const float *xr = x + (long)r * W;
+            if (e > 1) max3_h(hm + o, hj + o, xr, 1, e, S);
+            for (int ow = 0; ow < Wo; ow = ow == 0 && e > 1 ? e : ow + 1) {
+                const int c0 = ow * S - 1 < 0 ? 0 : ow * S - 1, c1 = ow * S + 2 > W ? W : ow * S + 2;
+                hm[o + ow] = max_span(xr, c0, c1, &hj[o + ow]);
+            }
+            for (int ow = 0; ow < Wo; ow++) hj[o + ow] += r * W;
+        }
+    }
+    if (H == 1) {
+        memcpy(y, hm, (size_t)Wo * sizeof *y);
+        memcpy(idx, hj, (size_t)Wo * sizeof *idx);
+        return;
+    }
+    if (S == 1) {
+        /* row 0: rows 0, 1 (the clamped row -1 repeats row 0); rows 1..H-2:
+         * flat; row H-1: rows H-2, H-1 */
+        max_rows(y, idx, hm, hj, hm + W, hj + W, NULL, NULL, W, 2);
+        if (H > 2)
+            max_rows(y + W, idx + W, hm, hj, hm + W, hj + W, hm + 2 * W, hj + 2 * W, (long)(H - 2) * W, 3);
+        const long l = (long)(H - 1) * W;
+        max_rows(y + l, idx + l, hm + l - W, hj + l - W, hm + l, hj + l, NULL, NULL, W, 2);
+        return;
+    }
+    for (int oh = 0; oh < Ho; oh++) {
+        const int r1 = oh * S, r0 = r1 > 0 ? r1 - 1 : 0, r2 = r1 + 1 < H ? r1 + 1 : H - 1;
+        const long o = (long)oh * Wo;
+        max_rows(y + o, idx + o, hm + (long)r0 * Wo, hj + (long)r0 * Wo, hm + (long)r1 * Wo, hj + (long)r1 * Wo,
+                 hm + (long)r2 * Wo, hj + (long)r2 * Wo, Wo, 3);
+    }
+}
+
+/* hs[i] <- x[i*S - 1] + x[i*S] + x[i*S + 1], i in [lo, hi). */
+POOL_INLINE void sum3_h(float *restrict hs, const float *restrict x, int lo, int hi, const int S)
+{
+    for (int i = lo; i < hi; i++) {
+        const int c = i * S - 1;
+        hs[i] = (x[c] + x[c + 1]) + x[c + 2];
+    }
+}
+
+/* hs [H, Wo] <- each row of x [H, W] summed over its column windows (cells
+ * inside only); the same flat-or-per-row split as max3_plane. */
+POOL_INLINE void sum3_rows(float *restrict hs, const float *restrict x, int H, int W, int Wo, const int S)
+{
+    const int e = pool3_inner_end(W, Wo, S);
+    const int flat = S == 1 || W % 2 == 0;
+    const int end = S == 1 ? H * W - 1 : H * Wo;
+    if (flat && end > 1) sum3_h(hs, x, 1, end, S);
+    for (int r = 0; r < H; r++) {
+        const long o = (long)r * Wo;
+        const float *xr = x + (long)r * W;
+        if (!flat && e > 1) sum3_h(hs + o, xr, 1, e, S);
+        for (int ow = 0; ow < Wo; ow = ow == 0 && e > 1 ? e : ow + 1) {
+            const int c0 = ow * S - 1 < 0 ? 0 : ow * S - 1, c1 = ow * S + 2 > W ? W : ow * S + 2;
+            float t = xr[c0];
+            for (int c = c0 + 1; c < c1; c++) t += xr[c];
+            hs[o + ow] = t;
+        }
+    }
+}
+
+/* y[i] <- (sum of R rows at i) / dv[i] */
+POOL_INLINE void div_rows(float *restrict y, const float *h0, const float *h1, const float *h2,
+                          const float *restrict dv, long n, const int R)
+{
+    for (long i = 0; i < n; i++) {
+        float t = h0[i];
+        if (R >= 2) t += h1[i];
+        if (R == 3) t += h2[i];
+        y[i] = t / dv[i];
+    }
+}
+
+/* Stride 2: rows first (contiguous, on the Ho output rows only), then the
+ * strided column windows on those sums. vs: scratch [W]. */
+POOL_INLINE void avg3_plane_s2(float *restrict y, const float *restrict x, float *restrict vs, const float *restrict dv,
+                               int H, int W, int Ho, int Wo)
+{
+    const int e = pool3_inner_end(W, Wo, 2);
+    for (int oh = 0; oh < Ho; oh++) {
+        const int r0 = oh * 2 - 1 < 0 ? 0 : oh * 2 - 1, r1 = oh * 2 + 2 > H ? H : oh * 2 + 2;
+        const float *x0 = x + (long)r0 * W;
+        if (r1 - r0 == 3)
+            for (int c = 0; c < W; c++) vs[c] = (x0[c] + x0[c + W]) + x0[c + 2 * W];
+        else if (r1 - r0 == 2)
+            for (int c = 0; c < W; c++) vs[c] = x0[c] + x0[c + W];
+        else
+            memcpy(vs, x0, (size_t)W * sizeof *vs);
+        float *yr = y + (long)oh * Wo;
+        const float *dr = dv + (long)oh * Wo;
+        for (int ow = 1; ow < e; ow++) yr[ow] = ((vs[2 * ow - 1] + vs[2 * ow]) + vs[2 * ow + 1]) / dr[ow];
+        for (int ow = 0; ow < Wo; ow = ow == 0 && e > 1 ? e : ow + 1) {
+            const int c0 = ow * 2 - 1 < 0 ? 0 : ow * 2 - 1, c1 = ow * 2 + 2 > W ? W : ow * 2 + 2;
+            float t = vs[c0];
+            for (int c = c0 + 1; c < c1; c++) t += vs[c];
+            yr[ow] = t / dr[ow];
+        }
+    }
+}
+
+/* One plane: y [Ho, Wo] <- window means of x [H, W]. hs: scratch [H, Wo]
+ * (stride 2: [W]); dv [Ho, Wo]: each window's cell count. */
+POOL_INLINE void avg3_plane(float *restrict y, const float *restrict x, float *restrict hs, const float *restrict dv,
+                            int H, int W, int Ho, int Wo, const int S)
+{
+    if (S == 2) {
+        avg3_plane_s2(y, x, hs, dv, H, W, Ho, Wo);
+        return;
+    }
+    sum3_rows(hs, x, H, W, Wo, S);
+    if (H == 1) {
+        div_rows(y, hs, NULL, NULL, dv, Wo, 1);
+        return;
+    }
+    div_rows(y, hs, hs + W, NULL, dv, W, 2);
+    if (H > 2) div_rows(y + W, hs, hs + W, hs + 2 * W, dv + W, (long)(H - 2) * W, 3);
+    const long l = (long)(H - 1) * W;
+    div_rows(y + l, hs + l - W, hs + l, NULL, dv + l, W, 2);
+}
+
+/* One plane: dx [H, W] += the average-pool gradient of dy [Ho, Wo]: every
+ * input cell gets the sum, over the windows holding it, of dy / cell count.
+ * gs: scratch [Ho, Wo]; vs, ts: scratch [H, W]; dv [Ho, Wo]: cell counts. */
+POOL_INLINE void avg3_plane_bwd(float *restrict dx, const float *restrict dy, float *restrict gs, float *restrict vs,
+                                float *restrict ts, const float *restrict dv, int H, int W, int Ho, int Wo,
+                                const int S)
+{
+    const long P = (long)Ho * Wo, HW = (long)H * W;
+    for (long i = 0; i < P; i++) gs[i] = dy[i] / dv[i];
+    if (S == 2) {
+        /* columns first, on the Ho output rows: ts [Ho, W]; column 2m is in
+         * window m only, 2m + 1 in windows m and m + 1 (when there is one) */
+        const int m1 = W / 2 < Wo - 1 ? W / 2 : Wo - 1;
+        for (int oh = 0; oh < Ho; oh++) {
+            const float *g = gs + (long)oh * Wo;
+            float *t = ts + (long)oh * W;
+            int m = 0;
+            for (; m < m1; m++) {
+                t[2 * m] = g[m];
+                t[2 * m + 1] = g[m] + g[m + 1];
+            }
+            for (; 2 * m < W; m++) {
+                t[2 * m] = g[m];
+                if (2 * m + 1 < W) t[2 * m + 1] = g[m];
+            }
+        }
+        /* then rows: row 2m is in window m only, 2m + 1 in windows m and m + 1 */
+        for (int ih = 0; ih < H; ih++) {
+            const int m = ih / 2;
+            const float *t0 = ts + (long)m * W;
+            float *d = dx + (long)ih * W;
+            if (ih % 2 && m + 1 < Ho)
+                for (int c = 0; c < W; c++) d[c] += t0[c] + t0[c + W];
+            else
+                for (int c = 0; c < W; c++) d[c] += t0[c];
+        }
+        return;
+    }
+    /* stride 1: rows first into vs [H, W], then columns (flat over the plane,
+     * the first and last column of every row redone) into ts [H, W] */
+    if (H == 1) {
+        memcpy(vs, gs, (size_t)W * sizeof *vs);
+    } else {
+        for (long i = 0; i < W; i++) vs[i] = gs[i] + gs[i + W];
+        for (long i = W; i < (long)(H - 1) * W; i++) vs[i] = (gs[i - W] + gs[i]) + gs[i + W];
+        for (long i = (long)(H - 1) * W; i < HW; i++) vs[i] = gs[i - W] + gs[i];
+    }
+    if (HW > 2)
+        for (long i = 1; i < HW - 1; i++) ts[i] = (vs[i - 1] + vs[i]) + vs[i + 1];
+    for (int r = 0; r < H; r++) {
+        const long a = (long)r * W, b = a + W - 1;
+        if (W == 1) {
+            ts[a] = vs[a];
+            continue;
+        }
+        ts[a] = vs[a] + vs[a + 1];
+        ts[b] = vs[b - 1] + vs[b];
+    }
+    for (long i = 0; i < HW; i++) dx[i] += ts[i];
+}
+
+/* Each body built for the baseline and, on x86-64, for AVX2; strides 1 and 2. */
+#define POOL3_FNS(SFX, ATTR)                                                                                           \
+    ATTR static void max3_s1##SFX(float *y, int32_t *idx, const float *x, float *hm, int32_t *hj, int H, int W,      \
+                                  int Ho, int Wo)                                                                      \
+    {                                                                                                                  \
+        max3_plane(y, idx, x, hm, hj, H, W, Ho, Wo, 1);                                                                \
+    }                                                                                                                  \
+    ATTR static void max3_s2##SFX(float *y, int32_t *idx, const float *x, float *hm, int32_t *hj, int H, int W,      \
+                                  int Ho, int Wo)                                                                      \
+    {                                                                                                                  \
+        max3_plane(y, idx, x, hm, hj, H, W, Ho, Wo, 2);                                                                \
+    }                                                                                                                  \
+    ATTR static void avg3_s1##SFX(float *y, const float *x, float *hs, const float *dv, int H, int W, int Ho, int Wo) \
+    {                                                                                                                  \
+        avg3_plane(y, x, hs, dv, H, W, Ho, Wo, 1);                                                                     \
+    }                                                                                                                  \
+    ATTR static void avg3_s2##SFX(float *y, const float *x, float *hs, const float *dv, int H, int W, int Ho, int Wo) \
+    {                                                                                                                  \
+        avg3_plane(y, x, hs, dv, H, W, Ho, Wo, 2);                                                                     \
+    }                                                                                                                  \
+    ATTR static void avg3b_s1##SFX(float *dx, const float *dy, float *gs, float *vs, float *ts, const float *dv,      \
+                                   int H, int W, int Ho, int Wo)                                                       \
+    {                                                                                                                  \
+        avg3_plane_bwd(dx, dy, gs, vs, ts, dv, H, W, Ho, Wo, 1);                                                       \
+    }                                                                                                                  \
+    ATTR static void avg3b_s2##SFX(float *dx, const float *dy, float *gs, float *vs, float *ts, const float *dv,      \
+                                   int H, int W, int Ho, int Wo)                                                       \
+    {                                                                                                                  \
+        avg3_plane_bwd(dx, dy, gs, vs, ts, dv, H, W, Ho, Wo, 2);                                                       \
+    }
+
+POOL3_FNS(_c, )
+#if defined(__x86_64__) && defined(__GNUC__)
+POOL3_FNS(_avx2, __attribute__((target("avx2"))))
+#define POOL_HAVE_AVX2 1
+#endif
+
+typedef void (*max3_fn)(float *, int32_t *, const float *, float *, int32_t *, int, int, int, int);
+typedef void (*avg3_fn)(float *, const float *, float *, const float *, int, int, int, int);
+typedef void (*avg3b_fn)(float *, const float *, float *, float *, float *, const float *, int, int, int, int);
+
+static int pool_use_avx2(void)
+{
+#ifdef POOL_HAVE_AVX2
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx2");
+    }
+    return pool_mode == 0 && have;
+#else
+    return 0;
+#endif
+}
+
+#ifdef POOL_HAVE_AVX2
+#define POOL_PICK(name, s) (pool_use_avx2() ? ((s) == 1 ? name##_s1_avx2 : name##_s2_avx2) : ((s) == 1 ? name##_s1_c : name##_s2_c))
+#else
+#define POOL_PICK(name, s) ((s) == 1 ? name##_s1_c : name##_s2_c)
+#endif
+
+/* dv [Ho, Wo] <- the number of input cells in each window. */
+static void pool3_counts(float *dv, const pool_geom *g)
+{
+    for (int oh = 0; oh < g->Ho; oh++) {
+        const int a = oh * g->s - 1 < 0 ? 0 : oh * g->s - 1, b = oh * g->s + 2 > g->H ? g->H : oh * g->s + 2;
+        for (int ow = 0; ow < g->Wo; ow++) {
+            const int c = ow * g->s - 1 < 0 ? 0 : ow * g->s - 1, d = ow * g->s + 2 > g->W ? g->W : ow * g->s + 2;
+            dv[(long)oh * g->Wo + ow] = (float)((b - a) * (d - c));
+        }
+    }
+}
+
+/* The 3x3 kernels over all planes; 0 when scratch cannot be had. */
+static int maxpool3_forward(dp_ctx *c, float *y, int32_t *idx, const float *x, const pool_geom *g)
+{
+    const long HW = (long)g->H * g->W, P = (long)g->Ho * g->Wo;
+    float *hm = dp_scratch(c, (size_t)g->H * g->Wo * sizeof(float));
+    int32_t *hj = dp_scratch(c, (size_t)g->H * g->Wo * sizeof(int32_t));
+    /* without a gradient the winners still get computed, into one plane reused */
+    int32_t *junk = idx ? NULL : dp_scratch(c, (size_t)P * sizeof(int32_t));
+    if (c->status != DP_OK) return 0;
+    const max3_fn f = POOL_PICK(max3, g->s);
+    for (long pl = 0; pl < g->planes; pl++)
+        f(y + pl * P, idx ? idx + pl * P : junk, x + pl * HW, hm, hj, g->H, g->W, g->Ho, g->Wo);
+    return 1;
+}
+
+static int avgpool3_forward(dp_ctx *c, float *y, const float *x, const pool_geom *g)
+{
+    const long HW = (long)g->H * g->W, P = (long)g->Ho * g->Wo;
+    float *hs = dp_scratch(c, (size_t)(g->H * g->Wo + g->W) * sizeof(float));
+    float *dv = dp_scratch(c, (size_t)P * sizeof(float));
+    if (c->status != DP_OK) return 0;
+    pool3_counts(dv, g);
+    const avg3_fn f = POOL_PICK(avg3, g->s);
+    for (long pl = 0; pl < g->planes; pl++) f(y + pl * P, x + pl * HW, hs, dv, g->H, g->W, g->Ho, g->Wo);
+    return 1;
+}
+
+static int avgpool3_backward(dp_ctx *c, float *dx, const float *dy, const pool_geom *g)
+{
+    const long HW = (long)g->H * g->W, P = (long)g->Ho * g->Wo;
+    float *gs = dp_scratch(c, (size_t)P * sizeof(float)), *dv = dp_scratch(c, (size_t)P * sizeof(float));
+    float *vs = dp_scratch(c, (size_t)HW * sizeof(float)), *ts = dp_scratch(c, (size_t)HW * sizeof(float));
+    if (c->status != DP_OK) return 0;
+    pool3_counts(dv, g);
+    const avg3b_fn f = POOL_PICK(avg3b, g->s);
+    for (long pl = 0; pl < g->planes; pl++)
+        f(dx + pl * HW, dy + pl * P, gs, vs, ts, dv, g->H, g->W, g->Ho, g->Wo);
+    return 1;
 }
 
 /* ---- max-pool ---- */
@@ -207,7 +632,11 @@ dp_tensor *dp_maxpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
         idx = dp_scratch(c, (size_t)y->n * sizeof *idx);
         if (!idx) return NULL;
     }
-    maxpool2d_forward(y->data, idx, x->data, &g);
+    if (pool_mode != 2 && pool3_fast(&g)) {
+        if (!maxpool3_forward(c, y->data, idx, x->data, &g)) return NULL;
+    } else {
+        maxpool2d_forward(y->data, idx, x->data, &g);
+    }
     dp_node *nd = dp_tape_push(c, maxpool2d_backward_node, "maxpool2d", y, 1, &x);
     if (!nd) return c->status == DP_OK ? y : NULL;
     nd->saved[0] = idx;
@@ -264,7 +693,10 @@ static void avgpool2d_backward_node(dp_ctx *c, dp_node *nd)
     if (!dx) return;
     pool_geom g = {.planes = (long)x->shape[0] * x->shape[1], .H = x->shape[2], .W = x->shape[3],
                    .Ho = nd->out->shape[2], .Wo = nd->out->shape[3], .k = nd->ip[0], .s = nd->ip[1], .p = nd->ip[2]};
-    avgpool2d_backward(dx, nd->out->grad, &g);
+    if (pool_mode != 2 && pool3_fast(&g))
+        avgpool3_backward(c, dx, nd->out->grad, &g);
+    else
+        avgpool2d_backward(dx, nd->out->grad, &g);
 }
 
 dp_tensor *dp_avgpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
@@ -273,7 +705,11 @@ dp_tensor *dp_avgpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
     pool_geom g;
     dp_tensor *y = pool_setup(c, "avgpool2d", x, k, stride, pad, &g);
     if (!y) return NULL;
-    avgpool2d_forward(y->data, x->data, &g);
+    if (pool_mode != 2 && pool3_fast(&g)) {
+        if (!avgpool3_forward(c, y->data, x->data, &g)) return NULL;
+    } else {
+        avgpool2d_forward(y->data, x->data, &g);
+    }
     dp_node *nd = dp_tape_push(c, avgpool2d_backward_node, "avgpool2d", y, 1, &x);
     if (!nd) return c->status == DP_OK ? y : NULL;
     nd->ip[0] = k;

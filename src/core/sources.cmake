@@ -2,6 +2,7 @@ dp_room(core
   src/core/status.c
   src/core/arena.c
   src/core/tape.c
+  src/core/gradpool.c
   src/core/rng.c
   src/core/ops_dense.c
   src/core/ops_act.c
@@ -12,6 +13,7 @@ dp_room(core
   src/core/im2col.c
   src/core/blas_warm.c
   src/core/conv_smallk.c
+  src/core/conv_depthwise.c
   src/core/ops_pool.c
   src/core/ops_channel.c
 )

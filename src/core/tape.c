@@ -21,6 +21,7 @@ void dp_ctx_init(dp_ctx *c)
 void dp_ctx_free(dp_ctx *c)
 {
     dp_arena_free(&c->arena);
+    dp_gradpool_free(&c->grads);
     free(c->tape.nodes);
     c->tape.nodes = NULL;
     c->tape.len = c->tape.cap = 0;
@@ -30,6 +31,7 @@ void dp_ctx_reset(dp_ctx *c)
 {
     c->tape.len = 0;
     dp_arena_reset(&c->arena);
+    dp_gradpool_reset(&c->grads);
     c->status = DP_OK;
 }
 
@@ -105,8 +107,13 @@ float *dp_grad(dp_ctx *c, dp_tensor *t)
 {
     if (!t->requires_grad) return NULL;
     if (!t->grad) {
-        t->grad = dp_scratch(c, (size_t)t->n * sizeof(float));
-        if (t->grad) memset(t->grad, 0, (size_t)t->n * sizeof(float));
+        t->grad = dp_gradpool_get(&c->grads, (size_t)t->n * sizeof(float));
+        if (!t->grad) {
+            dp_fail(c, DP_ERR_NOMEM, "gradient pool: cannot allocate %zu bytes", (size_t)t->n * sizeof(float));
+            return NULL;
+        }
+        memset(t->grad, 0, (size_t)t->n * sizeof(float));
+        t->grad_pooled = 1;
     }
     return t->grad;
 }
@@ -159,8 +166,17 @@ static dp_status backward_from(dp_ctx *c, dp_tensor *t, float seed, int seeded)
     for (long i = c->tape.len - 1; i >= 0; i--) {
         dp_node *nd = &c->tape.nodes[i];
         if (nd->out->grad) {
+            /* a node's scratch dies with its backward; the gradients it makes come from the pool */
+            dp_arena_mark m = dp_arena_get_mark(&c->arena);
             nd->backward(c, nd);
             if (c->status != DP_OK) return c->status;
+            dp_arena_release(&c->arena, m);
+            if (nd->out->grad_pooled) {
+                /* every consumer of out ran before its producer: the gradient is spent */
+                dp_gradpool_put(&c->grads, nd->out->grad);
+                nd->out->grad = NULL;
+                nd->out->grad_pooled = 0;
+            }
         }
         /* also for a skipped node: its inputs will get nothing more from it */
         if (c->after_node) c->after_node(c->hook_user, nd);

@@ -12,9 +12,16 @@
 dp_node *dp_tape_push(dp_ctx *c, dp_backward_fn fn, const char *name, dp_tensor *out,
                       int nin, dp_tensor **in);
 
-/*! The gradient buffer of t, zero-filled from the arena on first use; NULL if
- *  t needs no gradient. */
+/*! The gradient buffer of t, zero-filled from the gradient pool on first use
+ *  (returned to it once t's producing node has run its backward); NULL if t
+ *  needs no gradient. */
 float *dp_grad(dp_ctx *c, dp_tensor *t);
+
+/* The gradient pool (gradpool.c). */
+float *dp_gradpool_get(dp_gradpool *p, size_t bytes);
+void dp_gradpool_put(dp_gradpool *p, float *g);
+void dp_gradpool_reset(dp_gradpool *p);
+void dp_gradpool_free(dp_gradpool *p);
 
 /*! Arena scratch memory for a kernel (valid until the context is reset). */
 void *dp_scratch(dp_ctx *c, size_t bytes);

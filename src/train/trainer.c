@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dptrain/nas.h"
 #include "dptrain/ops.h"
 #include "train/run.h"
 
@@ -66,6 +67,23 @@ static void fill_batch(run *r, const dp_image_set *s, const int32_t *idx, long f
     }
 }
 
+/* The reference's Cutout on the normalised batch: a side x side square at a
+ * uniform centre (clipped at the border) set to 0, every channel. The draws
+ * come from the dropout stream, which checkpoints carry, so resume is exact. */
+static void cutout(run *r, long bs)
+{
+    int c = r->train.c, h = r->train.h, w = r->train.w, half = r->cfg->cutout / 2;
+    for (long i = 0; i < bs; i++) {
+        int cy = (int)dp_rng_below(&r->ctx.dropout_rng, (uint64_t)h);
+        int cx = (int)dp_rng_below(&r->ctx.dropout_rng, (uint64_t)w);
+        int y1 = cy - half < 0 ? 0 : cy - half, y2 = cy + half > h ? h : cy + half;
+        int x1 = cx - half < 0 ? 0 : cx - half, x2 = cx + half > w ? w : cx + half;
+        for (int ch = 0; ch < c; ch++)
+            for (int y = y1; y < y2; y++)
+                memset(r->x + (((size_t)i * c + ch) * h + y) * w + x1, 0, (size_t)(x2 - x1) * sizeof(float));
+    }
+}
+
 static dp_tensor *batch_tensor(run *r, long bs)
 {
     int shape[4] = {(int)bs, r->train.c, r->train.h, r->train.w};
@@ -83,6 +101,7 @@ static dp_status micro_step(run *r, long micro, long global_bs, int sync, double
     c->grad_enabled = 1;
     if (bs > 0) {
         fill_batch(r, &r->train, r->sampler.perm, first, bs);
+        if (r->cfg->cutout) cutout(r, bs);
         long correct = 0;
         dp_tensor *loss = dp_cross_entropy(c, r->m->forward(r->m, c, batch_tensor(r, bs)), r->y, &correct);
         if (!loss) return c->status ? c->status : dp_errorf(DP_ERR_SHAPE, "forward failed");
@@ -124,6 +143,11 @@ static dp_status opt_step(run *r, long m0, long m1, double *stats)
                          (long long)r->st.step + 1, r->st.epoch + 1, stats[4]);
     if (cfg->clip > 0) dp_clip_grad_norm(r->m->params.grad, r->m->params.n, cfg->clip);
     dp_optimizer_step(&r->opt, r->m->params.data, r->m->params.grad, dp_schedule_lr(&r->sched, (long)r->st.step));
+    /* Batch-norm running statistics follow each rank's own batches: keep rank
+     * 0's everywhere (DDP's broadcast_buffers), so that replicas, evaluation
+     * and checkpoints (which hold rank 0's) agree. */
+    if (r->size > 1 && r->m->params.nbuf)
+        return dp_sync_bcast(&r->sync, r->m->params.buffers, r->m->params.nbuf * sizeof(float));
     return DP_OK;
 }
 
@@ -160,6 +184,23 @@ static dp_status agree(run *r, uint64_t manifest_hash)
     return dp_sync_agree(&r->sync, text);
 }
 
+/* --model by name, or --arch: the genotype's network, whose content joins the
+ * configuration text so that ranks and resumes compare the cell, not the path. */
+static dp_status build_model(run *r, const dp_model_shape *shape, const dp_genotype *g)
+{
+    const dp_train_config *cfg = r->cfg;
+    if (!cfg->arch[0]) return dp_model_build(cfg->model, shape, &r->m);
+    dp_status rc = dp_darts_net_build(g, cfg->layers, cfg->channels, cfg->drop_path, shape, &r->m);
+    if (rc != DP_OK) return rc;
+    char text[1024];
+    size_t len = strlen(r->config_text), cap = sizeof r->config_text;
+    int tl = dp_genotype_format(g, text, sizeof text);
+    int n = snprintf(r->config_text + len, cap - len, "genotype=%s\n", text);
+    if (tl < 0 || (size_t)tl >= sizeof text || n < 0 || (size_t)n >= cap - len)
+        return dp_errorf(DP_ERR_NOMEM, "%s: the genotype does not fit the configuration text", cfg->arch);
+    return DP_OK;
+}
+
 static dp_status setup(run *r, MPI_Comm comm)
 {
     const dp_train_config *cfg = r->cfg;
@@ -174,14 +215,16 @@ static dp_status setup(run *r, MPI_Comm comm)
     dp_model_shape shape = {0, 0, 0, 0};
     uint64_t manifest_hash = 0;
     dp_manifest *man = NULL;
-    dp_status rc = dp_manifest_load(cfg->data, &man);
+    dp_genotype g; /* first: a bad --arch is reported whatever the data */
+    dp_status rc = cfg->arch[0] ? dp_genotype_load(cfg->arch, &g) : DP_OK;
+    if (rc == DP_OK) rc = dp_manifest_load(cfg->data, &man);
     if (rc == DP_OK) {
         shape = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
                                  (int)man->schema.param[3]};
         manifest_hash = dp_manifest_hash(man);
         dp_manifest_free(man);
     }
-    dp_status rc_model = rc == DP_OK ? dp_model_build(cfg->model, &shape, &r->m) : rc;
+    dp_status rc_model = rc == DP_OK ? build_model(r, &shape, &g) : rc;
     dp_sync_opts so = {.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
                        .overlap = cfg->overlap, .codec = cfg->codec};
     so.codec.seed = cfg->seed;
@@ -242,7 +285,7 @@ static dp_status setup(run *r, MPI_Comm comm)
         fprintf(stderr,
                 "dptrain train: %s, %zu parameters, %ld train / %ld test images, %d rank(s) x batch %d (global %d), "
                 "%s lr %g, %d bucket(s), allreduce %s%s, codec %s%s\n",
-                cfg->model, r->m->params.n, r->train.split_total, r->test.split_total, r->size, cfg->batch,
+                r->m->name, r->m->params.n, r->train.split_total, r->test.split_total, r->size, cfg->batch,
                 cfg->batch * r->size * cfg->accumulate, dp_opt_kind_name(cfg->opt.kind), cfg->lr, r->sync.nb,
                 cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", r->sync.overlap ? " overlapped" : "",
                 codec, cfg->codec.wire_zstd_level ? " + zstd" : "");
@@ -301,6 +344,7 @@ static dp_status run_epochs(run *r, dp_train_result *res)
     double t_start = dp_now(), stats[5], win[3] = {0, 0, 0};
     long k = cfg->accumulate;
     for (; (int)r->st.epoch < cfg->epochs; r->st.epoch++) {
+        r->m->progress = (float)r->st.epoch / (float)cfg->epochs; /* drop-path ramp, as the reference */
         /* The permutation is a function of the epoch-start stream state. */
         dp_rng epoch_start = r->shuffle;
         dp_sampler_shuffle(&r->sampler, &r->shuffle);

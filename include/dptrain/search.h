@@ -1,0 +1,101 @@
+/* `dptrain search`: DARTS-family architecture search on an image shard set,
+ * data-parallel over the ranks of a communicator.
+ *
+ * The training split (after --limit) is cut in two halves: weights train on
+ * the first, alpha on the second (the held-out half, as the reference's
+ * train_portion 0.5). Each step, bilevel strategies take an alpha step on a
+ * held-out batch (Adam), then a weight step on a training batch (SGD); gold
+ * takes one step of both on the training batch. Both gradients are averaged
+ * across ranks through the same allreduce and codec as `dptrain train`, so
+ * every rank holds the same weights and the same alpha. */
+#ifndef DPTRAIN_SEARCH_H
+#define DPTRAIN_SEARCH_H
+
+#include <mpi.h>
+
+#include "dptrain/supernet.h"
+#include "dptrain/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dp_search_config {
+    char data[512];
+    char out[512];         /* alpha.csv, genotype*.json, metrics.jsonl, cells .dot/.png; "" = none */
+    dp_supernet_config net;
+    dp_nas_strategy strategy;
+    int epochs, batch, eval_batch;
+    long limit;            /* first N training images (0 = all), halved into train / held-out */
+    long eval_limit;       /* evaluate on at most N held-out images per epoch (0 = all) */
+    int sampler;           /* dp_sampler_kind: shard (default) or global (exact P x b == 1 x Pb) */
+    /* weights: SGD */
+    float w_lr, w_min_lr, w_momentum, w_wd, w_clip;
+    /* alpha: Adam */
+    float a_lr, a_beta1, a_beta2, a_wd, a_clip;
+    int unrolled;          /* second-order alpha gradient (finite-difference Hessian-vector product) */
+    float t_start, t_end;  /* temperature: exponential T schedule; gumbel: linear tau schedule */
+    float cost_weight;     /* lambda of the expected-cost penalty on the alpha objective (0 = off) */
+    char cost_table[512];  /* latency table from --profile-ops ("" = FLOPs) */
+    double flops_budget;   /* gold: hard bound on the derived network's MFLOPs (0 = none) */
+    int prune_every;       /* gold: steps between pruning rounds */
+    int warmup_epochs;     /* gold: epochs before the first pruning */
+    int skip_warn;         /* warn when the normal cell has at least this many skip connections */
+    uint64_t seed;
+    int threads;
+    dp_allreduce_algo allreduce;
+    dp_codec_config codec; /* ring codec of both gradients */
+    int sparse;            /* dp_sparse_kind for the weights (alpha stays dense) */
+    double topk_fraction;
+    int powersgd_rank;
+    float bucket_mb;
+    int overlap;
+    long check_replicas;
+    int progress, quiet;
+} dp_search_config;
+
+typedef struct dp_search_result {
+    int epochs_done;
+    long steps;
+    double train_loss, train_acc, val_loss, val_acc; /* last epoch */
+    double train_images_per_s; /* weight-step images (all ranks) per second of search steps */
+    double epoch_s;            /* mean seconds per epoch (steps only, evaluation excluded) */
+    double peak_rss_mb;        /* largest over the ranks */
+    double wall_s;
+    double derived_mflops;     /* forward MFLOPs per image of the derived network's cells (cost table) */
+    int skips;
+    dp_genotype genotype;
+    float alpha[2 * DP_NAS_EDGES * DP_NAS_NUM_OPS]; /* the final alpha, nalpha floats */
+    int nalpha;
+    float *weights;            /* the final supernet weights (free with dp_search_result_free) */
+    size_t nweights;
+} dp_search_result;
+
+void dp_search_config_defaults(dp_search_config *cfg);
+dp_status dp_search_config_check(const dp_search_config *cfg);
+/*! The temperature schedule's ends: the flags, or the strategy's defaults
+ *  (darts, gold: 1; temperature: 1 -> 0.05; gumbel: 10 -> 0.1). */
+void dp_search_temperatures(const dp_search_config *cfg, float *t_start, float *t_end);
+/*! key=value lines of every field (compared across ranks). */
+int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n);
+/*! Runs the search on the ranks of comm (MPI_COMM_NULL: alone). Every rank
+ *  returns the same status and genotype. */
+dp_status dp_search_run(const dp_search_config *cfg, MPI_Comm comm, dp_search_result *res);
+
+void dp_search_result_free(dp_search_result *res);
+
+/*! Times forward + backward of every primitive at every (C, H, W, stride)
+ *  the supernet of cfg->net uses, batch cfg->batch, and writes the table
+ *  (op C H W stride ms) to `path` atomically. */
+dp_status dp_search_profile_ops(const dp_search_config *cfg, const char *path);
+/*! Reads such a table; the returned cost function looks entries up (a
+ *  missing entry is an error reported by dp_search_run). */
+typedef struct dp_cost_table dp_cost_table;
+dp_status dp_cost_table_load(const char *path, dp_cost_table **out);
+double dp_cost_table_lookup(int op, int C, int H, int W, int stride, void *table);
+void dp_cost_table_free(dp_cost_table *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,110 @@
+/* The DARTS supernet: every edge of every cell a mixed op over the primitive
+ * set, weighted by the architecture parameters alpha of its cell type.
+ *
+ * The weights live in model->params (the trainer's flat buffers); alpha lives
+ * in its own registry `alpha` (two tensors, normal then reduce, each
+ * [14, nops], one flat buffer of 2 * 14 * nops floats) so that the search can
+ * step it with its own optimizer and average its gradient separately.
+ *
+ * How an edge mixes its ops is the strategy, set per forward in `mix`:
+ *   darts        sum_k softmax(alpha)_k op_k(x)
+ *   temperature  sum_k softmax(alpha / T)_k op_k(x)
+ *   gumbel       GDAS: h = one_hot(argmax softmax((alpha + g) / T)) in the
+ *                forward, the soft softmax's gradient in the backward
+ *                (straight-through); only the sampled op is computed. g is
+ *                Gumbel noise [2 * 14 * nops] that the caller draws from a
+ *                stream every rank shares, so ranks sample alike.
+ *   gold         sigmoid(alpha)_k * mask_k (one-level, ops pruned by mask)
+ * An op whose weight is structurally zero (mask 0, or not sampled) is not
+ * computed at all. */
+#ifndef DPTRAIN_SUPERNET_H
+#define DPTRAIN_SUPERNET_H
+
+#include "dptrain/nas.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dp_nas_strategy { DP_NAS_DARTS, DP_NAS_TEMPERATURE, DP_NAS_GUMBEL, DP_NAS_GOLD } dp_nas_strategy;
+
+const char *dp_nas_strategy_name(dp_nas_strategy s);
+dp_status dp_nas_strategy_parse(const char *name, dp_nas_strategy *out);
+
+typedef struct dp_supernet_config {
+    int layers;          /* cells (reductions at layers/3 and 2 layers/3) */
+    int channels;        /* C of the first cells */
+    int stem_multiplier; /* stem width = stem_multiplier * C (reference: 3) */
+    int nops;
+    int ops[DP_NAS_NUM_OPS]; /* the primitive set: alpha column k is op ops[k] */
+    dp_model_shape in;
+} dp_supernet_config;
+
+typedef struct dp_nas_mix {
+    dp_nas_strategy strategy;
+    float temperature;      /* T (darts: 1) */
+    const float *gumbel;    /* gumbel: [2 * 14 * nops] noise of this step */
+    const float *mask;      /* [2 * 14 * nops] 1 = op alive, 0 = pruned; NULL = all alive */
+} dp_nas_mix;
+
+typedef struct dp_supernet {
+    dp_supernet_config cfg;
+    dp_model *model;        /* forward(model, c, x) runs the supernet with alpha and mix */
+    dp_params alpha;        /* finalized; init: zeros + 1e-3 N(0,1) by dp_supernet_init_alpha */
+    dp_tensor *alpha_normal, *alpha_reduce; /* [14, nops] each, in alpha */
+    dp_nas_mix mix;
+    dp_tensor *weights[2];  /* the last forward's mixing weights [14, nops] (normal, reduce) */
+    void *impl;
+} dp_supernet;
+
+/*! The defaults: 5 cells, 8 channels, stem multiplier 3, all eight ops. */
+void dp_supernet_config_defaults(dp_supernet_config *cfg);
+/*! Builds the supernet for cfg (weights and alpha finalized, not initialised:
+ *  dp_params_init(&sn->model->params, r) and dp_supernet_init_alpha). */
+dp_status dp_supernet_build(const dp_supernet_config *cfg, dp_supernet **out);
+void dp_supernet_free(dp_supernet *sn);
+/*! alpha = 1e-3 * N(0, 1), as the reference. */
+void dp_supernet_init_alpha(dp_supernet *sn, dp_rng *r);
+
+/*! The supernet's forward with caller-made mixing weights w_normal and
+ *  w_reduce [14, nops] (on the tape or not) in place of those sn->mix makes
+ *  from alpha. Column k of edge e in cell type t (0 normal, 1 reduce) is
+ *  computed when ops[k] is not none and alive[(t * 14 + e) * nops + k] != 0
+ *  (alive NULL: every op). Sets sn->weights. For fixed sub-networks and for
+ *  checking a strategy's gradient against a surrogate.
+ *  @return logits [N, classes], or NULL (status in c). */
+dp_tensor *dp_supernet_forward_weights(dp_supernet *sn, dp_ctx *c, dp_tensor *x, dp_tensor *w_normal,
+                                       dp_tensor *w_reduce, const float *alive);
+
+/*! Cost of every (cell type, edge, op column) summed over the cells of that
+ *  type, per sample: out[(t * 14 + e) * nops + k]. op_cost(op, C, H, W,
+ *  stride, user) gives one op's cost at one place; NULL = FLOPs
+ *  (multiply-adds x 2 of the op's forward, dp_darts_op_flops). */
+typedef double (*dp_nas_cost_fn)(int op, int C, int H, int W, int stride, void *user);
+void dp_supernet_costs(const dp_supernet *sn, dp_nas_cost_fn op_cost, void *user, double *out);
+/*! The expected cost sum over edges and ops of w * cost, with w the last
+ *  forward's mixing weights (sn->weights: call it after this step's forward,
+ *  before the context is reset), as a [1] tensor on the tape so its
+ *  gradient reaches alpha. cost: [2 * 14 * nops], read again by backward. */
+dp_tensor *dp_supernet_expected_cost(dp_ctx *c, dp_supernet *sn, const float *cost);
+
+/*! The reference derivation (quark0/darts model_search.py _parse) from the
+ *  mixing weights w [14, nops] of each cell type (softmax(alpha) rows): per
+ *  node keep the two incoming edges with the largest best non-none weight
+ *  (ties: the earlier edge), and on each the best non-none op (ties: the
+ *  earlier column). ops[k] names column k. DP_ERR_ARG if a row has no
+ *  non-none op. */
+dp_status dp_nas_derive(const float *w_normal, const float *w_reduce, const int *ops, int nops, dp_genotype *g);
+
+/*! A uniformly random genotype of the space: per node two distinct earlier
+ *  states, each with a random non-none op from ops. */
+void dp_nas_random_genotype(dp_rng *r, const int *ops, int nops, dp_genotype *g);
+
+/*! FLOPs (multiply-adds x 2, forward, one sample) of primitive `op` on a
+ *  C-channel H x W input with `stride`, including the BN after pools. */
+double dp_darts_op_flops(int op, int C, int H, int W, int stride);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,119 @@
+/* gold: GOLD-NAS-style one-level search with gradual pruning. After the
+ * warm-up epochs, every --prune-every steps the weakest live ops (smallest
+ * sigmoid(alpha)) are masked out, as many per round as it takes to reach one
+ * op per edge by the end of the search; an edge always keeps one op. Each
+ * round records a trade-off point (held-out accuracy against FLOPs) in
+ * gold_tradeoff.csv. With --flops-budget the final derived network is then
+ * pruned further until it fits: a hard bound, not a penalty. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nas/search_run.h"
+
+#define TRADEOFF_EVAL 1000 /* held-out images per trade-off point: a point per round must stay cheap */
+
+static int alive_in_row(const srch *s, int r)
+{
+    int a = 0;
+    for (int k = 0; k < s->nops; k++) a += s->mask[r * s->nops + k] > 0;
+    return a;
+}
+
+static double supernet_mflops(const srch *s)
+{
+    double f = 0;
+    for (int k = 0; k < NAS_ROWS * s->nops; k++) f += s->mask[k] > 0 ? s->flops[k] : 0;
+    return f / 1e6 + s->fixed_mflops;
+}
+
+/* Masks the live op with the smallest weight among rows [r0, r1) that keep another. */
+static int prune_weakest(srch *s, int r0, int r1)
+{
+    float w[NAS_ROWS * DP_NAS_NUM_OPS];
+    nas_host_weights(s, w);
+    int best = -1;
+    for (int r = r0; r < r1; r++) {
+        if (alive_in_row(s, r) <= 1) continue;
+        for (int k = 0; k < s->nops; k++) {
+            int i = r * s->nops + k;
+            if (s->mask[i] > 0 && (best < 0 || w[i] < w[best])) best = i;
+        }
+    }
+    if (best >= 0) s->mask[best] = 0;
+    return best >= 0;
+}
+
+static dp_status record_point(srch *s, int pruned)
+{
+    double loss, acc;
+    dp_status rc = nas_evaluate(s, TRADEOFF_EVAL, &loss, &acc);
+    if (rc != DP_OK) return rc;
+    dp_genotype g;
+    rc = nas_derive(s, &g);
+    if (rc != DP_OK) return rc;
+    int alive = 0;
+    for (int r = 0; r < NAS_ROWS; r++) alive += alive_in_row(s, r);
+    if (s->gold_csv) {
+        fprintf(s->gold_csv, "%ld,%d,%.4f,%.4f,%.4f\n", s->step, alive, supernet_mflops(s), nas_genotype_mflops(s, &g),
+                acc);
+        fflush(s->gold_csv);
+    }
+    if (!s->cfg->quiet && s->rank == 0 && pruned) {
+        dp_report_end_bar(&s->rep);
+        fprintf(stderr, "gold: step %ld pruned %d op(s): %d live, supernet %.2f MFLOPs, derived %.2f MFLOPs, held-out acc %.4f\n",
+                s->step, pruned, alive, supernet_mflops(s), nas_genotype_mflops(s, &g), acc);
+    }
+    return DP_OK;
+}
+
+dp_status nas_gold_maybe_prune(srch *s, int epoch)
+{
+    if (epoch < s->cfg->warmup_epochs || s->step - s->last_prune < s->cfg->prune_every) return DP_OK;
+    s->last_prune = s->step;
+    int excess[2] = {0, 0};
+    for (int r = 0; r < NAS_ROWS; r++) excess[r / DP_NAS_EDGES] += alive_in_row(s, r) - 1;
+    if (!excess[0] && !excess[1]) return DP_OK;
+    long rounds_left = (s->total_steps - s->step) / s->cfg->prune_every;
+    if (rounds_left < 1) rounds_left = 1;
+    int pruned = 0;
+    for (int t = 0; t < 2; t++) {
+        long n = (excess[t] + rounds_left - 1) / rounds_left;
+        for (long j = 0; j < n; j++) pruned += prune_weakest(s, t * DP_NAS_EDGES, (t + 1) * DP_NAS_EDGES);
+    }
+    return record_point(s, pruned);
+}
+
+dp_status nas_gold_finish(srch *s)
+{
+    dp_status rc = record_point(s, 0);
+    if (rc != DP_OK || s->cfg->flops_budget <= 0) return rc;
+    /* the hard bound: drop the chosen op that costs most until the derived cells fit */
+    for (int guard = 0; guard < NAS_ROWS * s->nops; guard++) {
+        dp_genotype g;
+        rc = nas_derive(s, &g);
+        if (rc != DP_OK) return rc;
+        double f = nas_genotype_mflops(s, &g);
+        if (f <= s->cfg->flops_budget) {
+            if (!s->cfg->quiet && s->rank == 0)
+                fprintf(stderr, "gold: derived network %.2f MFLOPs within the budget of %.2f\n", f, s->cfg->flops_budget);
+            return record_point(s, 0);
+        }
+        int worst = -1;
+        double worst_f = 0;
+        for (int t = 0; t < 2; t++) {
+            const int *op = t ? g.reduce_op : g.normal_op, *in = t ? g.reduce_in : g.normal_in;
+            for (int j = 0; j < 2 * DP_NAS_NODES; j++) {
+                int node = j / 2, e = 2 * node + node * (node - 1) / 2 + in[j];
+                for (int k = 0; k < s->nops; k++) {
+                    int i = (t * DP_NAS_EDGES + e) * s->nops + k;
+                    if (s->sn->cfg.ops[k] == op[j] && s->mask[i] > 0 && s->flops[i] > worst_f) worst = i, worst_f = s->flops[i];
+                }
+            }
+        }
+        if (worst < 0) break;
+        s->mask[worst] = 0;
+    }
+    return dp_errorf(DP_ERR_ARG, "--flops-budget %.3g MFLOPs: no derivable network of this space fits (the fixed part alone is %.3g)",
+                     s->cfg->flops_budget, s->fixed_mflops);
+}

@@ -1,0 +1,223 @@
+/* The search loop: data-parallel bilevel (or gold's one-level) steps on the
+ * supernet, per-epoch evaluation on the held-out half, and the genotype.
+ *
+ * Per step, on every rank (bilevel):
+ *   alpha step: held-out batch -> forward -> cross-entropy (+ lambda E[cost])
+ *     -> backward into alpha only (the weights' gradients, which first-order
+ *     DARTS computes and throws away, are not computed) -> allreduce alpha's
+ *     gradient -> clip -> Adam;
+ *   weight step: training batch -> forward -> backward into the weights only,
+ *     buckets allreduced while backward runs -> clip -> SGD (cosine lr).
+ * Both gradients are weighted by this rank's share of the global batch and
+ * summed, as in the trainer, so P ranks x batch b take the step of one rank
+ * with batch P b (exactly so with --sampler global).
+ * Gumbel noise comes from a stream every rank shares, so every rank samples
+ * the same ops. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "nas/search_run.h"
+
+#define PIXEL_MEAN 0.2860f
+#define PIXEL_STD 0.3530f
+#define NSTATS 5 /* loss sum, correct, images, non-finite, unused */
+
+static void trainable(dp_params *p, int on)
+{
+    for (int i = 0; i < p->count; i++)
+        if (!p->items[i]->is_buffer) p->items[i]->t.requires_grad = on;
+}
+
+static void fill_batch(srch *s, const dp_image_set *set, const int32_t *idx, long first, long bs)
+{
+    for (long i = 0; i < bs; i++) {
+        long k = idx ? idx[first + i] : first + i;
+        const uint8_t *px = set->pixels + (size_t)k * (size_t)s->feat;
+        float *dst = s->x + (size_t)i * (size_t)s->feat;
+        for (long j = 0; j < s->feat; j++) dst[j] = s->lut[px[j]];
+        s->y[i] = set->labels[k];
+    }
+}
+
+static dp_tensor *batch_tensor(srch *s, long bs)
+{
+    int shape[4] = {(int)bs, s->all.c, s->all.h, s->all.w};
+    return dp_tensor_wrap(&s->ctx, s->x, 4, shape);
+}
+
+static void draw_gumbel(srch *s)
+{
+    long n = (long)NAS_ROWS * s->nops;
+    for (long k = 0; k < n; k++) {
+        float u = dp_rng_uniform(&s->noise);
+        s->gumbel[k] = -logf(-logf(u * 0.999998f + 1e-6f));
+    }
+}
+
+/* Gradients of one batch into the weights (want_w) and/or alpha (want_a),
+ * averaged over the ranks. stats += loss sum, correct, images, non-finite. */
+static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *smp, long step, int want_w, int want_a,
+                          double *stats)
+{
+    dp_ctx *c = &s->ctx;
+    dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
+    long first, bs = dp_sampler_local(smp, step, &first), gbs = dp_sampler_global(smp, step);
+    if (want_w) dp_params_zero_grad(wp);
+    if (want_a) dp_params_zero_grad(ap);
+    trainable(wp, want_w);
+    trainable(ap, want_a);
+    if (s->cfg->strategy == DP_NAS_GUMBEL) draw_gumbel(s); /* every rank draws, batch or not */
+    dp_ctx_reset(c);
+    c->training = 1;
+    c->grad_enabled = 1;
+    dp_status rc = DP_OK;
+    if (bs > 0) {
+        fill_batch(s, set, smp->perm, first, bs);
+        long correct = 0;
+        dp_tensor *loss = dp_cross_entropy(c, s->sn->model->forward(s->sn->model, c, batch_tensor(s, bs)), s->y,
+                                           &correct);
+        dp_tensor *obj = loss;
+        if (loss && want_a && s->cfg->cost_weight > 0)
+            obj = dp_add(c, loss, dp_scale(c, dp_supernet_expected_cost(c, s->sn, s->cost), s->cfg->cost_weight));
+        if (!obj) {
+            rc = c->status ? c->status : dp_errorf(DP_ERR_SHAPE, "supernet forward failed");
+        } else {
+            double l = loss->data[0];
+            if (!isfinite(obj->data[0])) stats[3] += 1;
+            stats[0] += isfinite(l) ? l * (double)bs : 0;
+            stats[1] += (double)correct;
+            stats[2] += (double)bs;
+            if (want_w) dp_sync_begin(&s->wsync, c);
+            rc = dp_backward_scaled(c, obj, (float)((double)bs / (double)gbs));
+        }
+    }
+    /* every rank joins the allreduces, even one whose forward failed, so none waits forever */
+    dp_status rs = want_w ? dp_sync_end(&s->wsync, c) : DP_OK;
+    if (rs == DP_OK && want_a) rs = dp_sync_end(&s->async, NULL);
+    trainable(wp, 1);
+    trainable(ap, 1);
+    return rc != DP_OK ? rc : rs;
+}
+
+/* Second order (DARTS eq. 7-8): the alpha gradient at w' = w - xi dL_train/dw,
+ * minus xi times the Hessian-vector product by central differences at
+ * w +- eps dL_val/dw'. The SGD momentum term of the reference's w' is left
+ * out. Leaves the result in alpha's gradient and the weights as they were. */
+static dp_status unrolled_alpha(srch *s, long i_tr, long i_va, double *stats)
+{
+    dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
+    size_t n = wp->n, na = ap->n;
+    float *w = wp->data, *g = wp->grad, xi = dp_schedule_lr(&s->wsched, s->step), wd = s->cfg->w_wd;
+    float gp[NAS_ROWS * DP_NAS_NUM_OPS];
+    double scratch[NSTATS] = {0};
+    dp_status rc = grads_at(s, &s->tr, &s->str, i_tr, 1, 0, scratch);
+    if (rc != DP_OK) return rc;
+    memcpy(s->wbak, w, n * sizeof *w);
+    for (size_t j = 0; j < n; j++) w[j] -= xi * (g[j] + wd * w[j]);
+    rc = grads_at(s, &s->va, &s->sva, i_va, 1, 1, stats);
+    if (rc != DP_OK) return rc;
+    memcpy(s->vbuf, g, n * sizeof *g);
+    memcpy(s->abuf, ap->grad, na * sizeof *ap->grad);
+    float eps = (float)(0.01 / (sqrt(dp_sum_squares(s->vbuf, n)) + 1e-12));
+    for (int sign = 1; sign >= -1; sign -= 2) {
+        for (size_t j = 0; j < n; j++) w[j] = s->wbak[j] + (float)sign * eps * s->vbuf[j];
+        rc = grads_at(s, &s->tr, &s->str, i_tr, 0, 1, scratch);
+        if (rc != DP_OK) return rc;
+        if (sign == 1) memcpy(gp, ap->grad, na * sizeof *gp);
+    }
+    for (size_t k = 0; k < na; k++) ap->grad[k] = s->abuf[k] - xi * (gp[k] - ap->grad[k]) / (2 * eps);
+    memcpy(w, s->wbak, n * sizeof *w);
+    return DP_OK;
+}
+
+static void set_temperature(srch *s)
+{
+    double p = s->total_steps ? (double)s->step / (double)s->total_steps : 0;
+    if (s->cfg->strategy == DP_NAS_TEMPERATURE)
+        s->temp = (float)(s->t_start * pow(s->t_end / s->t_start, p));
+    else if (s->cfg->strategy == DP_NAS_GUMBEL)
+        s->temp = (float)(s->t_start - (s->t_start - s->t_end) * p);
+    else
+        s->temp = 1.0f;
+    s->sn->mix.temperature = s->temp;
+}
+
+dp_status nas_search_step(srch *s, long i, double *stats)
+{
+    const dp_search_config *cfg = s->cfg;
+    dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
+    memset(stats, 0, NSTATS * sizeof *stats);
+    set_temperature(s);
+    double astats[NSTATS] = {0};
+    long i_va = i % s->vsteps;
+    dp_status rc;
+    if (cfg->strategy == DP_NAS_GOLD)
+        rc = grads_at(s, &s->tr, &s->str, i, 1, 1, stats);
+    else if (cfg->unrolled)
+        rc = unrolled_alpha(s, i, i_va, astats);
+    else
+        rc = grads_at(s, &s->va, &s->sva, i_va, 0, 1, astats);
+    if (rc != DP_OK) return rc;
+    stats[3] += astats[3];
+    if (cfg->strategy != DP_NAS_GOLD) {
+        /* the weight step sees the alpha just taken, as the reference's architect.step then model step */
+        if (cfg->a_clip > 0) dp_clip_grad_norm(ap->grad, ap->n, cfg->a_clip);
+        dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
+        rc = grads_at(s, &s->tr, &s->str, i, 1, 0, stats);
+        if (rc != DP_OK) return rc;
+    }
+    rc = dp_sync_sum(&s->wsync, stats, NSTATS);
+    if (rc != DP_OK) return rc;
+    if (stats[3] > 0)
+        return dp_errorf(DP_ERR_NONFINITE, "search step %ld: the loss is not finite on %.0f rank(s); lower --lr or --arch-lr",
+                         s->step + 1, stats[3]);
+    if (cfg->strategy == DP_NAS_GOLD) {
+        if (cfg->a_clip > 0) dp_clip_grad_norm(ap->grad, ap->n, cfg->a_clip);
+        dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
+    }
+    if (cfg->w_clip > 0) dp_clip_grad_norm(wp->grad, wp->n, cfg->w_clip);
+    dp_optimizer_step(&s->wopt, wp->data, wp->grad, dp_schedule_lr(&s->wsched, s->step));
+    return DP_OK;
+}
+
+dp_status nas_evaluate(srch *s, long limit, double *loss_out, double *acc_out)
+{
+    dp_ctx *c = &s->ctx;
+    /* global sampler: every rank holds the whole held-out half, so each takes its slice */
+    long lo = 0, hi = s->va.n;
+    if (s->cfg->sampler == DP_SAMPLER_GLOBAL) lo = s->va.n * s->rank / s->size, hi = s->va.n * (s->rank + 1) / s->size;
+    if (limit > 0) {
+        long per = (limit + s->size - 1) / s->size;
+        if (hi - lo > per) hi = lo + per;
+    }
+    if (s->cfg->strategy == DP_NAS_GUMBEL) memset(s->gumbel, 0, (size_t)NAS_ROWS * (size_t)s->nops * sizeof(float));
+    double v[3] = {0, 0, (double)(hi - lo)};
+    dp_status rc = DP_OK;
+    for (long first = lo; first < hi && rc == DP_OK; first += s->cfg->eval_batch) {
+        long bs = hi - first < s->cfg->eval_batch ? hi - first : s->cfg->eval_batch;
+        dp_ctx_reset(c);
+        c->training = 0;
+        c->grad_enabled = 0;
+        fill_batch(s, &s->va, NULL, first, bs);
+        long k = 0;
+        dp_tensor *loss = dp_cross_entropy(c, s->sn->model->forward(s->sn->model, c, batch_tensor(s, bs)), s->y, &k);
+        if (!loss) {
+            rc = c->status;
+            break;
+        }
+        v[0] += (double)loss->data[0] * (double)bs;
+        v[1] += (double)k;
+    }
+    c->training = 1;
+    c->grad_enabled = 1;
+    rc = dp_sync_all_ok(&s->wsync, rc, "evaluating the supernet");
+    if (rc == DP_OK) rc = dp_sync_sum(&s->wsync, v, 3);
+    if (rc != DP_OK) return rc;
+    *loss_out = v[2] ? v[0] / v[2] : 0;
+    *acc_out = v[2] ? v[1] / v[2] : 0;
+    return DP_OK;
+}

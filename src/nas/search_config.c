@@ -1,0 +1,115 @@
+/* The search's configuration: the reference DARTS hyper-parameters as
+ * defaults, range checks naming the flag, and the text the ranks compare. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dptrain/search.h"
+
+void dp_search_config_defaults(dp_search_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->data, sizeof cfg->data, "shards/fashion-mnist");
+    dp_supernet_config_defaults(&cfg->net);
+    cfg->strategy = DP_NAS_DARTS;
+    cfg->epochs = 1;
+    cfg->batch = 64;
+    cfg->eval_batch = 64; /* the arena holds a whole forward: a large eval batch would set the peak memory */
+    cfg->w_lr = 0.025f, cfg->w_min_lr = 0.001f, cfg->w_momentum = 0.9f, cfg->w_wd = 3e-4f, cfg->w_clip = 5.0f;
+    cfg->a_lr = 3e-4f, cfg->a_beta1 = 0.5f, cfg->a_beta2 = 0.999f, cfg->a_wd = 1e-3f, cfg->a_clip = 10.0f;
+    cfg->t_start = 0; /* 0: the strategy's default (dp_search_temperatures) */
+    cfg->t_end = 0;
+    cfg->prune_every = 50;
+    cfg->warmup_epochs = 1;
+    cfg->skip_warn = 4;
+    cfg->seed = 1;
+    cfg->threads = 1;
+    cfg->allreduce = DP_ALLREDUCE_RING;
+    cfg->bucket_mb = 4.0f;
+    cfg->overlap = 1;
+    cfg->progress = -1;
+}
+
+#define RANGE(cond, ...)                                        \
+    do {                                                        \
+        if (!(cond)) return dp_errorf(DP_ERR_ARG, __VA_ARGS__); \
+    } while (0)
+#define POS(v, flag) RANGE(isfinite(v) && (v) > 0 && (v) < 1e9, "%s: %g must be > 0", flag, (double)(v))
+#define NONNEG(v, flag) RANGE(isfinite(v) && (v) >= 0 && (v) < 1e9, "%s: %g must be >= 0", flag, (double)(v))
+
+dp_status dp_search_config_check(const dp_search_config *cfg)
+{
+    const dp_supernet_config *n = &cfg->net;
+    RANGE(n->layers >= 1 && n->layers <= 64, "--layers: %d is out of range [1, 64]", n->layers);
+    RANGE(n->channels >= 1 && n->channels <= 1024, "--channels: %d is out of range [1, 1024]", n->channels);
+    RANGE(n->nops >= 1 && n->nops <= DP_NAS_NUM_OPS, "--ops: %d primitives (need 1..%d)", n->nops, DP_NAS_NUM_OPS);
+    int non_none = 0;
+    for (int k = 0; k < n->nops; k++) non_none += n->ops[k] != DP_NAS_NONE;
+    RANGE(non_none >= 1, "--ops: the set needs at least one primitive other than none");
+    RANGE(cfg->epochs >= 1 && cfg->epochs <= 100000, "--epochs: %d is out of range [1, 100000]", cfg->epochs);
+    RANGE(cfg->batch >= 1 && cfg->batch <= 1 << 16, "--batch: %d is out of range [1, 65536]", cfg->batch);
+    RANGE(cfg->eval_batch >= 1 && cfg->eval_batch <= 1 << 16, "--eval-batch: %d is out of range [1, 65536]",
+          cfg->eval_batch);
+    RANGE(cfg->limit >= 0, "--limit: %ld is negative", cfg->limit);
+    RANGE(cfg->eval_limit >= 0, "--eval-limit: %ld is negative", cfg->eval_limit);
+    RANGE(cfg->sampler == 0 || cfg->sampler == 1, "--sampler: %d is not shard or global", cfg->sampler);
+    POS(cfg->w_lr, "--lr");
+    RANGE(isfinite(cfg->w_min_lr) && cfg->w_min_lr >= 0 && cfg->w_min_lr <= cfg->w_lr,
+          "--min-lr: %g is out of range [0, lr=%g]", cfg->w_min_lr, cfg->w_lr);
+    RANGE(cfg->w_momentum >= 0 && cfg->w_momentum < 1, "--momentum: %g is out of range [0, 1)", cfg->w_momentum);
+    NONNEG(cfg->w_wd, "--weight-decay");
+    NONNEG(cfg->w_clip, "--clip");
+    POS(cfg->a_lr, "--arch-lr");
+    RANGE(cfg->a_beta1 >= 0 && cfg->a_beta1 < 1, "--arch-beta1: %g is out of range [0, 1)", cfg->a_beta1);
+    RANGE(cfg->a_beta2 >= 0 && cfg->a_beta2 < 1, "--arch-beta2: %g is out of range [0, 1)", cfg->a_beta2);
+    NONNEG(cfg->a_wd, "--arch-weight-decay");
+    NONNEG(cfg->a_clip, "--arch-clip");
+    NONNEG(cfg->t_start, "--t-start");
+    NONNEG(cfg->t_end, "--t-end");
+    NONNEG(cfg->cost_weight, "--cost-weight");
+    RANGE(isfinite(cfg->flops_budget) && cfg->flops_budget >= 0, "--flops-budget: %g must be >= 0 (MFLOPs)",
+          cfg->flops_budget);
+    RANGE(!cfg->flops_budget || cfg->strategy == DP_NAS_GOLD, "--flops-budget is a bound of --strategy gold");
+    RANGE(!cfg->unrolled || cfg->strategy != DP_NAS_GOLD, "--unrolled needs a bilevel strategy (not gold)");
+    RANGE(cfg->prune_every >= 1, "--prune-every: %d must be >= 1", cfg->prune_every);
+    RANGE(cfg->warmup_epochs >= 0, "--warmup-epochs: %d is negative", cfg->warmup_epochs);
+    RANGE(cfg->skip_warn >= 1 && cfg->skip_warn <= 8, "--skip-warn: %d is out of range [1, 8]", cfg->skip_warn);
+    RANGE(cfg->threads >= 1 && cfg->threads <= 1024, "--threads: %d is out of range [1, 1024]", cfg->threads);
+    RANGE(isfinite(cfg->bucket_mb) && cfg->bucket_mb > 0 && cfg->bucket_mb <= 4096,
+          "--bucket-mb: %g is out of range (0, 4096]", cfg->bucket_mb);
+    RANGE(cfg->check_replicas >= 0, "--check-replicas: %ld is negative", cfg->check_replicas);
+    RANGE(cfg->allreduce == DP_ALLREDUCE_RING || (cfg->codec.kind == DP_CODEC_NONE && !cfg->codec.wire_zstd_level),
+          "--codec / --wire-zstd need --allreduce ring");
+    return DP_OK;
+}
+
+int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
+{
+    const dp_supernet_config *s = &cfg->net;
+    int len = snprintf(buf, n,
+                       "data=%s\nlayers=%d\nchannels=%d\nstem=%d\nin=%dx%dx%d/%d\nstrategy=%s\nepochs=%d\nbatch=%d\n"
+                       "eval_batch=%d\nlimit=%ld\neval_limit=%ld\nsampler=%d\nw=%g/%g/%g/%g/%g\na=%g/%g/%g/%g/%g\n"
+                       "unrolled=%d\nt=%g/%g\ncost_weight=%g\ncost_table=%s\nflops_budget=%g\nprune=%d/%d\n"
+                       "seed=%llu\nallreduce=%d\ncodec=%d/%d/%d/%g/%d\nops=",
+                       cfg->data, s->layers, s->channels, s->stem_multiplier, s->in.c, s->in.h, s->in.w, s->in.classes,
+                       dp_nas_strategy_name(cfg->strategy), cfg->epochs, cfg->batch, cfg->eval_batch, cfg->limit,
+                       cfg->eval_limit, cfg->sampler, cfg->w_lr, cfg->w_min_lr, cfg->w_momentum, cfg->w_wd,
+                       cfg->w_clip, cfg->a_lr, cfg->a_beta1, cfg->a_beta2, cfg->a_wd, cfg->a_clip, cfg->unrolled,
+                       cfg->t_start, cfg->t_end, cfg->cost_weight, cfg->cost_table, cfg->flops_budget,
+                       cfg->prune_every, cfg->warmup_epochs, (unsigned long long)cfg->seed, (int)cfg->allreduce,
+                       (int)cfg->codec.kind, cfg->codec.wire_zstd_level, cfg->sparse, cfg->topk_fraction,
+                       cfg->powersgd_rank);
+    for (int k = 0; k < s->nops && len > 0 && (size_t)len < n; k++)
+        len += snprintf(buf + len, n - (size_t)len, "%s%s", k ? "," : "", dp_nas_op_name(s->ops[k]));
+    if (len > 0 && (size_t)len < n) len += snprintf(buf + len, n - (size_t)len, "\n");
+    return len;
+}
+
+void dp_search_temperatures(const dp_search_config *cfg, float *t_start, float *t_end)
+{
+    /* temperature: the small-temperature schedule from 1 to 0.05; gumbel: GDAS's tau from 10 to 0.1 */
+    float s = cfg->strategy == DP_NAS_GUMBEL ? 10.0f : 1.0f, e = cfg->strategy == DP_NAS_GUMBEL ? 0.1f : 0.05f;
+    if (cfg->strategy == DP_NAS_DARTS || cfg->strategy == DP_NAS_GOLD) s = e = 1.0f;
+    *t_start = cfg->t_start > 0 ? cfg->t_start : s;
+    *t_end = cfg->t_end > 0 ? cfg->t_end : e;
+}

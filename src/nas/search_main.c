@@ -1,0 +1,379 @@
+/* Setting a search up, its epochs, and tearing it down. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "nas/search_run.h"
+
+#define PIXEL_MEAN 0.2860f
+#define PIXEL_STD 0.3530f
+
+/* The two halves of this rank's images: weights train on the first, alpha on the second. */
+static void split_halves(srch *s)
+{
+    long half = s->all.n / 2;
+    s->tr = s->all;
+    s->tr.n = half;
+    s->va = s->all;
+    s->va.n = s->all.n - half;
+    s->va.pixels = s->all.pixels + (size_t)half * (size_t)s->feat;
+    s->va.labels = s->all.labels + half;
+}
+
+static dp_status load_data(srch *s)
+{
+    const dp_search_config *cfg = s->cfg;
+    int global = cfg->sampler == DP_SAMPLER_GLOBAL;
+    dp_status rc = dp_image_set_load(cfg->data, "train", global ? 0 : s->rank, global ? 1 : s->size, cfg->limit,
+                                     &s->all);
+    if (rc != DP_OK) return rc;
+    if (s->all.split_total < 2) return dp_errorf(DP_ERR_ARG, "%s: the train split has fewer than 2 images", cfg->data);
+    for (int v = 0; v < 256; v++) s->lut[v] = ((float)v / 255.0f - PIXEL_MEAN) / PIXEL_STD;
+    s->feat = (long)s->all.c * s->all.h * s->all.w;
+    split_halves(s);
+    long bmax = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;
+    s->x = aligned_alloc(64, ((size_t)bmax * (size_t)s->feat * sizeof(float) + 63) / 64 * 64);
+    s->y = malloc((size_t)bmax * sizeof *s->y);
+    if (!s->x || !s->y) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
+    return DP_OK;
+}
+
+static dp_status make_sampler(srch *s, dp_sampler *smp, long n)
+{
+    long *all = malloc((size_t)s->size * sizeof *all);
+    if (!all) return dp_errorf(DP_ERR_NOMEM, "out of memory");
+    dp_status rc = dp_sync_allgather_long(&s->wsync, n, all);
+    if (rc == DP_OK) rc = dp_sampler_init(smp, (dp_sampler_kind)s->cfg->sampler, s->rank, s->size, s->cfg->batch, all);
+    free(all);
+    return rc;
+}
+
+/* Steps whose batch is full on every rank: the last, partial global batch is
+ * dropped, so no rank sits out a step (its batch-norm would not join the
+ * others' statistics) and P x b sees the batches 1 x P b sees. */
+static long full_batches(const srch *s, const dp_sampler *smp)
+{
+    if (smp->kind == DP_SAMPLER_GLOBAL) return smp->n / ((long)smp->size * smp->batch);
+    long m = -1;
+    for (int r = 0; r < smp->size; r++) {
+        long k = smp->n_ranks[r] / smp->batch;
+        m = m < 0 || k < m ? k : m;
+    }
+    (void)s;
+    return m < 0 ? 0 : m;
+}
+
+static int stat_reduce(void *user, double *v, int n) { return dp_sync_sum(user, v, n) == DP_OK ? 0 : -1; }
+
+static dp_status build(srch *s, dp_supernet_config *net, uint64_t *manifest_hash)
+{
+    dp_manifest *man = NULL;
+    dp_status rc = dp_manifest_load(s->cfg->data, &man);
+    if (rc != DP_OK) return rc;
+    net->in = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
+                               (int)man->schema.param[3]};
+    *manifest_hash = dp_manifest_hash(man);
+    dp_manifest_free(man);
+    return dp_supernet_build(net, &s->sn);
+}
+
+static dp_status cost_tables(srch *s)
+{
+    const dp_search_config *cfg = s->cfg;
+    size_t n = (size_t)NAS_ROWS * (size_t)s->nops;
+    s->flops = calloc(n, sizeof *s->flops);
+    s->cost = calloc(n, sizeof *s->cost);
+    double *tmp = calloc(n, sizeof *tmp);
+    if (!s->flops || !s->cost || !tmp) {
+        free(tmp);
+        return dp_errorf(DP_ERR_NOMEM, "cost tables: out of memory");
+    }
+    dp_supernet_costs(s->sn, NULL, NULL, s->flops);
+    double cells = 0;
+    for (size_t k = 0; k < n; k++) cells += s->flops[k];
+    s->fixed_mflops = (s->sn->model->flops_per_sample - cells) / 1e6;
+    dp_status rc = DP_OK;
+    if (cfg->cost_table[0]) {
+        dp_cost_table *t = NULL;
+        rc = dp_cost_table_load(cfg->cost_table, &t);
+        if (rc == DP_OK) {
+            dp_supernet_costs(s->sn, dp_cost_table_lookup, t, tmp);
+            for (size_t k = 0; k < n && rc == DP_OK; k++)
+                if (tmp[k] < 0)
+                    rc = dp_errorf(DP_ERR_FORMAT, "%s: no latency for an op of this supernet (run --profile-ops with the same --layers/--channels/--batch)",
+                                   cfg->cost_table);
+            dp_cost_table_free(t);
+        }
+    } else {
+        for (size_t k = 0; k < n; k++) tmp[k] = s->flops[k] / 1e6;
+    }
+    for (size_t k = 0; k < n; k++) s->cost[k] = (float)tmp[k];
+    free(tmp);
+    return rc;
+}
+
+static dp_status agree(srch *s, uint64_t manifest_hash)
+{
+    char text[8192];
+    int len = dp_search_config_format(s->cfg, text, sizeof text);
+    snprintf(text + len, sizeof text - (size_t)len, "ranks=%d\nmanifest=%016llx\nlayout=%016llx\nalpha=%016llx\n",
+             s->size, (unsigned long long)manifest_hash,
+             (unsigned long long)dp_params_layout_hash(&s->sn->model->params),
+             (unsigned long long)dp_params_layout_hash(&s->sn->alpha));
+    return dp_sync_agree(&s->wsync, text);
+}
+
+static dp_status setup(srch *s, MPI_Comm comm)
+{
+    const dp_search_config *cfg = s->cfg;
+    openblas_set_num_threads(cfg->threads);
+    if (comm != MPI_COMM_NULL) {
+        MPI_Comm_rank(comm, &s->rank);
+        MPI_Comm_size(comm, &s->size);
+    }
+    dp_supernet_config net = cfg->net;
+    uint64_t manifest_hash = 0;
+    dp_status rc_build = build(s, &net, &manifest_hash);
+    static const dp_params none;
+    dp_ctx_init(&s->ctx);
+    dp_sync_opts wo = {.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
+                       .overlap = cfg->overlap, .codec = cfg->codec, .sparse = cfg->sparse,
+                       .topk_fraction = cfg->topk_fraction, .powersgd_rank = cfg->powersgd_rank};
+    wo.codec.seed = cfg->seed;
+    dp_sync_opts ao = wo;
+    ao.overlap = 0, ao.sparse = 0, ao.bucket_bytes = 1 << 20;
+    dp_status rc = dp_sync_init(&s->wsync, comm, s->sn ? &s->sn->model->params : &none, &wo);
+    if (rc != DP_OK) return rc;
+    rc = dp_sync_init(&s->async, comm, s->sn ? &s->sn->alpha : &none, &ao);
+    if (rc != DP_OK) return rc;
+    rc = dp_sync_all_ok(&s->wsync, rc_build, "building the supernet");
+    if (rc != DP_OK) return rc;
+    s->nops = s->sn->cfg.nops;
+    rc = agree(s, manifest_hash);
+    if (rc != DP_OK) return rc;
+    rc = dp_sync_all_ok(&s->wsync, load_data(s), "loading the data");
+    if (rc == DP_OK) rc = make_sampler(s, &s->str, s->tr.n);
+    if (rc == DP_OK) rc = make_sampler(s, &s->sva, s->va.n);
+    if (rc != DP_OK) return rc;
+    s->steps = full_batches(s, &s->str);
+    s->vsteps = full_batches(s, &s->sva);
+    if (s->steps == 0 || s->vsteps == 0)
+        return dp_errorf(DP_ERR_ARG, "%s: %ld training images make no full global batch of %d x %d in each half",
+                         cfg->data, s->all.split_total, s->size, cfg->batch);
+    if (s->size > 1) {
+        /* synchronised batch-norm: P ranks x batch b normalise like one rank with batch P b */
+        s->ctx.stat_reduce = stat_reduce;
+        s->ctx.stat_user = &s->wsync;
+    }
+
+    dp_rng init;
+    dp_rng_seed(&init, cfg->seed, DP_STREAM_INIT, 0);
+    dp_params_init(&s->sn->model->params, &init);
+    dp_rng_seed(&init, cfg->seed, DP_STREAM_USER + 2, 0);
+    dp_supernet_init_alpha(s->sn, &init);
+    dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
+    rc = dp_sync_bcast(&s->wsync, wp->data, wp->n * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(&s->wsync, wp->buffers, wp->nbuf * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(&s->wsync, ap->data, ap->n * sizeof(float));
+    if (rc != DP_OK) return rc;
+
+    dp_opt_config wc = dp_opt_defaults(DP_OPT_SGD), ac = dp_opt_defaults(DP_OPT_ADAM);
+    wc.momentum = cfg->w_momentum, wc.weight_decay = cfg->w_wd;
+    ac.beta1 = cfg->a_beta1, ac.beta2 = cfg->a_beta2, ac.weight_decay = cfg->a_wd;
+    rc = dp_optimizer_init(&s->wopt, &wc, wp->n);
+    if (rc == DP_OK) rc = dp_optimizer_init(&s->aopt, &ac, ap->n);
+    if (rc != DP_OK) return rc;
+    s->total_steps = (long)cfg->epochs * s->steps;
+    s->wsched = (dp_schedule){.kind = DP_SCHED_COSINE, .base_lr = cfg->w_lr, .min_lr = cfg->w_min_lr,
+                              .gamma = 1, .step_size = 1, .total = s->total_steps};
+    dp_search_temperatures(cfg, &s->t_start, &s->t_end);
+        uint32_t stream_rank = cfg->sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)s->rank;
+    dp_rng_seed(&s->shuffle_t, cfg->seed, DP_STREAM_SHUFFLE, stream_rank);
+    dp_rng_seed(&s->shuffle_v, cfg->seed, DP_STREAM_USER + 3, stream_rank);
+    dp_rng_seed(&s->noise, cfg->seed, DP_STREAM_USER + 4, 0); /* shared: ranks sample the same ops */
+    size_t na = (size_t)NAS_ROWS * (size_t)s->nops;
+    s->gumbel = calloc(na, sizeof *s->gumbel);
+    s->mask = malloc(na * sizeof *s->mask);
+    if (!s->gumbel || !s->mask) return dp_errorf(DP_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < na; k++)
+        s->mask[k] = cfg->strategy == DP_NAS_GOLD && s->sn->cfg.ops[k % (size_t)s->nops] == DP_NAS_NONE ? 0.0f : 1.0f;
+    s->sn->mix = (dp_nas_mix){.strategy = cfg->strategy, .temperature = 1.0f,
+                              .gumbel = cfg->strategy == DP_NAS_GUMBEL ? s->gumbel : NULL,
+                              .mask = cfg->strategy == DP_NAS_GOLD ? s->mask : NULL};
+    if (cfg->unrolled) {
+        s->wbak = malloc(wp->n * sizeof(float));
+        s->vbuf = malloc(wp->n * sizeof(float));
+        s->abuf = malloc(ap->n * sizeof(float));
+        if (!s->wbak || !s->vbuf || !s->abuf) return dp_errorf(DP_ERR_NOMEM, "--unrolled buffers: out of memory");
+    }
+    rc = dp_sync_all_ok(&s->wsync, cost_tables(s), "reading the cost table");
+    if (rc != DP_OK) return rc;
+    rc = dp_report_open(&s->rep, s->rank == 0 ? cfg->out : NULL, cfg->progress, cfg->quiet || s->rank != 0);
+    if (rc == DP_OK && s->rank == 0) rc = nas_outputs_open(s);
+    rc = dp_sync_all_ok(&s->wsync, rc, "opening the run directory");
+    if (rc != DP_OK) return rc;
+    if (!cfg->quiet && s->rank == 0)
+        fprintf(stderr,
+                "dptrain search: %s, %d cells x %d channels, %d ops, %zu weights + %zu alphas, %ld train / %ld "
+                "held-out images, %d rank(s) x batch %d, %ld steps/epoch, allreduce %s%s\n",
+                dp_nas_strategy_name(cfg->strategy), net.layers, net.channels, s->nops, wp->n, ap->n,
+                s->all.split_total / 2, s->all.split_total - s->all.split_total / 2, s->size, cfg->batch,
+                s->steps, cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring",
+                s->wsync.overlap ? " overlapped" : "");
+    return DP_OK;
+}
+
+static void teardown(srch *s)
+{
+    nas_outputs_close(s);
+    dp_report_close(&s->rep);
+    dp_ctx_free(&s->ctx);
+    dp_optimizer_free(&s->wopt);
+    dp_optimizer_free(&s->aopt);
+    dp_sync_free(&s->async);
+    dp_sync_free(&s->wsync);
+    dp_sampler_free(&s->str);
+    dp_sampler_free(&s->sva);
+    dp_supernet_free(s->sn);
+    dp_image_set_free(&s->all);
+    free(s->x), free(s->y), free(s->gumbel), free(s->mask), free(s->flops), free(s->cost);
+    free(s->wbak), free(s->vbuf), free(s->abuf);
+}
+
+static dp_status end_epoch(srch *s, int epoch, double ep_s, const double *ep, dp_search_result *res)
+{
+    dp_report_end_bar(&s->rep);
+    double vl = 0, va = 0;
+    dp_status rc = nas_evaluate(s, s->cfg->eval_limit, &vl, &va);
+    if (rc != DP_OK) return rc;
+    dp_genotype g;
+    int skips = 0;
+    rc = nas_epoch_outputs(s, epoch, &g, &skips);
+    if (rc != DP_OK) return rc;
+    /* a run whose ranks derive different cells is worthless: compare them */
+    char text[1200] = "genotype=";
+    dp_genotype_format(&g, text + 9, sizeof text - 10);
+    strcat(text, "\n");
+    rc = dp_sync_agree(&s->wsync, text);
+    if (rc != DP_OK) return rc;
+    res->genotype = g;
+    res->skips = skips;
+    res->epochs_done = epoch + 1;
+    res->train_loss = ep[2] ? ep[0] / ep[2] : 0;
+    res->train_acc = ep[2] ? ep[1] / ep[2] : 0;
+    res->val_loss = vl;
+    res->val_acc = va;
+    res->derived_mflops = nas_genotype_mflops(s, &g);
+    if (!s->cfg->quiet && s->rank == 0) {
+        fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.4f | held-out loss %.4f acc %.4f | %.1f s | T %.3g | "
+                        "normal-cell skips %d | derived %.2f MFLOPs\n",
+                epoch + 1, s->cfg->epochs, res->train_loss, res->train_acc, vl, va, ep_s, s->temp, skips,
+                res->derived_mflops);
+        fprintf(stderr, "  genotype %s\n", text + 9);
+        if (skips >= s->cfg->skip_warn)
+            fprintf(stderr, "warning: skip_connect takes %d of the normal cell's 8 edges: the search may be "
+                            "collapsing (try --strategy temperature, fewer epochs or a larger --arch-weight-decay)\n",
+                    skips);
+    }
+    text[strlen(text) - 1] = 0;
+    dp_report_json(&s->rep,
+                   "{\"kind\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"train_loss\":%.6f,\"train_acc\":%.6f,"
+                   "\"val_loss\":%.6f,\"val_acc\":%.6f,\"epoch_s\":%.3f,\"temperature\":%.5g,\"skips\":%d,"
+                   "\"derived_mflops\":%.4f,\"genotype\":%s}",
+                   epoch + 1, s->step, res->train_loss, res->train_acc, vl, va, ep_s, s->temp, skips,
+                   res->derived_mflops, text + 9);
+    return DP_OK;
+}
+
+static dp_status run_epochs(srch *s, dp_search_result *res)
+{
+    const dp_search_config *cfg = s->cfg;
+    double stats[5];
+    for (int epoch = 0; epoch < cfg->epochs; epoch++) {
+        dp_sampler_shuffle(&s->str, &s->shuffle_t);
+        dp_sampler_shuffle(&s->sva, &s->shuffle_v);
+        double ep[3] = {0, 0, 0}, t_ep = dp_now(), step_s = 0;
+        for (long i = 0; i < s->steps; i++) {
+            double t0 = dp_now();
+            dp_status rc = nas_search_step(s, i, stats);
+            if (rc != DP_OK) return rc;
+            step_s += dp_now() - t0;
+            s->step++;
+            for (int k = 0; k < 3; k++) ep[k] += stats[k];
+            double now = dp_now();
+            dp_report_progress(&s->rep, now, epoch + 1, cfg->epochs, i + 1, s->steps, ep[0] / (ep[2] + 1e-12),
+                               ep[1] / (ep[2] + 1e-12), ep[2] / (now - t_ep + 1e-9),
+                               (double)(s->steps - i - 1) * (now - t_ep) / (double)(i + 1));
+            if (cfg->check_replicas && s->step % cfg->check_replicas == 0) {
+                rc = dp_sync_check_replicas(&s->wsync, &s->sn->model->params, s->step);
+                if (rc == DP_OK) rc = dp_sync_check_replicas(&s->async, &s->sn->alpha, s->step);
+                if (rc != DP_OK) return rc;
+            }
+            if (cfg->strategy == DP_NAS_GOLD && (rc = nas_gold_maybe_prune(s, epoch)) != DP_OK) return rc;
+        }
+        s->step_time += step_s;
+        res->train_images_per_s += ep[2];
+        dp_status rc = end_epoch(s, epoch, step_s, ep, res);
+        if (rc != DP_OK) return rc;
+    }
+    res->epoch_s = s->step_time / cfg->epochs;
+    res->train_images_per_s = s->step_time > 0 ? res->train_images_per_s / s->step_time : 0;
+    if (cfg->strategy == DP_NAS_GOLD) {
+        dp_status rc = nas_gold_finish(s);
+        if (rc != DP_OK) return rc;
+        rc = nas_derive(s, &res->genotype);
+        if (rc != DP_OK) return rc;
+        res->skips = dp_genotype_skips(&res->genotype);
+        res->derived_mflops = nas_genotype_mflops(s, &res->genotype);
+        if (s->rank == 0 && cfg->out[0]) {
+            char path[600];
+            snprintf(path, sizeof path, "%s/genotype.json", cfg->out);
+            rc = dp_genotype_save(&res->genotype, path);
+            if (rc != DP_OK) return rc;
+        }
+    }
+    if (s->rank == 0) nas_draw_cells(s, &res->genotype);
+    return DP_OK;
+}
+
+dp_status dp_search_run(const dp_search_config *cfg, MPI_Comm comm, dp_search_result *res)
+{
+    memset(res, 0, sizeof *res);
+    dp_status rc = dp_search_config_check(cfg);
+    if (rc != DP_OK) return rc;
+    srch s;
+    memset(&s, 0, sizeof s);
+    s.cfg = cfg;
+    s.size = 1;
+    double t0 = dp_now();
+    rc = setup(&s, comm);
+    if (rc == DP_OK) rc = run_epochs(&s, res);
+    res->steps = s.step;
+    res->wall_s = dp_now() - t0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long rss_kb = ru.ru_maxrss, *all = calloc((size_t)s.size, sizeof *all);
+    if (rc == DP_OK && all && dp_sync_allgather_long(&s.wsync, rss_kb, all) == DP_OK)
+        for (int r = 0; r < s.size; r++) rss_kb = all[r] > rss_kb ? all[r] : rss_kb;
+    free(all);
+    res->peak_rss_mb = (double)rss_kb / 1024.0;
+    if (rc == DP_OK) {
+        const dp_params *wp = &s.sn->model->params;
+        res->nalpha = (int)s.sn->alpha.n;
+        memcpy(res->alpha, s.sn->alpha.data, s.sn->alpha.n * sizeof(float));
+        res->weights = malloc(wp->n * sizeof(float));
+        if (res->weights) memcpy(res->weights, wp->data, wp->n * sizeof(float)), res->nweights = wp->n;
+    }
+    teardown(&s);
+    return rc;
+}
+
+void dp_search_result_free(dp_search_result *res)
+{
+    free(res->weights);
+    res->weights = NULL;
+    res->nweights = 0;
+}

@@ -1,0 +1,131 @@
+/* What a search leaves behind each epoch: the mixing weights (alpha.csv), the
+ * genotype (genotype_epochN.json, genotype.json), and at the end pictures of
+ * the two cells. Rank 0 writes; every rank derives. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "nas/search_run.h"
+
+void nas_host_weights(const srch *s, float *w)
+{
+    const float *a = s->sn->alpha.data;
+    int n = s->nops;
+    for (int r = 0; r < NAS_ROWS; r++) {
+        const float *ar = a + (size_t)r * (size_t)n;
+        float *wr = w + (size_t)r * (size_t)n;
+        if (s->cfg->strategy == DP_NAS_GOLD) {
+            for (int k = 0; k < n; k++) wr[k] = s->mask[r * n + k] / (1.0f + expf(-ar[k]));
+            continue;
+        }
+        float t = s->cfg->strategy == DP_NAS_TEMPERATURE ? s->temp : 1.0f, mx = ar[0], sum = 0;
+        for (int k = 1; k < n; k++) mx = ar[k] > mx ? ar[k] : mx;
+        for (int k = 0; k < n; k++) sum += wr[k] = expf((ar[k] - mx) / t);
+        for (int k = 0; k < n; k++) wr[k] /= sum;
+    }
+}
+
+dp_status nas_derive(const srch *s, dp_genotype *g)
+{
+    float w[NAS_ROWS * DP_NAS_NUM_OPS];
+    nas_host_weights(s, w);
+    return dp_nas_derive(w, w + DP_NAS_EDGES * s->nops, s->sn->cfg.ops, s->nops, g);
+}
+
+static int column_of(const srch *s, int op)
+{
+    for (int k = 0; k < s->nops; k++)
+        if (s->sn->cfg.ops[k] == op) return k;
+    return -1;
+}
+
+/* node i's edges start at 2 + 3 + ... : 0, 2, 5, 9 */
+static int edge_of(int node, int input) { return 2 * node + node * (node - 1) / 2 + input; }
+
+double nas_genotype_mflops(const srch *s, const dp_genotype *g)
+{
+    double f = 0;
+    for (int t = 0; t < 2; t++) {
+        const int *op = t ? g->reduce_op : g->normal_op, *in = t ? g->reduce_in : g->normal_in;
+        for (int j = 0; j < 2 * DP_NAS_NODES; j++) {
+            int k = column_of(s, op[j]);
+            if (k >= 0) f += s->flops[(t * DP_NAS_EDGES + edge_of(j / 2, in[j])) * s->nops + k];
+        }
+    }
+    return f / 1e6 + s->fixed_mflops;
+}
+
+static FILE *open_in_out(const srch *s, const char *name, const char *mode)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", s->cfg->out, name);
+    return fopen(path, mode);
+}
+
+dp_status nas_outputs_open(srch *s)
+{
+    if (!s->cfg->out[0]) return DP_OK;
+    s->alpha_csv = open_in_out(s, "alpha.csv", "w");
+    if (!s->alpha_csv) return dp_errorf(DP_ERR_IO, "%s/alpha.csv: cannot create", s->cfg->out);
+    fprintf(s->alpha_csv, "epoch,cell,edge");
+    for (int k = 0; k < s->nops; k++) fprintf(s->alpha_csv, ",%s", dp_nas_op_name(s->sn->cfg.ops[k]));
+    fprintf(s->alpha_csv, "\n");
+    if (s->cfg->strategy == DP_NAS_GOLD) {
+        s->gold_csv = open_in_out(s, "gold_tradeoff.csv", "w");
+        if (!s->gold_csv) return dp_errorf(DP_ERR_IO, "%s/gold_tradeoff.csv: cannot create", s->cfg->out);
+        fprintf(s->gold_csv, "step,alive_ops,supernet_mflops,derived_mflops,heldout_acc\n");
+    }
+    return DP_OK;
+}
+
+void nas_outputs_close(srch *s)
+{
+    if (s->alpha_csv) fclose(s->alpha_csv);
+    if (s->gold_csv) fclose(s->gold_csv);
+    s->alpha_csv = s->gold_csv = NULL;
+}
+
+dp_status nas_epoch_outputs(srch *s, int epoch, dp_genotype *g, int *skips)
+{
+    dp_status rc = nas_derive(s, g);
+    if (rc != DP_OK) return rc;
+    *skips = dp_genotype_skips(g);
+    if (s->rank != 0 || !s->cfg->out[0]) return DP_OK;
+    float w[NAS_ROWS * DP_NAS_NUM_OPS];
+    nas_host_weights(s, w);
+    for (int r = 0; r < NAS_ROWS; r++) {
+        fprintf(s->alpha_csv, "%d,%s,%d", epoch + 1, r < DP_NAS_EDGES ? "normal" : "reduce", r % DP_NAS_EDGES);
+        for (int k = 0; k < s->nops; k++) fprintf(s->alpha_csv, ",%.6f", w[r * s->nops + k]);
+        fprintf(s->alpha_csv, "\n");
+    }
+    fflush(s->alpha_csv);
+    char path[700];
+    snprintf(path, sizeof path, "%s/genotype_epoch%d.json", s->cfg->out, epoch + 1);
+    rc = dp_genotype_save(g, path);
+    snprintf(path, sizeof path, "%s/genotype.json", s->cfg->out);
+    if (rc == DP_OK) rc = dp_genotype_save(g, path);
+    return rc;
+}
+
+void nas_draw_cells(srch *s, const dp_genotype *g)
+{
+    if (!s->cfg->out[0]) return;
+    static const char *names[2] = {"normal", "reduction"};
+    for (int t = 0; t < 2; t++) {
+        char dot[700], png[700], cmd[1600];
+        snprintf(dot, sizeof dot, "%s/%s.dot", s->cfg->out, names[t]);
+        snprintf(png, sizeof png, "%s/%s.png", s->cfg->out, names[t]);
+        if (dp_genotype_write_dot(g, t, dot) != DP_OK) {
+            fprintf(stderr, "warning: %s\n", dp_errmsg());
+            continue;
+        }
+        /* graphviz is optional: without it the .dot files are the picture */
+        snprintf(cmd, sizeof cmd, "command -v dot >/dev/null 2>&1 && dot -Tpng '%s' -o '%s'", dot, png);
+        int st = system(cmd);
+        if (!s->cfg->quiet)
+            fprintf(stderr, "%s cell: %s%s\n", names[t], st == 0 ? png : dot,
+                    st == 0 ? "" : " (install graphviz for a PNG)");
+    }
+}

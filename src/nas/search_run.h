@@ -1,0 +1,74 @@
+/* The state of one search, shared by the loop (search.c), its per-epoch
+ * outputs (search_out.c) and gold's pruning (gold.c). Private to src/nas. */
+#ifndef DP_NAS_SEARCH_RUN_H
+#define DP_NAS_SEARCH_RUN_H
+
+#include <stdio.h>
+
+#include "dptrain/data.h"
+#include "dptrain/search.h"
+#include "train/report.h"
+#include "train/sampler.h"
+#include "train/sync.h"
+
+#define NAS_ROWS (2 * DP_NAS_EDGES) /* alpha rows: normal edges, then reduce edges */
+
+typedef struct srch {
+    const dp_search_config *cfg;
+    int rank, size;
+    dp_supernet *sn;
+    int nops;
+    dp_sync wsync, async;       /* weights; alpha */
+    dp_image_set all;           /* this rank's images; tr and va alias its halves */
+    dp_image_set tr, va;
+    dp_sampler str, sva;
+    dp_optimizer wopt, aopt;
+    dp_schedule wsched;
+    dp_ctx ctx;
+    dp_report rep;
+    dp_rng shuffle_t, shuffle_v, noise;
+    float lut[256];
+    float *x;                   /* [max batch, c*h*w] */
+    int32_t *y;
+    long feat;
+    float t_start, t_end, temp; /* temperature now */
+    float *gumbel, *mask;       /* [NAS_ROWS * nops] */
+    double *flops;              /* [NAS_ROWS * nops] per-sample FLOPs of each (cell type, edge, op), all cells */
+    float *cost;                /* [NAS_ROWS * nops] the penalty's cost: MFLOPs or ms */
+    double fixed_mflops;        /* stem, preprocessing, head */
+    float *wbak, *vbuf, *abuf;  /* unrolled: weights, d L_val / d w', d L_val / d alpha */
+    long steps, vsteps;         /* per epoch: full global batches only (every rank has images for SyncBN) */
+    long step, total_steps;
+    double step_time;
+    FILE *alpha_csv, *gold_csv;
+    long last_prune;
+} srch;
+
+/* search_out.c */
+/*! Mixing weights of the current alpha as the strategy sees them (softmax at
+ *  the current temperature; gold: sigmoid times mask), host-side. */
+void nas_host_weights(const srch *s, float *w);
+dp_status nas_outputs_open(srch *s);
+void nas_outputs_close(srch *s);
+/*! alpha.csv rows, genotype_epochN.json + genotype.json, skip warning. */
+dp_status nas_epoch_outputs(srch *s, int epoch, dp_genotype *g, int *skips);
+/*! normal.dot / reduction.dot, and PNGs when graphviz's dot is installed. */
+void nas_draw_cells(srch *s, const dp_genotype *g);
+/*! MFLOPs of the derived network of g (cells from the FLOPs table, plus the fixed part). */
+double nas_genotype_mflops(const srch *s, const dp_genotype *g);
+/*! Derives the genotype of the current alpha. */
+dp_status nas_derive(const srch *s, dp_genotype *g);
+
+/* gold.c */
+/*! Between steps: one pruning round when due; records the trade-off point. */
+dp_status nas_gold_maybe_prune(srch *s, int epoch);
+/*! At the end: prunes on until the derived network fits --flops-budget. */
+dp_status nas_gold_finish(srch *s);
+
+/* search.c */
+/*! One search step (alpha and weights) at sampler step i; stats: loss sum,
+ *  correct, images (all ranks). */
+dp_status nas_search_step(srch *s, long i, double *stats);
+dp_status nas_evaluate(srch *s, long limit, double *loss, double *acc);
+
+#endif

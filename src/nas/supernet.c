@@ -1,0 +1,385 @@
+/* The DARTS search network (quark0/darts cnn/model_search.py Network) as a
+ * dp_model: stem conv 3x3 + BN (the only affine BN), `layers` cells with
+ * reductions at layers/3 and 2 layers/3, global average pool, linear.
+ *
+ * A cell: s0, s1 preprocessed to C channels (FactorizedReduce when the
+ * previous cell reduced, else ReLU-conv1x1-BN); node i = sum over its edges
+ * of the mixed op; out = concat(node 0..3). Every edge of a node reads the
+ * same mixing-weight rows in a row, so a node is ONE dp_weighted_sum over
+ * (edges x ops) members: the sum of the per-edge mixed ops in one pass.
+ *
+ * Per forward, the mixing weights [14, nops] of each cell type are made from
+ * alpha by the strategy (supernet.h) and kept in sn->weights; an op whose
+ * weight is structurally zero (none, masked, not sampled) is a NULL member,
+ * i.e. not computed. ReLU(state) and the pools of a state are computed once
+ * per cell and shared by its edges (dp_darts_input). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/supernet.h"
+#include "models/darts_ops.h"
+
+enum { NE = DP_NAS_EDGES, MAXW = 2 * DP_NAS_EDGES * DP_NAS_NUM_OPS };
+
+typedef struct sn_cell {
+    int reduce;
+    int C, H, W;       /* node channels; resolution of the preprocessed inputs */
+    int cin0, cin1;    /* channels of s0, s1 */
+    dp_darts_pre pre0, pre1;
+    dp_darts_op *ops;  /* [14 * nops]; a none column has no module */
+} sn_cell;
+
+typedef struct sn_net {
+    dp_conv_layer stem;
+    dp_bn_layer stem_bn;
+    int ncells;
+    sn_cell *cells;
+    dp_linear_layer fc;
+    unsigned char alive[MAXW]; /* this forward's computed ops, [2][14][nops] */
+} sn_net;
+
+/* The state edge e reads: node i's edges start at i(i+3)/2 and read states 0..i+1. */
+static int edge_state(int e)
+{
+    static const int st[NE] = {0, 1, 0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4};
+    return st[e];
+}
+
+static dp_tensor *sn_fail(dp_ctx *c, dp_status s, const char *msg)
+{
+    if (c->status == DP_OK) c->status = dp_errorf(s, "supernet: %s", msg);
+    return NULL;
+}
+
+/* ---- strategies ---- */
+
+static const char *const strategy_names[] = {"darts", "temperature", "gumbel", "gold"};
+
+const char *dp_nas_strategy_name(dp_nas_strategy s)
+{
+    return (unsigned)s < 4 ? strategy_names[s] : "unknown";
+}
+
+dp_status dp_nas_strategy_parse(const char *name, dp_nas_strategy *out)
+{
+    for (int i = 0; i < 4; i++)
+        if (name && !strcmp(name, strategy_names[i])) {
+            *out = (dp_nas_strategy)i;
+            return DP_OK;
+        }
+    return dp_errorf(DP_ERR_ARG, "--strategy: '%s' is not darts, temperature, gumbel or gold", name ? name : "(null)");
+}
+
+void dp_supernet_config_defaults(dp_supernet_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->layers = 5;
+    cfg->channels = 8;
+    cfg->stem_multiplier = 3;
+    cfg->nops = DP_NAS_NUM_OPS;
+    for (int k = 0; k < DP_NAS_NUM_OPS; k++) cfg->ops[k] = k;
+    cfg->in = (dp_model_shape){1, 28, 28, 10}; /* Fashion-MNIST */
+}
+
+/* ---- forward ---- */
+
+static dp_tensor *zeros(dp_ctx *c, int N, int C, int H, int W)
+{
+    dp_tensor *t = dp_tensor_new(c, 4, (int[]){N, C, H, W});
+    if (t) memset(t->data, 0, (size_t)t->n * sizeof(float));
+    return t;
+}
+
+/* w [14, nops] of this cell's type; alive [14 * nops] */
+static dp_tensor *cell_forward(dp_ctx *c, const sn_cell *cl, int nops, dp_tensor *s0, dp_tensor *s1, dp_tensor *w,
+                               const unsigned char *alive)
+{
+    dp_darts_input st[2 + DP_NAS_NODES];
+    memset(st, 0, sizeof st);
+    st[0].x = dp_darts_pre_forward(c, &cl->pre0, s0);
+    st[1].x = dp_darts_pre_forward(c, &cl->pre1, s1);
+    if (!st[0].x || !st[1].x) return NULL;
+    dp_tensor *xs[(DP_NAS_NODES + 1) * DP_NAS_NUM_OPS];
+    for (int i = 0, e0 = 0; i < DP_NAS_NODES; e0 += i + 2, i++) {
+        int any = 0;
+        for (int j = 0; j < i + 2; j++)
+            for (int k = 0; k < nops; k++) {
+                const int ek = (e0 + j) * nops + k;
+                xs[j * nops + k] = alive[ek] ? dp_darts_op_forward_shared(c, &cl->ops[ek], &st[j]) : NULL;
+                any |= alive[ek];
+            }
+        if (c->status != DP_OK) return NULL;
+        const int H = cl->reduce ? (cl->H + 1) / 2 : cl->H, W = cl->reduce ? (cl->W + 1) / 2 : cl->W;
+        st[2 + i].x = any ? dp_weighted_sum(c, (i + 2) * nops, xs, w, (long)e0 * nops)
+                          : zeros(c, s1->shape[0], cl->C, H, W);
+        if (!st[2 + i].x) return NULL;
+    }
+    dp_tensor *nodes[DP_NAS_NODES] = {st[2].x, st[3].x, st[4].x, st[5].x};
+    return dp_concat(c, DP_NAS_NODES, nodes);
+}
+
+static dp_tensor *net_forward(dp_supernet *sn, dp_ctx *c, dp_tensor *x)
+{
+    sn_net *net = sn->impl;
+    const int nops = sn->cfg.nops;
+    dp_tensor *s0 = dp_nn_bn(c, &net->stem_bn, dp_nn_conv(c, &net->stem, x)), *s1 = s0;
+    for (int i = 0; s1 && i < net->ncells; i++) {
+        const sn_cell *cl = &net->cells[i];
+        dp_tensor *out = cell_forward(c, cl, nops, s0, s1, sn->weights[cl->reduce], net->alive + cl->reduce * NE * nops);
+        s0 = s1;
+        s1 = out;
+    }
+    return dp_nn_linear(c, &net->fc, dp_global_avgpool(c, s1));
+}
+
+dp_tensor *dp_supernet_forward_weights(dp_supernet *sn, dp_ctx *c, dp_tensor *x, dp_tensor *w_normal,
+                                       dp_tensor *w_reduce, const float *alive)
+{
+    if (!x || !w_normal || !w_reduce) return NULL;
+    const int nops = sn->cfg.nops;
+    if (w_normal->n != NE * nops || w_reduce->n != NE * nops)
+        return sn_fail(c, DP_ERR_SHAPE, "mixing weights must have 14 x nops elements each");
+    sn_net *net = sn->impl;
+    for (int i = 0; i < 2 * NE * nops; i++)
+        net->alive[i] = sn->cfg.ops[i % nops] != DP_NAS_NONE && (!alive || alive[i] != 0.0f);
+    sn->weights[0] = w_normal;
+    sn->weights[1] = w_reduce;
+    return net_forward(sn, c, x);
+}
+
+/* [14, nops] mixing weights of cell type t from alpha, per sn->mix */
+static dp_tensor *mix_weights(dp_ctx *c, dp_supernet *sn, int t)
+{
+    const dp_nas_mix *m = &sn->mix;
+    const long off = (long)t * NE * sn->cfg.nops;
+    dp_tensor *a = t ? sn->alpha_reduce : sn->alpha_normal;
+    switch (m->strategy) {
+    case DP_NAS_DARTS: return dp_softmax(c, a, 1.0f);
+    case DP_NAS_TEMPERATURE: return dp_softmax(c, a, m->temperature);
+    case DP_NAS_GUMBEL: {
+        if (!m->gumbel) return sn_fail(c, DP_ERR_ARG, "gumbel strategy without noise (mix.gumbel is NULL)");
+        dp_tensor *g = dp_tensor_wrap(c, (float *)m->gumbel + off, a->ndim, a->shape);
+        return dp_onehot_st(c, dp_softmax(c, dp_add(c, a, g), m->temperature));
+    }
+    case DP_NAS_GOLD: {
+        dp_tensor *w = dp_sigmoid(c, a);
+        return m->mask ? dp_mul(c, w, dp_tensor_wrap(c, (float *)m->mask + off, a->ndim, a->shape)) : w;
+    }
+    }
+    return sn_fail(c, DP_ERR_ARG, "unknown mixing strategy");
+}
+
+static dp_tensor *supernet_forward(dp_model *m, dp_ctx *c, dp_tensor *x)
+{
+    dp_supernet *sn = m->impl;
+    sn_net *net = sn->impl;
+    const int nops = sn->cfg.nops;
+    if (!x) return NULL;
+    dp_tensor *w[2] = {mix_weights(c, sn, 0), mix_weights(c, sn, 1)};
+    if (!w[0] || !w[1]) return NULL;
+    const float *mask = sn->mix.mask;
+    const int gumbel = sn->mix.strategy == DP_NAS_GUMBEL;
+    for (int i = 0; i < 2 * NE * nops; i++)
+        net->alive[i] = sn->cfg.ops[i % nops] != DP_NAS_NONE && (!mask || mask[i] != 0.0f) &&
+                        (!gumbel || w[i / (NE * nops)]->data[i % (NE * nops)] != 0.0f);
+    sn->weights[0] = w[0];
+    sn->weights[1] = w[1];
+    return net_forward(sn, c, x);
+}
+
+/* ---- costs ---- */
+
+static double flops_cost(int op, int C, int H, int W, int stride, void *user)
+{
+    (void)user;
+    return dp_darts_op_flops(op, C, H, W, stride);
+}
+
+void dp_supernet_costs(const dp_supernet *sn, dp_nas_cost_fn op_cost, void *user, double *out)
+{
+    const sn_net *net = sn->impl;
+    const int nops = sn->cfg.nops;
+    if (!op_cost) op_cost = flops_cost;
+    memset(out, 0, (size_t)2 * NE * nops * sizeof *out);
+    for (int i = 0; i < net->ncells; i++) {
+        const sn_cell *cl = &net->cells[i];
+        for (int e = 0; e < NE; e++) {
+            const int from_input = edge_state(e) < 2, stride = cl->reduce && from_input ? 2 : 1;
+            const int H = cl->reduce && !from_input ? (cl->H + 1) / 2 : cl->H;
+            const int W = cl->reduce && !from_input ? (cl->W + 1) / 2 : cl->W;
+            for (int k = 0; k < nops; k++)
+                out[(cl->reduce * NE + e) * nops + k] += op_cost(sn->cfg.ops[k], cl->C, H, W, stride, user);
+        }
+    }
+}
+
+dp_tensor *dp_supernet_expected_cost(dp_ctx *c, dp_supernet *sn, const float *cost)
+{
+    if (!sn->weights[0] || !sn->weights[1]) return sn_fail(c, DP_ERR_ARG, "expected cost before any forward");
+    const int n = NE * sn->cfg.nops;
+    dp_tensor *xs[NE * DP_NAS_NUM_OPS], *part[2];
+    for (int t = 0; t < 2; t++) {
+        for (int i = 0; i < n; i++) xs[i] = dp_tensor_wrap(c, (float *)cost + t * n + i, 1, (int[]){1});
+        part[t] = dp_weighted_sum(c, n, xs, sn->weights[t], 0);
+    }
+    return dp_add(c, part[0], part[1]);
+}
+
+/* ---- build ---- */
+
+static dp_status check_config(const dp_supernet_config *cfg)
+{
+    if (cfg->layers < 1 || cfg->stem_multiplier < 1)
+        return dp_errorf(DP_ERR_ARG, "supernet: %d layers, stem multiplier %d (need >= 1)", cfg->layers,
+                         cfg->stem_multiplier);
+    if (cfg->channels < 2 || cfg->channels % 2)
+        return dp_errorf(DP_ERR_ARG, "supernet: %d channels (need an even number >= 2: FactorizedReduce halves it)",
+                         cfg->channels);
+    if (cfg->nops < 1 || cfg->nops > DP_NAS_NUM_OPS)
+        return dp_errorf(DP_ERR_ARG, "supernet: %d ops (1..%d)", cfg->nops, DP_NAS_NUM_OPS);
+    int seen = 0, real = 0;
+    for (int k = 0; k < cfg->nops; k++) {
+        const int op = cfg->ops[k];
+        if (op < 0 || op >= DP_NAS_NUM_OPS || (seen >> op & 1))
+            return dp_errorf(DP_ERR_ARG, "supernet: op column %d is %d (unknown or repeated)", k, op);
+        seen |= 1 << op;
+        real |= op != DP_NAS_NONE;
+    }
+    if (!real) return dp_errorf(DP_ERR_ARG, "supernet: the op set holds nothing but none");
+    const dp_model_shape *in = &cfg->in;
+    if (in->c < 1 || in->h < 1 || in->w < 1 || in->classes < 1)
+        return dp_errorf(DP_ERR_ARG, "supernet: input %dx%dx%d, %d classes", in->c, in->h, in->w, in->classes);
+    return DP_OK;
+}
+
+static dp_status build_cells(dp_supernet *sn, sn_net *net, dp_params *p, int *c_last)
+{
+    const dp_supernet_config *cfg = &sn->cfg;
+    char nm[64];
+    int cpp = cfg->stem_multiplier * cfg->channels, cp = cpp, ccur = cfg->channels, red_prev = 0;
+    int H = cfg->in.h, W = cfg->in.w;
+    for (int i = 0; i < cfg->layers; i++) {
+        sn_cell *cl = &net->cells[i];
+        const int red = i == cfg->layers / 3 || i == 2 * cfg->layers / 3;
+        if (red) ccur *= 2;
+        *cl = (sn_cell){.reduce = red, .C = ccur, .H = H, .W = W, .cin0 = cpp, .cin1 = cp};
+        snprintf(nm, sizeof nm, "cell%d.pre0", i);
+        dp_darts_pre_init(&cl->pre0, p, nm, cpp, ccur, red_prev, 0);
+        snprintf(nm, sizeof nm, "cell%d.pre1", i);
+        dp_darts_pre_init(&cl->pre1, p, nm, cp, ccur, 0, 0);
+        cl->ops = calloc((size_t)NE * cfg->nops, sizeof *cl->ops);
+        if (!cl->ops) return dp_errorf(DP_ERR_NOMEM, "supernet: out of memory");
+        for (int e = 0; e < NE; e++) {
+            const int stride = cl->reduce && edge_state(e) < 2 ? 2 : 1;
+            for (int k = 0; k < cfg->nops; k++) {
+                dp_darts_op *o = &cl->ops[e * cfg->nops + k];
+                o->kind = cfg->ops[k];
+                if (o->kind == DP_NAS_NONE) continue;
+                snprintf(nm, sizeof nm, "cell%d.edge%d.%s", i, e, dp_nas_op_name(o->kind));
+                dp_darts_op_init(o, p, nm, o->kind, ccur, stride, 0, 1);
+            }
+        }
+        red_prev = cl->reduce;
+        cpp = cp;
+        cp = DP_NAS_NODES * ccur;
+        if (cl->reduce) H = (H + 1) / 2, W = (W + 1) / 2;
+    }
+    *c_last = cp;
+    return DP_OK;
+}
+
+/* Forward FLOPs per sample with every op computed (supernet.h's convention). */
+static double supernet_flops(const dp_supernet *sn)
+{
+    const sn_net *net = sn->impl;
+    const dp_supernet_config *cfg = &sn->cfg;
+    const double P0 = (double)cfg->in.h * cfg->in.w, cs = (double)cfg->stem_multiplier * cfg->channels;
+    double f = 2.0 * cfg->in.c * cs * 9.0 * P0 + 2.0 * cs * P0;
+    int real = 0;
+    for (int k = 0; k < cfg->nops; k++) real += cfg->ops[k] != DP_NAS_NONE;
+    double Po = P0;
+    for (int i = 0; i < net->ncells; i++) {
+        const sn_cell *cl = &net->cells[i];
+        const double P = (double)cl->H * cl->W;
+        Po = cl->reduce ? (double)((cl->H + 1) / 2) * ((cl->W + 1) / 2) : P;
+        f += 2.0 * (cl->cin0 + cl->cin1 + 2.0) * cl->C * P; /* two 1x1 convs + BNs */
+        f += 2.0 * real * NE * cl->C * Po;                 /* the weighted sums */
+    }
+    const double cp = (double)DP_NAS_NODES * net->cells[net->ncells - 1].C;
+    double *cost = malloc((size_t)2 * NE * cfg->nops * sizeof *cost);
+    if (cost) {
+        dp_supernet_costs(sn, NULL, NULL, cost);
+        for (int i = 0; i < 2 * NE * cfg->nops; i++) f += cost[i];
+        free(cost);
+    }
+    return f + cp * Po + 2.0 * cp * cfg->in.classes;
+}
+
+dp_status dp_supernet_build(const dp_supernet_config *cfg, dp_supernet **out)
+{
+    *out = NULL;
+    dp_status rc = check_config(cfg);
+    if (rc != DP_OK) return rc;
+    dp_supernet *sn = calloc(1, sizeof *sn);
+    sn_net *net = calloc(1, sizeof *net);
+    dp_model *m = calloc(1, sizeof *m);
+    sn_cell *cells = calloc((size_t)cfg->layers, sizeof *cells);
+    if (sn) sn->impl = net, sn->model = m;
+    if (net) net->cells = cells, net->ncells = cfg->layers;
+    if (!sn || !net || !m || !cells) {
+        rc = dp_errorf(DP_ERR_NOMEM, "supernet: out of memory");
+        goto err;
+    }
+    sn->cfg = *cfg;
+    sn->mix = (dp_nas_mix){.strategy = DP_NAS_DARTS, .temperature = 1.0f};
+    strncpy(m->name, "darts_supernet", sizeof m->name - 1);
+    m->in = cfg->in;
+    m->impl = sn;
+    m->forward = supernet_forward;
+
+    const int cs = cfg->stem_multiplier * cfg->channels;
+    dp_nn_conv_init(&net->stem, &m->params, "stem.conv", cfg->in.c, cs, 3, 1, 1, 1, 1, 0);
+    dp_nn_bn_init(&net->stem_bn, &m->params, "stem.bn", cs, 1);
+    int c_last = 0;
+    if ((rc = build_cells(sn, net, &m->params, &c_last)) != DP_OK) goto err;
+    dp_nn_linear_init(&net->fc, &m->params, "classifier", c_last, cfg->in.classes, 1);
+    if ((rc = dp_params_finalize(&m->params)) != DP_OK) goto err;
+
+    const int as[2] = {NE, cfg->nops};
+    sn->alpha_normal = dp_params_add(&sn->alpha, "alpha_normal", 2, as, DP_INIT_ZERO, cfg->nops, cfg->nops);
+    sn->alpha_reduce = dp_params_add(&sn->alpha, "alpha_reduce", 2, as, DP_INIT_ZERO, cfg->nops, cfg->nops);
+    if ((rc = dp_params_finalize(&sn->alpha)) != DP_OK) goto err;
+    m->flops_per_sample = supernet_flops(sn);
+    *out = sn;
+    return DP_OK;
+err:
+    if (!net) free(cells);
+    if (sn) {
+        dp_supernet_free(sn);
+    } else {
+        free(net ? net->cells : NULL);
+        free(net);
+        free(m);
+    }
+    return rc;
+}
+
+void dp_supernet_free(dp_supernet *sn)
+{
+    if (!sn) return;
+    sn_net *net = sn->impl;
+    if (net) {
+        for (int i = 0; net->cells && i < net->ncells; i++) free(net->cells[i].ops);
+        free(net->cells);
+        free(net);
+    }
+    dp_model_free(sn->model);
+    dp_params_free(&sn->alpha);
+    free(sn);
+}
+
+void dp_supernet_init_alpha(dp_supernet *sn, dp_rng *r)
+{
+    dp_init_normal(r, sn->alpha.data, sn->alpha.n, 0.0f, 1e-3f);
+}

@@ -1,0 +1,245 @@
+/* dptrain search across ranks (run at 1 and 2 ranks): a tiny search runs end
+ * to end and every rank derives the same genotype; P ranks x batch b end with
+ * the weights and alpha of 1 rank x batch P b (--sampler global, synchronised
+ * batch-norm); every strategy runs; the cost penalty moves alpha away from
+ * expensive ops; gold's budget bounds the derived network. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dptrain/data.h"
+#include "dptrain/search.h"
+#include "mpi_check.h"
+
+static char tmp[256], shards[300];
+
+static dp_search_config tiny(int batch, long limit)
+{
+    dp_search_config cfg;
+    dp_search_config_defaults(&cfg);
+    snprintf(cfg.data, sizeof cfg.data, "%s", shards);
+    cfg.net.layers = 2;
+    cfg.net.channels = 4;
+    cfg.batch = batch;
+    cfg.limit = limit;
+    cfg.eval_limit = 400;
+    cfg.quiet = 1;
+    cfg.progress = 0;
+    return cfg;
+}
+
+/* Every rank's text equals rank 0's. */
+static int same_on_all_ranks(const char *text)
+{
+    char mine[1200] = {0}, root[1200] = {0};
+    snprintf(mine, sizeof mine, "%s", text);
+    memcpy(root, mine, sizeof root);
+    MPI_Bcast(root, sizeof root, MPI_CHAR, 0, MPI_COMM_WORLD);
+    int same = !strcmp(root, mine), all;
+    MPI_Allreduce(&same, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    return all;
+}
+
+static long count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long n = 0;
+    for (int ch; (ch = fgetc(f)) != EOF;) n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+static void tiny_search(void)
+{
+    dp_search_config cfg = tiny(32, 1000);
+    cfg.epochs = 2;
+    cfg.check_replicas = 5;
+    snprintf(cfg.out, sizeof cfg.out, "%s/tiny", tmp);
+    dp_search_result res;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &res));
+    CHECK(res.epochs_done == 2, "epochs %d", res.epochs_done);
+    CHECK(dp_genotype_check(&res.genotype) == DP_OK, "invalid genotype: %s", dp_errmsg());
+    char g[1100];
+    dp_genotype_format(&res.genotype, g, sizeof g);
+    CHECK(same_on_all_ranks(g), "ranks derived different genotypes; mine %s", g);
+    /* 30 steps on 500 images: learning, not accuracy (chance is 0.1, ln 10 = 2.303) */
+    CHECK(isfinite(res.val_loss) && res.val_acc > 0.12 && res.train_loss < 2.25, "held-out acc %.3f, train loss %.3f",
+          res.val_acc, res.train_loss);
+    CHECK(res.nalpha == 2 * 14 * 8, "nalpha %d", res.nalpha);
+    double moved = 0;
+    for (int k = 0; k < res.nalpha; k++) moved = fmax(moved, fabs(res.alpha[k]));
+    CHECK(moved > 2e-3, "alpha barely moved from its 1e-3 init: max |alpha| %g", moved);
+    if (g_rank == 0) {
+        char path[600];
+        dp_genotype back;
+        snprintf(path, sizeof path, "%s/genotype.json", cfg.out);
+        CHECK_OK(dp_genotype_load(path, &back));
+        CHECK(!memcmp(&back, &res.genotype, sizeof back), "genotype.json differs from the result");
+        snprintf(path, sizeof path, "%s/alpha.csv", cfg.out);
+        CHECK(count_lines(path) == 1 + 2 * 2 * 14, "alpha.csv has %ld lines", count_lines(path));
+        snprintf(path, sizeof path, "%s/genotype_epoch2.json", cfg.out);
+        CHECK(access(path, R_OK) == 0, "%s missing", path);
+        snprintf(path, sizeof path, "%s/normal.dot", cfg.out);
+        CHECK(access(path, R_OK) == 0, "%s missing", path);
+    }
+    dp_search_result_free(&res);
+    end_case("tiny search, same genotype on every rank");
+}
+
+/* P ranks x batch b against 1 rank x batch P b on the same global batches.
+ * Float sums run in another order across ranks (allreduce, batch-norm
+ * statistics), so the two differ by rounding that 12 steps amplify a little:
+ * weights within 1e-3 of the largest weight, far below what a wrong averaging
+ * or unsynchronised batch-norm gives (~1e-1). Adam moves each alpha by about
+ * lr per step whatever the gradient's size, so alpha is held to 1% of
+ * lr x steps: an error in its gradient shows as a whole step or more. */
+static void equivalence(dp_nas_strategy strategy, int unrolled, const char *name)
+{
+    int b = 8;
+    dp_search_config cfg = tiny(b, 2L * 12 * b * g_size);
+    cfg.sampler = 1; /* global */
+    cfg.strategy = strategy;
+    cfg.unrolled = unrolled;
+    dp_search_result many, one;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &many));
+    cfg.batch = b * g_size;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_SELF, &one));
+    CHECK(many.steps == one.steps && many.steps == 12, "steps %ld vs %ld", many.steps, one.steps);
+    CHECK(many.nweights == one.nweights && many.nweights > 0, "weights %zu vs %zu", many.nweights, one.nweights);
+    double wmax = 0, wd = 0, ad = 0, amax = 0;
+    for (size_t i = 0; i < many.nweights && many.nweights == one.nweights; i++) {
+        wmax = fmax(wmax, fabs(one.weights[i]));
+        wd = fmax(wd, fabs(many.weights[i] - one.weights[i]));
+    }
+    for (int k = 0; k < one.nalpha; k++) {
+        amax = fmax(amax, fabs(one.alpha[k]));
+        ad = fmax(ad, fabs(many.alpha[k] - one.alpha[k]));
+    }
+    CHECK(wd <= 1e-3 * wmax, "%s: weights differ by %g (max |w| %g)", name, wd, wmax);
+    CHECK(ad <= 1e-2 * cfg.a_lr * 12, "%s: alpha differs by %g (max |alpha| %g)", name, ad, amax);
+    if (g_rank == 0) printf("    %s: max |dw| %.3g of %.3g, max |dalpha| %.3g of %.3g\n", name, wd, wmax, ad, amax);
+    dp_search_result_free(&many);
+    dp_search_result_free(&one);
+    end_case(name);
+}
+
+static void strategies(void)
+{
+    static const struct { dp_nas_strategy s; int unrolled; const char *name; } runs[] = {
+        {DP_NAS_TEMPERATURE, 0, "temperature"}, {DP_NAS_GUMBEL, 0, "gumbel"}, {DP_NAS_DARTS, 1, "darts --unrolled"}};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        dp_search_config cfg = tiny(16, 400);
+        cfg.strategy = runs[i].s;
+        cfg.unrolled = runs[i].unrolled;
+        cfg.check_replicas = 3;
+        dp_search_result res;
+        CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &res));
+        char g[1100];
+        dp_genotype_format(&res.genotype, g, sizeof g);
+        CHECK(same_on_all_ranks(g), "%s: ranks derived different genotypes", runs[i].name);
+        CHECK(isfinite(res.train_loss) && res.steps > 0, "%s: loss %g steps %ld", runs[i].name, res.train_loss, res.steps);
+        dp_search_result_free(&res);
+    }
+    end_case("temperature, gumbel, unrolled run on every rank");
+}
+
+static void gold_budget(void)
+{
+    dp_search_config cfg = tiny(16, 640);
+    cfg.strategy = DP_NAS_GOLD;
+    cfg.epochs = 2;
+    cfg.warmup_epochs = 1;
+    cfg.prune_every = 2;
+    cfg.flops_budget = 0; /* first: how large is the unconstrained result? */
+    snprintf(cfg.out, sizeof cfg.out, "%s/gold", tmp);
+    dp_search_result free_run, bound;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &free_run));
+    cfg.flops_budget = free_run.derived_mflops * 0.8;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &bound));
+    CHECK(bound.derived_mflops <= cfg.flops_budget + 1e-9, "derived %.4f MFLOPs over the budget %.4f",
+          bound.derived_mflops, cfg.flops_budget);
+    if (g_rank == 0) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/gold_tradeoff.csv", cfg.out);
+        CHECK(count_lines(path) >= 3, "gold_tradeoff.csv has %ld lines", count_lines(path));
+        printf("    gold: unconstrained %.4f MFLOPs, budget %.4f -> %.4f\n", free_run.derived_mflops, cfg.flops_budget,
+               bound.derived_mflops);
+    }
+    dp_search_result_free(&free_run);
+    dp_search_result_free(&bound);
+    end_case("gold prunes to the FLOPs budget");
+}
+
+/* The expected-cost penalty's gradient lowers alpha of the costliest op. */
+static void cost_penalty(void)
+{
+    dp_search_config cfg = tiny(16, 640);
+    double mass[2];
+    for (int run = 0; run < 2; run++) {
+        cfg.cost_weight = run ? 100.0f : 0.0f;
+        dp_search_result res;
+        CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &res));
+        mass[run] = 0;
+        for (int r = 0; r < 28; r++) mass[run] += res.alpha[r * 8 + DP_NAS_SEP_CONV_5X5];
+        dp_search_result_free(&res);
+    }
+    CHECK(mass[1] < mass[0] - 1e-3, "sum of sep_conv_5x5 alphas %.5f with the penalty, %.5f without", mass[1], mass[0]);
+    end_case("cost penalty lowers alpha of sep_conv_5x5");
+}
+
+static void bad_input(void)
+{
+    dp_search_config cfg = tiny(16, 400);
+    snprintf(cfg.data, sizeof cfg.data, "%s/missing", tmp);
+    dp_search_result res;
+    dp_status rc = dp_search_run(&cfg, MPI_COMM_WORLD, &res);
+    CHECK(rc != DP_OK && strstr(dp_errmsg(), "missing"), "missing data: %s", dp_errmsg());
+    cfg = tiny(16, 400);
+    cfg.net.layers = 0;
+    rc = dp_search_run(&cfg, MPI_COMM_WORLD, &res);
+    CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--layers"), "layers 0: %s", dp_errmsg());
+    cfg = tiny(256, 400);
+    rc = dp_search_run(&cfg, MPI_COMM_WORLD, &res);
+    CHECK(rc != DP_OK && strstr(dp_errmsg(), "full global batch"), "batch over the data: %s", dp_errmsg());
+    end_case("bad input named");
+}
+
+int main(int argc, char **argv)
+{
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    if (g_rank == 0) {
+        snprintf(tmp, sizeof tmp, "/tmp/dptrain-mpi-search-XXXXXX");
+        if (!mkdtemp(tmp)) MPI_Abort(MPI_COMM_WORLD, 1);
+        snprintf(shards, sizeof shards, "%s/fmnist", tmp);
+        if (dp_import_fashion_mnist("/usr/share/datasets/fashion-mnist", shards, 4, NULL) != DP_OK) {
+            fprintf(stderr, "import: %s\n", dp_errmsg());
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+    }
+    MPI_Bcast(tmp, sizeof tmp, MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Bcast(shards, sizeof shards, MPI_CHAR, 0, MPI_COMM_WORLD);
+
+    tiny_search();
+    equivalence(DP_NAS_DARTS, 0, "equivalence darts: P x b == 1 x Pb");
+    equivalence(DP_NAS_GUMBEL, 0, "equivalence gumbel: P x b == 1 x Pb");
+    equivalence(DP_NAS_DARTS, 1, "equivalence unrolled: P x b == 1 x Pb");
+    strategies();
+    gold_budget();
+    cost_penalty();
+    bad_input();
+
+    if (g_rank == 0) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+        printf("mpi_search (%d ranks): %ld checks, %ld failed\n", g_size, g_total_checks, g_total_fail);
+    }
+    MPI_Finalize();
+    return g_total_fail ? 1 : 0;
+}

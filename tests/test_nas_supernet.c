@@ -1,0 +1,617 @@
+/* The DARTS primitives (src/models/darts_ops.c) and the search supernet
+ * (src/nas/supernet.c): parameter counts against the reference, shapes,
+ * finite-difference gradient checks of every primitive and of a tiny
+ * supernet under each mixing strategy, the expected-cost term, and FLOPs.
+ *
+ * Tiny supernet for the gradient checks: 3 cells (normal, reduce, reduce:
+ * the third preprocesses s0 with FactorizedReduce and reduces an odd 3x3
+ * grid), C = 2, 2 x 6 x 6 inputs, N = 2, 3 classes, all eight ops; alpha and
+ * x uniform in [-1, 1]. Each configuration is checked twice:
+ *   alpha  with BN on batch statistics, as the search runs;
+ *   x      with BN on fresh running statistics (mean 0, var 1: BN is then
+ *          a fixed affine map) and the max-pool column masked off.
+ * The BN batch-statistic terms are covered by the alpha checks, by the
+ * per-primitive checks below (train mode) and by test_ops_norm.
+ *
+ * Why so (measured over gc seeds 1..12, not guessed):
+ *  - Conditioning. With C = 2 a pointwise conv mixes two channels; with
+ *    PyTorch's mixed-sign init the terms can nearly cancel and the next BN
+ *    normalises a channel of variance ~5e-5 over 8..72 values. Its 1/std
+ *    amplifies curvature and float rounding so much that no step h works
+ *    (the differences do converge to the analytic gradient as h shrinks,
+ *    until rounding takes over). So the checks re-draw the non-stem convs
+ *    positive with unit gain, U(0.5, 1.5) / fan_in (condition()): the same
+ *    graph and ops, no cancellation.
+ *  - x feeds every activation, so a step of x moves thousands of ReLU
+ *    inputs and max-pool windows (whose two largest of 9 values are often
+ *    close); with batch statistics each such flip also moves a whole BN
+ *    channel. Fixed statistics make the net piecewise linear in x, and
+ *    max-pool's gradient is checked on spread inputs per primitive and
+ *    through alpha here.
+ *  - h = 2e-3 with the default atol 1e-3, rtol 1e-2: 1e-3 drowns in
+ *    rounding (gold's unnormalised sums most), 5e-3 crosses more kinks.
+ *    Even so a step may straddle a kink somewhere: at most 2.1% of the
+ *    elements of a network check and 2.7% of a primitive check missed, so
+ *    a check may miss MISS_BUDGET = 3%. A wrong gradient path misses far
+ *    more: a whole op column (28 of 224 alpha elements), a strategy's
+ *    weights (all of alpha) or the input (all of x). */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <string.h>
+
+#include "dptrain/supernet.h"
+#include "gradcheck_assert.h"
+#include "models/darts_ops.h"
+
+/* CHECK_GRAD allowing up to `frac` of the checked elements to miss (kink
+ * crossings, see the top of the file); anything systematic still fails. */
+#define CHECK_GRAD_MOSTLY(name, nin, ins, fn, arg, opts, frac)                                                     \
+    do {                                                                                                          \
+        gc_result r_;                                                                                             \
+        gc_check((name), (nin), (ins), (fn), (arg), (opts), &r_);                                                 \
+        cr_log_info("%s: %ld checked, %ld off, max abs err %.3g", (name), r_.checked, r_.bad, r_.max_abs_err);    \
+        cr_assert_gt(r_.checked, 0, "%s: the check did not run: %s", (name), dp_errmsg());                        \
+        cr_assert_leq(r_.bad, (long)((frac) * r_.checked), "%s: %ld of %ld off, worst %s", (name), r_.bad,        \
+                      r_.checked, r_.worst);                                                                      \
+    } while (0)
+
+/* The share of elements a check may miss (see the top of the file). */
+#define MISS_BUDGET 0.03
+
+static gc_opts net_opts(void)
+{
+    gc_opts o = gc_defaults();
+    o.h = 2e-3;
+    return o;
+}
+
+/* Cell convs positive with unit gain (see the top of the file); the stem keeps its init. */
+static void condition_params(dp_params *p)
+{
+    dp_rng r;
+    dp_rng_seed(&r, 9, DP_STREAM_INIT, 0);
+    for (int i = 0; i < p->count; i++) {
+        dp_param *it = p->items[i];
+        if (it->t.ndim != 4 || !strncmp(it->name, "stem", 4)) continue;
+        const long fan_in = it->t.n / it->t.shape[0];
+        dp_init_uniform(&r, it->t.data, (size_t)it->t.n, 0.5f / fan_in, 1.5f / fan_in);
+    }
+}
+
+static void condition(dp_supernet *sn) { condition_params(&sn->model->params); }
+
+static dp_supernet *build(int layers, int C, dp_model_shape in, int nops, const int *ops)
+{
+    dp_supernet_config cfg;
+    dp_supernet_config_defaults(&cfg);
+    cfg.layers = layers;
+    cfg.channels = C;
+    cfg.in = in;
+    if (ops) {
+        cfg.nops = nops;
+        memcpy(cfg.ops, ops, (size_t)nops * sizeof *ops);
+    }
+    dp_supernet *sn = NULL;
+    cr_assert_eq(dp_supernet_build(&cfg, &sn), DP_OK, "%s", dp_errmsg());
+    dp_rng r;
+    dp_rng_seed(&r, 5, DP_STREAM_INIT, 0);
+    dp_params_init(&sn->model->params, &r);
+    dp_supernet_init_alpha(sn, &r);
+    return sn;
+}
+
+/* ------------------------------------------------------------------ sizes */
+
+/* The reference counts (quark0/darts model_search.py, count_parameters_in_MB
+ * without alpha): BN without affine has no parameters, running stats are buffers. */
+Test(supernet, parameter_counts_match_the_reference, .timeout = 30)
+{
+    dp_supernet *cifar = build(8, 16, (dp_model_shape){3, 32, 32, 10}, 0, NULL);
+    cr_assert_eq(cifar->model->params.n, 1930618, "CIFAR-10 supernet: %zu", cifar->model->params.n);
+    dp_supernet_free(cifar);
+    dp_supernet *fm = build(5, 8, (dp_model_shape){1, 28, 28, 10}, 0, NULL);
+    cr_assert_eq(fm->model->params.n, 393778, "Fashion-MNIST supernet: %zu", fm->model->params.n);
+    for (int i = 0; i < fm->model->params.count; i++)
+        for (int j = 0; j < i; j++)
+            cr_assert_str_neq(fm->model->params.items[i]->name, fm->model->params.items[j]->name);
+    dp_supernet_free(fm);
+}
+
+Test(supernet, defaults_and_config_errors, .timeout = 10)
+{
+    dp_supernet_config cfg;
+    dp_supernet_config_defaults(&cfg);
+    cr_assert(cfg.layers == 5 && cfg.channels == 8 && cfg.stem_multiplier == 3 && cfg.nops == 8);
+    for (int k = 0; k < 8; k++) cr_assert_eq(cfg.ops[k], k);
+    dp_supernet *sn = NULL;
+    cfg.channels = 7;
+    cr_assert_eq(dp_supernet_build(&cfg, &sn), DP_ERR_ARG);
+    cr_assert_null(sn);
+    cfg.channels = 8;
+    cfg.ops[3] = cfg.ops[4];
+    cr_assert_eq(dp_supernet_build(&cfg, &sn), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "repeated"), "%s", dp_errmsg());
+    cfg.nops = 1;
+    cfg.ops[0] = DP_NAS_NONE;
+    cr_assert_eq(dp_supernet_build(&cfg, &sn), DP_ERR_ARG);
+
+    dp_nas_strategy s;
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(dp_nas_strategy_parse(dp_nas_strategy_name((dp_nas_strategy)i), &s), DP_OK);
+        cr_assert_eq((int)s, i);
+    }
+    cr_assert_eq(dp_nas_strategy_parse("snas", &s), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "snas"));
+}
+
+static dp_tensor *fr_forward(dp_ctx *c, dp_darts_fr *fr, float *x, int N, int C, int H, int W)
+{
+    return dp_darts_fr_forward(c, fr, dp_tensor_wrap(c, x, 4, (int[]){N, C, H, W}));
+}
+
+Test(darts_ops, factorized_reduce_shapes, .timeout = 10)
+{
+    dp_params p = {0};
+    dp_darts_fr fr;
+    dp_darts_fr_init(&fr, &p, "fr", 3, 4, 0);
+    cr_assert_eq(dp_params_finalize(&p), DP_OK);
+    cr_assert_eq(p.n, 2 * 2 * 3, "two 1x1 convs 3 -> 2, no affine");
+    dp_rng r;
+    dp_rng_seed(&r, 1, DP_STREAM_INIT, 0);
+    dp_params_init(&p, &r);
+    static float x[2 * 3 * 7 * 5];
+    dp_init_uniform(&r, x, sizeof x / sizeof x[0], -1, 1);
+    dp_ctx c;
+    dp_ctx_init(&c);
+    const int hw[4][4] = {{6, 6, 3, 3}, {7, 5, 4, 3}, {5, 7, 3, 4}, {1, 1, 1, 1}}; /* H, W -> ceil halves */
+    for (int i = 0; i < 4; i++) {
+        dp_tensor *y = fr_forward(&c, &fr, x, 2, 3, hw[i][0], hw[i][1]);
+        cr_assert_not_null(y, "%dx%d: %s", hw[i][0], hw[i][1], dp_errmsg());
+        cr_assert(y->shape[0] == 2 && y->shape[1] == 4 && y->shape[2] == hw[i][2] && y->shape[3] == hw[i][3],
+                  "%dx%d -> [%d,%d,%d,%d]", hw[i][0], hw[i][1], y->shape[0], y->shape[1], y->shape[2], y->shape[3]);
+    }
+    dp_ctx_free(&c);
+    dp_params_free(&p);
+}
+
+Test(supernet, forward_shape_and_alpha_layout, .timeout = 30)
+{
+    const int ops[5] = {DP_NAS_NONE, DP_NAS_MAX_POOL_3X3, DP_NAS_SKIP_CONNECT, DP_NAS_SEP_CONV_3X3,
+                        DP_NAS_DIL_CONV_5X5};
+    dp_supernet *sn = build(4, 4, (dp_model_shape){1, 9, 9, 7}, 5, ops);
+    cr_assert_eq(sn->alpha.n, 2 * 14 * 5);
+    cr_assert_eq(sn->alpha.count, 2);
+    cr_assert(sn->alpha_normal->ndim == 2 && sn->alpha_normal->shape[0] == 14 && sn->alpha_normal->shape[1] == 5);
+    cr_assert(sn->alpha_reduce->ndim == 2 && sn->alpha_reduce->shape[0] == 14 && sn->alpha_reduce->shape[1] == 5);
+    cr_assert_eq(sn->alpha_normal->data, sn->alpha.data);
+    cr_assert_eq(sn->alpha_reduce->data, sn->alpha.data + 14 * 5);
+    cr_assert_eq(sn->alpha_reduce->grad, sn->alpha.grad + 14 * 5);
+    for (size_t i = 0; i < sn->alpha.n; i++) cr_assert(fabsf(sn->alpha.data[i]) < 1e-2f && sn->alpha.data[i] != 0);
+    cr_assert_gt(sn->model->flops_per_sample, 0);
+
+    static float x[3 * 9 * 9];
+    dp_rng r;
+    dp_rng_seed(&r, 2, DP_STREAM_USER, 0);
+    dp_init_uniform(&r, x, sizeof x / sizeof x[0], -1, 1);
+    dp_ctx c;
+    dp_ctx_init(&c);
+    dp_tensor *y = sn->model->forward(sn->model, &c, dp_tensor_wrap(&c, x, 4, (int[]){3, 1, 9, 9}));
+    cr_assert_not_null(y, "%s", dp_errmsg());
+    cr_assert(y->ndim == 2 && y->shape[0] == 3 && y->shape[1] == 7);
+    for (int t = 0; t < 2; t++) {
+        const dp_tensor *w = sn->weights[t];
+        cr_assert(w && w->n == 14 * 5);
+        for (int e = 0; e < 14; e++) {
+            double s = 0;
+            for (int k = 0; k < 5; k++) s += w->data[e * 5 + k];
+            cr_assert_float_eq(s, 1.0, 1e-5, "darts weights of edge %d sum to %g", e, s);
+        }
+    }
+    int32_t labels[3] = {0, 3, 6};
+    dp_tensor *loss = dp_cross_entropy(&c, y, labels, NULL);
+    dp_params_zero_grad(&sn->alpha);
+    cr_assert_eq(dp_backward(&c, loss), DP_OK, "%s", dp_errmsg());
+    double g = 0;
+    for (size_t i = 0; i < sn->alpha.n; i++) g += fabsf(sn->alpha.grad[i]);
+    cr_assert_gt(g, 0, "the loss reaches alpha");
+    dp_ctx_free(&c);
+    dp_supernet_free(sn);
+}
+
+/* ------------------------------------------------------------------ primitives */
+
+typedef struct op_case {
+    int kind, stride, H, W;
+} op_case;
+
+typedef struct op_state {
+    dp_params p;
+    dp_darts_op op;
+} op_state;
+
+static dp_tensor *build_op(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    const dp_darts_op *o = arg;
+    return dp_darts_op_forward(c, o, in[0]);
+}
+
+ParameterizedTestParameters(darts_ops, gradcheck)
+{
+    static op_case cases[2 * 7];
+    for (int k = 1; k < DP_NAS_NUM_OPS; k++)
+        for (int s = 1; s <= 2; s++) cases[(k - 1) * 2 + s - 1] = (op_case){k, s, s == 1 ? 5 : 7, s == 1 ? 6 : 5};
+    return cr_make_param_array(op_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+/* Every primitive (search form: no affine, BN after pools) at stride 1 and 2
+ * on odd sizes, with respect to its input, C = 4, h = 1e-3. Max-pool inputs
+ * are spread apart (gc_init_distinct) so +-h never changes a window's
+ * winner; the others are kept |x| >= 0.1 so the leading ReLU never flips. */
+ParameterizedTest(op_case *p, darts_ops, gradcheck, .timeout = 60)
+{
+    op_state st = {0};
+    dp_darts_op_init(&st.op, &st.p, "op", p->kind, 4, p->stride, 0, 1);
+    cr_assert_eq(dp_params_finalize(&st.p), DP_OK);
+    dp_rng r;
+    dp_rng_seed(&r, 3, DP_STREAM_INIT, 0);
+    dp_params_init(&st.p, &r);
+    condition_params(&st.p);
+    gc_input in = {.ndim = 4, .shape = {2, 4, p->H, p->W}, .lo = -1, .hi = 1};
+    in.init = p->kind == DP_NAS_MAX_POOL_3X3 ? gc_init_distinct : gc_init_away_from_zero;
+    gc_opts o = net_opts();
+    if (p->kind == DP_NAS_SKIP_CONNECT && p->stride == 1) { /* the identity: the input comes back */
+        dp_ctx c;
+        dp_ctx_init(&c);
+        static float x[2 * 4 * 5 * 6];
+        dp_tensor *X = dp_tensor_wrap(&c, x, 4, (int[]){2, 4, 5, 6});
+        cr_assert_eq(dp_darts_op_forward(&c, &st.op, X), X);
+        dp_ctx_free(&c);
+    } else {
+        CHECK_GRAD_MOSTLY(dp_nas_op_name(p->kind), 1, &in, build_op, &st.op, &o, MISS_BUDGET);
+    }
+    dp_params_free(&st.p);
+}
+
+/* ------------------------------------------------------------------ the tiny supernet */
+
+#define TINY_SHAPE ((dp_model_shape){2, 6, 6, 3})
+enum { NOPS = DP_NAS_NUM_OPS, NW = 14 * NOPS };
+
+typedef struct net_arg {
+    dp_supernet *sn;
+    dp_tensor an, ar; /* alpha views onto the checker's leaf */
+    int eval;         /* BN on running statistics */
+    /* gumbel surrogate: the sample h0 and h0 - s0 at the checked alpha */
+    float h0[2 * NW], shift[2 * NW];
+} net_arg;
+
+/* Points the supernet's alpha at in (a [2, 14, nops] leaf), so the checker
+ * perturbs it and receives its gradient. */
+static void alpha_from(net_arg *a, dp_tensor *in)
+{
+    for (int t = 0; t < 2; t++) {
+        dp_tensor *v = t ? &a->ar : &a->an;
+        memset(v, 0, sizeof *v);
+        dp_tensor_set_shape(v, 2, (int[]){14, NOPS});
+        v->data = in->data + t * NW;
+        v->grad = in->requires_grad ? in->grad + t * NW : NULL;
+        v->requires_grad = in->requires_grad;
+    }
+    a->sn->alpha_normal = &a->an;
+    a->sn->alpha_reduce = &a->ar;
+}
+
+static dp_tensor *build_net(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    net_arg *a = arg;
+    alpha_from(a, in[1]);
+    c->training = !a->eval;
+    return a->sn->model->forward(a->sn->model, c, in[0]);
+}
+
+static void restore_alpha(dp_supernet *sn)
+{
+    sn->alpha_normal = &sn->alpha.items[0]->t;
+    sn->alpha_reduce = &sn->alpha.items[1]->t;
+}
+
+typedef struct mix_case {
+    dp_nas_strategy strategy;
+    float t;
+    int masked;
+} mix_case;
+
+static float gold_mask[2 * NW], x_mask[2 * NW];
+
+static void make_mask(float *m)
+{
+    /* prunes a changing third of the ops, and every op of normal edge 3 but sep_conv_3x3 */
+    for (int i = 0; i < 2 * NW; i++) m[i] = (i * 7 + i / NOPS) % 3 ? 1.0f : 0.0f;
+    for (int k = 0; k < NOPS; k++) m[3 * NOPS + k] = k == DP_NAS_SEP_CONV_3X3;
+}
+
+/* For the input checks: `base` (NULL = all alive) without max-pool. Its
+ * windows' two largest values are often closer than what a step of x moves
+ * them (x feeds every activation), so differences straddle a switch of the
+ * winner; max-pool's gradient is checked in darts_ops::gradcheck on spread
+ * inputs, and through alpha here. */
+static const float *without_max_pool(const float *base)
+{
+    for (int i = 0; i < 2 * NW; i++) x_mask[i] = (base ? base[i] : 1.0f) * (i % NOPS != DP_NAS_MAX_POOL_3X3);
+    return x_mask;
+}
+
+/* Running means 0, variances 1: BN in eval mode is then (almost) the identity. */
+static void fresh_running_stats(dp_params *p)
+{
+    for (int i = 0; i < p->count; i++) {
+        dp_param *it = p->items[i];
+        if (!it->is_buffer) continue;
+        const float v = strstr(it->name, "running_var") ? 1.0f : 0.0f;
+        for (long j = 0; j < it->t.n; j++) it->t.data[j] = v;
+    }
+}
+
+/* The two checks of one configuration: alpha (all ops), then x (no max-pool). */
+static void check_alpha_and_x(const char *name, gc_build_fn fn, net_arg *a, const float *mask)
+{
+    gc_input ins[2] = {{.ndim = 4, .shape = {2, 2, 6, 6}, .lo = -1, .hi = 1, .no_grad = 1},
+                       {.ndim = 3, .shape = {2, 14, NOPS}, .lo = -1, .hi = 1}};
+    gc_opts o = net_opts();
+    o.max_checks = 2 * NW;
+    a->sn->mix.mask = mask;
+    CHECK_GRAD_MOSTLY(name, 2, ins, fn, a, &o, MISS_BUDGET);
+    ins[0].no_grad = 0;
+    ins[1].no_grad = 1;
+    a->sn->mix.mask = without_max_pool(mask);
+    a->eval = 1;
+    fresh_running_stats(&a->sn->model->params);
+    CHECK_GRAD_MOSTLY(name, 2, ins, fn, a, &o, MISS_BUDGET);
+    a->eval = 0;
+    restore_alpha(a->sn);
+}
+
+ParameterizedTestParameters(supernet, gradcheck)
+{
+    static mix_case cases[] = {{DP_NAS_DARTS, 1, 0},
+                               {DP_NAS_TEMPERATURE, 0.5f, 0},
+                               {DP_NAS_GOLD, 1, 1},
+                               {DP_NAS_DARTS, 1, 1}}; /* a mask prunes ops under darts too */
+    return cr_make_param_array(mix_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+/* d (logits . R) / d alpha and / d x for darts, temperature and gold, by central differences. */
+ParameterizedTest(mix_case *p, supernet, gradcheck, .timeout = 120)
+{
+    net_arg a = {.sn = build(3, 2, TINY_SHAPE, 0, NULL)};
+    condition(a.sn);
+    make_mask(gold_mask);
+    a.sn->mix = (dp_nas_mix){.strategy = p->strategy, .temperature = p->t};
+    check_alpha_and_x(dp_nas_strategy_name(p->strategy), build_net, &a, p->masked ? gold_mask : NULL);
+    dp_supernet_free(a.sn);
+}
+
+/* ---- gumbel (GDAS straight-through) ----
+ *
+ * The forward uses the hard one-hot h = onehot(argmax softmax((alpha + g) / T))
+ * and computes only the sampled ops; the backward treats h as the soft s =
+ * softmax((alpha + g) / T). So the gradient is J_s(alpha)^T dL/dh at h = h0,
+ * which is exactly the gradient at alpha0 of the surrogate
+ *     G(alpha) = L( weights h0 + s(alpha) - s(alpha0), computing the ops h0 picked ),
+ * a function that equals the hard forward at alpha0 and moves with the soft
+ * weights. What is checked: the analytic alpha gradient of the gumbel forward
+ * (the pass with grad on) against central differences of G (the passes with
+ * grad off); and, separately, that G at alpha0 equals the hard forward. The
+ * input gradient is an ordinary check: with the noise fixed the sample does
+ * not depend on x. */
+
+static float gumbel_noise[2 * NW];
+
+static void make_gumbel(float *g)
+{
+    dp_rng r;
+    dp_rng_seed(&r, 17, DP_STREAM_USER, 0);
+    for (int i = 0; i < 2 * NW; i++) g[i] = -logf(-logf(fmaxf(dp_rng_uniform(&r), 1e-12f)));
+}
+
+/* h0 and h0 - s0 at alpha (float, as the forward makes them) */
+static void sample_at(net_arg *a, const float *alpha, float T)
+{
+    dp_ctx c;
+    dp_ctx_init(&c);
+    float tmp[2 * NW];
+    for (int i = 0; i < 2 * NW; i++) tmp[i] = alpha[i];
+    dp_tensor *in = dp_tensor_wrap(&c, tmp, 2, (int[]){28, NOPS});
+    dp_tensor *s = dp_softmax(&c, dp_add(&c, in, dp_tensor_wrap(&c, gumbel_noise, 2, (int[]){28, NOPS})), T);
+    dp_tensor *h = dp_onehot_st(&c, s);
+    cr_assert(s && h);
+    for (int i = 0; i < 2 * NW; i++) {
+        a->h0[i] = h->data[i];
+        a->shift[i] = h->data[i] - s->data[i];
+    }
+    dp_ctx_free(&c);
+}
+
+static dp_tensor *surrogate(dp_ctx *c, net_arg *a, dp_tensor *x, float T)
+{
+    dp_tensor *w[2];
+    for (int t = 0; t < 2; t++) {
+        dp_tensor *al = t ? &a->ar : &a->an;
+        dp_tensor *g = dp_tensor_wrap(c, gumbel_noise + t * NW, 2, (int[]){14, NOPS});
+        dp_tensor *sh = dp_tensor_wrap(c, a->shift + t * NW, 2, (int[]){14, NOPS});
+        w[t] = dp_add(c, dp_softmax(c, dp_add(c, al, g), T), sh);
+    }
+    return dp_supernet_forward_weights(a->sn, c, x, w[0], w[1], a->h0);
+}
+
+static dp_tensor *build_gumbel(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    net_arg *a = arg;
+    alpha_from(a, in[1]);
+    c->training = !a->eval;
+    if (c->grad_enabled || !in[1]->requires_grad) return a->sn->model->forward(a->sn->model, c, in[0]);
+    return surrogate(c, a, in[0], a->sn->mix.temperature);
+}
+
+/* The checker's inputs, drawn the way gc_check draws them (same seed and order). */
+static void checker_inputs(const gc_input *ins, int n, float **out)
+{
+    dp_rng r;
+    dp_rng_seed(&r, net_opts().seed, DP_STREAM_USER, 1);
+    for (int i = 0; i < n; i++) {
+        long m = 1;
+        for (int d = 0; d < ins[i].ndim; d++) m *= ins[i].shape[d];
+        dp_init_uniform(&r, out[i], (size_t)m, ins[i].lo, ins[i].hi);
+    }
+}
+
+Test(supernet, gumbel_straight_through_gradient, .timeout = 120)
+{
+    const float T = 0.7f;
+    net_arg a = {.sn = build(3, 2, TINY_SHAPE, 0, NULL)};
+    condition(a.sn);
+    make_gumbel(gumbel_noise);
+    a.sn->mix = (dp_nas_mix){.strategy = DP_NAS_GUMBEL, .temperature = T, .gumbel = gumbel_noise};
+    gc_input ins[2] = {{.ndim = 4, .shape = {2, 2, 6, 6}, .lo = -1, .hi = 1},
+                       {.ndim = 3, .shape = {2, 14, NOPS}, .lo = -1, .hi = 1}};
+    static float x0[2 * 2 * 6 * 6], alpha0[2 * NW];
+    checker_inputs(ins, 2, (float *[]){x0, alpha0});
+    sample_at(&a, alpha0, T);
+
+    /* the hard forward computes the sampled ops only and equals G at alpha0 */
+    dp_ctx c;
+    dp_ctx_init(&c);
+    dp_tensor al = {.data = alpha0, .ndim = 3, .shape = {2, 14, NOPS, 1}, .n = 2 * NW, .requires_grad = 0};
+    alpha_from(&a, &al);
+    dp_tensor *X = dp_tensor_wrap(&c, x0, 4, (int[]){2, 2, 6, 6});
+    dp_tensor *hard = a.sn->model->forward(a.sn->model, &c, X);
+    cr_assert_not_null(hard, "%s", dp_errmsg());
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < NW; i++) cr_assert_eq(a.sn->weights[t]->data[i], a.h0[t * NW + i]);
+    dp_tensor *g0 = surrogate(&c, &a, X, T);
+    cr_assert_not_null(g0, "%s", dp_errmsg());
+    for (long i = 0; i < hard->n; i++) cr_assert_float_eq(hard->data[i], g0->data[i], 1e-6f, "logit %ld", i);
+    dp_ctx_free(&c);
+
+    check_alpha_and_x("gumbel straight-through", build_gumbel, &a, NULL);
+    dp_supernet_free(a.sn);
+}
+
+/* ------------------------------------------------------------------ costs */
+
+typedef struct cost_arg {
+    net_arg net;
+    float cost[2 * NW];
+} cost_arg;
+
+static dp_tensor *build_cost(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    cost_arg *a = arg;
+    if (!build_net(c, in, &a->net)) return NULL;
+    return dp_supernet_expected_cost(c, a->net.sn, a->cost);
+}
+
+ParameterizedTestParameters(expected_cost, gradcheck)
+{
+    static mix_case cases[] = {{DP_NAS_DARTS, 1, 0}, {DP_NAS_TEMPERATURE, 0.5f, 0}, {DP_NAS_GOLD, 1, 1}};
+    return cr_make_param_array(mix_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+/* E[cost] is smooth in alpha (no BN or kink on its path): h 1e-2 and a 5x
+ * tighter tolerance than the default. */
+ParameterizedTest(mix_case *p, expected_cost, gradcheck, .timeout = 60)
+{
+    static cost_arg a;
+    memset(&a, 0, sizeof a);
+    a.net.sn = build(3, 2, TINY_SHAPE, 0, NULL);
+    make_mask(gold_mask);
+    a.net.sn->mix = (dp_nas_mix){.strategy = p->strategy, .temperature = p->t, .mask = p->masked ? gold_mask : NULL};
+    double cost[2 * NW], mx = 0;
+    dp_supernet_costs(a.net.sn, NULL, NULL, cost);
+    for (int i = 0; i < 2 * NW; i++) mx = fmax(mx, cost[i]);
+    for (int i = 0; i < 2 * NW; i++) a.cost[i] = (float)(cost[i] / mx);
+    gc_input ins[2] = {{.ndim = 4, .shape = {2, 2, 6, 6}, .lo = -1, .hi = 1, .no_grad = 1},
+                       {.ndim = 3, .shape = {2, 14, NOPS}, .lo = -1, .hi = 1}};
+    gc_opts o = gc_defaults();
+    o.atol = 2e-4;
+    o.rtol = 2e-3;
+    CHECK_GRAD("expected cost", 2, ins, build_cost, &a, &o);
+
+    /* and its value: sum of w * cost over both cell types */
+    dp_ctx c;
+    dp_ctx_init(&c);
+    restore_alpha(a.net.sn);
+    static float x[2 * 2 * 6 * 6];
+    dp_tensor *y = a.net.sn->model->forward(a.net.sn->model, &c, dp_tensor_wrap(&c, x, 4, (int[]){2, 2, 6, 6}));
+    dp_tensor *ec = dp_supernet_expected_cost(&c, a.net.sn, a.cost);
+    cr_assert(y && ec && ec->ndim == 1 && ec->n == 1, "%s", dp_errmsg());
+    double want = 0;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < NW; i++) want += (double)a.net.sn->weights[t]->data[i] * a.cost[t * NW + i];
+    cr_assert_float_eq(ec->data[0], want, 1e-5 * fabs(want));
+    dp_ctx_free(&c);
+    dp_supernet_free(a.net.sn);
+}
+
+Test(darts_ops, flops_ordering, .timeout = 10)
+{
+    const int C = 8, H = 14, W = 14;
+    double f[DP_NAS_NUM_OPS];
+    for (int k = 0; k < DP_NAS_NUM_OPS; k++) f[k] = dp_darts_op_flops(k, C, H, W, 1);
+    cr_assert_eq(f[DP_NAS_NONE], 0);
+    cr_assert_eq(f[DP_NAS_SKIP_CONNECT], 0);
+    cr_assert_gt(f[DP_NAS_SEP_CONV_3X3], 0);
+    cr_assert_gt(f[DP_NAS_SEP_CONV_5X5], f[DP_NAS_SEP_CONV_3X3]);
+    cr_assert_gt(f[DP_NAS_DIL_CONV_5X5], f[DP_NAS_DIL_CONV_3X3]);
+    cr_assert_gt(f[DP_NAS_SEP_CONV_3X3], f[DP_NAS_DIL_CONV_3X3]);
+    cr_assert_gt(f[DP_NAS_DIL_CONV_3X3], f[DP_NAS_MAX_POOL_3X3]);
+    cr_assert_gt(f[DP_NAS_MAX_POOL_3X3], 0);
+    cr_assert_eq(f[DP_NAS_MAX_POOL_3X3], f[DP_NAS_AVG_POOL_3X3]);
+    /* sep_conv_3x3: two (depthwise 9 + pointwise C) MACs and a BN per output cell */
+    cr_assert_float_eq(f[DP_NAS_SEP_CONV_3X3], 2.0 * (2.0 * (9 + C) * C * H * W + 2.0 * C * H * W), 1e-6);
+    cr_assert_gt(dp_darts_op_flops(DP_NAS_SKIP_CONNECT, C, H, W, 2), 0);
+    cr_assert_eq(dp_darts_op_flops(DP_NAS_NONE, C, H, W, 2), 0);
+    /* stride 2 on 14x14 (or 13x13) works on 7x7 outputs */
+    cr_assert_float_eq(dp_darts_op_flops(DP_NAS_SEP_CONV_5X5, C, 13, 13, 2) * 4,
+                       dp_darts_op_flops(DP_NAS_SEP_CONV_5X5, C, 7, 7, 1) * 4, 1e-6);
+}
+
+/* Records (C, H, W, stride) as one number so a sum over cells can be recomputed. */
+static double probe_cost(int op, int C, int H, int W, int stride, void *user)
+{
+    (*(int *)user)++;
+    return op * 1e6 + C * 1e4 + H * 1e2 + W + stride * 1e-1;
+}
+
+Test(supernet, costs_sum_over_cells_of_each_type, .timeout = 30)
+{
+    dp_supernet *sn = build(5, 8, (dp_model_shape){1, 28, 28, 10}, 0, NULL);
+    static double cost[2 * NW];
+    int calls = 0;
+    dp_supernet_costs(sn, probe_cost, &calls, cost);
+    cr_assert_eq(calls, 5 * NW);
+    /* cells: normal (8, 28), reduce (16, 28 -> 14), normal (16, 14), reduce (32, 14 -> 7), normal (32, 7) */
+    const int nC[3] = {8, 16, 32}, nH[3] = {28, 14, 7}, rC[2] = {16, 32}, rH[2] = {28, 14};
+    for (int e = 0; e < 14; e++) {
+        const int from_input = e == 0 || e == 1 || e == 2 || e == 3 || e == 5 || e == 6 || e == 9 || e == 10;
+        for (int k = 0; k < NOPS; k++) {
+            double wn = 0, wr = 0;
+            for (int i = 0; i < 3; i++) wn += probe_cost(k, nC[i], nH[i], nH[i], 1, &(int){0});
+            for (int i = 0; i < 2; i++) {
+                const int H = from_input ? rH[i] : rH[i] / 2;
+                wr += probe_cost(k, rC[i], H, H, from_input ? 2 : 1, &(int){0});
+            }
+            cr_assert_float_eq(cost[e * NOPS + k], wn, 1e-9 * wn, "normal edge %d op %d", e, k);
+            cr_assert_float_eq(cost[NW + e * NOPS + k], wr, 1e-9 * wr, "reduce edge %d op %d", e, k);
+        }
+    }
+    /* FLOPs: the edges' share of the model's count */
+    dp_supernet_costs(sn, NULL, NULL, cost);
+    double edges = 0;
+    for (int i = 0; i < 2 * NW; i++) edges += cost[i];
+    cr_assert_gt(edges, 0.5 * sn->model->flops_per_sample);
+    cr_assert_lt(edges, sn->model->flops_per_sample);
+    cr_assert_eq(cost[DP_NAS_NONE], 0);
+    dp_supernet_free(sn);
+}
