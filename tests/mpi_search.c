@@ -119,7 +119,10 @@ static void equivalence(dp_nas_strategy strategy, int unrolled, const char *name
         ad = fmax(ad, fabs(many.alpha[k] - one.alpha[k]));
     }
     CHECK(wd <= 1e-3 * wmax, "%s: weights differ by %g (max |w| %g)", name, wd, wmax);
-    CHECK(ad <= 1e-2 * cfg.a_lr * 12, "%s: alpha differs by %g (max |alpha| %g)", name, ad, amax);
+    /* --unrolled divides a difference of two gradients by 2 eps (eps = 0.01 / |dw|): rounding is amplified
+     * accordingly, so it gets 5% of a step */
+    double tol = (unrolled ? 5e-2 : 1e-2) * cfg.a_lr * 12;
+    CHECK(ad <= tol, "%s: alpha differs by %g (max |alpha| %g, tolerance %g)", name, ad, amax, tol);
     if (g_rank == 0) printf("    %s: max |dw| %.3g of %.3g, max |dalpha| %.3g of %.3g\n", name, wd, wmax, ad, amax);
     dp_search_result_free(&many);
     dp_search_result_free(&one);

@@ -16,7 +16,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/conv_depthwise.h"
 #include "core/tape.h"
 #include "gradcheck.h"
 
@@ -292,16 +294,14 @@ Test(conv2d, rejects_bad_shapes, .timeout = 10)
 
 /* ---- depthwise kernels (src/core/conv_depthwise.c) ----
  * Every geometry below runs under each kernel set: the default one (on an
- * AVX2/FMA CPU the row-blocked kernels for stride 1 with 3 or 5 kernel rows
- * and dilation 1 or 2, the flat AVX2 kernels otherwise), the portable C
- * kernels, and the reference loops. Each is gradient-checked; its forward,
- * dX, dW and db are compared with a double-precision reference within
- * 1e-5 (1 + sum of |terms|) (float rounding of up to ~100-term sums, in any
- * order); the fast sets are also compared with the reference loops directly,
- * and the default set with a second run of itself, bit for bit. */
-#include <string.h>
-
-#include "core/conv_depthwise.h"
+ * AVX2/FMA CPU the row-blocked kernels for 3 or 5 kernel rows and dilation 1
+ * or 2 at stride 1, and for forward and dW at stride 2 with dilation 2; the
+ * flat AVX2 kernels otherwise), the portable C kernels, and the reference
+ * loops. Each is gradient-checked; its forward, dX, dW and db are compared
+ * with a double-precision reference within 1e-5 (1 + sum of |terms|) (float
+ * rounding of up to ~100-term sums, in any order); the fast sets are also
+ * compared with the reference loops directly, and the default set with a
+ * second run of itself, bit for bit. */
 
 typedef struct dw_case {
     int N, C, H, W, mult, kh, kw, stride, pad, dil, bias;
@@ -329,8 +329,9 @@ static const dw_case dw_cases[] = {
     {1, 2, 9, 11, 1, 3, 3, 2, 1, 1, 1},   /* stride 2, odd width >= 8 */
     {1, 2, 10, 12, 1, 3, 3, 2, 1, 1, 0},  /* stride 2, even sizes */
     {2, 2, 11, 9, 1, 5, 5, 2, 2, 1, 1},
-    {1, 2, 10, 11, 1, 3, 3, 2, 2, 2, 0},  /* stride 2, dilation 2: taps read even phases only */
+    {1, 2, 10, 11, 1, 3, 3, 2, 2, 2, 0},  /* stride 2, dilation 2: every tap in phase (0, 0) */
     {1, 2, 12, 13, 1, 5, 5, 2, 4, 2, 1},
+    {2, 2, 7, 7, 2, 3, 3, 2, 2, 2, 1},    /* ... on 7x7 (4x4 output: masked), multiplier 2 */
     {2, 2, 8, 9, 1, 3, 5, 1, 1, 2, 0},    /* 3x5, dilation 2, pad 1 (output smaller than input) */
     {2, 2, 9, 8, 1, 5, 3, 1, 2, 1, 1},    /* 5x3 */
     {1, 2, 9, 10, 1, 7, 7, 1, 3, 1, 0},   /* 7x7 kernel: flat kernels at stride 1 */
@@ -485,7 +486,8 @@ ParameterizedTest(dw_param *p, depthwise, matches_reference, .timeout = 30)
         /* against the plain loops, in float */
         dw_run(q, DP_DW_REFERENCE, x, w, b, dy, y2, dx2, dw2, db2);
         for (long i = 0; i < ny; i++)
-            cr_assert(fabs(y[i] - y2[i]) <= 2e-5 * (1 + ym[i]), "y (%s) elem %ld: %.9g vs loops %.9g", mn, i, y[i], y2[i]);
+            cr_assert(fabs(y[i] - y2[i]) <= 2e-5 * (1 + ym[i]), "y (%s) elem %ld: %.9g vs loops %.9g", mn, i, y[i],
+                      y2[i]);
         for (long i = 0; i < nx; i++)
             cr_assert(fabs(dx[i] - dx2[i]) <= 2e-5 * (1 + xm[i]), "dx (%s) elem %ld: %.9g vs loops %.9g", mn, i, dx[i],
                       dx2[i]);

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/tape.h"
 #include "gradcheck.h"
@@ -230,7 +231,6 @@ Test(pool, rejects_bad_arguments, .timeout = 10)
  * distinct, dx matches only if every output routed to the same cell), and
  * average-pool forward and backward within float rounding of their 9-term
  * sums taken in another order. */
-#include <string.h>
 
 void dp_pool_set_kernels(int mode); /* ops_pool.c, for tests: 0 default, 1 portable build, 2 plain loops */
 

@@ -225,6 +225,12 @@ typedef struct dp_image_set {
 dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nranks,
                             long limit, dp_image_set *out);
 
+/*! Images idx[first .. first+bs) of s (or first .. first+bs when idx is NULL)
+ *  into x [bs, c*h*w] as floats through lut (byte -> normalised value), and
+ *  their labels into y [bs]. */
+void dp_image_set_batch(const dp_image_set *s, const float *lut, const int32_t *idx, long first, long bs, float *x,
+                        int32_t *y);
+
 /*! Frees the buffers of an image set and zeroes it. Accepts NULL. */
 void dp_image_set_free(dp_image_set *s);
 

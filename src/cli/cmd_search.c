@@ -133,16 +133,13 @@ static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profi
             rc = dp_flag_long("--seed", a, 0, 0x7fffffffffffffffL, &l);
             cfg->seed = (uint64_t)l;
             break;
-        case O_SAMPLER:
-            if (!strcmp(a, "shard")) cfg->sampler = 0;
-            else if (!strcmp(a, "global")) cfg->sampler = 1;
-            else rc = dp_errorf(DP_ERR_ARG, "--sampler: '%s' is not shard or global", a);
+        case O_SAMPLER: rc = dp_flag_sampler(a, &cfg->sampler); break;
+        case O_ALLREDUCE: {
+            int algo = 0;
+            rc = dp_flag_allreduce(a, &algo);
+            cfg->allreduce = (dp_allreduce_algo)algo;
             break;
-        case O_ALLREDUCE:
-            if (!strcmp(a, "ring")) cfg->allreduce = DP_ALLREDUCE_RING;
-            else if (!strcmp(a, "mpi")) cfg->allreduce = DP_ALLREDUCE_MPI;
-            else rc = dp_errorf(DP_ERR_ARG, "--allreduce: '%s' is not ring or mpi", a);
-            break;
+        }
         case O_CODEC: rc = parse_codec(cfg, a); break;
         case O_ZSTD: rc = dp_flag_int("--wire-zstd", a, 0, DP_CODEC_ZSTD_MAX, &cfg->codec.wire_zstd_level); break;
         case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &cfg->bucket_mb); break;
@@ -153,11 +150,7 @@ static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profi
         case O_EVAL_BATCH: rc = dp_flag_int("--eval-batch", a, 1, 1 << 16, &cfg->eval_batch); break;
         case O_SKIP_WARN: rc = dp_flag_int("--skip-warn", a, 1, 8, &cfg->skip_warn); break;
         case O_THREADS: rc = dp_flag_int("--threads", a, 1, 1024, &cfg->threads); break;
-        case O_PROGRESS:
-            if (!strcmp(a, "bar")) cfg->progress = 1;
-            else if (!strcmp(a, "plain")) cfg->progress = 0;
-            else rc = dp_errorf(DP_ERR_ARG, "--progress: '%s' is not bar or plain", a);
-            break;
+        case O_PROGRESS: rc = dp_flag_progress(a, &cfg->progress); break;
         case O_QUIET: cfg->quiet = 1; break;
         case 'h': *help = 1; return DP_OK;
         default:

@@ -138,23 +138,16 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
         case O_CKEVERY: rc = dp_flag_long("--checkpoint-every", a, 0, 1L << 40, &cfg->checkpoint_every); break;
         case O_STOP: rc = dp_flag_long("--stop-after", a, 1, 1L << 40, &cfg->stop_after); break;
         case O_THREADS: rc = dp_flag_int("--threads", a, 1, 1024, &cfg->threads); break;
-        case O_PROGRESS:
-            if (!strcmp(a, "bar")) cfg->progress = 1;
-            else if (!strcmp(a, "plain")) cfg->progress = 0;
-            else rc = dp_errorf(DP_ERR_ARG, "--progress: '%s' is not bar or plain", a);
-            break;
+        case O_PROGRESS: rc = dp_flag_progress(a, &cfg->progress); break;
         case O_QUIET: cfg->quiet = 1; break;
-        case O_SAMPLER:
-            if (!strcmp(a, "shard")) cfg->sampler = 0;
-            else if (!strcmp(a, "global")) cfg->sampler = 1;
-            else rc = dp_errorf(DP_ERR_ARG, "--sampler: '%s' is not shard or global", a);
-            break;
+        case O_SAMPLER: rc = dp_flag_sampler(a, &cfg->sampler); break;
         case O_ACCUM: rc = dp_flag_int("--accumulate", a, 1, 65536, &cfg->accumulate); break;
-        case O_ALLREDUCE:
-            if (!strcmp(a, "ring")) cfg->allreduce = DP_ALLREDUCE_RING;
-            else if (!strcmp(a, "mpi")) cfg->allreduce = DP_ALLREDUCE_MPI;
-            else rc = dp_errorf(DP_ERR_ARG, "--allreduce: '%s' is not ring or mpi", a);
+        case O_ALLREDUCE: {
+            int algo = 0;
+            rc = dp_flag_allreduce(a, &algo);
+            cfg->allreduce = (dp_allreduce_algo)algo;
             break;
+        }
         case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &cfg->bucket_mb); break;
         case O_NO_OVERLAP: cfg->overlap = 0; break;
         case O_REPLICAS: rc = dp_flag_long("--check-replicas", a, 0, 1L << 40, &cfg->check_replicas); break;

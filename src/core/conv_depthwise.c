@@ -194,28 +194,41 @@ static void dots_c(float (*acc)[8], long M, int T, const float *dy, const float 
         }
 }
 
-/* ---- row-blocked kernels (stride 1, AVX2) ----
- * With stride 1, taps (ki, kj) and (ki + 1, kj) read the same input vector for
- * output rows r + 1 and r. So R output rows are computed together, one ymm
- * per row and column block: per kernel column kj the R + D*(KH - 1) input
- * vectors are each loaded once and FMA'd into every row that uses them, so
- * loads per FMA fall from 1 to (R + D*(KH-1)) / (R*KH) (0.42 for 3x3, R = 8),
- * which matters on cores with one 256-bit load per cycle.
- *   rows:   v = sum_kj sum_ki w[ki*kw + kj] * src[(r + ki*D)*S + c + kj*D]
+/* ---- row-blocked kernels (AVX2) ----
+ * Along a kernel column, taps (ki, kj) and (ki + 1, kj) read the same input
+ * vector for output rows r + D and r. So R output rows are computed together,
+ * one ymm per row and column block: per kernel column kj the R + D*(KH - 1)
+ * input vectors are each loaded once and FMA'd into every row that uses them,
+ * so loads per FMA fall from 1 to (R + D*(KH-1)) / (R*KH) (0.42 for 3x3,
+ * R = 8), which matters on cores with one 256-bit load per cycle. With
+ * tp = {kw, wr, wc} (tap (i, j)'s weight, or dW accumulator, at i*wr + j*wc):
+ *   rows:   v = sum_j sum_i w[i*wr + j*wc] * src[(r + i*D)*S + c + j*D]
  *           for r < nrows, c < ncols; dst[r*ld + c] = init + v, or += v when
- *           accumulating (the forward on the x phase plane straight into y;
- *           the dX pass on the dy copy with the flipped kernel, into dx);
- *   dwrows: acc[ki*kw + kj][l] += sum dy[r*S + c] * x[(r + ki*D)*S + c + kj*D]
- *           over r < nrows, c < ncols, c = l mod 8 (dW).
- * Per output the taps are summed kj-major (kj outer, ki inner). A row whose
+ *           accumulating;
+ *   dwrows: acc[i*wr + j*wc][l] += sum dy[r*S + c] * x[(r + i*D)*S + c + j*D]
+ *           over r < nrows, c < ncols, c = l mod 8.
+ * Stride 1: forward on the x phase plane straight into y, dW, and dX with
+ * the kernel flipped (wr, wc < 0) on the dy copy, added into dx. Stride 2
+ * with dilation 2: every tap lies in phase (0, 0), where the taps form a plain
+ * stride-1 kernel (D = 1): forward and dW as for stride 1, dX by the flat
+ * kernels (an in-place version would need strided writes). Other strided
+ * cases split into several phases of 1- and 2-row sub-kernels; that measured
+ * slower than the flat kernels.
+ * Per output the taps are summed j-major (j outer, i inner). A row whose
  * width is not a multiple of 8 ends with a block at ncols - 8 overlapping the
  * one before: stored whole (the overlap gets the same values again) or, when
  * accumulating or in dwrows, with the overlap lanes masked off. Rows
  * narrower than 8 use masked loads and stores. */
 
-typedef void (*rows_fn)(float *dst, long ld, int nrows, int ncols, long S, const float *src, int kw, const float *w,
-                        float init, int accumulate);
-typedef void (*dwrows_fn)(float (*acc)[8], int nrows, int ncols, long S, const float *dy, const float *x, int kw);
+typedef struct dw_taps {
+    int kw;
+    long wr, wc;
+} dw_taps;
+
+typedef void (*rows_fn)(float *dst, long ld, int nrows, int ncols, long S, const float *src, const dw_taps *tp,
+                        const float *w, float init, int accumulate);
+typedef void (*dwrows_fn)(float (*acc)[8], const dw_taps *tp, int nrows, int ncols, long S, const float *dy,
+                          const float *x);
 
 /* The reduction order of hsum256 in conv_smallk.c. */
 static float hsum8(const float *a) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
@@ -314,8 +327,10 @@ DW_INLINE int col_block(int bi, int n, __m256 *keep)
 /* R rows (R <= 8) of one band. Registers: R accumulators, KH weights, one
  * input vector. */
 DW_INLINE void rows_block(const int KH, const int D, const int R, float *dst, long ld, int ncols, long S,
-                          const float *src, int kw, const float *w, __m256 init, int accumulate)
+                          const float *src, const dw_taps *tp, const float *w, __m256 init, int accumulate)
 {
+    const int kw = tp->kw;
+    const long wr = tp->wr, wc = tp->wc;
     const int nblk = (ncols + 7) / 8;
     for (int bi = 0; bi < nblk; bi++) {
         __m256 keep;
@@ -326,7 +341,7 @@ DW_INLINE void rows_block(const int KH, const int D, const int R, float *dst, lo
         for (int kj = 0; kj < kw; kj++) {
             __m256 wv[5];
 #pragma GCC unroll 5
-            for (int ki = 0; ki < KH; ki++) wv[ki] = _mm256_broadcast_ss(w + ki * kw + kj);
+            for (int ki = 0; ki < KH; ki++) wv[ki] = _mm256_broadcast_ss(w + ki * wr + kj * wc);
             const float *p = src + c + kj * D;
 #pragma GCC unroll 16
             for (int m = 0; m < R + D * (KH - 1); m++) {
@@ -361,9 +376,11 @@ DW_INLINE void rows_block(const int KH, const int D, const int R, float *dst, lo
 /* R rows of dy held in registers per column block; per kernel column the KH
  * tap accumulators come from acc, take R*KH FMAs and go back. Registers: R dy
  * vectors, KH accumulators, one input vector. */
-DW_INLINE void dwrows_block(const int KH, const int D, const int R, float (*acc)[8], int ncols, long S,
-                            const float *dy, const float *x, int kw)
+DW_INLINE void dwrows_block(const int KH, const int D, const int R, float (*acc)[8], const dw_taps *tp, int ncols,
+                            long S, const float *dy, const float *x)
 {
+    const int kw = tp->kw;
+    const long wr = tp->wr, wc = tp->wc;
     const int nblk = (ncols + 7) / 8;
     for (int bi = 0; bi < nblk; bi++) {
         __m256 keep;
@@ -374,7 +391,7 @@ DW_INLINE void dwrows_block(const int KH, const int D, const int R, float (*acc)
         for (int kj = 0; kj < kw; kj++) {
             __m256 a[5];
 #pragma GCC unroll 5
-            for (int ki = 0; ki < KH; ki++) a[ki] = _mm256_loadu_ps(acc[ki * kw + kj]);
+            for (int ki = 0; ki < KH; ki++) a[ki] = _mm256_loadu_ps(acc[ki * wr + kj * wc]);
             const float *p = x + c + kj * D;
 #pragma GCC unroll 16
             for (int m = 0; m < R + D * (KH - 1); m++) {
@@ -386,7 +403,7 @@ DW_INLINE void dwrows_block(const int KH, const int D, const int R, float (*acc)
                 }
             }
 #pragma GCC unroll 5
-            for (int ki = 0; ki < KH; ki++) _mm256_storeu_ps(acc[ki * kw + kj], a[ki]);
+            for (int ki = 0; ki < KH; ki++) _mm256_storeu_ps(acc[ki * wr + kj * wc], a[ki]);
         }
     }
 }
@@ -411,20 +428,20 @@ DW_INLINE void dwrows_block(const int KH, const int D, const int R, float (*acc)
 
 #define DW_ROWS_FNS(KH, D)                                                                                             \
     DW_TARGET static void rows_k##KH##d##D(float *dst, long ld, int nrows, int ncols, long S, const float *src,       \
-                                          int kw, const float *w, float init, int accumulate)                          \
+                                          const dw_taps *tp, const float *w, float init, int accumulate)               \
     {                                                                                                                  \
         const __m256 iv = _mm256_set1_ps(init);                                                                        \
         DW_BANDS(ROWS_CALL_##KH##_##D)                                                                                 \
     }                                                                                                                  \
-    DW_TARGET static void dwrows_k##KH##d##D(float (*acc)[8], int nrows, int ncols, long S, const float *dy,          \
-                                            const float *x, int kw)                                                    \
+    DW_TARGET static void dwrows_k##KH##d##D(float (*acc)[8], const dw_taps *tp, int nrows, int ncols, long S,        \
+                                            const float *dy, const float *x)                                           \
     {                                                                                                                  \
         DW_BANDS(DWROWS_CALL_##KH##_##D)                                                                               \
     }
 /* (these name the parameters of the functions above, and R, r0 of DW_BANDS) */
 #define ROWS_CALL(KH, D, RR)                                                                                           \
-    rows_block(KH, D, RR, dst + (long)r0 * ld, ld, ncols, S, src + (long)r0 * S, kw, w, iv, accumulate)
-#define DWROWS_CALL(KH, D, RR) dwrows_block(KH, D, RR, acc, ncols, S, dy + (long)r0 * S, x + (long)r0 * S, kw)
+    rows_block(KH, D, RR, dst + (long)r0 * ld, ld, ncols, S, src + (long)r0 * S, tp, w, iv, accumulate)
+#define DWROWS_CALL(KH, D, RR) dwrows_block(KH, D, RR, acc, tp, ncols, S, dy + (long)r0 * S, x + (long)r0 * S)
 #define ROWS_CALL_3_1(RR) ROWS_CALL(3, 1, RR)
 #define ROWS_CALL_3_2(RR) ROWS_CALL(3, 2, RR)
 #define ROWS_CALL_5_1(RR) ROWS_CALL(5, 1, RR)
@@ -433,10 +450,31 @@ DW_INLINE void dwrows_block(const int KH, const int D, const int R, float (*acc)
 #define DWROWS_CALL_3_2(RR) DWROWS_CALL(3, 2, RR)
 #define DWROWS_CALL_5_1(RR) DWROWS_CALL(5, 1, RR)
 #define DWROWS_CALL_5_2(RR) DWROWS_CALL(5, 2, RR)
+/* 3 or 5 kernel rows, dilation 1 or 2 (stride 2: dilation 1 inside the phase) */
 DW_ROWS_FNS(3, 1)
 DW_ROWS_FNS(3, 2)
 DW_ROWS_FNS(5, 1)
 DW_ROWS_FNS(5, 2)
+
+static rows_fn rows_for(int KH, int D)
+{
+    const int key = KH * 10 + D;
+    return key == 31   ? rows_k3d1
+           : key == 32 ? rows_k3d2
+           : key == 51 ? rows_k5d1
+           : key == 52 ? rows_k5d2
+                       : NULL;
+}
+
+static dwrows_fn dwrows_for(int KH, int D)
+{
+    const int key = KH * 10 + D;
+    return key == 31   ? dwrows_k3d1
+           : key == 32 ? dwrows_k3d2
+           : key == 51 ? dwrows_k5d1
+           : key == 52 ? dwrows_k5d2
+                       : NULL;
+}
 #endif
 
 /* ---- kernel selection ---- */
@@ -448,32 +486,33 @@ void dp_dwconv_set_kernels(int mode) { dw_mode = mode; }
 typedef struct dw_kernels {
     corr_fn corr;
     dots_fn dots;
-    rows_fn rows;     /* NULL: no row-blocked kernel for this geometry */
-    dwrows_fn dwrows;
+    int avx2; /* the row-blocked kernels may be used */
 } dw_kernels;
 
-static dw_kernels pick_kernels(const dp_conv_geom *g)
+static dw_kernels pick_kernels(void)
 {
-    dw_kernels k = {corr_c, dots_c, NULL, NULL};
+    dw_kernels k = {corr_c, dots_c, 0};
 #ifdef DW_HAVE_AVX2
     if (dw_mode != DP_DW_AUTO || !dp_smallk_available()) return k;
     k.corr = corr_avx2;
     k.dots = dots_avx2;
-    if (g->stride != 1) return k;
-    const int key = g->kh * 10 + g->dil;
-    k.rows = key == 31 ? rows_k3d1 : key == 32 ? rows_k3d2 : key == 51 ? rows_k5d1 : key == 52 ? rows_k5d2 : NULL;
-    k.dwrows = key == 31   ? dwrows_k3d1
-               : key == 32 ? dwrows_k3d2
-               : key == 51 ? dwrows_k5d1
-               : key == 52 ? dwrows_k5d2
-                           : NULL;
-#else
-    (void)g;
+    k.avx2 = 1;
 #endif
     return k;
 }
 
 /* ---- the plan ---- */
+
+#ifdef DW_HAVE_AVX2
+/* One row-blocked pass. */
+typedef struct dw_sub {
+    rows_fn rows;     /* NULL: none (the flat kernels run) */
+    dwrows_fn dwrows;
+    dw_taps tp;
+    long src;         /* read offset of tap (0, 0): in the phase array (forward, dW) or the dy copy (dX) */
+    long w;           /* offset of tap (0, 0)'s weight in the kh*kw kernel */
+} dw_sub;
+#endif
 
 typedef struct dw_plan {
     const dp_conv_geom *g;
@@ -487,6 +526,9 @@ typedef struct dw_plan {
     long Mf;                    /* flat forward outputs, Ho*S rounded to a vector */
     long dyoff, DS;             /* dy(0, 0) in the dy copy; its size */
     long outM;                  /* floats per flat output buffer (forward, or one dX phase) */
+#ifdef DW_HAVE_AVX2
+    dw_sub fw, bx;              /* row-blocked passes: forward and dW; dX */
+#endif
 } dw_plan;
 
 int dp_dwconv_fast_ok(const dp_conv_geom *g)
@@ -544,6 +586,26 @@ static void plan_init(dw_plan *pl, const dp_conv_geom *g)
     pl->outM = round8(outM + slack);
 }
 
+#ifdef DW_HAVE_AVX2
+/* Fills pl's row-blocked passes where there are kernels for them (else their
+ * rows stay NULL). */
+static void plan_rows(dw_plan *pl)
+{
+    const dp_conv_geom *g = pl->g;
+    const int d = g->dil, kw = g->kw, kh = g->kh;
+    memset(&pl->fw, 0, sizeof pl->fw);
+    memset(&pl->bx, 0, sizeof pl->bx);
+    if (pl->s == 1) {
+        /* dX: the kernel flipped, its weights walked backwards from tap T-1 */
+        pl->fw = (dw_sub){rows_for(kh, d), dwrows_for(kh, d), {kw, kw, 1}, 0, 0};
+        pl->bx = (dw_sub){rows_for(kh, d), NULL, {kw, -kw, -1}, pl->dyo[pl->T - 1], pl->T - 1};
+    } else if (pl->s == 2 && d == 2) {
+        /* all in phase (0, 0), tap (ki, kj) at cell (ki, kj) */
+        pl->fw = (dw_sub){rows_for(kh, 1), dwrows_for(kh, 1), {kw, kw, 1}, 0, 0};
+    }
+}
+#endif
+
 /* Copies plane xp [H, W] into its used phase planes (real cells only). */
 static void pack_x(const dw_plan *pl, float *phases, const float *xp)
 {
@@ -588,11 +650,16 @@ int dp_dwconv_forward(dp_ctx *c, float *y, const float *x, const float *w, const
     }
     dw_plan pl;
     plan_init(&pl, g);
-    const dw_kernels k = pick_kernels(g);
+    const dw_kernels k = pick_kernels();
+    int rows = 0;
+#ifdef DW_HAVE_AVX2
+    if (k.avx2) plan_rows(&pl);
+    rows = k.avx2 && pl.fw.rows;
+#endif
     const int nph = pl.s * pl.s, T = pl.T, S = pl.S;
     float *phases = dp_scratch(c, (size_t)(nph * pl.PS) * sizeof(float));
-    float *out = dp_scratch(c, (size_t)pl.outM * sizeof(float));
-    if (!phases || !out) return 0;
+    float *out = rows ? NULL : dp_scratch(c, (size_t)pl.outM * sizeof(float)); /* rows: straight into y */
+    if (c->status != DP_OK) return 0;
     memset(phases, 0, (size_t)(nph * pl.PS) * sizeof(float));
     const float *src[DW_MAX_TAPS];
     for (int t = 0; t < T; t++) src[t] = phases + pl.xoff[t];
@@ -602,10 +669,12 @@ int dp_dwconv_forward(dp_ctx *c, float *y, const float *x, const float *w, const
             if (o % g->Og == 0) pack_x(&pl, phases, x + ((long)n * g->C + o / g->Og) * HW);
             const float bo = b ? b[o] : 0.0f;
             float *yo = y + ((long)n * g->O + o) * g->P;
-            if (k.rows) {
-                k.rows(yo, g->Wo, g->Ho, g->Wo, S, phases, g->kw, w + (long)o * T, bo, 0);
+#ifdef DW_HAVE_AVX2
+            if (rows) {
+                pl.fw.rows(yo, g->Wo, g->Ho, g->Wo, S, phases + pl.fw.src, &pl.fw.tp, w + (long)o * T + pl.fw.w, bo, 0);
                 continue;
             }
+#endif
             k.corr(out, pl.Mf, T, src, w + (long)o * T, bo);
             for (int oh = 0; oh < g->Ho; oh++) copy_row(yo + (long)oh * g->Wo, out + (long)oh * S, g->Wo);
         }
@@ -655,12 +724,18 @@ int dp_dwconv_backward(dp_ctx *c, float *dx, float *dw, const float *dy, const f
     }
     dw_plan pl;
     plan_init(&pl, g);
-    const dw_kernels k = pick_kernels(g);
+    const dw_kernels k = pick_kernels();
+    int rows_w = 0, rows_x = 0; /* row-blocked dW, dX */
+#ifdef DW_HAVE_AVX2
+    if (k.avx2) plan_rows(&pl);
+    rows_w = k.avx2 && pl.fw.dwrows;
+    rows_x = k.avx2 && pl.bx.rows;
+#endif
     const int s = pl.s, nph = s * s, T = pl.T, S = pl.S;
     float *phases = dw ? dp_scratch(c, (size_t)(nph * pl.PS) * sizeof(float)) : NULL;
     float(*acc)[8] = dw ? dp_scratch(c, (size_t)g->O * T * sizeof *acc) : NULL;
     float *dyb = dp_scratch(c, (size_t)pl.DS * sizeof(float));
-    float *outbuf = dx ? dp_scratch(c, (size_t)(nph * pl.outM) * sizeof(float)) : NULL;
+    float *outbuf = dx && !rows_x ? dp_scratch(c, (size_t)(nph * pl.outM) * sizeof(float)) : NULL;
     if (c->status != DP_OK) return 0;
     if (dw) {
         memset(phases, 0, (size_t)(nph * pl.PS) * sizeof(float));
@@ -681,7 +756,7 @@ int dp_dwconv_backward(dp_ctx *c, float *dx, float *dw, const float *dy, const f
         tap[q][nt[q]++] = t;
     }
     float *outs[DW_MAX_PHASES];
-    for (int q = 0; q < nph; q++) outs[q] = dx && nt[q] ? outbuf + (long)q * pl.outM : NULL;
+    for (int q = 0; q < nph; q++) outs[q] = outbuf && nt[q] ? outbuf + (long)q * pl.outM : NULL;
     const long HW = (long)g->H * g->W;
     for (int n = 0; n < g->N; n++)
         for (int o = 0; o < g->O; o++) {
@@ -691,8 +766,10 @@ int dp_dwconv_backward(dp_ctx *c, float *dx, float *dw, const float *dy, const f
             if (dw) {
                 if (o % g->Og == 0) pack_x(&pl, phases, x + ((long)n * g->C + gi) * HW);
                 float(*ao)[8] = acc + (long)o * T;
-                if (k.dwrows) {
-                    k.dwrows(ao, g->Ho, g->Wo, S, dyb + pl.dyoff, phases, g->kw);
+                if (rows_w) {
+#ifdef DW_HAVE_AVX2
+                    pl.fw.dwrows(ao + pl.fw.w, &pl.fw.tp, g->Ho, g->Wo, S, dyb + pl.dyoff, phases + pl.fw.src);
+#endif
                 } else {
                     /* near-equal chunks (25 taps as 9+8+8) */
                     const int nc = (T + DW_CHUNK - 1) / DW_CHUNK;
@@ -705,12 +782,12 @@ int dp_dwconv_backward(dp_ctx *c, float *dx, float *dw, const float *dy, const f
             }
             if (!dx) continue;
             float *dxp = dx + ((long)n * g->C + gi) * HW;
-            if (k.rows) {
-                float wf[DW_MAX_TAPS];
-                for (int t = 0; t < T; t++) wf[t] = wo[T - 1 - t];
-                k.rows(dxp, g->W, g->H, g->W, S, dyb + pl.dyo[T - 1], g->kw, wf, 0.0f, 1);
+#ifdef DW_HAVE_AVX2
+            if (rows_x) {
+                pl.bx.rows(dxp, g->W, g->H, g->W, S, dyb + pl.bx.src, &pl.bx.tp, wo + pl.bx.w, 0.0f, 1);
                 continue;
             }
+#endif
             for (int q = 0; q < nph; q++) {
                 if (!nt[q]) continue;
                 const int a = q / s, rows = pl.Ba[a] - pl.Ta[a];

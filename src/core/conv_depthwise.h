@@ -14,8 +14,12 @@
  * dropped; dy is zero there). S is as small as the geometry allows: the right
  * padding of one row and the left padding of the next share cells. These
  * loops vectorise whole (AVX2/FMA kernels chosen at run time, portable C
- * otherwise); results do not depend on the data or the call history, so they
- * are bit-for-bit reproducible on one machine. */
+ * otherwise). On AVX2/FMA CPUs, stride 1 with 3 or 5 kernel rows and
+ * dilation 1 or 2 (the DARTS primitives) goes through row-blocked kernels
+ * instead: 8 output rows per ymm column block share each input load across
+ * the kernel rows, and write y and dx in place. Summation orders depend on
+ * the geometry and the CPU's kernel set only, never on the data or the call
+ * history: results are bit-for-bit reproducible on one machine. */
 #ifndef DP_CORE_CONV_DEPTHWISE_H
 #define DP_CORE_CONV_DEPTHWISE_H
 

@@ -47,7 +47,7 @@
 typedef struct conv_plan {
     dp_conv_geom g;
     int T;        /* images per GEMM */
-    int direct;   /* Cg == 1 && groups > 1: depthwise loops */
+    int direct;   /* Cg == 1 && groups > 1: conv_depthwise.c */
     int is1x1;    /* 1x1, stride 1, pad 0: x_n is its own column block */
     int smallk;   /* K <= DP_SMALLK_MAX on an AVX2/FMA CPU: conv_smallk.c kernels, T = 1 */
 } conv_plan;

@@ -13,14 +13,16 @@
  * 3x3 windows with pad 1 and stride 1 or 2 (the DARTS search's pools) run
  * separable kernels: every input row is first reduced over each output
  * column's 3-wide window (max and its column, or sum), then each output row
- * combines its (up to) 3 rows; the average backward is the same two passes in
- * reverse. Written as branch-free C that the compiler vectorises, built twice:
- * for the x86-64 baseline and, chosen at run time, for AVX2. Max windows at
- * the border are clamped rather than cut: a clamped cell repeats its
- * neighbour in the scan order, and a repeat never changes the winner under
- * the first-max / NaN rule. Sums are added in another order than the plain
- * loops (row by row, then across rows), so averages can differ from those in
- * the last bit. */
+ * combines its (up to) 3 rows (the average at stride 2 sums rows first, on
+ * the output rows only); the average backward is the same passes in reverse.
+ * At stride 1 (and stride 2 on even widths) a pass runs flat over the whole
+ * plane, long vectors even for 7-wide rows, and the border cells it got
+ * wrong are redone. Written as branch-free C that the compiler vectorises,
+ * built twice: for the x86-64 baseline and, chosen at run time, for AVX2.
+ * Max windows at the border are clamped rather than cut: a clamped cell
+ * repeats its neighbour in the scan order, and a repeat never changes the
+ * winner under the first-max / NaN rule. Sums are added in another order
+ * than the plain loops, so averages can differ from theirs in the last bit. */
 #include <math.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -404,22 +406,18 @@ typedef void (*max3_fn)(float *, int32_t *, const float *, float *, int32_t *, i
 typedef void (*avg3_fn)(float *, const float *, float *, const float *, int, int, int, int);
 typedef void (*avg3b_fn)(float *, const float *, float *, float *, float *, const float *, int, int, int, int);
 
+#ifdef POOL_HAVE_AVX2
 static int pool_use_avx2(void)
 {
-#ifdef POOL_HAVE_AVX2
     static int have = -1;
     if (have < 0) {
         __builtin_cpu_init();
         have = __builtin_cpu_supports("avx2");
     }
     return pool_mode == 0 && have;
-#else
-    return 0;
-#endif
 }
-
-#ifdef POOL_HAVE_AVX2
-#define POOL_PICK(name, s) (pool_use_avx2() ? ((s) == 1 ? name##_s1_avx2 : name##_s2_avx2) : ((s) == 1 ? name##_s1_c : name##_s2_c))
+#define POOL_PICK(name, s)                                                                                             \
+    (pool_use_avx2() ? ((s) == 1 ? name##_s1_avx2 : name##_s2_avx2) : ((s) == 1 ? name##_s1_c : name##_s2_c))
 #else
 #define POOL_PICK(name, s) ((s) == 1 ? name##_s1_c : name##_s2_c)
 #endif

@@ -191,3 +191,16 @@ void dp_image_set_free(dp_image_set *s)
     free(s->labels);
     memset(s, 0, sizeof *s);
 }
+
+void dp_image_set_batch(const dp_image_set *s, const float *lut, const int32_t *idx, long first, long bs, float *x,
+                        int32_t *y)
+{
+    const long feat = (long)s->c * s->h * s->w;
+    for (long i = 0; i < bs; i++) {
+        long k = idx ? idx[first + i] : first + i;
+        const uint8_t *px = s->pixels + (size_t)k * (size_t)feat;
+        float *dst = x + (size_t)i * (size_t)feat;
+        for (long j = 0; j < feat; j++) dst[j] = lut[px[j]];
+        y[i] = s->labels[k];
+    }
+}

@@ -32,17 +32,6 @@ static void trainable(dp_params *p, int on)
         if (!p->items[i]->is_buffer) p->items[i]->t.requires_grad = on;
 }
 
-static void fill_batch(srch *s, const dp_image_set *set, const int32_t *idx, long first, long bs)
-{
-    for (long i = 0; i < bs; i++) {
-        long k = idx ? idx[first + i] : first + i;
-        const uint8_t *px = set->pixels + (size_t)k * (size_t)s->feat;
-        float *dst = s->x + (size_t)i * (size_t)s->feat;
-        for (long j = 0; j < s->feat; j++) dst[j] = s->lut[px[j]];
-        s->y[i] = set->labels[k];
-    }
-}
-
 static dp_tensor *batch_tensor(srch *s, long bs)
 {
     int shape[4] = {(int)bs, s->all.c, s->all.h, s->all.w};
@@ -76,7 +65,7 @@ static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *sm
     c->grad_enabled = 1;
     dp_status rc = DP_OK;
     if (bs > 0) {
-        fill_batch(s, set, smp->perm, first, bs);
+        dp_image_set_batch(set, s->lut, smp->perm, first, bs, s->x, s->y);
         long correct = 0;
         dp_tensor *loss = dp_cross_entropy(c, s->sn->model->forward(s->sn->model, c, batch_tensor(s, bs)), s->y,
                                            &correct);
@@ -202,7 +191,7 @@ dp_status nas_evaluate(srch *s, long limit, double *loss_out, double *acc_out)
         dp_ctx_reset(c);
         c->training = 0;
         c->grad_enabled = 0;
-        fill_batch(s, &s->va, NULL, first, bs);
+        dp_image_set_batch(&s->va, s->lut, NULL, first, bs, s->x, s->y);
         long k = 0;
         dp_tensor *loss = dp_cross_entropy(c, s->sn->model->forward(s->sn->model, c, batch_tensor(s, bs)), s->y, &k);
         if (!loss) {

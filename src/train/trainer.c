@@ -56,17 +56,6 @@ static dp_status load_data(run *r)
     return DP_OK;
 }
 
-static void fill_batch(run *r, const dp_image_set *s, const int32_t *idx, long first, long bs)
-{
-    for (long i = 0; i < bs; i++) {
-        long k = idx ? idx[first + i] : first + i;
-        const uint8_t *px = s->pixels + (size_t)k * (size_t)r->feat;
-        float *dst = r->x + (size_t)i * (size_t)r->feat;
-        for (long j = 0; j < r->feat; j++) dst[j] = r->lut[px[j]];
-        r->y[i] = s->labels[k];
-    }
-}
-
 /* The reference's Cutout on the normalised batch: a side x side square at a
  * uniform centre (clipped at the border) set to 0, every channel. The draws
  * come from the dropout stream, which checkpoints carry, so resume is exact. */
@@ -100,7 +89,7 @@ static dp_status micro_step(run *r, long micro, long global_bs, int sync, double
     c->training = 1;
     c->grad_enabled = 1;
     if (bs > 0) {
-        fill_batch(r, &r->train, r->sampler.perm, first, bs);
+        dp_image_set_batch(&r->train, r->lut, r->sampler.perm, first, bs, r->x, r->y);
         if (r->cfg->cutout) cutout(r, bs);
         long correct = 0;
         dp_tensor *loss = dp_cross_entropy(c, r->m->forward(r->m, c, batch_tensor(r, bs)), r->y, &correct);
@@ -160,7 +149,7 @@ static dp_status evaluate(run *r, double *loss_out, double *acc_out)
         dp_ctx_reset(c);
         c->training = 0;
         c->grad_enabled = 0;
-        fill_batch(r, &r->test, NULL, first, bs);
+        dp_image_set_batch(&r->test, r->lut, NULL, first, bs, r->x, r->y);
         long k = 0;
         dp_tensor *loss = dp_cross_entropy(c, r->m->forward(r->m, c, batch_tensor(r, bs)), r->y, &k);
         if (!loss) return c->status;
