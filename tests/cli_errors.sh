@@ -57,6 +57,7 @@ expect 2 "--flops-budget is a bound of --strategy gold" -- search --flops-budget
 expect 2 "--unrolled needs a bilevel strategy" -- search --strategy gold --unrolled
 expect 2 "--cost-weight: .* out of range|--cost-weight" -- search --cost-weight -1
 expect 1 "$tmp/missing"                  -- search --data "$tmp/missing" --quiet
+expect 2 "--arch-warmup: 3 must be in \[0, epochs=3\)" -- search --epochs 3 --arch-warmup 3
 printf 'sep_conv_3x3 8 28 28 1 x\n' > "$tmp/costs.tsv"
 expect 1 "$tmp/costs.tsv:1"              -- search --cost-table "$tmp/costs.tsv" --data "$tmp/missing" --quiet
 expect 1 "$tmp/nodir/g.json"             -- search --random-genotype "$tmp/nodir/g.json"

@@ -40,6 +40,7 @@ typedef struct dp_search_config {
     double flops_budget;   /* gold: hard bound on the derived network's MFLOPs (0 = none) */
     int prune_every;       /* gold: steps between pruning rounds */
     int warmup_epochs;     /* gold: epochs before the first pruning */
+    int arch_warmup;       /* bilevel: epochs of weight steps only before alpha starts to move */
     int skip_warn;         /* warn when the normal cell has at least this many skip connections */
     uint64_t seed;
     int threads;

@@ -38,6 +38,7 @@ static const char usage[] =
     "  --flops-budget MF     gold: the derived network's MFLOPs per image must fit (hard bound)\n"
     "  --prune-every N       gold: steps between pruning rounds (default 50)\n"
     "  --warmup-epochs N     gold: epochs before pruning starts (default 1)\n"
+    "  --arch-warmup N       epochs of weight steps only before alpha moves (default 0)\n"
     "optimisation (reference DARTS defaults):\n"
     "  --epochs N            (default 1)      --batch B        per rank (default 64)\n"
     "  --limit N             first N training images (default all)\n"
@@ -61,7 +62,7 @@ enum {
     O_DATA = 256, O_LAYERS, O_CHANNELS, O_OPS, O_STRATEGY, O_TSTART, O_TEND, O_UNROLLED, O_COSTW, O_COSTT, O_PROFILE,
     O_BUDGET, O_PRUNE, O_WARMUP_EP, O_EPOCHS, O_BATCH, O_LIMIT, O_LR, O_MIN_LR, O_MOMENTUM, O_WD, O_CLIP, O_ALR,
     O_AWD, O_ACLIP, O_SEED, O_SAMPLER, O_ALLREDUCE, O_CODEC, O_ZSTD, O_BUCKET, O_NO_OVERLAP, O_REPLICAS, O_OUT,
-    O_EVAL_LIMIT, O_EVAL_BATCH, O_SKIP_WARN, O_THREADS, O_PROGRESS, O_QUIET, O_RANDOM,
+    O_EVAL_LIMIT, O_EVAL_BATCH, O_SKIP_WARN, O_THREADS, O_PROGRESS, O_QUIET, O_RANDOM, O_ARCH_WARMUP,
 };
 
 static const struct option opts[] = {
@@ -77,7 +78,8 @@ static const struct option opts[] = {
     {"wire-zstd", 1, 0, O_ZSTD}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
     {"check-replicas", 1, 0, O_REPLICAS}, {"out", 1, 0, O_OUT}, {"eval-limit", 1, 0, O_EVAL_LIMIT},
     {"eval-batch", 1, 0, O_EVAL_BATCH}, {"skip-warn", 1, 0, O_SKIP_WARN}, {"threads", 1, 0, O_THREADS},
-    {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"random-genotype", 1, 0, O_RANDOM}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+    {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"random-genotype", 1, 0, O_RANDOM},
+    {"arch-warmup", 1, 0, O_ARCH_WARMUP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
 
 static dp_status parse_codec(dp_search_config *cfg, const char *a)
@@ -117,6 +119,7 @@ static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profi
         case O_RANDOM: rc = dp_flag_str("--random-genotype", a, random, 512); break;
         case O_BUDGET: rc = dp_flag_float("--flops-budget", a, 1e-6, 1e9, &f), cfg->flops_budget = f; break;
         case O_PRUNE: rc = dp_flag_int("--prune-every", a, 1, 1 << 30, &cfg->prune_every); break;
+        case O_ARCH_WARMUP: rc = dp_flag_int("--arch-warmup", a, 0, 100000, &cfg->arch_warmup); break;
         case O_WARMUP_EP: rc = dp_flag_int("--warmup-epochs", a, 0, 100000, &cfg->warmup_epochs); break;
         case O_EPOCHS: rc = dp_flag_int("--epochs", a, 1, 100000, &cfg->epochs); break;
         case O_BATCH: rc = dp_flag_int("--batch", a, 1, 1 << 16, &cfg->batch); break;

@@ -144,8 +144,12 @@ dp_status nas_search_step(srch *s, long i, double *stats)
     double astats[NSTATS] = {0};
     long i_va = i % s->vsteps;
     dp_status rc;
+    /* warm-up: the weights learn before alpha judges them, against the early bias to parameter-free ops */
+    int alpha_on = s->step >= (long)cfg->arch_warmup * s->steps;
     if (cfg->strategy == DP_NAS_GOLD)
-        rc = grads_at(s, &s->tr, &s->str, i, 1, 1, stats);
+        rc = grads_at(s, &s->tr, &s->str, i, 1, alpha_on, stats);
+    else if (!alpha_on)
+        rc = DP_OK;
     else if (cfg->unrolled)
         rc = unrolled_alpha(s, i, i_va, astats);
     else
@@ -154,8 +158,8 @@ dp_status nas_search_step(srch *s, long i, double *stats)
     stats[3] += astats[3];
     if (cfg->strategy != DP_NAS_GOLD) {
         /* the weight step sees the alpha just taken, as the reference's architect.step then model step */
-        if (cfg->a_clip > 0) dp_clip_grad_norm(ap->grad, ap->n, cfg->a_clip);
-        dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
+        if (alpha_on && cfg->a_clip > 0) dp_clip_grad_norm(ap->grad, ap->n, cfg->a_clip);
+        if (alpha_on) dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
         rc = grads_at(s, &s->tr, &s->str, i, 1, 0, stats);
         if (rc != DP_OK) return rc;
     }
@@ -164,7 +168,7 @@ dp_status nas_search_step(srch *s, long i, double *stats)
     if (stats[3] > 0)
         return dp_errorf(DP_ERR_NONFINITE, "search step %ld: the loss is not finite on %.0f rank(s); lower --lr or --arch-lr",
                          s->step + 1, stats[3]);
-    if (cfg->strategy == DP_NAS_GOLD) {
+    if (cfg->strategy == DP_NAS_GOLD && alpha_on) {
         if (cfg->a_clip > 0) dp_clip_grad_norm(ap->grad, ap->n, cfg->a_clip);
         dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
     }

@@ -73,6 +73,8 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     RANGE(!cfg->unrolled || cfg->strategy != DP_NAS_GOLD, "--unrolled needs a bilevel strategy (not gold)");
     RANGE(cfg->prune_every >= 1, "--prune-every: %d must be >= 1", cfg->prune_every);
     RANGE(cfg->warmup_epochs >= 0, "--warmup-epochs: %d is negative", cfg->warmup_epochs);
+    RANGE(cfg->arch_warmup >= 0 && cfg->arch_warmup < cfg->epochs, "--arch-warmup: %d must be in [0, epochs=%d)",
+          cfg->arch_warmup, cfg->epochs);
     RANGE(cfg->skip_warn >= 1 && cfg->skip_warn <= 8, "--skip-warn: %d is out of range [1, 8]", cfg->skip_warn);
     RANGE(cfg->threads >= 1 && cfg->threads <= 1024, "--threads: %d is out of range [1, 1024]", cfg->threads);
     RANGE(isfinite(cfg->bucket_mb) && cfg->bucket_mb > 0 && cfg->bucket_mb <= 4096,
@@ -89,12 +91,12 @@ int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
     int len = snprintf(buf, n,
                        "data=%s\nlayers=%d\nchannels=%d\nstem=%d\nin=%dx%dx%d/%d\nstrategy=%s\nepochs=%d\nbatch=%d\n"
                        "eval_batch=%d\nlimit=%ld\neval_limit=%ld\nsampler=%d\nw=%g/%g/%g/%g/%g\na=%g/%g/%g/%g/%g\n"
-                       "unrolled=%d\nt=%g/%g\ncost_weight=%g\ncost_table=%s\nflops_budget=%g\nprune=%d/%d\n"
+                       "unrolled=%d\narch_warmup=%d\nt=%g/%g\ncost_weight=%g\ncost_table=%s\nflops_budget=%g\nprune=%d/%d\n"
                        "seed=%llu\nallreduce=%d\ncodec=%d/%d/%d/%g/%d\nops=",
                        cfg->data, s->layers, s->channels, s->stem_multiplier, s->in.c, s->in.h, s->in.w, s->in.classes,
                        dp_nas_strategy_name(cfg->strategy), cfg->epochs, cfg->batch, cfg->eval_batch, cfg->limit,
                        cfg->eval_limit, cfg->sampler, cfg->w_lr, cfg->w_min_lr, cfg->w_momentum, cfg->w_wd,
-                       cfg->w_clip, cfg->a_lr, cfg->a_beta1, cfg->a_beta2, cfg->a_wd, cfg->a_clip, cfg->unrolled,
+                       cfg->w_clip, cfg->a_lr, cfg->a_beta1, cfg->a_beta2, cfg->a_wd, cfg->a_clip, cfg->unrolled, cfg->arch_warmup,
                        cfg->t_start, cfg->t_end, cfg->cost_weight, cfg->cost_table, cfg->flops_budget,
                        cfg->prune_every, cfg->warmup_epochs, (unsigned long long)cfg->seed, (int)cfg->allreduce,
                        (int)cfg->codec.kind, cfg->codec.wire_zstd_level, cfg->sparse, cfg->topk_fraction,
