@@ -193,6 +193,40 @@ static void cost_penalty(void)
     end_case("cost penalty lowers alpha of sep_conv_5x5");
 }
 
+/* The first `arch_warmup` epochs leave alpha alone: two warm-up runs whose weights learn differently
+ * (another lr) still write the same epoch-1 rows of alpha.csv (softmax of the initial alpha). */
+static void arch_warmup(void)
+{
+    char rows[2][4096];
+    for (int run = 0; run < 2; run++) {
+        dp_search_config cfg = tiny(16, 400);
+        cfg.epochs = 2;
+        cfg.arch_warmup = 1;
+        cfg.w_lr = run ? 0.1f : 0.01f;
+        snprintf(cfg.out, sizeof cfg.out, "%s/warm%d", tmp, run);
+        dp_search_result res;
+        CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &res));
+        dp_search_result_free(&res);
+        memset(rows[run], 0, sizeof rows[run]);
+        if (g_rank == 0) {
+            char path[600];
+            snprintf(path, sizeof path, "%s/alpha.csv", cfg.out);
+            FILE *f = fopen(path, "r");
+            CHECK(f != NULL, "%s missing", path);
+            char line[512];
+            size_t len = 0;
+            while (f && fgets(line, sizeof line, f))
+                if (!strncmp(line, "1,", 2) && len + strlen(line) < sizeof rows[run]) len += (size_t)sprintf(rows[run] + len, "%s", line);
+            if (f) fclose(f);
+        }
+    }
+    if (g_rank == 0) {
+        CHECK(strlen(rows[0]) > 0, "no epoch-1 rows in alpha.csv");
+        CHECK(!strcmp(rows[0], rows[1]), "alpha moved during --arch-warmup");
+    }
+    end_case("--arch-warmup freezes alpha");
+}
+
 static void bad_input(void)
 {
     dp_search_config cfg = tiny(16, 400);
@@ -235,6 +269,7 @@ int main(int argc, char **argv)
     strategies();
     gold_budget();
     cost_penalty();
+    arch_warmup();
     bad_input();
 
     if (g_rank == 0) {
