@@ -225,6 +225,10 @@ typedef struct dp_image_set {
 dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nranks,
                             long limit, dp_image_set *out);
 
+/*! lut[v] = (v / 255 - mean) / std with Fashion-MNIST's pixel statistics: the
+ *  byte -> float table dp_image_set_batch applies. */
+void dp_image_norm_lut(float lut[256]);
+
 /*! Images idx[first .. first+bs) of s (or first .. first+bs when idx is NULL)
  *  into x [bs, c*h*w] as floats through lut (byte -> normalised value), and
  *  their labels into y [bs]. */

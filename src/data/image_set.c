@@ -192,6 +192,15 @@ void dp_image_set_free(dp_image_set *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Fashion-MNIST's pixel statistics on [0,1] (the usual normalisation). */
+#define PIXEL_MEAN 0.2860f
+#define PIXEL_STD 0.3530f
+
+void dp_image_norm_lut(float lut[256])
+{
+    for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - PIXEL_MEAN) / PIXEL_STD;
+}
+
 void dp_image_set_batch(const dp_image_set *s, const float *lut, const int32_t *idx, long first, long bs, float *x,
                         int32_t *y)
 {

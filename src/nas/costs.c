@@ -20,23 +20,19 @@
 typedef struct cost_entry { int op, C, H, W, stride; double ms; } cost_entry;
 struct dp_cost_table { cost_entry *e; int n, cap, missing; };
 
-/* The (C, H, W, stride) places of the supernet's edges, in cell order. */
-static int places(const dp_supernet_config *net, int (*out)[4], int cap)
+/* The distinct (C, H, W, stride) places of the supernet's edges, gathered
+ * through dp_supernet_costs so that the geometry has one definition. */
+typedef struct place_set { int p[64][4], n; } place_set;
+
+static double collect_place(int op, int C, int H, int W, int stride, void *user)
 {
-    int n = 0, C = net->channels, H = net->in.h, W = net->in.w;
-    for (int i = 0; i < net->layers; i++) {
-        int red = i == net->layers / 3 || i == 2 * net->layers / 3;
-        if (red) C *= 2;
-        int Ho = red ? (H + 1) / 2 : H, Wo = red ? (W + 1) / 2 : W;
-        int cand[2][4] = {{C, H, W, red ? 2 : 1}, {C, Ho, Wo, 1}};
-        for (int k = 0; k < (red ? 2 : 1); k++) {
-            int dup = 0;
-            for (int j = 0; j < n; j++) dup |= !memcmp(out[j], cand[k], sizeof cand[k]);
-            if (!dup && n < cap) memcpy(out[n++], cand[k], sizeof cand[k]);
-        }
-        H = Ho, W = Wo;
-    }
-    return n;
+    (void)op;
+    place_set *ps = user;
+    const int cand[4] = {C, H, W, stride};
+    for (int j = 0; j < ps->n; j++)
+        if (!memcmp(ps->p[j], cand, sizeof cand)) return 0;
+    if (ps->n < 64) memcpy(ps->p[ps->n++], cand, sizeof cand);
+    return 0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -104,8 +100,16 @@ dp_status dp_search_profile_ops(const dp_search_config *cfg, const char *path)
     net.in = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
                               (int)man->schema.param[3]};
     dp_manifest_free(man);
-    int pl[64][4];
-    int np = places(&net, pl, 64);
+    dp_supernet *sn = NULL;
+    rc = dp_supernet_build(&net, &sn);
+    if (rc != DP_OK) return rc;
+    place_set ps = {.n = 0};
+    double *sums = malloc((size_t)2 * DP_NAS_EDGES * (size_t)net.nops * sizeof *sums);
+    if (sums) dp_supernet_costs(sn, collect_place, &ps, sums);
+    free(sums);
+    dp_supernet_free(sn);
+    if (!sums) return dp_errorf(DP_ERR_NOMEM, "--profile-ops: out of memory");
+    int (*pl)[4] = ps.p, np = ps.n;
     size_t cap = 256 + (size_t)np * (size_t)cfg->net.nops * 64;
     char *buf = malloc(cap);
     if (!buf) return dp_errorf(DP_ERR_NOMEM, "--profile-ops: out of memory");

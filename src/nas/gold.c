@@ -104,7 +104,7 @@ dp_status nas_gold_finish(srch *s)
         for (int t = 0; t < 2; t++) {
             const int *op = t ? g.reduce_op : g.normal_op, *in = t ? g.reduce_in : g.normal_in;
             for (int j = 0; j < 2 * DP_NAS_NODES; j++) {
-                int node = j / 2, e = 2 * node + node * (node - 1) / 2 + in[j];
+                int e = nas_edge_of(j / 2, in[j]);
                 for (int k = 0; k < s->nops; k++) {
                     int i = (t * DP_NAS_EDGES + e) * s->nops + k;
                     if (s->sn->cfg.ops[k] == op[j] && s->mask[i] > 0 && s->flops[i] > worst_f) worst = i, worst_f = s->flops[i];

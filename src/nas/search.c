@@ -13,17 +13,13 @@
  * with batch P b (exactly so with --sampler global).
  * Gumbel noise comes from a stream every rank shares, so every rank samples
  * the same ops. */
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "nas/search_run.h"
 
-#define PIXEL_MEAN 0.2860f
-#define PIXEL_STD 0.3530f
 #define NSTATS 5 /* loss sum, correct, images, non-finite, unused */
 
 static void trainable(dp_params *p, int on)

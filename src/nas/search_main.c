@@ -8,8 +8,6 @@
 
 #include "nas/search_run.h"
 
-#define PIXEL_MEAN 0.2860f
-#define PIXEL_STD 0.3530f
 
 /* The two halves of this rank's images: weights train on the first, alpha on the second. */
 static void split_halves(srch *s)
@@ -31,7 +29,7 @@ static dp_status load_data(srch *s)
                                      &s->all);
     if (rc != DP_OK) return rc;
     if (s->all.split_total < 2) return dp_errorf(DP_ERR_ARG, "%s: the train split has fewer than 2 images", cfg->data);
-    for (int v = 0; v < 256; v++) s->lut[v] = ((float)v / 255.0f - PIXEL_MEAN) / PIXEL_STD;
+    dp_image_norm_lut(s->lut);
     s->feat = (long)s->all.c * s->all.h * s->all.w;
     split_halves(s);
     long bmax = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;
@@ -54,7 +52,7 @@ static dp_status make_sampler(srch *s, dp_sampler *smp, long n)
 /* Steps whose batch is full on every rank: the last, partial global batch is
  * dropped, so no rank sits out a step (its batch-norm would not join the
  * others' statistics) and P x b sees the batches 1 x P b sees. */
-static long full_batches(const srch *s, const dp_sampler *smp)
+static long full_batches(const dp_sampler *smp)
 {
     if (smp->kind == DP_SAMPLER_GLOBAL) return smp->n / ((long)smp->size * smp->batch);
     long m = -1;
@@ -62,7 +60,6 @@ static long full_batches(const srch *s, const dp_sampler *smp)
         long k = smp->n_ranks[r] / smp->batch;
         m = m < 0 || k < m ? k : m;
     }
-    (void)s;
     return m < 0 ? 0 : m;
 }
 
@@ -158,8 +155,8 @@ static dp_status setup(srch *s, MPI_Comm comm)
     if (rc == DP_OK) rc = make_sampler(s, &s->str, s->tr.n);
     if (rc == DP_OK) rc = make_sampler(s, &s->sva, s->va.n);
     if (rc != DP_OK) return rc;
-    s->steps = full_batches(s, &s->str);
-    s->vsteps = full_batches(s, &s->sva);
+    s->steps = full_batches(&s->str);
+    s->vsteps = full_batches(&s->sva);
     if (s->steps == 0 || s->vsteps == 0)
         return dp_errorf(DP_ERR_ARG, "%s: %ld training images make no full global batch of %d x %d in each half",
                          cfg->data, s->all.split_total, s->size, cfg->batch);

@@ -41,9 +41,6 @@ static int column_of(const srch *s, int op)
     return -1;
 }
 
-/* node i's edges start at 2 + 3 + ... : 0, 2, 5, 9 */
-static int edge_of(int node, int input) { return 2 * node + node * (node - 1) / 2 + input; }
-
 double nas_genotype_mflops(const srch *s, const dp_genotype *g)
 {
     double f = 0;
@@ -51,7 +48,7 @@ double nas_genotype_mflops(const srch *s, const dp_genotype *g)
         const int *op = t ? g->reduce_op : g->normal_op, *in = t ? g->reduce_in : g->normal_in;
         for (int j = 0; j < 2 * DP_NAS_NODES; j++) {
             int k = column_of(s, op[j]);
-            if (k >= 0) f += s->flops[(t * DP_NAS_EDGES + edge_of(j / 2, in[j])) * s->nops + k];
+            if (k >= 0) f += s->flops[(t * DP_NAS_EDGES + nas_edge_of(j / 2, in[j])) * s->nops + k];
         }
     }
     return f / 1e6 + s->fixed_mflops;

@@ -25,9 +25,6 @@
 #include "dptrain/ops.h"
 #include "train/run.h"
 
-/* Fashion-MNIST's pixel statistics on [0,1] (the usual normalisation). */
-#define PIXEL_MEAN 0.2860f
-#define PIXEL_STD 0.3530f
 #define LOG_EVERY 50
 
 static volatile sig_atomic_t stop_requested;
@@ -47,7 +44,7 @@ static dp_status load_data(run *r)
     if (r->train.split_total == 0) return dp_errorf(DP_ERR_ARG, "%s: the train split is empty", cfg->data);
     if (r->test.n && (r->test.c != r->train.c || r->test.h != r->train.h || r->test.w != r->train.w))
         return dp_errorf(DP_ERR_FORMAT, "%s: train and test images differ in shape", cfg->data);
-    for (int v = 0; v < 256; v++) r->lut[v] = ((float)v / 255.0f - PIXEL_MEAN) / PIXEL_STD;
+    dp_image_norm_lut(r->lut);
     r->feat = (long)r->train.c * r->train.h * r->train.w;
     long bmax = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;
     r->x = aligned_alloc(64, ((size_t)bmax * (size_t)r->feat * sizeof(float) + 63) / 64 * 64);
