@@ -4,6 +4,8 @@ add_executable(dptrain_cli
   src/cli/cmd_train.c
   src/cli/cmd_shard.c
   src/cli/cmd_search.c
+  src/cli/cmd_dsi_prepare.c
+  src/cli/cmd_dsi.c
 )
 set_target_properties(dptrain_cli PROPERTIES OUTPUT_NAME dptrain RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
 target_include_directories(dptrain_cli PRIVATE src)

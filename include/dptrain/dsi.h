@@ -1,0 +1,256 @@
+/* Differentiable Search Index (Tay et al. 2022) and decentralised De-DSI
+ * ensembles (Neague et al. 2024): a query's hashed n-grams -> an encoder ->
+ * a document identifier, atomic (one softmax over the documents) or semantic
+ * (a digit sequence from hierarchical k-means, decoded level by level).
+ *
+ * Flow: dsi-prepare (TSV or Debian package index) -> tokenised query shards +
+ * docs.tsv per dataset dir -> dsi-train (one model per member communicator)
+ * -> member checkpoints -> dsi-query / dsi-eval (beam search in each member,
+ * softmax-normalised beam scores summed per docid). BM25 is the baseline.
+ *
+ * Every function returning dp_status sets dp_errmsg() on failure, naming the
+ * file (and line or field) at fault. */
+#ifndef DPTRAIN_DSI_H
+#define DPTRAIN_DSI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/nn.h"
+#include "dptrain/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================================ tokenizer */
+/* src/dsi/tokenize.c. Text is lower-cased ASCII-wise; a word is a maximal run
+ * of [a-z0-9] or of bytes >= 0x80 (UTF-8 kept whole); everything else
+ * separates words. Features: each word, each pair of adjacent words, each
+ * character 3-gram of "#word#" (fastText's boundary marks), each hashed with
+ * xxHash3 under a seed per feature kind, then reduced mod `buckets`. */
+
+typedef struct dp_dsi_tok_config {
+    uint32_t buckets;   /* hash buckets (the embedding rows), default 1 << 18 */
+    int words, bigrams, trigrams; /* feature kinds, 1 = on (default all on) */
+    int max_tokens;     /* features kept per text, the first ones (default 256) */
+} dp_dsi_tok_config;
+
+void dp_dsi_tok_defaults(dp_dsi_tok_config *c);
+/*! DP_ERR_ARG naming the field (buckets 1..2^30, max_tokens 1..65536, some kind on). */
+dp_status dp_dsi_tok_check(const dp_dsi_tok_config *c);
+/*! Hashed features of `text` (NUL-terminated) into out[0 .. min(n, cap)).
+ *  @return n, the number written (words first, then bigrams, then trigrams,
+ *  each in text order; cut at cfg->max_tokens and at cap). */
+int dp_dsi_tokenize(const dp_dsi_tok_config *cfg, const char *text, uint32_t *out, int cap);
+/*! 64-bit hashes of the lower-cased words of `text` (for BM25): returns the
+ *  number written, at most cap. */
+int dp_dsi_words(const char *text, uint64_t *out, int cap);
+
+/* ============================================================ datasets */
+/* A DSI dataset directory (written by dp_dsi_prepare, layout in
+ * shards/README.md): manifest.txt with token-record shards in splits "train",
+ * "test" and "index" (indexing examples; may be absent), docs.tsv (line i:
+ * docid string of local document i), train.tsv / test.tsv (query<TAB>docid,
+ * the plain layout, for BM25 and dsi-eval), tokenizer.txt (the dp_dsi_tok_config
+ * that made the shards). A token record is uint32 LE: [doc, tok_1 .. tok_n],
+ * doc < number of documents, tok < buckets. */
+
+typedef struct dp_dsi_set {
+    long n;          /* examples */
+    int32_t *doc;    /* [n] document index */
+    int64_t *off;    /* [n + 1]: example i's tokens are tok[off[i] .. off[i+1]) */
+    int32_t *tok;    /* token ids (int32: what dp_embedding_bag takes) */
+} dp_dsi_set;
+
+typedef struct dp_dsi_data {
+    char dir[512];
+    dp_dsi_tok_config tok;
+    int ndocs;
+    char **names;    /* [ndocs] docid strings */
+    dp_dsi_set train, test, index;
+    uint64_t manifest_hash;
+} dp_dsi_data;
+
+/*! Loads every split of the dataset in `dir` (all of it: DSI sets are small),
+ *  checking shards against manifest and headers, doc < ndocs and tok < buckets.
+ *  @return DP_OK, DP_ERR_IO, DP_ERR_FORMAT (file and record named), DP_ERR_NOMEM. */
+dp_status dp_dsi_data_load(const char *dir, dp_dsi_data *out);
+void dp_dsi_data_free(dp_dsi_data *d);
+void dp_dsi_set_free(dp_dsi_set *s);
+
+/*! Query<TAB>docid pairs of a plain TSV (dsi-eval's test file). */
+typedef struct dp_dsi_pairs {
+    long n;
+    char **query, **docid;
+} dp_dsi_pairs;
+/*! Reads a plain `query<TAB>docid` file; with `dedupe`, identical pairs are kept once.
+ *  DP_ERR_FORMAT names file and line (missing tab, empty field). */
+dp_status dp_dsi_pairs_load(const char *path, int dedupe, dp_dsi_pairs *out);
+void dp_dsi_pairs_free(dp_dsi_pairs *p);
+
+typedef struct dp_dsi_prepare_config {
+    /* inputs: either the Debian package index ... */
+    char debian_packages[512];     /* `apt-cache dumpavail` output */
+    char debian_translations[512]; /* Translation-en text (apt-helper cat-file) */
+    /* ... or query-docid TSV (ORCAS: query_id, query, doc_id, url; or plain: query, docid) */
+    char queries[512];
+    char docs[512];                /* optional docid<TAB>text: indexing examples from the text */
+    char out[512];
+    dp_dsi_tok_config tok;
+    int members[8];                /* ensemble sizes to write (each S > 1 -> out/m<S>/<k>) */
+    int nmembers;
+    int kmeans_members;            /* 1: group documents by k-means over their query vectors; 0: random */
+    int index_examples;            /* indexing examples per document (0 = none) */
+    double test_fraction;          /* of each document's queries (default 0.5) */
+    long limit_docs;               /* keep a random subset of this many documents (0 = all) */
+    int min_words;                 /* a long-description sentence needs this many words (default 3) */
+    uint64_t seed;
+} dp_dsi_prepare_config;
+
+typedef struct dp_dsi_prepare_stats {
+    long docs, train_queries, test_queries, index_examples;
+    long dropped_shared_queries, dropped_docs;
+    double seconds;
+} dp_dsi_prepare_stats;
+
+void dp_dsi_prepare_defaults(dp_dsi_prepare_config *c);
+/*! Builds the dataset dirs: out/ (every document: the centralised model's
+ *  data) and out/m<S>/<k>/ for k < S for each S in members. */
+dp_status dp_dsi_prepare(const dp_dsi_prepare_config *cfg, dp_dsi_prepare_stats *st);
+
+/* ============================================================ k-means */
+/* src/dsi/kmeans.c: spherical k-means over L2-normalised sparse rows,
+ * k-means++ seeding from `seed`; deterministic for a seed. */
+
+typedef struct dp_sparse_rows {
+    int n;
+    uint32_t dim;
+    int64_t *off;    /* [n + 1] */
+    uint32_t *idx;   /* sorted within a row */
+    float *val;
+} dp_sparse_rows;
+void dp_sparse_rows_free(dp_sparse_rows *x);
+
+/*! TF-IDF vector of each document from the token ids of its examples in s
+ *  (tf = count, idf = log((1 + ndocs) / (1 + df)) + 1), L2-normalised. */
+dp_status dp_dsi_tfidf(const dp_dsi_set *s, int ndocs, uint32_t dim, dp_sparse_rows *out);
+/*! Clusters rows[0..nrows) of x into k groups: assign[i] in [0, k) for rows[i].
+ *  Empty clusters are refilled by splitting the largest; when the rows cannot
+ *  be told apart (fewer distinct rows than k), they are dealt round-robin. */
+dp_status dp_kmeans(const dp_sparse_rows *x, const int *rows, int nrows, int k, int iters, uint64_t seed,
+                    int *assign);
+
+/* ============================================================ docids */
+/* src/dsi/docids.c. A document's id is a digit sequence; the trie holds every
+ * valid sequence. Atomic: one digit, the document index. Semantic: digits of
+ * nested k-means clusters (k per level) until a group has at most `leaf`
+ * documents, then the position in the group. */
+
+enum { DP_DSI_MAXLEN = 12 };
+typedef enum dp_dsi_docid_kind { DP_DSI_ATOMIC = 0, DP_DSI_SEMANTIC = 1 } dp_dsi_docid_kind;
+
+typedef struct dp_dsi_trie {
+    int nnodes;          /* node 0 = root */
+    int *depth;          /* [nnodes] */
+    int *first, *count;  /* [nnodes] children are nodes first .. first+count-1, by digit */
+    int *digit;          /* [nnodes] the digit leading to the node (root: -1) */
+    int *doc;            /* [nnodes] the document a leaf names, else -1 */
+    int *level_base;     /* [maxlen + 1]: nodes of depth l are level_base[l] .. level_base[l+1]-1 */
+} dp_dsi_trie;
+
+typedef struct dp_dsi_docids {
+    dp_dsi_docid_kind kind;
+    int ndocs, maxlen;
+    uint8_t *len;        /* [ndocs] */
+    uint16_t *code;      /* [ndocs * maxlen] digits, row d = document d */
+    int width[DP_DSI_MAXLEN]; /* digits possible at each level (max children of a node at depth l) */
+    int *leaf;           /* [ndocs] trie node of document d */
+    dp_dsi_trie trie;
+} dp_dsi_docids;
+
+dp_status dp_dsi_docids_atomic(int ndocs, dp_dsi_docids *out);
+/*! Semantic ids from document vectors x (one row per document). */
+dp_status dp_dsi_docids_semantic(const dp_sparse_rows *x, int k, int leaf, uint64_t seed, dp_dsi_docids *out);
+/*! Rebuilds trie, leaf and width from kind, ndocs, maxlen, len and code
+ *  (after loading a checkpoint); DP_ERR_FORMAT when two documents share an id. */
+dp_status dp_dsi_docids_index(dp_dsi_docids *ids);
+void dp_dsi_docids_free(dp_dsi_docids *ids);
+
+/* ============================================================ model */
+/* src/dsi/model.c. Encoder: mean embedding-bag [buckets, embed] -> `layers`
+ * x (linear hidden, ReLU, dropout) -> h [N, hidden]. Atomic head: linear
+ * hidden -> ndocs. Semantic decoder, separate weights per level l:
+ * g = ReLU(A_l h + E_l[prefix node]) -> linear -> width[l] logits, where
+ * E_l embeds the trie node of the prefix so far (teacher forcing in training).
+ * The embedding table lives in its own registry so the trainer can update
+ * and allreduce only the rows a step touched. */
+
+typedef struct dp_dsi_model_config {
+    uint32_t buckets;
+    int embed, hidden, layers;
+    float dropout;
+} dp_dsi_model_config;
+
+typedef struct dp_dsi_model {
+    dp_dsi_model_config cfg;
+    dp_dsi_docids ids;   /* owned */
+    dp_params emb;       /* the embedding table only */
+    dp_params dense;     /* everything else */
+    void *impl;
+} dp_dsi_model;
+
+void dp_dsi_model_defaults(dp_dsi_model_config *c);
+/*! Builds (parameters finalised, not initialised) a model for `ids`, which it
+ *  takes over (*ids is zeroed). */
+dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids, dp_dsi_model **out);
+void dp_dsi_model_init(dp_dsi_model *m, dp_rng *r);
+void dp_dsi_model_free(dp_dsi_model *m);
+/*! Bags of token ids -> h [nbags, hidden]. */
+dp_tensor *dp_dsi_encode(dp_ctx *c, dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags);
+/*! Mean over the n rows of h of the cross-entropy summed over docid levels
+ *  (teacher forcing); *correct (may be NULL) counts rows whose every level's
+ *  argmax is right. docs must stay valid until backward. */
+dp_tensor *dp_dsi_loss(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *docs, long *correct);
+/*! Constrained beam search for the n rows of h (no tape: call with
+ *  c->grad_enabled off or in eval). For row i, writes up to `beams` documents
+ *  to docs[i * beams ..] with their scores (sum of log-probabilities, each
+ *  renormalised over the node's valid children, divided by the id's length),
+ *  best first; unused slots get doc -1. Only ids in the trie can come out. */
+dp_status dp_dsi_beam_search(dp_ctx *c, dp_dsi_model *m, const float *h, int n, int beams, int32_t *docs,
+                             float *scores);
+
+/* ============================================================ ranking */
+/* src/dsi/rank.c: ensemble aggregation, retrieval metrics, BM25. */
+
+typedef enum dp_dsi_agg { DP_DSI_AGG_CONFIDENCE = 0, DP_DSI_AGG_VOTE = 1 } dp_dsi_agg;
+
+/*! Merges the beams of nm members for one query. Member m returned nb[m]
+ *  documents docs[m][0..nb[m]) (global ids; -1 = empty slot, skipped) with
+ *  beam scores sc[m][..]. Confidence: p(m,i) = softmax over member m's beam
+ *  scores, score(d) = sum of p(m,i) over every beam returning d. Vote: +1 per
+ *  member returning d (ties broken by the confidence score). Writes the top
+ *  k (distinct documents, best first) to out/out_score; returns how many. */
+int dp_dsi_aggregate(dp_dsi_agg how, int nm, const int *nb, const int32_t *const *docs, const float *const *sc,
+                     int k, int32_t *out, float *out_score);
+
+typedef struct dp_dsi_metrics {
+    long queries;
+    double hits1, hits5, hits10, mrr10; /* sums: divide by queries */
+} dp_dsi_metrics;
+/*! Adds one query's ranking (duplicates after their first occurrence are ignored). */
+void dp_dsi_metrics_add(dp_dsi_metrics *m, const int32_t *ranked, int n, int32_t gold);
+
+typedef struct dp_bm25 dp_bm25;
+/*! An index over ndocs documents, document d = the words of texts[d] (e.g.
+ *  its training queries joined). k1 and b as in Robertson's BM25; idf =
+ *  log(1 + (N - df + 0.5) / (df + 0.5)). */
+dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, dp_bm25 **out);
+/*! The top k documents for `query`: returns how many (documents scoring 0 are not returned). */
+int dp_bm25_search(const dp_bm25 *ix, const char *query, int k, int32_t *docs, float *scores);
+void dp_bm25_free(dp_bm25 *ix);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
