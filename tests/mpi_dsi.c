@@ -1,1 +1,382 @@
-int main(void) { return 0; }
+/* DSI across ranks (run at 1, 2 and 4 ranks) on a tiny synthetic corpus of
+ * 200 documents:
+ *  - the centralised model (atomic and semantic docids) retrieves its
+ *    training queries at Hits@1 >= 0.9, data-parallel over every rank;
+ *  - P ranks x batch b end with the parameters of 1 rank x batch P b (the
+ *    global sampler, dense buckets through the ring, embedding rows through
+ *    dp_rows_allreduce, lazy Adam);
+ *  - with members, every MPI call made while a member trains stays inside
+ *    its own member: PMPI wrappers below see each call, translate its peers
+ *    to world ranks and count any that leave the member (4 ranks: 2 members
+ *    of 2 ranks; 2 ranks: 2 members of 1 rank);
+ *  - the ensemble of the members answers through dsi-query's path and the
+ *    member checkpoints reject a truncated file. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dptrain/dsi_train.h"
+#include "mpi_check.h"
+
+static char tmp[256], data[300];
+
+/* ------------------------------------------------------------ message census */
+
+static atomic_int g_armed;
+static int g_lo, g_hi;               /* world ranks of this rank's member: [lo, hi) */
+static atomic_long g_inside, g_outside;
+
+static int world_of(MPI_Comm comm, int r)
+{
+    if (r == MPI_ANY_SOURCE || r == MPI_PROC_NULL) return -1;
+    MPI_Group g, w;
+    PMPI_Comm_group(comm, &g);
+    PMPI_Comm_group(MPI_COMM_WORLD, &w);
+    int out = -1;
+    PMPI_Group_translate_ranks(g, 1, &r, w, &out);
+    PMPI_Group_free(&g);
+    PMPI_Group_free(&w);
+    return out;
+}
+
+static void peer(MPI_Comm comm, int r)
+{
+    if (!atomic_load(&g_armed)) return;
+    int w = world_of(comm, r);
+    if (w < 0) return; /* any-source receives: their senders are counted on their side */
+    if (w >= g_lo && w < g_hi) atomic_fetch_add(&g_inside, 1);
+    else atomic_fetch_add(&g_outside, 1);
+}
+
+static void collective(MPI_Comm comm)
+{
+    if (!atomic_load(&g_armed)) return;
+    int n;
+    PMPI_Comm_size(comm, &n);
+    for (int r = 0; r < n; r++) peer(comm, r);
+}
+
+int MPI_Send(const void *b, int c, MPI_Datatype t, int d, int tag, MPI_Comm comm)
+{
+    peer(comm, d);
+    return PMPI_Send(b, c, t, d, tag, comm);
+}
+int MPI_Isend(const void *b, int c, MPI_Datatype t, int d, int tag, MPI_Comm comm, MPI_Request *q)
+{
+    peer(comm, d);
+    return PMPI_Isend(b, c, t, d, tag, comm, q);
+}
+int MPI_Recv(void *b, int c, MPI_Datatype t, int s, int tag, MPI_Comm comm, MPI_Status *st)
+{
+    peer(comm, s);
+    return PMPI_Recv(b, c, t, s, tag, comm, st);
+}
+int MPI_Irecv(void *b, int c, MPI_Datatype t, int s, int tag, MPI_Comm comm, MPI_Request *q)
+{
+    peer(comm, s);
+    return PMPI_Irecv(b, c, t, s, tag, comm, q);
+}
+int MPI_Sendrecv(const void *sb, int sc, MPI_Datatype st, int d, int stag, void *rb, int rc, MPI_Datatype rt, int s,
+                 int rtag, MPI_Comm comm, MPI_Status *status)
+{
+    peer(comm, d);
+    peer(comm, s);
+    return PMPI_Sendrecv(sb, sc, st, d, stag, rb, rc, rt, s, rtag, comm, status);
+}
+int MPI_Allreduce(const void *s, void *r, int c, MPI_Datatype t, MPI_Op op, MPI_Comm comm)
+{
+    collective(comm);
+    return PMPI_Allreduce(s, r, c, t, op, comm);
+}
+int MPI_Bcast(void *b, int c, MPI_Datatype t, int root, MPI_Comm comm)
+{
+    collective(comm);
+    return PMPI_Bcast(b, c, t, root, comm);
+}
+int MPI_Allgather(const void *s, int sc, MPI_Datatype st, void *r, int rc, MPI_Datatype rt, MPI_Comm comm)
+{
+    collective(comm);
+    return PMPI_Allgather(s, sc, st, r, rc, rt, comm);
+}
+int MPI_Gather(const void *s, int sc, MPI_Datatype st, void *r, int rc, MPI_Datatype rt, int root, MPI_Comm comm)
+{
+    collective(comm);
+    return PMPI_Gather(s, sc, st, r, rc, rt, root, comm);
+}
+int MPI_Scatter(const void *s, int sc, MPI_Datatype st, void *r, int rc, MPI_Datatype rt, int root, MPI_Comm comm)
+{
+    collective(comm);
+    return PMPI_Scatter(s, sc, st, r, rc, rt, root, comm);
+}
+int MPI_Comm_dup(MPI_Comm comm, MPI_Comm *out)
+{
+    collective(comm);
+    return PMPI_Comm_dup(comm, out);
+}
+int MPI_Barrier(MPI_Comm comm)
+{
+    collective(comm);
+    return PMPI_Barrier(comm);
+}
+
+/* ------------------------------------------------------------ corpus */
+
+/* 200 documents; document d owns three words of its own and each query
+ * mixes two or three of them with filler words every document uses. */
+static void write_corpus(const char *path)
+{
+    static const char *filler[] = {"the", "package", "tool", "for", "with", "data", "files", "library", "and", "support"};
+    FILE *f = fopen(path, "w");
+    if (!f) MPI_Abort(MPI_COMM_WORLD, 1);
+    for (int d = 0; d < 200; d++)
+        for (int q = 0; q < 6; q++) {
+            uint64_t h = mix((uint64_t)d * 131 + (uint64_t)q);
+            char own[3][16];
+            for (int j = 0; j < 3; j++) snprintf(own[j], sizeof own[j], "w%dx%c", d, 'a' + j);
+            int a = (int)(h % 3), b = (int)((h >> 8) % 3);
+            if (b == a) b = (a + 1) % 3;
+            fprintf(f, "%s %s %s %s\tdoc-%03d\n", filler[(h >> 16) % 10], own[a], filler[(h >> 24) % 10],
+                    (h >> 32) % 2 ? own[b] : own[3 - a - b], d);
+        }
+    fclose(f);
+}
+
+static dp_dsi_train_config tiny(void)
+{
+    dp_dsi_train_config c;
+    dp_dsi_train_defaults(&c);
+    snprintf(c.data, sizeof c.data, "%s", data);
+    c.model.embed = 32;
+    c.model.hidden = 64;
+    c.epochs = 40;
+    c.batch = 64 / g_size;
+    c.lr = 5e-3f;
+    c.index_ratio = 0;
+    c.eval_beams = 5;
+    c.quiet = 1;
+    return c;
+}
+
+static double frac(const dp_dsi_metrics *m, double v) { return m->queries ? v / (double)m->queries : 0; }
+
+/* ------------------------------------------------------------ cases */
+
+static void central(dp_dsi_docid_kind kind, const char *name)
+{
+    dp_dsi_train_config c = tiny();
+    c.docids = kind;
+    if (kind == DP_DSI_SEMANTIC) { /* digit by digit: slower to fit than one softmax */
+        c.epochs = 60;
+        c.lr = 1e-2f;
+    }
+    c.kmeans_k = 4;
+    c.leaf = 10;
+    snprintf(c.out, sizeof c.out, "%s/central-%d", tmp, (int)kind);
+    dp_dsi_train_result res[1];
+    CHECK_OK(dp_dsi_train_run(&c, MPI_COMM_WORLD, res));
+    if (g_rank == 0) {
+        double h1 = frac(&res[0].train_m, res[0].train_m.hits1);
+        CHECK(h1 >= 0.9, "training queries Hits@1 %.3f < 0.9", h1);
+        CHECK(res[0].ndocs == 200, "%d documents", res[0].ndocs);
+        CHECK(res[0].train_m.queries == 600, "%ld training queries evaluated", res[0].train_m.queries);
+        printf("    %s: train Hits@1 %.3f, test Hits@1 %.3f Hits@10 %.3f\n", name, h1,
+               frac(&res[0].test_m, res[0].test_m.hits1), frac(&res[0].test_m, res[0].test_m.hits10));
+    }
+    end_case(name);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n, double *scale)
+{
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - (double)b[i]));
+        s = fmax(s, fabs((double)a[i]));
+    }
+    *scale = s;
+    return d;
+}
+
+static void equivalence(void)
+{
+    dp_dsi_train_config c = tiny();
+    c.epochs = 2;
+    c.batch = 16;
+    c.model.dropout = 0; /* masks come from each rank's own stream */
+    c.docids = DP_DSI_SEMANTIC;
+    c.kmeans_k = 4;
+    c.leaf = 10;
+    snprintf(c.out, sizeof c.out, "%s/eq-p", tmp);
+    dp_dsi_train_result res;
+    CHECK_OK(dp_dsi_train_member(&c, g_size > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL, 0, &res));
+    if (g_rank == 0) {
+        dp_dsi_train_config one = c;
+        one.batch = 16 * g_size;
+        snprintf(one.out, sizeof one.out, "%s/eq-1", tmp);
+        CHECK_OK(dp_dsi_train_member(&one, MPI_COMM_NULL, 0, &res));
+        char pa[600], pb[600];
+        snprintf(pa, sizeof pa, "%s/member-0/model.dsi", c.out);
+        snprintf(pb, sizeof pb, "%s/member-0/model.dsi", one.out);
+        dp_dsi_member a, b;
+        CHECK_OK(dp_dsi_member_load(pa, &a));
+        CHECK_OK(dp_dsi_member_load(pb, &b));
+        if (a.model && b.model) {
+            double sd, se;
+            double dd = max_abs_diff(a.model->dense.data, b.model->dense.data, a.model->dense.n, &sd);
+            double de = max_abs_diff(a.model->emb.data, b.model->emb.data, a.model->emb.n, &se);
+            /* float sums in another order, through 2 x 19 Adam steps: 1e-4 of the largest weight */
+            CHECK(dd <= 1e-4 * sd, "dense parameters differ by %g (largest %g)", dd, sd);
+            CHECK(de <= 1e-4 * se, "embedding differs by %g (largest %g)", de, se);
+        }
+        dp_dsi_member_free(&a);
+        dp_dsi_member_free(&b);
+    }
+    end_case("equivalence: P x b == 1 x Pb");
+}
+
+static void members(void)
+{
+    if (g_size % 2) return; /* two members need an even number of ranks */
+    dp_dsi_train_config c = tiny();
+    c.members = 2;
+    c.batch = 64 / (g_size / 2);
+    snprintf(c.out, sizeof c.out, "%s/ens", tmp);
+    int per = g_size / 2, member = g_rank / per;
+    g_lo = member * per;
+    g_hi = g_lo + per;
+    MPI_Comm mc;
+    MPI_Comm_split(MPI_COMM_WORLD, member, g_rank, &mc);
+    dp_dsi_train_result res;
+    atomic_store(&g_inside, 0);
+    atomic_store(&g_outside, 0);
+    atomic_store(&g_armed, 1);
+    dp_status rc = dp_dsi_train_member(&c, per > 1 ? mc : MPI_COMM_NULL, member, &res);
+    atomic_store(&g_armed, 0);
+    CHECK_OK(rc);
+    MPI_Comm_free(&mc);
+    long out = atomic_load(&g_outside), in = atomic_load(&g_inside);
+    CHECK(out == 0, "member %d: %ld MPI peers outside the member while training", member, out);
+    /* the census sees the member's own traffic, so a silent zero above means something */
+    CHECK(per == 1 || in > 100, "member %d: only %ld MPI peers inside the member", member, in);
+    double h1 = frac(&res.train_m, res.train_m.hits1);
+    CHECK(h1 >= 0.9, "member %d: training queries Hits@1 %.3f < 0.9", member, h1);
+    CHECK(res.ndocs == 100, "member %d holds %d documents", member, res.ndocs);
+    end_case("members train alone (message census)");
+
+    /* the ensemble over both members, spread over the ranks */
+    char p0[600], p1[600];
+    snprintf(p0, sizeof p0, "%s/member-0/model.dsi", c.out);
+    snprintf(p1, sizeof p1, "%s/member-1/model.dsi", c.out);
+    const char *paths[2] = {p0, p1};
+    dp_dsi_ensemble *e = NULL;
+    CHECK_OK(dp_dsi_ensemble_load(paths, 2, MPI_COMM_WORLD, &e));
+    if (e) {
+        CHECK(dp_dsi_ensemble_docs(e) == 200, "%d docids in the ensemble", dp_dsi_ensemble_docs(e));
+        char path[400];
+        snprintf(path, sizeof path, "%s/train.tsv", data);
+        dp_dsi_pairs tr;
+        CHECK_OK(dp_dsi_pairs_load(path, 1, &tr));
+        int nq = (int)tr.n;
+        dp_dsi_agg how[2] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE};
+        int32_t *o[2] = {malloc((size_t)nq * 10 * sizeof(int32_t)), malloc((size_t)nq * 10 * sizeof(int32_t))};
+        float *s[2] = {malloc((size_t)nq * 10 * sizeof(float)), malloc((size_t)nq * 10 * sizeof(float))};
+        CHECK_OK(dp_dsi_ensemble_query(e, (const char *const *)tr.query, nq, 5, -1, how, 2, 10, o, s));
+        if (g_rank == 0) {
+            dp_dsi_metrics m[2] = {{0}, {0}};
+            for (int a = 0; a < 2; a++)
+                for (int q = 0; q < nq; q++)
+                    dp_dsi_metrics_add(&m[a], o[a] + (size_t)q * 10, 10, dp_dsi_ensemble_doc_id(e, tr.docid[q]));
+            double h = frac(&m[0], m[0].hits1);
+            CHECK(h >= 0.9, "ensemble (confidence) Hits@1 on training queries %.3f < 0.9", h);
+            printf("    ensemble of 2: confidence Hits@1 %.3f, vote Hits@1 %.3f\n", h, frac(&m[1], m[1].hits1));
+        }
+        for (int a = 0; a < 2; a++) {
+            free(o[a]);
+            free(s[a]);
+        }
+        dp_dsi_pairs_free(&tr);
+        dp_dsi_ensemble_free(e);
+    }
+    end_case("ensemble of 2 members answers");
+}
+
+static void bad_checkpoint(void)
+{
+    if (g_rank == 0) {
+        char src[600], dst[600];
+        snprintf(src, sizeof src, "%s/central-0/member-0/model.dsi", tmp);
+        snprintf(dst, sizeof dst, "%s/truncated.dsi", tmp);
+        FILE *f = fopen(src, "rb"), *g = fopen(dst, "wb");
+        CHECK(f && g, "cannot copy %s", src);
+        if (f && g) {
+            fseek(f, 0, SEEK_END);
+            long n = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            char *buf = malloc((size_t)n);
+            CHECK(fread(buf, 1, (size_t)n, f) == (size_t)n, "read");
+            fwrite(buf, 1, (size_t)n / 2, g);
+            free(buf);
+        }
+        if (f) fclose(f);
+        if (g) fclose(g);
+        dp_dsi_member m;
+        dp_status rc = dp_dsi_member_load(dst, &m);
+        CHECK(rc == DP_ERR_FORMAT && strstr(dp_errmsg(), "truncated.dsi"), "truncated member: %s (%s)",
+              dp_status_name(rc), dp_errmsg());
+    }
+    if (g_size == 2) {
+        dp_dsi_train_config c = tiny();
+        c.members = 3;
+        dp_dsi_train_result res[3];
+        dp_status rc = dp_dsi_train_run(&c, MPI_COMM_WORLD, res);
+        CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--members 3"), "3 members on 2 ranks: %s", dp_errmsg());
+    }
+    end_case("bad member file, members not dividing ranks");
+}
+
+int main(int argc, char **argv)
+{
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    if (g_rank == 0) {
+        snprintf(tmp, sizeof tmp, "/tmp/dptrain-mpi-dsi-XXXXXX");
+        if (!mkdtemp(tmp)) MPI_Abort(MPI_COMM_WORLD, 1);
+        char tsv[400];
+        snprintf(tsv, sizeof tsv, "%s/queries.tsv", tmp);
+        write_corpus(tsv);
+        snprintf(data, sizeof data, "%s/data", tmp);
+        dp_dsi_prepare_config pc;
+        dp_dsi_prepare_defaults(&pc);
+        snprintf(pc.queries, sizeof pc.queries, "%s", tsv);
+        snprintf(pc.out, sizeof pc.out, "%s", data);
+        pc.tok.buckets = 1u << 14;
+        pc.members[0] = 2;
+        pc.nmembers = 1;
+        pc.index_examples = 0;
+        if (dp_dsi_prepare(&pc, NULL) != DP_OK) {
+            fprintf(stderr, "prepare: %s\n", dp_errmsg());
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+    }
+    MPI_Bcast(tmp, sizeof tmp, MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Bcast(data, sizeof data, MPI_CHAR, 0, MPI_COMM_WORLD);
+
+    central(DP_DSI_ATOMIC, "central atomic: train Hits@1 >= 0.9");
+    central(DP_DSI_SEMANTIC, "central semantic: train Hits@1 >= 0.9");
+    equivalence();
+    members();
+    bad_checkpoint();
+
+    if (g_rank == 0) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+        printf("mpi_dsi (%d ranks): %ld checks, %ld failed\n", g_size, g_total_checks, g_total_fail);
+    }
+    MPI_Finalize();
+    return g_total_fail ? 1 : 0;
+}

@@ -417,6 +417,89 @@ dp_status dp_powersgd_import(dp_powersgd *ps, const float *src, size_t nfloats);
 dp_status dp_powersgd_allreduce(dp_powersgd *ps, float *grad, MPI_Comm comm,
                                 dp_powersgd_stats *st);
 
+/* ------------------------------------------------------------------------- */
+/* Sparse-rows allreduce (src/comm/rows.c)                                    */
+/* ------------------------------------------------------------------------- */
+/* For a [table_rows, dim] table of which each step touches a few rows (the
+ * gradient of an embedding table): every rank passes the row ids it touched;
+ * the call reduces exactly the rows in the union of all ranks' ids and tells
+ * the caller which they are, so a lazy optimizer can update those rows and the
+ * caller can zero them. The ids travel in a ring allgather (tag
+ * DP_COMM_ROWS_TAG), the rows packed in one contiguous buffer through
+ * dp_ring_allreduce or MPI_Allreduce (tags DP_COMM_RING_TAG, + 1). */
+
+/* Tag of the row-id allgathers ('d','r'). */
+#define DP_COMM_ROWS_TAG 0x6472
+
+/* Preallocated id lists, bitmap, packed rows and a ring workspace, plus
+ * cumulative counters. One thread at a time. */
+typedef struct dp_rows_ws dp_rows_ws;
+
+/*! Creates a workspace for calls on `comm` (or any communicator no larger) on
+ *  tables of at most table_rows rows of at most dim floats. Allocates all it
+ *  needs: a bitmap of table_rows bits, 2 x P x max_rows_per_rank ids, and
+ *  min(P max_rows_per_rank, table_rows) x dim floats for the packed rows
+ *  (P = size of comm; MPI_COMM_NULL counts as 1). Not collective: it only reads
+ *  the size of comm.
+ *  @param max_rows_per_rank  the most DISTINCT rows one rank may touch in one
+ *                            call (repeats in its list are free); clipped to
+ *                            table_rows; at most INT_MAX / 4.
+ *  @param table_rows         1 .. 2^31 (ids are int32).
+ *  @return DP_OK, DP_ERR_ARG (0 dim or rows, sizes out of range, NULL out),
+ *          DP_ERR_NOMEM, DP_ERR_MPI. */
+dp_status dp_rows_ws_create(size_t max_rows_per_rank, size_t dim, size_t table_rows,
+                            MPI_Comm comm, dp_rows_ws **out);
+
+/*! Frees a workspace (NULL is accepted). */
+void dp_rows_ws_free(dp_rows_ws *ws);
+
+/*! Copies the counters accumulated over calls on `ws`: calls; elems = floats
+ *  reduced (union rows x dim); bytes_sent / bytes_recv = every payload byte this
+ *  rank sent / received (the id allgathers and, with DP_ALLREDUCE_RING, the
+ *  ring; MPI_Allreduce's bytes are not counted); bytes_raw_sent = what a dense
+ *  float32 ring allreduce of the whole table would have sent, 8 rows dim (P-1)/P
+ *  per call, so raw/sent is the saving; bytes_codec_sent = bytes_sent; seconds =
+ *  wall time inside the calls. */
+void dp_rows_ws_stats(const dp_rows_ws *ws, dp_comm_stats *out);
+
+/*! Sets the counters of `ws` to zero. */
+void dp_rows_ws_reset_stats(dp_rows_ws *ws);
+
+/*! Sparse-rows allreduce of table[table_rows][dim] (row-major) over `comm`.
+ *  Let U = the sorted union over ranks of the distinct ids in rows[0..nrows).
+ *  For every u in U, on every rank:  table[u][:] = reduce over ranks of
+ *  table[u][:]  (SUM, or AVG = SUM / P) -- each rank's full row, so a rank's
+ *  rows in U that it did not touch must be zero for a gradient sum. Rows not
+ *  in U are neither read nor written. Equal to a dense allreduce of the whole
+ *  table restricted to U (bit for bit where the float sums are exact; else up
+ *  to the order of the P additions).
+ *  @param rows        this rank's ids, unsorted, repeats allowed; may be NULL
+ *                     when nrows == 0 (the rank touched nothing).
+ *  @param table_rows  at most the workspace's; every id must be in [0, table_rows).
+ *  @param dim         1 .. the workspace's dim.
+ *  @param algo        DP_ALLREDUCE_RING (ours) or DP_ALLREDUCE_MPI for the rows;
+ *                     the ids always go through our ring allgather.
+ *  @param comm        an intra-communicator, or MPI_COMM_NULL (one rank: the
+ *                     ids are sorted and deduplicated, nothing is sent, the
+ *                     table is untouched). Size 1 behaves the same.
+ *  @param union_rows  NULL, or receives U: owned by ws, valid until its next call.
+ *  @param nunion      NULL, or receives |U|.
+ *  Collective: every rank of comm calls it with the same table_rows, dim, op and
+ *  algo (rows and nrows differ). Does not allocate, except that the ring
+ *  workspace inside ws sizes its receive slots (2 segments) and request array
+ *  on its first calls, as every dp_ring_ws does.
+ *  @return DP_OK; DP_ERR_ARG for a bad argument checked locally before any
+ *          message (NULL pointers, dim or table_rows beyond the workspace, bad
+ *          op/algo, comm larger than the workspace's) -- and, on EVERY rank, when
+ *          any rank passed an id outside [0, table_rows) or more distinct ids than
+ *          max_rows_per_rank (the message names that rank and its id or count;
+ *          the table is then untouched and the communicator stays usable);
+ *          DP_ERR_MPI (see the top of this file). */
+dp_status dp_rows_allreduce(float *table, size_t table_rows, size_t dim, const int32_t *rows,
+                            size_t nrows, dp_reduce_op op, dp_allreduce_algo algo,
+                            MPI_Comm comm, dp_rows_ws *ws, const int32_t **union_rows,
+                            size_t *nunion);
+
 #ifdef __cplusplus
 }
 #endif

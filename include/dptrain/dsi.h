@@ -106,6 +106,8 @@ typedef struct dp_dsi_prepare_config {
     long limit_docs;               /* keep a random subset of this many documents (0 = all) */
     int min_words;                 /* a long-description sentence needs this many words (default 3) */
     uint64_t seed;
+    int split_lists;               /* 1: also cut long descriptions at paragraph breaks and list bullets
+                                      (default 0: only after . ! ?, the rule of the issue's calibration) */
 } dp_dsi_prepare_config;
 
 typedef struct dp_dsi_prepare_stats {

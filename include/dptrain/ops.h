@@ -75,6 +75,12 @@ dp_tensor *dp_batchnorm_inplace(dp_ctx *c, dp_tensor *x, float *running_mean, fl
 dp_tensor *dp_embedding_bag(dp_ctx *c, dp_tensor *w, const int32_t *ids, const int32_t *offsets,
                             int nbags, int mean);
 
+/* ---- gather (src/core/ops_gather.c) ---- */
+/*! Rows of x [N, ...] (N rows of numel/N floats): y [m, ...], y[i] = x[idx[i]]
+ *  (torch index_select along dim 0). The gradient is added into the rows
+ *  used only; a repeated index accumulates. idx must stay valid until backward. */
+dp_tensor *dp_gather_rows(dp_ctx *c, dp_tensor *x, const int32_t *idx, int m);
+
 /* ---- spatial (src/core/ops_conv.c, ops_pool.c, ops_channel.c) ---- */
 /*! 2-D convolution. x [N,Cin,H,W], w [Cout, Cin/groups, kh, kw], b [Cout] or
  *  NULL. Square stride/pad/dilation. Cin and Cout divisible by groups

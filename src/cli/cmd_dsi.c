@@ -1,4 +1,508 @@
+/* `dptrain dsi-train`, `dsi-query`, `dsi-eval`: flags -> the dsi room -> tables. */
+#include <cblas.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
 #include "cli/commands.h"
-int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm) { (void)argc; (void)argv; (void)comm; return 2; }
-int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm) { (void)argc; (void)argv; (void)comm; return 2; }
-int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm) { (void)argc; (void)argv; (void)comm; return 2; }
+#include "cli/flags.h"
+#include "dptrain/dsi_train.h"
+#include "dsi/strtab.h"
+
+static const char train_usage[] =
+    "usage: mpirun -np P dptrain dsi-train --data DIR [options]\n"
+    "\n"
+    "Trains a DSI model (query -> docid) per ensemble member. The P ranks form --members S\n"
+    "member communicators of P/S ranks; member k trains data-parallel on DIR/m<S>/<k> (S = 1:\n"
+    "DIR itself, the centralised model) and never talks to the other members. Each member's\n"
+    "rank 0 writes OUT/member-<k>/model.dsi and metrics.jsonl. Prints one row per member:\n"
+    "docs, queries, seconds, examples/s per rank, Hits@1 on training queries and Hits@1/10\n"
+    "and MRR@10 on its own test queries.\n"
+    "\n"
+    "  --data DIR            dataset made by dsi-prepare (required)\n"
+    "  --out DIR             run directory (default: none saved)\n"
+    "  --members S           ensemble members (default 1; must divide P)\n"
+    "  --docids KIND         atomic (default) | semantic (hierarchical k-means ids)\n"
+    "  --kmeans-k K          semantic: clusters per level (default 10)\n"
+    "  --leaf N              semantic: largest group given positional last digits (default 100)\n"
+    "  --embed D             embedding width (default 128)   --hidden H  (default 256)\n"
+    "  --layers N            encoder ReLU layers (default 2) --dropout P (default 0)\n"
+    "  --epochs N            (default 10)  --batch B per rank (default 256)  --lr LR (Adam, 1e-3)\n"
+    "  --weight-decay WD     Adam L2 on the dense parameters (default 0)\n"
+    "  --index-ratio R       indexing examples per training query in each epoch (default 1)\n"
+    "  --token-drop P        drop each input token with probability P in training (default 0)\n"
+    "  --beams N             beams of the final evaluation (default 10)\n"
+    "  --eval-limit N        evaluate at most N queries per split (default: all test, 10000 train)\n"
+    "  --seed S              (default 1)\n"
+    "  --allreduce ring|mpi  --bucket-mb MB  --no-overlap  --threads N  --quiet  -h, --help\n";
+
+enum {
+    O_DATA = 256, O_OUT, O_MEMBERS, O_DOCIDS, O_KK, O_LEAF, O_EMBED, O_HIDDEN, O_LAYERS, O_DROPOUT, O_EPOCHS,
+    O_BATCH, O_LR, O_WD, O_IRATIO, O_TDROP, O_BEAMS, O_ELIMIT, O_SEED, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP,
+    O_THREADS, O_QUIET, O_RUN, O_MODELS, O_K, O_AGG, O_ONLY, O_TEST, O_LIMIT, O_BM25, O_K1, O_B, O_QUERIES,
+    O_LATENCY, O_JSON,
+};
+
+static const struct option train_opts[] = {
+    {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT}, {"members", 1, 0, O_MEMBERS}, {"docids", 1, 0, O_DOCIDS},
+    {"kmeans-k", 1, 0, O_KK}, {"leaf", 1, 0, O_LEAF}, {"embed", 1, 0, O_EMBED}, {"hidden", 1, 0, O_HIDDEN},
+    {"layers", 1, 0, O_LAYERS}, {"dropout", 1, 0, O_DROPOUT}, {"epochs", 1, 0, O_EPOCHS}, {"batch", 1, 0, O_BATCH},
+    {"lr", 1, 0, O_LR}, {"weight-decay", 1, 0, O_WD}, {"index-ratio", 1, 0, O_IRATIO},
+    {"token-drop", 1, 0, O_TDROP}, {"beams", 1, 0, O_BEAMS}, {"eval-limit", 1, 0, O_ELIMIT}, {"seed", 1, 0, O_SEED},
+    {"allreduce", 1, 0, O_ALLREDUCE}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
+    {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+};
+
+static dp_status unknown(const char *cmd, char **argv)
+{
+    return dp_errorf(DP_ERR_ARG, "unknown or incomplete flag '%s' (see dptrain %s --help)", argv[optind - 1], cmd);
+}
+
+static dp_status parse_train(int argc, char **argv, dp_dsi_train_config *c, int *help)
+{
+    dp_status rc = DP_OK;
+    long l;
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while (rc == DP_OK && (ch = getopt_long(argc, argv, "h", train_opts, NULL)) != -1) {
+        const char *a = optarg;
+        switch (ch) {
+        case O_DATA: rc = dp_flag_str("--data", a, c->data, sizeof c->data); break;
+        case O_OUT: rc = dp_flag_str("--out", a, c->out, sizeof c->out); break;
+        case O_MEMBERS: rc = dp_flag_int("--members", a, 1, 1024, &c->members); break;
+        case O_DOCIDS:
+            if (!strcmp(a, "atomic")) c->docids = DP_DSI_ATOMIC;
+            else if (!strcmp(a, "semantic")) c->docids = DP_DSI_SEMANTIC;
+            else rc = dp_errorf(DP_ERR_ARG, "--docids '%s': expected atomic or semantic", a);
+            break;
+        case O_KK: rc = dp_flag_int("--kmeans-k", a, 2, 1000, &c->kmeans_k); break;
+        case O_LEAF: rc = dp_flag_int("--leaf", a, 1, 65535, &c->leaf); break;
+        case O_EMBED: rc = dp_flag_int("--embed", a, 1, 4096, &c->model.embed); break;
+        case O_HIDDEN: rc = dp_flag_int("--hidden", a, 1, 16384, &c->model.hidden); break;
+        case O_LAYERS: rc = dp_flag_int("--layers", a, 0, 8, &c->model.layers); break;
+        case O_DROPOUT: rc = dp_flag_float("--dropout", a, 0, 0.99, &c->model.dropout); break;
+        case O_EPOCHS: rc = dp_flag_int("--epochs", a, 0, 100000, &c->epochs); break;
+        case O_BATCH: rc = dp_flag_int("--batch", a, 1, 65536, &c->batch); break;
+        case O_LR: rc = dp_flag_float("--lr", a, 1e-9, 9.99, &c->lr); break;
+        case O_WD: rc = dp_flag_float("--weight-decay", a, 0, 0.99, &c->weight_decay); break;
+        case O_IRATIO: rc = dp_flag_float("--index-ratio", a, 0, 100, &c->index_ratio); break;
+        case O_TDROP: rc = dp_flag_float("--token-drop", a, 0, 0.99, &c->token_drop); break;
+        case O_BEAMS: rc = dp_flag_int("--beams", a, 1, 64, &c->eval_beams); break;
+        case O_ELIMIT: rc = dp_flag_long("--eval-limit", a, 0, 1L << 40, &c->eval_limit); break;
+        case O_SEED:
+            rc = dp_flag_long("--seed", a, 0, 0x7fffffffffffffffL, &l);
+            c->seed = (uint64_t)l;
+            break;
+        case O_ALLREDUCE: {
+            int algo = 0;
+            rc = dp_flag_allreduce(a, &algo);
+            c->allreduce = (dp_allreduce_algo)algo;
+            break;
+        }
+        case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &c->bucket_mb); break;
+        case O_NO_OVERLAP: c->overlap = 0; break;
+        case O_THREADS: rc = dp_flag_int("--threads", a, 1, 256, &c->threads); break;
+        case O_QUIET: c->quiet = 1; break;
+        case 'h': *help = 1; return DP_OK;
+        default: rc = unknown("dsi-train", argv);
+        }
+    }
+    if (rc == DP_OK && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
+    return rc;
+}
+
+static double frac(const dp_dsi_metrics *m, double v) { return m->queries ? v / (double)m->queries : 0; }
+
+int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm)
+{
+    int rank = 0, size = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    dp_dsi_train_config cfg;
+    dp_dsi_train_defaults(&cfg);
+    int help = 0;
+    dp_status rc = parse_train(argc, argv, &cfg, &help);
+    if (help) {
+        fputs(train_usage, stdout);
+        return 0;
+    }
+    if (rc == DP_OK) rc = dp_dsi_train_check(&cfg);
+    if (rc == DP_OK && size % cfg.members)
+        rc = dp_errorf(DP_ERR_ARG, "--members %d does not divide the %d ranks", cfg.members, size);
+    if (rc != DP_OK) {
+        if (rank == 0) fprintf(stderr, "dptrain dsi-train: %s\n", dp_errmsg());
+        return 2;
+    }
+    dp_dsi_train_result *res = calloc((size_t)cfg.members, sizeof *res);
+    rc = res ? dp_dsi_train_run(&cfg, comm, res) : DP_ERR_NOMEM;
+    if (rc != DP_OK) {
+        if (rc != DP_ERR_MPI || rank == 0) fprintf(stderr, "dptrain dsi-train: error: %s\n", dp_errmsg());
+        free(res);
+        return 1;
+    }
+    if (rank == 0) {
+        printf("member ranks docs train_q test_q epochs train_s q_per_s_rank loss train_hits1 test_hits1 test_hits10 test_mrr10 params_mb\n");
+        for (int k = 0; k < cfg.members; k++) {
+            const dp_dsi_train_result *r = &res[k];
+            printf("%d %d %d %ld %ld %d %.1f %.0f %.4f %.4f %.4f %.4f %.4f %.1f\n", r->member, r->ranks, r->ndocs,
+                   r->train_queries, r->test_queries, r->epochs, r->train_s, r->queries_per_s, r->loss,
+                   frac(&r->train_m, r->train_m.hits1), frac(&r->test_m, r->test_m.hits1),
+                   frac(&r->test_m, r->test_m.hits10), frac(&r->test_m, r->test_m.mrr10), r->params_mb);
+        }
+    }
+    free(res);
+    return 0;
+}
+
+/* ------------------------------------------------------------ query / eval */
+
+static const char query_usage[] =
+    "usage: [mpirun -np P] dptrain dsi-query (--run DIR | --models A,B,..) [options]\n"
+    "\n"
+    "Answers queries with an ensemble of DSI members (members spread over the P ranks, beams\n"
+    "gathered to rank 0): a query per line on stdin -> one line per result:\n"
+    "  <query number> <rank> <docid> <score>\n"
+    "  --run DIR             every DIR/member-<k>/model.dsi        --models LIST  checkpoint files\n"
+    "  -k K                  results per query (default 10)        --beams N (default 5)\n"
+    "  --agg confidence|vote De-DSI's summed softmax of beam scores (default) or one vote per member\n"
+    "  --only M              member M alone\n"
+    "  --queries FILE        read queries from FILE instead of stdin, answered one at a time\n"
+    "  --latency             print per-query latency p50/p99 (ms) to stderr at the end\n"
+    "  --threads N           OpenBLAS threads (default 1)   -h, --help\n";
+
+static const char eval_usage[] =
+    "usage: [mpirun -np P] dptrain dsi-eval (--run DIR | --models A,B,.. | --bm25 DATA) --test TSV [options]\n"
+    "\n"
+    "Hits@1, Hits@5, Hits@10 and MRR@10 over the query<TAB>docid pairs of --test (duplicate pairs\n"
+    "removed), for the confidence ensemble and the vote ensemble (or BM25 over DATA/train.tsv,\n"
+    "each document = its training queries joined). One row per method; --json adds JSON lines.\n"
+    "  --run DIR | --models LIST   member checkpoints (see dsi-query)\n"
+    "  --only M              member M alone\n"
+    "  --bm25 DATA           BM25 baseline instead of DSI   --k1 K1 (0.9)  --b B (0.4)\n"
+    "  -k K (10)  --beams N (default 10)  --limit N  first N test pairs  --threads N  --json  -h\n";
+
+static const struct option q_opts[] = {
+    {"run", 1, 0, O_RUN}, {"models", 1, 0, O_MODELS}, {"beams", 1, 0, O_BEAMS}, {"agg", 1, 0, O_AGG},
+    {"only", 1, 0, O_ONLY}, {"test", 1, 0, O_TEST}, {"limit", 1, 0, O_LIMIT}, {"bm25", 1, 0, O_BM25},
+    {"k1", 1, 0, O_K1}, {"b", 1, 0, O_B}, {"queries", 1, 0, O_QUERIES}, {"latency", 0, 0, O_LATENCY},
+    {"threads", 1, 0, O_THREADS}, {"json", 0, 0, O_JSON}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+};
+
+typedef struct qflags {
+    char run[512], models[4096], test[512], bm25[512], queries[512];
+    int k, beams, only, nagg, latency, threads, json;
+    dp_dsi_agg agg;
+    long limit;
+    float k1, b;
+} qflags;
+
+static dp_status parse_q(const char *cmd, int argc, char **argv, qflags *f, int *help)
+{
+    dp_status rc = DP_OK;
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while (rc == DP_OK && (ch = getopt_long(argc, argv, "hk:", q_opts, NULL)) != -1) {
+        const char *a = optarg;
+        switch (ch) {
+        case O_RUN: rc = dp_flag_str("--run", a, f->run, sizeof f->run); break;
+        case O_MODELS: rc = dp_flag_str("--models", a, f->models, sizeof f->models); break;
+        case 'k': rc = dp_flag_int("-k", a, 1, 1000, &f->k); break;
+        case O_BEAMS: rc = dp_flag_int("--beams", a, 1, 64, &f->beams); break;
+        case O_AGG:
+            f->nagg = 1;
+            if (!strcmp(a, "confidence")) f->agg = DP_DSI_AGG_CONFIDENCE;
+            else if (!strcmp(a, "vote")) f->agg = DP_DSI_AGG_VOTE;
+            else rc = dp_errorf(DP_ERR_ARG, "--agg '%s': expected confidence or vote", a);
+            break;
+        case O_ONLY: rc = dp_flag_int("--only", a, 0, 4095, &f->only); break;
+        case O_TEST: rc = dp_flag_str("--test", a, f->test, sizeof f->test); break;
+        case O_LIMIT: rc = dp_flag_long("--limit", a, 0, 1L << 40, &f->limit); break;
+        case O_BM25: rc = dp_flag_str("--bm25", a, f->bm25, sizeof f->bm25); break;
+        case O_K1: rc = dp_flag_float("--k1", a, 0, 100, &f->k1); break;
+        case O_B: rc = dp_flag_float("--b", a, 0, 1, &f->b); break;
+        case O_QUERIES: rc = dp_flag_str("--queries", a, f->queries, sizeof f->queries); break;
+        case O_LATENCY: f->latency = 1; break;
+        case O_THREADS: rc = dp_flag_int("--threads", a, 1, 256, &f->threads); break;
+        case O_JSON: f->json = 1; break;
+        case 'h': *help = 1; return DP_OK;
+        default: rc = unknown(cmd, argv);
+        }
+    }
+    if (rc == DP_OK && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
+    if (rc == DP_OK && !*help && !f->bm25[0] && !f->run[0] == !f->models[0])
+        rc = dp_errorf(DP_ERR_ARG, "give exactly one of --run DIR and --models LIST");
+    return rc;
+}
+
+/* Member checkpoint paths of --run DIR (member-0, member-1, ... until one is missing) or --models a,b,c. */
+static dp_status member_paths(const qflags *f, char ***paths, int *n)
+{
+    char **p = NULL;
+    int cnt = 0;
+    if (f->run[0]) {
+        for (;; cnt++) {
+            char path[700];
+            struct stat st;
+            snprintf(path, sizeof path, "%s/member-%d/model.dsi", f->run, cnt);
+            if (stat(path, &st)) break;
+            p = realloc(p, (size_t)(cnt + 1) * sizeof *p);
+            p[cnt] = strdup(path);
+        }
+        if (!cnt) return dp_errorf(DP_ERR_IO, "%s: no member-0/model.dsi (was dsi-train run with --out %s?)", f->run, f->run);
+    } else {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s", f->models);
+        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            p = realloc(p, (size_t)(cnt + 1) * sizeof *p);
+            p[cnt++] = strdup(t);
+        }
+    }
+    *paths = p;
+    *n = cnt;
+    return DP_OK;
+}
+
+static void free_paths(char **p, int n)
+{
+    for (int i = 0; i < n; i++) free(p[i]);
+    free(p);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double quantile(double *v, long n, double q)
+{
+    if (!n) return 0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    long i = (long)ceil(q * (double)n) - 1;
+    return v[i < 0 ? 0 : i];
+}
+
+/* One line from rank 0's stream to every rank; returns 0 at the end. */
+static int next_line(FILE *in, int rank, MPI_Comm comm, char *buf, int cap)
+{
+    int len = -1;
+    if (rank == 0 && fgets(buf, cap, in)) {
+        buf[strcspn(buf, "\r\n")] = 0;
+        len = (int)strlen(buf);
+    }
+    MPI_Bcast(&len, 1, MPI_INT, 0, comm);
+    if (len < 0) return 0;
+    MPI_Bcast(buf, len + 1, MPI_CHAR, 0, comm);
+    return 1;
+}
+
+int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm)
+{
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    qflags f = {.k = 10, .beams = 5, .only = -1, .threads = 1};
+    int help = 0;
+    dp_status rc = parse_q("dsi-query", argc, argv, &f, &help);
+    if (help) {
+        fputs(query_usage, stdout);
+        return 0;
+    }
+    if (rc != DP_OK) {
+        if (rank == 0) fprintf(stderr, "dptrain dsi-query: %s\n", dp_errmsg());
+        return 2;
+    }
+    openblas_set_num_threads(f.threads);
+    char **paths = NULL;
+    int n = 0;
+    dp_dsi_ensemble *e = NULL;
+    rc = member_paths(&f, &paths, &n);
+    if (rc == DP_OK) rc = dp_dsi_ensemble_load((const char *const *)paths, n, comm, &e);
+    free_paths(paths, n);
+    if (rc != DP_OK) {
+        if (rank == 0 || rc != DP_ERR_MPI) fprintf(stderr, "dptrain dsi-query: error: %s\n", dp_errmsg());
+        return 1;
+    }
+    FILE *in = stdin;
+    if (rank == 0 && f.queries[0] && !(in = fopen(f.queries, "r"))) {
+        fprintf(stderr, "dptrain dsi-query: error: %s: cannot open\n", f.queries);
+        in = NULL;
+    }
+    int ok = in != NULL;
+    MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
+    if (!ok) {
+        dp_dsi_ensemble_free(e);
+        return 1;
+    }
+    int32_t *out = malloc((size_t)f.k * sizeof *out);
+    float *score = malloc((size_t)f.k * sizeof *score);
+    double *lat = NULL;
+    long nq = 0, cap = 0;
+    char line[8192];
+    while (rc == DP_OK && next_line(in, rank, comm, line, sizeof line)) {
+        const char *q = line;
+        double t0 = now_s();
+        rc = dp_dsi_ensemble_query(e, &q, 1, f.beams, f.only, &f.agg, 1, f.k, &out, &score);
+        double dt = now_s() - t0;
+        if (rc != DP_OK || rank != 0) continue;
+        if (nq == cap) lat = realloc(lat, (size_t)(cap = cap ? 2 * cap : 1024) * sizeof *lat);
+        lat[nq++] = dt * 1e3;
+        for (int i = 0; i < f.k && out[i] >= 0; i++)
+            printf("%ld\t%d\t%s\t%.6f\n", nq, i + 1, dp_dsi_ensemble_doc_name(e, out[i]), score[i]);
+        fflush(stdout);
+    }
+    if (rank == 0 && in != stdin) fclose(in);
+    if (rc != DP_OK && (rank == 0 || rc != DP_ERR_MPI)) fprintf(stderr, "dptrain dsi-query: error: %s\n", dp_errmsg());
+    if (rc == DP_OK && rank == 0 && f.latency)
+        fprintf(stderr, "latency: queries=%ld members=%d beams=%d p50_ms=%.3f p99_ms=%.3f\n", nq,
+                dp_dsi_ensemble_members(e), f.beams, quantile(lat, nq, 0.5), quantile(lat, nq, 0.99));
+    free(lat);
+    free(out);
+    free(score);
+    dp_dsi_ensemble_free(e);
+    return rc == DP_OK ? 0 : 1;
+}
+
+static void print_row(const qflags *f, const char *method, const dp_dsi_metrics *m, double secs)
+{
+    double q = m->queries ? (double)m->queries : 1;
+    printf("%-12s %8ld %7.4f %7.4f %7.4f %7.4f %9.1f\n", method, m->queries, m->hits1 / q, m->hits5 / q,
+           m->hits10 / q, m->mrr10 / q, secs);
+    if (f->json)
+        printf("{\"method\":\"%s\",\"queries\":%ld,\"hits1\":%.6f,\"hits5\":%.6f,\"hits10\":%.6f,\"mrr10\":%.6f,"
+               "\"seconds\":%.3f}\n",
+               method, m->queries, m->hits1 / q, m->hits5 / q, m->hits10 / q, m->mrr10 / q, secs);
+}
+
+/* BM25 over DATA/train.tsv (document = its training queries joined), scored on the test pairs. */
+static dp_status eval_bm25(const qflags *f, const dp_dsi_pairs *test)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/train.tsv", f->bm25);
+    dp_dsi_pairs tr;
+    dp_status rc = dp_dsi_pairs_load(path, 0, &tr);
+    if (rc != DP_OK) return rc;
+    dp_strtab docs = {0};
+    char **texts = NULL;
+    for (long i = 0; i < tr.n && rc == DP_OK; i++) {
+        int32_t d;
+        int added;
+        rc = dp_strtab_intern(&docs, tr.docid[i], &d, &added);
+        if (rc != DP_OK) break;
+        if (added) {
+            texts = realloc(texts, (size_t)docs.n * sizeof *texts);
+            texts[d] = strdup(tr.query[i]);
+        } else {
+            size_t l = strlen(texts[d]), a = strlen(tr.query[i]);
+            texts[d] = realloc(texts[d], l + a + 2);
+            texts[d][l] = ' ';
+            memcpy(texts[d] + l + 1, tr.query[i], a + 1);
+        }
+    }
+    dp_bm25 *ix = NULL;
+    double t0 = now_s();
+    if (rc == DP_OK) rc = dp_bm25_build(docs.n, (const char *const *)texts, f->k1, f->b, &ix);
+    if (rc == DP_OK) {
+        int32_t top[1000];
+        float sc[1000];
+        dp_dsi_metrics m = {0};
+        long n = f->limit > 0 && f->limit < test->n ? f->limit : test->n;
+        for (long i = 0; i < n; i++) {
+            int got = dp_bm25_search(ix, test->query[i], f->k, top, sc);
+            int32_t g = dp_strtab_find(&docs, test->docid[i]);
+            dp_dsi_metrics_add(&m, top, got, g >= 0 ? g : -2);
+        }
+        char name[64];
+        snprintf(name, sizeof name, "bm25(%.2g,%.2g)", f->k1, f->b);
+        print_row(f, name, &m, now_s() - t0);
+    }
+    dp_bm25_free(ix);
+    for (int d = 0; d < docs.n; d++) free(texts[d]);
+    free(texts);
+    dp_strtab_free(&docs);
+    dp_dsi_pairs_free(&tr);
+    return rc;
+}
+
+int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
+{
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    qflags f = {.k = 10, .beams = 10, .only = -1, .threads = 1, .k1 = 0.9f, .b = 0.4f};
+    int help = 0;
+    dp_status rc = parse_q("dsi-eval", argc, argv, &f, &help);
+    if (help) {
+        fputs(eval_usage, stdout);
+        return 0;
+    }
+    if (rc == DP_OK && !f.test[0]) rc = dp_errorf(DP_ERR_ARG, "--test TSV is required");
+    if (rc != DP_OK) {
+        if (rank == 0) fprintf(stderr, "dptrain dsi-eval: %s\n", dp_errmsg());
+        return 2;
+    }
+    openblas_set_num_threads(f.threads);
+    dp_dsi_pairs test = {0};
+    rc = dp_dsi_pairs_load(f.test, 1, &test);
+    if (rc == DP_OK && f.bm25[0]) {
+        if (rank == 0) {
+            printf("%-12s %8s %7s %7s %7s %7s %9s\n", "method", "queries", "hits1", "hits5", "hits10", "mrr10", "seconds");
+            rc = eval_bm25(&f, &test);
+        }
+        if (rc != DP_OK) fprintf(stderr, "dptrain dsi-eval: error: %s\n", dp_errmsg());
+        dp_dsi_pairs_free(&test);
+        return rc == DP_OK ? 0 : 1;
+    }
+    char **paths = NULL;
+    int n = 0;
+    dp_dsi_ensemble *e = NULL;
+    if (rc == DP_OK) rc = member_paths(&f, &paths, &n);
+    if (rc == DP_OK) rc = dp_dsi_ensemble_load((const char *const *)paths, n, comm, &e);
+    free_paths(paths, n);
+    long nq = f.limit > 0 && f.limit < test.n ? f.limit : test.n;
+    dp_dsi_agg how[2] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE};
+    int nhow = f.nagg ? 1 : 2;
+    if (f.nagg) how[0] = f.agg;
+    int32_t *out[2] = {NULL, NULL};
+    float *score[2] = {NULL, NULL};
+    for (int a = 0; a < nhow && rc == DP_OK; a++) {
+        out[a] = malloc((size_t)nq * (size_t)f.k * sizeof *out[a]);
+        score[a] = malloc((size_t)nq * (size_t)f.k * sizeof *score[a]);
+    }
+    double t0 = now_s();
+    if (rc == DP_OK) rc = dp_dsi_ensemble_query(e, (const char *const *)test.query, (int)nq, f.beams, f.only, how, nhow, f.k, out, score);
+    double secs = now_s() - t0;
+    if (rc == DP_OK && rank == 0) {
+        printf("%-12s %8s %7s %7s %7s %7s %9s\n", "method", "queries", "hits1", "hits5", "hits10", "mrr10", "seconds");
+        for (int a = 0; a < nhow; a++) {
+            dp_dsi_metrics m = {0};
+            for (long i = 0; i < nq; i++) {
+                int32_t g = dp_dsi_ensemble_doc_id(e, test.docid[i]);
+                dp_dsi_metrics_add(&m, out[a] + (size_t)i * f.k, f.k, g >= 0 ? g : -2);
+            }
+            char name[64];
+            if (f.only >= 0) snprintf(name, sizeof name, "member%d", f.only);
+            else snprintf(name, sizeof name, "%s%d", how[a] == DP_DSI_AGG_VOTE ? "vote" : "confidence", n);
+            print_row(&f, name, &m, secs);
+        }
+    }
+    if (rc != DP_OK && (rank == 0 || rc != DP_ERR_MPI)) fprintf(stderr, "dptrain dsi-eval: error: %s\n", dp_errmsg());
+    for (int a = 0; a < 2; a++) {
+        free(out[a]);
+        free(score[a]);
+    }
+    dp_dsi_ensemble_free(e);
+    dp_dsi_pairs_free(&test);
+    return rc == DP_OK ? 0 : 1;
+}

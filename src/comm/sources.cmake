@@ -8,5 +8,6 @@ dp_room(comm
   src/comm/engine.c
   src/comm/topk.c
   src/comm/powersgd.c
+  src/comm/rows.c
 )
 target_link_libraries(dp_comm PUBLIC MPI::MPI_C Threads::Threads PkgConfig::ZSTD PkgConfig::OPENBLAS)

@@ -1,1 +1,289 @@
-/* placeholder: being written */
+/* Loading a DSI dataset dir (written by dp_dsi_prepare; layout in
+ * shards/README.md, "DSI datasets") whole into memory.
+ *
+ *   tokenizer.txt ─▶ dp_dsi_tok_config (must match the manifest's vocab_size)
+ *   docs.tsv      ─▶ ndocs, names (unique, non-empty)
+ *   manifest.txt  ─▶ per split (train, test required; index optional) its
+ *                    shards in order ─▶ each streamed to its end (count, size
+ *                    and crc32 checked by the reader), header vs manifest,
+ *                    every record [doc, tok...] checked: len % 4 == 0,
+ *                    len >= 4, doc < ndocs, tok < buckets
+ *
+ * DSI sets are small (Debian: 150k queries, ~10M tokens), so every rank holds
+ * all of its member's data. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/fsutil.h"
+#include "dptrain/data.h"
+#include "dsi/data_internal.h"
+
+/* ------------------------------------------------------------ tokenizer.txt */
+
+static dp_status load_tokenizer(const char *dir, dp_dsi_tok_config *tok)
+{
+    char path[4096];
+    dp_status rc = dp_path_join(path, sizeof path, dir, "tokenizer.txt");
+    if (rc != DP_OK) return rc;
+    FILE *f = fopen(path, "rb");
+    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    static const char *const keys[] = {"buckets", "words", "bigrams", "trigrams", "max_tokens"};
+    long val[5];
+    int seen[5] = {0};
+    char *buf = NULL;
+    size_t cap = 0;
+    long line = 0, len;
+    while (rc == DP_OK && (len = dsi_getline(&buf, &cap, f)) >= 0) {
+        line++;
+        char *s = buf;
+        while (*s == ' ' || *s == '\t') s++;
+        if (*s == '\0' || *s == '#') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: expected key=value", path, line);
+            break;
+        }
+        *eq = '\0';
+        int k = -1;
+        for (int i = 0; i < 5; i++)
+            if (!strcmp(s, keys[i])) k = i;
+        char *end;
+        errno = 0;
+        long v = strtol(eq + 1, &end, 10);
+        while (*end == ' ' || *end == '\t') end++;
+        if (k < 0) rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: unknown key '%s'", path, line, s);
+        else if (seen[k]) rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: '%s' given twice", path, line, s);
+        else if (errno || end == eq + 1 || *end || v < 0 || v > (1L << 30))
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %s: '%s' is not a number in [0, 2^30]", path, line, s, eq + 1);
+        if (rc != DP_OK) break;
+        seen[k] = 1;
+        val[k] = v;
+    }
+    if (rc == DP_OK && ferror(f)) rc = dp_errorf(DP_ERR_IO, "%s: read error", path);
+    fclose(f);
+    free(buf);
+    for (int i = 0; i < 5 && rc == DP_OK; i++)
+        if (!seen[i]) rc = dp_errorf(DP_ERR_FORMAT, "%s: no '%s=' line", path, keys[i]);
+    if (rc != DP_OK) return rc;
+    *tok = (dp_dsi_tok_config){.buckets = (uint32_t)val[0], .words = (int)val[1], .bigrams = (int)val[2],
+                               .trigrams = (int)val[3], .max_tokens = (int)val[4]};
+    if (dp_dsi_tok_check(tok) != DP_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", dp_errmsg());
+        return dp_errorf(DP_ERR_FORMAT, "%s: %s", path, why);
+    }
+    return DP_OK;
+}
+
+/* ------------------------------------------------------------ docs.tsv */
+
+static dp_status load_names(const char *dir, dp_dsi_data *d)
+{
+    char path[4096];
+    dp_status rc = dp_path_join(path, sizeof path, dir, "docs.tsv");
+    if (rc != DP_OK) return rc;
+    FILE *f = fopen(path, "rb");
+    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    dsi_intern t = {0};
+    char *buf = NULL;
+    size_t cap = 0;
+    long line = 0, len;
+    while ((len = dsi_getline(&buf, &cap, f)) >= 0) {
+        line++;
+        if (len == 0 || memchr(buf, '\t', (size_t)len)) {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %s docid", path, line, len ? "tab in a" : "empty");
+            break;
+        }
+        int is_new;
+        long id = dsi_intern_get(&t, buf, (size_t)len, 1, &is_new);
+        if (id < 0) {
+            rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory at line %ld", path, line);
+            break;
+        }
+        if (!is_new) {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: docid '%s' repeats line %ld", path, line, buf, id + 1);
+            break;
+        }
+        if (line > INT32_MAX / 2) {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: more than %d documents", path, INT32_MAX / 2);
+            break;
+        }
+    }
+    if (rc == DP_OK && ferror(f)) rc = dp_errorf(DP_ERR_IO, "%s: read error", path);
+    fclose(f);
+    free(buf);
+    if (rc == DP_OK && t.n == 0) rc = dp_errorf(DP_ERR_FORMAT, "%s: no documents", path);
+    if (rc == DP_OK) {
+        /* one block: the pointer array, then the strings */
+        size_t bytes = (size_t)t.n * sizeof(char *) + t.keys.len;
+        char **names = malloc(bytes);
+        if (!names) {
+            rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory for %ld names", path, t.n);
+        } else {
+            char *s = (char *)(names + t.n);
+            memcpy(s, t.keys.buf, t.keys.len);
+            for (long i = 0; i < t.n; i++) names[i] = s + t.off[i];
+            d->names = names;
+            d->ndocs = (int)t.n;
+        }
+    }
+    dsi_intern_free(&t);
+    return rc;
+}
+
+/* ------------------------------------------------------------ shards */
+
+static dp_status check_header(const char *path, const dp_shard_info *h, const dp_manifest *m,
+                              const dp_manifest_shard *ms)
+{
+    if (!dp_shard_schema_equal(&h->schema, &m->schema))
+        return dp_errorf(DP_ERR_FORMAT, "%s: offset 16: schema %" PRIu32 " (vocab %" PRIu32 ") differs from manifest.txt",
+                         path, h->schema.kind, h->schema.param[0]);
+    if (h->record_count != ms->records)
+        return dp_errorf(DP_ERR_FORMAT, "%s: offset 40: record count %" PRIu64 " differs from manifest.txt (%" PRIu64 ")",
+                         path, h->record_count, ms->records);
+    if (h->payload_crc32 != ms->crc32)
+        return dp_errorf(DP_ERR_FORMAT, "%s: offset 72: payload crc32 0x%08" PRIx32
+                         " differs from manifest.txt (0x%08" PRIx32 ")", path, h->payload_crc32, ms->crc32);
+    return DP_OK;
+}
+
+static dp_status load_shard(const char *dir, const dp_manifest *m, const dp_manifest_shard *ms, const dp_dsi_data *d,
+                            dp_dsi_set *s, int64_t *tok_cap)
+{
+    char path[4096];
+    dp_status rc = dp_path_join(path, sizeof path, dir, ms->file);
+    if (rc != DP_OK) return rc;
+    dp_shard_reader *r = NULL;
+    if ((rc = dp_shard_reader_open(path, &r)) != DP_OK) return rc;
+    if ((rc = check_header(path, dp_shard_reader_info(r), m, ms)) != DP_OK) goto done;
+    for (uint64_t i = 0;; i++) {
+        const void *rec;
+        size_t len;
+        int eof;
+        if ((rc = dp_shard_reader_next(r, &rec, &len, &eof)) != DP_OK || eof) break;
+        if (len < 4 || len % 4) {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: record %" PRIu64 ": %zu bytes; want 4 * (1 + tokens)", path, i, len);
+            break;
+        }
+        if (i >= ms->records) { /* the reader stops there too; belt and braces for the arrays */
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: record %" PRIu64 ": more records than the manifest's %" PRIu64, path, i,
+                           ms->records);
+            break;
+        }
+        const uint8_t *b = rec;
+        size_t nt = len / 4 - 1;
+        uint32_t doc = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        if (doc >= (uint32_t)d->ndocs) {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: record %" PRIu64 ": document %" PRIu32 " >= %d (docs.tsv)", path, i, doc,
+                           d->ndocs);
+            break;
+        }
+        int64_t at = s->off[s->n];
+        if (at + (int64_t)nt > *tok_cap) {
+            int64_t cap = *tok_cap ? *tok_cap : 65536;
+            while (cap < at + (int64_t)nt) cap *= 2;
+            int32_t *t = realloc(s->tok, (size_t)cap * sizeof *t);
+            if (!t) {
+                rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory (%" PRId64 " tokens)", path, cap);
+                break;
+            }
+            s->tok = t;
+            *tok_cap = cap;
+        }
+        for (size_t j = 0; j < nt; j++) {
+            const uint8_t *p = b + 4 * (j + 1);
+            uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            if (v >= d->tok.buckets) {
+                rc = dp_errorf(DP_ERR_FORMAT, "%s: record %" PRIu64 ": token %" PRIu32 " >= %" PRIu32 " buckets", path,
+                               i, v, d->tok.buckets);
+                goto done;
+            }
+            s->tok[at + (int64_t)j] = (int32_t)v;
+        }
+        s->doc[s->n] = (int32_t)doc;
+        s->off[s->n + 1] = at + (int64_t)nt;
+        s->n++;
+    }
+done:
+    dp_shard_reader_close(r);
+    return rc;
+}
+
+/* The shards of `split` in manifest order into s; `required` splits must have one. */
+static dp_status load_split(const char *dir, const dp_manifest *m, const char *split, int required,
+                            const dp_dsi_data *d, dp_dsi_set *s)
+{
+    uint64_t total = 0;
+    int nshards = 0;
+    for (int i = 0; i < m->nshards; i++)
+        if (!strcmp(m->shards[i].split, split)) {
+            total += m->shards[i].records;
+            nshards++;
+        }
+    if (nshards == 0 && required) return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: no shards for split '%s'", dir, split);
+    if (total > (uint64_t)INT32_MAX)
+        return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: split '%s' holds more than %d records", dir, split, INT32_MAX);
+    s->doc = malloc((size_t)total * sizeof *s->doc + 1);
+    s->off = malloc((size_t)(total + 1) * sizeof *s->off);
+    if (!s->doc || !s->off) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory for split '%s'", dir, split);
+    s->off[0] = 0;
+    s->n = 0;
+    int64_t tok_cap = 0;
+    dp_status rc = DP_OK;
+    for (int i = 0; i < m->nshards && rc == DP_OK; i++)
+        if (!strcmp(m->shards[i].split, split)) rc = load_shard(dir, m, &m->shards[i], d, s, &tok_cap);
+    if (rc == DP_OK && !s->tok) {
+        s->tok = malloc(sizeof *s->tok); /* an empty split still gets freeable buffers */
+        if (!s->tok) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ entry */
+
+dp_status dp_dsi_data_load(const char *dir, dp_dsi_data *out)
+{
+    memset(out, 0, sizeof *out);
+    if (strlen(dir) >= sizeof out->dir) return dp_errorf(DP_ERR_ARG, "%s: path longer than %zu bytes", dir, sizeof out->dir - 1);
+    strcpy(out->dir, dir);
+    dp_manifest *m = NULL;
+    dp_status rc = load_tokenizer(dir, &out->tok);
+    if (rc == DP_OK) rc = load_names(dir, out);
+    if (rc == DP_OK) rc = dp_manifest_load(dir, &m);
+    if (rc == DP_OK && m->schema.kind != DP_SCHEMA_TOKENS)
+        rc = dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: dataset '%s' has schema %" PRIu32 ", not tokens", dir, m->name,
+                       m->schema.kind);
+    if (rc == DP_OK && m->schema.tokens.vocab_size != out->tok.buckets)
+        rc = dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: vocab_size %" PRIu32 " differs from tokenizer.txt buckets=%" PRIu32,
+                       dir, m->schema.tokens.vocab_size, out->tok.buckets);
+    if (rc == DP_OK) rc = load_split(dir, m, "train", 1, out, &out->train);
+    if (rc == DP_OK) rc = load_split(dir, m, "test", 1, out, &out->test);
+    if (rc == DP_OK) rc = load_split(dir, m, "index", 0, out, &out->index);
+    if (rc == DP_OK) out->manifest_hash = dp_manifest_hash(m);
+    dp_manifest_free(m);
+    if (rc != DP_OK) dp_dsi_data_free(out);
+    return rc;
+}
+
+void dp_dsi_set_free(dp_dsi_set *s)
+{
+    if (!s) return;
+    free(s->doc);
+    free(s->off);
+    free(s->tok);
+    memset(s, 0, sizeof *s);
+}
+
+void dp_dsi_data_free(dp_dsi_data *d)
+{
+    if (!d) return;
+    free(d->names); /* one block with the strings */
+    dp_dsi_set_free(&d->train);
+    dp_dsi_set_free(&d->test);
+    dp_dsi_set_free(&d->index);
+    memset(d, 0, sizeof *d);
+}

@@ -1,1 +1,404 @@
-/* placeholder: being written */
+/* Member checkpoints and the ensemble that answers queries with them.
+ *
+ * A member checkpoint is a dptrain checkpoint file (docs/CHECKPOINT.md) with
+ * the sections below; the loader checks every size against the header before
+ * it builds anything, so a truncated or foreign file is an error naming it.
+ *
+ * An ensemble spreads its members over the ranks of a communicator (member m
+ * on rank m % P). For a batch of queries every rank runs beam search in its
+ * own members, sends the beams (mapped to global docids) to rank 0, and rank 0
+ * merges them (dp_dsi_aggregate): De-DSI's softmax-normalised beam scores
+ * summed per docid, or the vote baseline. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/checkpoint.h"
+#include "dptrain/dsi_train.h"
+#include "dsi/strtab.h"
+
+enum {
+    SEC_HEAD = 32,  /* member_head */
+    SEC_EMB = 33,   /* float [buckets * embed] */
+    SEC_LEN = 34,   /* uint8 [ndocs] */
+    SEC_CODE = 35,  /* uint16 [ndocs * maxlen] */
+    SEC_NAMES = 36, /* ndocs NUL-terminated strings */
+    HEAD_VERSION = 1,
+    MAX_DOCS = 1 << 28,
+};
+
+typedef struct member_head {
+    uint32_t version, buckets;
+    int32_t embed, hidden, layers, kind, ndocs, maxlen;
+    float dropout;
+    int32_t tok_words, tok_bigrams, tok_trigrams, tok_max;
+    uint32_t tok_buckets;
+    uint64_t dense_n, emb_n;
+} member_head;
+
+dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_dsi_tok_config *tok,
+                             char *const *names, const char *config_text)
+{
+    const dp_dsi_docids *ids = &m->ids;
+    member_head h = {.version = HEAD_VERSION, .buckets = m->cfg.buckets, .embed = m->cfg.embed,
+                     .hidden = m->cfg.hidden, .layers = m->cfg.layers, .kind = ids->kind, .ndocs = ids->ndocs,
+                     .maxlen = ids->maxlen, .dropout = m->cfg.dropout, .tok_words = tok->words,
+                     .tok_bigrams = tok->bigrams, .tok_trigrams = tok->trigrams, .tok_max = tok->max_tokens,
+                     .tok_buckets = tok->buckets, .dense_n = m->dense.n, .emb_n = m->emb.n};
+    size_t nb = 0;
+    for (int d = 0; d < ids->ndocs; d++) nb += strlen(names[d]) + 1;
+    char *blob = malloc(nb ? nb : 1);
+    if (!blob) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    size_t o = 0;
+    for (int d = 0; d < ids->ndocs; d++) {
+        size_t l = strlen(names[d]) + 1;
+        memcpy(blob + o, names[d], l);
+        o += l;
+    }
+    dp_ck_section s[] = {
+        {DP_CK_CONFIG, config_text, strlen(config_text)},
+        {SEC_HEAD, &h, sizeof h},
+        {DP_CK_PARAMS, m->dense.data, m->dense.n * sizeof(float)},
+        {SEC_EMB, m->emb.data, m->emb.n * sizeof(float)},
+        {SEC_LEN, ids->len, (size_t)ids->ndocs},
+        {SEC_CODE, ids->code, (size_t)ids->ndocs * (size_t)ids->maxlen * sizeof *ids->code},
+        {SEC_NAMES, blob, nb},
+    };
+    dp_status rc = dp_checkpoint_write(path, s, (int)(sizeof s / sizeof s[0]));
+    free(blob);
+    return rc;
+}
+
+static const dp_ck_section *need(const dp_checkpoint *ck, const char *path, uint32_t tag, uint64_t size,
+                                 const char *what, dp_status *rc)
+{
+    const dp_ck_section *s = dp_checkpoint_find(ck, tag);
+    if (!s) *rc = dp_errorf(DP_ERR_FORMAT, "%s: no %s section (not a DSI member checkpoint?)", path, what);
+    else if (size != (uint64_t)-1 && s->size != size) {
+        *rc = dp_errorf(DP_ERR_FORMAT, "%s: %s section holds %llu bytes, the header says %llu", path, what,
+                        (unsigned long long)s->size, (unsigned long long)size);
+        s = NULL;
+    }
+    return s;
+}
+
+static dp_status check_head(const char *path, const member_head *h)
+{
+    if (h->version != HEAD_VERSION) return dp_errorf(DP_ERR_FORMAT, "%s: member version %u (expected %u)", path, h->version, HEAD_VERSION);
+    if (h->ndocs < 1 || h->ndocs > MAX_DOCS) return dp_errorf(DP_ERR_FORMAT, "%s: field ndocs = %d", path, h->ndocs);
+    if (h->maxlen < 1 || h->maxlen > DP_DSI_MAXLEN) return dp_errorf(DP_ERR_FORMAT, "%s: field maxlen = %d", path, h->maxlen);
+    if (h->kind != DP_DSI_ATOMIC && h->kind != DP_DSI_SEMANTIC) return dp_errorf(DP_ERR_FORMAT, "%s: field kind = %d", path, h->kind);
+    if (h->buckets != h->tok_buckets) return dp_errorf(DP_ERR_FORMAT, "%s: model buckets %u != tokenizer buckets %u", path, h->buckets, h->tok_buckets);
+    dp_dsi_tok_config t = {h->tok_buckets, h->tok_words, h->tok_bigrams, h->tok_trigrams, h->tok_max};
+    if (dp_dsi_tok_check(&t) != DP_OK) return dp_errorf(DP_ERR_FORMAT, "%s: %s", path, dp_errmsg());
+    if (h->embed < 1 || h->embed > 4096 || h->hidden < 1 || h->hidden > 16384 || h->layers < 0 || h->layers > 8 ||
+        !(h->dropout >= 0 && h->dropout < 1))
+        return dp_errorf(DP_ERR_FORMAT, "%s: model fields out of range (embed %d, hidden %d, layers %d)", path, h->embed,
+                         h->hidden, h->layers);
+    return DP_OK;
+}
+
+static dp_status load_names(const char *path, const dp_ck_section *s, int n, char ***out)
+{
+    const char *p = s->data, *end = p + s->size;
+    char **names = calloc((size_t)n, sizeof *names);
+    if (!names) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    for (int d = 0; d < n; d++) {
+        const char *z = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;
+        if (!z || !(names[d] = strdup(p))) {
+            for (int i = 0; i < d; i++) free(names[i]);
+            free(names);
+            return dp_errorf(DP_ERR_FORMAT, "%s: names section ends before docid %d of %d", path, d, n);
+        }
+        p = z + 1;
+    }
+    if (p != end) {
+        for (int i = 0; i < n; i++) free(names[i]);
+        free(names);
+        return dp_errorf(DP_ERR_FORMAT, "%s: names section has bytes after docid %d", path, n - 1);
+    }
+    *out = names;
+    return DP_OK;
+}
+
+dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->path, sizeof out->path, "%s", path);
+    dp_checkpoint ck;
+    dp_status rc = dp_checkpoint_read(path, &ck);
+    if (rc != DP_OK) return rc;
+    member_head h = {0};
+    const dp_ck_section *sh = need(&ck, path, SEC_HEAD, sizeof h, "header", &rc);
+    if (sh) {
+        memcpy(&h, sh->data, sizeof h);
+        rc = check_head(path, &h);
+    }
+    const dp_ck_section *sd = NULL, *se = NULL, *sl = NULL, *sc = NULL, *sn = NULL;
+    if (rc == DP_OK) sd = need(&ck, path, DP_CK_PARAMS, h.dense_n * 4, "parameters", &rc);
+    if (rc == DP_OK) se = need(&ck, path, SEC_EMB, h.emb_n * 4, "embedding", &rc);
+    if (rc == DP_OK) sl = need(&ck, path, SEC_LEN, (uint64_t)h.ndocs, "docid lengths", &rc);
+    if (rc == DP_OK) sc = need(&ck, path, SEC_CODE, (uint64_t)h.ndocs * (uint64_t)h.maxlen * 2, "docid digits", &rc);
+    if (rc == DP_OK) sn = need(&ck, path, SEC_NAMES, (uint64_t)-1, "names", &rc);
+    dp_dsi_docids ids = {.kind = (dp_dsi_docid_kind)h.kind, .ndocs = h.ndocs, .maxlen = h.maxlen};
+    if (rc == DP_OK) {
+        ids.len = malloc((size_t)h.ndocs);
+        ids.code = malloc((size_t)h.ndocs * (size_t)h.maxlen * sizeof *ids.code);
+        if (!ids.len || !ids.code) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (rc == DP_OK) {
+        memcpy(ids.len, sl->data, sl->size);
+        memcpy(ids.code, sc->data, sc->size);
+        for (int d = 0; d < h.ndocs && rc == DP_OK; d++)
+            if (ids.len[d] < 1 || ids.len[d] > h.maxlen)
+                rc = dp_errorf(DP_ERR_FORMAT, "%s: docid %d has length %d (max %d)", path, d, ids.len[d], h.maxlen);
+        if (rc == DP_OK && (rc = dp_dsi_docids_index(&ids)) != DP_OK)
+            rc = dp_errorf(rc, "%s: %s", path, dp_errmsg());
+    }
+    if (rc == DP_OK) {
+        dp_dsi_model_config mc = {.buckets = h.buckets, .embed = h.embed, .hidden = h.hidden, .layers = h.layers,
+                                  .dropout = h.dropout};
+        rc = dp_dsi_model_build(&mc, &ids, &out->model);
+    }
+    if (rc == DP_OK && (out->model->dense.n != h.dense_n || out->model->emb.n != h.emb_n))
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: %llu + %llu parameters stored, the model has %zu + %zu", path,
+                       (unsigned long long)h.dense_n, (unsigned long long)h.emb_n, out->model->dense.n,
+                       out->model->emb.n);
+    if (rc == DP_OK) {
+        memcpy(out->model->dense.data, sd->data, sd->size);
+        memcpy(out->model->emb.data, se->data, se->size);
+        out->tok = (dp_dsi_tok_config){h.tok_buckets, h.tok_words, h.tok_bigrams, h.tok_trigrams, h.tok_max};
+        rc = load_names(path, sn, h.ndocs, &out->names);
+    }
+    dp_dsi_docids_free(&ids);
+    dp_checkpoint_free(&ck);
+    if (rc != DP_OK) dp_dsi_member_free(out);
+    return rc;
+}
+
+void dp_dsi_member_free(dp_dsi_member *mb)
+{
+    if (!mb) return;
+    if (mb->names && mb->model)
+        for (int d = 0; d < mb->model->ids.ndocs; d++) free(mb->names[d]);
+    free(mb->names);
+    dp_dsi_model_free(mb->model);
+    memset(mb, 0, sizeof *mb);
+}
+
+/* ------------------------------------------------------------ ensembles */
+
+struct dp_dsi_ensemble {
+    MPI_Comm comm;        /* MPI_COMM_NULL: every member here */
+    int rank, size, nm;
+    dp_dsi_member *mem;   /* [nm]: model NULL unless held here */
+    int32_t **l2g;        /* [nm][member's ndocs]: local -> global id */
+    int *nd;              /* [nm] member's ndocs */
+    dp_strtab docs;       /* docid names -> global ids */
+    dp_ctx ctx;
+};
+
+static int holder(const dp_dsi_ensemble *e, int m) { return e->comm == MPI_COMM_NULL ? 0 : m % e->size; }
+
+int32_t dp_dsi_ensemble_doc_id(const dp_dsi_ensemble *e, const char *docid) { return dp_strtab_find(&e->docs, docid); }
+
+const char *dp_dsi_ensemble_doc_name(const dp_dsi_ensemble *e, int32_t id)
+{
+    return id >= 0 && id < e->docs.n ? e->docs.names[id] : "";
+}
+
+int dp_dsi_ensemble_members(const dp_dsi_ensemble *e) { return e->nm; }
+int dp_dsi_ensemble_docs(const dp_dsi_ensemble *e) { return e->docs.n; }
+
+/* Adds member m's names (a NUL-separated blob of n strings) to the table. */
+static dp_status add_names(dp_dsi_ensemble *e, int m, const char *blob, int n)
+{
+    e->l2g[m] = malloc((size_t)n * sizeof **e->l2g);
+    if (!e->l2g[m]) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
+    e->nd[m] = n;
+    for (int d = 0; d < n; d++) {
+        dp_status rc = dp_strtab_intern(&e->docs, blob, &e->l2g[m][d], NULL);
+        if (rc != DP_OK) return rc;
+        blob += strlen(blob) + 1;
+    }
+    return DP_OK;
+}
+
+/* Member m's names packed by its holder and broadcast to every rank. */
+static dp_status share_names(dp_dsi_ensemble *e, int m)
+{
+    char *blob = NULL;
+    long len[2] = {0, 0}; /* bytes, names */
+    if (holder(e, m) == e->rank) {
+        const dp_dsi_member *mb = &e->mem[m];
+        int n = mb->model->ids.ndocs;
+        for (int d = 0; d < n; d++) len[0] += (long)strlen(mb->names[d]) + 1;
+        len[1] = n;
+        blob = malloc((size_t)len[0] + 1);
+        if (!blob) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
+        long o = 0;
+        for (int d = 0; d < n; d++) {
+            size_t l = strlen(mb->names[d]) + 1;
+            memcpy(blob + o, mb->names[d], l);
+            o += (long)l;
+        }
+    }
+    if (e->comm != MPI_COMM_NULL) {
+        if (MPI_Bcast(len, 2, MPI_LONG, holder(e, m), e->comm) != MPI_SUCCESS)
+            return dp_errorf(DP_ERR_MPI, "ensemble: broadcast of member %d's names failed", m);
+        if (!blob && !(blob = malloc((size_t)len[0] + 1))) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
+        if (MPI_Bcast(blob, (int)len[0], MPI_CHAR, holder(e, m), e->comm) != MPI_SUCCESS) {
+            free(blob);
+            return dp_errorf(DP_ERR_MPI, "ensemble: broadcast of member %d's names failed", m);
+        }
+    }
+    dp_status rc = add_names(e, m, blob, (int)len[1]);
+    free(blob);
+    return rc;
+}
+
+/* Every rank's status; a failure anywhere fails everywhere. */
+static dp_status all_ok(const dp_dsi_ensemble *e, dp_status rc)
+{
+    if (e->comm == MPI_COMM_NULL) return rc;
+    int bad = rc != DP_OK, any = bad;
+    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, e->comm);
+    if (rc != DP_OK) return rc;
+    return any ? dp_errorf(DP_ERR_MPI, "rank %d: loading a member failed on another rank", e->rank) : DP_OK;
+}
+
+dp_status dp_dsi_ensemble_load(const char *const *paths, int n, MPI_Comm comm, dp_dsi_ensemble **out)
+{
+    *out = NULL;
+    if (n < 1 || n > 4096) return dp_errorf(DP_ERR_ARG, "ensemble: %d members", n);
+    dp_dsi_ensemble *e = calloc(1, sizeof *e);
+    if (!e) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
+    e->comm = comm;
+    e->size = 1;
+    if (comm != MPI_COMM_NULL) {
+        MPI_Comm_rank(comm, &e->rank);
+        MPI_Comm_size(comm, &e->size);
+    }
+    e->nm = n;
+    dp_ctx_init(&e->ctx);
+    e->mem = calloc((size_t)n, sizeof *e->mem);
+    e->l2g = calloc((size_t)n, sizeof *e->l2g);
+    e->nd = calloc((size_t)n, sizeof *e->nd);
+    dp_status rc = e->mem && e->l2g && e->nd ? DP_OK : dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
+    for (int m = 0; m < n && rc == DP_OK; m++)
+        if (holder(e, m) == e->rank) rc = dp_dsi_member_load(paths[m], &e->mem[m]);
+    rc = all_ok(e, rc);
+    for (int m = 0; m < n && rc == DP_OK; m++) rc = share_names(e, m);
+    if (rc != DP_OK) {
+        dp_dsi_ensemble_free(e);
+        return rc;
+    }
+    *out = e;
+    return DP_OK;
+}
+
+void dp_dsi_ensemble_free(dp_dsi_ensemble *e)
+{
+    if (!e) return;
+    for (int m = 0; m < e->nm; m++) {
+        if (e->mem) dp_dsi_member_free(&e->mem[m]);
+        if (e->l2g) free(e->l2g[m]);
+    }
+    dp_strtab_free(&e->docs);
+    free(e->mem);
+    free(e->l2g);
+    free(e->nd);
+    dp_ctx_free(&e->ctx);
+    free(e);
+}
+
+/* Beams of member m for every query: global ids into docs [nq * beams]. */
+static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, int nq, int beams, int32_t *docs,
+                              float *sc)
+{
+    dp_dsi_member *mb = &e->mem[m];
+    enum { QB = 256 };
+    int cap = mb->tok.max_tokens;
+    int32_t *ids = malloc((size_t)QB * (size_t)cap * sizeof *ids);
+    int32_t *offs = malloc((QB + 1) * sizeof *offs);
+    dp_status rc = ids && offs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "query: out of memory");
+    dp_ctx *c = &e->ctx;
+    for (int q0 = 0; q0 < nq && rc == DP_OK; q0 += QB) {
+        int nb = nq - q0 < QB ? nq - q0 : QB;
+        offs[0] = 0;
+        for (int i = 0; i < nb; i++)
+            offs[i + 1] = offs[i] + dp_dsi_tokenize(&mb->tok, q[q0 + i], (uint32_t *)ids + offs[i], cap);
+        dp_ctx_reset(c);
+        c->training = 0;
+        c->grad_enabled = 0;
+        dp_tensor *h = dp_dsi_encode(c, mb->model, ids, offs, nb);
+        if (!h) {
+            rc = c->status ? c->status : DP_ERR_SHAPE;
+            break;
+        }
+        int32_t *d = docs + (size_t)q0 * beams;
+        rc = dp_dsi_beam_search(c, mb->model, h->data, nb, beams, d, sc + (size_t)q0 * beams);
+        for (long i = 0; i < (long)nb * beams; i++)
+            if (d[i] >= 0) d[i] = e->l2g[m][d[i]];
+    }
+    dp_ctx_reset(c);
+    free(ids);
+    free(offs);
+    return rc;
+}
+
+dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, int nq, int beams, int only,
+                                const dp_dsi_agg *how, int nhow, int k, int32_t **out, float **score)
+{
+    if (beams < 1 || beams > 64) return dp_errorf(DP_ERR_ARG, "query: %d beams outside [1, 64]", beams);
+    if (only >= e->nm) return dp_errorf(DP_ERR_ARG, "query: member %d of %d", only, e->nm);
+    size_t per = (size_t)nq * (size_t)beams;
+    int32_t *docs = malloc((size_t)e->nm * per * sizeof *docs);
+    float *sc = malloc((size_t)e->nm * per * sizeof *sc);
+    dp_status rc = docs && sc ? DP_OK : dp_errorf(DP_ERR_NOMEM, "query: out of memory");
+    for (int m = 0; m < e->nm && rc == DP_OK; m++)
+        if (holder(e, m) == e->rank && (only < 0 || only == m))
+            rc = member_beams(e, m, queries, nq, beams, docs + (size_t)m * per, sc + (size_t)m * per);
+    rc = all_ok(e, rc);
+    /* beams travel to rank 0 */
+    for (int m = 0; m < e->nm && rc == DP_OK && e->comm != MPI_COMM_NULL; m++) {
+        int src = holder(e, m);
+        if (src == 0 || (only >= 0 && only != m)) continue;
+        int n = (int)per;
+        if (e->rank == src) {
+            if (MPI_Send(docs + (size_t)m * per, n, MPI_INT32_T, 0, 2 * m, e->comm) != MPI_SUCCESS ||
+                MPI_Send(sc + (size_t)m * per, n, MPI_FLOAT, 0, 2 * m + 1, e->comm) != MPI_SUCCESS)
+                rc = dp_errorf(DP_ERR_MPI, "rank %d: sending member %d's beams failed", e->rank, m);
+        } else if (e->rank == 0) {
+            if (MPI_Recv(docs + (size_t)m * per, n, MPI_INT32_T, src, 2 * m, e->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+                MPI_Recv(sc + (size_t)m * per, n, MPI_FLOAT, src, 2 * m + 1, e->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+                rc = dp_errorf(DP_ERR_MPI, "rank 0: receiving member %d's beams from rank %d failed", m, src);
+        }
+    }
+    if (rc == DP_OK && e->rank == 0) {
+        int nm = only >= 0 ? 1 : e->nm, m0 = only >= 0 ? only : 0;
+        int nb[4096];
+        const int32_t *dp[4096];
+        const float *sp[4096];
+        for (int q = 0; q < nq; q++) {
+            for (int j = 0; j < nm; j++) {
+                nb[j] = beams;
+                dp[j] = docs + (size_t)(m0 + j) * per + (size_t)q * beams;
+                sp[j] = sc + (size_t)(m0 + j) * per + (size_t)q * beams;
+            }
+            for (int a = 0; a < nhow; a++) {
+                int32_t *o = out[a] + (size_t)q * k;
+                float *s = score[a] + (size_t)q * k;
+                int got = dp_dsi_aggregate(how[a], nm, nb, dp, sp, k, o, s);
+                for (int i = got; i < k; i++) {
+                    o[i] = -1;
+                    s[i] = 0;
+                }
+            }
+        }
+    }
+    free(docs);
+    free(sc);
+    return rc;
+}

@@ -1,1 +1,505 @@
-/* placeholder: being written */
+/* Training one De-DSI member, data-parallel over its communicator, and the
+ * split of the world into members.
+ *
+ * A step: every rank takes its slice of the global batch (the global sampler,
+ * so P ranks x b compute the update of 1 rank x P b), drops input tokens,
+ * encodes, takes the docid loss weighted by its share of the global batch,
+ * and runs backward while dp_sync allreduces the dense buckets. The embedding
+ * table is [buckets, embed] (2^18 x 128 = 128 MiB) but a batch touches a few
+ * thousand rows: those rows alone are summed across ranks (dp_rows_allreduce)
+ * and updated by a lazy Adam (moments of untouched rows stay as they are, as
+ * torch.optim.SparseAdam), then zeroed for the next step. */
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dptrain/dsi_train.h"
+#include "dptrain/optim.h"
+#include "dptrain/rng.h"
+#include "train/report.h"
+#include "train/sampler.h"
+#include "train/sync.h"
+
+enum { RNG_SHUFFLE = 0x51, RNG_TOKDROP = 0x52, RNG_INIT = 0x53 };
+
+typedef struct dsi_run {
+    const dp_dsi_train_config *cfg;
+    int rank, size, member;
+    dp_dsi_data data;
+    dp_dsi_model *m;
+    dp_sync sync;
+    dp_rows_ws *rows;
+    dp_optimizer opt;    /* dense */
+    float *em, *ev;      /* lazy Adam moments of the embedding table */
+    long t;              /* optimizer steps */
+    dp_sampler smp;
+    long n_index;        /* indexing examples in each epoch's pool */
+    long index_first;    /* which of them: a window that moves every epoch */
+    dp_ctx ctx;
+    int32_t *ids, *offs, *docs; /* one local batch */
+    int max_tok;
+    dp_rng shuffle, drop;
+    char dir[1024];      /* this member's output dir ("" = none) */
+    char config_text[4096];
+    FILE *metrics;
+} dsi_run;
+
+void dp_dsi_train_defaults(dp_dsi_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->members = 1;
+    dp_dsi_model_defaults(&cfg->model);
+    cfg->docids = DP_DSI_ATOMIC;
+    cfg->kmeans_k = 10;
+    cfg->leaf = 100;
+    cfg->epochs = 10;
+    cfg->batch = 256;
+    cfg->lr = 1e-3f;
+    cfg->index_ratio = 1.0f;
+    cfg->eval_beams = 10;
+    cfg->eval_limit = 0;
+    cfg->seed = 1;
+    cfg->allreduce = DP_ALLREDUCE_RING;
+    cfg->bucket_mb = 4;
+    cfg->overlap = 1;
+    cfg->threads = 1;
+}
+
+dp_status dp_dsi_train_check(const dp_dsi_train_config *c)
+{
+    if (!c->data[0]) return dp_errorf(DP_ERR_ARG, "--data is required");
+    if (c->members < 1 || c->members > 1024) return dp_errorf(DP_ERR_ARG, "--members %d outside [1, 1024]", c->members);
+    if (c->model.embed < 1 || c->model.embed > 4096) return dp_errorf(DP_ERR_ARG, "--embed %d outside [1, 4096]", c->model.embed);
+    if (c->model.hidden < 1 || c->model.hidden > 16384)
+        return dp_errorf(DP_ERR_ARG, "--hidden %d outside [1, 16384]", c->model.hidden);
+    if (c->model.layers < 0 || c->model.layers > 8) return dp_errorf(DP_ERR_ARG, "--layers %d outside [0, 8]", c->model.layers);
+    if (!(c->model.dropout >= 0 && c->model.dropout < 1)) return dp_errorf(DP_ERR_ARG, "--dropout %g outside [0, 1)", c->model.dropout);
+    if (c->kmeans_k < 2 || c->kmeans_k > 1000) return dp_errorf(DP_ERR_ARG, "--kmeans-k %d outside [2, 1000]", c->kmeans_k);
+    if (c->leaf < 1 || c->leaf > 65535) return dp_errorf(DP_ERR_ARG, "--leaf %d outside [1, 65535]", c->leaf);
+    if (c->epochs < 0 || c->epochs > 100000) return dp_errorf(DP_ERR_ARG, "--epochs %d outside [0, 100000]", c->epochs);
+    if (c->batch < 1 || c->batch > 65536) return dp_errorf(DP_ERR_ARG, "--batch %d outside [1, 65536]", c->batch);
+    if (!(c->lr > 0 && c->lr < 10)) return dp_errorf(DP_ERR_ARG, "--lr %g outside (0, 10)", c->lr);
+    if (!(c->weight_decay >= 0 && c->weight_decay < 1)) return dp_errorf(DP_ERR_ARG, "--weight-decay %g outside [0, 1)", c->weight_decay);
+    if (!(c->index_ratio >= 0 && c->index_ratio <= 100)) return dp_errorf(DP_ERR_ARG, "--index-ratio %g outside [0, 100]", c->index_ratio);
+    if (!(c->token_drop >= 0 && c->token_drop < 1)) return dp_errorf(DP_ERR_ARG, "--token-drop %g outside [0, 1)", c->token_drop);
+    if (c->eval_beams < 1 || c->eval_beams > 64) return dp_errorf(DP_ERR_ARG, "--beams %d outside [1, 64]", c->eval_beams);
+    if (c->threads < 1 || c->threads > 256) return dp_errorf(DP_ERR_ARG, "--threads %d outside [1, 256]", c->threads);
+    return DP_OK;
+}
+
+static int config_format(const dp_dsi_train_config *c, char *buf, size_t n)
+{
+    return snprintf(buf, n,
+                    "members=%d\nembed=%d\nhidden=%d\nlayers=%d\ndropout=%g\ndocids=%s\nkmeans_k=%d\nleaf=%d\n"
+                    "epochs=%d\nbatch=%d\nlr=%g\nweight_decay=%g\nindex_ratio=%g\ntoken_drop=%g\nseed=%llu\n",
+                    c->members, c->model.embed, c->model.hidden, c->model.layers, c->model.dropout,
+                    c->docids == DP_DSI_SEMANTIC ? "semantic" : "atomic", c->kmeans_k, c->leaf, c->epochs, c->batch,
+                    c->lr, c->weight_decay, c->index_ratio, c->token_drop, (unsigned long long)c->seed);
+}
+
+/* ------------------------------------------------------------ set-up */
+
+static dp_status make_docids(dsi_run *r, dp_dsi_docids *ids)
+{
+    const dp_dsi_train_config *cfg = r->cfg;
+    if (cfg->docids == DP_DSI_ATOMIC) return dp_dsi_docids_atomic(r->data.ndocs, ids);
+    /* TF-IDF of each document's training queries: every rank computes the
+     * same ids (deterministic for the seed); the agreement text compares a
+     * hash of them all the same. */
+    dp_sparse_rows x = {0};
+    dp_status rc = dp_dsi_tfidf(&r->data.train, r->data.ndocs, r->data.tok.buckets, &x);
+    if (rc == DP_OK) rc = dp_dsi_docids_semantic(&x, cfg->kmeans_k, cfg->leaf, cfg->seed, ids);
+    dp_sparse_rows_free(&x);
+    return rc;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static long max_tokens(const dp_dsi_set *s)
+{
+    long m = 1;
+    for (long i = 0; i < s->n; i++)
+        if (s->off[i + 1] - s->off[i] > m) m = s->off[i + 1] - s->off[i];
+    return m;
+}
+
+static dp_status setup(dsi_run *r, MPI_Comm comm)
+{
+    const dp_dsi_train_config *cfg = r->cfg;
+    openblas_set_num_threads(cfg->threads);
+    r->size = 1;
+    if (comm != MPI_COMM_NULL) {
+        MPI_Comm_rank(comm, &r->rank);
+        MPI_Comm_size(comm, &r->size);
+    }
+    char dir[1024];
+    if (cfg->members > 1)
+        snprintf(dir, sizeof dir, "%s/m%d/%d", cfg->data, cfg->members, r->member);
+    else
+        snprintf(dir, sizeof dir, "%s", cfg->data);
+    dp_ctx_init(&r->ctx);
+    dp_dsi_docids ids = {0};
+    dp_status rc = dp_dsi_data_load(dir, &r->data);
+    if (rc == DP_OK && r->data.train.n < 1) rc = dp_errorf(DP_ERR_FORMAT, "%s: no training queries", dir);
+    if (rc == DP_OK) rc = make_docids(r, &ids);
+    if (rc == DP_OK) {
+        dp_dsi_model_config mc = cfg->model;
+        mc.buckets = r->data.tok.buckets;
+        rc = dp_dsi_model_build(&mc, &ids, &r->m);
+    }
+    dp_dsi_docids_free(&ids);
+    /* a failure on one rank (a file it cannot read) must stop its peers too, not hang them */
+    static const dp_params none;
+    dp_sync_opts so = {.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
+                       .overlap = cfg->overlap};
+    dp_status rs = dp_sync_init(&r->sync, r->size > 1 ? comm : MPI_COMM_NULL, rc == DP_OK ? &r->m->dense : &none, &so);
+    if (rs != DP_OK) return rs;
+    rc = dp_sync_all_ok(&r->sync, rc, "loading the member's data");
+    if (rc != DP_OK) return rc;
+
+    const dp_dsi_model *m = r->m;
+    uint64_t h = fnv(0xcbf29ce484222325ull, m->ids.len, (size_t)m->ids.ndocs);
+    h = fnv(h, m->ids.code, (size_t)m->ids.ndocs * (size_t)m->ids.maxlen * sizeof *m->ids.code);
+    int len = config_format(cfg, r->config_text, sizeof r->config_text);
+    snprintf(r->config_text + len, sizeof r->config_text - (size_t)len,
+             "member=%d\nranks=%d\nmanifest=%016llx\ndocids_hash=%016llx\nbuckets=%u\n", r->member, r->size,
+             (unsigned long long)r->data.manifest_hash, (unsigned long long)h, r->data.tok.buckets);
+    rc = dp_sync_agree(&r->sync, r->config_text);
+    if (rc != DP_OK) return rc;
+
+    dp_rng init;
+    dp_rng_seed(&init, cfg->seed, RNG_INIT, (uint32_t)r->member);
+    dp_dsi_model_init(r->m, &init);
+    /* identical replicas whatever the init did: rank 0's bits everywhere */
+    rc = dp_sync_bcast(&r->sync, r->m->dense.data, r->m->dense.n * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->m->emb.data, r->m->emb.n * sizeof(float));
+    if (rc != DP_OK) return rc;
+    dp_params_zero_grad(&r->m->emb);
+
+    dp_opt_config oc = dp_opt_defaults(DP_OPT_ADAM);
+    oc.weight_decay = cfg->weight_decay;
+    rc = dp_optimizer_init(&r->opt, &oc, r->m->dense.n);
+    if (rc != DP_OK) return rc;
+    r->em = calloc(r->m->emb.n, sizeof *r->em);
+    r->ev = calloc(r->m->emb.n, sizeof *r->ev);
+
+    r->n_index = (long)fmin((double)r->data.index.n, floor((double)cfg->index_ratio * (double)r->data.train.n + 0.5));
+    long pool = r->data.train.n + r->n_index;
+    long *all = malloc((size_t)r->size * sizeof *all);
+    if (!all || !r->em || !r->ev) {
+        free(all);
+        return dp_errorf(DP_ERR_NOMEM, "optimizer state: out of memory");
+    }
+    for (int i = 0; i < r->size; i++) all[i] = pool;
+    rc = dp_sampler_init(&r->smp, DP_SAMPLER_GLOBAL, r->rank, r->size, cfg->batch, all);
+    free(all);
+    if (rc != DP_OK) return rc;
+
+    long mt = max_tokens(&r->data.train);
+    long mi = max_tokens(&r->data.index);
+    r->max_tok = (int)(mt > mi ? mt : mi);
+    size_t ntok = (size_t)cfg->batch * (size_t)r->max_tok;
+    r->ids = malloc(ntok * sizeof *r->ids);
+    r->offs = malloc(((size_t)cfg->batch + 1) * sizeof *r->offs);
+    r->docs = malloc((size_t)cfg->batch * sizeof *r->docs);
+    if (!r->ids || !r->offs || !r->docs) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
+    /* every rank's batch together: the most rows one step can touch */
+    rc = dp_rows_ws_create(ntok, (size_t)r->m->cfg.embed, r->m->cfg.buckets, r->size > 1 ? comm : MPI_COMM_NULL,
+                           &r->rows);
+    if (rc != DP_OK) return rc;
+
+    dp_rng_seed(&r->shuffle, cfg->seed, RNG_SHUFFLE, (uint32_t)r->member);
+    dp_rng_seed(&r->drop, cfg->seed, RNG_TOKDROP, (uint32_t)(r->member * 65536 + r->rank));
+    dp_rng_seed(&r->ctx.dropout_rng, cfg->seed, 0x54, (uint32_t)(r->member * 65536 + r->rank));
+
+    if (cfg->out[0] && r->rank == 0) {
+        snprintf(r->dir, sizeof r->dir, "%s/member-%d", cfg->out, r->member);
+        if ((mkdir(cfg->out, 0777) && errno != EEXIST) || (mkdir(r->dir, 0777) && errno != EEXIST))
+            rc = dp_errorf(DP_ERR_IO, "%s: cannot create: %s", r->dir, strerror(errno));
+        char path[1100];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
+        if (rc == DP_OK && !(r->metrics = fopen(path, "w")))
+            rc = dp_errorf(DP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return dp_sync_all_ok(&r->sync, rc, "creating the output directory");
+}
+
+static void teardown(dsi_run *r)
+{
+    if (r->metrics) fclose(r->metrics);
+    free(r->ids);
+    free(r->offs);
+    free(r->docs);
+    free(r->em);
+    free(r->ev);
+    dp_rows_ws_free(r->rows);
+    dp_sampler_free(&r->smp);
+    dp_optimizer_free(&r->opt);
+    dp_sync_free(&r->sync);
+    dp_dsi_model_free(r->m);
+    dp_dsi_data_free(&r->data);
+    dp_ctx_free(&r->ctx);
+}
+
+/* ------------------------------------------------------------ steps */
+
+/* Example p of the epoch's pool: training queries first, then a window of
+ * the indexing examples. */
+static void example(const dsi_run *r, long p, const dp_dsi_set **s, long *i)
+{
+    if (p < r->data.train.n) {
+        *s = &r->data.train;
+        *i = p;
+    } else {
+        *s = &r->data.index;
+        *i = (p - r->data.train.n + r->index_first) % r->data.index.n;
+    }
+}
+
+/* This rank's examples perm[first .. first+bs) into ids/offs/docs, each
+ * token dropped with probability token_drop (never every token of a query). */
+static void assemble(dsi_run *r, long first, long bs)
+{
+    float pd = r->cfg->token_drop;
+    int32_t k = 0;
+    r->offs[0] = 0;
+    for (long b = 0; b < bs; b++) {
+        const dp_dsi_set *s;
+        long i;
+        example(r, r->smp.perm[first + b], &s, &i);
+        r->docs[b] = s->doc[i];
+        int32_t k0 = k;
+        for (int64_t j = s->off[i]; j < s->off[i + 1]; j++)
+            if (pd <= 0 || dp_rng_uniform(&r->drop) >= pd) r->ids[k++] = s->tok[j];
+        if (k == k0 && s->off[i + 1] > s->off[i]) r->ids[k++] = s->tok[s->off[i] + (int64_t)dp_rng_below(&r->drop, (uint64_t)(s->off[i + 1] - s->off[i]))];
+        r->offs[b + 1] = k;
+    }
+}
+
+static void lazy_adam(dsi_run *r, const int32_t *rows, size_t n, float lr)
+{
+    const size_t D = (size_t)r->m->cfg.embed;
+    dp_opt_config oc = r->opt.cfg;
+    oc.weight_decay = 0; /* decay would touch every row every step: not lazy */
+    float *w = r->m->emb.data, *g = r->m->emb.grad;
+    for (size_t i = 0; i < n; i++) {
+        size_t o = (size_t)rows[i] * D;
+        dp_adam_update(w + o, g + o, r->em + o, r->ev + o, D, &oc, lr, r->t);
+        memset(g + o, 0, D * sizeof *g);
+    }
+}
+
+/* One optimizer step at sampler step `step`; stats += loss sum, correct, examples (all ranks). */
+static dp_status train_step(dsi_run *r, long step, double *stats)
+{
+    dp_ctx *c = &r->ctx;
+    long first, bs = dp_sampler_local(&r->smp, step, &first);
+    long global_bs = dp_sampler_global(&r->smp, step);
+    double st[4] = {0};
+    dp_params_zero_grad(&r->m->dense);
+    dp_ctx_reset(c);
+    c->training = 1;
+    c->grad_enabled = 1;
+    int ntok = 0;
+    if (bs > 0) {
+        assemble(r, first, bs);
+        ntok = r->offs[bs];
+        long correct = 0;
+        dp_tensor *h = dp_dsi_encode(c, r->m, r->ids, r->offs, (int)bs);
+        dp_tensor *loss = dp_dsi_loss(c, r->m, h, r->docs, &correct);
+        if (!loss) return c->status ? c->status : dp_errorf(DP_ERR_SHAPE, "dsi: forward failed");
+        double l = loss->data[0];
+        st[0] = isfinite(l) ? l * (double)bs : 0;
+        st[1] = (double)correct;
+        st[2] = (double)bs;
+        st[3] = isfinite(l) ? 0 : 1;
+        dp_sync_begin(&r->sync, c);
+        dp_status rc = dp_backward_scaled(c, loss, (float)((double)bs / (double)global_bs));
+        if (rc != DP_OK) return rc;
+    }
+    dp_status rc = dp_sync_end(&r->sync, c);
+    const int32_t *rows = NULL;
+    size_t nrows = 0;
+    if (rc == DP_OK)
+        rc = dp_rows_allreduce(r->m->emb.grad, r->m->cfg.buckets, (size_t)r->m->cfg.embed, r->ids, (size_t)ntok,
+                               DP_REDUCE_SUM, r->cfg->allreduce, r->size > 1 ? r->sync.comm : MPI_COMM_NULL, r->rows,
+                               &rows, &nrows);
+    if (rc == DP_OK) rc = dp_sync_sum(&r->sync, st, 4);
+    if (rc != DP_OK) return rc;
+    if (st[3] > 0)
+        return dp_errorf(DP_ERR_NONFINITE, "member %d, step %ld: the loss is not finite on %.0f rank(s); lower --lr",
+                         r->member, r->t + 1, st[3]);
+    r->t++;
+    dp_optimizer_step(&r->opt, r->m->dense.data, r->m->dense.grad, r->cfg->lr);
+    lazy_adam(r, rows, nrows, r->cfg->lr);
+    for (int i = 0; i < 3; i++) stats[i] += st[i];
+    return DP_OK;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+/* Beam-search metrics over (at most limit) examples of s, split across the
+ * member's ranks and summed. */
+static dp_status evaluate(dsi_run *r, const dp_dsi_set *s, long limit, dp_dsi_metrics *out)
+{
+    const int beams = r->cfg->eval_beams;
+    enum { EB = 256 };
+    long n = limit > 0 && limit < s->n ? limit : s->n;
+    int32_t *docs = malloc((size_t)EB * (size_t)beams * sizeof *docs);
+    float *sc = malloc((size_t)EB * (size_t)beams * sizeof *sc);
+    int32_t *offs = malloc((EB + 1) * sizeof *offs);
+    dp_dsi_metrics m = {0};
+    dp_status rc = docs && sc && offs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "evaluation: out of memory");
+    dp_ctx *c = &r->ctx;
+    /* rank r takes the r-th contiguous slice */
+    long lo = n * r->rank / r->size, hi = n * (r->rank + 1) / r->size;
+    for (long b0 = lo; b0 < hi && rc == DP_OK; b0 += EB) {
+        int nb = (int)(hi - b0 < EB ? hi - b0 : EB);
+        int64_t base = s->off[b0];
+        for (int i = 0; i <= nb; i++) offs[i] = (int32_t)(s->off[b0 + i] - base);
+        dp_ctx_reset(c);
+        c->training = 0;
+        c->grad_enabled = 0;
+        dp_tensor *h = dp_dsi_encode(c, r->m, s->tok + base, offs, nb);
+        if (!h) {
+            rc = c->status ? c->status : DP_ERR_SHAPE;
+            break;
+        }
+        rc = dp_dsi_beam_search(c, r->m, h->data, nb, beams, docs, sc);
+        for (int i = 0; i < nb && rc == DP_OK; i++) dp_dsi_metrics_add(&m, docs + (size_t)i * beams, beams, s->doc[b0 + i]);
+    }
+    free(docs);
+    free(sc);
+    free(offs);
+    dp_ctx_reset(c);
+    double v[5] = {(double)m.queries, m.hits1, m.hits5, m.hits10, m.mrr10};
+    dp_status rs = dp_sync_all_ok(&r->sync, rc, "evaluation");
+    if (rs == DP_OK) rs = dp_sync_sum(&r->sync, v, 5);
+    *out = (dp_dsi_metrics){(long)v[0], v[1], v[2], v[3], v[4]};
+    return rs;
+}
+
+static double per(const dp_dsi_metrics *m, double v) { return m->queries ? v / (double)m->queries : 0; }
+
+/* ------------------------------------------------------------ the run */
+
+static dp_status save(dsi_run *r)
+{
+    if (!r->dir[0]) return DP_OK;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.dsi", r->dir);
+    return dp_dsi_member_save(path, r->m, &r->data.tok, r->data.names, r->config_text);
+}
+
+static dp_status epochs(dsi_run *r, dp_dsi_train_result *res)
+{
+    const dp_dsi_train_config *cfg = r->cfg;
+    dp_status rc = DP_OK;
+    for (int e = 0; e < cfg->epochs && rc == DP_OK; e++) {
+        dp_sampler_shuffle(&r->smp, &r->shuffle);
+        r->index_first = r->data.index.n ? (long)(((unsigned long long)e * (unsigned long long)r->n_index) % (unsigned long long)r->data.index.n) : 0;
+        double stats[3] = {0}, t0 = dp_now();
+        for (long i = 0; i < r->smp.steps && rc == DP_OK; i++) rc = train_step(r, i, stats);
+        if (rc != DP_OK) break;
+        double dt = dp_now() - t0;
+        res->train_s += dt;
+        res->steps += r->smp.steps;
+        res->loss = stats[2] > 0 ? stats[0] / stats[2] : 0;
+        res->epochs = e + 1;
+        double acc = stats[2] > 0 ? stats[1] / stats[2] : 0;
+        if (r->rank == 0 && !cfg->quiet)
+            fprintf(stderr, "member %d epoch %d/%d: loss %.4f, train acc %.4f, %.1f s (%.0f examples/s/rank)\n",
+                    r->member, e + 1, cfg->epochs, res->loss, acc, dt, stats[2] / dt / r->size);
+        if (r->metrics)
+            fprintf(r->metrics, "{\"epoch\":%d,\"loss\":%.6f,\"train_acc\":%.6f,\"seconds\":%.3f,\"examples\":%.0f}\n",
+                    e + 1, res->loss, acc, dt, stats[2]);
+    }
+    return rc;
+}
+
+dp_status dp_dsi_train_member(const dp_dsi_train_config *cfg, MPI_Comm comm, int member, dp_dsi_train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    dp_status rc = dp_dsi_train_check(cfg);
+    if (rc != DP_OK) return rc;
+    dsi_run r = {.cfg = cfg, .member = member};
+    rc = setup(&r, comm);
+    if (rc != DP_OK) { /* setup's failures are agreed on by every rank already */
+        teardown(&r);
+        return rc;
+    }
+    res->member = member;
+    res->ranks = r.size;
+    res->ndocs = r.data.ndocs;
+    res->train_queries = r.data.train.n;
+    res->test_queries = r.data.test.n;
+    res->params_mb = (double)(r.m->dense.n + r.m->emb.n) * 4.0 / 1048576.0;
+    rc = epochs(&r, res);
+    if (rc == DP_OK && res->train_s > 0)
+        res->queries_per_s = (double)res->epochs * (double)(r.data.train.n + r.n_index) / res->train_s / r.size;
+    /* training queries: a sample is enough to see memorisation */
+    long tl = cfg->eval_limit > 0 ? cfg->eval_limit : 10000;
+    if (rc == DP_OK) rc = evaluate(&r, &r.data.train, tl, &res->train_m);
+    if (rc == DP_OK) rc = evaluate(&r, &r.data.test, cfg->eval_limit, &res->test_m);
+    if (rc == DP_OK) {
+        dp_status rs = DP_OK;
+        if (r.rank == 0) {
+            rs = save(&r);
+            if (r.metrics)
+                fprintf(r.metrics,
+                        "{\"final\":true,\"train_hits1\":%.6f,\"test_hits1\":%.6f,\"test_hits10\":%.6f,\"test_mrr10\":%.6f,"
+                        "\"train_s\":%.3f,\"queries_per_s_per_rank\":%.1f}\n",
+                        per(&res->train_m, res->train_m.hits1), per(&res->test_m, res->test_m.hits1),
+                        per(&res->test_m, res->test_m.hits10), per(&res->test_m, res->test_m.mrr10), res->train_s,
+                        res->queries_per_s);
+        }
+        rc = dp_sync_all_ok(&r.sync, rs, "saving the member");
+    }
+    teardown(&r);
+    return rc;
+}
+
+dp_status dp_dsi_train_run(const dp_dsi_train_config *cfg, MPI_Comm world, dp_dsi_train_result *res)
+{
+    int rank = 0, size = 1;
+    if (world != MPI_COMM_NULL) {
+        MPI_Comm_rank(world, &rank);
+        MPI_Comm_size(world, &size);
+    }
+    if (cfg->members < 1 || size % cfg->members)
+        return dp_errorf(DP_ERR_ARG, "--members %d does not divide the %d ranks: every member needs the same number of ranks",
+                         cfg->members, size);
+    int per = size / cfg->members, member = rank / per;
+    MPI_Comm mc = MPI_COMM_NULL;
+    if (world != MPI_COMM_NULL && MPI_Comm_split(world, member, rank, &mc) != MPI_SUCCESS)
+        return dp_errorf(DP_ERR_MPI, "rank %d: MPI_Comm_split into %d members failed", rank, cfg->members);
+    dp_dsi_train_result mine;
+    dp_status rc = dp_dsi_train_member(cfg, per > 1 ? mc : MPI_COMM_NULL, member, &mine);
+    if (mc != MPI_COMM_NULL) MPI_Comm_free(&mc);
+    /* members finished on their own; now (only now) the world agrees on the outcome */
+    int bad = rc != DP_OK, anybad = bad;
+    if (world != MPI_COMM_NULL) MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, world);
+    if (rc != DP_OK) return rc;
+    if (anybad) return dp_errorf(DP_ERR_MPI, "rank %d: another member failed (its rank 0 printed why)", rank);
+    if (world == MPI_COMM_NULL) {
+        res[0] = mine;
+        return DP_OK;
+    }
+    /* rank k * per is member k's rank 0 */
+    dp_dsi_train_result *all = rank == 0 ? malloc((size_t)size * sizeof *all) : NULL;
+    MPI_Gather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, world);
+    if (rank == 0) {
+        for (int k = 0; k < cfg->members; k++) res[k] = all[k * per];
+        free(all);
+    }
+    return DP_OK;
+}

@@ -1,1 +1,260 @@
-/* placeholder: being written */
+/* The DSI model (Tay et al. 2022) over the core ops: a query encoder and an
+ * atomic head or a semantic, level-by-level decoder.
+ *
+ *   tokens --embedding_bag(mean)--> [N, embed]                      m->emb
+ *          --layers x (linear hidden, ReLU, dropout)--> h [N, hdim]   m->dense
+ *   atomic:   logits = head(h) [N, ndocs]; loss = CE                 (one sgemm)
+ *   semantic: for each level l (teacher forcing: v = the node of the
+ *             document's true prefix of length l),
+ *               g_l = ReLU(A_l h + b_l + E_l[v]),  logits_l = W_l g_l + c_l [width_l]
+ *             loss = 1/N sum_rows sum_{l < len(doc)} CE(logits_l, digit_l)
+ *
+ * E_l has one row per trie node of depth l, so the decoder knows the whole
+ * prefix, not only the last digit (DSI's decoder sees it through its
+ * autoregressive state). In training the softmax runs over every digit of the
+ * level (as DSI does); the beam search (beam.c) renormalises over the valid
+ * children of the node. The rows taking part in a level are picked with one
+ * gather per level (dp_gather_rows), so the decoder costs a few GEMMs per
+ * level whatever the batch.
+ *
+ * Parameter names: emb.weight; enc<i>.{weight,bias}; head.{weight,bias};
+ * dec<l>.a.{weight,bias}, dec<l>.node, dec<l>.out.{weight,bias}. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/tape.h"
+#include "dsi/model_internal.h"
+
+void dp_dsi_model_defaults(dp_dsi_model_config *c)
+{
+    c->buckets = 1u << 18;
+    c->embed = 128;
+    c->hidden = 256;
+    c->layers = 2;
+    c->dropout = 0.1f;
+}
+
+static dp_status check_config(const dp_dsi_model_config *c)
+{
+    if (c->buckets < 1 || c->buckets > (1u << 30))
+        return dp_errorf(DP_ERR_ARG, "dsi model: buckets = %u (1..2^30)", c->buckets);
+    if (c->embed < 1 || c->embed > 65536) return dp_errorf(DP_ERR_ARG, "dsi model: embed = %d (1..65536)", c->embed);
+    if (c->hidden < 1 || c->hidden > 65536)
+        return dp_errorf(DP_ERR_ARG, "dsi model: hidden = %d (1..65536)", c->hidden);
+    if (c->layers < 0 || c->layers > 64) return dp_errorf(DP_ERR_ARG, "dsi model: layers = %d (0..64)", c->layers);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+        return dp_errorf(DP_ERR_ARG, "dsi model: dropout = %g ([0, 1))", (double)c->dropout);
+    return DP_OK;
+}
+
+/* the child of v reached by digit dg, or -1 */
+static int child_of(const dp_dsi_trie *t, int v, int dg)
+{
+    int lo = t->first[v], hi = t->first[v] + t->count[v] - 1;
+    while (lo <= hi) {
+        const int mid = (lo + hi) / 2;
+        if (t->digit[mid] == dg) return mid;
+        if (t->digit[mid] < dg)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* impl->path (each document's prefix nodes) and impl->reach */
+static dp_status index_paths(dp_dsi_impl *im, const dp_dsi_docids *ids)
+{
+    const dp_dsi_trie *t = &ids->trie;
+    const int L = ids->maxlen;
+    im->path = malloc((size_t)ids->ndocs * L * sizeof *im->path);
+    im->reach = malloc((size_t)t->nnodes);
+    if (!im->path || !im->reach) return dp_errorf(DP_ERR_NOMEM, "dsi model: out of memory (%d documents)", ids->ndocs);
+    for (int d = 0; d < ids->ndocs; d++) {
+        int v = 0;
+        for (int l = 0; l < ids->len[d]; l++) {
+            im->path[(long)d * L + l] = v;
+            v = v >= 0 && t->count[v] > 0 ? child_of(t, v, ids->code[(long)d * L + l]) : -1;
+        }
+        for (int l = ids->len[d]; l < L; l++) im->path[(long)d * L + l] = -1;
+        if (v < 0 || v != ids->leaf[d] || t->doc[v] != d)
+            return dp_errorf(DP_ERR_FORMAT, "dsi model: document %d's id does not lead to its trie leaf", d);
+    }
+    /* children come after their parent: one sweep from the deepest nodes */
+    for (int v = t->nnodes - 1; v >= 0; v--) {
+        int r = t->depth[v];
+        for (int q = 0; q < t->count[v]; q++)
+            if (im->reach[t->first[v] + q] > r) r = im->reach[t->first[v] + q];
+        im->reach[v] = (uint8_t)r;
+    }
+    return DP_OK;
+}
+
+dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids, dp_dsi_model **out)
+{
+    *out = NULL;
+    dp_status rc = check_config(cfg);
+    if (rc != DP_OK) return rc;
+    if (!ids || ids->ndocs < 1) return dp_errorf(DP_ERR_ARG, "dsi model: no documents");
+    if (ids->trie.nnodes == 0 && (rc = dp_dsi_docids_index(ids)) != DP_OK) return rc;
+    dp_dsi_model *m = calloc(1, sizeof *m);
+    dp_dsi_impl *im = calloc(1, sizeof *im);
+    if (!m || !im) {
+        free(m);
+        free(im);
+        return dp_errorf(DP_ERR_NOMEM, "dsi model: out of memory");
+    }
+    m->cfg = *cfg;
+    m->ids = *ids;
+    memset(ids, 0, sizeof *ids);
+    m->impl = im;
+    const dp_dsi_docids *I = &m->ids;
+    char nm[64];
+
+    dp_nn_embedding_bag_init(&im->bag, &m->emb, "emb", (int)cfg->buckets, cfg->embed, 1);
+    im->hdim = cfg->layers > 0 ? cfg->hidden : cfg->embed;
+    im->dec = cfg->hidden;
+    im->enc = calloc(cfg->layers > 0 ? (size_t)cfg->layers : 1, sizeof *im->enc);
+    if (!im->enc) {
+        rc = dp_errorf(DP_ERR_NOMEM, "dsi model: out of memory");
+        goto err;
+    }
+    int ok = im->bag.w != NULL;
+    for (int i = 0; i < cfg->layers; i++) {
+        snprintf(nm, sizeof nm, "enc%d", i);
+        dp_nn_linear_init(&im->enc[i], &m->dense, nm, i ? cfg->hidden : cfg->embed, cfg->hidden, 1);
+        ok &= im->enc[i].w && im->enc[i].b;
+    }
+    if (I->kind == DP_DSI_ATOMIC) {
+        dp_nn_linear_init(&im->head, &m->dense, "head", im->hdim, I->ndocs, 1);
+        ok &= im->head.w && im->head.b;
+    } else {
+        for (int l = 0; l < I->maxlen; l++) {
+            dp_dsi_level *lv = &im->lv[l];
+            lv->base = I->trie.level_base[l];
+            lv->nodes = I->trie.level_base[l + 1] - lv->base;
+            lv->width = I->width[l];
+            snprintf(nm, sizeof nm, "dec%d.a", l);
+            dp_nn_linear_init(&lv->a, &m->dense, nm, im->hdim, im->dec, 1);
+            snprintf(nm, sizeof nm, "dec%d.node", l);
+            lv->node = dp_params_add(&m->dense, nm, 2, (int[]){lv->nodes, im->dec}, DP_INIT_NORMAL_SMALL, im->dec,
+                                     im->dec);
+            snprintf(nm, sizeof nm, "dec%d.out", l);
+            dp_nn_linear_init(&lv->out, &m->dense, nm, im->dec, lv->width, 1);
+            ok &= lv->a.w && lv->a.b && lv->node && lv->out.w && lv->out.b;
+        }
+    }
+    if (!ok) {
+        rc = dp_errorf(DP_ERR_NOMEM, "dsi model: cannot declare the parameters");
+        goto err;
+    }
+    if ((rc = dp_params_finalize(&m->emb)) != DP_OK || (rc = dp_params_finalize(&m->dense)) != DP_OK) goto err;
+    if ((rc = index_paths(im, I)) != DP_OK) goto err;
+    *out = m;
+    return DP_OK;
+err:
+    /* give the ids back to the caller untouched */
+    *ids = m->ids;
+    memset(&m->ids, 0, sizeof m->ids);
+    dp_dsi_model_free(m);
+    return rc;
+}
+
+void dp_dsi_model_init(dp_dsi_model *m, dp_rng *r)
+{
+    dp_params_init(&m->emb, r);
+    dp_params_init(&m->dense, r);
+}
+
+void dp_dsi_model_free(dp_dsi_model *m)
+{
+    if (!m) return;
+    dp_dsi_impl *im = m->impl;
+    if (im) {
+        free(im->enc);
+        free(im->path);
+        free(im->reach);
+        free(im);
+    }
+    dp_dsi_docids_free(&m->ids);
+    dp_params_free(&m->emb);
+    dp_params_free(&m->dense);
+    free(m);
+}
+
+dp_tensor *dp_dsi_encode(dp_ctx *c, dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags)
+{
+    const dp_dsi_impl *im = m->impl;
+    dp_tensor *x = dp_nn_embedding_bag(c, &im->bag, ids, offsets, nbags);
+    for (int i = 0; i < m->cfg.layers; i++) x = dp_dropout(c, dp_relu(c, dp_nn_linear(c, &im->enc[i], x)), m->cfg.dropout);
+    return x;
+}
+
+/* Sum over the levels of (rows in the level / n) x the level's mean CE. */
+static dp_tensor *semantic_loss(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *docs, long *correct)
+{
+    const dp_dsi_impl *im = m->impl;
+    const dp_dsi_docids *I = &m->ids;
+    const int n = h->shape[0], L = I->maxlen;
+    uint8_t *ok = correct ? dp_scratch(c, (size_t)n) : NULL;
+    if (correct && !ok) return NULL;
+    if (ok) memset(ok, 1, (size_t)n);
+    dp_tensor *total = NULL;
+    for (int l = 0; l < L; l++) {
+        int M = 0;
+        for (int i = 0; i < n; i++) M += I->len[docs[i]] > l;
+        if (M == 0) break;
+        const dp_dsi_level *lv = &im->lv[l];
+        int32_t *rows = dp_scratch(c, (size_t)M * 3 * sizeof *rows);
+        if (!rows) return NULL;
+        int32_t *node = rows + M, *tgt = rows + 2 * M;
+        for (int i = 0, q = 0; i < n; i++) {
+            const long d = docs[i];
+            if (I->len[d] <= l) continue;
+            rows[q] = i;
+            node[q] = im->path[d * L + l] - lv->base;
+            tgt[q++] = I->code[d * L + l];
+        }
+        dp_tensor *hl = M == n ? h : dp_gather_rows(c, h, rows, M);
+        dp_tensor *pre = dp_add(c, dp_nn_linear(c, &lv->a, hl), dp_gather_rows(c, lv->node, node, M));
+        dp_tensor *logits = dp_nn_linear(c, &lv->out, dp_relu(c, pre));
+        dp_tensor *ce = dp_cross_entropy(c, logits, tgt, NULL);
+        if (!ce) return NULL;
+        if (ok) {
+            const int W = lv->width;
+            for (int q = 0; q < M; q++) {
+                const float *x = logits->data + (long)q * W;
+                int arg = 0;
+                for (int j = 1; j < W; j++)
+                    if (x[j] > x[arg]) arg = j;
+                if (arg != tgt[q]) ok[rows[q]] = 0;
+            }
+        }
+        if (M != n) ce = dp_scale(c, ce, (float)M / (float)n);
+        total = total ? dp_add(c, total, ce) : ce;
+    }
+    if (correct && total) {
+        long k = 0;
+        for (int i = 0; i < n; i++) k += ok[i];
+        *correct = k;
+    }
+    return total;
+}
+
+dp_tensor *dp_dsi_loss(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *docs, long *correct)
+{
+    if (!h) return NULL;
+    const dp_dsi_impl *im = m->impl;
+    if (h->ndim != 2 || h->shape[1] != im->hdim)
+        return dp_fail(c, DP_ERR_SHAPE, "dsi loss: h is [%d,%d]/%dd, the model makes [N,%d]", h->shape[0],
+                       h->shape[1], h->ndim, im->hdim);
+    if (!docs) return dp_fail(c, DP_ERR_ARG, "dsi loss: no documents");
+    const int n = h->shape[0];
+    for (int i = 0; i < n; i++)
+        if (docs[i] < 0 || docs[i] >= m->ids.ndocs)
+            return dp_fail(c, DP_ERR_ARG, "dsi loss: row %d names document %d, outside [0, %d)", i, (int)docs[i],
+                           m->ids.ndocs);
+    if (m->ids.kind == DP_DSI_ATOMIC) return dp_cross_entropy(c, dp_nn_linear(c, &im->head, h), docs, correct);
+    return semantic_loss(c, m, h, docs, correct);
+}

@@ -1,5 +1,6 @@
 dp_room(dsi
   src/dsi/tokenize.c
+  src/dsi/strtab.c
   src/dsi/dataset.c
   src/dsi/pairs.c
   src/dsi/debian.c

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# De-DSI on the Debian package index (made by launch/quickstart-dsi.sh's
+# prepare step when missing): BM25, the centralised DSI (atomic and semantic
+# docids) and ensembles of 2, 4 and 8 members (confidence and vote), all
+# scored on the same test queries. Prints one table (Hits@1/5/10, MRR@10,
+# training time, examples/s per rank, model size) and writes a CSV; --plot
+# draws Hits@10 per method (gnuplot).
+#
+#   benchmarks/bench_dsi.sh [--data DIR] [--epochs N] [--members "2 4 8"]
+#       [--docids "atomic semantic"] [--train-args "..."] [--tag NAME] [--latency] [--plot [FILE.png]]
+#
+# --data        dataset dir (default benchmarks/out/debian-dsi)
+# --epochs      training epochs of every DSI model (default 10)
+# --members     ensemble sizes (each trained with one rank per member: mpirun -np S)
+# --docids      docid schemes of the centralised model (ensembles use the first)
+# --train-args  extra dsi-train flags (the lever under test: --token-drop, --index-ratio, ...)
+# --latency     also time dsi-query over 1000 test queries with 4 members and 5 beams (p50/p99)
+#
+# Logs: benchmarks/out/dsi-runs<tag>/; CSV: benchmarks/out/dsi<tag>.csv
+set -euo pipefail
+me=bench_dsi
+data="" epochs=10 members="2 4 8" docids="atomic semantic" train_args="" tag="" latency=0 plot=""
+die() { echo "$me: $*" >&2; exit 2; }
+need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) need_arg "$@"; data="$2"; shift 2 ;;
+    --epochs) need_arg "$@"; epochs="$2"; shift 2 ;;
+    --members) [ $# -ge 2 ] || die "--members needs a value"; members="$2"; shift 2 ;;
+    --docids) need_arg "$@"; docids="$2"; shift 2 ;;
+    --train-args) [ $# -ge 2 ] || die "--train-args needs a value"; train_args="$2"; shift 2 ;;
+    --tag) need_arg "$@"; tag="_$2"; shift 2 ;;
+    --latency) latency=1; shift ;;
+    --plot) if [ $# -ge 2 ] && [ "${2#--}" = "$2" ]; then plot="$2"; shift 2; else plot=default; shift; fi ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown flag $1 (--help lists them)" ;;
+  esac
+done
+source "$(dirname "$0")/common.sh"
+data="${data:-$out/debian-dsi}"
+if [ ! -f "$data/manifest.txt" ]; then
+  DP_DSI_DATA="$data" DP_DSI_PREPARE_ONLY=1 "$root/launch/quickstart-dsi.sh" || die "preparing $data failed"
+fi
+runs="$out/dsi-runs$tag"; mkdir -p "$runs"
+csv="$out/dsi$tag.csv"
+echo "method,members,docids,queries,hits1,hits5,hits10,mrr10,train_s,q_per_s_rank,params_mb,epochs,train_args" >"$csv"
+dp="$build/dptrain"
+
+# eval_rows NAME MEMBERS DOCIDS TRAIN_S QPS MB LOG: the JSON lines of a dsi-eval log into the CSV
+eval_rows() {
+  local name="$1" m="$2" ids="$3" ts="$4" qps="$5" mb="$6" log="$7"
+  grep '^{' "$log" | while read -r j; do
+    local method q h1 h5 h10 mrr
+    method=$(sed 's/.*"method":"\([^"]*\)".*/\1/' <<<"$j")
+    q=$(sed 's/.*"queries":\([0-9]*\).*/\1/' <<<"$j")
+    h1=$(sed 's/.*"hits1":\([0-9.]*\).*/\1/' <<<"$j"); h5=$(sed 's/.*"hits5":\([0-9.]*\).*/\1/' <<<"$j")
+    h10=$(sed 's/.*"hits10":\([0-9.]*\).*/\1/' <<<"$j"); mrr=$(sed 's/.*"mrr10":\([0-9.]*\).*/\1/' <<<"$j")
+    [ "$name" = "-" ] && n="$method" || n="$name-${method%%[0-9]*}"
+    echo "$n,$m,$ids,$q,$h1,$h5,$h10,$mrr,$ts,$qps,$mb,$epochs,\"$train_args\"" >>"$csv"
+  done
+}
+
+# train S DOCIDS RUNDIR: trains S members (one rank each), prints "train_s q_per_s params_mb" (summed / mean / summed)
+train() {
+  local s="$1" ids="$2" run="$3"
+  # shellcheck disable=SC2086
+  dp_mpirun "$s" "$dp" dsi-train --data "$data" --members "$s" --docids "$ids" --epochs "$epochs" \
+    --out "$run" --eval-limit 2000 --quiet $train_args >"$run.log" 2>"$run.err" || { cat "$run.err" >&2; die "dsi-train failed ($run)"; }
+  awk 'NR>1 {t = $7 > t ? $7 : t; q += $8; mb += $14; n++} END {printf "%.1f %.0f %.1f\n", t, q / n, mb}' "$run.log"
+}
+
+echo "$me: BM25" >&2
+for kb in "0.9 0.4" "1.5 0.75"; do
+  set -- $kb
+  "$dp" dsi-eval --bm25 "$data" --test "$data/test.tsv" --k1 "$1" --b "$2" --json >"$runs/bm25_$1_$2.log"
+  eval_rows - 0 - 0 0 0 "$runs/bm25_$1_$2.log"
+done
+for ids in $docids; do
+  echo "$me: centralised DSI ($ids)" >&2
+  read -r ts qps mb < <(train 1 "$ids" "$runs/central-$ids")
+  "$dp" dsi-eval --run "$runs/central-$ids" --test "$data/test.tsv" --agg confidence --json >"$runs/central-$ids.eval"
+  eval_rows "central" 1 "$ids" "$ts" "$qps" "$mb" "$runs/central-$ids.eval"
+done
+first=${docids%% *}
+for s in $members; do
+  echo "$me: ensemble of $s members ($first)" >&2
+  read -r ts qps mb < <(train "$s" "$first" "$runs/ens$s")
+  dp_mpirun "$(( s < 2 ? s : 2 ))" "$dp" dsi-eval --run "$runs/ens$s" --test "$data/test.tsv" --json >"$runs/ens$s.eval"
+  eval_rows "ens$s" "$s" "$first" "$ts" "$qps" "$mb" "$runs/ens$s.eval"
+  [ "$s" = 4 ] && "$dp" dsi-eval --run "$runs/ens4" --only 0 --test "$data/m4/0/test.tsv" --json >"$runs/ens4-member0.eval" &&
+    eval_rows "ens4-member0-own-test" 1 "$first" "$ts" "$qps" "$mb" "$runs/ens4-member0.eval"
+done
+if [ "$latency" = 1 ] && [ -d "$runs/ens4" ]; then
+  cut -f1 "$data/test.tsv" | head -n 1000 >"$runs/latency-queries.txt"
+  "$dp" dsi-query --run "$runs/ens4" --beams 5 --queries "$runs/latency-queries.txt" --latency >/dev/null 2>"$runs/latency.log"
+  cat "$runs/latency.log" >&2
+fi
+column -s, -t <"$csv"
+echo "$me: wrote $csv" >&2
+if [ -n "$plot" ]; then
+  [ "$plot" = default ] && plot="$out/dsi$tag.png"
+  gnuplot -e "set terminal pngcairo size 900,500; set output '$plot'; set datafile separator ','; \
+    set style data histograms; set style fill solid; set ylabel 'Hits@10'; set xtics rotate by -30; \
+    plot '$csv' using 7:xtic(1) title 'Hits@10'" && echo "$me: wrote $plot" >&2
+fi

@@ -1,0 +1,115 @@
+/* Training DSI ensemble members, saving and loading them, and answering
+ * queries with an ensemble (De-DSI).
+ *
+ *   world --MPI_Comm_split--> S member communicators of P/S ranks
+ *   member k: its dataset dir -> docids (atomic | semantic) -> model ->
+ *     steps: encoder + head on the tape; dense gradients through the ring in
+ *     buckets (dp_sync), the embedding table's touched rows through
+ *     dp_rows_allreduce, Adam on the dense buffer, lazy Adam on those rows
+ *   -> out/member-<k>/model.dsi (+ docs.tsv, metrics.jsonl)
+ *
+ * Members never exchange a message while training: each one's collectives
+ * run on its own communicator only (tests/mpi_dsi.c counts them). */
+#ifndef DPTRAIN_DSI_TRAIN_H
+#define DPTRAIN_DSI_TRAIN_H
+
+#include <mpi.h>
+
+#include "dptrain/comm.h"
+#include "dptrain/dsi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dp_dsi_train_config {
+    char data[512];          /* dataset dir; with members S > 1, member k reads data/m<S>/<k> */
+    char out[512];           /* run dir: out/member-<k>/ per member ("" = save nothing) */
+    int members;
+    dp_dsi_model_config model;
+    dp_dsi_docid_kind docids;
+    int kmeans_k, leaf;      /* semantic ids: clusters per level, largest leaf group */
+    int epochs, batch;       /* batch: per rank */
+    float lr, weight_decay;  /* Adam; weight decay on the dense parameters only */
+    float index_ratio;       /* indexing examples mixed in per training query (0 = none) */
+    float token_drop;        /* each input token dropped with this probability in training */
+    int eval_beams;          /* beams for the end-of-training evaluation */
+    long eval_limit;         /* evaluate on at most this many queries per split (0 = all) */
+    uint64_t seed;
+    dp_allreduce_algo allreduce;
+    float bucket_mb;
+    int overlap;
+    int threads;             /* OpenBLAS threads per rank */
+    int quiet;
+} dp_dsi_train_config;
+
+typedef struct dp_dsi_train_result {
+    int member, ranks, ndocs, epochs;
+    long train_queries, test_queries, steps;
+    double train_s;          /* training steps only */
+    double queries_per_s;    /* training examples per second per rank */
+    double loss;             /* last epoch's mean loss */
+    dp_dsi_metrics train_m;  /* on (at most eval_limit) training queries */
+    dp_dsi_metrics test_m;   /* on the member's test queries */
+    double params_mb;        /* model size: parameters in MiB */
+} dp_dsi_train_result;
+
+void dp_dsi_train_defaults(dp_dsi_train_config *cfg);
+/*! DP_ERR_ARG naming the flag of the first out-of-range field. */
+dp_status dp_dsi_train_check(const dp_dsi_train_config *cfg);
+
+/*! Trains member `member` on the ranks of `comm` (MPI_COMM_NULL or one rank:
+ *  alone). Every rank of comm returns the same status and result. */
+dp_status dp_dsi_train_member(const dp_dsi_train_config *cfg, MPI_Comm comm, int member, dp_dsi_train_result *res);
+
+/*! Splits `world` into cfg->members member communicators (ranks k P/S ..
+ *  (k+1) P/S - 1 form member k; P % S != 0 is an error naming both) and trains
+ *  every member. res[0 .. members) is filled on world rank 0. */
+dp_status dp_dsi_train_run(const dp_dsi_train_config *cfg, MPI_Comm world, dp_dsi_train_result *res);
+
+/* ------------------------------------------------------------ members */
+
+typedef struct dp_dsi_member {
+    char path[512];
+    dp_dsi_model *model;
+    dp_dsi_tok_config tok;
+    char **names;            /* [model->ids.ndocs] docid strings */
+} dp_dsi_member;
+
+/*! Writes a member checkpoint atomically: model config, docids, parameters,
+ *  tokenizer and docid names. */
+dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_dsi_tok_config *tok,
+                             char *const *names, const char *config_text);
+/*! Loads a member checkpoint, checking every size against the file. */
+dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out);
+void dp_dsi_member_free(dp_dsi_member *mb);
+
+/* ------------------------------------------------------------ ensembles */
+
+typedef struct dp_dsi_ensemble dp_dsi_ensemble;
+
+/*! Loads member checkpoints paths[0 .. n) over the ranks of comm (member m
+ *  on rank m % P; MPI_COMM_NULL: all here). Every rank learns every docid
+ *  name (from each checkpoint's names section) to map members' documents to
+ *  one global numbering. Collective over comm. */
+dp_status dp_dsi_ensemble_load(const char *const *paths, int n, MPI_Comm comm, dp_dsi_ensemble **out);
+/*! Number of members, and of distinct docids over all members. */
+int dp_dsi_ensemble_members(const dp_dsi_ensemble *e);
+int dp_dsi_ensemble_docs(const dp_dsi_ensemble *e);
+/*! Global id of a docid string, or -1. */
+int32_t dp_dsi_ensemble_doc_id(const dp_dsi_ensemble *e, const char *docid);
+const char *dp_dsi_ensemble_doc_name(const dp_dsi_ensemble *e, int32_t id);
+
+/*! Answers nq queries (collective: every rank passes the same queries; only
+ *  rank 0's outputs are filled). Each member runs beam search with `beams`;
+ *  `only` >= 0 restricts to that member alone. For each aggregation in
+ *  how[0 .. nhow), out[a][q * k ..] and score[a][q * k ..] get the top k
+ *  global ids (-1 padded). */
+dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, int nq, int beams, int only,
+                                const dp_dsi_agg *how, int nhow, int k, int32_t **out, float **score);
+void dp_dsi_ensemble_free(dp_dsi_ensemble *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,105 @@
+/* Private to the DSI data side (dataset.c, pairs.c, debian.c, prepare.c and
+ * tests/test_dsi_data.c): a string interner, a growable byte arena, line
+ * reading, and the raw corpus the input parsers fill before dp_dsi_prepare
+ * applies its drop, split and member rules.
+ *
+ *   Debian Packages + Translation-en ─┐
+ *   queries TSV (ORCAS or plain) ─────┼─▶ dsi_corpus (docs in first-seen order,
+ *   docs TSV (text, optional) ────────┘   queries in input order) ─▶ dp_dsi_prepare */
+#ifndef DP_DSI_DATA_INTERNAL_H
+#define DP_DSI_DATA_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dptrain/dsi.h"
+
+/* The helpers below (arena, interner, text) live in pairs.c; the corpus and
+ * the TSV readers in prepare.c. */
+
+/* ------------------------------------------------------------ arena */
+/* NUL-terminated strings back to back in one growing buffer, named by offset
+ * (pointers would move on growth). */
+typedef struct dsi_arena {
+    char *buf;
+    size_t len, cap;
+} dsi_arena;
+
+/* Appends s[0..n) and a NUL; *off receives its offset. DP_ERR_NOMEM. */
+dp_status dsi_arena_add(dsi_arena *a, const char *s, size_t n, int64_t *off);
+static inline const char *dsi_arena_str(const dsi_arena *a, int64_t off) { return a->buf + off; }
+void dsi_arena_free(dsi_arena *a);
+
+/* ------------------------------------------------------------ interner */
+/* Strings -> dense ids 0, 1, 2 ... in first-seen order (docids, md5 sums).
+ * Open addressing over XXH3 hashes; keys live in the interner's own arena. */
+typedef struct dsi_intern {
+    long n;           /* strings held */
+    int64_t *off;     /* [n] key offsets in `keys` */
+    dsi_arena keys;
+    long *slot;       /* [cap] id or -1 */
+    size_t cap;       /* power of two */
+} dsi_intern;
+
+/* The id of s[0..n): an existing one, or a new one when `add` (*is_new = 1).
+ * Returns -1 when absent and !add, -2 when out of memory. */
+long dsi_intern_get(dsi_intern *t, const char *s, size_t n, int add, int *is_new);
+static inline const char *dsi_intern_str(const dsi_intern *t, long id) { return t->keys.buf + t->off[id]; }
+void dsi_intern_free(dsi_intern *t);
+
+/* ------------------------------------------------------------ text */
+/* Reads the next line into *buf (getline), dropping "\n" and a trailing "\r".
+ * Returns its length, or -1 at the end (or on error: check ferror). */
+long dsi_getline(char **buf, size_t *cap, FILE *f);
+/* Collapses runs of whitespace (ASCII space, \t .. \r, 0x1c .. 0x1f, and the
+ * UTF-8 Unicode spaces such as U+00A0 and U+2000 .. U+200A) in s[0..n) to
+ * one ' ' and trims both ends, in place; returns the new length (s is
+ * NUL-terminated at it). */
+size_t dsi_squash_space(char *s, size_t n);
+/* Number of whitespace-separated words of s. */
+int dsi_count_words(const char *s);
+
+/* ------------------------------------------------------------ corpus */
+/* What the input parsers produce: documents (docid strings, optional text)
+ * and queries, each belonging to one document, whitespace-normalised. */
+typedef struct dsi_corpus {
+    dsi_intern docs;   /* docid -> document index, in first-seen order */
+    int64_t *text;     /* [docs.n] offset of the document's text in `strs`, -1: none */
+    long text_cap;
+    long nq, q_cap;
+    int32_t *qdoc;     /* [nq] */
+    int64_t *qtext;    /* [nq] offsets in `strs` */
+    dsi_arena strs;
+} dsi_corpus;
+
+/* The index of docid name[0..n), added if new; -1 when out of memory (message set). */
+long dsi_corpus_doc(dsi_corpus *c, const char *name, size_t n);
+/* Adds a query (whitespace squashed; text[0..n) is modified) of document doc;
+ * an empty query is skipped. */
+dp_status dsi_corpus_add_query(dsi_corpus *c, long doc, char *text, size_t n);
+static inline const char *dsi_corpus_query(const dsi_corpus *c, long q) { return c->strs.buf + c->qtext[q]; }
+void dsi_corpus_free(dsi_corpus *c);
+
+/* Debian: Packages (apt-cache dumpavail) joined with Translation-en on
+ * Description-md5 (debian.c). One document per package name (the first
+ * stanza naming it), in Packages order; queries: the short description, then
+ * each sentence of at least min_words words of the long description. The
+ * long description's lines are joined and cut after '.', '!' or '?' followed
+ * by a space or the end; with split_lists also at paragraph breaks (" .")
+ * and before list bullets ("* ", "- ", "+ " opening a line). */
+dp_status dsi_read_debian(const char *packages, const char *translations, int min_words, int split_lists,
+                          dsi_corpus *c);
+
+/* Query-docid TSV, layout detected from the first line's column count:
+ * 4 = ORCAS (query_id, query, doc_id, url), 2 = plain (query, docid); every
+ * line must have the same count. Empty lines are skipped; an empty query or
+ * docid is a format error naming file:line (prepare.c). */
+dp_status dsi_read_queries_tsv(const char *path, dsi_corpus *c);
+/* docid<TAB>text: attaches text (squashed, cut to DSI_TEXT_MAX bytes at a word
+ * boundary) to the documents of c with keep[doc] != 0; other lines are skipped
+ * without being stored; the first line naming a document wins (prepare.c). */
+enum { DSI_TEXT_MAX = 16384 };
+dp_status dsi_read_docs_tsv(const char *path, dsi_corpus *c, const uint8_t *keep);
+
+#endif

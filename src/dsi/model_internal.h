@@ -1,0 +1,29 @@
+/* The DSI model's modules (model.c), shared with the beam search (beam.c).
+ * Private to src/dsi. */
+#ifndef DP_DSI_MODEL_INTERNAL_H
+#define DP_DSI_MODEL_INTERNAL_H
+
+#include "dptrain/dsi.h"
+
+/* Decoder level l of a semantic model: from h [N, hdim] and the trie node v
+ * of the prefix (depth l), logits [width] = out(ReLU(a(h) + node[v - base])). */
+typedef struct dp_dsi_level {
+    dp_linear_layer a;   /* hdim -> dec: A_l h + b_l */
+    dp_tensor *node;     /* E_l [nodes, dec], one row per trie node of depth l */
+    dp_linear_layer out; /* dec -> width */
+    int base, nodes, width;
+} dp_dsi_level;
+
+typedef struct dp_dsi_impl {
+    dp_embedding_bag_layer bag; /* in m->emb */
+    dp_linear_layer *enc;       /* [cfg.layers] */
+    dp_linear_layer head;       /* atomic: hdim -> ndocs */
+    dp_dsi_level lv[DP_DSI_MAXLEN];
+    int hdim, dec;              /* width of h, of the decoder's hidden layer */
+    int32_t *path;              /* [ndocs * maxlen]: trie node of document d's prefix of length l */
+    uint8_t *reach;             /* [nnodes]: depth of the deepest leaf below (or at) the node */
+} dp_dsi_impl;
+
+static inline dp_dsi_impl *dp_dsi_impl_of(const dp_dsi_model *m) { return (dp_dsi_impl *)m->impl; }
+
+#endif
