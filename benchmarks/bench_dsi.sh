@@ -7,19 +7,25 @@
 # draws Hits@10 per method (gnuplot).
 #
 #   benchmarks/bench_dsi.sh [--data DIR] [--epochs N] [--members "2 4 8"]
-#       [--docids "atomic semantic"] [--train-args "..."] [--tag NAME] [--latency] [--plot [FILE.png]]
+#       [--docids "atomic semantic"] [--train-args "..."] [--semantic-args "..."] [--central-ranks P]
+#       [--tag NAME] [--latency] [--reuse] [--plot [FILE.png]]
 #
 # --data        dataset dir (default benchmarks/out/debian-dsi)
 # --epochs      training epochs of every DSI model (default 10)
 # --members     ensemble sizes (each trained with one rank per member: mpirun -np S)
 # --docids      docid schemes of the centralised model (ensembles use the first)
 # --train-args  extra dsi-train flags (the lever under test: --token-drop, --index-ratio, ...)
+# --semantic-args  further flags for semantic-docid runs only (e.g. their own --lr)
+# --central-ranks  ranks of the centralised model (data-parallel, default 2)
 # --latency     also time dsi-query over 1000 test queries with 4 members and 5 beams (p50/p99)
+# --reuse       keep models already trained in the runs dir (an interrupted benchmark goes on;
+#               every evaluation is redone)
 #
 # Logs: benchmarks/out/dsi-runs<tag>/; CSV: benchmarks/out/dsi<tag>.csv
 set -euo pipefail
 me=bench_dsi
-data="" epochs=10 members="2 4 8" docids="atomic semantic" train_args="" tag="" latency=0 plot=""
+data="" epochs=10 members="2 4 8" docids="atomic semantic" train_args="" sem_args="" central_ranks=2 tag="" latency=0
+plot="" reuse=0
 die() { echo "$me: $*" >&2; exit 2; }
 need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -29,8 +35,11 @@ while [ $# -gt 0 ]; do
     --members) [ $# -ge 2 ] || die "--members needs a value"; members="$2"; shift 2 ;;
     --docids) need_arg "$@"; docids="$2"; shift 2 ;;
     --train-args) [ $# -ge 2 ] || die "--train-args needs a value"; train_args="$2"; shift 2 ;;
+    --semantic-args) [ $# -ge 2 ] || die "--semantic-args needs a value"; sem_args="$2"; shift 2 ;;
+    --central-ranks) need_arg "$@"; central_ranks="$2"; shift 2 ;;
     --tag) need_arg "$@"; tag="_$2"; shift 2 ;;
     --latency) latency=1; shift ;;
+    --reuse) reuse=1; shift ;;
     --plot) if [ $# -ge 2 ] && [ "${2#--}" = "$2" ]; then plot="$2"; shift 2; else plot=default; shift; fi ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown flag $1 (--help lists them)" ;;
@@ -44,6 +53,7 @@ fi
 runs="$out/dsi-runs$tag"; mkdir -p "$runs"
 csv="$out/dsi$tag.csv"
 echo "method,members,docids,queries,hits1,hits5,hits10,mrr10,train_s,q_per_s_rank,params_mb,epochs,train_args" >"$csv"
+echo "$me: $(date -u +%FT%TZ) data=$data epochs=$epochs train_args='$train_args' semantic_args='$sem_args'" >&2
 dp="$build/dptrain"
 
 # eval_rows NAME MEMBERS DOCIDS TRAIN_S QPS MB LOG: the JSON lines of a dsi-eval log into the CSV
@@ -60,12 +70,19 @@ eval_rows() {
   done
 }
 
-# train S DOCIDS RUNDIR: trains S members (one rank each), prints "train_s q_per_s params_mb" (summed / mean / summed)
+# train S DOCIDS RUNDIR [NP]: trains S members on NP ranks (default one each), prints
+# "train_s q_per_s params_mb" (slowest member / mean per rank / summed)
 train() {
-  local s="$1" ids="$2" run="$3"
-  # shellcheck disable=SC2086
-  dp_mpirun "$s" "$dp" dsi-train --data "$data" --members "$s" --docids "$ids" --epochs "$epochs" \
-    --out "$run" --eval-limit 2000 --quiet $train_args >"$run.log" 2>"$run.err" || { cat "$run.err" >&2; die "dsi-train failed ($run)"; }
+  local s="$1" ids="$2" run="$3" np="${4:-$1}" extra=""
+  [ "$ids" = semantic ] && extra="$sem_args"
+  if [ "$reuse" = 1 ] && [ -f "$run/member-$((s - 1))/model.dsi" ] && [ -s "$run.log" ]; then
+    echo "$me: reusing $run" >&2
+  else
+    # shellcheck disable=SC2086
+    dp_mpirun "$np" "$dp" dsi-train --data "$data" --members "$s" --docids "$ids" --epochs "$epochs" \
+      --out "$run" --eval-limit 2000 --quiet $train_args $extra >"$run.log" 2>"$run.err" ||
+      { cat "$run.err" >&2; die "dsi-train failed ($run)"; }
+  fi
   awk 'NR>1 {t = $7 > t ? $7 : t; q += $8; mb += $14; n++} END {printf "%.1f %.0f %.1f\n", t, q / n, mb}' "$run.log"
 }
 
@@ -77,7 +94,7 @@ for kb in "0.9 0.4" "1.5 0.75"; do
 done
 for ids in $docids; do
   echo "$me: centralised DSI ($ids)" >&2
-  read -r ts qps mb < <(train 1 "$ids" "$runs/central-$ids")
+  read -r ts qps mb < <(train 1 "$ids" "$runs/central-$ids" "$central_ranks")
   "$dp" dsi-eval --run "$runs/central-$ids" --test "$data/test.tsv" --agg confidence --json >"$runs/central-$ids.eval"
   eval_rows "central" 1 "$ids" "$ts" "$qps" "$mb" "$runs/central-$ids.eval"
 done
@@ -87,11 +104,13 @@ for s in $members; do
   read -r ts qps mb < <(train "$s" "$first" "$runs/ens$s")
   dp_mpirun "$(( s < 2 ? s : 2 ))" "$dp" dsi-eval --run "$runs/ens$s" --test "$data/test.tsv" --json >"$runs/ens$s.eval"
   eval_rows "ens$s" "$s" "$first" "$ts" "$qps" "$mb" "$runs/ens$s.eval"
-  [ "$s" = 4 ] && "$dp" dsi-eval --run "$runs/ens4" --only 0 --test "$data/m4/0/test.tsv" --json >"$runs/ens4-member0.eval" &&
+  if [ "$s" = 4 ]; then # one member alone, on its own test queries
+    "$dp" dsi-eval --run "$runs/ens4" --only 0 --test "$data/m4/0/test.tsv" --json >"$runs/ens4-member0.eval"
     eval_rows "ens4-member0-own-test" 1 "$first" "$ts" "$qps" "$mb" "$runs/ens4-member0.eval"
+  fi
 done
 if [ "$latency" = 1 ] && [ -d "$runs/ens4" ]; then
-  cut -f1 "$data/test.tsv" | head -n 1000 >"$runs/latency-queries.txt"
+  head -n 1000 "$data/test.tsv" | cut -f1 >"$runs/latency-queries.txt" # (cut | head: SIGPIPE under pipefail)
   "$dp" dsi-query --run "$runs/ens4" --beams 5 --queries "$runs/latency-queries.txt" --latency >/dev/null 2>"$runs/latency.log"
   cat "$runs/latency.log" >&2
 fi

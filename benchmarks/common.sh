@@ -19,5 +19,10 @@ median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "nan"; else print (NR
 field() { sed -n "s/.*final:.* $1=\([0-9.e+-]*\).*/\1/p" "$2" | head -n1; }
 # peak RSS in MB from /usr/bin/time -v output
 rss_mb() { sed -n 's/.*Maximum resident set size (kbytes): //p' "$1" | awk '{s+=$1} END{printf "%.1f", s/1024}'; }
-# mpirun for dptrain, one rank per core, bound
-dp_mpirun() { local np="$1"; shift; mpirun -np "$np" --oversubscribe --bind-to core --map-by core "$@"; }
+# mpirun for dptrain, one rank per core, bound (unbound when there are more ranks than cores:
+# Open MPI refuses to bind two ranks to one core)
+dp_mpirun() {
+  local np="$1"; shift
+  if [ "$np" -le "$(nproc)" ]; then mpirun -np "$np" --oversubscribe --bind-to core --map-by core "$@"
+  else mpirun -np "$np" --oversubscribe --bind-to none "$@"; fi
+}

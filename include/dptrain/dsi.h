@@ -230,9 +230,10 @@ typedef enum dp_dsi_agg { DP_DSI_AGG_CONFIDENCE = 0, DP_DSI_AGG_VOTE = 1 } dp_ds
 /*! Merges the beams of nm members for one query. Member m returned nb[m]
  *  documents docs[m][0..nb[m]) (global ids; -1 = empty slot, skipped) with
  *  beam scores sc[m][..]. Confidence: p(m,i) = softmax over member m's beam
- *  scores, score(d) = sum of p(m,i) over every beam returning d. Vote: +1 per
- *  member returning d (ties broken by the confidence score). Writes the top
- *  k (distinct documents, best first) to out/out_score; returns how many. */
+ *  scores, score(d) = sum of p(m,i) over every beam returning d (ties: smaller
+ *  id). Vote: +1 per member returning d, no scores used (ties: the better beam
+ *  position, then the smaller id; out_score = votes). Writes the top k
+ *  (distinct documents, best first) to out/out_score; returns how many. */
 int dp_dsi_aggregate(dp_dsi_agg how, int nm, const int *nb, const int32_t *const *docs, const float *const *sc,
                      int k, int32_t *out, float *out_score);
 

@@ -33,8 +33,9 @@ typedef struct dp_dsi_train_config {
     float lr, weight_decay;  /* Adam; weight decay on the dense parameters only */
     float index_ratio;       /* indexing examples mixed in per training query (0 = none) */
     float token_drop;        /* each input token dropped with this probability in training */
+    int head_init;           /* atomic: 1 = each head row starts as its document's mean query encoding */
     int eval_beams;          /* beams for the end-of-training evaluation */
-    long eval_limit;         /* evaluate on at most this many queries per split (0 = all) */
+    long eval_limit;         /* evaluate on at most this many queries per split (0: every test query, 10000 training ones) */
     uint64_t seed;
     dp_allreduce_algo allreduce;
     float bucket_mb;

@@ -23,6 +23,7 @@ typedef enum dp_init_kind {
     DP_INIT_KAIMING_NORMAL,
     DP_INIT_XAVIER_UNIFORM,
     DP_INIT_NORMAL_SMALL, /* N(0, 0.01): embeddings */
+    DP_INIT_NORMAL,       /* N(0, 1): torch.nn.Embedding / EmbeddingBag */
 } dp_init_kind;
 
 typedef struct dp_param {

@@ -11,7 +11,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "dptrain/dsi_train.h"
-#include "dsi/strtab.h"
+#include "dsi/data_internal.h"
 
 static const char train_usage[] =
     "usage: mpirun -np P dptrain dsi-train --data DIR [options]\n"
@@ -35,6 +35,8 @@ static const char train_usage[] =
     "  --weight-decay WD     Adam L2 on the dense parameters (default 0)\n"
     "  --index-ratio R       indexing examples per training query in each epoch (default 1)\n"
     "  --token-drop P        drop each input token with probability P in training (default 0)\n"
+    "  --head-init KIND      atomic head: random (default) | prototypes (row d = the mean encoding\n"
+    "                        of document d's training queries and indexing examples)\n"
     "  --beams N             beams of the final evaluation (default 10)\n"
     "  --eval-limit N        evaluate at most N queries per split (default: all test, 10000 train)\n"
     "  --seed S              (default 1)\n"
@@ -44,7 +46,7 @@ enum {
     O_DATA = 256, O_OUT, O_MEMBERS, O_DOCIDS, O_KK, O_LEAF, O_EMBED, O_HIDDEN, O_LAYERS, O_DROPOUT, O_EPOCHS,
     O_BATCH, O_LR, O_WD, O_IRATIO, O_TDROP, O_BEAMS, O_ELIMIT, O_SEED, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP,
     O_THREADS, O_QUIET, O_RUN, O_MODELS, O_K, O_AGG, O_ONLY, O_TEST, O_LIMIT, O_BM25, O_K1, O_B, O_QUERIES,
-    O_LATENCY, O_JSON,
+    O_LATENCY, O_JSON, O_HEADINIT,
 };
 
 static const struct option train_opts[] = {
@@ -54,7 +56,8 @@ static const struct option train_opts[] = {
     {"lr", 1, 0, O_LR}, {"weight-decay", 1, 0, O_WD}, {"index-ratio", 1, 0, O_IRATIO},
     {"token-drop", 1, 0, O_TDROP}, {"beams", 1, 0, O_BEAMS}, {"eval-limit", 1, 0, O_ELIMIT}, {"seed", 1, 0, O_SEED},
     {"allreduce", 1, 0, O_ALLREDUCE}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
-    {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+    {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"head-init", 1, 0, O_HEADINIT},
+    {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
 
 static dp_status unknown(const char *cmd, char **argv)
@@ -92,6 +95,11 @@ static dp_status parse_train(int argc, char **argv, dp_dsi_train_config *c, int 
         case O_WD: rc = dp_flag_float("--weight-decay", a, 0, 0.99, &c->weight_decay); break;
         case O_IRATIO: rc = dp_flag_float("--index-ratio", a, 0, 100, &c->index_ratio); break;
         case O_TDROP: rc = dp_flag_float("--token-drop", a, 0, 0.99, &c->token_drop); break;
+        case O_HEADINIT:
+            if (!strcmp(a, "random")) c->head_init = 0;
+            else if (!strcmp(a, "prototypes")) c->head_init = 1;
+            else rc = dp_errorf(DP_ERR_ARG, "--head-init '%s': expected random or prototypes", a);
+            break;
         case O_BEAMS: rc = dp_flag_int("--beams", a, 1, 64, &c->eval_beams); break;
         case O_ELIMIT: rc = dp_flag_long("--eval-limit", a, 0, 1L << 40, &c->eval_limit); break;
         case O_SEED:
@@ -394,13 +402,15 @@ static dp_status eval_bm25(const qflags *f, const dp_dsi_pairs *test)
     dp_dsi_pairs tr;
     dp_status rc = dp_dsi_pairs_load(path, 0, &tr);
     if (rc != DP_OK) return rc;
-    dp_strtab docs = {0};
+    dsi_intern docs = {0};
     char **texts = NULL;
     for (long i = 0; i < tr.n && rc == DP_OK; i++) {
-        int32_t d;
         int added;
-        rc = dp_strtab_intern(&docs, tr.docid[i], &d, &added);
-        if (rc != DP_OK) break;
+        long d = dsi_intern_get(&docs, tr.docid[i], strlen(tr.docid[i]), 1, &added);
+        if (d < 0) {
+            rc = dp_errorf(DP_ERR_NOMEM, "bm25: out of memory");
+            break;
+        }
         if (added) {
             texts = realloc(texts, (size_t)docs.n * sizeof *texts);
             texts[d] = strdup(tr.query[i]);
@@ -413,7 +423,7 @@ static dp_status eval_bm25(const qflags *f, const dp_dsi_pairs *test)
     }
     dp_bm25 *ix = NULL;
     double t0 = now_s();
-    if (rc == DP_OK) rc = dp_bm25_build(docs.n, (const char *const *)texts, f->k1, f->b, &ix);
+    if (rc == DP_OK) rc = dp_bm25_build((int)docs.n, (const char *const *)texts, f->k1, f->b, &ix);
     if (rc == DP_OK) {
         int32_t top[1000];
         float sc[1000];
@@ -421,17 +431,17 @@ static dp_status eval_bm25(const qflags *f, const dp_dsi_pairs *test)
         long n = f->limit > 0 && f->limit < test->n ? f->limit : test->n;
         for (long i = 0; i < n; i++) {
             int got = dp_bm25_search(ix, test->query[i], f->k, top, sc);
-            int32_t g = dp_strtab_find(&docs, test->docid[i]);
-            dp_dsi_metrics_add(&m, top, got, g >= 0 ? g : -2);
+            long g = dsi_intern_get(&docs, test->docid[i], strlen(test->docid[i]), 0, NULL);
+            dp_dsi_metrics_add(&m, top, got, g >= 0 ? (int32_t)g : -2);
         }
         char name[64];
         snprintf(name, sizeof name, "bm25(%.2g,%.2g)", f->k1, f->b);
         print_row(f, name, &m, now_s() - t0);
     }
     dp_bm25_free(ix);
-    for (int d = 0; d < docs.n; d++) free(texts[d]);
+    for (long d = 0; d < docs.n; d++) free(texts[d]);
     free(texts);
-    dp_strtab_free(&docs);
+    dsi_intern_free(&docs);
     dp_dsi_pairs_free(&tr);
     return rc;
 }
@@ -472,7 +482,7 @@ int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
     free_paths(paths, n);
     long nq = f.limit > 0 && f.limit < test.n ? f.limit : test.n;
     dp_dsi_agg how[2] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE};
-    int nhow = f.nagg ? 1 : 2;
+    int nhow = f.nagg || f.only >= 0 ? 1 : 2; /* one member alone: both merges are its own ranking */
     if (f.nagg) how[0] = f.agg;
     int32_t *out[2] = {NULL, NULL};
     float *score[2] = {NULL, NULL};

@@ -1,4 +1,4 @@
-/* Private to the DSI data side (dataset.c, pairs.c, debian.c, prepare.c and
+/* Private to the DSI data side (dataset.c, pairs.c, debian.c, corpus.c, prepare.c and
  * tests/test_dsi_data.c): a string interner, a growable byte arena, line
  * reading, and the raw corpus the input parsers fill before dp_dsi_prepare
  * applies its drop, split and member rules.
@@ -16,7 +16,7 @@
 #include "dptrain/dsi.h"
 
 /* The helpers below (arena, interner, text) live in pairs.c; the corpus and
- * the TSV readers in prepare.c. */
+ * the TSV readers in corpus.c. */
 
 /* ------------------------------------------------------------ arena */
 /* NUL-terminated strings back to back in one growing buffer, named by offset
@@ -94,11 +94,11 @@ dp_status dsi_read_debian(const char *packages, const char *translations, int mi
 /* Query-docid TSV, layout detected from the first line's column count:
  * 4 = ORCAS (query_id, query, doc_id, url), 2 = plain (query, docid); every
  * line must have the same count. Empty lines are skipped; an empty query or
- * docid is a format error naming file:line (prepare.c). */
+ * docid is a format error naming file:line (corpus.c). */
 dp_status dsi_read_queries_tsv(const char *path, dsi_corpus *c);
 /* docid<TAB>text: attaches text (squashed, cut to DSI_TEXT_MAX bytes at a word
  * boundary) to the documents of c with keep[doc] != 0; other lines are skipped
- * without being stored; the first line naming a document wins (prepare.c). */
+ * without being stored; the first line naming a document wins (corpus.c). */
 enum { DSI_TEXT_MAX = 16384 };
 dp_status dsi_read_docs_tsv(const char *path, dsi_corpus *c, const uint8_t *keep);
 

@@ -16,7 +16,7 @@
 
 #include "dptrain/checkpoint.h"
 #include "dptrain/dsi_train.h"
-#include "dsi/strtab.h"
+#include "dsi/data_internal.h"
 
 enum {
     SEC_HEAD = 32,  /* member_head */
@@ -195,21 +195,25 @@ struct dp_dsi_ensemble {
     dp_dsi_member *mem;   /* [nm]: model NULL unless held here */
     int32_t **l2g;        /* [nm][member's ndocs]: local -> global id */
     int *nd;              /* [nm] member's ndocs */
-    dp_strtab docs;       /* docid names -> global ids */
+    dsi_intern docs;      /* docid names -> global ids */
     dp_ctx ctx;
 };
 
 static int holder(const dp_dsi_ensemble *e, int m) { return e->comm == MPI_COMM_NULL ? 0 : m % e->size; }
 
-int32_t dp_dsi_ensemble_doc_id(const dp_dsi_ensemble *e, const char *docid) { return dp_strtab_find(&e->docs, docid); }
+int32_t dp_dsi_ensemble_doc_id(const dp_dsi_ensemble *e, const char *docid)
+{
+    /* a lookup never adds, so the interner is not changed */
+    return (int32_t)dsi_intern_get((dsi_intern *)&e->docs, docid, strlen(docid), 0, NULL);
+}
 
 const char *dp_dsi_ensemble_doc_name(const dp_dsi_ensemble *e, int32_t id)
 {
-    return id >= 0 && id < e->docs.n ? e->docs.names[id] : "";
+    return id >= 0 && id < e->docs.n ? dsi_intern_str(&e->docs, id) : "";
 }
 
 int dp_dsi_ensemble_members(const dp_dsi_ensemble *e) { return e->nm; }
-int dp_dsi_ensemble_docs(const dp_dsi_ensemble *e) { return e->docs.n; }
+int dp_dsi_ensemble_docs(const dp_dsi_ensemble *e) { return (int)e->docs.n; }
 
 /* Adds member m's names (a NUL-separated blob of n strings) to the table. */
 static dp_status add_names(dp_dsi_ensemble *e, int m, const char *blob, int n)
@@ -218,8 +222,9 @@ static dp_status add_names(dp_dsi_ensemble *e, int m, const char *blob, int n)
     if (!e->l2g[m]) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
     e->nd[m] = n;
     for (int d = 0; d < n; d++) {
-        dp_status rc = dp_strtab_intern(&e->docs, blob, &e->l2g[m][d], NULL);
-        if (rc != DP_OK) return rc;
+        long id = dsi_intern_get(&e->docs, blob, strlen(blob), 1, NULL);
+        if (id < 0) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
+        e->l2g[m][d] = (int32_t)id;
         blob += strlen(blob) + 1;
     }
     return DP_OK;
@@ -305,7 +310,7 @@ void dp_dsi_ensemble_free(dp_dsi_ensemble *e)
         if (e->mem) dp_dsi_member_free(&e->mem[m]);
         if (e->l2g) free(e->l2g[m]);
     }
-    dp_strtab_free(&e->docs);
+    dsi_intern_free(&e->docs);
     free(e->mem);
     free(e->l2g);
     free(e->nd);

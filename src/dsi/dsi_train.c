@@ -20,6 +20,7 @@
 #include "dptrain/dsi_train.h"
 #include "dptrain/optim.h"
 #include "dptrain/rng.h"
+#include "dsi/model_internal.h"
 #include "train/report.h"
 #include "train/sampler.h"
 #include "train/sync.h"
@@ -95,10 +96,10 @@ static int config_format(const dp_dsi_train_config *c, char *buf, size_t n)
 {
     return snprintf(buf, n,
                     "members=%d\nembed=%d\nhidden=%d\nlayers=%d\ndropout=%g\ndocids=%s\nkmeans_k=%d\nleaf=%d\n"
-                    "epochs=%d\nbatch=%d\nlr=%g\nweight_decay=%g\nindex_ratio=%g\ntoken_drop=%g\nseed=%llu\n",
+                    "epochs=%d\nbatch=%d\nlr=%g\nweight_decay=%g\nindex_ratio=%g\ntoken_drop=%g\nhead_init=%d\nseed=%llu\n",
                     c->members, c->model.embed, c->model.hidden, c->model.layers, c->model.dropout,
                     c->docids == DP_DSI_SEMANTIC ? "semantic" : "atomic", c->kmeans_k, c->leaf, c->epochs, c->batch,
-                    c->lr, c->weight_decay, c->index_ratio, c->token_drop, (unsigned long long)c->seed);
+                    c->lr, c->weight_decay, c->index_ratio, c->token_drop, c->head_init, (unsigned long long)c->seed);
 }
 
 /* ------------------------------------------------------------ set-up */
@@ -130,6 +131,80 @@ static long max_tokens(const dp_dsi_set *s)
     for (long i = 0; i < s->n; i++)
         if (s->off[i + 1] - s->off[i] > m) m = s->off[i + 1] - s->off[i];
     return m;
+}
+
+/* h [nb, hdim] of examples b0 .. b0+nb of s, without the tape (eval mode);
+ * offs has room for nb + 1 entries. NULL on error (status in r->ctx). */
+static dp_tensor *encode_examples(dsi_run *r, const dp_dsi_set *s, long b0, int nb, int32_t *offs)
+{
+    int64_t base = s->off[b0];
+    for (int i = 0; i <= nb; i++) offs[i] = (int32_t)(s->off[b0 + i] - base);
+    dp_ctx *c = &r->ctx;
+    dp_ctx_reset(c);
+    c->training = 0;
+    c->grad_enabled = 0;
+    dp_tensor *h = dp_dsi_encode(c, r->m, s->tok + base, offs, nb);
+    if (!h && !c->status) c->status = DP_ERR_SHAPE;
+    return h;
+}
+
+/* --head-init prototypes (atomic): row d of the head starts as the mean
+ * encoding of document d's training queries and indexing examples, scaled to
+ * a common norm, so that before any step the model already ranks documents
+ * by how close a query's encoding is to theirs (a nearest-centroid start that
+ * training then sharpens; the head's random init knows nothing of the text). */
+static dp_status prototype_head(dsi_run *r)
+{
+    dp_dsi_impl *im = dp_dsi_impl_of(r->m);
+    const int H = im->hdim, N = r->data.ndocs;
+    enum { EB = 512 };
+    double *sum = calloc((size_t)N * (size_t)H, sizeof *sum);
+    long *cnt = calloc((size_t)N, sizeof *cnt);
+    int32_t *offs = malloc((EB + 1) * sizeof *offs);
+    dp_status rc = sum && cnt && offs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "--head-init: out of memory");
+    double hnorm = 0;
+    long nh = 0;
+    const dp_dsi_set *sets[2] = {&r->data.train, &r->data.index};
+    dp_ctx *c = &r->ctx;
+    for (int k = 0; k < 2 && rc == DP_OK; k++) {
+        const dp_dsi_set *s = sets[k];
+        for (long b0 = 0; b0 < s->n && rc == DP_OK; b0 += EB) {
+            int nb = (int)(s->n - b0 < EB ? s->n - b0 : EB);
+            dp_tensor *h = encode_examples(r, s, b0, nb, offs);
+            if (!h) {
+                rc = c->status;
+                break;
+            }
+            for (int i = 0; i < nb; i++) {
+                const float *hi = h->data + (size_t)i * H;
+                double *acc = sum + (size_t)s->doc[b0 + i] * H, n2 = 0;
+                for (int j = 0; j < H; j++) {
+                    acc[j] += hi[j];
+                    n2 += (double)hi[j] * hi[j];
+                }
+                hnorm += sqrt(n2);
+                nh++;
+                cnt[s->doc[b0 + i]]++;
+            }
+        }
+    }
+    dp_ctx_reset(c);
+    if (rc == DP_OK) {
+        /* logits = 10 cos(h, prototype) at a typical |h|: a softmax sharp enough to rank */
+        double scale = nh && hnorm > 0 ? 10.0 / (hnorm / (double)nh) : 1.0;
+        float *w = im->head.w->data, *b = im->head.b ? im->head.b->data : NULL;
+        for (int d = 0; d < N; d++) {
+            double n2 = 0, *v = sum + (size_t)d * H;
+            for (int j = 0; j < H; j++) n2 += v[j] * v[j];
+            double f = n2 > 0 ? scale / sqrt(n2) : 0;
+            for (int j = 0; j < H; j++) w[(size_t)d * H + j] = (float)(v[j] * f);
+            if (b) b[d] = 0;
+        }
+    }
+    free(sum);
+    free(cnt);
+    free(offs);
+    return rc;
 }
 
 static dp_status setup(dsi_run *r, MPI_Comm comm)
@@ -179,6 +254,9 @@ static dp_status setup(dsi_run *r, MPI_Comm comm)
     dp_rng init;
     dp_rng_seed(&init, cfg->seed, RNG_INIT, (uint32_t)r->member);
     dp_dsi_model_init(r->m, &init);
+    if (cfg->head_init && cfg->docids == DP_DSI_ATOMIC) rc = prototype_head(r);
+    rc = dp_sync_all_ok(&r->sync, rc, "--head-init");
+    if (rc != DP_OK) return rc;
     /* identical replicas whatever the init did: rank 0's bits everywhere */
     rc = dp_sync_bcast(&r->sync, r->m->dense.data, r->m->dense.n * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->m->emb.data, r->m->emb.n * sizeof(float));
@@ -364,14 +442,9 @@ static dp_status evaluate(dsi_run *r, const dp_dsi_set *s, long limit, dp_dsi_me
     long lo = n * r->rank / r->size, hi = n * (r->rank + 1) / r->size;
     for (long b0 = lo; b0 < hi && rc == DP_OK; b0 += EB) {
         int nb = (int)(hi - b0 < EB ? hi - b0 : EB);
-        int64_t base = s->off[b0];
-        for (int i = 0; i <= nb; i++) offs[i] = (int32_t)(s->off[b0 + i] - base);
-        dp_ctx_reset(c);
-        c->training = 0;
-        c->grad_enabled = 0;
-        dp_tensor *h = dp_dsi_encode(c, r->m, s->tok + base, offs, nb);
+        dp_tensor *h = encode_examples(r, s, b0, nb, offs);
         if (!h) {
-            rc = c->status ? c->status : DP_ERR_SHAPE;
+            rc = c->status;
             break;
         }
         rc = dp_dsi_beam_search(c, r->m, h->data, nb, beams, docs, sc);
@@ -422,6 +495,7 @@ static dp_status epochs(dsi_run *r, dp_dsi_train_result *res)
         if (r->metrics)
             fprintf(r->metrics, "{\"epoch\":%d,\"loss\":%.6f,\"train_acc\":%.6f,\"seconds\":%.3f,\"examples\":%.0f}\n",
                     e + 1, res->loss, acc, dt, stats[2]);
+        if (r->metrics) fflush(r->metrics); /* a user tails it while the run goes on */
     }
     return rc;
 }

@@ -113,6 +113,10 @@ dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids,
     char nm[64];
 
     dp_nn_embedding_bag_init(&im->bag, &m->emb, "emb", (int)cfg->buckets, cfg->embed, 1);
+    /* torch.nn.EmbeddingBag's N(0, 1), not the layer's N(0, 0.01): a mean over
+     * ~60 hashed n-grams of N(0, 0.01) rows starts h near 1e-3, and the
+     * gradients reaching the rows sink below Adam's eps (nothing learns) */
+    m->emb.items[0]->init = DP_INIT_NORMAL;
     im->hdim = cfg->layers > 0 ? cfg->hidden : cfg->embed;
     im->dec = cfg->hidden;
     im->enc = calloc(cfg->layers > 0 ? (size_t)cfg->layers : 1, sizeof *im->enc);

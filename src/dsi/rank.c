@@ -9,13 +9,17 @@
  * p(m,i) = exp(s(m,i)) / sum_j exp(s(m,j)), and a document's confidence is the
  * sum of p(m,i) over every beam (of every member) that returned it. The vote
  * baseline counts the members that returned a document (a member returning it
- * in two beams counts once); ties go to the higher confidence, then to the
- * smaller document id, so the ranking is deterministic.
+ * in two beams counts once) and uses no scores at all: ties go to the better
+ * (smaller) beam position, then to the smaller document id. (Breaking vote
+ * ties by confidence would make the two identical whenever the members hold
+ * disjoint documents, as dsi-prepare's members do: every vote count is 1.)
+ * Confidence ties go to the smaller document id. Both are deterministic.
  *
  * Runs once per query: no allocation while the beams fit AGG_STACK entries
  * (64 members x 64 beams, 64 KiB of stack); larger inputs take one malloc per
  * call (on failure: 0 documents, dp_errmsg set). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "dptrain/dsi.h"
@@ -43,13 +47,15 @@ static int entry_before(const agg_entry *x, const agg_entry *y, int unused)
     return x->beam < y->beam;
 }
 
-/* Grouped entries, x ranks before y: (more votes if voting), higher
- * confidence, smaller doc id. */
+/* Grouped entries, x ranks before y: voting, more votes then the better
+ * beam position; otherwise the higher confidence; then the smaller doc id. */
 static int better(const agg_entry *x, const agg_entry *y, int vote)
 {
     if (vote && x->member != y->member)
         return x->member > y->member;
-    if (x->p != y->p)
+    if (vote && x->beam != y->beam)
+        return x->beam < y->beam;
+    if (!vote && x->p != y->p)
         return x->p > y->p;
     return x->doc < y->doc;
 }
@@ -154,14 +160,15 @@ int dp_dsi_aggregate(dp_dsi_agg how, int nm, const int *nb, const int32_t *const
     int ng = 0;
     for (int j = 0; j < n;) {
         const int32_t doc = e[j].doc;
-        int32_t votes = 0, last_member = -1;
+        int32_t votes = 0, last_member = -1, best = INT32_MAX;
         double conf = 0.0;
         for (; j < n && e[j].doc == doc; j++) {
             conf += e[j].p;
             votes += e[j].member != last_member;
             last_member = e[j].member;
+            best = e[j].beam < best ? e[j].beam : best;
         }
-        e[ng++] = (agg_entry){.doc = doc, .member = votes, .beam = 0, .p = (float)conf};
+        e[ng++] = (agg_entry){.doc = doc, .member = votes, .beam = best, .p = (float)conf};
     }
 
     const int vote = DP_DSI_AGG_VOTE == how;

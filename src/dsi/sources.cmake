@@ -1,9 +1,9 @@
 dp_room(dsi
   src/dsi/tokenize.c
-  src/dsi/strtab.c
   src/dsi/dataset.c
   src/dsi/pairs.c
   src/dsi/debian.c
+  src/dsi/corpus.c
   src/dsi/prepare.c
   src/dsi/kmeans.c
   src/dsi/docids.c

@@ -97,6 +97,7 @@ void dp_params_init(dp_params *p, dp_rng *r)
         case DP_INIT_KAIMING_NORMAL: dp_init_kaiming_normal(r, w, n, it->fan_in); break;
         case DP_INIT_XAVIER_UNIFORM: dp_init_xavier_uniform(r, w, n, it->fan_in, it->fan_out); break;
         case DP_INIT_NORMAL_SMALL: dp_init_normal(r, w, n, 0.0f, 0.01f); break;
+        case DP_INIT_NORMAL: dp_init_normal(r, w, n, 0.0f, 1.0f); break;
         }
     }
 }
