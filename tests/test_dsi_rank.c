@@ -449,3 +449,26 @@ Test(bm25, pruned_equals_exhaustive, .timeout = 60)
 #undef ZIPF
 #undef NEXT
 }
+
+Test(dsi_aggregate, joint_softmax_over_all_members, .timeout = 10)
+{
+    /* raw logits: member 0 is sure (5, 4), member 1 is not (1, 0). Confidence gives each
+     * member a mass of 1 (docs 1 and 3 tie at 0.731); joint normalises over all four. */
+    const int32_t d0[] = {1, 2}, d1[] = {3, 4};
+    const float s0[] = {5.0f, 4.0f}, s1[] = {1.0f, 0.0f};
+    const int32_t *docs[] = {d0, d1};
+    const float *sc[] = {s0, s1};
+    const int nb[] = {2, 2};
+    int32_t out[4];
+    float os[4];
+    int n = dp_dsi_aggregate(DP_DSI_AGG_CONFIDENCE, 2, nb, docs, sc, 4, out, os);
+    cr_assert_eq(n, 4);
+    cr_expect(1 == out[0] && 3 == out[1] && 2 == out[2] && 4 == out[3], "%d %d %d %d", out[0], out[1], out[2], out[3]);
+    cr_expect_float_eq(os[0], os[1], 1e-7);
+    n = dp_dsi_aggregate(DP_DSI_AGG_JOINT, 2, nb, docs, sc, 4, out, os);
+    cr_assert_eq(n, 4);
+    cr_expect(1 == out[0] && 2 == out[1] && 3 == out[2] && 4 == out[3], "%d %d %d %d", out[0], out[1], out[2], out[3]);
+    const double z = exp(5.0) + exp(4.0) + exp(1.0) + 1.0;
+    const double want[] = {exp(5.0) / z, exp(4.0) / z, exp(1.0) / z, 1.0 / z};
+    for (int i = 0; i < 4; i++) cr_expect_float_eq(os[i], want[i], 1e-6, "rank %d", i);
+}

@@ -177,7 +177,8 @@ static const char query_usage[] =
     "  <query number> <rank> <docid> <score>\n"
     "  --run DIR             every DIR/member-<k>/model.dsi        --models LIST  checkpoint files\n"
     "  -k K                  results per query (default 10)        --beams N (default 5)\n"
-    "  --agg confidence|vote De-DSI's summed softmax of beam scores (default) or one vote per member\n"
+    "  --agg confidence|vote|joint  De-DSI's summed softmax of each member's beam scores (default),\n"
+    "                        one vote per member, or one softmax over every member's raw logits\n"
     "  --only M              member M alone\n"
     "  --queries FILE        read queries from FILE instead of stdin, answered one at a time\n"
     "  --latency             print per-query latency p50/p99 (ms) to stderr at the end\n"
@@ -187,11 +188,12 @@ static const char eval_usage[] =
     "usage: [mpirun -np P] dptrain dsi-eval (--run DIR | --models A,B,.. | --bm25 DATA) --test TSV [options]\n"
     "\n"
     "Hits@1, Hits@5, Hits@10 and MRR@10 over the query<TAB>docid pairs of --test (duplicate pairs\n"
-    "removed), for the confidence ensemble and the vote ensemble (or BM25 over DATA/train.tsv,\n"
+    "removed), for the confidence, vote and joint ensembles (or BM25 over DATA/train.tsv,\n"
     "each document = its training queries joined). One row per method; --json adds JSON lines.\n"
     "  --run DIR | --models LIST   member checkpoints (see dsi-query)\n"
     "  --only M              member M alone\n"
     "  --bm25 DATA           BM25 baseline instead of DSI   --k1 K1 (0.9)  --b B (0.4)\n"
+    "  --agg NAME            one merge only (confidence, vote, joint: see dsi-query)\n"
     "  -k K (10)  --beams N (default 10)  --limit N  first N test pairs  --threads N  --json  -h\n";
 
 static const struct option q_opts[] = {
@@ -226,7 +228,8 @@ static dp_status parse_q(const char *cmd, int argc, char **argv, qflags *f, int 
             f->nagg = 1;
             if (!strcmp(a, "confidence")) f->agg = DP_DSI_AGG_CONFIDENCE;
             else if (!strcmp(a, "vote")) f->agg = DP_DSI_AGG_VOTE;
-            else rc = dp_errorf(DP_ERR_ARG, "--agg '%s': expected confidence or vote", a);
+            else if (!strcmp(a, "joint")) f->agg = DP_DSI_AGG_JOINT;
+            else rc = dp_errorf(DP_ERR_ARG, "--agg '%s': expected confidence, vote or joint", a);
             break;
         case O_ONLY: rc = dp_flag_int("--only", a, 0, 4095, &f->only); break;
         case O_TEST: rc = dp_flag_str("--test", a, f->test, sizeof f->test); break;
@@ -481,11 +484,11 @@ int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
     if (rc == DP_OK) rc = dp_dsi_ensemble_load((const char *const *)paths, n, comm, &e);
     free_paths(paths, n);
     long nq = f.limit > 0 && f.limit < test.n ? f.limit : test.n;
-    dp_dsi_agg how[2] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE};
-    int nhow = f.nagg || f.only >= 0 ? 1 : 2; /* one member alone: both merges are its own ranking */
+    dp_dsi_agg how[3] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE, DP_DSI_AGG_JOINT};
+    int nhow = f.nagg || f.only >= 0 ? 1 : 3; /* one member alone: every merge is its own ranking */
     if (f.nagg) how[0] = f.agg;
-    int32_t *out[2] = {NULL, NULL};
-    float *score[2] = {NULL, NULL};
+    int32_t *out[3] = {NULL, NULL, NULL};
+    float *score[3] = {NULL, NULL, NULL};
     for (int a = 0; a < nhow && rc == DP_OK; a++) {
         out[a] = malloc((size_t)nq * (size_t)f.k * sizeof *out[a]);
         score[a] = malloc((size_t)nq * (size_t)f.k * sizeof *score[a]);
@@ -503,12 +506,12 @@ int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
             }
             char name[64];
             if (f.only >= 0) snprintf(name, sizeof name, "member%d", f.only);
-            else snprintf(name, sizeof name, "%s%d", how[a] == DP_DSI_AGG_VOTE ? "vote" : "confidence", n);
+            else snprintf(name, sizeof name, "%s%d", how[a] == DP_DSI_AGG_VOTE ? "vote" : how[a] == DP_DSI_AGG_JOINT ? "joint" : "confidence", n);
             print_row(&f, name, &m, secs);
         }
     }
     if (rc != DP_OK && (rank == 0 || rc != DP_ERR_MPI)) fprintf(stderr, "dptrain dsi-eval: error: %s\n", dp_errmsg());
-    for (int a = 0; a < 2; a++) {
+    for (int a = 0; a < 3; a++) {
         free(out[a]);
         free(score[a]);
     }

@@ -124,34 +124,38 @@ int dp_dsi_aggregate(dp_dsi_agg how, int nm, const int *nb, const int32_t *const
         }
     }
 
-    /* p(m, i): softmax over member m's valid beams (max subtracted). */
+    /* p(m, i): softmax over member m's valid beams (max subtracted); joint: over
+     * every member's valid beams at once, as if they were one member. */
+    const int joint = DP_DSI_AGG_JOINT == how;
     int n = 0;
-    for (int m = 0; m < nm; m++) {
+    for (int m0 = 0; m0 < nm;) {
+        const int m1 = joint ? nm : m0 + 1;
         float mx = -INFINITY;
         int valid = 0;
-        for (int i = 0; i < nb[m]; i++)
-            if (docs[m][i] >= 0) {
-                valid++;
-                if (sc[m][i] > mx)
-                    mx = sc[m][i];
-            }
-        if (0 == valid)
-            continue;
+        for (int m = m0; m < m1; m++)
+            for (int i = 0; i < nb[m]; i++)
+                if (docs[m][i] >= 0) {
+                    valid++;
+                    if (sc[m][i] > mx)
+                        mx = sc[m][i];
+                }
         const int first = n;
         double z = 0.0;
-        for (int i = 0; i < nb[m]; i++) {
-            if (docs[m][i] < 0)
-                continue;
-            /* all -inf (or a NaN max): the member is uniform over its beams */
-            double w = isfinite(mx) ? exp((double)sc[m][i] - (double)mx) : 1.0;
-            if (!(w >= 0.0)) /* NaN score: no weight */
-                w = 0.0;
-            e[n] = (agg_entry){.doc = docs[m][i], .member = m, .beam = i, .p = (float)w};
-            z += w;
-            n++;
-        }
+        for (int m = m0; m < m1; m++)
+            for (int i = 0; i < nb[m]; i++) {
+                if (docs[m][i] < 0)
+                    continue;
+                /* all -inf (or a NaN max): uniform over the beams */
+                double w = isfinite(mx) ? exp((double)sc[m][i] - (double)mx) : 1.0;
+                if (!(w >= 0.0)) /* NaN score: no weight */
+                    w = 0.0;
+                e[n] = (agg_entry){.doc = docs[m][i], .member = m, .beam = i, .p = (float)w};
+                z += w;
+                n++;
+            }
         for (int j = first; j < n; j++)
             e[j].p = z > 0.0 ? (float)(e[j].p / z) : 1.0f / (float)valid;
+        m0 = m1;
     }
 
     /* Group by document (sorted by doc, member, beam: sums in a fixed order),
