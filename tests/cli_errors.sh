@@ -61,6 +61,22 @@ expect 2 "--arch-warmup: 3 must be in \[0, epochs=3\)" -- search --epochs 3 --ar
 printf 'sep_conv_3x3 8 28 28 1 x\n' > "$tmp/costs.tsv"
 expect 1 "$tmp/costs.tsv:1"              -- search --cost-table "$tmp/costs.tsv" --data "$tmp/missing" --quiet
 expect 1 "$tmp/nodir/g.json"             -- search --random-genotype "$tmp/nodir/g.json"
+# DSI
+expect 2 "--data is required"               -- dsi-train
+expect 2 "--members: 0 is out of range"     -- dsi-train --data x --members 0
+expect 2 "--docids 'exact'"                 -- dsi-train --data x --docids exact
+expect 2 "--token-drop: .* out of range"    -- dsi-train --data x --token-drop 1.5
+expect 1 "$tmp/missing"                     -- dsi-train --data "$tmp/missing" --quiet
+expect 2 "exactly one of --run DIR and --models" -- dsi-eval --test t.tsv
+expect 2 "--test TSV is required"           -- dsi-eval --run "$tmp"
+expect 2 "--agg 'best'"                     -- dsi-query --run "$tmp" --agg best
+expect 1 "$tmp: no member-0/model.dsi"      -- dsi-query --run "$tmp"
+printf 'garbage' > "$tmp/model.dsi"
+printf 'a query\tdoc\n' > "$tmp/t.tsv"
+expect 1 "$tmp/model.dsi"                   -- dsi-eval --models "$tmp/model.dsi" --test "$tmp/t.tsv"
+expect 1 "$tmp/nonexist.tsv"                -- dsi-eval --bm25 "$tmp" --test "$tmp/nonexist.tsv"
+expect 2 "--members"                        -- dsi-prepare --queries q.tsv --out "$tmp/o" --members 1
+expect 1 "$tmp/none.tsv"                    -- dsi-prepare --queries "$tmp/none.tsv" --out "$tmp/o"
 
 echo "cli_errors: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

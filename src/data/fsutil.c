@@ -9,6 +9,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 dp_status dp_path_join(char *out, size_t cap, const char *dir, const char *name)
@@ -79,4 +80,21 @@ err:
         close(fd);
     unlink(tmp);
     return DP_ERR_IO;
+}
+
+dp_status dp_mkdir_p(const char *dir)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return dp_errorf(DP_ERR_ARG, "%s: path too long", dir);
+    for (char *s = buf + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char ch = *s;
+        *s = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return dp_errorf(DP_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *s = ch;
+        if (!ch) break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return dp_errorf(DP_ERR_IO, "%s: not a directory", dir);
+    return DP_OK;
 }

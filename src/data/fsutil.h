@@ -13,6 +13,10 @@ dp_status dp_fsync_parent_dir(const char *path);
 /* Writes `len` bytes to "<path>.tmp", fsyncs, renames to `path`, fsyncs the dir. */
 dp_status dp_write_file_atomic(const char *path, const void *buf, size_t len);
 
+/* mkdir -p: `dir` and any missing parents (a run directory such as runs/NAME);
+ * DP_ERR_IO naming the part that could not be made, or a non-directory. */
+dp_status dp_mkdir_p(const char *dir);
+
 /* "<dir>/<name>" into out[cap]; DP_ERR_ARG if it does not fit. */
 dp_status dp_path_join(char *out, size_t cap, const char *dir, const char *name);
 

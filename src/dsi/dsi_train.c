@@ -19,6 +19,7 @@
 
 #include "dptrain/dsi_train.h"
 #include "dptrain/optim.h"
+#include "data/fsutil.h"
 #include "dptrain/rng.h"
 #include "dsi/model_internal.h"
 #include "train/report.h"
@@ -301,8 +302,7 @@ static dp_status setup(dsi_run *r, MPI_Comm comm)
 
     if (cfg->out[0] && r->rank == 0) {
         snprintf(r->dir, sizeof r->dir, "%s/member-%d", cfg->out, r->member);
-        if ((mkdir(cfg->out, 0777) && errno != EEXIST) || (mkdir(r->dir, 0777) && errno != EEXIST))
-            rc = dp_errorf(DP_ERR_IO, "%s: cannot create: %s", r->dir, strerror(errno));
+        rc = dp_mkdir_p(r->dir);
         char path[1100];
         snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
         if (rc == DP_OK && !(r->metrics = fopen(path, "w")))

@@ -423,24 +423,6 @@ static dp_status build_examples(prep *p, const int64_t *qfirst, int32_t *qlist)
 
 /* ============================================================ writing */
 
-static dp_status mkdir_p(const char *dir)
-{
-    char buf[4096];
-    if (strlen(dir) >= sizeof buf) return dp_errorf(DP_ERR_ARG, "%s: path too long", dir);
-    strcpy(buf, dir);
-    for (char *s = buf + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char ch = *s;
-        *s = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return dp_errorf(DP_ERR_IO, "%s: mkdir: %s", buf, strerror(errno));
-        *s = ch;
-        if (!ch) break;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return dp_errorf(DP_ERR_IO, "%s: not a directory", dir);
-    return DP_OK;
-}
-
 /* Removes dir/manifest.txt if there: until the new one lands, no dataset. */
 static dp_status drop_manifest(const char *dir)
 {
@@ -490,7 +472,7 @@ static dp_status tfile_close(tfile *t, dp_status rc)
 static dp_status write_dataset(prep *p, const char *dir, const int32_t *local)
 {
     const dp_dsi_tok_config *tok = &p->cfg->tok;
-    dp_status rc = mkdir_p(dir);
+    dp_status rc = dp_mkdir_p(dir);
     if (rc == DP_OK) rc = drop_manifest(dir);
     if (rc != DP_OK) return rc;
     tfile t = {0};
@@ -648,7 +630,7 @@ static dp_status write_all(prep *p)
     /* First drop every manifest this run will rewrite, and those of old
      * member dirs: an interrupted run leaves no dataset that mixes old and
      * new documents. */
-    dp_status rc = mkdir_p(cfg->out);
+    dp_status rc = dp_mkdir_p(cfg->out);
     if (rc == DP_OK) rc = drop_manifest(cfg->out);
     if (rc == DP_OK) rc = drop_member_manifests(cfg->out);
     if (rc == DP_OK) rc = write_dataset(p, cfg->out, NULL);

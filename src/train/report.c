@@ -1,4 +1,5 @@
 /* Progress bar (TTY) or plain progress lines, and metrics.jsonl. */
+#include "data/fsutil.h"
 #include "train/report.h"
 
 #include <errno.h>
@@ -15,23 +16,6 @@ double dp_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* mkdir -p: a run directory such as runs/NAME may need its parent too. */
-static dp_status mkdir_p(const char *dir)
-{
-    char buf[1024];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return dp_errorf(DP_ERR_ARG, "--out: path too long");
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char saved = *p;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return dp_errorf(DP_ERR_IO, "%s: cannot create run directory: %s", buf, strerror(errno));
-        *p = saved;
-        if (!saved) break;
-    }
-    return DP_OK;
-}
-
 dp_status dp_report_open(dp_report *r, const char *out_dir, int progress, int quiet)
 {
     memset(r, 0, sizeof *r);
@@ -39,7 +23,7 @@ dp_status dp_report_open(dp_report *r, const char *out_dir, int progress, int qu
     r->bar = progress < 0 ? isatty(STDERR_FILENO) : progress;
     r->last_decile = -1;
     if (out_dir && out_dir[0]) {
-        dp_status rc = mkdir_p(out_dir);
+        dp_status rc = dp_mkdir_p(out_dir);
         if (rc != DP_OK) return rc;
         char path[1024];
         snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
