@@ -452,7 +452,7 @@ Test(bm25, pruned_equals_exhaustive, .timeout = 60)
 
 Test(dsi_aggregate, joint_softmax_over_all_members, .timeout = 10)
 {
-    /* raw logits: member 0 is sure (5, 4), member 1 is not (1, 0). Confidence gives each
+    /* scores: member 0 is sure (5, 4), member 1 is not (1, 0). Confidence gives each
      * member a mass of 1 (docs 1 and 3 tie at 0.731); joint normalises over all four. */
     const int32_t d0[] = {1, 2}, d1[] = {3, 4};
     const float s0[] = {5.0f, 4.0f}, s1[] = {1.0f, 0.0f};

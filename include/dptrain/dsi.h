@@ -221,10 +221,6 @@ dp_tensor *dp_dsi_loss(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *
  *  best first; unused slots get doc -1. Only ids in the trie can come out. */
 dp_status dp_dsi_beam_search(dp_ctx *c, dp_dsi_model *m, const float *h, int n, int beams, int32_t *docs,
                              float *scores);
-/*! dp_dsi_beam_search, and lognorm[i] (may be NULL) = the log-partition of row
- *  i's softmax, so score + lognorm is the raw logit (atomic ids; semantic: 0). */
-dp_status dp_dsi_beam_search_norm(dp_ctx *c, dp_dsi_model *m, const float *h, int n, int beams, int32_t *docs,
-                                  float *scores, float *lognorm);
 
 /* ============================================================ ranking */
 /* src/dsi/rank.c: ensemble aggregation, retrieval metrics, BM25. */
@@ -237,9 +233,10 @@ typedef enum dp_dsi_agg { DP_DSI_AGG_CONFIDENCE = 0, DP_DSI_AGG_VOTE = 1, DP_DSI
  *  scores, score(d) = sum of p(m,i) over every beam returning d (ties: smaller
  *  id). Vote: +1 per member returning d, no scores used (ties: the better beam
  *  position, then the smaller id; out_score = votes). Joint: one softmax over
- *  every member's beams together (pass raw logits as scores: a member whose
- *  best logit is low gets little mass, where confidence gives every member a
- *  mass of 1), summed per docid. Writes the top k
+ *  every member's beams together, so with log-probabilities as scores each
+ *  beam keeps its member's own probability (a member unsure of every document
+ *  adds little, where confidence gives every member a mass of 1), renormalised
+ *  over all beams and summed per docid. Writes the top k
  *  (distinct documents, best first) to out/out_score; returns how many. */
 int dp_dsi_aggregate(dp_dsi_agg how, int nm, const int *nb, const int32_t *const *docs, const float *const *sc,
                      int k, int32_t *out, float *out_score);

@@ -77,8 +77,7 @@ static float log_sum_exp(const float *x, int n)
     return mx + (float)log(s);
 }
 
-static dp_status beam_atomic(const dp_dsi_model *m, const float *h, int n, int B, int32_t *docs, float *scores,
-                             float *lognorm)
+static dp_status beam_atomic(const dp_dsi_model *m, const float *h, int n, int B, int32_t *docs, float *scores)
 {
     const dp_dsi_impl *im = m->impl;
     const int D = m->ids.ndocs, H = im->hdim;
@@ -95,7 +94,6 @@ static dp_status beam_atomic(const dp_dsi_model *m, const float *h, int n, int B
         for (int q = 0; q < rows; q++) {
             const float *x = logits + (long)q * D;
             const float lse = log_sum_exp(x, D);
-            if (lognorm) lognorm[r0 + q] = lse;
             int nt = 0;
             for (int d = 0; d < D; d++)
                 if (nt < B || x[d] > top[nt - 1].score) beam_offer(top, &nt, B, d, x[d]);
@@ -198,12 +196,6 @@ done:
 dp_status dp_dsi_beam_search(dp_ctx *c, dp_dsi_model *m, const float *h, int n, int beams, int32_t *docs,
                              float *scores)
 {
-    return dp_dsi_beam_search_norm(c, m, h, n, beams, docs, scores, NULL);
-}
-
-dp_status dp_dsi_beam_search_norm(dp_ctx *c, dp_dsi_model *m, const float *h, int n, int beams, int32_t *docs,
-                                  float *scores, float *lognorm)
-{
     if (!m || n < 0 || beams < 1 || (n > 0 && (!h || !docs || !scores)))
         return dp_errorf(DP_ERR_ARG, "beam search: %d rows, %d beams", n, beams);
     int grad = 1, training = 0;
@@ -217,10 +209,8 @@ dp_status dp_dsi_beam_search_norm(dp_ctx *c, dp_dsi_model *m, const float *h, in
         docs[i] = -1;
         scores[i] = -INFINITY;
     }
-    if (lognorm)
-        for (int i = 0; i < n; i++) lognorm[i] = 0;
     dp_status rc = n == 0                          ? DP_OK
-                   : m->ids.kind == DP_DSI_ATOMIC ? beam_atomic(m, h, n, beams, docs, scores, lognorm)
+                   : m->ids.kind == DP_DSI_ATOMIC ? beam_atomic(m, h, n, beams, docs, scores)
                                                   : beam_semantic(m, h, n, beams, docs, scores);
     if (c) {
         c->grad_enabled = grad;

@@ -319,16 +319,15 @@ void dp_dsi_ensemble_free(dp_dsi_ensemble *e)
 }
 
 /* Beams of member m for every query: global ids into docs [nq * beams], their
- * scores (log-probabilities) into sc and raw logits (score + log-partition) into raw. */
+ * scores (log-probabilities) into sc. */
 static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, int nq, int beams, int32_t *docs,
-                              float *sc, float *raw)
+                              float *sc)
 {
     dp_dsi_member *mb = &e->mem[m];
     enum { QB = 256 };
     int cap = mb->tok.max_tokens;
     int32_t *ids = malloc((size_t)QB * (size_t)cap * sizeof *ids);
     int32_t *offs = malloc((QB + 1) * sizeof *offs);
-    float norm[QB];
     dp_status rc = ids && offs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "query: out of memory");
     dp_ctx *c = &e->ctx;
     for (int q0 = 0; q0 < nq && rc == DP_OK; q0 += QB) {
@@ -345,12 +344,9 @@ static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, i
             break;
         }
         int32_t *d = docs + (size_t)q0 * beams;
-        float *s = sc + (size_t)q0 * beams, *x = raw + (size_t)q0 * beams;
-        rc = dp_dsi_beam_search_norm(c, mb->model, h->data, nb, beams, d, s, norm);
-        for (long i = 0; i < (long)nb * beams; i++) {
-            x[i] = s[i] + norm[i / beams];
+        rc = dp_dsi_beam_search(c, mb->model, h->data, nb, beams, d, sc + (size_t)q0 * beams);
+        for (long i = 0; i < (long)nb * beams; i++)
             if (d[i] >= 0) d[i] = e->l2g[m][d[i]];
-        }
     }
     dp_ctx_reset(c);
     free(ids);
@@ -366,12 +362,10 @@ dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, 
     size_t per = (size_t)nq * (size_t)beams;
     int32_t *docs = malloc((size_t)e->nm * per * sizeof *docs);
     float *sc = malloc((size_t)e->nm * per * sizeof *sc);
-    float *raw = malloc((size_t)e->nm * per * sizeof *raw);
-    dp_status rc = docs && sc && raw ? DP_OK : dp_errorf(DP_ERR_NOMEM, "query: out of memory");
+    dp_status rc = docs && sc ? DP_OK : dp_errorf(DP_ERR_NOMEM, "query: out of memory");
     for (int m = 0; m < e->nm && rc == DP_OK; m++)
         if (holder(e, m) == e->rank && (only < 0 || only == m))
-            rc = member_beams(e, m, queries, nq, beams, docs + (size_t)m * per, sc + (size_t)m * per,
-                              raw + (size_t)m * per);
+            rc = member_beams(e, m, queries, nq, beams, docs + (size_t)m * per, sc + (size_t)m * per);
     rc = all_ok(e, rc);
     /* beams travel to rank 0 */
     for (int m = 0; m < e->nm && rc == DP_OK && e->comm != MPI_COMM_NULL; m++) {
@@ -379,14 +373,12 @@ dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, 
         if (src == 0 || (only >= 0 && only != m)) continue;
         int n = (int)per;
         if (e->rank == src) {
-            if (MPI_Send(docs + (size_t)m * per, n, MPI_INT32_T, 0, 3 * m, e->comm) != MPI_SUCCESS ||
-                MPI_Send(sc + (size_t)m * per, n, MPI_FLOAT, 0, 3 * m + 1, e->comm) != MPI_SUCCESS ||
-                MPI_Send(raw + (size_t)m * per, n, MPI_FLOAT, 0, 3 * m + 2, e->comm) != MPI_SUCCESS)
+            if (MPI_Send(docs + (size_t)m * per, n, MPI_INT32_T, 0, 2 * m, e->comm) != MPI_SUCCESS ||
+                MPI_Send(sc + (size_t)m * per, n, MPI_FLOAT, 0, 2 * m + 1, e->comm) != MPI_SUCCESS)
                 rc = dp_errorf(DP_ERR_MPI, "rank %d: sending member %d's beams failed", e->rank, m);
         } else if (e->rank == 0) {
-            if (MPI_Recv(docs + (size_t)m * per, n, MPI_INT32_T, src, 3 * m, e->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
-                MPI_Recv(sc + (size_t)m * per, n, MPI_FLOAT, src, 3 * m + 1, e->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
-                MPI_Recv(raw + (size_t)m * per, n, MPI_FLOAT, src, 3 * m + 2, e->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            if (MPI_Recv(docs + (size_t)m * per, n, MPI_INT32_T, src, 2 * m, e->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+                MPI_Recv(sc + (size_t)m * per, n, MPI_FLOAT, src, 2 * m + 1, e->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
                 rc = dp_errorf(DP_ERR_MPI, "rank 0: receiving member %d's beams from rank %d failed", m, src);
         }
     }
@@ -394,18 +386,17 @@ dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, 
         int nm = only >= 0 ? 1 : e->nm, m0 = only >= 0 ? only : 0;
         int nb[4096];
         const int32_t *dp[4096];
-        const float *sp[4096], *rp[4096];
+        const float *sp[4096];
         for (int q = 0; q < nq; q++) {
             for (int j = 0; j < nm; j++) {
                 nb[j] = beams;
                 dp[j] = docs + (size_t)(m0 + j) * per + (size_t)q * beams;
                 sp[j] = sc + (size_t)(m0 + j) * per + (size_t)q * beams;
-                rp[j] = raw + (size_t)(m0 + j) * per + (size_t)q * beams;
             }
             for (int a = 0; a < nhow; a++) {
                 int32_t *o = out[a] + (size_t)q * k;
                 float *s = score[a] + (size_t)q * k;
-                int got = dp_dsi_aggregate(how[a], nm, nb, dp, how[a] == DP_DSI_AGG_JOINT ? rp : sp, k, o, s);
+                int got = dp_dsi_aggregate(how[a], nm, nb, dp, sp, k, o, s);
                 for (int i = got; i < k; i++) {
                     o[i] = -1;
                     s[i] = 0;
@@ -415,6 +406,5 @@ dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, 
     }
     free(docs);
     free(sc);
-    free(raw);
     return rc;
 }
