@@ -158,7 +158,7 @@ typedef struct dp_dsi_trie {
     int *first, *count;  /* [nnodes] children are nodes first .. first+count-1, by digit */
     int *digit;          /* [nnodes] the digit leading to the node (root: -1) */
     int *doc;            /* [nnodes] the document a leaf names, else -1 */
-    int *level_base;     /* [maxlen + 1]: nodes of depth l are level_base[l] .. level_base[l+1]-1 */
+    int *level_base;     /* [maxlen + 2]: nodes of depth l (0 = root .. maxlen) are level_base[l] .. level_base[l+1]-1 */
 } dp_dsi_trie;
 
 typedef struct dp_dsi_docids {
@@ -166,7 +166,7 @@ typedef struct dp_dsi_docids {
     int ndocs, maxlen;
     uint8_t *len;        /* [ndocs] */
     uint16_t *code;      /* [ndocs * maxlen] digits, row d = document d */
-    int width[DP_DSI_MAXLEN]; /* digits possible at each level (max children of a node at depth l) */
+    int width[DP_DSI_MAXLEN]; /* logits at level l: the largest digit used there + 1 */
     int *leaf;           /* [ndocs] trie node of document d */
     dp_dsi_trie trie;
 } dp_dsi_docids;

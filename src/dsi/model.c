@@ -32,7 +32,7 @@ void dp_dsi_model_defaults(dp_dsi_model_config *c)
     c->embed = 128;
     c->hidden = 256;
     c->layers = 2;
-    c->dropout = 0.1f;
+    c->dropout = 0.0f; /* measured: within the epochs a run here gets, dropout costs more fit than it saves (RESULTS §9) */
 }
 
 static dp_status check_config(const dp_dsi_model_config *c)
