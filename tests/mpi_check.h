@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "dptrain/status.h"
 
@@ -50,6 +51,65 @@ static inline void end_case(const char *name)
         fflush(stdout);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
+}
+
+/* Runs one case of the suite: resets the counts, times it, sums the checks
+ * over ranks and prints "ok|FAIL name checks seconds" on rank 0; a failure
+ * prints the tally and aborts the job. @return cases passed so far. */
+static inline int run_case(const char *suite, const char *name, void (*fn)(void))
+{
+    static int passed;
+    g_fail = 0;
+    g_checks = 0;
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = MPI_Wtime();
+    fn();
+    long f[2] = {g_fail, g_checks};
+    MPI_Allreduce(MPI_IN_PLACE, f, 2, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+    double dt = MPI_Wtime() - t0;
+    if (0 == g_rank) {
+        printf("%-4s %-34s %6ld checks %7.2f s\n", f[0] ? "FAIL" : "ok", name, f[1], dt);
+        fflush(stdout);
+    }
+    if (f[0]) {
+        if (0 == g_rank) {
+            printf("%s tests: %d passed, 1 failed (%s: %ld failed checks over all ranks)\n", suite, passed, name,
+                   f[0]);
+            fflush(stdout);
+        }
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    return ++passed;
+}
+
+/* MPI with full thread support (the trainers' communication thread), g_rank
+ * and g_size set; rank 0 makes /tmp/dptrain-<name>-XXXXXX in tmp[cap] and
+ * every rank receives the path. */
+static inline void mpi_start(int *argc, char ***argv, const char *name, char *tmp, int cap)
+{
+    int provided;
+    MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    if (g_rank == 0) {
+        snprintf(tmp, (size_t)cap, "/tmp/dptrain-%s-XXXXXX", name);
+        if (!mkdtemp(tmp)) MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_Bcast(tmp, cap, MPI_CHAR, 0, MPI_COMM_WORLD);
+}
+
+/* Rank 0 removes tmp and prints the totals of every end_case; finalises MPI.
+ * @return the exit code (1 if any check failed). */
+static inline int mpi_finish(const char *name, const char *tmp)
+{
+    if (g_rank == 0) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+        printf("%s (%d ranks): %ld checks, %ld failed\n", name, g_size, g_total_checks, g_total_fail);
+    }
+    MPI_Finalize();
+    return g_total_fail ? 1 : 0;
 }
 
 /* splitmix64's finaliser: test data as a pure function of (rank, index, seed). */

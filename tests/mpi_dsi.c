@@ -359,17 +359,12 @@ static void bad_checkpoint(void)
 
 int main(int argc, char **argv)
 {
-    int provided;
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    mpi_start(&argc, &argv, "mpi-dsi", tmp, sizeof tmp);
+    snprintf(data, sizeof data, "%s/data", tmp);
     if (g_rank == 0) {
-        snprintf(tmp, sizeof tmp, "/tmp/dptrain-mpi-dsi-XXXXXX");
-        if (!mkdtemp(tmp)) MPI_Abort(MPI_COMM_WORLD, 1);
         char tsv[400];
         snprintf(tsv, sizeof tsv, "%s/queries.tsv", tmp);
         write_corpus(tsv);
-        snprintf(data, sizeof data, "%s/data", tmp);
         dp_dsi_prepare_config pc;
         dp_dsi_prepare_defaults(&pc);
         snprintf(pc.queries, sizeof pc.queries, "%s", tsv);
@@ -383,8 +378,7 @@ int main(int argc, char **argv)
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
     }
-    MPI_Bcast(tmp, sizeof tmp, MPI_CHAR, 0, MPI_COMM_WORLD);
-    MPI_Bcast(data, sizeof data, MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Barrier(MPI_COMM_WORLD); /* the dataset is there before any rank reads it */
 
     central(DP_DSI_ATOMIC, "central atomic: train Hits@1 >= 0.9");
     central(DP_DSI_SEMANTIC, "central semantic: train Hits@1 >= 0.9");
@@ -393,12 +387,5 @@ int main(int argc, char **argv)
     members();
     bad_checkpoint();
 
-    if (g_rank == 0) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
-        printf("mpi_dsi (%d ranks): %ld checks, %ld failed\n", g_size, g_total_checks, g_total_fail);
-    }
-    MPI_Finalize();
-    return g_total_fail ? 1 : 0;
+    return mpi_finish("mpi_dsi", tmp);
 }

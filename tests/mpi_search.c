@@ -246,21 +246,13 @@ static void bad_input(void)
 
 int main(int argc, char **argv)
 {
-    int provided;
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
-    if (g_rank == 0) {
-        snprintf(tmp, sizeof tmp, "/tmp/dptrain-mpi-search-XXXXXX");
-        if (!mkdtemp(tmp)) MPI_Abort(MPI_COMM_WORLD, 1);
-        snprintf(shards, sizeof shards, "%s/fmnist", tmp);
-        if (dp_import_fashion_mnist("/usr/share/datasets/fashion-mnist", shards, 4, NULL) != DP_OK) {
-            fprintf(stderr, "import: %s\n", dp_errmsg());
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        }
+    mpi_start(&argc, &argv, "mpi-search", tmp, sizeof tmp);
+    snprintf(shards, sizeof shards, "%s/fmnist", tmp);
+    if (g_rank == 0 && dp_import_fashion_mnist("/usr/share/datasets/fashion-mnist", shards, 4, NULL) != DP_OK) {
+        fprintf(stderr, "import: %s\n", dp_errmsg());
+        MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    MPI_Bcast(tmp, sizeof tmp, MPI_CHAR, 0, MPI_COMM_WORLD);
-    MPI_Bcast(shards, sizeof shards, MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Barrier(MPI_COMM_WORLD); /* the shards are there before any rank reads them */
 
     tiny_search();
     equivalence(DP_NAS_DARTS, 0, "equivalence darts: P x b == 1 x Pb");
@@ -272,12 +264,5 @@ int main(int argc, char **argv)
     arch_warmup();
     bad_input();
 
-    if (g_rank == 0) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
-        printf("mpi_search (%d ranks): %ld checks, %ld failed\n", g_size, g_total_checks, g_total_fail);
-    }
-    MPI_Finalize();
-    return g_total_fail ? 1 : 0;
+    return mpi_finish("mpi_search", tmp);
 }

@@ -472,30 +472,7 @@ static void case_byte_counters(void)
 
 static int g_passed;
 
-static void run(const char *name, void (*fn)(void))
-{
-    g_fail = 0;
-    g_checks = 0;
-    MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = MPI_Wtime();
-    fn();
-    long f[2] = {g_fail, g_checks};
-    MPI_Allreduce(MPI_IN_PLACE, f, 2, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-    double dt = MPI_Wtime() - t0;
-    if (0 == g_rank) {
-        printf("%-4s %-34s %6ld checks %7.2f s\n", f[0] ? "FAIL" : "ok", name, f[1], dt);
-        fflush(stdout);
-    }
-    if (f[0]) {
-        if (0 == g_rank) {
-            printf("rows tests: %d passed, 1 failed (%s: %ld failed checks over all ranks)\n",
-                   g_passed, name, f[0]);
-            fflush(stdout);
-        }
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    g_passed++;
-}
+static void run(const char *name, void (*fn)(void)) { g_passed = run_case("rows", name, fn); }
 
 int main(int argc, char **argv)
 {

@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "dptrain/dsi_train.h"
 #include "dsi/data_internal.h"
+#include "train/report.h"
 
 static const char train_usage[] =
     "usage: mpirun -np P dptrain dsi-train --data DIR [options]\n"
@@ -286,13 +286,6 @@ static void free_paths(char **p, int n)
     free(p);
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -365,9 +358,9 @@ int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm)
     char line[8192];
     while (rc == DP_OK && next_line(in, rank, comm, line, sizeof line)) {
         const char *q = line;
-        double t0 = now_s();
+        double t0 = dp_now();
         rc = dp_dsi_ensemble_query(e, &q, 1, f.beams, f.only, &f.agg, 1, f.k, &out, &score);
-        double dt = now_s() - t0;
+        double dt = dp_now() - t0;
         if (rc != DP_OK || rank != 0) continue;
         if (nq == cap) lat = realloc(lat, (size_t)(cap = cap ? 2 * cap : 1024) * sizeof *lat);
         lat[nq++] = dt * 1e3;
@@ -426,7 +419,7 @@ static dp_status eval_bm25(const qflags *f, const dp_dsi_pairs *test)
         }
     }
     dp_bm25 *ix = NULL;
-    double t0 = now_s();
+    double t0 = dp_now();
     if (rc == DP_OK) rc = dp_bm25_build((int)docs.n, (const char *const *)texts, f->k1, f->b, &ix);
     if (rc == DP_OK) {
         int32_t top[1000];
@@ -440,7 +433,7 @@ static dp_status eval_bm25(const qflags *f, const dp_dsi_pairs *test)
         }
         char name[64];
         snprintf(name, sizeof name, "bm25(%.2g,%.2g)", f->k1, f->b);
-        print_row(f, name, &m, now_s() - t0);
+        print_row(f, name, &m, dp_now() - t0);
     }
     dp_bm25_free(ix);
     for (long d = 0; d < docs.n; d++) free(texts[d]);
@@ -494,9 +487,9 @@ int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
         out[a] = malloc((size_t)nq * (size_t)f.k * sizeof *out[a]);
         score[a] = malloc((size_t)nq * (size_t)f.k * sizeof *score[a]);
     }
-    double t0 = now_s();
+    double t0 = dp_now();
     if (rc == DP_OK) rc = dp_dsi_ensemble_query(e, (const char *const *)test.query, (int)nq, f.beams, f.only, how, nhow, f.k, out, score);
-    double secs = now_s() - t0;
+    double secs = dp_now() - t0;
     if (rc == DP_OK && rank == 0) {
         printf("%-12s %8s %7s %7s %7s %7s %9s\n", "method", "queries", "hits1", "hits5", "hits10", "mrr10", "seconds");
         for (int a = 0; a < nhow; a++) {

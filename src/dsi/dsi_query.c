@@ -37,6 +37,24 @@ typedef struct member_head {
     uint64_t dense_n, emb_n;
 } member_head;
 
+/* names[0 .. n) back to back, each NUL-terminated (the names section and the
+ * ensemble's broadcast): a new buffer (NULL when out of memory), *len bytes. */
+static char *pack_names(char *const *names, int n, size_t *len)
+{
+    size_t nb = 0;
+    for (int d = 0; d < n; d++) nb += strlen(names[d]) + 1;
+    char *blob = malloc(nb ? nb : 1);
+    if (!blob) return NULL;
+    size_t o = 0;
+    for (int d = 0; d < n; d++) {
+        size_t l = strlen(names[d]) + 1;
+        memcpy(blob + o, names[d], l);
+        o += l;
+    }
+    *len = nb;
+    return blob;
+}
+
 dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_dsi_tok_config *tok,
                              char *const *names, const char *config_text)
 {
@@ -47,15 +65,8 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
                      .tok_bigrams = tok->bigrams, .tok_trigrams = tok->trigrams, .tok_max = tok->max_tokens,
                      .tok_buckets = tok->buckets, .dense_n = m->dense.n, .emb_n = m->emb.n};
     size_t nb = 0;
-    for (int d = 0; d < ids->ndocs; d++) nb += strlen(names[d]) + 1;
-    char *blob = malloc(nb ? nb : 1);
+    char *blob = pack_names(names, ids->ndocs, &nb);
     if (!blob) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
-    size_t o = 0;
-    for (int d = 0; d < ids->ndocs; d++) {
-        size_t l = strlen(names[d]) + 1;
-        memcpy(blob + o, names[d], l);
-        o += l;
-    }
     dp_ck_section s[] = {
         {DP_CK_CONFIG, config_text, strlen(config_text)},
         {SEC_HEAD, &h, sizeof h},
@@ -237,17 +248,11 @@ static dp_status share_names(dp_dsi_ensemble *e, int m)
     long len[2] = {0, 0}; /* bytes, names */
     if (holder(e, m) == e->rank) {
         const dp_dsi_member *mb = &e->mem[m];
-        int n = mb->model->ids.ndocs;
-        for (int d = 0; d < n; d++) len[0] += (long)strlen(mb->names[d]) + 1;
-        len[1] = n;
-        blob = malloc((size_t)len[0] + 1);
-        if (!blob) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
-        long o = 0;
-        for (int d = 0; d < n; d++) {
-            size_t l = strlen(mb->names[d]) + 1;
-            memcpy(blob + o, mb->names[d], l);
-            o += (long)l;
-        }
+        size_t nb = 0;
+        if (!(blob = pack_names(mb->names, mb->model->ids.ndocs, &nb)))
+            return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
+        len[0] = (long)nb;
+        len[1] = mb->model->ids.ndocs;
     }
     if (e->comm != MPI_COMM_NULL) {
         if (MPI_Bcast(len, 2, MPI_LONG, holder(e, m), e->comm) != MPI_SUCCESS)

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <xxhash.h>
 
 #include "dptrain/dsi_train.h"
 #include "dptrain/optim.h"
@@ -117,13 +117,6 @@ static dp_status make_docids(dsi_run *r, dp_dsi_docids *ids)
     if (rc == DP_OK) rc = dp_dsi_docids_semantic(&x, cfg->kmeans_k, cfg->leaf, cfg->seed, ids);
     dp_sparse_rows_free(&x);
     return rc;
-}
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
 }
 
 static long max_tokens(const dp_dsi_set *s)
@@ -243,8 +236,8 @@ static dp_status setup(dsi_run *r, MPI_Comm comm)
     if (rc != DP_OK) return rc;
 
     const dp_dsi_model *m = r->m;
-    uint64_t h = fnv(0xcbf29ce484222325ull, m->ids.len, (size_t)m->ids.ndocs);
-    h = fnv(h, m->ids.code, (size_t)m->ids.ndocs * (size_t)m->ids.maxlen * sizeof *m->ids.code);
+    uint64_t h = XXH3_64bits(m->ids.len, (size_t)m->ids.ndocs);
+    h = XXH3_64bits_withSeed(m->ids.code, (size_t)m->ids.ndocs * (size_t)m->ids.maxlen * sizeof *m->ids.code, h);
     int len = config_format(cfg, r->config_text, sizeof r->config_text);
     snprintf(r->config_text + len, sizeof r->config_text - (size_t)len,
              "member=%d\nranks=%d\nmanifest=%016llx\ndocids_hash=%016llx\nbuckets=%u\n", r->member, r->size,
