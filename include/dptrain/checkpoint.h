@@ -32,6 +32,9 @@ typedef struct dp_ck_section {
 
 /*! Writes sections to `path` atomically (path.tmp, fsync, rename, fsync dir). */
 dp_status dp_checkpoint_write(const char *path, const dp_ck_section *s, int n);
+/*! The same, keeping the keep - 1 checkpoints it replaces as path.1 (newest)
+ *  .. path.(keep-1); `path` is a whole checkpoint at every instant. */
+dp_status dp_checkpoint_write_keep(const char *path, const dp_ck_section *s, int n, int keep);
 
 typedef struct dp_checkpoint {
     void *body;     /* owned: the decompressed body */

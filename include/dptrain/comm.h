@@ -500,6 +500,39 @@ dp_status dp_rows_allreduce(float *table, size_t table_rows, size_t dim, const i
                             MPI_Comm comm, dp_rows_ws *ws, const int32_t **union_rows,
                             size_t *nunion);
 
+/* ------------------------------------------------------------------------- */
+/* Watchdog                                                                   */
+/* ------------------------------------------------------------------------- */
+
+/* A collective that does not complete (a rank stuck in compute, stopped, or on
+ * a dead link) would hang every rank silently. The watchdog is a thread per
+ * rank, modelled on Horovod's stall inspector: the caller brackets each wait
+ * on other ranks with dp_watchdog_wait_begin/_end, the ring notes every
+ * message it receives, and when a wait has seen no message for timeout_s the
+ * watchdog asks every other rank's watchdog what it is doing (over its own
+ * communicator, so it answers even while its training thread is stuck),
+ * prints one line per rank (waiting where, for whom; computing since when; no
+ * answer), and aborts the job. */
+typedef struct dp_watchdog dp_watchdog;
+
+/*! Collective over comm (dups it). timeout_s <= 0, one rank, or an MPI
+ *  without MPI_THREAD_MULTIPLE: *out = NULL and every other call is a no-op.
+ *  @return DP_OK, DP_ERR_NOMEM or DP_ERR_MPI. */
+dp_status dp_watchdog_create(MPI_Comm comm, double timeout_s, dp_watchdog **out);
+/*! Stops the thread; accepts NULL. */
+void dp_watchdog_free(dp_watchdog *w);
+/*! What this rank is doing outside waits (`phase`: a string that outlives the
+ *  watchdog, e.g. "forward/backward") and at which step. Lock-free. */
+void dp_watchdog_phase(dp_watchdog *w, const char *phase, long step);
+/*! Entering a wait on the other ranks: `what` (a static string). For a wait on
+ *  engine ranges, item_base is dp_engine_submitted() at the start of the step
+ *  and nitems the ranges of the step, so the report names the bucket; else 0, 0. */
+void dp_watchdog_wait_begin(dp_watchdog *w, const char *what, uint64_t item_base, int nitems);
+void dp_watchdog_wait_end(dp_watchdog *w);
+
+/*! Ranges submitted to the engine so far (all steps). */
+uint64_t dp_engine_submitted(dp_engine *e);
+
 #ifdef __cplusplus
 }
 #endif

@@ -187,6 +187,12 @@ void dp_grad_scale(float *g, size_t n, float s);
  *  @return the norm before clipping (may be inf/NaN; g is then left unchanged). */
 float dp_clip_grad_norm(float *g, size_t n, float max_norm);
 
+/*! Loss scaling's second half: multiplies g[0..n) by `mul` (untouched when
+ *  mul == 1) and finds the first NaN or Inf. Branch-free in the common all-finite
+ *  case so it vectorises.
+ *  @return the index of the first non-finite value (before scaling), or n. */
+size_t dp_grad_unscale_check(float *g, size_t n, float mul);
+
 #ifdef __cplusplus
 }
 #endif

@@ -59,6 +59,11 @@ typedef struct dp_train_config {
     double topk_fraction; /* topk: fraction of each bucket sent */
     int powersgd_rank;   /* powersgd: rank R of the factors */
     long codec_start;    /* plain allreduce for the first N steps, then the codec */
+    int keep_checkpoints; /* checkpoint.dpc plus this many - 1 older ones (.1 newest) */
+    int on_nonfinite;    /* dp_nonfinite_policy: what a NaN/Inf gradient or loss does */
+    float loss_scale;    /* backward seed multiplier (gradients unscaled after the allreduce);
+                            skip halves it on a non-finite step, 2000 clean steps double it back */
+    double watchdog_s;   /* report a collective without progress for this long and abort (0 = off) */
     int progress;        /* -1 auto (TTY), 0 plain lines, 1 bar */
     int quiet;
 } dp_train_config;
@@ -75,6 +80,9 @@ typedef struct dp_train_result {
     double comm_wait_s;            /* training-thread time spent waiting for gradient allreduces */
     double wire_bytes_per_step;    /* bytes this rank sent per optimizer step (after codec and zstd) */
     double raw_bytes_per_step;     /* the float32 bytes those stand for */
+    long skipped_steps;            /* --on-nonfinite skip: steps whose update was dropped */
+    float loss_scale;              /* at the end */
+    uint64_t params_hash;          /* XXH3-64 of the final parameter and buffer bytes (replicas agree) */
 } dp_train_result;
 
 /*! The defaults of `dptrain train` (SGD lr 0.05 momentum 0.9, batch 64, ...). */
@@ -83,6 +91,8 @@ void dp_train_config_defaults(dp_train_config *cfg);
 dp_status dp_train_config_check(const dp_train_config *cfg);
 /*! key=value lines of every field (saved in checkpoints, hashed across ranks). */
 int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n);
+
+enum dp_nonfinite_policy { DP_NONFINITE_STOP = 0, DP_NONFINITE_SKIP = 1 };
 
 enum dp_sparse_kind { DP_SPARSE_NONE = 0, DP_SPARSE_TOPK = 1, DP_SPARSE_POWERSGD = 2 };
 

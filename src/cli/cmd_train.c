@@ -58,9 +58,19 @@ static const char usage[] =
     "  --out DIR             run directory: metrics.jsonl, checkpoint.dpc\n"
     "  --resume              continue the run in --out from its checkpoint\n"
     "  --checkpoint-every N  also checkpoint every N steps (default: each epoch)\n"
+    "  --keep-checkpoints K  keep the K newest checkpoints: checkpoint.dpc, .1 (previous) .. (default 2);\n"
+    "                        --resume falls back to an older one if the newest is damaged\n"
     "  --stop-after N        checkpoint and stop after global step N\n"
     "  --eval-batch B        evaluation batch size (default 500)\n"
     "  --threads N           OpenBLAS threads (default 1: one thread per rank)\n"
+    "faults:\n"
+    "  --on-nonfinite stop|skip  a NaN/Inf loss or gradient (checked after the allreduce, so every rank\n"
+    "                        agrees): stop naming the step and tensor (default), or drop the step's update\n"
+    "                        and halve the loss scale (doubled back after 2000 clean steps)\n"
+    "  --loss-scale S        multiply the loss by S before backward, divide the gradients after the\n"
+    "                        allreduce (default 1; e.g. 65536 with --codec fp16 and --on-nonfinite skip)\n"
+    "  --watchdog SECONDS    a collective without progress for this long: print what every rank is doing\n"
+    "                        and abort the job (default 300, 0 = off)\n"
     "  --progress bar|plain  progress display (default: bar on a terminal)\n"
     "  --quiet               no progress output\n"
     "  -h, --help            this text\n"
@@ -71,6 +81,7 @@ enum {
     O_SCHED, O_WARMUP, O_MIN_LR, O_STEP_SIZE, O_STEP_GAMMA, O_CLIP, O_SEED, O_OUT, O_RESUME, O_CKEVERY, O_STOP,
     O_EVAL_BATCH, O_THREADS, O_PROGRESS, O_QUIET, O_SAMPLER, O_ACCUM, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP, O_REPLICAS,
     O_CODEC, O_WIRE_ZSTD, O_CODEC_START, O_ARCH, O_LAYERS, O_CHANNELS, O_DROP_PATH, O_CUTOUT,
+    O_KEEP, O_NONFINITE, O_LOSS_SCALE, O_WATCHDOG,
 };
 
 static const struct option opts[] = {
@@ -86,7 +97,8 @@ static const struct option opts[] = {
     {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP}, {"check-replicas", 1, 0, O_REPLICAS},
     {"codec", 1, 0, O_CODEC}, {"wire-zstd", 1, 0, O_WIRE_ZSTD}, {"codec-start", 1, 0, O_CODEC_START},
     {"arch", 1, 0, O_ARCH}, {"layers", 1, 0, O_LAYERS}, {"channels", 1, 0, O_CHANNELS},
-    {"drop-path", 1, 0, O_DROP_PATH}, {"cutout", 1, 0, O_CUTOUT},
+    {"drop-path", 1, 0, O_DROP_PATH}, {"cutout", 1, 0, O_CUTOUT}, {"keep-checkpoints", 1, 0, O_KEEP},
+    {"on-nonfinite", 1, 0, O_NONFINITE}, {"loss-scale", 1, 0, O_LOSS_SCALE}, {"watchdog", 1, 0, O_WATCHDOG},
     {0, 0, 0, 0},
 };
 
@@ -159,6 +171,18 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
         case O_CHANNELS: rc = dp_flag_int("--channels", a, 1, 4096, &cfg->channels); break;
         case O_DROP_PATH: rc = dp_flag_float("--drop-path", a, 0, 1, &cfg->drop_path); break;
         case O_CUTOUT: rc = dp_flag_int("--cutout", a, 0, 1024, &cfg->cutout); break;
+        case O_KEEP: rc = dp_flag_int("--keep-checkpoints", a, 1, 1000, &cfg->keep_checkpoints); break;
+        case O_NONFINITE:
+            if (!strcmp(a, "stop") || !strcmp(a, "skip")) cfg->on_nonfinite = !strcmp(a, "skip");
+            else rc = dp_errorf(DP_ERR_ARG, "--on-nonfinite: '%s' is not stop or skip", a);
+            break;
+        case O_LOSS_SCALE: rc = dp_flag_float("--loss-scale", a, 0x1p-24, 0x1p24, &cfg->loss_scale); break;
+        case O_WATCHDOG: {
+            float w = 0;
+            rc = dp_flag_float("--watchdog", a, 0, 86400, &w);
+            cfg->watchdog_s = w;
+            break;
+        }
         case 'h': *help = 1; return DP_OK;
         case ':': rc = dp_errorf(DP_ERR_ARG, "%s: missing value", argv[optind - 1]); break;
         default:
@@ -205,7 +229,7 @@ int dp_cmd_train(int argc, char **argv, MPI_Comm comm)
     rc = dp_train_run(&cfg, comm, &res);
     if (rc != DP_OK) {
         /* agreed errors are reported by rank 0; a rank-local one by its rank */
-        if (rank == 0 || rc != DP_ERR_MPI) fprintf(stderr, "dptrain train: error: %s\n", dp_errmsg());
+        if (rank == 0 || (rc != DP_ERR_MPI && rc != DP_ERR_NONFINITE)) fprintf(stderr, "dptrain train: error: %s\n", dp_errmsg());
         return 1;
     }
     if (rank != 0) return 0;
@@ -214,9 +238,10 @@ int dp_cmd_train(int argc, char **argv, MPI_Comm comm)
         return last_signal ? 128 + last_signal : 0;
     }
     printf("final: epochs=%d steps=%ld ranks=%d test_acc=%.4f test_loss=%.4f train_loss=%.4f "
-           "train_samples_per_s=%.0f comm_wait_s=%.2f wire_kb_per_step=%.1f raw_kb_per_step=%.1f wall_s=%.1f\n",
+           "train_samples_per_s=%.0f comm_wait_s=%.2f wire_kb_per_step=%.1f raw_kb_per_step=%.1f wall_s=%.1f "
+           "skipped_steps=%ld loss_scale=%g params_xxh3=%016llx\n",
            res.epochs_done, res.steps, res.ranks, res.test_acc, res.test_loss, res.train_loss,
            res.train_samples_per_s, res.comm_wait_s, res.wire_bytes_per_step / 1024, res.raw_bytes_per_step / 1024,
-           res.wall_s);
+           res.wall_s, res.skipped_steps, res.loss_scale, (unsigned long long)res.params_hash);
     return 0;
 }

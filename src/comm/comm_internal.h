@@ -19,6 +19,12 @@
 
 #include "dptrain/comm.h"
 
+/* What the watchdog (watchdog.c) reads of the ring's progress: process-wide,
+ * relaxed atomics, a few stores per message. */
+void dp_wd_note_item(uint64_t index);          /* the engine starts range #index */
+void dp_wd_note_wait(int peer, int step, int P); /* the ring waits for peer's message */
+void dp_wd_note_progress(void);                /* a message arrived */
+
 typedef struct dp_ring_codec dp_ring_codec;
 struct dp_ring_codec {
     const char *name;

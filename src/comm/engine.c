@@ -25,7 +25,10 @@
  * Errors are sticky: once a range fails, the rest of the queue is skipped (a ring
  * that has lost its peers would only hang) and every later call returns the same
  * status and message. The message is kept in the engine because dp_errmsg() is
- * per thread. */
+ * per thread. DP_ERR_NONFINITE is the exception: a codec that rejects a NaN
+ * poisons the ring on every rank alike and the ring still completes, so the
+ * queue goes on; the next dp_engine_wait_all reports it once and clears it
+ * (the trainer may then skip the step and carry on). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +62,8 @@ struct dp_engine {
 
     dp_status err; /* first error, sticky */
     char errmsg[1024];
+    int nonfinite; /* a range came back DP_ERR_NONFINITE since the last wait_all */
+    char nfmsg[1024];
     dp_comm_stats stats;   /* what dp_engine_stats reports */
     dp_comm_stats ws_seen; /* ws counters when last booked (ws is the thread's) */
 };
@@ -72,8 +77,9 @@ static double now_s(void)
 
 /* Runs one range on the engine's communicator; records the first error.
  * Threaded: called without the mutex held. Returns the range's status. */
-static dp_status engine_run(dp_engine *e, const engine_item *it, double *secs)
+static dp_status engine_run(dp_engine *e, const engine_item *it, uint64_t index, double *secs)
 {
+    dp_wd_note_item(index);
     double t0 = now_s();
     dp_status st = DP_ALLREDUCE_RING != e->algo
                        ? dp_mpi_allreduce_run(it->buf, it->n, it->op, e->comm)
@@ -88,7 +94,11 @@ static dp_status engine_run(dp_engine *e, const engine_item *it, double *secs)
 /* With e->mu held (or inline): books a finished range. */
 static void engine_account(dp_engine *e, const engine_item *it, dp_status st, double secs)
 {
-    if (DP_OK != st && DP_OK == e->err) {
+    if (DP_ERR_NONFINITE == st) {
+        if (!e->nonfinite)
+            snprintf(e->nfmsg, sizeof e->nfmsg, "%s", dp_errmsg());
+        e->nonfinite = 1;
+    } else if (DP_OK != st && DP_OK == e->err) {
         e->err = st;
         snprintf(e->errmsg, sizeof e->errmsg, "%s", dp_errmsg());
     }
@@ -125,7 +135,7 @@ static void *engine_thread(void *arg)
         dp_status st = DP_OK;
         double secs = 0.0;
         if (!skip)
-            st = engine_run(e, &it, &secs);
+            st = engine_run(e, &it, e->completed, &secs); /* only this thread moves completed */
 
         pthread_mutex_lock(&e->mu);
         if (!skip)
@@ -140,6 +150,19 @@ static void *engine_thread(void *arg)
 static dp_status engine_error(dp_engine *e)
 {
     return dp_errorf(e->err, "%s", e->errmsg);
+}
+
+/* With e->mu held (or inline): the sticky error, else a pending non-finite
+ * report (cleared), else DP_OK. */
+static dp_status engine_take_status(dp_engine *e)
+{
+    if (DP_OK != e->err)
+        return engine_error(e);
+    if (e->nonfinite) {
+        e->nonfinite = 0;
+        return dp_errorf(DP_ERR_NONFINITE, "%s", e->nfmsg);
+    }
+    return DP_OK;
 }
 
 dp_status dp_engine_create(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
@@ -263,11 +286,11 @@ static dp_status engine_submit(dp_engine *e, const engine_item *item)
         if (DP_OK != e->err)
             return engine_error(e);
         double secs;
-        dp_status st = engine_run(e, &it, &secs);
+        dp_status st = engine_run(e, &it, e->submitted, &secs);
         engine_account(e, &it, st, secs);
         e->submitted++;
         e->completed++;
-        return DP_OK == st ? DP_OK : engine_error(e);
+        return DP_OK == e->err ? DP_OK : engine_error(e); /* a non-finite range waits for wait_all */
     }
 
     pthread_mutex_lock(&e->mu);
@@ -288,13 +311,23 @@ dp_status dp_engine_wait_all(dp_engine *e)
     if (NULL == e)
         return dp_errorf(DP_ERR_ARG, "dp_engine_wait_all: engine is NULL");
     if (!e->threaded)
-        return DP_OK == e->err ? DP_OK : engine_error(e);
+        return engine_take_status(e);
     pthread_mutex_lock(&e->mu);
     while (e->completed != e->submitted)
         pthread_cond_wait(&e->cv_done, &e->mu);
-    dp_status st = e->err;
+    dp_status st = engine_take_status(e);
     pthread_mutex_unlock(&e->mu);
-    return DP_OK == st ? DP_OK : engine_error(e);
+    return st;
+}
+
+uint64_t dp_engine_submitted(dp_engine *e)
+{
+    if (e->threaded)
+        pthread_mutex_lock(&e->mu);
+    uint64_t n = e->submitted;
+    if (e->threaded)
+        pthread_mutex_unlock(&e->mu);
+    return n;
 }
 
 void dp_engine_stats(dp_engine *e, dp_comm_stats *out)

@@ -591,7 +591,9 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
         unsigned char *slot = ws->slots + (size_t)k * slot_bytes;
         MPI_Status status;
         int nb;
+        dp_wd_note_wait(p.left, c.s, p.P);
         rc = MPI_Wait(&ws->rreq[k], &status);
+        dp_wd_note_progress();
         if (MPI_SUCCESS == rc)
             rc = MPI_Get_count(&status, MPI_BYTE, &nb);
         if (MPI_SUCCESS != rc) {

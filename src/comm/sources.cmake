@@ -9,5 +9,6 @@ dp_room(comm
   src/comm/topk.c
   src/comm/powersgd.c
   src/comm/rows.c
+  src/comm/watchdog.c
 )
 target_link_libraries(dp_comm PUBLIC MPI::MPI_C Threads::Threads PkgConfig::ZSTD PkgConfig::OPENBLAS)

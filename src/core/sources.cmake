@@ -1,5 +1,6 @@
 dp_room(core
   src/core/status.c
+  src/core/fault.c
   src/core/arena.c
   src/core/tape.c
   src/core/gradpool.c

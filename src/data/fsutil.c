@@ -4,6 +4,8 @@
  * fsynced so the rename itself is durable. */
 #include "data/fsutil.h"
 
+#include "dptrain/fault.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -39,7 +41,32 @@ dp_status dp_fsync_parent_dir(const char *path)
     return DP_OK;
 }
 
-dp_status dp_write_file_atomic(const char *path, const void *buf, size_t len)
+/* "<path>.<i>" into out. */
+static int numbered(char *out, size_t cap, const char *path, int i)
+{
+    return snprintf(out, cap, "%s.%d", path, i) < (int)cap;
+}
+
+/* Shifts path.1 .. path.(keep-2) up by one and hard-links the current `path`
+ * as path.1, so that the rename that follows leaves keep files. Each step
+ * leaves `path` itself untouched: a crash anywhere in here still has it. */
+static dp_status rotate(const char *path, int keep)
+{
+    char from[4096], to[4096];
+    for (int i = keep - 1; i >= 2; i--) {
+        if (!numbered(from, sizeof from, path, i - 1) || !numbered(to, sizeof to, path, i))
+            return dp_errorf(DP_ERR_ARG, "%s: path too long", path);
+        if (rename(from, to) != 0 && errno != ENOENT)
+            return dp_errorf(DP_ERR_IO, "%s: rename to %s: %s", from, to, strerror(errno));
+    }
+    if (!numbered(to, sizeof to, path, 1)) return dp_errorf(DP_ERR_ARG, "%s: path too long", path);
+    if (unlink(to) != 0 && errno != ENOENT) return dp_errorf(DP_ERR_IO, "%s: unlink: %s", to, strerror(errno));
+    if (link(path, to) != 0 && errno != ENOENT)
+        return dp_errorf(DP_ERR_IO, "%s: link to %s: %s", path, to, strerror(errno));
+    return DP_OK;
+}
+
+dp_status dp_write_file_keep(const char *path, const void *buf, size_t len, int keep)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
@@ -48,11 +75,19 @@ dp_status dp_write_file_atomic(const char *path, const void *buf, size_t len)
     if (fd < 0)
         return dp_errorf(DP_ERR_IO, "%s: create: %s", tmp, strerror(errno));
     const char *p = buf;
-    size_t left = len;
+    size_t left = len, half = len / 2;
     while (left > 0) {
-        ssize_t n = write(fd, p, left);
+        /* the fault seam sits halfway, where a killed writer hurts most */
+        size_t done = len - left, chunk = done < half ? half - done : left;
+        ssize_t n = write(fd, p, chunk);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n > 0 && done < half && done + (size_t)n == half && dp_fault_point("write") == DP_FAULT_ENOSPC) {
+            p += n;
+            left -= (size_t)n;
+            n = -1;
+            errno = ENOSPC;
+        }
         if (n < 0) {
             dp_errorf(DP_ERR_IO, "%s: offset %zu: write: %s", tmp, len - left, strerror(errno));
             goto err;
@@ -70,6 +105,8 @@ dp_status dp_write_file_atomic(const char *path, const void *buf, size_t len)
         goto err;
     }
     fd = -1;
+    if (keep > 1 && rotate(path, keep) != DP_OK)
+        goto err;
     if (rename(tmp, path) != 0) {
         dp_errorf(DP_ERR_IO, "%s: rename to %s: %s", tmp, path, strerror(errno));
         goto err;
@@ -80,6 +117,11 @@ err:
         close(fd);
     unlink(tmp);
     return DP_ERR_IO;
+}
+
+dp_status dp_write_file_atomic(const char *path, const void *buf, size_t len)
+{
+    return dp_write_file_keep(path, buf, len, 1);
 }
 
 dp_status dp_mkdir_p(const char *dir)

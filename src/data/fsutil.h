@@ -13,6 +13,11 @@ dp_status dp_fsync_parent_dir(const char *path);
 /* Writes `len` bytes to "<path>.tmp", fsyncs, renames to `path`, fsyncs the dir. */
 dp_status dp_write_file_atomic(const char *path, const void *buf, size_t len);
 
+/* The same, keeping the `keep` - 1 files it replaces as path.1 (newest) ..
+ * path.(keep-1): before the rename, path.i moves to path.(i+1) and path is
+ * hard-linked as path.1. `path` is whole at every instant. */
+dp_status dp_write_file_keep(const char *path, const void *buf, size_t len, int keep);
+
 /* mkdir -p: `dir` and any missing parents (a run directory such as runs/NAME);
  * DP_ERR_IO naming the part that could not be made, or a non-directory. */
 dp_status dp_mkdir_p(const char *dir);

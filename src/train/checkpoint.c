@@ -49,7 +49,7 @@ static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); re
 
 static uint64_t pad8(uint64_t n) { return (n + 7) & ~7ull; }
 
-dp_status dp_checkpoint_write(const char *path, const dp_ck_section *s, int n)
+dp_status dp_checkpoint_write_keep(const char *path, const dp_ck_section *s, int n, int keep)
 {
     if (n < 0 || n > DP_CK_MAX_SECTIONS) return dp_errorf(DP_ERR_ARG, "%s: %d sections (max %d)", path, n, DP_CK_MAX_SECTIONS);
     uint64_t body_n = 0;
@@ -85,11 +85,16 @@ dp_status dp_checkpoint_write(const char *path, const dp_ck_section *s, int n)
     put32(file + 36, 0);
     put32(file + 40, crc(file, 40));
     put32(file + 44, 0);
-    rc = dp_write_file_atomic(path, file, CK_HEADER + comp);
+    rc = dp_write_file_keep(path, file, CK_HEADER + comp, keep);
 out:
     free(body);
     free(file);
     return rc;
+}
+
+dp_status dp_checkpoint_write(const char *path, const dp_ck_section *s, int n)
+{
+    return dp_checkpoint_write_keep(path, s, n, 1);
 }
 
 static dp_status bad(const char *path, uint64_t off, const char *what)

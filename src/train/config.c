@@ -35,6 +35,10 @@ void dp_train_config_defaults(dp_train_config *cfg)
     cfg->allreduce = DP_ALLREDUCE_RING;
     cfg->bucket_mb = 4.0f;
     cfg->overlap = 1;
+    cfg->keep_checkpoints = 2;
+    cfg->on_nonfinite = DP_NONFINITE_STOP;
+    cfg->loss_scale = 1.0f;
+    cfg->watchdog_s = 300;
 }
 
 #define RANGE(cond, ...)                                   \
@@ -86,6 +90,14 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
     RANGE(cfg->sampler == 0 || cfg->sampler == 1, "--sampler: %d is not shard or global", cfg->sampler);
     RANGE(!cfg->resume || cfg->out[0], "--resume needs --out DIR (the run to continue)");
     RANGE(!cfg->stop_after || cfg->out[0], "--stop-after needs --out DIR (where the checkpoint goes)");
+    RANGE(cfg->keep_checkpoints >= 1 && cfg->keep_checkpoints <= 1000, "--keep-checkpoints: %d is out of range [1, 1000]",
+          cfg->keep_checkpoints);
+    RANGE(cfg->on_nonfinite == DP_NONFINITE_STOP || cfg->on_nonfinite == DP_NONFINITE_SKIP,
+          "--on-nonfinite: %d is not stop or skip", cfg->on_nonfinite);
+    RANGE(isfinite(cfg->loss_scale) && cfg->loss_scale >= 0x1p-24f && cfg->loss_scale <= 0x1p24f,
+          "--loss-scale: %g is out of range [2^-24, 2^24]", cfg->loss_scale);
+    RANGE(isfinite(cfg->watchdog_s) && cfg->watchdog_s >= 0 && cfg->watchdog_s <= 86400,
+          "--watchdog: %g is out of range [0, 86400] seconds", cfg->watchdog_s);
     dp_status rc = dp_opt_config_check(&cfg->opt);
     if (rc != DP_OK) return rc;
     return DP_OK;
@@ -135,7 +147,7 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     "min_lr=%.9g\nstep_gamma=%.9g\nstep_size=%ld\nclip=%.9g\nseed=%llu\nlimit=%ld\ntest_limit=%ld\n"
                     "sampler=%s\naccumulate=%d\nallreduce=%s\nbucket_mb=%.9g\noverlap=%d\ncheck_replicas=%ld\n"
                     "threads=%d\ncodec=%s\nwire_zstd=%d\ncodec_start=%ld\narch=%s\nlayers=%d\nchannels=%d\n"
-                    "drop_path=%.9g\ncutout=%d\n",
+                    "drop_path=%.9g\ncutout=%d\nkeep_checkpoints=%d\non_nonfinite=%s\nloss_scale=%.9g\nwatchdog=%g\n",
                     cfg->model, cfg->epochs, cfg->batch, cfg->lr, dp_opt_kind_name(cfg->opt.kind), cfg->opt.momentum,
                     cfg->opt.dampening, cfg->opt.nesterov, cfg->opt.weight_decay, cfg->opt.beta1, cfg->opt.beta2,
                     cfg->opt.eps, dp_schedule_kind_name(cfg->schedule), cfg->warmup, cfg->min_lr, cfg->step_gamma,
@@ -143,7 +155,9 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     cfg->sampler ? "global" : "shard", cfg->accumulate,
                     cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", cfg->bucket_mb, cfg->overlap,
                     cfg->check_replicas, cfg->threads, codec, cfg->codec.wire_zstd_level,
-                    cfg->codec_start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout);
+                    cfg->codec_start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout,
+                    cfg->keep_checkpoints, cfg->on_nonfinite == DP_NONFINITE_SKIP ? "skip" : "stop", cfg->loss_scale,
+                    cfg->watchdog_s);
 }
 
 int dp_train_config_resume_key(const char *key)
@@ -152,7 +166,8 @@ int dp_train_config_resume_key(const char *key)
      * decides the arithmetic of a step may not. The genotype file may move:
      * the trainer adds its content as key "genotype", which must match. */
     static const char *free_keys[] = {"epochs", "test_limit", "allreduce", "bucket_mb", "overlap",
-                                      "check_replicas", "threads", "wire_zstd", "arch"};
+                                      "check_replicas", "threads", "wire_zstd", "arch",
+                                      "keep_checkpoints", "on_nonfinite", "watchdog"};
     for (size_t i = 0; i < sizeof free_keys / sizeof free_keys[0]; i++)
         if (!strcmp(key, free_keys[i])) return 0;
     return 1;

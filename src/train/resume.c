@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dptrain/checkpoint.h"
 #include "train/run.h"
@@ -50,6 +51,7 @@ static dp_status gather_codec_state(run *r, float **out)
 dp_status dp_run_save(run *r)
 {
     if (!r->cfg->out[0]) return DP_OK;
+    dp_sync_phase(&r->sync, "checkpoint save", (long)r->st.step);
     ck_rng *rngs = r->rank == 0 ? calloc((size_t)r->size, sizeof *rngs) : NULL;
     ck_rng dummy;
     float *residuals = NULL;
@@ -73,11 +75,22 @@ dp_status dp_run_save(run *r)
             {DP_CK_RNG, rngs, (size_t)r->size * sizeof *rngs},
             {DP_CK_RESIDUAL, residuals, (size_t)r->size * r->sync.state_n * sizeof(float)},
         };
-        rc = dp_checkpoint_write(r->ckpt, s, residuals ? 7 : 6);
+        rc = dp_checkpoint_write_keep(r->ckpt, s, residuals ? 7 : 6, r->cfg->keep_checkpoints);
+        if (rc != DP_OK) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", dp_errmsg());
+            if (r->saved_step >= 0)
+                rc = dp_errorf(rc, "checkpoint of step %lld not written (%s); %s still holds step %ld", (long long)st.step,
+                               why, r->ckpt, r->saved_step);
+            else
+                rc = dp_errorf(rc, "checkpoint of step %lld not written (%s)", (long long)st.step, why);
+        }
     }
     free(rngs);
     free(residuals);
-    return share_status(r, rc);
+    rc = share_status(r, rc);
+    if (rc == DP_OK) r->saved_step = (long)r->st.step;
+    return rc;
 }
 
 /* The first key whose value differs and must match on resume. */
@@ -104,7 +117,7 @@ static int config_mismatch(const char *saved, const char *now, char *key, size_t
     return 0;
 }
 
-static dp_status check_sections(run *r, const dp_checkpoint *ck, ck_state *st, const ck_rng **rngs,
+static dp_status check_sections(run *r, const char *path, const dp_checkpoint *ck, ck_state *st, const ck_rng **rngs,
                                 const float **residuals)
 {
     const dp_ck_section *cfg = dp_checkpoint_find(ck, DP_CK_CONFIG), *s = dp_checkpoint_find(ck, DP_CK_STATE),
@@ -112,33 +125,33 @@ static dp_status check_sections(run *r, const dp_checkpoint *ck, ck_state *st, c
                         *op = dp_checkpoint_find(ck, DP_CK_OPTIM), *rn = dp_checkpoint_find(ck, DP_CK_RNG);
     if (!cfg || !s || !pa || !bu || !op || !rn)
         return dp_errorf(DP_ERR_FORMAT, "%s: a section is missing (config, state, params, buffers, optimizer, rng)",
-                         r->ckpt);
+                         path);
     if (s->size != sizeof *st)
-        return dp_errorf(DP_ERR_FORMAT, "%s: state section has %llu bytes, expected %zu", r->ckpt,
+        return dp_errorf(DP_ERR_FORMAT, "%s: state section has %llu bytes, expected %zu", path,
                          (unsigned long long)s->size, sizeof *st);
     memcpy(st, s->data, sizeof *st);
     if (st->version != CK_STATE_VERSION)
-        return dp_errorf(DP_ERR_FORMAT, "%s: state version %u (this build reads %u)", r->ckpt, st->version,
+        return dp_errorf(DP_ERR_FORMAT, "%s: state version %u (this build reads %u)", path, st->version,
                          CK_STATE_VERSION);
     char key[64];
     char *saved = strndup(cfg->data, cfg->size);
     int bad = !saved || config_mismatch(saved, r->config_text, key, sizeof key);
     free(saved);
-    if (bad) return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: field '%s' differs", r->ckpt, key);
+    if (bad) return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: field '%s' differs", path, key);
     if (st->ranks != r->size || rn->size != (size_t)r->size * sizeof(ck_rng))
-        return dp_errorf(DP_ERR_ARG, "%s: written by a run of %d ranks, this run has %d (resume with -np %d)", r->ckpt,
+        return dp_errorf(DP_ERR_ARG, "%s: written by a run of %d ranks, this run has %d (resume with -np %d)", path,
                          st->ranks, r->size, st->ranks);
     if (st->layout != dp_params_layout_hash(&r->m->params) || pa->size != r->m->params.n * sizeof(float) ||
         bu->size != r->m->params.nbuf * sizeof(float) || op->size != r->opt.state_n * sizeof(float))
-        return dp_errorf(DP_ERR_FORMAT, "%s: parameter layout differs from model '%s' (%zu parameters)", r->ckpt,
+        return dp_errorf(DP_ERR_FORMAT, "%s: parameter layout differs from model '%s' (%zu parameters)", path,
                          r->cfg->model, r->m->params.n);
     if (st->micro_in_epoch < 0 || st->micro_in_epoch > r->sampler.steps || (int)st->epoch > r->cfg->epochs)
-        return dp_errorf(DP_ERR_FORMAT, "%s: position (epoch %u, step in epoch %lld) out of range", r->ckpt,
+        return dp_errorf(DP_ERR_FORMAT, "%s: position (epoch %u, step in epoch %lld) out of range", path,
                          st->epoch, (long long)st->micro_in_epoch);
     const dp_ck_section *re = dp_checkpoint_find(ck, DP_CK_RESIDUAL);
     size_t want = r->sync.state ? (size_t)r->size * r->sync.state_n * sizeof(float) : 0;
     if ((re ? re->size : 0) != want)
-        return dp_errorf(DP_ERR_FORMAT, "%s: error-feedback section has %llu bytes, this run needs %zu", r->ckpt,
+        return dp_errorf(DP_ERR_FORMAT, "%s: error-feedback section has %llu bytes, this run needs %zu", path,
                          (unsigned long long)(re ? re->size : 0), want);
     memcpy(r->m->params.data, pa->data, pa->size);
     memcpy(r->m->params.buffers, bu->data, bu->size);
@@ -146,6 +159,29 @@ static dp_status check_sections(run *r, const dp_checkpoint *ck, ck_state *st, c
     *rngs = rn->data;
     *residuals = re ? re->data : NULL;
     return DP_OK;
+}
+
+/* checkpoint.dpc, or when that cannot be read (damaged, truncated, missing
+ * after a crash between rotation steps) the newest older one that can:
+ * checkpoint.dpc.1, .2, ... Only unreadable files are passed over; a
+ * readable checkpoint of another configuration is an error, not skipped. */
+static dp_status read_newest(run *r, dp_checkpoint *ck, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s", r->ckpt);
+    dp_status rc = dp_checkpoint_read(path, ck);
+    if (rc == DP_OK) return DP_OK;
+    char first[1024];
+    snprintf(first, sizeof first, "%s", dp_errmsg());
+    for (int i = 1; i < 1000; i++) {
+        snprintf(path, cap, "%s.%d", r->ckpt, i);
+        if (access(path, F_OK) != 0) break;
+        if (dp_checkpoint_read(path, ck) == DP_OK) {
+            fprintf(stderr, "warning: %s; resuming from the older %s\n", first, path);
+            return DP_OK;
+        }
+        fprintf(stderr, "warning: %s\n", dp_errmsg());
+    }
+    return dp_errorf(rc, "%s", first);
 }
 
 dp_status dp_run_load(run *r)
@@ -156,8 +192,10 @@ dp_status dp_run_load(run *r)
     const float *residuals = NULL;
     dp_status rc = DP_OK;
     if (r->rank == 0) {
-        rc = dp_checkpoint_read(r->ckpt, &ck);
-        if (rc == DP_OK) rc = check_sections(r, &ck, &r->st, &rngs, &residuals);
+        char path[1100];
+        rc = read_newest(r, &ck, path, sizeof path);
+        if (rc == DP_OK) rc = check_sections(r, path, &ck, &r->st, &rngs, &residuals);
+        if (rc == DP_OK) r->saved_step = (long)r->st.step;
     }
     rc = share_status(r, rc);
     if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, &r->st, sizeof r->st);

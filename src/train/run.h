@@ -9,7 +9,7 @@
 #include "train/sampler.h"
 #include "train/sync.h"
 
-#define CK_STATE_VERSION 2u
+#define CK_STATE_VERSION 3u
 
 /* Position and counters; saved verbatim in the checkpoint's state section.
  * The RNG streams are per rank and saved separately (DP_CK_RNG). */
@@ -21,6 +21,9 @@ typedef struct ck_state {
     int64_t ep_correct, ep_seen, opt_t;
     uint64_t n_params, n_buffers, n_opt, layout;
     int32_t ranks, pad;
+    double loss_scale;       /* current (--loss-scale, lowered by skipped steps) */
+    int64_t clean_steps;     /* finite steps since the scale last changed */
+    int64_t skipped, skip_run; /* skipped steps: in all, and in a row */
 } ck_state;
 
 /* A rank's streams: the shuffling stream at the start of the current epoch
@@ -50,6 +53,7 @@ typedef struct run {
     dp_rng shuffle;    /* state at the start of the current epoch */
     ck_state st;
     long first_step;   /* r->st.step when this process started (after a resume) */
+    long saved_step;   /* step of the newest checkpoint on disk (-1: none yet) */
     char ckpt[1024];
     char config_text[4096];
 } run;

@@ -7,4 +7,4 @@ dp_room(train
   src/train/resume.c
   src/train/trainer.c
 )
-target_link_libraries(dp_train PUBLIC MPI::MPI_C PkgConfig::ZSTD ZLIB::ZLIB)
+target_link_libraries(dp_train PUBLIC MPI::MPI_C PkgConfig::ZSTD PkgConfig::XXHASH ZLIB::ZLIB)

@@ -122,6 +122,7 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
 
 void dp_sync_free(dp_sync *s)
 {
+    dp_watchdog_free(s->wd);
     dp_engine_free(s->engine);
     dp_topk_ws_free(s->topk);
     dp_powersgd_free(s->psgd);
@@ -196,24 +197,39 @@ dp_status dp_sync_all_ok(dp_sync *s, dp_status mine, const char *what)
     return DP_OK;
 }
 
+dp_status dp_sync_watchdog(dp_sync *s, double timeout_s)
+{
+    if (s->size == 1 || s->wd) return DP_OK;
+    return dp_watchdog_create(s->comm, timeout_s, &s->wd);
+}
+
+void dp_sync_phase(dp_sync *s, const char *phase, long step) { dp_watchdog_phase(s->wd, phase, step); }
+
 dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes)
 {
     if (s->size == 1) return DP_OK;
+    dp_watchdog_wait_begin(s->wd, "broadcast from rank 0", 0, 0);
+    dp_status rc = DP_OK;
     char *p = buf;
     while (bytes) { /* MPI counts are int */
         int k = bytes > (1u << 30) ? (1 << 30) : (int)bytes;
-        dp_status rc = mpi_check(MPI_Bcast(p, k, MPI_BYTE, 0, s->comm), s, "MPI_Bcast (parameters)");
-        if (rc != DP_OK) return rc;
+        rc = mpi_check(MPI_Bcast(p, k, MPI_BYTE, 0, s->comm), s, "MPI_Bcast (parameters)");
+        if (rc != DP_OK) break;
         p += k;
         bytes -= (size_t)k;
     }
-    return DP_OK;
+    dp_watchdog_wait_end(s->wd);
+    return rc;
 }
 
 dp_status dp_sync_sum(dp_sync *s, double *v, int n)
 {
     if (s->size == 1) return DP_OK;
-    return mpi_check(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, s->comm), s, "MPI_Allreduce (step statistics)");
+    dp_watchdog_wait_begin(s->wd, "statistics allreduce", 0, 0);
+    dp_status rc = mpi_check(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, s->comm), s,
+                             "MPI_Allreduce (step statistics)");
+    dp_watchdog_wait_end(s->wd);
+    return rc;
 }
 
 dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all)
@@ -340,6 +356,7 @@ void dp_sync_begin(dp_sync *s, dp_ctx *c)
     if (s->size == 1) return;
     s->next = 0;
     s->active = 1;
+    if (s->wd) s->item_base = dp_engine_submitted(s->engine);
     /* Without the hook everything goes out in dp_sync_end: nothing to count. */
     if (!s->overlap || (s->sparse && s->codec_on)) return;
     memset(s->p_uses, 0, (size_t)s->np * sizeof *s->p_uses);
@@ -364,15 +381,22 @@ dp_status dp_sync_end(dp_sync *s, dp_ctx *c)
     double t0 = dp_now();
     if (c) c->after_node = NULL;
     if (s->sparse && s->codec_on) {
+        dp_watchdog_wait_begin(s->wd, "gradient allreduce", 0, 0);
         dp_status rc = sparse_allreduce(s);
+        dp_watchdog_wait_end(s->wd);
         s->comm_wait_s += dp_now() - t0;
         s->active = 0;
         return rc;
     }
-    if (!s->active) s->next = 0; /* an empty local batch: nothing was counted */
+    if (!s->active) { /* an empty local batch: nothing was counted */
+        s->next = 0;
+        if (s->wd) s->item_base = dp_engine_submitted(s->engine);
+    }
     for (int b = s->next; b < s->nb; b++) s->buckets[b].pending = 0;
+    dp_watchdog_wait_begin(s->wd, "gradient allreduce", s->item_base, s->nb);
     submit_ready(s);
     dp_status rc = dp_engine_wait_all(s->engine);
+    dp_watchdog_wait_end(s->wd);
     s->comm_wait_s += dp_now() - t0;
     s->active = 0;
     return rc;

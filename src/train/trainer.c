@@ -15,17 +15,23 @@
  * epoch is what the checkpoint saves, so a resumed run regenerates the same
  * permutation and skips the steps already taken. */
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <xxhash.h>
 
+#include "dptrain/fault.h"
 #include "dptrain/nas.h"
 #include "dptrain/ops.h"
 #include "train/run.h"
 
 #define LOG_EVERY 50
+#define SCALE_GROWTH_STEPS 2000 /* torch.cuda.amp.GradScaler's growth_interval */
+#define MAX_SKIP_RUN 50         /* skipped steps in a row before giving up */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -88,6 +94,7 @@ static dp_status micro_step(run *r, long micro, long global_bs, int sync, double
     if (bs > 0) {
         dp_image_set_batch(&r->train, r->lut, r->sampler.perm, first, bs, r->x, r->y);
         if (r->cfg->cutout) cutout(r, bs);
+        if (dp_fault_point("forward") == DP_FAULT_NAN) r->x[0] = NAN; /* a damaged input pixel */
         long correct = 0;
         dp_tensor *loss = dp_cross_entropy(c, r->m->forward(r->m, c, batch_tensor(r, bs)), r->y, &correct);
         if (!loss) return c->status ? c->status : dp_errorf(DP_ERR_SHAPE, "forward failed");
@@ -98,12 +105,54 @@ static dp_status micro_step(run *r, long micro, long global_bs, int sync, double
         stats[2] += (double)bs;
         /* SUM over ranks of (bs / global_bs) * mean-loss gradient = the global-batch mean
          * (weighting here saves the allreduce a pass dividing by P) */
-        float w = (float)((double)bs / (double)global_bs);
+        float w = (float)((double)bs / (double)global_bs * r->st.loss_scale);
         if (sync) dp_sync_begin(&r->sync, c);
         dp_status rc = dp_backward_scaled(c, loss, w);
         if (rc != DP_OK) return rc;
     }
+    if (sync) dp_fault_point("allreduce"); /* with overlap, the buckets are on the wire now */
     return sync ? dp_sync_end(&r->sync, c) : DP_OK;
+}
+
+/* The parameter (or buffer) whose range of the flat buffer holds index i. */
+static const char *param_at(const dp_params *p, size_t i)
+{
+    for (int k = 0; k < p->count; k++)
+        if (!p->items[k]->is_buffer && i >= p->items[k]->offset && i < p->items[k]->offset + (size_t)p->items[k]->t.n)
+            return p->items[k]->name;
+    return "?";
+}
+
+/* A NaN/Inf loss or gradient, seen alike by every rank (the loss through the
+ * statistics allreduce, gradients after the allreduce). stop: an error naming
+ * the step and the first non-finite tensor. skip: the update is dropped and the
+ * loss scale halved (GradScaler's backoff); error-feedback residuals, kept in
+ * scaled units, follow the scale. */
+static dp_status nonfinite_step(run *r, const char *what, int *skipped)
+{
+    const dp_train_config *cfg = r->cfg;
+    long step = (long)r->st.step + 1;
+    if (cfg->on_nonfinite == DP_NONFINITE_STOP)
+        return dp_errorf(DP_ERR_NONFINITE, "step %ld (epoch %u): %s; lower --lr, add --clip, or --on-nonfinite skip",
+                         step, r->st.epoch + 1, what);
+    if (++r->st.skip_run > MAX_SKIP_RUN)
+        return dp_errorf(DP_ERR_NONFINITE, "step %ld (epoch %u): %d steps in a row were not finite (last: %s); giving up",
+                         step, r->st.epoch + 1, MAX_SKIP_RUN + 1, what);
+    double old = r->st.loss_scale;
+    if (r->st.loss_scale > 0x1p-24) r->st.loss_scale *= 0.5;
+    r->st.clean_steps = 0;
+    r->st.skipped++;
+    if (r->sync.residual) {
+        float f = (float)(r->st.loss_scale / old);
+        for (size_t i = 0; i < r->m->params.n; i++)
+            r->sync.residual[i] = isfinite(r->sync.residual[i]) ? r->sync.residual[i] * f : 0.0f;
+    }
+    if (r->rank == 0 && !cfg->quiet)
+        fprintf(stderr, "step %ld: %s: update skipped, loss scale %g -> %g\n", step, what, old, r->st.loss_scale);
+    dp_report_json(&r->rep, "{\"kind\":\"skip\",\"step\":%ld,\"loss_scale\":%g,\"why\":\"%s\"}", step,
+                   r->st.loss_scale, what);
+    *skipped = 1;
+    return DP_OK;
 }
 
 /* One optimizer step over micro-batches [m0, m1) of the epoch. */
@@ -117,18 +166,41 @@ static dp_status opt_step(run *r, long m0, long m1, double *stats)
     r->sync.codec_on = (cfg->codec.kind != DP_CODEC_NONE || cfg->codec.wire_zstd_level || cfg->sparse) &&
                        r->st.step >= cfg->codec_start;
     r->sync.step = (uint64_t)r->st.step;
+    dp_fault_context(r->rank, (long)r->st.step + 1);
+    dp_sync_phase(&r->sync, "forward/backward", (long)r->st.step + 1);
+    char why[1200] = "";
     for (long m = m0; m < m1; m++) {
         dp_status rc = micro_step(r, m, global_bs, m == m1 - 1, stats);
+        /* a codec rejected a NaN/Inf: every rank got this from the same ring */
+        if (rc == DP_ERR_NONFINITE && m == m1 - 1) {
+            snprintf(why, sizeof why, "the allreduce met a non-finite or out-of-range gradient (%s)", dp_errmsg());
+            rc = DP_OK;
+        }
         if (rc != DP_OK) return rc;
     }
     stats[3] = stop_requested ? 1 : 0;
     dp_status rc = dp_sync_sum(&r->sync, stats, 5);
     if (rc != DP_OK) return rc;
-    if (stats[4] > 0)
-        return dp_errorf(DP_ERR_NONFINITE, "step %lld (epoch %u): the loss is not finite on %.0f rank(s); lower --lr or add --clip",
-                         (long long)r->st.step + 1, r->st.epoch + 1, stats[4]);
-    if (cfg->clip > 0) dp_clip_grad_norm(r->m->params.grad, r->m->params.n, cfg->clip);
-    dp_optimizer_step(&r->opt, r->m->params.data, r->m->params.grad, dp_schedule_lr(&r->sched, (long)r->st.step));
+    int skipped = 0;
+    float *g = r->m->params.grad;
+    size_t n = r->m->params.n, bad = n;
+    if (!why[0] && stats[4] > 0)
+        snprintf(why, sizeof why, "the loss is not finite on %.0f rank(s)", stats[4]);
+    if (!why[0] && (bad = dp_grad_unscale_check(g, n, (float)(1.0 / r->st.loss_scale))) < n)
+        snprintf(why, sizeof why, "non-finite gradient after the allreduce, first in '%s' (element %zu of the flat buffer)",
+                 param_at(&r->m->params, bad), bad);
+    if (why[0]) {
+        rc = nonfinite_step(r, why, &skipped);
+        if (rc != DP_OK || skipped) return rc;
+    }
+    r->st.skip_run = 0;
+    if (++r->st.clean_steps >= SCALE_GROWTH_STEPS && r->st.loss_scale < cfg->loss_scale) {
+        r->st.loss_scale *= 2; /* back toward --loss-scale, never above it */
+        r->st.clean_steps = 0;
+    }
+    if (cfg->clip > 0) dp_clip_grad_norm(g, n, cfg->clip);
+    dp_optimizer_step(&r->opt, r->m->params.data, g, dp_schedule_lr(&r->sched, (long)r->st.step));
+    dp_fault_point("step");
     /* Batch-norm running statistics follow each rank's own batches: keep rank
      * 0's everywhere (DDP's broadcast_buffers), so that replicas, evaluation
      * and checkpoints (which hold rank 0's) agree. */
@@ -140,6 +212,7 @@ static dp_status opt_step(run *r, long m0, long m1, double *stats)
 static dp_status evaluate(run *r, double *loss_out, double *acc_out)
 {
     dp_ctx *c = &r->ctx;
+    dp_sync_phase(&r->sync, "evaluation", (long)r->st.step);
     double v[3] = {0, 0, (double)r->test.n};
     for (long first = 0; first < r->test.n; first += r->cfg->eval_batch) {
         long bs = r->test.n - first < r->cfg->eval_batch ? r->test.n - first : r->cfg->eval_batch;
@@ -184,6 +257,27 @@ static dp_status build_model(run *r, const dp_model_shape *shape, const dp_genot
     int n = snprintf(r->config_text + len, cap - len, "genotype=%s\n", text);
     if (tl < 0 || (size_t)tl >= sizeof text || n < 0 || (size_t)n >= cap - len)
         return dp_errorf(DP_ERR_NOMEM, "%s: the genotype does not fit the configuration text", cfg->arch);
+    return DP_OK;
+}
+
+/* Rank 0, at start-up: the run directory must hold a checkpoint being written
+ * next to the newest one kept, or the first save would fail hours in. */
+static dp_status check_out_space(run *r)
+{
+    const dp_train_config *cfg = r->cfg;
+    if (r->rank != 0 || !cfg->out[0]) return DP_OK;
+    struct statvfs fs;
+    if (statvfs(cfg->out, &fs) != 0) return dp_errorf(DP_ERR_IO, "%s: statvfs: %s", cfg->out, strerror(errno));
+    double floats = (double)r->m->params.n + (double)r->m->params.nbuf + (double)r->opt.state_n +
+                    (double)r->size * (double)r->sync.state_n;
+    double need = 2.0 * (floats * 4.0 + 65536.0), avail = (double)fs.f_bavail * (double)fs.f_frsize;
+    if (avail < need)
+        return dp_errorf(DP_ERR_IO, "%s: %.1f MiB free, a checkpoint needs about %.1f MiB (the one kept and the one "
+                         "being written): free space or choose another --out", cfg->out, avail / 1048576.0,
+                         need / 1048576.0);
+    if (avail < need / 2.0 * (cfg->keep_checkpoints + 1) && !cfg->quiet)
+        fprintf(stderr, "warning: %s: %.1f MiB free holds fewer than the %d checkpoints --keep-checkpoints asks for\n",
+                cfg->out, avail / 1048576.0, cfg->keep_checkpoints);
     return DP_OK;
 }
 
@@ -251,8 +345,11 @@ static dp_status setup(run *r, MPI_Comm comm)
     dp_rng_seed(&r->shuffle, cfg->seed, DP_STREAM_SHUFFLE, cfg->sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)r->rank);
     if (cfg->out[0]) snprintf(r->ckpt, sizeof r->ckpt, "%s/checkpoint.dpc", cfg->out);
     rc = dp_report_open(&r->rep, r->rank == 0 ? cfg->out : NULL, cfg->progress, cfg->quiet || r->rank != 0);
+    if (rc == DP_OK) rc = check_out_space(r);
     rc = dp_sync_all_ok(&r->sync, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
+    r->st.loss_scale = cfg->loss_scale;
+    r->saved_step = -1;
     if (cfg->resume) {
         rc = dp_run_load(r);
         if (rc != DP_OK) return rc;
@@ -329,6 +426,8 @@ static dp_status run_epochs(run *r, dp_train_result *res)
     const dp_train_config *cfg = r->cfg;
     double t_start = dp_now(), stats[5], win[3] = {0, 0, 0};
     long k = cfg->accumulate;
+    dp_status wrc = dp_sync_watchdog(&r->sync, cfg->watchdog_s);
+    if (wrc != DP_OK) return wrc;
     for (; (int)r->st.epoch < cfg->epochs; r->st.epoch++) {
         r->m->progress = (float)r->st.epoch / (float)cfg->epochs; /* drop-path ramp, as the reference */
         /* The permutation is a function of the epoch-start stream state. */
@@ -418,6 +517,12 @@ dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_resul
     res->ranks = r.size;
     res->wall_s = dp_now() - t0;
     res->comm_wait_s = r.sync.comm_wait_s;
+    res->skipped_steps = (long)r.st.skipped;
+    res->loss_scale = (float)r.st.loss_scale;
+    if (r.m) {
+        XXH64_hash_t h = XXH3_64bits(r.m->params.data, r.m->params.n * sizeof(float));
+        res->params_hash = XXH3_64bits_withSeed(r.m->params.buffers, r.m->params.nbuf * sizeof(float), h);
+    }
     long session_steps = (long)r.st.step - r.first_step;
     if (session_steps > 0) {
         double wire, raw;

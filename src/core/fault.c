@@ -1,0 +1,82 @@
+/* DP_FAULT parsing and firing (see dptrain/fault.h). The variable is read once;
+ * a malformed value is reported on stderr and ignored, so a typo in a test
+ * shows up instead of silently testing nothing. */
+#include "dptrain/fault.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+    int parsed, armed, fired;
+    char action[16], point[16];
+    int rank;  /* -1: any */
+    long step; /* -1: first reached */
+} fault = {.rank = -1, .step = -1};
+
+static int cur_rank;
+static long cur_step;
+
+static void parse(void)
+{
+    fault.parsed = 1;
+    const char *s = getenv("DP_FAULT");
+    if (!s || !*s) return;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *at = strchr(buf, '@');
+    if (!at) goto bad;
+    *at = 0;
+    char *rest = at + 1, *colon = strchr(rest, ':');
+    if (colon) *colon = 0;
+    snprintf(fault.action, sizeof fault.action, "%.15s", buf);
+    snprintf(fault.point, sizeof fault.point, "%.15s", rest);
+    for (char *kv = colon ? colon + 1 : NULL; kv && *kv;) {
+        char *next = strchr(kv, ':');
+        if (next) *next++ = 0;
+        char *end;
+        if (!strncmp(kv, "rank=", 5)) fault.rank = (int)strtol(kv + 5, &end, 10);
+        else if (!strncmp(kv, "step=", 5)) fault.step = strtol(kv + 5, &end, 10);
+        else goto bad;
+        if (*end) goto bad;
+        kv = next;
+    }
+    static const char *actions[] = {"kill", "stop", "hang", "nan", "enospc"};
+    for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
+        if (!strcmp(fault.action, actions[i])) fault.armed = 1;
+    if (!fault.armed) goto bad;
+    return;
+bad:
+    fault.armed = 0;
+    fprintf(stderr, "dptrain: ignoring DP_FAULT='%s' (want ACTION@POINT[:rank=R][:step=S])\n", s);
+}
+
+void dp_fault_context(int rank, long step)
+{
+    cur_rank = rank;
+    cur_step = step;
+}
+
+dp_fault_action dp_fault_point(const char *where)
+{
+    if (!fault.parsed) parse();
+    if (!fault.armed || fault.fired || strcmp(where, fault.point)) return DP_FAULT_NONE;
+    if ((fault.rank >= 0 && fault.rank != cur_rank) || (fault.step >= 0 && fault.step != cur_step))
+        return DP_FAULT_NONE;
+    fault.fired = 1;
+    struct timespec ts; /* wall clock, so a test can time how long the job takes to notice */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    fprintf(stderr, "dptrain: DP_FAULT: %s at %s, rank %d, step %ld, time %.3f\n", fault.action, where, cur_rank,
+            cur_step, (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+    fflush(stderr);
+    if (!strcmp(fault.action, "kill")) raise(SIGKILL);
+    if (!strcmp(fault.action, "stop")) raise(SIGSTOP);
+    if (!strcmp(fault.action, "hang"))
+        for (;;) pause();
+    if (!strcmp(fault.action, "nan")) return DP_FAULT_NAN;
+    if (!strcmp(fault.action, "enospc")) return DP_FAULT_ENOSPC;
+    return DP_FAULT_NONE;
+}
