@@ -14,6 +14,7 @@
  * at most half the subnormal spacing: 2^-25 (fp16), 2^-134 (bf16). fp16 values
  * with |x| >= 65520 would round to Inf: encode rejects them like NaN/Inf with
  * DP_ERR_NONFINITE (the ring then fails on every rank, see ring.c). */
+#include <cpuid.h>
 #include <math.h>
 #include <string.h>
 
@@ -100,7 +101,9 @@ static int use_f16c(void)
 #ifdef HAVE_F16C_PATH
     if (g_f16c < 0) {
         __builtin_cpu_init();
-        g_f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+        /* cpuid rather than __builtin_cpu_supports("f16c"), which clang 14 does not know */
+        unsigned a, b, c, d;
+        g_f16c = __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
     }
     return g_f16c;
 #else

@@ -3,15 +3,20 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char errbuf[1024];
 
 dp_status dp_errorf(dp_status s, const char *fmt, ...)
 {
+    /* Through a copy: callers often wrap the last message, dp_errorf(s, "%s: %s", path, dp_errmsg()),
+     * and vsnprintf into the buffer it reads from is undefined. */
+    char tmp[sizeof errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(errbuf, tmp, sizeof tmp);
     return s;
 }
 

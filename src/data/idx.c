@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "dptrain/data.h"
@@ -40,6 +41,41 @@ static dp_status gz_fail(gzFile gz, const char *path, uint64_t off, const char *
         return dp_errorf(DP_ERR_FORMAT, "%s: offset %" PRIu64 ": corrupt gzip stream: %s", path,
                          off, msg);
     return dp_errorf(DP_ERR_FORMAT, "%s: offset %" PRIu64 ": %s", path, off, what);
+}
+
+/* The data must fill a plain file exactly; compared with stat's size so that
+ * a header promising a gigabyte from a 20-byte file allocates nothing. */
+static dp_status plain_size_check(const char *path, size_t hlen, size_t data)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return dp_errorf(DP_ERR_IO, "%s: stat: %s", path, strerror(errno));
+    uint64_t have = (uint64_t)st.st_size - hlen; /* the header was read, so size >= hlen */
+    if (S_ISREG(st.st_mode) && have < data)
+        return dp_errorf(DP_ERR_FORMAT, "%s: offset %zu: truncated: header dimensions promise %zu data bytes, "
+                         "file holds %" PRIu64, path, hlen + (size_t)have, data, have);
+    return DP_OK;
+}
+
+/* Reads up to out->size bytes into out->data, doubling the buffer from 1 MiB
+ * as data arrives, so memory follows the real stream, not the header. */
+static size_t read_growing(gzFile gz, dp_idx *out, dp_status *rc, const char *path)
+{
+    size_t cap = out->size < (1u << 20) ? out->size : (1u << 20), got = 0;
+    *rc = DP_OK;
+    for (;;) {
+        uint8_t *p = realloc(out->data, cap ? cap : 1);
+        if (!p) {
+            *rc = dp_errorf(DP_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, cap);
+            return got;
+        }
+        out->data = p;
+        size_t n = gz_read_full(gz, out->data + got, cap - got);
+        got += n;
+        if (got < cap || cap == out->size)
+            return got;
+        cap = cap > out->size / 2 ? out->size : 2 * cap;
+    }
 }
 
 dp_status dp_idx_load(const char *path, int ndim, dp_idx *out)
@@ -81,12 +117,14 @@ dp_status dp_idx_load(const char *path, int ndim, dp_idx *out)
     }
     out->ndim = ndim;
     out->size = (size_t)size;
-    out->data = malloc(out->size);
-    if (!out->data) {
-        rc = dp_errorf(DP_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, out->size);
+    /* A plain file's size is known: check it before allocating. A gzip'd
+     * stream's is not (its trailer holds the size mod 2^32 only), so the
+     * buffer grows with the data that actually arrives instead. */
+    if (gzdirect(gz) && (rc = plain_size_check(path, hlen, out->size)) != DP_OK)
         goto err;
-    }
-    got = gz_read_full(gz, out->data, out->size);
+    got = read_growing(gz, out, &rc, path);
+    if (rc != DP_OK)
+        goto err;
     if (got < out->size) {
         char what[128];
         snprintf(what, sizeof what, "truncated: header promises %zu data bytes, file holds %zu",

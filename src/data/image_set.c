@@ -47,9 +47,30 @@ static dp_status check_header(const char *path, const dp_shard_info *h, const dp
     return DP_OK;
 }
 
+/* Makes room for one more image; the arrays grow with the records that
+ * really arrive, so a manifest promising billions allocates nothing for them. */
+static dp_status reserve(dp_image_set *out, long filled, size_t px, size_t *cap, uint64_t limit)
+{
+    if ((size_t)filled < *cap)
+        return DP_OK;
+    size_t ncap = *cap ? 2 * *cap : 1024;
+    if (ncap > limit)
+        ncap = (size_t)limit;
+    uint8_t *p = realloc(out->pixels, ncap * px + 1);
+    if (p)
+        out->pixels = p;
+    int32_t *l = realloc(out->labels, ncap * sizeof *l + 1);
+    if (l)
+        out->labels = l;
+    if (!p || !l)
+        return dp_errorf(DP_ERR_NOMEM, "image set: cannot allocate %zu images", ncap);
+    *cap = ncap;
+    return DP_OK;
+}
+
 /* Streams one shard to its end, copying records [p->lo, p->hi) to the set. */
 static dp_status load_shard(const char *dir, const dp_manifest *m, const shard_plan *p,
-                            dp_image_set *out, long *filled)
+                            dp_image_set *out, long *filled, size_t *cap, uint64_t limit)
 {
     char path[4096];
     dp_status rc = dp_path_join(path, sizeof path, dir, p->ms->file);
@@ -76,6 +97,12 @@ static dp_status load_shard(const char *dir, const dp_manifest *m, const shard_p
                            path, g - p->start, label, out->classes);
             break;
         }
+        if ((size_t)*filled >= limit) { /* cannot happen: the plan counts these records */
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: record %" PRIu64 ": more records than planned", path, g - p->start);
+            break;
+        }
+        if ((rc = reserve(out, *filled, px, cap, limit)) != DP_OK)
+            break;
         out->labels[*filled] = (int32_t)label;
         memcpy(out->pixels + (size_t)*filled * px, b + 2, px);
         (*filled)++;
@@ -113,12 +140,12 @@ dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nr
             continue;
         plan[np].ms = &m->shards[i];
         plan[np++].start = total;
-        total += m->shards[i].records;
-        if (total > LONG_MAX) {
+        if (m->shards[i].records > (uint64_t)LONG_MAX - total) { /* before the sum can wrap */
             rc = dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: split '%s' holds more than %ld records",
                            dir, split, LONG_MAX);
             goto err;
         }
+        total += m->shards[i].records;
     }
     if (np == 0) {
         rc = dp_errorf(DP_ERR_ARG, "%s/manifest.txt: no shards for split '%s'", dir, split);
@@ -160,16 +187,17 @@ dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nr
         goto err;
     }
     /* One byte more so that an empty share still gets distinct, freeable buffers. */
-    out->pixels = malloc((size_t)n * px + 1);
-    out->labels = malloc((size_t)n * sizeof *out->labels + 1);
+    out->pixels = malloc(1);
+    out->labels = malloc(1);
     if (!out->pixels || !out->labels) {
-        rc = dp_errorf(DP_ERR_NOMEM, "image set: cannot allocate %" PRIu64 " images", n);
+        rc = dp_errorf(DP_ERR_NOMEM, "image set: out of memory");
         goto err;
     }
     long filled = 0;
+    size_t cap = 0;
     for (int j = 0; j < nkeep && rc == DP_OK; j++)
         if (plan[j].hi > plan[j].lo)
-            rc = load_shard(dir, m, &plan[j], out, &filled);
+            rc = load_shard(dir, m, &plan[j], out, &filled, &cap, n);
     if (rc != DP_OK)
         goto err;
     out->n = filled;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data/fsutil.h"
 #include "data/shard_format.h"
@@ -107,7 +108,52 @@ static dp_status parse_schema(const char *where, char **word, int nw, dp_shard_s
     return dp_shard_schema_check(s, DP_ERR_FORMAT, where);
 }
 
-static dp_status parse_shard(const char *where, char **word, int nw, dp_manifest *m, size_t *cap)
+/* Shard file names seen so far: open addressing over shard indices, so a
+ * manifest of a million shards is checked for repeats in linear time (a
+ * pairwise scan would let a hostile 16 MiB manifest run for hours). */
+typedef struct name_set {
+    int *slot; /* shard index + 1, 0 = empty */
+    size_t cap;
+} name_set;
+
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return (size_t)(h ^ h >> 29);
+}
+
+/* 1 if m->shards[i].file is already in the set, else inserts it; -1 on no memory. */
+static int name_seen(name_set *ns, const dp_manifest *m, int i)
+{
+    if ((size_t)(i + 1) * 2 > ns->cap) {
+        size_t cap = ns->cap ? 2 * ns->cap : 64;
+        int *slot = calloc(cap, sizeof *slot);
+        if (!slot)
+            return -1;
+        for (size_t k = 0; k < ns->cap; k++) {
+            if (!ns->slot[k])
+                continue;
+            size_t h = name_hash(m->shards[ns->slot[k] - 1].file) & (cap - 1);
+            while (slot[h])
+                h = (h + 1) & (cap - 1);
+            slot[h] = ns->slot[k];
+        }
+        free(ns->slot);
+        ns->slot = slot;
+        ns->cap = cap;
+    }
+    size_t h = name_hash(m->shards[i].file) & (ns->cap - 1);
+    for (; ns->slot[h]; h = (h + 1) & (ns->cap - 1))
+        if (strcmp(m->shards[ns->slot[h] - 1].file, m->shards[i].file) == 0)
+            return 1;
+    ns->slot[h] = i + 1;
+    return 0;
+}
+
+static dp_status parse_shard(const char *where, char **word, int nw, dp_manifest *m, size_t *cap,
+                             name_set *names)
 {
     dp_manifest_shard sh;
     memset(&sh, 0, sizeof sh);
@@ -126,9 +172,6 @@ static dp_status parse_shard(const char *where, char **word, int nw, dp_manifest
                          where, word[4]);
     strcpy(sh.split, word[1]);
     strcpy(sh.file, word[2]);
-    for (int i = 0; i < m->nshards; i++)
-        if (strcmp(m->shards[i].file, sh.file) == 0)
-            return dp_errorf(DP_ERR_FORMAT, "%s: shard file '%s' listed twice", where, sh.file);
     if (m->nshards == MAX_SHARDS)
         return dp_errorf(DP_ERR_FORMAT, "%s: more than %d shards", where, MAX_SHARDS);
     if ((size_t)m->nshards == *cap) {
@@ -139,7 +182,13 @@ static dp_status parse_shard(const char *where, char **word, int nw, dp_manifest
         m->shards = p;
         *cap = ncap;
     }
-    m->shards[m->nshards++] = sh;
+    m->shards[m->nshards] = sh;
+    int seen = name_seen(names, m, m->nshards);
+    if (seen < 0)
+        return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", where);
+    if (seen)
+        return dp_errorf(DP_ERR_FORMAT, "%s: shard file '%s' listed twice", where, sh.file);
+    m->nshards++;
     return DP_OK;
 }
 
@@ -149,8 +198,18 @@ static dp_status read_text(const char *path, char **out)
     FILE *f = fopen(path, "rb");
     if (!f)
         return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
-    char *buf = malloc(MANIFEST_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MANIFEST_MAX_BYTES + 1, f) : 0;
+    /* Sized by the file (a manifest is a few KB), limited before allocating;
+     * one byte more than the size shows a file that grew while being read. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        dp_status rc = dp_errorf(DP_ERR_IO, "%s: stat: %s", path, strerror(errno));
+        fclose(f);
+        return rc;
+    }
+    size_t want = S_ISREG(st.st_mode) && st.st_size < MANIFEST_MAX_BYTES ? (size_t)st.st_size + 1
+                                                                          : MANIFEST_MAX_BYTES + 1;
+    char *buf = malloc(want + 1);
+    size_t n = buf ? fread(buf, 1, want, f) : 0;
     dp_status rc = DP_OK;
     if (!buf)
         rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
@@ -159,6 +218,8 @@ static dp_status read_text(const char *path, char **out)
     else if (n > MANIFEST_MAX_BYTES)
         rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %d: larger than %d bytes", path,
                        MANIFEST_MAX_BYTES, MANIFEST_MAX_BYTES);
+    else if (n == want)
+        rc = dp_errorf(DP_ERR_IO, "%s: offset %zu: file grew while being read", path, n - 1);
     else if (memchr(buf, '\0', n))
         rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %zu: NUL byte in a text file", path,
                        (size_t)((char *)memchr(buf, '\0', n) - buf));
@@ -188,6 +249,7 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
         return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
     }
     size_t cap = 0;
+    name_set names = {0};
     int have_head = 0, have_name = 0, have_schema = 0, lineno = 0;
     char where[4200];
     for (char *line = text, *next; line; line = next) {
@@ -236,7 +298,7 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
             if ((rc = parse_schema(where, word, nw, &m->schema)) != DP_OK)
                 goto err;
         } else if (strcmp(word[0], "shard") == 0) {
-            if ((rc = parse_shard(where, word, nw, m, &cap)) != DP_OK)
+            if ((rc = parse_shard(where, word, nw, m, &cap, &names)) != DP_OK)
                 goto err;
         } else {
             rc = dp_errorf(DP_ERR_FORMAT, "%s: unknown keyword '%s'", where, word[0]);
@@ -253,10 +315,12 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
         goto err;
     }
     free(text);
+    free(names.slot);
     *out = m;
     return DP_OK;
 err:
     free(text);
+    free(names.slot);
     dp_manifest_free(m);
     return rc;
 }

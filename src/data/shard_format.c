@@ -167,6 +167,8 @@ dp_status dp_shard_header_decode(const char *path, const uint8_t hdr[DP_SHARD_HE
     }
     if (!bad && (in.record_count == 0) != (in.raw_size == 0))
         bad = "record count and uncompressed size disagree about emptiness";
+    if (!bad && in.raw_size / DP_SHARD_MAX_RATIO > in.payload_size)
+        at = H_RAW, bad = "uncompressed size beyond zstd's largest ratio to the payload size";
     if (!bad && (in.frame_count == 0) != (in.raw_size == 0))
         at = H_FRAMES, bad = "frame count and uncompressed size disagree about emptiness";
     if (!bad && (in.payload_size == 0) != (in.frame_count == 0))

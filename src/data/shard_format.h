@@ -15,6 +15,10 @@ enum {
     DP_SHARD_HEADER_CRC_AT = 124,    /* header crc32 covers bytes [0, 124) */
     DP_SHARD_MAX_FRAME = 256u << 20, /* reader refuses larger frames */
     DP_SHARD_MIN_FRAME = 1024,
+    /* zstd's densest block is RLE: 4 bytes for up to 128 KiB, so no payload
+     * decodes to more than 32768 times its size; a header claiming more is
+     * lying, and believing it would size buffers from a few bytes of file. */
+    DP_SHARD_MAX_RATIO = 32768,
 };
 
 static inline void dp_put_u32(uint8_t *p, uint32_t v)

@@ -98,6 +98,10 @@ dp_status dsi_read_queries_tsv(const char *path, dsi_corpus *c)
     while (rc == DP_OK && (len = dsi_getline(&buf, &cap, f)) >= 0) {
         line++;
         if (len == 0) continue;
+        if (memchr(buf, '\0', (size_t)len)) { /* strings here end at a NUL: it would cut a field */
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
+            break;
+        }
         int n = split_tabs(buf, field, flen, 4);
         if (cols == 0) {
             if (n != 2 && n != 4) {
@@ -138,6 +142,10 @@ dp_status dsi_read_docs_tsv(const char *path, dsi_corpus *c, const uint8_t *keep
     while (rc == DP_OK && (len = dsi_getline(&buf, &cap, f)) >= 0) {
         line++;
         if (len == 0) continue;
+        if (memchr(buf, '\0', (size_t)len)) {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
+            break;
+        }
         char *tab = memchr(buf, '\t', (size_t)len);
         if (!tab) {
             rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: no tab (want docid<TAB>text)", path, line);

@@ -38,6 +38,10 @@ static dp_status load_tokenizer(const char *dir, dp_dsi_tok_config *tok)
     long line = 0, len;
     while (rc == DP_OK && (len = dsi_getline(&buf, &cap, f)) >= 0) {
         line++;
+        if (memchr(buf, '\0', (size_t)len)) {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
+            break;
+        }
         char *s = buf;
         while (*s == ' ' || *s == '\t') s++;
         if (*s == '\0' || *s == '#') continue;
@@ -93,8 +97,9 @@ static dp_status load_names(const char *dir, dp_dsi_data *d)
     long line = 0, len;
     while ((len = dsi_getline(&buf, &cap, f)) >= 0) {
         line++;
-        if (len == 0 || memchr(buf, '\t', (size_t)len)) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %s docid", path, line, len ? "tab in a" : "empty");
+        if (len == 0 || memchr(buf, '\t', (size_t)len) || memchr(buf, '\0', (size_t)len)) {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %s docid", path, line,
+                           len == 0 ? "empty" : memchr(buf, '\t', (size_t)len) ? "tab in a" : "NUL byte in a");
             break;
         }
         int is_new;
@@ -151,8 +156,24 @@ static dp_status check_header(const char *path, const dp_shard_info *h, const dp
     return DP_OK;
 }
 
+/* Room for example s->n (doc[n], off[n + 1]): grown as records arrive, up to
+ * the split's manifest total, so memory follows the data actually read. */
+static dp_status reserve_example(const char *path, dp_dsi_set *s, int64_t *cap, uint64_t total)
+{
+    if (s->n < *cap) return DP_OK;
+    int64_t ncap = *cap ? 2 * *cap : 4096;
+    if ((uint64_t)ncap > total) ncap = (int64_t)total;
+    int32_t *doc = realloc(s->doc, (size_t)ncap * sizeof *doc + 1);
+    if (doc) s->doc = doc;
+    int64_t *off = realloc(s->off, (size_t)(ncap + 1) * sizeof *off);
+    if (off) s->off = off;
+    if (!doc || !off) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory (%" PRId64 " examples)", path, ncap);
+    *cap = ncap;
+    return DP_OK;
+}
+
 static dp_status load_shard(const char *dir, const dp_manifest *m, const dp_manifest_shard *ms, const dp_dsi_data *d,
-                            dp_dsi_set *s, int64_t *tok_cap)
+                            dp_dsi_set *s, int64_t *tok_cap, int64_t *ex_cap, uint64_t total)
 {
     char path[4096];
     dp_status rc = dp_path_join(path, sizeof path, dir, ms->file);
@@ -174,6 +195,12 @@ static dp_status load_shard(const char *dir, const dp_manifest *m, const dp_mani
                            ms->records);
             break;
         }
+        if ((uint64_t)s->n >= total) { /* the manifest's per-shard counts bound this; belt and braces */
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: record %" PRIu64 ": more records than the split's %" PRIu64, path, i,
+                           total);
+            break;
+        }
+        if ((rc = reserve_example(path, s, ex_cap, total)) != DP_OK) break;
         const uint8_t *b = rec;
         size_t nt = len / 4 - 1;
         uint32_t doc = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
@@ -221,21 +248,25 @@ static dp_status load_split(const char *dir, const dp_manifest *m, const char *s
     int nshards = 0;
     for (int i = 0; i < m->nshards; i++)
         if (!strcmp(m->shards[i].split, split)) {
+            if (m->shards[i].records > (uint64_t)INT32_MAX - total) /* also stops the sum wrapping */
+                return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: split '%s' holds more than %d records", dir, split,
+                                 INT32_MAX);
             total += m->shards[i].records;
             nshards++;
         }
     if (nshards == 0 && required) return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: no shards for split '%s'", dir, split);
     if (total > (uint64_t)INT32_MAX)
         return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: split '%s' holds more than %d records", dir, split, INT32_MAX);
-    s->doc = malloc((size_t)total * sizeof *s->doc + 1);
-    s->off = malloc((size_t)(total + 1) * sizeof *s->off);
+    /* Sized by the records that arrive (reserve_example), not by the manifest. */
+    s->doc = malloc(1);
+    s->off = malloc(sizeof *s->off);
     if (!s->doc || !s->off) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory for split '%s'", dir, split);
     s->off[0] = 0;
     s->n = 0;
-    int64_t tok_cap = 0;
+    int64_t tok_cap = 0, ex_cap = 0;
     dp_status rc = DP_OK;
     for (int i = 0; i < m->nshards && rc == DP_OK; i++)
-        if (!strcmp(m->shards[i].split, split)) rc = load_shard(dir, m, &m->shards[i], d, s, &tok_cap);
+        if (!strcmp(m->shards[i].split, split)) rc = load_shard(dir, m, &m->shards[i], d, s, &tok_cap, &ex_cap, total);
     if (rc == DP_OK && !s->tok) {
         s->tok = malloc(sizeof *s->tok); /* an empty split still gets freeable buffers */
         if (!s->tok) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", dir);

@@ -76,6 +76,10 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
     while (rc == DP_OK) {
         len = dsi_getline(&buf, &cap, f);
         if (len >= 0) line++;
+        if (len > 0 && memchr(buf, '\0', (size_t)len)) { /* fields are C strings: a NUL would cut one */
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
+            break;
+        }
         /* A blank (or whitespace-only) line ends a stanza; so does the end of
          * the file, and a second Package field. */
         int blank = 1;

@@ -107,6 +107,17 @@ static dp_status check_head(const char *path, const member_head *h)
         !(h->dropout >= 0 && h->dropout < 1))
         return dp_errorf(DP_ERR_FORMAT, "%s: model fields out of range (embed %d, hidden %d, layers %d)", path, h->embed,
                          h->hidden, h->layers);
+    /* Before the model is built from these fields: its sizes must match the sections the file can
+     * hold, so a small hostile file cannot make it allocate gigabytes. The encoder's weights alone
+     * are embed x hidden + (layers - 1) x hidden^2. */
+    uint64_t enc = h->layers > 0 ? (uint64_t)h->embed * (uint64_t)h->hidden +
+                                       (uint64_t)(h->layers - 1) * (uint64_t)h->hidden * (uint64_t)h->hidden
+                                 : 0;
+    if (h->emb_n != (uint64_t)h->buckets * (uint64_t)h->embed || h->dense_n > (UINT64_MAX >> 2) || h->dense_n < enc)
+        return dp_errorf(DP_ERR_FORMAT,
+                         "%s: parameters dense_n %llu and embedding emb_n %llu do not fit buckets %u x embed %d, hidden %d, layers %d",
+                         path, (unsigned long long)h->dense_n, (unsigned long long)h->emb_n, h->buckets, h->embed,
+                         h->hidden, h->layers);
     return DP_OK;
 }
 

@@ -184,6 +184,10 @@ dp_status dp_dsi_pairs_load(const char *path, int dedupe, dp_dsi_pairs *out)
     while ((len = dsi_getline(&buf, &bcap, f)) >= 0) {
         line++;
         if (len == 0) continue;
+        if (memchr(buf, '\0', (size_t)len)) { /* it would cut a field short, even to nothing */
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
+            break;
+        }
         char *tab = memchr(buf, '\t', (size_t)len);
         if (!tab) {
             rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: no tab (want query<TAB>docid)", path, line);

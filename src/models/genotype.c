@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dptrain/nas.h"
@@ -179,13 +180,18 @@ static char *read_text(const char *path, dp_status *rc)
         *rc = dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = malloc(MAX_TEXT + 1);
-    size_t len = buf ? fread(buf, 1, MAX_TEXT + 1, f) : 0;
+    /* Sized by the file, limited before allocating; a pipe gets the limit. */
+    struct stat st;
+    size_t want = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size < MAX_TEXT
+                      ? (size_t)st.st_size + 1 : (size_t)MAX_TEXT + 1;
+    char *buf = malloc(want + 1);
+    size_t len = buf ? fread(buf, 1, want, f) : 0;
     int err = ferror(f);
     fclose(f);
     if (!buf) *rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
     else if (err) *rc = dp_errorf(DP_ERR_IO, "%s: read error", path);
     else if (len > MAX_TEXT) *rc = dp_errorf(DP_ERR_FORMAT, "%s: over %d bytes, too large for a genotype", path, MAX_TEXT);
+    else if (len == want) *rc = dp_errorf(DP_ERR_IO, "%s: file grew while being read", path);
     else if (memchr(buf, 0, len)) *rc = dp_errorf(DP_ERR_FORMAT, "%s: not JSON (contains a NUL byte)", path);
     else {
         buf[len] = 0;

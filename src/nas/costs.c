@@ -144,6 +144,12 @@ dp_status dp_cost_table_load(const char *path, dp_cost_table **out)
     dp_status rc = t ? DP_OK : dp_errorf(DP_ERR_NOMEM, "out of memory");
     while (rc == DP_OK && fgets(line, sizeof line, f)) {
         lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
+            /* fgets would hand over the rest as a line of its own */
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%d: line longer than %zu bytes", path, lineno, sizeof line - 2);
+            break;
+        }
         if (line[0] == '#' || line[0] == '\n') continue;
         char name[32];
         cost_entry e;

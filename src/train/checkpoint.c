@@ -28,6 +28,9 @@
 #define CK_VERSION 1u
 #define CK_HEADER 48
 #define CK_MAX_BODY (1ull << 36) /* 64 GiB: beyond any model we train */
+/* zstd's densest block (RLE: a few bytes for up to 128 KiB) caps what a frame
+ * can decode to, so a body size past this ratio is a lie, caught before malloc. */
+#define CK_MAX_RATIO 32768ull
 
 static uint32_t crc(const void *p, size_t n)
 {
@@ -150,6 +153,10 @@ dp_status dp_checkpoint_read(const char *path, dp_checkpoint *ck)
         rc = bad(path, 24, m);
         goto err;
     }
+    if (body_n / CK_MAX_RATIO > comp_n) {
+        rc = bad(path, 16, "body size beyond zstd's largest ratio to the compressed size");
+        goto err;
+    }
     comp = malloc(comp_n ? comp_n : 1);
     body = malloc(body_n ? body_n : 1);
     if (!comp || !body) {
@@ -183,7 +190,7 @@ dp_status dp_checkpoint_read(const char *path, dp_checkpoint *ck)
             goto err;
         }
         uint64_t sz = get64(body + off + 8);
-        if (sz > body_n - off - 16) {
+        if (sz > body_n - off - 16 || pad8(sz) > body_n - off - 16) { /* the padding too: off stays <= body_n */
             rc = bad(path, CK_HEADER + off, "section size past the end of the body");
             goto err;
         }
