@@ -44,7 +44,8 @@ if [ "$mode" = sanitize ]; then
 fi
 
 # --- valgrind: memcheck over the single-rank (Criterion) tests ---
-command -v valgrind >/dev/null || { echo "check.sh: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
+source "$root/launch/apt.sh"
+dp_apt_install valgrind
 DP_BUILD_DIR="$root/build-valgrind" DP_BUILD_TYPE=RelWithDebInfo "$root/launch/setup.sh" -DDP_BUILD_BENCHMARKS=OFF
 cd "$root/build-valgrind"
 # The Criterion tests are the ctest entries whose command is "<binary> --jobs 1"; the rest start mpiexec.

@@ -23,16 +23,8 @@ done
 [[ "$seconds" =~ ^[0-9]+$ && "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: --seconds and --jobs take numbers" >&2; exit 2; }
 
 # The clang runtime (libFuzzer, ASan) comes in libclang-rt-14-dev on Debian 12.
-need=()
-command -v clang >/dev/null || need+=(clang)
-dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q "install ok installed" || need+=(libclang-rt-14-dev)
-if ((${#need[@]})); then
-  echo "fuzz.sh: installing ${need[*]}"
-  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+source "$root/launch/apt.sh"
+dp_apt_install clang libclang-rt-14-dev
 
 # The target list lives in one place: tests/fuzz/CMakeLists.txt.
 all=$(sed -n '/^set(DP_FUZZ_TARGETS/,/)/p' "$root/tests/fuzz/CMakeLists.txt" | sed 's/set(DP_FUZZ_TARGETS//; s/)//' | tr -s ' \n' ' ')

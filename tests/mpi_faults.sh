@@ -9,7 +9,8 @@
 #   4. a NaN planted on one rank -> every rank stops at that step naming the tensor; with
 #      --on-nonfinite skip the step is dropped, the loss scale halved, replicas stay equal;
 #      fp16 overflow under a large --loss-scale is skipped until the scale fits;
-#   5. a rank hung in compute, or stopped (SIGSTOP), mid-step -> the watchdog names it and aborts.
+#   5. a rank hung in compute, or stopped (SIGSTOP), mid-step -> the watchdog names it and aborts
+#      (dptrain train, and dptrain search).
 # Faults are planted with DP_FAULT (include/dptrain/fault.h). Every case prints one line
 # "case | ranks | what happened | seconds from the fault to the end of the job" for
 # docs/RELIABILITY.md.
@@ -41,7 +42,8 @@ else
 fi
 
 # 2. SIGKILL at three points, 2 and 4 ranks; then resume and compare the bits.
-run=(train --data "$tmp/fm" --model mlp --epochs 3 --limit 2000 --test-limit 200 --quiet --checkpoint-every 3)
+loud=(train --data "$tmp/fm" --model mlp --epochs 3 --limit 2000 --test-limit 200 --checkpoint-every 3)
+run=("${loud[@]}" --quiet)
 for np in 2 4; do
   ref=$(mpi "$np" "$bin" "${run[@]}" --out "$tmp/ref$np" 2>&1); want=$(hash_of "$ref")
   [ -n "$want" ] || { bad "reference run at $np ranks: $ref"; continue; }
@@ -66,8 +68,8 @@ for np in 2 4; do
     if [ "$point" = write ] && [ ! -f "$dir/checkpoint.dpc.tmp" ]; then
       bad "kill@write: no half-written checkpoint.dpc.tmp was left, so the kill missed the write"; continue
     fi
-    res=$(timeout 120 "$mpiexec" --oversubscribe --bind-to none -np "$np" "$bin" "${run[@]}" --out "$dir" --resume \
-          --progress plain 2>&1 | grep -v '^epoch [0-9]*/[0-9]* step')
+    res=$(timeout 120 "$mpiexec" --oversubscribe --bind-to none -np "$np" "$bin" "${loud[@]}" --out "$dir" --resume \
+          --progress plain 2>&1 | grep -v '^epoch [0-9]*/[0-9]*')
     got=$(hash_of "$res")
     if [ "$got" = "$want" ]; then
       ok "kill@$point | $np | rank $victim killed at step $step, job ended (exit $rc) naming it: '$(grep -m1 -oE "process rank $victim[^.]*" <<<"$out")'; resumed $(grep -m1 -oE 'at epoch [0-9]+, step [0-9]+' <<<"$res" || echo "from the start (no checkpoint yet)") to params_xxh3=$got = uninterrupted | $took"
@@ -126,6 +128,17 @@ for fault in "hang@forward:rank=1:step=5 3 not waiting on other ranks: in forwar
     bad "watchdog $spec: exit $rc after ${took}s, output: $out"
   fi
 done
+
+# the same watchdog in the architecture search (its weights' sync carries it)
+out=$(DP_FAULT="hang@forward:rank=1:step=1" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" search \
+      --data "$tmp/fm" --layers 2 --channels 4 --epochs 1 --limit 800 --eval-limit 100 --quiet --watchdog 4 2>&1); rc=$?
+took=$(secs "$(sed -n 's/.*DP_FAULT: .* time \([0-9.]*\)$/\1/p' <<<"$out" | head -1)" "$(now)")
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "rank 1: not waiting on other ranks" <<<"$out" &&
+   grep -q "suspect rank(s): 1 " <<<"$out"; then
+  ok "watchdog in search, hang | 2 | exit $rc: $(grep -m1 'rank 0: waiting' <<<"$out" | sed 's/^ *//') | $took"
+else
+  bad "search watchdog: exit $rc after ${took}s, output: $out"
+fi
 
 echo "mpi_faults: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

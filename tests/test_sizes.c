@@ -15,6 +15,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "dsi/member_format.h"
 #include "dptrain/checkpoint.h"
 #include "dptrain/data.h"
 #include "dptrain/dsi.h"
@@ -276,17 +277,6 @@ Test(sizes, checkpoint_section_padding_past_body)
 
 /* ------------------------------------------------------------ DSI members */
 
-/* The member header section (tag 32) as src/dsi/dsi_query.c lays it out. */
-typedef struct member_head {
-    uint32_t version, buckets;
-    int32_t embed, hidden, layers, kind, ndocs, maxlen;
-    float dropout;
-    int32_t tok_words, tok_bigrams, tok_trigrams, tok_max;
-    uint32_t tok_buckets;
-    uint64_t dense_n, emb_n;
-} member_head;
-
-enum { SEC_HEAD = 32, SEC_EMB = 33 };
 
 /* A real member (3 documents, a tiny model) saved, then its header section
  * replaced by `edit` and the checkpoint rewritten with the same sections. */

@@ -41,6 +41,7 @@ typedef struct dp_dsi_train_config {
     float bucket_mb;
     int overlap;
     int threads;             /* OpenBLAS threads per rank */
+    double watchdog_s;       /* a collective without progress this long: report every rank, abort (0 = off) */
     int quiet;
 } dp_dsi_train_config;
 

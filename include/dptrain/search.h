@@ -52,6 +52,7 @@ typedef struct dp_search_config {
     float bucket_mb;
     int overlap;
     long check_replicas;
+    double watchdog_s;     /* a collective without progress this long: report every rank, abort (0 = off) */
     int progress, quiet;
 } dp_search_config;
 

@@ -40,13 +40,14 @@ static const char train_usage[] =
     "  --beams N             beams of the final evaluation (default 10)\n"
     "  --eval-limit N        evaluate at most N queries per split (default: all test, 10000 train)\n"
     "  --seed S              (default 1)\n"
+    "  --watchdog SECONDS    a collective without progress this long: report every rank, abort (default 300, 0 = off)\n"
     "  --allreduce ring|mpi  --bucket-mb MB  --no-overlap  --threads N  --quiet  -h, --help\n";
 
 enum {
     O_DATA = 256, O_OUT, O_MEMBERS, O_DOCIDS, O_KK, O_LEAF, O_EMBED, O_HIDDEN, O_LAYERS, O_DROPOUT, O_EPOCHS,
     O_BATCH, O_LR, O_WD, O_IRATIO, O_TDROP, O_BEAMS, O_ELIMIT, O_SEED, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP,
     O_THREADS, O_QUIET, O_RUN, O_MODELS, O_K, O_AGG, O_ONLY, O_TEST, O_LIMIT, O_BM25, O_K1, O_B, O_QUERIES,
-    O_LATENCY, O_JSON, O_HEADINIT,
+    O_LATENCY, O_JSON, O_HEADINIT, O_WATCHDOG,
 };
 
 static const struct option train_opts[] = {
@@ -56,7 +57,7 @@ static const struct option train_opts[] = {
     {"lr", 1, 0, O_LR}, {"weight-decay", 1, 0, O_WD}, {"index-ratio", 1, 0, O_IRATIO},
     {"token-drop", 1, 0, O_TDROP}, {"beams", 1, 0, O_BEAMS}, {"eval-limit", 1, 0, O_ELIMIT}, {"seed", 1, 0, O_SEED},
     {"allreduce", 1, 0, O_ALLREDUCE}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
-    {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"head-init", 1, 0, O_HEADINIT},
+    {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"head-init", 1, 0, O_HEADINIT}, {"watchdog", 1, 0, O_WATCHDOG},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
 
@@ -115,6 +116,12 @@ static dp_status parse_train(int argc, char **argv, dp_dsi_train_config *c, int 
         case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &c->bucket_mb); break;
         case O_NO_OVERLAP: c->overlap = 0; break;
         case O_THREADS: rc = dp_flag_int("--threads", a, 1, 256, &c->threads); break;
+        case O_WATCHDOG: {
+            float w = 0;
+            rc = dp_flag_float("--watchdog", a, 0, 86400, &w);
+            c->watchdog_s = w;
+            break;
+        }
         case O_QUIET: c->quiet = 1; break;
         case 'h': *help = 1; return DP_OK;
         default: rc = unknown("dsi-train", argv);

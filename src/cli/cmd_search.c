@@ -56,6 +56,7 @@ static const char usage[] =
     "  --eval-limit N        held-out images evaluated per epoch (default all)\n"
     "  --eval-batch B        (default 64)     --skip-warn K  warn at K normal-cell skips (default 4)\n"
     "  --threads N           OpenBLAS threads (default 1)\n"
+    "  --watchdog SECONDS    a collective without progress this long: report every rank, abort (default 300, 0 = off)\n"
     "  --progress bar|plain  --quiet   -h, --help\n";
 
 enum {
@@ -63,6 +64,7 @@ enum {
     O_BUDGET, O_PRUNE, O_WARMUP_EP, O_EPOCHS, O_BATCH, O_LIMIT, O_LR, O_MIN_LR, O_MOMENTUM, O_WD, O_CLIP, O_ALR,
     O_AWD, O_ACLIP, O_SEED, O_SAMPLER, O_ALLREDUCE, O_CODEC, O_ZSTD, O_BUCKET, O_NO_OVERLAP, O_REPLICAS, O_OUT,
     O_EVAL_LIMIT, O_EVAL_BATCH, O_SKIP_WARN, O_THREADS, O_PROGRESS, O_QUIET, O_RANDOM, O_ARCH_WARMUP,
+    O_WATCHDOG,
 };
 
 static const struct option opts[] = {
@@ -77,7 +79,7 @@ static const struct option opts[] = {
     {"sampler", 1, 0, O_SAMPLER}, {"allreduce", 1, 0, O_ALLREDUCE}, {"codec", 1, 0, O_CODEC},
     {"wire-zstd", 1, 0, O_ZSTD}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
     {"check-replicas", 1, 0, O_REPLICAS}, {"out", 1, 0, O_OUT}, {"eval-limit", 1, 0, O_EVAL_LIMIT},
-    {"eval-batch", 1, 0, O_EVAL_BATCH}, {"skip-warn", 1, 0, O_SKIP_WARN}, {"threads", 1, 0, O_THREADS},
+    {"eval-batch", 1, 0, O_EVAL_BATCH}, {"skip-warn", 1, 0, O_SKIP_WARN}, {"threads", 1, 0, O_THREADS}, {"watchdog", 1, 0, O_WATCHDOG},
     {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"random-genotype", 1, 0, O_RANDOM},
     {"arch-warmup", 1, 0, O_ARCH_WARMUP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
@@ -153,6 +155,12 @@ static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profi
         case O_EVAL_BATCH: rc = dp_flag_int("--eval-batch", a, 1, 1 << 16, &cfg->eval_batch); break;
         case O_SKIP_WARN: rc = dp_flag_int("--skip-warn", a, 1, 8, &cfg->skip_warn); break;
         case O_THREADS: rc = dp_flag_int("--threads", a, 1, 1024, &cfg->threads); break;
+        case O_WATCHDOG: {
+            float w = 0;
+            rc = dp_flag_float("--watchdog", a, 0, 86400, &w);
+            cfg->watchdog_s = w;
+            break;
+        }
         case O_PROGRESS: rc = dp_flag_progress(a, &cfg->progress); break;
         case O_QUIET: cfg->quiet = 1; break;
         case 'h': *help = 1; return DP_OK;

@@ -17,25 +17,8 @@
 #include "dptrain/checkpoint.h"
 #include "dptrain/dsi_train.h"
 #include "dsi/data_internal.h"
+#include "dsi/member_format.h"
 
-enum {
-    SEC_HEAD = 32,  /* member_head */
-    SEC_EMB = 33,   /* float [buckets * embed] */
-    SEC_LEN = 34,   /* uint8 [ndocs] */
-    SEC_CODE = 35,  /* uint16 [ndocs * maxlen] */
-    SEC_NAMES = 36, /* ndocs NUL-terminated strings */
-    HEAD_VERSION = 1,
-    MAX_DOCS = 1 << 28,
-};
-
-typedef struct member_head {
-    uint32_t version, buckets;
-    int32_t embed, hidden, layers, kind, ndocs, maxlen;
-    float dropout;
-    int32_t tok_words, tok_bigrams, tok_trigrams, tok_max;
-    uint32_t tok_buckets;
-    uint64_t dense_n, emb_n;
-} member_head;
 
 /* names[0 .. n) back to back, each NUL-terminated (the names section and the
  * ensemble's broadcast): a new buffer (NULL when out of memory), *len bytes. */

@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "dptrain/dsi_train.h"
+#include "dptrain/fault.h"
 #include "dptrain/optim.h"
 #include "data/fsutil.h"
 #include "dptrain/rng.h"
@@ -69,6 +70,7 @@ void dp_dsi_train_defaults(dp_dsi_train_config *cfg)
     cfg->bucket_mb = 4;
     cfg->overlap = 1;
     cfg->threads = 1;
+    cfg->watchdog_s = 300;
 }
 
 dp_status dp_dsi_train_check(const dp_dsi_train_config *c)
@@ -90,6 +92,8 @@ dp_status dp_dsi_train_check(const dp_dsi_train_config *c)
     if (!(c->token_drop >= 0 && c->token_drop < 1)) return dp_errorf(DP_ERR_ARG, "--token-drop %g outside [0, 1)", c->token_drop);
     if (c->eval_beams < 1 || c->eval_beams > 64) return dp_errorf(DP_ERR_ARG, "--beams %d outside [1, 64]", c->eval_beams);
     if (c->threads < 1 || c->threads > 256) return dp_errorf(DP_ERR_ARG, "--threads %d outside [1, 256]", c->threads);
+    if (!(c->watchdog_s >= 0 && c->watchdog_s <= 86400))
+        return dp_errorf(DP_ERR_ARG, "--watchdog %g outside [0, 86400] seconds", c->watchdog_s);
     return DP_OK;
 }
 
@@ -381,6 +385,9 @@ static dp_status train_step(dsi_run *r, long step, double *stats)
     c->training = 1;
     c->grad_enabled = 1;
     int ntok = 0;
+    dp_fault_context(r->rank, step + 1);
+    dp_sync_phase(&r->sync, "forward/backward", step + 1);
+    dp_fault_point("forward");
     if (bs > 0) {
         assemble(r, first, bs);
         ntok = r->offs[bs];
@@ -400,10 +407,13 @@ static dp_status train_step(dsi_run *r, long step, double *stats)
     dp_status rc = dp_sync_end(&r->sync, c);
     const int32_t *rows = NULL;
     size_t nrows = 0;
-    if (rc == DP_OK)
+    if (rc == DP_OK) {
+        dp_watchdog_wait_begin(r->sync.wd, "embedding rows allreduce", 0, 0);
         rc = dp_rows_allreduce(r->m->emb.grad, r->m->cfg.buckets, (size_t)r->m->cfg.embed, r->ids, (size_t)ntok,
                                DP_REDUCE_SUM, r->cfg->allreduce, r->size > 1 ? r->sync.comm : MPI_COMM_NULL, r->rows,
                                &rows, &nrows);
+        dp_watchdog_wait_end(r->sync.wd);
+    }
     if (rc == DP_OK) rc = dp_sync_sum(&r->sync, st, 4);
     if (rc != DP_OK) return rc;
     if (st[3] > 0)
@@ -469,7 +479,7 @@ static dp_status save(dsi_run *r)
 static dp_status epochs(dsi_run *r, dp_dsi_train_result *res)
 {
     const dp_dsi_train_config *cfg = r->cfg;
-    dp_status rc = DP_OK;
+    dp_status rc = dp_sync_watchdog(&r->sync, cfg->watchdog_s);
     for (int e = 0; e < cfg->epochs && rc == DP_OK; e++) {
         dp_sampler_shuffle(&r->smp, &r->shuffle);
         r->index_first = r->data.index.n ? (long)(((unsigned long long)e * (unsigned long long)r->n_index) % (unsigned long long)r->data.index.n) : 0;

@@ -24,6 +24,7 @@ void dp_search_config_defaults(dp_search_config *cfg)
     cfg->skip_warn = 4;
     cfg->seed = 1;
     cfg->threads = 1;
+    cfg->watchdog_s = 300;
     cfg->allreduce = DP_ALLREDUCE_RING;
     cfg->bucket_mb = 4.0f;
     cfg->overlap = 1;
@@ -80,6 +81,8 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     RANGE(isfinite(cfg->bucket_mb) && cfg->bucket_mb > 0 && cfg->bucket_mb <= 4096,
           "--bucket-mb: %g is out of range (0, 4096]", cfg->bucket_mb);
     RANGE(cfg->check_replicas >= 0, "--check-replicas: %ld is negative", cfg->check_replicas);
+    RANGE(isfinite(cfg->watchdog_s) && cfg->watchdog_s >= 0 && cfg->watchdog_s <= 86400,
+          "--watchdog: %g is out of range [0, 86400] seconds", cfg->watchdog_s);
     RANGE(cfg->allreduce == DP_ALLREDUCE_RING || (cfg->codec.kind == DP_CODEC_NONE && !cfg->codec.wire_zstd_level),
           "--codec / --wire-zstd need --allreduce ring");
     return DP_OK;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "dptrain/fault.h"
 #include "nas/search_run.h"
 
 
@@ -289,12 +290,18 @@ static dp_status run_epochs(srch *s, dp_search_result *res)
 {
     const dp_search_config *cfg = s->cfg;
     double stats[5];
+    /* the weights' sync carries the watchdog; alpha's allreduce follows it every step */
+    dp_status wrc = dp_sync_watchdog(&s->wsync, cfg->watchdog_s);
+    if (wrc != DP_OK) return wrc;
     for (int epoch = 0; epoch < cfg->epochs; epoch++) {
         dp_sampler_shuffle(&s->str, &s->shuffle_t);
         dp_sampler_shuffle(&s->sva, &s->shuffle_v);
         double ep[3] = {0, 0, 0}, t_ep = dp_now(), step_s = 0;
         for (long i = 0; i < s->steps; i++) {
             double t0 = dp_now();
+            dp_fault_context(s->rank, s->step + 1);
+            dp_sync_phase(&s->wsync, "forward/backward", s->step + 1);
+            dp_fault_point("forward");
             dp_status rc = nas_search_step(s, i, stats);
             if (rc != DP_OK) return rc;
             step_s += dp_now() - t0;

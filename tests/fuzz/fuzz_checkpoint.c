@@ -24,9 +24,6 @@ static void read_one(const char *path)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    read_one(fuzz_write("in.dpc", data, size, 0));
-    uint8_t *fixed = fuzz_fix_checkpoint(data, size);
-    if (fixed && memcmp(fixed, data, size) != 0) read_one(fuzz_write("in.dpc", fixed, size, 0));
-    free(fixed);
+    fuzz_checkpoint_twice("in.dpc", data, size, read_one);
     return 0;
 }

@@ -17,9 +17,6 @@ static void load_one(const char *path)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    load_one(fuzz_write("model.dsi", data, size, 0));
-    uint8_t *fixed = fuzz_fix_checkpoint(data, size);
-    if (fixed && memcmp(fixed, data, size) != 0) load_one(fuzz_write("model.dsi", fixed, size, 0));
-    free(fixed);
+    fuzz_checkpoint_twice("model.dsi", data, size, load_one);
     return 0;
 }

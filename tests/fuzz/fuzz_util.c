@@ -121,3 +121,11 @@ void fuzz_expect_named(dp_status rc, const char *name)
         abort();
     }
 }
+
+void fuzz_checkpoint_twice(const char *name, const uint8_t *data, size_t n, void (*read)(const char *path))
+{
+    read(fuzz_write(name, data, n, 0));
+    uint8_t *fixed = fuzz_fix_checkpoint(data, n);
+    if (fixed && memcmp(fixed, data, n) != 0) read(fuzz_write(name, fixed, n, 0));
+    free(fixed);
+}

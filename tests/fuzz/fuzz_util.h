@@ -34,6 +34,10 @@ uint8_t *fuzz_fix_shard(const uint8_t *data, size_t n);
  * header crc32 in a copy (NULL when n < the header). */
 uint8_t *fuzz_fix_checkpoint(const uint8_t *data, size_t n);
 
+/* Writes the input to `name` and calls read(path); then again with the
+ * checkpoint crcs recomputed (fuzz_fix_checkpoint), when that changes it. */
+void fuzz_checkpoint_twice(const char *name, const uint8_t *data, size_t n, void (*read)(const char *path));
+
 /* Aborts (a finding) when a FORMAT or IO rejection's message does not name
  * `name`: every reader promises file-naming messages. */
 void fuzz_expect_named(dp_status rc, const char *name);

@@ -1,0 +1,29 @@
+/* The sections of a DSI member checkpoint (model.dsi, a dptrain checkpoint
+ * file, see docs/CHECKPOINT.md) beyond the generic params section. Private to
+ * src/dsi (dsi_query.c writes and reads them); tests craft hostile headers
+ * from the same definitions. */
+#ifndef DP_DSI_MEMBER_FORMAT_H
+#define DP_DSI_MEMBER_FORMAT_H
+
+#include <stdint.h>
+
+enum {
+    SEC_HEAD = 32,  /* member_head */
+    SEC_EMB = 33,   /* float [buckets * embed] */
+    SEC_LEN = 34,   /* uint8 [ndocs] */
+    SEC_CODE = 35,  /* uint16 [ndocs * maxlen] */
+    SEC_NAMES = 36, /* ndocs NUL-terminated strings */
+    HEAD_VERSION = 1,
+    MAX_DOCS = 1 << 28,
+};
+
+typedef struct member_head {
+    uint32_t version, buckets;
+    int32_t embed, hidden, layers, kind, ndocs, maxlen;
+    float dropout;
+    int32_t tok_words, tok_bigrams, tok_trigrams, tok_max;
+    uint32_t tok_buckets;
+    uint64_t dense_n, emb_n;
+} member_head;
+
+#endif
