@@ -90,5 +90,8 @@ void dp_report_json(dp_report *r, const char *fmt, ...)
     vfprintf(r->metrics, fmt, ap);
     va_end(ap);
     fputc('\n', r->metrics);
-    fflush(r->metrics);
+    if ((fflush(r->metrics) != 0 || ferror(r->metrics)) && !r->metrics_failed) {
+        r->metrics_failed = 1;
+        fprintf(stderr, "warning: metrics.jsonl: write failed (%s): later metrics are lost\n", strerror(errno));
+    }
 }

@@ -8,6 +8,7 @@
 
 typedef struct dp_report {
     FILE *metrics;      /* metrics.jsonl, appended; NULL when the run has no --out */
+    int metrics_failed; /* a write failed (warned once): metrics are lost, checkpoints still fail loudly */
     int bar;            /* redraw one line on a TTY; else print plain lines */
     int quiet;
     double last_draw;   /* seconds, to rate-limit redraws */
