@@ -16,6 +16,7 @@ static int g_rank, g_size;
 static long g_fail;   /* failed checks in the current case, this rank */
 static long g_checks; /* checks run in the current case, this rank */
 static long g_total_fail, g_total_checks; /* over ranks, every case so far */
+static double g_case_start;               /* MPI_Wtime when the current case began */
 
 #define CHECK(cond, ...)                                                              \
     do {                                                                              \
@@ -37,15 +38,18 @@ static long g_total_fail, g_total_checks; /* over ranks, every case so far */
         CHECK(DP_OK == st_, "%s -> %s: %s", #expr, dp_status_name(st_), dp_errmsg()); \
     } while (0)
 
-/* Ends a case: sums the counts over ranks, prints them on rank 0 and aborts the
- * job on any failure (a failed case may have left the ranks out of step). */
+/* Ends a case: sums the counts over ranks, prints them and the case's seconds
+ * (since the previous end_case or mpi_start) on rank 0 and aborts the job on
+ * any failure (a failed case may have left the ranks out of step). */
 static inline void end_case(const char *name)
 {
     long v[2] = {g_fail, g_checks}, t[2];
     MPI_Allreduce(v, t, 2, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
     g_total_fail += t[0];
     g_total_checks += t[1];
-    if (0 == g_rank) printf("  %-44s %ld checks, %ld failed\n", name, t[1], t[0]);
+    double now = MPI_Wtime();
+    if (0 == g_rank) printf("  %-44s %ld checks, %ld failed, %.1f s\n", name, t[1], t[0], now - g_case_start);
+    g_case_start = now;
     g_fail = g_checks = 0;
     if (t[0]) {
         fflush(stdout);
@@ -96,6 +100,7 @@ static inline void mpi_start(int *argc, char ***argv, const char *name, char *tm
         if (!mkdtemp(tmp)) MPI_Abort(MPI_COMM_WORLD, 1);
     }
     MPI_Bcast(tmp, cap, MPI_CHAR, 0, MPI_COMM_WORLD);
+    g_case_start = MPI_Wtime();
 }
 
 /* Rank 0 removes tmp and prints the totals of every end_case; finalises MPI.

@@ -106,6 +106,16 @@ if [ "$rc" -eq 0 ] && grep -q "skipped_steps=1 loss_scale=0.5 " <<<"$out"; then
 else
   bad "NaN skip: exit $rc, output: $out"
 fi
+# the scale grows back: 5 clean steps after the skip at step 7 double it to --loss-scale again (with the int8
+# codec's error-feedback residuals, which follow the scale both ways)
+out=$(DP_FAULT="nan@forward:rank=0:step=7" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "${common[@]}" --codec int8 --loss-scale 4 --loss-scale-growth 5 --on-nonfinite skip --check-replicas 1 --out "$tmp/grow" 2>&1); rc=$?
+events=$(grep -oE '"kind":"(skip|loss_scale)","step":[0-9]+,"loss_scale":[0-9.]+' "$tmp/grow/metrics.jsonl" 2>/dev/null | tr '\n' ' ')
+if [ "$rc" -eq 0 ] && grep -q "skipped_steps=1 loss_scale=4 " <<<"$out" && grep -Eq "test_acc=0\.[1-9]" <<<"$out" &&
+   [ "$events" = '"kind":"skip","step":7,"loss_scale":2 "kind":"loss_scale","step":12,"loss_scale":4 ' ]; then
+  ok "NaN, skip, then --loss-scale-growth 5 (int8 codec) | 2 | scale 4 -> 2 at step 7, back to 4 at step 12, replicas equal | -"
+else
+  bad "loss-scale growth: exit $rc, events: $events, output: $out"
+fi
 out=$(timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "${common[@]}" --codec fp16 --loss-scale 16777216 --on-nonfinite skip 2>&1); rc=$?
 sk=$(sed -n 's/.*skipped_steps=\([0-9]*\).*/\1/p' <<<"$out"); ls=$(sed -n 's/.*loss_scale=\([0-9.e+]*\).*/\1/p' <<<"$out")
 if [ "$rc" -eq 0 ] && [ "${sk:-0}" -ge 1 ] && awk -v s="$ls" 'BEGIN { exit !(s < 16777216) }'; then

@@ -129,26 +129,6 @@ static void equivalence(dp_nas_strategy strategy, int unrolled, const char *name
     end_case(name);
 }
 
-static void strategies(void)
-{
-    static const struct { dp_nas_strategy s; int unrolled; const char *name; } runs[] = {
-        {DP_NAS_TEMPERATURE, 0, "temperature"}, {DP_NAS_GUMBEL, 0, "gumbel"}, {DP_NAS_DARTS, 1, "darts --unrolled"}};
-    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
-        dp_search_config cfg = tiny(16, 400);
-        cfg.strategy = runs[i].s;
-        cfg.unrolled = runs[i].unrolled;
-        cfg.check_replicas = 3;
-        dp_search_result res;
-        CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &res));
-        char g[1100];
-        dp_genotype_format(&res.genotype, g, sizeof g);
-        CHECK(same_on_all_ranks(g), "%s: ranks derived different genotypes", runs[i].name);
-        CHECK(isfinite(res.train_loss) && res.steps > 0, "%s: loss %g steps %ld", runs[i].name, res.train_loss, res.steps);
-        dp_search_result_free(&res);
-    }
-    end_case("temperature, gumbel, unrolled run on every rank");
-}
-
 static void gold_budget(void)
 {
     dp_search_config cfg = tiny(16, 640);
@@ -258,7 +238,7 @@ int main(int argc, char **argv)
     equivalence(DP_NAS_DARTS, 0, "equivalence darts: P x b == 1 x Pb");
     equivalence(DP_NAS_GUMBEL, 0, "equivalence gumbel: P x b == 1 x Pb");
     equivalence(DP_NAS_DARTS, 1, "equivalence unrolled: P x b == 1 x Pb");
-    strategies();
+    equivalence(DP_NAS_TEMPERATURE, 0, "equivalence temperature: P x b == 1 x Pb");
     gold_budget();
     cost_penalty();
     arch_warmup();

@@ -3,6 +3,7 @@
  * distributions; NaN/Inf rejected with DP_ERR_NONFINITE; the F16C and portable
  * fp16 paths give the same bits; RNE ties. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/theories.h>
 #include <math.h>
 #include <stdlib.h>
@@ -72,14 +73,14 @@ TheoryDataPoints(codec, roundtrip) = {
     DataPoints(int, 0, 1, 2, 3, 4),
 };
 
-Theory((int k, size_t n, int d), codec, roundtrip, .timeout = 60)
+Theory((int k, size_t n, int d), codec, roundtrip, .timeout = DP_TIMEOUT(60))
 {
     dp_codec_int8_init(&g_i8, &g_i8s, 11);
     const dp_ring_codec *c = 0 == k ? &dp_ring_codec_fp16 : 1 == k ? &dp_ring_codec_bf16 : &g_i8;
     roundtrip(c, n, d);
 }
 
-Test(codec, nonfinite_rejected, .timeout = 10)
+Test(codec, nonfinite_rejected, .timeout = DP_TIMEOUT(10))
 {
     dp_codec_int8_init(&g_i8, &g_i8s, 1);
     const dp_ring_codec *cs[] = {&dp_ring_codec_fp16, &dp_ring_codec_bf16, &g_i8};
@@ -104,7 +105,7 @@ Test(codec, nonfinite_rejected, .timeout = 10)
                  DP_OK);
 }
 
-Test(codec, fp16_exhaustive_and_paths, .timeout = 60)
+Test(codec, fp16_exhaustive_and_paths, .timeout = DP_TIMEOUT(60))
 {
     /* every half decodes and re-encodes to itself (NaNs to a quiet NaN) */
     for (uint32_t h = 0; h < 65536; h++) {

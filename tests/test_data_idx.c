@@ -3,6 +3,7 @@
  * a synthetic import loads back image for image; the real data set (if
  * installed) imports in a few seconds and splits 60000/10000. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ static void setup(void)
 
 static void teardown(void) { td_rmtree(dir); }
 
-TestSuite(data_idx, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(data_idx, .init = setup, .fini = teardown, .timeout = DP_TIMEOUT(30));
 
 /* Writes an IDX file through gzip: magic, big-endian dims, then `ndata` bytes
  * (pixel/label value = index * 3 % mod) and `extra` trailing bytes. */
@@ -69,7 +70,7 @@ static void expect_idx_error(const char *path, int ndim, dp_status want, const c
     cr_assert_null(a.data);
 }
 
-Test(data_idx, round_trip, .timeout = 10)
+Test(data_idx, round_trip, .timeout = DP_TIMEOUT(10))
 {
     char p[512];
     idx_path(p, "a.gz");
@@ -94,7 +95,7 @@ Test(data_idx, round_trip, .timeout = 10)
     dp_idx_free(&a);
 }
 
-Test(data_idx, bad_magic, .timeout = 10)
+Test(data_idx, bad_magic, .timeout = DP_TIMEOUT(10))
 {
     char p[512];
     idx_path(p, "a.gz");
@@ -105,7 +106,7 @@ Test(data_idx, bad_magic, .timeout = 10)
     expect_idx_error(p, 3, DP_ERR_FORMAT, "bad IDX magic");
 }
 
-Test(data_idx, truncated_and_trailing, .timeout = 10)
+Test(data_idx, truncated_and_trailing, .timeout = DP_TIMEOUT(10))
 {
     char p[512];
     idx_path(p, "a.gz");
@@ -121,7 +122,7 @@ Test(data_idx, truncated_and_trailing, .timeout = 10)
     expect_idx_error(p, 3, DP_ERR_FORMAT, "offset 8: dimension 1 is 0");
 }
 
-Test(data_idx, truncated_gzip_stream, .timeout = 10)
+Test(data_idx, truncated_gzip_stream, .timeout = DP_TIMEOUT(10))
 {
     char p[512];
     idx_path(p, "a.gz");
@@ -138,7 +139,7 @@ Test(data_idx, truncated_gzip_stream, .timeout = 10)
     }
 }
 
-Test(data_idx, corrupt_gzip_stream, .timeout = 10)
+Test(data_idx, corrupt_gzip_stream, .timeout = DP_TIMEOUT(10))
 {
     char p[512];
     idx_path(p, "a.gz");
@@ -152,7 +153,7 @@ Test(data_idx, corrupt_gzip_stream, .timeout = 10)
     expect_idx_error(p, 3, DP_ERR_FORMAT, "corrupt gzip stream");
 }
 
-Test(data_idx, missing_file, .timeout = 10)
+Test(data_idx, missing_file, .timeout = DP_TIMEOUT(10))
 {
     char p[512];
     idx_path(p, "nope.gz");
@@ -178,7 +179,7 @@ static void fake_fmnist(uint32_t n_train, uint32_t n_train_labels, uint32_t side
     write_idx(p, 0x801, 1, tdims, 7, 10, 0);
 }
 
-Test(data_idx, import_synthetic_round_trip, .timeout = 20)
+Test(data_idx, import_synthetic_round_trip, .timeout = DP_TIMEOUT(20))
 {
     fake_fmnist(50, 50, 28, 10);
     dp_import_stats st;
@@ -222,7 +223,7 @@ Test(data_idx, import_synthetic_round_trip, .timeout = 20)
     dp_manifest_free(m);
 }
 
-Test(data_idx, import_rejects_bad_sources, .timeout = 20)
+Test(data_idx, import_rejects_bad_sources, .timeout = DP_TIMEOUT(20))
 {
     char lab[512], img[512], manifest[512];
     idx_path(lab, "train-labels-idx1-ubyte.gz");
@@ -245,7 +246,7 @@ Test(data_idx, import_rejects_bad_sources, .timeout = 20)
     cr_assert_eq(dp_import_fashion_mnist(idx_dir, out_dir, 0, NULL), DP_ERR_ARG);
 }
 
-Test(data_idx, import_real_fashion_mnist, .timeout = 60)
+Test(data_idx, import_real_fashion_mnist, .timeout = DP_TIMEOUT(60))
 {
     if (access(FMNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0)
         cr_skip_test("Fashion-MNIST not installed at " FMNIST_DIR);

@@ -3,6 +3,7 @@
  * `limit` keeps the first records, and shards that disagree with the
  * manifest are refused. Records carry their global index in their pixels. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@ static void setup(void)
 
 static void teardown(void) { td_rmtree(dir); }
 
-TestSuite(data_image_set, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(data_image_set, .init = setup, .fini = teardown, .timeout = DP_TIMEOUT(30));
 
 /* Loads every rank, checks each record's content, and counts how often each
  * global index was loaded. Returns per-rank sizes in sizes[]. */
@@ -72,7 +73,7 @@ static long sum(const long *v, int n)
     return t;
 }
 
-Test(data_image_set, three_shards_two_ranks_round_robin, .timeout = 10)
+Test(data_image_set, three_shards_two_ranks_round_robin, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[3] = {5, 7, 4}, sizes[2];
     int seen[16];
@@ -84,7 +85,7 @@ Test(data_image_set, three_shards_two_ranks_round_robin, .timeout = 10)
     cr_assert_eq(sizes[1], 7, "rank 1 holds shard 1");
 }
 
-Test(data_image_set, two_shards_three_ranks_contiguous, .timeout = 10)
+Test(data_image_set, two_shards_three_ranks_contiguous, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[2] = {10, 7}, sizes[3];
     int seen[17];
@@ -103,7 +104,7 @@ Test(data_image_set, two_shards_three_ranks_contiguous, .timeout = 10)
     dp_image_set_free(&s);
 }
 
-Test(data_image_set, every_shard_rank_combination_covers_once, .timeout = 30)
+Test(data_image_set, every_shard_rank_combination_covers_once, .timeout = DP_TIMEOUT(30))
 {
     for (int nshards = 1; nshards <= 5; nshards++) {
         long shard_sizes[5], sizes[6];
@@ -122,7 +123,7 @@ Test(data_image_set, every_shard_rank_combination_covers_once, .timeout = 30)
     }
 }
 
-Test(data_image_set, limit_keeps_first_records_before_rank_split, .timeout = 10)
+Test(data_image_set, limit_keeps_first_records_before_rank_split, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[3] = {5, 7, 4}, sizes[2];
     int seen[16];
@@ -144,7 +145,7 @@ Test(data_image_set, limit_keeps_first_records_before_rank_split, .timeout = 10)
     cr_assert_eq(sum(sizes, 2), 16);
 }
 
-Test(data_image_set, bad_arguments, .timeout = 10)
+Test(data_image_set, bad_arguments, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[1] = {3};
     td_make_dataset(dir, "train", shard_sizes, 1, &schema);
@@ -186,7 +187,7 @@ static void expect_load_error(dp_status want, const char *file, const char *what
     cr_assert_null(s.pixels);
 }
 
-Test(data_image_set, manifest_with_wrong_checksum, .timeout = 10)
+Test(data_image_set, manifest_with_wrong_checksum, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[2] = {4, 4};
     td_make_dataset(dir, "train", shard_sizes, 2, &schema);
@@ -200,7 +201,7 @@ Test(data_image_set, manifest_with_wrong_checksum, .timeout = 10)
     expect_load_error(DP_ERR_FORMAT, "train-00001.dps", "payload crc32");
 }
 
-Test(data_image_set, manifest_with_wrong_count, .timeout = 10)
+Test(data_image_set, manifest_with_wrong_count, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[2] = {4, 4};
     td_make_dataset(dir, "train", shard_sizes, 2, &schema);
@@ -208,7 +209,7 @@ Test(data_image_set, manifest_with_wrong_count, .timeout = 10)
     expect_load_error(DP_ERR_FORMAT, "train-00001.dps", "record count 4 differs from manifest.txt (5)");
 }
 
-Test(data_image_set, missing_shard_is_io_error, .timeout = 10)
+Test(data_image_set, missing_shard_is_io_error, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[2] = {4, 4};
     td_make_dataset(dir, "train", shard_sizes, 2, &schema);
@@ -218,7 +219,7 @@ Test(data_image_set, missing_shard_is_io_error, .timeout = 10)
     expect_load_error(DP_ERR_IO, "train-00001.dps", "No such file");
 }
 
-Test(data_image_set, shard_schema_differs_from_manifest, .timeout = 10)
+Test(data_image_set, shard_schema_differs_from_manifest, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[2] = {4, 4};
     td_make_dataset(dir, "train", shard_sizes, 2, &schema);
@@ -236,7 +237,7 @@ Test(data_image_set, shard_schema_differs_from_manifest, .timeout = 10)
     expect_load_error(DP_ERR_FORMAT, "train-00001.dps", "differs from manifest.txt");
 }
 
-Test(data_image_set, label_out_of_range, .timeout = 10)
+Test(data_image_set, label_out_of_range, .timeout = DP_TIMEOUT(10))
 {
     char path[512];
     td_path(path, sizeof path, dir, "train-00000.dps");
@@ -252,7 +253,7 @@ Test(data_image_set, label_out_of_range, .timeout = 10)
     expect_load_error(DP_ERR_FORMAT, "train-00000.dps", "label 9 outside [0, 7)");
 }
 
-Test(data_image_set, token_dataset_is_not_images, .timeout = 10)
+Test(data_image_set, token_dataset_is_not_images, .timeout = DP_TIMEOUT(10))
 {
     dp_manifest_shard ms = {"train", "t.dps", 1, 0};
     dp_manifest m = {.name = "toks", .nshards = 1, .shards = &ms};

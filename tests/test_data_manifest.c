@@ -1,6 +1,7 @@
 /* manifest.txt: save/load round trip, a content hash that ignores layout but
  * not content, and parse errors that name the file and line. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ static void setup(void)
 
 static void teardown(void) { td_rmtree(dir); }
 
-TestSuite(data_manifest, .init = setup, .fini = teardown, .timeout = 10);
+TestSuite(data_manifest, .init = setup, .fini = teardown, .timeout = DP_TIMEOUT(10));
 
 static dp_manifest_shard shards[3] = {
     {"train", "train-00000.dps", 30000, 0x0123abcd},
@@ -40,7 +41,7 @@ static dp_manifest sample(void)
 
 static void put(const char *text) { td_write(mpath, text, strlen(text)); }
 
-Test(data_manifest, save_load_round_trip, .timeout = 10)
+Test(data_manifest, save_load_round_trip, .timeout = DP_TIMEOUT(10))
 {
     dp_manifest m = sample();
     cr_assert_eq(dp_manifest_save(dir, &m), DP_OK, "%s", dp_errmsg());
@@ -60,7 +61,7 @@ Test(data_manifest, save_load_round_trip, .timeout = 10)
     dp_manifest_free(NULL);
 }
 
-Test(data_manifest, hash_ignores_layout_not_content, .timeout = 10)
+Test(data_manifest, hash_ignores_layout_not_content, .timeout = DP_TIMEOUT(10))
 {
     dp_manifest m = sample();
     uint64_t h = dp_manifest_hash(&m);
@@ -91,7 +92,7 @@ Test(data_manifest, hash_ignores_layout_not_content, .timeout = 10)
     dp_manifest_free(l);
 }
 
-Test(data_manifest, tokens_schema_round_trip, .timeout = 10)
+Test(data_manifest, tokens_schema_round_trip, .timeout = DP_TIMEOUT(10))
 {
     dp_manifest_shard s = {"train", "docs-0.dps", 5, 0x1};
     dp_manifest m = {.name = "msmarco-100k", .nshards = 1, .shards = &s};
@@ -103,7 +104,7 @@ Test(data_manifest, tokens_schema_round_trip, .timeout = 10)
     dp_manifest_free(l);
 }
 
-Test(data_manifest, save_rejects_unsafe_names, .timeout = 10)
+Test(data_manifest, save_rejects_unsafe_names, .timeout = DP_TIMEOUT(10))
 {
     dp_manifest m = sample();
     dp_manifest_shard bad[1] = {{"train", "../escape.dps", 1, 0}};
@@ -118,7 +119,7 @@ typedef struct bad_case {
 
 #define HEAD "dptrain-manifest 1\nname fm\nschema image_u8 channels=1 height=28 width=28 classes=10\n"
 
-Test(data_manifest, parse_errors_name_file_and_line, .timeout = 10)
+Test(data_manifest, parse_errors_name_file_and_line, .timeout = DP_TIMEOUT(10))
 {
     static const bad_case cases[] = {
         {"name fm\n", ":1:", "expected 'dptrain-manifest 1'"},
@@ -155,7 +156,7 @@ Test(data_manifest, parse_errors_name_file_and_line, .timeout = 10)
     }
 }
 
-Test(data_manifest, missing_manifest_is_io_error, .timeout = 10)
+Test(data_manifest, missing_manifest_is_io_error, .timeout = DP_TIMEOUT(10))
 {
     dp_manifest *m = NULL;
     cr_assert_eq(dp_manifest_load(dir, &m), DP_ERR_IO);

@@ -2,6 +2,7 @@
  * atomic-rename contract, and one test per kind of damage the reader must
  * turn into DP_ERR_FORMAT with a message naming the file and offset. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@ static void setup(void)
 
 static void teardown(void) { td_rmtree(dir); }
 
-TestSuite(data_shard, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(data_shard, .init = setup, .fini = teardown, .timeout = DP_TIMEOUT(60));
 
 /* Reads a whole shard; returns the first failing status (DP_OK if clean). */
 static dp_status drain(const char *path, long *count)
@@ -82,7 +83,7 @@ ParameterizedTestParameters(data_shard, image_round_trip)
     return cr_make_param_array(rt_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(rt_case *tc, data_shard, image_round_trip, .timeout = 60)
+ParameterizedTest(rt_case *tc, data_shard, image_round_trip, .timeout = DP_TIMEOUT(60))
 {
     dp_shard_schema s = dp_shard_schema_image(1, tc->h, tc->w, 10);
     dp_shard_info wi = td_write_images(shard, &s, 0, tc->n, tc->frame);
@@ -127,7 +128,7 @@ ParameterizedTest(rt_case *tc, data_shard, image_round_trip, .timeout = 60)
 
 static size_t token_len(long i) { return (size_t)((i * 37) % 300) * 4; }
 
-Test(data_shard, tokens_round_trip_variable_length, .timeout = 30)
+Test(data_shard, tokens_round_trip_variable_length, .timeout = DP_TIMEOUT(30))
 {
     dp_shard_schema s = dp_shard_schema_tokens(50000);
     dp_shard_writer *w = NULL;
@@ -183,7 +184,7 @@ Test(data_shard, tokens_round_trip_variable_length, .timeout = 30)
 
 /* ------------------------------------------------------------ writer contract */
 
-Test(data_shard, writer_is_atomic, .timeout = 10)
+Test(data_shard, writer_is_atomic, .timeout = DP_TIMEOUT(10))
 {
     dp_shard_schema s = dp_shard_schema_image(1, 4, 4, 10);
     dp_shard_writer *w = NULL;
@@ -200,7 +201,7 @@ Test(data_shard, writer_is_atomic, .timeout = 10)
     cr_assert_eq(access(tmp, F_OK), -1, "temp file left behind");
 }
 
-Test(data_shard, writer_rejects_bad_input, .timeout = 10)
+Test(data_shard, writer_rejects_bad_input, .timeout = DP_TIMEOUT(10))
 {
     dp_shard_writer *w = NULL;
     dp_shard_schema bad = dp_shard_schema_image(1, 0, 28, 10);
@@ -244,7 +245,7 @@ static size_t make_shard(void)
     return n;
 }
 
-Test(data_shard, truncated_inside_header, .timeout = 10)
+Test(data_shard, truncated_inside_header, .timeout = DP_TIMEOUT(10))
 {
     make_shard();
     static const long cuts[] = {0, 1, 8, 64, 127};
@@ -254,7 +255,7 @@ Test(data_shard, truncated_inside_header, .timeout = 10)
     }
 }
 
-Test(data_shard, truncated_inside_payload, .timeout = 10)
+Test(data_shard, truncated_inside_payload, .timeout = DP_TIMEOUT(10))
 {
     size_t size = make_shard();
     long cuts[] = {(long)size - 1, (long)size / 2, 200, 133, 128};
@@ -264,7 +265,7 @@ Test(data_shard, truncated_inside_payload, .timeout = 10)
     }
 }
 
-Test(data_shard, trailing_bytes, .timeout = 10)
+Test(data_shard, trailing_bytes, .timeout = DP_TIMEOUT(10))
 {
     make_shard();
     td_append(shard, "junk", 4);
@@ -280,7 +281,7 @@ static void expect_flip_caught(size_t off)
     td_flip(shard, (long)off, 0x20);
 }
 
-Test(data_shard, flipped_payload_bytes, .timeout = 30)
+Test(data_shard, flipped_payload_bytes, .timeout = DP_TIMEOUT(30))
 {
     size_t size = make_shard();
     /* Frame prefixes, zstd frame headers, compressed blocks and, at the very
@@ -290,7 +291,7 @@ Test(data_shard, flipped_payload_bytes, .timeout = 30)
     expect_flip_caught(size - 1);
 }
 
-Test(data_shard, flipped_header_byte, .timeout = 10)
+Test(data_shard, flipped_header_byte, .timeout = DP_TIMEOUT(10))
 {
     make_shard();
     /* Every header byte after the magic, the version and the crc itself included. */
@@ -301,28 +302,28 @@ Test(data_shard, flipped_header_byte, .timeout = 10)
     }
 }
 
-Test(data_shard, wrong_magic, .timeout = 10)
+Test(data_shard, wrong_magic, .timeout = DP_TIMEOUT(10))
 {
     make_shard();
     td_flip(shard, 2, 0xff);
     expect_format("bad magic");
 }
 
-Test(data_shard, wrong_version, .timeout = 10)
+Test(data_shard, wrong_version, .timeout = DP_TIMEOUT(10))
 {
     make_shard();
     td_patch(shard, 8, 2, 4, 1);
     expect_format("unsupported format version 2");
 }
 
-Test(data_shard, record_count_mismatch_fixed_size, .timeout = 10)
+Test(data_shard, record_count_mismatch_fixed_size, .timeout = DP_TIMEOUT(10))
 {
     make_shard();
     td_patch(shard, 40, 1001, 8, 1);
     expect_format("offset 40: record count times record size");
 }
 
-Test(data_shard, record_count_mismatch_variable_size, .timeout = 10)
+Test(data_shard, record_count_mismatch_variable_size, .timeout = DP_TIMEOUT(10))
 {
     dp_shard_schema s = dp_shard_schema_tokens(100);
     dp_shard_writer *w = NULL;
@@ -337,14 +338,14 @@ Test(data_shard, record_count_mismatch_variable_size, .timeout = 10)
     expect_format("more records than the header's 9");
 }
 
-Test(data_shard, payload_crc_mismatch, .timeout = 10)
+Test(data_shard, payload_crc_mismatch, .timeout = DP_TIMEOUT(10))
 {
     make_shard();
     td_patch(shard, 72, 0xdeadbeef, 4, 1);
     expect_format("payload crc32 mismatch (header 0xdeadbeef, data 0x");
 }
 
-Test(data_shard, missing_file_is_io_error, .timeout = 10)
+Test(data_shard, missing_file_is_io_error, .timeout = DP_TIMEOUT(10))
 {
     dp_shard_reader *r = NULL;
     cr_assert_eq(dp_shard_reader_open(shard, &r), DP_ERR_IO);

@@ -5,6 +5,7 @@
  * rejected with the file named, and pair files. */
 #define _GNU_SOURCE /* strcasestr */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,7 @@ static char dir[256];
 static void setup(void) { td_tmpdir(dir, sizeof dir); }
 static void teardown(void) { td_rmtree(dir); }
 
-TestSuite(dsi_data, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(dsi_data, .init = setup, .fini = teardown, .timeout = DP_TIMEOUT(30));
 
 /* ------------------------------------------------------------ helpers */
 

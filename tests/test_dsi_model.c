@@ -18,6 +18,7 @@
  * from uniform. The brute force scores each valid id with the renormalised
  * log-probabilities computed here in double from the named parameters. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +133,7 @@ static dp_dsi_model *tiny_model(int semantic, float dropout)
 
 /* ------------------------------------------------------------------ tf-idf */
 
-Test(dsi_tfidf, values_by_hand, .timeout = 30)
+Test(dsi_tfidf, values_by_hand, .timeout = DP_TIMEOUT(30))
 {
     /* doc 0: examples {1,2,2} and {1}; doc 1: {2,3}; doc 2: one empty example */
     int32_t doc[] = {0, 1, 0, 2};
@@ -173,7 +174,7 @@ Test(dsi_tfidf, values_by_hand, .timeout = 30)
 
 /* ------------------------------------------------------------------ k-means */
 
-Test(dsi_kmeans, separates_two_clusters_and_is_deterministic, .timeout = 30)
+Test(dsi_kmeans, separates_two_clusters_and_is_deterministic, .timeout = DP_TIMEOUT(30))
 {
     enum { N = 40 };
     int topic[N], rows[N], a[N], b[N];
@@ -194,7 +195,7 @@ Test(dsi_kmeans, separates_two_clusters_and_is_deterministic, .timeout = 30)
     dp_sparse_rows_free(&x);
 }
 
-Test(dsi_kmeans, every_cluster_gets_members, .timeout = 30)
+Test(dsi_kmeans, every_cluster_gets_members, .timeout = DP_TIMEOUT(30))
 {
     enum { N = 300 };
     int rows[N], a[N], b[N];
@@ -215,7 +216,7 @@ Test(dsi_kmeans, every_cluster_gets_members, .timeout = 30)
     dp_sparse_rows_free(&x);
 }
 
-Test(dsi_kmeans, identical_rows_and_k_above_n, .timeout = 30)
+Test(dsi_kmeans, identical_rows_and_k_above_n, .timeout = DP_TIMEOUT(30))
 {
     enum { N = 12, DIM = 4 };
     float v[N * DIM] = {0};
@@ -296,7 +297,7 @@ static void check_trie(const dp_dsi_docids *ids)
     free(seen);
 }
 
-Test(dsi_docids, atomic, .timeout = 30)
+Test(dsi_docids, atomic, .timeout = DP_TIMEOUT(30))
 {
     dp_dsi_docids ids;
     cr_assert_eq(dp_dsi_docids_atomic(13, &ids), DP_OK, "%s", dp_errmsg());
@@ -309,7 +310,7 @@ Test(dsi_docids, atomic, .timeout = 30)
     dp_dsi_docids_free(&ids); /* idempotent */
 }
 
-Test(dsi_docids, semantic_unique_deterministic_bounded, .timeout = 60)
+Test(dsi_docids, semantic_unique_deterministic_bounded, .timeout = DP_TIMEOUT(60))
 {
     enum { N = 700, K = 4, LEAF = 10 };
     dp_sparse_rows x;
@@ -346,7 +347,7 @@ Test(dsi_docids, semantic_unique_deterministic_bounded, .timeout = 60)
     dp_sparse_rows_free(&x);
 }
 
-Test(dsi_docids, semantic_degenerate_rows_terminate, .timeout = 60)
+Test(dsi_docids, semantic_degenerate_rows_terminate, .timeout = DP_TIMEOUT(60))
 {
     enum { N = 50, DIM = 3 };
     float v[N * DIM] = {0};
@@ -372,7 +373,7 @@ Test(dsi_docids, semantic_degenerate_rows_terminate, .timeout = 60)
     dp_sparse_rows_free(&x);
 }
 
-Test(dsi_docids, depth_cap_falls_back_to_position, .timeout = 60)
+Test(dsi_docids, depth_cap_falls_back_to_position, .timeout = DP_TIMEOUT(60))
 {
     /* k 2 and leaf 1 over 5000 identical rows: 12 halvings leave groups of 2 */
     enum { N = 5000 };
@@ -391,7 +392,7 @@ Test(dsi_docids, depth_cap_falls_back_to_position, .timeout = 60)
     dp_sparse_rows_free(&x);
 }
 
-Test(dsi_docids, index_rejects_duplicates_and_prefixes, .timeout = 30)
+Test(dsi_docids, index_rejects_duplicates_and_prefixes, .timeout = DP_TIMEOUT(30))
 {
     dp_dsi_docids ids;
     hand_ids(&ids);
@@ -465,10 +466,10 @@ static void check_model_grad(int semantic)
     dp_dsi_model_free(m);
 }
 
-Test(dsi_model, gradcheck_atomic, .timeout = 60) { check_model_grad(0); }
-Test(dsi_model, gradcheck_semantic, .timeout = 60) { check_model_grad(1); }
+Test(dsi_model, gradcheck_atomic, .timeout = DP_TIMEOUT(60)) { check_model_grad(0); }
+Test(dsi_model, gradcheck_semantic, .timeout = DP_TIMEOUT(60)) { check_model_grad(1); }
 
-Test(dsi_model, loss_value_and_correct, .timeout = 30)
+Test(dsi_model, loss_value_and_correct, .timeout = DP_TIMEOUT(30))
 {
     /* semantic: the loss is 1/n sum over rows of the summed level CEs, here
      * recomputed in double from the named parameters (dropout off) */
@@ -675,7 +676,7 @@ static void run_beam(dp_dsi_model *m, int n, int B, int exact, uint64_t seed)
     run_beam_scaled(m, n, B, exact, seed, 1.0f);
 }
 
-Test(dsi_beam, semantic_wide_beam_is_exact, .timeout = 60)
+Test(dsi_beam, semantic_wide_beam_is_exact, .timeout = DP_TIMEOUT(60))
 {
     dp_dsi_model *m = tiny_model(1, 0.0f);
     /* node counts per depth: 1, 3, 6, 4; a beam of 6 or more covers every level */
@@ -692,7 +693,7 @@ Test(dsi_beam, semantic_wide_beam_is_exact, .timeout = 60)
     dp_dsi_model_free(m);
 }
 
-Test(dsi_beam, semantic_narrow_beam_is_valid, .timeout = 60)
+Test(dsi_beam, semantic_narrow_beam_is_valid, .timeout = DP_TIMEOUT(60))
 {
     dp_dsi_model *m = tiny_model(1, 0.0f);
     run_beam(m, 40, 1, 0, 4);
@@ -701,7 +702,7 @@ Test(dsi_beam, semantic_narrow_beam_is_valid, .timeout = 60)
     dp_dsi_model_free(m);
 }
 
-Test(dsi_beam, semantic_kmeans_ids, .timeout = 120)
+Test(dsi_beam, semantic_kmeans_ids, .timeout = DP_TIMEOUT(120))
 {
     /* real k-means ids (mixed lengths 2..3), wide and narrow beams */
     dp_sparse_rows x;
@@ -722,7 +723,7 @@ Test(dsi_beam, semantic_kmeans_ids, .timeout = 120)
     dp_dsi_model_free(m);
 }
 
-Test(dsi_beam, atomic_is_exact_top_k, .timeout = 60)
+Test(dsi_beam, atomic_is_exact_top_k, .timeout = DP_TIMEOUT(60))
 {
     dp_dsi_model *m = tiny_model(0, 0.0f);
     run_beam(m, 70, 3, 1, 9);
@@ -735,7 +736,7 @@ Test(dsi_beam, atomic_is_exact_top_k, .timeout = 60)
     dp_dsi_model_free(m);
 }
 
-Test(dsi_model, build_errors_give_the_ids_back, .timeout = 30)
+Test(dsi_model, build_errors_give_the_ids_back, .timeout = DP_TIMEOUT(30))
 {
     dp_dsi_docids ids;
     cr_assert_eq(dp_dsi_docids_atomic(5, &ids), DP_OK);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include "timeout.h"
 
 #include "dptrain/dsi.h"
 
@@ -22,7 +23,7 @@ static double sm(const double *s, int n, int i) /* softmax_i of s[0..n) */
     return exp(s[i]) / z;
 }
 
-Test(dsi_aggregate, confidence_hand_made, .timeout = 10)
+Test(dsi_aggregate, confidence_hand_made, .timeout = DP_TIMEOUT(10))
 {
     /* member 0 returns 5, 7, 9; member 1 returns 7, 5 and an empty slot */
     const int32_t d0[] = {5, 7, 9}, d1[] = {7, 5, -1};
@@ -53,7 +54,7 @@ Test(dsi_aggregate, confidence_hand_made, .timeout = 10)
     cr_expect_eq(dp_dsi_aggregate(DP_DSI_AGG_CONFIDENCE, 2, nb, docs, sc, 0, out, os), 0);
 }
 
-Test(dsi_aggregate, vote_counts_members_once, .timeout = 10)
+Test(dsi_aggregate, vote_counts_members_once, .timeout = DP_TIMEOUT(10))
 {
     /* m0: 1, 2, 2 (2 twice: one vote, both beams add to its confidence)
      * m1: 2, 3     m2: 3, 4     -> votes: 2 -> 2, 3 -> 2, 1 -> 1, 4 -> 1;
@@ -85,7 +86,7 @@ Test(dsi_aggregate, vote_counts_members_once, .timeout = 10)
         cr_expect(os[i - 1] >= os[i]);
 }
 
-Test(dsi_aggregate, ties_by_smaller_doc, .timeout = 10)
+Test(dsi_aggregate, ties_by_smaller_doc, .timeout = DP_TIMEOUT(10))
 {
     /* equal scores inside each member: every document 0.5 (confidence ties -> ids 10 20 30 40);
      * one vote each, positions 30 -> 0, 20 -> 0, 10 -> 1, 40 -> 1 (vote: 20 30 10 40) */
@@ -105,7 +106,7 @@ Test(dsi_aggregate, ties_by_smaller_doc, .timeout = 10)
     }
 }
 
-Test(dsi_aggregate, empty_members_and_slots, .timeout = 10)
+Test(dsi_aggregate, empty_members_and_slots, .timeout = DP_TIMEOUT(10))
 {
     const int32_t d0[] = {-1, -1}, d1[] = {8}, d2[] = {0};
     const float s0[] = {0, 0}, s1[] = {-50.0f}, s2[] = {0};
@@ -133,7 +134,7 @@ Test(dsi_aggregate, empty_members_and_slots, .timeout = 10)
 
 /* Softmax is shift-invariant per member; the confidences sum to the members that
  * returned something; many members x beams take the heap path. */
-Test(dsi_aggregate, invariants_random, .timeout = 30)
+Test(dsi_aggregate, invariants_random, .timeout = DP_TIMEOUT(30))
 {
     enum { NM = 80, NB = 64 }; /* 5120 beams > the 4096 on the stack */
     static int32_t dd[NM][NB];
@@ -182,7 +183,7 @@ Test(dsi_aggregate, invariants_random, .timeout = 30)
 
 /* ============================================================ metrics */
 
-Test(dsi_metrics, positions, .timeout = 10)
+Test(dsi_metrics, positions, .timeout = DP_TIMEOUT(10))
 {
     dp_dsi_metrics m = {0};
     const int32_t r[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
@@ -201,7 +202,7 @@ Test(dsi_metrics, positions, .timeout = 10)
     cr_expect_float_eq(m.mrr10, 1.0 + 1.0 / 3.0 + 0.1, 1e-12);
 }
 
-Test(dsi_metrics, duplicates_and_empty_slots_ignored, .timeout = 10)
+Test(dsi_metrics, duplicates_and_empty_slots_ignored, .timeout = DP_TIMEOUT(10))
 {
     dp_dsi_metrics m = {0};
     const int32_t r[] = {4, 4, -1, 4, 9}; /* distinct: 4, 9 -> gold 9 is 2nd */
@@ -287,10 +288,10 @@ static void hand_corpus(double k1, double b)
     dp_bm25_free(ix);
 }
 
-Test(bm25, hand_checked_k1_09_b_04, .timeout = 10) { hand_corpus(0.9, 0.4); }
-Test(bm25, hand_checked_k1_15_b_075, .timeout = 10) { hand_corpus(1.5, 0.75); }
+Test(bm25, hand_checked_k1_09_b_04, .timeout = DP_TIMEOUT(10)) { hand_corpus(0.9, 0.4); }
+Test(bm25, hand_checked_k1_15_b_075, .timeout = DP_TIMEOUT(10)) { hand_corpus(1.5, 0.75); }
 
-Test(bm25, hand_checked_numbers, .timeout = 10)
+Test(bm25, hand_checked_numbers, .timeout = DP_TIMEOUT(10))
 {
     /* the same scores with every number written out, k1 = 0.9, b = 0.4:
      * d1 for "banana cherry" = 2 * 0.6931472 * 1.9 / (1 + 0.9 * (0.6 + 0.4 * 2 / 2.5)) = 1.4408968 */
@@ -308,7 +309,7 @@ Test(bm25, hand_checked_numbers, .timeout = 10)
     dp_bm25_free(ix);
 }
 
-Test(bm25, ties_by_smaller_doc_and_empty_corpus, .timeout = 10)
+Test(bm25, ties_by_smaller_doc_and_empty_corpus, .timeout = DP_TIMEOUT(10))
 {
     const char *const t[] = {"x y", "z", "y x", "", NULL, "x y"};
     dp_bm25 *ix;
@@ -331,7 +332,7 @@ Test(bm25, ties_by_smaller_doc_and_empty_corpus, .timeout = 10)
 }
 
 /* Random corpus against a brute-force scorer written from the formula. */
-Test(bm25, random_vs_brute_force, .timeout = 60)
+Test(bm25, random_vs_brute_force, .timeout = DP_TIMEOUT(60))
 {
     enum { ND = 300, NQ = 200, V = 60, K = 10 };
     static char text[ND][400];
@@ -409,7 +410,7 @@ Test(bm25, random_vs_brute_force, .timeout = 60)
 /* Top-10 with MaxScore pruning equals the exhaustive search (k above the
  * pruning limit of 256, cut to 10) bit for bit, on a Zipf-like corpus where
  * frequent words (df near N) make pruning kick in. Also against brute force. */
-Test(bm25, pruned_equals_exhaustive, .timeout = 60)
+Test(bm25, pruned_equals_exhaustive, .timeout = DP_TIMEOUT(60))
 {
     enum { ND = 3000, NQ = 600, V = 2000, K = 10 };
     static char text[ND][200];
@@ -450,7 +451,7 @@ Test(bm25, pruned_equals_exhaustive, .timeout = 60)
 #undef NEXT
 }
 
-Test(dsi_aggregate, joint_softmax_over_all_members, .timeout = 10)
+Test(dsi_aggregate, joint_softmax_over_all_members, .timeout = DP_TIMEOUT(10))
 {
     /* scores: member 0 is sure (5, 4), member 1 is not (1, 0). Confidence gives each
      * member a mass of 1 (docs 1 and 3 tie at 0.731); joint normalises over all four. */

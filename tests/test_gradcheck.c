@@ -1,6 +1,7 @@
 /* The checker itself must fail on a wrong backward: a square op with a
  * correct and a deliberately wrong gradient, checked through gc_check. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 
 #include "core/tape.h"
 #include "gradcheck.h"
@@ -29,7 +30,7 @@ static dp_tensor *square(dp_ctx *c, dp_tensor **in, void *arg)
     return y;
 }
 
-Test(gradcheck, passes_a_correct_backward, .timeout = 30)
+Test(gradcheck, passes_a_correct_backward, .timeout = DP_TIMEOUT(30))
 {
     gc_input in = {.ndim = 2, .shape = {3, 5}, .lo = -2, .hi = 2};
     gc_result r;
@@ -37,7 +38,7 @@ Test(gradcheck, passes_a_correct_backward, .timeout = 30)
     cr_assert_eq(r.checked, 15);
 }
 
-Test(gradcheck, fails_a_wrong_backward, .timeout = 30)
+Test(gradcheck, fails_a_wrong_backward, .timeout = DP_TIMEOUT(30))
 {
     gc_input in = {.ndim = 2, .shape = {3, 5}, .lo = 0.5f, .hi = 2};
     gc_result r;
@@ -45,7 +46,7 @@ Test(gradcheck, fails_a_wrong_backward, .timeout = 30)
     cr_assert_eq(r.bad, 15);
 }
 
-Test(arena, stops_allocating_after_the_first_step, .timeout = 30)
+Test(arena, stops_allocating_after_the_first_step, .timeout = DP_TIMEOUT(30))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -62,7 +63,7 @@ Test(arena, stops_allocating_after_the_first_step, .timeout = 30)
     dp_ctx_free(&c);
 }
 
-Test(rng, streams_are_reproducible_and_distinct, .timeout = 30)
+Test(rng, streams_are_reproducible_and_distinct, .timeout = DP_TIMEOUT(30))
 {
     dp_rng a, b, d;
     dp_rng_seed(&a, 7, DP_STREAM_SHUFFLE, 0);

@@ -2,6 +2,7 @@
  * the dot picture, and the derived network (shape, parameter count by hand,
  * gradients, drop-path). */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,7 @@ static void remove_dir(void)
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
-TestSuite(genotype, .init = make_dir, .fini = remove_dir, .timeout = 120);
+TestSuite(genotype, .init = make_dir, .fini = remove_dir, .timeout = DP_TIMEOUT(120));
 
 /* A genotype using every primitive, skip_connect at stride 1 and 2, and
  * inputs from every kind of state. */

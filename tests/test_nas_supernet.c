@@ -36,6 +36,7 @@
  *    more: a whole op column (28 of 224 alpha elements), a strategy's
  *    weights (all of alpha) or the input (all of x). */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <math.h>
 #include <string.h>
@@ -105,7 +106,7 @@ static dp_supernet *build(int layers, int C, dp_model_shape in, int nops, const 
 
 /* The reference counts (quark0/darts model_search.py, count_parameters_in_MB
  * without alpha): BN without affine has no parameters, running stats are buffers. */
-Test(supernet, parameter_counts_match_the_reference, .timeout = 30)
+Test(supernet, parameter_counts_match_the_reference, .timeout = DP_TIMEOUT(30))
 {
     dp_supernet *cifar = build(8, 16, (dp_model_shape){3, 32, 32, 10}, 0, NULL);
     cr_assert_eq(cifar->model->params.n, 1930618, "CIFAR-10 supernet: %zu", cifar->model->params.n);
@@ -118,7 +119,7 @@ Test(supernet, parameter_counts_match_the_reference, .timeout = 30)
     dp_supernet_free(fm);
 }
 
-Test(supernet, defaults_and_config_errors, .timeout = 10)
+Test(supernet, defaults_and_config_errors, .timeout = DP_TIMEOUT(10))
 {
     dp_supernet_config cfg;
     dp_supernet_config_defaults(&cfg);
@@ -150,7 +151,7 @@ static dp_tensor *fr_forward(dp_ctx *c, dp_darts_fr *fr, float *x, int N, int C,
     return dp_darts_fr_forward(c, fr, dp_tensor_wrap(c, x, 4, (int[]){N, C, H, W}));
 }
 
-Test(darts_ops, factorized_reduce_shapes, .timeout = 10)
+Test(darts_ops, factorized_reduce_shapes, .timeout = DP_TIMEOUT(10))
 {
     dp_params p = {0};
     dp_darts_fr fr;
@@ -175,7 +176,7 @@ Test(darts_ops, factorized_reduce_shapes, .timeout = 10)
     dp_params_free(&p);
 }
 
-Test(supernet, forward_shape_and_alpha_layout, .timeout = 30)
+Test(supernet, forward_shape_and_alpha_layout, .timeout = DP_TIMEOUT(30))
 {
     const int ops[5] = {DP_NAS_NONE, DP_NAS_MAX_POOL_3X3, DP_NAS_SKIP_CONNECT, DP_NAS_SEP_CONV_3X3,
                         DP_NAS_DIL_CONV_5X5};
@@ -248,7 +249,7 @@ ParameterizedTestParameters(darts_ops, gradcheck)
  * on odd sizes, with respect to its input, C = 4, h = 1e-3. Max-pool inputs
  * are spread apart (gc_init_distinct) so +-h never changes a window's
  * winner; the others are kept |x| >= 0.1 so the leading ReLU never flips. */
-ParameterizedTest(op_case *p, darts_ops, gradcheck, .timeout = 60)
+ParameterizedTest(op_case *p, darts_ops, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     op_state st = {0};
     dp_darts_op_init(&st.op, &st.p, "op", p->kind, 4, p->stride, 0, 1);
@@ -382,7 +383,7 @@ ParameterizedTestParameters(supernet, gradcheck)
 }
 
 /* d (logits . R) / d alpha and / d x for darts, temperature and gold, by central differences. */
-ParameterizedTest(mix_case *p, supernet, gradcheck, .timeout = 120)
+ParameterizedTest(mix_case *p, supernet, gradcheck, .timeout = DP_TIMEOUT(120))
 {
     net_arg a = {.sn = build(3, 2, TINY_SHAPE, 0, NULL)};
     condition(a.sn);
@@ -466,7 +467,7 @@ static void checker_inputs(const gc_input *ins, int n, float **out)
     }
 }
 
-Test(supernet, gumbel_straight_through_gradient, .timeout = 120)
+Test(supernet, gumbel_straight_through_gradient, .timeout = DP_TIMEOUT(120))
 {
     const float T = 0.7f;
     net_arg a = {.sn = build(3, 2, TINY_SHAPE, 0, NULL)};
@@ -520,7 +521,7 @@ ParameterizedTestParameters(expected_cost, gradcheck)
 
 /* E[cost] is smooth in alpha (no BN or kink on its path): h 1e-2 and a 5x
  * tighter tolerance than the default. */
-ParameterizedTest(mix_case *p, expected_cost, gradcheck, .timeout = 60)
+ParameterizedTest(mix_case *p, expected_cost, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     static cost_arg a;
     memset(&a, 0, sizeof a);
@@ -554,7 +555,7 @@ ParameterizedTest(mix_case *p, expected_cost, gradcheck, .timeout = 60)
     dp_supernet_free(a.net.sn);
 }
 
-Test(darts_ops, flops_ordering, .timeout = 10)
+Test(darts_ops, flops_ordering, .timeout = DP_TIMEOUT(10))
 {
     const int C = 8, H = 14, W = 14;
     double f[DP_NAS_NUM_OPS];
@@ -584,7 +585,7 @@ static double probe_cost(int op, int C, int H, int W, int stride, void *user)
     return op * 1e6 + C * 1e4 + H * 1e2 + W + stride * 1e-1;
 }
 
-Test(supernet, costs_sum_over_cells_of_each_type, .timeout = 30)
+Test(supernet, costs_sum_over_cells_of_each_type, .timeout = DP_TIMEOUT(30))
 {
     dp_supernet *sn = build(5, 8, (dp_model_shape){1, 28, 28, 10}, 0, NULL);
     static double cost[2 * NW];

@@ -13,6 +13,7 @@
  *  - dropout: with the mask fixed (the checker reseeds c->dropout_rng before
  *    every pass) the op is linear: h = 0.1, atol 1e-4, rtol 1e-3. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <math.h>
 #include <string.h>
@@ -68,7 +69,7 @@ ParameterizedTestParameters(pointwise, gradcheck)
     return cr_make_param_array(pw_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(pw_case *p, pointwise, gradcheck, .timeout = 60)
+ParameterizedTest(pw_case *p, pointwise, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input in = {.ndim = p->ndim, .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}, .lo = -3, .hi = 3};
     gc_opts o = opts(1e-2, 2e-4, 2e-3);
@@ -79,7 +80,7 @@ ParameterizedTest(pw_case *p, pointwise, gradcheck, .timeout = 60)
     CHECK_GRAD(pw_names[p->op], 1, &in, build_pointwise, p, &o);
 }
 
-Test(pointwise, forward_matches_double_reference, .timeout = 30)
+Test(pointwise, forward_matches_double_reference, .timeout = DP_TIMEOUT(30))
 {
     float x[64];
     fill(x, 60, 1, -6, 6);
@@ -127,14 +128,14 @@ ParameterizedTestParameters(softmax, gradcheck)
     return cr_make_param_array(sm_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(sm_case *p, softmax, gradcheck, .timeout = 60)
+ParameterizedTest(sm_case *p, softmax, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input in = {.ndim = p->ndim, .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}, .lo = -2, .hi = 2};
     gc_opts o = opts(1e-2, 2e-4, 2e-3);
     CHECK_GRAD(p->log ? "log_softmax" : "softmax", 1, &in, build_softmax, p, &o);
 }
 
-Test(softmax, rows_sum_to_one_and_match_double_with_temperature, .timeout = 30)
+Test(softmax, rows_sum_to_one_and_match_double_with_temperature, .timeout = DP_TIMEOUT(30))
 {
     enum { R = 5, D = 9 };
     float x[R * D];
@@ -181,7 +182,7 @@ static dp_tensor *build_act_reuse(dp_ctx *c, dp_tensor **in, void *arg)
     return dp_add(c, a, dp_mul(c, dp_gelu(c, x), dp_sigmoid(c, x)));
 }
 
-Test(softmax, gradcheck_with_x_reused_by_every_op, .timeout = 60)
+Test(softmax, gradcheck_with_x_reused_by_every_op, .timeout = DP_TIMEOUT(60))
 {
     gc_input in = {.ndim = 2, .shape = {3, 7}, .lo = -2, .hi = 2};
     gc_opts o = opts(1e-2, 2e-4, 2e-3);
@@ -210,7 +211,7 @@ ParameterizedTestParameters(dropout, gradcheck)
     return cr_make_param_array(do_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(do_case *p, dropout, gradcheck, .timeout = 60)
+ParameterizedTest(do_case *p, dropout, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input ins[2] = {{.ndim = 2, .shape = {7, 13}, .lo = -1, .hi = 1},
                        {.ndim = 2, .shape = {7, 13}, .lo = -1, .hi = 1}};
@@ -218,7 +219,7 @@ ParameterizedTest(do_case *p, dropout, gradcheck, .timeout = 60)
     CHECK_GRAD("dropout", 2, ins, build_dropout, p, &o);
 }
 
-Test(dropout, keeps_about_1_minus_p_and_scales_by_its_inverse, .timeout = 30)
+Test(dropout, keeps_about_1_minus_p_and_scales_by_its_inverse, .timeout = DP_TIMEOUT(30))
 {
     enum { N = 200000 };
     static float x[N];
@@ -242,7 +243,7 @@ Test(dropout, keeps_about_1_minus_p_and_scales_by_its_inverse, .timeout = 30)
     dp_ctx_free(&c);
 }
 
-Test(dropout, identity_in_eval_or_p_zero_zero_at_p_one, .timeout = 30)
+Test(dropout, identity_in_eval_or_p_zero_zero_at_p_one, .timeout = DP_TIMEOUT(30))
 {
     float x[21];
     fill(x, 21, 4, -1, 1);
@@ -263,7 +264,7 @@ Test(dropout, identity_in_eval_or_p_zero_zero_at_p_one, .timeout = 30)
     dp_ctx_free(&c);
 }
 
-Test(dropout, mask_follows_the_rng_and_backward_uses_it, .timeout = 30)
+Test(dropout, mask_follows_the_rng_and_backward_uses_it, .timeout = DP_TIMEOUT(30))
 {
     float x[50];
     fill(x, 50, 5, 0.5f, 1.0f);
@@ -292,7 +293,7 @@ Test(dropout, mask_follows_the_rng_and_backward_uses_it, .timeout = 30)
 
 /* The forward is piecewise constant, so finite differences would give zero:
  * the defined gradient is the identity, checked exactly (d soft = d out). */
-Test(onehot_st, forward_is_first_argmax_backward_is_identity, .timeout = 10)
+Test(onehot_st, forward_is_first_argmax_backward_is_identity, .timeout = DP_TIMEOUT(10))
 {
     enum { R = 4, D = 5 };
     float x[R * D] = {0.1f, 0.7f, 0.2f, 0.7f, 0.0f,  /* tie: the first 0.7 */
@@ -322,7 +323,7 @@ Test(onehot_st, forward_is_first_argmax_backward_is_identity, .timeout = 10)
 /* Through a softmax (GDAS's hard sample of softmax(x / t)): the gradient that
  * reaches x is the softmax backward of d out, checked against the plain
  * softmax path seeded with the same d out. */
-Test(onehot_st, composes_with_softmax_like_the_soft_path, .timeout = 10)
+Test(onehot_st, composes_with_softmax_like_the_soft_path, .timeout = DP_TIMEOUT(10))
 {
     enum { R = 3, D = 6 };
     float x[R * D], seed[R * D], g_st[R * D] = {0}, g_soft[R * D] = {0};

@@ -3,6 +3,7 @@
  * layout checks. Tolerances: gc_defaults(); the ops copy, so the forward is
  * exact and the finite difference is exact up to float rounding. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <stdio.h>
 
@@ -33,7 +34,7 @@ ParameterizedTestParameters(concat, gradcheck)
     return cr_make_param_array(concat_case, concat_cases, sizeof concat_cases / sizeof concat_cases[0]);
 }
 
-ParameterizedTest(concat_case *p, concat, gradcheck, .timeout = 30)
+ParameterizedTest(concat_case *p, concat, gradcheck, .timeout = DP_TIMEOUT(30))
 {
     gc_input ins[5];
     for (int i = 0; i < p->n; i++)
@@ -45,7 +46,7 @@ ParameterizedTest(concat_case *p, concat, gradcheck, .timeout = 30)
     cr_assert_eq(r.checked, want, "every element of every input is checked");
 }
 
-Test(concat, forward_layout, .timeout = 10)
+Test(concat, forward_layout, .timeout = DP_TIMEOUT(10))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -72,7 +73,7 @@ Test(concat, forward_layout, .timeout = 10)
     dp_ctx_free(&c);
 }
 
-Test(concat, rejects_mismatched_shapes, .timeout = 10)
+Test(concat, rejects_mismatched_shapes, .timeout = DP_TIMEOUT(10))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -109,14 +110,14 @@ ParameterizedTestParameters(slice, gradcheck)
     return cr_make_param_array(slice_case, slice_cases, sizeof slice_cases / sizeof slice_cases[0]);
 }
 
-ParameterizedTest(slice_case *p, slice, gradcheck, .timeout = 30)
+ParameterizedTest(slice_case *p, slice, gradcheck, .timeout = DP_TIMEOUT(30))
 {
     gc_input in = {.ndim = p->ndim, .shape = {p->N, p->C, p->H, p->W}, .lo = -1, .hi = 1};
     gc_result r;
     cr_assert(gc_check("slice", 1, &in, build_slice, p, NULL, &r), "worst %s", r.worst);
 }
 
-Test(slice, forward_layout_and_bad_ranges, .timeout = 10)
+Test(slice, forward_layout_and_bad_ranges, .timeout = DP_TIMEOUT(10))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -168,7 +169,7 @@ ParameterizedTestParameters(subsample, gradcheck)
     return cr_make_param_array(sub_case, sub_cases, sizeof sub_cases / sizeof sub_cases[0]);
 }
 
-ParameterizedTest(sub_case *p, subsample, gradcheck, .timeout = 30)
+ParameterizedTest(sub_case *p, subsample, gradcheck, .timeout = DP_TIMEOUT(30))
 {
     gc_input in = {.ndim = 4, .shape = {p->N, p->C, p->H, p->W}, .lo = -1, .hi = 1};
     gc_result r;
@@ -176,7 +177,7 @@ ParameterizedTest(sub_case *p, subsample, gradcheck, .timeout = 30)
     cr_assert_eq(r.checked, (long)p->N * p->C * p->H * p->W);
 }
 
-Test(subsample, forward_picks_the_grid_and_pads_with_zeros, .timeout = 10)
+Test(subsample, forward_picks_the_grid_and_pads_with_zeros, .timeout = DP_TIMEOUT(10))
 {
     dp_ctx c;
     dp_ctx_init(&c);

@@ -12,6 +12,7 @@
  *    float ulps per accumulated term (GEMM sums in another order than the
  *    double reference). */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <math.h>
 #include <stdio.h>
@@ -86,7 +87,7 @@ ParameterizedTestParameters(conv2d, gradcheck)
     return cr_make_param_array(conv_case, grad_cases, sizeof grad_cases / sizeof grad_cases[0]);
 }
 
-ParameterizedTest(conv_case *p, conv2d, gradcheck, .timeout = 60)
+ParameterizedTest(conv_case *p, conv2d, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input ins[3];
     int nin = set_inputs(p, ins);
@@ -144,7 +145,7 @@ ParameterizedTestParameters(conv2d, forward_matches_naive)
     return cr_make_param_array(conv_case, fwd_cases, sizeof fwd_cases / sizeof fwd_cases[0]);
 }
 
-ParameterizedTest(conv_case *p, conv2d, forward_matches_naive, .timeout = 30)
+ParameterizedTest(conv_case *p, conv2d, forward_matches_naive, .timeout = DP_TIMEOUT(30))
 {
     dp_rng r;
     dp_rng_seed(&r, 5, DP_STREAM_USER, 0);
@@ -180,7 +181,7 @@ ParameterizedTest(conv_case *p, conv2d, forward_matches_naive, .timeout = 30)
 
 /* ---- behaviour around the gradients ---- */
 
-Test(conv2d, input_without_grad_gets_none_and_bias_grad_is_dy_sum, .timeout = 30)
+Test(conv2d, input_without_grad_gets_none_and_bias_grad_is_dy_sum, .timeout = DP_TIMEOUT(30))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -230,7 +231,7 @@ ParameterizedTestParameters(conv2d, backward_accumulates)
     return cr_make_param_array(conv_case, accum_cases, sizeof accum_cases / sizeof accum_cases[0]);
 }
 
-ParameterizedTest(conv_case *p, conv2d, backward_accumulates, .timeout = 30)
+ParameterizedTest(conv_case *p, conv2d, backward_accumulates, .timeout = DP_TIMEOUT(30))
 {
     int xs[4] = {p->N, p->C, p->H, p->W}, ws[4] = {p->O, p->C / p->groups, p->k, kwidth(p)}, bs[1] = {p->O};
     long n[3] = {dp_shape_numel(4, xs), dp_shape_numel(4, ws), p->O};
@@ -272,7 +273,7 @@ ParameterizedTest(conv_case *p, conv2d, backward_accumulates, .timeout = 30)
     }
 }
 
-Test(conv2d, rejects_bad_shapes, .timeout = 10)
+Test(conv2d, rejects_bad_shapes, .timeout = DP_TIMEOUT(10))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -368,7 +369,7 @@ ParameterizedTestParameters(depthwise, gradcheck)
     return cr_make_param_array(dw_param, dw_params, N_DW_CASES * 3);
 }
 
-ParameterizedTest(dw_param *p, depthwise, gradcheck, .timeout = 60)
+ParameterizedTest(dw_param *p, depthwise, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     const dw_case *q = &p->c;
     dp_dwconv_set_kernels(p->mode);
@@ -430,7 +431,7 @@ ParameterizedTestParameters(depthwise, matches_reference)
     return cr_make_param_array(dw_param, dw_params, N_DW_CASES * 3);
 }
 
-ParameterizedTest(dw_param *p, depthwise, matches_reference, .timeout = 30)
+ParameterizedTest(dw_param *p, depthwise, matches_reference, .timeout = DP_TIMEOUT(30))
 {
     const dw_case *q = &p->c;
     const int O = q->C * q->mult, T = q->kh * q->kw;

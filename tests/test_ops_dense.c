@@ -11,6 +11,7 @@
  * and check with atol 2e-5, rtol 2e-4 (50x tighter than the default; the
  * worst error seen is ~3e-6, on a 16x13 @ 13x9 matmul). */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <math.h>
 #include <string.h>
@@ -56,7 +57,7 @@ ParameterizedTestParameters(matmul, gradcheck)
     return cr_make_param_array(mm_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(mm_case *p, matmul, gradcheck, .timeout = 60)
+ParameterizedTest(mm_case *p, matmul, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input ins[2] = {
         {.ndim = 2, .shape = {p->ta ? p->K : p->M, p->ta ? p->M : p->K}, .lo = -1, .hi = 1},
@@ -66,7 +67,7 @@ ParameterizedTest(mm_case *p, matmul, gradcheck, .timeout = 60)
     CHECK_GRAD("matmul", 2, ins, build_matmul, p, &o);
 }
 
-Test(matmul, forward_matches_double_reference_for_all_trans_flags, .timeout = 30)
+Test(matmul, forward_matches_double_reference_for_all_trans_flags, .timeout = DP_TIMEOUT(30))
 {
     const int M = 5, K = 7, N = 3;
     float a[35], b[21];
@@ -94,7 +95,7 @@ Test(matmul, forward_matches_double_reference_for_all_trans_flags, .timeout = 30
         }
 }
 
-Test(matmul, rejects_mismatched_inner_dims, .timeout = 30)
+Test(matmul, rejects_mismatched_inner_dims, .timeout = DP_TIMEOUT(30))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -131,7 +132,7 @@ ParameterizedTestParameters(linear, gradcheck)
     return cr_make_param_array(lin_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(lin_case *p, linear, gradcheck, .timeout = 60)
+ParameterizedTest(lin_case *p, linear, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input ins[3] = {
         {.ndim = 2, .shape = {p->N, p->in}, .lo = -1, .hi = 1},
@@ -142,7 +143,7 @@ ParameterizedTest(lin_case *p, linear, gradcheck, .timeout = 60)
     CHECK_GRAD("linear", p->bias ? 3 : 2, ins, build_linear, p, &o);
 }
 
-Test(linear, forward_matches_double_reference, .timeout = 30)
+Test(linear, forward_matches_double_reference, .timeout = DP_TIMEOUT(30))
 {
     enum { N = 4, IN = 6, OUT = 5 };
     float x[N * IN], w[OUT * IN], b[OUT];
@@ -166,7 +167,7 @@ Test(linear, forward_matches_double_reference, .timeout = 30)
     }
 }
 
-Test(linear, rejects_bad_shapes, .timeout = 30)
+Test(linear, rejects_bad_shapes, .timeout = DP_TIMEOUT(30))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -201,7 +202,7 @@ ParameterizedTestParameters(bias_add, gradcheck)
     return cr_make_param_array(shape_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(shape_case *p, bias_add, gradcheck, .timeout = 60)
+ParameterizedTest(shape_case *p, bias_add, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input ins[2] = {
         {.ndim = p->ndim, .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}, .lo = -1, .hi = 1},
@@ -211,7 +212,7 @@ ParameterizedTest(shape_case *p, bias_add, gradcheck, .timeout = 60)
     CHECK_GRAD("bias_add", 2, ins, build_bias_add, NULL, &o);
 }
 
-Test(bias_add, forward_adds_per_channel_in_2d_and_4d, .timeout = 30)
+Test(bias_add, forward_adds_per_channel_in_2d_and_4d, .timeout = DP_TIMEOUT(30))
 {
     float x[2 * 3 * 2 * 2], b[3] = {1.0f, -2.0f, 0.5f};
     fill(x, 24, 6);
@@ -258,7 +259,7 @@ ParameterizedTestParameters(elementwise, gradcheck)
     return cr_make_param_array(ew_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(ew_case *p, elementwise, gradcheck, .timeout = 60)
+ParameterizedTest(ew_case *p, elementwise, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input in = {.ndim = p->s.ndim, .shape = {p->s.shape[0], p->s.shape[1], p->s.shape[2], p->s.shape[3]},
                    .lo = -2, .hi = 2};
@@ -268,7 +269,7 @@ ParameterizedTest(ew_case *p, elementwise, gradcheck, .timeout = 60)
     CHECK_GRAD(names[p->op], p->op <= 1 ? 2 : 1, ins, build_elementwise, p, &o);
 }
 
-Test(elementwise, forward_values_and_shape_check, .timeout = 30)
+Test(elementwise, forward_values_and_shape_check, .timeout = DP_TIMEOUT(30))
 {
     float a[6] = {1, -2, 3, -4, 5, -6}, b[6] = {0.5f, 0.25f, -1, 2, 0, 3};
     dp_ctx c;
@@ -312,7 +313,7 @@ ParameterizedTestParameters(weighted_sum, gradcheck)
     return cr_make_param_array(ws_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(ws_case *p, weighted_sum, gradcheck, .timeout = 60)
+ParameterizedTest(ws_case *p, weighted_sum, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input ins[8];
     for (int i = 0; i < p->n; i++)
@@ -327,7 +328,7 @@ ParameterizedTest(ws_case *p, weighted_sum, gradcheck, .timeout = 60)
     CHECK_GRAD("weighted_sum", p->n + 1, ins, build_weighted_sum, p, &o);
 }
 
-Test(weighted_sum, forward_and_zero_op_gets_no_weight_gradient, .timeout = 30)
+Test(weighted_sum, forward_and_zero_op_gets_no_weight_gradient, .timeout = DP_TIMEOUT(30))
 {
     float x0[6], x2[6], w[5] = {9, 0.5f, -2.0f, 3.0f, 9};
     fill(x0, 6, 7);
@@ -403,7 +404,7 @@ ParameterizedTestParameters(reuse, gradcheck)
     return cr_make_param_array(reuse_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(reuse_case *p, reuse, gradcheck, .timeout = 60)
+ParameterizedTest(reuse_case *p, reuse, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     static const gc_input sets[4][3] = {
         {{.ndim = 2, .shape = {5, 3}, .lo = -1, .hi = 1}, {.ndim = 2, .shape = {3, 5}, .lo = -1, .hi = 1}},
@@ -435,7 +436,7 @@ static dp_tensor *build_flatten_linear(dp_ctx *c, dp_tensor **in, void *arg)
     return dp_linear(c, dp_flatten(c, in[0]), in[1], NULL);
 }
 
-Test(views, gradcheck_through_reshape_and_flatten, .timeout = 60)
+Test(views, gradcheck_through_reshape_and_flatten, .timeout = DP_TIMEOUT(60))
 {
     gc_opts o = lin_opts();
     gc_input a[2] = {{.ndim = 3, .shape = {2, 3, 4}, .lo = -1, .hi = 1},
@@ -446,7 +447,7 @@ Test(views, gradcheck_through_reshape_and_flatten, .timeout = 60)
     CHECK_GRAD("flatten+linear", 2, b, build_flatten_linear, NULL, &o);
 }
 
-Test(views, share_data_and_gradient, .timeout = 30)
+Test(views, share_data_and_gradient, .timeout = DP_TIMEOUT(30))
 {
     float x[24];
     fill(x, 24, 9);
@@ -476,7 +477,7 @@ Test(views, share_data_and_gradient, .timeout = 30)
 /* A small MLP step through most ops, repeated: after the first step the arena
  * has its high-water chunk and the tape its capacity, so later steps must take
  * nothing from the system (the ops use dp_scratch only). */
-Test(hot_path, no_system_allocation_after_the_first_step, .timeout = 60)
+Test(hot_path, no_system_allocation_after_the_first_step, .timeout = DP_TIMEOUT(60))
 {
     enum { N = 8, IN = 13, HID = 7, OUT = 3 };
     float x[N * IN], w1[HID * IN], b1[HID], w2[OUT * HID], b2[OUT], g1[HID * IN], gb1[HID], g2[OUT * HID], gb2[OUT];

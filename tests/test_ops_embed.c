@@ -5,6 +5,7 @@
  * Tolerance: the op is linear in w, so the central difference is exact up to
  * rounding: h = 0.1, atol 1e-4, rtol 1e-3 (ten times tighter than default). */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <math.h>
 #include <string.h>
@@ -40,7 +41,7 @@ ParameterizedTestParameters(embedding_bag, gradcheck)
     return cr_make_param_array(eb_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(eb_case *p, embedding_bag, gradcheck, .timeout = 60)
+ParameterizedTest(eb_case *p, embedding_bag, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input in = {.ndim = 2, .shape = {p->V, p->D}, .lo = -1, .hi = 1};
     gc_opts o = gc_defaults();
@@ -50,7 +51,7 @@ ParameterizedTest(eb_case *p, embedding_bag, gradcheck, .timeout = 60)
     CHECK_GRAD(p->mean ? "embedding_bag mean" : "embedding_bag sum", 1, &in, build_eb, p, &o);
 }
 
-Test(embedding_bag, forward_and_gradient_touch_only_used_rows, .timeout = 30)
+Test(embedding_bag, forward_and_gradient_touch_only_used_rows, .timeout = DP_TIMEOUT(30))
 {
     enum { V = 6, D = 4, NB = 3 };
     float w[V * D], gw[V * D];
@@ -91,7 +92,7 @@ Test(embedding_bag, forward_and_gradient_touch_only_used_rows, .timeout = 30)
     }
 }
 
-Test(embedding_bag, rejects_bad_ids_and_offsets, .timeout = 30)
+Test(embedding_bag, rejects_bad_ids_and_offsets, .timeout = DP_TIMEOUT(30))
 {
     float w[5 * 2] = {0};
     dp_ctx c;

@@ -5,6 +5,7 @@
  * Tolerance: the op is linear in x, so the central difference is exact up to
  * rounding: h = 0.1, atol 1e-4, rtol 1e-3. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ ParameterizedTestParameters(gather_rows, gradcheck)
     return cr_make_param_array(gr_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(gr_case *p, gather_rows, gradcheck, .timeout = 60)
+ParameterizedTest(gr_case *p, gather_rows, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input in = {.ndim = p->ndim, .lo = -1, .hi = 1};
     memcpy(in.shape, p->shape, sizeof p->shape);
@@ -44,7 +45,7 @@ ParameterizedTest(gr_case *p, gather_rows, gradcheck, .timeout = 60)
     CHECK_GRAD("gather_rows", 1, &in, build_gather, p, &o);
 }
 
-Test(gather_rows, forward_and_rows_used_only, .timeout = 30)
+Test(gather_rows, forward_and_rows_used_only, .timeout = DP_TIMEOUT(30))
 {
     enum { N = 4, D = 3, M = 3 };
     float x[N * D], gx[N * D];
@@ -75,7 +76,7 @@ Test(gather_rows, forward_and_rows_used_only, .timeout = 30)
     dp_ctx_free(&c);
 }
 
-Test(gather_rows, rejects_bad_indices, .timeout = 30)
+Test(gather_rows, rejects_bad_indices, .timeout = DP_TIMEOUT(30))
 {
     float x[6] = {0};
     dp_ctx c;

@@ -7,6 +7,7 @@
  * noise ~6e-8 |loss| / 2h ~ 1e-5. atol 1e-4, rtol 1e-3 (10x tighter than the
  * default). */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <math.h>
 #include <string.h>
@@ -38,7 +39,7 @@ ParameterizedTestParameters(cross_entropy, gradcheck)
     return cr_make_param_array(ce_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(ce_case *p, cross_entropy, gradcheck, .timeout = 60)
+ParameterizedTest(ce_case *p, cross_entropy, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input in = {.ndim = 2, .shape = {p->N, p->C}, .lo = -3, .hi = 3};
     gc_opts o = gc_defaults();
@@ -54,7 +55,7 @@ static dp_tensor *build_ce_scaled(dp_ctx *c, dp_tensor **in, void *arg)
     return dp_scale(c, dp_cross_entropy(c, in[0], p->labels, NULL), -3.5f);
 }
 
-Test(cross_entropy, gradcheck_with_upstream_gradient, .timeout = 60)
+Test(cross_entropy, gradcheck_with_upstream_gradient, .timeout = DP_TIMEOUT(60))
 {
     static ce_case p = {4, 6, {5, 0, 2, 2}};
     gc_input in = {.ndim = 2, .shape = {4, 6}, .lo = -3, .hi = 3};
@@ -64,7 +65,7 @@ Test(cross_entropy, gradcheck_with_upstream_gradient, .timeout = 60)
     CHECK_GRAD("cross_entropy*-3.5", 1, &in, build_ce_scaled, &p, &o);
 }
 
-Test(cross_entropy, value_and_correct_count_match_direct_formula, .timeout = 30)
+Test(cross_entropy, value_and_correct_count_match_direct_formula, .timeout = DP_TIMEOUT(30))
 {
     enum { N = 9, C = 5 };
     float x[N * C];
@@ -111,7 +112,7 @@ Test(cross_entropy, value_and_correct_count_match_direct_formula, .timeout = 30)
     dp_ctx_free(&c);
 }
 
-Test(cross_entropy, uniform_logits_give_log_c, .timeout = 30)
+Test(cross_entropy, uniform_logits_give_log_c, .timeout = DP_TIMEOUT(30))
 {
     float x[4 * 10] = {0};
     int32_t labels[4] = {0, 3, 9, 5};
@@ -123,7 +124,7 @@ Test(cross_entropy, uniform_logits_give_log_c, .timeout = 30)
     dp_ctx_free(&c);
 }
 
-Test(cross_entropy, label_out_of_range_names_row_and_label, .timeout = 30)
+Test(cross_entropy, label_out_of_range_names_row_and_label, .timeout = DP_TIMEOUT(30))
 {
     float x[3 * 4] = {0};
     int32_t labels[3] = {1, 3, 4};

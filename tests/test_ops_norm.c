@@ -13,6 +13,7 @@
  * and beta, so the difference is exact up to rounding: h = 0.1, atol 1e-4,
  * rtol 1e-3. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <math.h>
 #include <string.h>
@@ -72,7 +73,7 @@ ParameterizedTestParameters(batchnorm, gradcheck)
     return cr_make_param_array(bn_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(bn_case *p, batchnorm, gradcheck, .timeout = 60)
+ParameterizedTest(bn_case *p, batchnorm, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     const int C = p->shape[1];
     gc_input ins[3] = {
@@ -103,7 +104,7 @@ static dp_tensor *build_bn_reuse(dp_ctx *c, dp_tensor **in, void *arg)
     return dp_add(c, y1, dp_mul(c, y2, y2));
 }
 
-Test(batchnorm, gradcheck_with_inputs_reused, .timeout = 60)
+Test(batchnorm, gradcheck_with_inputs_reused, .timeout = DP_TIMEOUT(60))
 {
     gc_input ins[3] = {
         {.ndim = 4, .shape = {2, 3, 2, 3}, .lo = -2, .hi = 2},
@@ -138,7 +139,7 @@ ParameterizedTestParameters(batchnorm, gradcheck_inplace)
     return cr_make_param_array(bn_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(bn_case *p, batchnorm, gradcheck_inplace, .timeout = 60)
+ParameterizedTest(bn_case *p, batchnorm, gradcheck_inplace, .timeout = DP_TIMEOUT(60))
 {
     gc_input ins[1] = {{.ndim = p->ndim, .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}, .lo = -2, .hi = 2}};
     gc_opts o = gc_defaults();
@@ -151,7 +152,7 @@ ParameterizedTest(bn_case *p, batchnorm, gradcheck_inplace, .timeout = 60)
 }
 
 /* The in-place op computes what the plain one does, and its output is x's memory. */
-Test(batchnorm, inplace_matches_plain, .timeout = 30)
+Test(batchnorm, inplace_matches_plain, .timeout = DP_TIMEOUT(30))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -186,7 +187,7 @@ static void channel_moments(const float *x, int N, int C, int S, int j, double *
     *var = q / ((double)N * S);
 }
 
-Test(batchnorm, train_normalises_and_updates_running_stats, .timeout = 30)
+Test(batchnorm, train_normalises_and_updates_running_stats, .timeout = DP_TIMEOUT(30))
 {
     /* 2-D [N,C] and 4-D [N,C,H,W]; channel j gets offset 3j and scale 1 + j so
      * the statistics differ per channel */
@@ -231,7 +232,7 @@ Test(batchnorm, train_normalises_and_updates_running_stats, .timeout = 30)
     }
 }
 
-Test(batchnorm, eval_uses_running_stats_and_leaves_them, .timeout = 30)
+Test(batchnorm, eval_uses_running_stats_and_leaves_them, .timeout = DP_TIMEOUT(30))
 {
     enum { N = 2, C = 3, S = 4 };
     float x[N * C * S], rm[C] = {0.5f, -1, 2}, rv[C] = {1, 2, 0.5f}, g[C] = {1.5f, 0.5f, 2}, b[C] = {0.1f, -2, 3};
@@ -257,7 +258,7 @@ Test(batchnorm, eval_uses_running_stats_and_leaves_them, .timeout = 30)
     dp_ctx_free(&c);
 }
 
-Test(batchnorm, errors, .timeout = 30)
+Test(batchnorm, errors, .timeout = DP_TIMEOUT(30))
 {
     float x[12] = {0}, rm[3] = {0}, rv[3] = {1, 1, 1};
     dp_ctx c;

@@ -8,6 +8,7 @@
  * the finite difference is exact up to float rounding. Forward values: max is
  * exact (it copies an input); averages within 1e-6 relative of a double sum. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <math.h>
 #include <stdio.h>
@@ -58,7 +59,7 @@ ParameterizedTestParameters(maxpool2d, gradcheck)
     return cr_make_param_array(pool_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(pool_case *p, maxpool2d, gradcheck, .timeout = 60)
+ParameterizedTest(pool_case *p, maxpool2d, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input in = {.ndim = 4, .shape = {p->N, p->C, p->H, p->W}, .init = gc_init_distinct};
     char name[96];
@@ -72,7 +73,7 @@ ParameterizedTestParameters(avgpool2d, gradcheck)
     return cr_make_param_array(pool_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(pool_case *p, avgpool2d, gradcheck, .timeout = 60)
+ParameterizedTest(pool_case *p, avgpool2d, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     gc_input in = {.ndim = 4, .shape = {p->N, p->C, p->H, p->W}, .lo = -1, .hi = 1};
     char name[96];
@@ -81,7 +82,7 @@ ParameterizedTest(pool_case *p, avgpool2d, gradcheck, .timeout = 60)
     cr_assert(gc_check(name, 1, &in, build_avg, p, NULL, &r), "%s: worst %s", name, r.worst);
 }
 
-Test(global_avgpool, gradcheck, .timeout = 30)
+Test(global_avgpool, gradcheck, .timeout = DP_TIMEOUT(30))
 {
     gc_input in = {.ndim = 4, .shape = {3, 4, 5, 7}, .lo = -1, .hi = 1};
     gc_result r;
@@ -140,7 +141,7 @@ ParameterizedTestParameters(pool, forward_matches_naive)
     return cr_make_param_array(pool_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(pool_case *p, pool, forward_matches_naive, .timeout = 30)
+ParameterizedTest(pool_case *p, pool, forward_matches_naive, .timeout = DP_TIMEOUT(30))
 {
     long n = (long)p->N * p->C * p->H * p->W;
     float *x = malloc(n * sizeof *x);
@@ -154,7 +155,7 @@ ParameterizedTest(pool_case *p, pool, forward_matches_naive, .timeout = 30)
     free(x);
 }
 
-Test(avgpool2d, divisor_counts_only_real_cells, .timeout = 10)
+Test(avgpool2d, divisor_counts_only_real_cells, .timeout = DP_TIMEOUT(10))
 {
     /* ones in, 3x3 windows with pad 1: every output is exactly 1 (a
      * count_include_pad divisor would give 4/9 in the corners, 6/9 on edges) */
@@ -176,7 +177,7 @@ Test(avgpool2d, divisor_counts_only_real_cells, .timeout = 10)
     dp_ctx_free(&c);
 }
 
-Test(maxpool2d, gradient_goes_to_the_winner_only, .timeout = 10)
+Test(maxpool2d, gradient_goes_to_the_winner_only, .timeout = DP_TIMEOUT(10))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -204,7 +205,7 @@ Test(maxpool2d, gradient_goes_to_the_winner_only, .timeout = 10)
     dp_ctx_free(&c);
 }
 
-Test(pool, rejects_bad_arguments, .timeout = 10)
+Test(pool, rejects_bad_arguments, .timeout = DP_TIMEOUT(10))
 {
     dp_ctx c;
     dp_ctx_init(&c);
@@ -260,7 +261,7 @@ ParameterizedTestParameters(pool3, gradcheck)
     return cr_make_param_array(pool3_param, pool3_grad_params, N_POOL3 * 3);
 }
 
-ParameterizedTest(pool3_param *q, pool3, gradcheck, .timeout = 60)
+ParameterizedTest(pool3_param *q, pool3, gradcheck, .timeout = DP_TIMEOUT(60))
 {
     const pool_case *p = &q->c;
     dp_pool_set_kernels(q->mode);
@@ -310,7 +311,7 @@ ParameterizedTestParameters(pool3, matches_loops)
     return cr_make_param_array(pool3_param, pool3_cmp_params, N_POOL3 * 2);
 }
 
-ParameterizedTest(pool3_param *q, pool3, matches_loops, .timeout = 30)
+ParameterizedTest(pool3_param *q, pool3, matches_loops, .timeout = DP_TIMEOUT(30))
 {
     const pool_case *p = &q->c;
     const int Ho = (p->H - 1) / p->stride + 1, Wo = (p->W - 1) / p->stride + 1;

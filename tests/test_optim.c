@@ -3,6 +3,7 @@
  * double-precision transcription of the torch formulas written here, not taken
  * from the implementation; plus the dp_optimizer object's bookkeeping. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 
 #include <math.h>
@@ -21,7 +22,7 @@ static void expect_close(double got, double want, const char *what, int i)
 
 /* ---------------------------------------------------------------- SGD ---- */
 
-Test(optim_sgd, plain_one_step, .timeout = 10)
+Test(optim_sgd, plain_one_step, .timeout = DP_TIMEOUT(10))
 {
     /* p - lr*g with lr = 0.1: 1-0.05, -2-0.025, 0.5+0.1 */
     float p[3] = {1.0f, -2.0f, 0.5f};
@@ -37,7 +38,7 @@ Test(optim_sgd, plain_one_step, .timeout = 10)
  *   1: g=2     buf=2                 p=1-0.2=0.8
  *   2: g=1.6   buf=1.8+1.6=3.4       p=0.8-0.34=0.46
  *   3: g=0.92  buf=3.06+0.92=3.98    p=0.46-0.398=0.062 */
-Test(optim_sgd, momentum_three_steps, .timeout = 10)
+Test(optim_sgd, momentum_three_steps, .timeout = DP_TIMEOUT(10))
 {
     dp_opt_config c = dp_opt_defaults(DP_OPT_SGD);
     c.momentum = 0.9f;
@@ -61,7 +62,7 @@ Test(optim_sgd, momentum_three_steps, .timeout = 10)
  *   2: g=1.24    buf=1.8+1.24=3.04         d=1.24+2.736=3.976   p=0.62-0.3976=0.2224
  *   3: g=0.4448  buf=2.736+0.4448=3.1808   d=0.4448+2.86272=3.30752
  *                                                               p=0.2224-0.330752=-0.108352 */
-Test(optim_sgd, nesterov_three_steps, .timeout = 10)
+Test(optim_sgd, nesterov_three_steps, .timeout = DP_TIMEOUT(10))
 {
     dp_opt_config c = dp_opt_defaults(DP_OPT_SGD);
     c.momentum = 0.9f;
@@ -83,7 +84,7 @@ Test(optim_sgd, nesterov_three_steps, .timeout = 10)
  *   1: d=1+0.1=1.1          buf=1.1                              p=1-0.11=0.89
  *   2: d=1+0.089=1.089      buf=0.99+0.5445=1.5345               p=0.89-0.15345=0.73655
  *   3: d=1+0.073655         buf=1.38105+0.5368275=1.9178775      p=0.73655-0.19178775=0.54476225 */
-Test(optim_sgd, weight_decay_dampening, .timeout = 10)
+Test(optim_sgd, weight_decay_dampening, .timeout = DP_TIMEOUT(10))
 {
     dp_opt_config c = dp_opt_defaults(DP_OPT_SGD);
     c.momentum = 0.9f;
@@ -103,7 +104,7 @@ Test(optim_sgd, weight_decay_dampening, .timeout = 10)
 }
 
 /* Plain SGD with weight decay only: p = 2, g = 0, wd 0.5, lr 0.1 -> p*(1-0.05) each step. */
-Test(optim_sgd, weight_decay_plain, .timeout = 10)
+Test(optim_sgd, weight_decay_plain, .timeout = DP_TIMEOUT(10))
 {
     dp_opt_config c = dp_opt_defaults(DP_OPT_SGD);
     c.weight_decay = 0.5f;
@@ -132,7 +133,7 @@ ParameterizedTestParameters(optim_sgd, vector_vs_reference)
     return cr_make_param_array(struct sgd_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(struct sgd_case *k, optim_sgd, vector_vs_reference, .timeout = 10)
+ParameterizedTest(struct sgd_case *k, optim_sgd, vector_vs_reference, .timeout = DP_TIMEOUT(10))
 {
     enum { N = 37, STEPS = 5 };
     float p[N], g[N];
@@ -169,7 +170,7 @@ ParameterizedTest(struct sgd_case *k, optim_sgd, vector_vs_reference, .timeout =
 
 /* Step 1 of Adam is lr * g/|g| whatever the betas, since bias correction turns
  * m and v back into g and g^2: p - 0.01*sign(g) (eps 1e-8 shifts it by ~1e-9). */
-Test(optim_adam, first_step_is_sign, .timeout = 10)
+Test(optim_adam, first_step_is_sign, .timeout = DP_TIMEOUT(10))
 {
     float p[3] = {1.0f, -2.0f, 0.5f};
     const float g[3] = {0.1f, -0.3f, 2.0f};
@@ -235,16 +236,16 @@ static void adam_three_steps(dp_opt_kind kind, float wd, float b1, float b2)
     dp_optimizer_free(&o);
 }
 
-Test(optim_adam, three_steps, .timeout = 10) { adam_three_steps(DP_OPT_ADAM, 0.0f, 0.9f, 0.999f); }
-Test(optim_adam, three_steps_l2, .timeout = 10) { adam_three_steps(DP_OPT_ADAM, 0.1f, 0.9f, 0.999f); }
-Test(optim_adam, three_steps_betas, .timeout = 10) { adam_three_steps(DP_OPT_ADAM, 0.0f, 0.5f, 0.75f); }
-Test(optim_adamw, three_steps, .timeout = 10) { adam_three_steps(DP_OPT_ADAMW, 0.1f, 0.9f, 0.999f); }
+Test(optim_adam, three_steps, .timeout = DP_TIMEOUT(10)) { adam_three_steps(DP_OPT_ADAM, 0.0f, 0.9f, 0.999f); }
+Test(optim_adam, three_steps_l2, .timeout = DP_TIMEOUT(10)) { adam_three_steps(DP_OPT_ADAM, 0.1f, 0.9f, 0.999f); }
+Test(optim_adam, three_steps_betas, .timeout = DP_TIMEOUT(10)) { adam_three_steps(DP_OPT_ADAM, 0.0f, 0.5f, 0.75f); }
+Test(optim_adamw, three_steps, .timeout = DP_TIMEOUT(10)) { adam_three_steps(DP_OPT_ADAMW, 0.1f, 0.9f, 0.999f); }
 
 /* Literal values for the first three steps on the same problem, produced once,
  * by hand, with torch 1.13 (torch.optim.Adam / AdamW, lr 0.1, wd 0.1, default
  * betas/eps, float32) and checked then against the double formulas above (they
  * agree to 1.1e-7): p0 = {1, -2, 0.5, 0.25, 0}, target = {0.3, -1, 2, 0, 0.01}. */
-Test(optim_adam, literal_torch_values, .timeout = 10)
+Test(optim_adam, literal_torch_values, .timeout = DP_TIMEOUT(10))
 {
     enum { N = 5 };
     const double target[N] = {0.3, -1.0, 2.0, 0.0, 0.01};
@@ -278,7 +279,7 @@ Test(optim_adam, literal_torch_values, .timeout = 10)
 
 /* Stepping two sub-ranges with the raw kernel and the same t must give exactly
  * what one step over the whole range gives: the kernels are elementwise. */
-Test(optim_object, subranges_match_whole, .timeout = 10)
+Test(optim_object, subranges_match_whole, .timeout = DP_TIMEOUT(10))
 {
     enum { N = 29, CUT = 11 };
     const dp_opt_kind kinds[3] = {DP_OPT_SGD, DP_OPT_ADAM, DP_OPT_ADAMW};
@@ -311,7 +312,7 @@ Test(optim_object, subranges_match_whole, .timeout = 10)
     }
 }
 
-Test(optim_object, state_sizes_and_free, .timeout = 10)
+Test(optim_object, state_sizes_and_free, .timeout = DP_TIMEOUT(10))
 {
     dp_optimizer o;
     dp_opt_config c = dp_opt_defaults(DP_OPT_SGD);
@@ -342,7 +343,7 @@ Test(optim_object, state_sizes_and_free, .timeout = 10)
     dp_optimizer_free(&o);
 }
 
-Test(optim_object, defaults_are_torch, .timeout = 10)
+Test(optim_object, defaults_are_torch, .timeout = DP_TIMEOUT(10))
 {
     dp_opt_config s = dp_opt_defaults(DP_OPT_SGD);
     cr_expect(s.kind == DP_OPT_SGD && s.momentum == 0.0f && s.dampening == 0.0f &&
@@ -353,7 +354,7 @@ Test(optim_object, defaults_are_torch, .timeout = 10)
     cr_expect(w.kind == DP_OPT_ADAMW && w.weight_decay == 1e-2f && w.beta2 == 0.999f);
 }
 
-Test(optim_object, bad_configs_rejected, .timeout = 10)
+Test(optim_object, bad_configs_rejected, .timeout = DP_TIMEOUT(10))
 {
     dp_optimizer o;
     dp_opt_config c = dp_opt_defaults(DP_OPT_SGD);
@@ -381,7 +382,7 @@ Test(optim_object, bad_configs_rejected, .timeout = 10)
     cr_expect_eq(dp_optimizer_init(&o, &c, 4), DP_ERR_ARG);
 }
 
-Test(optim_object, kind_parse, .timeout = 10)
+Test(optim_object, kind_parse, .timeout = DP_TIMEOUT(10))
 {
     dp_opt_kind k = DP_OPT_SGD;
     cr_expect_eq(dp_opt_kind_parse("adamw", &k), DP_OK);

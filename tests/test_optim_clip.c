@@ -2,6 +2,7 @@
  * torch.nn.utils.clip_grad_norm_: unchanged below the threshold, scaled to the
  * threshold above it, combinable across ranges through dp_sum_squares. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 
 #include <math.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static double naive_norm(const float *g, size_t n)
 }
 
 /* {3, 4} has norm 5; with max 10 nothing changes and 5 is returned. */
-Test(optim_clip, below_threshold_unchanged, .timeout = 10)
+Test(optim_clip, below_threshold_unchanged, .timeout = DP_TIMEOUT(10))
 {
     float g[2] = {3.0f, 4.0f};
     float norm = dp_clip_grad_norm(g, 2, 10.0f);
@@ -31,7 +32,7 @@ Test(optim_clip, below_threshold_unchanged, .timeout = 10)
 }
 
 /* Max 1: g becomes {3,4} * 1/(5 + 1e-6) = {0.6, 0.8} to ~1e-7, norm 1. */
-Test(optim_clip, above_threshold_scaled, .timeout = 10)
+Test(optim_clip, above_threshold_scaled, .timeout = DP_TIMEOUT(10))
 {
     float g[2] = {3.0f, 4.0f};
     float norm = dp_clip_grad_norm(g, 2, 1.0f);
@@ -42,7 +43,7 @@ Test(optim_clip, above_threshold_scaled, .timeout = 10)
 }
 
 /* A longer vector of odd length (exercises the 8-lane body and its tail). */
-Test(optim_clip, long_vector, .timeout = 10)
+Test(optim_clip, long_vector, .timeout = DP_TIMEOUT(10))
 {
     enum { N = 1001 };
     static float g[N];
@@ -58,7 +59,7 @@ Test(optim_clip, long_vector, .timeout = 10)
 }
 
 /* A gradient in two ranges clipped by its global norm equals the whole clipped at once. */
-Test(optim_clip, ranges_combine, .timeout = 10)
+Test(optim_clip, ranges_combine, .timeout = DP_TIMEOUT(10))
 {
     enum { N = 50, CUT = 17 };
     float whole[N], split[N];
@@ -76,7 +77,7 @@ Test(optim_clip, ranges_combine, .timeout = 10)
                   (double)split[i]);
 }
 
-Test(optim_clip, nonfinite_and_empty, .timeout = 10)
+Test(optim_clip, nonfinite_and_empty, .timeout = DP_TIMEOUT(10))
 {
     float g[3] = {1.0f, INFINITY, 2.0f};
     float norm = dp_clip_grad_norm(g, 3, 1.0f);

@@ -2,6 +2,7 @@
  * warm-up boundaries, step-decay drops and cosine endpoints, worked out by hand
  * in the comments; plus name parsing and validation. */
 #include <criterion/criterion.h>
+#include "timeout.h"
 
 #include <math.h>
 #include <string.h>
@@ -15,7 +16,7 @@ static void expect_lr(const dp_schedule *s, long step, double want)
               dp_schedule_kind_name(s->kind), step, got, want);
 }
 
-Test(optim_schedule, constant, .timeout = 10)
+Test(optim_schedule, constant, .timeout = DP_TIMEOUT(10))
 {
     dp_schedule s = {.kind = DP_SCHED_CONSTANT, .base_lr = 0.1f};
     cr_assert_eq(dp_schedule_check(&s), DP_OK, "%s", dp_errmsg());
@@ -25,7 +26,7 @@ Test(optim_schedule, constant, .timeout = 10)
 }
 
 /* Warm-up over 4 steps: base*(s+1)/4 = .025 .05 .075 .1, then base. */
-Test(optim_schedule, constant_warmup, .timeout = 10)
+Test(optim_schedule, constant_warmup, .timeout = DP_TIMEOUT(10))
 {
     dp_schedule s = {.kind = DP_SCHED_CONSTANT, .base_lr = 0.1f, .warmup = 4};
     cr_assert_eq(dp_schedule_check(&s), DP_OK, "%s", dp_errmsg());
@@ -39,7 +40,7 @@ Test(optim_schedule, constant_warmup, .timeout = 10)
 }
 
 /* StepLR: 0.1 * 0.1^floor(s/3): 0.1 for 0..2, 0.01 for 3..5, 0.001 from 6. */
-Test(optim_schedule, step_decay, .timeout = 10)
+Test(optim_schedule, step_decay, .timeout = DP_TIMEOUT(10))
 {
     dp_schedule s = {.kind = DP_SCHED_STEP, .base_lr = 0.1f, .gamma = 0.1f, .step_size = 3};
     cr_assert_eq(dp_schedule_check(&s), DP_OK, "%s", dp_errmsg());
@@ -53,7 +54,7 @@ Test(optim_schedule, step_decay, .timeout = 10)
 
 /* With warm-up 2 the decay clock starts at step 2: 0.05, 0.1, then 0.1 until
  * step 2+3 = 5 where it drops to 0.01, and 0.001 at step 8. */
-Test(optim_schedule, step_decay_warmup, .timeout = 10)
+Test(optim_schedule, step_decay_warmup, .timeout = DP_TIMEOUT(10))
 {
     dp_schedule s = {.kind = DP_SCHED_STEP, .base_lr = 0.1f, .gamma = 0.1f, .step_size = 3,
                      .warmup = 2};
@@ -70,7 +71,7 @@ Test(optim_schedule, step_decay_warmup, .timeout = 10)
 /* Cosine from 1 to 0.1 over 10 steps: 0.1 + 0.45*(1 + cos(pi*s/10)).
  *   s=0: 1;  s=3: cos(0.3pi)=0.587785252 -> 0.814503363;  s=5: 0.55;
  *   s=10: 0.1, and it stays there (clamped) at s=20 where torch would be back at 1. */
-Test(optim_schedule, cosine, .timeout = 10)
+Test(optim_schedule, cosine, .timeout = DP_TIMEOUT(10))
 {
     dp_schedule s = {.kind = DP_SCHED_COSINE, .base_lr = 1.0f, .min_lr = 0.1f, .total = 10};
     cr_assert_eq(dp_schedule_check(&s), DP_OK, "%s", dp_errmsg());
@@ -84,7 +85,7 @@ Test(optim_schedule, cosine, .timeout = 10)
 
 /* Warm-up 5 then cosine over T = 15 - 5 = 10: 0.2, 0.4, ... 1.0 at step 4,
  * 1.0 again at step 5 (t = 0), 0.55 at step 10 (t = 5), 0.1 at 15. */
-Test(optim_schedule, cosine_warmup, .timeout = 10)
+Test(optim_schedule, cosine_warmup, .timeout = DP_TIMEOUT(10))
 {
     dp_schedule s = {.kind = DP_SCHED_COSINE, .base_lr = 1.0f, .min_lr = 0.1f, .total = 15,
                      .warmup = 5};
@@ -100,7 +101,7 @@ Test(optim_schedule, cosine_warmup, .timeout = 10)
 }
 
 /* Cosine to 0 over a long run is monotone non-increasing after warm-up. */
-Test(optim_schedule, cosine_monotone, .timeout = 10)
+Test(optim_schedule, cosine_monotone, .timeout = DP_TIMEOUT(10))
 {
     dp_schedule s = {.kind = DP_SCHED_COSINE, .base_lr = 3e-4f, .min_lr = 0.0f, .total = 5000,
                      .warmup = 100};
@@ -113,7 +114,7 @@ Test(optim_schedule, cosine_monotone, .timeout = 10)
     cr_expect_eq(prev, 0.0f);
 }
 
-Test(optim_schedule, parse_names, .timeout = 10)
+Test(optim_schedule, parse_names, .timeout = DP_TIMEOUT(10))
 {
     dp_sched_kind k = DP_SCHED_CONSTANT;
     cr_expect_eq(dp_schedule_kind_parse("cosine", &k), DP_OK);
@@ -132,7 +133,7 @@ Test(optim_schedule, parse_names, .timeout = 10)
     cr_expect_str_eq(dp_schedule_kind_name(DP_SCHED_STEP), "step");
 }
 
-Test(optim_schedule, check_rejects, .timeout = 10)
+Test(optim_schedule, check_rejects, .timeout = DP_TIMEOUT(10))
 {
     dp_schedule s = {.kind = DP_SCHED_COSINE, .base_lr = 1.0f, .total = 10, .warmup = 10};
     cr_expect_eq(dp_schedule_check(&s), DP_ERR_ARG);

@@ -7,6 +7,7 @@
  * and mallocs gigabytes turns into a visible DP_ERR_NOMEM failure here. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <criterion/parameterized.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +67,7 @@ static void setup(void)
 
 static void teardown(void) { td_rmtree(dir); }
 
-TestSuite(sizes, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(sizes, .init = setup, .fini = teardown, .timeout = DP_TIMEOUT(60));
 
 /* The verdict every case wants: a clean rejection that names file and field. */
 static void expect_rejected(dp_status rc, const char *file, const char *field)

@@ -3,6 +3,7 @@
  * The shards are imported once per process into a temp dir from the Debian
  * package dataset-fashion-mnist (launch/setup.sh installs it). */
 #include <criterion/criterion.h>
+#include "timeout.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ static void out_dir(dp_train_config *cfg, const char *name)
     snprintf(cfg->out, sizeof cfg->out, "%s/%s", tmp, name);
 }
 
-TestSuite(train, .init = setup_shards, .fini = teardown_shards, .timeout = 300);
+TestSuite(train, .init = setup_shards, .fini = teardown_shards, .timeout = DP_TIMEOUT(300));
 
 /* The CI smoke test the issue asks for: one epoch on 6,000 images. */
 Test(train, cnn_one_epoch_on_6000_images_reaches_75_percent)

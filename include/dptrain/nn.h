@@ -59,6 +59,9 @@ void dp_params_zero_grad(dp_params *p);
 void dp_params_free(dp_params *p);
 /*! FNV-1a over names and shapes: two registries with the same layout agree. */
 uint64_t dp_params_layout_hash(const dp_params *p);
+/*! XXH3-64 of the parameter bytes, then the buffer bytes: the replica check compares it across
+ *  ranks and `train` prints it, so two runs that end bit-identical print the same value. */
+uint64_t dp_params_hash(const dp_params *p);
 
 /* ---- modules: a struct of parameter tensors + init + forward ---- */
 typedef struct dp_linear_layer { dp_tensor *w, *b; } dp_linear_layer;

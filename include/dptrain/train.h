@@ -62,7 +62,8 @@ typedef struct dp_train_config {
     int keep_checkpoints; /* checkpoint.dpc plus this many - 1 older ones (.1 newest) */
     int on_nonfinite;    /* dp_nonfinite_policy: what a NaN/Inf gradient or loss does */
     float loss_scale;    /* backward seed multiplier (gradients unscaled after the allreduce);
-                            skip halves it on a non-finite step, 2000 clean steps double it back */
+                            skip halves it on a non-finite step, loss_scale_growth clean steps double it back */
+    long loss_scale_growth; /* GradScaler's growth_interval (default 2000) */
     double watchdog_s;   /* report a collective without progress for this long and abort (0 = off) */
     int progress;        /* -1 auto (TTY), 0 plain lines, 1 bar */
     int quiet;

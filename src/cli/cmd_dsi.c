@@ -116,12 +116,7 @@ static dp_status parse_train(int argc, char **argv, dp_dsi_train_config *c, int 
         case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &c->bucket_mb); break;
         case O_NO_OVERLAP: c->overlap = 0; break;
         case O_THREADS: rc = dp_flag_int("--threads", a, 1, 256, &c->threads); break;
-        case O_WATCHDOG: {
-            float w = 0;
-            rc = dp_flag_float("--watchdog", a, 0, 86400, &w);
-            c->watchdog_s = w;
-            break;
-        }
+        case O_WATCHDOG: rc = dp_flag_double("--watchdog", a, 0, 86400, &c->watchdog_s); break;
         case O_QUIET: c->quiet = 1; break;
         case 'h': *help = 1; return DP_OK;
         default: rc = unknown("dsi-train", argv);
@@ -135,9 +130,8 @@ static double frac(const dp_dsi_metrics *m, double v) { return m->queries ? v / 
 
 int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm)
 {
-    int rank = 0, size = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    int rank = dp_cli_rank(comm), size = 1;
+    if (comm != MPI_COMM_NULL) MPI_Comm_size(comm, &size);
     dp_dsi_train_config cfg;
     dp_dsi_train_defaults(&cfg);
     int help = 0;
@@ -147,12 +141,13 @@ int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm)
         return 0;
     }
     if (rc == DP_OK) rc = dp_dsi_train_check(&cfg);
-    if (rc == DP_OK && size % cfg.members)
+    if (rc == DP_OK && comm != MPI_COMM_NULL && size % cfg.members)
         rc = dp_errorf(DP_ERR_ARG, "--members %d does not divide the %d ranks", cfg.members, size);
     if (rc != DP_OK) {
         if (rank == 0) fprintf(stderr, "dptrain dsi-train: %s\n", dp_errmsg());
         return 2;
     }
+    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
     dp_dsi_train_result *res = calloc((size_t)cfg.members, sizeof *res);
     rc = res ? dp_dsi_train_run(&cfg, comm, res) : DP_ERR_NOMEM;
     if (rc != DP_OK) {
@@ -323,8 +318,7 @@ static int next_line(FILE *in, int rank, MPI_Comm comm, char *buf, int cap)
 
 int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm)
 {
-    int rank = 0;
-    MPI_Comm_rank(comm, &rank);
+    int rank = dp_cli_rank(comm);
     qflags f = {.k = 10, .beams = 5, .only = -1, .threads = 1};
     int help = 0;
     dp_status rc = parse_q("dsi-query", argc, argv, &f, &help);
@@ -336,6 +330,7 @@ int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm)
         if (rank == 0) fprintf(stderr, "dptrain dsi-query: %s\n", dp_errmsg());
         return 2;
     }
+    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
     openblas_set_num_threads(f.threads);
     char **paths = NULL;
     int n = 0;
@@ -452,8 +447,7 @@ static dp_status eval_bm25(const qflags *f, const dp_dsi_pairs *test)
 
 int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
 {
-    int rank = 0;
-    MPI_Comm_rank(comm, &rank);
+    int rank = dp_cli_rank(comm);
     qflags f = {.k = 10, .beams = 10, .only = -1, .threads = 1, .k1 = 0.9f, .b = 0.4f};
     int help = 0;
     dp_status rc = parse_q("dsi-eval", argc, argv, &f, &help);
@@ -466,6 +460,7 @@ int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
         if (rank == 0) fprintf(stderr, "dptrain dsi-eval: %s\n", dp_errmsg());
         return 2;
     }
+    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
     openblas_set_num_threads(f.threads);
     dp_dsi_pairs test = {0};
     rc = dp_dsi_pairs_load(f.test, 1, &test);

@@ -55,9 +55,9 @@ static dp_status parse_members(const char *s, dp_dsi_prepare_config *cfg)
 
 int dp_cmd_dsi_prepare(int argc, char **argv, MPI_Comm comm)
 {
-    int rank = 0;
-    MPI_Comm_rank(comm, &rank);
-    if (rank != 0) return 0;
+    /* as in shard: every rank checks the flags before MPI starts, rank 0 alone works */
+    int rank = dp_cli_rank(comm);
+    if (comm != MPI_COMM_NULL && rank != 0) return 0;
     enum { O_PKG = 256, O_TR, O_Q, O_DOCS, O_OUT, O_MEM, O_KM, O_IDX, O_TF, O_LIM, O_MINW, O_SPLIT, O_BUCK, O_MAXT,
            O_NOBI, O_NOTRI, O_SEED };
     static const struct option opts[] = {
@@ -117,9 +117,10 @@ int dp_cmd_dsi_prepare(int argc, char **argv, MPI_Comm comm)
         rc = dp_errorf(DP_ERR_ARG, "give --queries TSV, or both --debian-packages and --debian-translations");
     if (rc == DP_OK && cfg.docs[0] && !cfg.queries[0]) rc = dp_errorf(DP_ERR_ARG, "--docs goes with --queries");
     if (rc != DP_OK) {
-        fprintf(stderr, "dptrain dsi-prepare: %s (see dptrain dsi-prepare --help)\n", dp_errmsg());
+        if (rank == 0) fprintf(stderr, "dptrain dsi-prepare: %s (see dptrain dsi-prepare --help)\n", dp_errmsg());
         return 2;
     }
+    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
     dp_dsi_prepare_stats st;
     rc = dp_dsi_prepare(&cfg, &st);
     if (rc != DP_OK) {

@@ -155,12 +155,7 @@ static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profi
         case O_EVAL_BATCH: rc = dp_flag_int("--eval-batch", a, 1, 1 << 16, &cfg->eval_batch); break;
         case O_SKIP_WARN: rc = dp_flag_int("--skip-warn", a, 1, 8, &cfg->skip_warn); break;
         case O_THREADS: rc = dp_flag_int("--threads", a, 1, 1024, &cfg->threads); break;
-        case O_WATCHDOG: {
-            float w = 0;
-            rc = dp_flag_float("--watchdog", a, 0, 86400, &w);
-            cfg->watchdog_s = w;
-            break;
-        }
+        case O_WATCHDOG: rc = dp_flag_double("--watchdog", a, 0, 86400, &cfg->watchdog_s); break;
         case O_PROGRESS: rc = dp_flag_progress(a, &cfg->progress); break;
         case O_QUIET: cfg->quiet = 1; break;
         case 'h': *help = 1; return DP_OK;
@@ -174,8 +169,7 @@ static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profi
 
 int dp_cmd_search(int argc, char **argv, MPI_Comm comm)
 {
-    int rank = 0;
-    MPI_Comm_rank(comm, &rank);
+    int rank = dp_cli_rank(comm);
     dp_search_config cfg;
     dp_search_config_defaults(&cfg);
     char profile[512] = "", random[512] = "";
@@ -199,6 +193,7 @@ int dp_cmd_search(int argc, char **argv, MPI_Comm comm)
         if (rank == 0) fprintf(stderr, "dptrain search: %s\n", dp_errmsg());
         return 2;
     }
+    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
     if (random[0]) {
         dp_rng r;
         dp_genotype g;

@@ -18,10 +18,10 @@ static const char usage[] =
 
 int dp_cmd_shard(int argc, char **argv, MPI_Comm comm)
 {
-    /* Under mpirun only rank 0 writes; main() gives every rank its exit code. */
-    int rank = 0;
-    MPI_Comm_rank(comm, &rank);
-    if (rank != 0) return 0;
+    /* Under mpirun only rank 0 writes; main() gives every rank its exit code. Every rank checks the
+     * flags (comm == MPI_COMM_NULL), so all of them stop alike; rank 0 says why. */
+    int rank = dp_cli_rank(comm);
+    if (comm != MPI_COMM_NULL && rank != 0) return 0;
     static const struct option opts[] = {
         {"idx", 1, 0, 'i'}, {"out", 1, 0, 'o'}, {"shards", 1, 0, 's'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     char idx[512] = "/usr/share/datasets/fashion-mnist", out[512] = "shards/fashion-mnist";
@@ -32,11 +32,11 @@ int dp_cmd_shard(int argc, char **argv, MPI_Comm comm)
             fputs(usage, stdout);
             return 0;
         }
-        fprintf(stderr, "dptrain shard: name a dataset (fashion-mnist)\n%s", usage);
+        if (rank == 0) fprintf(stderr, "dptrain shard: name a dataset (fashion-mnist)\n%s", usage);
         return 2;
     }
     if (strcmp(argv[1], "fashion-mnist")) {
-        fprintf(stderr, "dptrain shard: unknown dataset '%s' (known: fashion-mnist)\n", argv[1]);
+        if (rank == 0) fprintf(stderr, "dptrain shard: unknown dataset '%s' (known: fashion-mnist)\n", argv[1]);
         return 2;
     }
     optind = 2;
@@ -52,9 +52,10 @@ int dp_cmd_shard(int argc, char **argv, MPI_Comm comm)
     }
     if (rc == DP_OK && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
     if (rc != DP_OK) {
-        fprintf(stderr, "dptrain shard: %s\n", dp_errmsg());
+        if (rank == 0) fprintf(stderr, "dptrain shard: %s\n", dp_errmsg());
         return 2;
     }
+    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
     dp_import_stats st;
     rc = dp_import_fashion_mnist(idx, out, nshards, &st);
     if (rc != DP_OK) {

@@ -66,9 +66,10 @@ static const char usage[] =
     "faults:\n"
     "  --on-nonfinite stop|skip  a NaN/Inf loss or gradient (checked after the allreduce, so every rank\n"
     "                        agrees): stop naming the step and tensor (default), or drop the step's update\n"
-    "                        and halve the loss scale (doubled back after 2000 clean steps)\n"
+    "                        and halve the loss scale (doubled back after --loss-scale-growth clean steps)\n"
     "  --loss-scale S        multiply the loss by S before backward, divide the gradients after the\n"
     "                        allreduce (default 1; e.g. 65536 with --codec fp16 and --on-nonfinite skip)\n"
+    "  --loss-scale-growth N clean steps before a lowered loss scale doubles, up to --loss-scale (default 2000)\n"
     "  --watchdog SECONDS    a collective without progress for this long: print what every rank is doing\n"
     "                        and abort the job (default 300, 0 = off)\n"
     "  --progress bar|plain  progress display (default: bar on a terminal)\n"
@@ -81,7 +82,7 @@ enum {
     O_SCHED, O_WARMUP, O_MIN_LR, O_STEP_SIZE, O_STEP_GAMMA, O_CLIP, O_SEED, O_OUT, O_RESUME, O_CKEVERY, O_STOP,
     O_EVAL_BATCH, O_THREADS, O_PROGRESS, O_QUIET, O_SAMPLER, O_ACCUM, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP, O_REPLICAS,
     O_CODEC, O_WIRE_ZSTD, O_CODEC_START, O_ARCH, O_LAYERS, O_CHANNELS, O_DROP_PATH, O_CUTOUT,
-    O_KEEP, O_NONFINITE, O_LOSS_SCALE, O_WATCHDOG,
+    O_KEEP, O_NONFINITE, O_LOSS_SCALE, O_LOSS_GROWTH, O_WATCHDOG,
 };
 
 static const struct option opts[] = {
@@ -98,7 +99,7 @@ static const struct option opts[] = {
     {"codec", 1, 0, O_CODEC}, {"wire-zstd", 1, 0, O_WIRE_ZSTD}, {"codec-start", 1, 0, O_CODEC_START},
     {"arch", 1, 0, O_ARCH}, {"layers", 1, 0, O_LAYERS}, {"channels", 1, 0, O_CHANNELS},
     {"drop-path", 1, 0, O_DROP_PATH}, {"cutout", 1, 0, O_CUTOUT}, {"keep-checkpoints", 1, 0, O_KEEP},
-    {"on-nonfinite", 1, 0, O_NONFINITE}, {"loss-scale", 1, 0, O_LOSS_SCALE}, {"watchdog", 1, 0, O_WATCHDOG},
+    {"on-nonfinite", 1, 0, O_NONFINITE}, {"loss-scale", 1, 0, O_LOSS_SCALE}, {"loss-scale-growth", 1, 0, O_LOSS_GROWTH}, {"watchdog", 1, 0, O_WATCHDOG},
     {0, 0, 0, 0},
 };
 
@@ -177,12 +178,8 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
             else rc = dp_errorf(DP_ERR_ARG, "--on-nonfinite: '%s' is not stop or skip", a);
             break;
         case O_LOSS_SCALE: rc = dp_flag_float("--loss-scale", a, 0x1p-24, 0x1p24, &cfg->loss_scale); break;
-        case O_WATCHDOG: {
-            float w = 0;
-            rc = dp_flag_float("--watchdog", a, 0, 86400, &w);
-            cfg->watchdog_s = w;
-            break;
-        }
+        case O_LOSS_GROWTH: rc = dp_flag_long("--loss-scale-growth", a, 1, 1000000000L, &cfg->loss_scale_growth); break;
+        case O_WATCHDOG: rc = dp_flag_double("--watchdog", a, 0, 86400, &cfg->watchdog_s); break;
         case 'h': *help = 1; return DP_OK;
         case ':': rc = dp_errorf(DP_ERR_ARG, "%s: missing value", argv[optind - 1]); break;
         default:
@@ -204,8 +201,7 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
 
 int dp_cmd_train(int argc, char **argv, MPI_Comm comm)
 {
-    int rank = 0;
-    MPI_Comm_rank(comm, &rank);
+    int rank = dp_cli_rank(comm);
     dp_train_config cfg;
     dp_train_config_defaults(&cfg);
     int help = 0;
@@ -220,6 +216,7 @@ int dp_cmd_train(int argc, char **argv, MPI_Comm comm)
         if (rank == 0) fprintf(stderr, "dptrain train: %s\n", dp_errmsg());
         return 2;
     }
+    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

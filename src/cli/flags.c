@@ -26,15 +26,23 @@ dp_status dp_flag_int(const char *flag, const char *s, int lo, int hi, int *out)
     return rc;
 }
 
-dp_status dp_flag_float(const char *flag, const char *s, double lo, double hi, float *out)
+dp_status dp_flag_double(const char *flag, const char *s, double lo, double hi, double *out)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v)) return dp_errorf(DP_ERR_ARG, "%s: '%s' is not a number", flag, s);
     if (v < lo || v > hi) return dp_errorf(DP_ERR_ARG, "%s: %g is out of range [%g, %g]", flag, v, lo, hi);
-    *out = (float)v;
+    *out = v;
     return DP_OK;
+}
+
+dp_status dp_flag_float(const char *flag, const char *s, double lo, double hi, float *out)
+{
+    double v = 0;
+    dp_status rc = dp_flag_double(flag, s, lo, hi, &v);
+    if (rc == DP_OK) *out = (float)v;
+    return rc;
 }
 
 dp_status dp_flag_str(const char *flag, const char *s, char *out, unsigned long cap)

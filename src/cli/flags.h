@@ -7,6 +7,7 @@
 
 dp_status dp_flag_long(const char *flag, const char *s, long lo, long hi, long *out);
 dp_status dp_flag_int(const char *flag, const char *s, int lo, int hi, int *out);
+dp_status dp_flag_double(const char *flag, const char *s, double lo, double hi, double *out);
 dp_status dp_flag_float(const char *flag, const char *s, double lo, double hi, float *out);
 dp_status dp_flag_str(const char *flag, const char *s, char *out, unsigned long cap);
 /* The choices train and search share: --sampler shard|global (0|1), --allreduce

@@ -3,6 +3,7 @@
  * finalises. Nothing calls into cli/. */
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
@@ -32,6 +33,21 @@ static const struct {
                 {"dsi-prepare", dp_cmd_dsi_prepare, 1}, {"dsi-train", dp_cmd_dsi_train, 0},
                 {"dsi-query", dp_cmd_dsi_query, 0}, {"dsi-eval", dp_cmd_dsi_eval, 0}};
 
+int dp_cli_rank(MPI_Comm comm)
+{
+    int rank = 0;
+    if (comm != MPI_COMM_NULL) {
+        MPI_Comm_rank(comm, &rank);
+        return rank;
+    }
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) return atoi(v);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -47,6 +63,9 @@ int main(int argc, char **argv)
     if (help) name = argv[2];
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(name, commands[i].name)) continue;
+        char *hargv[] = {argv[2], "--help", NULL};
+        int rc = help ? commands[i].fn(2, hargv, MPI_COMM_NULL) : commands[i].fn(argc - 1, argv + 1, MPI_COMM_NULL);
+        if (rc != DP_CLI_FLAGS_OK) return rc;
         /* The communication thread calls MPI while the training thread may
          * too (step statistics), so ask for full thread support. */
         int provided;
@@ -54,14 +73,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "dptrain: MPI_Init_thread failed\n");
             return 1;
         }
-        int rc;
-        if (help) {
-            char *hargv[] = {argv[2], "--help", NULL};
-            rc = commands[i].fn(2, hargv, MPI_COMM_SELF);
-        } else {
-            rc = commands[i].fn(argc - 1, argv + 1, MPI_COMM_WORLD);
-            if (commands[i].rank0_only) MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
-        }
+        rc = commands[i].fn(argc - 1, argv + 1, MPI_COMM_WORLD);
+        if (commands[i].rank0_only) MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
         MPI_Finalize();
         return rc;
     }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "dptrain/nn.h"
 
@@ -115,6 +116,12 @@ void dp_params_free(dp_params *p)
     free(p->grad);
     free(p->buffers);
     memset(p, 0, sizeof *p);
+}
+
+uint64_t dp_params_hash(const dp_params *p)
+{
+    XXH64_hash_t h = XXH3_64bits(p->data, p->n * sizeof(float));
+    return XXH3_64bits_withSeed(p->buffers, p->nbuf * sizeof(float), h);
 }
 
 uint64_t dp_params_layout_hash(const dp_params *p)

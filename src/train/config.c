@@ -38,6 +38,7 @@ void dp_train_config_defaults(dp_train_config *cfg)
     cfg->keep_checkpoints = 2;
     cfg->on_nonfinite = DP_NONFINITE_STOP;
     cfg->loss_scale = 1.0f;
+    cfg->loss_scale_growth = 2000;
     cfg->watchdog_s = 300;
 }
 
@@ -96,6 +97,8 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
           "--on-nonfinite: %d is not stop or skip", cfg->on_nonfinite);
     RANGE(isfinite(cfg->loss_scale) && cfg->loss_scale >= 0x1p-24f && cfg->loss_scale <= 0x1p24f,
           "--loss-scale: %g is out of range [2^-24, 2^24]", cfg->loss_scale);
+    RANGE(cfg->loss_scale_growth >= 1 && cfg->loss_scale_growth <= 1000000000L,
+          "--loss-scale-growth: %ld is out of range [1, 1e9]", cfg->loss_scale_growth);
     RANGE(isfinite(cfg->watchdog_s) && cfg->watchdog_s >= 0 && cfg->watchdog_s <= 86400,
           "--watchdog: %g is out of range [0, 86400] seconds", cfg->watchdog_s);
     dp_status rc = dp_opt_config_check(&cfg->opt);
@@ -147,7 +150,8 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     "min_lr=%.9g\nstep_gamma=%.9g\nstep_size=%ld\nclip=%.9g\nseed=%llu\nlimit=%ld\ntest_limit=%ld\n"
                     "sampler=%s\naccumulate=%d\nallreduce=%s\nbucket_mb=%.9g\noverlap=%d\ncheck_replicas=%ld\n"
                     "threads=%d\ncodec=%s\nwire_zstd=%d\ncodec_start=%ld\narch=%s\nlayers=%d\nchannels=%d\n"
-                    "drop_path=%.9g\ncutout=%d\nkeep_checkpoints=%d\non_nonfinite=%s\nloss_scale=%.9g\nwatchdog=%g\n",
+                    "drop_path=%.9g\ncutout=%d\nkeep_checkpoints=%d\non_nonfinite=%s\nloss_scale=%.9g\nloss_scale_growth=%ld\n"
+                    "watchdog=%g\n",
                     cfg->model, cfg->epochs, cfg->batch, cfg->lr, dp_opt_kind_name(cfg->opt.kind), cfg->opt.momentum,
                     cfg->opt.dampening, cfg->opt.nesterov, cfg->opt.weight_decay, cfg->opt.beta1, cfg->opt.beta2,
                     cfg->opt.eps, dp_schedule_kind_name(cfg->schedule), cfg->warmup, cfg->min_lr, cfg->step_gamma,
@@ -157,7 +161,7 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     cfg->check_replicas, cfg->threads, codec, cfg->codec.wire_zstd_level,
                     cfg->codec_start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout,
                     cfg->keep_checkpoints, cfg->on_nonfinite == DP_NONFINITE_SKIP ? "skip" : "stop", cfg->loss_scale,
-                    cfg->watchdog_s);
+                    cfg->loss_scale_growth, cfg->watchdog_s);
 }
 
 int dp_train_config_resume_key(const char *key)

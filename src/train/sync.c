@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "dptrain/train.h"
 #include "train/report.h"
@@ -241,33 +240,20 @@ dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all)
     return mpi_check(MPI_Allgather(&v, 1, MPI_LONG, all, 1, MPI_LONG, s->comm), s, "MPI_Allgather");
 }
 
-static uint32_t crc_floats(uLong c, const float *p, size_t n)
-{
-    const unsigned char *b = (const unsigned char *)p;
-    size_t bytes = n * sizeof(float);
-    while (bytes) {
-        uInt k = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
-        c = crc32(c, b, k);
-        b += k;
-        bytes -= k;
-    }
-    return (uint32_t)c;
-}
-
 dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step)
 {
     if (s->size == 1) return DP_OK;
-    unsigned mine = crc_floats(crc_floats(crc32(0L, Z_NULL, 0), p->data, p->n), p->buffers, p->nbuf);
-    unsigned *all = malloc((size_t)s->size * sizeof *all);
+    uint64_t mine = dp_params_hash(p);
+    uint64_t *all = malloc((size_t)s->size * sizeof *all);
     if (!all) return dp_errorf(DP_ERR_NOMEM, "replica check: out of memory");
-    dp_status rc = mpi_check(MPI_Allgather(&mine, 1, MPI_UNSIGNED, all, 1, MPI_UNSIGNED, s->comm), s,
+    dp_status rc = mpi_check(MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, s->comm), s,
                              "MPI_Allgather (replica check)");
     for (int r = 1; rc == DP_OK && r < s->size; r++)
         if (all[r] != all[0])
             rc = dp_errorf(DP_ERR_MPI,
                            "replica check at step %ld: rank %d's parameters differ from rank 0's "
-                           "(crc32 %08x vs %08x): the replicas have drifted",
-                           step, r, all[r], all[0]);
+                           "(xxh3 %016llx vs %016llx): the replicas have drifted",
+                           step, r, (unsigned long long)all[r], (unsigned long long)all[0]);
     free(all);
     return rc;
 }

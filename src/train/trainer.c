@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <xxhash.h>
 
 #include "dptrain/fault.h"
 #include "dptrain/nas.h"
@@ -30,7 +29,6 @@
 #include "train/run.h"
 
 #define LOG_EVERY 50
-#define SCALE_GROWTH_STEPS 2000 /* torch.cuda.amp.GradScaler's growth_interval */
 #define MAX_SKIP_RUN 50         /* skipped steps in a row before giving up */
 
 static volatile sig_atomic_t stop_requested;
@@ -128,6 +126,17 @@ static const char *param_at(const dp_params *p, size_t i)
  * the step and the first non-finite tensor. skip: the update is dropped and the
  * loss scale halved (GradScaler's backoff); error-feedback residuals, kept in
  * scaled units, follow the scale. */
+static void set_loss_scale(run *r, double scale)
+{
+    if (r->sync.residual) {
+        float f = (float)(scale / r->st.loss_scale);
+        for (size_t i = 0; i < r->m->params.n; i++)
+            r->sync.residual[i] = isfinite(r->sync.residual[i]) ? r->sync.residual[i] * f : 0.0f;
+    }
+    r->st.loss_scale = scale;
+    r->st.clean_steps = 0;
+}
+
 static dp_status nonfinite_step(run *r, const char *what, int *skipped)
 {
     const dp_train_config *cfg = r->cfg;
@@ -139,14 +148,8 @@ static dp_status nonfinite_step(run *r, const char *what, int *skipped)
         return dp_errorf(DP_ERR_NONFINITE, "step %ld (epoch %u): %d steps in a row were not finite (last: %s); giving up",
                          step, r->st.epoch + 1, MAX_SKIP_RUN + 1, what);
     double old = r->st.loss_scale;
-    if (r->st.loss_scale > 0x1p-24) r->st.loss_scale *= 0.5;
-    r->st.clean_steps = 0;
+    set_loss_scale(r, old > 0x1p-24 ? old * 0.5 : old);
     r->st.skipped++;
-    if (r->sync.residual) {
-        float f = (float)(r->st.loss_scale / old);
-        for (size_t i = 0; i < r->m->params.n; i++)
-            r->sync.residual[i] = isfinite(r->sync.residual[i]) ? r->sync.residual[i] * f : 0.0f;
-    }
     if (r->rank == 0 && !cfg->quiet)
         fprintf(stderr, "step %ld: %s: update skipped, loss scale %g -> %g\n", step, what, old, r->st.loss_scale);
     dp_report_json(&r->rep, "{\"kind\":\"skip\",\"step\":%ld,\"loss_scale\":%g,\"why\":\"%s\"}", step,
@@ -194,9 +197,13 @@ static dp_status opt_step(run *r, long m0, long m1, double *stats)
         if (rc != DP_OK || skipped) return rc;
     }
     r->st.skip_run = 0;
-    if (++r->st.clean_steps >= SCALE_GROWTH_STEPS && r->st.loss_scale < cfg->loss_scale) {
-        r->st.loss_scale *= 2; /* back toward --loss-scale, never above it */
-        r->st.clean_steps = 0;
+    if (++r->st.clean_steps >= cfg->loss_scale_growth && r->st.loss_scale < cfg->loss_scale) {
+        set_loss_scale(r, r->st.loss_scale * 2); /* back toward --loss-scale, never above it */
+        if (r->rank == 0 && !cfg->quiet)
+            fprintf(stderr, "step %ld: %ld clean steps, loss scale %g -> %g\n", (long)r->st.step + 1,
+                    cfg->loss_scale_growth, r->st.loss_scale / 2, r->st.loss_scale);
+        dp_report_json(&r->rep, "{\"kind\":\"loss_scale\",\"step\":%ld,\"loss_scale\":%g}", (long)r->st.step + 1,
+                       r->st.loss_scale);
     }
     if (cfg->clip > 0) dp_clip_grad_norm(g, n, cfg->clip);
     dp_optimizer_step(&r->opt, r->m->params.data, g, dp_schedule_lr(&r->sched, (long)r->st.step));
@@ -519,10 +526,7 @@ dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_resul
     res->comm_wait_s = r.sync.comm_wait_s;
     res->skipped_steps = (long)r.st.skipped;
     res->loss_scale = (float)r.st.loss_scale;
-    if (r.m) {
-        XXH64_hash_t h = XXH3_64bits(r.m->params.data, r.m->params.n * sizeof(float));
-        res->params_hash = XXH3_64bits_withSeed(r.m->params.buffers, r.m->params.nbuf * sizeof(float), h);
-    }
+    if (r.m) res->params_hash = dp_params_hash(&r.m->params);
     long session_steps = (long)r.st.step - r.first_step;
     if (session_steps > 0) {
         double wire, raw;
