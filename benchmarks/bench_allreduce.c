@@ -1,33 +1,7 @@
 /* bench_allreduce: our ring (dp_ring_allreduce) against MPI_Allreduce, side by side
  * in one run, over message sizes 4 KiB .. 256 MiB.
  *
- *   mpirun -np 2 --bind-to core build/benchmarks/bench_allreduce [options]
- *     --min BYTES --max BYTES   size range (default 4K .. 256M; K/M/G suffixes)
- *     --factor F                size step, 2 or 4 (default 2)
- *     --iters N                 timed iterations per size and algorithm (default 20;
- *                               small sizes run more, up to --max-iters, for 0.2 s)
- *     --max-iters N             default 2000
- *     --warmup N                untimed calls per size and algorithm (default 3)
- *     --cap SECONDS             stop a size after this much timed time (default 6)
- *     --seg LIST                ring segment sizes in bytes, comma-separated: one ring
- *                               column each (default: DP_RING_SEGMENT_BYTES_DEFAULT)
- *     --depth N                 ring receive slots (default 2)
- *     --op sum|avg              default sum
- *     --csv FILE                also write the table as CSV
- *     --plot FILE               draw busbw and the ring/MPI ratio with gnuplot (PNG)
- *     --no-check                skip the per-size correctness check
- *     --blocked                 time all iterations of one algorithm, then the next
- *     --codec LIST              also time dp_ring_allreduce_codec with each codec of
- *                               LIST (none,fp16,bf16,int8; comma-separated). Then
- *                               every variant runs AVG on random normal data (zeros would
- *                               make the wire stage look free), are not checked
- *                               bit for bit (lossy), and print bytes on the wire
- *                               per call (sent by rank 0, after every stage), the
- *                               compression ratio (float32 bytes / wire bytes) and
- *                               the speed-up over the "none" codec variant. busbw
- *                               uses the uncompressed size (effective busbw).
- *     --wire-zstd L             zstd level of the wire stage for --codec (default 0)
- *                               (each call follows a call of the same algorithm)
+ *   mpirun -np 2 --bind-to core build/benchmarks/bench_allreduce [options]   (--help lists them)
  *
  * Method: for each size, every algorithm is first checked (integer data: the ring
  * must equal MPI_Allreduce bit for bit), then warmed up, then the algorithms are
@@ -352,6 +326,35 @@ static void plot(const char *png, int nsz, const size_t *sizes,
         fprintf(stderr, "bench_allreduce: gnuplot failed\n");
 }
 
+static const char usage[] =
+    "usage: mpirun -np 2 --bind-to core build/benchmarks/bench_allreduce [options]\n"
+    "    --min BYTES --max BYTES   size range (default 4K .. 256M; K/M/G suffixes)\n"
+    "    --factor F                size step, 2 or 4 (default 2)\n"
+    "    --iters N                 timed iterations per size and algorithm (default 20;\n"
+    "                              small sizes run more, up to --max-iters, for 0.2 s)\n"
+    "    --max-iters N             default 2000\n"
+    "    --warmup N                untimed calls per size and algorithm (default 3)\n"
+    "    --cap SECONDS             stop a size after this much timed time (default 6)\n"
+    "    --seg LIST                ring segment sizes in bytes, comma-separated: one ring\n"
+    "                              column each (default: DP_RING_SEGMENT_BYTES_DEFAULT)\n"
+    "    --depth N                 ring receive slots (default 2)\n"
+    "    --op sum|avg              default sum\n"
+    "    --csv FILE                also write the table as CSV\n"
+    "    --plot FILE               draw busbw and the ring/MPI ratio with gnuplot (PNG)\n"
+    "    --no-check                skip the per-size correctness check\n"
+    "    --blocked                 time all iterations of one algorithm, then the next\n"
+    "    --codec LIST              also time dp_ring_allreduce_codec with each codec of\n"
+    "                              LIST (none,fp16,bf16,int8; comma-separated). Then\n"
+    "                              every variant runs AVG on random normal data (zeros would\n"
+    "                              make the wire stage look free), are not checked\n"
+    "                              bit for bit (lossy), and print bytes on the wire\n"
+    "                              per call (sent by rank 0, after every stage), the\n"
+    "                              compression ratio (float32 bytes / wire bytes) and\n"
+    "                              the speed-up over the \"none\" codec variant. busbw\n"
+    "                              uses the uncompressed size (effective busbw).\n"
+    "    --wire-zstd L             zstd level of the wire stage for --codec (default 0)\n"
+    "                              (each call follows a call of the same algorithm)\n";
+
 int main(int argc, char **argv)
 {
     int provided;
@@ -392,7 +395,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--blocked")) g_blocked = 1;
         else if (!strcmp(a, "--codec")) { NEXT(); snprintf(codecs, sizeof codecs, "%s", v); }
         else if (!strcmp(a, "--wire-zstd")) { NEXT(); wire_zstd = atoi(v); }
-        else die("unknown option (see the top of bench_allreduce.c)");
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            if (0 == g_rank) fputs(usage, stdout);
+            MPI_Finalize();
+            return 0;
+        } else die("unknown option (--help lists them)");
     }
     if (factor < 2 || iters < 1 || max_iters < iters || warmup < 0 || min_b > max_b)
         die("bad --factor/--iters/--max-iters/--warmup/--min/--max");

@@ -9,6 +9,7 @@
 #       [--codecs "none fp16 int8"] [--zstd "0 3"] [--model cnn] [--limit 0]
 # Needs root (network namespaces). Per-rank batch 64/P keeps the global batch at 64.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 rate=1gbit ranks="2" epochs=5 codecs="none fp16 bf16 int8" zstds="0 3" model=cnn limit=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -19,7 +20,8 @@ while [ $# -gt 0 ]; do
     --zstd) zstds="$2"; shift 2 ;;
     --model) model="$2"; shift 2 ;;
     --limit) limit="$2"; shift 2 ;;
-    *) echo "bench_codecs: unknown flag $1" >&2; exit 2 ;;
+    -h|--help) dp_usage; exit 0 ;;
+    *) echo "bench_codecs: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -8,6 +8,7 @@
 #   benchmarks/bench_cost.sh [--lambdas "0 0.05 0.2"] [--strategy darts] [--limit 4000]
 #       [--epochs 2] [--ranks 2] [--layers 5] [--channels 8] [--cost-table FILE] [--args "..."]
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 lambdas="0 0.05 0.2" strategy=darts limit=4000 epochs=2 ranks=2 layers=5 channels=8 table="" args=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -20,7 +21,8 @@ while [ $# -gt 0 ]; do
     --channels) channels="$2"; shift 2 ;;
     --cost-table) table="$2"; shift 2 ;;
     --args) args="$2"; shift 2 ;;
-    *) echo "bench_cost: unknown flag $1" >&2; exit 2 ;;
+    -h|--help) dp_usage; exit 0 ;;
+    *) echo "bench_cost: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

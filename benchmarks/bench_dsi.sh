@@ -23,6 +23,7 @@
 #
 # Logs: benchmarks/out/dsi-runs<tag>/; CSV: benchmarks/out/dsi<tag>.csv
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 me=bench_dsi
 data="" epochs=10 members="2 4 8" docids="atomic semantic" train_args="" sem_args="" central_ranks=2 tag="" latency=0
 plot="" reuse=0
@@ -41,7 +42,7 @@ while [ $# -gt 0 ]; do
     --latency) latency=1; shift ;;
     --reuse) reuse=1; shift ;;
     --plot) if [ $# -ge 2 ] && [ "${2#--}" = "$2" ]; then plot="$2"; shift 2; else plot=default; shift; fi ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) dp_usage; exit 0 ;;
     *) die "unknown flag $1 (--help lists them)" ;;
   esac
 done

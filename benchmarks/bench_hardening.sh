@@ -7,6 +7,7 @@
 #   benchmarks/bench_hardening.sh [--base DIR] [--ranks 2] [--reps 5] [--model cnn] [--limit 12800] [--plot]
 # Writes benchmarks/out/hardening.csv (one row per run) and prints medians and ratios.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 base="" np=2 reps=5 model=cnn limit=12800 plot=0
 while [ $# -gt 0 ]; do
@@ -17,7 +18,8 @@ while [ $# -gt 0 ]; do
     --model) model="$2"; shift 2 ;;
     --limit) limit="$2"; shift 2 ;;
     --plot) plot=1; shift ;;
-    *) echo "bench_hardening.sh: unknown flag $1" >&2; exit 2 ;;
+    -h|--help) dp_usage; exit 0 ;;
+    *) echo "bench_hardening.sh: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
 csv="$out/hardening.csv" log="$out/hardening.log"

@@ -10,6 +10,7 @@
 # Every network trains with the same recipe (SGD lr 0.025 momentum 0.9, cosine,
 # weight decay 3e-4, global batch 64 x ranks) unless --extra overrides it.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 genotype="" ranks=2 epochs=6 layers=8 channels=16 nrandom=3 limit=0 extra="" plot=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -22,7 +23,8 @@ while [ $# -gt 0 ]; do
     --limit) limit="$2"; shift 2 ;;
     --extra) extra="$2"; shift 2 ;;
     --plot) plot=1; shift ;;
-    *) echo "bench_nas_retrain: unknown flag $1" >&2; exit 2 ;;
+    -h|--help) dp_usage; exit 0 ;;
+    *) echo "bench_nas_retrain: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
 [ -n "$genotype" ] && [ -f "$genotype" ] || { echo "bench_nas_retrain: --genotype FILE (from dptrain search) is required" >&2; exit 2; }

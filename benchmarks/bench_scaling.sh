@@ -9,6 +9,7 @@
 #        [--limit-mlp 30000] [--limit-cnn 7500]
 # Writes benchmarks/out/scaling.csv (every run) and scaling_summary.csv.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 models="mlp cnn" ranks="1 2" reps=3 plot=0 lim_mlp=30000 lim_cnn=7500
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -18,7 +19,8 @@ while [ $# -gt 0 ]; do
     --limit-mlp) lim_mlp="$2"; shift 2 ;;
     --limit-cnn) lim_cnn="$2"; shift 2 ;;
     --plot) plot=1; shift ;;
-    *) echo "bench_scaling: unknown flag $1" >&2; exit 2 ;;
+    -h|--help) dp_usage; exit 0 ;;
+    *) echo "bench_scaling: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

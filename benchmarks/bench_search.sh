@@ -27,6 +27,7 @@
 # Logs of every run: benchmarks/out/search-runs/; CSVs: benchmarks/out/search<tag>.csv
 # and search<tag>_summary.csv.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 me=bench_search
 configs="5x8" batch=64 steps=10 warmup=2 reps=3 ranks="1" impls="dptrain torch" data="" tag="" dp_args=""
 plot=""
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
     --tag) need_arg "$@"; tag="_$2"; shift 2 ;;
     --dp-args) [ $# -ge 2 ] || die "--dp-args needs a value"; dp_args="$2"; shift 2 ;;
     --plot) if [ $# -ge 2 ] && [ "${2#--}" = "$2" ]; then plot="$2"; shift 2; else plot=default; shift; fi ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) dp_usage; exit 0 ;;
     *) die "unknown flag $1 (--help lists them)" ;;
   esac
 done

@@ -6,6 +6,7 @@
 #
 #   benchmarks/compare_ddp.sh [--np 2] [--reps 3] [--models "mlp cnn"] [--limit-mlp 30000] [--limit-cnn 7500]
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 np=2 reps=3 models="mlp cnn" lim_mlp=30000 lim_cnn=7500
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -14,7 +15,8 @@ while [ $# -gt 0 ]; do
     --models) models="$2"; shift 2 ;;
     --limit-mlp) lim_mlp="$2"; shift 2 ;;
     --limit-cnn) lim_cnn="$2"; shift 2 ;;
-    *) echo "compare_ddp: unknown flag $1" >&2; exit 2 ;;
+    -h|--help) dp_usage; exit 0 ;;
+    *) echo "compare_ddp: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -10,6 +10,7 @@
 # The bound: single-thread sgemm GFLOP/s (bench_sgemm, measured in the same
 # run) divided by the model's training FLOPs per sample (3 x forward).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 reps=3 models="mlp cnn" limit=0 plot=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -17,7 +18,8 @@ while [ $# -gt 0 ]; do
     --models) models="$2"; shift 2 ;;
     --limit) limit="$2"; shift 2 ;;
     --plot) plot=1; shift ;;
-    *) echo "compare_torch: unknown flag $1" >&2; exit 2 ;;
+    -h|--help) dp_usage; exit 0 ;;
+    *) echo "compare_torch: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -8,6 +8,7 @@
 #                      [--checkpoint-every 2000] [--plot]
 # Writes benchmarks/out/soak/{samples.csv,summary.txt,soak.png}.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 seconds=3600 np=2 every=30 model=cnn ckevery=2000 plot=0 batch=64
 while [ $# -gt 0 ]; do
@@ -18,7 +19,8 @@ while [ $# -gt 0 ]; do
     --model) model="$2"; shift 2 ;;
     --checkpoint-every) ckevery="$2"; shift 2 ;;
     --plot) plot=1; shift ;;
-    *) echo "soak.sh: unknown flag $1" >&2; exit 2 ;;
+    -h|--help) dp_usage; exit 0 ;;
+    *) echo "soak.sh: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
 dir="$out/soak"; rm -rf "$dir"; mkdir -p "$dir"

@@ -9,7 +9,8 @@
 #   4. a NaN planted on one rank -> every rank stops at that step naming the tensor; with
 #      --on-nonfinite skip the step is dropped, the loss scale halved, replicas stay equal;
 #      fp16 overflow under a large --loss-scale is skipped until the scale fits;
-#   5. a rank hung in compute, or stopped (SIGSTOP), mid-step -> the watchdog names it and aborts
+#   5. a rank hung in compute, or stopped (SIGSTOP), mid-step, or hung loading its data before the first
+#      step -> the watchdog names it and aborts
 #      (dptrain train, and dptrain search).
 # Faults are planted with DP_FAULT (include/dptrain/fault.h). Every case prints one line
 # "case | ranks | what happened | seconds from the fault to the end of the job" for
@@ -138,6 +139,30 @@ for fault in "hang@forward:rank=1:step=5 3 not waiting on other ranks: in forwar
     bad "watchdog $spec: exit $rc after ${took}s, output: $out"
   fi
 done
+
+# a rank stuck before the first step (loading its shards): the others wait in a set-up agreement
+out=$(DP_FAULT="hang@load:rank=1" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "${common[@]}" \
+      --watchdog 4 2>&1); rc=$?
+took=$(secs "$(sed -n 's/.*DP_FAULT: .* time \([0-9.]*\)$/\1/p' <<<"$out" | head -1)" "$(now)")
+line=$(grep -m1 "rank 0: waiting .* before the first step" <<<"$out" | sed 's/^ *//')
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ -n "$line" ] &&
+   grep -q "rank 1: not waiting on other ranks: in loading the data before the first step" <<<"$out" &&
+   grep -q "suspect rank(s): 1 " <<<"$out"; then
+  ok "watchdog, hang while loading the data | 2 | exit $rc: $line | $took"
+else
+  bad "watchdog at set-up: exit $rc after ${took}s, output: $out"
+fi
+
+# with --allreduce mpi the watchdog still names the bucket (MPI_Allreduce does not say whom it waits for)
+out=$(DP_FAULT="hang@forward:rank=1:step=5" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "${common[@]}" \
+      --allreduce mpi --watchdog 4 2>&1); rc=$?
+took=$(secs "$(sed -n 's/.*DP_FAULT: .* time \([0-9.]*\)$/\1/p' <<<"$out" | head -1)" "$(now)")
+line=$(grep -m1 -E "rank 0: waiting .* in the gradient allreduce of step 5, bucket [0-9]+ of [0-9]+$" <<<"$out" | sed 's/^ *//')
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ -n "$line" ] && grep -q "suspect rank(s): 1 " <<<"$out"; then
+  ok "watchdog, hang, --allreduce mpi | 2 | exit $rc: $line | $took"
+else
+  bad "watchdog with --allreduce mpi: exit $rc after ${took}s, output: $out"
+fi
 
 # the same watchdog in the architecture search (its weights' sync carries it)
 out=$(DP_FAULT="hang@forward:rank=1:step=1" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" search \

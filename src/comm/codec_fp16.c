@@ -18,6 +18,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "dptrain/floatscan.h"
 #include "comm/comm_internal.h"
 
 static uint32_t f_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
@@ -139,22 +140,6 @@ static void f16_decode_n(const uint16_t *src, float *dst, size_t n, int add)
 /* Checks and the vtables                                                     */
 /* ------------------------------------------------------------------------- */
 
-/* Index of the first value that is not finite or (limit > 0) has |x| >= limit,
- * or n. Branch-free accumulation first, so the common all-good case vectorises. */
-size_t dp_codec_find_bad(const float *x, size_t n, float limit)
-{
-    uint32_t bad = 0;
-    const uint32_t lim = limit > 0 ? f_bits(limit) : 0x7F800000u;
-    for (size_t i = 0; i < n; i++)
-        bad |= (f_bits(x[i]) & 0x7FFFFFFFu) >= lim;
-    if (!bad)
-        return n;
-    for (size_t i = 0; i < n; i++)
-        if ((f_bits(x[i]) & 0x7FFFFFFFu) >= lim)
-            return i;
-    return n;
-}
-
 dp_status dp_codec_reject(const char *codec, const float *x, size_t i)
 {
     if (isfinite(x[i]))
@@ -187,7 +172,7 @@ static dp_status f16_encode(const dp_ring_codec *c, const float *src, size_t n, 
     if (cap < 2 * n)
         return dp_errorf(DP_ERR_ARG, "fp16 codec: %zu values need %zu bytes, have %zu", n,
                          2 * n, cap);
-    size_t bad = dp_codec_find_bad(src, n, 65520.0f);
+    size_t bad = dp_floats_find_bad(src, n, 65520.0f);
     if (bad < n)
         return dp_codec_reject("fp16", src, bad);
     dp_f16_encode_n(src, dst, n);
@@ -223,7 +208,7 @@ static dp_status b16_encode(const dp_ring_codec *c, const float *src, size_t n, 
         return dp_errorf(DP_ERR_ARG, "bf16 codec: %zu values need %zu bytes, have %zu", n,
                          2 * n, cap);
     /* 0x1.fep127 (halfway above the largest bf16, a tie to even) and up round to Inf */
-    size_t bad = dp_codec_find_bad(src, n, 0x1.fep127f);
+    size_t bad = dp_floats_find_bad(src, n, 0x1.fep127f);
     if (bad < n)
         return dp_codec_reject("bf16", src, bad);
     uint16_t *h = dst;

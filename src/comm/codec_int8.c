@@ -16,6 +16,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "dptrain/floatscan.h"
 #include "comm/comm_internal.h"
 
 static size_t nblocks(size_t n) { return (n + DP_CODEC_INT8_BLOCK - 1) / DP_CODEC_INT8_BLOCK; }
@@ -42,7 +43,7 @@ static dp_status i8_encode(const dp_ring_codec *c, const float *src, size_t n, v
     if (cap < need)
         return dp_errorf(DP_ERR_ARG, "int8 codec: %zu values need %zu bytes, have %zu", n,
                          need, cap);
-    size_t bad = dp_codec_find_bad(src, n, 0.0f);
+    size_t bad = dp_floats_find_bad(src, n, 0.0f);
     if (bad < n)
         return dp_codec_reject("int8", src, bad);
     unsigned char *out = dst;

@@ -80,9 +80,7 @@ float dp_f32_from_bf16(uint16_t h);
 void dp_f16_encode_n(const float *src, uint16_t *dst, size_t n);
 void dp_codec_f16c_force(int on);
 
-/* Index of the first x[i] that is NaN/Inf or (limit > 0) has |x[i]| >= limit; n if
- * none. dp_codec_reject formats the DP_ERR_NONFINITE message for it. */
-size_t dp_codec_find_bad(const float *x, size_t n, float limit);
+/* The DP_ERR_NONFINITE message for x[i], the value dp_floats_find_bad found. */
 dp_status dp_codec_reject(const char *codec, const float *x, size_t i);
 
 /* The codecs a workspace has built for dp_codec_config's (codec_wire.c): the int8

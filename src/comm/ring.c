@@ -88,6 +88,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dptrain/floatscan.h"
 #include "comm/comm_internal.h"
 
 #define RING_DEPTH_DEFAULT 2
@@ -384,7 +385,7 @@ static dp_status ring_encode(ring_ctx *x, size_t off, size_t n, int owner, void 
     }
     dp_status st = c->encode(c, v, n, dst, x->slot_bytes, bytes);
     if (DP_ERR_NONFINITE == st) {
-        size_t k = dp_codec_find_bad(v, n, 0.0f);
+        size_t k = dp_floats_find_bad(v, n, 0.0f);
         if (k < n)
             snprintf(x->bad, sizeof x->bad, "dp_ring_allreduce_codec: rank %d of %d: "
                      "non-finite value (%g) at index %zu of the range (input%s)", x->p.r,

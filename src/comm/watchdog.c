@@ -25,7 +25,12 @@ enum { TAG_QUERY = 7101, TAG_REPLY = 7102 };
 static _Atomic uint64_t wd_item, wd_progress;
 static _Atomic int wd_peer = -1, wd_step = -1, wd_P;
 
-void dp_wd_note_item(uint64_t index) { atomic_store_explicit(&wd_item, index, memory_order_relaxed); }
+/* a new range forgets the previous one's ring position: MPI_Allreduce notes none */
+void dp_wd_note_item(uint64_t index)
+{
+    atomic_store_explicit(&wd_peer, -1, memory_order_relaxed);
+    atomic_store_explicit(&wd_item, index, memory_order_relaxed);
+}
 
 void dp_wd_note_wait(int peer, int step, int P)
 {
@@ -104,20 +109,23 @@ static void describe(const wd_report *r, char *out, size_t cap)
         snprintf(out, cap, "rank %d: no answer (stopped, stuck outside the process's control, or gone)", r->rank);
         return;
     }
+    char when[48] = "before the first step"; /* step 0: set-up (data, agreements, checkpoint) */
+    if (r->step > 0) snprintf(when, sizeof when, "of step %lld", (long long)r->step);
     if (!r->waiting) {
-        snprintf(out, cap, "rank %d: not waiting on other ranks: in %s of step %lld for %.1f s", r->rank, r->what,
-                 (long long)r->step, r->secs);
+        snprintf(out, cap, "rank %d: not waiting on other ranks: in %s %s for %.1f s", r->rank, r->what, when, r->secs);
         return;
     }
+    /* the bucket is known for any allreduce; the ring step and peer only when our ring carries it
+     * (MPI_Allreduce does not say whom it waits for) */
     char where[160] = "";
-    if (r->bucket >= 0 && r->peer >= 0) {
+    size_t n = 0;
+    if (r->bucket >= 0) n = (size_t)snprintf(where, sizeof where, ", bucket %d of %d", r->bucket + 1, r->nbuckets);
+    if (r->bucket >= 0 && r->peer >= 0 && n < sizeof where) {
         int P = r->ring_P, s = r->ring_step;
-        snprintf(where, sizeof where, ", bucket %d of %d, ring %s step %d of %d, waiting for rank %d", r->bucket + 1,
-                 r->nbuckets, s < P - 1 ? "reduce-scatter" : "allgather", s < P - 1 ? s + 1 : s - (P - 1) + 1, P - 1,
-                 r->peer);
+        snprintf(where + n, sizeof where - n, ", ring %s step %d of %d, waiting for rank %d",
+                 s < P - 1 ? "reduce-scatter" : "allgather", s < P - 1 ? s + 1 : s - (P - 1) + 1, P - 1, r->peer);
     }
-    snprintf(out, cap, "rank %d: waiting %.1f s in the %s of step %lld%s", r->rank, r->secs, r->what,
-             (long long)r->step, where);
+    snprintf(out, cap, "rank %d: waiting %.1f s in the %s %s%s", r->rank, r->secs, r->what, when, where);
 }
 
 static void answer_queries(dp_watchdog *w)

@@ -1,6 +1,7 @@
 dp_room(core
   src/core/status.c
   src/core/fault.c
+  src/core/floatscan.c
   src/core/arena.c
   src/core/tape.c
   src/core/gradpool.c

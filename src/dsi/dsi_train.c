@@ -235,6 +235,7 @@ static dp_status setup(dsi_run *r, MPI_Comm comm)
     dp_sync_opts so = {.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
                        .overlap = cfg->overlap};
     dp_status rs = dp_sync_init(&r->sync, r->size > 1 ? comm : MPI_COMM_NULL, rc == DP_OK ? &r->m->dense : &none, &so);
+    if (rs == DP_OK) rs = dp_sync_watchdog(&r->sync, cfg->watchdog_s); /* set-up agreements included */
     if (rs != DP_OK) return rs;
     rc = dp_sync_all_ok(&r->sync, rc, "loading the member's data");
     if (rc != DP_OK) return rc;
@@ -479,7 +480,7 @@ static dp_status save(dsi_run *r)
 static dp_status epochs(dsi_run *r, dp_dsi_train_result *res)
 {
     const dp_dsi_train_config *cfg = r->cfg;
-    dp_status rc = dp_sync_watchdog(&r->sync, cfg->watchdog_s);
+    dp_status rc = DP_OK;
     for (int e = 0; e < cfg->epochs && rc == DP_OK; e++) {
         dp_sampler_shuffle(&r->smp, &r->shuffle);
         r->index_first = r->data.index.n ? (long)(((unsigned long long)e * (unsigned long long)r->n_index) % (unsigned long long)r->data.index.n) : 0;

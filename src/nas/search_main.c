@@ -146,12 +146,15 @@ static dp_status setup(srch *s, MPI_Comm comm)
     dp_status rc = dp_sync_init(&s->wsync, comm, s->sn ? &s->sn->model->params : &none, &wo);
     if (rc != DP_OK) return rc;
     rc = dp_sync_init(&s->async, comm, s->sn ? &s->sn->alpha : &none, &ao);
+    /* the weights' sync carries the watchdog, set-up included; alpha's allreduce follows it every step */
+    if (rc == DP_OK) rc = dp_sync_watchdog(&s->wsync, cfg->watchdog_s);
     if (rc != DP_OK) return rc;
     rc = dp_sync_all_ok(&s->wsync, rc_build, "building the supernet");
     if (rc != DP_OK) return rc;
     s->nops = s->sn->cfg.nops;
     rc = agree(s, manifest_hash);
     if (rc != DP_OK) return rc;
+    dp_sync_phase(&s->wsync, "loading the data", 0);
     rc = dp_sync_all_ok(&s->wsync, load_data(s), "loading the data");
     if (rc == DP_OK) rc = make_sampler(s, &s->str, s->tr.n);
     if (rc == DP_OK) rc = make_sampler(s, &s->sva, s->va.n);
@@ -290,9 +293,6 @@ static dp_status run_epochs(srch *s, dp_search_result *res)
 {
     const dp_search_config *cfg = s->cfg;
     double stats[5];
-    /* the weights' sync carries the watchdog; alpha's allreduce follows it every step */
-    dp_status wrc = dp_sync_watchdog(&s->wsync, cfg->watchdog_s);
-    if (wrc != DP_OK) return wrc;
     for (int epoch = 0; epoch < cfg->epochs; epoch++) {
         dp_sampler_shuffle(&s->str, &s->shuffle_t);
         dp_sampler_shuffle(&s->sva, &s->shuffle_v);

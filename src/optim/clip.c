@@ -8,8 +8,8 @@
 #include "dptrain/optim.h"
 
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
+
+#include "dptrain/floatscan.h"
 
 double dp_sum_squares(const float *g, size_t n)
 {
@@ -49,22 +49,10 @@ float dp_clip_grad_norm(float *g, size_t n, float max_norm)
     return (float)norm;
 }
 
-static uint32_t abs_bits(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u & 0x7FFFFFFFu;
-}
-
 size_t dp_grad_unscale_check(float *g, size_t n, float mul)
 {
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; i++)
-        bad |= abs_bits(g[i]) >= 0x7F800000u; /* exponent all ones: Inf or NaN */
-    if (bad) {
-        for (size_t i = 0; i < n; i++)
-            if (abs_bits(g[i]) >= 0x7F800000u) return i;
-    }
+    size_t bad = dp_floats_find_bad(g, n, 0.0f);
+    if (bad < n) return bad;
     if (mul != 1.0f) dp_grad_scale(g, n, mul);
     return n;
 }

@@ -158,8 +158,10 @@ dp_status dp_sync_agree(dp_sync *s, const char *text)
     char mine[AGREE_BYTES] = {0};
     if (!all) return dp_errorf(DP_ERR_NOMEM, "agreement: out of memory");
     strcpy(mine, text);
+    dp_watchdog_wait_begin(s->wd, "configuration agreement", 0, 0);
     dp_status rc = mpi_check(MPI_Allgather(mine, AGREE_BYTES, MPI_CHAR, all, AGREE_BYTES, MPI_CHAR, s->comm), s,
                              "MPI_Allgather (configuration)");
+    dp_watchdog_wait_end(s->wd);
     /* Every rank runs the same comparison on the same data, so all of them
      * report the same first difference and stop together. */
     for (int r = 1; rc == DP_OK && r < s->size; r++) {
@@ -183,13 +185,22 @@ dp_status dp_sync_agree(dp_sync *s, const char *text)
     return rc;
 }
 
+/* MPI_SUM of n doubles in place; `label` is what the watchdog reports a wait here as (a literal) */
+static dp_status sum_doubles(dp_sync *s, double *v, int n, const char *label)
+{
+    dp_watchdog_wait_begin(s->wd, label, 0, 0);
+    dp_status rc = mpi_check(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, s->comm), s, "MPI_Allreduce");
+    dp_watchdog_wait_end(s->wd);
+    return rc;
+}
+
 dp_status dp_sync_all_ok(dp_sync *s, dp_status mine, const char *what)
 {
     if (s->size == 1) return mine;
     char why[1024];
     snprintf(why, sizeof why, "%s", dp_errmsg());
     double bad = mine != DP_OK;
-    dp_status rc = dp_sync_sum(s, &bad, 1);
+    dp_status rc = sum_doubles(s, &bad, 1, "agreement that every rank succeeded");
     if (rc != DP_OK) return rc;
     if (mine != DP_OK) return dp_errorf(mine, "rank %d: %s", s->rank, why);
     if (bad > 0) return dp_errorf(DP_ERR_MPI, "rank %d: %s failed on another rank", s->rank, what);
@@ -223,12 +234,7 @@ dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes)
 
 dp_status dp_sync_sum(dp_sync *s, double *v, int n)
 {
-    if (s->size == 1) return DP_OK;
-    dp_watchdog_wait_begin(s->wd, "statistics allreduce", 0, 0);
-    dp_status rc = mpi_check(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, s->comm), s,
-                             "MPI_Allreduce (step statistics)");
-    dp_watchdog_wait_end(s->wd);
-    return rc;
+    return s->size == 1 ? DP_OK : sum_doubles(s, v, n, "statistics allreduce");
 }
 
 dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all)
@@ -237,7 +243,10 @@ dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all)
         all[0] = v;
         return DP_OK;
     }
-    return mpi_check(MPI_Allgather(&v, 1, MPI_LONG, all, 1, MPI_LONG, s->comm), s, "MPI_Allgather");
+    dp_watchdog_wait_begin(s->wd, "allgather of a count", 0, 0);
+    dp_status rc = mpi_check(MPI_Allgather(&v, 1, MPI_LONG, all, 1, MPI_LONG, s->comm), s, "MPI_Allgather");
+    dp_watchdog_wait_end(s->wd);
+    return rc;
 }
 
 dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step)

@@ -320,13 +320,19 @@ static dp_status setup(run *r, MPI_Comm comm)
     so.powersgd_rank = cfg->powersgd_rank;
     static const dp_params none;
     rc = dp_sync_init(&r->sync, comm, r->m ? &r->m->params : &none, &so);
+    /* from here every wait on other ranks is watched, set-up included: a rank stuck loading its
+     * shards is reported like one stuck in a step */
+    if (rc == DP_OK) rc = dp_sync_watchdog(&r->sync, cfg->watchdog_s);
     if (rc != DP_OK) return rc;
+    dp_fault_context(r->rank, 0);
     /* A rank that failed to build must not leave the others waiting. */
     rc = dp_sync_all_ok(&r->sync, rc_model, "building the model");
     if (rc != DP_OK) return rc;
     rc = agree(r, manifest_hash);
     if (rc != DP_OK) return rc;
 
+    dp_sync_phase(&r->sync, "loading the data", 0);
+    dp_fault_point("load");
     rc = dp_sync_all_ok(&r->sync, load_data(r), "loading the data");
     if (rc != DP_OK) return rc;
     long *n_ranks = malloc((size_t)r->size * sizeof *n_ranks);
@@ -351,6 +357,7 @@ static dp_status setup(run *r, MPI_Comm comm)
     dp_rng_seed(&r->ctx.dropout_rng, cfg->seed, DP_STREAM_DROPOUT, (uint32_t)r->rank);
     dp_rng_seed(&r->shuffle, cfg->seed, DP_STREAM_SHUFFLE, cfg->sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)r->rank);
     if (cfg->out[0]) snprintf(r->ckpt, sizeof r->ckpt, "%s/checkpoint.dpc", cfg->out);
+    dp_sync_phase(&r->sync, "opening the run directory", 0);
     rc = dp_report_open(&r->rep, r->rank == 0 ? cfg->out : NULL, cfg->progress, cfg->quiet || r->rank != 0);
     if (rc == DP_OK) rc = check_out_space(r);
     rc = dp_sync_all_ok(&r->sync, rc, "opening the run directory");
@@ -358,6 +365,7 @@ static dp_status setup(run *r, MPI_Comm comm)
     r->st.loss_scale = cfg->loss_scale;
     r->saved_step = -1;
     if (cfg->resume) {
+        dp_sync_phase(&r->sync, "loading the checkpoint", 0);
         rc = dp_run_load(r);
         if (rc != DP_OK) return rc;
         if (!cfg->quiet && r->rank == 0)
@@ -433,8 +441,6 @@ static dp_status run_epochs(run *r, dp_train_result *res)
     const dp_train_config *cfg = r->cfg;
     double t_start = dp_now(), stats[5], win[3] = {0, 0, 0};
     long k = cfg->accumulate;
-    dp_status wrc = dp_sync_watchdog(&r->sync, cfg->watchdog_s);
-    if (wrc != DP_OK) return wrc;
     for (; (int)r->st.epoch < cfg->epochs; r->st.epoch++) {
         r->m->progress = (float)r->st.epoch / (float)cfg->epochs; /* drop-path ramp, as the reference */
         /* The permutation is a function of the epoch-start stream state. */
