@@ -60,6 +60,10 @@ for t in "${tests[@]}"; do
   printf '%s\n' "${all[@]}" | grep -qx -- "$t" || { echo "check.sh: '$t' is not a single-rank test (have: ${all[*]})" >&2; exit 2; }
 done
 logs="$root/build-valgrind/valgrind"; rm -rf "$logs"; mkdir -p "$logs"
+# OpenBLAS's Haswell (AVX2/FMA) kernels run ~8x slower under memcheck than its SSE3 ones (a 2-step cnn run:
+# 358 s against 46 s), which put test_train's one-epoch cases past an hour each. Memcheck is here for our
+# code, so OpenBLAS is pinned to the SSE3 kernels unless the caller chose.
+export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-Prescott}"
 # Criterion runs every test in a worker process that it starts itself (BoxFort), so memcheck has to
 # follow children; --jobs 1 keeps one worker at a time. Leaks count as errors only when definitely
 # lost: Open MPI and OpenBLAS keep "still reachable" buffers until exit by design.
