@@ -6,11 +6,13 @@
 # accuracy against wall time (one point per epoch, from each run's metrics).
 #
 #   benchmarks/bench_codecs.sh [--rate 1gbit] [--ranks "2 4"] [--epochs 5]
-#       [--codecs "none fp16 int8"] [--zstd "0 3"] [--model cnn] [--limit 0]
+#       [--codecs "none fp16 int8"] [--zstd "0 3"] [--model cnn] [--limit 0] [--tag NAME]
 # Needs root (network namespaces). Per-rank batch 64/P keeps the global batch at 64.
+# A codec "topk:F+dgc" runs --codec topk:F --dgc (DGC momentum correction).
+# --tag NAME writes codecs_RATE_NAME.csv (the plot shows every run kept under codec-runs/).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
-rate=1gbit ranks="2" epochs=5 codecs="none fp16 bf16 int8" zstds="0 3" model=cnn limit=0
+rate=1gbit ranks="2" epochs=5 codecs="none fp16 bf16 int8" zstds="0 3" model=cnn limit=0 tag=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rate) rate="$2"; shift 2 ;;
@@ -20,14 +22,15 @@ while [ $# -gt 0 ]; do
     --zstd) zstds="$2"; shift 2 ;;
     --model) model="$2"; shift 2 ;;
     --limit) limit="$2"; shift 2 ;;
+    --tag) tag="_$2"; shift 2 ;;
     -h|--help) dp_usage; exit 0 ;;
     *) echo "bench_codecs: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-csv="$out/codecs_${rate}.csv"
+csv="$out/codecs_${rate}${tag}.csv"
 echo "ranks,codec,wire_zstd,steps,step_ms,wire_kb_per_step,raw_kb_per_step,test_acc,wall_s" > "$csv"
-printf "%5s %-6s %4s %8s %14s %12s %9s %8s\n" ranks codec zstd step_ms wire_KiB/step vs_float32 test_acc wall_s
+printf "%5s %-14s %4s %8s %14s %12s %9s %8s\n" ranks codec zstd step_ms wire_KiB/step vs_float32 test_acc wall_s
 for np in $ranks; do
   for c in $codecs; do
     for z in $zstds; do
@@ -35,10 +38,11 @@ for np in $ranks; do
       case "$c" in topk:*|powersgd:*) [ "$z" = 0 ] || continue ;; esac
       run="$out/codec-runs/${rate}-np${np}-${c}-z${z}"
       rm -rf "$run"; mkdir -p "$run"
+      cflags=(--codec "${c%+dgc}"); [ "${c%+dgc}" = "$c" ] || cflags+=(--dgc)
       log="$run/log"
       "$root/launch/vcluster.sh" --rate "$rate" -- mpirun -np "$np" --oversubscribe \
         -x OPENBLAS_NUM_THREADS=1 "$build/dptrain" train --data "$shards" --model "$model" --epochs "$epochs" \
-        --batch $((64 / np)) --limit "$limit" --schedule cosine --weight-decay 5e-4 --codec "$c" \
+        --batch $((64 / np)) --limit "$limit" --schedule cosine --weight-decay 5e-4 "${cflags[@]}" \
         --wire-zstd "$z" --out "$run" --quiet >"$log" 2>&1 ||
         { echo "bench_codecs: run failed:" >&2; cat "$log" >&2; exit 1; }
       steps=$(field steps "$log") wall=$(field wall_s "$log") acc=$(field test_acc "$log")
@@ -46,7 +50,7 @@ for np in $ranks; do
       sps=$(field train_samples_per_s "$log")
       step_ms=$(awk -v s="$sps" -v b=64 'BEGIN{printf "%.1f", b/s*1000}')
       echo "$np,$c,$z,$steps,$step_ms,$wire,$raw,$acc,$wall" >> "$csv"
-      printf "%5s %-6s %4s %8s %14s %11.1fx %9s %8s\n" "$np" "$c" "$z" "$step_ms" "$wire" \
+      printf "%5s %-14s %4s %8s %14s %11.1fx %9s %8s\n" "$np" "$c" "$z" "$step_ms" "$wire" \
         "$(awk -v w="$wire" -v r="$raw" 'BEGIN{print (w>0)? r/w : 0}')" "$acc" "$wall"
     done
   done

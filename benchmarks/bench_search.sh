@@ -8,8 +8,8 @@
 # writes a CSV of every run plus a summary CSV.
 #
 #   benchmarks/bench_search.sh [--configs "5x8 8x16"] [--batch 64] [--steps 10] [--warmup 2]
-#       [--reps 3] [--ranks "1 2"] [--impls "dptrain torch"] [--data DIR] [--tag NAME]
-#       [--dp-args "..."] [--plot [FILE.png]]
+#       [--reps 3] [--ranks "1 2"] [--impls "dptrain dptrain-rc torch"] [--data DIR] [--tag NAME]
+#       [--recompute N|all] [--dp-args "..."] [--plot [FILE.png]]
 #
 # --configs   LAYERSxCHANNELS, space-separated (default 5x8)
 # --steps/--warmup  torch: timed steps after untimed ones (it reports the median
@@ -18,7 +18,9 @@
 #             images), one epoch; it reports its own images/s over the epoch
 # --ranks     dptrain rank counts (mpirun -np P above 1, --batch per rank);
 #             torch runs at 1 rank only; the ratio is dptrain(P) / torch(1)
-# --impls     what to run (e.g. --impls torch before `dptrain search` exists)
+# --impls     what to run: dptrain, dptrain-rc (dptrain search --recompute: cells
+#             recomputed in backward) and/or torch (default "dptrain torch")
+# --recompute what dptrain-rc passes to --recompute: N cells or all (default all)
 # --data      dptrain's shard set (default: benchmarks/out/fashion-mnist, made
 #             by common.sh); torch reads /usr/share/datasets/fashion-mnist
 # --dp-args   extra flags for `dptrain search`
@@ -30,7 +32,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 me=bench_search
 configs="5x8" batch=64 steps=10 warmup=2 reps=3 ranks="1" impls="dptrain torch" data="" tag="" dp_args=""
-plot=""
+plot="" recompute=all
 die() { echo "$me: $*" >&2; exit 2; }
 need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
     --impls) need_arg "$@"; impls="$2"; shift 2 ;;
     --data) need_arg "$@"; data="$2"; shift 2 ;;
     --tag) need_arg "$@"; tag="_$2"; shift 2 ;;
+    --recompute) need_arg "$@"; recompute="$2"; shift 2 ;;
     --dp-args) [ $# -ge 2 ] || die "--dp-args needs a value"; dp_args="$2"; shift 2 ;;
     --plot) if [ $# -ge 2 ] && [ "${2#--}" = "$2" ]; then plot="$2"; shift 2; else plot=default; shift; fi ;;
     -h|--help) dp_usage; exit 0 ;;
@@ -54,14 +57,15 @@ isint() { [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge "$3" ] || die "$1 must be an inte
 isint --batch "$batch" 1; isint --steps "$steps" 1; isint --warmup "$warmup" 0; isint --reps "$reps" 1
 for p in $ranks; do isint --ranks "$p" 1; done
 for c in $configs; do [[ "$c" =~ ^[0-9]+x[0-9]+$ ]] || die "--configs entries are LAYERSxCHANNELS (got '$c')"; done
-for i in $impls; do [ "$i" = dptrain ] || [ "$i" = torch ] || die "--impls takes dptrain and/or torch (got '$i')"; done
+for i in $impls; do [ "$i" = dptrain ] || [ "$i" = dptrain-rc ] || [ "$i" = torch ] ||
+  die "--impls takes dptrain, dptrain-rc and/or torch (got '$i')"; done
 [ -n "$configs" ] && [ -n "$ranks" ] && [ -n "$impls" ] || die "--configs, --ranks and --impls must not be empty"
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [ -n "$data" ] || data="$shards"
 has() { [[ " $impls " == *" $1 "* ]]; }
 if has torch; then need_torch; fi
-if has dptrain; then
+if has dptrain || has dptrain-rc; then
   "$build/dptrain" search --help >/dev/null 2>&1 ||
     { echo "$me: $build/dptrain has no 'search' command (build it; or run the torch side alone: --impls torch)" >&2; exit 1; }
   [ -f "$data/manifest.txt" ] || { echo "$me: no shard set at $data (manifest.txt missing)" >&2; exit 1; }
@@ -79,7 +83,7 @@ csv="$out/search${tag}.csv" summary="$out/search${tag}_summary.csv"
 echo "layers,channels,batch,impl,ranks,rep,steps,train_images_per_s,peak_rss_mb,step_s,val_acc,wall_s,binary" > "$csv"
 # the binary under test, by content: a rebuild in the middle of a run (a shared tree) is flagged
 bin_id() { sha256sum "$build/dptrain" | cut -c1-12; }
-bin0=""; if has dptrain; then bin0=$(bin_id); fi
+bin0=""; if has dptrain || has dptrain-rc; then bin0=$(bin_id); fi
 
 # sfield KEY FILE: KEY=... on the torch_search: line
 sfield() { sed -n "s/^torch_search:.* $1=\([0-9.e+-]*\).*/\1/p" "$2" | head -n1; }
@@ -90,13 +94,14 @@ run() { # run IMPL LAYERS CHANNELS RANKS REP: one run, one CSV row
   local name="L${L}_C${C}_B${batch}_${impl}_np${P}_rep${rep}${tag}" limit=$((2 * batch * P * (steps + warmup)))
   local log="$logs/$name.log"
   local t0; t0=$(date +%s.%N)
-  if [ "$impl" = dptrain ]; then
-    local dir="$logs/$name"; rm -rf "$dir"
+  if [ "$impl" != torch ]; then
+    local dir="$logs/$name" rcflag=""; rm -rf "$dir"
+    [ "$impl" = dptrain-rc ] && rcflag="--recompute $recompute"
     local bin; bin=$(bin_id)
     [ "$bin" = "$bin0" ] || echo "$me: WARNING: $build/dptrain changed during the benchmark ($bin0 -> $bin): rows mix binaries (see the csv's binary column)" >&2
     # shellcheck disable=SC2206  # --dp-args is split on purpose
     local cmd=("$build/dptrain" search --data "$data" --layers "$L" --channels "$C" --batch "$batch" --epochs 1
-               --limit "$limit" --strategy darts --out "$dir" --quiet $dp_args)
+               --limit "$limit" --strategy darts --out "$dir" --quiet $rcflag $dp_args)
     if [ "$P" -gt 1 ]; then dp_mpirun "$P" "${cmd[@]}" >"$log" 2>&1 || rc=$?
     else "${cmd[@]}" >"$log" 2>&1 || rc=$?; fi
     [ "$rc" -eq 0 ] || fail "dptrain search (L=$L C=$C np=$P rep $rep) failed (exit $rc)" "$log"
@@ -105,7 +110,7 @@ run() { # run IMPL LAYERS CHANNELS RANKS REP: one run, one CSV row
     wall=$(field wall_s "$log") st=$(field steps "$log")
     [ -n "$ips" ] && [ -n "$rss" ] || fail "dptrain search (L=$L C=$C np=$P rep $rep) printed no 'final: ... train_images_per_s= peak_rss_mb=' line" "$log"
     local step_s; step_s=$(awk -v b="$batch" -v p="$P" -v r="$ips" 'BEGIN{ if (r > 0) printf "%.3f", b*p/r; else print "nan" }')
-    echo "$L,$C,$batch,dptrain,$P,$rep,${st:-},$ips,$rss,$step_s,${acc:-},${wall:-},$bin" >> "$csv"
+    echo "$L,$C,$batch,$impl,$P,$rep,${st:-},$ips,$rss,$step_s,${acc:-},${wall:-},$bin" >> "$csv"
   else
     /usr/bin/python3 "$root/benchmarks/darts_torch.py" --layers "$L" --channels "$C" --batch "$batch" \
       --steps "$steps" --warmup "$warmup" --limit "$limit" --threads 1 >"$log" 2>&1 || rc=$?
@@ -124,11 +129,11 @@ for rep in $(seq 1 "$reps"); do
   for cfg in $configs; do
     L=${cfg%x*} C=${cfg#*x}
     # alternate the order so drift on a shared machine hits both sides
-    if [ $((rep % 2)) -eq 1 ]; then order="dptrain torch"; else order="torch dptrain"; fi
+    if [ $((rep % 2)) -eq 1 ]; then order="dptrain dptrain-rc torch"; else order="torch dptrain-rc dptrain"; fi
     for impl in $order; do
       has "$impl" || continue
       if [ "$impl" = torch ]; then run torch "$L" "$C" 1 "$rep"
-      else for p in $ranks; do run dptrain "$L" "$C" "$p" "$rep"; done; fi
+      else for p in $ranks; do run "$impl" "$L" "$C" "$p" "$rep"; done; fi
     done
   done
 done
@@ -136,26 +141,32 @@ done
 med() { # med IMPL L C P COLUMN
   awk -F, -v i="$1" -v l="$2" -v c="$3" -v p="$4" -v k="$5" '$4==i && $1==l && $2==c && $5==p && $k!="" {print $k}' "$csv" | median
 }
-echo "config,layers,channels,batch,ranks,dptrain_images_per_s,torch_images_per_s,ratio,dptrain_rss_mb,torch_rss_mb,dptrain_val_acc" > "$summary"
+echo "config,layers,channels,batch,ranks,dptrain_images_per_s,torch_images_per_s,ratio,dptrain_rss_mb,torch_rss_mb,dptrain_val_acc,rc_images_per_s,rc_ratio,rc_rss_mb" > "$summary"
 printf "\nmedian of %s reps, batch %s, one thread per process; torch: median step of %s after %s warm-up\n\n" \
   "$reps" "$batch" "$steps" "$warmup"
-printf "%-7s %5s %13s %13s %9s %11s %11s %8s\n" config ranks dptrain_img/s torch_img/s ratio dp_rss_MB pt_rss_MB val_acc
+printf "%-7s %5s %13s %13s %9s %11s %11s %8s %10s %8s %9s\n" config ranks dptrain_img/s torch_img/s ratio dp_rss_MB \
+  pt_rss_MB val_acc rc_img/s rc_ratio rc_rss_MB
 for cfg in $configs; do
   L=${cfg%x*} C=${cfg#*x}
   t=nan tr=nan
   if has torch; then t=$(med torch "$L" "$C" 1 8); tr=$(med torch "$L" "$C" 1 9); fi
-  rows=1; has dptrain && rows="$ranks"
+  rows=1; { has dptrain || has dptrain-rc; } && rows="$ranks"
   for p in $rows; do
     d=nan dr=nan acc=nan
     if has dptrain; then d=$(med dptrain "$L" "$C" "$p" 8); dr=$(med dptrain "$L" "$C" "$p" 9); acc=$(med dptrain "$L" "$C" "$p" 11); fi
+    r=nan rr=nan
+    if has dptrain-rc; then r=$(med dptrain-rc "$L" "$C" "$p" 8); rr=$(med dptrain-rc "$L" "$C" "$p" 9); fi
     ratio=$(awk -v d="$d" -v t="$t" 'BEGIN{ if (d != "nan" && t != "nan" && t > 0) printf "%.2f", d/t; else print "nan" }')
-    echo "${L}x${C}/np$p,$L,$C,$batch,$p,$d,$t,$ratio,$dr,$tr,$acc" >> "$summary"
+    rratio=$(awk -v d="$r" -v t="$t" 'BEGIN{ if (d != "nan" && t != "nan" && t > 0) printf "%.2f", d/t; else print "nan" }')
+    echo "${L}x${C}/np$p,$L,$C,$batch,$p,$d,$t,$ratio,$dr,$tr,$acc,$r,$rratio,$rr" >> "$summary"
     shown=$ratio; [ "$ratio" = nan ] && shown=- || shown="${ratio}x"
-    printf "%-7s %5s %13s %13s %9s %11s %11s %8s\n" "${L}x${C}" "$p" "$d" "$t" "$shown" "$dr" "$tr" "$acc"
+    rshown=$rratio; [ "$rratio" = nan ] && rshown=- || rshown="${rratio}x"
+    printf "%-7s %5s %13s %13s %9s %11s %11s %8s %10s %8s %9s\n" "${L}x${C}" "$p" "$d" "$t" "$shown" "$dr" "$tr" "$acc" \
+      "$r" "$rshown" "$rr"
   done
 done
 echo; echo "csv: $csv and $summary; logs: $logs/"
-if has dptrain && [ "$(awk -F, 'NR>1 && $4=="dptrain" {print $13}' "$csv" | sort -u | wc -l)" -gt 1 ]; then
+if [ "$(awk -F, 'NR>1 && $4!="torch" {print $13}' "$csv" | sort -u | wc -l)" -gt 1 ]; then
   echo "$me: WARNING: the dptrain rows come from more than one build of $build/dptrain (csv column binary)" >&2
 fi
 if [ -n "$plot" ]; then
@@ -166,7 +177,8 @@ set style data histograms; set style histogram clustered gap 1; set style fill s
 set datafile separator ","; set datafile missing "nan"
 set ylabel "training images/s (1 thread per rank)"; set yrange [0:*]; set grid ytics; set key top right
 set title "DARTS search (first order): dptrain vs PyTorch 1.13, batch $batch"
-plot "$summary" every ::1 using 6:xtic(1) title "dptrain", "" every ::1 using 7 title "PyTorch (1 rank)"
+plot "$summary" every ::1 using 6:xtic(1) title "dptrain", "" every ::1 using 12 title "dptrain --recompute", \
+     "" every ::1 using 7 title "PyTorch (1 rank)"
 GP
   echo "plot: $plot"
 fi

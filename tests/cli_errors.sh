@@ -42,6 +42,10 @@ expect 2 "--layers: 0 is out of range"   -- train --layers 0
 expect 2 "--drop-path: 1.5 is out of range" -- train --drop-path 1.5
 expect 2 "--cutout: -1 is out of range"  -- train --cutout -1
 expect 0 "--arch FILE"                   -- train --help
+expect 2 "--dgc needs --codec topk:F"    -- train --dgc --codec int8
+expect 2 "--dgc needs --optimizer sgd"   -- train --dgc --codec topk:0.01 --optimizer adam
+expect 2 "--dgc needs --optimizer sgd"   -- train --dgc --codec topk:0.01 --nesterov
+expect 2 "--dgc cannot be combined with --codec-start" -- train --dgc --codec topk:0.01 --codec-start 10
 # a bad --arch is reported before the data is read, naming the file and the field
 expect 1 "$tmp/nope.json: open"          -- train --arch "$tmp/nope.json" --data "$tmp/missing" --quiet
 echo '{"normal": [["sep_conv_3x3", 0]' > "$tmp/bad.json"
@@ -58,6 +62,8 @@ expect 2 "--unrolled needs a bilevel strategy" -- search --strategy gold --unrol
 expect 2 "--cost-weight: .* out of range|--cost-weight" -- search --cost-weight -1
 expect 1 "$tmp/missing"                  -- search --data "$tmp/missing" --quiet
 expect 2 "--arch-warmup: 3 must be in \[0, epochs=3\)" -- search --epochs 3 --arch-warmup 3
+expect 2 "--recompute: 'some' is not an integer|--recompute" -- search --recompute some
+expect 2 "--recompute: 65 is out of range" -- search --recompute 65
 printf 'sep_conv_3x3 8 28 28 1 x\n' > "$tmp/costs.tsv"
 expect 1 "$tmp/costs.tsv:1"              -- search --cost-table "$tmp/costs.tsv" --data "$tmp/missing" --quiet
 expect 1 "$tmp/nodir/g.json"             -- search --random-genotype "$tmp/nodir/g.json"

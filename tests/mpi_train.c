@@ -218,12 +218,26 @@ static void replica_check(void)
     dp_params_free(&p);
 }
 
-/* Resume is exact with a compressor's state (error feedback, PowerSGD's Q). */
+/* "topk:F+dgc": top-k with DGC's momentum correction (what `dptrain train --dgc` sets). */
+static void parse_codec(dp_train_config *cfg, const char *codec)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s", codec);
+    char *dgc = strstr(name, "+dgc");
+    if (dgc) *dgc = 0;
+    CHECK(dp_train_codec_parse(cfg, name) == DP_OK, "%s", dp_errmsg());
+    if (dgc) {
+        cfg->dgc_momentum = cfg->opt.momentum;
+        cfg->opt.momentum = 0.0f;
+    }
+}
+
+/* Resume is exact with a compressor's state (error feedback, DGC's velocity, PowerSGD's Q). */
 static void resume_with_codec(const char *codec)
 {
     dp_train_config cfg = base(32, 32L * size * 12);
     cfg.epochs = 2;
-    CHECK(dp_train_codec_parse(&cfg, codec) == DP_OK, "%s", dp_errmsg());
+    parse_codec(&cfg, codec);
     interrupted_equals_full(cfg, codec);
 }
 
@@ -231,12 +245,12 @@ static void resume_with_codec(const char *codec)
  * (checked every step) and learns; compressor state survives a resume exactly. */
 static void codecs(void)
 {
-    static const char *names[] = {"fp16", "bf16", "int8", "int8", "topk:0.1", "powersgd:2"};
-    for (int k = 0; k < 6; k++) {
+    static const char *names[] = {"fp16", "bf16", "int8", "int8", "topk:0.1", "topk:0.1+dgc", "powersgd:2"};
+    for (int k = 0; k < 7; k++) {
         dp_train_config cfg = base(32, 32L * size * 40);
         cfg.test_limit = 1000;
         cfg.check_replicas = 1;
-        CHECK(dp_train_codec_parse(&cfg, names[k]) == DP_OK, "%s", dp_errmsg());
+        parse_codec(&cfg, names[k]);
         if (k == 3) cfg.codec.wire_zstd_level = 3;
         dp_train_result res;
         dp_status rc = dp_train_run(&cfg, MPI_COMM_WORLD, &res);
@@ -245,12 +259,13 @@ static void codecs(void)
         CHECK(size == 1 || res.wire_bytes_per_step < res.raw_bytes_per_step, "codec %s sent %g of %g bytes",
               names[k], res.wire_bytes_per_step, res.raw_bytes_per_step);
         if (rank == 0)
-            printf("codec %-10s%s P=%d: test_acc %.4f, %.1f KiB on the wire per step for %.1f KiB of float32\n",
+            printf("codec %-12s%s P=%d: test_acc %.4f, %.1f KiB on the wire per step for %.1f KiB of float32\n",
                    names[k], k == 3 ? "+zstd" : "     ", size, res.test_acc, res.wire_bytes_per_step / 1024,
                    res.raw_bytes_per_step / 1024);
     }
     resume_with_codec("int8");
     resume_with_codec("topk:0.1");
+    resume_with_codec("topk:0.1+dgc");
     resume_with_codec("powersgd:2");
 }
 

@@ -86,7 +86,7 @@ typedef struct dp_comm_stats {
  *   BF16  bfloat16, round to nearest even: |err| <= 2^-8 |x| (2^-134 absolute
  *         below 2^-126); NaN/Inf rejected.
  *   INT8  blocks of DP_CODEC_INT8_BLOCK values, scale s = max|x|/127 per block,
- *         stochastic rounding: unbiased, |err| < s; NaN/Inf rejected.
+ *         stochastic rounding: unbiased, |err| < s (1 + 2^-14); NaN/Inf rejected.
  * A value is encoded once per rank per call (see dp_ring_allreduce_codec), so the
  * result's error is at most P times the bound at the partial sums' magnitude. */
 typedef enum dp_codec_kind {

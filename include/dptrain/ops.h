@@ -107,6 +107,19 @@ dp_tensor *dp_subsample(dp_ctx *c, dp_tensor *x, int stride, int offset);
  *  right (FactorizedReduce's odd grid on an odd-sized input). */
 dp_tensor *dp_subsample_pad(dp_ctx *c, dp_tensor *x, int stride, int offset, int ho, int wo);
 
+/* ---- recomputation (src/core/recompute.c) ---- */
+/*! A segment of the forward pass: out = fn(in) from ops on in[] and on
+ *  tensors that live outside the step (parameters). It must not write to its
+ *  inputs and must give the same values when run twice. */
+typedef dp_tensor *(*dp_segment_fn)(dp_ctx *c, void *user, dp_tensor **in);
+/*! fn(in) without keeping its intermediate tensors: they are computed again
+ *  in backward, one segment at a time (gradient checkpointing). The gradients
+ *  are those of fn(in) itself, bit for bit. params: the parameters fn reads,
+ *  listed as inputs of the segment's node so that a backward hook learns when
+ *  their gradients are final (after the node). */
+dp_tensor *dp_recompute(dp_ctx *c, dp_segment_fn fn, void *user, int nin, dp_tensor **in, int nparams,
+                        dp_tensor **params);
+
 #ifdef __cplusplus
 }
 #endif

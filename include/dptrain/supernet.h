@@ -38,6 +38,7 @@ typedef struct dp_supernet_config {
     int nops;
     int ops[DP_NAS_NUM_OPS]; /* the primitive set: alpha column k is op ops[k] */
     dp_model_shape in;
+    int recompute;       /* the first `recompute` cells keep only their outputs; backward runs them again */
 } dp_supernet_config;
 
 typedef struct dp_nas_mix {

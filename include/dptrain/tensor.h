@@ -109,6 +109,11 @@ typedef struct dp_ctx {
      * NULL: each replica normalises with its own batch statistics. */
     int (*stat_reduce)(void *user, double *v, int n);
     void *stat_user;
+    /* dp_recompute: set while a segment's forward runs again inside backward
+     * (batch-norm then leaves its running statistics alone: the first run
+     * updated them); replay_tape records that run, kept across steps. */
+    int replaying;
+    dp_tape replay_tape;
 } dp_ctx;
 
 /*! Initialises a context: empty arena and tape, training and grad on. */
@@ -142,7 +147,8 @@ void dp_tensor_set_shape(dp_tensor *t, int ndim, const int *shape);
 /*! Bump allocation of `bytes`, 64-byte aligned; NULL on failure. */
 void *dp_arena_alloc(dp_arena *a, size_t bytes);
 /*! Everything allocated after a mark can be given back with dp_arena_release
- *  (a backward node's scratch), provided no chunk was added in between. */
+ *  (a backward node's scratch, a recomputed segment); chunks added since the
+ *  mark go back to the system. */
 typedef struct dp_arena_mark { dp_arena_chunk *head; size_t chunk_used, used; } dp_arena_mark;
 dp_arena_mark dp_arena_get_mark(const dp_arena *a);
 void dp_arena_release(dp_arena *a, dp_arena_mark m);

@@ -57,6 +57,7 @@ typedef struct dp_train_config {
     dp_codec_config codec; /* gradient compression on the ring (kind NONE: plain float32) */
     int sparse;          /* dp_sparse_kind: top-k or PowerSGD instead of a ring codec (0 = none) */
     double topk_fraction; /* topk: fraction of each bucket sent */
+    float dgc_momentum;  /* topk: DGC momentum correction factor (0 = off); SGD then runs without momentum */
     int powersgd_rank;   /* powersgd: rank R of the factors */
     long codec_start;    /* plain allreduce for the first N steps, then the codec */
     int keep_checkpoints; /* checkpoint.dpc plus this many - 1 older ones (.1 newest) */

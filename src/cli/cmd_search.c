@@ -56,6 +56,8 @@ static const char usage[] =
     "  --eval-limit N        held-out images evaluated per epoch (default all)\n"
     "  --eval-batch B        (default 64)     --skip-warn K  warn at K normal-cell skips (default 4)\n"
     "  --threads N           OpenBLAS threads (default 1)\n"
+    "  --recompute N|all     the first N cells (the largest) keep only their outputs and run their\n"
+    "                        forward again in backward: less memory for a second forward (default 0)\n"
     "  --watchdog SECONDS    a collective without progress this long: report every rank, abort (default 300, 0 = off)\n"
     "  --progress bar|plain  --quiet   -h, --help\n";
 
@@ -64,7 +66,7 @@ enum {
     O_BUDGET, O_PRUNE, O_WARMUP_EP, O_EPOCHS, O_BATCH, O_LIMIT, O_LR, O_MIN_LR, O_MOMENTUM, O_WD, O_CLIP, O_ALR,
     O_AWD, O_ACLIP, O_SEED, O_SAMPLER, O_ALLREDUCE, O_CODEC, O_ZSTD, O_BUCKET, O_NO_OVERLAP, O_REPLICAS, O_OUT,
     O_EVAL_LIMIT, O_EVAL_BATCH, O_SKIP_WARN, O_THREADS, O_PROGRESS, O_QUIET, O_RANDOM, O_ARCH_WARMUP,
-    O_WATCHDOG,
+    O_WATCHDOG, O_RECOMPUTE,
 };
 
 static const struct option opts[] = {
@@ -80,6 +82,7 @@ static const struct option opts[] = {
     {"wire-zstd", 1, 0, O_ZSTD}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
     {"check-replicas", 1, 0, O_REPLICAS}, {"out", 1, 0, O_OUT}, {"eval-limit", 1, 0, O_EVAL_LIMIT},
     {"eval-batch", 1, 0, O_EVAL_BATCH}, {"skip-warn", 1, 0, O_SKIP_WARN}, {"threads", 1, 0, O_THREADS}, {"watchdog", 1, 0, O_WATCHDOG},
+    {"recompute", 1, 0, O_RECOMPUTE},
     {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"random-genotype", 1, 0, O_RANDOM},
     {"arch-warmup", 1, 0, O_ARCH_WARMUP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
@@ -110,6 +113,10 @@ static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profi
         case O_DATA: rc = dp_flag_str("--data", a, cfg->data, sizeof cfg->data); break;
         case O_LAYERS: rc = dp_flag_int("--layers", a, 1, 64, &cfg->net.layers); break;
         case O_CHANNELS: rc = dp_flag_int("--channels", a, 1, 1024, &cfg->net.channels); break;
+        case O_RECOMPUTE:
+            if (!strcmp(a, "all")) cfg->net.recompute = 64;
+            else rc = dp_flag_int("--recompute", a, 0, 64, &cfg->net.recompute);
+            break;
         case O_OPS: rc = dp_nas_ops_parse(a, cfg->net.ops, &cfg->net.nops); break;
         case O_STRATEGY: rc = dp_nas_strategy_parse(a, &cfg->strategy); break;
         case O_TSTART: rc = dp_flag_float("--t-start", a, 1e-6, 1e6, &cfg->t_start); break;

@@ -52,6 +52,9 @@ static const char usage[] =
     "  --codec NAME          gradient compression: none (default) | fp16 | bf16 | int8 (ring codecs)\n"
     "                        | topk:F (largest fraction F of each bucket) | powersgd:R (rank-R factors);\n"
     "                        int8, topk and powersgd keep error feedback, saved in the checkpoint\n"
+    "  --dgc                 with topk: DGC momentum correction (Lin et al. 2018): each rank\n"
+    "                        accumulates SGD's momentum before the top-k and clears what it sent;\n"
+    "                        the optimizer then runs without momentum\n"
     "  --wire-zstd L         byte-shuffle + zstd level L on every message (default 0 = off)\n"
     "  --codec-start N       plain float32 allreduce for the first N steps\n"
     "run:\n"
@@ -81,7 +84,7 @@ enum {
     O_DATA = 256, O_MODEL, O_LIMIT, O_TEST_LIMIT, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOMENTUM, O_NESTEROV, O_WD,
     O_SCHED, O_WARMUP, O_MIN_LR, O_STEP_SIZE, O_STEP_GAMMA, O_CLIP, O_SEED, O_OUT, O_RESUME, O_CKEVERY, O_STOP,
     O_EVAL_BATCH, O_THREADS, O_PROGRESS, O_QUIET, O_SAMPLER, O_ACCUM, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP, O_REPLICAS,
-    O_CODEC, O_WIRE_ZSTD, O_CODEC_START, O_ARCH, O_LAYERS, O_CHANNELS, O_DROP_PATH, O_CUTOUT,
+    O_CODEC, O_DGC, O_WIRE_ZSTD, O_CODEC_START, O_ARCH, O_LAYERS, O_CHANNELS, O_DROP_PATH, O_CUTOUT,
     O_KEEP, O_NONFINITE, O_LOSS_SCALE, O_LOSS_GROWTH, O_WATCHDOG,
 };
 
@@ -96,7 +99,7 @@ static const struct option opts[] = {
     {"threads", 1, 0, O_THREADS}, {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
     {"sampler", 1, 0, O_SAMPLER}, {"accumulate", 1, 0, O_ACCUM}, {"allreduce", 1, 0, O_ALLREDUCE},
     {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP}, {"check-replicas", 1, 0, O_REPLICAS},
-    {"codec", 1, 0, O_CODEC}, {"wire-zstd", 1, 0, O_WIRE_ZSTD}, {"codec-start", 1, 0, O_CODEC_START},
+    {"codec", 1, 0, O_CODEC}, {"dgc", 0, 0, O_DGC}, {"wire-zstd", 1, 0, O_WIRE_ZSTD}, {"codec-start", 1, 0, O_CODEC_START},
     {"arch", 1, 0, O_ARCH}, {"layers", 1, 0, O_LAYERS}, {"channels", 1, 0, O_CHANNELS},
     {"drop-path", 1, 0, O_DROP_PATH}, {"cutout", 1, 0, O_CUTOUT}, {"keep-checkpoints", 1, 0, O_KEEP},
     {"on-nonfinite", 1, 0, O_NONFINITE}, {"loss-scale", 1, 0, O_LOSS_SCALE}, {"loss-scale-growth", 1, 0, O_LOSS_GROWTH}, {"watchdog", 1, 0, O_WATCHDOG},
@@ -114,7 +117,7 @@ static void on_signal(int sig)
 static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
 {
     long l;
-    int wd_set = 0, momentum_set = 0;
+    int wd_set = 0, momentum_set = 0, dgc = 0;
     float wd = 0, momentum = 0;
     dp_opt_kind kind = DP_OPT_SGD;
     dp_status rc = DP_OK;
@@ -165,6 +168,7 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
         case O_NO_OVERLAP: cfg->overlap = 0; break;
         case O_REPLICAS: rc = dp_flag_long("--check-replicas", a, 0, 1L << 40, &cfg->check_replicas); break;
         case O_CODEC: rc = dp_train_codec_parse(cfg, a); break;
+        case O_DGC: dgc = 1; break;
         case O_WIRE_ZSTD: rc = dp_flag_int("--wire-zstd", a, 0, DP_CODEC_ZSTD_MAX, &cfg->codec.wire_zstd_level); break;
         case O_CODEC_START: rc = dp_flag_long("--codec-start", a, 0, 1L << 40, &cfg->codec_start); break;
         case O_ARCH: rc = dp_flag_str("--arch", a, cfg->arch, sizeof cfg->arch); break;
@@ -196,6 +200,14 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
     if (wd_set) base.weight_decay = wd;
     base.nesterov = nesterov;
     cfg->opt = base;
+    if (dgc) {
+        /* DGC: the momentum moves into the compressor, before the top-k selection */
+        if (cfg->sparse != DP_SPARSE_TOPK) return dp_errorf(DP_ERR_ARG, "--dgc needs --codec topk:F");
+        if (kind != DP_OPT_SGD || base.nesterov || !(base.momentum > 0))
+            return dp_errorf(DP_ERR_ARG, "--dgc needs --optimizer sgd with --momentum > 0 and no --nesterov");
+        cfg->dgc_momentum = base.momentum;
+        cfg->opt.momentum = 0.0f;
+    }
     return DP_OK;
 }
 

@@ -69,6 +69,8 @@ typedef struct dp_codec_int8_state {
     uint64_t ctr;  /* values encoded so far: the counter of the counter-based RNG */
 } dp_codec_int8_state;
 void dp_codec_int8_init(dp_ring_codec *c, dp_codec_int8_state *st, uint64_t seed);
+/*! Tests: 0 the portable quantiser, 1 the AVX2 one (only where the CPU has it), -1 detect. */
+void dp_codec_int8_force_path(int avx2);
 
 /* Scalar conversions (round to nearest even) and the bulk fp16 encoder; for tests.
  * dp_codec_f16c_force(0/1) picks the portable or the F16C path (1 only where the

@@ -1,7 +1,7 @@
 /* The per-step arena: a list of chunks handed out by bumping a pointer.
- * A reset that finds several chunks merges them into one chunk of the
- * high-water size, so a steady training loop stops calling malloc after its
- * first step. */
+ * A reset that finds several chunks (or one smaller than the high water)
+ * replaces them by one chunk of the high-water size, so a steady training
+ * loop stops calling malloc after its first step. */
 #include <stdlib.h>
 
 #include "dptrain/tensor.h"
@@ -63,7 +63,8 @@ static void chunks_free(dp_arena_chunk *ch)
 
 void dp_arena_reset(dp_arena *a)
 {
-    if (a->head && a->head->next) {
+    /* also when a released chunk left the one that remains short of the high water */
+    if (a->head && (a->head->next || a->head->cap < a->high_water)) {
         chunks_free(a->head);
         a->head = chunk_new(a, a->high_water);
     }
@@ -85,8 +86,15 @@ dp_arena_mark dp_arena_get_mark(const dp_arena *a)
 
 void dp_arena_release(dp_arena *a, dp_arena_mark m)
 {
-    /* a chunk added since the mark stays until the next reset merges the chunks */
-    if (a->head != m.head || !a->head) return;
-    a->head->used = m.chunk_used;
+    /* Chunks added since the mark are freed, not kept for the next reset to
+     * merge: in the first step a recomputed segment grows the arena, and
+     * keeping every segment's chunk would cost the memory recomputation saves. */
+    while (a->head && a->head != m.head) {
+        dp_arena_chunk *next = a->head->next;
+        free(a->head->base);
+        free(a->head);
+        a->head = next;
+    }
+    if (a->head) a->head->used = m.chunk_used;
     a->used = m.used;
 }

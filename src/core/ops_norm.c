@@ -300,7 +300,7 @@ static dp_tensor *batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor
             }
         }
         for (int j = 0; j < C; j++) invstd[j] = 1.0f / sqrtf(var[j] + eps);
-        if (c->training && running_mean) {
+        if (c->training && running_mean && !c->replaying) {
             const double unbias = (double)M / (double)(M - 1);
             for (int j = 0; j < C; j++) {
                 running_mean[j] = (1.0f - momentum) * running_mean[j] + momentum * mean[j];

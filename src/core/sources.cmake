@@ -4,6 +4,7 @@ dp_room(core
   src/core/floatscan.c
   src/core/arena.c
   src/core/tape.c
+  src/core/recompute.c
   src/core/gradpool.c
   src/core/rng.c
   src/core/ops_dense.c

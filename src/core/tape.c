@@ -23,8 +23,8 @@ void dp_ctx_free(dp_ctx *c)
     dp_arena_free(&c->arena);
     dp_gradpool_free(&c->grads);
     free(c->tape.nodes);
-    c->tape.nodes = NULL;
-    c->tape.len = c->tape.cap = 0;
+    free(c->replay_tape.nodes);
+    c->tape = c->replay_tape = (dp_tape){0};
 }
 
 void dp_ctx_reset(dp_ctx *c)
@@ -152,19 +152,10 @@ dp_node *dp_tape_push(dp_ctx *c, dp_backward_fn fn, const char *name, dp_tensor 
     return nd;
 }
 
-static dp_status backward_from(dp_ctx *c, dp_tensor *t, float seed, int seeded)
+dp_status dp_tape_walk(dp_ctx *c, const dp_tape *tp, dp_backward_hook hook)
 {
-    if (c->status != DP_OK) return c->status;
-    if (!t) return dp_errorf(DP_ERR_ARG, "backward: no tensor");
-    if (!t->requires_grad) return dp_errorf(DP_ERR_ARG, "backward: tensor does not require grad");
-    if (!t->grad || seeded) {
-        if (t->n != 1) return dp_errorf(DP_ERR_SHAPE, "backward: seed gradient of a %ld-element tensor", t->n);
-        float *g = dp_grad(c, t);
-        if (!g) return c->status;
-        g[0] = seed;
-    }
-    for (long i = c->tape.len - 1; i >= 0; i--) {
-        dp_node *nd = &c->tape.nodes[i];
+    for (long i = tp->len - 1; i >= 0; i--) {
+        dp_node *nd = &tp->nodes[i];
         if (nd->out->grad) {
             /* a node's scratch dies with its backward; the gradients it makes come from the pool */
             dp_arena_mark m = dp_arena_get_mark(&c->arena);
@@ -179,9 +170,23 @@ static dp_status backward_from(dp_ctx *c, dp_tensor *t, float seed, int seeded)
             }
         }
         /* also for a skipped node: its inputs will get nothing more from it */
-        if (c->after_node) c->after_node(c->hook_user, nd);
+        if (hook) hook(c->hook_user, nd);
     }
     return DP_OK;
+}
+
+static dp_status backward_from(dp_ctx *c, dp_tensor *t, float seed, int seeded)
+{
+    if (c->status != DP_OK) return c->status;
+    if (!t) return dp_errorf(DP_ERR_ARG, "backward: no tensor");
+    if (!t->requires_grad) return dp_errorf(DP_ERR_ARG, "backward: tensor does not require grad");
+    if (!t->grad || seeded) {
+        if (t->n != 1) return dp_errorf(DP_ERR_SHAPE, "backward: seed gradient of a %ld-element tensor", t->n);
+        float *g = dp_grad(c, t);
+        if (!g) return c->status;
+        g[0] = seed;
+    }
+    return dp_tape_walk(c, &c->tape, c->after_node);
 }
 
 dp_status dp_backward(dp_ctx *c, dp_tensor *t) { return backward_from(c, t, 1.0f, 0); }

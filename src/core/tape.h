@@ -12,6 +12,10 @@
 dp_node *dp_tape_push(dp_ctx *c, dp_backward_fn fn, const char *name, dp_tensor *out,
                       int nin, dp_tensor **in);
 
+/*! Runs the backward of tp's nodes, newest first, each node whose output
+ *  has a gradient; `hook` (may be NULL) after every node. */
+dp_status dp_tape_walk(dp_ctx *c, const dp_tape *tp, dp_backward_hook hook);
+
 /*! The gradient buffer of t, zero-filled from the gradient pool on first use
  *  (returned to it once t's producing node has run its backward); NULL if t
  *  needs no gradient. */

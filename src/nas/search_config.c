@@ -43,6 +43,7 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     const dp_supernet_config *n = &cfg->net;
     RANGE(n->layers >= 1 && n->layers <= 64, "--layers: %d is out of range [1, 64]", n->layers);
     RANGE(n->channels >= 1 && n->channels <= 1024, "--channels: %d is out of range [1, 1024]", n->channels);
+    RANGE(n->recompute >= 0 && n->recompute <= 64, "--recompute: %d is out of range [0, 64]", n->recompute);
     RANGE(n->nops >= 1 && n->nops <= DP_NAS_NUM_OPS, "--ops: %d primitives (need 1..%d)", n->nops, DP_NAS_NUM_OPS);
     int non_none = 0;
     for (int k = 0; k < n->nops; k++) non_none += n->ops[k] != DP_NAS_NONE;
@@ -95,7 +96,7 @@ int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
                        "data=%s\nlayers=%d\nchannels=%d\nstem=%d\nin=%dx%dx%d/%d\nstrategy=%s\nepochs=%d\nbatch=%d\n"
                        "eval_batch=%d\nlimit=%ld\neval_limit=%ld\nsampler=%d\nw=%g/%g/%g/%g/%g\na=%g/%g/%g/%g/%g\n"
                        "unrolled=%d\narch_warmup=%d\nt=%g/%g\ncost_weight=%g\ncost_table=%s\nflops_budget=%g\nprune=%d/%d\n"
-                       "seed=%llu\nallreduce=%d\ncodec=%d/%d/%d/%g/%d\nops=",
+                       "seed=%llu\nallreduce=%d\ncodec=%d/%d/%d/%g/%d\nrecompute=%d\nops=",
                        cfg->data, s->layers, s->channels, s->stem_multiplier, s->in.c, s->in.h, s->in.w, s->in.classes,
                        dp_nas_strategy_name(cfg->strategy), cfg->epochs, cfg->batch, cfg->eval_batch, cfg->limit,
                        cfg->eval_limit, cfg->sampler, cfg->w_lr, cfg->w_min_lr, cfg->w_momentum, cfg->w_wd,
@@ -103,7 +104,7 @@ int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
                        cfg->t_start, cfg->t_end, cfg->cost_weight, cfg->cost_table, cfg->flops_budget,
                        cfg->prune_every, cfg->warmup_epochs, (unsigned long long)cfg->seed, (int)cfg->allreduce,
                        (int)cfg->codec.kind, cfg->codec.wire_zstd_level, cfg->sparse, cfg->topk_fraction,
-                       cfg->powersgd_rank);
+                       cfg->powersgd_rank, s->recompute);
     for (int k = 0; k < s->nops && len > 0 && (size_t)len < n; k++)
         len += snprintf(buf + len, n - (size_t)len, "%s%s", k ? "," : "", dp_nas_op_name(s->ops[k]));
     if (len > 0 && (size_t)len < n) len += snprintf(buf + len, n - (size_t)len, "\n");

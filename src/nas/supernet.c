@@ -28,6 +28,11 @@ typedef struct sn_cell {
     int cin0, cin1;    /* channels of s0, s1 */
     dp_darts_pre pre0, pre1;
     dp_darts_op *ops;  /* [14 * nops]; a none column has no module */
+    int nops;
+    const unsigned char *alive; /* this cell type's row of sn_net.alive */
+    dp_tensor **params; /* the cell's trainable tensors (a recomputed cell declares them) */
+    int nparams;
+    int item0;          /* the cell's first item in the registry */
 } sn_cell;
 
 typedef struct sn_net {
@@ -119,14 +124,22 @@ static dp_tensor *cell_forward(dp_ctx *c, const sn_cell *cl, int nops, dp_tensor
     return dp_concat(c, DP_NAS_NODES, nodes);
 }
 
+/* in: s0, s1, w */
+static dp_tensor *cell_segment(dp_ctx *c, void *user, dp_tensor **in)
+{
+    const sn_cell *cl = user;
+    return cell_forward(c, cl, cl->nops, in[0], in[1], in[2], cl->alive);
+}
+
 static dp_tensor *net_forward(dp_supernet *sn, dp_ctx *c, dp_tensor *x)
 {
     sn_net *net = sn->impl;
-    const int nops = sn->cfg.nops;
     dp_tensor *s0 = dp_nn_bn(c, &net->stem_bn, dp_nn_conv(c, &net->stem, x)), *s1 = s0;
     for (int i = 0; s1 && i < net->ncells; i++) {
-        const sn_cell *cl = &net->cells[i];
-        dp_tensor *out = cell_forward(c, cl, nops, s0, s1, sn->weights[cl->reduce], net->alive + cl->reduce * NE * nops);
+        sn_cell *cl = &net->cells[i];
+        dp_tensor *in[3] = {s0, s1, sn->weights[cl->reduce]};
+        dp_tensor *out = i < sn->cfg.recompute ? dp_recompute(c, cell_segment, cl, 3, in, cl->nparams, cl->params)
+                                               : cell_segment(c, cl, in);
         s0 = s1;
         s1 = out;
     }
@@ -263,13 +276,15 @@ static dp_status build_cells(dp_supernet *sn, sn_net *net, dp_params *p, int *c_
         sn_cell *cl = &net->cells[i];
         const int red = i == cfg->layers / 3 || i == 2 * cfg->layers / 3;
         if (red) ccur *= 2;
-        *cl = (sn_cell){.reduce = red, .C = ccur, .H = H, .W = W, .cin0 = cpp, .cin1 = cp};
+        *cl = (sn_cell){.reduce = red, .C = ccur, .H = H, .W = W, .cin0 = cpp, .cin1 = cp, .item0 = p->count};
         snprintf(nm, sizeof nm, "cell%d.pre0", i);
         dp_darts_pre_init(&cl->pre0, p, nm, cpp, ccur, red_prev, 0);
         snprintf(nm, sizeof nm, "cell%d.pre1", i);
         dp_darts_pre_init(&cl->pre1, p, nm, cp, ccur, 0, 0);
         cl->ops = calloc((size_t)NE * cfg->nops, sizeof *cl->ops);
         if (!cl->ops) return dp_errorf(DP_ERR_NOMEM, "supernet: out of memory");
+        cl->nops = cfg->nops;
+        cl->alive = net->alive + red * NE * cfg->nops;
         for (int e = 0; e < NE; e++) {
             const int stride = cl->reduce && edge_state(e) < 2 ? 2 : 1;
             for (int k = 0; k < cfg->nops; k++) {
@@ -286,6 +301,20 @@ static dp_status build_cells(dp_supernet *sn, sn_net *net, dp_params *p, int *c_
         if (cl->reduce) H = (H + 1) / 2, W = (W + 1) / 2;
     }
     *c_last = cp;
+    return DP_OK;
+}
+
+/* Each cell's trainable tensors: items [first, next cell's first) of the registry. */
+static dp_status cell_params(sn_net *net, const dp_params *p, int end)
+{
+    for (int i = 0; i < net->ncells; i++) {
+        sn_cell *cl = &net->cells[i];
+        const int first = cl->item0, last = i + 1 < net->ncells ? net->cells[i + 1].item0 : end;
+        cl->params = malloc((size_t)(last - first + 1) * sizeof *cl->params);
+        if (!cl->params) return dp_errorf(DP_ERR_NOMEM, "supernet: out of memory");
+        for (int k = first; k < last; k++)
+            if (!p->items[k]->is_buffer) cl->params[cl->nparams++] = &p->items[k]->t;
+    }
     return DP_OK;
 }
 
@@ -343,6 +372,7 @@ dp_status dp_supernet_build(const dp_supernet_config *cfg, dp_supernet **out)
     dp_nn_bn_init(&net->stem_bn, &m->params, "stem.bn", cs, 1);
     int c_last = 0;
     if ((rc = build_cells(sn, net, &m->params, &c_last)) != DP_OK) goto err;
+    if ((rc = cell_params(net, &m->params, m->params.count)) != DP_OK) goto err;
     dp_nn_linear_init(&net->fc, &m->params, "classifier", c_last, cfg->in.classes, 1);
     if ((rc = dp_params_finalize(&m->params)) != DP_OK) goto err;
 
@@ -370,7 +400,10 @@ void dp_supernet_free(dp_supernet *sn)
     if (!sn) return;
     sn_net *net = sn->impl;
     if (net) {
-        for (int i = 0; net->cells && i < net->ncells; i++) free(net->cells[i].ops);
+        for (int i = 0; net->cells && i < net->ncells; i++) {
+            free(net->cells[i].ops);
+            free(net->cells[i].params);
+        }
         free(net->cells);
         free(net);
     }

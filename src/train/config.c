@@ -83,6 +83,10 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
           "--codec topk/powersgd cannot be combined with --wire-zstd");
     RANGE(cfg->sparse != DP_SPARSE_TOPK || (cfg->topk_fraction > 0 && cfg->topk_fraction <= 1),
           "--codec topk:F: F = %g is out of range (0, 1]", cfg->topk_fraction);
+    RANGE(cfg->dgc_momentum == 0 || (cfg->sparse == DP_SPARSE_TOPK && cfg->dgc_momentum > 0 && cfg->dgc_momentum < 1),
+          "--dgc: momentum %g needs --codec topk:F and a momentum in (0, 1)", (double)cfg->dgc_momentum);
+    /* the dense steps before --codec-start would run without any momentum */
+    RANGE(cfg->dgc_momentum == 0 || cfg->codec_start == 0, "--dgc cannot be combined with --codec-start");
     RANGE(cfg->sparse != DP_SPARSE_POWERSGD || (cfg->powersgd_rank >= 1 && cfg->powersgd_rank <= 1024),
           "--codec powersgd:R: R = %d is out of range [1, 1024]", cfg->powersgd_rank);
     RANGE(cfg->allreduce == DP_ALLREDUCE_RING || (cfg->codec.kind == DP_CODEC_NONE && !cfg->codec.wire_zstd_level),
@@ -135,7 +139,9 @@ dp_status dp_train_codec_parse(dp_train_config *cfg, const char *s)
 
 void dp_train_codec_name(const dp_train_config *cfg, char *buf, size_t n)
 {
-    if (cfg->sparse == DP_SPARSE_TOPK) snprintf(buf, n, "topk:%g", cfg->topk_fraction);
+    if (cfg->sparse == DP_SPARSE_TOPK && cfg->dgc_momentum > 0)
+        snprintf(buf, n, "topk:%g+dgc:%g", cfg->topk_fraction, (double)cfg->dgc_momentum);
+    else if (cfg->sparse == DP_SPARSE_TOPK) snprintf(buf, n, "topk:%g", cfg->topk_fraction);
     else if (cfg->sparse == DP_SPARSE_POWERSGD) snprintf(buf, n, "powersgd:%d", cfg->powersgd_rank);
     else snprintf(buf, n, "%s", dp_codec_name(cfg->codec.kind));
 }

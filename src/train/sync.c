@@ -107,11 +107,13 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
         if (rc != DP_OK) return rc;
         s->sparse = o->sparse;
         s->topk_fraction = o->topk_fraction;
+        s->topk_momentum = s->sparse == DP_SPARSE_TOPK ? o->topk_momentum : 0.0f;
         if (s->codec.kind != DP_CODEC_NONE || s->sparse == DP_SPARSE_TOPK) {
-            s->residual = calloc(p->n ? p->n : 1, sizeof *s->residual);
+            s->residual_n = s->topk_momentum > 0 ? 2 * p->n : p->n;
+            s->residual = calloc(s->residual_n ? s->residual_n : 1, sizeof *s->residual);
             if (!s->residual) return dp_errorf(DP_ERR_NOMEM, "error-feedback buffer: out of memory");
             s->state = s->residual;
-            s->state_n = p->n;
+            s->state_n = s->residual_n;
         }
         if (s->sparse == DP_SPARSE_TOPK && (rc = dp_topk_ws_create(&s->topk)) != DP_OK) return rc;
         if (s->sparse == DP_SPARSE_POWERSGD && (rc = powersgd_init(s, o)) != DP_OK) return rc;
@@ -337,8 +339,10 @@ static dp_status sparse_allreduce(dp_sync *s)
     for (int b = 0; b < s->nb; b++) {
         dp_topk_stats st;
         const dp_bucket *k = &s->buckets[b];
-        dp_status rc = dp_topk_allreduce(g + k->lo, k->hi - k->lo, s->topk_fraction, s->residual + k->lo, s->comm,
-                                         s->topk, &st);
+        const dp_topk_config tc = {s->topk_fraction, s->topk_momentum, DP_TOPK_AUTO};
+        float *velocity = s->topk_momentum > 0 ? s->residual + s->params->n + k->lo : NULL;
+        dp_status rc = dp_topk_allreduce_ex(g + k->lo, k->hi - k->lo, &tc, s->residual + k->lo, velocity, s->comm,
+                                            s->topk, &st);
         if (rc != DP_OK) return rc;
         s->sparse_sent += (double)st.bytes_sent;
         s->sparse_raw += (double)st.bytes_dense;

@@ -38,6 +38,8 @@ typedef struct dp_sync {
     float *residual; /* [params n] error feedback of int8 or top-k, this rank's; else NULL */
     int sparse;      /* DP_SPARSE_*: top-k or PowerSGD after backward instead of ring buckets */
     double topk_fraction;
+    float topk_momentum; /* DGC: velocity u = residual + residual_n / 2 (0 = off) */
+    size_t residual_n;   /* floats in residual: params n, or 2 n with DGC's velocity after it */
     dp_topk_ws *topk;
     dp_powersgd *psgd;
     float *state;    /* what a checkpoint must keep of the compressor, this rank's (or NULL) */
@@ -55,6 +57,7 @@ typedef struct dp_sync_opts {
     dp_codec_config codec;
     int sparse;           /* DP_SPARSE_* (dptrain/train.h) */
     double topk_fraction;
+    float topk_momentum;  /* DGC momentum correction (0 = off) */
     int powersgd_rank;
 } dp_sync_opts;
 

@@ -130,7 +130,7 @@ static void set_loss_scale(run *r, double scale)
 {
     if (r->sync.residual) {
         float f = (float)(scale / r->st.loss_scale);
-        for (size_t i = 0; i < r->m->params.n; i++)
+        for (size_t i = 0; i < r->sync.residual_n; i++)
             r->sync.residual[i] = isfinite(r->sync.residual[i]) ? r->sync.residual[i] * f : 0.0f;
     }
     r->st.loss_scale = scale;
@@ -317,6 +317,7 @@ static dp_status setup(run *r, MPI_Comm comm)
     so.codec.seed = cfg->seed;
     so.sparse = cfg->sparse;
     so.topk_fraction = cfg->topk_fraction;
+    so.topk_momentum = cfg->dgc_momentum;
     so.powersgd_rank = cfg->powersgd_rank;
     static const dp_params none;
     rc = dp_sync_init(&r->sync, comm, r->m ? &r->m->params : &none, &so);
@@ -346,7 +347,10 @@ static dp_status setup(run *r, MPI_Comm comm)
     dp_rng init;
     dp_rng_seed(&init, cfg->seed, DP_STREAM_INIT, 0);
     dp_params_init(&r->m->params, &init);
-    rc = dp_optimizer_init(&r->opt, &cfg->opt, r->m->params.n);
+    dp_opt_config oc = cfg->opt;
+    /* one rank sends nothing, so no top-k runs: --dgc's momentum goes back to the optimizer */
+    if (r->size == 1 && cfg->dgc_momentum > 0) oc.momentum = cfg->dgc_momentum;
+    rc = dp_optimizer_init(&r->opt, &oc, r->m->params.n);
     if (rc != DP_OK) return rc;
     r->sched = (dp_schedule){.kind = cfg->schedule, .base_lr = cfg->lr, .min_lr = cfg->min_lr,
                              .gamma = cfg->step_gamma, .step_size = cfg->step_size, .warmup = cfg->warmup,
