@@ -102,6 +102,8 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
             fprintf(stderr, "warning: MPI thread level %d is too low for a communication thread; "
                             "running without overlap\n", provided);
         s->overlap = threaded;
+        s->hashes = malloc((size_t)s->size * sizeof *s->hashes);
+        if (!s->hashes) return dp_errorf(DP_ERR_NOMEM, "replica check: out of memory");
         dp_status rc;
         rc = dp_engine_create(comm, o->algo, threaded, &s->engine);
         if (rc != DP_OK) return rc;
@@ -128,6 +130,7 @@ void dp_sync_free(dp_sync *s)
     dp_topk_ws_free(s->topk);
     dp_powersgd_free(s->psgd);
     free(s->residual);
+    free(s->hashes);
     free(s->p_off);
     free(s->p_bucket);
     free(s->p_uses);
@@ -254,9 +257,7 @@ dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all)
 dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step)
 {
     if (s->size == 1) return DP_OK;
-    uint64_t mine = dp_params_hash(p);
-    uint64_t *all = malloc((size_t)s->size * sizeof *all);
-    if (!all) return dp_errorf(DP_ERR_NOMEM, "replica check: out of memory");
+    uint64_t mine = dp_params_hash(p), *all = s->hashes;
     dp_status rc = mpi_check(MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, s->comm), s,
                              "MPI_Allgather (replica check)");
     for (int r = 1; rc == DP_OK && r < s->size; r++)
@@ -265,7 +266,6 @@ dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step)
                            "replica check at step %ld: rank %d's parameters differ from rank 0's "
                            "(xxh3 %016llx vs %016llx): the replicas have drifted",
                            step, r, (unsigned long long)all[r], (unsigned long long)all[0]);
-    free(all);
     return rc;
 }
 

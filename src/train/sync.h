@@ -47,6 +47,7 @@ typedef struct dp_sync {
     double sparse_sent, sparse_raw; /* bytes of top-k / PowerSGD calls */
     double comm_wait_s; /* time the training thread spent waiting for allreduces */
     dp_watchdog *wd;    /* NULL: off */
+    uint64_t *hashes;   /* [size] the replica check's gather */
     uint64_t item_base; /* engine ranges submitted before this step's buckets */
 } dp_sync;
 
