@@ -32,7 +32,6 @@ typedef struct sn_cell {
     const unsigned char *alive; /* this cell type's row of sn_net.alive */
     dp_tensor **params; /* the cell's trainable tensors (a recomputed cell declares them) */
     int nparams;
-    int item0;          /* the cell's first item in the registry */
 } sn_cell;
 
 typedef struct sn_net {
@@ -276,7 +275,8 @@ static dp_status build_cells(dp_supernet *sn, sn_net *net, dp_params *p, int *c_
         sn_cell *cl = &net->cells[i];
         const int red = i == cfg->layers / 3 || i == 2 * cfg->layers / 3;
         if (red) ccur *= 2;
-        *cl = (sn_cell){.reduce = red, .C = ccur, .H = H, .W = W, .cin0 = cpp, .cin1 = cp, .item0 = p->count};
+        *cl = (sn_cell){.reduce = red, .C = ccur, .H = H, .W = W, .cin0 = cpp, .cin1 = cp};
+        const int item0 = p->count;
         snprintf(nm, sizeof nm, "cell%d.pre0", i);
         dp_darts_pre_init(&cl->pre0, p, nm, cpp, ccur, red_prev, 0);
         snprintf(nm, sizeof nm, "cell%d.pre1", i);
@@ -295,26 +295,17 @@ static dp_status build_cells(dp_supernet *sn, sn_net *net, dp_params *p, int *c_
                 dp_darts_op_init(o, p, nm, o->kind, ccur, stride, 0, 1);
             }
         }
+        /* the cell's trainable tensors: what the registry gained since item0 */
+        cl->params = malloc((size_t)(p->count - item0 + 1) * sizeof *cl->params);
+        if (!cl->params) return dp_errorf(DP_ERR_NOMEM, "supernet: out of memory");
+        for (int k = item0; k < p->count; k++)
+            if (!p->items[k]->is_buffer) cl->params[cl->nparams++] = &p->items[k]->t;
         red_prev = cl->reduce;
         cpp = cp;
         cp = DP_NAS_NODES * ccur;
         if (cl->reduce) H = (H + 1) / 2, W = (W + 1) / 2;
     }
     *c_last = cp;
-    return DP_OK;
-}
-
-/* Each cell's trainable tensors: items [first, next cell's first) of the registry. */
-static dp_status cell_params(sn_net *net, const dp_params *p, int end)
-{
-    for (int i = 0; i < net->ncells; i++) {
-        sn_cell *cl = &net->cells[i];
-        const int first = cl->item0, last = i + 1 < net->ncells ? net->cells[i + 1].item0 : end;
-        cl->params = malloc((size_t)(last - first + 1) * sizeof *cl->params);
-        if (!cl->params) return dp_errorf(DP_ERR_NOMEM, "supernet: out of memory");
-        for (int k = first; k < last; k++)
-            if (!p->items[k]->is_buffer) cl->params[cl->nparams++] = &p->items[k]->t;
-    }
     return DP_OK;
 }
 
@@ -372,7 +363,6 @@ dp_status dp_supernet_build(const dp_supernet_config *cfg, dp_supernet **out)
     dp_nn_bn_init(&net->stem_bn, &m->params, "stem.bn", cs, 1);
     int c_last = 0;
     if ((rc = build_cells(sn, net, &m->params, &c_last)) != DP_OK) goto err;
-    if ((rc = cell_params(net, &m->params, m->params.count)) != DP_OK) goto err;
     dp_nn_linear_init(&net->fc, &m->params, "classifier", c_last, cfg->in.classes, 1);
     if ((rc = dp_params_finalize(&m->params)) != DP_OK) goto err;
 

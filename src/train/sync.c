@@ -111,11 +111,10 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
         s->topk_fraction = o->topk_fraction;
         s->topk_momentum = s->sparse == DP_SPARSE_TOPK ? o->topk_momentum : 0.0f;
         if (s->codec.kind != DP_CODEC_NONE || s->sparse == DP_SPARSE_TOPK) {
-            s->residual_n = s->topk_momentum > 0 ? 2 * p->n : p->n;
-            s->residual = calloc(s->residual_n ? s->residual_n : 1, sizeof *s->residual);
+            s->state_n = s->topk_momentum > 0 ? 2 * p->n : p->n;
+            s->residual = calloc(s->state_n ? s->state_n : 1, sizeof *s->residual);
             if (!s->residual) return dp_errorf(DP_ERR_NOMEM, "error-feedback buffer: out of memory");
             s->state = s->residual;
-            s->state_n = s->residual_n;
         }
         if (s->sparse == DP_SPARSE_TOPK && (rc = dp_topk_ws_create(&s->topk)) != DP_OK) return rc;
         if (s->sparse == DP_SPARSE_POWERSGD && (rc = powersgd_init(s, o)) != DP_OK) return rc;

@@ -38,11 +38,10 @@ typedef struct dp_sync {
     float *residual; /* [params n] error feedback of int8 or top-k, this rank's; else NULL */
     int sparse;      /* DP_SPARSE_*: top-k or PowerSGD after backward instead of ring buckets */
     double topk_fraction;
-    float topk_momentum; /* DGC: velocity u = residual + residual_n / 2 (0 = off) */
-    size_t residual_n;   /* floats in residual: params n, or 2 n with DGC's velocity after it */
+    float topk_momentum; /* DGC: 0 = off; else residual holds 2 n floats, the velocity after the n of the residual */
     dp_topk_ws *topk;
     dp_powersgd *psgd;
-    float *state;    /* what a checkpoint must keep of the compressor, this rank's (or NULL) */
+    float *state;    /* what a checkpoint must keep of the compressor, this rank's (or NULL); residual if set */
     size_t state_n;
     double sparse_sent, sparse_raw; /* bytes of top-k / PowerSGD calls */
     double comm_wait_s; /* time the training thread spent waiting for allreduces */

@@ -130,7 +130,7 @@ static void set_loss_scale(run *r, double scale)
 {
     if (r->sync.residual) {
         float f = (float)(scale / r->st.loss_scale);
-        for (size_t i = 0; i < r->sync.residual_n; i++)
+        for (size_t i = 0; i < r->sync.state_n; i++) /* state is the residual (and DGC's velocity) */
             r->sync.residual[i] = isfinite(r->sync.residual[i]) ? r->sync.residual[i] * f : 0.0f;
     }
     r->st.loss_scale = scale;
