@@ -64,8 +64,9 @@ for i in $impls; do [ "$i" = dptrain ] || [ "$i" = dptrain-rc ] || [ "$i" = torc
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [ -n "$data" ] || data="$shards"
 has() { [[ " $impls " == *" $1 "* ]]; }
+has_dp() { has dptrain || has dptrain-rc; }
 if has torch; then need_torch; fi
-if has dptrain || has dptrain-rc; then
+if has_dp; then
   "$build/dptrain" search --help >/dev/null 2>&1 ||
     { echo "$me: $build/dptrain has no 'search' command (build it; or run the torch side alone: --impls torch)" >&2; exit 1; }
   [ -f "$data/manifest.txt" ] || { echo "$me: no shard set at $data (manifest.txt missing)" >&2; exit 1; }
@@ -83,7 +84,7 @@ csv="$out/search${tag}.csv" summary="$out/search${tag}_summary.csv"
 echo "layers,channels,batch,impl,ranks,rep,steps,train_images_per_s,peak_rss_mb,step_s,val_acc,wall_s,binary" > "$csv"
 # the binary under test, by content: a rebuild in the middle of a run (a shared tree) is flagged
 bin_id() { sha256sum "$build/dptrain" | cut -c1-12; }
-bin0=""; if has dptrain || has dptrain-rc; then bin0=$(bin_id); fi
+bin0=""; if has_dp; then bin0=$(bin_id); fi
 
 # sfield KEY FILE: KEY=... on the torch_search: line
 sfield() { sed -n "s/^torch_search:.* $1=\([0-9.e+-]*\).*/\1/p" "$2" | head -n1; }
@@ -150,7 +151,7 @@ for cfg in $configs; do
   L=${cfg%x*} C=${cfg#*x}
   t=nan tr=nan
   if has torch; then t=$(med torch "$L" "$C" 1 8); tr=$(med torch "$L" "$C" 1 9); fi
-  rows=1; { has dptrain || has dptrain-rc; } && rows="$ranks"
+  rows=1; has_dp && rows="$ranks"
   for p in $rows; do
     d=nan dr=nan acc=nan
     if has dptrain; then d=$(med dptrain "$L" "$C" "$p" 8); dr=$(med dptrain "$L" "$C" "$p" 9); acc=$(med dptrain "$L" "$C" "$p" 11); fi

@@ -61,6 +61,16 @@ typedef struct step_out {
     long nodes;
 } step_out;
 
+/* A conv weight [4, cin, 3, 3] over caller arrays, as a parameter: its gradient accumulates into grad. */
+static void weight(dp_tensor *t, int cin, float *data, float *grad)
+{
+    memset(t, 0, sizeof *t);
+    dp_tensor_set_shape(t, 4, (int[]){4, cin, 3, 3});
+    t->data = data;
+    t->grad = grad;
+    t->requires_grad = 1;
+}
+
 static void step(dp_ctx *c, int recompute, const float *x0, float w0[2][144], step_out *o)
 {
     float x[150], w[2][144], gw[2][144];
@@ -75,11 +85,7 @@ static void step(dp_ctx *c, int recompute, const float *x0, float w0[2][144], st
     dp_tensor *xt = dp_tensor_wrap(c, x, 4, (int[]){2, 3, 5, 5});
     dp_tensor wt[2];
     for (int k = 0; k < 2; k++) {
-        memset(&wt[k], 0, sizeof wt[k]);
-        dp_tensor_set_shape(&wt[k], 4, k ? (int[]){4, 4, 3, 3} : (int[]){4, 3, 3, 3});
-        wt[k].data = w[k];
-        wt[k].grad = gw[k];
-        wt[k].requires_grad = 1;
+        weight(&wt[k], k ? 4 : 3, w[k], gw[k]);
         a[k].w = &wt[k];
     }
     xt->requires_grad = 1;
@@ -176,9 +182,7 @@ Test(recompute, the_hook_sees_the_segment_with_its_parameters, .timeout = DP_TIM
     seg_arg a;
     fresh_stats(&a);
     dp_tensor wt;
-    memset(&wt, 0, sizeof wt);
-    dp_tensor_set_shape(&wt, 4, (int[]){4, 3, 3, 3});
-    wt.data = w[0], wt.grad = gw, wt.requires_grad = 1;
+    weight(&wt, 3, w[0], gw);
     a.w = &wt;
     dp_tensor *xt = dp_tensor_wrap(&c, x, 4, (int[]){2, 3, 5, 5}), *pw = &wt;
     dp_tensor *y = dp_recompute(&c, conv_bn_tanh, &a, 1, &xt, 1, &pw);
