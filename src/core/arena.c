@@ -51,9 +51,10 @@ void *dp_arena_alloc(dp_arena *a, size_t bytes)
     return p;
 }
 
-static void chunks_free(dp_arena_chunk *ch)
+/* frees the chunks from ch up to (not including) stop; NULL: to the end */
+static void chunks_free(dp_arena_chunk *ch, const dp_arena_chunk *stop)
 {
-    while (ch) {
+    while (ch && ch != stop) {
         dp_arena_chunk *next = ch->next;
         free(ch->base);
         free(ch);
@@ -65,7 +66,7 @@ void dp_arena_reset(dp_arena *a)
 {
     /* also when a released chunk left the one that remains short of the high water */
     if (a->head && (a->head->next || a->head->cap < a->high_water)) {
-        chunks_free(a->head);
+        chunks_free(a->head, NULL);
         a->head = chunk_new(a, a->high_water);
     }
     if (a->head) a->head->used = 0;
@@ -74,7 +75,7 @@ void dp_arena_reset(dp_arena *a)
 
 void dp_arena_free(dp_arena *a)
 {
-    chunks_free(a->head);
+    chunks_free(a->head, NULL);
     a->head = NULL;
     a->used = 0;
 }
@@ -89,12 +90,8 @@ void dp_arena_release(dp_arena *a, dp_arena_mark m)
     /* Chunks added since the mark are freed, not kept for the next reset to
      * merge: in the first step a recomputed segment grows the arena, and
      * keeping every segment's chunk would cost the memory recomputation saves. */
-    while (a->head && a->head != m.head) {
-        dp_arena_chunk *next = a->head->next;
-        free(a->head->base);
-        free(a->head);
-        a->head = next;
-    }
+    chunks_free(a->head, m.head);
+    a->head = m.head;
     if (a->head) a->head->used = m.chunk_used;
     a->used = m.used;
 }
