@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mpi.h>
 
@@ -299,15 +300,27 @@ static void case_byte_counters(void)
 }
 
 /* The engine: ranges of one flat buffer, submitted back to back, equal the same
- * allreduces run one by one (bit for bit: same algorithm, same order). */
+ * allreduces run one by one (bit for bit: same algorithm, same order). With
+ * `late`, the last rank starts 30 ms after the others and every rank "computes"
+ * for 10 ms halfway: the other threads then wait for a late peer while their
+ * training thread is busy, the case where the ring's waits sleep (ring_wait). */
 static const size_t k_ranges[] = {0, 1, 3, 1000, 65537, 7, 300000, 2, 131072, 65536, 5, 0, 999};
 #define NRANGES (sizeof k_ranges / sizeof k_ranges[0])
 
-static void engine_round(dp_engine *e, MPI_Comm comm, dp_allreduce_algo algo, dp_ring_ws *ws,
-                         uint64_t seed, const char *what)
+static void sleep_ms(long ms)
 {
-    int r;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void engine_round(dp_engine *e, MPI_Comm comm, dp_allreduce_algo algo, dp_ring_ws *ws,
+                         uint64_t seed, int late, const char *what)
+{
+    int r, p;
     MPI_Comm_rank(comm, &r);
+    MPI_Comm_size(comm, &p);
+    if (late && r == p - 1)
+        sleep_ms(30);
     size_t total = 0;
     for (size_t k = 0; k < NRANGES; k++)
         total += k_ranges[k];
@@ -319,6 +332,8 @@ static void engine_round(dp_engine *e, MPI_Comm comm, dp_allreduce_algo algo, dp
         dp_reduce_op op = k % 2 ? DP_REDUCE_AVG : DP_REDUCE_SUM;
         CHECK_OK(dp_engine_submit(e, x + off, k_ranges[k], op));
         off += k_ranges[k];
+        if (late && k == NRANGES / 2)
+            sleep_ms(10);
     }
     CHECK_OK(dp_engine_wait_all(e));
     /* the training thread may call MPI again now */
@@ -365,7 +380,8 @@ static void engine_suite(MPI_Comm comm, const char *name)
             CHECK_OK(dp_engine_wait_all(e)); /* nothing submitted */
             CHECK_OK(dp_engine_wait_all(e));
             for (int step = 0; step < 12; step++) /* reuse over "steps" */
-                engine_round(e, comm, (dp_allreduce_algo)algo, ws, 1000 + (uint64_t)step, what);
+                engine_round(e, comm, (dp_allreduce_algo)algo, ws, 1000 + (uint64_t)step,
+                             step < 2, what);
             dp_comm_stats s;
             dp_engine_stats(e, &s);
             size_t elems = 0;

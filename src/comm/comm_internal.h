@@ -14,6 +14,7 @@
 #ifndef DP_COMM_INTERNAL_H
 #define DP_COMM_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,6 +120,10 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
 dp_status dp_ring_codec_run(float *buf, size_t count, dp_reduce_op op,
                             const dp_codec_config *cfg, float *residual, MPI_Comm comm,
                             dp_ring_ws *ws);
+
+/* While *flag is nonzero the ring's waits sleep between tests instead of spinning
+ * (ring.c, ring_wait: the engine sets it while the training thread computes). */
+void dp_ring_ws_set_yield(dp_ring_ws *ws, const atomic_int *flag);
 
 /* Number of receive slots of the ring (default 2: double-buffered), 1..8. For
  * tests and benchmarks. */

@@ -14,6 +14,10 @@
  *   dp_engine_wait_all() ◀── done ──     queue empty: sleep on the condvar
  *   optimizer step
  *
+ * While the training thread computes, the two threads usually share one core
+ * (one bound core per rank), so the thread's ring waits sleep between tests
+ * instead of spinning (ring.c, ring_wait); `busy` tells it when to spin again.
+ *
  * Matching: all ranks submit the same ranges in the same order and the thread
  * runs them in FIFO order, so the i-th allreduce of every rank is the same one.
  * The engine owns an MPI_Comm_dup of the caller's communicator, so its messages
@@ -30,10 +34,14 @@
  * queue goes on; the next dp_engine_wait_all reports it once and clears it
  * (the trainer may then skip the step and carry on). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "comm/comm_internal.h"
 
@@ -59,6 +67,7 @@ struct dp_engine {
     engine_item q[DP_ENGINE_QUEUE_CAP];
     uint64_t submitted, completed; /* q[completed % CAP .. submitted % CAP) queued */
     int stop;
+    atomic_int busy; /* 0 while the training thread waits for this engine */
 
     dp_status err; /* first error, sticky */
     char errmsg[1024];
@@ -122,6 +131,9 @@ static void engine_account(dp_engine *e, const engine_item *it, dp_status st, do
 static void *engine_thread(void *arg)
 {
     dp_engine *e = arg;
+#ifdef PR_SET_TIMERSLACK
+    prctl(PR_SET_TIMERSLACK, 1000UL); /* the default 50 us slack would stretch ring_wait's sleeps */
+#endif
     pthread_mutex_lock(&e->mu);
     for (;;) {
         while (e->completed == e->submitted && !e->stop)
@@ -192,8 +204,11 @@ dp_status dp_engine_create(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
     e->comm = MPI_COMM_NULL;
     e->algo = algo;
     e->threaded = threaded ? 1 : 0;
+    atomic_init(&e->busy, 1);
     if (DP_OK != (st = dp_ring_ws_create(0, &e->ws)))
         goto err_free;
+    if (e->threaded)
+        dp_ring_ws_set_yield(e->ws, &e->busy);
 
     dp_errh_guard g;
     if (DP_OK != (st = dp_errh_enter(&g, comm, "dp_engine_create")))
@@ -294,8 +309,10 @@ static dp_status engine_submit(dp_engine *e, const engine_item *item)
     }
 
     pthread_mutex_lock(&e->mu);
+    atomic_store(&e->busy, 0);
     while (e->submitted - e->completed >= DP_ENGINE_QUEUE_CAP && DP_OK == e->err)
         pthread_cond_wait(&e->cv_done, &e->mu);
+    atomic_store(&e->busy, 1);
     dp_status st = e->err;
     if (DP_OK == st) {
         e->q[e->submitted % DP_ENGINE_QUEUE_CAP] = it;
@@ -313,8 +330,10 @@ dp_status dp_engine_wait_all(dp_engine *e)
     if (!e->threaded)
         return engine_take_status(e);
     pthread_mutex_lock(&e->mu);
+    atomic_store(&e->busy, 0);
     while (e->completed != e->submitted)
         pthread_cond_wait(&e->cv_done, &e->mu);
+    atomic_store(&e->busy, 1);
     dp_status st = engine_take_status(e);
     pthread_mutex_unlock(&e->mu);
     return st;
