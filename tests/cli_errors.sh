@@ -64,6 +64,8 @@ expect 1 "$tmp/missing"                  -- search --data "$tmp/missing" --quiet
 expect 2 "--arch-warmup: 3 must be in \[0, epochs=3\)" -- search --epochs 3 --arch-warmup 3
 expect 2 "--recompute: 'some' is not an integer|--recompute" -- search --recompute some
 expect 2 "--recompute: 65 is out of range" -- search --recompute 65
+expect 2 "--resume and --stop-after need --out" -- search --resume
+expect 2 "--stop-after: 3 is out of range \[1, epochs=2\]" -- search --epochs 2 --stop-after 3 --out "$tmp/s"
 printf 'sep_conv_3x3 8 28 28 1 x\n' > "$tmp/costs.tsv"
 expect 1 "$tmp/costs.tsv:1"              -- search --cost-table "$tmp/costs.tsv" --data "$tmp/missing" --quiet
 expect 1 "$tmp/nodir/g.json"             -- search --random-genotype "$tmp/nodir/g.json"

@@ -248,6 +248,106 @@ static void recompute(void)
     end_case("--recompute: same weights and alpha bits, buckets overlapped");
 }
 
+/* Stopped after epoch 1 and resumed, a search ends with the weights and alpha
+ * of the uninterrupted one, bit for bit: every stream, both optimizers, gold's
+ * mask and the codec's error feedback come back. Then a resume with another
+ * flag, and one of a damaged checkpoint, stop with the field / file named. */
+static void resume_one(dp_search_config cfg, const char *name)
+{
+    char whole[400], part[400];
+    snprintf(whole, sizeof whole, "%s/%s-whole", tmp, name);
+    snprintf(part, sizeof part, "%s/%s-part", tmp, name);
+    dp_search_result a, b, c;
+    snprintf(cfg.out, sizeof cfg.out, "%s", whole);
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &a));
+    snprintf(cfg.out, sizeof cfg.out, "%s", part);
+    cfg.stop_after = 1;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &b));
+    CHECK(b.stopped_early && b.epochs_done == 1, "%s: stop after 1: stopped %d epochs %d", name, b.stopped_early,
+          b.epochs_done);
+    cfg.stop_after = 0;
+    cfg.resume = 1;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &c));
+    CHECK(!c.stopped_early && c.epochs_done == cfg.epochs && c.steps == a.steps, "%s: resumed to %d epochs, %ld steps",
+          name, c.epochs_done, c.steps);
+    CHECK(a.nweights == c.nweights && a.nalpha == c.nalpha, "%s: sizes differ", name);
+    if (a.nweights == c.nweights && a.nalpha == c.nalpha) {
+        CHECK(!memcmp(a.weights, c.weights, a.nweights * sizeof *a.weights), "%s: weights differ", name);
+        CHECK(!memcmp(a.alpha, c.alpha, (size_t)a.nalpha * sizeof *a.alpha), "%s: alpha differs", name);
+        CHECK(a.nweights > 0 && memcmp(a.weights, b.weights, a.nweights * sizeof *a.weights),
+              "%s: one epoch already ends where three do", name);
+    }
+    dp_search_result_free(&a);
+    dp_search_result_free(&b);
+    dp_search_result_free(&c);
+    /* the stop was not needed: nothing left to resume */
+    dp_status rc = dp_search_run(&cfg, MPI_COMM_WORLD, &c);
+    CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "complete"), "%s: resume of a finished search: %s", name,
+          dp_errmsg());
+}
+
+static void resume(void)
+{
+    const long lim = 2L * 4 * 8 * g_size; /* 4 steps per epoch */
+    dp_search_config cfg = tiny(8, lim);
+    cfg.epochs = 3;
+    resume_one(cfg, "darts");
+    cfg.strategy = DP_NAS_GUMBEL;
+    cfg.codec.kind = DP_CODEC_INT8; /* error feedback in the checkpoint */
+    resume_one(cfg, "gumbel-int8");
+    cfg = tiny(8, lim);
+    cfg.epochs = 3;
+    cfg.strategy = DP_NAS_GOLD;
+    cfg.prune_every = 2;
+    cfg.warmup_epochs = 0;
+    resume_one(cfg, "gold");
+
+    /* another configuration, then a truncated checkpoint */
+    char part[400], path[450];
+    snprintf(part, sizeof part, "%s/darts-part", tmp);
+    snprintf(path, sizeof path, "%s/search.dpc", part);
+    cfg = tiny(8, lim);
+    cfg.epochs = 3;
+    snprintf(cfg.out, sizeof cfg.out, "%s", part);
+    cfg.stop_after = 1;
+    dp_search_result r;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &r));
+    dp_search_result_free(&r);
+    cfg.stop_after = 0;
+    cfg.resume = 1;
+    cfg.w_lr = 0.05f;
+    dp_status rc = dp_search_run(&cfg, MPI_COMM_WORLD, &r);
+    CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "'w'") && strstr(dp_errmsg(), "search.dpc"),
+          "another --lr: %s", dp_errmsg());
+    cfg.w_lr = tiny(8, lim).w_lr;
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (g_rank == 0) CHECK(0 == truncate(path, 1000), "truncate %s", path);
+    MPI_Barrier(MPI_COMM_WORLD);
+    rc = dp_search_run(&cfg, MPI_COMM_WORLD, &r);
+    CHECK(rc == DP_ERR_FORMAT && strstr(dp_errmsg(), "search.dpc"), "truncated checkpoint: %s", dp_errmsg());
+    end_case("--stop-after and --resume: the same bits as one run (darts, gumbel + int8, gold); bad resumes named");
+}
+
+/* --codec reaches the search's allreduces: a lossy codec moves the weights
+ * and alpha off the float32 run's (at 1 rank nothing is sent, so they match). */
+static void codec_applies(void)
+{
+    dp_search_config cfg = tiny(8, 2L * 4 * 8 * g_size);
+    dp_search_result plain, coded;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &plain));
+    cfg.codec.kind = DP_CODEC_INT8;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &coded));
+    if (plain.nweights == coded.nweights && plain.nweights > 0) {
+        int wsame = !memcmp(plain.weights, coded.weights, plain.nweights * sizeof *plain.weights);
+        int asame = !memcmp(plain.alpha, coded.alpha, (size_t)plain.nalpha * sizeof *plain.alpha);
+        CHECK(g_size > 1 ? !wsame && !asame : wsame && asame, "int8 at %d rank(s): weights %s, alpha %s", g_size,
+              wsame ? "equal" : "differ", asame ? "equal" : "differ");
+    }
+    dp_search_result_free(&plain);
+    dp_search_result_free(&coded);
+    end_case("--codec int8 is applied to the weights' and alpha's allreduces");
+}
+
 static void bad_input(void)
 {
     dp_search_config cfg = tiny(16, 400);
@@ -284,6 +384,8 @@ int main(int argc, char **argv)
     cost_penalty();
     arch_warmup();
     recompute();
+    resume();
+    codec_applies();
     bad_input();
 
     return mpi_finish("mpi_search", tmp);

@@ -49,6 +49,12 @@ dp_status dp_checkpoint_read(const char *path, dp_checkpoint *ck);
 const dp_ck_section *dp_checkpoint_find(const dp_checkpoint *ck, uint32_t tag);
 void dp_checkpoint_free(dp_checkpoint *ck);
 
+/*! Compares a checkpoint's configuration text with this run's (key=value
+ *  lines): 1 when a key of `saved` for which matters(key) holds (NULL: every
+ *  key) is missing from `now` or has another value; its name is put in key. */
+int dp_checkpoint_config_diff(const char *saved, const char *now, int (*matters)(const char *key), char *key,
+                              size_t kn);
+
 #ifdef __cplusplus
 }
 #endif

@@ -54,10 +54,13 @@ typedef struct dp_search_config {
     long check_replicas;
     double watchdog_s;     /* a collective without progress this long: report every rank, abort (0 = off) */
     int progress, quiet;
+    int resume;            /* go on from <out>/search.dpc (same flags and ranks) */
+    int stop_after;        /* stop after this many epochs, checkpoint written (0 = never) */
 } dp_search_config;
 
 typedef struct dp_search_result {
     int epochs_done;
+    int stopped_early;         /* stop_after: the checkpoint holds the rest */
     long steps;
     double train_loss, train_acc, val_loss, val_acc; /* last epoch */
     double train_images_per_s; /* weight-step images (all ranks) per second of search steps */

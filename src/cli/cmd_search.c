@@ -52,7 +52,10 @@ static const char usage[] =
     "  --allreduce ring|mpi  --codec NAME  --wire-zstd L  --bucket-mb MB  --no-overlap\n"
     "  --check-replicas N    compare a hash of weights and alpha across ranks every N steps\n"
     "run:\n"
-    "  --out DIR             run directory (created if missing)\n"
+    "  --out DIR             run directory (created if missing); search.dpc, its checkpoint, is\n"
+    "                        written at the end of every epoch\n"
+    "  --resume              go on from <out>/search.dpc (the same flags and number of ranks)\n"
+    "  --stop-after N        stop after epoch N, checkpoint written (resume later with --resume)\n"
     "  --eval-limit N        held-out images evaluated per epoch (default all)\n"
     "  --eval-batch B        (default 64)     --skip-warn K  warn at K normal-cell skips (default 4)\n"
     "  --threads N           OpenBLAS threads (default 1)\n"
@@ -66,7 +69,7 @@ enum {
     O_BUDGET, O_PRUNE, O_WARMUP_EP, O_EPOCHS, O_BATCH, O_LIMIT, O_LR, O_MIN_LR, O_MOMENTUM, O_WD, O_CLIP, O_ALR,
     O_AWD, O_ACLIP, O_SEED, O_SAMPLER, O_ALLREDUCE, O_CODEC, O_ZSTD, O_BUCKET, O_NO_OVERLAP, O_REPLICAS, O_OUT,
     O_EVAL_LIMIT, O_EVAL_BATCH, O_SKIP_WARN, O_THREADS, O_PROGRESS, O_QUIET, O_RANDOM, O_ARCH_WARMUP,
-    O_WATCHDOG, O_RECOMPUTE,
+    O_WATCHDOG, O_RECOMPUTE, O_RESUME, O_STOP,
 };
 
 static const struct option opts[] = {
@@ -82,7 +85,7 @@ static const struct option opts[] = {
     {"wire-zstd", 1, 0, O_ZSTD}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
     {"check-replicas", 1, 0, O_REPLICAS}, {"out", 1, 0, O_OUT}, {"eval-limit", 1, 0, O_EVAL_LIMIT},
     {"eval-batch", 1, 0, O_EVAL_BATCH}, {"skip-warn", 1, 0, O_SKIP_WARN}, {"threads", 1, 0, O_THREADS}, {"watchdog", 1, 0, O_WATCHDOG},
-    {"recompute", 1, 0, O_RECOMPUTE},
+    {"recompute", 1, 0, O_RECOMPUTE}, {"resume", 0, 0, O_RESUME}, {"stop-after", 1, 0, O_STOP},
     {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"random-genotype", 1, 0, O_RANDOM},
     {"arch-warmup", 1, 0, O_ARCH_WARMUP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
@@ -165,6 +168,8 @@ static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profi
         case O_WATCHDOG: rc = dp_flag_double("--watchdog", a, 0, 86400, &cfg->watchdog_s); break;
         case O_PROGRESS: rc = dp_flag_progress(a, &cfg->progress); break;
         case O_QUIET: cfg->quiet = 1; break;
+        case O_RESUME: cfg->resume = 1; break;
+        case O_STOP: rc = dp_flag_int("--stop-after", a, 1, 100000, &cfg->stop_after); break;
         case 'h': *help = 1; return DP_OK;
         default:
             rc = dp_errorf(DP_ERR_ARG, "unknown or incomplete flag '%s' (see dptrain search --help)", argv[optind - 1]);
@@ -232,5 +237,8 @@ int dp_cmd_search(int argc, char **argv, MPI_Comm comm)
            res.epochs_done, res.steps, res.val_acc, res.val_loss, res.train_images_per_s, res.peak_rss_mb, res.epoch_s,
            res.wall_s, res.skips, res.derived_mflops, cfg.out[0] ? cfg.out : "-", cfg.out[0] ? "/genotype.json" : "");
     if (!cfg.out[0]) printf("genotype: %s\n", g);
+    if (res.stopped_early)
+        printf("stopped after epoch %d of %d: %s/search.dpc holds the rest (run again with --resume)\n",
+               res.epochs_done, cfg.epochs, cfg.out);
     return 0;
 }

@@ -59,6 +59,7 @@ static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *sm
     dp_ctx_reset(c);
     c->training = 1;
     c->grad_enabled = 1;
+    s->wsync.step = s->async.step = (uint64_t)s->step; /* keys the codec's rounding, so a resume rounds alike */
     dp_status rc = DP_OK;
     if (bs > 0) {
         dp_image_set_batch(set, s->lut, smp->perm, first, bs, s->x, s->y);

@@ -86,6 +86,10 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
           "--watchdog: %g is out of range [0, 86400] seconds", cfg->watchdog_s);
     RANGE(cfg->allreduce == DP_ALLREDUCE_RING || (cfg->codec.kind == DP_CODEC_NONE && !cfg->codec.wire_zstd_level),
           "--codec / --wire-zstd need --allreduce ring");
+    RANGE(cfg->stop_after >= 0 && cfg->stop_after <= cfg->epochs, "--stop-after: %d is out of range [1, epochs=%d]",
+          cfg->stop_after, cfg->epochs);
+    RANGE(cfg->out[0] || (!cfg->resume && !cfg->stop_after), "--resume and --stop-after need --out (the checkpoint "
+          "is <out>/search.dpc)");
     return DP_OK;
 }
 

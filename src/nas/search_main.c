@@ -115,9 +115,9 @@ static dp_status cost_tables(srch *s)
 
 static dp_status agree(srch *s, uint64_t manifest_hash)
 {
-    char text[8192];
-    int len = dp_search_config_format(s->cfg, text, sizeof text);
-    snprintf(text + len, sizeof text - (size_t)len, "ranks=%d\nmanifest=%016llx\nlayout=%016llx\nalpha=%016llx\n",
+    char *text = s->config_text;
+    int len = dp_search_config_format(s->cfg, text, sizeof s->config_text);
+    snprintf(text + len, sizeof s->config_text - (size_t)len, "ranks=%d\nmanifest=%016llx\nlayout=%016llx\nalpha=%016llx\n",
              s->size, (unsigned long long)manifest_hash,
              (unsigned long long)dp_params_layout_hash(&s->sn->model->params),
              (unsigned long long)dp_params_layout_hash(&s->sn->alpha));
@@ -142,6 +142,7 @@ static dp_status setup(srch *s, MPI_Comm comm)
                        .topk_fraction = cfg->topk_fraction, .powersgd_rank = cfg->powersgd_rank};
     wo.codec.seed = cfg->seed;
     dp_sync_opts ao = wo;
+    ao.codec.seed = cfg->seed ^ 0x5bd1e995u; /* alpha's rounding stream apart from the weights' */
     ao.overlap = 0, ao.sparse = 0, ao.bucket_bytes = 1 << 20;
     dp_status rc = dp_sync_init(&s->wsync, comm, s->sn ? &s->sn->model->params : &none, &wo);
     if (rc != DP_OK) return rc;
@@ -212,6 +213,10 @@ static dp_status setup(srch *s, MPI_Comm comm)
     }
     rc = dp_sync_all_ok(&s->wsync, cost_tables(s), "reading the cost table");
     if (rc != DP_OK) return rc;
+    if (cfg->resume) {
+        rc = nas_resume(s, &s->epoch0);
+        if (rc != DP_OK) return rc;
+    }
     rc = dp_report_open(&s->rep, s->rank == 0 ? cfg->out : NULL, cfg->progress, cfg->quiet || s->rank != 0);
     if (rc == DP_OK && s->rank == 0) rc = nas_outputs_open(s);
     rc = dp_sync_all_ok(&s->wsync, rc, "opening the run directory");
@@ -293,7 +298,8 @@ static dp_status run_epochs(srch *s, dp_search_result *res)
 {
     const dp_search_config *cfg = s->cfg;
     double stats[5];
-    for (int epoch = 0; epoch < cfg->epochs; epoch++) {
+    int ran = 0;
+    for (int epoch = s->epoch0; epoch < cfg->epochs; epoch++, ran++) {
         dp_sampler_shuffle(&s->str, &s->shuffle_t);
         dp_sampler_shuffle(&s->sva, &s->shuffle_v);
         double ep[3] = {0, 0, 0}, t_ep = dp_now(), step_s = 0;
@@ -321,10 +327,17 @@ static dp_status run_epochs(srch *s, dp_search_result *res)
         s->step_time += step_s;
         res->train_images_per_s += ep[2];
         dp_status rc = end_epoch(s, epoch, step_s, ep, res);
+        if (rc == DP_OK) rc = nas_save(s, epoch + 1);
         if (rc != DP_OK) return rc;
+        if (cfg->stop_after == epoch + 1 && epoch + 1 < cfg->epochs) {
+            res->stopped_early = 1;
+            ran++;
+            break;
+        }
     }
-    res->epoch_s = s->step_time / cfg->epochs;
+    res->epoch_s = ran ? s->step_time / ran : 0;
     res->train_images_per_s = s->step_time > 0 ? res->train_images_per_s / s->step_time : 0;
+    if (res->stopped_early) return DP_OK;
     if (cfg->strategy == DP_NAS_GOLD) {
         dp_status rc = nas_gold_finish(s);
         if (rc != DP_OK) return rc;

@@ -64,15 +64,18 @@ static FILE *open_in_out(const srch *s, const char *name, const char *mode)
 dp_status nas_outputs_open(srch *s)
 {
     if (!s->cfg->out[0]) return DP_OK;
-    s->alpha_csv = open_in_out(s, "alpha.csv", "w");
+    const int go_on = s->cfg->resume; /* a resumed search appends to the rows it wrote */
+    s->alpha_csv = open_in_out(s, "alpha.csv", go_on ? "a" : "w");
     if (!s->alpha_csv) return dp_errorf(DP_ERR_IO, "%s/alpha.csv: cannot create", s->cfg->out);
-    fprintf(s->alpha_csv, "epoch,cell,edge");
-    for (int k = 0; k < s->nops; k++) fprintf(s->alpha_csv, ",%s", dp_nas_op_name(s->sn->cfg.ops[k]));
-    fprintf(s->alpha_csv, "\n");
+    if (!go_on) {
+        fprintf(s->alpha_csv, "epoch,cell,edge");
+        for (int k = 0; k < s->nops; k++) fprintf(s->alpha_csv, ",%s", dp_nas_op_name(s->sn->cfg.ops[k]));
+        fprintf(s->alpha_csv, "\n");
+    }
     if (s->cfg->strategy == DP_NAS_GOLD) {
-        s->gold_csv = open_in_out(s, "gold_tradeoff.csv", "w");
+        s->gold_csv = open_in_out(s, "gold_tradeoff.csv", go_on ? "a" : "w");
         if (!s->gold_csv) return dp_errorf(DP_ERR_IO, "%s/gold_tradeoff.csv: cannot create", s->cfg->out);
-        fprintf(s->gold_csv, "step,alive_ops,supernet_mflops,derived_mflops,heldout_acc\n");
+        if (!go_on) fprintf(s->gold_csv, "step,alive_ops,supernet_mflops,derived_mflops,heldout_acc\n");
     }
     return DP_OK;
 }

@@ -45,6 +45,8 @@ typedef struct srch {
     double step_time;
     FILE *alpha_csv, *gold_csv;
     long last_prune;
+    char config_text[8192];     /* as the ranks agreed on it; a checkpoint must match it */
+    int epoch0;                 /* epochs done before this session (--resume) */
 } srch;
 
 /* search_out.c */
@@ -67,6 +69,12 @@ dp_status nas_derive(const srch *s, dp_genotype *g);
 dp_status nas_gold_maybe_prune(srch *s, int epoch);
 /*! At the end: prunes on until the derived network fits --flops-budget. */
 dp_status nas_gold_finish(srch *s);
+
+/* search_ckpt.c */
+/*! Collective: <out>/search.dpc after `epochs_done` epochs (nothing without --out). */
+dp_status nas_save(srch *s, int epochs_done);
+/*! Collective, after set-up: restores that checkpoint on every rank. */
+dp_status nas_resume(srch *s, int *epochs_done);
 
 /* search.c */
 /*! One search step (alpha and weights) at sampler step i; stats: loss sum,

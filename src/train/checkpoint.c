@@ -221,3 +221,26 @@ void dp_checkpoint_free(dp_checkpoint *ck)
     free(ck->body);
     memset(ck, 0, sizeof *ck);
 }
+
+int dp_checkpoint_config_diff(const char *saved, const char *now, int (*matters)(const char *key), char *key,
+                              size_t kn)
+{
+    for (const char *a = saved; *a;) {
+        size_t la = strcspn(a, "\n"), ka = strcspn(a, "=");
+        if (ka < la) {
+            snprintf(key, kn, "%.*s", (int)ka, a);
+            int check = !matters || matters(key), found = 0;
+            for (const char *b = now; *b && !found;) {
+                size_t lb = strcspn(b, "\n");
+                if (lb > ka && !memcmp(a, b, ka + 1)) {
+                    found = 1;
+                    if (check && (la != lb || memcmp(a, b, la))) return 1;
+                }
+                b += lb + (b[lb] == '\n');
+            }
+            if (!found && check) return 1;
+        }
+        a += la + (a[la] == '\n');
+    }
+    return 0;
+}

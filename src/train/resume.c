@@ -10,28 +10,10 @@
 #include "dptrain/checkpoint.h"
 #include "train/run.h"
 
-/* Rank 0's status and message to every rank. */
-static dp_status share_status(run *r, dp_status rc)
-{
-    if (r->size == 1) return rc;
-    char msg[1024] = {0};
-    int code = (int)rc;
-    if (r->rank == 0 && rc != DP_OK) snprintf(msg, sizeof msg, "%s", dp_errmsg());
-    if (dp_sync_bcast(&r->sync, &code, sizeof code) != DP_OK || dp_sync_bcast(&r->sync, msg, sizeof msg) != DP_OK)
-        return DP_ERR_MPI;
-    if (code != DP_OK) return dp_errorf((dp_status)code, "%s", msg);
-    return DP_OK;
-}
-
 static dp_status gather_rngs(run *r, ck_rng *all)
 {
     ck_rng mine = {r->shuffle, r->ctx.dropout_rng};
-    if (r->size == 1) {
-        all[0] = mine;
-        return DP_OK;
-    }
-    int rc = MPI_Gather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, r->sync.comm);
-    return rc == MPI_SUCCESS ? DP_OK : dp_errorf(DP_ERR_MPI, "rank %d: MPI_Gather (checkpoint streams) failed", r->rank);
+    return dp_sync_gather0(&r->sync, &mine, sizeof mine, all);
 }
 
 /* Every rank's compressor state (error feedback, PowerSGD's Q) to rank 0, in
@@ -39,13 +21,11 @@ static dp_status gather_rngs(run *r, ck_rng *all)
 static dp_status gather_codec_state(run *r, float **out)
 {
     *out = NULL;
-    float *mine = r->sync.state;
     size_t n = r->sync.state_n;
-    if (!mine) return DP_OK;
+    if (!r->sync.state) return DP_OK;
     if (r->rank == 0 && !(*out = malloc((size_t)r->size * n * sizeof(float))))
         return dp_errorf(DP_ERR_NOMEM, "checkpoint: no memory for %d error-feedback buffers", r->size);
-    int rc = MPI_Gather(mine, (int)n, MPI_FLOAT, *out, (int)n, MPI_FLOAT, 0, r->sync.comm);
-    return rc == MPI_SUCCESS ? DP_OK : dp_errorf(DP_ERR_MPI, "rank %d: MPI_Gather (error feedback) failed", r->rank);
+    return dp_sync_gather0(&r->sync, r->sync.state, n * sizeof(float), *out);
 }
 
 dp_status dp_run_save(run *r)
@@ -88,33 +68,9 @@ dp_status dp_run_save(run *r)
     }
     free(rngs);
     free(residuals);
-    rc = share_status(r, rc);
+    rc = dp_sync_root_status(&r->sync, rc);
     if (rc == DP_OK) r->saved_step = (long)r->st.step;
     return rc;
-}
-
-/* The first key whose value differs and must match on resume. */
-static int config_mismatch(const char *saved, const char *now, char *key, size_t kn)
-{
-    for (const char *a = saved; *a;) {
-        size_t la = strcspn(a, "\n"), ka = strcspn(a, "=");
-        if (ka < la) {
-            snprintf(key, kn, "%.*s", (int)ka, a);
-            const char *b = now;
-            int found = 0;
-            while (*b && !found) {
-                size_t lb = strcspn(b, "\n");
-                if (lb > ka && !memcmp(a, b, ka + 1)) {
-                    found = 1;
-                    if (dp_train_config_resume_key(key) && (la != lb || memcmp(a, b, la))) return 1;
-                }
-                b += lb + (b[lb] == '\n');
-            }
-            if (!found && dp_train_config_resume_key(key)) return 1;
-        }
-        a += la + (a[la] == '\n');
-    }
-    return 0;
 }
 
 static dp_status check_sections(run *r, const char *path, const dp_checkpoint *ck, ck_state *st, const ck_rng **rngs,
@@ -135,7 +91,7 @@ static dp_status check_sections(run *r, const char *path, const dp_checkpoint *c
                          CK_STATE_VERSION);
     char key[64];
     char *saved = strndup(cfg->data, cfg->size);
-    int bad = !saved || config_mismatch(saved, r->config_text, key, sizeof key);
+    int bad = !saved || dp_checkpoint_config_diff(saved, r->config_text, dp_train_config_resume_key, key, sizeof key);
     free(saved);
     if (bad) return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: field '%s' differs", path, key);
     if (st->ranks != r->size || rn->size != (size_t)r->size * sizeof(ck_rng))
@@ -197,27 +153,15 @@ dp_status dp_run_load(run *r)
         if (rc == DP_OK) rc = check_sections(r, path, &ck, &r->st, &rngs, &residuals);
         if (rc == DP_OK) r->saved_step = (long)r->st.step;
     }
-    rc = share_status(r, rc);
+    rc = dp_sync_root_status(&r->sync, rc);
     if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, &r->st, sizeof r->st);
     if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->m->params.data, r->m->params.n * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->m->params.buffers, r->m->params.nbuf * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->opt.state, r->opt.state_n * sizeof(float));
     ck_rng mine;
-    if (rc == DP_OK) {
-        if (r->size == 1) {
-            mine = rngs[0];
-        } else if (MPI_Scatter(rngs, (int)sizeof mine, MPI_BYTE, &mine, (int)sizeof mine, MPI_BYTE, 0, r->sync.comm) !=
-                   MPI_SUCCESS) {
-            rc = dp_errorf(DP_ERR_MPI, "rank %d: MPI_Scatter (checkpoint streams) failed", r->rank);
-        }
-    }
-    if (rc == DP_OK && r->sync.state) {
-        int n = (int)r->sync.state_n;
-        if (r->size == 1)
-            memcpy(r->sync.state, residuals, (size_t)n * sizeof(float));
-        else if (MPI_Scatter(residuals, n, MPI_FLOAT, r->sync.state, n, MPI_FLOAT, 0, r->sync.comm) != MPI_SUCCESS)
-            rc = dp_errorf(DP_ERR_MPI, "rank %d: MPI_Scatter (error feedback) failed", r->rank);
-    }
+    if (rc == DP_OK) rc = dp_sync_scatter0(&r->sync, rngs, sizeof mine, &mine);
+    if (rc == DP_OK && r->sync.state)
+        rc = dp_sync_scatter0(&r->sync, residuals, r->sync.state_n * sizeof(float), r->sync.state);
     if (rc == DP_OK) {
         r->opt.t = r->st.opt_t;
         r->shuffle = mine.epoch_shuffle;

@@ -8,6 +8,7 @@
  * orders, and the ring's messages always match. */
 #include "train/sync.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,8 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
     s->params = p;
     s->overlap = o->overlap;
     s->codec = o->codec;
+    /* on from the first step; the trainer turns it off before --codec-start */
+    s->codec_on = o->codec.kind != DP_CODEC_NONE || o->codec.wire_zstd_level || o->sparse;
     if (comm != MPI_COMM_NULL) {
         MPI_Comm_rank(comm, &s->rank);
         MPI_Comm_size(comm, &s->size);
@@ -234,6 +237,39 @@ dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes)
     }
     dp_watchdog_wait_end(s->wd);
     return rc;
+}
+
+dp_status dp_sync_root_status(dp_sync *s, dp_status rc)
+{
+    if (s->size == 1) return rc;
+    char msg[1024] = {0};
+    int code = (int)rc;
+    if (s->rank == 0 && rc != DP_OK) snprintf(msg, sizeof msg, "%s", dp_errmsg());
+    if (dp_sync_bcast(s, &code, sizeof code) != DP_OK || dp_sync_bcast(s, msg, sizeof msg) != DP_OK) return DP_ERR_MPI;
+    if (code != DP_OK) return dp_errorf((dp_status)code, "%s", msg);
+    return DP_OK;
+}
+
+dp_status dp_sync_gather0(dp_sync *s, const void *mine, size_t bytes, void *all)
+{
+    if (s->size == 1) {
+        if (bytes) memcpy(all, mine, bytes);
+        return DP_OK;
+    }
+    if (bytes > INT_MAX) return dp_errorf(DP_ERR_ARG, "rank %d: gather of %zu bytes per rank", s->rank, bytes);
+    return mpi_check(MPI_Gather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, 0, s->comm), s,
+                     "MPI_Gather (checkpoint state)");
+}
+
+dp_status dp_sync_scatter0(dp_sync *s, const void *all, size_t bytes, void *mine)
+{
+    if (s->size == 1) {
+        if (bytes) memcpy(mine, all, bytes);
+        return DP_OK;
+    }
+    if (bytes > INT_MAX) return dp_errorf(DP_ERR_ARG, "rank %d: scatter of %zu bytes per rank", s->rank, bytes);
+    return mpi_check(MPI_Scatter(all, (int)bytes, MPI_BYTE, mine, (int)bytes, MPI_BYTE, 0, s->comm), s,
+                     "MPI_Scatter (checkpoint state)");
 }
 
 dp_status dp_sync_sum(dp_sync *s, double *v, int n)

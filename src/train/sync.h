@@ -72,8 +72,15 @@ dp_status dp_sync_agree(dp_sync *s, const char *text);
  *  an error: the failing rank its own, prefixed with its rank, the others
  *  DP_ERR_MPI saying that `what` failed on another rank. */
 dp_status dp_sync_all_ok(dp_sync *s, dp_status mine, const char *what);
+/*! Collective: rank 0's status, with its message, becomes every rank's (a
+ *  step only rank 0 does, such as reading a checkpoint). */
+dp_status dp_sync_root_status(dp_sync *s, dp_status rc);
 /*! Rank 0's bytes to every rank. */
 dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes);
+/*! Every rank's `bytes` to rank 0's `all` (size x bytes, rank order; only
+ *  rank 0's `all` is written), and back: rank 0's slice r to rank r. */
+dp_status dp_sync_gather0(dp_sync *s, const void *mine, size_t bytes, void *all);
+dp_status dp_sync_scatter0(dp_sync *s, const void *all, size_t bytes, void *mine);
 /*! Element-wise sum over ranks of a few doubles (step statistics). */
 dp_status dp_sync_sum(dp_sync *s, double *v, int n);
 /*! Every rank's long. */
