@@ -30,14 +30,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-out="$here/out" build="${DP_BUILD_DIR:-$here/../build}"
-results="${results:-$out/manycore}"
-mkdir -p "$results" "$out"
-[ -x "$build/dptrain" ] || { echo "bench_manycore: no $build/dptrain (build first, or set DP_BUILD_DIR)" >&2; exit 1; }
-[ -f "$out/fashion-mnist/manifest.txt" ] ||
-  "$build/dptrain" shard fashion-mnist --idx "$idx" --out "$out/fashion-mnist" --shards 16 >/dev/null ||
-  { echo "bench_manycore: cannot make the shards from $idx" >&2; exit 1; }
+export DP_FMNIST_IDX="$idx"
 source "$here/common.sh"
+results="${results:-$out/manycore}"
+mkdir -p "$results"
 skipped() { case " $skip " in *" $1 "*) return 0 ;; esac; return 1; }
 t0=$SECONDS
 { date -u; nproc; lscpu; mpirun --version | head -n1; } > "$results/machine.txt" 2>&1

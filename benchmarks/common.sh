@@ -7,7 +7,10 @@ shards="$out/fashion-mnist"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 [ -x "$build/dptrain" ] || { echo "${0##*/}: build first (launch/setup.sh)" >&2; exit 1; }
-[ -f "$shards/manifest.txt" ] || "$build/dptrain" shard fashion-mnist --out "$shards" --shards 16 >/dev/null
+# DP_FMNIST_IDX: the .gz IDX files, where the machine has no dataset-fashion-mnist package
+[ -f "$shards/manifest.txt" ] ||
+  "$build/dptrain" shard fashion-mnist --idx "${DP_FMNIST_IDX:-/usr/share/datasets/fashion-mnist}" --out "$shards" \
+    --shards 16 >/dev/null || { echo "${0##*/}: cannot make the shards in $shards" >&2; exit 1; }
 
 need_torch() {
   /usr/bin/python3 -c 'import torch' 2>/dev/null ||

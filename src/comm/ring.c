@@ -339,8 +339,8 @@ void dp_ring_ws_set_yield(dp_ring_ws *ws, const atomic_int *flag)
 /* MPI_Wait, except while *ws->yield is set. Open MPI waits by spinning in its
  * progress loop; with one core per rank the engine's thread shares that core with
  * the training thread, and a spin while a slower peer is still in its backward
- * takes half the core from our own backward (measured: 16 ranks on 16 cores, mlp
- * weak scaling 25% with the spin against 62% with no overlap). So a wait first
+ * takes half the core from our own backward (measured: 2 ranks, 0.25 MiB buckets,
+ * mlp 8% faster without the spin; benchmarks/RESULTS.md 5b). So a wait first
  * tests a few times, then sleeps between tests with a backoff capped at 100 us: a
  * late message costs at most that much latency, hidden behind backward. Once the
  * training thread waits for us (the flag is cleared), we spin again. */

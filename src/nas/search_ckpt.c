@@ -44,16 +44,6 @@ static nas_ck_state state_now(const srch *s, int epochs_done)
                           .n_ares = s->async.state ? s->async.state_n : 0};
 }
 
-/* Every rank's codec state of one sync to rank 0 (all: size x n floats there). */
-static dp_status gather_res(srch *s, dp_sync *y, float **all)
-{
-    *all = NULL;
-    if (!y->state) return DP_OK;
-    if (s->rank == 0 && !(*all = malloc((size_t)s->size * y->state_n * sizeof(float))))
-        return dp_errorf(DP_ERR_NOMEM, "search checkpoint: no memory for the error-feedback buffers");
-    return dp_sync_gather0(&s->wsync, y->state, y->state_n * sizeof(float), *all);
-}
-
 dp_status nas_save(srch *s, int epochs_done)
 {
     if (!s->cfg->out[0]) return DP_OK;
@@ -63,8 +53,8 @@ dp_status nas_save(srch *s, int epochs_done)
     float *wres = NULL, *ares = NULL;
     dp_status rc = s->rank == 0 && !rngs ? dp_errorf(DP_ERR_NOMEM, "search checkpoint: out of memory") : DP_OK;
     if (rc == DP_OK) rc = dp_sync_gather0(&s->wsync, &mine, sizeof mine, rngs);
-    if (rc == DP_OK) rc = gather_res(s, &s->wsync, &wres);
-    if (rc == DP_OK) rc = gather_res(s, &s->async, &ares);
+    if (rc == DP_OK) rc = dp_sync_gather_state(&s->wsync, &wres);
+    if (rc == DP_OK) rc = dp_sync_gather_state(&s->async, &ares);
     if (rc == DP_OK && s->rank == 0) {
         nas_ck_state st = state_now(s, epochs_done);
         const dp_params *wp = &s->sn->model->params;
@@ -110,11 +100,10 @@ static dp_status read_checked(srch *s, const char *path, dp_checkpoint *ck, nas_
 {
     dp_status rc = dp_checkpoint_read(path, ck);
     if (rc != DP_OK) return rc;
-    const void *cfg = NULL, *raw = NULL;
+    const void *raw = NULL;
     const dp_ck_section *c = dp_checkpoint_find(ck, DP_CK_CONFIG);
     if (!c) return dp_errorf(DP_ERR_FORMAT, "%s: the config section is missing (not a search checkpoint?)", path);
-    cfg = c->data;
-    char key[64], *saved = strndup(cfg, c->size);
+    char key[64], *saved = strndup(c->data, c->size);
     int bad = !saved || dp_checkpoint_config_diff(saved, s->config_text, NULL, key, sizeof key);
     free(saved);
     if (bad)
@@ -175,10 +164,8 @@ dp_status nas_resume(srch *s, int *epochs_done)
     if (rc == DP_OK) rc = bcast_into(s, s->mask, v[6], mask_n(s));
     nas_ck_rng mine;
     if (rc == DP_OK) rc = dp_sync_scatter0(&s->wsync, v[5], sizeof mine, &mine);
-    if (rc == DP_OK && s->wsync.state)
-        rc = dp_sync_scatter0(&s->wsync, v[7], s->wsync.state_n * sizeof(float), s->wsync.state);
-    if (rc == DP_OK && s->async.state)
-        rc = dp_sync_scatter0(&s->wsync, v[8], s->async.state_n * sizeof(float), s->async.state);
+    if (rc == DP_OK) rc = dp_sync_scatter_state(&s->wsync, v[7]);
+    if (rc == DP_OK) rc = dp_sync_scatter_state(&s->async, v[8]);
     if (rc == DP_OK) {
         s->step = st.step;
         s->last_prune = st.last_prune;

@@ -298,8 +298,7 @@ static dp_status run_epochs(srch *s, dp_search_result *res)
 {
     const dp_search_config *cfg = s->cfg;
     double stats[5];
-    int ran = 0;
-    for (int epoch = s->epoch0; epoch < cfg->epochs; epoch++, ran++) {
+    for (int epoch = s->epoch0; epoch < cfg->epochs; epoch++) {
         dp_sampler_shuffle(&s->str, &s->shuffle_t);
         dp_sampler_shuffle(&s->sva, &s->shuffle_v);
         double ep[3] = {0, 0, 0}, t_ep = dp_now(), step_s = 0;
@@ -331,11 +330,11 @@ static dp_status run_epochs(srch *s, dp_search_result *res)
         if (rc != DP_OK) return rc;
         if (cfg->stop_after == epoch + 1 && epoch + 1 < cfg->epochs) {
             res->stopped_early = 1;
-            ran++;
             break;
         }
     }
-    res->epoch_s = ran ? s->step_time / ran : 0;
+    int ran = res->epochs_done - s->epoch0; /* epochs of this session */
+    res->epoch_s = ran > 0 ? s->step_time / ran : 0;
     res->train_images_per_s = s->step_time > 0 ? res->train_images_per_s / s->step_time : 0;
     if (res->stopped_early) return DP_OK;
     if (cfg->strategy == DP_NAS_GOLD) {

@@ -16,18 +16,6 @@ static dp_status gather_rngs(run *r, ck_rng *all)
     return dp_sync_gather0(&r->sync, &mine, sizeof mine, all);
 }
 
-/* Every rank's compressor state (error feedback, PowerSGD's Q) to rank 0, in
- * rank order; NULL without a compressor that keeps state. */
-static dp_status gather_codec_state(run *r, float **out)
-{
-    *out = NULL;
-    size_t n = r->sync.state_n;
-    if (!r->sync.state) return DP_OK;
-    if (r->rank == 0 && !(*out = malloc((size_t)r->size * n * sizeof(float))))
-        return dp_errorf(DP_ERR_NOMEM, "checkpoint: no memory for %d error-feedback buffers", r->size);
-    return dp_sync_gather0(&r->sync, r->sync.state, n * sizeof(float), *out);
-}
-
 dp_status dp_run_save(run *r)
 {
     if (!r->cfg->out[0]) return DP_OK;
@@ -36,7 +24,7 @@ dp_status dp_run_save(run *r)
     ck_rng dummy;
     float *residuals = NULL;
     dp_status rc = gather_rngs(r, rngs ? rngs : &dummy);
-    if (rc == DP_OK) rc = gather_codec_state(r, &residuals);
+    if (rc == DP_OK) rc = dp_sync_gather_state(&r->sync, &residuals);
     if (rc == DP_OK && r->rank == 0) {
         ck_state st = r->st;
         st.version = CK_STATE_VERSION;
@@ -160,8 +148,7 @@ dp_status dp_run_load(run *r)
     if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->opt.state, r->opt.state_n * sizeof(float));
     ck_rng mine;
     if (rc == DP_OK) rc = dp_sync_scatter0(&r->sync, rngs, sizeof mine, &mine);
-    if (rc == DP_OK && r->sync.state)
-        rc = dp_sync_scatter0(&r->sync, residuals, r->sync.state_n * sizeof(float), r->sync.state);
+    if (rc == DP_OK) rc = dp_sync_scatter_state(&r->sync, residuals);
     if (rc == DP_OK) {
         r->opt.t = r->st.opt_t;
         r->shuffle = mine.epoch_shuffle;

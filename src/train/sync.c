@@ -272,6 +272,20 @@ dp_status dp_sync_scatter0(dp_sync *s, const void *all, size_t bytes, void *mine
                      "MPI_Scatter (checkpoint state)");
 }
 
+dp_status dp_sync_gather_state(dp_sync *s, float **all)
+{
+    *all = NULL;
+    if (!s->state) return DP_OK;
+    if (s->rank == 0 && !(*all = malloc((size_t)s->size * s->state_n * sizeof(float))))
+        return dp_errorf(DP_ERR_NOMEM, "checkpoint: no memory for %d ranks' error-feedback buffers", s->size);
+    return dp_sync_gather0(s, s->state, s->state_n * sizeof(float), *all);
+}
+
+dp_status dp_sync_scatter_state(dp_sync *s, const float *all)
+{
+    return s->state ? dp_sync_scatter0(s, all, s->state_n * sizeof(float), s->state) : DP_OK;
+}
+
 dp_status dp_sync_sum(dp_sync *s, double *v, int n)
 {
     return s->size == 1 ? DP_OK : sum_doubles(s, v, n, "statistics allreduce");
