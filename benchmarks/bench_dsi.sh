@@ -8,7 +8,7 @@
 #
 #   benchmarks/bench_dsi.sh [--data DIR] [--epochs N] [--members "2 4 8"]
 #       [--docids "atomic semantic"] [--train-args "..."] [--semantic-args "..."] [--central-ranks P]
-#       [--tag NAME] [--latency] [--reuse] [--plot [FILE.png]]
+#       [--abstain ALPHA] [--tag NAME] [--latency] [--reuse] [--plot [FILE.png]]
 #
 # --data        dataset dir (default benchmarks/out/debian-dsi)
 # --epochs      training epochs of every DSI model (default 10)
@@ -17,6 +17,7 @@
 # --train-args  extra dsi-train flags (the lever under test: --token-drop, --index-ratio, ...)
 # --semantic-args  further flags for semantic-docid runs only (e.g. their own --lr)
 # --central-ranks  ranks of the centralised model (data-parallel, default 2)
+# --abstain     also score every ensemble with members abstaining by coverage (dsi-eval --abstain ALPHA)
 # --latency     also time dsi-query over 1000 test queries with 4 members and 5 beams (p50/p99)
 # --reuse       keep models already trained in the runs dir (an interrupted benchmark goes on;
 #               every evaluation is redone)
@@ -26,7 +27,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 me=bench_dsi
 data="" epochs=10 members="2 4 8" docids="atomic semantic" train_args="" sem_args="" central_ranks=2 tag="" latency=0
-plot="" reuse=0
+plot="" reuse=0 abstain=""
 die() { echo "$me: $*" >&2; exit 2; }
 need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -38,6 +39,7 @@ while [ $# -gt 0 ]; do
     --train-args) [ $# -ge 2 ] || die "--train-args needs a value"; train_args="$2"; shift 2 ;;
     --semantic-args) [ $# -ge 2 ] || die "--semantic-args needs a value"; sem_args="$2"; shift 2 ;;
     --central-ranks) need_arg "$@"; central_ranks="$2"; shift 2 ;;
+    --abstain) need_arg "$@"; abstain="$2"; shift 2 ;;
     --tag) need_arg "$@"; tag="_$2"; shift 2 ;;
     --latency) latency=1; shift ;;
     --reuse) reuse=1; shift ;;
@@ -105,6 +107,11 @@ for s in $members; do
   read -r ts qps mb < <(train "$s" "$first" "$runs/ens$s")
   dp_mpirun "$(( s < 2 ? s : 2 ))" "$dp" dsi-eval --run "$runs/ens$s" --test "$data/test.tsv" --json >"$runs/ens$s.eval"
   eval_rows "ens$s" "$s" "$first" "$ts" "$qps" "$mb" "$runs/ens$s.eval"
+  if [ -n "$abstain" ]; then
+    dp_mpirun "$(( s < 2 ? s : 2 ))" "$dp" dsi-eval --run "$runs/ens$s" --test "$data/test.tsv" --abstain "$abstain" \
+      --json >"$runs/ens$s-abstain.eval"
+    eval_rows "ens$s+abstain$abstain" "$s" "$first" "$ts" "$qps" "$mb" "$runs/ens$s-abstain.eval"
+  fi
   if [ "$s" = 4 ]; then # one member alone, on its own test queries
     "$dp" dsi-eval --run "$runs/ens4" --only 0 --test "$data/m4/0/test.tsv" --json >"$runs/ens4-member0.eval"
     eval_rows "ens4-member0-own-test" 1 "$first" "$ts" "$qps" "$mb" "$runs/ens4-member0.eval"

@@ -74,6 +74,10 @@ expect 2 "--data is required"               -- dsi-train
 expect 2 "--members: 0 is out of range"     -- dsi-train --data x --members 0
 expect 2 "--docids 'exact'"                 -- dsi-train --data x --docids exact
 expect 2 "--token-drop: .* out of range"    -- dsi-train --data x --token-drop 1.5
+expect 2 "--head 'linear'"                  -- dsi-train --data x --head linear
+expect 2 "--head cosine needs --docids atomic" -- dsi-train --data x --head cosine --docids semantic
+expect 2 "--head-scale: .* out of range"    -- dsi-train --data x --head cosine --head-scale 0
+expect 2 "--abstain: .* out of range"       -- dsi-eval --run x --test t.tsv --abstain -1
 expect 1 "$tmp/missing"                     -- dsi-train --data "$tmp/missing" --quiet
 expect 2 "exactly one of --run DIR and --models" -- dsi-eval --test t.tsv
 expect 2 "--test TSV is required"           -- dsi-eval --run "$tmp"

@@ -257,13 +257,59 @@ static void equivalence(void)
     end_case("equivalence: P x b == 1 x Pb");
 }
 
-static void members(void)
+/* --abstain: a query made of one member-0 document's own words, which member 1
+ * never saw whole (a few character 3-grams it shares). Member 1 answers it
+ * anyway, with at least 1/5 of its mass on its top beam; abstaining on its
+ * coverage, it passes on little, and member 0's document comes first. */
+static void abstention(dp_dsi_ensemble *e, const dp_dsi_train_config *c)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/m2/0/train.tsv", c->data);
+    dp_dsi_pairs tr0;
+    CHECK_OK(dp_dsi_pairs_load(path, 1, &tr0));
+    if (tr0.n < 1) return;
+    int d = atoi(tr0.docid[0] + 4); /* "doc-123" */
+    char q[96];
+    snprintf(q, sizeof q, "w%dxa w%dxb w%dxc", d, d, d);
+    const char *qs[1] = {q};
+    const int32_t gold = dp_dsi_ensemble_doc_id(e, tr0.docid[0]);
+    double best_other[2] = {0, 0};
+    int32_t top[2] = {-1, -1};
+    for (int a = 0; a < 2; a++) {
+        dp_dsi_ensemble_abstain(e, a ? 8.0f : 0.0f);
+        int32_t o[10];
+        float sc[10];
+        int32_t *op = o;
+        float *sp = sc;
+        dp_dsi_agg how = DP_DSI_AGG_CONFIDENCE;
+        CHECK_OK(dp_dsi_ensemble_query(e, qs, 1, 5, -1, &how, 1, 10, &op, &sp));
+        if (g_rank) continue;
+        top[a] = o[0];
+        for (int i = 0; i < 10 && o[i] >= 0; i++) {
+            int mine = 0;
+            for (long j = 0; j < tr0.n && !mine; j++) mine = dp_dsi_ensemble_doc_id(e, tr0.docid[j]) == o[i];
+            if (!mine && sc[i] > best_other[a]) best_other[a] = sc[i];
+        }
+    }
+    dp_dsi_ensemble_abstain(e, 0);
+    if (g_rank == 0) {
+        CHECK(best_other[0] >= 0.2, "without abstention member 1's best answer holds %.3f (< 1/5?)", best_other[0]);
+        CHECK(best_other[1] < 0.05, "abstaining, member 1 still passes on %.3f", best_other[1]);
+        CHECK(top[1] == gold, "abstaining: top answer %d, the document is %d", top[1], gold);
+        printf("    \"%s\": member 1's best answer %.3f, abstaining %.2g\n", q, best_other[0], best_other[1]);
+    }
+    dp_dsi_pairs_free(&tr0);
+}
+
+/* head: dp_dsi_head_kind; the cosine head's members go through their checkpoints too */
+static void members(int head)
 {
     if (g_size % 2) return; /* two members need an even number of ranks */
     dp_dsi_train_config c = tiny();
     c.members = 2;
     c.batch = 64 / (g_size / 2);
-    snprintf(c.out, sizeof c.out, "%s/ens", tmp);
+    c.model.head = head;
+    snprintf(c.out, sizeof c.out, "%s/ens-%d", tmp, head);
     int per = g_size / 2, member = g_rank / per;
     g_lo = member * per;
     g_hi = g_lo + per;
@@ -284,7 +330,7 @@ static void members(void)
     double h1 = frac(&res.train_m, res.train_m.hits1);
     CHECK(h1 >= 0.9, "member %d: training queries Hits@1 %.3f < 0.9", member, h1);
     CHECK(res.ndocs == 100, "member %d holds %d documents", member, res.ndocs);
-    end_case("members train alone (message census)");
+    end_case(head ? "cosine-head members train alone (message census)" : "members train alone (message census)");
 
     /* the ensemble over both members, spread over the ranks */
     char p0[600], p1[600];
@@ -293,6 +339,14 @@ static void members(void)
     const char *paths[2] = {p0, p1};
     dp_dsi_ensemble *e = NULL;
     CHECK_OK(dp_dsi_ensemble_load(paths, 2, MPI_COMM_WORLD, &e));
+    if (e && head) {
+        dp_dsi_member back;
+        CHECK_OK(dp_dsi_member_load(paths[0], &back));
+        CHECK(back.model && back.model->cfg.head == head && back.model->cfg.head_scale == c.model.head_scale,
+              "member 0's checkpoint lost its head (%d, scale %g)", back.model ? back.model->cfg.head : -1,
+              back.model ? (double)back.model->cfg.head_scale : 0.0);
+        dp_dsi_member_free(&back);
+    }
     if (e) {
         CHECK(dp_dsi_ensemble_docs(e) == 200, "%d docids in the ensemble", dp_dsi_ensemble_docs(e));
         char path[400];
@@ -311,16 +365,18 @@ static void members(void)
                     dp_dsi_metrics_add(&m[a], o[a] + (size_t)q * 10, 10, dp_dsi_ensemble_doc_id(e, tr.docid[q]));
             double h = frac(&m[0], m[0].hits1);
             CHECK(h >= 0.9, "ensemble (confidence) Hits@1 on training queries %.3f < 0.9", h);
-            printf("    ensemble of 2: confidence Hits@1 %.3f, vote Hits@1 %.3f\n", h, frac(&m[1], m[1].hits1));
+            printf("    ensemble of 2 (%s head): confidence Hits@1 %.3f, vote Hits@1 %.3f\n", head ? "cosine" : "dot", h,
+                   frac(&m[1], m[1].hits1));
         }
         for (int a = 0; a < 2; a++) {
             free(o[a]);
             free(s[a]);
         }
         dp_dsi_pairs_free(&tr);
+        if (head) abstention(e, &c);
         dp_dsi_ensemble_free(e);
     }
-    end_case("ensemble of 2 members answers");
+    end_case(head ? "ensemble of 2 cosine-head members answers" : "ensemble of 2 members answers");
 }
 
 static void bad_checkpoint(void)
@@ -384,7 +440,8 @@ int main(int argc, char **argv)
     central(DP_DSI_SEMANTIC, "central semantic: train Hits@1 >= 0.9");
     prototype_head();
     equivalence();
-    members();
+    members(DP_DSI_HEAD_DOT);
+    members(DP_DSI_HEAD_COSINE);
     bad_checkpoint();
 
     return mpi_finish("mpi_dsi", tmp);

@@ -107,8 +107,8 @@ static void hand_ids_set(dp_dsi_docids *ids, int set)
 
 static void hand_ids(dp_dsi_docids *ids) { hand_ids_set(ids, 0); }
 
-/* semantic: 0 atomic (7 documents), 1 hand set 0, 2 hand set 1 */
-static dp_dsi_model *tiny_model(int semantic, float dropout)
+/* semantic: 0 atomic (7 documents), 1 hand set 0, 2 hand set 1; head: dp_dsi_head_kind (atomic) */
+static dp_dsi_model *tiny_model_head(int semantic, float dropout, int head)
 {
     dp_dsi_docids ids;
     if (semantic)
@@ -122,6 +122,8 @@ static dp_dsi_model *tiny_model(int semantic, float dropout)
     cfg.hidden = 6;
     cfg.layers = 2;
     cfg.dropout = dropout;
+    cfg.head = head;
+    cfg.head_scale = 3.0f;
     dp_dsi_model *m = NULL;
     cr_assert_eq(dp_dsi_model_build(&cfg, &ids, &m), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(ids.len, NULL, "the model takes the ids over");
@@ -129,6 +131,11 @@ static dp_dsi_model *tiny_model(int semantic, float dropout)
     dp_rng_seed(&r, 5, DP_STREAM_INIT, 0);
     dp_dsi_model_init(m, &r);
     return m;
+}
+
+static dp_dsi_model *tiny_model(int semantic, float dropout)
+{
+    return tiny_model_head(semantic, dropout, DP_DSI_HEAD_DOT);
 }
 
 /* ------------------------------------------------------------------ tf-idf */
@@ -445,9 +452,21 @@ static dp_tensor *build_loss(dp_ctx *c, dp_tensor **in, void *arg)
     return dp_dsi_loss(c, g->m, h, g->docs, NULL);
 }
 
-static void check_model_grad(int semantic)
+/* A vocabulary of tokens {0, 1, 2, 4, 9}: the query tokens 3, 5..8 and 10 are unknown. */
+static void tiny_vocab(dp_dsi_model *m)
 {
-    dp_dsi_model *m = tiny_model(semantic, 0.25f);
+    static int32_t tok[] = {0, 1, 2, 4, 9, 4, 1};
+    static int64_t off[] = {0, 5, 7};
+    static int32_t doc[] = {0, 1};
+    const dp_dsi_set v = {.n = 2, .doc = doc, .off = off, .tok = tok};
+    const dp_dsi_set *sets[1] = {&v};
+    cr_assert_eq(dp_dsi_model_learn_vocab(m, sets, 1), DP_OK, "%s", dp_errmsg());
+}
+
+static void check_model_grad_vocab(int semantic, int head, int vocab)
+{
+    dp_dsi_model *m = tiny_model_head(semantic, 0.25f, head);
+    if (vocab) tiny_vocab(m);
     /* 6 queries; semantic docs of length 1, 2 and 3 (docs 5, 0/4/6, 2/8) */
     static const int32_t tok[] = {1, 4, 4, 9, 0, 2, 10, 3, 3, 5, 6, 7, 8, 1, 2};
     static const int32_t off[] = {0, 3, 5, 8, 9, 12, 15};
@@ -460,14 +479,54 @@ static void check_model_grad(int semantic)
     gc_opts o = gc_defaults();
     o.h = 1e-3;
     o.max_checks = 4096; /* all of them */
-    CHECK_GRAD(semantic ? "dsi loss, semantic" : "dsi loss, atomic", 2, in, build_loss, &g, &o);
+    CHECK_GRAD(semantic ? "dsi loss, semantic" : head ? "dsi loss, atomic cosine" : "dsi loss, atomic", 2, in, build_loss,
+               &g, &o);
     point_params(&m->emb, m->emb.data, m->emb.grad);
     point_params(&m->dense, m->dense.data, m->dense.grad);
     dp_dsi_model_free(m);
 }
 
-Test(dsi_model, gradcheck_atomic, .timeout = DP_TIMEOUT(60)) { check_model_grad(0); }
-Test(dsi_model, gradcheck_semantic, .timeout = DP_TIMEOUT(60)) { check_model_grad(1); }
+static void check_model_grad(int semantic, int head) { check_model_grad_vocab(semantic, head, 0); }
+
+Test(dsi_model, gradcheck_atomic, .timeout = DP_TIMEOUT(60)) { check_model_grad(0, DP_DSI_HEAD_DOT); }
+Test(dsi_model, gradcheck_atomic_vocabulary, .timeout = DP_TIMEOUT(60))
+{
+    check_model_grad_vocab(0, DP_DSI_HEAD_COSINE, 1);
+}
+
+/* The vocabulary: coverage by hand; a bag's encoding without its unknown
+ * tokens is the encoding of the known ones alone, and a bag of unknown tokens
+ * only encodes as the empty bag. */
+Test(dsi_model, vocabulary_drops_unknown_tokens, .timeout = DP_TIMEOUT(30))
+{
+    dp_dsi_model *m = tiny_model(0, 0.0f);
+    static const int32_t tok[] = {1, 3, 4, 5, /* */ 1, 4, /* */ 3, 5, 7, /* */ 9};
+    static const int32_t off[] = {0, 4, 6, 9, 10, 10};
+    float cov[5];
+    dp_dsi_coverage(m, tok, off, 5, cov);
+    for (int b = 0; b < 5; b++) cr_assert_eq(cov[b], 1.0f, "no vocabulary: everything known");
+    tiny_vocab(m);
+    dp_dsi_coverage(m, tok, off, 5, cov);
+    const float want[5] = {0.5f, 1.0f, 0.0f, 1.0f, 1.0f};
+    for (int b = 0; b < 5; b++) cr_assert_eq(cov[b], want[b], "bag %d: coverage %g, expected %g", b, cov[b], want[b]);
+    dp_ctx c;
+    dp_ctx_init(&c);
+    c.training = 0;
+    dp_tensor *h = dp_dsi_encode(&c, m, tok, off, 5);
+    cr_assert_not_null(h, "%s", dp_errmsg());
+    const int H = 6;
+    for (int j = 0; j < H; j++) {
+        cr_assert_eq(h->data[0 * H + j], h->data[1 * H + j], "bag {1,3,4,5} is bag {1,4}");
+        cr_assert_eq(h->data[2 * H + j], h->data[4 * H + j], "bag {3,5,7} is the empty bag");
+    }
+    int differs = 0;
+    for (int j = 0; j < H; j++) differs |= h->data[2 * H + j] != h->data[1 * H + j];
+    cr_assert(differs, "the test's premise: an empty bag encodes differently from {1,4}");
+    dp_ctx_free(&c);
+    dp_dsi_model_free(m);
+}
+Test(dsi_model, gradcheck_atomic_cosine, .timeout = DP_TIMEOUT(60)) { check_model_grad(0, DP_DSI_HEAD_COSINE); }
+Test(dsi_model, gradcheck_semantic, .timeout = DP_TIMEOUT(60)) { check_model_grad(1, DP_DSI_HEAD_DOT); }
 
 Test(dsi_model, loss_value_and_correct, .timeout = DP_TIMEOUT(30))
 {
@@ -548,11 +607,18 @@ static double brute_score(const dp_dsi_model *m, const float *h, int d)
     const dp_dsi_trie *t = &I->trie;
     const int H = m->cfg.layers ? m->cfg.hidden : m->cfg.embed, E = m->cfg.hidden;
     if (I->kind == DP_DSI_ATOMIC) {
-        const float *W = param(&m->dense, "head.weight"), *b = param(&m->dense, "head.bias");
-        double *lg = malloc((size_t)I->ndocs * sizeof *lg), mx = -1e300, s = 0;
+        const int cosine = m->cfg.head == DP_DSI_HEAD_COSINE;
+        const float *W = param(&m->dense, "head.weight"), *b = cosine ? NULL : param(&m->dense, "head.bias");
+        double *lg = malloc((size_t)I->ndocs * sizeof *lg), mx = -1e300, s = 0, hh = 0;
+        for (int k = 0; k < H; k++) hh += (double)h[k] * h[k];
         for (int q = 0; q < I->ndocs; q++) {
-            lg[q] = b[q];
-            for (int k = 0; k < H; k++) lg[q] += (double)W[(long)q * H + k] * h[k];
+            double ww = 0;
+            lg[q] = 0;
+            for (int k = 0; k < H; k++) {
+                lg[q] += (double)W[(long)q * H + k] * h[k];
+                ww += (double)W[(long)q * H + k] * W[(long)q * H + k];
+            }
+            lg[q] = cosine ? m->cfg.head_scale * lg[q] / sqrt(hh * ww) : lg[q] + b[q];
             if (lg[q] > mx) mx = lg[q];
         }
         for (int q = 0; q < I->ndocs; q++) s += exp(lg[q] - mx);
@@ -734,6 +800,46 @@ Test(dsi_beam, atomic_is_exact_top_k, .timeout = DP_TIMEOUT(60))
     cr_assert_eq(dp_dsi_beam_search(&c, m, NULL, 1, 0, NULL, NULL), DP_ERR_ARG);
     dp_ctx_free(&c);
     dp_dsi_model_free(m);
+}
+
+/* the cosine head: without a bias, through the per-search and the frozen
+ * (checkpoint) row norms; the head grows no bias parameter */
+Test(dsi_beam, atomic_cosine_is_exact_top_k, .timeout = DP_TIMEOUT(60))
+{
+    dp_dsi_model *m = tiny_model_head(0, 0.0f, DP_DSI_HEAD_COSINE);
+    for (int i = 0; i < m->dense.count; i++) cr_assert_neq(strcmp(m->dense.items[i]->name, "head.bias"), 0);
+    run_beam(m, 70, 3, 1, 9);
+    run_beam(m, 2, 10, 1, 11);
+    /* freezing reads the weights once: it must see these, not the ones before */
+    float *h = random_setup(m, 5, 1.0f, 21);
+    cr_assert_eq(dp_dsi_model_freeze(m), DP_OK, "%s", dp_errmsg());
+    int32_t docs[5 * 7];
+    float scores[5 * 7];
+    dp_ctx c;
+    dp_ctx_init(&c);
+    cr_assert_eq(dp_dsi_beam_search(&c, m, h, 5, 7, docs, scores), DP_OK, "%s", dp_errmsg());
+    for (int i = 0; i < 5; i++) check_beam_row(m, h + (long)i * 6, docs + i * 7, scores + i * 7, 7, 1);
+    /* the training loss is the mean of -log p by the same brute force */
+    dp_ctx_reset(&c);
+    static const int32_t tok[] = {1, 4, 4, 9, 0, 2, 10}, off[] = {0, 3, 5, 7}, want_docs[] = {5, 3, 1};
+    dp_tensor *he = dp_dsi_encode(&c, m, tok, off, 3);
+    dp_tensor *loss = dp_dsi_loss(&c, m, he, want_docs, NULL);
+    cr_assert_not_null(loss, "%s", dp_errmsg());
+    double want = 0;
+    for (int i = 0; i < 3; i++) want -= brute_score(m, he->data + i * 6, want_docs[i]) / 3;
+    cr_assert_float_eq(loss->data[0], want, 1e-5, "cosine loss %g, by hand %g", loss->data[0], want);
+    dp_ctx_free(&c);
+    free(h);
+    dp_dsi_model_free(m);
+    /* the cosine head is an atomic head */
+    dp_dsi_docids ids;
+    hand_ids(&ids);
+    dp_dsi_model_config cfg;
+    dp_dsi_model_defaults(&cfg);
+    cfg.head = DP_DSI_HEAD_COSINE;
+    cr_assert_eq(dp_dsi_model_build(&cfg, &ids, &m), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "atomic"), "%s", dp_errmsg());
+    dp_dsi_docids_free(&ids);
 }
 
 Test(dsi_model, build_errors_give_the_ids_back, .timeout = DP_TIMEOUT(30))

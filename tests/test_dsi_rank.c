@@ -473,3 +473,42 @@ Test(dsi_aggregate, joint_softmax_over_all_members, .timeout = DP_TIMEOUT(10))
     const double want[] = {exp(5.0) / z, exp(4.0) / z, exp(1.0) / z, 1.0 / z};
     for (int i = 0; i < 4; i++) cr_expect_float_eq(os[i], want[i], 1e-6, "rank %d", i);
 }
+
+/* An abstention takes its share of its member's softmax and never comes out:
+ * member 0 (docs 1, 2, abstaining at log 0.6) passes on 0.3 and 0.1, member 1
+ * (doc 3) all of its mass; without the abstention member 0's doc 1 would come
+ * first (0.75 against 3's 1.0 ... and 2's 0.25). Vote ignores it. */
+Test(dsi_aggregate, abstention_holds_mass_and_is_no_document, .timeout = DP_TIMEOUT(10))
+{
+    const int32_t d0[] = {1, 2, DP_DSI_ABSTAIN}, d1[] = {3, -1};
+    const float s0[] = {logf(0.3f), logf(0.1f), logf(0.6f)}, s1[] = {0.0f, 5.0f};
+    const int32_t *docs[] = {d0, d1};
+    const float *sc[] = {s0, s1};
+    const int nb[] = {3, 2};
+    int32_t out[8];
+    float os[8];
+    int n = dp_dsi_aggregate(DP_DSI_AGG_CONFIDENCE, 2, nb, docs, sc, 8, out, os);
+    cr_assert_eq(n, 3);
+    cr_expect(3 == out[0] && 1 == out[1] && 2 == out[2], "%d %d %d", out[0], out[1], out[2]);
+    cr_expect_float_eq(os[0], 1.0, 1e-6);
+    cr_expect_float_eq(os[1], 0.3, 1e-6);
+    cr_expect_float_eq(os[2], 0.1, 1e-6);
+    /* joint: one softmax over all five entries' worth (0.3, 0.1, 0.6, 1 -> /2) */
+    n = dp_dsi_aggregate(DP_DSI_AGG_JOINT, 2, nb, docs, sc, 8, out, os);
+    cr_assert_eq(n, 3);
+    cr_expect(3 == out[0] && 1 == out[1] && 2 == out[2]);
+    cr_expect_float_eq(os[0], 0.5, 1e-6);
+    cr_expect_float_eq(os[1], 0.15, 1e-6);
+    n = dp_dsi_aggregate(DP_DSI_AGG_VOTE, 2, nb, docs, sc, 8, out, os);
+    cr_assert_eq(n, 3);
+    for (int i = 0; i < n; i++) cr_expect_neq(out[i], DP_DSI_ABSTAIN);
+    /* a member that only abstains adds nothing */
+    const int32_t d2[] = {DP_DSI_ABSTAIN};
+    const float s2[] = {0.0f};
+    const int32_t *docs2[] = {d2, d1};
+    const float *sc2[] = {s2, s1};
+    const int nb2[] = {1, 2};
+    n = dp_dsi_aggregate(DP_DSI_AGG_CONFIDENCE, 2, nb2, docs2, sc2, 8, out, os);
+    cr_assert_eq(n, 1);
+    cr_expect_eq(out[0], 3);
+}

@@ -11,7 +11,9 @@
  * 5e-3 (half the default); inputs are uniform in [-2, 2] so the per-channel
  * std stays O(1). With running statistics (eval) the op is affine in x, gamma
  * and beta, so the difference is exact up to rounding: h = 0.1, atol 1e-4,
- * rtol 1e-3. */
+ * rtol 1e-3.
+ *
+ * Row-wise L2 normalisation (src/core/ops_l2norm.c) at the end. */
 #include <criterion/criterion.h>
 #include "timeout.h"
 #include <criterion/parameterized.h>
@@ -277,5 +279,69 @@ Test(batchnorm, errors, .timeout = DP_TIMEOUT(30))
     dp_ctx_reset(&c);
     cr_assert_null(dp_batchnorm(&c, dp_tensor_wrap(&c, x, 1, (int[]){12}), NULL, NULL, NULL, NULL, MOMENTUM, EPS));
     cr_assert_eq(c.status, DP_ERR_SHAPE);
+    dp_ctx_free(&c);
+}
+
+/* ------------------------------------------------------------------ row-wise L2 normalisation */
+/* y = x / max(|x|, eps): smooth away from |x| = eps, so central differences at
+ * h = 1e-3 on rows of norm O(1) (truncation ~h^2 |f'''| ~ 1e-6) are held to
+ * atol 1e-4; the tiny-row cases stay inside |x| < eps, where the op is linear. */
+typedef struct l2_case {
+    int ndim, shape[4];
+    float lo, hi, eps;
+} l2_case;
+
+static dp_tensor *build_l2(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    const l2_case *p = arg;
+    return dp_l2norm_rows(c, in[0], p->eps);
+}
+
+ParameterizedTestParameters(l2norm, gradcheck)
+{
+    static l2_case cases[] = {
+        {2, {3, 7}, -2, 2, 1e-12f},   {2, {5, 1}, 0.5f, 2, 1e-12f}, {1, {13}, -1, 1, 1e-12f},
+        {3, {2, 3, 5}, -2, 2, 1e-6f}, {2, {4, 3}, -1e-3f, 1e-3f, 1.0f}, /* every row below eps: linear */
+    };
+    return cr_make_param_array(l2_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(l2_case *p, l2norm, gradcheck, .timeout = DP_TIMEOUT(60))
+{
+    gc_input in = {.ndim = p->ndim, .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}, .lo = p->lo,
+                   .hi = p->hi};
+    gc_opts o = gc_defaults();
+    o.h = 1e-3;
+    o.atol = 1e-4;
+    o.rtol = 1e-3;
+    CHECK_GRAD("l2norm", 1, &in, build_l2, p, &o);
+}
+
+Test(l2norm, unit_rows_match_double_and_zero_rows_stay_zero, .timeout = DP_TIMEOUT(30))
+{
+    enum { R = 4, D = 6 };
+    float x[R * D];
+    fill(x, R * D, 7, -3, 3);
+    for (int j = 0; j < D; j++) x[2 * D + j] = 0.0f; /* row 2: zero */
+    x[3 * D] = 1e30f;                                 /* row 3: a square that overflows float */
+    dp_ctx c;
+    dp_ctx_init(&c);
+    dp_tensor *y = dp_l2norm_rows(&c, dp_tensor_wrap(&c, x, 2, (int[]){R, D}), 1e-12f);
+    cr_assert_not_null(y, "%s", dp_errmsg());
+    for (int r = 0; r < R; r++) {
+        double n = 0, s = 0;
+        for (int j = 0; j < D; j++) n += (double)x[r * D + j] * x[r * D + j];
+        n = sqrt(n);
+        for (int j = 0; j < D; j++) {
+            const double ref = r == 2 ? 0.0 : x[r * D + j] / n;
+            cr_assert_float_eq(y->data[r * D + j], ref, 1e-6, "row %d col %d: %g, expected %g", r, j,
+                               (double)y->data[r * D + j], ref);
+            s += (double)y->data[r * D + j] * y->data[r * D + j];
+        }
+        cr_assert_float_eq(s, r == 2 ? 0.0 : 1.0, 1e-5, "row %d: |y|^2 = %g", r, s);
+    }
+    dp_ctx_reset(&c);
+    cr_assert_null(dp_l2norm_rows(&c, dp_tensor_wrap(&c, x, 2, (int[]){R, D}), 0.0f));
+    cr_assert_eq(c.status, DP_ERR_ARG);
     dp_ctx_free(&c);
 }

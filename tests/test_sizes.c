@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include "timeout.h"
 #include <criterion/parameterized.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,19 +282,32 @@ Test(sizes, checkpoint_section_padding_past_body)
 
 /* A real member (3 documents, a tiny model) saved, then its header section
  * replaced by `edit` and the checkpoint rewritten with the same sections. */
-static void write_member(const char *file, void (*edit)(member_head *h))
+static void save_tiny_member(const char *file, int head, int vocab)
 {
     dp_dsi_docids ids;
     cr_assert_eq(dp_dsi_docids_atomic(3, &ids), DP_OK, "%s", dp_errmsg());
-    dp_dsi_model_config mc = {.buckets = 64, .embed = 4, .hidden = 8, .layers = 1, .dropout = 0.1f};
+    dp_dsi_model_config mc = {.buckets = 64, .embed = 4, .hidden = 8, .layers = 1, .dropout = 0.1f,
+                              .head = head, .head_scale = 8};
     dp_dsi_model *m;
     cr_assert_eq(dp_dsi_model_build(&mc, &ids, &m), DP_OK, "%s", dp_errmsg());
+    if (vocab) { /* tokens 3 and 60 */
+        int32_t tok[] = {3, 60}, doc[] = {0};
+        int64_t off[] = {0, 2};
+        const dp_dsi_set v = {.n = 1, .doc = doc, .off = off, .tok = tok};
+        const dp_dsi_set *sets[1] = {&v};
+        cr_assert_eq(dp_dsi_model_learn_vocab(m, sets, 1), DP_OK, "%s", dp_errmsg());
+    }
     dp_dsi_tok_config tok;
     dp_dsi_tok_defaults(&tok);
     tok.buckets = 64;
     char *names[3] = {"a", "b", "c"};
     cr_assert_eq(dp_dsi_member_save(file, m, &tok, names, "x=1\n"), DP_OK, "%s", dp_errmsg());
     dp_dsi_model_free(m);
+}
+
+static void write_member(const char *file, void (*edit)(member_head *h))
+{
+    save_tiny_member(file, DP_DSI_HEAD_DOT, 0);
 
     dp_checkpoint ck;
     cr_assert_eq(dp_checkpoint_read(file, &ck), DP_OK, "%s", dp_errmsg());
@@ -390,4 +404,72 @@ Test(sizes, member_buckets_named)
     write_member(path, edit_head);
     dp_dsi_member mb;
     expect_rejected(dp_dsi_member_load(path, &mb), path, "buckets");
+}
+
+/* The head-kind section (cosine head): a hostile kind or scale, or a section
+ * of the wrong size, is named; a file without the section (written before the
+ * cosine head existed) loads as the dot head. */
+/* The checkpoint rewritten with section `tag` replaced by data [size] (size 0: dropped). */
+static void rewrite_section(const char *file, uint32_t tag, const void *data, uint64_t size)
+{
+    dp_checkpoint ck;
+    cr_assert_eq(dp_checkpoint_read(file, &ck), DP_OK, "%s", dp_errmsg());
+    dp_ck_section s[DP_CK_MAX_SECTIONS];
+    int n = 0, seen = 0;
+    for (int i = 0; i < ck.n; i++) {
+        s[n] = ck.sections[i];
+        if (s[n].tag == tag) {
+            seen = 1;
+            if (size == 0) continue;
+            s[n].data = data;
+            s[n].size = size;
+        }
+        n++;
+    }
+    cr_assert(seen, "the member has no section %u", tag);
+    cr_assert_eq(dp_checkpoint_write(file, s, n), DP_OK, "%s", dp_errmsg());
+    dp_checkpoint_free(&ck);
+}
+
+static void write_cosine_member(const char *file, int32_t kind, float scale, uint64_t size, int dot_model)
+{
+    save_tiny_member(file, dot_model ? DP_DSI_HEAD_DOT : DP_DSI_HEAD_COSINE, 0);
+    const member_headkind hk = {kind, scale};
+    rewrite_section(file, SEC_HEADKIND, &hk, size);
+}
+
+/* The vocabulary comes back bit for bit; a section of the wrong size is named. */
+Test(sizes, member_vocabulary)
+{
+    td_path(path, sizeof path, dir, "model.dsi");
+    save_tiny_member(path, DP_DSI_HEAD_COSINE, 1);
+    dp_dsi_member mb;
+    cr_assert_eq(dp_dsi_member_load(path, &mb), DP_OK, "%s", dp_errmsg());
+    cr_assert_not_null(mb.model->known);
+    for (int t = 0; t < 64; t++)
+        cr_assert_eq(mb.model->known[t >> 3] >> (t & 7) & 1, t == 3 || t == 60, "token %d", t);
+    dp_dsi_member_free(&mb);
+    const uint8_t three[3] = {0};
+    rewrite_section(path, SEC_KNOWN, three, sizeof three);
+    expect_rejected(dp_dsi_member_load(path, &mb), path, "vocabulary");
+}
+
+Test(sizes, member_head_kind)
+{
+    td_path(path, sizeof path, dir, "model.dsi");
+    dp_dsi_member mb;
+    write_cosine_member(path, 7, 8, sizeof(member_headkind), 0);
+    expect_rejected(dp_dsi_member_load(path, &mb), path, "head");
+    write_cosine_member(path, DP_DSI_HEAD_COSINE, NAN, sizeof(member_headkind), 0);
+    expect_rejected(dp_dsi_member_load(path, &mb), path, "head");
+    write_cosine_member(path, DP_DSI_HEAD_COSINE, 8, 4, 0);
+    expect_rejected(dp_dsi_member_load(path, &mb), path, "head kind");
+    write_cosine_member(path, DP_DSI_HEAD_COSINE, 8, sizeof(member_headkind), 0);
+    cr_assert_eq(dp_dsi_member_load(path, &mb), DP_OK, "%s", dp_errmsg());
+    cr_assert(mb.model->cfg.head == DP_DSI_HEAD_COSINE && mb.model->cfg.head_scale == 8.0f);
+    dp_dsi_member_free(&mb);
+    write_cosine_member(path, 0, 0, 0, 1);
+    cr_assert_eq(dp_dsi_member_load(path, &mb), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(mb.model->cfg.head, DP_DSI_HEAD_DOT);
+    dp_dsi_member_free(&mb);
 }

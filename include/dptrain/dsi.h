@@ -188,10 +188,17 @@ void dp_dsi_docids_free(dp_dsi_docids *ids);
  * The embedding table lives in its own registry so the trainer can update
  * and allreduce only the rows a step touched. */
 
+/* Atomic head: logits = W h + b (dot), or s cos(h, w_d) (cosine: h and the
+ * rows of W L2-normalised, no bias, one fixed scale s), which keeps the
+ * logits of separately trained ensemble members on one scale. */
+typedef enum dp_dsi_head_kind { DP_DSI_HEAD_DOT = 0, DP_DSI_HEAD_COSINE = 1 } dp_dsi_head_kind;
+
 typedef struct dp_dsi_model_config {
     uint32_t buckets;
     int embed, hidden, layers;
     float dropout;
+    int head;         /* dp_dsi_head_kind (atomic ids only) */
+    float head_scale; /* cosine: s */
 } dp_dsi_model_config;
 
 typedef struct dp_dsi_model {
@@ -199,6 +206,10 @@ typedef struct dp_dsi_model {
     dp_dsi_docids ids;   /* owned */
     dp_params emb;       /* the embedding table only */
     dp_params dense;     /* everything else */
+    /* Bitmap over the buckets: the tokens of the member's training data. The
+     * encoder drops every other token (its embedding row was never trained:
+     * still its N(0, 1) init, noise of the size of a real word). NULL: all. */
+    uint8_t *known;
     void *impl;
 } dp_dsi_model;
 
@@ -208,7 +219,16 @@ void dp_dsi_model_defaults(dp_dsi_model_config *c);
 dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids, dp_dsi_model **out);
 void dp_dsi_model_init(dp_dsi_model *m, dp_rng *r);
 void dp_dsi_model_free(dp_dsi_model *m);
-/*! Bags of token ids -> h [nbags, hidden]. */
+/*! The model's weights will not change any more (a loaded checkpoint): the
+ *  cosine head's row norms are computed once here instead of per search. */
+dp_status dp_dsi_model_freeze(dp_dsi_model *m);
+/*! m->known from the tokens of the given sets (replacing any before). */
+dp_status dp_dsi_model_learn_vocab(dp_dsi_model *m, const dp_dsi_set *const *sets, int nsets);
+/*! cov[b] = the fraction of bag b's tokens in m->known (1 for an empty bag
+ *  or a model without a vocabulary). */
+void dp_dsi_coverage(const dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags, float *cov);
+/*! Bags of token ids -> h [nbags, hidden]; tokens outside m->known are left
+ *  out of their bag's mean. */
 dp_tensor *dp_dsi_encode(dp_ctx *c, dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags);
 /*! Mean over the n rows of h of the cross-entropy summed over docid levels
  *  (teacher forcing); *correct (may be NULL) counts rows whose every level's
@@ -227,8 +247,12 @@ dp_status dp_dsi_beam_search(dp_ctx *c, dp_dsi_model *m, const float *h, int n, 
 
 typedef enum dp_dsi_agg { DP_DSI_AGG_CONFIDENCE = 0, DP_DSI_AGG_VOTE = 1, DP_DSI_AGG_JOINT = 2 } dp_dsi_agg;
 
+/* A beam's doc id meaning "none of this member's documents" (see dp_dsi_aggregate). */
+#define DP_DSI_ABSTAIN (-2)
+
 /*! Merges the beams of nm members for one query. Member m returned nb[m]
- *  documents docs[m][0..nb[m]) (global ids; -1 = empty slot, skipped) with
+ *  documents docs[m][0..nb[m]) (global ids; -1 = empty slot, skipped;
+ *  DP_DSI_ABSTAIN: the member's abstention, in the softmax but never a result) with
  *  beam scores sc[m][..]. Confidence: p(m,i) = softmax over member m's beam
  *  scores, score(d) = sum of p(m,i) over every beam returning d (ties: smaller
  *  id). Vote: +1 per member returning d, no scores used (ties: the better beam

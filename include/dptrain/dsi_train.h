@@ -109,6 +109,11 @@ const char *dp_dsi_ensemble_doc_name(const dp_dsi_ensemble *e, int32_t id);
  *  global ids (-1 padded). */
 dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, int nq, int beams, int only,
                                 const dp_dsi_agg *how, int nhow, int k, int32_t **out, float **score);
+/*! alpha > 0: every member may abstain, with probability 1 - coverage^alpha
+ *  (coverage: the fraction of the query's tokens in the member's vocabulary);
+ *  its documents' probabilities are scaled by coverage^alpha. 0 (the
+ *  default): De-DSI's members, which always answer. */
+void dp_dsi_ensemble_abstain(dp_dsi_ensemble *e, float alpha);
 void dp_dsi_ensemble_free(dp_dsi_ensemble *e);
 
 #ifdef __cplusplus

@@ -67,6 +67,10 @@ dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *be
 dp_tensor *dp_batchnorm_inplace(dp_ctx *c, dp_tensor *x, float *running_mean, float *running_var, float momentum,
                                 float eps);
 
+/*! Row-wise L2 normalisation over the last dimension: x / max(|x|, eps)
+ *  (torch.nn.functional.normalize, p = 2, dim = -1). (src/core/ops_l2norm.c) */
+dp_tensor *dp_l2norm_rows(dp_ctx *c, dp_tensor *x, float eps);
+
 /* ---- embedding (src/core/ops_embed.c) ---- */
 /*! Embedding-bag: bag b = rows ids[offsets[b] .. offsets[b+1]) of w [V,D],
  *  summed (mean = 0) or averaged (mean = 1; an empty bag gives zeros).

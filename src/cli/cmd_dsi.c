@@ -37,6 +37,9 @@ static const char train_usage[] =
     "  --token-drop P        drop each input token with probability P in training (default 0)\n"
     "  --head-init KIND      atomic head: random (default) | prototypes (row d = the mean encoding\n"
     "                        of document d's training queries and indexing examples)\n"
+    "  --head KIND           atomic head: dot (default, W h + b) | cosine (s cos(h, w_d): members'\n"
+    "                        logits on one scale, for the ensemble's merge)\n"
+    "  --head-scale S        cosine head: the fixed scale s (default 16)\n"
     "  --beams N             beams of the final evaluation (default 10)\n"
     "  --eval-limit N        evaluate at most N queries per split (default: all test, 10000 train)\n"
     "  --seed S              (default 1)\n"
@@ -47,7 +50,7 @@ enum {
     O_DATA = 256, O_OUT, O_MEMBERS, O_DOCIDS, O_KK, O_LEAF, O_EMBED, O_HIDDEN, O_LAYERS, O_DROPOUT, O_EPOCHS,
     O_BATCH, O_LR, O_WD, O_IRATIO, O_TDROP, O_BEAMS, O_ELIMIT, O_SEED, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP,
     O_THREADS, O_QUIET, O_RUN, O_MODELS, O_K, O_AGG, O_ONLY, O_TEST, O_LIMIT, O_BM25, O_K1, O_B, O_QUERIES,
-    O_LATENCY, O_JSON, O_HEADINIT, O_WATCHDOG,
+    O_LATENCY, O_JSON, O_HEADINIT, O_WATCHDOG, O_HEAD, O_HEADSCALE, O_ABSTAIN,
 };
 
 static const struct option train_opts[] = {
@@ -58,7 +61,7 @@ static const struct option train_opts[] = {
     {"token-drop", 1, 0, O_TDROP}, {"beams", 1, 0, O_BEAMS}, {"eval-limit", 1, 0, O_ELIMIT}, {"seed", 1, 0, O_SEED},
     {"allreduce", 1, 0, O_ALLREDUCE}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
     {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"head-init", 1, 0, O_HEADINIT}, {"watchdog", 1, 0, O_WATCHDOG},
-    {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+    {"head", 1, 0, O_HEAD}, {"head-scale", 1, 0, O_HEADSCALE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
 
 static dp_status unknown(const char *cmd, char **argv)
@@ -101,6 +104,12 @@ static dp_status parse_train(int argc, char **argv, dp_dsi_train_config *c, int 
             else if (!strcmp(a, "prototypes")) c->head_init = 1;
             else rc = dp_errorf(DP_ERR_ARG, "--head-init '%s': expected random or prototypes", a);
             break;
+        case O_HEAD:
+            if (!strcmp(a, "dot")) c->model.head = DP_DSI_HEAD_DOT;
+            else if (!strcmp(a, "cosine")) c->model.head = DP_DSI_HEAD_COSINE;
+            else rc = dp_errorf(DP_ERR_ARG, "--head '%s': expected dot or cosine", a);
+            break;
+        case O_HEADSCALE: rc = dp_flag_float("--head-scale", a, 1e-3, 1000, &c->model.head_scale); break;
         case O_BEAMS: rc = dp_flag_int("--beams", a, 1, 64, &c->eval_beams); break;
         case O_ELIMIT: rc = dp_flag_long("--eval-limit", a, 0, 1L << 40, &c->eval_limit); break;
         case O_SEED:
@@ -183,6 +192,8 @@ static const char query_usage[] =
     "                        one vote per member, or each member's own probabilities renormalised\n"
     "                        over every member's beams together\n"
     "  --only M              member M alone\n"
+    "  --abstain ALPHA       a member may answer \"none of mine\" with probability 1 - c^ALPHA, c = the\n"
+    "                        share of the query's tokens it saw in training (default 0: never)\n"
     "  --queries FILE        read queries from FILE instead of stdin, answered one at a time\n"
     "  --latency             print per-query latency p50/p99 (ms) to stderr at the end\n"
     "  --threads N           OpenBLAS threads (default 1)   -h, --help\n";
@@ -197,13 +208,15 @@ static const char eval_usage[] =
     "  --only M              member M alone\n"
     "  --bm25 DATA           BM25 baseline instead of DSI   --k1 K1 (0.9)  --b B (0.4)\n"
     "  --agg NAME            one merge only (confidence, vote, joint: see dsi-query)\n"
+    "  --abstain ALPHA       members may abstain (see dsi-query)\n"
     "  -k K (10)  --beams N (default 10)  --limit N  first N test pairs  --threads N  --json  -h\n";
 
 static const struct option q_opts[] = {
     {"run", 1, 0, O_RUN}, {"models", 1, 0, O_MODELS}, {"beams", 1, 0, O_BEAMS}, {"agg", 1, 0, O_AGG},
     {"only", 1, 0, O_ONLY}, {"test", 1, 0, O_TEST}, {"limit", 1, 0, O_LIMIT}, {"bm25", 1, 0, O_BM25},
     {"k1", 1, 0, O_K1}, {"b", 1, 0, O_B}, {"queries", 1, 0, O_QUERIES}, {"latency", 0, 0, O_LATENCY},
-    {"threads", 1, 0, O_THREADS}, {"json", 0, 0, O_JSON}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+    {"threads", 1, 0, O_THREADS}, {"json", 0, 0, O_JSON}, {"abstain", 1, 0, O_ABSTAIN}, {"help", 0, 0, 'h'},
+    {0, 0, 0, 0},
 };
 
 typedef struct qflags {
@@ -211,7 +224,7 @@ typedef struct qflags {
     int k, beams, only, nagg, latency, threads, json;
     dp_dsi_agg agg;
     long limit;
-    float k1, b;
+    float k1, b, abstain;
 } qflags;
 
 static dp_status parse_q(const char *cmd, int argc, char **argv, qflags *f, int *help)
@@ -244,6 +257,7 @@ static dp_status parse_q(const char *cmd, int argc, char **argv, qflags *f, int 
         case O_LATENCY: f->latency = 1; break;
         case O_THREADS: rc = dp_flag_int("--threads", a, 1, 256, &f->threads); break;
         case O_JSON: f->json = 1; break;
+        case O_ABSTAIN: rc = dp_flag_float("--abstain", a, 0, 1000, &f->abstain); break;
         case 'h': *help = 1; return DP_OK;
         default: rc = unknown(cmd, argv);
         }
@@ -338,6 +352,7 @@ int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm)
     rc = member_paths(&f, &paths, &n);
     if (rc == DP_OK) rc = dp_dsi_ensemble_load((const char *const *)paths, n, comm, &e);
     free_paths(paths, n);
+    if (rc == DP_OK) dp_dsi_ensemble_abstain(e, f.abstain);
     if (rc != DP_OK) {
         if (rank == 0 || rc != DP_ERR_MPI) fprintf(stderr, "dptrain dsi-query: error: %s\n", dp_errmsg());
         return 1;
@@ -479,6 +494,7 @@ int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
     if (rc == DP_OK) rc = member_paths(&f, &paths, &n);
     if (rc == DP_OK) rc = dp_dsi_ensemble_load((const char *const *)paths, n, comm, &e);
     free_paths(paths, n);
+    if (rc == DP_OK) dp_dsi_ensemble_abstain(e, f.abstain);
     long nq = f.limit > 0 && f.limit < test.n ? f.limit : test.n;
     dp_dsi_agg how[3] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE, DP_DSI_AGG_JOINT};
     int nhow = f.nagg || f.only >= 0 ? 1 : 3; /* one member alone: every merge is its own ranking */

@@ -11,6 +11,7 @@ dp_room(core
   src/core/ops_act.c
   src/core/ops_loss.c
   src/core/ops_norm.c
+  src/core/ops_l2norm.c
   src/core/ops_embed.c
   src/core/ops_gather.c
   src/core/ops_conv.c

@@ -1,7 +1,9 @@
 /* Constrained beam search over a DSI model's docids (no tape: plain cblas
  * into malloc'd scratch, so it runs beside a training step's arena).
  *
- * Atomic: the top `beams` documents of log_softmax(head(h)), score = log p.
+ * Atomic: the top `beams` documents of log_softmax(head(h)), score = log p
+ * (the cosine head: head(h)_d = s cos(h, w_d), with the rows' norms of a
+ * frozen model computed once).
  *
  * Semantic: hypotheses (trie node, sum of log-probabilities) grow one digit
  * per level from the root. Expanding node v at depth l computes the level's
@@ -57,7 +59,11 @@ static void beam_offer(beam_hyp *list, int *n, int cap, int id, float score)
  * would pack all of w first (49 MB for an atomic head of 48k documents). */
 static void dense_rows(float *y, const float *x, const float *w, const float *b, int rows, int in, int out)
 {
-    for (int r = 0; r < rows; r++) memcpy(y + (long)r * out, b, (size_t)out * sizeof *y);
+    for (int r = 0; r < rows; r++)
+        if (b)
+            memcpy(y + (long)r * out, b, (size_t)out * sizeof *y);
+        else
+            memset(y + (long)r * out, 0, (size_t)out * sizeof *y);
     if (rows < 4)
         for (int r = 0; r < rows; r++)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x + (long)r * in, 1, 1.0f, y + (long)r * out,
@@ -77,20 +83,43 @@ static float log_sum_exp(const float *x, int n)
     return mx + (float)log(s);
 }
 
+/* Cosine head: the chunk's rows of h normalised into hn; logits then scaled by s / |w_d| */
+static void cosine_rows(float *hn, const float *h, int rows, int H)
+{
+    dp_dsi_row_inv_norms(hn + (long)rows * H, h, rows, H); /* hn has rows spare floats at its end */
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < H; j++) hn[(long)r * H + j] = h[(long)r * H + j] * hn[(long)rows * H + r];
+}
+
 static dp_status beam_atomic(const dp_dsi_model *m, const float *h, int n, int B, int32_t *docs, float *scores)
 {
     const dp_dsi_impl *im = m->impl;
-    const int D = m->ids.ndocs, H = im->hdim;
-    float *logits = malloc((size_t)(n < BEAM_CHUNK ? n : BEAM_CHUNK) * D * sizeof *logits);
+    const int D = m->ids.ndocs, H = im->hdim, chunk = n < BEAM_CHUNK ? n : BEAM_CHUNK;
+    const int cosine = m->cfg.head == DP_DSI_HEAD_COSINE;
+    float *logits = malloc((size_t)chunk * D * sizeof *logits);
     beam_hyp *top = malloc((size_t)B * sizeof *top);
-    if (!logits || !top) {
+    float *hn = cosine ? malloc(((size_t)chunk * H + chunk) * sizeof *hn) : NULL;
+    float *inv = cosine && !im->head_inv ? malloc((size_t)D * sizeof *inv) : NULL;
+    if (!logits || !top || (cosine && (!hn || (!im->head_inv && !inv)))) {
         free(logits);
         free(top);
+        free(hn);
+        free(inv);
         return dp_errorf(DP_ERR_NOMEM, "beam search: out of memory (%d documents)", D);
     }
+    if (inv) dp_dsi_row_inv_norms(inv, im->head.w->data, D, H);
+    const float *winv = im->head_inv ? im->head_inv : inv;
     for (int r0 = 0; r0 < n; r0 += BEAM_CHUNK) {
         const int rows = n - r0 < BEAM_CHUNK ? n - r0 : BEAM_CHUNK;
-        dense_rows(logits, h + (long)r0 * H, im->head.w->data, im->head.b->data, rows, H, D);
+        const float *hr = h + (long)r0 * H;
+        if (cosine) {
+            cosine_rows(hn, hr, rows, H);
+            hr = hn;
+        }
+        dense_rows(logits, hr, im->head.w->data, im->head.b ? im->head.b->data : NULL, rows, H, D);
+        if (cosine)
+            for (int q = 0; q < rows; q++)
+                for (int d = 0; d < D; d++) logits[(long)q * D + d] *= m->cfg.head_scale * winv[d];
         for (int q = 0; q < rows; q++) {
             const float *x = logits + (long)q * D;
             const float lse = log_sum_exp(x, D);
@@ -105,6 +134,8 @@ static dp_status beam_atomic(const dp_dsi_model *m, const float *h, int n, int B
     }
     free(logits);
     free(top);
+    free(hn);
+    free(inv);
     return DP_OK;
 }
 

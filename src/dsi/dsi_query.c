@@ -50,16 +50,20 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
     size_t nb = 0;
     char *blob = pack_names(names, ids->ndocs, &nb);
     if (!blob) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    const member_headkind hk = {.head = m->cfg.head, .scale = m->cfg.head_scale};
     dp_ck_section s[] = {
         {DP_CK_CONFIG, config_text, strlen(config_text)},
         {SEC_HEAD, &h, sizeof h},
+        {SEC_HEADKIND, &hk, sizeof hk},
         {DP_CK_PARAMS, m->dense.data, m->dense.n * sizeof(float)},
         {SEC_EMB, m->emb.data, m->emb.n * sizeof(float)},
         {SEC_LEN, ids->len, (size_t)ids->ndocs},
         {SEC_CODE, ids->code, (size_t)ids->ndocs * (size_t)ids->maxlen * sizeof *ids->code},
         {SEC_NAMES, blob, nb},
+        {SEC_KNOWN, m->known, ((size_t)m->cfg.buckets + 7) / 8}, /* last: left out without a vocabulary */
     };
-    dp_status rc = dp_checkpoint_write(path, s, (int)(sizeof s / sizeof s[0]));
+    const int ns = (int)(sizeof s / sizeof s[0]) - !m->known;
+    dp_status rc = dp_checkpoint_write(path, s, ns);
     free(blob);
     return rc;
 }
@@ -161,9 +165,18 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
         if (rc == DP_OK && (rc = dp_dsi_docids_index(&ids)) != DP_OK)
             rc = dp_errorf(rc, "%s: %s", path, dp_errmsg());
     }
+    member_headkind hk = {DP_DSI_HEAD_DOT, 0};
+    if (rc == DP_OK && dp_checkpoint_find(&ck, SEC_HEADKIND)) {
+        const dp_ck_section *sk = need(&ck, path, SEC_HEADKIND, sizeof hk, "head kind", &rc);
+        if (sk) memcpy(&hk, sk->data, sizeof hk);
+        if (rc == DP_OK && !((hk.head == DP_DSI_HEAD_DOT) ||
+                             (hk.head == DP_DSI_HEAD_COSINE && h.kind == DP_DSI_ATOMIC && hk.scale > 0 && hk.scale <= 1000)))
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: field head = %d, scale %g (for %s docids)", path, hk.head, (double)hk.scale,
+                           h.kind == DP_DSI_ATOMIC ? "atomic" : "semantic");
+    }
     if (rc == DP_OK) {
         dp_dsi_model_config mc = {.buckets = h.buckets, .embed = h.embed, .hidden = h.hidden, .layers = h.layers,
-                                  .dropout = h.dropout};
+                                  .dropout = h.dropout, .head = hk.head, .head_scale = hk.scale};
         rc = dp_dsi_model_build(&mc, &ids, &out->model);
     }
     if (rc == DP_OK && (out->model->dense.n != h.dense_n || out->model->emb.n != h.emb_n))
@@ -174,7 +187,14 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
         memcpy(out->model->dense.data, sd->data, sd->size);
         memcpy(out->model->emb.data, se->data, se->size);
         out->tok = (dp_dsi_tok_config){h.tok_buckets, h.tok_words, h.tok_bigrams, h.tok_trigrams, h.tok_max};
-        rc = load_names(path, sn, h.ndocs, &out->names);
+        rc = dp_dsi_model_freeze(out->model);
+        const dp_ck_section *sv = NULL;
+        if (rc == DP_OK && dp_checkpoint_find(&ck, SEC_KNOWN) &&
+            (sv = need(&ck, path, SEC_KNOWN, ((uint64_t)h.buckets + 7) / 8, "vocabulary", &rc))) {
+            if (!(out->model->known = malloc(sv->size))) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+            else memcpy(out->model->known, sv->data, sv->size);
+        }
+        if (rc == DP_OK) rc = load_names(path, sn, h.ndocs, &out->names);
     }
     dp_dsi_docids_free(&ids);
     dp_checkpoint_free(&ck);
@@ -201,8 +221,11 @@ struct dp_dsi_ensemble {
     int32_t **l2g;        /* [nm][member's ndocs]: local -> global id */
     int *nd;              /* [nm] member's ndocs */
     dsi_intern docs;      /* docid names -> global ids */
+    float abstain;        /* alpha of dp_dsi_ensemble_abstain; 0: members never abstain */
     dp_ctx ctx;
 };
+
+void dp_dsi_ensemble_abstain(dp_dsi_ensemble *e, float alpha) { e->abstain = alpha > 0 && isfinite(alpha) ? alpha : 0; }
 
 static int holder(const dp_dsi_ensemble *e, int m) { return e->comm == MPI_COMM_NULL ? 0 : m % e->size; }
 
@@ -317,17 +340,23 @@ void dp_dsi_ensemble_free(dp_dsi_ensemble *e)
     free(e);
 }
 
-/* Beams of member m for every query: global ids into docs [nq * beams], their
- * scores (log-probabilities) into sc. */
-static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, int nq, int beams, int32_t *docs,
-                              float *sc)
+/* Beams of member m for every query: global ids into docs [nq * stride], their
+ * scores (log-probabilities) into sc. With e->abstain = alpha (stride = beams
+ * + 1), the member's coverage c of the query (the fraction of its tokens in the
+ * member's vocabulary) makes it a mixture: p(d) = c^alpha p_model(d), and
+ * 1 - c^alpha on "none of mine", the row's last slot (DP_DSI_ABSTAIN). A
+ * member that knows every word of a query answers as before. */
+static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, int nq, int beams, int stride,
+                              int32_t *docs, float *sc)
 {
     dp_dsi_member *mb = &e->mem[m];
     enum { QB = 256 };
     int cap = mb->tok.max_tokens;
     int32_t *ids = malloc((size_t)QB * (size_t)cap * sizeof *ids);
     int32_t *offs = malloc((QB + 1) * sizeof *offs);
-    dp_status rc = ids && offs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "query: out of memory");
+    int32_t *bd = malloc((size_t)QB * (size_t)beams * sizeof *bd);
+    float *bs = malloc((size_t)QB * (size_t)beams * sizeof *bs), cov[QB];
+    dp_status rc = ids && offs && bd && bs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "query: out of memory");
     dp_ctx *c = &e->ctx;
     for (int q0 = 0; q0 < nq && rc == DP_OK; q0 += QB) {
         int nb = nq - q0 < QB ? nq - q0 : QB;
@@ -342,14 +371,29 @@ static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, i
             rc = c->status ? c->status : DP_ERR_SHAPE;
             break;
         }
-        int32_t *d = docs + (size_t)q0 * beams;
-        rc = dp_dsi_beam_search(c, mb->model, h->data, nb, beams, d, sc + (size_t)q0 * beams);
-        for (long i = 0; i < (long)nb * beams; i++)
-            if (d[i] >= 0) d[i] = e->l2g[m][d[i]];
+        if ((rc = dp_dsi_beam_search(c, mb->model, h->data, nb, beams, bd, bs)) != DP_OK) break;
+        dp_dsi_coverage(mb->model, ids, offs, nb, cov);
+        for (int i = 0; i < nb; i++) {
+            int32_t *d = docs + (size_t)(q0 + i) * stride;
+            float *s = sc + (size_t)(q0 + i) * stride;
+            /* floored: a query of unknown words only still ranks by the members' own probabilities */
+            const double w = e->abstain > 0 ? fmax(pow((double)cov[i], (double)e->abstain), 1e-20) : 1.0;
+            for (int b = 0; b < beams; b++) {
+                const int32_t loc = bd[(size_t)i * beams + b];
+                d[b] = loc >= 0 ? e->l2g[m][loc] : loc;
+                s[b] = bs[(size_t)i * beams + b] + (float)log(w);
+            }
+            if (stride > beams) {
+                d[beams] = w < 1.0 ? DP_DSI_ABSTAIN : -1;
+                s[beams] = w < 1.0 ? (float)log1p(-w) : -INFINITY;
+            }
+        }
     }
     dp_ctx_reset(c);
     free(ids);
     free(offs);
+    free(bd);
+    free(bs);
     return rc;
 }
 
@@ -358,13 +402,14 @@ dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, 
 {
     if (beams < 1 || beams > 64) return dp_errorf(DP_ERR_ARG, "query: %d beams outside [1, 64]", beams);
     if (only >= e->nm) return dp_errorf(DP_ERR_ARG, "query: member %d of %d", only, e->nm);
-    size_t per = (size_t)nq * (size_t)beams;
+    const int stride = beams + (e->abstain > 0);
+    size_t per = (size_t)nq * (size_t)stride;
     int32_t *docs = malloc((size_t)e->nm * per * sizeof *docs);
     float *sc = malloc((size_t)e->nm * per * sizeof *sc);
     dp_status rc = docs && sc ? DP_OK : dp_errorf(DP_ERR_NOMEM, "query: out of memory");
     for (int m = 0; m < e->nm && rc == DP_OK; m++)
         if (holder(e, m) == e->rank && (only < 0 || only == m))
-            rc = member_beams(e, m, queries, nq, beams, docs + (size_t)m * per, sc + (size_t)m * per);
+            rc = member_beams(e, m, queries, nq, beams, stride, docs + (size_t)m * per, sc + (size_t)m * per);
     rc = all_ok(e, rc);
     /* beams travel to rank 0 */
     for (int m = 0; m < e->nm && rc == DP_OK && e->comm != MPI_COMM_NULL; m++) {
@@ -388,9 +433,9 @@ dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, 
         const float *sp[4096];
         for (int q = 0; q < nq; q++) {
             for (int j = 0; j < nm; j++) {
-                nb[j] = beams;
-                dp[j] = docs + (size_t)(m0 + j) * per + (size_t)q * beams;
-                sp[j] = sc + (size_t)(m0 + j) * per + (size_t)q * beams;
+                nb[j] = stride;
+                dp[j] = docs + (size_t)(m0 + j) * per + (size_t)q * stride;
+                sp[j] = sc + (size_t)(m0 + j) * per + (size_t)q * stride;
             }
             for (int a = 0; a < nhow; a++) {
                 int32_t *o = out[a] + (size_t)q * k;

@@ -82,6 +82,10 @@ dp_status dp_dsi_train_check(const dp_dsi_train_config *c)
         return dp_errorf(DP_ERR_ARG, "--hidden %d outside [1, 16384]", c->model.hidden);
     if (c->model.layers < 0 || c->model.layers > 8) return dp_errorf(DP_ERR_ARG, "--layers %d outside [0, 8]", c->model.layers);
     if (!(c->model.dropout >= 0 && c->model.dropout < 1)) return dp_errorf(DP_ERR_ARG, "--dropout %g outside [0, 1)", c->model.dropout);
+    if (c->model.head == DP_DSI_HEAD_COSINE && c->docids != DP_DSI_ATOMIC)
+        return dp_errorf(DP_ERR_ARG, "--head cosine needs --docids atomic");
+    if (!(c->model.head_scale > 0 && c->model.head_scale <= 1000))
+        return dp_errorf(DP_ERR_ARG, "--head-scale %g outside (0, 1000]", c->model.head_scale);
     if (c->kmeans_k < 2 || c->kmeans_k > 1000) return dp_errorf(DP_ERR_ARG, "--kmeans-k %d outside [2, 1000]", c->kmeans_k);
     if (c->leaf < 1 || c->leaf > 65535) return dp_errorf(DP_ERR_ARG, "--leaf %d outside [1, 65535]", c->leaf);
     if (c->epochs < 0 || c->epochs > 100000) return dp_errorf(DP_ERR_ARG, "--epochs %d outside [0, 100000]", c->epochs);
@@ -101,10 +105,12 @@ static int config_format(const dp_dsi_train_config *c, char *buf, size_t n)
 {
     return snprintf(buf, n,
                     "members=%d\nembed=%d\nhidden=%d\nlayers=%d\ndropout=%g\ndocids=%s\nkmeans_k=%d\nleaf=%d\n"
-                    "epochs=%d\nbatch=%d\nlr=%g\nweight_decay=%g\nindex_ratio=%g\ntoken_drop=%g\nhead_init=%d\nseed=%llu\n",
+                    "epochs=%d\nbatch=%d\nlr=%g\nweight_decay=%g\nindex_ratio=%g\ntoken_drop=%g\nhead_init=%d\nseed=%llu\n"
+                    "head=%s\nhead_scale=%g\n",
                     c->members, c->model.embed, c->model.hidden, c->model.layers, c->model.dropout,
                     c->docids == DP_DSI_SEMANTIC ? "semantic" : "atomic", c->kmeans_k, c->leaf, c->epochs, c->batch,
-                    c->lr, c->weight_decay, c->index_ratio, c->token_drop, c->head_init, (unsigned long long)c->seed);
+                    c->lr, c->weight_decay, c->index_ratio, c->token_drop, c->head_init, (unsigned long long)c->seed,
+                    c->model.head == DP_DSI_HEAD_COSINE ? "cosine" : "dot", c->model.head_scale);
 }
 
 /* ------------------------------------------------------------ set-up */
@@ -228,6 +234,10 @@ static dp_status setup(dsi_run *r, MPI_Comm comm)
         dp_dsi_model_config mc = cfg->model;
         mc.buckets = r->data.tok.buckets;
         rc = dp_dsi_model_build(&mc, &ids, &r->m);
+    }
+    if (rc == DP_OK) { /* the tokens training will show the model: the indexing examples only when mixed in */
+        const dp_dsi_set *sets[2] = {&r->data.train, &r->data.index};
+        rc = dp_dsi_model_learn_vocab(r->m, sets, cfg->index_ratio > 0 ? 2 : 1);
     }
     dp_dsi_docids_free(&ids);
     /* a failure on one rank (a file it cannot read) must stop its peers too, not hang them */

@@ -13,6 +13,8 @@ enum {
     SEC_LEN = 34,   /* uint8 [ndocs] */
     SEC_CODE = 35,  /* uint16 [ndocs * maxlen] */
     SEC_NAMES = 36, /* ndocs NUL-terminated strings */
+    SEC_HEADKIND = 37, /* member_headkind; absent (files before it): the dot head */
+    SEC_KNOWN = 38,    /* uint8 [(buckets + 7) / 8]: the vocabulary bitmap; absent: every token */
     HEAD_VERSION = 1,
     MAX_DOCS = 1 << 28,
 };
@@ -25,5 +27,10 @@ typedef struct member_head {
     uint32_t tok_buckets;
     uint64_t dense_n, emb_n;
 } member_head;
+
+typedef struct member_headkind {
+    int32_t head; /* dp_dsi_head_kind */
+    float scale;
+} member_headkind;
 
 #endif

@@ -4,6 +4,7 @@
  *   tokens --embedding_bag(mean)--> [N, embed]                      m->emb
  *          --layers x (linear hidden, ReLU, dropout)--> h [N, hdim]   m->dense
  *   atomic:   logits = head(h) [N, ndocs]; loss = CE                 (one sgemm)
+ *             cosine head: logits = s normalize(h) normalize(W)^T, no bias
  *   semantic: for each level l (teacher forcing: v = the node of the
  *             document's true prefix of length l),
  *               g_l = ReLU(A_l h + b_l + E_l[v]),  logits_l = W_l g_l + c_l [width_l]
@@ -19,6 +20,7 @@
  *
  * Parameter names: emb.weight; enc<i>.{weight,bias}; head.{weight,bias};
  * dec<l>.a.{weight,bias}, dec<l>.node, dec<l>.out.{weight,bias}. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,8 @@ void dp_dsi_model_defaults(dp_dsi_model_config *c)
     c->hidden = 256;
     c->layers = 2;
     c->dropout = 0.0f; /* measured: within the epochs a run here gets, dropout costs more fit than it saves (RESULTS §9) */
+    c->head = DP_DSI_HEAD_DOT;
+    c->head_scale = 16.0f;
 }
 
 static dp_status check_config(const dp_dsi_model_config *c)
@@ -45,6 +49,10 @@ static dp_status check_config(const dp_dsi_model_config *c)
     if (c->layers < 0 || c->layers > 64) return dp_errorf(DP_ERR_ARG, "dsi model: layers = %d (0..64)", c->layers);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return dp_errorf(DP_ERR_ARG, "dsi model: dropout = %g ([0, 1))", (double)c->dropout);
+    if (c->head != DP_DSI_HEAD_DOT && c->head != DP_DSI_HEAD_COSINE)
+        return dp_errorf(DP_ERR_ARG, "dsi model: head = %d (0 dot, 1 cosine)", c->head);
+    if (c->head == DP_DSI_HEAD_COSINE && !(c->head_scale > 0.0f && c->head_scale <= 1000.0f))
+        return dp_errorf(DP_ERR_ARG, "dsi model: head scale = %g ((0, 1000])", (double)c->head_scale);
     return DP_OK;
 }
 
@@ -97,6 +105,8 @@ dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids,
     dp_status rc = check_config(cfg);
     if (rc != DP_OK) return rc;
     if (!ids || ids->ndocs < 1) return dp_errorf(DP_ERR_ARG, "dsi model: no documents");
+    if (cfg->head != DP_DSI_HEAD_DOT && ids->kind != DP_DSI_ATOMIC)
+        return dp_errorf(DP_ERR_ARG, "dsi model: the cosine head needs atomic docids");
     if (ids->trie.nnodes == 0 && (rc = dp_dsi_docids_index(ids)) != DP_OK) return rc;
     dp_dsi_model *m = calloc(1, sizeof *m);
     dp_dsi_impl *im = calloc(1, sizeof *im);
@@ -131,8 +141,9 @@ dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids,
         ok &= im->enc[i].w && im->enc[i].b;
     }
     if (I->kind == DP_DSI_ATOMIC) {
-        dp_nn_linear_init(&im->head, &m->dense, "head", im->hdim, I->ndocs, 1);
-        ok &= im->head.w && im->head.b;
+        const int bias = cfg->head == DP_DSI_HEAD_DOT;
+        dp_nn_linear_init(&im->head, &m->dense, "head", im->hdim, I->ndocs, bias);
+        ok &= im->head.w && (im->head.b || !bias);
     } else {
         for (int l = 0; l < I->maxlen; l++) {
             dp_dsi_level *lv = &im->lv[l];
@@ -179,17 +190,89 @@ void dp_dsi_model_free(dp_dsi_model *m)
         free(im->enc);
         free(im->path);
         free(im->reach);
+        free(im->head_inv);
         free(im);
     }
+    free(m->known);
     dp_dsi_docids_free(&m->ids);
     dp_params_free(&m->emb);
     dp_params_free(&m->dense);
     free(m);
 }
 
+void dp_dsi_row_inv_norms(float *inv, const float *w, int n, int k)
+{
+    for (int d = 0; d < n; d++) {
+        double s = 0.0;
+        for (int j = 0; j < k; j++) s += (double)w[(long)d * k + j] * w[(long)d * k + j];
+        const double nr = sqrt(s);
+        inv[d] = (float)(1.0 / (nr > DP_DSI_NORM_EPS ? nr : DP_DSI_NORM_EPS));
+    }
+}
+
+dp_status dp_dsi_model_freeze(dp_dsi_model *m)
+{
+    dp_dsi_impl *im = m->impl;
+    if (m->cfg.head != DP_DSI_HEAD_COSINE || m->ids.kind != DP_DSI_ATOMIC) return DP_OK;
+    if (!im->head_inv && !(im->head_inv = malloc((size_t)m->ids.ndocs * sizeof *im->head_inv)))
+        return dp_errorf(DP_ERR_NOMEM, "dsi model: out of memory");
+    dp_dsi_row_inv_norms(im->head_inv, im->head.w->data, m->ids.ndocs, im->hdim);
+    return DP_OK;
+}
+
+/* s normalize(h) normalize(W)^T */
+static dp_tensor *cosine_logits(dp_ctx *c, const dp_dsi_model *m, dp_tensor *h)
+{
+    const dp_dsi_impl *im = m->impl;
+    dp_tensor *cos = dp_matmul(c, dp_l2norm_rows(c, h, DP_DSI_NORM_EPS), dp_l2norm_rows(c, im->head.w, DP_DSI_NORM_EPS),
+                               0, 1);
+    return dp_scale(c, cos, m->cfg.head_scale);
+}
+
+static int is_known(const uint8_t *known, int32_t t) { return known[(uint32_t)t >> 3] >> (t & 7) & 1; }
+
+dp_status dp_dsi_model_learn_vocab(dp_dsi_model *m, const dp_dsi_set *const *sets, int nsets)
+{
+    const size_t bytes = ((size_t)m->cfg.buckets + 7) / 8;
+    uint8_t *k = calloc(bytes, 1);
+    if (!k) return dp_errorf(DP_ERR_NOMEM, "dsi model: out of memory (vocabulary)");
+    for (int j = 0; j < nsets; j++)
+        for (int64_t i = 0; i < sets[j]->off[sets[j]->n]; i++) {
+            const uint32_t t = (uint32_t)sets[j]->tok[i];
+            if (t < m->cfg.buckets) k[t >> 3] |= (uint8_t)(1u << (t & 7));
+        }
+    free(m->known);
+    m->known = k;
+    return DP_OK;
+}
+
+void dp_dsi_coverage(const dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags, float *cov)
+{
+    for (int b = 0; b < nbags; b++) {
+        const int n = offsets[b + 1] - offsets[b];
+        int k = 0;
+        for (int i = offsets[b]; i < offsets[b + 1] && m->known; i++) k += is_known(m->known, ids[i]);
+        cov[b] = n == 0 || !m->known ? 1.0f : (float)k / (float)n;
+    }
+}
+
 dp_tensor *dp_dsi_encode(dp_ctx *c, dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags)
 {
     const dp_dsi_impl *im = m->impl;
+    if (m->known) { /* the bags without the unknown tokens, in the arena (the backward reads them) */
+        int32_t *kid = dp_scratch(c, ((size_t)offsets[nbags] + 1) * sizeof *kid);
+        int32_t *koff = dp_scratch(c, ((size_t)nbags + 1) * sizeof *koff);
+        if (!kid || !koff) return NULL;
+        int w = 0;
+        koff[0] = 0;
+        for (int b = 0; b < nbags; b++) {
+            for (int i = offsets[b]; i < offsets[b + 1]; i++)
+                if ((uint32_t)ids[i] >= m->cfg.buckets || is_known(m->known, ids[i])) kid[w++] = ids[i];
+            koff[b + 1] = w;
+        }
+        ids = kid;
+        offsets = koff;
+    }
     dp_tensor *x = dp_nn_embedding_bag(c, &im->bag, ids, offsets, nbags);
     for (int i = 0; i < m->cfg.layers; i++) x = dp_dropout(c, dp_relu(c, dp_nn_linear(c, &im->enc[i], x)), m->cfg.dropout);
     return x;
@@ -259,6 +342,8 @@ dp_tensor *dp_dsi_loss(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *
         if (docs[i] < 0 || docs[i] >= m->ids.ndocs)
             return dp_fail(c, DP_ERR_ARG, "dsi loss: row %d names document %d, outside [0, %d)", i, (int)docs[i],
                            m->ids.ndocs);
-    if (m->ids.kind == DP_DSI_ATOMIC) return dp_cross_entropy(c, dp_nn_linear(c, &im->head, h), docs, correct);
+    if (m->ids.kind == DP_DSI_ATOMIC)
+        return dp_cross_entropy(c, m->cfg.head == DP_DSI_HEAD_COSINE ? cosine_logits(c, m, h) : dp_nn_linear(c, &im->head, h),
+                                docs, correct);
     return semantic_loss(c, m, h, docs, correct);
 }

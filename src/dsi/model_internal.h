@@ -22,7 +22,13 @@ typedef struct dp_dsi_impl {
     int hdim, dec;              /* width of h, of the decoder's hidden layer */
     int32_t *path;              /* [ndocs * maxlen]: trie node of document d's prefix of length l */
     uint8_t *reach;             /* [nnodes]: depth of the deepest leaf below (or at) the node */
+    float *head_inv;            /* cosine head after dp_dsi_model_freeze: 1 / |w_d| [ndocs], else NULL */
 } dp_dsi_impl;
+
+#define DP_DSI_NORM_EPS 1e-12f /* torch.nn.functional.normalize's default */
+
+/* 1 / max(|w_d|, eps) for the n rows of w [n, k] */
+void dp_dsi_row_inv_norms(float *inv, const float *w, int n, int k);
 
 static inline dp_dsi_impl *dp_dsi_impl_of(const dp_dsi_model *m) { return (dp_dsi_impl *)m->impl; }
 

@@ -15,6 +15,11 @@
  * disjoint documents, as dsi-prepare's members do: every vote count is 1.)
  * Confidence ties go to the smaller document id. Both are deterministic.
  *
+ * A member may abstain: a beam with doc DP_DSI_ABSTAIN ("none of my
+ * documents") takes its share of the member's softmax and is then dropped, so
+ * a member that doubts the query is its own passes on less mass
+ * (dsi_query.c's --abstain gives it the score log(1 - coverage^alpha)).
+ *
  * Runs once per query: no allocation while the beams fit AGG_STACK entries
  * (64 members x 64 beams, 64 KiB of stack); larger inputs take one malloc per
  * call (on failure: 0 documents, dp_errmsg set). */
@@ -134,7 +139,7 @@ int dp_dsi_aggregate(dp_dsi_agg how, int nm, const int *nb, const int32_t *const
         int valid = 0;
         for (int m = m0; m < m1; m++)
             for (int i = 0; i < nb[m]; i++)
-                if (docs[m][i] >= 0) {
+                if (docs[m][i] >= 0 || docs[m][i] == DP_DSI_ABSTAIN) {
                     valid++;
                     if (sc[m][i] > mx)
                         mx = sc[m][i];
@@ -143,7 +148,7 @@ int dp_dsi_aggregate(dp_dsi_agg how, int nm, const int *nb, const int32_t *const
         double z = 0.0;
         for (int m = m0; m < m1; m++)
             for (int i = 0; i < nb[m]; i++) {
-                if (docs[m][i] < 0)
+                if (docs[m][i] < 0 && docs[m][i] != DP_DSI_ABSTAIN)
                     continue;
                 /* all -inf (or a NaN max): uniform over the beams */
                 double w = isfinite(mx) ? exp((double)sc[m][i] - (double)mx) : 1.0;
@@ -157,6 +162,13 @@ int dp_dsi_aggregate(dp_dsi_agg how, int nm, const int *nb, const int32_t *const
             e[j].p = z > 0.0 ? (float)(e[j].p / z) : 1.0f / (float)valid;
         m0 = m1;
     }
+
+    /* an abstention holds its share of its member's mass and is no document */
+    int kept = 0;
+    for (int j = 0; j < n; j++)
+        if (e[j].doc != DP_DSI_ABSTAIN)
+            e[kept++] = e[j];
+    n = kept;
 
     /* Group by document (sorted by doc, member, beam: sums in a fixed order),
      * in place: group g is written to e[g], behind the entries still to read. */
