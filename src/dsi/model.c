@@ -250,9 +250,13 @@ void dp_dsi_coverage(const dp_dsi_model *m, const int32_t *ids, const int32_t *o
 {
     for (int b = 0; b < nbags; b++) {
         const int n = offsets[b + 1] - offsets[b];
+        if (!m->known || n == 0) {
+            cov[b] = 1.0f;
+            continue;
+        }
         int k = 0;
-        for (int i = offsets[b]; i < offsets[b + 1] && m->known; i++) k += is_known(m->known, ids[i]);
-        cov[b] = n == 0 || !m->known ? 1.0f : (float)k / (float)n;
+        for (int i = offsets[b]; i < offsets[b + 1]; i++) k += is_known(m->known, ids[i]);
+        cov[b] = (float)k / (float)n;
     }
 }
 
