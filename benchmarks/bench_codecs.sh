@@ -6,13 +6,15 @@
 # accuracy against wall time (one point per epoch, from each run's metrics).
 #
 #   benchmarks/bench_codecs.sh [--rate 1gbit] [--ranks "2 4"] [--epochs 5]
-#       [--codecs "none fp16 int8"] [--zstd "0 3"] [--model cnn] [--limit 0] [--tag NAME]
+#       [--codecs "none fp16 int8"] [--zstd "0 3"] [--model cnn] [--limit 0] [--seed S] [--tag NAME]
 # Needs root (network namespaces). Per-rank batch 64/P keeps the global batch at 64.
 # A codec "topk:F+dgc" runs --codec topk:F --dgc (DGC momentum correction).
+# --seed S runs every codec with dptrain's --seed S (default 1): repeat a table over seeds to see how
+# much of a final-accuracy difference is the seed's.
 # --tag NAME writes codecs_RATE_NAME.csv (the plot shows every run kept under codec-runs/).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
-rate=1gbit ranks="2" epochs=5 codecs="none fp16 bf16 int8" zstds="0 3" model=cnn limit=0 tag=""
+rate=1gbit ranks="2" epochs=5 codecs="none fp16 bf16 int8" zstds="0 3" model=cnn limit=0 tag="" seed=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rate) rate="$2"; shift 2 ;;
@@ -22,6 +24,7 @@ while [ $# -gt 0 ]; do
     --zstd) zstds="$2"; shift 2 ;;
     --model) model="$2"; shift 2 ;;
     --limit) limit="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
     --tag) tag="_$2"; shift 2 ;;
     -h|--help) dp_usage; exit 0 ;;
     *) echo "bench_codecs: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
@@ -36,14 +39,14 @@ for np in $ranks; do
     for z in $zstds; do
       # top-k pairs and PowerSGD factors are not byte-shuffled float arrays: no wire stage there
       case "$c" in topk:*|powersgd:*) [ "$z" = 0 ] || continue ;; esac
-      run="$out/codec-runs/${rate}-np${np}-${c}-z${z}"
+      run="$out/codec-runs/${rate}-np${np}-${c}-z${z}${seed:+-s$seed}"
       rm -rf "$run"; mkdir -p "$run"
       cflags=(--codec "${c%+dgc}"); [ "${c%+dgc}" = "$c" ] || cflags+=(--dgc)
       log="$run/log"
       "$root/launch/vcluster.sh" --rate "$rate" -- mpirun -np "$np" --oversubscribe \
         -x OPENBLAS_NUM_THREADS=1 "$build/dptrain" train --data "$shards" --model "$model" --epochs "$epochs" \
         --batch $((64 / np)) --limit "$limit" --schedule cosine --weight-decay 5e-4 "${cflags[@]}" \
-        --wire-zstd "$z" --out "$run" --quiet >"$log" 2>&1 ||
+        --wire-zstd "$z" --seed "${seed:-1}" --out "$run" --quiet >"$log" 2>&1 ||
         { echo "bench_codecs: run failed:" >&2; cat "$log" >&2; exit 1; }
       steps=$(field steps "$log") wall=$(field wall_s "$log") acc=$(field test_acc "$log")
       wire=$(field wire_kb_per_step "$log") raw=$(field raw_kb_per_step "$log")

@@ -77,6 +77,7 @@ expect 2 "--token-drop: .* out of range"    -- dsi-train --data x --token-drop 1
 expect 2 "--head 'linear'"                  -- dsi-train --data x --head linear
 expect 2 "--head cosine needs --docids atomic" -- dsi-train --data x --head cosine --docids semantic
 expect 2 "--head-scale: .* out of range"    -- dsi-train --data x --head cosine --head-scale 0
+expect 2 "--embed-rows: 0 is out of range"  -- dsi-train --data x --embed-rows 0
 expect 2 "--abstain: .* out of range"       -- dsi-eval --run x --test t.tsv --abstain -1
 expect 1 "$tmp/missing"                     -- dsi-train --data "$tmp/missing" --quiet
 expect 2 "exactly one of --run DIR and --models" -- dsi-eval --test t.tsv

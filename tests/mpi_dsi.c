@@ -301,7 +301,8 @@ static void abstention(dp_dsi_ensemble *e, const dp_dsi_train_config *c)
     dp_dsi_pairs_free(&tr0);
 }
 
-/* head: dp_dsi_head_kind; the cosine head's members go through their checkpoints too */
+/* head: dp_dsi_head_kind; the cosine head's members go through their
+ * checkpoints too, and fold the 2^14 token ids onto a 2^12-row table */
 static void members(int head)
 {
     if (g_size % 2) return; /* two members need an even number of ranks */
@@ -309,6 +310,7 @@ static void members(int head)
     c.members = 2;
     c.batch = 64 / (g_size / 2);
     c.model.head = head;
+    if (head) c.model.buckets = 1u << 12;
     snprintf(c.out, sizeof c.out, "%s/ens-%d", tmp, head);
     int per = g_size / 2, member = g_rank / per;
     g_lo = member * per;
@@ -345,6 +347,10 @@ static void members(int head)
         CHECK(back.model && back.model->cfg.head == head && back.model->cfg.head_scale == c.model.head_scale,
               "member 0's checkpoint lost its head (%d, scale %g)", back.model ? back.model->cfg.head : -1,
               back.model ? (double)back.model->cfg.head_scale : 0.0);
+        CHECK(back.model && back.model->cfg.buckets == 1u << 12 && back.model->cfg.token_space == 1u << 14 &&
+                  back.tok.buckets == 1u << 14,
+              "member 0's table %u rows, token space %u", back.model ? back.model->cfg.buckets : 0,
+              back.model ? back.model->cfg.token_space : 0);
         dp_dsi_member_free(&back);
     }
     if (e) {

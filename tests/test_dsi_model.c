@@ -107,14 +107,9 @@ static void hand_ids_set(dp_dsi_docids *ids, int set)
 
 static void hand_ids(dp_dsi_docids *ids) { hand_ids_set(ids, 0); }
 
-/* semantic: 0 atomic (7 documents), 1 hand set 0, 2 hand set 1; head: dp_dsi_head_kind (atomic) */
-static dp_dsi_model *tiny_model_head(int semantic, float dropout, int head)
+/* 11 buckets, embed 5, hidden 6, two layers */
+static dp_dsi_model_config tiny_config(float dropout, int head)
 {
-    dp_dsi_docids ids;
-    if (semantic)
-        hand_ids_set(&ids, semantic - 1);
-    else
-        cr_assert_eq(dp_dsi_docids_atomic(7, &ids), DP_OK, "%s", dp_errmsg());
     dp_dsi_model_config cfg;
     dp_dsi_model_defaults(&cfg);
     cfg.buckets = 11;
@@ -124,12 +119,29 @@ static dp_dsi_model *tiny_model_head(int semantic, float dropout, int head)
     cfg.dropout = dropout;
     cfg.head = head;
     cfg.head_scale = 3.0f;
-    dp_dsi_model *m = NULL;
-    cr_assert_eq(dp_dsi_model_build(&cfg, &ids, &m), DP_OK, "%s", dp_errmsg());
-    cr_assert_eq(ids.len, NULL, "the model takes the ids over");
+    return cfg;
+}
+
+static void tiny_init(dp_dsi_model *m)
+{
     dp_rng r;
     dp_rng_seed(&r, 5, DP_STREAM_INIT, 0);
     dp_dsi_model_init(m, &r);
+}
+
+/* semantic: 0 atomic (7 documents), 1 hand set 0, 2 hand set 1; head: dp_dsi_head_kind (atomic) */
+static dp_dsi_model *tiny_model_head(int semantic, float dropout, int head)
+{
+    dp_dsi_docids ids;
+    if (semantic)
+        hand_ids_set(&ids, semantic - 1);
+    else
+        cr_assert_eq(dp_dsi_docids_atomic(7, &ids), DP_OK, "%s", dp_errmsg());
+    const dp_dsi_model_config cfg = tiny_config(dropout, head);
+    dp_dsi_model *m = NULL;
+    cr_assert_eq(dp_dsi_model_build(&cfg, &ids, &m), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(ids.len, NULL, "the model takes the ids over");
+    tiny_init(m);
     return m;
 }
 
@@ -525,6 +537,57 @@ Test(dsi_model, vocabulary_drops_unknown_tokens, .timeout = DP_TIMEOUT(30))
     dp_ctx_free(&c);
     dp_dsi_model_free(m);
 }
+/* A token space wider than the table: ids 1, 12 and 23 share row 1, yet the
+ * vocabulary tells them apart; training's folded rows encode like the ids. */
+Test(dsi_model, token_space_folds_rows_keeps_vocabulary_apart, .timeout = DP_TIMEOUT(30))
+{
+    dp_dsi_docids ids;
+    cr_assert_eq(dp_dsi_docids_atomic(3, &ids), DP_OK, "%s", dp_errmsg());
+    dp_dsi_model_config cfg = tiny_config(0.0f, DP_DSI_HEAD_DOT);
+    cfg.token_space = 10;
+    dp_dsi_model *m = NULL;
+    cr_assert_neq(dp_dsi_model_build(&cfg, &ids, &m), DP_OK, "a token space narrower than the table");
+    cr_assert(strstr(dp_errmsg(), "token space"), "%s", dp_errmsg());
+    cfg.token_space = 40;
+    cr_assert_eq(dp_dsi_model_build(&cfg, &ids, &m), DP_OK, "%s", dp_errmsg());
+    tiny_init(m);
+    static const int32_t tok[] = {1, /* */ 12, /* */ 23, /* */ 39, 2, /* */ 1, 12};
+    static const int32_t off[] = {0, 1, 2, 3, 5, 7};
+    static const int32_t rows[] = {1, 1, 1, 6, 2, 1, 1};
+    dp_ctx c;
+    dp_ctx_init(&c);
+    c.training = 0;
+    const int H = 6;
+    dp_tensor *h = dp_dsi_encode(&c, m, tok, off, 5);
+    cr_assert_not_null(h, "%s", dp_errmsg());
+    dp_tensor *hr = dp_dsi_encode_rows(&c, m, rows, off, 5);
+    cr_assert_not_null(hr, "%s", dp_errmsg());
+    for (int j = 0; j < 5 * H; j++) cr_assert_eq(h->data[j], hr->data[j], "ids and their rows encode alike (%d)", j);
+    for (int j = 0; j < H; j++)
+        cr_assert(h->data[j] == h->data[H + j] && h->data[j] == h->data[2 * H + j], "1, 12, 23 read one row");
+
+    static int32_t vt[] = {1, 39, 2};
+    static int64_t vo[] = {0, 3};
+    static int32_t vd[] = {0};
+    const dp_dsi_set v = {.n = 1, .doc = vd, .off = vo, .tok = vt};
+    const dp_dsi_set *sets[1] = {&v};
+    cr_assert_eq(dp_dsi_model_learn_vocab(m, sets, 1), DP_OK, "%s", dp_errmsg());
+    float cov[5];
+    dp_dsi_coverage(m, tok, off, 5, cov);
+    const float want[5] = {1.0f, 0.0f, 0.0f, 1.0f, 0.5f};
+    for (int b = 0; b < 5; b++) cr_assert_eq(cov[b], want[b], "bag %d: coverage %g, expected %g", b, cov[b], want[b]);
+    h = dp_dsi_encode(&c, m, tok, off, 5);
+    cr_assert_not_null(h, "%s", dp_errmsg());
+    int differs = 0;
+    for (int j = 0; j < H; j++) {
+        cr_assert_eq(h->data[4 * H + j], h->data[j], "{1, 12} without the unknown 12 is {1}");
+        differs |= h->data[H + j] != h->data[j];
+    }
+    cr_assert(differs, "12 is unknown: its bag is the empty one, not row 1's");
+    dp_ctx_free(&c);
+    dp_dsi_model_free(m);
+}
+
 Test(dsi_model, gradcheck_atomic_cosine, .timeout = DP_TIMEOUT(60)) { check_model_grad(0, DP_DSI_HEAD_COSINE); }
 Test(dsi_model, gradcheck_semantic, .timeout = DP_TIMEOUT(60)) { check_model_grad(1, DP_DSI_HEAD_DOT); }
 

@@ -282,28 +282,38 @@ Test(sizes, checkpoint_section_padding_past_body)
 
 /* A real member (3 documents, a tiny model) saved, then its header section
  * replaced by `edit` and the checkpoint rewritten with the same sections. */
-static void save_tiny_member(const char *file, int head, int vocab)
+static const int32_t tiny_vocab[] = {3, 60, 67, 200}; /* 67 reads row 3 of a 64-row table */
+
+/* vocab: none, or tiny_vocab's tokens below `space` (the tokenizer's buckets; the table has 64 rows) */
+static void save_tiny_member_space(const char *file, int head, int vocab, uint32_t space)
 {
     dp_dsi_docids ids;
     cr_assert_eq(dp_dsi_docids_atomic(3, &ids), DP_OK, "%s", dp_errmsg());
-    dp_dsi_model_config mc = {.buckets = 64, .embed = 4, .hidden = 8, .layers = 1, .dropout = 0.1f,
-                              .head = head, .head_scale = 8};
+    dp_dsi_model_config mc = {.buckets = 64, .token_space = space, .embed = 4, .hidden = 8, .layers = 1,
+                              .dropout = 0.1f, .head = head, .head_scale = 8};
     dp_dsi_model *m;
     cr_assert_eq(dp_dsi_model_build(&mc, &ids, &m), DP_OK, "%s", dp_errmsg());
-    if (vocab) { /* tokens 3 and 60 */
-        int32_t tok[] = {3, 60}, doc[] = {0};
-        int64_t off[] = {0, 2};
+    if (vocab) {
+        int32_t tok[4], doc[] = {0};
+        int64_t off[] = {0, 0};
+        for (int i = 0; i < 4; i++)
+            if ((uint32_t)tiny_vocab[i] < space) tok[off[1]++] = tiny_vocab[i];
         const dp_dsi_set v = {.n = 1, .doc = doc, .off = off, .tok = tok};
         const dp_dsi_set *sets[1] = {&v};
         cr_assert_eq(dp_dsi_model_learn_vocab(m, sets, 1), DP_OK, "%s", dp_errmsg());
     }
     dp_dsi_tok_config tok;
     dp_dsi_tok_defaults(&tok);
-    tok.buckets = 64;
     char *names[3] = {"a", "b", "c"};
+    tok.buckets = space == 64 ? 128 : 64;
+    cr_assert_neq(dp_dsi_member_save(file, m, &tok, names, "x=1\n"), DP_OK, "tokenizer and model disagree");
+    cr_assert(strstr(dp_errmsg(), "token space"), "%s", dp_errmsg());
+    tok.buckets = space;
     cr_assert_eq(dp_dsi_member_save(file, m, &tok, names, "x=1\n"), DP_OK, "%s", dp_errmsg());
     dp_dsi_model_free(m);
 }
+
+static void save_tiny_member(const char *file, int head, int vocab) { save_tiny_member_space(file, head, vocab, 64); }
 
 static void write_member(const char *file, void (*edit)(member_head *h))
 {
@@ -330,7 +340,7 @@ static void write_member(const char *file, void (*edit)(member_head *h))
 /* Criterion hands parameters to a re-executed process, where a function
  * pointer from the parent would dangle: cases are numbers, edits a switch. */
 enum { NDOCS_INT_MAX, NDOCS_ALL_ONES, MAXLEN_ALL_ONES, MAXLEN_2_31, DENSE_ALL_ONES, DENSE_2_32, DENSE_WRAPS,
-       EMB_ALL_ONES, EMB_WRAPS, BUCKETS_2_32, EMBED_HUGE, MODEL_16TIB };
+       EMB_ALL_ONES, EMB_WRAPS, BUCKETS_2_32, EMBED_HUGE, MODEL_16TIB, ROWS_ABOVE_TOKENS };
 
 static int g_case;
 
@@ -348,6 +358,7 @@ static void edit_head(member_head *h)
     case EMB_WRAPS: h->emb_n += 3ull << 62; break;
     case BUCKETS_2_32: h->buckets = h->tok_buckets = 0xFFFFFFFFu; break;
     case EMBED_HUGE: h->embed = INT32_MAX; break;
+    case ROWS_ABOVE_TOKENS: h->tok_buckets = 32; break; /* a 64-row table for 32 token ids */
     case MODEL_16TIB: /* each in range; an empty embedding section matches emb_n = 0 */
         h->buckets = h->tok_buckets = 1u << 30;
         h->embed = 4096;
@@ -367,7 +378,7 @@ ParameterizedTestParameters(sizes, member_header)
         {NDOCS_INT_MAX, "ndocs"},         {NDOCS_ALL_ONES, "ndocs"},      {MAXLEN_ALL_ONES, "maxlen"},
         {MAXLEN_2_31, "maxlen"},          {DENSE_ALL_ONES, "parameters"}, {DENSE_2_32, "parameters"},
         {DENSE_WRAPS, "parameters"},      {EMB_ALL_ONES, "embedding"},    {EMB_WRAPS, "parameters"},
-        {EMBED_HUGE, "embed"},
+        {EMBED_HUGE, "embed"},            {ROWS_ABOVE_TOKENS, "buckets"},
     };
     return cr_make_param_array(member_case, c, sizeof c / sizeof c[0]);
 }
@@ -438,19 +449,22 @@ static void write_cosine_member(const char *file, int32_t kind, float scale, uin
     rewrite_section(file, SEC_HEADKIND, &hk, size);
 }
 
-/* The vocabulary comes back bit for bit; a section of the wrong size is named. */
+/* The vocabulary comes back bit for bit, over a token space 4x the table's
+ * rows (so 3 and 67, one row, stay apart); a section of the wrong size (the
+ * table's, not the token space's) is named. */
 Test(sizes, member_vocabulary)
 {
     td_path(path, sizeof path, dir, "model.dsi");
-    save_tiny_member(path, DP_DSI_HEAD_COSINE, 1);
+    save_tiny_member_space(path, DP_DSI_HEAD_COSINE, 1, 256);
     dp_dsi_member mb;
     cr_assert_eq(dp_dsi_member_load(path, &mb), DP_OK, "%s", dp_errmsg());
     cr_assert_not_null(mb.model->known);
-    for (int t = 0; t < 64; t++)
-        cr_assert_eq(mb.model->known[t >> 3] >> (t & 7) & 1, t == 3 || t == 60, "token %d", t);
+    cr_assert(mb.model->cfg.buckets == 64 && mb.model->cfg.token_space == 256 && mb.tok.buckets == 256);
+    for (int t = 0; t < 256; t++)
+        cr_assert_eq(mb.model->known[t >> 3] >> (t & 7) & 1, t == 3 || t == 60 || t == 67 || t == 200, "token %d", t);
     dp_dsi_member_free(&mb);
-    const uint8_t three[3] = {0};
-    rewrite_section(path, SEC_KNOWN, three, sizeof three);
+    const uint8_t table[8] = {0};
+    rewrite_section(path, SEC_KNOWN, table, sizeof table);
     expect_rejected(dp_dsi_member_load(path, &mb), path, "vocabulary");
 }
 

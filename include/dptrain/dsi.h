@@ -194,7 +194,12 @@ void dp_dsi_docids_free(dp_dsi_docids *ids);
 typedef enum dp_dsi_head_kind { DP_DSI_HEAD_DOT = 0, DP_DSI_HEAD_COSINE = 1 } dp_dsi_head_kind;
 
 typedef struct dp_dsi_model_config {
-    uint32_t buckets;
+    uint32_t buckets; /* embedding rows */
+    /* Token ids are < token_space (the tokenizer's buckets; 0 = buckets); id t
+     * reads embedding row t % buckets. A token space wider than the table keeps
+     * the vocabulary below (and so a member's coverage) nearly free of hash
+     * collisions without a larger embedding table. */
+    uint32_t token_space;
     int embed, hidden, layers;
     float dropout;
     int head;         /* dp_dsi_head_kind (atomic ids only) */
@@ -206,7 +211,7 @@ typedef struct dp_dsi_model {
     dp_dsi_docids ids;   /* owned */
     dp_params emb;       /* the embedding table only */
     dp_params dense;     /* everything else */
-    /* Bitmap over the buckets: the tokens of the member's training data. The
+    /* Bitmap over the token space: the tokens of the member's training data. The
      * encoder drops every other token (its embedding row was never trained:
      * still its N(0, 1) init, noise of the size of a real word). NULL: all. */
     uint8_t *known;
@@ -230,6 +235,12 @@ void dp_dsi_coverage(const dp_dsi_model *m, const int32_t *ids, const int32_t *o
 /*! Bags of token ids -> h [nbags, hidden]; tokens outside m->known are left
  *  out of their bag's mean. */
 dp_tensor *dp_dsi_encode(dp_ctx *c, dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags);
+/*! The same for bags of embedding rows (token ids already folded by
+ *  dp_dsi_row_of, every one trained): the training step's path, which needs
+ *  no vocabulary filter since its bags hold training tokens only. */
+dp_tensor *dp_dsi_encode_rows(dp_ctx *c, dp_dsi_model *m, const int32_t *rows, const int32_t *offsets, int nbags);
+/*! The embedding row of token id t. */
+static inline int32_t dp_dsi_row_of(const dp_dsi_model *m, int32_t t) { return (int32_t)((uint32_t)t % m->cfg.buckets); }
 /*! Mean over the n rows of h of the cross-entropy summed over docid levels
  *  (teacher forcing); *correct (may be NULL) counts rows whose every level's
  *  argmax is right. docs must stay valid until backward. */

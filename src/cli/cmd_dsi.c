@@ -31,6 +31,8 @@ static const char train_usage[] =
     "  --leaf N              semantic: largest group given positional last digits (default 100)\n"
     "  --embed D             embedding width (default 128)   --hidden H  (default 256)\n"
     "  --layers N            encoder ReLU layers (default 2) --dropout P (default 0)\n"
+    "  --embed-rows N        embedding table rows (default 262144); token id t reads row t % N, so\n"
+    "                        data prepared with more --buckets keeps a finer vocabulary, same table\n"
     "  --epochs N            (default 10)  --batch B per rank (default 256)  --lr LR (Adam, 1e-3)\n"
     "  --weight-decay WD     Adam L2 on the dense parameters (default 0)\n"
     "  --index-ratio R       indexing examples per training query in each epoch (default 1)\n"
@@ -50,7 +52,7 @@ enum {
     O_DATA = 256, O_OUT, O_MEMBERS, O_DOCIDS, O_KK, O_LEAF, O_EMBED, O_HIDDEN, O_LAYERS, O_DROPOUT, O_EPOCHS,
     O_BATCH, O_LR, O_WD, O_IRATIO, O_TDROP, O_BEAMS, O_ELIMIT, O_SEED, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP,
     O_THREADS, O_QUIET, O_RUN, O_MODELS, O_K, O_AGG, O_ONLY, O_TEST, O_LIMIT, O_BM25, O_K1, O_B, O_QUERIES,
-    O_LATENCY, O_JSON, O_HEADINIT, O_WATCHDOG, O_HEAD, O_HEADSCALE, O_ABSTAIN,
+    O_LATENCY, O_JSON, O_HEADINIT, O_WATCHDOG, O_HEAD, O_HEADSCALE, O_ABSTAIN, O_EROWS,
 };
 
 static const struct option train_opts[] = {
@@ -61,7 +63,8 @@ static const struct option train_opts[] = {
     {"token-drop", 1, 0, O_TDROP}, {"beams", 1, 0, O_BEAMS}, {"eval-limit", 1, 0, O_ELIMIT}, {"seed", 1, 0, O_SEED},
     {"allreduce", 1, 0, O_ALLREDUCE}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
     {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"head-init", 1, 0, O_HEADINIT}, {"watchdog", 1, 0, O_WATCHDOG},
-    {"head", 1, 0, O_HEAD}, {"head-scale", 1, 0, O_HEADSCALE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+    {"head", 1, 0, O_HEAD}, {"head-scale", 1, 0, O_HEADSCALE}, {"embed-rows", 1, 0, O_EROWS}, {"help", 0, 0, 'h'},
+    {0, 0, 0, 0},
 };
 
 static dp_status unknown(const char *cmd, char **argv)
@@ -110,6 +113,10 @@ static dp_status parse_train(int argc, char **argv, dp_dsi_train_config *c, int 
             else rc = dp_errorf(DP_ERR_ARG, "--head '%s': expected dot or cosine", a);
             break;
         case O_HEADSCALE: rc = dp_flag_float("--head-scale", a, 1e-3, 1000, &c->model.head_scale); break;
+        case O_EROWS:
+            rc = dp_flag_long("--embed-rows", a, 1, 1L << 30, &l);
+            c->model.buckets = (uint32_t)l;
+            break;
         case O_BEAMS: rc = dp_flag_int("--beams", a, 1, 64, &c->eval_beams); break;
         case O_ELIMIT: rc = dp_flag_long("--eval-limit", a, 0, 1L << 40, &c->eval_limit); break;
         case O_SEED:

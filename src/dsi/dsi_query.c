@@ -42,6 +42,9 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
                              char *const *names, const char *config_text)
 {
     const dp_dsi_docids *ids = &m->ids;
+    if (tok->buckets != m->cfg.token_space)
+        return dp_errorf(DP_ERR_ARG, "%s: tokenizer buckets %u != the model's token space %u", path, tok->buckets,
+                         m->cfg.token_space);
     member_head h = {.version = HEAD_VERSION, .buckets = m->cfg.buckets, .embed = m->cfg.embed,
                      .hidden = m->cfg.hidden, .layers = m->cfg.layers, .kind = ids->kind, .ndocs = ids->ndocs,
                      .maxlen = ids->maxlen, .dropout = m->cfg.dropout, .tok_words = tok->words,
@@ -60,7 +63,7 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
         {SEC_LEN, ids->len, (size_t)ids->ndocs},
         {SEC_CODE, ids->code, (size_t)ids->ndocs * (size_t)ids->maxlen * sizeof *ids->code},
         {SEC_NAMES, blob, nb},
-        {SEC_KNOWN, m->known, ((size_t)m->cfg.buckets + 7) / 8}, /* last: left out without a vocabulary */
+        {SEC_KNOWN, m->known, ((size_t)m->cfg.token_space + 7) / 8}, /* last: left out without a vocabulary */
     };
     const int ns = (int)(sizeof s / sizeof s[0]) - !m->known;
     dp_status rc = dp_checkpoint_write(path, s, ns);
@@ -87,7 +90,8 @@ static dp_status check_head(const char *path, const member_head *h)
     if (h->ndocs < 1 || h->ndocs > MAX_DOCS) return dp_errorf(DP_ERR_FORMAT, "%s: field ndocs = %d", path, h->ndocs);
     if (h->maxlen < 1 || h->maxlen > DP_DSI_MAXLEN) return dp_errorf(DP_ERR_FORMAT, "%s: field maxlen = %d", path, h->maxlen);
     if (h->kind != DP_DSI_ATOMIC && h->kind != DP_DSI_SEMANTIC) return dp_errorf(DP_ERR_FORMAT, "%s: field kind = %d", path, h->kind);
-    if (h->buckets != h->tok_buckets) return dp_errorf(DP_ERR_FORMAT, "%s: model buckets %u != tokenizer buckets %u", path, h->buckets, h->tok_buckets);
+    if (h->buckets < 1 || h->buckets > h->tok_buckets) /* rows fold token ids: never more rows than ids */
+        return dp_errorf(DP_ERR_FORMAT, "%s: model buckets %u outside 1 .. tokenizer buckets %u", path, h->buckets, h->tok_buckets);
     dp_dsi_tok_config t = {h->tok_buckets, h->tok_words, h->tok_bigrams, h->tok_trigrams, h->tok_max};
     if (dp_dsi_tok_check(&t) != DP_OK) return dp_errorf(DP_ERR_FORMAT, "%s: %s", path, dp_errmsg());
     if (h->embed < 1 || h->embed > 4096 || h->hidden < 1 || h->hidden > 16384 || h->layers < 0 || h->layers > 8 ||
@@ -175,7 +179,7 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
                            h.kind == DP_DSI_ATOMIC ? "atomic" : "semantic");
     }
     if (rc == DP_OK) {
-        dp_dsi_model_config mc = {.buckets = h.buckets, .embed = h.embed, .hidden = h.hidden, .layers = h.layers,
+        dp_dsi_model_config mc = {.buckets = h.buckets, .token_space = h.tok_buckets, .embed = h.embed, .hidden = h.hidden, .layers = h.layers,
                                   .dropout = h.dropout, .head = hk.head, .head_scale = hk.scale};
         rc = dp_dsi_model_build(&mc, &ids, &out->model);
     }
@@ -190,7 +194,7 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
         rc = dp_dsi_model_freeze(out->model);
         const dp_ck_section *sv = NULL;
         if (rc == DP_OK && dp_checkpoint_find(&ck, SEC_KNOWN) &&
-            (sv = need(&ck, path, SEC_KNOWN, ((uint64_t)h.buckets + 7) / 8, "vocabulary", &rc))) {
+            (sv = need(&ck, path, SEC_KNOWN, ((uint64_t)h.tok_buckets + 7) / 8, "vocabulary", &rc))) {
             if (!(out->model->known = malloc(sv->size))) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
             else memcpy(out->model->known, sv->data, sv->size);
         }

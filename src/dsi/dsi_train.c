@@ -106,11 +106,11 @@ static int config_format(const dp_dsi_train_config *c, char *buf, size_t n)
     return snprintf(buf, n,
                     "members=%d\nembed=%d\nhidden=%d\nlayers=%d\ndropout=%g\ndocids=%s\nkmeans_k=%d\nleaf=%d\n"
                     "epochs=%d\nbatch=%d\nlr=%g\nweight_decay=%g\nindex_ratio=%g\ntoken_drop=%g\nhead_init=%d\nseed=%llu\n"
-                    "head=%s\nhead_scale=%g\n",
+                    "head=%s\nhead_scale=%g\nembed_rows=%u\n",
                     c->members, c->model.embed, c->model.hidden, c->model.layers, c->model.dropout,
                     c->docids == DP_DSI_SEMANTIC ? "semantic" : "atomic", c->kmeans_k, c->leaf, c->epochs, c->batch,
                     c->lr, c->weight_decay, c->index_ratio, c->token_drop, c->head_init, (unsigned long long)c->seed,
-                    c->model.head == DP_DSI_HEAD_COSINE ? "cosine" : "dot", c->model.head_scale);
+                    c->model.head == DP_DSI_HEAD_COSINE ? "cosine" : "dot", c->model.head_scale, c->model.buckets);
 }
 
 /* ------------------------------------------------------------ set-up */
@@ -232,7 +232,9 @@ static dp_status setup(dsi_run *r, MPI_Comm comm)
     if (rc == DP_OK) rc = make_docids(r, &ids);
     if (rc == DP_OK) {
         dp_dsi_model_config mc = cfg->model;
-        mc.buckets = r->data.tok.buckets;
+        /* the table: --embed-rows rows at most; the vocabulary spans every token id */
+        if (mc.buckets > r->data.tok.buckets) mc.buckets = r->data.tok.buckets;
+        mc.token_space = r->data.tok.buckets;
         rc = dp_dsi_model_build(&mc, &ids, &r->m);
     }
     if (rc == DP_OK) { /* the tokens training will show the model: the indexing examples only when mixed in */
@@ -365,8 +367,9 @@ static void assemble(dsi_run *r, long first, long bs)
         r->docs[b] = s->doc[i];
         int32_t k0 = k;
         for (int64_t j = s->off[i]; j < s->off[i + 1]; j++)
-            if (pd <= 0 || dp_rng_uniform(&r->drop) >= pd) r->ids[k++] = s->tok[j];
-        if (k == k0 && s->off[i + 1] > s->off[i]) r->ids[k++] = s->tok[s->off[i] + (int64_t)dp_rng_below(&r->drop, (uint64_t)(s->off[i + 1] - s->off[i]))];
+            if (pd <= 0 || dp_rng_uniform(&r->drop) >= pd) r->ids[k++] = dp_dsi_row_of(r->m, s->tok[j]);
+        if (k == k0 && s->off[i + 1] > s->off[i])
+            r->ids[k++] = dp_dsi_row_of(r->m, s->tok[s->off[i] + (int64_t)dp_rng_below(&r->drop, (uint64_t)(s->off[i + 1] - s->off[i]))]);
         r->offs[b + 1] = k;
     }
 }
@@ -403,7 +406,7 @@ static dp_status train_step(dsi_run *r, long step, double *stats)
         assemble(r, first, bs);
         ntok = r->offs[bs];
         long correct = 0;
-        dp_tensor *h = dp_dsi_encode(c, r->m, r->ids, r->offs, (int)bs);
+        dp_tensor *h = dp_dsi_encode_rows(c, r->m, r->ids, r->offs, (int)bs);
         dp_tensor *loss = dp_dsi_loss(c, r->m, h, r->docs, &correct);
         if (!loss) return c->status ? c->status : dp_errorf(DP_ERR_SHAPE, "dsi: forward failed");
         double l = loss->data[0];

@@ -14,13 +14,13 @@ enum {
     SEC_CODE = 35,  /* uint16 [ndocs * maxlen] */
     SEC_NAMES = 36, /* ndocs NUL-terminated strings */
     SEC_HEADKIND = 37, /* member_headkind; absent (files before it): the dot head */
-    SEC_KNOWN = 38,    /* uint8 [(buckets + 7) / 8]: the vocabulary bitmap; absent: every token */
+    SEC_KNOWN = 38,    /* uint8 [(tok_buckets + 7) / 8]: the vocabulary bitmap; absent: every token */
     HEAD_VERSION = 1,
     MAX_DOCS = 1 << 28,
 };
 
 typedef struct member_head {
-    uint32_t version, buckets;
+    uint32_t version, buckets; /* embedding rows; token id t reads row t % buckets */
     int32_t embed, hidden, layers, kind, ndocs, maxlen;
     float dropout;
     int32_t tok_words, tok_bigrams, tok_trigrams, tok_max;

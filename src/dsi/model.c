@@ -31,6 +31,7 @@
 void dp_dsi_model_defaults(dp_dsi_model_config *c)
 {
     c->buckets = 1u << 18;
+    c->token_space = 0;
     c->embed = 128;
     c->hidden = 256;
     c->layers = 2;
@@ -43,6 +44,8 @@ static dp_status check_config(const dp_dsi_model_config *c)
 {
     if (c->buckets < 1 || c->buckets > (1u << 30))
         return dp_errorf(DP_ERR_ARG, "dsi model: buckets = %u (1..2^30)", c->buckets);
+    if (c->token_space && (c->token_space < c->buckets || c->token_space > (1u << 30)))
+        return dp_errorf(DP_ERR_ARG, "dsi model: token space = %u (buckets %u .. 2^30)", c->token_space, c->buckets);
     if (c->embed < 1 || c->embed > 65536) return dp_errorf(DP_ERR_ARG, "dsi model: embed = %d (1..65536)", c->embed);
     if (c->hidden < 1 || c->hidden > 65536)
         return dp_errorf(DP_ERR_ARG, "dsi model: hidden = %d (1..65536)", c->hidden);
@@ -116,6 +119,7 @@ dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids,
         return dp_errorf(DP_ERR_NOMEM, "dsi model: out of memory");
     }
     m->cfg = *cfg;
+    if (!m->cfg.token_space) m->cfg.token_space = m->cfg.buckets;
     m->ids = *ids;
     memset(ids, 0, sizeof *ids);
     m->impl = im;
@@ -233,13 +237,13 @@ static int is_known(const uint8_t *known, int32_t t) { return known[(uint32_t)t 
 
 dp_status dp_dsi_model_learn_vocab(dp_dsi_model *m, const dp_dsi_set *const *sets, int nsets)
 {
-    const size_t bytes = ((size_t)m->cfg.buckets + 7) / 8;
+    const size_t bytes = ((size_t)m->cfg.token_space + 7) / 8;
     uint8_t *k = calloc(bytes, 1);
     if (!k) return dp_errorf(DP_ERR_NOMEM, "dsi model: out of memory (vocabulary)");
     for (int j = 0; j < nsets; j++)
         for (int64_t i = 0; i < sets[j]->off[sets[j]->n]; i++) {
             const uint32_t t = (uint32_t)sets[j]->tok[i];
-            if (t < m->cfg.buckets) k[t >> 3] |= (uint8_t)(1u << (t & 7));
+            if (t < m->cfg.token_space) k[t >> 3] |= (uint8_t)(1u << (t & 7));
         }
     free(m->known);
     m->known = k;
@@ -255,29 +259,33 @@ void dp_dsi_coverage(const dp_dsi_model *m, const int32_t *ids, const int32_t *o
             continue;
         }
         int k = 0;
-        for (int i = offsets[b]; i < offsets[b + 1]; i++) k += is_known(m->known, ids[i]);
+        for (int i = offsets[b]; i < offsets[b + 1]; i++)
+            k += (uint32_t)ids[i] < m->cfg.token_space && is_known(m->known, ids[i]);
         cov[b] = (float)k / (float)n;
     }
 }
 
 dp_tensor *dp_dsi_encode(dp_ctx *c, dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags)
 {
-    const dp_dsi_impl *im = m->impl;
-    if (m->known) { /* the bags without the unknown tokens, in the arena (the backward reads them) */
-        int32_t *kid = dp_scratch(c, ((size_t)offsets[nbags] + 1) * sizeof *kid);
-        int32_t *koff = dp_scratch(c, ((size_t)nbags + 1) * sizeof *koff);
-        if (!kid || !koff) return NULL;
-        int w = 0;
-        koff[0] = 0;
-        for (int b = 0; b < nbags; b++) {
-            for (int i = offsets[b]; i < offsets[b + 1]; i++)
-                if ((uint32_t)ids[i] >= m->cfg.buckets || is_known(m->known, ids[i])) kid[w++] = ids[i];
-            koff[b + 1] = w;
-        }
-        ids = kid;
-        offsets = koff;
+    /* the bags as known embedding rows, in the arena (the backward reads them) */
+    int32_t *rows = dp_scratch(c, ((size_t)offsets[nbags] + 1) * sizeof *rows);
+    int32_t *roff = dp_scratch(c, ((size_t)nbags + 1) * sizeof *roff);
+    if (!rows || !roff) return NULL;
+    int w = 0;
+    roff[0] = 0;
+    for (int b = 0; b < nbags; b++) {
+        for (int i = offsets[b]; i < offsets[b + 1]; i++)
+            if (!m->known || (uint32_t)ids[i] >= m->cfg.token_space || is_known(m->known, ids[i]))
+                rows[w++] = (uint32_t)ids[i] < m->cfg.token_space ? dp_dsi_row_of(m, ids[i]) : ids[i];
+        roff[b + 1] = w;
     }
-    dp_tensor *x = dp_nn_embedding_bag(c, &im->bag, ids, offsets, nbags);
+    return dp_dsi_encode_rows(c, m, rows, roff, nbags);
+}
+
+dp_tensor *dp_dsi_encode_rows(dp_ctx *c, dp_dsi_model *m, const int32_t *rows, const int32_t *offsets, int nbags)
+{
+    const dp_dsi_impl *im = m->impl;
+    dp_tensor *x = dp_nn_embedding_bag(c, &im->bag, rows, offsets, nbags);
     for (int i = 0; i < m->cfg.layers; i++) x = dp_dropout(c, dp_relu(c, dp_nn_linear(c, &im->enc[i], x)), m->cfg.dropout);
     return x;
 }
