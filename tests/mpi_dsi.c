@@ -209,15 +209,15 @@ static void prototype_head(void)
     end_case("prototype head before training");
 }
 
-static double max_abs_diff(const float *a, const float *b, size_t n, double *scale)
+/* |a - b| / |a| in the L2 norm */
+static double rel_l2_diff(const float *a, const float *b, size_t n)
 {
     double d = 0, s = 0;
     for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - (double)b[i]));
-        s = fmax(s, fabs((double)a[i]));
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        s += (double)a[i] * a[i];
     }
-    *scale = s;
-    return d;
+    return s > 0 ? sqrt(d / s) : sqrt(d);
 }
 
 static void equivalence(void)
@@ -244,12 +244,20 @@ static void equivalence(void)
         CHECK_OK(dp_dsi_member_load(pa, &a));
         CHECK_OK(dp_dsi_member_load(pb, &b));
         if (a.model && b.model) {
-            double sd, se;
-            double dd = max_abs_diff(a.model->dense.data, b.model->dense.data, a.model->dense.n, &sd);
-            double de = max_abs_diff(a.model->emb.data, b.model->emb.data, a.model->emb.n, &se);
-            /* float sums in another order, through 2 x 19 Adam steps: 1e-4 of the largest weight */
-            CHECK(dd <= 1e-4 * sd, "dense parameters differ by %g (largest %g)", dd, sd);
-            CHECK(de <= 1e-4 * se, "embedding differs by %g (largest %g)", de, se);
+            /* Float sums in another order, through 2 x 19 Adam steps. Adam divides each
+             * weight's step by that weight's own gradient RMS, so where a gradient is
+             * near zero the reordering's rounding is no longer small beside the step and
+             * that one weight can drift by a fair part of lr per step (seen: 3.4e-5 on a
+             * weight of 0.05, 1.1e-4 of the largest weight, on AMD Zen 4's OpenBLAS
+             * kernels). So the vectors are compared in the L2 norm, where such weights
+             * weigh nothing (seen: 2.8e-6): a lost bucket or a rank on the wrong data
+             * moves every weight and misses 1e-4 by orders of magnitude. */
+            double dd = rel_l2_diff(a.model->dense.data, b.model->dense.data, a.model->dense.n);
+            double de = rel_l2_diff(a.model->emb.data, b.model->emb.data, a.model->emb.n);
+            CHECK(dd <= 1e-4, "dense parameters differ by %.3g relative (L2)", dd);
+            CHECK(de <= 1e-4, "embedding differs by %.3g relative (L2)", de);
+            if (g_rank == 0)
+                printf("    P x b against 1 x Pb: relative L2 difference dense %.2g, embedding %.2g\n", dd, de);
         }
         dp_dsi_member_free(&a);
         dp_dsi_member_free(&b);
