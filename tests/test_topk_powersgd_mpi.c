@@ -416,6 +416,22 @@ static void test_psgd_ef_bytes(void)
         if (call >= 2)
             CHECK(0 == memcmp(g, g2, n * sizeof *g), "call %d: resumed copy differs", call);
         CHECK(same_everywhere(hash_bytes(g, n * sizeof *g)), "call %d differs", call);
+        /* The warm start keeps the reduced Q: G = P^ Q^T with orthonormal P^, so
+         * G^T G = Q Q^T (checked on the 64 x 48 matrix, whose Q comes first). */
+        const float *q = E + n;
+        double gg_err = 0, gg_max = 0;
+        for (int a = 0; a < M1C; a++)
+            for (int b = 0; b < M1C; b++) {
+                double gg = 0, qq = 0;
+                for (int r = 0; r < M1R; r++)
+                    gg += (double)g[(size_t)r * M1C + a] * g[(size_t)r * M1C + b];
+                for (int c = 0; c < RK; c++)
+                    qq += (double)q[a * RK + c] * q[b * RK + c];
+                gg_err = fmax(gg_err, fabs(gg - qq));
+                gg_max = fmax(gg_max, fabs(gg));
+            }
+        CHECK(gg_err <= 1e-4 * gg_max, "call %d: G^T G - Q Q^T off by %.3g of %.3g: Q not kept for the "
+              "warm start", call, gg_err, gg_max);
         for (size_t i = 0; i < n; i++)
             out[i] = E[i]; /* sum_w E_new */
         sum_d(out, n);

@@ -33,6 +33,7 @@
 
 #include <cblas.h>
 
+#include "core/rownorm.h"
 #include "dsi/model_internal.h"
 
 enum { BEAM_CHUNK = 64 };
@@ -86,7 +87,7 @@ static float log_sum_exp(const float *x, int n)
 /* Cosine head: the chunk's rows of h normalised into hn; logits then scaled by s / |w_d| */
 static void cosine_rows(float *hn, const float *h, int rows, int H)
 {
-    dp_dsi_row_inv_norms(hn + (long)rows * H, h, rows, H); /* hn has rows spare floats at its end */
+    dp_row_inv_norms(hn + (long)rows * H, h, rows, H, DP_DSI_NORM_EPS); /* hn has rows spare floats at its end */
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < H; j++) hn[(long)r * H + j] = h[(long)r * H + j] * hn[(long)rows * H + r];
 }
@@ -107,7 +108,7 @@ static dp_status beam_atomic(const dp_dsi_model *m, const float *h, int n, int B
         free(inv);
         return dp_errorf(DP_ERR_NOMEM, "beam search: out of memory (%d documents)", D);
     }
-    if (inv) dp_dsi_row_inv_norms(inv, im->head.w->data, D, H);
+    if (inv) dp_row_inv_norms(inv, im->head.w->data, D, H, DP_DSI_NORM_EPS);
     const float *winv = im->head_inv ? im->head_inv : inv;
     for (int r0 = 0; r0 < n; r0 += BEAM_CHUNK) {
         const int rows = n - r0 < BEAM_CHUNK ? n - r0 : BEAM_CHUNK;

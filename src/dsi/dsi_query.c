@@ -382,10 +382,11 @@ static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, i
             float *s = sc + (size_t)(q0 + i) * stride;
             /* floored: a query of unknown words only still ranks by the members' own probabilities */
             const double w = e->abstain > 0 ? fmax(pow((double)cov[i], (double)e->abstain), 1e-20) : 1.0;
+            const float logw = (float)log(w);
             for (int b = 0; b < beams; b++) {
                 const int32_t loc = bd[(size_t)i * beams + b];
                 d[b] = loc >= 0 ? e->l2g[m][loc] : loc;
-                s[b] = bs[(size_t)i * beams + b] + (float)log(w);
+                s[b] = bs[(size_t)i * beams + b] + logw;
             }
             if (stride > beams) {
                 d[beams] = w < 1.0 ? DP_DSI_ABSTAIN : -1;

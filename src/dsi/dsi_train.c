@@ -101,7 +101,8 @@ dp_status dp_dsi_train_check(const dp_dsi_train_config *c)
     return DP_OK;
 }
 
-static int config_format(const dp_dsi_train_config *c, char *buf, size_t n)
+/* rows: the table the model was built with (--embed-rows, at most the tokenizer's ids) */
+static int config_format(const dp_dsi_train_config *c, uint32_t rows, char *buf, size_t n)
 {
     return snprintf(buf, n,
                     "members=%d\nembed=%d\nhidden=%d\nlayers=%d\ndropout=%g\ndocids=%s\nkmeans_k=%d\nleaf=%d\n"
@@ -110,7 +111,7 @@ static int config_format(const dp_dsi_train_config *c, char *buf, size_t n)
                     c->members, c->model.embed, c->model.hidden, c->model.layers, c->model.dropout,
                     c->docids == DP_DSI_SEMANTIC ? "semantic" : "atomic", c->kmeans_k, c->leaf, c->epochs, c->batch,
                     c->lr, c->weight_decay, c->index_ratio, c->token_drop, c->head_init, (unsigned long long)c->seed,
-                    c->model.head == DP_DSI_HEAD_COSINE ? "cosine" : "dot", c->model.head_scale, c->model.buckets);
+                    c->model.head == DP_DSI_HEAD_COSINE ? "cosine" : "dot", c->model.head_scale, rows);
 }
 
 /* ------------------------------------------------------------ set-up */
@@ -255,7 +256,7 @@ static dp_status setup(dsi_run *r, MPI_Comm comm)
     const dp_dsi_model *m = r->m;
     uint64_t h = XXH3_64bits(m->ids.len, (size_t)m->ids.ndocs);
     h = XXH3_64bits_withSeed(m->ids.code, (size_t)m->ids.ndocs * (size_t)m->ids.maxlen * sizeof *m->ids.code, h);
-    int len = config_format(cfg, r->config_text, sizeof r->config_text);
+    int len = config_format(cfg, m->cfg.buckets, r->config_text, sizeof r->config_text);
     snprintf(r->config_text + len, sizeof r->config_text - (size_t)len,
              "member=%d\nranks=%d\nmanifest=%016llx\ndocids_hash=%016llx\nbuckets=%u\n", r->member, r->size,
              (unsigned long long)r->data.manifest_hash, (unsigned long long)h, r->data.tok.buckets);

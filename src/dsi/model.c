@@ -20,11 +20,11 @@
  *
  * Parameter names: emb.weight; enc<i>.{weight,bias}; head.{weight,bias};
  * dec<l>.a.{weight,bias}, dec<l>.node, dec<l>.out.{weight,bias}. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rownorm.h"
 #include "core/tape.h"
 #include "dsi/model_internal.h"
 
@@ -204,23 +204,13 @@ void dp_dsi_model_free(dp_dsi_model *m)
     free(m);
 }
 
-void dp_dsi_row_inv_norms(float *inv, const float *w, int n, int k)
-{
-    for (int d = 0; d < n; d++) {
-        double s = 0.0;
-        for (int j = 0; j < k; j++) s += (double)w[(long)d * k + j] * w[(long)d * k + j];
-        const double nr = sqrt(s);
-        inv[d] = (float)(1.0 / (nr > DP_DSI_NORM_EPS ? nr : DP_DSI_NORM_EPS));
-    }
-}
-
 dp_status dp_dsi_model_freeze(dp_dsi_model *m)
 {
     dp_dsi_impl *im = m->impl;
     if (m->cfg.head != DP_DSI_HEAD_COSINE || m->ids.kind != DP_DSI_ATOMIC) return DP_OK;
     if (!im->head_inv && !(im->head_inv = malloc((size_t)m->ids.ndocs * sizeof *im->head_inv)))
         return dp_errorf(DP_ERR_NOMEM, "dsi model: out of memory");
-    dp_dsi_row_inv_norms(im->head_inv, im->head.w->data, m->ids.ndocs, im->hdim);
+    dp_row_inv_norms(im->head_inv, im->head.w->data, m->ids.ndocs, im->hdim, DP_DSI_NORM_EPS);
     return DP_OK;
 }
 
@@ -274,9 +264,10 @@ dp_tensor *dp_dsi_encode(dp_ctx *c, dp_dsi_model *m, const int32_t *ids, const i
     int w = 0;
     roff[0] = 0;
     for (int b = 0; b < nbags; b++) {
-        for (int i = offsets[b]; i < offsets[b + 1]; i++)
-            if (!m->known || (uint32_t)ids[i] >= m->cfg.token_space || is_known(m->known, ids[i]))
-                rows[w++] = (uint32_t)ids[i] < m->cfg.token_space ? dp_dsi_row_of(m, ids[i]) : ids[i];
+        for (int i = offsets[b]; i < offsets[b + 1]; i++) {
+            if ((uint32_t)ids[i] >= m->cfg.token_space) rows[w++] = ids[i]; /* kept for encode_rows to name */
+            else if (!m->known || is_known(m->known, ids[i])) rows[w++] = dp_dsi_row_of(m, ids[i]);
+        }
         roff[b + 1] = w;
     }
     return dp_dsi_encode_rows(c, m, rows, roff, nbags);

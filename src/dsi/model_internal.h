@@ -27,9 +27,6 @@ typedef struct dp_dsi_impl {
 
 #define DP_DSI_NORM_EPS 1e-12f /* torch.nn.functional.normalize's default */
 
-/* 1 / max(|w_d|, eps) for the n rows of w [n, k] */
-void dp_dsi_row_inv_norms(float *inv, const float *w, int n, int k);
-
 static inline dp_dsi_impl *dp_dsi_impl_of(const dp_dsi_model *m) { return (dp_dsi_impl *)m->impl; }
 
 #endif
