@@ -11,19 +11,22 @@
 #include "core/rownorm.h"
 #include "core/tape.h"
 
-double dp_row_norm(const float *x, int D)
+static double row_norm(const float *x, int D)
 {
     double s = 0.0;
     for (int j = 0; j < D; j++) s += (double)x[j] * x[j];
     return sqrt(s);
 }
 
+float dp_row_inv_norm(const float *x, int D, float eps)
+{
+    const double n = row_norm(x, D);
+    return (float)(1.0 / (n > eps ? n : eps));
+}
+
 void dp_row_inv_norms(float *inv, const float *x, long rows, int D, float eps)
 {
-    for (long r = 0; r < rows; r++) {
-        const double n = dp_row_norm(x + r * D, D);
-        inv[r] = (float)(1.0 / (n > eps ? n : eps));
-    }
+    for (long r = 0; r < rows; r++) inv[r] = dp_row_inv_norm(x + r * D, D, eps);
 }
 
 /* ip: 0 D; fp: 0 eps */
@@ -37,7 +40,7 @@ static void l2norm_backward(dp_ctx *c, dp_node *nd)
     const long R = nd->out->n / D;
     for (long r = 0; r < R; r++) {
         const long o = r * D;
-        const double n = dp_row_norm(x + o, D);
+        const double n = row_norm(x + o, D);
         if (n > eps) {
             double dot = 0.0;
             for (int j = 0; j < D; j++) dot += (double)dy[o + j] * y[o + j];
@@ -58,8 +61,7 @@ dp_tensor *dp_l2norm_rows(dp_ctx *c, dp_tensor *x, float eps)
     if (!y) return NULL;
     const long R = D ? x->n / D : 0;
     for (long r = 0; r < R; r++) {
-        float inv;
-        dp_row_inv_norms(&inv, x->data + r * D, 1, D, eps);
+        const float inv = dp_row_inv_norm(x->data + r * D, D, eps);
         for (int j = 0; j < D; j++) y->data[r * D + j] = x->data[r * D + j] * inv;
     }
     dp_node *nd = dp_tape_push(c, l2norm_backward, "l2norm", y, 1, &x);

@@ -4,7 +4,8 @@
 #ifndef DP_CORE_ROWNORM_H
 #define DP_CORE_ROWNORM_H
 
-double dp_row_norm(const float *x, int D);
+/* 1 / max(|x|, eps) for the D floats of x */
+float dp_row_inv_norm(const float *x, int D, float eps);
 /* inv[r] = 1 / max(|x_r|, eps) for the rows x_r of a rows x D matrix */
 void dp_row_inv_norms(float *inv, const float *x, long rows, int D, float eps);
 
