@@ -17,10 +17,14 @@ extern "C" {
 
 enum {
     DP_CK_CONFIG = 1, /* text */
-    DP_CK_STATE = 2,  /* dp_ck_state */
+    DP_CK_STATE = 2,  /* dp_drive_state (task.h) */
     DP_CK_PARAMS = 3, /* float[] */
     DP_CK_BUFFERS = 4,/* float[] */
     DP_CK_OPTIM = 5,  /* float[] */
+    DP_CK_RNG = 6,    /* every rank's streams, rank order */
+    DP_CK_RESIDUAL = 7, /* every rank's compressor state, rank order */
+    DP_CK_TASK = 8,   /* a task's own counters */
+    DP_CK_TASK_FIRST = 16, /* tags a task numbers on its own */
     DP_CK_MAX_SECTIONS = 16,
 };
 

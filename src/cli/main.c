@@ -1,6 +1,7 @@
 /* dptrain: the command-line front. Initialises MPI (the trainer is an MPI
  * program and runs as a singleton without mpirun), dispatches a subcommand,
  * finalises. Nothing calls into cli/. */
+#include <cblas.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ static const char usage[] =
     "  dsi-query    top-k docids for queries on stdin, from member checkpoints\n"
     "  dsi-eval     Hits@1/5/10 and MRR@10 of an ensemble (or BM25) on a test file\n"
     "  help CMD   the options of a command (also: dptrain CMD --help)\n"
+    "  --version  this build and the OpenBLAS kernels it runs (bits differ between kernels)\n"
     "\n"
     "Run `dptrain train --help` for the training options. README.md has the quick start.\n";
 
@@ -55,6 +57,10 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *name = argv[1];
+    if (!strcmp(name, "--version")) {
+        printf("dptrain %s\nopenblas %s\nopenblas_core %s\n", DP_VERSION, openblas_get_config(), openblas_get_corename());
+        return 0;
+    }
     int help = !strcmp(name, "help");
     if (help && argc < 3) {
         fputs(usage, stdout);

@@ -10,3 +10,4 @@ add_executable(dptrain_cli
 set_target_properties(dptrain_cli PROPERTIES OUTPUT_NAME dptrain RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
 target_include_directories(dptrain_cli PRIVATE src)
 target_link_libraries(dptrain_cli PRIVATE dptrain)
+target_compile_definitions(dptrain_cli PRIVATE DP_VERSION="${PROJECT_VERSION}")

@@ -10,8 +10,44 @@
 #include <string.h>
 
 #include "nas/search_run.h"
+#include "nas/strategy.h"
 
 #define TRADEOFF_EVAL 1000 /* held-out images per trade-off point: a point per round must stay cheap */
+
+/* ---- mixing: sigmoid(alpha)_k * mask_k, one-level ---- */
+
+static dp_tensor *gold_mix(dp_ctx *c, const dp_nas_mix *m, dp_tensor *a, long off)
+{
+    dp_tensor *w = dp_sigmoid(c, a);
+    return m->mask ? dp_mul(c, w, dp_tensor_wrap(c, (float *)m->mask + off, a->ndim, a->shape)) : w;
+}
+
+static void gold_host_row(const float *a, const float *mask, float temp, int n, float *w)
+{
+    (void)temp;
+    for (int k = 0; k < n; k++) w[k] = mask[k] / (1.0f + expf(-a[k]));
+}
+
+/* the none columns start pruned: gold's sigmoid weights do not compete through a softmax */
+static void gold_setup(srch *s)
+{
+    for (int k = 0; k < NAS_ROWS * s->nops; k++)
+        if (s->sn->cfg.ops[k % s->nops] == DP_NAS_NONE) s->mask[k] = 0.0f;
+    s->sn->mix.mask = s->mask;
+}
+
+static dp_status gold_open_outputs(srch *s)
+{
+    const int go_on = s->cfg->resume; /* a resumed search appends to the rows it wrote */
+    char path[700];
+    snprintf(path, sizeof path, "%s/gold_tradeoff.csv", s->cfg->out);
+    s->gold_csv = fopen(path, go_on ? "a" : "w");
+    if (!s->gold_csv) return dp_errorf(DP_ERR_IO, "%s/gold_tradeoff.csv: cannot create", s->cfg->out);
+    if (!go_on) fprintf(s->gold_csv, "step,alive_ops,supernet_mflops,derived_mflops,heldout_acc\n");
+    return DP_OK;
+}
+
+/* ---- pruning ---- */
 
 static int alive_in_row(const srch *s, int r)
 {
@@ -67,7 +103,7 @@ static dp_status record_point(srch *s, int pruned)
     return DP_OK;
 }
 
-dp_status nas_gold_maybe_prune(srch *s, int epoch)
+static dp_status gold_maybe_prune(srch *s, int epoch)
 {
     if (epoch < s->cfg->warmup_epochs || s->step - s->last_prune < s->cfg->prune_every) return DP_OK;
     s->last_prune = s->step;
@@ -84,7 +120,7 @@ dp_status nas_gold_maybe_prune(srch *s, int epoch)
     return record_point(s, pruned);
 }
 
-dp_status nas_gold_finish(srch *s)
+static dp_status gold_finish(srch *s)
 {
     dp_status rc = record_point(s, 0);
     if (rc != DP_OK || s->cfg->flops_budget <= 0) return rc;
@@ -117,3 +153,17 @@ dp_status nas_gold_finish(srch *s)
     return dp_errorf(DP_ERR_ARG, "--flops-budget %.3g MFLOPs: no derivable network of this space fits (the fixed part alone is %.3g)",
                      s->cfg->flops_budget, s->fixed_mflops);
 }
+
+const nas_strategy nas_strategy_gold = {
+    .name = "gold",
+    .t_start = 1.0f,
+    .t_end = 1.0f,
+    .bilevel = 0,
+    .flags = NAS_FLAG_FLOPS_BUDGET,
+    .mix = gold_mix,
+    .host_row = gold_host_row,
+    .setup = gold_setup,
+    .open_outputs = gold_open_outputs,
+    .after_step = gold_maybe_prune,
+    .finish = gold_finish,
+};

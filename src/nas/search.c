@@ -11,14 +11,16 @@
  * Both gradients are weighted by this rank's share of the global batch and
  * summed, as in the trainer, so P ranks x batch b take the step of one rank
  * with batch P b (exactly so with --sampler global).
- * Gumbel noise comes from a stream every rank shares, so every rank samples
- * the same ops. */
+ * What differs between strategies (one-level or bilevel, the temperature,
+ * Gumbel noise before each pass) comes from the strategy's record
+ * (strategy.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nas/search_run.h"
+#include "nas/strategy.h"
 
 #define NSTATS 5 /* loss sum, correct, images, non-finite, unused */
 
@@ -34,15 +36,6 @@ static dp_tensor *batch_tensor(srch *s, long bs)
     return dp_tensor_wrap(&s->ctx, s->x, 4, shape);
 }
 
-static void draw_gumbel(srch *s)
-{
-    long n = (long)NAS_ROWS * s->nops;
-    for (long k = 0; k < n; k++) {
-        float u = dp_rng_uniform(&s->noise);
-        s->gumbel[k] = -logf(-logf(u * 0.999998f + 1e-6f));
-    }
-}
-
 /* Gradients of one batch into the weights (want_w) and/or alpha (want_a),
  * averaged over the ranks. stats += loss sum, correct, images, non-finite. */
 static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *smp, long step, int want_w, int want_a,
@@ -55,7 +48,7 @@ static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *sm
     if (want_a) dp_params_zero_grad(ap);
     trainable(wp, want_w);
     trainable(ap, want_a);
-    if (s->cfg->strategy == DP_NAS_GUMBEL) draw_gumbel(s); /* every rank draws, batch or not */
+    if (s->strat->before_pass) s->strat->before_pass(s); /* gumbel: every rank draws, batch or not */
     dp_ctx_reset(c);
     c->training = 1;
     c->grad_enabled = 1;
@@ -123,12 +116,7 @@ static dp_status unrolled_alpha(srch *s, long i_tr, long i_va, double *stats)
 static void set_temperature(srch *s)
 {
     double p = s->total_steps ? (double)s->step / (double)s->total_steps : 0;
-    if (s->cfg->strategy == DP_NAS_TEMPERATURE)
-        s->temp = (float)(s->t_start * pow(s->t_end / s->t_start, p));
-    else if (s->cfg->strategy == DP_NAS_GUMBEL)
-        s->temp = (float)(s->t_start - (s->t_start - s->t_end) * p);
-    else
-        s->temp = 1.0f;
+    s->temp = s->strat->temperature ? s->strat->temperature(s->t_start, s->t_end, p) : 1.0f;
     s->sn->mix.temperature = s->temp;
 }
 
@@ -143,7 +131,7 @@ dp_status nas_search_step(srch *s, long i, double *stats)
     dp_status rc;
     /* warm-up: the weights learn before alpha judges them, against the early bias to parameter-free ops */
     int alpha_on = s->step >= (long)cfg->arch_warmup * s->steps;
-    if (cfg->strategy == DP_NAS_GOLD)
+    if (!s->strat->bilevel)
         rc = grads_at(s, &s->tr, &s->str, i, 1, alpha_on, stats);
     else if (!alpha_on)
         rc = DP_OK;
@@ -153,7 +141,7 @@ dp_status nas_search_step(srch *s, long i, double *stats)
         rc = grads_at(s, &s->va, &s->sva, i_va, 0, 1, astats);
     if (rc != DP_OK) return rc;
     stats[3] += astats[3];
-    if (cfg->strategy != DP_NAS_GOLD) {
+    if (s->strat->bilevel) {
         /* the weight step sees the alpha just taken, as the reference's architect.step then model step */
         if (alpha_on && cfg->a_clip > 0) dp_clip_grad_norm(ap->grad, ap->n, cfg->a_clip);
         if (alpha_on) dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
@@ -165,7 +153,7 @@ dp_status nas_search_step(srch *s, long i, double *stats)
     if (stats[3] > 0)
         return dp_errorf(DP_ERR_NONFINITE, "search step %ld: the loss is not finite on %.0f rank(s); lower --lr or --arch-lr",
                          s->step + 1, stats[3]);
-    if (cfg->strategy == DP_NAS_GOLD && alpha_on) {
+    if (!s->strat->bilevel && alpha_on) {
         if (cfg->a_clip > 0) dp_clip_grad_norm(ap->grad, ap->n, cfg->a_clip);
         dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
     }
@@ -184,7 +172,7 @@ dp_status nas_evaluate(srch *s, long limit, double *loss_out, double *acc_out)
         long per = (limit + s->size - 1) / s->size;
         if (hi - lo > per) hi = lo + per;
     }
-    if (s->cfg->strategy == DP_NAS_GUMBEL) memset(s->gumbel, 0, (size_t)NAS_ROWS * (size_t)s->nops * sizeof(float));
+    if (s->strat->before_eval) s->strat->before_eval(s); /* gumbel: no noise */
     double v[3] = {0, 0, (double)(hi - lo)};
     dp_status rc = DP_OK;
     for (long first = lo; first < hi && rc == DP_OK; first += s->cfg->eval_batch) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dptrain/search.h"
+#include "nas/strategy.h"
 
 void dp_search_config_defaults(dp_search_config *cfg)
 {
@@ -41,6 +42,9 @@ void dp_search_config_defaults(dp_search_config *cfg)
 dp_status dp_search_config_check(const dp_search_config *cfg)
 {
     const dp_supernet_config *n = &cfg->net;
+    const nas_strategy *st = nas_strategy_of(cfg->strategy);
+    char names[256];
+    RANGE(st, "--strategy: %d is not a strategy", (int)cfg->strategy);
     RANGE(n->layers >= 1 && n->layers <= 64, "--layers: %d is out of range [1, 64]", n->layers);
     RANGE(n->channels >= 1 && n->channels <= 1024, "--channels: %d is out of range [1, 1024]", n->channels);
     RANGE(n->recompute >= 0 && n->recompute <= 64, "--recompute: %d is out of range [0, 64]", n->recompute);
@@ -71,8 +75,10 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     NONNEG(cfg->cost_weight, "--cost-weight");
     RANGE(isfinite(cfg->flops_budget) && cfg->flops_budget >= 0, "--flops-budget: %g must be >= 0 (MFLOPs)",
           cfg->flops_budget);
-    RANGE(!cfg->flops_budget || cfg->strategy == DP_NAS_GOLD, "--flops-budget is a bound of --strategy gold");
-    RANGE(!cfg->unrolled || cfg->strategy != DP_NAS_GOLD, "--unrolled needs a bilevel strategy (not gold)");
+    RANGE(!cfg->flops_budget || (st->flags & NAS_FLAG_FLOPS_BUDGET), "--flops-budget is a bound of --strategy %s",
+          nas_strategy_list(NAS_FLAG_FLOPS_BUDGET, 1, names, sizeof names));
+    RANGE(!cfg->unrolled || (st->flags & NAS_FLAG_UNROLLED), "--unrolled needs a bilevel strategy (not %s)",
+          nas_strategy_list(NAS_FLAG_UNROLLED, 0, names, sizeof names));
     RANGE(cfg->prune_every >= 1, "--prune-every: %d must be >= 1", cfg->prune_every);
     RANGE(cfg->warmup_epochs >= 0, "--warmup-epochs: %d is negative", cfg->warmup_epochs);
     RANGE(cfg->arch_warmup >= 0 && cfg->arch_warmup < cfg->epochs, "--arch-warmup: %d must be in [0, epochs=%d)",
@@ -117,9 +123,9 @@ int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
 
 void dp_search_temperatures(const dp_search_config *cfg, float *t_start, float *t_end)
 {
-    /* temperature: the small-temperature schedule from 1 to 0.05; gumbel: GDAS's tau from 10 to 0.1 */
-    float s = cfg->strategy == DP_NAS_GUMBEL ? 10.0f : 1.0f, e = cfg->strategy == DP_NAS_GUMBEL ? 0.1f : 0.05f;
-    if (cfg->strategy == DP_NAS_DARTS || cfg->strategy == DP_NAS_GOLD) s = e = 1.0f;
+    /* the strategy's defaults: temperature 1 -> 0.05, gumbel (GDAS's tau) 10 -> 0.1, others 1 */
+    const nas_strategy *st = nas_strategy_of(cfg->strategy);
+    float s = st ? st->t_start : 1.0f, e = st ? st->t_end : 1.0f;
     *t_start = cfg->t_start > 0 ? cfg->t_start : s;
     *t_end = cfg->t_end > 0 ? cfg->t_end : e;
 }

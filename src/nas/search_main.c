@@ -8,6 +8,7 @@
 
 #include "dptrain/fault.h"
 #include "nas/search_run.h"
+#include "nas/strategy.h"
 
 
 /* The two halves of this rank's images: weights train on the first, alpha on the second. */
@@ -200,11 +201,9 @@ static dp_status setup(srch *s, MPI_Comm comm)
     s->gumbel = calloc(na, sizeof *s->gumbel);
     s->mask = malloc(na * sizeof *s->mask);
     if (!s->gumbel || !s->mask) return dp_errorf(DP_ERR_NOMEM, "out of memory");
-    for (size_t k = 0; k < na; k++)
-        s->mask[k] = cfg->strategy == DP_NAS_GOLD && s->sn->cfg.ops[k % (size_t)s->nops] == DP_NAS_NONE ? 0.0f : 1.0f;
-    s->sn->mix = (dp_nas_mix){.strategy = cfg->strategy, .temperature = 1.0f,
-                              .gumbel = cfg->strategy == DP_NAS_GUMBEL ? s->gumbel : NULL,
-                              .mask = cfg->strategy == DP_NAS_GOLD ? s->mask : NULL};
+    for (size_t k = 0; k < na; k++) s->mask[k] = 1.0f;
+    s->sn->mix = (dp_nas_mix){.strategy = cfg->strategy, .temperature = 1.0f};
+    if (s->strat->setup) s->strat->setup(s); /* gumbel: the noise; gold: the mask */
     if (cfg->unrolled) {
         s->wbak = malloc(wp->n * sizeof(float));
         s->vbuf = malloc(wp->n * sizeof(float));
@@ -321,7 +320,7 @@ static dp_status run_epochs(srch *s, dp_search_result *res)
                 if (rc == DP_OK) rc = dp_sync_check_replicas(&s->async, &s->sn->alpha, s->step);
                 if (rc != DP_OK) return rc;
             }
-            if (cfg->strategy == DP_NAS_GOLD && (rc = nas_gold_maybe_prune(s, epoch)) != DP_OK) return rc;
+            if (s->strat->after_step && (rc = s->strat->after_step(s, epoch)) != DP_OK) return rc;
         }
         s->step_time += step_s;
         res->train_images_per_s += ep[2];
@@ -337,8 +336,8 @@ static dp_status run_epochs(srch *s, dp_search_result *res)
     res->epoch_s = ran > 0 ? s->step_time / ran : 0;
     res->train_images_per_s = s->step_time > 0 ? res->train_images_per_s / s->step_time : 0;
     if (res->stopped_early) return DP_OK;
-    if (cfg->strategy == DP_NAS_GOLD) {
-        dp_status rc = nas_gold_finish(s);
+    if (s->strat->finish) { /* gold: the final pruning changed the network: derive it again */
+        dp_status rc = s->strat->finish(s);
         if (rc != DP_OK) return rc;
         rc = nas_derive(s, &res->genotype);
         if (rc != DP_OK) return rc;
@@ -363,6 +362,7 @@ dp_status dp_search_run(const dp_search_config *cfg, MPI_Comm comm, dp_search_re
     srch s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
+    s.strat = nas_strategy_of(cfg->strategy); /* dp_search_config_check: a strategy of the table */
     s.size = 1;
     double t0 = dp_now();
     rc = setup(&s, comm);

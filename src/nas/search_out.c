@@ -8,23 +8,15 @@
 #include <sys/wait.h>
 
 #include "nas/search_run.h"
+#include "nas/strategy.h"
 
 void nas_host_weights(const srch *s, float *w)
 {
     const float *a = s->sn->alpha.data;
     int n = s->nops;
-    for (int r = 0; r < NAS_ROWS; r++) {
-        const float *ar = a + (size_t)r * (size_t)n;
-        float *wr = w + (size_t)r * (size_t)n;
-        if (s->cfg->strategy == DP_NAS_GOLD) {
-            for (int k = 0; k < n; k++) wr[k] = s->mask[r * n + k] / (1.0f + expf(-ar[k]));
-            continue;
-        }
-        float t = s->cfg->strategy == DP_NAS_TEMPERATURE ? s->temp : 1.0f, mx = ar[0], sum = 0;
-        for (int k = 1; k < n; k++) mx = ar[k] > mx ? ar[k] : mx;
-        for (int k = 0; k < n; k++) sum += wr[k] = expf((ar[k] - mx) / t);
-        for (int k = 0; k < n; k++) wr[k] /= sum;
-    }
+    for (int r = 0; r < NAS_ROWS; r++)
+        s->strat->host_row(a + (size_t)r * (size_t)n, s->mask + (size_t)r * (size_t)n, s->temp, n,
+                           w + (size_t)r * (size_t)n);
 }
 
 dp_status nas_derive(const srch *s, dp_genotype *g)
@@ -72,12 +64,7 @@ dp_status nas_outputs_open(srch *s)
         for (int k = 0; k < s->nops; k++) fprintf(s->alpha_csv, ",%s", dp_nas_op_name(s->sn->cfg.ops[k]));
         fprintf(s->alpha_csv, "\n");
     }
-    if (s->cfg->strategy == DP_NAS_GOLD) {
-        s->gold_csv = open_in_out(s, "gold_tradeoff.csv", go_on ? "a" : "w");
-        if (!s->gold_csv) return dp_errorf(DP_ERR_IO, "%s/gold_tradeoff.csv: cannot create", s->cfg->out);
-        if (!go_on) fprintf(s->gold_csv, "step,alive_ops,supernet_mflops,derived_mflops,heldout_acc\n");
-    }
-    return DP_OK;
+    return s->strat->open_outputs ? s->strat->open_outputs(s) : DP_OK;
 }
 
 void nas_outputs_close(srch *s)

@@ -1,5 +1,6 @@
 /* The state of one search, shared by the loop (search.c), its per-epoch
- * outputs (search_out.c) and gold's pruning (gold.c). Private to src/nas. */
+ * outputs (search_out.c) and the strategies' hooks (strategy.h). Private to
+ * src/nas. */
 #ifndef DP_NAS_SEARCH_RUN_H
 #define DP_NAS_SEARCH_RUN_H
 
@@ -16,8 +17,11 @@
 /* The edge of node `node` that reads state `input`: node i's edges start at 0, 2, 5, 9. */
 static inline int nas_edge_of(int node, int input) { return 2 * node + node * (node - 1) / 2 + input; }
 
+struct nas_strategy;
+
 typedef struct srch {
     const dp_search_config *cfg;
+    const struct nas_strategy *strat; /* the table's record of cfg->strategy */
     int rank, size;
     dp_supernet *sn;
     int nops;
@@ -35,7 +39,7 @@ typedef struct srch {
     int32_t *y;
     long feat;
     float t_start, t_end, temp; /* temperature now */
-    float *gumbel, *mask;       /* [NAS_ROWS * nops] */
+    float *gumbel, *mask;       /* [NAS_ROWS * nops]: this pass's noise (gumbel); 1 = op alive (gold prunes) */
     double *flops;              /* [NAS_ROWS * nops] per-sample FLOPs of each (cell type, edge, op), all cells */
     float *cost;                /* [NAS_ROWS * nops] the penalty's cost: MFLOPs or ms */
     double fixed_mflops;        /* stem, preprocessing, head */
@@ -50,8 +54,9 @@ typedef struct srch {
 } srch;
 
 /* search_out.c */
-/*! Mixing weights of the current alpha as the strategy sees them (softmax at
- *  the current temperature; gold: sigmoid times mask), host-side. */
+/*! Mixing weights of the current alpha as the strategy sees them (its
+ *  host_row: softmax, at the current temperature for temperature; gold:
+ *  sigmoid times mask), host-side. */
 void nas_host_weights(const srch *s, float *w);
 dp_status nas_outputs_open(srch *s);
 void nas_outputs_close(srch *s);
@@ -63,12 +68,6 @@ void nas_draw_cells(srch *s, const dp_genotype *g);
 double nas_genotype_mflops(const srch *s, const dp_genotype *g);
 /*! Derives the genotype of the current alpha. */
 dp_status nas_derive(const srch *s, dp_genotype *g);
-
-/* gold.c */
-/*! Between steps: one pruning round when due; records the trade-off point. */
-dp_status nas_gold_maybe_prune(srch *s, int epoch);
-/*! At the end: prunes on until the derived network fits --flops-budget. */
-dp_status nas_gold_finish(srch *s);
 
 /* search_ckpt.c */
 /*! Collective: <out>/search.dpc after `epochs_done` epochs (nothing without --out). */

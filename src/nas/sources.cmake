@@ -6,6 +6,10 @@ dp_room(nas
   src/nas/search_main.c
   src/nas/search_ckpt.c
   src/nas/search_out.c
+  src/nas/strategy.c
+  src/nas/strategy_darts.c
+  src/nas/strategy_temperature.c
+  src/nas/strategy_gumbel.c
   src/nas/gold.c
   src/nas/costs.c
   src/nas/random_genotype.c

@@ -19,6 +19,7 @@
 
 #include "dptrain/supernet.h"
 #include "models/darts_ops.h"
+#include "nas/strategy.h"
 
 enum { NE = DP_NAS_EDGES, MAXW = 2 * DP_NAS_EDGES * DP_NAS_NUM_OPS };
 
@@ -54,25 +55,6 @@ static dp_tensor *sn_fail(dp_ctx *c, dp_status s, const char *msg)
 {
     if (c->status == DP_OK) c->status = dp_errorf(s, "supernet: %s", msg);
     return NULL;
-}
-
-/* ---- strategies ---- */
-
-static const char *const strategy_names[] = {"darts", "temperature", "gumbel", "gold"};
-
-const char *dp_nas_strategy_name(dp_nas_strategy s)
-{
-    return (unsigned)s < 4 ? strategy_names[s] : "unknown";
-}
-
-dp_status dp_nas_strategy_parse(const char *name, dp_nas_strategy *out)
-{
-    for (int i = 0; i < 4; i++)
-        if (name && !strcmp(name, strategy_names[i])) {
-            *out = (dp_nas_strategy)i;
-            return DP_OK;
-        }
-    return dp_errorf(DP_ERR_ARG, "--strategy: '%s' is not darts, temperature, gumbel or gold", name ? name : "(null)");
 }
 
 void dp_supernet_config_defaults(dp_supernet_config *cfg)
@@ -160,26 +142,12 @@ dp_tensor *dp_supernet_forward_weights(dp_supernet *sn, dp_ctx *c, dp_tensor *x,
     return net_forward(sn, c, x);
 }
 
-/* [14, nops] mixing weights of cell type t from alpha, per sn->mix */
-static dp_tensor *mix_weights(dp_ctx *c, dp_supernet *sn, int t)
+/* [14, nops] mixing weights of cell type t from alpha, per sn->mix (the strategy's mix) */
+static dp_tensor *mix_weights(dp_ctx *c, dp_supernet *sn, const nas_strategy *st, int t)
 {
-    const dp_nas_mix *m = &sn->mix;
     const long off = (long)t * NE * sn->cfg.nops;
     dp_tensor *a = t ? sn->alpha_reduce : sn->alpha_normal;
-    switch (m->strategy) {
-    case DP_NAS_DARTS: return dp_softmax(c, a, 1.0f);
-    case DP_NAS_TEMPERATURE: return dp_softmax(c, a, m->temperature);
-    case DP_NAS_GUMBEL: {
-        if (!m->gumbel) return sn_fail(c, DP_ERR_ARG, "gumbel strategy without noise (mix.gumbel is NULL)");
-        dp_tensor *g = dp_tensor_wrap(c, (float *)m->gumbel + off, a->ndim, a->shape);
-        return dp_onehot_st(c, dp_softmax(c, dp_add(c, a, g), m->temperature));
-    }
-    case DP_NAS_GOLD: {
-        dp_tensor *w = dp_sigmoid(c, a);
-        return m->mask ? dp_mul(c, w, dp_tensor_wrap(c, (float *)m->mask + off, a->ndim, a->shape)) : w;
-    }
-    }
-    return sn_fail(c, DP_ERR_ARG, "unknown mixing strategy");
+    return st->mix(c, &sn->mix, a, off);
 }
 
 static dp_tensor *supernet_forward(dp_model *m, dp_ctx *c, dp_tensor *x)
@@ -188,13 +156,15 @@ static dp_tensor *supernet_forward(dp_model *m, dp_ctx *c, dp_tensor *x)
     sn_net *net = sn->impl;
     const int nops = sn->cfg.nops;
     if (!x) return NULL;
-    dp_tensor *w[2] = {mix_weights(c, sn, 0), mix_weights(c, sn, 1)};
+    const nas_strategy *st = nas_strategy_of(sn->mix.strategy);
+    if (!st) return sn_fail(c, DP_ERR_ARG, "unknown mixing strategy");
+    dp_tensor *w[2] = {mix_weights(c, sn, st, 0), mix_weights(c, sn, st, 1)};
     if (!w[0] || !w[1]) return NULL;
     const float *mask = sn->mix.mask;
-    const int gumbel = sn->mix.strategy == DP_NAS_GUMBEL;
+    const int sampled = st->sampled; /* only the sampled op of an edge is computed */
     for (int i = 0; i < 2 * NE * nops; i++)
         net->alive[i] = sn->cfg.ops[i % nops] != DP_NAS_NONE && (!mask || mask[i] != 0.0f) &&
-                        (!gumbel || w[i / (NE * nops)]->data[i % (NE * nops)] != 0.0f);
+                        (!sampled || w[i / (NE * nops)]->data[i % (NE * nops)] != 0.0f);
     sn->weights[0] = w[0];
     sn->weights[1] = w[1];
     return net_forward(sn, c, x);

@@ -4,7 +4,7 @@ dp_room(train
   src/train/report.c
   src/train/sampler.c
   src/train/sync.c
-  src/train/resume.c
-  src/train/trainer.c
+  src/train/driver.c
+  src/train/classify.c
 )
 target_link_libraries(dp_train PUBLIC MPI::MPI_C PkgConfig::ZSTD PkgConfig::XXHASH ZLIB::ZLIB)

@@ -1,0 +1,115 @@
+/* What the trainer needs from the other ranks: agreement on the
+ * configuration, identical initial replicas, gradient averaging in buckets
+ * (overlapped with backward through the comm engine), per-step statistics and
+ * the replica check. With no communicator (MPI not initialised) or one rank,
+ * every call is a cheap no-op, so single-process training needs no MPI. */
+#ifndef DP_TRAIN_SYNC_H
+#define DP_TRAIN_SYNC_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/comm.h"
+#include "dptrain/nn.h"
+
+typedef struct dp_bucket {
+    size_t lo, hi;   /* range of the flat gradient buffer */
+    int params;      /* parameters in it */
+    int pending;     /* this step: parameters whose gradient is not final yet */
+} dp_bucket;
+
+typedef struct dp_sync {
+    MPI_Comm comm;   /* MPI_COMM_NULL: single process */
+    int rank, size;
+    dp_engine *engine;
+    int overlap;
+    const dp_params *params;
+    int np;          /* trainable parameters */
+    size_t *p_off;   /* [np] offsets, ascending */
+    int *p_bucket;   /* [np] */
+    int *p_uses;     /* [np] tape nodes that still owe this parameter a gradient */
+    dp_bucket *buckets;
+    int nb, next;    /* buckets; next to submit (buckets go out in index order) */
+    int active;      /* within a step that communicates */
+    dp_codec_config codec; /* kind NONE and no wire stage: plain float32 */
+    int codec_on;    /* this step goes through the codec (off before --codec-start) */
+    uint64_t step;   /* names the step in the codec's random stream, so a resumed run rounds alike */
+    float *residual; /* [params n] error feedback of int8 or top-k, this rank's; else NULL */
+    int sparse;      /* DP_SPARSE_*: top-k or PowerSGD after backward instead of ring buckets */
+    double topk_fraction;
+    float topk_momentum; /* DGC: 0 = off; else residual holds 2 n floats, the velocity after the n of the residual */
+    dp_topk_ws *topk;
+    dp_powersgd *psgd;
+    float *state;    /* what a checkpoint must keep of the compressor, this rank's (or NULL); residual if set */
+    size_t state_n;
+    double sparse_sent, sparse_raw; /* bytes of top-k / PowerSGD calls */
+    double comm_wait_s; /* time the training thread spent waiting for allreduces */
+    dp_watchdog *wd;    /* NULL: off */
+    uint64_t *hashes;   /* [size] the replica check's gather */
+    uint64_t item_base; /* engine ranges submitted before this step's buckets */
+} dp_sync;
+
+typedef struct dp_sync_opts {
+    dp_allreduce_algo algo;
+    size_t bucket_bytes;
+    int overlap;
+    dp_codec_config codec;
+    int sparse;           /* DP_SPARSE_* (dptrain/train.h) */
+    double topk_fraction;
+    float topk_momentum;  /* DGC momentum correction (0 = off) */
+    int powersgd_rank;
+} dp_sync_opts;
+
+dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_sync_opts *o);
+void dp_sync_free(dp_sync *s);
+
+/*! Compares `text` (key=value lines) across ranks; a difference stops every
+ *  rank with DP_ERR_MPI naming the rank, the field and both values. */
+dp_status dp_sync_agree(dp_sync *s, const char *text);
+/*! Collective: every rank passes its own status of a step that may fail on
+ *  one rank only (loading data, opening files). If any rank failed, all return
+ *  an error: the failing rank its own, prefixed with its rank, the others
+ *  DP_ERR_MPI saying that `what` failed on another rank. */
+dp_status dp_sync_all_ok(dp_sync *s, dp_status mine, const char *what);
+/*! Collective: rank 0's status, with its message, becomes every rank's (a
+ *  step only rank 0 does, such as reading a checkpoint). */
+dp_status dp_sync_root_status(dp_sync *s, dp_status rc);
+/*! Rank 0's bytes to every rank. */
+dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes);
+/*! Every rank's `bytes` to rank 0's `all` (size x bytes, rank order; only
+ *  rank 0's `all` is written), and back: rank 0's slice r to rank r. */
+dp_status dp_sync_gather0(dp_sync *s, const void *mine, size_t bytes, void *all);
+dp_status dp_sync_scatter0(dp_sync *s, const void *all, size_t bytes, void *mine);
+/*! Every rank's compressor state (s->state, s->state_n floats) to rank 0, in
+ *  rank order, into *all (allocated there; NULL elsewhere and without state);
+ *  and back from rank 0's `all` to every rank's s->state. */
+dp_status dp_sync_gather_state(dp_sync *s, float **all);
+dp_status dp_sync_scatter_state(dp_sync *s, const float *all);
+/*! Element-wise sum over ranks of a few doubles (step statistics). */
+dp_status dp_sync_sum(dp_sync *s, double *v, int n);
+/*! Every rank's long. */
+dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all);
+/*! crc32 of the parameter and buffer ranges compared across ranks. */
+dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step);
+
+/*! Collective: from now on, a wait on the other ranks that sees no progress
+ *  for timeout_s is reported by the watchdog (comm.h), which aborts the job.
+ *  Started once training starts, so slow set-up (loading data) is not a stall. */
+dp_status dp_sync_watchdog(dp_sync *s, double timeout_s);
+/*! What this rank does between waits, for the watchdog's report. */
+void dp_sync_phase(dp_sync *s, const char *phase, long step);
+
+/*! Bytes this rank has sent for gradients so far: on the wire, and the
+ *  float32 bytes they stand for. */
+void dp_sync_wire_bytes(dp_sync *s, double *wire, double *raw);
+
+/*! Before backward of a step whose gradients are averaged: counts, per
+ *  parameter, the tape nodes that will add to its gradient, and installs the
+ *  hook that submits each bucket once its last gradient is final. */
+void dp_sync_begin(dp_sync *s, dp_ctx *c);
+/*! After backward (or instead of it, for an empty local batch): submits what
+ *  is left in order and waits for every bucket. */
+dp_status dp_sync_end(dp_sync *s, dp_ctx *c);
+
+#endif

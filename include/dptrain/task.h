@@ -1,0 +1,158 @@
+/* The one training loop and the workloads it drives.
+ *
+ * A workload (image classification, the DARTS search, a DSI member) is a task:
+ * its own state plus a table of functions (dp_task_ops). The driver
+ * (src/train/driver.c) owns what every workload shares:
+ *
+ *   set-up:  ranks, the gradient sync of the task's parameters, the watchdog,
+ *            every rank agreeing that building succeeded, the configuration
+ *            agreement, the run directory (metrics.jsonl, free space),
+ *            identical replicas (rank 0's parameters) or --resume
+ *   epochs:  epoch_begin -> per step: step (forward/backward, gradients
+ *            averaged) -> the step's statistics summed over ranks -> the
+ *            non-finite policy (stop, or skip and halve the loss scale) ->
+ *            update (clip, optimizer) -> progress bar, metrics, replica
+ *            check, --stop-after, signals, periodic checkpoints
+ *            -> epoch_end (evaluation, the task's report) -> checkpoint
+ *   resume:  <out>/checkpoint.dpc (or the newest older one that reads),
+ *            checked against this run, so a stopped run ends with the bits
+ *            of one never stopped.
+ *
+ * A task never writes a checkpoint file, opens the metrics file or loops over
+ * epochs; it says what its step, update and evaluation are. A new workload is
+ * one file in its own room with a dp_task_ops table and no edit here. */
+#ifndef DPTRAIN_TASK_H
+#define DPTRAIN_TASK_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "dptrain/checkpoint.h"
+#include "dptrain/report.h"
+#include "dptrain/sync.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What every workload's run shares, from the command line. */
+typedef struct dp_run_opts {
+    char out[512];          /* run directory: metrics.jsonl, checkpoint.dpc ("" = none) */
+    int epochs;
+    int resume;             /* go on from <out>/checkpoint.dpc */
+    long stop_after;        /* checkpoint and stop after this global step (0 = never) */
+    int stop_after_epochs;  /* checkpoint and stop after this many epochs (0 = never) */
+    long checkpoint_every;  /* also checkpoint every this many steps (0 = at epoch ends only) */
+    int keep_checkpoints;   /* checkpoint.dpc plus keep - 1 older ones */
+    long check_replicas;    /* compare a hash of the parameters across ranks every N steps (0 = off) */
+    int on_nonfinite;       /* dp_nonfinite_policy (train.h) */
+    float loss_scale;       /* backward seed multiplier; 1 for tasks without --loss-scale */
+    long loss_scale_growth; /* clean steps before a lowered scale doubles back */
+    double watchdog_s;      /* 0 = off */
+    int threads;            /* OpenBLAS threads per rank */
+    int progress, quiet;
+    int log_every;          /* a "step" line in metrics.jsonl every N steps (0 = none) */
+} dp_run_opts;
+
+/* Position and counters: saved verbatim in the checkpoint (DP_CK_STATE). */
+typedef struct dp_drive_state {
+    uint32_t version, epoch;
+    int64_t step;           /* optimizer steps taken */
+    int64_t pos;            /* position in the current epoch, in the task's units (micro-batches) */
+    double ep_loss_sum, train_time;
+    int64_t ep_correct, ep_seen;
+    uint64_t layout, n_params, n_buffers;
+    int32_t ranks, pad;
+    double loss_scale;      /* current (lowered by skipped steps) */
+    int64_t clean_steps;    /* finite steps since the scale last changed */
+    int64_t skipped, skip_run; /* skipped steps: in all, and in a row */
+} dp_drive_state;
+
+/* The step's statistics: each rank fills its own, the driver sums them. */
+enum { DP_STAT_LOSS, DP_STAT_CORRECT, DP_STAT_SEEN, DP_STAT_STOP, DP_STAT_NONFINITE, DP_NSTATS };
+
+typedef struct dp_driver {
+    const dp_run_opts *o;
+    int rank, size;
+    dp_sync sync;           /* the task's parameters: gradient buckets and every agreement */
+    const dp_params *params;/* what sync averages, is checked across ranks and checkpointed */
+    dp_report rep;
+    dp_drive_state st;
+    long steps;             /* positions in the current epoch */
+    long first_step;        /* st.step when this process started */
+    long saved_step;        /* step of the newest checkpoint on disk (-1: none) */
+    double session_train_s; /* seconds inside steps, this process */
+    double session_seen;    /* samples (all ranks) of this process's steps */
+    double t_start;         /* dp_now() when the epochs began */
+    int stopped;            /* ended at --stop-after or a signal, checkpoint written */
+    char nonfinite[1200];   /* a task's step may say why its gradients are not usable */
+    char ckpt[1024];
+    char config_text[8192];
+} dp_driver;
+
+/* An epoch as it ends: its sums over every rank, and its times. */
+typedef struct dp_epoch {
+    double loss, correct, seen; /* sums over the epoch (a resumed epoch: its earlier part included) */
+    double seen_now;            /* samples of this process's part of the epoch */
+    double began;               /* dp_now() when this process's part began */
+    double step_s;              /* seconds inside its steps */
+} dp_epoch;
+
+/* What a task's build tells the driver. */
+typedef struct dp_task_info {
+    const dp_params *params;   /* averaged, checked and checkpointed by the driver */
+    dp_sync_opts sync;
+    char *config_text;         /* key=value lines the ranks agree on and a resume must match */
+    size_t config_cap;
+    int (*resume_key)(const char *key); /* 1: a resume must keep this key's value (NULL: every key) */
+    double ckpt_floats;        /* floats a checkpoint holds besides parameters, buffers and sync state */
+} dp_task_info;
+
+typedef struct dp_task_ops {
+    const char *name;       /* "train", "search", ...: the phase names and messages */
+    /*! The model, before the ranks compare configurations; may fail on one rank
+     *  (the driver agrees on it). Fills info. */
+    dp_status (*build)(void *t, dp_driver *d, dp_task_info *info);
+    /*! Collective: data, samplers, initial parameters, optimizers, streams. */
+    dp_status (*load)(void *t, dp_driver *d);
+    /*! Collective, after load and --resume: the task's start-up line, extra agreements. */
+    dp_status (*start)(void *t, dp_driver *d);
+    /*! Start of an epoch (also one resumed midway): returns its positions. */
+    long (*epoch_begin)(void *t, dp_driver *d);
+    /*! Forward/backward over positions [pos, *next), gradients averaged;
+     *  stats (DP_NSTATS) this rank's. A non-finite reduction leaves its reason in d->nonfinite. */
+    dp_status (*step)(void *t, dp_driver *d, long pos, long *next, double *stats);
+    /*! Clip and the optimizers, once the step's gradients are known finite. */
+    dp_status (*update)(void *t, dp_driver *d);
+    /*! After the step is counted: replica checks of more parameters, pruning (may be NULL). */
+    dp_status (*after_step)(void *t, dp_driver *d);
+    /*! End of an epoch: evaluation and the task's report. */
+    dp_status (*epoch_end)(void *t, dp_driver *d, const dp_epoch *e);
+    /*! After the last epoch (not after a stop): final outputs (may be NULL). */
+    dp_status (*finish)(void *t, dp_driver *d);
+    /*! Collective: the task's checkpoint sections (rank 0 fills s[0 .. *n)). Memory
+     *  the task allocates for them stays valid until saved(). NULL: no checkpoints. */
+    dp_status (*save)(void *t, dp_driver *d, dp_ck_section *s, int *n);
+    void (*saved)(void *t);
+    /*! Rank 0: checks the task's sections of ck (naming path) and copies them in. */
+    dp_status (*restore)(void *t, dp_driver *d, const dp_checkpoint *ck, const char *path);
+    /*! Collective, after restore's status is shared: rank 0's restored state to every rank. */
+    dp_status (*share)(void *t, dp_driver *d);
+    /*! Learning rate at a step, for metrics (may be NULL). */
+    double (*lr)(void *t, long step);
+    void (*free)(void *t);
+} dp_task_ops;
+
+/*! Runs task t on the ranks of comm (MPI_COMM_NULL: alone, MPI not needed).
+ *  Every rank returns the same status; d stays readable afterwards (free it
+ *  with dp_drive_free, then the task). */
+dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Comm comm, dp_driver *d);
+void dp_drive_free(dp_driver *d);
+/*! Asks a running dp_drive to checkpoint and stop after the current step
+ *  (async-signal-safe: call it from a SIGTERM handler). */
+void dp_drive_request_stop(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,452 @@
+/* Image classification as a task of the one loop (dptrain/task.h):
+ * `dptrain train`.
+ *
+ * A step, on every rank: for each of `accumulate` micro-batches assemble this
+ * rank's batch (uint8 -> normalised float through a lookup table), forward,
+ * cross-entropy, backward into the flat gradient buffer with the loss weighted
+ * by this rank's share of the global batch; on the last micro-batch the
+ * buckets are allreduced while backward runs. The update clips and steps the
+ * optimizer on the flat parameters. Nothing in the step allocates once the
+ * arena has grown on the first step. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/data.h"
+#include "dptrain/fault.h"
+#include "dptrain/nas.h"
+#include "dptrain/ops.h"
+#include "dptrain/sampler.h"
+#include "dptrain/task.h"
+#include "dptrain/train.h"
+
+/* A rank's streams: the shuffling stream at the start of the current epoch
+ * (the permutation is regenerated from it) and the dropout stream. */
+typedef struct ck_rng {
+    dp_rng epoch_shuffle, dropout;
+} ck_rng;
+
+typedef struct classify {
+    const dp_train_config *cfg;
+    dp_model *m;
+    uint64_t manifest_hash;
+    dp_image_set train, test;
+    dp_sampler sampler;
+    dp_optimizer opt;
+    dp_schedule sched;
+    dp_ctx ctx;
+    float lut[256];
+    float *x;          /* [max batch, c*h*w] */
+    int32_t *y;
+    long feat;
+    long opt_steps_per_epoch;
+    dp_rng shuffle;    /* state at the start of the current epoch */
+    dp_rng after;      /* after this epoch's permutation: the next epoch's start */
+    ck_rng *rngs;      /* rank 0, checkpoints: every rank's streams */
+    int64_t opt_t;     /* a checkpoint's optimizer step count */
+    int epochs_done;   /* last epoch's figures, for dp_train_result */
+    double train_loss, train_acc, test_loss, test_acc;
+    char config_text[4096];
+} classify;
+
+/* --model by name, or --arch: the genotype's network, whose content joins the
+ * configuration text so that ranks and resumes compare the cell, not the path. */
+static dp_status build_model(classify *c, const dp_model_shape *shape, const dp_genotype *g)
+{
+    const dp_train_config *cfg = c->cfg;
+    if (!cfg->arch[0]) return dp_model_build(cfg->model, shape, &c->m);
+    dp_status rc = dp_darts_net_build(g, cfg->layers, cfg->channels, cfg->drop_path, shape, &c->m);
+    if (rc != DP_OK) return rc;
+    char text[1024];
+    size_t len = strlen(c->config_text), cap = sizeof c->config_text;
+    int tl = dp_genotype_format(g, text, sizeof text);
+    int n = snprintf(c->config_text + len, cap - len, "genotype=%s\n", text);
+    if (tl < 0 || (size_t)tl >= sizeof text || n < 0 || (size_t)n >= cap - len)
+        return dp_errorf(DP_ERR_NOMEM, "%s: the genotype does not fit the configuration text", cfg->arch);
+    return DP_OK;
+}
+
+static dp_status build(void *t, dp_driver *d, dp_task_info *info)
+{
+    classify *c = t;
+    const dp_train_config *cfg = c->cfg;
+    (void)d;
+    dp_train_config_format(cfg, c->config_text, sizeof c->config_text);
+    dp_model_shape shape = {0, 0, 0, 0};
+    dp_manifest *man = NULL;
+    dp_genotype g; /* first: a bad --arch is reported whatever the data */
+    dp_status rc = cfg->arch[0] ? dp_genotype_load(cfg->arch, &g) : DP_OK;
+    if (rc == DP_OK) rc = dp_manifest_load(cfg->data, &man);
+    if (rc == DP_OK) {
+        shape = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
+                                 (int)man->schema.param[3]};
+        c->manifest_hash = dp_manifest_hash(man);
+        dp_manifest_free(man);
+    }
+    if (rc == DP_OK) rc = build_model(c, &shape, &g);
+    info->sync = (dp_sync_opts){.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
+                                .overlap = cfg->overlap, .codec = cfg->codec, .sparse = cfg->sparse,
+                                .topk_fraction = cfg->topk_fraction, .topk_momentum = cfg->dgc_momentum,
+                                .powersgd_rank = cfg->powersgd_rank};
+    info->sync.codec.seed = cfg->seed;
+    info->params = c->m ? &c->m->params : NULL;
+    info->resume_key = dp_train_config_resume_key;
+    size_t len = strlen(c->config_text);
+    snprintf(c->config_text + len, sizeof c->config_text - len, "manifest=%016llx\n",
+             (unsigned long long)c->manifest_hash);
+    snprintf(info->config_text, info->config_cap, "%s", c->config_text);
+    return rc;
+}
+
+static dp_status load_data(classify *c, const dp_driver *d)
+{
+    const dp_train_config *cfg = c->cfg;
+    /* global sampler: every rank holds the whole split; shard: its own shards */
+    int global = cfg->sampler == DP_SAMPLER_GLOBAL;
+    dp_status rc = dp_image_set_load(cfg->data, "train", global ? 0 : d->rank, global ? 1 : d->size, cfg->limit,
+                                     &c->train);
+    if (rc != DP_OK) return rc;
+    rc = dp_image_set_load(cfg->data, "test", d->rank, d->size, cfg->test_limit, &c->test);
+    if (rc != DP_OK) return rc;
+    if (c->train.split_total == 0) return dp_errorf(DP_ERR_ARG, "%s: the train split is empty", cfg->data);
+    if (c->test.n && (c->test.c != c->train.c || c->test.h != c->train.h || c->test.w != c->train.w))
+        return dp_errorf(DP_ERR_FORMAT, "%s: train and test images differ in shape", cfg->data);
+    dp_image_norm_lut(c->lut);
+    c->feat = (long)c->train.c * c->train.h * c->train.w;
+    long bmax = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;
+    c->x = aligned_alloc(64, ((size_t)bmax * (size_t)c->feat * sizeof(float) + 63) / 64 * 64);
+    c->y = malloc((size_t)bmax * sizeof *c->y);
+    if (!c->x || !c->y) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
+    return DP_OK;
+}
+
+static dp_status load(void *t, dp_driver *d)
+{
+    classify *c = t;
+    const dp_train_config *cfg = c->cfg;
+    dp_status rc = dp_sync_all_ok(&d->sync, load_data(c, d), "loading the data");
+    if (rc != DP_OK) return rc;
+    long *n_ranks = malloc((size_t)d->size * sizeof *n_ranks);
+    if (!n_ranks) return dp_errorf(DP_ERR_NOMEM, "out of memory");
+    rc = dp_sync_allgather_long(&d->sync, c->train.n, n_ranks);
+    if (rc == DP_OK) rc = dp_sampler_init(&c->sampler, (dp_sampler_kind)cfg->sampler, d->rank, d->size, cfg->batch, n_ranks);
+    free(n_ranks);
+    if (rc != DP_OK) return rc;
+    c->opt_steps_per_epoch = (c->sampler.steps + cfg->accumulate - 1) / cfg->accumulate;
+
+    dp_rng init;
+    dp_rng_seed(&init, cfg->seed, DP_STREAM_INIT, 0);
+    dp_params_init(&c->m->params, &init);
+    dp_opt_config oc = cfg->opt;
+    /* one rank sends nothing, so no top-k runs: --dgc's momentum goes back to the optimizer */
+    if (d->size == 1 && cfg->dgc_momentum > 0) oc.momentum = cfg->dgc_momentum;
+    rc = dp_optimizer_init(&c->opt, &oc, c->m->params.n);
+    if (rc != DP_OK) return rc;
+    c->sched = (dp_schedule){.kind = cfg->schedule, .base_lr = cfg->lr, .min_lr = cfg->min_lr,
+                             .gamma = cfg->step_gamma, .step_size = cfg->step_size, .warmup = cfg->warmup,
+                             .total = (long)cfg->epochs * c->opt_steps_per_epoch};
+    rc = dp_schedule_check(&c->sched);
+    if (rc != DP_OK) return rc;
+    dp_ctx_init(&c->ctx);
+    dp_rng_seed(&c->ctx.dropout_rng, cfg->seed, DP_STREAM_DROPOUT, (uint32_t)d->rank);
+    dp_rng_seed(&c->shuffle, cfg->seed, DP_STREAM_SHUFFLE, cfg->sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)d->rank);
+    return DP_OK;
+}
+
+static dp_status start(void *t, dp_driver *d)
+{
+    classify *c = t;
+    const dp_train_config *cfg = c->cfg;
+    char codec[64];
+    dp_train_codec_name(cfg, codec, sizeof codec);
+    if (!cfg->quiet && d->rank == 0)
+        fprintf(stderr,
+                "dptrain train: %s, %zu parameters, %ld train / %ld test images, %d rank(s) x batch %d (global %d), "
+                "%s lr %g, %d bucket(s), allreduce %s%s, codec %s%s\n",
+                c->m->name, c->m->params.n, c->train.split_total, c->test.split_total, d->size, cfg->batch,
+                cfg->batch * d->size * cfg->accumulate, dp_opt_kind_name(cfg->opt.kind), cfg->lr, d->sync.nb,
+                cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", d->sync.overlap ? " overlapped" : "",
+                codec, cfg->codec.wire_zstd_level ? " + zstd" : "");
+    return DP_OK;
+}
+
+/* The permutation is a function of the epoch-start stream state. */
+static long epoch_begin(void *t, dp_driver *d)
+{
+    classify *c = t;
+    c->m->progress = (float)d->st.epoch / (float)c->cfg->epochs; /* drop-path ramp, as the reference */
+    dp_rng epoch_start = c->shuffle;
+    dp_sampler_shuffle(&c->sampler, &c->shuffle);
+    c->after = c->shuffle;
+    c->shuffle = epoch_start;
+    return c->sampler.steps;
+}
+
+/* The reference's Cutout on the normalised batch: a side x side square at a
+ * uniform centre (clipped at the border) set to 0, every channel. The draws
+ * come from the dropout stream, which checkpoints carry, so resume is exact. */
+static void cutout(classify *c, long bs)
+{
+    int ch_n = c->train.c, h = c->train.h, w = c->train.w, half = c->cfg->cutout / 2;
+    for (long i = 0; i < bs; i++) {
+        int cy = (int)dp_rng_below(&c->ctx.dropout_rng, (uint64_t)h);
+        int cx = (int)dp_rng_below(&c->ctx.dropout_rng, (uint64_t)w);
+        int y1 = cy - half < 0 ? 0 : cy - half, y2 = cy + half > h ? h : cy + half;
+        int x1 = cx - half < 0 ? 0 : cx - half, x2 = cx + half > w ? w : cx + half;
+        for (int ch = 0; ch < ch_n; ch++)
+            for (int y = y1; y < y2; y++)
+                memset(c->x + (((size_t)i * ch_n + ch) * h + y) * w + x1, 0, (size_t)(x2 - x1) * sizeof(float));
+    }
+}
+
+static dp_tensor *batch_tensor(classify *c, long bs)
+{
+    int shape[4] = {(int)bs, c->train.c, c->train.h, c->train.w};
+    return dp_tensor_wrap(&c->ctx, c->x, 4, shape);
+}
+
+/* One micro-batch: forward, loss, backward with the loss weighted by this
+ * rank's share of the global batch. sync: allreduce the buckets. */
+static dp_status micro_step(classify *c, dp_driver *d, long micro, long global_bs, int sync, double *stats)
+{
+    dp_ctx *x = &c->ctx;
+    long first, bs = dp_sampler_local(&c->sampler, micro, &first);
+    dp_ctx_reset(x);
+    x->training = 1;
+    x->grad_enabled = 1;
+    if (bs > 0) {
+        dp_image_set_batch(&c->train, c->lut, c->sampler.perm, first, bs, c->x, c->y);
+        if (c->cfg->cutout) cutout(c, bs);
+        if (dp_fault_point("forward") == DP_FAULT_NAN) c->x[0] = NAN; /* a damaged input pixel */
+        long correct = 0;
+        dp_tensor *loss = dp_cross_entropy(x, c->m->forward(c->m, x, batch_tensor(c, bs)), c->y, &correct);
+        if (!loss) return x->status ? x->status : dp_errorf(DP_ERR_SHAPE, "forward failed");
+        double l = loss->data[0];
+        if (!isfinite(l)) stats[DP_STAT_NONFINITE] += 1; /* every rank learns it from the statistics allreduce */
+        stats[DP_STAT_LOSS] += isfinite(l) ? l * (double)bs : 0;
+        stats[DP_STAT_CORRECT] += (double)correct;
+        stats[DP_STAT_SEEN] += (double)bs;
+        /* SUM over ranks of (bs / global_bs) * mean-loss gradient = the global-batch mean
+         * (weighting here saves the allreduce a pass dividing by P) */
+        float w = (float)((double)bs / (double)global_bs * d->st.loss_scale);
+        if (sync) dp_sync_begin(&d->sync, x);
+        dp_status rc = dp_backward_scaled(x, loss, w);
+        if (rc != DP_OK) return rc;
+    }
+    if (sync) dp_fault_point("allreduce"); /* with overlap, the buckets are on the wire now */
+    return sync ? dp_sync_end(&d->sync, x) : DP_OK;
+}
+
+static dp_status step(void *t, dp_driver *d, long pos, long *next, double *stats)
+{
+    classify *c = t;
+    const dp_train_config *cfg = c->cfg;
+    long m0 = pos, m1 = m0 + cfg->accumulate < *next ? m0 + cfg->accumulate : *next;
+    long global_bs = 0;
+    for (long m = m0; m < m1; m++) global_bs += dp_sampler_global(&c->sampler, m);
+    dp_params_zero_grad(&c->m->params);
+    d->sync.codec_on = (cfg->codec.kind != DP_CODEC_NONE || cfg->codec.wire_zstd_level || cfg->sparse) &&
+                       d->st.step >= cfg->codec_start;
+    d->sync.step = (uint64_t)d->st.step;
+    for (long m = m0; m < m1; m++) {
+        dp_status rc = micro_step(c, d, m, global_bs, m == m1 - 1, stats);
+        /* a codec rejected a NaN/Inf: every rank got this from the same ring */
+        if (rc == DP_ERR_NONFINITE && m == m1 - 1) {
+            snprintf(d->nonfinite, sizeof d->nonfinite,
+                     "the allreduce met a non-finite or out-of-range gradient (%s)", dp_errmsg());
+            rc = DP_OK;
+        }
+        if (rc != DP_OK) return rc;
+    }
+    *next = m1;
+    return DP_OK;
+}
+
+static dp_status update(void *t, dp_driver *d)
+{
+    classify *c = t;
+    const dp_train_config *cfg = c->cfg;
+    float *g = c->m->params.grad;
+    if (cfg->clip > 0) dp_clip_grad_norm(g, c->m->params.n, cfg->clip);
+    dp_optimizer_step(&c->opt, c->m->params.data, g, dp_schedule_lr(&c->sched, (long)d->st.step));
+    /* Batch-norm running statistics follow each rank's own batches: keep rank
+     * 0's everywhere (DDP's broadcast_buffers), so that replicas, evaluation
+     * and checkpoints (which hold rank 0's) agree. */
+    if (d->size > 1 && c->m->params.nbuf)
+        return dp_sync_bcast(&d->sync, c->m->params.buffers, c->m->params.nbuf * sizeof(float));
+    return DP_OK;
+}
+
+static dp_status evaluate(classify *c, dp_driver *d, double *loss_out, double *acc_out)
+{
+    dp_ctx *x = &c->ctx;
+    dp_sync_phase(&d->sync, "evaluation", (long)d->st.step);
+    double v[3] = {0, 0, (double)c->test.n};
+    for (long first = 0; first < c->test.n; first += c->cfg->eval_batch) {
+        long bs = c->test.n - first < c->cfg->eval_batch ? c->test.n - first : c->cfg->eval_batch;
+        dp_ctx_reset(x);
+        x->training = 0;
+        x->grad_enabled = 0;
+        dp_image_set_batch(&c->test, c->lut, NULL, first, bs, c->x, c->y);
+        long k = 0;
+        dp_tensor *loss = dp_cross_entropy(x, c->m->forward(c->m, x, batch_tensor(c, bs)), c->y, &k);
+        if (!loss) return x->status;
+        v[0] += (double)loss->data[0] * (double)bs;
+        v[1] += (double)k;
+    }
+    x->training = 1;
+    x->grad_enabled = 1;
+    dp_status rc = dp_sync_sum(&d->sync, v, 3);
+    if (rc != DP_OK) return rc;
+    *loss_out = v[2] ? v[0] / v[2] : 0;
+    *acc_out = v[2] ? v[1] / v[2] : 0;
+    return DP_OK;
+}
+
+static double lr(void *t, long step) { return dp_schedule_lr(&((classify *)t)->sched, step); }
+
+static dp_status epoch_end(void *t, dp_driver *d, const dp_epoch *e)
+{
+    classify *c = t;
+    dp_status rc = evaluate(c, d, &c->test_loss, &c->test_acc);
+    if (rc != DP_OK) return rc;
+    c->train_loss = e->seen ? e->loss / e->seen : 0;
+    c->train_acc = e->seen ? e->correct / e->seen : 0;
+    c->epochs_done = (int)d->st.epoch + 1;
+    double now = dp_now(), sps = e->seen_now / (now - e->began);
+    if (!c->cfg->quiet && d->rank == 0)
+        fprintf(stderr, "epoch %u/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.0f samples/s\n",
+                d->st.epoch + 1, c->cfg->epochs, c->train_loss, c->train_acc, c->test_loss, c->test_acc, sps);
+    dp_report_json(&d->rep,
+                   "{\"kind\":\"epoch\",\"epoch\":%u,\"step\":%lld,\"train_loss\":%.6f,\"train_acc\":%.6f,"
+                   "\"test_loss\":%.6f,\"test_acc\":%.6f,\"lr\":%.6g,\"samples_per_s\":%.1f,\"ranks\":%d,"
+                   "\"wall_s\":%.3f}",
+                   d->st.epoch + 1, (long long)d->st.step, c->train_loss, c->train_acc, c->test_loss, c->test_acc,
+                   dp_schedule_lr(&c->sched, (long)d->st.step - 1), sps, d->size, now - d->t_start);
+    c->shuffle = c->after; /* the next epoch starts from the stream state after this permutation */
+    return DP_OK;
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+static dp_status save(void *t, dp_driver *d, dp_ck_section *s, int *n)
+{
+    classify *c = t;
+    c->rngs = d->rank == 0 ? calloc((size_t)d->size, sizeof *c->rngs) : NULL;
+    if (d->rank == 0 && !c->rngs) return dp_errorf(DP_ERR_NOMEM, "checkpoint: out of memory");
+    ck_rng mine = {c->shuffle, c->ctx.dropout_rng}, dummy;
+    dp_status rc = dp_sync_gather0(&d->sync, &mine, sizeof mine, c->rngs ? c->rngs : &dummy);
+    c->opt_t = c->opt.t;
+    s[0] = (dp_ck_section){DP_CK_OPTIM, c->opt.state, c->opt.state_n * sizeof(float)};
+    s[1] = (dp_ck_section){DP_CK_RNG, c->rngs, (size_t)d->size * sizeof *c->rngs};
+    s[2] = (dp_ck_section){DP_CK_TASK, &c->opt_t, sizeof c->opt_t};
+    *n = 3;
+    return rc;
+}
+
+static void saved(void *t)
+{
+    classify *c = t;
+    free(c->rngs);
+    c->rngs = NULL;
+}
+
+static dp_status restore(void *t, dp_driver *d, const dp_checkpoint *ck, const char *path)
+{
+    classify *c = t;
+    const dp_ck_section *op = dp_checkpoint_find(ck, DP_CK_OPTIM), *rn = dp_checkpoint_find(ck, DP_CK_RNG),
+                        *ts = dp_checkpoint_find(ck, DP_CK_TASK);
+    if (!op || !rn || !ts) return dp_errorf(DP_ERR_FORMAT, "%s: a section is missing (optimizer, rng, task)", path);
+    if (op->size != c->opt.state_n * sizeof(float) || ts->size != sizeof c->opt_t)
+        return dp_errorf(DP_ERR_FORMAT, "%s: optimizer state differs from model '%s' (%zu parameters)", path,
+                         c->m->name, c->m->params.n);
+    if (rn->size != (size_t)d->size * sizeof(ck_rng))
+        return dp_errorf(DP_ERR_FORMAT, "%s: rng section has %llu bytes, %d ranks need %zu", path,
+                         (unsigned long long)rn->size, d->size, (size_t)d->size * sizeof(ck_rng));
+    if (op->size) memcpy(c->opt.state, op->data, op->size);
+    memcpy(&c->opt_t, ts->data, sizeof c->opt_t);
+    c->rngs = (ck_rng *)rn->data; /* read by share() while the checkpoint is still loaded */
+    return DP_OK;
+}
+
+static dp_status share(void *t, dp_driver *d)
+{
+    classify *c = t;
+    ck_rng mine;
+    dp_status rc = dp_sync_bcast(&d->sync, c->opt.state, c->opt.state_n * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, &c->opt_t, sizeof c->opt_t);
+    if (rc == DP_OK) rc = dp_sync_scatter0(&d->sync, c->rngs, sizeof mine, &mine);
+    c->rngs = NULL;
+    if (rc != DP_OK) return rc;
+    c->opt.t = c->opt_t;
+    c->shuffle = mine.epoch_shuffle;
+    c->ctx.dropout_rng = mine.dropout;
+    return DP_OK;
+}
+
+static void task_free(void *t)
+{
+    classify *c = t;
+    dp_ctx_free(&c->ctx);
+    dp_optimizer_free(&c->opt);
+    dp_sampler_free(&c->sampler);
+    dp_model_free(c->m);
+    dp_image_set_free(&c->train);
+    dp_image_set_free(&c->test);
+    free(c->x);
+    free(c->y);
+}
+
+static const dp_task_ops classify_ops = {
+    .name = "train", .build = build, .load = load, .start = start, .epoch_begin = epoch_begin, .step = step,
+    .update = update, .epoch_end = epoch_end, .save = save, .saved = saved, .restore = restore, .share = share,
+    .lr = lr, .free = task_free,
+};
+
+dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    dp_status rc = dp_train_config_check(cfg);
+    if (rc != DP_OK) return rc;
+    dp_run_opts o = {.epochs = cfg->epochs, .resume = cfg->resume, .stop_after = cfg->stop_after,
+                     .checkpoint_every = cfg->checkpoint_every, .keep_checkpoints = cfg->keep_checkpoints,
+                     .check_replicas = cfg->check_replicas, .on_nonfinite = cfg->on_nonfinite,
+                     .loss_scale = cfg->loss_scale, .loss_scale_growth = cfg->loss_scale_growth,
+                     .watchdog_s = cfg->watchdog_s, .threads = cfg->threads, .progress = cfg->progress,
+                     .quiet = cfg->quiet, .log_every = 50};
+    snprintf(o.out, sizeof o.out, "%s", cfg->out);
+    classify c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    dp_driver d;
+    double t0 = dp_now();
+    rc = dp_drive(&classify_ops, &c, &o, comm, &d);
+    res->epochs_done = c.epochs_done;
+    res->stopped_early = d.stopped;
+    res->steps = (long)d.st.step;
+    res->ranks = d.size;
+    res->wall_s = dp_now() - t0;
+    res->comm_wait_s = d.sync.comm_wait_s;
+    res->skipped_steps = (long)d.st.skipped;
+    res->loss_scale = (float)d.st.loss_scale;
+    res->train_loss = c.train_loss, res->train_acc = c.train_acc;
+    res->test_loss = c.test_loss, res->test_acc = c.test_acc;
+    if (c.m) res->params_hash = dp_params_hash(&c.m->params);
+    long session_steps = (long)d.st.step - d.first_step;
+    if (session_steps > 0) {
+        double wire, raw;
+        dp_sync_wire_bytes(&d.sync, &wire, &raw);
+        res->wire_bytes_per_step = wire / (double)session_steps;
+        res->raw_bytes_per_step = raw / (double)session_steps;
+    }
+    if (d.st.train_time > 0 && c.sampler.steps) {
+        /* samples (all ranks) over the time spent inside training steps, resumed parts included */
+        long spe = c.opt_steps_per_epoch, epochs = (long)d.st.step / spe, rest = (long)d.st.step % spe;
+        double samples = (double)epochs * (double)c.train.split_total + (double)rest * cfg->batch * cfg->accumulate * d.size;
+        res->train_samples_per_s = samples / d.st.train_time;
+    }
+    dp_drive_free(&d);
+    task_free(&c);
+    return rc;
+}

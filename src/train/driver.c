@@ -1,0 +1,442 @@
+/* The one training loop (see dptrain/task.h): set-up and agreement, epochs
+ * and steps, the non-finite policy, progress and metrics, checkpoints and
+ * resume, for whichever task it drives.
+ *
+ * Reproducibility: a task keeps its shuffling streams at their epoch-start
+ * state while an epoch runs, so a checkpoint taken mid-epoch regenerates the
+ * same permutation and the driver skips the positions already taken. */
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "dptrain/fault.h"
+#include "dptrain/floatscan.h"
+#include "dptrain/optim.h"
+#include "dptrain/task.h"
+#include "dptrain/train.h"
+
+#define DRIVE_STATE_VERSION 4u
+#define MAX_SKIP_RUN 50 /* skipped steps in a row before giving up */
+
+static volatile sig_atomic_t stop_requested;
+
+void dp_drive_request_stop(void) { stop_requested = 1; }
+void dp_train_request_stop(void) { stop_requested = 1; }
+
+/* ------------------------------------------------------------ checkpoints */
+
+static dp_status save(const dp_task_ops *ops, void *t, dp_driver *d)
+{
+    if (!d->o->out[0] || !ops->save) return DP_OK;
+    dp_sync_phase(&d->sync, "checkpoint save", (long)d->st.step);
+    dp_ck_section s[DP_CK_MAX_SECTIONS];
+    int n = 0;
+    float *residuals = NULL;
+    dp_status rc = dp_sync_gather_state(&d->sync, &residuals);
+    const dp_params *p = d->params;
+    if (rc == DP_OK) {
+        s[n++] = (dp_ck_section){DP_CK_CONFIG, d->config_text, strlen(d->config_text)};
+        s[n++] = (dp_ck_section){DP_CK_STATE, &d->st, sizeof d->st};
+        s[n++] = (dp_ck_section){DP_CK_PARAMS, p->data, p->n * sizeof(float)};
+        s[n++] = (dp_ck_section){DP_CK_BUFFERS, p->buffers, p->nbuf * sizeof(float)};
+        if (residuals) s[n++] = (dp_ck_section){DP_CK_RESIDUAL, residuals, (size_t)d->size * d->sync.state_n * sizeof(float)};
+        int more = DP_CK_MAX_SECTIONS - n;
+        rc = ops->save(t, d, s + n, &more);
+        n += more;
+    }
+    if (rc == DP_OK && d->rank == 0) {
+        d->st.version = DRIVE_STATE_VERSION;
+        d->st.layout = dp_params_layout_hash(p);
+        d->st.n_params = p->n;
+        d->st.n_buffers = p->nbuf;
+        d->st.ranks = d->size;
+        rc = dp_checkpoint_write_keep(d->ckpt, s, n, d->o->keep_checkpoints);
+        if (rc != DP_OK) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", dp_errmsg());
+            if (d->saved_step >= 0)
+                rc = dp_errorf(rc, "checkpoint of step %lld not written (%s); %s still holds step %ld",
+                               (long long)d->st.step, why, d->ckpt, d->saved_step);
+            else
+                rc = dp_errorf(rc, "checkpoint of step %lld not written (%s)", (long long)d->st.step, why);
+        }
+    }
+    if (ops->saved) ops->saved(t);
+    free(residuals);
+    rc = dp_sync_root_status(&d->sync, rc);
+    if (rc == DP_OK) d->saved_step = (long)d->st.step;
+    return rc;
+}
+
+/* checkpoint.dpc, or when that cannot be read (damaged, truncated, missing
+ * after a crash between rotation steps) the newest older one that can:
+ * checkpoint.dpc.1, .2, ... Only unreadable files are passed over; a
+ * readable checkpoint of another configuration is an error, not skipped. */
+static dp_status read_newest(const dp_driver *d, dp_checkpoint *ck, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s", d->ckpt);
+    dp_status rc = dp_checkpoint_read(path, ck);
+    if (rc == DP_OK) return DP_OK;
+    char first[1024];
+    snprintf(first, sizeof first, "%s", dp_errmsg());
+    for (int i = 1; i < 1000; i++) {
+        snprintf(path, cap, "%s.%d", d->ckpt, i);
+        if (access(path, F_OK) != 0) break;
+        if (dp_checkpoint_read(path, ck) == DP_OK) {
+            fprintf(stderr, "warning: %s; resuming from the older %s\n", first, path);
+            return DP_OK;
+        }
+        fprintf(stderr, "warning: %s\n", dp_errmsg());
+    }
+    return dp_errorf(rc, "%s", first);
+}
+
+/* Rank 0: the driver's own sections. */
+static dp_status check_sections(dp_driver *d, const dp_task_info *info, const char *path, const dp_checkpoint *ck,
+                                const float **residuals)
+{
+    const dp_ck_section *cfg = dp_checkpoint_find(ck, DP_CK_CONFIG), *s = dp_checkpoint_find(ck, DP_CK_STATE),
+                        *pa = dp_checkpoint_find(ck, DP_CK_PARAMS), *bu = dp_checkpoint_find(ck, DP_CK_BUFFERS);
+    if (!cfg || !s || !pa || !bu)
+        return dp_errorf(DP_ERR_FORMAT, "%s: a section is missing (config, state, params, buffers)", path);
+    dp_drive_state st;
+    if (s->size != sizeof st)
+        return dp_errorf(DP_ERR_FORMAT, "%s: state section has %llu bytes, expected %zu", path,
+                         (unsigned long long)s->size, sizeof st);
+    memcpy(&st, s->data, sizeof st);
+    if (st.version != DRIVE_STATE_VERSION)
+        return dp_errorf(DP_ERR_FORMAT, "%s: state version %u (this build reads %u)", path, st.version,
+                         DRIVE_STATE_VERSION);
+    if (st.ranks != d->size)
+        return dp_errorf(DP_ERR_ARG, "%s: written by a run of %d ranks, this run has %d (resume with -np %d)", path,
+                         st.ranks, d->size, st.ranks);
+    char key[64];
+    char *saved = strndup(cfg->data, cfg->size);
+    int bad = !saved || dp_checkpoint_config_diff(saved, d->config_text, info->resume_key, key, sizeof key);
+    free(saved);
+    if (bad) return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: field '%s' differs", path, key);
+    const dp_params *p = d->params;
+    if (st.layout != dp_params_layout_hash(p) || pa->size != p->n * sizeof(float) || bu->size != p->nbuf * sizeof(float))
+        return dp_errorf(DP_ERR_FORMAT, "%s: parameter layout differs from this model's (%zu parameters)", path, p->n);
+    if (st.pos < 0 || (int)st.epoch > d->o->epochs)
+        return dp_errorf(DP_ERR_FORMAT, "%s: position (epoch %u, step in epoch %lld) out of range", path, st.epoch,
+                         (long long)st.pos);
+    const dp_ck_section *re = dp_checkpoint_find(ck, DP_CK_RESIDUAL);
+    size_t want = d->sync.state ? (size_t)d->size * d->sync.state_n * sizeof(float) : 0;
+    if ((re ? re->size : 0) != want)
+        return dp_errorf(DP_ERR_FORMAT, "%s: error-feedback section has %llu bytes, this run needs %zu", path,
+                         (unsigned long long)(re ? re->size : 0), want);
+    d->st = st;
+    memcpy(p->data, pa->data, pa->size);
+    memcpy(p->buffers, bu->data, bu->size);
+    *residuals = re ? re->data : NULL;
+    return DP_OK;
+}
+
+static dp_status resume(const dp_task_ops *ops, void *t, dp_driver *d, const dp_task_info *info)
+{
+    if (!ops->save) return dp_errorf(DP_ERR_ARG, "%s has no checkpoints to --resume from", ops->name);
+    dp_sync_phase(&d->sync, "loading the checkpoint", 0);
+    dp_checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    const float *residuals = NULL;
+    dp_status rc = DP_OK;
+    if (d->rank == 0) {
+        char path[1100];
+        rc = read_newest(d, &ck, path, sizeof path);
+        if (rc == DP_OK) rc = check_sections(d, info, path, &ck, &residuals);
+        if (rc == DP_OK) rc = ops->restore(t, d, &ck, path);
+        if (rc == DP_OK) d->saved_step = (long)d->st.step;
+    }
+    rc = dp_sync_root_status(&d->sync, rc);
+    const dp_params *p = d->params;
+    if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, &d->st, sizeof d->st);
+    if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, p->data, p->n * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, p->buffers, p->nbuf * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_scatter_state(&d->sync, residuals);
+    if (rc == DP_OK) rc = ops->share(t, d);
+    dp_checkpoint_free(&ck);
+    if (rc == DP_OK && !d->o->quiet && d->rank == 0)
+        fprintf(stderr, "resumed %s at epoch %u, step %lld\n", d->ckpt, d->st.epoch + 1, (long long)d->st.step);
+    return rc;
+}
+
+/* ------------------------------------------------------------ set-up */
+
+/* Rank 0, at start-up: the run directory must hold a checkpoint being written
+ * next to the newest one kept, or the first save would fail hours in. */
+static dp_status check_out_space(const dp_driver *d, const dp_task_info *info)
+{
+    const dp_run_opts *o = d->o;
+    if (d->rank != 0 || !o->out[0]) return DP_OK;
+    struct statvfs fs;
+    if (statvfs(o->out, &fs) != 0) return dp_errorf(DP_ERR_IO, "%s: statvfs: %s", o->out, strerror(errno));
+    double floats = (double)d->params->n + (double)d->params->nbuf + info->ckpt_floats +
+                    (double)d->size * (double)d->sync.state_n;
+    double need = 2.0 * (floats * 4.0 + 65536.0), avail = (double)fs.f_bavail * (double)fs.f_frsize;
+    if (avail < need)
+        return dp_errorf(DP_ERR_IO, "%s: %.1f MiB free, a checkpoint needs about %.1f MiB (the one kept and the one "
+                         "being written): free space or choose another --out", o->out, avail / 1048576.0,
+                         need / 1048576.0);
+    if (avail < need / 2.0 * (o->keep_checkpoints + 1) && !o->quiet)
+        fprintf(stderr, "warning: %s: %.1f MiB free holds fewer than the %d checkpoints --keep-checkpoints asks for\n",
+                o->out, avail / 1048576.0, o->keep_checkpoints);
+    return DP_OK;
+}
+
+static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm comm)
+{
+    const dp_run_opts *o = d->o;
+    openblas_set_num_threads(o->threads);
+    if (comm != MPI_COMM_NULL) {
+        MPI_Comm_rank(comm, &d->rank);
+        MPI_Comm_size(comm, &d->size);
+    }
+    /* The model first: its layout is part of what the ranks compare, and
+     * the comparison must come before anything that could fail on one rank only. */
+    dp_task_info info = {.config_text = d->config_text, .config_cap = sizeof d->config_text};
+    dp_status rc_build = ops->build(t, d, &info);
+    static const dp_params none;
+    d->params = rc_build == DP_OK && info.params ? info.params : &none;
+    dp_status rc = dp_sync_init(&d->sync, comm, d->params, &info.sync);
+    /* from here every wait on other ranks is watched, set-up included: a rank stuck loading its
+     * data is reported like one stuck in a step */
+    if (rc == DP_OK) rc = dp_sync_watchdog(&d->sync, o->watchdog_s);
+    if (rc != DP_OK) return rc;
+    dp_fault_context(d->rank, 0);
+    /* A rank that failed to build must not leave the others waiting. */
+    char what[64];
+    snprintf(what, sizeof what, "building the %s model", ops->name);
+    rc = dp_sync_all_ok(&d->sync, rc_build, what);
+    if (rc != DP_OK) return rc;
+    size_t len = strlen(d->config_text);
+    snprintf(d->config_text + len, sizeof d->config_text - len, "ranks=%d\nlayout=%016llx\n", d->size,
+             (unsigned long long)dp_params_layout_hash(d->params));
+    rc = dp_sync_agree(&d->sync, d->config_text);
+    if (rc != DP_OK) return rc;
+
+    dp_sync_phase(&d->sync, "loading the data", 0);
+    dp_fault_point("load");
+    rc = ops->load(t, d);
+    if (rc != DP_OK) return rc;
+    if (o->out[0]) snprintf(d->ckpt, sizeof d->ckpt, "%s/checkpoint.dpc", o->out);
+    dp_sync_phase(&d->sync, "opening the run directory", 0);
+    rc = dp_report_open(&d->rep, d->rank == 0 ? o->out : NULL, o->progress, o->quiet || d->rank != 0);
+    if (rc == DP_OK && ops->save) rc = check_out_space(d, &info);
+    rc = dp_sync_all_ok(&d->sync, rc, "opening the run directory");
+    if (rc != DP_OK) return rc;
+    d->st.loss_scale = o->loss_scale;
+    d->saved_step = -1;
+    if (o->resume) {
+        rc = resume(ops, t, d, &info);
+    } else { /* replicas start from rank 0's parameters */
+        rc = dp_sync_bcast(&d->sync, d->params->data, d->params->n * sizeof(float));
+        if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, d->params->buffers, d->params->nbuf * sizeof(float));
+    }
+    if (rc != DP_OK) return rc;
+    d->first_step = (long)d->st.step;
+    return ops->start ? ops->start(t, d) : DP_OK;
+}
+
+/* ------------------------------------------------------------ steps */
+
+/* The parameter (or buffer) whose range of the flat buffer holds index i. */
+static const char *param_at(const dp_params *p, size_t i)
+{
+    for (int k = 0; k < p->count; k++)
+        if (!p->items[k]->is_buffer && i >= p->items[k]->offset && i < p->items[k]->offset + (size_t)p->items[k]->t.n)
+            return p->items[k]->name;
+    return "?";
+}
+
+/* Error-feedback residuals are kept in scaled units: they follow the scale. */
+static void set_loss_scale(dp_driver *d, double scale)
+{
+    if (d->sync.residual) {
+        float f = (float)(scale / d->st.loss_scale);
+        for (size_t i = 0; i < d->sync.state_n; i++) /* state is the residual (and DGC's velocity) */
+            d->sync.residual[i] = isfinite(d->sync.residual[i]) ? d->sync.residual[i] * f : 0.0f;
+    }
+    d->st.loss_scale = scale;
+    d->st.clean_steps = 0;
+}
+
+/* A NaN/Inf loss or gradient, seen alike by every rank (the loss through the
+ * statistics allreduce, gradients after the allreduce). stop: an error naming
+ * the step and the first non-finite tensor. skip: the update is dropped and the
+ * loss scale halved (GradScaler's backoff). */
+static dp_status nonfinite_step(dp_driver *d, const char *what, int *skipped)
+{
+    const dp_run_opts *o = d->o;
+    long step = (long)d->st.step + 1;
+    if (o->on_nonfinite == DP_NONFINITE_STOP)
+        return dp_errorf(DP_ERR_NONFINITE, "step %ld (epoch %u): %s; lower --lr, add --clip, or --on-nonfinite skip",
+                         step, d->st.epoch + 1, what);
+    if (++d->st.skip_run > MAX_SKIP_RUN)
+        return dp_errorf(DP_ERR_NONFINITE, "step %ld (epoch %u): %d steps in a row were not finite (last: %s); giving up",
+                         step, d->st.epoch + 1, MAX_SKIP_RUN + 1, what);
+    double old = d->st.loss_scale;
+    set_loss_scale(d, old > 0x1p-24 ? old * 0.5 : old);
+    d->st.skipped++;
+    if (d->rank == 0 && !o->quiet)
+        fprintf(stderr, "step %ld: %s: update skipped, loss scale %g -> %g\n", step, what, old, d->st.loss_scale);
+    dp_report_json(&d->rep, "{\"kind\":\"skip\",\"step\":%ld,\"loss_scale\":%g,\"why\":\"%s\"}", step,
+                   d->st.loss_scale, what);
+    *skipped = 1;
+    return DP_OK;
+}
+
+/* One optimizer step over positions [pos, *next). */
+static dp_status one_step(const dp_task_ops *ops, void *t, dp_driver *d, long *next, double *stats)
+{
+    const dp_run_opts *o = d->o;
+    memset(stats, 0, DP_NSTATS * sizeof *stats);
+    d->nonfinite[0] = 0;
+    dp_fault_context(d->rank, (long)d->st.step + 1);
+    dp_sync_phase(&d->sync, "forward/backward", (long)d->st.step + 1);
+    dp_status rc = ops->step(t, d, (long)d->st.pos, next, stats);
+    if (rc != DP_OK) return rc;
+    stats[DP_STAT_STOP] = stop_requested ? 1 : 0;
+    rc = dp_sync_sum(&d->sync, stats, DP_NSTATS);
+    if (rc != DP_OK) return rc;
+    const dp_params *p = d->params;
+    size_t n = p->n, bad = n;
+    char *why = d->nonfinite;
+    if (!why[0] && stats[DP_STAT_NONFINITE] > 0)
+        snprintf(why, sizeof d->nonfinite, "the loss is not finite on %.0f rank(s)", stats[DP_STAT_NONFINITE]);
+    if (!why[0] && (bad = dp_grad_unscale_check(p->grad, n, (float)(1.0 / d->st.loss_scale))) < n)
+        snprintf(why, sizeof d->nonfinite,
+                 "non-finite gradient after the allreduce, first in '%s' (element %zu of the flat buffer)",
+                 param_at(p, bad), bad);
+    if (why[0]) {
+        int skipped = 0;
+        rc = nonfinite_step(d, why, &skipped);
+        if (rc != DP_OK || skipped) return rc;
+    }
+    d->st.skip_run = 0;
+    if (++d->st.clean_steps >= o->loss_scale_growth && d->st.loss_scale < o->loss_scale) {
+        set_loss_scale(d, d->st.loss_scale * 2); /* back toward --loss-scale, never above it */
+        if (d->rank == 0 && !o->quiet)
+            fprintf(stderr, "step %ld: %ld clean steps, loss scale %g -> %g\n", (long)d->st.step + 1,
+                    o->loss_scale_growth, d->st.loss_scale / 2, d->st.loss_scale);
+        dp_report_json(&d->rep, "{\"kind\":\"loss_scale\",\"step\":%ld,\"loss_scale\":%g}", (long)d->st.step + 1,
+                       d->st.loss_scale);
+    }
+    rc = ops->update(t, d);
+    dp_fault_point("step");
+    return rc;
+}
+
+static void stopped(dp_driver *d)
+{
+    dp_report_end_bar(&d->rep);
+    if (!d->o->quiet && d->rank == 0)
+        fprintf(stderr, "stopped after step %lld: checkpoint %s\n", (long long)d->st.step, d->ckpt);
+    d->stopped = 1;
+}
+
+static double lr_at(const dp_task_ops *ops, void *t, long step) { return ops->lr ? ops->lr(t, step) : 0; }
+
+static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
+{
+    const dp_run_opts *o = d->o;
+    double stats[DP_NSTATS], win[3] = {0, 0, 0};
+    d->t_start = dp_now();
+    for (; (int)d->st.epoch < o->epochs; d->st.epoch++) {
+        d->steps = ops->epoch_begin(t, d);
+        if (d->st.pos > d->steps)
+            return dp_errorf(DP_ERR_FORMAT, "%s: position %lld is past the epoch's %ld steps", d->ckpt,
+                             (long long)d->st.pos, d->steps);
+        if (d->st.pos == 0) d->st.ep_loss_sum = 0, d->st.ep_correct = d->st.ep_seen = 0;
+        double t_ep = dp_now(), step_s = 0;
+        long seen0 = (long)d->st.ep_seen, pos0 = (long)d->st.pos, steps = d->steps;
+        int stop_at_end = 0; /* agreed by every rank: from the statistics or --stop-after */
+        while (d->st.pos < steps) {
+            double t0 = dp_now();
+            long next = steps;
+            dp_status rc = one_step(ops, t, d, &next, stats);
+            if (rc != DP_OK) return rc;
+            double dt = dp_now() - t0;
+            d->st.train_time += dt;
+            d->session_train_s += dt;
+            step_s += dt;
+            d->st.step++;
+            d->st.pos = next;
+            d->st.ep_loss_sum += stats[DP_STAT_LOSS];
+            d->st.ep_correct += (int64_t)stats[DP_STAT_CORRECT];
+            d->st.ep_seen += (int64_t)stats[DP_STAT_SEEN];
+            d->session_seen += stats[DP_STAT_SEEN];
+            double now = dp_now(), sps = (double)((long)d->st.ep_seen - seen0) / (now - t_ep + 1e-9);
+            double seen = (double)(d->st.ep_seen ? d->st.ep_seen : 1);
+            double eta = (double)(steps - next) * (now - t_ep) / (double)(next - pos0);
+            dp_report_progress(&d->rep, now, (int)d->st.epoch + 1, o->epochs, next, steps, d->st.ep_loss_sum / seen,
+                               (double)d->st.ep_correct / seen, sps, eta);
+            for (int i = 0; i < 3; i++) win[i] += stats[i];
+            if (o->log_every && d->st.step % o->log_every == 0 && win[2] > 0) {
+                /* the mean over the last log_every steps, so curves show the trend, not an epoch average */
+                dp_report_json(&d->rep,
+                               "{\"kind\":\"step\",\"epoch\":%u,\"step\":%lld,\"loss\":%.6f,\"acc\":%.6f,\"lr\":%.6g,"
+                               "\"samples_per_s\":%.1f,\"comm_wait_s\":%.4f}",
+                               d->st.epoch + 1, (long long)d->st.step, win[0] / win[2], win[1] / win[2],
+                               lr_at(ops, t, (long)d->st.step - 1), sps, d->sync.comm_wait_s);
+                win[0] = win[1] = win[2] = 0;
+            }
+            if (o->check_replicas && d->st.step % o->check_replicas == 0 &&
+                (rc = dp_sync_check_replicas(&d->sync, d->params, (long)d->st.step)) != DP_OK)
+                return rc;
+            if (ops->after_step && (rc = ops->after_step(t, d)) != DP_OK) return rc;
+            /* DP_STAT_STOP counts ranks asked to stop: all ranks see the same sum */
+            int stop = stats[DP_STAT_STOP] > 0 || (o->stop_after && d->st.step >= o->stop_after);
+            int periodic = o->checkpoint_every && d->st.step % o->checkpoint_every == 0;
+            if (d->st.pos < steps) {
+                if ((stop || periodic) && (rc = save(ops, t, d)) != DP_OK) return rc;
+                if (stop) {
+                    stopped(d);
+                    return DP_OK;
+                }
+            } else {
+                stop_at_end = stop; /* finish the epoch's bookkeeping, then stop below */
+            }
+        }
+        dp_report_end_bar(&d->rep);
+        dp_epoch ep = {d->st.ep_loss_sum, (double)d->st.ep_correct, (double)d->st.ep_seen,
+                       (double)(d->st.ep_seen - seen0), t_ep, step_s};
+        dp_status rc = ops->epoch_end(t, d, &ep);
+        if (rc != DP_OK) return rc;
+        d->st.pos = 0;
+        d->st.epoch++;
+        rc = save(ops, t, d);
+        d->st.epoch--;
+        if (rc != DP_OK) return rc;
+        int last = (int)d->st.epoch + 1 >= o->epochs;
+        if (!last && (stop_at_end || o->stop_after_epochs == (int)d->st.epoch + 1)) {
+            d->st.epoch++;
+            stopped(d);
+            return DP_OK;
+        }
+    }
+    return ops->finish ? ops->finish(t, d) : DP_OK;
+}
+
+dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Comm comm, dp_driver *d)
+{
+    memset(d, 0, sizeof *d);
+    d->o = o;
+    d->size = 1;
+    stop_requested = 0;
+    dp_status rc = setup(ops, t, d, comm);
+    if (rc == DP_OK) rc = run_epochs(ops, t, d);
+    return rc;
+}
+
+void dp_drive_free(dp_driver *d)
+{
+    dp_report_close(&d->rep);
+    dp_sync_free(&d->sync);
+}
