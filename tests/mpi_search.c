@@ -302,9 +302,9 @@ static void resume(void)
     cfg.warmup_epochs = 0;
     resume_one(cfg, "gold");
 
-    /* another configuration, then a truncated checkpoint */
+    /* another configuration, then a truncated checkpoint (a new directory: no older checkpoint to fall back to) */
     char part[400], path[450];
-    snprintf(part, sizeof part, "%s/darts-part", tmp);
+    snprintf(part, sizeof part, "%s/darts-trunc", tmp);
     snprintf(path, sizeof path, "%s/search.dpc", part);
     cfg = tiny(8, lim);
     cfg.epochs = 3;

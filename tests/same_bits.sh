@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The bits every workload ends with, for fixed seeds at 1 and 2 ranks: train (mlp, cnn, a genotype's
 # network), search (darts, gumbel, gold) and dsi-train (central and two members). One line per case,
-# "case digest": the final parameters' XXH3 for train, the md5 of search.dpc and genotype.json for
-# search, the md5 of every member's model.dsi for dsi-train.
+# "case digest": the final parameters' XXH3 for train, that of the weights and alpha and the md5 of
+# genotype.json for search, the md5 of every member's model.dsi for dsi-train.
 #
 #   same_bits.sh BIN MPIEXEC                 print the digests of BIN
 #   same_bits.sh --check PINS BIN MPIEXEC    compare them with the lines of PINS recorded for the
@@ -59,7 +59,7 @@ for np in 1 2; do
     d="search_${s}_$np"
     mpi "$np" "$bin" search --data fm --strategy "$s" --layers 2 --channels 4 --limit 256 --batch 16 \
       --epochs 2 --eval-limit 64 --seed 3 --quiet --out "$d" "${extra[@]}" >"$tmp/log" 2>&1 || die "search $s np$np"
-    echo "search_${s}_np$np $(md5 "$d/search.dpc" "$d/genotype.json")" >>"$out"
+    echo "search_${s}_np$np $(sed -n 's/.*params_xxh3=\([0-9a-f]*\).*/\1/p' "$tmp/log")-$(md5 "$d/genotype.json")" >>"$out"
   done
   mpi "$np" "$bin" dsi-train --data dsi --epochs 2 --batch 32 --embed 16 --hidden 32 --embed-rows 4096 \
     --seed 3 --quiet --eval-limit 100 --out "dsi_c$np" >"$tmp/log" 2>&1 || die "dsi-train central np$np"

@@ -73,6 +73,7 @@ typedef struct dp_search_result {
     float alpha[2 * DP_NAS_EDGES * DP_NAS_NUM_OPS]; /* the final alpha, nalpha floats */
     int nalpha;
     float *weights;            /* the final supernet weights (free with dp_search_result_free) */
+    uint64_t params_hash;      /* XXH3-64 of the final weights, batch-norm statistics and alpha (replicas agree) */
     size_t nweights;
 } dp_search_result;
 

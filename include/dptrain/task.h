@@ -73,6 +73,7 @@ enum { DP_STAT_LOSS, DP_STAT_CORRECT, DP_STAT_SEEN, DP_STAT_STOP, DP_STAT_NONFIN
 
 typedef struct dp_driver {
     const dp_run_opts *o;
+    MPI_Comm comm;          /* the ranks of the run (MPI_COMM_NULL: alone) */
     int rank, size;
     dp_sync sync;           /* the task's parameters: gradient buckets and every agreement */
     const dp_params *params;/* what sync averages, is checked across ranks and checkpointed */
@@ -110,6 +111,7 @@ typedef struct dp_task_info {
 
 typedef struct dp_task_ops {
     const char *name;       /* "train", "search", ...: the phase names and messages */
+    const char *ckpt_name;  /* the checkpoint's file in the run directory (NULL: checkpoint.dpc) */
     /*! The model, before the ranks compare configurations; may fail on one rank
      *  (the driver agrees on it). Fills info. */
     dp_status (*build)(void *t, dp_driver *d, dp_task_info *info);

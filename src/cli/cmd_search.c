@@ -233,9 +233,9 @@ int dp_cmd_search(int argc, char **argv, MPI_Comm comm)
     char g[1100];
     dp_genotype_format(&res.genotype, g, sizeof g);
     printf("final: epochs=%d steps=%ld val_acc=%.4f val_loss=%.4f train_images_per_s=%.2f peak_rss_mb=%.0f "
-           "epoch_s=%.1f wall_s=%.1f skips=%d derived_mflops=%.3f genotype=%s%s\n",
+           "epoch_s=%.1f wall_s=%.1f skips=%d derived_mflops=%.3f params_xxh3=%016llx genotype=%s%s\n",
            res.epochs_done, res.steps, res.val_acc, res.val_loss, res.train_images_per_s, res.peak_rss_mb, res.epoch_s,
-           res.wall_s, res.skips, res.derived_mflops, cfg.out[0] ? cfg.out : "-", cfg.out[0] ? "/genotype.json" : "");
+           res.wall_s, res.skips, res.derived_mflops, (unsigned long long)res.params_hash, cfg.out[0] ? cfg.out : "-", cfg.out[0] ? "/genotype.json" : "");
     if (!cfg.out[0]) printf("genotype: %s\n", g);
     if (res.stopped_early)
         printf("stopped after epoch %d of %d: %s/search.dpc holds the rest (run again with --resume)\n",

@@ -96,7 +96,7 @@ static dp_status record_point(srch *s, int pruned)
         fflush(s->gold_csv);
     }
     if (!s->cfg->quiet && s->rank == 0 && pruned) {
-        dp_report_end_bar(&s->rep);
+        dp_report_end_bar(&s->d->rep);
         fprintf(stderr, "gold: step %ld pruned %d op(s): %d live, supernet %.2f MFLOPs, derived %.2f MFLOPs, held-out acc %.4f\n",
                 s->step, pruned, alive, supernet_mflops(s), nas_genotype_mflops(s, &g), acc);
     }

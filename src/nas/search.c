@@ -22,7 +22,6 @@
 #include "nas/search_run.h"
 #include "nas/strategy.h"
 
-#define NSTATS 5 /* loss sum, correct, images, non-finite, unused */
 
 static void trainable(dp_params *p, int on)
 {
@@ -52,7 +51,7 @@ static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *sm
     dp_ctx_reset(c);
     c->training = 1;
     c->grad_enabled = 1;
-    s->wsync.step = s->async.step = (uint64_t)s->step; /* keys the codec's rounding, so a resume rounds alike */
+    s->ws->step = s->async.step = (uint64_t)s->step; /* keys the codec's rounding, so a resume rounds alike */
     dp_status rc = DP_OK;
     if (bs > 0) {
         dp_image_set_batch(set, s->lut, smp->perm, first, bs, s->x, s->y);
@@ -66,16 +65,16 @@ static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *sm
             rc = c->status ? c->status : dp_errorf(DP_ERR_SHAPE, "supernet forward failed");
         } else {
             double l = loss->data[0];
-            if (!isfinite(obj->data[0])) stats[3] += 1;
-            stats[0] += isfinite(l) ? l * (double)bs : 0;
-            stats[1] += (double)correct;
-            stats[2] += (double)bs;
-            if (want_w) dp_sync_begin(&s->wsync, c);
+            if (!isfinite(obj->data[0])) stats[DP_STAT_NONFINITE] += 1;
+            stats[DP_STAT_LOSS] += isfinite(l) ? l * (double)bs : 0;
+            stats[DP_STAT_CORRECT] += (double)correct;
+            stats[DP_STAT_SEEN] += (double)bs;
+            if (want_w) dp_sync_begin(s->ws, c);
             rc = dp_backward_scaled(c, obj, (float)((double)bs / (double)gbs));
         }
     }
     /* every rank joins the allreduces, even one whose forward failed, so none waits forever */
-    dp_status rs = want_w ? dp_sync_end(&s->wsync, c) : DP_OK;
+    dp_status rs = want_w ? dp_sync_end(s->ws, c) : DP_OK;
     if (rs == DP_OK && want_a) rs = dp_sync_end(&s->async, NULL);
     trainable(wp, 1);
     trainable(ap, 1);
@@ -92,7 +91,7 @@ static dp_status unrolled_alpha(srch *s, long i_tr, long i_va, double *stats)
     size_t n = wp->n, na = ap->n;
     float *w = wp->data, *g = wp->grad, xi = dp_schedule_lr(&s->wsched, s->step), wd = s->cfg->w_wd;
     float gp[NAS_ROWS * DP_NAS_NUM_OPS];
-    double scratch[NSTATS] = {0};
+    double scratch[DP_NSTATS] = {0};
     dp_status rc = grads_at(s, &s->tr, &s->str, i_tr, 1, 0, scratch);
     if (rc != DP_OK) return rc;
     memcpy(s->wbak, w, n * sizeof *w);
@@ -123,14 +122,13 @@ static void set_temperature(srch *s)
 dp_status nas_search_step(srch *s, long i, double *stats)
 {
     const dp_search_config *cfg = s->cfg;
-    dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
-    memset(stats, 0, NSTATS * sizeof *stats);
+    dp_params *ap = &s->sn->alpha;
     set_temperature(s);
-    double astats[NSTATS] = {0};
+    double astats[DP_NSTATS] = {0};
     long i_va = i % s->vsteps;
     dp_status rc;
     /* warm-up: the weights learn before alpha judges them, against the early bias to parameter-free ops */
-    int alpha_on = s->step >= (long)cfg->arch_warmup * s->steps;
+    int alpha_on = s->alpha_on = s->step >= (long)cfg->arch_warmup * s->steps;
     if (!s->strat->bilevel)
         rc = grads_at(s, &s->tr, &s->str, i, 1, alpha_on, stats);
     else if (!alpha_on)
@@ -140,26 +138,26 @@ dp_status nas_search_step(srch *s, long i, double *stats)
     else
         rc = grads_at(s, &s->va, &s->sva, i_va, 0, 1, astats);
     if (rc != DP_OK) return rc;
-    stats[3] += astats[3];
+    stats[DP_STAT_NONFINITE] += astats[DP_STAT_NONFINITE];
     if (s->strat->bilevel) {
         /* the weight step sees the alpha just taken, as the reference's architect.step then model step */
         if (alpha_on && cfg->a_clip > 0) dp_clip_grad_norm(ap->grad, ap->n, cfg->a_clip);
         if (alpha_on) dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
         rc = grads_at(s, &s->tr, &s->str, i, 1, 0, stats);
-        if (rc != DP_OK) return rc;
     }
-    rc = dp_sync_sum(&s->wsync, stats, NSTATS);
-    if (rc != DP_OK) return rc;
-    if (stats[3] > 0)
-        return dp_errorf(DP_ERR_NONFINITE, "search step %ld: the loss is not finite on %.0f rank(s); lower --lr or --arch-lr",
-                         s->step + 1, stats[3]);
-    if (!s->strat->bilevel && alpha_on) {
+    return rc;
+}
+
+void nas_search_update(srch *s)
+{
+    const dp_search_config *cfg = s->cfg;
+    dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
+    if (!s->strat->bilevel && s->alpha_on) {
         if (cfg->a_clip > 0) dp_clip_grad_norm(ap->grad, ap->n, cfg->a_clip);
         dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
     }
     if (cfg->w_clip > 0) dp_clip_grad_norm(wp->grad, wp->n, cfg->w_clip);
     dp_optimizer_step(&s->wopt, wp->data, wp->grad, dp_schedule_lr(&s->wsched, s->step));
-    return DP_OK;
 }
 
 dp_status nas_evaluate(srch *s, long limit, double *loss_out, double *acc_out)
@@ -192,8 +190,8 @@ dp_status nas_evaluate(srch *s, long limit, double *loss_out, double *acc_out)
     }
     c->training = 1;
     c->grad_enabled = 1;
-    rc = dp_sync_all_ok(&s->wsync, rc, "evaluating the supernet");
-    if (rc == DP_OK) rc = dp_sync_sum(&s->wsync, v, 3);
+    rc = dp_sync_all_ok(s->ws, rc, "evaluating the supernet");
+    if (rc == DP_OK) rc = dp_sync_sum(s->ws, v, 3);
     if (rc != DP_OK) return rc;
     *loss_out = v[2] ? v[0] / v[2] : 0;
     *acc_out = v[2] ? v[1] / v[2] : 0;

@@ -1,9 +1,10 @@
-/* A search's checkpoint, <out>/search.dpc, written at the end of every epoch:
- * weights, batch-norm statistics, alpha, both optimizers, every rank's streams
- * and error-feedback buffers, gold's pruning mask. `--resume` reads it on rank
- * 0, checks it against this run, broadcasts what every rank holds alike and
- * scatters what each holds alone, so the resumed search goes on exactly as the
- * uninterrupted one would. Same file format as training's (docs/CHECKPOINT.md). */
+/* A search's checkpoint sections, <out>/search.dpc: the driver writes the
+ * configuration, position, weights, batch-norm statistics and the weights'
+ * error feedback; these add alpha, both optimizers, every rank's streams,
+ * alpha's error feedback and gold's pruning mask. Rank 0 checks them on
+ * --resume, then shares what every rank holds alike and scatters what each
+ * holds alone, so the resumed search goes on exactly as the uninterrupted one
+ * would. Same file format as training's (docs/CHECKPOINT.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,75 +12,59 @@
 #include "dptrain/checkpoint.h"
 #include "nas/search_run.h"
 
-#define NAS_CK_VERSION 1u
-
-enum { /* section tags after training's (1..7) */
-    NAS_CK_ALPHA = 16, NAS_CK_AOPTIM, NAS_CK_RNG, NAS_CK_MASK, NAS_CK_WRES, NAS_CK_ARES,
+enum { /* the task's own section tags */
+    NAS_CK_ALPHA = DP_CK_TASK_FIRST, NAS_CK_AOPTIM, NAS_CK_RNG, NAS_CK_MASK, NAS_CK_ARES,
 };
 
-typedef struct nas_ck_state {
-    uint32_t version, ranks;
-    int32_t epochs_done, pad;
-    int64_t step, last_prune, wopt_t, aopt_t;
-    uint64_t n_w, n_buf, n_alpha, n_wopt, n_aopt, n_mask, n_wres, n_ares;
-} nas_ck_state;
+/* Counters besides the driver's position. */
+typedef struct nas_ck_counts {
+    int64_t last_prune, wopt_t, aopt_t;
+} nas_ck_counts;
 
-/* A rank's streams at an epoch's end (the next permutations are drawn from them). */
+/* A rank's streams: the shufflers at the current epoch's start, the others as they are. */
 typedef struct nas_ck_rng {
     dp_rng shuffle_t, shuffle_v, noise, dropout;
 } nas_ck_rng;
 
-static void ck_path(const srch *s, char *path, size_t n) { snprintf(path, n, "%s/search.dpc", s->cfg->out); }
+/* What a save gathers to rank 0 and a restore keeps for share(). */
+static struct {
+    nas_ck_rng *rngs;
+    float *ares;
+    const void *in_rngs, *in_ares;
+    nas_ck_counts counts;
+} io;
 
 static size_t mask_n(const srch *s) { return (size_t)NAS_ROWS * (size_t)s->nops; }
 
-static nas_ck_state state_now(const srch *s, int epochs_done)
+dp_status nas_ck_save(void *t, dp_driver *d, dp_ck_section *sec, int *n)
 {
-    const dp_params *wp = &s->sn->model->params;
-    return (nas_ck_state){.version = NAS_CK_VERSION, .ranks = (uint32_t)s->size, .epochs_done = epochs_done,
-                          .step = s->step, .last_prune = s->last_prune, .wopt_t = s->wopt.t,
-                          .aopt_t = s->aopt.t, .n_w = wp->n, .n_buf = wp->nbuf, .n_alpha = s->sn->alpha.n,
-                          .n_wopt = s->wopt.state_n, .n_aopt = s->aopt.state_n, .n_mask = mask_n(s),
-                          .n_wres = s->wsync.state ? s->wsync.state_n : 0,
-                          .n_ares = s->async.state ? s->async.state_n : 0};
+    srch *s = t;
+    nas_ck_rng mine = {s->shuffle_t, s->shuffle_v, s->noise, s->ctx.dropout_rng}, dummy;
+    io.rngs = d->rank == 0 ? calloc((size_t)d->size, sizeof *io.rngs) : NULL;
+    dp_status rc = d->rank == 0 && !io.rngs ? dp_errorf(DP_ERR_NOMEM, "search checkpoint: out of memory") : DP_OK;
+    rc = dp_sync_all_ok(s->ws, rc, "search checkpoint");
+    if (rc == DP_OK) rc = dp_sync_gather0(s->ws, &mine, sizeof mine, io.rngs ? io.rngs : &dummy);
+    if (rc == DP_OK) rc = dp_sync_gather_state(&s->async, &io.ares);
+    io.counts = (nas_ck_counts){s->last_prune, s->wopt.t, s->aopt.t};
+    const size_t P = (size_t)d->size;
+    int k = 0;
+    sec[k++] = (dp_ck_section){NAS_CK_ALPHA, s->sn->alpha.data, s->sn->alpha.n * sizeof(float)};
+    sec[k++] = (dp_ck_section){DP_CK_OPTIM, s->wopt.state, s->wopt.state_n * sizeof(float)};
+    sec[k++] = (dp_ck_section){NAS_CK_AOPTIM, s->aopt.state, s->aopt.state_n * sizeof(float)};
+    sec[k++] = (dp_ck_section){NAS_CK_RNG, io.rngs, P * sizeof *io.rngs};
+    sec[k++] = (dp_ck_section){NAS_CK_MASK, s->mask, mask_n(s) * sizeof(float)};
+    sec[k++] = (dp_ck_section){NAS_CK_ARES, io.ares, io.ares ? P * s->async.state_n * sizeof(float) : 0};
+    sec[k++] = (dp_ck_section){DP_CK_TASK, &io.counts, sizeof io.counts};
+    *n = k;
+    return rc;
 }
 
-dp_status nas_save(srch *s, int epochs_done)
+void nas_ck_saved(void *t)
 {
-    if (!s->cfg->out[0]) return DP_OK;
-    dp_sync_phase(&s->wsync, "search checkpoint", s->step);
-    nas_ck_rng mine = {s->shuffle_t, s->shuffle_v, s->noise, s->ctx.dropout_rng};
-    nas_ck_rng *rngs = s->rank == 0 ? calloc((size_t)s->size, sizeof *rngs) : NULL;
-    float *wres = NULL, *ares = NULL;
-    dp_status rc = s->rank == 0 && !rngs ? dp_errorf(DP_ERR_NOMEM, "search checkpoint: out of memory") : DP_OK;
-    if (rc == DP_OK) rc = dp_sync_gather0(&s->wsync, &mine, sizeof mine, rngs);
-    if (rc == DP_OK) rc = dp_sync_gather_state(&s->wsync, &wres);
-    if (rc == DP_OK) rc = dp_sync_gather_state(&s->async, &ares);
-    if (rc == DP_OK && s->rank == 0) {
-        nas_ck_state st = state_now(s, epochs_done);
-        const dp_params *wp = &s->sn->model->params;
-        const size_t P = (size_t)s->size;
-        dp_ck_section sec[] = {
-            {DP_CK_CONFIG, s->config_text, strlen(s->config_text)},
-            {DP_CK_STATE, &st, sizeof st},
-            {DP_CK_PARAMS, wp->data, wp->n * sizeof(float)},
-            {DP_CK_BUFFERS, wp->buffers, wp->nbuf * sizeof(float)},
-            {NAS_CK_ALPHA, s->sn->alpha.data, s->sn->alpha.n * sizeof(float)},
-            {DP_CK_OPTIM, s->wopt.state, s->wopt.state_n * sizeof(float)},
-            {NAS_CK_AOPTIM, s->aopt.state, s->aopt.state_n * sizeof(float)},
-            {NAS_CK_RNG, rngs, P * sizeof *rngs},
-            {NAS_CK_MASK, s->mask, mask_n(s) * sizeof(float)},
-            {NAS_CK_WRES, wres, P * st.n_wres * sizeof(float)},
-            {NAS_CK_ARES, ares, P * st.n_ares * sizeof(float)},
-        };
-        char path[600];
-        ck_path(s, path, sizeof path);
-        rc = dp_checkpoint_write(path, sec, (int)(sizeof sec / sizeof sec[0]));
-    }
-    free(rngs);
-    free(wres);
-    free(ares);
-    return dp_sync_all_ok(&s->wsync, rc, "writing the search checkpoint");
+    (void)t;
+    free(io.rngs);
+    free(io.ares);
+    io.rngs = NULL, io.ares = NULL;
 }
 
 /* The section `tag` of exactly `want` bytes, or an error naming it. */
@@ -95,88 +80,52 @@ static dp_status section(const dp_checkpoint *ck, const char *path, uint32_t tag
     return DP_OK;
 }
 
-/* Rank 0: reads and checks everything before anything of this run is touched. */
-static dp_status read_checked(srch *s, const char *path, dp_checkpoint *ck, nas_ck_state *st, const void **v)
+dp_status nas_ck_restore(void *t, dp_driver *d, const dp_checkpoint *ck, const char *path)
 {
-    dp_status rc = dp_checkpoint_read(path, ck);
+    srch *s = t;
+    if ((int)d->st.epoch >= s->cfg->epochs)
+        return dp_errorf(DP_ERR_ARG, "%s: this search is complete (%u of %d epochs); nothing to resume", path,
+                         d->st.epoch, s->cfg->epochs);
+    const size_t P = (size_t)d->size;
+    const void *v[7] = {0};
+    const uint32_t tags[] = {NAS_CK_ALPHA, DP_CK_OPTIM, NAS_CK_AOPTIM, NAS_CK_RNG, NAS_CK_MASK, NAS_CK_ARES, DP_CK_TASK};
+    const char *names[] = {"alpha", "weight optimizer", "alpha optimizer", "streams", "mask", "alpha error-feedback",
+                           "counters"};
+    const uint64_t want[] = {s->sn->alpha.n * 4, s->wopt.state_n * 4, s->aopt.state_n * 4, P * sizeof(nas_ck_rng),
+                             mask_n(s) * 4, s->async.state ? P * s->async.state_n * 4 : 0, sizeof(nas_ck_counts)};
+    dp_status rc = DP_OK;
+    for (int k = 0; k < 7 && rc == DP_OK; k++) rc = section(ck, path, tags[k], names[k], want[k], &v[k]);
     if (rc != DP_OK) return rc;
-    const void *raw = NULL;
-    const dp_ck_section *c = dp_checkpoint_find(ck, DP_CK_CONFIG);
-    if (!c) return dp_errorf(DP_ERR_FORMAT, "%s: the config section is missing (not a search checkpoint?)", path);
-    char key[64], *saved = strndup(c->data, c->size);
-    int bad = !saved || dp_checkpoint_config_diff(saved, s->config_text, NULL, key, sizeof key);
-    free(saved);
-    if (bad)
-        return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: field '%s' differs "
-                         "(a search resumes with the flags and rank count it was started with)", path, key);
-    if ((rc = section(ck, path, DP_CK_STATE, "state", sizeof *st, &raw)) != DP_OK) return rc;
-    memcpy(st, raw, sizeof *st);
-    nas_ck_state now = state_now(s, 0);
-    if (st->version != NAS_CK_VERSION)
-        return dp_errorf(DP_ERR_FORMAT, "%s: search state version %u (this build reads %u)", path, st->version,
-                         NAS_CK_VERSION);
-    if (st->n_w != now.n_w || st->n_buf != now.n_buf || st->n_alpha != now.n_alpha || st->n_wopt != now.n_wopt ||
-        st->n_aopt != now.n_aopt || st->n_mask != now.n_mask || st->n_wres != now.n_wres || st->n_ares != now.n_ares)
-        return dp_errorf(DP_ERR_FORMAT, "%s: sizes differ from this supernet (%llu weights, %llu alphas saved; "
-                         "%llu and %llu here)", path, (unsigned long long)st->n_w, (unsigned long long)st->n_alpha,
-                         (unsigned long long)now.n_w, (unsigned long long)now.n_alpha);
-    if (st->epochs_done >= s->cfg->epochs && st->step == (int64_t)st->epochs_done * s->steps)
-        return dp_errorf(DP_ERR_ARG, "%s: this search is complete (%d of %d epochs); nothing to resume", path,
-                         st->epochs_done, s->cfg->epochs);
-    if (st->epochs_done < 1 || st->epochs_done > s->cfg->epochs || st->step != (int64_t)st->epochs_done * s->steps)
-        return dp_errorf(DP_ERR_FORMAT, "%s: position out of range (epoch %d, step %lld; %ld steps per epoch)", path,
-                         st->epochs_done, (long long)st->step, s->steps);
-    const size_t P = (size_t)s->size;
-    const uint32_t tags[] = {DP_CK_PARAMS, DP_CK_BUFFERS, NAS_CK_ALPHA, DP_CK_OPTIM, NAS_CK_AOPTIM,
-                             NAS_CK_RNG, NAS_CK_MASK, NAS_CK_WRES, NAS_CK_ARES};
-    const char *names[] = {"weights", "buffers", "alpha", "weight optimizer", "alpha optimizer",
-                           "streams", "mask", "weight error-feedback", "alpha error-feedback"};
-    const uint64_t want[] = {st->n_w * 4, st->n_buf * 4, st->n_alpha * 4, st->n_wopt * 4, st->n_aopt * 4,
-                             P * sizeof(nas_ck_rng), st->n_mask * 4, P * st->n_wres * 4, P * st->n_ares * 4};
-    for (int k = 0; k < 9 && rc == DP_OK; k++) rc = section(ck, path, tags[k], names[k], want[k], &v[k]);
-    return rc;
+    memcpy(s->sn->alpha.data, v[0], want[0]);
+    if (want[1]) memcpy(s->wopt.state, v[1], want[1]);
+    if (want[2]) memcpy(s->aopt.state, v[2], want[2]);
+    memcpy(s->mask, v[4], want[4]);
+    memcpy(&io.counts, v[6], sizeof io.counts);
+    io.in_rngs = v[3];
+    io.in_ares = want[5] ? v[5] : NULL;
+    return DP_OK;
 }
 
-static dp_status bcast_into(srch *s, float *dst, const void *src, size_t n)
+dp_status nas_ck_share(void *t, dp_driver *d)
 {
-    if (s->rank == 0 && n) memcpy(dst, src, n * sizeof(float));
-    return dp_sync_bcast(&s->wsync, dst, n * sizeof(float));
-}
-
-dp_status nas_resume(srch *s, int *epochs_done)
-{
-    dp_checkpoint ck;
-    memset(&ck, 0, sizeof ck);
-    nas_ck_state st;
-    memset(&st, 0, sizeof st);
-    const void *v[9] = {0};
-    char path[600];
-    ck_path(s, path, sizeof path);
-    dp_status rc = s->rank == 0 ? read_checked(s, path, &ck, &st, v) : DP_OK;
-    rc = dp_sync_root_status(&s->wsync, rc);
-    dp_params *wp = &s->sn->model->params;
-    if (rc == DP_OK) rc = dp_sync_bcast(&s->wsync, &st, sizeof st);
-    if (rc == DP_OK) rc = bcast_into(s, wp->data, v[0], wp->n);
-    if (rc == DP_OK) rc = bcast_into(s, wp->buffers, v[1], wp->nbuf);
-    if (rc == DP_OK) rc = bcast_into(s, s->sn->alpha.data, v[2], s->sn->alpha.n);
-    if (rc == DP_OK) rc = bcast_into(s, s->wopt.state, v[3], s->wopt.state_n);
-    if (rc == DP_OK) rc = bcast_into(s, s->aopt.state, v[4], s->aopt.state_n);
-    if (rc == DP_OK) rc = bcast_into(s, s->mask, v[6], mask_n(s));
+    srch *s = t;
     nas_ck_rng mine;
-    if (rc == DP_OK) rc = dp_sync_scatter0(&s->wsync, v[5], sizeof mine, &mine);
-    if (rc == DP_OK) rc = dp_sync_scatter_state(&s->wsync, v[7]);
-    if (rc == DP_OK) rc = dp_sync_scatter_state(&s->async, v[8]);
-    if (rc == DP_OK) {
-        s->step = st.step;
-        s->last_prune = st.last_prune;
-        s->wopt.t = st.wopt_t;
-        s->aopt.t = st.aopt_t;
-        s->shuffle_t = mine.shuffle_t;
-        s->shuffle_v = mine.shuffle_v;
-        s->noise = mine.noise;
-        s->ctx.dropout_rng = mine.dropout;
-        *epochs_done = st.epochs_done;
-    }
-    dp_checkpoint_free(&ck);
-    return rc;
+    dp_status rc = dp_sync_bcast(s->ws, s->sn->alpha.data, s->sn->alpha.n * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(s->ws, s->wopt.state, s->wopt.state_n * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(s->ws, s->aopt.state, s->aopt.state_n * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(s->ws, s->mask, mask_n(s) * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(s->ws, &io.counts, sizeof io.counts);
+    if (rc == DP_OK) rc = dp_sync_scatter0(s->ws, io.in_rngs, sizeof mine, &mine);
+    if (rc == DP_OK) rc = dp_sync_scatter_state(&s->async, io.in_ares);
+    io.in_rngs = io.in_ares = NULL;
+    if (rc != DP_OK) return rc;
+    (void)d;
+    s->last_prune = io.counts.last_prune;
+    s->wopt.t = io.counts.wopt_t;
+    s->aopt.t = io.counts.aopt_t;
+    s->shuffle_t = mine.shuffle_t;
+    s->shuffle_v = mine.shuffle_v;
+    s->noise = mine.noise;
+    s->ctx.dropout_rng = mine.dropout;
+    return DP_OK;
 }

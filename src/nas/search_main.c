@@ -1,12 +1,16 @@
-/* Setting a search up, its epochs, and tearing it down. */
+/* The DARTS search as a task of the one loop (dptrain/task.h): its set-up,
+ * step, update, per-epoch outputs and final genotype. The steps themselves
+ * are in search.c, the checkpoint sections in search_ckpt.c. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <xxhash.h>
 
 #include "dptrain/fault.h"
+#include "dptrain/task.h"
 #include "nas/search_run.h"
 #include "nas/strategy.h"
 
@@ -45,7 +49,7 @@ static dp_status make_sampler(srch *s, dp_sampler *smp, long n)
 {
     long *all = malloc((size_t)s->size * sizeof *all);
     if (!all) return dp_errorf(DP_ERR_NOMEM, "out of memory");
-    dp_status rc = dp_sync_allgather_long(&s->wsync, n, all);
+    dp_status rc = dp_sync_allgather_long(s->ws, n, all);
     if (rc == DP_OK) rc = dp_sampler_init(smp, (dp_sampler_kind)s->cfg->sampler, s->rank, s->size, s->cfg->batch, all);
     free(all);
     return rc;
@@ -114,50 +118,41 @@ static dp_status cost_tables(srch *s)
     return rc;
 }
 
-static dp_status agree(srch *s, uint64_t manifest_hash)
+static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
 {
-    char *text = s->config_text;
-    int len = dp_search_config_format(s->cfg, text, sizeof s->config_text);
-    snprintf(text + len, sizeof s->config_text - (size_t)len, "ranks=%d\nmanifest=%016llx\nlayout=%016llx\nalpha=%016llx\n",
-             s->size, (unsigned long long)manifest_hash,
-             (unsigned long long)dp_params_layout_hash(&s->sn->model->params),
-             (unsigned long long)dp_params_layout_hash(&s->sn->alpha));
-    return dp_sync_agree(&s->wsync, text);
-}
-
-static dp_status setup(srch *s, MPI_Comm comm)
-{
+    srch *s = t;
     const dp_search_config *cfg = s->cfg;
-    openblas_set_num_threads(cfg->threads);
-    if (comm != MPI_COMM_NULL) {
-        MPI_Comm_rank(comm, &s->rank);
-        MPI_Comm_size(comm, &s->size);
-    }
-    dp_supernet_config net = cfg->net;
+    s->d = d;
+    s->ws = &d->sync;
+    s->rank = d->rank, s->size = d->size;
+    s->net = cfg->net;
     uint64_t manifest_hash = 0;
-    dp_status rc_build = build(s, &net, &manifest_hash);
+    dp_status rc = build(s, &s->net, &manifest_hash);
     static const dp_params none;
     dp_ctx_init(&s->ctx);
-    dp_sync_opts wo = {.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
-                       .overlap = cfg->overlap, .codec = cfg->codec, .sparse = cfg->sparse,
-                       .topk_fraction = cfg->topk_fraction, .powersgd_rank = cfg->powersgd_rank};
-    wo.codec.seed = cfg->seed;
-    dp_sync_opts ao = wo;
+    info->sync = (dp_sync_opts){.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
+                                .overlap = cfg->overlap, .codec = cfg->codec, .sparse = cfg->sparse,
+                                .topk_fraction = cfg->topk_fraction, .powersgd_rank = cfg->powersgd_rank};
+    info->sync.codec.seed = cfg->seed;
+    dp_sync_opts ao = info->sync;
     ao.codec.seed = cfg->seed ^ 0x5bd1e995u; /* alpha's rounding stream apart from the weights' */
     ao.overlap = 0, ao.sparse = 0, ao.bucket_bytes = 1 << 20;
-    dp_status rc = dp_sync_init(&s->wsync, comm, s->sn ? &s->sn->model->params : &none, &wo);
-    if (rc != DP_OK) return rc;
-    rc = dp_sync_init(&s->async, comm, s->sn ? &s->sn->alpha : &none, &ao);
-    /* the weights' sync carries the watchdog, set-up included; alpha's allreduce follows it every step */
-    if (rc == DP_OK) rc = dp_sync_watchdog(&s->wsync, cfg->watchdog_s);
-    if (rc != DP_OK) return rc;
-    rc = dp_sync_all_ok(&s->wsync, rc_build, "building the supernet");
-    if (rc != DP_OK) return rc;
-    s->nops = s->sn->cfg.nops;
-    rc = agree(s, manifest_hash);
-    if (rc != DP_OK) return rc;
-    dp_sync_phase(&s->wsync, "loading the data", 0);
-    rc = dp_sync_all_ok(&s->wsync, load_data(s), "loading the data");
+    dp_status ra = dp_sync_init(&s->async, d->comm, s->sn ? &s->sn->alpha : &none, &ao);
+    if (ra != DP_OK) return ra;
+    info->params = s->sn ? &s->sn->model->params : NULL;
+    info->resume_key = NULL; /* a search resumes with the flags it was started with */
+    int len = dp_search_config_format(cfg, info->config_text, info->config_cap);
+    snprintf(info->config_text + len, info->config_cap - (size_t)len, "manifest=%016llx\nalpha=%016llx\n",
+             (unsigned long long)manifest_hash, (unsigned long long)(s->sn ? dp_params_layout_hash(&s->sn->alpha) : 0));
+    if (rc == DP_OK) s->nops = s->sn->cfg.nops;
+    return rc;
+}
+
+static dp_status task_load(void *t, dp_driver *d)
+{
+    srch *s = t;
+    const dp_search_config *cfg = s->cfg;
+    dp_status rc = dp_sync_all_ok(s->ws, load_data(s), "loading the data");
     if (rc == DP_OK) rc = make_sampler(s, &s->str, s->tr.n);
     if (rc == DP_OK) rc = make_sampler(s, &s->sva, s->va.n);
     if (rc != DP_OK) return rc;
@@ -169,7 +164,7 @@ static dp_status setup(srch *s, MPI_Comm comm)
     if (s->size > 1) {
         /* synchronised batch-norm: P ranks x batch b normalise like one rank with batch P b */
         s->ctx.stat_reduce = stat_reduce;
-        s->ctx.stat_user = &s->wsync;
+        s->ctx.stat_user = s->ws;
     }
 
     dp_rng init;
@@ -178,9 +173,7 @@ static dp_status setup(srch *s, MPI_Comm comm)
     dp_rng_seed(&init, cfg->seed, DP_STREAM_USER + 2, 0);
     dp_supernet_init_alpha(s->sn, &init);
     dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
-    rc = dp_sync_bcast(&s->wsync, wp->data, wp->n * sizeof(float));
-    if (rc == DP_OK) rc = dp_sync_bcast(&s->wsync, wp->buffers, wp->nbuf * sizeof(float));
-    if (rc == DP_OK) rc = dp_sync_bcast(&s->wsync, ap->data, ap->n * sizeof(float));
+    rc = dp_sync_bcast(s->ws, ap->data, ap->n * sizeof(float)); /* the weights: the driver's */
     if (rc != DP_OK) return rc;
 
     dp_opt_config wc = dp_opt_defaults(DP_OPT_SGD), ac = dp_opt_defaults(DP_OPT_ADAM);
@@ -193,7 +186,7 @@ static dp_status setup(srch *s, MPI_Comm comm)
     s->wsched = (dp_schedule){.kind = DP_SCHED_COSINE, .base_lr = cfg->w_lr, .min_lr = cfg->w_min_lr,
                               .gamma = 1, .step_size = 1, .total = s->total_steps};
     dp_search_temperatures(cfg, &s->t_start, &s->t_end);
-        uint32_t stream_rank = cfg->sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)s->rank;
+    uint32_t stream_rank = cfg->sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)s->rank;
     dp_rng_seed(&s->shuffle_t, cfg->seed, DP_STREAM_SHUFFLE, stream_rank);
     dp_rng_seed(&s->shuffle_v, cfg->seed, DP_STREAM_USER + 3, stream_rank);
     dp_rng_seed(&s->noise, cfg->seed, DP_STREAM_USER + 4, 0); /* shared: ranks sample the same ops */
@@ -210,47 +203,76 @@ static dp_status setup(srch *s, MPI_Comm comm)
         s->abuf = malloc(ap->n * sizeof(float));
         if (!s->wbak || !s->vbuf || !s->abuf) return dp_errorf(DP_ERR_NOMEM, "--unrolled buffers: out of memory");
     }
-    rc = dp_sync_all_ok(&s->wsync, cost_tables(s), "reading the cost table");
-    if (rc != DP_OK) return rc;
-    if (cfg->resume) {
-        rc = nas_resume(s, &s->epoch0);
-        if (rc != DP_OK) return rc;
-    }
-    rc = dp_report_open(&s->rep, s->rank == 0 ? cfg->out : NULL, cfg->progress, cfg->quiet || s->rank != 0);
-    if (rc == DP_OK && s->rank == 0) rc = nas_outputs_open(s);
-    rc = dp_sync_all_ok(&s->wsync, rc, "opening the run directory");
+    (void)d;
+    return dp_sync_all_ok(s->ws, cost_tables(s), "reading the cost table");
+}
+
+static dp_status task_start(void *t, dp_driver *d)
+{
+    srch *s = t;
+    const dp_search_config *cfg = s->cfg;
+    s->step = (long)d->st.step;
+    s->epoch0 = (int)d->st.epoch;
+    dp_status rc = s->rank == 0 ? nas_outputs_open(s) : DP_OK;
+    rc = dp_sync_all_ok(s->ws, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
     if (!cfg->quiet && s->rank == 0)
         fprintf(stderr,
                 "dptrain search: %s, %d cells x %d channels, %d ops, %zu weights + %zu alphas, %ld train / %ld "
                 "held-out images, %d rank(s) x batch %d, %ld steps/epoch, allreduce %s%s\n",
-                dp_nas_strategy_name(cfg->strategy), net.layers, net.channels, s->nops, wp->n, ap->n,
-                s->all.split_total / 2, s->all.split_total - s->all.split_total / 2, s->size, cfg->batch,
-                s->steps, cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring",
-                s->wsync.overlap ? " overlapped" : "");
+                dp_nas_strategy_name(cfg->strategy), s->net.layers, s->net.channels, s->nops,
+                s->sn->model->params.n, s->sn->alpha.n, s->all.split_total / 2,
+                s->all.split_total - s->all.split_total / 2, s->size, cfg->batch, s->steps,
+                cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", s->ws->overlap ? " overlapped" : "");
     return DP_OK;
 }
 
-static void teardown(srch *s)
+/* The permutations are functions of the streams' epoch-start states. */
+static long task_epoch_begin(void *t, dp_driver *d)
 {
-    nas_outputs_close(s);
-    dp_report_close(&s->rep);
-    dp_ctx_free(&s->ctx);
-    dp_optimizer_free(&s->wopt);
-    dp_optimizer_free(&s->aopt);
-    dp_sync_free(&s->async);
-    dp_sync_free(&s->wsync);
-    dp_sampler_free(&s->str);
-    dp_sampler_free(&s->sva);
-    dp_supernet_free(s->sn);
-    dp_image_set_free(&s->all);
-    free(s->x), free(s->y), free(s->gumbel), free(s->mask), free(s->flops), free(s->cost);
-    free(s->wbak), free(s->vbuf), free(s->abuf);
+    srch *s = t;
+    (void)d;
+    dp_rng t0 = s->shuffle_t, v0 = s->shuffle_v;
+    dp_sampler_shuffle(&s->str, &s->shuffle_t);
+    dp_sampler_shuffle(&s->sva, &s->shuffle_v);
+    s->after_t = s->shuffle_t, s->after_v = s->shuffle_v;
+    s->shuffle_t = t0, s->shuffle_v = v0;
+    return s->steps;
 }
 
-static dp_status end_epoch(srch *s, int epoch, double ep_s, const double *ep, dp_search_result *res)
+static dp_status task_step(void *t, dp_driver *d, long pos, long *next, double *stats)
 {
-    dp_report_end_bar(&s->rep);
+    srch *s = t;
+    s->step = (long)d->st.step;
+    dp_fault_point("forward");
+    *next = pos + 1;
+    return nas_search_step(s, pos, stats);
+}
+
+static dp_status task_update(void *t, dp_driver *d)
+{
+    (void)d;
+    nas_search_update(t);
+    return DP_OK;
+}
+
+static dp_status task_after_step(void *t, dp_driver *d)
+{
+    srch *s = t;
+    const dp_search_config *cfg = s->cfg;
+    s->step = (long)d->st.step;
+    dp_status rc = DP_OK;
+    if (cfg->check_replicas && s->step % cfg->check_replicas == 0)
+        rc = dp_sync_check_replicas(&s->async, &s->sn->alpha, s->step);
+    if (rc == DP_OK && s->strat->after_step) rc = s->strat->after_step(s, (int)d->st.epoch);
+    return rc;
+}
+
+static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
+{
+    srch *s = t;
+    dp_search_result *res = s->res;
+    int epoch = (int)d->st.epoch;
     double vl = 0, va = 0;
     dp_status rc = nas_evaluate(s, s->cfg->eval_limit, &vl, &va);
     if (rc != DP_OK) return rc;
@@ -262,20 +284,20 @@ static dp_status end_epoch(srch *s, int epoch, double ep_s, const double *ep, dp
     char text[1200] = "genotype=";
     dp_genotype_format(&g, text + 9, sizeof text - 10);
     strcat(text, "\n");
-    rc = dp_sync_agree(&s->wsync, text);
+    rc = dp_sync_agree(s->ws, text);
     if (rc != DP_OK) return rc;
     res->genotype = g;
     res->skips = skips;
     res->epochs_done = epoch + 1;
-    res->train_loss = ep[2] ? ep[0] / ep[2] : 0;
-    res->train_acc = ep[2] ? ep[1] / ep[2] : 0;
+    res->train_loss = e->seen ? e->loss / e->seen : 0;
+    res->train_acc = e->seen ? e->correct / e->seen : 0;
     res->val_loss = vl;
     res->val_acc = va;
     res->derived_mflops = nas_genotype_mflops(s, &g);
     if (!s->cfg->quiet && s->rank == 0) {
         fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.4f | held-out loss %.4f acc %.4f | %.1f s | T %.3g | "
                         "normal-cell skips %d | derived %.2f MFLOPs\n",
-                epoch + 1, s->cfg->epochs, res->train_loss, res->train_acc, vl, va, ep_s, s->temp, skips,
+                epoch + 1, s->cfg->epochs, res->train_loss, res->train_acc, vl, va, e->step_s, s->temp, skips,
                 res->derived_mflops);
         fprintf(stderr, "  genotype %s\n", text + 9);
         if (skips >= s->cfg->skip_warn)
@@ -284,58 +306,21 @@ static dp_status end_epoch(srch *s, int epoch, double ep_s, const double *ep, dp
                     skips);
     }
     text[strlen(text) - 1] = 0;
-    dp_report_json(&s->rep,
+    dp_report_json(&d->rep,
                    "{\"kind\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"train_loss\":%.6f,\"train_acc\":%.6f,"
                    "\"val_loss\":%.6f,\"val_acc\":%.6f,\"epoch_s\":%.3f,\"temperature\":%.5g,\"skips\":%d,"
                    "\"derived_mflops\":%.4f,\"genotype\":%s}",
-                   epoch + 1, s->step, res->train_loss, res->train_acc, vl, va, ep_s, s->temp, skips,
+                   epoch + 1, (long)d->st.step, res->train_loss, res->train_acc, vl, va, e->step_s, s->temp, skips,
                    res->derived_mflops, text + 9);
+    s->shuffle_t = s->after_t, s->shuffle_v = s->after_v; /* the next epoch's start */
     return DP_OK;
 }
 
-static dp_status run_epochs(srch *s, dp_search_result *res)
+static dp_status task_finish(void *t, dp_driver *d)
 {
-    const dp_search_config *cfg = s->cfg;
-    double stats[5];
-    for (int epoch = s->epoch0; epoch < cfg->epochs; epoch++) {
-        dp_sampler_shuffle(&s->str, &s->shuffle_t);
-        dp_sampler_shuffle(&s->sva, &s->shuffle_v);
-        double ep[3] = {0, 0, 0}, t_ep = dp_now(), step_s = 0;
-        for (long i = 0; i < s->steps; i++) {
-            double t0 = dp_now();
-            dp_fault_context(s->rank, s->step + 1);
-            dp_sync_phase(&s->wsync, "forward/backward", s->step + 1);
-            dp_fault_point("forward");
-            dp_status rc = nas_search_step(s, i, stats);
-            if (rc != DP_OK) return rc;
-            step_s += dp_now() - t0;
-            s->step++;
-            for (int k = 0; k < 3; k++) ep[k] += stats[k];
-            double now = dp_now();
-            dp_report_progress(&s->rep, now, epoch + 1, cfg->epochs, i + 1, s->steps, ep[0] / (ep[2] + 1e-12),
-                               ep[1] / (ep[2] + 1e-12), ep[2] / (now - t_ep + 1e-9),
-                               (double)(s->steps - i - 1) * (now - t_ep) / (double)(i + 1));
-            if (cfg->check_replicas && s->step % cfg->check_replicas == 0) {
-                rc = dp_sync_check_replicas(&s->wsync, &s->sn->model->params, s->step);
-                if (rc == DP_OK) rc = dp_sync_check_replicas(&s->async, &s->sn->alpha, s->step);
-                if (rc != DP_OK) return rc;
-            }
-            if (s->strat->after_step && (rc = s->strat->after_step(s, epoch)) != DP_OK) return rc;
-        }
-        s->step_time += step_s;
-        res->train_images_per_s += ep[2];
-        dp_status rc = end_epoch(s, epoch, step_s, ep, res);
-        if (rc == DP_OK) rc = nas_save(s, epoch + 1);
-        if (rc != DP_OK) return rc;
-        if (cfg->stop_after == epoch + 1 && epoch + 1 < cfg->epochs) {
-            res->stopped_early = 1;
-            break;
-        }
-    }
-    int ran = res->epochs_done - s->epoch0; /* epochs of this session */
-    res->epoch_s = ran > 0 ? s->step_time / ran : 0;
-    res->train_images_per_s = s->step_time > 0 ? res->train_images_per_s / s->step_time : 0;
-    if (res->stopped_early) return DP_OK;
+    srch *s = t;
+    dp_search_result *res = s->res;
+    (void)d;
     if (s->strat->finish) { /* gold: the final pruning changed the network: derive it again */
         dp_status rc = s->strat->finish(s);
         if (rc != DP_OK) return rc;
@@ -343,9 +328,9 @@ static dp_status run_epochs(srch *s, dp_search_result *res)
         if (rc != DP_OK) return rc;
         res->skips = dp_genotype_skips(&res->genotype);
         res->derived_mflops = nas_genotype_mflops(s, &res->genotype);
-        if (s->rank == 0 && cfg->out[0]) {
+        if (s->rank == 0 && s->cfg->out[0]) {
             char path[600];
-            snprintf(path, sizeof path, "%s/genotype.json", cfg->out);
+            snprintf(path, sizeof path, "%s/genotype.json", s->cfg->out);
             rc = dp_genotype_save(&res->genotype, path);
             if (rc != DP_OK) return rc;
         }
@@ -354,36 +339,73 @@ static dp_status run_epochs(srch *s, dp_search_result *res)
     return DP_OK;
 }
 
+static double task_lr(void *t, long step) { return dp_schedule_lr(&((srch *)t)->wsched, step); }
+
+static void task_free(void *t)
+{
+    srch *s = t;
+    nas_outputs_close(s);
+    dp_ctx_free(&s->ctx);
+    dp_optimizer_free(&s->wopt);
+    dp_optimizer_free(&s->aopt);
+    dp_sync_free(&s->async);
+    dp_sampler_free(&s->str);
+    dp_sampler_free(&s->sva);
+    dp_supernet_free(s->sn);
+    dp_image_set_free(&s->all);
+    free(s->x), free(s->y), free(s->gumbel), free(s->mask), free(s->flops), free(s->cost);
+    free(s->wbak), free(s->vbuf), free(s->abuf);
+}
+
+static const dp_task_ops search_ops = {
+    .name = "search", .ckpt_name = "search.dpc", .build = task_build, .load = task_load, .start = task_start,
+    .epoch_begin = task_epoch_begin, .step = task_step, .update = task_update, .after_step = task_after_step,
+    .epoch_end = task_epoch_end, .finish = task_finish, .save = nas_ck_save, .saved = nas_ck_saved,
+    .restore = nas_ck_restore, .share = nas_ck_share, .lr = task_lr, .free = task_free,
+};
+
 dp_status dp_search_run(const dp_search_config *cfg, MPI_Comm comm, dp_search_result *res)
 {
     memset(res, 0, sizeof *res);
     dp_status rc = dp_search_config_check(cfg);
     if (rc != DP_OK) return rc;
+    dp_run_opts o = {.epochs = cfg->epochs, .resume = cfg->resume, .stop_after_epochs = cfg->stop_after,
+                     .keep_checkpoints = 2, .check_replicas = cfg->check_replicas,
+                     .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1, .loss_scale_growth = 1,
+                     .watchdog_s = cfg->watchdog_s, .threads = cfg->threads, .progress = cfg->progress,
+                     .quiet = cfg->quiet};
+    snprintf(o.out, sizeof o.out, "%s", cfg->out);
     srch s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
+    s.res = res;
     s.strat = nas_strategy_of(cfg->strategy); /* dp_search_config_check: a strategy of the table */
-    s.size = 1;
+    dp_driver d;
     double t0 = dp_now();
-    rc = setup(&s, comm);
-    if (rc == DP_OK) rc = run_epochs(&s, res);
-    res->steps = s.step;
+    rc = dp_drive(&search_ops, &s, &o, comm, &d);
+    res->stopped_early = d.stopped;
+    res->steps = (long)d.st.step;
     res->wall_s = dp_now() - t0;
+    int ran = res->epochs_done - s.epoch0; /* epochs of this session */
+    res->epoch_s = ran > 0 ? d.session_train_s / ran : 0;
+    res->train_images_per_s = d.session_train_s > 0 ? d.session_seen / d.session_train_s : 0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    long rss_kb = ru.ru_maxrss, *all = calloc((size_t)s.size, sizeof *all);
-    if (rc == DP_OK && all && dp_sync_allgather_long(&s.wsync, rss_kb, all) == DP_OK)
-        for (int r = 0; r < s.size; r++) rss_kb = all[r] > rss_kb ? all[r] : rss_kb;
+    long rss_kb = ru.ru_maxrss, *all = calloc((size_t)d.size, sizeof *all);
+    if (rc == DP_OK && all && dp_sync_allgather_long(&d.sync, rss_kb, all) == DP_OK)
+        for (int r = 0; r < d.size; r++) rss_kb = all[r] > rss_kb ? all[r] : rss_kb;
     free(all);
     res->peak_rss_mb = (double)rss_kb / 1024.0;
     if (rc == DP_OK) {
         const dp_params *wp = &s.sn->model->params;
         res->nalpha = (int)s.sn->alpha.n;
+        res->params_hash = XXH3_64bits_withSeed(s.sn->alpha.data, s.sn->alpha.n * sizeof(float), dp_params_hash(wp));
         memcpy(res->alpha, s.sn->alpha.data, s.sn->alpha.n * sizeof(float));
         res->weights = malloc(wp->n * sizeof(float));
         if (res->weights) memcpy(res->weights, wp->data, wp->n * sizeof(float)), res->nweights = wp->n;
     }
-    teardown(&s);
+    dp_drive_free(&d);
+    task_free(&s);
     return rc;
 }
 

@@ -8,9 +8,8 @@
 
 #include "dptrain/data.h"
 #include "dptrain/search.h"
-#include "train/report.h"
-#include "train/sampler.h"
-#include "train/sync.h"
+#include "dptrain/sampler.h"
+#include "dptrain/task.h"
 
 #define NAS_ROWS (2 * DP_NAS_EDGES) /* alpha rows: normal edges, then reduce edges */
 
@@ -21,19 +20,24 @@ struct nas_strategy;
 
 typedef struct srch {
     const dp_search_config *cfg;
+    dp_search_result *res;      /* filled as epochs end */
+    dp_driver *d;               /* the loop driving this search */
+    dp_sync *ws;                /* the weights' sync: the driver's */
+    dp_supernet_config net;
     const struct nas_strategy *strat; /* the table's record of cfg->strategy */
     int rank, size;
     dp_supernet *sn;
     int nops;
-    dp_sync wsync, async;       /* weights; alpha */
+    dp_sync async;              /* alpha's */
     dp_image_set all;           /* this rank's images; tr and va alias its halves */
     dp_image_set tr, va;
     dp_sampler str, sva;
     dp_optimizer wopt, aopt;
     dp_schedule wsched;
     dp_ctx ctx;
-    dp_report rep;
-    dp_rng shuffle_t, shuffle_v, noise;
+    dp_rng shuffle_t, shuffle_v, noise; /* the shufflers at their epoch-start state */
+    dp_rng after_t, after_v;    /* after this epoch's permutations */
+    int alpha_on;               /* this step moves alpha */
     float lut[256];
     float *x;                   /* [max batch, c*h*w] */
     int32_t *y;
@@ -46,10 +50,8 @@ typedef struct srch {
     float *wbak, *vbuf, *abuf;  /* unrolled: weights, d L_val / d w', d L_val / d alpha */
     long steps, vsteps;         /* per epoch: full global batches only (every rank has images for SyncBN) */
     long step, total_steps;
-    double step_time;
     FILE *alpha_csv, *gold_csv;
     long last_prune;
-    char config_text[8192];     /* as the ranks agreed on it; a checkpoint must match it */
     int epoch0;                 /* epochs done before this session (--resume) */
 } srch;
 
@@ -69,16 +71,19 @@ double nas_genotype_mflops(const srch *s, const dp_genotype *g);
 /*! Derives the genotype of the current alpha. */
 dp_status nas_derive(const srch *s, dp_genotype *g);
 
-/* search_ckpt.c */
-/*! Collective: <out>/search.dpc after `epochs_done` epochs (nothing without --out). */
-dp_status nas_save(srch *s, int epochs_done);
-/*! Collective, after set-up: restores that checkpoint on every rank. */
-dp_status nas_resume(srch *s, int *epochs_done);
+/* search_ckpt.c: the search's checkpoint sections (dp_task_ops save .. share) */
+dp_status nas_ck_save(void *t, dp_driver *d, dp_ck_section *s, int *n);
+void nas_ck_saved(void *t);
+dp_status nas_ck_restore(void *t, dp_driver *d, const dp_checkpoint *ck, const char *path);
+dp_status nas_ck_share(void *t, dp_driver *d);
 
 /* search.c */
-/*! One search step (alpha and weights) at sampler step i; stats: loss sum,
- *  correct, images (all ranks). */
+/*! Gradients of one search step at sampler step i: alpha's step (bilevel:
+ *  taken here, before the weights' pass) and the weights' gradients; stats
+ *  (DP_NSTATS) this rank's. */
 dp_status nas_search_step(srch *s, long i, double *stats);
+/*! The rest of the step once it is known finite: one-level alpha, then the weights. */
+void nas_search_update(srch *s);
 dp_status nas_evaluate(srch *s, long limit, double *loss, double *acc);
 
 #endif

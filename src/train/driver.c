@@ -198,6 +198,7 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
         MPI_Comm_rank(comm, &d->rank);
         MPI_Comm_size(comm, &d->size);
     }
+    if (o->out[0]) snprintf(d->ckpt, sizeof d->ckpt, "%s/%s", o->out, ops->ckpt_name ? ops->ckpt_name : "checkpoint.dpc");
     /* The model first: its layout is part of what the ranks compare, and
      * the comparison must come before anything that could fail on one rank only. */
     dp_task_info info = {.config_text = d->config_text, .config_cap = sizeof d->config_text};
@@ -225,7 +226,6 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     dp_fault_point("load");
     rc = ops->load(t, d);
     if (rc != DP_OK) return rc;
-    if (o->out[0]) snprintf(d->ckpt, sizeof d->ckpt, "%s/checkpoint.dpc", o->out);
     dp_sync_phase(&d->sync, "opening the run directory", 0);
     rc = dp_report_open(&d->rep, d->rank == 0 ? o->out : NULL, o->progress, o->quiet || d->rank != 0);
     if (rc == DP_OK && ops->save) rc = check_out_space(d, &info);
@@ -428,6 +428,7 @@ dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Co
 {
     memset(d, 0, sizeof *d);
     d->o = o;
+    d->comm = comm;
     d->size = 1;
     stop_requested = 0;
     dp_status rc = setup(ops, t, d, comm);
