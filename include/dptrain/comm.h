@@ -52,10 +52,10 @@ typedef enum dp_allreduce_algo {
 #define DP_COMM_RING_TAG 0x6470
 
 /* Default segment size of the ring, in bytes: the unit that is received, reduced
- * and forwarded; blocks longer than this stream in segments. Chosen by
- * measurement with benchmarks/bench_allreduce (2 ranks, Open MPI 4.1.4,
- * vader/CMA, 512 KiB L2 per core); the figures are in the header of
- * src/comm/ring.c. */
+ * and forwarded; blocks longer than this stream in segments. Large enough to
+ * amortise the cost of a message, small enough that a receive slot and the
+ * segment of the buffer it is reduced into stay in L2 (chosen with
+ * benchmarks/bench_allreduce --seg; figures in benchmarks/RESULTS.md §11). */
 #define DP_RING_SEGMENT_BYTES_DEFAULT ((size_t)256 * 1024)
 
 /* Byte, call and time counters, accumulated until reset. */
@@ -94,7 +94,8 @@ typedef enum dp_codec_kind {
     DP_CODEC_FP16,
     DP_CODEC_BF16,
     DP_CODEC_INT8,
-    /* TOPK, POWERSGD later */
+    /* top-k and PowerSGD change what is reduced, not how a value is encoded:
+     * they are calls of their own (dp_topk_allreduce, dp_powersgd_allreduce) */
 } dp_codec_kind;
 
 #define DP_CODEC_INT8_BLOCK 256
@@ -363,7 +364,7 @@ typedef struct dp_powersgd_range {
 typedef struct dp_powersgd_stats {
     uint64_t floats_reduced; /* floats through the ring: P and Q factors + uncompressed */
     uint64_t floats_dense;   /* floats a plain allreduce of the same views would reduce */
-    uint64_t bytes_sent;     /* payload bytes this rank sent (measured on the ring) */
+    uint64_t bytes_sent;     /* payload bytes this rank sent (counted by the ring) */
     uint64_t bytes_recv;     /* payload bytes this rank received */
     int compressed;          /* matrices compressed (the others went uncompressed) */
 } dp_powersgd_stats;

@@ -107,7 +107,8 @@ typedef struct dp_dsi_prepare_config {
     int min_words;                 /* a long-description sentence needs this many words (default 3) */
     uint64_t seed;
     int split_lists;               /* 1: also cut long descriptions at paragraph breaks and list bullets
-                                      (default 0: only after . ! ?, the rule of the issue's calibration) */
+                                      (default 0: only after . ! ?, the rule that reproduces the reference
+                                      De-DSI counts of documents and queries, benchmarks/RESULTS.md §9) */
 } dp_dsi_prepare_config;
 
 typedef struct dp_dsi_prepare_stats {

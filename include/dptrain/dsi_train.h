@@ -87,6 +87,8 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out);
 void dp_dsi_member_free(dp_dsi_member *mb);
 
 /* ------------------------------------------------------------ ensembles */
+/* dptrain/dsi_eval.h builds on these: opening a run's members, evaluation
+ * on test pairs, the BM25 baseline and the query server. */
 
 typedef struct dp_dsi_ensemble dp_dsi_ensemble;
 

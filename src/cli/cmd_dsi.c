@@ -1,17 +1,13 @@
 /* `dptrain dsi-train`, `dsi-query`, `dsi-eval`: flags -> the dsi room -> tables. */
-#include <cblas.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "dptrain/dsi_eval.h"
 #include "dptrain/dsi_train.h"
-#include "dsi/data_internal.h"
-#include "train/report.h"
 
 static const char train_usage[] =
     "usage: mpirun -np P dptrain dsi-train --data DIR [options]\n"
@@ -226,16 +222,16 @@ static const struct option q_opts[] = {
     {0, 0, 0, 0},
 };
 
+/* The flags of dsi-query and dsi-eval: the room's request plus what only the command uses. */
 typedef struct qflags {
-    char run[512], models[4096], test[512], bm25[512], queries[512];
-    int k, beams, only, nagg, latency, threads, json;
-    dp_dsi_agg agg;
-    long limit;
-    float k1, b, abstain;
+    dp_dsi_eval_config ask;
+    char test[512], bm25[512], queries[512];
+    int latency, json;
 } qflags;
 
 static dp_status parse_q(const char *cmd, int argc, char **argv, qflags *f, int *help)
 {
+    dp_dsi_eval_config *c = &f->ask;
     dp_status rc = DP_OK;
     int ch;
     optind = 1;
@@ -243,104 +239,52 @@ static dp_status parse_q(const char *cmd, int argc, char **argv, qflags *f, int 
     while (rc == DP_OK && (ch = getopt_long(argc, argv, "hk:", q_opts, NULL)) != -1) {
         const char *a = optarg;
         switch (ch) {
-        case O_RUN: rc = dp_flag_str("--run", a, f->run, sizeof f->run); break;
-        case O_MODELS: rc = dp_flag_str("--models", a, f->models, sizeof f->models); break;
-        case 'k': rc = dp_flag_int("-k", a, 1, 1000, &f->k); break;
-        case O_BEAMS: rc = dp_flag_int("--beams", a, 1, 64, &f->beams); break;
+        case O_RUN: rc = dp_flag_str("--run", a, c->run, sizeof c->run); break;
+        case O_MODELS: rc = dp_flag_str("--models", a, c->models, sizeof c->models); break;
+        case 'k': rc = dp_flag_int("-k", a, 1, 1000, &c->k); break;
+        case O_BEAMS: rc = dp_flag_int("--beams", a, 1, 64, &c->beams); break;
         case O_AGG:
-            f->nagg = 1;
-            if (!strcmp(a, "confidence")) f->agg = DP_DSI_AGG_CONFIDENCE;
-            else if (!strcmp(a, "vote")) f->agg = DP_DSI_AGG_VOTE;
-            else if (!strcmp(a, "joint")) f->agg = DP_DSI_AGG_JOINT;
+            if (!strcmp(a, "confidence")) c->agg = DP_DSI_AGG_CONFIDENCE;
+            else if (!strcmp(a, "vote")) c->agg = DP_DSI_AGG_VOTE;
+            else if (!strcmp(a, "joint")) c->agg = DP_DSI_AGG_JOINT;
             else rc = dp_errorf(DP_ERR_ARG, "--agg '%s': expected confidence, vote or joint", a);
             break;
-        case O_ONLY: rc = dp_flag_int("--only", a, 0, 4095, &f->only); break;
+        case O_ONLY: rc = dp_flag_int("--only", a, 0, 4095, &c->only); break;
         case O_TEST: rc = dp_flag_str("--test", a, f->test, sizeof f->test); break;
-        case O_LIMIT: rc = dp_flag_long("--limit", a, 0, 1L << 40, &f->limit); break;
+        case O_LIMIT: rc = dp_flag_long("--limit", a, 0, 1L << 40, &c->limit); break;
         case O_BM25: rc = dp_flag_str("--bm25", a, f->bm25, sizeof f->bm25); break;
-        case O_K1: rc = dp_flag_float("--k1", a, 0, 100, &f->k1); break;
-        case O_B: rc = dp_flag_float("--b", a, 0, 1, &f->b); break;
+        case O_K1: rc = dp_flag_float("--k1", a, 0, 100, &c->k1); break;
+        case O_B: rc = dp_flag_float("--b", a, 0, 1, &c->b); break;
         case O_QUERIES: rc = dp_flag_str("--queries", a, f->queries, sizeof f->queries); break;
         case O_LATENCY: f->latency = 1; break;
-        case O_THREADS: rc = dp_flag_int("--threads", a, 1, 256, &f->threads); break;
+        case O_THREADS: rc = dp_flag_int("--threads", a, 1, 256, &c->threads); break;
         case O_JSON: f->json = 1; break;
-        case O_ABSTAIN: rc = dp_flag_float("--abstain", a, 0, 1000, &f->abstain); break;
+        case O_ABSTAIN: rc = dp_flag_float("--abstain", a, 0, 1000, &c->abstain); break;
         case 'h': *help = 1; return DP_OK;
         default: rc = unknown(cmd, argv);
         }
     }
     if (rc == DP_OK && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
-    if (rc == DP_OK && !*help && !f->bm25[0] && !f->run[0] == !f->models[0])
+    if (rc == DP_OK && !*help && !f->bm25[0] && !c->run[0] == !c->models[0])
         rc = dp_errorf(DP_ERR_ARG, "give exactly one of --run DIR and --models LIST");
     return rc;
 }
 
-/* Member checkpoint paths of --run DIR (member-0, member-1, ... until one is missing) or --models a,b,c. */
-static dp_status member_paths(const qflags *f, char ***paths, int *n)
+/* One result line per document of a query's answer. */
+static void print_answer(void *ctx, long query, const int32_t *docs, const float *scores, int k)
 {
-    char **p = NULL;
-    int cnt = 0;
-    if (f->run[0]) {
-        for (;; cnt++) {
-            char path[700];
-            struct stat st;
-            snprintf(path, sizeof path, "%s/member-%d/model.dsi", f->run, cnt);
-            if (stat(path, &st)) break;
-            p = realloc(p, (size_t)(cnt + 1) * sizeof *p);
-            p[cnt] = strdup(path);
-        }
-        if (!cnt) return dp_errorf(DP_ERR_IO, "%s: no member-0/model.dsi (was dsi-train run with --out %s?)", f->run, f->run);
-    } else {
-        char buf[4096];
-        snprintf(buf, sizeof buf, "%s", f->models);
-        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            p = realloc(p, (size_t)(cnt + 1) * sizeof *p);
-            p[cnt++] = strdup(t);
-        }
-    }
-    *paths = p;
-    *n = cnt;
-    return DP_OK;
-}
-
-static void free_paths(char **p, int n)
-{
-    for (int i = 0; i < n; i++) free(p[i]);
-    free(p);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double quantile(double *v, long n, double q)
-{
-    if (!n) return 0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    long i = (long)ceil(q * (double)n) - 1;
-    return v[i < 0 ? 0 : i];
-}
-
-/* One line from rank 0's stream to every rank; returns 0 at the end. */
-static int next_line(FILE *in, int rank, MPI_Comm comm, char *buf, int cap)
-{
-    int len = -1;
-    if (rank == 0 && fgets(buf, cap, in)) {
-        buf[strcspn(buf, "\r\n")] = 0;
-        len = (int)strlen(buf);
-    }
-    MPI_Bcast(&len, 1, MPI_INT, 0, comm);
-    if (len < 0) return 0;
-    MPI_Bcast(buf, len + 1, MPI_CHAR, 0, comm);
-    return 1;
+    const dp_dsi_ensemble *e = ctx;
+    for (int i = 0; i < k && docs[i] >= 0; i++)
+        printf("%ld\t%d\t%s\t%.6f\n", query, i + 1, dp_dsi_ensemble_doc_name(e, docs[i]), scores[i]);
+    fflush(stdout);
 }
 
 int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm)
 {
     int rank = dp_cli_rank(comm);
-    qflags f = {.k = 10, .beams = 5, .only = -1, .threads = 1};
+    qflags f = {.latency = 0};
+    dp_dsi_eval_defaults(&f.ask);
+    f.ask.beams = 5;
     int help = 0;
     dp_status rc = parse_q("dsi-query", argc, argv, &f, &help);
     if (help) {
@@ -352,125 +296,40 @@ int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm)
         return 2;
     }
     if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
-    openblas_set_num_threads(f.threads);
-    char **paths = NULL;
-    int n = 0;
     dp_dsi_ensemble *e = NULL;
-    rc = member_paths(&f, &paths, &n);
-    if (rc == DP_OK) rc = dp_dsi_ensemble_load((const char *const *)paths, n, comm, &e);
-    free_paths(paths, n);
-    if (rc == DP_OK) dp_dsi_ensemble_abstain(e, f.abstain);
-    if (rc != DP_OK) {
-        if (rank == 0 || rc != DP_ERR_MPI) fprintf(stderr, "dptrain dsi-query: error: %s\n", dp_errmsg());
-        return 1;
-    }
-    FILE *in = stdin;
-    if (rank == 0 && f.queries[0] && !(in = fopen(f.queries, "r"))) {
-        fprintf(stderr, "dptrain dsi-query: error: %s: cannot open\n", f.queries);
-        in = NULL;
-    }
-    int ok = in != NULL;
-    MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
-    if (!ok) {
-        dp_dsi_ensemble_free(e);
-        return 1;
-    }
-    int32_t *out = malloc((size_t)f.k * sizeof *out);
-    float *score = malloc((size_t)f.k * sizeof *score);
-    double *lat = NULL;
-    long nq = 0, cap = 0;
-    char line[8192];
-    while (rc == DP_OK && next_line(in, rank, comm, line, sizeof line)) {
-        const char *q = line;
-        double t0 = dp_now();
-        rc = dp_dsi_ensemble_query(e, &q, 1, f.beams, f.only, &f.agg, 1, f.k, &out, &score);
-        double dt = dp_now() - t0;
-        if (rc != DP_OK || rank != 0) continue;
-        if (nq == cap) lat = realloc(lat, (size_t)(cap = cap ? 2 * cap : 1024) * sizeof *lat);
-        lat[nq++] = dt * 1e3;
-        for (int i = 0; i < f.k && out[i] >= 0; i++)
-            printf("%ld\t%d\t%s\t%.6f\n", nq, i + 1, dp_dsi_ensemble_doc_name(e, out[i]), score[i]);
-        fflush(stdout);
-    }
-    if (rank == 0 && in != stdin) fclose(in);
+    rc = dp_dsi_ensemble_open(&f.ask, comm, &e);
+    dp_dsi_serve_stats st;
+    if (rc == DP_OK) rc = dp_dsi_serve(e, f.queries, &f.ask, print_answer, e, &st);
     if (rc != DP_OK && (rank == 0 || rc != DP_ERR_MPI)) fprintf(stderr, "dptrain dsi-query: error: %s\n", dp_errmsg());
     if (rc == DP_OK && rank == 0 && f.latency)
-        fprintf(stderr, "latency: queries=%ld members=%d beams=%d p50_ms=%.3f p99_ms=%.3f\n", nq,
-                dp_dsi_ensemble_members(e), f.beams, quantile(lat, nq, 0.5), quantile(lat, nq, 0.99));
-    free(lat);
-    free(out);
-    free(score);
+        fprintf(stderr, "latency: queries=%ld members=%d beams=%d p50_ms=%.3f p99_ms=%.3f\n", st.queries,
+                dp_dsi_ensemble_members(e), f.ask.beams, st.p50_ms, st.p99_ms);
     dp_dsi_ensemble_free(e);
     return rc == DP_OK ? 0 : 1;
 }
 
-static void print_row(const qflags *f, const char *method, const dp_dsi_metrics *m, double secs)
+static void print_header(void)
 {
+    printf("%-12s %8s %7s %7s %7s %7s %9s\n", "method", "queries", "hits1", "hits5", "hits10", "mrr10", "seconds");
+}
+
+static void print_row(const qflags *f, const dp_dsi_eval_row *r)
+{
+    const dp_dsi_metrics *m = &r->m;
     double q = m->queries ? (double)m->queries : 1;
-    printf("%-12s %8ld %7.4f %7.4f %7.4f %7.4f %9.1f\n", method, m->queries, m->hits1 / q, m->hits5 / q,
-           m->hits10 / q, m->mrr10 / q, secs);
+    printf("%-12s %8ld %7.4f %7.4f %7.4f %7.4f %9.1f\n", r->method, m->queries, m->hits1 / q, m->hits5 / q,
+           m->hits10 / q, m->mrr10 / q, r->seconds);
     if (f->json)
         printf("{\"method\":\"%s\",\"queries\":%ld,\"hits1\":%.6f,\"hits5\":%.6f,\"hits10\":%.6f,\"mrr10\":%.6f,"
                "\"seconds\":%.3f}\n",
-               method, m->queries, m->hits1 / q, m->hits5 / q, m->hits10 / q, m->mrr10 / q, secs);
-}
-
-/* BM25 over DATA/train.tsv (document = its training queries joined), scored on the test pairs. */
-static dp_status eval_bm25(const qflags *f, const dp_dsi_pairs *test)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/train.tsv", f->bm25);
-    dp_dsi_pairs tr;
-    dp_status rc = dp_dsi_pairs_load(path, 0, &tr);
-    if (rc != DP_OK) return rc;
-    dsi_intern docs = {0};
-    char **texts = NULL;
-    for (long i = 0; i < tr.n && rc == DP_OK; i++) {
-        int added;
-        long d = dsi_intern_get(&docs, tr.docid[i], strlen(tr.docid[i]), 1, &added);
-        if (d < 0) {
-            rc = dp_errorf(DP_ERR_NOMEM, "bm25: out of memory");
-            break;
-        }
-        if (added) {
-            texts = realloc(texts, (size_t)docs.n * sizeof *texts);
-            texts[d] = strdup(tr.query[i]);
-        } else {
-            size_t l = strlen(texts[d]), a = strlen(tr.query[i]);
-            texts[d] = realloc(texts[d], l + a + 2);
-            texts[d][l] = ' ';
-            memcpy(texts[d] + l + 1, tr.query[i], a + 1);
-        }
-    }
-    dp_bm25 *ix = NULL;
-    double t0 = dp_now();
-    if (rc == DP_OK) rc = dp_bm25_build((int)docs.n, (const char *const *)texts, f->k1, f->b, &ix);
-    if (rc == DP_OK) {
-        int32_t top[1000];
-        float sc[1000];
-        dp_dsi_metrics m = {0};
-        long n = f->limit > 0 && f->limit < test->n ? f->limit : test->n;
-        for (long i = 0; i < n; i++) {
-            int got = dp_bm25_search(ix, test->query[i], f->k, top, sc);
-            long g = dsi_intern_get(&docs, test->docid[i], strlen(test->docid[i]), 0, NULL);
-            dp_dsi_metrics_add(&m, top, got, g >= 0 ? (int32_t)g : -2);
-        }
-        char name[64];
-        snprintf(name, sizeof name, "bm25(%.2g,%.2g)", f->k1, f->b);
-        print_row(f, name, &m, dp_now() - t0);
-    }
-    dp_bm25_free(ix);
-    for (long d = 0; d < docs.n; d++) free(texts[d]);
-    free(texts);
-    dsi_intern_free(&docs);
-    dp_dsi_pairs_free(&tr);
-    return rc;
+               r->method, m->queries, m->hits1 / q, m->hits5 / q, m->hits10 / q, m->mrr10 / q, r->seconds);
 }
 
 int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
 {
     int rank = dp_cli_rank(comm);
-    qflags f = {.k = 10, .beams = 10, .only = -1, .threads = 1, .k1 = 0.9f, .b = 0.4f};
+    qflags f = {.latency = 0};
+    dp_dsi_eval_defaults(&f.ask);
     int help = 0;
     dp_status rc = parse_q("dsi-eval", argc, argv, &f, &help);
     if (help) {
@@ -483,57 +342,28 @@ int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
         return 2;
     }
     if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
-    openblas_set_num_threads(f.threads);
     dp_dsi_pairs test = {0};
     rc = dp_dsi_pairs_load(f.test, 1, &test);
+    dp_dsi_eval_row rows[DP_DSI_EVAL_ROWS];
+    int nrows = 0;
     if (rc == DP_OK && f.bm25[0]) {
-        if (rank == 0) {
-            printf("%-12s %8s %7s %7s %7s %7s %9s\n", "method", "queries", "hits1", "hits5", "hits10", "mrr10", "seconds");
-            rc = eval_bm25(&f, &test);
+        if (rank == 0) { /* one process: the baseline needs no ranks */
+            print_header();
+            rc = dp_dsi_eval_bm25(f.bm25, &test, &f.ask, &rows[0]);
+            if (rc == DP_OK) print_row(&f, &rows[0]);
         }
         if (rc != DP_OK) fprintf(stderr, "dptrain dsi-eval: error: %s\n", dp_errmsg());
         dp_dsi_pairs_free(&test);
         return rc == DP_OK ? 0 : 1;
     }
-    char **paths = NULL;
-    int n = 0;
     dp_dsi_ensemble *e = NULL;
-    if (rc == DP_OK) rc = member_paths(&f, &paths, &n);
-    if (rc == DP_OK) rc = dp_dsi_ensemble_load((const char *const *)paths, n, comm, &e);
-    free_paths(paths, n);
-    if (rc == DP_OK) dp_dsi_ensemble_abstain(e, f.abstain);
-    long nq = f.limit > 0 && f.limit < test.n ? f.limit : test.n;
-    dp_dsi_agg how[3] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE, DP_DSI_AGG_JOINT};
-    int nhow = f.nagg || f.only >= 0 ? 1 : 3; /* one member alone: every merge is its own ranking */
-    if (f.nagg) how[0] = f.agg;
-    int32_t *out[3] = {NULL, NULL, NULL};
-    float *score[3] = {NULL, NULL, NULL};
-    for (int a = 0; a < nhow && rc == DP_OK; a++) {
-        out[a] = malloc((size_t)nq * (size_t)f.k * sizeof *out[a]);
-        score[a] = malloc((size_t)nq * (size_t)f.k * sizeof *score[a]);
-    }
-    double t0 = dp_now();
-    if (rc == DP_OK) rc = dp_dsi_ensemble_query(e, (const char *const *)test.query, (int)nq, f.beams, f.only, how, nhow, f.k, out, score);
-    double secs = dp_now() - t0;
+    if (rc == DP_OK) rc = dp_dsi_ensemble_open(&f.ask, comm, &e);
+    if (rc == DP_OK) rc = dp_dsi_eval_ensemble(e, &test, &f.ask, rows, &nrows);
     if (rc == DP_OK && rank == 0) {
-        printf("%-12s %8s %7s %7s %7s %7s %9s\n", "method", "queries", "hits1", "hits5", "hits10", "mrr10", "seconds");
-        for (int a = 0; a < nhow; a++) {
-            dp_dsi_metrics m = {0};
-            for (long i = 0; i < nq; i++) {
-                int32_t g = dp_dsi_ensemble_doc_id(e, test.docid[i]);
-                dp_dsi_metrics_add(&m, out[a] + (size_t)i * f.k, f.k, g >= 0 ? g : -2);
-            }
-            char name[64];
-            if (f.only >= 0) snprintf(name, sizeof name, "member%d", f.only);
-            else snprintf(name, sizeof name, "%s%d", how[a] == DP_DSI_AGG_VOTE ? "vote" : how[a] == DP_DSI_AGG_JOINT ? "joint" : "confidence", n);
-            print_row(&f, name, &m, secs);
-        }
+        print_header();
+        for (int a = 0; a < nrows; a++) print_row(&f, &rows[a]);
     }
     if (rc != DP_OK && (rank == 0 || rc != DP_ERR_MPI)) fprintf(stderr, "dptrain dsi-eval: error: %s\n", dp_errmsg());
-    for (int a = 0; a < 3; a++) {
-        free(out[a]);
-        free(score[a]);
-    }
     dp_dsi_ensemble_free(e);
     dp_dsi_pairs_free(&test);
     return rc == DP_OK ? 0 : 1;

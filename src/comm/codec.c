@@ -1,9 +1,9 @@
 /* Ring codecs: the identity float32 codec, raw and staged.
  *
- * The next issue adds compressing codecs (fp16, top-k with error feedback) behind
- * the same dp_ring_codec vtable (comm_internal.h). The decoders check the byte
- * count of every message: a wrong size means the ranks disagree about the
- * count, and is reported instead of reducing garbage. */
+ * The lossy codecs (codec_fp16.c, codec_int8.c) and the zstd wire stage
+ * (codec_wire.c) sit behind the same dp_ring_codec vtable (comm_internal.h).
+ * The decoders check the byte count of every message: a wrong size means the
+ * ranks disagree about the count, and is reported instead of reducing garbage. */
 #include <string.h>
 
 #include "comm/comm_internal.h"

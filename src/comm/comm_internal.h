@@ -1,5 +1,10 @@
 /* Private to the comm room: the codec seam of the ring, the ring's core entry
- * points (no argument checks, no error-handler swap) and small MPI helpers.
+ * points (no argument checks, no error-handler swap), the choice between the
+ * ring and MPI_Allreduce, and small MPI helpers.
+ *
+ * Who calls whom, never backwards: engine.c, rows.c -> allreduce.c (the
+ * choice) -> ring.c -> codec*.c; engine.c (coded ranges), topk.c and
+ * powersgd.c -> ring.c; every file -> common.c (the helpers), which calls none.
  *
  * Codec seam: every message of the ring is one segment of one block. Before a
  * segment is sent it is "encoded"; after it is received it is "decoded and
@@ -106,7 +111,7 @@ dp_status dp_ring_allreduce_with(float *buf, size_t count, dp_reduce_op op,
                                  const dp_ring_codec *codec);
 
 /* Core of the ring: arguments already checked, MPI_ERRORS_RETURN already set on
- * comm, ws not NULL. Used by the engine on its duplicate communicator. */
+ * comm, ws not NULL (the engine's duplicate communicator, say). */
 dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
                       dp_ring_ws *ws, const dp_ring_codec *codec);
 
@@ -129,8 +134,13 @@ void dp_ring_ws_set_yield(dp_ring_ws *ws, const atomic_int *flag);
  * tests and benchmarks. */
 dp_status dp_ring_ws_set_depth(dp_ring_ws *ws, int depth);
 
-/* MPI_Allreduce reference (chunks of INT_MAX floats, / P for AVG), same rules. */
-dp_status dp_mpi_allreduce_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm);
+/* allreduce.c. Core of dp_allreduce, same preconditions as dp_ring_run: the
+ * ring with the identity codec (algo RING) or MPI_Allreduce in chunks of
+ * INT_MAX floats then / P for AVG (algo MPI; ws unused). */
+dp_status dp_allreduce_run(float *buf, size_t count, dp_reduce_op op, dp_allreduce_algo algo,
+                           MPI_Comm comm, dp_ring_ws *ws);
+
+/* common.c below: what every file of the room may call. */
 
 /* Argument checks shared by the public calls ("who" names the caller). */
 dp_status dp_comm_check_args(const char *who, const float *buf, size_t count,

@@ -90,12 +90,10 @@ static dp_status engine_run(dp_engine *e, const engine_item *it, uint64_t index,
 {
     dp_wd_note_item(index);
     double t0 = now_s();
-    dp_status st = DP_ALLREDUCE_RING != e->algo
-                       ? dp_mpi_allreduce_run(it->buf, it->n, it->op, e->comm)
-                   : it->coded ? dp_ring_codec_run(it->buf, it->n, it->op, &it->cfg,
-                                                   it->residual, e->comm, e->ws)
-                               : dp_ring_run(it->buf, it->n, it->op, e->comm, e->ws,
-                                             &dp_ring_codec_identity);
+    dp_status st = DP_ALLREDUCE_RING == e->algo && it->coded
+                       ? dp_ring_codec_run(it->buf, it->n, it->op, &it->cfg, it->residual,
+                                           e->comm, e->ws)
+                       : dp_allreduce_run(it->buf, it->n, it->op, e->algo, e->comm, e->ws);
     *secs = now_s() - t0;
     return st;
 }

@@ -73,12 +73,10 @@
  * rank, which is what makes the schedule deadlock-free for any P, count,
  * segment size and depth (the tests run depths 1..4 and 13-float segments).
  *
- * Segment size: DP_RING_SEGMENT_BYTES_DEFAULT (256 KiB), measured with
- * benchmarks/bench_allreduce --blocked --seg 64K,...,2M on 2 ranks (Open MPI
- * 4.1.4, vader + CMA, 512 KiB L2 per core): 128K..512K are within a few percent
- * up to 64 MiB; 64K loses 10% to per-message cost; 1M and 2M lose 20% at
- * 4..16 MiB (slot plus the buffer's segment no longer fit L2); 256K is best or
- * tied at every size from 1 MiB to 256 MiB once the step-0 sends are windowed.
+ * Segment size: DP_RING_SEGMENT_BYTES_DEFAULT (256 KiB). Smaller segments pay
+ * the per-message cost more often; larger ones no longer keep a receive slot
+ * plus the buffer's segment in L2 (the sweep with benchmarks/bench_allreduce
+ * --blocked --seg is in benchmarks/RESULTS.md §11).
  *
  * Errors: every MPI call is checked; the caller set MPI_ERRORS_RETURN. On error
  * the pending requests are cancelled/freed and DP_ERR_MPI names rank, peer, phase
@@ -339,11 +337,11 @@ void dp_ring_ws_set_yield(dp_ring_ws *ws, const atomic_int *flag)
 /* MPI_Wait, except while *ws->yield is set. Open MPI waits by spinning in its
  * progress loop; with one core per rank the engine's thread shares that core with
  * the training thread, and a spin while a slower peer is still in its backward
- * takes half the core from our own backward (measured: 2 ranks, 0.25 MiB buckets,
- * mlp 8% faster without the spin; benchmarks/RESULTS.md 5b). So a wait first
- * tests a few times, then sleeps between tests with a backoff capped at 100 us: a
- * late message costs at most that much latency, hidden behind backward. Once the
- * training thread waits for us (the flag is cleared), we spin again. */
+ * takes half the core from our own backward (benchmarks/RESULTS.md §5b). So a
+ * wait first tests a few times, then sleeps between tests with a backoff capped
+ * at 100 us: a late message costs at most that much latency, hidden behind
+ * backward. Once the training thread waits for us (the flag is cleared), we spin
+ * again. */
 static int ring_wait(dp_ring_ws *ws, MPI_Request *req, MPI_Status *status)
 {
     if (NULL == ws->yield)
@@ -463,8 +461,8 @@ static void note_poison(ring_ctx *x, int s)
  * that they can be posted a few at a time: every other message of the call goes
  * after them in the order the receiver expects, and with one tag they would all
  * have to be posted before the first forward. Posting hundreds at once exhausts
- * vader's fragments (btl_vader_free_list_max = 512) and ob1 then queues and
- * retries them: 10% slower at 256 MiB with 256 KiB segments. */
+ * vader's fragments (btl_vader_free_list_max = 512), and ob1 then queues and
+ * retries them, which slows large allreduces down. */
 #define TAG_STEP0 DP_COMM_RING_TAG
 #define TAG_REST (DP_COMM_RING_TAG + 1)
 #define STEP0_AHEAD 4 /* step-0 sends posted ahead of the items processed */

@@ -18,7 +18,7 @@
  *   ring allgather of mine_0 .. mine_{P-1}   variable blocks    [tag ROWS]
  *   union U = merge of the P sorted lists    pairwise, log2 P rounds, O(|all| log P)
  *   pack[j] = table[U[j]]  (j < |U|)         |U| x dim floats, contiguous
- *   dp_ring_run (or MPI_Allreduce) on pack   SUM or AVG          [tags RING]
+ *   dp_allreduce_run (ring or MPI) on pack   SUM or AVG          [tags RING]
  *   table[U[j]] = pack[j]
  *
  * Every rank computes the same U from the same gathered bytes, so the reduced
@@ -368,16 +368,13 @@ static dp_status rows_run(float *table, size_t table_rows, size_t dim, dp_reduce
     const size_t nu = ws->nuni, n = nu * dim;
     for (size_t j = 0; j < nu; j++)
         memcpy(ws->pack + j * dim, table + (size_t)ws->uni[j] * dim, dim * sizeof *table);
-    if (DP_ALLREDUCE_RING == algo) {
-        dp_comm_stats s0, s1;
-        dp_ring_ws_stats(ws->ring, &s0);
-        st = dp_ring_run(ws->pack, n, op, comm, ws->ring, &dp_ring_codec_identity);
-        dp_ring_ws_stats(ws->ring, &s1);
-        ws->stats.bytes_sent += s1.bytes_sent - s0.bytes_sent;
-        ws->stats.bytes_recv += s1.bytes_recv - s0.bytes_recv;
-    } else {
-        st = dp_mpi_allreduce_run(ws->pack, n, op, comm);
-    }
+    /* what the ring's counters moved by (MPI_Allreduce moves none) */
+    dp_comm_stats s0, s1;
+    dp_ring_ws_stats(ws->ring, &s0);
+    st = dp_allreduce_run(ws->pack, n, op, algo, comm, ws->ring);
+    dp_ring_ws_stats(ws->ring, &s1);
+    ws->stats.bytes_sent += s1.bytes_sent - s0.bytes_sent;
+    ws->stats.bytes_recv += s1.bytes_recv - s0.bytes_recv;
     if (DP_OK != st)
         return st;
     for (size_t j = 0; j < nu; j++)

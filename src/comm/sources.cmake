@@ -1,4 +1,5 @@
 dp_room(comm
+  src/comm/common.c
   src/comm/allreduce.c
   src/comm/codec.c
   src/comm/codec_fp16.c

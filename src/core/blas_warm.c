@@ -1,14 +1,13 @@
 /* One-time OpenBLAS warm-up.
  *
- * Measured with OpenBLAS 0.3.21 (ZEN sgemm kernel) in this project's VMs: in a
- * fresh process, sgemm calls of the conv layers' size ([64 x 196 x 288] and
- * the like) run 2-3x slower than the same calls after one larger sgemm has run
- * (conv2 forward+backward 72-78 ms vs 39-42 ms at batch 64). perf puts the time
- * on the micro-kernel's `prefetcht1` of the next packed-B panel: past the last
- * panel it points into pages of OpenBLAS's own buffer that small calls never
- * write, and a prefetch to a non-present page costs a full (nested) page walk
- * every time. One 64x512x512 sgemm packs far enough into that buffer to fault
- * those pages in; 256^3 or 64x4096x64 do not. */
+ * Why: OpenBLAS's sgemm micro-kernel (ZEN) prefetches (`prefetcht1`) the
+ * packed-B panel after the one it works on. Past the last panel that points
+ * into pages of OpenBLAS's own buffer that calls of the conv layers' size
+ * ([64 x 196 x 288] and the like) never write, and a prefetch to a page not yet
+ * present costs a full (nested, in a VM) page walk every time, so in a fresh
+ * process those calls run far below their speed. One 64x512x512 sgemm packs far
+ * enough into that buffer to fault those pages in; 256^3 or 64x4096x64 do not
+ * reach them. The figures are in benchmarks/RESULTS.md (§11). */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdlib.h>

@@ -212,8 +212,8 @@ static void dots_c(float (*acc)[8], long M, int T, const float *dy, const float 
  * with dilation 2: every tap lies in phase (0, 0), where the taps form a plain
  * stride-1 kernel (D = 1): forward and dW as for stride 1, dX by the flat
  * kernels (an in-place version would need strided writes). Other strided
- * cases split into several phases of 1- and 2-row sub-kernels; that measured
- * slower than the flat kernels.
+ * cases also use the flat kernels: split by phase, they would run as several
+ * 1- and 2-row sub-kernels, which are slower than the flat kernels.
  * Per output the taps are summed j-major (j outer, i inner). A row whose
  * width is not a multiple of 8 ends with a block at ncols - 8 overlapping the
  * one before: stored whole (the overlap gets the same values again) or, when

@@ -2,10 +2,11 @@
  * (K = Cin/G * kh * kw <= DP_SMALLK_MAX, e.g. a network's first 3x3 layer on
  * one-channel images, K = 9), used by ops_conv.c. Private to src/core.
  *
- * sgemm is poor at K = 9: [32 x 784 x 9] runs at ~18 GFLOP/s and the weight
- * gradient [32 x 9 x 784] at ~20, against ~43 for large shapes, and the layer
- * is memory-bound anyway (its output is 28x28x32 per image). These kernels keep
- * the K weights (or K accumulators) in registers, write y once (bias
+ * sgemm is poor at K = 9: [32 x 784 x 9] and the weight gradient
+ * [32 x 9 x 784] run far below its speed on large shapes (figures in
+ * benchmarks/RESULTS.md §11), and the layer is memory-bound anyway (its
+ * output is 28x28x32 per image). These kernels keep the K weights (or K
+ * accumulators) in registers, write y once (bias
  * included, no pre-fill + read-modify-write) and fuse the bias gradient into
  * the weight-gradient pass, so dy is read once. */
 #ifndef DP_CORE_CONV_SMALLK_H

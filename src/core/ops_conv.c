@@ -17,9 +17,8 @@
  *     dcol  = W_g^T . dY_ng ; dx_n += col2im(dcol)   only if x wants a grad
  *                                                 (a first layer skips it)
  *
- * One GEMM per image rather than one over the whole batch: here sgemm runs at
- * the same GFLOP/s for [64 x 196 x 288] as for [64 x 12544 x 288], and the
- * per-image blocks (col, dcol, y_n) stay in L2 and need no scatter to NCHW.
+ * One GEMM per image rather than one over the whole batch: sgemm is as fast
+ * on [64 x 196 x 288] as on [64 x 12544 x 288], and the per-image blocks (col, dcol, y_n) stay in L2 and need no scatter to NCHW.
  * Images with few output cells (P < DP_CONV_TILE_COLS) go T at a time so the
  * GEMM stays wide; their results pass through an [Og, T*P] buffer to NCHW.
  *
@@ -30,7 +29,7 @@
  *    images: K = 9): conv_smallk.c kernels for y and dW/db, where sgemm is
  *    slow; dX, when wanted, still goes through sgemm;
  *  - the first GEMM conv of a process runs dp_blas_warm() (blas_warm.c:
- *    without it these per-image sgemm calls run 2-3x slower in a fresh process).
+ *    without it these per-image sgemm calls are slow in a fresh process).
  * All scratch (col, dcol, tiles) comes from the context's arena. */
 #include <cblas.h>
 #include <string.h>

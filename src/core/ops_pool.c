@@ -108,7 +108,7 @@ static inline float u2f(uint32_t u)
  * (PyTorch's rule). Written as bit selects: the vectoriser turns them into
  * blends, and the scalar remainders stay free of data-dependent branches
  * (a compare-and-jump per cell mispredicts about half the time on real
- * activations, which made the plain loops ~50 cycles an output). */
+ * activations, and those mispredictions dominate a plain loop's time). */
 POOL_INLINE void max_take(float *m, int32_t *j, float v, int32_t jv)
 {
     const uint32_t k = -(uint32_t)((v > *m) | (v != v));

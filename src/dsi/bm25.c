@@ -33,8 +33,9 @@
  * (frequent, low-idf) terms only update documents already touched that can
  * still reach theta. Exact: the top k equals the exhaustive one, scores bit for
  * bit (each document adds its terms in the same order either way); tested
- * against k above PRUNE_KMAX, which never prunes. Synthetic 48k documents x
- * 68k Zipf queries: 22 s exhaustive, 3.4 s pruned (see the issue's report). */
+ * against k above PRUNE_KMAX, which never prunes. With Zipf-distributed words
+ * most postings belong to a few frequent terms, which is what pruning skips
+ * (timings in benchmarks/RESULTS.md §11). */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -50,7 +51,7 @@ enum { PRUNE_KMAX = 256 };       /* searches for more than this many skip prunin
 #define PRUNE_SLACK 1.0001
 /* A pruned term gallops when its list is this many times longer than the
  * candidates (a gallop costs ~log2 of the gap in mispredicted branches, a scan
- * ~1 ns a posting), else it scans. */
+ * one branch-free add a posting), else it scans. */
 #define GALLOP_RATIO 32
 
 struct dp_bm25 {
@@ -448,7 +449,7 @@ int dp_bm25_search(const dp_bm25 *ix, const char *query, int k, int32_t *docs, f
     if (i < nq) {
         /* Terms i..: only the documents already touched (acc > 0) that can
          * still reach theta. Each term either scans its postings, adding where
-         * acc > 0 (branch-free, ~1 ns a posting), or, when the candidates are
+         * acc > 0 (branch-free), or, when the candidates are
          * few against its list, gallops to each of them in doc order; after each
          * term theta rises and the candidates are pruned again. */
         int sorted = 0;

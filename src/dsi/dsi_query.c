@@ -17,6 +17,7 @@
 #include "dptrain/checkpoint.h"
 #include "dptrain/dsi_train.h"
 #include "dsi/data_internal.h"
+#include "dsi/ensemble_internal.h"
 #include "dsi/member_format.h"
 
 
@@ -245,6 +246,7 @@ const char *dp_dsi_ensemble_doc_name(const dp_dsi_ensemble *e, int32_t id)
 }
 
 int dp_dsi_ensemble_members(const dp_dsi_ensemble *e) { return e->nm; }
+MPI_Comm dsi_ensemble_comm(const dp_dsi_ensemble *e) { return e->comm; }
 int dp_dsi_ensemble_docs(const dp_dsi_ensemble *e) { return (int)e->docs.n; }
 
 /* Adds member m's names (a NUL-separated blob of n strings) to the table. */

@@ -35,7 +35,7 @@ void dp_dsi_model_defaults(dp_dsi_model_config *c)
     c->embed = 128;
     c->hidden = 256;
     c->layers = 2;
-    c->dropout = 0.0f; /* measured: within the epochs a run here gets, dropout costs more fit than it saves (RESULTS §9) */
+    c->dropout = 0.0f; /* in a run of a few epochs dropout slows the fit more than it regularises (benchmarks/RESULTS.md §9) */
     c->head = DP_DSI_HEAD_DOT;
     c->head_scale = 16.0f;
 }

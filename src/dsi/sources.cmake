@@ -13,5 +13,6 @@ dp_room(dsi
   src/dsi/bm25.c
   src/dsi/dsi_train.c
   src/dsi/dsi_query.c
+  src/dsi/evaluate.c
 )
 target_link_libraries(dp_dsi PUBLIC MPI::MPI_C PkgConfig::XXHASH)

@@ -1,0 +1,326 @@
+/* Asking trained ensembles (include/dptrain/dsi_eval.h): the member
+ * checkpoints of a run, test-pair evaluation of the ensemble's merges and of
+ * the BM25 baseline, and the query server behind `dsi-query`.
+ *
+ *   run dir / list -> paths -> dp_dsi_ensemble_load (members over the ranks)
+ *   test pairs -> dp_dsi_ensemble_query (all at once) -> dp_dsi_metrics per merge
+ *   train.tsv -> one text per docid -> dp_bm25_build -> dp_bm25_search per test query
+ *   rank 0 reads a line -> MPI_Bcast -> dp_dsi_ensemble_query (one query) -> callback
+ *
+ * The server answers one query at a time, as a user would ask, so its
+ * latencies are those of a single query through every member and the gather
+ * to rank 0. */
+#define _GNU_SOURCE
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "dptrain/dsi_eval.h"
+#include "dsi/data_internal.h"
+#include "dsi/ensemble_internal.h"
+
+void dp_dsi_eval_defaults(dp_dsi_eval_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->k = 10;
+    cfg->beams = 10;
+    cfg->only = -1;
+    cfg->agg = -1;
+    cfg->k1 = 0.9f;
+    cfg->b = 0.4f;
+    cfg->threads = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long first_n(const dp_dsi_eval_config *cfg, const dp_dsi_pairs *test)
+{
+    return cfg->limit > 0 && cfg->limit < test->n ? cfg->limit : test->n;
+}
+
+/* ------------------------------------------------------------ members */
+
+static void free_paths(char **p, int n)
+{
+    for (int i = 0; i < n; i++) free(p[i]);
+    free(p);
+}
+
+static dp_status add_path(char ***p, int *n, const char *path)
+{
+    char **q = realloc(*p, (size_t)(*n + 1) * sizeof *q);
+    if (!q) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
+    *p = q;
+    if (!(q[*n] = strdup(path))) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
+    (*n)++;
+    return DP_OK;
+}
+
+/* Checkpoint paths of run/member-0, member-1, ... (until one is missing) or of the list. */
+static dp_status member_paths(const dp_dsi_eval_config *cfg, char ***paths, int *n)
+{
+    char **p = NULL;
+    int cnt = 0;
+    dp_status rc = DP_OK;
+    if (cfg->run[0]) {
+        for (;;) {
+            char path[700];
+            struct stat st;
+            snprintf(path, sizeof path, "%s/member-%d/model.dsi", cfg->run, cnt);
+            if (stat(path, &st)) break;
+            if ((rc = add_path(&p, &cnt, path)) != DP_OK) break;
+        }
+        if (rc == DP_OK && !cnt)
+            rc = dp_errorf(DP_ERR_IO, "%s: no member-0/model.dsi (was dsi-train run with --out %s?)", cfg->run,
+                           cfg->run);
+    } else {
+        char buf[sizeof cfg->models];
+        snprintf(buf, sizeof buf, "%s", cfg->models);
+        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && rc == DP_OK; t = strtok_r(NULL, ",", &save))
+            rc = add_path(&p, &cnt, t);
+    }
+    if (rc != DP_OK) {
+        free_paths(p, cnt);
+        return rc;
+    }
+    *paths = p;
+    *n = cnt;
+    return DP_OK;
+}
+
+dp_status dp_dsi_ensemble_open(const dp_dsi_eval_config *cfg, MPI_Comm comm, dp_dsi_ensemble **out)
+{
+    *out = NULL;
+    openblas_set_num_threads(cfg->threads);
+    char **paths = NULL;
+    int n = 0;
+    dp_status rc = member_paths(cfg, &paths, &n);
+    if (rc == DP_OK) rc = dp_dsi_ensemble_load((const char *const *)paths, n, comm, out);
+    free_paths(paths, n);
+    if (rc == DP_OK) dp_dsi_ensemble_abstain(*out, cfg->abstain);
+    return rc;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+dp_status dp_dsi_eval_ensemble(dp_dsi_ensemble *e, const dp_dsi_pairs *test, const dp_dsi_eval_config *cfg,
+                               dp_dsi_eval_row rows[DP_DSI_EVAL_ROWS], int *nrows)
+{
+    *nrows = 0;
+    openblas_set_num_threads(cfg->threads);
+    const long nq = first_n(cfg, test);
+    const int k = cfg->k;
+    dp_dsi_agg how[DP_DSI_EVAL_ROWS] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE, DP_DSI_AGG_JOINT};
+    int nhow = cfg->agg >= 0 || cfg->only >= 0 ? 1 : DP_DSI_EVAL_ROWS;
+    if (cfg->agg >= 0) how[0] = (dp_dsi_agg)cfg->agg;
+    int32_t *out[DP_DSI_EVAL_ROWS] = {NULL, NULL, NULL};
+    float *score[DP_DSI_EVAL_ROWS] = {NULL, NULL, NULL};
+    dp_status rc = DP_OK;
+    for (int a = 0; a < nhow && rc == DP_OK; a++) {
+        out[a] = malloc((size_t)nq * (size_t)k * sizeof *out[a] + 1);
+        score[a] = malloc((size_t)nq * (size_t)k * sizeof *score[a] + 1);
+        if (!out[a] || !score[a]) rc = dp_errorf(DP_ERR_NOMEM, "eval: out of memory for %ld answers", nq);
+    }
+    double t0 = now_s();
+    if (rc == DP_OK)
+        rc = dp_dsi_ensemble_query(e, (const char *const *)test->query, (int)nq, cfg->beams, cfg->only, how, nhow,
+                                   k, out, score);
+    double secs = now_s() - t0;
+    int rank = 0;
+    if (dsi_ensemble_comm(e) != MPI_COMM_NULL) MPI_Comm_rank(dsi_ensemble_comm(e), &rank);
+    if (rc == DP_OK && rank == 0) {
+        const int n = dp_dsi_ensemble_members(e);
+        for (int a = 0; a < nhow; a++) {
+            dp_dsi_eval_row *r = &rows[a];
+            memset(r, 0, sizeof *r);
+            for (long i = 0; i < nq; i++) {
+                int32_t g = dp_dsi_ensemble_doc_id(e, test->docid[i]);
+                dp_dsi_metrics_add(&r->m, out[a] + (size_t)i * k, k, g >= 0 ? g : -2);
+            }
+            if (cfg->only >= 0) snprintf(r->method, sizeof r->method, "member%d", cfg->only);
+            else
+                snprintf(r->method, sizeof r->method, "%s%d",
+                         how[a] == DP_DSI_AGG_VOTE    ? "vote"
+                         : how[a] == DP_DSI_AGG_JOINT ? "joint"
+                                                      : "confidence",
+                         n);
+            r->seconds = secs;
+        }
+        *nrows = nhow;
+    }
+    for (int a = 0; a < DP_DSI_EVAL_ROWS; a++) {
+        free(out[a]);
+        free(score[a]);
+    }
+    return rc;
+}
+
+/* docid -> its training queries joined by spaces, docids numbered in first-seen order. */
+static dp_status bm25_texts(const dp_dsi_pairs *tr, dsi_intern *docs, char ***texts)
+{
+    char **t = NULL;
+    for (long i = 0; i < tr->n; i++) {
+        int added;
+        long d = dsi_intern_get(docs, tr->docid[i], strlen(tr->docid[i]), 1, &added);
+        if (d < 0) goto nomem;
+        size_t a = strlen(tr->query[i]);
+        if (added) {
+            char **nt = realloc(t, (size_t)docs->n * sizeof *nt);
+            if (!nt) goto nomem;
+            t = nt;
+            if (!(t[d] = malloc(a + 1))) goto nomem;
+            memcpy(t[d], tr->query[i], a + 1);
+        } else {
+            size_t l = strlen(t[d]);
+            char *s = realloc(t[d], l + a + 2);
+            if (!s) goto nomem;
+            s[l] = ' ';
+            memcpy(s + l + 1, tr->query[i], a + 1);
+            t[d] = s;
+        }
+    }
+    *texts = t;
+    return DP_OK;
+nomem:
+    *texts = t;
+    return dp_errorf(DP_ERR_NOMEM, "bm25: out of memory");
+}
+
+dp_status dp_dsi_eval_bm25(const char *data_dir, const dp_dsi_pairs *test, const dp_dsi_eval_config *cfg,
+                           dp_dsi_eval_row *row)
+{
+    enum { K_MAX = 1000 };
+    if (cfg->k < 1 || cfg->k > K_MAX) return dp_errorf(DP_ERR_ARG, "bm25: k %d outside [1, %d]", cfg->k, K_MAX);
+    openblas_set_num_threads(cfg->threads);
+    char path[700];
+    snprintf(path, sizeof path, "%s/train.tsv", data_dir);
+    dp_dsi_pairs tr;
+    dp_status rc = dp_dsi_pairs_load(path, 0, &tr);
+    if (rc != DP_OK) return rc;
+    dsi_intern docs = {0};
+    char **texts = NULL;
+    rc = bm25_texts(&tr, &docs, &texts);
+    dp_bm25 *ix = NULL;
+    double t0 = now_s();
+    if (rc == DP_OK) rc = dp_bm25_build((int)docs.n, (const char *const *)texts, cfg->k1, cfg->b, &ix);
+    if (rc == DP_OK) {
+        int32_t top[K_MAX];
+        float sc[K_MAX];
+        memset(row, 0, sizeof *row);
+        const long n = first_n(cfg, test);
+        for (long i = 0; i < n; i++) {
+            int got = dp_bm25_search(ix, test->query[i], cfg->k, top, sc);
+            long g = dsi_intern_get(&docs, test->docid[i], strlen(test->docid[i]), 0, NULL);
+            dp_dsi_metrics_add(&row->m, top, got, g >= 0 ? (int32_t)g : -2);
+        }
+        snprintf(row->method, sizeof row->method, "bm25(%.2g,%.2g)", cfg->k1, cfg->b);
+        row->seconds = now_s() - t0;
+    }
+    dp_bm25_free(ix);
+    if (texts)
+        for (long d = 0; d < docs.n; d++) free(texts[d]);
+    free(texts);
+    dsi_intern_free(&docs);
+    dp_dsi_pairs_free(&tr);
+    return rc;
+}
+
+/* ------------------------------------------------------------ serving */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile of v[0 .. n) (sorted in place): the smallest value with at least q n values at or below it. */
+static double quantile(double *v, long n, double q)
+{
+    if (!n) return 0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    long i = (long)ceil(q * (double)n) - 1;
+    return v[i < 0 ? 0 : i];
+}
+
+/* One line from rank 0's stream to every rank; returns 0 at the end. */
+static int next_line(FILE *in, int rank, MPI_Comm comm, char *buf, int cap)
+{
+    int len = -1;
+    if (rank == 0 && fgets(buf, cap, in)) {
+        buf[strcspn(buf, "\r\n")] = 0;
+        len = (int)strlen(buf);
+    }
+    if (comm == MPI_COMM_NULL) return len >= 0;
+    MPI_Bcast(&len, 1, MPI_INT, 0, comm);
+    if (len < 0) return 0;
+    MPI_Bcast(buf, len + 1, MPI_CHAR, 0, comm);
+    return 1;
+}
+
+dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eval_config *cfg,
+                       dp_dsi_answer_fn answer, void *ctx, dp_dsi_serve_stats *st)
+{
+    MPI_Comm comm = dsi_ensemble_comm(e);
+    int rank = 0;
+    if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
+    if (st) memset(st, 0, sizeof *st);
+    openblas_set_num_threads(cfg->threads);
+    const int k = cfg->k;
+    const dp_dsi_agg how = cfg->agg >= 0 ? (dp_dsi_agg)cfg->agg : DP_DSI_AGG_CONFIDENCE;
+    int32_t *out = malloc((size_t)k * sizeof *out);
+    float *score = malloc((size_t)k * sizeof *score);
+    FILE *in = stdin;
+    /* every rank learns whether rank 0 has its input and every rank its buffers */
+    int ok[2] = {1, out && score}; /* input, memory */
+    if (rank == 0 && queries && queries[0] && !(in = fopen(queries, "r"))) ok[0] = 0;
+    int all[2] = {ok[0], ok[1]};
+    if (comm != MPI_COMM_NULL) MPI_Allreduce(ok, all, 2, MPI_INT, MPI_MIN, comm);
+    dp_status rc = DP_OK;
+    if (!ok[0]) rc = dp_errorf(DP_ERR_IO, "%s: cannot open", queries);
+    else if (!ok[1]) rc = dp_errorf(DP_ERR_NOMEM, "query: out of memory");
+    else if (!all[0]) rc = dp_errorf(DP_ERR_MPI, "rank %d: rank 0 cannot open the queries", rank);
+    else if (!all[1]) rc = dp_errorf(DP_ERR_MPI, "rank %d: another rank is out of memory", rank);
+    double *lat = NULL;
+    long nq = 0, nlat = 0, cap = 0;
+    int lat_ok = 1;
+    char line[8192];
+    while (rc == DP_OK && next_line(in, rank, comm, line, sizeof line)) {
+        const char *q = line;
+        double t0 = now_s();
+        rc = dp_dsi_ensemble_query(e, &q, 1, cfg->beams, cfg->only, &how, 1, k, &out, &score);
+        double dt = now_s() - t0;
+        if (rc != DP_OK || rank != 0) continue;
+        /* without memory for another latency the server goes on answering: the
+         * other ranks are already waiting for the next line */
+        if (nlat == cap && lat_ok) {
+            double *l = realloc(lat, (size_t)(cap ? 2 * cap : 1024) * sizeof *l);
+            if (l) {
+                lat = l;
+                cap = cap ? 2 * cap : 1024;
+            } else {
+                lat_ok = 0;
+            }
+        }
+        if (nlat < cap) lat[nlat++] = dt * 1e3;
+        answer(ctx, ++nq, out, score, k);
+    }
+    if (rank == 0 && in && in != stdin) fclose(in);
+    if (rc == DP_OK && rank == 0 && st) {
+        st->queries = nq;
+        st->p50_ms = quantile(lat, nlat, 0.5);
+        st->p99_ms = quantile(lat, nlat, 0.99);
+    }
+    free(lat);
+    free(out);
+    free(score);
+    return rc;
+}
