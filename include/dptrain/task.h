@@ -35,6 +35,10 @@
 extern "C" {
 #endif
 
+/* What a NaN/Inf loss or gradient does: stop with an error naming the step and tensor, or drop the
+ * update and halve the loss scale (GradScaler's backoff). */
+enum dp_nonfinite_policy { DP_NONFINITE_STOP = 0, DP_NONFINITE_SKIP = 1 };
+
 /* What every workload's run shares, from the command line. */
 typedef struct dp_run_opts {
     char out[512];          /* run directory: metrics.jsonl, checkpoint.dpc ("" = none) */
@@ -45,13 +49,14 @@ typedef struct dp_run_opts {
     long checkpoint_every;  /* also checkpoint every this many steps (0 = at epoch ends only) */
     int keep_checkpoints;   /* checkpoint.dpc plus keep - 1 older ones */
     long check_replicas;    /* compare a hash of the parameters across ranks every N steps (0 = off) */
-    int on_nonfinite;       /* dp_nonfinite_policy (train.h) */
+    int on_nonfinite;       /* dp_nonfinite_policy */
     float loss_scale;       /* backward seed multiplier; 1 for tasks without --loss-scale */
     long loss_scale_growth; /* clean steps before a lowered scale doubles back */
     double watchdog_s;      /* 0 = off */
     int threads;            /* OpenBLAS threads per rank */
     int progress, quiet;
     int log_every;          /* a "step" line in metrics.jsonl every N steps (0 = none) */
+    char label[32];         /* names the run in the driver's messages, e.g. "member 2" ("" = none) */
 } dp_run_opts;
 
 /* Position and counters: saved verbatim in the checkpoint (DP_CK_STATE). */
@@ -112,6 +117,7 @@ typedef struct dp_task_info {
 typedef struct dp_task_ops {
     const char *name;       /* "train", "search", ...: the phase names and messages */
     const char *ckpt_name;  /* the checkpoint's file in the run directory (NULL: checkpoint.dpc) */
+    const char *nonfinite_hint; /* what a non-finite step's error suggests (NULL: train's flags) */
     /*! The model, before the ranks compare configurations; may fail on one rank
      *  (the driver agrees on it). Fills info. */
     dp_status (*build)(void *t, dp_driver *d, dp_task_info *info);

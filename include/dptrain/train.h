@@ -16,6 +16,7 @@
 #include "dptrain/comm.h"
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
+#include "dptrain/task.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -93,8 +94,6 @@ void dp_train_config_defaults(dp_train_config *cfg);
 dp_status dp_train_config_check(const dp_train_config *cfg);
 /*! key=value lines of every field (saved in checkpoints, hashed across ranks). */
 int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n);
-
-enum dp_nonfinite_policy { DP_NONFINITE_STOP = 0, DP_NONFINITE_SKIP = 1 };
 
 enum dp_sparse_kind { DP_SPARSE_NONE = 0, DP_SPARSE_TOPK = 1, DP_SPARSE_POWERSGD = 2 };
 

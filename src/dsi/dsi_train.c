@@ -1,6 +1,7 @@
 /* Training one De-DSI member, data-parallel over its communicator, and the
  * split of the world into members.
  *
+ * A member is a task of the one loop (dptrain/task.h).
  * A step: every rank takes its slice of the global batch (the global sampler,
  * so P ranks x b compute the update of 1 rank x P b), drops input tokens,
  * encodes, takes the docid loss weighted by its share of the global batch,
@@ -20,22 +21,24 @@
 #include "dptrain/dsi_train.h"
 #include "dptrain/fault.h"
 #include "dptrain/optim.h"
-#include "data/fsutil.h"
 #include "dptrain/rng.h"
+#include "dptrain/sampler.h"
+#include "dptrain/task.h"
 #include "dsi/model_internal.h"
-#include "train/report.h"
-#include "train/sampler.h"
-#include "train/sync.h"
 
 enum { RNG_SHUFFLE = 0x51, RNG_TOKDROP = 0x52, RNG_INIT = 0x53 };
 
 typedef struct dsi_run {
     const dp_dsi_train_config *cfg;
+    dp_dsi_train_result *res;
+    dp_driver *d;        /* the loop driving this member */
+    dp_sync *sync;       /* the dense parameters' sync: the driver's */
     int rank, size, member;
     dp_dsi_data data;
     dp_dsi_model *m;
-    dp_sync sync;
     dp_rows_ws *rows;
+    const int32_t *touched; /* this step's embedding rows, summed over ranks */
+    size_t ntouched;
     dp_optimizer opt;    /* dense */
     float *em, *ev;      /* lazy Adam moments of the embedding table */
     long t;              /* optimizer steps */
@@ -48,7 +51,6 @@ typedef struct dsi_run {
     dp_rng shuffle, drop;
     char dir[1024];      /* this member's output dir ("" = none) */
     char config_text[4096];
-    FILE *metrics;
 } dsi_run;
 
 void dp_dsi_train_defaults(dp_dsi_train_config *cfg)
@@ -212,133 +214,6 @@ static dp_status prototype_head(dsi_run *r)
     return rc;
 }
 
-static dp_status setup(dsi_run *r, MPI_Comm comm)
-{
-    const dp_dsi_train_config *cfg = r->cfg;
-    openblas_set_num_threads(cfg->threads);
-    r->size = 1;
-    if (comm != MPI_COMM_NULL) {
-        MPI_Comm_rank(comm, &r->rank);
-        MPI_Comm_size(comm, &r->size);
-    }
-    char dir[1024];
-    if (cfg->members > 1)
-        snprintf(dir, sizeof dir, "%s/m%d/%d", cfg->data, cfg->members, r->member);
-    else
-        snprintf(dir, sizeof dir, "%s", cfg->data);
-    dp_ctx_init(&r->ctx);
-    dp_dsi_docids ids = {0};
-    dp_status rc = dp_dsi_data_load(dir, &r->data);
-    if (rc == DP_OK && r->data.train.n < 1) rc = dp_errorf(DP_ERR_FORMAT, "%s: no training queries", dir);
-    if (rc == DP_OK) rc = make_docids(r, &ids);
-    if (rc == DP_OK) {
-        dp_dsi_model_config mc = cfg->model;
-        /* the table: --embed-rows rows at most; the vocabulary spans every token id */
-        if (mc.buckets > r->data.tok.buckets) mc.buckets = r->data.tok.buckets;
-        mc.token_space = r->data.tok.buckets;
-        rc = dp_dsi_model_build(&mc, &ids, &r->m);
-    }
-    if (rc == DP_OK) { /* the tokens training will show the model: the indexing examples only when mixed in */
-        const dp_dsi_set *sets[2] = {&r->data.train, &r->data.index};
-        rc = dp_dsi_model_learn_vocab(r->m, sets, cfg->index_ratio > 0 ? 2 : 1);
-    }
-    dp_dsi_docids_free(&ids);
-    /* a failure on one rank (a file it cannot read) must stop its peers too, not hang them */
-    static const dp_params none;
-    dp_sync_opts so = {.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
-                       .overlap = cfg->overlap};
-    dp_status rs = dp_sync_init(&r->sync, r->size > 1 ? comm : MPI_COMM_NULL, rc == DP_OK ? &r->m->dense : &none, &so);
-    if (rs == DP_OK) rs = dp_sync_watchdog(&r->sync, cfg->watchdog_s); /* set-up agreements included */
-    if (rs != DP_OK) return rs;
-    rc = dp_sync_all_ok(&r->sync, rc, "loading the member's data");
-    if (rc != DP_OK) return rc;
-
-    const dp_dsi_model *m = r->m;
-    uint64_t h = XXH3_64bits(m->ids.len, (size_t)m->ids.ndocs);
-    h = XXH3_64bits_withSeed(m->ids.code, (size_t)m->ids.ndocs * (size_t)m->ids.maxlen * sizeof *m->ids.code, h);
-    int len = config_format(cfg, m->cfg.buckets, r->config_text, sizeof r->config_text);
-    snprintf(r->config_text + len, sizeof r->config_text - (size_t)len,
-             "member=%d\nranks=%d\nmanifest=%016llx\ndocids_hash=%016llx\nbuckets=%u\n", r->member, r->size,
-             (unsigned long long)r->data.manifest_hash, (unsigned long long)h, r->data.tok.buckets);
-    rc = dp_sync_agree(&r->sync, r->config_text);
-    if (rc != DP_OK) return rc;
-
-    dp_rng init;
-    dp_rng_seed(&init, cfg->seed, RNG_INIT, (uint32_t)r->member);
-    dp_dsi_model_init(r->m, &init);
-    if (cfg->head_init && cfg->docids == DP_DSI_ATOMIC) rc = prototype_head(r);
-    rc = dp_sync_all_ok(&r->sync, rc, "--head-init");
-    if (rc != DP_OK) return rc;
-    /* identical replicas whatever the init did: rank 0's bits everywhere */
-    rc = dp_sync_bcast(&r->sync, r->m->dense.data, r->m->dense.n * sizeof(float));
-    if (rc == DP_OK) rc = dp_sync_bcast(&r->sync, r->m->emb.data, r->m->emb.n * sizeof(float));
-    if (rc != DP_OK) return rc;
-    dp_params_zero_grad(&r->m->emb);
-
-    dp_opt_config oc = dp_opt_defaults(DP_OPT_ADAM);
-    oc.weight_decay = cfg->weight_decay;
-    rc = dp_optimizer_init(&r->opt, &oc, r->m->dense.n);
-    if (rc != DP_OK) return rc;
-    r->em = calloc(r->m->emb.n, sizeof *r->em);
-    r->ev = calloc(r->m->emb.n, sizeof *r->ev);
-
-    r->n_index = (long)fmin((double)r->data.index.n, floor((double)cfg->index_ratio * (double)r->data.train.n + 0.5));
-    long pool = r->data.train.n + r->n_index;
-    long *all = malloc((size_t)r->size * sizeof *all);
-    if (!all || !r->em || !r->ev) {
-        free(all);
-        return dp_errorf(DP_ERR_NOMEM, "optimizer state: out of memory");
-    }
-    for (int i = 0; i < r->size; i++) all[i] = pool;
-    rc = dp_sampler_init(&r->smp, DP_SAMPLER_GLOBAL, r->rank, r->size, cfg->batch, all);
-    free(all);
-    if (rc != DP_OK) return rc;
-
-    long mt = max_tokens(&r->data.train);
-    long mi = max_tokens(&r->data.index);
-    r->max_tok = (int)(mt > mi ? mt : mi);
-    size_t ntok = (size_t)cfg->batch * (size_t)r->max_tok;
-    r->ids = malloc(ntok * sizeof *r->ids);
-    r->offs = malloc(((size_t)cfg->batch + 1) * sizeof *r->offs);
-    r->docs = malloc((size_t)cfg->batch * sizeof *r->docs);
-    if (!r->ids || !r->offs || !r->docs) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
-    /* every rank's batch together: the most rows one step can touch */
-    rc = dp_rows_ws_create(ntok, (size_t)r->m->cfg.embed, r->m->cfg.buckets, r->size > 1 ? comm : MPI_COMM_NULL,
-                           &r->rows);
-    if (rc != DP_OK) return rc;
-
-    dp_rng_seed(&r->shuffle, cfg->seed, RNG_SHUFFLE, (uint32_t)r->member);
-    dp_rng_seed(&r->drop, cfg->seed, RNG_TOKDROP, (uint32_t)(r->member * 65536 + r->rank));
-    dp_rng_seed(&r->ctx.dropout_rng, cfg->seed, 0x54, (uint32_t)(r->member * 65536 + r->rank));
-
-    if (cfg->out[0] && r->rank == 0) {
-        snprintf(r->dir, sizeof r->dir, "%s/member-%d", cfg->out, r->member);
-        rc = dp_mkdir_p(r->dir);
-        char path[1100];
-        snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
-        if (rc == DP_OK && !(r->metrics = fopen(path, "w")))
-            rc = dp_errorf(DP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return dp_sync_all_ok(&r->sync, rc, "creating the output directory");
-}
-
-static void teardown(dsi_run *r)
-{
-    if (r->metrics) fclose(r->metrics);
-    free(r->ids);
-    free(r->offs);
-    free(r->docs);
-    free(r->em);
-    free(r->ev);
-    dp_rows_ws_free(r->rows);
-    dp_sampler_free(&r->smp);
-    dp_optimizer_free(&r->opt);
-    dp_sync_free(&r->sync);
-    dp_dsi_model_free(r->m);
-    dp_dsi_data_free(&r->data);
-    dp_ctx_free(&r->ctx);
-}
-
 /* ------------------------------------------------------------ steps */
 
 /* Example p of the epoch's pool: training queries first, then a window of
@@ -388,20 +263,129 @@ static void lazy_adam(dsi_run *r, const int32_t *rows, size_t n, float lr)
     }
 }
 
-/* One optimizer step at sampler step `step`; stats += loss sum, correct, examples (all ranks). */
-static dp_status train_step(dsi_run *r, long step, double *stats)
+/* ------------------------------------------------------------ the task */
+
+static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
 {
+    dsi_run *r = t;
+    const dp_dsi_train_config *cfg = r->cfg;
+    r->d = d;
+    r->sync = &d->sync;
+    r->rank = d->rank, r->size = d->size;
+    char dir[1024];
+    if (cfg->members > 1)
+        snprintf(dir, sizeof dir, "%s/m%d/%d", cfg->data, cfg->members, r->member);
+    else
+        snprintf(dir, sizeof dir, "%s", cfg->data);
+    dp_ctx_init(&r->ctx);
+    dp_dsi_docids ids = {0};
+    dp_status rc = dp_dsi_data_load(dir, &r->data);
+    if (rc == DP_OK && r->data.train.n < 1) rc = dp_errorf(DP_ERR_FORMAT, "%s: no training queries", dir);
+    if (rc == DP_OK) rc = make_docids(r, &ids);
+    if (rc == DP_OK) {
+        dp_dsi_model_config mc = cfg->model;
+        /* the table: --embed-rows rows at most; the vocabulary spans every token id */
+        if (mc.buckets > r->data.tok.buckets) mc.buckets = r->data.tok.buckets;
+        mc.token_space = r->data.tok.buckets;
+        rc = dp_dsi_model_build(&mc, &ids, &r->m);
+    }
+    if (rc == DP_OK) { /* the tokens training will show the model: the indexing examples only when mixed in */
+        const dp_dsi_set *sets[2] = {&r->data.train, &r->data.index};
+        rc = dp_dsi_model_learn_vocab(r->m, sets, cfg->index_ratio > 0 ? 2 : 1);
+    }
+    dp_dsi_docids_free(&ids);
+    info->sync = (dp_sync_opts){.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
+                                .overlap = cfg->overlap};
+    info->params = rc == DP_OK ? &r->m->dense : NULL;
+    if (rc != DP_OK) return rc;
+    const dp_dsi_model *m = r->m;
+    uint64_t h = XXH3_64bits(m->ids.len, (size_t)m->ids.ndocs);
+    h = XXH3_64bits_withSeed(m->ids.code, (size_t)m->ids.ndocs * (size_t)m->ids.maxlen * sizeof *m->ids.code, h);
+    int len = config_format(cfg, m->cfg.buckets, r->config_text, sizeof r->config_text);
+    snprintf(r->config_text + len, sizeof r->config_text - (size_t)len,
+             "member=%d\nranks=%d\nmanifest=%016llx\ndocids_hash=%016llx\nbuckets=%u\n", r->member, r->size,
+             (unsigned long long)r->data.manifest_hash, (unsigned long long)h, r->data.tok.buckets);
+    snprintf(info->config_text, info->config_cap, "%s", r->config_text);
+    return DP_OK;
+}
+
+static dp_status task_load(void *t, dp_driver *d)
+{
+    dsi_run *r = t;
+    const dp_dsi_train_config *cfg = r->cfg;
+    dp_rng init;
+    dp_rng_seed(&init, cfg->seed, RNG_INIT, (uint32_t)r->member);
+    dp_dsi_model_init(r->m, &init);
+    dp_status rc = DP_OK;
+    if (cfg->head_init && cfg->docids == DP_DSI_ATOMIC) rc = prototype_head(r);
+    rc = dp_sync_all_ok(r->sync, rc, "--head-init");
+    if (rc != DP_OK) return rc;
+    /* identical replicas whatever the init did: rank 0's bits everywhere (the dense ones: the driver) */
+    rc = dp_sync_bcast(r->sync, r->m->emb.data, r->m->emb.n * sizeof(float));
+    if (rc != DP_OK) return rc;
+    dp_params_zero_grad(&r->m->emb);
+
+    dp_opt_config oc = dp_opt_defaults(DP_OPT_ADAM);
+    oc.weight_decay = cfg->weight_decay;
+    rc = dp_optimizer_init(&r->opt, &oc, r->m->dense.n);
+    if (rc != DP_OK) return rc;
+    r->em = calloc(r->m->emb.n, sizeof *r->em);
+    r->ev = calloc(r->m->emb.n, sizeof *r->ev);
+
+    r->n_index = (long)fmin((double)r->data.index.n, floor((double)cfg->index_ratio * (double)r->data.train.n + 0.5));
+    long pool = r->data.train.n + r->n_index;
+    long *all = malloc((size_t)r->size * sizeof *all);
+    if (!all || !r->em || !r->ev) {
+        free(all);
+        return dp_errorf(DP_ERR_NOMEM, "optimizer state: out of memory");
+    }
+    for (int i = 0; i < r->size; i++) all[i] = pool;
+    rc = dp_sampler_init(&r->smp, DP_SAMPLER_GLOBAL, r->rank, r->size, cfg->batch, all);
+    free(all);
+    if (rc != DP_OK) return rc;
+
+    long mt = max_tokens(&r->data.train);
+    long mi = max_tokens(&r->data.index);
+    r->max_tok = (int)(mt > mi ? mt : mi);
+    size_t ntok = (size_t)cfg->batch * (size_t)r->max_tok;
+    r->ids = malloc(ntok * sizeof *r->ids);
+    r->offs = malloc(((size_t)cfg->batch + 1) * sizeof *r->offs);
+    r->docs = malloc((size_t)cfg->batch * sizeof *r->docs);
+    if (!r->ids || !r->offs || !r->docs) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
+    /* every rank's batch together: the most rows one step can touch */
+    rc = dp_rows_ws_create(ntok, (size_t)r->m->cfg.embed, r->m->cfg.buckets, r->size > 1 ? d->comm : MPI_COMM_NULL,
+                           &r->rows);
+    if (rc != DP_OK) return rc;
+
+    dp_rng_seed(&r->shuffle, cfg->seed, RNG_SHUFFLE, (uint32_t)r->member);
+    dp_rng_seed(&r->drop, cfg->seed, RNG_TOKDROP, (uint32_t)(r->member * 65536 + r->rank));
+    dp_rng_seed(&r->ctx.dropout_rng, cfg->seed, 0x54, (uint32_t)(r->member * 65536 + r->rank));
+    if (d->o->out[0] && r->rank == 0) snprintf(r->dir, sizeof r->dir, "%s", d->o->out);
+    return DP_OK;
+}
+
+static long task_epoch_begin(void *t, dp_driver *d)
+{
+    dsi_run *r = t;
+    dp_sampler_shuffle(&r->smp, &r->shuffle);
+    unsigned long long e = d->st.epoch;
+    r->index_first = r->data.index.n ? (long)((e * (unsigned long long)r->n_index) % (unsigned long long)r->data.index.n) : 0;
+    return r->smp.steps;
+}
+
+/* Forward/backward at sampler step `step`; the dense buckets and the touched embedding rows summed. */
+static dp_status task_step(void *t, dp_driver *d, long step, long *next, double *st)
+{
+    dsi_run *r = t;
     dp_ctx *c = &r->ctx;
     long first, bs = dp_sampler_local(&r->smp, step, &first);
     long global_bs = dp_sampler_global(&r->smp, step);
-    double st[4] = {0};
+    *next = step + 1;
     dp_params_zero_grad(&r->m->dense);
     dp_ctx_reset(c);
     c->training = 1;
     c->grad_enabled = 1;
     int ntok = 0;
-    dp_fault_context(r->rank, step + 1);
-    dp_sync_phase(&r->sync, "forward/backward", step + 1);
     dp_fault_point("forward");
     if (bs > 0) {
         assemble(r, first, bs);
@@ -411,33 +395,52 @@ static dp_status train_step(dsi_run *r, long step, double *stats)
         dp_tensor *loss = dp_dsi_loss(c, r->m, h, r->docs, &correct);
         if (!loss) return c->status ? c->status : dp_errorf(DP_ERR_SHAPE, "dsi: forward failed");
         double l = loss->data[0];
-        st[0] = isfinite(l) ? l * (double)bs : 0;
-        st[1] = (double)correct;
-        st[2] = (double)bs;
-        st[3] = isfinite(l) ? 0 : 1;
-        dp_sync_begin(&r->sync, c);
+        st[DP_STAT_LOSS] = isfinite(l) ? l * (double)bs : 0;
+        st[DP_STAT_CORRECT] = (double)correct;
+        st[DP_STAT_SEEN] = (double)bs;
+        st[DP_STAT_NONFINITE] = isfinite(l) ? 0 : 1;
+        dp_sync_begin(r->sync, c);
         dp_status rc = dp_backward_scaled(c, loss, (float)((double)bs / (double)global_bs));
         if (rc != DP_OK) return rc;
     }
-    dp_status rc = dp_sync_end(&r->sync, c);
-    const int32_t *rows = NULL;
-    size_t nrows = 0;
+    dp_status rc = dp_sync_end(r->sync, c);
+    r->touched = NULL;
+    r->ntouched = 0;
     if (rc == DP_OK) {
-        dp_watchdog_wait_begin(r->sync.wd, "embedding rows allreduce", 0, 0);
+        dp_watchdog_wait_begin(r->sync->wd, "embedding rows allreduce", 0, 0);
         rc = dp_rows_allreduce(r->m->emb.grad, r->m->cfg.buckets, (size_t)r->m->cfg.embed, r->ids, (size_t)ntok,
-                               DP_REDUCE_SUM, r->cfg->allreduce, r->size > 1 ? r->sync.comm : MPI_COMM_NULL, r->rows,
-                               &rows, &nrows);
-        dp_watchdog_wait_end(r->sync.wd);
+                               DP_REDUCE_SUM, r->cfg->allreduce, r->size > 1 ? d->comm : MPI_COMM_NULL, r->rows,
+                               &r->touched, &r->ntouched);
+        dp_watchdog_wait_end(r->sync->wd);
     }
-    if (rc == DP_OK) rc = dp_sync_sum(&r->sync, st, 4);
-    if (rc != DP_OK) return rc;
-    if (st[3] > 0)
-        return dp_errorf(DP_ERR_NONFINITE, "member %d, step %ld: the loss is not finite on %.0f rank(s); lower --lr",
-                         r->member, r->t + 1, st[3]);
+    return rc;
+}
+
+static dp_status task_update(void *t, dp_driver *d)
+{
+    dsi_run *r = t;
+    (void)d;
     r->t++;
     dp_optimizer_step(&r->opt, r->m->dense.data, r->m->dense.grad, r->cfg->lr);
-    lazy_adam(r, rows, nrows, r->cfg->lr);
-    for (int i = 0; i < 3; i++) stats[i] += st[i];
+    lazy_adam(r, r->touched, r->ntouched, r->cfg->lr);
+    return DP_OK;
+}
+
+static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
+{
+    dsi_run *r = t;
+    dp_dsi_train_result *res = r->res;
+    double dt = e->step_s;
+    res->train_s += dt;
+    res->steps += r->smp.steps;
+    res->loss = e->seen > 0 ? e->loss / e->seen : 0;
+    res->epochs = (int)d->st.epoch + 1;
+    double acc = e->seen > 0 ? e->correct / e->seen : 0;
+    if (r->rank == 0 && !r->cfg->quiet)
+        fprintf(stderr, "member %d epoch %d/%d: loss %.4f, train acc %.4f, %.1f s (%.0f examples/s/rank)\n",
+                r->member, res->epochs, r->cfg->epochs, res->loss, acc, dt, e->seen / dt / r->size);
+    dp_report_json(&d->rep, "{\"epoch\":%d,\"loss\":%.6f,\"train_acc\":%.6f,\"seconds\":%.3f,\"examples\":%.0f}",
+                   res->epochs, res->loss, acc, dt, e->seen);
     return DP_OK;
 }
 
@@ -473,8 +476,8 @@ static dp_status evaluate(dsi_run *r, const dp_dsi_set *s, long limit, dp_dsi_me
     free(offs);
     dp_ctx_reset(c);
     double v[5] = {(double)m.queries, m.hits1, m.hits5, m.hits10, m.mrr10};
-    dp_status rs = dp_sync_all_ok(&r->sync, rc, "evaluation");
-    if (rs == DP_OK) rs = dp_sync_sum(&r->sync, v, 5);
+    dp_status rs = dp_sync_all_ok(r->sync, rc, "evaluation");
+    if (rs == DP_OK) rs = dp_sync_sum(r->sync, v, 5);
     *out = (dp_dsi_metrics){(long)v[0], v[1], v[2], v[3], v[4]};
     return rs;
 }
@@ -491,72 +494,80 @@ static dp_status save(dsi_run *r)
     return dp_dsi_member_save(path, r->m, &r->data.tok, r->data.names, r->config_text);
 }
 
-static dp_status epochs(dsi_run *r, dp_dsi_train_result *res)
+/* After the last epoch: beam-search metrics on (a sample of) the training queries and on the test
+ * queries, then the member's checkpoint. */
+static dp_status task_finish(void *t, dp_driver *d)
 {
+    dsi_run *r = t;
+    dp_dsi_train_result *res = r->res;
     const dp_dsi_train_config *cfg = r->cfg;
-    dp_status rc = DP_OK;
-    for (int e = 0; e < cfg->epochs && rc == DP_OK; e++) {
-        dp_sampler_shuffle(&r->smp, &r->shuffle);
-        r->index_first = r->data.index.n ? (long)(((unsigned long long)e * (unsigned long long)r->n_index) % (unsigned long long)r->data.index.n) : 0;
-        double stats[3] = {0}, t0 = dp_now();
-        for (long i = 0; i < r->smp.steps && rc == DP_OK; i++) rc = train_step(r, i, stats);
-        if (rc != DP_OK) break;
-        double dt = dp_now() - t0;
-        res->train_s += dt;
-        res->steps += r->smp.steps;
-        res->loss = stats[2] > 0 ? stats[0] / stats[2] : 0;
-        res->epochs = e + 1;
-        double acc = stats[2] > 0 ? stats[1] / stats[2] : 0;
-        if (r->rank == 0 && !cfg->quiet)
-            fprintf(stderr, "member %d epoch %d/%d: loss %.4f, train acc %.4f, %.1f s (%.0f examples/s/rank)\n",
-                    r->member, e + 1, cfg->epochs, res->loss, acc, dt, stats[2] / dt / r->size);
-        if (r->metrics)
-            fprintf(r->metrics, "{\"epoch\":%d,\"loss\":%.6f,\"train_acc\":%.6f,\"seconds\":%.3f,\"examples\":%.0f}\n",
-                    e + 1, res->loss, acc, dt, stats[2]);
-        if (r->metrics) fflush(r->metrics); /* a user tails it while the run goes on */
+    if (res->train_s > 0)
+        res->queries_per_s = (double)res->epochs * (double)(r->data.train.n + r->n_index) / res->train_s / r->size;
+    /* training queries: a sample is enough to see memorisation */
+    long tl = cfg->eval_limit > 0 ? cfg->eval_limit : 10000;
+    dp_status rc = evaluate(r, &r->data.train, tl, &res->train_m);
+    if (rc == DP_OK) rc = evaluate(r, &r->data.test, cfg->eval_limit, &res->test_m);
+    if (rc != DP_OK) return rc;
+    dp_status rs = DP_OK;
+    if (r->rank == 0) {
+        rs = save(r);
+        dp_report_json(&d->rep,
+                       "{\"final\":true,\"train_hits1\":%.6f,\"test_hits1\":%.6f,\"test_hits10\":%.6f,\"test_mrr10\":%.6f,"
+                       "\"train_s\":%.3f,\"queries_per_s_per_rank\":%.1f}",
+                       per(&res->train_m, res->train_m.hits1), per(&res->test_m, res->test_m.hits1),
+                       per(&res->test_m, res->test_m.hits10), per(&res->test_m, res->test_m.mrr10), res->train_s,
+                       res->queries_per_s);
     }
-    return rc;
+    return dp_sync_all_ok(r->sync, rs, "saving the member");
 }
+
+static void task_free(void *t)
+{
+    dsi_run *r = t;
+    free(r->ids);
+    free(r->offs);
+    free(r->docs);
+    free(r->em);
+    free(r->ev);
+    dp_rows_ws_free(r->rows);
+    dp_sampler_free(&r->smp);
+    dp_optimizer_free(&r->opt);
+    dp_dsi_model_free(r->m);
+    dp_dsi_data_free(&r->data);
+    dp_ctx_free(&r->ctx);
+}
+
+static const dp_task_ops dsi_ops = {
+    .name = "dsi-train", .nonfinite_hint = "lower --lr", .build = task_build, .load = task_load,
+    .epoch_begin = task_epoch_begin, .step = task_step, .update = task_update, .epoch_end = task_epoch_end,
+    .finish = task_finish, .free = task_free,
+};
 
 dp_status dp_dsi_train_member(const dp_dsi_train_config *cfg, MPI_Comm comm, int member, dp_dsi_train_result *res)
 {
     memset(res, 0, sizeof *res);
     dp_status rc = dp_dsi_train_check(cfg);
     if (rc != DP_OK) return rc;
-    dsi_run r = {.cfg = cfg, .member = member};
-    rc = setup(&r, comm);
-    if (rc != DP_OK) { /* setup's failures are agreed on by every rank already */
-        teardown(&r);
-        return rc;
+    /* the members write apart and print no progress over each other */
+    dp_run_opts o = {.epochs = cfg->epochs, .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1,
+                     .loss_scale_growth = 1, .watchdog_s = cfg->watchdog_s, .threads = cfg->threads,
+                     .progress = 0, .quiet = 1};
+    if (strlen(cfg->out) > sizeof o.out - 24) return dp_errorf(DP_ERR_ARG, "--out: longer than %zu characters", sizeof o.out - 24);
+    if (cfg->out[0]) snprintf(o.out, sizeof o.out, "%.488s/member-%d", cfg->out, member);
+    snprintf(o.label, sizeof o.label, "member %d", member);
+    dsi_run r = {.cfg = cfg, .res = res, .member = member};
+    dp_driver d;
+    rc = dp_drive(&dsi_ops, &r, &o, comm, &d);
+    if (r.m) {
+        res->member = member;
+        res->ranks = d.size;
+        res->ndocs = r.data.ndocs;
+        res->train_queries = r.data.train.n;
+        res->test_queries = r.data.test.n;
+        res->params_mb = (double)(r.m->dense.n + r.m->emb.n) * 4.0 / 1048576.0;
     }
-    res->member = member;
-    res->ranks = r.size;
-    res->ndocs = r.data.ndocs;
-    res->train_queries = r.data.train.n;
-    res->test_queries = r.data.test.n;
-    res->params_mb = (double)(r.m->dense.n + r.m->emb.n) * 4.0 / 1048576.0;
-    rc = epochs(&r, res);
-    if (rc == DP_OK && res->train_s > 0)
-        res->queries_per_s = (double)res->epochs * (double)(r.data.train.n + r.n_index) / res->train_s / r.size;
-    /* training queries: a sample is enough to see memorisation */
-    long tl = cfg->eval_limit > 0 ? cfg->eval_limit : 10000;
-    if (rc == DP_OK) rc = evaluate(&r, &r.data.train, tl, &res->train_m);
-    if (rc == DP_OK) rc = evaluate(&r, &r.data.test, cfg->eval_limit, &res->test_m);
-    if (rc == DP_OK) {
-        dp_status rs = DP_OK;
-        if (r.rank == 0) {
-            rs = save(&r);
-            if (r.metrics)
-                fprintf(r.metrics,
-                        "{\"final\":true,\"train_hits1\":%.6f,\"test_hits1\":%.6f,\"test_hits10\":%.6f,\"test_mrr10\":%.6f,"
-                        "\"train_s\":%.3f,\"queries_per_s_per_rank\":%.1f}\n",
-                        per(&res->train_m, res->train_m.hits1), per(&res->test_m, res->test_m.hits1),
-                        per(&res->test_m, res->test_m.hits10), per(&res->test_m, res->test_m.mrr10), res->train_s,
-                        res->queries_per_s);
-        }
-        rc = dp_sync_all_ok(&r.sync, rs, "saving the member");
-    }
-    teardown(&r);
+    dp_drive_free(&d);
+    task_free(&r);
     return rc;
 }
 

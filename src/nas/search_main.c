@@ -358,8 +358,8 @@ static void task_free(void *t)
 }
 
 static const dp_task_ops search_ops = {
-    .name = "search", .ckpt_name = "search.dpc", .build = task_build, .load = task_load, .start = task_start,
-    .epoch_begin = task_epoch_begin, .step = task_step, .update = task_update, .after_step = task_after_step,
+    .name = "search", .ckpt_name = "search.dpc", .nonfinite_hint = "lower --lr or --arch-lr", .build = task_build,
+    .load = task_load, .start = task_start, .epoch_begin = task_epoch_begin, .step = task_step, .update = task_update, .after_step = task_after_step,
     .epoch_end = task_epoch_end, .finish = task_finish, .save = nas_ck_save, .saved = nas_ck_saved,
     .restore = nas_ck_restore, .share = nas_ck_share, .lr = task_lr, .free = task_free,
 };

@@ -271,13 +271,14 @@ static void set_loss_scale(dp_driver *d, double scale)
  * statistics allreduce, gradients after the allreduce). stop: an error naming
  * the step and the first non-finite tensor. skip: the update is dropped and the
  * loss scale halved (GradScaler's backoff). */
-static dp_status nonfinite_step(dp_driver *d, const char *what, int *skipped)
+static dp_status nonfinite_step(const dp_task_ops *ops, dp_driver *d, const char *what, int *skipped)
 {
     const dp_run_opts *o = d->o;
     long step = (long)d->st.step + 1;
     if (o->on_nonfinite == DP_NONFINITE_STOP)
-        return dp_errorf(DP_ERR_NONFINITE, "step %ld (epoch %u): %s; lower --lr, add --clip, or --on-nonfinite skip",
-                         step, d->st.epoch + 1, what);
+        return dp_errorf(DP_ERR_NONFINITE, "%s%sstep %ld (epoch %u): %s; %s", o->label, o->label[0] ? ", " : "",
+                         step, d->st.epoch + 1, what,
+                         ops->nonfinite_hint ? ops->nonfinite_hint : "lower --lr, add --clip, or --on-nonfinite skip");
     if (++d->st.skip_run > MAX_SKIP_RUN)
         return dp_errorf(DP_ERR_NONFINITE, "step %ld (epoch %u): %d steps in a row were not finite (last: %s); giving up",
                          step, d->st.epoch + 1, MAX_SKIP_RUN + 1, what);
@@ -316,7 +317,7 @@ static dp_status one_step(const dp_task_ops *ops, void *t, dp_driver *d, long *n
                  param_at(p, bad), bad);
     if (why[0]) {
         int skipped = 0;
-        rc = nonfinite_step(d, why, &skipped);
+        rc = nonfinite_step(ops, d, why, &skipped);
         if (rc != DP_OK || skipped) return rc;
     }
     d->st.skip_run = 0;
