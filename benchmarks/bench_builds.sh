@@ -51,7 +51,7 @@ awk -F, 'NR > 1 { v[$1 "," $2] = v[$1 "," $2] " " $4; seen[$1] = 1; order[++n] =
 echo "csv: $csv"
 if command -v gnuplot >/dev/null; then
   awk '{ if ($1 != "case") print NR, $1, $4 }' "$out/bench_builds_$tag.txt" >"$tmp/plot.dat"
-  gnuplot -e "set terminal png size 800,400; set output '$out/bench_builds_$tag.png'; set style data histograms;
-    set style fill solid; set yrange [0.8:1.2]; set ylabel 'B / A (median rate)'; set xtics rotate by -20;
+  gnuplot -e "set terminal png size 800,400 noenhanced; set key top left; set output '$out/bench_builds_$tag.png'; set style data histograms;
+    set style fill solid; set yrange [0.5:1.5]; set ylabel 'B / A (median rate)'; set xtics rotate by -20;
     plot '$tmp/plot.dat' using 3:xtic(2) title 'new build / old build'" && echo "plot: $out/bench_builds_$tag.png"
 fi
