@@ -8,6 +8,6 @@ add_executable(dptrain_cli
   src/cli/cmd_dsi.c
 )
 set_target_properties(dptrain_cli PROPERTIES OUTPUT_NAME dptrain RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
-target_include_directories(dptrain_cli PRIVATE src)
+dp_room_includes(dptrain_cli cli)
 target_link_libraries(dptrain_cli PRIVATE dptrain)
 target_compile_definitions(dptrain_cli PRIVATE DP_VERSION="${PROJECT_VERSION}")

@@ -8,7 +8,7 @@
  * double: a row can be the 48k-wide head of a DSI model's transpose. */
 #include <math.h>
 
-#include "core/rownorm.h"
+#include "dptrain/rownorm.h"
 #include "core/tape.h"
 
 static double row_norm(const float *x, int D)

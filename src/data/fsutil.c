@@ -2,7 +2,7 @@
  * manifest and the importer. A reader never sees a half-written file: data
  * goes to "<path>.tmp", is fsynced, renamed over `path`, and the directory is
  * fsynced so the rename itself is durable. */
-#include "data/fsutil.h"
+#include "dptrain/fsutil.h"
 
 #include "dptrain/fault.h"
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/fsutil.h"
+#include "dptrain/fsutil.h"
 #include "data/shard_format.h"
 
 typedef struct shard_plan {

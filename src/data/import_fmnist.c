@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "data/fsutil.h"
+#include "dptrain/fsutil.h"
 #include "dptrain/data.h"
 
 enum { FMNIST_SIDE = 28, FMNIST_CLASSES = 10, MAX_IMPORT_SHARDS = 1024 };

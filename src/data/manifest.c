@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "data/fsutil.h"
+#include "dptrain/fsutil.h"
 #include "data/shard_format.h"
 
 #define MANIFEST_FILE "manifest.txt"

@@ -12,7 +12,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "data/fsutil.h"
+#include "dptrain/fsutil.h"
 #include "data/shard_format.h"
 
 struct dp_shard_writer {

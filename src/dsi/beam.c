@@ -33,7 +33,7 @@
 
 #include <cblas.h>
 
-#include "core/rownorm.h"
+#include "dptrain/rownorm.h"
 #include "dsi/model_internal.h"
 
 enum { BEAM_CHUNK = 64 };

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/fsutil.h"
+#include "dptrain/fsutil.h"
 #include "dptrain/data.h"
 #include "dsi/data_internal.h"
 

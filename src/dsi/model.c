@@ -24,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/rownorm.h"
-#include "core/tape.h"
+#include "dptrain/rownorm.h"
+#include "dptrain/tape.h"
 #include "dsi/model_internal.h"
 
 void dp_dsi_model_defaults(dp_dsi_model_config *c)

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "data/fsutil.h"
+#include "dptrain/fsutil.h"
 #include "dptrain/data.h"
 #include "dptrain/rng.h"
 #include "dsi/data_internal.h"

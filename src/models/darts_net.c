@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/tape.h"
-#include "models/darts_ops.h"
+#include "dptrain/tape.h"
+#include "dptrain/darts_ops.h"
 
 enum { NPAIRS = 2 * DP_NAS_NODES };
 

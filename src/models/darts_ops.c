@@ -6,7 +6,7 @@
  * GEMM per image with no im2col. */
 #include <stdio.h>
 
-#include "models/darts_ops.h"
+#include "dptrain/darts_ops.h"
 #include "dptrain/supernet.h"
 
 static void pname(char *buf, size_t n, const char *base, const char *leaf) { snprintf(buf, n, "%s.%s", base, leaf); }

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/fsutil.h"
+#include "dptrain/fsutil.h"
 #include "dptrain/data.h"
 #include "dptrain/search.h"
-#include "models/darts_ops.h"
-#include "train/report.h"
+#include "dptrain/darts_ops.h"
+#include "dptrain/report.h"
 
 #define REPS 7
 

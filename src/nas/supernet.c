@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "dptrain/supernet.h"
-#include "models/darts_ops.h"
+#include "dptrain/darts_ops.h"
 #include "nas/strategy.h"
 
 enum { NE = DP_NAS_EDGES, MAXW = 2 * DP_NAS_EDGES * DP_NAS_NUM_OPS };

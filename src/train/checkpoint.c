@@ -18,7 +18,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "data/fsutil.h"
+#include "dptrain/fsutil.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoint.c writes little-endian fields with memcpy: port it for big-endian hosts"

@@ -1,5 +1,5 @@
 /* Progress bar (TTY) or plain progress lines, and metrics.jsonl. */
-#include "data/fsutil.h"
+#include "dptrain/fsutil.h"
 #include "train/report.h"
 
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* Row L2 norms, shared by the l2norm op (autodiff) and the DSI model's
  * inference path (a frozen cosine head, beam search), so that training and
  * serving normalise with the same arithmetic: sums in double, eps floor. */
-#ifndef DP_CORE_ROWNORM_H
-#define DP_CORE_ROWNORM_H
+#ifndef DPTRAIN_ROWNORM_H
+#define DPTRAIN_ROWNORM_H
 
 /* 1 / max(|x|, eps) for the D floats of x */
 float dp_row_inv_norm(const float *x, int D, float eps);

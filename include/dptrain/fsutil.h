@@ -1,7 +1,7 @@
-/* Private file helpers for the data room: atomic replace (temp + fsync +
- * rename + directory fsync) and path joining with a length check. */
-#ifndef DP_DATA_FSUTIL_H
-#define DP_DATA_FSUTIL_H
+/* File helpers for every room that writes: atomic replace (temp + fsync +
+ * rename + directory fsync), directories, and path joining with a length check. */
+#ifndef DPTRAIN_FSUTIL_H
+#define DPTRAIN_FSUTIL_H
 
 #include <stddef.h>
 

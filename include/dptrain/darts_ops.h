@@ -1,7 +1,7 @@
 /* The DARTS primitives as modules, shared by the search supernet (nas/,
  * affine = 0, pools followed by BN) and the derived network (models/,
- * affine = 1, pools bare), so both compute the same ops. Private to the
- * models and nas rooms.
+ * affine = 1, pools bare), so both compute the same ops: the interface
+ * between the models room (which builds them) and nas.
  *
  *   max/avg_pool_3x3  pool 3x3 pad 1 (avg excludes padding) [+ BN]
  *   skip_connect      identity, or FactorizedReduce at stride 2
@@ -15,8 +15,8 @@
  *                     row and column are zero (NAS-Bench-201's padding; the
  *                     reference handles even sizes only, where they agree).
  * Kind DP_NAS_NONE has no module: the caller treats it as zero. */
-#ifndef DP_MODELS_DARTS_OPS_H
-#define DP_MODELS_DARTS_OPS_H
+#ifndef DPTRAIN_DARTS_OPS_H
+#define DPTRAIN_DARTS_OPS_H
 
 #include "dptrain/nas.h"
 
