@@ -95,7 +95,11 @@ typedef enum dp_codec_kind {
     DP_CODEC_BF16,
     DP_CODEC_INT8,
     /* top-k and PowerSGD change what is reduced, not how a value is encoded:
-     * they are calls of their own (dp_topk_allreduce, dp_powersgd_allreduce) */
+     * they are calls of their own (dp_topk_allreduce, dp_powersgd_allreduce),
+     * never a dp_codec_config's kind; they are kinds of dp_compress
+     * (dptrain/compress.h), the one description of gradient compression. */
+    DP_CODEC_TOPK,
+    DP_CODEC_POWERSGD,
 } dp_codec_kind;
 
 #define DP_CODEC_INT8_BLOCK 256
@@ -112,12 +116,13 @@ typedef struct dp_codec_config {
     uint64_t seed;
 } dp_codec_config;
 
-/*! Parses a codec name: "none", "fp16", "bf16", "int8" (case-sensitive).
+/*! Parses a ring codec's name: "none", "fp16", "bf16", "int8" (case-sensitive).
  *  Sets out->kind and leaves its other fields as they are.
  *  @return DP_OK, or DP_ERR_ARG naming the unknown string and the known ones. */
 dp_status dp_codec_parse(const char *s, dp_codec_config *out);
 
-/*! @return the name dp_codec_parse accepts for `kind` ("?" for an unknown one). */
+/*! @return the name of `kind` in comm's table of compressors ("fp16", "topk";
+ *  "?" for an unknown one). */
 const char *dp_codec_name(dp_codec_kind kind);
 
 /* ------------------------------------------------------------------------- */

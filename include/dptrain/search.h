@@ -45,10 +45,8 @@ typedef struct dp_search_config {
     uint64_t seed;
     int threads;
     dp_allreduce_algo allreduce;
-    dp_codec_config codec; /* ring codec of both gradients */
-    int sparse;            /* dp_sparse_kind for the weights (alpha stays dense) */
-    double topk_fraction;
-    int powersgd_rank;
+    dp_compress codec;     /* --codec, --wire-zstd: ring codecs on both gradients; an after-backward
+                              compressor (top-k, PowerSGD) on the weights only (alpha stays dense) */
     float bucket_mb;
     int overlap;
     long check_replicas;

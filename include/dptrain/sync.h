@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "dptrain/comm.h"
+#include "dptrain/compress.h"
 #include "dptrain/nn.h"
 
 typedef struct dp_bucket {
@@ -32,18 +33,15 @@ typedef struct dp_sync {
     dp_bucket *buckets;
     int nb, next;    /* buckets; next to submit (buckets go out in index order) */
     int active;      /* within a step that communicates */
-    dp_codec_config codec; /* kind NONE and no wire stage: plain float32 */
-    int codec_on;    /* this step goes through the codec (off before --codec-start) */
+    dp_compress codec; /* gradient compression (kind NONE and no wire stage: plain float32) */
+    dp_compressor *compressor; /* codec at work (several ranks and not plain float32); else NULL */
+    int codec_on;    /* this step goes through the compressor (off before --codec-start) */
     uint64_t step;   /* names the step in the codec's random stream, so a resumed run rounds alike */
-    float *residual; /* [params n] error feedback of int8 or top-k, this rank's; else NULL */
-    int sparse;      /* DP_SPARSE_*: top-k or PowerSGD after backward instead of ring buckets */
-    double topk_fraction;
-    float topk_momentum; /* DGC: 0 = off; else residual holds 2 n floats, the velocity after the n of the residual */
-    dp_topk_ws *topk;
-    dp_powersgd *psgd;
-    float *state;    /* what a checkpoint must keep of the compressor, this rank's (or NULL); residual if set */
+    float *residual; /* the state when all of it is error feedback (lossy ring codecs, top-k and
+                        DGC's velocity): a new loss scale rescales it; else NULL */
+    float *state;    /* what a checkpoint must keep of the compressor, this rank's (or NULL) */
     size_t state_n;
-    double sparse_sent, sparse_raw; /* bytes of top-k / PowerSGD calls */
+    double compress_sent, compress_raw; /* bytes of after-backward compressors (top-k, PowerSGD) */
     double comm_wait_s; /* time the training thread spent waiting for allreduces */
     dp_watchdog *wd;    /* NULL: off */
     uint64_t *hashes;   /* [size] the replica check's gather */
@@ -54,11 +52,7 @@ typedef struct dp_sync_opts {
     dp_allreduce_algo algo;
     size_t bucket_bytes;
     int overlap;
-    dp_codec_config codec;
-    int sparse;           /* DP_SPARSE_* (dptrain/train.h) */
-    double topk_fraction;
-    float topk_momentum;  /* DGC momentum correction (0 = off) */
-    int powersgd_rank;
+    dp_compress codec;    /* carried whole from the command line */
 } dp_sync_opts;
 
 dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_sync_opts *o);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "dptrain/comm.h"
+#include "dptrain/compress.h"
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
 #include "dptrain/task.h"
@@ -55,12 +56,8 @@ typedef struct dp_train_config {
     float bucket_mb;     /* gradient bucket size in MiB */
     int overlap;         /* allreduce buckets while backward runs (communication thread) */
     long check_replicas; /* compare a hash of the parameters across ranks every N steps (0 = off) */
-    dp_codec_config codec; /* gradient compression on the ring (kind NONE: plain float32) */
-    int sparse;          /* dp_sparse_kind: top-k or PowerSGD instead of a ring codec (0 = none) */
-    double topk_fraction; /* topk: fraction of each bucket sent */
-    float dgc_momentum;  /* topk: DGC momentum correction factor (0 = off); SGD then runs without momentum */
-    int powersgd_rank;   /* powersgd: rank R of the factors */
-    long codec_start;    /* plain allreduce for the first N steps, then the codec */
+    dp_compress codec;   /* gradient compression: --codec, --wire-zstd, --dgc (SGD then runs without
+                            momentum), --codec-start; kind NONE: plain float32 */
     int keep_checkpoints; /* checkpoint.dpc plus this many - 1 older ones (.1 newest) */
     int on_nonfinite;    /* dp_nonfinite_policy: what a NaN/Inf gradient or loss does */
     float loss_scale;    /* backward seed multiplier (gradients unscaled after the allreduce);
@@ -95,12 +92,8 @@ dp_status dp_train_config_check(const dp_train_config *cfg);
 /*! key=value lines of every field (saved in checkpoints, hashed across ranks). */
 int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n);
 
-enum dp_sparse_kind { DP_SPARSE_NONE = 0, DP_SPARSE_TOPK = 1, DP_SPARSE_POWERSGD = 2 };
-
-/*! Parses --codec: "none", "fp16", "bf16", "int8", "topk:F" (0 < F <= 1) or
- *  "powersgd:R" (1 <= R <= 1024) into cfg. DP_ERR_ARG names the flag. */
-dp_status dp_train_codec_parse(dp_train_config *cfg, const char *s);
-/*! The --codec string of cfg (as parsed). */
+/*! The --codec string of cfg: dp_compress_name of cfg->codec (--codec is
+ *  parsed by dp_compress_parse, dptrain/compress.h). */
 void dp_train_codec_name(const dp_train_config *cfg, char *buf, size_t n);
 
 /*! 1 when a resumed run must use the same value of `key` as the checkpoint. */

@@ -90,18 +90,6 @@ static const struct option opts[] = {
     {"arch-warmup", 1, 0, O_ARCH_WARMUP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
 };
 
-static dp_status parse_codec(dp_search_config *cfg, const char *a)
-{
-    dp_train_config t;
-    dp_train_config_defaults(&t);
-    dp_status rc = dp_train_codec_parse(&t, a);
-    cfg->codec.kind = t.codec.kind;
-    cfg->sparse = t.sparse;
-    cfg->topk_fraction = t.topk_fraction;
-    cfg->powersgd_rank = t.powersgd_rank;
-    return rc;
-}
-
 static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profile, char *random, int *help)
 {
     dp_status rc = DP_OK;
@@ -155,7 +143,7 @@ static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profi
             cfg->allreduce = (dp_allreduce_algo)algo;
             break;
         }
-        case O_CODEC: rc = parse_codec(cfg, a); break;
+        case O_CODEC: rc = dp_compress_parse(a, &cfg->codec); break;
         case O_ZSTD: rc = dp_flag_int("--wire-zstd", a, 0, DP_CODEC_ZSTD_MAX, &cfg->codec.wire_zstd_level); break;
         case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &cfg->bucket_mb); break;
         case O_NO_OVERLAP: cfg->overlap = 0; break;

@@ -167,10 +167,10 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
         case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &cfg->bucket_mb); break;
         case O_NO_OVERLAP: cfg->overlap = 0; break;
         case O_REPLICAS: rc = dp_flag_long("--check-replicas", a, 0, 1L << 40, &cfg->check_replicas); break;
-        case O_CODEC: rc = dp_train_codec_parse(cfg, a); break;
+        case O_CODEC: rc = dp_compress_parse(a, &cfg->codec); break;
         case O_DGC: dgc = 1; break;
         case O_WIRE_ZSTD: rc = dp_flag_int("--wire-zstd", a, 0, DP_CODEC_ZSTD_MAX, &cfg->codec.wire_zstd_level); break;
-        case O_CODEC_START: rc = dp_flag_long("--codec-start", a, 0, 1L << 40, &cfg->codec_start); break;
+        case O_CODEC_START: rc = dp_flag_long("--codec-start", a, 0, 1L << 40, &cfg->codec.start); break;
         case O_ARCH: rc = dp_flag_str("--arch", a, cfg->arch, sizeof cfg->arch); break;
         case O_LAYERS: rc = dp_flag_int("--layers", a, 1, 1000, &cfg->layers); break;
         case O_CHANNELS: rc = dp_flag_int("--channels", a, 1, 4096, &cfg->channels); break;
@@ -202,10 +202,10 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
     cfg->opt = base;
     if (dgc) {
         /* DGC: the momentum moves into the compressor, before the top-k selection */
-        if (cfg->sparse != DP_SPARSE_TOPK) return dp_errorf(DP_ERR_ARG, "--dgc needs --codec topk:F");
+        if (cfg->codec.kind != DP_CODEC_TOPK) return dp_errorf(DP_ERR_ARG, "--dgc needs --codec topk:F");
         if (kind != DP_OPT_SGD || base.nesterov || !(base.momentum > 0))
             return dp_errorf(DP_ERR_ARG, "--dgc needs --optimizer sgd with --momentum > 0 and no --nesterov");
-        cfg->dgc_momentum = base.momentum;
+        cfg->codec.dgc_momentum = base.momentum;
         cfg->opt.momentum = 0.0f;
     }
     return DP_OK;

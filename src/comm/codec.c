@@ -84,3 +84,11 @@ const dp_ring_codec dp_ring_codec_identity_staged = {
     .decode_copy = f32_decode_copy,
     .wire_elem = 4,
 };
+
+/* --codec none: float32 on the ring (with --wire-zstd, through the staged path). */
+const dp_compress_ops dp_compress_none = {
+    .name = "none",
+    .kind = DP_CODEC_NONE,
+    .hook = DP_COMPRESS_RING,
+    .ring = &dp_ring_codec_identity,
+};

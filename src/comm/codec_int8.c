@@ -227,3 +227,20 @@ void dp_codec_int8_init(dp_ring_codec *c, dp_codec_int8_state *st, uint64_t seed
         .state = st,
     };
 }
+
+static void i8_ring_init(dp_ring_codec *c, void *state, uint64_t seed)
+{
+    dp_codec_int8_init(c, state, seed);
+}
+
+/* --codec int8: the codec is per workspace (its RNG state); error feedback of
+ * one float per gradient float. */
+const dp_compress_ops dp_compress_int8 = {
+    .name = "int8",
+    .kind = DP_CODEC_INT8,
+    .hook = DP_COMPRESS_RING,
+    .state_floats = dp_compress_ef_floats,
+    .state_is_residual = 1,
+    .ring_init = i8_ring_init,
+    .ring_state_bytes = sizeof(dp_codec_int8_state),
+};

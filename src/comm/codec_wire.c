@@ -1,8 +1,10 @@
-/* Codec configs and the lossless wire stage.
+/* The lossless wire stage, and the codec a dp_codec_config selects.
  *
- * dp_codec_config -> dp_ring_codec: a workspace keeps a dp_codec_rt holding the
- * int8 RNG state and, when wire_zstd_level > 0, a wrapper codec around the chosen
- * one (the staged identity codec for NONE, so float32 also goes through it).
+ * dp_codec_config -> dp_ring_codec: the table of compressors (compress.c) gives
+ * the kind's codec; a workspace keeps a dp_codec_rt holding the state of a
+ * stateful one (int8's RNG) and, when wire_zstd_level > 0, a wrapper codec
+ * around the chosen one (the staged identity codec for NONE, so float32 also
+ * goes through it).
  *
  * Wire stage, per message: inner-encode into scratch A, byte-shuffle A into B
  * (plane k holds byte k of every element: exponent bytes of neighbouring floats
@@ -30,50 +32,16 @@ typedef struct zwire_state {
 } zwire_state;
 
 struct dp_codec_rt {
-    dp_codec_int8_state i8s;
-    dp_ring_codec i8;
-    uint64_t i8_seed; /* config seed the int8 state was made from */
-    int i8_rank, i8_ready;
+    /* a stateful codec (the entry has ring_init): its copy, set up for this workspace */
+    dp_ring_codec own;
+    void *own_state;         /* ring_state_bytes of the entry */
+    size_t own_cap;          /* bytes of own_state */
+    dp_codec_kind own_kind;
+    uint64_t own_seed;       /* config seed the state was made from */
+    int own_rank, own_ready;
     zwire_state zs;
     dp_ring_codec zw;
 };
-
-/* ------------------------------------------------------------------------- */
-/* Configs                                                                    */
-/* ------------------------------------------------------------------------- */
-
-static const char *const k_names[] = {"none", "fp16", "bf16", "int8"};
-#define NKINDS (sizeof k_names / sizeof k_names[0])
-
-dp_status dp_codec_parse(const char *s, dp_codec_config *out)
-{
-    if (NULL == out)
-        return dp_errorf(DP_ERR_ARG, "dp_codec_parse: out is NULL");
-    if (NULL == s)
-        return dp_errorf(DP_ERR_ARG, "dp_codec_parse: codec name is NULL");
-    for (size_t k = 0; k < NKINDS; k++) {
-        if (0 == strcmp(s, k_names[k])) {
-            out->kind = (dp_codec_kind)k;
-            return DP_OK;
-        }
-    }
-    return dp_errorf(DP_ERR_ARG, "unknown codec '%s' (known: none, fp16, bf16, int8)", s);
-}
-
-const char *dp_codec_name(dp_codec_kind kind)
-{
-    return (unsigned)kind < NKINDS ? k_names[kind] : "?";
-}
-
-dp_status dp_codec_config_check(const char *who, const dp_codec_config *cfg)
-{
-    if ((unsigned)cfg->kind >= NKINDS)
-        return dp_errorf(DP_ERR_ARG, "%s: unknown codec kind %d", who, (int)cfg->kind);
-    if (cfg->wire_zstd_level < 0 || cfg->wire_zstd_level > DP_CODEC_ZSTD_MAX)
-        return dp_errorf(DP_ERR_ARG, "%s: wire zstd level %d (must be 0..%d)", who,
-                         cfg->wire_zstd_level, DP_CODEC_ZSTD_MAX);
-    return DP_OK;
-}
 
 /* ------------------------------------------------------------------------- */
 /* Byte shuffle                                                               */
@@ -207,25 +175,28 @@ dp_status dp_codec_rt_select(dp_codec_rt **prt, const dp_codec_config *cfg, int 
             return dp_errorf(DP_ERR_NOMEM, "dp_ring_allreduce_codec: out of memory");
         *prt = rt;
     }
-    const dp_ring_codec *c = NULL;
-    switch (cfg->kind) {
-    case DP_CODEC_NONE:
-        c = cfg->wire_zstd_level ? &dp_ring_codec_identity_staged : &dp_ring_codec_identity;
-        break;
-    case DP_CODEC_FP16: c = &dp_ring_codec_fp16; break;
-    case DP_CODEC_BF16: c = &dp_ring_codec_bf16; break;
-    case DP_CODEC_INT8:
-        /* a new seed (or rank) restarts the stream; same seed continues it */
-        if (!rt->i8_ready || rt->i8_seed != cfg->seed || rt->i8_rank != rank) {
-            dp_codec_int8_init(&rt->i8, &rt->i8s,
-                               cfg->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(rank + 1)));
-            rt->i8_seed = cfg->seed;
-            rt->i8_rank = rank;
-            rt->i8_ready = 1;
+    const dp_compress_ops *o = dp_compress_ops_of(cfg->kind); /* a ring codec: checked above */
+    const dp_ring_codec *c = o->ring;
+    if (o->ring_init) {
+        /* a new codec, seed (or rank) restarts the stream; the same continues it */
+        if (!rt->own_ready || rt->own_kind != cfg->kind || rt->own_seed != cfg->seed || rt->own_rank != rank) {
+            if (rt->own_cap < o->ring_state_bytes) {
+                void *p = realloc(rt->own_state, o->ring_state_bytes);
+                if (NULL == p)
+                    return dp_errorf(DP_ERR_NOMEM, "dp_ring_allreduce_codec: out of memory");
+                rt->own_state = p;
+                rt->own_cap = o->ring_state_bytes;
+            }
+            o->ring_init(&rt->own, rt->own_state, cfg->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(rank + 1)));
+            rt->own_kind = cfg->kind;
+            rt->own_seed = cfg->seed;
+            rt->own_rank = rank;
+            rt->own_ready = 1;
         }
-        c = &rt->i8;
-        break;
+        c = &rt->own;
     }
+    if (c == &dp_ring_codec_identity && cfg->wire_zstd_level)
+        c = &dp_ring_codec_identity_staged;
     if (cfg->wire_zstd_level > 0) {
         zwire_state *z = &rt->zs;
         if (NULL == z->cc && NULL == (z->cc = ZSTD_createCCtx()))
@@ -255,6 +226,7 @@ void dp_codec_rt_free(dp_codec_rt *rt)
 {
     if (NULL == rt)
         return;
+    free(rt->own_state);
     ZSTD_freeCCtx(rt->zs.cc);
     ZSTD_freeDCtx(rt->zs.dc);
     free(rt->zs.a);

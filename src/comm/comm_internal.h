@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "dptrain/comm.h"
+#include "dptrain/compress.h"
 
 /* What the watchdog (watchdog.c) reads of the ring's progress: process-wide,
  * relaxed atomics, a few stores per message. */
@@ -90,6 +91,45 @@ void dp_codec_f16c_force(int on);
 
 /* The DP_ERR_NONFINITE message for x[i], the value dp_floats_find_bad found. */
 dp_status dp_codec_reject(const char *codec, const float *x, size_t i);
+
+/* One entry of the table of compressors (compress.c): a dp_codec_kind, how it
+ * is named and parsed on the command line, how it joins the gradient sync and
+ * what state it keeps. Each compressor's file defines its entry; compress.c
+ * lists them. A ring codec gives its dp_ring_codec (or a template that
+ * ring_init sets up with ring_state_bytes of per-workspace state and a seed);
+ * an after-backward compressor gives create / state / run / destroy. */
+typedef struct dp_compress_ops {
+    const char *name;      /* the --codec word ("fp16", "topk") */
+    dp_codec_kind kind;
+    dp_compress_hook hook; /* DP_COMPRESS_RING (none included) or DP_COMPRESS_AFTER_BACKWARD */
+    const char *arg;       /* NULL: no argument; else how messages name it ("F" in topk:F) */
+    /* the text after "name:" into c; s, the whole --codec string, is for messages */
+    dp_status (*parse_arg)(const char *s, const char *arg, dp_compress *c);
+    /* the --codec string of c (NULL: the name alone); as snprintf */
+    int (*format)(const dp_compress *c, char *buf, size_t n);
+    /* range checks of the fields it reads, naming the flags (NULL: none) */
+    dp_status (*check)(const dp_compress *c);
+    /* floats of checkpointable state on layout l (NULL: none) */
+    size_t (*state_floats)(const dp_compress *c, const dp_grad_layout *l);
+    /* 1: all of the state is error feedback in gradient units */
+    int state_is_residual;
+
+    /* DP_COMPRESS_RING */
+    const dp_ring_codec *ring;
+    void (*ring_init)(dp_ring_codec *c, void *state, uint64_t seed);
+    size_t ring_state_bytes;
+
+    /* DP_COMPRESS_AFTER_BACKWARD */
+    dp_status (*create)(const dp_compress *c, const dp_grad_layout *l, void **self);
+    float *(*state)(void *self, size_t *nfloats);
+    dp_status (*run)(void *self, float *grad, MPI_Comm comm, double *sent, double *raw);
+    void (*destroy)(void *self);
+} dp_compress_ops;
+
+/* The entry of `kind`, or NULL. */
+const dp_compress_ops *dp_compress_ops_of(dp_codec_kind kind);
+/* state_floats of the lossy ring codecs: one float of error feedback per gradient float. */
+size_t dp_compress_ef_floats(const dp_compress *c, const dp_grad_layout *l);
 
 /* The codecs a workspace has built for dp_codec_config's (codec_wire.c): the int8
  * RNG state and the zstd wire stage (contexts and scratch that grow). */

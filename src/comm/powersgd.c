@@ -54,6 +54,7 @@
  * BLAS kernels). Non-finite values in a reduced buffer are seen by every rank,
  * so every rank returns DP_ERR_NONFINITE together. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,6 +96,13 @@ static float normal_at(uint64_t seed, uint64_t a, uint64_t b)
     double u1 = ((double)(mix64(h) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
     double u2 = (double)(mix64(h ^ 0x5851f42d4c957f2dull) >> 11) * 0x1.0p-53;
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* The 2x rule: a rows x cols matrix is compressed when its rank-R factors are
+ * at most half its floats. */
+static int compressible(int rows, int cols, int rank)
+{
+    return 2 * (uint64_t)rank * ((uint64_t)rows + (uint64_t)cols) <= (uint64_t)rows * (uint64_t)cols;
 }
 
 static int cmp_range(const void *a, const void *b)
@@ -195,7 +203,7 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
         const dp_powersgd_matrix *m = &mats[i];
         uint64_t mn = (uint64_t)m->rows * (uint64_t)m->cols;
         ps->dense_floats += mn;
-        if (2 * (uint64_t)rank * ((uint64_t)m->rows + (uint64_t)m->cols) <= mn) {
+        if (compressible(m->rows, m->cols, rank)) {
             ps->compressed[i] = 1;
             ps->ncompressed++;
             ps->poff[i] = ps->p_floats;
@@ -432,3 +440,81 @@ dp_status dp_powersgd_allreduce(dp_powersgd *ps, float *grad, MPI_Comm comm,
     }
     return DP_OK;
 }
+
+/* ------------------------------------------------------------------------- */
+/* --codec powersgd:R: after backward, over the whole gradient                 */
+/* ------------------------------------------------------------------------- */
+
+static dp_status psgd_parse(const char *s, const char *arg, dp_compress *c)
+{
+    char *end;
+    long r = strtol(arg, &end, 10);
+    if (end == arg || *end || r < 1 || r > 1024)
+        return dp_errorf(DP_ERR_ARG, "--codec: '%s': powersgd:R needs a rank 1 <= R <= 1024, e.g. powersgd:4", s);
+    c->powersgd_rank = (int)r;
+    return DP_OK;
+}
+
+static int psgd_format(const dp_compress *c, char *buf, size_t n)
+{
+    return snprintf(buf, n, "powersgd:%d", c->powersgd_rank);
+}
+
+static dp_status psgd_check(const dp_compress *c)
+{
+    if (c->powersgd_rank < 1 || c->powersgd_rank > 1024)
+        return dp_errorf(DP_ERR_ARG, "--codec powersgd:R: R = %d is out of range [1, 1024]", c->powersgd_rank);
+    return DP_OK;
+}
+
+/* the residual (n) and Q of every compressed matrix (cols x R) */
+static size_t psgd_state_floats(const dp_compress *c, const dp_grad_layout *l)
+{
+    size_t q = 0;
+    for (int i = 0; i < l->nmats; i++)
+        if (compressible(l->mats[i].rows, l->mats[i].cols, c->powersgd_rank))
+            q += (size_t)l->mats[i].cols * (size_t)c->powersgd_rank;
+    return l->n + q;
+}
+
+static dp_status psgd_create(const dp_compress *c, const dp_grad_layout *l, void **self)
+{
+    dp_powersgd *ps = NULL;
+    dp_status rc = dp_powersgd_create(l->n, l->mats, l->nmats, l->vecs, l->nvecs, c->powersgd_rank, c->seed, &ps);
+    *self = ps;
+    return rc;
+}
+
+static float *psgd_state(void *self, size_t *nfloats)
+{
+    *nfloats = dp_powersgd_state_floats(self);
+    return dp_powersgd_state(self);
+}
+
+static dp_status psgd_run(void *self, float *grad, MPI_Comm comm, double *sent, double *raw)
+{
+    int P = 1;
+    MPI_Comm_size(comm, &P);
+    dp_powersgd_stats st = {0};
+    dp_status rc = dp_powersgd_allreduce(self, grad, comm, &st);
+    *sent += (double)st.bytes_sent;
+    *raw += (double)st.floats_dense * 4.0 * 2.0 * (P - 1) / P;
+    return rc;
+}
+
+static void psgd_destroy(void *self) { dp_powersgd_free(self); }
+
+const dp_compress_ops dp_compress_powersgd = {
+    .name = "powersgd",
+    .kind = DP_CODEC_POWERSGD,
+    .hook = DP_COMPRESS_AFTER_BACKWARD,
+    .arg = "R",
+    .parse_arg = psgd_parse,
+    .format = psgd_format,
+    .check = psgd_check,
+    .state_floats = psgd_state_floats,
+    .create = psgd_create,
+    .state = psgd_state,
+    .run = psgd_run,
+    .destroy = psgd_destroy,
+};

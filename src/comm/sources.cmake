@@ -1,6 +1,7 @@
 dp_room(comm
   src/comm/common.c
   src/comm/allreduce.c
+  src/comm/compress.c
   src/comm/codec.c
   src/comm/codec_fp16.c
   src/comm/codec_int8.c

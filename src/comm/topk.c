@@ -52,6 +52,7 @@
  * high half), packed with memcpy, so MPI_UINT64_T carries it on any byte order. */
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -418,3 +419,130 @@ dp_status dp_topk_allreduce(float *buf, size_t n, double fraction, float *residu
     const dp_topk_config cfg = {fraction, 0.0f, DP_TOPK_AUTO};
     return dp_topk_allreduce_ex(buf, n, &cfg, residual, NULL, comm, ws, st);
 }
+
+/* ------------------------------------------------------------------------- */
+/* --codec topk:F (with --dgc): after backward, per bucket of the sync         */
+/* ------------------------------------------------------------------------- */
+
+typedef struct topk_self {
+    dp_topk_ws *ws;
+    dp_topk_config tc;
+    size_t n;
+    float *state;               /* [n] residual, then [n] DGC's velocity when momentum > 0 */
+    size_t state_n;
+    dp_powersgd_range *buckets; /* in the sync's order */
+    int nb;
+} topk_self;
+
+static dp_status topkc_parse(const char *s, const char *arg, dp_compress *c)
+{
+    char *end;
+    double f = strtod(arg, &end);
+    if (end == arg || *end || !(f > 0 && f <= 1))
+        return dp_errorf(DP_ERR_ARG, "--codec: '%s': topk:F needs a fraction 0 < F <= 1, e.g. topk:0.01", s);
+    c->topk_fraction = f;
+    return DP_OK;
+}
+
+static int topkc_format(const dp_compress *c, char *buf, size_t n)
+{
+    if (c->dgc_momentum > 0)
+        return snprintf(buf, n, "topk:%g+dgc:%g", c->topk_fraction, (double)c->dgc_momentum);
+    return snprintf(buf, n, "topk:%g", c->topk_fraction);
+}
+
+static dp_status topkc_check(const dp_compress *c)
+{
+    if (!(c->topk_fraction > 0 && c->topk_fraction <= 1))
+        return dp_errorf(DP_ERR_ARG, "--codec topk:F: F = %g is out of range (0, 1]", c->topk_fraction);
+    if (!(c->dgc_momentum == 0 || (c->dgc_momentum > 0 && c->dgc_momentum < 1)))
+        return dp_errorf(DP_ERR_ARG, "--dgc: momentum %g needs --codec topk:F and a momentum in (0, 1)",
+                         (double)c->dgc_momentum);
+    /* the dense steps before --codec-start would run without any momentum */
+    if (c->dgc_momentum != 0 && c->start != 0)
+        return dp_errorf(DP_ERR_ARG, "--dgc cannot be combined with --codec-start");
+    return DP_OK;
+}
+
+static size_t topkc_state_floats(const dp_compress *c, const dp_grad_layout *l)
+{
+    return c->dgc_momentum > 0 ? 2 * l->n : l->n;
+}
+
+static void topkc_destroy(void *p)
+{
+    topk_self *t = p;
+    if (NULL == t)
+        return;
+    dp_topk_ws_free(t->ws);
+    free(t->state);
+    free(t->buckets);
+    free(t);
+}
+
+static dp_status topkc_create(const dp_compress *c, const dp_grad_layout *l, void **out)
+{
+    topk_self *t = calloc(1, sizeof *t);
+    if (NULL == t)
+        return dp_errorf(DP_ERR_NOMEM, "topk: out of memory");
+    t->tc = (dp_topk_config){c->topk_fraction, c->dgc_momentum, DP_TOPK_AUTO};
+    t->n = l->n;
+    t->state_n = topkc_state_floats(c, l);
+    t->nb = l->nbuckets;
+    t->state = calloc(t->state_n ? t->state_n : 1, sizeof *t->state);
+    t->buckets = malloc((l->nbuckets > 0 ? (size_t)l->nbuckets : 1) * sizeof *t->buckets);
+    dp_status rc = DP_OK;
+    if (NULL == t->state || NULL == t->buckets)
+        rc = dp_errorf(DP_ERR_NOMEM, "error-feedback buffer: out of memory");
+    else {
+        if (l->nbuckets > 0)
+            memcpy(t->buckets, l->buckets, (size_t)l->nbuckets * sizeof *t->buckets);
+        rc = dp_topk_ws_create(&t->ws);
+    }
+    if (DP_OK != rc) {
+        topkc_destroy(t);
+        return rc;
+    }
+    *out = t;
+    return DP_OK;
+}
+
+static float *topkc_state(void *p, size_t *nfloats)
+{
+    topk_self *t = p;
+    *nfloats = t->state_n;
+    return t->state;
+}
+
+static dp_status topkc_run(void *p, float *grad, MPI_Comm comm, double *sent, double *raw)
+{
+    topk_self *t = p;
+    for (int b = 0; b < t->nb; b++) {
+        dp_topk_stats st;
+        const dp_powersgd_range *k = &t->buckets[b];
+        float *velocity = t->tc.momentum > 0 ? t->state + t->n + k->off : NULL;
+        dp_status rc = dp_topk_allreduce_ex(grad + k->off, k->n, &t->tc, t->state + k->off, velocity, comm,
+                                            t->ws, &st);
+        if (DP_OK != rc)
+            return rc;
+        *sent += (double)st.bytes_sent;
+        *raw += (double)st.bytes_dense;
+    }
+    return DP_OK;
+}
+
+const dp_compress_ops dp_compress_topk = {
+    .name = "topk",
+    .kind = DP_CODEC_TOPK,
+    .hook = DP_COMPRESS_AFTER_BACKWARD,
+    .arg = "F",
+    .parse_arg = topkc_parse,
+    .format = topkc_format,
+    .check = topkc_check,
+    .state_floats = topkc_state_floats,
+    .state_is_residual = 1,
+    .create = topkc_create,
+    .state = topkc_state,
+    .run = topkc_run,
+    .destroy = topkc_destroy,
+};

@@ -90,8 +90,8 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     RANGE(cfg->check_replicas >= 0, "--check-replicas: %ld is negative", cfg->check_replicas);
     RANGE(isfinite(cfg->watchdog_s) && cfg->watchdog_s >= 0 && cfg->watchdog_s <= 86400,
           "--watchdog: %g is out of range [0, 86400] seconds", cfg->watchdog_s);
-    RANGE(cfg->allreduce == DP_ALLREDUCE_RING || (cfg->codec.kind == DP_CODEC_NONE && !cfg->codec.wire_zstd_level),
-          "--codec / --wire-zstd need --allreduce ring");
+    dp_status rc = dp_compress_check(&cfg->codec, cfg->allreduce);
+    if (rc != DP_OK) return rc;
     RANGE(cfg->stop_after >= 0 && cfg->stop_after <= cfg->epochs, "--stop-after: %d is out of range [1, epochs=%d]",
           cfg->stop_after, cfg->epochs);
     RANGE(cfg->out[0] || (!cfg->resume && !cfg->stop_after), "--resume and --stop-after need --out (the checkpoint "
@@ -102,19 +102,20 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
 int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
 {
     const dp_supernet_config *s = &cfg->net;
+    char codec[64];
+    dp_compress_name(&cfg->codec, codec, sizeof codec);
     int len = snprintf(buf, n,
                        "data=%s\nlayers=%d\nchannels=%d\nstem=%d\nin=%dx%dx%d/%d\nstrategy=%s\nepochs=%d\nbatch=%d\n"
                        "eval_batch=%d\nlimit=%ld\neval_limit=%ld\nsampler=%d\nw=%g/%g/%g/%g/%g\na=%g/%g/%g/%g/%g\n"
                        "unrolled=%d\narch_warmup=%d\nt=%g/%g\ncost_weight=%g\ncost_table=%s\nflops_budget=%g\nprune=%d/%d\n"
-                       "seed=%llu\nallreduce=%d\ncodec=%d/%d/%d/%g/%d\nrecompute=%d\nops=",
+                       "seed=%llu\nallreduce=%d\ncodec=%s/%d\nrecompute=%d\nops=",
                        cfg->data, s->layers, s->channels, s->stem_multiplier, s->in.c, s->in.h, s->in.w, s->in.classes,
                        dp_nas_strategy_name(cfg->strategy), cfg->epochs, cfg->batch, cfg->eval_batch, cfg->limit,
                        cfg->eval_limit, cfg->sampler, cfg->w_lr, cfg->w_min_lr, cfg->w_momentum, cfg->w_wd,
                        cfg->w_clip, cfg->a_lr, cfg->a_beta1, cfg->a_beta2, cfg->a_wd, cfg->a_clip, cfg->unrolled, cfg->arch_warmup,
                        cfg->t_start, cfg->t_end, cfg->cost_weight, cfg->cost_table, cfg->flops_budget,
                        cfg->prune_every, cfg->warmup_epochs, (unsigned long long)cfg->seed, (int)cfg->allreduce,
-                       (int)cfg->codec.kind, cfg->codec.wire_zstd_level, cfg->sparse, cfg->topk_fraction,
-                       cfg->powersgd_rank, s->recompute);
+                       codec, cfg->codec.wire_zstd_level, s->recompute);
     for (int k = 0; k < s->nops && len > 0 && (size_t)len < n; k++)
         len += snprintf(buf + len, n - (size_t)len, "%s%s", k ? "," : "", dp_nas_op_name(s->ops[k]));
     if (len > 0 && (size_t)len < n) len += snprintf(buf + len, n - (size_t)len, "\n");

@@ -131,12 +131,12 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     static const dp_params none;
     dp_ctx_init(&s->ctx);
     info->sync = (dp_sync_opts){.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
-                                .overlap = cfg->overlap, .codec = cfg->codec, .sparse = cfg->sparse,
-                                .topk_fraction = cfg->topk_fraction, .powersgd_rank = cfg->powersgd_rank};
+                                .overlap = cfg->overlap, .codec = cfg->codec};
     info->sync.codec.seed = cfg->seed;
     dp_sync_opts ao = info->sync;
+    ao.codec = dp_compress_ring_part(&info->sync.codec); /* alpha stays dense: no top-k or PowerSGD */
     ao.codec.seed = cfg->seed ^ 0x5bd1e995u; /* alpha's rounding stream apart from the weights' */
-    ao.overlap = 0, ao.sparse = 0, ao.bucket_bytes = 1 << 20;
+    ao.overlap = 0, ao.bucket_bytes = 1 << 20;
     dp_status ra = dp_sync_init(&s->async, d->comm, s->sn ? &s->sn->alpha : &none, &ao);
     if (ra != DP_OK) return ra;
     info->params = s->sn ? &s->sn->model->params : NULL;

@@ -86,10 +86,8 @@ static dp_status build(void *t, dp_driver *d, dp_task_info *info)
     }
     if (rc == DP_OK) rc = build_model(c, &shape, &g);
     info->sync = (dp_sync_opts){.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
-                                .overlap = cfg->overlap, .codec = cfg->codec, .sparse = cfg->sparse,
-                                .topk_fraction = cfg->topk_fraction, .topk_momentum = cfg->dgc_momentum,
-                                .powersgd_rank = cfg->powersgd_rank};
-    info->sync.codec.seed = cfg->seed;
+                                .overlap = cfg->overlap, .codec = cfg->codec};
+    info->sync.codec.seed = cfg->seed; /* the compressor's random streams follow --seed */
     info->params = c->m ? &c->m->params : NULL;
     info->resume_key = dp_train_config_resume_key;
     size_t len = strlen(c->config_text);
@@ -140,7 +138,7 @@ static dp_status load(void *t, dp_driver *d)
     dp_params_init(&c->m->params, &init);
     dp_opt_config oc = cfg->opt;
     /* one rank sends nothing, so no top-k runs: --dgc's momentum goes back to the optimizer */
-    if (d->size == 1 && cfg->dgc_momentum > 0) oc.momentum = cfg->dgc_momentum;
+    if (d->size == 1 && cfg->codec.dgc_momentum > 0) oc.momentum = cfg->codec.dgc_momentum;
     rc = dp_optimizer_init(&c->opt, &oc, c->m->params.n);
     if (rc != DP_OK) return rc;
     c->sched = (dp_schedule){.kind = cfg->schedule, .base_lr = cfg->lr, .min_lr = cfg->min_lr,
@@ -246,8 +244,7 @@ static dp_status step(void *t, dp_driver *d, long pos, long *next, double *stats
     long global_bs = 0;
     for (long m = m0; m < m1; m++) global_bs += dp_sampler_global(&c->sampler, m);
     dp_params_zero_grad(&c->m->params);
-    d->sync.codec_on = (cfg->codec.kind != DP_CODEC_NONE || cfg->codec.wire_zstd_level || cfg->sparse) &&
-                       d->st.step >= cfg->codec_start;
+    d->sync.codec_on = dp_compress_on(&cfg->codec, d->st.step);
     d->sync.step = (uint64_t)d->st.step;
     for (long m = m0; m < m1; m++) {
         dp_status rc = micro_step(c, d, m, global_bs, m == m1 - 1, stats);

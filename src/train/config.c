@@ -76,22 +76,8 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
     RANGE(isfinite(cfg->bucket_mb) && cfg->bucket_mb > 0 && cfg->bucket_mb <= 4096,
           "--bucket-mb: %g is out of range (0, 4096]", cfg->bucket_mb);
     RANGE(cfg->check_replicas >= 0, "--check-replicas: %ld is negative", cfg->check_replicas);
-    RANGE(cfg->codec_start >= 0, "--codec-start: %ld is negative", cfg->codec_start);
-    RANGE(cfg->codec.wire_zstd_level >= 0 && cfg->codec.wire_zstd_level <= DP_CODEC_ZSTD_MAX,
-          "--wire-zstd: %d is out of range [0, %d]", cfg->codec.wire_zstd_level, DP_CODEC_ZSTD_MAX);
-    RANGE(!cfg->sparse || (cfg->codec.kind == DP_CODEC_NONE && !cfg->codec.wire_zstd_level),
-          "--codec topk/powersgd cannot be combined with --wire-zstd");
-    RANGE(cfg->sparse != DP_SPARSE_TOPK || (cfg->topk_fraction > 0 && cfg->topk_fraction <= 1),
-          "--codec topk:F: F = %g is out of range (0, 1]", cfg->topk_fraction);
-    RANGE(cfg->dgc_momentum == 0 || (cfg->sparse == DP_SPARSE_TOPK && cfg->dgc_momentum > 0 && cfg->dgc_momentum < 1),
-          "--dgc: momentum %g needs --codec topk:F and a momentum in (0, 1)", (double)cfg->dgc_momentum);
-    /* the dense steps before --codec-start would run without any momentum */
-    RANGE(cfg->dgc_momentum == 0 || cfg->codec_start == 0, "--dgc cannot be combined with --codec-start");
-    RANGE(cfg->sparse != DP_SPARSE_POWERSGD || (cfg->powersgd_rank >= 1 && cfg->powersgd_rank <= 1024),
-          "--codec powersgd:R: R = %d is out of range [1, 1024]", cfg->powersgd_rank);
-    RANGE(cfg->allreduce == DP_ALLREDUCE_RING || (cfg->codec.kind == DP_CODEC_NONE && !cfg->codec.wire_zstd_level),
-          "--codec %s / --wire-zstd need --allreduce ring (MPI_Allreduce cannot carry encoded bytes)",
-          dp_codec_name(cfg->codec.kind));
+    dp_status rc = dp_compress_check(&cfg->codec, cfg->allreduce);
+    if (rc != DP_OK) return rc;
     RANGE(cfg->sampler == 0 || cfg->sampler == 1, "--sampler: %d is not shard or global", cfg->sampler);
     RANGE(!cfg->resume || cfg->out[0], "--resume needs --out DIR (the run to continue)");
     RANGE(!cfg->stop_after || cfg->out[0], "--stop-after needs --out DIR (where the checkpoint goes)");
@@ -105,45 +91,14 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
           "--loss-scale-growth: %ld is out of range [1, 1e9]", cfg->loss_scale_growth);
     RANGE(isfinite(cfg->watchdog_s) && cfg->watchdog_s >= 0 && cfg->watchdog_s <= 86400,
           "--watchdog: %g is out of range [0, 86400] seconds", cfg->watchdog_s);
-    dp_status rc = dp_opt_config_check(&cfg->opt);
+    rc = dp_opt_config_check(&cfg->opt);
     if (rc != DP_OK) return rc;
-    return DP_OK;
-}
-
-dp_status dp_train_codec_parse(dp_train_config *cfg, const char *s)
-{
-    char *end;
-    cfg->sparse = DP_SPARSE_NONE;
-    if (!strncmp(s, "topk:", 5)) {
-        double f = strtod(s + 5, &end);
-        if (end == s + 5 || *end || !(f > 0 && f <= 1))
-            return dp_errorf(DP_ERR_ARG, "--codec: '%s': topk:F needs a fraction 0 < F <= 1, e.g. topk:0.01", s);
-        cfg->sparse = DP_SPARSE_TOPK;
-        cfg->topk_fraction = f;
-        cfg->codec.kind = DP_CODEC_NONE;
-        return DP_OK;
-    }
-    if (!strncmp(s, "powersgd:", 9)) {
-        long r = strtol(s + 9, &end, 10);
-        if (end == s + 9 || *end || r < 1 || r > 1024)
-            return dp_errorf(DP_ERR_ARG, "--codec: '%s': powersgd:R needs a rank 1 <= R <= 1024, e.g. powersgd:4", s);
-        cfg->sparse = DP_SPARSE_POWERSGD;
-        cfg->powersgd_rank = (int)r;
-        cfg->codec.kind = DP_CODEC_NONE;
-        return DP_OK;
-    }
-    if (dp_codec_parse(s, &cfg->codec) != DP_OK)
-        return dp_errorf(DP_ERR_ARG, "--codec: unknown codec '%s' (known: none, fp16, bf16, int8, topk:F, powersgd:R)", s);
     return DP_OK;
 }
 
 void dp_train_codec_name(const dp_train_config *cfg, char *buf, size_t n)
 {
-    if (cfg->sparse == DP_SPARSE_TOPK && cfg->dgc_momentum > 0)
-        snprintf(buf, n, "topk:%g+dgc:%g", cfg->topk_fraction, (double)cfg->dgc_momentum);
-    else if (cfg->sparse == DP_SPARSE_TOPK) snprintf(buf, n, "topk:%g", cfg->topk_fraction);
-    else if (cfg->sparse == DP_SPARSE_POWERSGD) snprintf(buf, n, "powersgd:%d", cfg->powersgd_rank);
-    else snprintf(buf, n, "%s", dp_codec_name(cfg->codec.kind));
+    dp_compress_name(&cfg->codec, buf, n);
 }
 
 int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
@@ -165,7 +120,7 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     cfg->sampler ? "global" : "shard", cfg->accumulate,
                     cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", cfg->bucket_mb, cfg->overlap,
                     cfg->check_replicas, cfg->threads, codec, cfg->codec.wire_zstd_level,
-                    cfg->codec_start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout,
+                    cfg->codec.start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout,
                     cfg->keep_checkpoints, cfg->on_nonfinite == DP_NONFINITE_SKIP ? "skip" : "stop", cfg->loss_scale,
                     cfg->loss_scale_growth, cfg->watchdog_s);
 }

@@ -44,31 +44,38 @@ static void build_buckets(dp_sync *s, size_t bucket_bytes)
     }
 }
 
-/* Every parameter of two or more dims is a matrix [shape[0], rest] (a conv
- * weight [Cout, Cin kh kw]); 1-D parameters go uncompressed. */
-static dp_status powersgd_init(dp_sync *s, const dp_sync_opts *o)
+/* The gradient as a compressor sees it: every parameter of two or more dims is
+ * a matrix [shape[0], rest] (a conv weight [Cout, Cin kh kw]), 1-D ones are
+ * vectors; and the buckets, in submission order. */
+static dp_status compressor_init(dp_sync *s)
 {
     const dp_params *p = s->params;
     dp_powersgd_matrix *mats = calloc((size_t)p->count + 1, sizeof *mats);
-    dp_powersgd_range *ranges = calloc((size_t)p->count + 1, sizeof *ranges);
-    int nm = 0, nr = 0;
+    dp_powersgd_range *vecs = calloc((size_t)p->count + 1, sizeof *vecs);
+    dp_powersgd_range *buckets = calloc((size_t)s->nb + 1, sizeof *buckets);
+    int nm = 0, nv = 0;
     dp_status rc = DP_OK;
-    if (!mats || !ranges) rc = dp_errorf(DP_ERR_NOMEM, "powersgd: out of memory");
+    if (!mats || !vecs || !buckets) rc = dp_errorf(DP_ERR_NOMEM, "compressor: out of memory");
     for (int i = 0; rc == DP_OK && i < p->count; i++) {
         const dp_param *it = p->items[i];
         if (it->is_buffer) continue;
         if (it->t.ndim >= 2)
             mats[nm++] = (dp_powersgd_matrix){it->offset, it->t.shape[0], (int)(it->t.n / it->t.shape[0])};
         else
-            ranges[nr++] = (dp_powersgd_range){it->offset, (size_t)it->t.n};
+            vecs[nv++] = (dp_powersgd_range){it->offset, (size_t)it->t.n};
     }
-    if (rc == DP_OK) rc = dp_powersgd_create(p->n, mats, nm, ranges, nr, o->powersgd_rank, o->codec.seed, &s->psgd);
+    for (int b = 0; rc == DP_OK && b < s->nb; b++)
+        buckets[b] = (dp_powersgd_range){s->buckets[b].lo, s->buckets[b].hi - s->buckets[b].lo};
+    const dp_grad_layout l = {.n = p->n, .mats = mats, .nmats = nm, .vecs = vecs, .nvecs = nv,
+                              .buckets = buckets, .nbuckets = s->nb};
+    if (rc == DP_OK) rc = dp_compressor_create(&s->codec, &l, &s->compressor);
     if (rc == DP_OK) {
-        s->state = dp_powersgd_state(s->psgd);
-        s->state_n = dp_powersgd_state_floats(s->psgd);
+        s->state = dp_compressor_state(s->compressor, &s->state_n);
+        s->residual = dp_compressor_residual(s->compressor);
     }
     free(mats);
-    free(ranges);
+    free(vecs);
+    free(buckets);
     return rc;
 }
 
@@ -80,8 +87,8 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
     s->params = p;
     s->overlap = o->overlap;
     s->codec = o->codec;
-    /* on from the first step; the trainer turns it off before --codec-start */
-    s->codec_on = o->codec.kind != DP_CODEC_NONE || o->codec.wire_zstd_level || o->sparse;
+    /* the task turns it on and off per step (dp_compress_on) */
+    s->codec_on = dp_compress_on(&o->codec, 0);
     if (comm != MPI_COMM_NULL) {
         MPI_Comm_rank(comm, &s->rank);
         MPI_Comm_size(comm, &s->size);
@@ -110,17 +117,7 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
         dp_status rc;
         rc = dp_engine_create(comm, o->algo, threaded, &s->engine);
         if (rc != DP_OK) return rc;
-        s->sparse = o->sparse;
-        s->topk_fraction = o->topk_fraction;
-        s->topk_momentum = s->sparse == DP_SPARSE_TOPK ? o->topk_momentum : 0.0f;
-        if (s->codec.kind != DP_CODEC_NONE || s->sparse == DP_SPARSE_TOPK) {
-            s->state_n = s->topk_momentum > 0 ? 2 * p->n : p->n;
-            s->residual = calloc(s->state_n ? s->state_n : 1, sizeof *s->residual);
-            if (!s->residual) return dp_errorf(DP_ERR_NOMEM, "error-feedback buffer: out of memory");
-            s->state = s->residual;
-        }
-        if (s->sparse == DP_SPARSE_TOPK && (rc = dp_topk_ws_create(&s->topk)) != DP_OK) return rc;
-        if (s->sparse == DP_SPARSE_POWERSGD && (rc = powersgd_init(s, o)) != DP_OK) return rc;
+        if (dp_compress_hook_of(&s->codec) != DP_COMPRESS_OFF && (rc = compressor_init(s)) != DP_OK) return rc;
     }
     return DP_OK;
 }
@@ -129,9 +126,7 @@ void dp_sync_free(dp_sync *s)
 {
     dp_watchdog_free(s->wd);
     dp_engine_free(s->engine);
-    dp_topk_ws_free(s->topk);
-    dp_powersgd_free(s->psgd);
-    free(s->residual);
+    dp_compressor_free(s->compressor);
     free(s->hashes);
     free(s->p_off);
     free(s->p_bucket);
@@ -324,8 +319,8 @@ void dp_sync_wire_bytes(dp_sync *s, double *wire, double *raw)
     if (!s->engine) return;
     dp_comm_stats st;
     dp_engine_stats(s->engine, &st);
-    *wire = (double)st.bytes_sent + s->sparse_sent;
-    *raw = (double)(st.bytes_raw_sent ? st.bytes_raw_sent : st.bytes_sent) + s->sparse_raw;
+    *wire = (double)st.bytes_sent + s->compress_sent;
+    *raw = (double)(st.bytes_raw_sent ? st.bytes_raw_sent : st.bytes_sent) + s->compress_raw;
 }
 
 /* ---- buckets ---- */
@@ -348,15 +343,9 @@ static void submit_ready(dp_sync *s)
     while (s->next < s->nb && s->buckets[s->next].pending == 0) {
         dp_bucket *b = &s->buckets[s->next++];
         /* An error here is sticky in the engine and returned by wait_all. */
-        if (s->codec_on) {
-            /* The stochastic-rounding stream is a function of (seed, step, bucket), never
-             * of how many calls this process has made, so a resumed run repeats it. */
-            dp_codec_config c = s->codec;
-            c.seed = s->codec.seed ^ (0x9e3779b97f4a7c15ull * (s->step + 1)) ^
-                     (0xc2b2ae3d27d4eb4full * (uint64_t)(s->next));
-            dp_engine_submit_codec(s->engine, s->params->grad + b->lo, b->hi - b->lo, DP_REDUCE_SUM, &c,
-                                   s->residual ? s->residual + b->lo : NULL);
-        }
+        if (s->codec_on && dp_compressor_hook(s->compressor) == DP_COMPRESS_RING)
+            dp_compressor_submit(s->compressor, s->engine, s->params->grad, b->lo, b->hi - b->lo, s->step,
+                                 s->next - 1);
         else
             dp_engine_submit(s->engine, s->params->grad + b->lo, b->hi - b->lo, DP_REDUCE_SUM);
     }
@@ -372,31 +361,10 @@ static void on_node(void *user, const dp_node *nd)
     }
 }
 
-/* Top-k per bucket, or PowerSGD over the whole buffer, after backward: both
- * run their own collectives on the training thread's communicator (the engine
- * is idle between steps). */
-static dp_status sparse_allreduce(dp_sync *s)
+/* This step's gradients go through a compressor that runs after backward. */
+static int after_backward(const dp_sync *s)
 {
-    float *g = s->params->grad;
-    if (s->sparse == DP_SPARSE_POWERSGD) {
-        dp_powersgd_stats st;
-        dp_status rc = dp_powersgd_allreduce(s->psgd, g, s->comm, &st);
-        s->sparse_sent += (double)st.bytes_sent;
-        s->sparse_raw += (double)st.floats_dense * 4.0 * 2.0 * (s->size - 1) / s->size;
-        return rc;
-    }
-    for (int b = 0; b < s->nb; b++) {
-        dp_topk_stats st;
-        const dp_bucket *k = &s->buckets[b];
-        const dp_topk_config tc = {s->topk_fraction, s->topk_momentum, DP_TOPK_AUTO};
-        float *velocity = s->topk_momentum > 0 ? s->residual + s->params->n + k->lo : NULL;
-        dp_status rc = dp_topk_allreduce_ex(g + k->lo, k->hi - k->lo, &tc, s->residual + k->lo, velocity, s->comm,
-                                            s->topk, &st);
-        if (rc != DP_OK) return rc;
-        s->sparse_sent += (double)st.bytes_sent;
-        s->sparse_raw += (double)st.bytes_dense;
-    }
-    return DP_OK;
+    return s->codec_on && dp_compressor_hook(s->compressor) == DP_COMPRESS_AFTER_BACKWARD;
 }
 
 void dp_sync_begin(dp_sync *s, dp_ctx *c)
@@ -406,7 +374,7 @@ void dp_sync_begin(dp_sync *s, dp_ctx *c)
     s->active = 1;
     if (s->wd) s->item_base = dp_engine_submitted(s->engine);
     /* Without the hook everything goes out in dp_sync_end: nothing to count. */
-    if (!s->overlap || (s->sparse && s->codec_on)) return;
+    if (!s->overlap || after_backward(s)) return;
     memset(s->p_uses, 0, (size_t)s->np * sizeof *s->p_uses);
     for (long k = 0; k < c->tape.len; k++) {
         const dp_node *nd = &c->tape.nodes[k];
@@ -428,9 +396,11 @@ dp_status dp_sync_end(dp_sync *s, dp_ctx *c)
     /* from here the training thread only waits (or, without overlap, reduces inline) */
     double t0 = dp_now();
     if (c) c->after_node = NULL;
-    if (s->sparse && s->codec_on) {
+    if (after_backward(s)) {
+        /* top-k, PowerSGD: their own collectives on the training thread's
+         * communicator (the engine is idle between steps) */
         dp_watchdog_wait_begin(s->wd, "gradient allreduce", 0, 0);
-        dp_status rc = sparse_allreduce(s);
+        dp_status rc = dp_compressor_run(s->compressor, s->params->grad, s->comm, &s->compress_sent, &s->compress_raw);
         dp_watchdog_wait_end(s->wd);
         s->comm_wait_s += dp_now() - t0;
         s->active = 0;
