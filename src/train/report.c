@@ -1,6 +1,6 @@
 /* Progress bar (TTY) or plain progress lines, and metrics.jsonl. */
 #include "dptrain/fsutil.h"
-#include "train/report.h"
+#include "dptrain/report.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* Per-rank batch selection (see sampler.h). */
-#include "train/sampler.h"
+#include "dptrain/sampler.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * bucket before it are final), so every rank feeds the comm engine the same
  * sequence even if their backward passes finish parameters in different
  * orders, and the ring's messages always match. */
-#include "train/sync.h"
+#include "dptrain/sync.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "dptrain/train.h"
-#include "train/report.h"
+#include "dptrain/report.h"
 
 static dp_status mpi_check(int rc, const dp_sync *s, const char *what)
 {

@@ -1,2 +1,0 @@
-/* moved: what crosses rooms is in include/dptrain/ */
-#include "dptrain/sampler.h"
