@@ -110,12 +110,12 @@ float *dp_compressor_state(dp_compressor *x, size_t *nfloats);
  *  loss scale rescales it), else NULL. */
 float *dp_compressor_residual(dp_compressor *x);
 
-/*! DP_COMPRESS_RING: submits grad[lo, lo + n), bucket `bucket` of step `step`,
- *  to the engine through the codec, with its error feedback. The random
- *  streams are a function of (seed, step, bucket), so a resumed run repeats
- *  them. Errors are sticky in the engine, as dp_engine_submit_codec's. */
-dp_status dp_compressor_submit(dp_compressor *x, dp_engine *e, float *grad, size_t lo, size_t n,
-                               uint64_t step, int bucket);
+/*! DP_COMPRESS_RING: the codec of bucket `bucket` of step `step`, for the
+ *  gradient range starting at lo, and that range's error feedback (NULL:
+ *  none), to hand to dp_engine_submit_codec. The random streams are a
+ *  function of (seed, step, bucket), so a resumed run repeats them. */
+dp_status dp_compressor_bucket(const dp_compressor *x, size_t lo, uint64_t step, int bucket, dp_codec_config *cc,
+                               float **residual);
 
 /*! DP_COMPRESS_AFTER_BACKWARD: one compressed allreduce (SUM) of the whole
  *  gradient grad[0, l.n) over comm; adds the bytes this rank sent to *sent

@@ -257,20 +257,21 @@ float *dp_compressor_residual(dp_compressor *x)
     return x && x->ops->state_is_residual ? x->state : NULL;
 }
 
-dp_status dp_compressor_submit(dp_compressor *x, dp_engine *e, float *grad, size_t lo, size_t n,
-                               uint64_t step, int bucket)
+dp_status dp_compressor_bucket(const dp_compressor *x, size_t lo, uint64_t step, int bucket, dp_codec_config *cc,
+                               float **residual)
 {
     if (NULL == x || DP_COMPRESS_RING != x->ops->hook)
-        return dp_errorf(DP_ERR_ARG, "dp_compressor_submit: not a ring codec");
+        return dp_errorf(DP_ERR_ARG, "dp_compressor_bucket: not a ring codec");
     /* The stochastic-rounding stream is a function of (seed, step, bucket), never
      * of how many calls this process has made, so a resumed run repeats it. */
-    const dp_codec_config cc = {
+    *cc = (dp_codec_config){
         .kind = x->cfg.kind,
         .wire_zstd_level = x->cfg.wire_zstd_level,
         .seed = x->cfg.seed ^ (0x9e3779b97f4a7c15ull * (step + 1)) ^
                 (0xc2b2ae3d27d4eb4full * (uint64_t)(bucket + 1)),
     };
-    return dp_engine_submit_codec(e, grad + lo, n, DP_REDUCE_SUM, &cc, x->own ? x->own + lo : NULL);
+    *residual = x->own ? x->own + lo : NULL;
+    return DP_OK;
 }
 
 dp_status dp_compressor_run(dp_compressor *x, float *grad, MPI_Comm comm, double *sent, double *raw)

@@ -343,9 +343,11 @@ static void submit_ready(dp_sync *s)
     while (s->next < s->nb && s->buckets[s->next].pending == 0) {
         dp_bucket *b = &s->buckets[s->next++];
         /* An error here is sticky in the engine and returned by wait_all. */
-        if (s->codec_on && dp_compressor_hook(s->compressor) == DP_COMPRESS_RING)
-            dp_compressor_submit(s->compressor, s->engine, s->params->grad, b->lo, b->hi - b->lo, s->step,
-                                 s->next - 1);
+        dp_codec_config cc;
+        float *residual;
+        if (s->codec_on && dp_compressor_hook(s->compressor) == DP_COMPRESS_RING &&
+            dp_compressor_bucket(s->compressor, b->lo, s->step, s->next - 1, &cc, &residual) == DP_OK)
+            dp_engine_submit_codec(s->engine, s->params->grad + b->lo, b->hi - b->lo, DP_REDUCE_SUM, &cc, residual);
         else
             dp_engine_submit(s->engine, s->params->grad + b->lo, b->hi - b->lo, DP_REDUCE_SUM);
     }
