@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set-up, then the whole test suite through ctest.
 #   launch/check.sh                     build/ (Release), every test: the README's test command
-#   launch/check.sh --sanitize          build-san/ (-DDP_SANITIZE=ON: ASan + UBSan, -O2 -g), every test,
-#                                       single- and multi-rank; any report or leak fails its test
+#   launch/check.sh --sanitize          build-san/ (-DDP_SANITIZE=ON: ASan + UBSan, -O2 -g), single-rank suites
+#                                       and each MPI program at one rank count; any report or leak fails its test
 #   launch/check.sh --valgrind [TEST..] build-valgrind/ (RelWithDebInfo), the single-rank Criterion tests
 #                                       (or the named ones) under valgrind memcheck, then a summary table
 # DP_TEST_JOBS sets ctest's -j (default: the number of cores; MPI tests declare their ranks as PROCESSORS
@@ -32,7 +32,7 @@ supp="$root/tests/sanitize"
 export OPENBLAS_NUM_THREADS=1
 
 if [ "$mode" = sanitize ]; then
-  # Criterion .timeouts x4 (tests/timeout.h), as the ctest timeouts are (tests/CMakeLists.txt)
+  # Criterion .timeouts x4 (tests/common/timeout.h), as the ctest timeouts are (tests/CMakeLists.txt)
   DP_BUILD_DIR="$root/build-san" "$root/launch/setup.sh" -DDP_SANITIZE=ON -DDP_TEST_TIMEOUT_SCALE=4
   # detect_leaks: leaks are errors at a normal exit (a killed rank never gets that far);
   # abort_on_error=0: exit with the sanitizer's code rather than SIGABRT, so mpirun and the scripts
@@ -48,7 +48,7 @@ fi
 # --- valgrind: memcheck over the single-rank (Criterion) tests ---
 source "$root/launch/apt.sh"
 dp_apt_install valgrind
-# memcheck runs 20-50x slower: every Criterion .timeout is scaled by 40 at compile time (tests/timeout.h).
+# memcheck runs 20-50x slower: every Criterion .timeout is scaled by 40 at compile time (tests/common/timeout.h).
 DP_BUILD_DIR="$root/build-valgrind" DP_BUILD_TYPE=RelWithDebInfo "$root/launch/setup.sh" -DDP_BUILD_BENCHMARKS=OFF \
   -DDP_TEST_TIMEOUT_SCALE=40
 cd "$root/build-valgrind"

@@ -30,8 +30,6 @@
 
 
 
-static double unif(uint64_t k) { return (double)(mix(k) >> 11) * 0x1.0p-53; }
-
 enum { D_NORMAL, D_TINY, D_LARGE, D_ZEROS, D_MIXED, D_NDIST };
 static const char *k_dist[] = {"normal", "tiny", "large", "zeros", "mixed"};
 

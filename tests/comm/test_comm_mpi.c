@@ -37,19 +37,6 @@ static int g_provided;
 /* ------------------------------------------------------------------------- */
 
 
-/* Integer in [-8, 8] for (rank, i, seed): sums of up to 4 are exact floats. */
-static float gen_int(int rank, size_t i, uint64_t seed)
-{
-    return (float)((int)(mix(seed * 0x10001ull + (uint64_t)rank * 0x100000000ull + i) % 17) - 8);
-}
-
-/* Uniform in [-1, 1). */
-static float gen_rand(int rank, size_t i, uint64_t seed)
-{
-    uint64_t h = mix(seed * 0x10001ull + (uint64_t)rank * 0x100000000ull + i + 7);
-    return (float)((double)(h >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
-}
-
 static float *xalloc(size_t n)
 {
     float *p = malloc((n ? n : 1) * sizeof(float));
@@ -443,8 +430,6 @@ static void case_engine_queue_full(void)
     dp_engine_free(e);
     free(x);
 }
-
-static int has(const char *hay, const char *needle) { return NULL != strstr(hay, needle); }
 
 static void case_errors_args(void)
 {

@@ -33,17 +33,6 @@
 /* Data                                                                       */
 /* ------------------------------------------------------------------------- */
 
-static float gen_int(int rank, size_t i, uint64_t seed)
-{
-    return (float)((int)(mix(seed * 0x10001ull + (uint64_t)rank * 0x100000000ull + i) % 17) - 8);
-}
-
-static float gen_rand(int rank, size_t i, uint64_t seed)
-{
-    uint64_t h = mix(seed * 0x10001ull + (uint64_t)rank * 0x100000000ull + i + 7);
-    return (float)((double)(h >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
-}
-
 static void *xalloc(size_t bytes)
 {
     void *p = malloc(bytes ? bytes : 1);
@@ -53,8 +42,6 @@ static void *xalloc(size_t bytes)
     }
     return p;
 }
-
-static int has(const char *hay, const char *needle) { return NULL != strstr(hay, needle); }
 
 typedef enum set_kind {
     SET_RANDOM = 0, /* random ids with repeats, unsorted, on every rank */

@@ -33,8 +33,6 @@
 
 
 
-static double unif(uint64_t k) { return (double)(mix(k) >> 11) * 0x1.0p-53; }
-
 /* Value of element i, rank r, call c, stream s: uniform in (-1, 1), heavy tail. */
 static float val(int s, int r, int c, size_t i)
 {

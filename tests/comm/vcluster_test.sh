@@ -16,7 +16,7 @@
 set -u
 bin="$1" bench="$2" mpiexec="$3"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-vc="$here/../launch/vcluster.sh"
+vc="$here/../../launch/vcluster.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fails=0 passes=0 skips=0
 ok() { passes=$((passes+1)); echo "ok: $1"; }

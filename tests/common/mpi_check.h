@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dptrain/status.h"
 
@@ -125,5 +126,24 @@ static inline uint64_t mix(uint64_t x)
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     return x ^ (x >> 31);
 }
+
+/* Uniform in [0, 1) from key k (53 bits). */
+static inline double unif(uint64_t k) { return (double)(mix(k) >> 11) * 0x1.0p-53; }
+
+/* Integer in [-8, 8] for (rank, i, seed): sums of up to 4 are exact floats. */
+static inline float gen_int(int rank, size_t i, uint64_t seed)
+{
+    return (float)((int)(mix(seed * 0x10001ull + (uint64_t)rank * 0x100000000ull + i) % 17) - 8);
+}
+
+/* Uniform in [-1, 1) for (rank, i, seed). */
+static inline float gen_rand(int rank, size_t i, uint64_t seed)
+{
+    uint64_t h = mix(seed * 0x10001ull + (uint64_t)rank * 0x100000000ull + i + 7);
+    return (float)((double)(h >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+
+/* Whether an error message contains needle. */
+static inline int has(const char *hay, const char *needle) { return NULL != strstr(hay, needle); }
 
 #endif

@@ -1,7 +1,7 @@
-/* Helpers shared by the data room's tests: temp dirs, whole-file edits for
+/* Helpers shared by the data and DSI tests: temp dirs, whole-file edits for
  * damage tests, and synthetic image shards whose records encode their global
- * index (label = g % classes, first 4 pixel bytes = g little-endian). The
- * prototypes are repeated at the top of each test_data_*.c. */
+ * index (label = g % classes, first 4 pixel bytes = g little-endian). Declared
+ * in test_data_util.h. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "dptrain/data.h"
+#include "test_data_util.h"
 
 void td_tmpdir(char *out, size_t cap)
 {

@@ -4,6 +4,7 @@
  * installed) imports in a few seconds and splits 60000/10000. */
 #include <criterion/criterion.h>
 #include "timeout.h"
+#include "test_data_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +14,6 @@
 #include <zlib.h>
 
 #include "dptrain/data.h"
-
-/* from test_data_util.c */
-void td_tmpdir(char *out, size_t cap);
-void td_rmtree(const char *dir);
-void td_path(char *out, size_t cap, const char *dir, const char *name);
-unsigned char *td_read(const char *path, size_t *len);
-void td_write(const char *path, const void *buf, size_t len);
-void td_truncate(const char *path, long size);
 
 #define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
 

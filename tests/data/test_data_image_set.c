@@ -4,25 +4,13 @@
  * manifest are refused. Records carry their global index in their pixels. */
 #include <criterion/criterion.h>
 #include "timeout.h"
+#include "test_data_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "dptrain/data.h"
-
-/* from test_data_util.c */
-void td_tmpdir(char *out, size_t cap);
-void td_rmtree(const char *dir);
-void td_path(char *out, size_t cap, const char *dir, const char *name);
-unsigned char *td_read(const char *path, size_t *len);
-void td_write(const char *path, const void *buf, size_t len);
-void td_make_image(uint8_t *rec, long g, const dp_shard_schema *s);
-long td_image_index(const uint8_t *pixels);
-dp_shard_info td_write_images(const char *path, const dp_shard_schema *s, long first, long n,
-                              size_t frame);
-void td_make_dataset(const char *dir, const char *split, const long *sizes, int nshards,
-                     const dp_shard_schema *s);
 
 static char dir[256];
 static dp_shard_schema schema;

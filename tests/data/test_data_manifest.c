@@ -2,17 +2,12 @@
  * not content, and parse errors that name the file and line. */
 #include <criterion/criterion.h>
 #include "timeout.h"
+#include "test_data_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dptrain/data.h"
-
-/* from test_data_util.c */
-void td_tmpdir(char *out, size_t cap);
-void td_rmtree(const char *dir);
-void td_path(char *out, size_t cap, const char *dir, const char *name);
-void td_write(const char *path, const void *buf, size_t len);
 
 static char dir[256], mpath[512];
 

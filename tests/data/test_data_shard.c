@@ -3,6 +3,7 @@
  * turn into DP_ERR_FORMAT with a message naming the file and offset. */
 #include <criterion/criterion.h>
 #include "timeout.h"
+#include "test_data_util.h"
 #include <criterion/parameterized.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,19 +11,6 @@
 #include <unistd.h>
 
 #include "dptrain/data.h"
-
-/* from test_data_util.c */
-void td_tmpdir(char *out, size_t cap);
-void td_rmtree(const char *dir);
-void td_path(char *out, size_t cap, const char *dir, const char *name);
-unsigned char *td_read(const char *path, size_t *len);
-void td_append(const char *path, const void *buf, size_t len);
-void td_flip(const char *path, long off, unsigned char mask);
-void td_truncate(const char *path, long size);
-void td_patch(const char *path, long off, uint64_t v, int width, int fix_crc);
-void td_make_image(uint8_t *rec, long g, const dp_shard_schema *s);
-dp_shard_info td_write_images(const char *path, const dp_shard_schema *s, long first, long n,
-                              size_t frame);
 
 static char dir[256], shard[512];
 

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include "timeout.h"
+#include "test_data_util.h"
 #include <criterion/parameterized.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,15 +23,6 @@
 #include "dptrain/data.h"
 #include "dptrain/dsi.h"
 #include "dptrain/dsi_train.h"
-
-/* from test_data_util.c */
-void td_tmpdir(char *out, size_t cap);
-void td_rmtree(const char *dir);
-void td_path(char *out, size_t cap, const char *dir, const char *name);
-unsigned char *td_read(const char *path, size_t *len);
-void td_write(const char *path, const void *buf, size_t len);
-void td_patch(const char *path, long off, uint64_t v, int width, int fix_crc);
-dp_shard_info td_write_images(const char *path, const dp_shard_schema *s, long first, long n, size_t frame);
 
 static char dir[256], path[512];
 

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE /* strcasestr */
 #include <criterion/criterion.h>
 #include "timeout.h"
+#include "test_data_util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,15 +16,6 @@
 #include "dptrain/data.h"
 #include "dptrain/dsi.h"
 #include "dsi/data_internal.h"
-
-/* from test_data_util.c */
-void td_tmpdir(char *out, size_t cap);
-void td_rmtree(const char *dir);
-void td_path(char *out, size_t cap, const char *dir, const char *name);
-unsigned char *td_read(const char *path, size_t *len);
-void td_write(const char *path, const void *buf, size_t len);
-void td_flip(const char *path, long off, unsigned char mask);
-void td_truncate(const char *path, long size);
 
 static char dir[256];
 

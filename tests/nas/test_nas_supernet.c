@@ -44,7 +44,7 @@
 #include "core/tape.h"
 #include "dptrain/supernet.h"
 #include "gradcheck_assert.h"
-#include "models/darts_ops.h"
+#include "dptrain/darts_ops.h"
 
 /* CHECK_GRAD allowing up to `frac` of the checked elements to miss (kink
  * crossings, see the top of the file); anything systematic still fails. */

@@ -16,7 +16,7 @@
 #include "dptrain/checkpoint.h"
 #include "dptrain/data.h"
 #include "dptrain/train.h"
-#include "train/sync.h"
+#include "dptrain/sync.h"
 
 static int rank, size, passed, failed;
 static char tmp[256], shards[300];
@@ -225,9 +225,9 @@ static void parse_codec(dp_train_config *cfg, const char *codec)
     snprintf(name, sizeof name, "%s", codec);
     char *dgc = strstr(name, "+dgc");
     if (dgc) *dgc = 0;
-    CHECK(dp_train_codec_parse(cfg, name) == DP_OK, "%s", dp_errmsg());
+    CHECK(dp_compress_parse(name, &cfg->codec) == DP_OK, "%s", dp_errmsg());
     if (dgc) {
-        cfg->dgc_momentum = cfg->opt.momentum;
+        cfg->codec.dgc_momentum = cfg->opt.momentum;
         cfg->opt.momentum = 0.0f;
     }
 }
