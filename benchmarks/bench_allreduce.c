@@ -214,7 +214,7 @@ static int cmp_double(const void *a, const void *b)
 static void check_size(variant *vs, int nv, float *buf, float *ref, size_t n, dp_reduce_op op)
 {
     for (int v = 0; v < nv; v++) {
-        if (vs[v].coded) /* lossy: tested in tests/test_codec_mpi.c */
+        if (vs[v].coded) /* lossy: tested in tests/comm/test_codec_mpi.c */
             continue;
         for (size_t i = 0; i < n; i++)
             buf[i] = ref[i] = (float)((int)((i * 2654435761u + (size_t)g_rank * 40503u) % 17) - 8);

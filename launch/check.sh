@@ -36,8 +36,8 @@ if [ "$mode" = sanitize ]; then
   DP_BUILD_DIR="$root/build-san" "$root/launch/setup.sh" -DDP_SANITIZE=ON -DDP_TEST_TIMEOUT_SCALE=4
   # detect_leaks: leaks are errors at a normal exit (a killed rank never gets that far);
   # abort_on_error=0: exit with the sanitizer's code rather than SIGABRT, so mpirun and the scripts
-  # see an ordinary failure. Open MPI's own leaks are suppressed (tests/sanitize/lsan.supp); MPI tests
-  # add fast_unwind_on_malloc=0 (tests/CMakeLists.txt) so that those suppressions can match.
+  # see an ordinary failure. Open MPI's own leaks are suppressed (tests/sanitize/lsan.supp); its plugins
+  # stay mapped (tests/sanitize/keep_plugins.c), so the fast unwinder can match those suppressions.
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:color=never"
   export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:color=never"

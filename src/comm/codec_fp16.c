@@ -7,7 +7,7 @@
  * rounding of normal and subnormal halves alike; it needs the default rounding
  * mode and no FTZ/DAZ (we never set them). Where the CPU has F16C, 8 floats at a
  * time go through vcvtps2ph with the same rounding (imm 0 = RNE), chosen once by
- * __builtin_cpu_supports; both paths give the same bits (tests/test_codec.c).
+ * __builtin_cpu_supports; both paths give the same bits (tests/comm/test_codec.c).
  *
  * Bounds (u = 2^-11 for fp16, 2^-8 for bf16): |x - dec(enc(x))| <= u |x| when |x|
  * is at least the smallest normal (2^-14 fp16, 2^-126 bf16); below it the error is

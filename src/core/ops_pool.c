@@ -33,7 +33,7 @@
 
 /* Kernel choice for tests: 0 automatic, 1 the portable build of the 3x3
  * kernels, 2 the plain loops everywhere. Not in a header: only
- * tests/test_ops_pool.c declares it. */
+ * tests/core/test_ops_pool.c declares it. */
 void dp_pool_set_kernels(int mode);
 
 typedef struct pool_geom {

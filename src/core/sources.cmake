@@ -1,7 +1,4 @@
 dp_room(core
-  src/core/status.c
-  src/core/fault.c
-  src/core/floatscan.c
   src/core/arena.c
   src/core/tape.c
   src/core/recompute.c

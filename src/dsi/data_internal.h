@@ -1,6 +1,6 @@
 /* Private to the DSI data side (dataset.c, pairs.c, debian.c, corpus.c,
  * prepare.c, the docid tables of dsi_query.c and evaluate.c, and
- * tests/test_dsi_data.c): a string interner, a growable byte arena, line
+ * tests/dsi/test_dsi_data.c): a string interner, a growable byte arena, line
  * reading, and the raw corpus the input parsers fill before dp_dsi_prepare
  * applies its drop, split and member rules.
  *

@@ -1,0 +1,6 @@
+# What every room may use: status codes and error text, the fault seam, float scans.
+dp_room(base
+  src/base/status.c
+  src/base/fault.c
+  src/base/floatscan.c
+)
