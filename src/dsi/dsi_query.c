@@ -18,6 +18,7 @@
 #include "dptrain/dsi_train.h"
 #include "dsi/data_internal.h"
 #include "dsi/ensemble_internal.h"
+#include "dsi/encoder.h"
 #include "dsi/member_format.h"
 
 
@@ -100,11 +101,9 @@ static dp_status check_head(const char *path, const member_head *h)
         return dp_errorf(DP_ERR_FORMAT, "%s: model fields out of range (embed %d, hidden %d, layers %d)", path, h->embed,
                          h->hidden, h->layers);
     /* Before the model is built from these fields: its sizes must match the sections the file can
-     * hold, so a small hostile file cannot make it allocate gigabytes. The encoder's weights alone
-     * are embed x hidden + (layers - 1) x hidden^2. */
-    uint64_t enc = h->layers > 0 ? (uint64_t)h->embed * (uint64_t)h->hidden +
-                                       (uint64_t)(h->layers - 1) * (uint64_t)h->hidden * (uint64_t)h->hidden
-                                 : 0;
+     * hold, so a small hostile file cannot make it allocate gigabytes. */
+    dp_dsi_model_config mc = {.embed = h->embed, .hidden = h->hidden, .layers = h->layers};
+    uint64_t enc = dp_dsi_encoder_of(DP_DSI_ENCODER_BAG_MLP)->dense_floats(&mc);
     if (h->emb_n != (uint64_t)h->buckets * (uint64_t)h->embed || h->dense_n > (UINT64_MAX >> 2) || h->dense_n < enc)
         return dp_errorf(DP_ERR_FORMAT,
                          "%s: parameters dense_n %llu and embedding emb_n %llu do not fit buckets %u x embed %d, hidden %d, layers %d",

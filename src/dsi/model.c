@@ -26,6 +26,7 @@
 
 #include "dptrain/rownorm.h"
 #include "dptrain/tape.h"
+#include "dsi/encoder.h"
 #include "dsi/model_internal.h"
 
 void dp_dsi_model_defaults(dp_dsi_model_config *c)
@@ -38,6 +39,7 @@ void dp_dsi_model_defaults(dp_dsi_model_config *c)
     c->dropout = 0.0f; /* in a run of a few epochs dropout slows the fit more than it regularises (benchmarks/RESULTS.md §9) */
     c->head = DP_DSI_HEAD_DOT;
     c->head_scale = 16.0f;
+    c->encoder = DP_DSI_ENCODER_BAG_MLP;
 }
 
 static dp_status check_config(const dp_dsi_model_config *c)
@@ -56,6 +58,7 @@ static dp_status check_config(const dp_dsi_model_config *c)
         return dp_errorf(DP_ERR_ARG, "dsi model: head = %d (0 dot, 1 cosine)", c->head);
     if (c->head == DP_DSI_HEAD_COSINE && !(c->head_scale > 0.0f && c->head_scale <= 1000.0f))
         return dp_errorf(DP_ERR_ARG, "dsi model: head scale = %g ((0, 1000])", (double)c->head_scale);
+    if (!dp_dsi_encoder_of(c->encoder)) return dp_errorf(DP_ERR_ARG, "dsi model: encoder = %d (not in the table)", c->encoder);
     return DP_OK;
 }
 
@@ -126,24 +129,10 @@ dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids,
     const dp_dsi_docids *I = &m->ids;
     char nm[64];
 
-    dp_nn_embedding_bag_init(&im->bag, &m->emb, "emb", (int)cfg->buckets, cfg->embed, 1);
-    /* torch.nn.EmbeddingBag's N(0, 1), not the layer's N(0, 0.01): a mean over
-     * ~60 hashed n-grams of N(0, 0.01) rows starts h near 1e-3, and the
-     * gradients reaching the rows sink below Adam's eps (nothing learns) */
-    m->emb.items[0]->init = DP_INIT_NORMAL;
-    im->hdim = cfg->layers > 0 ? cfg->hidden : cfg->embed;
+    im->encoder = dp_dsi_encoder_of(cfg->encoder);
+    if ((rc = im->encoder->build(m, &im->enc, &im->hdim)) != DP_OK) goto err;
     im->dec = cfg->hidden;
-    im->enc = calloc(cfg->layers > 0 ? (size_t)cfg->layers : 1, sizeof *im->enc);
-    if (!im->enc) {
-        rc = dp_errorf(DP_ERR_NOMEM, "dsi model: out of memory");
-        goto err;
-    }
-    int ok = im->bag.w != NULL;
-    for (int i = 0; i < cfg->layers; i++) {
-        snprintf(nm, sizeof nm, "enc%d", i);
-        dp_nn_linear_init(&im->enc[i], &m->dense, nm, i ? cfg->hidden : cfg->embed, cfg->hidden, 1);
-        ok &= im->enc[i].w && im->enc[i].b;
-    }
+    int ok = 1;
     if (I->kind == DP_DSI_ATOMIC) {
         const int bias = cfg->head == DP_DSI_HEAD_DOT;
         dp_nn_linear_init(&im->head, &m->dense, "head", im->hdim, I->ndocs, bias);
@@ -191,7 +180,7 @@ void dp_dsi_model_free(dp_dsi_model *m)
     if (!m) return;
     dp_dsi_impl *im = m->impl;
     if (im) {
-        free(im->enc);
+        if (im->encoder) im->encoder->free_self(im->enc);
         free(im->path);
         free(im->reach);
         free(im->head_inv);
@@ -276,9 +265,7 @@ dp_tensor *dp_dsi_encode(dp_ctx *c, dp_dsi_model *m, const int32_t *ids, const i
 dp_tensor *dp_dsi_encode_rows(dp_ctx *c, dp_dsi_model *m, const int32_t *rows, const int32_t *offsets, int nbags)
 {
     const dp_dsi_impl *im = m->impl;
-    dp_tensor *x = dp_nn_embedding_bag(c, &im->bag, rows, offsets, nbags);
-    for (int i = 0; i < m->cfg.layers; i++) x = dp_dropout(c, dp_relu(c, dp_nn_linear(c, &im->enc[i], x)), m->cfg.dropout);
-    return x;
+    return im->encoder->forward(c, m, im->enc, rows, offsets, nbags);
 }
 
 /* Sum over the levels of (rows in the level / n) x the level's mean CE. */

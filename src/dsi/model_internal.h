@@ -15,8 +15,8 @@ typedef struct dp_dsi_level {
 } dp_dsi_level;
 
 typedef struct dp_dsi_impl {
-    dp_embedding_bag_layer bag; /* in m->emb */
-    dp_linear_layer *enc;       /* [cfg.layers] */
+    const struct dp_dsi_encoder_ops *encoder;
+    void *enc;                  /* the encoder's modules */
     dp_linear_layer head;       /* atomic: hdim -> ndocs */
     dp_dsi_level lv[DP_DSI_MAXLEN];
     int hdim, dec;              /* width of h, of the decoder's hidden layer */

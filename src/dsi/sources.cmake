@@ -7,6 +7,8 @@ dp_room(dsi
   src/dsi/prepare.c
   src/dsi/kmeans.c
   src/dsi/docids.c
+  src/dsi/encoder.c
+  src/dsi/encoder_bag.c
   src/dsi/model.c
   src/dsi/beam.c
   src/dsi/rank.c

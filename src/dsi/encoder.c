@@ -1,0 +1,13 @@
+/* The table of DSI query encoders (see encoder.h). */
+#include "dsi/encoder.h"
+
+extern const dp_dsi_encoder_ops dp_dsi_encoder_bag_mlp;
+
+static const dp_dsi_encoder_ops *const table[] = {
+    [DP_DSI_ENCODER_BAG_MLP] = &dp_dsi_encoder_bag_mlp,
+};
+
+const dp_dsi_encoder_ops *dp_dsi_encoder_of(int kind)
+{
+    return kind >= 0 && kind < (int)(sizeof table / sizeof table[0]) ? table[kind] : NULL;
+}
