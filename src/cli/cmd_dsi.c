@@ -6,10 +6,11 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/options.h"
 #include "dptrain/dsi_eval.h"
 #include "dptrain/dsi_train.h"
 
-static const char train_usage[] =
+static const char train_header[] =
     "usage: mpirun -np P dptrain dsi-train --data DIR [options]\n"
     "\n"
     "Trains a DSI model (query -> docid) per ensemble member. The P ranks form --members S\n"
@@ -17,125 +18,153 @@ static const char train_usage[] =
     "DIR itself, the centralised model) and never talks to the other members. Each member's\n"
     "rank 0 writes OUT/member-<k>/model.dsi and metrics.jsonl. Prints one row per member:\n"
     "docs, queries, seconds, examples/s per rank, Hits@1 on training queries and Hits@1/10\n"
-    "and MRR@10 on its own test queries.\n"
-    "\n"
-    "  --data DIR            dataset made by dsi-prepare (required)\n"
-    "  --out DIR             run directory (default: none saved)\n"
-    "  --members S           ensemble members (default 1; must divide P)\n"
-    "  --docids KIND         atomic (default) | semantic (hierarchical k-means ids)\n"
-    "  --kmeans-k K          semantic: clusters per level (default 10)\n"
-    "  --leaf N              semantic: largest group given positional last digits (default 100)\n"
-    "  --embed D             embedding width (default 128)   --hidden H  (default 256)\n"
-    "  --layers N            encoder ReLU layers (default 2) --dropout P (default 0)\n"
-    "  --embed-rows N        embedding table rows (default 262144); token id t reads row t % N, so\n"
-    "                        data prepared with more --buckets keeps a finer vocabulary, same table\n"
-    "  --epochs N            (default 10)  --batch B per rank (default 256)  --lr LR (Adam, 1e-3)\n"
-    "  --weight-decay WD     Adam L2 on the dense parameters (default 0)\n"
-    "  --index-ratio R       indexing examples per training query in each epoch (default 1)\n"
-    "  --token-drop P        drop each input token with probability P in training (default 0)\n"
-    "  --head-init KIND      atomic head: random (default) | prototypes (row d = the mean encoding\n"
-    "                        of document d's training queries and indexing examples)\n"
-    "  --head KIND           atomic head: dot (default, W h + b) | cosine (s cos(h, w_d): members'\n"
-    "                        logits on one scale, for the ensemble's merge)\n"
-    "  --head-scale S        cosine head: the fixed scale s (default 16)\n"
-    "  --beams N             beams of the final evaluation (default 10)\n"
-    "  --eval-limit N        evaluate at most N queries per split (default: all test, 10000 train)\n"
-    "  --seed S              (default 1)\n"
-    "  --watchdog SECONDS    a collective without progress this long: report every rank, abort (default 300, 0 = off)\n"
-    "  --allreduce ring|mpi  --bucket-mb MB  --no-overlap  --threads N  --quiet  -h, --help\n";
+    "and MRR@10 on its own test queries. --data is required.\n"
+    "\n";
 
-enum {
-    O_DATA = 256, O_OUT, O_MEMBERS, O_DOCIDS, O_KK, O_LEAF, O_EMBED, O_HIDDEN, O_LAYERS, O_DROPOUT, O_EPOCHS,
-    O_BATCH, O_LR, O_WD, O_IRATIO, O_TDROP, O_BEAMS, O_ELIMIT, O_SEED, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP,
-    O_THREADS, O_QUIET, O_RUN, O_MODELS, O_K, O_AGG, O_ONLY, O_TEST, O_LIMIT, O_BM25, O_K1, O_B, O_QUERIES,
-    O_LATENCY, O_JSON, O_HEADINIT, O_WATCHDOG, O_HEAD, O_HEADSCALE, O_ABSTAIN, O_EROWS,
-};
+static dp_status parse_docids(const dp_cli_opt *o, const char *a, void *field)
+{
+    (void)o;
+    if (!strcmp(a, "atomic")) *(dp_dsi_docid_kind *)field = DP_DSI_ATOMIC;
+    else if (!strcmp(a, "semantic")) *(dp_dsi_docid_kind *)field = DP_DSI_SEMANTIC;
+    else return dp_errorf(DP_ERR_ARG, "--docids '%s': expected atomic or semantic", a);
+    return DP_OK;
+}
 
-static const struct option train_opts[] = {
-    {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT}, {"members", 1, 0, O_MEMBERS}, {"docids", 1, 0, O_DOCIDS},
-    {"kmeans-k", 1, 0, O_KK}, {"leaf", 1, 0, O_LEAF}, {"embed", 1, 0, O_EMBED}, {"hidden", 1, 0, O_HIDDEN},
-    {"layers", 1, 0, O_LAYERS}, {"dropout", 1, 0, O_DROPOUT}, {"epochs", 1, 0, O_EPOCHS}, {"batch", 1, 0, O_BATCH},
-    {"lr", 1, 0, O_LR}, {"weight-decay", 1, 0, O_WD}, {"index-ratio", 1, 0, O_IRATIO},
-    {"token-drop", 1, 0, O_TDROP}, {"beams", 1, 0, O_BEAMS}, {"eval-limit", 1, 0, O_ELIMIT}, {"seed", 1, 0, O_SEED},
-    {"allreduce", 1, 0, O_ALLREDUCE}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
-    {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"head-init", 1, 0, O_HEADINIT}, {"watchdog", 1, 0, O_WATCHDOG},
-    {"head", 1, 0, O_HEAD}, {"head-scale", 1, 0, O_HEADSCALE}, {"embed-rows", 1, 0, O_EROWS}, {"help", 0, 0, 'h'},
-    {0, 0, 0, 0},
+static dp_status parse_head_init(const dp_cli_opt *o, const char *a, void *field)
+{
+    (void)o;
+    if (!strcmp(a, "random")) *(int *)field = 0;
+    else if (!strcmp(a, "prototypes")) *(int *)field = 1;
+    else return dp_errorf(DP_ERR_ARG, "--head-init '%s': expected random or prototypes", a);
+    return DP_OK;
+}
+
+static dp_status parse_head(const dp_cli_opt *o, const char *a, void *field)
+{
+    (void)o;
+    if (!strcmp(a, "dot")) *(int *)field = (int)DP_DSI_HEAD_DOT;
+    else if (!strcmp(a, "cosine")) *(int *)field = (int)DP_DSI_HEAD_COSINE;
+    else return dp_errorf(DP_ERR_ARG, "--head '%s': expected dot or cosine", a);
+    return DP_OK;
+}
+
+static dp_status parse_embed_rows(const dp_cli_opt *o, const char *a, void *field)
+{
+    long l = 0;
+    dp_status rc = dp_flag_long("--embed-rows", a, (long)o->lo, (long)o->hi, &l);
+    if (rc == DP_OK) *(uint32_t *)field = (uint32_t)l;
+    return rc;
+}
+
+/* dsi-train's own flags */
+static const dp_cli_opt o_members = {.name = "members", .arg = "S", .help = "ensemble members (must divide P)",
+                                     .kind = DP_CLI_INT, .lo = 1, .hi = 1024, .show_default = 1};
+static const dp_cli_opt o_docids = {.name = "docids", .arg = "KIND",
+                                    .help = "atomic (default) | semantic (hierarchical k-means ids)",
+                                    .kind = DP_CLI_CUSTOM, .parse = parse_docids};
+static const dp_cli_opt o_kmeans_k = {.name = "kmeans-k", .arg = "K", .help = "semantic: clusters per level",
+                                      .kind = DP_CLI_INT, .lo = 2, .hi = 1000, .show_default = 1};
+static const dp_cli_opt o_leaf = {.name = "leaf", .arg = "N",
+                                  .help = "semantic: largest group given positional last digits", .kind = DP_CLI_INT,
+                                  .lo = 1, .hi = 65535, .show_default = 1};
+static const dp_cli_opt o_embed = {.name = "embed", .arg = "D", .help = "embedding width", .kind = DP_CLI_INT, .lo = 1,
+                                   .hi = 4096, .show_default = 1};
+static const dp_cli_opt o_hidden = {.name = "hidden", .arg = "H", .help = "encoder width", .kind = DP_CLI_INT, .lo = 1,
+                                    .hi = 16384, .show_default = 1};
+static const dp_cli_opt o_layers = {.name = "layers", .arg = "N", .help = "encoder ReLU layers", .kind = DP_CLI_INT,
+                                    .lo = 0, .hi = 8, .show_default = 1};
+static const dp_cli_opt o_dropout = {.name = "dropout", .arg = "P", .help = "encoder dropout probability",
+                                     .kind = DP_CLI_FLOAT, .lo = 0, .hi = 0.99, .show_default = 1};
+static const dp_cli_opt o_embed_rows = {
+    .name = "embed-rows", .arg = "N",
+    .help = "embedding table rows (default 262144); token id t reads row t % N, so\n"
+            "data prepared with more --buckets keeps a finer vocabulary, same table",
+    .kind = DP_CLI_CUSTOM, .lo = 1, .hi = 1 << 30, .parse = parse_embed_rows};
+static const dp_cli_opt o_epochs = {.name = "epochs", .arg = "N",
+                                    .help = "passes over the training queries, 0 = evaluate the initial model only",
+                                    .kind = DP_CLI_INT, .lo = 0, .hi = 100000, .show_default = 1};
+static const dp_cli_opt o_lr = {.name = "lr", .arg = "LR", .help = "Adam learning rate", .kind = DP_CLI_FLOAT,
+                                .lo = 1e-9, .hi = 9.99, .show_default = 1};
+static const dp_cli_opt o_wd = {.name = "weight-decay", .arg = "WD", .help = "Adam L2 on the dense parameters",
+                                .kind = DP_CLI_FLOAT, .lo = 0, .hi = 0.99, .show_default = 1};
+static const dp_cli_opt o_index_ratio = {.name = "index-ratio", .arg = "R",
+                                         .help = "indexing examples per training query in each epoch",
+                                         .kind = DP_CLI_FLOAT, .lo = 0, .hi = 100, .show_default = 1};
+static const dp_cli_opt o_token_drop = {.name = "token-drop", .arg = "P",
+                                        .help = "drop each input token with probability P in training",
+                                        .kind = DP_CLI_FLOAT, .lo = 0, .hi = 0.99, .show_default = 1};
+static const dp_cli_opt o_head_init = {
+    .name = "head-init", .arg = "KIND",
+    .help = "atomic head: random (default) | prototypes (row d = the mean encoding\n"
+            "of document d's training queries and indexing examples)",
+    .kind = DP_CLI_CUSTOM, .parse = parse_head_init};
+static const dp_cli_opt o_head = {
+    .name = "head", .arg = "KIND",
+    .help = "atomic head: dot (default, W h + b) | cosine (s cos(h, w_d): members'\n"
+            "logits on one scale, for the ensemble's merge)",
+    .kind = DP_CLI_CUSTOM, .parse = parse_head};
+static const dp_cli_opt o_head_scale = {.name = "head-scale", .arg = "S", .help = "cosine head: the fixed scale s",
+                                        .kind = DP_CLI_FLOAT, .lo = 1e-3, .hi = 1000, .show_default = 1};
+static const dp_cli_opt o_beams = {.name = "beams", .arg = "N", .help = "beams of the final evaluation", .kind = DP_CLI_INT,
+                                   .lo = 1, .hi = 64, .show_default = 1};
+static const dp_cli_opt o_eval_limit = {
+    .name = "eval-limit", .arg = "N",
+    .help = "evaluate at most N queries per split (0: all test, 10000 train)", .kind = DP_CLI_LONG, .lo = 0,
+    .hi = 0x1p40};
+
+#define NBINDS 48
+
+static void bind_train_flags(dp_cli_bind *b, dp_dsi_train_config *c)
+{
+    const dp_cli_bind binds[] = {
+        DP_CLI_HEADING("data and model:"),
+        DP_CLI_BIND(dp_cli_data, c->data),
+        DP_CLI_BIND(o_members, c->members),
+        DP_CLI_BIND(o_docids, c->docids),
+        DP_CLI_BIND(o_kmeans_k, c->kmeans_k),
+        DP_CLI_BIND(o_leaf, c->leaf),
+        DP_CLI_BIND(o_embed, c->model.embed),
+        DP_CLI_BIND(o_hidden, c->model.hidden),
+        DP_CLI_BIND(o_layers, c->model.layers),
+        DP_CLI_BIND(o_dropout, c->model.dropout),
+        DP_CLI_BIND(o_embed_rows, c->model.buckets),
+        DP_CLI_BIND(o_head_init, c->head_init),
+        DP_CLI_BIND(o_head, c->model.head),
+        DP_CLI_BIND(o_head_scale, c->model.head_scale),
+        DP_CLI_HEADING("optimisation:"),
+        DP_CLI_BIND(o_epochs, c->epochs),
+        DP_CLI_BIND(dp_cli_batch, c->batch),
+        DP_CLI_BIND(o_lr, c->lr),
+        DP_CLI_BIND(o_wd, c->weight_decay),
+        DP_CLI_BIND(o_index_ratio, c->index_ratio),
+        DP_CLI_BIND(o_token_drop, c->token_drop),
+        DP_CLI_BIND(dp_cli_seed, c->seed),
+        DP_CLI_HEADING("data-parallel:"),
+        DP_CLI_BIND(dp_cli_allreduce, c->allreduce),
+        DP_CLI_BIND(dp_cli_bucket_mb, c->bucket_mb),
+        DP_CLI_BIND(dp_cli_no_overlap, c->overlap),
+        DP_CLI_HEADING("run:"),
+        DP_CLI_BIND(dp_cli_out, c->out),
+        DP_CLI_BIND(o_beams, c->eval_beams),
+        DP_CLI_BIND(o_eval_limit, c->eval_limit),
+        DP_CLI_BIND(dp_cli_threads, c->threads),
+        DP_CLI_BIND(dp_cli_quiet, c->quiet),
+        DP_CLI_HEADING("faults:"),
+        DP_CLI_BIND(dp_cli_watchdog, c->watchdog_s),
+        DP_CLI_END,
+    };
+    _Static_assert(sizeof binds / sizeof binds[0] <= NBINDS, "NBINDS too small");
+    memcpy(b, binds, sizeof binds);
+}
+
+enum { /* dsi-query and dsi-eval (dsi-train's flags are declared above) */
+    O_RUN = 256, O_MODELS, O_BEAMS, O_AGG, O_ONLY, O_TEST, O_LIMIT, O_BM25, O_K1, O_B, O_QUERIES, O_LATENCY,
+    O_THREADS, O_JSON, O_ABSTAIN,
 };
 
 static dp_status unknown(const char *cmd, char **argv)
 {
     return dp_errorf(DP_ERR_ARG, "unknown or incomplete flag '%s' (see dptrain %s --help)", argv[optind - 1], cmd);
-}
-
-static dp_status parse_train(int argc, char **argv, dp_dsi_train_config *c, int *help)
-{
-    dp_status rc = DP_OK;
-    long l;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while (rc == DP_OK && (ch = getopt_long(argc, argv, "h", train_opts, NULL)) != -1) {
-        const char *a = optarg;
-        switch (ch) {
-        case O_DATA: rc = dp_flag_str("--data", a, c->data, sizeof c->data); break;
-        case O_OUT: rc = dp_flag_str("--out", a, c->out, sizeof c->out); break;
-        case O_MEMBERS: rc = dp_flag_int("--members", a, 1, 1024, &c->members); break;
-        case O_DOCIDS:
-            if (!strcmp(a, "atomic")) c->docids = DP_DSI_ATOMIC;
-            else if (!strcmp(a, "semantic")) c->docids = DP_DSI_SEMANTIC;
-            else rc = dp_errorf(DP_ERR_ARG, "--docids '%s': expected atomic or semantic", a);
-            break;
-        case O_KK: rc = dp_flag_int("--kmeans-k", a, 2, 1000, &c->kmeans_k); break;
-        case O_LEAF: rc = dp_flag_int("--leaf", a, 1, 65535, &c->leaf); break;
-        case O_EMBED: rc = dp_flag_int("--embed", a, 1, 4096, &c->model.embed); break;
-        case O_HIDDEN: rc = dp_flag_int("--hidden", a, 1, 16384, &c->model.hidden); break;
-        case O_LAYERS: rc = dp_flag_int("--layers", a, 0, 8, &c->model.layers); break;
-        case O_DROPOUT: rc = dp_flag_float("--dropout", a, 0, 0.99, &c->model.dropout); break;
-        case O_EPOCHS: rc = dp_flag_int("--epochs", a, 0, 100000, &c->epochs); break;
-        case O_BATCH: rc = dp_flag_int("--batch", a, 1, 65536, &c->batch); break;
-        case O_LR: rc = dp_flag_float("--lr", a, 1e-9, 9.99, &c->lr); break;
-        case O_WD: rc = dp_flag_float("--weight-decay", a, 0, 0.99, &c->weight_decay); break;
-        case O_IRATIO: rc = dp_flag_float("--index-ratio", a, 0, 100, &c->index_ratio); break;
-        case O_TDROP: rc = dp_flag_float("--token-drop", a, 0, 0.99, &c->token_drop); break;
-        case O_HEADINIT:
-            if (!strcmp(a, "random")) c->head_init = 0;
-            else if (!strcmp(a, "prototypes")) c->head_init = 1;
-            else rc = dp_errorf(DP_ERR_ARG, "--head-init '%s': expected random or prototypes", a);
-            break;
-        case O_HEAD:
-            if (!strcmp(a, "dot")) c->model.head = DP_DSI_HEAD_DOT;
-            else if (!strcmp(a, "cosine")) c->model.head = DP_DSI_HEAD_COSINE;
-            else rc = dp_errorf(DP_ERR_ARG, "--head '%s': expected dot or cosine", a);
-            break;
-        case O_HEADSCALE: rc = dp_flag_float("--head-scale", a, 1e-3, 1000, &c->model.head_scale); break;
-        case O_EROWS:
-            rc = dp_flag_long("--embed-rows", a, 1, 1L << 30, &l);
-            c->model.buckets = (uint32_t)l;
-            break;
-        case O_BEAMS: rc = dp_flag_int("--beams", a, 1, 64, &c->eval_beams); break;
-        case O_ELIMIT: rc = dp_flag_long("--eval-limit", a, 0, 1L << 40, &c->eval_limit); break;
-        case O_SEED:
-            rc = dp_flag_long("--seed", a, 0, 0x7fffffffffffffffL, &l);
-            c->seed = (uint64_t)l;
-            break;
-        case O_ALLREDUCE: {
-            int algo = 0;
-            rc = dp_flag_allreduce(a, &algo);
-            c->allreduce = (dp_allreduce_algo)algo;
-            break;
-        }
-        case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &c->bucket_mb); break;
-        case O_NO_OVERLAP: c->overlap = 0; break;
-        case O_THREADS: rc = dp_flag_int("--threads", a, 1, 256, &c->threads); break;
-        case O_WATCHDOG: rc = dp_flag_double("--watchdog", a, 0, 86400, &c->watchdog_s); break;
-        case O_QUIET: c->quiet = 1; break;
-        case 'h': *help = 1; return DP_OK;
-        default: rc = unknown("dsi-train", argv);
-        }
-    }
-    if (rc == DP_OK && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
-    return rc;
 }
 
 static double frac(const dp_dsi_metrics *m, double v) { return m->queries ? v / (double)m->queries : 0; }
@@ -146,10 +175,13 @@ int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm)
     if (comm != MPI_COMM_NULL) MPI_Comm_size(comm, &size);
     dp_dsi_train_config cfg;
     dp_dsi_train_defaults(&cfg);
+    dp_cli_bind binds[NBINDS];
+    bind_train_flags(binds, &cfg);
     int help = 0;
-    dp_status rc = parse_train(argc, argv, &cfg, &help);
-    if (help) {
-        fputs(train_usage, stdout);
+    dp_status rc = dp_cli_parse("dsi-train", argc, argv, binds, &help);
+    if (help) { /* defaults as they are, whatever flags came before --help */
+        dp_dsi_train_defaults(&cfg);
+        dp_cli_help(stdout, train_header, binds, NULL);
         return 0;
     }
     if (rc == DP_OK) rc = dp_dsi_train_check(&cfg);

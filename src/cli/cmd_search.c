@@ -1,13 +1,13 @@
 /* `dptrain search`: flags -> dp_search_config -> dp_search_run -> summary line. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/options.h"
 #include "dptrain/search.h"
 
-static const char usage[] =
+static const char header[] =
     "usage: dptrain search [options]\n"
     "       mpirun -np P dptrain search [options]   (data-parallel over P ranks)\n"
     "\n"
@@ -15,156 +15,180 @@ static const char usage[] =
     "weights train on one half, the architecture (alpha) on the other. Prints one line:\n"
     "  final: epochs=E steps=S val_acc=A train_images_per_s=R peak_rss_mb=M wall_s=W ...\n"
     "and leaves in --out: genotype.json (for dptrain train --arch), genotype_epochN.json,\n"
-    "alpha.csv (softmax(alpha) per epoch), metrics.jsonl, normal/reduction .dot and .png.\n"
-    "\n"
-    "search space:\n"
-    "  --data DIR            shard set with a manifest (default shards/fashion-mnist)\n"
-    "  --layers L            cells (default 5; reductions at L/3 and 2L/3)\n"
-    "  --channels C          channels of the first cells (default 8)\n"
-    "  --ops LIST            primitives, comma-separated, or all (default all: none, max_pool_3x3,\n"
-    "                        avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3,\n"
-    "                        dil_conv_5x5)\n"
-    "strategy:\n"
-    "  --strategy NAME       darts (softmax, default) | temperature (softmax(alpha/T), T decays\n"
-    "                        exponentially) | gumbel (GDAS: one sampled op per edge, straight-through)\n"
-    "                        | gold (one-level, gradual pruning of the weakest ops)\n"
-    "  --t-start T, --t-end T  temperature schedule (temperature: 1 -> 0.05; gumbel: 10 -> 0.1)\n"
-    "  --unrolled            second-order alpha gradient (finite-difference Hessian-vector product)\n"
-    "  --cost-weight L       add L * E[cost] to the alpha objective (cost: MFLOPs per image, or ms\n"
-    "                        per batch with --cost-table)\n"
-    "  --cost-table FILE     latency table written by --profile-ops\n"
-    "  --profile-ops FILE    time every primitive where this supernet uses it, write FILE, exit\n"
-    "  --random-genotype FILE  write a uniformly random genotype of the space (--seed) to FILE, exit\n"
-    "  --flops-budget MF     gold: the derived network's MFLOPs per image must fit (hard bound)\n"
-    "  --prune-every N       gold: steps between pruning rounds (default 50)\n"
-    "  --warmup-epochs N     gold: epochs before pruning starts (default 1)\n"
-    "  --arch-warmup N       epochs of weight steps only before alpha moves (default 0)\n"
-    "optimisation (reference DARTS defaults):\n"
-    "  --epochs N            (default 1)      --batch B        per rank (default 64)\n"
-    "  --limit N             first N training images (default all)\n"
-    "  --lr LR               weights: SGD lr, cosine to --min-lr (default 0.025 -> 0.001)\n"
-    "  --momentum M          (default 0.9)    --weight-decay WD (default 3e-4)  --clip N (default 5)\n"
-    "  --arch-lr LR          alpha: Adam lr (default 3e-4, betas 0.5 0.999)\n"
-    "  --arch-weight-decay WD  (default 1e-3)   --arch-clip N (default 10)\n"
-    "  --seed S              (default 1)\n"
-    "data-parallel:\n"
-    "  --sampler shard|global  shard (default) or global (P ranks x b == 1 rank x P b exactly)\n"
-    "  --allreduce ring|mpi  --codec NAME  --wire-zstd L  --bucket-mb MB  --no-overlap\n"
-    "  --check-replicas N    compare a hash of weights and alpha across ranks every N steps\n"
-    "run:\n"
-    "  --out DIR             run directory (created if missing); search.dpc, its checkpoint, is\n"
-    "                        written at the end of every epoch\n"
-    "  --resume              go on from <out>/search.dpc (the same flags and number of ranks)\n"
-    "  --stop-after N        stop after epoch N, checkpoint written (resume later with --resume)\n"
-    "  --eval-limit N        held-out images evaluated per epoch (default all)\n"
-    "  --eval-batch B        (default 64)     --skip-warn K  warn at K normal-cell skips (default 4)\n"
-    "  --threads N           OpenBLAS threads (default 1)\n"
-    "  --recompute N|all     the first N cells (the largest) keep only their outputs and run their\n"
-    "                        forward again in backward: less memory for a second forward (default 0)\n"
-    "  --watchdog SECONDS    a collective without progress this long: report every rank, abort (default 300, 0 = off)\n"
-    "  --progress bar|plain  --quiet   -h, --help\n";
+    "alpha.csv (softmax(alpha) per epoch), metrics.jsonl, normal/reduction .dot and .png;\n"
+    "search.dpc, its checkpoint, is written at the end of every epoch.\n"
+    "\n";
 
-enum {
-    O_DATA = 256, O_LAYERS, O_CHANNELS, O_OPS, O_STRATEGY, O_TSTART, O_TEND, O_UNROLLED, O_COSTW, O_COSTT, O_PROFILE,
-    O_BUDGET, O_PRUNE, O_WARMUP_EP, O_EPOCHS, O_BATCH, O_LIMIT, O_LR, O_MIN_LR, O_MOMENTUM, O_WD, O_CLIP, O_ALR,
-    O_AWD, O_ACLIP, O_SEED, O_SAMPLER, O_ALLREDUCE, O_CODEC, O_ZSTD, O_BUCKET, O_NO_OVERLAP, O_REPLICAS, O_OUT,
-    O_EVAL_LIMIT, O_EVAL_BATCH, O_SKIP_WARN, O_THREADS, O_PROGRESS, O_QUIET, O_RANDOM, O_ARCH_WARMUP,
-    O_WATCHDOG, O_RECOMPUTE, O_RESUME, O_STOP,
-};
+/* What only the command uses, besides dp_search_config. */
+typedef struct search_flags {
+    char profile[512], random[512];
+} search_flags;
 
-static const struct option opts[] = {
-    {"data", 1, 0, O_DATA}, {"layers", 1, 0, O_LAYERS}, {"channels", 1, 0, O_CHANNELS}, {"ops", 1, 0, O_OPS},
-    {"strategy", 1, 0, O_STRATEGY}, {"t-start", 1, 0, O_TSTART}, {"t-end", 1, 0, O_TEND},
-    {"unrolled", 0, 0, O_UNROLLED}, {"cost-weight", 1, 0, O_COSTW}, {"cost-table", 1, 0, O_COSTT},
-    {"profile-ops", 1, 0, O_PROFILE}, {"flops-budget", 1, 0, O_BUDGET}, {"prune-every", 1, 0, O_PRUNE},
-    {"warmup-epochs", 1, 0, O_WARMUP_EP}, {"epochs", 1, 0, O_EPOCHS}, {"batch", 1, 0, O_BATCH},
-    {"limit", 1, 0, O_LIMIT}, {"lr", 1, 0, O_LR}, {"min-lr", 1, 0, O_MIN_LR}, {"momentum", 1, 0, O_MOMENTUM},
-    {"weight-decay", 1, 0, O_WD}, {"clip", 1, 0, O_CLIP}, {"arch-lr", 1, 0, O_ALR},
-    {"arch-weight-decay", 1, 0, O_AWD}, {"arch-clip", 1, 0, O_ACLIP}, {"seed", 1, 0, O_SEED},
-    {"sampler", 1, 0, O_SAMPLER}, {"allreduce", 1, 0, O_ALLREDUCE}, {"codec", 1, 0, O_CODEC},
-    {"wire-zstd", 1, 0, O_ZSTD}, {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP},
-    {"check-replicas", 1, 0, O_REPLICAS}, {"out", 1, 0, O_OUT}, {"eval-limit", 1, 0, O_EVAL_LIMIT},
-    {"eval-batch", 1, 0, O_EVAL_BATCH}, {"skip-warn", 1, 0, O_SKIP_WARN}, {"threads", 1, 0, O_THREADS}, {"watchdog", 1, 0, O_WATCHDOG},
-    {"recompute", 1, 0, O_RECOMPUTE}, {"resume", 0, 0, O_RESUME}, {"stop-after", 1, 0, O_STOP},
-    {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"random-genotype", 1, 0, O_RANDOM},
-    {"arch-warmup", 1, 0, O_ARCH_WARMUP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
-};
-
-static dp_status parse(int argc, char **argv, dp_search_config *cfg, char *profile, char *random, int *help)
+static dp_status parse_ops(const dp_cli_opt *o, const char *a, void *field)
 {
-    dp_status rc = DP_OK;
-    long l;
-    float f;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while (rc == DP_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        const char *a = optarg;
-        switch (ch) {
-        case O_DATA: rc = dp_flag_str("--data", a, cfg->data, sizeof cfg->data); break;
-        case O_LAYERS: rc = dp_flag_int("--layers", a, 1, 64, &cfg->net.layers); break;
-        case O_CHANNELS: rc = dp_flag_int("--channels", a, 1, 1024, &cfg->net.channels); break;
-        case O_RECOMPUTE:
-            if (!strcmp(a, "all")) cfg->net.recompute = 64;
-            else rc = dp_flag_int("--recompute", a, 0, 64, &cfg->net.recompute);
-            break;
-        case O_OPS: rc = dp_nas_ops_parse(a, cfg->net.ops, &cfg->net.nops); break;
-        case O_STRATEGY: rc = dp_nas_strategy_parse(a, &cfg->strategy); break;
-        case O_TSTART: rc = dp_flag_float("--t-start", a, 1e-6, 1e6, &cfg->t_start); break;
-        case O_TEND: rc = dp_flag_float("--t-end", a, 1e-6, 1e6, &cfg->t_end); break;
-        case O_UNROLLED: cfg->unrolled = 1; break;
-        case O_COSTW: rc = dp_flag_float("--cost-weight", a, 0, 1e6, &cfg->cost_weight); break;
-        case O_COSTT: rc = dp_flag_str("--cost-table", a, cfg->cost_table, sizeof cfg->cost_table); break;
-        case O_PROFILE: rc = dp_flag_str("--profile-ops", a, profile, 512); break;
-        case O_RANDOM: rc = dp_flag_str("--random-genotype", a, random, 512); break;
-        case O_BUDGET: rc = dp_flag_float("--flops-budget", a, 1e-6, 1e9, &f), cfg->flops_budget = f; break;
-        case O_PRUNE: rc = dp_flag_int("--prune-every", a, 1, 1 << 30, &cfg->prune_every); break;
-        case O_ARCH_WARMUP: rc = dp_flag_int("--arch-warmup", a, 0, 100000, &cfg->arch_warmup); break;
-        case O_WARMUP_EP: rc = dp_flag_int("--warmup-epochs", a, 0, 100000, &cfg->warmup_epochs); break;
-        case O_EPOCHS: rc = dp_flag_int("--epochs", a, 1, 100000, &cfg->epochs); break;
-        case O_BATCH: rc = dp_flag_int("--batch", a, 1, 1 << 16, &cfg->batch); break;
-        case O_LIMIT: rc = dp_flag_long("--limit", a, 0, 1L << 40, &cfg->limit); break;
-        case O_LR: rc = dp_flag_float("--lr", a, 1e-12, 100, &cfg->w_lr); break;
-        case O_MIN_LR: rc = dp_flag_float("--min-lr", a, 0, 100, &cfg->w_min_lr); break;
-        case O_MOMENTUM: rc = dp_flag_float("--momentum", a, 0, 0.999999, &cfg->w_momentum); break;
-        case O_WD: rc = dp_flag_float("--weight-decay", a, 0, 10, &cfg->w_wd); break;
-        case O_CLIP: rc = dp_flag_float("--clip", a, 0, 1e9, &cfg->w_clip); break;
-        case O_ALR: rc = dp_flag_float("--arch-lr", a, 1e-12, 100, &cfg->a_lr); break;
-        case O_AWD: rc = dp_flag_float("--arch-weight-decay", a, 0, 10, &cfg->a_wd); break;
-        case O_ACLIP: rc = dp_flag_float("--arch-clip", a, 0, 1e9, &cfg->a_clip); break;
-        case O_SEED:
-            rc = dp_flag_long("--seed", a, 0, 0x7fffffffffffffffL, &l);
-            cfg->seed = (uint64_t)l;
-            break;
-        case O_SAMPLER: rc = dp_flag_sampler(a, &cfg->sampler); break;
-        case O_ALLREDUCE: {
-            int algo = 0;
-            rc = dp_flag_allreduce(a, &algo);
-            cfg->allreduce = (dp_allreduce_algo)algo;
-            break;
-        }
-        case O_CODEC: rc = dp_compress_parse(a, &cfg->codec); break;
-        case O_ZSTD: rc = dp_flag_int("--wire-zstd", a, 0, DP_CODEC_ZSTD_MAX, &cfg->codec.wire_zstd_level); break;
-        case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &cfg->bucket_mb); break;
-        case O_NO_OVERLAP: cfg->overlap = 0; break;
-        case O_REPLICAS: rc = dp_flag_long("--check-replicas", a, 0, 1L << 40, &cfg->check_replicas); break;
-        case O_OUT: rc = dp_flag_str("--out", a, cfg->out, sizeof cfg->out); break;
-        case O_EVAL_LIMIT: rc = dp_flag_long("--eval-limit", a, 0, 1L << 40, &cfg->eval_limit); break;
-        case O_EVAL_BATCH: rc = dp_flag_int("--eval-batch", a, 1, 1 << 16, &cfg->eval_batch); break;
-        case O_SKIP_WARN: rc = dp_flag_int("--skip-warn", a, 1, 8, &cfg->skip_warn); break;
-        case O_THREADS: rc = dp_flag_int("--threads", a, 1, 1024, &cfg->threads); break;
-        case O_WATCHDOG: rc = dp_flag_double("--watchdog", a, 0, 86400, &cfg->watchdog_s); break;
-        case O_PROGRESS: rc = dp_flag_progress(a, &cfg->progress); break;
-        case O_QUIET: cfg->quiet = 1; break;
-        case O_RESUME: cfg->resume = 1; break;
-        case O_STOP: rc = dp_flag_int("--stop-after", a, 1, 100000, &cfg->stop_after); break;
-        case 'h': *help = 1; return DP_OK;
-        default:
-            rc = dp_errorf(DP_ERR_ARG, "unknown or incomplete flag '%s' (see dptrain search --help)", argv[optind - 1]);
-        }
+    (void)o;
+    dp_supernet_config *net = field;
+    return dp_nas_ops_parse(a, net->ops, &net->nops);
+}
+
+static dp_status parse_strategy(const dp_cli_opt *o, const char *a, void *field)
+{
+    (void)o;
+    return dp_nas_strategy_parse(a, field);
+}
+
+static dp_status parse_recompute(const dp_cli_opt *o, const char *a, void *field)
+{
+    if (!strcmp(a, "all")) {
+        *(int *)field = (int)o->hi;
+        return DP_OK;
     }
-    if (rc == DP_OK && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
+    return dp_flag_int("--recompute", a, (int)o->lo, (int)o->hi, field);
+}
+
+static dp_status parse_budget(const dp_cli_opt *o, const char *a, void *field)
+{
+    float f = 0; /* read as a float, as it always was: the same bits in the configuration */
+    dp_status rc = dp_flag_float("--flops-budget", a, o->lo, o->hi, &f);
+    if (rc == DP_OK) *(double *)field = f;
     return rc;
+}
+
+/* search's own flags */
+static const dp_cli_opt o_layers = {.name = "layers", .arg = "L", .help = "cells (reductions at L/3 and 2L/3)",
+                                    .kind = DP_CLI_INT, .lo = 1, .hi = 64, .show_default = 1};
+static const dp_cli_opt o_channels = {.name = "channels", .arg = "C", .help = "channels of the first cells",
+                                      .kind = DP_CLI_INT, .lo = 1, .hi = 1024, .show_default = 1};
+static const dp_cli_opt o_ops = {
+    .name = "ops", .arg = "LIST",
+    .help = "primitives, comma-separated, or all (default all: none, max_pool_3x3,\n"
+            "avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3,\n"
+            "dil_conv_5x5)",
+    .kind = DP_CLI_CUSTOM, .parse = parse_ops};
+static const dp_cli_opt o_strategy = {
+    .name = "strategy", .arg = "NAME",
+    .help = "darts (softmax, default) | temperature (softmax(alpha/T), T decays\n"
+            "exponentially) | gumbel (GDAS: one sampled op per edge, straight-through)\n"
+            "| gold (one-level, gradual pruning of the weakest ops)",
+    .kind = DP_CLI_CUSTOM, .parse = parse_strategy};
+static const dp_cli_opt o_t_start = {.name = "t-start", .arg = "T",
+                                     .help = "first temperature (temperature: 1; gumbel: 10)", .kind = DP_CLI_FLOAT,
+                                     .lo = 1e-6, .hi = 1e6};
+static const dp_cli_opt o_t_end = {.name = "t-end", .arg = "T", .help = "last temperature (temperature: 0.05; gumbel: 0.1)",
+                                   .kind = DP_CLI_FLOAT, .lo = 1e-6, .hi = 1e6};
+static const dp_cli_opt o_unrolled = {.name = "unrolled",
+                                      .help = "second-order alpha gradient (finite-difference Hessian-vector product)",
+                                      .kind = DP_CLI_ON};
+static const dp_cli_opt o_cost_weight = {
+    .name = "cost-weight", .arg = "L",
+    .help = "add L * E[cost] to the alpha objective (cost: MFLOPs per image, or ms\n"
+            "per batch with --cost-table)",
+    .kind = DP_CLI_FLOAT, .lo = 0, .hi = 1e6, .show_default = 1};
+static const dp_cli_opt o_cost_table = {.name = "cost-table", .arg = "FILE", .help = "latency table written by --profile-ops",
+                                        .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_profile = {.name = "profile-ops", .arg = "FILE",
+                                     .help = "time every primitive where this supernet uses it, write FILE, exit",
+                                     .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_random = {.name = "random-genotype", .arg = "FILE",
+                                    .help = "write a uniformly random genotype of the space (--seed) to FILE, exit",
+                                    .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_budget = {.name = "flops-budget", .arg = "MF",
+                                    .help = "gold: the derived network's MFLOPs per image must fit (hard bound)",
+                                    .kind = DP_CLI_CUSTOM, .lo = 1e-6, .hi = 1e9, .parse = parse_budget};
+static const dp_cli_opt o_prune_every = {.name = "prune-every", .arg = "N", .help = "gold: steps between pruning rounds",
+                                         .kind = DP_CLI_INT, .lo = 1, .hi = 1 << 30, .show_default = 1};
+static const dp_cli_opt o_warmup_epochs = {.name = "warmup-epochs", .arg = "N", .help = "gold: epochs before pruning starts",
+                                           .kind = DP_CLI_INT, .lo = 0, .hi = 100000, .show_default = 1};
+static const dp_cli_opt o_arch_warmup = {.name = "arch-warmup", .arg = "N",
+                                         .help = "epochs of weight steps only before alpha moves", .kind = DP_CLI_INT,
+                                         .lo = 0, .hi = 100000, .show_default = 1};
+static const dp_cli_opt o_lr = {.name = "lr", .arg = "LR", .help = "weights: SGD learning rate, cosine to --min-lr",
+                                .kind = DP_CLI_FLOAT, .lo = 1e-12, .hi = 100, .show_default = 1};
+static const dp_cli_opt o_momentum = {.name = "momentum", .arg = "M", .help = "weights: SGD momentum",
+                                      .kind = DP_CLI_FLOAT, .lo = 0, .hi = 0.999999, .show_default = 1};
+static const dp_cli_opt o_wd = {.name = "weight-decay", .arg = "WD", .help = "weights: L2 decay", .kind = DP_CLI_FLOAT,
+                                .lo = 0, .hi = 10, .show_default = 1};
+static const dp_cli_opt o_arch_lr = {.name = "arch-lr", .arg = "LR", .help = "alpha: Adam lr (betas 0.5 0.999)",
+                                     .kind = DP_CLI_FLOAT, .lo = 1e-12, .hi = 100, .show_default = 1};
+static const dp_cli_opt o_arch_wd = {.name = "arch-weight-decay", .arg = "WD", .help = "alpha: L2 decay",
+                                     .kind = DP_CLI_FLOAT, .lo = 0, .hi = 10, .show_default = 1};
+static const dp_cli_opt o_arch_clip = {.name = "arch-clip", .arg = "N", .help = "alpha: clip to this global norm, 0 = off",
+                                       .kind = DP_CLI_FLOAT, .lo = 0, .hi = 1e9, .show_default = 1};
+static const dp_cli_opt o_stop_after = {.name = "stop-after", .arg = "N",
+                                        .help = "stop after epoch N, checkpoint written (resume later with --resume)",
+                                        .kind = DP_CLI_INT, .lo = 1, .hi = 100000};
+static const dp_cli_opt o_eval_limit = {.name = "eval-limit", .arg = "N",
+                                        .help = "held-out images evaluated per epoch, 0 = all", .kind = DP_CLI_LONG,
+                                        .lo = 0, .hi = 0x1p40, .show_default = 1};
+static const dp_cli_opt o_skip_warn = {.name = "skip-warn", .arg = "K", .help = "warn at K normal-cell skips",
+                                       .kind = DP_CLI_INT, .lo = 1, .hi = 8, .show_default = 1};
+static const dp_cli_opt o_recompute = {
+    .name = "recompute", .arg = "N|all",
+    .help = "the first N cells (the largest) keep only their outputs and run their\n"
+            "forward again in backward: less memory for a second forward (default 0)",
+    .kind = DP_CLI_CUSTOM, .lo = 0, .hi = 64, .parse = parse_recompute};
+
+#define NBINDS 64
+
+static void bind_flags(dp_cli_bind *b, dp_search_config *cfg, search_flags *sf)
+{
+    const dp_cli_bind binds[] = {
+        DP_CLI_HEADING("search space:"),
+        DP_CLI_BIND(dp_cli_data, cfg->data),
+        DP_CLI_BIND(o_layers, cfg->net.layers),
+        DP_CLI_BIND(o_channels, cfg->net.channels),
+        DP_CLI_BIND(o_ops, cfg->net),
+        DP_CLI_HEADING("strategy:"),
+        DP_CLI_BIND(o_strategy, cfg->strategy),
+        DP_CLI_BIND(o_t_start, cfg->t_start),
+        DP_CLI_BIND(o_t_end, cfg->t_end),
+        DP_CLI_BIND(o_unrolled, cfg->unrolled),
+        DP_CLI_BIND(o_cost_weight, cfg->cost_weight),
+        DP_CLI_BIND(o_cost_table, cfg->cost_table),
+        DP_CLI_BIND(o_profile, sf->profile),
+        DP_CLI_BIND(o_random, sf->random),
+        DP_CLI_BIND(o_budget, cfg->flops_budget),
+        DP_CLI_BIND(o_prune_every, cfg->prune_every),
+        DP_CLI_BIND(o_warmup_epochs, cfg->warmup_epochs),
+        DP_CLI_BIND(o_arch_warmup, cfg->arch_warmup),
+        DP_CLI_HEADING("optimisation (reference DARTS defaults):"),
+        DP_CLI_BIND(dp_cli_epochs, cfg->epochs),
+        DP_CLI_BIND(dp_cli_batch, cfg->batch),
+        DP_CLI_BIND(dp_cli_limit, cfg->limit),
+        DP_CLI_BIND(o_lr, cfg->w_lr),
+        DP_CLI_BIND(dp_cli_min_lr, cfg->w_min_lr),
+        DP_CLI_BIND(o_momentum, cfg->w_momentum),
+        DP_CLI_BIND(o_wd, cfg->w_wd),
+        DP_CLI_BIND(dp_cli_clip, cfg->w_clip),
+        DP_CLI_BIND(o_arch_lr, cfg->a_lr),
+        DP_CLI_BIND(o_arch_wd, cfg->a_wd),
+        DP_CLI_BIND(o_arch_clip, cfg->a_clip),
+        DP_CLI_BIND(dp_cli_seed, cfg->seed),
+        DP_CLI_HEADING("data-parallel:"),
+        DP_CLI_BIND(dp_cli_sampler, cfg->sampler),
+        DP_CLI_BIND(dp_cli_allreduce, cfg->allreduce),
+        DP_CLI_BIND(dp_cli_codec, cfg->codec),
+        DP_CLI_BIND(dp_cli_wire_zstd, cfg->codec.wire_zstd_level),
+        DP_CLI_BIND(dp_cli_bucket_mb, cfg->bucket_mb),
+        DP_CLI_BIND(dp_cli_no_overlap, cfg->overlap),
+        DP_CLI_BIND(dp_cli_check_replicas, cfg->check_replicas),
+        DP_CLI_HEADING("run:"),
+        DP_CLI_BIND(dp_cli_out, cfg->out),
+        DP_CLI_BIND(dp_cli_resume, cfg->resume),
+        DP_CLI_BIND(o_stop_after, cfg->stop_after),
+        DP_CLI_BIND(o_eval_limit, cfg->eval_limit),
+        DP_CLI_BIND(dp_cli_eval_batch, cfg->eval_batch),
+        DP_CLI_BIND(o_skip_warn, cfg->skip_warn),
+        DP_CLI_BIND(dp_cli_threads, cfg->threads),
+        DP_CLI_BIND(o_recompute, cfg->net.recompute),
+        DP_CLI_BIND(dp_cli_progress, cfg->progress),
+        DP_CLI_BIND(dp_cli_quiet, cfg->quiet),
+        DP_CLI_HEADING("faults:"),
+        DP_CLI_BIND(dp_cli_watchdog, cfg->watchdog_s),
+        DP_CLI_END,
+    };
+    _Static_assert(sizeof binds / sizeof binds[0] <= NBINDS, "NBINDS too small");
+    memcpy(b, binds, sizeof binds);
 }
 
 int dp_cmd_search(int argc, char **argv, MPI_Comm comm)
@@ -172,13 +196,17 @@ int dp_cmd_search(int argc, char **argv, MPI_Comm comm)
     int rank = dp_cli_rank(comm);
     dp_search_config cfg;
     dp_search_config_defaults(&cfg);
-    char profile[512] = "", random[512] = "";
+    search_flags sf = {{0}, {0}};
+    dp_cli_bind binds[NBINDS];
+    bind_flags(binds, &cfg, &sf);
     int help = 0;
-    dp_status rc = parse(argc, argv, &cfg, profile, random, &help);
-    if (help) {
-        fputs(usage, stdout);
+    dp_status rc = dp_cli_parse("search", argc, argv, binds, &help);
+    if (help) { /* defaults as they are, whatever flags came before --help */
+        dp_search_config_defaults(&cfg);
+        dp_cli_help(stdout, header, binds, NULL);
         return 0;
     }
+    const char *profile = sf.profile, *random = sf.random;
     if (rc == DP_OK) rc = dp_search_config_check(&cfg);
     if (rc == DP_OK && cfg.cost_table[0]) { /* a bad table is a flag error: say so before any data is read */
         dp_cost_table *t = NULL;

@@ -1,110 +1,181 @@
 /* `dptrain train`: flags -> dp_train_config -> dp_train_run -> summary line. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/flags.h"
+#include "cli/options.h"
 #include "dptrain/train.h"
 
-static const char usage[] =
+static const char header[] =
     "usage: dptrain train [options]\n"
+    "       mpirun -np P dptrain train [options]   (data-parallel over P ranks)\n"
     "\n"
     "Trains an image classifier on a shard set and prints one summary line:\n"
     "  final: epochs=E steps=S test_acc=A test_loss=L train_samples_per_s=R wall_s=W\n"
-    "\n"
-    "data and model:\n"
-    "  --data DIR            shard set with a manifest (default shards/fashion-mnist)\n"
-    "  --model NAME          mlp | cnn (default cnn)\n"
-    "  --limit N             train on the first N images only (default: all)\n"
-    "  --test-limit N        evaluate on the first N test images only (default: all)\n"
-    "  --cutout N            zero an N x N square at a random place of each training image (default 0 = off)\n"
-    "derived DARTS network (instead of --model):\n"
-    "  --arch FILE           genotype JSON (as the search writes it): train the network of its cells\n"
-    "  --layers L            cells, reductions at L/3 and 2L/3 (default 8)\n"
-    "  --channels C          channels of the first cells; the stem has 3C (default 16)\n"
-    "  --drop-path P         drop each op output of a sample with probability P x epoch/epochs (default 0)\n"
-    "optimisation:\n"
-    "  --epochs N            passes over the training images (default 1)\n"
-    "  --batch B             batch size (default 64)\n"
-    "  --lr LR               base learning rate (default 0.05)\n"
-    "  --optimizer NAME      sgd | adam | adamw (default sgd)\n"
-    "  --momentum M          SGD momentum (default 0.9)\n"
-    "  --nesterov            Nesterov momentum\n"
-    "  --weight-decay WD     L2 (sgd, adam) or decoupled (adamw) decay (default 0; adamw 0.01)\n"
-    "  --schedule NAME       constant | step | cosine (default constant)\n"
-    "  --warmup STEPS        linear warm-up steps (default 0)\n"
-    "  --min-lr LR           cosine floor (default 0)\n"
-    "  --step-size STEPS     step schedule: decay every STEPS (default 1000)\n"
-    "  --step-gamma G        step schedule: factor (default 0.1)\n"
-    "  --clip NORM           clip gradients to this global norm (default off)\n"
-    "  --seed S              seed of every random stream (default 1)\n"
-    "data-parallel (mpirun -np P dptrain train ...; global batch = P x batch x accumulate):\n"
-    "  --sampler NAME        shard: each rank trains on its own shards (default);\n"
-    "                        global: every rank reads the whole split and takes its slice of each\n"
-    "                        global batch, so P ranks x batch B equal 1 rank x batch P*B\n"
-    "  --accumulate K        micro-batches per optimizer step, communicating once (default 1)\n"
-    "  --allreduce ALGO      ring (ours, default) | mpi (MPI_Allreduce, the reference)\n"
-    "  --bucket-mb MB        gradient bucket size (default 4)\n"
-    "  --no-overlap          allreduce after backward instead of during it\n"
-    "  --check-replicas N    compare a hash of the parameters across ranks every N steps\n"
-    "  --codec NAME          gradient compression: none (default) | fp16 | bf16 | int8 (ring codecs)\n"
-    "                        | topk:F (largest fraction F of each bucket) | powersgd:R (rank-R factors);\n"
-    "                        int8, topk and powersgd keep error feedback, saved in the checkpoint\n"
-    "  --dgc                 with topk: DGC momentum correction (Lin et al. 2018): each rank\n"
-    "                        accumulates SGD's momentum before the top-k and clears what it sent;\n"
-    "                        the optimizer then runs without momentum\n"
-    "  --wire-zstd L         byte-shuffle + zstd level L on every message (default 0 = off)\n"
-    "  --codec-start N       plain float32 allreduce for the first N steps\n"
-    "run:\n"
-    "  --out DIR             run directory: metrics.jsonl, checkpoint.dpc\n"
-    "  --resume              continue the run in --out from its checkpoint\n"
-    "  --checkpoint-every N  also checkpoint every N steps (default: each epoch)\n"
-    "  --keep-checkpoints K  keep the K newest checkpoints: checkpoint.dpc, .1 (previous) .. (default 2);\n"
-    "                        --resume falls back to an older one if the newest is damaged\n"
-    "  --stop-after N        checkpoint and stop after global step N\n"
-    "  --eval-batch B        evaluation batch size (default 500)\n"
-    "  --threads N           OpenBLAS threads (default 1: one thread per rank)\n"
-    "faults:\n"
-    "  --on-nonfinite stop|skip  a NaN/Inf loss or gradient (checked after the allreduce, so every rank\n"
-    "                        agrees): stop naming the step and tensor (default), or drop the step's update\n"
-    "                        and halve the loss scale (doubled back after --loss-scale-growth clean steps)\n"
-    "  --loss-scale S        multiply the loss by S before backward, divide the gradients after the\n"
-    "                        allreduce (default 1; e.g. 65536 with --codec fp16 and --on-nonfinite skip)\n"
-    "  --loss-scale-growth N clean steps before a lowered loss scale doubles, up to --loss-scale (default 2000)\n"
-    "  --watchdog SECONDS    a collective without progress for this long: print what every rank is doing\n"
-    "                        and abort the job (default 300, 0 = off)\n"
-    "  --progress bar|plain  progress display (default: bar on a terminal)\n"
-    "  --quiet               no progress output\n"
-    "  -h, --help            this text\n"
-    "SIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit 130/143.\n";
+    "--out DIR holds metrics.jsonl and checkpoint.dpc.\n"
+    "\n";
+static const char footer[] = "SIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit 130/143.\n";
 
-enum {
-    O_DATA = 256, O_MODEL, O_LIMIT, O_TEST_LIMIT, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOMENTUM, O_NESTEROV, O_WD,
-    O_SCHED, O_WARMUP, O_MIN_LR, O_STEP_SIZE, O_STEP_GAMMA, O_CLIP, O_SEED, O_OUT, O_RESUME, O_CKEVERY, O_STOP,
-    O_EVAL_BATCH, O_THREADS, O_PROGRESS, O_QUIET, O_SAMPLER, O_ACCUM, O_ALLREDUCE, O_BUCKET, O_NO_OVERLAP, O_REPLICAS,
-    O_CODEC, O_DGC, O_WIRE_ZSTD, O_CODEC_START, O_ARCH, O_LAYERS, O_CHANNELS, O_DROP_PATH, O_CUTOUT,
-    O_KEEP, O_NONFINITE, O_LOSS_SCALE, O_LOSS_GROWTH, O_WATCHDOG,
-};
+/* What the optimizer flags set; the optimizer's own defaults are filled in after parsing. */
+typedef struct opt_flags {
+    dp_opt_kind kind;
+    float momentum, wd; /* < 0: not given */
+    int dgc;
+} opt_flags;
 
-static const struct option opts[] = {
-    {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"limit", 1, 0, O_LIMIT}, {"test-limit", 1, 0, O_TEST_LIMIT},
-    {"epochs", 1, 0, O_EPOCHS}, {"batch", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR}, {"optimizer", 1, 0, O_OPT},
-    {"momentum", 1, 0, O_MOMENTUM}, {"nesterov", 0, 0, O_NESTEROV}, {"weight-decay", 1, 0, O_WD},
-    {"schedule", 1, 0, O_SCHED}, {"warmup", 1, 0, O_WARMUP}, {"min-lr", 1, 0, O_MIN_LR},
-    {"step-size", 1, 0, O_STEP_SIZE}, {"step-gamma", 1, 0, O_STEP_GAMMA}, {"clip", 1, 0, O_CLIP},
-    {"seed", 1, 0, O_SEED}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME},
-    {"checkpoint-every", 1, 0, O_CKEVERY}, {"stop-after", 1, 0, O_STOP}, {"eval-batch", 1, 0, O_EVAL_BATCH},
-    {"threads", 1, 0, O_THREADS}, {"progress", 1, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
-    {"sampler", 1, 0, O_SAMPLER}, {"accumulate", 1, 0, O_ACCUM}, {"allreduce", 1, 0, O_ALLREDUCE},
-    {"bucket-mb", 1, 0, O_BUCKET}, {"no-overlap", 0, 0, O_NO_OVERLAP}, {"check-replicas", 1, 0, O_REPLICAS},
-    {"codec", 1, 0, O_CODEC}, {"dgc", 0, 0, O_DGC}, {"wire-zstd", 1, 0, O_WIRE_ZSTD}, {"codec-start", 1, 0, O_CODEC_START},
-    {"arch", 1, 0, O_ARCH}, {"layers", 1, 0, O_LAYERS}, {"channels", 1, 0, O_CHANNELS},
-    {"drop-path", 1, 0, O_DROP_PATH}, {"cutout", 1, 0, O_CUTOUT}, {"keep-checkpoints", 1, 0, O_KEEP},
-    {"on-nonfinite", 1, 0, O_NONFINITE}, {"loss-scale", 1, 0, O_LOSS_SCALE}, {"loss-scale-growth", 1, 0, O_LOSS_GROWTH}, {"watchdog", 1, 0, O_WATCHDOG},
-    {0, 0, 0, 0},
-};
+static dp_status parse_optimizer(const dp_cli_opt *o, const char *a, void *field)
+{
+    (void)o;
+    return dp_opt_kind_parse(a, field);
+}
+
+static dp_status parse_schedule(const dp_cli_opt *o, const char *a, void *field)
+{
+    (void)o;
+    return dp_schedule_kind_parse(a, field);
+}
+
+static const char *const nonfinite_names[] = {"stop", "skip", NULL}; /* dp_nonfinite_policy */
+
+/* train's own flags */
+static const dp_cli_opt o_model = {.name = "model", .arg = "NAME", .help = "mlp | cnn", .kind = DP_CLI_STR, .cap = 32,
+                                   .show_default = 1};
+static const dp_cli_opt o_test_limit = {.name = "test-limit", .arg = "N",
+                                        .help = "evaluate on the first N test images only, 0 = all",
+                                        .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
+static const dp_cli_opt o_cutout = {.name = "cutout", .arg = "N",
+                                    .help = "zero an N x N square at a random place of each training image, 0 = off",
+                                    .kind = DP_CLI_INT, .lo = 0, .hi = 1024, .show_default = 1};
+static const dp_cli_opt o_arch = {.name = "arch", .arg = "FILE",
+                                  .help = "genotype JSON (as the search writes it): train the network of its cells",
+                                  .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_layers = {.name = "layers", .arg = "L", .help = "cells, reductions at L/3 and 2L/3",
+                                    .kind = DP_CLI_INT, .lo = 1, .hi = 1000, .show_default = 1};
+static const dp_cli_opt o_channels = {.name = "channels", .arg = "C",
+                                      .help = "channels of the first cells; the stem has 3C", .kind = DP_CLI_INT, .lo = 1,
+                                      .hi = 4096, .show_default = 1};
+static const dp_cli_opt o_drop_path = {.name = "drop-path", .arg = "P",
+                                       .help = "drop each op output of a sample with probability P x epoch/epochs",
+                                       .kind = DP_CLI_FLOAT, .lo = 0, .hi = 1, .show_default = 1};
+static const dp_cli_opt o_lr = {.name = "lr", .arg = "LR", .help = "base learning rate", .kind = DP_CLI_FLOAT,
+                                .lo = 1e-12, .hi = 100, .show_default = 1};
+static const dp_cli_opt o_optimizer = {.name = "optimizer", .arg = "NAME", .help = "sgd | adam | adamw (default sgd)",
+                                       .kind = DP_CLI_CUSTOM, .parse = parse_optimizer};
+static const dp_cli_opt o_momentum = {.name = "momentum", .arg = "M", .help = "SGD momentum (default 0.9)",
+                                      .kind = DP_CLI_FLOAT, .lo = 0, .hi = 0.999999};
+static const dp_cli_opt o_nesterov = {.name = "nesterov", .help = "Nesterov momentum", .kind = DP_CLI_ON};
+static const dp_cli_opt o_wd = {.name = "weight-decay", .arg = "WD",
+                                .help = "L2 (sgd, adam) or decoupled (adamw) decay (default 0; adamw 0.01)",
+                                .kind = DP_CLI_FLOAT, .lo = 0, .hi = 10};
+static const dp_cli_opt o_schedule = {.name = "schedule", .arg = "NAME",
+                                      .help = "constant | step | cosine (default constant)", .kind = DP_CLI_CUSTOM,
+                                      .parse = parse_schedule};
+static const dp_cli_opt o_warmup = {.name = "warmup", .arg = "STEPS", .help = "linear warm-up steps",
+                                    .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
+static const dp_cli_opt o_step_size = {.name = "step-size", .arg = "STEPS", .help = "step schedule: decay every STEPS",
+                                       .kind = DP_CLI_LONG, .lo = 1, .hi = 0x1p40, .show_default = 1};
+static const dp_cli_opt o_step_gamma = {.name = "step-gamma", .arg = "G", .help = "step schedule: factor",
+                                        .kind = DP_CLI_FLOAT, .lo = 1e-9, .hi = 1, .show_default = 1};
+static const dp_cli_opt o_accumulate = {.name = "accumulate", .arg = "K",
+                                        .help = "micro-batches per optimizer step, communicating once",
+                                        .kind = DP_CLI_INT, .lo = 1, .hi = 65536, .show_default = 1};
+static const dp_cli_opt o_dgc = {
+    .name = "dgc",
+    .help = "with topk: DGC momentum correction (Lin et al. 2018): each rank\n"
+            "accumulates SGD's momentum before the top-k and clears what it sent;\n"
+            "the optimizer then runs without momentum",
+    .kind = DP_CLI_ON};
+static const dp_cli_opt o_codec_start = {.name = "codec-start", .arg = "N",
+                                         .help = "plain float32 allreduce for the first N steps", .kind = DP_CLI_LONG,
+                                         .lo = 0, .hi = 0x1p40, .show_default = 1};
+static const dp_cli_opt o_checkpoint_every = {.name = "checkpoint-every", .arg = "N",
+                                              .help = "also checkpoint every N steps, 0 = at each epoch's end only",
+                                              .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
+static const dp_cli_opt o_keep = {
+    .name = "keep-checkpoints", .arg = "K",
+    .help = "keep the K newest checkpoints: checkpoint.dpc, .1 (previous) ..;\n"
+            "--resume falls back to an older one if the newest is damaged",
+    .kind = DP_CLI_INT, .lo = 1, .hi = 1000, .show_default = 1};
+static const dp_cli_opt o_stop_after = {.name = "stop-after", .arg = "N", .help = "checkpoint and stop after global step N",
+                                        .kind = DP_CLI_LONG, .lo = 1, .hi = 0x1p40};
+static const dp_cli_opt o_nonfinite = {
+    .name = "on-nonfinite", .arg = "stop|skip",
+    .help = "a NaN/Inf loss or gradient (checked after the allreduce, so every rank\n"
+            "agrees): stop naming the step and tensor, or drop the step's update\n"
+            "and halve the loss scale (doubled back after --loss-scale-growth clean steps)",
+    .kind = DP_CLI_CHOICE, .choices = nonfinite_names, .show_default = 1};
+static const dp_cli_opt o_loss_scale = {
+    .name = "loss-scale", .arg = "S",
+    .help = "multiply the loss by S before backward, divide the gradients after the\n"
+            "allreduce (e.g. 65536 with --codec fp16 and --on-nonfinite skip)",
+    .kind = DP_CLI_FLOAT, .lo = 0x1p-24, .hi = 0x1p24, .show_default = 1};
+static const dp_cli_opt o_loss_growth = {.name = "loss-scale-growth", .arg = "N",
+                                         .help = "clean steps before a lowered loss scale doubles, up to --loss-scale",
+                                         .kind = DP_CLI_LONG, .lo = 1, .hi = 1e9, .show_default = 1};
+
+#define NBINDS 64
+
+static void bind_flags(dp_cli_bind *b, dp_train_config *cfg, opt_flags *of)
+{
+    const dp_cli_bind binds[] = {
+        DP_CLI_HEADING("data and model:"),
+        DP_CLI_BIND(dp_cli_data, cfg->data),
+        DP_CLI_BIND(o_model, cfg->model),
+        DP_CLI_BIND(dp_cli_limit, cfg->limit),
+        DP_CLI_BIND(o_test_limit, cfg->test_limit),
+        DP_CLI_BIND(o_cutout, cfg->cutout),
+        DP_CLI_HEADING("derived DARTS network (instead of --model):"),
+        DP_CLI_BIND(o_arch, cfg->arch),
+        DP_CLI_BIND(o_layers, cfg->layers),
+        DP_CLI_BIND(o_channels, cfg->channels),
+        DP_CLI_BIND(o_drop_path, cfg->drop_path),
+        DP_CLI_HEADING("optimisation:"),
+        DP_CLI_BIND(dp_cli_epochs, cfg->epochs),
+        DP_CLI_BIND(dp_cli_batch, cfg->batch),
+        DP_CLI_BIND(o_lr, cfg->lr),
+        DP_CLI_BIND(o_optimizer, of->kind),
+        DP_CLI_BIND(o_momentum, of->momentum),
+        DP_CLI_BIND(o_nesterov, cfg->opt.nesterov),
+        DP_CLI_BIND(o_wd, of->wd),
+        DP_CLI_BIND(o_schedule, cfg->schedule),
+        DP_CLI_BIND(o_warmup, cfg->warmup),
+        DP_CLI_BIND(dp_cli_min_lr, cfg->min_lr),
+        DP_CLI_BIND(o_step_size, cfg->step_size),
+        DP_CLI_BIND(o_step_gamma, cfg->step_gamma),
+        DP_CLI_BIND(dp_cli_clip, cfg->clip),
+        DP_CLI_BIND(dp_cli_seed, cfg->seed),
+        DP_CLI_HEADING("data-parallel (mpirun -np P dptrain train ...; global batch = P x batch x accumulate):"),
+        DP_CLI_BIND(dp_cli_sampler, cfg->sampler),
+        DP_CLI_BIND(o_accumulate, cfg->accumulate),
+        DP_CLI_BIND(dp_cli_allreduce, cfg->allreduce),
+        DP_CLI_BIND(dp_cli_bucket_mb, cfg->bucket_mb),
+        DP_CLI_BIND(dp_cli_no_overlap, cfg->overlap),
+        DP_CLI_BIND(dp_cli_check_replicas, cfg->check_replicas),
+        DP_CLI_BIND(dp_cli_codec, cfg->codec),
+        DP_CLI_BIND(o_dgc, of->dgc),
+        DP_CLI_BIND(dp_cli_wire_zstd, cfg->codec.wire_zstd_level),
+        DP_CLI_BIND(o_codec_start, cfg->codec.start),
+        DP_CLI_HEADING("run:"),
+        DP_CLI_BIND(dp_cli_out, cfg->out),
+        DP_CLI_BIND(dp_cli_resume, cfg->resume),
+        DP_CLI_BIND(o_checkpoint_every, cfg->checkpoint_every),
+        DP_CLI_BIND(o_keep, cfg->keep_checkpoints),
+        DP_CLI_BIND(o_stop_after, cfg->stop_after),
+        DP_CLI_BIND(dp_cli_eval_batch, cfg->eval_batch),
+        DP_CLI_BIND(dp_cli_threads, cfg->threads),
+        DP_CLI_BIND(dp_cli_progress, cfg->progress),
+        DP_CLI_BIND(dp_cli_quiet, cfg->quiet),
+        DP_CLI_HEADING("faults:"),
+        DP_CLI_BIND(o_nonfinite, cfg->on_nonfinite),
+        DP_CLI_BIND(o_loss_scale, cfg->loss_scale),
+        DP_CLI_BIND(o_loss_growth, cfg->loss_scale_growth),
+        DP_CLI_BIND(dp_cli_watchdog, cfg->watchdog_s),
+        DP_CLI_END,
+    };
+    _Static_assert(sizeof binds / sizeof binds[0] <= NBINDS, "NBINDS too small");
+    memcpy(b, binds, sizeof binds);
+}
 
 static volatile sig_atomic_t last_signal;
 
@@ -116,88 +187,19 @@ static void on_signal(int sig)
 
 static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
 {
-    long l;
-    int wd_set = 0, momentum_set = 0, dgc = 0;
-    float wd = 0, momentum = 0;
-    dp_opt_kind kind = DP_OPT_SGD;
-    dp_status rc = DP_OK;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while (rc == DP_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        const char *a = optarg;
-        switch (ch) {
-        case O_DATA: rc = dp_flag_str("--data", a, cfg->data, sizeof cfg->data); break;
-        case O_MODEL: rc = dp_flag_str("--model", a, cfg->model, sizeof cfg->model); break;
-        case O_LIMIT: rc = dp_flag_long("--limit", a, 0, 1L << 40, &cfg->limit); break;
-        case O_TEST_LIMIT: rc = dp_flag_long("--test-limit", a, 0, 1L << 40, &cfg->test_limit); break;
-        case O_EPOCHS: rc = dp_flag_int("--epochs", a, 1, 100000, &cfg->epochs); break;
-        case O_BATCH: rc = dp_flag_int("--batch", a, 1, 1 << 20, &cfg->batch); break;
-        case O_EVAL_BATCH: rc = dp_flag_int("--eval-batch", a, 1, 1 << 20, &cfg->eval_batch); break;
-        case O_LR: rc = dp_flag_float("--lr", a, 1e-12, 100, &cfg->lr); break;
-        case O_OPT: rc = dp_opt_kind_parse(a, &kind); break;
-        case O_MOMENTUM: rc = dp_flag_float("--momentum", a, 0, 0.999999, &momentum), momentum_set = 1; break;
-        case O_NESTEROV: cfg->opt.nesterov = 1; break;
-        case O_WD: rc = dp_flag_float("--weight-decay", a, 0, 10, &wd), wd_set = 1; break;
-        case O_SCHED: rc = dp_schedule_kind_parse(a, &cfg->schedule); break;
-        case O_WARMUP: rc = dp_flag_long("--warmup", a, 0, 1L << 40, &cfg->warmup); break;
-        case O_MIN_LR: rc = dp_flag_float("--min-lr", a, 0, 100, &cfg->min_lr); break;
-        case O_STEP_SIZE: rc = dp_flag_long("--step-size", a, 1, 1L << 40, &cfg->step_size); break;
-        case O_STEP_GAMMA: rc = dp_flag_float("--step-gamma", a, 1e-9, 1, &cfg->step_gamma); break;
-        case O_CLIP: rc = dp_flag_float("--clip", a, 0, 1e9, &cfg->clip); break;
-        case O_SEED:
-            rc = dp_flag_long("--seed", a, 0, 0x7fffffffffffffffL, &l);
-            cfg->seed = (uint64_t)l;
-            break;
-        case O_OUT: rc = dp_flag_str("--out", a, cfg->out, sizeof cfg->out); break;
-        case O_RESUME: cfg->resume = 1; break;
-        case O_CKEVERY: rc = dp_flag_long("--checkpoint-every", a, 0, 1L << 40, &cfg->checkpoint_every); break;
-        case O_STOP: rc = dp_flag_long("--stop-after", a, 1, 1L << 40, &cfg->stop_after); break;
-        case O_THREADS: rc = dp_flag_int("--threads", a, 1, 1024, &cfg->threads); break;
-        case O_PROGRESS: rc = dp_flag_progress(a, &cfg->progress); break;
-        case O_QUIET: cfg->quiet = 1; break;
-        case O_SAMPLER: rc = dp_flag_sampler(a, &cfg->sampler); break;
-        case O_ACCUM: rc = dp_flag_int("--accumulate", a, 1, 65536, &cfg->accumulate); break;
-        case O_ALLREDUCE: {
-            int algo = 0;
-            rc = dp_flag_allreduce(a, &algo);
-            cfg->allreduce = (dp_allreduce_algo)algo;
-            break;
-        }
-        case O_BUCKET: rc = dp_flag_float("--bucket-mb", a, 1e-6, 4096, &cfg->bucket_mb); break;
-        case O_NO_OVERLAP: cfg->overlap = 0; break;
-        case O_REPLICAS: rc = dp_flag_long("--check-replicas", a, 0, 1L << 40, &cfg->check_replicas); break;
-        case O_CODEC: rc = dp_compress_parse(a, &cfg->codec); break;
-        case O_DGC: dgc = 1; break;
-        case O_WIRE_ZSTD: rc = dp_flag_int("--wire-zstd", a, 0, DP_CODEC_ZSTD_MAX, &cfg->codec.wire_zstd_level); break;
-        case O_CODEC_START: rc = dp_flag_long("--codec-start", a, 0, 1L << 40, &cfg->codec.start); break;
-        case O_ARCH: rc = dp_flag_str("--arch", a, cfg->arch, sizeof cfg->arch); break;
-        case O_LAYERS: rc = dp_flag_int("--layers", a, 1, 1000, &cfg->layers); break;
-        case O_CHANNELS: rc = dp_flag_int("--channels", a, 1, 4096, &cfg->channels); break;
-        case O_DROP_PATH: rc = dp_flag_float("--drop-path", a, 0, 1, &cfg->drop_path); break;
-        case O_CUTOUT: rc = dp_flag_int("--cutout", a, 0, 1024, &cfg->cutout); break;
-        case O_KEEP: rc = dp_flag_int("--keep-checkpoints", a, 1, 1000, &cfg->keep_checkpoints); break;
-        case O_NONFINITE:
-            if (!strcmp(a, "stop") || !strcmp(a, "skip")) cfg->on_nonfinite = !strcmp(a, "skip");
-            else rc = dp_errorf(DP_ERR_ARG, "--on-nonfinite: '%s' is not stop or skip", a);
-            break;
-        case O_LOSS_SCALE: rc = dp_flag_float("--loss-scale", a, 0x1p-24, 0x1p24, &cfg->loss_scale); break;
-        case O_LOSS_GROWTH: rc = dp_flag_long("--loss-scale-growth", a, 1, 1000000000L, &cfg->loss_scale_growth); break;
-        case O_WATCHDOG: rc = dp_flag_double("--watchdog", a, 0, 86400, &cfg->watchdog_s); break;
-        case 'h': *help = 1; return DP_OK;
-        case ':': rc = dp_errorf(DP_ERR_ARG, "%s: missing value", argv[optind - 1]); break;
-        default:
-            rc = dp_errorf(DP_ERR_ARG, "unknown or incomplete flag '%s' (see dptrain train --help)", argv[optind - 1]);
-        }
-    }
-    if (rc != DP_OK) return rc;
-    if (optind < argc) return dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
+    opt_flags of = {.kind = DP_OPT_SGD, .momentum = -1, .wd = -1, .dgc = 0};
+    dp_cli_bind binds[NBINDS];
+    bind_flags(binds, cfg, &of);
+    dp_status rc = dp_cli_parse("train", argc, argv, binds, help);
+    if (rc != DP_OK || *help) return rc;
+    dp_opt_kind kind = of.kind;
+    int dgc = of.dgc;
     /* The optimizer's own defaults first, then what the user set. */
     int nesterov = cfg->opt.nesterov;
     dp_opt_config base = dp_opt_defaults(kind);
     if (kind == DP_OPT_SGD) base.momentum = 0.9f;
-    if (momentum_set) base.momentum = momentum;
-    if (wd_set) base.weight_decay = wd;
+    if (of.momentum >= 0) base.momentum = of.momentum;
+    if (of.wd >= 0) base.weight_decay = of.wd;
     base.nesterov = nesterov;
     cfg->opt = base;
     if (dgc) {
@@ -218,8 +220,12 @@ int dp_cmd_train(int argc, char **argv, MPI_Comm comm)
     dp_train_config_defaults(&cfg);
     int help = 0;
     dp_status rc = parse(argc, argv, &cfg, &help);
-    if (help) {
-        fputs(usage, stdout);
+    if (help) { /* defaults as they are, whatever flags came before --help */
+        dp_train_config_defaults(&cfg);
+        opt_flags of = {.kind = DP_OPT_SGD};
+        dp_cli_bind binds[NBINDS];
+        bind_flags(binds, &cfg, &of);
+        dp_cli_help(stdout, header, binds, footer);
         return 0;
     }
     if (rc == DP_OK) rc = dp_train_config_check(&cfg);

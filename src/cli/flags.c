@@ -51,32 +51,3 @@ dp_status dp_flag_str(const char *flag, const char *s, char *out, unsigned long 
     strcpy(out, s);
     return DP_OK;
 }
-
-/* s's index among the choices (NULL-terminated), or a message naming the flag */
-static dp_status choice(const char *flag, const char *s, const char *const *names, const char *list, int *out)
-{
-    for (int i = 0; names[i]; i++)
-        if (!strcmp(s, names[i])) {
-            *out = i;
-            return DP_OK;
-        }
-    return dp_errorf(DP_ERR_ARG, "%s: '%s' is not %s", flag, s, list);
-}
-
-dp_status dp_flag_sampler(const char *s, int *out)
-{
-    static const char *const names[] = {"shard", "global", NULL};
-    return choice("--sampler", s, names, "shard or global", out);
-}
-
-dp_status dp_flag_allreduce(const char *s, int *out)
-{
-    static const char *const names[] = {"ring", "mpi", NULL}; /* DP_ALLREDUCE_RING, DP_ALLREDUCE_MPI */
-    return choice("--allreduce", s, names, "ring or mpi", out);
-}
-
-dp_status dp_flag_progress(const char *s, int *out)
-{
-    static const char *const names[] = {"plain", "bar", NULL};
-    return choice("--progress", s, names, "bar or plain", out);
-}

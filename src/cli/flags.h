@@ -10,10 +10,6 @@ dp_status dp_flag_int(const char *flag, const char *s, int lo, int hi, int *out)
 dp_status dp_flag_double(const char *flag, const char *s, double lo, double hi, double *out);
 dp_status dp_flag_float(const char *flag, const char *s, double lo, double hi, float *out);
 dp_status dp_flag_str(const char *flag, const char *s, char *out, unsigned long cap);
-/* The choices train and search share: --sampler shard|global (0|1), --allreduce
- * ring|mpi (dp_allreduce_algo), --progress bar|plain (1|0). */
-dp_status dp_flag_sampler(const char *s, int *out);
-dp_status dp_flag_allreduce(const char *s, int *out);
-dp_status dp_flag_progress(const char *s, int *out);
+/* Choices (--sampler, --allreduce, --progress ...) are declared with their names in options.c. */
 
 #endif

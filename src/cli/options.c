@@ -1,0 +1,277 @@
+/* The one flag parser, the one help printer, and the declarations of the flags commands share (options.h). */
+#include "cli/options.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/flags.h"
+#include "dptrain/compress.h"
+#include "dptrain/comm.h"
+
+#define HELP_COL 24 /* the column where help texts start */
+
+/* ------------------------------------------------------------ shared declarations */
+
+static const char *const sampler_names[] = {"shard", "global", NULL};  /* dp_sampler_kind */
+static const char *const allreduce_names[] = {"ring", "mpi", NULL};    /* dp_allreduce_algo */
+static const char *const progress_names[] = {"plain", "bar", NULL};    /* 0 plain lines, 1 bar (-1 auto) */
+
+static dp_status parse_codec(const dp_cli_opt *o, const char *arg, void *field)
+{
+    (void)o;
+    return dp_compress_parse(arg, field);
+}
+
+/* data */
+const dp_cli_opt dp_cli_data = {.name = "data", .arg = "DIR", .help = "the data set: a directory as dptrain shard or dsi-prepare writes it",
+                                .kind = DP_CLI_STR,
+                                .cap = 512, .show_default = 1};
+const dp_cli_opt dp_cli_limit = {.name = "limit", .arg = "N", .help = "train on the first N training images only, 0 = all",
+                                 .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
+/* the search and dsi rooms take at most 65536, so that is the one limit */
+const dp_cli_opt dp_cli_batch = {.name = "batch", .arg = "B", .help = "batch size per rank", .kind = DP_CLI_INT, .lo = 1,
+                                 .hi = 65536, .show_default = 1};
+const dp_cli_opt dp_cli_eval_batch = {.name = "eval-batch", .arg = "B", .help = "evaluation batch size",
+                                      .kind = DP_CLI_INT, .lo = 1, .hi = 65536, .show_default = 1};
+/* optimisation */
+const dp_cli_opt dp_cli_epochs = {.name = "epochs", .arg = "N", .help = "passes over the training images",
+                                  .kind = DP_CLI_INT, .lo = 1, .hi = 100000, .show_default = 1};
+const dp_cli_opt dp_cli_min_lr = {.name = "min-lr", .arg = "LR", .help = "floor of the cosine schedule",
+                                  .kind = DP_CLI_FLOAT, .lo = 0, .hi = 100, .show_default = 1};
+const dp_cli_opt dp_cli_clip = {.name = "clip", .arg = "NORM", .help = "clip gradients to this global norm, 0 = off",
+                                .kind = DP_CLI_FLOAT, .lo = 0, .hi = 1e9, .show_default = 1};
+const dp_cli_opt dp_cli_seed = {.name = "seed", .arg = "S", .help = "seed of every random stream", .kind = DP_CLI_U64,
+                                .lo = 0, .hi = 0x1p63, .show_default = 1};
+/* data-parallel */
+const dp_cli_opt dp_cli_sampler = {
+    .name = "sampler", .arg = "NAME",
+    .help = "shard: each rank trains on its own shards;\n"
+            "global: every rank reads the whole split and takes its slice of each\n"
+            "global batch, so P ranks x batch B equal 1 rank x batch P*B exactly",
+    .kind = DP_CLI_CHOICE, .choices = sampler_names, .show_default = 1};
+const dp_cli_opt dp_cli_allreduce = {.name = "allreduce", .arg = "ring|mpi",
+                                     .help = "ring (ours) | mpi (MPI_Allreduce, the reference)",
+                                     .kind = DP_CLI_CHOICE, .choices = allreduce_names, .show_default = 1};
+const dp_cli_opt dp_cli_bucket_mb = {.name = "bucket-mb", .arg = "MB", .help = "gradient bucket size",
+                                     .kind = DP_CLI_FLOAT, .lo = 1e-6, .hi = 4096, .show_default = 1};
+const dp_cli_opt dp_cli_no_overlap = {.name = "no-overlap", .help = "allreduce after backward instead of during it",
+                                      .kind = DP_CLI_OFF};
+const dp_cli_opt dp_cli_check_replicas = {.name = "check-replicas", .arg = "N",
+                                          .help = "compare a hash of the parameters across ranks every N steps, 0 = never",
+                                          .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
+const dp_cli_opt dp_cli_codec = {
+    .name = "codec", .arg = "NAME",
+    .help = "gradient compression: none (default) | fp16 | bf16 | int8 (ring codecs)\n"
+            "| topk:F (largest fraction F of each bucket) | powersgd:R (rank-R factors);\n"
+            "int8, topk and powersgd keep error feedback, saved in the checkpoint",
+    .kind = DP_CLI_CUSTOM, .parse = parse_codec};
+const dp_cli_opt dp_cli_wire_zstd = {.name = "wire-zstd", .arg = "L",
+                                     .help = "byte-shuffle + zstd level L on every message, 0 = off", .kind = DP_CLI_INT,
+                                     .lo = 0, .hi = DP_CODEC_ZSTD_MAX, .show_default = 1};
+/* run */
+const dp_cli_opt dp_cli_out = {.name = "out", .arg = "DIR", .help = "run directory (created if missing; none: nothing saved)",
+                               .kind = DP_CLI_STR, .cap = 512};
+const dp_cli_opt dp_cli_resume = {.name = "resume", .help = "continue the run in --out from its checkpoint\n"
+                                                            "(the same flags and number of ranks)",
+                                  .kind = DP_CLI_ON};
+/* the dsi room takes at most 256, so that is the one limit */
+const dp_cli_opt dp_cli_threads = {.name = "threads", .arg = "N", .help = "OpenBLAS threads per rank",
+                                   .kind = DP_CLI_INT, .lo = 1, .hi = 256, .show_default = 1};
+const dp_cli_opt dp_cli_progress = {.name = "progress", .arg = "bar|plain",
+                                    .help = "progress display (default: bar on a terminal)", .kind = DP_CLI_CHOICE,
+                                    .choices = progress_names};
+const dp_cli_opt dp_cli_quiet = {.name = "quiet", .help = "no progress output", .kind = DP_CLI_ON};
+/* faults */
+const dp_cli_opt dp_cli_watchdog = {
+    .name = "watchdog", .arg = "SECONDS",
+    .help = "a collective without progress for this long: print what every rank is doing\n"
+            "and abort the job, 0 = off",
+    .kind = DP_CLI_DOUBLE, .lo = 0, .hi = 86400, .show_default = 1};
+
+/* ------------------------------------------------------------ parser */
+
+static long to_long(double d) { return d >= 0x1p63 ? LONG_MAX : d <= -0x1p63 ? LONG_MIN : (long)d; }
+
+/* the field's size fits the kind (a binding to the wrong field is a programming error, caught at once) */
+static int size_ok(const dp_cli_bind *b)
+{
+    switch (b->opt->kind) {
+    case DP_CLI_INT: case DP_CLI_ON: case DP_CLI_OFF: case DP_CLI_CHOICE: return b->size == sizeof(int);
+    case DP_CLI_LONG: return b->size == sizeof(long);
+    case DP_CLI_U64: return b->size == sizeof(uint64_t);
+    case DP_CLI_FLOAT: return b->size == sizeof(float);
+    case DP_CLI_DOUBLE: return b->size == sizeof(double);
+    case DP_CLI_STR: return b->size >= b->opt->cap;
+    case DP_CLI_CUSTOM: return b->opt->parse != NULL;
+    }
+    return 0;
+}
+
+static dp_status choice(const char *flag, const char *s, const char *const *names, int *out)
+{
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return DP_OK;
+        }
+    char list[256] = "";
+    for (int i = 0; names[i]; i++) {
+        size_t n = strlen(list);
+        snprintf(list + n, sizeof list - n, "%s%s", i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
+    }
+    return dp_errorf(DP_ERR_ARG, "%s: '%s' is not %s", flag, s, list);
+}
+
+static dp_status parse_one(const dp_cli_bind *b, const char *a)
+{
+    const dp_cli_opt *o = b->opt;
+    char flag[80];
+    snprintf(flag, sizeof flag, "--%s", o->name);
+    dp_status rc = DP_OK;
+    int i = 0;
+    long l = 0;
+    double d = 0;
+    float f = 0;
+    switch (o->kind) {
+    case DP_CLI_INT:
+        rc = dp_flag_int(flag, a, (int)o->lo, (int)o->hi, &i);
+        if (rc == DP_OK) memcpy(b->field, &i, sizeof i);
+        break;
+    case DP_CLI_LONG:
+        rc = dp_flag_long(flag, a, to_long(o->lo), to_long(o->hi), &l);
+        if (rc == DP_OK) memcpy(b->field, &l, sizeof l);
+        break;
+    case DP_CLI_U64:
+        rc = dp_flag_long(flag, a, to_long(o->lo), to_long(o->hi), &l);
+        if (rc == DP_OK) {
+            uint64_t u = (uint64_t)l;
+            memcpy(b->field, &u, sizeof u);
+        }
+        break;
+    case DP_CLI_FLOAT:
+        rc = dp_flag_float(flag, a, o->lo, o->hi, &f);
+        if (rc == DP_OK) memcpy(b->field, &f, sizeof f);
+        break;
+    case DP_CLI_DOUBLE:
+        rc = dp_flag_double(flag, a, o->lo, o->hi, &d);
+        if (rc == DP_OK) memcpy(b->field, &d, sizeof d);
+        break;
+    case DP_CLI_STR: rc = dp_flag_str(flag, a, b->field, o->cap); break;
+    case DP_CLI_ON:
+    case DP_CLI_OFF:
+        i = o->kind == DP_CLI_ON;
+        memcpy(b->field, &i, sizeof i);
+        break;
+    case DP_CLI_CHOICE:
+        rc = choice(flag, a, o->choices, &i);
+        if (rc == DP_OK) memcpy(b->field, &i, sizeof i);
+        break;
+    case DP_CLI_CUSTOM: rc = o->parse(o, a, b->field); break;
+    }
+    return rc;
+}
+
+dp_status dp_cli_parse(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help)
+{
+    int n = 0;
+    for (const dp_cli_bind *b = binds; b->opt || b->heading; b++) {
+        if (!b->opt) continue;
+        if (!size_ok(b)) return dp_errorf(DP_ERR_ARG, "internal: --%s is bound to a field of the wrong size", b->opt->name);
+        n++;
+    }
+    struct option *opts = calloc((size_t)n + 2, sizeof *opts);
+    const dp_cli_bind **which = calloc((size_t)n + 1, sizeof *which);
+    if (!opts || !which) {
+        free(opts);
+        free(which);
+        return dp_errorf(DP_ERR_NOMEM, "flags: out of memory");
+    }
+    n = 0;
+    for (const dp_cli_bind *b = binds; b->opt || b->heading; b++) {
+        if (!b->opt) continue;
+        opts[n] = (struct option){b->opt->name, b->opt->arg ? required_argument : no_argument, NULL, 256 + n};
+        which[n++] = b;
+    }
+    opts[n] = (struct option){"help", no_argument, NULL, 'h'};
+    dp_status rc = DP_OK;
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while (rc == DP_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == 'h') {
+            *help = 1;
+            break;
+        }
+        if (ch >= 256 && ch < 256 + n) rc = parse_one(which[ch - 256], optarg);
+        else
+            rc = dp_errorf(DP_ERR_ARG, "unknown or incomplete flag '%s' (see dptrain %s --help)", argv[optind - 1], cmd);
+    }
+    free(opts);
+    free(which);
+    if (rc == DP_OK && !*help && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
+    return rc;
+}
+
+/* ------------------------------------------------------------ help */
+
+/* " (default V)" from the field's value now; nothing for an empty string or a value outside the choices */
+static void print_default(FILE *f, const dp_cli_bind *b)
+{
+    const dp_cli_opt *o = b->opt;
+    int i;
+    long l;
+    uint64_t u;
+    float x;
+    double d;
+    switch (o->kind) {
+    case DP_CLI_INT: memcpy(&i, b->field, sizeof i), fprintf(f, " (default %d)", i); break;
+    case DP_CLI_LONG: memcpy(&l, b->field, sizeof l), fprintf(f, " (default %ld)", l); break;
+    case DP_CLI_U64: memcpy(&u, b->field, sizeof u), fprintf(f, " (default %llu)", (unsigned long long)u); break;
+    case DP_CLI_FLOAT: memcpy(&x, b->field, sizeof x), fprintf(f, " (default %g)", x); break;
+    case DP_CLI_DOUBLE: memcpy(&d, b->field, sizeof d), fprintf(f, " (default %g)", d); break;
+    case DP_CLI_STR:
+        if (((const char *)b->field)[0]) fprintf(f, " (default %s)", (const char *)b->field);
+        break;
+    case DP_CLI_CHOICE: {
+        memcpy(&i, b->field, sizeof i);
+        int k = 0;
+        while (o->choices[k]) k++;
+        if (i >= 0 && i < k) fprintf(f, " (default %s)", o->choices[i]);
+        break;
+    }
+    default: break;
+    }
+}
+
+static void print_flag(FILE *f, const char *lhs, const char *help)
+{
+    int w = fprintf(f, "  %s", lhs);
+    if (!help || !*help) return;
+    fprintf(f, "%*s", w < HELP_COL ? HELP_COL - w : 1, "");
+    for (const char *p = help; *p; p++) {
+        fputc(*p, f);
+        if (*p == '\n') fprintf(f, "%*s", HELP_COL, "");
+    }
+}
+
+void dp_cli_help(FILE *f, const char *header, const dp_cli_bind *binds, const char *footer)
+{
+    if (header) fputs(header, f);
+    for (const dp_cli_bind *b = binds; b->opt || b->heading; b++) {
+        if (!b->opt) {
+            fprintf(f, "%s\n", b->heading);
+            continue;
+        }
+        char lhs[128];
+        snprintf(lhs, sizeof lhs, "--%s%s%s", b->opt->name, b->opt->arg ? " " : "", b->opt->arg ? b->opt->arg : "");
+        print_flag(f, lhs, b->opt->help);
+        if (b->opt->show_default) print_default(f, b);
+        fputc('\n', f);
+    }
+    print_flag(f, "-h, --help", "this text");
+    fputc('\n', f);
+    if (footer) fputs(footer, f);
+}
