@@ -39,6 +39,9 @@ extern "C" {
  * update and halve the loss scale (GradScaler's backoff). */
 enum dp_nonfinite_policy { DP_NONFINITE_STOP = 0, DP_NONFINITE_SKIP = 1 };
 
+/* Limits the commands' flags and every config check share (the dsi room's tables bound the batch). */
+enum { DP_BATCH_MAX = 65536, DP_THREADS_MAX = 256 };
+
 /* What every workload's run shares, from the command line. */
 typedef struct dp_run_opts {
     char out[512];          /* run directory: metrics.jsonl, checkpoint.dpc ("" = none) */

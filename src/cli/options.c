@@ -10,6 +10,7 @@
 #include "cli/flags.h"
 #include "dptrain/compress.h"
 #include "dptrain/comm.h"
+#include "dptrain/task.h"
 
 #define HELP_COL 24 /* the column where help texts start */
 
@@ -31,11 +32,10 @@ const dp_cli_opt dp_cli_data = {.name = "data", .arg = "DIR", .help = "the data 
                                 .cap = 512, .show_default = 1};
 const dp_cli_opt dp_cli_limit = {.name = "limit", .arg = "N", .help = "train on the first N training images only, 0 = all",
                                  .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
-/* the search and dsi rooms take at most 65536, so that is the one limit */
 const dp_cli_opt dp_cli_batch = {.name = "batch", .arg = "B", .help = "batch size per rank", .kind = DP_CLI_INT, .lo = 1,
-                                 .hi = 65536, .show_default = 1};
+                                 .hi = DP_BATCH_MAX, .show_default = 1};
 const dp_cli_opt dp_cli_eval_batch = {.name = "eval-batch", .arg = "B", .help = "evaluation batch size",
-                                      .kind = DP_CLI_INT, .lo = 1, .hi = 65536, .show_default = 1};
+                                      .kind = DP_CLI_INT, .lo = 1, .hi = DP_BATCH_MAX, .show_default = 1};
 /* optimisation */
 const dp_cli_opt dp_cli_epochs = {.name = "epochs", .arg = "N", .help = "passes over the training images",
                                   .kind = DP_CLI_INT, .lo = 1, .hi = 100000, .show_default = 1};
@@ -77,9 +77,8 @@ const dp_cli_opt dp_cli_out = {.name = "out", .arg = "DIR", .help = "run directo
 const dp_cli_opt dp_cli_resume = {.name = "resume", .help = "continue the run in --out from its checkpoint\n"
                                                             "(the same flags and number of ranks)",
                                   .kind = DP_CLI_ON};
-/* the dsi room takes at most 256, so that is the one limit */
 const dp_cli_opt dp_cli_threads = {.name = "threads", .arg = "N", .help = "OpenBLAS threads per rank",
-                                   .kind = DP_CLI_INT, .lo = 1, .hi = 256, .show_default = 1};
+                                   .kind = DP_CLI_INT, .lo = 1, .hi = DP_THREADS_MAX, .show_default = 1};
 const dp_cli_opt dp_cli_progress = {.name = "progress", .arg = "bar|plain",
                                     .help = "progress display (default: bar on a terminal)", .kind = DP_CLI_CHOICE,
                                     .choices = progress_names};

@@ -91,13 +91,14 @@ dp_status dp_dsi_train_check(const dp_dsi_train_config *c)
     if (c->kmeans_k < 2 || c->kmeans_k > 1000) return dp_errorf(DP_ERR_ARG, "--kmeans-k %d outside [2, 1000]", c->kmeans_k);
     if (c->leaf < 1 || c->leaf > 65535) return dp_errorf(DP_ERR_ARG, "--leaf %d outside [1, 65535]", c->leaf);
     if (c->epochs < 0 || c->epochs > 100000) return dp_errorf(DP_ERR_ARG, "--epochs %d outside [0, 100000]", c->epochs);
-    if (c->batch < 1 || c->batch > 65536) return dp_errorf(DP_ERR_ARG, "--batch %d outside [1, 65536]", c->batch);
+    if (c->batch < 1 || c->batch > DP_BATCH_MAX) return dp_errorf(DP_ERR_ARG, "--batch %d outside [1, %d]", c->batch, DP_BATCH_MAX);
     if (!(c->lr > 0 && c->lr < 10)) return dp_errorf(DP_ERR_ARG, "--lr %g outside (0, 10)", c->lr);
     if (!(c->weight_decay >= 0 && c->weight_decay < 1)) return dp_errorf(DP_ERR_ARG, "--weight-decay %g outside [0, 1)", c->weight_decay);
     if (!(c->index_ratio >= 0 && c->index_ratio <= 100)) return dp_errorf(DP_ERR_ARG, "--index-ratio %g outside [0, 100]", c->index_ratio);
     if (!(c->token_drop >= 0 && c->token_drop < 1)) return dp_errorf(DP_ERR_ARG, "--token-drop %g outside [0, 1)", c->token_drop);
     if (c->eval_beams < 1 || c->eval_beams > 64) return dp_errorf(DP_ERR_ARG, "--beams %d outside [1, 64]", c->eval_beams);
-    if (c->threads < 1 || c->threads > 256) return dp_errorf(DP_ERR_ARG, "--threads %d outside [1, 256]", c->threads);
+    if (c->threads < 1 || c->threads > DP_THREADS_MAX)
+        return dp_errorf(DP_ERR_ARG, "--threads %d outside [1, %d]", c->threads, DP_THREADS_MAX);
     if (!(c->watchdog_s >= 0 && c->watchdog_s <= 86400))
         return dp_errorf(DP_ERR_ARG, "--watchdog %g outside [0, 86400] seconds", c->watchdog_s);
     return DP_OK;

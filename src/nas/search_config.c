@@ -53,9 +53,9 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     for (int k = 0; k < n->nops; k++) non_none += n->ops[k] != DP_NAS_NONE;
     RANGE(non_none >= 1, "--ops: the set needs at least one primitive other than none");
     RANGE(cfg->epochs >= 1 && cfg->epochs <= 100000, "--epochs: %d is out of range [1, 100000]", cfg->epochs);
-    RANGE(cfg->batch >= 1 && cfg->batch <= 1 << 16, "--batch: %d is out of range [1, 65536]", cfg->batch);
-    RANGE(cfg->eval_batch >= 1 && cfg->eval_batch <= 1 << 16, "--eval-batch: %d is out of range [1, 65536]",
-          cfg->eval_batch);
+    RANGE(cfg->batch >= 1 && cfg->batch <= DP_BATCH_MAX, "--batch: %d is out of range [1, %d]", cfg->batch, DP_BATCH_MAX);
+    RANGE(cfg->eval_batch >= 1 && cfg->eval_batch <= DP_BATCH_MAX, "--eval-batch: %d is out of range [1, %d]", cfg->eval_batch,
+          DP_BATCH_MAX);
     RANGE(cfg->limit >= 0, "--limit: %ld is negative", cfg->limit);
     RANGE(cfg->eval_limit >= 0, "--eval-limit: %ld is negative", cfg->eval_limit);
     RANGE(cfg->sampler == 0 || cfg->sampler == 1, "--sampler: %d is not shard or global", cfg->sampler);
@@ -84,7 +84,8 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     RANGE(cfg->arch_warmup >= 0 && cfg->arch_warmup < cfg->epochs, "--arch-warmup: %d must be in [0, epochs=%d)",
           cfg->arch_warmup, cfg->epochs);
     RANGE(cfg->skip_warn >= 1 && cfg->skip_warn <= 8, "--skip-warn: %d is out of range [1, 8]", cfg->skip_warn);
-    RANGE(cfg->threads >= 1 && cfg->threads <= 1024, "--threads: %d is out of range [1, 1024]", cfg->threads);
+    RANGE(cfg->threads >= 1 && cfg->threads <= DP_THREADS_MAX, "--threads: %d is out of range [1, %d]", cfg->threads,
+          DP_THREADS_MAX);
     RANGE(isfinite(cfg->bucket_mb) && cfg->bucket_mb > 0 && cfg->bucket_mb <= 4096,
           "--bucket-mb: %g is out of range (0, 4096]", cfg->bucket_mb);
     RANGE(cfg->check_replicas >= 0, "--check-replicas: %ld is negative", cfg->check_replicas);

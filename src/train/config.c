@@ -50,9 +50,9 @@ void dp_train_config_defaults(dp_train_config *cfg)
 dp_status dp_train_config_check(const dp_train_config *cfg)
 {
     RANGE(cfg->epochs >= 1 && cfg->epochs <= 100000, "--epochs: %d is out of range [1, 100000]", cfg->epochs);
-    RANGE(cfg->batch >= 1 && cfg->batch <= 1 << 20, "--batch: %d is out of range [1, 1048576]", cfg->batch);
-    RANGE(cfg->eval_batch >= 1 && cfg->eval_batch <= 1 << 20, "--eval-batch: %d is out of range [1, 1048576]",
-          cfg->eval_batch);
+    RANGE(cfg->batch >= 1 && cfg->batch <= DP_BATCH_MAX, "--batch: %d is out of range [1, %d]", cfg->batch, DP_BATCH_MAX);
+    RANGE(cfg->eval_batch >= 1 && cfg->eval_batch <= DP_BATCH_MAX, "--eval-batch: %d is out of range [1, %d]", cfg->eval_batch,
+          DP_BATCH_MAX);
     RANGE(isfinite(cfg->lr) && cfg->lr > 0 && cfg->lr <= 100, "--lr: %g is out of range (0, 100]", cfg->lr);
     RANGE(isfinite(cfg->min_lr) && cfg->min_lr >= 0 && cfg->min_lr <= cfg->lr,
           "--min-lr: %g is out of range [0, lr=%g]", cfg->min_lr, cfg->lr);
@@ -70,7 +70,8 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
     RANGE(cfg->test_limit >= 0, "--test-limit: %ld is negative", cfg->test_limit);
     RANGE(cfg->stop_after >= 0, "--stop-after: %ld is negative", cfg->stop_after);
     RANGE(cfg->checkpoint_every >= 0, "--checkpoint-every: %ld is negative", cfg->checkpoint_every);
-    RANGE(cfg->threads >= 1 && cfg->threads <= 1024, "--threads: %d is out of range [1, 1024]", cfg->threads);
+    RANGE(cfg->threads >= 1 && cfg->threads <= DP_THREADS_MAX, "--threads: %d is out of range [1, %d]", cfg->threads,
+          DP_THREADS_MAX);
     RANGE(cfg->accumulate >= 1 && cfg->accumulate <= 65536, "--accumulate: %d is out of range [1, 65536]",
           cfg->accumulate);
     RANGE(isfinite(cfg->bucket_mb) && cfg->bucket_mb > 0 && cfg->bucket_mb <= 4096,
