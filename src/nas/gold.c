@@ -91,26 +91,26 @@ static dp_status record_point(srch *s, int pruned)
     int alive = 0;
     for (int r = 0; r < NAS_ROWS; r++) alive += alive_in_row(s, r);
     if (s->gold_csv) {
-        fprintf(s->gold_csv, "%ld,%d,%.4f,%.4f,%.4f\n", s->step, alive, supernet_mflops(s), nas_genotype_mflops(s, &g),
+        fprintf(s->gold_csv, "%ld,%d,%.4f,%.4f,%.4f\n", nas_step(s), alive, supernet_mflops(s), nas_genotype_mflops(s, &g),
                 acc);
         fflush(s->gold_csv);
     }
     if (!s->cfg->quiet && s->rank == 0 && pruned) {
         dp_report_end_bar(&s->d->rep);
         fprintf(stderr, "gold: step %ld pruned %d op(s): %d live, supernet %.2f MFLOPs, derived %.2f MFLOPs, held-out acc %.4f\n",
-                s->step, pruned, alive, supernet_mflops(s), nas_genotype_mflops(s, &g), acc);
+                nas_step(s), pruned, alive, supernet_mflops(s), nas_genotype_mflops(s, &g), acc);
     }
     return DP_OK;
 }
 
 static dp_status gold_maybe_prune(srch *s, int epoch)
 {
-    if (epoch < s->cfg->warmup_epochs || s->step - s->last_prune < s->cfg->prune_every) return DP_OK;
-    s->last_prune = s->step;
+    if (epoch < s->cfg->warmup_epochs || nas_step(s) - s->last_prune < s->cfg->prune_every) return DP_OK;
+    s->last_prune = nas_step(s);
     int excess[2] = {0, 0};
     for (int r = 0; r < NAS_ROWS; r++) excess[r / DP_NAS_EDGES] += alive_in_row(s, r) - 1;
     if (!excess[0] && !excess[1]) return DP_OK;
-    long rounds_left = (s->total_steps - s->step) / s->cfg->prune_every;
+    long rounds_left = (s->total_steps - nas_step(s)) / s->cfg->prune_every;
     if (rounds_left < 1) rounds_left = 1;
     int pruned = 0;
     for (int t = 0; t < 2; t++) {

@@ -51,7 +51,7 @@ static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *sm
     dp_ctx_reset(c);
     c->training = 1;
     c->grad_enabled = 1;
-    s->ws->step = s->async.step = (uint64_t)s->step; /* keys the codec's rounding, so a resume rounds alike */
+    s->ws->step = s->async.step = (uint64_t)nas_step(s); /* keys the codec's rounding, so a resume rounds alike */
     dp_status rc = DP_OK;
     if (bs > 0) {
         dp_image_set_batch(set, s->lut, smp->perm, first, bs, s->x, s->y);
@@ -89,7 +89,7 @@ static dp_status unrolled_alpha(srch *s, long i_tr, long i_va, double *stats)
 {
     dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
     size_t n = wp->n, na = ap->n;
-    float *w = wp->data, *g = wp->grad, xi = dp_schedule_lr(&s->wsched, s->step), wd = s->cfg->w_wd;
+    float *w = wp->data, *g = wp->grad, xi = dp_schedule_lr(&s->wsched, nas_step(s)), wd = s->cfg->w_wd;
     float gp[NAS_ROWS * DP_NAS_NUM_OPS];
     double scratch[DP_NSTATS] = {0};
     dp_status rc = grads_at(s, &s->tr, &s->str, i_tr, 1, 0, scratch);
@@ -114,7 +114,7 @@ static dp_status unrolled_alpha(srch *s, long i_tr, long i_va, double *stats)
 
 static void set_temperature(srch *s)
 {
-    double p = s->total_steps ? (double)s->step / (double)s->total_steps : 0;
+    double p = s->total_steps ? (double)nas_step(s) / (double)s->total_steps : 0;
     s->temp = s->strat->temperature ? s->strat->temperature(s->t_start, s->t_end, p) : 1.0f;
     s->sn->mix.temperature = s->temp;
 }
@@ -128,7 +128,7 @@ dp_status nas_search_step(srch *s, long i, double *stats)
     long i_va = i % s->vsteps;
     dp_status rc;
     /* warm-up: the weights learn before alpha judges them, against the early bias to parameter-free ops */
-    int alpha_on = s->alpha_on = s->step >= (long)cfg->arch_warmup * s->steps;
+    int alpha_on = s->alpha_on = nas_step(s) >= (long)cfg->arch_warmup * s->steps;
     if (!s->strat->bilevel)
         rc = grads_at(s, &s->tr, &s->str, i, 1, alpha_on, stats);
     else if (!alpha_on)
@@ -157,7 +157,7 @@ void nas_search_update(srch *s)
         dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
     }
     if (cfg->w_clip > 0) dp_clip_grad_norm(wp->grad, wp->n, cfg->w_clip);
-    dp_optimizer_step(&s->wopt, wp->data, wp->grad, dp_schedule_lr(&s->wsched, s->step));
+    dp_optimizer_step(&s->wopt, wp->data, wp->grad, dp_schedule_lr(&s->wsched, nas_step(s)));
 }
 
 dp_status nas_evaluate(srch *s, long limit, double *loss_out, double *acc_out)

@@ -16,23 +16,6 @@ enum { /* the task's own section tags */
     NAS_CK_ALPHA = DP_CK_TASK_FIRST, NAS_CK_AOPTIM, NAS_CK_RNG, NAS_CK_MASK, NAS_CK_ARES,
 };
 
-/* Counters besides the driver's position. */
-typedef struct nas_ck_counts {
-    int64_t last_prune, wopt_t, aopt_t;
-} nas_ck_counts;
-
-/* A rank's streams: the shufflers at the current epoch's start, the others as they are. */
-typedef struct nas_ck_rng {
-    dp_rng shuffle_t, shuffle_v, noise, dropout;
-} nas_ck_rng;
-
-/* What a save gathers to rank 0 and a restore keeps for share(). */
-static struct {
-    nas_ck_rng *rngs;
-    float *ares;
-    const void *in_rngs, *in_ares;
-    nas_ck_counts counts;
-} io;
 
 static size_t mask_n(const srch *s) { return (size_t)NAS_ROWS * (size_t)s->nops; }
 
@@ -40,31 +23,31 @@ dp_status nas_ck_save(void *t, dp_driver *d, dp_ck_section *sec, int *n)
 {
     srch *s = t;
     nas_ck_rng mine = {s->shuffle_t, s->shuffle_v, s->noise, s->ctx.dropout_rng}, dummy;
-    io.rngs = d->rank == 0 ? calloc((size_t)d->size, sizeof *io.rngs) : NULL;
-    dp_status rc = d->rank == 0 && !io.rngs ? dp_errorf(DP_ERR_NOMEM, "search checkpoint: out of memory") : DP_OK;
+    s->ck.rngs = d->rank == 0 ? calloc((size_t)d->size, sizeof *s->ck.rngs) : NULL;
+    dp_status rc = d->rank == 0 && !s->ck.rngs ? dp_errorf(DP_ERR_NOMEM, "search checkpoint: out of memory") : DP_OK;
     rc = dp_sync_all_ok(s->ws, rc, "search checkpoint");
-    if (rc == DP_OK) rc = dp_sync_gather0(s->ws, &mine, sizeof mine, io.rngs ? io.rngs : &dummy);
-    if (rc == DP_OK) rc = dp_sync_gather_state(&s->async, &io.ares);
-    io.counts = (nas_ck_counts){s->last_prune, s->wopt.t, s->aopt.t};
+    if (rc == DP_OK) rc = dp_sync_gather0(s->ws, &mine, sizeof mine, s->ck.rngs ? s->ck.rngs : &dummy);
+    if (rc == DP_OK) rc = dp_sync_gather_state(&s->async, &s->ck.ares);
+    s->ck.counts = (nas_ck_counts){s->last_prune, s->wopt.t, s->aopt.t};
     const size_t P = (size_t)d->size;
     int k = 0;
     sec[k++] = (dp_ck_section){NAS_CK_ALPHA, s->sn->alpha.data, s->sn->alpha.n * sizeof(float)};
     sec[k++] = (dp_ck_section){DP_CK_OPTIM, s->wopt.state, s->wopt.state_n * sizeof(float)};
     sec[k++] = (dp_ck_section){NAS_CK_AOPTIM, s->aopt.state, s->aopt.state_n * sizeof(float)};
-    sec[k++] = (dp_ck_section){NAS_CK_RNG, io.rngs, P * sizeof *io.rngs};
+    sec[k++] = (dp_ck_section){NAS_CK_RNG, s->ck.rngs, P * sizeof *s->ck.rngs};
     sec[k++] = (dp_ck_section){NAS_CK_MASK, s->mask, mask_n(s) * sizeof(float)};
-    sec[k++] = (dp_ck_section){NAS_CK_ARES, io.ares, io.ares ? P * s->async.state_n * sizeof(float) : 0};
-    sec[k++] = (dp_ck_section){DP_CK_TASK, &io.counts, sizeof io.counts};
+    sec[k++] = (dp_ck_section){NAS_CK_ARES, s->ck.ares, s->ck.ares ? P * s->async.state_n * sizeof(float) : 0};
+    sec[k++] = (dp_ck_section){DP_CK_TASK, &s->ck.counts, sizeof s->ck.counts};
     *n = k;
     return rc;
 }
 
 void nas_ck_saved(void *t)
 {
-    (void)t;
-    free(io.rngs);
-    free(io.ares);
-    io.rngs = NULL, io.ares = NULL;
+    srch *s = t;
+    free(s->ck.rngs);
+    free(s->ck.ares);
+    s->ck.rngs = NULL, s->ck.ares = NULL;
 }
 
 /* The section `tag` of exactly `want` bytes, or an error naming it. */
@@ -100,9 +83,9 @@ dp_status nas_ck_restore(void *t, dp_driver *d, const dp_checkpoint *ck, const c
     if (want[1]) memcpy(s->wopt.state, v[1], want[1]);
     if (want[2]) memcpy(s->aopt.state, v[2], want[2]);
     memcpy(s->mask, v[4], want[4]);
-    memcpy(&io.counts, v[6], sizeof io.counts);
-    io.in_rngs = v[3];
-    io.in_ares = want[5] ? v[5] : NULL;
+    memcpy(&s->ck.counts, v[6], sizeof s->ck.counts);
+    s->ck.in_rngs = v[3];
+    s->ck.in_ares = want[5] ? v[5] : NULL;
     return DP_OK;
 }
 
@@ -114,15 +97,15 @@ dp_status nas_ck_share(void *t, dp_driver *d)
     if (rc == DP_OK) rc = dp_sync_bcast(s->ws, s->wopt.state, s->wopt.state_n * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(s->ws, s->aopt.state, s->aopt.state_n * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(s->ws, s->mask, mask_n(s) * sizeof(float));
-    if (rc == DP_OK) rc = dp_sync_bcast(s->ws, &io.counts, sizeof io.counts);
-    if (rc == DP_OK) rc = dp_sync_scatter0(s->ws, io.in_rngs, sizeof mine, &mine);
-    if (rc == DP_OK) rc = dp_sync_scatter_state(&s->async, io.in_ares);
-    io.in_rngs = io.in_ares = NULL;
+    if (rc == DP_OK) rc = dp_sync_bcast(s->ws, &s->ck.counts, sizeof s->ck.counts);
+    if (rc == DP_OK) rc = dp_sync_scatter0(s->ws, s->ck.in_rngs, sizeof mine, &mine);
+    if (rc == DP_OK) rc = dp_sync_scatter_state(&s->async, s->ck.in_ares);
+    s->ck.in_rngs = s->ck.in_ares = NULL;
     if (rc != DP_OK) return rc;
     (void)d;
-    s->last_prune = io.counts.last_prune;
-    s->wopt.t = io.counts.wopt_t;
-    s->aopt.t = io.counts.aopt_t;
+    s->last_prune = s->ck.counts.last_prune;
+    s->wopt.t = s->ck.counts.wopt_t;
+    s->aopt.t = s->ck.counts.aopt_t;
     s->shuffle_t = mine.shuffle_t;
     s->shuffle_v = mine.shuffle_v;
     s->noise = mine.noise;

@@ -211,7 +211,6 @@ static dp_status task_start(void *t, dp_driver *d)
 {
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
-    s->step = (long)d->st.step;
     s->epoch0 = (int)d->st.epoch;
     dp_status rc = s->rank == 0 ? nas_outputs_open(s) : DP_OK;
     rc = dp_sync_all_ok(s->ws, rc, "opening the run directory");
@@ -243,7 +242,7 @@ static long task_epoch_begin(void *t, dp_driver *d)
 static dp_status task_step(void *t, dp_driver *d, long pos, long *next, double *stats)
 {
     srch *s = t;
-    s->step = (long)d->st.step;
+    (void)d;
     dp_fault_point("forward");
     *next = pos + 1;
     return nas_search_step(s, pos, stats);
@@ -260,10 +259,9 @@ static dp_status task_after_step(void *t, dp_driver *d)
 {
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
-    s->step = (long)d->st.step;
     dp_status rc = DP_OK;
-    if (cfg->check_replicas && s->step % cfg->check_replicas == 0)
-        rc = dp_sync_check_replicas(&s->async, &s->sn->alpha, s->step);
+    if (cfg->check_replicas && nas_step(s) % cfg->check_replicas == 0)
+        rc = dp_sync_check_replicas(&s->async, &s->sn->alpha, nas_step(s));
     if (rc == DP_OK && s->strat->after_step) rc = s->strat->after_step(s, (int)d->st.epoch);
     return rc;
 }

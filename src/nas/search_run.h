@@ -18,6 +18,16 @@ static inline int nas_edge_of(int node, int input) { return 2 * node + node * (n
 
 struct nas_strategy;
 
+/* Counters a checkpoint keeps besides the driver's position. */
+typedef struct nas_ck_counts {
+    int64_t last_prune, wopt_t, aopt_t;
+} nas_ck_counts;
+
+/* A rank's streams: the shufflers at the current epoch's start, the others as they are. */
+typedef struct nas_ck_rng {
+    dp_rng shuffle_t, shuffle_v, noise, dropout;
+} nas_ck_rng;
+
 typedef struct srch {
     const dp_search_config *cfg;
     dp_search_result *res;      /* filled as epochs end */
@@ -49,9 +59,15 @@ typedef struct srch {
     double fixed_mflops;        /* stem, preprocessing, head */
     float *wbak, *vbuf, *abuf;  /* unrolled: weights, d L_val / d w', d L_val / d alpha */
     long steps, vsteps;         /* per epoch: full global batches only (every rank has images for SyncBN) */
-    long step, total_steps;
+    long total_steps;
     FILE *alpha_csv, *gold_csv;
     long last_prune;
+    struct {                    /* what a save gathers to rank 0, and what a restore keeps for share() */
+        nas_ck_rng *rngs;
+        float *ares;
+        const void *in_rngs, *in_ares;
+        nas_ck_counts counts;
+    } ck;
     int epoch0;                 /* epochs done before this session (--resume) */
 } srch;
 
@@ -70,6 +86,9 @@ void nas_draw_cells(srch *s, const dp_genotype *g);
 double nas_genotype_mflops(const srch *s, const dp_genotype *g);
 /*! Derives the genotype of the current alpha. */
 dp_status nas_derive(const srch *s, dp_genotype *g);
+
+/* Optimizer steps taken (the driver's count). */
+static inline long nas_step(const srch *s) { return (long)s->d->st.step; }
 
 /* search_ckpt.c: the search's checkpoint sections (dp_task_ops save .. share) */
 dp_status nas_ck_save(void *t, dp_driver *d, dp_ck_section *s, int *n);
