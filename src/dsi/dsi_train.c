@@ -295,8 +295,7 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
         rc = dp_dsi_model_learn_vocab(r->m, sets, cfg->index_ratio > 0 ? 2 : 1);
     }
     dp_dsi_docids_free(&ids);
-    info->sync = (dp_sync_opts){.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
-                                .overlap = cfg->overlap};
+    info->sync = dp_sync_opts_make(cfg->allreduce, cfg->bucket_mb, cfg->overlap, NULL, 0);
     info->params = rc == DP_OK ? &r->m->dense : NULL;
     if (rc != DP_OK) return rc;
     const dp_dsi_model *m = r->m;

@@ -130,9 +130,7 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     dp_status rc = build(s, &s->net, &manifest_hash);
     static const dp_params none;
     dp_ctx_init(&s->ctx);
-    info->sync = (dp_sync_opts){.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
-                                .overlap = cfg->overlap, .codec = cfg->codec};
-    info->sync.codec.seed = cfg->seed;
+    info->sync = dp_sync_opts_make(cfg->allreduce, cfg->bucket_mb, cfg->overlap, &cfg->codec, cfg->seed);
     dp_sync_opts ao = info->sync;
     ao.codec = dp_compress_ring_part(&info->sync.codec); /* alpha stays dense: no top-k or PowerSGD */
     ao.codec.seed = cfg->seed ^ 0x5bd1e995u; /* alpha's rounding stream apart from the weights' */

@@ -85,9 +85,7 @@ static dp_status build(void *t, dp_driver *d, dp_task_info *info)
         dp_manifest_free(man);
     }
     if (rc == DP_OK) rc = build_model(c, &shape, &g);
-    info->sync = (dp_sync_opts){.algo = cfg->allreduce, .bucket_bytes = (size_t)((double)cfg->bucket_mb * 1048576.0),
-                                .overlap = cfg->overlap, .codec = cfg->codec};
-    info->sync.codec.seed = cfg->seed; /* the compressor's random streams follow --seed */
+    info->sync = dp_sync_opts_make(cfg->allreduce, cfg->bucket_mb, cfg->overlap, &cfg->codec, cfg->seed);
     info->params = c->m ? &c->m->params : NULL;
     info->resume_key = dp_train_config_resume_key;
     size_t len = strlen(c->config_text);
