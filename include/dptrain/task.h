@@ -94,6 +94,7 @@ typedef struct dp_driver {
     double session_seen;    /* samples (all ranks) of this process's steps */
     double t_start;         /* dp_now() when the epochs began */
     int stopped;            /* ended at --stop-after or a signal, checkpoint written */
+    double ckpt_floats;     /* set by the task's load: floats its checkpoint sections hold (optimizer state ...) */
     char nonfinite[1200];   /* a task's step may say why its gradients are not usable */
     char ckpt[1024];
     char config_text[8192];
@@ -114,7 +115,6 @@ typedef struct dp_task_info {
     char *config_text;         /* key=value lines the ranks agree on and a resume must match */
     size_t config_cap;
     int (*resume_key)(const char *key); /* 1: a resume must keep this key's value (NULL: every key) */
-    double ckpt_floats;        /* floats a checkpoint holds besides parameters, buffers and sync state */
 } dp_task_info;
 
 typedef struct dp_task_ops {

@@ -180,6 +180,7 @@ static dp_status task_load(void *t, dp_driver *d)
     rc = dp_optimizer_init(&s->wopt, &wc, wp->n);
     if (rc == DP_OK) rc = dp_optimizer_init(&s->aopt, &ac, ap->n);
     if (rc != DP_OK) return rc;
+    d->ckpt_floats = (double)(s->wopt.state_n + s->aopt.state_n + 2 * ap->n) + (double)s->size * (double)s->async.state_n;
     s->total_steps = (long)cfg->epochs * s->steps;
     s->wsched = (dp_schedule){.kind = DP_SCHED_COSINE, .base_lr = cfg->w_lr, .min_lr = cfg->w_min_lr,
                               .gamma = 1, .step_size = 1, .total = s->total_steps};
@@ -201,7 +202,6 @@ static dp_status task_load(void *t, dp_driver *d)
         s->abuf = malloc(ap->n * sizeof(float));
         if (!s->wbak || !s->vbuf || !s->abuf) return dp_errorf(DP_ERR_NOMEM, "--unrolled buffers: out of memory");
     }
-    (void)d;
     return dp_sync_all_ok(s->ws, cost_tables(s), "reading the cost table");
 }
 

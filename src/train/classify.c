@@ -139,6 +139,7 @@ static dp_status load(void *t, dp_driver *d)
     if (d->size == 1 && cfg->codec.dgc_momentum > 0) oc.momentum = cfg->codec.dgc_momentum;
     rc = dp_optimizer_init(&c->opt, &oc, c->m->params.n);
     if (rc != DP_OK) return rc;
+    d->ckpt_floats = (double)c->opt.state_n;
     c->sched = (dp_schedule){.kind = cfg->schedule, .base_lr = cfg->lr, .min_lr = cfg->min_lr,
                              .gamma = cfg->step_gamma, .step_size = cfg->step_size, .warmup = cfg->warmup,
                              .total = (long)cfg->epochs * c->opt_steps_per_epoch};

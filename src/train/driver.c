@@ -171,13 +171,13 @@ static dp_status resume(const dp_task_ops *ops, void *t, dp_driver *d, const dp_
 
 /* Rank 0, at start-up: the run directory must hold a checkpoint being written
  * next to the newest one kept, or the first save would fail hours in. */
-static dp_status check_out_space(const dp_driver *d, const dp_task_info *info)
+static dp_status check_out_space(const dp_driver *d)
 {
     const dp_run_opts *o = d->o;
     if (d->rank != 0 || !o->out[0]) return DP_OK;
     struct statvfs fs;
     if (statvfs(o->out, &fs) != 0) return dp_errorf(DP_ERR_IO, "%s: statvfs: %s", o->out, strerror(errno));
-    double floats = (double)d->params->n + (double)d->params->nbuf + info->ckpt_floats +
+    double floats = (double)d->params->n + (double)d->params->nbuf + d->ckpt_floats +
                     (double)d->size * (double)d->sync.state_n;
     double need = 2.0 * (floats * 4.0 + 65536.0), avail = (double)fs.f_bavail * (double)fs.f_frsize;
     if (avail < need)
@@ -228,7 +228,7 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     if (rc != DP_OK) return rc;
     dp_sync_phase(&d->sync, "opening the run directory", 0);
     rc = dp_report_open(&d->rep, d->rank == 0 ? o->out : NULL, o->progress, o->quiet || d->rank != 0);
-    if (rc == DP_OK && ops->save) rc = check_out_space(d, &info);
+    if (rc == DP_OK && ops->save) rc = check_out_space(d);
     rc = dp_sync_all_ok(&d->sync, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
     d->st.loss_scale = o->loss_scale;
