@@ -156,8 +156,6 @@ static dp_status gold_finish(srch *s)
 
 const nas_strategy nas_strategy_gold = {
     .name = "gold",
-    .t_start = 1.0f,
-    .t_end = 1.0f,
     .bilevel = 0,
     .flags = NAS_FLAG_FLOPS_BUDGET,
     .mix = gold_mix,
