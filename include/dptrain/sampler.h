@@ -19,6 +19,8 @@
 #include "dptrain/rng.h"
 #include "dptrain/status.h"
 
+struct dp_sync;
+
 typedef enum dp_sampler_kind { DP_SAMPLER_SHARD, DP_SAMPLER_GLOBAL } dp_sampler_kind;
 
 typedef struct dp_sampler {
@@ -32,6 +34,8 @@ typedef struct dp_sampler {
 
 /*! n_ranks: every rank's image count (gathered by the caller); copied. */
 dp_status dp_sampler_init(dp_sampler *s, dp_sampler_kind kind, int rank, int size, int batch, const long *n_ranks);
+/*! Collective over the ranks of sync: dp_sampler_init with every rank's n. */
+dp_status dp_sampler_make(dp_sampler *s, dp_sampler_kind kind, struct dp_sync *sync, int batch, long n);
 /*! The epoch's permutation from the stream (which advances). */
 void dp_sampler_shuffle(dp_sampler *s, dp_rng *r);
 /*! This rank's batch at `step`: returns its size (0..batch); *first indexes perm. */
