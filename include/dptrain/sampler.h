@@ -43,7 +43,5 @@ long dp_sampler_local(const dp_sampler *s, long step, long *first);
 /*! The number of images all ranks together train on at `step`. */
 long dp_sampler_global(const dp_sampler *s, long step);
 void dp_sampler_free(dp_sampler *s);
-dp_status dp_sampler_kind_parse(const char *name, dp_sampler_kind *out);
-const char *dp_sampler_kind_name(dp_sampler_kind k);
 
 #endif

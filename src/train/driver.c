@@ -26,10 +26,12 @@
 
 static volatile sig_atomic_t stop_requested;
 
-void dp_drive_request_stop(void) { stop_requested = 1; }
 void dp_train_request_stop(void) { stop_requested = 1; }
 
 /* ------------------------------------------------------------ checkpoints */
+
+/* A rank's error-feedback state (the compressor's residual, and DGC's velocity). */
+static size_t residual_bytes(const dp_driver *d) { return d->sync.state ? d->sync.state_n * sizeof(float) : 0; }
 
 /* Every rank's bytes of a per-rank part, to rank 0's *all (allocated there). */
 static dp_status gather_part(dp_driver *d, const dp_ck_part *q, void **all)
@@ -50,15 +52,16 @@ static dp_status save(const dp_task_ops *ops, void *t, dp_driver *d)
     dp_ck_part q[DP_CK_TASK_PARTS];
     void *gathered[DP_CK_TASK_PARTS] = {0};
     int n = 0, nq = ops->parts(t, d, q);
-    float *residuals = NULL;
-    dp_status rc = dp_sync_gather_state(&d->sync, &residuals);
+    const dp_ck_part res = {DP_CK_RESIDUAL, "error-feedback buffers", d->sync.state, residual_bytes(d), 1};
+    void *residuals = NULL;
+    dp_status rc = gather_part(d, &res, &residuals);
     const dp_params *p = d->params;
     if (rc == DP_OK) {
         s[n++] = (dp_ck_section){DP_CK_CONFIG, d->config_text, strlen(d->config_text)};
         s[n++] = (dp_ck_section){DP_CK_STATE, &d->st, sizeof d->st};
         s[n++] = (dp_ck_section){DP_CK_PARAMS, p->data, p->n * sizeof(float)};
         s[n++] = (dp_ck_section){DP_CK_BUFFERS, p->buffers, p->nbuf * sizeof(float)};
-        if (residuals) s[n++] = (dp_ck_section){DP_CK_RESIDUAL, residuals, (size_t)d->size * d->sync.state_n * sizeof(float)};
+        if (residuals) s[n++] = (dp_ck_section){DP_CK_RESIDUAL, residuals, (size_t)d->size * residual_bytes(d)};
     }
     for (int i = 0; i < nq && rc == DP_OK; i++) {
         if (q[i].per_rank) rc = gather_part(d, &q[i], &gathered[i]);
@@ -143,7 +146,7 @@ static dp_status check_sections(dp_driver *d, const dp_task_info *info, const ch
         return dp_errorf(DP_ERR_FORMAT, "%s: position (epoch %u, step in epoch %lld) out of range", path, st.epoch,
                          (long long)st.pos);
     const dp_ck_section *re = dp_checkpoint_find(ck, DP_CK_RESIDUAL);
-    size_t want = d->sync.state ? (size_t)d->size * d->sync.state_n * sizeof(float) : 0;
+    size_t want = (size_t)d->size * residual_bytes(d);
     if ((re ? re->size : 0) != want)
         return dp_errorf(DP_ERR_FORMAT, "%s: error-feedback section has %llu bytes, this run needs %zu", path,
                          (unsigned long long)(re ? re->size : 0), want);
@@ -192,7 +195,7 @@ static dp_status resume(const dp_task_ops *ops, void *t, dp_driver *d, const dp_
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, &d->st, sizeof d->st);
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, p->data, p->n * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, p->buffers, p->nbuf * sizeof(float));
-    if (rc == DP_OK) rc = dp_sync_scatter_state(&d->sync, residuals);
+    if (rc == DP_OK && d->sync.state) rc = dp_sync_scatter0(&d->sync, residuals, residual_bytes(d), d->sync.state);
     for (int i = 0; i < nq && rc == DP_OK; i++)
         if (!q[i].per_rank) rc = dp_sync_bcast(&d->sync, q[i].data, q[i].bytes);
         else if (q[i].bytes) rc = dp_sync_scatter0(&d->sync, all[i], q[i].bytes, q[i].data);

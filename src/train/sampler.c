@@ -76,13 +76,3 @@ void dp_sampler_free(dp_sampler *s)
     free(s->perm);
     memset(s, 0, sizeof *s);
 }
-
-dp_status dp_sampler_kind_parse(const char *name, dp_sampler_kind *out)
-{
-    if (!strcmp(name, "shard")) *out = DP_SAMPLER_SHARD;
-    else if (!strcmp(name, "global")) *out = DP_SAMPLER_GLOBAL;
-    else return dp_errorf(DP_ERR_ARG, "--sampler: '%s' is not shard or global", name);
-    return DP_OK;
-}
-
-const char *dp_sampler_kind_name(dp_sampler_kind k) { return k == DP_SAMPLER_GLOBAL ? "global" : "shard"; }
