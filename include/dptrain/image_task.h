@@ -15,8 +15,11 @@ typedef struct dp_image_batch {
     int32_t *y;
 } dp_image_batch;
 
+/*! The shape of dir's images, from its manifest, and the manifest's hash (which ranks and resumes compare). */
+dp_status dp_image_shape(const char *dir, dp_model_shape *shape, uint64_t *hash);
 /*! This rank's part of dir's train split: the whole split for the global sampler, its own shards otherwise. */
-dp_status dp_image_train_load(const char *dir, dp_sampler_kind kind, const dp_sync *sync, long limit, dp_image_set *out);
+dp_status dp_image_train_load(const char *dir, dp_sampler_kind kind, const dp_sync *sync, long limit,
+                              dp_image_set *out);
 /*! Buffers for batches of up to max_batch images shaped as set's. */
 dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, long max_batch);
 /*! Images idx[first .. first+bs) of set (idx NULL: first .. first+bs) into b, as a [bs, c, h, w] tensor of ctx. */

@@ -48,18 +48,6 @@ static long full_batches(const dp_sampler *smp)
 
 static int stat_reduce(void *user, double *v, int n) { return dp_sync_sum(user, v, n) == DP_OK ? 0 : -1; }
 
-static dp_status build(srch *s, dp_supernet_config *net, uint64_t *manifest_hash)
-{
-    dp_manifest *man = NULL;
-    dp_status rc = dp_manifest_load(s->cfg->data, &man);
-    if (rc != DP_OK) return rc;
-    net->in = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
-                               (int)man->schema.param[3]};
-    *manifest_hash = dp_manifest_hash(man);
-    dp_manifest_free(man);
-    return dp_supernet_build(net, &s->sn);
-}
-
 static dp_status cost_tables(srch *s)
 {
     const dp_search_config *cfg = s->cfg;
@@ -104,7 +92,8 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     s->rank = d->rank, s->size = d->size;
     s->net = cfg->net;
     uint64_t manifest_hash = 0;
-    dp_status rc = build(s, &s->net, &manifest_hash);
+    dp_status rc = dp_image_shape(cfg->data, &s->net.in, &manifest_hash);
+    if (rc == DP_OK) rc = dp_supernet_build(&s->net, &s->sn);
     static const dp_params none;
     dp_ctx_init(&s->ctx);
     info->sync = dp_sync_opts_make(cfg->allreduce, cfg->bucket_mb, cfg->overlap, &cfg->codec, cfg->seed);

@@ -69,11 +69,16 @@ typedef struct srch {
  *  sigmoid times mask), host-side. */
 void nas_host_weights(const srch *s, float *w);
 dp_status nas_outputs_open(srch *s);
+/*! <out>/name for rank 0's rows: created, or appended to by a resumed search. */
+dp_status nas_csv_open(const srch *s, const char *name, FILE **f);
 void nas_outputs_close(srch *s);
 /*! alpha.csv rows, genotype_epochN.json + genotype.json, skip warning. */
 dp_status nas_epoch_outputs(srch *s, int epoch, dp_genotype *g, int *skips);
 /*! normal.dot / reduction.dot, and PNGs when graphviz's dot is installed. */
 void nas_draw_cells(srch *s, const dp_genotype *g);
+/*! The index into the [NAS_ROWS * nops] tables of g's j-th chosen op of cell type t (0 normal, 1 reduce),
+ *  or -1 when the op is none of this supernet's. */
+int nas_chosen(const srch *s, const dp_genotype *g, int t, int j);
 /*! MFLOPs of the derived network of g (cells from the FLOPs table, plus the fixed part). */
 double nas_genotype_mflops(const srch *s, const dp_genotype *g);
 /*! Derives the genotype of the current alpha. */

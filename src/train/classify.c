@@ -30,7 +30,6 @@ typedef struct ck_rng {
 typedef struct classify {
     const dp_train_config *cfg;
     dp_model *m;
-    uint64_t manifest_hash;
     dp_image_set train, test;
     dp_sampler sampler;
     dp_optimizer opt;
@@ -71,23 +70,17 @@ static dp_status build(void *t, dp_driver *d, dp_task_info *info)
     (void)d;
     dp_train_config_format(cfg, c->config_text, sizeof c->config_text);
     dp_model_shape shape = {0, 0, 0, 0};
-    dp_manifest *man = NULL;
+    uint64_t manifest_hash = 0;
     dp_genotype g; /* first: a bad --arch is reported whatever the data */
     dp_status rc = cfg->arch[0] ? dp_genotype_load(cfg->arch, &g) : DP_OK;
-    if (rc == DP_OK) rc = dp_manifest_load(cfg->data, &man);
-    if (rc == DP_OK) {
-        shape = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
-                                 (int)man->schema.param[3]};
-        c->manifest_hash = dp_manifest_hash(man);
-        dp_manifest_free(man);
-    }
+    if (rc == DP_OK) rc = dp_image_shape(cfg->data, &shape, &manifest_hash);
     if (rc == DP_OK) rc = build_model(c, &shape, &g);
     info->sync = dp_sync_opts_make(cfg->allreduce, cfg->bucket_mb, cfg->overlap, &cfg->codec, cfg->seed);
     info->params = c->m ? &c->m->params : NULL;
     info->resume_key = dp_train_config_resume_key;
     size_t len = strlen(c->config_text);
     snprintf(c->config_text + len, sizeof c->config_text - len, "manifest=%016llx\n",
-             (unsigned long long)c->manifest_hash);
+             (unsigned long long)manifest_hash);
     snprintf(info->config_text, info->config_cap, "%s", c->config_text);
     return rc;
 }

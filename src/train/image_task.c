@@ -5,7 +5,20 @@
 
 #include "dptrain/ops.h"
 
-dp_status dp_image_train_load(const char *dir, dp_sampler_kind kind, const dp_sync *sync, long limit, dp_image_set *out)
+dp_status dp_image_shape(const char *dir, dp_model_shape *shape, uint64_t *hash)
+{
+    dp_manifest *man = NULL;
+    dp_status rc = dp_manifest_load(dir, &man);
+    if (rc != DP_OK) return rc;
+    const uint32_t *p = man->schema.param;
+    *shape = (dp_model_shape){(int)p[0], (int)p[1], (int)p[2], (int)p[3]};
+    *hash = dp_manifest_hash(man);
+    dp_manifest_free(man);
+    return DP_OK;
+}
+
+dp_status dp_image_train_load(const char *dir, dp_sampler_kind kind, const dp_sync *sync, long limit,
+                              dp_image_set *out)
 {
     int global = kind == DP_SAMPLER_GLOBAL;
     return dp_image_set_load(dir, "train", global ? 0 : sync->rank, global ? 1 : sync->size, limit, out);
