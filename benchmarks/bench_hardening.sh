@@ -8,20 +8,9 @@
 # Writes benchmarks/out/hardening.csv (one row per run) and prints medians and ratios.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 base="" np=2 reps=5 model=cnn limit=12800 plot=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --base) base="$2"; shift 2 ;;
-    --ranks) np="$2"; shift 2 ;;
-    --reps) reps="$2"; shift 2 ;;
-    --model) model="$2"; shift 2 ;;
-    --limit) limit="$2"; shift 2 ;;
-    --plot) plot=1; shift ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "bench_hardening.sh: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags bench_hardening.sh "--base=base --ranks=np --reps=reps --model=model --limit=limit --plot=plot=1" "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 csv="$out/hardening.csv" log="$out/hardening.log"
 args=(train --data "$shards" --model "$model" --epochs 1 --limit "$limit" --test-limit 500 --quiet)
 variants=("new-watchdog300|$build/dptrain|--watchdog 300" "new-watchdog0|$build/dptrain|--watchdog 0")

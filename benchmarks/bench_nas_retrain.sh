@@ -12,21 +12,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 genotype="" ranks=2 epochs=6 layers=8 channels=16 nrandom=3 limit=0 extra="" plot=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --genotype) genotype="$2"; shift 2 ;;
-    --ranks) ranks="$2"; shift 2 ;;
-    --epochs) epochs="$2"; shift 2 ;;
-    --layers) layers="$2"; shift 2 ;;
-    --channels) channels="$2"; shift 2 ;;
-    --random) nrandom="$2"; shift 2 ;;
-    --limit) limit="$2"; shift 2 ;;
-    --extra) extra="$2"; shift 2 ;;
-    --plot) plot=1; shift ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "bench_nas_retrain: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags bench_nas_retrain "--genotype=genotype --ranks=ranks --epochs=epochs --layers=layers
+  --channels=channels --random=nrandom --limit=limit --extra=extra --plot=plot=1" "$@"
 [ -n "$genotype" ] && [ -f "$genotype" ] || { echo "bench_nas_retrain: --genotype FILE (from dptrain search) is required" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 runs="$out/nas-retrain"; mkdir -p "$runs"

@@ -12,16 +12,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 reps=3 models="mlp cnn" limit=0 plot=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --reps) reps="$2"; shift 2 ;;
-    --models) models="$2"; shift 2 ;;
-    --limit) limit="$2"; shift 2 ;;
-    --plot) plot=1; shift ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "compare_torch: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags compare_torch "--reps=reps --models=models --limit=limit --plot=plot=1" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_torch
 peak=$("$build/benchmarks/bench_sgemm" | sed -n 's/^peak_gflops=//p')
