@@ -47,19 +47,10 @@ for np in $ranks; do
   done
 done
 echo; echo "csv: $csv"
-if command -v gnuplot >/dev/null; then
-  plots=""
-  for f in "$out"/codec-runs/"${rate}"-np*/metrics.jsonl; do
-    d=$(dirname "$f"); dat="$d/acc.dat"
-    sed -n 's/.*"kind":"epoch".*"test_acc":\([0-9.]*\).*"wall_s":\([0-9.]*\).*/\2 \1/p' "$f" > "$dat"
-    plots="$plots${plots:+, }\"$dat\" using 1:2 with linespoints title \"$(basename "$d")\""
-  done
-  gnuplot <<GP
-set terminal pngcairo size 900,500 noenhanced
-set output "$out/codecs_${rate}.png"
+plots=$(dp_curves 's/.*"kind":"epoch".*"test_acc":\([0-9.]*\).*"wall_s":\([0-9.]*\).*/\2 \1/p' \
+  "$out"/codec-runs/"${rate}"-np*/)
+dp_plot "$out/codecs_${rate}.png" 900,500 <<GP
 set xlabel "wall time (s)"; set ylabel "test accuracy"; set grid; set key bottom right
 set title "$model under vcluster --rate $rate: test accuracy against wall time"
 plot $plots
 GP
-  echo "plot: $out/codecs_${rate}.png"
-fi

@@ -32,11 +32,10 @@ for v in "${variants[@]}"; do
   printf "%-18s %10.0f %8.3f\n" "$name" "$m" "$(awk -v a="$m" -v b="$ref" 'BEGIN{print a/b}')"
 done
 echo "csv: $csv ($reps reps each, $np ranks, $model, $limit images; ratio = median / median of new-watchdog300)"
-if [ "$plot" = 1 ] && command -v gnuplot >/dev/null; then
-  gnuplot <<GP
-set datafile separator ","; set terminal pngcairo size 700,400; set output "$out/hardening.png"
+if [ "$plot" = 1 ]; then
+  dp_plot "$out/hardening.png" 700,400 <<GP
+set datafile separator ","
 set ylabel "samples/s"; set xlabel "repetition"; set key bottom right
 plot for [v in "new-watchdog300 new-watchdog0 before-hardening"] "$csv" using (strcol(1) eq v ? \$2 : 1/0):3 with linespoints title v
 GP
-  echo "plot: $out/hardening.png"
 fi

@@ -42,18 +42,10 @@ done
 train cnn --model cnn
 awk -F, 'NR>1 && $1 ~ /^random/ {s+=$5; n++} END{ if (n) printf "random mean %.4f over %d cells\n", s/n, n }' "$csv"
 echo "csv: $csv"
-if [ "$plot" = 1 ] && command -v gnuplot >/dev/null; then
-  plots=""
-  for d in "$runs"/*/; do
-    [ -f "$d/metrics.jsonl" ] || continue
-    sed -n 's/.*"kind":"epoch","epoch":\([0-9]*\).*"test_acc":\([0-9.]*\).*/\1 \2/p' "$d/metrics.jsonl" > "$d/acc.dat"
-    plots="$plots${plots:+, }\"$d/acc.dat\" using 1:2 with linespoints title \"$(basename "$d")\""
-  done
-  gnuplot <<GP
-set terminal pngcairo size 900,560
-set output "$out/nas_retrain.png"
+if [ "$plot" = 1 ]; then
+  plots=$(dp_curves 's/.*"kind":"epoch","epoch":\([0-9]*\).*"test_acc":\([0-9.]*\).*/\1 \2/p' "$runs"/*/)
+  dp_plot "$out/nas_retrain.png" 900,560 <<GP
 set xlabel "epoch"; set ylabel "test accuracy"; set key bottom right; set grid
 plot $plots
 GP
-  echo "plot: $out/nas_retrain.png"
 fi

@@ -106,14 +106,11 @@ for m in $models; do
   done
 done
 echo; echo "csv: $csv and $summary"
-if [ "$plot" = 1 ] && command -v gnuplot >/dev/null; then
-  gnuplot <<GP
-set terminal pngcairo size 900,450 noenhanced
-set output "$out/scaling$tag.png"
+if [ "$plot" = 1 ]; then
+  dp_plot "$out/scaling$tag.png" 900,450 <<GP
 set datafile separator ","; set grid; set key bottom left
 set xlabel "ranks"; set ylabel "efficiency = thr(P) / (P thr(1))"; set yrange [0:1.1]
 set title "dptrain scaling (ring, overlap on)"
 plot for [m in "$models"] for [d in "$modes"] "$summary" using (strcol(1) eq m && strcol(2) eq d && strcol(4) eq "ring" && strcol(5) eq "on" ? \$3 : 1/0):7 with linespoints title m." ".d
 GP
-  echo "plot: $out/scaling$tag.png"
 fi

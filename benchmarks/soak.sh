@@ -78,10 +78,10 @@ summary=$(
   echo "resume check: $resume"
 } | tee "$dir/summary.txt"
 
-if [ "$plot" = 1 ] && command -v gnuplot >/dev/null; then
+if [ "$plot" = 1 ]; then
   ncol=$(head -1 "$csv" | tr ',' '\n' | wc -l)
-  gnuplot <<GP
-set datafile separator ","; set terminal pngcairo size 900,600; set output "$dir/soak.png"
+  dp_plot "$dir/soak.png" 900,600 <<GP
+set datafile separator ","
 set key noenhanced bottom right
 set multiplot layout 3,1 title "soak: $np ranks, $model (machine shared with other work)"
 set ylabel "samples/s"; set yrange [0:*]; plot "$csv" using 1:3 with lines notitle
@@ -89,5 +89,4 @@ set ylabel "RSS MB"; plot for [i=5:$ncol:2] "$csv" using 1:i with lines title co
 set ylabel "open fds"; set xlabel "seconds"; plot for [i=6:$ncol:2] "$csv" using 1:i with lines title columnheader(i)
 unset multiplot
 GP
-  echo "plot: $dir/soak.png"
 fi
