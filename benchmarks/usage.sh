@@ -3,6 +3,11 @@
 # --help needs neither a build nor the shards that common.sh prepares.
 dp_usage() { sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
+# For the scripts that read their flags themselves and set me=NAME: an error that names the script, and
+# the check that a flag has a value that is not empty.
+die() { echo "$me: $*" >&2; exit 2; }
+need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
+
 # dp_flags NAME SPECS "$@": reads a benchmark script's flags into its variables, which hold their
 # defaults already. SPECS lists --flag=var (var takes the next argument) and --flag=var=VALUE (a
 # switch: var takes VALUE). -h/--help prints the usage; an unknown flag or a flag without its value
