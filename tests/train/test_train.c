@@ -89,6 +89,26 @@ static void read_params(const char *dir, float **out, size_t *n)
     dp_checkpoint_free(&ck);
 }
 
+/* A run interrupted and resumed (rest, its out dir tmp/parts) ends where the uninterrupted run (full,
+ * in tmp/full) ended: the same steps, test accuracy and parameters, bit for bit. */
+static void expect_resumed_exactly(const dp_train_result *full, const dp_train_result *rest, const char *full_dir,
+                                   const char *parts_dir)
+{
+    cr_assert_eq(rest->steps, full->steps);
+    cr_assert_eq(rest->test_acc, full->test_acc);
+    float *a, *b;
+    size_t na, nb;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/%s", tmp, full_dir);
+    read_params(dir, &a, &na);
+    snprintf(dir, sizeof dir, "%s/%s", tmp, parts_dir);
+    read_params(dir, &b, &nb);
+    cr_assert_eq(na, nb);
+    cr_assert_eq(memcmp(a, b, na * sizeof(float)), 0, "resumed parameters differ from the uninterrupted run");
+    free(a);
+    free(b);
+}
+
 /* Interrupted at `stop` then resumed must equal the uninterrupted run bit for
  * bit: same permutation, same optimizer state, same schedule position. */
 static void check_resume_exact(const char *model, dp_opt_kind opt, long stop, const char *tag)
@@ -100,14 +120,14 @@ static void check_resume_exact(const char *model, dp_opt_kind opt, long stop, co
     cfg.opt = dp_opt_defaults(opt);
     if (opt == DP_OPT_SGD) cfg.opt.momentum = 0.9f, cfg.opt.nesterov = 1;
     cfg.lr = opt == DP_OPT_SGD ? 0.05f : 1e-3f;
-    char name[64];
-    snprintf(name, sizeof name, "full-%s", tag);
-    out_dir(&cfg, name);
+    char full_name[64], parts_name[64];
+    snprintf(full_name, sizeof full_name, "full-%s", tag);
+    snprintf(parts_name, sizeof parts_name, "parts-%s", tag);
+    out_dir(&cfg, full_name);
     dp_train_result full, part, rest;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &full), DP_OK, "%s", dp_errmsg());
 
-    snprintf(name, sizeof name, "parts-%s", tag);
-    out_dir(&cfg, name);
+    out_dir(&cfg, parts_name);
     cfg.stop_after = stop;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &part), DP_OK, "%s", dp_errmsg());
     cr_assert(part.stopped_early);
@@ -115,20 +135,7 @@ static void check_resume_exact(const char *model, dp_opt_kind opt, long stop, co
     cfg.stop_after = 0;
     cfg.resume = 1;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK, "%s", dp_errmsg());
-    cr_assert_eq(rest.steps, full.steps);
-    cr_assert_eq(rest.test_acc, full.test_acc);
-
-    float *a, *b;
-    size_t na, nb;
-    char dir[600];
-    snprintf(dir, sizeof dir, "%s/full-%s", tmp, tag);
-    read_params(dir, &a, &na);
-    snprintf(dir, sizeof dir, "%s/parts-%s", tmp, tag);
-    read_params(dir, &b, &nb);
-    cr_assert_eq(na, nb);
-    cr_assert_eq(memcmp(a, b, na * sizeof(float)), 0, "resumed parameters differ from the uninterrupted run");
-    free(a);
-    free(b);
+    expect_resumed_exactly(&full, &rest, full_name, parts_name);
 }
 
 Test(train, resume_mid_epoch_is_bit_identical_sgd) { check_resume_exact("mlp", DP_OPT_SGD, 21, "sgd21"); }
@@ -184,20 +191,7 @@ Test(train, darts_arch_learns_and_resumes_bit_identical)
     cr_assert(strstr(dp_errmsg(), "'genotype' differs"), "%s", dp_errmsg());
     snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK, "%s", dp_errmsg());
-    cr_assert_eq(rest.steps, full.steps);
-    cr_assert_eq(rest.test_acc, full.test_acc);
-
-    float *a, *b;
-    size_t na, nb;
-    char dir[600];
-    snprintf(dir, sizeof dir, "%s/darts-full", tmp);
-    read_params(dir, &a, &na);
-    snprintf(dir, sizeof dir, "%s/darts-parts", tmp);
-    read_params(dir, &b, &nb);
-    cr_assert_eq(na, nb);
-    cr_assert_eq(memcmp(a, b, na * sizeof(float)), 0, "resumed parameters differ from the uninterrupted run");
-    free(a);
-    free(b);
+    expect_resumed_exactly(&full, &rest, "darts-full", "darts-parts");
 
     snprintf(cfg.arch, sizeof cfg.arch, "%s/missing.json", tmp);
     cfg.resume = 0;
