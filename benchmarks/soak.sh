@@ -63,11 +63,15 @@ totals='r=0; f=0; for (i=5; i<=NF; i+=2) { r+=$i; f+=$(i+1) }'
 first_sps=$(col 'if ($3 > 0) print $3' | head -n "$q" | median); last_sps=$(col 'print $3' | tail -n "$q" | median)
 # RSS from the first sample after the first checkpoint (its buffers are allocated then), to the last
 rss=($(col "if (\$4 > 0) { $totals; print r }" | sed -n '1p;$p')); fds=($(col "$totals; print f" | sed -n '1p;$p'))
+rss_from="after the first checkpoint"
+if [ ${#rss[@]} -lt 2 ]; then # no checkpoint before the end: from the first sample
+  rss=($(col "$totals; print r" | sed -n '1p;$p')); rss_from="first sample"
+fi
 rss_max=$(col "$totals; print r" | sort -g | tail -n1)
 summary=$(
   echo "samples: $n over $(col 'print $1' | tail -n1) s"
-  awk -v a="${rss[0]}" -v b="${rss[1]}" -v m="$rss_max" \
-    'BEGIN { printf "RSS (all ranks, MB): after the first checkpoint %.1f, last %.1f (%+.1f%%), max %.1f\n", a, b, 100*(b-a)/a, m }'
+  awk -v a="${rss[0]}" -v b="${rss[1]}" -v m="$rss_max" -v from="$rss_from" \
+    'BEGIN { printf "RSS (all ranks, MB): %s %.1f, last %.1f (%+.1f%%), max %.1f\n", from, a, b, 100*(b-a)/a, m }'
   echo "open fds (all ranks): first ${fds[0]}, last ${fds[1]}"
   awk -v a="$first_sps" -v b="$last_sps" -v q="$q" \
     'BEGIN { printf "samples/s median: first %d samples %.0f, last %d samples %.0f (ratio %.3f)\n", q, a, q, b, b/a }')
