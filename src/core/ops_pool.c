@@ -559,6 +559,54 @@ static void maxpool2x2_row(float *yr, int32_t *ir, const float *r0, const float 
 
 #endif /* __SSE2__ */
 
+enum { POOL_MAX, POOL_AVG, POOL_AVG_BACK };
+
+/* The plain loops over every window, by op:
+ *   POOL_MAX:      out [planes, Ho, Wo] <- max over windows of in [planes, H, W];
+ *                  idx (may be NULL) <- the winner's offset in its plane;
+ *   POOL_AVG:      out [planes, Ho, Wo] <- mean of each window's real cells of in;
+ *   POOL_AVG_BACK: out [planes, H, W] += in [planes, Ho, Wo] spread evenly over
+ *                  each window's real cells. */
+POOL_INLINE void pool_plain(const int op, float *out, int32_t *idx, const float *in, const pool_geom *g)
+{
+    const long HW = (long)g->H * g->W, P = (long)g->Ho * g->Wo;
+    for (long pl = 0; pl < g->planes; pl++)
+        for (int oh = 0; oh < g->Ho; oh++) {
+            int h0, h1;
+            pool_window(oh, g, g->H, &h0, &h1);
+            for (int ow = 0; ow < g->Wo; ow++) {
+                int w0, w1;
+                pool_window(ow, g, g->W, &w0, &w1);
+                const long o = pl * P + (long)oh * g->Wo + ow;
+                const float cells = (float)((h1 - h0) * (w1 - w0));
+                if (op == POOL_AVG_BACK) {
+                    float *dxp = out + pl * HW;
+                    const float d = in[o] / cells;
+                    for (int ih = h0; ih < h1; ih++)
+                        for (int iw = w0; iw < w1; iw++) dxp[ih * g->W + iw] += d;
+                    continue;
+                }
+                const float *xp = in + pl * HW;
+                if (op == POOL_AVG) {
+                    float s = 0.0f;
+                    for (int ih = h0; ih < h1; ih++)
+                        for (int iw = w0; iw < w1; iw++) s += xp[ih * g->W + iw];
+                    out[o] = s / cells;
+                    continue;
+                }
+                int32_t j = h0 * g->W + w0;
+                float m = xp[j];
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) {
+                        const float v = xp[ih * g->W + iw];
+                        if (v > m || isnan(v)) m = v, j = ih * g->W + iw;
+                    }
+                out[o] = m;
+                if (idx) idx[o] = j;
+            }
+        }
+}
+
 /* y [planes, Ho, Wo] <- max over windows of x [planes, H, W]; idx [planes, Ho, Wo]
  * (may be NULL) <- the winner's offset in its plane. */
 static void maxpool2d_forward(float *y, int32_t *idx, const float *x, const pool_geom *g)
@@ -575,26 +623,7 @@ static void maxpool2d_forward(float *y, int32_t *idx, const float *x, const pool
         return;
     }
 #endif
-    for (long pl = 0; pl < g->planes; pl++) {
-        const float *xp = x + pl * HW;
-        for (int oh = 0; oh < g->Ho; oh++) {
-            int h0, h1;
-            pool_window(oh, g, g->H, &h0, &h1);
-            for (int ow = 0; ow < g->Wo; ow++) {
-                int w0, w1;
-                pool_window(ow, g, g->W, &w0, &w1);
-                int32_t j = h0 * g->W + w0;
-                float m = xp[j];
-                for (int ih = h0; ih < h1; ih++)
-                    for (int iw = w0; iw < w1; iw++) {
-                        const float v = xp[ih * g->W + iw];
-                        if (v > m || isnan(v)) m = v, j = ih * g->W + iw;
-                    }
-                y[pl * P + (long)oh * g->Wo + ow] = m;
-                if (idx) idx[pl * P + (long)oh * g->Wo + ow] = j;
-            }
-        }
-    }
+    pool_plain(POOL_MAX, y, idx, x, g);
 }
 
 /* dx [planes, H, W] += dy [planes, Ho, Wo] routed through idx. */
@@ -643,47 +672,6 @@ dp_tensor *dp_maxpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
 
 /* ---- average pool ---- */
 
-/* y [planes, Ho, Wo] <- mean of the real cells of each window of x [planes, H, W]. */
-static void avgpool2d_forward(float *y, const float *x, const pool_geom *g)
-{
-    const long HW = (long)g->H * g->W, P = (long)g->Ho * g->Wo;
-    for (long pl = 0; pl < g->planes; pl++) {
-        const float *xp = x + pl * HW;
-        for (int oh = 0; oh < g->Ho; oh++) {
-            int h0, h1;
-            pool_window(oh, g, g->H, &h0, &h1);
-            for (int ow = 0; ow < g->Wo; ow++) {
-                int w0, w1;
-                pool_window(ow, g, g->W, &w0, &w1);
-                float s = 0.0f;
-                for (int ih = h0; ih < h1; ih++)
-                    for (int iw = w0; iw < w1; iw++) s += xp[ih * g->W + iw];
-                y[pl * P + (long)oh * g->Wo + ow] = s / (float)((h1 - h0) * (w1 - w0));
-            }
-        }
-    }
-}
-
-/* dx [planes, H, W] += dy [planes, Ho, Wo] spread evenly over each window's real cells. */
-static void avgpool2d_backward(float *dx, const float *dy, const pool_geom *g)
-{
-    const long HW = (long)g->H * g->W, P = (long)g->Ho * g->Wo;
-    for (long pl = 0; pl < g->planes; pl++) {
-        float *dxp = dx + pl * HW;
-        for (int oh = 0; oh < g->Ho; oh++) {
-            int h0, h1;
-            pool_window(oh, g, g->H, &h0, &h1);
-            for (int ow = 0; ow < g->Wo; ow++) {
-                int w0, w1;
-                pool_window(ow, g, g->W, &w0, &w1);
-                const float d = dy[pl * P + (long)oh * g->Wo + ow] / (float)((h1 - h0) * (w1 - w0));
-                for (int ih = h0; ih < h1; ih++)
-                    for (int iw = w0; iw < w1; iw++) dxp[ih * g->W + iw] += d;
-            }
-        }
-    }
-}
-
 static void avgpool2d_backward_node(dp_ctx *c, dp_node *nd)
 {
     dp_tensor *x = nd->in[0];
@@ -694,7 +682,7 @@ static void avgpool2d_backward_node(dp_ctx *c, dp_node *nd)
     if (pool_mode != 2 && pool3_fast(&g))
         avgpool3_backward(c, dx, nd->out->grad, &g);
     else
-        avgpool2d_backward(dx, nd->out->grad, &g);
+        pool_plain(POOL_AVG_BACK, dx, NULL, nd->out->grad, &g);
 }
 
 dp_tensor *dp_avgpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
@@ -706,7 +694,7 @@ dp_tensor *dp_avgpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
     if (pool_mode != 2 && pool3_fast(&g)) {
         if (!avgpool3_forward(c, y->data, x->data, &g)) return NULL;
     } else {
-        avgpool2d_forward(y->data, x->data, &g);
+        pool_plain(POOL_AVG, y->data, NULL, x->data, &g);
     }
     dp_node *nd = dp_tape_push(c, avgpool2d_backward_node, "avgpool2d", y, 1, &x);
     if (!nd) return c->status == DP_OK ? y : NULL;
