@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "dptrain/fsutil.h"
 #include "dptrain/nas.h"
 
 enum { NPAIRS = 2 * DP_NAS_NODES };
@@ -132,25 +132,6 @@ int dp_genotype_format(const dp_genotype *g, char *buf, size_t n)
     return len;
 }
 
-/* temp + fsync + rename: a reader sees the old file or the new one. (The
- * models room cannot reach data/fsutil, which does the same.) */
-static dp_status write_atomic(const char *path, const char *text)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return dp_errorf(DP_ERR_ARG, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: create: %s", tmp, strerror(errno));
-    size_t len = strlen(text);
-    int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int err = errno;
-    if (fclose(f) != 0 && ok) ok = 0, err = errno;
-    if (ok && rename(tmp, path) != 0) ok = 0, err = errno;
-    if (ok) return DP_OK;
-    unlink(tmp);
-    return dp_errorf(DP_ERR_IO, "%s: write: %s", path, strerror(err));
-}
-
 dp_status dp_genotype_save(const dp_genotype *g, const char *path)
 {
     dp_status rc = dp_genotype_check(g);
@@ -165,7 +146,7 @@ dp_status dp_genotype_save(const dp_genotype *g, const char *path)
     }
     cJSON_free(s);
     if (!text) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
-    rc = write_atomic(path, text);
+    rc = dp_write_file_atomic(path, text, len + 1);
     free(text);
     return rc;
 }
@@ -331,7 +312,7 @@ dp_status dp_genotype_write_dot(const dp_genotype *g, int reduce, const char *pa
     for (int i = 0; i < DP_NAS_NODES; i++) EMIT("  \"%d\" -> \"c_{k}\" [fillcolor=gray];\n", i);
     EMIT("}\n");
 #undef EMIT
-    return write_atomic(path, text);
+    return dp_write_file_atomic(path, text, strlen(text));
 }
 
 int dp_genotype_skips(const dp_genotype *g)
