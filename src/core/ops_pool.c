@@ -638,70 +638,57 @@ static void maxpool2d_backward(float *dx, const float *dy, const int32_t *idx, c
     }
 }
 
-static void maxpool2d_backward_node(dp_ctx *c, dp_node *nd)
-{
-    dp_tensor *x = nd->in[0];
-    float *dx = dp_grad(c, x);
-    if (!dx) return;
-    pool_geom g = {.planes = (long)x->shape[0] * x->shape[1], .H = x->shape[2], .W = x->shape[3],
-                   .Ho = nd->out->shape[2], .Wo = nd->out->shape[3]};
-    maxpool2d_backward(dx, nd->out->grad, nd->saved[0], &g);
-}
-
-dp_tensor *dp_maxpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
-{
-    if (!x) return NULL;
-    pool_geom g;
-    dp_tensor *y = pool_setup(c, "maxpool2d", x, k, stride, pad, &g);
-    if (!y) return NULL;
-    int32_t *idx = NULL;
-    if (c->grad_enabled && x->requires_grad) {
-        idx = dp_scratch(c, (size_t)y->n * sizeof *idx);
-        if (!idx) return NULL;
-    }
-    if (pool_mode != 2 && pool3_fast(&g)) {
-        if (!maxpool3_forward(c, y->data, idx, x->data, &g)) return NULL;
-    } else {
-        maxpool2d_forward(y->data, idx, x->data, &g);
-    }
-    dp_node *nd = dp_tape_push(c, maxpool2d_backward_node, "maxpool2d", y, 1, &x);
-    if (!nd) return c->status == DP_OK ? y : NULL;
-    nd->saved[0] = idx;
-    return y;
-}
-
-/* ---- average pool ---- */
-
-static void avgpool2d_backward_node(dp_ctx *c, dp_node *nd)
+/* ip: k, stride, pad, and 1 for max (saved[0]: the winners), 0 for average. */
+static void pool2d_backward_node(dp_ctx *c, dp_node *nd)
 {
     dp_tensor *x = nd->in[0];
     float *dx = dp_grad(c, x);
     if (!dx) return;
     pool_geom g = {.planes = (long)x->shape[0] * x->shape[1], .H = x->shape[2], .W = x->shape[3],
                    .Ho = nd->out->shape[2], .Wo = nd->out->shape[3], .k = nd->ip[0], .s = nd->ip[1], .p = nd->ip[2]};
-    if (pool_mode != 2 && pool3_fast(&g))
+    if (nd->ip[3])
+        maxpool2d_backward(dx, nd->out->grad, nd->saved[0], &g);
+    else if (pool_mode != 2 && pool3_fast(&g))
         avgpool3_backward(c, dx, nd->out->grad, &g);
     else
         pool_plain(POOL_AVG_BACK, dx, NULL, nd->out->grad, &g);
 }
 
-dp_tensor *dp_avgpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
+/* Max-pool (max = 1, keeping the winners when a gradient is wanted) or average pool. */
+static dp_tensor *pool2d(dp_ctx *c, const char *op, int max, dp_tensor *x, int k, int stride, int pad)
 {
     if (!x) return NULL;
-    pool_geom g;
-    dp_tensor *y = pool_setup(c, "avgpool2d", x, k, stride, pad, &g);
+    pool_geom g = {0};
+    dp_tensor *y = pool_setup(c, op, x, k, stride, pad, &g);
     if (!y) return NULL;
-    if (pool_mode != 2 && pool3_fast(&g)) {
-        if (!avgpool3_forward(c, y->data, x->data, &g)) return NULL;
-    } else {
-        pool_plain(POOL_AVG, y->data, NULL, x->data, &g);
+    int32_t *idx = NULL;
+    if (max && c->grad_enabled && x->requires_grad) {
+        idx = dp_scratch(c, (size_t)y->n * sizeof *idx);
+        if (!idx) return NULL;
     }
-    dp_node *nd = dp_tape_push(c, avgpool2d_backward_node, "avgpool2d", y, 1, &x);
+    const int fast = pool_mode != 2 && pool3_fast(&g);
+    if (fast && !(max ? maxpool3_forward(c, y->data, idx, x->data, &g) : avgpool3_forward(c, y->data, x->data, &g)))
+        return NULL;
+    if (!fast && max) maxpool2d_forward(y->data, idx, x->data, &g);
+    if (!fast && !max) pool_plain(POOL_AVG, y->data, NULL, x->data, &g);
+    dp_node *nd = dp_tape_push(c, pool2d_backward_node, op, y, 1, &x);
     if (!nd) return c->status == DP_OK ? y : NULL;
+    nd->saved[0] = idx;
     nd->ip[0] = k;
     nd->ip[1] = stride;
     nd->ip[2] = pad;
+    nd->ip[3] = max;
     return y;
+}
+
+dp_tensor *dp_maxpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
+{
+    return pool2d(c, "maxpool2d", 1, x, k, stride, pad);
+}
+
+dp_tensor *dp_avgpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
+{
+    return pool2d(c, "avgpool2d", 0, x, k, stride, pad);
 }
 
 /* ---- global average pool ---- */
