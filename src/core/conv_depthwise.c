@@ -396,48 +396,40 @@ DW_INLINE void dwrows_block(const int KH, const int D, const int R, float (*acc)
     }
 }
 
-/* nrows split into near-equal bands of <= 8 rows */
-#define DW_BANDS(CALL)                                                                                                 \
+/* nrows split into near-equal bands of <= 8 rows, each CALL(KH, D, R) */
+#define DW_BANDS(CALL, KH, D)                                                                                          \
     const int nb = (nrows + 7) / 8;                                                                                    \
     for (int bi = 0, r0 = 0; bi < nb; bi++) {                                                                          \
         const int R = nrows / nb + (bi < nrows % nb);                                                                  \
         switch (R) {                                                                                                   \
-        case 1: CALL(1); break;                                                                                        \
-        case 2: CALL(2); break;                                                                                        \
-        case 3: CALL(3); break;                                                                                        \
-        case 4: CALL(4); break;                                                                                        \
-        case 5: CALL(5); break;                                                                                        \
-        case 6: CALL(6); break;                                                                                        \
-        case 7: CALL(7); break;                                                                                        \
-        default: CALL(8); break;                                                                                       \
+        case 1: CALL(KH, D, 1); break;                                                                                 \
+        case 2: CALL(KH, D, 2); break;                                                                                 \
+        case 3: CALL(KH, D, 3); break;                                                                                 \
+        case 4: CALL(KH, D, 4); break;                                                                                 \
+        case 5: CALL(KH, D, 5); break;                                                                                 \
+        case 6: CALL(KH, D, 6); break;                                                                                 \
+        case 7: CALL(KH, D, 7); break;                                                                                 \
+        default: CALL(KH, D, 8); break;                                                                                \
         }                                                                                                              \
         r0 += R;                                                                                                       \
     }
 
 #define DW_ROWS_FNS(KH, D)                                                                                             \
-    DW_TARGET static void rows_k##KH##d##D(float *dst, long ld, int nrows, int ncols, long S, const float *src,       \
+    DW_TARGET static void rows_k##KH##d##D(float *dst, long ld, int nrows, int ncols, long S, const float *src,        \
                                           const dw_taps *tp, const float *w, float init, int accumulate)               \
     {                                                                                                                  \
         const __m256 iv = _mm256_set1_ps(init);                                                                        \
-        DW_BANDS(ROWS_CALL_##KH##_##D)                                                                                 \
+        DW_BANDS(ROWS_CALL, KH, D)                                                                                     \
     }                                                                                                                  \
-    DW_TARGET static void dwrows_k##KH##d##D(float (*acc)[8], const dw_taps *tp, int nrows, int ncols, long S,        \
+    DW_TARGET static void dwrows_k##KH##d##D(float (*acc)[8], const dw_taps *tp, int nrows, int ncols, long S,         \
                                             const float *dy, const float *x)                                           \
     {                                                                                                                  \
-        DW_BANDS(DWROWS_CALL_##KH##_##D)                                                                               \
+        DW_BANDS(DWROWS_CALL, KH, D)                                                                                   \
     }
 /* (these name the parameters of the functions above, and R, r0 of DW_BANDS) */
 #define ROWS_CALL(KH, D, RR)                                                                                           \
     rows_block(KH, D, RR, dst + (long)r0 * ld, ld, ncols, S, src + (long)r0 * S, tp, w, iv, accumulate)
 #define DWROWS_CALL(KH, D, RR) dwrows_block(KH, D, RR, acc, tp, ncols, S, dy + (long)r0 * S, x + (long)r0 * S)
-#define ROWS_CALL_3_1(RR) ROWS_CALL(3, 1, RR)
-#define ROWS_CALL_3_2(RR) ROWS_CALL(3, 2, RR)
-#define ROWS_CALL_5_1(RR) ROWS_CALL(5, 1, RR)
-#define ROWS_CALL_5_2(RR) ROWS_CALL(5, 2, RR)
-#define DWROWS_CALL_3_1(RR) DWROWS_CALL(3, 1, RR)
-#define DWROWS_CALL_3_2(RR) DWROWS_CALL(3, 2, RR)
-#define DWROWS_CALL_5_1(RR) DWROWS_CALL(5, 1, RR)
-#define DWROWS_CALL_5_2(RR) DWROWS_CALL(5, 2, RR)
 /* 3 or 5 kernel rows, dilation 1 or 2 (stride 2: dilation 1 inside the phase) */
 DW_ROWS_FNS(3, 1)
 DW_ROWS_FNS(3, 2)
