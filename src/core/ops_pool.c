@@ -168,28 +168,22 @@ POOL_INLINE void max3_plane(float *restrict y, int32_t *restrict idx, const floa
                             int32_t *restrict hj, int H, int W, int Ho, int Wo, const int S)
 {
     const int e = pool3_inner_end(W, Wo, S);
-    if (S == 1 || W % 2 == 0) {
-        /* wraps across rows at the border columns: redone below */
-        const int end = S == 1 ? H * W - 1 : H * Wo;
-        if (end > 1) max3_h(hm, hj, x, 1, end, S);
-        for (int r = 0; r < H; r++) {
-            const long o = (long)r * Wo;
-            for (int ow = 0; ow < Wo; ow = ow == 0 && e > 1 ? e : ow + 1) {
-                const int c0 = ow * S - 1 < 0 ? 0 : ow * S - 1, c1 = ow * S + 2 > W ? W : ow * S + 2;
-                hm[o + ow] = max_span(x + (long)r * W, c0, c1, &hj[o + ow]);
-                hj[o + ow] += r * W;
-            }
+    const int flat = S == 1 || W % 2 == 0;
+    /* flat: wraps across rows at the border columns, redone below; its
+     * offsets are the plane's already */
+    const int end = S == 1 ? H * W - 1 : H * Wo;
+    if (flat && end > 1) max3_h(hm, hj, x, 1, end, S);
+    for (int r = 0; r < H; r++) {
+        const long o = (long)r * Wo;
+        const float *xr = x + (long)r * W;
+        if (!flat && e > 1) {
+            max3_h(hm + o, hj + o, xr, 1, e, S);
+            for (int ow = 1; ow < e; ow++) hj[o + ow] += r * W;
         }
-    } else {
-        for (int r = 0; r < H; r++) {
-            const long o = (long)r * Wo;
-            const float *xr = x + (long)r * W;
-            if (e > 1) max3_h(hm + o, hj + o, xr, 1, e, S);
-            for (int ow = 0; ow < Wo; ow = ow == 0 && e > 1 ? e : ow + 1) {
-                const int c0 = ow * S - 1 < 0 ? 0 : ow * S - 1, c1 = ow * S + 2 > W ? W : ow * S + 2;
-                hm[o + ow] = max_span(xr, c0, c1, &hj[o + ow]);
-            }
-            for (int ow = 0; ow < Wo; ow++) hj[o + ow] += r * W;
+        for (int ow = 0; ow < Wo; ow = ow == 0 && e > 1 ? e : ow + 1) {
+            const int c0 = ow * S - 1 < 0 ? 0 : ow * S - 1, c1 = ow * S + 2 > W ? W : ow * S + 2;
+            hm[o + ow] = max_span(xr, c0, c1, &hj[o + ow]);
+            hj[o + ow] += r * W;
         }
     }
     if (H == 1) {
