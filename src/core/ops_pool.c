@@ -660,11 +660,14 @@ static dp_tensor *pool2d(dp_ctx *c, const char *op, int max, dp_tensor *x, int k
         idx = dp_scratch(c, (size_t)y->n * sizeof *idx);
         if (!idx) return NULL;
     }
-    const int fast = pool_mode != 2 && pool3_fast(&g);
-    if (fast && !(max ? maxpool3_forward(c, y->data, idx, x->data, &g) : avgpool3_forward(c, y->data, x->data, &g)))
-        return NULL;
-    if (!fast && max) maxpool2d_forward(y->data, idx, x->data, &g);
-    if (!fast && !max) pool_plain(POOL_AVG, y->data, NULL, x->data, &g);
+    int ok = 1;
+    if (pool_mode != 2 && pool3_fast(&g))
+        ok = max ? maxpool3_forward(c, y->data, idx, x->data, &g) : avgpool3_forward(c, y->data, x->data, &g);
+    else if (max)
+        maxpool2d_forward(y->data, idx, x->data, &g);
+    else
+        pool_plain(POOL_AVG, y->data, NULL, x->data, &g);
+    if (!ok) return NULL;
     dp_node *nd = dp_tape_push(c, pool2d_backward_node, op, y, 1, &x);
     if (!nd) return c->status == DP_OK ? y : NULL;
     nd->saved[0] = idx;
