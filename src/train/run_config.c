@@ -2,23 +2,13 @@
  * whose messages name the flag, and the driver's and the gradient sync's options made from them. */
 #include <math.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "dptrain/task.h"
 
 void dp_run_config_defaults(dp_run_config *r)
 {
-    memset(r, 0, sizeof *r);
-    r->epochs = 1;
-    r->batch = 64;
-    r->eval_batch = 500;
-    r->seed = 1;
-    r->allreduce = DP_ALLREDUCE_RING;
-    r->bucket_mb = 4.0f;
-    r->overlap = 1;
-    r->threads = 1;
-    r->progress = -1;
-    r->watchdog_s = 300;
+    *r = (dp_run_config){.epochs = 1, .batch = 64, .eval_batch = 500, .seed = 1, .allreduce = DP_ALLREDUCE_RING,
+                         .bucket_mb = 4.0f, .overlap = 1, .threads = 1, .progress = -1, .watchdog_s = 300};
 }
 
 #define RANGE(cond, ...)                                        \
