@@ -165,7 +165,8 @@ dp_status nas_evaluate(srch *s, long limit, double *loss_out, double *acc_out)
     dp_ctx *c = &s->ctx;
     /* global sampler: every rank holds the whole held-out half, so each takes its slice */
     long lo = 0, hi = s->va.n;
-    if (s->cfg->sampler == DP_SAMPLER_GLOBAL) lo = s->va.n * s->rank / s->size, hi = s->va.n * (s->rank + 1) / s->size;
+    if (s->cfg->run.sampler == DP_SAMPLER_GLOBAL)
+        lo = s->va.n * s->rank / s->size, hi = s->va.n * (s->rank + 1) / s->size;
     if (limit > 0) {
         long per = (limit + s->size - 1) / s->size;
         if (hi - lo > per) hi = lo + per;
@@ -173,8 +174,8 @@ dp_status nas_evaluate(srch *s, long limit, double *loss_out, double *acc_out)
     if (s->strat->before_eval) s->strat->before_eval(s); /* gumbel: no noise */
     double v[3] = {0, 0, (double)(hi - lo)};
     dp_status rc = DP_OK;
-    for (long first = lo; first < hi && rc == DP_OK; first += s->cfg->eval_batch) {
-        long bs = hi - first < s->cfg->eval_batch ? hi - first : s->cfg->eval_batch;
+    for (long first = lo; first < hi && rc == DP_OK; first += s->cfg->run.eval_batch) {
+        long bs = hi - first < s->cfg->run.eval_batch ? hi - first : s->cfg->run.eval_batch;
         dp_ctx_reset(c);
         c->training = 0;
         c->grad_enabled = 0;

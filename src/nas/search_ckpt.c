@@ -66,9 +66,9 @@ static dp_status section(const dp_checkpoint *ck, const char *path, uint32_t tag
 dp_status nas_ck_restore(void *t, dp_driver *d, const dp_checkpoint *ck, const char *path)
 {
     srch *s = t;
-    if ((int)d->st.epoch >= s->cfg->epochs)
+    if ((int)d->st.epoch >= s->cfg->run.epochs)
         return dp_errorf(DP_ERR_ARG, "%s: this search is complete (%u of %d epochs); nothing to resume", path,
-                         d->st.epoch, s->cfg->epochs);
+                         d->st.epoch, s->cfg->run.epochs);
     const size_t P = (size_t)d->size;
     const void *v[7] = {0};
     const uint32_t tags[] = {NAS_CK_ALPHA, DP_CK_OPTIM, NAS_CK_AOPTIM, NAS_CK_RNG, NAS_CK_MASK, NAS_CK_ARES, DP_CK_TASK};

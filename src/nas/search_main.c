@@ -30,15 +30,16 @@ static void split_halves(srch *s)
 static dp_status load_data(srch *s)
 {
     const dp_search_config *cfg = s->cfg;
-    int global = cfg->sampler == DP_SAMPLER_GLOBAL;
-    dp_status rc = dp_image_set_load(cfg->data, "train", global ? 0 : s->rank, global ? 1 : s->size, cfg->limit,
+    int global = cfg->run.sampler == DP_SAMPLER_GLOBAL;
+    dp_status rc = dp_image_set_load(cfg->run.data, "train", global ? 0 : s->rank, global ? 1 : s->size, cfg->run.limit,
                                      &s->all);
     if (rc != DP_OK) return rc;
-    if (s->all.split_total < 2) return dp_errorf(DP_ERR_ARG, "%s: the train split has fewer than 2 images", cfg->data);
+    if (s->all.split_total < 2)
+        return dp_errorf(DP_ERR_ARG, "%s: the train split has fewer than 2 images", cfg->run.data);
     dp_image_norm_lut(s->lut);
     s->feat = (long)s->all.c * s->all.h * s->all.w;
     split_halves(s);
-    long bmax = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;
+    long bmax = cfg->run.batch > cfg->run.eval_batch ? cfg->run.batch : cfg->run.eval_batch;
     s->x = aligned_alloc(64, ((size_t)bmax * (size_t)s->feat * sizeof(float) + 63) / 64 * 64);
     s->y = malloc((size_t)bmax * sizeof *s->y);
     if (!s->x || !s->y) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
@@ -50,7 +51,8 @@ static dp_status make_sampler(srch *s, dp_sampler *smp, long n)
     long *all = malloc((size_t)s->size * sizeof *all);
     if (!all) return dp_errorf(DP_ERR_NOMEM, "out of memory");
     dp_status rc = dp_sync_allgather_long(s->ws, n, all);
-    if (rc == DP_OK) rc = dp_sampler_init(smp, (dp_sampler_kind)s->cfg->sampler, s->rank, s->size, s->cfg->batch, all);
+    if (rc == DP_OK)
+        rc = dp_sampler_init(smp, (dp_sampler_kind)s->cfg->run.sampler, s->rank, s->size, s->cfg->run.batch, all);
     free(all);
     return rc;
 }
@@ -74,7 +76,7 @@ static int stat_reduce(void *user, double *v, int n) { return dp_sync_sum(user, 
 static dp_status build(srch *s, dp_supernet_config *net, uint64_t *manifest_hash)
 {
     dp_manifest *man = NULL;
-    dp_status rc = dp_manifest_load(s->cfg->data, &man);
+    dp_status rc = dp_manifest_load(s->cfg->run.data, &man);
     if (rc != DP_OK) return rc;
     net->in = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
                                (int)man->schema.param[3]};
@@ -130,10 +132,10 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     dp_status rc = build(s, &s->net, &manifest_hash);
     static const dp_params none;
     dp_ctx_init(&s->ctx);
-    info->sync = dp_sync_opts_make(cfg->allreduce, cfg->bucket_mb, cfg->overlap, &cfg->codec, cfg->seed);
+    info->sync = dp_run_sync_opts(&cfg->run);
     dp_sync_opts ao = info->sync;
     ao.codec = dp_compress_ring_part(&info->sync.codec); /* alpha stays dense: no top-k or PowerSGD */
-    ao.codec.seed = cfg->seed ^ 0x5bd1e995u; /* alpha's rounding stream apart from the weights' */
+    ao.codec.seed = cfg->run.seed ^ 0x5bd1e995u; /* alpha's rounding stream apart from the weights' */
     ao.overlap = 0, ao.bucket_bytes = 1 << 20;
     dp_status ra = dp_sync_init(&s->async, d->comm, s->sn ? &s->sn->alpha : &none, &ao);
     if (ra != DP_OK) return ra;
@@ -158,7 +160,7 @@ static dp_status task_load(void *t, dp_driver *d)
     s->vsteps = full_batches(&s->sva);
     if (s->steps == 0 || s->vsteps == 0)
         return dp_errorf(DP_ERR_ARG, "%s: %ld training images make no full global batch of %d x %d in each half",
-                         cfg->data, s->all.split_total, s->size, cfg->batch);
+                         cfg->run.data, s->all.split_total, s->size, cfg->run.batch);
     if (s->size > 1) {
         /* synchronised batch-norm: P ranks x batch b normalise like one rank with batch P b */
         s->ctx.stat_reduce = stat_reduce;
@@ -166,9 +168,9 @@ static dp_status task_load(void *t, dp_driver *d)
     }
 
     dp_rng init;
-    dp_rng_seed(&init, cfg->seed, DP_STREAM_INIT, 0);
+    dp_rng_seed(&init, cfg->run.seed, DP_STREAM_INIT, 0);
     dp_params_init(&s->sn->model->params, &init);
-    dp_rng_seed(&init, cfg->seed, DP_STREAM_USER + 2, 0);
+    dp_rng_seed(&init, cfg->run.seed, DP_STREAM_USER + 2, 0);
     dp_supernet_init_alpha(s->sn, &init);
     dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
     rc = dp_sync_bcast(s->ws, ap->data, ap->n * sizeof(float)); /* the weights: the driver's */
@@ -181,14 +183,14 @@ static dp_status task_load(void *t, dp_driver *d)
     if (rc == DP_OK) rc = dp_optimizer_init(&s->aopt, &ac, ap->n);
     if (rc != DP_OK) return rc;
     d->ckpt_floats = (double)(s->wopt.state_n + s->aopt.state_n + 2 * ap->n) + (double)s->size * (double)s->async.state_n;
-    s->total_steps = (long)cfg->epochs * s->steps;
+    s->total_steps = (long)cfg->run.epochs * s->steps;
     s->wsched = (dp_schedule){.kind = DP_SCHED_COSINE, .base_lr = cfg->w_lr, .min_lr = cfg->w_min_lr,
                               .gamma = 1, .step_size = 1, .total = s->total_steps};
     dp_search_temperatures(cfg, &s->t_start, &s->t_end);
-    uint32_t stream_rank = cfg->sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)s->rank;
-    dp_rng_seed(&s->shuffle_t, cfg->seed, DP_STREAM_SHUFFLE, stream_rank);
-    dp_rng_seed(&s->shuffle_v, cfg->seed, DP_STREAM_USER + 3, stream_rank);
-    dp_rng_seed(&s->noise, cfg->seed, DP_STREAM_USER + 4, 0); /* shared: ranks sample the same ops */
+    uint32_t stream_rank = cfg->run.sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)s->rank;
+    dp_rng_seed(&s->shuffle_t, cfg->run.seed, DP_STREAM_SHUFFLE, stream_rank);
+    dp_rng_seed(&s->shuffle_v, cfg->run.seed, DP_STREAM_USER + 3, stream_rank);
+    dp_rng_seed(&s->noise, cfg->run.seed, DP_STREAM_USER + 4, 0); /* shared: ranks sample the same ops */
     size_t na = (size_t)NAS_ROWS * (size_t)s->nops;
     s->gumbel = calloc(na, sizeof *s->gumbel);
     s->mask = malloc(na * sizeof *s->mask);
@@ -213,14 +215,14 @@ static dp_status task_start(void *t, dp_driver *d)
     dp_status rc = s->rank == 0 ? nas_outputs_open(s) : DP_OK;
     rc = dp_sync_all_ok(s->ws, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
-    if (!cfg->quiet && s->rank == 0)
+    if (!cfg->run.quiet && s->rank == 0)
         fprintf(stderr,
                 "dptrain search: %s, %d cells x %d channels, %d ops, %zu weights + %zu alphas, %ld train / %ld "
                 "held-out images, %d rank(s) x batch %d, %ld steps/epoch, allreduce %s%s\n",
                 dp_nas_strategy_name(cfg->strategy), s->net.layers, s->net.channels, s->nops,
                 s->sn->model->params.n, s->sn->alpha.n, s->all.split_total / 2,
-                s->all.split_total - s->all.split_total / 2, s->size, cfg->batch, s->steps,
-                cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", s->ws->overlap ? " overlapped" : "");
+                s->all.split_total - s->all.split_total / 2, s->size, cfg->run.batch, s->steps,
+                cfg->run.allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", s->ws->overlap ? " overlapped" : "");
     return DP_OK;
 }
 
@@ -258,7 +260,7 @@ static dp_status task_after_step(void *t, dp_driver *d)
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
     dp_status rc = DP_OK;
-    if (cfg->check_replicas && nas_step(s) % cfg->check_replicas == 0)
+    if (cfg->run.check_replicas && nas_step(s) % cfg->run.check_replicas == 0)
         rc = dp_sync_check_replicas(&s->async, &s->sn->alpha, nas_step(s));
     if (rc == DP_OK && s->strat->after_step) rc = s->strat->after_step(s, (int)d->st.epoch);
     return rc;
@@ -290,10 +292,10 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
     res->val_loss = vl;
     res->val_acc = va;
     res->derived_mflops = nas_genotype_mflops(s, &g);
-    if (!s->cfg->quiet && s->rank == 0) {
+    if (!s->cfg->run.quiet && s->rank == 0) {
         fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.4f | held-out loss %.4f acc %.4f | %.1f s | T %.3g | "
                         "normal-cell skips %d | derived %.2f MFLOPs\n",
-                epoch + 1, s->cfg->epochs, res->train_loss, res->train_acc, vl, va, e->step_s, s->temp, skips,
+                epoch + 1, s->cfg->run.epochs, res->train_loss, res->train_acc, vl, va, e->step_s, s->temp, skips,
                 res->derived_mflops);
         fprintf(stderr, "  genotype %s\n", text + 9);
         if (skips >= s->cfg->skip_warn)
@@ -324,9 +326,9 @@ static dp_status task_finish(void *t, dp_driver *d)
         if (rc != DP_OK) return rc;
         res->skips = dp_genotype_skips(&res->genotype);
         res->derived_mflops = nas_genotype_mflops(s, &res->genotype);
-        if (s->rank == 0 && s->cfg->out[0]) {
+        if (s->rank == 0 && s->cfg->run.out[0]) {
             char path[600];
-            snprintf(path, sizeof path, "%s/genotype.json", s->cfg->out);
+            snprintf(path, sizeof path, "%s/genotype.json", s->cfg->run.out);
             rc = dp_genotype_save(&res->genotype, path);
             if (rc != DP_OK) return rc;
         }
@@ -365,12 +367,8 @@ dp_status dp_search_run(const dp_search_config *cfg, MPI_Comm comm, dp_search_re
     memset(res, 0, sizeof *res);
     dp_status rc = dp_search_config_check(cfg);
     if (rc != DP_OK) return rc;
-    dp_run_opts o = {.epochs = cfg->epochs, .resume = cfg->resume, .stop_after_epochs = cfg->stop_after,
-                     .keep_checkpoints = 2, .check_replicas = cfg->check_replicas,
-                     .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1, .loss_scale_growth = 1,
-                     .watchdog_s = cfg->watchdog_s, .threads = cfg->threads, .progress = cfg->progress,
-                     .quiet = cfg->quiet};
-    snprintf(o.out, sizeof o.out, "%s", cfg->out);
+    dp_run_opts o = dp_run_opts_make(&cfg->run);
+    o.stop_after_epochs = cfg->stop_after;
     srch s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;

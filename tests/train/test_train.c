@@ -39,17 +39,17 @@ static dp_train_config base_config(const char *model, long limit, int epochs)
 {
     dp_train_config cfg;
     dp_train_config_defaults(&cfg);
-    snprintf(cfg.data, sizeof cfg.data, "%s", shards);
+    snprintf(cfg.run.data, sizeof cfg.run.data, "%s", shards);
     snprintf(cfg.model, sizeof cfg.model, "%s", model);
-    cfg.limit = limit;
-    cfg.epochs = epochs;
-    cfg.quiet = 1;
+    cfg.run.limit = limit;
+    cfg.run.epochs = epochs;
+    cfg.run.quiet = 1;
     return cfg;
 }
 
 static void out_dir(dp_train_config *cfg, const char *name)
 {
-    snprintf(cfg->out, sizeof cfg->out, "%s/%s", tmp, name);
+    snprintf(cfg->run.out, sizeof cfg->run.out, "%s/%s", tmp, name);
 }
 
 TestSuite(train, .init = setup_shards, .fini = teardown_shards, .timeout = DP_TIMEOUT(300));
@@ -133,7 +133,7 @@ static void check_resume_exact(const char *model, dp_opt_kind opt, long stop, co
     cr_assert(part.stopped_early);
     cr_assert_eq(part.steps, stop);
     cfg.stop_after = 0;
-    cfg.resume = 1;
+    cfg.run.resume = 1;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK, "%s", dp_errmsg());
     expect_resumed_exactly(&full, &rest, full_name, parts_name);
 }
@@ -184,7 +184,7 @@ Test(train, darts_arch_learns_and_resumes_bit_identical)
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &part), DP_OK, "%s", dp_errmsg());
     cr_assert(part.stopped_early);
     cfg.stop_after = 0;
-    cfg.resume = 1;
+    cfg.run.resume = 1;
     /* the cell, not the file name, must match */
     snprintf(cfg.arch, sizeof cfg.arch, "%s", other);
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_ERR_ARG);
@@ -194,7 +194,7 @@ Test(train, darts_arch_learns_and_resumes_bit_identical)
     expect_resumed_exactly(&full, &rest, "darts-full", "darts-parts");
 
     snprintf(cfg.arch, sizeof cfg.arch, "%s/missing.json", tmp);
-    cfg.resume = 0;
+    cfg.run.resume = 0;
     cr_assert_neq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK);
     cr_assert(strstr(dp_errmsg(), "missing.json"), "%s", dp_errmsg());
 }
@@ -208,8 +208,8 @@ Test(train, resume_with_a_different_config_names_the_field)
     dp_train_result res;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK, "%s", dp_errmsg());
     cfg.stop_after = 0;
-    cfg.resume = 1;
-    cfg.batch = 32;
+    cfg.run.resume = 1;
+    cfg.run.batch = 32;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "batch"), "message: %s", dp_errmsg());
     cr_assert(strstr(dp_errmsg(), "checkpoint.dpc"), "message: %s", dp_errmsg());
@@ -229,14 +229,14 @@ Test(train, bad_configuration_names_the_flag)
 {
     dp_train_config cfg = base_config("mlp", 100, 1);
     dp_train_result res;
-    cfg.batch = 0;
+    cfg.run.batch = 0;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "--batch"), "%s", dp_errmsg());
     cfg = base_config("resnet", 100, 1);
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "resnet"), "%s", dp_errmsg());
     cfg = base_config("mlp", 100, 1);
-    snprintf(cfg.data, sizeof cfg.data, "%s/nowhere", tmp);
+    snprintf(cfg.run.data, sizeof cfg.run.data, "%s/nowhere", tmp);
     cr_assert_neq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK);
     cr_assert(strstr(dp_errmsg(), "nowhere"), "%s", dp_errmsg());
 }
