@@ -1,4 +1,4 @@
-/* Ring codecs: the identity float32 codec, raw and staged.
+/* Ring codecs: the identity float32 codec, and the checks every codec makes.
  *
  * The lossy codecs (codec_fp16.c, codec_int8.c) and the zstd wire stage
  * (codec_wire.c) sit behind the same dp_ring_codec vtable (comm_internal.h).
@@ -7,6 +7,25 @@
 #include <string.h>
 
 #include "comm/comm_internal.h"
+
+dp_status dp_codec_check_cap(const dp_ring_codec *c, size_t n, size_t cap)
+{
+    const size_t need = c->max_bytes(c, n);
+    if (cap < need)
+        return dp_errorf(DP_ERR_ARG, "%s codec: %zu values need %zu bytes, have %zu", c->name, n,
+                         need, cap);
+    return DP_OK;
+}
+
+dp_status dp_codec_check_size(const dp_ring_codec *c, size_t bytes, size_t n)
+{
+    const size_t need = c->max_bytes(c, n);
+    if (bytes != need)
+        return dp_errorf(DP_ERR_MPI, "%s codec: message of %zu bytes where %zu values "
+                         "(%zu bytes) were expected: ranks disagree on the count", c->name,
+                         bytes, n, need);
+    return DP_OK;
+}
 
 static size_t f32_max_bytes(const dp_ring_codec *c, size_t n)
 {
@@ -17,21 +36,11 @@ static size_t f32_max_bytes(const dp_ring_codec *c, size_t n)
 static dp_status f32_encode(const dp_ring_codec *c, const float *src, size_t n, void *dst,
                             size_t cap, size_t *bytes)
 {
-    (void)c;
-    if (cap < n * sizeof(float))
-        return dp_errorf(DP_ERR_ARG, "identity codec: %zu floats need %zu bytes, have %zu",
-                         n, n * sizeof(float), cap);
+    dp_status st = dp_codec_check_cap(c, n, cap);
+    if (DP_OK != st)
+        return st;
     memcpy(dst, src, n * sizeof(float));
     *bytes = n * sizeof(float);
-    return DP_OK;
-}
-
-static dp_status f32_check(size_t bytes, size_t n)
-{
-    if (bytes != n * sizeof(float))
-        return dp_errorf(DP_ERR_MPI, "message of %zu bytes where %zu floats (%zu bytes) "
-                         "were expected: ranks disagree on the count",
-                         bytes, n, n * sizeof(float));
     return DP_OK;
 }
 
@@ -43,25 +52,16 @@ static void f32_add(float *restrict dst, const float *restrict src, size_t n)
         dst[i] += src[i];
 }
 
-static dp_status f32_decode_reduce(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                   float *dst, size_t n)
+static dp_status f32_decode(const dp_ring_codec *c, const void *msg, size_t bytes, float *dst,
+                            size_t n, int add)
 {
-    (void)c;
-    dp_status rc = f32_check(bytes, n);
-    if (DP_OK != rc)
-        return rc;
-    f32_add(dst, (const float *)msg, n);
-    return DP_OK;
-}
-
-static dp_status f32_decode_copy(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                 float *dst, size_t n)
-{
-    (void)c;
-    dp_status rc = f32_check(bytes, n);
-    if (DP_OK != rc)
-        return rc;
-    memcpy(dst, msg, n * sizeof(float));
+    dp_status st = dp_codec_check_size(c, bytes, n);
+    if (DP_OK != st)
+        return st;
+    if (add)
+        f32_add(dst, (const float *)msg, n);
+    else
+        memcpy(dst, msg, n * sizeof(float));
     return DP_OK;
 }
 
@@ -70,18 +70,7 @@ const dp_ring_codec dp_ring_codec_identity = {
     .raw = 1,
     .max_bytes = f32_max_bytes,
     .encode = f32_encode,
-    .decode_reduce = f32_decode_reduce,
-    .decode_copy = f32_decode_copy,
-    .wire_elem = 4,
-};
-
-const dp_ring_codec dp_ring_codec_identity_staged = {
-    .name = "f32-staged",
-    .raw = 0,
-    .max_bytes = f32_max_bytes,
-    .encode = f32_encode,
-    .decode_reduce = f32_decode_reduce,
-    .decode_copy = f32_decode_copy,
+    .decode = f32_decode,
     .wire_elem = 4,
 };
 

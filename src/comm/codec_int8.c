@@ -140,10 +140,10 @@ static dp_status i8_encode(const dp_ring_codec *c, const float *src, size_t n, v
                            size_t cap, size_t *bytes)
 {
     dp_codec_int8_state *st = c->state;
-    const size_t nb = nblocks(n), need = nb * sizeof(float) + n;
-    if (cap < need)
-        return dp_errorf(DP_ERR_ARG, "int8 codec: %zu values need %zu bytes, have %zu", n,
-                         need, cap);
+    const size_t nb = nblocks(n);
+    dp_status rc = dp_codec_check_cap(c, n, cap);
+    if (DP_OK != rc)
+        return rc;
     size_t bad = dp_floats_find_bad(src, n, 0.0f);
     if (bad < n)
         return dp_codec_reject("int8", src, bad);
@@ -169,18 +169,17 @@ static dp_status i8_encode(const dp_ring_codec *c, const float *src, size_t n, v
             quantize_c(q + lo, src + lo, hi - lo, pre, 1.0f / (s * pre), key, (uint32_t)lo);
     }
     st->ctr += n;
-    *bytes = need;
+    *bytes = i8_max_bytes(c, n);
     return DP_OK;
 }
 
-static dp_status i8_decode(const void *msg, size_t bytes, float *restrict dst, size_t n,
-                           int add)
+static dp_status i8_decode(const dp_ring_codec *c, const void *msg, size_t bytes,
+                           float *restrict dst, size_t n, int add)
 {
-    const size_t nb = nblocks(n), need = nb * sizeof(float) + n;
-    if (bytes != need)
-        return dp_errorf(DP_ERR_MPI, "int8 codec: message of %zu bytes where %zu values "
-                         "(%zu bytes) were expected: ranks disagree on the count", bytes, n,
-                         need);
+    dp_status st = dp_codec_check_size(c, bytes, n);
+    if (DP_OK != st)
+        return st;
+    const size_t nb = nblocks(n);
     const unsigned char *in = msg;
     const int8_t *restrict q = (const int8_t *)(in + nb * sizeof(float));
     for (size_t b = 0; b < nb; b++) {
@@ -198,20 +197,6 @@ static dp_status i8_decode(const void *msg, size_t bytes, float *restrict dst, s
     return DP_OK;
 }
 
-static dp_status i8_decode_reduce(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                  float *dst, size_t n)
-{
-    (void)c;
-    return i8_decode(msg, bytes, dst, n, 1);
-}
-
-static dp_status i8_decode_copy(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                float *dst, size_t n)
-{
-    (void)c;
-    return i8_decode(msg, bytes, dst, n, 0);
-}
-
 void dp_codec_int8_init(dp_ring_codec *c, dp_codec_int8_state *st, uint64_t seed)
 {
     st->seed = splitmix64(seed);
@@ -222,8 +207,7 @@ void dp_codec_int8_init(dp_ring_codec *c, dp_codec_int8_state *st, uint64_t seed
         .wire_elem = 1,
         .max_bytes = i8_max_bytes,
         .encode = i8_encode,
-        .decode_reduce = i8_decode_reduce,
-        .decode_copy = i8_decode_copy,
+        .decode = i8_decode,
         .state = st,
     };
 }

@@ -3,8 +3,8 @@
  * dp_codec_config -> dp_ring_codec: the table of compressors (compress.c) gives
  * the kind's codec; a workspace keeps a dp_codec_rt holding the state of a
  * stateful one (int8's RNG) and, when wire_zstd_level > 0, a wrapper codec
- * around the chosen one (the staged identity codec for NONE, so float32 also
- * goes through it).
+ * around the chosen one (float32 too: the wrapper is not raw, so the ring
+ * stages its messages).
  *
  * Wire stage, per message: inner-encode into scratch A, byte-shuffle A into B
  * (plane k holds byte k of every element: exponent bytes of neighbouring floats
@@ -141,22 +141,13 @@ static dp_status zw_unpack(zwire_state *z, const void *msg, size_t bytes, size_t
     return DP_OK;
 }
 
-static dp_status zw_decode_reduce(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                  float *dst, size_t n)
+static dp_status zw_decode(const dp_ring_codec *c, const void *msg, size_t bytes, float *dst,
+                           size_t n, int add)
 {
     zwire_state *z = c->state;
-    size_t ib;
+    size_t ib = 0;
     dp_status st = zw_unpack(z, msg, bytes, n, &ib);
-    return DP_OK != st ? st : z->inner->decode_reduce(z->inner, z->a, ib, dst, n);
-}
-
-static dp_status zw_decode_copy(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                float *dst, size_t n)
-{
-    zwire_state *z = c->state;
-    size_t ib;
-    dp_status st = zw_unpack(z, msg, bytes, n, &ib);
-    return DP_OK != st ? st : z->inner->decode_copy(z->inner, z->a, ib, dst, n);
+    return DP_OK != st ? st : z->inner->decode(z->inner, z->a, ib, dst, n, add);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -195,8 +186,6 @@ dp_status dp_codec_rt_select(dp_codec_rt **prt, const dp_codec_config *cfg, int 
         }
         c = &rt->own;
     }
-    if (c == &dp_ring_codec_identity && cfg->wire_zstd_level)
-        c = &dp_ring_codec_identity_staged;
     if (cfg->wire_zstd_level > 0) {
         zwire_state *z = &rt->zs;
         if (NULL == z->cc && NULL == (z->cc = ZSTD_createCCtx()))
@@ -212,8 +201,7 @@ dp_status dp_codec_rt_select(dp_codec_rt **prt, const dp_codec_config *cfg, int 
             .inner = c,
             .max_bytes = zw_max_bytes,
             .encode = zw_encode,
-            .decode_reduce = zw_decode_reduce,
-            .decode_copy = zw_decode_copy,
+            .decode = zw_decode,
             .state = z,
         };
         c = &rt->zw;

@@ -42,12 +42,10 @@ struct dp_ring_codec {
     /* encodes src[0..n) into dst (cap bytes) and sets *bytes; non-raw codecs only */
     dp_status (*encode)(const dp_ring_codec *c, const float *src, size_t n, void *dst,
                         size_t cap, size_t *bytes);
-    /* dst[i] += decoded[i] for i < n; msg holds `bytes` received bytes */
-    dp_status (*decode_reduce)(const dp_ring_codec *c, const void *msg, size_t bytes,
-                               float *dst, size_t n);
-    /* dst[i] = decoded[i] for i < n */
-    dp_status (*decode_copy)(const dp_ring_codec *c, const void *msg, size_t bytes,
-                             float *dst, size_t n);
+    /* msg holds `bytes` received bytes; for i < n, dst[i] += decoded[i] when add (the
+     * reduce-scatter), dst[i] = decoded[i] otherwise (the allgather) */
+    dp_status (*decode)(const dp_ring_codec *c, const void *msg, size_t bytes, float *dst,
+                        size_t n, int add);
     /* 1: decode(encode(x)) may differ from x. The ring then applies error feedback
      * (when given a residual), makes the owner of a block replace its copy by the
      * decoded value (so every rank ends with the same bits), and treats an empty
@@ -63,9 +61,12 @@ struct dp_ring_codec {
 
 /* The identity float32 codec (raw): what dp_ring_allreduce uses. */
 extern const dp_ring_codec dp_ring_codec_identity;
-/* The same bytes through the non-raw path (encode into staging, forward received
- * messages as they are): exercises the seam in tests until a real codec exists. */
-extern const dp_ring_codec dp_ring_codec_identity_staged;
+
+/* The checks every codec makes (codec.c): DP_ERR_ARG unless cap bytes hold the
+ * encoding of n values; DP_ERR_MPI unless a received message of `bytes` is the
+ * encoding of n values (a wrong size means the ranks disagree on the count). */
+dp_status dp_codec_check_cap(const dp_ring_codec *c, size_t n, size_t cap);
+dp_status dp_codec_check_size(const dp_ring_codec *c, size_t bytes, size_t n);
 
 /* The lossy codecs (codec_fp16.c, codec_int8.c). int8 keeps its RNG in a state
  * that dp_codec_int8_init ties to a codec struct. */

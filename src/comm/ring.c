@@ -433,7 +433,7 @@ static dp_status ring_encode(ring_ctx *x, size_t off, size_t n, int owner, void 
         return st;
     if (c->lossy && (x->res || owner)) {
         float *restrict d = x->dec;
-        if (DP_OK != (st = c->decode_copy(c, dst, *bytes, d, n)))
+        if (DP_OK != (st = c->decode(c, dst, *bytes, d, n, 0)))
             return st;
         if (x->res) {
             float *restrict e = x->res + off;
@@ -657,8 +657,7 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
         if (!codec->raw && 0 == nb && n > 0)
             note_poison(&x, c.s);
         if (c.s < p.P - 1) { /* reduce-scatter */
-            if (!x.poisoned &&
-                DP_OK != codec->decode_reduce(codec, slot, (size_t)nb, dst, n)) {
+            if (!x.poisoned && DP_OK != codec->decode(codec, slot, (size_t)nb, dst, n, 1)) {
                 st = codec_fail(&p, "decoding a message from", p.left, c.s, c.j);
                 goto err;
             }
@@ -672,9 +671,7 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
                 msg = sbuf;
             }
         } else if (codec->raw) { /* allgather, received in place */
-            if ((size_t)nb != bytes) {
-                dp_errorf(DP_ERR_MPI, "message of %d bytes where %zu floats (%zu bytes) were "
-                          "expected: ranks disagree on the count", nb, n, bytes);
+            if (DP_OK != dp_codec_check_size(codec, (size_t)nb, n)) {
                 st = codec_fail(&p, "receiving a message from", p.left, c.s, c.j);
                 goto err;
             }
@@ -684,7 +681,7 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
                 msg = sbuf;
                 bytes = (size_t)nb;
             }
-            if (!x.poisoned && DP_OK != codec->decode_copy(codec, slot, (size_t)nb, dst, n)) {
+            if (!x.poisoned && DP_OK != codec->decode(codec, slot, (size_t)nb, dst, n, 0)) {
                 st = codec_fail(&p, "decoding a message from", p.left, c.s, c.j);
                 goto err;
             }
