@@ -230,13 +230,10 @@ const dp_ring_codec dp_ring_codec_bf16 = {
     .decode = b16_decode,
 };
 
-/* --codec fp16 / bf16: error feedback of one float per gradient float. */
 const dp_compress_ops dp_compress_fp16 = {
     .name = "fp16",
     .kind = DP_CODEC_FP16,
     .hook = DP_COMPRESS_RING,
-    .state_floats = dp_compress_ef_floats,
-    .state_is_residual = 1,
     .ring = &dp_ring_codec_fp16,
 };
 
@@ -244,7 +241,5 @@ const dp_compress_ops dp_compress_bf16 = {
     .name = "bf16",
     .kind = DP_CODEC_BF16,
     .hook = DP_COMPRESS_RING,
-    .state_floats = dp_compress_ef_floats,
-    .state_is_residual = 1,
     .ring = &dp_ring_codec_bf16,
 };

@@ -197,19 +197,22 @@ static dp_status i8_decode(const dp_ring_codec *c, const void *msg, size_t bytes
     return DP_OK;
 }
 
+/* The template: dp_codec_int8_init gives a copy its state. */
+static const dp_ring_codec i8_codec = {
+    .name = "int8",
+    .lossy = 1,
+    .wire_elem = 1,
+    .max_bytes = i8_max_bytes,
+    .encode = i8_encode,
+    .decode = i8_decode,
+};
+
 void dp_codec_int8_init(dp_ring_codec *c, dp_codec_int8_state *st, uint64_t seed)
 {
     st->seed = splitmix64(seed);
     st->ctr = 0;
-    *c = (dp_ring_codec){
-        .name = "int8",
-        .lossy = 1,
-        .wire_elem = 1,
-        .max_bytes = i8_max_bytes,
-        .encode = i8_encode,
-        .decode = i8_decode,
-        .state = st,
-    };
+    *c = i8_codec;
+    c->state = st;
 }
 
 static void i8_ring_init(dp_ring_codec *c, void *state, uint64_t seed)
@@ -217,14 +220,12 @@ static void i8_ring_init(dp_ring_codec *c, void *state, uint64_t seed)
     dp_codec_int8_init(c, state, seed);
 }
 
-/* --codec int8: the codec is per workspace (its RNG state); error feedback of
- * one float per gradient float. */
+/* --codec int8: the codec is per workspace (its RNG state). */
 const dp_compress_ops dp_compress_int8 = {
     .name = "int8",
     .kind = DP_CODEC_INT8,
     .hook = DP_COMPRESS_RING,
-    .state_floats = dp_compress_ef_floats,
-    .state_is_residual = 1,
+    .ring = &i8_codec,
     .ring_init = i8_ring_init,
     .ring_state_bytes = sizeof(dp_codec_int8_state),
 };

@@ -96,9 +96,10 @@ dp_status dp_codec_reject(const char *codec, const float *x, size_t i);
 /* One entry of the table of compressors (compress.c): a dp_codec_kind, how it
  * is named and parsed on the command line, how it joins the gradient sync and
  * what state it keeps. Each compressor's file defines its entry; compress.c
- * lists them. A ring codec gives its dp_ring_codec (or a template that
- * ring_init sets up with ring_state_bytes of per-workspace state and a seed);
- * an after-backward compressor gives create / state / run / destroy. */
+ * lists them. A ring codec gives its dp_ring_codec (with ring_init, a template
+ * that ring_init sets up with ring_state_bytes of per-workspace state and a
+ * seed); a lossy one keeps error feedback, one float per gradient float. An
+ * after-backward compressor gives create / state / run / destroy. */
 typedef struct dp_compress_ops {
     const char *name;      /* the --codec word ("fp16", "topk") */
     dp_codec_kind kind;
@@ -110,17 +111,15 @@ typedef struct dp_compress_ops {
     int (*format)(const dp_compress *c, char *buf, size_t n);
     /* range checks of the fields it reads, naming the flags (NULL: none) */
     dp_status (*check)(const dp_compress *c);
-    /* floats of checkpointable state on layout l (NULL: none) */
-    size_t (*state_floats)(const dp_compress *c, const dp_grad_layout *l);
-    /* 1: all of the state is error feedback in gradient units */
-    int state_is_residual;
 
     /* DP_COMPRESS_RING */
     const dp_ring_codec *ring;
     void (*ring_init)(dp_ring_codec *c, void *state, uint64_t seed);
     size_t ring_state_bytes;
 
-    /* DP_COMPRESS_AFTER_BACKWARD */
+    /* DP_COMPRESS_AFTER_BACKWARD; state_is_residual: all of the state is error
+     * feedback in gradient units */
+    int state_is_residual;
     dp_status (*create)(const dp_compress *c, const dp_grad_layout *l, void **self);
     float *(*state)(void *self, size_t *nfloats);
     dp_status (*run)(void *self, float *grad, MPI_Comm comm, double *sent, double *raw);
@@ -129,8 +128,6 @@ typedef struct dp_compress_ops {
 
 /* The entry of `kind`, or NULL. */
 const dp_compress_ops *dp_compress_ops_of(dp_codec_kind kind);
-/* state_floats of the lossy ring codecs: one float of error feedback per gradient float. */
-size_t dp_compress_ef_floats(const dp_compress *c, const dp_grad_layout *l);
 
 /* The codecs a workspace has built for dp_codec_config's (codec_wire.c): the int8
  * RNG state and the zstd wire stage (contexts and scratch that grow). */

@@ -467,16 +467,6 @@ static dp_status psgd_check(const dp_compress *c)
     return DP_OK;
 }
 
-/* the residual (n) and Q of every compressed matrix (cols x R) */
-static size_t psgd_state_floats(const dp_compress *c, const dp_grad_layout *l)
-{
-    size_t q = 0;
-    for (int i = 0; i < l->nmats; i++)
-        if (compressible(l->mats[i].rows, l->mats[i].cols, c->powersgd_rank))
-            q += (size_t)l->mats[i].cols * (size_t)c->powersgd_rank;
-    return l->n + q;
-}
-
 static dp_status psgd_create(const dp_compress *c, const dp_grad_layout *l, void **self)
 {
     dp_powersgd *ps = NULL;
@@ -512,7 +502,6 @@ const dp_compress_ops dp_compress_powersgd = {
     .parse_arg = psgd_parse,
     .format = psgd_format,
     .check = psgd_check,
-    .state_floats = psgd_state_floats,
     .create = psgd_create,
     .state = psgd_state,
     .run = psgd_run,

@@ -464,11 +464,6 @@ static dp_status topkc_check(const dp_compress *c)
     return DP_OK;
 }
 
-static size_t topkc_state_floats(const dp_compress *c, const dp_grad_layout *l)
-{
-    return c->dgc_momentum > 0 ? 2 * l->n : l->n;
-}
-
 static void topkc_destroy(void *p)
 {
     topk_self *t = p;
@@ -487,7 +482,7 @@ static dp_status topkc_create(const dp_compress *c, const dp_grad_layout *l, voi
         return dp_errorf(DP_ERR_NOMEM, "topk: out of memory");
     t->tc = (dp_topk_config){c->topk_fraction, c->dgc_momentum, DP_TOPK_AUTO};
     t->n = l->n;
-    t->state_n = topkc_state_floats(c, l);
+    t->state_n = c->dgc_momentum > 0 ? 2 * l->n : l->n;
     t->nb = l->nbuckets;
     t->state = calloc(t->state_n ? t->state_n : 1, sizeof *t->state);
     t->buckets = malloc((l->nbuckets > 0 ? (size_t)l->nbuckets : 1) * sizeof *t->buckets);
@@ -539,7 +534,6 @@ const dp_compress_ops dp_compress_topk = {
     .parse_arg = topkc_parse,
     .format = topkc_format,
     .check = topkc_check,
-    .state_floats = topkc_state_floats,
     .state_is_residual = 1,
     .create = topkc_create,
     .state = topkc_state,
