@@ -4,17 +4,34 @@
  * (codec_wire.c) sit behind the same dp_ring_codec vtable (comm_internal.h).
  * The decoders check the byte count of every message: a wrong size means the
  * ranks disagree about the count, and is reported instead of reducing garbage. */
+#include <math.h>
 #include <string.h>
 
+#include "dptrain/floatscan.h"
 #include "comm/comm_internal.h"
 
-dp_status dp_codec_check_cap(const dp_ring_codec *c, size_t n, size_t cap)
+static dp_status check_cap(const dp_ring_codec *c, size_t n, size_t cap)
 {
     const size_t need = c->max_bytes(c, n);
     if (cap < need)
         return dp_errorf(DP_ERR_ARG, "%s codec: %zu values need %zu bytes, have %zu", c->name, n,
                          need, cap);
     return DP_OK;
+}
+
+dp_status dp_codec_check_input(const dp_ring_codec *c, const float *x, size_t n, size_t cap, float limit)
+{
+    dp_status st = check_cap(c, n, cap);
+    if (DP_OK != st)
+        return st;
+    const size_t i = dp_floats_find_bad(x, n, limit);
+    if (i == n)
+        return DP_OK;
+    if (isfinite(x[i]))
+        return dp_errorf(DP_ERR_NONFINITE, "%s codec: value %g at index %zu is outside "
+                         "the range of %s", c->name, (double)x[i], i, c->name);
+    return dp_errorf(DP_ERR_NONFINITE, "%s codec: non-finite value (%g) at index %zu",
+                     c->name, (double)x[i], i);
 }
 
 dp_status dp_codec_check_size(const dp_ring_codec *c, size_t bytes, size_t n)
@@ -36,7 +53,7 @@ static size_t f32_max_bytes(const dp_ring_codec *c, size_t n)
 static dp_status f32_encode(const dp_ring_codec *c, const float *src, size_t n, void *dst,
                             size_t cap, size_t *bytes)
 {
-    dp_status st = dp_codec_check_cap(c, n, cap);
+    dp_status st = check_cap(c, n, cap);
     if (DP_OK != st)
         return st;
     memcpy(dst, src, n * sizeof(float));
@@ -74,7 +91,7 @@ const dp_ring_codec dp_ring_codec_identity = {
     .wire_elem = 4,
 };
 
-/* --codec none: float32 on the ring (with --wire-zstd, through the staged path). */
+/* --codec none: float32 on the ring (with --wire-zstd, inside the wire stage). */
 const dp_compress_ops dp_compress_none = {
     .name = "none",
     .kind = DP_CODEC_NONE,

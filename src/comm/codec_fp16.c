@@ -18,7 +18,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "dptrain/floatscan.h"
 #include "comm/comm_internal.h"
 
 static uint32_t f_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
@@ -140,15 +139,6 @@ static void f16_decode_n(const uint16_t *src, float *dst, size_t n, int add)
 /* Checks and the vtables                                                     */
 /* ------------------------------------------------------------------------- */
 
-dp_status dp_codec_reject(const char *codec, const float *x, size_t i)
-{
-    if (isfinite(x[i]))
-        return dp_errorf(DP_ERR_NONFINITE, "%s codec: value %g at index %zu is outside "
-                         "the range of %s", codec, (double)x[i], i, codec);
-    return dp_errorf(DP_ERR_NONFINITE, "%s codec: non-finite value (%g) at index %zu",
-                     codec, (double)x[i], i);
-}
-
 static size_t h16_max_bytes(const dp_ring_codec *c, size_t n)
 {
     (void)c;
@@ -159,12 +149,9 @@ static size_t h16_max_bytes(const dp_ring_codec *c, size_t n)
 static dp_status f16_encode(const dp_ring_codec *c, const float *src, size_t n, void *dst,
                             size_t cap, size_t *bytes)
 {
-    dp_status st = dp_codec_check_cap(c, n, cap);
+    dp_status st = dp_codec_check_input(c, src, n, cap, 65520.0f);
     if (DP_OK != st)
         return st;
-    size_t bad = dp_floats_find_bad(src, n, 65520.0f);
-    if (bad < n)
-        return dp_codec_reject("fp16", src, bad);
     dp_f16_encode_n(src, dst, n);
     *bytes = 2 * n;
     return DP_OK;
@@ -182,13 +169,10 @@ static dp_status f16_decode(const dp_ring_codec *c, const void *msg, size_t byte
 static dp_status b16_encode(const dp_ring_codec *c, const float *src, size_t n, void *dst,
                             size_t cap, size_t *bytes)
 {
-    dp_status st = dp_codec_check_cap(c, n, cap);
+    /* 0x1.fep127 (halfway above the largest bf16, a tie to even) and up round to Inf */
+    dp_status st = dp_codec_check_input(c, src, n, cap, 0x1.fep127f);
     if (DP_OK != st)
         return st;
-    /* 0x1.fep127 (halfway above the largest bf16, a tie to even) and up round to Inf */
-    size_t bad = dp_floats_find_bad(src, n, 0x1.fep127f);
-    if (bad < n)
-        return dp_codec_reject("bf16", src, bad);
     uint16_t *h = dst;
     for (size_t i = 0; i < n; i++)
         h[i] = dp_bf16_from_f32(src[i]);

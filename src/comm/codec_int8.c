@@ -21,7 +21,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "dptrain/floatscan.h"
 #include "comm/comm_internal.h"
 
 static size_t nblocks(size_t n) { return (n + DP_CODEC_INT8_BLOCK - 1) / DP_CODEC_INT8_BLOCK; }
@@ -30,14 +29,6 @@ static size_t i8_max_bytes(const dp_ring_codec *c, size_t n)
 {
     (void)c;
     return nblocks(n) * sizeof(float) + n;
-}
-
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
 }
 
 static inline uint32_t lowbias32(uint32_t x)
@@ -141,15 +132,12 @@ static dp_status i8_encode(const dp_ring_codec *c, const float *src, size_t n, v
 {
     dp_codec_int8_state *st = c->state;
     const size_t nb = nblocks(n);
-    dp_status rc = dp_codec_check_cap(c, n, cap);
+    dp_status rc = dp_codec_check_input(c, src, n, cap, 0.0f);
     if (DP_OK != rc)
         return rc;
-    size_t bad = dp_floats_find_bad(src, n, 0.0f);
-    if (bad < n)
-        return dp_codec_reject("int8", src, bad);
     unsigned char *out = dst;
     int8_t *q = (int8_t *)(out + nb * sizeof(float));
-    const uint32_t key = (uint32_t)splitmix64(st->seed ^ st->ctr);
+    const uint32_t key = (uint32_t)dp_mix64(st->seed ^ st->ctr);
     const int avx2 = use_avx2();
     for (size_t b = 0; b < nb; b++) {
         const size_t lo = b * DP_CODEC_INT8_BLOCK;
@@ -207,17 +195,13 @@ static const dp_ring_codec i8_codec = {
     .decode = i8_decode,
 };
 
-void dp_codec_int8_init(dp_ring_codec *c, dp_codec_int8_state *st, uint64_t seed)
+void dp_codec_int8_init(dp_ring_codec *c, void *state, uint64_t seed)
 {
-    st->seed = splitmix64(seed);
+    dp_codec_int8_state *st = state;
+    st->seed = dp_mix64(seed);
     st->ctr = 0;
     *c = i8_codec;
     c->state = st;
-}
-
-static void i8_ring_init(dp_ring_codec *c, void *state, uint64_t seed)
-{
-    dp_codec_int8_init(c, state, seed);
 }
 
 /* --codec int8: the codec is per workspace (its RNG state). */
@@ -226,6 +210,6 @@ const dp_compress_ops dp_compress_int8 = {
     .kind = DP_CODEC_INT8,
     .hook = DP_COMPRESS_RING,
     .ring = &i8_codec,
-    .ring_init = i8_ring_init,
+    .ring_init = dp_codec_int8_init,
     .ring_state_bytes = sizeof(dp_codec_int8_state),
 };

@@ -191,7 +191,6 @@ dp_status dp_compress_check(const dp_compress *c, dp_allreduce_algo algo)
 struct dp_compressor {
     const dp_compress_ops *ops;
     dp_compress cfg;
-    dp_compress_hook hook;
     float *state; /* this rank's checkpointable state */
     size_t state_n;
     float *own;   /* lossy ring codecs: the error feedback (state) */
@@ -211,7 +210,6 @@ dp_status dp_compressor_create(const dp_compress *c, const dp_grad_layout *l, dp
         return dp_errorf(DP_ERR_NOMEM, "compressor: out of memory");
     x->ops = o;
     x->cfg = *c;
-    x->hook = dp_compress_hook_of(c);
     dp_status rc = DP_OK;
     if (DP_COMPRESS_RING == o->hook) {
         x->state_n = o->ring->lossy ? l->n : 0;
@@ -243,7 +241,7 @@ void dp_compressor_free(dp_compressor *x)
 
 dp_compress_hook dp_compressor_hook(const dp_compressor *x)
 {
-    return x ? x->hook : DP_COMPRESS_OFF;
+    return x ? dp_compress_hook_of(&x->cfg) : DP_COMPRESS_OFF;
 }
 
 float *dp_compressor_state(dp_compressor *x, size_t *nfloats)
