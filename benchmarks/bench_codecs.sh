@@ -15,21 +15,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 rate=1gbit ranks="2" epochs=5 codecs="none fp16 bf16 int8" zstds="0 3" model=cnn limit=0 tag="" seed=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rate) rate="$2"; shift 2 ;;
-    --ranks) ranks="$2"; shift 2 ;;
-    --epochs) epochs="$2"; shift 2 ;;
-    --codecs) codecs="$2"; shift 2 ;;
-    --zstd) zstds="$2"; shift 2 ;;
-    --model) model="$2"; shift 2 ;;
-    --limit) limit="$2"; shift 2 ;;
-    --seed) seed="$2"; shift 2 ;;
-    --tag) tag="_$2"; shift 2 ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "bench_codecs: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags bench_codecs "--rate=rate --ranks=ranks --epochs=epochs --codecs=codecs --zstd=zstds --model=model
+  --limit=limit --seed=seed --tag=tag" "$@"
+tag="${tag:+_$tag}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 csv="$out/codecs_${rate}${tag}.csv"
 echo "ranks,codec,wire_zstd,steps,step_ms,wire_kb_per_step,raw_kb_per_step,test_acc,wall_s" > "$csv"
@@ -59,19 +47,10 @@ for np in $ranks; do
   done
 done
 echo; echo "csv: $csv"
-if command -v gnuplot >/dev/null; then
-  plots=""
-  for f in "$out"/codec-runs/"${rate}"-np*/metrics.jsonl; do
-    d=$(dirname "$f"); dat="$d/acc.dat"
-    sed -n 's/.*"kind":"epoch".*"test_acc":\([0-9.]*\).*"wall_s":\([0-9.]*\).*/\2 \1/p' "$f" > "$dat"
-    plots="$plots${plots:+, }\"$dat\" using 1:2 with linespoints title \"$(basename "$d")\""
-  done
-  gnuplot <<GP
-set terminal pngcairo size 900,500 noenhanced
-set output "$out/codecs_${rate}.png"
+plots=$(dp_curves 's/.*"kind":"epoch".*"test_acc":\([0-9.]*\).*"wall_s":\([0-9.]*\).*/\2 \1/p' \
+  "$out"/codec-runs/"${rate}"-np*/)
+dp_plot "$out/codecs_${rate}.png" 900,500 <<GP
 set xlabel "wall time (s)"; set ylabel "test accuracy"; set grid; set key bottom right
 set title "$model under vcluster --rate $rate: test accuracy against wall time"
 plot $plots
 GP
-  echo "plot: $out/codecs_${rate}.png"
-fi

@@ -10,21 +10,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 lambdas="0 0.05 0.2" strategy=darts limit=4000 epochs=2 ranks=2 layers=5 channels=8 table="" args=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --lambdas) lambdas="$2"; shift 2 ;;
-    --strategy) strategy="$2"; shift 2 ;;
-    --limit) limit="$2"; shift 2 ;;
-    --epochs) epochs="$2"; shift 2 ;;
-    --ranks) ranks="$2"; shift 2 ;;
-    --layers) layers="$2"; shift 2 ;;
-    --channels) channels="$2"; shift 2 ;;
-    --cost-table) table="$2"; shift 2 ;;
-    --args) args="$2"; shift 2 ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "bench_cost: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags bench_cost "--lambdas=lambdas --strategy=strategy --limit=limit --epochs=epochs --ranks=ranks
+  --layers=layers --channels=channels --cost-table=table --args=args" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 csv="$out/cost_${strategy}.csv"
 echo "lambda,strategy,cost,derived_mflops,heldout_acc,skips,wall_s" > "$csv"

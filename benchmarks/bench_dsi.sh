@@ -28,8 +28,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 me=bench_dsi
 data="" epochs=10 members="2 4 8" docids="atomic semantic" train_args="" sem_args="" central_ranks=2 tag="" latency=0
 plot="" reuse=0 abstain=""
-die() { echo "$me: $*" >&2; exit 2; }
-need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) need_arg "$@"; data="$2"; shift 2 ;;

@@ -8,20 +8,9 @@
 # Writes benchmarks/out/hardening.csv (one row per run) and prints medians and ratios.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 base="" np=2 reps=5 model=cnn limit=12800 plot=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --base) base="$2"; shift 2 ;;
-    --ranks) np="$2"; shift 2 ;;
-    --reps) reps="$2"; shift 2 ;;
-    --model) model="$2"; shift 2 ;;
-    --limit) limit="$2"; shift 2 ;;
-    --plot) plot=1; shift ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "bench_hardening.sh: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags bench_hardening.sh "--base=base --ranks=np --reps=reps --model=model --limit=limit --plot=plot=1" "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 csv="$out/hardening.csv" log="$out/hardening.log"
 args=(train --data "$shards" --model "$model" --epochs 1 --limit "$limit" --test-limit 500 --quiet)
 variants=("new-watchdog300|$build/dptrain|--watchdog 300" "new-watchdog0|$build/dptrain|--watchdog 0")
@@ -43,11 +32,10 @@ for v in "${variants[@]}"; do
   printf "%-18s %10.0f %8.3f\n" "$name" "$m" "$(awk -v a="$m" -v b="$ref" 'BEGIN{print a/b}')"
 done
 echo "csv: $csv ($reps reps each, $np ranks, $model, $limit images; ratio = median / median of new-watchdog300)"
-if [ "$plot" = 1 ] && command -v gnuplot >/dev/null; then
-  gnuplot <<GP
-set datafile separator ","; set terminal pngcairo size 700,400; set output "$out/hardening.png"
+if [ "$plot" = 1 ]; then
+  dp_plot "$out/hardening.png" 700,400 <<GP
+set datafile separator ","
 set ylabel "samples/s"; set xlabel "repetition"; set key bottom right
 plot for [v in "new-watchdog300 new-watchdog0 before-hardening"] "$csv" using (strcol(1) eq v ? \$2 : 1/0):3 with linespoints title v
 GP
-  echo "plot: $out/hardening.png"
 fi

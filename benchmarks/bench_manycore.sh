@@ -17,18 +17,8 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 ranks="1 2 4 8 16" scaling_s=210 reps=3 idx=/usr/share/datasets/fashion-mnist results="" skip=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --ranks) ranks="$2"; shift 2 ;;
-    --scaling-s) scaling_s="$2"; shift 2 ;;
-    --reps) reps="$2"; shift 2 ;;
-    --idx) idx="$2"; shift 2 ;;
-    --results) results="$2"; shift 2 ;;
-    --skip) skip="$2"; shift 2 ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "bench_manycore: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags bench_manycore "--ranks=ranks --scaling-s=scaling_s --reps=reps --idx=idx --results=results
+  --skip=skip" "$@"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export DP_FMNIST_IDX="$idx"
 source "$here/common.sh"

@@ -12,21 +12,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 genotype="" ranks=2 epochs=6 layers=8 channels=16 nrandom=3 limit=0 extra="" plot=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --genotype) genotype="$2"; shift 2 ;;
-    --ranks) ranks="$2"; shift 2 ;;
-    --epochs) epochs="$2"; shift 2 ;;
-    --layers) layers="$2"; shift 2 ;;
-    --channels) channels="$2"; shift 2 ;;
-    --random) nrandom="$2"; shift 2 ;;
-    --limit) limit="$2"; shift 2 ;;
-    --extra) extra="$2"; shift 2 ;;
-    --plot) plot=1; shift ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "bench_nas_retrain: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags bench_nas_retrain "--genotype=genotype --ranks=ranks --epochs=epochs --layers=layers
+  --channels=channels --random=nrandom --limit=limit --extra=extra --plot=plot=1" "$@"
 [ -n "$genotype" ] && [ -f "$genotype" ] || { echo "bench_nas_retrain: --genotype FILE (from dptrain search) is required" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 runs="$out/nas-retrain"; mkdir -p "$runs"
@@ -55,18 +42,10 @@ done
 train cnn --model cnn
 awk -F, 'NR>1 && $1 ~ /^random/ {s+=$5; n++} END{ if (n) printf "random mean %.4f over %d cells\n", s/n, n }' "$csv"
 echo "csv: $csv"
-if [ "$plot" = 1 ] && command -v gnuplot >/dev/null; then
-  plots=""
-  for d in "$runs"/*/; do
-    [ -f "$d/metrics.jsonl" ] || continue
-    sed -n 's/.*"kind":"epoch","epoch":\([0-9]*\).*"test_acc":\([0-9.]*\).*/\1 \2/p' "$d/metrics.jsonl" > "$d/acc.dat"
-    plots="$plots${plots:+, }\"$d/acc.dat\" using 1:2 with linespoints title \"$(basename "$d")\""
-  done
-  gnuplot <<GP
-set terminal pngcairo size 900,560
-set output "$out/nas_retrain.png"
+if [ "$plot" = 1 ]; then
+  plots=$(dp_curves 's/.*"kind":"epoch","epoch":\([0-9]*\).*"test_acc":\([0-9.]*\).*/\1 \2/p' "$runs"/*/)
+  dp_plot "$out/nas_retrain.png" 900,560 <<GP
 set xlabel "epoch"; set ylabel "test accuracy"; set key bottom right; set grid
 plot $plots
 GP
-  echo "plot: $out/nas_retrain.png"
 fi

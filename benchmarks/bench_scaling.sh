@@ -23,23 +23,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 models="mlp cnn" ranks="1 2" reps=3 plot=0 lim_mlp=30000 lim_cnn=7500 per_rank=0 modes="weak strong"
 combos_p="ring,on ring,off mpi,on mpi,off" deadline=0 tag=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --models) models="$2"; shift 2 ;;
-    --ranks) ranks="$2"; shift 2 ;;
-    --reps) reps="$2"; shift 2 ;;
-    --limit-mlp) lim_mlp="$2"; shift 2 ;;
-    --limit-cnn) lim_cnn="$2"; shift 2 ;;
-    --weak-per-rank) per_rank=1; shift ;;
-    --modes) modes="$2"; shift 2 ;;
-    --combos) combos_p="$2"; shift 2 ;;
-    --deadline) deadline="$2"; shift 2 ;;
-    --tag) tag="$2"; shift 2 ;;
-    --plot) plot=1; shift ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "bench_scaling: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags bench_scaling "--models=models --ranks=ranks --reps=reps --limit-mlp=lim_mlp --limit-cnn=lim_cnn
+  --weak-per-rank=per_rank=1 --modes=modes --combos=combos_p --deadline=deadline --tag=tag --plot=plot=1" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 csv="$out/scaling$tag.csv"
 t_begin=$SECONDS
@@ -121,14 +106,11 @@ for m in $models; do
   done
 done
 echo; echo "csv: $csv and $summary"
-if [ "$plot" = 1 ] && command -v gnuplot >/dev/null; then
-  gnuplot <<GP
-set terminal pngcairo size 900,450 noenhanced
-set output "$out/scaling$tag.png"
+if [ "$plot" = 1 ]; then
+  dp_plot "$out/scaling$tag.png" 900,450 <<GP
 set datafile separator ","; set grid; set key bottom left
 set xlabel "ranks"; set ylabel "efficiency = thr(P) / (P thr(1))"; set yrange [0:1.1]
 set title "dptrain scaling (ring, overlap on)"
 plot for [m in "$models"] for [d in "$modes"] "$summary" using (strcol(1) eq m && strcol(2) eq d && strcol(4) eq "ring" && strcol(5) eq "on" ? \$3 : 1/0):7 with linespoints title m." ".d
 GP
-  echo "plot: $out/scaling$tag.png"
 fi

@@ -33,8 +33,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 me=bench_search
 configs="5x8" batch=64 steps=10 warmup=2 reps=3 ranks="1" impls="dptrain torch" data="" tag="" dp_args=""
 plot="" recompute=all
-die() { echo "$me: $*" >&2; exit 2; }
-need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --configs) need_arg "$@"; configs="$2"; shift 2 ;;

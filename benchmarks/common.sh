@@ -29,3 +29,22 @@ dp_mpirun() {
   if [ "$np" -le "$(nproc)" ]; then mpirun -np "$np" --oversubscribe --bind-to core --map-by core "$@"
   else mpirun -np "$np" --oversubscribe --bind-to none "$@"; fi
 }
+# dp_plot PNG WIDTH,HEIGHT: draws the gnuplot commands on stdin into PNG and says where; nothing when gnuplot
+# is not installed (the CSVs hold the same numbers)
+dp_plot() {
+  command -v gnuplot >/dev/null || return 0
+  { echo "set terminal pngcairo size $2 noenhanced; set output \"$1\""; cat; } | gnuplot
+  echo "plot: $1"
+}
+# dp_curves SED RUN_DIR...: the points (x y) that the sed -n script SED takes from each run's metrics.jsonl,
+# into RUN_DIR/acc.dat; prints the gnuplot plot list, a line per run titled with the run's directory
+dp_curves() {
+  local sed_xy="$1" d plots=""
+  shift
+  for d in "$@"; do
+    [ -f "$d/metrics.jsonl" ] || continue
+    sed -n "$sed_xy" "$d/metrics.jsonl" > "$d/acc.dat"
+    plots="$plots${plots:+, }\"$d/acc.dat\" using 1:2 with linespoints title \"$(basename "$d")\""
+  done
+  echo "$plots"
+}

@@ -8,17 +8,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 np=2 reps=3 models="mlp cnn" lim_mlp=30000 lim_cnn=7500
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --np) np="$2"; shift 2 ;;
-    --reps) reps="$2"; shift 2 ;;
-    --models) models="$2"; shift 2 ;;
-    --limit-mlp) lim_mlp="$2"; shift 2 ;;
-    --limit-cnn) lim_cnn="$2"; shift 2 ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "compare_ddp: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags compare_ddp "--np=np --reps=reps --models=models --limit-mlp=lim_mlp --limit-cnn=lim_cnn" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_torch
 csv="$out/compare_ddp.csv"

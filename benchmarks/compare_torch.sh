@@ -12,16 +12,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 reps=3 models="mlp cnn" limit=0 plot=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --reps) reps="$2"; shift 2 ;;
-    --models) models="$2"; shift 2 ;;
-    --limit) limit="$2"; shift 2 ;;
-    --plot) plot=1; shift ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "compare_torch: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags compare_torch "--reps=reps --models=models --limit=limit --plot=plot=1" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_torch
 peak=$("$build/benchmarks/bench_sgemm" | sed -n 's/^peak_gflops=//p')
@@ -73,14 +64,11 @@ for m in $models; do
     "$(awk -v x="$fd" 'BEGIN{print x*100}')" "$(awk -v x="$ft" 'BEGIN{print x*100}')" "$dr" "$tr"
 done
 echo; echo "csv: $csv and $summary"
-if [ "$plot" = 1 ] && command -v gnuplot >/dev/null; then
-  gnuplot <<GP
-set terminal pngcairo size 800,450 noenhanced
-set output "$out/compare_torch.png"
+if [ "$plot" = 1 ]; then
+  dp_plot "$out/compare_torch.png" 800,450 <<GP
 set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8
 set datafile separator ","; set ylabel "training samples/s (1 thread)"; set grid ytics; set key top right
 set title "dptrain vs PyTorch 1.13, one epoch Fashion-MNIST, batch 64"
 plot "$summary" every ::1 using 2:xtic(1) title "dptrain", "" every ::1 using 3 title "PyTorch", "" every ::1 using 5 title "sgemm bound"
 GP
-  echo "plot: $out/compare_torch.png"
 fi

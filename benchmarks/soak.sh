@@ -9,20 +9,10 @@
 # Writes benchmarks/out/soak/{samples.csv,summary.txt,soak.png}.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 seconds=3600 np=2 every=30 model=cnn ckevery=2000 plot=0 batch=64
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --seconds) seconds="$2"; shift 2 ;;
-    --ranks) np="$2"; shift 2 ;;
-    --every) every="$2"; shift 2 ;;
-    --model) model="$2"; shift 2 ;;
-    --checkpoint-every) ckevery="$2"; shift 2 ;;
-    --plot) plot=1; shift ;;
-    -h|--help) dp_usage; exit 0 ;;
-    *) echo "soak.sh: unknown flag $1 (--help lists them)" >&2; exit 2 ;;
-  esac
-done
+dp_flags soak.sh "--seconds=seconds --ranks=np --every=every --model=model --checkpoint-every=ckevery
+  --plot=plot=1" "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 dir="$out/soak"; rm -rf "$dir"; mkdir -p "$dir"
 run="$dir/run" csv="$dir/samples.csv"
 args=(train --data "$shards" --model "$model" --epochs 100000 --batch "$batch" --quiet --out "$run"
@@ -73,11 +63,15 @@ totals='r=0; f=0; for (i=5; i<=NF; i+=2) { r+=$i; f+=$(i+1) }'
 first_sps=$(col 'if ($3 > 0) print $3' | head -n "$q" | median); last_sps=$(col 'print $3' | tail -n "$q" | median)
 # RSS from the first sample after the first checkpoint (its buffers are allocated then), to the last
 rss=($(col "if (\$4 > 0) { $totals; print r }" | sed -n '1p;$p')); fds=($(col "$totals; print f" | sed -n '1p;$p'))
+rss_from="after the first checkpoint"
+if [ ${#rss[@]} -lt 2 ]; then # no checkpoint before the end: from the first sample
+  rss=($(col "$totals; print r" | sed -n '1p;$p')); rss_from="first sample"
+fi
 rss_max=$(col "$totals; print r" | sort -g | tail -n1)
 summary=$(
   echo "samples: $n over $(col 'print $1' | tail -n1) s"
-  awk -v a="${rss[0]}" -v b="${rss[1]}" -v m="$rss_max" \
-    'BEGIN { printf "RSS (all ranks, MB): after the first checkpoint %.1f, last %.1f (%+.1f%%), max %.1f\n", a, b, 100*(b-a)/a, m }'
+  awk -v a="${rss[0]}" -v b="${rss[1]}" -v m="$rss_max" -v from="$rss_from" \
+    'BEGIN { printf "RSS (all ranks, MB): %s %.1f, last %.1f (%+.1f%%), max %.1f\n", from, a, b, 100*(b-a)/a, m }'
   echo "open fds (all ranks): first ${fds[0]}, last ${fds[1]}"
   awk -v a="$first_sps" -v b="$last_sps" -v q="$q" \
     'BEGIN { printf "samples/s median: first %d samples %.0f, last %d samples %.0f (ratio %.3f)\n", q, a, q, b, b/a }')
@@ -88,10 +82,10 @@ summary=$(
   echo "resume check: $resume"
 } | tee "$dir/summary.txt"
 
-if [ "$plot" = 1 ] && command -v gnuplot >/dev/null; then
+if [ "$plot" = 1 ]; then
   ncol=$(head -1 "$csv" | tr ',' '\n' | wc -l)
-  gnuplot <<GP
-set datafile separator ","; set terminal pngcairo size 900,600; set output "$dir/soak.png"
+  dp_plot "$dir/soak.png" 900,600 <<GP
+set datafile separator ","
 set key noenhanced bottom right
 set multiplot layout 3,1 title "soak: $np ranks, $model (machine shared with other work)"
 set ylabel "samples/s"; set yrange [0:*]; plot "$csv" using 1:3 with lines notitle
@@ -99,5 +93,4 @@ set ylabel "RSS MB"; plot for [i=5:$ncol:2] "$csv" using 1:i with lines title co
 set ylabel "open fds"; set xlabel "seconds"; plot for [i=6:$ncol:2] "$csv" using 1:i with lines title columnheader(i)
 unset multiplot
 GP
-  echo "plot: $dir/soak.png"
 fi

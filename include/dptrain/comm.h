@@ -304,8 +304,8 @@ typedef struct dp_topk_stats {
 } dp_topk_stats;
 
 /* Scratch of top-k (magnitudes, pair buffers, a ring workspace for the dense
- * path) and its cumulative counters. Grows to the largest n and P seen, so
- * steady-state calls do not allocate. One thread at a time. */
+ * path). Grows to the largest n and P seen, so steady-state calls do not
+ * allocate. One thread at a time. */
 typedef struct dp_topk_ws dp_topk_ws;
 
 /*! Creates a top-k workspace. @return DP_OK, DP_ERR_ARG (NULL out), DP_ERR_NOMEM. */
@@ -314,14 +314,6 @@ dp_status dp_topk_ws_create(dp_topk_ws **out);
 /*! Frees a workspace (NULL is accepted). */
 void dp_topk_ws_free(dp_topk_ws *ws);
 
-/*! Copies the counters accumulated over calls on `ws`: calls, elems, bytes_sent,
- *  bytes_recv; bytes_raw_sent is the float32 ring's bytes for the same ranges and
- *  bytes_codec_sent equals bytes_sent. */
-void dp_topk_ws_stats(const dp_topk_ws *ws, dp_comm_stats *out);
-
-/*! Sets the counters of `ws` to zero. */
-void dp_topk_ws_reset_stats(dp_topk_ws *ws);
-
 /*! Top-k sparsified allreduce with error feedback, in place on buf[0..n).
  *  Each rank forms x = buf + residual, sends its k largest |x| as (index, value)
  *  pairs, and keeps the rest: residual = x with the sent entries zeroed. buf
@@ -329,27 +321,22 @@ void dp_topk_ws_reset_stats(dp_topk_ws *ws);
  *  order, so it is bit-identical on every rank. Per element and per call:
  *      buf_new + sum_ranks residual_new = sum_ranks (buf + residual_old)
  *  up to the rounding of the additions.
+ *  With cfg->momentum = m > 0 (DGC's momentum correction, Lin et al. 2018),
+ *  `velocity` (n floats, caller-owned, zero at first, checkpointable) holds u:
+ *  u = m u + buf; residual += u; the k largest |residual| are sent and cleared in
+ *  both residual and u (momentum factor masking). Use it with a momentum-free
+ *  optimizer. velocity is ignored (may be NULL) when m = 0.
  *  @param n         0 .. UINT32_MAX - 1 (indices are sent as uint32).
- *  @param fraction  (0, 1]; k = max(1, ceil(fraction n)) (at most n).
+ *  @param cfg       fraction (0, 1]: k = max(1, ceil(fraction n)) (at most n).
  *  @param residual  n floats owned by the caller (zero before the first call).
  *  @param ws        workspace; NULL allocates a temporary one for this call.
  *  @param st        NULL, or receives what this call did.
- *  Equals dp_topk_allreduce_ex with {fraction, 0, DP_TOPK_AUTO}.
  *  @return DP_OK, DP_ERR_ARG, DP_ERR_NOMEM, DP_ERR_MPI, or DP_ERR_NONFINITE when
  *          any rank met NaN/Inf in x: then every rank returns it and buf and
  *          residual are unspecified. */
-dp_status dp_topk_allreduce(float *buf, size_t n, double fraction, float *residual,
-                            MPI_Comm comm, dp_topk_ws *ws, dp_topk_stats *st);
-
-/*! dp_topk_allreduce with a configuration. With cfg->momentum = m > 0 (DGC's
- *  momentum correction, Lin et al. 2018), `velocity` (n floats, caller-owned,
- *  zero at first, checkpointable) holds u: u = m u + buf; residual += u; the k
- *  largest |residual| are sent and cleared in both residual and u (momentum
- *  factor masking). Use it with a momentum-free optimizer. velocity is ignored
- *  (may be NULL) when m = 0. */
-dp_status dp_topk_allreduce_ex(float *buf, size_t n, const dp_topk_config *cfg,
-                               float *residual, float *velocity, MPI_Comm comm,
-                               dp_topk_ws *ws, dp_topk_stats *st);
+dp_status dp_topk_allreduce(float *buf, size_t n, const dp_topk_config *cfg,
+                            float *residual, float *velocity, MPI_Comm comm,
+                            dp_topk_ws *ws, dp_topk_stats *st);
 
 /* PowerSGD (Vogels, Karimireddy, Jaggi 2019): rank-R approximation of each large
  * 2-D gradient by one step of warm-started power iteration per training step. */
@@ -403,11 +390,6 @@ size_t dp_powersgd_state_floats(const dp_powersgd *ps);
  *  [residual (n) | Q of each compressed matrix in creation order (cols x R,
  *  row-major)]; owned by ps, valid until dp_powersgd_free. */
 float *dp_powersgd_state(dp_powersgd *ps);
-
-/*! Copies the state out / in. nfloats must equal dp_powersgd_state_floats().
- *  @return DP_OK or DP_ERR_ARG (size mismatch, NULL). */
-dp_status dp_powersgd_export(const dp_powersgd *ps, float *dst, size_t nfloats);
-dp_status dp_powersgd_import(dp_powersgd *ps, const float *src, size_t nfloats);
 
 /*! One PowerSGD allreduce of grad[0..n) (SUM semantics). Per compressed matrix:
  *  M = G + E; P = M Q; [allreduce P]; P^ = orthonormal columns of P; Q = M^T P^;

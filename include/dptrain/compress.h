@@ -86,9 +86,6 @@ typedef struct dp_grad_layout {
     int nbuckets;
 } dp_grad_layout;
 
-/*! Floats of this rank's state a checkpoint keeps for c on layout l (0: none). */
-size_t dp_compress_state_floats(const dp_compress *c, const dp_grad_layout *l);
-
 /* A compressor at work on one rank: its state and workspaces. */
 typedef struct dp_compressor dp_compressor;
 
@@ -102,8 +99,8 @@ void dp_compressor_free(dp_compressor *x);
 /*! @return how x joins the sync. */
 dp_compress_hook dp_compressor_hook(const dp_compressor *x);
 
-/*! This rank's checkpointable state (*nfloats = dp_compress_state_floats), or
- *  NULL with *nfloats = 0. Owned by x. */
+/*! This rank's checkpointable state (a lossy ring codec's or top-k's error
+ *  feedback, PowerSGD's dp_powersgd_state), or NULL with *nfloats = 0. Owned by x. */
 float *dp_compressor_state(dp_compressor *x, size_t *nfloats);
 
 /*! The state when all of it is error feedback in gradient units (a change of

@@ -17,32 +17,25 @@
 
 #include "dptrain/comm.h"
 #include "dptrain/dsi.h"
+#include "dptrain/task.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct dp_dsi_train_config {
-    char data[512];          /* dataset dir; with members S > 1, member k reads data/m<S>/<k> */
-    char out[512];           /* run dir: out/member-<k>/ per member ("" = save nothing) */
+    dp_run_config run;       /* the shared options; data: with members S > 1, member k reads data/m<S>/<k>;
+                                out: out/member-<k>/ per member ("" = save nothing) */
     int members;
     dp_dsi_model_config model;
     dp_dsi_docid_kind docids;
     int kmeans_k, leaf;      /* semantic ids: clusters per level, largest leaf group */
-    int epochs, batch;       /* batch: per rank */
     float lr, weight_decay;  /* Adam; weight decay on the dense parameters only */
     float index_ratio;       /* indexing examples mixed in per training query (0 = none) */
     float token_drop;        /* each input token dropped with this probability in training */
     int head_init;           /* atomic: 1 = each head row starts as its document's mean query encoding */
     int eval_beams;          /* beams for the end-of-training evaluation */
     long eval_limit;         /* evaluate on at most this many queries per split (0: every test query, 10000 training ones) */
-    uint64_t seed;
-    dp_allreduce_algo allreduce;
-    float bucket_mb;
-    int overlap;
-    int threads;             /* OpenBLAS threads per rank */
-    double watchdog_s;       /* a collective without progress this long: report every rank, abort (0 = off) */
-    int quiet;
 } dp_dsi_train_config;
 
 typedef struct dp_dsi_train_result {

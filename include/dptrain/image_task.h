@@ -8,6 +8,7 @@
 #include "dptrain/model.h"
 #include "dptrain/sampler.h"
 #include "dptrain/sync.h"
+#include "dptrain/task.h"
 
 typedef struct dp_image_batch {
     float lut[256];  /* byte -> normalised value */
@@ -17,11 +18,11 @@ typedef struct dp_image_batch {
 
 /*! The shape of dir's images, from its manifest, and the manifest's hash (which ranks and resumes compare). */
 dp_status dp_image_shape(const char *dir, dp_model_shape *shape, uint64_t *hash);
-/*! This rank's part of dir's train split: the whole split for the global sampler, its own shards otherwise. */
-dp_status dp_image_train_load(const char *dir, dp_sampler_kind kind, const dp_sync *sync, long limit,
-                              dp_image_set *out);
-/*! Buffers for batches of up to max_batch images shaped as set's. */
-dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, long max_batch);
+/*! This rank's part of run's train split (after --limit): the whole split for the global sampler, its own
+ *  shards otherwise. */
+dp_status dp_image_train_load(const dp_run_config *run, const dp_sync *sync, dp_image_set *out);
+/*! Buffers for batches of run's batch or eval_batch images (the larger) shaped as set's. */
+dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, const dp_run_config *run);
 /*! Images idx[first .. first+bs) of set (idx NULL: first .. first+bs) into b, as a [bs, c, h, w] tensor of ctx. */
 dp_tensor *dp_image_batch_get(dp_image_batch *b, dp_ctx *ctx, const dp_image_set *set, const int32_t *idx, long first,
                               long bs);

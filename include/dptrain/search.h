@@ -21,14 +21,13 @@ extern "C" {
 #endif
 
 typedef struct dp_search_config {
-    char data[512];
-    char out[512];         /* alpha.csv, genotype*.json, metrics.jsonl, cells .dot/.png; "" = none */
+    dp_run_config run;     /* the shared options; out: alpha.csv, genotype*.json, metrics.jsonl, cells .dot/.png,
+                              search.dpc; limit: first N training images, halved into train / held-out;
+                              codec: ring codecs on both gradients, an after-backward compressor (top-k,
+                              PowerSGD) on the weights only (alpha stays dense) */
     dp_supernet_config net;
     dp_nas_strategy strategy;
-    int epochs, batch, eval_batch;
-    long limit;            /* first N training images (0 = all), halved into train / held-out */
     long eval_limit;       /* evaluate on at most N held-out images per epoch (0 = all) */
-    int sampler;           /* dp_sampler_kind: shard (default) or global (exact P x b == 1 x Pb) */
     /* weights: SGD */
     float w_lr, w_min_lr, w_momentum, w_wd, w_clip;
     /* alpha: Adam */
@@ -42,17 +41,6 @@ typedef struct dp_search_config {
     int warmup_epochs;     /* gold: epochs before the first pruning */
     int arch_warmup;       /* bilevel: epochs of weight steps only before alpha starts to move */
     int skip_warn;         /* warn when the normal cell has at least this many skip connections */
-    uint64_t seed;
-    int threads;
-    dp_allreduce_algo allreduce;
-    dp_compress codec;     /* --codec, --wire-zstd: ring codecs on both gradients; an after-backward
-                              compressor (top-k, PowerSGD) on the weights only (alpha stays dense) */
-    float bucket_mb;
-    int overlap;
-    long check_replicas;
-    double watchdog_s;     /* a collective without progress this long: report every rank, abort (0 = off) */
-    int progress, quiet;
-    int resume;            /* go on from <out>/search.dpc (same flags and ranks) */
     int stop_after;        /* stop after this many epochs, checkpoint written (0 = never) */
 } dp_search_config;
 

@@ -55,10 +55,6 @@ typedef struct dp_sync_opts {
     dp_compress codec;    /* carried whole from the command line */
 } dp_sync_opts;
 
-/*! The options of --allreduce, --bucket-mb and --no-overlap, and the compressor (NULL: none) with its
- *  random streams keyed by seed. */
-dp_sync_opts dp_sync_opts_make(dp_allreduce_algo algo, float bucket_mb, int overlap, const dp_compress *codec,
-                               uint64_t seed);
 dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_sync_opts *o);
 void dp_sync_free(dp_sync *s);
 

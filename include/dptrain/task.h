@@ -45,6 +45,30 @@ enum dp_nonfinite_policy { DP_NONFINITE_STOP = 0, DP_NONFINITE_SKIP = 1 };
 /* Limits the commands' flags and every config check share (the dsi room's tables bound the batch). */
 enum { DP_BATCH_MAX = 65536, DP_THREADS_MAX = 256 };
 
+/* The options every workload's command shares (train, search, dsi-train): each config embeds one as `run`;
+ * their defaults, range checks and the driver's and sync's options made of them are in src/train/run_config.c.
+ * A workload without a flag leaves its field at the default (dsi-train: no codec, sampler or --resume). */
+typedef struct dp_run_config {
+    char data[512];         /* data set directory */
+    char out[512];          /* run directory: metrics.jsonl, checkpoints, outputs ("" = none) */
+    int epochs;
+    int batch;              /* per rank */
+    int eval_batch;
+    long limit;             /* train on the first `limit` examples (0 = all) */
+    uint64_t seed;
+    int sampler;            /* dp_sampler_kind: 0 shard (each rank its shards), 1 global (exact) */
+    dp_allreduce_algo allreduce; /* our ring or MPI_Allreduce */
+    float bucket_mb;        /* gradient bucket size in MiB */
+    int overlap;            /* allreduce buckets while backward runs (communication thread) */
+    long check_replicas;    /* compare a hash of the parameters across ranks every N steps (0 = off) */
+    dp_compress codec;      /* gradient compression (kind NONE: plain float32) */
+    int resume;             /* go on from the checkpoint in out */
+    int threads;            /* OpenBLAS threads per rank */
+    int progress;           /* -1 auto (TTY), 0 plain lines, 1 bar */
+    int quiet;
+    double watchdog_s;      /* report a collective without progress for this long and abort (0 = off) */
+} dp_run_config;
+
 /* What every workload's run shares, from the command line. */
 typedef struct dp_run_opts {
     char out[512];          /* run directory: metrics.jsonl, checkpoint.dpc ("" = none) */
@@ -64,6 +88,18 @@ typedef struct dp_run_opts {
     int log_every;          /* a "step" line in metrics.jsonl every N steps (0 = none) */
     char label[32];         /* names the run in the driver's messages, e.g. "member 2" ("" = none) */
 } dp_run_opts;
+
+/*! Every workload's defaults: 1 epoch, batch 64, evaluation batch 500, seed 1, ring allreduce in 4 MiB
+ *  buckets overlapping backward, 1 thread, progress by terminal, watchdog 300 s; data and out empty. */
+void dp_run_config_defaults(dp_run_config *r);
+/*! Range-checks the shared fields (epochs from min_epochs); DP_ERR_ARG names the flag. */
+dp_status dp_run_config_check(const dp_run_config *r, int min_epochs);
+/*! The driver's options of r: out, epochs, resume, replica checks, watchdog, threads, progress; no
+ *  checkpoint or loss-scale policy beyond the defaults (2 checkpoints kept, stop on a non-finite step). */
+dp_run_opts dp_run_opts_make(const dp_run_config *r);
+/*! The gradient sync's options of r: --allreduce, --bucket-mb, --no-overlap and the compressor with its
+ *  random streams keyed by the seed. */
+dp_sync_opts dp_run_sync_opts(const dp_run_config *r);
 
 /* Position and counters: saved verbatim in the checkpoint (DP_CK_STATE). */
 typedef struct dp_drive_state {

@@ -24,17 +24,14 @@ extern "C" {
 #endif
 
 typedef struct dp_train_config {
-    char data[512];      /* shard set directory (with manifest) */
+    dp_run_config run;   /* the shared options; run.codec also carries --dgc (SGD then runs without
+                            momentum) and --codec-start */
     char model[32];
     char arch[512];      /* genotype JSON: train the derived DARTS network instead of `model` ("" = off) */
     int layers;          /* --arch: cells (reductions at layers/3 and 2 layers/3) */
     int channels;        /* --arch: C of the first cells (stem 3C) */
     float drop_path;     /* --arch: final drop-path probability, ramped by epoch / epochs */
     int cutout;          /* side of the square zeroed at a random centre of each training image (0 = off) */
-    char out[512];       /* run directory: metrics.jsonl, checkpoint.dpc; "" = none */
-    int epochs;
-    int batch;
-    int eval_batch;
     float lr;
     dp_opt_config opt;
     dp_sched_kind schedule;
@@ -43,29 +40,15 @@ typedef struct dp_train_config {
     float step_gamma;    /* step schedule */
     long step_size;      /* step schedule, in steps */
     float clip;          /* max global gradient norm; 0 = off */
-    uint64_t seed;
-    long limit;          /* train on the first `limit` images (0 = all) */
     long test_limit;     /* evaluate on the first `test_limit` test images (0 = all) */
-    int resume;          /* continue from out/checkpoint.dpc */
     long stop_after;     /* save a checkpoint and stop after this global step (0 = never) */
     long checkpoint_every; /* also save every this many steps (0 = at epoch ends only) */
-    int threads;         /* OpenBLAS threads (1 = one thread per rank) */
-    int sampler;         /* dp_sampler_kind: 0 shard (each rank its shards), 1 global (exact) */
     int accumulate;      /* micro-batches per optimizer step, communicating on the last only */
-    dp_allreduce_algo allreduce; /* our ring or MPI_Allreduce */
-    float bucket_mb;     /* gradient bucket size in MiB */
-    int overlap;         /* allreduce buckets while backward runs (communication thread) */
-    long check_replicas; /* compare a hash of the parameters across ranks every N steps (0 = off) */
-    dp_compress codec;   /* gradient compression: --codec, --wire-zstd, --dgc (SGD then runs without
-                            momentum), --codec-start; kind NONE: plain float32 */
     int keep_checkpoints; /* checkpoint.dpc plus this many - 1 older ones (.1 newest) */
     int on_nonfinite;    /* dp_nonfinite_policy: what a NaN/Inf gradient or loss does */
     float loss_scale;    /* backward seed multiplier (gradients unscaled after the allreduce);
                             skip halves it on a non-finite step, loss_scale_growth clean steps double it back */
     long loss_scale_growth; /* GradScaler's growth_interval (default 2000) */
-    double watchdog_s;   /* report a collective without progress for this long and abort (0 = off) */
-    int progress;        /* -1 auto (TTY), 0 plain lines, 1 bar */
-    int quiet;
 } dp_train_config;
 
 typedef struct dp_train_result {
@@ -91,10 +74,6 @@ void dp_train_config_defaults(dp_train_config *cfg);
 dp_status dp_train_config_check(const dp_train_config *cfg);
 /*! key=value lines of every field (saved in checkpoints, hashed across ranks). */
 int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n);
-
-/*! The --codec string of cfg: dp_compress_name of cfg->codec (--codec is
- *  parsed by dp_compress_parse, dptrain/compress.h). */
-void dp_train_codec_name(const dp_train_config *cfg, char *buf, size_t n);
 
 /*! 1 when a resumed run must use the same value of `key` as the checkpoint. */
 int dp_train_config_resume_key(const char *key);

@@ -1,11 +1,9 @@
 /* `dptrain dsi-train`, `dsi-query`, `dsi-eval`: flags -> the dsi room -> tables. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/flags.h"
 #include "cli/options.h"
 #include "dptrain/dsi_eval.h"
 #include "dptrain/dsi_train.h"
@@ -21,47 +19,16 @@ static const char train_header[] =
     "and MRR@10 on its own test queries. --data is required.\n"
     "\n";
 
-static dp_status parse_docids(const dp_cli_opt *o, const char *a, void *field)
-{
-    (void)o;
-    if (!strcmp(a, "atomic")) *(dp_dsi_docid_kind *)field = DP_DSI_ATOMIC;
-    else if (!strcmp(a, "semantic")) *(dp_dsi_docid_kind *)field = DP_DSI_SEMANTIC;
-    else return dp_errorf(DP_ERR_ARG, "--docids '%s': expected atomic or semantic", a);
-    return DP_OK;
-}
-
-static dp_status parse_head_init(const dp_cli_opt *o, const char *a, void *field)
-{
-    (void)o;
-    if (!strcmp(a, "random")) *(int *)field = 0;
-    else if (!strcmp(a, "prototypes")) *(int *)field = 1;
-    else return dp_errorf(DP_ERR_ARG, "--head-init '%s': expected random or prototypes", a);
-    return DP_OK;
-}
-
-static dp_status parse_head(const dp_cli_opt *o, const char *a, void *field)
-{
-    (void)o;
-    if (!strcmp(a, "dot")) *(int *)field = (int)DP_DSI_HEAD_DOT;
-    else if (!strcmp(a, "cosine")) *(int *)field = (int)DP_DSI_HEAD_COSINE;
-    else return dp_errorf(DP_ERR_ARG, "--head '%s': expected dot or cosine", a);
-    return DP_OK;
-}
-
-static dp_status parse_embed_rows(const dp_cli_opt *o, const char *a, void *field)
-{
-    long l = 0;
-    dp_status rc = dp_flag_long("--embed-rows", a, (long)o->lo, (long)o->hi, &l);
-    if (rc == DP_OK) *(uint32_t *)field = (uint32_t)l;
-    return rc;
-}
+static const char *const docid_names[] = {"atomic", "semantic", NULL};     /* dp_dsi_docid_kind */
+static const char *const head_init_names[] = {"random", "prototypes", NULL}; /* head_init 0, 1 */
+static const char *const head_names[] = {"dot", "cosine", NULL};            /* dp_dsi_head_kind */
 
 /* dsi-train's own flags */
 static const dp_cli_opt o_members = {.name = "members", .arg = "S", .help = "ensemble members (must divide P)",
                                      .kind = DP_CLI_INT, .lo = 1, .hi = 1024, .show_default = 1};
 static const dp_cli_opt o_docids = {.name = "docids", .arg = "KIND",
-                                    .help = "atomic (default) | semantic (hierarchical k-means ids)",
-                                    .kind = DP_CLI_CUSTOM, .parse = parse_docids};
+                                    .help = "atomic | semantic (hierarchical k-means ids)", .kind = DP_CLI_CHOICE,
+                                    .choices = docid_names, .show_default = 1};
 static const dp_cli_opt o_kmeans_k = {.name = "kmeans-k", .arg = "K", .help = "semantic: clusters per level",
                                       .kind = DP_CLI_INT, .lo = 2, .hi = 1000, .show_default = 1};
 static const dp_cli_opt o_leaf = {.name = "leaf", .arg = "N",
@@ -75,11 +42,12 @@ static const dp_cli_opt o_layers = {.name = "layers", .arg = "N", .help = "encod
                                     .lo = 0, .hi = 8, .show_default = 1};
 static const dp_cli_opt o_dropout = {.name = "dropout", .arg = "P", .help = "encoder dropout probability",
                                      .kind = DP_CLI_FLOAT, .lo = 0, .hi = 0.99, .show_default = 1};
+/* an int flag bound to a uint32_t field: the range keeps the value's bits the same in both */
 static const dp_cli_opt o_embed_rows = {
     .name = "embed-rows", .arg = "N",
-    .help = "embedding table rows (default 262144); token id t reads row t % N, so\n"
-            "data prepared with more --buckets keeps a finer vocabulary, same table",
-    .kind = DP_CLI_CUSTOM, .lo = 1, .hi = 1 << 30, .parse = parse_embed_rows};
+    .help = "embedding table rows; token id t reads row t % N, so data prepared\n"
+            "with more --buckets keeps a finer vocabulary, same table",
+    .kind = DP_CLI_INT, .lo = 1, .hi = 1 << 30, .show_default = 1};
 static const dp_cli_opt o_epochs = {.name = "epochs", .arg = "N",
                                     .help = "passes over the training queries, 0 = evaluate the initial model only",
                                     .kind = DP_CLI_INT, .lo = 0, .hi = 100000, .show_default = 1};
@@ -95,14 +63,14 @@ static const dp_cli_opt o_token_drop = {.name = "token-drop", .arg = "P",
                                         .kind = DP_CLI_FLOAT, .lo = 0, .hi = 0.99, .show_default = 1};
 static const dp_cli_opt o_head_init = {
     .name = "head-init", .arg = "KIND",
-    .help = "atomic head: random (default) | prototypes (row d = the mean encoding\n"
-            "of document d's training queries and indexing examples)",
-    .kind = DP_CLI_CUSTOM, .parse = parse_head_init};
+    .help = "atomic head: random | prototypes (row d = the mean encoding of\n"
+            "document d's training queries and indexing examples)",
+    .kind = DP_CLI_CHOICE, .choices = head_init_names, .show_default = 1};
 static const dp_cli_opt o_head = {
     .name = "head", .arg = "KIND",
-    .help = "atomic head: dot (default, W h + b) | cosine (s cos(h, w_d): members'\n"
-            "logits on one scale, for the ensemble's merge)",
-    .kind = DP_CLI_CUSTOM, .parse = parse_head};
+    .help = "atomic head: dot (W h + b) | cosine (s cos(h, w_d): members' logits\n"
+            "on one scale, for the ensemble's merge)",
+    .kind = DP_CLI_CHOICE, .choices = head_names, .show_default = 1};
 static const dp_cli_opt o_head_scale = {.name = "head-scale", .arg = "S", .help = "cosine head: the fixed scale s",
                                         .kind = DP_CLI_FLOAT, .lo = 1e-3, .hi = 1000, .show_default = 1};
 static const dp_cli_opt o_beams = {.name = "beams", .arg = "N", .help = "beams of the final evaluation", .kind = DP_CLI_INT,
@@ -118,7 +86,7 @@ static void bind_train_flags(dp_cli_bind *b, dp_dsi_train_config *c)
 {
     const dp_cli_bind binds[] = {
         DP_CLI_HEADING("data and model:"),
-        DP_CLI_BIND(dp_cli_data, c->data),
+        DP_CLI_BIND(dp_cli_data, c->run.data),
         DP_CLI_BIND(o_members, c->members),
         DP_CLI_BIND(o_docids, c->docids),
         DP_CLI_BIND(o_kmeans_k, c->kmeans_k),
@@ -132,39 +100,29 @@ static void bind_train_flags(dp_cli_bind *b, dp_dsi_train_config *c)
         DP_CLI_BIND(o_head, c->model.head),
         DP_CLI_BIND(o_head_scale, c->model.head_scale),
         DP_CLI_HEADING("optimisation:"),
-        DP_CLI_BIND(o_epochs, c->epochs),
-        DP_CLI_BIND(dp_cli_batch, c->batch),
+        DP_CLI_BIND(o_epochs, c->run.epochs),
+        DP_CLI_BIND(dp_cli_batch, c->run.batch),
         DP_CLI_BIND(o_lr, c->lr),
         DP_CLI_BIND(o_wd, c->weight_decay),
         DP_CLI_BIND(o_index_ratio, c->index_ratio),
         DP_CLI_BIND(o_token_drop, c->token_drop),
-        DP_CLI_BIND(dp_cli_seed, c->seed),
+        DP_CLI_BIND(dp_cli_seed, c->run.seed),
         DP_CLI_HEADING("data-parallel:"),
-        DP_CLI_BIND(dp_cli_allreduce, c->allreduce),
-        DP_CLI_BIND(dp_cli_bucket_mb, c->bucket_mb),
-        DP_CLI_BIND(dp_cli_no_overlap, c->overlap),
+        DP_CLI_BIND(dp_cli_allreduce, c->run.allreduce),
+        DP_CLI_BIND(dp_cli_bucket_mb, c->run.bucket_mb),
+        DP_CLI_BIND(dp_cli_no_overlap, c->run.overlap),
         DP_CLI_HEADING("run:"),
-        DP_CLI_BIND(dp_cli_out, c->out),
+        DP_CLI_BIND(dp_cli_out, c->run.out),
         DP_CLI_BIND(o_beams, c->eval_beams),
         DP_CLI_BIND(o_eval_limit, c->eval_limit),
-        DP_CLI_BIND(dp_cli_threads, c->threads),
-        DP_CLI_BIND(dp_cli_quiet, c->quiet),
+        DP_CLI_BIND(dp_cli_threads, c->run.threads),
+        DP_CLI_BIND(dp_cli_quiet, c->run.quiet),
         DP_CLI_HEADING("faults:"),
-        DP_CLI_BIND(dp_cli_watchdog, c->watchdog_s),
+        DP_CLI_BIND(dp_cli_watchdog, c->run.watchdog_s),
         DP_CLI_END,
     };
     _Static_assert(sizeof binds / sizeof binds[0] <= NBINDS, "NBINDS too small");
     memcpy(b, binds, sizeof binds);
-}
-
-enum { /* dsi-query and dsi-eval (dsi-train's flags are declared above) */
-    O_RUN = 256, O_MODELS, O_BEAMS, O_AGG, O_ONLY, O_TEST, O_LIMIT, O_BM25, O_K1, O_B, O_QUERIES, O_LATENCY,
-    O_THREADS, O_JSON, O_ABSTAIN,
-};
-
-static dp_status unknown(const char *cmd, char **argv)
-{
-    return dp_errorf(DP_ERR_ARG, "unknown or incomplete flag '%s' (see dptrain %s --help)", argv[optind - 1], cmd);
 }
 
 static double frac(const dp_dsi_metrics *m, double v) { return m->queries ? v / (double)m->queries : 0; }
@@ -215,44 +173,62 @@ int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm)
 
 /* ------------------------------------------------------------ query / eval */
 
-static const char query_usage[] =
+static const char query_header[] =
     "usage: [mpirun -np P] dptrain dsi-query (--run DIR | --models A,B,..) [options]\n"
     "\n"
     "Answers queries with an ensemble of DSI members (members spread over the P ranks, beams\n"
     "gathered to rank 0): a query per line on stdin -> one line per result:\n"
     "  <query number> <rank> <docid> <score>\n"
-    "  --run DIR             every DIR/member-<k>/model.dsi        --models LIST  checkpoint files\n"
-    "  -k K                  results per query (default 10)        --beams N (default 5)\n"
-    "  --agg confidence|vote|joint  De-DSI's summed softmax of each member's beam scores (default),\n"
-    "                        one vote per member, or each member's own probabilities renormalised\n"
-    "                        over every member's beams together\n"
-    "  --only M              member M alone\n"
-    "  --abstain ALPHA       a member may answer \"none of mine\" with probability 1 - c^ALPHA, c = the\n"
-    "                        share of the query's tokens it saw in training (default 0: never)\n"
-    "  --queries FILE        read queries from FILE instead of stdin, answered one at a time\n"
-    "  --latency             print per-query latency p50/p99 (ms) to stderr at the end\n"
-    "  --threads N           OpenBLAS threads (default 1)   -h, --help\n";
+    "\n";
 
-static const char eval_usage[] =
+static const char eval_header[] =
     "usage: [mpirun -np P] dptrain dsi-eval (--run DIR | --models A,B,.. | --bm25 DATA) --test TSV [options]\n"
     "\n"
     "Hits@1, Hits@5, Hits@10 and MRR@10 over the query<TAB>docid pairs of --test (duplicate pairs\n"
     "removed), for the confidence, vote and joint ensembles (or BM25 over DATA/train.tsv,\n"
     "each document = its training queries joined). One row per method; --json adds JSON lines.\n"
-    "  --run DIR | --models LIST   member checkpoints (see dsi-query)\n"
-    "  --only M              member M alone\n"
-    "  --bm25 DATA           BM25 baseline instead of DSI   --k1 K1 (0.9)  --b B (0.4)\n"
-    "  --agg NAME            one merge only (confidence, vote, joint: see dsi-query)\n"
-    "  --abstain ALPHA       members may abstain (see dsi-query)\n"
-    "  -k K (10)  --beams N (default 10)  --limit N  first N test pairs  --threads N  --json  -h\n";
+    "\n";
 
-static const struct option q_opts[] = {
-    {"run", 1, 0, O_RUN}, {"models", 1, 0, O_MODELS}, {"beams", 1, 0, O_BEAMS}, {"agg", 1, 0, O_AGG},
-    {"only", 1, 0, O_ONLY}, {"test", 1, 0, O_TEST}, {"limit", 1, 0, O_LIMIT}, {"bm25", 1, 0, O_BM25},
-    {"k1", 1, 0, O_K1}, {"b", 1, 0, O_B}, {"queries", 1, 0, O_QUERIES}, {"latency", 0, 0, O_LATENCY},
-    {"threads", 1, 0, O_THREADS}, {"json", 0, 0, O_JSON}, {"abstain", 1, 0, O_ABSTAIN}, {"help", 0, 0, 'h'},
-    {0, 0, 0, 0},
-};
+static const char *const agg_names[] = {"confidence", "vote", "joint", NULL}; /* dp_dsi_agg */
+
+/* dsi-query's and dsi-eval's flags */
+static const dp_cli_opt o_run = {.name = "run", .arg = "DIR", .help = "every DIR/member-<k>/model.dsi",
+                                 .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_models = {.name = "models", .arg = "LIST", .help = "checkpoint files, comma-separated",
+                                    .kind = DP_CLI_STR, .cap = 4096};
+static const dp_cli_opt o_k = {.name = "-k", .arg = "K", .help = "results per query", .kind = DP_CLI_INT, .lo = 1,
+                               .hi = 1000, .show_default = 1};
+static const dp_cli_opt o_member_beams = {.name = "beams", .arg = "N", .help = "beams inside each member",
+                                          .kind = DP_CLI_INT, .lo = 1, .hi = 64, .show_default = 1};
+static const dp_cli_opt o_agg = {
+    .name = "agg", .arg = "NAME",
+    .help = "confidence: De-DSI's summed softmax of each member's beam scores (dsi-query's\n"
+            "default); vote: one vote per member; joint: each member's own probabilities\n"
+            "renormalised over every member's beams together (dsi-eval: that merge only)",
+    .kind = DP_CLI_CHOICE, .choices = agg_names};
+static const dp_cli_opt o_only = {.name = "only", .arg = "M", .help = "member M alone", .kind = DP_CLI_INT, .lo = 0,
+                                  .hi = 4095};
+static const dp_cli_opt o_abstain = {
+    .name = "abstain", .arg = "ALPHA",
+    .help = "a member may answer \"none of mine\" with probability 1 - c^ALPHA, c = the\n"
+            "share of the query's tokens it saw in training, 0 = never",
+    .kind = DP_CLI_FLOAT, .lo = 0, .hi = 1000, .show_default = 1};
+static const dp_cli_opt o_queries = {.name = "queries", .arg = "FILE",
+                                     .help = "read queries from FILE instead of stdin, answered one at a time",
+                                     .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_latency = {.name = "latency", .help = "print per-query latency p50/p99 (ms) to stderr at the end",
+                                     .kind = DP_CLI_ON};
+static const dp_cli_opt o_test = {.name = "test", .arg = "TSV", .help = "the query<TAB>docid pairs scored (required)",
+                                  .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_bm25 = {.name = "bm25", .arg = "DATA", .help = "BM25 baseline over DATA/train.tsv instead of DSI",
+                                  .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_k1 = {.name = "k1", .arg = "K1", .help = "BM25 k1", .kind = DP_CLI_FLOAT, .lo = 0, .hi = 100,
+                                .show_default = 1};
+static const dp_cli_opt o_b = {.name = "b", .arg = "B", .help = "BM25 b", .kind = DP_CLI_FLOAT, .lo = 0, .hi = 1,
+                               .show_default = 1};
+static const dp_cli_opt o_pairs = {.name = "limit", .arg = "N", .help = "the first N test pairs only, 0 = all",
+                                   .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
+static const dp_cli_opt o_json = {.name = "json", .help = "also print each row as a JSON line", .kind = DP_CLI_ON};
 
 /* The flags of dsi-query and dsi-eval: the room's request plus what only the command uses. */
 typedef struct qflags {
@@ -261,43 +237,43 @@ typedef struct qflags {
     int latency, json;
 } qflags;
 
-static dp_status parse_q(const char *cmd, int argc, char **argv, qflags *f, int *help)
+/* Parses into f (both commands take every flag, each using its own); on --help, prints the defaults of
+ * `beams` beams. */
+static dp_status parse_q(const char *cmd, int argc, char **argv, const char *header, qflags *f, int beams, int *help)
 {
-    dp_dsi_eval_config *c = &f->ask;
-    dp_status rc = DP_OK;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while (rc == DP_OK && (ch = getopt_long(argc, argv, "hk:", q_opts, NULL)) != -1) {
-        const char *a = optarg;
-        switch (ch) {
-        case O_RUN: rc = dp_flag_str("--run", a, c->run, sizeof c->run); break;
-        case O_MODELS: rc = dp_flag_str("--models", a, c->models, sizeof c->models); break;
-        case 'k': rc = dp_flag_int("-k", a, 1, 1000, &c->k); break;
-        case O_BEAMS: rc = dp_flag_int("--beams", a, 1, 64, &c->beams); break;
-        case O_AGG:
-            if (!strcmp(a, "confidence")) c->agg = DP_DSI_AGG_CONFIDENCE;
-            else if (!strcmp(a, "vote")) c->agg = DP_DSI_AGG_VOTE;
-            else if (!strcmp(a, "joint")) c->agg = DP_DSI_AGG_JOINT;
-            else rc = dp_errorf(DP_ERR_ARG, "--agg '%s': expected confidence, vote or joint", a);
-            break;
-        case O_ONLY: rc = dp_flag_int("--only", a, 0, 4095, &c->only); break;
-        case O_TEST: rc = dp_flag_str("--test", a, f->test, sizeof f->test); break;
-        case O_LIMIT: rc = dp_flag_long("--limit", a, 0, 1L << 40, &c->limit); break;
-        case O_BM25: rc = dp_flag_str("--bm25", a, f->bm25, sizeof f->bm25); break;
-        case O_K1: rc = dp_flag_float("--k1", a, 0, 100, &c->k1); break;
-        case O_B: rc = dp_flag_float("--b", a, 0, 1, &c->b); break;
-        case O_QUERIES: rc = dp_flag_str("--queries", a, f->queries, sizeof f->queries); break;
-        case O_LATENCY: f->latency = 1; break;
-        case O_THREADS: rc = dp_flag_int("--threads", a, 1, 256, &c->threads); break;
-        case O_JSON: f->json = 1; break;
-        case O_ABSTAIN: rc = dp_flag_float("--abstain", a, 0, 1000, &c->abstain); break;
-        case 'h': *help = 1; return DP_OK;
-        default: rc = unknown(cmd, argv);
-        }
+    const dp_cli_bind binds[] = {
+        DP_CLI_HEADING("members:"),
+        DP_CLI_BIND(o_run, f->ask.run),
+        DP_CLI_BIND(o_models, f->ask.models),
+        DP_CLI_BIND(o_only, f->ask.only),
+        DP_CLI_BIND(o_abstain, f->ask.abstain),
+        DP_CLI_BIND(o_member_beams, f->ask.beams),
+        DP_CLI_BIND(o_agg, f->ask.agg),
+        DP_CLI_BIND(o_k, f->ask.k),
+        DP_CLI_BIND(dp_cli_threads, f->ask.threads),
+        DP_CLI_HEADING("dsi-query:"),
+        DP_CLI_BIND(o_queries, f->queries),
+        DP_CLI_BIND(o_latency, f->latency),
+        DP_CLI_HEADING("dsi-eval:"),
+        DP_CLI_BIND(o_test, f->test),
+        DP_CLI_BIND(o_pairs, f->ask.limit),
+        DP_CLI_BIND(o_bm25, f->bm25),
+        DP_CLI_BIND(o_k1, f->ask.k1),
+        DP_CLI_BIND(o_b, f->ask.b),
+        DP_CLI_BIND(o_json, f->json),
+        DP_CLI_END,
+    };
+    memset(f, 0, sizeof *f);
+    dp_dsi_eval_defaults(&f->ask);
+    f->ask.beams = beams;
+    dp_status rc = dp_cli_parse(cmd, argc, argv, binds, help);
+    if (*help) { /* defaults as they are, whatever flags came before --help */
+        dp_dsi_eval_defaults(&f->ask);
+        f->ask.beams = beams;
+        dp_cli_help(stdout, header, binds, NULL);
+        return DP_OK;
     }
-    if (rc == DP_OK && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
-    if (rc == DP_OK && !*help && !f->bm25[0] && !c->run[0] == !c->models[0])
+    if (rc == DP_OK && !f->bm25[0] && !f->ask.run[0] == !f->ask.models[0])
         rc = dp_errorf(DP_ERR_ARG, "give exactly one of --run DIR and --models LIST");
     return rc;
 }
@@ -314,15 +290,10 @@ static void print_answer(void *ctx, long query, const int32_t *docs, const float
 int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm)
 {
     int rank = dp_cli_rank(comm);
-    qflags f = {.latency = 0};
-    dp_dsi_eval_defaults(&f.ask);
-    f.ask.beams = 5;
+    qflags f;
     int help = 0;
-    dp_status rc = parse_q("dsi-query", argc, argv, &f, &help);
-    if (help) {
-        fputs(query_usage, stdout);
-        return 0;
-    }
+    dp_status rc = parse_q("dsi-query", argc, argv, query_header, &f, 5, &help);
+    if (help) return 0;
     if (rc != DP_OK) {
         if (rank == 0) fprintf(stderr, "dptrain dsi-query: %s\n", dp_errmsg());
         return 2;
@@ -360,14 +331,10 @@ static void print_row(const qflags *f, const dp_dsi_eval_row *r)
 int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
 {
     int rank = dp_cli_rank(comm);
-    qflags f = {.latency = 0};
-    dp_dsi_eval_defaults(&f.ask);
+    qflags f;
     int help = 0;
-    dp_status rc = parse_q("dsi-eval", argc, argv, &f, &help);
-    if (help) {
-        fputs(eval_usage, stdout);
-        return 0;
-    }
+    dp_status rc = parse_q("dsi-eval", argc, argv, eval_header, &f, 10, &help);
+    if (help) return 0;
     if (rc == DP_OK && !f.test[0]) rc = dp_errorf(DP_ERR_ARG, "--test TSV is required");
     if (rc != DP_OK) {
         if (rank == 0) fprintf(stderr, "dptrain dsi-eval: %s\n", dp_errmsg());

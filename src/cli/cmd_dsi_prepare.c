@@ -1,16 +1,15 @@
 /* `dptrain dsi-prepare`: query-docid corpora (Debian package index or TSV)
  * -> DSI dataset dirs (dp_dsi_prepare; layout in shards/README.md). */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/flags.h"
+#include "cli/options.h"
 #include "dptrain/dsi.h"
 
-static const char usage[] =
+static const char header[] =
     "usage: dptrain dsi-prepare (--debian-packages FILE --debian-translations FILE | --queries TSV [--docs TSV])\n"
     "                           --out DIR [options]\n"
     "\n"
@@ -18,98 +17,106 @@ static const char usage[] =
     "shards/README.md, \"DSI datasets\"). Queries shared by several documents are dropped,\n"
     "then documents left with fewer than two queries; each document's queries are split\n"
     "into train and test.\n"
-    "  --debian-packages FILE      `apt-cache dumpavail` output (docid = package name)\n"
-    "  --debian-translations FILE  Translation-en text (`/usr/lib/apt/apt-helper cat-file`)\n"
-    "  --queries TSV               query-docid pairs: ORCAS (query_id, query, doc_id, url) or\n"
-    "                              plain (query, docid), told apart by the column count\n"
-    "  --docs TSV                  docid<TAB>text: indexing examples come from the text\n"
-    "                              (default: from each document's training queries)\n"
-    "  --out DIR                   the central dataset; members go to DIR/m<S>/<k>/\n"
-    "  --members LIST              ensemble sizes to write, e.g. 2,4,8 (each 2..4096, at most 8)\n"
-    "  --kmeans-members            group documents by k-means over TF-IDF of their train\n"
-    "                              queries (default: a random deal, sizes within 1)\n"
-    "  --index-examples N          indexing examples per document, 0..1000 (default 4)\n"
-    "  --test-fraction F           of each document's queries, 0.01..0.99 (default 0.5)\n"
-    "  --limit-docs N              keep a random subset of N documents (default 0 = all)\n"
-    "  --min-words N               words a long-description sentence needs, 1..1000 (default 3)\n"
-    "  --split-lists               also cut long descriptions at paragraph breaks and bullets\n"
-    "  --buckets N                 token hash buckets, 1..2^30 (default 262144)\n"
-    "  --max-tokens N              features kept per text, 1..65536 (default 256)\n"
-    "  --no-bigrams, --no-trigrams leave out word pairs / character 3-grams\n"
-    "  --seed N                    random seed (default 1)\n";
+    "\n";
 
 /* "2,4,8" -> members[], each range-checked under the flag's name. */
-static dp_status parse_members(const char *s, dp_dsi_prepare_config *cfg)
+static dp_status parse_members(const dp_cli_opt *o, const char *s, void *field)
 {
+    dp_dsi_prepare_config *cfg = field;
     char buf[256], *save = NULL;
-    dp_status rc = dp_flag_str("--members", s, buf, sizeof buf);
-    if (rc != DP_OK) return rc;
+    if (strlen(s) >= sizeof buf) return dp_errorf(DP_ERR_ARG, "--members: value longer than %zu characters", sizeof buf - 1);
+    strcpy(buf, s);
+    dp_status rc = DP_OK;
     cfg->nmembers = 0;
     for (char *t = strtok_r(buf, ",", &save); t && rc == DP_OK; t = strtok_r(NULL, ",", &save)) {
         if (cfg->nmembers == 8) return dp_errorf(DP_ERR_ARG, "--members: more than 8 sizes in '%s'", s);
-        rc = dp_flag_int("--members", t, 2, 4096, &cfg->members[cfg->nmembers++]);
+        long v = 0;
+        rc = dp_cli_long("--members", t, (long)o->lo, (long)o->hi, &v);
+        cfg->members[cfg->nmembers++] = (int)v;
     }
     if (rc == DP_OK && cfg->nmembers == 0) rc = dp_errorf(DP_ERR_ARG, "--members: '%s' names no size", s);
     return rc;
 }
+
+static const dp_cli_opt o_packages = {.name = "debian-packages", .arg = "FILE",
+                                      .help = "`apt-cache dumpavail` output (docid = package name)", .kind = DP_CLI_STR,
+                                      .cap = 512};
+static const dp_cli_opt o_translations = {.name = "debian-translations", .arg = "FILE",
+                                          .help = "Translation-en text (`/usr/lib/apt/apt-helper cat-file`)",
+                                          .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_queries = {.name = "queries", .arg = "TSV",
+                                     .help = "query-docid pairs: ORCAS (query_id, query, doc_id, url) or\n"
+                                             "plain (query, docid), told apart by the column count",
+                                     .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_docs = {.name = "docs", .arg = "TSV",
+                                  .help = "docid<TAB>text: indexing examples come from the text\n"
+                                          "(default: from each document's training queries)",
+                                  .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_out = {.name = "out", .arg = "DIR", .help = "the central dataset; members go to DIR/m<S>/<k>/",
+                                 .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_members = {.name = "members", .arg = "LIST",
+                                     .help = "ensemble sizes to write, e.g. 2,4,8 (each 2..4096, at most 8)",
+                                     .kind = DP_CLI_CUSTOM, .lo = 2, .hi = 4096, .parse = parse_members};
+static const dp_cli_opt o_kmeans = {.name = "kmeans-members",
+                                    .help = "group documents by k-means over TF-IDF of their train\n"
+                                            "queries (default: a random deal, sizes within 1)",
+                                    .kind = DP_CLI_ON};
+static const dp_cli_opt o_index = {.name = "index-examples", .arg = "N", .help = "indexing examples per document",
+                                   .kind = DP_CLI_INT, .lo = 0, .hi = 1000, .show_default = 1};
+static const dp_cli_opt o_test_fraction = {.name = "test-fraction", .arg = "F", .help = "of each document's queries",
+                                           .kind = DP_CLI_FLOAT, .lo = 0.01, .hi = 0.99, .show_default = 1};
+static const dp_cli_opt o_limit_docs = {.name = "limit-docs", .arg = "N",
+                                        .help = "keep a random subset of N documents, 0 = all", .kind = DP_CLI_LONG,
+                                        .lo = 0, .hi = INT_MAX / 2, .show_default = 1};
+static const dp_cli_opt o_min_words = {.name = "min-words", .arg = "N",
+                                       .help = "words a long-description sentence needs", .kind = DP_CLI_INT, .lo = 1,
+                                       .hi = 1000, .show_default = 1};
+static const dp_cli_opt o_split = {.name = "split-lists",
+                                   .help = "also cut long descriptions at paragraph breaks and bullets",
+                                   .kind = DP_CLI_ON};
+/* an int flag bound to a uint32_t field: the range keeps the value's bits the same in both */
+static const dp_cli_opt o_buckets = {.name = "buckets", .arg = "N", .help = "token hash buckets", .kind = DP_CLI_INT,
+                                     .lo = 1, .hi = 1 << 30, .show_default = 1};
+static const dp_cli_opt o_max_tokens = {.name = "max-tokens", .arg = "N", .help = "features kept per text",
+                                        .kind = DP_CLI_INT, .lo = 1, .hi = 65536, .show_default = 1};
+static const dp_cli_opt o_no_bigrams = {.name = "no-bigrams", .help = "leave out word pairs", .kind = DP_CLI_OFF};
+static const dp_cli_opt o_no_trigrams = {.name = "no-trigrams", .help = "leave out character 3-grams",
+                                         .kind = DP_CLI_OFF};
 
 int dp_cmd_dsi_prepare(int argc, char **argv, MPI_Comm comm)
 {
     /* as in shard: every rank checks the flags before MPI starts, rank 0 alone works */
     int rank = dp_cli_rank(comm);
     if (comm != MPI_COMM_NULL && rank != 0) return 0;
-    enum { O_PKG = 256, O_TR, O_Q, O_DOCS, O_OUT, O_MEM, O_KM, O_IDX, O_TF, O_LIM, O_MINW, O_SPLIT, O_BUCK, O_MAXT,
-           O_NOBI, O_NOTRI, O_SEED };
-    static const struct option opts[] = {
-        {"debian-packages", 1, 0, O_PKG}, {"debian-translations", 1, 0, O_TR}, {"queries", 1, 0, O_Q},
-        {"docs", 1, 0, O_DOCS}, {"out", 1, 0, O_OUT}, {"members", 1, 0, O_MEM}, {"kmeans-members", 0, 0, O_KM},
-        {"index-examples", 1, 0, O_IDX}, {"test-fraction", 1, 0, O_TF}, {"limit-docs", 1, 0, O_LIM},
-        {"min-words", 1, 0, O_MINW}, {"split-lists", 0, 0, O_SPLIT}, {"buckets", 1, 0, O_BUCK},
-        {"max-tokens", 1, 0, O_MAXT}, {"no-bigrams", 0, 0, O_NOBI}, {"no-trigrams", 0, 0, O_NOTRI},
-        {"seed", 1, 0, O_SEED}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     dp_dsi_prepare_config cfg;
+    const dp_cli_bind binds[] = {
+        DP_CLI_BIND(o_packages, cfg.debian_packages),
+        DP_CLI_BIND(o_translations, cfg.debian_translations),
+        DP_CLI_BIND(o_queries, cfg.queries),
+        DP_CLI_BIND(o_docs, cfg.docs),
+        DP_CLI_BIND(o_out, cfg.out),
+        DP_CLI_BIND(o_members, cfg),
+        DP_CLI_BIND(o_kmeans, cfg.kmeans_members),
+        DP_CLI_BIND(o_index, cfg.index_examples),
+        DP_CLI_BIND(o_test_fraction, cfg.test_fraction),
+        DP_CLI_BIND(o_limit_docs, cfg.limit_docs),
+        DP_CLI_BIND(o_min_words, cfg.min_words),
+        DP_CLI_BIND(o_split, cfg.split_lists),
+        DP_CLI_BIND(o_buckets, cfg.tok.buckets),
+        DP_CLI_BIND(o_max_tokens, cfg.tok.max_tokens),
+        DP_CLI_BIND(o_no_bigrams, cfg.tok.bigrams),
+        DP_CLI_BIND(o_no_trigrams, cfg.tok.trigrams),
+        DP_CLI_BIND(dp_cli_seed, cfg.seed),
+        DP_CLI_END,
+    };
     dp_dsi_prepare_defaults(&cfg);
-    dp_status rc = DP_OK;
-    long v = 0;
-    float f = 0;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while (rc == DP_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case O_PKG: rc = dp_flag_str("--debian-packages", optarg, cfg.debian_packages, sizeof cfg.debian_packages); break;
-        case O_TR:
-            rc = dp_flag_str("--debian-translations", optarg, cfg.debian_translations, sizeof cfg.debian_translations);
-            break;
-        case O_Q: rc = dp_flag_str("--queries", optarg, cfg.queries, sizeof cfg.queries); break;
-        case O_DOCS: rc = dp_flag_str("--docs", optarg, cfg.docs, sizeof cfg.docs); break;
-        case O_OUT: rc = dp_flag_str("--out", optarg, cfg.out, sizeof cfg.out); break;
-        case O_MEM: rc = parse_members(optarg, &cfg); break;
-        case O_KM: cfg.kmeans_members = 1; break;
-        case O_IDX: rc = dp_flag_int("--index-examples", optarg, 0, 1000, &cfg.index_examples); break;
-        case O_TF:
-            rc = dp_flag_float("--test-fraction", optarg, 0.01, 0.99, &f);
-            cfg.test_fraction = f;
-            break;
-        case O_LIM: rc = dp_flag_long("--limit-docs", optarg, 0, INT_MAX / 2, &cfg.limit_docs); break;
-        case O_MINW: rc = dp_flag_int("--min-words", optarg, 1, 1000, &cfg.min_words); break;
-        case O_SPLIT: cfg.split_lists = 1; break;
-        case O_BUCK:
-            rc = dp_flag_long("--buckets", optarg, 1, 1L << 30, &v);
-            cfg.tok.buckets = (uint32_t)v;
-            break;
-        case O_MAXT: rc = dp_flag_int("--max-tokens", optarg, 1, 65536, &cfg.tok.max_tokens); break;
-        case O_NOBI: cfg.tok.bigrams = 0; break;
-        case O_NOTRI: cfg.tok.trigrams = 0; break;
-        case O_SEED:
-            rc = dp_flag_long("--seed", optarg, 0, LONG_MAX, &v);
-            cfg.seed = (uint64_t)v;
-            break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: rc = dp_errorf(DP_ERR_ARG, "unknown or incomplete flag '%s'", argv[optind - 1]);
-        }
+    int help = 0;
+    dp_status rc = dp_cli_parse("dsi-prepare", argc, argv, binds, &help);
+    if (help) { /* defaults as they are, whatever flags came before --help */
+        dp_dsi_prepare_defaults(&cfg);
+        dp_cli_help(stdout, header, binds, NULL);
+        return 0;
     }
-    if (rc == DP_OK && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
     if (rc == DP_OK && !cfg.out[0]) rc = dp_errorf(DP_ERR_ARG, "--out DIR is required");
     if (rc == DP_OK && cfg.queries[0] && (cfg.debian_packages[0] || cfg.debian_translations[0]))
         rc = dp_errorf(DP_ERR_ARG, "--queries and --debian-* exclude each other");
@@ -117,7 +124,7 @@ int dp_cmd_dsi_prepare(int argc, char **argv, MPI_Comm comm)
         rc = dp_errorf(DP_ERR_ARG, "give --queries TSV, or both --debian-packages and --debian-translations");
     if (rc == DP_OK && cfg.docs[0] && !cfg.queries[0]) rc = dp_errorf(DP_ERR_ARG, "--docs goes with --queries");
     if (rc != DP_OK) {
-        if (rank == 0) fprintf(stderr, "dptrain dsi-prepare: %s (see dptrain dsi-prepare --help)\n", dp_errmsg());
+        if (rank == 0) fprintf(stderr, "dptrain dsi-prepare: %s\n", dp_errmsg());
         return 2;
     }
     if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;

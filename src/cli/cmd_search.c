@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/flags.h"
 #include "cli/options.h"
 #include "dptrain/search.h"
 
@@ -43,14 +42,9 @@ static dp_status parse_recompute(const dp_cli_opt *o, const char *a, void *field
         *(int *)field = (int)o->hi;
         return DP_OK;
     }
-    return dp_flag_int("--recompute", a, (int)o->lo, (int)o->hi, field);
-}
-
-static dp_status parse_budget(const dp_cli_opt *o, const char *a, void *field)
-{
-    float f = 0; /* read as a float, as it always was: the same bits in the configuration */
-    dp_status rc = dp_flag_float("--flops-budget", a, o->lo, o->hi, &f);
-    if (rc == DP_OK) *(double *)field = f;
+    long l = 0;
+    dp_status rc = dp_cli_long("--recompute", a, (long)o->lo, (long)o->hi, &l);
+    if (rc == DP_OK) *(int *)field = (int)l;
     return rc;
 }
 
@@ -92,9 +86,10 @@ static const dp_cli_opt o_profile = {.name = "profile-ops", .arg = "FILE",
 static const dp_cli_opt o_random = {.name = "random-genotype", .arg = "FILE",
                                     .help = "write a uniformly random genotype of the space (--seed) to FILE, exit",
                                     .kind = DP_CLI_STR, .cap = 512};
+/* read as a float into the double field, as it always was: the same bits in the configuration */
 static const dp_cli_opt o_budget = {.name = "flops-budget", .arg = "MF",
                                     .help = "gold: the derived network's MFLOPs per image must fit (hard bound)",
-                                    .kind = DP_CLI_CUSTOM, .lo = 1e-6, .hi = 1e9, .parse = parse_budget};
+                                    .kind = DP_CLI_FLOAT, .lo = 1e-6, .hi = 1e9};
 static const dp_cli_opt o_prune_every = {.name = "prune-every", .arg = "N", .help = "gold: steps between pruning rounds",
                                          .kind = DP_CLI_INT, .lo = 1, .hi = 1 << 30, .show_default = 1};
 static const dp_cli_opt o_warmup_epochs = {.name = "warmup-epochs", .arg = "N", .help = "gold: epochs before pruning starts",
@@ -134,7 +129,7 @@ static void bind_flags(dp_cli_bind *b, dp_search_config *cfg, search_flags *sf)
 {
     const dp_cli_bind binds[] = {
         DP_CLI_HEADING("search space:"),
-        DP_CLI_BIND(dp_cli_data, cfg->data),
+        DP_CLI_BIND(dp_cli_data, cfg->run.data),
         DP_CLI_BIND(o_layers, cfg->net.layers),
         DP_CLI_BIND(o_channels, cfg->net.channels),
         DP_CLI_BIND(o_ops, cfg->net),
@@ -152,9 +147,9 @@ static void bind_flags(dp_cli_bind *b, dp_search_config *cfg, search_flags *sf)
         DP_CLI_BIND(o_warmup_epochs, cfg->warmup_epochs),
         DP_CLI_BIND(o_arch_warmup, cfg->arch_warmup),
         DP_CLI_HEADING("optimisation (reference DARTS defaults):"),
-        DP_CLI_BIND(dp_cli_epochs, cfg->epochs),
-        DP_CLI_BIND(dp_cli_batch, cfg->batch),
-        DP_CLI_BIND(dp_cli_limit, cfg->limit),
+        DP_CLI_BIND(dp_cli_epochs, cfg->run.epochs),
+        DP_CLI_BIND(dp_cli_batch, cfg->run.batch),
+        DP_CLI_BIND(dp_cli_limit, cfg->run.limit),
         DP_CLI_BIND(o_lr, cfg->w_lr),
         DP_CLI_BIND(dp_cli_min_lr, cfg->w_min_lr),
         DP_CLI_BIND(o_momentum, cfg->w_momentum),
@@ -163,28 +158,28 @@ static void bind_flags(dp_cli_bind *b, dp_search_config *cfg, search_flags *sf)
         DP_CLI_BIND(o_arch_lr, cfg->a_lr),
         DP_CLI_BIND(o_arch_wd, cfg->a_wd),
         DP_CLI_BIND(o_arch_clip, cfg->a_clip),
-        DP_CLI_BIND(dp_cli_seed, cfg->seed),
+        DP_CLI_BIND(dp_cli_seed, cfg->run.seed),
         DP_CLI_HEADING("data-parallel:"),
-        DP_CLI_BIND(dp_cli_sampler, cfg->sampler),
-        DP_CLI_BIND(dp_cli_allreduce, cfg->allreduce),
-        DP_CLI_BIND(dp_cli_codec, cfg->codec),
-        DP_CLI_BIND(dp_cli_wire_zstd, cfg->codec.wire_zstd_level),
-        DP_CLI_BIND(dp_cli_bucket_mb, cfg->bucket_mb),
-        DP_CLI_BIND(dp_cli_no_overlap, cfg->overlap),
-        DP_CLI_BIND(dp_cli_check_replicas, cfg->check_replicas),
+        DP_CLI_BIND(dp_cli_sampler, cfg->run.sampler),
+        DP_CLI_BIND(dp_cli_allreduce, cfg->run.allreduce),
+        DP_CLI_BIND(dp_cli_codec, cfg->run.codec),
+        DP_CLI_BIND(dp_cli_wire_zstd, cfg->run.codec.wire_zstd_level),
+        DP_CLI_BIND(dp_cli_bucket_mb, cfg->run.bucket_mb),
+        DP_CLI_BIND(dp_cli_no_overlap, cfg->run.overlap),
+        DP_CLI_BIND(dp_cli_check_replicas, cfg->run.check_replicas),
         DP_CLI_HEADING("run:"),
-        DP_CLI_BIND(dp_cli_out, cfg->out),
-        DP_CLI_BIND(dp_cli_resume, cfg->resume),
+        DP_CLI_BIND(dp_cli_out, cfg->run.out),
+        DP_CLI_BIND(dp_cli_resume, cfg->run.resume),
         DP_CLI_BIND(o_stop_after, cfg->stop_after),
         DP_CLI_BIND(o_eval_limit, cfg->eval_limit),
-        DP_CLI_BIND(dp_cli_eval_batch, cfg->eval_batch),
+        DP_CLI_BIND(dp_cli_eval_batch, cfg->run.eval_batch),
         DP_CLI_BIND(o_skip_warn, cfg->skip_warn),
-        DP_CLI_BIND(dp_cli_threads, cfg->threads),
+        DP_CLI_BIND(dp_cli_threads, cfg->run.threads),
         DP_CLI_BIND(o_recompute, cfg->net.recompute),
-        DP_CLI_BIND(dp_cli_progress, cfg->progress),
-        DP_CLI_BIND(dp_cli_quiet, cfg->quiet),
+        DP_CLI_BIND(dp_cli_progress, cfg->run.progress),
+        DP_CLI_BIND(dp_cli_quiet, cfg->run.quiet),
         DP_CLI_HEADING("faults:"),
-        DP_CLI_BIND(dp_cli_watchdog, cfg->watchdog_s),
+        DP_CLI_BIND(dp_cli_watchdog, cfg->run.watchdog_s),
         DP_CLI_END,
     };
     _Static_assert(sizeof binds / sizeof binds[0] <= NBINDS, "NBINDS too small");
@@ -225,7 +220,7 @@ int dp_cmd_search(int argc, char **argv, MPI_Comm comm)
     if (random[0]) {
         dp_rng r;
         dp_genotype g;
-        dp_rng_seed(&r, cfg.seed, DP_STREAM_USER + 6, 0);
+        dp_rng_seed(&r, cfg.run.seed, DP_STREAM_USER + 6, 0);
         dp_nas_random_genotype(&r, cfg.net.ops, cfg.net.nops, &g);
         rc = rank == 0 ? dp_genotype_save(&g, random) : DP_OK;
         if (rc != DP_OK) fprintf(stderr, "dptrain search: error: %s\n", dp_errmsg());
@@ -251,10 +246,11 @@ int dp_cmd_search(int argc, char **argv, MPI_Comm comm)
     printf("final: epochs=%d steps=%ld val_acc=%.4f val_loss=%.4f train_images_per_s=%.2f peak_rss_mb=%.0f "
            "epoch_s=%.1f wall_s=%.1f skips=%d derived_mflops=%.3f params_xxh3=%016llx genotype=%s%s\n",
            res.epochs_done, res.steps, res.val_acc, res.val_loss, res.train_images_per_s, res.peak_rss_mb, res.epoch_s,
-           res.wall_s, res.skips, res.derived_mflops, (unsigned long long)res.params_hash, cfg.out[0] ? cfg.out : "-", cfg.out[0] ? "/genotype.json" : "");
-    if (!cfg.out[0]) printf("genotype: %s\n", g);
+           res.wall_s, res.skips, res.derived_mflops, (unsigned long long)res.params_hash,
+           cfg.run.out[0] ? cfg.run.out : "-", cfg.run.out[0] ? "/genotype.json" : "");
+    if (!cfg.run.out[0]) printf("genotype: %s\n", g);
     if (res.stopped_early)
         printf("stopped after epoch %d of %d: %s/search.dpc holds the rest (run again with --resume)\n",
-               res.epochs_done, cfg.epochs, cfg.out);
+               res.epochs_done, cfg.run.epochs, cfg.run.out);
     return 0;
 }

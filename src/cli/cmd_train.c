@@ -120,9 +120,9 @@ static void bind_flags(dp_cli_bind *b, dp_train_config *cfg, opt_flags *of)
 {
     const dp_cli_bind binds[] = {
         DP_CLI_HEADING("data and model:"),
-        DP_CLI_BIND(dp_cli_data, cfg->data),
+        DP_CLI_BIND(dp_cli_data, cfg->run.data),
         DP_CLI_BIND(o_model, cfg->model),
-        DP_CLI_BIND(dp_cli_limit, cfg->limit),
+        DP_CLI_BIND(dp_cli_limit, cfg->run.limit),
         DP_CLI_BIND(o_test_limit, cfg->test_limit),
         DP_CLI_BIND(o_cutout, cfg->cutout),
         DP_CLI_HEADING("derived DARTS network (instead of --model):"),
@@ -131,8 +131,8 @@ static void bind_flags(dp_cli_bind *b, dp_train_config *cfg, opt_flags *of)
         DP_CLI_BIND(o_channels, cfg->channels),
         DP_CLI_BIND(o_drop_path, cfg->drop_path),
         DP_CLI_HEADING("optimisation:"),
-        DP_CLI_BIND(dp_cli_epochs, cfg->epochs),
-        DP_CLI_BIND(dp_cli_batch, cfg->batch),
+        DP_CLI_BIND(dp_cli_epochs, cfg->run.epochs),
+        DP_CLI_BIND(dp_cli_batch, cfg->run.batch),
         DP_CLI_BIND(o_lr, cfg->lr),
         DP_CLI_BIND(o_optimizer, of->kind),
         DP_CLI_BIND(o_momentum, of->momentum),
@@ -144,33 +144,33 @@ static void bind_flags(dp_cli_bind *b, dp_train_config *cfg, opt_flags *of)
         DP_CLI_BIND(o_step_size, cfg->step_size),
         DP_CLI_BIND(o_step_gamma, cfg->step_gamma),
         DP_CLI_BIND(dp_cli_clip, cfg->clip),
-        DP_CLI_BIND(dp_cli_seed, cfg->seed),
+        DP_CLI_BIND(dp_cli_seed, cfg->run.seed),
         DP_CLI_HEADING("data-parallel (mpirun -np P dptrain train ...; global batch = P x batch x accumulate):"),
-        DP_CLI_BIND(dp_cli_sampler, cfg->sampler),
+        DP_CLI_BIND(dp_cli_sampler, cfg->run.sampler),
         DP_CLI_BIND(o_accumulate, cfg->accumulate),
-        DP_CLI_BIND(dp_cli_allreduce, cfg->allreduce),
-        DP_CLI_BIND(dp_cli_bucket_mb, cfg->bucket_mb),
-        DP_CLI_BIND(dp_cli_no_overlap, cfg->overlap),
-        DP_CLI_BIND(dp_cli_check_replicas, cfg->check_replicas),
-        DP_CLI_BIND(dp_cli_codec, cfg->codec),
+        DP_CLI_BIND(dp_cli_allreduce, cfg->run.allreduce),
+        DP_CLI_BIND(dp_cli_bucket_mb, cfg->run.bucket_mb),
+        DP_CLI_BIND(dp_cli_no_overlap, cfg->run.overlap),
+        DP_CLI_BIND(dp_cli_check_replicas, cfg->run.check_replicas),
+        DP_CLI_BIND(dp_cli_codec, cfg->run.codec),
         DP_CLI_BIND(o_dgc, of->dgc),
-        DP_CLI_BIND(dp_cli_wire_zstd, cfg->codec.wire_zstd_level),
-        DP_CLI_BIND(o_codec_start, cfg->codec.start),
+        DP_CLI_BIND(dp_cli_wire_zstd, cfg->run.codec.wire_zstd_level),
+        DP_CLI_BIND(o_codec_start, cfg->run.codec.start),
         DP_CLI_HEADING("run:"),
-        DP_CLI_BIND(dp_cli_out, cfg->out),
-        DP_CLI_BIND(dp_cli_resume, cfg->resume),
+        DP_CLI_BIND(dp_cli_out, cfg->run.out),
+        DP_CLI_BIND(dp_cli_resume, cfg->run.resume),
         DP_CLI_BIND(o_checkpoint_every, cfg->checkpoint_every),
         DP_CLI_BIND(o_keep, cfg->keep_checkpoints),
         DP_CLI_BIND(o_stop_after, cfg->stop_after),
-        DP_CLI_BIND(dp_cli_eval_batch, cfg->eval_batch),
-        DP_CLI_BIND(dp_cli_threads, cfg->threads),
-        DP_CLI_BIND(dp_cli_progress, cfg->progress),
-        DP_CLI_BIND(dp_cli_quiet, cfg->quiet),
+        DP_CLI_BIND(dp_cli_eval_batch, cfg->run.eval_batch),
+        DP_CLI_BIND(dp_cli_threads, cfg->run.threads),
+        DP_CLI_BIND(dp_cli_progress, cfg->run.progress),
+        DP_CLI_BIND(dp_cli_quiet, cfg->run.quiet),
         DP_CLI_HEADING("faults:"),
         DP_CLI_BIND(o_nonfinite, cfg->on_nonfinite),
         DP_CLI_BIND(o_loss_scale, cfg->loss_scale),
         DP_CLI_BIND(o_loss_growth, cfg->loss_scale_growth),
-        DP_CLI_BIND(dp_cli_watchdog, cfg->watchdog_s),
+        DP_CLI_BIND(dp_cli_watchdog, cfg->run.watchdog_s),
         DP_CLI_END,
     };
     _Static_assert(sizeof binds / sizeof binds[0] <= NBINDS, "NBINDS too small");
@@ -204,10 +204,10 @@ static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
     cfg->opt = base;
     if (dgc) {
         /* DGC: the momentum moves into the compressor, before the top-k selection */
-        if (cfg->codec.kind != DP_CODEC_TOPK) return dp_errorf(DP_ERR_ARG, "--dgc needs --codec topk:F");
+        if (cfg->run.codec.kind != DP_CODEC_TOPK) return dp_errorf(DP_ERR_ARG, "--dgc needs --codec topk:F");
         if (kind != DP_OPT_SGD || base.nesterov || !(base.momentum > 0))
             return dp_errorf(DP_ERR_ARG, "--dgc needs --optimizer sgd with --momentum > 0 and no --nesterov");
-        cfg->codec.dgc_momentum = base.momentum;
+        cfg->run.codec.dgc_momentum = base.momentum;
         cfg->opt.momentum = 0.0f;
     }
     return DP_OK;
@@ -249,7 +249,7 @@ int dp_cmd_train(int argc, char **argv, MPI_Comm comm)
     }
     if (rank != 0) return 0;
     if (res.stopped_early) {
-        printf("stopped: steps=%ld checkpoint=%s/checkpoint.dpc\n", res.steps, cfg.out);
+        printf("stopped: steps=%ld checkpoint=%s/checkpoint.dpc\n", res.steps, cfg.run.out);
         return last_signal ? 128 + last_signal : 0;
     }
     printf("final: epochs=%d steps=%ld ranks=%d test_acc=%.4f test_loss=%.4f train_loss=%.4f "

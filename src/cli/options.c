@@ -1,13 +1,14 @@
 /* The one flag parser, the one help printer, and the declarations of the flags commands share (options.h). */
 #include "cli/options.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/flags.h"
 #include "dptrain/compress.h"
 #include "dptrain/comm.h"
 #include "dptrain/task.h"
@@ -94,6 +95,35 @@ const dp_cli_opt dp_cli_watchdog = {
 
 static long to_long(double d) { return d >= 0x1p63 ? LONG_MAX : d <= -0x1p63 ? LONG_MIN : (long)d; }
 
+dp_status dp_cli_long(const char *flag, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) return dp_errorf(DP_ERR_ARG, "%s: '%s' is not an integer", flag, s);
+    if (v < lo || v > hi) return dp_errorf(DP_ERR_ARG, "%s: %ld is out of range [%ld, %ld]", flag, v, lo, hi);
+    *out = v;
+    return DP_OK;
+}
+
+dp_status dp_cli_double(const char *flag, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return dp_errorf(DP_ERR_ARG, "%s: '%s' is not a number", flag, s);
+    if (v < lo || v > hi) return dp_errorf(DP_ERR_ARG, "%s: %g is out of range [%g, %g]", flag, v, lo, hi);
+    *out = v;
+    return DP_OK;
+}
+
+/* "--name", or a short option's "-k" as it is */
+static const char *flag_name(const dp_cli_opt *o, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s%s", o->name[0] == '-' ? "" : "--", o->name);
+    return buf;
+}
+
 /* the field's size fits the kind (a binding to the wrong field is a programming error, caught at once) */
 static int size_ok(const dp_cli_bind *b)
 {
@@ -101,7 +131,7 @@ static int size_ok(const dp_cli_bind *b)
     case DP_CLI_INT: case DP_CLI_ON: case DP_CLI_OFF: case DP_CLI_CHOICE: return b->size == sizeof(int);
     case DP_CLI_LONG: return b->size == sizeof(long);
     case DP_CLI_U64: return b->size == sizeof(uint64_t);
-    case DP_CLI_FLOAT: return b->size == sizeof(float);
+    case DP_CLI_FLOAT: return b->size == sizeof(float) || b->size == sizeof(double);
     case DP_CLI_DOUBLE: return b->size == sizeof(double);
     case DP_CLI_STR: return b->size >= b->opt->cap;
     case DP_CLI_CUSTOM: return b->opt->parse != NULL;
@@ -128,7 +158,7 @@ static dp_status parse_one(const dp_cli_bind *b, const char *a)
 {
     const dp_cli_opt *o = b->opt;
     char flag[80];
-    snprintf(flag, sizeof flag, "--%s", o->name);
+    flag_name(o, flag, sizeof flag);
     dp_status rc = DP_OK;
     int i = 0;
     long l = 0;
@@ -136,29 +166,35 @@ static dp_status parse_one(const dp_cli_bind *b, const char *a)
     float f = 0;
     switch (o->kind) {
     case DP_CLI_INT:
-        rc = dp_flag_int(flag, a, (int)o->lo, (int)o->hi, &i);
+        rc = dp_cli_long(flag, a, to_long(o->lo), to_long(o->hi), &l);
+        i = (int)l;
         if (rc == DP_OK) memcpy(b->field, &i, sizeof i);
         break;
     case DP_CLI_LONG:
-        rc = dp_flag_long(flag, a, to_long(o->lo), to_long(o->hi), &l);
+        rc = dp_cli_long(flag, a, to_long(o->lo), to_long(o->hi), &l);
         if (rc == DP_OK) memcpy(b->field, &l, sizeof l);
         break;
     case DP_CLI_U64:
-        rc = dp_flag_long(flag, a, to_long(o->lo), to_long(o->hi), &l);
+        rc = dp_cli_long(flag, a, to_long(o->lo), to_long(o->hi), &l);
         if (rc == DP_OK) {
             uint64_t u = (uint64_t)l;
             memcpy(b->field, &u, sizeof u);
         }
         break;
     case DP_CLI_FLOAT:
-        rc = dp_flag_float(flag, a, o->lo, o->hi, &f);
-        if (rc == DP_OK) memcpy(b->field, &f, sizeof f);
+        rc = dp_cli_double(flag, a, o->lo, o->hi, &d);
+        f = (float)d;
+        d = f; /* a double field holds the float's value, as these flags always read a float */
+        if (rc == DP_OK) memcpy(b->field, b->size == sizeof f ? (void *)&f : (void *)&d, b->size);
         break;
     case DP_CLI_DOUBLE:
-        rc = dp_flag_double(flag, a, o->lo, o->hi, &d);
+        rc = dp_cli_double(flag, a, o->lo, o->hi, &d);
         if (rc == DP_OK) memcpy(b->field, &d, sizeof d);
         break;
-    case DP_CLI_STR: rc = dp_flag_str(flag, a, b->field, o->cap); break;
+    case DP_CLI_STR:
+        if (strlen(a) >= o->cap) rc = dp_errorf(DP_ERR_ARG, "%s: value longer than %lu characters", flag, o->cap - 1);
+        else memcpy(b->field, a, strlen(a) + 1);
+        break;
     case DP_CLI_ON:
     case DP_CLI_OFF:
         i = o->kind == DP_CLI_ON;
@@ -178,7 +214,7 @@ dp_status dp_cli_parse(const char *cmd, int argc, char **argv, const dp_cli_bind
     int n = 0;
     for (const dp_cli_bind *b = binds; b->opt || b->heading; b++) {
         if (!b->opt) continue;
-        if (!size_ok(b)) return dp_errorf(DP_ERR_ARG, "internal: --%s is bound to a field of the wrong size", b->opt->name);
+        if (!size_ok(b)) return dp_errorf(DP_ERR_ARG, "internal: %s is bound to a field of the wrong size", b->opt->name);
         n++;
     }
     struct option *opts = calloc((size_t)n + 2, sizeof *opts);
@@ -189,22 +225,34 @@ dp_status dp_cli_parse(const char *cmd, int argc, char **argv, const dp_cli_bind
         return dp_errorf(DP_ERR_NOMEM, "flags: out of memory");
     }
     n = 0;
+    int nlong = 0;
+    char shorts[32] = "h"; /* short options (name "-k"): getopt returns the letter */
+    size_t ns = 1;
     for (const dp_cli_bind *b = binds; b->opt || b->heading; b++) {
         if (!b->opt) continue;
-        opts[n] = (struct option){b->opt->name, b->opt->arg ? required_argument : no_argument, NULL, 256 + n};
+        if (b->opt->name[0] == '-' && ns + 3 <= sizeof shorts) {
+            shorts[ns++] = b->opt->name[1];
+            if (b->opt->arg) shorts[ns++] = ':';
+            shorts[ns] = '\0';
+        } else {
+            opts[nlong++] = (struct option){b->opt->name, b->opt->arg ? required_argument : no_argument, NULL, 256 + n};
+        }
         which[n++] = b;
     }
-    opts[n] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[nlong] = (struct option){"help", no_argument, NULL, 'h'};
     dp_status rc = DP_OK;
     int ch;
     optind = 1;
     opterr = 0;
-    while (rc == DP_OK && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (rc == DP_OK && (ch = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
         if (ch == 'h') {
             *help = 1;
             break;
         }
-        if (ch >= 256 && ch < 256 + n) rc = parse_one(which[ch - 256], optarg);
+        int k = ch >= 256 ? ch - 256 : -1;
+        for (int s = 0; k < 0 && s < n; s++)
+            if (which[s]->opt->name[0] == '-' && which[s]->opt->name[1] == ch) k = s;
+        if (k >= 0 && k < n) rc = parse_one(which[k], optarg);
         else
             rc = dp_errorf(DP_ERR_ARG, "unknown or incomplete flag '%s' (see dptrain %s --help)", argv[optind - 1], cmd);
     }
@@ -229,7 +277,15 @@ static void print_default(FILE *f, const dp_cli_bind *b)
     case DP_CLI_INT: memcpy(&i, b->field, sizeof i), fprintf(f, " (default %d)", i); break;
     case DP_CLI_LONG: memcpy(&l, b->field, sizeof l), fprintf(f, " (default %ld)", l); break;
     case DP_CLI_U64: memcpy(&u, b->field, sizeof u), fprintf(f, " (default %llu)", (unsigned long long)u); break;
-    case DP_CLI_FLOAT: memcpy(&x, b->field, sizeof x), fprintf(f, " (default %g)", x); break;
+    case DP_CLI_FLOAT:
+        if (b->size == sizeof x) {
+            memcpy(&x, b->field, sizeof x);
+            d = x;
+        } else {
+            memcpy(&d, b->field, sizeof d);
+        }
+        fprintf(f, " (default %g)", d);
+        break;
     case DP_CLI_DOUBLE: memcpy(&d, b->field, sizeof d), fprintf(f, " (default %g)", d); break;
     case DP_CLI_STR:
         if (((const char *)b->field)[0]) fprintf(f, " (default %s)", (const char *)b->field);
@@ -264,8 +320,9 @@ void dp_cli_help(FILE *f, const char *header, const dp_cli_bind *binds, const ch
             fprintf(f, "%s\n", b->heading);
             continue;
         }
-        char lhs[128];
-        snprintf(lhs, sizeof lhs, "--%s%s%s", b->opt->name, b->opt->arg ? " " : "", b->opt->arg ? b->opt->arg : "");
+        char lhs[128], flag[80];
+        snprintf(lhs, sizeof lhs, "%s%s%s", flag_name(b->opt, flag, sizeof flag), b->opt->arg ? " " : "",
+                 b->opt->arg ? b->opt->arg : "");
         print_flag(f, lhs, b->opt->help);
         if (b->opt->show_default) print_default(f, b);
         fputc('\n', f);

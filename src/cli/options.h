@@ -15,7 +15,7 @@ typedef enum dp_cli_kind {
     DP_CLI_INT,    /* int field, range [lo, hi] */
     DP_CLI_LONG,   /* long field, range [lo, hi] */
     DP_CLI_U64,    /* uint64_t field, range [lo, hi] (hi at most LONG_MAX) */
-    DP_CLI_FLOAT,  /* float field, range [lo, hi], finite */
+    DP_CLI_FLOAT,  /* float field (or a double field given the float's value), range [lo, hi], finite */
     DP_CLI_DOUBLE, /* double field, range [lo, hi], finite */
     DP_CLI_STR,    /* char[cap] field */
     DP_CLI_ON,     /* switch: the int field becomes 1 */
@@ -28,7 +28,7 @@ typedef struct dp_cli_opt dp_cli_opt;
 typedef dp_status (*dp_cli_parse_fn)(const dp_cli_opt *opt, const char *arg, void *field);
 
 struct dp_cli_opt {
-    const char *name;            /* "batch" for --batch */
+    const char *name;            /* "batch" for --batch; "-k" for the short option -k */
     const char *arg;             /* placeholder in --help ("B"); NULL for a switch */
     const char *help;            /* help text; '\n' starts a continuation line */
     dp_cli_kind kind;
@@ -55,6 +55,10 @@ typedef struct dp_cli_bind {
  * flag: "--batch: 0 is out of range [1, 65536]", "unknown or incomplete flag '--x' (see dptrain CMD --help)",
  * "unexpected argument 'x'". */
 dp_status dp_cli_parse(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help);
+
+/* A number of the flag `flag` ("--batch"), range-checked: for a command's own parse functions. */
+dp_status dp_cli_long(const char *flag, const char *s, long lo, long hi, long *out);
+dp_status dp_cli_double(const char *flag, const char *s, double lo, double hi, double *out);
 
 /* header, then each heading and bound flag ("  --name ARG" padded, its help, its default), then
  * "  -h, --help", then footer (may be NULL). */

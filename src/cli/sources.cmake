@@ -1,6 +1,5 @@
 add_executable(dptrain_cli
   src/cli/main.c
-  src/cli/flags.c
   src/cli/options.c
   src/cli/cmd_train.c
   src/cli/cmd_shard.c

@@ -3,7 +3,6 @@
  * reference path. The ring never calls back into this file: both build on the
  * helpers of common.c. */
 #include <limits.h>
-#include <stdio.h>
 
 #include "comm/comm_internal.h"
 
@@ -14,20 +13,14 @@ static dp_status mpi_allreduce_run(float *buf, size_t count, dp_reduce_op op, MP
     int rc = MPI_Comm_size(comm, &size);
     if (MPI_SUCCESS == rc)
         rc = MPI_Comm_rank(comm, &rank);
-    if (MPI_SUCCESS != rc) {
-        char err[MPI_MAX_ERROR_STRING + 16];
-        return dp_errorf(DP_ERR_MPI, "dp_allreduce: MPI_Comm_size/rank failed: %s",
-                         dp_mpi_strerror(rc, err, sizeof err));
-    }
+    if (MPI_SUCCESS != rc)
+        return dp_mpi_errorf(rc, "dp_allreduce: MPI_Comm_size/rank failed");
     for (size_t done = 0; done < count;) {
         size_t n = count - done < (size_t)INT_MAX ? count - done : (size_t)INT_MAX;
         rc = MPI_Allreduce(MPI_IN_PLACE, buf + done, (int)n, MPI_FLOAT, MPI_SUM, comm);
-        if (MPI_SUCCESS != rc) {
-            char err[MPI_MAX_ERROR_STRING + 16];
-            return dp_errorf(DP_ERR_MPI, "dp_allreduce: rank %d of %d: MPI_Allreduce of %zu "
-                             "floats at offset %zu failed: %s", rank, size, n, done,
-                             dp_mpi_strerror(rc, err, sizeof err));
-        }
+        if (MPI_SUCCESS != rc)
+            return dp_mpi_errorf(rc, "dp_allreduce: rank %d of %d: MPI_Allreduce of %zu floats at "
+                                 "offset %zu failed", rank, size, n, done);
         done += n;
     }
     if (DP_REDUCE_AVG == op && size > 1)
@@ -39,8 +32,20 @@ dp_status dp_allreduce_run(float *buf, size_t count, dp_reduce_op op, dp_allredu
                            MPI_Comm comm, dp_ring_ws *ws)
 {
     if (DP_ALLREDUCE_RING == algo)
-        return dp_ring_run(buf, count, op, comm, ws, &dp_ring_codec_identity);
+        return dp_ring_run(buf, count, op, comm, ws, &dp_ring_codec_identity, NULL);
     return mpi_allreduce_run(buf, count, op, comm);
+}
+
+dp_status dp_allreduce_counted(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo algo, MPI_Comm comm,
+                               dp_ring_ws *ws, uint64_t *sent, uint64_t *recv)
+{
+    dp_comm_stats s0, s1;
+    dp_ring_ws_stats(ws, &s0);
+    dp_status st = dp_allreduce(buf, n, op, algo, comm, ws);
+    dp_ring_ws_stats(ws, &s1);
+    *sent += s1.bytes_sent - s0.bytes_sent;
+    *recv += s1.bytes_recv - s0.bytes_recv;
+    return st;
 }
 
 dp_status dp_allreduce(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo algo,

@@ -18,7 +18,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "dptrain/floatscan.h"
 #include "comm/comm_internal.h"
 
 static uint32_t f_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
@@ -140,77 +139,40 @@ static void f16_decode_n(const uint16_t *src, float *dst, size_t n, int add)
 /* Checks and the vtables                                                     */
 /* ------------------------------------------------------------------------- */
 
-dp_status dp_codec_reject(const char *codec, const float *x, size_t i)
-{
-    if (isfinite(x[i]))
-        return dp_errorf(DP_ERR_NONFINITE, "%s codec: value %g at index %zu is outside "
-                         "the range of %s", codec, (double)x[i], i, codec);
-    return dp_errorf(DP_ERR_NONFINITE, "%s codec: non-finite value (%g) at index %zu",
-                     codec, (double)x[i], i);
-}
-
 static size_t h16_max_bytes(const dp_ring_codec *c, size_t n)
 {
     (void)c;
     return 2 * n;
 }
 
-static dp_status h16_check(const char *name, size_t bytes, size_t n)
-{
-    if (bytes != 2 * n)
-        return dp_errorf(DP_ERR_MPI, "%s codec: message of %zu bytes where %zu values "
-                         "(%zu bytes) were expected: ranks disagree on the count", name,
-                         bytes, n, 2 * n);
-    return DP_OK;
-}
-
 /* fp16 rejects |x| >= 65520: those round to Inf (65504 is the largest half). */
 static dp_status f16_encode(const dp_ring_codec *c, const float *src, size_t n, void *dst,
                             size_t cap, size_t *bytes)
 {
-    (void)c;
-    if (cap < 2 * n)
-        return dp_errorf(DP_ERR_ARG, "fp16 codec: %zu values need %zu bytes, have %zu", n,
-                         2 * n, cap);
-    size_t bad = dp_floats_find_bad(src, n, 65520.0f);
-    if (bad < n)
-        return dp_codec_reject("fp16", src, bad);
+    dp_status st = dp_codec_check_input(c, src, n, cap, 65520.0f);
+    if (DP_OK != st)
+        return st;
     dp_f16_encode_n(src, dst, n);
     *bytes = 2 * n;
     return DP_OK;
 }
 
-static dp_status f16_decode_reduce(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                   float *dst, size_t n)
+static dp_status f16_decode(const dp_ring_codec *c, const void *msg, size_t bytes, float *dst,
+                            size_t n, int add)
 {
-    (void)c;
-    dp_status st = h16_check("fp16", bytes, n);
+    dp_status st = dp_codec_check_size(c, bytes, n);
     if (DP_OK == st)
-        f16_decode_n(msg, dst, n, 1);
-    return st;
-}
-
-static dp_status f16_decode_copy(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                 float *dst, size_t n)
-{
-    (void)c;
-    dp_status st = h16_check("fp16", bytes, n);
-    if (DP_OK == st)
-        f16_decode_n(msg, dst, n, 0);
+        f16_decode_n(msg, dst, n, add);
     return st;
 }
 
 static dp_status b16_encode(const dp_ring_codec *c, const float *src, size_t n, void *dst,
                             size_t cap, size_t *bytes)
 {
-    (void)c;
-    if (cap < 2 * n)
-        return dp_errorf(DP_ERR_ARG, "bf16 codec: %zu values need %zu bytes, have %zu", n,
-                         2 * n, cap);
     /* 0x1.fep127 (halfway above the largest bf16, a tie to even) and up round to Inf */
-    size_t bad = dp_floats_find_bad(src, n, 0x1.fep127f);
-    if (bad < n)
-        return dp_codec_reject("bf16", src, bad);
+    dp_status st = dp_codec_check_input(c, src, n, cap, 0x1.fep127f);
+    if (DP_OK != st)
+        return st;
     uint16_t *h = dst;
     for (size_t i = 0; i < n; i++)
         h[i] = dp_bf16_from_f32(src[i]);
@@ -218,29 +180,19 @@ static dp_status b16_encode(const dp_ring_codec *c, const float *src, size_t n, 
     return DP_OK;
 }
 
-static dp_status b16_decode_reduce(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                   float *restrict dst, size_t n)
+static dp_status b16_decode(const dp_ring_codec *c, const void *msg, size_t bytes,
+                            float *restrict dst, size_t n, int add)
 {
-    (void)c;
-    dp_status st = h16_check("bf16", bytes, n);
+    dp_status st = dp_codec_check_size(c, bytes, n);
     if (DP_OK != st)
         return st;
     const uint16_t *restrict h = msg;
-    for (size_t i = 0; i < n; i++)
-        dst[i] += f_from((uint32_t)h[i] << 16);
-    return DP_OK;
-}
-
-static dp_status b16_decode_copy(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                 float *restrict dst, size_t n)
-{
-    (void)c;
-    dp_status st = h16_check("bf16", bytes, n);
-    if (DP_OK != st)
-        return st;
-    const uint16_t *restrict h = msg;
-    for (size_t i = 0; i < n; i++)
-        dst[i] = f_from((uint32_t)h[i] << 16);
+    if (add)
+        for (size_t i = 0; i < n; i++)
+            dst[i] += f_from((uint32_t)h[i] << 16);
+    else
+        for (size_t i = 0; i < n; i++)
+            dst[i] = f_from((uint32_t)h[i] << 16);
     return DP_OK;
 }
 
@@ -250,8 +202,7 @@ const dp_ring_codec dp_ring_codec_fp16 = {
     .wire_elem = 2,
     .max_bytes = h16_max_bytes,
     .encode = f16_encode,
-    .decode_reduce = f16_decode_reduce,
-    .decode_copy = f16_decode_copy,
+    .decode = f16_decode,
 };
 
 const dp_ring_codec dp_ring_codec_bf16 = {
@@ -260,17 +211,13 @@ const dp_ring_codec dp_ring_codec_bf16 = {
     .wire_elem = 2,
     .max_bytes = h16_max_bytes,
     .encode = b16_encode,
-    .decode_reduce = b16_decode_reduce,
-    .decode_copy = b16_decode_copy,
+    .decode = b16_decode,
 };
 
-/* --codec fp16 / bf16: error feedback of one float per gradient float. */
 const dp_compress_ops dp_compress_fp16 = {
     .name = "fp16",
     .kind = DP_CODEC_FP16,
     .hook = DP_COMPRESS_RING,
-    .state_floats = dp_compress_ef_floats,
-    .state_is_residual = 1,
     .ring = &dp_ring_codec_fp16,
 };
 
@@ -278,7 +225,5 @@ const dp_compress_ops dp_compress_bf16 = {
     .name = "bf16",
     .kind = DP_CODEC_BF16,
     .hook = DP_COMPRESS_RING,
-    .state_floats = dp_compress_ef_floats,
-    .state_is_residual = 1,
     .ring = &dp_ring_codec_bf16,
 };

@@ -21,7 +21,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "dptrain/floatscan.h"
 #include "comm/comm_internal.h"
 
 static size_t nblocks(size_t n) { return (n + DP_CODEC_INT8_BLOCK - 1) / DP_CODEC_INT8_BLOCK; }
@@ -30,14 +29,6 @@ static size_t i8_max_bytes(const dp_ring_codec *c, size_t n)
 {
     (void)c;
     return nblocks(n) * sizeof(float) + n;
-}
-
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
 }
 
 static inline uint32_t lowbias32(uint32_t x)
@@ -140,16 +131,13 @@ static dp_status i8_encode(const dp_ring_codec *c, const float *src, size_t n, v
                            size_t cap, size_t *bytes)
 {
     dp_codec_int8_state *st = c->state;
-    const size_t nb = nblocks(n), need = nb * sizeof(float) + n;
-    if (cap < need)
-        return dp_errorf(DP_ERR_ARG, "int8 codec: %zu values need %zu bytes, have %zu", n,
-                         need, cap);
-    size_t bad = dp_floats_find_bad(src, n, 0.0f);
-    if (bad < n)
-        return dp_codec_reject("int8", src, bad);
+    const size_t nb = nblocks(n);
+    dp_status rc = dp_codec_check_input(c, src, n, cap, 0.0f);
+    if (DP_OK != rc)
+        return rc;
     unsigned char *out = dst;
     int8_t *q = (int8_t *)(out + nb * sizeof(float));
-    const uint32_t key = (uint32_t)splitmix64(st->seed ^ st->ctr);
+    const uint32_t key = (uint32_t)dp_mix64(st->seed ^ st->ctr);
     const int avx2 = use_avx2();
     for (size_t b = 0; b < nb; b++) {
         const size_t lo = b * DP_CODEC_INT8_BLOCK;
@@ -169,18 +157,17 @@ static dp_status i8_encode(const dp_ring_codec *c, const float *src, size_t n, v
             quantize_c(q + lo, src + lo, hi - lo, pre, 1.0f / (s * pre), key, (uint32_t)lo);
     }
     st->ctr += n;
-    *bytes = need;
+    *bytes = i8_max_bytes(c, n);
     return DP_OK;
 }
 
-static dp_status i8_decode(const void *msg, size_t bytes, float *restrict dst, size_t n,
-                           int add)
+static dp_status i8_decode(const dp_ring_codec *c, const void *msg, size_t bytes,
+                           float *restrict dst, size_t n, int add)
 {
-    const size_t nb = nblocks(n), need = nb * sizeof(float) + n;
-    if (bytes != need)
-        return dp_errorf(DP_ERR_MPI, "int8 codec: message of %zu bytes where %zu values "
-                         "(%zu bytes) were expected: ranks disagree on the count", bytes, n,
-                         need);
+    dp_status st = dp_codec_check_size(c, bytes, n);
+    if (DP_OK != st)
+        return st;
+    const size_t nb = nblocks(n);
     const unsigned char *in = msg;
     const int8_t *restrict q = (const int8_t *)(in + nb * sizeof(float));
     for (size_t b = 0; b < nb; b++) {
@@ -198,49 +185,31 @@ static dp_status i8_decode(const void *msg, size_t bytes, float *restrict dst, s
     return DP_OK;
 }
 
-static dp_status i8_decode_reduce(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                  float *dst, size_t n)
-{
-    (void)c;
-    return i8_decode(msg, bytes, dst, n, 1);
-}
+/* The template: dp_codec_int8_init gives a copy its state. */
+static const dp_ring_codec i8_codec = {
+    .name = "int8",
+    .lossy = 1,
+    .wire_elem = 1,
+    .max_bytes = i8_max_bytes,
+    .encode = i8_encode,
+    .decode = i8_decode,
+};
 
-static dp_status i8_decode_copy(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                float *dst, size_t n)
+void dp_codec_int8_init(dp_ring_codec *c, void *state, uint64_t seed)
 {
-    (void)c;
-    return i8_decode(msg, bytes, dst, n, 0);
-}
-
-void dp_codec_int8_init(dp_ring_codec *c, dp_codec_int8_state *st, uint64_t seed)
-{
-    st->seed = splitmix64(seed);
+    dp_codec_int8_state *st = state;
+    st->seed = dp_mix64(seed);
     st->ctr = 0;
-    *c = (dp_ring_codec){
-        .name = "int8",
-        .lossy = 1,
-        .wire_elem = 1,
-        .max_bytes = i8_max_bytes,
-        .encode = i8_encode,
-        .decode_reduce = i8_decode_reduce,
-        .decode_copy = i8_decode_copy,
-        .state = st,
-    };
+    *c = i8_codec;
+    c->state = st;
 }
 
-static void i8_ring_init(dp_ring_codec *c, void *state, uint64_t seed)
-{
-    dp_codec_int8_init(c, state, seed);
-}
-
-/* --codec int8: the codec is per workspace (its RNG state); error feedback of
- * one float per gradient float. */
+/* --codec int8: the codec is per workspace (its RNG state). */
 const dp_compress_ops dp_compress_int8 = {
     .name = "int8",
     .kind = DP_CODEC_INT8,
     .hook = DP_COMPRESS_RING,
-    .state_floats = dp_compress_ef_floats,
-    .state_is_residual = 1,
-    .ring_init = i8_ring_init,
+    .ring = &i8_codec,
+    .ring_init = dp_codec_int8_init,
     .ring_state_bytes = sizeof(dp_codec_int8_state),
 };

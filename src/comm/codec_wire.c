@@ -3,8 +3,8 @@
  * dp_codec_config -> dp_ring_codec: the table of compressors (compress.c) gives
  * the kind's codec; a workspace keeps a dp_codec_rt holding the state of a
  * stateful one (int8's RNG) and, when wire_zstd_level > 0, a wrapper codec
- * around the chosen one (the staged identity codec for NONE, so float32 also
- * goes through it).
+ * around the chosen one (float32 too: the wrapper is not raw, so the ring
+ * stages its messages).
  *
  * Wire stage, per message: inner-encode into scratch A, byte-shuffle A into B
  * (plane k holds byte k of every element: exponent bytes of neighbouring floats
@@ -28,7 +28,7 @@ typedef struct zwire_state {
     ZSTD_CCtx *cc;
     ZSTD_DCtx *dc;
     unsigned char *a, *b; /* inner message; shuffled inner message */
-    size_t cap;           /* bytes of a and of b */
+    size_t acap, bcap;    /* their bytes */
 } zwire_state;
 
 struct dp_codec_rt {
@@ -47,30 +47,19 @@ struct dp_codec_rt {
 /* Byte shuffle                                                               */
 /* ------------------------------------------------------------------------- */
 
-/* dst plane k, element i = src element i, byte k; bytes beyond whole elements are
- * copied as they are. w = 1 is a copy. */
-static void shuffle(const unsigned char *restrict src, unsigned char *restrict dst,
-                    size_t len, size_t w)
+/* The first a b bytes of src as an a x b matrix, transposed into dst; the
+ * bytes beyond are copied as they are. Of len bytes of elements of w bytes,
+ * m = len / w: the shuffle (plane k, element i = element i, byte k) is a = m,
+ * b = w; the unshuffle a = w, b = m. w = 1 is a copy. */
+static void transpose(const unsigned char *restrict src, unsigned char *restrict dst, size_t len,
+                      size_t a, size_t b)
 {
-    const size_t m = len / w;
-    for (size_t k = 0; k < w; k++) {
-        unsigned char *restrict d = dst + k * m;
-        for (size_t i = 0; i < m; i++)
-            d[i] = src[i * w + k];
+    for (size_t j = 0; j < b; j++) {
+        unsigned char *restrict d = dst + j * a;
+        for (size_t i = 0; i < a; i++)
+            d[i] = src[i * b + j];
     }
-    memcpy(dst + m * w, src + m * w, len - m * w);
-}
-
-static void unshuffle(const unsigned char *restrict src, unsigned char *restrict dst,
-                      size_t len, size_t w)
-{
-    const size_t m = len / w;
-    for (size_t k = 0; k < w; k++) {
-        const unsigned char *restrict s = src + k * m;
-        for (size_t i = 0; i < m; i++)
-            dst[i * w + k] = s[i];
-    }
-    memcpy(dst + m * w, src + m * w, len - m * w);
+    memcpy(dst + a * b, src + a * b, len - a * b);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -79,20 +68,8 @@ static void unshuffle(const unsigned char *restrict src, unsigned char *restrict
 
 static dp_status zw_grow(zwire_state *z, size_t need)
 {
-    if (need <= z->cap)
-        return DP_OK;
-    size_t sz = (need + 63) & ~(size_t)63;
-    unsigned char *a = aligned_alloc(64, sz), *b = aligned_alloc(64, sz);
-    if (NULL == a || NULL == b) {
-        free(a);
-        free(b);
-        return dp_errorf(DP_ERR_NOMEM, "wire stage: out of memory (%zu bytes)", sz);
-    }
-    free(z->a);
-    free(z->b);
-    z->a = a;
-    z->b = b;
-    z->cap = sz;
+    if (!dp_comm_grow(&z->a, &z->acap, need) || !dp_comm_grow(&z->b, &z->bcap, need))
+        return dp_errorf(DP_ERR_NOMEM, "wire stage: out of memory (%zu bytes)", need);
     return DP_OK;
 }
 
@@ -112,9 +89,9 @@ static dp_status zw_encode(const dp_ring_codec *c, const float *src, size_t n, v
     if (DP_OK != st)
         return st;
     size_t ib = 0;
-    if (DP_OK != (st = in->encode(in, src, n, z->a, z->cap, &ib)))
+    if (DP_OK != (st = in->encode(in, src, n, z->a, z->acap, &ib)))
         return st; /* (NONFINITE from the inner codec passes through) */
-    shuffle(z->a, z->b, ib, in->wire_elem);
+    transpose(z->a, z->b, ib, ib / in->wire_elem, in->wire_elem);
     size_t r = ZSTD_compressCCtx(z->cc, dst, cap, z->b, ib, z->level);
     if (ZSTD_isError(r))
         return dp_errorf(DP_ERR_ARG, "wire stage: ZSTD_compressCCtx of %zu bytes failed: %s",
@@ -136,27 +113,18 @@ static dp_status zw_unpack(zwire_state *z, const void *msg, size_t bytes, size_t
     if (ZSTD_isError(r))
         return dp_errorf(DP_ERR_MPI, "wire stage: ZSTD_decompressDCtx of a %zu-byte message "
                          "(%zu values) failed: %s", bytes, n, ZSTD_getErrorName(r));
-    unshuffle(z->b, z->a, r, in->wire_elem);
+    transpose(z->b, z->a, r, in->wire_elem, r / in->wire_elem);
     *ib = r;
     return DP_OK;
 }
 
-static dp_status zw_decode_reduce(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                  float *dst, size_t n)
+static dp_status zw_decode(const dp_ring_codec *c, const void *msg, size_t bytes, float *dst,
+                           size_t n, int add)
 {
     zwire_state *z = c->state;
-    size_t ib;
+    size_t ib = 0;
     dp_status st = zw_unpack(z, msg, bytes, n, &ib);
-    return DP_OK != st ? st : z->inner->decode_reduce(z->inner, z->a, ib, dst, n);
-}
-
-static dp_status zw_decode_copy(const dp_ring_codec *c, const void *msg, size_t bytes,
-                                float *dst, size_t n)
-{
-    zwire_state *z = c->state;
-    size_t ib;
-    dp_status st = zw_unpack(z, msg, bytes, n, &ib);
-    return DP_OK != st ? st : z->inner->decode_copy(z->inner, z->a, ib, dst, n);
+    return DP_OK != st ? st : z->inner->decode(z->inner, z->a, ib, dst, n, add);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -195,8 +163,6 @@ dp_status dp_codec_rt_select(dp_codec_rt **prt, const dp_codec_config *cfg, int 
         }
         c = &rt->own;
     }
-    if (c == &dp_ring_codec_identity && cfg->wire_zstd_level)
-        c = &dp_ring_codec_identity_staged;
     if (cfg->wire_zstd_level > 0) {
         zwire_state *z = &rt->zs;
         if (NULL == z->cc && NULL == (z->cc = ZSTD_createCCtx()))
@@ -212,8 +178,7 @@ dp_status dp_codec_rt_select(dp_codec_rt **prt, const dp_codec_config *cfg, int 
             .inner = c,
             .max_bytes = zw_max_bytes,
             .encode = zw_encode,
-            .decode_reduce = zw_decode_reduce,
-            .decode_copy = zw_decode_copy,
+            .decode = zw_decode,
             .state = z,
         };
         c = &rt->zw;

@@ -2,9 +2,9 @@
  * points (no argument checks, no error-handler swap), the choice between the
  * ring and MPI_Allreduce, and small MPI helpers.
  *
- * Who calls whom, never backwards: engine.c, rows.c -> allreduce.c (the
- * choice) -> ring.c -> codec*.c; engine.c (coded ranges), topk.c and
- * powersgd.c -> ring.c; every file -> common.c (the helpers), which calls none.
+ * Who calls whom, never backwards: engine.c, rows.c, topk.c, powersgd.c ->
+ * allreduce.c (the choice) -> ring.c -> codec*.c; engine.c (coded ranges) ->
+ * ring.c; every file -> common.c (the helpers), which calls none.
  *
  * Codec seam: every message of the ring is one segment of one block. Before a
  * segment is sent it is "encoded"; after it is received it is "decoded and
@@ -42,12 +42,10 @@ struct dp_ring_codec {
     /* encodes src[0..n) into dst (cap bytes) and sets *bytes; non-raw codecs only */
     dp_status (*encode)(const dp_ring_codec *c, const float *src, size_t n, void *dst,
                         size_t cap, size_t *bytes);
-    /* dst[i] += decoded[i] for i < n; msg holds `bytes` received bytes */
-    dp_status (*decode_reduce)(const dp_ring_codec *c, const void *msg, size_t bytes,
-                               float *dst, size_t n);
-    /* dst[i] = decoded[i] for i < n */
-    dp_status (*decode_copy)(const dp_ring_codec *c, const void *msg, size_t bytes,
-                             float *dst, size_t n);
+    /* msg holds `bytes` received bytes; for i < n, dst[i] += decoded[i] when add (the
+     * reduce-scatter), dst[i] = decoded[i] otherwise (the allgather) */
+    dp_status (*decode)(const dp_ring_codec *c, const void *msg, size_t bytes, float *dst,
+                        size_t n, int add);
     /* 1: decode(encode(x)) may differ from x. The ring then applies error feedback
      * (when given a residual), makes the owner of a block replace its copy by the
      * decoded value (so every rank ends with the same bits), and treats an empty
@@ -63,9 +61,14 @@ struct dp_ring_codec {
 
 /* The identity float32 codec (raw): what dp_ring_allreduce uses. */
 extern const dp_ring_codec dp_ring_codec_identity;
-/* The same bytes through the non-raw path (encode into staging, forward received
- * messages as they are): exercises the seam in tests until a real codec exists. */
-extern const dp_ring_codec dp_ring_codec_identity_staged;
+
+/* The checks every codec makes (codec.c). Before encoding x[0..n): DP_ERR_ARG
+ * unless cap bytes hold the encoding, DP_ERR_NONFINITE naming the first value
+ * that is NaN/Inf or (limit > 0) of magnitude limit or more, which the codec
+ * cannot carry. After receiving: DP_ERR_MPI unless the message of `bytes` is
+ * the encoding of n values (else the ranks disagree on the count). */
+dp_status dp_codec_check_input(const dp_ring_codec *c, const float *x, size_t n, size_t cap, float limit);
+dp_status dp_codec_check_size(const dp_ring_codec *c, size_t bytes, size_t n);
 
 /* The lossy codecs (codec_fp16.c, codec_int8.c). int8 keeps its RNG in a state
  * that dp_codec_int8_init ties to a codec struct. */
@@ -75,7 +78,7 @@ typedef struct dp_codec_int8_state {
     uint64_t seed; /* mixed from the config's seed and the rank */
     uint64_t ctr;  /* values encoded so far: the counter of the counter-based RNG */
 } dp_codec_int8_state;
-void dp_codec_int8_init(dp_ring_codec *c, dp_codec_int8_state *st, uint64_t seed);
+void dp_codec_int8_init(dp_ring_codec *c, void *state, uint64_t seed); /* state: a dp_codec_int8_state */
 /*! Tests: 0 the portable quantiser, 1 the AVX2 one (only where the CPU has it), -1 detect. */
 void dp_codec_int8_force_path(int avx2);
 
@@ -89,15 +92,13 @@ float dp_f32_from_bf16(uint16_t h);
 void dp_f16_encode_n(const float *src, uint16_t *dst, size_t n);
 void dp_codec_f16c_force(int on);
 
-/* The DP_ERR_NONFINITE message for x[i], the value dp_floats_find_bad found. */
-dp_status dp_codec_reject(const char *codec, const float *x, size_t i);
-
 /* One entry of the table of compressors (compress.c): a dp_codec_kind, how it
  * is named and parsed on the command line, how it joins the gradient sync and
  * what state it keeps. Each compressor's file defines its entry; compress.c
- * lists them. A ring codec gives its dp_ring_codec (or a template that
- * ring_init sets up with ring_state_bytes of per-workspace state and a seed);
- * an after-backward compressor gives create / state / run / destroy. */
+ * lists them. A ring codec gives its dp_ring_codec (with ring_init, a template
+ * that ring_init sets up with ring_state_bytes of per-workspace state and a
+ * seed); a lossy one keeps error feedback, one float per gradient float. An
+ * after-backward compressor gives create / state / run / destroy. */
 typedef struct dp_compress_ops {
     const char *name;      /* the --codec word ("fp16", "topk") */
     dp_codec_kind kind;
@@ -109,17 +110,15 @@ typedef struct dp_compress_ops {
     int (*format)(const dp_compress *c, char *buf, size_t n);
     /* range checks of the fields it reads, naming the flags (NULL: none) */
     dp_status (*check)(const dp_compress *c);
-    /* floats of checkpointable state on layout l (NULL: none) */
-    size_t (*state_floats)(const dp_compress *c, const dp_grad_layout *l);
-    /* 1: all of the state is error feedback in gradient units */
-    int state_is_residual;
 
     /* DP_COMPRESS_RING */
     const dp_ring_codec *ring;
     void (*ring_init)(dp_ring_codec *c, void *state, uint64_t seed);
     size_t ring_state_bytes;
 
-    /* DP_COMPRESS_AFTER_BACKWARD */
+    /* DP_COMPRESS_AFTER_BACKWARD; state_is_residual: all of the state is error
+     * feedback in gradient units */
+    int state_is_residual;
     dp_status (*create)(const dp_compress *c, const dp_grad_layout *l, void **self);
     float *(*state)(void *self, size_t *nfloats);
     dp_status (*run)(void *self, float *grad, MPI_Comm comm, double *sent, double *raw);
@@ -128,8 +127,6 @@ typedef struct dp_compress_ops {
 
 /* The entry of `kind`, or NULL. */
 const dp_compress_ops *dp_compress_ops_of(dp_codec_kind kind);
-/* state_floats of the lossy ring codecs: one float of error feedback per gradient float. */
-size_t dp_compress_ef_floats(const dp_compress *c, const dp_grad_layout *l);
 
 /* The codecs a workspace has built for dp_codec_config's (codec_wire.c): the int8
  * RNG state and the zstd wire stage (contexts and scratch that grow). */
@@ -139,8 +136,6 @@ typedef struct dp_codec_rt dp_codec_rt;
 dp_status dp_codec_rt_select(dp_codec_rt **rt, const dp_codec_config *cfg, int rank,
                              const dp_ring_codec **out);
 void dp_codec_rt_free(dp_codec_rt *rt);
-/* The workspace's slot for its codec runtime (ring.c owns the struct). */
-dp_codec_rt **dp_ring_ws_codec_rt(dp_ring_ws *ws);
 /* Checks a config (kind, level). */
 dp_status dp_codec_config_check(const char *who, const dp_codec_config *cfg);
 
@@ -151,14 +146,10 @@ dp_status dp_ring_allreduce_with(float *buf, size_t count, dp_reduce_op op,
                                  const dp_ring_codec *codec);
 
 /* Core of the ring: arguments already checked, MPI_ERRORS_RETURN already set on
- * comm, ws not NULL (the engine's duplicate communicator, say). */
+ * comm, ws not NULL (the engine's duplicate communicator, say). residual: error
+ * feedback of a lossy codec (count floats, or NULL), as in ring_encode. */
 dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
-                      dp_ring_ws *ws, const dp_ring_codec *codec);
-
-/* dp_ring_run with error feedback: residual (count floats, or NULL) as described
- * in ring.c ("Lossy codecs"). */
-dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
-                         dp_ring_ws *ws, const dp_ring_codec *codec, float *residual);
+                      dp_ring_ws *ws, const dp_ring_codec *codec, float *residual);
 
 /* Core of dp_ring_allreduce_codec (same preconditions as dp_ring_run): picks the
  * codec, pre-divides for AVG with lossy codecs, runs the ring. */
@@ -180,6 +171,11 @@ dp_status dp_ring_ws_set_depth(dp_ring_ws *ws, int depth);
 dp_status dp_allreduce_run(float *buf, size_t count, dp_reduce_op op, dp_allreduce_algo algo,
                            MPI_Comm comm, dp_ring_ws *ws);
 
+/* dp_allreduce (the public call) on the room's own workspace ws, adding what the
+ * ring's byte counters moved by to *sent and *recv (MPI_Allreduce moves none). */
+dp_status dp_allreduce_counted(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo algo, MPI_Comm comm,
+                               dp_ring_ws *ws, uint64_t *sent, uint64_t *recv);
+
 /* common.c below: what every file of the room may call. */
 
 /* Argument checks shared by the public calls ("who" names the caller). */
@@ -198,7 +194,27 @@ typedef struct dp_errh_guard {
 dp_status dp_errh_enter(dp_errh_guard *g, MPI_Comm comm, const char *who);
 void dp_errh_leave(dp_errh_guard *g);
 
-/* Formats an MPI error code as text into buf (for messages). */
-const char *dp_mpi_strerror(int code, char *buf, size_t cap);
+/* DP_ERR_MPI with the message fmt, then ": " and the text of MPI error `code`. */
+dp_status dp_mpi_errorf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Ring allgather over MPI_Sendrecv: block q of buf holds off[q + 1] - off[q]
+ * elements of `type` from element off[q] (off NULL: k elements from q k), and
+ * block `rank` is already in place. At step s this rank sends block
+ * (rank - s) mod size to rank + 1 and receives block (rank - s - 1) mod size
+ * from rank - 1. Adds the bytes to stats (NULL: not counted); `what` opens the
+ * error message ("dp_rows_allreduce: allgather of row ids"). */
+dp_status dp_ring_allgather(void *buf, const size_t *off, size_t k, MPI_Datatype type, int rank, int size,
+                            int tag, MPI_Comm comm, const char *what, dp_comm_stats *stats);
+
+/* splitmix64 (Steele, Lea, Flood 2014): the key of int8's rounding stream,
+ * PowerSGD's normal draws. */
+uint64_t dp_mix64(uint64_t x);
+
+/* Seconds on the monotonic clock (MPI_Wtime needs MPI_Init; MPI_COMM_NULL calls do not). */
+double dp_comm_now_s(void);
+
+/* A 64-byte aligned buffer of at least `need` bytes; keeps the old one if large
+ * enough (its contents are not kept otherwise). @return 0 when out of memory. */
+int dp_comm_grow(unsigned char **p, size_t *cap, size_t need);
 
 #endif

@@ -1,19 +1,79 @@
 /* What every file of the comm room shares: argument checks, the AVG division,
- * the error-handler swap, MPI error text and the thread-level test. Calls no
- * other file of the room, so allreduce.c, ring.c and the rest all depend on it
- * and it on none of them. */
+ * the error-handler swap, MPI error messages, the clock, buffers that grow and
+ * the thread-level test. Calls no other file of the room, so allreduce.c,
+ * ring.c and the rest all depend on it and it on none of them. */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "comm/comm_internal.h"
 
-const char *dp_mpi_strerror(int code, char *buf, size_t cap)
+dp_status dp_mpi_errorf(int code, const char *fmt, ...)
 {
-    char s[MPI_MAX_ERROR_STRING];
+    char msg[768], s[MPI_MAX_ERROR_STRING];
     int len = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     if (MPI_SUCCESS != MPI_Error_string(code, s, &len))
         snprintf(s, sizeof s, "unknown MPI error");
-    snprintf(buf, cap, "%s (MPI error %d)", s, code);
-    return buf;
+    return dp_errorf(DP_ERR_MPI, "%s: %s (MPI error %d)", msg, s, code);
+}
+
+dp_status dp_ring_allgather(void *buf, const size_t *off, size_t k, MPI_Datatype type, int rank, int size,
+                            int tag, MPI_Comm comm, const char *what, dp_comm_stats *stats)
+{
+    int unit = 1;
+    MPI_Type_size(type, &unit);
+    unsigned char *b = buf;
+    const int right = (rank + 1) % size, left = (rank - 1 + size) % size;
+    for (int s = 0; s < size - 1; s++) {
+        const int sb = ((rank - s) % size + size) % size;
+        const int rb = ((rank - s - 1) % size + size) % size;
+        const size_t so = off ? off[sb] : (size_t)sb * k, ns = off ? off[sb + 1] - so : k;
+        const size_t ro = off ? off[rb] : (size_t)rb * k, nr = off ? off[rb + 1] - ro : k;
+        int rc = MPI_Sendrecv(b + so * (size_t)unit, (int)ns, type, right, tag, b + ro * (size_t)unit, (int)nr,
+                              type, left, tag, comm, MPI_STATUS_IGNORE);
+        if (MPI_SUCCESS != rc)
+            return dp_mpi_errorf(rc, "%s: rank %d of %d, step %d (send %zu x %d bytes to %d, receive %zu x %d "
+                                 "bytes from %d) failed", what, rank, size, s, ns, unit, right, nr, unit, left);
+        if (stats) {
+            stats->bytes_sent += ns * (size_t)unit;
+            stats->bytes_recv += nr * (size_t)unit;
+        }
+    }
+    return DP_OK;
+}
+
+uint64_t dp_mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+double dp_comm_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int dp_comm_grow(unsigned char **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 1;
+    size_t sz = (need + 63) & ~(size_t)63;
+    unsigned char *q = aligned_alloc(64, sz);
+    if (NULL == q)
+        return 0;
+    free(*p);
+    *p = q;
+    *cap = sz;
+    return 1;
 }
 
 dp_status dp_comm_check_args(const char *who, const float *buf, size_t count,

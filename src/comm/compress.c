@@ -28,12 +28,6 @@ const dp_compress_ops *dp_compress_ops_of(dp_codec_kind kind)
     return NULL;
 }
 
-size_t dp_compress_ef_floats(const dp_compress *c, const dp_grad_layout *l)
-{
-    (void)c;
-    return l->n;
-}
-
 /* "none, fp16, ..., topk:F, powersgd:R": the entries (ring codecs only if ring_only). */
 static const char *known(int ring_only, char *buf, size_t n)
 {
@@ -53,17 +47,32 @@ static const char *known(int ring_only, char *buf, size_t n)
 /* The ring's codec names (dp_codec_config)                                   */
 /* ------------------------------------------------------------------------- */
 
+/* The entry s names ("topk:0.01" names topk), or NULL; *arg: the text after ':'. */
+static const dp_compress_ops *lookup(const char *s, const char **arg)
+{
+    const char *colon = strchr(s, ':');
+    size_t len = colon ? (size_t)(colon - s) : strlen(s);
+    *arg = colon ? colon + 1 : NULL;
+    for (size_t i = 0; i < NTABLE; i++) {
+        const dp_compress_ops *o = k_table[i];
+        if (strlen(o->name) == len && 0 == memcmp(s, o->name, len) && (NULL == o->arg) == (NULL == colon))
+            return o;
+    }
+    return NULL;
+}
+
 dp_status dp_codec_parse(const char *s, dp_codec_config *out)
 {
     if (NULL == out)
         return dp_errorf(DP_ERR_ARG, "dp_codec_parse: out is NULL");
     if (NULL == s)
         return dp_errorf(DP_ERR_ARG, "dp_codec_parse: codec name is NULL");
-    for (size_t i = 0; i < NTABLE; i++)
-        if (DP_COMPRESS_RING == k_table[i]->hook && 0 == strcmp(s, k_table[i]->name)) {
-            out->kind = k_table[i]->kind;
-            return DP_OK;
-        }
+    const char *arg;
+    const dp_compress_ops *o = lookup(s, &arg);
+    if (o && DP_COMPRESS_RING == o->hook) {
+        out->kind = o->kind;
+        return DP_OK;
+    }
     char list[256];
     return dp_errorf(DP_ERR_ARG, "unknown codec '%s' (known: %s)", s, known(1, list, sizeof list));
 }
@@ -98,22 +107,19 @@ dp_status dp_compress_parse(const char *s, dp_compress *c)
         return dp_errorf(DP_ERR_ARG, "dp_compress_parse: out is NULL");
     if (NULL == s)
         return dp_errorf(DP_ERR_ARG, "--codec: missing value");
-    const char *colon = strchr(s, ':');
-    size_t len = colon ? (size_t)(colon - s) : strlen(s);
-    for (size_t i = 0; i < NTABLE; i++) {
-        const dp_compress_ops *o = k_table[i];
-        if (strlen(o->name) != len || 0 != memcmp(s, o->name, len) || (NULL == o->arg) != (NULL == colon))
-            continue;
-        if (o->parse_arg) {
-            dp_status rc = o->parse_arg(s, colon + 1, c);
-            if (DP_OK != rc)
-                return rc;
-        }
-        c->kind = o->kind;
-        return DP_OK;
+    const char *arg;
+    const dp_compress_ops *o = lookup(s, &arg);
+    if (NULL == o) {
+        char list[256];
+        return dp_errorf(DP_ERR_ARG, "--codec: unknown codec '%s' (known: %s)", s, known(0, list, sizeof list));
     }
-    char list[256];
-    return dp_errorf(DP_ERR_ARG, "--codec: unknown codec '%s' (known: %s)", s, known(0, list, sizeof list));
+    if (o->parse_arg) {
+        dp_status rc = o->parse_arg(s, arg, c);
+        if (DP_OK != rc)
+            return rc;
+    }
+    c->kind = o->kind;
+    return DP_OK;
 }
 
 int dp_compress_name(const dp_compress *c, char *buf, size_t n)
@@ -178,12 +184,6 @@ dp_status dp_compress_check(const dp_compress *c, dp_allreduce_algo algo)
     return DP_OK;
 }
 
-size_t dp_compress_state_floats(const dp_compress *c, const dp_grad_layout *l)
-{
-    const dp_compress_ops *o = dp_compress_ops_of(c->kind);
-    return o && o->state_floats ? o->state_floats(c, l) : 0;
-}
-
 /* ------------------------------------------------------------------------- */
 /* A compressor at work                                                       */
 /* ------------------------------------------------------------------------- */
@@ -191,10 +191,9 @@ size_t dp_compress_state_floats(const dp_compress *c, const dp_grad_layout *l)
 struct dp_compressor {
     const dp_compress_ops *ops;
     dp_compress cfg;
-    dp_compress_hook hook;
     float *state; /* this rank's checkpointable state */
     size_t state_n;
-    float *own;   /* ring codecs: the error feedback (state) */
+    float *own;   /* lossy ring codecs: the error feedback (state) */
     void *self;   /* after backward: the entry's instance */
 };
 
@@ -211,10 +210,9 @@ dp_status dp_compressor_create(const dp_compress *c, const dp_grad_layout *l, dp
         return dp_errorf(DP_ERR_NOMEM, "compressor: out of memory");
     x->ops = o;
     x->cfg = *c;
-    x->hook = dp_compress_hook_of(c);
     dp_status rc = DP_OK;
     if (DP_COMPRESS_RING == o->hook) {
-        x->state_n = o->state_floats ? o->state_floats(c, l) : 0;
+        x->state_n = o->ring->lossy ? l->n : 0;
         if (x->state_n && NULL == (x->own = calloc(x->state_n, sizeof *x->own)))
             rc = dp_errorf(DP_ERR_NOMEM, "error-feedback buffer: out of memory");
         x->state = x->own;
@@ -243,7 +241,7 @@ void dp_compressor_free(dp_compressor *x)
 
 dp_compress_hook dp_compressor_hook(const dp_compressor *x)
 {
-    return x ? x->hook : DP_COMPRESS_OFF;
+    return x ? dp_compress_hook_of(&x->cfg) : DP_COMPRESS_OFF;
 }
 
 float *dp_compressor_state(dp_compressor *x, size_t *nfloats)
@@ -254,7 +252,7 @@ float *dp_compressor_state(dp_compressor *x, size_t *nfloats)
 
 float *dp_compressor_residual(dp_compressor *x)
 {
-    return x && x->ops->state_is_residual ? x->state : NULL;
+    return x && (x->own || x->ops->state_is_residual) ? x->state : NULL;
 }
 
 dp_status dp_compressor_bucket(const dp_compressor *x, size_t lo, uint64_t step, int bucket, dp_codec_config *cc,

@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -77,24 +76,17 @@ struct dp_engine {
     dp_comm_stats ws_seen; /* ws counters when last booked (ws is the thread's) */
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Runs one range on the engine's communicator; records the first error.
  * Threaded: called without the mutex held. Returns the range's status. */
 static dp_status engine_run(dp_engine *e, const engine_item *it, uint64_t index, double *secs)
 {
     dp_wd_note_item(index);
-    double t0 = now_s();
+    double t0 = dp_comm_now_s();
     dp_status st = DP_ALLREDUCE_RING == e->algo && it->coded
                        ? dp_ring_codec_run(it->buf, it->n, it->op, &it->cfg, it->residual,
                                            e->comm, e->ws)
                        : dp_allreduce_run(it->buf, it->n, it->op, e->algo, e->comm, e->ws);
-    *secs = now_s() - t0;
+    *secs = dp_comm_now_s() - t0;
     return st;
 }
 
@@ -216,9 +208,7 @@ dp_status dp_engine_create(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
     if (MPI_SUCCESS == rc)
         rc = MPI_Comm_set_errhandler(e->comm, MPI_ERRORS_RETURN);
     if (MPI_SUCCESS != rc) {
-        char err[MPI_MAX_ERROR_STRING + 16];
-        st = dp_errorf(DP_ERR_MPI, "dp_engine_create: MPI_Comm_dup failed: %s",
-                       dp_mpi_strerror(rc, err, sizeof err));
+        st = dp_mpi_errorf(rc, "dp_engine_create: MPI_Comm_dup failed");
         goto err_comm;
     }
 
@@ -255,45 +245,14 @@ err_free:
     return st;
 }
 
-static dp_status engine_submit(dp_engine *e, const engine_item *item);
-
-dp_status dp_engine_submit(dp_engine *e, float *buf, size_t n, dp_reduce_op op)
+static dp_status engine_submit(dp_engine *e, engine_item it)
 {
-    engine_item it = {.buf = buf, .n = n, .op = op};
-    return engine_submit(e, &it);
-}
-
-dp_status dp_engine_submit_codec(dp_engine *e, float *buf, size_t n, dp_reduce_op op,
-                                 const dp_codec_config *cfg, float *residual)
-{
-    engine_item it = {.buf = buf, .n = n, .op = op, .residual = residual};
-    if (NULL != cfg && (DP_CODEC_NONE != cfg->kind || 0 != cfg->wire_zstd_level ||
-                        NULL != residual)) {
-        dp_status st = dp_codec_config_check("dp_engine_submit_codec", cfg);
-        if (DP_OK != st)
-            return st;
-        if (NULL != e && DP_ALLREDUCE_RING != e->algo)
-            return dp_errorf(DP_ERR_ARG, "dp_engine_submit_codec: codec %s needs the ring "
-                             "algorithm (the engine was created with MPI_Allreduce)",
-                             dp_codec_name(cfg->kind));
-        it.coded = 1;
-        it.cfg = *cfg;
-    }
-    return engine_submit(e, &it);
-}
-
-static dp_status engine_submit(dp_engine *e, const engine_item *item)
-{
-    float *buf = item->buf;
-    size_t n = item->n;
-    dp_reduce_op op = item->op;
     if (NULL == e)
         return dp_errorf(DP_ERR_ARG, "dp_engine_submit: engine is NULL");
-    if (NULL == buf && n > 0)
-        return dp_errorf(DP_ERR_ARG, "dp_engine_submit: buf is NULL with count %zu", n);
-    if (DP_REDUCE_SUM != op && DP_REDUCE_AVG != op)
-        return dp_errorf(DP_ERR_ARG, "dp_engine_submit: unknown reduce op %d", (int)op);
-    engine_item it = *item;
+    if (NULL == it.buf && it.n > 0)
+        return dp_errorf(DP_ERR_ARG, "dp_engine_submit: buf is NULL with count %zu", it.n);
+    if (DP_REDUCE_SUM != it.op && DP_REDUCE_AVG != it.op)
+        return dp_errorf(DP_ERR_ARG, "dp_engine_submit: unknown reduce op %d", (int)it.op);
 
     if (!e->threaded) {
         if (DP_OK != e->err)
@@ -319,6 +278,30 @@ static dp_status engine_submit(dp_engine *e, const engine_item *item)
     }
     pthread_mutex_unlock(&e->mu);
     return DP_OK == st ? DP_OK : engine_error(e);
+}
+
+dp_status dp_engine_submit(dp_engine *e, float *buf, size_t n, dp_reduce_op op)
+{
+    return engine_submit(e, (engine_item){.buf = buf, .n = n, .op = op});
+}
+
+dp_status dp_engine_submit_codec(dp_engine *e, float *buf, size_t n, dp_reduce_op op,
+                                 const dp_codec_config *cfg, float *residual)
+{
+    engine_item it = {.buf = buf, .n = n, .op = op, .residual = residual};
+    if (NULL != cfg && (DP_CODEC_NONE != cfg->kind || 0 != cfg->wire_zstd_level ||
+                        NULL != residual)) {
+        dp_status st = dp_codec_config_check("dp_engine_submit_codec", cfg);
+        if (DP_OK != st)
+            return st;
+        if (NULL != e && DP_ALLREDUCE_RING != e->algo)
+            return dp_errorf(DP_ERR_ARG, "dp_engine_submit_codec: codec %s needs the ring "
+                             "algorithm (the engine was created with MPI_Allreduce)",
+                             dp_codec_name(cfg->kind));
+        it.coded = 1;
+        it.cfg = *cfg;
+    }
+    return engine_submit(e, it);
 }
 
 dp_status dp_engine_wait_all(dp_engine *e)

@@ -60,16 +60,21 @@
 
 #include <cblas.h>
 
+#include "dptrain/floatscan.h"
 #include "comm/comm_internal.h"
+
+typedef struct psgd_mat {
+    dp_powersgd_matrix m;
+    int compressed;
+    size_t poff, qoff; /* compressed: offsets of its P in the batch, of its Q in the Q region */
+} psgd_mat;
 
 struct dp_powersgd {
     size_t n;
     int R;
     uint64_t seed;
     int nmats;
-    dp_powersgd_matrix *mats;
-    unsigned char *compressed; /* per matrix */
-    size_t *poff, *qoff;       /* per compressed matrix: offsets into batch / Q region */
+    psgd_mat *mats;
     int nunc;
     dp_powersgd_range *unc;    /* uncompressed views: ranges, then uncompressed matrices */
     size_t p_floats, q_floats, u_floats, dense_floats;
@@ -81,20 +86,12 @@ struct dp_powersgd {
     dp_ring_ws *ring;
 };
 
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* A normal(0,1) draw from a key (Box-Muller on two 53-bit uniforms). */
 static float normal_at(uint64_t seed, uint64_t a, uint64_t b)
 {
-    uint64_t h = mix64(seed ^ mix64(a * 0x100000001b3ull ^ mix64(b)));
-    double u1 = ((double)(mix64(h) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
-    double u2 = (double)(mix64(h ^ 0x5851f42d4c957f2dull) >> 11) * 0x1.0p-53;
+    uint64_t h = dp_mix64(seed ^ dp_mix64(a * 0x100000001b3ull ^ dp_mix64(b)));
+    double u1 = ((double)(dp_mix64(h) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
+    double u2 = (double)(dp_mix64(h ^ 0x5851f42d4c957f2dull) >> 11) * 0x1.0p-53;
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
@@ -117,9 +114,6 @@ void dp_powersgd_free(dp_powersgd *ps)
         return;
     dp_ring_ws_free(ps->ring);
     free(ps->mats);
-    free(ps->compressed);
-    free(ps->poff);
-    free(ps->qoff);
     free(ps->unc);
     free(ps->state);
     free(ps->batch);
@@ -151,13 +145,10 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
     ps->seed = seed;
     ps->nmats = nmats;
     size_t nviews = (size_t)nmats + (size_t)nranges;
-    ps->mats = malloc((nmats ? (size_t)nmats : 1) * sizeof *ps->mats);
-    ps->compressed = calloc(nmats ? (size_t)nmats : 1, 1);
-    ps->poff = calloc(nmats ? (size_t)nmats : 1, sizeof *ps->poff);
-    ps->qoff = calloc(nmats ? (size_t)nmats : 1, sizeof *ps->qoff);
+    ps->mats = calloc(nmats ? (size_t)nmats : 1, sizeof *ps->mats);
     ps->unc = malloc((nviews ? nviews : 1) * sizeof *ps->unc);
     all = malloc((nviews ? nviews : 1) * sizeof *all);
-    if (!ps->mats || !ps->compressed || !ps->poff || !ps->qoff || !ps->unc || !all) {
+    if (!ps->mats || !ps->unc || !all) {
         rc = dp_errorf(DP_ERR_NOMEM, "dp_powersgd_create: out of memory");
         goto err;
     }
@@ -172,7 +163,7 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
                            m->cols, n);
             goto err;
         }
-        ps->mats[i] = *m;
+        ps->mats[i].m = *m;
         all[i] = (dp_powersgd_range){m->off, (size_t)m->rows * (size_t)m->cols};
     }
     for (int i = 0; i < nranges; i++) {
@@ -204,10 +195,8 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
         uint64_t mn = (uint64_t)m->rows * (uint64_t)m->cols;
         ps->dense_floats += mn;
         if (compressible(m->rows, m->cols, rank)) {
-            ps->compressed[i] = 1;
+            ps->mats[i] = (psgd_mat){*m, 1, ps->p_floats, ps->q_floats};
             ps->ncompressed++;
-            ps->poff[i] = ps->p_floats;
-            ps->qoff[i] = ps->q_floats;
             ps->p_floats += (size_t)m->rows * (size_t)rank;
             ps->q_floats += (size_t)m->cols * (size_t)rank;
             if (m->rows > ps->max_rows)
@@ -236,9 +225,9 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
     /* Q0 ~ normal(0,1), the same on every rank. */
     float *q = ps->state + n;
     for (int i = 0; i < nmats; i++)
-        if (ps->compressed[i])
+        if (ps->mats[i].compressed)
             for (size_t e = 0; e < (size_t)mats[i].cols * (size_t)rank; e++)
-                q[ps->qoff[i] + e] = normal_at(seed, (uint64_t)i, e);
+                q[ps->mats[i].qoff + e] = normal_at(seed, (uint64_t)i, e);
 
     free(all);
     *out = ps;
@@ -251,7 +240,7 @@ err:
 
 int dp_powersgd_is_compressed(const dp_powersgd *ps, int i)
 {
-    return NULL != ps && i >= 0 && i < ps->nmats && ps->compressed[i];
+    return NULL != ps && i >= 0 && i < ps->nmats && ps->mats[i].compressed;
 }
 
 size_t dp_powersgd_state_floats(const dp_powersgd *ps)
@@ -262,29 +251,6 @@ size_t dp_powersgd_state_floats(const dp_powersgd *ps)
 float *dp_powersgd_state(dp_powersgd *ps)
 {
     return NULL == ps ? NULL : ps->state;
-}
-
-dp_status dp_powersgd_export(const dp_powersgd *ps, float *dst, size_t nfloats)
-{
-    if (NULL == ps || (NULL == dst && nfloats > 0))
-        return dp_errorf(DP_ERR_ARG, "dp_powersgd_export: NULL argument");
-    if (nfloats != ps->n + ps->q_floats)
-        return dp_errorf(DP_ERR_ARG, "dp_powersgd_export: %zu floats given, the state has %zu",
-                         nfloats, ps->n + ps->q_floats);
-    memcpy(dst, ps->state, nfloats * sizeof *dst);
-    return DP_OK;
-}
-
-dp_status dp_powersgd_import(dp_powersgd *ps, const float *src, size_t nfloats)
-{
-    if (NULL == ps || (NULL == src && nfloats > 0))
-        return dp_errorf(DP_ERR_ARG, "dp_powersgd_import: NULL argument");
-    if (nfloats != ps->n + ps->q_floats)
-        return dp_errorf(DP_ERR_ARG, "dp_powersgd_import: %zu floats given, the state has %zu "
-                         "(same views and rank as the run that saved it?)", nfloats,
-                         ps->n + ps->q_floats);
-    memcpy(ps->state, src, nfloats * sizeof *src);
-    return DP_OK;
 }
 
 /* Orthonormalises the R columns of p (rows x R, row-major) in place: modified
@@ -319,28 +285,6 @@ static void orthonormalise(float *p, int rows, int R, double *gs)
             p[(size_t)r * R + c] = (float)gs[(size_t)c * rows + r];
 }
 
-static int all_finite(const float *x, size_t n, size_t *at)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) {
-            *at = i;
-            return 0;
-        }
-    return 1;
-}
-
-static dp_status ring_counted(float *buf, size_t n, MPI_Comm comm, dp_powersgd *ps,
-                              uint64_t *sent, uint64_t *recv)
-{
-    dp_comm_stats s0, s1;
-    dp_ring_ws_stats(ps->ring, &s0);
-    dp_status rc = dp_ring_allreduce(buf, n, DP_REDUCE_SUM, comm, ps->ring);
-    dp_ring_ws_stats(ps->ring, &s1);
-    *sent += s1.bytes_sent - s0.bytes_sent;
-    *recv += s1.bytes_recv - s0.bytes_recv;
-    return rc;
-}
-
 dp_status dp_powersgd_allreduce(dp_powersgd *ps, float *grad, MPI_Comm comm,
                                 dp_powersgd_stats *st)
 {
@@ -361,11 +305,11 @@ dp_status dp_powersgd_allreduce(dp_powersgd *ps, float *grad, MPI_Comm comm,
 
     /* M = G + E; refresh zero Q columns; P = M Q into the batch. */
     for (int i = 0; i < ps->nmats; i++) {
-        if (!ps->compressed[i])
+        if (!ps->mats[i].compressed)
             continue;
-        const dp_powersgd_matrix *m = &ps->mats[i];
+        const dp_powersgd_matrix *m = &ps->mats[i].m;
         const size_t mn = (size_t)m->rows * (size_t)m->cols;
-        float *M = res + m->off, *Q = qall + ps->qoff[i];
+        float *M = res + m->off, *Q = qall + ps->mats[i].qoff;
         const float *g = grad + m->off;
         for (size_t e = 0; e < mn; e++)
             M[e] += g[e];
@@ -379,7 +323,7 @@ dp_status dp_powersgd_allreduce(dp_powersgd *ps, float *grad, MPI_Comm comm,
                                                      (uint64_t)r * (uint64_t)R + (uint64_t)c);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m->rows, R, m->cols, 1.0f, M,
-                    m->cols, Q, R, 0.0f, ps->batch + ps->poff[i], R);
+                    m->cols, Q, R, 0.0f, ps->batch + ps->mats[i].poff, R);
     }
     float *u = ps->batch + ps->p_floats;
     for (int j = 0; j < ps->nunc; j++) {
@@ -389,10 +333,10 @@ dp_status dp_powersgd_allreduce(dp_powersgd *ps, float *grad, MPI_Comm comm,
 
     /* Allreduce #1: every P and every uncompressed view. */
     const size_t nb = ps->p_floats + ps->u_floats;
-    rc = ring_counted(ps->batch, nb, comm, ps, &sent, &recv);
+    rc = dp_allreduce_counted(ps->batch, nb, DP_REDUCE_SUM, DP_ALLREDUCE_RING, comm, ps->ring, &sent, &recv);
     if (DP_OK != rc)
         return rc;
-    if (!all_finite(ps->batch, nb, &at))
+    if ((at = dp_floats_find_bad(ps->batch, nb, 0.0f)) < nb)
         return dp_errorf(DP_ERR_NONFINITE, "dp_powersgd_allreduce: rank %d: non-finite value "
                          "in the reduced %s (batch float %zu)", rank,
                          at < ps->p_floats ? "P factors" : "uncompressed views", at);
@@ -404,10 +348,10 @@ dp_status dp_powersgd_allreduce(dp_powersgd *ps, float *grad, MPI_Comm comm,
 
     /* P^ = orth(P); Q_w = M^T P^; E = M - P^ Q_w^T. */
     for (int i = 0; i < ps->nmats; i++) {
-        if (!ps->compressed[i])
+        if (!ps->mats[i].compressed)
             continue;
-        const dp_powersgd_matrix *m = &ps->mats[i];
-        float *M = res + m->off, *Q = qall + ps->qoff[i], *P = ps->batch + ps->poff[i];
+        const dp_powersgd_matrix *m = &ps->mats[i].m;
+        float *M = res + m->off, *Q = qall + ps->mats[i].qoff, *P = ps->batch + ps->mats[i].poff;
         orthonormalise(P, m->rows, R, ps->gs);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m->cols, R, m->rows, 1.0f, M,
                     m->cols, P, R, 0.0f, Q, R);
@@ -416,28 +360,25 @@ dp_status dp_powersgd_allreduce(dp_powersgd *ps, float *grad, MPI_Comm comm,
     }
 
     /* Allreduce #2: every Q; then G = P^ Q^T. */
-    rc = ring_counted(qall, ps->q_floats, comm, ps, &sent, &recv);
+    rc = dp_allreduce_counted(qall, ps->q_floats, DP_REDUCE_SUM, DP_ALLREDUCE_RING, comm, ps->ring, &sent, &recv);
     if (DP_OK != rc)
         return rc;
-    if (!all_finite(qall, ps->q_floats, &at))
+    if ((at = dp_floats_find_bad(qall, ps->q_floats, 0.0f)) < ps->q_floats)
         return dp_errorf(DP_ERR_NONFINITE, "dp_powersgd_allreduce: rank %d: non-finite value "
                          "in the reduced Q factors (float %zu)", rank, at);
     for (int i = 0; i < ps->nmats; i++) {
-        if (!ps->compressed[i])
+        if (!ps->mats[i].compressed)
             continue;
-        const dp_powersgd_matrix *m = &ps->mats[i];
+        const dp_powersgd_matrix *m = &ps->mats[i].m;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m->rows, m->cols, R, 1.0f,
-                    ps->batch + ps->poff[i], R, qall + ps->qoff[i], R, 0.0f, grad + m->off,
+                    ps->batch + ps->mats[i].poff, R, qall + ps->mats[i].qoff, R, 0.0f, grad + m->off,
                     m->cols);
     }
 
-    if (NULL != st) {
-        st->floats_reduced = ps->p_floats + ps->u_floats + ps->q_floats;
-        st->floats_dense = ps->dense_floats;
-        st->bytes_sent = sent;
-        st->bytes_recv = recv;
-        st->compressed = ps->ncompressed;
-    }
+    if (NULL != st)
+        *st = (dp_powersgd_stats){.floats_reduced = ps->p_floats + ps->u_floats + ps->q_floats,
+                                  .floats_dense = ps->dense_floats, .bytes_sent = sent,
+                                  .bytes_recv = recv, .compressed = ps->ncompressed};
     return DP_OK;
 }
 
@@ -465,16 +406,6 @@ static dp_status psgd_check(const dp_compress *c)
     if (c->powersgd_rank < 1 || c->powersgd_rank > 1024)
         return dp_errorf(DP_ERR_ARG, "--codec powersgd:R: R = %d is out of range [1, 1024]", c->powersgd_rank);
     return DP_OK;
-}
-
-/* the residual (n) and Q of every compressed matrix (cols x R) */
-static size_t psgd_state_floats(const dp_compress *c, const dp_grad_layout *l)
-{
-    size_t q = 0;
-    for (int i = 0; i < l->nmats; i++)
-        if (compressible(l->mats[i].rows, l->mats[i].cols, c->powersgd_rank))
-            q += (size_t)l->mats[i].cols * (size_t)c->powersgd_rank;
-    return l->n + q;
 }
 
 static dp_status psgd_create(const dp_compress *c, const dp_grad_layout *l, void **self)
@@ -512,7 +443,6 @@ const dp_compress_ops dp_compress_powersgd = {
     .parse_arg = psgd_parse,
     .format = psgd_format,
     .check = psgd_check,
-    .state_floats = psgd_state_floats,
     .create = psgd_create,
     .state = psgd_state,
     .run = psgd_run,

@@ -73,11 +73,6 @@
  * rank, which is what makes the schedule deadlock-free for any P, count,
  * segment size and depth (the tests run depths 1..4 and 13-float segments).
  *
- * Segment size: DP_RING_SEGMENT_BYTES_DEFAULT (256 KiB). Smaller segments pay
- * the per-message cost more often; larger ones no longer keep a receive slot
- * plus the buffer's segment in L2 (the sweep with benchmarks/bench_allreduce
- * --blocked --seg is in benchmarks/RESULTS.md §11).
- *
  * Errors: every MPI call is checked; the caller set MPI_ERRORS_RETURN. On error
  * the pending requests are cancelled/freed and DP_ERR_MPI names rank, peer, phase
  * and step. */
@@ -152,8 +147,6 @@ void dp_ring_ws_free(dp_ring_ws *ws)
     free(ws);
 }
 
-dp_codec_rt **dp_ring_ws_codec_rt(dp_ring_ws *ws) { return &ws->rt; }
-
 size_t dp_ring_ws_segment_bytes(const dp_ring_ws *ws) { return ws->seg_bytes; }
 
 void dp_ring_ws_stats(const dp_ring_ws *ws, dp_comm_stats *out) { *out = ws->stats; }
@@ -167,21 +160,6 @@ dp_status dp_ring_ws_set_depth(dp_ring_ws *ws, int depth)
                          RING_DEPTH_MAX);
     ws->depth = depth;
     return DP_OK;
-}
-
-/* 64-byte aligned buffer of at least `need` bytes; keeps the old one if large enough. */
-static int grow_bytes(unsigned char **p, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 1;
-    size_t sz = (need + 63) & ~(size_t)63;
-    unsigned char *q = aligned_alloc(64, sz);
-    if (NULL == q)
-        return 0;
-    free(*p);
-    *p = q;
-    *cap = sz;
-    return 1;
 }
 
 static int grow_array(void **p, size_t *cap, size_t need, size_t elem)
@@ -298,11 +276,10 @@ static void describe_step(const ring_plan *p, int s, char *out, size_t cap)
 static dp_status mpi_fail(const ring_plan *p, const char *call, int peer, int s, size_t j,
                           int code)
 {
-    char step[64], err[MPI_MAX_ERROR_STRING + 16];
+    char step[64];
     describe_step(p, s, step, sizeof step);
-    return dp_errorf(DP_ERR_MPI, "dp_ring_allreduce: rank %d of %d: %s with peer rank %d "
-                     "failed at %s, segment %zu: %s", p->r, p->P, call, peer, step, j,
-                     dp_mpi_strerror(code, err, sizeof err));
+    return dp_mpi_errorf(code, "dp_ring_allreduce: rank %d of %d: %s with peer rank %d failed at "
+                         "%s, segment %zu", p->r, p->P, call, peer, step, j);
 }
 
 static dp_status codec_fail(const ring_plan *p, const char *what, int peer, int s, size_t j)
@@ -369,13 +346,11 @@ typedef struct ring_ctx {
     dp_ring_ws *ws;
     const dp_ring_codec *codec;
     MPI_Comm comm;
-    int depth;
     size_t slot_bytes; /* bytes per receive slot and per staging slot */
     size_t nstage;     /* staging slots (non-raw) */
     ring_cursor post;  /* next receive item to post */
     size_t sent0;      /* step-0 sends posted so far (windowed) */
     float *res;        /* error-feedback residual (count floats) or NULL */
-    float *dec;        /* lossy: scratch of one segment */
     const dp_ring_codec *base; /* the codec under a wire stage (for byte counts) */
     int poisoned;      /* a rank (this or upstream) rejected what it had to encode */
     char bad[640];     /* why, for the final DP_ERR_NONFINITE */
@@ -432,8 +407,8 @@ static dp_status ring_encode(ring_ctx *x, size_t off, size_t n, int owner, void 
     if (DP_OK != st)
         return st;
     if (c->lossy && (x->res || owner)) {
-        float *restrict d = x->dec;
-        if (DP_OK != (st = c->decode_copy(c, dst, *bytes, d, n)))
+        float *restrict d = x->ws->dec;
+        if (DP_OK != (st = c->decode(c, dst, *bytes, d, n, 0)))
             return st;
         if (x->res) {
             float *restrict e = x->res + off;
@@ -483,9 +458,9 @@ static dp_status post_recvs(ring_ctx *x, size_t processed)
 {
     const ring_plan *p = &x->p;
     dp_ring_ws *ws = x->ws;
-    while (x->post.i < p->nrecv && x->post.i < processed + (size_t)x->depth) {
+    while (x->post.i < p->nrecv && x->post.i < processed + (size_t)ws->depth) {
         const ring_cursor *c = &x->post;
-        const int k = (int)(c->i % (size_t)x->depth);
+        const int k = (int)(c->i % (size_t)ws->depth);
         size_t off, n;
         cursor_range(p, c, &off, &n);
         void *dst = ws->slots + (size_t)k * x->slot_bytes;
@@ -539,13 +514,7 @@ static dp_status send_step0(ring_ctx *x, size_t upto)
 }
 
 dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
-                      dp_ring_ws *ws, const dp_ring_codec *codec)
-{
-    return dp_ring_run_ef(buf, count, op, comm, ws, codec, NULL);
-}
-
-dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
-                         dp_ring_ws *ws, const dp_ring_codec *codec, float *residual)
+                      dp_ring_ws *ws, const dp_ring_codec *codec, float *residual)
 {
     ring_ctx x = {.p = {.buf = buf, .count = count}, .ws = ws, .codec = codec, .comm = comm,
                   .res = codec->lossy ? residual : NULL,
@@ -554,11 +523,8 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
     int rc = MPI_Comm_size(comm, &pp->P);
     if (MPI_SUCCESS == rc)
         rc = MPI_Comm_rank(comm, &pp->r);
-    if (MPI_SUCCESS != rc) {
-        char err[MPI_MAX_ERROR_STRING + 16];
-        return dp_errorf(DP_ERR_MPI, "dp_ring_allreduce: MPI_Comm_size/rank failed: %s",
-                         dp_mpi_strerror(rc, err, sizeof err));
-    }
+    if (MPI_SUCCESS != rc)
+        return dp_mpi_errorf(rc, "dp_ring_allreduce: MPI_Comm_size/rank failed");
     ws->stats.calls++;
     ws->stats.elems += count;
     if (1 == pp->P || 0 == count)
@@ -582,7 +548,7 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
     pp->nrecv = ws->roff[pp->nsteps];
     const ring_plan p = *pp; /* read-only from here */
 
-    const int depth = x.depth = ws->depth;
+    const int depth = ws->depth;
     const size_t max_blk = p.base + (p.rem ? 1 : 0);
     const size_t max_seg = p.seg < max_blk ? p.seg : max_blk;
     const size_t slot_bytes = x.slot_bytes = (codec->max_bytes(codec, max_seg) + 63) & ~(size_t)63;
@@ -591,18 +557,17 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
     if (slot_bytes > INT_MAX)
         return dp_errorf(DP_ERR_ARG, "dp_ring_allreduce: a segment of %zu floats encodes to "
                          "more than INT_MAX bytes", max_seg);
-    if (!grow_bytes(&ws->slots, &ws->slot_cap, slot_bytes * (size_t)depth) ||
+    if (!dp_comm_grow(&ws->slots, &ws->slot_cap, slot_bytes * (size_t)depth) ||
         !grow_array((void **)&ws->sreq, &ws->sreq_cap, nsend, sizeof(MPI_Request)) ||
-        (!codec->raw && !grow_bytes(&ws->stage, &ws->stage_cap, slot_bytes * nstage)) ||
-        (codec->lossy && !grow_bytes((unsigned char **)&ws->dec, &ws->dec_cap,
-                                     max_seg * sizeof(float))))
+        (!codec->raw && !dp_comm_grow(&ws->stage, &ws->stage_cap, slot_bytes * nstage)) ||
+        (codec->lossy && !dp_comm_grow((unsigned char **)&ws->dec, &ws->dec_cap,
+                                       max_seg * sizeof(float))))
         return dp_errorf(DP_ERR_NOMEM, "dp_ring_allreduce: rank %d: out of memory for the "
                          "workspace (%zu floats)", p.r, count);
     for (size_t k = 0; k < nsend; k++)
         ws->sreq[k] = MPI_REQUEST_NULL;
     for (int k = 0; k < RING_DEPTH_MAX; k++)
         ws->rreq[k] = MPI_REQUEST_NULL;
-    x.dec = ws->dec;
     dp_status st = DP_OK;
 
     if (DP_OK != (st = send_step0(&x, STEP0_AHEAD)))
@@ -657,8 +622,7 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
         if (!codec->raw && 0 == nb && n > 0)
             note_poison(&x, c.s);
         if (c.s < p.P - 1) { /* reduce-scatter */
-            if (!x.poisoned &&
-                DP_OK != codec->decode_reduce(codec, slot, (size_t)nb, dst, n)) {
+            if (!x.poisoned && DP_OK != codec->decode(codec, slot, (size_t)nb, dst, n, 1)) {
                 st = codec_fail(&p, "decoding a message from", p.left, c.s, c.j);
                 goto err;
             }
@@ -672,9 +636,7 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
                 msg = sbuf;
             }
         } else if (codec->raw) { /* allgather, received in place */
-            if ((size_t)nb != bytes) {
-                dp_errorf(DP_ERR_MPI, "message of %d bytes where %zu floats (%zu bytes) were "
-                          "expected: ranks disagree on the count", nb, n, bytes);
+            if (DP_OK != dp_codec_check_size(codec, (size_t)nb, n)) {
                 st = codec_fail(&p, "receiving a message from", p.left, c.s, c.j);
                 goto err;
             }
@@ -684,7 +646,7 @@ dp_status dp_ring_run_ef(float *buf, size_t count, dp_reduce_op op, MPI_Comm com
                 msg = sbuf;
                 bytes = (size_t)nb;
             }
-            if (!x.poisoned && DP_OK != codec->decode_copy(codec, slot, (size_t)nb, dst, n)) {
+            if (!x.poisoned && DP_OK != codec->decode(codec, slot, (size_t)nb, dst, n, 0)) {
                 st = codec_fail(&p, "decoding a message from", p.left, c.s, c.j);
                 goto err;
             }
@@ -725,53 +687,55 @@ err:
 /* Public entry points                                                        */
 /* ------------------------------------------------------------------------- */
 
-dp_status dp_ring_allreduce_with(float *buf, size_t count, dp_reduce_op op,
-                                 MPI_Comm comm, dp_ring_ws *ws,
-                                 const dp_ring_codec *codec)
+/* The public calls: arguments checked, a temporary workspace when ws is NULL,
+ * MPI_ERRORS_RETURN on comm during the call; then the ring with `codec`, or
+ * with the codec cfg selects (codec NULL). */
+static dp_status ring_public(const char *who, float *buf, size_t n, dp_reduce_op op, MPI_Comm comm,
+                            dp_ring_ws *ws, const dp_ring_codec *codec, const dp_codec_config *cfg,
+                            float *residual)
 {
-    dp_status st = dp_comm_check_args("dp_ring_allreduce", buf, count, op, comm);
+    dp_status st = dp_comm_check_args(who, buf, n, op, comm);
     if (DP_OK != st)
         return st;
-    if (NULL == codec)
-        return dp_errorf(DP_ERR_ARG, "dp_ring_allreduce: codec is NULL");
-    int size;
-    if (MPI_SUCCESS != MPI_Comm_size(comm, &size))
-        return dp_errorf(DP_ERR_MPI, "dp_ring_allreduce: MPI_Comm_size failed");
+    if (cfg && DP_OK != (st = dp_codec_config_check(who, cfg)))
+        return st;
     dp_ring_ws *tmp = NULL;
     if (NULL == ws) {
         if (DP_OK != (st = dp_ring_ws_create(0, &tmp)))
             return st;
         ws = tmp;
     }
-    if (1 == size || 0 == count) { /* nothing to send: no handler swap */
-        ws->stats.calls++;
-        ws->stats.elems += count;
-        dp_ring_ws_free(tmp);
-        return DP_OK;
-    }
     dp_errh_guard g;
-    st = dp_errh_enter(&g, comm, "dp_ring_allreduce");
+    st = dp_errh_enter(&g, comm, who);
     if (DP_OK == st) {
-        st = dp_ring_run(buf, count, op, comm, ws, codec);
+        st = codec ? dp_ring_run(buf, n, op, comm, ws, codec, NULL)
+                   : dp_ring_codec_run(buf, n, op, cfg, residual, comm, ws);
         dp_errh_leave(&g);
     }
     dp_ring_ws_free(tmp);
     return st;
 }
 
+dp_status dp_ring_allreduce_with(float *buf, size_t count, dp_reduce_op op,
+                                 MPI_Comm comm, dp_ring_ws *ws,
+                                 const dp_ring_codec *codec)
+{
+    if (NULL == codec)
+        return dp_errorf(DP_ERR_ARG, "dp_ring_allreduce: codec is NULL");
+    return ring_public("dp_ring_allreduce", buf, count, op, comm, ws, codec, NULL, NULL);
+}
+
 dp_status dp_ring_allreduce(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
                             dp_ring_ws *ws)
 {
-    return dp_ring_allreduce_with(buf, count, op, comm, ws, &dp_ring_codec_identity);
+    return ring_public("dp_ring_allreduce", buf, count, op, comm, ws, &dp_ring_codec_identity,
+                       NULL, NULL);
 }
 
 dp_status dp_ring_codec_run(float *buf, size_t count, dp_reduce_op op,
                             const dp_codec_config *cfg, float *residual, MPI_Comm comm,
                             dp_ring_ws *ws)
 {
-    static const dp_codec_config none = {.kind = DP_CODEC_NONE};
-    if (NULL == cfg)
-        cfg = &none;
     int P, r;
     if (MPI_SUCCESS != MPI_Comm_size(comm, &P) || MPI_SUCCESS != MPI_Comm_rank(comm, &r))
         return dp_errorf(DP_ERR_MPI, "dp_ring_allreduce_codec: MPI_Comm_size/rank failed");
@@ -779,11 +743,8 @@ dp_status dp_ring_codec_run(float *buf, size_t count, dp_reduce_op op,
     dp_status st = dp_codec_rt_select(&ws->rt, cfg, r, &codec);
     if (DP_OK != st)
         return st;
-    if (1 == P || 0 == count) { /* exact: nothing is encoded, the residual waits */
-        ws->stats.calls++;
-        ws->stats.elems += count;
-        return DP_OK;
-    }
+    if (1 == P || 0 == count) /* exact: nothing is encoded, the residual waits */
+        return dp_ring_run(buf, count, op, comm, ws, codec, NULL);
     if (!codec->lossy && residual) { /* lossless: the residual is sent in full */
         for (size_t i = 0; i < count; i++) {
             buf[i] += residual[i];
@@ -794,30 +755,14 @@ dp_status dp_ring_codec_run(float *buf, size_t count, dp_reduce_op op,
         dp_comm_divide(buf, count, P);
         op = DP_REDUCE_SUM;
     }
-    return dp_ring_run_ef(buf, count, op, comm, ws, codec, residual);
+    return dp_ring_run(buf, count, op, comm, ws, codec, residual);
 }
 
 dp_status dp_ring_allreduce_codec(float *buf, size_t n, dp_reduce_op op,
                                   const dp_codec_config *cfg, float *residual,
                                   MPI_Comm comm, dp_ring_ws *ws)
 {
-    dp_status st = dp_comm_check_args("dp_ring_allreduce_codec", buf, n, op, comm);
-    if (DP_OK != st)
-        return st;
-    if (cfg && DP_OK != (st = dp_codec_config_check("dp_ring_allreduce_codec", cfg)))
-        return st;
-    dp_ring_ws *tmp = NULL;
-    if (NULL == ws) {
-        if (DP_OK != (st = dp_ring_ws_create(0, &tmp)))
-            return st;
-        ws = tmp;
-    }
-    dp_errh_guard g;
-    st = dp_errh_enter(&g, comm, "dp_ring_allreduce_codec");
-    if (DP_OK == st) {
-        st = dp_ring_codec_run(buf, n, op, cfg, residual, comm, ws);
-        dp_errh_leave(&g);
-    }
-    dp_ring_ws_free(tmp);
-    return st;
+    static const dp_codec_config none = {.kind = DP_CODEC_NONE};
+    return ring_public("dp_ring_allreduce_codec", buf, n, op, comm, ws, NULL, cfg ? cfg : &none,
+                       residual);
 }

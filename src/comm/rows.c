@@ -18,13 +18,12 @@
  *   ring allgather of mine_0 .. mine_{P-1}   variable blocks    [tag ROWS]
  *   union U = merge of the P sorted lists    pairwise, log2 P rounds, O(|all| log P)
  *   pack[j] = table[U[j]]  (j < |U|)         |U| x dim floats, contiguous
- *   dp_allreduce_run (ring or MPI) on pack   SUM or AVG          [tags RING]
+ *   dp_allreduce (ring or MPI) on pack       SUM or AVG          [tags RING]
  *   table[U[j]] = pack[j]
  *
  * Every rank computes the same U from the same gathered bytes, so the reduced
  * count |U| dim agrees everywhere. The allgathers are rings over MPI_Sendrecv
- * (step s: send block (r - s) mod P to r + 1, receive block (r - s - 1) mod P
- * from r - 1), as in topk.c, so their bytes are counted exactly.
+ * (dp_ring_allgather, as in topk.c), so their bytes are counted exactly.
  *
  * Why allgather the ids and not reduce a dense bitmap of the table: a bitmap
  * is table_rows / 8 bytes per rank (32 KiB at 2^18 rows) whatever the step
@@ -44,7 +43,6 @@
  * qsort may malloc). */
 #include <limits.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,8 +166,7 @@ void dp_rows_ws_reset_stats(dp_rows_ws *ws)
 /* ------------------------------------------------------------------------- */
 
 /* Sorts the n ids in a[] (each in [0, limit)) ascending: LSD radix sort with
- * 11-bit digits through tmp (n ints), as many passes as limit has digits.
- * qsort is avoided on purpose: glibc's may malloc on large arrays. */
+ * 11-bit digits through tmp (n ints), as many passes as limit has digits. */
 static void radix_sort_ids(int32_t *a, int32_t *tmp, size_t n, size_t limit)
 {
     enum { BITS = 11, R = 1 << BITS };
@@ -287,45 +284,23 @@ static void merge_lists(dp_rows_ws *ws, int P)
 }
 
 /* ------------------------------------------------------------------------- */
-/* Ring allgather of variable blocks                                          */
-/* ------------------------------------------------------------------------- */
-
-/* Block q of buf starts at byte boff(q) and holds blen(q) bytes; block `rank` is
- * this rank's, already in place. Counts every byte sent and received. */
-static dp_status ring_allgather(unsigned char *buf, const size_t *off, size_t unit, int rank,
-                                int size, MPI_Comm comm, const char *what, dp_comm_stats *stats)
-{
-    const int right = (rank + 1) % size, left = (rank - 1 + size) % size;
-    for (int s = 0; s < size - 1; s++) {
-        int sb = ((rank - s) % size + size) % size;
-        int rb = ((rank - s - 1) % size + size) % size;
-        size_t ns = (off[sb + 1] - off[sb]) * unit, nr = (off[rb + 1] - off[rb]) * unit;
-        int rc = MPI_Sendrecv(buf + off[sb] * unit, (int)ns, MPI_BYTE, right, DP_COMM_ROWS_TAG,
-                              buf + off[rb] * unit, (int)nr, MPI_BYTE, left, DP_COMM_ROWS_TAG,
-                              comm, MPI_STATUS_IGNORE);
-        if (MPI_SUCCESS != rc) {
-            char err[MPI_MAX_ERROR_STRING + 16];
-            return dp_errorf(DP_ERR_MPI, "dp_rows_allreduce: rank %d of %d: allgather of %s, "
-                             "step %d (send %zu bytes to %d, receive %zu bytes from %d) "
-                             "failed: %s", rank, size, what, s, ns, right, nr, left,
-                             dp_mpi_strerror(rc, err, sizeof err));
-        }
-        stats->bytes_sent += ns;
-        stats->bytes_recv += nr;
-    }
-    return DP_OK;
-}
-
-static double now_s(void) /* MPI_Wtime needs MPI_Init; MPI_COMM_NULL calls do not */
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* ------------------------------------------------------------------------- */
 /* The call                                                                   */
 /* ------------------------------------------------------------------------- */
+
+/* DP_ERR_ARG when the header h of rank q of P reports an id outside the table
+ * or more distinct rows than the workspace holds. */
+static dp_status check_hdr(const dp_rows_ws *ws, const int64_t h[HDR], int q, int P, size_t table_rows)
+{
+    if (h[1] >= 0)
+        return dp_errorf(DP_ERR_ARG, "dp_rows_allreduce: rank %d of %d passed row id %lld "
+                         "(at position %lld), outside [0, %zu)", q, P, (long long)h[2],
+                         (long long)h[1], table_rows);
+    if ((uint64_t)h[0] > ws->max_rows)
+        return dp_errorf(DP_ERR_ARG, "dp_rows_allreduce: rank %d of %d touched %lld "
+                         "distinct rows, more than the workspace's max_rows_per_rank "
+                         "(%zu)", q, P, (long long)h[0], ws->max_rows);
+    return DP_OK;
+}
 
 /* Everything after the local dedupe, on a communicator of P > 1 ranks with
  * MPI_ERRORS_RETURN set. */
@@ -337,29 +312,21 @@ static dp_status rows_run(float *table, size_t table_rows, size_t dim, dp_reduce
     for (int q = 0; q <= P; q++)
         ws->off[q] = (size_t)q * HDR;
     memcpy(ws->hdr + (size_t)rank * HDR, mine_hdr, HDR * sizeof *ws->hdr);
-    dp_status st = ring_allgather((unsigned char *)ws->hdr, ws->off, sizeof *ws->hdr, rank, P,
-                                  comm, "row counts", &ws->stats);
+    dp_status st = dp_ring_allgather(ws->hdr, ws->off, 0, MPI_INT64_T, rank, P, DP_COMM_ROWS_TAG, comm,
+                                     "dp_rows_allreduce: allgather of row counts", &ws->stats);
     if (DP_OK != st)
         return st;
-    for (int q = 0; q < P; q++) {
-        const int64_t *h = ws->hdr + (size_t)q * HDR;
-        if (h[1] >= 0)
-            return dp_errorf(DP_ERR_ARG, "dp_rows_allreduce: rank %d of %d passed row id %lld "
-                             "(at position %lld), outside [0, %zu)", q, P, (long long)h[2],
-                             (long long)h[1], table_rows);
-        if ((uint64_t)h[0] > ws->max_rows)
-            return dp_errorf(DP_ERR_ARG, "dp_rows_allreduce: rank %d of %d touched %lld "
-                             "distinct rows, more than the workspace's max_rows_per_rank "
-                             "(%zu)", q, P, (long long)h[0], ws->max_rows);
-    }
+    for (int q = 0; q < P; q++)
+        if (DP_OK != (st = check_hdr(ws, ws->hdr + (size_t)q * HDR, q, P, table_rows)))
+            return st;
 
     /* 2. The id lists, then their union. */
     ws->off[0] = 0;
     for (int q = 0; q < P; q++)
         ws->off[q + 1] = ws->off[q] + (size_t)ws->hdr[(size_t)q * HDR];
     memcpy(ws->all + ws->off[rank], ws->mine, (size_t)mine_hdr[0] * sizeof *ws->all);
-    st = ring_allgather((unsigned char *)ws->all, ws->off, sizeof *ws->all, rank, P, comm,
-                        "row ids", &ws->stats);
+    st = dp_ring_allgather(ws->all, ws->off, 0, MPI_INT32_T, rank, P, DP_COMM_ROWS_TAG, comm,
+                           "dp_rows_allreduce: allgather of row ids", &ws->stats);
     if (DP_OK != st)
         return st;
     merge_lists(ws, P);
@@ -368,13 +335,8 @@ static dp_status rows_run(float *table, size_t table_rows, size_t dim, dp_reduce
     const size_t nu = ws->nuni, n = nu * dim;
     for (size_t j = 0; j < nu; j++)
         memcpy(ws->pack + j * dim, table + (size_t)ws->uni[j] * dim, dim * sizeof *table);
-    /* what the ring's counters moved by (MPI_Allreduce moves none) */
-    dp_comm_stats s0, s1;
-    dp_ring_ws_stats(ws->ring, &s0);
-    st = dp_allreduce_run(ws->pack, n, op, algo, comm, ws->ring);
-    dp_ring_ws_stats(ws->ring, &s1);
-    ws->stats.bytes_sent += s1.bytes_sent - s0.bytes_sent;
-    ws->stats.bytes_recv += s1.bytes_recv - s0.bytes_recv;
+    st = dp_allreduce_counted(ws->pack, n, op, algo, comm, ws->ring, &ws->stats.bytes_sent,
+                              &ws->stats.bytes_recv);
     if (DP_OK != st)
         return st;
     for (size_t j = 0; j < nu; j++)
@@ -418,19 +380,13 @@ dp_status dp_rows_allreduce(float *table, size_t table_rows, size_t dim, const i
         return dp_errorf(DP_ERR_ARG, "%s: communicator of %d ranks, workspace made for %d",
                          who, P, ws->nranks);
 
-    const double t0 = now_s();
+    const double t0 = dp_comm_now_s();
     int64_t hdr[HDR];
     local_distinct(ws, rows, nrows, table_rows, hdr);
     dp_status st = DP_OK;
     if (1 == P) { /* nothing to exchange; AVG over one rank is the identity */
-        if (hdr[1] >= 0)
-            return dp_errorf(DP_ERR_ARG, "%s: rank 0 of 1 passed row id %lld (at position "
-                             "%lld), outside [0, %zu)", who, (long long)hdr[2],
-                             (long long)hdr[1], table_rows);
-        if ((uint64_t)hdr[0] > ws->max_rows)
-            return dp_errorf(DP_ERR_ARG, "%s: rank 0 of 1 touched %lld distinct rows, more "
-                             "than the workspace's max_rows_per_rank (%zu)", who,
-                             (long long)hdr[0], ws->max_rows);
+        if (DP_OK != (st = check_hdr(ws, hdr, 0, 1, table_rows)))
+            return st;
         ws->uni = ws->mine;
         ws->nuni = (size_t)hdr[0];
     } else {
@@ -449,7 +405,7 @@ dp_status dp_rows_allreduce(float *table, size_t table_rows, size_t dim, const i
     ws->stats.bytes_raw_sent +=
         P > 1 ? (uint64_t)(8.0 * (double)table_rows * (double)dim * (P - 1) / P) : 0;
     ws->stats.bytes_codec_sent = ws->stats.bytes_sent;
-    ws->stats.seconds += now_s() - t0;
+    ws->stats.seconds += dp_comm_now_s() - t0;
     if (NULL != union_rows)
         *union_rows = ws->uni;
     if (NULL != nunion)

@@ -59,12 +59,11 @@
 #include "comm/comm_internal.h"
 
 struct dp_topk_ws {
-    size_t cap_n;         /* floats in mag */
-    size_t cap_pairs;     /* uint64 in pairs */
+    size_t mag_cap;       /* bytes of mag */
+    size_t pairs_cap;     /* bytes of pairs */
     float *mag;           /* |x|, permuted by the selection */
     uint64_t *pairs;      /* P x k table of the allgather */
     dp_ring_ws *ring;     /* dense fallback */
-    dp_comm_stats totals; /* cumulative counters */
 };
 
 dp_status dp_topk_ws_create(dp_topk_ws **out)
@@ -94,35 +93,12 @@ void dp_topk_ws_free(dp_topk_ws *ws)
     free(ws);
 }
 
-void dp_topk_ws_stats(const dp_topk_ws *ws, dp_comm_stats *out)
-{
-    if (NULL != ws && NULL != out)
-        *out = ws->totals;
-}
-
-void dp_topk_ws_reset_stats(dp_topk_ws *ws)
-{
-    if (NULL != ws)
-        memset(&ws->totals, 0, sizeof ws->totals);
-}
-
 static dp_status ws_reserve(dp_topk_ws *ws, size_t n, size_t npairs)
 {
-    if (n > ws->cap_n) {
-        float *m = realloc(ws->mag, n * sizeof *m);
-        if (NULL == m)
-            return dp_errorf(DP_ERR_NOMEM, "dp_topk_allreduce: cannot allocate %zu floats", n);
-        ws->mag = m;
-        ws->cap_n = n;
-    }
-    if (npairs > ws->cap_pairs) {
-        uint64_t *p = realloc(ws->pairs, npairs * sizeof *p);
-        if (NULL == p)
-            return dp_errorf(DP_ERR_NOMEM, "dp_topk_allreduce: cannot allocate %zu pairs",
-                             npairs);
-        ws->pairs = p;
-        ws->cap_pairs = npairs;
-    }
+    if (!dp_comm_grow((unsigned char **)&ws->mag, &ws->mag_cap, n * sizeof *ws->mag) ||
+        !dp_comm_grow((unsigned char **)&ws->pairs, &ws->pairs_cap, npairs * sizeof *ws->pairs))
+        return dp_errorf(DP_ERR_NOMEM, "dp_topk_allreduce: cannot allocate %zu floats and %zu pairs", n,
+                         npairs);
     return DP_OK;
 }
 
@@ -142,13 +118,6 @@ static inline float pair_value(uint64_t p)
 }
 
 #define TOPK_SENTINEL UINT32_MAX
-
-static inline void swapf(float *a, float *b)
-{
-    float t = *a;
-    *a = *b;
-    *b = t;
-}
 
 /* The j-th largest of a[0..n) (j 0-based, j < n), reordering a: Hoare's FIND in
  * Wirth's formulation, descending, with the median of three pseudo-random
@@ -177,7 +146,9 @@ static float select_desc(float *a, size_t n, size_t j)
             while (pivot > a[k])
                 k--;
             if (i <= k) {
-                swapf(&a[i], &a[k]);
+                const float t = a[i];
+                a[i] = a[k];
+                a[k] = t;
                 i++;
                 k--;
             }
@@ -189,26 +160,6 @@ static float select_desc(float *a, size_t n, size_t j)
             hi = k;
     }
     return a[target];
-}
-
-/* Ring allgather of P slots of k pairs (slot r is this rank's, already filled). */
-static dp_status ring_allgather(uint64_t *slots, size_t k, int rank, int size, MPI_Comm comm)
-{
-    const int right = (rank + 1) % size, left = (rank - 1 + size) % size;
-    for (int s = 0; s < size - 1; s++) {
-        int sb = ((rank - s) % size + size) % size;
-        int rb = ((rank - s - 1) % size + size) % size;
-        int rc = MPI_Sendrecv(slots + (size_t)sb * k, (int)k, MPI_UINT64_T, right,
-                              DP_COMM_TOPK_TAG, slots + (size_t)rb * k, (int)k, MPI_UINT64_T,
-                              left, DP_COMM_TOPK_TAG, comm, MPI_STATUS_IGNORE);
-        if (MPI_SUCCESS != rc) {
-            char err[MPI_MAX_ERROR_STRING + 16];
-            return dp_errorf(DP_ERR_MPI, "dp_topk_allreduce: rank %d of %d: allgather step %d "
-                             "(send to %d, receive from %d, %zu pairs) failed: %s", rank,
-                             size, s, right, left, k, dp_mpi_strerror(rc, err, sizeof err));
-        }
-    }
-    return DP_OK;
 }
 
 static dp_status topk_run(float *buf, size_t n, const dp_topk_config *cfg, float *residual,
@@ -280,21 +231,14 @@ static dp_status topk_run(float *buf, size_t n, const dp_topk_config *cfg, float
         if (size > 1) {
             int any = 0;
             int mrc = MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, comm);
-            if (MPI_SUCCESS != mrc) {
-                char err[MPI_MAX_ERROR_STRING + 16];
-                return dp_errorf(DP_ERR_MPI, "dp_topk_allreduce: rank %d: flag allreduce "
-                                 "failed: %s", rank, dp_mpi_strerror(mrc, err, sizeof err));
-            }
+            if (MPI_SUCCESS != mrc)
+                return dp_mpi_errorf(mrc, "dp_topk_allreduce: rank %d: flag allreduce failed", rank);
             if (any)
                 goto nonfinite;
-            dp_comm_stats s0, s1;
-            dp_ring_ws_stats(ws->ring, &s0);
-            rc = dp_ring_allreduce(buf, n, DP_REDUCE_SUM, comm, ws->ring);
+            rc = dp_allreduce_counted(buf, n, DP_REDUCE_SUM, DP_ALLREDUCE_RING, comm, ws->ring, &before_sent,
+                                      &before_recv);
             if (DP_OK != rc)
                 return rc;
-            dp_ring_ws_stats(ws->ring, &s1);
-            before_sent = s1.bytes_sent - s0.bytes_sent;
-            before_recv = s1.bytes_recv - s0.bytes_recv;
         } else if (bad) {
             goto nonfinite;
         }
@@ -316,7 +260,8 @@ static dp_status topk_run(float *buf, size_t n, const dp_topk_config *cfg, float
             }
         }
         if (size > 1) {
-            rc = ring_allgather(ws->pairs, k, rank, size, comm);
+            rc = dp_ring_allgather(ws->pairs, NULL, k, MPI_UINT64_T, rank, size, DP_COMM_TOPK_TAG, comm,
+                                   "dp_topk_allreduce: allgather of (index, value) pairs", NULL);
             if (DP_OK != rc)
                 return rc;
             before_sent = before_recv = (uint64_t)(size - 1) * k * sizeof(uint64_t);
@@ -342,20 +287,9 @@ static dp_status topk_run(float *buf, size_t n, const dp_topk_config *cfg, float
     uint64_t dense_bytes = size > 1 ? (uint64_t)(2.0 * 4.0 * (double)n * (double)(size - 1) /
                                                  (double)size)
                                     : 0;
-    ws->totals.calls++;
-    ws->totals.elems += n;
-    ws->totals.bytes_sent += before_sent;
-    ws->totals.bytes_recv += before_recv;
-    ws->totals.bytes_raw_sent += dense_bytes;
-    ws->totals.bytes_codec_sent += before_sent;
-    if (NULL != st) {
-        st->n = n;
-        st->k = k;
-        st->dense = dense;
-        st->bytes_sent = before_sent;
-        st->bytes_recv = before_recv;
-        st->bytes_dense = dense_bytes;
-    }
+    if (NULL != st)
+        *st = (dp_topk_stats){.n = n, .k = k, .dense = dense, .bytes_sent = before_sent,
+                              .bytes_recv = before_recv, .bytes_dense = dense_bytes};
     return DP_OK;
 
 nonfinite:
@@ -366,9 +300,9 @@ nonfinite:
                      "non-finite value", rank);
 }
 
-dp_status dp_topk_allreduce_ex(float *buf, size_t n, const dp_topk_config *cfg,
-                               float *residual, float *velocity, MPI_Comm comm,
-                               dp_topk_ws *ws, dp_topk_stats *st)
+dp_status dp_topk_allreduce(float *buf, size_t n, const dp_topk_config *cfg,
+                            float *residual, float *velocity, MPI_Comm comm,
+                            dp_topk_ws *ws, dp_topk_stats *st)
 {
     if (NULL == cfg)
         return dp_errorf(DP_ERR_ARG, "dp_topk_allreduce: cfg is NULL");
@@ -411,13 +345,6 @@ dp_status dp_topk_allreduce_ex(float *buf, size_t n, const dp_topk_config *cfg,
     }
     dp_topk_ws_free(tmp);
     return rc;
-}
-
-dp_status dp_topk_allreduce(float *buf, size_t n, double fraction, float *residual,
-                            MPI_Comm comm, dp_topk_ws *ws, dp_topk_stats *st)
-{
-    const dp_topk_config cfg = {fraction, 0.0f, DP_TOPK_AUTO};
-    return dp_topk_allreduce_ex(buf, n, &cfg, residual, NULL, comm, ws, st);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -464,11 +391,6 @@ static dp_status topkc_check(const dp_compress *c)
     return DP_OK;
 }
 
-static size_t topkc_state_floats(const dp_compress *c, const dp_grad_layout *l)
-{
-    return c->dgc_momentum > 0 ? 2 * l->n : l->n;
-}
-
 static void topkc_destroy(void *p)
 {
     topk_self *t = p;
@@ -487,7 +409,7 @@ static dp_status topkc_create(const dp_compress *c, const dp_grad_layout *l, voi
         return dp_errorf(DP_ERR_NOMEM, "topk: out of memory");
     t->tc = (dp_topk_config){c->topk_fraction, c->dgc_momentum, DP_TOPK_AUTO};
     t->n = l->n;
-    t->state_n = topkc_state_floats(c, l);
+    t->state_n = c->dgc_momentum > 0 ? 2 * l->n : l->n;
     t->nb = l->nbuckets;
     t->state = calloc(t->state_n ? t->state_n : 1, sizeof *t->state);
     t->buckets = malloc((l->nbuckets > 0 ? (size_t)l->nbuckets : 1) * sizeof *t->buckets);
@@ -521,8 +443,8 @@ static dp_status topkc_run(void *p, float *grad, MPI_Comm comm, double *sent, do
         dp_topk_stats st;
         const dp_powersgd_range *k = &t->buckets[b];
         float *velocity = t->tc.momentum > 0 ? t->state + t->n + k->off : NULL;
-        dp_status rc = dp_topk_allreduce_ex(grad + k->off, k->n, &t->tc, t->state + k->off, velocity, comm,
-                                            t->ws, &st);
+        dp_status rc = dp_topk_allreduce(grad + k->off, k->n, &t->tc, t->state + k->off, velocity, comm,
+                                         t->ws, &st);
         if (DP_OK != rc)
             return rc;
         *sent += (double)st.bytes_sent;
@@ -539,7 +461,6 @@ const dp_compress_ops dp_compress_topk = {
     .parse_arg = topkc_parse,
     .format = topkc_format,
     .check = topkc_check,
-    .state_floats = topkc_state_floats,
     .state_is_residual = 1,
     .create = topkc_create,
     .state = topkc_state,

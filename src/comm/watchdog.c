@@ -67,17 +67,10 @@ struct dp_watchdog {
     wd_report *reports; /* [size], the stall report's answers */
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void my_report(dp_watchdog *w, wd_report *r)
 {
     memset(r, 0, sizeof *r);
-    double now = now_s();
+    double now = dp_comm_now_s();
     const char *what = atomic_load(&w->wait_what);
     r->rank = w->rank;
     r->answered = 1;
@@ -157,7 +150,7 @@ static void stall(dp_watchdog *w)
         MPI_Request_free(&req);
     }
     int answers = 1;
-    for (double t0 = now_s(); answers < w->size && now_s() - t0 < grace;) {
+    for (double t0 = dp_comm_now_s(); answers < w->size && dp_comm_now_s() - t0 < grace;) {
         answer_queries(w);
         int flag = 0;
         MPI_Status st;
@@ -204,7 +197,7 @@ static void *watch(void *arg)
 {
     dp_watchdog *w = arg;
     uint64_t seen = atomic_load_explicit(&wd_progress, memory_order_relaxed);
-    double last = now_s();
+    double last = dp_comm_now_s();
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
         struct timespec ts;
@@ -216,7 +209,7 @@ static void *watch(void *arg)
         pthread_mutex_unlock(&w->mu);
         answer_queries(w);
         uint64_t p = atomic_load_explicit(&wd_progress, memory_order_relaxed);
-        double now = now_s();
+        double now = dp_comm_now_s();
         if (p != seen) seen = p, last = now;
         if (atomic_load(&w->wait_what)) {
             double since = atomic_load(&w->wait_since);
@@ -244,7 +237,7 @@ dp_status dp_watchdog_create(MPI_Comm comm, double timeout_s, dp_watchdog **out)
     w->size = size;
     w->timeout = timeout_s;
     MPI_Comm_rank(comm, &w->rank);
-    atomic_store(&w->phase_since, now_s());
+    atomic_store(&w->phase_since, dp_comm_now_s());
     if (MPI_Comm_dup(comm, &w->comm) != MPI_SUCCESS) {
         free(w->reports);
         free(w);
@@ -282,7 +275,7 @@ void dp_watchdog_phase(dp_watchdog *w, const char *phase, long step)
     if (!w) return;
     if (atomic_load_explicit(&w->phase, memory_order_relaxed) != phase) {
         atomic_store(&w->phase, phase);
-        atomic_store(&w->phase_since, now_s());
+        atomic_store(&w->phase_since, dp_comm_now_s());
     }
     atomic_store(&w->step, step);
 }
@@ -292,7 +285,7 @@ void dp_watchdog_wait_begin(dp_watchdog *w, const char *what, uint64_t item_base
     if (!w) return;
     atomic_store(&w->item_base, item_base);
     atomic_store(&w->nitems, nitems);
-    atomic_store(&w->wait_since, now_s());
+    atomic_store(&w->wait_since, dp_comm_now_s());
     atomic_store(&w->wait_what, what);
 }
 
@@ -301,5 +294,5 @@ void dp_watchdog_wait_end(dp_watchdog *w)
     if (!w) return;
     atomic_store(&w->wait_what, NULL);
     /* back in the phase it left: computing since now */
-    atomic_store(&w->phase_since, now_s());
+    atomic_store(&w->phase_since, dp_comm_now_s());
 }

@@ -50,22 +50,16 @@ void dp_dwconv_ref_forward(float *y, const float *x, const float *w, const float
             float *yo = y + ((long)n * g->O + o) * g->P;
             const float bo = b ? b[o] : 0.0f;
             for (long i = 0; i < g->P; i++) yo[i] = bo;
-            for (int ki = 0; ki < g->kh; ki++) {
-                const int hoff = ki * g->dil - g->pad;
-                int hlo, hhi;
-                dp_conv_valid_range(hoff, g->stride, g->H, g->Ho, &hlo, &hhi);
+            for (int ki = 0; ki < g->kh; ki++)
                 for (int kj = 0; kj < g->kw; kj++) {
-                    const int woff = kj * g->dil - g->pad;
-                    int wlo, whi;
-                    dp_conv_valid_range(woff, g->stride, g->W, g->Wo, &wlo, &whi);
+                    const dp_conv_tap t = dp_conv_tap_at(g, ki, kj);
                     const float wv = w[((long)o * g->kh + ki) * g->kw + kj];
-                    for (int oh = hlo; oh < hhi; oh++) {
+                    for (int oh = t.hlo; oh < t.hhi; oh++) {
                         float *yr = yo + (long)oh * g->Wo;
-                        const float *xr = xc + (long)(oh * g->stride + hoff) * g->W;
-                        for (int ow = wlo; ow < whi; ow++) yr[ow] += wv * xr[ow * g->stride + woff];
+                        const float *xr = xc + (long)(oh * g->stride + t.hoff) * g->W;
+                        for (int ow = t.wlo; ow < t.whi; ow++) yr[ow] += wv * xr[ow * g->stride + t.woff];
                     }
                 }
-            }
         }
 }
 
@@ -77,28 +71,22 @@ void dp_dwconv_ref_backward(float *dx, float *dw, const float *dy, const float *
         for (int o = 0; o < g->O; o++) {
             const long xoff = ((long)n * g->C + o / g->Og) * HW;
             const float *dyo = dy + ((long)n * g->O + o) * g->P;
-            for (int ki = 0; ki < g->kh; ki++) {
-                const int hoff = ki * g->dil - g->pad;
-                int hlo, hhi;
-                dp_conv_valid_range(hoff, g->stride, g->H, g->Ho, &hlo, &hhi);
+            for (int ki = 0; ki < g->kh; ki++)
                 for (int kj = 0; kj < g->kw; kj++) {
-                    const int woff = kj * g->dil - g->pad;
-                    int wlo, whi;
-                    dp_conv_valid_range(woff, g->stride, g->W, g->Wo, &wlo, &whi);
+                    const dp_conv_tap t = dp_conv_tap_at(g, ki, kj);
                     const long wi = ((long)o * g->kh + ki) * g->kw + kj;
                     const float wv = w[wi];
                     float acc = 0.0f;
-                    for (int oh = hlo; oh < hhi; oh++) {
+                    for (int oh = t.hlo; oh < t.hhi; oh++) {
                         const float *dyr = dyo + (long)oh * g->Wo;
-                        const long rowoff = xoff + (long)(oh * g->stride + hoff) * g->W + woff;
+                        const long rowoff = xoff + (long)(oh * g->stride + t.hoff) * g->W + t.woff;
                         if (dw)
-                            for (int ow = wlo; ow < whi; ow++) acc += dyr[ow] * x[rowoff + (long)ow * g->stride];
+                            for (int ow = t.wlo; ow < t.whi; ow++) acc += dyr[ow] * x[rowoff + (long)ow * g->stride];
                         if (dx)
-                            for (int ow = wlo; ow < whi; ow++) dx[rowoff + (long)ow * g->stride] += wv * dyr[ow];
+                            for (int ow = t.wlo; ow < t.whi; ow++) dx[rowoff + (long)ow * g->stride] += wv * dyr[ow];
                     }
                     if (dw) dw[wi] += acc;
                 }
-            }
         }
 }
 
@@ -408,72 +396,66 @@ DW_INLINE void dwrows_block(const int KH, const int D, const int R, float (*acc)
     }
 }
 
-/* nrows split into near-equal bands of <= 8 rows */
-#define DW_BANDS(CALL)                                                                                                 \
+/* nrows split into near-equal bands of <= 8 rows, each CALL(KH, D, R) */
+#define DW_BANDS(CALL, KH, D)                                                                                          \
     const int nb = (nrows + 7) / 8;                                                                                    \
     for (int bi = 0, r0 = 0; bi < nb; bi++) {                                                                          \
         const int R = nrows / nb + (bi < nrows % nb);                                                                  \
         switch (R) {                                                                                                   \
-        case 1: CALL(1); break;                                                                                        \
-        case 2: CALL(2); break;                                                                                        \
-        case 3: CALL(3); break;                                                                                        \
-        case 4: CALL(4); break;                                                                                        \
-        case 5: CALL(5); break;                                                                                        \
-        case 6: CALL(6); break;                                                                                        \
-        case 7: CALL(7); break;                                                                                        \
-        default: CALL(8); break;                                                                                       \
+        case 1: CALL(KH, D, 1); break;                                                                                 \
+        case 2: CALL(KH, D, 2); break;                                                                                 \
+        case 3: CALL(KH, D, 3); break;                                                                                 \
+        case 4: CALL(KH, D, 4); break;                                                                                 \
+        case 5: CALL(KH, D, 5); break;                                                                                 \
+        case 6: CALL(KH, D, 6); break;                                                                                 \
+        case 7: CALL(KH, D, 7); break;                                                                                 \
+        default: CALL(KH, D, 8); break;                                                                                \
         }                                                                                                              \
         r0 += R;                                                                                                       \
     }
 
 #define DW_ROWS_FNS(KH, D)                                                                                             \
-    DW_TARGET static void rows_k##KH##d##D(float *dst, long ld, int nrows, int ncols, long S, const float *src,       \
+    DW_TARGET static void rows_k##KH##d##D(float *dst, long ld, int nrows, int ncols, long S, const float *src,        \
                                           const dw_taps *tp, const float *w, float init, int accumulate)               \
     {                                                                                                                  \
         const __m256 iv = _mm256_set1_ps(init);                                                                        \
-        DW_BANDS(ROWS_CALL_##KH##_##D)                                                                                 \
+        DW_BANDS(ROWS_CALL, KH, D)                                                                                     \
     }                                                                                                                  \
-    DW_TARGET static void dwrows_k##KH##d##D(float (*acc)[8], const dw_taps *tp, int nrows, int ncols, long S,        \
+    DW_TARGET static void dwrows_k##KH##d##D(float (*acc)[8], const dw_taps *tp, int nrows, int ncols, long S,         \
                                             const float *dy, const float *x)                                           \
     {                                                                                                                  \
-        DW_BANDS(DWROWS_CALL_##KH##_##D)                                                                               \
+        DW_BANDS(DWROWS_CALL, KH, D)                                                                                   \
     }
 /* (these name the parameters of the functions above, and R, r0 of DW_BANDS) */
 #define ROWS_CALL(KH, D, RR)                                                                                           \
     rows_block(KH, D, RR, dst + (long)r0 * ld, ld, ncols, S, src + (long)r0 * S, tp, w, iv, accumulate)
 #define DWROWS_CALL(KH, D, RR) dwrows_block(KH, D, RR, acc, tp, ncols, S, dy + (long)r0 * S, x + (long)r0 * S)
-#define ROWS_CALL_3_1(RR) ROWS_CALL(3, 1, RR)
-#define ROWS_CALL_3_2(RR) ROWS_CALL(3, 2, RR)
-#define ROWS_CALL_5_1(RR) ROWS_CALL(5, 1, RR)
-#define ROWS_CALL_5_2(RR) ROWS_CALL(5, 2, RR)
-#define DWROWS_CALL_3_1(RR) DWROWS_CALL(3, 1, RR)
-#define DWROWS_CALL_3_2(RR) DWROWS_CALL(3, 2, RR)
-#define DWROWS_CALL_5_1(RR) DWROWS_CALL(5, 1, RR)
-#define DWROWS_CALL_5_2(RR) DWROWS_CALL(5, 2, RR)
 /* 3 or 5 kernel rows, dilation 1 or 2 (stride 2: dilation 1 inside the phase) */
 DW_ROWS_FNS(3, 1)
 DW_ROWS_FNS(3, 2)
 DW_ROWS_FNS(5, 1)
 DW_ROWS_FNS(5, 2)
 
-static rows_fn rows_for(int KH, int D)
-{
-    const int key = KH * 10 + D;
-    return key == 31   ? rows_k3d1
-           : key == 32 ? rows_k3d2
-           : key == 51 ? rows_k5d1
-           : key == 52 ? rows_k5d2
-                       : NULL;
-}
+typedef struct dw_rows_kernels {
+    rows_fn rows;
+    dwrows_fn dwrows;
+} dw_rows_kernels;
 
-static dwrows_fn dwrows_for(int KH, int D)
+/* The row-blocked kernels for KH kernel rows at dilation D ({NULL, NULL}: none). */
+static dw_rows_kernels rows_for(int KH, int D)
 {
-    const int key = KH * 10 + D;
-    return key == 31   ? dwrows_k3d1
-           : key == 32 ? dwrows_k3d2
-           : key == 51 ? dwrows_k5d1
-           : key == 52 ? dwrows_k5d2
-                       : NULL;
+    static const struct {
+        int kh, d;
+        dw_rows_kernels k;
+    } table[] = {
+        {3, 1, {rows_k3d1, dwrows_k3d1}},
+        {3, 2, {rows_k3d2, dwrows_k3d2}},
+        {5, 1, {rows_k5d1, dwrows_k5d1}},
+        {5, 2, {rows_k5d2, dwrows_k5d2}},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (table[i].kh == KH && table[i].d == D) return table[i].k;
+    return (dw_rows_kernels){NULL, NULL};
 }
 #endif
 
@@ -597,11 +579,13 @@ static void plan_rows(dw_plan *pl)
     memset(&pl->bx, 0, sizeof pl->bx);
     if (pl->s == 1) {
         /* dX: the kernel flipped, its weights walked backwards from tap T-1 */
-        pl->fw = (dw_sub){rows_for(kh, d), dwrows_for(kh, d), {kw, kw, 1}, 0, 0};
-        pl->bx = (dw_sub){rows_for(kh, d), NULL, {kw, -kw, -1}, pl->dyo[pl->T - 1], pl->T - 1};
+        const dw_rows_kernels k = rows_for(kh, d);
+        pl->fw = (dw_sub){k.rows, k.dwrows, {kw, kw, 1}, 0, 0};
+        pl->bx = (dw_sub){k.rows, NULL, {kw, -kw, -1}, pl->dyo[pl->T - 1], pl->T - 1};
     } else if (pl->s == 2 && d == 2) {
         /* all in phase (0, 0), tap (ki, kj) at cell (ki, kj) */
-        pl->fw = (dw_sub){rows_for(kh, 1), dwrows_for(kh, 1), {kw, kw, 1}, 0, 0};
+        const dw_rows_kernels k = rows_for(kh, 1);
+        pl->fw = (dw_sub){k.rows, k.dwrows, {kw, kw, 1}, 0, 0};
     }
 }
 #endif

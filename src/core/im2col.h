@@ -39,4 +39,18 @@ static inline void dp_conv_valid_range(int off, int s, int n_in, int n_out, int 
     *hi = h;
 }
 
+/*! Tap (ki, kj): its input offsets, and the output rows [hlo, hhi) and columns
+ *  [wlo, whi) whose input cell (oh*stride + hoff, ow*stride + woff) is real. */
+typedef struct dp_conv_tap {
+    int hoff, woff, hlo, hhi, wlo, whi;
+} dp_conv_tap;
+
+static inline dp_conv_tap dp_conv_tap_at(const dp_conv_geom *g, int ki, int kj)
+{
+    dp_conv_tap t = {.hoff = ki * g->dil - g->pad, .woff = kj * g->dil - g->pad};
+    dp_conv_valid_range(t.hoff, g->stride, g->H, g->Ho, &t.hlo, &t.hhi);
+    dp_conv_valid_range(t.woff, g->stride, g->W, g->Wo, &t.wlo, &t.whi);
+    return t;
+}
+
 #endif

@@ -13,18 +13,6 @@
 
 /* ------------------------------------------------------------------ pointwise */
 
-typedef void (*pointwise_fn)(float *restrict y, const float *restrict x, long n);
-
-static dp_tensor *pointwise(dp_ctx *c, dp_tensor *x, pointwise_fn fwd, dp_backward_fn bwd, const char *name)
-{
-    if (!x) return NULL;
-    dp_tensor *y = dp_tensor_new(c, x->ndim, x->shape);
-    if (!y) return NULL;
-    fwd(y->data, x->data, x->n);
-    dp_tape_push(c, bwd, name, y, 1, &x);
-    return y;
-}
-
 /* y [n] = max(x, 0) */
 static void relu_forward(float *restrict y, const float *restrict x, long n)
 {
@@ -40,14 +28,6 @@ static void relu_backward_k(float *restrict dx, const float *restrict dy, const 
         dx[i] += y[i] > 0.0f ? g : 0.0f;
     }
 }
-
-static void relu_backward(dp_ctx *c, dp_node *nd)
-{
-    float *g = dp_grad(c, nd->in[0]);
-    if (g) relu_backward_k(g, nd->out->grad, nd->out->data, nd->out->n);
-}
-
-dp_tensor *dp_relu(dp_ctx *c, dp_tensor *x) { return pointwise(c, x, relu_forward, relu_backward, "relu"); }
 
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
@@ -68,14 +48,6 @@ static void gelu_backward_k(float *restrict dx, const float *restrict dy, const 
     }
 }
 
-static void gelu_backward(dp_ctx *c, dp_node *nd)
-{
-    float *g = dp_grad(c, nd->in[0]);
-    if (g) gelu_backward_k(g, nd->out->grad, nd->in[0]->data, nd->out->n);
-}
-
-dp_tensor *dp_gelu(dp_ctx *c, dp_tensor *x) { return pointwise(c, x, gelu_forward, gelu_backward, "gelu"); }
-
 /* y [n] = tanh(x) */
 static void tanh_forward(float *restrict y, const float *restrict x, long n)
 {
@@ -87,14 +59,6 @@ static void tanh_backward_k(float *restrict dx, const float *restrict dy, const 
 {
     for (long i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
 }
-
-static void tanh_backward(dp_ctx *c, dp_node *nd)
-{
-    float *g = dp_grad(c, nd->in[0]);
-    if (g) tanh_backward_k(g, nd->out->grad, nd->out->data, nd->out->n);
-}
-
-dp_tensor *dp_tanh(dp_ctx *c, dp_tensor *x) { return pointwise(c, x, tanh_forward, tanh_backward, "tanh"); }
 
 /* y [n] = 1 / (1 + exp(-x)); exp overflows to inf for x < -88 and y becomes 0, never NaN */
 static void sigmoid_forward(float *restrict y, const float *restrict x, long n)
@@ -108,13 +72,46 @@ static void sigmoid_backward_k(float *restrict dx, const float *restrict dy, con
     for (long i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }
 
-static void sigmoid_backward(dp_ctx *c, dp_node *nd)
+/* Each activation's kernels; the backward reads v = the forward output y, or
+ * the input x where it needs it (gelu). */
+enum { PW_RELU, PW_GELU, PW_TANH, PW_SIGMOID };
+static const struct {
+    const char *name;
+    void (*forward)(float *restrict y, const float *restrict x, long n);
+    void (*backward)(float *restrict dx, const float *restrict dy, const float *restrict v, long n);
+    int reads_x;
+} pointwise_ops[] = {
+    [PW_RELU] = {"relu", relu_forward, relu_backward_k, 0},
+    [PW_GELU] = {"gelu", gelu_forward, gelu_backward_k, 1},
+    [PW_TANH] = {"tanh", tanh_forward, tanh_backward_k, 0},
+    [PW_SIGMOID] = {"sigmoid", sigmoid_forward, sigmoid_backward_k, 0},
+};
+
+/* ip: 0 the op */
+static void pointwise_backward(dp_ctx *c, dp_node *nd)
 {
     float *g = dp_grad(c, nd->in[0]);
-    if (g) sigmoid_backward_k(g, nd->out->grad, nd->out->data, nd->out->n);
+    const int op = nd->ip[0];
+    if (g)
+        pointwise_ops[op].backward(g, nd->out->grad, pointwise_ops[op].reads_x ? nd->in[0]->data : nd->out->data,
+                                   nd->out->n);
 }
 
-dp_tensor *dp_sigmoid(dp_ctx *c, dp_tensor *x) { return pointwise(c, x, sigmoid_forward, sigmoid_backward, "sigmoid"); }
+static dp_tensor *pointwise(dp_ctx *c, dp_tensor *x, int op)
+{
+    if (!x) return NULL;
+    dp_tensor *y = dp_tensor_new(c, x->ndim, x->shape);
+    if (!y) return NULL;
+    pointwise_ops[op].forward(y->data, x->data, x->n);
+    dp_node *nd = dp_tape_push(c, pointwise_backward, pointwise_ops[op].name, y, 1, &x);
+    if (nd) nd->ip[0] = op;
+    return y;
+}
+
+dp_tensor *dp_relu(dp_ctx *c, dp_tensor *x) { return pointwise(c, x, PW_RELU); }
+dp_tensor *dp_gelu(dp_ctx *c, dp_tensor *x) { return pointwise(c, x, PW_GELU); }
+dp_tensor *dp_tanh(dp_ctx *c, dp_tensor *x) { return pointwise(c, x, PW_TANH); }
+dp_tensor *dp_sigmoid(dp_ctx *c, dp_tensor *x) { return pointwise(c, x, PW_SIGMOID); }
 
 /* ------------------------------------------------------------------ softmax / log-softmax */
 

@@ -126,36 +126,27 @@ static int sub_valid(int n_in, int n_out, int s, int o)
     return v < n_out ? v : n_out;
 }
 
-static void subsample_forward(float *y, const float *x, const sub_geom *g)
+/* back = 0: y <- x's grid (zero past the input); back = 1: x's grid += y, the
+ * zero cells having had no input. */
+static inline __attribute__((always_inline)) void subsample_k(float *x, float *y, const sub_geom *g, const int back)
 {
     const int vh = sub_valid(g->H, g->Ho, g->s, g->o), vw = sub_valid(g->W, g->Wo, g->s, g->o);
     for (long p = 0; p < g->planes; p++) {
-        const float *xp = x + p * g->H * g->W + (long)g->o * g->W + g->o;
+        float *xp = x + p * g->H * g->W + (long)g->o * g->W + g->o;
         float *yp = y + p * g->Ho * g->Wo;
-        for (int i = 0; i < g->Ho; i++) {
+        for (int i = 0; i < (back ? vh : g->Ho); i++) {
             float *yr = yp + (long)i * g->Wo;
             if (i >= vh) {
                 memset(yr, 0, (size_t)g->Wo * sizeof(float));
                 continue;
             }
-            const float *xr = xp + (long)i * g->s * g->W;
+            float *xr = xp + (long)i * g->s * g->W;
+            if (back) {
+                for (int j = 0; j < vw; j++) xr[(long)j * g->s] += yr[j];
+                continue;
+            }
             for (int j = 0; j < vw; j++) yr[j] = xr[(long)j * g->s];
             for (int j = vw; j < g->Wo; j++) yr[j] = 0.0f;
-        }
-    }
-}
-
-/* dx [P, H, W] += dy scattered back onto the grid; the zero cells had no input */
-static void subsample_backward(float *dx, const float *dy, const sub_geom *g)
-{
-    const int vh = sub_valid(g->H, g->Ho, g->s, g->o), vw = sub_valid(g->W, g->Wo, g->s, g->o);
-    for (long p = 0; p < g->planes; p++) {
-        float *xp = dx + p * g->H * g->W + (long)g->o * g->W + g->o;
-        const float *yp = dy + p * g->Ho * g->Wo;
-        for (int i = 0; i < vh; i++) {
-            float *xr = xp + (long)i * g->s * g->W;
-            const float *yr = yp + (long)i * g->Wo;
-            for (int j = 0; j < vw; j++) xr[(long)j * g->s] += yr[j];
         }
     }
 }
@@ -178,7 +169,7 @@ static void subsample_backward_node(dp_ctx *c, dp_node *nd)
     if (!dx) return;
     sub_geom g;
     sub_geom_of(&g, nd->in[0], nd->out, nd->ip[0], nd->ip[1]);
-    subsample_backward(dx, nd->out->grad, &g);
+    subsample_k(dx, nd->out->grad, &g, 1);
 }
 
 dp_tensor *dp_subsample_pad(dp_ctx *c, dp_tensor *x, int stride, int offset, int ho, int wo)
@@ -192,7 +183,7 @@ dp_tensor *dp_subsample_pad(dp_ctx *c, dp_tensor *x, int stride, int offset, int
     if (!y) return NULL;
     sub_geom g;
     sub_geom_of(&g, x, y, stride, offset);
-    subsample_forward(y->data, x->data, &g);
+    subsample_k(x->data, y->data, &g, 0);
     dp_node *nd = dp_tape_push(c, subsample_backward_node, "subsample", y, 1, &x);
     if (!nd) return c->status == DP_OK ? y : NULL;
     nd->ip[0] = stride;

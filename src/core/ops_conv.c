@@ -94,24 +94,31 @@ static float sum_f(const float *x, long n)
 
 /* ---- GEMM kernels ---- */
 
+/* The column block of images [n0, n0 + tn), group gi: x itself for one 1x1
+ * image, else their im2col side by side in col. */
+static const float *conv_cols(const conv_plan *pl, float *col, const float *x, int n0, int tn, int gi)
+{
+    const dp_conv_geom *g = &pl->g;
+    const long HW = (long)g->H * g->W, ldc = tn * g->P;
+    if (pl->is1x1 && tn == 1) return x + ((long)n0 * g->C + (long)gi * g->Cg) * HW;
+    for (int t = 0; t < tn; t++)
+        dp_im2col(g, col + t * g->P, ldc, x + ((long)(n0 + t) * g->C + (long)gi * g->Cg) * HW);
+    return col;
+}
+
 /* y [N, O, Ho, Wo] <- x [N, C, H, W] (*) w [O, Cg, kh, kw] + b [O] or NULL.
  * col: scratch [K, T*P] (unused for 1x1 with T == 1); tmp: scratch [Og, T*P] (T > 1). */
 static void conv2d_gemm_forward(float *y, const float *x, const float *w, const float *b, const conv_plan *pl,
                                 float *col, float *tmp)
 {
     const dp_conv_geom *g = &pl->g;
-    const long HW = (long)g->H * g->W, P = g->P;
+    const long P = g->P;
     for (int n0 = 0; n0 < g->N; n0 += pl->T) {
         const int tn = g->N - n0 < pl->T ? g->N - n0 : pl->T;
         const long ldc = tn * P;
         for (int gi = 0; gi < g->groups; gi++) {
             const float *wg = w + (long)gi * g->Og * g->K;
-            const float *B = col;
-            if (pl->is1x1 && tn == 1)
-                B = x + ((long)n0 * g->C + (long)gi * g->Cg) * HW;
-            else
-                for (int t = 0; t < tn; t++)
-                    dp_im2col(g, col + t * P, ldc, x + ((long)(n0 + t) * g->C + (long)gi * g->Cg) * HW);
+            const float *B = conv_cols(pl, col, x, n0, tn, gi);
             if (pl->smallk) {
                 dp_smallk_forward(y + ((long)n0 * g->O + (long)gi * g->Og) * P, wg, b ? b + gi * g->Og : NULL, B,
                                   ldc, g->Og, g->K, P);
@@ -174,12 +181,7 @@ static void conv2d_gemm_backward(float *dx, float *dw, float *db, const float *d
                     db[gi * g->Og + o] += s;
                 }
             if (dw) {
-                const float *B = col;
-                if (pl->is1x1 && tn == 1)
-                    B = x + ((long)n0 * g->C + (long)gi * g->Cg) * HW;
-                else
-                    for (int t = 0; t < tn; t++)
-                        dp_im2col(g, col + t * P, ldc, x + ((long)(n0 + t) * g->C + (long)gi * g->Cg) * HW);
+                const float *B = conv_cols(pl, col, x, n0, tn, gi);
                 if (fused_db)
                     dp_smallk_backward(dw + (long)gi * g->Og * g->K, db ? db + gi * g->Og : NULL, dyg, B, ldc, g->Og,
                                        g->K, P);

@@ -176,20 +176,6 @@ static void bias_add_forward(float *restrict y, const float *restrict x, const f
     }
 }
 
-/* sum x [n] with 8 independent partial sums, so that it vectorises without
- * -ffast-math (one float accumulator may not be reordered by the compiler) */
-static float sum_lanes(const float *restrict x, long n)
-{
-    float p[8] = {0};
-    long i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) p[k] += x[i + k];
-    float s = 0.0f;
-    for (; i < n; i++) s += x[i];
-    for (int k = 0; k < 8; k++) s += p[k];
-    return s;
-}
-
 /* db [C] += sum over n and s of dy [N,C,S] */
 static void bias_sum_acc(float *restrict db, const float *restrict dy, int N, int C, long S)
 {
@@ -198,7 +184,7 @@ static void bias_sum_acc(float *restrict db, const float *restrict dy, int N, in
         return;
     }
     for (long nc = 0; nc < (long)N * C; nc++) {
-        db[nc % C] += sum_lanes(dy + nc * S, S);
+        db[nc % C] += dp_sum_lanes(dy + nc * S, S);
     }
 }
 

@@ -31,19 +31,6 @@
  * be reordered by the compiler). */
 #define LANES 8
 
-/* sum x [n] */
-static float sum_lanes(const float *restrict x, long n)
-{
-    float p[LANES] = {0};
-    long i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int k = 0; k < LANES; k++) p[k] += x[i + k];
-    float s = 0.0f;
-    for (; i < n; i++) s += x[i];
-    for (int k = 0; k < LANES; k++) s += p[k];
-    return s;
-}
-
 /* sum (x [n] - m)^2 */
 static float sqdev_lanes(const float *restrict x, float m, long n)
 {
@@ -103,7 +90,7 @@ static void bn_stats(float *restrict mean, float *restrict var, const float *res
     } else {
         for (int n = 0; n < N; n++)
             for (int j = 0; j < C; j++) {
-                s1[j] += sum_lanes(x + ((long)n * C + j) * S, S);
+                s1[j] += dp_sum_lanes(x + ((long)n * C + j) * S, S);
             }
         for (int j = 0; j < C; j++) s1[j] /= M;
         for (int n = 0; n < N; n++)

@@ -168,28 +168,22 @@ POOL_INLINE void max3_plane(float *restrict y, int32_t *restrict idx, const floa
                             int32_t *restrict hj, int H, int W, int Ho, int Wo, const int S)
 {
     const int e = pool3_inner_end(W, Wo, S);
-    if (S == 1 || W % 2 == 0) {
-        /* wraps across rows at the border columns: redone below */
-        const int end = S == 1 ? H * W - 1 : H * Wo;
-        if (end > 1) max3_h(hm, hj, x, 1, end, S);
-        for (int r = 0; r < H; r++) {
-            const long o = (long)r * Wo;
-            for (int ow = 0; ow < Wo; ow = ow == 0 && e > 1 ? e : ow + 1) {
-                const int c0 = ow * S - 1 < 0 ? 0 : ow * S - 1, c1 = ow * S + 2 > W ? W : ow * S + 2;
-                hm[o + ow] = max_span(x + (long)r * W, c0, c1, &hj[o + ow]);
-                hj[o + ow] += r * W;
-            }
+    const int flat = S == 1 || W % 2 == 0;
+    /* flat: wraps across rows at the border columns, redone below; its
+     * offsets are the plane's already */
+    const int end = S == 1 ? H * W - 1 : H * Wo;
+    if (flat && end > 1) max3_h(hm, hj, x, 1, end, S);
+    for (int r = 0; r < H; r++) {
+        const long o = (long)r * Wo;
+        const float *xr = x + (long)r * W;
+        if (!flat && e > 1) {
+            max3_h(hm + o, hj + o, xr, 1, e, S);
+            for (int ow = 1; ow < e; ow++) hj[o + ow] += r * W;
         }
-    } else {
-        for (int r = 0; r < H; r++) {
-            const long o = (long)r * Wo;
-            const float *xr = x + (long)r * W;
-            if (e > 1) max3_h(hm + o, hj + o, xr, 1, e, S);
-            for (int ow = 0; ow < Wo; ow = ow == 0 && e > 1 ? e : ow + 1) {
-                const int c0 = ow * S - 1 < 0 ? 0 : ow * S - 1, c1 = ow * S + 2 > W ? W : ow * S + 2;
-                hm[o + ow] = max_span(xr, c0, c1, &hj[o + ow]);
-            }
-            for (int ow = 0; ow < Wo; ow++) hj[o + ow] += r * W;
+        for (int ow = 0; ow < Wo; ow = ow == 0 && e > 1 ? e : ow + 1) {
+            const int c0 = ow * S - 1 < 0 ? 0 : ow * S - 1, c1 = ow * S + 2 > W ? W : ow * S + 2;
+            hm[o + ow] = max_span(xr, c0, c1, &hj[o + ow]);
+            hj[o + ow] += r * W;
         }
     }
     if (H == 1) {
@@ -559,6 +553,54 @@ static void maxpool2x2_row(float *yr, int32_t *ir, const float *r0, const float 
 
 #endif /* __SSE2__ */
 
+enum { POOL_MAX, POOL_AVG, POOL_AVG_BACK };
+
+/* The plain loops over every window, by op:
+ *   POOL_MAX:      out [planes, Ho, Wo] <- max over windows of in [planes, H, W];
+ *                  idx (may be NULL) <- the winner's offset in its plane;
+ *   POOL_AVG:      out [planes, Ho, Wo] <- mean of each window's real cells of in;
+ *   POOL_AVG_BACK: out [planes, H, W] += in [planes, Ho, Wo] spread evenly over
+ *                  each window's real cells. */
+POOL_INLINE void pool_plain(const int op, float *out, int32_t *idx, const float *in, const pool_geom *g)
+{
+    const long HW = (long)g->H * g->W, P = (long)g->Ho * g->Wo;
+    for (long pl = 0; pl < g->planes; pl++)
+        for (int oh = 0; oh < g->Ho; oh++) {
+            int h0, h1;
+            pool_window(oh, g, g->H, &h0, &h1);
+            for (int ow = 0; ow < g->Wo; ow++) {
+                int w0, w1;
+                pool_window(ow, g, g->W, &w0, &w1);
+                const long o = pl * P + (long)oh * g->Wo + ow;
+                const float cells = (float)((h1 - h0) * (w1 - w0));
+                if (op == POOL_AVG_BACK) {
+                    float *dxp = out + pl * HW;
+                    const float d = in[o] / cells;
+                    for (int ih = h0; ih < h1; ih++)
+                        for (int iw = w0; iw < w1; iw++) dxp[ih * g->W + iw] += d;
+                    continue;
+                }
+                const float *xp = in + pl * HW;
+                if (op == POOL_AVG) {
+                    float s = 0.0f;
+                    for (int ih = h0; ih < h1; ih++)
+                        for (int iw = w0; iw < w1; iw++) s += xp[ih * g->W + iw];
+                    out[o] = s / cells;
+                    continue;
+                }
+                int32_t j = h0 * g->W + w0;
+                float m = xp[j];
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) {
+                        const float v = xp[ih * g->W + iw];
+                        if (v > m || isnan(v)) m = v, j = ih * g->W + iw;
+                    }
+                out[o] = m;
+                if (idx) idx[o] = j;
+            }
+        }
+}
+
 /* y [planes, Ho, Wo] <- max over windows of x [planes, H, W]; idx [planes, Ho, Wo]
  * (may be NULL) <- the winner's offset in its plane. */
 static void maxpool2d_forward(float *y, int32_t *idx, const float *x, const pool_geom *g)
@@ -575,26 +617,7 @@ static void maxpool2d_forward(float *y, int32_t *idx, const float *x, const pool
         return;
     }
 #endif
-    for (long pl = 0; pl < g->planes; pl++) {
-        const float *xp = x + pl * HW;
-        for (int oh = 0; oh < g->Ho; oh++) {
-            int h0, h1;
-            pool_window(oh, g, g->H, &h0, &h1);
-            for (int ow = 0; ow < g->Wo; ow++) {
-                int w0, w1;
-                pool_window(ow, g, g->W, &w0, &w1);
-                int32_t j = h0 * g->W + w0;
-                float m = xp[j];
-                for (int ih = h0; ih < h1; ih++)
-                    for (int iw = w0; iw < w1; iw++) {
-                        const float v = xp[ih * g->W + iw];
-                        if (v > m || isnan(v)) m = v, j = ih * g->W + iw;
-                    }
-                y[pl * P + (long)oh * g->Wo + ow] = m;
-                if (idx) idx[pl * P + (long)oh * g->Wo + ow] = j;
-            }
-        }
-    }
+    pool_plain(POOL_MAX, y, idx, x, g);
 }
 
 /* dx [planes, H, W] += dy [planes, Ho, Wo] routed through idx. */
@@ -609,111 +632,60 @@ static void maxpool2d_backward(float *dx, const float *dy, const int32_t *idx, c
     }
 }
 
-static void maxpool2d_backward_node(dp_ctx *c, dp_node *nd)
-{
-    dp_tensor *x = nd->in[0];
-    float *dx = dp_grad(c, x);
-    if (!dx) return;
-    pool_geom g = {.planes = (long)x->shape[0] * x->shape[1], .H = x->shape[2], .W = x->shape[3],
-                   .Ho = nd->out->shape[2], .Wo = nd->out->shape[3]};
-    maxpool2d_backward(dx, nd->out->grad, nd->saved[0], &g);
-}
-
-dp_tensor *dp_maxpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
-{
-    if (!x) return NULL;
-    pool_geom g;
-    dp_tensor *y = pool_setup(c, "maxpool2d", x, k, stride, pad, &g);
-    if (!y) return NULL;
-    int32_t *idx = NULL;
-    if (c->grad_enabled && x->requires_grad) {
-        idx = dp_scratch(c, (size_t)y->n * sizeof *idx);
-        if (!idx) return NULL;
-    }
-    if (pool_mode != 2 && pool3_fast(&g)) {
-        if (!maxpool3_forward(c, y->data, idx, x->data, &g)) return NULL;
-    } else {
-        maxpool2d_forward(y->data, idx, x->data, &g);
-    }
-    dp_node *nd = dp_tape_push(c, maxpool2d_backward_node, "maxpool2d", y, 1, &x);
-    if (!nd) return c->status == DP_OK ? y : NULL;
-    nd->saved[0] = idx;
-    return y;
-}
-
-/* ---- average pool ---- */
-
-/* y [planes, Ho, Wo] <- mean of the real cells of each window of x [planes, H, W]. */
-static void avgpool2d_forward(float *y, const float *x, const pool_geom *g)
-{
-    const long HW = (long)g->H * g->W, P = (long)g->Ho * g->Wo;
-    for (long pl = 0; pl < g->planes; pl++) {
-        const float *xp = x + pl * HW;
-        for (int oh = 0; oh < g->Ho; oh++) {
-            int h0, h1;
-            pool_window(oh, g, g->H, &h0, &h1);
-            for (int ow = 0; ow < g->Wo; ow++) {
-                int w0, w1;
-                pool_window(ow, g, g->W, &w0, &w1);
-                float s = 0.0f;
-                for (int ih = h0; ih < h1; ih++)
-                    for (int iw = w0; iw < w1; iw++) s += xp[ih * g->W + iw];
-                y[pl * P + (long)oh * g->Wo + ow] = s / (float)((h1 - h0) * (w1 - w0));
-            }
-        }
-    }
-}
-
-/* dx [planes, H, W] += dy [planes, Ho, Wo] spread evenly over each window's real cells. */
-static void avgpool2d_backward(float *dx, const float *dy, const pool_geom *g)
-{
-    const long HW = (long)g->H * g->W, P = (long)g->Ho * g->Wo;
-    for (long pl = 0; pl < g->planes; pl++) {
-        float *dxp = dx + pl * HW;
-        for (int oh = 0; oh < g->Ho; oh++) {
-            int h0, h1;
-            pool_window(oh, g, g->H, &h0, &h1);
-            for (int ow = 0; ow < g->Wo; ow++) {
-                int w0, w1;
-                pool_window(ow, g, g->W, &w0, &w1);
-                const float d = dy[pl * P + (long)oh * g->Wo + ow] / (float)((h1 - h0) * (w1 - w0));
-                for (int ih = h0; ih < h1; ih++)
-                    for (int iw = w0; iw < w1; iw++) dxp[ih * g->W + iw] += d;
-            }
-        }
-    }
-}
-
-static void avgpool2d_backward_node(dp_ctx *c, dp_node *nd)
+/* ip: k, stride, pad, and 1 for max (saved[0]: the winners), 0 for average. */
+static void pool2d_backward_node(dp_ctx *c, dp_node *nd)
 {
     dp_tensor *x = nd->in[0];
     float *dx = dp_grad(c, x);
     if (!dx) return;
     pool_geom g = {.planes = (long)x->shape[0] * x->shape[1], .H = x->shape[2], .W = x->shape[3],
                    .Ho = nd->out->shape[2], .Wo = nd->out->shape[3], .k = nd->ip[0], .s = nd->ip[1], .p = nd->ip[2]};
-    if (pool_mode != 2 && pool3_fast(&g))
+    if (nd->ip[3])
+        maxpool2d_backward(dx, nd->out->grad, nd->saved[0], &g);
+    else if (pool_mode != 2 && pool3_fast(&g))
         avgpool3_backward(c, dx, nd->out->grad, &g);
     else
-        avgpool2d_backward(dx, nd->out->grad, &g);
+        pool_plain(POOL_AVG_BACK, dx, NULL, nd->out->grad, &g);
+}
+
+/* Max-pool (max = 1, keeping the winners when a gradient is wanted) or average pool. */
+static dp_tensor *pool2d(dp_ctx *c, const char *op, int max, dp_tensor *x, int k, int stride, int pad)
+{
+    if (!x) return NULL;
+    pool_geom g = {0};
+    dp_tensor *y = pool_setup(c, op, x, k, stride, pad, &g);
+    if (!y) return NULL;
+    int32_t *idx = NULL;
+    if (max && c->grad_enabled && x->requires_grad) {
+        idx = dp_scratch(c, (size_t)y->n * sizeof *idx);
+        if (!idx) return NULL;
+    }
+    int ok = 1;
+    if (pool_mode != 2 && pool3_fast(&g))
+        ok = max ? maxpool3_forward(c, y->data, idx, x->data, &g) : avgpool3_forward(c, y->data, x->data, &g);
+    else if (max)
+        maxpool2d_forward(y->data, idx, x->data, &g);
+    else
+        pool_plain(POOL_AVG, y->data, NULL, x->data, &g);
+    if (!ok) return NULL;
+    dp_node *nd = dp_tape_push(c, pool2d_backward_node, op, y, 1, &x);
+    if (!nd) return c->status == DP_OK ? y : NULL;
+    nd->saved[0] = idx;
+    nd->ip[0] = k;
+    nd->ip[1] = stride;
+    nd->ip[2] = pad;
+    nd->ip[3] = max;
+    return y;
+}
+
+dp_tensor *dp_maxpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
+{
+    return pool2d(c, "maxpool2d", 1, x, k, stride, pad);
 }
 
 dp_tensor *dp_avgpool2d(dp_ctx *c, dp_tensor *x, int k, int stride, int pad)
 {
-    if (!x) return NULL;
-    pool_geom g;
-    dp_tensor *y = pool_setup(c, "avgpool2d", x, k, stride, pad, &g);
-    if (!y) return NULL;
-    if (pool_mode != 2 && pool3_fast(&g)) {
-        if (!avgpool3_forward(c, y->data, x->data, &g)) return NULL;
-    } else {
-        avgpool2d_forward(y->data, x->data, &g);
-    }
-    dp_node *nd = dp_tape_push(c, avgpool2d_backward_node, "avgpool2d", y, 1, &x);
-    if (!nd) return c->status == DP_OK ? y : NULL;
-    nd->ip[0] = k;
-    nd->ip[1] = stride;
-    nd->ip[2] = pad;
-    return y;
+    return pool2d(c, "avgpool2d", 0, x, k, stride, pad);
 }
 
 /* ---- global average pool ---- */

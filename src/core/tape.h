@@ -17,4 +17,19 @@ void dp_gradpool_put(dp_gradpool *p, float *g);
 void dp_gradpool_reset(dp_gradpool *p);
 void dp_gradpool_free(dp_gradpool *p);
 
+/* sum x [n] with 8 independent partial sums, so that it vectorises without
+ * -ffast-math (one float accumulator may not be reordered by the compiler);
+ * the ops' reductions. */
+static inline float dp_sum_lanes(const float *restrict x, long n)
+{
+    float p[8] = {0};
+    long i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) p[k] += x[i + k];
+    float s = 0.0f;
+    for (; i < n; i++) s += x[i];
+    for (int k = 0; k < 8; k++) s += p[k];
+    return s;
+}
+
 #endif

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -138,5 +139,44 @@ dp_status dp_mkdir_p(const char *dir)
     }
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return dp_errorf(DP_ERR_IO, "%s: not a directory", dir);
+    return DP_OK;
+}
+
+dp_status dp_read_text(const char *path, size_t max, char **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    /* Sized by the file, limited before allocating (a pipe gets the limit);
+     * one byte more than the size shows a file that grew while being read. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        dp_status rc = dp_errorf(DP_ERR_IO, "%s: stat: %s", path, strerror(errno));
+        fclose(f);
+        return rc;
+    }
+    size_t want = S_ISREG(st.st_mode) && st.st_size < (off_t)max ? (size_t)st.st_size + 1 : max + 1;
+    char *buf = malloc(want + 1);
+    size_t n = buf ? fread(buf, 1, want, f) : 0;
+    dp_status rc = DP_OK;
+    if (!buf)
+        rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    else if (ferror(f))
+        rc = dp_errorf(DP_ERR_IO, "%s: read: %s", path, strerror(errno));
+    else if (n > max)
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %zu: larger than %zu bytes", path, max, max);
+    else if (n == want)
+        rc = dp_errorf(DP_ERR_IO, "%s: offset %zu: file grew while being read", path, n - 1);
+    else if (memchr(buf, '\0', n))
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %zu: NUL byte in a text file", path,
+                       (size_t)((char *)memchr(buf, '\0', n) - buf));
+    fclose(f);
+    if (rc != DP_OK) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
     return DP_OK;
 }

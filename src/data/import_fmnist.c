@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,15 +72,13 @@ static dp_status write_shard(const char *path, const dp_shard_schema *schema, co
 
 static dp_status prepare_dir(const char *out_dir)
 {
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
-        return dp_errorf(DP_ERR_IO, "%s: mkdir: %s", out_dir, strerror(errno));
-    struct stat st;
-    if (stat(out_dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return dp_errorf(DP_ERR_IO, "%s: not a directory", out_dir);
+    dp_status rc = dp_mkdir_p(out_dir);
+    if (rc != DP_OK)
+        return rc;
     /* Drop the old manifest first: until the new one lands there is no
      * dataset here, rather than an old manifest over half-new shards. */
     char path[4096];
-    dp_status rc = dp_path_join(path, sizeof path, out_dir, "manifest.txt");
+    rc = dp_path_join(path, sizeof path, out_dir, "manifest.txt");
     if (rc != DP_OK)
         return rc;
     if (unlink(path) != 0 && errno != ENOENT)

@@ -3,12 +3,10 @@
  * parser, its atomic writer and a content hash ranks can compare. Format in
  * shards/README.md. Parsing is strict: one unknown word is an error naming
  * the file and line, because a half-understood manifest trains on wrong data. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "dptrain/fsutil.h"
 #include "data/shard_format.h"
@@ -116,11 +114,17 @@ typedef struct name_set {
     size_t cap;
 } name_set;
 
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
 static size_t name_hash(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    const uint64_t h = fnv(0xcbf29ce484222325ull, s, strlen(s));
     return (size_t)(h ^ h >> 29);
 }
 
@@ -192,47 +196,6 @@ static dp_status parse_shard(const char *where, char **word, int nw, dp_manifest
     return DP_OK;
 }
 
-static dp_status read_text(const char *path, char **out)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
-    /* Sized by the file (a manifest is a few KB), limited before allocating;
-     * one byte more than the size shows a file that grew while being read. */
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        dp_status rc = dp_errorf(DP_ERR_IO, "%s: stat: %s", path, strerror(errno));
-        fclose(f);
-        return rc;
-    }
-    size_t want = S_ISREG(st.st_mode) && st.st_size < MANIFEST_MAX_BYTES ? (size_t)st.st_size + 1
-                                                                          : MANIFEST_MAX_BYTES + 1;
-    char *buf = malloc(want + 1);
-    size_t n = buf ? fread(buf, 1, want, f) : 0;
-    dp_status rc = DP_OK;
-    if (!buf)
-        rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
-    else if (ferror(f))
-        rc = dp_errorf(DP_ERR_IO, "%s: read: %s", path, strerror(errno));
-    else if (n > MANIFEST_MAX_BYTES)
-        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %d: larger than %d bytes", path,
-                       MANIFEST_MAX_BYTES, MANIFEST_MAX_BYTES);
-    else if (n == want)
-        rc = dp_errorf(DP_ERR_IO, "%s: offset %zu: file grew while being read", path, n - 1);
-    else if (memchr(buf, '\0', n))
-        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %zu: NUL byte in a text file", path,
-                       (size_t)((char *)memchr(buf, '\0', n) - buf));
-    fclose(f);
-    if (rc != DP_OK) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    return DP_OK;
-}
-
 dp_status dp_manifest_load(const char *dir, dp_manifest **out)
 {
     *out = NULL;
@@ -241,7 +204,7 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
     if (rc != DP_OK)
         return rc;
     char *text = NULL;
-    if ((rc = read_text(path, &text)) != DP_OK)
+    if ((rc = dp_read_text(path, MANIFEST_MAX_BYTES, &text)) != DP_OK)
         return rc;
     dp_manifest *m = calloc(1, sizeof *m);
     if (!m) {
@@ -364,14 +327,6 @@ dp_status dp_manifest_save(const char *dir, const dp_manifest *m)
         rc = dp_write_file_atomic(path, text, len);
     free(text);
     return rc;
-}
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
 }
 
 /* Strings are hashed with their NUL and integers as little-endian bytes, so

@@ -54,51 +54,44 @@ typedef struct dsi_run {
 void dp_dsi_train_defaults(dp_dsi_train_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    dp_run_config_defaults(&cfg->run);
     cfg->members = 1;
     dp_dsi_model_defaults(&cfg->model);
     cfg->docids = DP_DSI_ATOMIC;
     cfg->kmeans_k = 10;
     cfg->leaf = 100;
-    cfg->epochs = 10;
-    cfg->batch = 256;
+    cfg->run.epochs = 10;
+    cfg->run.batch = 256;
     cfg->lr = 1e-3f;
     cfg->index_ratio = 1.0f;
     cfg->eval_beams = 10;
-    cfg->eval_limit = 0;
-    cfg->seed = 1;
-    cfg->allreduce = DP_ALLREDUCE_RING;
-    cfg->bucket_mb = 4;
-    cfg->overlap = 1;
-    cfg->threads = 1;
-    cfg->watchdog_s = 300;
 }
+
+#define RANGE(cond, ...)                                        \
+    do {                                                        \
+        if (!(cond)) return dp_errorf(DP_ERR_ARG, __VA_ARGS__); \
+    } while (0)
 
 dp_status dp_dsi_train_check(const dp_dsi_train_config *c)
 {
-    if (!c->data[0]) return dp_errorf(DP_ERR_ARG, "--data is required");
-    if (c->members < 1 || c->members > 1024) return dp_errorf(DP_ERR_ARG, "--members %d outside [1, 1024]", c->members);
-    if (c->model.embed < 1 || c->model.embed > 4096) return dp_errorf(DP_ERR_ARG, "--embed %d outside [1, 4096]", c->model.embed);
-    if (c->model.hidden < 1 || c->model.hidden > 16384)
-        return dp_errorf(DP_ERR_ARG, "--hidden %d outside [1, 16384]", c->model.hidden);
-    if (c->model.layers < 0 || c->model.layers > 8) return dp_errorf(DP_ERR_ARG, "--layers %d outside [0, 8]", c->model.layers);
-    if (!(c->model.dropout >= 0 && c->model.dropout < 1)) return dp_errorf(DP_ERR_ARG, "--dropout %g outside [0, 1)", c->model.dropout);
-    if (c->model.head == DP_DSI_HEAD_COSINE && c->docids != DP_DSI_ATOMIC)
-        return dp_errorf(DP_ERR_ARG, "--head cosine needs --docids atomic");
-    if (!(c->model.head_scale > 0 && c->model.head_scale <= 1000))
-        return dp_errorf(DP_ERR_ARG, "--head-scale %g outside (0, 1000]", c->model.head_scale);
-    if (c->kmeans_k < 2 || c->kmeans_k > 1000) return dp_errorf(DP_ERR_ARG, "--kmeans-k %d outside [2, 1000]", c->kmeans_k);
-    if (c->leaf < 1 || c->leaf > 65535) return dp_errorf(DP_ERR_ARG, "--leaf %d outside [1, 65535]", c->leaf);
-    if (c->epochs < 0 || c->epochs > 100000) return dp_errorf(DP_ERR_ARG, "--epochs %d outside [0, 100000]", c->epochs);
-    if (c->batch < 1 || c->batch > DP_BATCH_MAX) return dp_errorf(DP_ERR_ARG, "--batch %d outside [1, %d]", c->batch, DP_BATCH_MAX);
-    if (!(c->lr > 0 && c->lr < 10)) return dp_errorf(DP_ERR_ARG, "--lr %g outside (0, 10)", c->lr);
-    if (!(c->weight_decay >= 0 && c->weight_decay < 1)) return dp_errorf(DP_ERR_ARG, "--weight-decay %g outside [0, 1)", c->weight_decay);
-    if (!(c->index_ratio >= 0 && c->index_ratio <= 100)) return dp_errorf(DP_ERR_ARG, "--index-ratio %g outside [0, 100]", c->index_ratio);
-    if (!(c->token_drop >= 0 && c->token_drop < 1)) return dp_errorf(DP_ERR_ARG, "--token-drop %g outside [0, 1)", c->token_drop);
-    if (c->eval_beams < 1 || c->eval_beams > 64) return dp_errorf(DP_ERR_ARG, "--beams %d outside [1, 64]", c->eval_beams);
-    if (c->threads < 1 || c->threads > DP_THREADS_MAX)
-        return dp_errorf(DP_ERR_ARG, "--threads %d outside [1, %d]", c->threads, DP_THREADS_MAX);
-    if (!(c->watchdog_s >= 0 && c->watchdog_s <= 86400))
-        return dp_errorf(DP_ERR_ARG, "--watchdog %g outside [0, 86400] seconds", c->watchdog_s);
+    const dp_dsi_model_config *m = &c->model;
+    RANGE(c->run.data[0], "--data is required");
+    dp_status rc = dp_run_config_check(&c->run, 0); /* 0 epochs: evaluate the initial model only */
+    if (rc != DP_OK) return rc;
+    RANGE(c->members >= 1 && c->members <= 1024, "--members: %d is out of range [1, 1024]", c->members);
+    RANGE(m->embed >= 1 && m->embed <= 4096, "--embed: %d is out of range [1, 4096]", m->embed);
+    RANGE(m->hidden >= 1 && m->hidden <= 16384, "--hidden: %d is out of range [1, 16384]", m->hidden);
+    RANGE(m->layers >= 0 && m->layers <= 8, "--layers: %d is out of range [0, 8]", m->layers);
+    RANGE(m->dropout >= 0 && m->dropout < 1, "--dropout: %g is out of range [0, 1)", m->dropout);
+    RANGE(m->head != DP_DSI_HEAD_COSINE || c->docids == DP_DSI_ATOMIC, "--head cosine needs --docids atomic");
+    RANGE(m->head_scale > 0 && m->head_scale <= 1000, "--head-scale: %g is out of range (0, 1000]", m->head_scale);
+    RANGE(c->kmeans_k >= 2 && c->kmeans_k <= 1000, "--kmeans-k: %d is out of range [2, 1000]", c->kmeans_k);
+    RANGE(c->leaf >= 1 && c->leaf <= 65535, "--leaf: %d is out of range [1, 65535]", c->leaf);
+    RANGE(c->lr > 0 && c->lr < 10, "--lr: %g is out of range (0, 10)", c->lr);
+    RANGE(c->weight_decay >= 0 && c->weight_decay < 1, "--weight-decay: %g is out of range [0, 1)", c->weight_decay);
+    RANGE(c->index_ratio >= 0 && c->index_ratio <= 100, "--index-ratio: %g is out of range [0, 100]", c->index_ratio);
+    RANGE(c->token_drop >= 0 && c->token_drop < 1, "--token-drop: %g is out of range [0, 1)", c->token_drop);
+    RANGE(c->eval_beams >= 1 && c->eval_beams <= 64, "--beams: %d is out of range [1, 64]", c->eval_beams);
     return DP_OK;
 }
 
@@ -110,8 +103,9 @@ static int config_format(const dp_dsi_train_config *c, uint32_t rows, char *buf,
                     "epochs=%d\nbatch=%d\nlr=%g\nweight_decay=%g\nindex_ratio=%g\ntoken_drop=%g\nhead_init=%d\nseed=%llu\n"
                     "head=%s\nhead_scale=%g\nembed_rows=%u\n",
                     c->members, c->model.embed, c->model.hidden, c->model.layers, c->model.dropout,
-                    c->docids == DP_DSI_SEMANTIC ? "semantic" : "atomic", c->kmeans_k, c->leaf, c->epochs, c->batch,
-                    c->lr, c->weight_decay, c->index_ratio, c->token_drop, c->head_init, (unsigned long long)c->seed,
+                    c->docids == DP_DSI_SEMANTIC ? "semantic" : "atomic", c->kmeans_k, c->leaf, c->run.epochs,
+                    c->run.batch, c->lr, c->weight_decay, c->index_ratio, c->token_drop, c->head_init,
+                    (unsigned long long)c->run.seed,
                     c->model.head == DP_DSI_HEAD_COSINE ? "cosine" : "dot", c->model.head_scale, rows);
 }
 
@@ -126,7 +120,7 @@ static dp_status make_docids(dsi_run *r, dp_dsi_docids *ids)
      * hash of them all the same. */
     dp_sparse_rows x = {0};
     dp_status rc = dp_dsi_tfidf(&r->data.train, r->data.ndocs, r->data.tok.buckets, &x);
-    if (rc == DP_OK) rc = dp_dsi_docids_semantic(&x, cfg->kmeans_k, cfg->leaf, cfg->seed, ids);
+    if (rc == DP_OK) rc = dp_dsi_docids_semantic(&x, cfg->kmeans_k, cfg->leaf, cfg->run.seed, ids);
     dp_sparse_rows_free(&x);
     return rc;
 }
@@ -270,9 +264,9 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     const dp_dsi_train_config *cfg = r->cfg;
     char dir[1024];
     if (cfg->members > 1)
-        snprintf(dir, sizeof dir, "%s/m%d/%d", cfg->data, cfg->members, r->member);
+        snprintf(dir, sizeof dir, "%s/m%d/%d", cfg->run.data, cfg->members, r->member);
     else
-        snprintf(dir, sizeof dir, "%s", cfg->data);
+        snprintf(dir, sizeof dir, "%s", cfg->run.data);
     dp_ctx_init(&r->ctx);
     dp_dsi_docids ids = {0};
     dp_status rc = dp_dsi_data_load(dir, &r->data);
@@ -290,7 +284,7 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
         rc = dp_dsi_model_learn_vocab(r->m, sets, cfg->index_ratio > 0 ? 2 : 1);
     }
     dp_dsi_docids_free(&ids);
-    info->sync = dp_sync_opts_make(cfg->allreduce, cfg->bucket_mb, cfg->overlap, NULL, 0);
+    info->sync = dp_run_sync_opts(&cfg->run);
     info->params = rc == DP_OK ? &r->m->dense : NULL;
     if (rc != DP_OK) return rc;
     const dp_dsi_model *m = r->m;
@@ -309,7 +303,7 @@ static dp_status task_load(void *t, dp_driver *d)
     dsi_run *r = t;
     const dp_dsi_train_config *cfg = r->cfg;
     dp_rng init;
-    dp_rng_seed(&init, cfg->seed, RNG_INIT, (uint32_t)r->member);
+    dp_rng_seed(&init, cfg->run.seed, RNG_INIT, (uint32_t)r->member);
     dp_dsi_model_init(r->m, &init);
     dp_status rc = DP_OK;
     if (cfg->head_init && cfg->docids == DP_DSI_ATOMIC) rc = prototype_head(r);
@@ -329,25 +323,25 @@ static dp_status task_load(void *t, dp_driver *d)
 
     r->n_index = (long)fmin((double)r->data.index.n, floor((double)cfg->index_ratio * (double)r->data.train.n + 0.5));
     if (!r->em || !r->ev) return dp_errorf(DP_ERR_NOMEM, "optimizer state: out of memory");
-    rc = dp_sampler_make(&r->smp, DP_SAMPLER_GLOBAL, &d->sync, cfg->batch, r->data.train.n + r->n_index);
+    rc = dp_sampler_make(&r->smp, DP_SAMPLER_GLOBAL, &d->sync, cfg->run.batch, r->data.train.n + r->n_index);
     if (rc != DP_OK) return rc;
 
     long mt = max_tokens(&r->data.train);
     long mi = max_tokens(&r->data.index);
     r->max_tok = (int)(mt > mi ? mt : mi);
-    size_t ntok = (size_t)cfg->batch * (size_t)r->max_tok;
+    size_t ntok = (size_t)cfg->run.batch * (size_t)r->max_tok;
     r->ids = malloc(ntok * sizeof *r->ids);
-    r->offs = malloc(((size_t)cfg->batch + 1) * sizeof *r->offs);
-    r->docs = malloc((size_t)cfg->batch * sizeof *r->docs);
+    r->offs = malloc(((size_t)cfg->run.batch + 1) * sizeof *r->offs);
+    r->docs = malloc((size_t)cfg->run.batch * sizeof *r->docs);
     if (!r->ids || !r->offs || !r->docs) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
     /* every rank's batch together: the most rows one step can touch */
     rc = dp_rows_ws_create(ntok, (size_t)r->m->cfg.embed, r->m->cfg.buckets, d->size > 1 ? d->comm : MPI_COMM_NULL,
                            &r->rows);
     if (rc != DP_OK) return rc;
 
-    dp_rng_seed(&r->shuffle, cfg->seed, RNG_SHUFFLE, (uint32_t)r->member);
-    dp_rng_seed(&r->drop, cfg->seed, RNG_TOKDROP, (uint32_t)(r->member * 65536 + d->rank));
-    dp_rng_seed(&r->ctx.dropout_rng, cfg->seed, 0x54, (uint32_t)(r->member * 65536 + d->rank));
+    dp_rng_seed(&r->shuffle, cfg->run.seed, RNG_SHUFFLE, (uint32_t)r->member);
+    dp_rng_seed(&r->drop, cfg->run.seed, RNG_TOKDROP, (uint32_t)(r->member * 65536 + d->rank));
+    dp_rng_seed(&r->ctx.dropout_rng, cfg->run.seed, 0x54, (uint32_t)(r->member * 65536 + d->rank));
     if (d->o->out[0] && d->rank == 0) snprintf(r->dir, sizeof r->dir, "%s", d->o->out);
     return DP_OK;
 }
@@ -397,7 +391,7 @@ static dp_status task_step(void *t, dp_driver *d, long step, long *next, double 
     if (rc == DP_OK) {
         dp_watchdog_wait_begin(d->sync.wd, "embedding rows allreduce", 0, 0);
         rc = dp_rows_allreduce(r->m->emb.grad, r->m->cfg.buckets, (size_t)r->m->cfg.embed, r->ids, (size_t)ntok,
-                               DP_REDUCE_SUM, r->cfg->allreduce, d->size > 1 ? d->comm : MPI_COMM_NULL, r->rows,
+                               DP_REDUCE_SUM, r->cfg->run.allreduce, d->size > 1 ? d->comm : MPI_COMM_NULL, r->rows,
                                &r->touched, &r->ntouched);
         dp_watchdog_wait_end(d->sync.wd);
     }
@@ -424,9 +418,9 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
     res->loss = e->seen > 0 ? e->loss / e->seen : 0;
     res->epochs = (int)d->st.epoch + 1;
     double acc = e->seen > 0 ? e->correct / e->seen : 0;
-    if (d->rank == 0 && !r->cfg->quiet)
+    if (d->rank == 0 && !r->cfg->run.quiet)
         fprintf(stderr, "member %d epoch %d/%d: loss %.4f, train acc %.4f, %.1f s (%.0f examples/s/rank)\n",
-                r->member, res->epochs, r->cfg->epochs, res->loss, acc, dt, e->seen / dt / d->size);
+                r->member, res->epochs, r->cfg->run.epochs, res->loss, acc, dt, e->seen / dt / d->size);
     dp_report_json(&d->rep, "{\"epoch\":%d,\"loss\":%.6f,\"train_acc\":%.6f,\"seconds\":%.3f,\"examples\":%.0f}",
                    res->epochs, res->loss, acc, dt, e->seen);
     return DP_OK;
@@ -537,11 +531,11 @@ dp_status dp_dsi_train_member(const dp_dsi_train_config *cfg, MPI_Comm comm, int
     dp_status rc = dp_dsi_train_check(cfg);
     if (rc != DP_OK) return rc;
     /* the members write apart and print no progress over each other */
-    dp_run_opts o = {.epochs = cfg->epochs, .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1,
-                     .loss_scale_growth = 1, .watchdog_s = cfg->watchdog_s, .threads = cfg->threads,
-                     .progress = 0, .quiet = 1};
-    if (strlen(cfg->out) > sizeof o.out - 24) return dp_errorf(DP_ERR_ARG, "--out: longer than %zu characters", sizeof o.out - 24);
-    if (cfg->out[0]) snprintf(o.out, sizeof o.out, "%.488s/member-%d", cfg->out, member);
+    dp_run_opts o = dp_run_opts_make(&cfg->run);
+    o.progress = 0;
+    o.quiet = 1;
+    if (strlen(cfg->run.out) > sizeof o.out - 24) return dp_errorf(DP_ERR_ARG, "--out: longer than %zu characters", sizeof o.out - 24);
+    if (cfg->run.out[0]) snprintf(o.out, sizeof o.out, "%.488s/member-%d", cfg->run.out, member);
     snprintf(o.label, sizeof o.label, "member %d", member);
     dsi_run r = {.cfg = cfg, .res = res, .member = member};
     dp_driver d;

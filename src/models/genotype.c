@@ -3,14 +3,12 @@
  * namedtuple, quark0/darts cnn/genotypes.py), and a graphviz picture laid out
  * like the reference visualize.py. */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "dptrain/fsutil.h"
 #include "dptrain/nas.h"
 
 enum { NPAIRS = 2 * DP_NAS_NODES };
@@ -132,25 +130,6 @@ int dp_genotype_format(const dp_genotype *g, char *buf, size_t n)
     return len;
 }
 
-/* temp + fsync + rename: a reader sees the old file or the new one. (The
- * models room cannot reach data/fsutil, which does the same.) */
-static dp_status write_atomic(const char *path, const char *text)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return dp_errorf(DP_ERR_ARG, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: create: %s", tmp, strerror(errno));
-    size_t len = strlen(text);
-    int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int err = errno;
-    if (fclose(f) != 0 && ok) ok = 0, err = errno;
-    if (ok && rename(tmp, path) != 0) ok = 0, err = errno;
-    if (ok) return DP_OK;
-    unlink(tmp);
-    return dp_errorf(DP_ERR_IO, "%s: write: %s", path, strerror(err));
-}
-
 dp_status dp_genotype_save(const dp_genotype *g, const char *path)
 {
     dp_status rc = dp_genotype_check(g);
@@ -165,41 +144,9 @@ dp_status dp_genotype_save(const dp_genotype *g, const char *path)
     }
     cJSON_free(s);
     if (!text) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
-    rc = write_atomic(path, text);
+    rc = dp_write_file_atomic(path, text, len + 1);
     free(text);
     return rc;
-}
-
-/* The whole file, NUL-terminated; a genotype is well under 1 KiB, so 1 MiB
- * is plenty and anything longer is not one. */
-static char *read_text(const char *path, dp_status *rc)
-{
-    enum { MAX_TEXT = 1 << 20 };
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *rc = dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
-        return NULL;
-    }
-    /* Sized by the file, limited before allocating; a pipe gets the limit. */
-    struct stat st;
-    size_t want = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size < MAX_TEXT
-                      ? (size_t)st.st_size + 1 : (size_t)MAX_TEXT + 1;
-    char *buf = malloc(want + 1);
-    size_t len = buf ? fread(buf, 1, want, f) : 0;
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) *rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
-    else if (err) *rc = dp_errorf(DP_ERR_IO, "%s: read error", path);
-    else if (len > MAX_TEXT) *rc = dp_errorf(DP_ERR_FORMAT, "%s: over %d bytes, too large for a genotype", path, MAX_TEXT);
-    else if (len == want) *rc = dp_errorf(DP_ERR_IO, "%s: file grew while being read", path);
-    else if (memchr(buf, 0, len)) *rc = dp_errorf(DP_ERR_FORMAT, "%s: not JSON (contains a NUL byte)", path);
-    else {
-        buf[len] = 0;
-        *rc = DP_OK;
-        return buf;
-    }
-    free(buf);
-    return NULL;
 }
 
 static void line_col(const char *text, const char *at, int *line, int *col)
@@ -284,9 +231,10 @@ static dp_status from_json(const char *path, const cJSON *root, dp_genotype *g)
 dp_status dp_genotype_load(const char *path, dp_genotype *g)
 {
     memset(g, 0, sizeof *g);
-    dp_status rc;
-    char *text = read_text(path, &rc);
-    if (!text) return rc;
+    /* a genotype is well under 1 KiB: anything over 1 MiB is not one */
+    char *text = NULL;
+    dp_status rc = dp_read_text(path, 1 << 20, &text);
+    if (rc != DP_OK) return rc;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(text, &end, 0);
     int line, col;
@@ -331,7 +279,7 @@ dp_status dp_genotype_write_dot(const dp_genotype *g, int reduce, const char *pa
     for (int i = 0; i < DP_NAS_NODES; i++) EMIT("  \"%d\" -> \"c_{k}\" [fillcolor=gray];\n", i);
     EMIT("}\n");
 #undef EMIT
-    return write_atomic(path, text);
+    return dp_write_file_atomic(path, text, strlen(text));
 }
 
 int dp_genotype_skips(const dp_genotype *g)

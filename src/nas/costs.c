@@ -95,7 +95,7 @@ dp_status dp_search_profile_ops(const dp_search_config *cfg, const char *path)
 {
     dp_supernet_config net = cfg->net;
     dp_manifest *man = NULL;
-    dp_status rc = dp_manifest_load(cfg->data, &man);
+    dp_status rc = dp_manifest_load(cfg->run.data, &man);
     if (rc != DP_OK) return rc;
     net.in = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
                               (int)man->schema.param[3]};
@@ -114,16 +114,16 @@ dp_status dp_search_profile_ops(const dp_search_config *cfg, const char *path)
     char *buf = malloc(cap);
     if (!buf) return dp_errorf(DP_ERR_NOMEM, "--profile-ops: out of memory");
     size_t len = (size_t)snprintf(buf, cap, "# dptrain search --profile-ops: batch %d, forward + backward, median of %d\n"
-                                            "# op C H W stride ms\n", cfg->batch, REPS);
+                                            "# op C H W stride ms\n", cfg->run.batch, REPS);
     for (int k = 0; k < cfg->net.nops && rc == DP_OK; k++) {
         int op = cfg->net.ops[k];
         for (int j = 0; j < np && rc == DP_OK; j++) {
             double ms = 0;
-            if (op != DP_NAS_NONE) rc = time_op(op, pl[j], cfg->batch, &ms);
+            if (op != DP_NAS_NONE) rc = time_op(op, pl[j], cfg->run.batch, &ms);
             if (rc == DP_OK)
                 len += (size_t)snprintf(buf + len, cap - len, "%s %d %d %d %d %.4f\n", dp_nas_op_name(op), pl[j][0],
                                         pl[j][1], pl[j][2], pl[j][3], ms);
-            if (rc == DP_OK && !cfg->quiet)
+            if (rc == DP_OK && !cfg->run.quiet)
                 fprintf(stderr, "%-14s C=%-4d %3dx%-3d stride %d: %8.3f ms\n", dp_nas_op_name(op), pl[j][0], pl[j][1],
                         pl[j][2], pl[j][3], ms);
         }

@@ -157,11 +157,12 @@ dp_status nas_evaluate(srch *s, long limit, double *loss, double *acc)
 {
     /* global sampler: every rank holds the whole held-out half, so each takes its slice */
     long lo = 0, hi = s->va.n;
-    if (s->cfg->sampler == DP_SAMPLER_GLOBAL) lo = s->va.n * s->rank / s->size, hi = s->va.n * (s->rank + 1) / s->size;
+    if (s->cfg->run.sampler == DP_SAMPLER_GLOBAL)
+        lo = s->va.n * s->rank / s->size, hi = s->va.n * (s->rank + 1) / s->size;
     if (limit > 0) {
         long per = (limit + s->size - 1) / s->size;
         if (hi - lo > per) hi = lo + per;
     }
     if (s->strat->before_eval) s->strat->before_eval(s); /* gumbel: no noise */
-    return dp_image_evaluate(&s->b, &s->ctx, s->sn->model, &s->va, lo, hi, s->cfg->eval_batch, s->ws, loss, acc);
+    return dp_image_evaluate(&s->b, &s->ctx, s->sn->model, &s->va, lo, hi, s->cfg->run.eval_batch, s->ws, loss, acc);
 }

@@ -10,12 +10,11 @@
 void dp_search_config_defaults(dp_search_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    snprintf(cfg->data, sizeof cfg->data, "shards/fashion-mnist");
+    dp_run_config_defaults(&cfg->run);
+    snprintf(cfg->run.data, sizeof cfg->run.data, "shards/fashion-mnist");
     dp_supernet_config_defaults(&cfg->net);
     cfg->strategy = DP_NAS_DARTS;
-    cfg->epochs = 1;
-    cfg->batch = 64;
-    cfg->eval_batch = 64; /* the arena holds a whole forward: a large eval batch would set the peak memory */
+    cfg->run.eval_batch = 64; /* the arena holds a whole forward: a large eval batch would set the peak memory */
     cfg->w_lr = 0.025f, cfg->w_min_lr = 0.001f, cfg->w_momentum = 0.9f, cfg->w_wd = 3e-4f, cfg->w_clip = 5.0f;
     cfg->a_lr = 3e-4f, cfg->a_beta1 = 0.5f, cfg->a_beta2 = 0.999f, cfg->a_wd = 1e-3f, cfg->a_clip = 10.0f;
     cfg->t_start = 0; /* 0: the strategy's default (dp_search_temperatures) */
@@ -23,13 +22,6 @@ void dp_search_config_defaults(dp_search_config *cfg)
     cfg->prune_every = 50;
     cfg->warmup_epochs = 1;
     cfg->skip_warn = 4;
-    cfg->seed = 1;
-    cfg->threads = 1;
-    cfg->watchdog_s = 300;
-    cfg->allreduce = DP_ALLREDUCE_RING;
-    cfg->bucket_mb = 4.0f;
-    cfg->overlap = 1;
-    cfg->progress = -1;
 }
 
 #define RANGE(cond, ...)                                        \
@@ -52,13 +44,9 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     int non_none = 0;
     for (int k = 0; k < n->nops; k++) non_none += n->ops[k] != DP_NAS_NONE;
     RANGE(non_none >= 1, "--ops: the set needs at least one primitive other than none");
-    RANGE(cfg->epochs >= 1 && cfg->epochs <= 100000, "--epochs: %d is out of range [1, 100000]", cfg->epochs);
-    RANGE(cfg->batch >= 1 && cfg->batch <= DP_BATCH_MAX, "--batch: %d is out of range [1, %d]", cfg->batch, DP_BATCH_MAX);
-    RANGE(cfg->eval_batch >= 1 && cfg->eval_batch <= DP_BATCH_MAX, "--eval-batch: %d is out of range [1, %d]", cfg->eval_batch,
-          DP_BATCH_MAX);
-    RANGE(cfg->limit >= 0, "--limit: %ld is negative", cfg->limit);
+    dp_status rc = dp_run_config_check(&cfg->run, 1);
+    if (rc != DP_OK) return rc;
     RANGE(cfg->eval_limit >= 0, "--eval-limit: %ld is negative", cfg->eval_limit);
-    RANGE(cfg->sampler == 0 || cfg->sampler == 1, "--sampler: %d is not shard or global", cfg->sampler);
     POS(cfg->w_lr, "--lr");
     RANGE(isfinite(cfg->w_min_lr) && cfg->w_min_lr >= 0 && cfg->w_min_lr <= cfg->w_lr,
           "--min-lr: %g is out of range [0, lr=%g]", cfg->w_min_lr, cfg->w_lr);
@@ -81,22 +69,12 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
           nas_strategy_list(NAS_FLAG_UNROLLED, 0, names, sizeof names));
     RANGE(cfg->prune_every >= 1, "--prune-every: %d must be >= 1", cfg->prune_every);
     RANGE(cfg->warmup_epochs >= 0, "--warmup-epochs: %d is negative", cfg->warmup_epochs);
-    RANGE(cfg->arch_warmup >= 0 && cfg->arch_warmup < cfg->epochs, "--arch-warmup: %d must be in [0, epochs=%d)",
-          cfg->arch_warmup, cfg->epochs);
+    RANGE(cfg->arch_warmup >= 0 && cfg->arch_warmup < cfg->run.epochs, "--arch-warmup: %d must be in [0, epochs=%d)",
+          cfg->arch_warmup, cfg->run.epochs);
     RANGE(cfg->skip_warn >= 1 && cfg->skip_warn <= 8, "--skip-warn: %d is out of range [1, 8]", cfg->skip_warn);
-    RANGE(cfg->threads >= 1 && cfg->threads <= DP_THREADS_MAX, "--threads: %d is out of range [1, %d]", cfg->threads,
-          DP_THREADS_MAX);
-    RANGE(isfinite(cfg->bucket_mb) && cfg->bucket_mb > 0 && cfg->bucket_mb <= 4096,
-          "--bucket-mb: %g is out of range (0, 4096]", cfg->bucket_mb);
-    RANGE(cfg->check_replicas >= 0, "--check-replicas: %ld is negative", cfg->check_replicas);
-    RANGE(isfinite(cfg->watchdog_s) && cfg->watchdog_s >= 0 && cfg->watchdog_s <= 86400,
-          "--watchdog: %g is out of range [0, 86400] seconds", cfg->watchdog_s);
-    dp_status rc = dp_compress_check(&cfg->codec, cfg->allreduce);
-    if (rc != DP_OK) return rc;
-    RANGE(cfg->stop_after >= 0 && cfg->stop_after <= cfg->epochs, "--stop-after: %d is out of range [1, epochs=%d]",
-          cfg->stop_after, cfg->epochs);
-    RANGE(cfg->out[0] || (!cfg->resume && !cfg->stop_after), "--resume and --stop-after need --out (the checkpoint "
-          "is <out>/search.dpc)");
+    RANGE(cfg->stop_after >= 0 && cfg->stop_after <= cfg->run.epochs, "--stop-after: %d is out of range [1, epochs=%d]",
+          cfg->stop_after, cfg->run.epochs);
+    RANGE(cfg->run.out[0] || !cfg->stop_after, "--stop-after needs --out DIR (the checkpoint is <out>/search.dpc)");
     return DP_OK;
 }
 
@@ -104,19 +82,19 @@ int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
 {
     const dp_supernet_config *s = &cfg->net;
     char codec[64];
-    dp_compress_name(&cfg->codec, codec, sizeof codec);
+    dp_compress_name(&cfg->run.codec, codec, sizeof codec);
     int len = snprintf(buf, n,
                        "data=%s\nlayers=%d\nchannels=%d\nstem=%d\nin=%dx%dx%d/%d\nstrategy=%s\nepochs=%d\nbatch=%d\n"
                        "eval_batch=%d\nlimit=%ld\neval_limit=%ld\nsampler=%d\nw=%g/%g/%g/%g/%g\na=%g/%g/%g/%g/%g\n"
                        "unrolled=%d\narch_warmup=%d\nt=%g/%g\ncost_weight=%g\ncost_table=%s\nflops_budget=%g\nprune=%d/%d\n"
                        "seed=%llu\nallreduce=%d\ncodec=%s/%d\nrecompute=%d\nops=",
-                       cfg->data, s->layers, s->channels, s->stem_multiplier, s->in.c, s->in.h, s->in.w, s->in.classes,
-                       dp_nas_strategy_name(cfg->strategy), cfg->epochs, cfg->batch, cfg->eval_batch, cfg->limit,
-                       cfg->eval_limit, cfg->sampler, cfg->w_lr, cfg->w_min_lr, cfg->w_momentum, cfg->w_wd,
-                       cfg->w_clip, cfg->a_lr, cfg->a_beta1, cfg->a_beta2, cfg->a_wd, cfg->a_clip, cfg->unrolled, cfg->arch_warmup,
+                       cfg->run.data, s->layers, s->channels, s->stem_multiplier, s->in.c, s->in.h, s->in.w,
+                       s->in.classes, dp_nas_strategy_name(cfg->strategy), cfg->run.epochs, cfg->run.batch,
+                       cfg->run.eval_batch, cfg->run.limit, cfg->eval_limit, cfg->run.sampler, cfg->w_lr,
+                       cfg->w_min_lr, cfg->w_momentum, cfg->w_wd, cfg->w_clip, cfg->a_lr, cfg->a_beta1, cfg->a_beta2, cfg->a_wd, cfg->a_clip, cfg->unrolled, cfg->arch_warmup,
                        cfg->t_start, cfg->t_end, cfg->cost_weight, cfg->cost_table, cfg->flops_budget,
-                       cfg->prune_every, cfg->warmup_epochs, (unsigned long long)cfg->seed, (int)cfg->allreduce,
-                       codec, cfg->codec.wire_zstd_level, s->recompute);
+                       cfg->prune_every, cfg->warmup_epochs, (unsigned long long)cfg->run.seed, (int)cfg->run.allreduce,
+                       codec, cfg->run.codec.wire_zstd_level, s->recompute);
     for (int k = 0; k < s->nops && len > 0 && (size_t)len < n; k++)
         len += snprintf(buf + len, n - (size_t)len, "%s%s", k ? "," : "", dp_nas_op_name(s->ops[k]));
     if (len > 0 && (size_t)len < n) len += snprintf(buf + len, n - (size_t)len, "\n");

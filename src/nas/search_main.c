@@ -19,9 +19,10 @@
 static dp_status load_data(srch *s)
 {
     const dp_search_config *cfg = s->cfg;
-    dp_status rc = dp_image_train_load(cfg->data, (dp_sampler_kind)cfg->sampler, s->ws, cfg->limit, &s->all);
+    dp_status rc = dp_image_train_load(&cfg->run, s->ws, &s->all);
     if (rc != DP_OK) return rc;
-    if (s->all.split_total < 2) return dp_errorf(DP_ERR_ARG, "%s: the train split has fewer than 2 images", cfg->data);
+    if (s->all.split_total < 2)
+        return dp_errorf(DP_ERR_ARG, "%s: the train split has fewer than 2 images", cfg->run.data);
     long half = s->all.n / 2;
     s->tr = s->all;
     s->tr.n = half;
@@ -29,7 +30,7 @@ static dp_status load_data(srch *s)
     s->va.n = s->all.n - half;
     s->va.pixels = s->all.pixels + (size_t)half * (size_t)s->all.c * (size_t)s->all.h * (size_t)s->all.w;
     s->va.labels = s->all.labels + half;
-    return dp_image_batch_init(&s->b, &s->all, cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch);
+    return dp_image_batch_init(&s->b, &s->all, &cfg->run);
 }
 
 /* Steps whose batch is full on every rank: the last, partial global batch is
@@ -92,14 +93,14 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     s->rank = d->rank, s->size = d->size;
     s->net = cfg->net;
     uint64_t manifest_hash = 0;
-    dp_status rc = dp_image_shape(cfg->data, &s->net.in, &manifest_hash);
+    dp_status rc = dp_image_shape(cfg->run.data, &s->net.in, &manifest_hash);
     if (rc == DP_OK) rc = dp_supernet_build(&s->net, &s->sn);
     static const dp_params none;
     dp_ctx_init(&s->ctx);
-    info->sync = dp_sync_opts_make(cfg->allreduce, cfg->bucket_mb, cfg->overlap, &cfg->codec, cfg->seed);
+    info->sync = dp_run_sync_opts(&cfg->run);
     dp_sync_opts ao = info->sync;
     ao.codec = dp_compress_ring_part(&info->sync.codec); /* alpha stays dense: no top-k or PowerSGD */
-    ao.codec.seed = cfg->seed ^ 0x5bd1e995u; /* alpha's rounding stream apart from the weights' */
+    ao.codec.seed = cfg->run.seed ^ 0x5bd1e995u; /* alpha's rounding stream apart from the weights' */
     ao.overlap = 0, ao.bucket_bytes = 1 << 20;
     dp_status ra = dp_sync_init(&s->async, d->comm, s->sn ? &s->sn->alpha : &none, &ao);
     if (ra != DP_OK) return ra;
@@ -117,15 +118,15 @@ static dp_status task_load(void *t, dp_driver *d)
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
     dp_status rc = dp_sync_all_ok(s->ws, load_data(s), "loading the data");
-    dp_sampler_kind kind = (dp_sampler_kind)cfg->sampler;
-    if (rc == DP_OK) rc = dp_sampler_make(&s->str, kind, s->ws, cfg->batch, s->tr.n);
-    if (rc == DP_OK) rc = dp_sampler_make(&s->sva, kind, s->ws, cfg->batch, s->va.n);
+    dp_sampler_kind kind = (dp_sampler_kind)cfg->run.sampler;
+    if (rc == DP_OK) rc = dp_sampler_make(&s->str, kind, s->ws, cfg->run.batch, s->tr.n);
+    if (rc == DP_OK) rc = dp_sampler_make(&s->sva, kind, s->ws, cfg->run.batch, s->va.n);
     if (rc != DP_OK) return rc;
     s->steps = full_batches(&s->str);
     s->vsteps = full_batches(&s->sva);
     if (s->steps == 0 || s->vsteps == 0)
         return dp_errorf(DP_ERR_ARG, "%s: %ld training images make no full global batch of %d x %d in each half",
-                         cfg->data, s->all.split_total, s->size, cfg->batch);
+                         cfg->run.data, s->all.split_total, s->size, cfg->run.batch);
     if (s->size > 1) {
         /* synchronised batch-norm: P ranks x batch b normalise like one rank with batch P b */
         s->ctx.stat_reduce = stat_reduce;
@@ -133,9 +134,9 @@ static dp_status task_load(void *t, dp_driver *d)
     }
 
     dp_rng init;
-    dp_rng_seed(&init, cfg->seed, DP_STREAM_INIT, 0);
+    dp_rng_seed(&init, cfg->run.seed, DP_STREAM_INIT, 0);
     dp_params_init(&s->sn->model->params, &init);
-    dp_rng_seed(&init, cfg->seed, DP_STREAM_USER + 2, 0);
+    dp_rng_seed(&init, cfg->run.seed, DP_STREAM_USER + 2, 0);
     dp_supernet_init_alpha(s->sn, &init);
     dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
     rc = dp_sync_bcast(s->ws, ap->data, ap->n * sizeof(float)); /* the weights: the driver's */
@@ -148,14 +149,14 @@ static dp_status task_load(void *t, dp_driver *d)
     if (rc == DP_OK) rc = dp_optimizer_init(&s->aopt, &ac, ap->n);
     if (rc != DP_OK) return rc;
     d->ckpt_floats = (double)(s->wopt.state_n + s->aopt.state_n + 2 * ap->n) + (double)s->size * (double)s->async.state_n;
-    s->total_steps = (long)cfg->epochs * s->steps;
+    s->total_steps = (long)cfg->run.epochs * s->steps;
     s->wsched = (dp_schedule){.kind = DP_SCHED_COSINE, .base_lr = cfg->w_lr, .min_lr = cfg->w_min_lr,
                               .gamma = 1, .step_size = 1, .total = s->total_steps};
     dp_search_temperatures(cfg, &s->t_start, &s->t_end);
-    uint32_t stream_rank = cfg->sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)s->rank;
-    dp_rng_seed(&s->shuffle_t, cfg->seed, DP_STREAM_SHUFFLE, stream_rank);
-    dp_rng_seed(&s->shuffle_v, cfg->seed, DP_STREAM_USER + 3, stream_rank);
-    dp_rng_seed(&s->noise, cfg->seed, DP_STREAM_USER + 4, 0); /* shared: ranks sample the same ops */
+    uint32_t stream_rank = cfg->run.sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)s->rank;
+    dp_rng_seed(&s->shuffle_t, cfg->run.seed, DP_STREAM_SHUFFLE, stream_rank);
+    dp_rng_seed(&s->shuffle_v, cfg->run.seed, DP_STREAM_USER + 3, stream_rank);
+    dp_rng_seed(&s->noise, cfg->run.seed, DP_STREAM_USER + 4, 0); /* shared: ranks sample the same ops */
     size_t na = (size_t)NAS_ROWS * (size_t)s->nops;
     s->gumbel = calloc(na, sizeof *s->gumbel);
     s->mask = malloc(na * sizeof *s->mask);
@@ -180,14 +181,14 @@ static dp_status task_start(void *t, dp_driver *d)
     dp_status rc = s->rank == 0 ? nas_outputs_open(s) : DP_OK;
     rc = dp_sync_all_ok(s->ws, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
-    if (!cfg->quiet && s->rank == 0)
+    if (!cfg->run.quiet && s->rank == 0)
         fprintf(stderr,
                 "dptrain search: %s, %d cells x %d channels, %d ops, %zu weights + %zu alphas, %ld train / %ld "
                 "held-out images, %d rank(s) x batch %d, %ld steps/epoch, allreduce %s%s\n",
                 dp_nas_strategy_name(cfg->strategy), s->net.layers, s->net.channels, s->nops,
                 s->sn->model->params.n, s->sn->alpha.n, s->all.split_total / 2,
-                s->all.split_total - s->all.split_total / 2, s->size, cfg->batch, s->steps,
-                cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", s->ws->overlap ? " overlapped" : "");
+                s->all.split_total - s->all.split_total / 2, s->size, cfg->run.batch, s->steps,
+                cfg->run.allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", s->ws->overlap ? " overlapped" : "");
     return DP_OK;
 }
 
@@ -223,7 +224,7 @@ static dp_status task_after_step(void *t, dp_driver *d)
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
     dp_status rc = DP_OK;
-    if (cfg->check_replicas && nas_step(s) % cfg->check_replicas == 0)
+    if (cfg->run.check_replicas && nas_step(s) % cfg->run.check_replicas == 0)
         rc = dp_sync_check_replicas(&s->async, &s->sn->alpha, nas_step(s));
     if (rc == DP_OK && s->strat->after_step) rc = s->strat->after_step(s, (int)d->st.epoch);
     return rc;
@@ -255,10 +256,10 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
     res->val_loss = vl;
     res->val_acc = va;
     res->derived_mflops = nas_genotype_mflops(s, &g);
-    if (!s->cfg->quiet && s->rank == 0) {
+    if (!s->cfg->run.quiet && s->rank == 0) {
         fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.4f | held-out loss %.4f acc %.4f | %.1f s | T %.3g | "
                         "normal-cell skips %d | derived %.2f MFLOPs\n",
-                epoch + 1, s->cfg->epochs, res->train_loss, res->train_acc, vl, va, e->step_s, s->temp, skips,
+                epoch + 1, s->cfg->run.epochs, res->train_loss, res->train_acc, vl, va, e->step_s, s->temp, skips,
                 res->derived_mflops);
         fprintf(stderr, "  genotype %s\n", text + 9);
         if (skips >= s->cfg->skip_warn)
@@ -289,9 +290,9 @@ static dp_status task_finish(void *t, dp_driver *d)
         if (rc != DP_OK) return rc;
         res->skips = dp_genotype_skips(&res->genotype);
         res->derived_mflops = nas_genotype_mflops(s, &res->genotype);
-        if (s->rank == 0 && s->cfg->out[0]) {
+        if (s->rank == 0 && s->cfg->run.out[0]) {
             char path[600];
-            snprintf(path, sizeof path, "%s/genotype.json", s->cfg->out);
+            snprintf(path, sizeof path, "%s/genotype.json", s->cfg->run.out);
             rc = dp_genotype_save(&res->genotype, path);
             if (rc != DP_OK) return rc;
         }
@@ -328,9 +329,9 @@ static int task_parts(void *t, dp_driver *d, dp_ck_part *p)
 static dp_status task_restored(void *t, dp_driver *d)
 {
     srch *s = t;
-    if ((int)d->st.epoch >= s->cfg->epochs)
+    if ((int)d->st.epoch >= s->cfg->run.epochs)
         return dp_errorf(DP_ERR_ARG, "%s: this search is complete (%u of %d epochs); nothing to resume", d->ckpt,
-                         d->st.epoch, s->cfg->epochs);
+                         d->st.epoch, s->cfg->run.epochs);
     s->last_prune = s->ck_counts.last_prune;
     s->wopt.t = s->ck_counts.wopt_t;
     s->aopt.t = s->ck_counts.aopt_t;
@@ -372,12 +373,8 @@ dp_status dp_search_run(const dp_search_config *cfg, MPI_Comm comm, dp_search_re
     memset(res, 0, sizeof *res);
     dp_status rc = dp_search_config_check(cfg);
     if (rc != DP_OK) return rc;
-    dp_run_opts o = {.epochs = cfg->epochs, .resume = cfg->resume, .stop_after_epochs = cfg->stop_after,
-                     .keep_checkpoints = 2, .check_replicas = cfg->check_replicas,
-                     .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1, .loss_scale_growth = 1,
-                     .watchdog_s = cfg->watchdog_s, .threads = cfg->threads, .progress = cfg->progress,
-                     .quiet = cfg->quiet};
-    snprintf(o.out, sizeof o.out, "%s", cfg->out);
+    dp_run_opts o = dp_run_opts_make(&cfg->run);
+    o.stop_after_epochs = cfg->stop_after;
     srch s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;

@@ -48,17 +48,17 @@ double nas_genotype_mflops(const srch *s, const dp_genotype *g)
 dp_status nas_csv_open(const srch *s, const char *name, FILE **f)
 {
     char path[700];
-    snprintf(path, sizeof path, "%s/%s", s->cfg->out, name);
-    *f = fopen(path, s->cfg->resume ? "a" : "w"); /* a resumed search appends to the rows it wrote */
+    snprintf(path, sizeof path, "%s/%s", s->cfg->run.out, name);
+    *f = fopen(path, s->cfg->run.resume ? "a" : "w"); /* a resumed search appends to the rows it wrote */
     return *f ? DP_OK : dp_errorf(DP_ERR_IO, "%s: cannot create", path);
 }
 
 dp_status nas_outputs_open(srch *s)
 {
-    if (!s->cfg->out[0]) return DP_OK;
+    if (!s->cfg->run.out[0]) return DP_OK;
     dp_status rc = nas_csv_open(s, "alpha.csv", &s->alpha_csv);
     if (rc != DP_OK) return rc;
-    if (!s->cfg->resume) {
+    if (!s->cfg->run.resume) {
         fprintf(s->alpha_csv, "epoch,cell,edge");
         for (int k = 0; k < s->nops; k++) fprintf(s->alpha_csv, ",%s", dp_nas_op_name(s->sn->cfg.ops[k]));
         fprintf(s->alpha_csv, "\n");
@@ -78,7 +78,7 @@ dp_status nas_epoch_outputs(srch *s, int epoch, dp_genotype *g, int *skips)
     dp_status rc = nas_derive(s, g);
     if (rc != DP_OK) return rc;
     *skips = dp_genotype_skips(g);
-    if (s->rank != 0 || !s->cfg->out[0]) return DP_OK;
+    if (s->rank != 0 || !s->cfg->run.out[0]) return DP_OK;
     float w[NAS_ROWS * DP_NAS_NUM_OPS];
     nas_host_weights(s, w);
     for (int r = 0; r < NAS_ROWS; r++) {
@@ -88,21 +88,21 @@ dp_status nas_epoch_outputs(srch *s, int epoch, dp_genotype *g, int *skips)
     }
     fflush(s->alpha_csv);
     char path[700];
-    snprintf(path, sizeof path, "%s/genotype_epoch%d.json", s->cfg->out, epoch + 1);
+    snprintf(path, sizeof path, "%s/genotype_epoch%d.json", s->cfg->run.out, epoch + 1);
     rc = dp_genotype_save(g, path);
-    snprintf(path, sizeof path, "%s/genotype.json", s->cfg->out);
+    snprintf(path, sizeof path, "%s/genotype.json", s->cfg->run.out);
     if (rc == DP_OK) rc = dp_genotype_save(g, path);
     return rc;
 }
 
 void nas_draw_cells(srch *s, const dp_genotype *g)
 {
-    if (!s->cfg->out[0]) return;
+    if (!s->cfg->run.out[0]) return;
     static const char *names[2] = {"normal", "reduction"};
     for (int t = 0; t < 2; t++) {
         char dot[700], png[700], cmd[1600];
-        snprintf(dot, sizeof dot, "%s/%s.dot", s->cfg->out, names[t]);
-        snprintf(png, sizeof png, "%s/%s.png", s->cfg->out, names[t]);
+        snprintf(dot, sizeof dot, "%s/%s.dot", s->cfg->run.out, names[t]);
+        snprintf(png, sizeof png, "%s/%s.png", s->cfg->run.out, names[t]);
         if (dp_genotype_write_dot(g, t, dot) != DP_OK) {
             fprintf(stderr, "warning: %s\n", dp_errmsg());
             continue;
@@ -110,7 +110,7 @@ void nas_draw_cells(srch *s, const dp_genotype *g)
         /* graphviz is optional: without it the .dot files are the picture */
         snprintf(cmd, sizeof cmd, "command -v dot >/dev/null 2>&1 && dot -Tpng '%s' -o '%s'", dot, png);
         int st = system(cmd);
-        if (!s->cfg->quiet)
+        if (!s->cfg->run.quiet)
             fprintf(stderr, "%s cell: %s%s\n", names[t], st == 0 ? png : dot,
                     st == 0 ? "" : " (install graphviz for a PNG)");
     }

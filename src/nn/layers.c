@@ -6,17 +6,20 @@
 
 static void pname(char *buf, size_t n, const char *base, const char *leaf) { snprintf(buf, n, "%s.%s", base, leaf); }
 
-void dp_nn_linear_init(dp_linear_layer *l, dp_params *p, const char *name, int in, int out, int bias)
+/* Declares parameter "<base>.<leaf>". */
+static dp_tensor *add(dp_params *p, const char *base, const char *leaf, int ndim, const int *shape, dp_init_kind init,
+                      long fan_in, long fan_out)
 {
     char nm[64];
+    pname(nm, sizeof nm, base, leaf);
+    return dp_params_add(p, nm, ndim, shape, init, fan_in, fan_out);
+}
+
+void dp_nn_linear_init(dp_linear_layer *l, dp_params *p, const char *name, int in, int out, int bias)
+{
     int ws[2] = {out, in}, bs[1] = {out};
-    pname(nm, sizeof nm, name, "weight");
-    l->w = dp_params_add(p, nm, 2, ws, DP_INIT_TORCH_WEIGHT, in, out);
-    l->b = NULL;
-    if (bias) {
-        pname(nm, sizeof nm, name, "bias");
-        l->b = dp_params_add(p, nm, 1, bs, DP_INIT_TORCH_BIAS, in, out);
-    }
+    l->w = add(p, name, "weight", 2, ws, DP_INIT_TORCH_WEIGHT, in, out);
+    l->b = bias ? add(p, name, "bias", 1, bs, DP_INIT_TORCH_BIAS, in, out) : NULL;
 }
 
 dp_tensor *dp_nn_linear(dp_ctx *c, const dp_linear_layer *l, dp_tensor *x) { return dp_linear(c, x, l->w, l->b); }
@@ -24,16 +27,10 @@ dp_tensor *dp_nn_linear(dp_ctx *c, const dp_linear_layer *l, dp_tensor *x) { ret
 void dp_nn_conv_init(dp_conv_layer *l, dp_params *p, const char *name, int cin, int cout, int k, int stride, int pad,
                      int dilation, int groups, int bias)
 {
-    char nm[64];
     int ws[4] = {cout, cin / groups, k, k}, bs[1] = {cout};
     long fan_in = (long)(cin / groups) * k * k, fan_out = (long)(cout / groups) * k * k;
-    pname(nm, sizeof nm, name, "weight");
-    l->w = dp_params_add(p, nm, 4, ws, DP_INIT_TORCH_WEIGHT, fan_in, fan_out);
-    l->b = NULL;
-    if (bias) {
-        pname(nm, sizeof nm, name, "bias");
-        l->b = dp_params_add(p, nm, 1, bs, DP_INIT_TORCH_BIAS, fan_in, fan_out);
-    }
+    l->w = add(p, name, "weight", 4, ws, DP_INIT_TORCH_WEIGHT, fan_in, fan_out);
+    l->b = bias ? add(p, name, "bias", 1, bs, DP_INIT_TORCH_BIAS, fan_in, fan_out) : NULL;
     l->stride = stride;
     l->pad = pad;
     l->dilation = dilation;
@@ -51,10 +48,8 @@ void dp_nn_bn_init(dp_bn_layer *l, dp_params *p, const char *name, int channels,
     int s[1] = {channels};
     l->gamma = l->beta = NULL;
     if (affine) {
-        pname(nm, sizeof nm, name, "weight");
-        l->gamma = dp_params_add(p, nm, 1, s, DP_INIT_ONE, channels, channels);
-        pname(nm, sizeof nm, name, "bias");
-        l->beta = dp_params_add(p, nm, 1, s, DP_INIT_ZERO, channels, channels);
+        l->gamma = add(p, name, "weight", 1, s, DP_INIT_ONE, channels, channels);
+        l->beta = add(p, name, "bias", 1, s, DP_INIT_ZERO, channels, channels);
     }
     pname(nm, sizeof nm, name, "running_mean");
     l->mean = dp_params_add_buffer(p, nm, channels, DP_INIT_ZERO);
@@ -71,10 +66,8 @@ dp_tensor *dp_nn_bn(dp_ctx *c, const dp_bn_layer *l, dp_tensor *x)
 
 void dp_nn_embedding_bag_init(dp_embedding_bag_layer *l, dp_params *p, const char *name, int vocab, int dim, int mean)
 {
-    char nm[64];
     int s[2] = {vocab, dim};
-    pname(nm, sizeof nm, name, "weight");
-    l->w = dp_params_add(p, nm, 2, s, DP_INIT_NORMAL_SMALL, dim, dim);
+    l->w = add(p, name, "weight", 2, s, DP_INIT_NORMAL_SMALL, dim, dim);
     l->mean = mean;
 }
 

@@ -6,6 +6,7 @@
  *     SGD, momentum == 0:  nothing (state == NULL, state_n == 0)
  *     Adam / AdamW:        [ m 0..n | v n..2n ) */
 #include "dptrain/optim.h"
+#include "optim/names.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -31,18 +32,15 @@ static const char *const kind_names[] = {
 
 const char *dp_opt_kind_name(dp_opt_kind k)
 {
-    if ((unsigned)k < sizeof kind_names / sizeof kind_names[0])
-        return kind_names[k];
-    return "unknown";
+    return (unsigned)k < DP_NAMES_N(kind_names) ? kind_names[k] : "unknown";
 }
 
 dp_status dp_opt_kind_parse(const char *name, dp_opt_kind *out)
 {
-    for (unsigned k = 0; k < sizeof kind_names / sizeof kind_names[0]; k++) {
-        if (name && 0 == strcmp(name, kind_names[k])) {
-            *out = (dp_opt_kind)k;
-            return DP_OK;
-        }
+    const int k = dp_names_find(kind_names, DP_NAMES_N(kind_names), name);
+    if (k >= 0) {
+        *out = (dp_opt_kind)k;
+        return DP_OK;
     }
     return dp_errorf(DP_ERR_ARG, "unknown optimizer \"%s\" (expected sgd, adam or adamw)",
                      name ? name : "(null)");

@@ -12,6 +12,7 @@
  * wasted step) and the last warm-up step reaches base, meeting the decay
  * schedule's t = 0 value without a jump. */
 #include "dptrain/optim.h"
+#include "optim/names.h"
 
 #include <math.h>
 #include <string.h>
@@ -26,18 +27,15 @@ static const char *const sched_names[] = {
 
 const char *dp_schedule_kind_name(dp_sched_kind k)
 {
-    if ((unsigned)k < sizeof sched_names / sizeof sched_names[0])
-        return sched_names[k];
-    return "unknown";
+    return (unsigned)k < DP_NAMES_N(sched_names) ? sched_names[k] : "unknown";
 }
 
 dp_status dp_schedule_kind_parse(const char *name, dp_sched_kind *out)
 {
-    for (unsigned k = 0; k < sizeof sched_names / sizeof sched_names[0]; k++) {
-        if (name && 0 == strcmp(name, sched_names[k])) {
-            *out = (dp_sched_kind)k;
-            return DP_OK;
-        }
+    const int k = dp_names_find(sched_names, DP_NAMES_N(sched_names), name);
+    if (k >= 0) {
+        *out = (dp_sched_kind)k;
+        return DP_OK;
     }
     return dp_errorf(DP_ERR_ARG, "unknown lr schedule \"%s\" (expected constant, step or cosine)",
                      name ? name : "(null)");

@@ -9,10 +9,26 @@
  * The optimizer object (optimizer.c) calls this with its own buffer; callers with
  * their own sub-ranges call it directly.
  *
- * Each case gets its own loop so that no per-element branch on the config is left
- * for the vectoriser to see through. Weight decay is always applied: g + 0*p == g
- * for every finite p, and one loop shape is cheaper than doubling the cases. */
+ * Each case gets its own copy of one inlined loop (sgd_loop with constant
+ * flags) so that no per-element branch on the config is left for the
+ * vectoriser to see through. Weight decay is always applied: g + 0*p == g for
+ * every finite p, and one loop shape is cheaper than doubling the cases. */
 #include "dptrain/optim.h"
+
+/* first: torch clones d into the buffer instead of decaying a zero buffer,
+ * which matters when dampening != 0 (the first step is not damped). */
+static inline __attribute__((always_inline)) void sgd_loop(float *restrict p, const float *restrict g,
+                                                           float *restrict buf, size_t n, float lr, float wd,
+                                                           float mom, float keep, const int first,
+                                                           const int nesterov)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i] + wd * p[i];
+        float b = first ? d : buf[i] * mom + keep * d;
+        buf[i] = b;
+        p[i] -= lr * (nesterov ? d + mom * b : b);
+    }
+}
 
 static void sgd_plain(float *restrict p, const float *restrict g, size_t n,
                       float lr, float wd)
@@ -20,53 +36,6 @@ static void sgd_plain(float *restrict p, const float *restrict g, size_t n,
     for (size_t i = 0; i < n; i++) {
         float d = g[i] + wd * p[i];
         p[i] -= lr * d;
-    }
-}
-
-/* First step: torch clones d into the buffer instead of decaying a zero buffer,
- * which matters when dampening != 0 (the first step is not damped). */
-static void sgd_first(float *restrict p, const float *restrict g,
-                      float *restrict buf, size_t n, float lr, float wd)
-{
-    for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * p[i];
-        buf[i] = d;
-        p[i] -= lr * d;
-    }
-}
-
-static void sgd_first_nesterov(float *restrict p, const float *restrict g,
-                               float *restrict buf, size_t n, float lr, float wd,
-                               float mom)
-{
-    for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * p[i];
-        buf[i] = d;
-        p[i] -= lr * (d + mom * d);
-    }
-}
-
-static void sgd_momentum(float *restrict p, const float *restrict g,
-                         float *restrict buf, size_t n, float lr, float wd,
-                         float mom, float keep)
-{
-    for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * p[i];
-        float b = buf[i] * mom + keep * d;
-        buf[i] = b;
-        p[i] -= lr * b;
-    }
-}
-
-static void sgd_nesterov(float *restrict p, const float *restrict g,
-                         float *restrict buf, size_t n, float lr, float wd,
-                         float mom, float keep)
-{
-    for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * p[i];
-        float b = buf[i] * mom + keep * d;
-        buf[i] = b;
-        p[i] -= lr * (d + mom * b);
     }
 }
 
@@ -83,12 +52,12 @@ void dp_sgd_update(float *restrict params, const float *restrict grads,
         sgd_plain(params, grads, n, lr, wd);
     } else if (t <= 1) {
         if (cfg->nesterov)
-            sgd_first_nesterov(params, grads, buf, n, lr, wd, mom);
+            sgd_loop(params, grads, buf, n, lr, wd, mom, keep, 1, 1);
         else
-            sgd_first(params, grads, buf, n, lr, wd);
+            sgd_loop(params, grads, buf, n, lr, wd, mom, keep, 1, 0);
     } else if (cfg->nesterov) {
-        sgd_nesterov(params, grads, buf, n, lr, wd, mom, keep);
+        sgd_loop(params, grads, buf, n, lr, wd, mom, keep, 0, 1);
     } else {
-        sgd_momentum(params, grads, buf, n, lr, wd, mom, keep);
+        sgd_loop(params, grads, buf, n, lr, wd, mom, keep, 0, 0);
     }
 }

@@ -73,9 +73,9 @@ static dp_status build(void *t, dp_driver *d, dp_task_info *info)
     uint64_t manifest_hash = 0;
     dp_genotype g; /* first: a bad --arch is reported whatever the data */
     dp_status rc = cfg->arch[0] ? dp_genotype_load(cfg->arch, &g) : DP_OK;
-    if (rc == DP_OK) rc = dp_image_shape(cfg->data, &shape, &manifest_hash);
+    if (rc == DP_OK) rc = dp_image_shape(cfg->run.data, &shape, &manifest_hash);
     if (rc == DP_OK) rc = build_model(c, &shape, &g);
-    info->sync = dp_sync_opts_make(cfg->allreduce, cfg->bucket_mb, cfg->overlap, &cfg->codec, cfg->seed);
+    info->sync = dp_run_sync_opts(&cfg->run);
     info->params = c->m ? &c->m->params : NULL;
     info->resume_key = dp_train_config_resume_key;
     size_t len = strlen(c->config_text);
@@ -88,14 +88,14 @@ static dp_status build(void *t, dp_driver *d, dp_task_info *info)
 static dp_status load_data(classify *c, dp_driver *d)
 {
     const dp_train_config *cfg = c->cfg;
-    dp_status rc = dp_image_train_load(cfg->data, (dp_sampler_kind)cfg->sampler, &d->sync, cfg->limit, &c->train);
+    dp_status rc = dp_image_train_load(&cfg->run, &d->sync, &c->train);
     if (rc != DP_OK) return rc;
-    rc = dp_image_set_load(cfg->data, "test", d->rank, d->size, cfg->test_limit, &c->test);
+    rc = dp_image_set_load(cfg->run.data, "test", d->rank, d->size, cfg->test_limit, &c->test);
     if (rc != DP_OK) return rc;
-    if (c->train.split_total == 0) return dp_errorf(DP_ERR_ARG, "%s: the train split is empty", cfg->data);
+    if (c->train.split_total == 0) return dp_errorf(DP_ERR_ARG, "%s: the train split is empty", cfg->run.data);
     if (c->test.n && (c->test.c != c->train.c || c->test.h != c->train.h || c->test.w != c->train.w))
-        return dp_errorf(DP_ERR_FORMAT, "%s: train and test images differ in shape", cfg->data);
-    return dp_image_batch_init(&c->b, &c->train, cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch);
+        return dp_errorf(DP_ERR_FORMAT, "%s: train and test images differ in shape", cfg->run.data);
+    return dp_image_batch_init(&c->b, &c->train, &cfg->run);
 }
 
 static dp_status load(void *t, dp_driver *d)
@@ -103,27 +103,29 @@ static dp_status load(void *t, dp_driver *d)
     classify *c = t;
     const dp_train_config *cfg = c->cfg;
     dp_status rc = dp_sync_all_ok(&d->sync, load_data(c, d), "loading the data");
-    if (rc == DP_OK) rc = dp_sampler_make(&c->sampler, (dp_sampler_kind)cfg->sampler, &d->sync, cfg->batch, c->train.n);
+    dp_sampler_kind kind = (dp_sampler_kind)cfg->run.sampler;
+    if (rc == DP_OK) rc = dp_sampler_make(&c->sampler, kind, &d->sync, cfg->run.batch, c->train.n);
     if (rc != DP_OK) return rc;
     c->opt_steps_per_epoch = (c->sampler.steps + cfg->accumulate - 1) / cfg->accumulate;
 
     dp_rng init;
-    dp_rng_seed(&init, cfg->seed, DP_STREAM_INIT, 0);
+    dp_rng_seed(&init, cfg->run.seed, DP_STREAM_INIT, 0);
     dp_params_init(&c->m->params, &init);
     dp_opt_config oc = cfg->opt;
     /* one rank sends nothing, so no top-k runs: --dgc's momentum goes back to the optimizer */
-    if (d->size == 1 && cfg->codec.dgc_momentum > 0) oc.momentum = cfg->codec.dgc_momentum;
+    if (d->size == 1 && cfg->run.codec.dgc_momentum > 0) oc.momentum = cfg->run.codec.dgc_momentum;
     rc = dp_optimizer_init(&c->opt, &oc, c->m->params.n);
     if (rc != DP_OK) return rc;
     d->ckpt_floats = (double)c->opt.state_n;
     c->sched = (dp_schedule){.kind = cfg->schedule, .base_lr = cfg->lr, .min_lr = cfg->min_lr,
                              .gamma = cfg->step_gamma, .step_size = cfg->step_size, .warmup = cfg->warmup,
-                             .total = (long)cfg->epochs * c->opt_steps_per_epoch};
+                             .total = (long)cfg->run.epochs * c->opt_steps_per_epoch};
     rc = dp_schedule_check(&c->sched);
     if (rc != DP_OK) return rc;
     dp_ctx_init(&c->ctx);
-    dp_rng_seed(&c->ctx.dropout_rng, cfg->seed, DP_STREAM_DROPOUT, (uint32_t)d->rank);
-    dp_rng_seed(&c->shuffle, cfg->seed, DP_STREAM_SHUFFLE, cfg->sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)d->rank);
+    dp_rng_seed(&c->ctx.dropout_rng, cfg->run.seed, DP_STREAM_DROPOUT, (uint32_t)d->rank);
+    dp_rng_seed(&c->shuffle, cfg->run.seed, DP_STREAM_SHUFFLE,
+                cfg->run.sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)d->rank);
     return DP_OK;
 }
 
@@ -132,15 +134,15 @@ static dp_status start(void *t, dp_driver *d)
     classify *c = t;
     const dp_train_config *cfg = c->cfg;
     char codec[64];
-    dp_train_codec_name(cfg, codec, sizeof codec);
-    if (!cfg->quiet && d->rank == 0)
+    dp_compress_name(&cfg->run.codec, codec, sizeof codec);
+    if (!cfg->run.quiet && d->rank == 0)
         fprintf(stderr,
                 "dptrain train: %s, %zu parameters, %ld train / %ld test images, %d rank(s) x batch %d (global %d), "
                 "%s lr %g, %d bucket(s), allreduce %s%s, codec %s%s\n",
-                c->m->name, c->m->params.n, c->train.split_total, c->test.split_total, d->size, cfg->batch,
-                cfg->batch * d->size * cfg->accumulate, dp_opt_kind_name(cfg->opt.kind), cfg->lr, d->sync.nb,
-                cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", d->sync.overlap ? " overlapped" : "",
-                codec, cfg->codec.wire_zstd_level ? " + zstd" : "");
+                c->m->name, c->m->params.n, c->train.split_total, c->test.split_total, d->size, cfg->run.batch,
+                cfg->run.batch * d->size * cfg->accumulate, dp_opt_kind_name(cfg->opt.kind), cfg->lr, d->sync.nb,
+                cfg->run.allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", d->sync.overlap ? " overlapped" : "",
+                codec, cfg->run.codec.wire_zstd_level ? " + zstd" : "");
     return DP_OK;
 }
 
@@ -148,7 +150,7 @@ static dp_status start(void *t, dp_driver *d)
 static long epoch_begin(void *t, dp_driver *d)
 {
     classify *c = t;
-    c->m->progress = (float)d->st.epoch / (float)c->cfg->epochs; /* drop-path ramp, as the reference */
+    c->m->progress = (float)d->st.epoch / (float)c->cfg->run.epochs; /* drop-path ramp, as the reference */
     c->after = c->shuffle;
     dp_sampler_shuffle(&c->sampler, &c->after);
     return c->sampler.steps;
@@ -211,7 +213,7 @@ static dp_status step(void *t, dp_driver *d, long pos, long *next, double *stats
     long global_bs = 0;
     for (long m = m0; m < m1; m++) global_bs += dp_sampler_global(&c->sampler, m);
     dp_params_zero_grad(&c->m->params);
-    d->sync.codec_on = dp_compress_on(&cfg->codec, d->st.step);
+    d->sync.codec_on = dp_compress_on(&cfg->run.codec, d->st.step);
     d->sync.step = (uint64_t)d->st.step;
     for (long m = m0; m < m1; m++) {
         dp_status rc = micro_step(c, d, m, global_bs, m == m1 - 1, stats);
@@ -248,16 +250,16 @@ static dp_status epoch_end(void *t, dp_driver *d, const dp_epoch *e)
 {
     classify *c = t;
     dp_sync_phase(&d->sync, "evaluation", (long)d->st.step);
-    dp_status rc = dp_image_evaluate(&c->b, &c->ctx, c->m, &c->test, 0, c->test.n, c->cfg->eval_batch, &d->sync,
+    dp_status rc = dp_image_evaluate(&c->b, &c->ctx, c->m, &c->test, 0, c->test.n, c->cfg->run.eval_batch, &d->sync,
                                      &c->test_loss, &c->test_acc);
     if (rc != DP_OK) return rc;
     c->train_loss = e->seen ? e->loss / e->seen : 0;
     c->train_acc = e->seen ? e->correct / e->seen : 0;
     c->epochs_done = (int)d->st.epoch + 1;
     double now = dp_now(), sps = e->seen_now / (now - e->began);
-    if (!c->cfg->quiet && d->rank == 0)
+    if (!c->cfg->run.quiet && d->rank == 0)
         fprintf(stderr, "epoch %u/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.0f samples/s\n",
-                d->st.epoch + 1, c->cfg->epochs, c->train_loss, c->train_acc, c->test_loss, c->test_acc, sps);
+                d->st.epoch + 1, c->cfg->run.epochs, c->train_loss, c->train_acc, c->test_loss, c->test_acc, sps);
     dp_report_json(&d->rep,
                    "{\"kind\":\"epoch\",\"epoch\":%u,\"step\":%lld,\"train_loss\":%.6f,\"train_acc\":%.6f,"
                    "\"test_loss\":%.6f,\"test_acc\":%.6f,\"lr\":%.6g,\"samples_per_s\":%.1f,\"ranks\":%d,"
@@ -315,13 +317,14 @@ dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_resul
     memset(res, 0, sizeof *res);
     dp_status rc = dp_train_config_check(cfg);
     if (rc != DP_OK) return rc;
-    dp_run_opts o = {.epochs = cfg->epochs, .resume = cfg->resume, .stop_after = cfg->stop_after,
-                     .checkpoint_every = cfg->checkpoint_every, .keep_checkpoints = cfg->keep_checkpoints,
-                     .check_replicas = cfg->check_replicas, .on_nonfinite = cfg->on_nonfinite,
-                     .loss_scale = cfg->loss_scale, .loss_scale_growth = cfg->loss_scale_growth,
-                     .watchdog_s = cfg->watchdog_s, .threads = cfg->threads, .progress = cfg->progress,
-                     .quiet = cfg->quiet, .log_every = 50};
-    snprintf(o.out, sizeof o.out, "%s", cfg->out);
+    dp_run_opts o = dp_run_opts_make(&cfg->run);
+    o.stop_after = cfg->stop_after;
+    o.checkpoint_every = cfg->checkpoint_every;
+    o.keep_checkpoints = cfg->keep_checkpoints;
+    o.on_nonfinite = cfg->on_nonfinite;
+    o.loss_scale = cfg->loss_scale;
+    o.loss_scale_growth = cfg->loss_scale_growth;
+    o.log_every = 50;
     classify c;
     memset(&c, 0, sizeof c);
     c.cfg = cfg;
@@ -349,7 +352,8 @@ dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_resul
     if (d.st.train_time > 0 && c.sampler.steps) {
         /* samples (all ranks) over the time spent inside training steps, resumed parts included */
         long spe = c.opt_steps_per_epoch, epochs = (long)d.st.step / spe, rest = (long)d.st.step % spe;
-        double samples = (double)epochs * (double)c.train.split_total + (double)rest * cfg->batch * cfg->accumulate * d.size;
+        double samples = (double)epochs * (double)c.train.split_total +
+                         (double)rest * cfg->run.batch * cfg->accumulate * d.size;
         res->train_samples_per_s = samples / d.st.train_time;
     }
     dp_drive_free(&d);

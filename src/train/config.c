@@ -10,7 +10,8 @@
 void dp_train_config_defaults(dp_train_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    snprintf(cfg->data, sizeof cfg->data, "shards/fashion-mnist");
+    dp_run_config_defaults(&cfg->run);
+    snprintf(cfg->run.data, sizeof cfg->run.data, "shards/fashion-mnist");
     snprintf(cfg->model, sizeof cfg->model, "cnn");
     /* --arch: 8 cells of 16 channels, the reference's search-network size (its
      * CIFAR network is 20 x 36). On 28x28: ~0.25M parameters, ~2.5 s and ~1.7 GiB
@@ -18,9 +19,6 @@ void dp_train_config_defaults(dp_train_config *cfg)
      * epoch per core; --layers 5 --channels 8 is ~4x cheaper. */
     cfg->layers = 8;
     cfg->channels = 16;
-    cfg->epochs = 1;
-    cfg->batch = 64;
-    cfg->eval_batch = 500;
     cfg->lr = 0.05f;
     cfg->opt = dp_opt_defaults(DP_OPT_SGD);
     cfg->opt.momentum = 0.9f;
@@ -28,18 +26,11 @@ void dp_train_config_defaults(dp_train_config *cfg)
     cfg->min_lr = 0.0f;
     cfg->step_gamma = 0.1f;
     cfg->step_size = 1000;
-    cfg->seed = 1;
-    cfg->threads = 1;
-    cfg->progress = -1;
     cfg->accumulate = 1;
-    cfg->allreduce = DP_ALLREDUCE_RING;
-    cfg->bucket_mb = 4.0f;
-    cfg->overlap = 1;
     cfg->keep_checkpoints = 2;
     cfg->on_nonfinite = DP_NONFINITE_STOP;
     cfg->loss_scale = 1.0f;
     cfg->loss_scale_growth = 2000;
-    cfg->watchdog_s = 300;
 }
 
 #define RANGE(cond, ...)                                   \
@@ -49,10 +40,8 @@ void dp_train_config_defaults(dp_train_config *cfg)
 
 dp_status dp_train_config_check(const dp_train_config *cfg)
 {
-    RANGE(cfg->epochs >= 1 && cfg->epochs <= 100000, "--epochs: %d is out of range [1, 100000]", cfg->epochs);
-    RANGE(cfg->batch >= 1 && cfg->batch <= DP_BATCH_MAX, "--batch: %d is out of range [1, %d]", cfg->batch, DP_BATCH_MAX);
-    RANGE(cfg->eval_batch >= 1 && cfg->eval_batch <= DP_BATCH_MAX, "--eval-batch: %d is out of range [1, %d]", cfg->eval_batch,
-          DP_BATCH_MAX);
+    dp_status rc = dp_run_config_check(&cfg->run, 1);
+    if (rc != DP_OK) return rc;
     RANGE(isfinite(cfg->lr) && cfg->lr > 0 && cfg->lr <= 100, "--lr: %g is out of range (0, 100]", cfg->lr);
     RANGE(isfinite(cfg->min_lr) && cfg->min_lr >= 0 && cfg->min_lr <= cfg->lr,
           "--min-lr: %g is out of range [0, lr=%g]", cfg->min_lr, cfg->lr);
@@ -66,22 +55,12 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
     RANGE(isfinite(cfg->drop_path) && cfg->drop_path >= 0 && cfg->drop_path < 1,
           "--drop-path: %g is out of range [0, 1)", cfg->drop_path);
     RANGE(cfg->cutout >= 0 && cfg->cutout <= 1024, "--cutout: %d is out of range [0, 1024]", cfg->cutout);
-    RANGE(cfg->limit >= 0, "--limit: %ld is negative", cfg->limit);
     RANGE(cfg->test_limit >= 0, "--test-limit: %ld is negative", cfg->test_limit);
     RANGE(cfg->stop_after >= 0, "--stop-after: %ld is negative", cfg->stop_after);
     RANGE(cfg->checkpoint_every >= 0, "--checkpoint-every: %ld is negative", cfg->checkpoint_every);
-    RANGE(cfg->threads >= 1 && cfg->threads <= DP_THREADS_MAX, "--threads: %d is out of range [1, %d]", cfg->threads,
-          DP_THREADS_MAX);
     RANGE(cfg->accumulate >= 1 && cfg->accumulate <= 65536, "--accumulate: %d is out of range [1, 65536]",
           cfg->accumulate);
-    RANGE(isfinite(cfg->bucket_mb) && cfg->bucket_mb > 0 && cfg->bucket_mb <= 4096,
-          "--bucket-mb: %g is out of range (0, 4096]", cfg->bucket_mb);
-    RANGE(cfg->check_replicas >= 0, "--check-replicas: %ld is negative", cfg->check_replicas);
-    dp_status rc = dp_compress_check(&cfg->codec, cfg->allreduce);
-    if (rc != DP_OK) return rc;
-    RANGE(cfg->sampler == 0 || cfg->sampler == 1, "--sampler: %d is not shard or global", cfg->sampler);
-    RANGE(!cfg->resume || cfg->out[0], "--resume needs --out DIR (the run to continue)");
-    RANGE(!cfg->stop_after || cfg->out[0], "--stop-after needs --out DIR (where the checkpoint goes)");
+    RANGE(!cfg->stop_after || cfg->run.out[0], "--stop-after needs --out DIR (where the checkpoint goes)");
     RANGE(cfg->keep_checkpoints >= 1 && cfg->keep_checkpoints <= 1000, "--keep-checkpoints: %d is out of range [1, 1000]",
           cfg->keep_checkpoints);
     RANGE(cfg->on_nonfinite == DP_NONFINITE_STOP || cfg->on_nonfinite == DP_NONFINITE_SKIP,
@@ -90,22 +69,13 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
           "--loss-scale: %g is out of range [2^-24, 2^24]", cfg->loss_scale);
     RANGE(cfg->loss_scale_growth >= 1 && cfg->loss_scale_growth <= 1000000000L,
           "--loss-scale-growth: %ld is out of range [1, 1e9]", cfg->loss_scale_growth);
-    RANGE(isfinite(cfg->watchdog_s) && cfg->watchdog_s >= 0 && cfg->watchdog_s <= 86400,
-          "--watchdog: %g is out of range [0, 86400] seconds", cfg->watchdog_s);
-    rc = dp_opt_config_check(&cfg->opt);
-    if (rc != DP_OK) return rc;
-    return DP_OK;
-}
-
-void dp_train_codec_name(const dp_train_config *cfg, char *buf, size_t n)
-{
-    dp_compress_name(&cfg->codec, buf, n);
+    return dp_opt_config_check(&cfg->opt);
 }
 
 int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
 {
     char codec[64];
-    dp_train_codec_name(cfg, codec, sizeof codec);
+    dp_compress_name(&cfg->run.codec, codec, sizeof codec);
     return snprintf(buf, n,
                     "model=%s\nepochs=%d\nbatch=%d\nlr=%.9g\noptimizer=%s\nmomentum=%.9g\ndampening=%.9g\n"
                     "nesterov=%d\nweight_decay=%.9g\nbeta1=%.9g\nbeta2=%.9g\neps=%.9g\nschedule=%s\nwarmup=%ld\n"
@@ -114,16 +84,16 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     "threads=%d\ncodec=%s\nwire_zstd=%d\ncodec_start=%ld\narch=%s\nlayers=%d\nchannels=%d\n"
                     "drop_path=%.9g\ncutout=%d\nkeep_checkpoints=%d\non_nonfinite=%s\nloss_scale=%.9g\nloss_scale_growth=%ld\n"
                     "watchdog=%g\n",
-                    cfg->model, cfg->epochs, cfg->batch, cfg->lr, dp_opt_kind_name(cfg->opt.kind), cfg->opt.momentum,
-                    cfg->opt.dampening, cfg->opt.nesterov, cfg->opt.weight_decay, cfg->opt.beta1, cfg->opt.beta2,
+                    cfg->model, cfg->run.epochs, cfg->run.batch, cfg->lr, dp_opt_kind_name(cfg->opt.kind),
+                    cfg->opt.momentum, cfg->opt.dampening, cfg->opt.nesterov, cfg->opt.weight_decay, cfg->opt.beta1, cfg->opt.beta2,
                     cfg->opt.eps, dp_schedule_kind_name(cfg->schedule), cfg->warmup, cfg->min_lr, cfg->step_gamma,
-                    cfg->step_size, cfg->clip, (unsigned long long)cfg->seed, cfg->limit, cfg->test_limit,
-                    cfg->sampler ? "global" : "shard", cfg->accumulate,
-                    cfg->allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", cfg->bucket_mb, cfg->overlap,
-                    cfg->check_replicas, cfg->threads, codec, cfg->codec.wire_zstd_level,
-                    cfg->codec.start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout,
+                    cfg->step_size, cfg->clip, (unsigned long long)cfg->run.seed, cfg->run.limit, cfg->test_limit,
+                    cfg->run.sampler ? "global" : "shard", cfg->accumulate,
+                    cfg->run.allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", cfg->run.bucket_mb, cfg->run.overlap,
+                    cfg->run.check_replicas, cfg->run.threads, codec, cfg->run.codec.wire_zstd_level,
+                    cfg->run.codec.start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout,
                     cfg->keep_checkpoints, cfg->on_nonfinite == DP_NONFINITE_SKIP ? "skip" : "stop", cfg->loss_scale,
-                    cfg->loss_scale_growth, cfg->watchdog_s);
+                    cfg->loss_scale_growth, cfg->run.watchdog_s);
 }
 
 int dp_train_config_resume_key(const char *key)

@@ -17,15 +17,15 @@ dp_status dp_image_shape(const char *dir, dp_model_shape *shape, uint64_t *hash)
     return DP_OK;
 }
 
-dp_status dp_image_train_load(const char *dir, dp_sampler_kind kind, const dp_sync *sync, long limit,
-                              dp_image_set *out)
+dp_status dp_image_train_load(const dp_run_config *run, const dp_sync *sync, dp_image_set *out)
 {
-    int global = kind == DP_SAMPLER_GLOBAL;
-    return dp_image_set_load(dir, "train", global ? 0 : sync->rank, global ? 1 : sync->size, limit, out);
+    int global = run->sampler == DP_SAMPLER_GLOBAL;
+    return dp_image_set_load(run->data, "train", global ? 0 : sync->rank, global ? 1 : sync->size, run->limit, out);
 }
 
-dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, long max_batch)
+dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, const dp_run_config *run)
 {
+    long max_batch = run->batch > run->eval_batch ? run->batch : run->eval_batch;
     dp_image_norm_lut(b->lut);
     size_t feat = (size_t)set->c * (size_t)set->h * (size_t)set->w;
     b->x = aligned_alloc(64, ((size_t)max_batch * feat * sizeof(float) + 63) / 64 * 64);

@@ -1,4 +1,5 @@
 dp_room(train
+  src/train/run_config.c
   src/train/config.c
   src/train/checkpoint.c
   src/train/report.c

@@ -79,15 +79,6 @@ static dp_status compressor_init(dp_sync *s)
     return rc;
 }
 
-dp_sync_opts dp_sync_opts_make(dp_allreduce_algo algo, float bucket_mb, int overlap, const dp_compress *codec,
-                               uint64_t seed)
-{
-    dp_sync_opts o = {.algo = algo, .bucket_bytes = (size_t)((double)bucket_mb * 1048576.0), .overlap = overlap};
-    if (codec) o.codec = *codec;
-    o.codec.seed = seed;
-    return o;
-}
-
 dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_sync_opts *o)
 {
     memset(s, 0, sizeof *s);

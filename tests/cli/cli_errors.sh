@@ -64,7 +64,8 @@ expect 1 "$tmp/missing"                  -- search --data "$tmp/missing" --quiet
 expect 2 "--arch-warmup: 3 must be in \[0, epochs=3\)" -- search --epochs 3 --arch-warmup 3
 expect 2 "--recompute: 'some' is not an integer|--recompute" -- search --recompute some
 expect 2 "--recompute: 65 is out of range" -- search --recompute 65
-expect 2 "--resume and --stop-after need --out" -- search --resume
+expect 2 "--resume needs --out"      -- search --resume
+expect 2 "--stop-after needs --out"  -- search --stop-after 1
 expect 2 "--stop-after: 3 is out of range \[1, epochs=2\]" -- search --epochs 2 --stop-after 3 --out "$tmp/s"
 printf 'sep_conv_3x3 8 28 28 1 x\n' > "$tmp/costs.tsv"
 expect 1 "$tmp/costs.tsv:1"              -- search --cost-table "$tmp/costs.tsv" --data "$tmp/missing" --quiet
@@ -72,9 +73,9 @@ expect 1 "$tmp/nodir/g.json"             -- search --random-genotype "$tmp/nodir
 # DSI
 expect 2 "--data is required"               -- dsi-train
 expect 2 "--members: 0 is out of range"     -- dsi-train --data x --members 0
-expect 2 "--docids 'exact'"                 -- dsi-train --data x --docids exact
+expect 2 "--docids: 'exact' is not atomic"  -- dsi-train --data x --docids exact
 expect 2 "--token-drop: .* out of range"    -- dsi-train --data x --token-drop 1.5
-expect 2 "--head 'linear'"                  -- dsi-train --data x --head linear
+expect 2 "--head: 'linear' is not dot"      -- dsi-train --data x --head linear
 expect 2 "--head cosine needs --docids atomic" -- dsi-train --data x --head cosine --docids semantic
 expect 2 "--head-scale: .* out of range"    -- dsi-train --data x --head cosine --head-scale 0
 expect 2 "--embed-rows: 0 is out of range"  -- dsi-train --data x --embed-rows 0
@@ -82,7 +83,7 @@ expect 2 "--abstain: .* out of range"       -- dsi-eval --run x --test t.tsv --a
 expect 1 "$tmp/missing"                     -- dsi-train --data "$tmp/missing" --quiet
 expect 2 "exactly one of --run DIR and --models" -- dsi-eval --test t.tsv
 expect 2 "--test TSV is required"           -- dsi-eval --run "$tmp"
-expect 2 "--agg 'best'"                     -- dsi-query --run "$tmp" --agg best
+expect 2 "--agg: 'best' is not confidence"  -- dsi-query --run "$tmp" --agg best
 expect 1 "$tmp: no member-0/model.dsi"      -- dsi-query --run "$tmp"
 printf 'garbage' > "$tmp/model.dsi"
 printf 'a query\tdoc\n' > "$tmp/t.tsv"

@@ -35,7 +35,7 @@ static void roundtrip(const dp_ring_codec *c, size_t n, int d)
         x[i] = gen(d, i);
     cr_assert_eq(c->encode(c, x, n, m, cap, &bytes), DP_OK, "%s: %s", c->name, dp_errmsg());
     cr_assert_eq(bytes, c->max_bytes(c, n));
-    cr_assert_eq(c->decode_copy(c, m, bytes, y, n), DP_OK);
+    cr_assert_eq(c->decode(c, m, bytes, y, n, 0), DP_OK);
     for (size_t i = 0; i < n; i++) {
         double err = fabs((double)x[i] - y[i]), bound;
         if (!strcmp(c->name, "fp16"))
@@ -52,15 +52,15 @@ static void roundtrip(const dp_ring_codec *c, size_t n, int d)
         cr_assert(err <= bound, "%s n=%zu dist %d: x[%zu]=%a decoded %a (bound %g)", c->name,
                   n, d, i, (double)x[i], (double)y[i], bound);
     }
-    /* decode_reduce adds the same values */
+    /* decode with add adds the same values */
     for (size_t i = 0; i < n; i++)
         x[i] = 1.0f;
-    cr_assert_eq(c->decode_reduce(c, m, bytes, x, n), DP_OK);
+    cr_assert_eq(c->decode(c, m, bytes, x, n, 1), DP_OK);
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(x[i], 1.0f + y[i]);
     /* a wrong size is refused */
     if (n)
-        cr_assert_neq(c->decode_copy(c, m, bytes - 1, y, n), DP_OK);
+        cr_assert_neq(c->decode(c, m, bytes - 1, y, n, 0), DP_OK);
     free(x); free(y); free(m);
 }
 
@@ -156,7 +156,7 @@ Test(codec, int8_rounding_is_unbiased, .timeout = DP_TIMEOUT(30))
     for (int k = 0; k < 400; k++) {
         size_t bytes;
         cr_assert_eq(g_i8.encode(&g_i8, x, 256, m, sizeof m, &bytes), DP_OK);
-        cr_assert_eq(g_i8.decode_copy(&g_i8, m, bytes, y, 256), DP_OK);
+        cr_assert_eq(g_i8.decode(&g_i8, m, bytes, y, 256, 0), DP_OK);
         for (int i = 1; i < 256; i++, n++)
             sum += y[i];
     }

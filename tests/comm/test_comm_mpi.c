@@ -186,15 +186,26 @@ static void case_ring_depths(void)
     }
 }
 
+/* The identity codec through the non-raw path (encode into staging, forward
+ * received messages as they are): the seam every other codec takes. */
+static const dp_ring_codec *staged(void)
+{
+    static dp_ring_codec c;
+    c = dp_ring_codec_identity;
+    c.name = "f32-staged";
+    c.raw = 0;
+    return &c;
+}
+
 static void case_ring_staged_codec(void)
 {
     dp_ring_ws *ws;
     CHECK_OK(dp_ring_ws_create(4096, &ws));
-    sweep(MPI_COMM_WORLD, ws, &dp_ring_codec_identity_staged, 1000003, 1, "world/staged");
+    sweep(MPI_COMM_WORLD, ws, staged(), 1000003, 1, "world/staged");
     dp_ring_ws_free(ws);
     CHECK_OK(dp_ring_ws_create(64, &ws));
     CHECK_OK(dp_ring_ws_set_depth(ws, 3));
-    sweep(MPI_COMM_WORLD, ws, &dp_ring_codec_identity_staged, 20000, 0, "world/staged/seg=64B");
+    sweep(MPI_COMM_WORLD, ws, staged(), 20000, 0, "world/staged/seg=64B");
     dp_ring_ws_free(ws);
 }
 
@@ -210,7 +221,7 @@ static void case_ring_subcomms(void)
     sweep(halves, ws, &dp_ring_codec_identity, 1000003, 1, "halves");
     sweep(oddeven, ws, &dp_ring_codec_identity, 1000003, 1, "odd-even");
     sweep(halves, small, &dp_ring_codec_identity, 20000, 0, "halves/seg=128B");
-    sweep(oddeven, small, &dp_ring_codec_identity_staged, 20000, 0, "odd-even/staged");
+    sweep(oddeven, small, staged(), 20000, 0, "odd-even/staged");
     dp_ring_ws_free(ws);
     dp_ring_ws_free(small);
     MPI_Comm_free(&halves);

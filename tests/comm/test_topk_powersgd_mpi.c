@@ -80,7 +80,7 @@ static void test_topk_full(dp_topk_ws *ws)
                 buf[i] = (float)((int)(mix(i * 31 + (uint64_t)g_rank) % 2001) - 1000);
             dp_topk_config cfg = {1.0, 0.0f, paths[p]};
             dp_topk_stats st;
-            CHECK_OK(dp_topk_allreduce_ex(buf, n, &cfg, res, NULL, MPI_COMM_WORLD, ws, &st));
+            CHECK_OK(dp_topk_allreduce(buf, n, &cfg, res, NULL, MPI_COMM_WORLD, ws, &st));
             CHECK(st.k == n, "k %llu n %zu", (unsigned long long)st.k, n);
             size_t bad = 0, nz = 0;
             for (size_t i = 0; i < n; i++) {
@@ -118,7 +118,7 @@ static void topk_ef(dp_topk_ws *ws, size_t n, double F, dp_topk_path path, int C
         }
         dp_topk_config cfg = {F, 0.0f, path};
         dp_topk_stats st;
-        CHECK_OK(dp_topk_allreduce_ex(buf, n, &cfg, res, NULL, MPI_COMM_WORLD, ws, &st));
+        CHECK_OK(dp_topk_allreduce(buf, n, &cfg, res, NULL, MPI_COMM_WORLD, ws, &st));
         CHECK(st.k == k, "call %d: k %llu, expected %zu", c, (unsigned long long)st.k, k);
         dense_seen |= st.dense;
         if (!st.dense && g_size > 1)
@@ -182,7 +182,7 @@ static void test_topk_dense_vs_sparse(dp_topk_ws *ws)
             res[p][i] = 0.1f * val(3, g_rank, 0, i);
         }
         dp_topk_config cfg = {F, 0.0f, p ? DP_TOPK_DENSE : DP_TOPK_SPARSE};
-        CHECK_OK(dp_topk_allreduce_ex(b[p], n, &cfg, res[p], NULL, MPI_COMM_WORLD, ws, &st[p]));
+        CHECK_OK(dp_topk_allreduce(b[p], n, &cfg, res[p], NULL, MPI_COMM_WORLD, ws, &st[p]));
     }
     CHECK(0 == memcmp(res[0], res[1], n * sizeof(float)), "residuals differ between paths");
     CHECK(!st[0].dense && st[1].dense, "paths %d %d", st[0].dense, st[1].dense);
@@ -203,7 +203,8 @@ static void test_topk_dense_vs_sparse(dp_topk_ws *ws)
     dp_topk_stats sa;
     for (size_t i = 0; i < n; i++)
         b[0][i] = val(4, g_rank, 0, i);
-    CHECK_OK(dp_topk_allreduce(b[0], n, F, res[0], MPI_COMM_WORLD, ws, &sa));
+    const dp_topk_config auto_cfg = {F, 0.0f, DP_TOPK_AUTO};
+    CHECK_OK(dp_topk_allreduce(b[0], n, &auto_cfg, res[0], NULL, MPI_COMM_WORLD, ws, &sa));
     int want = g_size > 1 && (uint64_t)g_size * sa.k >= n;
     CHECK(sa.dense == want, "AUTO dense %d, expected %d (P %d, k %llu, n %zu)", sa.dense, want,
           g_size, (unsigned long long)sa.k, n);
@@ -225,7 +226,7 @@ static void test_topk_momentum(dp_topk_ws *ws)
         for (size_t i = 0; i < n; i++)
             buf[i] = val(5, g_rank, c, i);
         dp_topk_stats st;
-        CHECK_OK(dp_topk_allreduce_ex(buf, n, &cfg, res, vel, MPI_COMM_WORLD, ws, &st));
+        CHECK_OK(dp_topk_allreduce(buf, n, &cfg, res, vel, MPI_COMM_WORLD, ws, &st));
         size_t sent = 0, leak = 0;
         for (size_t i = 0; i < n; i++)
             if (0.0f == res[i]) {
@@ -253,10 +254,11 @@ static void test_topk_nonfinite(dp_topk_ws *ws)
         if (g_rank == g_size - 1)
             buf[n / 2] = p ? INFINITY : NAN;
         dp_topk_config cfg = {p ? 0.9 : 0.01, 0.0f, p ? DP_TOPK_DENSE : DP_TOPK_SPARSE};
-        dp_status s = dp_topk_allreduce_ex(buf, n, &cfg, res, NULL, MPI_COMM_WORLD, ws, NULL);
+        dp_status s = dp_topk_allreduce(buf, n, &cfg, res, NULL, MPI_COMM_WORLD, ws, NULL);
         CHECK(DP_ERR_NONFINITE == s, "path %d: got %s", p, dp_status_name(s));
     }
-    dp_status s = dp_topk_allreduce(buf, n, 0.0, res, MPI_COMM_WORLD, ws, NULL);
+    const dp_topk_config zero = {0.0, 0.0f, DP_TOPK_AUTO};
+    dp_status s = dp_topk_allreduce(buf, n, &zero, res, NULL, MPI_COMM_WORLD, ws, NULL);
     CHECK(DP_ERR_ARG == s, "fraction 0 accepted");
     free(buf);
     free(res);
@@ -270,7 +272,8 @@ static void test_topk_bytes(dp_topk_ws *ws)
     for (size_t i = 0; i < n; i++)
         buf[i] = val(7, g_rank, 0, i);
     dp_topk_stats st;
-    CHECK_OK(dp_topk_allreduce(buf, n, 0.01, res, MPI_COMM_WORLD, ws, &st));
+    const dp_topk_config cfg = {0.01, 0.0f, DP_TOPK_AUTO};
+    CHECK_OK(dp_topk_allreduce(buf, n, &cfg, res, NULL, MPI_COMM_WORLD, ws, &st));
     /* measured dense reference */
     dp_ring_ws *rw = NULL;
     CHECK_OK(dp_ring_ws_create(0, &rw));
@@ -397,8 +400,9 @@ static void test_psgd_ef_bytes(void)
         for (size_t i = 0; i < n; i++)
             g[i] = OFF_S + 16 <= i && i < OFF_L ? 0.0f : val(8, g_rank, call, i); /* gap: 0 */
         if (2 == call) { /* checkpoint: the copy resumes from here */
-            CHECK_OK(dp_powersgd_export(ps, saved, ns));
-            CHECK_OK(dp_powersgd_import(ps2, saved, ns));
+            CHECK(dp_powersgd_state_floats(ps2) == ns, "state sizes");
+            memcpy(saved, dp_powersgd_state(ps), ns * sizeof *saved);
+            memcpy(dp_powersgd_state(ps2), saved, ns * sizeof *saved);
         }
         memcpy(g2, g, n * sizeof *g);
         const float *E = dp_powersgd_state(ps);

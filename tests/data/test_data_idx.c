@@ -88,41 +88,49 @@ Test(data_idx, round_trip, .timeout = DP_TIMEOUT(10))
     dp_idx_free(&a);
 }
 
-Test(data_idx, bad_magic, .timeout = DP_TIMEOUT(10))
+/* Damaged IDX files (a 5x4x3 image file as data_idx.round_trip writes it, changed in one place)
+ * and the error each must get: it names the offset where there is one. */
+static const struct {
+    uint32_t magic;
+    int ndim;
+    uint32_t dims[3];
+    size_t ndata, extra;
+    const char *what;
+} bad_idx[] = {
+    {0x801, 3, {5, 4, 3}, 60, 0, "offset 0: bad IDX magic 0x00000801 (want 0x00000803"},
+    {0x0d03, 3, {5, 4, 3}, 60, 0, "bad IDX magic"}, /* doubles, not bytes */
+    {0x803, 3, {5, 4, 3}, 59, 0, "offset 75: truncated: header promises 60 data bytes, file holds 59"},
+    {0x803, 2, {5, 4, 3}, 0, 0, "truncated inside the IDX header"},
+    {0x803, 3, {5, 4, 3}, 60, 2, "offset 76: trailing bytes"},
+    {0x803, 3, {5, 0, 3}, 0, 0, "offset 8: dimension 1 is 0"},
+};
+
+Test(data_idx, damaged_files, .timeout = DP_TIMEOUT(10))
 {
     char p[512];
     idx_path(p, "a.gz");
-    uint32_t dims[3] = {5, 4, 3};
-    write_idx(p, 0x801, 3, dims, 60, 256, 0);
-    expect_idx_error(p, 3, DP_ERR_FORMAT, "offset 0: bad IDX magic 0x00000801 (want 0x00000803");
-    write_idx(p, 0x0d03, 3, dims, 60, 256, 0); /* doubles, not bytes */
-    expect_idx_error(p, 3, DP_ERR_FORMAT, "bad IDX magic");
+    for (size_t i = 0; i < sizeof bad_idx / sizeof bad_idx[0]; i++) {
+        write_idx(p, bad_idx[i].magic, bad_idx[i].ndim, bad_idx[i].dims, bad_idx[i].ndata, 256, bad_idx[i].extra);
+        expect_idx_error(p, 3, DP_ERR_FORMAT, bad_idx[i].what);
+    }
 }
 
-Test(data_idx, truncated_and_trailing, .timeout = DP_TIMEOUT(10))
+/* a.gz holding 100 images of 28x28 (a stream of several gzip blocks) for the tests below to damage;
+ * returns the file's size. */
+static size_t write_gzip_idx(char *p)
 {
-    char p[512];
-    idx_path(p, "a.gz");
-    uint32_t dims[3] = {5, 4, 3};
-    write_idx(p, 0x803, 3, dims, 59, 256, 0);
-    expect_idx_error(p, 3, DP_ERR_FORMAT, "offset 75: truncated: header promises 60 data bytes, file holds 59");
-    write_idx(p, 0x803, 2, dims, 0, 256, 0);
-    expect_idx_error(p, 3, DP_ERR_FORMAT, "truncated inside the IDX header");
-    write_idx(p, 0x803, 3, dims, 60, 256, 2);
-    expect_idx_error(p, 3, DP_ERR_FORMAT, "offset 76: trailing bytes");
-    uint32_t zero[3] = {5, 0, 3};
-    write_idx(p, 0x803, 3, zero, 0, 256, 0);
-    expect_idx_error(p, 3, DP_ERR_FORMAT, "offset 8: dimension 1 is 0");
-}
-
-Test(data_idx, truncated_gzip_stream, .timeout = DP_TIMEOUT(10))
-{
-    char p[512];
     idx_path(p, "a.gz");
     uint32_t dims[3] = {100, 28, 28};
     write_idx(p, 0x803, 3, dims, 78400, 251, 0);
     size_t n;
     free(td_read(p, &n));
+    return n;
+}
+
+Test(data_idx, truncated_gzip_stream, .timeout = DP_TIMEOUT(10))
+{
+    char p[512];
+    size_t n = write_gzip_idx(p);
     long cuts[] = {(long)n - 4, (long)n / 2, 20};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         td_truncate(p, cuts[i]);
@@ -135,9 +143,7 @@ Test(data_idx, truncated_gzip_stream, .timeout = DP_TIMEOUT(10))
 Test(data_idx, corrupt_gzip_stream, .timeout = DP_TIMEOUT(10))
 {
     char p[512];
-    idx_path(p, "a.gz");
-    uint32_t dims[3] = {100, 28, 28};
-    write_idx(p, 0x803, 3, dims, 78400, 251, 0);
+    write_gzip_idx(p);
     size_t n;
     unsigned char *b = td_read(p, &n);
     b[n - 6] ^= 0xff; /* inside the gzip trailer's crc32 */

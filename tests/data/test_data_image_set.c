@@ -53,6 +53,16 @@ static void load_all(int nranks, long limit, long total, long *sizes, int *seen)
     free(want);
 }
 
+/* load_all at nranks with limit: the first `kept` of the `total` records are loaded once each, the
+ * rest not at all. */
+static void expect_loaded_once(int nranks, long limit, long total, long kept, long *sizes)
+{
+    int seen[64];
+    load_all(nranks, limit, total, sizes, seen);
+    for (long g = 0; g < total; g++)
+        cr_assert_eq(seen[g], g < kept, "%d ranks, limit %ld: record %ld loaded %d times", nranks, limit, g, seen[g]);
+}
+
 static long sum(const long *v, int n)
 {
     long t = 0;
@@ -64,11 +74,8 @@ static long sum(const long *v, int n)
 Test(data_image_set, three_shards_two_ranks_round_robin, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[3] = {5, 7, 4}, sizes[2];
-    int seen[16];
     td_make_dataset(dir, "train", shard_sizes, 3, &schema);
-    load_all(2, 0, 16, sizes, seen);
-    for (int g = 0; g < 16; g++)
-        cr_assert_eq(seen[g], 1, "record %d loaded %d times", g, seen[g]);
+    expect_loaded_once(2, 0, 16, 16, sizes);
     cr_assert_eq(sizes[0], 5 + 4, "rank 0 holds shards 0 and 2");
     cr_assert_eq(sizes[1], 7, "rank 1 holds shard 1");
 }
@@ -76,11 +83,8 @@ Test(data_image_set, three_shards_two_ranks_round_robin, .timeout = DP_TIMEOUT(1
 Test(data_image_set, two_shards_three_ranks_contiguous, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[2] = {10, 7}, sizes[3];
-    int seen[17];
     td_make_dataset(dir, "train", shard_sizes, 2, &schema);
-    load_all(3, 0, 17, sizes, seen);
-    for (int g = 0; g < 17; g++)
-        cr_assert_eq(seen[g], 1, "record %d loaded %d times", g, seen[g]);
+    expect_loaded_once(3, 0, 17, 17, sizes);
     cr_assert_eq(sizes[0], 6);
     cr_assert_eq(sizes[1], 6);
     cr_assert_eq(sizes[2], 5);
@@ -114,21 +118,17 @@ Test(data_image_set, every_shard_rank_combination_covers_once, .timeout = DP_TIM
 Test(data_image_set, limit_keeps_first_records_before_rank_split, .timeout = DP_TIMEOUT(10))
 {
     long shard_sizes[3] = {5, 7, 4}, sizes[2];
-    int seen[16];
     td_make_dataset(dir, "train", shard_sizes, 3, &schema);
     /* limit 6: shards 0 (whole) and 1 (one record) remain, 2 shards over 2 ranks */
-    load_all(2, 6, 16, sizes, seen);
-    for (int g = 0; g < 16; g++)
-        cr_assert_eq(seen[g], g < 6, "limit 6: record %d loaded %d times", g, seen[g]);
+    expect_loaded_once(2, 6, 16, 6, sizes);
     cr_assert_eq(sizes[0], 5);
     cr_assert_eq(sizes[1], 1);
     /* limit 3: one shard left, fewer than ranks, so contiguous ranges 2 + 1 */
-    load_all(2, 3, 16, sizes, seen);
-    for (int g = 0; g < 16; g++)
-        cr_assert_eq(seen[g], g < 3, "limit 3: record %d loaded %d times", g, seen[g]);
+    expect_loaded_once(2, 3, 16, 3, sizes);
     cr_assert_eq(sizes[0], 2);
     cr_assert_eq(sizes[1], 1);
     /* a limit past the end changes nothing */
+    int seen[16];
     load_all(2, 1000, 16, sizes, seen);
     cr_assert_eq(sum(sizes, 2), 16);
 }
@@ -163,6 +163,32 @@ static void rewrite_manifest(const char *from, const char *to)
     free(text);
 }
 
+/* The data set the tests below damage: two shards of 4 records each. */
+static void make_two_shards(void)
+{
+    static const long shard_sizes[2] = {4, 4};
+    td_make_dataset(dir, "train", shard_sizes, 2, &schema);
+}
+
+/* The checksum manifest.txt holds for shard 1. */
+static uint32_t manifest_crc1(void)
+{
+    dp_manifest *m = NULL;
+    cr_assert_eq(dp_manifest_load(dir, &m), DP_OK);
+    uint32_t crc = m->shards[1].crc32;
+    dp_manifest_free(m);
+    return crc;
+}
+
+/* Rewrites manifest.txt's checksum for shard 1 (of 4 records) to crc. */
+static void set_manifest_crc1(uint32_t crc)
+{
+    char from[64], to[64];
+    snprintf(from, sizeof from, "4 0x%08x", manifest_crc1());
+    snprintf(to, sizeof to, "4 0x%08x", crc);
+    rewrite_manifest(from, to);
+}
+
 static void expect_load_error(dp_status want, const char *file, const char *what)
 {
     dp_image_set s;
@@ -177,30 +203,21 @@ static void expect_load_error(dp_status want, const char *file, const char *what
 
 Test(data_image_set, manifest_with_wrong_checksum, .timeout = DP_TIMEOUT(10))
 {
-    long shard_sizes[2] = {4, 4};
-    td_make_dataset(dir, "train", shard_sizes, 2, &schema);
-    dp_manifest *m = NULL;
-    cr_assert_eq(dp_manifest_load(dir, &m), DP_OK);
-    char from[64], to[64];
-    snprintf(from, sizeof from, "4 0x%08x", m->shards[1].crc32);
-    snprintf(to, sizeof to, "4 0x%08x", m->shards[1].crc32 ^ 0x10);
-    dp_manifest_free(m);
-    rewrite_manifest(from, to);
+    make_two_shards();
+    set_manifest_crc1(manifest_crc1() ^ 0x10);
     expect_load_error(DP_ERR_FORMAT, "train-00001.dps", "payload crc32");
 }
 
 Test(data_image_set, manifest_with_wrong_count, .timeout = DP_TIMEOUT(10))
 {
-    long shard_sizes[2] = {4, 4};
-    td_make_dataset(dir, "train", shard_sizes, 2, &schema);
+    make_two_shards();
     rewrite_manifest("train-00001.dps 4 ", "train-00001.dps 5 ");
     expect_load_error(DP_ERR_FORMAT, "train-00001.dps", "record count 4 differs from manifest.txt (5)");
 }
 
 Test(data_image_set, missing_shard_is_io_error, .timeout = DP_TIMEOUT(10))
 {
-    long shard_sizes[2] = {4, 4};
-    td_make_dataset(dir, "train", shard_sizes, 2, &schema);
+    make_two_shards();
     char path[512];
     td_path(path, sizeof path, dir, "train-00001.dps");
     cr_assert_eq(unlink(path), 0);
@@ -209,19 +226,12 @@ Test(data_image_set, missing_shard_is_io_error, .timeout = DP_TIMEOUT(10))
 
 Test(data_image_set, shard_schema_differs_from_manifest, .timeout = DP_TIMEOUT(10))
 {
-    long shard_sizes[2] = {4, 4};
-    td_make_dataset(dir, "train", shard_sizes, 2, &schema);
+    make_two_shards();
     char path[512];
     td_path(path, sizeof path, dir, "train-00001.dps");
     dp_shard_schema other = dp_shard_schema_image(1, 3, 3, 8);
     dp_shard_info info = td_write_images(path, &other, 4, 4, 0);
-    dp_manifest *m = NULL;
-    cr_assert_eq(dp_manifest_load(dir, &m), DP_OK);
-    char from[64], to[64];
-    snprintf(from, sizeof from, "4 0x%08x", m->shards[1].crc32);
-    snprintf(to, sizeof to, "4 0x%08x", info.payload_crc32);
-    dp_manifest_free(m);
-    rewrite_manifest(from, to);
+    set_manifest_crc1(info.payload_crc32);
     expect_load_error(DP_ERR_FORMAT, "train-00001.dps", "differs from manifest.txt");
 }
 

@@ -148,15 +148,15 @@ static dp_dsi_train_config tiny(void)
 {
     dp_dsi_train_config c;
     dp_dsi_train_defaults(&c);
-    snprintf(c.data, sizeof c.data, "%s", data);
+    snprintf(c.run.data, sizeof c.run.data, "%s", data);
     c.model.embed = 32;
     c.model.hidden = 64;
-    c.epochs = 40;
-    c.batch = 64 / g_size;
+    c.run.epochs = 40;
+    c.run.batch = 64 / g_size;
     c.lr = 5e-3f;
     c.index_ratio = 0;
     c.eval_beams = 5;
-    c.quiet = 1;
+    c.run.quiet = 1;
     return c;
 }
 
@@ -169,12 +169,12 @@ static void central(dp_dsi_docid_kind kind, const char *name)
     dp_dsi_train_config c = tiny();
     c.docids = kind;
     if (kind == DP_DSI_SEMANTIC) { /* digit by digit: slower to fit than one softmax */
-        c.epochs = 60;
+        c.run.epochs = 60;
         c.lr = 1e-2f;
     }
     c.kmeans_k = 4;
     c.leaf = 10;
-    snprintf(c.out, sizeof c.out, "%s/central-%d", tmp, (int)kind);
+    snprintf(c.run.out, sizeof c.run.out, "%s/central-%d", tmp, (int)kind);
     dp_dsi_train_result res[1];
     CHECK_OK(dp_dsi_train_run(&c, MPI_COMM_WORLD, res));
     if (g_rank == 0) {
@@ -195,7 +195,7 @@ static void prototype_head(void)
     double h1[2];
     for (int init = 0; init < 2; init++) {
         dp_dsi_train_config c = tiny();
-        c.epochs = 0;
+        c.run.epochs = 0;
         c.head_init = init;
         dp_dsi_train_result res[1];
         CHECK_OK(dp_dsi_train_run(&c, MPI_COMM_WORLD, res));
@@ -223,23 +223,23 @@ static double rel_l2_diff(const float *a, const float *b, size_t n)
 static void equivalence(void)
 {
     dp_dsi_train_config c = tiny();
-    c.epochs = 2;
-    c.batch = 16;
+    c.run.epochs = 2;
+    c.run.batch = 16;
     c.model.dropout = 0; /* masks come from each rank's own stream */
     c.docids = DP_DSI_SEMANTIC;
     c.kmeans_k = 4;
     c.leaf = 10;
-    snprintf(c.out, sizeof c.out, "%s/eq-p", tmp);
+    snprintf(c.run.out, sizeof c.run.out, "%s/eq-p", tmp);
     dp_dsi_train_result res;
     CHECK_OK(dp_dsi_train_member(&c, g_size > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL, 0, &res));
     if (g_rank == 0) {
         dp_dsi_train_config one = c;
-        one.batch = 16 * g_size;
-        snprintf(one.out, sizeof one.out, "%s/eq-1", tmp);
+        one.run.batch = 16 * g_size;
+        snprintf(one.run.out, sizeof one.run.out, "%s/eq-1", tmp);
         CHECK_OK(dp_dsi_train_member(&one, MPI_COMM_NULL, 0, &res));
         char pa[600], pb[600];
-        snprintf(pa, sizeof pa, "%s/member-0/model.dsi", c.out);
-        snprintf(pb, sizeof pb, "%s/member-0/model.dsi", one.out);
+        snprintf(pa, sizeof pa, "%s/member-0/model.dsi", c.run.out);
+        snprintf(pb, sizeof pb, "%s/member-0/model.dsi", one.run.out);
         dp_dsi_member a, b;
         CHECK_OK(dp_dsi_member_load(pa, &a));
         CHECK_OK(dp_dsi_member_load(pb, &b));
@@ -272,7 +272,7 @@ static void equivalence(void)
 static void abstention(dp_dsi_ensemble *e, const dp_dsi_train_config *c)
 {
     char path[700];
-    snprintf(path, sizeof path, "%s/m2/0/train.tsv", c->data);
+    snprintf(path, sizeof path, "%s/m2/0/train.tsv", c->run.data);
     dp_dsi_pairs tr0;
     CHECK_OK(dp_dsi_pairs_load(path, 1, &tr0));
     if (tr0.n < 1) return;
@@ -316,10 +316,10 @@ static void members(int head)
     if (g_size % 2) return; /* two members need an even number of ranks */
     dp_dsi_train_config c = tiny();
     c.members = 2;
-    c.batch = 64 / (g_size / 2);
+    c.run.batch = 64 / (g_size / 2);
     c.model.head = head;
     if (head) c.model.buckets = 1u << 12;
-    snprintf(c.out, sizeof c.out, "%s/ens-%d", tmp, head);
+    snprintf(c.run.out, sizeof c.run.out, "%s/ens-%d", tmp, head);
     int per = g_size / 2, member = g_rank / per;
     g_lo = member * per;
     g_hi = g_lo + per;
@@ -344,8 +344,8 @@ static void members(int head)
 
     /* the ensemble over both members, spread over the ranks */
     char p0[600], p1[600];
-    snprintf(p0, sizeof p0, "%s/member-0/model.dsi", c.out);
-    snprintf(p1, sizeof p1, "%s/member-1/model.dsi", c.out);
+    snprintf(p0, sizeof p0, "%s/member-0/model.dsi", c.run.out);
+    snprintf(p1, sizeof p1, "%s/member-1/model.dsi", c.run.out);
     const char *paths[2] = {p0, p1};
     dp_dsi_ensemble *e = NULL;
     CHECK_OK(dp_dsi_ensemble_load(paths, 2, MPI_COMM_WORLD, &e));

@@ -54,6 +54,14 @@ static char **read_lines(const char *path, long *n)
     return lines;
 }
 
+/* The lines of file `name` in directory `in`. */
+static char **read_lines_in(const char *in, const char *name, long *n)
+{
+    char p[512];
+    td_path(p, sizeof p, in, name);
+    return read_lines(p, n);
+}
+
 static void free_lines(char **l)
 {
     for (long i = 0; l[i]; i++) free(l[i]);
@@ -88,6 +96,14 @@ static void tsv_config(dp_dsi_prepare_config *cfg, const char *queries, const ch
     dp_dsi_prepare_defaults(cfg);
     snprintf(cfg->queries, sizeof cfg->queries, "%s", queries);
     td_path(cfg->out, sizeof cfg->out, dir, out);
+}
+
+/* tsv_config with one ensemble of `members` members (written under out/m<members>/). */
+static void member_config(dp_dsi_prepare_config *cfg, const char *queries, const char *out, int members)
+{
+    tsv_config(cfg, queries, out);
+    cfg->members[0] = members;
+    cfg->nmembers = 1;
 }
 
 /* A plain TSV of `ndocs` documents; document k ("doc<k>") has nq(k) queries
@@ -203,24 +219,27 @@ Test(dsi_data, debian_sentences_md5_join_and_fallback)
     dsi_corpus_free(&c);
 }
 
-Test(dsi_data, debian_min_words_and_split_lists)
+/* The queries read_debian(min_words, split_lists) makes of package alpha, joined by '|'. */
+static void expect_alpha_queries(int min_words, int split_lists, const char *want)
 {
     dsi_corpus c;
     char q[2048];
-    read_debian(2, 0, &c);
+    read_debian(min_words, split_lists, &c);
     corpus_queries(&c, "alpha", q, sizeof q);
-    cr_assert_str_eq(q, "Alpha tool for testing|Alpha parses things well.|It also counts words!|"
-                        "Does it work across lines?|Yes it does.|Tiny one.|"
-                        "The list: * first bullet item here * second bullet item.|this stays joined");
+    cr_assert_str_eq(q, want);
     dsi_corpus_free(&c);
-    read_debian(3, 1, &c);
-    corpus_queries(&c, "alpha", q, sizeof q);
+}
+
+Test(dsi_data, debian_min_words_and_split_lists)
+{
+    expect_alpha_queries(2, 0, "Alpha tool for testing|Alpha parses things well.|It also counts words!|"
+                               "Does it work across lines?|Yes it does.|Tiny one.|"
+                               "The list: * first bullet item here * second bullet item.|this stays joined");
     /* paragraph breaks and bullets cut too; "The list:" is 2 words; a line
      * that is not a bullet continues the item before it */
-    cr_assert_str_eq(q, "Alpha tool for testing|Alpha parses things well.|It also counts words!|"
-                        "Does it work across lines?|Yes it does.|first bullet item here|second bullet item.|"
-                        "this stays joined");
-    dsi_corpus_free(&c);
+    expect_alpha_queries(3, 1, "Alpha tool for testing|Alpha parses things well.|It also counts words!|"
+                               "Does it work across lines?|Yes it does.|first bullet item here|"
+                               "second bullet item.|this stays joined");
 }
 
 Test(dsi_data, debian_bad_input_named)
@@ -315,8 +334,7 @@ Test(dsi_data, drop_rules_counted_by_hand)
     cr_assert_eq(st.index_examples, 3 * 4);
     char p[512];
     long n;
-    td_path(p, sizeof p, cfg.out, "docs.tsv");
-    char **docs = read_lines(p, &n);
+    char **docs = read_lines_in(cfg.out, "docs.tsv", &n);
     cr_assert_eq(n, 3);
     cr_assert_str_eq(docs[0], "d1");
     cr_assert_str_eq(docs[1], "d2");
@@ -349,12 +367,9 @@ static void check_split(double tf)
     dp_dsi_prepare_stats st;
     cr_assert_eq(dp_dsi_prepare(&cfg, &st), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(st.docs, 30);
-    char p[512];
     long ntr, nte;
-    td_path(p, sizeof p, cfg.out, "train.tsv");
-    char **tr = read_lines(p, &ntr);
-    td_path(p, sizeof p, cfg.out, "test.tsv");
-    char **te = read_lines(p, &nte);
+    char **tr = read_lines_in(cfg.out, "train.tsv", &ntr);
+    char **te = read_lines_in(cfg.out, "test.tsv", &nte);
     long want_tr = 0, want_te = 0;
     for (int k = 0; k < 30; k++) {
         int n = nq_cycle(k);
@@ -389,15 +404,11 @@ Test(dsi_data, same_seed_same_bytes)
     char qp[512];
     synth_queries("q.tsv", 40, nq_cycle, qp, sizeof qp);
     dp_dsi_prepare_config cfg;
-    tsv_config(&cfg, qp, "a");
-    cfg.members[0] = 3;
-    cfg.nmembers = 1;
+    member_config(&cfg, qp, "a", 3);
     cfg.seed = 7;
     dp_dsi_prepare_stats st;
     cr_assert_eq(dp_dsi_prepare(&cfg, &st), DP_OK, "%s", dp_errmsg());
-    tsv_config(&cfg, qp, "b");
-    cfg.members[0] = 3;
-    cfg.nmembers = 1;
+    member_config(&cfg, qp, "b", 3);
     cfg.seed = 7;
     cr_assert_eq(dp_dsi_prepare(&cfg, &st), DP_OK, "%s", dp_errmsg());
     tsv_config(&cfg, qp, "c");
@@ -461,12 +472,9 @@ static void check_members(int kmeans)
     cfg.kmeans_members = kmeans;
     dp_dsi_prepare_stats st;
     cr_assert_eq(dp_dsi_prepare(&cfg, &st), DP_OK, "%s", dp_errmsg());
-    char p[512];
     long ncentral, ntr_central;
-    td_path(p, sizeof p, cfg.out, "docs.tsv");
-    char **central = read_lines(p, &ncentral);
-    td_path(p, sizeof p, cfg.out, "train.tsv");
-    char **tr_central = read_lines(p, &ntr_central);
+    char **central = read_lines_in(cfg.out, "docs.tsv", &ncentral);
+    char **tr_central = read_lines_in(cfg.out, "train.tsv", &ntr_central);
     cr_assert_eq(ncentral, NDOCS);
     for (int m = 0; m < cfg.nmembers; m++) {
         int S = cfg.members[m];
@@ -478,12 +486,9 @@ static void check_members(int kmeans)
             snprintf(sub, sizeof sub, "out/m%d/%d", S, k);
             td_path(mdir, sizeof mdir, dir, sub);
             long nd, ntr, nte;
-            td_path(p, sizeof p, mdir, "docs.tsv");
-            char **docs = read_lines(p, &nd);
-            td_path(p, sizeof p, mdir, "train.tsv");
-            char **tr = read_lines(p, &ntr);
-            td_path(p, sizeof p, mdir, "test.tsv");
-            char **te = read_lines(p, &nte);
+            char **docs = read_lines_in(mdir, "docs.tsv", &nd);
+            char **tr = read_lines_in(mdir, "train.tsv", &ntr);
+            char **te = read_lines_in(mdir, "test.tsv", &nte);
             cr_assert_gt(nd, 0, "%s: empty member", mdir);
             if (!kmeans) cr_assert(nd == NDOCS / S || nd == NDOCS / S + 1, "%s: %ld documents", mdir, nd);
             long covered_tr = 0, covered_te = 0;
@@ -528,9 +533,7 @@ Test(dsi_data, rerun_retires_old_member_sets)
     synth_queries("q.tsv", 12, nq_three, qp, sizeof qp);
     dp_dsi_prepare_config cfg;
     dp_dsi_prepare_stats st;
-    tsv_config(&cfg, qp, "out");
-    cfg.members[0] = 3;
-    cfg.nmembers = 1;
+    member_config(&cfg, qp, "out", 3);
     cr_assert_eq(dp_dsi_prepare(&cfg, &st), DP_OK, "%s", dp_errmsg());
     td_path(p, sizeof p, dir, "out/m3/2/manifest.txt");
     struct stat sb;
@@ -814,9 +817,7 @@ Test(dsi_data, more_members_than_documents)
     char qp[512];
     synth_queries("q.tsv", 3, nq_three, qp, sizeof qp);
     dp_dsi_prepare_config cfg;
-    tsv_config(&cfg, qp, "out");
-    cfg.members[0] = 4;
-    cfg.nmembers = 1;
+    member_config(&cfg, qp, "out", 4);
     dp_dsi_prepare_stats st;
     cr_assert_eq(dp_dsi_prepare(&cfg, &st), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "4 members but only 3 documents"), "%s", dp_errmsg());

@@ -78,6 +78,35 @@ static const float *param(const dp_params *p, const char *name)
     return NULL;
 }
 
+/* Decoder level l's parameters, by name: a.weight and a.bias (A, Ab) and the node embeddings (Et)
+ * make its hidden units, out.weight and out.bias (W, Wb) its digit logits. */
+typedef struct {
+    const float *A, *Ab, *Et, *W, *Wb;
+} dec_level;
+
+static dec_level dec_level_of(const dp_dsi_model *m, int l)
+{
+    static const char *const names[] = {"a.weight", "a.bias", "node", "out.weight", "out.bias"};
+    const float *t[5];
+    for (int i = 0; i < 5; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "dec%d.%s", l, names[i]);
+        t[i] = param(&m->dense, nm);
+    }
+    return (dec_level){t[0], t[1], t[2], t[3], t[4]};
+}
+
+/* The level's E hidden units for h (H wide) at the node with index `node` within its level:
+ * relu(A h + Ab + Et[node]), in double. */
+static void dec_hidden(const dec_level *p, int E, int H, int node, const float *h, double *g)
+{
+    for (int j = 0; j < E; j++) {
+        double a = p->Ab[j] + p->Et[(long)node * E + j];
+        for (int k = 0; k < H; k++) a += (double)p->A[(long)j * H + k] * h[k];
+        g[j] = a > 0 ? a : 0;
+    }
+}
+
 /* Hand-built semantic ids. Set 0: lengths 1..3, fan-out 3 / 1..3 / 2:
  *   0: 0-0   1: 0-1   2: 1-0-0   3: 1-0-1   4: 1-1   5: 2   6: 0-2   7: 1-2-0   8: 1-2-1
  * (node counts per depth 1, 3, 6, 4). Set 1, a long tail behind short ids:
@@ -613,28 +642,14 @@ Test(dsi_model, loss_value_and_correct, .timeout = DP_TIMEOUT(30))
         const int d = docs[i];
         int v = 0, ok = 1;
         for (int l = 0; l < m->ids.len[d]; l++) {
-            char nm[64];
-            snprintf(nm, sizeof nm, "dec%d.a.weight", l);
-            const float *A = param(&m->dense, nm);
-            snprintf(nm, sizeof nm, "dec%d.a.bias", l);
-            const float *Ab = param(&m->dense, nm);
-            snprintf(nm, sizeof nm, "dec%d.node", l);
-            const float *Et = param(&m->dense, nm);
-            snprintf(nm, sizeof nm, "dec%d.out.weight", l);
-            const float *W = param(&m->dense, nm);
-            snprintf(nm, sizeof nm, "dec%d.out.bias", l);
-            const float *Wb = param(&m->dense, nm);
+            const dec_level p = dec_level_of(m, l);
             double gg[6], lg[3], mx = -1e30, s = 0;
-            for (int j = 0; j < E; j++) {
-                double a = Ab[j] + Et[(v - m->ids.trie.level_base[l]) * E + j];
-                for (int k = 0; k < H; k++) a += (double)A[j * H + k] * h->data[i * H + k];
-                gg[j] = a > 0 ? a : 0;
-            }
+            dec_hidden(&p, E, H, v - m->ids.trie.level_base[l], h->data + i * H, gg);
             const int w = m->ids.width[l];
             int arg = 0;
             for (int q = 0; q < w; q++) {
-                lg[q] = Wb[q];
-                for (int j = 0; j < E; j++) lg[q] += (double)W[q * E + j] * gg[j];
+                lg[q] = p.Wb[q];
+                for (int j = 0; j < E; j++) lg[q] += (double)p.W[q * E + j] * gg[j];
                 if (lg[q] > mx) mx = lg[q], arg = q;
             }
             for (int q = 0; q < w; q++) s += exp(lg[q] - mx);
@@ -693,28 +708,14 @@ static double brute_score(const dp_dsi_model *m, const float *h, int d)
     int v = 0;
     double *g = malloc((size_t)E * sizeof *g), *lg = malloc(70000 * sizeof *lg);
     for (int l = 0; l < I->len[d]; l++) {
-        char nm[64];
-        snprintf(nm, sizeof nm, "dec%d.a.weight", l);
-        const float *A = param(&m->dense, nm);
-        snprintf(nm, sizeof nm, "dec%d.a.bias", l);
-        const float *Ab = param(&m->dense, nm);
-        snprintf(nm, sizeof nm, "dec%d.node", l);
-        const float *Et = param(&m->dense, nm);
-        snprintf(nm, sizeof nm, "dec%d.out.weight", l);
-        const float *W = param(&m->dense, nm);
-        snprintf(nm, sizeof nm, "dec%d.out.bias", l);
-        const float *Wb = param(&m->dense, nm);
-        for (int j = 0; j < E; j++) {
-            double a = Ab[j] + Et[(long)(v - t->level_base[l]) * E + j];
-            for (int k = 0; k < H; k++) a += (double)A[(long)j * H + k] * h[k];
-            g[j] = a > 0 ? a : 0;
-        }
+        const dec_level p = dec_level_of(m, l);
+        dec_hidden(&p, E, H, v - t->level_base[l], h, g);
         double mx = -1e300, s = 0, mine = 0;
         int next = -1;
         for (int q = 0; q < t->count[v]; q++) {
             const int ch = t->first[v] + q, dg = t->digit[ch];
-            lg[q] = Wb[dg];
-            for (int j = 0; j < E; j++) lg[q] += (double)W[(long)dg * E + j] * g[j];
+            lg[q] = p.Wb[dg];
+            for (int j = 0; j < E; j++) lg[q] += (double)p.W[(long)dg * E + j] * g[j];
             if (lg[q] > mx) mx = lg[q];
             if (dg == I->code[(long)d * I->maxlen + l]) next = ch, mine = lg[q];
         }

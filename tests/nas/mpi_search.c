@@ -19,14 +19,14 @@ static dp_search_config tiny(int batch, long limit)
 {
     dp_search_config cfg;
     dp_search_config_defaults(&cfg);
-    snprintf(cfg.data, sizeof cfg.data, "%s", shards);
+    snprintf(cfg.run.data, sizeof cfg.run.data, "%s", shards);
     cfg.net.layers = 2;
     cfg.net.channels = 4;
-    cfg.batch = batch;
-    cfg.limit = limit;
+    cfg.run.batch = batch;
+    cfg.run.limit = limit;
     cfg.eval_limit = 400;
-    cfg.quiet = 1;
-    cfg.progress = 0;
+    cfg.run.quiet = 1;
+    cfg.run.progress = 0;
     return cfg;
 }
 
@@ -55,9 +55,9 @@ static long count_lines(const char *path)
 static void tiny_search(void)
 {
     dp_search_config cfg = tiny(32, 1000);
-    cfg.epochs = 2;
-    cfg.check_replicas = 5;
-    snprintf(cfg.out, sizeof cfg.out, "%s/tiny", tmp);
+    cfg.run.epochs = 2;
+    cfg.run.check_replicas = 5;
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/tiny", tmp);
     dp_search_result res;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &res));
     CHECK(res.epochs_done == 2, "epochs %d", res.epochs_done);
@@ -75,14 +75,14 @@ static void tiny_search(void)
     if (g_rank == 0) {
         char path[600];
         dp_genotype back;
-        snprintf(path, sizeof path, "%s/genotype.json", cfg.out);
+        snprintf(path, sizeof path, "%s/genotype.json", cfg.run.out);
         CHECK_OK(dp_genotype_load(path, &back));
         CHECK(!memcmp(&back, &res.genotype, sizeof back), "genotype.json differs from the result");
-        snprintf(path, sizeof path, "%s/alpha.csv", cfg.out);
+        snprintf(path, sizeof path, "%s/alpha.csv", cfg.run.out);
         CHECK(count_lines(path) == 1 + 2 * 2 * 14, "alpha.csv has %ld lines", count_lines(path));
-        snprintf(path, sizeof path, "%s/genotype_epoch2.json", cfg.out);
+        snprintf(path, sizeof path, "%s/genotype_epoch2.json", cfg.run.out);
         CHECK(access(path, R_OK) == 0, "%s missing", path);
-        snprintf(path, sizeof path, "%s/normal.dot", cfg.out);
+        snprintf(path, sizeof path, "%s/normal.dot", cfg.run.out);
         CHECK(access(path, R_OK) == 0, "%s missing", path);
     }
     dp_search_result_free(&res);
@@ -100,12 +100,12 @@ static void equivalence(dp_nas_strategy strategy, int unrolled, const char *name
 {
     int b = 8;
     dp_search_config cfg = tiny(b, 2L * 12 * b * g_size);
-    cfg.sampler = 1; /* global */
+    cfg.run.sampler = 1; /* global */
     cfg.strategy = strategy;
     cfg.unrolled = unrolled;
     dp_search_result many, one;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &many));
-    cfg.batch = b * g_size;
+    cfg.run.batch = b * g_size;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_SELF, &one));
     CHECK(many.steps == one.steps && many.steps == 12, "steps %ld vs %ld", many.steps, one.steps);
     CHECK(many.nweights == one.nweights && many.nweights > 0, "weights %zu vs %zu", many.nweights, one.nweights);
@@ -137,7 +137,7 @@ static void temperature(void)
 {
     dp_search_config cfg = tiny(16, 400);
     cfg.strategy = DP_NAS_TEMPERATURE;
-    cfg.check_replicas = 3;
+    cfg.run.check_replicas = 3;
     dp_search_result res;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &res));
     char g[1100];
@@ -152,11 +152,11 @@ static void gold_budget(void)
 {
     dp_search_config cfg = tiny(16, 640);
     cfg.strategy = DP_NAS_GOLD;
-    cfg.epochs = 2;
+    cfg.run.epochs = 2;
     cfg.warmup_epochs = 1;
     cfg.prune_every = 2;
     cfg.flops_budget = 0; /* first: how large is the unconstrained result? */
-    snprintf(cfg.out, sizeof cfg.out, "%s/gold", tmp);
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/gold", tmp);
     dp_search_result free_run, bound;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &free_run));
     cfg.flops_budget = free_run.derived_mflops * 0.8;
@@ -165,7 +165,7 @@ static void gold_budget(void)
           bound.derived_mflops, cfg.flops_budget);
     if (g_rank == 0) {
         char path[600];
-        snprintf(path, sizeof path, "%s/gold_tradeoff.csv", cfg.out);
+        snprintf(path, sizeof path, "%s/gold_tradeoff.csv", cfg.run.out);
         CHECK(count_lines(path) >= 3, "gold_tradeoff.csv has %ld lines", count_lines(path));
         printf("    gold: unconstrained %.4f MFLOPs, budget %.4f -> %.4f\n", free_run.derived_mflops, cfg.flops_budget,
                bound.derived_mflops);
@@ -199,17 +199,17 @@ static void arch_warmup(void)
     char rows[2][4096];
     for (int run = 0; run < 2; run++) {
         dp_search_config cfg = tiny(16, 400);
-        cfg.epochs = 2;
+        cfg.run.epochs = 2;
         cfg.arch_warmup = 1;
         cfg.w_lr = run ? 0.1f : 0.01f;
-        snprintf(cfg.out, sizeof cfg.out, "%s/warm%d", tmp, run);
+        snprintf(cfg.run.out, sizeof cfg.run.out, "%s/warm%d", tmp, run);
         dp_search_result res;
         CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &res));
         dp_search_result_free(&res);
         memset(rows[run], 0, sizeof rows[run]);
         if (g_rank == 0) {
             char path[600];
-            snprintf(path, sizeof path, "%s/alpha.csv", cfg.out);
+            snprintf(path, sizeof path, "%s/alpha.csv", cfg.run.out);
             FILE *f = fopen(path, "r");
             CHECK(f != NULL, "%s missing", path);
             char line[512];
@@ -232,7 +232,7 @@ static void arch_warmup(void)
 static void recompute(void)
 {
     dp_search_config cfg = tiny(8, 2L * 6 * 8 * g_size);
-    cfg.bucket_mb = 0.004;
+    cfg.run.bucket_mb = 0.004;
     dp_search_result kept, again;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &kept));
     cfg.net.recompute = 64;
@@ -258,17 +258,17 @@ static void resume_one(dp_search_config cfg, const char *name)
     snprintf(whole, sizeof whole, "%s/%s-whole", tmp, name);
     snprintf(part, sizeof part, "%s/%s-part", tmp, name);
     dp_search_result a, b, c;
-    snprintf(cfg.out, sizeof cfg.out, "%s", whole);
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s", whole);
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &a));
-    snprintf(cfg.out, sizeof cfg.out, "%s", part);
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s", part);
     cfg.stop_after = 1;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &b));
     CHECK(b.stopped_early && b.epochs_done == 1, "%s: stop after 1: stopped %d epochs %d", name, b.stopped_early,
           b.epochs_done);
     cfg.stop_after = 0;
-    cfg.resume = 1;
+    cfg.run.resume = 1;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &c));
-    CHECK(!c.stopped_early && c.epochs_done == cfg.epochs && c.steps == a.steps, "%s: resumed to %d epochs, %ld steps",
+    CHECK(!c.stopped_early && c.epochs_done == cfg.run.epochs && c.steps == a.steps, "%s: resumed to %d epochs, %ld steps",
           name, c.epochs_done, c.steps);
     CHECK(a.nweights == c.nweights && a.nalpha == c.nalpha, "%s: sizes differ", name);
     if (a.nweights == c.nweights && a.nalpha == c.nalpha) {
@@ -290,13 +290,13 @@ static void resume(void)
 {
     const long lim = 2L * 4 * 8 * g_size; /* 4 steps per epoch */
     dp_search_config cfg = tiny(8, lim);
-    cfg.epochs = 3;
+    cfg.run.epochs = 3;
     resume_one(cfg, "darts");
     cfg.strategy = DP_NAS_GUMBEL;
-    cfg.codec.kind = DP_CODEC_INT8; /* error feedback in the checkpoint */
+    cfg.run.codec.kind = DP_CODEC_INT8; /* error feedback in the checkpoint */
     resume_one(cfg, "gumbel-int8");
     cfg = tiny(8, lim);
-    cfg.epochs = 3;
+    cfg.run.epochs = 3;
     cfg.strategy = DP_NAS_GOLD;
     cfg.prune_every = 2;
     cfg.warmup_epochs = 0;
@@ -307,14 +307,14 @@ static void resume(void)
     snprintf(part, sizeof part, "%s/darts-trunc", tmp);
     snprintf(path, sizeof path, "%s/search.dpc", part);
     cfg = tiny(8, lim);
-    cfg.epochs = 3;
-    snprintf(cfg.out, sizeof cfg.out, "%s", part);
+    cfg.run.epochs = 3;
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s", part);
     cfg.stop_after = 1;
     dp_search_result r;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &r));
     dp_search_result_free(&r);
     cfg.stop_after = 0;
-    cfg.resume = 1;
+    cfg.run.resume = 1;
     cfg.w_lr = 0.05f;
     dp_status rc = dp_search_run(&cfg, MPI_COMM_WORLD, &r);
     CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "'w'") && strstr(dp_errmsg(), "search.dpc"),
@@ -335,7 +335,7 @@ static void codec_applies(void)
     dp_search_config cfg = tiny(8, 2L * 4 * 8 * g_size);
     dp_search_result plain, coded;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &plain));
-    cfg.codec.kind = DP_CODEC_INT8;
+    cfg.run.codec.kind = DP_CODEC_INT8;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &coded));
     if (plain.nweights == coded.nweights && plain.nweights > 0) {
         int wsame = !memcmp(plain.weights, coded.weights, plain.nweights * sizeof *plain.weights);
@@ -351,7 +351,7 @@ static void codec_applies(void)
 static void bad_input(void)
 {
     dp_search_config cfg = tiny(16, 400);
-    snprintf(cfg.data, sizeof cfg.data, "%s/missing", tmp);
+    snprintf(cfg.run.data, sizeof cfg.run.data, "%s/missing", tmp);
     dp_search_result res;
     dp_status rc = dp_search_run(&cfg, MPI_COMM_WORLD, &res);
     CHECK(rc != DP_OK && strstr(dp_errmsg(), "missing"), "missing data: %s", dp_errmsg());

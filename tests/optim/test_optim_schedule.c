@@ -9,95 +9,57 @@
 
 #include "dptrain/optim.h"
 
-static void expect_lr(const dp_schedule *s, long step, double want)
-{
-    double got = dp_schedule_lr(s, step);
-    cr_expect(fabs(got - want) <= 1e-7 + 1e-6 * fabs(want), "%s, step %ld: got %.9g, want %.9g",
-              dp_schedule_kind_name(s->kind), step, got, want);
-}
+/* A schedule and the rates it must give at chosen steps, worked out by hand in the comments. The
+ * list of points ends at the first zero rate (every rate checked here is above 0). */
+typedef struct {
+    const char *name;
+    dp_schedule s;
+    struct {
+        long step;
+        double lr;
+    } at[8];
+} lr_case;
 
-Test(optim_schedule, constant, .timeout = DP_TIMEOUT(10))
-{
-    dp_schedule s = {.kind = DP_SCHED_CONSTANT, .base_lr = 0.1f};
-    cr_assert_eq(dp_schedule_check(&s), DP_OK, "%s", dp_errmsg());
-    expect_lr(&s, 0, 0.1);
-    expect_lr(&s, 12345, 0.1);
-    expect_lr(&s, -3, 0.1);
-}
+static const lr_case lr_cases[] = {
+    {"constant", {.kind = DP_SCHED_CONSTANT, .base_lr = 0.1f}, {{0, 0.1}, {12345, 0.1}, {-3, 0.1}}},
+    /* Warm-up over 4 steps: base*(s+1)/4 = .025 .05 .075 .1, then base; negative steps count as
+     * step 0. */
+    {"constant_warmup",
+     {.kind = DP_SCHED_CONSTANT, .base_lr = 0.1f, .warmup = 4},
+     {{-1, 0.025}, {0, 0.025}, {1, 0.05}, {2, 0.075}, {3, 0.1}, {4, 0.1}, {1000, 0.1}}},
+    /* StepLR: 0.1 * 0.1^floor(s/3): 0.1 for 0..2, 0.01 for 3..5, 0.001 from 6. */
+    {"step_decay",
+     {.kind = DP_SCHED_STEP, .base_lr = 0.1f, .gamma = 0.1f, .step_size = 3},
+     {{0, 0.1}, {2, 0.1}, {3, 0.01}, {5, 0.01}, {6, 0.001}, {9, 0.0001}}},
+    /* With warm-up 2 the decay clock starts at step 2: 0.05, 0.1, then 0.1 until
+     * step 2+3 = 5 where it drops to 0.01, and 0.001 at step 8. */
+    {"step_decay_warmup",
+     {.kind = DP_SCHED_STEP, .base_lr = 0.1f, .gamma = 0.1f, .step_size = 3, .warmup = 2},
+     {{0, 0.05}, {1, 0.1}, {2, 0.1}, {4, 0.1}, {5, 0.01}, {7, 0.01}, {8, 0.001}}},
+    /* Cosine from 1 to 0.1 over 10 steps: 0.1 + 0.45*(1 + cos(pi*s/10)).
+     *   s=0: 1;  s=3: cos(0.3pi)=0.587785252 -> 0.814503363;  s=5: 0.55;  s=9: cos(0.9pi) = -0.951056516;
+     *   s=10: 0.1, and it stays there (clamped) at s=20 where torch would be back at 1. */
+    {"cosine",
+     {.kind = DP_SCHED_COSINE, .base_lr = 1.0f, .min_lr = 0.1f, .total = 10},
+     {{0, 1.0}, {3, 0.814503363}, {5, 0.55}, {9, 0.1 + 0.45 * (1.0 - 0.951056516295154)}, {10, 0.1}, {20, 0.1}}},
+    /* Warm-up 5 then cosine over T = 15 - 5 = 10: 0.2, 0.4, ... 1.0 at step 4,
+     * 1.0 again at step 5 (t = 0), 0.55 at step 10 (t = 5), 0.1 at 15. */
+    {"cosine_warmup",
+     {.kind = DP_SCHED_COSINE, .base_lr = 1.0f, .min_lr = 0.1f, .total = 15, .warmup = 5},
+     {{0, 0.2}, {3, 0.8}, {4, 1.0}, {5, 1.0}, {8, 0.814503363}, {10, 0.55}, {15, 0.1}, {16, 0.1}}},
+};
 
-/* Warm-up over 4 steps: base*(s+1)/4 = .025 .05 .075 .1, then base. */
-Test(optim_schedule, constant_warmup, .timeout = DP_TIMEOUT(10))
+Test(optim_schedule, rates, .timeout = DP_TIMEOUT(10))
 {
-    dp_schedule s = {.kind = DP_SCHED_CONSTANT, .base_lr = 0.1f, .warmup = 4};
-    cr_assert_eq(dp_schedule_check(&s), DP_OK, "%s", dp_errmsg());
-    expect_lr(&s, -1, 0.025); /* negative steps count as step 0 */
-    expect_lr(&s, 0, 0.025);
-    expect_lr(&s, 1, 0.05);
-    expect_lr(&s, 2, 0.075);
-    expect_lr(&s, 3, 0.1);
-    expect_lr(&s, 4, 0.1);
-    expect_lr(&s, 1000, 0.1);
-}
-
-/* StepLR: 0.1 * 0.1^floor(s/3): 0.1 for 0..2, 0.01 for 3..5, 0.001 from 6. */
-Test(optim_schedule, step_decay, .timeout = DP_TIMEOUT(10))
-{
-    dp_schedule s = {.kind = DP_SCHED_STEP, .base_lr = 0.1f, .gamma = 0.1f, .step_size = 3};
-    cr_assert_eq(dp_schedule_check(&s), DP_OK, "%s", dp_errmsg());
-    expect_lr(&s, 0, 0.1);
-    expect_lr(&s, 2, 0.1);
-    expect_lr(&s, 3, 0.01);
-    expect_lr(&s, 5, 0.01);
-    expect_lr(&s, 6, 0.001);
-    expect_lr(&s, 9, 0.0001);
-}
-
-/* With warm-up 2 the decay clock starts at step 2: 0.05, 0.1, then 0.1 until
- * step 2+3 = 5 where it drops to 0.01, and 0.001 at step 8. */
-Test(optim_schedule, step_decay_warmup, .timeout = DP_TIMEOUT(10))
-{
-    dp_schedule s = {.kind = DP_SCHED_STEP, .base_lr = 0.1f, .gamma = 0.1f, .step_size = 3,
-                     .warmup = 2};
-    cr_assert_eq(dp_schedule_check(&s), DP_OK, "%s", dp_errmsg());
-    expect_lr(&s, 0, 0.05);
-    expect_lr(&s, 1, 0.1);
-    expect_lr(&s, 2, 0.1);
-    expect_lr(&s, 4, 0.1);
-    expect_lr(&s, 5, 0.01);
-    expect_lr(&s, 7, 0.01);
-    expect_lr(&s, 8, 0.001);
-}
-
-/* Cosine from 1 to 0.1 over 10 steps: 0.1 + 0.45*(1 + cos(pi*s/10)).
- *   s=0: 1;  s=3: cos(0.3pi)=0.587785252 -> 0.814503363;  s=5: 0.55;
- *   s=10: 0.1, and it stays there (clamped) at s=20 where torch would be back at 1. */
-Test(optim_schedule, cosine, .timeout = DP_TIMEOUT(10))
-{
-    dp_schedule s = {.kind = DP_SCHED_COSINE, .base_lr = 1.0f, .min_lr = 0.1f, .total = 10};
-    cr_assert_eq(dp_schedule_check(&s), DP_OK, "%s", dp_errmsg());
-    expect_lr(&s, 0, 1.0);
-    expect_lr(&s, 3, 0.814503363);
-    expect_lr(&s, 5, 0.55);
-    expect_lr(&s, 9, 0.1 + 0.45 * (1.0 + cos(0.9 * 3.14159265358979)));
-    expect_lr(&s, 10, 0.1);
-    expect_lr(&s, 20, 0.1);
-}
-
-/* Warm-up 5 then cosine over T = 15 - 5 = 10: 0.2, 0.4, ... 1.0 at step 4,
- * 1.0 again at step 5 (t = 0), 0.55 at step 10 (t = 5), 0.1 at 15. */
-Test(optim_schedule, cosine_warmup, .timeout = DP_TIMEOUT(10))
-{
-    dp_schedule s = {.kind = DP_SCHED_COSINE, .base_lr = 1.0f, .min_lr = 0.1f, .total = 15,
-                     .warmup = 5};
-    cr_assert_eq(dp_schedule_check(&s), DP_OK, "%s", dp_errmsg());
-    expect_lr(&s, 0, 0.2);
-    expect_lr(&s, 3, 0.8);
-    expect_lr(&s, 4, 1.0);
-    expect_lr(&s, 5, 1.0);
-    expect_lr(&s, 8, 0.814503363);
-    expect_lr(&s, 10, 0.55);
-    expect_lr(&s, 15, 0.1);
-    expect_lr(&s, 16, 0.1);
+    for (size_t c = 0; c < sizeof lr_cases / sizeof lr_cases[0]; c++) {
+        const lr_case *k = &lr_cases[c];
+        cr_assert_eq(dp_schedule_check(&k->s), DP_OK, "%s: %s", k->name, dp_errmsg());
+        for (size_t i = 0; i < sizeof k->at / sizeof k->at[0] && k->at[i].lr != 0; i++) {
+            double got = dp_schedule_lr(&k->s, k->at[i].step), want = k->at[i].lr;
+            cr_expect(fabs(got - want) <= 1e-7 + 1e-6 * fabs(want), "%s, step %ld: got %.9g, want %.9g", k->name,
+                      k->at[i].step, got, want);
+        }
+    }
 }
 
 /* Cosine to 0 over a long run is monotone non-increasing after warm-up. */

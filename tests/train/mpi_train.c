@@ -37,14 +37,14 @@ static dp_train_config base(int batch, long steps_limit)
 {
     dp_train_config cfg;
     dp_train_config_defaults(&cfg);
-    snprintf(cfg.data, sizeof cfg.data, "%s", shards);
+    snprintf(cfg.run.data, sizeof cfg.run.data, "%s", shards);
     snprintf(cfg.model, sizeof cfg.model, "mlp");
-    cfg.batch = batch;
-    cfg.limit = steps_limit;
+    cfg.run.batch = batch;
+    cfg.run.limit = steps_limit;
     cfg.test_limit = 400;
-    cfg.epochs = 1;
-    cfg.quiet = 1;
-    cfg.bucket_mb = 0.25f; /* several buckets even for the small mlp */
+    cfg.run.epochs = 1;
+    cfg.run.quiet = 1;
+    cfg.run.bucket_mb = 0.25f; /* several buckets even for the small mlp */
     return cfg;
 }
 
@@ -96,20 +96,20 @@ static double run_diff(const char *a, const char *b, int *identical)
 }
 
 /* A run stopped after step 7 and resumed must end with the same bits as the
- * same run never stopped (cfg.out is set here from tag). */
+ * same run never stopped (cfg.run.out is set here from tag). */
 static void interrupted_equals_full(dp_train_config cfg, const char *tag)
 {
     dp_train_result full, part, rest;
     char a[64], b[64];
     snprintf(a, sizeof a, "%s-full", tag);
     snprintf(b, sizeof b, "%s-parts", tag);
-    snprintf(cfg.out, sizeof cfg.out, "%s/%s", tmp, a);
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/%s", tmp, a);
     CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &full) == DP_OK, "%s full: %s", tag, dp_errmsg());
-    snprintf(cfg.out, sizeof cfg.out, "%s/%s", tmp, b);
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/%s", tmp, b);
     cfg.stop_after = 7;
     CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &part) == DP_OK && part.stopped_early, "%s part: %s", tag, dp_errmsg());
     cfg.stop_after = 0;
-    cfg.resume = 1;
+    cfg.run.resume = 1;
     CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &rest) == DP_OK, "%s rest: %s", tag, dp_errmsg());
     CHECK(rest.steps == full.steps, "%s: steps %ld vs %ld", tag, rest.steps, full.steps);
     int same;
@@ -123,7 +123,7 @@ static void reference(int global_batch, long limit, int accumulate, const char *
     if (rank == 0) {
         dp_train_config cfg = base(global_batch / accumulate, limit);
         cfg.accumulate = accumulate;
-        snprintf(cfg.out, sizeof cfg.out, "%s/%s", tmp, name);
+        snprintf(cfg.run.out, sizeof cfg.run.out, "%s/%s", tmp, name);
         dp_train_result res;
         if (dp_train_run(&cfg, MPI_COMM_SELF, &res) != DP_OK) fprintf(stderr, "reference: %s\n", dp_errmsg());
     }
@@ -151,11 +151,11 @@ static void equivalence(dp_allreduce_algo algo, int overlap, int accumulate, con
         ref_done[global] = 1;
     }
     dp_train_config cfg = base(b, limit);
-    cfg.sampler = 1;
-    cfg.allreduce = algo;
-    cfg.overlap = overlap;
+    cfg.run.sampler = 1;
+    cfg.run.allreduce = algo;
+    cfg.run.overlap = overlap;
     cfg.accumulate = accumulate;
-    snprintf(cfg.out, sizeof cfg.out, "%s/%s", tmp, dp);
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/%s", tmp, dp);
     dp_train_result res;
     dp_status rc = dp_train_run(&cfg, MPI_COMM_WORLD, &res);
     CHECK(rc == DP_OK, "%s: %s", tag, dp_errmsg());
@@ -171,12 +171,12 @@ static void equivalence(dp_allreduce_algo algo, int overlap, int accumulate, con
 static void resume_exact(void)
 {
     dp_train_config cfg = base(32, 32L * size * 12); /* 12 steps per epoch */
-    cfg.epochs = 2;
+    cfg.run.epochs = 2;
     cfg.opt.nesterov = 1;
     interrupted_equals_full(cfg, "resume");
     dp_train_result rest;
-    snprintf(cfg.out, sizeof cfg.out, "%s/resume-parts", tmp);
-    cfg.resume = 1;
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/resume-parts", tmp);
+    cfg.run.resume = 1;
     /* another rank count cannot resume this run */
     if (size > 1) {
         int color = rank == 0 ? 0 : 1;
@@ -184,7 +184,7 @@ static void resume_exact(void)
         MPI_Comm_split(MPI_COMM_WORLD, color, rank, &sub);
         dp_status rc = DP_OK;
         if (color == 0) {
-            cfg.epochs = 3;
+            cfg.run.epochs = 3;
             rc = dp_train_run(&cfg, sub, &rest);
         }
         CHECK(color != 0 || (rc == DP_ERR_ARG && strstr(dp_errmsg(), "ranks")), "rank-count mismatch: %s",
@@ -225,9 +225,9 @@ static void parse_codec(dp_train_config *cfg, const char *codec)
     snprintf(name, sizeof name, "%s", codec);
     char *dgc = strstr(name, "+dgc");
     if (dgc) *dgc = 0;
-    CHECK(dp_compress_parse(name, &cfg->codec) == DP_OK, "%s", dp_errmsg());
+    CHECK(dp_compress_parse(name, &cfg->run.codec) == DP_OK, "%s", dp_errmsg());
     if (dgc) {
-        cfg->codec.dgc_momentum = cfg->opt.momentum;
+        cfg->run.codec.dgc_momentum = cfg->opt.momentum;
         cfg->opt.momentum = 0.0f;
     }
 }
@@ -236,7 +236,7 @@ static void parse_codec(dp_train_config *cfg, const char *codec)
 static void resume_with_codec(const char *codec)
 {
     dp_train_config cfg = base(32, 32L * size * 12);
-    cfg.epochs = 2;
+    cfg.run.epochs = 2;
     parse_codec(&cfg, codec);
     interrupted_equals_full(cfg, codec);
 }
@@ -249,9 +249,9 @@ static void codecs(void)
     for (int k = 0; k < 7; k++) {
         dp_train_config cfg = base(32, 32L * size * 40);
         cfg.test_limit = 1000;
-        cfg.check_replicas = 1;
+        cfg.run.check_replicas = 1;
         parse_codec(&cfg, names[k]);
-        if (k == 3) cfg.codec.wire_zstd_level = 3;
+        if (k == 3) cfg.run.codec.wire_zstd_level = 3;
         dp_train_result res;
         dp_status rc = dp_train_run(&cfg, MPI_COMM_WORLD, &res);
         CHECK(rc == DP_OK && isfinite(res.train_loss) && res.test_acc > 0.6, "codec %s%s: %s (acc %.3f loss %g)",

@@ -39,17 +39,17 @@ static dp_train_config base_config(const char *model, long limit, int epochs)
 {
     dp_train_config cfg;
     dp_train_config_defaults(&cfg);
-    snprintf(cfg.data, sizeof cfg.data, "%s", shards);
+    snprintf(cfg.run.data, sizeof cfg.run.data, "%s", shards);
     snprintf(cfg.model, sizeof cfg.model, "%s", model);
-    cfg.limit = limit;
-    cfg.epochs = epochs;
-    cfg.quiet = 1;
+    cfg.run.limit = limit;
+    cfg.run.epochs = epochs;
+    cfg.run.quiet = 1;
     return cfg;
 }
 
 static void out_dir(dp_train_config *cfg, const char *name)
 {
-    snprintf(cfg->out, sizeof cfg->out, "%s/%s", tmp, name);
+    snprintf(cfg->run.out, sizeof cfg->run.out, "%s/%s", tmp, name);
 }
 
 TestSuite(train, .init = setup_shards, .fini = teardown_shards, .timeout = DP_TIMEOUT(300));
@@ -89,6 +89,26 @@ static void read_params(const char *dir, float **out, size_t *n)
     dp_checkpoint_free(&ck);
 }
 
+/* A run interrupted and resumed (rest, its out dir tmp/parts) ends where the uninterrupted run (full,
+ * in tmp/full) ended: the same steps, test accuracy and parameters, bit for bit. */
+static void expect_resumed_exactly(const dp_train_result *full, const dp_train_result *rest, const char *full_dir,
+                                   const char *parts_dir)
+{
+    cr_assert_eq(rest->steps, full->steps);
+    cr_assert_eq(rest->test_acc, full->test_acc);
+    float *a, *b;
+    size_t na, nb;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/%s", tmp, full_dir);
+    read_params(dir, &a, &na);
+    snprintf(dir, sizeof dir, "%s/%s", tmp, parts_dir);
+    read_params(dir, &b, &nb);
+    cr_assert_eq(na, nb);
+    cr_assert_eq(memcmp(a, b, na * sizeof(float)), 0, "resumed parameters differ from the uninterrupted run");
+    free(a);
+    free(b);
+}
+
 /* Interrupted at `stop` then resumed must equal the uninterrupted run bit for
  * bit: same permutation, same optimizer state, same schedule position. */
 static void check_resume_exact(const char *model, dp_opt_kind opt, long stop, const char *tag)
@@ -100,35 +120,22 @@ static void check_resume_exact(const char *model, dp_opt_kind opt, long stop, co
     cfg.opt = dp_opt_defaults(opt);
     if (opt == DP_OPT_SGD) cfg.opt.momentum = 0.9f, cfg.opt.nesterov = 1;
     cfg.lr = opt == DP_OPT_SGD ? 0.05f : 1e-3f;
-    char name[64];
-    snprintf(name, sizeof name, "full-%s", tag);
-    out_dir(&cfg, name);
+    char full_name[64], parts_name[64];
+    snprintf(full_name, sizeof full_name, "full-%s", tag);
+    snprintf(parts_name, sizeof parts_name, "parts-%s", tag);
+    out_dir(&cfg, full_name);
     dp_train_result full, part, rest;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &full), DP_OK, "%s", dp_errmsg());
 
-    snprintf(name, sizeof name, "parts-%s", tag);
-    out_dir(&cfg, name);
+    out_dir(&cfg, parts_name);
     cfg.stop_after = stop;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &part), DP_OK, "%s", dp_errmsg());
     cr_assert(part.stopped_early);
     cr_assert_eq(part.steps, stop);
     cfg.stop_after = 0;
-    cfg.resume = 1;
+    cfg.run.resume = 1;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK, "%s", dp_errmsg());
-    cr_assert_eq(rest.steps, full.steps);
-    cr_assert_eq(rest.test_acc, full.test_acc);
-
-    float *a, *b;
-    size_t na, nb;
-    char dir[600];
-    snprintf(dir, sizeof dir, "%s/full-%s", tmp, tag);
-    read_params(dir, &a, &na);
-    snprintf(dir, sizeof dir, "%s/parts-%s", tmp, tag);
-    read_params(dir, &b, &nb);
-    cr_assert_eq(na, nb);
-    cr_assert_eq(memcmp(a, b, na * sizeof(float)), 0, "resumed parameters differ from the uninterrupted run");
-    free(a);
-    free(b);
+    expect_resumed_exactly(&full, &rest, full_name, parts_name);
 }
 
 Test(train, resume_mid_epoch_is_bit_identical_sgd) { check_resume_exact("mlp", DP_OPT_SGD, 21, "sgd21"); }
@@ -177,30 +184,17 @@ Test(train, darts_arch_learns_and_resumes_bit_identical)
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &part), DP_OK, "%s", dp_errmsg());
     cr_assert(part.stopped_early);
     cfg.stop_after = 0;
-    cfg.resume = 1;
+    cfg.run.resume = 1;
     /* the cell, not the file name, must match */
     snprintf(cfg.arch, sizeof cfg.arch, "%s", other);
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "'genotype' differs"), "%s", dp_errmsg());
     snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK, "%s", dp_errmsg());
-    cr_assert_eq(rest.steps, full.steps);
-    cr_assert_eq(rest.test_acc, full.test_acc);
-
-    float *a, *b;
-    size_t na, nb;
-    char dir[600];
-    snprintf(dir, sizeof dir, "%s/darts-full", tmp);
-    read_params(dir, &a, &na);
-    snprintf(dir, sizeof dir, "%s/darts-parts", tmp);
-    read_params(dir, &b, &nb);
-    cr_assert_eq(na, nb);
-    cr_assert_eq(memcmp(a, b, na * sizeof(float)), 0, "resumed parameters differ from the uninterrupted run");
-    free(a);
-    free(b);
+    expect_resumed_exactly(&full, &rest, "darts-full", "darts-parts");
 
     snprintf(cfg.arch, sizeof cfg.arch, "%s/missing.json", tmp);
-    cfg.resume = 0;
+    cfg.run.resume = 0;
     cr_assert_neq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK);
     cr_assert(strstr(dp_errmsg(), "missing.json"), "%s", dp_errmsg());
 }
@@ -214,8 +208,8 @@ Test(train, resume_with_a_different_config_names_the_field)
     dp_train_result res;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK, "%s", dp_errmsg());
     cfg.stop_after = 0;
-    cfg.resume = 1;
-    cfg.batch = 32;
+    cfg.run.resume = 1;
+    cfg.run.batch = 32;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "batch"), "message: %s", dp_errmsg());
     cr_assert(strstr(dp_errmsg(), "checkpoint.dpc"), "message: %s", dp_errmsg());
@@ -235,14 +229,14 @@ Test(train, bad_configuration_names_the_flag)
 {
     dp_train_config cfg = base_config("mlp", 100, 1);
     dp_train_result res;
-    cfg.batch = 0;
+    cfg.run.batch = 0;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "--batch"), "%s", dp_errmsg());
     cfg = base_config("resnet", 100, 1);
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "resnet"), "%s", dp_errmsg());
     cfg = base_config("mlp", 100, 1);
-    snprintf(cfg.data, sizeof cfg.data, "%s/nowhere", tmp);
+    snprintf(cfg.run.data, sizeof cfg.run.data, "%s/nowhere", tmp);
     cr_assert_neq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK);
     cr_assert(strstr(dp_errmsg(), "nowhere"), "%s", dp_errmsg());
 }

@@ -1,0 +1,57 @@
+/* The options every workload shares (dp_run_config, dptrain/task.h): one set of defaults, one range check
+ * whose messages name the flag, and the driver's and the gradient sync's options made from them. */
+#include <math.h>
+#include <stdio.h>
+
+#include "dptrain/task.h"
+
+void dp_run_config_defaults(dp_run_config *r)
+{
+    *r = (dp_run_config){.epochs = 1, .batch = 64, .eval_batch = 500, .seed = 1, .allreduce = DP_ALLREDUCE_RING,
+                         .bucket_mb = 4.0f, .overlap = 1, .threads = 1, .progress = -1, .watchdog_s = 300};
+}
+
+#define RANGE(cond, ...)                                        \
+    do {                                                        \
+        if (!(cond)) return dp_errorf(DP_ERR_ARG, __VA_ARGS__); \
+    } while (0)
+
+dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
+{
+    RANGE(r->epochs >= min_epochs && r->epochs <= 100000, "--epochs: %d is out of range [%d, 100000]", r->epochs,
+          min_epochs);
+    RANGE(r->batch >= 1 && r->batch <= DP_BATCH_MAX, "--batch: %d is out of range [1, %d]", r->batch, DP_BATCH_MAX);
+    RANGE(r->eval_batch >= 1 && r->eval_batch <= DP_BATCH_MAX, "--eval-batch: %d is out of range [1, %d]", r->eval_batch,
+          DP_BATCH_MAX);
+    RANGE(r->limit >= 0, "--limit: %ld is negative", r->limit);
+    RANGE(r->sampler == 0 || r->sampler == 1, "--sampler: %d is not shard or global", r->sampler);
+    RANGE(isfinite(r->bucket_mb) && r->bucket_mb > 0 && r->bucket_mb <= 4096, "--bucket-mb: %g is out of range (0, 4096]",
+          r->bucket_mb);
+    RANGE(r->check_replicas >= 0, "--check-replicas: %ld is negative", r->check_replicas);
+    dp_status rc = dp_compress_check(&r->codec, r->allreduce);
+    if (rc != DP_OK) return rc;
+    RANGE(!r->resume || r->out[0], "--resume needs --out DIR (the run to continue)");
+    RANGE(r->threads >= 1 && r->threads <= DP_THREADS_MAX, "--threads: %d is out of range [1, %d]", r->threads,
+          DP_THREADS_MAX);
+    RANGE(isfinite(r->watchdog_s) && r->watchdog_s >= 0 && r->watchdog_s <= 86400,
+          "--watchdog: %g is out of range [0, 86400] seconds", r->watchdog_s);
+    return DP_OK;
+}
+
+dp_run_opts dp_run_opts_make(const dp_run_config *r)
+{
+    dp_run_opts o = {.epochs = r->epochs, .resume = r->resume, .keep_checkpoints = 2,
+                     .check_replicas = r->check_replicas, .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1,
+                     .loss_scale_growth = 1, .watchdog_s = r->watchdog_s, .threads = r->threads,
+                     .progress = r->progress, .quiet = r->quiet};
+    snprintf(o.out, sizeof o.out, "%s", r->out);
+    return o;
+}
+
+dp_sync_opts dp_run_sync_opts(const dp_run_config *r)
+{
+    dp_sync_opts o = {.algo = r->allreduce, .bucket_bytes = (size_t)((double)r->bucket_mb * 1048576.0),
+                      .overlap = r->overlap, .codec = r->codec};
+    o.codec.seed = r->seed;
+    return o;
+}
