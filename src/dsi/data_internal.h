@@ -32,6 +32,10 @@ dp_status dsi_arena_add(dsi_arena *a, const char *s, size_t n, int64_t *off);
 static inline const char *dsi_arena_str(const dsi_arena *a, int64_t off) { return a->buf + off; }
 void dsi_arena_free(dsi_arena *a);
 
+/* Resizes the array *pp (a T **) to n elements of `size` bytes; 0 when out of
+ * memory, the array then as it was. */
+int dsi_resize(void *pp, size_t n, size_t size);
+
 /* ------------------------------------------------------------ interner */
 /* Strings -> dense ids 0, 1, 2 ... in first-seen order (docids, md5 sums).
  * Open addressing over XXH3 hashes; keys live in the interner's own arena. */
@@ -50,9 +54,26 @@ static inline const char *dsi_intern_str(const dsi_intern *t, long id) { return 
 void dsi_intern_free(dsi_intern *t);
 
 /* ------------------------------------------------------------ text */
-/* Reads the next line into *buf (getline), dropping "\n" and a trailing "\r".
- * Returns its length, or -1 at the end (or on error: check ferror). */
-long dsi_getline(char **buf, size_t *cap, FILE *f);
+/* A text file read line by line: dsi_lines_open, then while dsi_lines_next
+ * returns 1, line r.line (from 1) is r.buf[0 .. r.len), NUL-terminated, "\n"
+ * and a trailing "\r" dropped; then dsi_lines_close. Lines are C strings
+ * here, so a line holding a NUL byte ends the loop with r.rc an error naming
+ * path:line. */
+typedef struct dsi_lines {
+    FILE *f;
+    const char *path;
+    char *buf;
+    size_t cap;
+    long len, line;
+    dp_status rc;
+} dsi_lines;
+
+/* DP_ERR_IO "<path>: open: <why>". */
+dp_status dsi_lines_open(dsi_lines *r, const char *path);
+/* 1 with the next line; 0 at the end, on a read error or at a NUL byte. */
+int dsi_lines_next(dsi_lines *r);
+/* Closes the file and returns rc, else r->rc, else a read error naming the file. */
+dp_status dsi_lines_close(dsi_lines *r, dp_status rc);
 /* Collapses runs of whitespace (ASCII space, \t .. \r, 0x1c .. 0x1f, and the
  * UTF-8 Unicode spaces such as U+00A0 and U+2000 .. U+200A) in s[0..n) to
  * one ' ' and trims both ends, in place; returns the new length (s is
@@ -60,6 +81,14 @@ long dsi_getline(char **buf, size_t *cap, FILE *f);
 size_t dsi_squash_space(char *s, size_t n);
 /* Number of whitespace-separated words of s. */
 int dsi_count_words(const char *s);
+
+/* ------------------------------------------------------------ examples */
+/* Room in s for example s->n with ntok tokens (doc[n], off[n + 1], tok up to
+ * off[n] + ntok), each array grown by doubling: *ex_cap examples (at most
+ * max_ex), *tok_cap tokens; off[0] = 0 from the first growth on. DP_ERR_NOMEM
+ * names `who` (dataset.c). */
+dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, int64_t *tok_cap, int64_t ntok, int64_t max_ex,
+                          const char *who);
 
 /* ------------------------------------------------------------ corpus */
 /* What the input parsers produce: documents (docid strings, optional text)

@@ -15,7 +15,6 @@
  * blank lines separate stanzas, a line opening with a space or tab continues
  * the field before it); a second "Package:" inside one stanza starts a new
  * one, so concatenated files without a trailing blank line still parse. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -65,21 +64,17 @@ typedef dp_status (*stanza_fn)(void *ctx, const stanza *s, const char *path, lon
 /* Streams the stanzas of `path`; `desc_field` is "Description" or "Description-en". */
 static dp_status read_stanzas(const char *path, const char *desc_field, stanza_fn fn, void *ctx)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    dsi_lines r;
+    dp_status rc = dsi_lines_open(&r, path);
+    if (rc != DP_OK) return rc;
     stanza s = {0};
     stanza_reset(&s);
-    char *buf = NULL;
-    size_t cap = 0, dlen = strlen(desc_field);
-    long line = 0, len, start = 1;
-    dp_status rc = DP_OK;
+    size_t dlen = strlen(desc_field);
+    long start = 1;
     while (rc == DP_OK) {
-        len = dsi_getline(&buf, &cap, f);
-        if (len >= 0) line++;
-        if (len > 0 && memchr(buf, '\0', (size_t)len)) { /* fields are C strings: a NUL would cut one */
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
-            break;
-        }
+        const long len = dsi_lines_next(&r) ? r.len : -1;
+        if (len < 0 && r.rc != DP_OK) break;
+        char *buf = r.buf;
         /* A blank (or whitespace-only) line ends a stanza; so does the end of
          * the file, and a second Package field. */
         int blank = 1;
@@ -88,7 +83,7 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
         if (blank || new_pkg) {
             if (s.has_package || s.has_desc || s.has_md5) rc = fn(ctx, &s, path, start);
             stanza_reset(&s);
-            start = blank ? line + 1 : line;
+            start = blank ? r.line + 1 : r.line;
             if (len < 0 || rc != DP_OK) break;
             if (blank) continue;
         }
@@ -98,7 +93,7 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
         }
         char *colon = memchr(buf, ':', (size_t)len);
         if (!colon) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: not a 'Field: value' line", path, line);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: not a 'Field: value' line", path, r.line);
             break;
         }
         size_t klen = (size_t)(colon - buf);
@@ -109,7 +104,7 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
         s.field = F_OTHER;
         if (klen == 7 && !strncasecmp(buf, "Package", 7)) {
             if (vlen == 0 || vlen >= sizeof s.package) {
-                rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: package name %s", path, line, vlen ? "too long" : "empty");
+                rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: package name %s", path, r.line, vlen ? "too long" : "empty");
                 break;
             }
             memcpy(s.package, v, vlen);
@@ -118,7 +113,7 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
             s.field = F_PACKAGE;
         } else if (klen == 15 && !strncasecmp(buf, "Description-md5", 15)) {
             if (vlen >= sizeof s.md5) {
-                rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: Description-md5 too long", path, line);
+                rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: Description-md5 too long", path, r.line);
                 break;
             }
             memcpy(s.md5, v, vlen);
@@ -132,11 +127,8 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
             s.field = F_DESC;
         }
     }
-    if (rc == DP_OK && ferror(f)) rc = dp_errorf(DP_ERR_IO, "%s: read error after line %ld", path, line);
-    fclose(f);
-    free(buf);
     free(s.desc);
-    return rc;
+    return dsi_lines_close(&r, rc);
 }
 
 /* ------------------------------------------------------------ passes */
@@ -161,11 +153,9 @@ static dp_status on_package(void *vctx, const stanza *s, const char *path, long 
     if (doc < before) return DP_OK; /* the first stanza naming a package wins */
     if (doc >= x->pkg_cap) {
         long cap = x->pkg_cap ? 2 * x->pkg_cap : 4096;
-        long *m = realloc(x->pkg_md5, (size_t)cap * sizeof *m);
-        if (m) x->pkg_md5 = m;
-        int64_t *d = realloc(x->pkg_desc, (size_t)cap * sizeof *d);
-        if (d) x->pkg_desc = d;
-        if (!m || !d) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
+        if (!dsi_resize(&x->pkg_md5, (size_t)cap, sizeof *x->pkg_md5) ||
+            !dsi_resize(&x->pkg_desc, (size_t)cap, sizeof *x->pkg_desc))
+            return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
         x->pkg_cap = cap;
     }
     x->pkg_md5[doc] = -1;
@@ -176,9 +166,8 @@ static dp_status on_package(void *vctx, const stanza *s, const char *path, long 
         if (id < 0) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
         if (id >= x->md5_cap) {
             long cap = x->md5_cap ? 2 * x->md5_cap : 4096;
-            int64_t *d = realloc(x->md5_desc, (size_t)cap * sizeof *d);
-            if (!d) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-            x->md5_desc = d;
+            if (!dsi_resize(&x->md5_desc, (size_t)cap, sizeof *x->md5_desc))
+                return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
             x->md5_cap = cap;
         }
         if (is_new) x->md5_desc[id] = -1;

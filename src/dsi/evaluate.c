@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "dptrain/dsi_eval.h"
+#include "dptrain/report.h"
 #include "dsi/data_internal.h"
 #include "dsi/ensemble_internal.h"
 
@@ -33,13 +33,6 @@ void dp_dsi_eval_defaults(dp_dsi_eval_config *cfg)
     cfg->k1 = 0.9f;
     cfg->b = 0.4f;
     cfg->threads = 1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static long first_n(const dp_dsi_eval_config *cfg, const dp_dsi_pairs *test)
@@ -130,11 +123,11 @@ dp_status dp_dsi_eval_ensemble(dp_dsi_ensemble *e, const dp_dsi_pairs *test, con
         score[a] = malloc((size_t)nq * (size_t)k * sizeof *score[a] + 1);
         if (!out[a] || !score[a]) rc = dp_errorf(DP_ERR_NOMEM, "eval: out of memory for %ld answers", nq);
     }
-    double t0 = now_s();
+    double t0 = dp_now();
     if (rc == DP_OK)
         rc = dp_dsi_ensemble_query(e, (const char *const *)test->query, (int)nq, cfg->beams, cfg->only, how, nhow,
                                    k, out, score);
-    double secs = now_s() - t0;
+    double secs = dp_now() - t0;
     int rank = 0;
     if (dsi_ensemble_comm(e) != MPI_COMM_NULL) MPI_Comm_rank(dsi_ensemble_comm(e), &rank);
     if (rc == DP_OK && rank == 0) {
@@ -210,7 +203,7 @@ dp_status dp_dsi_eval_bm25(const char *data_dir, const dp_dsi_pairs *test, const
     char **texts = NULL;
     rc = bm25_texts(&tr, &docs, &texts);
     dp_bm25 *ix = NULL;
-    double t0 = now_s();
+    double t0 = dp_now();
     if (rc == DP_OK) rc = dp_bm25_build((int)docs.n, (const char *const *)texts, cfg->k1, cfg->b, &ix);
     if (rc == DP_OK) {
         int32_t top[K_MAX];
@@ -223,7 +216,7 @@ dp_status dp_dsi_eval_bm25(const char *data_dir, const dp_dsi_pairs *test, const
             dp_dsi_metrics_add(&row->m, top, got, g >= 0 ? (int32_t)g : -2);
         }
         snprintf(row->method, sizeof row->method, "bm25(%.2g,%.2g)", cfg->k1, cfg->b);
-        row->seconds = now_s() - t0;
+        row->seconds = dp_now() - t0;
     }
     dp_bm25_free(ix);
     if (texts)
@@ -295,20 +288,15 @@ dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eva
     char line[8192];
     while (rc == DP_OK && next_line(in, rank, comm, line, sizeof line)) {
         const char *q = line;
-        double t0 = now_s();
+        double t0 = dp_now();
         rc = dp_dsi_ensemble_query(e, &q, 1, cfg->beams, cfg->only, &how, 1, k, &out, &score);
-        double dt = now_s() - t0;
+        double dt = dp_now() - t0;
         if (rc != DP_OK || rank != 0) continue;
         /* without memory for another latency the server goes on answering: the
          * other ranks are already waiting for the next line */
         if (nlat == cap && lat_ok) {
-            double *l = realloc(lat, (size_t)(cap ? 2 * cap : 1024) * sizeof *l);
-            if (l) {
-                lat = l;
-                cap = cap ? 2 * cap : 1024;
-            } else {
-                lat_ok = 0;
-            }
+            lat_ok = dsi_resize(&lat, (size_t)(cap ? 2 * cap : 1024), sizeof *lat);
+            if (lat_ok) cap = cap ? 2 * cap : 1024;
         }
         if (nlat < cap) lat[nlat++] = dt * 1e3;
         answer(ctx, ++nq, out, score, k);

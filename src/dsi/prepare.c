@@ -135,8 +135,7 @@ static dp_status canon_pass(const dsi_corpus *c, int by_doc, const uint8_t *skip
 typedef struct ex_set {  /* one split's examples, central document ids */
     dp_dsi_set set;      /* doc, off, tok */
     int64_t *text;       /* [n] query offsets in the corpus arena (train, test); NULL for index */
-    long cap;
-    int64_t tok_cap;
+    int64_t cap, tok_cap;
 } ex_set;
 
 typedef struct prep {
@@ -158,26 +157,11 @@ static dp_status ex_add(prep *p, ex_set *e, int32_t doc, const char *text, int64
 {
     const int cap_tok = p->cfg->tok.max_tokens;
     dp_dsi_set *s = &e->set;
-    if (s->n == e->cap) {
-        long cap = e->cap ? 2 * e->cap : 4096;
-        int32_t *d = realloc(s->doc, (size_t)cap * sizeof *d);
-        if (d) s->doc = d;
-        int64_t *o = realloc(s->off, (size_t)(cap + 1) * sizeof *o);
-        if (o) s->off = o;
-        int64_t *t = e->text || text_off >= 0 ? realloc(e->text, (size_t)cap * sizeof *t) : NULL;
-        if (t) e->text = t;
-        if (!d || !o || (text_off >= 0 && !t)) return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-        if (s->n == 0) s->off[0] = 0;
-        e->cap = cap;
-    }
-    if (s->off[s->n] + cap_tok > e->tok_cap) {
-        int64_t cap = e->tok_cap ? 2 * e->tok_cap : 65536;
-        while (cap < s->off[s->n] + cap_tok) cap *= 2;
-        int32_t *t = realloc(s->tok, (size_t)cap * sizeof *t);
-        if (!t) return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory (%" PRId64 " tokens)", cap);
-        s->tok = t;
-        e->tok_cap = cap;
-    }
+    const int64_t had = e->cap;
+    dp_status rc = dsi_set_reserve(s, &e->cap, &e->tok_cap, cap_tok, INT64_MAX, "dsi-prepare");
+    if (rc != DP_OK) return rc;
+    if (text_off >= 0 && e->cap != had && !dsi_resize(&e->text, (size_t)e->cap, sizeof *e->text))
+        return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
     int nt = dp_dsi_tokenize(&p->cfg->tok, text, p->tokbuf, cap_tok);
     for (int i = 0; i < nt; i++) s->tok[s->off[s->n] + i] = (int32_t)p->tokbuf[i];
     s->doc[s->n] = doc;
