@@ -32,6 +32,11 @@ dp_status dsi_arena_add(dsi_arena *a, const char *s, size_t n, int64_t *off);
 static inline const char *dsi_arena_str(const dsi_arena *a, int64_t off) { return a->buf + off; }
 void dsi_arena_free(dsi_arena *a);
 
+/* The n NUL-terminated strings at blob[0 .. len) (back to back, as many as
+ * that) as one block: n pointers, then a copy of the strings; freed whole.
+ * NULL when out of memory. */
+char **dsi_names_block(const char *blob, size_t len, long n);
+
 /* Resizes the array *pp (a T **) to n elements of `size` bytes; 0 when out of
  * memory, the array then as it was. */
 int dsi_resize(void *pp, size_t n, size_t size);

@@ -104,20 +104,10 @@ static dp_status load_names(const char *dir, dp_dsi_data *d)
     }
     rc = dsi_lines_close(&r, rc);
     if (rc == DP_OK && t.n == 0) rc = dp_errorf(DP_ERR_FORMAT, "%s: no documents", path);
-    if (rc == DP_OK) {
-        /* one block: the pointer array, then the strings */
-        size_t bytes = (size_t)t.n * sizeof(char *) + t.keys.len;
-        char **names = malloc(bytes);
-        if (!names) {
-            rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory for %ld names", path, t.n);
-        } else {
-            char *s = (char *)(names + t.n);
-            memcpy(s, t.keys.buf, t.keys.len);
-            for (long i = 0; i < t.n; i++) names[i] = s + t.off[i];
-            d->names = names;
-            d->ndocs = (int)t.n;
-        }
-    }
+    /* the interner's keys are the names in id order, back to back */
+    if (rc == DP_OK && !(d->names = dsi_names_block(t.keys.buf, t.keys.len, t.n)))
+        rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory for %ld names", path, t.n);
+    if (rc == DP_OK) d->ndocs = (int)t.n;
     dsi_intern_free(&t);
     return rc;
 }

@@ -46,6 +46,18 @@ int dsi_resize(void *pp, size_t n, size_t size)
     return 1;
 }
 
+char **dsi_names_block(const char *blob, size_t len, long n)
+{
+    char **names = malloc((size_t)n * sizeof *names + len + 1);
+    if (!names) return NULL;
+    char *s = memcpy(names + n, blob, len);
+    for (long i = 0; i < n; i++) {
+        names[i] = s;
+        s += strlen(s) + 1;
+    }
+    return names;
+}
+
 /* ============================================================ interner */
 
 static dp_status intern_grow(dsi_intern *t)

@@ -23,12 +23,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dptrain/fsutil.h"
 #include "dptrain/data.h"
+#include "dptrain/report.h"
 #include "dptrain/rng.h"
 #include "dsi/data_internal.h"
 
@@ -418,37 +417,31 @@ static dp_status drop_manifest(const char *dir)
     return dp_errorf(DP_ERR_IO, "%s: unlink: %s", path, strerror(errno));
 }
 
-/* A text file written to "<path>.tmp", then fsynced and renamed over <path>. */
+/* A text file built in memory, then written atomically (dp_write_file_atomic). */
 typedef struct tfile {
     FILE *f;
-    char path[4096], tmp[4096 + 8];
+    char *text;
+    size_t len;
+    char path[4096];
 } tfile;
 
 static dp_status tfile_open(tfile *t, const char *dir, const char *name)
 {
     dp_status rc = dp_path_join(t->path, sizeof t->path, dir, name);
     if (rc != DP_OK) return rc;
-    snprintf(t->tmp, sizeof t->tmp, "%s.tmp", t->path);
-    t->f = fopen(t->tmp, "wb");
-    if (!t->f) return dp_errorf(DP_ERR_IO, "%s: create: %s", t->tmp, strerror(errno));
+    if (!(t->f = open_memstream(&t->text, &t->len))) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", t->path);
     return DP_OK;
 }
 
 static dp_status tfile_close(tfile *t, dp_status rc)
 {
     if (!t->f) return rc;
-    if (rc == DP_OK && (fflush(t->f) != 0 || ferror(t->f)))
-        rc = dp_errorf(DP_ERR_IO, "%s: write: %s", t->tmp, strerror(errno));
-    if (rc == DP_OK && fsync(fileno(t->f)) != 0) rc = dp_errorf(DP_ERR_IO, "%s: fsync: %s", t->tmp, strerror(errno));
-    if (fclose(t->f) != 0 && rc == DP_OK) rc = dp_errorf(DP_ERR_IO, "%s: close: %s", t->tmp, strerror(errno));
+    if (fclose(t->f) != 0 && rc == DP_OK) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", t->path);
     t->f = NULL;
-    if (rc == DP_OK && rename(t->tmp, t->path) != 0)
-        rc = dp_errorf(DP_ERR_IO, "%s: rename to %s: %s", t->tmp, t->path, strerror(errno));
-    if (rc != DP_OK) {
-        unlink(t->tmp);
-        return rc;
-    }
-    return dp_fsync_parent_dir(t->path);
+    if (rc == DP_OK) rc = dp_write_file_atomic(t->path, t->text, t->len);
+    free(t->text);
+    t->text = NULL;
+    return rc;
 }
 
 /* One dataset dir holding the central documents with local[d] >= 0 (local
@@ -643,8 +636,7 @@ static dp_status write_all(prep *p)
 
 dp_status dp_dsi_prepare(const dp_dsi_prepare_config *cfg, dp_dsi_prepare_stats *st)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const double t0 = dp_now();
     if (st) memset(st, 0, sizeof *st);
     dp_status rc = check_config(cfg);
     if (rc != DP_OK) return rc;
@@ -670,8 +662,7 @@ dp_status dp_dsi_prepare(const dp_dsi_prepare_config *cfg, dp_dsi_prepare_stats 
     free(qlist);
     if (rc == DP_OK) rc = write_all(&p);
     p.st.docs = p.D;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    p.st.seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    p.st.seconds = dp_now() - t0;
     if (st && rc == DP_OK) *st = p.st;
     prep_free(&p);
     return rc;
