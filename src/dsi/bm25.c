@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "dptrain/dsi.h"
+#include "dsi/data_internal.h"
 
 enum { QUERY_WORDS_MAX = 1024 }; /* words of a query beyond this are ignored */
 enum { PRUNE_KMAX = 256 };       /* searches for more than this many skip pruning */
@@ -183,13 +184,7 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
             int64_t nc = npcap ? npcap : 4096;
             while (nc < np + n)
                 nc *= 2;
-            int32_t *a = realloc(tt, (size_t)nc * sizeof *a);
-            if (a)
-                tt = a;
-            int32_t *c = realloc(ttf, (size_t)nc * sizeof *c);
-            if (c)
-                ttf = c;
-            if (!a || !c)
+            if (!dsi_resize(&tt, (size_t)nc, sizeof *tt) || !dsi_resize(&ttf, (size_t)nc, sizeof *ttf))
                 goto nomem;
             npcap = nc;
         }

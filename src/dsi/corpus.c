@@ -83,7 +83,7 @@ static int split_tabs(char *line, char **field, size_t *len, int max)
 dp_status dsi_read_queries_tsv(const char *path, dsi_corpus *c)
 {
     dsi_lines r;
-    dp_status rc = dsi_lines_open(&r, path);
+    dp_status rc = dsi_lines_open(&r, NULL, path);
     if (rc != DP_OK) return rc;
     char *field[4];
     size_t flen[4];
@@ -119,7 +119,7 @@ dp_status dsi_read_queries_tsv(const char *path, dsi_corpus *c)
 dp_status dsi_read_docs_tsv(const char *path, dsi_corpus *c, const uint8_t *keep)
 {
     dsi_lines r;
-    dp_status rc = dsi_lines_open(&r, path);
+    dp_status rc = dsi_lines_open(&r, NULL, path);
     if (rc != DP_OK) return rc;
     while (rc == DP_OK && dsi_lines_next(&r)) {
         if (r.len == 0) continue;

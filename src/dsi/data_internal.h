@@ -1,8 +1,8 @@
 /* Private to the DSI data side (dataset.c, pairs.c, debian.c, corpus.c,
- * prepare.c, the docid tables of dsi_query.c and evaluate.c, and
- * tests/dsi/test_dsi_data.c): a string interner, a growable byte arena, line
- * reading, and the raw corpus the input parsers fill before dp_dsi_prepare
- * applies its drop, split and member rules.
+ * prepare.c, the docid tables of dsi_query.c and evaluate.c, bm25.c's arrays,
+ * and tests/dsi/test_dsi_data.c): a string interner, a growable byte arena,
+ * array growth, line reading, and the raw corpus the input parsers fill before
+ * dp_dsi_prepare applies its drop, split and member rules.
  *
  *   Debian Packages + Translation-en ─┐
  *   queries TSV (ORCAS or plain) ─────┼─▶ dsi_corpus (docs in first-seen order,
@@ -16,8 +16,8 @@
 
 #include "dptrain/dsi.h"
 
-/* The helpers below (arena, interner, text) live in pairs.c; the corpus and
- * the TSV readers in corpus.c. */
+/* The helpers below (arena, interner, text) live in pairs.c; dsi_set_reserve
+ * in dataset.c; the corpus and the TSV readers in corpus.c. */
 
 /* ------------------------------------------------------------ arena */
 /* NUL-terminated strings back to back in one growing buffer, named by offset
@@ -66,15 +66,15 @@ void dsi_intern_free(dsi_intern *t);
  * path:line. */
 typedef struct dsi_lines {
     FILE *f;
-    const char *path;
+    char path[4096];
     char *buf;
     size_t cap;
     long len, line;
     dp_status rc;
 } dsi_lines;
 
-/* DP_ERR_IO "<path>: open: <why>". */
-dp_status dsi_lines_open(dsi_lines *r, const char *path);
+/* Opens dir/name (dir NULL: name); DP_ERR_IO "<path>: open: <why>". */
+dp_status dsi_lines_open(dsi_lines *r, const char *dir, const char *name);
 /* 1 with the next line; 0 at the end, on a read error or at a NUL byte. */
 int dsi_lines_next(dsi_lines *r);
 /* Closes the file and returns rc, else r->rc, else a read error naming the file. */

@@ -25,11 +25,10 @@
 
 static dp_status load_tokenizer(const char *dir, dp_dsi_tok_config *tok)
 {
-    char path[4096];
-    dp_status rc = dp_path_join(path, sizeof path, dir, "tokenizer.txt");
-    if (rc != DP_OK) return rc;
     dsi_lines r;
-    if ((rc = dsi_lines_open(&r, path)) != DP_OK) return rc;
+    dp_status rc = dsi_lines_open(&r, dir, "tokenizer.txt");
+    if (rc != DP_OK) return rc;
+    const char *path = r.path;
     static const char *const keys[] = {"buckets", "words", "bigrams", "trigrams", "max_tokens"};
     long val[5];
     int seen[5] = {0};
@@ -64,11 +63,7 @@ static dp_status load_tokenizer(const char *dir, dp_dsi_tok_config *tok)
     if (rc != DP_OK) return rc;
     *tok = (dp_dsi_tok_config){.buckets = (uint32_t)val[0], .words = (int)val[1], .bigrams = (int)val[2],
                                .trigrams = (int)val[3], .max_tokens = (int)val[4]};
-    if (dp_dsi_tok_check(tok) != DP_OK) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", dp_errmsg());
-        return dp_errorf(DP_ERR_FORMAT, "%s: %s", path, why);
-    }
+    if (dp_dsi_tok_check(tok) != DP_OK) return dp_errorf(DP_ERR_FORMAT, "%s: %s", path, dp_errmsg());
     return DP_OK;
 }
 
@@ -76,11 +71,10 @@ static dp_status load_tokenizer(const char *dir, dp_dsi_tok_config *tok)
 
 static dp_status load_names(const char *dir, dp_dsi_data *d)
 {
-    char path[4096];
-    dp_status rc = dp_path_join(path, sizeof path, dir, "docs.tsv");
-    if (rc != DP_OK) return rc;
     dsi_lines r;
-    if ((rc = dsi_lines_open(&r, path)) != DP_OK) return rc;
+    dp_status rc = dsi_lines_open(&r, dir, "docs.tsv");
+    if (rc != DP_OK) return rc;
+    const char *path = r.path;
     dsi_intern t = {0};
     while (dsi_lines_next(&r)) {
         if (r.len == 0 || memchr(r.buf, '\t', (size_t)r.len)) {
@@ -224,8 +218,6 @@ static dp_status load_split(const char *dir, const dp_manifest *m, const char *s
             nshards++;
         }
     if (nshards == 0 && required) return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: no shards for split '%s'", dir, split);
-    if (total > (uint64_t)INT32_MAX)
-        return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: split '%s' holds more than %d records", dir, split, INT32_MAX);
     /* Sized by the records that arrive (dsi_set_reserve), not by the manifest. */
     s->doc = malloc(1);
     s->off = malloc(sizeof *s->off);

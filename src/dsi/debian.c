@@ -65,7 +65,7 @@ typedef dp_status (*stanza_fn)(void *ctx, const stanza *s, const char *path, lon
 static dp_status read_stanzas(const char *path, const char *desc_field, stanza_fn fn, void *ctx)
 {
     dsi_lines r;
-    dp_status rc = dsi_lines_open(&r, path);
+    dp_status rc = dsi_lines_open(&r, NULL, path);
     if (rc != DP_OK) return rc;
     stanza s = {0};
     stanza_reset(&s);

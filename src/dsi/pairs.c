@@ -10,6 +10,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "dptrain/fsutil.h"
 #include "dsi/data_internal.h"
 
 /* ============================================================ arena */
@@ -50,7 +51,8 @@ char **dsi_names_block(const char *blob, size_t len, long n)
 {
     char **names = malloc((size_t)n * sizeof *names + len + 1);
     if (!names) return NULL;
-    char *s = memcpy(names + n, blob, len);
+    char *s = (char *)(names + n);
+    if (len) memcpy(s, blob, len); /* (blob may be NULL when empty) */
     for (long i = 0; i < n; i++) {
         names[i] = s;
         s += strlen(s) + 1;
@@ -119,11 +121,14 @@ void dsi_intern_free(dsi_intern *t)
 
 /* ============================================================ text */
 
-dp_status dsi_lines_open(dsi_lines *r, const char *path)
+dp_status dsi_lines_open(dsi_lines *r, const char *dir, const char *name)
 {
     memset(r, 0, sizeof *r);
-    r->path = path;
-    if (!(r->f = fopen(path, "rb"))) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    dp_status rc = dir ? dp_path_join(r->path, sizeof r->path, dir, name) : DP_OK;
+    if (!dir && snprintf(r->path, sizeof r->path, "%s", name) >= (int)sizeof r->path)
+        rc = dp_errorf(DP_ERR_ARG, "%s: path too long", name);
+    if (rc != DP_OK) return rc;
+    if (!(r->f = fopen(r->path, "rb"))) return dp_errorf(DP_ERR_IO, "%s: open: %s", r->path, strerror(errno));
     return DP_OK;
 }
 
@@ -204,7 +209,7 @@ dp_status dp_dsi_pairs_load(const char *path, int dedupe, dp_dsi_pairs *out)
 {
     memset(out, 0, sizeof *out);
     dsi_lines r;
-    dp_status rc = dsi_lines_open(&r, path);
+    dp_status rc = dsi_lines_open(&r, NULL, path);
     if (rc != DP_OK) return rc;
     dsi_arena a = {0};     /* pair i is "query\0docid" at off[i] */
     dsi_intern seen = {0}; /* dedupe: the lines "query\tdocid" kept */

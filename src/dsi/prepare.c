@@ -143,7 +143,6 @@ typedef struct prep {
     int D;               /* documents kept */
     int32_t *src;        /* [D] corpus document of central document d */
     ex_set split[3];     /* train, test, index */
-    uint32_t *tokbuf;
     long *ws;            /* word starts of the text being indexed */
     long ws_cap;
     dp_dsi_prepare_stats st;
@@ -161,8 +160,8 @@ static dp_status ex_add(prep *p, ex_set *e, int32_t doc, const char *text, int64
     if (rc != DP_OK) return rc;
     if (text_off >= 0 && e->cap != had && !dsi_resize(&e->text, (size_t)e->cap, sizeof *e->text))
         return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-    int nt = dp_dsi_tokenize(&p->cfg->tok, text, p->tokbuf, cap_tok);
-    for (int i = 0; i < nt; i++) s->tok[s->off[s->n] + i] = (int32_t)p->tokbuf[i];
+    /* ids < buckets <= 2^30: the uint32 the tokenizer writes reads back as the same int32 */
+    int nt = dp_dsi_tokenize(&p->cfg->tok, text, (uint32_t *)s->tok + s->off[s->n], cap_tok);
     s->doc[s->n] = doc;
     if (e->text) e->text[s->n] = text_off;
     s->off[s->n + 1] = s->off[s->n] + nt;
@@ -178,7 +177,6 @@ static void prep_free(prep *p)
         dp_dsi_set_free(&p->split[i].set);
         free(p->split[i].text);
     }
-    free(p->tokbuf);
     free(p->ws);
 }
 
@@ -643,12 +641,8 @@ dp_status dp_dsi_prepare(const dp_dsi_prepare_config *cfg, dp_dsi_prepare_stats 
     prep p = {.cfg = cfg};
     int64_t *qfirst = NULL;
     int32_t *qlist = NULL;
-    p.tokbuf = malloc((size_t)cfg->tok.max_tokens * sizeof *p.tokbuf);
-    if (!p.tokbuf) rc = dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-    if (rc == DP_OK) {
-        if (cfg->queries[0]) rc = dsi_read_queries_tsv(cfg->queries, &p.c);
-        else rc = dsi_read_debian(cfg->debian_packages, cfg->debian_translations, cfg->min_words, cfg->split_lists, &p.c);
-    }
+    if (cfg->queries[0]) rc = dsi_read_queries_tsv(cfg->queries, &p.c);
+    else rc = dsi_read_debian(cfg->debian_packages, cfg->debian_translations, cfg->min_words, cfg->split_lists, &p.c);
     if (rc == DP_OK) rc = select_docs(&p, &qfirst, &qlist);
     if (rc == DP_OK && cfg->docs[0]) {
         uint8_t *keep = calloc((size_t)p.c.docs.n + 1, 1);
