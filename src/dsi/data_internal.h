@@ -40,6 +40,9 @@ char **dsi_names_block(const char *blob, size_t len, long n);
 /* Resizes the array *pp (a T **) to n elements of `size` bytes; 0 when out of
  * memory, the array then as it was. */
 int dsi_resize(void *pp, size_t n, size_t size);
+/* Room for `need` elements in the array *pp of *cap elements, *cap doubled
+ * (from 1024 at least) as far as needed; 0 when out of memory, as above. */
+int dsi_reserve(void *pp, size_t *cap, size_t need, size_t size);
 
 /* ------------------------------------------------------------ interner */
 /* Strings -> dense ids 0, 1, 2 ... in first-seen order (docids, md5 sums).
@@ -92,7 +95,7 @@ int dsi_count_words(const char *s);
  * off[n] + ntok), each array grown by doubling: *ex_cap examples (at most
  * max_ex), *tok_cap tokens; off[0] = 0 from the first growth on. DP_ERR_NOMEM
  * names `who` (dataset.c). */
-dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, int64_t *tok_cap, int64_t ntok, int64_t max_ex,
+dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, size_t *tok_cap, int64_t ntok, int64_t max_ex,
                           const char *who);
 
 /* ------------------------------------------------------------ corpus */

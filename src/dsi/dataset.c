@@ -123,7 +123,7 @@ static dp_status check_header(const char *path, const dp_shard_info *h, const dp
     return DP_OK;
 }
 
-dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, int64_t *tok_cap, int64_t ntok, int64_t max_ex,
+dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, size_t *tok_cap, int64_t ntok, int64_t max_ex,
                           const char *who)
 {
     if (s->n == *ex_cap) {
@@ -134,19 +134,13 @@ dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, int64_t *tok_cap, int6
         if (*ex_cap == 0) s->off[0] = 0;
         *ex_cap = cap;
     }
-    const int64_t need = s->off[s->n] + ntok;
-    if (need > *tok_cap) {
-        int64_t cap = *tok_cap ? *tok_cap : 65536;
-        while (cap < need) cap *= 2;
-        if (!dsi_resize(&s->tok, (size_t)cap, sizeof *s->tok))
-            return dp_errorf(DP_ERR_NOMEM, "%s: out of memory (%" PRId64 " tokens)", who, cap);
-        *tok_cap = cap;
-    }
+    if (!dsi_reserve(&s->tok, tok_cap, (size_t)(s->off[s->n] + ntok), sizeof *s->tok))
+        return dp_errorf(DP_ERR_NOMEM, "%s: out of memory (%" PRId64 " tokens)", who, s->off[s->n] + ntok);
     return DP_OK;
 }
 
 static dp_status load_shard(const char *dir, const dp_manifest *m, const dp_manifest_shard *ms, const dp_dsi_data *d,
-                            dp_dsi_set *s, int64_t *tok_cap, int64_t *ex_cap, uint64_t total)
+                            dp_dsi_set *s, size_t *tok_cap, int64_t *ex_cap, uint64_t total)
 {
     char path[4096];
     dp_status rc = dp_path_join(path, sizeof path, dir, ms->file);
@@ -224,7 +218,8 @@ static dp_status load_split(const char *dir, const dp_manifest *m, const char *s
     if (!s->doc || !s->off) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory for split '%s'", dir, split);
     s->off[0] = 0;
     s->n = 0;
-    int64_t tok_cap = 0, ex_cap = 0;
+    size_t tok_cap = 0;
+    int64_t ex_cap = 0;
     dp_status rc = DP_OK;
     for (int i = 0; i < m->nshards && rc == DP_OK; i++)
         if (!strcmp(m->shards[i].split, split)) rc = load_shard(dir, m, &m->shards[i], d, s, &tok_cap, &ex_cap, total);

@@ -33,15 +33,8 @@ typedef struct stanza {
 
 static dp_status desc_append(stanza *s, const char *p, size_t n, int newline)
 {
-    size_t need = s->desc_len + n + 2;
-    if (need > s->desc_cap) {
-        size_t cap = s->desc_cap ? s->desc_cap : 1024;
-        while (cap < need) cap *= 2;
-        char *b = realloc(s->desc, cap);
-        if (!b) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-        s->desc = b;
-        s->desc_cap = cap;
-    }
+    if (!dsi_reserve(&s->desc, &s->desc_cap, s->desc_len + n + 2, 1))
+        return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
     if (newline) s->desc[s->desc_len++] = '\n';
     memcpy(s->desc + s->desc_len, p, n);
     s->desc_len += n;
@@ -219,12 +212,7 @@ static dp_status add_description(dsi_corpus *c, long doc, const char *desc, int 
                                  char **buf, size_t *cap)
 {
     size_t n = strlen(desc);
-    if (n + 1 > *cap) {
-        char *b = realloc(*buf, n + 1);
-        if (!b) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-        *buf = b;
-        *cap = n + 1;
-    }
+    if (!dsi_reserve(buf, cap, n + 1, 1)) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
     const char *nl = strchr(desc, '\n');
     size_t short_len = nl ? (size_t)(nl - desc) : n;
     memcpy(*buf, desc, short_len);

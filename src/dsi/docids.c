@@ -118,8 +118,9 @@ static dp_status sem_split(sem_state *s, int *rows, int *assign, int *tmp, int n
     const int k = s->k;
     dp_status rc = dp_kmeans(s->x, rows, n, k, KM_ITERS, group_seed(s, depth), assign);
     if (rc != DP_OK) return rc;
-    int *size = calloc((size_t)k + 1, sizeof *size);
+    int *size = calloc(3 * (size_t)k + 2, sizeof *size); /* size [k + 1], then digit [k], start [k + 1] */
     if (!size) return dp_errorf(DP_ERR_NOMEM, "semantic docids: out of memory");
+    int *digit = size + k + 1, *start = digit + k;
     for (int i = 0; i < n; i++) size[assign[i]]++;
     int nonempty = 0;
     for (int j = 0; j < k; j++) nonempty += size[j] > 0;
@@ -128,13 +129,6 @@ static dp_status sem_split(sem_state *s, int *rows, int *assign, int *tmp, int n
         for (int i = 0; i < n; i++) size[assign[i] = i % k]++;
     }
     /* digits: the non-empty clusters in cluster order; stable partition of rows by digit */
-    int *digit = malloc((size_t)k * sizeof *digit), *start = malloc(((size_t)k + 1) * sizeof *start);
-    if (!digit || !start) {
-        free(size);
-        free(digit);
-        free(start);
-        return dp_errorf(DP_ERR_NOMEM, "semantic docids: out of memory");
-    }
     int m = 0;
     for (int j = 0; j < k; j++) digit[j] = size[j] ? m++ : -1;
     start[0] = 0;
@@ -152,8 +146,6 @@ static dp_status sem_split(sem_state *s, int *rows, int *assign, int *tmp, int n
         rc = sem_split(s, rows + start[q], assign + start[q], tmp + start[q], start[q + 1] - start[q], depth + 1);
     }
     free(size);
-    free(digit);
-    free(start);
     return rc;
 }
 

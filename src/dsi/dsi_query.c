@@ -153,10 +153,7 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
     if (rc == DP_OK) {
         memcpy(ids.len, sl->data, sl->size);
         memcpy(ids.code, sc->data, sc->size);
-        for (int d = 0; d < h.ndocs && rc == DP_OK; d++)
-            if (ids.len[d] < 1 || ids.len[d] > h.maxlen)
-                rc = dp_errorf(DP_ERR_FORMAT, "%s: docid %d has length %d (max %d)", path, d, ids.len[d], h.maxlen);
-        if (rc == DP_OK && (rc = dp_dsi_docids_index(&ids)) != DP_OK)
+        if ((rc = dp_dsi_docids_index(&ids)) != DP_OK) /* checks every length, then that the ids are distinct */
             rc = dp_errorf(rc, "%s: %s", path, dp_errmsg());
     }
     member_headkind hk = {DP_DSI_HEAD_DOT, 0};

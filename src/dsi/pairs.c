@@ -17,14 +17,8 @@
 
 dp_status dsi_arena_add(dsi_arena *a, const char *s, size_t n, int64_t *off)
 {
-    if (a->len + n + 1 > a->cap) {
-        size_t cap = a->cap ? a->cap : 4096;
-        while (cap < a->len + n + 1) cap *= 2;
-        char *b = realloc(a->buf, cap);
-        if (!b) return dp_errorf(DP_ERR_NOMEM, "dsi: out of memory (%zu bytes of text)", cap);
-        a->buf = b;
-        a->cap = cap;
-    }
+    if (!dsi_reserve(&a->buf, &a->cap, a->len + n + 1, 1))
+        return dp_errorf(DP_ERR_NOMEM, "dsi: out of memory (%zu bytes of text)", a->len + n + 1);
     memcpy(a->buf + a->len, s, n);
     a->buf[a->len + n] = '\0';
     *off = (int64_t)a->len;
@@ -44,6 +38,16 @@ int dsi_resize(void *pp, size_t n, size_t size)
     memcpy(&p, pp, sizeof p);
     if (!(p = realloc(p, n * size + 1))) return 0;
     memcpy(pp, &p, sizeof p);
+    return 1;
+}
+
+int dsi_reserve(void *pp, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) return 1;
+    size_t c = *cap > 1024 ? *cap : 1024;
+    while (c < need) c *= 2;
+    if (!dsi_resize(pp, c, size)) return 0;
+    *cap = c;
     return 1;
 }
 

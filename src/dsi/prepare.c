@@ -134,7 +134,8 @@ static dp_status canon_pass(const dsi_corpus *c, int by_doc, const uint8_t *skip
 typedef struct ex_set {  /* one split's examples, central document ids */
     dp_dsi_set set;      /* doc, off, tok */
     int64_t *text;       /* [n] query offsets in the corpus arena (train, test); NULL for index */
-    int64_t cap, tok_cap;
+    int64_t cap;
+    size_t tok_cap;
 } ex_set;
 
 typedef struct prep {
@@ -144,7 +145,7 @@ typedef struct prep {
     int32_t *src;        /* [D] corpus document of central document d */
     ex_set split[3];     /* train, test, index */
     long *ws;            /* word starts of the text being indexed */
-    long ws_cap;
+    size_t ws_cap;
     dp_dsi_prepare_stats st;
 } prep;
 
@@ -291,23 +292,15 @@ done:
 static dp_status index_examples(prep *p, int32_t doc, char *text, dp_rng *r, char **out, size_t *out_cap)
 {
     size_t n = strlen(text);
-    if (n + 1 > *out_cap) {
-        char *b = realloc(*out, n + 1);
-        if (!b) return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-        *out = b;
-        *out_cap = n + 1;
-    }
+    if (!dsi_reserve(out, out_cap, n + 1, 1))
+        return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
     /* word starts (text is squashed: words are separated by one space) */
     long nw = 0;
     for (size_t i = 0; i < n; i++)
         if (i == 0 || text[i - 1] == ' ') nw++;
     if (nw == 0) return DP_OK;
-    if (nw > p->ws_cap) {
-        long *w = realloc(p->ws, (size_t)nw * sizeof *w);
-        if (!w) return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-        p->ws = w;
-        p->ws_cap = nw;
-    }
+    if (!dsi_reserve(&p->ws, &p->ws_cap, (size_t)nw, sizeof *p->ws))
+        return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
     long *ws = p->ws;
     nw = 0;
     for (size_t i = 0; i < n; i++)
@@ -370,14 +363,9 @@ static dp_status build_examples(prep *p, const int64_t *qfirst, int32_t *qlist)
         size_t need = text ? strlen(text) + 1 : 1;
         if (!text)
             for (long i = 0; i < ntrain; i++) need += strlen(dsi_corpus_query(&p->c, q[i])) + 1;
-        if (need > jcap) {
-            char *b = realloc(joined, need);
-            if (!b) {
-                rc = dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-                break;
-            }
-            joined = b;
-            jcap = need;
+        if (!dsi_reserve(&joined, &jcap, need, 1)) {
+            rc = dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
+            break;
         }
         if (text) {
             strcpy(joined, text);
