@@ -107,20 +107,16 @@ static int32_t intern(dp_bm25 *ix, uint64_t h)
 }
 
 /* Words of text into *buf (grown as needed). @return the count or -1 (no memory). */
-static long words_of(const char *text, uint64_t **buf, long *cap)
+static long words_of(const char *text, uint64_t **buf, size_t *cap)
 {
     if (NULL == text)
         return 0;
     for (;;) {
         int n = dp_dsi_words(text, *buf, (int)*cap);
-        if (n < *cap)
+        if ((size_t)n < *cap)
             return n;
-        long nc = *cap * 2;
-        uint64_t *p = realloc(*buf, (size_t)nc * sizeof *p);
-        if (NULL == p || nc > (1l << 30))
+        if (*cap >= (1u << 30) || !dsi_reserve(buf, cap, *cap + 1, sizeof **buf))
             return -1;
-        *buf = p;
-        *cap = nc;
     }
 }
 
@@ -136,8 +132,8 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
                          (double)b);
 
     dp_bm25 *ix = calloc(1, sizeof *ix);
-    long wcap = 1024;
-    uint64_t *w = malloc((size_t)wcap * sizeof *w);
+    size_t wcap = 1024;
+    uint64_t *w = malloc(wcap * sizeof *w);
     /* (term, tf) per distinct word of each document, documents in order */
     int32_t *tt = NULL, *ttf = NULL;
     int64_t *doff = NULL; /* [ndocs + 1] into tt/ttf */

@@ -19,13 +19,9 @@ long dsi_corpus_doc(dsi_corpus *c, const char *name, size_t n)
         return -1;
     }
     if (is_new) {
-        if (d >= c->text_cap) {
-            long cap = c->text_cap ? 2 * c->text_cap : 4096;
-            if (!dsi_resize(&c->text, (size_t)cap, sizeof *c->text)) {
-                dp_errorf(DP_ERR_NOMEM, "dsi: out of memory (%ld documents)", c->docs.n);
-                return -1;
-            }
-            c->text_cap = cap;
+        if (!dsi_reserve(&c->text, &c->text_cap, (size_t)d + 1, sizeof *c->text)) {
+            dp_errorf(DP_ERR_NOMEM, "dsi: out of memory (%ld documents)", c->docs.n);
+            return -1;
         }
         c->text[d] = -1;
     }

@@ -104,7 +104,7 @@ dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, size_t *tok_cap, int64
 typedef struct dsi_corpus {
     dsi_intern docs;   /* docid -> document index, in first-seen order */
     int64_t *text;     /* [docs.n] offset of the document's text in `strs`, -1: none */
-    long text_cap;
+    size_t text_cap;
     long nq, q_cap;
     int32_t *qdoc;     /* [nq] */
     int64_t *qtext;    /* [nq] offsets in `strs` */

@@ -132,7 +132,8 @@ typedef struct debian_ctx {
     long *pkg_md5;       /* [doc] md5 id or -1 */
     int64_t *pkg_desc;   /* [doc] own description in `descs`, -1: none */
     int64_t *md5_desc;   /* [md5 id] translated description in `descs`, -1: not seen yet */
-    long pkg_cap, md5_cap;
+    long pkg_cap;
+    size_t md5_cap;
     dsi_arena descs;
 } debian_ctx;
 
@@ -157,12 +158,8 @@ static dp_status on_package(void *vctx, const stanza *s, const char *path, long 
         int is_new;
         long id = dsi_intern_get(&x->md5s, s->md5, strlen(s->md5), 1, &is_new);
         if (id < 0) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-        if (id >= x->md5_cap) {
-            long cap = x->md5_cap ? 2 * x->md5_cap : 4096;
-            if (!dsi_resize(&x->md5_desc, (size_t)cap, sizeof *x->md5_desc))
-                return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-            x->md5_cap = cap;
-        }
+        if (!dsi_reserve(&x->md5_desc, &x->md5_cap, (size_t)id + 1, sizeof *x->md5_desc))
+            return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
         if (is_new) x->md5_desc[id] = -1;
         x->pkg_md5[doc] = id;
     }

@@ -249,7 +249,8 @@ dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eva
     else if (!all[0]) rc = dp_errorf(DP_ERR_MPI, "rank %d: rank 0 cannot open the queries", rank);
     else if (!all[1]) rc = dp_errorf(DP_ERR_MPI, "rank %d: another rank is out of memory", rank);
     double *lat = NULL;
-    long nq = 0, nlat = 0, cap = 0;
+    long nq = 0, nlat = 0;
+    size_t cap = 0;
     int lat_ok = 1;
     char line[8192];
     while (rc == DP_OK && next_line(in, rank, comm, line, sizeof line)) {
@@ -260,11 +261,8 @@ dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eva
         if (rc != DP_OK || rank != 0) continue;
         /* without memory for another latency the server goes on answering: the
          * other ranks are already waiting for the next line */
-        if (nlat == cap && lat_ok) {
-            lat_ok = dsi_resize(&lat, (size_t)(cap ? 2 * cap : 1024), sizeof *lat);
-            if (lat_ok) cap = cap ? 2 * cap : 1024;
-        }
-        if (nlat < cap) lat[nlat++] = dt * 1e3;
+        if (lat_ok && !dsi_reserve(&lat, &cap, (size_t)nlat + 1, sizeof *lat)) lat_ok = 0;
+        if ((size_t)nlat < cap) lat[nlat++] = dt * 1e3;
         answer(ctx, ++nq, out, score, k);
     }
     if (rank == 0 && in && in != stdin) fclose(in);

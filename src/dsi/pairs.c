@@ -218,7 +218,8 @@ dp_status dp_dsi_pairs_load(const char *path, int dedupe, dp_dsi_pairs *out)
     dsi_arena a = {0};     /* pair i is "query\0docid" at off[i] */
     dsi_intern seen = {0}; /* dedupe: the lines "query\tdocid" kept */
     int64_t *off = NULL;
-    long n = 0, cap = 0;
+    long n = 0;
+    size_t cap = 0;
     while (rc == DP_OK && dsi_lines_next(&r)) {
         if (r.len == 0) continue;
         char *tab = memchr(r.buf, '\t', (size_t)r.len);
@@ -240,12 +241,9 @@ dp_status dp_dsi_pairs_load(const char *path, int dedupe, dp_dsi_pairs *out)
         if (dedupe && dsi_intern_get(&seen, r.buf, (size_t)r.len, 1, &is_new) < 0)
             rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory at line %ld", path, r.line);
         if (rc != DP_OK || !is_new) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            if (!dsi_resize(&off, (size_t)cap, sizeof *off)) {
-                rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory at line %ld", path, r.line);
-                break;
-            }
+        if (!dsi_reserve(&off, &cap, (size_t)n + 1, sizeof *off)) {
+            rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory at line %ld", path, r.line);
+            break;
         }
         *tab = '\0';
         if ((rc = dsi_arena_add(&a, r.buf, (size_t)r.len, &off[n])) == DP_OK) n++;

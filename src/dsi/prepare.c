@@ -289,7 +289,7 @@ done:
  * separated by single spaces): even ones a random contiguous
  * span of SPAN_MIN..SPAN_MAX words, odd ones a random subset (each word kept
  * with p = 1/2, redrawn until at least two are kept). */
-static dp_status index_examples(prep *p, int32_t doc, char *text, dp_rng *r, char **out, size_t *out_cap)
+static dp_status index_examples(prep *p, int32_t doc, const char *text, dp_rng *r, char **out, size_t *out_cap)
 {
     size_t n = strlen(text);
     if (!dsi_reserve(out, out_cap, n + 1, 1))
@@ -360,17 +360,13 @@ static dp_status build_examples(prep *p, const int64_t *qfirst, int32_t *qlist)
         if (rc != DP_OK || cfg->index_examples == 0) continue;
         /* the document's text, or its training queries joined (never a test query) */
         const char *text = p->c.text[p->src[d]] >= 0 ? dsi_arena_str(&p->c.strs, p->c.text[p->src[d]]) : NULL;
-        size_t need = text ? strlen(text) + 1 : 1;
-        if (!text)
+        if (!text) {
+            size_t need = 1, len = 0;
             for (long i = 0; i < ntrain; i++) need += strlen(dsi_corpus_query(&p->c, q[i])) + 1;
-        if (!dsi_reserve(&joined, &jcap, need, 1)) {
-            rc = dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-            break;
-        }
-        if (text) {
-            strcpy(joined, text);
-        } else {
-            size_t len = 0;
+            if (!dsi_reserve(&joined, &jcap, need, 1)) {
+                rc = dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
+                break;
+            }
             for (long i = 0; i < ntrain; i++) {
                 const char *s = dsi_corpus_query(&p->c, q[i]);
                 size_t l = strlen(s);
@@ -379,8 +375,9 @@ static dp_status build_examples(prep *p, const int64_t *qfirst, int32_t *qlist)
                 len += l;
             }
             joined[len] = '\0';
+            text = joined;
         }
-        rc = index_examples(p, d, joined, &ri, &ex, &ecap);
+        rc = index_examples(p, d, text, &ri, &ex, &ecap);
     }
     free(joined);
     free(ex);
