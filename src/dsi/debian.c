@@ -129,11 +129,12 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
 typedef struct debian_ctx {
     dsi_corpus *c;
     dsi_intern md5s;     /* md5 -> id */
-    long *pkg_md5;       /* [doc] md5 id or -1 */
-    int64_t *pkg_desc;   /* [doc] own description in `descs`, -1: none */
+    struct pkg {
+        long md5;        /* md5 id or -1 */
+        int64_t desc;    /* own description in `descs`, -1: none */
+    } *pkg;              /* [doc] */
     int64_t *md5_desc;   /* [md5 id] translated description in `descs`, -1: not seen yet */
-    long pkg_cap;
-    size_t md5_cap;
+    size_t pkg_cap, md5_cap;
     dsi_arena descs;
 } debian_ctx;
 
@@ -145,15 +146,9 @@ static dp_status on_package(void *vctx, const stanza *s, const char *path, long 
     long doc = dsi_corpus_doc(x->c, s->package, strlen(s->package));
     if (doc < 0) return DP_ERR_NOMEM;
     if (doc < before) return DP_OK; /* the first stanza naming a package wins */
-    if (doc >= x->pkg_cap) {
-        long cap = x->pkg_cap ? 2 * x->pkg_cap : 4096;
-        if (!dsi_resize(&x->pkg_md5, (size_t)cap, sizeof *x->pkg_md5) ||
-            !dsi_resize(&x->pkg_desc, (size_t)cap, sizeof *x->pkg_desc))
-            return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-        x->pkg_cap = cap;
-    }
-    x->pkg_md5[doc] = -1;
-    x->pkg_desc[doc] = -1;
+    if (!dsi_reserve(&x->pkg, &x->pkg_cap, (size_t)doc + 1, sizeof *x->pkg))
+        return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
+    x->pkg[doc] = (struct pkg){-1, -1};
     if (s->has_md5) {
         int is_new;
         long id = dsi_intern_get(&x->md5s, s->md5, strlen(s->md5), 1, &is_new);
@@ -161,9 +156,9 @@ static dp_status on_package(void *vctx, const stanza *s, const char *path, long 
         if (!dsi_reserve(&x->md5_desc, &x->md5_cap, (size_t)id + 1, sizeof *x->md5_desc))
             return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
         if (is_new) x->md5_desc[id] = -1;
-        x->pkg_md5[doc] = id;
+        x->pkg[doc].md5 = id;
     }
-    if (s->has_desc && s->desc_len > 0) return dsi_arena_add(&x->descs, s->desc, s->desc_len, &x->pkg_desc[doc]);
+    if (s->has_desc && s->desc_len > 0) return dsi_arena_add(&x->descs, s->desc, s->desc_len, &x->pkg[doc].desc);
     return DP_OK;
 }
 
@@ -256,13 +251,12 @@ dp_status dsi_read_debian(const char *packages, const char *translations, int mi
     if (rc == DP_OK && translations && translations[0])
         rc = read_stanzas(translations, "Description-en", on_translation, &x);
     for (long d = 0; d < c->docs.n && rc == DP_OK; d++) {
-        long id = x.pkg_md5[d];
-        int64_t off = id >= 0 && x.md5_desc[id] >= 0 ? x.md5_desc[id] : x.pkg_desc[d];
+        long id = x.pkg[d].md5;
+        int64_t off = id >= 0 && x.md5_desc[id] >= 0 ? x.md5_desc[id] : x.pkg[d].desc;
         if (off >= 0) rc = add_description(c, d, dsi_arena_str(&x.descs, off), min_words, split_lists, &buf, &cap);
     }
     free(buf);
-    free(x.pkg_md5);
-    free(x.pkg_desc);
+    free(x.pkg);
     free(x.md5_desc);
     dsi_intern_free(&x.md5s);
     dsi_arena_free(&x.descs);

@@ -50,8 +50,10 @@ static dp_status member_paths(const dp_dsi_eval_config *cfg, dsi_arena *a, int *
     if (!cfg->run[0]) {
         char buf[sizeof cfg->models];
         snprintf(buf, sizeof buf, "%s", cfg->models);
-        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save), (*n)++)
+        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (dsi_arena_add(a, t, strlen(t), &off) != DP_OK) return DP_ERR_NOMEM;
+            (*n)++;
+        }
         return DP_OK;
     }
     for (;; (*n)++) {
