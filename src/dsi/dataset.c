@@ -212,21 +212,14 @@ static dp_status load_split(const char *dir, const dp_manifest *m, const char *s
             nshards++;
         }
     if (nshards == 0 && required) return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: no shards for split '%s'", dir, split);
-    /* Sized by the records that arrive (dsi_set_reserve), not by the manifest. */
-    s->doc = malloc(1);
-    s->off = malloc(sizeof *s->off);
-    if (!s->doc || !s->off) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory for split '%s'", dir, split);
-    s->off[0] = 0;
-    s->n = 0;
+    /* Sized by the records that arrive, not by the manifest; an empty split
+     * still gets off[0] and freeable buffers. */
     size_t tok_cap = 0;
     int64_t ex_cap = 0;
-    dp_status rc = DP_OK;
+    s->n = 0;
+    dp_status rc = dsi_set_reserve(s, &ex_cap, &tok_cap, 1, (int64_t)total, dir);
     for (int i = 0; i < m->nshards && rc == DP_OK; i++)
         if (!strcmp(m->shards[i].split, split)) rc = load_shard(dir, m, &m->shards[i], d, s, &tok_cap, &ex_cap, total);
-    if (rc == DP_OK && !s->tok) {
-        s->tok = malloc(sizeof *s->tok); /* an empty split still gets freeable buffers */
-        if (!s->tok) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", dir);
-    }
     return rc;
 }
 
