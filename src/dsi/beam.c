@@ -57,7 +57,7 @@ static void beam_offer(beam_hyp *list, int *n, int cap, int id, float score)
 }
 
 /* y [rows, out] = x [rows, in] w^T + b. A few rows go through gemv: sgemm
- * would pack all of w first (49 MB for an atomic head of 48k documents). */
+ * would pack all of w first (the whole atomic head). */
 static void dense_rows(float *y, const float *x, const float *w, const float *b, int rows, int in, int out)
 {
     for (int r = 0; r < rows; r++)

@@ -9,8 +9,7 @@
  *                    every record [doc, tok...] checked: len % 4 == 0,
  *                    len >= 4, doc < ndocs, tok < buckets
  *
- * DSI sets are small (Debian: 150k queries, ~10M tokens), so every rank holds
- * all of its member's data. */
+ * DSI sets are small, so every rank holds all of its member's data. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

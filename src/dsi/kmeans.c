@@ -22,7 +22,7 @@
  * The group is also kept by column (feature -> its rows), and centroids
  * feature-major, ct[u * k + j]: the assignment and the update then stream
  * through the centroids feature by feature and scatter into the small
- * [rows, k] dot matrix, instead of one cache miss into a 10 MB centroid
+ * [rows, k] dot matrix, instead of one cache miss into a large centroid
  * table per nonzero; a seed's dots visit only the columns of its own
  * features. No threads and a fixed summation order: the result is a function
  * of (x, rows, k, iters, seed) alone. */
