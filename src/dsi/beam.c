@@ -57,7 +57,7 @@ static void beam_offer(beam_hyp *list, int *n, int cap, int id, float score)
 }
 
 /* y [rows, out] = x [rows, in] w^T + b. A few rows go through gemv: sgemm
- * would pack all of w first (49 MB for an atomic head of 48k documents). */
+ * would pack all of w first (the whole atomic head). */
 static void dense_rows(float *y, const float *x, const float *w, const float *b, int rows, int in, int out)
 {
     for (int r = 0; r < rows; r++)
@@ -101,16 +101,10 @@ static dp_status beam_atomic(const dp_dsi_model *m, const float *h, int n, int B
     beam_hyp *top = malloc((size_t)B * sizeof *top);
     float *hn = cosine ? malloc(((size_t)chunk * H + chunk) * sizeof *hn) : NULL;
     float *inv = cosine && !im->head_inv ? malloc((size_t)D * sizeof *inv) : NULL;
-    if (!logits || !top || (cosine && (!hn || (!im->head_inv && !inv)))) {
-        free(logits);
-        free(top);
-        free(hn);
-        free(inv);
-        return dp_errorf(DP_ERR_NOMEM, "beam search: out of memory (%d documents)", D);
-    }
+    const int ok = logits && top && (!cosine || (hn && (im->head_inv || inv)));
     if (inv) dp_row_inv_norms(inv, im->head.w->data, D, H, DP_DSI_NORM_EPS);
     const float *winv = im->head_inv ? im->head_inv : inv;
-    for (int r0 = 0; r0 < n; r0 += BEAM_CHUNK) {
+    for (int r0 = 0; r0 < n && ok; r0 += BEAM_CHUNK) {
         const int rows = n - r0 < BEAM_CHUNK ? n - r0 : BEAM_CHUNK;
         const float *hr = h + (long)r0 * H;
         if (cosine) {
@@ -137,7 +131,7 @@ static dp_status beam_atomic(const dp_dsi_model *m, const float *h, int n, int B
     free(top);
     free(hn);
     free(inv);
-    return DP_OK;
+    return ok ? DP_OK : dp_errorf(DP_ERR_NOMEM, "beam search: out of memory (%d documents)", D);
 }
 
 static dp_status beam_semantic(const dp_dsi_model *m, const float *h, int n, int B, int32_t *docs, float *scores)

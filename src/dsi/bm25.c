@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "dptrain/dsi.h"
+#include "dsi/data_internal.h"
 
 enum { QUERY_WORDS_MAX = 1024 }; /* words of a query beyond this are ignored */
 enum { PRUNE_KMAX = 256 };       /* searches for more than this many skip pruning */
@@ -106,20 +107,16 @@ static int32_t intern(dp_bm25 *ix, uint64_t h)
 }
 
 /* Words of text into *buf (grown as needed). @return the count or -1 (no memory). */
-static long words_of(const char *text, uint64_t **buf, long *cap)
+static long words_of(const char *text, uint64_t **buf, size_t *cap)
 {
     if (NULL == text)
         return 0;
     for (;;) {
         int n = dp_dsi_words(text, *buf, (int)*cap);
-        if (n < *cap)
+        if ((size_t)n < *cap)
             return n;
-        long nc = *cap * 2;
-        uint64_t *p = realloc(*buf, (size_t)nc * sizeof *p);
-        if (NULL == p || nc > (1l << 30))
+        if (*cap >= (1u << 30) || !dsi_reserve(buf, cap, *cap + 1, sizeof **buf))
             return -1;
-        *buf = p;
-        *cap = nc;
     }
 }
 
@@ -135,8 +132,8 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
                          (double)b);
 
     dp_bm25 *ix = calloc(1, sizeof *ix);
-    long wcap = 1024;
-    uint64_t *w = malloc((size_t)wcap * sizeof *w);
+    size_t wcap = 1024;
+    uint64_t *w = malloc(wcap * sizeof *w);
     /* (term, tf) per distinct word of each document, documents in order */
     int32_t *tt = NULL, *ttf = NULL;
     int64_t *doff = NULL; /* [ndocs + 1] into tt/ttf */
@@ -183,13 +180,7 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
             int64_t nc = npcap ? npcap : 4096;
             while (nc < np + n)
                 nc *= 2;
-            int32_t *a = realloc(tt, (size_t)nc * sizeof *a);
-            if (a)
-                tt = a;
-            int32_t *c = realloc(ttf, (size_t)nc * sizeof *c);
-            if (c)
-                ttf = c;
-            if (!a || !c)
+            if (!dsi_resize(&tt, (size_t)nc, sizeof *tt) || !dsi_resize(&ttf, (size_t)nc, sizeof *ttf))
                 goto nomem;
             npcap = nc;
         }
@@ -263,6 +254,16 @@ static int below(float sa, int32_t da, float sb, int32_t db)
     return sa < sb || (sa == sb && da > db);
 }
 
+static void swap_hits(int32_t *docs, float *sc, int i, int j)
+{
+    float ts = sc[i];
+    sc[i] = sc[j];
+    sc[j] = ts;
+    int32_t td = docs[i];
+    docs[i] = docs[j];
+    docs[j] = td;
+}
+
 static void sift_down(int32_t *docs, float *sc, int n, int i)
 {
     for (;;) {
@@ -273,14 +274,38 @@ static void sift_down(int32_t *docs, float *sc, int n, int i)
             m = r;
         if (m == i)
             return;
-        float ts = sc[i];
-        sc[i] = sc[m];
-        sc[m] = ts;
-        int32_t td = docs[i];
-        docs[i] = docs[m];
-        docs[m] = td;
+        swap_hits(docs, sc, i, m);
         i = m;
     }
+}
+
+/* The best k of the touched documents (score acc[d]) as a heap in docs/sc
+ * whose root is the worst of them; returns how many (< k: fewer touched). */
+static int top_k(const float *acc, const int32_t *touched, int nt, int k, int32_t *docs, float *sc)
+{
+    int n = 0;
+    for (int j = 0; j < nt; j++) {
+        const int32_t d = touched[j];
+        const float s = acc[d];
+        if (!(s > 0.0f)) /* (cannot happen: every weight is > 0) */
+            continue;
+        if (n < k) {
+            docs[n] = d;
+            sc[n] = s;
+            n++;
+            if (n == k)
+                for (int m = k / 2 - 1; m >= 0; m--)
+                    sift_down(docs, sc, k, m);
+        } else if (below(sc[0], docs[0], s, d)) {
+            docs[0] = d;
+            sc[0] = s;
+            sift_down(docs, sc, k, 0);
+        }
+    }
+    if (n < k)
+        for (int m = n / 2 - 1; m >= 0; m--)
+            sift_down(docs, sc, n, m);
+    return n;
 }
 
 /* A query term: its term id, how often the query has it, and c * (the largest
@@ -341,34 +366,9 @@ static void radix_sort_docs(int32_t *a, int32_t *tmp, int n, int limit)
 /* The k-th largest of acc[touched[0..nt)) (nt >= k, k <= PRUNE_KMAX). */
 static float kth_best(const float *acc, const int32_t *touched, int nt, int k)
 {
-    float h[PRUNE_KMAX]; /* min-heap of the k best so far */
-    int n = 0;
-    for (int i = 0; i < nt; i++) {
-        float v = acc[touched[i]];
-        if (n < k) {
-            int j = n++;
-            for (h[j] = v; j > 0 && h[(j - 1) / 2] > h[j]; j = (j - 1) / 2) {
-                float t = h[j];
-                h[j] = h[(j - 1) / 2];
-                h[(j - 1) / 2] = t;
-            }
-        } else if (v > h[0]) {
-            h[0] = v;
-            for (int j = 0;;) {
-                int l = 2 * j + 1, r = l + 1, m = j;
-                if (l < n && h[l] < h[m])
-                    m = l;
-                if (r < n && h[r] < h[m])
-                    m = r;
-                if (m == j)
-                    break;
-                float t = h[j];
-                h[j] = h[m];
-                h[m] = t;
-                j = m;
-            }
-        }
-    }
+    int32_t d[PRUNE_KMAX];
+    float h[PRUNE_KMAX];
+    top_k(acc, touched, nt, k, d, h);
     return h[0];
 }
 
@@ -487,37 +487,12 @@ int dp_bm25_search(const dp_bm25 *ix, const char *query, int k, int32_t *docs, f
         }
     }
 
-    /* Min-heap of the best k in docs/scores, then sorted best first. */
-    int n = 0;
-    for (int j = 0; j < nt; j++) {
-        const int32_t d = touched[j];
-        const float s = acc[d];
-        acc[d] = 0.0f;
-        if (!(s > 0.0f)) /* (cannot happen: every weight is > 0) */
-            continue;
-        if (n < k) {
-            docs[n] = d;
-            scores[n] = s;
-            n++;
-            if (n == k)
-                for (int m = k / 2 - 1; m >= 0; m--)
-                    sift_down(docs, scores, k, m);
-        } else if (below(scores[0], docs[0], s, d)) {
-            docs[0] = d;
-            scores[0] = s;
-            sift_down(docs, scores, k, 0);
-        }
-    }
-    if (n < k)
-        for (int m = n / 2 - 1; m >= 0; m--)
-            sift_down(docs, scores, n, m);
-    for (int m = n - 1; m > 0; m--) { /* heap sort: the worst goes to the end */
-        float ts = scores[0];
-        scores[0] = scores[m];
-        scores[m] = ts;
-        int32_t td = docs[0];
-        docs[0] = docs[m];
-        docs[m] = td;
+    /* The best k, sorted best first (heap sort: the worst goes to the end); acc back to zero. */
+    const int n = top_k(acc, touched, nt, k, docs, scores);
+    for (int j = 0; j < nt; j++)
+        acc[touched[j]] = 0.0f;
+    for (int m = n - 1; m > 0; m--) {
+        swap_hits(docs, scores, 0, m);
         sift_down(docs, scores, m, 0);
     }
     return n;

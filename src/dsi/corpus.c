@@ -3,8 +3,6 @@
  * (ORCAS's four columns or plain query<TAB>docid, told apart by the column
  * count) and the optional docid<TAB>text documents. The Debian reader that
  * also fills it is debian.c; what is done with it, prepare.c. */
-#define _GNU_SOURCE
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,15 +19,9 @@ long dsi_corpus_doc(dsi_corpus *c, const char *name, size_t n)
         return -1;
     }
     if (is_new) {
-        if (d >= c->text_cap) {
-            long cap = c->text_cap ? 2 * c->text_cap : 4096;
-            int64_t *t = realloc(c->text, (size_t)cap * sizeof *t);
-            if (!t) {
-                dp_errorf(DP_ERR_NOMEM, "dsi: out of memory (%ld documents)", c->docs.n);
-                return -1;
-            }
-            c->text = t;
-            c->text_cap = cap;
+        if (!dsi_reserve(&c->text, &c->text_cap, (size_t)d + 1, sizeof *c->text)) {
+            dp_errorf(DP_ERR_NOMEM, "dsi: out of memory (%ld documents)", c->docs.n);
+            return -1;
         }
         c->text[d] = -1;
     }
@@ -43,11 +35,9 @@ dp_status dsi_corpus_add_query(dsi_corpus *c, long doc, char *text, size_t n)
     if (c->nq >= INT32_MAX) return dp_errorf(DP_ERR_ARG, "dsi: more than %d queries", INT32_MAX);
     if (c->nq == c->q_cap) {
         long cap = c->q_cap ? 2 * c->q_cap : 16384;
-        int32_t *d = realloc(c->qdoc, (size_t)cap * sizeof *d);
-        if (d) c->qdoc = d;
-        int64_t *t = realloc(c->qtext, (size_t)cap * sizeof *t);
-        if (t) c->qtext = t;
-        if (!d || !t) return dp_errorf(DP_ERR_NOMEM, "dsi: out of memory (%ld queries)", c->nq);
+        if (!dsi_resize(&c->qdoc, (size_t)cap, sizeof *c->qdoc) ||
+            !dsi_resize(&c->qtext, (size_t)cap, sizeof *c->qtext))
+            return dp_errorf(DP_ERR_NOMEM, "dsi: out of memory (%ld queries)", c->nq);
         c->q_cap = cap;
     }
     dp_status rc = dsi_arena_add(&c->strs, text, n, &c->qtext[c->nq]);
@@ -88,75 +78,58 @@ static int split_tabs(char *line, char **field, size_t *len, int max)
 
 dp_status dsi_read_queries_tsv(const char *path, dsi_corpus *c)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
-    char *buf = NULL, *field[4];
-    size_t cap = 0, flen[4];
-    long line = 0, len;
+    dsi_lines r;
+    dp_status rc = dsi_lines_open(&r, NULL, path);
+    if (rc != DP_OK) return rc;
+    char *field[4];
+    size_t flen[4];
     int cols = 0; /* 2 = plain, 4 = ORCAS; set by the first line */
-    dp_status rc = DP_OK;
-    while (rc == DP_OK && (len = dsi_getline(&buf, &cap, f)) >= 0) {
-        line++;
-        if (len == 0) continue;
-        if (memchr(buf, '\0', (size_t)len)) { /* strings here end at a NUL: it would cut a field */
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
-            break;
-        }
-        int n = split_tabs(buf, field, flen, 4);
+    while (rc == DP_OK && dsi_lines_next(&r)) {
+        if (r.len == 0) continue;
+        int n = split_tabs(r.buf, field, flen, 4);
         if (cols == 0) {
             if (n != 2 && n != 4) {
                 rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %d tab-separated fields; want 2 (query, docid) or 4 "
-                               "(ORCAS: query_id, query, doc_id, url)", path, line, n);
+                               "(ORCAS: query_id, query, doc_id, url)", path, r.line, n);
                 break;
             }
             cols = n;
         } else if (n != cols) {
             rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %d tab-separated fields where line 1 set the %s layout (%d)",
-                           path, line, n > 4 ? 5 : n, cols == 4 ? "ORCAS" : "plain", cols);
+                           path, r.line, n > 4 ? 5 : n, cols == 4 ? "ORCAS" : "plain", cols);
             break;
         }
         int qi = cols == 4 ? 1 : 0, di = cols == 4 ? 2 : 1;
         size_t dl = dsi_squash_space(field[di], flen[di]);
         size_t ql = dsi_squash_space(field[qi], flen[qi]);
         if (ql == 0 || dl == 0) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: empty %s", path, line, ql == 0 ? "query" : "docid");
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: empty %s", path, r.line, ql == 0 ? "query" : "docid");
             break;
         }
         long doc = dsi_corpus_doc(c, field[di], dl);
         rc = doc < 0 ? DP_ERR_NOMEM : dsi_corpus_add_query(c, doc, field[qi], ql);
     }
-    if (rc == DP_OK && ferror(f)) rc = dp_errorf(DP_ERR_IO, "%s: read error after line %ld", path, line);
-    fclose(f);
-    free(buf);
-    return rc;
+    return dsi_lines_close(&r, rc);
 }
 
 dp_status dsi_read_docs_tsv(const char *path, dsi_corpus *c, const uint8_t *keep)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t cap = 0;
-    long line = 0, len;
-    dp_status rc = DP_OK;
-    while (rc == DP_OK && (len = dsi_getline(&buf, &cap, f)) >= 0) {
-        line++;
-        if (len == 0) continue;
-        if (memchr(buf, '\0', (size_t)len)) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
-            break;
-        }
-        char *tab = memchr(buf, '\t', (size_t)len);
+    dsi_lines r;
+    dp_status rc = dsi_lines_open(&r, NULL, path);
+    if (rc != DP_OK) return rc;
+    while (rc == DP_OK && dsi_lines_next(&r)) {
+        if (r.len == 0) continue;
+        char *tab = memchr(r.buf, '\t', (size_t)r.len);
         if (!tab) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: no tab (want docid<TAB>text)", path, line);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: no tab (want docid<TAB>text)", path, r.line);
             break;
         }
         *tab = '\0';
-        size_t dl = dsi_squash_space(buf, (size_t)(tab - buf));
-        long d = dsi_intern_get(&c->docs, buf, dl, 0, NULL);
+        size_t dl = dsi_squash_space(r.buf, (size_t)(tab - r.buf));
+        long d = dsi_intern_get(&c->docs, r.buf, dl, 0, NULL);
         if (d < 0 || !keep[d] || c->text[d] >= 0) continue; /* unknown, dropped, or seen */
         char *t = tab + 1;
-        size_t tl = (size_t)(buf + len - t);
+        size_t tl = (size_t)(r.buf + r.len - t);
         for (size_t i = 0; i < tl; i++)
             if (t[i] == '\t') t[i] = ' '; /* text may hold tabs: they separate nothing here */
         tl = dsi_squash_space(t, tl);
@@ -167,9 +140,6 @@ dp_status dsi_read_docs_tsv(const char *path, dsi_corpus *c, const uint8_t *keep
         }
         if (tl > 0) rc = dsi_arena_add(&c->strs, t, tl, &c->text[d]);
     }
-    if (rc == DP_OK && ferror(f)) rc = dp_errorf(DP_ERR_IO, "%s: read error after line %ld", path, line);
-    fclose(f);
-    free(buf);
-    return rc;
+    return dsi_lines_close(&r, rc);
 }
 

@@ -1,8 +1,8 @@
 /* Private to the DSI data side (dataset.c, pairs.c, debian.c, corpus.c,
- * prepare.c, the docid tables of dsi_query.c and evaluate.c, and
- * tests/dsi/test_dsi_data.c): a string interner, a growable byte arena, line
- * reading, and the raw corpus the input parsers fill before dp_dsi_prepare
- * applies its drop, split and member rules.
+ * prepare.c, the docid tables of dsi_query.c and evaluate.c, bm25.c's arrays,
+ * and tests/dsi/test_dsi_data.c): a string interner, a growable byte arena,
+ * array growth, line reading, and the raw corpus the input parsers fill before
+ * dp_dsi_prepare applies its drop, split and member rules.
  *
  *   Debian Packages + Translation-en ─┐
  *   queries TSV (ORCAS or plain) ─────┼─▶ dsi_corpus (docs in first-seen order,
@@ -16,8 +16,8 @@
 
 #include "dptrain/dsi.h"
 
-/* The helpers below (arena, interner, text) live in pairs.c; the corpus and
- * the TSV readers in corpus.c. */
+/* The helpers below (arena, interner, text) live in pairs.c; dsi_set_reserve
+ * in dataset.c; the corpus and the TSV readers in corpus.c. */
 
 /* ------------------------------------------------------------ arena */
 /* NUL-terminated strings back to back in one growing buffer, named by offset
@@ -31,6 +31,18 @@ typedef struct dsi_arena {
 dp_status dsi_arena_add(dsi_arena *a, const char *s, size_t n, int64_t *off);
 static inline const char *dsi_arena_str(const dsi_arena *a, int64_t off) { return a->buf + off; }
 void dsi_arena_free(dsi_arena *a);
+
+/* The n NUL-terminated strings at blob[0 .. len) (back to back, as many as
+ * that) as one block: n pointers, then a copy of the strings; freed whole.
+ * NULL when out of memory. */
+char **dsi_names_block(const char *blob, size_t len, long n);
+
+/* Resizes the array *pp (a T **) to n elements of `size` bytes; 0 when out of
+ * memory, the array then as it was. */
+int dsi_resize(void *pp, size_t n, size_t size);
+/* Room for `need` elements in the array *pp of *cap elements, *cap doubled
+ * (from 1024 at least) as far as needed; 0 when out of memory, as above. */
+int dsi_reserve(void *pp, size_t *cap, size_t need, size_t size);
 
 /* ------------------------------------------------------------ interner */
 /* Strings -> dense ids 0, 1, 2 ... in first-seen order (docids, md5 sums).
@@ -50,9 +62,26 @@ static inline const char *dsi_intern_str(const dsi_intern *t, long id) { return 
 void dsi_intern_free(dsi_intern *t);
 
 /* ------------------------------------------------------------ text */
-/* Reads the next line into *buf (getline), dropping "\n" and a trailing "\r".
- * Returns its length, or -1 at the end (or on error: check ferror). */
-long dsi_getline(char **buf, size_t *cap, FILE *f);
+/* A text file read line by line: dsi_lines_open, then while dsi_lines_next
+ * returns 1, line r.line (from 1) is r.buf[0 .. r.len), NUL-terminated, "\n"
+ * and a trailing "\r" dropped; then dsi_lines_close. Lines are C strings
+ * here, so a line holding a NUL byte ends the loop with r.rc an error naming
+ * path:line. */
+typedef struct dsi_lines {
+    FILE *f;
+    char path[4096];
+    char *buf;
+    size_t cap;
+    long len, line;
+    dp_status rc;
+} dsi_lines;
+
+/* Opens dir/name (dir NULL: name); DP_ERR_IO "<path>: open: <why>". */
+dp_status dsi_lines_open(dsi_lines *r, const char *dir, const char *name);
+/* 1 with the next line; 0 at the end, on a read error or at a NUL byte. */
+int dsi_lines_next(dsi_lines *r);
+/* Closes the file and returns rc, else r->rc, else a read error naming the file. */
+dp_status dsi_lines_close(dsi_lines *r, dp_status rc);
 /* Collapses runs of whitespace (ASCII space, \t .. \r, 0x1c .. 0x1f, and the
  * UTF-8 Unicode spaces such as U+00A0 and U+2000 .. U+200A) in s[0..n) to
  * one ' ' and trims both ends, in place; returns the new length (s is
@@ -61,13 +90,21 @@ size_t dsi_squash_space(char *s, size_t n);
 /* Number of whitespace-separated words of s. */
 int dsi_count_words(const char *s);
 
+/* ------------------------------------------------------------ examples */
+/* Room in s for example s->n with ntok tokens (doc[n], off[n + 1], tok up to
+ * off[n] + ntok), each array grown by doubling: *ex_cap examples (at most
+ * max_ex), *tok_cap tokens; off[0] = 0 from the first growth on. DP_ERR_NOMEM
+ * names `who` (dataset.c). */
+dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, size_t *tok_cap, int64_t ntok, int64_t max_ex,
+                          const char *who);
+
 /* ------------------------------------------------------------ corpus */
 /* What the input parsers produce: documents (docid strings, optional text)
  * and queries, each belonging to one document, whitespace-normalised. */
 typedef struct dsi_corpus {
     dsi_intern docs;   /* docid -> document index, in first-seen order */
     int64_t *text;     /* [docs.n] offset of the document's text in `strs`, -1: none */
-    long text_cap;
+    size_t text_cap;
     long nq, q_cap;
     int32_t *qdoc;     /* [nq] */
     int64_t *qtext;    /* [nq] offsets in `strs` */

@@ -9,8 +9,7 @@
  *                    every record [doc, tok...] checked: len % 4 == 0,
  *                    len >= 4, doc < ndocs, tok < buckets
  *
- * DSI sets are small (Debian: 150k queries, ~10M tokens), so every rank holds
- * all of its member's data. */
+ * DSI sets are small, so every rank holds all of its member's data. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,29 +24,20 @@
 
 static dp_status load_tokenizer(const char *dir, dp_dsi_tok_config *tok)
 {
-    char path[4096];
-    dp_status rc = dp_path_join(path, sizeof path, dir, "tokenizer.txt");
+    dsi_lines r;
+    dp_status rc = dsi_lines_open(&r, dir, "tokenizer.txt");
     if (rc != DP_OK) return rc;
-    FILE *f = fopen(path, "rb");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    const char *path = r.path;
     static const char *const keys[] = {"buckets", "words", "bigrams", "trigrams", "max_tokens"};
     long val[5];
     int seen[5] = {0};
-    char *buf = NULL;
-    size_t cap = 0;
-    long line = 0, len;
-    while (rc == DP_OK && (len = dsi_getline(&buf, &cap, f)) >= 0) {
-        line++;
-        if (memchr(buf, '\0', (size_t)len)) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
-            break;
-        }
-        char *s = buf;
+    while (rc == DP_OK && dsi_lines_next(&r)) {
+        char *s = r.buf;
         while (*s == ' ' || *s == '\t') s++;
         if (*s == '\0' || *s == '#') continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: expected key=value", path, line);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: expected key=value", path, r.line);
             break;
         }
         *eq = '\0';
@@ -58,27 +48,21 @@ static dp_status load_tokenizer(const char *dir, dp_dsi_tok_config *tok)
         errno = 0;
         long v = strtol(eq + 1, &end, 10);
         while (*end == ' ' || *end == '\t') end++;
-        if (k < 0) rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: unknown key '%s'", path, line, s);
-        else if (seen[k]) rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: '%s' given twice", path, line, s);
+        if (k < 0) rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: unknown key '%s'", path, r.line, s);
+        else if (seen[k]) rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: '%s' given twice", path, r.line, s);
         else if (errno || end == eq + 1 || *end || v < 0 || v > (1L << 30))
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %s: '%s' is not a number in [0, 2^30]", path, line, s, eq + 1);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %s: '%s' is not a number in [0, 2^30]", path, r.line, s, eq + 1);
         if (rc != DP_OK) break;
         seen[k] = 1;
         val[k] = v;
     }
-    if (rc == DP_OK && ferror(f)) rc = dp_errorf(DP_ERR_IO, "%s: read error", path);
-    fclose(f);
-    free(buf);
+    rc = dsi_lines_close(&r, rc);
     for (int i = 0; i < 5 && rc == DP_OK; i++)
         if (!seen[i]) rc = dp_errorf(DP_ERR_FORMAT, "%s: no '%s=' line", path, keys[i]);
     if (rc != DP_OK) return rc;
     *tok = (dp_dsi_tok_config){.buckets = (uint32_t)val[0], .words = (int)val[1], .bigrams = (int)val[2],
                                .trigrams = (int)val[3], .max_tokens = (int)val[4]};
-    if (dp_dsi_tok_check(tok) != DP_OK) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", dp_errmsg());
-        return dp_errorf(DP_ERR_FORMAT, "%s: %s", path, why);
-    }
+    if (dp_dsi_tok_check(tok) != DP_OK) return dp_errorf(DP_ERR_FORMAT, "%s: %s", path, dp_errmsg());
     return DP_OK;
 }
 
@@ -86,55 +70,37 @@ static dp_status load_tokenizer(const char *dir, dp_dsi_tok_config *tok)
 
 static dp_status load_names(const char *dir, dp_dsi_data *d)
 {
-    char path[4096];
-    dp_status rc = dp_path_join(path, sizeof path, dir, "docs.tsv");
+    dsi_lines r;
+    dp_status rc = dsi_lines_open(&r, dir, "docs.tsv");
     if (rc != DP_OK) return rc;
-    FILE *f = fopen(path, "rb");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    const char *path = r.path;
     dsi_intern t = {0};
-    char *buf = NULL;
-    size_t cap = 0;
-    long line = 0, len;
-    while ((len = dsi_getline(&buf, &cap, f)) >= 0) {
-        line++;
-        if (len == 0 || memchr(buf, '\t', (size_t)len) || memchr(buf, '\0', (size_t)len)) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %s docid", path, line,
-                           len == 0 ? "empty" : memchr(buf, '\t', (size_t)len) ? "tab in a" : "NUL byte in a");
+    while (dsi_lines_next(&r)) {
+        if (r.len == 0 || memchr(r.buf, '\t', (size_t)r.len)) {
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %s docid", path, r.line, r.len == 0 ? "empty" : "tab in a");
             break;
         }
         int is_new;
-        long id = dsi_intern_get(&t, buf, (size_t)len, 1, &is_new);
+        long id = dsi_intern_get(&t, r.buf, (size_t)r.len, 1, &is_new);
         if (id < 0) {
-            rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory at line %ld", path, line);
+            rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory at line %ld", path, r.line);
             break;
         }
         if (!is_new) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: docid '%s' repeats line %ld", path, line, buf, id + 1);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: docid '%s' repeats line %ld", path, r.line, r.buf, id + 1);
             break;
         }
-        if (line > INT32_MAX / 2) {
+        if (r.line > INT32_MAX / 2) {
             rc = dp_errorf(DP_ERR_FORMAT, "%s: more than %d documents", path, INT32_MAX / 2);
             break;
         }
     }
-    if (rc == DP_OK && ferror(f)) rc = dp_errorf(DP_ERR_IO, "%s: read error", path);
-    fclose(f);
-    free(buf);
+    rc = dsi_lines_close(&r, rc);
     if (rc == DP_OK && t.n == 0) rc = dp_errorf(DP_ERR_FORMAT, "%s: no documents", path);
-    if (rc == DP_OK) {
-        /* one block: the pointer array, then the strings */
-        size_t bytes = (size_t)t.n * sizeof(char *) + t.keys.len;
-        char **names = malloc(bytes);
-        if (!names) {
-            rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory for %ld names", path, t.n);
-        } else {
-            char *s = (char *)(names + t.n);
-            memcpy(s, t.keys.buf, t.keys.len);
-            for (long i = 0; i < t.n; i++) names[i] = s + t.off[i];
-            d->names = names;
-            d->ndocs = (int)t.n;
-        }
-    }
+    /* the interner's keys are the names in id order, back to back */
+    if (rc == DP_OK && !(d->names = dsi_names_block(t.keys.buf, t.keys.len, t.n)))
+        rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory for %ld names", path, t.n);
+    if (rc == DP_OK) d->ndocs = (int)t.n;
     dsi_intern_free(&t);
     return rc;
 }
@@ -156,24 +122,24 @@ static dp_status check_header(const char *path, const dp_shard_info *h, const dp
     return DP_OK;
 }
 
-/* Room for example s->n (doc[n], off[n + 1]): grown as records arrive, up to
- * the split's manifest total, so memory follows the data actually read. */
-static dp_status reserve_example(const char *path, dp_dsi_set *s, int64_t *cap, uint64_t total)
+dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, size_t *tok_cap, int64_t ntok, int64_t max_ex,
+                          const char *who)
 {
-    if (s->n < *cap) return DP_OK;
-    int64_t ncap = *cap ? 2 * *cap : 4096;
-    if ((uint64_t)ncap > total) ncap = (int64_t)total;
-    int32_t *doc = realloc(s->doc, (size_t)ncap * sizeof *doc + 1);
-    if (doc) s->doc = doc;
-    int64_t *off = realloc(s->off, (size_t)(ncap + 1) * sizeof *off);
-    if (off) s->off = off;
-    if (!doc || !off) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory (%" PRId64 " examples)", path, ncap);
-    *cap = ncap;
+    if (s->n == *ex_cap) {
+        int64_t cap = *ex_cap ? 2 * *ex_cap : 4096;
+        if (cap > max_ex) cap = max_ex;
+        if (!dsi_resize(&s->doc, (size_t)cap, sizeof *s->doc) || !dsi_resize(&s->off, (size_t)cap + 1, sizeof *s->off))
+            return dp_errorf(DP_ERR_NOMEM, "%s: out of memory (%" PRId64 " examples)", who, cap);
+        if (*ex_cap == 0) s->off[0] = 0;
+        *ex_cap = cap;
+    }
+    if (!dsi_reserve(&s->tok, tok_cap, (size_t)(s->off[s->n] + ntok), sizeof *s->tok))
+        return dp_errorf(DP_ERR_NOMEM, "%s: out of memory (%" PRId64 " tokens)", who, s->off[s->n] + ntok);
     return DP_OK;
 }
 
 static dp_status load_shard(const char *dir, const dp_manifest *m, const dp_manifest_shard *ms, const dp_dsi_data *d,
-                            dp_dsi_set *s, int64_t *tok_cap, int64_t *ex_cap, uint64_t total)
+                            dp_dsi_set *s, size_t *tok_cap, int64_t *ex_cap, uint64_t total)
 {
     char path[4096];
     dp_status rc = dp_path_join(path, sizeof path, dir, ms->file);
@@ -200,9 +166,10 @@ static dp_status load_shard(const char *dir, const dp_manifest *m, const dp_mani
                            total);
             break;
         }
-        if ((rc = reserve_example(path, s, ex_cap, total)) != DP_OK) break;
         const uint8_t *b = rec;
         size_t nt = len / 4 - 1;
+        /* memory follows the records that arrive, up to the split's manifest total */
+        if ((rc = dsi_set_reserve(s, ex_cap, tok_cap, (int64_t)nt, (int64_t)total, path)) != DP_OK) break;
         uint32_t doc = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
         if (doc >= (uint32_t)d->ndocs) {
             rc = dp_errorf(DP_ERR_FORMAT, "%s: record %" PRIu64 ": document %" PRIu32 " >= %d (docs.tsv)", path, i, doc,
@@ -210,17 +177,6 @@ static dp_status load_shard(const char *dir, const dp_manifest *m, const dp_mani
             break;
         }
         int64_t at = s->off[s->n];
-        if (at + (int64_t)nt > *tok_cap) {
-            int64_t cap = *tok_cap ? *tok_cap : 65536;
-            while (cap < at + (int64_t)nt) cap *= 2;
-            int32_t *t = realloc(s->tok, (size_t)cap * sizeof *t);
-            if (!t) {
-                rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory (%" PRId64 " tokens)", path, cap);
-                break;
-            }
-            s->tok = t;
-            *tok_cap = cap;
-        }
         for (size_t j = 0; j < nt; j++) {
             const uint8_t *p = b + 4 * (j + 1);
             uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -255,22 +211,14 @@ static dp_status load_split(const char *dir, const dp_manifest *m, const char *s
             nshards++;
         }
     if (nshards == 0 && required) return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: no shards for split '%s'", dir, split);
-    if (total > (uint64_t)INT32_MAX)
-        return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: split '%s' holds more than %d records", dir, split, INT32_MAX);
-    /* Sized by the records that arrive (reserve_example), not by the manifest. */
-    s->doc = malloc(1);
-    s->off = malloc(sizeof *s->off);
-    if (!s->doc || !s->off) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory for split '%s'", dir, split);
-    s->off[0] = 0;
+    /* Sized by the records that arrive, not by the manifest; an empty split
+     * still gets off[0] and freeable buffers. */
+    size_t tok_cap = 0;
+    int64_t ex_cap = 0;
     s->n = 0;
-    int64_t tok_cap = 0, ex_cap = 0;
-    dp_status rc = DP_OK;
+    dp_status rc = dsi_set_reserve(s, &ex_cap, &tok_cap, 1, (int64_t)total, dir);
     for (int i = 0; i < m->nshards && rc == DP_OK; i++)
         if (!strcmp(m->shards[i].split, split)) rc = load_shard(dir, m, &m->shards[i], d, s, &tok_cap, &ex_cap, total);
-    if (rc == DP_OK && !s->tok) {
-        s->tok = malloc(sizeof *s->tok); /* an empty split still gets freeable buffers */
-        if (!s->tok) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", dir);
-    }
     return rc;
 }
 

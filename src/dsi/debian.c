@@ -15,7 +15,6 @@
  * blank lines separate stanzas, a line opening with a space or tab continues
  * the field before it); a second "Package:" inside one stanza starts a new
  * one, so concatenated files without a trailing blank line still parse. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,15 +33,8 @@ typedef struct stanza {
 
 static dp_status desc_append(stanza *s, const char *p, size_t n, int newline)
 {
-    size_t need = s->desc_len + n + 2;
-    if (need > s->desc_cap) {
-        size_t cap = s->desc_cap ? s->desc_cap : 1024;
-        while (cap < need) cap *= 2;
-        char *b = realloc(s->desc, cap);
-        if (!b) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-        s->desc = b;
-        s->desc_cap = cap;
-    }
+    if (!dsi_reserve(&s->desc, &s->desc_cap, s->desc_len + n + 2, 1))
+        return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
     if (newline) s->desc[s->desc_len++] = '\n';
     memcpy(s->desc + s->desc_len, p, n);
     s->desc_len += n;
@@ -65,21 +57,17 @@ typedef dp_status (*stanza_fn)(void *ctx, const stanza *s, const char *path, lon
 /* Streams the stanzas of `path`; `desc_field` is "Description" or "Description-en". */
 static dp_status read_stanzas(const char *path, const char *desc_field, stanza_fn fn, void *ctx)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    dsi_lines r;
+    dp_status rc = dsi_lines_open(&r, NULL, path);
+    if (rc != DP_OK) return rc;
     stanza s = {0};
     stanza_reset(&s);
-    char *buf = NULL;
-    size_t cap = 0, dlen = strlen(desc_field);
-    long line = 0, len, start = 1;
-    dp_status rc = DP_OK;
+    size_t dlen = strlen(desc_field);
+    long start = 1;
     while (rc == DP_OK) {
-        len = dsi_getline(&buf, &cap, f);
-        if (len >= 0) line++;
-        if (len > 0 && memchr(buf, '\0', (size_t)len)) { /* fields are C strings: a NUL would cut one */
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
-            break;
-        }
+        const long len = dsi_lines_next(&r) ? r.len : -1;
+        if (len < 0 && r.rc != DP_OK) break;
+        char *buf = r.buf;
         /* A blank (or whitespace-only) line ends a stanza; so does the end of
          * the file, and a second Package field. */
         int blank = 1;
@@ -88,7 +76,7 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
         if (blank || new_pkg) {
             if (s.has_package || s.has_desc || s.has_md5) rc = fn(ctx, &s, path, start);
             stanza_reset(&s);
-            start = blank ? line + 1 : line;
+            start = blank ? r.line + 1 : r.line;
             if (len < 0 || rc != DP_OK) break;
             if (blank) continue;
         }
@@ -98,7 +86,7 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
         }
         char *colon = memchr(buf, ':', (size_t)len);
         if (!colon) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: not a 'Field: value' line", path, line);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: not a 'Field: value' line", path, r.line);
             break;
         }
         size_t klen = (size_t)(colon - buf);
@@ -109,7 +97,7 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
         s.field = F_OTHER;
         if (klen == 7 && !strncasecmp(buf, "Package", 7)) {
             if (vlen == 0 || vlen >= sizeof s.package) {
-                rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: package name %s", path, line, vlen ? "too long" : "empty");
+                rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: package name %s", path, r.line, vlen ? "too long" : "empty");
                 break;
             }
             memcpy(s.package, v, vlen);
@@ -118,7 +106,7 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
             s.field = F_PACKAGE;
         } else if (klen == 15 && !strncasecmp(buf, "Description-md5", 15)) {
             if (vlen >= sizeof s.md5) {
-                rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: Description-md5 too long", path, line);
+                rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: Description-md5 too long", path, r.line);
                 break;
             }
             memcpy(s.md5, v, vlen);
@@ -132,11 +120,8 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
             s.field = F_DESC;
         }
     }
-    if (rc == DP_OK && ferror(f)) rc = dp_errorf(DP_ERR_IO, "%s: read error after line %ld", path, line);
-    fclose(f);
-    free(buf);
     free(s.desc);
-    return rc;
+    return dsi_lines_close(&r, rc);
 }
 
 /* ------------------------------------------------------------ passes */
@@ -144,10 +129,12 @@ static dp_status read_stanzas(const char *path, const char *desc_field, stanza_f
 typedef struct debian_ctx {
     dsi_corpus *c;
     dsi_intern md5s;     /* md5 -> id */
-    long *pkg_md5;       /* [doc] md5 id or -1 */
-    int64_t *pkg_desc;   /* [doc] own description in `descs`, -1: none */
+    struct pkg {
+        long md5;        /* md5 id or -1 */
+        int64_t desc;    /* own description in `descs`, -1: none */
+    } *pkg;              /* [doc] */
     int64_t *md5_desc;   /* [md5 id] translated description in `descs`, -1: not seen yet */
-    long pkg_cap, md5_cap;
+    size_t pkg_cap, md5_cap;
     dsi_arena descs;
 } debian_ctx;
 
@@ -159,32 +146,19 @@ static dp_status on_package(void *vctx, const stanza *s, const char *path, long 
     long doc = dsi_corpus_doc(x->c, s->package, strlen(s->package));
     if (doc < 0) return DP_ERR_NOMEM;
     if (doc < before) return DP_OK; /* the first stanza naming a package wins */
-    if (doc >= x->pkg_cap) {
-        long cap = x->pkg_cap ? 2 * x->pkg_cap : 4096;
-        long *m = realloc(x->pkg_md5, (size_t)cap * sizeof *m);
-        if (m) x->pkg_md5 = m;
-        int64_t *d = realloc(x->pkg_desc, (size_t)cap * sizeof *d);
-        if (d) x->pkg_desc = d;
-        if (!m || !d) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-        x->pkg_cap = cap;
-    }
-    x->pkg_md5[doc] = -1;
-    x->pkg_desc[doc] = -1;
+    if (!dsi_reserve(&x->pkg, &x->pkg_cap, (size_t)doc + 1, sizeof *x->pkg))
+        return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
+    x->pkg[doc] = (struct pkg){-1, -1};
     if (s->has_md5) {
         int is_new;
         long id = dsi_intern_get(&x->md5s, s->md5, strlen(s->md5), 1, &is_new);
         if (id < 0) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-        if (id >= x->md5_cap) {
-            long cap = x->md5_cap ? 2 * x->md5_cap : 4096;
-            int64_t *d = realloc(x->md5_desc, (size_t)cap * sizeof *d);
-            if (!d) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-            x->md5_desc = d;
-            x->md5_cap = cap;
-        }
+        if (!dsi_reserve(&x->md5_desc, &x->md5_cap, (size_t)id + 1, sizeof *x->md5_desc))
+            return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
         if (is_new) x->md5_desc[id] = -1;
-        x->pkg_md5[doc] = id;
+        x->pkg[doc].md5 = id;
     }
-    if (s->has_desc && s->desc_len > 0) return dsi_arena_add(&x->descs, s->desc, s->desc_len, &x->pkg_desc[doc]);
+    if (s->has_desc && s->desc_len > 0) return dsi_arena_add(&x->descs, s->desc, s->desc_len, &x->pkg[doc].desc);
     return DP_OK;
 }
 
@@ -230,12 +204,7 @@ static dp_status add_description(dsi_corpus *c, long doc, const char *desc, int 
                                  char **buf, size_t *cap)
 {
     size_t n = strlen(desc);
-    if (n + 1 > *cap) {
-        char *b = realloc(*buf, n + 1);
-        if (!b) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-        *buf = b;
-        *cap = n + 1;
-    }
+    if (!dsi_reserve(buf, cap, n + 1, 1)) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
     const char *nl = strchr(desc, '\n');
     size_t short_len = nl ? (size_t)(nl - desc) : n;
     memcpy(*buf, desc, short_len);
@@ -282,13 +251,12 @@ dp_status dsi_read_debian(const char *packages, const char *translations, int mi
     if (rc == DP_OK && translations && translations[0])
         rc = read_stanzas(translations, "Description-en", on_translation, &x);
     for (long d = 0; d < c->docs.n && rc == DP_OK; d++) {
-        long id = x.pkg_md5[d];
-        int64_t off = id >= 0 && x.md5_desc[id] >= 0 ? x.md5_desc[id] : x.pkg_desc[d];
+        long id = x.pkg[d].md5;
+        int64_t off = id >= 0 && x.md5_desc[id] >= 0 ? x.md5_desc[id] : x.pkg[d].desc;
         if (off >= 0) rc = add_description(c, d, dsi_arena_str(&x.descs, off), min_words, split_lists, &buf, &cap);
     }
     free(buf);
-    free(x.pkg_md5);
-    free(x.pkg_desc);
+    free(x.pkg);
     free(x.md5_desc);
     dsi_intern_free(&x.md5s);
     dsi_arena_free(&x.descs);

@@ -20,6 +20,7 @@
  * (duplicates and prefixes are then neighbours and are rejected), and the
  * nodes are made breadth-first, so nodes of one depth are contiguous
  * (level_base) and a node's children are contiguous and sorted by digit. */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,8 +118,9 @@ static dp_status sem_split(sem_state *s, int *rows, int *assign, int *tmp, int n
     const int k = s->k;
     dp_status rc = dp_kmeans(s->x, rows, n, k, KM_ITERS, group_seed(s, depth), assign);
     if (rc != DP_OK) return rc;
-    int *size = calloc((size_t)k + 1, sizeof *size);
+    int *size = calloc(3 * (size_t)k + 2, sizeof *size); /* size [k + 1], then digit [k], start [k + 1] */
     if (!size) return dp_errorf(DP_ERR_NOMEM, "semantic docids: out of memory");
+    int *digit = size + k + 1, *start = digit + k;
     for (int i = 0; i < n; i++) size[assign[i]]++;
     int nonempty = 0;
     for (int j = 0; j < k; j++) nonempty += size[j] > 0;
@@ -127,13 +129,6 @@ static dp_status sem_split(sem_state *s, int *rows, int *assign, int *tmp, int n
         for (int i = 0; i < n; i++) size[assign[i] = i % k]++;
     }
     /* digits: the non-empty clusters in cluster order; stable partition of rows by digit */
-    int *digit = malloc((size_t)k * sizeof *digit), *start = malloc(((size_t)k + 1) * sizeof *start);
-    if (!digit || !start) {
-        free(size);
-        free(digit);
-        free(start);
-        return dp_errorf(DP_ERR_NOMEM, "semantic docids: out of memory");
-    }
     int m = 0;
     for (int j = 0; j < k; j++) digit[j] = size[j] ? m++ : -1;
     start[0] = 0;
@@ -151,8 +146,6 @@ static dp_status sem_split(sem_state *s, int *rows, int *assign, int *tmp, int n
         rc = sem_split(s, rows + start[q], assign + start[q], tmp + start[q], start[q + 1] - start[q], depth + 1);
     }
     free(size);
-    free(digit);
-    free(start);
     return rc;
 }
 
@@ -215,19 +208,11 @@ static int code_cmp(const dp_dsi_docids *ids, int a, int b)
     return (la > lb) - (la < lb);
 }
 
-/* bottom-up merge sort of the document indices ord[0..n) by id (tmp: n ints) */
-static void sort_by_code(const dp_dsi_docids *ids, int *ord, int *tmp, int n)
+/* qsort_r order of document indices: by id, then by index (a stable sort's order) */
+static int ord_cmp(const void *a, const void *b, void *ids)
 {
-    for (int w = 1; w < n; w *= 2) {
-        for (int lo = 0; lo < n; lo += 2 * w) {
-            const int mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            int i = lo, j = mid, o = lo;
-            while (i < mid && j < hi) tmp[o++] = code_cmp(ids, ord[j], ord[i]) < 0 ? ord[j++] : ord[i++];
-            while (i < mid) tmp[o++] = ord[i++];
-            while (j < hi) tmp[o++] = ord[j++];
-        }
-        memcpy(ord, tmp, (size_t)n * sizeof *ord);
-    }
+    const int x = *(const int *)a, y = *(const int *)b, c = code_cmp(ids, x, y);
+    return c ? c : (x > y) - (x < y);
 }
 
 /* 1 if id a is a prefix of (or equal to) id b */
@@ -265,7 +250,7 @@ dp_status dp_dsi_docids_index(dp_dsi_docids *ids)
     }
     dp_status rc = DP_OK;
     dp_dsi_trie *t = &ids->trie;
-    int *ord = malloc((size_t)n * sizeof *ord), *tmp = malloc((size_t)n * sizeof *tmp);
+    int *ord = malloc((size_t)n * sizeof *ord);
     int *lo = malloc((size_t)cap * sizeof *lo), *hi = malloc((size_t)cap * sizeof *hi);
     t->depth = malloc((size_t)cap * sizeof *t->depth);
     t->first = malloc((size_t)cap * sizeof *t->first);
@@ -274,13 +259,13 @@ dp_status dp_dsi_docids_index(dp_dsi_docids *ids)
     t->doc = malloc((size_t)cap * sizeof *t->doc);
     t->level_base = malloc(((size_t)L + 2) * sizeof *t->level_base);
     ids->leaf = malloc((size_t)n * sizeof *ids->leaf);
-    if (!ord || !tmp || !lo || !hi || !t->depth || !t->first || !t->count || !t->digit || !t->doc || !t->level_base ||
+    if (!ord || !lo || !hi || !t->depth || !t->first || !t->count || !t->digit || !t->doc || !t->level_base ||
         !ids->leaf) {
         rc = dp_errorf(DP_ERR_NOMEM, "docids: out of memory (%d documents)", n);
         goto done;
     }
     for (int d = 0; d < n; d++) ord[d] = d;
-    sort_by_code(ids, ord, tmp, n);
+    qsort_r(ord, (size_t)n, sizeof *ord, ord_cmp, ids);
     for (int i = 0; i + 1 < n; i++)
         if (is_prefix(ids, ord[i], ord[i + 1])) {
             char a[128], b[128];
@@ -336,7 +321,6 @@ dp_status dp_dsi_docids_index(dp_dsi_docids *ids)
             }
 done:
     free(ord);
-    free(tmp);
     free(lo);
     free(hi);
     if (rc != DP_OK) {

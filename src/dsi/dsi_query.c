@@ -115,23 +115,13 @@ static dp_status check_head(const char *path, const member_head *h)
 static dp_status load_names(const char *path, const dp_ck_section *s, int n, char ***out)
 {
     const char *p = s->data, *end = p + s->size;
-    char **names = calloc((size_t)n, sizeof *names);
-    if (!names) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
     for (int d = 0; d < n; d++) {
         const char *z = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;
-        if (!z || !(names[d] = strdup(p))) {
-            for (int i = 0; i < d; i++) free(names[i]);
-            free(names);
-            return dp_errorf(DP_ERR_FORMAT, "%s: names section ends before docid %d of %d", path, d, n);
-        }
+        if (!z) return dp_errorf(DP_ERR_FORMAT, "%s: names section ends before docid %d of %d", path, d, n);
         p = z + 1;
     }
-    if (p != end) {
-        for (int i = 0; i < n; i++) free(names[i]);
-        free(names);
-        return dp_errorf(DP_ERR_FORMAT, "%s: names section has bytes after docid %d", path, n - 1);
-    }
-    *out = names;
+    if (p != end) return dp_errorf(DP_ERR_FORMAT, "%s: names section has bytes after docid %d", path, n - 1);
+    if (!(*out = dsi_names_block(s->data, s->size, n))) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
     return DP_OK;
 }
 
@@ -163,10 +153,7 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
     if (rc == DP_OK) {
         memcpy(ids.len, sl->data, sl->size);
         memcpy(ids.code, sc->data, sc->size);
-        for (int d = 0; d < h.ndocs && rc == DP_OK; d++)
-            if (ids.len[d] < 1 || ids.len[d] > h.maxlen)
-                rc = dp_errorf(DP_ERR_FORMAT, "%s: docid %d has length %d (max %d)", path, d, ids.len[d], h.maxlen);
-        if (rc == DP_OK && (rc = dp_dsi_docids_index(&ids)) != DP_OK)
+        if ((rc = dp_dsi_docids_index(&ids)) != DP_OK) /* checks every length, then that the ids are distinct */
             rc = dp_errorf(rc, "%s: %s", path, dp_errmsg());
     }
     member_headkind hk = {DP_DSI_HEAD_DOT, 0};
@@ -209,9 +196,7 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
 void dp_dsi_member_free(dp_dsi_member *mb)
 {
     if (!mb) return;
-    if (mb->names && mb->model)
-        for (int d = 0; d < mb->model->ids.ndocs; d++) free(mb->names[d]);
-    free(mb->names);
+    free(mb->names); /* one block with the strings */
     dp_dsi_model_free(mb->model);
     memset(mb, 0, sizeof *mb);
 }

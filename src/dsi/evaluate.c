@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "dptrain/dsi_eval.h"
+#include "dptrain/report.h"
 #include "dsi/data_internal.h"
 #include "dsi/ensemble_internal.h"
 
@@ -35,13 +35,6 @@ void dp_dsi_eval_defaults(dp_dsi_eval_config *cfg)
     cfg->threads = 1;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static long first_n(const dp_dsi_eval_config *cfg, const dp_dsi_pairs *test)
 {
     return cfg->limit > 0 && cfg->limit < test->n ? cfg->limit : test->n;
@@ -49,51 +42,29 @@ static long first_n(const dp_dsi_eval_config *cfg, const dp_dsi_pairs *test)
 
 /* ------------------------------------------------------------ members */
 
-static void free_paths(char **p, int n)
+/* Checkpoint paths of run/member-0, member-1, ... (until one is missing) or
+ * of the list, NUL-terminated back to back in *a; *n of them. */
+static dp_status member_paths(const dp_dsi_eval_config *cfg, dsi_arena *a, int *n)
 {
-    for (int i = 0; i < n; i++) free(p[i]);
-    free(p);
-}
-
-static dp_status add_path(char ***p, int *n, const char *path)
-{
-    char **q = realloc(*p, (size_t)(*n + 1) * sizeof *q);
-    if (!q) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
-    *p = q;
-    if (!(q[*n] = strdup(path))) return dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
-    (*n)++;
-    return DP_OK;
-}
-
-/* Checkpoint paths of run/member-0, member-1, ... (until one is missing) or of the list. */
-static dp_status member_paths(const dp_dsi_eval_config *cfg, char ***paths, int *n)
-{
-    char **p = NULL;
-    int cnt = 0;
-    dp_status rc = DP_OK;
-    if (cfg->run[0]) {
-        for (;;) {
-            char path[700];
-            struct stat st;
-            snprintf(path, sizeof path, "%s/member-%d/model.dsi", cfg->run, cnt);
-            if (stat(path, &st)) break;
-            if ((rc = add_path(&p, &cnt, path)) != DP_OK) break;
-        }
-        if (rc == DP_OK && !cnt)
-            rc = dp_errorf(DP_ERR_IO, "%s: no member-0/model.dsi (was dsi-train run with --out %s?)", cfg->run,
-                           cfg->run);
-    } else {
+    int64_t off;
+    if (!cfg->run[0]) {
         char buf[sizeof cfg->models];
         snprintf(buf, sizeof buf, "%s", cfg->models);
-        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && rc == DP_OK; t = strtok_r(NULL, ",", &save))
-            rc = add_path(&p, &cnt, t);
+        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (dsi_arena_add(a, t, strlen(t), &off) != DP_OK) return DP_ERR_NOMEM;
+            (*n)++;
+        }
+        return DP_OK;
     }
-    if (rc != DP_OK) {
-        free_paths(p, cnt);
-        return rc;
+    for (;; (*n)++) {
+        char path[700];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/member-%d/model.dsi", cfg->run, *n);
+        if (stat(path, &st)) break;
+        if (dsi_arena_add(a, path, strlen(path), &off) != DP_OK) return DP_ERR_NOMEM;
     }
-    *paths = p;
-    *n = cnt;
+    if (!*n)
+        return dp_errorf(DP_ERR_IO, "%s: no member-0/model.dsi (was dsi-train run with --out %s?)", cfg->run, cfg->run);
     return DP_OK;
 }
 
@@ -101,11 +72,15 @@ dp_status dp_dsi_ensemble_open(const dp_dsi_eval_config *cfg, MPI_Comm comm, dp_
 {
     *out = NULL;
     openblas_set_num_threads(cfg->threads);
-    char **paths = NULL;
+    dsi_arena a = {0};
     int n = 0;
-    dp_status rc = member_paths(cfg, &paths, &n);
+    char **paths = NULL;
+    dp_status rc = member_paths(cfg, &a, &n);
+    if (rc == DP_OK && !(paths = dsi_names_block(a.buf, a.len, n)))
+        rc = dp_errorf(DP_ERR_NOMEM, "ensemble: out of memory");
     if (rc == DP_OK) rc = dp_dsi_ensemble_load((const char *const *)paths, n, comm, out);
-    free_paths(paths, n);
+    free(paths);
+    dsi_arena_free(&a);
     if (rc == DP_OK) dp_dsi_ensemble_abstain(*out, cfg->abstain);
     return rc;
 }
@@ -130,11 +105,11 @@ dp_status dp_dsi_eval_ensemble(dp_dsi_ensemble *e, const dp_dsi_pairs *test, con
         score[a] = malloc((size_t)nq * (size_t)k * sizeof *score[a] + 1);
         if (!out[a] || !score[a]) rc = dp_errorf(DP_ERR_NOMEM, "eval: out of memory for %ld answers", nq);
     }
-    double t0 = now_s();
+    double t0 = dp_now();
     if (rc == DP_OK)
         rc = dp_dsi_ensemble_query(e, (const char *const *)test->query, (int)nq, cfg->beams, cfg->only, how, nhow,
                                    k, out, score);
-    double secs = now_s() - t0;
+    double secs = dp_now() - t0;
     int rank = 0;
     if (dsi_ensemble_comm(e) != MPI_COMM_NULL) MPI_Comm_rank(dsi_ensemble_comm(e), &rank);
     if (rc == DP_OK && rank == 0) {
@@ -164,35 +139,21 @@ dp_status dp_dsi_eval_ensemble(dp_dsi_ensemble *e, const dp_dsi_pairs *test, con
     return rc;
 }
 
-/* docid -> its training queries joined by spaces, docids numbered in first-seen order. */
-static dp_status bm25_texts(const dp_dsi_pairs *tr, dsi_intern *docs, char ***texts)
+/* t[d] = docid d's training queries joined by spaces, docids numbered in
+ * first-seen order (t: tr->n NULLs, room for every docid). */
+static dp_status bm25_texts(const dp_dsi_pairs *tr, dsi_intern *docs, char **t)
 {
-    char **t = NULL;
     for (long i = 0; i < tr->n; i++) {
-        int added;
-        long d = dsi_intern_get(docs, tr->docid[i], strlen(tr->docid[i]), 1, &added);
-        if (d < 0) goto nomem;
-        size_t a = strlen(tr->query[i]);
-        if (added) {
-            char **nt = realloc(t, (size_t)docs->n * sizeof *nt);
-            if (!nt) goto nomem;
-            t = nt;
-            if (!(t[d] = malloc(a + 1))) goto nomem;
-            memcpy(t[d], tr->query[i], a + 1);
-        } else {
-            size_t l = strlen(t[d]);
-            char *s = realloc(t[d], l + a + 2);
-            if (!s) goto nomem;
-            s[l] = ' ';
-            memcpy(s + l + 1, tr->query[i], a + 1);
-            t[d] = s;
-        }
+        long d = dsi_intern_get(docs, tr->docid[i], strlen(tr->docid[i]), 1, NULL);
+        if (d < 0) return dp_errorf(DP_ERR_NOMEM, "bm25: out of memory");
+        const size_t l = t[d] ? strlen(t[d]) + 1 : 0, a = strlen(tr->query[i]) + 1; /* l: its text and a space */
+        char *s = realloc(t[d], l + a);
+        if (!s) return dp_errorf(DP_ERR_NOMEM, "bm25: out of memory");
+        if (l) s[l - 1] = ' ';
+        memcpy(s + l, tr->query[i], a);
+        t[d] = s;
     }
-    *texts = t;
     return DP_OK;
-nomem:
-    *texts = t;
-    return dp_errorf(DP_ERR_NOMEM, "bm25: out of memory");
 }
 
 dp_status dp_dsi_eval_bm25(const char *data_dir, const dp_dsi_pairs *test, const dp_dsi_eval_config *cfg,
@@ -207,10 +168,10 @@ dp_status dp_dsi_eval_bm25(const char *data_dir, const dp_dsi_pairs *test, const
     dp_status rc = dp_dsi_pairs_load(path, 0, &tr);
     if (rc != DP_OK) return rc;
     dsi_intern docs = {0};
-    char **texts = NULL;
-    rc = bm25_texts(&tr, &docs, &texts);
+    char **texts = calloc((size_t)tr.n + 1, sizeof *texts);
+    rc = texts ? bm25_texts(&tr, &docs, texts) : dp_errorf(DP_ERR_NOMEM, "bm25: out of memory");
     dp_bm25 *ix = NULL;
-    double t0 = now_s();
+    double t0 = dp_now();
     if (rc == DP_OK) rc = dp_bm25_build((int)docs.n, (const char *const *)texts, cfg->k1, cfg->b, &ix);
     if (rc == DP_OK) {
         int32_t top[K_MAX];
@@ -223,7 +184,7 @@ dp_status dp_dsi_eval_bm25(const char *data_dir, const dp_dsi_pairs *test, const
             dp_dsi_metrics_add(&row->m, top, got, g >= 0 ? (int32_t)g : -2);
         }
         snprintf(row->method, sizeof row->method, "bm25(%.2g,%.2g)", cfg->k1, cfg->b);
-        row->seconds = now_s() - t0;
+        row->seconds = dp_now() - t0;
     }
     dp_bm25_free(ix);
     if (texts)
@@ -290,27 +251,20 @@ dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eva
     else if (!all[0]) rc = dp_errorf(DP_ERR_MPI, "rank %d: rank 0 cannot open the queries", rank);
     else if (!all[1]) rc = dp_errorf(DP_ERR_MPI, "rank %d: another rank is out of memory", rank);
     double *lat = NULL;
-    long nq = 0, nlat = 0, cap = 0;
+    long nq = 0, nlat = 0;
+    size_t cap = 0;
     int lat_ok = 1;
     char line[8192];
     while (rc == DP_OK && next_line(in, rank, comm, line, sizeof line)) {
         const char *q = line;
-        double t0 = now_s();
+        double t0 = dp_now();
         rc = dp_dsi_ensemble_query(e, &q, 1, cfg->beams, cfg->only, &how, 1, k, &out, &score);
-        double dt = now_s() - t0;
+        double dt = dp_now() - t0;
         if (rc != DP_OK || rank != 0) continue;
         /* without memory for another latency the server goes on answering: the
          * other ranks are already waiting for the next line */
-        if (nlat == cap && lat_ok) {
-            double *l = realloc(lat, (size_t)(cap ? 2 * cap : 1024) * sizeof *l);
-            if (l) {
-                lat = l;
-                cap = cap ? 2 * cap : 1024;
-            } else {
-                lat_ok = 0;
-            }
-        }
-        if (nlat < cap) lat[nlat++] = dt * 1e3;
+        if (lat_ok && !dsi_reserve(&lat, &cap, (size_t)nlat + 1, sizeof *lat)) lat_ok = 0;
+        if ((size_t)nlat < cap) lat[nlat++] = dt * 1e3;
         answer(ctx, ++nq, out, score, k);
     }
     if (rank == 0 && in && in != stdin) fclose(in);

@@ -22,7 +22,7 @@
  * The group is also kept by column (feature -> its rows), and centroids
  * feature-major, ct[u * k + j]: the assignment and the update then stream
  * through the centroids feature by feature and scatter into the small
- * [rows, k] dot matrix, instead of one cache miss into a 10 MB centroid
+ * [rows, k] dot matrix, instead of one cache miss into a large centroid
  * table per nonzero; a seed's dots visit only the columns of its own
  * features. No threads and a fixed summation order: the result is a function
  * of (x, rows, k, iters, seed) alone. */
@@ -177,17 +177,8 @@ static int km_compact(km_local *l, const uint32_t *u, int64_t nnz, uint32_t dim)
     int U = 0;
     for (int64_t k = 0; k < nnz; k++)
         if (k == 0 || sorted[k] != sorted[k - 1]) sorted[U++] = sorted[k];
-    for (int64_t k = 0; k < nnz; k++) {
-        int lo = 0, hi = U - 1;
-        while (lo < hi) {
-            const int mid = (lo + hi) / 2;
-            if (sorted[mid] < u[k])
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        l->idx[k] = lo;
-    }
+    for (int64_t k = 0; k < nnz; k++)
+        l->idx[k] = (int32_t)((uint32_t *)bsearch(&u[k], sorted, (size_t)U, sizeof *sorted, cmp_u32) - sorted);
     l->U = U;
     free(sorted);
     return 1;

@@ -10,20 +10,15 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "dptrain/fsutil.h"
 #include "dsi/data_internal.h"
 
 /* ============================================================ arena */
 
 dp_status dsi_arena_add(dsi_arena *a, const char *s, size_t n, int64_t *off)
 {
-    if (a->len + n + 1 > a->cap) {
-        size_t cap = a->cap ? a->cap : 4096;
-        while (cap < a->len + n + 1) cap *= 2;
-        char *b = realloc(a->buf, cap);
-        if (!b) return dp_errorf(DP_ERR_NOMEM, "dsi: out of memory (%zu bytes of text)", cap);
-        a->buf = b;
-        a->cap = cap;
-    }
+    if (!dsi_reserve(&a->buf, &a->cap, a->len + n + 1, 1))
+        return dp_errorf(DP_ERR_NOMEM, "dsi: out of memory (%zu bytes of text)", a->len + n + 1);
     memcpy(a->buf + a->len, s, n);
     a->buf[a->len + n] = '\0';
     *off = (int64_t)a->len;
@@ -35,6 +30,38 @@ void dsi_arena_free(dsi_arena *a)
 {
     free(a->buf);
     memset(a, 0, sizeof *a);
+}
+
+int dsi_resize(void *pp, size_t n, size_t size)
+{
+    void *p; /* *pp is a T *: copied, not read through a void ** */
+    memcpy(&p, pp, sizeof p);
+    if (!(p = realloc(p, n * size + 1))) return 0;
+    memcpy(pp, &p, sizeof p);
+    return 1;
+}
+
+int dsi_reserve(void *pp, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) return 1;
+    size_t c = *cap > 1024 ? *cap : 1024;
+    while (c < need) c *= 2;
+    if (!dsi_resize(pp, c, size)) return 0;
+    *cap = c;
+    return 1;
+}
+
+char **dsi_names_block(const char *blob, size_t len, long n)
+{
+    char **names = malloc((size_t)n * sizeof *names + len + 1);
+    if (!names) return NULL;
+    char *s = (char *)(names + n);
+    if (len) memcpy(s, blob, len); /* (blob may be NULL when empty) */
+    for (long i = 0; i < n; i++) {
+        names[i] = s;
+        s += strlen(s) + 1;
+    }
+    return names;
 }
 
 /* ============================================================ interner */
@@ -98,13 +125,39 @@ void dsi_intern_free(dsi_intern *t)
 
 /* ============================================================ text */
 
-long dsi_getline(char **buf, size_t *cap, FILE *f)
+dp_status dsi_lines_open(dsi_lines *r, const char *dir, const char *name)
 {
-    ssize_t n = getline(buf, cap, f);
-    if (n < 0) return -1;
-    if (n > 0 && (*buf)[n - 1] == '\n') (*buf)[--n] = '\0';
-    if (n > 0 && (*buf)[n - 1] == '\r') (*buf)[--n] = '\0';
-    return (long)n;
+    memset(r, 0, sizeof *r);
+    dp_status rc = dir ? dp_path_join(r->path, sizeof r->path, dir, name) : DP_OK;
+    if (!dir && snprintf(r->path, sizeof r->path, "%s", name) >= (int)sizeof r->path)
+        rc = dp_errorf(DP_ERR_ARG, "%s: path too long", name);
+    if (rc != DP_OK) return rc;
+    if (!(r->f = fopen(r->path, "rb"))) return dp_errorf(DP_ERR_IO, "%s: open: %s", r->path, strerror(errno));
+    return DP_OK;
+}
+
+int dsi_lines_next(dsi_lines *r)
+{
+    ssize_t n;
+    if (r->rc != DP_OK || (n = getline(&r->buf, &r->cap, r->f)) < 0) return 0;
+    r->line++;
+    if (n > 0 && r->buf[n - 1] == '\n') r->buf[--n] = '\0';
+    if (n > 0 && r->buf[n - 1] == '\r') r->buf[--n] = '\0';
+    r->len = (long)n;
+    if (memchr(r->buf, '\0', (size_t)n))
+        r->rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", r->path, r->line);
+    return r->rc == DP_OK;
+}
+
+dp_status dsi_lines_close(dsi_lines *r, dp_status rc)
+{
+    if (rc == DP_OK) rc = r->rc;
+    if (rc == DP_OK && ferror(r->f)) rc = dp_errorf(DP_ERR_IO, "%s: read error after line %ld", r->path, r->line);
+    fclose(r->f);
+    free(r->buf);
+    r->f = NULL;
+    r->buf = NULL;
+    return rc;
 }
 
 static int is_space(unsigned char ch) { return ch == ' ' || (ch >= '\t' && ch <= '\r') || (ch >= 0x1c && ch <= 0x1f); }
@@ -156,118 +209,53 @@ int dsi_count_words(const char *s)
 
 /* ============================================================ pairs */
 
-/* Exact-pair dedupe: open addressing over pair indices, keyed by the
- * hash of "query\tdocid". */
-typedef struct pair_set {
-    long *slot;
-    size_t cap;
-} pair_set;
-
-static uint64_t pair_hash(const char *q, const char *d)
-{
-    return XXH3_64bits_withSeed(d, strlen(d), XXH3_64bits(q, strlen(q)));
-}
-
 dp_status dp_dsi_pairs_load(const char *path, int dedupe, dp_dsi_pairs *out)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
-    dsi_arena a = {0};
-    int64_t *qo = NULL, *dof = NULL;
-    uint64_t *hash = NULL;
-    pair_set set = {0};
-    long n = 0, cap = 0, line = 0, len;
-    char *buf = NULL;
-    size_t bcap = 0;
-    dp_status rc = DP_OK;
-    while ((len = dsi_getline(&buf, &bcap, f)) >= 0) {
-        line++;
-        if (len == 0) continue;
-        if (memchr(buf, '\0', (size_t)len)) { /* it would cut a field short, even to nothing */
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: NUL byte in a text line", path, line);
-            break;
-        }
-        char *tab = memchr(buf, '\t', (size_t)len);
+    dsi_lines r;
+    dp_status rc = dsi_lines_open(&r, NULL, path);
+    if (rc != DP_OK) return rc;
+    dsi_arena a = {0};     /* pair i is "query\0docid" at off[i] */
+    dsi_intern seen = {0}; /* dedupe: the lines "query\tdocid" kept */
+    int64_t *off = NULL;
+    long n = 0;
+    size_t cap = 0;
+    while (rc == DP_OK && dsi_lines_next(&r)) {
+        if (r.len == 0) continue;
+        char *tab = memchr(r.buf, '\t', (size_t)r.len);
         if (!tab) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: no tab (want query<TAB>docid)", path, line);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: no tab (want query<TAB>docid)", path, r.line);
             break;
         }
-        *tab = '\0';
-        char *doc = tab + 1;
-        size_t ql = (size_t)(tab - buf), dl = (size_t)(buf + len - doc);
-        if (memchr(doc, '\t', dl)) {
+        size_t ql = (size_t)(tab - r.buf), dl = (size_t)r.len - ql - 1;
+        if (memchr(tab + 1, '\t', dl)) {
             rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: more than two tab-separated fields (want query<TAB>docid)",
-                           path, line);
+                           path, r.line);
             break;
         }
         if (ql == 0 || dl == 0) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: empty %s", path, line, ql == 0 ? "query" : "docid");
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: empty %s", path, r.line, ql == 0 ? "query" : "docid");
             break;
         }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            int64_t *q2 = realloc(qo, (size_t)cap * sizeof *qo);
-            if (q2) qo = q2;
-            int64_t *d2 = realloc(dof, (size_t)cap * sizeof *dof);
-            if (d2) dof = d2;
-            uint64_t *h2 = realloc(hash, (size_t)cap * sizeof *hash);
-            if (h2) hash = h2;
-            if (!q2 || !d2 || !h2) {
-                rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory at line %ld", path, line);
-                break;
-            }
-        }
-        if (dedupe) {
-            uint64_t h = pair_hash(buf, doc);
-            if ((size_t)(n + 1) * 2 > set.cap) {
-                size_t nc = set.cap ? 2 * set.cap : 2048;
-                long *ns = malloc(nc * sizeof *ns);
-                if (!ns) {
-                    rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory at line %ld", path, line);
-                    break;
-                }
-                for (size_t i = 0; i < nc; i++) ns[i] = -1;
-                for (long i = 0; i < n; i++) {
-                    size_t s = (size_t)hash[i] & (nc - 1);
-                    while (ns[s] >= 0) s = (s + 1) & (nc - 1);
-                    ns[s] = i;
-                }
-                free(set.slot);
-                set.slot = ns;
-                set.cap = nc;
-            }
-            size_t s = (size_t)h & (set.cap - 1);
-            int dup = 0;
-            for (; set.slot[s] >= 0; s = (s + 1) & (set.cap - 1)) {
-                long j = set.slot[s];
-                if (hash[j] == h && !strcmp(a.buf + qo[j], buf) && !strcmp(a.buf + dof[j], doc)) {
-                    dup = 1;
-                    break;
-                }
-            }
-            if (dup) continue;
-            set.slot[s] = n;
-            hash[n] = h;
-        }
-        if ((rc = dsi_arena_add(&a, buf, ql, &qo[n])) != DP_OK || (rc = dsi_arena_add(&a, doc, dl, &dof[n])) != DP_OK)
+        int is_new = 1;
+        if (dedupe && dsi_intern_get(&seen, r.buf, (size_t)r.len, 1, &is_new) < 0)
+            rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory at line %ld", path, r.line);
+        if (rc != DP_OK || !is_new) continue;
+        if (!dsi_reserve(&off, &cap, (size_t)n + 1, sizeof *off)) {
+            rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory at line %ld", path, r.line);
             break;
-        n++;
+        }
+        *tab = '\0';
+        if ((rc = dsi_arena_add(&a, r.buf, (size_t)r.len, &off[n])) == DP_OK) n++;
     }
-    if (rc == DP_OK && ferror(f)) rc = dp_errorf(DP_ERR_IO, "%s: read error after line %ld", path, line);
-    fclose(f);
-    free(buf);
-    free(set.slot);
-    free(hash);
-    if (rc == DP_OK) {
-        /* One block of 2n pointers (query, then docid) into the arena, whose
-         * first string is query 0: dp_dsi_pairs_free frees query[0] and query. */
-        out->query = malloc((size_t)(2 * n + 1) * sizeof *out->query);
-        if (!out->query) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory for %ld pairs", path, n);
-    }
+    rc = dsi_lines_close(&r, rc);
+    dsi_intern_free(&seen);
+    /* One block of 2n pointers (query, then docid) into the arena, whose first
+     * string is query 0: dp_dsi_pairs_free frees query[0] and query. */
+    if (rc == DP_OK && !(out->query = malloc((size_t)(2 * n + 1) * sizeof *out->query)))
+        rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory for %ld pairs", path, n);
     if (rc != DP_OK) {
-        free(qo);
-        free(dof);
+        free(off);
         dsi_arena_free(&a);
         memset(out, 0, sizeof *out);
         return rc;
@@ -275,12 +263,11 @@ dp_status dp_dsi_pairs_load(const char *path, int dedupe, dp_dsi_pairs *out)
     out->n = n;
     out->docid = out->query + n;
     for (long i = 0; i < n; i++) {
-        out->query[i] = a.buf + qo[i];
-        out->docid[i] = a.buf + dof[i];
+        out->query[i] = a.buf + off[i];
+        out->docid[i] = out->query[i] + strlen(out->query[i]) + 1;
     }
     if (n == 0) dsi_arena_free(&a);
-    free(qo);
-    free(dof);
+    free(off);
     return DP_OK;
 }
 

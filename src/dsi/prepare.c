@@ -23,12 +23,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dptrain/fsutil.h"
 #include "dptrain/data.h"
+#include "dptrain/report.h"
 #include "dptrain/rng.h"
 #include "dsi/data_internal.h"
 
@@ -135,8 +134,8 @@ static dp_status canon_pass(const dsi_corpus *c, int by_doc, const uint8_t *skip
 typedef struct ex_set {  /* one split's examples, central document ids */
     dp_dsi_set set;      /* doc, off, tok */
     int64_t *text;       /* [n] query offsets in the corpus arena (train, test); NULL for index */
-    long cap;
-    int64_t tok_cap;
+    int64_t cap;
+    size_t tok_cap;
 } ex_set;
 
 typedef struct prep {
@@ -145,9 +144,8 @@ typedef struct prep {
     int D;               /* documents kept */
     int32_t *src;        /* [D] corpus document of central document d */
     ex_set split[3];     /* train, test, index */
-    uint32_t *tokbuf;
     long *ws;            /* word starts of the text being indexed */
-    long ws_cap;
+    size_t ws_cap;
     dp_dsi_prepare_stats st;
 } prep;
 
@@ -158,28 +156,13 @@ static dp_status ex_add(prep *p, ex_set *e, int32_t doc, const char *text, int64
 {
     const int cap_tok = p->cfg->tok.max_tokens;
     dp_dsi_set *s = &e->set;
-    if (s->n == e->cap) {
-        long cap = e->cap ? 2 * e->cap : 4096;
-        int32_t *d = realloc(s->doc, (size_t)cap * sizeof *d);
-        if (d) s->doc = d;
-        int64_t *o = realloc(s->off, (size_t)(cap + 1) * sizeof *o);
-        if (o) s->off = o;
-        int64_t *t = e->text || text_off >= 0 ? realloc(e->text, (size_t)cap * sizeof *t) : NULL;
-        if (t) e->text = t;
-        if (!d || !o || (text_off >= 0 && !t)) return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-        if (s->n == 0) s->off[0] = 0;
-        e->cap = cap;
-    }
-    if (s->off[s->n] + cap_tok > e->tok_cap) {
-        int64_t cap = e->tok_cap ? 2 * e->tok_cap : 65536;
-        while (cap < s->off[s->n] + cap_tok) cap *= 2;
-        int32_t *t = realloc(s->tok, (size_t)cap * sizeof *t);
-        if (!t) return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory (%" PRId64 " tokens)", cap);
-        s->tok = t;
-        e->tok_cap = cap;
-    }
-    int nt = dp_dsi_tokenize(&p->cfg->tok, text, p->tokbuf, cap_tok);
-    for (int i = 0; i < nt; i++) s->tok[s->off[s->n] + i] = (int32_t)p->tokbuf[i];
+    const int64_t had = e->cap;
+    dp_status rc = dsi_set_reserve(s, &e->cap, &e->tok_cap, cap_tok, INT64_MAX, "dsi-prepare");
+    if (rc != DP_OK) return rc;
+    if (text_off >= 0 && e->cap != had && !dsi_resize(&e->text, (size_t)e->cap, sizeof *e->text))
+        return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
+    /* ids < buckets <= 2^30: the uint32 the tokenizer writes reads back as the same int32 */
+    int nt = dp_dsi_tokenize(&p->cfg->tok, text, (uint32_t *)s->tok + s->off[s->n], cap_tok);
     s->doc[s->n] = doc;
     if (e->text) e->text[s->n] = text_off;
     s->off[s->n + 1] = s->off[s->n] + nt;
@@ -195,7 +178,6 @@ static void prep_free(prep *p)
         dp_dsi_set_free(&p->split[i].set);
         free(p->split[i].text);
     }
-    free(p->tokbuf);
     free(p->ws);
 }
 
@@ -307,26 +289,18 @@ done:
  * separated by single spaces): even ones a random contiguous
  * span of SPAN_MIN..SPAN_MAX words, odd ones a random subset (each word kept
  * with p = 1/2, redrawn until at least two are kept). */
-static dp_status index_examples(prep *p, int32_t doc, char *text, dp_rng *r, char **out, size_t *out_cap)
+static dp_status index_examples(prep *p, int32_t doc, const char *text, dp_rng *r, char **out, size_t *out_cap)
 {
     size_t n = strlen(text);
-    if (n + 1 > *out_cap) {
-        char *b = realloc(*out, n + 1);
-        if (!b) return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-        *out = b;
-        *out_cap = n + 1;
-    }
+    if (!dsi_reserve(out, out_cap, n + 1, 1))
+        return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
     /* word starts (text is squashed: words are separated by one space) */
     long nw = 0;
     for (size_t i = 0; i < n; i++)
         if (i == 0 || text[i - 1] == ' ') nw++;
     if (nw == 0) return DP_OK;
-    if (nw > p->ws_cap) {
-        long *w = realloc(p->ws, (size_t)nw * sizeof *w);
-        if (!w) return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-        p->ws = w;
-        p->ws_cap = nw;
-    }
+    if (!dsi_reserve(&p->ws, &p->ws_cap, (size_t)nw, sizeof *p->ws))
+        return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
     long *ws = p->ws;
     nw = 0;
     for (size_t i = 0; i < n; i++)
@@ -386,22 +360,13 @@ static dp_status build_examples(prep *p, const int64_t *qfirst, int32_t *qlist)
         if (rc != DP_OK || cfg->index_examples == 0) continue;
         /* the document's text, or its training queries joined (never a test query) */
         const char *text = p->c.text[p->src[d]] >= 0 ? dsi_arena_str(&p->c.strs, p->c.text[p->src[d]]) : NULL;
-        size_t need = text ? strlen(text) + 1 : 1;
-        if (!text)
+        if (!text) {
+            size_t need = 1, len = 0;
             for (long i = 0; i < ntrain; i++) need += strlen(dsi_corpus_query(&p->c, q[i])) + 1;
-        if (need > jcap) {
-            char *b = realloc(joined, need);
-            if (!b) {
+            if (!dsi_reserve(&joined, &jcap, need, 1)) {
                 rc = dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
                 break;
             }
-            joined = b;
-            jcap = need;
-        }
-        if (text) {
-            strcpy(joined, text);
-        } else {
-            size_t len = 0;
             for (long i = 0; i < ntrain; i++) {
                 const char *s = dsi_corpus_query(&p->c, q[i]);
                 size_t l = strlen(s);
@@ -410,8 +375,9 @@ static dp_status build_examples(prep *p, const int64_t *qfirst, int32_t *qlist)
                 len += l;
             }
             joined[len] = '\0';
+            text = joined;
         }
-        rc = index_examples(p, d, joined, &ri, &ex, &ecap);
+        rc = index_examples(p, d, text, &ri, &ex, &ecap);
     }
     free(joined);
     free(ex);
@@ -434,37 +400,31 @@ static dp_status drop_manifest(const char *dir)
     return dp_errorf(DP_ERR_IO, "%s: unlink: %s", path, strerror(errno));
 }
 
-/* A text file written to "<path>.tmp", then fsynced and renamed over <path>. */
+/* A text file built in memory, then written atomically (dp_write_file_atomic). */
 typedef struct tfile {
     FILE *f;
-    char path[4096], tmp[4096 + 8];
+    char *text;
+    size_t len;
+    char path[4096];
 } tfile;
 
 static dp_status tfile_open(tfile *t, const char *dir, const char *name)
 {
     dp_status rc = dp_path_join(t->path, sizeof t->path, dir, name);
     if (rc != DP_OK) return rc;
-    snprintf(t->tmp, sizeof t->tmp, "%s.tmp", t->path);
-    t->f = fopen(t->tmp, "wb");
-    if (!t->f) return dp_errorf(DP_ERR_IO, "%s: create: %s", t->tmp, strerror(errno));
+    if (!(t->f = open_memstream(&t->text, &t->len))) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", t->path);
     return DP_OK;
 }
 
 static dp_status tfile_close(tfile *t, dp_status rc)
 {
     if (!t->f) return rc;
-    if (rc == DP_OK && (fflush(t->f) != 0 || ferror(t->f)))
-        rc = dp_errorf(DP_ERR_IO, "%s: write: %s", t->tmp, strerror(errno));
-    if (rc == DP_OK && fsync(fileno(t->f)) != 0) rc = dp_errorf(DP_ERR_IO, "%s: fsync: %s", t->tmp, strerror(errno));
-    if (fclose(t->f) != 0 && rc == DP_OK) rc = dp_errorf(DP_ERR_IO, "%s: close: %s", t->tmp, strerror(errno));
+    if (fclose(t->f) != 0 && rc == DP_OK) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", t->path);
     t->f = NULL;
-    if (rc == DP_OK && rename(t->tmp, t->path) != 0)
-        rc = dp_errorf(DP_ERR_IO, "%s: rename to %s: %s", t->tmp, t->path, strerror(errno));
-    if (rc != DP_OK) {
-        unlink(t->tmp);
-        return rc;
-    }
-    return dp_fsync_parent_dir(t->path);
+    if (rc == DP_OK) rc = dp_write_file_atomic(t->path, t->text, t->len);
+    free(t->text);
+    t->text = NULL;
+    return rc;
 }
 
 /* One dataset dir holding the central documents with local[d] >= 0 (local
@@ -659,20 +619,15 @@ static dp_status write_all(prep *p)
 
 dp_status dp_dsi_prepare(const dp_dsi_prepare_config *cfg, dp_dsi_prepare_stats *st)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const double t0 = dp_now();
     if (st) memset(st, 0, sizeof *st);
     dp_status rc = check_config(cfg);
     if (rc != DP_OK) return rc;
     prep p = {.cfg = cfg};
     int64_t *qfirst = NULL;
     int32_t *qlist = NULL;
-    p.tokbuf = malloc((size_t)cfg->tok.max_tokens * sizeof *p.tokbuf);
-    if (!p.tokbuf) rc = dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
-    if (rc == DP_OK) {
-        if (cfg->queries[0]) rc = dsi_read_queries_tsv(cfg->queries, &p.c);
-        else rc = dsi_read_debian(cfg->debian_packages, cfg->debian_translations, cfg->min_words, cfg->split_lists, &p.c);
-    }
+    if (cfg->queries[0]) rc = dsi_read_queries_tsv(cfg->queries, &p.c);
+    else rc = dsi_read_debian(cfg->debian_packages, cfg->debian_translations, cfg->min_words, cfg->split_lists, &p.c);
     if (rc == DP_OK) rc = select_docs(&p, &qfirst, &qlist);
     if (rc == DP_OK && cfg->docs[0]) {
         uint8_t *keep = calloc((size_t)p.c.docs.n + 1, 1);
@@ -686,8 +641,7 @@ dp_status dp_dsi_prepare(const dp_dsi_prepare_config *cfg, dp_dsi_prepare_stats 
     free(qlist);
     if (rc == DP_OK) rc = write_all(&p);
     p.st.docs = p.D;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    p.st.seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    p.st.seconds = dp_now() - t0;
     if (st && rc == DP_OK) *st = p.st;
     prep_free(&p);
     return rc;
