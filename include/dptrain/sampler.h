@@ -19,6 +19,8 @@
 #include "dptrain/rng.h"
 #include "dptrain/status.h"
 
+struct dp_sync;
+
 typedef enum dp_sampler_kind { DP_SAMPLER_SHARD, DP_SAMPLER_GLOBAL } dp_sampler_kind;
 
 typedef struct dp_sampler {
@@ -32,6 +34,8 @@ typedef struct dp_sampler {
 
 /*! n_ranks: every rank's image count (gathered by the caller); copied. */
 dp_status dp_sampler_init(dp_sampler *s, dp_sampler_kind kind, int rank, int size, int batch, const long *n_ranks);
+/*! Collective over the ranks of sync: dp_sampler_init with every rank's n. */
+dp_status dp_sampler_make(dp_sampler *s, dp_sampler_kind kind, struct dp_sync *sync, int batch, long n);
 /*! The epoch's permutation from the stream (which advances). */
 void dp_sampler_shuffle(dp_sampler *s, dp_rng *r);
 /*! This rank's batch at `step`: returns its size (0..batch); *first indexes perm. */
@@ -39,7 +43,5 @@ long dp_sampler_local(const dp_sampler *s, long step, long *first);
 /*! The number of images all ranks together train on at `step`. */
 long dp_sampler_global(const dp_sampler *s, long step);
 void dp_sampler_free(dp_sampler *s);
-dp_status dp_sampler_kind_parse(const char *name, dp_sampler_kind *out);
-const char *dp_sampler_kind_name(dp_sampler_kind k);
 
 #endif

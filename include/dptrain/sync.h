@@ -75,11 +75,6 @@ dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes);
  *  rank 0's `all` is written), and back: rank 0's slice r to rank r. */
 dp_status dp_sync_gather0(dp_sync *s, const void *mine, size_t bytes, void *all);
 dp_status dp_sync_scatter0(dp_sync *s, const void *all, size_t bytes, void *mine);
-/*! Every rank's compressor state (s->state, s->state_n floats) to rank 0, in
- *  rank order, into *all (allocated there; NULL elsewhere and without state);
- *  and back from rank 0's `all` to every rank's s->state. */
-dp_status dp_sync_gather_state(dp_sync *s, float **all);
-dp_status dp_sync_scatter_state(dp_sync *s, const float *all);
 /*! Element-wise sum over ranks of a few doubles (step statistics). */
 dp_status dp_sync_sum(dp_sync *s, double *v, int n);
 /*! Every rank's long. */

@@ -35,6 +35,9 @@
 extern "C" {
 #endif
 
+/* A task's checkpoint sections besides the driver's (configuration, state, parameters, buffers, residuals). */
+enum { DP_CK_TASK_PARTS = DP_CK_MAX_SECTIONS - 5 };
+
 /* What a NaN/Inf loss or gradient does: stop with an error naming the step and tensor, or drop the
  * update and halve the loss scale (GradScaler's backoff). */
 enum dp_nonfinite_policy { DP_NONFINITE_STOP = 0, DP_NONFINITE_SKIP = 1 };
@@ -153,6 +156,16 @@ typedef struct dp_task_info {
     int (*resume_key)(const char *key); /* 1: a resume must keep this key's value (NULL: every key) */
 } dp_task_info;
 
+/* One section of a task's checkpoint: rank 0's bytes, given to every rank on --resume, or (per_rank)
+ * every rank's own, gathered in rank order and scattered back. */
+typedef struct dp_ck_part {
+    uint32_t tag;
+    const char *what;       /* names the section in errors */
+    void *data;             /* the task's bytes, written on --resume */
+    size_t bytes;           /* per rank, for per_rank */
+    int per_rank;
+} dp_ck_part;
+
 typedef struct dp_task_ops {
     const char *name;       /* "train", "search", ...: the phase names and messages */
     const char *ckpt_name;  /* the checkpoint's file in the run directory (NULL: checkpoint.dpc) */
@@ -177,14 +190,12 @@ typedef struct dp_task_ops {
     dp_status (*epoch_end)(void *t, dp_driver *d, const dp_epoch *e);
     /*! After the last epoch (not after a stop): final outputs (may be NULL). */
     dp_status (*finish)(void *t, dp_driver *d);
-    /*! Collective: the task's checkpoint sections (rank 0 fills s[0 .. *n)). Memory
-     *  the task allocates for them stays valid until saved(). NULL: no checkpoints. */
-    dp_status (*save)(void *t, dp_driver *d, dp_ck_section *s, int *n);
-    void (*saved)(void *t);
-    /*! Rank 0: checks the task's sections of ck (naming path) and copies them in. */
-    dp_status (*restore)(void *t, dp_driver *d, const dp_checkpoint *ck, const char *path);
-    /*! Collective, after restore's status is shared: rank 0's restored state to every rank. */
-    dp_status (*share)(void *t, dp_driver *d);
+    /*! The task's checkpoint sections into p (at most DP_CK_TASK_PARTS): returns how many (NULL: no
+     *  checkpoints). Called before each save and on --resume, so a task copies what it keeps elsewhere
+     *  (counters, streams) into the bytes it names. */
+    int (*parts)(void *t, dp_driver *d, dp_ck_part *p);
+    /*! After --resume wrote the parts on every rank: the task takes them back (may be NULL). */
+    dp_status (*restored)(void *t, dp_driver *d);
     /*! Learning rate at a step, for metrics (may be NULL). */
     double (*lr)(void *t, long step);
     void (*free)(void *t);
@@ -195,9 +206,6 @@ typedef struct dp_task_ops {
  *  with dp_drive_free, then the task). */
 dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Comm comm, dp_driver *d);
 void dp_drive_free(dp_driver *d);
-/*! Asks a running dp_drive to checkpoint and stop after the current step
- *  (async-signal-safe: call it from a SIGTERM handler). */
-void dp_drive_request_stop(void);
 
 #ifdef __cplusplus
 }

@@ -31,9 +31,7 @@ enum { RNG_SHUFFLE = 0x51, RNG_TOKDROP = 0x52, RNG_INIT = 0x53 };
 typedef struct dsi_run {
     const dp_dsi_train_config *cfg;
     dp_dsi_train_result *res;
-    dp_driver *d;        /* the loop driving this member */
-    dp_sync *sync;       /* the dense parameters' sync: the driver's */
-    int rank, size, member;
+    int member;
     dp_dsi_data data;
     dp_dsi_model *m;
     dp_rows_ws *rows;
@@ -264,9 +262,6 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
 {
     dsi_run *r = t;
     const dp_dsi_train_config *cfg = r->cfg;
-    r->d = d;
-    r->sync = &d->sync;
-    r->rank = d->rank, r->size = d->size;
     char dir[1024];
     if (cfg->members > 1)
         snprintf(dir, sizeof dir, "%s/m%d/%d", cfg->run.data, cfg->members, r->member);
@@ -297,7 +292,7 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     h = XXH3_64bits_withSeed(m->ids.code, (size_t)m->ids.ndocs * (size_t)m->ids.maxlen * sizeof *m->ids.code, h);
     int len = config_format(cfg, m->cfg.buckets, r->config_text, sizeof r->config_text);
     snprintf(r->config_text + len, sizeof r->config_text - (size_t)len,
-             "member=%d\nranks=%d\nmanifest=%016llx\ndocids_hash=%016llx\nbuckets=%u\n", r->member, r->size,
+             "member=%d\nranks=%d\nmanifest=%016llx\ndocids_hash=%016llx\nbuckets=%u\n", r->member, d->size,
              (unsigned long long)r->data.manifest_hash, (unsigned long long)h, r->data.tok.buckets);
     snprintf(info->config_text, info->config_cap, "%s", r->config_text);
     return DP_OK;
@@ -312,10 +307,10 @@ static dp_status task_load(void *t, dp_driver *d)
     dp_dsi_model_init(r->m, &init);
     dp_status rc = DP_OK;
     if (cfg->head_init && cfg->docids == DP_DSI_ATOMIC) rc = prototype_head(r);
-    rc = dp_sync_all_ok(r->sync, rc, "--head-init");
+    rc = dp_sync_all_ok(&d->sync, rc, "--head-init");
     if (rc != DP_OK) return rc;
     /* identical replicas whatever the init did: rank 0's bits everywhere (the dense ones: the driver) */
-    rc = dp_sync_bcast(r->sync, r->m->emb.data, r->m->emb.n * sizeof(float));
+    rc = dp_sync_bcast(&d->sync, r->m->emb.data, r->m->emb.n * sizeof(float));
     if (rc != DP_OK) return rc;
     dp_params_zero_grad(&r->m->emb);
 
@@ -327,15 +322,8 @@ static dp_status task_load(void *t, dp_driver *d)
     r->ev = calloc(r->m->emb.n, sizeof *r->ev);
 
     r->n_index = (long)fmin((double)r->data.index.n, floor((double)cfg->index_ratio * (double)r->data.train.n + 0.5));
-    long pool = r->data.train.n + r->n_index;
-    long *all = malloc((size_t)r->size * sizeof *all);
-    if (!all || !r->em || !r->ev) {
-        free(all);
-        return dp_errorf(DP_ERR_NOMEM, "optimizer state: out of memory");
-    }
-    for (int i = 0; i < r->size; i++) all[i] = pool;
-    rc = dp_sampler_init(&r->smp, DP_SAMPLER_GLOBAL, r->rank, r->size, cfg->run.batch, all);
-    free(all);
+    if (!r->em || !r->ev) return dp_errorf(DP_ERR_NOMEM, "optimizer state: out of memory");
+    rc = dp_sampler_make(&r->smp, DP_SAMPLER_GLOBAL, &d->sync, cfg->run.batch, r->data.train.n + r->n_index);
     if (rc != DP_OK) return rc;
 
     long mt = max_tokens(&r->data.train);
@@ -347,14 +335,14 @@ static dp_status task_load(void *t, dp_driver *d)
     r->docs = malloc((size_t)cfg->run.batch * sizeof *r->docs);
     if (!r->ids || !r->offs || !r->docs) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
     /* every rank's batch together: the most rows one step can touch */
-    rc = dp_rows_ws_create(ntok, (size_t)r->m->cfg.embed, r->m->cfg.buckets, r->size > 1 ? d->comm : MPI_COMM_NULL,
+    rc = dp_rows_ws_create(ntok, (size_t)r->m->cfg.embed, r->m->cfg.buckets, d->size > 1 ? d->comm : MPI_COMM_NULL,
                            &r->rows);
     if (rc != DP_OK) return rc;
 
     dp_rng_seed(&r->shuffle, cfg->run.seed, RNG_SHUFFLE, (uint32_t)r->member);
-    dp_rng_seed(&r->drop, cfg->run.seed, RNG_TOKDROP, (uint32_t)(r->member * 65536 + r->rank));
-    dp_rng_seed(&r->ctx.dropout_rng, cfg->run.seed, 0x54, (uint32_t)(r->member * 65536 + r->rank));
-    if (d->o->out[0] && r->rank == 0) snprintf(r->dir, sizeof r->dir, "%s", d->o->out);
+    dp_rng_seed(&r->drop, cfg->run.seed, RNG_TOKDROP, (uint32_t)(r->member * 65536 + d->rank));
+    dp_rng_seed(&r->ctx.dropout_rng, cfg->run.seed, 0x54, (uint32_t)(r->member * 65536 + d->rank));
+    if (d->o->out[0] && d->rank == 0) snprintf(r->dir, sizeof r->dir, "%s", d->o->out);
     return DP_OK;
 }
 
@@ -393,19 +381,19 @@ static dp_status task_step(void *t, dp_driver *d, long step, long *next, double 
         st[DP_STAT_CORRECT] = (double)correct;
         st[DP_STAT_SEEN] = (double)bs;
         st[DP_STAT_NONFINITE] = isfinite(l) ? 0 : 1;
-        dp_sync_begin(r->sync, c);
+        dp_sync_begin(&d->sync, c);
         dp_status rc = dp_backward_scaled(c, loss, (float)((double)bs / (double)global_bs));
         if (rc != DP_OK) return rc;
     }
-    dp_status rc = dp_sync_end(r->sync, c);
+    dp_status rc = dp_sync_end(&d->sync, c);
     r->touched = NULL;
     r->ntouched = 0;
     if (rc == DP_OK) {
-        dp_watchdog_wait_begin(r->sync->wd, "embedding rows allreduce", 0, 0);
+        dp_watchdog_wait_begin(d->sync.wd, "embedding rows allreduce", 0, 0);
         rc = dp_rows_allreduce(r->m->emb.grad, r->m->cfg.buckets, (size_t)r->m->cfg.embed, r->ids, (size_t)ntok,
-                               DP_REDUCE_SUM, r->cfg->run.allreduce, r->size > 1 ? d->comm : MPI_COMM_NULL, r->rows,
+                               DP_REDUCE_SUM, r->cfg->run.allreduce, d->size > 1 ? d->comm : MPI_COMM_NULL, r->rows,
                                &r->touched, &r->ntouched);
-        dp_watchdog_wait_end(r->sync->wd);
+        dp_watchdog_wait_end(d->sync.wd);
     }
     return rc;
 }
@@ -430,9 +418,9 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
     res->loss = e->seen > 0 ? e->loss / e->seen : 0;
     res->epochs = (int)d->st.epoch + 1;
     double acc = e->seen > 0 ? e->correct / e->seen : 0;
-    if (r->rank == 0 && !r->cfg->run.quiet)
+    if (d->rank == 0 && !r->cfg->run.quiet)
         fprintf(stderr, "member %d epoch %d/%d: loss %.4f, train acc %.4f, %.1f s (%.0f examples/s/rank)\n",
-                r->member, res->epochs, r->cfg->run.epochs, res->loss, acc, dt, e->seen / dt / r->size);
+                r->member, res->epochs, r->cfg->run.epochs, res->loss, acc, dt, e->seen / dt / d->size);
     dp_report_json(&d->rep, "{\"epoch\":%d,\"loss\":%.6f,\"train_acc\":%.6f,\"seconds\":%.3f,\"examples\":%.0f}",
                    res->epochs, res->loss, acc, dt, e->seen);
     return DP_OK;
@@ -442,7 +430,7 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
 
 /* Beam-search metrics over (at most limit) examples of s, split across the
  * member's ranks and summed. */
-static dp_status evaluate(dsi_run *r, const dp_dsi_set *s, long limit, dp_dsi_metrics *out)
+static dp_status evaluate(dsi_run *r, dp_driver *d, const dp_dsi_set *s, long limit, dp_dsi_metrics *out)
 {
     const int beams = r->cfg->eval_beams;
     enum { EB = 256 };
@@ -454,7 +442,7 @@ static dp_status evaluate(dsi_run *r, const dp_dsi_set *s, long limit, dp_dsi_me
     dp_status rc = docs && sc && offs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "evaluation: out of memory");
     dp_ctx *c = &r->ctx;
     /* rank r takes the r-th contiguous slice */
-    long lo = n * r->rank / r->size, hi = n * (r->rank + 1) / r->size;
+    long lo = n * d->rank / d->size, hi = n * (d->rank + 1) / d->size;
     for (long b0 = lo; b0 < hi && rc == DP_OK; b0 += EB) {
         int nb = (int)(hi - b0 < EB ? hi - b0 : EB);
         dp_tensor *h = encode_examples(r, s, b0, nb, offs);
@@ -470,8 +458,8 @@ static dp_status evaluate(dsi_run *r, const dp_dsi_set *s, long limit, dp_dsi_me
     free(offs);
     dp_ctx_reset(c);
     double v[5] = {(double)m.queries, m.hits1, m.hits5, m.hits10, m.mrr10};
-    dp_status rs = dp_sync_all_ok(r->sync, rc, "evaluation");
-    if (rs == DP_OK) rs = dp_sync_sum(r->sync, v, 5);
+    dp_status rs = dp_sync_all_ok(&d->sync, rc, "evaluation");
+    if (rs == DP_OK) rs = dp_sync_sum(&d->sync, v, 5);
     *out = (dp_dsi_metrics){(long)v[0], v[1], v[2], v[3], v[4]};
     return rs;
 }
@@ -496,14 +484,14 @@ static dp_status task_finish(void *t, dp_driver *d)
     dp_dsi_train_result *res = r->res;
     const dp_dsi_train_config *cfg = r->cfg;
     if (res->train_s > 0)
-        res->queries_per_s = (double)res->epochs * (double)(r->data.train.n + r->n_index) / res->train_s / r->size;
+        res->queries_per_s = (double)res->epochs * (double)(r->data.train.n + r->n_index) / res->train_s / d->size;
     /* training queries: a sample is enough to see memorisation */
     long tl = cfg->eval_limit > 0 ? cfg->eval_limit : 10000;
-    dp_status rc = evaluate(r, &r->data.train, tl, &res->train_m);
-    if (rc == DP_OK) rc = evaluate(r, &r->data.test, cfg->eval_limit, &res->test_m);
+    dp_status rc = evaluate(r, d, &r->data.train, tl, &res->train_m);
+    if (rc == DP_OK) rc = evaluate(r, d, &r->data.test, cfg->eval_limit, &res->test_m);
     if (rc != DP_OK) return rc;
     dp_status rs = DP_OK;
-    if (r->rank == 0) {
+    if (d->rank == 0) {
         rs = save(r);
         dp_report_json(&d->rep,
                        "{\"final\":true,\"train_hits1\":%.6f,\"test_hits1\":%.6f,\"test_hits10\":%.6f,\"test_mrr10\":%.6f,"
@@ -512,7 +500,7 @@ static dp_status task_finish(void *t, dp_driver *d)
                        per(&res->test_m, res->test_m.hits10), per(&res->test_m, res->test_m.mrr10), res->train_s,
                        res->queries_per_s);
     }
-    return dp_sync_all_ok(r->sync, rs, "saving the member");
+    return dp_sync_all_ok(&d->sync, rs, "saving the member");
 }
 
 static void task_free(void *t)

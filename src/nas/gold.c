@@ -38,13 +38,10 @@ static void gold_setup(srch *s)
 
 static dp_status gold_open_outputs(srch *s)
 {
-    const int go_on = s->cfg->run.resume; /* a resumed search appends to the rows it wrote */
-    char path[700];
-    snprintf(path, sizeof path, "%s/gold_tradeoff.csv", s->cfg->run.out);
-    s->gold_csv = fopen(path, go_on ? "a" : "w");
-    if (!s->gold_csv) return dp_errorf(DP_ERR_IO, "%s/gold_tradeoff.csv: cannot create", s->cfg->run.out);
-    if (!go_on) fprintf(s->gold_csv, "step,alive_ops,supernet_mflops,derived_mflops,heldout_acc\n");
-    return DP_OK;
+    dp_status rc = nas_csv_open(s, "gold_tradeoff.csv", &s->gold_csv);
+    if (rc == DP_OK && !s->cfg->run.resume)
+        fprintf(s->gold_csv, "step,alive_ops,supernet_mflops,derived_mflops,heldout_acc\n");
+    return rc;
 }
 
 /* ---- pruning ---- */
@@ -137,16 +134,11 @@ static dp_status gold_finish(srch *s)
         }
         int worst = -1;
         double worst_f = 0;
-        for (int t = 0; t < 2; t++) {
-            const int *op = t ? g.reduce_op : g.normal_op, *in = t ? g.reduce_in : g.normal_in;
+        for (int t = 0; t < 2; t++)
             for (int j = 0; j < 2 * DP_NAS_NODES; j++) {
-                int e = nas_edge_of(j / 2, in[j]);
-                for (int k = 0; k < s->nops; k++) {
-                    int i = (t * DP_NAS_EDGES + e) * s->nops + k;
-                    if (s->sn->cfg.ops[k] == op[j] && s->mask[i] > 0 && s->flops[i] > worst_f) worst = i, worst_f = s->flops[i];
-                }
+                int i = nas_chosen(s, &g, t, j);
+                if (i >= 0 && s->mask[i] > 0 && s->flops[i] > worst_f) worst = i, worst_f = s->flops[i];
             }
-        }
         if (worst < 0) break;
         s->mask[worst] = 0;
     }
@@ -156,8 +148,6 @@ static dp_status gold_finish(srch *s)
 
 const nas_strategy nas_strategy_gold = {
     .name = "gold",
-    .t_start = 1.0f,
-    .t_end = 1.0f,
     .bilevel = 0,
     .flags = NAS_FLAG_FLOPS_BUDGET,
     .mix = gold_mix,

@@ -29,12 +29,6 @@ static void trainable(dp_params *p, int on)
         if (!p->items[i]->is_buffer) p->items[i]->t.requires_grad = on;
 }
 
-static dp_tensor *batch_tensor(srch *s, long bs)
-{
-    int shape[4] = {(int)bs, s->all.c, s->all.h, s->all.w};
-    return dp_tensor_wrap(&s->ctx, s->x, 4, shape);
-}
-
 /* Gradients of one batch into the weights (want_w) and/or alpha (want_a),
  * averaged over the ranks. stats += loss sum, correct, images, non-finite. */
 static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *smp, long step, int want_w, int want_a,
@@ -54,10 +48,9 @@ static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *sm
     s->ws->step = s->async.step = (uint64_t)nas_step(s); /* keys the codec's rounding, so a resume rounds alike */
     dp_status rc = DP_OK;
     if (bs > 0) {
-        dp_image_set_batch(set, s->lut, smp->perm, first, bs, s->x, s->y);
+        dp_tensor *in = dp_image_batch_get(&s->b, c, set, smp->perm, first, bs);
         long correct = 0;
-        dp_tensor *loss = dp_cross_entropy(c, s->sn->model->forward(s->sn->model, c, batch_tensor(s, bs)), s->y,
-                                           &correct);
+        dp_tensor *loss = dp_cross_entropy(c, s->sn->model->forward(s->sn->model, c, in), s->b.y, &correct);
         dp_tensor *obj = loss;
         if (loss && want_a && s->cfg->cost_weight > 0)
             obj = dp_add(c, loss, dp_scale(c, dp_supernet_expected_cost(c, s->sn, s->cost), s->cfg->cost_weight));
@@ -160,9 +153,8 @@ void nas_search_update(srch *s)
     dp_optimizer_step(&s->wopt, wp->data, wp->grad, dp_schedule_lr(&s->wsched, nas_step(s)));
 }
 
-dp_status nas_evaluate(srch *s, long limit, double *loss_out, double *acc_out)
+dp_status nas_evaluate(srch *s, long limit, double *loss, double *acc)
 {
-    dp_ctx *c = &s->ctx;
     /* global sampler: every rank holds the whole held-out half, so each takes its slice */
     long lo = 0, hi = s->va.n;
     if (s->cfg->run.sampler == DP_SAMPLER_GLOBAL)
@@ -172,29 +164,5 @@ dp_status nas_evaluate(srch *s, long limit, double *loss_out, double *acc_out)
         if (hi - lo > per) hi = lo + per;
     }
     if (s->strat->before_eval) s->strat->before_eval(s); /* gumbel: no noise */
-    double v[3] = {0, 0, (double)(hi - lo)};
-    dp_status rc = DP_OK;
-    for (long first = lo; first < hi && rc == DP_OK; first += s->cfg->run.eval_batch) {
-        long bs = hi - first < s->cfg->run.eval_batch ? hi - first : s->cfg->run.eval_batch;
-        dp_ctx_reset(c);
-        c->training = 0;
-        c->grad_enabled = 0;
-        dp_image_set_batch(&s->va, s->lut, NULL, first, bs, s->x, s->y);
-        long k = 0;
-        dp_tensor *loss = dp_cross_entropy(c, s->sn->model->forward(s->sn->model, c, batch_tensor(s, bs)), s->y, &k);
-        if (!loss) {
-            rc = c->status;
-            break;
-        }
-        v[0] += (double)loss->data[0] * (double)bs;
-        v[1] += (double)k;
-    }
-    c->training = 1;
-    c->grad_enabled = 1;
-    rc = dp_sync_all_ok(s->ws, rc, "evaluating the supernet");
-    if (rc == DP_OK) rc = dp_sync_sum(s->ws, v, 3);
-    if (rc != DP_OK) return rc;
-    *loss_out = v[2] ? v[0] / v[2] : 0;
-    *acc_out = v[2] ? v[1] / v[2] : 0;
-    return DP_OK;
+    return dp_image_evaluate(&s->b, &s->ctx, s->sn->model, &s->va, lo, hi, s->cfg->run.eval_batch, s->ws, loss, acc);
 }

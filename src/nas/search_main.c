@@ -1,6 +1,6 @@
 /* The DARTS search as a task of the one loop (dptrain/task.h): its set-up,
- * step, update, per-epoch outputs and final genotype. The steps themselves
- * are in search.c, the checkpoint sections in search_ckpt.c. */
+ * step, update, per-epoch outputs, checkpoint sections and final genotype.
+ * The steps themselves are in search.c. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,46 +15,22 @@
 #include "nas/strategy.h"
 
 
-/* The two halves of this rank's images: weights train on the first, alpha on the second. */
-static void split_halves(srch *s)
+/* This rank's images in two halves: weights train on the first, alpha on the second. */
+static dp_status load_data(srch *s)
 {
+    const dp_search_config *cfg = s->cfg;
+    dp_status rc = dp_image_train_load(&cfg->run, s->ws, &s->all);
+    if (rc != DP_OK) return rc;
+    if (s->all.split_total < 2)
+        return dp_errorf(DP_ERR_ARG, "%s: the train split has fewer than 2 images", cfg->run.data);
     long half = s->all.n / 2;
     s->tr = s->all;
     s->tr.n = half;
     s->va = s->all;
     s->va.n = s->all.n - half;
-    s->va.pixels = s->all.pixels + (size_t)half * (size_t)s->feat;
+    s->va.pixels = s->all.pixels + (size_t)half * (size_t)s->all.c * (size_t)s->all.h * (size_t)s->all.w;
     s->va.labels = s->all.labels + half;
-}
-
-static dp_status load_data(srch *s)
-{
-    const dp_search_config *cfg = s->cfg;
-    int global = cfg->run.sampler == DP_SAMPLER_GLOBAL;
-    dp_status rc = dp_image_set_load(cfg->run.data, "train", global ? 0 : s->rank, global ? 1 : s->size, cfg->run.limit,
-                                     &s->all);
-    if (rc != DP_OK) return rc;
-    if (s->all.split_total < 2)
-        return dp_errorf(DP_ERR_ARG, "%s: the train split has fewer than 2 images", cfg->run.data);
-    dp_image_norm_lut(s->lut);
-    s->feat = (long)s->all.c * s->all.h * s->all.w;
-    split_halves(s);
-    long bmax = cfg->run.batch > cfg->run.eval_batch ? cfg->run.batch : cfg->run.eval_batch;
-    s->x = aligned_alloc(64, ((size_t)bmax * (size_t)s->feat * sizeof(float) + 63) / 64 * 64);
-    s->y = malloc((size_t)bmax * sizeof *s->y);
-    if (!s->x || !s->y) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
-    return DP_OK;
-}
-
-static dp_status make_sampler(srch *s, dp_sampler *smp, long n)
-{
-    long *all = malloc((size_t)s->size * sizeof *all);
-    if (!all) return dp_errorf(DP_ERR_NOMEM, "out of memory");
-    dp_status rc = dp_sync_allgather_long(s->ws, n, all);
-    if (rc == DP_OK)
-        rc = dp_sampler_init(smp, (dp_sampler_kind)s->cfg->run.sampler, s->rank, s->size, s->cfg->run.batch, all);
-    free(all);
-    return rc;
+    return dp_image_batch_init(&s->b, &s->all, &cfg->run);
 }
 
 /* Steps whose batch is full on every rank: the last, partial global batch is
@@ -72,18 +48,6 @@ static long full_batches(const dp_sampler *smp)
 }
 
 static int stat_reduce(void *user, double *v, int n) { return dp_sync_sum(user, v, n) == DP_OK ? 0 : -1; }
-
-static dp_status build(srch *s, dp_supernet_config *net, uint64_t *manifest_hash)
-{
-    dp_manifest *man = NULL;
-    dp_status rc = dp_manifest_load(s->cfg->run.data, &man);
-    if (rc != DP_OK) return rc;
-    net->in = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
-                               (int)man->schema.param[3]};
-    *manifest_hash = dp_manifest_hash(man);
-    dp_manifest_free(man);
-    return dp_supernet_build(net, &s->sn);
-}
 
 static dp_status cost_tables(srch *s)
 {
@@ -129,7 +93,8 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     s->rank = d->rank, s->size = d->size;
     s->net = cfg->net;
     uint64_t manifest_hash = 0;
-    dp_status rc = build(s, &s->net, &manifest_hash);
+    dp_status rc = dp_image_shape(cfg->run.data, &s->net.in, &manifest_hash);
+    if (rc == DP_OK) rc = dp_supernet_build(&s->net, &s->sn);
     static const dp_params none;
     dp_ctx_init(&s->ctx);
     info->sync = dp_run_sync_opts(&cfg->run);
@@ -153,8 +118,9 @@ static dp_status task_load(void *t, dp_driver *d)
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
     dp_status rc = dp_sync_all_ok(s->ws, load_data(s), "loading the data");
-    if (rc == DP_OK) rc = make_sampler(s, &s->str, s->tr.n);
-    if (rc == DP_OK) rc = make_sampler(s, &s->sva, s->va.n);
+    dp_sampler_kind kind = (dp_sampler_kind)cfg->run.sampler;
+    if (rc == DP_OK) rc = dp_sampler_make(&s->str, kind, s->ws, cfg->run.batch, s->tr.n);
+    if (rc == DP_OK) rc = dp_sampler_make(&s->sva, kind, s->ws, cfg->run.batch, s->va.n);
     if (rc != DP_OK) return rc;
     s->steps = full_batches(&s->str);
     s->vsteps = full_batches(&s->sva);
@@ -231,11 +197,9 @@ static long task_epoch_begin(void *t, dp_driver *d)
 {
     srch *s = t;
     (void)d;
-    dp_rng t0 = s->shuffle_t, v0 = s->shuffle_v;
-    dp_sampler_shuffle(&s->str, &s->shuffle_t);
-    dp_sampler_shuffle(&s->sva, &s->shuffle_v);
     s->after_t = s->shuffle_t, s->after_v = s->shuffle_v;
-    s->shuffle_t = t0, s->shuffle_v = v0;
+    dp_sampler_shuffle(&s->str, &s->after_t);
+    dp_sampler_shuffle(&s->sva, &s->after_v);
     return s->steps;
 }
 
@@ -337,6 +301,47 @@ static dp_status task_finish(void *t, dp_driver *d)
     return DP_OK;
 }
 
+enum { /* the task's own checkpoint sections (docs/CHECKPOINT.md) */
+    NAS_CK_ALPHA = DP_CK_TASK_FIRST, NAS_CK_AOPTIM, NAS_CK_RNG, NAS_CK_MASK, NAS_CK_ARES,
+};
+
+/* Besides the driver's sections (configuration, position, weights, batch-norm statistics, the weights' error
+ * feedback): alpha, both optimizers, every rank's streams, gold's pruning mask, alpha's error feedback and the
+ * counters, so that a resumed search goes on exactly as the uninterrupted one would. */
+static int task_parts(void *t, dp_driver *d, dp_ck_part *p)
+{
+    srch *s = t;
+    (void)d;
+    s->ck_rng = (nas_ck_rng){s->shuffle_t, s->shuffle_v, s->noise, s->ctx.dropout_rng};
+    s->ck_counts = (nas_ck_counts){s->last_prune, s->wopt.t, s->aopt.t};
+    size_t ares = s->async.state ? s->async.state_n * sizeof(float) : 0;
+    int k = 0;
+    p[k++] = (dp_ck_part){NAS_CK_ALPHA, "alpha", s->sn->alpha.data, s->sn->alpha.n * sizeof(float), 0};
+    p[k++] = (dp_ck_part){DP_CK_OPTIM, "weight optimizer", s->wopt.state, s->wopt.state_n * sizeof(float), 0};
+    p[k++] = (dp_ck_part){NAS_CK_AOPTIM, "alpha optimizer", s->aopt.state, s->aopt.state_n * sizeof(float), 0};
+    p[k++] = (dp_ck_part){NAS_CK_RNG, "streams", &s->ck_rng, sizeof s->ck_rng, 1};
+    p[k++] = (dp_ck_part){NAS_CK_MASK, "mask", s->mask, (size_t)NAS_ROWS * (size_t)s->nops * sizeof(float), 0};
+    p[k++] = (dp_ck_part){NAS_CK_ARES, "alpha error-feedback", s->async.state, ares, 1};
+    p[k++] = (dp_ck_part){DP_CK_TASK, "counters", &s->ck_counts, sizeof s->ck_counts, 0};
+    return k;
+}
+
+static dp_status task_restored(void *t, dp_driver *d)
+{
+    srch *s = t;
+    if ((int)d->st.epoch >= s->cfg->run.epochs)
+        return dp_errorf(DP_ERR_ARG, "%s: this search is complete (%u of %d epochs); nothing to resume", d->ckpt,
+                         d->st.epoch, s->cfg->run.epochs);
+    s->last_prune = s->ck_counts.last_prune;
+    s->wopt.t = s->ck_counts.wopt_t;
+    s->aopt.t = s->ck_counts.aopt_t;
+    s->shuffle_t = s->ck_rng.shuffle_t;
+    s->shuffle_v = s->ck_rng.shuffle_v;
+    s->noise = s->ck_rng.noise;
+    s->ctx.dropout_rng = s->ck_rng.dropout;
+    return DP_OK;
+}
+
 static double task_lr(void *t, long step) { return dp_schedule_lr(&((srch *)t)->wsched, step); }
 
 static void task_free(void *t)
@@ -351,15 +356,16 @@ static void task_free(void *t)
     dp_sampler_free(&s->sva);
     dp_supernet_free(s->sn);
     dp_image_set_free(&s->all);
-    free(s->x), free(s->y), free(s->gumbel), free(s->mask), free(s->flops), free(s->cost);
+    dp_image_batch_free(&s->b);
+    free(s->gumbel), free(s->mask), free(s->flops), free(s->cost);
     free(s->wbak), free(s->vbuf), free(s->abuf);
 }
 
 static const dp_task_ops search_ops = {
     .name = "search", .ckpt_name = "search.dpc", .nonfinite_hint = "lower --lr or --arch-lr", .build = task_build,
     .load = task_load, .start = task_start, .epoch_begin = task_epoch_begin, .step = task_step, .update = task_update, .after_step = task_after_step,
-    .epoch_end = task_epoch_end, .finish = task_finish, .save = nas_ck_save, .saved = nas_ck_saved,
-    .restore = nas_ck_restore, .share = nas_ck_share, .lr = task_lr, .free = task_free,
+    .epoch_end = task_epoch_end, .finish = task_finish, .parts = task_parts, .restored = task_restored, .lr = task_lr,
+    .free = task_free,
 };
 
 dp_status dp_search_run(const dp_search_config *cfg, MPI_Comm comm, dp_search_result *res)

@@ -26,40 +26,39 @@ dp_status nas_derive(const srch *s, dp_genotype *g)
     return dp_nas_derive(w, w + DP_NAS_EDGES * s->nops, s->sn->cfg.ops, s->nops, g);
 }
 
-static int column_of(const srch *s, int op)
+int nas_chosen(const srch *s, const dp_genotype *g, int t, int j)
 {
+    const int *op = t ? g->reduce_op : g->normal_op, *in = t ? g->reduce_in : g->normal_in;
     for (int k = 0; k < s->nops; k++)
-        if (s->sn->cfg.ops[k] == op) return k;
+        if (s->sn->cfg.ops[k] == op[j]) return (t * DP_NAS_EDGES + nas_edge_of(j / 2, in[j])) * s->nops + k;
     return -1;
 }
 
 double nas_genotype_mflops(const srch *s, const dp_genotype *g)
 {
     double f = 0;
-    for (int t = 0; t < 2; t++) {
-        const int *op = t ? g->reduce_op : g->normal_op, *in = t ? g->reduce_in : g->normal_in;
+    for (int t = 0; t < 2; t++)
         for (int j = 0; j < 2 * DP_NAS_NODES; j++) {
-            int k = column_of(s, op[j]);
-            if (k >= 0) f += s->flops[(t * DP_NAS_EDGES + nas_edge_of(j / 2, in[j])) * s->nops + k];
+            int i = nas_chosen(s, g, t, j);
+            if (i >= 0) f += s->flops[i];
         }
-    }
     return f / 1e6 + s->fixed_mflops;
 }
 
-static FILE *open_in_out(const srch *s, const char *name, const char *mode)
+dp_status nas_csv_open(const srch *s, const char *name, FILE **f)
 {
     char path[700];
     snprintf(path, sizeof path, "%s/%s", s->cfg->run.out, name);
-    return fopen(path, mode);
+    *f = fopen(path, s->cfg->run.resume ? "a" : "w"); /* a resumed search appends to the rows it wrote */
+    return *f ? DP_OK : dp_errorf(DP_ERR_IO, "%s: cannot create", path);
 }
 
 dp_status nas_outputs_open(srch *s)
 {
     if (!s->cfg->run.out[0]) return DP_OK;
-    const int go_on = s->cfg->run.resume; /* a resumed search appends to the rows it wrote */
-    s->alpha_csv = open_in_out(s, "alpha.csv", go_on ? "a" : "w");
-    if (!s->alpha_csv) return dp_errorf(DP_ERR_IO, "%s/alpha.csv: cannot create", s->cfg->run.out);
-    if (!go_on) {
+    dp_status rc = nas_csv_open(s, "alpha.csv", &s->alpha_csv);
+    if (rc != DP_OK) return rc;
+    if (!s->cfg->run.resume) {
         fprintf(s->alpha_csv, "epoch,cell,edge");
         for (int k = 0; k < s->nops; k++) fprintf(s->alpha_csv, ",%s", dp_nas_op_name(s->sn->cfg.ops[k]));
         fprintf(s->alpha_csv, "\n");

@@ -6,9 +6,8 @@
 
 #include <stdio.h>
 
-#include "dptrain/data.h"
+#include "dptrain/image_task.h"
 #include "dptrain/search.h"
-#include "dptrain/sampler.h"
 #include "dptrain/task.h"
 
 #define NAS_ROWS (2 * DP_NAS_EDGES) /* alpha rows: normal edges, then reduce edges */
@@ -48,10 +47,7 @@ typedef struct srch {
     dp_rng shuffle_t, shuffle_v, noise; /* the shufflers at their epoch-start state */
     dp_rng after_t, after_v;    /* after this epoch's permutations */
     int alpha_on;               /* this step moves alpha */
-    float lut[256];
-    float *x;                   /* [max batch, c*h*w] */
-    int32_t *y;
-    long feat;
+    dp_image_batch b;
     float t_start, t_end, temp; /* temperature now */
     float *gumbel, *mask;       /* [NAS_ROWS * nops]: this pass's noise (gumbel); 1 = op alive (gold prunes) */
     double *flops;              /* [NAS_ROWS * nops] per-sample FLOPs of each (cell type, edge, op), all cells */
@@ -62,12 +58,8 @@ typedef struct srch {
     long total_steps;
     FILE *alpha_csv, *gold_csv;
     long last_prune;
-    struct {                    /* what a save gathers to rank 0, and what a restore keeps for share() */
-        nas_ck_rng *rngs;
-        float *ares;
-        const void *in_rngs, *in_ares;
-        nas_ck_counts counts;
-    } ck;
+    nas_ck_rng ck_rng;          /* a checkpoint's copy of the streams */
+    nas_ck_counts ck_counts;    /* and of the counters */
     int epoch0;                 /* epochs done before this session (--resume) */
 } srch;
 
@@ -77,11 +69,16 @@ typedef struct srch {
  *  sigmoid times mask), host-side. */
 void nas_host_weights(const srch *s, float *w);
 dp_status nas_outputs_open(srch *s);
+/*! <out>/name for rank 0's rows: created, or appended to by a resumed search. */
+dp_status nas_csv_open(const srch *s, const char *name, FILE **f);
 void nas_outputs_close(srch *s);
 /*! alpha.csv rows, genotype_epochN.json + genotype.json, skip warning. */
 dp_status nas_epoch_outputs(srch *s, int epoch, dp_genotype *g, int *skips);
 /*! normal.dot / reduction.dot, and PNGs when graphviz's dot is installed. */
 void nas_draw_cells(srch *s, const dp_genotype *g);
+/*! The index into the [NAS_ROWS * nops] tables of g's j-th chosen op of cell type t (0 normal, 1 reduce),
+ *  or -1 when the op is none of this supernet's. */
+int nas_chosen(const srch *s, const dp_genotype *g, int t, int j);
 /*! MFLOPs of the derived network of g (cells from the FLOPs table, plus the fixed part). */
 double nas_genotype_mflops(const srch *s, const dp_genotype *g);
 /*! Derives the genotype of the current alpha. */
@@ -89,12 +86,6 @@ dp_status nas_derive(const srch *s, dp_genotype *g);
 
 /* Optimizer steps taken (the driver's count). */
 static inline long nas_step(const srch *s) { return (long)s->d->st.step; }
-
-/* search_ckpt.c: the search's checkpoint sections (dp_task_ops save .. share) */
-dp_status nas_ck_save(void *t, dp_driver *d, dp_ck_section *s, int *n);
-void nas_ck_saved(void *t);
-dp_status nas_ck_restore(void *t, dp_driver *d, const dp_checkpoint *ck, const char *path);
-dp_status nas_ck_share(void *t, dp_driver *d);
 
 /* search.c */
 /*! Gradients of one search step at sampler step i: alpha's step (bilevel:

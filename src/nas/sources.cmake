@@ -4,7 +4,6 @@ dp_room(nas
   src/nas/search_config.c
   src/nas/search.c
   src/nas/search_main.c
-  src/nas/search_ckpt.c
   src/nas/search_out.c
   src/nas/strategy.c
   src/nas/strategy_darts.c

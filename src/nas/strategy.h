@@ -21,7 +21,7 @@ enum {
 
 typedef struct nas_strategy {
     const char *name;      /* --strategy NAME, dp_nas_strategy_name */
-    float t_start, t_end;  /* default temperature schedule ends (dp_search_temperatures) */
+    float t_start, t_end;  /* default ends of the temperature schedule (dp_search_temperatures) */
     int bilevel;           /* 1: an alpha step on a held-out batch, then a weight step;
                             * 0: one step of both on the training batch */
     int sampled;           /* the forward computes only ops of non-zero weight (one-hot samples) */
@@ -52,5 +52,8 @@ const nas_strategy *nas_strategy_of(dp_nas_strategy s);
 const char *nas_strategy_list(unsigned flag, int has, char *buf, size_t n);
 /*! Host-side softmax of a row at temperature t (t = 1: exact softmax). */
 void nas_softmax_row(const float *a, int n, float t, float *w);
+/*! mix and host_row of a softmax at the current temperature (darts, temperature). */
+dp_tensor *nas_softmax_mix(dp_ctx *c, const dp_nas_mix *m, dp_tensor *a, long off);
+void nas_softmax_host_row(const float *a, const float *mask, float temp, int n, float *w);
 
 #endif

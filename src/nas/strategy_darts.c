@@ -1,24 +1,11 @@
-/* darts: sum_k softmax(alpha)_k op_k(x), bilevel (first or second order). */
+/* darts: sum_k softmax(alpha)_k op_k(x), bilevel (first or second order); with no
+ * temperature schedule T stays 1, so the mixing is temperature's at T = 1. */
 #include "nas/strategy.h"
-
-static dp_tensor *darts_mix(dp_ctx *c, const dp_nas_mix *m, dp_tensor *a, long off)
-{
-    (void)m, (void)off;
-    return dp_softmax(c, a, 1.0f);
-}
-
-static void darts_host_row(const float *a, const float *mask, float temp, int n, float *w)
-{
-    (void)mask, (void)temp;
-    nas_softmax_row(a, n, 1.0f, w);
-}
 
 const nas_strategy nas_strategy_darts = {
     .name = "darts",
-    .t_start = 1.0f,
-    .t_end = 1.0f,
     .bilevel = 1,
     .flags = NAS_FLAG_UNROLLED,
-    .mix = darts_mix,
-    .host_row = darts_host_row,
+    .mix = nas_softmax_mix,
+    .host_row = nas_softmax_host_row,
 };

@@ -9,18 +9,6 @@ static float temperature_at(float t_start, float t_end, double p)
     return (float)(t_start * pow(t_end / t_start, p));
 }
 
-static dp_tensor *temperature_mix(dp_ctx *c, const dp_nas_mix *m, dp_tensor *a, long off)
-{
-    (void)off;
-    return dp_softmax(c, a, m->temperature);
-}
-
-static void temperature_host_row(const float *a, const float *mask, float temp, int n, float *w)
-{
-    (void)mask;
-    nas_softmax_row(a, n, temp, w);
-}
-
 const nas_strategy nas_strategy_temperature = {
     .name = "temperature",
     .t_start = 1.0f,
@@ -28,6 +16,6 @@ const nas_strategy nas_strategy_temperature = {
     .bilevel = 1,
     .flags = NAS_FLAG_UNROLLED,
     .temperature = temperature_at,
-    .mix = temperature_mix,
-    .host_row = temperature_host_row,
+    .mix = nas_softmax_mix,
+    .host_row = nas_softmax_host_row,
 };

@@ -15,9 +15,9 @@
 
 #include "dptrain/data.h"
 #include "dptrain/fault.h"
+#include "dptrain/image_task.h"
 #include "dptrain/nas.h"
 #include "dptrain/ops.h"
-#include "dptrain/sampler.h"
 #include "dptrain/task.h"
 #include "dptrain/train.h"
 
@@ -30,20 +30,16 @@ typedef struct ck_rng {
 typedef struct classify {
     const dp_train_config *cfg;
     dp_model *m;
-    uint64_t manifest_hash;
     dp_image_set train, test;
     dp_sampler sampler;
     dp_optimizer opt;
     dp_schedule sched;
     dp_ctx ctx;
-    float lut[256];
-    float *x;          /* [max batch, c*h*w] */
-    int32_t *y;
-    long feat;
+    dp_image_batch b;
     long opt_steps_per_epoch;
     dp_rng shuffle;    /* state at the start of the current epoch */
     dp_rng after;      /* after this epoch's permutation: the next epoch's start */
-    ck_rng *rngs;      /* rank 0, checkpoints: every rank's streams */
+    ck_rng streams;    /* a checkpoint's copy of the streams */
     int64_t opt_t;     /* a checkpoint's optimizer step count */
     int epochs_done;   /* last epoch's figures, for dp_train_result */
     double train_loss, train_acc, test_loss, test_acc;
@@ -74,47 +70,32 @@ static dp_status build(void *t, dp_driver *d, dp_task_info *info)
     (void)d;
     dp_train_config_format(cfg, c->config_text, sizeof c->config_text);
     dp_model_shape shape = {0, 0, 0, 0};
-    dp_manifest *man = NULL;
+    uint64_t manifest_hash = 0;
     dp_genotype g; /* first: a bad --arch is reported whatever the data */
     dp_status rc = cfg->arch[0] ? dp_genotype_load(cfg->arch, &g) : DP_OK;
-    if (rc == DP_OK) rc = dp_manifest_load(cfg->run.data, &man);
-    if (rc == DP_OK) {
-        shape = (dp_model_shape){(int)man->schema.param[0], (int)man->schema.param[1], (int)man->schema.param[2],
-                                 (int)man->schema.param[3]};
-        c->manifest_hash = dp_manifest_hash(man);
-        dp_manifest_free(man);
-    }
+    if (rc == DP_OK) rc = dp_image_shape(cfg->run.data, &shape, &manifest_hash);
     if (rc == DP_OK) rc = build_model(c, &shape, &g);
     info->sync = dp_run_sync_opts(&cfg->run);
     info->params = c->m ? &c->m->params : NULL;
     info->resume_key = dp_train_config_resume_key;
     size_t len = strlen(c->config_text);
     snprintf(c->config_text + len, sizeof c->config_text - len, "manifest=%016llx\n",
-             (unsigned long long)c->manifest_hash);
+             (unsigned long long)manifest_hash);
     snprintf(info->config_text, info->config_cap, "%s", c->config_text);
     return rc;
 }
 
-static dp_status load_data(classify *c, const dp_driver *d)
+static dp_status load_data(classify *c, dp_driver *d)
 {
     const dp_train_config *cfg = c->cfg;
-    /* global sampler: every rank holds the whole split; shard: its own shards */
-    int global = cfg->run.sampler == DP_SAMPLER_GLOBAL;
-    dp_status rc = dp_image_set_load(cfg->run.data, "train", global ? 0 : d->rank, global ? 1 : d->size, cfg->run.limit,
-                                     &c->train);
+    dp_status rc = dp_image_train_load(&cfg->run, &d->sync, &c->train);
     if (rc != DP_OK) return rc;
     rc = dp_image_set_load(cfg->run.data, "test", d->rank, d->size, cfg->test_limit, &c->test);
     if (rc != DP_OK) return rc;
     if (c->train.split_total == 0) return dp_errorf(DP_ERR_ARG, "%s: the train split is empty", cfg->run.data);
     if (c->test.n && (c->test.c != c->train.c || c->test.h != c->train.h || c->test.w != c->train.w))
         return dp_errorf(DP_ERR_FORMAT, "%s: train and test images differ in shape", cfg->run.data);
-    dp_image_norm_lut(c->lut);
-    c->feat = (long)c->train.c * c->train.h * c->train.w;
-    long bmax = cfg->run.batch > cfg->run.eval_batch ? cfg->run.batch : cfg->run.eval_batch;
-    c->x = aligned_alloc(64, ((size_t)bmax * (size_t)c->feat * sizeof(float) + 63) / 64 * 64);
-    c->y = malloc((size_t)bmax * sizeof *c->y);
-    if (!c->x || !c->y) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
-    return DP_OK;
+    return dp_image_batch_init(&c->b, &c->train, &cfg->run);
 }
 
 static dp_status load(void *t, dp_driver *d)
@@ -122,13 +103,8 @@ static dp_status load(void *t, dp_driver *d)
     classify *c = t;
     const dp_train_config *cfg = c->cfg;
     dp_status rc = dp_sync_all_ok(&d->sync, load_data(c, d), "loading the data");
-    if (rc != DP_OK) return rc;
-    long *n_ranks = malloc((size_t)d->size * sizeof *n_ranks);
-    if (!n_ranks) return dp_errorf(DP_ERR_NOMEM, "out of memory");
-    rc = dp_sync_allgather_long(&d->sync, c->train.n, n_ranks);
-    if (rc == DP_OK)
-        rc = dp_sampler_init(&c->sampler, (dp_sampler_kind)cfg->run.sampler, d->rank, d->size, cfg->run.batch, n_ranks);
-    free(n_ranks);
+    dp_sampler_kind kind = (dp_sampler_kind)cfg->run.sampler;
+    if (rc == DP_OK) rc = dp_sampler_make(&c->sampler, kind, &d->sync, cfg->run.batch, c->train.n);
     if (rc != DP_OK) return rc;
     c->opt_steps_per_epoch = (c->sampler.steps + cfg->accumulate - 1) / cfg->accumulate;
 
@@ -175,10 +151,8 @@ static long epoch_begin(void *t, dp_driver *d)
 {
     classify *c = t;
     c->m->progress = (float)d->st.epoch / (float)c->cfg->run.epochs; /* drop-path ramp, as the reference */
-    dp_rng epoch_start = c->shuffle;
-    dp_sampler_shuffle(&c->sampler, &c->shuffle);
     c->after = c->shuffle;
-    c->shuffle = epoch_start;
+    dp_sampler_shuffle(&c->sampler, &c->after);
     return c->sampler.steps;
 }
 
@@ -195,14 +169,8 @@ static void cutout(classify *c, long bs)
         int x1 = cx - half < 0 ? 0 : cx - half, x2 = cx + half > w ? w : cx + half;
         for (int ch = 0; ch < ch_n; ch++)
             for (int y = y1; y < y2; y++)
-                memset(c->x + (((size_t)i * ch_n + ch) * h + y) * w + x1, 0, (size_t)(x2 - x1) * sizeof(float));
+                memset(c->b.x + (((size_t)i * ch_n + ch) * h + y) * w + x1, 0, (size_t)(x2 - x1) * sizeof(float));
     }
-}
-
-static dp_tensor *batch_tensor(classify *c, long bs)
-{
-    int shape[4] = {(int)bs, c->train.c, c->train.h, c->train.w};
-    return dp_tensor_wrap(&c->ctx, c->x, 4, shape);
 }
 
 /* One micro-batch: forward, loss, backward with the loss weighted by this
@@ -215,11 +183,11 @@ static dp_status micro_step(classify *c, dp_driver *d, long micro, long global_b
     x->training = 1;
     x->grad_enabled = 1;
     if (bs > 0) {
-        dp_image_set_batch(&c->train, c->lut, c->sampler.perm, first, bs, c->x, c->y);
+        dp_tensor *in = dp_image_batch_get(&c->b, x, &c->train, c->sampler.perm, first, bs);
         if (c->cfg->cutout) cutout(c, bs);
-        if (dp_fault_point("forward") == DP_FAULT_NAN) c->x[0] = NAN; /* a damaged input pixel */
+        if (dp_fault_point("forward") == DP_FAULT_NAN) c->b.x[0] = NAN; /* a damaged input pixel */
         long correct = 0;
-        dp_tensor *loss = dp_cross_entropy(x, c->m->forward(c->m, x, batch_tensor(c, bs)), c->y, &correct);
+        dp_tensor *loss = dp_cross_entropy(x, c->m->forward(c->m, x, in), c->b.y, &correct);
         if (!loss) return x->status ? x->status : dp_errorf(DP_ERR_SHAPE, "forward failed");
         double l = loss->data[0];
         if (!isfinite(l)) stats[DP_STAT_NONFINITE] += 1; /* every rank learns it from the statistics allreduce */
@@ -276,38 +244,14 @@ static dp_status update(void *t, dp_driver *d)
     return DP_OK;
 }
 
-static dp_status evaluate(classify *c, dp_driver *d, double *loss_out, double *acc_out)
-{
-    dp_ctx *x = &c->ctx;
-    dp_sync_phase(&d->sync, "evaluation", (long)d->st.step);
-    double v[3] = {0, 0, (double)c->test.n};
-    for (long first = 0; first < c->test.n; first += c->cfg->run.eval_batch) {
-        long bs = c->test.n - first < c->cfg->run.eval_batch ? c->test.n - first : c->cfg->run.eval_batch;
-        dp_ctx_reset(x);
-        x->training = 0;
-        x->grad_enabled = 0;
-        dp_image_set_batch(&c->test, c->lut, NULL, first, bs, c->x, c->y);
-        long k = 0;
-        dp_tensor *loss = dp_cross_entropy(x, c->m->forward(c->m, x, batch_tensor(c, bs)), c->y, &k);
-        if (!loss) return x->status;
-        v[0] += (double)loss->data[0] * (double)bs;
-        v[1] += (double)k;
-    }
-    x->training = 1;
-    x->grad_enabled = 1;
-    dp_status rc = dp_sync_sum(&d->sync, v, 3);
-    if (rc != DP_OK) return rc;
-    *loss_out = v[2] ? v[0] / v[2] : 0;
-    *acc_out = v[2] ? v[1] / v[2] : 0;
-    return DP_OK;
-}
-
 static double lr(void *t, long step) { return dp_schedule_lr(&((classify *)t)->sched, step); }
 
 static dp_status epoch_end(void *t, dp_driver *d, const dp_epoch *e)
 {
     classify *c = t;
-    dp_status rc = evaluate(c, d, &c->test_loss, &c->test_acc);
+    dp_sync_phase(&d->sync, "evaluation", (long)d->st.step);
+    dp_status rc = dp_image_evaluate(&c->b, &c->ctx, c->m, &c->test, 0, c->test.n, c->cfg->run.eval_batch, &d->sync,
+                                     &c->test_loss, &c->test_acc);
     if (rc != DP_OK) return rc;
     c->train_loss = e->seen ? e->loss / e->seen : 0;
     c->train_acc = e->seen ? e->correct / e->seen : 0;
@@ -328,58 +272,25 @@ static dp_status epoch_end(void *t, dp_driver *d, const dp_epoch *e)
 
 /* ------------------------------------------------------------ checkpoints */
 
-static dp_status save(void *t, dp_driver *d, dp_ck_section *s, int *n)
+static int parts(void *t, dp_driver *d, dp_ck_part *p)
 {
     classify *c = t;
-    c->rngs = d->rank == 0 ? calloc((size_t)d->size, sizeof *c->rngs) : NULL;
-    if (d->rank == 0 && !c->rngs) return dp_errorf(DP_ERR_NOMEM, "checkpoint: out of memory");
-    ck_rng mine = {c->shuffle, c->ctx.dropout_rng}, dummy;
-    dp_status rc = dp_sync_gather0(&d->sync, &mine, sizeof mine, c->rngs ? c->rngs : &dummy);
+    (void)d;
+    c->streams = (ck_rng){c->shuffle, c->ctx.dropout_rng};
     c->opt_t = c->opt.t;
-    s[0] = (dp_ck_section){DP_CK_OPTIM, c->opt.state, c->opt.state_n * sizeof(float)};
-    s[1] = (dp_ck_section){DP_CK_RNG, c->rngs, (size_t)d->size * sizeof *c->rngs};
-    s[2] = (dp_ck_section){DP_CK_TASK, &c->opt_t, sizeof c->opt_t};
-    *n = 3;
-    return rc;
+    p[0] = (dp_ck_part){DP_CK_OPTIM, "optimizer", c->opt.state, c->opt.state_n * sizeof(float), 0};
+    p[1] = (dp_ck_part){DP_CK_RNG, "streams", &c->streams, sizeof c->streams, 1};
+    p[2] = (dp_ck_part){DP_CK_TASK, "counters", &c->opt_t, sizeof c->opt_t, 0};
+    return 3;
 }
 
-static void saved(void *t)
+static dp_status restored(void *t, dp_driver *d)
 {
     classify *c = t;
-    free(c->rngs);
-    c->rngs = NULL;
-}
-
-static dp_status restore(void *t, dp_driver *d, const dp_checkpoint *ck, const char *path)
-{
-    classify *c = t;
-    const dp_ck_section *op = dp_checkpoint_find(ck, DP_CK_OPTIM), *rn = dp_checkpoint_find(ck, DP_CK_RNG),
-                        *ts = dp_checkpoint_find(ck, DP_CK_TASK);
-    if (!op || !rn || !ts) return dp_errorf(DP_ERR_FORMAT, "%s: a section is missing (optimizer, rng, task)", path);
-    if (op->size != c->opt.state_n * sizeof(float) || ts->size != sizeof c->opt_t)
-        return dp_errorf(DP_ERR_FORMAT, "%s: optimizer state differs from model '%s' (%zu parameters)", path,
-                         c->m->name, c->m->params.n);
-    if (rn->size != (size_t)d->size * sizeof(ck_rng))
-        return dp_errorf(DP_ERR_FORMAT, "%s: rng section has %llu bytes, %d ranks need %zu", path,
-                         (unsigned long long)rn->size, d->size, (size_t)d->size * sizeof(ck_rng));
-    if (op->size) memcpy(c->opt.state, op->data, op->size);
-    memcpy(&c->opt_t, ts->data, sizeof c->opt_t);
-    c->rngs = (ck_rng *)rn->data; /* read by share() while the checkpoint is still loaded */
-    return DP_OK;
-}
-
-static dp_status share(void *t, dp_driver *d)
-{
-    classify *c = t;
-    ck_rng mine;
-    dp_status rc = dp_sync_bcast(&d->sync, c->opt.state, c->opt.state_n * sizeof(float));
-    if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, &c->opt_t, sizeof c->opt_t);
-    if (rc == DP_OK) rc = dp_sync_scatter0(&d->sync, c->rngs, sizeof mine, &mine);
-    c->rngs = NULL;
-    if (rc != DP_OK) return rc;
+    (void)d;
     c->opt.t = c->opt_t;
-    c->shuffle = mine.epoch_shuffle;
-    c->ctx.dropout_rng = mine.dropout;
+    c->shuffle = c->streams.epoch_shuffle;
+    c->ctx.dropout_rng = c->streams.dropout;
     return DP_OK;
 }
 
@@ -392,14 +303,13 @@ static void task_free(void *t)
     dp_model_free(c->m);
     dp_image_set_free(&c->train);
     dp_image_set_free(&c->test);
-    free(c->x);
-    free(c->y);
+    dp_image_batch_free(&c->b);
 }
 
 static const dp_task_ops classify_ops = {
     .name = "train", .build = build, .load = load, .start = start, .epoch_begin = epoch_begin, .step = step,
-    .update = update, .epoch_end = epoch_end, .save = save, .saved = saved, .restore = restore, .share = share,
-    .lr = lr, .free = task_free,
+    .update = update, .epoch_end = epoch_end, .parts = parts, .restored = restored, .lr = lr,
+    .free = task_free,
 };
 
 dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_result *res)

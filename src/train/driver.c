@@ -26,30 +26,48 @@
 
 static volatile sig_atomic_t stop_requested;
 
-void dp_drive_request_stop(void) { stop_requested = 1; }
 void dp_train_request_stop(void) { stop_requested = 1; }
 
 /* ------------------------------------------------------------ checkpoints */
 
+/* The driver's parts (parameters, batch-norm buffers, every rank's error feedback), then the task's. */
+static int parts(const dp_task_ops *ops, void *t, dp_driver *d, dp_ck_part *q)
+{
+    const dp_params *p = d->params;
+    size_t residual = d->sync.state ? d->sync.state_n * sizeof(float) : 0; /* the compressor's (and DGC's velocity) */
+    q[0] = (dp_ck_part){DP_CK_PARAMS, "parameters", p->data, p->n * sizeof(float), 0};
+    q[1] = (dp_ck_part){DP_CK_BUFFERS, "buffers", p->buffers, p->nbuf * sizeof(float), 0};
+    q[2] = (dp_ck_part){DP_CK_RESIDUAL, "error-feedback", d->sync.state, residual, 1};
+    return 3 + ops->parts(t, d, q + 3);
+}
+
+/* Every rank's bytes of a per-rank part, to rank 0's *all (allocated there). */
+static dp_status gather_part(dp_driver *d, const dp_ck_part *q, void **all)
+{
+    dp_status rc = DP_OK;
+    if (d->rank == 0 && !(*all = malloc((size_t)d->size * q->bytes)))
+        rc = dp_errorf(DP_ERR_NOMEM, "checkpoint: no memory for %d ranks' %s", d->size, q->what);
+    rc = dp_sync_all_ok(&d->sync, rc, "checkpoint save");
+    return rc == DP_OK ? dp_sync_gather0(&d->sync, q->data, q->bytes, *all) : rc;
+}
+
 static dp_status save(const dp_task_ops *ops, void *t, dp_driver *d)
 {
-    if (!d->o->out[0] || !ops->save) return DP_OK;
+    if (!d->o->out[0] || !ops->parts) return DP_OK;
     dp_sync_phase(&d->sync, "checkpoint save", (long)d->st.step);
     dp_ck_section s[DP_CK_MAX_SECTIONS];
-    int n = 0;
-    float *residuals = NULL;
-    dp_status rc = dp_sync_gather_state(&d->sync, &residuals);
-    const dp_params *p = d->params;
-    if (rc == DP_OK) {
-        s[n++] = (dp_ck_section){DP_CK_CONFIG, d->config_text, strlen(d->config_text)};
-        s[n++] = (dp_ck_section){DP_CK_STATE, &d->st, sizeof d->st};
-        s[n++] = (dp_ck_section){DP_CK_PARAMS, p->data, p->n * sizeof(float)};
-        s[n++] = (dp_ck_section){DP_CK_BUFFERS, p->buffers, p->nbuf * sizeof(float)};
-        if (residuals) s[n++] = (dp_ck_section){DP_CK_RESIDUAL, residuals, (size_t)d->size * d->sync.state_n * sizeof(float)};
-        int more = DP_CK_MAX_SECTIONS - n;
-        rc = ops->save(t, d, s + n, &more);
-        n += more;
+    dp_ck_part q[DP_CK_MAX_SECTIONS];
+    void *gathered[DP_CK_MAX_SECTIONS] = {0};
+    int n = 0, nq = parts(ops, t, d, q);
+    dp_status rc = DP_OK;
+    s[n++] = (dp_ck_section){DP_CK_CONFIG, d->config_text, strlen(d->config_text)};
+    s[n++] = (dp_ck_section){DP_CK_STATE, &d->st, sizeof d->st};
+    for (int i = 0; i < nq && rc == DP_OK; i++) {
+        if (!q[i].per_rank) s[n++] = (dp_ck_section){q[i].tag, q[i].data, q[i].bytes};
+        else if (q[i].bytes) rc = gather_part(d, &q[i], &gathered[i]); /* an empty one is left out */
+        if (gathered[i]) s[n++] = (dp_ck_section){q[i].tag, gathered[i], (size_t)d->size * q[i].bytes};
     }
+    const dp_params *p = d->params;
     if (rc == DP_OK && d->rank == 0) {
         d->st.version = DRIVE_STATE_VERSION;
         d->st.layout = dp_params_layout_hash(p);
@@ -67,8 +85,7 @@ static dp_status save(const dp_task_ops *ops, void *t, dp_driver *d)
                 rc = dp_errorf(rc, "checkpoint of step %lld not written (%s)", (long long)d->st.step, why);
         }
     }
-    if (ops->saved) ops->saved(t);
-    free(residuals);
+    for (int i = 0; i < nq; i++) free(gathered[i]);
     rc = dp_sync_root_status(&d->sync, rc);
     if (rc == DP_OK) d->saved_step = (long)d->st.step;
     return rc;
@@ -97,14 +114,11 @@ static dp_status read_newest(const dp_driver *d, dp_checkpoint *ck, char *path, 
     return dp_errorf(rc, "%s", first);
 }
 
-/* Rank 0: the driver's own sections. */
-static dp_status check_sections(dp_driver *d, const dp_task_info *info, const char *path, const dp_checkpoint *ck,
-                                const float **residuals)
+/* Rank 0: the configuration and the position, checked before any part is read. */
+static dp_status check_state(dp_driver *d, const dp_task_info *info, const char *path, const dp_checkpoint *ck)
 {
-    const dp_ck_section *cfg = dp_checkpoint_find(ck, DP_CK_CONFIG), *s = dp_checkpoint_find(ck, DP_CK_STATE),
-                        *pa = dp_checkpoint_find(ck, DP_CK_PARAMS), *bu = dp_checkpoint_find(ck, DP_CK_BUFFERS);
-    if (!cfg || !s || !pa || !bu)
-        return dp_errorf(DP_ERR_FORMAT, "%s: a section is missing (config, state, params, buffers)", path);
+    const dp_ck_section *cfg = dp_checkpoint_find(ck, DP_CK_CONFIG), *s = dp_checkpoint_find(ck, DP_CK_STATE);
+    if (!cfg || !s) return dp_errorf(DP_ERR_FORMAT, "%s: a section is missing (config, state)", path);
     dp_drive_state st;
     if (s->size != sizeof st)
         return dp_errorf(DP_ERR_FORMAT, "%s: state section has %llu bytes, expected %zu", path,
@@ -122,45 +136,54 @@ static dp_status check_sections(dp_driver *d, const dp_task_info *info, const ch
     free(saved);
     if (bad) return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: field '%s' differs", path, key);
     const dp_params *p = d->params;
-    if (st.layout != dp_params_layout_hash(p) || pa->size != p->n * sizeof(float) || bu->size != p->nbuf * sizeof(float))
+    if (st.layout != dp_params_layout_hash(p))
         return dp_errorf(DP_ERR_FORMAT, "%s: parameter layout differs from this model's (%zu parameters)", path, p->n);
     if (st.pos < 0 || (int)st.epoch > d->o->epochs)
         return dp_errorf(DP_ERR_FORMAT, "%s: position (epoch %u, step in epoch %lld) out of range", path, st.epoch,
                          (long long)st.pos);
-    const dp_ck_section *re = dp_checkpoint_find(ck, DP_CK_RESIDUAL);
-    size_t want = d->sync.state ? (size_t)d->size * d->sync.state_n * sizeof(float) : 0;
-    if ((re ? re->size : 0) != want)
-        return dp_errorf(DP_ERR_FORMAT, "%s: error-feedback section has %llu bytes, this run needs %zu", path,
-                         (unsigned long long)(re ? re->size : 0), want);
     d->st = st;
-    memcpy(p->data, pa->data, pa->size);
-    memcpy(p->buffers, bu->data, bu->size);
-    *residuals = re ? re->data : NULL;
+    return DP_OK;
+}
+
+/* Rank 0: part q from ck, written into its bytes, or for a per-rank part kept in *all. */
+static dp_status restore_part(const dp_driver *d, const dp_checkpoint *ck, const char *path, const dp_ck_part *q,
+                              const void **all)
+{
+    const dp_ck_section *x = dp_checkpoint_find(ck, q->tag);
+    uint64_t want = q->per_rank ? (uint64_t)d->size * q->bytes : q->bytes;
+    if (!x && !want) return DP_OK; /* an empty per-rank part is not written */
+    if (!x) return dp_errorf(DP_ERR_FORMAT, "%s: the %s section is missing", path, q->what);
+    if (x->size != want)
+        return dp_errorf(DP_ERR_FORMAT, "%s: the %s section has %llu bytes, this run needs %llu", path, q->what,
+                         (unsigned long long)x->size, (unsigned long long)want);
+    if (q->per_rank) *all = x->data;
+    else if (want) memcpy(q->data, x->data, want);
     return DP_OK;
 }
 
 static dp_status resume(const dp_task_ops *ops, void *t, dp_driver *d, const dp_task_info *info)
 {
-    if (!ops->save) return dp_errorf(DP_ERR_ARG, "%s has no checkpoints to --resume from", ops->name);
+    if (!ops->parts) return dp_errorf(DP_ERR_ARG, "%s has no checkpoints to --resume from", ops->name);
     dp_sync_phase(&d->sync, "loading the checkpoint", 0);
     dp_checkpoint ck;
     memset(&ck, 0, sizeof ck);
-    const float *residuals = NULL;
+    dp_ck_part q[DP_CK_MAX_SECTIONS];
+    const void *all[DP_CK_MAX_SECTIONS] = {0};
+    int nq = parts(ops, t, d, q);
     dp_status rc = DP_OK;
     if (d->rank == 0) {
         char path[1100];
         rc = read_newest(d, &ck, path, sizeof path);
-        if (rc == DP_OK) rc = check_sections(d, info, path, &ck, &residuals);
-        if (rc == DP_OK) rc = ops->restore(t, d, &ck, path);
+        if (rc == DP_OK) rc = check_state(d, info, path, &ck);
+        for (int i = 0; i < nq && rc == DP_OK; i++) rc = restore_part(d, &ck, path, &q[i], &all[i]);
         if (rc == DP_OK) d->saved_step = (long)d->st.step;
     }
     rc = dp_sync_root_status(&d->sync, rc);
-    const dp_params *p = d->params;
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, &d->st, sizeof d->st);
-    if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, p->data, p->n * sizeof(float));
-    if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, p->buffers, p->nbuf * sizeof(float));
-    if (rc == DP_OK) rc = dp_sync_scatter_state(&d->sync, residuals);
-    if (rc == DP_OK) rc = ops->share(t, d);
+    for (int i = 0; i < nq && rc == DP_OK; i++)
+        if (!q[i].per_rank) rc = dp_sync_bcast(&d->sync, q[i].data, q[i].bytes);
+        else if (q[i].bytes) rc = dp_sync_scatter0(&d->sync, all[i], q[i].bytes, q[i].data);
+    if (rc == DP_OK && ops->restored) rc = ops->restored(t, d);
     dp_checkpoint_free(&ck);
     if (rc == DP_OK && !d->o->quiet && d->rank == 0)
         fprintf(stderr, "resumed %s at epoch %u, step %lld\n", d->ckpt, d->st.epoch + 1, (long long)d->st.step);
@@ -228,7 +251,7 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     if (rc != DP_OK) return rc;
     dp_sync_phase(&d->sync, "opening the run directory", 0);
     rc = dp_report_open(&d->rep, d->rank == 0 ? o->out : NULL, o->progress, o->quiet || d->rank != 0);
-    if (rc == DP_OK && ops->save) rc = check_out_space(d);
+    if (rc == DP_OK && ops->parts) rc = check_out_space(d);
     rc = dp_sync_all_ok(&d->sync, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
     d->st.loss_scale = o->loss_scale;

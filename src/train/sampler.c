@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dptrain/sync.h"
+
 static long clampl(long v, long lo, long hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 dp_status dp_sampler_init(dp_sampler *s, dp_sampler_kind kind, int rank, int size, int batch, const long *n_ranks)
@@ -32,6 +34,16 @@ dp_status dp_sampler_init(dp_sampler *s, dp_sampler_kind kind, int rank, int siz
     }
     for (long i = 0; i < s->n; i++) s->perm[i] = (int32_t)i;
     return DP_OK;
+}
+
+dp_status dp_sampler_make(dp_sampler *s, dp_sampler_kind kind, dp_sync *sync, int batch, long n)
+{
+    long *n_ranks = malloc((size_t)sync->size * sizeof *n_ranks);
+    if (!n_ranks) return dp_errorf(DP_ERR_NOMEM, "sampler: out of memory");
+    dp_status rc = dp_sync_allgather_long(sync, n, n_ranks);
+    if (rc == DP_OK) rc = dp_sampler_init(s, kind, sync->rank, sync->size, batch, n_ranks);
+    free(n_ranks);
+    return rc;
 }
 
 void dp_sampler_shuffle(dp_sampler *s, dp_rng *r)
@@ -64,13 +76,3 @@ void dp_sampler_free(dp_sampler *s)
     free(s->perm);
     memset(s, 0, sizeof *s);
 }
-
-dp_status dp_sampler_kind_parse(const char *name, dp_sampler_kind *out)
-{
-    if (!strcmp(name, "shard")) *out = DP_SAMPLER_SHARD;
-    else if (!strcmp(name, "global")) *out = DP_SAMPLER_GLOBAL;
-    else return dp_errorf(DP_ERR_ARG, "--sampler: '%s' is not shard or global", name);
-    return DP_OK;
-}
-
-const char *dp_sampler_kind_name(dp_sampler_kind k) { return k == DP_SAMPLER_GLOBAL ? "global" : "shard"; }

@@ -4,6 +4,7 @@ dp_room(train
   src/train/checkpoint.c
   src/train/report.c
   src/train/sampler.c
+  src/train/image_task.c
   src/train/sync.c
   src/train/driver.c
   src/train/classify.c

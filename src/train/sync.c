@@ -245,40 +245,29 @@ dp_status dp_sync_root_status(dp_sync *s, dp_status rc)
     return DP_OK;
 }
 
-dp_status dp_sync_gather0(dp_sync *s, const void *mine, size_t bytes, void *all)
+/* gather: every rank's `from` to rank 0's `to`, in rank order; else rank 0's slice r of `from` to rank r's `to`. */
+static dp_status gather_or_scatter(dp_sync *s, int gather, const void *from, void *to, size_t bytes)
 {
     if (s->size == 1) {
-        if (bytes) memcpy(all, mine, bytes);
+        if (bytes) memcpy(to, from, bytes);
         return DP_OK;
     }
-    if (bytes > INT_MAX) return dp_errorf(DP_ERR_ARG, "rank %d: gather of %zu bytes per rank", s->rank, bytes);
-    return mpi_check(MPI_Gather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, 0, s->comm), s,
-                     "MPI_Gather (checkpoint state)");
+    const char *what = gather ? "gather" : "scatter";
+    if (bytes > INT_MAX) return dp_errorf(DP_ERR_ARG, "rank %d: %s of %zu bytes per rank", s->rank, what, bytes);
+    int n = (int)bytes;
+    int rc = gather ? MPI_Gather(from, n, MPI_BYTE, to, n, MPI_BYTE, 0, s->comm)
+                    : MPI_Scatter(from, n, MPI_BYTE, to, n, MPI_BYTE, 0, s->comm);
+    return mpi_check(rc, s, gather ? "MPI_Gather (checkpoint state)" : "MPI_Scatter (checkpoint state)");
+}
+
+dp_status dp_sync_gather0(dp_sync *s, const void *mine, size_t bytes, void *all)
+{
+    return gather_or_scatter(s, 1, mine, all, bytes);
 }
 
 dp_status dp_sync_scatter0(dp_sync *s, const void *all, size_t bytes, void *mine)
 {
-    if (s->size == 1) {
-        if (bytes) memcpy(mine, all, bytes);
-        return DP_OK;
-    }
-    if (bytes > INT_MAX) return dp_errorf(DP_ERR_ARG, "rank %d: scatter of %zu bytes per rank", s->rank, bytes);
-    return mpi_check(MPI_Scatter(all, (int)bytes, MPI_BYTE, mine, (int)bytes, MPI_BYTE, 0, s->comm), s,
-                     "MPI_Scatter (checkpoint state)");
-}
-
-dp_status dp_sync_gather_state(dp_sync *s, float **all)
-{
-    *all = NULL;
-    if (!s->state) return DP_OK;
-    if (s->rank == 0 && !(*all = malloc((size_t)s->size * s->state_n * sizeof(float))))
-        return dp_errorf(DP_ERR_NOMEM, "checkpoint: no memory for %d ranks' error-feedback buffers", s->size);
-    return dp_sync_gather0(s, s->state, s->state_n * sizeof(float), *all);
-}
-
-dp_status dp_sync_scatter_state(dp_sync *s, const float *all)
-{
-    return s->state ? dp_sync_scatter0(s, all, s->state_n * sizeof(float), s->state) : DP_OK;
+    return gather_or_scatter(s, 0, all, mine, bytes);
 }
 
 dp_status dp_sync_sum(dp_sync *s, double *v, int n)

@@ -1,0 +1,35 @@
+/* What the image tasks (classification in src/train, the search in src/nas)
+ * share: a rank's training images for its sampler, batches normalised into one
+ * buffer, and a model's loss and accuracy over a range of images. */
+#ifndef DPTRAIN_IMAGE_TASK_H
+#define DPTRAIN_IMAGE_TASK_H
+
+#include "dptrain/data.h"
+#include "dptrain/model.h"
+#include "dptrain/sampler.h"
+#include "dptrain/sync.h"
+#include "dptrain/task.h"
+
+typedef struct dp_image_batch {
+    float lut[256];  /* byte -> normalised value */
+    float *x;        /* [max batch, c*h*w] */
+    int32_t *y;
+} dp_image_batch;
+
+/*! The shape of dir's images, from its manifest, and the manifest's hash (which ranks and resumes compare). */
+dp_status dp_image_shape(const char *dir, dp_model_shape *shape, uint64_t *hash);
+/*! This rank's part of run's train split (after --limit): the whole split for the global sampler, its own
+ *  shards otherwise. */
+dp_status dp_image_train_load(const dp_run_config *run, const dp_sync *sync, dp_image_set *out);
+/*! Buffers for batches of run's batch or eval_batch images (the larger) shaped as set's. */
+dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, const dp_run_config *run);
+/*! Images idx[first .. first+bs) of set (idx NULL: first .. first+bs) into b, as a [bs, c, h, w] tensor of ctx. */
+dp_tensor *dp_image_batch_get(dp_image_batch *b, dp_ctx *ctx, const dp_image_set *set, const int32_t *idx, long first,
+                              long bs);
+/*! Collective: the mean loss and accuracy of m over images [lo, hi) of set on every rank of sync, in batches
+ *  of eval_batch. */
+dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long lo, long hi,
+                            int eval_batch, dp_sync *sync, double *loss, double *acc);
+void dp_image_batch_free(dp_image_batch *b);
+
+#endif

@@ -1,0 +1,80 @@
+/* Batches and evaluation of the image tasks (see dptrain/image_task.h). */
+#include "dptrain/image_task.h"
+
+#include <stdlib.h>
+
+#include "dptrain/ops.h"
+
+dp_status dp_image_shape(const char *dir, dp_model_shape *shape, uint64_t *hash)
+{
+    dp_manifest *man = NULL;
+    dp_status rc = dp_manifest_load(dir, &man);
+    if (rc != DP_OK) return rc;
+    const uint32_t *p = man->schema.param;
+    *shape = (dp_model_shape){(int)p[0], (int)p[1], (int)p[2], (int)p[3]};
+    *hash = dp_manifest_hash(man);
+    dp_manifest_free(man);
+    return DP_OK;
+}
+
+dp_status dp_image_train_load(const dp_run_config *run, const dp_sync *sync, dp_image_set *out)
+{
+    int global = run->sampler == DP_SAMPLER_GLOBAL;
+    return dp_image_set_load(run->data, "train", global ? 0 : sync->rank, global ? 1 : sync->size, run->limit, out);
+}
+
+dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, const dp_run_config *run)
+{
+    long max_batch = run->batch > run->eval_batch ? run->batch : run->eval_batch;
+    dp_image_norm_lut(b->lut);
+    size_t feat = (size_t)set->c * (size_t)set->h * (size_t)set->w;
+    b->x = aligned_alloc(64, ((size_t)max_batch * feat * sizeof(float) + 63) / 64 * 64);
+    b->y = malloc((size_t)max_batch * sizeof *b->y);
+    if (!b->x || !b->y) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
+    return DP_OK;
+}
+
+dp_tensor *dp_image_batch_get(dp_image_batch *b, dp_ctx *ctx, const dp_image_set *set, const int32_t *idx, long first,
+                              long bs)
+{
+    dp_image_set_batch(set, b->lut, idx, first, bs, b->x, b->y);
+    int shape[4] = {(int)bs, set->c, set->h, set->w};
+    return dp_tensor_wrap(ctx, b->x, 4, shape);
+}
+
+dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long lo, long hi,
+                            int eval_batch, dp_sync *sync, double *loss_out, double *acc_out)
+{
+    double v[3] = {0, 0, (double)(hi - lo)};
+    dp_status rc = DP_OK;
+    for (long first = lo; first < hi; first += eval_batch) {
+        long bs = hi - first < eval_batch ? hi - first : eval_batch;
+        dp_ctx_reset(ctx);
+        ctx->training = 0;
+        ctx->grad_enabled = 0;
+        long k = 0;
+        dp_tensor *loss = dp_cross_entropy(ctx, m->forward(m, ctx, dp_image_batch_get(b, ctx, set, NULL, first, bs)),
+                                           b->y, &k);
+        if (!loss) {
+            rc = ctx->status ? ctx->status : dp_errorf(DP_ERR_SHAPE, "evaluation: forward failed");
+            break;
+        }
+        v[0] += (double)loss->data[0] * (double)bs;
+        v[1] += (double)k;
+    }
+    ctx->training = 1;
+    ctx->grad_enabled = 1;
+    /* every rank joins the sum, even one whose forward failed, so none waits forever */
+    rc = dp_sync_all_ok(sync, rc, "evaluation");
+    if (rc == DP_OK) rc = dp_sync_sum(sync, v, 3);
+    if (rc != DP_OK) return rc;
+    *loss_out = v[2] ? v[0] / v[2] : 0;
+    *acc_out = v[2] ? v[1] / v[2] : 0;
+    return DP_OK;
+}
+
+void dp_image_batch_free(dp_image_batch *b)
+{
+    free(b->x);
+    free(b->y);
+}
