@@ -211,13 +211,11 @@ static const dp_cli_opt o_pairs = {.name = "limit", .arg = "N", .help = "the fir
 static const dp_cli_opt o_json = {.name = "json", .help = "also print each row as a JSON line", .kind = DP_CLI_ON};
 
 /* The flags of dsi-query and dsi-eval: the room's request plus what only the command uses. */
-typedef struct qflags {
+static struct {
     dp_dsi_eval_config ask;
     char test[512], bm25[512], queries[512];
     int latency, json;
-} qflags;
-
-static qflags q;
+} q;
 
 /* both commands take every flag, each using its own */
 static const dp_cli_bind q_binds[] = {

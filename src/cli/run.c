@@ -1,7 +1,6 @@
 /* The steps every command takes, in one place (dp_cli_run, commands.h). */
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "cli/commands.h"
 #include "dptrain/task.h"
@@ -35,9 +34,7 @@ int dp_cli_run(const dp_cli_command *c, int argc, char **argv, MPI_Comm comm)
     }
     if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
     if (c->stop_on_signal) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
+        struct sigaction sa = {.sa_handler = on_signal};
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
     }
