@@ -50,8 +50,9 @@ typedef struct dp_dsi_train_result {
 } dp_dsi_train_result;
 
 void dp_dsi_train_defaults(dp_dsi_train_config *cfg);
-/*! DP_ERR_ARG naming the flag of the first out-of-range field. */
-dp_status dp_dsi_train_check(const dp_dsi_train_config *cfg);
+/*! DP_ERR_ARG naming the flag of the first out-of-range field, or naming both
+ *  when cfg->members does not divide `ranks` (0: not known yet). */
+dp_status dp_dsi_train_check(const dp_dsi_train_config *cfg, int ranks);
 
 /*! Trains member `member` on the ranks of `comm` (MPI_COMM_NULL or one rank:
  *  alone). Every rank of comm returns the same status and result. */

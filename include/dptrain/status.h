@@ -26,6 +26,13 @@ typedef enum dp_status {
 dp_status dp_errorf(dp_status s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*! In a configuration check: unless `cond` holds, returns DP_ERR_ARG with the
+ *  message, which names the flag: `DP_CHECK(n >= 1, "--layers: %d is out of range", n);`. */
+#define DP_CHECK(cond, ...)                                     \
+    do {                                                        \
+        if (!(cond)) return dp_errorf(DP_ERR_ARG, __VA_ARGS__); \
+    } while (0)
+
 /*! @return the message set by the last failing call on this thread ("" if none). */
 const char *dp_errmsg(void);
 

@@ -80,86 +80,59 @@ static const dp_cli_opt o_eval_limit = {
     .help = "evaluate at most N queries per split (0: all test, 10000 train)", .kind = DP_CLI_LONG, .lo = 0,
     .hi = 0x1p40};
 
-#define NBINDS 48
+static dp_dsi_train_config tcfg;
 
-static void bind_train_flags(dp_cli_bind *b, dp_dsi_train_config *c)
-{
-    const dp_cli_bind binds[] = {
-        DP_CLI_HEADING("data and model:"),
-        DP_CLI_BIND(dp_cli_data, c->run.data),
-        DP_CLI_BIND(o_members, c->members),
-        DP_CLI_BIND(o_docids, c->docids),
-        DP_CLI_BIND(o_kmeans_k, c->kmeans_k),
-        DP_CLI_BIND(o_leaf, c->leaf),
-        DP_CLI_BIND(o_embed, c->model.embed),
-        DP_CLI_BIND(o_hidden, c->model.hidden),
-        DP_CLI_BIND(o_layers, c->model.layers),
-        DP_CLI_BIND(o_dropout, c->model.dropout),
-        DP_CLI_BIND(o_embed_rows, c->model.buckets),
-        DP_CLI_BIND(o_head_init, c->head_init),
-        DP_CLI_BIND(o_head, c->model.head),
-        DP_CLI_BIND(o_head_scale, c->model.head_scale),
-        DP_CLI_HEADING("optimisation:"),
-        DP_CLI_BIND(o_epochs, c->run.epochs),
-        DP_CLI_BIND(dp_cli_batch, c->run.batch),
-        DP_CLI_BIND(o_lr, c->lr),
-        DP_CLI_BIND(o_wd, c->weight_decay),
-        DP_CLI_BIND(o_index_ratio, c->index_ratio),
-        DP_CLI_BIND(o_token_drop, c->token_drop),
-        DP_CLI_BIND(dp_cli_seed, c->run.seed),
-        DP_CLI_HEADING("data-parallel:"),
-        DP_CLI_BIND(dp_cli_allreduce, c->run.allreduce),
-        DP_CLI_BIND(dp_cli_bucket_mb, c->run.bucket_mb),
-        DP_CLI_BIND(dp_cli_no_overlap, c->run.overlap),
-        DP_CLI_HEADING("run:"),
-        DP_CLI_BIND(dp_cli_out, c->run.out),
-        DP_CLI_BIND(o_beams, c->eval_beams),
-        DP_CLI_BIND(o_eval_limit, c->eval_limit),
-        DP_CLI_BIND(dp_cli_threads, c->run.threads),
-        DP_CLI_BIND(dp_cli_quiet, c->run.quiet),
-        DP_CLI_HEADING("faults:"),
-        DP_CLI_BIND(dp_cli_watchdog, c->run.watchdog_s),
-        DP_CLI_END,
-    };
-    _Static_assert(sizeof binds / sizeof binds[0] <= NBINDS, "NBINDS too small");
-    memcpy(b, binds, sizeof binds);
-}
+static const dp_cli_bind train_binds[] = {
+    DP_CLI_HEADING("data and model:"),
+    DP_CLI_BIND(dp_cli_data, tcfg.run.data),
+    DP_CLI_BIND(o_members, tcfg.members),
+    DP_CLI_BIND(o_docids, tcfg.docids),
+    DP_CLI_BIND(o_kmeans_k, tcfg.kmeans_k),
+    DP_CLI_BIND(o_leaf, tcfg.leaf),
+    DP_CLI_BIND(o_embed, tcfg.model.embed),
+    DP_CLI_BIND(o_hidden, tcfg.model.hidden),
+    DP_CLI_BIND(o_layers, tcfg.model.layers),
+    DP_CLI_BIND(o_dropout, tcfg.model.dropout),
+    DP_CLI_BIND(o_embed_rows, tcfg.model.buckets),
+    DP_CLI_BIND(o_head_init, tcfg.head_init),
+    DP_CLI_BIND(o_head, tcfg.model.head),
+    DP_CLI_BIND(o_head_scale, tcfg.model.head_scale),
+    DP_CLI_HEADING("optimisation:"),
+    DP_CLI_BIND(o_epochs, tcfg.run.epochs),
+    DP_CLI_BIND(dp_cli_batch, tcfg.run.batch),
+    DP_CLI_BIND(o_lr, tcfg.lr),
+    DP_CLI_BIND(o_wd, tcfg.weight_decay),
+    DP_CLI_BIND(o_index_ratio, tcfg.index_ratio),
+    DP_CLI_BIND(o_token_drop, tcfg.token_drop),
+    DP_CLI_BIND(dp_cli_seed, tcfg.run.seed),
+    DP_CLI_HEADING("data-parallel:"),
+    DP_CLI_BIND(dp_cli_allreduce, tcfg.run.allreduce),
+    DP_CLI_BIND(dp_cli_bucket_mb, tcfg.run.bucket_mb),
+    DP_CLI_BIND(dp_cli_no_overlap, tcfg.run.overlap),
+    DP_CLI_HEADING("run:"),
+    DP_CLI_BIND(dp_cli_out, tcfg.run.out),
+    DP_CLI_BIND(o_beams, tcfg.eval_beams),
+    DP_CLI_BIND(o_eval_limit, tcfg.eval_limit),
+    DP_CLI_BIND(dp_cli_threads, tcfg.run.threads),
+    DP_CLI_BIND(dp_cli_quiet, tcfg.run.quiet),
+    DP_CLI_HEADING("faults:"),
+    DP_CLI_BIND(dp_cli_watchdog, tcfg.run.watchdog_s),
+    DP_CLI_END,
+};
+
+static void train_defaults(void) { dp_dsi_train_defaults(&tcfg); }
+
+static dp_status train_check(int ranks) { return dp_dsi_train_check(&tcfg, ranks); }
 
 static double frac(const dp_dsi_metrics *m, double v) { return m->queries ? v / (double)m->queries : 0; }
 
-int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm)
+static dp_status train_run(MPI_Comm comm, int rank)
 {
-    int rank = dp_cli_rank(comm), size = 1;
-    if (comm != MPI_COMM_NULL) MPI_Comm_size(comm, &size);
-    dp_dsi_train_config cfg;
-    dp_dsi_train_defaults(&cfg);
-    dp_cli_bind binds[NBINDS];
-    bind_train_flags(binds, &cfg);
-    int help = 0;
-    dp_status rc = dp_cli_parse("dsi-train", argc, argv, binds, &help);
-    if (help) { /* defaults as they are, whatever flags came before --help */
-        dp_dsi_train_defaults(&cfg);
-        dp_cli_help(stdout, train_header, binds, NULL);
-        return 0;
-    }
-    if (rc == DP_OK) rc = dp_dsi_train_check(&cfg);
-    if (rc == DP_OK && comm != MPI_COMM_NULL && size % cfg.members)
-        rc = dp_errorf(DP_ERR_ARG, "--members %d does not divide the %d ranks", cfg.members, size);
-    if (rc != DP_OK) {
-        if (rank == 0) fprintf(stderr, "dptrain dsi-train: %s\n", dp_errmsg());
-        return 2;
-    }
-    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
-    dp_dsi_train_result *res = calloc((size_t)cfg.members, sizeof *res);
-    rc = res ? dp_dsi_train_run(&cfg, comm, res) : DP_ERR_NOMEM;
-    if (rc != DP_OK) {
-        if (rc != DP_ERR_MPI || rank == 0) fprintf(stderr, "dptrain dsi-train: error: %s\n", dp_errmsg());
-        free(res);
-        return 1;
-    }
-    if (rank == 0) {
+    dp_dsi_train_result *res = calloc((size_t)tcfg.members, sizeof *res);
+    dp_status rc = res ? dp_dsi_train_run(&tcfg, comm, res) : DP_ERR_NOMEM;
+    if (rc == DP_OK && rank == 0) {
         printf("member ranks docs train_q test_q epochs train_s q_per_s_rank loss train_hits1 test_hits1 test_hits10 test_mrr10 params_mb\n");
-        for (int k = 0; k < cfg.members; k++) {
+        for (int k = 0; k < tcfg.members; k++) {
             const dp_dsi_train_result *r = &res[k];
             printf("%d %d %d %ld %ld %d %.1f %.0f %.4f %.4f %.4f %.4f %.4f %.1f\n", r->member, r->ranks, r->ndocs,
                    r->train_queries, r->test_queries, r->epochs, r->train_s, r->queries_per_s, r->loss,
@@ -168,8 +141,15 @@ int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm)
         }
     }
     free(res);
-    return 0;
+    return rc;
 }
+
+/* members fail apart: a member's ranks agree on its error, its rank 0 says why */
+static const dp_cli_command dsi_train = {.name = "dsi-train", .header = train_header, .binds = train_binds,
+                                         .defaults = train_defaults, .check = train_check, .run = train_run,
+                                         .split_world = 1};
+
+int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm) { return dp_cli_run(&dsi_train, argc, argv, comm); }
 
 /* ------------------------------------------------------------ query / eval */
 
@@ -231,50 +211,57 @@ static const dp_cli_opt o_pairs = {.name = "limit", .arg = "N", .help = "the fir
 static const dp_cli_opt o_json = {.name = "json", .help = "also print each row as a JSON line", .kind = DP_CLI_ON};
 
 /* The flags of dsi-query and dsi-eval: the room's request plus what only the command uses. */
-typedef struct qflags {
+static struct {
     dp_dsi_eval_config ask;
     char test[512], bm25[512], queries[512];
     int latency, json;
-} qflags;
+} q;
 
-/* Parses into f (both commands take every flag, each using its own); on --help, prints the defaults of
- * `beams` beams. */
-static dp_status parse_q(const char *cmd, int argc, char **argv, const char *header, qflags *f, int beams, int *help)
+/* both commands take every flag, each using its own */
+static const dp_cli_bind q_binds[] = {
+    DP_CLI_HEADING("members:"),
+    DP_CLI_BIND(o_run, q.ask.run),
+    DP_CLI_BIND(o_models, q.ask.models),
+    DP_CLI_BIND(o_only, q.ask.only),
+    DP_CLI_BIND(o_abstain, q.ask.abstain),
+    DP_CLI_BIND(o_member_beams, q.ask.beams),
+    DP_CLI_BIND(o_agg, q.ask.agg),
+    DP_CLI_BIND(o_k, q.ask.k),
+    DP_CLI_BIND(dp_cli_threads, q.ask.threads),
+    DP_CLI_HEADING("dsi-query:"),
+    DP_CLI_BIND(o_queries, q.queries),
+    DP_CLI_BIND(o_latency, q.latency),
+    DP_CLI_HEADING("dsi-eval:"),
+    DP_CLI_BIND(o_test, q.test),
+    DP_CLI_BIND(o_pairs, q.ask.limit),
+    DP_CLI_BIND(o_bm25, q.bm25),
+    DP_CLI_BIND(o_k1, q.ask.k1),
+    DP_CLI_BIND(o_b, q.ask.b),
+    DP_CLI_BIND(o_json, q.json),
+    DP_CLI_END,
+};
+
+static void q_defaults(int beams)
 {
-    const dp_cli_bind binds[] = {
-        DP_CLI_HEADING("members:"),
-        DP_CLI_BIND(o_run, f->ask.run),
-        DP_CLI_BIND(o_models, f->ask.models),
-        DP_CLI_BIND(o_only, f->ask.only),
-        DP_CLI_BIND(o_abstain, f->ask.abstain),
-        DP_CLI_BIND(o_member_beams, f->ask.beams),
-        DP_CLI_BIND(o_agg, f->ask.agg),
-        DP_CLI_BIND(o_k, f->ask.k),
-        DP_CLI_BIND(dp_cli_threads, f->ask.threads),
-        DP_CLI_HEADING("dsi-query:"),
-        DP_CLI_BIND(o_queries, f->queries),
-        DP_CLI_BIND(o_latency, f->latency),
-        DP_CLI_HEADING("dsi-eval:"),
-        DP_CLI_BIND(o_test, f->test),
-        DP_CLI_BIND(o_pairs, f->ask.limit),
-        DP_CLI_BIND(o_bm25, f->bm25),
-        DP_CLI_BIND(o_k1, f->ask.k1),
-        DP_CLI_BIND(o_b, f->ask.b),
-        DP_CLI_BIND(o_json, f->json),
-        DP_CLI_END,
-    };
-    memset(f, 0, sizeof *f);
-    dp_dsi_eval_defaults(&f->ask);
-    f->ask.beams = beams;
-    dp_status rc = dp_cli_parse(cmd, argc, argv, binds, help);
-    if (*help) { /* defaults as they are, whatever flags came before --help */
-        dp_dsi_eval_defaults(&f->ask);
-        f->ask.beams = beams;
-        dp_cli_help(stdout, header, binds, NULL);
-        return DP_OK;
-    }
-    if (rc == DP_OK && !f->bm25[0] && !f->ask.run[0] == !f->ask.models[0])
-        rc = dp_errorf(DP_ERR_ARG, "give exactly one of --run DIR and --models LIST");
+    memset(&q, 0, sizeof q);
+    dp_dsi_eval_defaults(&q.ask);
+    q.ask.beams = beams;
+}
+
+static void query_defaults(void) { q_defaults(5); }
+static void eval_defaults(void) { q_defaults(10); }
+
+static dp_status query_check(int ranks)
+{
+    (void)ranks;
+    DP_CHECK(q.bm25[0] || !q.ask.run[0] != !q.ask.models[0], "give exactly one of --run DIR and --models LIST");
+    return DP_OK;
+}
+
+static dp_status eval_check(int ranks)
+{
+    dp_status rc = query_check(ranks);
+    if (rc == DP_OK && !q.test[0]) rc = dp_errorf(DP_ERR_ARG, "--test TSV is required");
     return rc;
 }
 
@@ -287,83 +274,69 @@ static void print_answer(void *ctx, long query, const int32_t *docs, const float
     fflush(stdout);
 }
 
-int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm)
+static dp_status query_run(MPI_Comm comm, int rank)
 {
-    int rank = dp_cli_rank(comm);
-    qflags f;
-    int help = 0;
-    dp_status rc = parse_q("dsi-query", argc, argv, query_header, &f, 5, &help);
-    if (help) return 0;
-    if (rc != DP_OK) {
-        if (rank == 0) fprintf(stderr, "dptrain dsi-query: %s\n", dp_errmsg());
-        return 2;
-    }
-    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
     dp_dsi_ensemble *e = NULL;
-    rc = dp_dsi_ensemble_open(&f.ask, comm, &e);
+    dp_status rc = dp_dsi_ensemble_open(&q.ask, comm, &e);
     dp_dsi_serve_stats st;
-    if (rc == DP_OK) rc = dp_dsi_serve(e, f.queries, &f.ask, print_answer, e, &st);
-    if (rc != DP_OK && (rank == 0 || rc != DP_ERR_MPI)) fprintf(stderr, "dptrain dsi-query: error: %s\n", dp_errmsg());
-    if (rc == DP_OK && rank == 0 && f.latency)
+    if (rc == DP_OK) rc = dp_dsi_serve(e, q.queries, &q.ask, print_answer, e, &st);
+    if (rc == DP_OK && rank == 0 && q.latency)
         fprintf(stderr, "latency: queries=%ld members=%d beams=%d p50_ms=%.3f p99_ms=%.3f\n", st.queries,
-                dp_dsi_ensemble_members(e), f.ask.beams, st.p50_ms, st.p99_ms);
+                dp_dsi_ensemble_members(e), q.ask.beams, st.p50_ms, st.p99_ms);
     dp_dsi_ensemble_free(e);
-    return rc == DP_OK ? 0 : 1;
+    return rc;
 }
+
+static const dp_cli_command dsi_query = {.name = "dsi-query", .header = query_header, .binds = q_binds,
+                                         .defaults = query_defaults, .check = query_check, .run = query_run};
+
+int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm) { return dp_cli_run(&dsi_query, argc, argv, comm); }
 
 static void print_header(void)
 {
     printf("%-12s %8s %7s %7s %7s %7s %9s\n", "method", "queries", "hits1", "hits5", "hits10", "mrr10", "seconds");
 }
 
-static void print_row(const qflags *f, const dp_dsi_eval_row *r)
+static void print_row(const dp_dsi_eval_row *r)
 {
     const dp_dsi_metrics *m = &r->m;
-    double q = m->queries ? (double)m->queries : 1;
-    printf("%-12s %8ld %7.4f %7.4f %7.4f %7.4f %9.1f\n", r->method, m->queries, m->hits1 / q, m->hits5 / q,
-           m->hits10 / q, m->mrr10 / q, r->seconds);
-    if (f->json)
+    double n = m->queries ? (double)m->queries : 1;
+    printf("%-12s %8ld %7.4f %7.4f %7.4f %7.4f %9.1f\n", r->method, m->queries, m->hits1 / n, m->hits5 / n,
+           m->hits10 / n, m->mrr10 / n, r->seconds);
+    if (q.json)
         printf("{\"method\":\"%s\",\"queries\":%ld,\"hits1\":%.6f,\"hits5\":%.6f,\"hits10\":%.6f,\"mrr10\":%.6f,"
                "\"seconds\":%.3f}\n",
-               r->method, m->queries, m->hits1 / q, m->hits5 / q, m->hits10 / q, m->mrr10 / q, r->seconds);
+               r->method, m->queries, m->hits1 / n, m->hits5 / n, m->hits10 / n, m->mrr10 / n, r->seconds);
 }
 
-int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm)
+static dp_status eval_run(MPI_Comm comm, int rank)
 {
-    int rank = dp_cli_rank(comm);
-    qflags f;
-    int help = 0;
-    dp_status rc = parse_q("dsi-eval", argc, argv, eval_header, &f, 10, &help);
-    if (help) return 0;
-    if (rc == DP_OK && !f.test[0]) rc = dp_errorf(DP_ERR_ARG, "--test TSV is required");
-    if (rc != DP_OK) {
-        if (rank == 0) fprintf(stderr, "dptrain dsi-eval: %s\n", dp_errmsg());
-        return 2;
-    }
-    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
     dp_dsi_pairs test = {0};
-    rc = dp_dsi_pairs_load(f.test, 1, &test);
+    dp_status rc = dp_dsi_pairs_load(q.test, 1, &test);
     dp_dsi_eval_row rows[DP_DSI_EVAL_ROWS];
     int nrows = 0;
-    if (rc == DP_OK && f.bm25[0]) {
+    if (rc == DP_OK && q.bm25[0]) {
         if (rank == 0) { /* one process: the baseline needs no ranks */
             print_header();
-            rc = dp_dsi_eval_bm25(f.bm25, &test, &f.ask, &rows[0]);
-            if (rc == DP_OK) print_row(&f, &rows[0]);
+            rc = dp_dsi_eval_bm25(q.bm25, &test, &q.ask, &rows[0]);
+            if (rc == DP_OK) print_row(&rows[0]);
         }
-        if (rc != DP_OK) fprintf(stderr, "dptrain dsi-eval: error: %s\n", dp_errmsg());
         dp_dsi_pairs_free(&test);
-        return rc == DP_OK ? 0 : 1;
+        return rc;
     }
     dp_dsi_ensemble *e = NULL;
-    if (rc == DP_OK) rc = dp_dsi_ensemble_open(&f.ask, comm, &e);
-    if (rc == DP_OK) rc = dp_dsi_eval_ensemble(e, &test, &f.ask, rows, &nrows);
+    if (rc == DP_OK) rc = dp_dsi_ensemble_open(&q.ask, comm, &e);
+    if (rc == DP_OK) rc = dp_dsi_eval_ensemble(e, &test, &q.ask, rows, &nrows);
     if (rc == DP_OK && rank == 0) {
         print_header();
-        for (int a = 0; a < nrows; a++) print_row(&f, &rows[a]);
+        for (int a = 0; a < nrows; a++) print_row(&rows[a]);
     }
-    if (rc != DP_OK && (rank == 0 || rc != DP_ERR_MPI)) fprintf(stderr, "dptrain dsi-eval: error: %s\n", dp_errmsg());
     dp_dsi_ensemble_free(e);
     dp_dsi_pairs_free(&test);
-    return rc == DP_OK ? 0 : 1;
+    return rc;
 }
+
+static const dp_cli_command dsi_eval = {.name = "dsi-eval", .header = eval_header, .binds = q_binds,
+                                        .defaults = eval_defaults, .check = eval_check, .run = eval_run};
+
+int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm) { return dp_cli_run(&dsi_eval, argc, argv, comm); }

@@ -83,57 +83,49 @@ static const dp_cli_opt o_no_bigrams = {.name = "no-bigrams", .help = "leave out
 static const dp_cli_opt o_no_trigrams = {.name = "no-trigrams", .help = "leave out character 3-grams",
                                          .kind = DP_CLI_OFF};
 
-int dp_cmd_dsi_prepare(int argc, char **argv, MPI_Comm comm)
+static dp_dsi_prepare_config cfg;
+
+static const dp_cli_bind binds[] = {
+    DP_CLI_BIND(o_packages, cfg.debian_packages),
+    DP_CLI_BIND(o_translations, cfg.debian_translations),
+    DP_CLI_BIND(o_queries, cfg.queries),
+    DP_CLI_BIND(o_docs, cfg.docs),
+    DP_CLI_BIND(o_out, cfg.out),
+    DP_CLI_BIND(o_members, cfg),
+    DP_CLI_BIND(o_kmeans, cfg.kmeans_members),
+    DP_CLI_BIND(o_index, cfg.index_examples),
+    DP_CLI_BIND(o_test_fraction, cfg.test_fraction),
+    DP_CLI_BIND(o_limit_docs, cfg.limit_docs),
+    DP_CLI_BIND(o_min_words, cfg.min_words),
+    DP_CLI_BIND(o_split, cfg.split_lists),
+    DP_CLI_BIND(o_buckets, cfg.tok.buckets),
+    DP_CLI_BIND(o_max_tokens, cfg.tok.max_tokens),
+    DP_CLI_BIND(o_no_bigrams, cfg.tok.bigrams),
+    DP_CLI_BIND(o_no_trigrams, cfg.tok.trigrams),
+    DP_CLI_BIND(dp_cli_seed, cfg.seed),
+    DP_CLI_END,
+};
+
+static void defaults(void) { dp_dsi_prepare_defaults(&cfg); }
+
+static dp_status check(int ranks)
 {
-    /* as in shard: every rank checks the flags before MPI starts, rank 0 alone works */
-    int rank = dp_cli_rank(comm);
-    if (comm != MPI_COMM_NULL && rank != 0) return 0;
-    dp_dsi_prepare_config cfg;
-    const dp_cli_bind binds[] = {
-        DP_CLI_BIND(o_packages, cfg.debian_packages),
-        DP_CLI_BIND(o_translations, cfg.debian_translations),
-        DP_CLI_BIND(o_queries, cfg.queries),
-        DP_CLI_BIND(o_docs, cfg.docs),
-        DP_CLI_BIND(o_out, cfg.out),
-        DP_CLI_BIND(o_members, cfg),
-        DP_CLI_BIND(o_kmeans, cfg.kmeans_members),
-        DP_CLI_BIND(o_index, cfg.index_examples),
-        DP_CLI_BIND(o_test_fraction, cfg.test_fraction),
-        DP_CLI_BIND(o_limit_docs, cfg.limit_docs),
-        DP_CLI_BIND(o_min_words, cfg.min_words),
-        DP_CLI_BIND(o_split, cfg.split_lists),
-        DP_CLI_BIND(o_buckets, cfg.tok.buckets),
-        DP_CLI_BIND(o_max_tokens, cfg.tok.max_tokens),
-        DP_CLI_BIND(o_no_bigrams, cfg.tok.bigrams),
-        DP_CLI_BIND(o_no_trigrams, cfg.tok.trigrams),
-        DP_CLI_BIND(dp_cli_seed, cfg.seed),
-        DP_CLI_END,
-    };
-    dp_dsi_prepare_defaults(&cfg);
-    int help = 0;
-    dp_status rc = dp_cli_parse("dsi-prepare", argc, argv, binds, &help);
-    if (help) { /* defaults as they are, whatever flags came before --help */
-        dp_dsi_prepare_defaults(&cfg);
-        dp_cli_help(stdout, header, binds, NULL);
-        return 0;
-    }
-    if (rc == DP_OK && !cfg.out[0]) rc = dp_errorf(DP_ERR_ARG, "--out DIR is required");
-    if (rc == DP_OK && cfg.queries[0] && (cfg.debian_packages[0] || cfg.debian_translations[0]))
-        rc = dp_errorf(DP_ERR_ARG, "--queries and --debian-* exclude each other");
-    if (rc == DP_OK && !cfg.queries[0] && !(cfg.debian_packages[0] && cfg.debian_translations[0]))
-        rc = dp_errorf(DP_ERR_ARG, "give --queries TSV, or both --debian-packages and --debian-translations");
-    if (rc == DP_OK && cfg.docs[0] && !cfg.queries[0]) rc = dp_errorf(DP_ERR_ARG, "--docs goes with --queries");
-    if (rc != DP_OK) {
-        if (rank == 0) fprintf(stderr, "dptrain dsi-prepare: %s\n", dp_errmsg());
-        return 2;
-    }
-    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
+    (void)ranks;
+    DP_CHECK(cfg.out[0], "--out DIR is required");
+    DP_CHECK(!cfg.queries[0] || !(cfg.debian_packages[0] || cfg.debian_translations[0]),
+             "--queries and --debian-* exclude each other");
+    DP_CHECK(cfg.queries[0] || (cfg.debian_packages[0] && cfg.debian_translations[0]),
+             "give --queries TSV, or both --debian-packages and --debian-translations");
+    DP_CHECK(!cfg.docs[0] || cfg.queries[0], "--docs goes with --queries");
+    return DP_OK;
+}
+
+static dp_status run(MPI_Comm comm, int rank)
+{
+    (void)comm, (void)rank;
     dp_dsi_prepare_stats st;
-    rc = dp_dsi_prepare(&cfg, &st);
-    if (rc != DP_OK) {
-        fprintf(stderr, "dptrain dsi-prepare: error: %s\n", dp_errmsg());
-        return 1;
-    }
+    dp_status rc = dp_dsi_prepare(&cfg, &st);
+    if (rc != DP_OK) return rc;
     printf("dsi-prepare: %s docs=%ld train=%ld test=%ld index=%ld dropped_shared_queries=%ld dropped_docs=%ld", cfg.out,
            st.docs, st.train_queries, st.test_queries, st.index_examples, st.dropped_shared_queries, st.dropped_docs);
     if (cfg.nmembers) {
@@ -142,5 +134,15 @@ int dp_cmd_dsi_prepare(int argc, char **argv, MPI_Comm comm)
         printf(" (%s)", cfg.kmeans_members ? "k-means" : "random");
     }
     printf(" %.2f s\n", st.seconds);
-    return 0;
+    return DP_OK;
+}
+
+static const dp_cli_command dsi_prepare = {.name = "dsi-prepare", .header = header, .binds = binds,
+                                           .defaults = defaults, .check = check, .run = run};
+
+int dp_cmd_dsi_prepare(int argc, char **argv, MPI_Comm comm)
+{
+    /* as in shard: every rank checks the flags before MPI starts, rank 0 alone works */
+    if (comm != MPI_COMM_NULL && dp_cli_rank(comm) != 0) return 0;
+    return dp_cli_run(&dsi_prepare, argc, argv, comm);
 }

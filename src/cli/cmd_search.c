@@ -18,11 +18,6 @@ static const char header[] =
     "search.dpc, its checkpoint, is written at the end of every epoch.\n"
     "\n";
 
-/* What only the command uses, besides dp_search_config. */
-typedef struct search_flags {
-    char profile[512], random[512];
-} search_flags;
-
 static dp_status parse_ops(const dp_cli_opt *o, const char *a, void *field)
 {
     (void)o;
@@ -123,124 +118,103 @@ static const dp_cli_opt o_recompute = {
             "forward again in backward: less memory for a second forward (default 0)",
     .kind = DP_CLI_CUSTOM, .lo = 0, .hi = 64, .parse = parse_recompute};
 
-#define NBINDS 64
+static dp_search_config cfg;
+static char profile[512], random_out[512]; /* what only the command uses */
+static dp_search_result res;
 
-static void bind_flags(dp_cli_bind *b, dp_search_config *cfg, search_flags *sf)
+static const dp_cli_bind binds[] = {
+    DP_CLI_HEADING("search space:"),
+    DP_CLI_BIND(dp_cli_data, cfg.run.data),
+    DP_CLI_BIND(o_layers, cfg.net.layers),
+    DP_CLI_BIND(o_channels, cfg.net.channels),
+    DP_CLI_BIND(o_ops, cfg.net),
+    DP_CLI_HEADING("strategy:"),
+    DP_CLI_BIND(o_strategy, cfg.strategy),
+    DP_CLI_BIND(o_t_start, cfg.t_start),
+    DP_CLI_BIND(o_t_end, cfg.t_end),
+    DP_CLI_BIND(o_unrolled, cfg.unrolled),
+    DP_CLI_BIND(o_cost_weight, cfg.cost_weight),
+    DP_CLI_BIND(o_cost_table, cfg.cost_table),
+    DP_CLI_BIND(o_profile, profile),
+    DP_CLI_BIND(o_random, random_out),
+    DP_CLI_BIND(o_budget, cfg.flops_budget),
+    DP_CLI_BIND(o_prune_every, cfg.prune_every),
+    DP_CLI_BIND(o_warmup_epochs, cfg.warmup_epochs),
+    DP_CLI_BIND(o_arch_warmup, cfg.arch_warmup),
+    DP_CLI_HEADING("optimisation (reference DARTS defaults):"),
+    DP_CLI_BIND(dp_cli_epochs, cfg.run.epochs),
+    DP_CLI_BIND(dp_cli_batch, cfg.run.batch),
+    DP_CLI_BIND(dp_cli_limit, cfg.run.limit),
+    DP_CLI_BIND(o_lr, cfg.w_lr),
+    DP_CLI_BIND(dp_cli_min_lr, cfg.w_min_lr),
+    DP_CLI_BIND(o_momentum, cfg.w_momentum),
+    DP_CLI_BIND(o_wd, cfg.w_wd),
+    DP_CLI_BIND(dp_cli_clip, cfg.w_clip),
+    DP_CLI_BIND(o_arch_lr, cfg.a_lr),
+    DP_CLI_BIND(o_arch_wd, cfg.a_wd),
+    DP_CLI_BIND(o_arch_clip, cfg.a_clip),
+    DP_CLI_BIND(dp_cli_seed, cfg.run.seed),
+    DP_CLI_HEADING("data-parallel:"),
+    DP_CLI_BIND(dp_cli_sampler, cfg.run.sampler),
+    DP_CLI_BIND(dp_cli_allreduce, cfg.run.allreduce),
+    DP_CLI_BIND(dp_cli_codec, cfg.run.codec),
+    DP_CLI_BIND(dp_cli_wire_zstd, cfg.run.codec.wire_zstd_level),
+    DP_CLI_BIND(dp_cli_bucket_mb, cfg.run.bucket_mb),
+    DP_CLI_BIND(dp_cli_no_overlap, cfg.run.overlap),
+    DP_CLI_BIND(dp_cli_check_replicas, cfg.run.check_replicas),
+    DP_CLI_HEADING("run:"),
+    DP_CLI_BIND(dp_cli_out, cfg.run.out),
+    DP_CLI_BIND(dp_cli_resume, cfg.run.resume),
+    DP_CLI_BIND(o_stop_after, cfg.stop_after),
+    DP_CLI_BIND(o_eval_limit, cfg.eval_limit),
+    DP_CLI_BIND(dp_cli_eval_batch, cfg.run.eval_batch),
+    DP_CLI_BIND(o_skip_warn, cfg.skip_warn),
+    DP_CLI_BIND(dp_cli_threads, cfg.run.threads),
+    DP_CLI_BIND(o_recompute, cfg.net.recompute),
+    DP_CLI_BIND(dp_cli_progress, cfg.run.progress),
+    DP_CLI_BIND(dp_cli_quiet, cfg.run.quiet),
+    DP_CLI_HEADING("faults:"),
+    DP_CLI_BIND(dp_cli_watchdog, cfg.run.watchdog_s),
+    DP_CLI_END,
+};
+
+static void defaults(void)
 {
-    const dp_cli_bind binds[] = {
-        DP_CLI_HEADING("search space:"),
-        DP_CLI_BIND(dp_cli_data, cfg->run.data),
-        DP_CLI_BIND(o_layers, cfg->net.layers),
-        DP_CLI_BIND(o_channels, cfg->net.channels),
-        DP_CLI_BIND(o_ops, cfg->net),
-        DP_CLI_HEADING("strategy:"),
-        DP_CLI_BIND(o_strategy, cfg->strategy),
-        DP_CLI_BIND(o_t_start, cfg->t_start),
-        DP_CLI_BIND(o_t_end, cfg->t_end),
-        DP_CLI_BIND(o_unrolled, cfg->unrolled),
-        DP_CLI_BIND(o_cost_weight, cfg->cost_weight),
-        DP_CLI_BIND(o_cost_table, cfg->cost_table),
-        DP_CLI_BIND(o_profile, sf->profile),
-        DP_CLI_BIND(o_random, sf->random),
-        DP_CLI_BIND(o_budget, cfg->flops_budget),
-        DP_CLI_BIND(o_prune_every, cfg->prune_every),
-        DP_CLI_BIND(o_warmup_epochs, cfg->warmup_epochs),
-        DP_CLI_BIND(o_arch_warmup, cfg->arch_warmup),
-        DP_CLI_HEADING("optimisation (reference DARTS defaults):"),
-        DP_CLI_BIND(dp_cli_epochs, cfg->run.epochs),
-        DP_CLI_BIND(dp_cli_batch, cfg->run.batch),
-        DP_CLI_BIND(dp_cli_limit, cfg->run.limit),
-        DP_CLI_BIND(o_lr, cfg->w_lr),
-        DP_CLI_BIND(dp_cli_min_lr, cfg->w_min_lr),
-        DP_CLI_BIND(o_momentum, cfg->w_momentum),
-        DP_CLI_BIND(o_wd, cfg->w_wd),
-        DP_CLI_BIND(dp_cli_clip, cfg->w_clip),
-        DP_CLI_BIND(o_arch_lr, cfg->a_lr),
-        DP_CLI_BIND(o_arch_wd, cfg->a_wd),
-        DP_CLI_BIND(o_arch_clip, cfg->a_clip),
-        DP_CLI_BIND(dp_cli_seed, cfg->run.seed),
-        DP_CLI_HEADING("data-parallel:"),
-        DP_CLI_BIND(dp_cli_sampler, cfg->run.sampler),
-        DP_CLI_BIND(dp_cli_allreduce, cfg->run.allreduce),
-        DP_CLI_BIND(dp_cli_codec, cfg->run.codec),
-        DP_CLI_BIND(dp_cli_wire_zstd, cfg->run.codec.wire_zstd_level),
-        DP_CLI_BIND(dp_cli_bucket_mb, cfg->run.bucket_mb),
-        DP_CLI_BIND(dp_cli_no_overlap, cfg->run.overlap),
-        DP_CLI_BIND(dp_cli_check_replicas, cfg->run.check_replicas),
-        DP_CLI_HEADING("run:"),
-        DP_CLI_BIND(dp_cli_out, cfg->run.out),
-        DP_CLI_BIND(dp_cli_resume, cfg->run.resume),
-        DP_CLI_BIND(o_stop_after, cfg->stop_after),
-        DP_CLI_BIND(o_eval_limit, cfg->eval_limit),
-        DP_CLI_BIND(dp_cli_eval_batch, cfg->run.eval_batch),
-        DP_CLI_BIND(o_skip_warn, cfg->skip_warn),
-        DP_CLI_BIND(dp_cli_threads, cfg->run.threads),
-        DP_CLI_BIND(o_recompute, cfg->net.recompute),
-        DP_CLI_BIND(dp_cli_progress, cfg->run.progress),
-        DP_CLI_BIND(dp_cli_quiet, cfg->run.quiet),
-        DP_CLI_HEADING("faults:"),
-        DP_CLI_BIND(dp_cli_watchdog, cfg->run.watchdog_s),
-        DP_CLI_END,
-    };
-    _Static_assert(sizeof binds / sizeof binds[0] <= NBINDS, "NBINDS too small");
-    memcpy(b, binds, sizeof binds);
+    dp_search_config_defaults(&cfg);
+    profile[0] = random_out[0] = '\0';
 }
 
-int dp_cmd_search(int argc, char **argv, MPI_Comm comm)
+static dp_status check(int ranks)
 {
-    int rank = dp_cli_rank(comm);
-    dp_search_config cfg;
-    dp_search_config_defaults(&cfg);
-    search_flags sf = {{0}, {0}};
-    dp_cli_bind binds[NBINDS];
-    bind_flags(binds, &cfg, &sf);
-    int help = 0;
-    dp_status rc = dp_cli_parse("search", argc, argv, binds, &help);
-    if (help) { /* defaults as they are, whatever flags came before --help */
-        dp_search_config_defaults(&cfg);
-        dp_cli_help(stdout, header, binds, NULL);
-        return 0;
-    }
-    const char *profile = sf.profile, *random = sf.random;
-    if (rc == DP_OK) rc = dp_search_config_check(&cfg);
-    if (rc == DP_OK && cfg.cost_table[0]) { /* a bad table is a flag error: say so before any data is read */
+    (void)ranks;
+    dp_status rc = dp_search_config_check(&cfg);
+    if (rc == DP_OK && cfg.cost_table[0]) { /* a bad table is reported before any data is read */
         dp_cost_table *t = NULL;
         rc = dp_cost_table_load(cfg.cost_table, &t);
         dp_cost_table_free(t);
-        if (rc != DP_OK) {
-            if (rank == 0) fprintf(stderr, "dptrain search: error: %s\n", dp_errmsg());
-            return 1;
-        }
     }
-    if (rc != DP_OK) {
-        if (rank == 0) fprintf(stderr, "dptrain search: %s\n", dp_errmsg());
-        return 2;
-    }
-    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
-    if (random[0]) {
+    return rc;
+}
+
+static dp_status run(MPI_Comm comm, int rank)
+{
+    if (random_out[0]) {
         dp_rng r;
         dp_genotype g;
         dp_rng_seed(&r, cfg.run.seed, DP_STREAM_USER + 6, 0);
         dp_nas_random_genotype(&r, cfg.net.ops, cfg.net.nops, &g);
-        rc = rank == 0 ? dp_genotype_save(&g, random) : DP_OK;
-        if (rc != DP_OK) fprintf(stderr, "dptrain search: error: %s\n", dp_errmsg());
-        else if (rank == 0) printf("random genotype: %s\n", random);
-        return rc == DP_OK ? 0 : 1;
+        return rank == 0 ? dp_genotype_save(&g, random_out) : DP_OK;
     }
-    if (profile[0]) {
-        /* one rank measures: several ranks on one node would time each other */
-        rc = rank == 0 ? dp_search_profile_ops(&cfg, profile) : DP_OK;
-        if (rc != DP_OK) fprintf(stderr, "dptrain search: error: %s\n", dp_errmsg());
-        else if (rank == 0) printf("profile: %s\n", profile);
-        return rc == DP_OK ? 0 : 1;
-    }
-    dp_search_result res;
-    rc = dp_search_run(&cfg, comm, &res);
-    if (rc != DP_OK) {
-        if (rank == 0 || rc != DP_ERR_MPI) fprintf(stderr, "dptrain search: error: %s\n", dp_errmsg());
-        return 1;
-    }
-    if (rank != 0) return 0;
+    /* one rank measures: several ranks on one node would time each other */
+    if (profile[0]) return rank == 0 ? dp_search_profile_ops(&cfg, profile) : DP_OK;
+    return dp_search_run(&cfg, comm, &res);
+}
+
+static int report(void)
+{
+    if (random_out[0]) printf("random genotype: %s\n", random_out);
+    else if (profile[0]) printf("profile: %s\n", profile);
+    if (random_out[0] || profile[0]) return 0;
     char g[1100];
     dp_genotype_format(&res.genotype, g, sizeof g);
     printf("final: epochs=%d steps=%ld val_acc=%.4f val_loss=%.4f train_images_per_s=%.2f peak_rss_mb=%.0f "
@@ -252,5 +226,10 @@ int dp_cmd_search(int argc, char **argv, MPI_Comm comm)
     if (res.stopped_early)
         printf("stopped after epoch %d of %d: %s/search.dpc holds the rest (run again with --resume)\n",
                res.epochs_done, cfg.run.epochs, cfg.run.out);
-    return 0;
+    return res.stopped_early;
 }
+
+static const dp_cli_command search = {.name = "search", .header = header, .binds = binds, .defaults = defaults,
+                                      .check = check, .run = run, .report = report, .stop_on_signal = 1};
+
+int dp_cmd_search(int argc, char **argv, MPI_Comm comm) { return dp_cli_run(&search, argc, argv, comm); }

@@ -1,7 +1,5 @@
 /* `dptrain train`: flags -> dp_train_config -> dp_train_run -> summary line. */
-#include <signal.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -15,7 +13,6 @@ static const char header[] =
     "  final: epochs=E steps=S test_acc=A test_loss=L train_samples_per_s=R wall_s=W\n"
     "--out DIR holds metrics.jsonl and checkpoint.dpc.\n"
     "\n";
-static const char footer[] = "SIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit 130/143.\n";
 
 /* What the optimizer flags set; the optimizer's own defaults are filled in after parsing. */
 typedef struct opt_flags {
@@ -114,143 +111,104 @@ static const dp_cli_opt o_loss_growth = {.name = "loss-scale-growth", .arg = "N"
                                          .help = "clean steps before a lowered loss scale doubles, up to --loss-scale",
                                          .kind = DP_CLI_LONG, .lo = 1, .hi = 1e9, .show_default = 1};
 
-#define NBINDS 64
+static dp_train_config cfg;
+static opt_flags of;
+static dp_train_result res;
 
-static void bind_flags(dp_cli_bind *b, dp_train_config *cfg, opt_flags *of)
+static const dp_cli_bind binds[] = {
+    DP_CLI_HEADING("data and model:"),
+    DP_CLI_BIND(dp_cli_data, cfg.run.data),
+    DP_CLI_BIND(o_model, cfg.model),
+    DP_CLI_BIND(dp_cli_limit, cfg.run.limit),
+    DP_CLI_BIND(o_test_limit, cfg.test_limit),
+    DP_CLI_BIND(o_cutout, cfg.cutout),
+    DP_CLI_HEADING("derived DARTS network (instead of --model):"),
+    DP_CLI_BIND(o_arch, cfg.arch),
+    DP_CLI_BIND(o_layers, cfg.layers),
+    DP_CLI_BIND(o_channels, cfg.channels),
+    DP_CLI_BIND(o_drop_path, cfg.drop_path),
+    DP_CLI_HEADING("optimisation:"),
+    DP_CLI_BIND(dp_cli_epochs, cfg.run.epochs),
+    DP_CLI_BIND(dp_cli_batch, cfg.run.batch),
+    DP_CLI_BIND(o_lr, cfg.lr),
+    DP_CLI_BIND(o_optimizer, of.kind),
+    DP_CLI_BIND(o_momentum, of.momentum),
+    DP_CLI_BIND(o_nesterov, cfg.opt.nesterov),
+    DP_CLI_BIND(o_wd, of.wd),
+    DP_CLI_BIND(o_schedule, cfg.schedule),
+    DP_CLI_BIND(o_warmup, cfg.warmup),
+    DP_CLI_BIND(dp_cli_min_lr, cfg.min_lr),
+    DP_CLI_BIND(o_step_size, cfg.step_size),
+    DP_CLI_BIND(o_step_gamma, cfg.step_gamma),
+    DP_CLI_BIND(dp_cli_clip, cfg.clip),
+    DP_CLI_BIND(dp_cli_seed, cfg.run.seed),
+    DP_CLI_HEADING("data-parallel (mpirun -np P dptrain train ...; global batch = P x batch x accumulate):"),
+    DP_CLI_BIND(dp_cli_sampler, cfg.run.sampler),
+    DP_CLI_BIND(o_accumulate, cfg.accumulate),
+    DP_CLI_BIND(dp_cli_allreduce, cfg.run.allreduce),
+    DP_CLI_BIND(dp_cli_bucket_mb, cfg.run.bucket_mb),
+    DP_CLI_BIND(dp_cli_no_overlap, cfg.run.overlap),
+    DP_CLI_BIND(dp_cli_check_replicas, cfg.run.check_replicas),
+    DP_CLI_BIND(dp_cli_codec, cfg.run.codec),
+    DP_CLI_BIND(o_dgc, of.dgc),
+    DP_CLI_BIND(dp_cli_wire_zstd, cfg.run.codec.wire_zstd_level),
+    DP_CLI_BIND(o_codec_start, cfg.run.codec.start),
+    DP_CLI_HEADING("run:"),
+    DP_CLI_BIND(dp_cli_out, cfg.run.out),
+    DP_CLI_BIND(dp_cli_resume, cfg.run.resume),
+    DP_CLI_BIND(o_checkpoint_every, cfg.checkpoint_every),
+    DP_CLI_BIND(o_keep, cfg.keep_checkpoints),
+    DP_CLI_BIND(o_stop_after, cfg.stop_after),
+    DP_CLI_BIND(dp_cli_eval_batch, cfg.run.eval_batch),
+    DP_CLI_BIND(dp_cli_threads, cfg.run.threads),
+    DP_CLI_BIND(dp_cli_progress, cfg.run.progress),
+    DP_CLI_BIND(dp_cli_quiet, cfg.run.quiet),
+    DP_CLI_HEADING("faults:"),
+    DP_CLI_BIND(o_nonfinite, cfg.on_nonfinite),
+    DP_CLI_BIND(o_loss_scale, cfg.loss_scale),
+    DP_CLI_BIND(o_loss_growth, cfg.loss_scale_growth),
+    DP_CLI_BIND(dp_cli_watchdog, cfg.run.watchdog_s),
+    DP_CLI_END,
+};
+
+static void defaults(void)
 {
-    const dp_cli_bind binds[] = {
-        DP_CLI_HEADING("data and model:"),
-        DP_CLI_BIND(dp_cli_data, cfg->run.data),
-        DP_CLI_BIND(o_model, cfg->model),
-        DP_CLI_BIND(dp_cli_limit, cfg->run.limit),
-        DP_CLI_BIND(o_test_limit, cfg->test_limit),
-        DP_CLI_BIND(o_cutout, cfg->cutout),
-        DP_CLI_HEADING("derived DARTS network (instead of --model):"),
-        DP_CLI_BIND(o_arch, cfg->arch),
-        DP_CLI_BIND(o_layers, cfg->layers),
-        DP_CLI_BIND(o_channels, cfg->channels),
-        DP_CLI_BIND(o_drop_path, cfg->drop_path),
-        DP_CLI_HEADING("optimisation:"),
-        DP_CLI_BIND(dp_cli_epochs, cfg->run.epochs),
-        DP_CLI_BIND(dp_cli_batch, cfg->run.batch),
-        DP_CLI_BIND(o_lr, cfg->lr),
-        DP_CLI_BIND(o_optimizer, of->kind),
-        DP_CLI_BIND(o_momentum, of->momentum),
-        DP_CLI_BIND(o_nesterov, cfg->opt.nesterov),
-        DP_CLI_BIND(o_wd, of->wd),
-        DP_CLI_BIND(o_schedule, cfg->schedule),
-        DP_CLI_BIND(o_warmup, cfg->warmup),
-        DP_CLI_BIND(dp_cli_min_lr, cfg->min_lr),
-        DP_CLI_BIND(o_step_size, cfg->step_size),
-        DP_CLI_BIND(o_step_gamma, cfg->step_gamma),
-        DP_CLI_BIND(dp_cli_clip, cfg->clip),
-        DP_CLI_BIND(dp_cli_seed, cfg->run.seed),
-        DP_CLI_HEADING("data-parallel (mpirun -np P dptrain train ...; global batch = P x batch x accumulate):"),
-        DP_CLI_BIND(dp_cli_sampler, cfg->run.sampler),
-        DP_CLI_BIND(o_accumulate, cfg->accumulate),
-        DP_CLI_BIND(dp_cli_allreduce, cfg->run.allreduce),
-        DP_CLI_BIND(dp_cli_bucket_mb, cfg->run.bucket_mb),
-        DP_CLI_BIND(dp_cli_no_overlap, cfg->run.overlap),
-        DP_CLI_BIND(dp_cli_check_replicas, cfg->run.check_replicas),
-        DP_CLI_BIND(dp_cli_codec, cfg->run.codec),
-        DP_CLI_BIND(o_dgc, of->dgc),
-        DP_CLI_BIND(dp_cli_wire_zstd, cfg->run.codec.wire_zstd_level),
-        DP_CLI_BIND(o_codec_start, cfg->run.codec.start),
-        DP_CLI_HEADING("run:"),
-        DP_CLI_BIND(dp_cli_out, cfg->run.out),
-        DP_CLI_BIND(dp_cli_resume, cfg->run.resume),
-        DP_CLI_BIND(o_checkpoint_every, cfg->checkpoint_every),
-        DP_CLI_BIND(o_keep, cfg->keep_checkpoints),
-        DP_CLI_BIND(o_stop_after, cfg->stop_after),
-        DP_CLI_BIND(dp_cli_eval_batch, cfg->run.eval_batch),
-        DP_CLI_BIND(dp_cli_threads, cfg->run.threads),
-        DP_CLI_BIND(dp_cli_progress, cfg->run.progress),
-        DP_CLI_BIND(dp_cli_quiet, cfg->run.quiet),
-        DP_CLI_HEADING("faults:"),
-        DP_CLI_BIND(o_nonfinite, cfg->on_nonfinite),
-        DP_CLI_BIND(o_loss_scale, cfg->loss_scale),
-        DP_CLI_BIND(o_loss_growth, cfg->loss_scale_growth),
-        DP_CLI_BIND(dp_cli_watchdog, cfg->run.watchdog_s),
-        DP_CLI_END,
-    };
-    _Static_assert(sizeof binds / sizeof binds[0] <= NBINDS, "NBINDS too small");
-    memcpy(b, binds, sizeof binds);
+    dp_train_config_defaults(&cfg);
+    of = (opt_flags){.kind = DP_OPT_SGD, .momentum = -1, .wd = -1, .dgc = 0};
 }
 
-static volatile sig_atomic_t last_signal;
-
-static void on_signal(int sig)
+static dp_status check(int ranks)
 {
-    last_signal = sig;
-    dp_train_request_stop();
-}
-
-static dp_status parse(int argc, char **argv, dp_train_config *cfg, int *help)
-{
-    opt_flags of = {.kind = DP_OPT_SGD, .momentum = -1, .wd = -1, .dgc = 0};
-    dp_cli_bind binds[NBINDS];
-    bind_flags(binds, cfg, &of);
-    dp_status rc = dp_cli_parse("train", argc, argv, binds, help);
-    if (rc != DP_OK || *help) return rc;
-    dp_opt_kind kind = of.kind;
-    int dgc = of.dgc;
+    (void)ranks;
     /* The optimizer's own defaults first, then what the user set. */
-    int nesterov = cfg->opt.nesterov;
-    dp_opt_config base = dp_opt_defaults(kind);
-    if (kind == DP_OPT_SGD) base.momentum = 0.9f;
+    dp_opt_config base = dp_opt_defaults(of.kind);
+    if (of.kind == DP_OPT_SGD) base.momentum = 0.9f;
     if (of.momentum >= 0) base.momentum = of.momentum;
     if (of.wd >= 0) base.weight_decay = of.wd;
-    base.nesterov = nesterov;
-    cfg->opt = base;
-    if (dgc) {
+    base.nesterov = cfg.opt.nesterov;
+    cfg.opt = base;
+    if (of.dgc) {
         /* DGC: the momentum moves into the compressor, before the top-k selection */
-        if (cfg->run.codec.kind != DP_CODEC_TOPK) return dp_errorf(DP_ERR_ARG, "--dgc needs --codec topk:F");
-        if (kind != DP_OPT_SGD || base.nesterov || !(base.momentum > 0))
-            return dp_errorf(DP_ERR_ARG, "--dgc needs --optimizer sgd with --momentum > 0 and no --nesterov");
-        cfg->run.codec.dgc_momentum = base.momentum;
-        cfg->opt.momentum = 0.0f;
+        DP_CHECK(cfg.run.codec.kind == DP_CODEC_TOPK, "--dgc needs --codec topk:F");
+        DP_CHECK(of.kind == DP_OPT_SGD && !base.nesterov && base.momentum > 0,
+                 "--dgc needs --optimizer sgd with --momentum > 0 and no --nesterov");
+        cfg.run.codec.dgc_momentum = base.momentum;
+        cfg.opt.momentum = 0.0f;
     }
-    return DP_OK;
+    return dp_train_config_check(&cfg);
 }
 
-int dp_cmd_train(int argc, char **argv, MPI_Comm comm)
+static dp_status run(MPI_Comm comm, int rank)
 {
-    int rank = dp_cli_rank(comm);
-    dp_train_config cfg;
-    dp_train_config_defaults(&cfg);
-    int help = 0;
-    dp_status rc = parse(argc, argv, &cfg, &help);
-    if (help) { /* defaults as they are, whatever flags came before --help */
-        dp_train_config_defaults(&cfg);
-        opt_flags of = {.kind = DP_OPT_SGD};
-        dp_cli_bind binds[NBINDS];
-        bind_flags(binds, &cfg, &of);
-        dp_cli_help(stdout, header, binds, footer);
-        return 0;
-    }
-    if (rc == DP_OK) rc = dp_train_config_check(&cfg);
-    if (rc != DP_OK) {
-        /* every rank parsed the same flags; one message is enough */
-        if (rank == 0) fprintf(stderr, "dptrain train: %s\n", dp_errmsg());
-        return 2;
-    }
-    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    dp_train_result res;
-    rc = dp_train_run(&cfg, comm, &res);
-    if (rc != DP_OK) {
-        /* agreed errors are reported by rank 0; a rank-local one by its rank */
-        if (rank == 0 || (rc != DP_ERR_MPI && rc != DP_ERR_NONFINITE)) fprintf(stderr, "dptrain train: error: %s\n", dp_errmsg());
-        return 1;
-    }
-    if (rank != 0) return 0;
+    (void)rank;
+    return dp_train_run(&cfg, comm, &res);
+}
+
+static int report(void)
+{
     if (res.stopped_early) {
         printf("stopped: steps=%ld checkpoint=%s/checkpoint.dpc\n", res.steps, cfg.run.out);
-        return last_signal ? 128 + last_signal : 0;
+        return 1;
     }
     printf("final: epochs=%d steps=%ld ranks=%d test_acc=%.4f test_loss=%.4f train_loss=%.4f "
            "train_samples_per_s=%.0f comm_wait_s=%.2f wire_kb_per_step=%.1f raw_kb_per_step=%.1f wall_s=%.1f "
@@ -260,3 +218,8 @@ int dp_cmd_train(int argc, char **argv, MPI_Comm comm)
            res.wall_s, res.skipped_steps, res.loss_scale, (unsigned long long)res.params_hash);
     return 0;
 }
+
+static const dp_cli_command train = {.name = "train", .header = header, .binds = binds, .defaults = defaults,
+                                     .check = check, .run = run, .report = report, .stop_on_signal = 1};
+
+int dp_cmd_train(int argc, char **argv, MPI_Comm comm) { return dp_cli_run(&train, argc, argv, comm); }

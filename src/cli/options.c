@@ -106,7 +106,7 @@ dp_status dp_cli_long(const char *flag, const char *s, long lo, long hi, long *o
     return DP_OK;
 }
 
-dp_status dp_cli_double(const char *flag, const char *s, double lo, double hi, double *out)
+static dp_status parse_double(const char *flag, const char *s, double lo, double hi, double *out)
 {
     char *end;
     errno = 0;
@@ -182,13 +182,13 @@ static dp_status parse_one(const dp_cli_bind *b, const char *a)
         }
         break;
     case DP_CLI_FLOAT:
-        rc = dp_cli_double(flag, a, o->lo, o->hi, &d);
+        rc = parse_double(flag, a, o->lo, o->hi, &d);
         f = (float)d;
         d = f; /* a double field holds the float's value, as these flags always read a float */
         if (rc == DP_OK) memcpy(b->field, b->size == sizeof f ? (void *)&f : (void *)&d, b->size);
         break;
     case DP_CLI_DOUBLE:
-        rc = dp_cli_double(flag, a, o->lo, o->hi, &d);
+        rc = parse_double(flag, a, o->lo, o->hi, &d);
         if (rc == DP_OK) memcpy(b->field, &d, sizeof d);
         break;
     case DP_CLI_STR:

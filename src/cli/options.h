@@ -58,7 +58,6 @@ dp_status dp_cli_parse(const char *cmd, int argc, char **argv, const dp_cli_bind
 
 /* A number of the flag `flag` ("--batch"), range-checked: for a command's own parse functions. */
 dp_status dp_cli_long(const char *flag, const char *s, long lo, long hi, long *out);
-dp_status dp_cli_double(const char *flag, const char *s, double lo, double hi, double *out);
 
 /* header, then each heading and bound flag ("  --name ARG" padded, its help, its default), then
  * "  -h, --help", then footer (may be NULL). */

@@ -1,6 +1,7 @@
 add_executable(dptrain_cli
   src/cli/main.c
   src/cli/options.c
+  src/cli/run.c
   src/cli/cmd_train.c
   src/cli/cmd_shard.c
   src/cli/cmd_search.c

@@ -155,32 +155,27 @@ dp_compress dp_compress_ring_part(const dp_compress *c)
     return r;
 }
 
-#define RANGE(cond, ...)                                        \
-    do {                                                        \
-        if (!(cond)) return dp_errorf(DP_ERR_ARG, __VA_ARGS__); \
-    } while (0)
-
 dp_status dp_compress_check(const dp_compress *c, dp_allreduce_algo algo)
 {
     const dp_compress_ops *o = dp_compress_ops_of(c->kind);
     char name[64];
-    RANGE(o, "--codec: unknown codec kind %d", (int)c->kind);
+    DP_CHECK(o, "--codec: unknown codec kind %d", (int)c->kind);
     dp_compress_name(c, name, sizeof name);
-    RANGE(c->start >= 0, "--codec-start: %ld is negative", c->start);
-    RANGE(c->wire_zstd_level >= 0 && c->wire_zstd_level <= DP_CODEC_ZSTD_MAX,
-          "--wire-zstd: %d is out of range [0, %d]", c->wire_zstd_level, DP_CODEC_ZSTD_MAX);
-    RANGE(DP_COMPRESS_RING == o->hook || !c->wire_zstd_level,
-          "--codec %s cannot be combined with --wire-zstd (it runs after backward, not on the ring's messages)",
-          o->name);
-    RANGE(c->dgc_momentum == 0 || DP_CODEC_TOPK == c->kind,
-          "--dgc: momentum %g needs --codec topk:F and a momentum in (0, 1)", (double)c->dgc_momentum);
+    DP_CHECK(c->start >= 0, "--codec-start: %ld is negative", c->start);
+    DP_CHECK(c->wire_zstd_level >= 0 && c->wire_zstd_level <= DP_CODEC_ZSTD_MAX,
+             "--wire-zstd: %d is out of range [0, %d]", c->wire_zstd_level, DP_CODEC_ZSTD_MAX);
+    DP_CHECK(DP_COMPRESS_RING == o->hook || !c->wire_zstd_level,
+             "--codec %s cannot be combined with --wire-zstd (it runs after backward, not on the ring's messages)",
+             o->name);
+    DP_CHECK(c->dgc_momentum == 0 || DP_CODEC_TOPK == c->kind,
+             "--dgc: momentum %g needs --codec topk:F and a momentum in (0, 1)", (double)c->dgc_momentum);
     if (o->check) {
         dp_status rc = o->check(c);
         if (DP_OK != rc)
             return rc;
     }
-    RANGE(DP_ALLREDUCE_RING == algo || DP_COMPRESS_RING != dp_compress_hook_of(c),
-          "--codec %s / --wire-zstd need --allreduce ring (MPI_Allreduce cannot carry encoded bytes)", name);
+    DP_CHECK(DP_ALLREDUCE_RING == algo || DP_COMPRESS_RING != dp_compress_hook_of(c),
+             "--codec %s / --wire-zstd need --allreduce ring (MPI_Allreduce cannot carry encoded bytes)", name);
     return DP_OK;
 }
 

@@ -67,31 +67,30 @@ void dp_dsi_train_defaults(dp_dsi_train_config *cfg)
     cfg->eval_beams = 10;
 }
 
-#define RANGE(cond, ...)                                        \
-    do {                                                        \
-        if (!(cond)) return dp_errorf(DP_ERR_ARG, __VA_ARGS__); \
-    } while (0)
-
-dp_status dp_dsi_train_check(const dp_dsi_train_config *c)
+dp_status dp_dsi_train_check(const dp_dsi_train_config *c, int ranks)
 {
     const dp_dsi_model_config *m = &c->model;
-    RANGE(c->run.data[0], "--data is required");
+    DP_CHECK(c->run.data[0], "--data is required");
     dp_status rc = dp_run_config_check(&c->run, 0); /* 0 epochs: evaluate the initial model only */
     if (rc != DP_OK) return rc;
-    RANGE(c->members >= 1 && c->members <= 1024, "--members: %d is out of range [1, 1024]", c->members);
-    RANGE(m->embed >= 1 && m->embed <= 4096, "--embed: %d is out of range [1, 4096]", m->embed);
-    RANGE(m->hidden >= 1 && m->hidden <= 16384, "--hidden: %d is out of range [1, 16384]", m->hidden);
-    RANGE(m->layers >= 0 && m->layers <= 8, "--layers: %d is out of range [0, 8]", m->layers);
-    RANGE(m->dropout >= 0 && m->dropout < 1, "--dropout: %g is out of range [0, 1)", m->dropout);
-    RANGE(m->head != DP_DSI_HEAD_COSINE || c->docids == DP_DSI_ATOMIC, "--head cosine needs --docids atomic");
-    RANGE(m->head_scale > 0 && m->head_scale <= 1000, "--head-scale: %g is out of range (0, 1000]", m->head_scale);
-    RANGE(c->kmeans_k >= 2 && c->kmeans_k <= 1000, "--kmeans-k: %d is out of range [2, 1000]", c->kmeans_k);
-    RANGE(c->leaf >= 1 && c->leaf <= 65535, "--leaf: %d is out of range [1, 65535]", c->leaf);
-    RANGE(c->lr > 0 && c->lr < 10, "--lr: %g is out of range (0, 10)", c->lr);
-    RANGE(c->weight_decay >= 0 && c->weight_decay < 1, "--weight-decay: %g is out of range [0, 1)", c->weight_decay);
-    RANGE(c->index_ratio >= 0 && c->index_ratio <= 100, "--index-ratio: %g is out of range [0, 100]", c->index_ratio);
-    RANGE(c->token_drop >= 0 && c->token_drop < 1, "--token-drop: %g is out of range [0, 1)", c->token_drop);
-    RANGE(c->eval_beams >= 1 && c->eval_beams <= 64, "--beams: %d is out of range [1, 64]", c->eval_beams);
+    DP_CHECK(c->members >= 1 && c->members <= 1024, "--members: %d is out of range [1, 1024]", c->members);
+    DP_CHECK(ranks % c->members == 0,
+             "--members %d does not divide the %d ranks: every member needs the same number of ranks", c->members,
+             ranks);
+    DP_CHECK(m->embed >= 1 && m->embed <= 4096, "--embed: %d is out of range [1, 4096]", m->embed);
+    DP_CHECK(m->hidden >= 1 && m->hidden <= 16384, "--hidden: %d is out of range [1, 16384]", m->hidden);
+    DP_CHECK(m->layers >= 0 && m->layers <= 8, "--layers: %d is out of range [0, 8]", m->layers);
+    DP_CHECK(m->dropout >= 0 && m->dropout < 1, "--dropout: %g is out of range [0, 1)", m->dropout);
+    DP_CHECK(m->head != DP_DSI_HEAD_COSINE || c->docids == DP_DSI_ATOMIC, "--head cosine needs --docids atomic");
+    DP_CHECK(m->head_scale > 0 && m->head_scale <= 1000, "--head-scale: %g is out of range (0, 1000]", m->head_scale);
+    DP_CHECK(c->kmeans_k >= 2 && c->kmeans_k <= 1000, "--kmeans-k: %d is out of range [2, 1000]", c->kmeans_k);
+    DP_CHECK(c->leaf >= 1 && c->leaf <= 65535, "--leaf: %d is out of range [1, 65535]", c->leaf);
+    DP_CHECK(c->lr > 0 && c->lr < 10, "--lr: %g is out of range (0, 10)", c->lr);
+    DP_CHECK(c->weight_decay >= 0 && c->weight_decay < 1, "--weight-decay: %g is out of range [0, 1)", c->weight_decay);
+    DP_CHECK(c->index_ratio >= 0 && c->index_ratio <= 100, "--index-ratio: %g is out of range [0, 100]",
+             c->index_ratio);
+    DP_CHECK(c->token_drop >= 0 && c->token_drop < 1, "--token-drop: %g is out of range [0, 1)", c->token_drop);
+    DP_CHECK(c->eval_beams >= 1 && c->eval_beams <= 64, "--beams: %d is out of range [1, 64]", c->eval_beams);
     return DP_OK;
 }
 
@@ -528,7 +527,7 @@ static const dp_task_ops dsi_ops = {
 dp_status dp_dsi_train_member(const dp_dsi_train_config *cfg, MPI_Comm comm, int member, dp_dsi_train_result *res)
 {
     memset(res, 0, sizeof *res);
-    dp_status rc = dp_dsi_train_check(cfg);
+    dp_status rc = dp_dsi_train_check(cfg, 0);
     if (rc != DP_OK) return rc;
     /* the members write apart and print no progress over each other */
     dp_run_opts o = dp_run_opts_make(&cfg->run);
@@ -560,15 +559,14 @@ dp_status dp_dsi_train_run(const dp_dsi_train_config *cfg, MPI_Comm world, dp_ds
         MPI_Comm_rank(world, &rank);
         MPI_Comm_size(world, &size);
     }
-    if (cfg->members < 1 || size % cfg->members)
-        return dp_errorf(DP_ERR_ARG, "--members %d does not divide the %d ranks: every member needs the same number of ranks",
-                         cfg->members, size);
+    dp_status rc = dp_dsi_train_check(cfg, size);
+    if (rc != DP_OK) return rc;
     int per = size / cfg->members, member = rank / per;
     MPI_Comm mc = MPI_COMM_NULL;
     if (world != MPI_COMM_NULL && MPI_Comm_split(world, member, rank, &mc) != MPI_SUCCESS)
         return dp_errorf(DP_ERR_MPI, "rank %d: MPI_Comm_split into %d members failed", rank, cfg->members);
     dp_dsi_train_result mine;
-    dp_status rc = dp_dsi_train_member(cfg, per > 1 ? mc : MPI_COMM_NULL, member, &mine);
+    rc = dp_dsi_train_member(cfg, per > 1 ? mc : MPI_COMM_NULL, member, &mine);
     if (mc != MPI_COMM_NULL) MPI_Comm_free(&mc);
     /* members finished on their own; now (only now) the world agrees on the outcome */
     int bad = rc != DP_OK, anybad = bad;

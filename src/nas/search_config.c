@@ -24,57 +24,53 @@ void dp_search_config_defaults(dp_search_config *cfg)
     cfg->skip_warn = 4;
 }
 
-#define RANGE(cond, ...)                                        \
-    do {                                                        \
-        if (!(cond)) return dp_errorf(DP_ERR_ARG, __VA_ARGS__); \
-    } while (0)
-#define POS(v, flag) RANGE(isfinite(v) && (v) > 0 && (v) < 1e9, "%s: %g must be > 0", flag, (double)(v))
-#define NONNEG(v, flag) RANGE(isfinite(v) && (v) >= 0 && (v) < 1e9, "%s: %g must be >= 0", flag, (double)(v))
+#define POS(v, flag) DP_CHECK(isfinite(v) && (v) > 0 && (v) < 1e9, "%s: %g must be > 0", flag, (double)(v))
+#define NONNEG(v, flag) DP_CHECK(isfinite(v) && (v) >= 0 && (v) < 1e9, "%s: %g must be >= 0", flag, (double)(v))
 
 dp_status dp_search_config_check(const dp_search_config *cfg)
 {
     const dp_supernet_config *n = &cfg->net;
     const nas_strategy *st = nas_strategy_of(cfg->strategy);
     char names[256];
-    RANGE(st, "--strategy: %d is not a strategy", (int)cfg->strategy);
-    RANGE(n->layers >= 1 && n->layers <= 64, "--layers: %d is out of range [1, 64]", n->layers);
-    RANGE(n->channels >= 1 && n->channels <= 1024, "--channels: %d is out of range [1, 1024]", n->channels);
-    RANGE(n->recompute >= 0 && n->recompute <= 64, "--recompute: %d is out of range [0, 64]", n->recompute);
-    RANGE(n->nops >= 1 && n->nops <= DP_NAS_NUM_OPS, "--ops: %d primitives (need 1..%d)", n->nops, DP_NAS_NUM_OPS);
+    DP_CHECK(st, "--strategy: %d is not a strategy", (int)cfg->strategy);
+    DP_CHECK(n->layers >= 1 && n->layers <= 64, "--layers: %d is out of range [1, 64]", n->layers);
+    DP_CHECK(n->channels >= 1 && n->channels <= 1024, "--channels: %d is out of range [1, 1024]", n->channels);
+    DP_CHECK(n->recompute >= 0 && n->recompute <= 64, "--recompute: %d is out of range [0, 64]", n->recompute);
+    DP_CHECK(n->nops >= 1 && n->nops <= DP_NAS_NUM_OPS, "--ops: %d primitives (need 1..%d)", n->nops, DP_NAS_NUM_OPS);
     int non_none = 0;
     for (int k = 0; k < n->nops; k++) non_none += n->ops[k] != DP_NAS_NONE;
-    RANGE(non_none >= 1, "--ops: the set needs at least one primitive other than none");
+    DP_CHECK(non_none >= 1, "--ops: the set needs at least one primitive other than none");
     dp_status rc = dp_run_config_check(&cfg->run, 1);
     if (rc != DP_OK) return rc;
-    RANGE(cfg->eval_limit >= 0, "--eval-limit: %ld is negative", cfg->eval_limit);
+    DP_CHECK(cfg->eval_limit >= 0, "--eval-limit: %ld is negative", cfg->eval_limit);
     POS(cfg->w_lr, "--lr");
-    RANGE(isfinite(cfg->w_min_lr) && cfg->w_min_lr >= 0 && cfg->w_min_lr <= cfg->w_lr,
-          "--min-lr: %g is out of range [0, lr=%g]", cfg->w_min_lr, cfg->w_lr);
-    RANGE(cfg->w_momentum >= 0 && cfg->w_momentum < 1, "--momentum: %g is out of range [0, 1)", cfg->w_momentum);
+    DP_CHECK(isfinite(cfg->w_min_lr) && cfg->w_min_lr >= 0 && cfg->w_min_lr <= cfg->w_lr,
+             "--min-lr: %g is out of range [0, lr=%g]", cfg->w_min_lr, cfg->w_lr);
+    DP_CHECK(cfg->w_momentum >= 0 && cfg->w_momentum < 1, "--momentum: %g is out of range [0, 1)", cfg->w_momentum);
     NONNEG(cfg->w_wd, "--weight-decay");
     NONNEG(cfg->w_clip, "--clip");
     POS(cfg->a_lr, "--arch-lr");
-    RANGE(cfg->a_beta1 >= 0 && cfg->a_beta1 < 1, "--arch-beta1: %g is out of range [0, 1)", cfg->a_beta1);
-    RANGE(cfg->a_beta2 >= 0 && cfg->a_beta2 < 1, "--arch-beta2: %g is out of range [0, 1)", cfg->a_beta2);
+    DP_CHECK(cfg->a_beta1 >= 0 && cfg->a_beta1 < 1, "--arch-beta1: %g is out of range [0, 1)", cfg->a_beta1);
+    DP_CHECK(cfg->a_beta2 >= 0 && cfg->a_beta2 < 1, "--arch-beta2: %g is out of range [0, 1)", cfg->a_beta2);
     NONNEG(cfg->a_wd, "--arch-weight-decay");
     NONNEG(cfg->a_clip, "--arch-clip");
     NONNEG(cfg->t_start, "--t-start");
     NONNEG(cfg->t_end, "--t-end");
     NONNEG(cfg->cost_weight, "--cost-weight");
-    RANGE(isfinite(cfg->flops_budget) && cfg->flops_budget >= 0, "--flops-budget: %g must be >= 0 (MFLOPs)",
-          cfg->flops_budget);
-    RANGE(!cfg->flops_budget || (st->flags & NAS_FLAG_FLOPS_BUDGET), "--flops-budget is a bound of --strategy %s",
-          nas_strategy_list(NAS_FLAG_FLOPS_BUDGET, 1, names, sizeof names));
-    RANGE(!cfg->unrolled || (st->flags & NAS_FLAG_UNROLLED), "--unrolled needs a bilevel strategy (not %s)",
-          nas_strategy_list(NAS_FLAG_UNROLLED, 0, names, sizeof names));
-    RANGE(cfg->prune_every >= 1, "--prune-every: %d must be >= 1", cfg->prune_every);
-    RANGE(cfg->warmup_epochs >= 0, "--warmup-epochs: %d is negative", cfg->warmup_epochs);
-    RANGE(cfg->arch_warmup >= 0 && cfg->arch_warmup < cfg->run.epochs, "--arch-warmup: %d must be in [0, epochs=%d)",
-          cfg->arch_warmup, cfg->run.epochs);
-    RANGE(cfg->skip_warn >= 1 && cfg->skip_warn <= 8, "--skip-warn: %d is out of range [1, 8]", cfg->skip_warn);
-    RANGE(cfg->stop_after >= 0 && cfg->stop_after <= cfg->run.epochs, "--stop-after: %d is out of range [1, epochs=%d]",
-          cfg->stop_after, cfg->run.epochs);
-    RANGE(cfg->run.out[0] || !cfg->stop_after, "--stop-after needs --out DIR (the checkpoint is <out>/search.dpc)");
+    DP_CHECK(isfinite(cfg->flops_budget) && cfg->flops_budget >= 0, "--flops-budget: %g must be >= 0 (MFLOPs)",
+             cfg->flops_budget);
+    DP_CHECK(!cfg->flops_budget || (st->flags & NAS_FLAG_FLOPS_BUDGET), "--flops-budget is a bound of --strategy %s",
+             nas_strategy_list(NAS_FLAG_FLOPS_BUDGET, 1, names, sizeof names));
+    DP_CHECK(!cfg->unrolled || (st->flags & NAS_FLAG_UNROLLED), "--unrolled needs a bilevel strategy (not %s)",
+             nas_strategy_list(NAS_FLAG_UNROLLED, 0, names, sizeof names));
+    DP_CHECK(cfg->prune_every >= 1, "--prune-every: %d must be >= 1", cfg->prune_every);
+    DP_CHECK(cfg->warmup_epochs >= 0, "--warmup-epochs: %d is negative", cfg->warmup_epochs);
+    DP_CHECK(cfg->arch_warmup >= 0 && cfg->arch_warmup < cfg->run.epochs, "--arch-warmup: %d must be in [0, epochs=%d)",
+             cfg->arch_warmup, cfg->run.epochs);
+    DP_CHECK(cfg->skip_warn >= 1 && cfg->skip_warn <= 8, "--skip-warn: %d is out of range [1, 8]", cfg->skip_warn);
+    DP_CHECK(cfg->stop_after >= 0 && cfg->stop_after <= cfg->run.epochs,
+             "--stop-after: %d is out of range [1, epochs=%d]", cfg->stop_after, cfg->run.epochs);
+    DP_CHECK(cfg->run.out[0] || !cfg->stop_after, "--stop-after needs --out DIR (the checkpoint is <out>/search.dpc)");
     return DP_OK;
 }
 

@@ -33,42 +33,37 @@ void dp_train_config_defaults(dp_train_config *cfg)
     cfg->loss_scale_growth = 2000;
 }
 
-#define RANGE(cond, ...)                                   \
-    do {                                                   \
-        if (!(cond)) return dp_errorf(DP_ERR_ARG, __VA_ARGS__); \
-    } while (0)
-
 dp_status dp_train_config_check(const dp_train_config *cfg)
 {
     dp_status rc = dp_run_config_check(&cfg->run, 1);
     if (rc != DP_OK) return rc;
-    RANGE(isfinite(cfg->lr) && cfg->lr > 0 && cfg->lr <= 100, "--lr: %g is out of range (0, 100]", cfg->lr);
-    RANGE(isfinite(cfg->min_lr) && cfg->min_lr >= 0 && cfg->min_lr <= cfg->lr,
-          "--min-lr: %g is out of range [0, lr=%g]", cfg->min_lr, cfg->lr);
-    RANGE(cfg->warmup >= 0, "--warmup: %ld is negative", cfg->warmup);
-    RANGE(cfg->step_size >= 1, "--step-size: %ld must be >= 1", cfg->step_size);
-    RANGE(isfinite(cfg->step_gamma) && cfg->step_gamma > 0 && cfg->step_gamma <= 1,
-          "--step-gamma: %g is out of range (0, 1]", cfg->step_gamma);
-    RANGE(isfinite(cfg->clip) && cfg->clip >= 0, "--clip: %g must be >= 0 (0 = off)", cfg->clip);
-    RANGE(cfg->layers >= 1 && cfg->layers <= 1000, "--layers: %d is out of range [1, 1000]", cfg->layers);
-    RANGE(cfg->channels >= 1 && cfg->channels <= 4096, "--channels: %d is out of range [1, 4096]", cfg->channels);
-    RANGE(isfinite(cfg->drop_path) && cfg->drop_path >= 0 && cfg->drop_path < 1,
-          "--drop-path: %g is out of range [0, 1)", cfg->drop_path);
-    RANGE(cfg->cutout >= 0 && cfg->cutout <= 1024, "--cutout: %d is out of range [0, 1024]", cfg->cutout);
-    RANGE(cfg->test_limit >= 0, "--test-limit: %ld is negative", cfg->test_limit);
-    RANGE(cfg->stop_after >= 0, "--stop-after: %ld is negative", cfg->stop_after);
-    RANGE(cfg->checkpoint_every >= 0, "--checkpoint-every: %ld is negative", cfg->checkpoint_every);
-    RANGE(cfg->accumulate >= 1 && cfg->accumulate <= 65536, "--accumulate: %d is out of range [1, 65536]",
-          cfg->accumulate);
-    RANGE(!cfg->stop_after || cfg->run.out[0], "--stop-after needs --out DIR (where the checkpoint goes)");
-    RANGE(cfg->keep_checkpoints >= 1 && cfg->keep_checkpoints <= 1000, "--keep-checkpoints: %d is out of range [1, 1000]",
-          cfg->keep_checkpoints);
-    RANGE(cfg->on_nonfinite == DP_NONFINITE_STOP || cfg->on_nonfinite == DP_NONFINITE_SKIP,
-          "--on-nonfinite: %d is not stop or skip", cfg->on_nonfinite);
-    RANGE(isfinite(cfg->loss_scale) && cfg->loss_scale >= 0x1p-24f && cfg->loss_scale <= 0x1p24f,
-          "--loss-scale: %g is out of range [2^-24, 2^24]", cfg->loss_scale);
-    RANGE(cfg->loss_scale_growth >= 1 && cfg->loss_scale_growth <= 1000000000L,
-          "--loss-scale-growth: %ld is out of range [1, 1e9]", cfg->loss_scale_growth);
+    DP_CHECK(isfinite(cfg->lr) && cfg->lr > 0 && cfg->lr <= 100, "--lr: %g is out of range (0, 100]", cfg->lr);
+    DP_CHECK(isfinite(cfg->min_lr) && cfg->min_lr >= 0 && cfg->min_lr <= cfg->lr,
+             "--min-lr: %g is out of range [0, lr=%g]", cfg->min_lr, cfg->lr);
+    DP_CHECK(cfg->warmup >= 0, "--warmup: %ld is negative", cfg->warmup);
+    DP_CHECK(cfg->step_size >= 1, "--step-size: %ld must be >= 1", cfg->step_size);
+    DP_CHECK(isfinite(cfg->step_gamma) && cfg->step_gamma > 0 && cfg->step_gamma <= 1,
+             "--step-gamma: %g is out of range (0, 1]", cfg->step_gamma);
+    DP_CHECK(isfinite(cfg->clip) && cfg->clip >= 0, "--clip: %g must be >= 0 (0 = off)", cfg->clip);
+    DP_CHECK(cfg->layers >= 1 && cfg->layers <= 1000, "--layers: %d is out of range [1, 1000]", cfg->layers);
+    DP_CHECK(cfg->channels >= 1 && cfg->channels <= 4096, "--channels: %d is out of range [1, 4096]", cfg->channels);
+    DP_CHECK(isfinite(cfg->drop_path) && cfg->drop_path >= 0 && cfg->drop_path < 1,
+             "--drop-path: %g is out of range [0, 1)", cfg->drop_path);
+    DP_CHECK(cfg->cutout >= 0 && cfg->cutout <= 1024, "--cutout: %d is out of range [0, 1024]", cfg->cutout);
+    DP_CHECK(cfg->test_limit >= 0, "--test-limit: %ld is negative", cfg->test_limit);
+    DP_CHECK(cfg->stop_after >= 0, "--stop-after: %ld is negative", cfg->stop_after);
+    DP_CHECK(cfg->checkpoint_every >= 0, "--checkpoint-every: %ld is negative", cfg->checkpoint_every);
+    DP_CHECK(cfg->accumulate >= 1 && cfg->accumulate <= 65536, "--accumulate: %d is out of range [1, 65536]",
+             cfg->accumulate);
+    DP_CHECK(!cfg->stop_after || cfg->run.out[0], "--stop-after needs --out DIR (where the checkpoint goes)");
+    DP_CHECK(cfg->keep_checkpoints >= 1 && cfg->keep_checkpoints <= 1000,
+             "--keep-checkpoints: %d is out of range [1, 1000]", cfg->keep_checkpoints);
+    DP_CHECK(cfg->on_nonfinite == DP_NONFINITE_STOP || cfg->on_nonfinite == DP_NONFINITE_SKIP,
+             "--on-nonfinite: %d is not stop or skip", cfg->on_nonfinite);
+    DP_CHECK(isfinite(cfg->loss_scale) && cfg->loss_scale >= 0x1p-24f && cfg->loss_scale <= 0x1p24f,
+             "--loss-scale: %g is out of range [2^-24, 2^24]", cfg->loss_scale);
+    DP_CHECK(cfg->loss_scale_growth >= 1 && cfg->loss_scale_growth <= 1000000000L,
+             "--loss-scale-growth: %ld is out of range [1, 1e9]", cfg->loss_scale_growth);
     return dp_opt_config_check(&cfg->opt);
 }
 

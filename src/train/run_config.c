@@ -11,30 +11,25 @@ void dp_run_config_defaults(dp_run_config *r)
                          .bucket_mb = 4.0f, .overlap = 1, .threads = 1, .progress = -1, .watchdog_s = 300};
 }
 
-#define RANGE(cond, ...)                                        \
-    do {                                                        \
-        if (!(cond)) return dp_errorf(DP_ERR_ARG, __VA_ARGS__); \
-    } while (0)
-
 dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
 {
-    RANGE(r->epochs >= min_epochs && r->epochs <= 100000, "--epochs: %d is out of range [%d, 100000]", r->epochs,
-          min_epochs);
-    RANGE(r->batch >= 1 && r->batch <= DP_BATCH_MAX, "--batch: %d is out of range [1, %d]", r->batch, DP_BATCH_MAX);
-    RANGE(r->eval_batch >= 1 && r->eval_batch <= DP_BATCH_MAX, "--eval-batch: %d is out of range [1, %d]", r->eval_batch,
-          DP_BATCH_MAX);
-    RANGE(r->limit >= 0, "--limit: %ld is negative", r->limit);
-    RANGE(r->sampler == 0 || r->sampler == 1, "--sampler: %d is not shard or global", r->sampler);
-    RANGE(isfinite(r->bucket_mb) && r->bucket_mb > 0 && r->bucket_mb <= 4096, "--bucket-mb: %g is out of range (0, 4096]",
-          r->bucket_mb);
-    RANGE(r->check_replicas >= 0, "--check-replicas: %ld is negative", r->check_replicas);
+    DP_CHECK(r->epochs >= min_epochs && r->epochs <= 100000, "--epochs: %d is out of range [%d, 100000]", r->epochs,
+             min_epochs);
+    DP_CHECK(r->batch >= 1 && r->batch <= DP_BATCH_MAX, "--batch: %d is out of range [1, %d]", r->batch, DP_BATCH_MAX);
+    DP_CHECK(r->eval_batch >= 1 && r->eval_batch <= DP_BATCH_MAX, "--eval-batch: %d is out of range [1, %d]",
+             r->eval_batch, DP_BATCH_MAX);
+    DP_CHECK(r->limit >= 0, "--limit: %ld is negative", r->limit);
+    DP_CHECK(r->sampler == 0 || r->sampler == 1, "--sampler: %d is not shard or global", r->sampler);
+    DP_CHECK(isfinite(r->bucket_mb) && r->bucket_mb > 0 && r->bucket_mb <= 4096,
+             "--bucket-mb: %g is out of range (0, 4096]", r->bucket_mb);
+    DP_CHECK(r->check_replicas >= 0, "--check-replicas: %ld is negative", r->check_replicas);
     dp_status rc = dp_compress_check(&r->codec, r->allreduce);
     if (rc != DP_OK) return rc;
-    RANGE(!r->resume || r->out[0], "--resume needs --out DIR (the run to continue)");
-    RANGE(r->threads >= 1 && r->threads <= DP_THREADS_MAX, "--threads: %d is out of range [1, %d]", r->threads,
-          DP_THREADS_MAX);
-    RANGE(isfinite(r->watchdog_s) && r->watchdog_s >= 0 && r->watchdog_s <= 86400,
-          "--watchdog: %g is out of range [0, 86400] seconds", r->watchdog_s);
+    DP_CHECK(!r->resume || r->out[0], "--resume needs --out DIR (the run to continue)");
+    DP_CHECK(r->threads >= 1 && r->threads <= DP_THREADS_MAX, "--threads: %d is out of range [1, %d]", r->threads,
+             DP_THREADS_MAX);
+    DP_CHECK(isfinite(r->watchdog_s) && r->watchdog_s >= 0 && r->watchdog_s <= 86400,
+             "--watchdog: %g is out of range [0, 86400] seconds", r->watchdog_s);
     return DP_OK;
 }
 
