@@ -206,6 +206,9 @@ typedef struct dp_task_ops {
  *  with dp_drive_free, then the task). */
 dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Comm comm, dp_driver *d);
 void dp_drive_free(dp_driver *d);
+/*! Asks a running dp_drive to checkpoint and stop after the current step
+ *  (async-signal-safe: call it from a SIGTERM handler). */
+void dp_drive_request_stop(void);
 
 #ifdef __cplusplus
 }

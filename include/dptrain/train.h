@@ -85,10 +85,6 @@ int dp_train_config_resume_key(const char *key);
  *  @return DP_OK (res filled), or an error naming the file/step/field/rank. */
 dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_result *res);
 
-/*! Asks a running dp_train_run to checkpoint and stop after the current step
- *  (async-signal-safe: call it from a SIGTERM handler). */
-void dp_train_request_stop(void);
-
 #ifdef __cplusplus
 }
 #endif

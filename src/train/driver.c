@@ -26,7 +26,7 @@
 
 static volatile sig_atomic_t stop_requested;
 
-void dp_train_request_stop(void) { stop_requested = 1; }
+void dp_drive_request_stop(void) { stop_requested = 1; }
 
 /* ------------------------------------------------------------ checkpoints */
 
