@@ -3,10 +3,12 @@
  * parser, its atomic writer and a content hash ranks can compare. Format in
  * shards/README.md. Parsing is strict: one unknown word is an error naming
  * the file and line, because a half-understood manifest trains on wrong data. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dptrain/fsutil.h"
 #include "data/shard_format.h"
@@ -359,6 +361,43 @@ uint64_t dp_manifest_hash(const dp_manifest *m)
         h = fnv(h, b, 4);
     }
     return h;
+}
+
+dp_status dp_manifest_remove(const char *dir)
+{
+    char path[4096];
+    dp_status rc = dp_path_join(path, sizeof path, dir, MANIFEST_FILE);
+    if (rc != DP_OK)
+        return rc;
+    if (unlink(path) == 0)
+        return dp_fsync_parent_dir(path);
+    if (errno == ENOENT || errno == ENOTDIR)
+        return DP_OK;
+    return dp_errorf(DP_ERR_IO, "%s: unlink: %s", path, strerror(errno));
+}
+
+dp_status dp_manifest_open_shard(const char *dir, const dp_manifest *m, const dp_manifest_shard *ms,
+                                 char *path, size_t cap, dp_shard_reader **out)
+{
+    dp_status rc = dp_path_join(path, cap, dir, ms->file);
+    if (rc != DP_OK || (rc = dp_shard_reader_open(path, out)) != DP_OK)
+        return rc;
+    const dp_shard_info *h = dp_shard_reader_info(*out);
+    const uint32_t *k = h->schema.param;
+    if (!dp_shard_schema_equal(&h->schema, &m->schema))
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset 16: schema %" PRIu32 " (parameters %" PRIu32 ", %" PRIu32 ", %"
+                       PRIu32 ", %" PRIu32 ") differs from manifest.txt", path, h->schema.kind, k[0], k[1], k[2], k[3]);
+    else if (h->record_count != ms->records)
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset 40: record count %" PRIu64
+                       " differs from manifest.txt (%" PRIu64 ")", path, h->record_count, ms->records);
+    else if (h->payload_crc32 != ms->crc32)
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset 72: payload crc32 0x%08" PRIx32
+                       " differs from manifest.txt (0x%08" PRIx32 ")", path, h->payload_crc32, ms->crc32);
+    if (rc != DP_OK) {
+        dp_shard_reader_close(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 void dp_manifest_free(dp_manifest *m)
