@@ -79,31 +79,25 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The term of word h, or -1. */
-static int32_t lookup(const dp_bm25 *ix, uint64_t h)
+/* The slot of word h: its own, or the empty one where it goes (the map is
+ * sized for every word of the corpus, so an empty slot always exists). */
+static uint64_t slot_of(const dp_bm25 *ix, uint64_t h)
 {
-    for (uint64_t s = h & ix->mask;; s = (s + 1) & ix->mask) {
-        if (0 == ix->val[s])
-            return -1;
-        if (ix->key[s] == h)
-            return ix->val[s] - 1;
-    }
+    uint64_t s = h & ix->mask;
+    while (0 != ix->val[s] && ix->key[s] != h)
+        s = (s + 1) & ix->mask;
+    return s;
 }
 
-/* The term of word h, added if new; -1 when the map is full (cannot happen:
- * it is sized for every word of the corpus). */
+/* The term of word h, added if new. */
 static int32_t intern(dp_bm25 *ix, uint64_t h)
 {
-    for (uint64_t s = h & ix->mask, n = 0; n <= ix->mask; s = (s + 1) & ix->mask, n++) {
-        if (0 == ix->val[s]) {
-            ix->key[s] = h;
-            ix->val[s] = ++ix->nterms;
-            return ix->nterms - 1;
-        }
-        if (ix->key[s] == h)
-            return ix->val[s] - 1;
+    const uint64_t s = slot_of(ix, h);
+    if (0 == ix->val[s]) {
+        ix->key[s] = h;
+        ix->val[s] = ++ix->nterms;
     }
-    return -1;
+    return ix->val[s] - 1;
 }
 
 /* Words of text into *buf (grown as needed). @return the count or -1 (no memory). */
@@ -137,7 +131,8 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
     /* (term, tf) per distinct word of each document, documents in order */
     int32_t *tt = NULL, *ttf = NULL;
     int64_t *doff = NULL; /* [ndocs + 1] into tt/ttf */
-    int64_t np = 0, npcap = 0;
+    int64_t np = 0;
+    size_t tt_cap = 0, ttf_cap = 0;
     if (NULL == ix || NULL == w)
         goto nomem;
     ix->ndocs = ndocs;
@@ -176,14 +171,9 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
         if (n < 0)
             goto nomem;
         qsort(w, (size_t)n, sizeof *w, cmp_u64);
-        if (np + n > npcap) {
-            int64_t nc = npcap ? npcap : 4096;
-            while (nc < np + n)
-                nc *= 2;
-            if (!dsi_resize(&tt, (size_t)nc, sizeof *tt) || !dsi_resize(&ttf, (size_t)nc, sizeof *ttf))
-                goto nomem;
-            npcap = nc;
-        }
+        if (!dsi_reserve(&tt, &tt_cap, (size_t)(np + n), sizeof *tt) ||
+            !dsi_reserve(&ttf, &ttf_cap, (size_t)(np + n), sizeof *ttf))
+            goto nomem;
         for (long i = 0; i < n;) {
             long j = i;
             while (j < n && w[j] == w[i])
@@ -404,7 +394,7 @@ int dp_bm25_search(const dp_bm25 *ix, const char *query, int k, int32_t *docs, f
     /* Query terms with their multiplicity, largest bound first. */
     int nq = 0;
     for (int i = 0; i < nw; i++) {
-        const int32_t t = lookup(ix, q[i]);
+        const int32_t t = ix->val[slot_of(ix, q[i])] - 1; /* -1: not in the corpus */
         if (t >= 0)
             qt[nq++] = (qterm){.t = t, .c = 1};
     }
