@@ -189,6 +189,7 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
         if (ranges[i].n > 0) {
             ps->unc[ps->nunc++] = ranges[i];
             ps->u_floats += ranges[i].n;
+            ps->dense_floats += ranges[i].n;
         }
     for (int i = 0; i < nmats; i++) {
         const dp_powersgd_matrix *m = &mats[i];
@@ -206,8 +207,6 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
             ps->u_floats += mn;
         }
     }
-    for (int i = 0; i < nranges; i++)
-        ps->dense_floats += ranges[i].n;
 
     ps->state = calloc(n + ps->q_floats ? n + ps->q_floats : 1, sizeof *ps->state);
     ps->batch = malloc((ps->p_floats + ps->u_floats ? ps->p_floats + ps->u_floats : 1) *
