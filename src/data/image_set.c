@@ -104,12 +104,12 @@ dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nr
     if (m->schema.kind != DP_SCHEMA_IMAGE_U8) {
         rc = dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: dataset '%s' has schema %" PRIu32 ", not images",
                        dir, m->name, m->schema.kind);
-        goto err;
+        goto done;
     }
     plan = calloc((size_t)m->nshards, sizeof *plan);
     if (!plan) {
         rc = dp_errorf(DP_ERR_NOMEM, "image set: out of memory");
-        goto err;
+        goto done;
     }
     int np = 0;
     uint64_t total = 0;
@@ -121,13 +121,13 @@ dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nr
         if (m->shards[i].records > (uint64_t)LONG_MAX - total) { /* before the sum can wrap */
             rc = dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: split '%s' holds more than %ld records",
                            dir, split, LONG_MAX);
-            goto err;
+            goto done;
         }
         total += m->shards[i].records;
     }
     if (np == 0) {
         rc = dp_errorf(DP_ERR_ARG, "%s/manifest.txt: no shards for split '%s'", dir, split);
-        goto err;
+        goto done;
     }
 
     /* `limit` cuts the split first; shards wholly past it drop out of the plan. */
@@ -162,30 +162,26 @@ dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nr
     size_t px = (size_t)out->c * out->h * out->w;
     if (n > SIZE_MAX / px) {
         rc = dp_errorf(DP_ERR_NOMEM, "image set: %" PRIu64 " images do not fit in memory", n);
-        goto err;
+        goto done;
     }
     /* One byte more so that an empty share still gets distinct, freeable buffers. */
     out->pixels = malloc(1);
     out->labels = malloc(1);
     if (!out->pixels || !out->labels) {
         rc = dp_errorf(DP_ERR_NOMEM, "image set: out of memory");
-        goto err;
+        goto done;
     }
     long filled = 0;
     size_t cap = 0;
     for (int j = 0; j < nkeep && rc == DP_OK; j++)
         if (plan[j].hi > plan[j].lo)
             rc = load_shard(dir, m, &plan[j], out, &filled, &cap, n);
-    if (rc != DP_OK)
-        goto err;
     out->n = filled;
+done:
     free(plan);
     dp_manifest_free(m);
-    return DP_OK;
-err:
-    free(plan);
-    dp_manifest_free(m);
-    dp_image_set_free(out);
+    if (rc != DP_OK)
+        dp_image_set_free(out);
     return rc;
 }
 
