@@ -236,7 +236,7 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
         for (char *save = NULL, *w = strtok_r(line, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
             if (nw == MAX_WORDS) {
                 rc = dp_errorf(DP_ERR_FORMAT, "%s: more than %d words", where, MAX_WORDS);
-                goto err;
+                goto done;
             }
             word[nw++] = w;
         }
@@ -246,28 +246,28 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
             if (nw != 2 || strcmp(word[0], MANIFEST_HEAD) != 0 || strcmp(word[1], "1") != 0) {
                 rc = dp_errorf(DP_ERR_FORMAT, "%s: expected '%s %d' as the first line", where,
                                MANIFEST_HEAD, MANIFEST_VERSION);
-                goto err;
+                goto done;
             }
             have_head = 1;
         } else if (strcmp(word[0], "name") == 0) {
             if (have_name++ || nw != 2 || !name_ok(word[1], sizeof m->name, 0)) {
                 rc = dp_errorf(DP_ERR_FORMAT, "%s: expected one 'name <A-Za-z0-9._->' line", where);
-                goto err;
+                goto done;
             }
             strcpy(m->name, word[1]);
         } else if (strcmp(word[0], "schema") == 0) {
             if (have_schema++) {
                 rc = dp_errorf(DP_ERR_FORMAT, "%s: second 'schema' line", where);
-                goto err;
+                goto done;
             }
             if ((rc = parse_schema(where, word, nw, &m->schema)) != DP_OK)
-                goto err;
+                goto done;
         } else if (strcmp(word[0], "shard") == 0) {
             if ((rc = parse_shard(where, word, nw, m, &cap, &names)) != DP_OK)
-                goto err;
+                goto done;
         } else {
             rc = dp_errorf(DP_ERR_FORMAT, "%s: unknown keyword '%s'", where, word[0]);
-            goto err;
+            goto done;
         }
     }
     const char *missing = !have_head ? "the 'dptrain-manifest 1' line"
@@ -277,16 +277,14 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
     if (missing) {
         rc = dp_errorf(DP_ERR_FORMAT, "%s:%d: end of file without %s", path,
                        lineno > 0 ? lineno : 1, missing);
-        goto err;
+        goto done;
     }
-    free(text);
-    free(names.slot);
     *out = m;
-    return DP_OK;
-err:
+done:
     free(text);
     free(names.slot);
-    dp_manifest_free(m);
+    if (rc != DP_OK)
+        dp_manifest_free(m);
     return rc;
 }
 
