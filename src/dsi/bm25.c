@@ -134,7 +134,7 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
     int64_t np = 0;
     size_t tt_cap = 0, ttf_cap = 0;
     if (NULL == ix || NULL == w)
-        goto nomem;
+        goto done;
     ix->ndocs = ndocs;
     ix->k1 = k1;
     ix->b = b;
@@ -144,14 +144,14 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
     ix->tmp = malloc(((size_t)ndocs + 1) * sizeof *ix->tmp);
     doff = malloc(((size_t)ndocs + 1) * sizeof *doff);
     if (!ix->dl || !ix->acc || !ix->touched || !ix->tmp || !doff)
-        goto nomem;
+        goto done;
 
     /* Pass 1: words of every document; the map is sized from the total. */
     int64_t total = 0;
     for (int d = 0; d < ndocs; d++) {
         long n = words_of(texts[d], &w, &wcap);
         if (n < 0)
-            goto nomem;
+            goto done;
         ix->dl[d] = (int32_t)n;
         total += n;
     }
@@ -162,18 +162,18 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
     ix->key = malloc(slots * sizeof *ix->key);
     ix->val = calloc(slots, sizeof *ix->val);
     if (!ix->key || !ix->val)
-        goto nomem;
+        goto done;
 
     /* Pass 2: distinct words of each document with their counts. */
     doff[0] = 0;
     for (int d = 0; d < ndocs; d++) {
         long n = words_of(texts[d], &w, &wcap);
         if (n < 0)
-            goto nomem;
+            goto done;
         qsort(w, (size_t)n, sizeof *w, cmp_u64);
         if (!dsi_reserve(&tt, &tt_cap, (size_t)(np + n), sizeof *tt) ||
             !dsi_reserve(&ttf, &ttf_cap, (size_t)(np + n), sizeof *ttf))
-            goto nomem;
+            goto done;
         for (long i = 0; i < n;) {
             long j = i;
             while (j < n && w[j] == w[i])
@@ -194,14 +194,14 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
     ix->pw = malloc(((size_t)np + 1) * sizeof *ix->pw);
     ix->ub = calloc((size_t)T + 1, sizeof *ix->ub);
     if (!ix->off || !ix->pdoc || !ix->pw || !ix->ub)
-        goto nomem;
+        goto done;
     for (int64_t i = 0; i < np; i++)
         ix->off[tt[i] + 1]++;
     for (int t = 0; t < T; t++)
         ix->off[t + 1] += ix->off[t];
     int64_t *fill = malloc(((size_t)T + 1) * sizeof *fill);
     if (NULL == fill)
-        goto nomem;
+        goto done;
     memcpy(fill, ix->off, ((size_t)T + 1) * sizeof *fill);
     const double N = ndocs;
     for (int d = 0; d < ndocs; d++) {
@@ -222,18 +222,14 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
         }
     }
     free(fill);
-    free(tt);
-    free(ttf);
-    free(doff);
-    free(w);
     *out = ix;
-    return DP_OK;
-
-nomem:
+done:
     free(tt);
     free(ttf);
     free(doff);
     free(w);
+    if (*out)
+        return DP_OK;
     dp_bm25_free(ix);
     return dp_errorf(DP_ERR_NOMEM, "dp_bm25_build: out of memory indexing %d documents", ndocs);
 }
