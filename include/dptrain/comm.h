@@ -145,9 +145,6 @@ dp_status dp_ring_ws_create(size_t segment_bytes, dp_ring_ws **out);
 /*! Frees a workspace (NULL is accepted). */
 void dp_ring_ws_free(dp_ring_ws *ws);
 
-/*! @return the segment size in bytes the workspace was created with. */
-size_t dp_ring_ws_segment_bytes(const dp_ring_ws *ws);
-
 /*! Copies the counters accumulated by dp_ring_allreduce calls on `ws`. */
 void dp_ring_ws_stats(const dp_ring_ws *ws, dp_comm_stats *out);
 
@@ -255,9 +252,6 @@ dp_status dp_engine_wait_all(dp_engine *e);
 /*! Copies the engine's counters: calls, elems and seconds for every range; bytes
  *  for DP_ALLREDUCE_RING only. Safe to call while ranges are in flight. */
 void dp_engine_stats(dp_engine *e, dp_comm_stats *out);
-
-/*! Sets the engine's counters to zero. */
-void dp_engine_reset_stats(dp_engine *e);
 
 /*! Runs what is still queued, stops the thread, frees the duplicate communicator
  *  (collective, like MPI_Comm_free) and the engine. NULL is accepted. */
@@ -449,9 +443,6 @@ void dp_rows_ws_free(dp_rows_ws *ws);
  *  per call, so raw/sent is the saving; bytes_codec_sent = bytes_sent; seconds =
  *  wall time inside the calls. */
 void dp_rows_ws_stats(const dp_rows_ws *ws, dp_comm_stats *out);
-
-/*! Sets the counters of `ws` to zero. */
-void dp_rows_ws_reset_stats(dp_rows_ws *ws);
 
 /*! Sparse-rows allreduce of table[table_rows][dim] (row-major) over `comm`.
  *  Let U = the sorted union over ranks of the distinct ids in rows[0..nrows).

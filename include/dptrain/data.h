@@ -161,6 +161,22 @@ dp_status dp_manifest_save(const char *dir, const dp_manifest *m);
  *          comments and spacing do not change it), for ranks to compare. */
 uint64_t dp_manifest_hash(const dp_manifest *m);
 
+/*! Removes "<dir>/manifest.txt" if there (a missing file or directory is
+ *  nothing to do) and makes the removal durable: a writer drops the manifest
+ *  before it rewrites shards, so until the new one lands the directory holds
+ *  no dataset rather than an old manifest over half-new shards.
+ *  @return DP_OK or DP_ERR_IO naming the file. */
+dp_status dp_manifest_remove(const char *dir);
+
+/*! Opens the shard `ms` of manifest `m` inside `dir` and checks its header
+ *  against the manifest (schema, record count, payload crc32), so a loader
+ *  reads only what manifest.txt promises. The shard's path lands in
+ *  path[0..cap) for the caller's messages.
+ *  @return DP_OK and a reader in *out (caller closes it), or the error of
+ *          the join, the open or the check, naming the file and header offset. */
+dp_status dp_manifest_open_shard(const char *dir, const dp_manifest *m, const dp_manifest_shard *ms,
+                                 char *path, size_t cap, dp_shard_reader **out);
+
 /*! Frees a manifest from dp_manifest_load. Accepts NULL. */
 void dp_manifest_free(dp_manifest *m);
 

@@ -54,8 +54,6 @@ uint16_t dp_bf16_from_f32(float f)
     return (uint16_t)(u >> 16);
 }
 
-float dp_f32_from_bf16(uint16_t h) { return f_from((uint32_t)h << 16); }
-
 /* ------------------------------------------------------------------------- */
 /* Bulk conversions                                                           */
 /* ------------------------------------------------------------------------- */
@@ -63,20 +61,21 @@ float dp_f32_from_bf16(uint16_t h) { return f_from((uint32_t)h << 16); }
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define HAVE_F16C_PATH 1
-__attribute__((target("avx,f16c"))) static void f16_enc_f16c(const float *src, uint16_t *dst,
-                                                              size_t n)
+/* The F16C paths convert whole groups of 8 and return how many floats they did;
+ * the callers convert the tail. */
+__attribute__((target("avx,f16c"))) static size_t f16_enc_f16c(const float *src, uint16_t *dst,
+                                                                size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
         _mm_storeu_si128((__m128i *)(dst + i), h);
     }
-    for (; i < n; i++)
-        dst[i] = dp_f16_from_f32(src[i]);
+    return i;
 }
 
-__attribute__((target("avx,f16c"))) static void f16_dec_f16c(const uint16_t *src, float *dst,
-                                                              size_t n, int add)
+__attribute__((target("avx,f16c"))) static size_t f16_dec_f16c(const uint16_t *src, float *dst,
+                                                                size_t n, int add)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -85,8 +84,7 @@ __attribute__((target("avx,f16c"))) static void f16_dec_f16c(const uint16_t *src
             v = _mm256_add_ps(v, _mm256_loadu_ps(dst + i));
         _mm256_storeu_ps(dst + i, v);
     }
-    for (; i < n; i++)
-        dst[i] = add ? dst[i] + dp_f32_from_f16(src[i]) : dp_f32_from_f16(src[i]);
+    return i;
 }
 #endif
 
@@ -113,25 +111,23 @@ static int use_f16c(void)
 
 void dp_f16_encode_n(const float *src, uint16_t *dst, size_t n)
 {
+    size_t i = 0;
 #ifdef HAVE_F16C_PATH
-    if (use_f16c()) {
-        f16_enc_f16c(src, dst, n);
-        return;
-    }
+    if (use_f16c())
+        i = f16_enc_f16c(src, dst, n);
 #endif
-    for (size_t i = 0; i < n; i++)
+    for (; i < n; i++)
         dst[i] = dp_f16_from_f32(src[i]);
 }
 
 static void f16_decode_n(const uint16_t *src, float *dst, size_t n, int add)
 {
+    size_t i = 0;
 #ifdef HAVE_F16C_PATH
-    if (use_f16c()) {
-        f16_dec_f16c(src, dst, n, add);
-        return;
-    }
+    if (use_f16c())
+        i = f16_dec_f16c(src, dst, n, add);
 #endif
-    for (size_t i = 0; i < n; i++)
+    for (; i < n; i++)
         dst[i] = add ? dst[i] + dp_f32_from_f16(src[i]) : dp_f32_from_f16(src[i]);
 }
 

@@ -88,7 +88,6 @@ void dp_codec_int8_force_path(int avx2);
 uint16_t dp_f16_from_f32(float f);
 float dp_f32_from_f16(uint16_t h);
 uint16_t dp_bf16_from_f32(float f);
-float dp_f32_from_bf16(uint16_t h);
 void dp_f16_encode_n(const float *src, uint16_t *dst, size_t n);
 void dp_codec_f16c_force(int on);
 

@@ -339,15 +339,6 @@ void dp_engine_stats(dp_engine *e, dp_comm_stats *out)
         pthread_mutex_unlock(&e->mu);
 }
 
-void dp_engine_reset_stats(dp_engine *e)
-{
-    if (e->threaded)
-        pthread_mutex_lock(&e->mu);
-    memset(&e->stats, 0, sizeof e->stats);
-    if (e->threaded)
-        pthread_mutex_unlock(&e->mu);
-}
-
 void dp_engine_free(dp_engine *e)
 {
     if (NULL == e)

@@ -150,7 +150,7 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
     all = malloc((nviews ? nviews : 1) * sizeof *all);
     if (!ps->mats || !ps->unc || !all) {
         rc = dp_errorf(DP_ERR_NOMEM, "dp_powersgd_create: out of memory");
-        goto err;
+        goto done;
     }
 
     /* Views: inside [0, n), then no overlap (sorted neighbours). */
@@ -161,7 +161,7 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
             rc = dp_errorf(DP_ERR_ARG, "dp_powersgd_create: matrix %d (off %zu, %d x %d) "
                            "is not inside the buffer of %zu floats", i, m->off, m->rows,
                            m->cols, n);
-            goto err;
+            goto done;
         }
         ps->mats[i].m = *m;
         all[i] = (dp_powersgd_range){m->off, (size_t)m->rows * (size_t)m->cols};
@@ -171,7 +171,7 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
         if (r->off > n || r->n > n - r->off) {
             rc = dp_errorf(DP_ERR_ARG, "dp_powersgd_create: range %d (off %zu, %zu floats) "
                            "is not inside the buffer of %zu floats", i, r->off, r->n, n);
-            goto err;
+            goto done;
         }
         all[nmats + i] = *r;
     }
@@ -181,7 +181,7 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
             rc = dp_errorf(DP_ERR_ARG, "dp_powersgd_create: views [%zu, %zu) and [%zu, %zu) "
                            "overlap", all[i - 1].off, all[i - 1].off + all[i - 1].n,
                            all[i].off, all[i].off + all[i].n);
-            goto err;
+            goto done;
         }
 
     /* The 2x rule; offsets of P in the batch and of Q in the state. */
@@ -189,6 +189,7 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
         if (ranges[i].n > 0) {
             ps->unc[ps->nunc++] = ranges[i];
             ps->u_floats += ranges[i].n;
+            ps->dense_floats += ranges[i].n;
         }
     for (int i = 0; i < nmats; i++) {
         const dp_powersgd_matrix *m = &mats[i];
@@ -206,8 +207,6 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
             ps->u_floats += mn;
         }
     }
-    for (int i = 0; i < nranges; i++)
-        ps->dense_floats += ranges[i].n;
 
     ps->state = calloc(n + ps->q_floats ? n + ps->q_floats : 1, sizeof *ps->state);
     ps->batch = malloc((ps->p_floats + ps->u_floats ? ps->p_floats + ps->u_floats : 1) *
@@ -216,11 +215,11 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
     if (!ps->state || !ps->batch || !ps->gs) {
         rc = dp_errorf(DP_ERR_NOMEM, "dp_powersgd_create: out of memory (state of %zu floats)",
                        n + ps->q_floats);
-        goto err;
+        goto done;
     }
     rc = dp_ring_ws_create(0, &ps->ring);
     if (DP_OK != rc)
-        goto err;
+        goto done;
 
     /* Q0 ~ normal(0,1), the same on every rank. */
     float *q = ps->state + n;
@@ -229,12 +228,11 @@ dp_status dp_powersgd_create(size_t n, const dp_powersgd_matrix *mats, int nmats
             for (size_t e = 0; e < (size_t)mats[i].cols * (size_t)rank; e++)
                 q[ps->mats[i].qoff + e] = normal_at(seed, (uint64_t)i, e);
 
-    free(all);
     *out = ps;
-    return DP_OK;
-err:
+done:
     free(all);
-    dp_powersgd_free(ps);
+    if (DP_OK != rc)
+        dp_powersgd_free(ps);
     return rc;
 }
 

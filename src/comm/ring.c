@@ -90,7 +90,6 @@
 #define RING_SEGMENT_MAX ((size_t)1 << 30)
 
 struct dp_ring_ws {
-    size_t seg_bytes;          /* as configured */
     size_t seg_elems;          /* floats per segment (>= 1) */
     int depth;                 /* receive slots */
     unsigned char *slots;      /* depth * slot_cap bytes */
@@ -98,9 +97,9 @@ struct dp_ring_ws {
     unsigned char *stage;      /* non-raw codecs: staging ring of sends, stage_cap bytes */
     size_t stage_cap;
     MPI_Request *sreq;         /* one per send of a call */
-    size_t sreq_cap;
+    size_t sreq_cap;           /* bytes */
     size_t *roff;              /* first receive item of each step, nsteps + 1 */
-    size_t roff_cap;
+    size_t roff_cap;           /* bytes */
     MPI_Request rreq[RING_DEPTH_MAX];
     float *dec;                /* lossy codecs: decode(encode(segment)) for EF/owner */
     size_t dec_cap;            /* bytes */
@@ -127,7 +126,6 @@ dp_status dp_ring_ws_create(size_t segment_bytes, dp_ring_ws **out)
     dp_ring_ws *ws = calloc(1, sizeof *ws);
     if (NULL == ws)
         return dp_errorf(DP_ERR_NOMEM, "dp_ring_ws_create: out of memory");
-    ws->seg_bytes = segment_bytes;
     ws->seg_elems = segment_bytes / sizeof(float);
     ws->depth = RING_DEPTH_DEFAULT;
     *out = ws;
@@ -147,8 +145,6 @@ void dp_ring_ws_free(dp_ring_ws *ws)
     free(ws);
 }
 
-size_t dp_ring_ws_segment_bytes(const dp_ring_ws *ws) { return ws->seg_bytes; }
-
 void dp_ring_ws_stats(const dp_ring_ws *ws, dp_comm_stats *out) { *out = ws->stats; }
 
 void dp_ring_ws_reset_stats(dp_ring_ws *ws) { memset(&ws->stats, 0, sizeof ws->stats); }
@@ -160,21 +156,6 @@ dp_status dp_ring_ws_set_depth(dp_ring_ws *ws, int depth)
                          RING_DEPTH_MAX);
     ws->depth = depth;
     return DP_OK;
-}
-
-static int grow_array(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 1;
-    size_t n = *cap ? *cap : 16;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
-    if (NULL == q)
-        return 0;
-    *p = q;
-    *cap = n;
-    return 1;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -539,7 +520,7 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
     pp->n0 = nseg_of(pp, blk_len(pp, pp->r));
 
     /* Per-step receive offsets, then every buffer the call needs. */
-    if (!grow_array((void **)&ws->roff, &ws->roff_cap, (size_t)pp->nsteps + 1, sizeof(size_t)))
+    if (!dp_comm_grow((unsigned char **)&ws->roff, &ws->roff_cap, ((size_t)pp->nsteps + 1) * sizeof(size_t)))
         return dp_errorf(DP_ERR_NOMEM, "dp_ring_allreduce: rank %d: out of memory", pp->r);
     ws->roff[0] = 0;
     for (int s = 0; s < pp->nsteps; s++)
@@ -558,7 +539,7 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
         return dp_errorf(DP_ERR_ARG, "dp_ring_allreduce: a segment of %zu floats encodes to "
                          "more than INT_MAX bytes", max_seg);
     if (!dp_comm_grow(&ws->slots, &ws->slot_cap, slot_bytes * (size_t)depth) ||
-        !grow_array((void **)&ws->sreq, &ws->sreq_cap, nsend, sizeof(MPI_Request)) ||
+        !dp_comm_grow((unsigned char **)&ws->sreq, &ws->sreq_cap, nsend * sizeof(MPI_Request)) ||
         (!codec->raw && !dp_comm_grow(&ws->stage, &ws->stage_cap, slot_bytes * nstage)) ||
         (codec->lossy && !dp_comm_grow((unsigned char **)&ws->dec, &ws->dec_cap,
                                        max_seg * sizeof(float))))

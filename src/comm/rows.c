@@ -155,12 +155,6 @@ void dp_rows_ws_stats(const dp_rows_ws *ws, dp_comm_stats *out)
         *out = ws->stats;
 }
 
-void dp_rows_ws_reset_stats(dp_rows_ws *ws)
-{
-    if (NULL != ws)
-        memset(&ws->stats, 0, sizeof ws->stats);
-}
-
 /* ------------------------------------------------------------------------- */
 /* Local: distinct sorted ids                                                 */
 /* ------------------------------------------------------------------------- */

@@ -162,6 +162,19 @@ static float select_desc(float *a, size_t n, size_t j)
     return a[target];
 }
 
+/* Whether x_i = residual[i] is sent: |x_i| above t, or at t while ties are
+ * left. A sent entry leaves the residual (and DGC's velocity). */
+static int take(float *residual, float *velocity, float m, size_t i, float t, size_t *ties)
+{
+    const float a = fabsf(residual[i]);
+    if (!(a > t || (a == t && *ties > 0 && (*ties)--)))
+        return 0;
+    residual[i] = 0.0f;
+    if (m > 0.0f)
+        velocity[i] = 0.0f;
+    return 1;
+}
+
 static dp_status topk_run(float *buf, size_t n, const dp_topk_config *cfg, float *residual,
                           float *velocity, MPI_Comm comm, dp_topk_ws *ws, dp_topk_stats *st)
 {
@@ -219,14 +232,8 @@ static dp_status topk_run(float *buf, size_t n, const dp_topk_config *cfg, float
     if (dense) {
         /* buf = masked x; residual = x elsewhere. */
         for (size_t i = 0; i < n; i++) {
-            float x = residual[i], a = fabsf(x);
-            int take = !bad && (a > t || (a == t && ties > 0 && ties--));
-            buf[i] = take ? x : 0.0f;
-            if (take) {
-                residual[i] = 0.0f;
-                if (m > 0.0f)
-                    velocity[i] = 0.0f;
-            }
+            const float x = residual[i];
+            buf[i] = !bad && take(residual, velocity, m, i, t, &ties) ? x : 0.0f;
         }
         if (size > 1) {
             int any = 0;
@@ -250,13 +257,9 @@ static dp_status topk_run(float *buf, size_t n, const dp_topk_config *cfg, float
         } else {
             size_t j = 0;
             for (size_t i = 0; i < n && j < k; i++) {
-                float x = residual[i], a = fabsf(x);
-                if (a > t || (a == t && ties > 0 && ties--)) {
+                const float x = residual[i];
+                if (take(residual, velocity, m, i, t, &ties))
                     mine[j++] = pair_pack((uint32_t)i, x);
-                    residual[i] = 0.0f;
-                    if (m > 0.0f)
-                        velocity[i] = 0.0f;
-                }
             }
         }
         if (size > 1) {

@@ -94,14 +94,14 @@ dp_status dp_idx_load(const char *path, int ndim, dp_idx *out)
     size_t got = gz_read_full(gz, hdr, hlen);
     if (got < hlen) {
         rc = gz_fail(gz, path, got, "truncated inside the IDX header");
-        goto err;
+        goto done;
     }
     uint32_t magic = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
     uint32_t want = IDX_TYPE_U8 << 8 | (uint32_t)ndim;
     if (magic != want) {
         rc = dp_errorf(DP_ERR_FORMAT, "%s: offset 0: bad IDX magic 0x%08" PRIx32 " (want 0x%08" PRIx32
                        ": unsigned bytes, %d dimensions)", path, magic, want, ndim);
-        goto err;
+        goto done;
     }
     uint64_t size = 1;
     for (int i = 0; i < ndim; i++) {
@@ -112,7 +112,7 @@ dp_status dp_idx_load(const char *path, int ndim, dp_idx *out)
             rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %d: dimension %d is %" PRIu32
                            " (zero, or the array exceeds %d bytes)", path, 4 + 4 * i, i,
                            out->dims[i], IDX_MAX_BYTES);
-            goto err;
+            goto done;
         }
     }
     out->ndim = ndim;
@@ -121,35 +121,34 @@ dp_status dp_idx_load(const char *path, int ndim, dp_idx *out)
      * stream's is not (its trailer holds the size mod 2^32 only), so the
      * buffer grows with the data that actually arrives instead. */
     if (gzdirect(gz) && (rc = plain_size_check(path, hlen, out->size)) != DP_OK)
-        goto err;
+        goto done;
     got = read_growing(gz, out, &rc, path);
     if (rc != DP_OK)
-        goto err;
+        goto done;
     if (got < out->size) {
         char what[128];
         snprintf(what, sizeof what, "truncated: header promises %zu data bytes, file holds %zu",
                  out->size, got);
         rc = gz_fail(gz, path, hlen + got, what);
-        goto err;
+        goto done;
     }
     uint8_t extra;
     if (gz_read_full(gz, &extra, 1) != 0) {
         rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %zu: trailing bytes after the IDX data", path,
                        hlen + out->size);
-        goto err;
+        goto done;
     }
     /* All data arrived, but the gzip trailer (crc, length) must check out too. */
     int zerr = Z_OK;
     gzerror(gz, &zerr);
     if (zerr != Z_OK) {
         rc = gz_fail(gz, path, hlen + out->size, "gzip stream truncated after the IDX data");
-        goto err;
+        goto done;
     }
+done:
     gzclose(gz);
-    return DP_OK;
-err:
-    gzclose(gz);
-    dp_idx_free(out);
+    if (rc != DP_OK)
+        dp_idx_free(out);
     return rc;
 }
 

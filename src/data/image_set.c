@@ -30,23 +30,6 @@ static void rank_range(uint64_t n, int r, int nranks, uint64_t *lo, uint64_t *hi
     *hi = *lo + base + (ur < rem);
 }
 
-static dp_status check_header(const char *path, const dp_shard_info *h, const dp_manifest *m,
-                              const dp_manifest_shard *ms)
-{
-    if (!dp_shard_schema_equal(&h->schema, &m->schema))
-        return dp_errorf(DP_ERR_FORMAT, "%s: offset 16: schema %" PRIu32 " (%" PRIu32 "x%" PRIu32 "x%"
-                         PRIu32 ", %" PRIu32 " classes) differs from manifest.txt", path,
-                         h->schema.kind, h->schema.param[0], h->schema.param[1],
-                         h->schema.param[2], h->schema.param[3]);
-    if (h->record_count != ms->records)
-        return dp_errorf(DP_ERR_FORMAT, "%s: offset 40: record count %" PRIu64
-                         " differs from manifest.txt (%" PRIu64 ")", path, h->record_count, ms->records);
-    if (h->payload_crc32 != ms->crc32)
-        return dp_errorf(DP_ERR_FORMAT, "%s: offset 72: payload crc32 0x%08" PRIx32
-                         " differs from manifest.txt (0x%08" PRIx32 ")", path, h->payload_crc32, ms->crc32);
-    return DP_OK;
-}
-
 /* Makes room for one more image; the arrays grow with the records that
  * really arrive, so a manifest promising billions allocates nothing for them. */
 static dp_status reserve(dp_image_set *out, long filled, size_t px, size_t *cap, uint64_t limit)
@@ -73,14 +56,10 @@ static dp_status load_shard(const char *dir, const dp_manifest *m, const shard_p
                             dp_image_set *out, long *filled, size_t *cap, uint64_t limit)
 {
     char path[4096];
-    dp_status rc = dp_path_join(path, sizeof path, dir, p->ms->file);
+    dp_shard_reader *r = NULL;
+    dp_status rc = dp_manifest_open_shard(dir, m, p->ms, path, sizeof path, &r);
     if (rc != DP_OK)
         return rc;
-    dp_shard_reader *r = NULL;
-    if ((rc = dp_shard_reader_open(path, &r)) != DP_OK)
-        return rc;
-    if ((rc = check_header(path, dp_shard_reader_info(r), m, p->ms)) != DP_OK)
-        goto done;
     size_t px = (size_t)out->c * out->h * out->w;
     for (uint64_t g = p->start;; g++) {
         const void *rec;
@@ -107,7 +86,6 @@ static dp_status load_shard(const char *dir, const dp_manifest *m, const shard_p
         memcpy(out->pixels + (size_t)*filled * px, b + 2, px);
         (*filled)++;
     }
-done:
     dp_shard_reader_close(r);
     return rc;
 }
@@ -126,12 +104,12 @@ dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nr
     if (m->schema.kind != DP_SCHEMA_IMAGE_U8) {
         rc = dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: dataset '%s' has schema %" PRIu32 ", not images",
                        dir, m->name, m->schema.kind);
-        goto err;
+        goto done;
     }
     plan = calloc((size_t)m->nshards, sizeof *plan);
     if (!plan) {
         rc = dp_errorf(DP_ERR_NOMEM, "image set: out of memory");
-        goto err;
+        goto done;
     }
     int np = 0;
     uint64_t total = 0;
@@ -143,13 +121,13 @@ dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nr
         if (m->shards[i].records > (uint64_t)LONG_MAX - total) { /* before the sum can wrap */
             rc = dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: split '%s' holds more than %ld records",
                            dir, split, LONG_MAX);
-            goto err;
+            goto done;
         }
         total += m->shards[i].records;
     }
     if (np == 0) {
         rc = dp_errorf(DP_ERR_ARG, "%s/manifest.txt: no shards for split '%s'", dir, split);
-        goto err;
+        goto done;
     }
 
     /* `limit` cuts the split first; shards wholly past it drop out of the plan. */
@@ -184,30 +162,26 @@ dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nr
     size_t px = (size_t)out->c * out->h * out->w;
     if (n > SIZE_MAX / px) {
         rc = dp_errorf(DP_ERR_NOMEM, "image set: %" PRIu64 " images do not fit in memory", n);
-        goto err;
+        goto done;
     }
     /* One byte more so that an empty share still gets distinct, freeable buffers. */
     out->pixels = malloc(1);
     out->labels = malloc(1);
     if (!out->pixels || !out->labels) {
         rc = dp_errorf(DP_ERR_NOMEM, "image set: out of memory");
-        goto err;
+        goto done;
     }
     long filled = 0;
     size_t cap = 0;
     for (int j = 0; j < nkeep && rc == DP_OK; j++)
         if (plan[j].hi > plan[j].lo)
             rc = load_shard(dir, m, &plan[j], out, &filled, &cap, n);
-    if (rc != DP_OK)
-        goto err;
     out->n = filled;
+done:
     free(plan);
     dp_manifest_free(m);
-    return DP_OK;
-err:
-    free(plan);
-    dp_manifest_free(m);
-    dp_image_set_free(out);
+    if (rc != DP_OK)
+        dp_image_set_free(out);
     return rc;
 }
 

@@ -2,13 +2,11 @@
  * Each split is cut into contiguous, near-equal record ranges (shard j holds
  * the j-th range of the IDX order), so "global record order" is IDX order and
  * a `limit` in dp_image_set_load keeps the first images of the original file. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "dptrain/fsutil.h"
 #include "dptrain/data.h"
@@ -70,22 +68,6 @@ static dp_status write_shard(const char *path, const dp_shard_schema *schema, co
     return dp_shard_writer_close(w, info);
 }
 
-static dp_status prepare_dir(const char *out_dir)
-{
-    dp_status rc = dp_mkdir_p(out_dir);
-    if (rc != DP_OK)
-        return rc;
-    /* Drop the old manifest first: until the new one lands there is no
-     * dataset here, rather than an old manifest over half-new shards. */
-    char path[4096];
-    rc = dp_path_join(path, sizeof path, out_dir, "manifest.txt");
-    if (rc != DP_OK)
-        return rc;
-    if (unlink(path) != 0 && errno != ENOENT)
-        return dp_errorf(DP_ERR_IO, "%s: unlink: %s", path, strerror(errno));
-    return dp_fsync_parent_dir(path);
-}
-
 dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int nshards,
                                   dp_import_stats *st)
 {
@@ -97,7 +79,9 @@ dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int 
         *st = s;
     if (nshards < 1 || nshards > MAX_IMPORT_SHARDS)
         return dp_errorf(DP_ERR_ARG, "import: %d shards, want 1..%d", nshards, MAX_IMPORT_SHARDS);
-    dp_status rc = prepare_dir(out_dir);
+    dp_status rc = dp_mkdir_p(out_dir);
+    if (rc == DP_OK)
+        rc = dp_manifest_remove(out_dir); /* no dataset here until the new manifest lands */
     if (rc != DP_OK)
         return rc;
 

@@ -3,10 +3,12 @@
  * parser, its atomic writer and a content hash ranks can compare. Format in
  * shards/README.md. Parsing is strict: one unknown word is an error naming
  * the file and line, because a half-understood manifest trains on wrong data. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dptrain/fsutil.h"
 #include "data/shard_format.h"
@@ -234,7 +236,7 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
         for (char *save = NULL, *w = strtok_r(line, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
             if (nw == MAX_WORDS) {
                 rc = dp_errorf(DP_ERR_FORMAT, "%s: more than %d words", where, MAX_WORDS);
-                goto err;
+                goto done;
             }
             word[nw++] = w;
         }
@@ -244,28 +246,28 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
             if (nw != 2 || strcmp(word[0], MANIFEST_HEAD) != 0 || strcmp(word[1], "1") != 0) {
                 rc = dp_errorf(DP_ERR_FORMAT, "%s: expected '%s %d' as the first line", where,
                                MANIFEST_HEAD, MANIFEST_VERSION);
-                goto err;
+                goto done;
             }
             have_head = 1;
         } else if (strcmp(word[0], "name") == 0) {
             if (have_name++ || nw != 2 || !name_ok(word[1], sizeof m->name, 0)) {
                 rc = dp_errorf(DP_ERR_FORMAT, "%s: expected one 'name <A-Za-z0-9._->' line", where);
-                goto err;
+                goto done;
             }
             strcpy(m->name, word[1]);
         } else if (strcmp(word[0], "schema") == 0) {
             if (have_schema++) {
                 rc = dp_errorf(DP_ERR_FORMAT, "%s: second 'schema' line", where);
-                goto err;
+                goto done;
             }
             if ((rc = parse_schema(where, word, nw, &m->schema)) != DP_OK)
-                goto err;
+                goto done;
         } else if (strcmp(word[0], "shard") == 0) {
             if ((rc = parse_shard(where, word, nw, m, &cap, &names)) != DP_OK)
-                goto err;
+                goto done;
         } else {
             rc = dp_errorf(DP_ERR_FORMAT, "%s: unknown keyword '%s'", where, word[0]);
-            goto err;
+            goto done;
         }
     }
     const char *missing = !have_head ? "the 'dptrain-manifest 1' line"
@@ -275,16 +277,14 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
     if (missing) {
         rc = dp_errorf(DP_ERR_FORMAT, "%s:%d: end of file without %s", path,
                        lineno > 0 ? lineno : 1, missing);
-        goto err;
+        goto done;
     }
-    free(text);
-    free(names.slot);
     *out = m;
-    return DP_OK;
-err:
+done:
     free(text);
     free(names.slot);
-    dp_manifest_free(m);
+    if (rc != DP_OK)
+        dp_manifest_free(m);
     return rc;
 }
 
@@ -359,6 +359,43 @@ uint64_t dp_manifest_hash(const dp_manifest *m)
         h = fnv(h, b, 4);
     }
     return h;
+}
+
+dp_status dp_manifest_remove(const char *dir)
+{
+    char path[4096];
+    dp_status rc = dp_path_join(path, sizeof path, dir, MANIFEST_FILE);
+    if (rc != DP_OK)
+        return rc;
+    if (unlink(path) == 0)
+        return dp_fsync_parent_dir(path);
+    if (errno == ENOENT || errno == ENOTDIR)
+        return DP_OK;
+    return dp_errorf(DP_ERR_IO, "%s: unlink: %s", path, strerror(errno));
+}
+
+dp_status dp_manifest_open_shard(const char *dir, const dp_manifest *m, const dp_manifest_shard *ms,
+                                 char *path, size_t cap, dp_shard_reader **out)
+{
+    dp_status rc = dp_path_join(path, cap, dir, ms->file);
+    if (rc != DP_OK || (rc = dp_shard_reader_open(path, out)) != DP_OK)
+        return rc;
+    const dp_shard_info *h = dp_shard_reader_info(*out);
+    const uint32_t *k = h->schema.param;
+    if (!dp_shard_schema_equal(&h->schema, &m->schema))
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset 16: schema %" PRIu32 " (parameters %" PRIu32 ", %" PRIu32 ", %"
+                       PRIu32 ", %" PRIu32 ") differs from manifest.txt", path, h->schema.kind, k[0], k[1], k[2], k[3]);
+    else if (h->record_count != ms->records)
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset 40: record count %" PRIu64
+                       " differs from manifest.txt (%" PRIu64 ")", path, h->record_count, ms->records);
+    else if (h->payload_crc32 != ms->crc32)
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset 72: payload crc32 0x%08" PRIx32
+                       " differs from manifest.txt (0x%08" PRIx32 ")", path, h->payload_crc32, ms->crc32);
+    if (rc != DP_OK) {
+        dp_shard_reader_close(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 void dp_manifest_free(dp_manifest *m)

@@ -183,41 +183,39 @@ dp_status dp_shard_writer_close(dp_shard_writer *w, dp_shard_info *info)
     dp_status rc = w->failed;
     if (rc != DP_OK) {
         dp_errorf(rc, "%s: writer had failed; shard not written", w->path);
-        goto err;
+        goto done;
     }
     if ((rc = flush_frame(w)) != DP_OK)
-        goto err;
+        goto done;
     uint8_t hdr[DP_SHARD_HEADER_SIZE];
     dp_shard_header_encode(&w->info, hdr);
     if (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(hdr, 1, sizeof hdr, w->f) != sizeof hdr ||
         fflush(w->f) != 0) {
         rc = dp_errorf(DP_ERR_IO, "%s: offset 0: write header: %s", w->tmp, strerror(errno));
-        goto err;
+        goto done;
     }
     if (fsync(fileno(w->f)) != 0) {
         rc = dp_errorf(DP_ERR_IO, "%s: fsync: %s", w->tmp, strerror(errno));
-        goto err;
+        goto done;
     }
     FILE *f = w->f;
     w->f = NULL;
     if (fclose(f) != 0) {
         rc = dp_errorf(DP_ERR_IO, "%s: close: %s", w->tmp, strerror(errno));
-        goto err;
+        goto done;
     }
     if (rename(w->tmp, w->path) != 0) {
         rc = dp_errorf(DP_ERR_IO, "%s: rename to %s: %s", w->tmp, w->path, strerror(errno));
-        goto err;
+        goto done;
     }
     if ((rc = dp_fsync_parent_dir(w->path)) != DP_OK)
-        goto err;
+        goto done;
     if (info)
         *info = w->info;
     w->failed = DP_OK;
     free(w->tmp);
     w->tmp = NULL; /* renamed: abort must not unlink anything */
-    dp_shard_writer_abort(w);
-    return DP_OK;
-err:
+done:
     dp_shard_writer_abort(w);
     return rc;
 }

@@ -79,31 +79,25 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The term of word h, or -1. */
-static int32_t lookup(const dp_bm25 *ix, uint64_t h)
+/* The slot of word h: its own, or the empty one where it goes (the map is
+ * sized for every word of the corpus, so an empty slot always exists). */
+static uint64_t slot_of(const dp_bm25 *ix, uint64_t h)
 {
-    for (uint64_t s = h & ix->mask;; s = (s + 1) & ix->mask) {
-        if (0 == ix->val[s])
-            return -1;
-        if (ix->key[s] == h)
-            return ix->val[s] - 1;
-    }
+    uint64_t s = h & ix->mask;
+    while (0 != ix->val[s] && ix->key[s] != h)
+        s = (s + 1) & ix->mask;
+    return s;
 }
 
-/* The term of word h, added if new; -1 when the map is full (cannot happen:
- * it is sized for every word of the corpus). */
+/* The term of word h, added if new. */
 static int32_t intern(dp_bm25 *ix, uint64_t h)
 {
-    for (uint64_t s = h & ix->mask, n = 0; n <= ix->mask; s = (s + 1) & ix->mask, n++) {
-        if (0 == ix->val[s]) {
-            ix->key[s] = h;
-            ix->val[s] = ++ix->nterms;
-            return ix->nterms - 1;
-        }
-        if (ix->key[s] == h)
-            return ix->val[s] - 1;
+    const uint64_t s = slot_of(ix, h);
+    if (0 == ix->val[s]) {
+        ix->key[s] = h;
+        ix->val[s] = ++ix->nterms;
     }
-    return -1;
+    return ix->val[s] - 1;
 }
 
 /* Words of text into *buf (grown as needed). @return the count or -1 (no memory). */
@@ -137,9 +131,10 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
     /* (term, tf) per distinct word of each document, documents in order */
     int32_t *tt = NULL, *ttf = NULL;
     int64_t *doff = NULL; /* [ndocs + 1] into tt/ttf */
-    int64_t np = 0, npcap = 0;
+    int64_t np = 0;
+    size_t tt_cap = 0, ttf_cap = 0;
     if (NULL == ix || NULL == w)
-        goto nomem;
+        goto done;
     ix->ndocs = ndocs;
     ix->k1 = k1;
     ix->b = b;
@@ -149,14 +144,14 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
     ix->tmp = malloc(((size_t)ndocs + 1) * sizeof *ix->tmp);
     doff = malloc(((size_t)ndocs + 1) * sizeof *doff);
     if (!ix->dl || !ix->acc || !ix->touched || !ix->tmp || !doff)
-        goto nomem;
+        goto done;
 
     /* Pass 1: words of every document; the map is sized from the total. */
     int64_t total = 0;
     for (int d = 0; d < ndocs; d++) {
         long n = words_of(texts[d], &w, &wcap);
         if (n < 0)
-            goto nomem;
+            goto done;
         ix->dl[d] = (int32_t)n;
         total += n;
     }
@@ -167,23 +162,18 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
     ix->key = malloc(slots * sizeof *ix->key);
     ix->val = calloc(slots, sizeof *ix->val);
     if (!ix->key || !ix->val)
-        goto nomem;
+        goto done;
 
     /* Pass 2: distinct words of each document with their counts. */
     doff[0] = 0;
     for (int d = 0; d < ndocs; d++) {
         long n = words_of(texts[d], &w, &wcap);
         if (n < 0)
-            goto nomem;
+            goto done;
         qsort(w, (size_t)n, sizeof *w, cmp_u64);
-        if (np + n > npcap) {
-            int64_t nc = npcap ? npcap : 4096;
-            while (nc < np + n)
-                nc *= 2;
-            if (!dsi_resize(&tt, (size_t)nc, sizeof *tt) || !dsi_resize(&ttf, (size_t)nc, sizeof *ttf))
-                goto nomem;
-            npcap = nc;
-        }
+        if (!dsi_reserve(&tt, &tt_cap, (size_t)(np + n), sizeof *tt) ||
+            !dsi_reserve(&ttf, &ttf_cap, (size_t)(np + n), sizeof *ttf))
+            goto done;
         for (long i = 0; i < n;) {
             long j = i;
             while (j < n && w[j] == w[i])
@@ -204,14 +194,14 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
     ix->pw = malloc(((size_t)np + 1) * sizeof *ix->pw);
     ix->ub = calloc((size_t)T + 1, sizeof *ix->ub);
     if (!ix->off || !ix->pdoc || !ix->pw || !ix->ub)
-        goto nomem;
+        goto done;
     for (int64_t i = 0; i < np; i++)
         ix->off[tt[i] + 1]++;
     for (int t = 0; t < T; t++)
         ix->off[t + 1] += ix->off[t];
     int64_t *fill = malloc(((size_t)T + 1) * sizeof *fill);
     if (NULL == fill)
-        goto nomem;
+        goto done;
     memcpy(fill, ix->off, ((size_t)T + 1) * sizeof *fill);
     const double N = ndocs;
     for (int d = 0; d < ndocs; d++) {
@@ -232,18 +222,14 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
         }
     }
     free(fill);
-    free(tt);
-    free(ttf);
-    free(doff);
-    free(w);
     *out = ix;
-    return DP_OK;
-
-nomem:
+done:
     free(tt);
     free(ttf);
     free(doff);
     free(w);
+    if (*out)
+        return DP_OK;
     dp_bm25_free(ix);
     return dp_errorf(DP_ERR_NOMEM, "dp_bm25_build: out of memory indexing %d documents", ndocs);
 }
@@ -404,7 +390,7 @@ int dp_bm25_search(const dp_bm25 *ix, const char *query, int k, int32_t *docs, f
     /* Query terms with their multiplicity, largest bound first. */
     int nq = 0;
     for (int i = 0; i < nw; i++) {
-        const int32_t t = lookup(ix, q[i]);
+        const int32_t t = ix->val[slot_of(ix, q[i])] - 1; /* -1: not in the corpus */
         if (t >= 0)
             qt[nq++] = (qterm){.t = t, .c = 1};
     }

@@ -107,21 +107,6 @@ static dp_status load_names(const char *dir, dp_dsi_data *d)
 
 /* ------------------------------------------------------------ shards */
 
-static dp_status check_header(const char *path, const dp_shard_info *h, const dp_manifest *m,
-                              const dp_manifest_shard *ms)
-{
-    if (!dp_shard_schema_equal(&h->schema, &m->schema))
-        return dp_errorf(DP_ERR_FORMAT, "%s: offset 16: schema %" PRIu32 " (vocab %" PRIu32 ") differs from manifest.txt",
-                         path, h->schema.kind, h->schema.param[0]);
-    if (h->record_count != ms->records)
-        return dp_errorf(DP_ERR_FORMAT, "%s: offset 40: record count %" PRIu64 " differs from manifest.txt (%" PRIu64 ")",
-                         path, h->record_count, ms->records);
-    if (h->payload_crc32 != ms->crc32)
-        return dp_errorf(DP_ERR_FORMAT, "%s: offset 72: payload crc32 0x%08" PRIx32
-                         " differs from manifest.txt (0x%08" PRIx32 ")", path, h->payload_crc32, ms->crc32);
-    return DP_OK;
-}
-
 dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, size_t *tok_cap, int64_t ntok, int64_t max_ex,
                           const char *who)
 {
@@ -142,11 +127,9 @@ static dp_status load_shard(const char *dir, const dp_manifest *m, const dp_mani
                             dp_dsi_set *s, size_t *tok_cap, int64_t *ex_cap, uint64_t total)
 {
     char path[4096];
-    dp_status rc = dp_path_join(path, sizeof path, dir, ms->file);
-    if (rc != DP_OK) return rc;
     dp_shard_reader *r = NULL;
-    if ((rc = dp_shard_reader_open(path, &r)) != DP_OK) return rc;
-    if ((rc = check_header(path, dp_shard_reader_info(r), m, ms)) != DP_OK) goto done;
+    dp_status rc = dp_manifest_open_shard(dir, m, ms, path, sizeof path, &r);
+    if (rc != DP_OK) return rc;
     for (uint64_t i = 0;; i++) {
         const void *rec;
         size_t len;

@@ -389,17 +389,6 @@ static dp_status build_examples(prep *p, const int64_t *qfirst, int32_t *qlist)
 
 /* ============================================================ writing */
 
-/* Removes dir/manifest.txt if there: until the new one lands, no dataset. */
-static dp_status drop_manifest(const char *dir)
-{
-    char path[4096];
-    dp_status rc = dp_path_join(path, sizeof path, dir, "manifest.txt");
-    if (rc != DP_OK) return rc;
-    if (unlink(path) == 0) return dp_fsync_parent_dir(path);
-    if (errno == ENOENT || errno == ENOTDIR) return DP_OK;
-    return dp_errorf(DP_ERR_IO, "%s: unlink: %s", path, strerror(errno));
-}
-
 /* A text file built in memory, then written atomically (dp_write_file_atomic). */
 typedef struct tfile {
     FILE *f;
@@ -433,7 +422,7 @@ static dp_status write_dataset(prep *p, const char *dir, const int32_t *local)
 {
     const dp_dsi_tok_config *tok = &p->cfg->tok;
     dp_status rc = dp_mkdir_p(dir);
-    if (rc == DP_OK) rc = drop_manifest(dir);
+    if (rc == DP_OK) rc = dp_manifest_remove(dir);
     if (rc != DP_OK) return rc;
     tfile t = {0};
     /* tokenizer.txt */
@@ -575,7 +564,7 @@ static dp_status drop_member_manifests(const char *out)
         while (rc == DP_OK && (f = readdir(sub))) {
             if (sscanf(f->d_name, "%d%n", &k, &used) != 1 || f->d_name[used] != '\0') continue;
             char kdir[4096];
-            if ((rc = dp_path_join(kdir, sizeof kdir, mdir, f->d_name)) == DP_OK) rc = drop_manifest(kdir);
+            if ((rc = dp_path_join(kdir, sizeof kdir, mdir, f->d_name)) == DP_OK) rc = dp_manifest_remove(kdir);
         }
         closedir(sub);
     }
@@ -591,7 +580,7 @@ static dp_status write_all(prep *p)
      * member dirs: an interrupted run leaves no dataset that mixes old and
      * new documents. */
     dp_status rc = dp_mkdir_p(cfg->out);
-    if (rc == DP_OK) rc = drop_manifest(cfg->out);
+    if (rc == DP_OK) rc = dp_manifest_remove(cfg->out);
     if (rc == DP_OK) rc = drop_member_manifests(cfg->out);
     if (rc == DP_OK) rc = write_dataset(p, cfg->out, NULL);
     if (rc != DP_OK || cfg->nmembers == 0) return rc;
