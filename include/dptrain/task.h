@@ -69,22 +69,16 @@ typedef struct dp_run_config {
     double watchdog_s;      /* report a collective without progress for this long and abort (0 = off) */
 } dp_run_config;
 
-/* What every workload's run shares, from the command line. */
+/* What the driver runs with: the shared configuration, and the checkpoint and loss-scale policy. */
 typedef struct dp_run_opts {
-    char out[512];          /* run directory: metrics.jsonl, checkpoint.dpc ("" = none) */
-    int epochs;
-    int resume;             /* go on from <out>/checkpoint.dpc */
+    dp_run_config run;
     long stop_after;        /* checkpoint and stop after this global step (0 = never) */
     int stop_after_epochs;  /* checkpoint and stop after this many epochs (0 = never) */
     long checkpoint_every;  /* also checkpoint every this many steps (0 = at epoch ends only) */
     int keep_checkpoints;   /* checkpoint.dpc plus keep - 1 older ones */
-    long check_replicas;    /* compare a hash of the parameters across ranks every N steps (0 = off) */
     int on_nonfinite;       /* dp_nonfinite_policy */
     float loss_scale;       /* backward seed multiplier; 1 for tasks without --loss-scale */
     long loss_scale_growth; /* clean steps before a lowered scale doubles back */
-    double watchdog_s;      /* 0 = off */
-    int threads;            /* OpenBLAS threads per rank */
-    int progress, quiet;
     int log_every;          /* a "step" line in metrics.jsonl every N steps (0 = none) */
     char label[32];         /* names the run in the driver's messages, e.g. "member 2" ("" = none) */
 } dp_run_opts;
@@ -94,8 +88,8 @@ typedef struct dp_run_opts {
 void dp_run_config_defaults(dp_run_config *r);
 /*! Range-checks the shared fields (epochs from min_epochs); DP_ERR_ARG names the flag. */
 dp_status dp_run_config_check(const dp_run_config *r, int min_epochs);
-/*! The driver's options of r: out, epochs, resume, replica checks, watchdog, threads, progress; no
- *  checkpoint or loss-scale policy beyond the defaults (2 checkpoints kept, stop on a non-finite step). */
+/*! The driver's options of r with the default checkpoint and loss-scale policy (2 checkpoints kept, stop
+ *  on a non-finite step). */
 dp_run_opts dp_run_opts_make(const dp_run_config *r);
 /*! The gradient sync's options of r: --allreduce, --bucket-mb, --no-overlap and the compressor with its
  *  random streams keyed by the seed. */

@@ -341,7 +341,7 @@ static dp_status task_load(void *t, dp_driver *d)
     dp_rng_seed(&r->shuffle, cfg->run.seed, RNG_SHUFFLE, (uint32_t)r->member);
     dp_rng_seed(&r->drop, cfg->run.seed, RNG_TOKDROP, (uint32_t)(r->member * 65536 + d->rank));
     dp_rng_seed(&r->ctx.dropout_rng, cfg->run.seed, 0x54, (uint32_t)(r->member * 65536 + d->rank));
-    if (d->o->out[0] && d->rank == 0) snprintf(r->dir, sizeof r->dir, "%s", d->o->out);
+    if (d->o->run.out[0] && d->rank == 0) snprintf(r->dir, sizeof r->dir, "%s", d->o->run.out);
     return DP_OK;
 }
 
@@ -531,10 +531,11 @@ dp_status dp_dsi_train_member(const dp_dsi_train_config *cfg, MPI_Comm comm, int
     if (rc != DP_OK) return rc;
     /* the members write apart and print no progress over each other */
     dp_run_opts o = dp_run_opts_make(&cfg->run);
-    o.progress = 0;
-    o.quiet = 1;
-    if (strlen(cfg->run.out) > sizeof o.out - 24) return dp_errorf(DP_ERR_ARG, "--out: longer than %zu characters", sizeof o.out - 24);
-    if (cfg->run.out[0]) snprintf(o.out, sizeof o.out, "%.488s/member-%d", cfg->run.out, member);
+    o.run.progress = 0;
+    o.run.quiet = 1;
+    if (strlen(cfg->run.out) > sizeof o.run.out - 24)
+        return dp_errorf(DP_ERR_ARG, "--out: longer than %zu characters", sizeof o.run.out - 24);
+    if (cfg->run.out[0]) snprintf(o.run.out, sizeof o.run.out, "%.488s/member-%d", cfg->run.out, member);
     snprintf(o.label, sizeof o.label, "member %d", member);
     dsi_run r = {.cfg = cfg, .res = res, .member = member};
     dp_driver d;

@@ -53,7 +53,7 @@ static dp_status gather_part(dp_driver *d, const dp_ck_part *q, void **all)
 
 static dp_status save(const dp_task_ops *ops, void *t, dp_driver *d)
 {
-    if (!d->o->out[0] || !ops->parts) return DP_OK;
+    if (!d->o->run.out[0] || !ops->parts) return DP_OK;
     dp_sync_phase(&d->sync, "checkpoint save", (long)d->st.step);
     dp_ck_section s[DP_CK_MAX_SECTIONS];
     dp_ck_part q[DP_CK_MAX_SECTIONS];
@@ -138,7 +138,7 @@ static dp_status check_state(dp_driver *d, const dp_task_info *info, const char 
     const dp_params *p = d->params;
     if (st.layout != dp_params_layout_hash(p))
         return dp_errorf(DP_ERR_FORMAT, "%s: parameter layout differs from this model's (%zu parameters)", path, p->n);
-    if (st.pos < 0 || (int)st.epoch > d->o->epochs)
+    if (st.pos < 0 || (int)st.epoch > d->o->run.epochs)
         return dp_errorf(DP_ERR_FORMAT, "%s: position (epoch %u, step in epoch %lld) out of range", path, st.epoch,
                          (long long)st.pos);
     d->st = st;
@@ -185,7 +185,7 @@ static dp_status resume(const dp_task_ops *ops, void *t, dp_driver *d, const dp_
         else if (q[i].bytes) rc = dp_sync_scatter0(&d->sync, all[i], q[i].bytes, q[i].data);
     if (rc == DP_OK && ops->restored) rc = ops->restored(t, d);
     dp_checkpoint_free(&ck);
-    if (rc == DP_OK && !d->o->quiet && d->rank == 0)
+    if (rc == DP_OK && !d->o->run.quiet && d->rank == 0)
         fprintf(stderr, "resumed %s at epoch %u, step %lld\n", d->ckpt, d->st.epoch + 1, (long long)d->st.step);
     return rc;
 }
@@ -197,31 +197,32 @@ static dp_status resume(const dp_task_ops *ops, void *t, dp_driver *d, const dp_
 static dp_status check_out_space(const dp_driver *d)
 {
     const dp_run_opts *o = d->o;
-    if (d->rank != 0 || !o->out[0]) return DP_OK;
+    if (d->rank != 0 || !o->run.out[0]) return DP_OK;
     struct statvfs fs;
-    if (statvfs(o->out, &fs) != 0) return dp_errorf(DP_ERR_IO, "%s: statvfs: %s", o->out, strerror(errno));
+    if (statvfs(o->run.out, &fs) != 0) return dp_errorf(DP_ERR_IO, "%s: statvfs: %s", o->run.out, strerror(errno));
     double floats = (double)d->params->n + (double)d->params->nbuf + d->ckpt_floats +
                     (double)d->size * (double)d->sync.state_n;
     double need = 2.0 * (floats * 4.0 + 65536.0), avail = (double)fs.f_bavail * (double)fs.f_frsize;
     if (avail < need)
         return dp_errorf(DP_ERR_IO, "%s: %.1f MiB free, a checkpoint needs about %.1f MiB (the one kept and the one "
-                         "being written): free space or choose another --out", o->out, avail / 1048576.0,
+                         "being written): free space or choose another --out", o->run.out, avail / 1048576.0,
                          need / 1048576.0);
-    if (avail < need / 2.0 * (o->keep_checkpoints + 1) && !o->quiet)
+    if (avail < need / 2.0 * (o->keep_checkpoints + 1) && !o->run.quiet)
         fprintf(stderr, "warning: %s: %.1f MiB free holds fewer than the %d checkpoints --keep-checkpoints asks for\n",
-                o->out, avail / 1048576.0, o->keep_checkpoints);
+                o->run.out, avail / 1048576.0, o->keep_checkpoints);
     return DP_OK;
 }
 
 static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm comm)
 {
     const dp_run_opts *o = d->o;
-    openblas_set_num_threads(o->threads);
+    openblas_set_num_threads(o->run.threads);
     if (comm != MPI_COMM_NULL) {
         MPI_Comm_rank(comm, &d->rank);
         MPI_Comm_size(comm, &d->size);
     }
-    if (o->out[0]) snprintf(d->ckpt, sizeof d->ckpt, "%s/%s", o->out, ops->ckpt_name ? ops->ckpt_name : "checkpoint.dpc");
+    if (o->run.out[0])
+        snprintf(d->ckpt, sizeof d->ckpt, "%s/%s", o->run.out, ops->ckpt_name ? ops->ckpt_name : "checkpoint.dpc");
     /* The model first: its layout is part of what the ranks compare, and
      * the comparison must come before anything that could fail on one rank only. */
     dp_task_info info = {.config_text = d->config_text, .config_cap = sizeof d->config_text};
@@ -231,7 +232,7 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     dp_status rc = dp_sync_init(&d->sync, comm, d->params, &info.sync);
     /* from here every wait on other ranks is watched, set-up included: a rank stuck loading its
      * data is reported like one stuck in a step */
-    if (rc == DP_OK) rc = dp_sync_watchdog(&d->sync, o->watchdog_s);
+    if (rc == DP_OK) rc = dp_sync_watchdog(&d->sync, o->run.watchdog_s);
     if (rc != DP_OK) return rc;
     dp_fault_context(d->rank, 0);
     /* A rank that failed to build must not leave the others waiting. */
@@ -250,13 +251,13 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     rc = ops->load(t, d);
     if (rc != DP_OK) return rc;
     dp_sync_phase(&d->sync, "opening the run directory", 0);
-    rc = dp_report_open(&d->rep, d->rank == 0 ? o->out : NULL, o->progress, o->quiet || d->rank != 0);
+    rc = dp_report_open(&d->rep, d->rank == 0 ? o->run.out : NULL, o->run.progress, o->run.quiet || d->rank != 0);
     if (rc == DP_OK && ops->parts) rc = check_out_space(d);
     rc = dp_sync_all_ok(&d->sync, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
     d->st.loss_scale = o->loss_scale;
     d->saved_step = -1;
-    if (o->resume) {
+    if (o->run.resume) {
         rc = resume(ops, t, d, &info);
     } else { /* replicas start from rank 0's parameters */
         rc = dp_sync_bcast(&d->sync, d->params->data, d->params->n * sizeof(float));
@@ -308,7 +309,7 @@ static dp_status nonfinite_step(const dp_task_ops *ops, dp_driver *d, const char
     double old = d->st.loss_scale;
     set_loss_scale(d, old > 0x1p-24 ? old * 0.5 : old);
     d->st.skipped++;
-    if (d->rank == 0 && !o->quiet)
+    if (d->rank == 0 && !o->run.quiet)
         fprintf(stderr, "step %ld: %s: update skipped, loss scale %g -> %g\n", step, what, old, d->st.loss_scale);
     dp_report_json(&d->rep, "{\"kind\":\"skip\",\"step\":%ld,\"loss_scale\":%g,\"why\":\"%s\"}", step,
                    d->st.loss_scale, what);
@@ -346,7 +347,7 @@ static dp_status one_step(const dp_task_ops *ops, void *t, dp_driver *d, long *n
     d->st.skip_run = 0;
     if (++d->st.clean_steps >= o->loss_scale_growth && d->st.loss_scale < o->loss_scale) {
         set_loss_scale(d, d->st.loss_scale * 2); /* back toward --loss-scale, never above it */
-        if (d->rank == 0 && !o->quiet)
+        if (d->rank == 0 && !o->run.quiet)
             fprintf(stderr, "step %ld: %ld clean steps, loss scale %g -> %g\n", (long)d->st.step + 1,
                     o->loss_scale_growth, d->st.loss_scale / 2, d->st.loss_scale);
         dp_report_json(&d->rep, "{\"kind\":\"loss_scale\",\"step\":%ld,\"loss_scale\":%g}", (long)d->st.step + 1,
@@ -360,7 +361,7 @@ static dp_status one_step(const dp_task_ops *ops, void *t, dp_driver *d, long *n
 static void stopped(dp_driver *d)
 {
     dp_report_end_bar(&d->rep);
-    if (!d->o->quiet && d->rank == 0)
+    if (!d->o->run.quiet && d->rank == 0)
         fprintf(stderr, "stopped after step %lld: checkpoint %s\n", (long long)d->st.step, d->ckpt);
     d->stopped = 1;
 }
@@ -372,7 +373,7 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
     const dp_run_opts *o = d->o;
     double stats[DP_NSTATS], win[3] = {0, 0, 0};
     d->t_start = dp_now();
-    for (; (int)d->st.epoch < o->epochs; d->st.epoch++) {
+    for (; (int)d->st.epoch < o->run.epochs; d->st.epoch++) {
         d->steps = ops->epoch_begin(t, d);
         if (d->st.pos > d->steps)
             return dp_errorf(DP_ERR_FORMAT, "%s: position %lld is past the epoch's %ld steps", d->ckpt,
@@ -399,7 +400,7 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
             double now = dp_now(), sps = (double)((long)d->st.ep_seen - seen0) / (now - t_ep + 1e-9);
             double seen = (double)(d->st.ep_seen ? d->st.ep_seen : 1);
             double eta = (double)(steps - next) * (now - t_ep) / (double)(next - pos0);
-            dp_report_progress(&d->rep, now, (int)d->st.epoch + 1, o->epochs, next, steps, d->st.ep_loss_sum / seen,
+            dp_report_progress(&d->rep, now, (int)d->st.epoch + 1, o->run.epochs, next, steps, d->st.ep_loss_sum / seen,
                                (double)d->st.ep_correct / seen, sps, eta);
             for (int i = 0; i < 3; i++) win[i] += stats[i];
             if (o->log_every && d->st.step % o->log_every == 0 && win[2] > 0) {
@@ -411,7 +412,7 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
                                lr_at(ops, t, (long)d->st.step - 1), sps, d->sync.comm_wait_s);
                 win[0] = win[1] = win[2] = 0;
             }
-            if (o->check_replicas && d->st.step % o->check_replicas == 0 &&
+            if (o->run.check_replicas && d->st.step % o->run.check_replicas == 0 &&
                 (rc = dp_sync_check_replicas(&d->sync, d->params, (long)d->st.step)) != DP_OK)
                 return rc;
             if (ops->after_step && (rc = ops->after_step(t, d)) != DP_OK) return rc;
@@ -438,7 +439,7 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
         rc = save(ops, t, d);
         d->st.epoch--;
         if (rc != DP_OK) return rc;
-        int last = (int)d->st.epoch + 1 >= o->epochs;
+        int last = (int)d->st.epoch + 1 >= o->run.epochs;
         if (!last && (stop_at_end || o->stop_after_epochs == (int)d->st.epoch + 1)) {
             d->st.epoch++;
             stopped(d);

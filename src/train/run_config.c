@@ -35,11 +35,8 @@ dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
 
 dp_run_opts dp_run_opts_make(const dp_run_config *r)
 {
-    dp_run_opts o = {.epochs = r->epochs, .resume = r->resume, .keep_checkpoints = 2,
-                     .check_replicas = r->check_replicas, .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1,
-                     .loss_scale_growth = 1, .watchdog_s = r->watchdog_s, .threads = r->threads,
-                     .progress = r->progress, .quiet = r->quiet};
-    snprintf(o.out, sizeof o.out, "%s", r->out);
+    dp_run_opts o = {.run = *r, .keep_checkpoints = 2, .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1,
+                     .loss_scale_growth = 1};
     return o;
 }
 
