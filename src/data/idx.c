@@ -91,7 +91,7 @@ static dp_status idx_read(gzFile gz, const char *path, int ndim, dp_idx *out)
     uint32_t want = IDX_TYPE_U8 << 8 | (uint32_t)ndim;
     if (magic != want)
         return dp_errorf(DP_ERR_FORMAT, "%s: offset 0: bad IDX magic 0x%08" PRIx32 " (want 0x%08" PRIx32
-                       ": unsigned bytes, %d dimensions)", path, magic, want, ndim);
+                         ": unsigned bytes, %d dimensions)", path, magic, want, ndim);
     uint64_t size = 1;
     for (int i = 0; i < ndim; i++) {
         const uint8_t *p = hdr + 4 + 4 * i;
@@ -99,8 +99,8 @@ static dp_status idx_read(gzFile gz, const char *path, int ndim, dp_idx *out)
         size *= out->dims[i] ? out->dims[i] : 1;
         if (out->dims[i] == 0 || size > IDX_MAX_BYTES)
             return dp_errorf(DP_ERR_FORMAT, "%s: offset %d: dimension %d is %" PRIu32
-                           " (zero, or the array exceeds %d bytes)", path, 4 + 4 * i, i,
-                           out->dims[i], IDX_MAX_BYTES);
+                             " (zero, or the array exceeds %d bytes)", path, 4 + 4 * i, i,
+                             out->dims[i], IDX_MAX_BYTES);
     }
     out->ndim = ndim;
     out->size = (size_t)size;
@@ -121,7 +121,7 @@ static dp_status idx_read(gzFile gz, const char *path, int ndim, dp_idx *out)
     uint8_t extra;
     if (gz_read_full(gz, &extra, 1) != 0)
         return dp_errorf(DP_ERR_FORMAT, "%s: offset %zu: trailing bytes after the IDX data", path,
-                       hlen + out->size);
+                         hlen + out->size);
     /* All data arrived, but the gzip trailer (crc, length) must check out too. */
     int zerr = Z_OK;
     gzerror(gz, &zerr);
