@@ -48,6 +48,10 @@ typedef enum dp_allreduce_algo {
     DP_ALLREDUCE_MPI,      /* MPI_Allreduce (the reference), then / P for AVG */
 } dp_allreduce_algo;
 
+/* DP_ERR_MPI with the message fmt, then ": " and the text of MPI error `code`;
+ * DP_OK when code is MPI_SUCCESS, so an MPI call's result can be passed straight in. */
+dp_status dp_mpi_errorf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* First of the two tags of the ring's point-to-point messages ('d','p' in ASCII). */
 #define DP_COMM_RING_TAG 0x6470
 

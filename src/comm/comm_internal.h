@@ -193,9 +193,6 @@ typedef struct dp_errh_guard {
 dp_status dp_errh_enter(dp_errh_guard *g, MPI_Comm comm, const char *who);
 void dp_errh_leave(dp_errh_guard *g);
 
-/* DP_ERR_MPI with the message fmt, then ": " and the text of MPI error `code`. */
-dp_status dp_mpi_errorf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* Ring allgather over MPI_Sendrecv: block q of buf holds off[q + 1] - off[q]
  * elements of `type` from element off[q] (off NULL: k elements from q k), and
  * block `rank` is already in place. At step s this rank sends block

@@ -11,6 +11,8 @@
 
 dp_status dp_mpi_errorf(int code, const char *fmt, ...)
 {
+    if (MPI_SUCCESS == code)
+        return DP_OK;
     char msg[768], s[MPI_MAX_ERROR_STRING];
     int len = 0;
     va_list ap;

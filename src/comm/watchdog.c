@@ -231,7 +231,7 @@ dp_status dp_watchdog_create(MPI_Comm comm, double timeout_s, dp_watchdog **out)
     if (size < 2 || provided < MPI_THREAD_MULTIPLE) return DP_OK; /* the same answer on every rank */
     dp_watchdog *w = calloc(1, sizeof *w);
     if (!w || !(w->reports = calloc((size_t)size, sizeof *w->reports))) {
-        if (w) free(w);
+        free(w);
         return dp_errorf(DP_ERR_NOMEM, "watchdog: out of memory");
     }
     w->size = size;

@@ -78,6 +78,58 @@ static size_t read_growing(gzFile gz, dp_idx *out, dp_status *rc, const char *pa
     }
 }
 
+/* Reads and checks the open stream gz into out (dp_idx_load frees it on an error). */
+static dp_status idx_read(gzFile gz, const char *path, int ndim, dp_idx *out)
+{
+    dp_status rc = DP_OK;
+    uint8_t hdr[4 + 4 * 3];
+    size_t hlen = 4 + 4 * (size_t)ndim;
+    size_t got = gz_read_full(gz, hdr, hlen);
+    if (got < hlen)
+        return gz_fail(gz, path, got, "truncated inside the IDX header");
+    uint32_t magic = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+    uint32_t want = IDX_TYPE_U8 << 8 | (uint32_t)ndim;
+    if (magic != want)
+        return dp_errorf(DP_ERR_FORMAT, "%s: offset 0: bad IDX magic 0x%08" PRIx32 " (want 0x%08" PRIx32
+                         ": unsigned bytes, %d dimensions)", path, magic, want, ndim);
+    uint64_t size = 1;
+    for (int i = 0; i < ndim; i++) {
+        const uint8_t *p = hdr + 4 + 4 * i;
+        out->dims[i] = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        size *= out->dims[i] ? out->dims[i] : 1;
+        if (out->dims[i] == 0 || size > IDX_MAX_BYTES)
+            return dp_errorf(DP_ERR_FORMAT, "%s: offset %d: dimension %d is %" PRIu32
+                             " (zero, or the array exceeds %d bytes)", path, 4 + 4 * i, i,
+                             out->dims[i], IDX_MAX_BYTES);
+    }
+    out->ndim = ndim;
+    out->size = (size_t)size;
+    /* A plain file's size is known: check it before allocating. A gzip'd
+     * stream's is not (its trailer holds the size mod 2^32 only), so the
+     * buffer grows with the data that actually arrives instead. */
+    if (gzdirect(gz) && (rc = plain_size_check(path, hlen, out->size)) != DP_OK)
+        return rc;
+    got = read_growing(gz, out, &rc, path);
+    if (rc != DP_OK)
+        return rc;
+    if (got < out->size) {
+        char what[128];
+        snprintf(what, sizeof what, "truncated: header promises %zu data bytes, file holds %zu",
+                 out->size, got);
+        return gz_fail(gz, path, hlen + got, what);
+    }
+    uint8_t extra;
+    if (gz_read_full(gz, &extra, 1) != 0)
+        return dp_errorf(DP_ERR_FORMAT, "%s: offset %zu: trailing bytes after the IDX data", path,
+                         hlen + out->size);
+    /* All data arrived, but the gzip trailer (crc, length) must check out too. */
+    int zerr = Z_OK;
+    gzerror(gz, &zerr);
+    if (zerr != Z_OK)
+        return gz_fail(gz, path, hlen + out->size, "gzip stream truncated after the IDX data");
+    return DP_OK;
+}
+
 dp_status dp_idx_load(const char *path, int ndim, dp_idx *out)
 {
     memset(out, 0, sizeof *out);
@@ -88,64 +140,7 @@ dp_status dp_idx_load(const char *path, int ndim, dp_idx *out)
     if (!gz)
         return dp_errorf(DP_ERR_IO, "%s: open: %s", path, errno ? strerror(errno) : "out of memory");
     gzbuffer(gz, 1 << 17);
-    dp_status rc = DP_OK;
-    uint8_t hdr[4 + 4 * 3];
-    size_t hlen = 4 + 4 * (size_t)ndim;
-    size_t got = gz_read_full(gz, hdr, hlen);
-    if (got < hlen) {
-        rc = gz_fail(gz, path, got, "truncated inside the IDX header");
-        goto done;
-    }
-    uint32_t magic = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-    uint32_t want = IDX_TYPE_U8 << 8 | (uint32_t)ndim;
-    if (magic != want) {
-        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset 0: bad IDX magic 0x%08" PRIx32 " (want 0x%08" PRIx32
-                       ": unsigned bytes, %d dimensions)", path, magic, want, ndim);
-        goto done;
-    }
-    uint64_t size = 1;
-    for (int i = 0; i < ndim; i++) {
-        const uint8_t *p = hdr + 4 + 4 * i;
-        out->dims[i] = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-        size *= out->dims[i] ? out->dims[i] : 1;
-        if (out->dims[i] == 0 || size > IDX_MAX_BYTES) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %d: dimension %d is %" PRIu32
-                           " (zero, or the array exceeds %d bytes)", path, 4 + 4 * i, i,
-                           out->dims[i], IDX_MAX_BYTES);
-            goto done;
-        }
-    }
-    out->ndim = ndim;
-    out->size = (size_t)size;
-    /* A plain file's size is known: check it before allocating. A gzip'd
-     * stream's is not (its trailer holds the size mod 2^32 only), so the
-     * buffer grows with the data that actually arrives instead. */
-    if (gzdirect(gz) && (rc = plain_size_check(path, hlen, out->size)) != DP_OK)
-        goto done;
-    got = read_growing(gz, out, &rc, path);
-    if (rc != DP_OK)
-        goto done;
-    if (got < out->size) {
-        char what[128];
-        snprintf(what, sizeof what, "truncated: header promises %zu data bytes, file holds %zu",
-                 out->size, got);
-        rc = gz_fail(gz, path, hlen + got, what);
-        goto done;
-    }
-    uint8_t extra;
-    if (gz_read_full(gz, &extra, 1) != 0) {
-        rc = dp_errorf(DP_ERR_FORMAT, "%s: offset %zu: trailing bytes after the IDX data", path,
-                       hlen + out->size);
-        goto done;
-    }
-    /* All data arrived, but the gzip trailer (crc, length) must check out too. */
-    int zerr = Z_OK;
-    gzerror(gz, &zerr);
-    if (zerr != Z_OK) {
-        rc = gz_fail(gz, path, hlen + out->size, "gzip stream truncated after the IDX data");
-        goto done;
-    }
-done:
+    dp_status rc = idx_read(gz, path, ndim, out);
     gzclose(gz);
     if (rc != DP_OK)
         dp_idx_free(out);

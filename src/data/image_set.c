@@ -90,27 +90,14 @@ static dp_status load_shard(const char *dir, const dp_manifest *m, const shard_p
     return rc;
 }
 
-dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nranks,
-                            long limit, dp_image_set *out)
+/* dp_image_set_load on the loaded manifest m, with room for a plan of every shard;
+ * the caller frees plan and m, and out on an error. */
+static dp_status load_split(const char *dir, const char *split, int rank, int nranks, long limit,
+                            const dp_manifest *m, shard_plan *plan, dp_image_set *out)
 {
-    memset(out, 0, sizeof *out);
-    if (nranks < 1 || rank < 0 || rank >= nranks)
-        return dp_errorf(DP_ERR_ARG, "image set: rank %d of %d", rank, nranks);
-    dp_manifest *m = NULL;
-    shard_plan *plan = NULL;
-    dp_status rc = dp_manifest_load(dir, &m);
-    if (rc != DP_OK)
-        return rc;
-    if (m->schema.kind != DP_SCHEMA_IMAGE_U8) {
-        rc = dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: dataset '%s' has schema %" PRIu32 ", not images",
-                       dir, m->name, m->schema.kind);
-        goto done;
-    }
-    plan = calloc((size_t)m->nshards, sizeof *plan);
-    if (!plan) {
-        rc = dp_errorf(DP_ERR_NOMEM, "image set: out of memory");
-        goto done;
-    }
+    if (m->schema.kind != DP_SCHEMA_IMAGE_U8)
+        return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: dataset '%s' has schema %" PRIu32 ", not images",
+                         dir, m->name, m->schema.kind);
     int np = 0;
     uint64_t total = 0;
     for (int i = 0; i < m->nshards; i++) {
@@ -118,17 +105,13 @@ dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nr
             continue;
         plan[np].ms = &m->shards[i];
         plan[np++].start = total;
-        if (m->shards[i].records > (uint64_t)LONG_MAX - total) { /* before the sum can wrap */
-            rc = dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: split '%s' holds more than %ld records",
-                           dir, split, LONG_MAX);
-            goto done;
-        }
+        if (m->shards[i].records > (uint64_t)LONG_MAX - total) /* before the sum can wrap */
+            return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: split '%s' holds more than %ld records",
+                             dir, split, LONG_MAX);
         total += m->shards[i].records;
     }
-    if (np == 0) {
-        rc = dp_errorf(DP_ERR_ARG, "%s/manifest.txt: no shards for split '%s'", dir, split);
-        goto done;
-    }
+    if (np == 0)
+        return dp_errorf(DP_ERR_ARG, "%s/manifest.txt: no shards for split '%s'", dir, split);
 
     /* `limit` cuts the split first; shards wholly past it drop out of the plan. */
     uint64_t keep = limit > 0 && (uint64_t)limit < total ? (uint64_t)limit : total;
@@ -160,24 +143,36 @@ dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nr
     out->classes = (int)m->schema.image.classes;
     out->split_total = (long)keep;
     size_t px = (size_t)out->c * out->h * out->w;
-    if (n > SIZE_MAX / px) {
-        rc = dp_errorf(DP_ERR_NOMEM, "image set: %" PRIu64 " images do not fit in memory", n);
-        goto done;
-    }
+    if (n > SIZE_MAX / px)
+        return dp_errorf(DP_ERR_NOMEM, "image set: %" PRIu64 " images do not fit in memory", n);
     /* One byte more so that an empty share still gets distinct, freeable buffers. */
     out->pixels = malloc(1);
     out->labels = malloc(1);
-    if (!out->pixels || !out->labels) {
-        rc = dp_errorf(DP_ERR_NOMEM, "image set: out of memory");
-        goto done;
-    }
+    if (!out->pixels || !out->labels)
+        return dp_errorf(DP_ERR_NOMEM, "image set: out of memory");
     long filled = 0;
     size_t cap = 0;
+    dp_status rc = DP_OK;
     for (int j = 0; j < nkeep && rc == DP_OK; j++)
         if (plan[j].hi > plan[j].lo)
             rc = load_shard(dir, m, &plan[j], out, &filled, &cap, n);
     out->n = filled;
-done:
+    return rc;
+}
+
+dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nranks,
+                            long limit, dp_image_set *out)
+{
+    memset(out, 0, sizeof *out);
+    if (nranks < 1 || rank < 0 || rank >= nranks)
+        return dp_errorf(DP_ERR_ARG, "image set: rank %d of %d", rank, nranks);
+    dp_manifest *m = NULL;
+    dp_status rc = dp_manifest_load(dir, &m);
+    if (rc != DP_OK)
+        return rc;
+    shard_plan *plan = calloc((size_t)m->nshards, sizeof *plan);
+    rc = plan ? load_split(dir, split, rank, nranks, limit, m, plan, out)
+              : dp_errorf(DP_ERR_NOMEM, "image set: out of memory");
     free(plan);
     dp_manifest_free(m);
     if (rc != DP_OK)

@@ -198,23 +198,11 @@ static dp_status parse_shard(const char *where, char **word, int nw, dp_manifest
     return DP_OK;
 }
 
-dp_status dp_manifest_load(const char *dir, dp_manifest **out)
+/* Parses the manifest text read from path (cut up in place) into m; names is the caller's to free. */
+static dp_status parse_manifest(const char *path, char *text, dp_manifest *m, name_set *names)
 {
-    *out = NULL;
-    char path[4096];
-    dp_status rc = dp_path_join(path, sizeof path, dir, MANIFEST_FILE);
-    if (rc != DP_OK)
-        return rc;
-    char *text = NULL;
-    if ((rc = dp_read_text(path, MANIFEST_MAX_BYTES, &text)) != DP_OK)
-        return rc;
-    dp_manifest *m = calloc(1, sizeof *m);
-    if (!m) {
-        free(text);
-        return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
-    }
+    dp_status rc;
     size_t cap = 0;
-    name_set names = {0};
     int have_head = 0, have_name = 0, have_schema = 0, lineno = 0;
     char where[4200];
     for (char *line = text, *next; line; line = next) {
@@ -234,57 +222,66 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
         char *word[MAX_WORDS + 1];
         int nw = 0;
         for (char *save = NULL, *w = strtok_r(line, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
-            if (nw == MAX_WORDS) {
-                rc = dp_errorf(DP_ERR_FORMAT, "%s: more than %d words", where, MAX_WORDS);
-                goto done;
-            }
+            if (nw == MAX_WORDS)
+                return dp_errorf(DP_ERR_FORMAT, "%s: more than %d words", where, MAX_WORDS);
             word[nw++] = w;
         }
         if (nw == 0)
             continue;
         if (!have_head) {
-            if (nw != 2 || strcmp(word[0], MANIFEST_HEAD) != 0 || strcmp(word[1], "1") != 0) {
-                rc = dp_errorf(DP_ERR_FORMAT, "%s: expected '%s %d' as the first line", where,
-                               MANIFEST_HEAD, MANIFEST_VERSION);
-                goto done;
-            }
+            if (nw != 2 || strcmp(word[0], MANIFEST_HEAD) != 0 || strcmp(word[1], "1") != 0)
+                return dp_errorf(DP_ERR_FORMAT, "%s: expected '%s %d' as the first line", where,
+                                 MANIFEST_HEAD, MANIFEST_VERSION);
             have_head = 1;
         } else if (strcmp(word[0], "name") == 0) {
-            if (have_name++ || nw != 2 || !name_ok(word[1], sizeof m->name, 0)) {
-                rc = dp_errorf(DP_ERR_FORMAT, "%s: expected one 'name <A-Za-z0-9._->' line", where);
-                goto done;
-            }
+            if (have_name++ || nw != 2 || !name_ok(word[1], sizeof m->name, 0))
+                return dp_errorf(DP_ERR_FORMAT, "%s: expected one 'name <A-Za-z0-9._->' line", where);
             strcpy(m->name, word[1]);
         } else if (strcmp(word[0], "schema") == 0) {
-            if (have_schema++) {
-                rc = dp_errorf(DP_ERR_FORMAT, "%s: second 'schema' line", where);
-                goto done;
-            }
+            if (have_schema++)
+                return dp_errorf(DP_ERR_FORMAT, "%s: second 'schema' line", where);
             if ((rc = parse_schema(where, word, nw, &m->schema)) != DP_OK)
-                goto done;
+                return rc;
         } else if (strcmp(word[0], "shard") == 0) {
-            if ((rc = parse_shard(where, word, nw, m, &cap, &names)) != DP_OK)
-                goto done;
+            if ((rc = parse_shard(where, word, nw, m, &cap, names)) != DP_OK)
+                return rc;
         } else {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s: unknown keyword '%s'", where, word[0]);
-            goto done;
+            return dp_errorf(DP_ERR_FORMAT, "%s: unknown keyword '%s'", where, word[0]);
         }
     }
     const char *missing = !have_head ? "the 'dptrain-manifest 1' line"
                         : !have_name ? "a 'name' line"
                         : !have_schema ? "a 'schema' line"
                         : m->nshards == 0 ? "any 'shard' line" : NULL;
-    if (missing) {
-        rc = dp_errorf(DP_ERR_FORMAT, "%s:%d: end of file without %s", path,
-                       lineno > 0 ? lineno : 1, missing);
-        goto done;
+    if (missing)
+        return dp_errorf(DP_ERR_FORMAT, "%s:%d: end of file without %s", path,
+                         lineno > 0 ? lineno : 1, missing);
+    return DP_OK;
+}
+
+dp_status dp_manifest_load(const char *dir, dp_manifest **out)
+{
+    *out = NULL;
+    char path[4096];
+    dp_status rc = dp_path_join(path, sizeof path, dir, MANIFEST_FILE);
+    if (rc != DP_OK)
+        return rc;
+    char *text = NULL;
+    if ((rc = dp_read_text(path, MANIFEST_MAX_BYTES, &text)) != DP_OK)
+        return rc;
+    dp_manifest *m = calloc(1, sizeof *m);
+    if (!m) {
+        free(text);
+        return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
     }
-    *out = m;
-done:
+    name_set names = {0};
+    rc = parse_manifest(path, text, m, &names);
     free(text);
     free(names.slot);
     if (rc != DP_OK)
         dp_manifest_free(m);
+    else
+        *out = m;
     return rc;
 }
 

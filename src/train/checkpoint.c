@@ -105,107 +105,83 @@ static dp_status bad(const char *path, uint64_t off, const char *what)
     return dp_errorf(DP_ERR_FORMAT, "%s: offset %llu: %s", path, (unsigned long long)off, what);
 }
 
+/* Reads and checks the open file f into ck; *comp and *body are the caller's to free, whatever the result. */
+static dp_status read_checked(FILE *f, const char *path, dp_checkpoint *ck, unsigned char **comp_out,
+                              unsigned char **body_out)
+{
+    unsigned char h[CK_HEADER];
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0)
+        return dp_errorf(DP_ERR_IO, "%s: stat: %s", path, strerror(errno));
+    if ((uint64_t)st.st_size < CK_HEADER || fread(h, 1, CK_HEADER, f) != CK_HEADER)
+        return bad(path, 0, "truncated header (file shorter than 48 bytes)");
+    if (memcmp(h, CK_MAGIC, 8))
+        return bad(path, 0, "bad magic: not a dptrain checkpoint");
+    if (get32(h + 40) != crc(h, 40))
+        return bad(path, 40, "header crc32 mismatch (header damaged)");
+    if (get32(h + 8) != CK_VERSION) {
+        char m[96];
+        snprintf(m, sizeof m, "version %u (this build reads %u)", get32(h + 8), CK_VERSION);
+        return bad(path, 8, m);
+    }
+    uint32_t ns = get32(h + 12);
+    uint64_t body_n = get64(h + 16), comp_n = get64(h + 24);
+    if (ns > DP_CK_MAX_SECTIONS)
+        return bad(path, 12, "section count over the limit");
+    if (body_n > CK_MAX_BODY)
+        return bad(path, 16, "body size over the 64 GiB limit");
+    if (comp_n != (uint64_t)st.st_size - CK_HEADER) {
+        char m[128];
+        snprintf(m, sizeof m, "file holds %llu body bytes, header says %llu (truncated or padded)",
+                 (unsigned long long)(st.st_size - CK_HEADER), (unsigned long long)comp_n);
+        return bad(path, 24, m);
+    }
+    if (body_n / CK_MAX_RATIO > comp_n)
+        return bad(path, 16, "body size beyond zstd's largest ratio to the compressed size");
+    unsigned char *comp = *comp_out = malloc(comp_n ? comp_n : 1);
+    unsigned char *body = *body_out = malloc(body_n ? body_n : 1);
+    if (!comp || !body)
+        return dp_errorf(DP_ERR_NOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)body_n);
+    if (fread(comp, 1, comp_n, f) != comp_n)
+        return dp_errorf(DP_ERR_IO, "%s: offset %d: short read", path, CK_HEADER);
+    unsigned long long fcs = ZSTD_getFrameContentSize(comp, comp_n);
+    if (fcs != body_n)
+        return bad(path, CK_HEADER, "zstd frame content size differs from the header's body size");
+    size_t got = ZSTD_decompress(body, body_n, comp, comp_n);
+    if (ZSTD_isError(got) || got != body_n) {
+        char m[160];
+        snprintf(m, sizeof m, "zstd: %s", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short body");
+        return bad(path, CK_HEADER, m);
+    }
+    if (crc(body, body_n) != get32(h + 32))
+        return bad(path, CK_HEADER, "body crc32 mismatch (data damaged)");
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < ns; i++) {
+        if (body_n - off < 16)
+            return bad(path, CK_HEADER + off, "section header past the end of the body");
+        uint64_t sz = get64(body + off + 8);
+        if (sz > body_n - off - 16 || pad8(sz) > body_n - off - 16) /* the padding too: off stays <= body_n */
+            return bad(path, CK_HEADER + off, "section size past the end of the body");
+        ck->sections[i] = (dp_ck_section){.tag = get32(body + off), .data = body + off + 16, .size = sz};
+        off += 16 + pad8(sz);
+    }
+    ck->n = (int)ns;
+    return DP_OK;
+}
+
 dp_status dp_checkpoint_read(const char *path, dp_checkpoint *ck)
 {
     memset(ck, 0, sizeof *ck);
     FILE *f = fopen(path, "rb");
     if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
     unsigned char *comp = NULL, *body = NULL;
-    unsigned char h[CK_HEADER];
-    dp_status rc = DP_OK;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        rc = dp_errorf(DP_ERR_IO, "%s: stat: %s", path, strerror(errno));
-        goto err;
-    }
-    if ((uint64_t)st.st_size < CK_HEADER || fread(h, 1, CK_HEADER, f) != CK_HEADER) {
-        rc = bad(path, 0, "truncated header (file shorter than 48 bytes)");
-        goto err;
-    }
-    if (memcmp(h, CK_MAGIC, 8)) {
-        rc = bad(path, 0, "bad magic: not a dptrain checkpoint");
-        goto err;
-    }
-    if (get32(h + 40) != crc(h, 40)) {
-        rc = bad(path, 40, "header crc32 mismatch (header damaged)");
-        goto err;
-    }
-    if (get32(h + 8) != CK_VERSION) {
-        char m[96];
-        snprintf(m, sizeof m, "version %u (this build reads %u)", get32(h + 8), CK_VERSION);
-        rc = bad(path, 8, m);
-        goto err;
-    }
-    uint32_t ns = get32(h + 12);
-    uint64_t body_n = get64(h + 16), comp_n = get64(h + 24);
-    if (ns > DP_CK_MAX_SECTIONS) {
-        rc = bad(path, 12, "section count over the limit");
-        goto err;
-    }
-    if (body_n > CK_MAX_BODY) {
-        rc = bad(path, 16, "body size over the 64 GiB limit");
-        goto err;
-    }
-    if (comp_n != (uint64_t)st.st_size - CK_HEADER) {
-        char m[128];
-        snprintf(m, sizeof m, "file holds %llu body bytes, header says %llu (truncated or padded)",
-                 (unsigned long long)(st.st_size - CK_HEADER), (unsigned long long)comp_n);
-        rc = bad(path, 24, m);
-        goto err;
-    }
-    if (body_n / CK_MAX_RATIO > comp_n) {
-        rc = bad(path, 16, "body size beyond zstd's largest ratio to the compressed size");
-        goto err;
-    }
-    comp = malloc(comp_n ? comp_n : 1);
-    body = malloc(body_n ? body_n : 1);
-    if (!comp || !body) {
-        rc = dp_errorf(DP_ERR_NOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)body_n);
-        goto err;
-    }
-    if (fread(comp, 1, comp_n, f) != comp_n) {
-        rc = dp_errorf(DP_ERR_IO, "%s: offset %d: short read", path, CK_HEADER);
-        goto err;
-    }
-    unsigned long long fcs = ZSTD_getFrameContentSize(comp, comp_n);
-    if (fcs != body_n) {
-        rc = bad(path, CK_HEADER, "zstd frame content size differs from the header's body size");
-        goto err;
-    }
-    size_t got = ZSTD_decompress(body, body_n, comp, comp_n);
-    if (ZSTD_isError(got) || got != body_n) {
-        char m[160];
-        snprintf(m, sizeof m, "zstd: %s", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short body");
-        rc = bad(path, CK_HEADER, m);
-        goto err;
-    }
-    if (crc(body, body_n) != get32(h + 32)) {
-        rc = bad(path, CK_HEADER, "body crc32 mismatch (data damaged)");
-        goto err;
-    }
-    uint64_t off = 0;
-    for (uint32_t i = 0; i < ns; i++) {
-        if (body_n - off < 16) {
-            rc = bad(path, CK_HEADER + off, "section header past the end of the body");
-            goto err;
-        }
-        uint64_t sz = get64(body + off + 8);
-        if (sz > body_n - off - 16 || pad8(sz) > body_n - off - 16) { /* the padding too: off stays <= body_n */
-            rc = bad(path, CK_HEADER + off, "section size past the end of the body");
-            goto err;
-        }
-        ck->sections[i] = (dp_ck_section){.tag = get32(body + off), .data = body + off + 16, .size = sz};
-        off += 16 + pad8(sz);
-    }
-    ck->n = (int)ns;
-    ck->body = body;
-    free(comp);
+    dp_status rc = read_checked(f, path, ck, &comp, &body);
     fclose(f);
-    return DP_OK;
-err:
     free(comp);
-    free(body);
-    fclose(f);
+    if (rc == DP_OK)
+        ck->body = body;
+    else
+        free(body);
     return rc;
 }
 

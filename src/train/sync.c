@@ -16,15 +16,6 @@
 #include "dptrain/train.h"
 #include "dptrain/report.h"
 
-static dp_status mpi_check(int rc, const dp_sync *s, const char *what)
-{
-    if (rc == MPI_SUCCESS) return DP_OK;
-    char msg[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, msg, &len);
-    return dp_errorf(DP_ERR_MPI, "rank %d: %s failed: %s", s->rank, what, msg);
-}
-
 static void build_buckets(dp_sync *s, size_t bucket_bytes)
 {
     size_t cap = bucket_bytes / sizeof(float);
@@ -161,8 +152,8 @@ dp_status dp_sync_agree(dp_sync *s, const char *text)
     if (!all) return dp_errorf(DP_ERR_NOMEM, "agreement: out of memory");
     strcpy(mine, text);
     dp_watchdog_wait_begin(s->wd, "configuration agreement", 0, 0);
-    dp_status rc = mpi_check(MPI_Allgather(mine, AGREE_BYTES, MPI_CHAR, all, AGREE_BYTES, MPI_CHAR, s->comm), s,
-                             "MPI_Allgather (configuration)");
+    dp_status rc = dp_mpi_errorf(MPI_Allgather(mine, AGREE_BYTES, MPI_CHAR, all, AGREE_BYTES, MPI_CHAR, s->comm),
+                                 "rank %d: MPI_Allgather (configuration) failed", s->rank);
     dp_watchdog_wait_end(s->wd);
     /* Every rank runs the same comparison on the same data, so all of them
      * report the same first difference and stop together. */
@@ -191,7 +182,8 @@ dp_status dp_sync_agree(dp_sync *s, const char *text)
 static dp_status sum_doubles(dp_sync *s, double *v, int n, const char *label)
 {
     dp_watchdog_wait_begin(s->wd, label, 0, 0);
-    dp_status rc = mpi_check(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, s->comm), s, "MPI_Allreduce");
+    dp_status rc = dp_mpi_errorf(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, s->comm),
+                                 "rank %d: MPI_Allreduce failed", s->rank);
     dp_watchdog_wait_end(s->wd);
     return rc;
 }
@@ -225,7 +217,7 @@ dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes)
     char *p = buf;
     while (bytes) { /* MPI counts are int */
         int k = bytes > (1u << 30) ? (1 << 30) : (int)bytes;
-        rc = mpi_check(MPI_Bcast(p, k, MPI_BYTE, 0, s->comm), s, "MPI_Bcast (parameters)");
+        rc = dp_mpi_errorf(MPI_Bcast(p, k, MPI_BYTE, 0, s->comm), "rank %d: MPI_Bcast (parameters) failed", s->rank);
         if (rc != DP_OK) break;
         p += k;
         bytes -= (size_t)k;
@@ -257,7 +249,7 @@ static dp_status gather_or_scatter(dp_sync *s, int gather, const void *from, voi
     int n = (int)bytes;
     int rc = gather ? MPI_Gather(from, n, MPI_BYTE, to, n, MPI_BYTE, 0, s->comm)
                     : MPI_Scatter(from, n, MPI_BYTE, to, n, MPI_BYTE, 0, s->comm);
-    return mpi_check(rc, s, gather ? "MPI_Gather (checkpoint state)" : "MPI_Scatter (checkpoint state)");
+    return dp_mpi_errorf(rc, "rank %d: MPI_%s (checkpoint state) failed", s->rank, gather ? "Gather" : "Scatter");
 }
 
 dp_status dp_sync_gather0(dp_sync *s, const void *mine, size_t bytes, void *all)
@@ -282,7 +274,8 @@ dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all)
         return DP_OK;
     }
     dp_watchdog_wait_begin(s->wd, "allgather of a count", 0, 0);
-    dp_status rc = mpi_check(MPI_Allgather(&v, 1, MPI_LONG, all, 1, MPI_LONG, s->comm), s, "MPI_Allgather");
+    dp_status rc = dp_mpi_errorf(MPI_Allgather(&v, 1, MPI_LONG, all, 1, MPI_LONG, s->comm),
+                                 "rank %d: MPI_Allgather failed", s->rank);
     dp_watchdog_wait_end(s->wd);
     return rc;
 }
@@ -291,8 +284,8 @@ dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step)
 {
     if (s->size == 1) return DP_OK;
     uint64_t mine = dp_params_hash(p), *all = s->hashes;
-    dp_status rc = mpi_check(MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, s->comm), s,
-                             "MPI_Allgather (replica check)");
+    dp_status rc = dp_mpi_errorf(MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, s->comm),
+                                 "rank %d: MPI_Allgather (replica check) failed", s->rank);
     for (int r = 1; rc == DP_OK && r < s->size; r++)
         if (all[r] != all[0])
             rc = dp_errorf(DP_ERR_MPI,
