@@ -45,9 +45,7 @@ typedef struct dsi_run {
     long index_first;    /* which of them: a window that moves every epoch */
     dp_ctx ctx;
     int32_t *ids, *offs, *docs; /* one local batch */
-    int max_tok;
     dp_rng shuffle, drop;
-    char dir[1024];      /* this member's output dir ("" = none) */
     char config_text[4096];
 } dsi_run;
 
@@ -158,9 +156,8 @@ static dp_status prototype_head(dsi_run *r)
     const int H = im->hdim, N = r->data.ndocs;
     enum { EB = 512 };
     double *sum = calloc((size_t)N * (size_t)H, sizeof *sum);
-    long *cnt = calloc((size_t)N, sizeof *cnt);
     int32_t *offs = malloc((EB + 1) * sizeof *offs);
-    dp_status rc = sum && cnt && offs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "--head-init: out of memory");
+    dp_status rc = sum && offs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "--head-init: out of memory");
     double hnorm = 0;
     long nh = 0;
     const dp_dsi_set *sets[2] = {&r->data.train, &r->data.index};
@@ -183,7 +180,6 @@ static dp_status prototype_head(dsi_run *r)
                 }
                 hnorm += sqrt(n2);
                 nh++;
-                cnt[s->doc[b0 + i]]++;
             }
         }
     }
@@ -201,25 +197,11 @@ static dp_status prototype_head(dsi_run *r)
         }
     }
     free(sum);
-    free(cnt);
     free(offs);
     return rc;
 }
 
 /* ------------------------------------------------------------ steps */
-
-/* Example p of the epoch's pool: training queries first, then a window of
- * the indexing examples. */
-static void example(const dsi_run *r, long p, const dp_dsi_set **s, long *i)
-{
-    if (p < r->data.train.n) {
-        *s = &r->data.train;
-        *i = p;
-    } else {
-        *s = &r->data.index;
-        *i = (p - r->data.train.n + r->index_first) % r->data.index.n;
-    }
-}
 
 /* This rank's examples perm[first .. first+bs) into ids/offs/docs, each
  * token dropped with probability token_drop (never every token of a query). */
@@ -229,9 +211,13 @@ static void assemble(dsi_run *r, long first, long bs)
     int32_t k = 0;
     r->offs[0] = 0;
     for (long b = 0; b < bs; b++) {
-        const dp_dsi_set *s;
-        long i;
-        example(r, r->smp.perm[first + b], &s, &i);
+        /* the epoch's pool: training queries first, then a window of the indexing examples */
+        const dp_dsi_set *s = &r->data.train;
+        long i = r->smp.perm[first + b];
+        if (i >= r->data.train.n) {
+            s = &r->data.index;
+            i = (i - r->data.train.n + r->index_first) % r->data.index.n;
+        }
         r->docs[b] = s->doc[i];
         int32_t k0 = k;
         for (int64_t j = s->off[i]; j < s->off[i + 1]; j++)
@@ -327,8 +313,7 @@ static dp_status task_load(void *t, dp_driver *d)
 
     long mt = max_tokens(&r->data.train);
     long mi = max_tokens(&r->data.index);
-    r->max_tok = (int)(mt > mi ? mt : mi);
-    size_t ntok = (size_t)cfg->run.batch * (size_t)r->max_tok;
+    size_t ntok = (size_t)cfg->run.batch * (size_t)(mt > mi ? mt : mi);
     r->ids = malloc(ntok * sizeof *r->ids);
     r->offs = malloc(((size_t)cfg->run.batch + 1) * sizeof *r->offs);
     r->docs = malloc((size_t)cfg->run.batch * sizeof *r->docs);
@@ -341,7 +326,6 @@ static dp_status task_load(void *t, dp_driver *d)
     dp_rng_seed(&r->shuffle, cfg->run.seed, RNG_SHUFFLE, (uint32_t)r->member);
     dp_rng_seed(&r->drop, cfg->run.seed, RNG_TOKDROP, (uint32_t)(r->member * 65536 + d->rank));
     dp_rng_seed(&r->ctx.dropout_rng, cfg->run.seed, 0x54, (uint32_t)(r->member * 65536 + d->rank));
-    if (d->o->run.out[0] && d->rank == 0) snprintf(r->dir, sizeof r->dir, "%s", d->o->run.out);
     return DP_OK;
 }
 
@@ -467,11 +451,12 @@ static double per(const dp_dsi_metrics *m, double v) { return m->queries ? v / (
 
 /* ------------------------------------------------------------ the run */
 
-static dp_status save(dsi_run *r)
+/* into this member's output dir (--out/member-k; "" = none) */
+static dp_status save(dsi_run *r, const char *dir)
 {
-    if (!r->dir[0]) return DP_OK;
+    if (!dir[0]) return DP_OK;
     char path[1100];
-    snprintf(path, sizeof path, "%s/model.dsi", r->dir);
+    snprintf(path, sizeof path, "%s/model.dsi", dir);
     return dp_dsi_member_save(path, r->m, &r->data.tok, r->data.names, r->config_text);
 }
 
@@ -491,7 +476,7 @@ static dp_status task_finish(void *t, dp_driver *d)
     if (rc != DP_OK) return rc;
     dp_status rs = DP_OK;
     if (d->rank == 0) {
-        rs = save(r);
+        rs = save(r, d->o->run.out);
         dp_report_json(&d->rep,
                        "{\"final\":true,\"train_hits1\":%.6f,\"test_hits1\":%.6f,\"test_hits10\":%.6f,\"test_mrr10\":%.6f,"
                        "\"train_s\":%.3f,\"queries_per_s_per_rank\":%.1f}",
