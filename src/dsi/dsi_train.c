@@ -130,9 +130,9 @@ static long max_tokens(const dp_dsi_set *s)
     return m;
 }
 
-/* h [nb, hdim] of examples b0 .. b0+nb of s, without the tape (eval mode);
- * offs has room for nb + 1 entries. NULL on error (status in r->ctx). */
-static dp_tensor *encode_examples(dsi_run *r, const dp_dsi_set *s, long b0, int nb, int32_t *offs)
+/* *h [nb, hdim] of examples b0 .. b0+nb of s, without the tape (eval mode);
+ * offs has room for nb + 1 entries. */
+static dp_status encode_examples(dsi_run *r, const dp_dsi_set *s, long b0, int nb, int32_t *offs, dp_tensor **h)
 {
     int64_t base = s->off[b0];
     for (int i = 0; i <= nb; i++) offs[i] = (int32_t)(s->off[b0 + i] - base);
@@ -140,9 +140,8 @@ static dp_tensor *encode_examples(dsi_run *r, const dp_dsi_set *s, long b0, int 
     dp_ctx_reset(c);
     c->training = 0;
     c->grad_enabled = 0;
-    dp_tensor *h = dp_dsi_encode(c, r->m, s->tok + base, offs, nb);
-    if (!h && !c->status) c->status = DP_ERR_SHAPE;
-    return h;
+    *h = dp_dsi_encode(c, r->m, s->tok + base, offs, nb);
+    return *h ? DP_OK : c->status ? c->status : DP_ERR_SHAPE;
 }
 
 /* --head-init prototypes (atomic): row d of the head starts as the mean
@@ -161,16 +160,12 @@ static dp_status prototype_head(dsi_run *r)
     double hnorm = 0;
     long nh = 0;
     const dp_dsi_set *sets[2] = {&r->data.train, &r->data.index};
-    dp_ctx *c = &r->ctx;
     for (int k = 0; k < 2 && rc == DP_OK; k++) {
         const dp_dsi_set *s = sets[k];
         for (long b0 = 0; b0 < s->n && rc == DP_OK; b0 += EB) {
             int nb = (int)(s->n - b0 < EB ? s->n - b0 : EB);
-            dp_tensor *h = encode_examples(r, s, b0, nb, offs);
-            if (!h) {
-                rc = c->status;
-                break;
-            }
+            dp_tensor *h;
+            if ((rc = encode_examples(r, s, b0, nb, offs, &h)) != DP_OK) break;
             for (int i = 0; i < nb; i++) {
                 const float *hi = h->data + (size_t)i * H;
                 double *acc = sum + (size_t)s->doc[b0 + i] * H, n2 = 0;
@@ -183,7 +178,7 @@ static dp_status prototype_head(dsi_run *r)
             }
         }
     }
-    dp_ctx_reset(c);
+    dp_ctx_reset(&r->ctx);
     if (rc == DP_OK) {
         /* logits = 10 cos(h, prototype) at a typical |h|: a softmax sharp enough to rank */
         double scale = nh && hnorm > 0 ? 10.0 / (hnorm / (double)nh) : 1.0;
@@ -428,11 +423,8 @@ static dp_status evaluate(dsi_run *r, dp_driver *d, const dp_dsi_set *s, long li
     long lo = n * d->rank / d->size, hi = n * (d->rank + 1) / d->size;
     for (long b0 = lo; b0 < hi && rc == DP_OK; b0 += EB) {
         int nb = (int)(hi - b0 < EB ? hi - b0 : EB);
-        dp_tensor *h = encode_examples(r, s, b0, nb, offs);
-        if (!h) {
-            rc = c->status;
-            break;
-        }
+        dp_tensor *h;
+        if ((rc = encode_examples(r, s, b0, nb, offs, &h)) != DP_OK) break;
         rc = dp_dsi_beam_search(c, r->m, h->data, nb, beams, docs, sc);
         for (int i = 0; i < nb && rc == DP_OK; i++) dp_dsi_metrics_add(&m, docs + (size_t)i * beams, beams, s->doc[b0 + i]);
     }
