@@ -82,8 +82,6 @@ typedef struct sem_state {
     uint16_t prefix[DP_DSI_MAXLEN];
     uint8_t *len;   /* [ndocs] */
     uint16_t *code; /* [ndocs * DP_DSI_MAXLEN] while building */
-    int *assign;    /* scratch, indexed like rows */
-    int *tmp;
 } sem_state;
 
 /* A seed per group, from the run's seed and the group's prefix (FNV-1a, then splitmix64's finaliser). */
@@ -158,17 +156,17 @@ dp_status dp_dsi_docids_semantic(const dp_sparse_rows *x, int k, int leaf, uint6
     const int n = x->n;
     sem_state s = {.x = x, .k = k, .leaf = leaf, .seed = seed};
     int *rows = malloc((size_t)n * sizeof *rows);
-    s.assign = malloc((size_t)n * sizeof *s.assign);
-    s.tmp = malloc((size_t)n * sizeof *s.tmp);
+    int *assign = malloc((size_t)n * sizeof *assign); /* scratch, indexed like rows */
+    int *tmp = malloc((size_t)n * sizeof *tmp);
     s.len = malloc((size_t)n);
     s.code = calloc((size_t)n * DP_DSI_MAXLEN, sizeof *s.code);
     dp_status rc = DP_OK;
-    if (!rows || !s.assign || !s.tmp || !s.len || !s.code) {
+    if (!rows || !assign || !tmp || !s.len || !s.code) {
         rc = dp_errorf(DP_ERR_NOMEM, "semantic docids: out of memory (%d documents)", n);
         goto done;
     }
     for (int d = 0; d < n; d++) rows[d] = d;
-    rc = sem_split(&s, rows, s.assign, s.tmp, n, 0);
+    rc = sem_split(&s, rows, assign, tmp, n, 0);
     if (rc != DP_OK) goto done;
     int maxlen = 1;
     for (int d = 0; d < n; d++)
@@ -189,8 +187,8 @@ dp_status dp_dsi_docids_semantic(const dp_sparse_rows *x, int k, int leaf, uint6
 done:
     if (rc != DP_OK) dp_dsi_docids_free(out);
     free(rows);
-    free(s.assign);
-    free(s.tmp);
+    free(assign);
+    free(tmp);
     free(s.len);
     free(s.code);
     return rc;

@@ -45,9 +45,7 @@ typedef struct dsi_run {
     long index_first;    /* which of them: a window that moves every epoch */
     dp_ctx ctx;
     int32_t *ids, *offs, *docs; /* one local batch */
-    int max_tok;
     dp_rng shuffle, drop;
-    char dir[1024];      /* this member's output dir ("" = none) */
     char config_text[4096];
 } dsi_run;
 
@@ -132,9 +130,9 @@ static long max_tokens(const dp_dsi_set *s)
     return m;
 }
 
-/* h [nb, hdim] of examples b0 .. b0+nb of s, without the tape (eval mode);
- * offs has room for nb + 1 entries. NULL on error (status in r->ctx). */
-static dp_tensor *encode_examples(dsi_run *r, const dp_dsi_set *s, long b0, int nb, int32_t *offs)
+/* *h [nb, hdim] of examples b0 .. b0+nb of s, without the tape (eval mode);
+ * offs has room for nb + 1 entries. */
+static dp_status encode_examples(dsi_run *r, const dp_dsi_set *s, long b0, int nb, int32_t *offs, dp_tensor **h)
 {
     int64_t base = s->off[b0];
     for (int i = 0; i <= nb; i++) offs[i] = (int32_t)(s->off[b0 + i] - base);
@@ -142,9 +140,8 @@ static dp_tensor *encode_examples(dsi_run *r, const dp_dsi_set *s, long b0, int 
     dp_ctx_reset(c);
     c->training = 0;
     c->grad_enabled = 0;
-    dp_tensor *h = dp_dsi_encode(c, r->m, s->tok + base, offs, nb);
-    if (!h && !c->status) c->status = DP_ERR_SHAPE;
-    return h;
+    *h = dp_dsi_encode(c, r->m, s->tok + base, offs, nb);
+    return *h ? DP_OK : c->status ? c->status : DP_ERR_SHAPE;
 }
 
 /* --head-init prototypes (atomic): row d of the head starts as the mean
@@ -158,22 +155,17 @@ static dp_status prototype_head(dsi_run *r)
     const int H = im->hdim, N = r->data.ndocs;
     enum { EB = 512 };
     double *sum = calloc((size_t)N * (size_t)H, sizeof *sum);
-    long *cnt = calloc((size_t)N, sizeof *cnt);
     int32_t *offs = malloc((EB + 1) * sizeof *offs);
-    dp_status rc = sum && cnt && offs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "--head-init: out of memory");
+    dp_status rc = sum && offs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "--head-init: out of memory");
     double hnorm = 0;
     long nh = 0;
     const dp_dsi_set *sets[2] = {&r->data.train, &r->data.index};
-    dp_ctx *c = &r->ctx;
     for (int k = 0; k < 2 && rc == DP_OK; k++) {
         const dp_dsi_set *s = sets[k];
         for (long b0 = 0; b0 < s->n && rc == DP_OK; b0 += EB) {
             int nb = (int)(s->n - b0 < EB ? s->n - b0 : EB);
-            dp_tensor *h = encode_examples(r, s, b0, nb, offs);
-            if (!h) {
-                rc = c->status;
-                break;
-            }
+            dp_tensor *h;
+            if ((rc = encode_examples(r, s, b0, nb, offs, &h)) != DP_OK) break;
             for (int i = 0; i < nb; i++) {
                 const float *hi = h->data + (size_t)i * H;
                 double *acc = sum + (size_t)s->doc[b0 + i] * H, n2 = 0;
@@ -183,11 +175,10 @@ static dp_status prototype_head(dsi_run *r)
                 }
                 hnorm += sqrt(n2);
                 nh++;
-                cnt[s->doc[b0 + i]]++;
             }
         }
     }
-    dp_ctx_reset(c);
+    dp_ctx_reset(&r->ctx);
     if (rc == DP_OK) {
         /* logits = 10 cos(h, prototype) at a typical |h|: a softmax sharp enough to rank */
         double scale = nh && hnorm > 0 ? 10.0 / (hnorm / (double)nh) : 1.0;
@@ -201,25 +192,11 @@ static dp_status prototype_head(dsi_run *r)
         }
     }
     free(sum);
-    free(cnt);
     free(offs);
     return rc;
 }
 
 /* ------------------------------------------------------------ steps */
-
-/* Example p of the epoch's pool: training queries first, then a window of
- * the indexing examples. */
-static void example(const dsi_run *r, long p, const dp_dsi_set **s, long *i)
-{
-    if (p < r->data.train.n) {
-        *s = &r->data.train;
-        *i = p;
-    } else {
-        *s = &r->data.index;
-        *i = (p - r->data.train.n + r->index_first) % r->data.index.n;
-    }
-}
 
 /* This rank's examples perm[first .. first+bs) into ids/offs/docs, each
  * token dropped with probability token_drop (never every token of a query). */
@@ -229,9 +206,13 @@ static void assemble(dsi_run *r, long first, long bs)
     int32_t k = 0;
     r->offs[0] = 0;
     for (long b = 0; b < bs; b++) {
-        const dp_dsi_set *s;
-        long i;
-        example(r, r->smp.perm[first + b], &s, &i);
+        /* the epoch's pool: training queries first, then a window of the indexing examples */
+        const dp_dsi_set *s = &r->data.train;
+        long i = r->smp.perm[first + b];
+        if (i >= r->data.train.n) {
+            s = &r->data.index;
+            i = (i - r->data.train.n + r->index_first) % r->data.index.n;
+        }
         r->docs[b] = s->doc[i];
         int32_t k0 = k;
         for (int64_t j = s->off[i]; j < s->off[i + 1]; j++)
@@ -327,8 +308,7 @@ static dp_status task_load(void *t, dp_driver *d)
 
     long mt = max_tokens(&r->data.train);
     long mi = max_tokens(&r->data.index);
-    r->max_tok = (int)(mt > mi ? mt : mi);
-    size_t ntok = (size_t)cfg->run.batch * (size_t)r->max_tok;
+    size_t ntok = (size_t)cfg->run.batch * (size_t)(mt > mi ? mt : mi);
     r->ids = malloc(ntok * sizeof *r->ids);
     r->offs = malloc(((size_t)cfg->run.batch + 1) * sizeof *r->offs);
     r->docs = malloc((size_t)cfg->run.batch * sizeof *r->docs);
@@ -341,7 +321,6 @@ static dp_status task_load(void *t, dp_driver *d)
     dp_rng_seed(&r->shuffle, cfg->run.seed, RNG_SHUFFLE, (uint32_t)r->member);
     dp_rng_seed(&r->drop, cfg->run.seed, RNG_TOKDROP, (uint32_t)(r->member * 65536 + d->rank));
     dp_rng_seed(&r->ctx.dropout_rng, cfg->run.seed, 0x54, (uint32_t)(r->member * 65536 + d->rank));
-    if (d->o->run.out[0] && d->rank == 0) snprintf(r->dir, sizeof r->dir, "%s", d->o->run.out);
     return DP_OK;
 }
 
@@ -444,11 +423,8 @@ static dp_status evaluate(dsi_run *r, dp_driver *d, const dp_dsi_set *s, long li
     long lo = n * d->rank / d->size, hi = n * (d->rank + 1) / d->size;
     for (long b0 = lo; b0 < hi && rc == DP_OK; b0 += EB) {
         int nb = (int)(hi - b0 < EB ? hi - b0 : EB);
-        dp_tensor *h = encode_examples(r, s, b0, nb, offs);
-        if (!h) {
-            rc = c->status;
-            break;
-        }
+        dp_tensor *h;
+        if ((rc = encode_examples(r, s, b0, nb, offs, &h)) != DP_OK) break;
         rc = dp_dsi_beam_search(c, r->m, h->data, nb, beams, docs, sc);
         for (int i = 0; i < nb && rc == DP_OK; i++) dp_dsi_metrics_add(&m, docs + (size_t)i * beams, beams, s->doc[b0 + i]);
     }
@@ -467,11 +443,12 @@ static double per(const dp_dsi_metrics *m, double v) { return m->queries ? v / (
 
 /* ------------------------------------------------------------ the run */
 
-static dp_status save(dsi_run *r)
+/* into this member's output dir (--out/member-k; "" = none) */
+static dp_status save(dsi_run *r, const char *dir)
 {
-    if (!r->dir[0]) return DP_OK;
+    if (!dir[0]) return DP_OK;
     char path[1100];
-    snprintf(path, sizeof path, "%s/model.dsi", r->dir);
+    snprintf(path, sizeof path, "%s/model.dsi", dir);
     return dp_dsi_member_save(path, r->m, &r->data.tok, r->data.names, r->config_text);
 }
 
@@ -491,7 +468,7 @@ static dp_status task_finish(void *t, dp_driver *d)
     if (rc != DP_OK) return rc;
     dp_status rs = DP_OK;
     if (d->rank == 0) {
-        rs = save(r);
+        rs = save(r, d->o->run.out);
         dp_report_json(&d->rep,
                        "{\"final\":true,\"train_hits1\":%.6f,\"test_hits1\":%.6f,\"test_hits10\":%.6f,\"test_mrr10\":%.6f,"
                        "\"train_s\":%.3f,\"queries_per_s_per_rank\":%.1f}",
