@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "comm/comm_internal.h"
+#include "dptrain/idsort.h"
 
 struct dp_rows_ws {
     size_t max_rows;   /* distinct rows per rank per call */
@@ -159,33 +160,6 @@ void dp_rows_ws_stats(const dp_rows_ws *ws, dp_comm_stats *out)
 /* Local: distinct sorted ids                                                 */
 /* ------------------------------------------------------------------------- */
 
-/* Sorts the n ids in a[] (each in [0, limit)) ascending: LSD radix sort with
- * 11-bit digits through tmp (n ints), as many passes as limit has digits. */
-static void radix_sort_ids(int32_t *a, int32_t *tmp, size_t n, size_t limit)
-{
-    enum { BITS = 11, R = 1 << BITS };
-    size_t cnt[R];
-    int32_t *src = a, *dst = tmp;
-    for (unsigned shift = 0; shift < 32 && ((size_t)1 << shift) < limit; shift += BITS) {
-        memset(cnt, 0, sizeof cnt);
-        for (size_t i = 0; i < n; i++)
-            cnt[((uint32_t)src[i] >> shift) & (R - 1)]++;
-        size_t sum = 0;
-        for (int d = 0; d < R; d++) {
-            size_t c = cnt[d];
-            cnt[d] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[cnt[((uint32_t)src[i] >> shift) & (R - 1)]++] = src[i];
-        int32_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != a)
-        memcpy(a, src, n * sizeof *a);
-}
-
 /* Writes the distinct ids of rows[0..n) (sorted, at most ws->max_rows of them)
  * to ws->mine and fills this rank's header: hdr[0] = number of distinct ids
  * (all of them, even past the capacity), hdr[1] = position of the first id
@@ -218,7 +192,7 @@ static void local_distinct(dp_rows_ws *ws, const int32_t *rows, size_t n, size_t
         ws->seen[(uint32_t)rows[i] >> 6] = 0;
     hdr[0] = (int64_t)d;
     if (d <= ws->max_rows) /* ws->tmp is free until the merge */
-        radix_sort_ids(ws->mine, ws->tmp, d, table_rows);
+        dp_sort_ids(ws->mine, ws->tmp, d, table_rows);
 }
 
 /* Merges two sorted lists of distinct ids into dst, keeping each id once.

@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "dptrain/dsi.h"
+#include "dptrain/idsort.h"
 #include "dsi/data_internal.h"
 
 enum { QUERY_WORDS_MAX = 1024 }; /* words of a query beyond this are ignored */
@@ -322,33 +323,6 @@ static void sort_qterms(qterm *a, int n, int by_bound)
     }
 }
 
-/* Sorts document ids a[0..n) (each < limit) ascending: LSD radix sort with
- * 11-bit digits through tmp (n ints). */
-static void radix_sort_docs(int32_t *a, int32_t *tmp, int n, int limit)
-{
-    enum { BITS = 11, R = 1 << BITS };
-    int cnt[R];
-    int32_t *src = a, *dst = tmp;
-    for (unsigned shift = 0; shift < 31 && (1l << shift) < (long)limit; shift += BITS) {
-        memset(cnt, 0, sizeof cnt);
-        for (int i = 0; i < n; i++)
-            cnt[((uint32_t)src[i] >> shift) & (R - 1)]++;
-        int sum = 0;
-        for (int d = 0; d < R; d++) {
-            int c = cnt[d];
-            cnt[d] = sum;
-            sum += c;
-        }
-        for (int i = 0; i < n; i++)
-            dst[cnt[((uint32_t)src[i] >> shift) & (R - 1)]++] = src[i];
-        int32_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != a)
-        memcpy(a, src, (size_t)n * sizeof *a);
-}
-
 /* The k-th largest of acc[touched[0..nt)) (nt >= k, k <= PRUNE_KMAX). */
 static float kth_best(const float *acc, const int32_t *touched, int nt, int k)
 {
@@ -455,7 +429,7 @@ int dp_bm25_search(const dp_bm25 *ix, const char *query, int k, int32_t *docs, f
             const int64_t end = ix->off[t + 1];
             if ((int64_t)nt * GALLOP_RATIO < end - p) {
                 if (!sorted)
-                    radix_sort_docs(touched, ix->tmp, nt, ix->ndocs);
+                    dp_sort_ids(touched, ix->tmp, (size_t)nt, (size_t)ix->ndocs);
                 sorted = 1;
                 for (int j = 0; j < nt && p < end; j++) {
                     p = gallop(ix->pdoc, p, end, touched[j]);
