@@ -67,29 +67,30 @@ typedef struct dp_run_config {
     int progress;           /* -1 auto (TTY), 0 plain lines, 1 bar */
     int quiet;
     double watchdog_s;      /* report a collective without progress for this long and abort (0 = off) */
+    long stop_after;        /* checkpoint and stop after this global step (0 = never) */
+    long checkpoint_every;  /* also checkpoint every this many steps (0 = at epoch ends only) */
+    int keep_checkpoints;   /* checkpoint.dpc plus this many - 1 older ones (.1 newest) */
+    int on_nonfinite;       /* dp_nonfinite_policy: what a NaN/Inf gradient or loss does */
+    float loss_scale;       /* backward seed multiplier (gradients unscaled after the allreduce); skip halves it
+                               on a non-finite step, loss_scale_growth clean steps double it back */
+    long loss_scale_growth; /* GradScaler's growth_interval */
 } dp_run_config;
 
-/* What the driver runs with: the shared configuration, and the checkpoint and loss-scale policy. */
+/* What the driver runs with: the shared configuration, and what no command's configuration holds. */
 typedef struct dp_run_opts {
     dp_run_config run;
-    long stop_after;        /* checkpoint and stop after this global step (0 = never) */
     int stop_after_epochs;  /* checkpoint and stop after this many epochs (0 = never) */
-    long checkpoint_every;  /* also checkpoint every this many steps (0 = at epoch ends only) */
-    int keep_checkpoints;   /* checkpoint.dpc plus keep - 1 older ones */
-    int on_nonfinite;       /* dp_nonfinite_policy */
-    float loss_scale;       /* backward seed multiplier; 1 for tasks without --loss-scale */
-    long loss_scale_growth; /* clean steps before a lowered scale doubles back */
     int log_every;          /* a "step" line in metrics.jsonl every N steps (0 = none) */
     char label[32];         /* names the run in the driver's messages, e.g. "member 2" ("" = none) */
 } dp_run_opts;
 
 /*! Every workload's defaults: 1 epoch, batch 64, evaluation batch 500, seed 1, ring allreduce in 4 MiB
- *  buckets overlapping backward, 1 thread, progress by terminal, watchdog 300 s; data and out empty. */
+ *  buckets overlapping backward, 1 thread, progress by terminal, watchdog 300 s; data and out empty;
+ *  2 checkpoints kept, stop on a non-finite step, loss scale 1 growing back after 2000 clean steps. */
 void dp_run_config_defaults(dp_run_config *r);
 /*! Range-checks the shared fields (epochs from min_epochs); DP_ERR_ARG names the flag. */
 dp_status dp_run_config_check(const dp_run_config *r, int min_epochs);
-/*! The driver's options of r with the default checkpoint and loss-scale policy (2 checkpoints kept, stop
- *  on a non-finite step). */
+/*! The driver's options of r: no epoch stop, no step lines, no label. */
 dp_run_opts dp_run_opts_make(const dp_run_config *r);
 /*! The gradient sync's options of r: --allreduce, --bucket-mb, --no-overlap and the compressor with its
  *  random streams keyed by the seed. */

@@ -41,14 +41,7 @@ typedef struct dp_train_config {
     long step_size;      /* step schedule, in steps */
     float clip;          /* max global gradient norm; 0 = off */
     long test_limit;     /* evaluate on the first `test_limit` test images (0 = all) */
-    long stop_after;     /* save a checkpoint and stop after this global step (0 = never) */
-    long checkpoint_every; /* also save every this many steps (0 = at epoch ends only) */
     int accumulate;      /* micro-batches per optimizer step, communicating on the last only */
-    int keep_checkpoints; /* checkpoint.dpc plus this many - 1 older ones (.1 newest) */
-    int on_nonfinite;    /* dp_nonfinite_policy: what a NaN/Inf gradient or loss does */
-    float loss_scale;    /* backward seed multiplier (gradients unscaled after the allreduce);
-                            skip halves it on a non-finite step, loss_scale_growth clean steps double it back */
-    long loss_scale_growth; /* GradScaler's growth_interval (default 2000) */
 } dp_train_config;
 
 typedef struct dp_train_result {

@@ -92,7 +92,7 @@ static dp_status record_point(srch *s, int pruned)
                 acc);
         fflush(s->gold_csv);
     }
-    if (!s->cfg->run.quiet && s->rank == 0 && pruned) {
+    if (!s->cfg->run.quiet && s->d->rank == 0 && pruned) {
         dp_report_end_bar(&s->d->rep);
         fprintf(stderr, "gold: step %ld pruned %d op(s): %d live, supernet %.2f MFLOPs, derived %.2f MFLOPs, held-out acc %.4f\n",
                 nas_step(s), pruned, alive, supernet_mflops(s), nas_genotype_mflops(s, &g), acc);
@@ -128,7 +128,7 @@ static dp_status gold_finish(srch *s)
         if (rc != DP_OK) return rc;
         double f = nas_genotype_mflops(s, &g);
         if (f <= s->cfg->flops_budget) {
-            if (!s->cfg->run.quiet && s->rank == 0)
+            if (!s->cfg->run.quiet && s->d->rank == 0)
                 fprintf(stderr, "gold: derived network %.2f MFLOPs within the budget of %.2f\n", f, s->cfg->flops_budget);
             return record_point(s, 0);
         }

@@ -45,7 +45,7 @@ static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *sm
     dp_ctx_reset(c);
     c->training = 1;
     c->grad_enabled = 1;
-    s->ws->step = s->async.step = (uint64_t)nas_step(s); /* keys the codec's rounding, so a resume rounds alike */
+    s->d->sync.step = s->async.step = (uint64_t)nas_step(s); /* keys the codec's rounding, so a resume rounds alike */
     dp_status rc = DP_OK;
     if (bs > 0) {
         dp_tensor *in = dp_image_batch_get(&s->b, c, set, smp->perm, first, bs);
@@ -62,12 +62,12 @@ static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *sm
             stats[DP_STAT_LOSS] += isfinite(l) ? l * (double)bs : 0;
             stats[DP_STAT_CORRECT] += (double)correct;
             stats[DP_STAT_SEEN] += (double)bs;
-            if (want_w) dp_sync_begin(s->ws, c);
+            if (want_w) dp_sync_begin(&s->d->sync, c);
             rc = dp_backward_scaled(c, obj, (float)((double)bs / (double)gbs));
         }
     }
     /* every rank joins the allreduces, even one whose forward failed, so none waits forever */
-    dp_status rs = want_w ? dp_sync_end(s->ws, c) : DP_OK;
+    dp_status rs = want_w ? dp_sync_end(&s->d->sync, c) : DP_OK;
     if (rs == DP_OK && want_a) rs = dp_sync_end(&s->async, NULL);
     trainable(wp, 1);
     trainable(ap, 1);
@@ -158,11 +158,12 @@ dp_status nas_evaluate(srch *s, long limit, double *loss, double *acc)
     /* global sampler: every rank holds the whole held-out half, so each takes its slice */
     long lo = 0, hi = s->va.n;
     if (s->cfg->run.sampler == DP_SAMPLER_GLOBAL)
-        lo = s->va.n * s->rank / s->size, hi = s->va.n * (s->rank + 1) / s->size;
+        lo = s->va.n * s->d->rank / s->d->size, hi = s->va.n * (s->d->rank + 1) / s->d->size;
     if (limit > 0) {
-        long per = (limit + s->size - 1) / s->size;
+        long per = (limit + s->d->size - 1) / s->d->size;
         if (hi - lo > per) hi = lo + per;
     }
     if (s->strat->before_eval) s->strat->before_eval(s); /* gumbel: no noise */
-    return dp_image_evaluate(&s->b, &s->ctx, s->sn->model, &s->va, lo, hi, s->cfg->run.eval_batch, s->ws, loss, acc);
+    return dp_image_evaluate(&s->b, &s->ctx, s->sn->model, &s->va, lo, hi, s->cfg->run.eval_batch, &s->d->sync, loss,
+                             acc);
 }

@@ -19,7 +19,7 @@
 static dp_status load_data(srch *s)
 {
     const dp_search_config *cfg = s->cfg;
-    dp_status rc = dp_image_train_load(&cfg->run, s->ws, &s->all);
+    dp_status rc = dp_image_train_load(&cfg->run, &s->d->sync, &s->all);
     if (rc != DP_OK) return rc;
     if (s->all.split_total < 2)
         return dp_errorf(DP_ERR_ARG, "%s: the train split has fewer than 2 images", cfg->run.data);
@@ -89,8 +89,6 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
     s->d = d;
-    s->ws = &d->sync;
-    s->rank = d->rank, s->size = d->size;
     s->net = cfg->net;
     uint64_t manifest_hash = 0;
     dp_status rc = dp_image_shape(cfg->run.data, &s->net.in, &manifest_hash);
@@ -117,20 +115,20 @@ static dp_status task_load(void *t, dp_driver *d)
 {
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
-    dp_status rc = dp_sync_all_ok(s->ws, load_data(s), "loading the data");
+    dp_status rc = dp_sync_all_ok(&d->sync, load_data(s), "loading the data");
     dp_sampler_kind kind = (dp_sampler_kind)cfg->run.sampler;
-    if (rc == DP_OK) rc = dp_sampler_make(&s->str, kind, s->ws, cfg->run.batch, s->tr.n);
-    if (rc == DP_OK) rc = dp_sampler_make(&s->sva, kind, s->ws, cfg->run.batch, s->va.n);
+    if (rc == DP_OK) rc = dp_sampler_make(&s->str, kind, &d->sync, cfg->run.batch, s->tr.n);
+    if (rc == DP_OK) rc = dp_sampler_make(&s->sva, kind, &d->sync, cfg->run.batch, s->va.n);
     if (rc != DP_OK) return rc;
     s->steps = full_batches(&s->str);
     s->vsteps = full_batches(&s->sva);
     if (s->steps == 0 || s->vsteps == 0)
         return dp_errorf(DP_ERR_ARG, "%s: %ld training images make no full global batch of %d x %d in each half",
-                         cfg->run.data, s->all.split_total, s->size, cfg->run.batch);
-    if (s->size > 1) {
+                         cfg->run.data, s->all.split_total, d->size, cfg->run.batch);
+    if (d->size > 1) {
         /* synchronised batch-norm: P ranks x batch b normalise like one rank with batch P b */
         s->ctx.stat_reduce = stat_reduce;
-        s->ctx.stat_user = s->ws;
+        s->ctx.stat_user = &d->sync;
     }
 
     dp_rng init;
@@ -139,7 +137,7 @@ static dp_status task_load(void *t, dp_driver *d)
     dp_rng_seed(&init, cfg->run.seed, DP_STREAM_USER + 2, 0);
     dp_supernet_init_alpha(s->sn, &init);
     dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
-    rc = dp_sync_bcast(s->ws, ap->data, ap->n * sizeof(float)); /* the weights: the driver's */
+    rc = dp_sync_bcast(&d->sync, ap->data, ap->n * sizeof(float)); /* the weights: the driver's */
     if (rc != DP_OK) return rc;
 
     dp_opt_config wc = dp_opt_defaults(DP_OPT_SGD), ac = dp_opt_defaults(DP_OPT_ADAM);
@@ -148,12 +146,12 @@ static dp_status task_load(void *t, dp_driver *d)
     rc = dp_optimizer_init(&s->wopt, &wc, wp->n);
     if (rc == DP_OK) rc = dp_optimizer_init(&s->aopt, &ac, ap->n);
     if (rc != DP_OK) return rc;
-    d->ckpt_floats = (double)(s->wopt.state_n + s->aopt.state_n + 2 * ap->n) + (double)s->size * (double)s->async.state_n;
+    d->ckpt_floats = (double)(s->wopt.state_n + s->aopt.state_n + 2 * ap->n) + (double)d->size * (double)s->async.state_n;
     s->total_steps = (long)cfg->run.epochs * s->steps;
     s->wsched = (dp_schedule){.kind = DP_SCHED_COSINE, .base_lr = cfg->w_lr, .min_lr = cfg->w_min_lr,
                               .gamma = 1, .step_size = 1, .total = s->total_steps};
     dp_search_temperatures(cfg, &s->t_start, &s->t_end);
-    uint32_t stream_rank = cfg->run.sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)s->rank;
+    uint32_t stream_rank = cfg->run.sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)d->rank;
     dp_rng_seed(&s->shuffle_t, cfg->run.seed, DP_STREAM_SHUFFLE, stream_rank);
     dp_rng_seed(&s->shuffle_v, cfg->run.seed, DP_STREAM_USER + 3, stream_rank);
     dp_rng_seed(&s->noise, cfg->run.seed, DP_STREAM_USER + 4, 0); /* shared: ranks sample the same ops */
@@ -170,7 +168,7 @@ static dp_status task_load(void *t, dp_driver *d)
         s->abuf = malloc(ap->n * sizeof(float));
         if (!s->wbak || !s->vbuf || !s->abuf) return dp_errorf(DP_ERR_NOMEM, "--unrolled buffers: out of memory");
     }
-    return dp_sync_all_ok(s->ws, cost_tables(s), "reading the cost table");
+    return dp_sync_all_ok(&d->sync, cost_tables(s), "reading the cost table");
 }
 
 static dp_status task_start(void *t, dp_driver *d)
@@ -178,17 +176,17 @@ static dp_status task_start(void *t, dp_driver *d)
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
     s->epoch0 = (int)d->st.epoch;
-    dp_status rc = s->rank == 0 ? nas_outputs_open(s) : DP_OK;
-    rc = dp_sync_all_ok(s->ws, rc, "opening the run directory");
+    dp_status rc = d->rank == 0 ? nas_outputs_open(s) : DP_OK;
+    rc = dp_sync_all_ok(&d->sync, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
-    if (!cfg->run.quiet && s->rank == 0)
+    if (!cfg->run.quiet && d->rank == 0)
         fprintf(stderr,
                 "dptrain search: %s, %d cells x %d channels, %d ops, %zu weights + %zu alphas, %ld train / %ld "
                 "held-out images, %d rank(s) x batch %d, %ld steps/epoch, allreduce %s%s\n",
                 dp_nas_strategy_name(cfg->strategy), s->net.layers, s->net.channels, s->nops,
                 s->sn->model->params.n, s->sn->alpha.n, s->all.split_total / 2,
-                s->all.split_total - s->all.split_total / 2, s->size, cfg->run.batch, s->steps,
-                cfg->run.allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", s->ws->overlap ? " overlapped" : "");
+                s->all.split_total - s->all.split_total / 2, d->size, cfg->run.batch, s->steps,
+                cfg->run.allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", d->sync.overlap ? " overlapped" : "");
     return DP_OK;
 }
 
@@ -246,7 +244,7 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
     char text[1200] = "genotype=";
     dp_genotype_format(&g, text + 9, sizeof text - 10);
     strcat(text, "\n");
-    rc = dp_sync_agree(s->ws, text);
+    rc = dp_sync_agree(&d->sync, text);
     if (rc != DP_OK) return rc;
     res->genotype = g;
     res->skips = skips;
@@ -256,7 +254,7 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
     res->val_loss = vl;
     res->val_acc = va;
     res->derived_mflops = nas_genotype_mflops(s, &g);
-    if (!s->cfg->run.quiet && s->rank == 0) {
+    if (!s->cfg->run.quiet && d->rank == 0) {
         fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.4f | held-out loss %.4f acc %.4f | %.1f s | T %.3g | "
                         "normal-cell skips %d | derived %.2f MFLOPs\n",
                 epoch + 1, s->cfg->run.epochs, res->train_loss, res->train_acc, vl, va, e->step_s, s->temp, skips,
@@ -282,7 +280,6 @@ static dp_status task_finish(void *t, dp_driver *d)
 {
     srch *s = t;
     dp_search_result *res = s->res;
-    (void)d;
     if (s->strat->finish) { /* gold: the final pruning changed the network: derive it again */
         dp_status rc = s->strat->finish(s);
         if (rc != DP_OK) return rc;
@@ -290,14 +287,14 @@ static dp_status task_finish(void *t, dp_driver *d)
         if (rc != DP_OK) return rc;
         res->skips = dp_genotype_skips(&res->genotype);
         res->derived_mflops = nas_genotype_mflops(s, &res->genotype);
-        if (s->rank == 0 && s->cfg->run.out[0]) {
+        if (d->rank == 0 && s->cfg->run.out[0]) {
             char path[600];
             snprintf(path, sizeof path, "%s/genotype.json", s->cfg->run.out);
             rc = dp_genotype_save(&res->genotype, path);
             if (rc != DP_OK) return rc;
         }
     }
-    if (s->rank == 0) nas_draw_cells(s, &res->genotype);
+    if (d->rank == 0) nas_draw_cells(s, &res->genotype);
     return DP_OK;
 }
 

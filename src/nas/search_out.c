@@ -78,7 +78,7 @@ dp_status nas_epoch_outputs(srch *s, int epoch, dp_genotype *g, int *skips)
     dp_status rc = nas_derive(s, g);
     if (rc != DP_OK) return rc;
     *skips = dp_genotype_skips(g);
-    if (s->rank != 0 || !s->cfg->run.out[0]) return DP_OK;
+    if (s->d->rank != 0 || !s->cfg->run.out[0]) return DP_OK;
     float w[NAS_ROWS * DP_NAS_NUM_OPS];
     nas_host_weights(s, w);
     for (int r = 0; r < NAS_ROWS; r++) {

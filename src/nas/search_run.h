@@ -30,11 +30,9 @@ typedef struct nas_ck_rng {
 typedef struct srch {
     const dp_search_config *cfg;
     dp_search_result *res;      /* filled as epochs end */
-    dp_driver *d;               /* the loop driving this search */
-    dp_sync *ws;                /* the weights' sync: the driver's */
+    dp_driver *d;               /* the loop driving this search: ranks and the weights' sync */
     dp_supernet_config net;
     const struct nas_strategy *strat; /* the table's record of cfg->strategy */
-    int rank, size;
     dp_supernet *sn;
     int nops;
     dp_sync async;              /* alpha's */

@@ -318,12 +318,6 @@ dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_resul
     dp_status rc = dp_train_config_check(cfg);
     if (rc != DP_OK) return rc;
     dp_run_opts o = dp_run_opts_make(&cfg->run);
-    o.stop_after = cfg->stop_after;
-    o.checkpoint_every = cfg->checkpoint_every;
-    o.keep_checkpoints = cfg->keep_checkpoints;
-    o.on_nonfinite = cfg->on_nonfinite;
-    o.loss_scale = cfg->loss_scale;
-    o.loss_scale_growth = cfg->loss_scale_growth;
     o.log_every = 50;
     classify c;
     memset(&c, 0, sizeof c);

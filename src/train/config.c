@@ -27,10 +27,6 @@ void dp_train_config_defaults(dp_train_config *cfg)
     cfg->step_gamma = 0.1f;
     cfg->step_size = 1000;
     cfg->accumulate = 1;
-    cfg->keep_checkpoints = 2;
-    cfg->on_nonfinite = DP_NONFINITE_STOP;
-    cfg->loss_scale = 1.0f;
-    cfg->loss_scale_growth = 2000;
 }
 
 dp_status dp_train_config_check(const dp_train_config *cfg)
@@ -51,19 +47,8 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
              "--drop-path: %g is out of range [0, 1)", cfg->drop_path);
     DP_CHECK(cfg->cutout >= 0 && cfg->cutout <= 1024, "--cutout: %d is out of range [0, 1024]", cfg->cutout);
     DP_CHECK(cfg->test_limit >= 0, "--test-limit: %ld is negative", cfg->test_limit);
-    DP_CHECK(cfg->stop_after >= 0, "--stop-after: %ld is negative", cfg->stop_after);
-    DP_CHECK(cfg->checkpoint_every >= 0, "--checkpoint-every: %ld is negative", cfg->checkpoint_every);
     DP_CHECK(cfg->accumulate >= 1 && cfg->accumulate <= 65536, "--accumulate: %d is out of range [1, 65536]",
              cfg->accumulate);
-    DP_CHECK(!cfg->stop_after || cfg->run.out[0], "--stop-after needs --out DIR (where the checkpoint goes)");
-    DP_CHECK(cfg->keep_checkpoints >= 1 && cfg->keep_checkpoints <= 1000,
-             "--keep-checkpoints: %d is out of range [1, 1000]", cfg->keep_checkpoints);
-    DP_CHECK(cfg->on_nonfinite == DP_NONFINITE_STOP || cfg->on_nonfinite == DP_NONFINITE_SKIP,
-             "--on-nonfinite: %d is not stop or skip", cfg->on_nonfinite);
-    DP_CHECK(isfinite(cfg->loss_scale) && cfg->loss_scale >= 0x1p-24f && cfg->loss_scale <= 0x1p24f,
-             "--loss-scale: %g is out of range [2^-24, 2^24]", cfg->loss_scale);
-    DP_CHECK(cfg->loss_scale_growth >= 1 && cfg->loss_scale_growth <= 1000000000L,
-             "--loss-scale-growth: %ld is out of range [1, 1e9]", cfg->loss_scale_growth);
     return dp_opt_config_check(&cfg->opt);
 }
 
@@ -87,8 +72,8 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     cfg->run.allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", cfg->run.bucket_mb, cfg->run.overlap,
                     cfg->run.check_replicas, cfg->run.threads, codec, cfg->run.codec.wire_zstd_level,
                     cfg->run.codec.start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout,
-                    cfg->keep_checkpoints, cfg->on_nonfinite == DP_NONFINITE_SKIP ? "skip" : "stop", cfg->loss_scale,
-                    cfg->loss_scale_growth, cfg->run.watchdog_s);
+                    cfg->run.keep_checkpoints, cfg->run.on_nonfinite == DP_NONFINITE_SKIP ? "skip" : "stop",
+                    cfg->run.loss_scale, cfg->run.loss_scale_growth, cfg->run.watchdog_s);
 }
 
 int dp_train_config_resume_key(const char *key)

@@ -74,7 +74,7 @@ static dp_status save(const dp_task_ops *ops, void *t, dp_driver *d)
         d->st.n_params = p->n;
         d->st.n_buffers = p->nbuf;
         d->st.ranks = d->size;
-        rc = dp_checkpoint_write_keep(d->ckpt, s, n, d->o->keep_checkpoints);
+        rc = dp_checkpoint_write_keep(d->ckpt, s, n, d->o->run.keep_checkpoints);
         if (rc != DP_OK) {
             char why[1024];
             snprintf(why, sizeof why, "%s", dp_errmsg());
@@ -207,9 +207,9 @@ static dp_status check_out_space(const dp_driver *d)
         return dp_errorf(DP_ERR_IO, "%s: %.1f MiB free, a checkpoint needs about %.1f MiB (the one kept and the one "
                          "being written): free space or choose another --out", o->run.out, avail / 1048576.0,
                          need / 1048576.0);
-    if (avail < need / 2.0 * (o->keep_checkpoints + 1) && !o->run.quiet)
+    if (avail < need / 2.0 * (o->run.keep_checkpoints + 1) && !o->run.quiet)
         fprintf(stderr, "warning: %s: %.1f MiB free holds fewer than the %d checkpoints --keep-checkpoints asks for\n",
-                o->run.out, avail / 1048576.0, o->keep_checkpoints);
+                o->run.out, avail / 1048576.0, o->run.keep_checkpoints);
     return DP_OK;
 }
 
@@ -255,7 +255,7 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     if (rc == DP_OK && ops->parts) rc = check_out_space(d);
     rc = dp_sync_all_ok(&d->sync, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
-    d->st.loss_scale = o->loss_scale;
+    d->st.loss_scale = o->run.loss_scale;
     d->saved_step = -1;
     if (o->run.resume) {
         rc = resume(ops, t, d, &info);
@@ -299,7 +299,7 @@ static dp_status nonfinite_step(const dp_task_ops *ops, dp_driver *d, const char
 {
     const dp_run_opts *o = d->o;
     long step = (long)d->st.step + 1;
-    if (o->on_nonfinite == DP_NONFINITE_STOP)
+    if (o->run.on_nonfinite == DP_NONFINITE_STOP)
         return dp_errorf(DP_ERR_NONFINITE, "%s%sstep %ld (epoch %u): %s; %s", o->label, o->label[0] ? ", " : "",
                          step, d->st.epoch + 1, what,
                          ops->nonfinite_hint ? ops->nonfinite_hint : "lower --lr, add --clip, or --on-nonfinite skip");
@@ -345,11 +345,11 @@ static dp_status one_step(const dp_task_ops *ops, void *t, dp_driver *d, long *n
         if (rc != DP_OK || skipped) return rc;
     }
     d->st.skip_run = 0;
-    if (++d->st.clean_steps >= o->loss_scale_growth && d->st.loss_scale < o->loss_scale) {
+    if (++d->st.clean_steps >= o->run.loss_scale_growth && d->st.loss_scale < o->run.loss_scale) {
         set_loss_scale(d, d->st.loss_scale * 2); /* back toward --loss-scale, never above it */
         if (d->rank == 0 && !o->run.quiet)
             fprintf(stderr, "step %ld: %ld clean steps, loss scale %g -> %g\n", (long)d->st.step + 1,
-                    o->loss_scale_growth, d->st.loss_scale / 2, d->st.loss_scale);
+                    o->run.loss_scale_growth, d->st.loss_scale / 2, d->st.loss_scale);
         dp_report_json(&d->rep, "{\"kind\":\"loss_scale\",\"step\":%ld,\"loss_scale\":%g}", (long)d->st.step + 1,
                        d->st.loss_scale);
     }
@@ -417,8 +417,8 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
                 return rc;
             if (ops->after_step && (rc = ops->after_step(t, d)) != DP_OK) return rc;
             /* DP_STAT_STOP counts ranks asked to stop: all ranks see the same sum */
-            int stop = stats[DP_STAT_STOP] > 0 || (o->stop_after && d->st.step >= o->stop_after);
-            int periodic = o->checkpoint_every && d->st.step % o->checkpoint_every == 0;
+            int stop = stats[DP_STAT_STOP] > 0 || (o->run.stop_after && d->st.step >= o->run.stop_after);
+            int periodic = o->run.checkpoint_every && d->st.step % o->run.checkpoint_every == 0;
             if (d->st.pos < steps) {
                 if ((stop || periodic) && (rc = save(ops, t, d)) != DP_OK) return rc;
                 if (stop) {

@@ -8,7 +8,9 @@
 void dp_run_config_defaults(dp_run_config *r)
 {
     *r = (dp_run_config){.epochs = 1, .batch = 64, .eval_batch = 500, .seed = 1, .allreduce = DP_ALLREDUCE_RING,
-                         .bucket_mb = 4.0f, .overlap = 1, .threads = 1, .progress = -1, .watchdog_s = 300};
+                         .bucket_mb = 4.0f, .overlap = 1, .threads = 1, .progress = -1, .watchdog_s = 300,
+                         .keep_checkpoints = 2, .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1.0f,
+                         .loss_scale_growth = 2000};
 }
 
 dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
@@ -30,14 +32,23 @@ dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
              DP_THREADS_MAX);
     DP_CHECK(isfinite(r->watchdog_s) && r->watchdog_s >= 0 && r->watchdog_s <= 86400,
              "--watchdog: %g is out of range [0, 86400] seconds", r->watchdog_s);
+    DP_CHECK(r->stop_after >= 0, "--stop-after: %ld is negative", r->stop_after);
+    DP_CHECK(r->checkpoint_every >= 0, "--checkpoint-every: %ld is negative", r->checkpoint_every);
+    DP_CHECK(!r->stop_after || r->out[0], "--stop-after needs --out DIR (where the checkpoint goes)");
+    DP_CHECK(r->keep_checkpoints >= 1 && r->keep_checkpoints <= 1000,
+             "--keep-checkpoints: %d is out of range [1, 1000]", r->keep_checkpoints);
+    DP_CHECK(r->on_nonfinite == DP_NONFINITE_STOP || r->on_nonfinite == DP_NONFINITE_SKIP,
+             "--on-nonfinite: %d is not stop or skip", r->on_nonfinite);
+    DP_CHECK(isfinite(r->loss_scale) && r->loss_scale >= 0x1p-24f && r->loss_scale <= 0x1p24f,
+             "--loss-scale: %g is out of range [2^-24, 2^24]", r->loss_scale);
+    DP_CHECK(r->loss_scale_growth >= 1 && r->loss_scale_growth <= 1000000000L,
+             "--loss-scale-growth: %ld is out of range [1, 1e9]", r->loss_scale_growth);
     return DP_OK;
 }
 
 dp_run_opts dp_run_opts_make(const dp_run_config *r)
 {
-    dp_run_opts o = {.run = *r, .keep_checkpoints = 2, .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1,
-                     .loss_scale_growth = 1};
-    return o;
+    return (dp_run_opts){.run = *r};
 }
 
 dp_sync_opts dp_run_sync_opts(const dp_run_config *r)

@@ -106,9 +106,9 @@ static void interrupted_equals_full(dp_train_config cfg, const char *tag)
     snprintf(cfg.run.out, sizeof cfg.run.out, "%s/%s", tmp, a);
     CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &full) == DP_OK, "%s full: %s", tag, dp_errmsg());
     snprintf(cfg.run.out, sizeof cfg.run.out, "%s/%s", tmp, b);
-    cfg.stop_after = 7;
+    cfg.run.stop_after = 7;
     CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &part) == DP_OK && part.stopped_early, "%s part: %s", tag, dp_errmsg());
-    cfg.stop_after = 0;
+    cfg.run.stop_after = 0;
     cfg.run.resume = 1;
     CHECK(dp_train_run(&cfg, MPI_COMM_WORLD, &rest) == DP_OK, "%s rest: %s", tag, dp_errmsg());
     CHECK(rest.steps == full.steps, "%s: steps %ld vs %ld", tag, rest.steps, full.steps);

@@ -128,11 +128,11 @@ static void check_resume_exact(const char *model, dp_opt_kind opt, long stop, co
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &full), DP_OK, "%s", dp_errmsg());
 
     out_dir(&cfg, parts_name);
-    cfg.stop_after = stop;
+    cfg.run.stop_after = stop;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &part), DP_OK, "%s", dp_errmsg());
     cr_assert(part.stopped_early);
     cr_assert_eq(part.steps, stop);
-    cfg.stop_after = 0;
+    cfg.run.stop_after = 0;
     cfg.run.resume = 1;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_OK, "%s", dp_errmsg());
     expect_resumed_exactly(&full, &rest, full_name, parts_name);
@@ -180,10 +180,10 @@ Test(train, darts_arch_learns_and_resumes_bit_identical)
     cr_assert_gt(full.test_acc, 0.3, "test accuracy %.4f (chance 0.1)", full.test_acc);
 
     out_dir(&cfg, "darts-parts");
-    cfg.stop_after = 14;
+    cfg.run.stop_after = 14;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &part), DP_OK, "%s", dp_errmsg());
     cr_assert(part.stopped_early);
-    cfg.stop_after = 0;
+    cfg.run.stop_after = 0;
     cfg.run.resume = 1;
     /* the cell, not the file name, must match */
     snprintf(cfg.arch, sizeof cfg.arch, "%s", other);
@@ -204,10 +204,10 @@ Test(train, resume_with_a_different_config_names_the_field)
     dp_train_config cfg = base_config("mlp", 500, 2);
     cfg.test_limit = 200;
     out_dir(&cfg, "mismatch");
-    cfg.stop_after = 3;
+    cfg.run.stop_after = 3;
     dp_train_result res;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK, "%s", dp_errmsg());
-    cfg.stop_after = 0;
+    cfg.run.stop_after = 0;
     cfg.run.resume = 1;
     cfg.run.batch = 32;
     cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
