@@ -33,7 +33,8 @@ typedef struct dp_search_config {
     /* alpha: Adam */
     float a_lr, a_beta1, a_beta2, a_wd, a_clip;
     int unrolled;          /* second-order alpha gradient (finite-difference Hessian-vector product) */
-    float t_start, t_end;  /* temperature: exponential T schedule; gumbel: linear tau schedule */
+    float t_start, t_end;  /* temperature: exponential T schedule; gumbel: linear tau schedule; 0: the
+                              strategy's default (dp_search_temperatures) */
     float cost_weight;     /* lambda of the expected-cost penalty on the alpha objective (0 = off) */
     char cost_table[512];  /* latency table from --profile-ops ("" = FLOPs) */
     double flops_budget;   /* gold: hard bound on the derived network's MFLOPs (0 = none) */

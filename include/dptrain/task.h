@@ -90,8 +90,6 @@ typedef struct dp_run_opts {
 void dp_run_config_defaults(dp_run_config *r);
 /*! Range-checks the shared fields (epochs from min_epochs); DP_ERR_ARG names the flag. */
 dp_status dp_run_config_check(const dp_run_config *r, int min_epochs);
-/*! The driver's options of r: no epoch stop, no step lines, no label. */
-dp_run_opts dp_run_opts_make(const dp_run_config *r);
 /*! The gradient sync's options of r: --allreduce, --bucket-mb, --no-overlap and the compressor with its
  *  random streams keyed by the seed. */
 dp_sync_opts dp_run_sync_opts(const dp_run_config *r);

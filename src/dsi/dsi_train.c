@@ -507,7 +507,7 @@ dp_status dp_dsi_train_member(const dp_dsi_train_config *cfg, MPI_Comm comm, int
     dp_status rc = dp_dsi_train_check(cfg, 0);
     if (rc != DP_OK) return rc;
     /* the members write apart and print no progress over each other */
-    dp_run_opts o = dp_run_opts_make(&cfg->run);
+    dp_run_opts o = {.run = cfg->run};
     o.run.progress = 0;
     o.run.quiet = 1;
     if (strlen(cfg->run.out) > sizeof o.run.out - 24)

@@ -17,8 +17,6 @@ void dp_search_config_defaults(dp_search_config *cfg)
     cfg->run.eval_batch = 64; /* the arena holds a whole forward: a large eval batch would set the peak memory */
     cfg->w_lr = 0.025f, cfg->w_min_lr = 0.001f, cfg->w_momentum = 0.9f, cfg->w_wd = 3e-4f, cfg->w_clip = 5.0f;
     cfg->a_lr = 3e-4f, cfg->a_beta1 = 0.5f, cfg->a_beta2 = 0.999f, cfg->a_wd = 1e-3f, cfg->a_clip = 10.0f;
-    cfg->t_start = 0; /* 0: the strategy's default (dp_search_temperatures) */
-    cfg->t_end = 0;
     cfg->prune_every = 50;
     cfg->warmup_epochs = 1;
     cfg->skip_warn = 4;

@@ -370,7 +370,7 @@ dp_status dp_search_run(const dp_search_config *cfg, MPI_Comm comm, dp_search_re
     memset(res, 0, sizeof *res);
     dp_status rc = dp_search_config_check(cfg);
     if (rc != DP_OK) return rc;
-    dp_run_opts o = dp_run_opts_make(&cfg->run);
+    dp_run_opts o = {.run = cfg->run};
     o.stop_after_epochs = cfg->stop_after;
     srch s;
     memset(&s, 0, sizeof s);

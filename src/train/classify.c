@@ -317,7 +317,7 @@ dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_resul
     memset(res, 0, sizeof *res);
     dp_status rc = dp_train_config_check(cfg);
     if (rc != DP_OK) return rc;
-    dp_run_opts o = dp_run_opts_make(&cfg->run);
+    dp_run_opts o = {.run = cfg->run};
     o.log_every = 50;
     classify c;
     memset(&c, 0, sizeof c);

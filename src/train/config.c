@@ -2,7 +2,6 @@
  * the key=value text saved in checkpoints and compared across ranks. */
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "dptrain/train.h"
@@ -23,7 +22,6 @@ void dp_train_config_defaults(dp_train_config *cfg)
     cfg->opt = dp_opt_defaults(DP_OPT_SGD);
     cfg->opt.momentum = 0.9f;
     cfg->schedule = DP_SCHED_CONSTANT;
-    cfg->min_lr = 0.0f;
     cfg->step_gamma = 0.1f;
     cfg->step_size = 1000;
     cfg->accumulate = 1;

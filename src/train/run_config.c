@@ -46,11 +46,6 @@ dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
     return DP_OK;
 }
 
-dp_run_opts dp_run_opts_make(const dp_run_config *r)
-{
-    return (dp_run_opts){.run = *r};
-}
-
 dp_sync_opts dp_run_sync_opts(const dp_run_config *r)
 {
     dp_sync_opts o = {.algo = r->allreduce, .bucket_bytes = (size_t)((double)r->bucket_mb * 1048576.0),
