@@ -246,6 +246,8 @@ dp_status dp_watchdog_create(MPI_Comm comm, double timeout_s, dp_watchdog **out)
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (pthread_create(&w->thread, NULL, watch, w) != 0) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
         MPI_Comm_free(&w->comm);
         free(w->reports);
         free(w);
