@@ -293,13 +293,16 @@ dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int 
 
 /* ------------------------------------------------------------- image set */
 
-/*! One rank's share of an image split, held in memory. */
+/*! One rank's share of an image split, held in memory. A vector_f32 dataset
+ *  loads as images of c = features channels of 1x1, its records in `values`. */
 typedef struct dp_image_set {
     long n;                  /* images held by this rank */
     int c, h, w, classes;
-    uint8_t *pixels;         /* n * c*h*w bytes, image i at i*c*h*w, CHW order */
+    uint8_t *pixels;         /* u8 images: n * c*h*w bytes, image i at i*c*h*w, CHW order; NULL for vectors */
+    float *values;           /* vectors: n * c floats, record i at i*c; NULL for u8 images */
     int32_t *labels;         /* n labels in [0, classes) */
     long split_total;        /* images in the split after `limit`, all ranks together */
+    float *mean, *std;       /* c each: the manifest's per-channel statistics, or the defaults */
 } dp_image_set;
 
 /*! Loads rank `rank`'s share of `split` from the dataset in `dir`.
@@ -314,15 +317,31 @@ typedef struct dp_image_set {
 dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nranks,
                             long limit, dp_image_set *out);
 
-/*! lut[v] = (v / 255 - mean) / std with Fashion-MNIST's pixel statistics: the
- *  byte -> float table dp_image_set_batch applies. */
+/*! The pixel statistics a manifest without `mean`/`std` lines normalises u8
+ *  images with (Fashion-MNIST's, on [0, 1]); vectors without them are not
+ *  normalised (mean 0, std 1). */
+#define DP_IMAGE_DEFAULT_MEAN 0.2860f
+#define DP_IMAGE_DEFAULT_STD 0.3530f
+
+/*! Floats in the normalisation table of s: c*256 for u8 images (one byte ->
+ *  float table per channel), 2*c for vectors (the means, then the stds). */
+size_t dp_image_norm_size(const dp_image_set *s);
+
+/*! Fills lut[dp_image_norm_size(s)] from s's statistics: for u8 images
+ *  lut[ch*256 + v] = (v / 255 - mean[ch]) / std[ch], in float. */
+void dp_image_norm_fill(const dp_image_set *s, float *lut);
+
+/*! lut[v] = (v / 255 - mean) / std with the default statistics (one channel). */
 void dp_image_norm_lut(float lut[256]);
 
 /*! Images idx[first .. first+bs) of s (or first .. first+bs when idx is NULL)
- *  into x [bs, c*h*w] as floats through lut (byte -> normalised value), and
- *  their labels into y [bs]. */
+ *  into x [bs, c*h*w] as floats normalised through lut (dp_image_norm_fill),
+ *  and their labels into y [bs]. Allocates nothing. */
 void dp_image_set_batch(const dp_image_set *s, const float *lut, const int32_t *idx, long first, long bs, float *x,
                         int32_t *y);
+
+/*! A view of images [first, first + n) of s: shares s's buffers (free only s). */
+dp_image_set dp_image_set_view(const dp_image_set *s, long first, long n);
 
 /*! Frees the buffers of an image set and zeroes it. Accepts NULL. */
 void dp_image_set_free(dp_image_set *s);
