@@ -217,6 +217,25 @@ typedef struct dp_idx {
  *  stream. @return DP_OK, DP_ERR_IO, DP_ERR_FORMAT, DP_ERR_NOMEM. */
 dp_status dp_idx_load(const char *path, int ndim, dp_idx *out);
 
+/*! An unsigned-byte IDX array read piece by piece: memory is zlib's buffers,
+ *  whatever the file's size. */
+typedef struct dp_idx_stream dp_idx_stream;
+
+/*! Opens a (gzip'd or plain) IDX file and checks its header as dp_idx_load
+ *  does (magic, non-zero dims, a plain file's size); dims gets ndim values.
+ *  @return DP_OK and *out (close it), DP_ERR_IO, DP_ERR_FORMAT. */
+dp_status dp_idx_open(const char *path, int ndim, dp_idx_stream **out, uint32_t dims[3]);
+
+/*! The next n data bytes into buf. @return DP_OK, DP_ERR_FORMAT naming the file
+ *  and offset when the stream ends first or is corrupt, DP_ERR_IO. */
+dp_status dp_idx_read(dp_idx_stream *s, void *buf, size_t n);
+
+/*! After every data byte was read: no trailing bytes, a valid gzip trailer. */
+dp_status dp_idx_finish(dp_idx_stream *s);
+
+/*! Closes the file and frees s. Accepts NULL. */
+void dp_idx_close(dp_idx_stream *s);
+
 /*! Frees the data of an IDX array and zeroes it. Accepts NULL. */
 void dp_idx_free(dp_idx *idx);
 
@@ -282,12 +301,13 @@ enum { DP_DATASET_MAX_SHARDS = 4096 };
 void dp_stratified_holdout(const int32_t *labels, long n, int classes, double frac, uint8_t *is_val);
 
 /*! Imports Fashion-MNIST (or MNIST) from `idx_dir` ({train,t10k}-{images-idx3,
- *  labels-idx1}-ubyte.gz) into `out_dir` (created if missing): train-NNNNN.dps
- *  and test-NNNNN.dps, `nshards` each (fewer if a split has fewer records),
- *  each a contiguous range of the IDX order, then manifest.txt. Any old
- *  manifest is removed first, so an interrupted import leaves no dataset.
- *  @param st optional, receives counts and timing.
- *  @return DP_OK, DP_ERR_ARG (nshards outside 1..1024), DP_ERR_IO, DP_ERR_FORMAT. */
+ *  labels-idx1}-ubyte.gz) into `out_dir` (created if missing) through the IDX
+ *  importer (dptrain/import.h): 28x28 images, 10 classes with Fashion-MNIST's
+ *  names, train-NNNNN.dps and test-NNNNN.dps, `nshards` each (fewer if a split
+ *  has fewer records), each a contiguous range of the IDX order, then
+ *  manifest.txt. Any old manifest is removed first, so an interrupted import
+ *  leaves no dataset. @param st optional, receives counts and timing.
+ *  @return DP_OK, DP_ERR_ARG (nshards outside 1..DP_DATASET_MAX_SHARDS), DP_ERR_IO, DP_ERR_FORMAT. */
 dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int nshards,
                                   dp_import_stats *st);
 
