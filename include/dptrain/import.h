@@ -57,6 +57,9 @@ typedef struct dp_idx_import {
  *  @return DP_OK, DP_ERR_ARG, DP_ERR_IO, DP_ERR_FORMAT (naming file and offset). */
 dp_status dp_import_idx(const dp_idx_import *in, const dp_import_opts *o, dp_import_stats *st);
 
+/*! dp_import_fashion_mnist with the writer options of o (name: "fashion-mnist" when NULL). */
+dp_status dp_import_fashion_mnist_to(const char *idx_dir, const dp_import_opts *o, dp_import_stats *st);
+
 /* ----------------------------------------------------------------- CIFAR */
 
 typedef enum dp_cifar_kind {

@@ -11,6 +11,9 @@ enum { NAMES_MAX_BYTES = 16 << 20 };
 
 dp_status dp_import_begin(const dp_import_opts *o, const dp_shard_schema *schema, dp_dataset_writer **w)
 {
+    *w = NULL;
+    if (!o->out_dir || !o->name)
+        return dp_errorf(DP_ERR_ARG, "import: no output directory or dataset name");
     dp_status rc = dp_dataset_writer_open(o->out_dir, o->name, schema, w);
     if (rc == DP_OK)
         dp_dataset_writer_progress(*w, o->progress);

@@ -132,8 +132,11 @@ dp_status dp_import_idx(const dp_idx_import *in, const dp_import_opts *o, dp_imp
     if (rc == DP_OK && !(px = malloc((size_t)tr.dims[1] * tr.dims[2])))
         rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", in->images);
     dp_shard_schema schema = dp_shard_schema_image(1, tr.dims[1], tr.dims[2], (uint32_t)classes);
+    dp_import_opts oo = *o;
+    if (!oo.name)
+        oo.name = "idx";
     if (rc == DP_OK)
-        rc = dp_import_begin(o, &schema, &w);
+        rc = dp_import_begin(&oo, &schema, &w);
     if (rc == DP_OK && in->class_names)
         rc = dp_dataset_writer_classes(w, classes, in->class_names);
     if (rc == DP_OK)
@@ -160,7 +163,7 @@ dp_status dp_import_idx(const dp_idx_import *in, const dp_import_opts *o, dp_imp
     return rc;
 }
 
-dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int nshards, dp_import_stats *st)
+dp_status dp_import_fashion_mnist_to(const char *idx_dir, const dp_import_opts *o, dp_import_stats *st)
 {
     static const char *const names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                           "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
@@ -168,8 +171,8 @@ dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int 
                                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
     if (st)
         memset(st, 0, sizeof *st);
-    if (nshards < 1 || nshards > DP_DATASET_MAX_SHARDS)
-        return dp_errorf(DP_ERR_ARG, "import: %d shards, want 1..%d", nshards, DP_DATASET_MAX_SHARDS);
+    if (o->nshards < 1 || o->nshards > DP_DATASET_MAX_SHARDS)
+        return dp_errorf(DP_ERR_ARG, "import: %d shards, want 1..%d", o->nshards, DP_DATASET_MAX_SHARDS);
     char path[4][4096];
     for (int i = 0; i < 4; i++) {
         dp_status rc = dp_path_join(path[i], sizeof path[i], idx_dir, files[i]);
@@ -178,6 +181,14 @@ dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int 
     }
     const dp_idx_import in = {.images = path[0], .labels = path[1], .test_images = path[2], .test_labels = path[3],
                               .classes = 10, .height = 28, .width = 28, .class_names = names};
-    const dp_import_opts o = {.out_dir = out_dir, .name = "fashion-mnist", .nshards = nshards};
-    return dp_import_idx(&in, &o, st);
+    dp_import_opts oo = *o;
+    if (!oo.name)
+        oo.name = "fashion-mnist";
+    return dp_import_idx(&in, &oo, st);
+}
+
+dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int nshards, dp_import_stats *st)
+{
+    const dp_import_opts o = {.out_dir = out_dir, .nshards = nshards};
+    return dp_import_fashion_mnist_to(idx_dir, &o, st);
 }
