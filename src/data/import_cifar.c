@@ -111,7 +111,8 @@ dp_status dp_import_cifar(const char *dir, dp_cifar_kind kind, const dp_import_o
     char path[MAX_FILES + 1][4096];
     uint64_t count[MAX_FILES + 1], ntrain = 0;
     int nfiles = L->ntrain + 1;
-    dp_status rc = DP_OK;
+    /* No dataset in out_dir from here on, even if the input fails its checks before anything is written. */
+    dp_status rc = dp_manifest_remove(o->out_dir);
     for (int i = 0; i < nfiles && rc == DP_OK; i++) {
         rc = dp_path_join(path[i], sizeof path[i], dir, i < L->ntrain ? L->train[i] : L->test);
         if (rc == DP_OK)
