@@ -461,7 +461,9 @@ static dp_status save_extras(FILE *f, const char *path, const dp_manifest *m)
         for (int i = 0; i < m->nstats; i++)
             if (!isfinite(m->mean[i]) || !(m->std[i] > 0) || !isfinite(m->std[i]))
                 return dp_errorf(DP_ERR_ARG, "%s: channel %d: mean %g, std %g", path, i, m->mean[i], m->std[i]);
-        fprintf(f, "# per-channel mean and standard deviation of the train split (pixels on [0, 1])\n");
+        fprintf(f, "# per-%s mean and standard deviation of the train split%s\n",
+                m->schema.kind == DP_SCHEMA_VECTOR_F32 ? "feature" : "channel",
+                m->schema.kind == DP_SCHEMA_VECTOR_F32 ? "" : " (pixels on [0, 1])");
         for (int k = 0; k < 2; k++) {
             const double *v = k ? m->std : m->mean;
             fputs(k ? "std" : "mean", f);
