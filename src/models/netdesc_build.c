@@ -103,7 +103,7 @@ static dp_netdesc_row *row_add(bctx *b, const char *name, const char *type, int 
     if (net->nrows == net->caprows) return NULL; /* sized up front; never reached */
     dp_netdesc_row *r = &net->rows[net->nrows++];
     memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->name, sizeof r->name, "%.63s", name);
     snprintf(r->type, sizeof r->type, "%s", type);
     r->depth = depth;
     return r;
@@ -232,7 +232,9 @@ static dp_status build_residual(bctx *b, const nd_layer *l, const char *name, in
         rc = pname(b, &sc, cn, sizeof cn, name, ".shortcut.0");
         if (rc == DP_OK) rc = pname(b, &sc, bn, sizeof bn, name, ".shortcut.1");
         if (rc != DP_OK) return rc;
-        dp_netdesc_row *r = row_add(b, cn, "shortcut", depth + 1);
+        char rn[80];
+        snprintf(rn, sizeof rn, "%.54s.shortcut", name); /* pname kept name under 51 characters */
+        dp_netdesc_row *r = row_add(b, rn, "shortcut", depth + 1);
         long wn, f[2] = {s->d[0], in.d[0]};
         if (!product_ok(2, f, &wn)) return misfit(b, &sc, "1x1 weight [%ld, %ld] is too large", f[0], f[1]);
         long sp0 = b->params, sb0 = b->buffers;

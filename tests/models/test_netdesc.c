@@ -84,7 +84,7 @@ Test(netdesc_parse, every_layer_and_field)
     cr_assert_eq(rows[9].shape[0], 16);
     cr_assert_eq(rows[9].shape[1], 7);
     cr_assert_str_eq(rows[12].type, "shortcut");
-    cr_assert_str_eq(rows[12].name, "res.shortcut.0");
+    cr_assert_str_eq(rows[12].name, "res.shortcut");
     cr_assert_eq(rows[13].ndim, 1);
     cr_assert_eq(rows[13].shape[0], 16);
     /* fields reach the modules */
