@@ -53,16 +53,17 @@ typedef struct parser {
     int layers; /* so far, against ND_MAX_LAYERS */
 } parser;
 
-static dp_status bad(const parser *ps, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static dp_status bad(const parser *ps, const char *path, const char *fmt, ...)
+dp_status nd_errorf(dp_status st, const char *source, const char *path, const char *fmt, ...)
 {
     char what[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return dp_errorf(DP_ERR_FORMAT, "%s: %s%s%s", ps->source, path, *path ? ": " : "", what);
+    return dp_errorf(st, "%s: %s%s%s", source, path, *path ? ": " : "", what);
 }
+
+#define bad(ps, path, ...) nd_errorf(DP_ERR_FORMAT, (ps)->source, (path), __VA_ARGS__)
 
 static void list_fields(unsigned mask, char *buf, size_t n)
 {
