@@ -94,6 +94,16 @@ static int name_ok(const char *s)
     return 1;
 }
 
+/* The description's name goes into the canonical JSON and messages as it is: printable ASCII, no escapes. */
+static int printable(const char *s, size_t cap)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= cap) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\') return 0;
+    return 1;
+}
+
 static dp_status get_int(const parser *ps, const nd_layer *l, const cJSON *v, const char *field, int lo, int *out)
 {
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
@@ -252,9 +262,9 @@ dp_status nd_parse(const char *json, const char *source, nd_desc *out)
     if (!cJSON_IsObject(root)) rc = bad(&ps, "", "the description must be a JSON object {\"name\": .., \"layers\": [..]}");
     for (const cJSON *v = rc == DP_OK ? root->child : NULL; v && rc == DP_OK; v = v->next) {
         if (!strcmp(v->string, "name")) {
-            if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= sizeof out->name ||
-                strpbrk(v->valuestring, "\n\"\\"))
-                rc = bad(&ps, "", "field 'name' must be a string of 1 to %zu characters", sizeof out->name - 1);
+            if (!cJSON_IsString(v) || !printable(v->valuestring, sizeof out->name))
+                rc = bad(&ps, "", "field 'name' must be a string of 1 to %zu printable characters without '\"' or '\\'",
+                         sizeof out->name - 1);
             else
                 snprintf(out->name, sizeof out->name, "%s", v->valuestring);
         } else if (strcmp(v->string, "layers")) {
