@@ -7,6 +7,7 @@ add_executable(dptrain_cli
   src/cli/shard_idx.c
   src/cli/shard_cifar.c
   src/cli/cmd_search.c
+  src/cli/cmd_summary.c
   src/cli/cmd_dsi_prepare.c
   src/cli/cmd_dsi.c
 )
