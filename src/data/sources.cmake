@@ -7,5 +7,7 @@ dp_room(data
   src/data/idx.c
   src/data/import_fmnist.c
   src/data/image_set.c
+  src/data/image_decode.c
+  src/data/image_resize.c
 )
-target_link_libraries(dp_data PUBLIC PkgConfig::ZSTD ZLIB::ZLIB)
+target_link_libraries(dp_data PUBLIC PkgConfig::ZSTD ZLIB::ZLIB PNG::PNG JPEG::JPEG)
