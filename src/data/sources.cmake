@@ -6,6 +6,7 @@ dp_room(data
   src/data/manifest.c
   src/data/idx.c
   src/data/import_fmnist.c
+  src/data/dataset_writer.c
   src/data/image_set.c
   src/data/image_decode.c
   src/data/image_resize.c
