@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/shard_user.h"
 #include "dptrain/data.h"
 
 static const char header[] =
@@ -41,8 +42,17 @@ int dp_cmd_shard(int argc, char **argv, MPI_Comm comm)
         }
         return 2;
     }
+    static const struct {
+        const char *name;
+        int (*run)(int, char **, MPI_Comm, int);
+    } user[] = {{"image-folder", dp_shard_image_folder}, {"csv", dp_shard_csv}, {"npy", dp_shard_npy}};
+    for (size_t i = 0; i < sizeof user / sizeof *user; i++)
+        if (!strcmp(argv[1], user[i].name))
+            return user[i].run(argc - 1, argv + 1, comm, rank);
     if (strcmp(argv[1], "fashion-mnist")) {
-        if (rank == 0) fprintf(stderr, "dptrain shard: unknown dataset '%s' (known: fashion-mnist)\n", argv[1]);
+        if (rank == 0)
+            fprintf(stderr, "dptrain shard: unknown dataset '%s' (known: fashion-mnist, image-folder, csv, npy)\n",
+                    argv[1]);
         return 2;
     }
     dp_status rc = dp_cli_parse("shard", argc - 1, argv + 1, binds, &help); /* the flags follow the dataset */

@@ -4,6 +4,7 @@ add_executable(dptrain_cli
   src/cli/run.c
   src/cli/cmd_train.c
   src/cli/cmd_shard.c
+  src/cli/cmd_shard_user.c
   src/cli/cmd_search.c
   src/cli/cmd_dsi_prepare.c
   src/cli/cmd_dsi.c
