@@ -217,6 +217,25 @@ typedef struct dp_idx {
  *  stream. @return DP_OK, DP_ERR_IO, DP_ERR_FORMAT, DP_ERR_NOMEM. */
 dp_status dp_idx_load(const char *path, int ndim, dp_idx *out);
 
+/*! An unsigned-byte IDX array read piece by piece: memory is zlib's buffers,
+ *  whatever the file's size. */
+typedef struct dp_idx_stream dp_idx_stream;
+
+/*! Opens a (gzip'd or plain) IDX file and checks its header as dp_idx_load
+ *  does (magic, non-zero dims, a plain file's size); dims gets ndim values.
+ *  @return DP_OK and *out (close it), DP_ERR_IO, DP_ERR_FORMAT. */
+dp_status dp_idx_open(const char *path, int ndim, dp_idx_stream **out, uint32_t dims[3]);
+
+/*! The next n data bytes into buf. @return DP_OK, DP_ERR_FORMAT naming the file
+ *  and offset when the stream ends first or is corrupt, DP_ERR_IO. */
+dp_status dp_idx_read(dp_idx_stream *s, void *buf, size_t n);
+
+/*! After every data byte was read: no trailing bytes, a valid gzip trailer. */
+dp_status dp_idx_finish(dp_idx_stream *s);
+
+/*! Closes the file and frees s. Accepts NULL. */
+void dp_idx_close(dp_idx_stream *s);
+
 /*! Frees the data of an IDX array and zeroes it. Accepts NULL. */
 void dp_idx_free(dp_idx *idx);
 
@@ -282,24 +301,28 @@ enum { DP_DATASET_MAX_SHARDS = 4096 };
 void dp_stratified_holdout(const int32_t *labels, long n, int classes, double frac, uint8_t *is_val);
 
 /*! Imports Fashion-MNIST (or MNIST) from `idx_dir` ({train,t10k}-{images-idx3,
- *  labels-idx1}-ubyte.gz) into `out_dir` (created if missing): train-NNNNN.dps
- *  and test-NNNNN.dps, `nshards` each (fewer if a split has fewer records),
- *  each a contiguous range of the IDX order, then manifest.txt. Any old
- *  manifest is removed first, so an interrupted import leaves no dataset.
- *  @param st optional, receives counts and timing.
- *  @return DP_OK, DP_ERR_ARG (nshards outside 1..1024), DP_ERR_IO, DP_ERR_FORMAT. */
+ *  labels-idx1}-ubyte.gz) into `out_dir` (created if missing) through the IDX
+ *  importer (dptrain/import.h): 28x28 images, 10 classes with Fashion-MNIST's
+ *  names, train-NNNNN.dps and test-NNNNN.dps, `nshards` each (fewer if a split
+ *  has fewer records), each a contiguous range of the IDX order, then
+ *  manifest.txt. Any old manifest is removed first, so an interrupted import
+ *  leaves no dataset. @param st optional, receives counts and timing.
+ *  @return DP_OK, DP_ERR_ARG (nshards outside 1..DP_DATASET_MAX_SHARDS), DP_ERR_IO, DP_ERR_FORMAT. */
 dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int nshards,
                                   dp_import_stats *st);
 
 /* ------------------------------------------------------------- image set */
 
-/*! One rank's share of an image split, held in memory. */
+/*! One rank's share of an image split, held in memory. A vector_f32 dataset
+ *  loads as images of c = features channels of 1x1, its records in `values`. */
 typedef struct dp_image_set {
     long n;                  /* images held by this rank */
     int c, h, w, classes;
-    uint8_t *pixels;         /* n * c*h*w bytes, image i at i*c*h*w, CHW order */
+    uint8_t *pixels;         /* u8 images: n * c*h*w bytes, image i at i*c*h*w, CHW order; NULL for vectors */
+    float *values;           /* vectors: n * c floats, record i at i*c; NULL for u8 images */
     int32_t *labels;         /* n labels in [0, classes) */
     long split_total;        /* images in the split after `limit`, all ranks together */
+    float *mean, *std;       /* c each: the manifest's per-channel statistics, or the defaults */
 } dp_image_set;
 
 /*! Loads rank `rank`'s share of `split` from the dataset in `dir`.
@@ -314,15 +337,31 @@ typedef struct dp_image_set {
 dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nranks,
                             long limit, dp_image_set *out);
 
-/*! lut[v] = (v / 255 - mean) / std with Fashion-MNIST's pixel statistics: the
- *  byte -> float table dp_image_set_batch applies. */
+/*! The pixel statistics a manifest without `mean`/`std` lines normalises u8
+ *  images with (Fashion-MNIST's, on [0, 1]); vectors without them are not
+ *  normalised (mean 0, std 1). */
+#define DP_IMAGE_DEFAULT_MEAN 0.2860f
+#define DP_IMAGE_DEFAULT_STD 0.3530f
+
+/*! Floats in the normalisation table of s: c*256 for u8 images (one byte ->
+ *  float table per channel), 2*c for vectors (the means, then the stds). */
+size_t dp_image_norm_size(const dp_image_set *s);
+
+/*! Fills lut[dp_image_norm_size(s)] from s's statistics: for u8 images
+ *  lut[ch*256 + v] = (v / 255 - mean[ch]) / std[ch], in float. */
+void dp_image_norm_fill(const dp_image_set *s, float *lut);
+
+/*! lut[v] = (v / 255 - mean) / std with the default statistics (one channel). */
 void dp_image_norm_lut(float lut[256]);
 
 /*! Images idx[first .. first+bs) of s (or first .. first+bs when idx is NULL)
- *  into x [bs, c*h*w] as floats through lut (byte -> normalised value), and
- *  their labels into y [bs]. */
+ *  into x [bs, c*h*w] as floats normalised through lut (dp_image_norm_fill),
+ *  and their labels into y [bs]. Allocates nothing. */
 void dp_image_set_batch(const dp_image_set *s, const float *lut, const int32_t *idx, long first, long bs, float *x,
                         int32_t *y);
+
+/*! A view of images [first, first + n) of s: shares s's buffers (free only s). */
+dp_image_set dp_image_set_view(const dp_image_set *s, long first, long n);
 
 /*! Frees the buffers of an image set and zeroes it. Accepts NULL. */
 void dp_image_set_free(dp_image_set *s);

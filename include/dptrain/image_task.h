@@ -11,7 +11,7 @@
 #include "dptrain/task.h"
 
 typedef struct dp_image_batch {
-    float lut[256];  /* byte -> normalised value */
+    float *lut;      /* dp_image_norm_fill's table: byte -> normalised value per channel, or vector stats */
     float *x;        /* [max batch, c*h*w] */
     int32_t *y;
 } dp_image_batch;

@@ -16,7 +16,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  train      train an image classifier on a shard set\n"
-    "  shard      convert a dataset into shards (fashion-mnist)\n"
+    "  shard      convert a dataset into shards (fashion-mnist, idx, cifar10, cifar100 ...)\n"
     "  search     DARTS-family architecture search (mpirun -np P for data-parallel)\n"
     "  dsi-prepare  tokenised query-docid shards from TSV or the Debian package index\n"
     "  dsi-train    DSI models, one per ensemble member (mpirun -np P, --members S)\n"

@@ -1,107 +1,75 @@
-/* Shared pieces of the image-folder, CSV and NPY importers (import_common.h). */
-#include <stdio.h>
+/* What every importer shares: opening the dataset writer with its progress
+ * stream, counting input bytes, and class names from a text file. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/stat.h>
 
-#include "data/import_common.h"
+#include "dptrain/fsutil.h"
+#include "dptrain/import.h"
 
-dp_status dp_imp_check_opts(const dp_import_user_opts *o)
+enum { NAMES_MAX_BYTES = 16 << 20 };
+
+dp_status dp_import_begin(const dp_import_opts *o, const dp_shard_schema *schema, dp_dataset_writer **w)
 {
-    DP_CHECK(o->nshards >= 1 && o->nshards <= DP_DATASET_MAX_SHARDS, "--shards: %d is out of range [1, %d]",
-             o->nshards, DP_DATASET_MAX_SHARDS);
-    DP_CHECK(o->val_split >= 0 && o->val_split < 1, "--val-split: %g is out of range [0, 1)", o->val_split);
+    *w = NULL;
+    if (!o->out_dir || !o->name)
+        return dp_errorf(DP_ERR_ARG, "import: no output directory or dataset name");
+    dp_status rc = dp_dataset_writer_open(o->out_dir, o->name, schema, w);
+    if (rc == DP_OK)
+        dp_dataset_writer_progress(*w, o->progress);
+    return rc;
+}
+
+void dp_import_count_input(dp_import_stats *st, const char *path)
+{
+    struct stat sb;
+    if (st && stat(path, &sb) == 0)
+        st->in_bytes += (uint64_t)sb.st_size;
+}
+
+void dp_import_free_names(char **names, int n)
+{
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+dp_status dp_import_read_names(const char *path, int classes, char ***out)
+{
+    *out = NULL;
+    char *text = NULL;
+    dp_status rc = dp_read_text(path, NAMES_MAX_BYTES, &text);
+    if (rc != DP_OK)
+        return rc;
+    char **names = calloc((size_t)classes, sizeof *names);
+    int n = 0, lineno = 0;
+    if (!names)
+        rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    for (char *line = text, *next; rc == DP_OK && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        lineno++;
+        size_t len = strlen(line);
+        while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (n == classes)
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%d: more than %d class names", path, lineno, classes);
+        else if (len >= DP_MANIFEST_CLASS_MAX)
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%d: class name of %zu bytes (at most %d)", path, lineno, len,
+                           DP_MANIFEST_CLASS_MAX - 1);
+        else if (!(names[n++] = strdup(line)))
+            rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (rc == DP_OK && n < classes)
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: %d class names, want %d", path, n, classes);
+    free(text);
+    if (rc != DP_OK) {
+        dp_import_free_names(names, classes);
+        return rc;
+    }
+    *out = names;
     return DP_OK;
-}
-
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-typedef struct keyed { uint64_t key; int32_t i; } keyed;
-
-static int keyed_cmp(const void *a, const void *b)
-{
-    const keyed *x = a, *y = b;
-    return x->key < y->key ? -1 : x->key > y->key ? 1 : (x->i > y->i) - (x->i < y->i);
-}
-
-dp_status dp_imp_order(long n, const dp_import_user_opts *o, int split, int32_t **order)
-{
-    *order = NULL;
-    if (n < 0 || n > INT32_MAX)
-        return dp_errorf(DP_ERR_ARG, "import: %ld records, at most %d", n, INT32_MAX);
-    int32_t *p = malloc((size_t)(n ? n : 1) * sizeof *p);
-    keyed *k = o->keep_order ? NULL : malloc((size_t)(n ? n : 1) * sizeof *k);
-    if (!p || (!o->keep_order && !k)) {
-        free(p);
-        free(k);
-        return dp_errorf(DP_ERR_NOMEM, "import: out of memory for the order of %ld records", n);
-    }
-    if (o->keep_order) {
-        for (long i = 0; i < n; i++)
-            p[i] = (int32_t)i;
-    } else {
-        uint64_t base = splitmix64(o->seed ^ splitmix64((uint64_t)split + 1));
-        for (long i = 0; i < n; i++)
-            k[i] = (keyed){splitmix64(base + (uint64_t)i), (int32_t)i};
-        qsort(k, (size_t)n, sizeof *k, keyed_cmp);
-        for (long i = 0; i < n; i++)
-            p[i] = k[i].i;
-        free(k);
-    }
-    *order = p;
-    return DP_OK;
-}
-
-static void sanitize(char *out, size_t cap, const char *src, size_t len)
-{
-    if (len >= cap)
-        len = cap - 1;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                 ((c == '.' || c == '-') && i > 0);
-        out[i] = ok ? c : '_';
-    }
-    out[len] = 0;
-    if (!len)
-        snprintf(out, cap, "dataset");
-}
-
-void dp_import_default_name(char *out, size_t cap, const char *path)
-{
-    size_t len = strlen(path);
-    while (len > 1 && path[len - 1] == '/')
-        len--;
-    size_t b = len;
-    while (b > 0 && path[b - 1] != '/')
-        b--;
-    const char *src = path + b;
-    len -= b;
-    for (size_t i = len; i > 1; i--) /* drop an extension, not a leading dot */
-        if (src[i - 1] == '.') {
-            len = i - 1;
-            break;
-        }
-    sanitize(out, cap, src, len);
-}
-
-void dp_imp_name(char *out, size_t cap, const dp_import_user_opts *o, const char *path)
-{
-    if (o->name)
-        sanitize(out, cap, o->name, strlen(o->name));
-    else
-        dp_import_default_name(out, cap, path);
-}
-
-double dp_imp_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }

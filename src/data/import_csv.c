@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/import_common.h"
+#include "data/import_order.h"
 
 enum { MAX_CLASSES = 65536, MAX_LABEL_BYTES = DP_MANIFEST_CLASS_MAX - 1 };
 
@@ -310,7 +310,7 @@ static dp_status parse_features(const csv_line *l, const csv_file *cf, long line
     return DP_OK;
 }
 
-static dp_status first_pass(csv_file *cf, const dp_csv_opts *o, int want_cols, csv_line *l, label_set *set,
+static dp_status first_pass(csv_file *cf, const dp_csv_import *o, int want_cols, csv_line *l, label_set *set,
                             float **x_alloc)
 {
     cf->f = fopen(cf->path, "rb");
@@ -394,7 +394,7 @@ static dp_status first_pass(csv_file *cf, const dp_csv_opts *o, int want_cols, c
 
 /* Rows of cf (those with take[i] == want, or all) in the seeded order into the open split. */
 static dp_status write_rows(dp_dataset_writer *w, csv_file *cf, const uint8_t *take, uint8_t want,
-                            const int32_t *class_of, const dp_import_user_opts *o, int tag, csv_line *l, float *x)
+                            const int32_t *class_of, const dp_import_order *o, int tag, csv_line *l, float *x)
 {
     int32_t *order;
     dp_status rc = dp_imp_order(cf->rows, o, tag, &order);
@@ -428,18 +428,19 @@ static dp_status write_rows(dp_dataset_writer *w, csv_file *cf, const uint8_t *t
 
 static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-dp_status dp_import_csv(const char *path, const dp_csv_opts *csv, const char *out_dir, const dp_import_user_opts *o,
-                        dp_import_stats *st)
+dp_status dp_import_csv(const dp_csv_import *csv, const dp_import_opts *o, dp_import_stats *st)
 {
     double t0 = dp_imp_now();
     dp_import_stats s = {0};
     if (st)
         *st = s;
-    dp_status rc = dp_imp_check_opts(o);
+    const char *path = csv->path;
+    const dp_import_order *ord = &csv->order;
+    DP_CHECK(csv->label && *csv->label, "--label: name the label column (an index from 0, or a header name)");
+    DP_CHECK(!(csv->test && ord->val_split > 0), "--val-split: not with --test (the test split is given)");
+    dp_status rc = dp_imp_start(o, ord);
     if (rc != DP_OK)
         return rc;
-    DP_CHECK(csv->label && *csv->label, "--label: name the label column (an index from 0, or a header name)");
-    DP_CHECK(!(csv->test && o->val_split > 0), "--val-split: not with --test (the test split is given)");
     csv_file tr = {.path = path}, te = {.path = csv->test};
     csv_line l = {0};
     label_set set = {0};
@@ -482,7 +483,7 @@ dp_status dp_import_csv(const char *path, const dp_csv_opts *csv, const char *ou
             }
         }
     }
-    if (rc == DP_OK && o->val_split > 0) {
+    if (rc == DP_OK && ord->val_split > 0) {
         labels = malloc((size_t)tr.rows * sizeof *labels);
         is_val = malloc((size_t)tr.rows);
         if (!labels || !is_val)
@@ -490,31 +491,26 @@ dp_status dp_import_csv(const char *path, const dp_csv_opts *csv, const char *ou
         for (long i = 0; rc == DP_OK && i < tr.rows; i++)
             labels[i] = class_of[tr.lid[i]];
         if (rc == DP_OK)
-            dp_stratified_holdout(labels, tr.rows, classes, o->val_split, is_val);
+            dp_stratified_holdout(labels, tr.rows, classes, ord->val_split, is_val);
     }
-    char name[DP_MANIFEST_NAME_MAX];
-    dp_imp_name(name, sizeof name, o, path);
     dp_shard_schema schema = dp_shard_schema_vector((uint32_t)(tr.ncols - 1), (uint32_t)classes);
     if (rc == DP_OK)
-        rc = dp_dataset_writer_open(out_dir, name, &schema, &w);
-    if (rc == DP_OK) {
-        dp_dataset_writer_progress(w, o->progress);
-        if (sorted)
-            rc = dp_dataset_writer_classes(w, classes, (const char *const *)sorted);
-    }
+        rc = dp_imp_begin(o, path, &schema, &w);
+    if (rc == DP_OK && sorted)
+        rc = dp_dataset_writer_classes(w, classes, (const char *const *)sorted);
     long ntest = 0;
     for (long i = 0; is_val && i < tr.rows; i++)
         ntest += is_val[i];
     if (rc == DP_OK)
         rc = dp_dataset_writer_split(w, "train", (uint64_t)(tr.rows - ntest), o->nshards);
     if (rc == DP_OK)
-        rc = write_rows(w, &tr, is_val, 0, class_of, o, 0, &l, x);
+        rc = write_rows(w, &tr, is_val, 0, class_of, ord, 0, &l, x);
     if (rc == DP_OK && (is_val || te.path))
         rc = dp_dataset_writer_split(w, "test", (uint64_t)(is_val ? ntest : te.rows), o->nshards);
     if (rc == DP_OK && is_val)
-        rc = write_rows(w, &tr, is_val, 1, class_of, o, 1, &l, x);
+        rc = write_rows(w, &tr, is_val, 1, class_of, ord, 1, &l, x);
     else if (rc == DP_OK && te.path)
-        rc = write_rows(w, &te, NULL, 0, class_of, o, 1, &l, x);
+        rc = write_rows(w, &te, NULL, 0, class_of, ord, 1, &l, x);
     if (rc == DP_OK) {
         rc = dp_dataset_writer_commit(w, &s);
         w = NULL;

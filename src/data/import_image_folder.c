@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "data/import_common.h"
+#include "data/import_order.h"
 #include "dptrain/fsutil.h"
 #include "dptrain/image_decode.h"
 
@@ -211,14 +211,14 @@ static dp_status read_headers(const img_list *l, int resize, header_pass *hp, FI
 
 /* Decodes, converts and resizes the files of `l` picked by `take` (NULL: all) into split `split`. */
 static dp_status write_split(dp_dataset_writer *w, const char *split, const img_list *l, const uint8_t *take,
-                             uint8_t want, int c, int h, int wd, const dp_import_user_opts *o, int tag, uint8_t *rec,
-                             uint64_t *in_bytes)
+                             uint8_t want, int c, int h, int wd, const dp_import_opts *o, const dp_import_order *ord,
+                             int tag, uint8_t *rec, uint64_t *in_bytes)
 {
     long n = 0;
     for (long i = 0; i < l->n; i++)
         n += !take || take[i] == want;
     int32_t *order = NULL;
-    dp_status rc = dp_imp_order(l->n, o, tag, &order);
+    dp_status rc = dp_imp_order(l->n, ord, tag, &order);
     if (rc == DP_OK)
         rc = dp_dataset_writer_split(w, split, (uint64_t)n, o->nshards);
     double t0 = dp_imp_now(), last = t0;
@@ -279,25 +279,28 @@ static dp_status find_layout(const char *dir, char *train, char *test, size_t ca
     return DP_OK;
 }
 
-dp_status dp_import_image_folder(const char *dir, int height, int width, int channels, const char *out_dir,
-                                 const dp_import_user_opts *o, dp_import_stats *st)
+dp_status dp_import_image_folder(const dp_folder_import *in, const dp_import_opts *o, dp_import_stats *st)
 {
     double t0 = dp_imp_now();
     dp_import_stats s = {0};
     if (st)
         *st = s;
-    dp_status rc = dp_imp_check_opts(o);
-    if (rc != DP_OK)
-        return rc;
+    const char *dir = in->dir;
+    const dp_import_order *ord = &in->order;
+    int channels = in->channels, height = in->height, width = in->width;
     DP_CHECK(channels == 0 || channels == 1 || channels == 3, "--channels: %d, want 1 or 3", channels);
     DP_CHECK((height == 0) == (width == 0) && height >= 0 && width >= 0 && height <= DP_IMAGE_MAX_SIDE &&
                  width <= DP_IMAGE_MAX_SIDE,
              "--size: %dx%d, want HxW with sides 1..%d", height, width, DP_IMAGE_MAX_SIDE);
+    dp_status rc = dp_imp_start(o, ord);
+    if (rc != DP_OK)
+        return rc;
     char train_dir[4096], test_dir[4096];
     rc = find_layout(dir, train_dir, test_dir, sizeof train_dir);
     if (rc != DP_OK)
         return rc;
-    DP_CHECK(!(test_dir[0] && o->val_split > 0), "--val-split: %s has its own test split (%s)", dir, test_dir);
+    if (test_dir[0] && ord->val_split > 0)
+        return dp_errorf(DP_ERR_ARG, "--val-split: %s has its own test split (%s)", dir, test_dir);
 
     names classes = {0}, test_classes = {0};
     img_list train = {0}, test = {0};
@@ -320,7 +323,7 @@ dp_status dp_import_image_folder(const char *dir, int height, int width, int cha
     if (rc == DP_OK)
         rc = read_headers(&test, height > 0, &hp, o->progress, "test");
     int c = channels ? channels : hp.colour ? 3 : 1, h = height ? height : hp.h, wd = width ? width : hp.w;
-    if (rc == DP_OK && o->val_split > 0) {
+    if (rc == DP_OK && ord->val_split > 0) {
         int32_t *labels = malloc((size_t)train.n * sizeof *labels);
         is_val = malloc((size_t)train.n);
         if (!labels || !is_val) {
@@ -328,26 +331,27 @@ dp_status dp_import_image_folder(const char *dir, int height, int width, int cha
         } else {
             for (long i = 0; i < train.n; i++)
                 labels[i] = train.f[i].label;
-            dp_stratified_holdout(labels, train.n, classes.n, o->val_split, is_val);
+            dp_stratified_holdout(labels, train.n, classes.n, ord->val_split, is_val);
         }
         free(labels);
     }
     if (rc == DP_OK && !(rec = malloc((size_t)c * h * wd)))
         rc = dp_errorf(DP_ERR_NOMEM, "image-folder: out of memory");
-    char name[DP_MANIFEST_NAME_MAX];
-    dp_imp_name(name, sizeof name, o, dir);
     dp_shard_schema schema = dp_shard_schema_image((uint32_t)c, (uint32_t)h, (uint32_t)wd, (uint32_t)classes.n);
-    if (rc == DP_OK)
-        rc = dp_dataset_writer_open(out_dir, name, &schema, &w);
+    if (rc == DP_OK) {
+        rc = dp_imp_begin(o, dir, &schema, &w);
+        if (rc == DP_OK)
+            dp_dataset_writer_progress(w, NULL); /* write_split says images/s instead */
+    }
     if (rc == DP_OK)
         rc = dp_dataset_writer_classes(w, classes.n, (const char *const *)classes.s);
     uint64_t in_bytes = 0;
     if (rc == DP_OK)
-        rc = write_split(w, "train", &train, is_val, 0, c, h, wd, o, 0, rec, &in_bytes);
+        rc = write_split(w, "train", &train, is_val, 0, c, h, wd, o, ord, 0, rec, &in_bytes);
     if (rc == DP_OK && is_val)
-        rc = write_split(w, "test", &train, is_val, 1, c, h, wd, o, 1, rec, &in_bytes);
+        rc = write_split(w, "test", &train, is_val, 1, c, h, wd, o, ord, 1, rec, &in_bytes);
     else if (rc == DP_OK && test.n)
-        rc = write_split(w, "test", &test, NULL, 0, c, h, wd, o, 1, rec, &in_bytes);
+        rc = write_split(w, "test", &test, NULL, 0, c, h, wd, o, ord, 1, rec, &in_bytes);
     if (rc == DP_OK) {
         rc = dp_dataset_writer_commit(w, &s);
         w = NULL;

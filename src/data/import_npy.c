@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "data/import_common.h"
+#include "data/import_order.h"
 
 enum { NPY_MAX_HEADER = 1 << 20 };
 
@@ -301,7 +301,7 @@ static dp_status read_row(npy *a, uint64_t r, unsigned char *raw, float *x, uint
 }
 
 static dp_status write_rows(dp_dataset_writer *w, npy *x, const int32_t *lab, const uint8_t *take, uint8_t want,
-                            const dp_import_user_opts *o, int tag, unsigned char *raw, float *row)
+                            const dp_import_order *o, int tag, unsigned char *raw, float *row)
 {
     long n = (long)x->shape[0];
     int32_t *order;
@@ -334,18 +334,19 @@ static dp_status open_pair(npy *x, npy *y, const char *xp, const char *yp, int32
     return rc;
 }
 
-dp_status dp_import_npy(const char *x_path, const char *y_path, const char *test_x, const char *test_y,
-                        const char *out_dir, const dp_import_user_opts *o, dp_import_stats *st)
+dp_status dp_import_npy(const dp_npy_import *in, const dp_import_opts *o, dp_import_stats *st)
 {
     double t0 = dp_imp_now();
     dp_import_stats s = {0};
     if (st)
         *st = s;
-    dp_status rc = dp_imp_check_opts(o);
+    const char *x_path = in->x, *y_path = in->y, *test_x = in->test_x, *test_y = in->test_y;
+    const dp_import_order *ord = &in->order;
+    DP_CHECK(!test_x == !test_y, "--test-x and --test-y: give both or neither");
+    DP_CHECK(!(test_x && ord->val_split > 0), "--val-split: not with --test-x/--test-y (the test split is given)");
+    dp_status rc = dp_imp_start(o, ord);
     if (rc != DP_OK)
         return rc;
-    DP_CHECK(!test_x == !test_y, "--test-x and --test-y: give both or neither");
-    DP_CHECK(!(test_x && o->val_split > 0), "--val-split: not with --test-x/--test-y (the test split is given)");
     npy x = {0}, y = {0}, tx = {0}, ty = {0};
     int32_t *lab = NULL, *tlab = NULL, max_label = -1;
     uint8_t *is_val = NULL;
@@ -361,45 +362,41 @@ dp_status dp_import_npy(const char *x_path, const char *y_path, const char *test
     }
     int classes = max_label + 1;
     long n = rc == DP_OK ? (long)x.shape[0] : 0, ntest = 0;
-    if (rc == DP_OK && o->val_split > 0) {
+    if (rc == DP_OK && ord->val_split > 0) {
         if (!(is_val = malloc((size_t)n)))
             rc = dp_errorf(DP_ERR_NOMEM, "npy: out of memory");
         else
-            dp_stratified_holdout(lab, n, classes, o->val_split, is_val);
+            dp_stratified_holdout(lab, n, classes, ord->val_split, is_val);
         for (long i = 0; is_val && i < n; i++)
             ntest += is_val[i];
     }
     uint64_t f = rc == DP_OK ? x.shape[1] : 1;
     if (rc == DP_OK && (!(raw = malloc((size_t)f * 8)) || !(row = malloc((size_t)f * sizeof *row))))
         rc = dp_errorf(DP_ERR_NOMEM, "npy: out of memory for a row of %" PRIu64 " features", f);
-    char name[DP_MANIFEST_NAME_MAX];
-    dp_imp_name(name, sizeof name, o, x_path);
     dp_shard_schema schema = dp_shard_schema_vector((uint32_t)f, (uint32_t)(classes > 0 ? classes : 1));
     if (rc == DP_OK)
-        rc = dp_dataset_writer_open(out_dir, name, &schema, &w);
+        rc = dp_imp_begin(o, x_path, &schema, &w);
     if (rc == DP_OK) {
-        dp_dataset_writer_progress(w, o->progress);
         rc = dp_dataset_writer_split(w, "train", (uint64_t)(n - ntest), o->nshards);
     }
     if (rc == DP_OK)
-        rc = write_rows(w, &x, lab, is_val, 0, o, 0, raw, row);
+        rc = write_rows(w, &x, lab, is_val, 0, ord, 0, raw, row);
     if (rc == DP_OK && (is_val || test_x))
         rc = dp_dataset_writer_split(w, "test", is_val ? (uint64_t)ntest : tx.shape[0], o->nshards);
     if (rc == DP_OK && is_val)
-        rc = write_rows(w, &x, lab, is_val, 1, o, 1, raw, row);
+        rc = write_rows(w, &x, lab, is_val, 1, ord, 1, raw, row);
     else if (rc == DP_OK && test_x)
-        rc = write_rows(w, &tx, tlab, NULL, 0, o, 1, raw, row);
+        rc = write_rows(w, &tx, tlab, NULL, 0, ord, 1, raw, row);
     if (rc == DP_OK) {
         rc = dp_dataset_writer_commit(w, &s);
         w = NULL;
     }
     dp_dataset_writer_abort(w);
     if (rc == DP_OK) {
-        struct stat sb;
-        const char *in[4] = {x_path, y_path, test_x, test_y};
+        const char *files[4] = {x_path, y_path, test_x, test_y};
         for (int i = 0; i < 4; i++)
-            if (in[i] && stat(in[i], &sb) == 0)
-                s.in_bytes += (uint64_t)sb.st_size;
+            if (files[i])
+                dp_import_count_input(&s, files[i]);
     }
     npy_close(&x);
     npy_close(&tx);

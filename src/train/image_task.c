@@ -26,11 +26,12 @@ dp_status dp_image_train_load(const dp_run_config *run, const dp_sync *sync, dp_
 dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, const dp_run_config *run)
 {
     long max_batch = run->batch > run->eval_batch ? run->batch : run->eval_batch;
-    dp_image_norm_lut(b->lut);
+    b->lut = malloc(dp_image_norm_size(set) * sizeof *b->lut);
+    if (b->lut) dp_image_norm_fill(set, b->lut);
     size_t feat = (size_t)set->c * (size_t)set->h * (size_t)set->w;
     b->x = aligned_alloc(64, ((size_t)max_batch * feat * sizeof(float) + 63) / 64 * 64);
     b->y = malloc((size_t)max_batch * sizeof *b->y);
-    if (!b->x || !b->y) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
+    if (!b->lut || !b->x || !b->y) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
     return DP_OK;
 }
 
@@ -75,6 +76,7 @@ dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const d
 
 void dp_image_batch_free(dp_image_batch *b)
 {
+    free(b->lut);
     free(b->x);
     free(b->y);
 }

@@ -19,7 +19,7 @@ expect() { # expect EXIT_CODE REGEX -- ARGS...
   local code="$1" re="$2"; shift 3
   local out rc
   out=$("$bin" "$@" 2>&1); rc=$?
-  if [ "$rc" -ne "$code" ] || ! grep -qE -- "$re" <<<"$out"; then
+  if [ "$rc" -ne "$code" ] || ! tr "\n" " " <<<"$out" | grep -qE -- "$re"; then
     fail "dptrain $* -> exit $rc (want $code), output: $out"
   else ok; fi
 }
@@ -71,16 +71,17 @@ cp "$tmp/f/c000/0000000.jpg" "$tmp/e/a/x.jpg"
 expect 0 "usage: dptrain shard image-folder" -- shard image-folder --help
 expect 0 "usage: dptrain shard csv"          -- shard csv --help
 expect 0 "usage: dptrain shard npy"          -- shard npy --help
-expect 2 "name the input"                    -- shard image-folder
+expect 2 "image-folder: missing arguments"   -- shard image-folder
 expect 2 "--size: '32' , want HxW|--size: '32', want HxW" -- shard image-folder "$tmp/f" --size 32
 expect 2 "--channels: 2 is not 1 or 3"       -- shard image-folder "$tmp/f" --channels 2
 expect 2 "--val-split: .* out of range"      -- shard image-folder "$tmp/f" --val-split 1
 expect 2 "--label COL is required"           -- shard csv "$tmp/t.csv"
-expect 2 "name the inputs before the flags|name the input" -- shard npy "$tmp/x.npy" --out "$tmp/o"
-expect 2 "--test-x and --test-y go together" -- shard npy a.npy b.npy --test-x c.npy
+expect 2 "npy: missing arguments"            -- shard npy "$tmp/x.npy" --out "$tmp/o"
+expect 2 "--test-x and --test-y come together" -- shard npy a.npy b.npy --test-x c.npy
+expect 2 "--val-split or --test, not both"   -- shard csv a.csv --label 0 --test b.csv --val-split 0.2
 expect 2 "unknown dataset 'imagefolder'"     -- shard imagefolder "$tmp/f"
 expect 1 "$tmp/e/b: empty class"             -- shard image-folder "$tmp/e" --out "$tmp/o"
-expect 0 "train=4 records .* test=2 records .*images/s" -- shard image-folder "$tmp/f" --out "$tmp/o" --val-split 0.34 --shards 2
+expect 0 "6 images in .* images/s.*train=4 records .* test=2 records" -- shard image-folder "$tmp/f" --out "$tmp/o" --val-split 0.34 --shards 2
 grep -q "^class 0 c000$" "$tmp/o/manifest.txt" && ok || fail "class names in the manifest"
 printf 'x,y,label\n1,2,cat\n3,4,dog\n5,6,cat\n7,8,dog\n' >"$tmp/t.csv"
 expect 0 "train=2 records .* test=2 records" -- shard csv "$tmp/t.csv" --label label --out "$tmp/c" --val-split 0.5

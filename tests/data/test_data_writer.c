@@ -353,3 +353,73 @@ Test(data_writer, stratified_holdout_is_exact_per_class)
     const uint8_t want[8] = {0, 0, 0, 1, 0, 0, 0, 1};
     cr_assert_arr_eq(val, want, 8);
 }
+
+/* A vector set loads as c = F channels of 1x1 and batches as (v - mean) / std. */
+Test(data_writer, vector_set_loads_and_normalises)
+{
+    dp_shard_schema s = dp_shard_schema_vector(2, 2);
+    dp_dataset_writer *w = NULL;
+    cr_assert_eq(dp_dataset_writer_open(dir, "vec", &s, &w), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_split(w, "train", 4, 2), DP_OK, "%s", dp_errmsg());
+    const float x[4][2] = {{0, 10}, {2, 10}, {4, 20}, {6, 20}}; /* mean 3, 15; std sqrt(5), 5 */
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(dp_dataset_writer_add(w, (uint32_t)(i / 2), x[i]), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_commit(w, NULL), DP_OK, "%s", dp_errmsg());
+    dp_image_set set;
+    cr_assert_eq(dp_image_set_load(dir, "train", 1, 2, 0, &set), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(set.c, 2);
+    cr_assert_eq(set.h * set.w, 1);
+    cr_assert_null(set.pixels);
+    cr_assert_eq(set.n, 2);
+    cr_assert_eq(set.values[0], 4.0f);
+    cr_assert_eq(set.values[3], 20.0f);
+    cr_assert_eq(dp_image_norm_size(&set), 4);
+    float lut[4], out[4];
+    int32_t y[2];
+    dp_image_norm_fill(&set, lut);
+    const int32_t idx[2] = {1, 0};
+    dp_image_set_batch(&set, lut, idx, 0, 2, out, y);
+    cr_assert_eq(out[0], (6.0f - 3.0f) / 2.236f);
+    cr_assert_eq(out[1], 1.0f);
+    cr_assert_eq(out[2], (4.0f - 3.0f) / 2.236f);
+    cr_assert_eq(y[0], 1);
+    dp_image_set view = dp_image_set_view(&set, 1, 1);
+    cr_assert_eq(view.values[0], 6.0f);
+    cr_assert_eq(view.labels[0], 1);
+    dp_image_set_free(&set);
+}
+
+/* u8 images normalise per channel with the manifest's statistics, or with the
+ * default ones (the same floats as before statistics existed) without them. */
+Test(data_writer, images_normalise_per_channel)
+{
+    put_manifest(old_manifest);
+    dp_manifest *m = NULL;
+    cr_assert_eq(dp_manifest_load(dir, &m), DP_OK, "%s", dp_errmsg());
+    dp_manifest_free(m);
+    const long sizes[1] = {2};
+    dp_shard_schema s = dp_shard_schema_image(2, 1, 2, 3);
+    td_make_dataset(dir, "train", sizes, 1, &s);
+    dp_image_set set;
+    cr_assert_eq(dp_image_set_load(dir, "train", 0, 1, 0, &set), DP_OK, "%s", dp_errmsg());
+    float lut[512], def[256];
+    cr_assert_eq(dp_image_norm_size(&set), 512);
+    dp_image_norm_fill(&set, lut);
+    dp_image_norm_lut(def);
+    for (int v = 0; v < 256; v++) {
+        cr_assert_eq(lut[v], ((float)v / 255.0f - 0.2860f) / 0.3530f, "the pinned default changed at %d", v);
+        cr_assert_eq(lut[256 + v], def[v]);
+    }
+    set.mean[1] = 0.5f;
+    set.std[1] = 0.25f;
+    dp_image_norm_fill(&set, lut);
+    cr_assert_eq(lut[256 + 255], 2.0f);
+    cr_assert_eq(lut[0], def[0]);
+    float x[2 * 4];
+    int32_t y[2];
+    dp_image_set_batch(&set, lut, NULL, 0, 2, x, y);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++)
+            cr_assert_eq(x[i * 4 + j], lut[(j / 2) * 256 + set.pixels[i * 4 + j]]);
+    dp_image_set_free(&set);
+}

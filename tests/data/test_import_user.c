@@ -19,8 +19,11 @@
 
 static char dir[256], out[400];
 
+static dp_import_order ord; /* each test starts from input order, no hold-out */
+
 static void setup(void)
 {
+    ord = (dp_import_order){.keep_order = 1};
     td_tmpdir(dir, sizeof dir);
     td_path(out, sizeof out, dir, "out");
 }
@@ -37,7 +40,14 @@ static const char *tmp(const char *name)
     return p[k];
 }
 
-static dp_import_user_opts opts(void) { return (dp_import_user_opts){.nshards = 2, .keep_order = 1}; }
+static dp_import_opts opts(void) { return (dp_import_opts){.out_dir = out, .nshards = 2}; }
+
+static dp_status folder(const char *d, int h, int w, int c, dp_import_stats *st)
+{
+    dp_folder_import in = {.dir = d, .height = h, .width = w, .channels = c, .order = ord};
+    dp_import_opts o = opts();
+    return dp_import_image_folder(&in, &o, st);
+}
 
 /* Every record of `split` of the set in `out`: labels[i], values (record_size - 2 bytes each, for vectors
  * the pad then floats). Returns the count. */
@@ -128,9 +138,8 @@ Test(import_user, folder_classes_order_nested_skipped)
     grey_png("img/.hidden/x.png", 4, 3, 99);
     grey_png("img/cat/.y.png", 4, 3, 99);
     td_write(tmp("img/cat/notes.txt"), "x", 1);
-    dp_import_user_opts o = opts();
     dp_import_stats st;
-    cr_assert_eq(dp_import_image_folder(tmp("img"), 0, 0, 0, out, &o, &st), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(folder(tmp("img"), 0, 0, 0, &st), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(st.train_records, 4);
     cr_assert_eq(st.test_records, 0);
     dp_manifest *m;
@@ -168,10 +177,9 @@ Test(import_user, folder_shuffled_is_a_permutation)
             }
             grey_png(rel, 2, 2, c * 50 + i * 4);
         }
-    dp_import_user_opts o = opts();
-    o.keep_order = 0;
-    o.seed = 7;
-    cr_assert_eq(dp_import_image_folder(tmp("f"), 0, 0, 0, out, &o, NULL), DP_OK, "%s", dp_errmsg());
+    ord.keep_order = 0;
+    ord.seed = 7;
+    cr_assert_eq(folder(tmp("f"), 0, 0, 0, NULL), DP_OK, "%s", dp_errmsg());
     int32_t lab[15];
     uint8_t px[15 * 4];
     cr_assert_eq(load_split("train", NULL, lab, px, sizeof px), 15);
@@ -200,9 +208,8 @@ Test(import_user, folder_train_test_layout_and_rgb_jpeg)
     for (int i = 0; i < (int)sizeof rgb; i++)
         rgb[i] = (uint8_t)(i * 3);
     cr_assert_eq(ti_write_jpeg(tmp("s/val/b/2.jpeg"), 8, 8, 3, rgb, 95), 0);
-    dp_import_user_opts o = opts();
     dp_import_stats st;
-    cr_assert_eq(dp_import_image_folder(tmp("s"), 0, 0, 0, out, &o, &st), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(folder(tmp("s"), 0, 0, 0, &st), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(st.train_records, 2);
     cr_assert_eq(st.test_records, 2);
     dp_manifest *m;
@@ -213,8 +220,8 @@ Test(import_user, folder_train_test_layout_and_rgb_jpeg)
     cr_assert_eq(lab[1], 1);
     dp_manifest_free(m);
     /* --val-split with its own test split is refused */
-    o.val_split = 0.5;
-    expect_fail(dp_import_image_folder(tmp("s"), 0, 0, 0, out, &o, NULL), DP_ERR_ARG, "--val-split", "test split");
+    ord.val_split = 0.5;
+    expect_fail(folder(tmp("s"), 0, 0, 0, NULL), DP_ERR_ARG, "--val-split", "test split");
 }
 
 Test(import_user, folder_val_split_is_stratified)
@@ -229,10 +236,9 @@ Test(import_user, folder_val_split_is_stratified)
         if (i < 4)
             grey_png(rel, 2, 2, 100 + i);
     }
-    dp_import_user_opts o = opts();
-    o.val_split = 0.25;
+    ord.val_split = 0.25;
     dp_import_stats st;
-    cr_assert_eq(dp_import_image_folder(tmp("v"), 0, 0, 1, out, &o, &st), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(folder(tmp("v"), 0, 0, 1, &st), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(st.test_records, 2 + 1); /* floor(10 / 4) + floor(4 / 4) */
     cr_assert_eq(st.train_records, 14 - 3);
     int32_t lab[4];
@@ -245,8 +251,7 @@ Test(import_user, folder_resize_and_channels)
     mkdirs("r/x");
     grey_png("r/x/big.png", 8, 6, 0);
     grey_png("r/x/small.png", 2, 3, 0);
-    dp_import_user_opts o = opts();
-    cr_assert_eq(dp_import_image_folder(tmp("r"), 4, 3, 3, out, &o, NULL), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(folder(tmp("r"), 4, 3, 3, NULL), DP_OK, "%s", dp_errmsg());
     dp_manifest *m;
     uint8_t px[2 * 3 * 12];
     cr_assert_eq(load_split("train", &m, NULL, px, sizeof px), 2);
@@ -269,8 +274,7 @@ Test(import_user, folder_mixed_sizes_name_two_files)
     mkdirs("m/b");
     grey_png("m/a/1.png", 4, 4, 0);
     grey_png("m/b/1.png", 5, 4, 0);
-    dp_import_user_opts o = opts();
-    expect_fail(dp_import_image_folder(tmp("m"), 0, 0, 0, out, &o, NULL), DP_ERR_FORMAT, "m/a/1.png is 4x4",
+    expect_fail(folder(tmp("m"), 0, 0, 0, NULL), DP_ERR_FORMAT, "m/a/1.png is 4x4",
                 "m/b/1.png is 5x4");
     cr_assert(strstr(dp_errmsg(), "--size"), "%s", dp_errmsg());
 }
@@ -281,12 +285,11 @@ Test(import_user, folder_empty_class_and_no_classes)
     mkdirs("e/b");
     grey_png("e/a/1.png", 2, 2, 0);
     td_write(tmp("e/b/readme.txt"), "x", 1);
-    dp_import_user_opts o = opts();
-    expect_fail(dp_import_image_folder(tmp("e"), 0, 0, 0, out, &o, NULL), DP_ERR_FORMAT, "e/b: empty class",
+    expect_fail(folder(tmp("e"), 0, 0, 0, NULL), DP_ERR_FORMAT, "e/b: empty class",
                 "1 others skipped");
     mkdirs("n");
-    expect_fail(dp_import_image_folder(tmp("n"), 0, 0, 0, out, &o, NULL), DP_ERR_FORMAT, "no class sub-folders", NULL);
-    expect_fail(dp_import_image_folder(tmp("missing"), 0, 0, 0, out, &o, NULL), DP_ERR_IO, "missing", NULL);
+    expect_fail(folder(tmp("n"), 0, 0, 0, NULL), DP_ERR_FORMAT, "no class sub-folders", NULL);
+    expect_fail(folder(tmp("missing"), 0, 0, 0, NULL), DP_ERR_IO, "missing", NULL);
 }
 
 Test(import_user, folder_unreadable_image_is_named)
@@ -294,8 +297,7 @@ Test(import_user, folder_unreadable_image_is_named)
     mkdirs("u/a");
     grey_png("u/a/1.png", 2, 2, 0);
     td_write(tmp("u/a/2.jpg"), "not a jpeg", 10);
-    dp_import_user_opts o = opts();
-    expect_fail(dp_import_image_folder(tmp("u"), 0, 0, 0, out, &o, NULL), DP_ERR_FORMAT, "u/a/2.jpg",
+    expect_fail(folder(tmp("u"), 0, 0, 0, NULL), DP_ERR_FORMAT, "u/a/2.jpg",
                 "not a PNG or JPEG");
     /* a truncated file whose header reads fine fails while writing: still no manifest */
     uint8_t px[32 * 32] = {0};
@@ -306,7 +308,7 @@ Test(import_user, folder_unreadable_image_is_named)
     free(td_read(tmp("u/a/2.jpg"), &n));
     td_truncate(tmp("u/a/2.jpg"), (long)n - 40);
     grey_png("u/a/1.png", 32, 32, 0);
-    expect_fail(dp_import_image_folder(tmp("u"), 0, 0, 0, out, &o, NULL), DP_ERR_FORMAT, "u/a/2.jpg", "truncated");
+    expect_fail(folder(tmp("u"), 0, 0, 0, NULL), DP_ERR_FORMAT, "u/a/2.jpg", "truncated");
 }
 
 Test(import_user, folder_test_classes_must_match)
@@ -319,8 +321,7 @@ Test(import_user, folder_test_classes_must_match)
     grey_png("t/train/b/1.png", 2, 2, 0);
     grey_png("t/test/a/1.png", 2, 2, 0);
     grey_png("t/test/c/1.png", 2, 2, 0);
-    dp_import_user_opts o = opts();
-    expect_fail(dp_import_image_folder(tmp("t"), 0, 0, 0, out, &o, NULL), DP_ERR_FORMAT, "t/test", "'b'");
+    expect_fail(folder(tmp("t"), 0, 0, 0, NULL), DP_ERR_FORMAT, "t/test", "'b'");
 }
 
 /* ===================================================================== CSV */
@@ -330,10 +331,11 @@ static dp_status csv(const char *text, const char *label, int header, const char
     td_write(tmp("d.csv"), text, strlen(text));
     if (test_text)
         td_write(tmp("t.csv"), test_text, strlen(test_text));
-    dp_csv_opts c = {.label = label, .header = header, .test = test_text ? tmp("t.csv") : NULL};
-    dp_import_user_opts o = opts();
-    o.val_split = val;
-    return dp_import_csv(tmp("d.csv"), &c, out, &o, NULL);
+    ord.val_split = val;
+    dp_csv_import c = {.path = tmp("d.csv"), .label = label, .header = header,
+                       .test = test_text ? tmp("t.csv") : NULL, .order = ord};
+    dp_import_opts o = opts();
+    return dp_import_csv(&c, &o, NULL);
 }
 
 static void expect_row(const uint8_t *v, int i, int f, const float *want)
@@ -440,10 +442,11 @@ Test(import_user, csv_bad_inputs)
     memcpy(big + 62, "\n1,\n", 5);
     expect_fail(csv(big, "1", 0, NULL, 0), DP_ERR_FORMAT, "d.csv:2:3:", "bytes");
     td_write(tmp("nul.csv"), "1,2\n\0,3\n", 8);
-    dp_csv_opts c = {.label = "1", .header = 0};
-    dp_import_user_opts o = opts();
-    expect_fail(dp_import_csv(tmp("nul.csv"), &c, out, &o, NULL), DP_ERR_FORMAT, "nul.csv:2", "NUL");
-    expect_fail(dp_import_csv(tmp("none.csv"), &c, out, &o, NULL), DP_ERR_IO, "none.csv", NULL);
+    dp_csv_import c = {.path = tmp("nul.csv"), .label = "1", .header = 0, .order = ord};
+    dp_import_opts o = opts();
+    expect_fail(dp_import_csv(&c, &o, NULL), DP_ERR_FORMAT, "nul.csv:2", "NUL");
+    c.path = tmp("none.csv");
+    expect_fail(dp_import_csv(&c, &o, NULL), DP_ERR_IO, "none.csv", NULL);
 }
 
 /* ===================================================================== NPY */
@@ -470,9 +473,11 @@ static const int64_t Y3[3] = {2, 0, 2};
 
 static dp_status npy_run(const char *x, const char *y, const char *tx, const char *ty, double val)
 {
-    dp_import_user_opts o = opts();
-    o.val_split = val;
-    return dp_import_npy(tmp(x), tmp(y), tx ? tmp(tx) : NULL, ty ? tmp(ty) : NULL, out, &o, NULL);
+    ord.val_split = val;
+    dp_npy_import in = {.x = tmp(x), .y = tmp(y), .test_x = tx ? tmp(tx) : NULL, .test_y = ty ? tmp(ty) : NULL,
+                        .order = ord};
+    dp_import_opts o = opts();
+    return dp_import_npy(&in, &o, NULL);
 }
 
 static void good_pair(void)
