@@ -81,34 +81,36 @@ static int parse_kv(const char *w, const char *const *keys, int nkeys, uint32_t 
     return -1;
 }
 
+/* word[2..nw) as "key=value" over all nkeys keys, each exactly once, into vals; `kind` names the schema. */
+static dp_status parse_params(const char *where, const char *kind, char **word, int nw, const char *const *keys,
+                              int nkeys, uint32_t *vals)
+{
+    int seen[4] = {0};
+    for (int i = 2; i < nw; i++) {
+        uint32_t v;
+        int k = parse_kv(word[i], keys, nkeys, &v);
+        if (k < 0 || seen[k]++)
+            return dp_errorf(DP_ERR_FORMAT, "%s: bad or repeated %s parameter '%s'", where, kind, word[i]);
+        vals[k] = v;
+    }
+    for (int k = 0; k < nkeys; k++)
+        if (!seen[k])
+            return dp_errorf(DP_ERR_FORMAT, "%s: %s schema lacks %s=", where, kind, keys[k]);
+    return DP_OK;
+}
+
 static dp_status parse_schema(const char *where, char **word, int nw, dp_shard_schema *s)
 {
+    static const char *const vector_keys[2] = {"features", "classes"};
     uint32_t vals[4] = {0};
-    int seen[4] = {0};
+    dp_status rc;
     if (nw >= 2 && strcmp(word[1], "image_u8") == 0) {
-        for (int i = 2; i < nw; i++) {
-            uint32_t v;
-            int k = parse_kv(word[i], image_keys, 4, &v);
-            if (k < 0 || seen[k]++)
-                return dp_errorf(DP_ERR_FORMAT, "%s: bad or repeated image parameter '%s'", where, word[i]);
-            vals[k] = v;
-        }
-        for (int k = 0; k < 4; k++)
-            if (!seen[k])
-                return dp_errorf(DP_ERR_FORMAT, "%s: image schema lacks %s=", where, image_keys[k]);
+        if ((rc = parse_params(where, "image", word, nw, image_keys, 4, vals)) != DP_OK)
+            return rc;
         *s = dp_shard_schema_image(vals[0], vals[1], vals[2], vals[3]);
     } else if (nw >= 2 && strcmp(word[1], "vector_f32") == 0) {
-        static const char *const keys[2] = {"features", "classes"};
-        for (int i = 2; i < nw; i++) {
-            uint32_t v;
-            int k = parse_kv(word[i], keys, 2, &v);
-            if (k < 0 || seen[k]++)
-                return dp_errorf(DP_ERR_FORMAT, "%s: bad or repeated vector parameter '%s'", where, word[i]);
-            vals[k] = v;
-        }
-        for (int k = 0; k < 2; k++)
-            if (!seen[k])
-                return dp_errorf(DP_ERR_FORMAT, "%s: vector schema lacks %s=", where, keys[k]);
+        if ((rc = parse_params(where, "vector", word, nw, vector_keys, 2, vals)) != DP_OK)
+            return rc;
         *s = dp_shard_schema_vector(vals[0], vals[1]);
     } else if (nw >= 2 && strcmp(word[1], "tokens") == 0) {
         static const char *const keys[1] = {"vocab_size"};
@@ -461,7 +463,9 @@ static dp_status save_extras(FILE *f, const char *path, const dp_manifest *m)
         for (int i = 0; i < m->nstats; i++)
             if (!isfinite(m->mean[i]) || !(m->std[i] > 0) || !isfinite(m->std[i]))
                 return dp_errorf(DP_ERR_ARG, "%s: channel %d: mean %g, std %g", path, i, m->mean[i], m->std[i]);
-        fprintf(f, "# per-channel mean and standard deviation of the train split (pixels on [0, 1])\n");
+        fprintf(f, "# per-%s mean and standard deviation of the train split%s\n",
+                m->schema.kind == DP_SCHEMA_VECTOR_F32 ? "feature" : "channel",
+                m->schema.kind == DP_SCHEMA_VECTOR_F32 ? "" : " (pixels on [0, 1])");
         for (int k = 0; k < 2; k++) {
             const double *v = k ? m->std : m->mean;
             fputs(k ? "std" : "mean", f);
