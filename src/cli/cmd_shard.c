@@ -9,7 +9,8 @@
 
 /* Every format, in the order `dptrain shard --help` lists them. */
 static const dp_shard_format *const formats[] = {&dp_shard_fashion_mnist, &dp_shard_idx, &dp_shard_cifar10,
-                                                 &dp_shard_cifar100};
+                                                 &dp_shard_cifar100, &dp_shard_image_folder, &dp_shard_csv,
+                                                 &dp_shard_npy};
 enum { NFORMATS = sizeof formats / sizeof formats[0], MAX_BINDS = 48 };
 
 static const char header[] =

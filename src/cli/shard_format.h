@@ -33,5 +33,6 @@ typedef struct dp_shard_format {
 } dp_shard_format;
 
 extern const dp_shard_format dp_shard_fashion_mnist, dp_shard_idx, dp_shard_cifar10, dp_shard_cifar100;
+extern const dp_shard_format dp_shard_image_folder, dp_shard_csv, dp_shard_npy; /* shard_user.c */
 
 #endif
