@@ -79,8 +79,9 @@ static dp_status build(void *t, dp_driver *d, dp_task_info *info)
     info->params = c->m ? &c->m->params : NULL;
     info->resume_key = dp_train_config_resume_key;
     size_t len = strlen(c->config_text);
-    snprintf(c->config_text + len, sizeof c->config_text - len, "manifest=%016llx\n",
-             (unsigned long long)manifest_hash);
+    /* the input shape lets a checkpoint alone rebuild its model (dp_trained_load) */
+    snprintf(c->config_text + len, sizeof c->config_text - len, "manifest=%016llx\nshape=%d,%d,%d,%d\n",
+             (unsigned long long)manifest_hash, shape.c, shape.h, shape.w, shape.classes);
     snprintf(info->config_text, info->config_cap, "%s", c->config_text);
     return rc;
 }
