@@ -36,6 +36,7 @@ typedef struct classify {
     dp_schedule sched;
     dp_ctx ctx;
     dp_image_batch b;
+    float *aug;        /* --augment: one image's scratch */
     long opt_steps_per_epoch;
     dp_rng shuffle;    /* state at the start of the current epoch */
     dp_rng after;      /* after this epoch's permutation: the next epoch's start */
@@ -96,6 +97,11 @@ static dp_status load_data(classify *c, dp_driver *d)
     if (c->train.split_total == 0) return dp_errorf(DP_ERR_ARG, "%s: the train split is empty", cfg->run.data);
     if (c->test.n && (c->test.c != c->train.c || c->test.h != c->train.h || c->test.w != c->train.w))
         return dp_errorf(DP_ERR_FORMAT, "%s: train and test images differ in shape", cfg->run.data);
+    if (cfg->augment && c->train.h == 1 && c->train.w == 1)
+        return dp_errorf(DP_ERR_ARG, "--augment: %s holds vectors (1x1 images of %d features): crop and flip are for "
+                         "images", cfg->run.data, c->train.c);
+    if (cfg->augment && !(c->aug = malloc((size_t)c->train.c * c->train.h * c->train.w * sizeof(float))))
+        return dp_errorf(DP_ERR_NOMEM, "--augment: out of memory");
     return dp_image_batch_init(&c->b, &c->train, &cfg->run);
 }
 
@@ -185,6 +191,9 @@ static dp_status micro_step(classify *c, dp_driver *d, long micro, long global_b
     x->grad_enabled = 1;
     if (bs > 0) {
         dp_tensor *in = dp_image_batch_get(&c->b, x, &c->train, c->sampler.perm, first, bs);
+        if (c->cfg->augment) /* torchvision pads pixels with 0 before Normalize: lut[0] is that 0 normalised */
+            dp_image_crop_flip(c->b.x, bs, c->train.c, c->train.h, c->train.w, c->cfg->crop_pad, c->b.lut[0],
+                               &c->ctx.dropout_rng, c->aug);
         if (c->cfg->cutout) cutout(c, bs);
         if (dp_fault_point("forward") == DP_FAULT_NAN) c->b.x[0] = NAN; /* a damaged input pixel */
         long correct = 0;
@@ -305,6 +314,7 @@ static void task_free(void *t)
     dp_image_set_free(&c->train);
     dp_image_set_free(&c->test);
     dp_image_batch_free(&c->b);
+    free(c->aug);
 }
 
 static const dp_task_ops classify_ops = {

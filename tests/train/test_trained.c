@@ -13,6 +13,8 @@
 
 #include "dptrain/checkpoint.h"
 #include "dptrain/data.h"
+#include "dptrain/image_task.h"
+#include "dptrain/rng.h"
 #include "dptrain/trained.h"
 #include "test_data_util.h"
 
@@ -30,6 +32,29 @@ static void setup(void)
 static void teardown(void) { td_rmtree(tmp); }
 
 TestSuite(trained, .init = setup, .fini = teardown, .timeout = DP_TIMEOUT(300));
+
+/* A synthetic data set in tmp/name: one train and one test shard of c x h x w images, `classes` labels. */
+static void make_set(char *dir, size_t cap, const char *name, int c, int h, int w, int classes, long n)
+{
+    td_path(dir, cap, tmp, name);
+    cr_assert_eq(mkdir(dir, 0755), 0, "%s", dir);
+    dp_manifest m = {0};
+    dp_manifest_shard sh[2];
+    snprintf(m.name, sizeof m.name, "%s", name);
+    m.schema = dp_shard_schema_image((uint32_t)c, (uint32_t)h, (uint32_t)w, (uint32_t)classes);
+    m.shards = sh;
+    for (int i = 0; i < 2; i++) {
+        dp_manifest_shard *ms = &m.shards[m.nshards++];
+        snprintf(ms->split, sizeof ms->split, "%s", i ? "test" : "train");
+        snprintf(ms->file, sizeof ms->file, "%s-00000.dps", ms->split);
+        char path[600];
+        td_path(path, sizeof path, dir, ms->file);
+        dp_shard_info info = td_write_images(path, &m.schema, 0, n, 0);
+        ms->records = info.record_count;
+        ms->crc32 = info.payload_crc32;
+    }
+    cr_assert_eq(dp_manifest_save(dir, &m), DP_OK, "%s", dp_errmsg());
+}
 
 static dp_train_config tiny(const char *model, const char *out, long limit)
 {
@@ -151,4 +176,87 @@ Test(trained, missing_and_damaged_checkpoints_are_named)
     td_flip(older, 60, 0x01);
     cr_assert_eq(dp_trained_load(cfg.run.out, &t), DP_ERR_FORMAT);
     cr_assert(strstr(dp_errmsg(), "checkpoint.dpc: offset"), "%s", dp_errmsg());
+}
+
+/* ------------------------------------------------------------ --augment */
+
+/* Every augmented image is one of the 2 (2p+1)^2 crops-and-flips of its input (pixel values are unique,
+ * so the match is unambiguous), and over many draws every one of them turns up. */
+Test(trained, crop_flip_yields_each_padded_crop_and_mirror)
+{
+    enum { H = 5, W = 4, P = 2, N = 2000, NCAND = 2 * (2 * P + 1) * (2 * P + 1) };
+    static float x[N][2][H][W];
+    float scratch[2 * H * W], fill = -7.0f;
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < 2; c++)
+            for (int y = 0; y < H; y++)
+                for (int k = 0; k < W; k++) x[i][c][y][k] = (float)(100 * c + 10 * y + k);
+    dp_rng r;
+    dp_rng_seed(&r, 5, DP_STREAM_DROPOUT, 0);
+    dp_image_crop_flip(&x[0][0][0][0], N, 2, H, W, P, fill, &r, scratch);
+    int seen[NCAND] = {0};
+    for (int i = 0; i < N; i++) {
+        int found = -1;
+        for (int cand = 0; cand < NCAND && found < 0; cand++) {
+            int flip = cand & 1, dy = (cand >> 1) / (2 * P + 1) - P, dx = (cand >> 1) % (2 * P + 1) - P, ok = 1;
+            for (int c = 0; c < 2; c++)
+                for (int y = 0; y < H; y++)
+                    for (int k = 0; k < W; k++) {
+                        int sy = y + dy, sx = (flip ? W - 1 - k : k) + dx;
+                        float want = sy >= 0 && sy < H && sx >= 0 && sx < W ? (float)(100 * c + 10 * sy + sx) : fill;
+                        ok &= x[i][c][y][k] == want;
+                    }
+            if (ok) found = cand;
+        }
+        cr_assert_geq(found, 0, "image %d is no crop-and-flip of its input", i);
+        seen[found]++;
+    }
+    for (int cand = 0; cand < NCAND; cand++)
+        cr_assert_gt(seen[cand], N / NCAND / 3, "crop/flip %d drawn %d times of %d", cand, seen[cand], N);
+}
+
+/* --augment changes the bits, is the same for the same seed, and a run stopped mid-epoch and resumed
+ * ends with the bits of one never stopped (the draws come from the checkpointed dropout stream). */
+Test(trained, augment_is_deterministic_and_resumes_bit_identical)
+{
+    dp_train_result plain, full, again, part, rest;
+    dp_train_config cfg = tiny("cnn", "aug-plain", 320); /* 5 steps per epoch */
+    cfg.run.epochs = 2;
+    train_ok(&cfg, &plain);
+    cfg = tiny("cnn", "aug-full", 320);
+    cfg.run.epochs = 2;
+    cfg.augment = 1;
+    cfg.cutout = 6;
+    train_ok(&cfg, &full);
+    cr_assert_neq(full.params_hash, plain.params_hash, "--augment changed nothing");
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/aug-again", tmp);
+    train_ok(&cfg, &again);
+    cr_assert_eq(again.params_hash, full.params_hash, "--augment is not deterministic per seed");
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/aug-parts", tmp);
+    cfg.run.stop_after = 7;
+    train_ok(&cfg, &part);
+    cr_assert(part.stopped_early);
+    cfg.run.stop_after = 0;
+    cfg.run.resume = 1;
+    cfg.crop_pad = 3; /* the arithmetic of a step: a resume must keep it */
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "'crop_pad' differs"), "%s", dp_errmsg());
+    cfg.crop_pad = 4;
+    train_ok(&cfg, &rest);
+    cr_assert_eq(rest.params_hash, full.params_hash, "resumed --augment run ended with other bits");
+}
+
+Test(trained, augment_refuses_vectors_and_bad_pads)
+{
+    dp_train_config cfg = tiny("mlp", "aug-bad", 64);
+    cfg.augment = 1;
+    cfg.crop_pad = 65;
+    dp_train_result res;
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "--crop-pad: 65"), "%s", dp_errmsg());
+    cfg.crop_pad = 4;
+    make_set(cfg.run.data, sizeof cfg.run.data, "vectors", 12, 1, 1, 3, 40);
+    cr_assert_neq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK);
+    cr_assert(strstr(dp_errmsg(), "--augment:") && strstr(dp_errmsg(), "vectors (1x1 images of 12 features)"), "%s",
+              dp_errmsg());
 }
