@@ -36,7 +36,7 @@ typedef struct classify {
     dp_schedule sched;
     dp_ctx ctx;
     dp_image_batch b;
-    float *aug;        /* --augment: one image's scratch */
+    float *aug;        /* --augment: one image's scratch, then the padding value of each channel */
     long opt_steps_per_epoch;
     dp_rng shuffle;    /* state at the start of the current epoch */
     dp_rng after;      /* after this epoch's permutation: the next epoch's start */
@@ -100,9 +100,14 @@ static dp_status load_data(classify *c, dp_driver *d)
     if (cfg->augment && c->train.h == 1 && c->train.w == 1)
         return dp_errorf(DP_ERR_ARG, "--augment: %s holds vectors (1x1 images of %d features): crop and flip are for "
                          "images", cfg->run.data, c->train.c);
-    if (cfg->augment && !(c->aug = malloc((size_t)c->train.c * c->train.h * c->train.w * sizeof(float))))
+    size_t img = (size_t)c->train.c * c->train.h * c->train.w;
+    if (cfg->augment && !(c->aug = malloc((img + (size_t)c->train.c) * sizeof(float))))
         return dp_errorf(DP_ERR_NOMEM, "--augment: out of memory");
-    return dp_image_batch_init(&c->b, &c->train, &cfg->run);
+    dp_status rc = dp_image_batch_init(&c->b, &c->train, &cfg->run);
+    /* torchvision pads the pixels with 0 before Normalize: the padding is pixel 0 normalised, per channel
+     * (one table for every channel until manifests carry per-channel statistics) */
+    for (int ch = 0; cfg->augment && ch < c->train.c; ch++) c->aug[img + (size_t)ch] = c->b.lut[0];
+    return rc;
 }
 
 static dp_status load(void *t, dp_driver *d)
@@ -191,9 +196,11 @@ static dp_status micro_step(classify *c, dp_driver *d, long micro, long global_b
     x->grad_enabled = 1;
     if (bs > 0) {
         dp_tensor *in = dp_image_batch_get(&c->b, x, &c->train, c->sampler.perm, first, bs);
-        if (c->cfg->augment) /* torchvision pads pixels with 0 before Normalize: lut[0] is that 0 normalised */
-            dp_image_crop_flip(c->b.x, bs, c->train.c, c->train.h, c->train.w, c->cfg->crop_pad, c->b.lut[0],
+        if (c->cfg->augment) {
+            size_t img = (size_t)c->train.c * c->train.h * c->train.w;
+            dp_image_crop_flip(c->b.x, bs, c->train.c, c->train.h, c->train.w, c->cfg->crop_pad, c->aug + img,
                                &c->ctx.dropout_rng, c->aug);
+        }
         if (c->cfg->cutout) cutout(c, bs);
         if (dp_fault_point("forward") == DP_FAULT_NAN) c->b.x[0] = NAN; /* a damaged input pixel */
         long correct = 0;

@@ -74,9 +74,9 @@ dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const d
     return DP_OK;
 }
 
-/* Output pixel (y, k) of an image is input (y + dy, (flip ? w-1-k : k) + dx), or fill outside it: the
+/* Output pixel (y, k) of an image is input (y + dy, (flip ? w-1-k : k) + dx), or its channel's fill outside it: the
  * crop at offset (dy + p, dx + p) of the image padded by p, then mirrored. */
-void dp_image_crop_flip(float *x, long bs, int c, int h, int w, int pad, float fill, dp_rng *r, float *scratch)
+void dp_image_crop_flip(float *x, long bs, int c, int h, int w, int pad, const float *fill, dp_rng *r, float *scratch)
 {
     size_t img = (size_t)c * h * w;
     for (long i = 0; i < bs; i++) {
@@ -90,13 +90,13 @@ void dp_image_crop_flip(float *x, long bs, int c, int h, int w, int pad, float f
                 float *dst = im + ((size_t)ch * h + y) * w;
                 int sy = y + dy;
                 if (sy < 0 || sy >= h) {
-                    for (int k = 0; k < w; k++) dst[k] = fill;
+                    for (int k = 0; k < w; k++) dst[k] = fill[ch];
                     continue;
                 }
                 const float *src = scratch + ((size_t)ch * h + sy) * w;
                 for (int k = 0; k < w; k++) {
                     int sx = (flip ? w - 1 - k : k) + dx;
-                    dst[k] = sx >= 0 && sx < w ? src[sx] : fill;
+                    dst[k] = sx >= 0 && sx < w ? src[sx] : fill[ch];
                 }
             }
     }

@@ -186,7 +186,7 @@ Test(trained, crop_flip_yields_each_padded_crop_and_mirror)
 {
     enum { H = 5, W = 4, P = 2, N = 2000, NCAND = 2 * (2 * P + 1) * (2 * P + 1) };
     static float x[N][2][H][W];
-    float scratch[2 * H * W], fill = -7.0f;
+    float scratch[2 * H * W], fill[2] = {-7.0f, -8.0f};
     for (int i = 0; i < N; i++)
         for (int c = 0; c < 2; c++)
             for (int y = 0; y < H; y++)
@@ -203,7 +203,7 @@ Test(trained, crop_flip_yields_each_padded_crop_and_mirror)
                 for (int y = 0; y < H; y++)
                     for (int k = 0; k < W; k++) {
                         int sy = y + dy, sx = (flip ? W - 1 - k : k) + dx;
-                        float want = sy >= 0 && sy < H && sx >= 0 && sx < W ? (float)(100 * c + 10 * sy + sx) : fill;
+                        float want = sy >= 0 && sy < H && sx >= 0 && sx < W ? (float)(100 * c + 10 * sy + sx) : fill[c];
                         ok &= x[i][c][y][k] == want;
                     }
             if (ok) found = cand;
