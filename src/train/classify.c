@@ -103,7 +103,7 @@ static dp_status load_data(classify *c, dp_driver *d)
     size_t img = (size_t)c->train.c * c->train.h * c->train.w;
     if (cfg->augment && !(c->aug = malloc((img + (size_t)c->train.c) * sizeof(float))))
         return dp_errorf(DP_ERR_NOMEM, "--augment: out of memory");
-    dp_status rc = dp_image_batch_init(&c->b, &c->train, &cfg->run);
+    rc = dp_image_batch_init(&c->b, &c->train, &cfg->run);
     /* torchvision pads the pixels with 0 before Normalize: the padding is pixel 0 normalised, per channel
      * (one table for every channel until manifests carry per-channel statistics) */
     for (int ch = 0; cfg->augment && ch < c->train.c; ch++) c->aug[img + (size_t)ch] = c->b.lut[0];
