@@ -124,6 +124,24 @@ Test(trained, a_genotype_network_loads_from_the_checkpoint_alone)
     expect_loaded(&cfg, &res, "arch");
 }
 
+/* A description from a file: the checkpoint holds its JSON, so the file may go. */
+Test(trained, a_description_file_network_loads_from_the_checkpoint_alone)
+{
+    char desc[300];
+    td_path(desc, sizeof desc, tmp, "small.json");
+    FILE *f = fopen(desc, "w");
+    cr_assert_not_null(f);
+    fputs("{\"name\": \"small\", \"layers\": [{\"type\": \"conv\", \"name\": \"c\", \"out\": 4, \"padding\": 1},"
+          " {\"type\": \"batchnorm\", \"name\": \"bn\"}, {\"type\": \"relu\"}, {\"type\": \"global_avgpool\"},"
+          " {\"type\": \"linear\", \"name\": \"fc\", \"out\": \"classes\"}]}\n", f);
+    fclose(f);
+    dp_train_config cfg = tiny(desc, "desc", 128);
+    dp_train_result res;
+    train_ok(&cfg, &res);
+    cr_assert_eq(unlink(desc), 0);
+    expect_loaded(&cfg, &res, "description");
+}
+
 Test(trained, configuration_text_reads_back_to_the_same_text)
 {
     dp_train_config a, b;
