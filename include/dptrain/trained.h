@@ -5,6 +5,7 @@
 #ifndef DPTRAIN_TRAINED_H
 #define DPTRAIN_TRAINED_H
 
+#include "dptrain/data.h"
 #include "dptrain/model.h"
 #include "dptrain/sync.h"
 #include "dptrain/train.h"
@@ -18,6 +19,8 @@ typedef struct dp_trained {
     dp_train_config cfg;  /* the run's configuration, read back from the checkpoint */
     char data[512];       /* the data set the run trained on ("" if the checkpoint does not say) */
     dp_model_shape shape; /* the input shape and classes the model was built for */
+    float *mean, *std;    /* shape.c each, owned: the statistics training normalised with (NULL: the
+                             checkpoint does not say; the data's own are used) */
 } dp_trained;
 
 /*! Rebuilds the model of run_dir's newest verified checkpoint (checkpoint.dpc, else the kept older
@@ -28,6 +31,9 @@ typedef struct dp_trained {
 dp_status dp_trained_load(const char *run_dir, dp_trained *out);
 /*! Frees the model and zeroes t. Accepts NULL. */
 void dp_trained_free(dp_trained *t);
+
+/*! Normalise set as t's training did: its mean and std become t's (when t has them). */
+void dp_trained_norm(const dp_trained *t, dp_image_set *set);
 
 /*! Checks that data set `dir` holds what t's model takes: images of its C x H x W and its number of
  *  classes. @return DP_OK, DP_ERR_ARG naming dir and both shapes, or the manifest's error. */

@@ -8,6 +8,13 @@
 #include "dptrain/image_task.h"
 #include "dptrain/trained.h"
 
+void dp_trained_norm(const dp_trained *t, dp_image_set *set)
+{
+    if (!t->mean || set->c != t->shape.c) return;
+    memcpy(set->mean, t->mean, (size_t)set->c * sizeof *set->mean);
+    memcpy(set->std, t->std, (size_t)set->c * sizeof *set->std);
+}
+
 dp_status dp_trained_check_data(const dp_trained *t, const char *dir)
 {
     dp_model_shape s;
@@ -25,9 +32,12 @@ dp_status dp_trained_check_data(const dp_trained *t, const char *dir)
 
 void dp_trained_class_names(const char *dir, int classes, char (*names)[DP_CLASS_NAME_MAX])
 {
-    /* DATA: once manifests keep class names (branch `data`: dp_manifest.class_names), copy them here */
-    (void)dir;
-    for (int k = 0; k < classes; k++) snprintf(names[k], DP_CLASS_NAME_MAX, "%d", k);
+    dp_manifest *m = NULL;
+    int named = dir[0] && dp_manifest_load(dir, &m) == DP_OK && m->class_names && m->nclass_names == classes;
+    for (int k = 0; k < classes; k++)
+        if (named) snprintf(names[k], DP_CLASS_NAME_MAX, "%s", m->class_names[k]);
+        else snprintf(names[k], DP_CLASS_NAME_MAX, "%d", k);
+    dp_manifest_free(m);
 }
 
 dp_status dp_trained_evaluate(dp_trained *t, const char *dir, const char *split, long limit, int eval_batch,
@@ -45,6 +55,7 @@ dp_status dp_trained_evaluate(dp_trained *t, const char *dir, const char *split,
     run.batch = run.eval_batch = eval_batch;
     int nc = t->shape.classes;
     dp_status rc = dp_image_set_load(dir, split, sync->rank, sync->size, limit, &set);
+    if (rc == DP_OK) dp_trained_norm(t, &set);
     if (rc == DP_OK) rc = dp_image_batch_init(&b, &set, &run);
     if (rc == DP_OK && !(out->confusion = calloc((size_t)nc * (size_t)nc, sizeof(double))))
         rc = dp_errorf(DP_ERR_NOMEM, "confusion matrix of %d classes: out of memory", nc);
