@@ -6,6 +6,7 @@
 #define DPTRAIN_TRAINED_H
 
 #include "dptrain/data.h"
+#include "dptrain/image_task.h"
 #include "dptrain/model.h"
 #include "dptrain/sync.h"
 #include "dptrain/train.h"
@@ -43,6 +44,19 @@ enum { DP_CLASS_NAME_MAX = 64 };
 /*! The names of classes 0..classes-1 into names[k] (cut to DP_CLASS_NAME_MAX - 1 bytes): data set dir's
  *  class names when its manifest has them, else the index. */
 void dp_trained_class_names(const char *dir, int classes, char (*names)[DP_CLASS_NAME_MAX]);
+
+/* A split of a data set ready for t's model: this rank's share normalised as t's training normalised,
+ * batch buffers of eval_batch images and an eval-mode context. */
+typedef struct dp_trained_data {
+    dp_image_set set;
+    dp_image_batch b;
+    dp_ctx ctx;
+} dp_trained_data;
+/*! Loads rank's share (of nranks) of split `split` of dir, cut to its first `limit` images (0 = all).
+ *  @return DP_OK, or dp_image_set_load's error; close d in either case. */
+dp_status dp_trained_data_open(const dp_trained *t, const char *dir, const char *split, int rank, int nranks,
+                               long limit, int eval_batch, dp_trained_data *d);
+void dp_trained_data_close(dp_trained_data *d);
 
 typedef struct dp_eval_result {
     long n;            /* images evaluated, all ranks */

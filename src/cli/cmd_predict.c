@@ -26,10 +26,6 @@ static const char header[] =
     "with the K most probable classes (softmax of the logits), and \"logits\":[...] with --logits.\n"
     "\n";
 
-static const dp_cli_opt o_split = {.name = "split", .arg = "NAME", .help = "--data: the split", .kind = DP_CLI_STR,
-                                   .cap = 16, .show_default = 1};
-static const dp_cli_opt o_limit = {.name = "limit", .arg = "N", .help = "--data: the first N images only, 0 = all",
-                                   .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
 static const dp_cli_opt o_top = {.name = "top", .arg = "K", .help = "classes per input, at most the model's classes",
                                  .kind = DP_CLI_INT, .lo = -0x1p30, .hi = 0x1p30, .show_default = 1};
 static const dp_cli_opt o_logits = {.name = "logits", .help = "also print each input's logits", .kind = DP_CLI_ON};
@@ -44,8 +40,8 @@ static char **files;
 static const dp_cli_bind binds[] = {
     DP_CLI_BIND(dp_trained_cli_run, tc.run),
     DP_CLI_BIND(dp_trained_cli_data, tc.data),
-    DP_CLI_BIND(o_split, split),
-    DP_CLI_BIND(o_limit, limit),
+    DP_CLI_BIND(dp_trained_cli_split, split),
+    DP_CLI_BIND(dp_trained_cli_limit, limit),
     DP_CLI_BIND(o_top, top),
     DP_CLI_BIND(o_logits, logits),
     DP_CLI_BIND(dp_cli_eval_batch, tc.eval_batch),
@@ -133,34 +129,20 @@ static void print_line(const dp_trained *t, char (*names)[DP_CLASS_NAME_MAX], co
 
 static dp_status predict_set(dp_trained *t, char (*names)[DP_CLASS_NAME_MAX])
 {
-    dp_image_set set;
-    dp_image_batch b;
-    dp_ctx ctx;
-    memset(&set, 0, sizeof set);
-    memset(&b, 0, sizeof b);
-    dp_ctx_init(&ctx);
-    dp_run_config run;
-    dp_run_config_defaults(&run);
-    run.batch = run.eval_batch = tc.eval_batch;
-    dp_status rc = dp_image_set_load(tc.data, split, 0, 1, limit, &set);
-    if (rc == DP_OK) dp_trained_norm(t, &set);
-    if (rc == DP_OK) rc = dp_image_batch_init(&b, &set, &run);
-    ctx.training = 0;
-    ctx.grad_enabled = 0;
-    for (long first = 0; rc == DP_OK && first < set.n; first += tc.eval_batch) {
-        long bs = set.n - first < tc.eval_batch ? set.n - first : tc.eval_batch;
-        dp_ctx_reset(&ctx);
-        dp_tensor *z = t->model->forward(t->model, &ctx, dp_image_batch_get(&b, &ctx, &set, NULL, first, bs));
+    dp_trained_data d;
+    dp_status rc = dp_trained_data_open(t, tc.data, split, 0, 1, limit, tc.eval_batch, &d);
+    for (long first = 0; rc == DP_OK && first < d.set.n; first += tc.eval_batch) {
+        long bs = d.set.n - first < tc.eval_batch ? d.set.n - first : tc.eval_batch;
+        dp_ctx_reset(&d.ctx);
+        dp_tensor *z = t->model->forward(t->model, &d.ctx, dp_image_batch_get(&d.b, &d.ctx, &d.set, NULL, first, bs));
         if (!z) {
-            rc = ctx.status ? ctx.status : dp_errorf(DP_ERR_SHAPE, "%s: forward failed", tc.run);
+            rc = d.ctx.status ? d.ctx.status : dp_errorf(DP_ERR_SHAPE, "%s: forward failed", tc.run);
             break;
         }
         for (long i = 0; i < bs; i++)
-            print_line(t, names, z->data + (size_t)i * (size_t)t->shape.classes, NULL, first + i, b.y[i]);
+            print_line(t, names, z->data + (size_t)i * (size_t)t->shape.classes, NULL, first + i, d.b.y[i]);
     }
-    dp_image_set_free(&set);
-    dp_image_batch_free(&b);
-    dp_ctx_free(&ctx);
+    dp_trained_data_close(&d);
     return rc;
 }
 
