@@ -85,6 +85,10 @@ static void expect_loaded(const dp_train_config *cfg, const dp_train_result *res
     cr_assert_eq(t.shape.classes, 10);
     cr_assert_eq(t.cfg.run.seed, cfg->run.seed);
     cr_assert_eq(t.cfg.lr, cfg->lr);
+    /* the statistics training normalised with: the manifest's */
+    cr_assert(t.mean && t.std, "%s: no norm= in the checkpoint", name);
+    cr_assert_eq(t.mean[0], 0.286f);
+    cr_assert_eq(t.std[0], 0.353f);
     dp_trained_free(&t);
 }
 
@@ -105,14 +109,12 @@ Test(trained, a_genotype_network_loads_from_the_checkpoint_alone)
 {
     char arch[300];
     td_path(arch, sizeof arch, tmp, "arch.json");
-    FILE *f = fopen(arch, "w");
-    cr_assert_not_null(f);
-    fputs("{\"normal\": [[\"sep_conv_3x3\", 0], [\"skip_connect\", 1], [\"dil_conv_3x3\", 0], [\"max_pool_3x3\", 2], "
+    const char *text = "{\"normal\": [[\"sep_conv_3x3\", 0], [\"skip_connect\", 1], [\"dil_conv_3x3\", 0], [\"max_pool_3x3\", 2], "
           "[\"avg_pool_3x3\", 1], [\"sep_conv_5x5\", 3], [\"skip_connect\", 0], [\"dil_conv_5x5\", 4]], "
           "\"normal_concat\": [2, 3, 4, 5], \"reduce\": [[\"max_pool_3x3\", 0], [\"sep_conv_3x3\", 1], "
           "[\"skip_connect\", 0], [\"dil_conv_3x3\", 2], [\"avg_pool_3x3\", 1], [\"skip_connect\", 2], "
-          "[\"sep_conv_5x5\", 3], [\"max_pool_3x3\", 0]], \"reduce_concat\": [2, 3, 4, 5]}\n", f);
-    fclose(f);
+          "[\"sep_conv_5x5\", 3], [\"max_pool_3x3\", 0]], \"reduce_concat\": [2, 3, 4, 5]}\n";
+    td_write(arch, text, strlen(text));
     dp_train_config cfg = tiny("cnn", "arch", 64);
     snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
     cfg.layers = 3;
@@ -129,12 +131,10 @@ Test(trained, a_description_file_network_loads_from_the_checkpoint_alone)
 {
     char desc[300];
     td_path(desc, sizeof desc, tmp, "small.json");
-    FILE *f = fopen(desc, "w");
-    cr_assert_not_null(f);
-    fputs("{\"name\": \"small\", \"layers\": [{\"type\": \"conv\", \"name\": \"c\", \"out\": 4, \"padding\": 1},"
+    const char *text = "{\"name\": \"small\", \"layers\": [{\"type\": \"conv\", \"name\": \"c\", \"out\": 4, \"padding\": 1},"
           " {\"type\": \"batchnorm\", \"name\": \"bn\"}, {\"type\": \"relu\"}, {\"type\": \"global_avgpool\"},"
-          " {\"type\": \"linear\", \"name\": \"fc\", \"out\": \"classes\"}]}\n", f);
-    fclose(f);
+          " {\"type\": \"linear\", \"name\": \"fc\", \"out\": \"classes\"}]}\n";
+    td_write(desc, text, strlen(text));
     dp_train_config cfg = tiny(desc, "desc", 128);
     dp_train_result res;
     train_ok(&cfg, &res);
