@@ -17,7 +17,7 @@
 #include "dptrain/trained.h"
 
 static const char header[] =
-    "usage: dptrain predict --run DIR [--top K] [--logits] (--data DIR [--split S] [--limit N] | FILE...)\n"
+    "usage: dptrain predict --run DIR [--top K] [--logits] (--data DIR [--split NAME] [--limit N] | FILE...)\n"
     "\n"
     "The model of a run's newest checkpoint, in eval mode, on each image of a split of a shard\n"
     "set, or on PNG/JPEG files (decoded to the model's grey or RGB, resized to its size as\n"
