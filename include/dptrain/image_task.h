@@ -18,6 +18,12 @@ typedef struct dp_image_batch {
 
 /*! The shape of dir's images, from its manifest, and the manifest's hash (which ranks and resumes compare). */
 dp_status dp_image_shape(const char *dir, dp_model_shape *shape, uint64_t *hash);
+enum { DP_NORM_MAX_CHANNELS = 1024 };
+/*! "norm=mean/std,mean/std,...\n" (%.9g, one pair per channel) of the statistics dp_image_set_load normalises
+ *  dir's images with, for a checkpoint's configuration (so that eval and predict normalise any data as the
+ *  run's training did). @return its length, or 0 (buf "") for an unreadable manifest, more than
+ *  DP_NORM_MAX_CHANNELS channels or a line over cap. */
+int dp_image_norm_format(const char *dir, char *buf, size_t cap);
 /*! This rank's part of run's train split (after --limit): the whole split for the global sampler, its own
  *  shards otherwise. */
 dp_status dp_image_train_load(const dp_run_config *run, const dp_sync *sync, dp_image_set *out);
@@ -30,6 +36,18 @@ dp_tensor *dp_image_batch_get(dp_image_batch *b, dp_ctx *ctx, const dp_image_set
  *  of eval_batch. */
 dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long lo, long hi,
                             int eval_batch, dp_sync *sync, double *loss, double *acc);
+/*! torchvision's RandomCrop(size, padding=pad) then RandomHorizontalFlip(0.5) on each of bs images
+ *  [c, h, w] of x, in place: the image padded by `pad` values fill[channel] on every side is cropped back to
+ *  h x w at a uniform offset in [0, 2 pad]^2, then mirrored with probability 1/2. Three draws of r per
+ *  image (row offset, column offset, flip). scratch holds one image (c*h*w floats). */
+void dp_image_crop_flip(float *x, long bs, int c, int h, int w, int pad, const float *fill, dp_rng *r,
+                        float *scratch);
+/*! The same, and (confusion not NULL, zeros on entry) fills confusion[true class * classes + predicted
+ *  class] with the counts of every rank (classes = m->in.classes; the prediction is the first largest
+ *  logit, as the accuracy counts it). */
+dp_status dp_image_evaluate_confusion(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long lo,
+                                      long hi, int eval_batch, dp_sync *sync, double *confusion, double *loss,
+                                      double *acc);
 void dp_image_batch_free(dp_image_batch *b);
 
 #endif

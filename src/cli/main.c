@@ -17,6 +17,8 @@ static const char usage[] =
     "commands:\n"
     "  train      train an image classifier on a shard set\n"
     "  shard      convert a dataset into shards (fashion-mnist, idx, cifar10, cifar100 ...)\n"
+    "  eval       loss, accuracy, per-class accuracy and confusion matrix of a run's model\n"
+    "  predict    top-k classes with probabilities, one JSON line per input, from a run's model\n"
     "  search     DARTS-family architecture search (mpirun -np P for data-parallel)\n"
     "  summary    a model's layers: output shapes, parameters, FLOPs (docs/models.md)\n"
     "  dsi-prepare  tokenised query-docid shards from TSV or the Debian package index\n"
@@ -35,7 +37,8 @@ static const struct {
 } commands[] = {{"train", dp_cmd_train, 0}, {"shard", dp_cmd_shard, 1}, {"search", dp_cmd_search, 0},
                 {"summary", dp_cmd_summary, 1},
                 {"dsi-prepare", dp_cmd_dsi_prepare, 1}, {"dsi-train", dp_cmd_dsi_train, 0},
-                {"dsi-query", dp_cmd_dsi_query, 0}, {"dsi-eval", dp_cmd_dsi_eval, 0}};
+                {"dsi-query", dp_cmd_dsi_query, 0}, {"dsi-eval", dp_cmd_dsi_eval, 0},
+                {"eval", dp_cmd_eval, 0}, {"predict", dp_cmd_predict, 1}};
 
 int dp_cli_rank(MPI_Comm comm)
 {
