@@ -49,6 +49,12 @@ typedef struct dp_checkpoint {
 /*! Reads and verifies `path` (sizes against the file, header and body crc32).
  *  DP_ERR_FORMAT names the file, offset and what is wrong. */
 dp_status dp_checkpoint_read(const char *path, dp_checkpoint *ck);
+/*! `path`, or when it cannot be read (damaged, truncated, missing after a crash
+ *  between rotation steps) the newest of the kept older ones that can
+ *  (path.1, path.2, ...; see dp_checkpoint_write_keep), saying so on stderr as
+ *  "warning: <why>; <verb> the older <file>". The file read lands in used[cap].
+ *  @return DP_OK, or the error of reading `path` itself. */
+dp_status dp_checkpoint_read_newest(const char *path, const char *verb, dp_checkpoint *ck, char *used, size_t cap);
 /*! The section with `tag`, or NULL. */
 const dp_ck_section *dp_checkpoint_find(const dp_checkpoint *ck, uint32_t tag);
 void dp_checkpoint_free(dp_checkpoint *ck);

@@ -30,6 +30,12 @@ dp_tensor *dp_image_batch_get(dp_image_batch *b, dp_ctx *ctx, const dp_image_set
  *  of eval_batch. */
 dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long lo, long hi,
                             int eval_batch, dp_sync *sync, double *loss, double *acc);
+/*! torchvision's RandomCrop(size, padding=pad) then RandomHorizontalFlip(0.5) on each of bs images
+ *  [c, h, w] of x, in place: the image padded by `pad` values fill[channel] on every side is cropped back to
+ *  h x w at a uniform offset in [0, 2 pad]^2, then mirrored with probability 1/2. Three draws of r per
+ *  image (row offset, column offset, flip). scratch holds one image (c*h*w floats). */
+void dp_image_crop_flip(float *x, long bs, int c, int h, int w, int pad, const float *fill, dp_rng *r,
+                        float *scratch);
 void dp_image_batch_free(dp_image_batch *b);
 
 #endif

@@ -32,6 +32,8 @@ typedef struct dp_train_config {
     int channels;        /* --arch: C of the first cells (stem 3C) */
     float drop_path;     /* --arch: final drop-path probability, ramped by epoch / epochs */
     int cutout;          /* side of the square zeroed at a random centre of each training image (0 = off) */
+    int augment;         /* random crop of the image padded by crop_pad, then a horizontal flip with p 0.5 */
+    int crop_pad;        /* --augment: zero pixels added on each side before the crop */
     float lr;
     dp_opt_config opt;
     dp_sched_kind schedule;
@@ -69,6 +71,14 @@ void dp_train_config_defaults(dp_train_config *cfg);
 dp_status dp_train_config_check(const dp_train_config *cfg);
 /*! key=value lines of every field (saved in checkpoints, hashed across ranks). */
 int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n);
+
+/*! Reads back the text of dp_train_config_format into cfg (starting from the defaults), so a checkpoint
+ *  alone says how its run was configured. Keys it does not know (those the trainer appends: genotype,
+ *  manifest, shape, ranks, layout, model_json ...) are left to their readers; a known key with a bad value
+ *  is DP_ERR_FORMAT naming `source`, the line and the key. */
+dp_status dp_train_config_parse(const char *text, const char *source, dp_train_config *cfg);
+/*! The value of `key` in key=value lines: its first byte (not NUL-terminated: *len bytes), or NULL. */
+const char *dp_config_find(const char *text, const char *key, size_t *len);
 
 /*! 1 when a resumed run must use the same value of `key` as the checkpoint. */
 int dp_train_config_resume_key(const char *key);

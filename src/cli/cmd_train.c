@@ -44,6 +44,14 @@ static const dp_cli_opt o_test_limit = {.name = "test-limit", .arg = "N",
 static const dp_cli_opt o_cutout = {.name = "cutout", .arg = "N",
                                     .help = "zero an N x N square at a random place of each training image, 0 = off",
                                     .kind = DP_CLI_INT, .lo = 0, .hi = 1024, .show_default = 1};
+static const dp_cli_opt o_augment = {
+    .name = "augment",
+    .help = "image data: random crop of the image padded by --crop-pad, then a\n"
+            "horizontal flip with probability 0.5 (torchvision's RandomCrop + RandomHorizontalFlip)",
+    .kind = DP_CLI_ON};
+static const dp_cli_opt o_crop_pad = {.name = "crop-pad", .arg = "N",
+                                      .help = "--augment: pixels of 0 added on each side before the crop",
+                                      .kind = DP_CLI_INT, .lo = 0, .hi = 64, .show_default = 1};
 static const dp_cli_opt o_arch = {.name = "arch", .arg = "FILE",
                                   .help = "genotype JSON (as the search writes it): train the network of its cells",
                                   .kind = DP_CLI_STR, .cap = 512};
@@ -129,6 +137,8 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_model, cfg.model),
     DP_CLI_BIND(dp_cli_limit, cfg.run.limit),
     DP_CLI_BIND(o_test_limit, cfg.test_limit),
+    DP_CLI_BIND(o_augment, cfg.augment),
+    DP_CLI_BIND(o_crop_pad, cfg.crop_pad),
     DP_CLI_BIND(o_cutout, cfg.cutout),
     DP_CLI_HEADING("derived DARTS network (instead of --model):"),
     DP_CLI_BIND(o_arch, cfg.arch),

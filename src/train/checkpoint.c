@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -183,6 +184,28 @@ dp_status dp_checkpoint_read(const char *path, dp_checkpoint *ck)
     else
         free(body);
     return rc;
+}
+
+/* Only unreadable files are passed over: a readable checkpoint of another
+ * configuration is the caller's error, not skipped. */
+dp_status dp_checkpoint_read_newest(const char *path, const char *verb, dp_checkpoint *ck, char *used, size_t cap)
+{
+    snprintf(used, cap, "%s", path);
+    dp_status rc = dp_checkpoint_read(used, ck);
+    if (rc == DP_OK) return DP_OK;
+    char first[1024];
+    snprintf(first, sizeof first, "%s", dp_errmsg());
+    for (int i = 1; i < 1000; i++) {
+        snprintf(used, cap, "%s.%d", path, i);
+        if (access(used, F_OK) != 0) break;
+        if (dp_checkpoint_read(used, ck) == DP_OK) {
+            fprintf(stderr, "warning: %s; %s the older %s\n", first, verb, used);
+            return DP_OK;
+        }
+        fprintf(stderr, "warning: %s\n", dp_errmsg());
+    }
+    snprintf(used, cap, "%s", path);
+    return dp_errorf(rc, "%s", first);
 }
 
 const dp_ck_section *dp_checkpoint_find(const dp_checkpoint *ck, uint32_t tag)

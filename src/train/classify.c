@@ -37,6 +37,7 @@ typedef struct classify {
     dp_schedule sched;
     dp_ctx ctx;
     dp_image_batch b;
+    float *aug;        /* --augment: one image's scratch, then the padding value of each channel */
     long opt_steps_per_epoch;
     dp_rng shuffle;    /* state at the start of the current epoch */
     dp_rng after;      /* after this epoch's permutation: the next epoch's start */
@@ -121,8 +122,9 @@ static dp_status build(void *t, dp_driver *d, dp_task_info *info)
     info->params = c->m ? &c->m->params : NULL;
     info->resume_key = dp_train_config_resume_key;
     size_t len = strlen(c->config_text);
-    snprintf(c->config_text + len, sizeof c->config_text - len, "manifest=%016llx\n",
-             (unsigned long long)manifest_hash);
+    /* the input shape lets a checkpoint alone rebuild its model (dp_trained_load) */
+    snprintf(c->config_text + len, sizeof c->config_text - len, "manifest=%016llx\nshape=%d,%d,%d,%d\n",
+             (unsigned long long)manifest_hash, shape.c, shape.h, shape.w, shape.classes);
     snprintf(info->config_text, info->config_cap, "%s", c->config_text);
     return rc;
 }
@@ -137,7 +139,17 @@ static dp_status load_data(classify *c, dp_driver *d)
     if (c->train.split_total == 0) return dp_errorf(DP_ERR_ARG, "%s: the train split is empty", cfg->run.data);
     if (c->test.n && (c->test.c != c->train.c || c->test.h != c->train.h || c->test.w != c->train.w))
         return dp_errorf(DP_ERR_FORMAT, "%s: train and test images differ in shape", cfg->run.data);
-    return dp_image_batch_init(&c->b, &c->train, &cfg->run);
+    if (cfg->augment && c->train.h == 1 && c->train.w == 1)
+        return dp_errorf(DP_ERR_ARG, "--augment: %s holds vectors (1x1 images of %d features): crop and flip are for "
+                         "images", cfg->run.data, c->train.c);
+    size_t img = (size_t)c->train.c * c->train.h * c->train.w;
+    if (cfg->augment && !(c->aug = malloc((img + (size_t)c->train.c) * sizeof(float))))
+        return dp_errorf(DP_ERR_NOMEM, "--augment: out of memory");
+    rc = dp_image_batch_init(&c->b, &c->train, &cfg->run);
+    /* torchvision pads the pixels with 0 before Normalize: the padding is pixel 0 normalised, per channel
+     * (one table for every channel until manifests carry per-channel statistics) */
+    for (int ch = 0; cfg->augment && ch < c->train.c; ch++) c->aug[img + (size_t)ch] = c->b.lut[0];
+    return rc;
 }
 
 static dp_status load(void *t, dp_driver *d)
@@ -228,6 +240,11 @@ static dp_status micro_step(classify *c, dp_driver *d, long micro, long global_b
     x->grad_enabled = 1;
     if (bs > 0) {
         dp_tensor *in = dp_image_batch_get(&c->b, x, &c->train, c->sampler.perm, first, bs);
+        if (c->cfg->augment) {
+            size_t img = (size_t)c->train.c * c->train.h * c->train.w;
+            dp_image_crop_flip(c->b.x, bs, c->train.c, c->train.h, c->train.w, c->cfg->crop_pad, c->aug + img,
+                               &c->ctx.dropout_rng, c->aug);
+        }
         if (c->cfg->cutout) cutout(c, bs);
         if (dp_fault_point("forward") == DP_FAULT_NAN) c->b.x[0] = NAN; /* a damaged input pixel */
         long correct = 0;
@@ -349,6 +366,7 @@ static void task_free(void *t)
     dp_image_set_free(&c->train);
     dp_image_set_free(&c->test);
     dp_image_batch_free(&c->b);
+    free(c->aug);
 }
 
 static const dp_task_ops classify_ops = {

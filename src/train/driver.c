@@ -91,27 +91,9 @@ static dp_status save(const dp_task_ops *ops, void *t, dp_driver *d)
     return rc;
 }
 
-/* checkpoint.dpc, or when that cannot be read (damaged, truncated, missing
- * after a crash between rotation steps) the newest older one that can:
- * checkpoint.dpc.1, .2, ... Only unreadable files are passed over; a
- * readable checkpoint of another configuration is an error, not skipped. */
 static dp_status read_newest(const dp_driver *d, dp_checkpoint *ck, char *path, size_t cap)
 {
-    snprintf(path, cap, "%s", d->ckpt);
-    dp_status rc = dp_checkpoint_read(path, ck);
-    if (rc == DP_OK) return DP_OK;
-    char first[1024];
-    snprintf(first, sizeof first, "%s", dp_errmsg());
-    for (int i = 1; i < 1000; i++) {
-        snprintf(path, cap, "%s.%d", d->ckpt, i);
-        if (access(path, F_OK) != 0) break;
-        if (dp_checkpoint_read(path, ck) == DP_OK) {
-            fprintf(stderr, "warning: %s; resuming from the older %s\n", first, path);
-            return DP_OK;
-        }
-        fprintf(stderr, "warning: %s\n", dp_errmsg());
-    }
-    return dp_errorf(rc, "%s", first);
+    return dp_checkpoint_read_newest(d->ckpt, "resuming from", ck, path, cap);
 }
 
 /* Rank 0: the configuration and the position, checked before any part is read. */

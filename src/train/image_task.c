@@ -2,6 +2,7 @@
 #include "dptrain/image_task.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "dptrain/ops.h"
 
@@ -71,6 +72,34 @@ dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const d
     *loss_out = v[2] ? v[0] / v[2] : 0;
     *acc_out = v[2] ? v[1] / v[2] : 0;
     return DP_OK;
+}
+
+/* Output pixel (y, k) of an image is input (y + dy, (flip ? w-1-k : k) + dx), or its channel's fill outside it: the
+ * crop at offset (dy + p, dx + p) of the image padded by p, then mirrored. */
+void dp_image_crop_flip(float *x, long bs, int c, int h, int w, int pad, const float *fill, dp_rng *r, float *scratch)
+{
+    size_t img = (size_t)c * h * w;
+    for (long i = 0; i < bs; i++) {
+        int dy = (int)dp_rng_below(r, (uint64_t)(2 * pad + 1)) - pad;
+        int dx = (int)dp_rng_below(r, (uint64_t)(2 * pad + 1)) - pad;
+        int flip = (int)dp_rng_below(r, 2);
+        float *im = x + (size_t)i * img;
+        memcpy(scratch, im, img * sizeof(float));
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < h; y++) {
+                float *dst = im + ((size_t)ch * h + y) * w;
+                int sy = y + dy;
+                if (sy < 0 || sy >= h) {
+                    for (int k = 0; k < w; k++) dst[k] = fill[ch];
+                    continue;
+                }
+                const float *src = scratch + ((size_t)ch * h + sy) * w;
+                for (int k = 0; k < w; k++) {
+                    int sx = (flip ? w - 1 - k : k) + dx;
+                    dst[k] = sx >= 0 && sx < w ? src[sx] : fill[ch];
+                }
+            }
+    }
 }
 
 void dp_image_batch_free(dp_image_batch *b)

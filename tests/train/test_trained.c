@@ -1,0 +1,262 @@
+/* A trained run out of its run directory (dptrain/trained.h): the model a
+ * checkpoint rebuilds holds the bits the training run ended with; the
+ * configuration text reads back to the configuration that wrote it; a missing
+ * or damaged checkpoint is refused naming the file, or passed over for the
+ * older one kept. Also --augment: deterministic and resumed bit-exactly. */
+#include <criterion/criterion.h>
+#include "timeout.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dptrain/checkpoint.h"
+#include "dptrain/data.h"
+#include "dptrain/image_task.h"
+#include "dptrain/rng.h"
+#include "dptrain/trained.h"
+#include "test_data_util.h"
+
+#define IDX_DIR "/usr/share/datasets/fashion-mnist"
+
+static char tmp[256], shards[300];
+
+static void setup(void)
+{
+    td_tmpdir(tmp, sizeof tmp);
+    snprintf(shards, sizeof shards, "%s/fmnist", tmp);
+    cr_assert_eq(dp_import_fashion_mnist(IDX_DIR, shards, 4, NULL), DP_OK, "import: %s", dp_errmsg());
+}
+
+static void teardown(void) { td_rmtree(tmp); }
+
+TestSuite(trained, .init = setup, .fini = teardown, .timeout = DP_TIMEOUT(300));
+
+/* A synthetic data set in tmp/name: one train and one test shard of c x h x w images, `classes` labels. */
+static void make_set(char *dir, size_t cap, const char *name, int c, int h, int w, int classes, long n)
+{
+    td_path(dir, cap, tmp, name);
+    cr_assert_eq(mkdir(dir, 0755), 0, "%s", dir);
+    dp_manifest m = {0};
+    dp_manifest_shard sh[2];
+    snprintf(m.name, sizeof m.name, "%s", name);
+    m.schema = dp_shard_schema_image((uint32_t)c, (uint32_t)h, (uint32_t)w, (uint32_t)classes);
+    m.shards = sh;
+    for (int i = 0; i < 2; i++) {
+        dp_manifest_shard *ms = &m.shards[m.nshards++];
+        snprintf(ms->split, sizeof ms->split, "%s", i ? "test" : "train");
+        snprintf(ms->file, sizeof ms->file, "%s-00000.dps", ms->split);
+        char path[600];
+        td_path(path, sizeof path, dir, ms->file);
+        dp_shard_info info = td_write_images(path, &m.schema, 0, n, 0);
+        ms->records = info.record_count;
+        ms->crc32 = info.payload_crc32;
+    }
+    cr_assert_eq(dp_manifest_save(dir, &m), DP_OK, "%s", dp_errmsg());
+}
+
+static dp_train_config tiny(const char *model, const char *out, long limit)
+{
+    dp_train_config cfg;
+    dp_train_config_defaults(&cfg);
+    snprintf(cfg.run.data, sizeof cfg.run.data, "%s", shards);
+    snprintf(cfg.model, sizeof cfg.model, "%s", model);
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/%s", tmp, out);
+    cfg.run.limit = limit;
+    cfg.test_limit = 100;
+    cfg.run.quiet = 1;
+    return cfg;
+}
+
+static void train_ok(const dp_train_config *cfg, dp_train_result *res)
+{
+    cr_assert_eq(dp_train_run(cfg, MPI_COMM_NULL, res), DP_OK, "%s", dp_errmsg());
+}
+
+static void expect_loaded(const dp_train_config *cfg, const dp_train_result *res, const char *name)
+{
+    dp_trained t;
+    cr_assert_eq(dp_trained_load(cfg->run.out, &t), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_params_hash(&t.model->params), res->params_hash, "%s: loaded parameters differ", name);
+    cr_assert_str_eq(t.data, shards);
+    cr_assert_eq(t.shape.c, 1);
+    cr_assert_eq(t.shape.h, 28);
+    cr_assert_eq(t.shape.classes, 10);
+    cr_assert_eq(t.cfg.run.seed, cfg->run.seed);
+    cr_assert_eq(t.cfg.lr, cfg->lr);
+    dp_trained_free(&t);
+}
+
+Test(trained, mlp_and_cnn_load_with_the_bits_train_ended_with)
+{
+    dp_train_result res;
+    dp_train_config cfg = tiny("mlp", "mlp", 256);
+    train_ok(&cfg, &res);
+    expect_loaded(&cfg, &res, "mlp");
+    cfg = tiny("cnn", "cnn", 128); /* batch-norm buffers too */
+    cfg.run.seed = 9;
+    cfg.lr = 0.02f;
+    train_ok(&cfg, &res);
+    expect_loaded(&cfg, &res, "cnn");
+}
+
+Test(trained, a_genotype_network_loads_from_the_checkpoint_alone)
+{
+    char arch[300];
+    td_path(arch, sizeof arch, tmp, "arch.json");
+    FILE *f = fopen(arch, "w");
+    cr_assert_not_null(f);
+    fputs("{\"normal\": [[\"sep_conv_3x3\", 0], [\"skip_connect\", 1], [\"dil_conv_3x3\", 0], [\"max_pool_3x3\", 2], "
+          "[\"avg_pool_3x3\", 1], [\"sep_conv_5x5\", 3], [\"skip_connect\", 0], [\"dil_conv_5x5\", 4]], "
+          "\"normal_concat\": [2, 3, 4, 5], \"reduce\": [[\"max_pool_3x3\", 0], [\"sep_conv_3x3\", 1], "
+          "[\"skip_connect\", 0], [\"dil_conv_3x3\", 2], [\"avg_pool_3x3\", 1], [\"skip_connect\", 2], "
+          "[\"sep_conv_5x5\", 3], [\"max_pool_3x3\", 0]], \"reduce_concat\": [2, 3, 4, 5]}\n", f);
+    fclose(f);
+    dp_train_config cfg = tiny("cnn", "arch", 64);
+    snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
+    cfg.layers = 3;
+    cfg.channels = 4;
+    cfg.run.batch = 32;
+    dp_train_result res;
+    train_ok(&cfg, &res);
+    cr_assert_eq(unlink(arch), 0); /* the checkpoint holds the cell, not the path */
+    expect_loaded(&cfg, &res, "arch");
+}
+
+Test(trained, configuration_text_reads_back_to_the_same_text)
+{
+    dp_train_config a, b;
+    dp_train_config_defaults(&a);
+    a.run.epochs = 7, a.run.batch = 33, a.lr = 0.123f, a.opt = dp_opt_defaults(DP_OPT_ADAMW);
+    a.schedule = DP_SCHED_COSINE, a.run.seed = 123456789012345ull, a.run.sampler = 1;
+    a.run.allreduce = DP_ALLREDUCE_MPI, a.run.on_nonfinite = DP_NONFINITE_SKIP, a.augment = 1, a.crop_pad = 2;
+    a.cutout = 8, a.run.watchdog_s = 12.5, a.clip = 0.75f;
+    cr_assert_eq(dp_compress_parse("topk:0.25", &a.run.codec), DP_OK);
+    a.run.codec.dgc_momentum = 0.9f;
+    snprintf(a.run.data, sizeof a.run.data, "some/data dir");
+    char ta[4096], tb[4096];
+    dp_train_config_format(&a, ta, sizeof ta);
+    cr_assert_eq(dp_train_config_parse(ta, "text", &b), DP_OK, "%s", dp_errmsg());
+    dp_train_config_format(&b, tb, sizeof tb);
+    cr_assert_str_eq(tb, ta);
+    cr_assert_eq(b.run.seed, a.run.seed);
+
+    cr_assert_eq(dp_train_config_parse("model=mlp\nlr=fast\n", "ck.dpc", &b), DP_ERR_FORMAT);
+    cr_assert(strstr(dp_errmsg(), "ck.dpc: configuration line 2: lr=fast"), "%s", dp_errmsg());
+    cr_assert_eq(dp_train_config_parse("model=mlp\noptimizer=rmsprop\n", "ck.dpc", &b), DP_ERR_FORMAT);
+    cr_assert(strstr(dp_errmsg(), "optimizer=rmsprop"), "%s", dp_errmsg());
+    cr_assert_eq(dp_train_config_parse("model=mlp\njunk\n", "ck.dpc", &b), DP_ERR_FORMAT);
+    cr_assert(strstr(dp_errmsg(), "line 2: no '='"), "%s", dp_errmsg());
+}
+
+Test(trained, missing_and_damaged_checkpoints_are_named)
+{
+    dp_trained t;
+    char dir[400], ck[600], older[610];
+    td_path(dir, sizeof dir, tmp, "nowhere");
+    cr_assert_eq(dp_trained_load(dir, &t), DP_ERR_IO);
+    cr_assert(strstr(dp_errmsg(), "nowhere: run directory"), "%s", dp_errmsg());
+    td_path(dir, sizeof dir, tmp, "empty");
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    cr_assert_eq(dp_trained_load(dir, &t), DP_ERR_IO);
+    cr_assert(strstr(dp_errmsg(), "no checkpoint in the run directory"), "%s", dp_errmsg());
+
+    /* two epochs, two checkpoints kept: a damaged newest one falls back to .1 (epoch 1) */
+    dp_train_config cfg = tiny("mlp", "damaged", 128);
+    cfg.run.epochs = 2;
+    dp_train_result res;
+    train_ok(&cfg, &res);
+    snprintf(ck, sizeof ck, "%s/checkpoint.dpc", cfg.run.out);
+    snprintf(older, sizeof older, "%s.1", ck);
+    td_flip(ck, 100, 0x10);
+    cr_assert_eq(dp_trained_load(cfg.run.out, &t), DP_OK, "%s", dp_errmsg());
+    cr_assert_neq(dp_params_hash(&t.model->params), res.params_hash, "the epoch-1 checkpoint has other bits");
+    dp_trained_free(&t);
+    td_flip(older, 60, 0x01);
+    cr_assert_eq(dp_trained_load(cfg.run.out, &t), DP_ERR_FORMAT);
+    cr_assert(strstr(dp_errmsg(), "checkpoint.dpc: offset"), "%s", dp_errmsg());
+}
+
+/* ------------------------------------------------------------ --augment */
+
+/* Every augmented image is one of the 2 (2p+1)^2 crops-and-flips of its input (pixel values are unique,
+ * so the match is unambiguous), and over many draws every one of them turns up. */
+Test(trained, crop_flip_yields_each_padded_crop_and_mirror)
+{
+    enum { H = 5, W = 4, P = 2, N = 2000, NCAND = 2 * (2 * P + 1) * (2 * P + 1) };
+    static float x[N][2][H][W];
+    float scratch[2 * H * W], fill[2] = {-7.0f, -8.0f};
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < 2; c++)
+            for (int y = 0; y < H; y++)
+                for (int k = 0; k < W; k++) x[i][c][y][k] = (float)(100 * c + 10 * y + k);
+    dp_rng r;
+    dp_rng_seed(&r, 5, DP_STREAM_DROPOUT, 0);
+    dp_image_crop_flip(&x[0][0][0][0], N, 2, H, W, P, fill, &r, scratch);
+    int seen[NCAND] = {0};
+    for (int i = 0; i < N; i++) {
+        int found = -1;
+        for (int cand = 0; cand < NCAND && found < 0; cand++) {
+            int flip = cand & 1, dy = (cand >> 1) / (2 * P + 1) - P, dx = (cand >> 1) % (2 * P + 1) - P, ok = 1;
+            for (int c = 0; c < 2; c++)
+                for (int y = 0; y < H; y++)
+                    for (int k = 0; k < W; k++) {
+                        int sy = y + dy, sx = (flip ? W - 1 - k : k) + dx;
+                        float want = sy >= 0 && sy < H && sx >= 0 && sx < W ? (float)(100 * c + 10 * sy + sx) : fill[c];
+                        ok &= x[i][c][y][k] == want;
+                    }
+            if (ok) found = cand;
+        }
+        cr_assert_geq(found, 0, "image %d is no crop-and-flip of its input", i);
+        seen[found]++;
+    }
+    for (int cand = 0; cand < NCAND; cand++)
+        cr_assert_gt(seen[cand], N / NCAND / 3, "crop/flip %d drawn %d times of %d", cand, seen[cand], N);
+}
+
+/* --augment changes the bits, is the same for the same seed, and a run stopped mid-epoch and resumed
+ * ends with the bits of one never stopped (the draws come from the checkpointed dropout stream). */
+Test(trained, augment_is_deterministic_and_resumes_bit_identical)
+{
+    dp_train_result plain, full, again, part, rest;
+    dp_train_config cfg = tiny("cnn", "aug-plain", 320); /* 5 steps per epoch */
+    cfg.run.epochs = 2;
+    train_ok(&cfg, &plain);
+    cfg = tiny("cnn", "aug-full", 320);
+    cfg.run.epochs = 2;
+    cfg.augment = 1;
+    cfg.cutout = 6;
+    train_ok(&cfg, &full);
+    cr_assert_neq(full.params_hash, plain.params_hash, "--augment changed nothing");
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/aug-again", tmp);
+    train_ok(&cfg, &again);
+    cr_assert_eq(again.params_hash, full.params_hash, "--augment is not deterministic per seed");
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/aug-parts", tmp);
+    cfg.run.stop_after = 7;
+    train_ok(&cfg, &part);
+    cr_assert(part.stopped_early);
+    cfg.run.stop_after = 0;
+    cfg.run.resume = 1;
+    cfg.crop_pad = 3; /* the arithmetic of a step: a resume must keep it */
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &rest), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "'crop_pad' differs"), "%s", dp_errmsg());
+    cfg.crop_pad = 4;
+    train_ok(&cfg, &rest);
+    cr_assert_eq(rest.params_hash, full.params_hash, "resumed --augment run ended with other bits");
+}
+
+Test(trained, augment_refuses_vectors_and_bad_pads)
+{
+    dp_train_config cfg = tiny("mlp", "aug-bad", 64);
+    cfg.augment = 1;
+    cfg.crop_pad = 65;
+    dp_train_result res;
+    cr_assert_eq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "--crop-pad: 65"), "%s", dp_errmsg());
+    cfg.crop_pad = 4;
+    make_set(cfg.run.data, sizeof cfg.run.data, "vectors", 12, 1, 1, 3, 40);
+    cr_assert_neq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK);
+    cr_assert(strstr(dp_errmsg(), "--augment:") && strstr(dp_errmsg(), "vectors (1x1 images of 12 features)"), "%s",
+              dp_errmsg());
+}
