@@ -43,7 +43,7 @@ typedef struct dp_st_tensor {
     const uint8_t *data;             /* end - begin bytes inside the file's buffer */
 } dp_st_tensor;
 
-typedef struct dp_st_meta { char *key, *value; } dp_st_meta;
+typedef struct dp_st_meta { const char *key, *value; } dp_st_meta; /* owned by a file read */
 
 typedef struct dp_safetensors {
     char path[512];

@@ -42,5 +42,6 @@ int dp_cmd_dsi_prepare(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm);
+int dp_cmd_export(int argc, char **argv, MPI_Comm comm);
 
 #endif

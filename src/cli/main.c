@@ -22,6 +22,7 @@ static const char usage[] =
     "  dsi-train    DSI models, one per ensemble member (mpirun -np P, --members S)\n"
     "  dsi-query    top-k docids for queries on stdin, from member checkpoints\n"
     "  dsi-eval     Hits@1/5/10 and MRR@10 of an ensemble (or BM25) on a test file\n"
+    "  export     a trained run's model as safetensors (PyTorch names and layouts)\n"
     "  help CMD   the options of a command (also: dptrain CMD --help)\n"
     "  --version  this build and the OpenBLAS kernels it runs (bits differ between kernels)\n"
     "\n"
@@ -33,7 +34,8 @@ static const struct {
     int rank0_only; /* rank 0 does the work; every rank exits with its code */
 } commands[] = {{"train", dp_cmd_train, 0}, {"shard", dp_cmd_shard, 1}, {"search", dp_cmd_search, 0},
                 {"dsi-prepare", dp_cmd_dsi_prepare, 1}, {"dsi-train", dp_cmd_dsi_train, 0},
-                {"dsi-query", dp_cmd_dsi_query, 0}, {"dsi-eval", dp_cmd_dsi_eval, 0}};
+                {"dsi-query", dp_cmd_dsi_query, 0}, {"dsi-eval", dp_cmd_dsi_eval, 0},
+                {"export", dp_cmd_export, 1}};
 
 int dp_cli_rank(MPI_Comm comm)
 {

@@ -7,6 +7,7 @@ add_executable(dptrain_cli
   src/cli/cmd_search.c
   src/cli/cmd_dsi_prepare.c
   src/cli/cmd_dsi.c
+  src/cli/cmd_export.c
 )
 set_target_properties(dptrain_cli PROPERTIES OUTPUT_NAME dptrain RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
 dp_room_includes(dptrain_cli cli)

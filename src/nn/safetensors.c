@@ -42,7 +42,7 @@ void dp_safetensors_free(dp_safetensors *f)
 {
     if (!f) return;
     for (int i = 0; i < f->n; i++) free(f->t[i].name);
-    for (int i = 0; i < f->nmeta; i++) free(f->meta[i].key), free(f->meta[i].value);
+    for (int i = 0; i < f->nmeta; i++) free((char *)f->meta[i].key), free((char *)f->meta[i].value);
     free(f->t);
     free(f->meta);
     free(f->buf);
@@ -195,9 +195,9 @@ static dp_status parse_metadata(dp_safetensors *f, const cJSON *m)
             if (!strcmp(f->meta[i].key, x->string))
                 return dp_errorf(DP_ERR_FORMAT, "%s: __metadata__ '%s' is given twice", f->path, x->string);
         dp_st_meta *e = &f->meta[f->nmeta++];
-        e->key = strdup(x->string);
-        e->value = strdup(x->valuestring);
-        if (!e->key || !e->value) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", f->path);
+        char *k = strdup(x->string), *v = strdup(x->valuestring);
+        e->key = k, e->value = v;
+        if (!k || !v) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", f->path);
     }
     return DP_OK;
 }

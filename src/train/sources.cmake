@@ -8,6 +8,7 @@ dp_room(train
   src/train/sync.c
   src/train/driver.c
   src/train/classify.c
+  src/train/export.c
   src/train/trained.c
 )
 target_link_libraries(dp_train PUBLIC MPI::MPI_C PkgConfig::ZSTD PkgConfig::XXHASH ZLIB::ZLIB)
