@@ -36,6 +36,12 @@ dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const d
  *  image (row offset, column offset, flip). scratch holds one image (c*h*w floats). */
 void dp_image_crop_flip(float *x, long bs, int c, int h, int w, int pad, const float *fill, dp_rng *r,
                         float *scratch);
+/*! The same, and (confusion not NULL, zeros on entry) fills confusion[true class * classes + predicted
+ *  class] with the counts of every rank (classes = m->in.classes; the prediction is the first largest
+ *  logit, as the accuracy counts it). */
+dp_status dp_image_evaluate_confusion(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long lo,
+                                      long hi, int eval_batch, dp_sync *sync, double *confusion, double *loss,
+                                      double *acc);
 void dp_image_batch_free(dp_image_batch *b);
 
 #endif

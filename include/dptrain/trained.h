@@ -6,6 +6,7 @@
 #define DPTRAIN_TRAINED_H
 
 #include "dptrain/model.h"
+#include "dptrain/sync.h"
 #include "dptrain/train.h"
 
 #ifdef __cplusplus
@@ -27,6 +28,30 @@ typedef struct dp_trained {
 dp_status dp_trained_load(const char *run_dir, dp_trained *out);
 /*! Frees the model and zeroes t. Accepts NULL. */
 void dp_trained_free(dp_trained *t);
+
+/*! Checks that data set `dir` holds what t's model takes: images of its C x H x W and its number of
+ *  classes. @return DP_OK, DP_ERR_ARG naming dir and both shapes, or the manifest's error. */
+dp_status dp_trained_check_data(const dp_trained *t, const char *dir);
+
+enum { DP_CLASS_NAME_MAX = 64 };
+/*! The names of classes 0..classes-1 into names[k] (cut to DP_CLASS_NAME_MAX - 1 bytes): data set dir's
+ *  class names when its manifest has them, else the index. */
+void dp_trained_class_names(const char *dir, int classes, char (*names)[DP_CLASS_NAME_MAX]);
+
+typedef struct dp_eval_result {
+    long n;            /* images evaluated, all ranks */
+    int classes;
+    double loss, acc;  /* mean cross-entropy and accuracy */
+    double *confusion; /* [classes * classes] counts, row = true class, column = predicted; owned */
+} dp_eval_result;
+
+/*! Collective over the ranks of sync: evaluates t's model (eval mode: batch-norm running statistics, no
+ *  dropout) on split `split` of data set dir, cut to its first `limit` images (0 = all), each rank its
+ *  share (dp_image_set_load), in batches of eval_batch, normalised as training normalised them.
+ *  @return DP_OK and *out on every rank (free with dp_eval_result_free), or the same error on every rank. */
+dp_status dp_trained_evaluate(dp_trained *t, const char *dir, const char *split, long limit, int eval_batch,
+                              dp_sync *sync, dp_eval_result *out);
+void dp_eval_result_free(dp_eval_result *r);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/trained_cli.h"
 #include "dptrain/export.h"
 #include "dptrain/trained.h"
 
@@ -18,8 +19,6 @@ static const char header[] =
 
 static const char *const format_names[] = {"safetensors", NULL};
 
-static const dp_cli_opt o_run = {.name = "run", .arg = "DIR", .help = "the run directory (train --out)",
-                                 .kind = DP_CLI_STR, .cap = 512};
 static const dp_cli_opt o_format = {.name = "format", .arg = "NAME", .help = "safetensors",
                                     .kind = DP_CLI_CHOICE, .choices = format_names, .show_default = 1};
 static const dp_cli_opt o_file = {.name = "out", .arg = "FILE", .help = "the file to write (replaced atomically)",
@@ -31,7 +30,7 @@ static struct {
 } x;
 
 static const dp_cli_bind binds[] = {
-    DP_CLI_BIND(o_run, x.run),
+    DP_CLI_BIND(dp_trained_cli_run, x.run),
     DP_CLI_BIND(o_format, x.format),
     DP_CLI_BIND(o_file, x.out),
     DP_CLI_END,

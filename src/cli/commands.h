@@ -22,7 +22,8 @@ typedef struct dp_cli_command {
     const char *header;        /* --help text before the flags */
     const dp_cli_bind *binds;
     void (*defaults)(void);    /* the bound fields' defaults, before parsing and for --help */
-    dp_status (*check)(int ranks); /* after parsing (ranks: 0 before MPI starts); NULL: none */
+    dp_status (*operands)(int n, char **args); /* the arguments after the flags (NULL: none are taken) */
+    dp_status (*check)(int ranks); /* after parsing and operands (ranks: 0 before MPI starts); NULL: none */
     dp_status (*run)(MPI_Comm comm, int rank);
     int (*report)(void);       /* rank 0, after a run that succeeded: prints its result, returns 1 if it stopped
                                 * early; NULL: run prints */
@@ -42,6 +43,8 @@ int dp_cmd_dsi_prepare(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm);
+int dp_cmd_eval(int argc, char **argv, MPI_Comm comm);
+int dp_cmd_predict(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_export(int argc, char **argv, MPI_Comm comm);
 
 #endif

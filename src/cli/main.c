@@ -17,12 +17,14 @@ static const char usage[] =
     "commands:\n"
     "  train      train an image classifier on a shard set\n"
     "  shard      convert a dataset into shards (fashion-mnist)\n"
+    "  eval       loss, accuracy, per-class accuracy and confusion matrix of a run's model\n"
+    "  predict    top-k classes with probabilities, one JSON line per input, from a run's model\n"
+    "  export     a trained run's model as safetensors (PyTorch names and layouts)\n"
     "  search     DARTS-family architecture search (mpirun -np P for data-parallel)\n"
     "  dsi-prepare  tokenised query-docid shards from TSV or the Debian package index\n"
     "  dsi-train    DSI models, one per ensemble member (mpirun -np P, --members S)\n"
     "  dsi-query    top-k docids for queries on stdin, from member checkpoints\n"
     "  dsi-eval     Hits@1/5/10 and MRR@10 of an ensemble (or BM25) on a test file\n"
-    "  export     a trained run's model as safetensors (PyTorch names and layouts)\n"
     "  help CMD   the options of a command (also: dptrain CMD --help)\n"
     "  --version  this build and the OpenBLAS kernels it runs (bits differ between kernels)\n"
     "\n"
@@ -35,6 +37,7 @@ static const struct {
 } commands[] = {{"train", dp_cmd_train, 0}, {"shard", dp_cmd_shard, 1}, {"search", dp_cmd_search, 0},
                 {"dsi-prepare", dp_cmd_dsi_prepare, 1}, {"dsi-train", dp_cmd_dsi_train, 0},
                 {"dsi-query", dp_cmd_dsi_query, 0}, {"dsi-eval", dp_cmd_dsi_eval, 0},
+                {"eval", dp_cmd_eval, 0}, {"predict", dp_cmd_predict, 1},
                 {"export", dp_cmd_export, 1}};
 
 int dp_cli_rank(MPI_Comm comm)

@@ -211,6 +211,11 @@ static dp_status parse_one(const dp_cli_bind *b, const char *a)
 
 dp_status dp_cli_parse(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help)
 {
+    return dp_cli_parse_rest(cmd, argc, argv, binds, help, NULL);
+}
+
+dp_status dp_cli_parse_rest(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help, int *rest)
+{
     int n = 0;
     for (const dp_cli_bind *b = binds; b->opt || b->heading; b++) {
         if (!b->opt) continue;
@@ -258,7 +263,8 @@ dp_status dp_cli_parse(const char *cmd, int argc, char **argv, const dp_cli_bind
     }
     free(opts);
     free(which);
-    if (rc == DP_OK && !*help && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
+    if (rest) *rest = optind; /* getopt_long moved the operands behind the flags */
+    else if (rc == DP_OK && !*help && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
     return rc;
 }
 

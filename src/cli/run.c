@@ -17,15 +17,16 @@ static void on_signal(int sig)
 
 int dp_cli_run(const dp_cli_command *c, int argc, char **argv, MPI_Comm comm)
 {
-    int rank = dp_cli_rank(comm), ranks = 0, help = 0;
+    int rank = dp_cli_rank(comm), ranks = 0, help = 0, rest = argc;
     if (comm != MPI_COMM_NULL) MPI_Comm_size(comm, &ranks);
     c->defaults();
-    dp_status rc = dp_cli_parse(c->name, argc, argv, c->binds, &help);
+    dp_status rc = dp_cli_parse_rest(c->name, argc, argv, c->binds, &help, c->operands ? &rest : NULL);
     if (help) { /* defaults as they are, whatever flags came before --help */
         c->defaults();
         dp_cli_help(stdout, c->header, c->binds, c->stop_on_signal ? stop_footer : NULL);
         return 0;
     }
+    if (rc == DP_OK && c->operands) rc = c->operands(argc - rest, argv + rest);
     if (rc == DP_OK && c->check) rc = c->check(ranks);
     if (rc != DP_OK) {
         /* every rank parsed the same flags; one message is enough */

@@ -7,6 +7,9 @@ add_executable(dptrain_cli
   src/cli/cmd_search.c
   src/cli/cmd_dsi_prepare.c
   src/cli/cmd_dsi.c
+  src/cli/trained_cli.c
+  src/cli/cmd_eval.c
+  src/cli/cmd_predict.c
   src/cli/cmd_export.c
 )
 set_target_properties(dptrain_cli PROPERTIES OUTPUT_NAME dptrain RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})

@@ -46,6 +46,26 @@ dp_tensor *dp_image_batch_get(dp_image_batch *b, dp_ctx *ctx, const dp_image_set
 dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long lo, long hi,
                             int eval_batch, dp_sync *sync, double *loss_out, double *acc_out)
 {
+    return dp_image_evaluate_confusion(b, ctx, m, set, lo, hi, eval_batch, sync, NULL, loss_out, acc_out);
+}
+
+/* confusion[label * classes + first argmax] += 1 for each row of logits [bs, classes] (the argmax
+ * dp_cross_entropy counts as correct, so the diagonal sums to its count) */
+static void confusion_add(double *confusion, const float *logits, const int32_t *y, long bs, int classes)
+{
+    for (long i = 0; i < bs; i++) {
+        const float *r = logits + (size_t)i * (size_t)classes;
+        int arg = 0;
+        for (int k = 1; k < classes; k++)
+            if (r[k] > r[arg]) arg = k;
+        confusion[(size_t)y[i] * (size_t)classes + (size_t)arg] += 1;
+    }
+}
+
+dp_status dp_image_evaluate_confusion(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long lo,
+                                      long hi, int eval_batch, dp_sync *sync, double *confusion, double *loss_out,
+                                      double *acc_out)
+{
     double v[3] = {0, 0, (double)(hi - lo)};
     dp_status rc = DP_OK;
     for (long first = lo; first < hi; first += eval_batch) {
@@ -54,20 +74,23 @@ dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const d
         ctx->training = 0;
         ctx->grad_enabled = 0;
         long k = 0;
-        dp_tensor *loss = dp_cross_entropy(ctx, m->forward(m, ctx, dp_image_batch_get(b, ctx, set, NULL, first, bs)),
-                                           b->y, &k);
+        dp_tensor *logits = m->forward(m, ctx, dp_image_batch_get(b, ctx, set, NULL, first, bs));
+        dp_tensor *loss = dp_cross_entropy(ctx, logits, b->y, &k);
         if (!loss) {
             rc = ctx->status ? ctx->status : dp_errorf(DP_ERR_SHAPE, "evaluation: forward failed");
             break;
         }
         v[0] += (double)loss->data[0] * (double)bs;
         v[1] += (double)k;
+        if (confusion) confusion_add(confusion, logits->data, b->y, bs, m->in.classes);
     }
     ctx->training = 1;
     ctx->grad_enabled = 1;
     /* every rank joins the sum, even one whose forward failed, so none waits forever */
     rc = dp_sync_all_ok(sync, rc, "evaluation");
     if (rc == DP_OK) rc = dp_sync_sum(sync, v, 3);
+    int nc = m->in.classes;
+    if (rc == DP_OK && confusion) rc = dp_sync_sum(sync, confusion, nc * nc);
     if (rc != DP_OK) return rc;
     *loss_out = v[2] ? v[0] / v[2] : 0;
     *acc_out = v[2] ? v[1] / v[2] : 0;

@@ -10,5 +10,6 @@ dp_room(train
   src/train/classify.c
   src/train/export.c
   src/train/trained.c
+  src/train/trained_eval.c
 )
 target_link_libraries(dp_train PUBLIC MPI::MPI_C PkgConfig::ZSTD PkgConfig::XXHASH ZLIB::ZLIB)
