@@ -18,7 +18,7 @@ with the zstd command), normalised as dptrain does: lut[v] = (v / 255 - mean) / 
 Prints a table of what it compared; exits 1 on a mismatch (relative difference > --tol), 2 on bad use.
 
   /usr/bin/python3 benchmarks/torch_check.py --dptrain build/dptrain --data DIR --work DIR
-      [--run RUN] [--model NAME|FILE.json] [--batch B] [--seed S] [--tol 1e-4]
+      [--run RUN] [--test-limit N] [--model NAME|FILE.json] [--batch B] [--seed S] [--tol 1e-4]
 
 Run with OPENBLAS_NUM_THREADS=1 (benchmarks/torch_check.sh does)."""
 import argparse
@@ -299,11 +299,15 @@ def check_export(args, rows):
         fail(f"{path}: names differ from PyTorch's state_dict: missing {missing}, extra {extra}", 1)
     net.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
     net.eval()
-    out = run([args.dptrain, "predict", "--run", args.run, "--data", args.data, "--logits"], "dptrain predict")
-    theirs = [json.loads(line)["logits"] for line in out.splitlines() if line.strip().startswith("{")]
-    if not theirs:
-        fail("dptrain predict --logits printed no JSON line with \"logits\"", 1)
+    out = run([args.dptrain, "predict", "--run", args.run, "--data", args.data, "--logits", "--limit",
+               str(args.test_limit)], "dptrain predict")
+    lines = [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
+    if not lines or any(rec.get("index") != i for i, rec in enumerate(lines)):
+        fail("dptrain predict --logits printed no JSON lines, or not in test-set order", 1)
+    theirs = [rec["logits"] for rec in lines]
     pixels, labels = read_split(args.data, "test", len(theirs))
+    if any(rec["label"] != y for rec, y in zip(lines, labels)):
+        fail("dptrain predict's labels are not the test split's", 1)
     with torch.no_grad():
         ours = torch.cat([net(normalise(pixels[i:i + 500], norm["mean"], norm["std"]))
                           for i in range(0, len(pixels), 500)]).numpy()
@@ -361,6 +365,7 @@ def main():
     ap.add_argument("--work", required=True, help="folder for the files this writes")
     ap.add_argument("--run", help="a trained run: check (a), export -> PyTorch")
     ap.add_argument("--model", default="cnn", help="(b): name or description file; (a) reads the file's metadata")
+    ap.add_argument("--test-limit", type=int, default=1000, help="(a): the first N test images, 0 = all")
     ap.add_argument("--batch", type=int, default=64, help="(b): the one batch")
     ap.add_argument("--seed", type=int, default=1, help="(b): PyTorch's initialisation seed")
     ap.add_argument("--mean", type=float, nargs="+", help="(b): normalisation (default Fashion-MNIST's)")
