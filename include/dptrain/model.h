@@ -1,4 +1,4 @@
-/* Image classifiers by name: the model registry and the reference models.
+/* Image classifiers by name or description file (netdesc.h).
  *
  * A dp_model owns its parameter registry (flat buffers) and maps a batch
  * [N, C, H, W] to logits [N, classes]. */
@@ -22,10 +22,12 @@ typedef struct dp_model {
     void (*free_impl)(void *impl);
     double flops_per_sample; /* forward multiply-adds x 2 (backward ~ 2x forward) */
     float progress;          /* fraction of training done, set by the trainer each epoch (drop-path) */
+    char *desc;              /* owned: the canonical compact JSON of a description (netdesc.h), NULL otherwise */
 } dp_model;
 
-/*! Builds model `name` ("mlp", "cnn") for inputs of `shape` and finalises its
- *  parameters (not yet initialised: call dp_params_init). The caller frees
+/*! Builds model `name` (a shipped description: "mlp", "cnn", "resnet20"; or a
+ *  path to a description .json, netdesc.h) for inputs of `shape` and finalises
+ *  its parameters (not yet initialised: call dp_params_init). The caller frees
  *  with dp_model_free. DP_ERR_ARG names the unknown model. */
 dp_status dp_model_build(const char *name, const dp_model_shape *shape, dp_model **out);
 void dp_model_free(dp_model *m);

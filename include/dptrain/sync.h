@@ -58,7 +58,11 @@ typedef struct dp_sync_opts {
 dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_sync_opts *o);
 void dp_sync_free(dp_sync *s);
 
-/*! Compares `text` (key=value lines) across ranks; a difference stops every
+/* The longest configuration text (with its NUL) the ranks compare and a checkpoint keeps: a network
+ * description's JSON travels in it (model_json=), so it holds a few hundred layers. */
+#define DP_CONFIG_TEXT_CAP 65536
+
+/*! Compares `text` (key=value lines, under DP_CONFIG_TEXT_CAP bytes) across ranks; a difference stops every
  *  rank with DP_ERR_MPI naming the rank, the field and both values. */
 dp_status dp_sync_agree(dp_sync *s, const char *text);
 /*! Collective: every rank passes its own status of a step that may fail on

@@ -129,7 +129,7 @@ typedef struct dp_driver {
     double ckpt_floats;     /* set by the task's load: floats its checkpoint sections hold (optimizer state ...) */
     char nonfinite[1200];   /* a task's step may say why its gradients are not usable */
     char ckpt[1024];
-    char config_text[8192];
+    char config_text[DP_CONFIG_TEXT_CAP];
 } dp_driver;
 
 /* An epoch as it ends: its sums over every rank, and its times. */

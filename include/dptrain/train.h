@@ -26,7 +26,7 @@ extern "C" {
 typedef struct dp_train_config {
     dp_run_config run;   /* the shared options; run.codec also carries --dgc (SGD then runs without
                             momentum) and --codec-start */
-    char model[32];
+    char model[512];     /* a shipped description's name or a description FILE.json (netdesc.h) */
     char arch[512];      /* genotype JSON: train the derived DARTS network instead of `model` ("" = off) */
     int layers;          /* --arch: cells (reductions at layers/3 and 2 layers/3) */
     int channels;        /* --arch: C of the first cells (stem 3C) */

@@ -1,8 +1,10 @@
 /* `dptrain train`: flags -> dp_train_config -> dp_train_run -> summary line. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "dptrain/netdesc.h"
 #include "dptrain/train.h"
 
 static const char header[] =
@@ -36,8 +38,10 @@ static dp_status parse_schedule(const dp_cli_opt *o, const char *a, void *field)
 static const char *const nonfinite_names[] = {"stop", "skip", NULL}; /* dp_nonfinite_policy */
 
 /* train's own flags */
-static const dp_cli_opt o_model = {.name = "model", .arg = "NAME", .help = "mlp | cnn", .kind = DP_CLI_STR, .cap = 32,
-                                   .show_default = 1};
+static const dp_cli_opt o_model = {.name = "model", .arg = "NAME|FILE",
+                                   .help = "mlp | cnn | resnet20, or a network description FILE.json\n"
+                                           "(docs/models.md; `dptrain summary` shows its layers)",
+                                   .kind = DP_CLI_STR, .cap = sizeof((dp_train_config *)0)->model, .show_default = 1};
 static const dp_cli_opt o_test_limit = {.name = "test-limit", .arg = "N",
                                         .help = "evaluate on the first N test images only, 0 = all",
                                         .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
@@ -216,7 +220,14 @@ static dp_status check(int ranks)
         cfg.run.codec.dgc_momentum = base.momentum;
         cfg.opt.momentum = 0.0f;
     }
-    return dp_train_config_check(&cfg);
+    dp_status rc = dp_train_config_check(&cfg);
+    if (rc != DP_OK || cfg.arch[0] || dp_netdesc_shipped(cfg.model)) return rc;
+    /* a description that does not read or parse is said once, before the ranks start */
+    char *json = NULL;
+    rc = dp_netdesc_load(cfg.model, &json);
+    if (rc == DP_OK) rc = dp_netdesc_check(json, cfg.model);
+    free(json);
+    return rc;
 }
 
 static dp_status run(MPI_Comm comm, int rank)

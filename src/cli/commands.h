@@ -29,6 +29,8 @@ typedef struct dp_cli_command {
                                 * early; NULL: run prints */
     int stop_on_signal;        /* SIGINT/SIGTERM: finish the step, checkpoint, stop, exit 128 + signal */
     int split_world;           /* run splits comm into parts that agree on a non-finite value only among themselves */
+    int no_mpi;                /* run right after the flags, before MPI starts (comm MPI_COMM_NULL): a command
+                                * that talks to no other rank pays no MPI start-up */
 } dp_cli_command;
 
 /* Parses the flags (--help: prints them with their defaults), checks them: a bad flag is exit 2, a file a flag
@@ -39,6 +41,7 @@ int dp_cli_run(const dp_cli_command *c, int argc, char **argv, MPI_Comm comm);
 int dp_cmd_train(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_shard(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_search(int argc, char **argv, MPI_Comm comm);
+int dp_cmd_summary(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_dsi_prepare(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_dsi_train(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_dsi_query(int argc, char **argv, MPI_Comm comm);

@@ -21,6 +21,7 @@ static const char usage[] =
     "  predict    top-k classes with probabilities, one JSON line per input, from a run's model\n"
     "  export     a trained run's model as safetensors (PyTorch names and layouts)\n"
     "  search     DARTS-family architecture search (mpirun -np P for data-parallel)\n"
+    "  summary    a model's layers: output shapes, parameters, FLOPs (docs/models.md)\n"
     "  dsi-prepare  tokenised query-docid shards from TSV or the Debian package index\n"
     "  dsi-train    DSI models, one per ensemble member (mpirun -np P, --members S)\n"
     "  dsi-query    top-k docids for queries on stdin, from member checkpoints\n"
@@ -35,6 +36,7 @@ static const struct {
     int (*fn)(int, char **, MPI_Comm);
     int rank0_only; /* rank 0 does the work; every rank exits with its code */
 } commands[] = {{"train", dp_cmd_train, 0}, {"shard", dp_cmd_shard, 1}, {"search", dp_cmd_search, 0},
+                {"summary", dp_cmd_summary, 1},
                 {"dsi-prepare", dp_cmd_dsi_prepare, 1}, {"dsi-train", dp_cmd_dsi_train, 0},
                 {"dsi-query", dp_cmd_dsi_query, 0}, {"dsi-eval", dp_cmd_dsi_eval, 0},
                 {"eval", dp_cmd_eval, 0}, {"predict", dp_cmd_predict, 1},

@@ -33,7 +33,7 @@ int dp_cli_run(const dp_cli_command *c, int argc, char **argv, MPI_Comm comm)
         if (rank == 0) fprintf(stderr, "dptrain %s: %s%s\n", c->name, rc == DP_ERR_ARG ? "" : "error: ", dp_errmsg());
         return rc == DP_ERR_ARG ? 2 : 1;
     }
-    if (comm == MPI_COMM_NULL) return DP_CLI_FLAGS_OK;
+    if (comm == MPI_COMM_NULL && !c->no_mpi) return DP_CLI_FLAGS_OK;
     if (c->stop_on_signal) {
         struct sigaction sa = {.sa_handler = on_signal};
         sigaction(SIGINT, &sa, NULL);

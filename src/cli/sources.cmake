@@ -5,6 +5,7 @@ add_executable(dptrain_cli
   src/cli/cmd_train.c
   src/cli/cmd_shard.c
   src/cli/cmd_search.c
+  src/cli/cmd_summary.c
   src/cli/cmd_dsi_prepare.c
   src/cli/cmd_dsi.c
   src/cli/trained_cli.c

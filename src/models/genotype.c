@@ -10,6 +10,7 @@
 
 #include "dptrain/fsutil.h"
 #include "dptrain/nas.h"
+#include "models/json_pos.h"
 
 enum { NPAIRS = 2 * DP_NAS_NODES };
 
@@ -149,15 +150,6 @@ dp_status dp_genotype_save(const dp_genotype *g, const char *path)
     return rc;
 }
 
-static void line_col(const char *text, const char *at, int *line, int *col)
-{
-    *line = 1, *col = 1;
-    for (const char *p = text; p < at && *p; p++) {
-        if (*p == '\n') ++*line, *col = 1;
-        else ++*col;
-    }
-}
-
 static int as_int(const cJSON *v, int *out)
 {
     if (!cJSON_IsNumber(v)) return 0;
@@ -239,10 +231,10 @@ dp_status dp_genotype_load(const char *path, dp_genotype *g)
     cJSON *root = cJSON_ParseWithOpts(text, &end, 0);
     int line, col;
     if (!root) {
-        line_col(text, end ? end : cJSON_GetErrorPtr(), &line, &col);
+        dp_json_line_col(text, end ? end : cJSON_GetErrorPtr(), &line, &col);
         rc = dp_errorf(DP_ERR_FORMAT, "%s: not JSON (syntax error at line %d, column %d)", path, line, col);
     } else if (end[strspn(end, " \t\r\n")]) {
-        line_col(text, end, &line, &col);
+        dp_json_line_col(text, end, &line, &col);
         rc = dp_errorf(DP_ERR_FORMAT, "%s: trailing characters after the JSON value at line %d, column %d", path,
                        line, col);
     } else {

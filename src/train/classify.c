@@ -17,6 +17,7 @@
 #include "dptrain/fault.h"
 #include "dptrain/image_task.h"
 #include "dptrain/nas.h"
+#include "dptrain/netdesc.h"
 #include "dptrain/ops.h"
 #include "dptrain/safetensors.h"
 #include "dptrain/task.h"
@@ -45,17 +46,35 @@ typedef struct classify {
     int64_t opt_t;     /* a checkpoint's optimizer step count */
     int epochs_done;   /* last epoch's figures, for dp_train_result */
     double train_loss, train_acc, test_loss, test_acc;
-    char config_text[4096];
+    char config_text[DP_CONFIG_TEXT_CAP];
     dp_safetensors init; /* --init: the file, read at build, copied into the parameters at load */
 } classify;
 
-/* --model by name, or --arch: the genotype's network, whose content joins the
+/* A description read from a file joins the configuration text as its canonical JSON, so that ranks and
+ * resumes compare the network, not the path, and a checkpoint alone rebuilds it. A shipped name is its
+ * own record (model=NAME), as in checkpoints written before descriptions existed. */
+static dp_status add_description(classify *c)
+{
+    if (dp_netdesc_shipped(c->cfg->model)) return DP_OK;
+    size_t len = strlen(c->config_text), cap = sizeof c->config_text;
+    int n = snprintf(c->config_text + len, cap - len, "model_json=%s\n", c->m->desc);
+    if (n < 0 || (size_t)n >= cap - len)
+        return dp_errorf(DP_ERR_ARG, "%s: the description does not fit the configuration text (%d bytes)",
+                         c->cfg->model, DP_CONFIG_TEXT_CAP);
+    return DP_OK;
+}
+
+/* --model (a description), or --arch: the genotype's network, whose content joins the
  * configuration text so that ranks and resumes compare the cell, not the path. */
 static dp_status build_model(classify *c, const dp_model_shape *shape, const dp_genotype *g)
 {
     const dp_train_config *cfg = c->cfg;
-    if (!cfg->arch[0]) return dp_model_build(cfg->model, shape, &c->m);
-    dp_status rc = dp_darts_net_build(g, cfg->layers, cfg->channels, cfg->drop_path, shape, &c->m);
+    dp_status rc;
+    if (!cfg->arch[0]) {
+        rc = dp_model_build(cfg->model, shape, &c->m);
+        return rc == DP_OK ? add_description(c) : rc;
+    }
+    rc = dp_darts_net_build(g, cfg->layers, cfg->channels, cfg->drop_path, shape, &c->m);
     if (rc != DP_OK) return rc;
     char text[1024];
     size_t len = strlen(c->config_text), cap = sizeof c->config_text;

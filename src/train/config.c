@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dptrain/netdesc.h"
 #include "dptrain/train.h"
 
 void dp_train_config_defaults(dp_train_config *cfg)
@@ -44,6 +45,10 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
     DP_CHECK(isfinite(cfg->step_gamma) && cfg->step_gamma > 0 && cfg->step_gamma <= 1,
              "--step-gamma: %g is out of range (0, 1]", cfg->step_gamma);
     DP_CHECK(isfinite(cfg->clip) && cfg->clip >= 0, "--clip: %g must be >= 0 (0 = off)", cfg->clip);
+    size_t ml = strlen(cfg->model);
+    DP_CHECK(cfg->arch[0] || dp_netdesc_shipped(cfg->model) || (ml > 5 && !strcmp(cfg->model + ml - 5, ".json") &&
+                                                                !strchr(cfg->model, '\n')),
+             "--model: unknown model '%s' (known: %s)", cfg->model, dp_model_names());
     DP_CHECK(cfg->layers >= 1 && cfg->layers <= 1000, "--layers: %d is out of range [1, 1000]", cfg->layers);
     DP_CHECK(cfg->channels >= 1 && cfg->channels <= 4096, "--channels: %d is out of range [1, 4096]", cfg->channels);
     DP_CHECK(isfinite(cfg->drop_path) && cfg->drop_path >= 0 && cfg->drop_path < 1,

@@ -27,7 +27,7 @@ static void normalisation(const dp_trained *t, char *buf, size_t cap)
 
 dp_status dp_export_safetensors(const dp_trained *t, const char *path, const char *version)
 {
-    char input[64], classes[16], norm[1100], config[8192];
+    char input[64], classes[16], norm[1100], config[DP_CONFIG_TEXT_CAP];
     snprintf(input, sizeof input, "[%d, %d, %d]", t->shape.c, t->shape.h, t->shape.w);
     snprintf(classes, sizeof classes, "%d", t->shape.classes);
     normalisation(t, norm, sizeof norm);
@@ -36,7 +36,7 @@ dp_status dp_export_safetensors(const dp_trained *t, const char *path, const cha
         {"format", "pt"}, /* what Hugging Face's loaders look for in a PyTorch file */
         {"dptrain.version", version},
         {"dptrain.model", t->model->name},
-        {"dptrain.description", NULL},
+        {"dptrain.description", t->model->desc}, /* NULL (left out) for a genotype's network */
         {"dptrain.input", input},
         {"dptrain.classes", classes},
         {"dptrain.normalize", norm},

@@ -128,7 +128,7 @@ void dp_sync_free(dp_sync *s)
 
 /* ---- agreement ---- */
 
-#define AGREE_BYTES 8192
+#define AGREE_BYTES DP_CONFIG_TEXT_CAP
 
 static void field_at(const char *text, const char *key, size_t klen, char *out, size_t n)
 {
@@ -148,8 +148,12 @@ dp_status dp_sync_agree(dp_sync *s, const char *text)
     if (s->size == 1) return DP_OK;
     if (strlen(text) >= AGREE_BYTES) return dp_errorf(DP_ERR_ARG, "configuration text over %d bytes", AGREE_BYTES);
     char *all = calloc((size_t)s->size, AGREE_BYTES);
-    char mine[AGREE_BYTES] = {0};
-    if (!all) return dp_errorf(DP_ERR_NOMEM, "agreement: out of memory");
+    char *mine = calloc(1, AGREE_BYTES);
+    if (!all || !mine) {
+        free(all);
+        free(mine);
+        return dp_errorf(DP_ERR_NOMEM, "agreement: out of memory");
+    }
     strcpy(mine, text);
     dp_watchdog_wait_begin(s->wd, "configuration agreement", 0, 0);
     dp_status rc = dp_mpi_errorf(MPI_Allgather(mine, AGREE_BYTES, MPI_CHAR, all, AGREE_BYTES, MPI_CHAR, s->comm),
@@ -175,6 +179,7 @@ dp_status dp_sync_agree(dp_sync *s, const char *text)
         }
     }
     free(all);
+    free(mine);
     return rc;
 }
 
