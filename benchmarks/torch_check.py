@@ -36,7 +36,8 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530  # src/data/image_set.c, until the manifest carries its statistics
 
-# The shipped descriptions, for a file whose metadata names the model only (before the netdesc branch).
+# mlp and cnn as src/models/zoo describes them, for a build without the zoo (a file whose metadata names
+# the model only).
 FALLBACK = {
     "mlp": {"name": "mlp", "layers": [
         {"type": "flatten"},
@@ -259,7 +260,7 @@ def description(model_arg, meta):
     zoo = os.path.join(ROOT, "src", "models", "zoo", name + ".json")
     if os.path.exists(zoo):
         with open(zoo) as f:
-            return json.load(f), zoo
+            return json.load(f), os.path.relpath(zoo, ROOT)
     if name in FALLBACK:
         return FALLBACK[name], "torch_check.py's table"
     fail(f"no description for model '{name}' (give --model FILE.json)")
@@ -383,12 +384,12 @@ def main():
     if not args.skip_init:
         check_init(args, rows)
     bad = 0
-    print(f"{'check':<42} {'model':<34} {'rel diff':>10}  verdict  details")
+    print(f"{'check':<42} {'model':<36} {'rel diff':>10}  verdict  details")
     for what, model, details, r in rows:
         ok = r is None or r <= args.tol
         bad += not ok
         rs = "-" if r is None else f"{r:.2e}"
-        print(f"{what:<42} {model:<34} {rs:>10}  {'ok' if ok else 'FAIL':<7}  {details}")
+        print(f"{what:<42} {model:<36} {rs:>10}  {'ok' if ok else 'FAIL':<7}  {details}")
     print(f"torch_check: {'PASS' if not bad else 'FAIL'} (tolerance {args.tol:g} relative)")
     return 1 if bad else 0
 
