@@ -223,38 +223,41 @@ Test(safetensors, bytes_after_the_last_tensor)
     expect_bad("not indexed", "'a'");
 }
 
-Test(safetensors, bad_dtype)
+/* One tensor 'w' whose entry is wrong in one way: `what` the message must say. */
+static const struct bad_entry {
+    const char *entry, *what;
+    size_t data;
+} bad_entries[] = {
+    /* bad dtype */
+    {"{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}", "unknown dtype 'F33'", 8},
+    {"{\"dtype\":32,\"shape\":[2],\"data_offsets\":[0,8]}", "dtype is not a string", 8},
+    /* shape and offsets disagree */
+    {"{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}", "shape [3] of F32 needs", 16},
+    {"{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,16]}", "more than 2^64", 16},
+    {"{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,16]}", "shape[0] is not a non-negative integer", 16},
+    {"{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,16]}", "shape[0] is not", 16},
+    {"{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}", "at most 8 sizes", 4},
+    /* malformed entries */
+    {"{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}", "end before they begin", 8},
+    {"{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}", "data_offsets is not", 8},
+    {"{\"dtype\":\"F32\",\"data_offsets\":[0,8]}", "field 'shape' is missing", 8},
+    {"{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1}", "unknown field 'x'", 8},
+    {"{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", "field 'dtype' given twice", 8},
+    {"[1]", "not a JSON object", 0},
+};
+
+Test(safetensors, bad_entries_name_the_tensor)
 {
-    write_raw("{\"w\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}", six, 8);
-    expect_bad("unknown dtype 'F33'", "'w'");
-    write_raw("{\"w\":{\"dtype\":32,\"shape\":[2],\"data_offsets\":[0,8]}}", six, 8);
-    expect_bad("dtype is not a string", "'w'");
+    for (size_t i = 0; i < sizeof bad_entries / sizeof bad_entries[0]; i++) {
+        char hdr[256];
+        snprintf(hdr, sizeof hdr, "{\"w\":%s}", bad_entries[i].entry);
+        write_raw(hdr, six, bad_entries[i].data);
+        expect_bad(bad_entries[i].what, "tensor 'w'");
+    }
 }
 
-Test(safetensors, shape_and_offsets_disagree)
+Test(safetensors, duplicate_names_and_bad_metadata)
 {
-    write_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", six, 16);
-    expect_bad("shape [3] of F32 needs", "'w'");
-    write_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,16]}}", six, 16);
-    expect_bad("more than 2^64", "'w'");
-    write_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,16]}}", six, 16);
-    expect_bad("shape[0] is not a non-negative integer", "'w'");
-    write_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,16]}}", six, 16);
-    expect_bad("shape[0]", "'w'");
-}
-
-Test(safetensors, malformed_entries)
-{
-    write_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", six, 8);
-    expect_bad("end before they begin", "'w'");
-    write_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", six, 8);
-    expect_bad("data_offsets is not", "'w'");
-    write_raw("{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", six, 8);
-    expect_bad("field 'shape' is missing", "'w'");
-    write_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1}}", six, 8);
-    expect_bad("unknown field 'x'", "'w'");
-    write_raw("{\"w\":[1]}", six, 0);
-    expect_bad("not a JSON object", "'w'");
     write_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
               "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", six, 8);
     expect_bad("named twice", "'w'");
