@@ -7,13 +7,15 @@
 #   benchmarks/torch_check.sh [--models "mlp cnn"] [--limit N] [--test-limit N] [--batch B]
 #
 # --limit: training images of the short run (default 512); --test-limit: test images compared (default
-# 1000); --batch: the first-step batch of (b) (default 64). Needs Debian's python3-torch and numpy.
+# 1000); --batch: the first-step batch of (b) (default 64). Needs Debian's python3-torch, numpy and zstd
+# (the command: the script decodes the shards' zstd frames with it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 models="mlp cnn" limit=512 test_limit=1000 batch=64
 dp_flags torch_check "--models=models --limit=limit --test-limit=test_limit --batch=batch" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_torch
+command -v zstd >/dev/null || { echo "torch_check: needs the zstd command to read shards (apt-get install zstd)" >&2; exit 1; }
 status=0
 for m in $models; do
   work="$out/torch_check/$m"
