@@ -13,7 +13,8 @@
     batch in train mode.
 
 Inputs: read from the dptrain shard set itself (manifest, 128-byte shard headers, zstd frames decoded
-with the zstd command), normalised as dptrain does: lut[v] = (v / 255 - mean) / std in float32.
+with the zstd command), normalised as dptrain does: lut[v] = (v / 255 - mean) / std in float32, with the
+export's dptrain.normalize (a), the manifest's mean/std lines (b), or Fashion-MNIST's default numbers.
 
 Prints a table of what it compared; exits 1 on a mismatch (relative difference > --tol), 2 on bad use.
 
@@ -34,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530  # src/data/image_set.c, until the manifest carries its statistics
+FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530  # what dptrain normalises with when the manifest has no mean/std lines
 
 # mlp and cnn as src/models/zoo describes them, for a build without the zoo (a file whose metadata names
 # the model only).
@@ -142,6 +143,20 @@ def read_split(data, split, limit=0):
         a = a[:limit]
     labels = a[:, :2].copy().view("<u2").reshape(-1).astype(np.int64)
     return a[:, 2:].reshape(-1, *shape), labels
+
+
+def manifest_stats(data):
+    """The manifest's per-channel `mean` and `std` lines (shards/README.md), or Fashion-MNIST's numbers that
+    dptrain normalises with when a manifest has none."""
+    stats = {}
+    with open(os.path.join(data, "manifest.txt")) as f:
+        for line in f:
+            w = line.split()
+            if w and w[0] in ("mean", "std"):
+                stats[w[0]] = [float(v) for v in w[1:]]
+    if "mean" in stats and "std" in stats:
+        return stats["mean"], stats["std"], "the manifest"
+    return [FMNIST_MEAN], [FMNIST_STD], "Fashion-MNIST's default"
 
 
 def normalise(pixels, mean, std):
@@ -289,8 +304,11 @@ def check_export(args, rows):
     desc, src = description(args.model, meta)
     shape = json.loads(meta["dptrain.input"]) if "dptrain.input" in meta else [1, 28, 28]
     classes = int(meta.get("dptrain.classes", 10))
-    norm = json.loads(meta["dptrain.normalize"]) if "dptrain.normalize" in meta else \
-        {"mean": [FMNIST_MEAN], "std": [FMNIST_STD]}
+    if "dptrain.normalize" in meta:
+        norm = json.loads(meta["dptrain.normalize"])
+    else:
+        mean, std, _ = manifest_stats(args.data)
+        norm = {"mean": mean, "std": std}
     torch.manual_seed(0)
     net = Net(desc, shape, classes)
     sd = net.state_dict()
@@ -338,8 +356,8 @@ def check_init(args, rows):
     st_write(path, {k: v.detach().numpy().copy() for k, v in net.state_dict().items()},
              {"format": "pt", "written_by": "benchmarks/torch_check.py"})
     net.train()
-    x = normalise(pixels, [FMNIST_MEAN], [FMNIST_STD]) if args.mean is None else \
-        normalise(pixels, args.mean, args.std)
+    mean, std, _ = manifest_stats(args.data) if args.mean is None else (args.mean, args.std, "--mean/--std")
+    x = normalise(pixels, mean, std)
     loss_torch = float(F.cross_entropy(net(x), torch.from_numpy(labels)))
     out_dir = os.path.join(args.work, "init_run")
     model = args.model
@@ -369,7 +387,7 @@ def main():
     ap.add_argument("--test-limit", type=int, default=1000, help="(a): the first N test images, 0 = all")
     ap.add_argument("--batch", type=int, default=64, help="(b): the one batch")
     ap.add_argument("--seed", type=int, default=1, help="(b): PyTorch's initialisation seed")
-    ap.add_argument("--mean", type=float, nargs="+", help="(b): normalisation (default Fashion-MNIST's)")
+    ap.add_argument("--mean", type=float, nargs="+", help="(b): normalisation (default: the manifest's)")
     ap.add_argument("--std", type=float, nargs="+")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--skip-init", action="store_true", help="run (a) only")

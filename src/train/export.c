@@ -10,7 +10,9 @@
 #include "dptrain/safetensors.h"
 
 /* The trainer's normalisation, recovered from the byte -> float table it uses:
- * lut[v] = (v / 255 - mean) / std, so std = 1 / (lut[255] - lut[0]) and mean = -lut[0] std. */
+ * lut[v] = (v / 255 - mean) / std, so std = 1 / (lut[255] - lut[0]) and mean = -lut[0] std.
+ * DATA: once branch `data` normalises with the manifest's per-channel statistics, these are
+ * the run's data set's (its manifest's mean/std lines, t->data), not the default table's. */
 static void normalisation(const dp_trained *t, char *buf, size_t cap)
 {
     float lut[256];
