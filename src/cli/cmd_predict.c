@@ -2,10 +2,12 @@
  * set's split, or an image file), one JSON line with the top-k classes and
  * their probabilities (softmax of the logits, eval mode), and with --logits
  * the logits themselves (%.9g: enough digits to compare with another framework). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -73,6 +75,8 @@ static dp_status check(int ranks)
     DP_CHECK(top >= 1, "--top: %d must be >= 1", top);
     DP_CHECK(tc.data[0] || nfiles, "name the inputs: --data DIR (a shard set) or image FILEs");
     DP_CHECK(!(tc.data[0] && nfiles), "--data DIR and image FILEs (%s ...) exclude each other", nfiles ? files[0] : "");
+    for (int i = 0; i < nfiles; i++)
+        if (access(files[i], R_OK) != 0) return dp_errorf(DP_ERR_IO, "%s: %s", files[i], strerror(errno));
     /* IMGTAB: image files need the PNG/JPEG decoder of branch `imgtab`; until it lands they are refused */
     DP_CHECK(!nfiles, "%s: image files need the PNG/JPEG decoder, which this build lacks: shard them and use --data",
              files[0]);

@@ -46,9 +46,11 @@ dp_status dp_trained_cli_open(dp_trained_cli *c, MPI_Comm comm, int data_needed,
     dp_status rc = dp_sync_init(sync, comm, &none, &so);
     if (rc != DP_OK) return rc;
     rc = sync->rank == 0 ? open_here(c, data_needed, t) : DP_OK;
+    dp_status mine = rc;
     rc = dp_sync_root_status(sync, rc);
-    if (rc != DP_OK && sync->rank != 0) return dp_errorf(DP_ERR_MPI, "rank 0: %s", dp_errmsg()); /* said by rank 0 */
-    if (rc == DP_OK && sync->rank != 0) rc = open_here(c, data_needed, t);
+    if (rc != DP_OK) /* every rank stops here; rank 0 says why */
+        return sync->rank == 0 ? dp_errorf(mine, "%s", dp_errmsg()) : dp_errorf(DP_ERR_MPI, "rank 0: %s", dp_errmsg());
+    if (sync->rank != 0) rc = open_here(c, data_needed, t);
     return dp_sync_all_ok(sync, rc, "loading the run");
 }
 

@@ -4,7 +4,6 @@
  * Every size is checked here in 64-bit arithmetic before anything is declared: a tensor or weight past
  * INT_MAX floats is refused with the layer's path, as is any shape a layer cannot take. */
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,16 +56,7 @@ static void shape_str(const nd_shape *s, char *buf, size_t n)
     else snprintf(buf, n, "[N, %ld, %ld, %ld]", s->d[0], s->d[1], s->d[2]);
 }
 
-static dp_status misfit(const bctx *b, const nd_layer *l, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static dp_status misfit(const bctx *b, const nd_layer *l, const char *fmt, ...)
-{
-    char what[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    return dp_errorf(DP_ERR_SHAPE, "%s: %s: %s", b->source, l->path, what);
-}
+#define misfit(b, l, ...) nd_errorf(DP_ERR_SHAPE, (b)->source, (l)->path, __VA_ARGS__)
 
 /* a * b * ... within INT_MAX (the tensors' int shapes and the registry's int dims), else 0. */
 static int product_ok(int n, const long *f, long *out)
@@ -109,10 +99,15 @@ static dp_netdesc_row *row_add(bctx *b, const char *name, const char *type, int 
     return r;
 }
 
-static void row_out(dp_netdesc_row *r, const nd_shape *s)
+/* What was declared since `since` (a copy of b's counters) is the row's, and s its output. */
+static void row_done(dp_netdesc_row *r, const nd_shape *s, const bctx *b, const bctx *since)
 {
+    if (!r) return;
     r->ndim = s->ndim;
     memcpy(r->shape, s->d, sizeof r->shape);
+    r->params = b->params - since->params;
+    r->buffers = b->buffers - since->buffers;
+    r->flops = b->flops - since->flops;
 }
 
 /* Output side of a window of k (spread by dilation) over n cells padded by pad each side, or -1. */
@@ -208,8 +203,7 @@ static dp_status build_residual(bctx *b, const nd_layer *l, const char *name, in
                                 dp_netdesc_row *row)
 {
     char pre[96], t_in[96], t_out[96];
-    long p0 = b->params, b0 = b->buffers;
-    double f0 = b->flops;
+    bctx since = *b;
     snprintf(pre, sizeof pre, "%s.body.", name);
     nd_shape in = *s;
     dp_status rc = build_list(b, l->body, l->nbody, pre, depth + 1, s, &nd->body);
@@ -237,27 +231,16 @@ static dp_status build_residual(bctx *b, const nd_layer *l, const char *name, in
         dp_netdesc_row *r = row_add(b, rn, "shortcut", depth + 1);
         long wn, f[2] = {s->d[0], in.d[0]};
         if (!product_ok(2, f, &wn)) return misfit(b, &sc, "1x1 weight [%ld, %ld] is too large", f[0], f[1]);
-        long sp0 = b->params, sb0 = b->buffers;
-        double sf0 = b->flops;
+        bctx sc_since = *b;
         dp_nn_conv_init(&nd->sc_conv, b->p, cn, (int)in.d[0], (int)s->d[0], 1, st, 0, 1, 1, 0);
         dp_nn_bn_init(&nd->sc_bn, b->p, bn, (int)s->d[0], 1);
         b->params += wn + 2 * s->d[0];
         b->buffers += 2 * s->d[0];
         b->flops += 2.0 * (double)wn * (double)s->d[1] * (double)s->d[2];
         nd->proj = 1;
-        if (r) {
-            row_out(r, s);
-            r->params = b->params - sp0;
-            r->buffers = b->buffers - sb0;
-            r->flops = b->flops - sf0;
-        }
+        row_done(r, s, b, &sc_since);
     }
-    if (row) {
-        row_out(row, s);
-        row->params = b->params - p0;
-        row->buffers = b->buffers - b0;
-        row->flops = b->flops - f0;
-    }
+    row_done(row, s, b, &since);
     return DP_OK;
 }
 
@@ -267,8 +250,7 @@ static dp_status build_layer(bctx *b, const nd_layer *l, const char *prefix, int
     dp_status rc = pname(b, l, name, sizeof name, prefix, l->name);
     if (rc != DP_OK) return rc;
     dp_netdesc_row *row = row_add(b, name, nd_kind_names[l->kind], depth);
-    long p0 = b->params, b0 = b->buffers;
-    double f0 = b->flops;
+    bctx since = *b;
     nd->kind = l->kind;
     char t[96];
     shape_str(s, t, sizeof t);
@@ -290,12 +272,7 @@ static dp_status build_layer(bctx *b, const nd_layer *l, const char *prefix, int
     default: break; /* activations keep the shape */
     }
     if (rc != DP_OK) return rc;
-    if (row) {
-        row_out(row, s);
-        row->params = b->params - p0;
-        row->buffers = b->buffers - b0;
-        row->flops = b->flops - f0;
-    }
+    row_done(row, s, b, &since);
     return DP_OK;
 }
 

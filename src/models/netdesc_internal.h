@@ -38,6 +38,10 @@ typedef struct nd_desc {
 
 extern const char *const nd_kind_names[ND_KINDS];
 
+/* "<source>: <path>: <what>" (no path: "<source>: <what>") with status st, set as dp_errorf does. */
+dp_status nd_errorf(dp_status st, const char *source, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Parses and checks a description; the source names it in messages. */
 dp_status nd_parse(const char *json, const char *source, nd_desc *out);
 void nd_desc_free(nd_desc *d);

@@ -53,16 +53,17 @@ typedef struct parser {
     int layers; /* so far, against ND_MAX_LAYERS */
 } parser;
 
-static dp_status bad(const parser *ps, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static dp_status bad(const parser *ps, const char *path, const char *fmt, ...)
+dp_status nd_errorf(dp_status st, const char *source, const char *path, const char *fmt, ...)
 {
     char what[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return dp_errorf(DP_ERR_FORMAT, "%s: %s%s%s", ps->source, path, *path ? ": " : "", what);
+    return dp_errorf(st, "%s: %s%s%s", source, path, *path ? ": " : "", what);
 }
+
+#define bad(ps, path, ...) nd_errorf(DP_ERR_FORMAT, (ps)->source, (path), __VA_ARGS__)
 
 static void list_fields(unsigned mask, char *buf, size_t n)
 {
@@ -90,6 +91,16 @@ static int name_ok(const char *s)
                  (c == '.' && s[i + 1] != '.');
         if (!ok) return 0;
     }
+    return 1;
+}
+
+/* The description's name goes into the canonical JSON and messages as it is: printable ASCII, no escapes. */
+static int printable(const char *s, size_t cap)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= cap) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\') return 0;
     return 1;
 }
 
@@ -251,9 +262,9 @@ dp_status nd_parse(const char *json, const char *source, nd_desc *out)
     if (!cJSON_IsObject(root)) rc = bad(&ps, "", "the description must be a JSON object {\"name\": .., \"layers\": [..]}");
     for (const cJSON *v = rc == DP_OK ? root->child : NULL; v && rc == DP_OK; v = v->next) {
         if (!strcmp(v->string, "name")) {
-            if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= sizeof out->name ||
-                strpbrk(v->valuestring, "\n\"\\"))
-                rc = bad(&ps, "", "field 'name' must be a string of 1 to %zu characters", sizeof out->name - 1);
+            if (!cJSON_IsString(v) || !printable(v->valuestring, sizeof out->name))
+                rc = bad(&ps, "", "field 'name' must be a string of 1 to %zu printable characters without '\"' or '\\'",
+                         sizeof out->name - 1);
             else
                 snprintf(out->name, sizeof out->name, "%s", v->valuestring);
         } else if (strcmp(v->string, "layers")) {

@@ -19,6 +19,7 @@
 #include "dptrain/checkpoint.h"
 #include "dptrain/image_task.h"
 #include "dptrain/nas.h"
+#include "dptrain/netdesc.h"
 #include "dptrain/task.h"
 
 /* The genotype's JSON as the trainer stored it (key "genotype"): genotype.c
@@ -65,12 +66,13 @@ static dp_status build_model(const char *text, const char *source, const dp_trai
 {
     size_t len = 0;
     const char *v = dp_config_find(text, "model_json", &len);
-    if (v) {
-        /* NETDESC: once branch `netdesc` has landed, build the description here:
-         *   char *json = strndup(v, len); rc = dp_netdesc_build(json, source, shape, m); free(json); */
-        (void)shape;
-        return dp_errorf(DP_ERR_FORMAT, "%s: the model is a network description (model_json=) and this build "
-                         "cannot rebuild descriptions", source);
+    if (v) { /* a description from a file: its canonical JSON is in the checkpoint */
+        char *json = strndup(v, len), what[1200];
+        if (!json) return dp_errorf(DP_ERR_NOMEM, "%s: model_json: out of memory", source);
+        snprintf(what, sizeof what, "%s: configuration model_json=", source);
+        dp_status rc = dp_netdesc_build(json, what, shape, m);
+        free(json);
+        return rc;
     }
     if ((v = dp_config_find(text, "genotype", &len))) {
         dp_genotype g;

@@ -9,7 +9,7 @@ bin="$1"
 numeric='^(N|B|LR|M|WD|STEPS|G|NORM|S|K|MB|L|C|P|R|D|F|MF|SECONDS|T,T|T)$'
 bad_values=(-1 abc nan 1e300 18446744073709551617)
 list="$(mktemp)"; trap 'rm -f "$list"' EXIT
-for cmd in train shard search dsi-prepare dsi-train dsi-query dsi-eval; do
+for cmd in train shard search dsi-prepare dsi-train dsi-query dsi-eval eval predict; do
   "$bin" "$cmd" --help | grep -oE -- "--[a-z0-9-]+ [A-Z][A-Z0-9,]*" | sort -u | while read -r flag ph; do
     [[ "$ph" =~ $numeric ]] || continue
     for v in "${bad_values[@]}"; do printf '%s\t%s\t%s\n' "$cmd" "$flag" "$v"; done

@@ -195,6 +195,10 @@ Test(netdesc_parse, bad_values)
     BAD_FORMAT("{\"layers\": []}", "'layers' is empty");
     BAD_FORMAT("{\"name\": \"x\"}", "field 'layers' is missing");
     BAD_FORMAT("{\"name\": 5, \"layers\": [{\"type\": \"relu\"}]}", "field 'name' must be a string");
+    BAD_FORMAT("{\"name\": \"a\\tb\", \"layers\": [{\"type\": \"relu\"}]}", "field 'name' must be a string");
+    BAD_FORMAT("{\"name\": \"a\\\"b\", \"layers\": [{\"type\": \"relu\"}]}", "field 'name' must be a string");
+    BAD_FORMAT("{\"name\": \"abcdefghijklmnopqrstuvwxyz0123456\", \"layers\": [{\"type\": \"relu\"}]}",
+               "1 to 31 printable characters");
     BAD_FORMAT("[{\"type\": \"relu\"}]", "must be a JSON object");
     BAD_FORMAT("{\"layers\": [3]}", "layers[0]: a layer must be a JSON object");
 }

@@ -124,6 +124,24 @@ Test(trained, a_genotype_network_loads_from_the_checkpoint_alone)
     expect_loaded(&cfg, &res, "arch");
 }
 
+/* A description from a file: the checkpoint holds its JSON, so the file may go. */
+Test(trained, a_description_file_network_loads_from_the_checkpoint_alone)
+{
+    char desc[300];
+    td_path(desc, sizeof desc, tmp, "small.json");
+    FILE *f = fopen(desc, "w");
+    cr_assert_not_null(f);
+    fputs("{\"name\": \"small\", \"layers\": [{\"type\": \"conv\", \"name\": \"c\", \"out\": 4, \"padding\": 1},"
+          " {\"type\": \"batchnorm\", \"name\": \"bn\"}, {\"type\": \"relu\"}, {\"type\": \"global_avgpool\"},"
+          " {\"type\": \"linear\", \"name\": \"fc\", \"out\": \"classes\"}]}\n", f);
+    fclose(f);
+    dp_train_config cfg = tiny(desc, "desc", 128);
+    dp_train_result res;
+    train_ok(&cfg, &res);
+    cr_assert_eq(unlink(desc), 0);
+    expect_loaded(&cfg, &res, "description");
+}
+
 Test(trained, configuration_text_reads_back_to_the_same_text)
 {
     dp_train_config a, b;
@@ -259,4 +277,51 @@ Test(trained, augment_refuses_vectors_and_bad_pads)
     cr_assert_neq(dp_train_run(&cfg, MPI_COMM_NULL, &res), DP_OK);
     cr_assert(strstr(dp_errmsg(), "--augment:") && strstr(dp_errmsg(), "vectors (1x1 images of 12 features)"), "%s",
               dp_errmsg());
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+/* The run's own test images give the figures its last epoch reported; the matrix adds up. */
+Test(trained, evaluate_gives_the_final_figures_of_training)
+{
+    dp_train_config cfg = tiny("cnn", "eval", 256);
+    cfg.test_limit = 300;
+    dp_train_result res;
+    train_ok(&cfg, &res);
+    dp_trained t;
+    cr_assert_eq(dp_trained_load(cfg.run.out, &t), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_trained_check_data(&t, shards), DP_OK, "%s", dp_errmsg());
+    dp_sync sync;
+    static const dp_params none;
+    dp_sync_opts so = {.algo = DP_ALLREDUCE_RING, .bucket_bytes = 1u << 20};
+    cr_assert_eq(dp_sync_init(&sync, MPI_COMM_NULL, &none, &so), DP_OK);
+    dp_eval_result r;
+    cr_assert_eq(dp_trained_evaluate(&t, shards, "test", 300, 64, &sync, &r), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(r.n, 300);
+    cr_assert_eq(r.acc, res.test_acc, "eval %.6f, train reported %.6f", r.acc, res.test_acc);
+    cr_assert_float_eq(r.loss, res.test_loss, 1e-6);
+    double all = 0, diag = 0;
+    for (int k = 0; k < 10; k++)
+        for (int j = 0; j < 10; j++) all += r.confusion[k * 10 + j], diag += k == j ? r.confusion[k * 10 + j] : 0;
+    cr_assert_eq(all, 300);
+    cr_assert_eq(diag, r.acc * 300);
+    dp_eval_result_free(&r);
+    cr_assert_eq(dp_trained_evaluate(&t, shards, "valid", 0, 64, &sync, &r), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "valid"), "%s", dp_errmsg());
+
+    /* data of another shape, or other classes, than the model's */
+    char dir[400];
+    make_set(dir, sizeof dir, "rgb", 3, 28, 28, 10, 20);
+    cr_assert_eq(dp_trained_check_data(&t, dir), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "rgb: images are 3x28x28 (CxHxW), the run's model takes 1x28x28"), "%s", dp_errmsg());
+    make_set(dir, sizeof dir, "seven", 1, 28, 28, 7, 20);
+    cr_assert_eq(dp_trained_check_data(&t, dir), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "seven: 7 classes, the run's model has 10"), "%s", dp_errmsg());
+    make_set(dir, sizeof dir, "same", 1, 28, 28, 10, 20); /* another data set that fits: evaluated */
+    cr_assert_eq(dp_trained_check_data(&t, dir), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_trained_evaluate(&t, dir, "test", 0, 8, &sync, &r), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(r.n, 20);
+    dp_eval_result_free(&r);
+    dp_sync_free(&sync);
+    dp_trained_free(&t);
 }
