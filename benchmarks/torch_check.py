@@ -271,7 +271,8 @@ def description(model_arg, meta):
     name = meta.get("dptrain.model") or model_arg
     if name.endswith(".json"):
         with open(name) as f:
-            return json.load(f), name
+            inside = os.path.abspath(name).startswith(ROOT + os.sep)
+            return json.load(f), os.path.relpath(name, ROOT) if inside else name
     zoo = os.path.join(ROOT, "src", "models", "zoo", name + ".json")
     if os.path.exists(zoo):
         with open(zoo) as f:
