@@ -86,6 +86,9 @@ dp_status dp_safetensors_write_params(const char *path, const dp_params *p, cons
  *  writing anything: on failure the registry is unchanged.
  *  @return DP_OK, DP_ERR_FORMAT naming the file, the tensor and both shapes or the dtype. */
 dp_status dp_safetensors_load_params(const dp_safetensors *f, dp_params *p, int partial, char *skipped, size_t cap);
+/*! The checks of dp_safetensors_load_params alone: the same verdict and message, nothing written. */
+dp_status dp_safetensors_check_params(const dp_safetensors *f, const dp_params *p, int partial, char *skipped,
+                                      size_t cap);
 
 #ifdef __cplusplus
 }

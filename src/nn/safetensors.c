@@ -408,7 +408,8 @@ static void note_skipped(char *skipped, size_t cap, const char *name)
     }
 }
 
-dp_status dp_safetensors_load_params(const dp_safetensors *f, dp_params *p, int partial, char *skipped, size_t cap)
+dp_status dp_safetensors_check_params(const dp_safetensors *f, const dp_params *p, int partial, char *skipped,
+                                      size_t cap)
 {
     if (skipped && cap) skipped[0] = 0;
     char a[160], b[160];
@@ -444,6 +445,13 @@ dp_status dp_safetensors_load_params(const dp_safetensors *f, dp_params *p, int 
                 return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': element %zu is not finite as a float32", f->path,
                                  t->name, k);
     }
+    return DP_OK;
+}
+
+dp_status dp_safetensors_load_params(const dp_safetensors *f, dp_params *p, int partial, char *skipped, size_t cap)
+{
+    dp_status rc = dp_safetensors_check_params(f, p, partial, skipped, cap);
+    if (rc != DP_OK) return rc;
     for (int i = 0; i < p->count; i++) {
         dp_param *it = p->items[i];
         const dp_st_tensor *t = dp_safetensors_find(f, it->name);

@@ -85,15 +85,27 @@ static dp_status build_model(classify *c, const dp_model_shape *shape, const dp_
     return DP_OK;
 }
 
-/* --init: the file is read on every rank at build time, so a rank that cannot read
- * it fails the build, and its content hash joins the configuration text: ranks
- * must hold the same bytes, and a resume must name a file of the same content. */
+/* --init's refusal, with the flag that would skip an extra tensor. */
+static dp_status init_error(const classify *c, dp_status rc)
+{
+    char why[1024];
+    snprintf(why, sizeof why, "%s", dp_errmsg());
+    return dp_errorf(rc, "--init %s%s", why,
+                     !c->cfg->init_partial && strstr(why, "is not a parameter or buffer")
+                         ? " (--init-partial skips such tensors)" : "");
+}
+
+/* --init: the file is read and checked against the model on every rank at build
+ * time, before the data loads, so a rank that cannot read it fails the build; its
+ * content hash joins the configuration text: ranks must hold the same bytes, and
+ * a resume must name a file of the same content. */
 static dp_status read_init(classify *c)
 {
     const dp_train_config *cfg = c->cfg;
     if (!cfg->init[0]) return DP_OK;
     dp_status rc = dp_safetensors_read(cfg->init, &c->init);
-    if (rc != DP_OK) return rc;
+    if (rc == DP_OK) rc = dp_safetensors_check_params(&c->init, &c->m->params, cfg->init_partial, NULL, 0);
+    if (rc != DP_OK) return init_error(c, rc);
     size_t len = strlen(c->config_text), cap = sizeof c->config_text;
     int n = snprintf(c->config_text + len, cap - len, "init=%016llx\n", (unsigned long long)c->init.hash);
     if (n < 0 || (size_t)n >= cap - len)
@@ -108,13 +120,7 @@ static dp_status apply_init(classify *c, const dp_driver *d)
     if (!cfg->init[0]) return DP_OK;
     char skipped[1024];
     dp_status rc = dp_safetensors_load_params(&c->init, &c->m->params, cfg->init_partial, skipped, sizeof skipped);
-    if (rc != DP_OK) {
-        char why[1024];
-        snprintf(why, sizeof why, "%s", dp_errmsg());
-        return dp_errorf(rc, "--init %s%s", why,
-                         !cfg->init_partial && strstr(why, "is not a parameter or buffer")
-                             ? " (--init-partial skips such tensors)" : "");
-    }
+    if (rc != DP_OK) return init_error(c, rc);
     if (!cfg->run.quiet && d->rank == 0) {
         if (skipped[0]) fprintf(stderr, "init: %s: skipped tensors the model does not have: %s\n", cfg->init, skipped);
         fprintf(stderr, "init: %s: %d parameters and buffers loaded (params_xxh3=%016llx)\n", cfg->init,
