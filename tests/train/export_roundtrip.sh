@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The trained model out and back in, without PyTorch (benchmarks/torch_check.py does the PyTorch side):
 #   1. train a tiny cnn run A; `dptrain export` writes it as safetensors, and the parameters it wrote are
-#      the checkpoint's (the same params_xxh3 as A's final line);
+#      the checkpoint's (the same params_xxh3 as A's final line); its header holds the metadata (the
+#      description, input shape, classes, normalisation) and PyTorch's names and layouts;
 #   2. `train --init` reads the file back: the parameters it loads hash to A's again, and after one step
 #      at --lr 1e-12 (which leaves the weights as they were) its evaluation is A's;
 #   3. refusals, each naming the file and the tensor: a file of another model (extra tensors; with
@@ -30,6 +31,13 @@ ha=$(field params_xxh3 "$a")
 out=$("$bin" export --run "$tmp/A" --format safetensors --out "$tmp/a.safetensors" 2>&1); rc=$?
 [ "$rc" -eq 0 ] && grep -q "params_xxh3=$ha" <<<"$out" && [ ! -e "$tmp/a.safetensors.tmp" ]
 check "export writes the checkpoint's parameters (params_xxh3=$ha)" $? "$out"
+meta=$(head -c 4096 "$tmp/a.safetensors" | tr -d '\0')
+for want in '"format":"pt"' '"dptrain.model":"cnn"' '"dptrain.description":"{\"name\":\"cnn\",\"layers\":[' \
+            '"dptrain.input":"[1, 28, 28]"' '"dptrain.classes":"10"' '"dptrain.normalize":"{\"mean\": [0.286], \"std\": [0.353]}"' \
+            '"conv1.weight":{"dtype":"F32","shape":[32,1,3,3],"data_offsets":[0,1152]}'; do
+  grep -qF -- "$want" <<<"$meta"
+  check "the export's header holds $want" $? "$(head -c 600 <<<"$meta")"
+done
 
 # 2. read back by --init: the same bytes, the same evaluation
 b=$("$bin" "${train[@]}" --model cnn --limit 64 --lr 1e-12 --init "$tmp/a.safetensors" --out "$tmp/B" 2>&1); rc=$?
