@@ -123,7 +123,7 @@ static dp_status apply_init(classify *c, const dp_driver *d)
     if (rc != DP_OK) return init_error(c, rc);
     if (!cfg->run.quiet && d->rank == 0) {
         if (skipped[0]) fprintf(stderr, "init: %s: skipped tensors the model does not have: %s\n", cfg->init, skipped);
-        fprintf(stderr, "init: %s: %d parameters and buffers loaded (params_xxh3=%016llx)\n", cfg->init,
+        fprintf(stderr, "init: %s: %d tensors loaded (params_xxh3=%016llx)\n", cfg->init,
                 c->m->params.count, (unsigned long long)dp_params_hash(&c->m->params));
     }
     dp_safetensors_free(&c->init); /* the tensors live in the parameters now */
