@@ -5,7 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 packages=(libopenmpi-dev openmpi-bin libopenblas-dev libzstd-dev libcriterion-dev zlib1g-dev
-          pkg-config cmake make gcc dataset-fashion-mnist gnuplot-nox iproute2 libcjson-dev graphviz libxxhash-dev)
+          pkg-config cmake make gcc dataset-fashion-mnist gnuplot-nox iproute2 libcjson-dev graphviz libxxhash-dev
+          libpng-dev libjpeg62-turbo-dev)
 
 source "$root/launch/apt.sh"
 dp_apt_install "${packages[@]}"

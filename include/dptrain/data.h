@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dptrain/status.h"
 
@@ -23,6 +24,7 @@ extern "C" {
 enum {
     DP_SCHEMA_IMAGE_U8 = 1, /* fixed size: uint16 LE label, then C*H*W uint8 pixels (CHW) */
     DP_SCHEMA_TOKENS = 2,   /* variable size: uint32 LE token ids, len = 4 * ntokens */
+    DP_SCHEMA_VECTOR_F32 = 3, /* fixed size: uint16 LE label, uint16 pad (0), F float32 LE features */
 };
 
 enum {
@@ -31,6 +33,8 @@ enum {
     DP_SHARD_MAX_RECORD = 64u << 20,   /* largest single record, bytes */
     DP_SHARD_DEFAULT_FRAME = 1u << 20, /* uncompressed bytes per zstd frame */
     DP_SHARD_DEFAULT_LEVEL = 3,        /* zstd level */
+    /* a vector's per-feature mean and std must fit the manifest's 16 MiB */
+    DP_VECTOR_MAX_FEATURES = 1 << 18,
 };
 
 /*! What a shard's records look like. `record_size` is the byte size of every
@@ -42,6 +46,8 @@ typedef struct dp_shard_schema {
     union {
         struct { uint32_t channels, height, width, classes; } image;
         struct { uint32_t vocab_size, reserved[3]; } tokens;
+        /* height and width are always 1: loaders see a vector as C = F channels of 1x1 */
+        struct { uint32_t features, height, width, classes; } vector;
         uint32_t param[4];
     };
 } dp_shard_schema;
@@ -49,6 +55,10 @@ typedef struct dp_shard_schema {
 /*! @return the schema of C*H*W uint8 images with labels in [0, classes). */
 dp_shard_schema dp_shard_schema_image(uint32_t channels, uint32_t height, uint32_t width,
                                       uint32_t classes);
+
+/*! @return the schema of F-feature float32 vectors with labels in [0, classes)
+ *          (parameters F, 1, 1, classes; at most DP_VECTOR_MAX_FEATURES). */
+dp_shard_schema dp_shard_schema_vector(uint32_t features, uint32_t classes);
 
 /*! @return the schema of variable-length uint32 token-id records. */
 dp_shard_schema dp_shard_schema_tokens(uint32_t vocab_size);
@@ -130,7 +140,8 @@ void dp_shard_reader_close(dp_shard_reader *r);
 
 /* -------------------------------------------------------------- manifest */
 
-enum { DP_MANIFEST_NAME_MAX = 64, DP_MANIFEST_SPLIT_MAX = 16, DP_MANIFEST_FILE_MAX = 128 };
+enum { DP_MANIFEST_NAME_MAX = 64, DP_MANIFEST_SPLIT_MAX = 16, DP_MANIFEST_FILE_MAX = 128,
+       DP_MANIFEST_CLASS_MAX = 256 /* bytes of a class name, NUL included */ };
 
 typedef struct dp_manifest_shard {
     char split[DP_MANIFEST_SPLIT_MAX]; /* e.g. "train", "test" */
@@ -146,6 +157,13 @@ typedef struct dp_manifest {
     dp_shard_schema schema;
     int nshards;
     dp_manifest_shard *shards;
+    /* Optional (NULL/0 in manifests written before they existed): per-channel
+     * (per-feature for vectors) mean and standard deviation of the train
+     * split, pixels on [0, 1], as written (%.4g); and one name per class. */
+    int nstats;          /* 0, or the schema's channels (features) */
+    double *mean, *std;  /* nstats each, owned */
+    char **class_names;  /* NULL, or one name per class (any bytes but NUL), owned */
+    int nclass_names;    /* entries in class_names: the schema's classes */
 } dp_manifest;
 
 /*! Reads "<dir>/manifest.txt" (format in shards/README.md).
@@ -158,7 +176,9 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out);
 dp_status dp_manifest_save(const char *dir, const dp_manifest *m);
 
 /*! @return a 64-bit FNV-1a hash of the manifest's content (not its text layout:
- *          comments and spacing do not change it), for ranks to compare. */
+ *          comments and spacing do not change it), for ranks to compare. Stats
+ *          and class names enter it only when present, so manifests without
+ *          them hash as before they existed. */
 uint64_t dp_manifest_hash(const dp_manifest *m);
 
 /*! Removes "<dir>/manifest.txt" if there (a missing file or directory is
@@ -197,6 +217,25 @@ typedef struct dp_idx {
  *  stream. @return DP_OK, DP_ERR_IO, DP_ERR_FORMAT, DP_ERR_NOMEM. */
 dp_status dp_idx_load(const char *path, int ndim, dp_idx *out);
 
+/*! An unsigned-byte IDX array read piece by piece: memory is zlib's buffers,
+ *  whatever the file's size. */
+typedef struct dp_idx_stream dp_idx_stream;
+
+/*! Opens a (gzip'd or plain) IDX file and checks its header as dp_idx_load
+ *  does (magic, non-zero dims, a plain file's size); dims gets ndim values.
+ *  @return DP_OK and *out (close it), DP_ERR_IO, DP_ERR_FORMAT. */
+dp_status dp_idx_open(const char *path, int ndim, dp_idx_stream **out, uint32_t dims[3]);
+
+/*! The next n data bytes into buf. @return DP_OK, DP_ERR_FORMAT naming the file
+ *  and offset when the stream ends first or is corrupt, DP_ERR_IO. */
+dp_status dp_idx_read(dp_idx_stream *s, void *buf, size_t n);
+
+/*! After every data byte was read: no trailing bytes, a valid gzip trailer. */
+dp_status dp_idx_finish(dp_idx_stream *s);
+
+/*! Closes the file and frees s. Accepts NULL. */
+void dp_idx_close(dp_idx_stream *s);
+
 /*! Frees the data of an IDX array and zeroes it. Accepts NULL. */
 void dp_idx_free(dp_idx *idx);
 
@@ -205,28 +244,85 @@ typedef struct dp_import_stats {
     int train_shards, test_shards;
     uint64_t raw_bytes;        /* uncompressed payload bytes written */
     uint64_t compressed_bytes; /* shard bytes on disk, headers included */
+    uint64_t in_bytes;         /* input bytes read (as stored: compressed if gzip'd); set by importers */
     double seconds;
 } dp_import_stats;
 
+/* -------------------------------------------------------- dataset writer */
+
+/*! Every importer writes through this: splits of records cut into contiguous
+ *  shards "<split>-NNNNN.dps", per-channel statistics of the train split, class
+ *  names, and manifest.txt as the commit point. */
+typedef struct dp_dataset_writer dp_dataset_writer;
+
+/*! Starts a dataset in out_dir (created if missing). Any old manifest.txt is
+ *  removed first (durably), so an interrupted import leaves no dataset; shards
+ *  are written atomically; manifest.txt is written last.
+ *  @return DP_OK and *out, DP_ERR_ARG (bad name or schema), DP_ERR_IO, DP_ERR_NOMEM. */
+dp_status dp_dataset_writer_open(const char *out_dir, const char *name, const dp_shard_schema *schema,
+                                 dp_dataset_writer **out);
+
+/*! Optional: class names (index = label), kept in the manifest; n must equal
+ *  the schema's classes, a name is 1..255 bytes of anything but NUL.
+ *  @return DP_OK or DP_ERR_ARG. */
+dp_status dp_dataset_writer_classes(dp_dataset_writer *w, int n, const char *const *names);
+
+/*! Progress lines on f (NULL: none, the default): records written and MB/s,
+ *  at most a few a second, ended by a newline at commit. */
+void dp_dataset_writer_progress(dp_dataset_writer *w, FILE *f);
+
+/*! Starts a split: `records` that will follow, cut into min(nshards, records)
+ *  contiguous shards (the first records % k hold one more). The previous split
+ *  must be complete. @return DP_OK, DP_ERR_ARG (bad name, nshards outside
+ *  1..DP_DATASET_MAX_SHARDS, split repeated, previous split short). */
+dp_status dp_dataset_writer_split(dp_dataset_writer *w, const char *split, uint64_t records, int nshards);
+
+/*! One record of the current split: its label and record_size-2 bytes of
+ *  values (u8 pixels CHW; or F floats in host order, written LE, pad included
+ *  by the writer). @return DP_OK, DP_ERR_ARG (label out of range, more records
+ *  than announced, a non-finite float), DP_ERR_IO. */
+dp_status dp_dataset_writer_add(dp_dataset_writer *w, uint32_t label, const void *values);
+
+/*! Closes the last shard, writes manifest.txt (with per-channel mean/std of the
+ *  train split when it has records), fills st (in_bytes untouched) and frees w
+ *  whatever happens; on failure it removes what it wrote, as abort does. */
+dp_status dp_dataset_writer_commit(dp_dataset_writer *w, dp_import_stats *st);
+
+/*! Removes the shards this writer wrote and frees it; accepts NULL. */
+void dp_dataset_writer_abort(dp_dataset_writer *w);
+
+enum { DP_DATASET_MAX_SHARDS = 4096 };
+
+/*! Stratified hold-out without randomness: the j-th record (0-based, in input
+ *  order) of class c goes to validation (is_val = 1) when
+ *  floor((j+1) * frac) > floor(j * frac), so every class gives floor(n_c * frac)
+ *  records, spread evenly through it. Labels outside [0, classes) are never held
+ *  out. frac in [0, 1]. */
+void dp_stratified_holdout(const int32_t *labels, long n, int classes, double frac, uint8_t *is_val);
+
 /*! Imports Fashion-MNIST (or MNIST) from `idx_dir` ({train,t10k}-{images-idx3,
- *  labels-idx1}-ubyte.gz) into `out_dir` (created if missing): train-NNNNN.dps
- *  and test-NNNNN.dps, `nshards` each (fewer if a split has fewer records),
- *  each a contiguous range of the IDX order, then manifest.txt. Any old
- *  manifest is removed first, so an interrupted import leaves no dataset.
- *  @param st optional, receives counts and timing.
- *  @return DP_OK, DP_ERR_ARG (nshards outside 1..1024), DP_ERR_IO, DP_ERR_FORMAT. */
+ *  labels-idx1}-ubyte.gz) into `out_dir` (created if missing) through the IDX
+ *  importer (dptrain/import.h): 28x28 images, 10 classes with Fashion-MNIST's
+ *  names, train-NNNNN.dps and test-NNNNN.dps, `nshards` each (fewer if a split
+ *  has fewer records), each a contiguous range of the IDX order, then
+ *  manifest.txt. Any old manifest is removed first, so an interrupted import
+ *  leaves no dataset. @param st optional, receives counts and timing.
+ *  @return DP_OK, DP_ERR_ARG (nshards outside 1..DP_DATASET_MAX_SHARDS), DP_ERR_IO, DP_ERR_FORMAT. */
 dp_status dp_import_fashion_mnist(const char *idx_dir, const char *out_dir, int nshards,
                                   dp_import_stats *st);
 
 /* ------------------------------------------------------------- image set */
 
-/*! One rank's share of an image split, held in memory. */
+/*! One rank's share of an image split, held in memory. A vector_f32 dataset
+ *  loads as images of c = features channels of 1x1, its records in `values`. */
 typedef struct dp_image_set {
     long n;                  /* images held by this rank */
     int c, h, w, classes;
-    uint8_t *pixels;         /* n * c*h*w bytes, image i at i*c*h*w, CHW order */
+    uint8_t *pixels;         /* u8 images: n * c*h*w bytes, image i at i*c*h*w, CHW order; NULL for vectors */
+    float *values;           /* vectors: n * c floats, record i at i*c; NULL for u8 images */
     int32_t *labels;         /* n labels in [0, classes) */
     long split_total;        /* images in the split after `limit`, all ranks together */
+    float *mean, *std;       /* c each: the manifest's per-channel statistics, or the defaults */
 } dp_image_set;
 
 /*! Loads rank `rank`'s share of `split` from the dataset in `dir`.
@@ -241,15 +337,31 @@ typedef struct dp_image_set {
 dp_status dp_image_set_load(const char *dir, const char *split, int rank, int nranks,
                             long limit, dp_image_set *out);
 
-/*! lut[v] = (v / 255 - mean) / std with Fashion-MNIST's pixel statistics: the
- *  byte -> float table dp_image_set_batch applies. */
+/*! The pixel statistics a manifest without `mean`/`std` lines normalises u8
+ *  images with (Fashion-MNIST's, on [0, 1]); vectors without them are not
+ *  normalised (mean 0, std 1). */
+#define DP_IMAGE_DEFAULT_MEAN 0.2860f
+#define DP_IMAGE_DEFAULT_STD 0.3530f
+
+/*! Floats in the normalisation table of s: c*256 for u8 images (one byte ->
+ *  float table per channel), 2*c for vectors (the means, then the stds). */
+size_t dp_image_norm_size(const dp_image_set *s);
+
+/*! Fills lut[dp_image_norm_size(s)] from s's statistics: for u8 images
+ *  lut[ch*256 + v] = (v / 255 - mean[ch]) / std[ch], in float. */
+void dp_image_norm_fill(const dp_image_set *s, float *lut);
+
+/*! lut[v] = (v / 255 - mean) / std with the default statistics (one channel). */
 void dp_image_norm_lut(float lut[256]);
 
 /*! Images idx[first .. first+bs) of s (or first .. first+bs when idx is NULL)
- *  into x [bs, c*h*w] as floats through lut (byte -> normalised value), and
- *  their labels into y [bs]. */
+ *  into x [bs, c*h*w] as floats normalised through lut (dp_image_norm_fill),
+ *  and their labels into y [bs]. Allocates nothing. */
 void dp_image_set_batch(const dp_image_set *s, const float *lut, const int32_t *idx, long first, long bs, float *x,
                         int32_t *y);
+
+/*! A view of images [first, first + n) of s: shares s's buffers (free only s). */
+dp_image_set dp_image_set_view(const dp_image_set *s, long first, long n);
 
 /*! Frees the buffers of an image set and zeroes it. Accepts NULL. */
 void dp_image_set_free(dp_image_set *s);

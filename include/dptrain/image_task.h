@@ -11,13 +11,19 @@
 #include "dptrain/task.h"
 
 typedef struct dp_image_batch {
-    float lut[256];  /* byte -> normalised value */
+    float *lut;      /* dp_image_norm_fill's table: byte -> normalised value per channel, or vector stats */
     float *x;        /* [max batch, c*h*w] */
     int32_t *y;
 } dp_image_batch;
 
 /*! The shape of dir's images, from its manifest, and the manifest's hash (which ranks and resumes compare). */
 dp_status dp_image_shape(const char *dir, dp_model_shape *shape, uint64_t *hash);
+enum { DP_NORM_MAX_CHANNELS = 1024 };
+/*! "norm=mean/std,mean/std,...\n" (%.9g, one pair per channel) of the statistics dp_image_set_load normalises
+ *  dir's images with, for a checkpoint's configuration (so that eval and predict normalise any data as the
+ *  run's training did). @return its length, or 0 (buf "") for an unreadable manifest, more than
+ *  DP_NORM_MAX_CHANNELS channels or a line over cap. */
+int dp_image_norm_format(const char *dir, char *buf, size_t cap);
 /*! This rank's part of run's train split (after --limit): the whole split for the global sampler, its own
  *  shards otherwise. */
 dp_status dp_image_train_load(const dp_run_config *run, const dp_sync *sync, dp_image_set *out);

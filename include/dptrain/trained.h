@@ -5,6 +5,8 @@
 #ifndef DPTRAIN_TRAINED_H
 #define DPTRAIN_TRAINED_H
 
+#include "dptrain/data.h"
+#include "dptrain/image_task.h"
 #include "dptrain/model.h"
 #include "dptrain/sync.h"
 #include "dptrain/train.h"
@@ -18,6 +20,8 @@ typedef struct dp_trained {
     dp_train_config cfg;  /* the run's configuration, read back from the checkpoint */
     char data[512];       /* the data set the run trained on ("" if the checkpoint does not say) */
     dp_model_shape shape; /* the input shape and classes the model was built for */
+    float *mean, *std;    /* shape.c each, owned: the statistics training normalised with (NULL: the
+                             checkpoint does not say; the data's own are used) */
 } dp_trained;
 
 /*! Rebuilds the model of run_dir's newest verified checkpoint (checkpoint.dpc, else the kept older
@@ -29,6 +33,9 @@ dp_status dp_trained_load(const char *run_dir, dp_trained *out);
 /*! Frees the model and zeroes t. Accepts NULL. */
 void dp_trained_free(dp_trained *t);
 
+/*! Normalise set as t's training did: its mean and std become t's (when t has them). */
+void dp_trained_norm(const dp_trained *t, dp_image_set *set);
+
 /*! Checks that data set `dir` holds what t's model takes: images of its C x H x W and its number of
  *  classes. @return DP_OK, DP_ERR_ARG naming dir and both shapes, or the manifest's error. */
 dp_status dp_trained_check_data(const dp_trained *t, const char *dir);
@@ -37,6 +44,19 @@ enum { DP_CLASS_NAME_MAX = 64 };
 /*! The names of classes 0..classes-1 into names[k] (cut to DP_CLASS_NAME_MAX - 1 bytes): data set dir's
  *  class names when its manifest has them, else the index. */
 void dp_trained_class_names(const char *dir, int classes, char (*names)[DP_CLASS_NAME_MAX]);
+
+/* A split of a data set ready for t's model: this rank's share normalised as t's training normalised,
+ * batch buffers of eval_batch images and an eval-mode context. */
+typedef struct dp_trained_data {
+    dp_image_set set;
+    dp_image_batch b;
+    dp_ctx ctx;
+} dp_trained_data;
+/*! Loads rank's share (of nranks) of split `split` of dir, cut to its first `limit` images (0 = all).
+ *  @return DP_OK, or dp_image_set_load's error; close d in either case. */
+dp_status dp_trained_data_open(const dp_trained *t, const char *dir, const char *split, int rank, int nranks,
+                               long limit, int eval_batch, dp_trained_data *d);
+void dp_trained_data_close(dp_trained_data *d);
 
 typedef struct dp_eval_result {
     long n;            /* images evaluated, all ranks */

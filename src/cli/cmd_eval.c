@@ -20,10 +20,6 @@ static const char header[] =
     "(rows: true class, columns: predicted). --png draws the matrix with gnuplot.\n"
     "\n";
 
-static const dp_cli_opt o_split = {.name = "split", .arg = "NAME", .help = "the split to evaluate", .kind = DP_CLI_STR,
-                                   .cap = 16, .show_default = 1};
-static const dp_cli_opt o_limit = {.name = "limit", .arg = "N", .help = "the first N images of the split only, 0 = all",
-                                   .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
 static const dp_cli_opt o_png = {.name = "png", .arg = "FILE",
                                  .help = "also draw the confusion matrix into FILE (its counts go to FILE.dat)",
                                  .kind = DP_CLI_STR, .cap = 512};
@@ -40,8 +36,8 @@ static dp_trained model;
 static const dp_cli_bind binds[] = {
     DP_CLI_BIND(dp_trained_cli_run, tc.run),
     DP_CLI_BIND(dp_trained_cli_data, tc.data),
-    DP_CLI_BIND(o_split, split),
-    DP_CLI_BIND(o_limit, limit),
+    DP_CLI_BIND(dp_trained_cli_split, split),
+    DP_CLI_BIND(dp_trained_cli_limit, limit),
     DP_CLI_BIND(dp_cli_eval_batch, tc.eval_batch),
     DP_CLI_BIND(dp_cli_threads, tc.threads),
     DP_CLI_HEADING("output:"),

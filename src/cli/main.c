@@ -16,7 +16,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  train      train an image classifier on a shard set\n"
-    "  shard      convert a dataset into shards (fashion-mnist)\n"
+    "  shard      convert a dataset into shards (fashion-mnist, idx, cifar10, cifar100 ...)\n"
     "  eval       loss, accuracy, per-class accuracy and confusion matrix of a run's model\n"
     "  predict    top-k classes with probabilities, one JSON line per input, from a run's model\n"
     "  export     a trained run's model as safetensors (PyTorch names and layouts)\n"

@@ -209,12 +209,9 @@ static dp_status parse_one(const dp_cli_bind *b, const char *a)
     return rc;
 }
 
-dp_status dp_cli_parse(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help)
-{
-    return dp_cli_parse_rest(cmd, argc, argv, binds, help, NULL);
-}
-
-dp_status dp_cli_parse_rest(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help, int *rest)
+/* The parser; first_pos NULL: an argument that is not a flag is an error, else its index (after getopt_long has
+ * moved such arguments behind the flags, in their order) lands in *first_pos. */
+static dp_status parse(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help, int *first_pos)
 {
     int n = 0;
     for (const dp_cli_bind *b = binds; b->opt || b->heading; b++) {
@@ -247,7 +244,7 @@ dp_status dp_cli_parse_rest(const char *cmd, int argc, char **argv, const dp_cli
     opts[nlong] = (struct option){"help", no_argument, NULL, 'h'};
     dp_status rc = DP_OK;
     int ch;
-    optind = 1;
+    optind = first_pos ? 0 : 1; /* 0: a full restart, the permutation state included */
     opterr = 0;
     while (rc == DP_OK && (ch = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
         if (ch == 'h') {
@@ -263,9 +260,20 @@ dp_status dp_cli_parse_rest(const char *cmd, int argc, char **argv, const dp_cli
     }
     free(opts);
     free(which);
-    if (rest) *rest = optind; /* getopt_long moved the operands behind the flags */
+    if (first_pos) *first_pos = optind;
     else if (rc == DP_OK && !*help && optind < argc) rc = dp_errorf(DP_ERR_ARG, "unexpected argument '%s'", argv[optind]);
     return rc;
+}
+
+dp_status dp_cli_parse(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help)
+{
+    return parse(cmd, argc, argv, binds, help, NULL);
+}
+
+dp_status dp_cli_parse_pos(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help, int *first_pos)
+{
+    *first_pos = argc;
+    return parse(cmd, argc, argv, binds, help, first_pos);
 }
 
 /* ------------------------------------------------------------ help */

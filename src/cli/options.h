@@ -56,8 +56,9 @@ typedef struct dp_cli_bind {
  * "unexpected argument 'x'". */
 dp_status dp_cli_parse(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help);
 
-/* The same for a command that takes operands (file names ...): they are left in argv[*rest .. argc). */
-dp_status dp_cli_parse_rest(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help, int *rest);
+/* dp_cli_parse for commands with positional arguments: those are left, in their order, at argv[*first_pos ..
+ * argc) (getopt_long moves them behind the flags), for the caller to check. */
+dp_status dp_cli_parse_pos(const char *cmd, int argc, char **argv, const dp_cli_bind *binds, int *help, int *first_pos);
 
 /* A number of the flag `flag` ("--batch"), range-checked: for a command's own parse functions. */
 dp_status dp_cli_long(const char *flag, const char *s, long lo, long hi, long *out);

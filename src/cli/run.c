@@ -20,7 +20,8 @@ int dp_cli_run(const dp_cli_command *c, int argc, char **argv, MPI_Comm comm)
     int rank = dp_cli_rank(comm), ranks = 0, help = 0, rest = argc;
     if (comm != MPI_COMM_NULL) MPI_Comm_size(comm, &ranks);
     c->defaults();
-    dp_status rc = dp_cli_parse_rest(c->name, argc, argv, c->binds, &help, c->operands ? &rest : NULL);
+    dp_status rc = c->operands ? dp_cli_parse_pos(c->name, argc, argv, c->binds, &help, &rest)
+                               : dp_cli_parse(c->name, argc, argv, c->binds, &help);
     if (help) { /* defaults as they are, whatever flags came before --help */
         c->defaults();
         dp_cli_help(stdout, c->header, c->binds, c->stop_on_signal ? stop_footer : NULL);

@@ -4,6 +4,9 @@ add_executable(dptrain_cli
   src/cli/run.c
   src/cli/cmd_train.c
   src/cli/cmd_shard.c
+  src/cli/shard_idx.c
+  src/cli/shard_cifar.c
+  src/cli/shard_user.c
   src/cli/cmd_search.c
   src/cli/cmd_summary.c
   src/cli/cmd_dsi_prepare.c

@@ -15,6 +15,11 @@ const dp_cli_opt dp_trained_cli_data = {.name = "data", .arg = "DIR",
                                         .help = "shard set (default: the one the run trained on)", .kind = DP_CLI_STR,
                                         .cap = 512};
 
+const dp_cli_opt dp_trained_cli_split = {.name = "split", .arg = "NAME", .help = "the split of the data set", .kind = DP_CLI_STR,
+                                         .cap = 16, .show_default = 1};
+const dp_cli_opt dp_trained_cli_limit = {.name = "limit", .arg = "N", .help = "its first N images only, 0 = all",
+                                         .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
+
 void dp_trained_cli_defaults(dp_trained_cli *c)
 {
     memset(c, 0, sizeof *c);

@@ -18,7 +18,7 @@ typedef struct dp_trained_cli {
     int threads;
 } dp_trained_cli;
 
-extern const dp_cli_opt dp_trained_cli_run, dp_trained_cli_data;
+extern const dp_cli_opt dp_trained_cli_run, dp_trained_cli_data, dp_trained_cli_split, dp_trained_cli_limit;
 
 void dp_trained_cli_defaults(dp_trained_cli *c);
 /* --run is required. */

@@ -7,7 +7,8 @@
  *               copying the planned records
  *
  * Pixels stay uint8 (Fashion-MNIST train is 47 MB) and are converted to float
- * per batch by the trainer. */
+ * per batch by the trainer, through one byte -> float table per channel made
+ * from the manifest's statistics. Vector records load as floats. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -39,9 +40,13 @@ static dp_status reserve(dp_image_set *out, long filled, size_t px, size_t *cap,
     size_t ncap = *cap ? 2 * *cap : 1024;
     if (ncap > limit)
         ncap = (size_t)limit;
-    uint8_t *p = realloc(out->pixels, ncap * px + 1);
-    if (p)
+    void *p = NULL;
+    if (out->values) {
+        if ((p = realloc(out->values, ncap * px * sizeof(float) + 1)))
+            out->values = p;
+    } else if ((p = realloc(out->pixels, ncap * px + 1))) {
         out->pixels = p;
+    }
     int32_t *l = realloc(out->labels, ncap * sizeof *l + 1);
     if (l)
         out->labels = l;
@@ -83,7 +88,15 @@ static dp_status load_shard(const char *dir, const dp_manifest *m, const shard_p
         if ((rc = reserve(out, *filled, px, cap, limit)) != DP_OK)
             break;
         out->labels[*filled] = (int32_t)label;
-        memcpy(out->pixels + (size_t)*filled * px, b + 2, px);
+        if (out->values) {
+            float *v = out->values + (size_t)*filled * px;
+            for (size_t j = 0; j < px; j++) {
+                uint32_t u = dp_get_u32(b + 4 + 4 * j);
+                memcpy(&v[j], &u, sizeof u);
+            }
+        } else {
+            memcpy(out->pixels + (size_t)*filled * px, b + 2, px);
+        }
         (*filled)++;
     }
     dp_shard_reader_close(r);
@@ -95,8 +108,9 @@ static dp_status load_shard(const char *dir, const dp_manifest *m, const shard_p
 static dp_status load_split(const char *dir, const char *split, int rank, int nranks, long limit,
                             const dp_manifest *m, shard_plan *plan, dp_image_set *out)
 {
-    if (m->schema.kind != DP_SCHEMA_IMAGE_U8)
-        return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: dataset '%s' has schema %" PRIu32 ", not images",
+    int vec = m->schema.kind == DP_SCHEMA_VECTOR_F32;
+    if (m->schema.kind != DP_SCHEMA_IMAGE_U8 && !vec)
+        return dp_errorf(DP_ERR_FORMAT, "%s/manifest.txt: dataset '%s' has schema %" PRIu32 ", not images or vectors",
                          dir, m->name, m->schema.kind);
     int np = 0;
     uint64_t total = 0;
@@ -143,13 +157,22 @@ static dp_status load_split(const char *dir, const char *split, int rank, int nr
     out->classes = (int)m->schema.image.classes;
     out->split_total = (long)keep;
     size_t px = (size_t)out->c * out->h * out->w;
-    if (n > SIZE_MAX / px)
+    if (n > SIZE_MAX / sizeof(float) / px)
         return dp_errorf(DP_ERR_NOMEM, "image set: %" PRIu64 " images do not fit in memory", n);
     /* One byte more so that an empty share still gets distinct, freeable buffers. */
-    out->pixels = malloc(1);
+    if (vec)
+        out->values = malloc(1);
+    else
+        out->pixels = malloc(1);
     out->labels = malloc(1);
-    if (!out->pixels || !out->labels)
+    out->mean = malloc((size_t)out->c * sizeof *out->mean);
+    out->std = malloc((size_t)out->c * sizeof *out->std);
+    if (!(out->pixels || out->values) || !out->labels || !out->mean || !out->std)
         return dp_errorf(DP_ERR_NOMEM, "image set: out of memory");
+    for (int ch = 0; ch < out->c; ch++) {
+        out->mean[ch] = m->nstats ? (float)m->mean[ch] : vec ? 0.0f : DP_IMAGE_DEFAULT_MEAN;
+        out->std[ch] = m->nstats ? (float)m->std[ch] : vec ? 1.0f : DP_IMAGE_DEFAULT_STD;
+    }
     long filled = 0;
     size_t cap = 0;
     dp_status rc = DP_OK;
@@ -185,28 +208,62 @@ void dp_image_set_free(dp_image_set *s)
     if (!s)
         return;
     free(s->pixels);
+    free(s->values);
     free(s->labels);
+    free(s->mean);
+    free(s->std);
     memset(s, 0, sizeof *s);
 }
 
-/* Fashion-MNIST's pixel statistics on [0,1] (the usual normalisation). */
-#define PIXEL_MEAN 0.2860f
-#define PIXEL_STD 0.3530f
-
-void dp_image_norm_lut(float lut[256])
+dp_image_set dp_image_set_view(const dp_image_set *s, long first, long n)
 {
-    for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - PIXEL_MEAN) / PIXEL_STD;
+    dp_image_set v = *s;
+    size_t feat = (size_t)s->c * (size_t)s->h * (size_t)s->w;
+    v.n = n;
+    if (s->pixels)
+        v.pixels = s->pixels + (size_t)first * feat;
+    if (s->values)
+        v.values = s->values + (size_t)first * feat;
+    v.labels = s->labels + first;
+    return v;
 }
+
+size_t dp_image_norm_size(const dp_image_set *s) { return (size_t)s->c * (s->values ? 2 : 256); }
+
+static void fill_lut(float *lut, float mean, float std)
+{
+    for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - mean) / std;
+}
+
+void dp_image_norm_fill(const dp_image_set *s, float *lut)
+{
+    if (s->values) {
+        memcpy(lut, s->mean, (size_t)s->c * sizeof *lut);
+        memcpy(lut + s->c, s->std, (size_t)s->c * sizeof *lut);
+        return;
+    }
+    for (int ch = 0; ch < s->c; ch++) fill_lut(lut + (size_t)ch * 256, s->mean[ch], s->std[ch]);
+}
+
+void dp_image_norm_lut(float lut[256]) { fill_lut(lut, DP_IMAGE_DEFAULT_MEAN, DP_IMAGE_DEFAULT_STD); }
 
 void dp_image_set_batch(const dp_image_set *s, const float *lut, const int32_t *idx, long first, long bs, float *x,
                         int32_t *y)
 {
-    const long feat = (long)s->c * s->h * s->w;
+    const size_t plane = (size_t)s->h * (size_t)s->w, feat = (size_t)s->c * plane;
     for (long i = 0; i < bs; i++) {
         long k = idx ? idx[first + i] : first + i;
-        const uint8_t *px = s->pixels + (size_t)k * (size_t)feat;
-        float *dst = x + (size_t)i * (size_t)feat;
-        for (long j = 0; j < feat; j++) dst[j] = lut[px[j]];
+        float *dst = x + (size_t)i * feat;
+        if (s->values) {
+            const float *v = s->values + (size_t)k * feat, *mean = lut, *std = lut + s->c;
+            for (size_t j = 0; j < feat; j++) dst[j] = (v[j] - mean[j]) / std[j];
+        } else {
+            const uint8_t *px = s->pixels + (size_t)k * feat;
+            for (int ch = 0; ch < s->c; ch++) {
+                const float *t = lut + (size_t)ch * 256;
+                for (size_t j = 0; j < plane; j++) dst[(size_t)ch * plane + j] = t[px[(size_t)ch * plane + j]];
+            }
+        }
         y[i] = s->labels[k];
     }
 }

@@ -5,6 +5,7 @@
  * the file and line, because a half-understood manifest trains on wrong data. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ static const char *const image_keys[4] = {"channels", "height", "width", "classe
 
 /* Names end up in paths and in the text format: keep them to a safe alphabet,
  * and never let a shard name climb out of the dataset directory. */
-static int name_ok(const char *s, size_t cap, int lower_only)
+int dp_manifest_name_ok(const char *s, size_t cap, int lower_only)
 {
     size_t n = strlen(s);
     if (n == 0 || n >= cap || s[0] == '.' || s[0] == '-')
@@ -80,32 +81,188 @@ static int parse_kv(const char *w, const char *const *keys, int nkeys, uint32_t 
     return -1;
 }
 
+/* word[2..nw) as "key=value" over all nkeys keys, each exactly once, into vals; `kind` names the schema. */
+static dp_status parse_params(const char *where, const char *kind, char **word, int nw, const char *const *keys,
+                              int nkeys, uint32_t *vals)
+{
+    int seen[4] = {0};
+    for (int i = 2; i < nw; i++) {
+        uint32_t v;
+        int k = parse_kv(word[i], keys, nkeys, &v);
+        if (k < 0 || seen[k]++)
+            return dp_errorf(DP_ERR_FORMAT, "%s: bad or repeated %s parameter '%s'", where, kind, word[i]);
+        vals[k] = v;
+    }
+    for (int k = 0; k < nkeys; k++)
+        if (!seen[k])
+            return dp_errorf(DP_ERR_FORMAT, "%s: %s schema lacks %s=", where, kind, keys[k]);
+    return DP_OK;
+}
+
 static dp_status parse_schema(const char *where, char **word, int nw, dp_shard_schema *s)
 {
+    static const char *const vector_keys[2] = {"features", "classes"};
     uint32_t vals[4] = {0};
-    int seen[4] = {0};
+    dp_status rc;
     if (nw >= 2 && strcmp(word[1], "image_u8") == 0) {
-        for (int i = 2; i < nw; i++) {
-            uint32_t v;
-            int k = parse_kv(word[i], image_keys, 4, &v);
-            if (k < 0 || seen[k]++)
-                return dp_errorf(DP_ERR_FORMAT, "%s: bad or repeated image parameter '%s'", where, word[i]);
-            vals[k] = v;
-        }
-        for (int k = 0; k < 4; k++)
-            if (!seen[k])
-                return dp_errorf(DP_ERR_FORMAT, "%s: image schema lacks %s=", where, image_keys[k]);
+        if ((rc = parse_params(where, "image", word, nw, image_keys, 4, vals)) != DP_OK)
+            return rc;
         *s = dp_shard_schema_image(vals[0], vals[1], vals[2], vals[3]);
+    } else if (nw >= 2 && strcmp(word[1], "vector_f32") == 0) {
+        if ((rc = parse_params(where, "vector", word, nw, vector_keys, 2, vals)) != DP_OK)
+            return rc;
+        *s = dp_shard_schema_vector(vals[0], vals[1]);
     } else if (nw >= 2 && strcmp(word[1], "tokens") == 0) {
         static const char *const keys[1] = {"vocab_size"};
         if (nw != 3 || parse_kv(word[2], keys, 1, &vals[0]) != 0)
             return dp_errorf(DP_ERR_FORMAT, "%s: expected 'schema tokens vocab_size=N'", where);
         *s = dp_shard_schema_tokens(vals[0]);
     } else {
-        return dp_errorf(DP_ERR_FORMAT, "%s: unknown schema '%s' (want image_u8 or tokens)", where,
+        return dp_errorf(DP_ERR_FORMAT, "%s: unknown schema '%s' (want image_u8, vector_f32 or tokens)", where,
                          nw >= 2 ? word[1] : "");
     }
     return dp_shard_schema_check(s, DP_ERR_FORMAT, where);
+}
+
+/* Class names may hold any byte but NUL (a class is often a folder name): in
+ * the text every byte outside '!'..'~', and '%' and '#', is written %XX, so a
+ * name is always one word and never starts a comment. */
+static int class_byte_plain(unsigned char c) { return c > ' ' && c < 0x7f && c != '%' && c != '#'; }
+
+static void put_class_name(FILE *f, const char *name)
+{
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (class_byte_plain(*p))
+            fputc(*p, f);
+        else
+            fprintf(f, "%%%02X", *p);
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Decodes an escaped name into out[DP_MANIFEST_CLASS_MAX]; 0 if malformed, empty or too long. */
+static int get_class_name(const char *w, char *out)
+{
+    size_t n = 0;
+    for (; *w; w++) {
+        unsigned char c = (unsigned char)*w;
+        if (c == '%') {
+            int hi = hexval(w[1]), lo = hi < 0 ? -1 : hexval(w[2]);
+            if (lo < 0 || (hi == 0 && lo == 0))
+                return 0;
+            c = (unsigned char)(hi << 4 | lo);
+            w += 2;
+        } else if (!class_byte_plain(c)) {
+            return 0;
+        }
+        if (n + 1 >= DP_MANIFEST_CLASS_MAX)
+            return 0;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return n > 0;
+}
+
+static int class_name_ok(const char *s)
+{
+    size_t n = s ? strnlen(s, DP_MANIFEST_CLASS_MAX) : 0;
+    return n > 0 && n < DP_MANIFEST_CLASS_MAX;
+}
+
+/* "mean v..." / "std v...": the values after the keyword, one per channel (feature). */
+static dp_status parse_stats(const char *where, const char *key, char **save, double **out, int *n)
+{
+    if (*out)
+        return dp_errorf(DP_ERR_FORMAT, "%s: second '%s' line", where, key);
+    size_t cap = 0;
+    for (char *w; (w = strtok_r(NULL, " \t", save)) != NULL;) {
+        char *end;
+        errno = 0;
+        double v = strtod(w, &end);
+        if (end == w || *end || errno || !isfinite(v))
+            return dp_errorf(DP_ERR_FORMAT, "%s: %s value %d: '%s' is not a finite number", where, key, *n + 1, w);
+        if (*n == DP_VECTOR_MAX_FEATURES)
+            return dp_errorf(DP_ERR_FORMAT, "%s: more than %d %s values", where, DP_VECTOR_MAX_FEATURES, key);
+        if ((size_t)*n == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            double *p = realloc(*out, ncap * sizeof *p);
+            if (!p)
+                return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", where);
+            *out = p;
+            cap = ncap;
+        }
+        (*out)[(*n)++] = v;
+    }
+    if (*n == 0)
+        return dp_errorf(DP_ERR_FORMAT, "%s: '%s' line without values", where, key);
+    return DP_OK;
+}
+
+/* "class <index> <escaped name>": grows m->class_names to index + 1 (*cap entries, NULL-filled). */
+static dp_status parse_class(const char *where, char **word, int nw, dp_manifest *m, int *cap)
+{
+    uint64_t idx;
+    char name[DP_MANIFEST_CLASS_MAX];
+    if (nw != 3 || !parse_u64(word[1], &idx) || idx >= 65536)
+        return dp_errorf(DP_ERR_FORMAT, "%s: expected 'class <index 0..65535> <name>'", where);
+    if (!get_class_name(word[2], name))
+        return dp_errorf(DP_ERR_FORMAT, "%s: bad class name '%s' (1..%d bytes, %%XX escapes, no %%00)", where,
+                         word[2], DP_MANIFEST_CLASS_MAX - 1);
+    if ((int)idx >= *cap) {
+        int ncap = (int)idx + 1 > 2 * *cap ? (int)idx + 1 : 2 * *cap;
+        char **p = realloc(m->class_names, (size_t)ncap * sizeof *p);
+        if (!p)
+            return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", where);
+        memset(p + *cap, 0, (size_t)(ncap - *cap) * sizeof *p);
+        m->class_names = p;
+        *cap = ncap;
+    }
+    if (m->class_names[idx])
+        return dp_errorf(DP_ERR_FORMAT, "%s: class %" PRIu64 " named twice", where, idx);
+    if (!(m->class_names[idx] = strdup(name)))
+        return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", where);
+    return DP_OK;
+}
+
+/* Channels (features) the stats must cover, and the schema's classes; 0 for tokens. */
+static void schema_counts(const dp_shard_schema *s, int *channels, int *classes)
+{
+    *channels = s->kind == DP_SCHEMA_TOKENS ? 0 : (int)s->param[0];
+    *classes = s->kind == DP_SCHEMA_TOKENS ? 0 : (int)s->param[3];
+}
+
+/* The optional lines against the schema, once every line is read. */
+static dp_status check_extras(const char *path, dp_manifest *m, int nmean, int nstd)
+{
+    int ncls = 0; /* highest named class + 1 */
+    for (int i = 0; i < m->nclass_names; i++)
+        if (m->class_names[i])
+            ncls = i + 1;
+    int channels, classes;
+    schema_counts(&m->schema, &channels, &classes);
+    if ((m->mean != NULL) != (m->std != NULL))
+        return dp_errorf(DP_ERR_FORMAT, "%s: a 'mean' line needs a 'std' line and the other way round", path);
+    if (m->mean) {
+        if (nmean != channels || nstd != channels)
+            return dp_errorf(DP_ERR_FORMAT, "%s: 'mean' has %d values and 'std' %d, the schema has %d channels",
+                             path, nmean, nstd, channels);
+        for (int i = 0; i < nstd; i++)
+            if (!(m->std[i] > 0))
+                return dp_errorf(DP_ERR_FORMAT, "%s: std value %d is %g, not positive", path, i + 1, m->std[i]);
+        m->nstats = channels;
+    }
+    if (m->class_names) {
+        if (ncls > classes)
+            return dp_errorf(DP_ERR_FORMAT, "%s: class %d named, the schema has %d classes", path, ncls - 1, classes);
+        for (int i = 0; i < classes; i++)
+            if (i >= ncls || !m->class_names[i])
+                return dp_errorf(DP_ERR_FORMAT, "%s: class %d has no 'class' line (name all or none)", path, i);
+        m->nclass_names = classes; /* the entries past it are NULL */
+    }
+    return DP_OK;
 }
 
 /* Shard file names seen so far: open addressing over shard indices, so a
@@ -165,10 +322,10 @@ static dp_status parse_shard(const char *where, char **word, int nw, dp_manifest
     memset(&sh, 0, sizeof sh);
     if (nw != 5)
         return dp_errorf(DP_ERR_FORMAT, "%s: expected 'shard <split> <file> <records> <crc32>'", where);
-    if (!name_ok(word[1], sizeof sh.split, 1))
+    if (!dp_manifest_name_ok(word[1], sizeof sh.split, 1))
         return dp_errorf(DP_ERR_FORMAT, "%s: bad split name '%s' (a-z 0-9 _ -, < %zu chars)", where,
                          word[1], sizeof sh.split);
-    if (!name_ok(word[2], sizeof sh.file, 0))
+    if (!dp_manifest_name_ok(word[2], sizeof sh.file, 0))
         return dp_errorf(DP_ERR_FORMAT, "%s: bad shard file name '%s' (A-Z a-z 0-9 . _ -, no '/')",
                          where, word[2]);
     if (!parse_u64(word[3], &sh.records))
@@ -203,7 +360,7 @@ static dp_status parse_manifest(const char *path, char *text, dp_manifest *m, na
 {
     dp_status rc;
     size_t cap = 0;
-    int have_head = 0, have_name = 0, have_schema = 0, lineno = 0;
+    int have_head = 0, have_name = 0, have_schema = 0, lineno = 0, nmean = 0, nstd = 0;
     char where[4200];
     for (char *line = text, *next; line; line = next) {
         next = strchr(line, '\n');
@@ -219,22 +376,29 @@ static dp_status parse_manifest(const char *path, char *text, dp_manifest *m, na
         line += strspn(line, " \t");
         if (line[0] == '#')
             continue;
-        char *word[MAX_WORDS + 1];
+        char *word[MAX_WORDS + 1], *save = NULL;
         int nw = 0;
-        for (char *save = NULL, *w = strtok_r(line, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+        char *first = strtok_r(line, " \t", &save);
+        if (!first)
+            continue;
+        if (have_head && (strcmp(first, "mean") == 0 || strcmp(first, "std") == 0)) {
+            int is_mean = first[0] == 'm';
+            if ((rc = parse_stats(where, first, &save, is_mean ? &m->mean : &m->std, is_mean ? &nmean : &nstd)) != DP_OK)
+                return rc;
+            continue;
+        }
+        for (char *w = first; w; w = strtok_r(NULL, " \t", &save)) {
             if (nw == MAX_WORDS)
                 return dp_errorf(DP_ERR_FORMAT, "%s: more than %d words", where, MAX_WORDS);
             word[nw++] = w;
         }
-        if (nw == 0)
-            continue;
         if (!have_head) {
             if (nw != 2 || strcmp(word[0], MANIFEST_HEAD) != 0 || strcmp(word[1], "1") != 0)
                 return dp_errorf(DP_ERR_FORMAT, "%s: expected '%s %d' as the first line", where,
                                  MANIFEST_HEAD, MANIFEST_VERSION);
             have_head = 1;
         } else if (strcmp(word[0], "name") == 0) {
-            if (have_name++ || nw != 2 || !name_ok(word[1], sizeof m->name, 0))
+            if (have_name++ || nw != 2 || !dp_manifest_name_ok(word[1], sizeof m->name, 0))
                 return dp_errorf(DP_ERR_FORMAT, "%s: expected one 'name <A-Za-z0-9._->' line", where);
             strcpy(m->name, word[1]);
         } else if (strcmp(word[0], "schema") == 0) {
@@ -244,6 +408,9 @@ static dp_status parse_manifest(const char *path, char *text, dp_manifest *m, na
                 return rc;
         } else if (strcmp(word[0], "shard") == 0) {
             if ((rc = parse_shard(where, word, nw, m, &cap, names)) != DP_OK)
+                return rc;
+        } else if (strcmp(word[0], "class") == 0) {
+            if ((rc = parse_class(where, word, nw, m, &m->nclass_names)) != DP_OK)
                 return rc;
         } else {
             return dp_errorf(DP_ERR_FORMAT, "%s: unknown keyword '%s'", where, word[0]);
@@ -256,7 +423,7 @@ static dp_status parse_manifest(const char *path, char *text, dp_manifest *m, na
     if (missing)
         return dp_errorf(DP_ERR_FORMAT, "%s:%d: end of file without %s", path,
                          lineno > 0 ? lineno : 1, missing);
-    return DP_OK;
+    return check_extras(path, m, nmean, nstd);
 }
 
 dp_status dp_manifest_load(const char *dir, dp_manifest **out)
@@ -285,13 +452,51 @@ dp_status dp_manifest_load(const char *dir, dp_manifest **out)
     return rc;
 }
 
+/* The optional lines: stats of the train split (per channel), class names. */
+static dp_status save_extras(FILE *f, const char *path, const dp_manifest *m)
+{
+    int channels, classes;
+    schema_counts(&m->schema, &channels, &classes);
+    if (m->nstats) {
+        if (m->nstats != channels || !m->mean || !m->std)
+            return dp_errorf(DP_ERR_ARG, "%s: %d stats for %d channels", path, m->nstats, channels);
+        for (int i = 0; i < m->nstats; i++)
+            if (!isfinite(m->mean[i]) || !(m->std[i] > 0) || !isfinite(m->std[i]))
+                return dp_errorf(DP_ERR_ARG, "%s: channel %d: mean %g, std %g", path, i, m->mean[i], m->std[i]);
+        fprintf(f, "# per-%s mean and standard deviation of the train split%s\n",
+                m->schema.kind == DP_SCHEMA_VECTOR_F32 ? "feature" : "channel",
+                m->schema.kind == DP_SCHEMA_VECTOR_F32 ? "" : " (pixels on [0, 1])");
+        for (int k = 0; k < 2; k++) {
+            const double *v = k ? m->std : m->mean;
+            fputs(k ? "std" : "mean", f);
+            for (int i = 0; i < m->nstats; i++)
+                fprintf(f, " %.4g", v[i]);
+            fputc('\n', f);
+        }
+    }
+    if (m->class_names) {
+        if (m->nclass_names != classes)
+            return dp_errorf(DP_ERR_ARG, "%s: %d class names for %d classes", path, m->nclass_names, classes);
+        fprintf(f, "# class <label> <name, %%XX-escaped>\n");
+        for (int i = 0; i < classes; i++) {
+            if (!class_name_ok(m->class_names[i]))
+                return dp_errorf(DP_ERR_ARG, "%s: class %d: missing, empty or longer than %d bytes", path, i,
+                                 DP_MANIFEST_CLASS_MAX - 1);
+            fprintf(f, "class %d ", i);
+            put_class_name(f, m->class_names[i]);
+            fputc('\n', f);
+        }
+    }
+    return DP_OK;
+}
+
 dp_status dp_manifest_save(const char *dir, const dp_manifest *m)
 {
     char path[4096];
     dp_status rc = dp_path_join(path, sizeof path, dir, MANIFEST_FILE);
     if (rc != DP_OK)
         return rc;
-    if (!name_ok(m->name, sizeof m->name, 0))
+    if (!dp_manifest_name_ok(m->name, sizeof m->name, 0))
         return dp_errorf(DP_ERR_ARG, "%s: bad dataset name '%s'", path, m->name);
     if ((rc = dp_shard_schema_check(&m->schema, DP_ERR_ARG, path)) != DP_OK)
         return rc;
@@ -306,12 +511,20 @@ dp_status dp_manifest_save(const char *dir, const dp_manifest *m)
         fprintf(f, "schema image_u8 channels=%" PRIu32 " height=%" PRIu32 " width=%" PRIu32
                 " classes=%" PRIu32 "\n", m->schema.image.channels, m->schema.image.height,
                 m->schema.image.width, m->schema.image.classes);
+    else if (m->schema.kind == DP_SCHEMA_VECTOR_F32)
+        fprintf(f, "schema vector_f32 features=%" PRIu32 " classes=%" PRIu32 "\n", m->schema.vector.features,
+                m->schema.vector.classes);
     else
         fprintf(f, "schema tokens vocab_size=%" PRIu32 "\n", m->schema.tokens.vocab_size);
+    if ((rc = save_extras(f, path, m)) != DP_OK) {
+        fclose(f);
+        free(text);
+        return rc;
+    }
     fprintf(f, "# shard <split> <file> <records> <payload crc32>, in global record order\n");
     for (int i = 0; i < m->nshards && rc == DP_OK; i++) {
         const dp_manifest_shard *s = &m->shards[i];
-        if (!name_ok(s->split, sizeof s->split, 1) || !name_ok(s->file, sizeof s->file, 0))
+        if (!dp_manifest_name_ok(s->split, sizeof s->split, 1) || !dp_manifest_name_ok(s->file, sizeof s->file, 0))
             rc = dp_errorf(DP_ERR_ARG, "%s: shard %d: bad split '%.*s' or file '%.*s'", path, i,
                            (int)sizeof s->split, s->split, (int)sizeof s->file, s->file);
         else
@@ -354,6 +567,23 @@ uint64_t dp_manifest_hash(const dp_manifest *m)
         h = fnv(h, b, 8);
         dp_put_u32(b, s->crc32);
         h = fnv(h, b, 4);
+    }
+    if (m->nstats > 0) {
+        h = fnv(h, "stats", sizeof "stats");
+        dp_put_u32(b, (uint32_t)m->nstats);
+        h = fnv(h, b, 4);
+        for (int i = 0; i < 2 * m->nstats; i++) {
+            double v = i < m->nstats ? m->mean[i] : m->std[i - m->nstats];
+            uint64_t u;
+            memcpy(&u, &v, sizeof u);
+            dp_put_u64(b, u);
+            h = fnv(h, b, 8);
+        }
+    }
+    if (m->class_names) {
+        h = fnv(h, "classes", sizeof "classes");
+        for (int i = 0; i < m->nclass_names; i++)
+            h = fnv(h, m->class_names[i], strlen(m->class_names[i]) + 1);
     }
     return h;
 }
@@ -400,5 +630,13 @@ void dp_manifest_free(dp_manifest *m)
     if (!m)
         return;
     free(m->shards);
+    free(m->mean);
+    free(m->std);
+    if (m->class_names) {
+        /* a parse may stop with fewer names than classes: the array is NULL-filled to its end */
+        for (int i = 0; i < m->nclass_names; i++)
+            free(m->class_names[i]);
+    }
+    free(m->class_names);
     free(m);
 }

@@ -22,6 +22,19 @@ dp_shard_schema dp_shard_schema_image(uint32_t channels, uint32_t height, uint32
     return s;
 }
 
+dp_shard_schema dp_shard_schema_vector(uint32_t features, uint32_t classes)
+{
+    dp_shard_schema s = {0};
+    s.kind = DP_SCHEMA_VECTOR_F32;
+    s.vector.features = features;
+    s.vector.height = 1;
+    s.vector.width = 1;
+    s.vector.classes = classes;
+    /* Wraps for absurd counts; dp_shard_schema_check rejects those. */
+    s.record_size = (uint32_t)(4 + 4 * (uint64_t)features);
+    return s;
+}
+
 dp_shard_schema dp_shard_schema_tokens(uint32_t vocab_size)
 {
     dp_shard_schema s = {0};
@@ -57,6 +70,20 @@ dp_status dp_shard_schema_check(const dp_shard_schema *s, dp_status fail, const 
                              s->record_size, 2 + px);
         return DP_OK;
     }
+    case DP_SCHEMA_VECTOR_F32:
+        if (s->vector.features == 0 || s->vector.features > DP_VECTOR_MAX_FEATURES)
+            return dp_errorf(fail, "%s: vector of %" PRIu32 " features (need 1..%d)", who, s->vector.features,
+                             DP_VECTOR_MAX_FEATURES);
+        if (s->vector.height != 1 || s->vector.width != 1)
+            return dp_errorf(fail, "%s: vector parameters 1 and 2 are %" PRIu32 " and %" PRIu32 ", not 1", who,
+                             s->vector.height, s->vector.width);
+        if (s->vector.classes == 0 || s->vector.classes > 65536)
+            return dp_errorf(fail, "%s: %" PRIu32 " classes (need 1..65536 for a uint16 label)", who,
+                             s->vector.classes);
+        if (s->record_size != 4 + 4 * s->vector.features)
+            return dp_errorf(fail, "%s: vector record size %" PRIu32 ", expected %" PRIu32, who, s->record_size,
+                             4 + 4 * s->vector.features);
+        return DP_OK;
     case DP_SCHEMA_TOKENS:
         if (s->record_size != 0)
             return dp_errorf(fail, "%s: token records are variable length, record size %" PRIu32, who,

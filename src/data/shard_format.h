@@ -59,4 +59,8 @@ dp_status dp_shard_schema_check(const dp_shard_schema *s, dp_status fail, const 
 /* Checks one record's length against the schema (fixed size, tokens % 4). */
 int dp_shard_record_len_ok(const dp_shard_schema *s, uint64_t len);
 
+/* 1 if s is a name the manifest holds safely: non-empty, shorter than cap, not
+ * starting with '.' or '-', of a-z 0-9 _ - (and A-Z . unless lower_only). */
+int dp_manifest_name_ok(const char *s, size_t cap, int lower_only);
+
 #endif

@@ -24,12 +24,8 @@ static dp_status load_data(srch *s)
     if (s->all.split_total < 2)
         return dp_errorf(DP_ERR_ARG, "%s: the train split has fewer than 2 images", cfg->run.data);
     long half = s->all.n / 2;
-    s->tr = s->all;
-    s->tr.n = half;
-    s->va = s->all;
-    s->va.n = s->all.n - half;
-    s->va.pixels = s->all.pixels + (size_t)half * (size_t)s->all.c * (size_t)s->all.h * (size_t)s->all.w;
-    s->va.labels = s->all.labels + half;
+    s->tr = dp_image_set_view(&s->all, 0, half);
+    s->va = dp_image_set_view(&s->all, half, s->all.n - half);
     return dp_image_batch_init(&s->b, &s->all, &cfg->run);
 }
 

@@ -148,8 +148,11 @@ static dp_status build(void *t, dp_driver *d, dp_task_info *info)
     info->resume_key = dp_train_config_resume_key;
     size_t len = strlen(c->config_text);
     /* the input shape lets a checkpoint alone rebuild its model (dp_trained_load) */
-    snprintf(c->config_text + len, sizeof c->config_text - len, "manifest=%016llx\nshape=%d,%d,%d,%d\n",
-             (unsigned long long)manifest_hash, shape.c, shape.h, shape.w, shape.classes);
+    len += (size_t)snprintf(c->config_text + len, sizeof c->config_text - len, "manifest=%016llx\nshape=%d,%d,%d,%d\n",
+                            (unsigned long long)manifest_hash, shape.c, shape.h, shape.w, shape.classes);
+    /* and its statistics let eval and predict normalise other data as this training did */
+    if (rc == DP_OK && len < sizeof c->config_text)
+        dp_image_norm_format(cfg->run.data, c->config_text + len, sizeof c->config_text - len);
     snprintf(info->config_text, info->config_cap, "%s", c->config_text);
     return rc;
 }
@@ -172,8 +175,8 @@ static dp_status load_data(classify *c, dp_driver *d)
         return dp_errorf(DP_ERR_NOMEM, "--augment: out of memory");
     rc = dp_image_batch_init(&c->b, &c->train, &cfg->run);
     /* torchvision pads the pixels with 0 before Normalize: the padding is pixel 0 normalised, per channel
-     * (one table for every channel until manifests carry per-channel statistics) */
-    for (int ch = 0; cfg->augment && ch < c->train.c; ch++) c->aug[img + (size_t)ch] = c->b.lut[0];
+     * (u8 images: the lookup table holds 256 values per channel) */
+    for (int ch = 0; cfg->augment && ch < c->train.c; ch++) c->aug[img + (size_t)ch] = c->b.lut[(size_t)ch * 256];
     return rc;
 }
 

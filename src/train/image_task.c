@@ -18,6 +18,27 @@ dp_status dp_image_shape(const char *dir, dp_model_shape *shape, uint64_t *hash)
     return DP_OK;
 }
 
+int dp_image_norm_format(const char *dir, char *buf, size_t cap)
+{
+    dp_manifest *m = NULL;
+    if (dp_manifest_load(dir, &m) != DP_OK) return 0; /* the trainer's own load reports it */
+    int c = (int)m->schema.param[0], vec = m->schema.kind != DP_SCHEMA_IMAGE_U8;
+    size_t len = 0;
+    int fits = c <= DP_NORM_MAX_CHANNELS;
+    fits = fits && (len = (size_t)snprintf(buf, cap, "norm=")) < cap;
+    for (int ch = 0; fits && ch < c; ch++) {
+        /* the values dp_image_set_load gives the set: the manifest's, or its defaults */
+        float mean = m->nstats ? (float)m->mean[ch] : vec ? 0.0f : DP_IMAGE_DEFAULT_MEAN;
+        float std = m->nstats ? (float)m->std[ch] : vec ? 1.0f : DP_IMAGE_DEFAULT_STD;
+        int n = snprintf(buf + len, cap - len, "%s%.9g/%.9g", ch ? "," : "", (double)mean, (double)std);
+        fits = n > 0 && (len += (size_t)n) < cap;
+    }
+    fits = fits && (len += (size_t)snprintf(buf + len, cap - len, "\n")) < cap;
+    dp_manifest_free(m);
+    if (!fits && cap) buf[0] = 0;
+    return fits ? (int)len : 0;
+}
+
 dp_status dp_image_train_load(const dp_run_config *run, const dp_sync *sync, dp_image_set *out)
 {
     int global = run->sampler == DP_SAMPLER_GLOBAL;
@@ -27,11 +48,12 @@ dp_status dp_image_train_load(const dp_run_config *run, const dp_sync *sync, dp_
 dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, const dp_run_config *run)
 {
     long max_batch = run->batch > run->eval_batch ? run->batch : run->eval_batch;
-    dp_image_norm_lut(b->lut);
+    b->lut = malloc(dp_image_norm_size(set) * sizeof *b->lut);
+    if (b->lut) dp_image_norm_fill(set, b->lut);
     size_t feat = (size_t)set->c * (size_t)set->h * (size_t)set->w;
     b->x = aligned_alloc(64, ((size_t)max_batch * feat * sizeof(float) + 63) / 64 * 64);
     b->y = malloc((size_t)max_batch * sizeof *b->y);
-    if (!b->x || !b->y) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
+    if (!b->lut || !b->x || !b->y) return dp_errorf(DP_ERR_NOMEM, "batch buffers: out of memory");
     return DP_OK;
 }
 
@@ -127,6 +149,7 @@ void dp_image_crop_flip(float *x, long bs, int c, int h, int w, int pad, const f
 
 void dp_image_batch_free(dp_image_batch *b)
 {
+    free(b->lut);
     free(b->x);
     free(b->y);
 }

@@ -60,6 +60,31 @@ static dp_status input_shape(const char *text, const char *source, const char *d
     return DP_OK;
 }
 
+/* The norm= key (dp_image_norm_format): shape.c mean/std pairs, or none. */
+static dp_status read_norm(const char *text, const char *source, dp_trained *t)
+{
+    size_t len = 0;
+    const char *v = dp_config_find(text, "norm", &len);
+    if (!v) return DP_OK;
+    int c = t->shape.c;
+    t->mean = malloc((size_t)c * sizeof *t->mean);
+    t->std = malloc((size_t)c * sizeof *t->std);
+    if (!t->mean || !t->std) return dp_errorf(DP_ERR_NOMEM, "%s: norm: out of memory", source);
+    const char *p = v, *end = v + len;
+    for (int ch = 0; ch < c; ch++) {
+        char *e1 = NULL, *e2 = NULL;
+        t->mean[ch] = strtof(p, &e1);
+        if (e1 == p || e1 >= end || *e1 != '/') goto bad;
+        t->std[ch] = strtof(e1 + 1, &e2);
+        if (e2 == e1 + 1 || e2 > end || !(t->std[ch] > 0) || (ch < c - 1 ? *e2 != ',' : e2 != end)) goto bad;
+        p = e2 + 1;
+    }
+    return DP_OK;
+bad:
+    return dp_errorf(DP_ERR_FORMAT, "%s: configuration: norm=%.*s is not %d mean/std pairs", source,
+                     (int)(len > 80 ? 80 : len), v, c);
+}
+
 /* The model as classify.c's build_model makes it: a description, a genotype's network, or a name. */
 static dp_status build_model(const char *text, const char *source, const dp_train_config *cfg,
                              const dp_model_shape *shape, dp_model **m)
@@ -137,6 +162,7 @@ dp_status dp_trained_load(const char *run_dir, dp_trained *out)
         snprintf(out->data, sizeof out->data, "%s", out->cfg.run.data);
         rc = input_shape(text, path, out->data, &out->shape);
     }
+    if (rc == DP_OK) rc = read_norm(text, path, out);
     if (rc == DP_OK) rc = build_model(text, path, &out->cfg, &out->shape, &out->model);
     if (rc == DP_OK) rc = load_sections(&ck, path, out->model);
     free(text);
@@ -149,5 +175,7 @@ void dp_trained_free(dp_trained *t)
 {
     if (!t) return;
     dp_model_free(t->model);
+    free(t->mean);
+    free(t->std);
     memset(t, 0, sizeof *t);
 }

@@ -8,6 +8,13 @@
 #include "dptrain/image_task.h"
 #include "dptrain/trained.h"
 
+void dp_trained_norm(const dp_trained *t, dp_image_set *set)
+{
+    if (!t->mean || set->c != t->shape.c) return;
+    memcpy(set->mean, t->mean, (size_t)set->c * sizeof *set->mean);
+    memcpy(set->std, t->std, (size_t)set->c * sizeof *set->std);
+}
+
 dp_status dp_trained_check_data(const dp_trained *t, const char *dir)
 {
     dp_model_shape s;
@@ -25,40 +32,56 @@ dp_status dp_trained_check_data(const dp_trained *t, const char *dir)
 
 void dp_trained_class_names(const char *dir, int classes, char (*names)[DP_CLASS_NAME_MAX])
 {
-    /* DATA: once manifests keep class names (branch `data`: dp_manifest.class_names), copy them here */
-    (void)dir;
-    for (int k = 0; k < classes; k++) snprintf(names[k], DP_CLASS_NAME_MAX, "%d", k);
+    dp_manifest *m = NULL;
+    int named = dir[0] && dp_manifest_load(dir, &m) == DP_OK && m->class_names && m->nclass_names == classes;
+    for (int k = 0; k < classes; k++)
+        if (named) snprintf(names[k], DP_CLASS_NAME_MAX, "%s", m->class_names[k]);
+        else snprintf(names[k], DP_CLASS_NAME_MAX, "%d", k);
+    dp_manifest_free(m);
+}
+
+dp_status dp_trained_data_open(const dp_trained *t, const char *dir, const char *split, int rank, int nranks,
+                               long limit, int eval_batch, dp_trained_data *d)
+{
+    memset(d, 0, sizeof *d);
+    dp_ctx_init(&d->ctx);
+    d->ctx.training = 0;
+    d->ctx.grad_enabled = 0;
+    dp_run_config run;
+    dp_run_config_defaults(&run);
+    run.batch = run.eval_batch = eval_batch;
+    dp_status rc = dp_image_set_load(dir, split, rank, nranks, limit, &d->set);
+    if (rc != DP_OK) return rc;
+    dp_trained_norm(t, &d->set);
+    return dp_image_batch_init(&d->b, &d->set, &run);
+}
+
+void dp_trained_data_close(dp_trained_data *d)
+{
+    dp_image_set_free(&d->set);
+    dp_image_batch_free(&d->b);
+    dp_ctx_free(&d->ctx);
+    memset(d, 0, sizeof *d);
 }
 
 dp_status dp_trained_evaluate(dp_trained *t, const char *dir, const char *split, long limit, int eval_batch,
                               dp_sync *sync, dp_eval_result *out)
 {
     memset(out, 0, sizeof *out);
-    dp_image_set set;
-    dp_image_batch b;
-    dp_ctx ctx;
-    memset(&set, 0, sizeof set);
-    memset(&b, 0, sizeof b);
-    dp_ctx_init(&ctx);
-    dp_run_config run;
-    dp_run_config_defaults(&run);
-    run.batch = run.eval_batch = eval_batch;
+    dp_trained_data d;
     int nc = t->shape.classes;
-    dp_status rc = dp_image_set_load(dir, split, sync->rank, sync->size, limit, &set);
-    if (rc == DP_OK) rc = dp_image_batch_init(&b, &set, &run);
+    dp_status rc = dp_trained_data_open(t, dir, split, sync->rank, sync->size, limit, eval_batch, &d);
     if (rc == DP_OK && !(out->confusion = calloc((size_t)nc * (size_t)nc, sizeof(double))))
         rc = dp_errorf(DP_ERR_NOMEM, "confusion matrix of %d classes: out of memory", nc);
     rc = dp_sync_all_ok(sync, rc, "loading the data");
-    if (rc == DP_OK && set.split_total == 0)
+    if (rc == DP_OK && d.set.split_total == 0)
         rc = dp_errorf(DP_ERR_ARG, "%s: split '%s' holds no images", dir, split);
     if (rc == DP_OK)
-        rc = dp_image_evaluate_confusion(&b, &ctx, t->model, &set, 0, set.n, eval_batch, sync, out->confusion,
+        rc = dp_image_evaluate_confusion(&d.b, &d.ctx, t->model, &d.set, 0, d.set.n, eval_batch, sync, out->confusion,
                                          &out->loss, &out->acc);
-    out->n = set.split_total;
+    out->n = d.set.split_total;
     out->classes = nc;
-    dp_image_set_free(&set);
-    dp_image_batch_free(&b);
-    dp_ctx_free(&ctx);
+    dp_trained_data_close(&d);
     if (rc != DP_OK) dp_eval_result_free(out);
     return rc;
 }

@@ -69,6 +69,7 @@ out=$(PATH="$tmp/nogp" "$bin" eval --run run --limit 50 --png nog.png 2>&1); rc=
 "$bin" predict --run run --data fm --limit 300 --top 3 --logits >p.jsonl 2>p.err || bad "predict: $(cat p.err)"
 python3 - p.jsonl "$c1" <<'PY' && ok || bad "predict's lines are not what they say"
 import json, math, sys
+names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 lines = [json.loads(l) for l in open(sys.argv[1])]
 assert len(lines) == 300 and [l["index"] for l in lines] == list(range(300))
 hits = 0
@@ -78,11 +79,35 @@ for l in lines:
     ps = [t["p"] for t in l["top"]]
     assert ps == sorted(ps, reverse=True)
     for t in l["top"]:
-        assert abs(t["p"] - e[t["class"]] / s) < 1e-5 and t["name"] == str(t["class"])
+        assert abs(t["p"] - e[t["class"]] / s) < 1e-5 and t["name"] == names[t["class"]]
     hits += l["top"][0]["class"] == l["label"]
 assert hits == int(sys.argv[2]), (hits, sys.argv[2])
 PY
-expect 0 '^\{"index":0,"label":[0-9],"top":\[\{"class":[0-9],"name":"[0-9]","p":[0-9.e-]*\}\]\}$' -- predict --run run --data fm --limit 1 --top 1
+expect 0 '^\{"index":0,"label":9,"top":\[\{"class":[0-9],"name":"[A-Za-z /-]+","p":[0-9.e-]*\}\]\}$' -- predict --run run --data fm --limit 1 --top 1
+grep -q '"name":"Ankle boot"' e1.json && ok || bad "eval --json lacks the manifest's class names"
+
+# --- predict on image files: test image 0 as a PNG (grey), 2x larger (area-averaged back exactly) and as RGB
+# (R = G = B: luma gives the grey back) gives the logits of the shard set's image 0
+python3 - <<'PY' || bad "could not write the PNG files"
+import gzip, struct, zlib
+raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()
+img = [raw[16 + 28 * y: 16 + 28 * y + 28] for y in range(28)]
+def png(path, rows, w, h, colour):  # 8-bit grey (0) or RGB (2), filter 0 on every row
+    def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    data = b"".join(b"\0" + bytes(r) for r in rows)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(data)) + chunk(b"IEND", b""))
+png("img0.png", img, 28, 28, 0)
+png("img0x2.png", [bytes(v for v in r for _ in (0, 1)) for r in img for _ in (0, 1)], 56, 56, 0)
+png("img0rgb.png", [bytes(v for v in r for _ in (0, 1, 2)) for r in img], 28, 28, 2)
+PY
+want=$("$bin" predict --run run --data fm --limit 1 --top 2 --logits 2>&1 | sed 's/.*"logits"://')
+"$bin" predict --run run --top 2 --logits img0.png img0x2.png img0rgb.png >pf.jsonl 2>&1 || bad "predict FILE...: $(cat pf.jsonl)"
+[ "$(grep -c "\"logits\":$(sed 's/[][]/\\&/g' <<<"$want")" pf.jsonl)" -eq 3 ] && ok ||
+  bad "image files' logits differ from the shard set's image 0 ($want): $(cat pf.jsonl)"
+grep -q '^{"file":"img0x2.png","top":\[{"class":[0-9],"name":"' pf.jsonl && ok || bad "predict FILE line: $(head -c 300 pf.jsonl)"
+echo "not an image" >text.png
+expect 1 "text.png: .*(not a PNG|PNG or JPEG|signature)" -- predict --run run img0.png text.png
 mpi 2 "$bin" predict --run run --data fm --limit 4 --top 1 >p2.jsonl 2>&1 && [ "$(wc -l <p2.jsonl)" -eq 4 ] && ok ||
   bad "predict under mpirun -np 2: $(cat p2.jsonl)"
 
@@ -103,7 +128,7 @@ mpi 2 "$bin" eval --run one >m.out 2>&1; rc=$?
 # data of another shape or other classes than the run's (the manifest says so before any shard is read)
 mkdir small five
 sed 's/height=28 width=28/height=14 width=14/' fm/manifest.txt >small/manifest.txt
-sed 's/classes=10/classes=5/' fm/manifest.txt >five/manifest.txt
+sed 's/classes=10/classes=5/; /^class [5-9] /d' fm/manifest.txt >five/manifest.txt
 expect 1 "small: images are 1x14x14 \(CxHxW\), the run's model takes 1x28x28" -- eval --run run --data small
 expect 1 "five: 5 classes, the run's model has 10" -- predict --run run --data five
 expect 1 "$tmp/none/manifest.txt"                -- eval --run run --data "$tmp/none"

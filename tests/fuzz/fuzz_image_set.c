@@ -27,8 +27,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dp_image_set s;
         dp_status rc = dp_image_set_load(fuzz_dir(), k == 2 ? "test" : "train", plan[k][0], plan[k][1], plan[k][2], &s);
         fuzz_note(rc);
-        if (rc == DP_OK && s.n > 0) {
-            volatile uint8_t x = s.pixels[(size_t)s.n * (size_t)s.c * s.h * s.w - 1];
+        size_t last = (size_t)s.n * (size_t)s.c * s.h * s.w - 1;
+        if (rc == DP_OK && s.n > 0 && s.pixels) {
+            volatile uint8_t x = s.pixels[last];
+            (void)x;
+        } else if (rc == DP_OK && s.n > 0) {
+            volatile float x = s.values[last] + s.mean[s.c - 1] + s.std[s.c - 1];
             (void)x;
         }
         dp_image_set_free(&s);

@@ -162,6 +162,42 @@ static void shards_and_manifests(void)
     emit("manifest", "tokens", &(piece){tmp("manifest.txt"), NULL}, 1);
 }
 
+/* What the dataset writer adds: a vector_f32 set with mean/std and %XX-escaped class names, its shards
+ * renamed s0..s2 for the image_set harness. */
+static void writer_seeds(void)
+{
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/w", fuzz_dir());
+    dp_shard_schema s = dp_shard_schema_vector(3, 2);
+    dp_dataset_writer *w;
+    CHECK(dp_dataset_writer_open(dir, "fuzz-vectors", &s, &w));
+    const char *names[2] = {"a b/c", "100%"};
+    CHECK(dp_dataset_writer_classes(w, 2, names));
+    for (int split = 0; split < 2; split++) {
+        int n = split ? 3 : 9;
+        CHECK(dp_dataset_writer_split(w, split ? "test" : "train", (uint64_t)n, 2 - split));
+        for (int i = 0; i < n; i++) {
+            float x[3] = {(float)i, 0.5f * (float)i - 2.0f, 1000.0f + (float)(i % 3)};
+            CHECK(dp_dataset_writer_add(w, (uint32_t)(i & 1), x));
+        }
+    }
+    CHECK(dp_dataset_writer_commit(w, NULL));
+    dp_manifest *m;
+    CHECK(dp_manifest_load(dir, &m));
+    char from[3][900];
+    for (int i = 0; i < m->nshards; i++) {
+        snprintf(from[i], sizeof from[i], "%s/%s", dir, m->shards[i].file);
+        snprintf(m->shards[i].file, sizeof m->shards[i].file, "s%d.dps", i);
+    }
+    CHECK(dp_manifest_save(dir, m));
+    char manp[800];
+    snprintf(manp, sizeof manp, "%s/manifest.txt", dir);
+    emit("manifest", "vectors_stats_names", &(piece){manp, NULL}, 1);
+    piece set[4] = {{manp, NULL}, {from[0], NULL}, {from[1], NULL}, {from[2], NULL}};
+    emit("image_set", "vectors", set, 4);
+    dp_manifest_free(m);
+}
+
 /* IDX files as LeCun writes them: big-endian dims, unsigned bytes. */
 static void idx_seeds(void)
 {
@@ -306,6 +342,7 @@ int main(int argc, char **argv)
     }
     g_root = argv[1];
     shards_and_manifests();
+    writer_seeds();
     idx_seeds();
     checkpoint_seeds();
     member_seed();
