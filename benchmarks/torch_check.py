@@ -307,6 +307,8 @@ def check_export(args, rows):
     classes = int(meta.get("dptrain.classes", 10))
     if "dptrain.normalize" in meta:
         norm = json.loads(meta["dptrain.normalize"])
+        if norm.get("scale", 255) != 255:
+            fail(f"{path}: a model of vector features (scale {norm['scale']}): this script reads image shards")
     else:
         mean, std, _ = manifest_stats(args.data)
         norm = {"mean": mean, "std": std}

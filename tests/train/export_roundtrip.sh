@@ -22,7 +22,7 @@ bad() { fails=$((fails+1)); echo "FAIL: $1"; }
 check() { if [ "$2" -eq 0 ]; then ok "$1"; else bad "$1"; printf '%s\n' "$3" | tail -5; fi; }
 field() { sed -n "s/.*final:.* $1=\([0-9a-f.]*\).*/\1/p" <<<"$2"; }
 
-"$bin" shard fashion-mnist --out "$tmp/fm" --shards 2 >/dev/null || { echo "FAIL: shard"; exit 1; }
+"$bin" shard fashion-mnist --out "$tmp/fm" --shards 2 --quiet >/dev/null || { echo "FAIL: shard"; exit 1; }
 train=(train --data "$tmp/fm" --epochs 1 --batch 64 --test-limit 300 --threads 1)
 
 # 1. export = the checkpoint's parameters
@@ -33,7 +33,8 @@ out=$("$bin" export --run "$tmp/A" --format safetensors --out "$tmp/a.safetensor
 check "export writes the checkpoint's parameters (params_xxh3=$ha)" $? "$out"
 meta=$(head -c 4096 "$tmp/a.safetensors" | tr -d '\0')
 for want in '"format":"pt"' '"dptrain.model":"cnn"' '"dptrain.description":"{\"name\":\"cnn\",\"layers\":[' \
-            '"dptrain.input":"[1, 28, 28]"' '"dptrain.classes":"10"' '"dptrain.normalize":"{\"mean\": [0.286], \"std\": [0.353]}"' \
+            '"dptrain.input":"[1, 28, 28]"' '"dptrain.classes":"10"' '"dptrain.normalize":"{\"scale\": 255, \"mean\": [0.286], \"std\": [0.353]}"' \
+            '"dptrain.class_names":"[\"T-shirt/top\",\"Trouser\",' \
             '"conv1.weight":{"dtype":"F32","shape":[32,1,3,3],"data_offsets":[0,1152]}'; do
   grep -qF -- "$want" <<<"$meta"
   check "the export's header holds $want" $? "$(head -c 600 <<<"$meta")"
