@@ -220,7 +220,7 @@ static dp_status parse_header(dp_safetensors *f, const cJSON *root, uint64_t hle
             dp_st_tensor *t = &f->t[f->n++];
             if (!(t->name = strdup(x->string))) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", f->path);
             rc = parse_entry(f->path, x, data_size, t);
-            t->data = data + t->begin;
+            if (rc == DP_OK) t->data = data + t->begin; /* begin <= end <= data_size: inside the buffer */
         }
         if (rc != DP_OK) return rc;
     }
