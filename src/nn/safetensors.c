@@ -15,6 +15,7 @@
 #include "dptrain/fsutil.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "tensor bytes are copied as little-endian");
+_Static_assert(DP_MAX_DIMS <= DP_ST_MAX_DIMS, "a parameter's shape fits a safetensors shape");
 
 static const struct {
     const char *name;
