@@ -36,11 +36,19 @@ typedef struct dp_import_order {
  *  [A-Za-z0-9._-] (and a leading '.' or '-') made '_', at most cap - 1 bytes; "dataset" if empty. */
 void dp_import_default_name(char *out, size_t cap, const char *path);
 
-/*! An image folder: DIR/<class>/.../<file>.{png,jpg,jpeg} (any case), classes
+/*! An image folder and what its images become. */
+typedef struct dp_folder_import {
+    const char *dir;
+    int height, width; /* 0, 0: keep */
+    int channels;      /* 0 (auto), 1 or 3 */
+    dp_import_order order;
+} dp_folder_import;
+
+/*! Imports an image folder: DIR/<class>/.../<file>.{png,jpg,jpeg} (any case), classes
  *  = DIR's sub-folders sorted by name (label = index), files in sorted order,
  *  names starting with '.' and other extensions skipped (counted). When DIR
  *  holds train/ and test/ (or val/) with the same class folders, those are
- *  the splits; otherwise opts->val_split may hold some out.
+ *  the splits; otherwise order.val_split may hold some out.
  *  height, width: 0, 0 keeps the images' size, which must then be the same
  *  for all (else an error naming two files that differ); else every image is
  *  resized (dp_image_resize). channels: 1 or 3, or 0 for 3 when any image is
@@ -48,12 +56,6 @@ void dp_import_default_name(char *out, size_t cap, const char *path);
  *  unreadable file or an empty class fails before anything is written.
  *  o->name NULL: DIR's base name. Progress: images/s.
  *  @return DP_OK, DP_ERR_ARG, DP_ERR_IO, DP_ERR_FORMAT (naming the file or folder), DP_ERR_NOMEM. */
-typedef struct dp_folder_import {
-    const char *dir;
-    int height, width; /* 0, 0: keep */
-    int channels;      /* 0 (auto), 1 or 3 */
-    dp_import_order order;
-} dp_folder_import;
 dp_status dp_import_image_folder(const dp_folder_import *in, const dp_import_opts *o, dp_import_stats *st);
 
 /*! A CSV table, where its label is and whether it has a header line. */

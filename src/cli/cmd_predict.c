@@ -17,7 +17,7 @@
 #include "dptrain/trained.h"
 
 static const char header[] =
-    "usage: dptrain predict --run DIR [--top K] [--logits] (--data DIR [--split S] [--limit N] | FILE...)\n"
+    "usage: dptrain predict --run DIR [--top K] [--logits] (--data DIR [--split NAME] [--limit N] | FILE...)\n"
     "\n"
     "The model of a run's newest checkpoint, in eval mode, on each image of a split of a shard\n"
     "set, or on PNG/JPEG files (decoded to the model's grey or RGB, resized to its size as\n"
@@ -26,6 +26,8 @@ static const char header[] =
     "with the K most probable classes (softmax of the logits), and \"logits\":[...] with --logits.\n"
     "\n";
 
+static const dp_cli_opt o_data = {.name = "data", .arg = "DIR", .help = "shard set whose images to predict (or FILEs)",
+                                  .kind = DP_CLI_STR, .cap = 512};
 static const dp_cli_opt o_top = {.name = "top", .arg = "K", .help = "classes per input, at most the model's classes",
                                  .kind = DP_CLI_INT, .lo = -0x1p30, .hi = 0x1p30, .show_default = 1};
 static const dp_cli_opt o_logits = {.name = "logits", .help = "also print each input's logits", .kind = DP_CLI_ON};
@@ -39,7 +41,7 @@ static char **files;
 
 static const dp_cli_bind binds[] = {
     DP_CLI_BIND(dp_trained_cli_run, tc.run),
-    DP_CLI_BIND(dp_trained_cli_data, tc.data),
+    DP_CLI_BIND(o_data, tc.data),
     DP_CLI_BIND(dp_trained_cli_split, split),
     DP_CLI_BIND(dp_trained_cli_limit, limit),
     DP_CLI_BIND(o_top, top),

@@ -64,7 +64,7 @@ static const dp_cli_opt o_size = {.name = "size", .arg = "HxW",
                                   .help = "resize every image to H x W (area averaging where an axis\n"
                                           "shrinks, bilinear where it grows; default: keep, all equal)",
                                   .kind = DP_CLI_CUSTOM, .parse = parse_size};
-static const char *const channel_names[] = {"auto", "1", "2", "3", NULL};
+static const char *const channel_names[] = {"auto", "1", "3", NULL}; /* index 2 is 3 channels */
 static const dp_cli_opt o_channels = {.name = "channels", .arg = "1|3",
                                       .help = "grey (1) or RGB (3) (default: 3 if any image is colour)",
                                       .kind = DP_CLI_CHOICE, .choices = channel_names};
@@ -77,18 +77,10 @@ static void folder_defaults(void)
     size[0] = size[1] = channels = 0;
 }
 
-static dp_status folder_check(const dp_shard_args *a)
-{
-    (void)a;
-    if (channels == 2)
-        return dp_errorf(DP_ERR_ARG, "image-folder: --channels: 2 is not 1 or 3");
-    return DP_OK;
-}
-
 static dp_status folder_run(const dp_shard_args *a, dp_import_stats *st)
 {
-    dp_folder_import in = {.dir = a->pos[0], .height = size[0], .width = size[1], .channels = channels,
-                           .order = order};
+    dp_folder_import in = {.dir = a->pos[0], .height = size[0], .width = size[1],
+                           .channels = channels == 2 ? 3 : channels, .order = order};
     dp_import_opts o = opts(a);
     dp_status rc = dp_import_image_folder(&in, &o, st);
     if (rc == DP_OK && st->seconds > 0)
@@ -114,7 +106,6 @@ const dp_shard_format dp_shard_image_folder = {
     .binds = folder_binds,
     .default_out = "shards/images",
     .defaults = folder_defaults,
-    .check = folder_check,
     .run = folder_run,
 };
 

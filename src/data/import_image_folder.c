@@ -274,6 +274,16 @@ static dp_status find_layout(const char *dir, char *train, char *test, size_t ca
     if (has_test && has_val)
         return dp_errorf(DP_ERR_FORMAT, "%s: both test/ and val/ beside train/: which is the test split? "
                          "(rename or move one)", dir);
+    names dirs = {0};
+    rc = read_dir(dir, &dirs, NULL);
+    for (int i = 0; rc == DP_OK && i < dirs.n; i++)
+        if (strcmp(dirs.s[i], "train") && strcmp(dirs.s[i], has_test ? "test" : "val"))
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: folder '%s' beside train/ and %s/: split folders hold the class "
+                           "folders (move it, or rename train/ if it is a class)", dir, dirs.s[i],
+                           has_test ? "test" : "val");
+    names_free(&dirs);
+    if (rc != DP_OK)
+        return rc;
     if (!has_test)
         snprintf(test, cap, "%s", val);
     return DP_OK;

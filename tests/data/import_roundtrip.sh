@@ -73,7 +73,7 @@ expect 0 "usage: dptrain shard csv"          -- shard csv --help
 expect 0 "usage: dptrain shard npy"          -- shard npy --help
 expect 2 "image-folder: missing arguments"   -- shard image-folder
 expect 2 "--size: '32' , want HxW|--size: '32', want HxW" -- shard image-folder "$tmp/f" --size 32
-expect 2 "--channels: 2 is not 1 or 3"       -- shard image-folder "$tmp/f" --channels 2
+expect 2 "--channels: '2' is not auto, 1 or 3" -- shard image-folder "$tmp/f" --channels 2
 expect 2 "--val-split: .* out of range"      -- shard image-folder "$tmp/f" --val-split 1
 expect 2 "--label COL is required"           -- shard csv "$tmp/t.csv"
 expect 2 "npy: missing arguments"            -- shard npy "$tmp/x.npy" --out "$tmp/o"

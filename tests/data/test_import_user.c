@@ -322,6 +322,13 @@ Test(import_user, folder_test_classes_must_match)
     grey_png("t/test/a/1.png", 2, 2, 0);
     grey_png("t/test/c/1.png", 2, 2, 0);
     expect_fail(folder(tmp("t"), 0, 0, 0, NULL), DP_ERR_FORMAT, "t/test", "'b'");
+    mkdirs("t/test/b");
+    mkdirs("t/c");
+    grey_png("t/test/b/1.png", 2, 2, 0);
+    grey_png("t/c/1.png", 2, 2, 0);
+    expect_fail(folder(tmp("t"), 0, 0, 0, NULL), DP_ERR_FORMAT, "folder 'c' beside train/ and test/", NULL);
+    mkdirs("t/val");
+    expect_fail(folder(tmp("t"), 0, 0, 0, NULL), DP_ERR_FORMAT, "both test/ and val/", NULL);
 }
 
 /* ===================================================================== CSV */

@@ -1,10 +1,13 @@
-/* Fuzz target: dp_checkpoint_read (src/train/checkpoint.c). The input is a
+/* Fuzz target: dp_checkpoint_read (src/train/checkpoint.c) and, on what it
+ * accepts, dp_train_config_parse of the config section (src/train/config.c,
+ * what dp_trained_load reads a run's configuration with). The input is a
  * whole checkpoint file; a copy with both crc32s recomputed reaches the
  * section walk, which the checksums would otherwise guard. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "dptrain/checkpoint.h"
+#include "dptrain/train.h"
 #include "fuzz_util.h"
 
 static void read_one(const char *path)
@@ -19,6 +22,19 @@ static void read_one(const char *path)
                 volatile uint8_t x = p[0] ^ p[ck.sections[i].size - 1];
                 (void)x;
             }
+    const dp_ck_section *cs = rc == DP_OK ? dp_checkpoint_find(&ck, DP_CK_CONFIG) : NULL;
+    char *text = cs ? strndup(cs->data, cs->size) : NULL;
+    if (text) {
+        dp_train_config cfg;
+        fuzz_expect_named(dp_train_config_parse(text, path, &cfg), path);
+        size_t len = 0;
+        const char *v = dp_config_find(text, "shape", &len);
+        if (v && len) { /* the value lies inside the text */
+            volatile char x = v[0] ^ v[len - 1];
+            (void)x;
+        }
+        free(text);
+    }
     dp_checkpoint_free(&ck);
 }
 

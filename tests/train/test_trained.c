@@ -85,6 +85,10 @@ static void expect_loaded(const dp_train_config *cfg, const dp_train_result *res
     cr_assert_eq(t.shape.classes, 10);
     cr_assert_eq(t.cfg.run.seed, cfg->run.seed);
     cr_assert_eq(t.cfg.lr, cfg->lr);
+    /* the statistics training normalised with: the manifest's */
+    cr_assert(t.mean && t.std, "%s: no norm= in the checkpoint", name);
+    cr_assert_eq(t.mean[0], 0.286f);
+    cr_assert_eq(t.std[0], 0.353f);
     dp_trained_free(&t);
 }
 
@@ -101,45 +105,51 @@ Test(trained, mlp_and_cnn_load_with_the_bits_train_ended_with)
     expect_loaded(&cfg, &res, "cnn");
 }
 
-Test(trained, a_genotype_network_loads_from_the_checkpoint_alone)
+/* tmp/name holding text names the network of cfg (made by set_up from the path): the run it trains loads
+ * with the same bits once the file is gone, since the checkpoint holds its content. */
+static void trains_and_loads_without(const char *name, const char *text, dp_train_config *cfg,
+                                     void (*set_up)(dp_train_config *cfg, const char *path))
 {
-    char arch[300];
-    td_path(arch, sizeof arch, tmp, "arch.json");
-    FILE *f = fopen(arch, "w");
-    cr_assert_not_null(f);
-    fputs("{\"normal\": [[\"sep_conv_3x3\", 0], [\"skip_connect\", 1], [\"dil_conv_3x3\", 0], [\"max_pool_3x3\", 2], "
-          "[\"avg_pool_3x3\", 1], [\"sep_conv_5x5\", 3], [\"skip_connect\", 0], [\"dil_conv_5x5\", 4]], "
-          "\"normal_concat\": [2, 3, 4, 5], \"reduce\": [[\"max_pool_3x3\", 0], [\"sep_conv_3x3\", 1], "
-          "[\"skip_connect\", 0], [\"dil_conv_3x3\", 2], [\"avg_pool_3x3\", 1], [\"skip_connect\", 2], "
-          "[\"sep_conv_5x5\", 3], [\"max_pool_3x3\", 0]], \"reduce_concat\": [2, 3, 4, 5]}\n", f);
-    fclose(f);
-    dp_train_config cfg = tiny("cnn", "arch", 64);
-    snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
-    cfg.layers = 3;
-    cfg.channels = 4;
-    cfg.run.batch = 32;
+    char path[300];
+    td_path(path, sizeof path, tmp, name);
+    td_write(path, text, strlen(text));
+    set_up(cfg, path);
     dp_train_result res;
-    train_ok(&cfg, &res);
-    cr_assert_eq(unlink(arch), 0); /* the checkpoint holds the cell, not the path */
-    expect_loaded(&cfg, &res, "arch");
+    train_ok(cfg, &res);
+    cr_assert_eq(unlink(path), 0);
+    expect_loaded(cfg, &res, name);
 }
 
-/* A description from a file: the checkpoint holds its JSON, so the file may go. */
+static void genotype_net(dp_train_config *cfg, const char *path)
+{
+    *cfg = tiny("cnn", "arch", 64);
+    snprintf(cfg->arch, sizeof cfg->arch, "%s", path);
+    cfg->layers = 3;
+    cfg->channels = 4;
+    cfg->run.batch = 32;
+}
+
+static void description_net(dp_train_config *cfg, const char *path) { *cfg = tiny(path, "desc", 128); }
+
+Test(trained, a_genotype_network_loads_from_the_checkpoint_alone)
+{
+    dp_train_config cfg;
+    trains_and_loads_without("arch.json",
+        "{\"normal\": [[\"sep_conv_3x3\", 0], [\"skip_connect\", 1], [\"dil_conv_3x3\", 0], [\"max_pool_3x3\", 2], "
+        "[\"avg_pool_3x3\", 1], [\"sep_conv_5x5\", 3], [\"skip_connect\", 0], [\"dil_conv_5x5\", 4]], "
+        "\"normal_concat\": [2, 3, 4, 5], \"reduce\": [[\"max_pool_3x3\", 0], [\"sep_conv_3x3\", 1], "
+        "[\"skip_connect\", 0], [\"dil_conv_3x3\", 2], [\"avg_pool_3x3\", 1], [\"skip_connect\", 2], "
+        "[\"sep_conv_5x5\", 3], [\"max_pool_3x3\", 0]], \"reduce_concat\": [2, 3, 4, 5]}\n", &cfg, genotype_net);
+}
+
+/* A description from a file (conv, batch norm, global pool, linear). */
 Test(trained, a_description_file_network_loads_from_the_checkpoint_alone)
 {
-    char desc[300];
-    td_path(desc, sizeof desc, tmp, "small.json");
-    FILE *f = fopen(desc, "w");
-    cr_assert_not_null(f);
-    fputs("{\"name\": \"small\", \"layers\": [{\"type\": \"conv\", \"name\": \"c\", \"out\": 4, \"padding\": 1},"
-          " {\"type\": \"batchnorm\", \"name\": \"bn\"}, {\"type\": \"relu\"}, {\"type\": \"global_avgpool\"},"
-          " {\"type\": \"linear\", \"name\": \"fc\", \"out\": \"classes\"}]}\n", f);
-    fclose(f);
-    dp_train_config cfg = tiny(desc, "desc", 128);
-    dp_train_result res;
-    train_ok(&cfg, &res);
-    cr_assert_eq(unlink(desc), 0);
-    expect_loaded(&cfg, &res, "description");
+    dp_train_config cfg;
+    trains_and_loads_without("small.json",
+        "{\"name\": \"small\", \"layers\": [{\"type\": \"conv\", \"name\": \"c\", \"out\": 4, \"padding\": 1},"
+        " {\"type\": \"batchnorm\", \"name\": \"bn\"}, {\"type\": \"relu\"}, {\"type\": \"global_avgpool\"},"
+        " {\"type\": \"linear\", \"name\": \"fc\", \"out\": \"classes\"}]}\n", &cfg, description_net);
 }
 
 Test(trained, configuration_text_reads_back_to_the_same_text)
