@@ -44,6 +44,8 @@ typedef struct dp_train_config {
     float clip;          /* max global gradient norm; 0 = off */
     long test_limit;     /* evaluate on the first `test_limit` test images (0 = all) */
     int accumulate;      /* micro-batches per optimizer step, communicating on the last only */
+    char init[512];      /* safetensors file whose tensors replace the initial parameters ("" = off) */
+    int init_partial;    /* --init-partial: tensors of the file the model lacks are skipped, not refused */
 } dp_train_config;
 
 typedef struct dp_train_result {

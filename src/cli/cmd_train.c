@@ -67,6 +67,14 @@ static const dp_cli_opt o_channels = {.name = "channels", .arg = "C",
 static const dp_cli_opt o_drop_path = {.name = "drop-path", .arg = "P",
                                        .help = "drop each op output of a sample with probability P x epoch/epochs",
                                        .kind = DP_CLI_FLOAT, .lo = 0, .hi = 1, .show_default = 1};
+static const dp_cli_opt o_init = {
+    .name = "init", .arg = "FILE",
+    .help = "start from the tensors of a safetensors file (e.g. PyTorch's state_dict):\n"
+            "every parameter and buffer by name, with the model's shape",
+    .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_init_partial = {.name = "init-partial",
+                                          .help = "with --init: skip (and list) tensors the model does not have",
+                                          .kind = DP_CLI_ON};
 static const dp_cli_opt o_lr = {.name = "lr", .arg = "LR", .help = "base learning rate", .kind = DP_CLI_FLOAT,
                                 .lo = 1e-12, .hi = 100, .show_default = 1};
 static const dp_cli_opt o_optimizer = {.name = "optimizer", .arg = "NAME", .help = "sgd | adam | adamw (default sgd)",
@@ -141,6 +149,9 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_layers, cfg.layers),
     DP_CLI_BIND(o_channels, cfg.channels),
     DP_CLI_BIND(o_drop_path, cfg.drop_path),
+    DP_CLI_HEADING("starting weights (fine-tuning):"),
+    DP_CLI_BIND(o_init, cfg.init),
+    DP_CLI_BIND(o_init_partial, cfg.init_partial),
     DP_CLI_HEADING("optimisation:"),
     DP_CLI_BIND(dp_cli_epochs, cfg.run.epochs),
     DP_CLI_BIND(dp_cli_batch, cfg.run.batch),

@@ -19,6 +19,7 @@ static const char usage[] =
     "  shard      convert a dataset into shards (fashion-mnist, idx, cifar10, cifar100 ...)\n"
     "  eval       loss, accuracy, per-class accuracy and confusion matrix of a run's model\n"
     "  predict    top-k classes with probabilities, one JSON line per input, from a run's model\n"
+    "  export     a trained run's model as safetensors (PyTorch names and layouts)\n"
     "  search     DARTS-family architecture search (mpirun -np P for data-parallel)\n"
     "  summary    a model's layers: output shapes, parameters, FLOPs (docs/models.md)\n"
     "  dsi-prepare  tokenised query-docid shards from TSV or the Debian package index\n"
@@ -38,7 +39,8 @@ static const struct {
                 {"summary", dp_cmd_summary, 1},
                 {"dsi-prepare", dp_cmd_dsi_prepare, 1}, {"dsi-train", dp_cmd_dsi_train, 0},
                 {"dsi-query", dp_cmd_dsi_query, 0}, {"dsi-eval", dp_cmd_dsi_eval, 0},
-                {"eval", dp_cmd_eval, 0}, {"predict", dp_cmd_predict, 1}};
+                {"eval", dp_cmd_eval, 0}, {"predict", dp_cmd_predict, 1},
+                {"export", dp_cmd_export, 1}};
 
 int dp_cli_rank(MPI_Comm comm)
 {

@@ -19,6 +19,7 @@
 #include "dptrain/nas.h"
 #include "dptrain/netdesc.h"
 #include "dptrain/ops.h"
+#include "dptrain/safetensors.h"
 #include "dptrain/task.h"
 #include "dptrain/train.h"
 
@@ -46,6 +47,7 @@ typedef struct classify {
     int epochs_done;   /* last epoch's figures, for dp_train_result */
     double train_loss, train_acc, test_loss, test_acc;
     char config_text[DP_CONFIG_TEXT_CAP];
+    dp_safetensors init; /* --init: the file, read at build, copied into the parameters at load */
 } classify;
 
 /* A description read from a file joins the configuration text as its canonical JSON, so that ranks and
@@ -83,6 +85,51 @@ static dp_status build_model(classify *c, const dp_model_shape *shape, const dp_
     return DP_OK;
 }
 
+/* --init's refusal, with the flag that would skip an extra tensor. */
+static dp_status init_error(const classify *c, dp_status rc)
+{
+    char why[1024];
+    snprintf(why, sizeof why, "%s", dp_errmsg());
+    return dp_errorf(rc, "--init %s%s", why,
+                     !c->cfg->init_partial && strstr(why, "is not a parameter or buffer")
+                         ? " (--init-partial skips such tensors)" : "");
+}
+
+/* --init: the file is read and checked against the model on every rank at build
+ * time, before the data loads, so a rank that cannot read it fails the build; its
+ * content hash joins the configuration text: ranks must hold the same bytes, and
+ * a resume must name a file of the same content. */
+static dp_status read_init(classify *c)
+{
+    const dp_train_config *cfg = c->cfg;
+    if (!cfg->init[0]) return DP_OK;
+    dp_status rc = dp_safetensors_read(cfg->init, &c->init);
+    if (rc == DP_OK) rc = dp_safetensors_check_params(&c->init, &c->m->params, cfg->init_partial, NULL, 0);
+    if (rc != DP_OK) return init_error(c, rc);
+    size_t len = strlen(c->config_text), cap = sizeof c->config_text;
+    int n = snprintf(c->config_text + len, cap - len, "init=%016llx\n", (unsigned long long)c->init.hash);
+    if (n < 0 || (size_t)n >= cap - len)
+        return dp_errorf(DP_ERR_NOMEM, "%s: the --init hash does not fit the configuration text", cfg->init);
+    return DP_OK;
+}
+
+/* After the parameters are initialised: the file's tensors replace them (rank 0's are broadcast next). */
+static dp_status apply_init(classify *c, const dp_driver *d)
+{
+    const dp_train_config *cfg = c->cfg;
+    if (!cfg->init[0]) return DP_OK;
+    char skipped[1024];
+    dp_status rc = dp_safetensors_load_params(&c->init, &c->m->params, cfg->init_partial, skipped, sizeof skipped);
+    if (rc != DP_OK) return init_error(c, rc);
+    if (!cfg->run.quiet && d->rank == 0) {
+        if (skipped[0]) fprintf(stderr, "init: %s: skipped tensors the model does not have: %s\n", cfg->init, skipped);
+        fprintf(stderr, "init: %s: %d tensors loaded (params_xxh3=%016llx)\n", cfg->init,
+                c->m->params.count, (unsigned long long)dp_params_hash(&c->m->params));
+    }
+    dp_safetensors_free(&c->init); /* the tensors live in the parameters now */
+    return DP_OK;
+}
+
 static dp_status build(void *t, dp_driver *d, dp_task_info *info)
 {
     classify *c = t;
@@ -95,6 +142,7 @@ static dp_status build(void *t, dp_driver *d, dp_task_info *info)
     dp_status rc = cfg->arch[0] ? dp_genotype_load(cfg->arch, &g) : DP_OK;
     if (rc == DP_OK) rc = dp_image_shape(cfg->run.data, &shape, &manifest_hash);
     if (rc == DP_OK) rc = build_model(c, &shape, &g);
+    if (rc == DP_OK) rc = read_init(c);
     info->sync = dp_run_sync_opts(&cfg->run);
     info->params = c->m ? &c->m->params : NULL;
     info->resume_key = dp_train_config_resume_key;
@@ -145,6 +193,8 @@ static dp_status load(void *t, dp_driver *d)
     dp_rng init;
     dp_rng_seed(&init, cfg->run.seed, DP_STREAM_INIT, 0);
     dp_params_init(&c->m->params, &init);
+    rc = apply_init(c, d);
+    if (rc != DP_OK) return rc;
     dp_opt_config oc = cfg->opt;
     /* one rank sends nothing, so no top-k runs: --dgc's momentum goes back to the optimizer */
     if (d->size == 1 && cfg->run.codec.dgc_momentum > 0) oc.momentum = cfg->run.codec.dgc_momentum;
@@ -340,6 +390,7 @@ static void task_free(void *t)
     dp_optimizer_free(&c->opt);
     dp_sampler_free(&c->sampler);
     dp_model_free(c->m);
+    dp_safetensors_free(&c->init);
     dp_image_set_free(&c->train);
     dp_image_set_free(&c->test);
     dp_image_batch_free(&c->b);

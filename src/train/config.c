@@ -59,6 +59,7 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
     DP_CHECK(cfg->test_limit >= 0, "--test-limit: %ld is negative", cfg->test_limit);
     DP_CHECK(cfg->accumulate >= 1 && cfg->accumulate <= 65536, "--accumulate: %d is out of range [1, 65536]",
              cfg->accumulate);
+    DP_CHECK(!cfg->init_partial || cfg->init[0], "--init-partial needs --init FILE");
     return dp_opt_config_check(&cfg->opt);
 }
 

@@ -8,6 +8,7 @@ dp_room(train
   src/train/sync.c
   src/train/driver.c
   src/train/classify.c
+  src/train/export.c
   src/train/trained.c
   src/train/trained_eval.c
 )
