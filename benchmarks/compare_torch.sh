@@ -5,7 +5,7 @@
 # of median training samples/s, the ratio, each run's fraction of the sgemm
 # bound, and peak RSS (/usr/bin/time -v).
 #
-#   benchmarks/compare_torch.sh [--reps N] [--models "mlp cnn"] [--limit N] [--plot]
+#   benchmarks/compare_torch.sh [--reps N] [--models "mlp cnn resnet20"] [--limit N] [--plot]
 #
 # The bound: single-thread sgemm GFLOP/s (bench_sgemm, measured in the same
 # run) divided by the model's training FLOPs per sample (3 x forward).
@@ -17,7 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_torch
 peak=$("$build/benchmarks/bench_sgemm" | sed -n 's/^peak_gflops=//p')
 # training FLOPs per sample = 3 x forward (forward, grad wrt inputs, grad wrt weights)
-declare -A mflop=([mlp]=3.21 [cnn]=25.44)
+declare -A mflop=([mlp]=3.21 [cnn]=25.44 [resnet20]=186.13)
 
 run() { # run dptrain|torch MODEL -> "samples_per_s rss_kb test_acc"
   local log; log=$(mktemp)

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """PyTorch reference for benchmarks/compare_torch.sh and compare_ddp.sh: the
-same mlp/cnn, data, normalisation and optimizer as `dptrain train`, at one
+same network (mlp, cnn, resnet20 or a description FILE.json, built by
+torch_check.py's interpreter of the description format), data, normalisation and optimizer as `dptrain train`, at one
 thread per process. Under torchrun (WORLD_SIZE > 1) it trains with
 DistributedDataParallel over gloo, batch per rank, DistributedSampler.
 
@@ -40,17 +41,16 @@ def load(root, split, limit):
 
 
 def model(name):
-    if name == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-                             nn.Linear(256, 10))
-    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_check import Net, description
+    desc, _ = description(name, {})
+    return Net(desc, (1, 28, 28), 10)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="cnn", choices=["mlp", "cnn"])
+    ap.add_argument("--model", default="cnn", help="mlp | cnn | resnet20 | FILE.json")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=0.05)
