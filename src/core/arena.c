@@ -10,13 +10,15 @@
  * transparent huge pages, which also cuts the TLB misses of the im2col and
  * GEMM passes over the activations.
  *
- * Without it (a strict overcommit policy, an address-space limit) chunks come
+ * Without it (a strict overcommit policy, an address-space limit, an ASan
+ * build) chunks come
  * from malloc: a reset that finds several chunks (or one smaller than the
  * high water) replaces them by one chunk of the high-water size, so a steady
  * training loop stops calling malloc after its first step. */
 #include <stdlib.h>
 #include <unistd.h>
-#if defined(__unix__) || defined(__APPLE__)
+/* not under AddressSanitizer: its redzones around malloc'd chunks catch a write past the arena's end */
+#if (defined(__unix__) || defined(__APPLE__)) && !defined(__SANITIZE_ADDRESS__)
 #include <sys/mman.h>
 #define ARENA_CAN_RESERVE 1
 #endif
