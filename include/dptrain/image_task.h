@@ -14,7 +14,12 @@ typedef struct dp_image_batch {
     float *lut;      /* dp_image_norm_fill's table: byte -> normalised value per channel, or vector stats */
     float *x;        /* [max batch, c*h*w] */
     int32_t *y;
+    int eval_slice;  /* images per evaluation forward: min(training batch, DP_EVAL_SLICE) */
 } dp_image_batch;
+/* Evaluation forwards at most this many images at a time (and never more than the training batch): without a
+ * backward the arena would otherwise hold every activation of a whole evaluation batch (1 GB for ResNet-20 at
+ * the default 500), while a slice fits in the space the training step already sized. */
+enum { DP_EVAL_SLICE = 64 };
 
 /*! The shape of dir's images, from its manifest, and the manifest's hash (which ranks and resumes compare). */
 dp_status dp_image_shape(const char *dir, dp_model_shape *shape, uint64_t *hash);

@@ -56,7 +56,9 @@ typedef struct dp_gradpool {
     long sys_allocs;
 } dp_gradpool;
 
-/* Bump allocator. After a reset that found more than one chunk in use, the
+/* Bump allocator over, where the system allows, one reservation of address
+ * space (pages faulted in once, then kept; see arena.c). Otherwise, after a
+ * reset that found more than one chunk in use, the
  * chunks are merged into one of the high-water size, so from the second step
  * on a step allocates nothing from the system. */
 typedef struct dp_arena {

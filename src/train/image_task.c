@@ -48,6 +48,7 @@ dp_status dp_image_train_load(const dp_run_config *run, const dp_sync *sync, dp_
 dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, const dp_run_config *run)
 {
     long max_batch = run->batch > run->eval_batch ? run->batch : run->eval_batch;
+    b->eval_slice = run->batch < DP_EVAL_SLICE ? run->batch : DP_EVAL_SLICE;
     b->lut = malloc(dp_image_norm_size(set) * sizeof *b->lut);
     if (b->lut) dp_image_norm_fill(set, b->lut);
     size_t feat = (size_t)set->c * (size_t)set->h * (size_t)set->w;
@@ -84,6 +85,36 @@ static void confusion_add(double *confusion, const float *logits, const int32_t 
     }
 }
 
+/* logits [bs, classes] of images [first, first + bs) of b->x, forwarded eval_slice images at a time; each
+ * slice's arena space is given back once its rows are copied out. Inference treats every image on its own
+ * (batch norm uses its running statistics), so the rows are those of one forward over the whole batch, and
+ * the loss below is computed over the same logits as before. */
+static dp_tensor *evaluate_logits(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long first,
+                                  long bs)
+{
+    dp_tensor *x = dp_image_batch_get(b, ctx, set, NULL, first, bs);
+    int shape[2] = {(int)bs, m->in.classes};
+    dp_tensor *logits = x ? dp_tensor_new(ctx, 2, shape) : NULL;
+    if (!logits) return NULL;
+    const long feat = (long)set->c * set->h * set->w;
+    const long slice = b->eval_slice > 0 ? b->eval_slice : bs;
+    for (long s = 0; s < bs; s += slice) {
+        const long sl = bs - s < slice ? bs - s : slice;
+        dp_arena_mark mark = dp_arena_get_mark(&ctx->arena);
+        int xs[4] = {(int)sl, set->c, set->h, set->w};
+        dp_tensor *out = m->forward(m, ctx, dp_tensor_wrap(ctx, x->data + s * feat, 4, xs));
+        if (!out) return NULL;
+        if (out->n != sl * m->in.classes) {
+            ctx->status = dp_errorf(DP_ERR_SHAPE, "evaluation: the model gives %ld outputs for %ld images of %d classes",
+                                    out->n, sl, m->in.classes);
+            return NULL;
+        }
+        memcpy(logits->data + s * m->in.classes, out->data, (size_t)out->n * sizeof(float));
+        dp_arena_release(&ctx->arena, mark);
+    }
+    return logits;
+}
+
 dp_status dp_image_evaluate_confusion(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long lo,
                                       long hi, int eval_batch, dp_sync *sync, double *confusion, double *loss_out,
                                       double *acc_out)
@@ -96,8 +127,8 @@ dp_status dp_image_evaluate_confusion(dp_image_batch *b, dp_ctx *ctx, dp_model *
         ctx->training = 0;
         ctx->grad_enabled = 0;
         long k = 0;
-        dp_tensor *logits = m->forward(m, ctx, dp_image_batch_get(b, ctx, set, NULL, first, bs));
-        dp_tensor *loss = dp_cross_entropy(ctx, logits, b->y, &k);
+        dp_tensor *logits = evaluate_logits(b, ctx, m, set, first, bs);
+        dp_tensor *loss = logits ? dp_cross_entropy(ctx, logits, b->y, &k) : NULL;
         if (!loss) {
             rc = ctx->status ? ctx->status : dp_errorf(DP_ERR_SHAPE, "evaluation: forward failed");
             break;

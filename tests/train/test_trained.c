@@ -335,3 +335,44 @@ Test(trained, evaluate_gives_the_final_figures_of_training)
     dp_sync_free(&sync);
     dp_trained_free(&t);
 }
+
+/* Evaluation forwards b.eval_slice images at a time: any slice gives the loss, accuracy and confusion of one
+ * forward over the whole evaluation batch, bit for bit, and a small slice keeps the arena small. */
+Test(trained, evaluation_slices_give_the_whole_batch_figures)
+{
+    dp_train_config cfg = tiny("cnn", "slices", 256);
+    dp_train_result res;
+    train_ok(&cfg, &res);
+    dp_trained t;
+    cr_assert_eq(dp_trained_load(cfg.run.out, &t), DP_OK, "%s", dp_errmsg());
+    dp_sync sync;
+    static const dp_params none;
+    dp_sync_opts so = {.algo = DP_ALLREDUCE_RING, .bucket_bytes = 1u << 20};
+    cr_assert_eq(dp_sync_init(&sync, MPI_COMM_NULL, &none, &so), DP_OK);
+    dp_trained_data d;
+    cr_assert_eq(dp_trained_data_open(&t, shards, "test", 0, 1, 250, 250, &d), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(d.b.eval_slice, DP_EVAL_SLICE, "slice %d", d.b.eval_slice);
+    const int slices[] = {250, DP_EVAL_SLICE, 7, 1};
+    double loss[4], acc[4], conf[4][100];
+    size_t arena[4];
+    for (int i = 0; i < 4; i++) {
+        d.b.eval_slice = slices[i];
+        dp_ctx_free(&d.ctx);
+        dp_ctx_init(&d.ctx);
+        memset(conf[i], 0, sizeof conf[i]);
+        cr_assert_eq(dp_image_evaluate_confusion(&d.b, &d.ctx, t.model, &d.set, 0, d.set.n, 250, &sync, conf[i],
+                                                 &loss[i], &acc[i]),
+                     DP_OK, "%s", dp_errmsg());
+        arena[i] = d.ctx.arena.high_water;
+    }
+    for (int i = 1; i < 4; i++) {
+        cr_assert_eq(memcmp(&loss[i], &loss[0], sizeof loss[0]), 0, "slice %d: loss %.9g, whole batch %.9g", slices[i],
+                     loss[i], loss[0]);
+        cr_assert_eq(acc[i], acc[0], "slice %d: accuracy %.6f, whole batch %.6f", slices[i], acc[i], acc[0]);
+        cr_assert_eq(memcmp(conf[i], conf[0], sizeof conf[0]), 0, "slice %d: another confusion matrix", slices[i]);
+        cr_assert_lt(arena[i], arena[0], "slice %d: arena %zu bytes, whole batch %zu", slices[i], arena[i], arena[0]);
+    }
+    dp_trained_data_close(&d);
+    dp_sync_free(&sync);
+    dp_trained_free(&t);
+}
