@@ -108,8 +108,9 @@ static dp_status read_dir(const char *dir, names *dirs, names *files)
     if (rc == DP_OK && errno)
         rc = dp_errorf(DP_ERR_IO, "%s: readdir: %s", dir, strerror(errno));
     closedir(d);
-    qsort(dirs->s, (size_t)dirs->n, sizeof *dirs->s, str_cmp);
-    if (files)
+    if (dirs->n > 1) /* an empty list has no array: qsort's base may not be NULL */
+        qsort(dirs->s, (size_t)dirs->n, sizeof *dirs->s, str_cmp);
+    if (files && files->n > 1)
         qsort(files->s, (size_t)files->n, sizeof *files->s, str_cmp);
     return rc;
 }

@@ -410,7 +410,7 @@ Test(import_user, csv_test_labels_join_the_classes_and_val_split)
 {
     cr_assert_eq(csv("x,y\n1,b\n2,c\n", "y", 1, "x,y\n3,a\n", 0), DP_OK, "%s", dp_errmsg());
     dp_manifest *m;
-    int32_t lab[2];
+    int32_t lab[3]; /* the second import's test split holds 3 */
     cr_assert_eq(load_split("train", &m, lab, NULL, 0), 2);
     cr_assert_eq(m->schema.vector.classes, 3);
     cr_assert_str_eq(m->class_names[0], "a");
