@@ -37,6 +37,10 @@ dp_status dp_image_batch_init(dp_image_batch *b, const dp_image_set *set, const 
 /*! Images idx[first .. first+bs) of set (idx NULL: first .. first+bs) into b, as a [bs, c, h, w] tensor of ctx. */
 dp_tensor *dp_image_batch_get(dp_image_batch *b, dp_ctx *ctx, const dp_image_set *set, const int32_t *idx, long first,
                               long bs);
+/*! Logits [bs, classes] of images [first, first+bs) of set, in inference mode, forwarded at most b's eval
+ *  slice at a time (each slice's arena space given back). NULL with ctx->status set on failure. */
+dp_tensor *dp_image_logits(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long first,
+                           long bs);
 /*! Collective: the mean loss and accuracy of m over images [lo, hi) of set on every rank of sync, in batches
  *  of eval_batch. */
 dp_status dp_image_evaluate(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long lo, long hi,

@@ -136,7 +136,7 @@ static dp_status predict_set(dp_trained *t, char (*names)[DP_CLASS_NAME_MAX])
     for (long first = 0; rc == DP_OK && first < d.set.n; first += tc.eval_batch) {
         long bs = d.set.n - first < tc.eval_batch ? d.set.n - first : tc.eval_batch;
         dp_ctx_reset(&d.ctx);
-        dp_tensor *z = t->model->forward(t->model, &d.ctx, dp_image_batch_get(&d.b, &d.ctx, &d.set, NULL, first, bs));
+        dp_tensor *z = dp_image_logits(&d.b, &d.ctx, t->model, &d.set, first, bs);
         if (!z) {
             rc = d.ctx.status ? d.ctx.status : dp_errorf(DP_ERR_SHAPE, "%s: forward failed", tc.run);
             break;

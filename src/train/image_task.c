@@ -89,8 +89,8 @@ static void confusion_add(double *confusion, const float *logits, const int32_t 
  * slice's arena space is given back once its rows are copied out. Inference treats every image on its own
  * (batch norm uses its running statistics), so the rows are those of one forward over the whole batch, and
  * the loss below is computed over the same logits as before. */
-static dp_tensor *evaluate_logits(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long first,
-                                  long bs)
+dp_tensor *dp_image_logits(dp_image_batch *b, dp_ctx *ctx, dp_model *m, const dp_image_set *set, long first,
+                           long bs)
 {
     dp_tensor *x = dp_image_batch_get(b, ctx, set, NULL, first, bs);
     int shape[2] = {(int)bs, m->in.classes};
@@ -127,7 +127,7 @@ dp_status dp_image_evaluate_confusion(dp_image_batch *b, dp_ctx *ctx, dp_model *
         ctx->training = 0;
         ctx->grad_enabled = 0;
         long k = 0;
-        dp_tensor *logits = evaluate_logits(b, ctx, m, set, first, bs);
+        dp_tensor *logits = dp_image_logits(b, ctx, m, set, first, bs);
         dp_tensor *loss = logits ? dp_cross_entropy(ctx, logits, b->y, &k) : NULL;
         if (!loss) {
             rc = ctx->status ? ctx->status : dp_errorf(DP_ERR_SHAPE, "evaluation: forward failed");
