@@ -159,7 +159,10 @@ static const char query_header[] =
     "Answers queries with an ensemble of DSI members (members spread over the P ranks, beams\n"
     "gathered to rank 0): a query per line on stdin -> one line per result:\n"
     "  <query number> <rank> <docid> <score>\n"
+    "A line over 1 MiB or holding a NUL byte stops it with an error naming the line.\n"
     "\n";
+
+_Static_assert(DP_DSI_QUERY_MAX == 1 << 20, "dsi-query's help says 1 MiB");
 
 static const char eval_header[] =
     "usage: [mpirun -np P] dptrain dsi-eval (--run DIR | --models A,B,.. | --bm25 DATA) --test TSV [options]\n"
