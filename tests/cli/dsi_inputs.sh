@@ -14,9 +14,11 @@ fails=0 passes=0
 ok() { passes=$((passes+1)); }
 bad() { echo "FAIL: $(head -c 800 <<<"$*")"; fails=$((fails+1)); }
 esc=$'\033'
-# check NAME EXIT_CODE REGEX OUTPUT RC: the exit code, the message, and no raw escape byte in it
+# check NAME EXIT_CODE REGEX OUTPUT RC: the exit code, the message, no raw escape byte in it and (the sanitized
+# build exits 1 too) no sanitizer report
 check() {
-  if [ "$5" -ne "$2" ] || ! grep -qE -- "$3" <<<"$4" || grep -q "$esc" <<<"$4"; then
+  if [ "$5" -ne "$2" ] || ! grep -qE -- "$3" <<<"$4" || grep -q "$esc" <<<"$4" ||
+     grep -qE "Sanitizer|runtime error: " <<<"$4"; then
     bad "$1: exit $5 (want $2), output: $(cat -v <<<"$4")"
   else ok; fi
 }
