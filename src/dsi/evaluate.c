@@ -207,8 +207,8 @@ dp_status dp_dsi_eval_bm25(const char *data_dir, const dp_dsi_pairs *test, const
     char **texts = calloc((size_t)tr.n + 1, sizeof *texts);
     rc = texts ? bm25_texts(&tr, &docs, texts) : dp_errorf(DP_ERR_NOMEM, "bm25: out of memory");
     dp_bm25 *ix = NULL;
-    double t0 = dp_now();
     if (rc == DP_OK) rc = check_known(test, first_n(cfg, test), intern_lookup, &docs, path, 0);
+    double t0 = dp_now();
     if (rc == DP_OK) rc = dp_bm25_build((int)docs.n, (const char *const *)texts, cfg->k1, cfg->b, &ix);
     if (rc == DP_OK) {
         int32_t top[K_MAX];
@@ -280,9 +280,10 @@ dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eva
     const dp_dsi_agg how = cfg->agg >= 0 ? (dp_dsi_agg)cfg->agg : DP_DSI_AGG_CONFIDENCE;
     int32_t *out = malloc((size_t)k * sizeof *out);
     float *score = malloc((size_t)k * sizeof *score);
+    char *line = malloc(DP_DSI_QUERY_MAX + 1); /* on every rank: rank 0 broadcasts each line */
     FILE *in = stdin;
     /* every rank learns whether rank 0 has its input and every rank its buffers */
-    int ok[2] = {1, out && score}; /* input, memory */
+    int ok[2] = {1, out && score && line}; /* input, memory */
     if (rank == 0 && queries && queries[0] && !(in = fopen(queries, "r"))) ok[0] = 0;
     int all[2] = {ok[0], ok[1]};
     if (comm != MPI_COMM_NULL) MPI_Allreduce(ok, all, 2, MPI_INT, MPI_MIN, comm);
@@ -295,9 +296,6 @@ dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eva
     long nq = 0, nlat = 0;
     size_t cap = 0;
     int lat_ok = 1;
-    /* every rank holds a line of the longest length: rank 0 broadcasts it */
-    char *line = rc == DP_OK ? malloc(DP_DSI_QUERY_MAX + 1) : NULL;
-    if (rc == DP_OK && !line) rc = dp_errorf(DP_ERR_NOMEM, "query: out of memory for a line of %d bytes", DP_DSI_QUERY_MAX);
     const char *what = queries && queries[0] ? queries : "stdin";
     for (long lineno = 1; rc == DP_OK && next_line(in, what, lineno, rank, comm, line, DP_DSI_QUERY_MAX + 1, &rc);
          lineno++) {
