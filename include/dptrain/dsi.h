@@ -83,6 +83,7 @@ void dp_dsi_set_free(dp_dsi_set *s);
 typedef struct dp_dsi_pairs {
     long n;
     char **query, **docid;
+    char source[512]; /* the file read, for messages ("" when built in memory) */
 } dp_dsi_pairs;
 /*! Reads a plain `query<TAB>docid` file; with `dedupe`, identical pairs are kept once.
  *  DP_ERR_FORMAT names file and line (missing tab, empty field). */

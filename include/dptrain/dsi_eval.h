@@ -80,16 +80,21 @@ dp_status dp_dsi_eval_bm25(const char *data_dir, const dp_dsi_pairs *test, const
  *  their merged scores. The arrays are the server's, valid during the call. */
 typedef void (*dp_dsi_answer_fn)(void *ctx, long query, const int32_t *docs, const float *scores, int k);
 
+/*! Longest query line dp_dsi_serve takes, in bytes without its newline; a longer one is refused. */
+#define DP_DSI_QUERY_MAX (1 << 20)
+
 typedef struct dp_dsi_serve_stats {
     long queries;           /* answered */
     double p50_ms, p99_ms;  /* per-query latency quantiles on rank 0 (0 without queries) */
 } dp_dsi_serve_stats;
 
 /*! Answers queries one at a time with merge cfg->agg (confidence when -1):
- *  rank 0 reads lines (at most 8191 bytes each, "\r\n" dropped) from the file
- *  `queries` (NULL or "": stdin) and broadcasts each to every rank of the
- *  ensemble's communicator, which answers it collectively; rank 0 then calls
- *  answer(ctx, ...). Ends at the end of the input or at the first error.
+ *  rank 0 reads whole lines ("\r\n" dropped) from the file `queries` (NULL
+ *  or "": stdin) and broadcasts each to every rank of the ensemble's
+ *  communicator, which answers it collectively; rank 0 then calls
+ *  answer(ctx, ...). Ends at the end of the input or at the first error; a
+ *  line over DP_DSI_QUERY_MAX bytes or holding a NUL byte is an error
+ *  (DP_ERR_FORMAT naming the line), never split or cut.
  *  *st (may be NULL) is filled on rank 0.
  *  @return DP_OK; DP_ERR_IO "<file>: cannot open" on rank 0 (DP_ERR_MPI on
  *  the others); DP_ERR_NOMEM on a rank out of memory (DP_ERR_MPI on the

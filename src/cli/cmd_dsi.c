@@ -159,7 +159,10 @@ static const char query_header[] =
     "Answers queries with an ensemble of DSI members (members spread over the P ranks, beams\n"
     "gathered to rank 0): a query per line on stdin -> one line per result:\n"
     "  <query number> <rank> <docid> <score>\n"
+    "A line over 1 MiB or holding a NUL byte stops it with an error naming the line.\n"
     "\n";
+
+_Static_assert(DP_DSI_QUERY_MAX == 1 << 20, "dsi-query's help says 1 MiB");
 
 static const char eval_header[] =
     "usage: [mpirun -np P] dptrain dsi-eval (--run DIR | --models A,B,.. | --bm25 DATA) --test TSV [options]\n"
@@ -317,9 +320,8 @@ static dp_status eval_run(MPI_Comm comm, int rank)
     int nrows = 0;
     if (rc == DP_OK && q.bm25[0]) {
         if (rank == 0) { /* one process: the baseline needs no ranks */
-            print_header();
             rc = dp_dsi_eval_bm25(q.bm25, &test, &q.ask, &rows[0]);
-            if (rc == DP_OK) print_row(&rows[0]);
+            if (rc == DP_OK) print_header(), print_row(&rows[0]);
         }
         dp_dsi_pairs_free(&test);
         return rc;

@@ -28,8 +28,9 @@ static dp_status parse_input(const dp_cli_opt *o, const char *a, void *field)
     (void)o;
     dp_model_shape *s = field;
     int c, h, w, end = 0;
-    if (sscanf(a, "%dx%dx%d%n", &c, &h, &w, &end) != 3 || a[end] || c < 1 || h < 1 || w < 1 || c > 1 << 20 ||
-        h > 1 << 20 || w > 1 << 20)
+    /* %d skips white space before a number, not after: refuse it everywhere */
+    if (a[strcspn(a, " \t\n\v\f\r")] || sscanf(a, "%dx%dx%d%n", &c, &h, &w, &end) != 3 || a[end] || c < 1 ||
+        h < 1 || w < 1 || c > 1 << 20 || h > 1 << 20 || w > 1 << 20)
         return dp_errorf(DP_ERR_ARG, "--input: '%s' is not CxHxW (three positive sizes up to %d, e.g. 1x28x28)", a,
                          1 << 20);
     s->c = c, s->h = h, s->w = w;

@@ -1,6 +1,7 @@
 /* The one flag parser, the one help printer, and the declarations of the flags commands share (options.h). */
 #include "cli/options.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include "dptrain/compress.h"
 #include "dptrain/comm.h"
 #include "dptrain/task.h"
+#include "dptrain/text.h"
 
 #define HELP_COL 24 /* the column where help texts start */
 
@@ -95,12 +97,16 @@ const dp_cli_opt dp_cli_watchdog = {
 
 static long to_long(double d) { return d >= 0x1p63 ? LONG_MAX : d <= -0x1p63 ? LONG_MIN : (long)d; }
 
+/* strtol and strtod skip leading white space but stop at trailing: " 7" and "7 " are refused alike */
+static int padded(const char *s) { return isspace((unsigned char)s[0]) != 0; }
+
 dp_status dp_cli_long(const char *flag, const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end) return dp_errorf(DP_ERR_ARG, "%s: '%s' is not an integer", flag, s);
+    if (errno || end == s || *end || padded(s))
+        return dp_errorf(DP_ERR_ARG, "%s: '%s' is not an integer", flag, DP_ESC(s));
     if (v < lo || v > hi) return dp_errorf(DP_ERR_ARG, "%s: %ld is out of range [%ld, %ld]", flag, v, lo, hi);
     *out = v;
     return DP_OK;
@@ -111,7 +117,8 @@ static dp_status parse_double(const char *flag, const char *s, double lo, double
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return dp_errorf(DP_ERR_ARG, "%s: '%s' is not a number", flag, s);
+    if (errno || end == s || *end || !isfinite(v) || padded(s))
+        return dp_errorf(DP_ERR_ARG, "%s: '%s' is not a number", flag, DP_ESC(s));
     if (v < lo || v > hi) return dp_errorf(DP_ERR_ARG, "%s: %g is out of range [%g, %g]", flag, v, lo, hi);
     *out = v;
     return DP_OK;

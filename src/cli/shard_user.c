@@ -52,7 +52,9 @@ static dp_status parse_size(const dp_cli_opt *opt, const char *s, void *field)
 {
     int *hw = field, h, w, n = 0;
     (void)opt;
-    if (sscanf(s, "%dx%d%n", &h, &w, &n) != 2 || s[n] || h < 1 || w < 1 || h > DP_IMAGE_MAX_SIDE ||
+    /* %d skips white space before a number, not after: refuse it everywhere */
+    if (s[strcspn(s, " \t\n\v\f\r")] || sscanf(s, "%dx%d%n", &h, &w, &n) != 2 || s[n] || h < 1 || w < 1 ||
+        h > DP_IMAGE_MAX_SIDE ||
         w > DP_IMAGE_MAX_SIDE)
         return dp_errorf(DP_ERR_ARG, "--size: '%s', want HxW (height x width, e.g. 32x32), sides 1..%d", s,
                          DP_IMAGE_MAX_SIDE);

@@ -53,6 +53,7 @@
  * computation on the same bits, so G is identical on all ranks (same binary and
  * BLAS kernels). Non-finite values in a reduced buffer are seen by every rank,
  * so every rank returns DP_ERR_NONFINITE together. */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,7 +389,7 @@ static dp_status psgd_parse(const char *s, const char *arg, dp_compress *c)
 {
     char *end;
     long r = strtol(arg, &end, 10);
-    if (end == arg || *end || r < 1 || r > 1024)
+    if (end == arg || *end || isspace((unsigned char)*arg) || r < 1 || r > 1024) /* " 4" as "4 " */
         return dp_errorf(DP_ERR_ARG, "--codec: '%s': powersgd:R needs a rank 1 <= R <= 1024, e.g. powersgd:4", s);
     c->powersgd_rank = (int)r;
     return DP_OK;

@@ -50,6 +50,7 @@
  *
  * A pair travels as one uint64 (index in the low half, the float's bits in the
  * high half), packed with memcpy, so MPI_UINT64_T carries it on any byte order. */
+#include <ctype.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -368,7 +369,7 @@ static dp_status topkc_parse(const char *s, const char *arg, dp_compress *c)
 {
     char *end;
     double f = strtod(arg, &end);
-    if (end == arg || *end || !(f > 0 && f <= 1))
+    if (end == arg || *end || isspace((unsigned char)*arg) || !(f > 0 && f <= 1)) /* " 0.1" as "0.1 " */
         return dp_errorf(DP_ERR_ARG, "--codec: '%s': topk:F needs a fraction 0 < F <= 1, e.g. topk:0.01", s);
     c->topk_fraction = f;
     return DP_OK;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dptrain/fsutil.h"
+#include "dptrain/text.h"
 #include "data/shard_format.h"
 
 struct dp_dataset_writer {
@@ -55,7 +56,7 @@ dp_status dp_dataset_writer_open(const char *out_dir, const char *name, const dp
 {
     *out = NULL;
     if (!dp_manifest_name_ok(name, DP_MANIFEST_NAME_MAX, 0))
-        return dp_errorf(DP_ERR_ARG, "%s: bad dataset name '%s' (A-Z a-z 0-9 . _ -, < %d chars)", out_dir, name,
+        return dp_errorf(DP_ERR_ARG, "%s: bad dataset name '%s' (A-Z a-z 0-9 . _ -, < %d chars)", out_dir, DP_ESC(name),
                          DP_MANIFEST_NAME_MAX);
     dp_status rc = dp_shard_schema_check(schema, DP_ERR_ARG, out_dir);
     if (rc != DP_OK)
@@ -190,7 +191,7 @@ dp_status dp_dataset_writer_split(dp_dataset_writer *w, const char *split, uint6
     if (w->failed)
         return dp_errorf(w->failed, "%s: writer already failed", w->dir);
     if (!dp_manifest_name_ok(split, DP_MANIFEST_SPLIT_MAX, 1))
-        return dp_errorf(DP_ERR_ARG, "%s: bad split name '%s' (a-z 0-9 _ -, < %d chars)", w->dir, split,
+        return dp_errorf(DP_ERR_ARG, "%s: bad split name '%s' (a-z 0-9 _ -, < %d chars)", w->dir, DP_ESC(split),
                          DP_MANIFEST_SPLIT_MAX);
     if (nshards < 1 || nshards > DP_DATASET_MAX_SHARDS)
         return dp_errorf(DP_ERR_ARG, "%s: %d shards, want 1..%d", w->dir, nshards, DP_DATASET_MAX_SHARDS);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "data/import_order.h"
+#include "dptrain/text.h"
 
 enum { MAX_CLASSES = 65536, MAX_LABEL_BYTES = DP_MANIFEST_CLASS_MAX - 1 };
 
@@ -304,8 +305,8 @@ static dp_status parse_features(const csv_line *l, const csv_file *cf, long line
             continue;
         const char *why = parse_float(l->field[i], &x[k++]);
         if (why)
-            return dp_errorf(DP_ERR_FORMAT, "%s:%ld:%d: field %d: '%.40s' is %s", cf->path, lineno, l->col[i], i,
-                             l->field[i], why);
+            return dp_errorf(DP_ERR_FORMAT, "%s:%ld:%d: field %d: '%s' is %s", cf->path, lineno, l->col[i], i,
+                             DP_ESC(l->field[i]), why);
     }
     return DP_OK;
 }
@@ -379,8 +380,8 @@ static dp_status first_pass(csv_file *cf, const dp_csv_import *o, int want_cols,
             return dp_errorf(DP_ERR_FORMAT, "%s:%ld: more than %d rows", cf->path, lineno, INT32_MAX);
         cf->off[cf->rows] = off;
         if (parse_label_int(l->field[cf->label_col]) == -2)
-            return dp_errorf(DP_ERR_FORMAT, "%s:%ld:%d: label %.40s is out of range (labels are 0..65535)", cf->path,
-                             lineno, l->col[cf->label_col], l->field[cf->label_col]);
+            return dp_errorf(DP_ERR_FORMAT, "%s:%ld:%d: label %s is out of range (labels are 0..65535)", cf->path,
+                             lineno, l->col[cf->label_col], DP_ESC(l->field[cf->label_col]));
         rc = set_id(set, l->field[cf->label_col], &cf->lid[cf->rows], cf->path, lineno, l->col[cf->label_col]);
         if (rc != DP_OK)
             return rc;
@@ -459,7 +460,8 @@ dp_status dp_import_csv(const dp_csv_import *csv, const dp_import_opts *o, dp_im
     for (int i = 0; rc == DP_OK && all_int && i < set.n; i++) {
         long v = parse_label_int(set.by_id[i]);
         if (v == -2)
-            rc = dp_errorf(DP_ERR_FORMAT, "%s: label '%s' is over 65535 (labels are 0..65535)", path, set.by_id[i]);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: label '%s' is over 65535 (labels are 0..65535)", path,
+                           DP_ESC(set.by_id[i]));
         else if (v + 1 > classes)
             classes = (int)v + 1;
     }

@@ -22,6 +22,7 @@
 #include "data/import_order.h"
 #include "dptrain/fsutil.h"
 #include "dptrain/image_decode.h"
+#include "dptrain/text.h"
 
 enum { MAX_DEPTH = 32 };
 
@@ -197,7 +198,7 @@ static dp_status read_headers(const img_list *l, int resize, header_pass *hp, FI
             hp->first = l->f[i].path, hp->h = info.height, hp->w = info.width;
         } else if (!resize && (info.height != hp->h || info.width != hp->w)) {
             return dp_errorf(DP_ERR_FORMAT, "mixed image sizes: %s is %dx%d but %s is %dx%d (height x width); "
-                             "give --size HxW to resize them all", hp->first, hp->h, hp->w, l->f[i].path,
+                             "give --size HxW to resize them all", DP_ESC(hp->first), hp->h, hp->w, DP_ESC(l->f[i].path),
                              info.height, info.width);
         }
         double now = dp_imp_now();
@@ -280,7 +281,7 @@ static dp_status find_layout(const char *dir, char *train, char *test, size_t ca
     for (int i = 0; rc == DP_OK && i < dirs.n; i++)
         if (strcmp(dirs.s[i], "train") && strcmp(dirs.s[i], has_test ? "test" : "val"))
             rc = dp_errorf(DP_ERR_FORMAT, "%s: folder '%s' beside train/ and %s/: split folders hold the class "
-                           "folders (move it, or rename train/ if it is a class)", dir, dirs.s[i],
+                           "folders (move it, or rename train/ if it is a class)", dir, DP_ESC(dirs.s[i]),
                            has_test ? "test" : "val");
     names_free(&dirs);
     if (rc != DP_OK)
@@ -323,10 +324,10 @@ dp_status dp_import_image_folder(const dp_folder_import *in, const dp_import_opt
         for (int c = 0; rc == DP_OK && c < classes.n; c++)
             if (c >= test_classes.n || strcmp(classes.s[c], test_classes.s[c]))
                 rc = dp_errorf(DP_ERR_FORMAT, "%s: class folder '%s' of %s is missing (train and test need the same "
-                               "classes)", test_dir, classes.s[c], train_dir);
+                               "classes)", test_dir, DP_ESC(classes.s[c]), train_dir);
         if (rc == DP_OK && test_classes.n > classes.n)
             rc = dp_errorf(DP_ERR_FORMAT, "%s: class folder '%s' is not in %s (train and test need the same "
-                           "classes)", test_dir, test_classes.s[classes.n], train_dir);
+                           "classes)", test_dir, DP_ESC(test_classes.s[classes.n]), train_dir);
     }
     header_pass hp = {0};
     if (rc == DP_OK)

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "data/import_order.h"
+#include "dptrain/text.h"
 
 enum { NPY_MAX_HEADER = 1 << 20 };
 
@@ -184,14 +185,15 @@ static dp_status npy_open(npy *a, const char *path, char want, int ndim)
     static const char *ints[] = {"|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", NULL};
     if (want == 'f') {
         if (strcmp(a->descr, "<f4") && strcmp(a->descr, "<f8"))
-            return dp_errorf(DP_ERR_FORMAT, "%s: dtype '%s' not supported (want '<f4' or '<f8')", path, a->descr);
+            return dp_errorf(DP_ERR_FORMAT, "%s: dtype '%s' not supported (want '<f4' or '<f8')", path,
+                             DP_ESC(a->descr));
     } else {
         int ok = 0;
         for (int i = 0; ints[i] && !ok; i++)
             ok = !strcmp(a->descr, ints[i]);
         if (!ok)
             return dp_errorf(DP_ERR_FORMAT, "%s: dtype '%s' not supported for labels (want an integer type: '|u1', "
-                             "'<i4', '<i8', ...)", path, a->descr);
+                             "'<i4', '<i8', ...)", path, DP_ESC(a->descr));
     }
     a->kind = a->descr[1];
     a->itemsize = a->descr[2] - '0';

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dptrain/fsutil.h"
+#include "dptrain/text.h"
 #include "data/shard_format.h"
 
 #define MANIFEST_FILE "manifest.txt"
@@ -90,7 +91,7 @@ static dp_status parse_params(const char *where, const char *kind, char **word, 
         uint32_t v;
         int k = parse_kv(word[i], keys, nkeys, &v);
         if (k < 0 || seen[k]++)
-            return dp_errorf(DP_ERR_FORMAT, "%s: bad or repeated %s parameter '%s'", where, kind, word[i]);
+            return dp_errorf(DP_ERR_FORMAT, "%s: bad or repeated %s parameter '%s'", where, kind, DP_ESC(word[i]));
         vals[k] = v;
     }
     for (int k = 0; k < nkeys; k++)
@@ -119,7 +120,7 @@ static dp_status parse_schema(const char *where, char **word, int nw, dp_shard_s
         *s = dp_shard_schema_tokens(vals[0]);
     } else {
         return dp_errorf(DP_ERR_FORMAT, "%s: unknown schema '%s' (want image_u8, vector_f32 or tokens)", where,
-                         nw >= 2 ? word[1] : "");
+                         DP_ESC(nw >= 2 ? word[1] : ""));
     }
     return dp_shard_schema_check(s, DP_ERR_FORMAT, where);
 }
@@ -183,7 +184,8 @@ static dp_status parse_stats(const char *where, const char *key, char **save, do
         errno = 0;
         double v = strtod(w, &end);
         if (end == w || *end || errno || !isfinite(v))
-            return dp_errorf(DP_ERR_FORMAT, "%s: %s value %d: '%s' is not a finite number", where, key, *n + 1, w);
+            return dp_errorf(DP_ERR_FORMAT, "%s: %s value %d: '%s' is not a finite number", where, key, *n + 1,
+                             DP_ESC(w));
         if (*n == DP_VECTOR_MAX_FEATURES)
             return dp_errorf(DP_ERR_FORMAT, "%s: more than %d %s values", where, DP_VECTOR_MAX_FEATURES, key);
         if ((size_t)*n == cap) {
@@ -210,7 +212,7 @@ static dp_status parse_class(const char *where, char **word, int nw, dp_manifest
         return dp_errorf(DP_ERR_FORMAT, "%s: expected 'class <index 0..65535> <name>'", where);
     if (!get_class_name(word[2], name))
         return dp_errorf(DP_ERR_FORMAT, "%s: bad class name '%s' (1..%d bytes, %%XX escapes, no %%00)", where,
-                         word[2], DP_MANIFEST_CLASS_MAX - 1);
+                         DP_ESC(word[2]), DP_MANIFEST_CLASS_MAX - 1);
     if ((int)idx >= *cap) {
         int ncap = (int)idx + 1 > 2 * *cap ? (int)idx + 1 : 2 * *cap;
         char **p = realloc(m->class_names, (size_t)ncap * sizeof *p);
@@ -324,15 +326,15 @@ static dp_status parse_shard(const char *where, char **word, int nw, dp_manifest
         return dp_errorf(DP_ERR_FORMAT, "%s: expected 'shard <split> <file> <records> <crc32>'", where);
     if (!dp_manifest_name_ok(word[1], sizeof sh.split, 1))
         return dp_errorf(DP_ERR_FORMAT, "%s: bad split name '%s' (a-z 0-9 _ -, < %zu chars)", where,
-                         word[1], sizeof sh.split);
+                         DP_ESC(word[1]), sizeof sh.split);
     if (!dp_manifest_name_ok(word[2], sizeof sh.file, 0))
         return dp_errorf(DP_ERR_FORMAT, "%s: bad shard file name '%s' (A-Z a-z 0-9 . _ -, no '/')",
-                         where, word[2]);
+                         where, DP_ESC(word[2]));
     if (!parse_u64(word[3], &sh.records))
-        return dp_errorf(DP_ERR_FORMAT, "%s: bad record count '%s'", where, word[3]);
+        return dp_errorf(DP_ERR_FORMAT, "%s: bad record count '%s'", where, DP_ESC(word[3]));
     if (!parse_crc(word[4], &sh.crc32))
         return dp_errorf(DP_ERR_FORMAT, "%s: bad crc32 '%s' (want 0x and 8 lowercase hex digits)",
-                         where, word[4]);
+                         where, DP_ESC(word[4]));
     strcpy(sh.split, word[1]);
     strcpy(sh.file, word[2]);
     if (m->nshards == MAX_SHARDS)
@@ -413,7 +415,7 @@ static dp_status parse_manifest(const char *path, char *text, dp_manifest *m, na
             if ((rc = parse_class(where, word, nw, m, &m->nclass_names)) != DP_OK)
                 return rc;
         } else {
-            return dp_errorf(DP_ERR_FORMAT, "%s: unknown keyword '%s'", where, word[0]);
+            return dp_errorf(DP_ERR_FORMAT, "%s: unknown keyword '%s'", where, DP_ESC(word[0]));
         }
     }
     const char *missing = !have_head ? "the 'dptrain-manifest 1' line"
@@ -497,7 +499,7 @@ dp_status dp_manifest_save(const char *dir, const dp_manifest *m)
     if (rc != DP_OK)
         return rc;
     if (!dp_manifest_name_ok(m->name, sizeof m->name, 0))
-        return dp_errorf(DP_ERR_ARG, "%s: bad dataset name '%s'", path, m->name);
+        return dp_errorf(DP_ERR_ARG, "%s: bad dataset name '%s'", path, DP_ESC(m->name));
     if ((rc = dp_shard_schema_check(&m->schema, DP_ERR_ARG, path)) != DP_OK)
         return rc;
     char *text = NULL;

@@ -18,6 +18,7 @@
 
 #include "dptrain/fsutil.h"
 #include "dptrain/data.h"
+#include "dptrain/text.h"
 #include "dsi/data_internal.h"
 
 /* ------------------------------------------------------------ tokenizer.txt */
@@ -48,10 +49,11 @@ static dp_status load_tokenizer(const char *dir, dp_dsi_tok_config *tok)
         errno = 0;
         long v = strtol(eq + 1, &end, 10);
         while (*end == ' ' || *end == '\t') end++;
-        if (k < 0) rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: unknown key '%s'", path, r.line, s);
+        if (k < 0) rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: unknown key '%s'", path, r.line, DP_ESC(s));
         else if (seen[k]) rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: '%s' given twice", path, r.line, s);
         else if (errno || end == eq + 1 || *end || v < 0 || v > (1L << 30))
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %s: '%s' is not a number in [0, 2^30]", path, r.line, s, eq + 1);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: %s: '%s' is not a number in [0, 2^30]", path, r.line, s,
+                           DP_ESC(eq + 1));
         if (rc != DP_OK) break;
         seen[k] = 1;
         val[k] = v;
@@ -87,7 +89,8 @@ static dp_status load_names(const char *dir, dp_dsi_data *d)
             break;
         }
         if (!is_new) {
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: docid '%s' repeats line %ld", path, r.line, r.buf, id + 1);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s:%ld: docid '%s' repeats line %ld", path, r.line, DP_ESC(r.buf),
+                           id + 1);
             break;
         }
         if (r.line > INT32_MAX / 2) {

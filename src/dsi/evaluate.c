@@ -20,6 +20,7 @@
 
 #include "dptrain/dsi_eval.h"
 #include "dptrain/report.h"
+#include "dptrain/text.h"
 #include "dsi/data_internal.h"
 #include "dsi/ensemble_internal.h"
 
@@ -87,6 +88,40 @@ dp_status dp_dsi_ensemble_open(const dp_dsi_eval_config *cfg, MPI_Comm comm, dp_
 
 /* ------------------------------------------------------------ evaluation */
 
+typedef long (*doc_lookup)(const void *ctx, const char *docid);
+
+/* Test pairs whose docid the model does not know can only be misses: rank 0 warns with their count and a
+ * few of them, and a test set with no known docid is refused (its zeros would measure nothing). */
+static dp_status check_known(const dp_dsi_pairs *test, long n, doc_lookup find, const void *ctx, const char *who,
+                             int rank)
+{
+    const char *src = test->source[0] ? test->source : "test pairs";
+    if (n == 0) return dp_errorf(DP_ERR_FORMAT, "%s: no test pairs", src);
+    long unknown = 0;
+    char eg[3 * DP_ESCAPE_CAP + 8] = "";
+    for (long i = 0; i < n; i++) {
+        if (find(ctx, test->docid[i]) >= 0) continue;
+        if (unknown++ < 3) {
+            size_t l = strlen(eg);
+            snprintf(eg + l, sizeof eg - l, "%s'%s'", l ? ", " : "", DP_ESC(test->docid[i]));
+        }
+    }
+    if (unknown == n)
+        return dp_errorf(DP_ERR_FORMAT, "%s: none of the %ld test docids is known to %s (e.g. %s): nothing to score",
+                         src, n, who, eg);
+    if (unknown && rank == 0)
+        fprintf(stderr, "warning: %s: %ld of %ld test pairs name a docid %s does not know, counted as misses (e.g. %s)\n",
+                src, unknown, n, who, eg);
+    return DP_OK;
+}
+
+static long ensemble_lookup(const void *e, const char *docid) { return dp_dsi_ensemble_doc_id(e, docid); }
+
+static long intern_lookup(const void *t, const char *docid)
+{
+    return dsi_intern_get((dsi_intern *)t, docid, strlen(docid), 0, NULL); /* a lookup never adds */
+}
+
 dp_status dp_dsi_eval_ensemble(dp_dsi_ensemble *e, const dp_dsi_pairs *test, const dp_dsi_eval_config *cfg,
                                dp_dsi_eval_row rows[DP_DSI_EVAL_ROWS], int *nrows)
 {
@@ -99,7 +134,10 @@ dp_status dp_dsi_eval_ensemble(dp_dsi_ensemble *e, const dp_dsi_pairs *test, con
     if (cfg->agg >= 0) how[0] = (dp_dsi_agg)cfg->agg;
     int32_t *out[DP_DSI_EVAL_ROWS] = {NULL, NULL, NULL};
     float *score[DP_DSI_EVAL_ROWS] = {NULL, NULL, NULL};
-    dp_status rc = DP_OK;
+    int rank = 0;
+    if (dsi_ensemble_comm(e) != MPI_COMM_NULL) MPI_Comm_rank(dsi_ensemble_comm(e), &rank);
+    /* every rank holds the names and the pairs, so every rank decides alike */
+    dp_status rc = check_known(test, nq, ensemble_lookup, e, "the ensemble", rank);
     for (int a = 0; a < nhow && rc == DP_OK; a++) {
         out[a] = malloc((size_t)nq * (size_t)k * sizeof *out[a] + 1);
         score[a] = malloc((size_t)nq * (size_t)k * sizeof *score[a] + 1);
@@ -110,8 +148,6 @@ dp_status dp_dsi_eval_ensemble(dp_dsi_ensemble *e, const dp_dsi_pairs *test, con
         rc = dp_dsi_ensemble_query(e, (const char *const *)test->query, (int)nq, cfg->beams, cfg->only, how, nhow,
                                    k, out, score);
     double secs = dp_now() - t0;
-    int rank = 0;
-    if (dsi_ensemble_comm(e) != MPI_COMM_NULL) MPI_Comm_rank(dsi_ensemble_comm(e), &rank);
     if (rc == DP_OK && rank == 0) {
         const int n = dp_dsi_ensemble_members(e);
         for (int a = 0; a < nhow; a++) {
@@ -171,6 +207,7 @@ dp_status dp_dsi_eval_bm25(const char *data_dir, const dp_dsi_pairs *test, const
     char **texts = calloc((size_t)tr.n + 1, sizeof *texts);
     rc = texts ? bm25_texts(&tr, &docs, texts) : dp_errorf(DP_ERR_NOMEM, "bm25: out of memory");
     dp_bm25 *ix = NULL;
+    if (rc == DP_OK) rc = check_known(test, first_n(cfg, test), intern_lookup, &docs, path, 0);
     double t0 = dp_now();
     if (rc == DP_OK) rc = dp_bm25_build((int)docs.n, (const char *const *)texts, cfg->k1, cfg->b, &ix);
     if (rc == DP_OK) {
@@ -212,18 +249,22 @@ static double quantile(double *v, long n, double q)
     return v[i < 0 ? 0 : i];
 }
 
-/* One line from rank 0's stream to every rank; returns 0 at the end. */
-static int next_line(FILE *in, int rank, MPI_Comm comm, char *buf, int cap)
+/* One line from rank 0's stream to every rank: 1 with a line in buf, 0 at the end or (*rc set) when rank 0
+ * refused the line; every rank learns which. */
+static int next_line(FILE *in, const char *what, long lineno, int rank, MPI_Comm comm, char *buf, size_t cap,
+                     dp_status *rc)
 {
-    int len = -1;
-    if (rank == 0 && fgets(buf, cap, in)) {
-        buf[strcspn(buf, "\r\n")] = 0;
-        len = (int)strlen(buf);
+    int len = -1; /* -1: the end, -2: rank 0 refused the line (its message says why) */
+    if (rank == 0) {
+        size_t n = 0;
+        int eof = 0;
+        *rc = dp_line_read(in, what, lineno, buf, cap, &n, &eof);
+        len = *rc != DP_OK ? -2 : eof ? -1 : (int)n;
     }
-    if (comm == MPI_COMM_NULL) return len >= 0;
-    MPI_Bcast(&len, 1, MPI_INT, 0, comm);
+    if (comm != MPI_COMM_NULL) MPI_Bcast(&len, 1, MPI_INT, 0, comm);
+    if (len == -2 && rank != 0) *rc = dp_errorf(DP_ERR_FORMAT, "rank %d: rank 0 refused a query line", rank);
     if (len < 0) return 0;
-    MPI_Bcast(buf, len + 1, MPI_CHAR, 0, comm);
+    if (comm != MPI_COMM_NULL) MPI_Bcast(buf, len + 1, MPI_CHAR, 0, comm);
     return 1;
 }
 
@@ -239,9 +280,10 @@ dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eva
     const dp_dsi_agg how = cfg->agg >= 0 ? (dp_dsi_agg)cfg->agg : DP_DSI_AGG_CONFIDENCE;
     int32_t *out = malloc((size_t)k * sizeof *out);
     float *score = malloc((size_t)k * sizeof *score);
+    char *line = malloc(DP_DSI_QUERY_MAX + 1); /* on every rank: rank 0 broadcasts each line */
     FILE *in = stdin;
     /* every rank learns whether rank 0 has its input and every rank its buffers */
-    int ok[2] = {1, out && score}; /* input, memory */
+    int ok[2] = {1, out && score && line}; /* input, memory */
     if (rank == 0 && queries && queries[0] && !(in = fopen(queries, "r"))) ok[0] = 0;
     int all[2] = {ok[0], ok[1]};
     if (comm != MPI_COMM_NULL) MPI_Allreduce(ok, all, 2, MPI_INT, MPI_MIN, comm);
@@ -254,8 +296,9 @@ dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eva
     long nq = 0, nlat = 0;
     size_t cap = 0;
     int lat_ok = 1;
-    char line[8192];
-    while (rc == DP_OK && next_line(in, rank, comm, line, sizeof line)) {
+    const char *what = queries && queries[0] ? queries : "stdin";
+    for (long lineno = 1; rc == DP_OK && next_line(in, what, lineno, rank, comm, line, DP_DSI_QUERY_MAX + 1, &rc);
+         lineno++) {
         const char *q = line;
         double t0 = dp_now();
         rc = dp_dsi_ensemble_query(e, &q, 1, cfg->beams, cfg->only, &how, 1, k, &out, &score);
@@ -274,6 +317,7 @@ dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eva
         st->p99_ms = quantile(lat, nlat, 0.99);
     }
     free(lat);
+    free(line);
     free(out);
     free(score);
     return rc;

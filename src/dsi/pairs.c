@@ -261,6 +261,7 @@ dp_status dp_dsi_pairs_load(const char *path, int dedupe, dp_dsi_pairs *out)
         return rc;
     }
     out->n = n;
+    snprintf(out->source, sizeof out->source, "%s", path);
     out->docid = out->query + n;
     for (long i = 0; i < n; i++) {
         out->query[i] = a.buf + off[i];

@@ -14,6 +14,7 @@
 #include "dptrain/search.h"
 #include "dptrain/darts_ops.h"
 #include "dptrain/report.h"
+#include "dptrain/text.h"
 
 #define REPS 7
 
@@ -140,17 +141,12 @@ dp_status dp_cost_table_load(const char *path, dp_cost_table **out)
     if (!f) return dp_errorf(DP_ERR_IO, "%s: cannot open the cost table", path);
     dp_cost_table *t = calloc(1, sizeof *t);
     char line[256];
-    int lineno = 0;
+    int lineno = 0, eof = 0;
+    size_t len;
     dp_status rc = t ? DP_OK : dp_errorf(DP_ERR_NOMEM, "out of memory");
-    while (rc == DP_OK && fgets(line, sizeof line, f)) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
-            /* fgets would hand over the rest as a line of its own */
-            rc = dp_errorf(DP_ERR_FORMAT, "%s:%d: line longer than %zu bytes", path, lineno, sizeof line - 2);
-            break;
-        }
-        if (line[0] == '#' || line[0] == '\n') continue;
+    /* whole lines: a long one is refused, not handed over in pieces, and a NUL in one is refused, not a cut */
+    while (rc == DP_OK && (rc = dp_line_read(f, path, ++lineno, line, sizeof line, &len, &eof)) == DP_OK && !eof) {
+        if (line[0] == '#' || len == 0) continue;
         char name[32];
         cost_entry e;
         char extra;

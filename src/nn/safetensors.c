@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "dptrain/fsutil.h"
+#include "dptrain/text.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "tensor bytes are copied as little-endian");
 _Static_assert(DP_MAX_DIMS <= DP_ST_MAX_DIMS, "a parameter's shape fits a safetensors shape");
@@ -79,14 +80,14 @@ static int json_u64(const cJSON *j, uint64_t *v)
 /* One tensor entry: dtype, shape, data_offsets and nothing else; sizes checked against each other. */
 static dp_status parse_entry(const char *path, const cJSON *e, uint64_t data_size, dp_st_tensor *t)
 {
-    const char *nm = t->name;
+    const char *nm = DP_ESC(t->name); /* for messages: the header's names are anyone's text */
     if (!cJSON_IsObject(e)) return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': not a JSON object", path, nm);
     const cJSON *dt = NULL, *sh = NULL, *off = NULL, *x;
     cJSON_ArrayForEach(x, e)
     {
         const cJSON **slot = !strcmp(x->string, "dtype") ? &dt : !strcmp(x->string, "shape") ? &sh
                            : !strcmp(x->string, "data_offsets") ? &off : NULL;
-        if (!slot) return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': unknown field '%s'", path, nm, x->string);
+        if (!slot) return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': unknown field '%s'", path, nm, DP_ESC(x->string));
         if (*slot) return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': field '%s' given twice", path, nm, x->string);
         *slot = x;
     }
@@ -98,7 +99,8 @@ static dp_status parse_entry(const char *path, const cJSON *e, uint64_t data_siz
     for (int d = 0; d < DP_ST_NDTYPES; d++)
         if (!strcmp(dt->valuestring, dtypes[d].name)) t->dtype = (dp_st_dtype)d;
     if (t->dtype == DP_ST_NDTYPES)
-        return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%s'", path, nm, dt->valuestring);
+        return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%s'", path, nm,
+                         DP_ESC(dt->valuestring));
     int nd = cJSON_IsArray(sh) ? cJSON_GetArraySize(sh) : -1;
     if (nd < 0 || nd > DP_ST_MAX_DIMS)
         return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': shape is not an array of at most %d sizes", path, nm,
@@ -159,24 +161,25 @@ static dp_status check_layout(dp_safetensors *f, uint64_t data_size)
     qsort(s, (size_t)f->n, sizeof *s, by_name);
     for (int i = 1; i < f->n && rc == DP_OK; i++)
         if (!strcmp(s[i]->name, s[i - 1]->name))
-            rc = dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s' is named twice in the header", f->path, s[i]->name);
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s' is named twice in the header", f->path,
+                           DP_ESC(s[i]->name));
     qsort(s, (size_t)f->n, sizeof *s, by_offset);
     uint64_t at = 0;
     for (int i = 0; i < f->n && rc == DP_OK; i++) {
         if (s[i]->begin < at)
             rc = dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] overlap tensor '%s' [%llu, %llu]",
-                           f->path, s[i]->name, (unsigned long long)s[i]->begin, (unsigned long long)s[i]->end,
-                           s[i - 1]->name, (unsigned long long)s[i - 1]->begin, (unsigned long long)s[i - 1]->end);
+                           f->path, DP_ESC(s[i]->name), (unsigned long long)s[i]->begin, (unsigned long long)s[i]->end,
+                           DP_ESC(s[i - 1]->name), (unsigned long long)s[i - 1]->begin, (unsigned long long)s[i - 1]->end);
         else if (s[i]->begin > at)
             rc = dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] leave bytes [%llu, %llu) of the "
-                           "data unindexed", f->path, s[i]->name, (unsigned long long)s[i]->begin,
+                           "data unindexed", f->path, DP_ESC(s[i]->name), (unsigned long long)s[i]->begin,
                            (unsigned long long)s[i]->end, (unsigned long long)at, (unsigned long long)s[i]->begin);
         at = s[i]->end;
     }
     if (rc == DP_OK && at != data_size)
         rc = dp_errorf(DP_ERR_FORMAT, "%s: bytes [%llu, %llu) after the last tensor%s%s%s are not indexed", f->path,
                        (unsigned long long)at, (unsigned long long)data_size, f->n ? " '" : "",
-                       f->n ? s[f->n - 1]->name : "", f->n ? "'" : "");
+                       DP_ESC(f->n ? s[f->n - 1]->name : ""), f->n ? "'" : "");
     free(s);
     return rc;
 }
@@ -191,10 +194,10 @@ static dp_status parse_metadata(dp_safetensors *f, const cJSON *m)
     cJSON_ArrayForEach(x, m)
     {
         if (!cJSON_IsString(x))
-            return dp_errorf(DP_ERR_FORMAT, "%s: __metadata__ '%s' is not a string", f->path, x->string);
+            return dp_errorf(DP_ERR_FORMAT, "%s: __metadata__ '%s' is not a string", f->path, DP_ESC(x->string));
         for (int i = 0; i < f->nmeta; i++)
             if (!strcmp(f->meta[i].key, x->string))
-                return dp_errorf(DP_ERR_FORMAT, "%s: __metadata__ '%s' is given twice", f->path, x->string);
+                return dp_errorf(DP_ERR_FORMAT, "%s: __metadata__ '%s' is given twice", f->path, DP_ESC(x->string));
         dp_st_meta *e = &f->meta[f->nmeta++];
         char *k = strdup(x->string), *v = strdup(x->valuestring);
         e->key = k, e->value = v;
@@ -420,7 +423,7 @@ dp_status dp_safetensors_check_params(const dp_safetensors *f, const dp_params *
         dp_st_shape_text(t->ndim, t->shape, a, sizeof a);
         if (!partial)
             return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s' %s is not a parameter or buffer of the model", f->path,
-                             t->name, a);
+                             DP_ESC(t->name), a);
         note_skipped(skipped, cap, t->name);
     }
     for (int i = 0; i < p->count; i++) {
@@ -437,14 +440,14 @@ dp_status dp_safetensors_check_params(const dp_safetensors *f, const dp_params *
         dp_st_shape_text(t->ndim, t->shape, a, sizeof a);
         if (!same)
             return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s' has shape %s in the file, the model's is %s", f->path,
-                             t->name, a, b);
+                             DP_ESC(t->name), a, b);
         if (t->dtype != DP_ST_F32 && t->dtype != DP_ST_F64 && t->dtype != DP_ST_F16 && t->dtype != DP_ST_BF16)
             return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s' has dtype %s; parameters load from F32, F64, F16 or BF16",
-                             f->path, t->name, dtypes[t->dtype].name);
+                             f->path, DP_ESC(t->name), dtypes[t->dtype].name);
         for (size_t k = 0; k < (size_t)it->t.n; k++)
             if (!isfinite(element(t, k)))
                 return dp_errorf(DP_ERR_FORMAT, "%s: tensor '%s': element %zu is not finite as a float32", f->path,
-                                 t->name, k);
+                                 DP_ESC(t->name), k);
     }
     return DP_OK;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dptrain/netdesc.h"
+#include "dptrain/text.h"
 #include "dptrain/train.h"
 
 void dp_train_config_defaults(dp_train_config *cfg)
@@ -199,10 +200,11 @@ dp_status dp_train_config_parse(const char *text, const char *source, dp_train_c
             for (size_t i = 0; i < sizeof cfg_keys / sizeof cfg_keys[0]; i++)
                 if (!strcmp(key, cfg_keys[i].key) && !set_value(cfg, &cfg_keys[i], value))
                     return dp_errorf(DP_ERR_FORMAT, "%s: configuration line %d: %s=%s is not a valid value", source,
-                                     line, key, value);
+                                     line, key, DP_ESC(value));
         } else if (klen >= len && len > 0) {
-            return dp_errorf(DP_ERR_FORMAT, "%s: configuration line %d: no '=' in '%.*s'", source, line,
-                             (int)(len > 60 ? 60 : len), a);
+            char head[61];
+            snprintf(head, sizeof head, "%.*s", (int)(len > 60 ? 60 : len), a);
+            return dp_errorf(DP_ERR_FORMAT, "%s: configuration line %d: no '=' in '%s'", source, line, DP_ESC(head));
         }
         a += len + (a[len] == '\n');
     }

@@ -21,6 +21,7 @@
 #include "dptrain/nas.h"
 #include "dptrain/netdesc.h"
 #include "dptrain/task.h"
+#include "dptrain/text.h"
 
 /* The genotype's JSON as the trainer stored it (key "genotype"): genotype.c
  * reads genotypes from files only, so the text goes through a private temp file. */
@@ -50,7 +51,8 @@ static dp_status input_shape(const char *text, const char *source, const char *d
         snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf ? len : sizeof buf - 1), v);
         if (sscanf(buf, "%d,%d,%d,%d%n", &shape->c, &shape->h, &shape->w, &shape->classes, &used) != 4 ||
             buf[used] || shape->c < 1 || shape->h < 1 || shape->w < 1 || shape->classes < 2)
-            return dp_errorf(DP_ERR_FORMAT, "%s: configuration: shape=%s is not C,H,W,CLASSES", source, buf);
+            return dp_errorf(DP_ERR_FORMAT, "%s: configuration: shape=%s is not C,H,W,CLASSES", source,
+                             DP_ESC(buf));
         return DP_OK;
     }
     uint64_t hash;
@@ -80,9 +82,10 @@ static dp_status read_norm(const char *text, const char *source, dp_trained *t)
         p = e2 + 1;
     }
     return DP_OK;
-bad:
-    return dp_errorf(DP_ERR_FORMAT, "%s: configuration: norm=%.*s is not %d mean/std pairs", source,
-                     (int)(len > 80 ? 80 : len), v, c);
+bad:;
+    char text80[81];
+    snprintf(text80, sizeof text80, "%.*s", (int)(len > 80 ? 80 : len), v);
+    return dp_errorf(DP_ERR_FORMAT, "%s: configuration: norm=%s is not %d mean/std pairs", source, DP_ESC(text80), c);
 }
 
 /* The model as classify.c's build_model makes it: a description, a genotype's network, or a name. */

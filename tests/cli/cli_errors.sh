@@ -91,6 +91,34 @@ expect 1 "$tmp/model.dsi"                   -- dsi-eval --models "$tmp/model.dsi
 expect 1 "$tmp/nonexist.tsv"                -- dsi-eval --bm25 "$tmp" --test "$tmp/nonexist.tsv"
 expect 2 "--members"                        -- dsi-prepare --queries q.tsv --out "$tmp/o" --members 1
 expect 1 "$tmp/none.tsv"                    -- dsi-prepare --queries "$tmp/none.tsv" --out "$tmp/o"
+# numeric values with white space around them: refused alike, before or after (strtol skipped the leading)
+expect 2 "--epochs: ' 7' is not an integer"     -- train --epochs " 7" --data "$tmp/missing" --quiet
+expect 2 "--epochs: '7 ' is not an integer"     -- train --epochs "7 " --data "$tmp/missing" --quiet
+expect 2 "--epochs: '\\\\x097' is not an integer" -- train --epochs $'\t7' --data "$tmp/missing" --quiet
+expect 2 "--lr: ' 0.1' is not a number"         -- train --lr " 0.1" --data "$tmp/missing" --quiet
+expect 2 "--members: ' 4' is not an integer"    -- dsi-prepare --queries q.tsv --out "$tmp/o" --members "2, 4"
+expect 2 "--codec: 'topk: 0.01'"                -- train --codec "topk: 0.01" --data "$tmp/missing" --quiet
+expect 2 "--codec: 'powersgd: 4'"               -- train --codec "powersgd: 4" --data "$tmp/missing" --quiet
+expect 2 "--size: '28x 28'"                     -- shard image-folder "$tmp" --size "28x 28" --out "$tmp/o"
+expect 2 "--input: ' 1x28x28'"                  -- summary --input " 1x28x28"
+# a cost table line holding a NUL byte: refused, not cut at the NUL
+printf 'sep_conv_3x3 8 28 28 1 0.5\0junk\n' > "$tmp/costs_nul.tsv"
+expect 1 "$tmp/costs_nul.tsv:1: NUL byte"       -- search --cost-table "$tmp/costs_nul.tsv" --data "$tmp/missing" --quiet
+# control bytes read from a manifest come back escaped (expect_clean: and never raw)
+expect_clean() { # like expect, and the output holds no escape byte
+  local out; out=$("$bin" "${@:4}" 2>&1)
+  if grep -q $'\033' <<<"$out"; then echo "FAIL: dptrain ${*:4} echoed a raw escape: $(cat -v <<<"$out")"; fails=$((fails+1))
+  else expect "$@"; fi
+}
+mkdir -p "$tmp/esc1" "$tmp/esc2" "$tmp/esc3"
+printf 'dptrain-manifest 1\nname x\n\033[2Jbogus 1\n' > "$tmp/esc1/manifest.txt"
+expect_clean 1 "unknown keyword '\\\\x1b\[2Jbogus'" -- train --data "$tmp/esc1" --quiet
+printf 'dptrain-manifest 1\nname x\nschema image_u8 channels=1 height=2 width=2 classes=2\nclass 0 a\033]0;t\007b\n' \
+  > "$tmp/esc2/manifest.txt"
+expect_clean 1 "bad class name 'a\\\\x1b\]0;t\\\\x07b'" -- train --data "$tmp/esc2" --quiet
+printf 'dptrain-manifest 1\nname x\nschema image_u8 channels=1 height=2 width=2 classes=2\nshard tr\033ain a.dps 1 0x00000000\n' \
+  > "$tmp/esc3/manifest.txt"
+expect_clean 1 "bad split name 'tr\\\\x1bain'" -- train --data "$tmp/esc3" --quiet
 
 echo "cli_errors: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

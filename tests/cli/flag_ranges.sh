@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Every numeric flag of every command, read from its --help, is given values
-# no run should accept (negative, not a number, NaN, Inf, huge, past 2^64): each
+# no run should accept (negative, not a number, NaN, Inf, huge, past 2^64, white space before or after): each
 # must be refused with exit 2 and a message naming the flag, before any work.
 # Usage: flag_ranges.sh path/to/dptrain
 set -u
 bin="$1"
 # placeholders in the help text that stand for numbers (DIR, FILE, NAME, LIST, KIND ... do not)
 numeric='^(N|B|LR|M|WD|STEPS|G|NORM|S|K|MB|L|C|P|R|D|F|MF|SECONDS|T,T|T)$'
-bad_values=(-1 abc nan 1e300 18446744073709551617)
+bad_values=(-1 abc nan 1e300 18446744073709551617 ' 1' '1 ')
 list="$(mktemp)"; trap 'rm -f "$list"' EXIT
 for cmd in train shard search dsi-prepare dsi-train dsi-query dsi-eval eval predict; do
   "$bin" "$cmd" --help | grep -oE -- "--[a-z0-9-]+ [A-Z][A-Z0-9,]*" | sort -u | while read -r flag ph; do
