@@ -4,4 +4,5 @@ dp_room(base
   src/base/fault.c
   src/base/floatscan.c
   src/base/idsort.c
+  src/base/infile.c
 )
