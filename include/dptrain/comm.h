@@ -495,10 +495,12 @@ dp_status dp_rows_allreduce(float *table, size_t table_rows, size_t dim, const i
  * watchdog asks every other rank's watchdog what it is doing (over its own
  * communicator, so it answers even while its training thread is stuck),
  * prints one line per rank (waiting where, for whom; computing since when; no
- * answer), and aborts the job. */
+ * answer), and aborts the job. It does the same when this rank has spent
+ * timeout_s inside one file operation (dptrain/infile.h: an open or read that
+ * never returns), which no wait of another rank may be there to notice. */
 typedef struct dp_watchdog dp_watchdog;
 
-/*! Collective over comm (dups it). timeout_s <= 0, one rank, or an MPI
+/*! Collective over comm (dups it). timeout_s <= 0, or an MPI
  *  without MPI_THREAD_MULTIPLE: *out = NULL and every other call is a no-op.
  *  @return DP_OK, DP_ERR_NOMEM or DP_ERR_MPI. */
 dp_status dp_watchdog_create(MPI_Comm comm, double timeout_s, dp_watchdog **out);

@@ -248,6 +248,30 @@ typedef struct dp_import_stats {
     double seconds;
 } dp_import_stats;
 
+/* ----------------------------------------------- a dataset's directory */
+
+/*! Where a command that writes a dataset puts it: into a fresh temporary
+ *  sibling "<out>.tmp.<pid>", renamed into place once complete, so a failed or
+ *  interrupted write leaves the old dataset in `out` as it was. */
+typedef struct dp_dataset_dir {
+    char out[4096]; /* the directory asked for (--out) */
+    char tmp[4096]; /* where the new dataset is written */
+} dp_dataset_dir;
+
+/*! Refuses `out` when it holds anything but an earlier copy of the same dataset
+ *  (manifest.txt naming `name` with a schema of kind `kind`, and besides it only
+ *  what a writer puts there: "*.dps", "*.tmp", the names in `extra` (a
+ *  NULL-ended list, or NULL) and, when `member_dirs`, directories "m<N>"),
+ *  unless `overwrite`: then all of `out` is replaced. Creates d->tmp empty.
+ *  @return DP_OK, DP_ERR_ARG (naming the directory, what it holds, --overwrite),
+ *  DP_ERR_IO. */
+dp_status dp_dataset_dir_begin(dp_dataset_dir *d, const char *out, const char *name, int kind,
+                               const char *const *extra, int member_dirs, int overwrite);
+/*! Moves d->tmp to d->out (the old out, if any, aside first, then removed). */
+dp_status dp_dataset_dir_commit(dp_dataset_dir *d);
+/*! Removes d->tmp and everything in it; `out` is untouched. */
+void dp_dataset_dir_abort(dp_dataset_dir *d);
+
 /* -------------------------------------------------------- dataset writer */
 
 /*! Every importer writes through this: splits of records cut into contiguous
@@ -255,11 +279,12 @@ typedef struct dp_import_stats {
  *  names, and manifest.txt as the commit point. */
 typedef struct dp_dataset_writer dp_dataset_writer;
 
-/*! Starts a dataset in out_dir (created if missing). Any old manifest.txt is
- *  removed first (durably), so an interrupted import leaves no dataset; shards
- *  are written atomically; manifest.txt is written last.
- *  @return DP_OK and *out, DP_ERR_ARG (bad name or schema), DP_ERR_IO, DP_ERR_NOMEM. */
-dp_status dp_dataset_writer_open(const char *out_dir, const char *name, const dp_shard_schema *schema,
+/*! Starts a dataset for out_dir (dp_dataset_dir_begin: refused when out_dir
+ *  holds another dataset or other files, unless `overwrite`). Shards and
+ *  manifest.txt go to a temporary sibling that commit renames into place, so
+ *  a failed or interrupted import leaves the old out_dir as it was.
+ *  @return DP_OK and *out, DP_ERR_ARG (bad name or schema, another dataset), DP_ERR_IO, DP_ERR_NOMEM. */
+dp_status dp_dataset_writer_open(const char *out_dir, const char *name, const dp_shard_schema *schema, int overwrite,
                                  dp_dataset_writer **out);
 
 /*! Optional: class names (index = label), kept in the manifest; n must equal

@@ -107,6 +107,7 @@ typedef struct dp_dsi_prepare_config {
     long limit_docs;               /* keep a random subset of this many documents (0 = all) */
     int min_words;                 /* a long-description sentence needs this many words (default 3) */
     uint64_t seed;
+    int overwrite;                 /* 1: replace out whatever it holds; 0: only an earlier dsi-prepare output */
     int split_lists;               /* 1: also cut long descriptions at paragraph breaks and list bullets
                                       (default 0: only after . ! ?, the rule that reproduces the reference
                                       De-DSI counts of documents and queries, benchmarks/RESULTS.md §9) */

@@ -9,6 +9,7 @@
  *   DP_FAULT=ACTION@POINT[:rank=R][:step=S]
  *     ACTION  kill | stop | hang | nan | enospc
  *     POINT   forward | allreduce | write | step | load (train, before a rank reads its shards)
+ *             | open (inside every input file open, dptrain/infile.h: a rank stuck in I/O)
  *     rank    only on this rank (default: every rank)
  *     step    only at this optimizer step, counted from 1 (default: the first
  *             time the point is reached)

@@ -24,7 +24,8 @@ dp_status dp_mkdir_p(const char *dir);
 
 /* A whole text file of at most `max` bytes, NUL-terminated, into *out (the
  * caller frees it); an error naming the file and offset for a larger file, one
- * that grew while being read, or one holding a NUL byte. */
+ * that grew while being read, or one holding a NUL byte; a FIFO, device or
+ * directory is refused unread (dp_open_regular, dptrain/infile.h). */
 dp_status dp_read_text(const char *path, size_t max, char **out);
 /* "<dir>/<name>" into out[cap]; DP_ERR_ARG if it does not fit. */
 dp_status dp_path_join(char *out, size_t cap, const char *dir, const char *name);

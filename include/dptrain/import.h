@@ -1,7 +1,7 @@
 /* Importers: other formats -> a dataset (shards + manifest.txt) through the
  * dataset writer (dptrain/data.h). Each streams its input with bounded memory
  * (a labels-only first pass at most), names the file and record or offset of
- * any bad input, and leaves no manifest and none of its shards when it fails.
+ * any bad input, and leaves out_dir as it was when it fails.
  * `dptrain shard FORMAT` (src/cli/shard_*.c) is their command line. */
 #ifndef DPTRAIN_IMPORT_H
 #define DPTRAIN_IMPORT_H
@@ -20,6 +20,7 @@ typedef struct dp_import_opts {
     const char *name; /* the dataset's name in the manifest ([A-Za-z0-9._-]) */
     int nshards;      /* shards per split, 1..DP_DATASET_MAX_SHARDS */
     FILE *progress;   /* progress lines (records, MB/s); NULL: none */
+    int overwrite;    /* 1: replace out_dir whatever it holds; 0: only an earlier copy of this dataset */
 } dp_import_opts;
 
 /*! Opens a dataset writer for o (progress included): the common first step of an importer. */

@@ -43,7 +43,7 @@ typedef struct dp_sync {
     size_t state_n;
     double compress_sent, compress_raw; /* bytes of after-backward compressors (top-k, PowerSGD) */
     double comm_wait_s; /* time the training thread spent waiting for allreduces */
-    dp_watchdog *wd;    /* NULL: off */
+    dp_watchdog *wd;    /* NULL: off; the driver creates it (comm.h), dp_sync_free frees it */
     uint64_t *hashes;   /* [size] the replica check's gather */
     uint64_t item_base; /* engine ranges submitted before this step's buckets */
 } dp_sync;
@@ -86,10 +86,6 @@ dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all);
 /*! crc32 of the parameter and buffer ranges compared across ranks. */
 dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step);
 
-/*! Collective: from now on, a wait on the other ranks that sees no progress
- *  for timeout_s is reported by the watchdog (comm.h), which aborts the job.
- *  Started once training starts, so slow set-up (loading data) is not a stall. */
-dp_status dp_sync_watchdog(dp_sync *s, double timeout_s);
 /*! What this rank does between waits, for the watchdog's report. */
 void dp_sync_phase(dp_sync *s, const char *phase, long step);
 

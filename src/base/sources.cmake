@@ -5,4 +5,5 @@ dp_room(base
   src/base/floatscan.c
   src/base/idsort.c
   src/base/text.c
+  src/base/infile.c
 )

@@ -16,7 +16,7 @@ static const char header[] =
     "Builds DSI datasets: tokenised query shards, docs.tsv, train.tsv/test.tsv (format:\n"
     "shards/README.md, \"DSI datasets\"). Queries shared by several documents are dropped,\n"
     "then documents left with fewer than two queries; each document's queries are split\n"
-    "into train and test.\n"
+    "into train and test. Written beside --out and renamed into place when complete.\n"
     "\n";
 
 /* "2,4,8" -> members[], each range-checked under the flag's name. */
@@ -80,6 +80,10 @@ static const dp_cli_opt o_buckets = {.name = "buckets", .arg = "N", .help = "tok
 static const dp_cli_opt o_max_tokens = {.name = "max-tokens", .arg = "N", .help = "features kept per text",
                                         .kind = DP_CLI_INT, .lo = 1, .hi = 65536, .show_default = 1};
 static const dp_cli_opt o_no_bigrams = {.name = "no-bigrams", .help = "leave out word pairs", .kind = DP_CLI_OFF};
+static const dp_cli_opt o_overwrite = {.name = "overwrite",
+                                       .help = "replace --out even if it holds another dataset or other\n"
+                                               "files (default: only an earlier dsi-prepare output)",
+                                       .kind = DP_CLI_ON};
 static const dp_cli_opt o_no_trigrams = {.name = "no-trigrams", .help = "leave out character 3-grams",
                                          .kind = DP_CLI_OFF};
 
@@ -91,6 +95,7 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_queries, cfg.queries),
     DP_CLI_BIND(o_docs, cfg.docs),
     DP_CLI_BIND(o_out, cfg.out),
+    DP_CLI_BIND(o_overwrite, cfg.overwrite),
     DP_CLI_BIND(o_members, cfg),
     DP_CLI_BIND(o_kmeans, cfg.kmeans_members),
     DP_CLI_BIND(o_index, cfg.index_examples),

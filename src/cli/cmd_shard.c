@@ -18,7 +18,9 @@ static const char header[] =
     "\n"
     "Converts a dataset into zstd shards with a manifest (format: shards/README.md): records\n"
     "in contiguous shards per split, per-channel mean and std of the train split, class names.\n"
-    "An import that fails leaves no manifest and none of its shards.\n"
+    "The dataset is written beside --out and renamed into place when complete: an import that\n"
+    "fails leaves --out as it was. --out may hold an earlier copy of the same dataset (its name\n"
+    "and record kind); anything else there is refused unless --overwrite.\n"
     "\n"
     "formats (dptrain shard FORMAT --help for each):\n";
 
@@ -27,9 +29,11 @@ static const dp_cli_opt o_out = {.name = "out", .arg = "DIR", .help = "output da
 static const dp_cli_opt o_shards = {.name = "shards", .arg = "N", .help = "shards per split", .kind = DP_CLI_INT,
                                     .lo = 1, .hi = DP_DATASET_MAX_SHARDS, .show_default = 1};
 static const dp_cli_opt o_quiet = {.name = "quiet", .help = "no progress lines on stderr", .kind = DP_CLI_ON};
+static const dp_cli_opt o_overwrite = {.name = "overwrite", .help = "replace --out even if it holds another dataset\n"
+                                       "or other files (all of it is replaced)", .kind = DP_CLI_ON};
 
 static char out[512];
-static int nshards, quiet;
+static int nshards, quiet, overwrite;
 
 /* The format's own flags, then the shared ones, into b[MAX_BINDS]. */
 static void make_binds(const dp_shard_format *f, dp_cli_bind *b)
@@ -40,6 +44,7 @@ static void make_binds(const dp_shard_format *f, dp_cli_bind *b)
     b[n++] = (dp_cli_bind)DP_CLI_BIND(o_out, out);
     b[n++] = (dp_cli_bind)DP_CLI_BIND(o_shards, nshards);
     b[n++] = (dp_cli_bind)DP_CLI_BIND(o_quiet, quiet);
+    b[n++] = (dp_cli_bind)DP_CLI_BIND(o_overwrite, overwrite);
     b[n] = (dp_cli_bind)DP_CLI_END;
 }
 
@@ -48,6 +53,7 @@ static void defaults(const dp_shard_format *f)
     snprintf(out, sizeof out, "%s", f && f->default_out ? f->default_out : "");
     nshards = 16;
     quiet = 0;
+    overwrite = 0;
     if (f && f->defaults) f->defaults();
 }
 
@@ -87,7 +93,8 @@ static int parse_format(const dp_shard_format *f, int argc, char **argv, dp_shar
     }
     a->npos = argc - first;
     a->pos = argv + first;
-    a->opts = (dp_import_opts){.out_dir = out, .nshards = nshards, .progress = quiet ? NULL : stderr};
+    a->opts = (dp_import_opts){.out_dir = out, .nshards = nshards, .progress = quiet ? NULL : stderr,
+                               .overwrite = overwrite};
     if (rc == DP_OK && (a->npos < f->min_pos || a->npos > f->max_pos))
         rc = a->npos < f->min_pos ? dp_errorf(DP_ERR_ARG, "%s: missing arguments (see dptrain shard %s --help)", f->name, f->name)
                                   : dp_errorf(DP_ERR_ARG, "%s: unexpected argument '%s'", f->name, a->pos[f->max_pos]);

@@ -6,6 +6,8 @@
  *     ring: note_wait(left, s)        -> query every other rank
  *     ring: note_progress()           -> collect answers for a grace period
  *   wait_end()                        -> print one line per rank, MPI_Abort
+ *   dp_io_begin("opening", path)      inside one file operation for timeout_s?
+ *   dp_io_end()  (dptrain/infile.h)   -> the same report (start-up reads, 1 rank too)
  *
  * Everything the training and communication threads publish is a relaxed
  * atomic store: the hot path takes no lock and allocates nothing. The watchdog
@@ -19,6 +21,7 @@
 #include <time.h>
 
 #include "comm/comm_internal.h"
+#include "dptrain/infile.h"
 
 enum { TAG_QUERY = 7101, TAG_REPLY = 7102 };
 
@@ -46,7 +49,9 @@ typedef struct wd_report {
     int32_t rank, waiting, bucket, nbuckets, peer, ring_step, ring_P, answered;
     int64_t step;
     double secs; /* in the current wait, or in the current phase */
+    double io_secs; /* in the current file operation (0: none) */
     char what[64];
+    char io[128]; /* that operation: "opening PATH" */
 } wd_report;
 
 struct dp_watchdog {
@@ -76,6 +81,7 @@ static void my_report(dp_watchdog *w, wd_report *r)
     r->answered = 1;
     r->step = atomic_load(&w->step);
     r->bucket = r->peer = r->ring_step = -1;
+    r->io_secs = dp_io_busy(r->io, sizeof r->io);
     if (what) {
         r->waiting = 1;
         r->secs = now - atomic_load(&w->wait_since);
@@ -104,6 +110,11 @@ static void describe(const wd_report *r, char *out, size_t cap)
     }
     char when[48] = "before the first step"; /* step 0: set-up (data, agreements, checkpoint) */
     if (r->step > 0) snprintf(when, sizeof when, "of step %lld", (long long)r->step);
+    if (!r->waiting && r->io_secs > 0) {
+        snprintf(out, cap, "rank %d: not waiting on other ranks: stuck %.1f s %s, in %s %s", r->rank, r->io_secs,
+                 r->io, r->what, when);
+        return;
+    }
     if (!r->waiting) {
         snprintf(out, cap, "rank %d: not waiting on other ranks: in %s %s for %.1f s", r->rank, r->what, when, r->secs);
         return;
@@ -160,6 +171,7 @@ static void stall(dp_watchdog *w)
             if (st.MPI_SOURCE >= 0 && st.MPI_SOURCE < w->size && !w->reports[st.MPI_SOURCE].answered) {
                 r.rank = st.MPI_SOURCE;
                 r.what[sizeof r.what - 1] = 0;
+                r.io[sizeof r.io - 1] = 0;
                 w->reports[st.MPI_SOURCE] = r;
                 answers++;
             }
@@ -214,6 +226,11 @@ static void *watch(void *arg)
         if (atomic_load(&w->wait_what)) {
             double since = atomic_load(&w->wait_since);
             if (now - (last > since ? last : since) > w->timeout) stall(w);
+        } else {
+            /* a rank stuck in one read or open (a hung file system, start-up included) stalls
+             * the job as surely as a lost message, and may be the only rank to know it */
+            char io[128];
+            if (dp_io_busy(io, sizeof io) > w->timeout) stall(w);
         }
         pthread_mutex_lock(&w->mu);
     }
@@ -228,7 +245,8 @@ dp_status dp_watchdog_create(MPI_Comm comm, double timeout_s, dp_watchdog **out)
     if (comm == MPI_COMM_NULL || timeout_s <= 0) return DP_OK;
     MPI_Comm_size(comm, &size);
     MPI_Query_thread(&provided);
-    if (size < 2 || provided < MPI_THREAD_MULTIPLE) return DP_OK; /* the same answer on every rank */
+    /* one rank too: it has no one to wait for, but may be stuck in a file operation */
+    if (provided < MPI_THREAD_MULTIPLE) return DP_OK; /* the same answer on every rank */
     dp_watchdog *w = calloc(1, sizeof *w);
     if (!w || !(w->reports = calloc((size_t)size, sizeof *w->reports))) {
         free(w);

@@ -2,10 +2,11 @@
  * contiguous shards, per-channel statistics of the train split, class names,
  * progress, and manifest.txt as the commit point.
  *
- *   open ── removes manifest.txt (durably): from here the directory holds no dataset
- *   split ─ add × records ─▶ <split>-00000.dps … (each .tmp, fsync, rename)
- *   commit ─▶ manifest.txt (atomic), the only step that makes a dataset
- *   abort / failed commit ─▶ the shards this writer renamed into place are removed
+ *   open ── refuses a directory holding another dataset (dp_dataset_dir), makes <out>.tmp.<pid>
+ *   split ─ add × records ─▶ <out>.tmp.<pid>/<split>-00000.dps … (each .tmp, fsync, rename)
+ *   commit ─▶ manifest.txt (atomic), then <out>.tmp.<pid> renamed to <out>: the old copy
+ *            is replaced only by a complete dataset
+ *   abort / failed commit ─▶ <out>.tmp.<pid> is removed; <out> is as it was
  *
  * Statistics: u8 pixels are counted in a 256-bin histogram per channel, so the
  * mean and variance are exact sums of integers; f32 features keep sums of
@@ -23,7 +24,8 @@
 #include "data/shard_format.h"
 
 struct dp_dataset_writer {
-    char dir[4096];
+    char dir[4096];    /* --out, for messages */
+    dp_dataset_dir dd; /* where the files go: dd.tmp */
     dp_manifest m;     /* name, schema, the shards closed so far */
     int shard_cap;
     uint8_t *rec;      /* one record being assembled */
@@ -51,7 +53,7 @@ static double since(const struct timespec *a)
     return (double)(b.tv_sec - a->tv_sec) + 1e-9 * (double)(b.tv_nsec - a->tv_nsec);
 }
 
-dp_status dp_dataset_writer_open(const char *out_dir, const char *name, const dp_shard_schema *schema,
+dp_status dp_dataset_writer_open(const char *out_dir, const char *name, const dp_shard_schema *schema, int overwrite,
                                  dp_dataset_writer **out)
 {
     *out = NULL;
@@ -65,11 +67,13 @@ dp_status dp_dataset_writer_open(const char *out_dir, const char *name, const dp
         return dp_errorf(DP_ERR_ARG, "%s: the dataset writer takes labelled images or vectors, not tokens", out_dir);
     if (strlen(out_dir) >= sizeof((dp_dataset_writer *)0)->dir - 32)
         return dp_errorf(DP_ERR_ARG, "%s: path too long", out_dir);
-    if ((rc = dp_mkdir_p(out_dir)) != DP_OK || (rc = dp_manifest_remove(out_dir)) != DP_OK)
-        return rc;
     dp_dataset_writer *w = calloc(1, sizeof *w);
     if (!w)
         return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", out_dir);
+    if ((rc = dp_dataset_dir_begin(&w->dd, out_dir, name, (int)schema->kind, NULL, 0, overwrite)) != DP_OK) {
+        free(w);
+        return rc;
+    }
     strcpy(w->dir, out_dir);
     strcpy(w->m.name, name);
     w->m.schema = *schema;
@@ -174,7 +178,7 @@ static dp_status open_shard(dp_dataset_writer *w)
     snprintf(ms->split, sizeof ms->split, "%s", w->split);
     snprintf(ms->file, sizeof ms->file, "%s-%05d.dps", w->split, w->shard_no);
     char path[4200];
-    dp_status rc = dp_path_join(path, sizeof path, w->dir, ms->file);
+    dp_status rc = dp_path_join(path, sizeof path, w->dd.tmp, ms->file);
     if (rc == DP_OK)
         rc = dp_shard_writer_open(path, &w->m.schema, &w->sw);
     if (rc != DP_OK)
@@ -326,15 +330,12 @@ static dp_status finish_stats(dp_dataset_writer *w)
     return DP_OK;
 }
 
-/* Frees w; with `remove_shards`, first unlinks every shard it renamed into place. */
-static void writer_free(dp_dataset_writer *w, int remove_shards)
+/* Frees w; with `remove_all`, first removes the directory it was writing. */
+static void writer_free(dp_dataset_writer *w, int remove_all)
 {
     dp_shard_writer_abort(w->sw);
-    for (int i = 0; remove_shards && i < w->m.nshards; i++) {
-        char path[4200];
-        if (dp_path_join(path, sizeof path, w->dir, w->m.shards[i].file) == DP_OK)
-            unlink(path);
-    }
+    if (remove_all)
+        dp_dataset_dir_abort(&w->dd);
     free(w->m.shards);
     free(w->m.mean);
     free(w->m.std);
@@ -362,7 +363,9 @@ dp_status dp_dataset_writer_commit(dp_dataset_writer *w, dp_import_stats *st)
     if (rc == DP_OK && w->train_n > 0)
         rc = finish_stats(w);
     if (rc == DP_OK)
-        rc = dp_manifest_save(w->dir, &w->m);
+        rc = dp_manifest_save(w->dd.tmp, &w->m);
+    if (rc == DP_OK)
+        rc = dp_dataset_dir_commit(&w->dd);
     if (rc == DP_OK) {
         show_progress(w, 1);
         w->st.seconds = since(&w->t0);

@@ -5,6 +5,7 @@
 #include "dptrain/fsutil.h"
 
 #include "dptrain/fault.h"
+#include "dptrain/infile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -145,11 +146,12 @@ dp_status dp_mkdir_p(const char *dir)
 dp_status dp_read_text(const char *path, size_t max, char **out)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
-    /* Sized by the file, limited before allocating (a pipe gets the limit);
-     * one byte more than the size shows a file that grew while being read. */
+    FILE *f;
+    dp_status orc = dp_fopen_regular(path, 0, &f);
+    if (orc != DP_OK)
+        return orc;
+    /* Sized by the file, limited before allocating; one byte more than the
+     * size shows a file that grew while being read. */
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
         dp_status rc = dp_errorf(DP_ERR_IO, "%s: stat: %s", path, strerror(errno));
@@ -158,7 +160,9 @@ dp_status dp_read_text(const char *path, size_t max, char **out)
     }
     size_t want = S_ISREG(st.st_mode) && st.st_size < (off_t)max ? (size_t)st.st_size + 1 : max + 1;
     char *buf = malloc(want + 1);
+    dp_io_begin("reading", path);
     size_t n = buf ? fread(buf, 1, want, f) : 0;
+    dp_io_end();
     dp_status rc = DP_OK;
     if (!buf)
         rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);

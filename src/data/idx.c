@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "dptrain/data.h"
+#include "dptrain/infile.h"
 
 enum { IDX_TYPE_U8 = 0x08, IDX_MAX_BYTES = 1 << 30 };
 /* A stream holds no more than its buffers, so only overflow bounds its size. */
@@ -79,10 +81,16 @@ static dp_status stream_open(const char *path, int ndim, uint64_t limit, dp_idx_
         free(s);
         return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
     }
-    errno = 0;
-    s->gz = gzopen(path, "rb");
+    int fd;
+    dp_status orc = dp_open_regular(path, 0, &fd);
+    if (orc != DP_OK) {
+        dp_idx_close(s);
+        return orc;
+    }
+    s->gz = gzdopen(fd, "rb");
     if (!s->gz) {
-        dp_status rc = dp_errorf(DP_ERR_IO, "%s: open: %s", path, errno ? strerror(errno) : "out of memory");
+        close(fd);
+        dp_status rc = dp_errorf(DP_ERR_NOMEM, "%s: open: out of memory", path);
         dp_idx_close(s);
         return rc;
     }

@@ -15,6 +15,7 @@
 #include <png.h>
 
 #include "dptrain/image_decode.h"
+#include "dptrain/infile.h"
 
 enum { FMT_PNG = 1, FMT_JPEG = 2 };
 
@@ -23,9 +24,10 @@ enum { FMT_PNG = 1, FMT_JPEG = 2 };
 static dp_status open_image(const char *path, FILE **out, int *fmt)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dp_errorf(DP_ERR_IO, "%s: %s", path, strerror(errno));
+    FILE *f;
+    dp_status orc = dp_fopen_regular(path, 0, &f);
+    if (orc != DP_OK)
+        return orc;
     unsigned char sig[8] = {0};
     size_t n = fread(sig, 1, sizeof sig, f);
     dp_status rc = DP_OK;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dptrain/fsutil.h"
+#include "dptrain/infile.h"
 #include "dptrain/import.h"
 
 enum { CIFAR_SIDE = 32, CIFAR_PX = 3 * CIFAR_SIDE * CIFAR_SIDE, CIFAR10_BATCHES = 5, MAX_FILES = 5 };
@@ -56,9 +57,10 @@ static dp_status import_file(dp_dataset_writer *w, const char *path, const cifar
 {
     const size_t rec = (size_t)L->label_bytes + CIFAR_PX;
     uint8_t buf[2 + CIFAR_PX];
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    FILE *f;
+    dp_status orc = dp_fopen_regular(path, 0, &f);
+    if (orc != DP_OK)
+        return orc;
     setvbuf(f, NULL, _IOFBF, 1 << 20);
     static const int limits[2][2] = {{10, 0}, {20, 100}}; /* per label byte: CIFAR-10; CIFAR-100 coarse, fine */
     dp_status rc = DP_OK;
@@ -111,8 +113,8 @@ dp_status dp_import_cifar(const char *dir, dp_cifar_kind kind, const dp_import_o
     char path[MAX_FILES + 1][4096];
     uint64_t count[MAX_FILES + 1], ntrain = 0;
     int nfiles = L->ntrain + 1;
-    /* No dataset in out_dir from here on, even if the input fails its checks before anything is written. */
-    dp_status rc = dp_manifest_remove(o->out_dir);
+    /* out_dir stays as it is until the new dataset is complete (dp_dataset_dir) */
+    dp_status rc = DP_OK;
     for (int i = 0; i < nfiles && rc == DP_OK; i++) {
         rc = dp_path_join(path[i], sizeof path[i], dir, i < L->ntrain ? L->train[i] : L->test);
         if (rc == DP_OK)

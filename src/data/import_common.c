@@ -14,7 +14,7 @@ dp_status dp_import_begin(const dp_import_opts *o, const dp_shard_schema *schema
     *w = NULL;
     if (!o->out_dir || !o->name)
         return dp_errorf(DP_ERR_ARG, "import: no output directory or dataset name");
-    dp_status rc = dp_dataset_writer_open(o->out_dir, o->name, schema, w);
+    dp_status rc = dp_dataset_writer_open(o->out_dir, o->name, schema, o->overwrite, w);
     if (rc == DP_OK)
         dp_dataset_writer_progress(*w, o->progress);
     return rc;

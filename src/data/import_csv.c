@@ -15,6 +15,7 @@
 
 #include "data/import_order.h"
 #include "dptrain/text.h"
+#include "dptrain/infile.h"
 
 enum { MAX_CLASSES = 65536, MAX_LABEL_BYTES = DP_MANIFEST_CLASS_MAX - 1 };
 
@@ -314,9 +315,9 @@ static dp_status parse_features(const csv_line *l, const csv_file *cf, long line
 static dp_status first_pass(csv_file *cf, const dp_csv_import *o, int want_cols, csv_line *l, label_set *set,
                             float **x_alloc)
 {
-    cf->f = fopen(cf->path, "rb");
-    if (!cf->f)
-        return dp_errorf(DP_ERR_IO, "%s: %s", cf->path, strerror(errno));
+    dp_status orc = dp_fopen_regular(cf->path, 0, &cf->f);
+    if (orc != DP_OK)
+        return orc;
     long lineno = 0, cap = 0;
     uint64_t pos = 0, off;
     int eof = 0;

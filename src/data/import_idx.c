@@ -113,10 +113,8 @@ dp_status dp_import_idx(const dp_idx_import *in, const dp_import_opts *o, dp_imp
     int classes = 0;
     uint8_t *is_val = NULL, *px = NULL;
     dp_dataset_writer *w = NULL;
-    /* No dataset in out_dir from here on, even if the input fails its checks before anything is written. */
-    dp_status rc = dp_manifest_remove(o->out_dir);
-    if (rc == DP_OK)
-        rc = check_input(in, &tr, &te, &classes, &st);
+    /* out_dir stays as it is until the new dataset is complete (dp_dataset_dir) */
+    dp_status rc = check_input(in, &tr, &te, &classes, &st);
     uint64_t n = tr.dims[0], nval = 0;
     if (rc == DP_OK && in->val_split > 0) {
         int32_t *lab = malloc(n * sizeof *lab + 1);

@@ -17,6 +17,7 @@
 
 #include "data/import_order.h"
 #include "dptrain/text.h"
+#include "dptrain/infile.h"
 
 enum { NPY_MAX_HEADER = 1 << 20 };
 
@@ -145,8 +146,9 @@ static dp_status npy_open(npy *a, const char *path, char want, int ndim)
 {
     memset(a, 0, sizeof *a);
     a->path = path;
-    if (!(a->f = fopen(path, "rb")))
-        return dp_errorf(DP_ERR_IO, "%s: %s", path, strerror(errno));
+    dp_status orc = dp_fopen_regular(path, 0, &a->f);
+    if (orc != DP_OK)
+        return orc;
     unsigned char pre[12];
     size_t got = fread(pre, 1, sizeof pre, a->f);
     if (ferror(a->f))

@@ -12,7 +12,7 @@ dp_status dp_imp_start(const dp_import_opts *o, const dp_import_order *ord)
              o->nshards, DP_DATASET_MAX_SHARDS);
     DP_CHECK(ord->val_split >= 0 && ord->val_split < 1, "--val-split: %g is out of range [0, 1)", ord->val_split);
     DP_CHECK(o->out_dir && o->out_dir[0], "import: no output directory");
-    return dp_manifest_remove(o->out_dir);
+    return DP_OK; /* out_dir is left as it is until the new dataset is complete (dp_dataset_dir) */
 }
 
 static uint64_t splitmix64(uint64_t x)

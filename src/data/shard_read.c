@@ -4,6 +4,7 @@
  * Each frame's prefix, content size, frame extent and zstd checksum are
  * checked as it arrives; record count, payload size and crc32 at the end. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <zstd.h>
 
 #include "data/shard_format.h"
+#include "dptrain/infile.h"
 
 struct dp_shard_reader {
     char *path;
@@ -39,18 +41,17 @@ dp_status dp_shard_reader_open(const char *path, dp_shard_reader **out)
         rc = dp_errorf(DP_ERR_NOMEM, "%s: cannot allocate a shard reader", path);
         goto err;
     }
-    r->f = fopen(path, "rb");
-    if (!r->f) {
-        rc = dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    /* O_NOFOLLOW: a shard is a file of its dataset directory, never a link to one elsewhere */
+    if ((rc = dp_fopen_regular(path, O_NOFOLLOW, &r->f)) != DP_OK) {
+        struct stat ls;
+        if (lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode))
+            rc = dp_errorf(DP_ERR_IO, "%s: a symbolic link: refused (a shard must be a file inside its dataset "
+                           "directory, shards/README.md)", path);
         goto err;
     }
     struct stat st;
     if (fstat(fileno(r->f), &st) != 0) {
         rc = dp_errorf(DP_ERR_IO, "%s: stat: %s", path, strerror(errno));
-        goto err;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = dp_errorf(DP_ERR_IO, "%s: not a regular file", path);
         goto err;
     }
     uint64_t size = (uint64_t)st.st_size;
@@ -99,7 +100,10 @@ static dp_status bad(dp_shard_reader *r, uint64_t off, const char *what)
 
 static dp_status read_exact(dp_shard_reader *r, void *dst, size_t n)
 {
-    if (fread(dst, 1, n, r->f) == n)
+    dp_io_begin("reading", r->path);
+    size_t got = fread(dst, 1, n, r->f);
+    dp_io_end();
+    if (got == n)
         return DP_OK;
     if (ferror(r->f)) {
         r->failed = dp_errorf(DP_ERR_IO, "%s: offset %" PRIu64 ": read: %s", r->path, r->off,

@@ -8,6 +8,7 @@ dp_room(data
   src/data/import_common.c
   src/data/import_idx.c
   src/data/import_cifar.c
+  src/data/dataset_dir.c
   src/data/dataset_writer.c
   src/data/image_set.c
   src/data/image_decode.c

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "dptrain/dsi_eval.h"
+#include "dptrain/infile.h"
 #include "dptrain/report.h"
 #include "dptrain/text.h"
 #include "dsi/data_internal.h"
@@ -284,11 +285,15 @@ dp_status dp_dsi_serve(dp_dsi_ensemble *e, const char *queries, const dp_dsi_eva
     FILE *in = stdin;
     /* every rank learns whether rank 0 has its input and every rank its buffers */
     int ok[2] = {1, out && score && line}; /* input, memory */
-    if (rank == 0 && queries && queries[0] && !(in = fopen(queries, "r"))) ok[0] = 0;
+    char why[512] = "";
+    if (rank == 0 && queries && queries[0] && dp_fopen_regular(queries, 0, &in) != DP_OK) {
+        snprintf(why, sizeof why, "%s", dp_errmsg());
+        ok[0] = 0;
+    }
     int all[2] = {ok[0], ok[1]};
     if (comm != MPI_COMM_NULL) MPI_Allreduce(ok, all, 2, MPI_INT, MPI_MIN, comm);
     dp_status rc = DP_OK;
-    if (!ok[0]) rc = dp_errorf(DP_ERR_IO, "%s: cannot open", queries);
+    if (!ok[0]) rc = dp_errorf(DP_ERR_IO, "%s", why);
     else if (!ok[1]) rc = dp_errorf(DP_ERR_NOMEM, "query: out of memory");
     else if (!all[0]) rc = dp_errorf(DP_ERR_MPI, "rank %d: rank 0 cannot open the queries", rank);
     else if (!all[1]) rc = dp_errorf(DP_ERR_MPI, "rank %d: another rank is out of memory", rank);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "dptrain/infile.h"
 #include "dptrain/fsutil.h"
 #include "dsi/data_internal.h"
 
@@ -132,8 +133,7 @@ dp_status dsi_lines_open(dsi_lines *r, const char *dir, const char *name)
     if (!dir && snprintf(r->path, sizeof r->path, "%s", name) >= (int)sizeof r->path)
         rc = dp_errorf(DP_ERR_ARG, "%s: path too long", name);
     if (rc != DP_OK) return rc;
-    if (!(r->f = fopen(r->path, "rb"))) return dp_errorf(DP_ERR_IO, "%s: open: %s", r->path, strerror(errno));
-    return DP_OK;
+    return dp_fopen_regular(r->path, 0, &r->f);
 }
 
 int dsi_lines_next(dsi_lines *r)

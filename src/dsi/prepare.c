@@ -17,7 +17,6 @@
  * indexing examples, PURPOSE_MEMBERS (rank = S) for the random member deal.
  * Everything is a function of the inputs and the seed. */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -545,44 +544,12 @@ static dp_status member_dir(char *out, size_t cap, const char *root, int S, int 
     return DP_OK;
 }
 
-/* Drops the manifest of every member dir out/m<S>/<k>/ already there, so
- * member sets of an earlier run (other seed, other S) stop being datasets. */
-static dp_status drop_member_manifests(const char *out)
-{
-    DIR *top = opendir(out);
-    if (!top) return dp_errorf(DP_ERR_IO, "%s: opendir: %s", out, strerror(errno));
-    dp_status rc = DP_OK;
-    struct dirent *e;
-    while (rc == DP_OK && (e = readdir(top))) {
-        int S, k, used = 0;
-        if (sscanf(e->d_name, "m%d%n", &S, &used) != 1 || e->d_name[used] != '\0') continue;
-        char mdir[4096];
-        if ((rc = dp_path_join(mdir, sizeof mdir, out, e->d_name)) != DP_OK) break;
-        DIR *sub = opendir(mdir);
-        if (!sub) continue; /* a file named m<S>: not ours */
-        struct dirent *f;
-        while (rc == DP_OK && (f = readdir(sub))) {
-            if (sscanf(f->d_name, "%d%n", &k, &used) != 1 || f->d_name[used] != '\0') continue;
-            char kdir[4096];
-            if ((rc = dp_path_join(kdir, sizeof kdir, mdir, f->d_name)) == DP_OK) rc = dp_manifest_remove(kdir);
-        }
-        closedir(sub);
-    }
-    closedir(top);
-    return rc;
-}
-
 static dp_status write_all(prep *p)
 {
     const dp_dsi_prepare_config *cfg = p->cfg;
     char dir[4096];
-    /* First drop every manifest this run will rewrite, and those of old
-     * member dirs: an interrupted run leaves no dataset that mixes old and
-     * new documents. */
-    dp_status rc = dp_mkdir_p(cfg->out);
-    if (rc == DP_OK) rc = dp_manifest_remove(cfg->out);
-    if (rc == DP_OK) rc = drop_member_manifests(cfg->out);
-    if (rc == DP_OK) rc = write_dataset(p, cfg->out, NULL);
+    /* cfg->out is a fresh directory (dp_dsi_prepare): no member dir of an earlier run is left */
+    dp_status rc = write_dataset(p, cfg->out, NULL);
     if (rc != DP_OK || cfg->nmembers == 0) return rc;
 
     dp_sparse_rows x = {0};
@@ -612,7 +579,17 @@ dp_status dp_dsi_prepare(const dp_dsi_prepare_config *cfg, dp_dsi_prepare_stats 
     if (st) memset(st, 0, sizeof *st);
     dp_status rc = check_config(cfg);
     if (rc != DP_OK) return rc;
-    prep p = {.cfg = cfg};
+    /* refused before any work when --out holds another dataset; written beside it, renamed at the end */
+    static const char *const ours[] = {"tokenizer.txt", "docs.tsv", "train.tsv", "test.tsv", NULL};
+    dp_dataset_dir dd;
+    if ((rc = dp_dataset_dir_begin(&dd, cfg->out, "dsi", DP_SCHEMA_TOKENS, ours, 1, cfg->overwrite)) != DP_OK)
+        return rc;
+    dp_dsi_prepare_config into = *cfg;
+    if (snprintf(into.out, sizeof into.out, "%s", dd.tmp) >= (int)sizeof into.out) {
+        dp_dataset_dir_abort(&dd);
+        return dp_errorf(DP_ERR_ARG, "%s: path too long", dd.tmp);
+    }
+    prep p = {.cfg = &into};
     int64_t *qfirst = NULL;
     int32_t *qlist = NULL;
     if (cfg->queries[0]) rc = dsi_read_queries_tsv(cfg->queries, &p.c);
@@ -629,6 +606,8 @@ dp_status dp_dsi_prepare(const dp_dsi_prepare_config *cfg, dp_dsi_prepare_stats 
     free(qfirst);
     free(qlist);
     if (rc == DP_OK) rc = write_all(&p);
+    if (rc == DP_OK) rc = dp_dataset_dir_commit(&dd);
+    else dp_dataset_dir_abort(&dd);
     p.st.docs = p.D;
     p.st.seconds = dp_now() - t0;
     if (st && rc == DP_OK) *st = p.st;

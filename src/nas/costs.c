@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dptrain/infile.h"
 #include "dptrain/fsutil.h"
 #include "dptrain/data.h"
 #include "dptrain/search.h"
@@ -137,8 +138,8 @@ dp_status dp_search_profile_ops(const dp_search_config *cfg, const char *path)
 dp_status dp_cost_table_load(const char *path, dp_cost_table **out)
 {
     *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: cannot open the cost table", path);
+    FILE *f;
+    if (dp_fopen_regular(path, 0, &f) != DP_OK) return dp_errorf(DP_ERR_IO, "%s (the cost table)", dp_errmsg());
     dp_cost_table *t = calloc(1, sizeof *t);
     char line[256];
     int lineno = 0, eof = 0;

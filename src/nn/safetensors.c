@@ -14,6 +14,7 @@
 
 #include "dptrain/fsutil.h"
 #include "dptrain/text.h"
+#include "dptrain/infile.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "tensor bytes are copied as little-endian");
 _Static_assert(DP_MAX_DIMS <= DP_ST_MAX_DIMS, "a parameter's shape fits a safetensors shape");
@@ -276,8 +277,9 @@ dp_status dp_safetensors_parse(const char *path, const void *bytes, size_t size,
 dp_status dp_safetensors_read(const char *path, dp_safetensors *out)
 {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return dp_errorf(DP_ERR_IO, "%s: %s", path, strerror(errno));
+    FILE *fp;
+    dp_status orc = dp_fopen_regular(path, 0, &fp);
+    if (orc != DP_OK) return orc;
     struct stat sb;
     dp_status rc = DP_OK;
     uint8_t *buf = NULL;

@@ -20,6 +20,7 @@
 #include <zstd.h>
 
 #include "dptrain/fsutil.h"
+#include "dptrain/infile.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoint.c writes little-endian fields with memcpy: port it for big-endian hosts"
@@ -173,8 +174,9 @@ static dp_status read_checked(FILE *f, const char *path, dp_checkpoint *ck, unsi
 dp_status dp_checkpoint_read(const char *path, dp_checkpoint *ck)
 {
     memset(ck, 0, sizeof *ck);
-    FILE *f = fopen(path, "rb");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: open: %s", path, strerror(errno));
+    FILE *f;
+    dp_status orc = dp_fopen_regular(path, 0, &f);
+    if (orc != DP_OK) return orc;
     unsigned char *comp = NULL, *body = NULL;
     dp_status rc = read_checked(f, path, ck, &comp, &body);
     fclose(f);

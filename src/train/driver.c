@@ -205,6 +205,12 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     }
     if (o->run.out[0])
         snprintf(d->ckpt, sizeof d->ckpt, "%s/%s", o->run.out, ops->ckpt_name ? ops->ckpt_name : "checkpoint.dpc");
+    /* The watchdog before the first file is read (a description, a genotype): from here every wait
+     * on other ranks and every file operation is watched, so a rank stuck loading its data, or
+     * all of them stuck opening a file, is reported like one stuck in a step */
+    dp_watchdog *wd = NULL;
+    dp_status rc_wd = comm != MPI_COMM_NULL ? dp_watchdog_create(comm, o->run.watchdog_s, &wd) : DP_OK;
+    dp_watchdog_phase(wd, "building the model", 0);
     /* The model first: its layout is part of what the ranks compare, and
      * the comparison must come before anything that could fail on one rank only. */
     dp_task_info info = {.config_text = d->config_text, .config_cap = sizeof d->config_text};
@@ -212,9 +218,8 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     static const dp_params none;
     d->params = rc_build == DP_OK && info.params ? info.params : &none;
     dp_status rc = dp_sync_init(&d->sync, comm, d->params, &info.sync);
-    /* from here every wait on other ranks is watched, set-up included: a rank stuck loading its
-     * data is reported like one stuck in a step */
-    if (rc == DP_OK) rc = dp_sync_watchdog(&d->sync, o->run.watchdog_s);
+    d->sync.wd = wd; /* dp_sync_free frees it */
+    if (rc == DP_OK) rc = rc_wd;
     if (rc != DP_OK) return rc;
     dp_fault_context(d->rank, 0);
     /* A rank that failed to build must not leave the others waiting. */

@@ -206,12 +206,6 @@ dp_status dp_sync_all_ok(dp_sync *s, dp_status mine, const char *what)
     return DP_OK;
 }
 
-dp_status dp_sync_watchdog(dp_sync *s, double timeout_s)
-{
-    if (s->size == 1 || s->wd) return DP_OK;
-    return dp_watchdog_create(s->comm, timeout_s, &s->wd);
-}
-
 void dp_sync_phase(dp_sync *s, const char *phase, long step) { dp_watchdog_phase(s->wd, phase, step); }
 
 dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes)

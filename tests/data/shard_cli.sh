@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `dptrain shard FORMAT`: per-format help, usage errors (exit 2) and import errors (exit 1) that name the
-# flag or file, progress and the summary line, a failed import leaving no dataset, and a tiny IDX and CIFAR-10
+# flag or file, progress and the summary line, a failed import leaving the old dataset, and a tiny IDX and CIFAR-10
 # set in the exact layouts imported and trained on. Usage: shard_cli.sh path/to/dptrain
 set -u
 bin="$1"
@@ -78,8 +78,10 @@ passes=$((passes+1))
 
 # --- IDX: bad input (exit 1, naming the file) and no dataset left behind ---
 head -c 100 tr-images >cut-images
+old=$(cat idx/* | md5sum)
 expect 1 "cut-images: offset 100: truncated" -- shard idx cut-images tr-labels --out idx --quiet
-[ -e idx/manifest.txt ] && fail "a failed import left the old manifest"
+[ "$(cat idx/* | md5sum)" = "$old" ] || fail "a failed import changed the old dataset"
+ls -d idx.tmp.* >/dev/null 2>&1 && fail "a failed import left its temporary directory"
 # a gzip'd stream cut inside image 30: found while streaming, after shards were written
 { be32 $((0x803)); be32 40; be32 4; be32 4; head -c $((30 * 16 + 5)) /dev/zero; } | gzip >cut.gz
 expect 1 "cut.gz: offset 501: truncated" -- shard idx cut.gz tr-labels --out fresh --shards 4 --quiet
@@ -102,8 +104,9 @@ grep -qE "^mean [0-9.e-]+ [0-9.e-]+ [0-9.e-]+$" cif/manifest.txt || fail "cifar1
 "$bin" train --data cif --model cnn --epochs 1 --batch 8 --quiet >log 2>&1 || fail "train on CIFAR: $(cat log)"
 passes=$((passes+1))
 cifar_file c10/data_batch_2.bin 3 1
+old=$(cat cif/* | md5sum)
 expect 1 "data_batch_2.bin: record 1 at offset 3073: label 10 outside \[0, 10\)" -- shard cifar10 c10 --out cif
-[ -e cif/manifest.txt ] && fail "a failed CIFAR import left a manifest"
+[ "$(cat cif/* | md5sum)" = "$old" ] || fail "a failed CIFAR import changed the old dataset"
 expect 1 "data_batch_2.bin: record 1 at offset 3073: label 10" -- shard cifar10 c10 --out cif2 --shards 1
 ls cif2/*.dps* >/dev/null 2>&1 && fail "a failed CIFAR import left its shards: $(ls cif2)"
 cifar_file c10/data_batch_2.bin 3

@@ -43,14 +43,17 @@ static dp_import_opts opts(int nshards)
     return (dp_import_opts){.out_dir = out_dir, .name = "t", .nshards = nshards};
 }
 
-/* The output holds no dataset and no shard file (a failed import cleans up). */
+/* A failed import leaves nothing of its own: no dataset where there was none, and no
+ * temporary sibling "<out>.tmp.*" of the output directory. */
 static void expect_no_dataset(void)
 {
-    char p[512];
+    char p[512], cmd[700];
     td_path(p, sizeof p, out_dir, "manifest.txt");
     cr_assert_neq(access(p, F_OK), 0, "a failed import left a manifest");
     td_path(p, sizeof p, out_dir, "train-00000.dps");
     cr_assert_neq(access(p, F_OK), 0, "a failed import left its shards");
+    snprintf(cmd, sizeof cmd, "ls -d '%s'.tmp.* >/dev/null 2>&1", out_dir);
+    cr_assert_neq(system(cmd), 0, "a failed import left its temporary directory");
 }
 
 static void expect_error(dp_status rc, dp_status want, const char *file, const char *what)
@@ -220,10 +223,18 @@ Test(data_import, idx_failure_midway_leaves_nothing)
     /* truncated inside image 7 of a gzip'd stream: found only while streaming, after 2 shards are written */
     uint32_t dims[3] = {10, 2, 3};
     write_idx(in_path("img"), 0x803, 3, dims, 45, px_of, 1);
-    expect_error(dp_import_idx(&in, &o, NULL), DP_ERR_FORMAT, in_path("img"), "truncated");
-    char p[512];
-    td_path(p, sizeof p, out_dir, "train-00001.dps");
-    cr_assert_neq(access(p, F_OK), 0, "shard 1 of the failed import left");
+    dp_manifest *before = NULL, *after = NULL;
+    cr_assert_eq(dp_manifest_load(out_dir, &before), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_import_idx(&in, &o, NULL), DP_ERR_FORMAT);
+    cr_assert(strstr(dp_errmsg(), "truncated"), "%s", dp_errmsg());
+    /* the first import's dataset is whole: the failed one wrote beside it */
+    cr_assert_eq(dp_manifest_load(out_dir, &after), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_manifest_hash(after), dp_manifest_hash(before));
+    dp_manifest_free(before);
+    dp_manifest_free(after);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls -d '%s'.tmp.* >/dev/null 2>&1", out_dir);
+    cr_assert_neq(system(cmd), 0, "a failed import left its temporary directory");
 }
 
 Test(data_import, fashion_mnist_is_byte_identical_through_idx)

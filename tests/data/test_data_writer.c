@@ -46,7 +46,7 @@ Test(data_writer, images_round_trip_with_stats_and_names)
 {
     dp_shard_schema s = dp_shard_schema_image(2, 2, 2, 3);
     dp_dataset_writer *w = NULL;
-    cr_assert_eq(dp_dataset_writer_open(dir, "tiny", &s, &w), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_open(dir, "tiny", &s, 0, &w), DP_OK, "%s", dp_errmsg());
     const char *names[3] = {"T-shirt/top", "with space", "100% caf\xc3\xa9 #1"};
     cr_assert_eq(dp_dataset_writer_classes(w, 3, names), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(dp_dataset_writer_split(w, "train", 10, 3), DP_OK, "%s", dp_errmsg());
@@ -120,7 +120,7 @@ Test(data_writer, vectors_written_little_endian_with_pad)
     cr_assert_eq(s.param[1], 1);
     cr_assert_eq(s.param[2], 1);
     dp_dataset_writer *w = NULL;
-    cr_assert_eq(dp_dataset_writer_open(dir, "vec", &s, &w), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_open(dir, "vec", &s, 0, &w), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(dp_dataset_writer_split(w, "train", 4, 1), DP_OK, "%s", dp_errmsg());
     const float x[4][3] = {{1, 1000, -2}, {3, 1002, -2}, {5, 1004, -2}, {7, 1006, -2}};
     for (int i = 0; i < 4; i++)
@@ -159,7 +159,7 @@ Test(data_writer, bad_records_are_refused)
 {
     dp_shard_schema s = dp_shard_schema_vector(2, 3);
     dp_dataset_writer *w = NULL;
-    cr_assert_eq(dp_dataset_writer_open(dir, "bad", &s, &w), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_open(dir, "bad", &s, 0, &w), DP_OK, "%s", dp_errmsg());
     const float ok[2] = {1, 2}, inf[2] = {1, INFINITY}, nan[2] = {NAN, 0};
     cr_assert_eq(dp_dataset_writer_add(w, 0, ok), DP_ERR_ARG, "a record before any split");
     cr_assert_eq(dp_dataset_writer_split(w, "Train", 2, 1), DP_ERR_ARG, "upper case split name");
@@ -182,51 +182,108 @@ Test(data_writer, bad_records_are_refused)
     cr_assert_eq(dp_dataset_writer_commit(w, NULL), DP_OK, "%s", dp_errmsg());
 
     dp_shard_schema img = dp_shard_schema_image(1, 2, 2, 2);
-    cr_assert_eq(dp_dataset_writer_open(dir, "bad/name", &img, &w), DP_ERR_ARG);
+    cr_assert_eq(dp_dataset_writer_open(dir, "bad/name", &img, 0, &w), DP_ERR_ARG);
     dp_shard_schema tok = dp_shard_schema_tokens(10);
-    cr_assert_eq(dp_dataset_writer_open(dir, "tok", &tok, &w), DP_ERR_ARG);
+    cr_assert_eq(dp_dataset_writer_open(dir, "tok", &tok, 0, &w), DP_ERR_ARG);
     dp_shard_schema wide = dp_shard_schema_vector(DP_VECTOR_MAX_FEATURES + 1, 2);
-    cr_assert_eq(dp_dataset_writer_open(dir, "wide", &wide, &w), DP_ERR_ARG);
+    cr_assert_eq(dp_dataset_writer_open(dir, "wide", &wide, 0, &w), DP_ERR_ARG);
 }
 
-/* An import that fails or stops leaves neither a manifest (old or new) nor its shards. */
-Test(data_writer, failure_leaves_no_dataset)
+/* No temporary sibling "<dir>.tmp.*" of the dataset directory is left. */
+static int tmp_left(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls -d '%s'.tmp.* >/dev/null 2>&1", dir);
+    return system(cmd) == 0;
+}
+
+static uint64_t manifest_hash(void)
+{
+    dp_manifest *m = NULL;
+    cr_assert_eq(dp_manifest_load(dir, &m), DP_OK, "%s", dp_errmsg());
+    uint64_t h = dp_manifest_hash(m);
+    dp_manifest_free(m);
+    return h;
+}
+
+/* An import that fails or stops leaves the old dataset as it was, and nothing of its own. */
+Test(data_writer, failure_keeps_the_old_dataset)
 {
     const long sizes[2] = {3, 3};
     dp_shard_schema s = dp_shard_schema_image(1, 3, 3, 4);
     td_make_dataset(dir, "train", sizes, 2, &s);
-    cr_assert(exists("manifest.txt"));
+    const uint64_t old = manifest_hash();
 
     dp_dataset_writer *w = NULL;
-    cr_assert_eq(dp_dataset_writer_open(dir, "again", &s, &w), DP_OK, "%s", dp_errmsg());
-    cr_assert(!exists("manifest.txt"), "the old manifest outlived the new import's start");
+    cr_assert_eq(dp_dataset_writer_open(dir, "synthetic", &s, 0, &w), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(dp_dataset_writer_split(w, "train", 5, 2), DP_OK, "%s", dp_errmsg());
     uint8_t px[9] = {0};
     for (int i = 0; i < 4; i++)
         cr_assert_eq(dp_dataset_writer_add(w, 1, px), DP_OK, "%s", dp_errmsg());
-    cr_assert(exists("train-00000.dps"));
-    cr_assert(exists("train-00001.dps.tmp"));
+    cr_assert(tmp_left(), "the new shards go beside the old dataset");
     dp_dataset_writer_abort(w); /* interrupted: the importer met bad input */
-    cr_assert(!exists("manifest.txt"));
-    cr_assert(!exists("train-00000.dps"));
-    cr_assert(!exists("train-00001.dps.tmp"));
+    cr_assert(!tmp_left());
+    cr_assert_eq(manifest_hash(), old);
     dp_image_set set;
-    cr_assert_eq(dp_image_set_load(dir, "train", 0, 1, 0, &set), DP_ERR_IO, "a dataset survived the abort");
+    cr_assert_eq(dp_image_set_load(dir, "train", 0, 1, 0, &set), DP_OK, "the old dataset was damaged: %s", dp_errmsg());
+    dp_image_set_free(&set);
 
     /* a commit with a short split fails the same way */
-    cr_assert_eq(dp_dataset_writer_open(dir, "again", &s, &w), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_open(dir, "synthetic", &s, 0, &w), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(dp_dataset_writer_split(w, "train", 5, 1), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(dp_dataset_writer_add(w, 1, px), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(dp_dataset_writer_commit(w, NULL), DP_ERR_ARG);
-    cr_assert(!exists("manifest.txt"));
-    cr_assert(!exists("train-00000.dps.tmp"));
+    cr_assert_eq(manifest_hash(), old);
+    cr_assert(!tmp_left());
 
     /* and so does a dataset without records */
-    cr_assert_eq(dp_dataset_writer_open(dir, "again", &s, &w), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_open(dir, "synthetic", &s, 0, &w), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(dp_dataset_writer_split(w, "train", 0, 1), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(dp_dataset_writer_commit(w, NULL), DP_ERR_ARG);
-    cr_assert(!exists("manifest.txt"));
+    cr_assert_eq(manifest_hash(), old);
+    cr_assert(!tmp_left());
     dp_dataset_writer_abort(NULL);
+
+    /* a complete one replaces it whole: the old shards are gone */
+    cr_assert_eq(dp_dataset_writer_open(dir, "synthetic", &s, 0, &w), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_split(w, "train", 1, 1), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_add(w, 1, px), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_commit(w, NULL), DP_OK, "%s", dp_errmsg());
+    cr_assert_neq(manifest_hash(), old);
+    cr_assert(exists("train-00000.dps"));
+    cr_assert(!exists("train-00001.dps"), "a shard of the old dataset outlived it");
+    cr_assert(!tmp_left());
+}
+
+/* Another dataset, or files the writer did not make, are refused unless overwrite says so. */
+Test(data_writer, another_dataset_is_refused)
+{
+    const long sizes[1] = {3};
+    dp_shard_schema s = dp_shard_schema_image(1, 3, 3, 4);
+    td_make_dataset(dir, "train", sizes, 1, &s);
+    const uint64_t old = manifest_hash();
+    dp_dataset_writer *w = NULL;
+    cr_assert_eq(dp_dataset_writer_open(dir, "other", &s, 0, &w), DP_ERR_ARG, "another name");
+    cr_assert_not_null(strstr(dp_errmsg(), "holds another dataset ('synthetic'"), "%s", dp_errmsg());
+    cr_assert_not_null(strstr(dp_errmsg(), "--overwrite"), "%s", dp_errmsg());
+    dp_shard_schema v = dp_shard_schema_vector(2, 4);
+    cr_assert_eq(dp_dataset_writer_open(dir, "synthetic", &v, 0, &w), DP_ERR_ARG, "another kind of record");
+    cr_assert_eq(manifest_hash(), old);
+    cr_assert(!tmp_left());
+
+    char p[512];
+    td_path(p, sizeof p, dir, "notes.txt");
+    td_write(p, "mine", 4);
+    cr_assert_eq(dp_dataset_writer_open(dir, "synthetic", &s, 0, &w), DP_ERR_ARG, "a file of the user's");
+    cr_assert_not_null(strstr(dp_errmsg(), "'notes.txt'"), "%s", dp_errmsg());
+
+    cr_assert_eq(dp_dataset_writer_open(dir, "other", &v, 1, &w), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_split(w, "train", 1, 1), DP_OK, "%s", dp_errmsg());
+    const float x[2] = {1, 2};
+    cr_assert_eq(dp_dataset_writer_add(w, 0, x), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_commit(w, NULL), DP_OK, "%s", dp_errmsg());
+    cr_assert(!exists("notes.txt"), "overwrite replaces the whole directory");
+    cr_assert_neq(manifest_hash(), old);
 }
 
 static const char old_manifest[] = "dptrain-manifest 1\nname fashion-mnist\n"
@@ -359,7 +416,7 @@ Test(data_writer, vector_set_loads_and_normalises)
 {
     dp_shard_schema s = dp_shard_schema_vector(2, 2);
     dp_dataset_writer *w = NULL;
-    cr_assert_eq(dp_dataset_writer_open(dir, "vec", &s, &w), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_open(dir, "vec", &s, 0, &w), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(dp_dataset_writer_split(w, "train", 4, 2), DP_OK, "%s", dp_errmsg());
     const float x[4][2] = {{0, 10}, {2, 10}, {4, 20}, {6, 20}}; /* mean 3, 15; std sqrt(5), 5 */
     for (int i = 0; i < 4; i++)

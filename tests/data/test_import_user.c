@@ -40,7 +40,8 @@ static const char *tmp(const char *name)
     return p[k];
 }
 
-static dp_import_opts opts(void) { return (dp_import_opts){.out_dir = out, .nshards = 2}; }
+/* overwrite: a test may import twice into out (the refusal itself: test_data_writer, shard_cli) */
+static dp_import_opts opts(void) { return (dp_import_opts){.out_dir = out, .nshards = 2, .overwrite = 1}; }
 
 static dp_status folder(const char *d, int h, int w, int c, dp_import_stats *st)
 {

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_split(data, size, part, len, 2);
     char out[512];
     snprintf(out, sizeof out, "%s/out", fuzz_dir());
-    const dp_import_opts o = {.out_dir = out, .nshards = 2};
+    const dp_import_opts o = {.out_dir = out, .nshards = 2, .overwrite = 1}; /* both importers write to out */
     const dp_import_order ord = {.val_split = 0.25, .keep_order = 0, .seed = 1};
     const dp_csv_import csv = {.path = fuzz_write("in.csv", part[0], len[0], 0), .label = "0", .header = -1,
                                .order = ord};

@@ -170,7 +170,7 @@ static void writer_seeds(void)
     snprintf(dir, sizeof dir, "%s/w", fuzz_dir());
     dp_shard_schema s = dp_shard_schema_vector(3, 2);
     dp_dataset_writer *w;
-    CHECK(dp_dataset_writer_open(dir, "fuzz-vectors", &s, &w));
+    CHECK(dp_dataset_writer_open(dir, "fuzz-vectors", &s, 0, &w));
     const char *names[2] = {"a b/c", "100%"};
     CHECK(dp_dataset_writer_classes(w, 2, names));
     for (int split = 0; split < 2; split++) {

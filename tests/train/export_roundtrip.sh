@@ -65,7 +65,7 @@ out=$("$bin" "${train[@]}" --model mlp --limit 64 --init "$tmp/a.safetensors" --
 [ "$rc" -eq 1 ] && grep -q "tensor 'fc1.weight' has shape \[128, 3136\] in the file, the model's is \[512, 784\]" <<<"$out"
 check "--init-partial: a shape that differs, both shapes named" $? "$out"
 out=$("$bin" "${train[@]}" --model cnn --limit 64 --init "$tmp/none.safetensors" 2>&1); rc=$?
-[ "$rc" -eq 1 ] && grep -q "$tmp/none.safetensors: No such file" <<<"$out"
+[ "$rc" -eq 1 ] && grep -q "$tmp/none.safetensors: open: No such file" <<<"$out"
 check "a missing --init file" $? "$out"
 out=$("$bin" "${train[@]}" --model cnn --limit 64 --init-partial 2>&1); rc=$?
 [ "$rc" -eq 2 ] && grep -q "\-\-init-partial needs --init FILE" <<<"$out"

@@ -333,7 +333,7 @@ Test(train, mlp_trains_on_a_vector_set)
     snprintf(vec, sizeof vec, "%s/vectors", tmp);
     dp_shard_schema s = dp_shard_schema_vector(8, 3);
     dp_dataset_writer *w = NULL;
-    cr_assert_eq(dp_dataset_writer_open(vec, "blobs", &s, &w), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_dataset_writer_open(vec, "blobs", &s, 0, &w), DP_OK, "%s", dp_errmsg());
     uint32_t state = 12345;
     for (int split = 0; split < 2; split++) {
         int n = split ? 300 : 1200;
