@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "dptrain/fsutil.h"
 #include "nas/search_run.h"
 #include "nas/strategy.h"
 
@@ -49,8 +50,7 @@ dp_status nas_csv_open(const srch *s, const char *name, FILE **f)
 {
     char path[700];
     snprintf(path, sizeof path, "%s/%s", s->cfg->run.out, name);
-    *f = fopen(path, s->cfg->run.resume ? "a" : "w"); /* a resumed search appends to the rows it wrote */
-    return *f ? DP_OK : dp_errorf(DP_ERR_IO, "%s: cannot create", path);
+    return dp_open_output(path, s->cfg->run.resume, f); /* a resumed search appends to the rows it wrote */
 }
 
 dp_status nas_outputs_open(srch *s)
