@@ -14,7 +14,7 @@
 /* Creates `dir` if missing and locks it (flock on DIR/lock, which then names
  * this host and pid); *lock_fd keeps the lock until dp_rundir_unlock. A run
  * holding it already is named (host, pid) in the error. Then, unless `resume`,
- * a directory holding a run's files (metrics.jsonl, `ckpt` or ckpt.1) is
+ * a directory holding a run's files (`ckpt`, ckpt.1 or a non-empty metrics.jsonl) is
  * refused naming --resume and --overwrite, or with `overwrite` those files are
  * removed. Nothing is written before the lock is held. */
 dp_status dp_rundir_open(const char *dir, const char *ckpt, int resume, int overwrite, int *lock_fd);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "dptrain/fsutil.h"
@@ -105,6 +106,11 @@ void nas_draw_cells(srch *s, const dp_genotype *g)
         snprintf(png, sizeof png, "%s/%s.png", s->cfg->run.out, names[t]);
         if (dp_genotype_write_dot(g, t, dot) != DP_OK) {
             fprintf(stderr, "warning: %s\n", dp_errmsg());
+            continue;
+        }
+        struct stat ps;
+        if (lstat(png, &ps) == 0 && !S_ISREG(ps.st_mode)) { /* dot -o would write through a link */
+            fprintf(stderr, "warning: %s: not a regular file: no picture drawn over it\n", png);
             continue;
         }
         /* graphviz is optional: without it the .dot files are the picture */

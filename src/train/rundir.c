@@ -20,6 +20,13 @@ static int exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+/* An empty metrics.jsonl is a run that ended before its first line: nothing of it to lose. */
+static int nonempty(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && st.st_size > 0;
+}
+
 /* The holder a lock file names ("host pid"), or "unknown" when it says nothing readable. */
 static void holder(int fd, char *out, size_t cap)
 {
@@ -101,7 +108,7 @@ dp_status dp_rundir_open(const char *dir, const char *ckpt, int resume, int over
     rc = dp_path_join(metrics, sizeof metrics, dir, "metrics.jsonl");
     if (rc != DP_OK) return rc;
     snprintf(older, sizeof older, "%s.1", ckpt);
-    const char *found = exists(ckpt) ? ckpt : exists(older) ? older : exists(metrics) ? metrics : NULL;
+    const char *found = exists(ckpt) ? ckpt : exists(older) ? older : nonempty(metrics) ? metrics : NULL;
     if (!found) return DP_OK;
     if (overwrite) return remove_run(dir, ckpt);
     return dp_errorf(DP_ERR_ARG, "%s: holds a run already (%s): --resume continues it, --overwrite starts over "

@@ -81,6 +81,8 @@ fi
 out=$("$bin" "${train[@]}" --out x --overwrite --resume 2>&1); rc=$?
 [ "$rc" -eq 2 ] && grep -q -- "--overwrite and --resume exclude each other" <<<"$out" && ok "--overwrite with --resume refused" ||
   bad "--overwrite --resume: exit $rc, output: $out"
+mkdir e; : >e/metrics.jsonl # a run that ended before its first line leaves nothing to lose
+"$bin" "${train[@]}" --epochs 1 --out e >log 2>&1 && ok "an empty metrics.jsonl is no run" || bad "empty metrics.jsonl: $(cat log)"
 mkdir -p s d/member-0
 echo '{"kind":"epoch"}' >s/metrics.jsonl
 echo '{"epoch":1}' >d/member-0/metrics.jsonl
