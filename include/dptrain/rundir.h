@@ -19,7 +19,8 @@
  * removed. Nothing is written before the lock is held. */
 dp_status dp_rundir_open(const char *dir, const char *ckpt, int resume, int overwrite, int *lock_fd);
 
-/* Releases the lock (the file stays: removing it could race a run starting). */
+/* Empties the lock file and releases the lock (the file stays: removing it
+ * could race a run starting). */
 void dp_rundir_unlock(int *lock_fd);
 
 /* After a --resume read `used` (ckpt.K) because ckpt .. ckpt.(K-1) failed:

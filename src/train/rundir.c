@@ -117,7 +117,12 @@ dp_status dp_rundir_open(const char *dir, const char *ckpt, int resume, int over
 
 void dp_rundir_unlock(int *lock_fd)
 {
-    if (*lock_fd >= 0) close(*lock_fd);
+    if (*lock_fd < 0) return;
+    /* emptied while still held, so the file never names a run that has ended (should that fail, a stale
+     * name is harmless: the lock itself ends with the descriptor) */
+    int rc = ftruncate(*lock_fd, 0);
+    (void)rc;
+    close(*lock_fd);
     *lock_fd = -1;
 }
 

@@ -52,6 +52,7 @@ out=$("$bin" "${search[@]}" --out same 2>&1); rc=$?
 [ "$rc" -ne 0 ] && grep -q "in use by another run (host .*, pid $bg" <<<"$out" && ok "search on a locked --out | exit $rc" ||
   bad "search on a locked --out: exit $rc, output: $out"
 kill -TERM "$bg"; wait "$bg"; bg=""
+[ -e same/lock ] && [ ! -s same/lock ] && ok "the lock file names no one once its run has ended" || bad "lock file after the run: $(cat same/lock)"
 [ "$(grep -c '"kind":"epoch","epoch":1,' same/metrics.jsonl)" -le 1 ] || bad "the second run wrote into the first one's metrics.jsonl"
 mkdir -p dl/member-0
 flock dl/member-0/lock sleep 30 &
