@@ -81,7 +81,7 @@ train() {
   else
     # shellcheck disable=SC2086
     dp_mpirun "$np" "$dp" dsi-train --data "$data" --members "$s" --docids "$ids" --epochs "$epochs" \
-      --out "$run" --eval-limit 2000 --quiet $train_args $extra >"$run.log" 2>"$run.err" ||
+      --out "$run" --overwrite --eval-limit 2000 --quiet $train_args $extra >"$run.log" 2>"$run.err" ||
       { cat "$run.err" >&2; die "dsi-train failed ($run)"; }
   fi
   awk 'NR>1 {t = $7 > t ? $7 : t; q += $8; mb += $14; n++} END {printf "%.1f %.0f %.1f\n", t, q / n, mb}' "$run.log"

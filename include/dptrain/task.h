@@ -63,6 +63,7 @@ typedef struct dp_run_config {
     long check_replicas;    /* compare a hash of the parameters across ranks every N steps (0 = off) */
     dp_compress codec;      /* gradient compression (kind NONE: plain float32) */
     int resume;             /* go on from the checkpoint in out */
+    int overwrite;          /* start over in an out holding a run (its checkpoints and metrics removed) */
     int threads;            /* OpenBLAS threads per rank */
     int progress;           /* -1 auto (TTY), 0 plain lines, 1 bar */
     int quiet;
@@ -129,6 +130,7 @@ typedef struct dp_driver {
     double ckpt_floats;     /* set by the task's load: floats its checkpoint sections hold (optimizer state ...) */
     char nonfinite[1200];   /* a task's step may say why its gradients are not usable */
     char ckpt[1024];
+    int lock_fd;            /* rank 0: the run directory's lock (dptrain/rundir.h), -1: none */
     char config_text[DP_CONFIG_TEXT_CAP];
 } dp_driver;
 

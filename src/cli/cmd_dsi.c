@@ -111,6 +111,7 @@ static const dp_cli_bind train_binds[] = {
     DP_CLI_BIND(dp_cli_no_overlap, tcfg.run.overlap),
     DP_CLI_HEADING("run:"),
     DP_CLI_BIND(dp_cli_out, tcfg.run.out),
+    DP_CLI_BIND(dp_cli_overwrite, tcfg.run.overwrite),
     DP_CLI_BIND(o_beams, tcfg.eval_beams),
     DP_CLI_BIND(o_eval_limit, tcfg.eval_limit),
     DP_CLI_BIND(dp_cli_threads, tcfg.run.threads),

@@ -15,7 +15,8 @@ static const char header[] =
     "  final: epochs=E steps=S val_acc=A train_images_per_s=R peak_rss_mb=M wall_s=W ...\n"
     "and leaves in --out: genotype.json (for dptrain train --arch), genotype_epochN.json,\n"
     "alpha.csv (softmax(alpha) per epoch), metrics.jsonl, normal/reduction .dot and .png;\n"
-    "search.dpc, its checkpoint, is written at the end of every epoch.\n"
+    "search.dpc, its checkpoint, is written at the end of every epoch (--resume of a\n"
+    "finished search exits 1 naming its last epoch's figures).\n"
     "\n";
 
 static dp_status parse_ops(const dp_cli_opt *o, const char *a, void *field)
@@ -165,6 +166,7 @@ static const dp_cli_bind binds[] = {
     DP_CLI_HEADING("run:"),
     DP_CLI_BIND(dp_cli_out, cfg.run.out),
     DP_CLI_BIND(dp_cli_resume, cfg.run.resume),
+    DP_CLI_BIND(dp_cli_overwrite, cfg.run.overwrite),
     DP_CLI_BIND(o_stop_after, cfg.stop_after),
     DP_CLI_BIND(o_eval_limit, cfg.eval_limit),
     DP_CLI_BIND(dp_cli_eval_batch, cfg.run.eval_batch),

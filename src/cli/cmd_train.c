@@ -13,7 +13,8 @@ static const char header[] =
     "\n"
     "Trains an image classifier on a shard set and prints one summary line:\n"
     "  final: epochs=E steps=S test_acc=A test_loss=L train_samples_per_s=R wall_s=W\n"
-    "--out DIR holds metrics.jsonl and checkpoint.dpc.\n"
+    "--out DIR holds metrics.jsonl and checkpoint.dpc. --resume of a finished run exits 1\n"
+    "naming its last epoch's figures (raise --epochs to train on).\n"
     "\n";
 
 /* What the optimizer flags set; the optimizer's own defaults are filled in after parsing. */
@@ -181,6 +182,7 @@ static const dp_cli_bind binds[] = {
     DP_CLI_HEADING("run:"),
     DP_CLI_BIND(dp_cli_out, cfg.run.out),
     DP_CLI_BIND(dp_cli_resume, cfg.run.resume),
+    DP_CLI_BIND(dp_cli_overwrite, cfg.run.overwrite),
     DP_CLI_BIND(o_checkpoint_every, cfg.run.checkpoint_every),
     DP_CLI_BIND(o_keep, cfg.run.keep_checkpoints),
     DP_CLI_BIND(o_stop_after, cfg.run.stop_after),

@@ -75,11 +75,18 @@ const dp_cli_opt dp_cli_wire_zstd = {.name = "wire-zstd", .arg = "L",
                                      .help = "byte-shuffle + zstd level L on every message, 0 = off", .kind = DP_CLI_INT,
                                      .lo = 0, .hi = DP_CODEC_ZSTD_MAX, .show_default = 1};
 /* run */
-const dp_cli_opt dp_cli_out = {.name = "out", .arg = "DIR", .help = "run directory (created if missing; none: nothing saved)",
-                               .kind = DP_CLI_STR, .cap = 512};
+const dp_cli_opt dp_cli_out = {.name = "out", .arg = "DIR",
+                               .help = "run directory (created if missing; none: nothing saved); one run at a\n"
+                                       "time (DIR/lock names its host and pid), and one holding a run's\n"
+                                       "checkpoints or metrics needs --resume or --overwrite",
+                               .kind = DP_CLI_STR, .cap = 512, .nonempty = 1};
 const dp_cli_opt dp_cli_resume = {.name = "resume", .help = "continue the run in --out from its checkpoint\n"
                                                             "(the same flags and number of ranks)",
                                   .kind = DP_CLI_ON};
+const dp_cli_opt dp_cli_overwrite = {.name = "overwrite",
+                                     .help = "start over in an --out holding a run: its checkpoints and\n"
+                                             "metrics.jsonl are removed",
+                                     .kind = DP_CLI_ON};
 const dp_cli_opt dp_cli_threads = {.name = "threads", .arg = "N", .help = "OpenBLAS threads per rank",
                                    .kind = DP_CLI_INT, .lo = 1, .hi = DP_THREADS_MAX, .show_default = 1};
 const dp_cli_opt dp_cli_progress = {.name = "progress", .arg = "bar|plain",
@@ -200,6 +207,7 @@ static dp_status parse_one(const dp_cli_bind *b, const char *a)
         break;
     case DP_CLI_STR:
         if (strlen(a) >= o->cap) rc = dp_errorf(DP_ERR_ARG, "%s: value longer than %lu characters", flag, o->cap - 1);
+        else if (o->nonempty && !a[0]) rc = dp_errorf(DP_ERR_ARG, "%s: an empty value (leave the flag out instead)", flag);
         else memcpy(b->field, a, strlen(a) + 1);
         break;
     case DP_CLI_ON:

@@ -34,6 +34,7 @@ struct dp_cli_opt {
     dp_cli_kind kind;
     double lo, hi;               /* numeric kinds: the accepted range */
     unsigned long cap;           /* DP_CLI_STR: capacity with the NUL */
+    int nonempty;                /* DP_CLI_STR: an empty value is refused */
     const char *const *choices;  /* DP_CLI_CHOICE: NULL-terminated names, index = value */
     dp_cli_parse_fn parse;       /* DP_CLI_CUSTOM */
     int show_default;            /* --help appends "(default V)", V read from the bound field */
@@ -76,7 +77,7 @@ extern const dp_cli_opt dp_cli_epochs, dp_cli_min_lr, dp_cli_clip, dp_cli_seed;
 extern const dp_cli_opt dp_cli_sampler, dp_cli_allreduce, dp_cli_bucket_mb, dp_cli_no_overlap, dp_cli_check_replicas,
     dp_cli_codec, dp_cli_wire_zstd;
 /* run */
-extern const dp_cli_opt dp_cli_out, dp_cli_resume, dp_cli_threads, dp_cli_progress, dp_cli_quiet;
+extern const dp_cli_opt dp_cli_out, dp_cli_resume, dp_cli_overwrite, dp_cli_threads, dp_cli_progress, dp_cli_quiet;
 /* faults */
 extern const dp_cli_opt dp_cli_watchdog;
 

@@ -1,5 +1,6 @@
 /* The parts of `dptrain eval` and `predict` that are alike (cli/trained_cli.h). */
 #include "cli/trained_cli.h"
+#include "dptrain/fsutil.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -97,8 +98,9 @@ dp_status dp_confusion_png(const char *png, const double *cm, int nc, char (*nam
 {
     char dat[600];
     snprintf(dat, sizeof dat, "%s.dat", png);
-    FILE *f = fopen(dat, "w");
-    if (!f) return dp_errorf(DP_ERR_IO, "%s: %s", dat, strerror(errno));
+    FILE *f = NULL;
+    dp_status rc = dp_open_output(dat, 0, &f); /* never written through a link planted there */
+    if (rc != DP_OK) return rc;
     fprintf(f, "# confusion matrix of %s: predicted true count share_of_true_class\n", title);
     for (int k = 0; k < nc; k++) {
         double n = 0;

@@ -51,10 +51,14 @@ static int numbered(char *out, size_t cap, const char *path, int i)
 
 /* Shifts path.1 .. path.(keep-2) up by one and hard-links the current `path`
  * as path.1, so that the rename that follows leaves keep files. Each step
- * leaves `path` itself untouched: a crash anywhere in here still has it. */
+ * leaves `path` itself untouched: a crash anywhere in here still has it.
+ * Without a `path` (a damaged one was moved aside) nothing moves: shifting
+ * would drop the oldest good file and leave no .1 in its place. */
 static dp_status rotate(const char *path, int keep)
 {
     char from[4096], to[4096];
+    struct stat st;
+    if (lstat(path, &st) != 0 && errno == ENOENT) return DP_OK;
     for (int i = keep - 1; i >= 2; i--) {
         if (!numbered(from, sizeof from, path, i - 1) || !numbered(to, sizeof to, path, i))
             return dp_errorf(DP_ERR_ARG, "%s: path too long", path);
@@ -68,14 +72,31 @@ static dp_status rotate(const char *path, int keep)
     return DP_OK;
 }
 
+/* A stale temp file of ours (a killed writer's) is removed; anything else
+ * there is refused, never written through: a symbolic link planted at the
+ * temp name would otherwise have our bytes written over its target. */
+static dp_status create_new(const char *tmp, int *fd)
+{
+    struct stat st;
+    if (lstat(tmp, &st) == 0) {
+        if (!S_ISREG(st.st_mode))
+            return dp_errorf(DP_ERR_IO, "%s: %s is in the way of the temporary file: refused (remove it)", tmp,
+                             S_ISLNK(st.st_mode) ? "a symbolic link" : "something not a regular file");
+        if (unlink(tmp) != 0 && errno != ENOENT) return dp_errorf(DP_ERR_IO, "%s: unlink: %s", tmp, strerror(errno));
+    }
+    *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (*fd < 0) return dp_errorf(DP_ERR_IO, "%s: create: %s", tmp, strerror(errno));
+    return DP_OK;
+}
+
 dp_status dp_write_file_keep(const char *path, const void *buf, size_t len, int keep)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return dp_errorf(DP_ERR_ARG, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return dp_errorf(DP_ERR_IO, "%s: create: %s", tmp, strerror(errno));
+    int fd = -1;
+    dp_status rc = create_new(tmp, &fd);
+    if (rc != DP_OK) return rc;
     const char *p = buf;
     size_t left = len, half = len / 2;
     while (left > 0) {
@@ -182,5 +203,29 @@ dp_status dp_read_text(const char *path, size_t max, char **out)
     }
     buf[n] = '\0';
     *out = buf;
+    return DP_OK;
+}
+
+dp_status dp_open_output(const char *path, int append, FILE **out)
+{
+    *out = NULL;
+    /* O_NONBLOCK: a FIFO planted there fails (no reader) instead of blocking; a regular file ignores it */
+    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+    if (fd < 0 && errno == ELOOP)
+        return dp_errorf(DP_ERR_IO, "%s: a symbolic link: refused (a file written into a run directory is never "
+                         "written through a link; remove it)", path);
+    if (fd < 0)
+        return dp_errorf(DP_ERR_IO, "%s: cannot open for %s: %s", path, append ? "append" : "writing", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return dp_errorf(DP_ERR_IO, "%s: not a regular file: refused", path);
+    }
+    *out = fdopen(fd, append ? "a" : "w");
+    if (!*out) {
+        dp_status rc = dp_errorf(DP_ERR_IO, "%s: fdopen: %s", path, strerror(errno));
+        close(fd);
+        return rc;
+    }
     return DP_OK;
 }

@@ -319,12 +319,11 @@ static int task_parts(void *t, dp_driver *d, dp_ck_part *p)
     return k;
 }
 
+/* (a finished search is refused by the driver before this) */
 static dp_status task_restored(void *t, dp_driver *d)
 {
     srch *s = t;
-    if ((int)d->st.epoch >= s->cfg->run.epochs)
-        return dp_errorf(DP_ERR_ARG, "%s: this search is complete (%u of %d epochs); nothing to resume", d->ckpt,
-                         d->st.epoch, s->cfg->run.epochs);
+    (void)d;
     s->last_prune = s->ck_counts.last_prune;
     s->wopt.t = s->ck_counts.wopt_t;
     s->aopt.t = s->ck_counts.aopt_t;

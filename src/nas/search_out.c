@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "dptrain/fsutil.h"
 #include "nas/search_run.h"
 #include "nas/strategy.h"
 
@@ -49,8 +51,7 @@ dp_status nas_csv_open(const srch *s, const char *name, FILE **f)
 {
     char path[700];
     snprintf(path, sizeof path, "%s/%s", s->cfg->run.out, name);
-    *f = fopen(path, s->cfg->run.resume ? "a" : "w"); /* a resumed search appends to the rows it wrote */
-    return *f ? DP_OK : dp_errorf(DP_ERR_IO, "%s: cannot create", path);
+    return dp_open_output(path, s->cfg->run.resume, f); /* a resumed search appends to the rows it wrote */
 }
 
 dp_status nas_outputs_open(srch *s)
@@ -105,6 +106,11 @@ void nas_draw_cells(srch *s, const dp_genotype *g)
         snprintf(png, sizeof png, "%s/%s.png", s->cfg->run.out, names[t]);
         if (dp_genotype_write_dot(g, t, dot) != DP_OK) {
             fprintf(stderr, "warning: %s\n", dp_errmsg());
+            continue;
+        }
+        struct stat ps;
+        if (lstat(png, &ps) == 0 && !S_ISREG(ps.st_mode)) { /* dot -o would write through a link */
+            fprintf(stderr, "warning: %s: not a regular file: no picture drawn over it\n", png);
             continue;
         }
         /* graphviz is optional: without it the .dot files are the picture */

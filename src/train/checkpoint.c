@@ -189,7 +189,8 @@ dp_status dp_checkpoint_read(const char *path, dp_checkpoint *ck)
 }
 
 /* Only unreadable files are passed over: a readable checkpoint of another
- * configuration is the caller's error, not skipped. */
+ * configuration is the caller's error, not skipped. Gaps are passed over too:
+ * .1 may be gone while .2 is kept (every number up to --keep-checkpoints' bound is tried). */
 dp_status dp_checkpoint_read_newest(const char *path, const char *verb, dp_checkpoint *ck, char *used, size_t cap)
 {
     snprintf(used, cap, "%s", path);
@@ -199,7 +200,7 @@ dp_status dp_checkpoint_read_newest(const char *path, const char *verb, dp_check
     snprintf(first, sizeof first, "%s", dp_errmsg());
     for (int i = 1; i < 1000; i++) {
         snprintf(used, cap, "%s.%d", path, i);
-        if (access(used, F_OK) != 0) break;
+        if (access(used, F_OK) != 0) continue; /* a gap a damaged file moved aside left (dptrain/rundir.h) */
         if (dp_checkpoint_read(used, ck) == DP_OK) {
             fprintf(stderr, "warning: %s; %s the older %s\n", first, verb, used);
             return DP_OK;

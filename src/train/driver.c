@@ -18,6 +18,7 @@
 #include "dptrain/fault.h"
 #include "dptrain/floatscan.h"
 #include "dptrain/optim.h"
+#include "dptrain/rundir.h"
 #include "dptrain/task.h"
 #include "dptrain/train.h"
 
@@ -143,6 +144,16 @@ static dp_status restore_part(const dp_driver *d, const dp_checkpoint *ck, const
     return DP_OK;
 }
 
+/* Rank 0: --resume of a run that has done all its epochs; the error carries its last epoch's figures. */
+static dp_status finished(const dp_driver *d, const char *path)
+{
+    char last[400] = "";
+    int has = dp_rundir_last_record(d->o->run.out, "\"kind\":\"epoch\"", last, sizeof last);
+    return dp_errorf(DP_ERR_ARG, "%s: this run is complete (%u of %d epochs, step %lld): nothing to resume%s%s; "
+                     "raise --epochs to train on, or start over with --overwrite", path, d->st.epoch, d->o->run.epochs,
+                     (long long)d->st.step, has ? "; its last epoch in metrics.jsonl: " : "", last);
+}
+
 static dp_status resume(const dp_task_ops *ops, void *t, dp_driver *d, const dp_task_info *info)
 {
     if (!ops->parts) return dp_errorf(DP_ERR_ARG, "%s has no checkpoints to --resume from", ops->name);
@@ -156,7 +167,9 @@ static dp_status resume(const dp_task_ops *ops, void *t, dp_driver *d, const dp_
     if (d->rank == 0) {
         char path[1100];
         rc = read_newest(d, &ck, path, sizeof path);
+        if (rc == DP_OK) rc = dp_rundir_set_aside(d->ckpt, path);
         if (rc == DP_OK) rc = check_state(d, info, path, &ck);
+        if (rc == DP_OK && (int)d->st.epoch >= d->o->run.epochs) rc = finished(d, path);
         for (int i = 0; i < nq && rc == DP_OK; i++) rc = restore_part(d, &ck, path, &q[i], &all[i]);
         if (rc == DP_OK) d->saved_step = (long)d->st.step;
     }
@@ -238,7 +251,12 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     rc = ops->load(t, d);
     if (rc != DP_OK) return rc;
     dp_sync_phase(&d->sync, "opening the run directory", 0);
-    rc = dp_report_open(&d->rep, d->rank == 0 ? o->run.out : NULL, o->run.progress, o->run.quiet || d->rank != 0);
+    /* locked before anything is written into it; rank 0 alone writes there */
+    rc = d->rank == 0 && o->run.out[0]
+             ? dp_rundir_open(o->run.out, d->ckpt, o->run.resume, o->run.overwrite, &d->lock_fd)
+             : DP_OK;
+    if (rc == DP_OK)
+        rc = dp_report_open(&d->rep, d->rank == 0 ? o->run.out : NULL, o->run.progress, o->run.quiet || d->rank != 0);
     if (rc == DP_OK && ops->parts) rc = check_out_space(d);
     rc = dp_sync_all_ok(&d->sync, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
@@ -442,6 +460,7 @@ dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Co
     d->o = o;
     d->comm = comm;
     d->size = 1;
+    d->lock_fd = -1;
     stop_requested = 0;
     dp_status rc = setup(ops, t, d, comm);
     if (rc == DP_OK) rc = run_epochs(ops, t, d);
@@ -452,4 +471,5 @@ void dp_drive_free(dp_driver *d)
 {
     dp_report_close(&d->rep);
     dp_sync_free(&d->sync);
+    dp_rundir_unlock(&d->lock_fd);
 }

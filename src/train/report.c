@@ -27,8 +27,8 @@ dp_status dp_report_open(dp_report *r, const char *out_dir, int progress, int qu
         if (rc != DP_OK) return rc;
         char path[1024];
         snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
-        r->metrics = fopen(path, "a");
-        if (!r->metrics) return dp_errorf(DP_ERR_IO, "%s: cannot open for append: %s", path, strerror(errno));
+        rc = dp_open_output(path, 1, &r->metrics);
+        if (rc != DP_OK) return rc;
     }
     return DP_OK;
 }

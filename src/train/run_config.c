@@ -28,6 +28,8 @@ dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
     dp_status rc = dp_compress_check(&r->codec, r->allreduce);
     if (rc != DP_OK) return rc;
     DP_CHECK(!r->resume || r->out[0], "--resume needs --out DIR (the run to continue)");
+    DP_CHECK(!r->overwrite || r->out[0], "--overwrite needs --out DIR (the run to start over)");
+    DP_CHECK(!r->overwrite || !r->resume, "--overwrite and --resume exclude each other (start over, or continue)");
     DP_CHECK(r->threads >= 1 && r->threads <= DP_THREADS_MAX, "--threads: %d is out of range [1, %d]", r->threads,
              DP_THREADS_MAX);
     DP_CHECK(isfinite(r->watchdog_s) && r->watchdog_s >= 0 && r->watchdog_s <= 86400,

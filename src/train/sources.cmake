@@ -3,6 +3,7 @@ dp_room(train
   src/train/config.c
   src/train/checkpoint.c
   src/train/report.c
+  src/train/rundir.c
   src/train/sampler.c
   src/train/image_task.c
   src/train/sync.c

@@ -80,9 +80,9 @@ mpi "${run[@]}" --out "$mnt/run" --stop-after 6 >/dev/null 2>&1
 before=$(md5sum < "$mnt/run/checkpoint.dpc")
 mount -o remount,ro "$mnt"
 out=$(mpi "${run[@]}" --out "$mnt/run" --resume 2>&1); rc=$?
-if [ "$rc" -ne 0 ] && grep -q "$mnt/run/metrics.jsonl: cannot open for append: Read-only file system" <<<"$out" &&
+if [ "$rc" -ne 0 ] && grep -q "$mnt/run/lock: cannot open the run directory.s lock file: Read-only file system" <<<"$out" &&
    [ "$(md5sum < "$mnt/run/checkpoint.dpc")" = "$before" ] && resume_same "$mnt/run"; then
-  ok "read-only run directory | exit $rc: $(grep -m1 -o "$mnt/run/metrics.jsonl: .*" <<<"$out"); checkpoint unchanged, resumes to the same bits elsewhere"
+  ok "read-only run directory | exit $rc: $(grep -m1 -o "$mnt/run/lock: .*" <<<"$out"); checkpoint unchanged, resumes to the same bits elsewhere"
 else
   bad "read-only directory: exit $rc, output: $out"
 fi
