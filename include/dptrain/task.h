@@ -147,6 +147,9 @@ typedef struct dp_task_info {
     char *config_text;         /* key=value lines the ranks agree on and a resume must match */
     size_t config_cap;
     int (*resume_key)(const char *key); /* 1: a resume must keep this key's value (NULL: every key) */
+    /* "key=--flag" for each key whose flag is not --key (underscores as dashes); a key of several '/'-separated
+     * values names one flag each ("w=--lr/--min-lr"); NULL-terminated (NULL: none). Resume errors name them. */
+    const char *const *key_flags;
 } dp_task_info;
 
 /* One section of a task's checkpoint: rank 0's bytes, given to every rank on --resume, or (per_rank)
