@@ -203,8 +203,11 @@ typedef struct dp_task_ops {
 dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Comm comm, dp_driver *d);
 void dp_drive_free(dp_driver *d);
 /*! Asks a running dp_drive to checkpoint and stop after the current step
- *  (async-signal-safe: call it from a SIGTERM handler). */
-void dp_drive_request_stop(void);
+ *  (async-signal-safe: call it from a SIGTERM handler); sig: the signal that asked (0: none). */
+void dp_drive_request_stop(int sig);
+/*! After dp_drive: the signal that stopped it, the same on every rank whichever ranks received it (the
+ *  highest; 0: not stopped by a signal, or the run ended anyway). */
+int dp_drive_stop_signal(void);
 
 #ifdef __cplusplus
 }

@@ -24,9 +24,26 @@
 #define DRIVE_STATE_VERSION 4u
 #define MAX_SKIP_RUN 50 /* skipped steps in a row before giving up */
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested; /* the signal that asked (-1: a request without one) */
+static int stop_signal; /* the signal that stopped the last dp_drive, as every rank agreed (0: none) */
 
-void dp_drive_request_stop(void) { stop_requested = 1; }
+void dp_drive_request_stop(int sig) { stop_requested = sig > 0 ? sig : -1; }
+
+int dp_drive_stop_signal(void) { return stop_signal; }
+
+/* A step whose statistics say some rank was asked to stop: which signal, the same on every rank (the highest
+ * any rank received), so that rank 0 exits 128 + it even when only another rank was signalled. Once a run. */
+static dp_status agree_stop_signal(dp_driver *d)
+{
+    long *all = calloc((size_t)d->size, sizeof *all);
+    dp_status rc = all ? DP_OK : dp_errorf(DP_ERR_NOMEM, "no memory for %d ranks' stop requests", d->size);
+    rc = dp_sync_all_ok(&d->sync, rc, "agreeing on the stop");
+    if (rc == DP_OK) rc = dp_sync_allgather_long(&d->sync, stop_requested, all);
+    for (int r = 0; rc == DP_OK && r < d->size; r++)
+        if (all[r] > stop_signal) stop_signal = (int)all[r];
+    free(all);
+    return rc;
+}
 
 /* ------------------------------------------------------------ checkpoints */
 
@@ -150,14 +167,16 @@ static void name_flag(const dp_task_info *info, const char *key, const char *was
             size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
             if (la != lb || memcmp(a, b, la) || !a[la] || !b[lb] || k == nflags - 1) {
                 size_t lf = strcspn(f, "/");
-                snprintf(out, n, "%.*s is %.*s in this run, %.*s in the checkpoint (%s=%s there)", (int)lf, f,
-                         (int)lb, b, (int)la, a, key, was);
+                snprintf(out, n, "%.*s is %.*s in this run, %.*s in the checkpoint", (int)lf, f, (int)lb, b,
+                         (int)la, a);
                 return;
             }
             a += la + 1, b += lb + 1, f += strcspn(f, "/") + (f[strcspn(f, "/")] == '/');
         }
-    snprintf(out, n, "%s is %s in this run, %s in the checkpoint", flags, now[0] ? now : "(none)",
-             was[0] ? was : "(none)");
+    /* a file's content (a genotype, a description) is named, not printed whole */
+    int wn = (int)strlen(was), nn = (int)strlen(now), cut = 48;
+    snprintf(out, n, "%s is %.*s%s in this run, %.*s%s in the checkpoint", flags, nn ? cut : 6, nn ? now : "(none)",
+             nn > cut ? "..." : "", wn ? cut : 6, wn ? was : "(none)", wn > cut ? "..." : "");
 }
 
 /* Rank 0: the configuration against this run's: the data set by its manifest's hash, then every key a resume
@@ -183,8 +202,8 @@ static dp_status check_config(dp_driver *d, const dp_task_info *info, const char
     config_value(saved, key, was, sizeof was);
     config_value(d->config_text, key, now, sizeof now);
     name_flag(info, key, was, now, what, sizeof what);
-    return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: %s (resume with the flags the run "
-                     "was started with; field '%s')", path, what, key);
+    return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: %s (field '%s' differs; resume "
+                     "with the flags the run was started with)", path, what, key);
 }
 
 /* Bounds no run reaches, far below where a step count could overflow. */
@@ -451,6 +470,7 @@ static dp_status one_step(const dp_task_ops *ops, void *t, dp_driver *d, long *n
     if (rc != DP_OK) return rc;
     stats[DP_STAT_STOP] = stop_requested ? 1 : 0;
     rc = dp_sync_sum(&d->sync, stats, DP_NSTATS);
+    if (rc == DP_OK && stats[DP_STAT_STOP] > 0 && !stop_signal) rc = agree_stop_signal(d);
     if (rc != DP_OK) return rc;
     const dp_params *p = d->params;
     size_t n = p->n, bad = n;
@@ -572,6 +592,7 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
             return DP_OK;
         }
     }
+    stop_signal = 0; /* a signal during the last step: the run ended all the same */
     return ops->finish ? ops->finish(t, d) : DP_OK;
 }
 
@@ -582,6 +603,7 @@ dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Co
     d->comm = comm;
     d->size = 1;
     stop_requested = 0;
+    stop_signal = 0;
     dp_status rc = setup(ops, t, d, comm);
     if (rc == DP_OK) rc = run_epochs(ops, t, d);
     return rc;
