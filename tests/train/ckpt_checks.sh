@@ -61,6 +61,7 @@ refused halve 6 -- "the streams section has [0-9]+ bytes, this run needs [0-9]+"
 refused halve 5 -- "the optimizer section has [0-9]+ bytes, this run needs [0-9]+"
 refused dup 3 -- "section tag 3 appears twice"
 refused dup 6 -- "section tag 6 appears twice"
+refused copy 8 30 -- "section 7 has tag 30, which this run does not read"
 # a flag of the arithmetic named as the flag
 refused -- --lr 0.1 "--lr is 0.1[0-9]* in this run, 0.05[0-9]* in the checkpoint"
 

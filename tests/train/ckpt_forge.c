@@ -5,6 +5,7 @@
  *   i64 TAG VALUE       the first 8 bytes of section TAG as an int64 (a task's counters: train's optimizer t)
  *   halve TAG           section TAG cut to half its bytes
  *   dup TAG             section TAG written a second time, at the end
+ *   copy TAG NEW        section TAG written a second time as tag NEW (a section no run reads)
  *   drop-line KEY       the config section without its KEY=... line (a checkpoint older than that key)
  * Used by tests/train/ckpt_checks.sh. */
 #include <stdio.h>
@@ -17,7 +18,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: ckpt_forge IN OUT state FIELD VALUE | i64 TAG VALUE | halve TAG | dup TAG | "
-                    "drop-line KEY\n");
+                    "copy TAG NEW | drop-line KEY\n");
     return 2;
 }
 
@@ -80,6 +81,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(edit, "dup") && argc == 5) {
         bad = !x || n == DP_CK_MAX_SECTIONS;
         if (!bad) s[n++] = *x;
+    } else if (!strcmp(edit, "copy") && argc == 6) {
+        bad = !x || n == DP_CK_MAX_SECTIONS;
+        if (!bad) s[n] = *x, s[n++].tag = (uint32_t)strtoul(argv[5], NULL, 0);
     } else if (!strcmp(edit, "drop-line") && argc == 5) {
         for (int i = 0; i < n && !x; i++)
             if (s[i].tag == DP_CK_CONFIG) x = &s[i];
