@@ -31,6 +31,7 @@ refused() {
     if [ "$rc" -eq 0 ]; then fail "[${edit[*]} ${extra[*]}] resumed (exit 0), want a refusal matching '$pat'"
     elif ! grep -Eq -- "$pat" log; then fail "[${edit[*]} ${extra[*]}] exit $rc without '$pat'"
     elif ! cmp -s before.dpc r/checkpoint.dpc; then fail "[${edit[*]} ${extra[*]}] the refusal changed the checkpoint"
+    elif grep -Eq "runtime error|Sanitizer" log; then fail "[${edit[*]} ${extra[*]}] a sanitizer report"
     fi
 }
 
