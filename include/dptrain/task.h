@@ -149,6 +149,9 @@ typedef struct dp_task_info {
     char *config_text;         /* key=value lines the ranks agree on and a resume must match */
     size_t config_cap;
     int (*resume_key)(const char *key); /* 1: a resume must keep this key's value (NULL: every key) */
+    /* "key=--flag" for each key whose flag is not --key (underscores as dashes); a key of several '/'-separated
+     * values names one flag each ("w=--lr/--min-lr"); NULL-terminated (NULL: none). Resume errors name them. */
+    const char *const *key_flags;
 } dp_task_info;
 
 /* One section of a task's checkpoint: rank 0's bytes, given to every rank on --resume, or (per_rank)
@@ -202,8 +205,11 @@ typedef struct dp_task_ops {
 dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Comm comm, dp_driver *d);
 void dp_drive_free(dp_driver *d);
 /*! Asks a running dp_drive to checkpoint and stop after the current step
- *  (async-signal-safe: call it from a SIGTERM handler). */
-void dp_drive_request_stop(void);
+ *  (async-signal-safe: call it from a SIGTERM handler); sig: the signal that asked (0: none). */
+void dp_drive_request_stop(int sig);
+/*! After dp_drive: the signal that stopped it, the same on every rank whichever ranks received it (the
+ *  highest; 0: not stopped by a signal, or the run ended anyway). */
+int dp_drive_stop_signal(void);
 
 #ifdef __cplusplus
 }

@@ -7,13 +7,7 @@
 
 static const char stop_footer[] = "SIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit 130/143.\n";
 
-static volatile sig_atomic_t last_signal;
-
-static void on_signal(int sig)
-{
-    last_signal = sig;
-    dp_drive_request_stop();
-}
+static void on_signal(int sig) { dp_drive_request_stop(sig); }
 
 int dp_cli_run(const dp_cli_command *c, int argc, char **argv, MPI_Comm comm)
 {
@@ -49,5 +43,7 @@ int dp_cli_run(const dp_cli_command *c, int argc, char **argv, MPI_Comm comm)
     }
     if (rank != 0 || !c->report) return 0;
     int stopped = c->report();
-    return stopped && last_signal ? 128 + last_signal : 0;
+    /* the agreed signal: a run stopped because another rank was signalled exits as if this one was */
+    int sig = dp_drive_stop_signal();
+    return stopped && sig ? 128 + sig : 0;
 }

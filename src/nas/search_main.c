@@ -100,6 +100,13 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     if (ra != DP_OK) return ra;
     info->params = s->sn ? &s->sn->model->params : NULL;
     info->resume_key = NULL; /* a search resumes with the flags it was started with */
+    /* the keys of dp_search_config_format that hold several flags' values, or another flag's */
+    static const char *const key_flags[] = {
+        "w=--lr/--min-lr/--momentum/--weight-decay/--clip",
+        "a=--arch-lr/--arch-beta1/--arch-beta2/--arch-weight-decay/--arch-clip",
+        "t=--t-start/--t-end", "prune=--prune-every/--warmup-epochs", "codec=--codec/--wire-zstd",
+        "in=--data (the images' shape and classes)", "alpha=the search space (alpha's layout)", NULL};
+    info->key_flags = key_flags;
     int len = dp_search_config_format(cfg, info->config_text, info->config_cap);
     snprintf(info->config_text + len, info->config_cap - (size_t)len, "manifest=%016llx\nalpha=%016llx\n",
              (unsigned long long)manifest_hash, (unsigned long long)(s->sn ? dp_params_layout_hash(&s->sn->alpha) : 0));
@@ -323,7 +330,14 @@ static int task_parts(void *t, dp_driver *d, dp_ck_part *p)
 static dp_status task_restored(void *t, dp_driver *d)
 {
     srch *s = t;
-    (void)d;
+    /* each counts steps (or is one): none past the position the driver has checked */
+    const nas_ck_counts *c = &s->ck_counts;
+    const char *bad = c->last_prune < 0 || c->last_prune > d->st.step ? "last_prune"
+                      : c->wopt_t < 0 || c->wopt_t > d->st.step     ? "weight optimizer t"
+                      : c->aopt_t < 0 || c->aopt_t > d->st.step     ? "alpha optimizer t" : NULL;
+    if (bad)
+        return dp_errorf(DP_ERR_FORMAT, "%s: counters: '%s' out of range for this run (must be in [0, step %lld])",
+                         d->ckpt, bad, (long long)d->st.step);
     s->last_prune = s->ck_counts.last_prune;
     s->wopt.t = s->ck_counts.wopt_t;
     s->aopt.t = s->ck_counts.aopt_t;

@@ -7,7 +7,7 @@
  *
  * The reader trusts nothing: it checks the header crc, the file size against
  * the header's compressed size, the frame's content size against the header,
- * the body crc, and every section's size against what is left. */
+ * the body crc, every section's size against what is left, and each tag once. */
 #include "dptrain/checkpoint.h"
 
 #include <errno.h>
@@ -164,7 +164,14 @@ static dp_status read_checked(FILE *f, const char *path, dp_checkpoint *ck, unsi
         uint64_t sz = get64(body + off + 8);
         if (sz > body_n - off - 16 || pad8(sz) > body_n - off - 16) /* the padding too: off stays <= body_n */
             return bad(path, CK_HEADER + off, "section size past the end of the body");
-        ck->sections[i] = (dp_ck_section){.tag = get32(body + off), .data = body + off + 16, .size = sz};
+        uint32_t tag = get32(body + off);
+        for (uint32_t k = 0; k < i; k++) /* dp_checkpoint_find would see only the first of two */
+            if (ck->sections[k].tag == tag) {
+                char m[96];
+                snprintf(m, sizeof m, "section tag %u appears twice (sections %u and %u)", tag, k, i);
+                return bad(path, CK_HEADER + off, m);
+            }
+        ck->sections[i] = (dp_ck_section){.tag = tag, .data = body + off + 16, .size = sz};
         off += 16 + pad8(sz);
     }
     ck->n = (int)ns;

@@ -376,7 +376,9 @@ static int parts(void *t, dp_driver *d, dp_ck_part *p)
 static dp_status restored(void *t, dp_driver *d)
 {
     classify *c = t;
-    (void)d;
+    if (c->opt_t < 0 || c->opt_t > d->st.step) /* one optimizer step per step at most */
+        return dp_errorf(DP_ERR_FORMAT, "%s: counters: optimizer step count %lld out of range for this run (must be "
+                         "in [0, step %lld])", d->ckpt, (long long)c->opt_t, (long long)d->st.step);
     c->opt.t = c->opt_t;
     c->shuffle = c->streams.epoch_shuffle;
     c->ctx.dropout_rng = c->streams.dropout;

@@ -25,9 +25,26 @@
 #define DRIVE_STATE_VERSION 4u
 #define MAX_SKIP_RUN 50 /* skipped steps in a row before giving up */
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested; /* the signal that asked (-1: a request without one) */
+static int stop_signal; /* the signal that stopped the last dp_drive, as every rank agreed (0: none) */
 
-void dp_drive_request_stop(void) { stop_requested = 1; }
+void dp_drive_request_stop(int sig) { stop_requested = sig > 0 ? sig : -1; }
+
+int dp_drive_stop_signal(void) { return stop_signal; }
+
+/* A step whose statistics say some rank was asked to stop: which signal, the same on every rank (the highest
+ * any rank received), so that rank 0 exits 128 + it even when only another rank was signalled. Once a run. */
+static dp_status agree_stop_signal(dp_driver *d)
+{
+    long *all = calloc((size_t)d->size, sizeof *all);
+    dp_status rc = all ? DP_OK : dp_errorf(DP_ERR_NOMEM, "no memory for %d ranks' stop requests", d->size);
+    rc = dp_sync_all_ok(&d->sync, rc, "agreeing on the stop");
+    if (rc == DP_OK) rc = dp_sync_allgather_long(&d->sync, stop_requested, all);
+    for (int r = 0; rc == DP_OK && r < d->size; r++)
+        if (all[r] > stop_signal) stop_signal = (int)all[r];
+    free(all);
+    return rc;
+}
 
 /* ------------------------------------------------------------ checkpoints */
 
@@ -97,6 +114,132 @@ static dp_status read_newest(const dp_driver *d, dp_checkpoint *ck, char *path, 
     return dp_checkpoint_read_newest(d->ckpt, "resuming from", ck, path, cap);
 }
 
+/* The value of `key` in key=value lines, into out (NUL-terminated; "" when the key is absent): 1 if present. */
+static int config_value(const char *text, const char *key, char *out, size_t n)
+{
+    size_t kn = strlen(key);
+    out[0] = 0;
+    for (const char *a = text; *a;) {
+        size_t la = strcspn(a, "\n");
+        if (la > kn && !memcmp(a, key, kn) && a[kn] == '=') {
+            snprintf(out, n, "%.*s", (int)(la - kn - 1), a + kn + 1);
+            return 1;
+        }
+        a += la + (a[la] == '\n');
+    }
+    return 0;
+}
+
+/* What the user changes to change a key: the driver's keys, then the task's table, else the flag of the same
+ * name. A key holding several values ("w=0.025/0.001/...") names one flag per '/'-separated value. */
+static const char *const driver_flags[] = {
+    "layout=the model (its parameter layout)", "shape=--data (the images' shape and classes)",
+    "norm=--data (the manifest's mean and std)", "model_json=--model (the description's content)",
+    "genotype=--arch (the genotype file's content)", "init=--init (the file's content)",
+    "overlap=--no-overlap", NULL};
+
+static const char *flags_of(const char *const *table, const char *key)
+{
+    size_t kn = strlen(key);
+    for (int i = 0; table && table[i]; i++)
+        if (!strncmp(table[i], key, kn) && table[i][kn] == '=') return table[i] + kn + 1;
+    return NULL;
+}
+
+/* Names the flag behind a differing key, with both values (the first differing one of a '/' list). */
+static void name_flag(const dp_task_info *info, const char *key, const char *was, const char *now, char *out,
+                      size_t n)
+{
+    const char *flags = flags_of(info->key_flags, key);
+    if (!flags) flags = flags_of(driver_flags, key);
+    char dflt[80];
+    if (!flags) { /* --the-key */
+        snprintf(dflt, sizeof dflt, "--%s", key);
+        for (char *c = dflt; *c; c++) if (*c == '_') *c = '-';
+        flags = dflt;
+    }
+    /* the component (and its flag) where the values part */
+    int nflags = 1;
+    for (const char *c = flags; *c; c++) nflags += *c == '/';
+    int k = 0;
+    const char *a = was, *b = now, *f = flags;
+    if (nflags > 1)
+        for (;; k++) {
+            size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+            if (la != lb || memcmp(a, b, la) || !a[la] || !b[lb] || k == nflags - 1) {
+                size_t lf = strcspn(f, "/");
+                snprintf(out, n, "%.*s is %.*s in this run, %.*s in the checkpoint", (int)lf, f, (int)lb, b,
+                         (int)la, a);
+                return;
+            }
+            a += la + 1, b += lb + 1, f += strcspn(f, "/") + (f[strcspn(f, "/")] == '/');
+        }
+    /* a file's content (a genotype, a description) is named, not printed whole */
+    int wn = (int)strlen(was), nn = (int)strlen(now), cut = 48;
+    snprintf(out, n, "%s is %.*s%s in this run, %.*s%s in the checkpoint", flags, nn ? cut : 6, nn ? now : "(none)",
+             nn > cut ? "..." : "", wn ? cut : 6, wn ? was : "(none)", wn > cut ? "..." : "");
+}
+
+/* Rank 0: the configuration against this run's: the data set by its manifest's hash, then every key a resume
+ * must keep, named by its flag. */
+static dp_status check_config(dp_driver *d, const dp_task_info *info, const char *path, const char *saved)
+{
+    char was[512], now[512], key[64];
+    if (config_value(d->config_text, "manifest", now, sizeof now)) {
+        if (!config_value(saved, "manifest", was, sizeof was)) {
+            /* written before checkpoints named their data: resumable, but unchecked, and said so */
+            fprintf(stderr, "warning: %s names no data set (an older checkpoint): %s is not checked against "
+                    "the data it was written with\n", path, d->o->run.data);
+        } else if (strcmp(was, now)) {
+            char data[512];
+            config_value(saved, "data", data, sizeof data);
+            return dp_errorf(DP_ERR_ARG, "%s: --resume on other data: the manifest of --data %s hashes to %s, the "
+                             "checkpoint was written on %s with manifest hash %s (shards added, removed, reordered "
+                             "or changed)", path, d->o->run.data, now, data[0] ? data : "a shard set", was);
+        }
+    }
+    if (!dp_checkpoint_config_diff(saved, d->config_text, info->resume_key, key, sizeof key)) return DP_OK;
+    char what[1400];
+    config_value(saved, key, was, sizeof was);
+    config_value(d->config_text, key, now, sizeof now);
+    name_flag(info, key, was, now, what, sizeof what);
+    return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: %s (field '%s' differs; resume "
+                     "with the flags the run was started with)", path, what, key);
+}
+
+/* Bounds no run reaches, far below where a step count could overflow. */
+#define STEP_MAX (1ll << 40)
+
+/* Rank 0: every field of the state against this run: a checkpoint with valid checksums can still hold values no
+ * run of this configuration writes (forged, or written by a buggy build), and nothing after trusts them. */
+static dp_status check_fields(const dp_driver *d, const char *path, const dp_drive_state *st)
+{
+    const dp_run_config *r = &d->o->run;
+    const dp_params *p = d->params;
+    const char *field = NULL;
+    char range[160] = "";
+#define FIELD(cond, name, ...) \
+    if (!field && !(cond)) field = name, snprintf(range, sizeof range, __VA_ARGS__)
+    FIELD(st->n_params == p->n, "n_params", "this model has %zu", p->n);
+    FIELD(st->n_buffers == p->nbuf, "n_buffers", "this model has %zu", p->nbuf);
+    FIELD(st->epoch <= (uint32_t)r->epochs, "epoch", "[0, --epochs %d]", r->epochs);
+    FIELD(st->step >= 0 && st->step <= STEP_MAX, "step", "[0, %lld]", STEP_MAX);
+    FIELD(st->pos >= 0 && st->pos <= STEP_MAX, "pos", "[0, %lld]", STEP_MAX); /* the epoch's length: checked at its start */
+    FIELD(st->ep_seen >= 0, "ep_seen", ">= 0");
+    FIELD(st->ep_correct >= 0 && st->ep_correct <= st->ep_seen, "ep_correct", "[0, ep_seen %lld]",
+          (long long)st->ep_seen);
+    FIELD(isfinite(st->train_time) && st->train_time >= 0, "train_time", "finite, >= 0");
+    FIELD(isfinite(st->loss_scale) && st->loss_scale > 0 && st->loss_scale <= r->loss_scale, "loss_scale",
+          "(0, --loss-scale %g]", r->loss_scale);
+    FIELD(st->skipped >= 0 && st->skipped <= st->step, "skipped", "[0, step %lld]", (long long)st->step);
+    FIELD(st->skip_run >= 0 && st->skip_run <= MAX_SKIP_RUN && st->skip_run <= st->skipped, "skip_run",
+          "[0, %d] and <= skipped", MAX_SKIP_RUN);
+    FIELD(st->clean_steps >= 0 && st->clean_steps <= st->step, "clean_steps", "[0, step %lld]", (long long)st->step);
+#undef FIELD
+    if (!field) return DP_OK;
+    return dp_errorf(DP_ERR_FORMAT, "%s: state field '%s' out of range for this run (must be %s)", path, field, range);
+}
+
 /* Rank 0: the configuration and the position, checked before any part is read. */
 static dp_status check_state(dp_driver *d, const dp_task_info *info, const char *path, const dp_checkpoint *ck)
 {
@@ -113,18 +256,33 @@ static dp_status check_state(dp_driver *d, const dp_task_info *info, const char 
     if (st.ranks != d->size)
         return dp_errorf(DP_ERR_ARG, "%s: written by a run of %d ranks, this run has %d (resume with -np %d)", path,
                          st.ranks, d->size, st.ranks);
-    char key[64];
+    if (cfg->size >= DP_CONFIG_TEXT_CAP || memchr(cfg->data, 0, cfg->size))
+        return dp_errorf(DP_ERR_FORMAT, "%s: the config section (%llu bytes) is not a configuration text", path,
+                         (unsigned long long)cfg->size);
     char *saved = strndup(cfg->data, cfg->size);
-    int bad = !saved || dp_checkpoint_config_diff(saved, d->config_text, info->resume_key, key, sizeof key);
+    if (!saved) return dp_errorf(DP_ERR_NOMEM, "%s: no memory for the configuration", path);
+    dp_status rc = check_config(d, info, path, saved);
     free(saved);
-    if (bad) return dp_errorf(DP_ERR_ARG, "%s: --resume with a different configuration: field '%s' differs", path, key);
+    if (rc != DP_OK) return rc;
     const dp_params *p = d->params;
     if (st.layout != dp_params_layout_hash(p))
         return dp_errorf(DP_ERR_FORMAT, "%s: parameter layout differs from this model's (%zu parameters)", path, p->n);
-    if (st.pos < 0 || (int)st.epoch > d->o->run.epochs)
-        return dp_errorf(DP_ERR_FORMAT, "%s: position (epoch %u, step in epoch %lld) out of range", path, st.epoch,
-                         (long long)st.pos);
+    rc = check_fields(d, path, &st);
+    if (rc != DP_OK) return rc;
     d->st = st;
+    return DP_OK;
+}
+
+/* Rank 0: every section is one this run reads (each once: the reader refuses a tag twice). */
+static dp_status check_known(const dp_checkpoint *ck, const char *path, const dp_ck_part *q, int nq)
+{
+    for (int i = 0; i < ck->n; i++) {
+        uint32_t tag = ck->sections[i].tag;
+        int known = tag == DP_CK_CONFIG || tag == DP_CK_STATE;
+        for (int k = 0; k < nq && !known; k++) known = q[k].tag == tag;
+        if (!known)
+            return dp_errorf(DP_ERR_FORMAT, "%s: section %d has tag %u, which this run does not read", path, i, tag);
+    }
     return DP_OK;
 }
 
@@ -170,6 +328,7 @@ static dp_status resume(const dp_task_ops *ops, void *t, dp_driver *d, const dp_
         if (rc == DP_OK) rc = dp_rundir_set_aside(d->ckpt, path);
         if (rc == DP_OK) rc = check_state(d, info, path, &ck);
         if (rc == DP_OK && (int)d->st.epoch >= d->o->run.epochs) rc = finished(d, path);
+        if (rc == DP_OK) rc = check_known(&ck, path, q, nq);
         for (int i = 0; i < nq && rc == DP_OK; i++) rc = restore_part(d, &ck, path, &q[i], &all[i]);
         if (rc == DP_OK) d->saved_step = (long)d->st.step;
     }
@@ -334,6 +493,7 @@ static dp_status one_step(const dp_task_ops *ops, void *t, dp_driver *d, long *n
     if (rc != DP_OK) return rc;
     stats[DP_STAT_STOP] = stop_requested ? 1 : 0;
     rc = dp_sync_sum(&d->sync, stats, DP_NSTATS);
+    if (rc == DP_OK && stats[DP_STAT_STOP] > 0 && !stop_signal) rc = agree_stop_signal(d);
     if (rc != DP_OK) return rc;
     const dp_params *p = d->params;
     size_t n = p->n, bad = n;
@@ -383,6 +543,10 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
         if (d->st.pos > d->steps)
             return dp_errorf(DP_ERR_FORMAT, "%s: position %lld is past the epoch's %ld steps", d->ckpt,
                              (long long)d->st.pos, d->steps);
+        if (d->st.step > (int64_t)o->run.epochs * d->steps) /* a resumed step count no run of these epochs reaches */
+            return dp_errorf(DP_ERR_FORMAT, "%s: state field 'step' out of range for this run: %lld, more than the "
+                             "run's %lld steps (%d epochs of %ld)", d->ckpt, (long long)d->st.step,
+                             (long long)o->run.epochs * d->steps, o->run.epochs, d->steps);
         if (d->st.pos == 0) d->st.ep_loss_sum = 0, d->st.ep_correct = d->st.ep_seen = 0;
         double t_ep = dp_now(), step_s = 0;
         long seen0 = (long)d->st.ep_seen, pos0 = (long)d->st.pos, steps = d->steps;
@@ -451,6 +615,7 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
             return DP_OK;
         }
     }
+    stop_signal = 0; /* a signal during the last step: the run ended all the same */
     return ops->finish ? ops->finish(t, d) : DP_OK;
 }
 
@@ -462,6 +627,7 @@ dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Co
     d->size = 1;
     d->lock_fd = -1;
     stop_requested = 0;
+    stop_signal = 0;
     dp_status rc = setup(ops, t, d, comm);
     if (rc == DP_OK) rc = run_epochs(ops, t, d);
     return rc;
