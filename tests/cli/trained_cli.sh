@@ -19,7 +19,7 @@ expect() { # expect EXIT_CODE REGEX -- ARGS...
   if [ "$rc" -ne "$code" ] || ! grep -qE -- "$re" <<<"$out"; then bad "dptrain $* -> exit $rc (want $code), output: $out"
   else ok; fi
 }
-mpi() { local np="$1"; shift; "$mpiexec" --oversubscribe --bind-to none -np "$np" "$@"; }
+mpi() { local np="$1"; shift; "$mpiexec" -np "$np" "$@"; }
 field() { sed -n "s/.*\"$1\":\([-0-9.e]*\).*/\1/p"; }
 
 "$bin" shard fashion-mnist --out fm --shards 4 >log 2>&1 || { cat log; exit 1; }
