@@ -5,6 +5,8 @@
 #                                       and each MPI program at one rank count; any report or leak fails its test
 #   launch/check.sh --valgrind [TEST..] build-valgrind/ (RelWithDebInfo), the single-rank Criterion tests
 #                                       (or the named ones) under valgrind memcheck, then a summary table
+#   launch/check.sh --mpich             build-mpich/ against MPICH (Debian's mpich, installed beside Open MPI;
+#                                       the mpi* alternatives are left alone), every MPI test program at 2 ranks
 # DP_TEST_JOBS sets ctest's -j (default: the number of cores; MPI tests declare their ranks as PROCESSORS
 # and share one RESOURCE_LOCK, so a job never oversubscribes more than its own ranks do).
 set -euo pipefail
@@ -13,9 +15,10 @@ mode=plain
 case "${1:-}" in
   --sanitize) mode=sanitize; shift ;;
   --valgrind) mode=valgrind; shift ;;
-  -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --mpich) mode=mpich; shift ;;
+  -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   "") ;;
-  *) echo "check.sh: unknown option '$1' (want --sanitize, --valgrind [TEST...] or nothing)" >&2; exit 2 ;;
+  *) echo "check.sh: unknown option '$1' (want --sanitize, --valgrind [TEST...], --mpich or nothing)" >&2; exit 2 ;;
 esac
 if [ "$mode" != valgrind ] && [ $# -gt 0 ]; then
   echo "check.sh: unexpected argument '$1' (only --valgrind takes test names)" >&2; exit 2
@@ -28,12 +31,28 @@ if [ "$mode" = plain ]; then
   exit
 fi
 
+if [ "$mode" = mpich ]; then
+  # The family of MPICH (Cray MPICH, Intel MPI, MVAPICH) on the clusters: the same sources built against
+  # MPICH 4 and its launcher (hydra), chosen by path so that mpicc/mpirun keep naming Open MPI.
+  source "$root/launch/apt.sh"
+  dp_apt_install libmpich-dev mpich
+  DP_SETUP_PACKAGES_ONLY=1 "$root/launch/setup.sh" # the libraries both builds share
+  mpich_tests=(test_comm_mpi test_codec_mpi test_topk_powersgd_mpi test_rows_mpi mpi_train mpi_search mpi_dsi)
+  cmake -S "$root" -B "$root/build-mpich" -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_BENCHMARKS=OFF \
+    -DMPI_C_COMPILER=/usr/bin/mpicc.mpich -DMPIEXEC_EXECUTABLE=/usr/bin/mpiexec.mpich >/dev/null
+  cmake --build "$root/build-mpich" -j"$(nproc)" --target "${mpich_tests[@]}"
+  cd "$root/build-mpich"
+  exec ctest --output-on-failure -R "^($(IFS='|'; echo "${mpich_tests[*]}"))_np2\$"
+fi
+
 supp="$root/tests/sanitize"
 export OPENBLAS_NUM_THREADS=1
 
 if [ "$mode" = sanitize ]; then
   # Criterion .timeouts x4 (tests/common/timeout.h), as the ctest timeouts are (tests/CMakeLists.txt)
-  DP_BUILD_DIR="$root/build-san" "$root/launch/setup.sh" -DDP_SANITIZE=ON -DDP_TEST_TIMEOUT_SCALE=4
+  # No benchmarks: no sanitized test runs one (vcluster, the one test that does, is plain only).
+  DP_BUILD_DIR="$root/build-san" "$root/launch/setup.sh" -DDP_SANITIZE=ON -DDP_TEST_TIMEOUT_SCALE=4 \
+    -DDP_BUILD_BENCHMARKS=OFF
   # detect_leaks: leaks are errors at a normal exit (a killed rank never gets that far);
   # abort_on_error=0: exit with the sanitizer's code rather than SIGABRT, so mpirun and the scripts
   # see an ordinary failure. Open MPI's own leaks are suppressed (tests/sanitize/lsan.supp); its plugins

@@ -75,7 +75,8 @@
  *
  * Errors: every MPI call is checked; the caller set MPI_ERRORS_RETURN. On error
  * the pending requests are cancelled/freed and DP_ERR_MPI names rank, peer, phase
- * and step. */
+ * and step. Neighbours that disagree on the count are refused before any payload
+ * moves (check_peer), so that no MPI has to report a truncated message. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -463,6 +464,50 @@ static dp_status post_recvs(ring_ctx *x, size_t processed)
     return DP_OK;
 }
 
+/* Before any payload each rank sends its right neighbour what it is about to
+ * reduce (count, segment, wire bytes of a full segment) and checks what its left
+ * neighbour sent. Ranks that disagree would otherwise post receives smaller than
+ * the messages that match them: Open MPI returns the truncation to our error
+ * handler, but MPICH (and its family) raise it from MPI_Wait on MPI_COMM_WORLD's
+ * handler, which aborts the job. The header goes first on TAG_STEP0, so it matches
+ * the first receive on that tag whatever the calls around it; no payload leaves
+ * before it is checked, so a refused call leaves no message behind. Costs one
+ * small message's latency per call, as the first data message waits for the
+ * neighbour to enter the call anyway. */
+static dp_status check_peer(const ring_ctx *x)
+{
+    const ring_plan *p = &x->p;
+    const uint64_t mine[3] = {p->count, p->seg, x->codec->max_bytes(x->codec, p->seg)};
+    uint64_t theirs[3] = {0};
+    MPI_Request req[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    int rc = MPI_Irecv(theirs, 3, MPI_UINT64_T, p->left, TAG_STEP0, x->comm, &req[0]);
+    if (MPI_SUCCESS == rc)
+        rc = MPI_Isend(mine, 3, MPI_UINT64_T, p->right, TAG_STEP0, x->comm, &req[1]);
+    dp_wd_note_wait(p->left, 0, p->P);
+    for (int k = 0; k < 2 && MPI_SUCCESS == rc; k++)
+        rc = ring_wait(x->ws, &req[k], MPI_STATUS_IGNORE);
+    dp_wd_note_progress();
+    if (MPI_SUCCESS != rc) {
+        for (int k = 0; k < 2; k++)
+            if (MPI_REQUEST_NULL != req[k]) {
+                MPI_Cancel(&req[k]);
+                MPI_Request_free(&req[k]);
+            }
+        return mpi_fail(p, "exchanging counts", p->left, 0, 0, rc);
+    }
+    if (!memcmp(mine, theirs, sizeof mine))
+        return DP_OK;
+    char step[64];
+    describe_step(p, 0, step, sizeof step);
+    return dp_errorf(DP_ERR_MPI, "dp_ring_allreduce: rank %d of %d: peer rank %d calls with %llu "
+                     "floats (segments of %llu floats, %llu wire bytes), this rank with %llu "
+                     "(segments of %llu, %llu bytes): the ranks disagree; refused before %s",
+                     p->r, p->P, p->left, (unsigned long long)theirs[0],
+                     (unsigned long long)theirs[1], (unsigned long long)theirs[2],
+                     (unsigned long long)mine[0], (unsigned long long)mine[1],
+                     (unsigned long long)mine[2], step);
+}
+
 /* Posts step-0 sends (segments of our own block r) until `upto` are posted. */
 static dp_status send_step0(ring_ctx *x, size_t upto)
 {
@@ -518,6 +563,9 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
     pp->rem = count % (size_t)pp->P;
     pp->seg = ws->seg_elems;
     pp->n0 = nseg_of(pp, blk_len(pp, pp->r));
+    dp_status st = check_peer(&x);
+    if (DP_OK != st)
+        return st;
 
     /* Per-step receive offsets, then every buffer the call needs. */
     if (!dp_comm_grow((unsigned char **)&ws->roff, &ws->roff_cap, ((size_t)pp->nsteps + 1) * sizeof(size_t)))
@@ -549,7 +597,6 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
         ws->sreq[k] = MPI_REQUEST_NULL;
     for (int k = 0; k < RING_DEPTH_MAX; k++)
         ws->rreq[k] = MPI_REQUEST_NULL;
-    dp_status st = DP_OK;
 
     if (DP_OK != (st = send_step0(&x, STEP0_AHEAD)))
         goto err;

@@ -474,9 +474,11 @@ static void case_errors_args(void)
 }
 
 /* Ranks that disagree on the count: on a 2-rank communicator rank 0 passes 8
- * floats and rank 1 passes 4. Rank 1's receive of rank 0's 16-byte segment is
- * truncated (bounded by 8 bytes); rank 0 gets 8 bytes where it expects 16. Both
- * must return DP_ERR_MPI naming the rank, the peer and the step, without hanging. */
+ * floats and rank 1 passes 4. Unchecked, rank 1's receive of rank 0's 16-byte
+ * segment would be truncated, which MPICH reports as a fatal error inside
+ * MPI_Wait. Both must return DP_ERR_MPI naming the rank, the peer, both counts
+ * and the step, without hanging, and leave nothing behind: an agreeing call on
+ * the same communicator afterwards gets the right sum. */
 static void case_errors_mpi(void)
 {
     if (g_size < 2)
@@ -492,8 +494,10 @@ static void case_errors_mpi(void)
     dp_status st = dp_ring_allreduce(x, n, DP_REDUCE_SUM, pair, ws);
     CHECK(DP_ERR_MPI == st, "mismatched counts returned %s", dp_status_name(st));
     CHECK(has(dp_errmsg(), "rank") && has(dp_errmsg(), "peer rank") &&
-              has(dp_errmsg(), "step"),
+              has(dp_errmsg(), "step") && has(dp_errmsg(), "disagree"),
           "message does not name rank/peer/step: %s", dp_errmsg());
+    CHECK(has(dp_errmsg(), 0 == g_rank ? "with 4 floats" : "with 8 floats"),
+          "message does not name the peer's count: %s", dp_errmsg());
     printf("    (expected) rank %d: %s\n", g_rank, dp_errmsg());
     fflush(stdout);
     MPI_Errhandler eh;
@@ -517,6 +521,10 @@ static void case_errors_mpi(void)
               dp_status_name(st), dp_errmsg());
         dp_engine_free(e);
     }
+    float z[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    CHECK_OK(dp_ring_allreduce(z, 8, DP_REDUCE_SUM, pair, ws));
+    for (int i = 0; i < 8; i++)
+        CHECK(z[i] == 2.0f * (float)(i + 1), "after the refused calls: z[%d] = %g", i, (double)z[i]);
     dp_ring_ws_free(ws);
     MPI_Comm_free(&pair);
 }

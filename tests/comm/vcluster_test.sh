@@ -70,7 +70,7 @@ tmed() { awk '$1 == "MPI_Allreduce" {print $3; exit}' "$1"; }
 bargs=(--min 4M --max 4M --iters 3 --max-iters 3 --warmup 1 --no-check --cap 3)
 for r in unlimited 100mbit; do
   start=$(date +%s)
-  timeout 60 "$vc" --rate "$r" -- "$mpiexec" -np 2 --oversubscribe "$bench" "${bargs[@]}" > "$tmp/$r.log" 2>&1; rc=$?
+  timeout 60 "$vc" --rate "$r" -- "$mpiexec" -np 2 "$bench" "${bargs[@]}" > "$tmp/$r.log" 2>&1; rc=$?
   t=$(tmed "$tmp/$r.log")
   [ "$rc" -eq 0 ] && [ -n "$t" ] || { bad "bench_allreduce under --rate $r: exit $rc: $(cat "$tmp/$r.log")"; finish; }
   echo "   MPI_Allreduce 4 MiB, 2 ranks, --rate $r: t_med ${t} us ($(( $(date +%s) - start )) s for the run)"
@@ -84,7 +84,7 @@ fi
 
 # a short training run under 1gbit
 if "$bin" shard fashion-mnist --out "$tmp/fm" --shards 4 >/dev/null 2>&1; then
-  timeout 60 "$vc" --rate 1gbit -- "$mpiexec" -np 2 --oversubscribe "$bin" train --data "$tmp/fm" --model mlp \
+  timeout 60 "$vc" --rate 1gbit -- "$mpiexec" -np 2 "$bin" train --data "$tmp/fm" --model mlp \
     --limit 2000 --test-limit 200 --quiet --out "$tmp/run" > "$tmp/train.log" 2>&1; rc=$?
   if [ "$rc" -eq 0 ] && grep -q "^final: .*ranks=2" "$tmp/train.log"; then ok "train under 1gbit: $(grep -m1 '^final:' "$tmp/train.log")"
   else bad "train under 1gbit: exit $rc: $(cat "$tmp/train.log")"; fi

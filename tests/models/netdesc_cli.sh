@@ -66,7 +66,7 @@ cat > tiny.json <<'JSON'
 JSON
 train=(train --data fm --model tiny.json --epochs 1 --limit 256 --test-limit 128 --batch 32 --seed 3)
 for np in 1 2; do
-  out=$("$mpiexec" --oversubscribe --bind-to none -np "$np" "$bin" "${train[@]}" --out "run$np" 2>&1); rc=$?
+  out=$("$mpiexec" -np "$np" "$bin" "${train[@]}" --out "run$np" 2>&1); rc=$?
   if [ "$rc" -ne 0 ] || ! grep -q "^final: epochs=1 .*ranks=$np " <<<"$out" || ! grep -q "dptrain train: tiny, " <<<"$out"; then
     echo "FAIL: train --model tiny.json at $np rank(s) -> exit $rc:"; echo "$out" | tail -5; fails=$((fails+1))
   else

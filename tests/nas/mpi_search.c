@@ -12,6 +12,7 @@
 #include "dptrain/data.h"
 #include "dptrain/search.h"
 #include "mpi_check.h"
+#include "timeout.h"
 
 static char tmp[256], shards[300];
 
@@ -292,7 +293,8 @@ static void resume(void)
     const long lim = 2L * 4 * 8 * g_size; /* 4 steps per epoch */
     dp_search_config cfg = tiny(8, lim);
     cfg.run.epochs = 3;
-    resume_one(cfg, "darts");
+    if (!DP_SANITIZED) /* (see main) */
+        resume_one(cfg, "darts");
     cfg.strategy = DP_NAS_GUMBEL;
     cfg.run.codec.kind = DP_CODEC_INT8; /* error feedback in the checkpoint */
     resume_one(cfg, "gumbel-int8");
@@ -377,7 +379,13 @@ int main(int argc, char **argv)
     MPI_Barrier(MPI_COMM_WORLD); /* the shards are there before any rank reads them */
 
     tiny_search();
-    equivalence(DP_NAS_DARTS, 0, "equivalence darts: P x b == 1 x Pb");
+    /* Under ASan (DP_SANITIZED) this one and resume's darts case are left out: what they compare is the
+     * plain build's business, and their code is run there by others (darts across ranks by tiny_search,
+     * recompute and codec_applies; a 1-rank search of batch P b by the gumbel and unrolled equivalences;
+     * a resume without codec by gold's, strategy by strategy by gumbel's), at ~10% of this program's
+     * sanitized time. */
+    if (!DP_SANITIZED)
+        equivalence(DP_NAS_DARTS, 0, "equivalence darts: P x b == 1 x Pb");
     equivalence(DP_NAS_GUMBEL, 0, "equivalence gumbel: P x b == 1 x Pb");
     equivalence(DP_NAS_DARTS, 1, "equivalence unrolled: P x b == 1 x Pb");
     temperature();

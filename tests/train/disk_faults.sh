@@ -19,7 +19,7 @@ trap cleanup EXIT
 fails=0 passes=0
 ok() { passes=$((passes+1)); echo "ok: $1"; }
 bad() { fails=$((fails+1)); echo "FAIL: $1"; }
-mpi() { "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "$@"; }
+mpi() { "$mpiexec" -np 2 "$bin" "$@"; }
 hash_of() { sed -n 's/.*params_xxh3=\([0-9a-f]*\).*/\1/p' <<<"$1"; }
 
 "$bin" shard fashion-mnist --out "$tmp/fm" --shards 2 >/dev/null || { echo "FAIL: shard"; exit 1; }

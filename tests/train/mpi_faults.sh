@@ -27,7 +27,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fails=0 passes=0
 ok() { passes=$((passes+1)); echo "ok: $1"; }
 bad() { fails=$((fails+1)); echo "FAIL: $1"; }
-mpi() { local np="$1"; shift; "$mpiexec" --oversubscribe --bind-to none -np "$np" "$@"; }
+mpi() { local np="$1"; shift; "$mpiexec" -np "$np" "$@"; }
 hash_of() { sed -n 's/.*params_xxh3=\([0-9a-f]*\).*/\1/p' <<<"$1"; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
@@ -40,7 +40,7 @@ run=("${loud[@]}" --quiet)
 # 1. mismatched configuration (MPMD: rank 1 gets another batch size)
 if want 1; then
 start=$(now)
-out=$(timeout 60 "$mpiexec" --oversubscribe -np 1 "$bin" "${common[@]}" --batch 32 : \
+out=$(timeout 60 "$mpiexec" -np 1 "$bin" "${common[@]}" --batch 32 : \
       -np 1 "$bin" "${common[@]}" --batch 16 2>&1); rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "rank 1 has batch=16, rank 0 has batch=32" <<<"$out"; then
   ok "mismatched --batch | 2 | exit $rc: $(grep -m1 'ranks disagree' <<<"$out") | $(secs "$start" "$(now)")"
@@ -54,6 +54,7 @@ if want 2; then
 for np in 2 4; do
   ref=$(mpi "$np" "$bin" "${run[@]}" --out "$tmp/ref$np" 2>&1); want=$(hash_of "$ref")
   [ -n "$want" ] || { bad "reference run at $np ranks: $ref"; continue; }
+  [ "$np" = 2 ] && ref2_hash=$want # group 3's reference too
   steps=$(sed -n 's/.* steps=\([0-9]*\).*/\1/p' <<<"$ref")
   # forward on the last rank, allreduce on rank 1, the checkpoint write on rank 0 (the writer)
   for point in forward allreduce write; do
@@ -65,7 +66,7 @@ for np in 2 4; do
     dir="$tmp/kill-$point-$np"
     start=$(now)
     out=$(DP_FAULT="kill@$point:rank=$victim:step=$step" timeout 60 \
-          "$mpiexec" --oversubscribe --bind-to none -np "$np" "$bin" "${run[@]}" --out "$dir" 2>&1); rc=$?
+          "$mpiexec" -np "$np" "$bin" "${run[@]}" --out "$dir" 2>&1); rc=$?
     took=$(secs "$(sed -n 's/.*DP_FAULT: .* time \([0-9.]*\)$/\1/p' <<<"$out" | head -1)" "$(now)")
     if [ "$rc" -eq 124 ]; then bad "kill@$point rank $victim of $np: job still running after 60 s (hang)"; continue; fi
     if [ "$rc" -eq 0 ] || ! grep -qE "rank $victim .*(signal 9|Killed)" <<<"$out" ||
@@ -75,7 +76,7 @@ for np in 2 4; do
     if [ "$point" = write ] && [ ! -f "$dir/checkpoint.dpc.tmp" ]; then
       bad "kill@write: no half-written checkpoint.dpc.tmp was left, so the kill missed the write"; continue
     fi
-    res=$(timeout 120 "$mpiexec" --oversubscribe --bind-to none -np "$np" "$bin" "${loud[@]}" --out "$dir" --resume \
+    res=$(timeout 120 "$mpiexec" -np "$np" "$bin" "${loud[@]}" --out "$dir" --resume \
           --progress plain 2>&1 | grep -v '^epoch [0-9]*/[0-9]*')
     got=$(hash_of "$res")
     if [ "$got" = "$want" ]; then
@@ -93,7 +94,9 @@ dir="$tmp/damaged"
 mpi 2 "$bin" "${run[@]}" --out "$dir" --stop-after 17 >/dev/null 2>&1
 truncate -s 100 "$dir/checkpoint.dpc"
 res=$(mpi 2 "$bin" "${run[@]}" --out "$dir" --resume 2>&1)
-if [ "$(hash_of "$res")" = "$(hash_of "$(mpi 2 "$bin" "${run[@]}" --out "$tmp/ref2b" 2>&1)")" ] &&
+# the uninterrupted run's bits: group 2's reference at 2 ranks (same flags) when it ran
+[ -n "${ref2_hash:-}" ] || ref2_hash=$(hash_of "$(mpi 2 "$bin" "${run[@]}" --out "$tmp/ref2b" 2>&1)")
+if [ -n "$ref2_hash" ] && [ "$(hash_of "$res")" = "$ref2_hash" ] &&
    grep -q "resuming from the older .*checkpoint.dpc.1" <<<"$res"; then
   ok "damaged newest checkpoint | 2 | $(grep -m1 -o 'offset.*resuming from the older' <<<"$res") .1, same bits | -"
 else
@@ -104,14 +107,14 @@ fi # group 3
 # 4. NaN / Inf
 if want 4; then
 start=$(now)
-out=$(DP_FAULT="nan@forward:rank=1:step=7" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "${common[@]}" 2>&1); rc=$?
+out=$(DP_FAULT="nan@forward:rank=1:step=7" timeout 60 "$mpiexec" -np 2 "$bin" "${common[@]}" 2>&1); rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "step 7 (epoch 1): non-finite gradient after the allreduce, first in 'fc1.weight'" <<<"$out" &&
    [ "$(grep -c 'dptrain train: error' <<<"$out")" -eq 1 ]; then
   ok "NaN, --on-nonfinite stop | 2 | exit $rc: $(grep -m1 -o 'step 7.*fc1.weight.' <<<"$out") | $(secs "$start" "$(now)")"
 else
   bad "NaN stop: exit $rc, output: $out"
 fi
-out=$(DP_FAULT="nan@forward:rank=1:step=7" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "${common[@]}" --on-nonfinite skip --check-replicas 1 2>&1); rc=$?
+out=$(DP_FAULT="nan@forward:rank=1:step=7" timeout 60 "$mpiexec" -np 2 "$bin" "${common[@]}" --on-nonfinite skip --check-replicas 1 2>&1); rc=$?
 if [ "$rc" -eq 0 ] && grep -q "skipped_steps=1 loss_scale=0.5 " <<<"$out"; then
   ok "NaN, --on-nonfinite skip | 2 | step 7 skipped, loss scale 1 -> 0.5, replicas equal every step | -"
 else
@@ -119,7 +122,7 @@ else
 fi
 # the scale grows back: 5 clean steps after the skip at step 7 double it to --loss-scale again (with the int8
 # codec's error-feedback residuals, which follow the scale both ways)
-out=$(DP_FAULT="nan@forward:rank=0:step=7" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "${common[@]}" --codec int8 --loss-scale 4 --loss-scale-growth 5 --on-nonfinite skip --check-replicas 1 --out "$tmp/grow" 2>&1); rc=$?
+out=$(DP_FAULT="nan@forward:rank=0:step=7" timeout 60 "$mpiexec" -np 2 "$bin" "${common[@]}" --codec int8 --loss-scale 4 --loss-scale-growth 5 --on-nonfinite skip --check-replicas 1 --out "$tmp/grow" 2>&1); rc=$?
 events=$(grep -oE '"kind":"(skip|loss_scale)","step":[0-9]+,"loss_scale":[0-9.]+' "$tmp/grow/metrics.jsonl" 2>/dev/null | tr '\n' ' ')
 if [ "$rc" -eq 0 ] && grep -q "skipped_steps=1 loss_scale=4 " <<<"$out" && grep -Eq "test_acc=0\.[1-9]" <<<"$out" &&
    [ "$events" = '"kind":"skip","step":7,"loss_scale":2 "kind":"loss_scale","step":12,"loss_scale":4 ' ]; then
@@ -127,7 +130,7 @@ if [ "$rc" -eq 0 ] && grep -q "skipped_steps=1 loss_scale=4 " <<<"$out" && grep 
 else
   bad "loss-scale growth: exit $rc, events: $events, output: $out"
 fi
-out=$(timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "${common[@]}" --codec fp16 --loss-scale 16777216 --on-nonfinite skip 2>&1); rc=$?
+out=$(timeout 60 "$mpiexec" -np 2 "$bin" "${common[@]}" --codec fp16 --loss-scale 16777216 --on-nonfinite skip 2>&1); rc=$?
 sk=$(sed -n 's/.*skipped_steps=\([0-9]*\).*/\1/p' <<<"$out"); ls=$(sed -n 's/.*loss_scale=\([0-9.e+]*\).*/\1/p' <<<"$out")
 if [ "$rc" -eq 0 ] && [ "${sk:-0}" -ge 1 ] && awk -v s="$ls" 'BEGIN { exit !(s < 16777216) }'; then
   ok "fp16 overflow, --loss-scale 2^24 skip | 2 | $sk steps skipped until the scale fit: loss_scale=$ls | -"
@@ -142,7 +145,7 @@ for fault in "hang@forward:rank=1:step=5 3 not waiting on other ranks: in forwar
              "stop@allreduce:rank=1:step=5 2 rank 1: no answer"; do
   read -r spec np expect <<<"$fault"
   start=$(now)
-  out=$(DP_FAULT="$spec" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np "$np" "$bin" "${common[@]}" \
+  out=$(DP_FAULT="$spec" timeout 60 "$mpiexec" -np "$np" "$bin" "${common[@]}" \
         --watchdog 4 2>&1); rc=$?
   took=$(secs "$(sed -n 's/.*DP_FAULT: .* time \([0-9.]*\)$/\1/p' <<<"$out" | head -1)" "$(now)")
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "$expect" <<<"$out" && grep -q "suspect rank(s): 1 " <<<"$out"; then
@@ -153,7 +156,7 @@ for fault in "hang@forward:rank=1:step=5 3 not waiting on other ranks: in forwar
 done
 
 # a rank stuck before the first step (loading its shards): the others wait in a set-up agreement
-out=$(DP_FAULT="hang@load:rank=1" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "${common[@]}" \
+out=$(DP_FAULT="hang@load:rank=1" timeout 60 "$mpiexec" -np 2 "$bin" "${common[@]}" \
       --watchdog 4 2>&1); rc=$?
 took=$(secs "$(sed -n 's/.*DP_FAULT: .* time \([0-9.]*\)$/\1/p' <<<"$out" | head -1)" "$(now)")
 line=$(grep -m1 "rank 0: waiting .* before the first step" <<<"$out" | sed 's/^ *//')
@@ -166,7 +169,7 @@ else
 fi
 
 # with --allreduce mpi the watchdog still names the bucket (MPI_Allreduce does not say whom it waits for)
-out=$(DP_FAULT="hang@forward:rank=1:step=5" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" "${common[@]}" \
+out=$(DP_FAULT="hang@forward:rank=1:step=5" timeout 60 "$mpiexec" -np 2 "$bin" "${common[@]}" \
       --allreduce mpi --watchdog 4 2>&1); rc=$?
 took=$(secs "$(sed -n 's/.*DP_FAULT: .* time \([0-9.]*\)$/\1/p' <<<"$out" | head -1)" "$(now)")
 line=$(grep -m1 -E "rank 0: waiting .* in the gradient allreduce of step 5, bucket [0-9]+ of [0-9]+$" <<<"$out" | sed 's/^ *//')
@@ -177,7 +180,7 @@ else
 fi
 
 # the same watchdog in the architecture search (its weights' sync carries it)
-out=$(DP_FAULT="hang@forward:rank=1:step=1" timeout 60 "$mpiexec" --oversubscribe --bind-to none -np 2 "$bin" search \
+out=$(DP_FAULT="hang@forward:rank=1:step=1" timeout 60 "$mpiexec" -np 2 "$bin" search \
       --data "$tmp/fm" --layers 2 --channels 4 --epochs 1 --limit 800 --eval-limit 100 --quiet --watchdog 4 2>&1); rc=$?
 took=$(secs "$(sed -n 's/.*DP_FAULT: .* time \([0-9.]*\)$/\1/p' <<<"$out" | head -1)" "$(now)")
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "rank 1: not waiting on other ranks" <<<"$out" &&

@@ -30,7 +30,7 @@ core=${DP_OPENBLAS_CORE:-$("$bin" --version 2>/dev/null | sed -n 's/^openblas_co
 bin=$(realpath "$bin") pins=${pins:+$(realpath -m "$pins")}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" # paths are relative from here: checkpoints hold the flags, and so the paths, of their run
-mpi() { local np="$1"; shift; "$mpiexec" --oversubscribe --bind-to none -np "$np" "$@"; }
+mpi() { local np="$1"; shift; "$mpiexec" -np "$np" "$@"; }
 die() { echo "same_bits: $1 failed:" >&2; cat "$tmp/log" >&2; exit 1; }
 md5() { cat "$@" | md5sum | cut -c1-16; }
 

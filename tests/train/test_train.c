@@ -1,9 +1,11 @@
 /* Training end to end on Fashion-MNIST subsets: accuracy smoke test, exact
  * resume, checkpoint damage and bad configurations.
- * The shards are imported once per process into a temp dir from the Debian
+ * The shards are imported once per run (setup_shards) into a temp dir from the Debian
  * package dataset-fashion-mnist (launch/setup.sh installs it). */
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
 #include "timeout.h"
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +20,75 @@
 
 static char tmp[256], shards[300];
 
+/* The 70,000 images are imported once per run of this binary, not once per test: Criterion starts each
+ * test in a worker process of its own (the suite's .init runs in every one), and an import costs ~0.7 s
+ * of CPU, 2-3 s under ASan. The first worker imports into the runner's directory (the runner is the
+ * workers' parent; it removes the directory when every test is done, remove_imported below); each test
+ * then works on its own copy of the set (30 MB, ~30 ms), which it may change as it likes. */
+static void imported_dir(long runner, char *out, size_t cap)
+{
+    snprintf(out, cap, "/tmp/dptrain-test-train-imported-%ld", runner);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    cr_assert(in && out, "copy %s -> %s", from, to);
+    char buf[1 << 16];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, in)) > 0;)
+        cr_assert_eq(fwrite(buf, 1, n, out), n, "write %s", to);
+    cr_assert(!ferror(in) && 0 == fclose(out), "copy %s -> %s", from, to);
+    fclose(in);
+}
+
 static void setup_shards(void)
 {
+    char imported[200], set[260], path[400];
+    imported_dir((long)getppid(), imported, sizeof imported);
+    snprintf(set, sizeof set, "%s/fmnist", imported);
+    snprintf(path, sizeof path, "%s/manifest.txt", set);
+    if (0 != access(path, R_OK)) { /* import beside it, then rename into place: whole or absent */
+        char part[260], partset[300];
+        snprintf(part, sizeof part, "%s.XXXXXX", imported);
+        cr_assert_not_null(mkdtemp(part));
+        snprintf(partset, sizeof partset, "%s/fmnist", part);
+        dp_import_stats st;
+        dp_status rc = dp_import_fashion_mnist(IDX_DIR, partset, 4, &st);
+        cr_assert_eq(rc, DP_OK, "import failed (is dataset-fashion-mnist installed?): %s", dp_errmsg());
+        if (0 != rename(part, imported)) { /* another worker was first */
+            char cmd[300];
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", part);
+            cr_assert_eq(system(cmd), 0, "%s", cmd);
+        }
+    }
     snprintf(tmp, sizeof tmp, "/tmp/dptrain-test-train-XXXXXX");
     cr_assert_not_null(mkdtemp(tmp));
     snprintf(shards, sizeof shards, "%s/fmnist", tmp);
-    dp_import_stats st;
-    dp_status rc = dp_import_fashion_mnist(IDX_DIR, shards, 4, &st);
-    cr_assert_eq(rc, DP_OK, "import failed (is dataset-fashion-mnist installed?): %s", dp_errmsg());
+    cr_assert_eq(mkdir(shards, 0755), 0, "%s", shards);
+    DIR *d = opendir(set);
+    cr_assert_not_null(d, "%s", set);
+    int files = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if ('.' == e->d_name[0])
+            continue;
+        char from[600], to[600];
+        snprintf(from, sizeof from, "%s/%s", set, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", shards, e->d_name);
+        copy_file(from, to);
+        files++;
+    }
+    closedir(d);
+    cr_assert_eq(files, 1 + 2 * 4, "%d files in %s", files, set);
+}
+
+/* In the runner, after the last test. */
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    char imported[200], cmd[300];
+    imported_dir((long)getpid(), imported, sizeof imported);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", imported);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", imported);
 }
 
 static void teardown_shards(void)
@@ -54,8 +117,11 @@ static void out_dir(dp_train_config *cfg, const char *name)
 
 TestSuite(train, .init = setup_shards, .fini = teardown_shards, .timeout = DP_TIMEOUT(300));
 
-/* The CI smoke test the issue asks for: one epoch on 6,000 images. */
-Test(train, cnn_one_epoch_on_6000_images_reaches_75_percent)
+/* The CI smoke test the issue asks for: one epoch on 6,000 images. Plain build only: under ASan the cnn's
+ * forward, backward, partial last batch and evaluation are the ones resume_mid_epoch_is_bit_identical_adamw_cnn
+ * runs (on 1,000 images), the default optimizer and schedule are mlp_one_epoch's, and 94 cnn steps more
+ * cost the sanitized stage ~25 s. */
+Test(train, cnn_one_epoch_on_6000_images_reaches_75_percent, .disabled = DP_SANITIZED)
 {
     dp_train_config cfg = base_config("cnn", 6000, 1);
     cfg.test_limit = 2000;
