@@ -22,7 +22,7 @@ check() {
     bad "$1: exit $5 (want $2), output: $(cat -v <<<"$4")"
   else ok; fi
 }
-mpi() { local np="$1"; shift; timeout 120 "$mpiexec" --oversubscribe --bind-to none -np "$np" "$@"; }
+mpi() { local np="$1"; shift; timeout 120 "$mpiexec" -np "$np" "$@"; }
 
 # a tiny DSI run: 40 documents, one member, one epoch (2 s)
 awk 'BEGIN { srand(7); for (d = 0; d < 40; d++) for (q = 0; q < 4; q++) {

@@ -25,7 +25,7 @@ echo "signal_stop: search stopped by SIGTERM (exit 143), resumed to the same bit
 
 # train at 2 ranks, SIGTERM to rank 1 only: the stop is agreed, rank 0 writes the checkpoint and exits 143
 train=(train --model mlp --data fm --limit 16384 --test-limit 256 --epochs 2 --seed 1 --quiet)
-"$mpiexec" -np 2 --oversubscribe "$bin" "${train[@]}" --out m >log 2>&1 &
+"$mpiexec" -np 2 "$bin" "${train[@]}" --out m >log 2>&1 &
 job=$!
 for _ in $(seq 600); do [ -e m/metrics.jsonl ] && break; sleep 0.1; done
 rank1=
@@ -40,6 +40,6 @@ done
 kill -TERM "$rank1"; wait "$job"; rc=$?
 [ "$rc" -eq 143 ] || die "2 ranks, SIGTERM to rank 1: the job exits $rc, want 143"
 grep -q "^stopped: steps=" log && [ -s m/checkpoint.dpc ] || die "2 ranks, SIGTERM to rank 1: no checkpoint"
-"$mpiexec" -np 2 --oversubscribe "$bin" "${train[@]}" --out m --resume >log 2>&1 || die "2 ranks: resume"
+"$mpiexec" -np 2 "$bin" "${train[@]}" --out m --resume >log 2>&1 || die "2 ranks: resume"
 grep -q "^final: epochs=2" log || die "2 ranks: the resumed run did not finish"
 echo "signal_stop: 2 ranks, SIGTERM to rank 1: checkpoint, exit 143, resumed"
