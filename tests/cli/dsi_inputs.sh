@@ -4,12 +4,7 @@
 # refused naming the line, at 1 and 2 ranks; test docids the ensemble does not know are counted and named
 # (none known: refused); control bytes read from a file come back escaped in messages.
 #   dsi_inputs.sh path/to/dptrain MPIEXEC
-set -u
-bin=$(realpath "$1") mpiexec="$2"
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-export OPENBLAS_NUM_THREADS=1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
+source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
 fails=0 passes=0
 ok() { passes=$((passes+1)); }
 bad() { echo "FAIL: $(head -c 800 <<<"$*")"; fails=$((fails+1)); }

@@ -8,12 +8,7 @@
 #   4. dsi-prepare and shard refuse an --out holding another dataset or other files unless --overwrite,
 #      re-write the same dataset in place, and a failed import leaves the old dataset as it was.
 # Usage: input_files.sh path/to/dptrain path/to/mpiexec
-set -u
-bin=$(realpath "$1") mpiexec="$2"
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-export OPENBLAS_NUM_THREADS=1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
+source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
 fails=0
 ok() { echo "ok: $1"; }
 bad() { fails=$((fails+1)); echo "FAIL: $1"; }

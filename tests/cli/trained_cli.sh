@@ -3,12 +3,7 @@
 # its final evaluation, the same at 1 and 2 ranks (the whole confusion matrix too); predict's top-1 agrees
 # with eval; --png draws the matrix; and every bad input fails with a message naming what is wrong.
 #   trained_cli.sh path/to/dptrain MPIEXEC
-set -u
-bin=$(realpath "$1") mpiexec="$2"
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-export OPENBLAS_NUM_THREADS=1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
+source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
 fails=0 passes=0
 ok() { passes=$((passes+1)); }
 bad() { echo "FAIL: $*"; fails=$((fails+1)); }

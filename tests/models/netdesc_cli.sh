@@ -3,12 +3,7 @@
 # `dptrain train --model FILE.json` for one short epoch at 1 and 2 ranks, with the description's content in
 # the checkpoint (a resume with other content is refused). Usage: netdesc_cli.sh path/to/dptrain MPIEXEC
 # Exit 77 (skipped) for the training part when the Fashion-MNIST package is not installed.
-set -u
-bin=$(realpath "$1") mpiexec="$2"
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-export OPENBLAS_NUM_THREADS=1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
 fails=0 passes=0
 
 expect() { # expect EXIT_CODE REGEX -- ARGS...: the exit code, and a line of the output matching REGEX
