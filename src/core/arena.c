@@ -35,16 +35,16 @@ struct dp_arena_chunk {
     int mapped; /* base is a reservation: munmap, not free */
 };
 
+#ifdef ARENA_CAN_RESERVE
 /* The reservation's size: the machine's physical memory (an arena cannot
- * usefully outgrow it); 0 where that is unknown or mapping is unavailable. */
+ * usefully outgrow it); 0 where that is unknown. */
 static size_t reserve_size(void)
 {
-#ifdef ARENA_CAN_RESERVE
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     if (pages > 0 && page > 0) return (size_t)pages * (size_t)page;
-#endif
     return 0;
 }
+#endif
 
 /* A chunk over a reservation of address space, or 0 when the system refuses one. */
 static int chunk_reserve(dp_arena_chunk *ch, size_t cap)

@@ -222,7 +222,7 @@ static dp_status build_residual(bctx *b, const nd_layer *l, const char *name, in
                           t_out, in.d[1], in.d[2], s->d[1], s->d[2]);
         char cn[64], bn[64];
         nd_layer sc = *l;
-        snprintf(sc.path, sizeof sc.path, "%s shortcut", l->path);
+        snprintf(sc.path, sizeof sc.path, "%.*s shortcut", (int)sizeof sc.path - 10, l->path); /* room for the suffix */
         rc = pname(b, &sc, cn, sizeof cn, name, ".shortcut.0");
         if (rc == DP_OK) rc = pname(b, &sc, bn, sizeof bn, name, ".shortcut.1");
         if (rc != DP_OK) return rc;
