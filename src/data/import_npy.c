@@ -5,7 +5,7 @@
  * {'descr': '<f4', 'fortran_order': False, 'shape': (N, F), } padded with
  * spaces and a '\n'. The file size must be exactly header + N*F*itemsize,
  * checked before anything is read. Y is read whole (4 bytes a label kept);
- * X is streamed row by row, seeking to each row in the write order. */
+ * X is read a window of the write order at a time (see row_window). */
 #include <errno.h>
 #include <float.h>
 #include <inttypes.h>
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "data/import_order.h"
 #include "dptrain/text.h"
@@ -271,16 +272,76 @@ static dp_status read_labels(npy *a, int32_t **out, int32_t *max_label)
     return DP_OK;
 }
 
-/* Row r of X as floats into x (F values), finite and within float32's range. */
-static dp_status read_row(npy *a, uint64_t r, unsigned char *raw, float *x, uint64_t *pos)
+/* Rows of X are wanted in the shuffled write order. One read per row made the
+ * import syscall-bound (a pread costs more than converting the row), so the
+ * order is taken a window at a time: the window's rows are sorted by offset,
+ * read in runs that cover several rows at once (gaps included while they stay
+ * short), and then handed out in order. The window is bounded by bytes, not
+ * by the file's size. */
+enum { WIN_BYTES = 32 << 20, RUN_BYTES = 1 << 20, GAP_ROWS = 8 };
+
+typedef struct row_window {
+    unsigned char *buf;  /* rows of the window, in write order */
+    int64_t *key;        /* (row << 24 | slot) sorted: row number and its slot in buf */
+    long cap;            /* rows that fit */
+    unsigned char *run;  /* RUN_BYTES */
+} row_window;
+
+static int cmp_i64(const void *a, const void *b)
 {
-    uint64_t f = a->shape[1], bytes = f * (uint64_t)a->itemsize, off = a->data_off + r * bytes;
-    if (*pos != off && fseeko(a->f, (off_t)off, SEEK_SET) != 0)
-        return dp_errorf(DP_ERR_IO, "%s: seek: %s", a->path, strerror(errno));
-    if (fread(raw, 1, (size_t)bytes, a->f) != bytes)
-        return dp_errorf(ferror(a->f) ? DP_ERR_IO : DP_ERR_FORMAT, "%s: offset %" PRIu64 ": read failed or file shrank",
-                         a->path, off);
-    *pos = off + bytes;
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static dp_status pread_all(const npy *a, void *dst, size_t bytes, uint64_t off)
+{
+    ssize_t got;
+    do
+        got = pread(fileno(a->f), dst, bytes, (off_t)off);
+    while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)bytes)
+        return dp_errorf(got < 0 ? DP_ERR_IO : DP_ERR_FORMAT, "%s: offset %" PRIu64 ": %s", a->path, off,
+                         got < 0 ? strerror(errno) : "file shrank while it was read");
+    return DP_OK;
+}
+
+/* rows[0..n) (row numbers) into win->buf, slot i holding rows[i]. */
+static dp_status window_fill(const npy *a, row_window *win, const int32_t *rows, long n)
+{
+    const uint64_t rb = a->shape[1] * (uint64_t)a->itemsize;
+    for (long i = 0; i < n; i++)
+        win->key[i] = (int64_t)rows[i] << 24 | i;
+    qsort(win->key, (size_t)n, sizeof *win->key, cmp_i64);
+    const long run_rows = (long)(RUN_BYTES / rb);
+    for (long i = 0; i < n;) {
+        long r0 = (long)(win->key[i] >> 24), j = i + 1;
+        while (run_rows > 1 && j < n) {
+            long r = (long)(win->key[j] >> 24), prev = (long)(win->key[j - 1] >> 24);
+            if (r - r0 >= run_rows || r - prev > GAP_ROWS)
+                break;
+            j++;
+        }
+        long last = (long)(win->key[j - 1] >> 24);
+        if (j - i == 1) {
+            dp_status rc = pread_all(a, win->buf + (win->key[i] & 0xffffff) * rb, rb, a->data_off + r0 * rb);
+            if (rc != DP_OK)
+                return rc;
+        } else {
+            dp_status rc = pread_all(a, win->run, (size_t)(last - r0 + 1) * rb, a->data_off + r0 * rb);
+            if (rc != DP_OK)
+                return rc;
+            for (long k = i; k < j; k++)
+                memcpy(win->buf + (win->key[k] & 0xffffff) * rb, win->run + ((win->key[k] >> 24) - r0) * rb, rb);
+        }
+        i = j;
+    }
+    return DP_OK;
+}
+
+/* Row r (its raw bytes) of X as floats into x (F values), finite and within float32's range. */
+static dp_status convert_row(const npy *a, uint64_t r, const unsigned char *raw, float *x)
+{
+    uint64_t f = a->shape[1], off = a->data_off + r * f * (uint64_t)a->itemsize;
     for (uint64_t j = 0; j < f; j++) {
         const unsigned char *p = raw + j * (uint64_t)a->itemsize;
         double v;
@@ -305,19 +366,26 @@ static dp_status read_row(npy *a, uint64_t r, unsigned char *raw, float *x, uint
 }
 
 static dp_status write_rows(dp_dataset_writer *w, npy *x, const int32_t *lab, const uint8_t *take, uint8_t want,
-                            const dp_import_order *o, int tag, unsigned char *raw, float *row)
+                            const dp_import_order *o, int tag, row_window *win, float *row)
 {
-    long n = (long)x->shape[0];
+    long n = (long)x->shape[0], m = 0;
     int32_t *order;
     dp_status rc = dp_imp_order(n, o, tag, &order);
-    uint64_t pos = UINT64_MAX;
-    for (long k = 0; k < n && rc == DP_OK; k++) {
-        long r = order[k];
-        if (take && take[r] != want)
-            continue;
-        rc = read_row(x, (uint64_t)r, raw, row, &pos);
-        if (rc == DP_OK)
-            rc = dp_dataset_writer_add(w, (uint32_t)lab[r], row);
+    if (rc != DP_OK)
+        return rc;
+    for (long k = 0; k < n; k++)
+        if (!take || take[order[k]] == want)
+            order[m++] = order[k];
+    const uint64_t rb = x->shape[1] * (uint64_t)x->itemsize;
+    for (long k0 = 0; k0 < m && rc == DP_OK; k0 += win->cap) {
+        long k1 = m - k0 < win->cap ? m : k0 + win->cap;
+        rc = window_fill(x, win, order + k0, k1 - k0);
+        for (long k = k0; k < k1 && rc == DP_OK; k++) {
+            long r = order[k];
+            rc = convert_row(x, (uint64_t)r, win->buf + (k - k0) * rb, row);
+            if (rc == DP_OK)
+                rc = dp_dataset_writer_add(w, (uint32_t)lab[r], row);
+        }
     }
     free(order);
     return rc;
@@ -354,7 +422,7 @@ dp_status dp_import_npy(const dp_npy_import *in, const dp_import_opts *o, dp_imp
     npy x = {0}, y = {0}, tx = {0}, ty = {0};
     int32_t *lab = NULL, *tlab = NULL, max_label = -1;
     uint8_t *is_val = NULL;
-    unsigned char *raw = NULL;
+    row_window win = {0};
     float *row = NULL;
     dp_dataset_writer *w = NULL;
     rc = open_pair(&x, &y, x_path, y_path, &lab, &max_label);
@@ -375,8 +443,19 @@ dp_status dp_import_npy(const dp_npy_import *in, const dp_import_opts *o, dp_imp
             ntest += is_val[i];
     }
     uint64_t f = rc == DP_OK ? x.shape[1] : 1;
-    if (rc == DP_OK && (!(raw = malloc((size_t)f * 8)) || !(row = malloc((size_t)f * sizeof *row))))
-        rc = dp_errorf(DP_ERR_NOMEM, "npy: out of memory for a row of %" PRIu64 " features", f);
+    if (rc == DP_OK) {
+        uint64_t rb = f * (uint64_t)(test_x && tx.itemsize > x.itemsize ? tx.itemsize : x.itemsize);
+        win.cap = rb >= WIN_BYTES ? 1 : (long)(WIN_BYTES / rb);
+        if (win.cap > 1 << 24)
+            win.cap = 1 << 24;
+        win.buf = malloc((size_t)win.cap * rb);
+        win.key = malloc((size_t)win.cap * sizeof *win.key);
+        win.run = malloc(RUN_BYTES);
+        row = malloc((size_t)f * sizeof *row);
+        if (!win.buf || !win.key || !win.run || !row)
+            rc = dp_errorf(DP_ERR_NOMEM, "npy: out of memory for a window of %ld rows of %" PRIu64 " features", win.cap,
+                           f);
+    }
     dp_shard_schema schema = dp_shard_schema_vector((uint32_t)f, (uint32_t)(classes > 0 ? classes : 1));
     if (rc == DP_OK)
         rc = dp_imp_begin(o, x_path, &schema, &w);
@@ -384,13 +463,13 @@ dp_status dp_import_npy(const dp_npy_import *in, const dp_import_opts *o, dp_imp
         rc = dp_dataset_writer_split(w, "train", (uint64_t)(n - ntest), o->nshards);
     }
     if (rc == DP_OK)
-        rc = write_rows(w, &x, lab, is_val, 0, ord, 0, raw, row);
+        rc = write_rows(w, &x, lab, is_val, 0, ord, 0, &win, row);
     if (rc == DP_OK && (is_val || test_x))
         rc = dp_dataset_writer_split(w, "test", is_val ? (uint64_t)ntest : tx.shape[0], o->nshards);
     if (rc == DP_OK && is_val)
-        rc = write_rows(w, &x, lab, is_val, 1, ord, 1, raw, row);
+        rc = write_rows(w, &x, lab, is_val, 1, ord, 1, &win, row);
     else if (rc == DP_OK && test_x)
-        rc = write_rows(w, &tx, tlab, NULL, 0, ord, 1, raw, row);
+        rc = write_rows(w, &tx, tlab, NULL, 0, ord, 1, &win, row);
     if (rc == DP_OK) {
         rc = dp_dataset_writer_commit(w, &s);
         w = NULL;
@@ -407,7 +486,9 @@ dp_status dp_import_npy(const dp_npy_import *in, const dp_import_opts *o, dp_imp
     free(lab);
     free(tlab);
     free(is_val);
-    free(raw);
+    free(win.buf);
+    free(win.key);
+    free(win.run);
     free(row);
     if (rc != DP_OK)
         return rc;
