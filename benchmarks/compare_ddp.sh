@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # dptrain against PyTorch DistributedDataParallel (gloo), side by side in one
-# run: the same mlp and cnn, batch 64 per rank, one thread per rank, at 1 and
+# run: the same mlp, cnn or resnet20, batch 64 per rank, one thread per rank, at 1 and
 # P ranks. Prints median training samples/s of each, the ratio, and each
 # one's weak-scaling efficiency thr(P) / (P thr(1)).
 #
-#   benchmarks/compare_ddp.sh [--np 2] [--reps 3] [--models "mlp cnn"] [--limit-mlp 30000] [--limit-cnn 7500]
+#   benchmarks/compare_ddp.sh [--np 2] [--reps 3] [--models "mlp cnn resnet20"] [--limit-mlp 30000]
+#                             [--limit-cnn 7500] [--limit-resnet20 2560]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
-np=2 reps=3 models="mlp cnn" lim_mlp=30000 lim_cnn=7500
-dp_flags compare_ddp "--np=np --reps=reps --models=models --limit-mlp=lim_mlp --limit-cnn=lim_cnn" "$@"
+np=2 reps=3 models="mlp cnn" lim_mlp=30000 lim_cnn=7500 lim_resnet20=2560
+dp_flags compare_ddp "--np=np --reps=reps --models=models --limit-mlp=lim_mlp --limit-cnn=lim_cnn \
+  --limit-resnet20=lim_resnet20" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_torch
 csv="$out/compare_ddp.csv"
 echo "model,impl,ranks,rep,samples_per_s" > "$csv"
 run() { # impl model ranks rep
   local impl="$1" m="$2" p="$3" lim log
-  [ "$m" = mlp ] && lim=$lim_mlp || lim=$lim_cnn
+  case "$m" in mlp) lim=$lim_mlp ;; resnet20) lim=$lim_resnet20 ;; *) lim=$lim_cnn ;; esac
   log=$(mktemp)
   if [ "$impl" = dptrain ]; then
     dp_mpirun "$p" "$build/dptrain" train --data "$shards" --model "$m" --epochs 1 --batch 64 --limit "$lim" \
