@@ -30,7 +30,9 @@
  * Per pixel the loads (OV + R*KW, the broadcasts being 4-byte loads) stay below
  * the FMAs' issue time on a core with 2 FMA and 2+ load ports, and 24
  * independent accumulators cover the FMA latency. Each image's dyt and xpad
- * (<= 64 KB for ResNet-20's layers) are reread once per block from L1/L2. */
+ * (<= 64 KB for ResNet-20's layers) are reread once per block from L1/L2.
+ * The scratch parts are 64-byte multiples, so an aligned scratch (the arena's)
+ * gives aligned vectors; unaligned loads and stores keep any other one working. */
 #include "core/conv_direct.h"
 
 #include <string.h>
@@ -135,10 +137,10 @@ DW_TARGET static void transpose_dy(float *dyt, float *dbt, const float *dyn, int
             __m512 r[16];
             for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(m, dyn + (long)(o0 + i) * P + p0);
             transpose16(r);
-            for (long j = 0; j < np; j++) _mm512_store_ps(dyt + (p0 + j) * O + o0, r[j]);
+            for (long j = 0; j < np; j++) _mm512_storeu_ps(dyt + (p0 + j) * O + o0, r[j]);
             for (int j = 0; j < 16; j++) sum = _mm512_add_ps(sum, r[j]);
         }
-        if (dbt) _mm512_store_ps(dbt + o0, _mm512_add_ps(_mm512_load_ps(dbt + o0), sum));
+        if (dbt) _mm512_storeu_ps(dbt + o0, _mm512_add_ps(_mm512_loadu_ps(dbt + o0), sum));
     }
 }
 
@@ -181,7 +183,7 @@ DW_INLINE void dw_block(const int KW, const int OV, const int R, float *dwt, con
         for (int ow = 0; ow < g->Wo; ow++, q += s, dp += O) {
             __m512 d[4];
 #pragma GCC unroll 4
-            for (int v = 0; v < OV; v++) d[v] = _mm512_load_ps(dp + 16 * v);
+            for (int v = 0; v < OV; v++) d[v] = _mm512_loadu_ps(dp + 16 * v);
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++)
 #pragma GCC unroll 3
@@ -201,7 +203,7 @@ DW_INLINE void dw_block(const int KW, const int OV, const int R, float *dwt, con
 #pragma GCC unroll 4
             for (int v = 0; v < OV; v++) {
                 float *o = dwt + (long)(r * KW + t) * O + 16 * v;
-                _mm512_store_ps(o, _mm512_add_ps(_mm512_load_ps(o), acc[(r * KW + t) * OV + v]));
+                _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[(r * KW + t) * OV + v]));
             }
     }
 }

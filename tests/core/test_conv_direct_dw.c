@@ -69,7 +69,9 @@ static double rel_err(const float *got, const float *init, const double *ref, lo
     return sqrt(num) / (sqrt(den) + 1e-300);
 }
 
-static void check_case(int N, int C, int H, int W, int O, int kh, int kw, int stride, int pad, int with_db)
+/* shift: floats by which the scratch is moved off 64-byte alignment */
+static void check_case_at(int N, int C, int H, int W, int O, int kh, int kw, int stride, int pad, int with_db,
+                          int shift)
 {
     const dp_conv_geom g = geom(N, C, H, W, O, kh, kw, stride, pad);
     cr_assert(g.Ho > 0 && g.Wo > 0);
@@ -83,7 +85,7 @@ static void check_case(int N, int C, int H, int W, int O, int kh, int kw, int st
     float *db = alloc_floats((size_t)(O + GUARD)), *db0 = alloc_floats((size_t)O);
     const size_t sbytes = dp_direct_dw_scratch(&g), sfl = sbytes / sizeof(float);
     cr_assert(sbytes % 64 == 0, "%s: scratch %zu bytes, not a multiple of 64", name, sbytes);
-    float *scratch = alloc_floats(sfl + GUARD);
+    float *scratch_mem = alloc_floats(sfl + GUARD + (size_t)shift), *scratch = scratch_mem + shift;
     double *rw = calloc((size_t)nw, sizeof(double)), *rb = calloc((size_t)O, sizeof(double));
     cr_assert(rw && rb);
 
@@ -128,7 +130,12 @@ static void check_case(int N, int C, int H, int W, int O, int kh, int kw, int st
         cr_assert(db[O + i] == SENTINEL, "%s: write past the end of db", name);
         cr_assert(scratch[sfl + i] == SENTINEL, "%s: write past the end of the scratch", name);
     }
-    free(x), free(dy), free(dw), free(dw0), free(db), free(db0), free(scratch), free(rw), free(rb);
+    free(x), free(dy), free(dw), free(dw0), free(db), free(db0), free(scratch_mem), free(rw), free(rb);
+}
+
+static void check_case(int N, int C, int H, int W, int O, int kh, int kw, int stride, int pad, int with_db)
+{
+    check_case_at(N, C, H, W, O, kh, kw, stride, pad, with_db, 0);
 }
 
 #define NEED_AVX512F()                                                                                                 \
@@ -180,6 +187,15 @@ Test(conv_direct_dw, shape_grid, .timeout = DP_TIMEOUT(300))
                     if (hw[h][1] == 28 && C * O > 1024) continue; /* keep the reference loop quick */
                     check_case(N, C, hw[h][0], hw[h][1], O, kh, kw, s, p, i % 2);
                 }
+}
+
+/* The arena hands out 64-byte aligned blocks, but the kernel must not depend on it. */
+Test(conv_direct_dw, unaligned_scratch, .timeout = DP_TIMEOUT(60))
+{
+    NEED_AVX512F();
+    lcg_state = 4;
+    check_case_at(2, 16, 13, 13, 32, 3, 3, 1, 1, 1, 1);
+    check_case_at(1, 16, 9, 11, 64, 3, 3, 2, 1, 1, 3);
 }
 
 Test(conv_direct_dw, fits_refuses)
