@@ -49,6 +49,12 @@ static float *falloc(size_t n)
     return p;
 }
 
+static float urand(unsigned long long *st) /* uniform in [-0.5, 0.5) */
+{
+    *st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)(*st >> 40) / 16777216.0f - 0.5f;
+}
+
 static dp_conv_geom geom(int N, int C, int H, int O, int stride)
 {
     dp_conv_geom g = {.N = N, .C = C, .H = H, .W = H, .O = O, .kh = 3, .kw = 3, .stride = stride, .pad = 1,
@@ -134,8 +140,8 @@ int main(int argc, char **argv)
         b.col = falloc((size_t)g.K * b.T * g.P);
         b.dyt = falloc((size_t)g.O * b.T * g.P);
         unsigned long long st = 7;
-        for (long i = 0; i < nx; i++) st = st * 6364136223846793005ULL + 1, x[i] = (float)(st >> 40) / 16777216.0f - 0.5f;
-        for (long i = 0; i < ny; i++) st = st * 6364136223846793005ULL + 1, dy[i] = (float)(st >> 40) / 16777216.0f - 0.5f;
+        for (long i = 0; i < nx; i++) x[i] = urand(&st);
+        for (long i = 0; i < ny; i++) dy[i] = urand(&st);
 
         memset(dw, 0, (size_t)nw * sizeof(float));
         memset(dw2, 0, (size_t)nw * sizeof(float));

@@ -11,14 +11,17 @@
  *                       pixel's 16 output channels are one vector load; db
  *                       is summed from the same tiles;
  *   xpad [C][Hp][Wp]    x_n with a zero border, so every tap reads memory and
- *                       no pixel needs a bounds test (works for any stride).
+ *                       no pixel needs a bounds test (works for any stride);
+ *                       the border is zeroed once per call, the interior
+ *                       copied per image.
  *
  * A "segment" is KW consecutive taps (c, ki, kj0 .. kj0+KW-1) of one kernel
  * row: for pixel (oh, ow) its inputs are KW consecutive floats of xpad. A
- * block is R segments x OV vectors of o; its R*KW*OV accumulators (24) stay in
- * zmm registers over all P pixels of the image. Per pixel: OV vector loads of
- * dyt[p], R*KW broadcasts of xpad, R*KW*OV FMAs. The block is then added into
- * dwt [seg][KW][O] (scratch), which is transposed into dw after the last image.
+ * block is R segments x OV vectors of o; its R*KW*OV accumulators (24 when
+ * KW is 3) stay in zmm registers over all P pixels of the image. Per pixel:
+ * OV vector loads of dyt[p], R*KW broadcasts of xpad, R*KW*OV FMAs. The block
+ * is then added into dwt [seg][KW][O] (scratch), which is transposed into dw
+ * after the last image.
  *
  *   kw == 1: KW 1;  otherwise KW 3 (a 5-wide row is two segments, the sixth
  *   tap reads a neighbour cell and its sum is dropped).
@@ -30,7 +33,10 @@
  * Per pixel the loads (OV + R*KW, the broadcasts being 4-byte loads) stay below
  * the FMAs' issue time on a core with 2 FMA and 2+ load ports, and 24
  * independent accumulators cover the FMA latency. Each image's dyt and xpad
- * (<= 64 KB for ResNet-20's layers) are reread once per block from L1/L2.
+ * (up to ~110 KB for ResNet-20's layers) are reread once per block from L1/L2;
+ * meanwhile the next image's x and dy are prefetched, a slice per block (the
+ * batch streams from L3/DRAM: without it the copy and transpose took 15-30%
+ * of the time at batch 64, on a loaded host).
  * The scratch parts are 64-byte multiples, so an aligned scratch (the arena's)
  * gives aligned vectors; unaligned loads and stores keep any other one working. */
 #include "core/conv_direct.h"
@@ -144,22 +150,32 @@ DW_TARGET static void transpose_dy(float *dyt, float *dbt, const float *dyn, int
     }
 }
 
-/* xpad [C][Hp][Wp] <- x_n [C][H][W] at offset (pad, pad), zero around it. */
-static void pad_x(float *xpad, const float *xn, const dp_conv_geom *g, const dw_plan *pl)
+/* xpad [C][Hp][Wp]'s interior (offset (pad, pad)) <- x_n [C][H][W]. The
+ * border is zeroed once per call and never written, so only the interior is
+ * copied per image: a vector loop per row (rows are short, a libc call each
+ * would cost as much as the copy). */
+DW_TARGET static void copy_interior(float *xpad, const float *xn, const dp_conv_geom *g, const dw_plan *pl)
 {
-    const long plane = pl->Hp * pl->Wp, HW = (long)g->H * g->W;
+    const __mmask16 tail = (__mmask16)((1u << (g->W % 16)) - 1);
+    const int wv = g->W / 16 * 16;
     for (int c = 0; c < g->C; c++) {
-        float *xc = xpad + c * plane;
-        memset(xc, 0, (size_t)(g->pad * pl->Wp) * sizeof(float));
-        for (int h = 0; h < g->H; h++) {
-            float *row = xc + (g->pad + h) * pl->Wp;
-            memset(row, 0, (size_t)g->pad * sizeof(float));
-            memcpy(row + g->pad, xn + c * HW + (long)h * g->W, (size_t)g->W * sizeof(float));
-            memset(row + g->pad + g->W, 0, (size_t)(pl->Wp - g->pad - g->W) * sizeof(float));
+        float *dst = xpad + c * pl->Hp * pl->Wp + g->pad * pl->Wp + g->pad;
+        const float *src = xn + (long)c * g->H * g->W;
+        for (int h = 0; h < g->H; h++, dst += pl->Wp, src += g->W) {
+            for (int w = 0; w < wv; w += 16) _mm512_storeu_ps(dst + w, _mm512_loadu_ps(src + w));
+            if (tail) _mm512_mask_storeu_ps(dst + wv, tail, _mm512_maskz_loadu_ps(tail, src + wv));
         }
-        const long below = (g->pad + g->H) * pl->Wp;
-        memset(xc + below, 0, (size_t)(plane - below) * sizeof(float));
     }
+}
+
+/* Pulls 1/nparts of [p, p + bytes) toward L2: the next image's x and dy,
+ * spread over this image's blocks, so its copy and transpose find them there
+ * instead of waiting on L3/DRAM (nothing else prefetches across images). */
+static void prefetch_part(const void *p, size_t bytes, long part, long nparts)
+{
+    const size_t lines = (bytes + 63) / 64, lo = lines * (size_t)part / (size_t)nparts,
+                 hi = lines * (size_t)(part + 1) / (size_t)nparts;
+    for (size_t i = lo; i < hi; i++) __builtin_prefetch((const char *)p + 64 * i, 0, 2);
 }
 
 /* The pixel loop of one block: R segments (row pointers seg[r] into xpad) x
@@ -259,17 +275,26 @@ DW_TARGET void dp_direct_dw(float *dw, float *db, const float *dy, const float *
     dw_plan_init(&pl, g);
     float *dyt = scratch, *xpad = dyt + pl.n_dyt, *dwt = xpad + pl.n_xpad, *dbt = dwt + pl.n_dwt;
     memset(dwt, 0, (size_t)(pl.n_dwt + pl.n_dbt) * sizeof(float));
-    memset(xpad + g->C * pl.Hp * pl.Wp, 0, (size_t)(pl.n_xpad - g->C * pl.Hp * pl.Wp) * sizeof(float));
+    memset(xpad, 0, (size_t)pl.n_xpad * sizeof(float));
     dw_block_fn *fn = block_fn(&pl);
     const int ovw = 16 * pl.OV;
+    const long nblk = (pl.nseg + pl.R - 1) / pl.R;
+    const size_t xbytes = (size_t)((long)g->C * g->H * g->W) * sizeof(float);
+    const size_t ybytes = (size_t)(g->O * g->P) * sizeof(float);
     for (int n = 0; n < g->N; n++) {
-        transpose_dy(dyt, db ? dbt : NULL, dy + (long)n * g->O * g->P, g->O, g->P);
-        pad_x(xpad, x + (long)n * g->C * g->H * g->W, g, &pl);
-        for (long i0 = 0; i0 < pl.nseg; i0 += pl.R) {
+        const float *xn = x + (long)n * g->C * g->H * g->W, *dyn = dy + (long)n * g->O * g->P;
+        transpose_dy(dyt, db ? dbt : NULL, dyn, g->O, g->P);
+        copy_interior(xpad, xn, g, &pl);
+        for (long b = 0; b < nblk; b++) {
+            const long i0 = b * pl.R;
             const float *seg[8];
             const int nvalid = pl.nseg - i0 < pl.R ? (int)(pl.nseg - i0) : pl.R;
             for (int r = 0; r < pl.R; r++) seg[r] = xpad + (r < nvalid ? seg_offset(i0 + r, g, &pl) : 0);
             for (int o0 = 0; o0 < g->O; o0 += ovw) fn(dwt + i0 * pl.KW * g->O + o0, dyt + o0, seg, nvalid, g, pl.Wp);
+            if (n + 1 < g->N) {
+                prefetch_part(xn + (long)g->C * g->H * g->W, xbytes, b, nblk);
+                prefetch_part(dyn + (long)g->O * g->P, ybytes, b, nblk);
+            }
         }
     }
     add_transposed(dw, dwt, g, &pl);
