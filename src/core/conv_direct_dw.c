@@ -34,13 +34,14 @@
  * the FMAs' issue time on a core with 2 FMA and 2+ load ports, and 24
  * independent accumulators cover the FMA latency. Each image's dyt and xpad
  * (up to ~110 KB for ResNet-20's layers) are reread once per block from L1/L2;
- * meanwhile the next image's x and dy are prefetched, a slice per block (the
- * batch streams from L3/DRAM: without it the copy and transpose took 15-30%
- * of the time at batch 64, on a loaded host).
+ * meanwhile the next image's x and dy are prefetched, a few lines per pixel
+ * row (the batch streams from L3/DRAM: without it the copy and transpose took
+ * 15-30% of the time at batch 64, on a loaded host).
  * The scratch parts are 64-byte multiples, so an aligned scratch (the arena's)
  * gives aligned vectors; unaligned loads and stores keep any other one working. */
 #include "core/conv_direct.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* Scratch layout, in floats (each part a multiple of 16: 64-byte aligned). */
@@ -48,8 +49,9 @@ typedef struct dw_plan {
     int KW, OV, R;    /* taps per segment, o-vectors per block, segments per block */
     int nsegw;        /* segments per kernel row */
     long nseg;        /* C * kh * nsegw */
+    long nblk;        /* blocks: ceil(nseg / R) */
     long Hp, Wp;      /* padded input plane */
-    long n_dyt, n_xpad, n_dwt, n_dbt;
+    long n_dyt, n_xpad, n_dwt, n_dbt, n_segs; /* n_segs: the segment pointer table, nblk * R pointers */
 } dw_plan;
 
 static long round16(long n) { return (n + 15) / 16 * 16; }
@@ -62,6 +64,7 @@ static void dw_plan_init(dw_plan *pl, const dp_conv_geom *g)
     if (pl->R > 8) pl->R = 8;
     pl->nsegw = (g->kw + pl->KW - 1) / pl->KW;
     pl->nseg = (long)g->C * g->kh * pl->nsegw;
+    pl->nblk = (pl->nseg + pl->R - 1) / pl->R;
     /* Ho/Wo as given decide which cells are read; the plane holds them all */
     const long hneed = (long)(g->Ho - 1) * g->stride + g->kh, wneed = (long)(g->Wo - 1) * g->stride + g->kw;
     pl->Hp = g->H + 2L * g->pad > hneed ? g->H + 2L * g->pad : hneed;
@@ -70,13 +73,15 @@ static void dw_plan_init(dw_plan *pl, const dp_conv_geom *g)
     pl->n_xpad = round16(g->C * pl->Hp * pl->Wp + 16); /* + 16: a dropped tap may read past the last row */
     pl->n_dwt = pl->nseg * pl->KW * g->O;
     pl->n_dbt = round16(g->O);
+    /* + 8 bytes: the table is aligned up for the pointers, whatever the scratch's alignment */
+    pl->n_segs = round16(((long)sizeof(const float *) * pl->nblk * pl->R + 8) / (long)sizeof(float));
 }
 
 size_t dp_direct_dw_scratch(const dp_conv_geom *g)
 {
     dw_plan pl;
     dw_plan_init(&pl, g);
-    return (size_t)(pl.n_dyt + pl.n_xpad + pl.n_dwt + pl.n_dbt) * sizeof(float);
+    return (size_t)(pl.n_dyt + pl.n_xpad + pl.n_dwt + pl.n_dbt + pl.n_segs) * sizeof(float);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -168,14 +173,33 @@ DW_TARGET static void copy_interior(float *xpad, const float *xn, const dp_conv_
     }
 }
 
-/* Pulls 1/nparts of [p, p + bytes) toward L2: the next image's x and dy,
- * spread over this image's blocks, so its copy and transpose find them there
- * instead of waiting on L3/DRAM (nothing else prefetches across images). */
-static void prefetch_part(const void *p, size_t bytes, long part, long nparts)
+/* The next image's x and dy (streams 0 and 1, in cache lines) that one block
+ * pulls toward L2: lines [next, end) of each, per_row of them after each
+ * pixel row. Spread over all blocks and rows, the copy and transpose of the
+ * next image find their data in L2 instead of waiting on L3/DRAM (nothing else
+ * prefetches across images); issued in one burst per block they stalled the
+ * block as long as they saved. */
+typedef struct dw_prefetch {
+    const char *base[2];
+    long next[2], end[2], per_row[2];
+} dw_prefetch;
+
+static void prefetch_share(dw_prefetch *pf, int k, const void *base, size_t bytes, long part, long nparts, int rows)
 {
-    const size_t lines = (bytes + 63) / 64, lo = lines * (size_t)part / (size_t)nparts,
-                 hi = lines * (size_t)(part + 1) / (size_t)nparts;
-    for (size_t i = lo; i < hi; i++) __builtin_prefetch((const char *)p + 64 * i, 0, 2);
+    const long lines = (long)((bytes + 63) / 64);
+    pf->base[k] = base;
+    pf->next[k] = lines * part / nparts;
+    pf->end[k] = lines * (part + 1) / nparts;
+    pf->per_row[k] = (pf->end[k] - pf->next[k] + rows - 1) / rows;
+}
+
+static inline __attribute__((always_inline)) void prefetch_row(dw_prefetch *pf)
+{
+    for (int k = 0; k < 2; k++) {
+        const long e = pf->next[k] + pf->per_row[k] < pf->end[k] ? pf->next[k] + pf->per_row[k] : pf->end[k];
+        for (long i = pf->next[k]; i < e; i++) __builtin_prefetch(pf->base[k] + 64 * i, 0, 2);
+        pf->next[k] = e;
+    }
 }
 
 /* The pixel loop of one block: R segments (row pointers seg[r] into xpad) x
@@ -184,7 +208,7 @@ static void prefetch_part(const void *p, size_t bytes, long part, long nparts)
  * segment and o-vector). KW, OV, R are constants at each call site, so the
  * loops unroll and acc stays in registers. */
 DW_INLINE void dw_block(const int KW, const int OV, const int R, float *dwt, const float *dyo, const float *const *seg,
-                        int nvalid, const dp_conv_geom *g, long Wp)
+                        int nvalid, const dp_conv_geom *g, long Wp, dw_prefetch *pf)
 {
     __m512 acc[24];
     const float *rp[8];
@@ -210,6 +234,7 @@ DW_INLINE void dw_block(const int KW, const int OV, const int R, float *dwt, con
                         acc[(r * KW + t) * OV + v] = _mm512_fmadd_ps(d[v], xb, acc[(r * KW + t) * OV + v]);
                 }
         }
+        prefetch_row(pf);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
@@ -226,12 +251,12 @@ DW_INLINE void dw_block(const int KW, const int OV, const int R, float *dwt, con
 
 /* One instantiation per (KW, OV); R follows from them (see the header comment). */
 typedef void dw_block_fn(float *dwt, const float *dyo, const float *const *seg, int nvalid, const dp_conv_geom *g,
-                         long Wp);
+                         long Wp, dw_prefetch *pf);
 #define DW_BLOCK_FN(kw_, ov_, r_)                                                                                      \
     DW_TARGET static void dw_block_##kw_##_##ov_(float *dwt, const float *dyo, const float *const *seg, int nvalid,   \
-                                                 const dp_conv_geom *g, long Wp)                                       \
+                                                 const dp_conv_geom *g, long Wp, dw_prefetch *pf)                      \
     {                                                                                                                  \
-        dw_block(kw_, ov_, r_, dwt, dyo, seg, nvalid, g, Wp);                                                          \
+        dw_block(kw_, ov_, r_, dwt, dyo, seg, nvalid, g, Wp, pf);                                                      \
     }
 DW_BLOCK_FN(3, 1, 8)
 DW_BLOCK_FN(3, 2, 4)
@@ -247,12 +272,18 @@ static dw_block_fn *block_fn(const dw_plan *pl)
     return pl->OV == 4 ? dw_block_1_4 : pl->OV == 2 ? dw_block_1_2 : dw_block_1_1;
 }
 
-/* Offset in xpad of segment i's first tap for pixel (0, 0). */
-static long seg_offset(long i, const dp_conv_geom *g, const dw_plan *pl)
+/* segs [nblk * R] <- each segment's first tap for pixel (0, 0) in xpad, in
+ * dwt's order (c, ki, kj / KW); the last block's missing segments read
+ * segment 0 (their sums are not stored). Built once per call: the blocks of
+ * the 7x7 layers are short enough for the index arithmetic to show. */
+static void fill_segments(const float **segs, const float *xpad, const dp_conv_geom *g, const dw_plan *pl)
 {
-    const long row = i / pl->nsegw; /* c * kh + ki */
-    const long c = row / g->kh, ki = row % g->kh, sj = i % pl->nsegw;
-    return c * pl->Hp * pl->Wp + ki * pl->Wp + sj * pl->KW;
+    long i = 0;
+    for (int c = 0; c < g->C; c++)
+        for (int ki = 0; ki < g->kh; ki++)
+            for (int sj = 0; sj < pl->nsegw; sj++)
+                segs[i++] = xpad + c * pl->Hp * pl->Wp + ki * pl->Wp + sj * pl->KW;
+    for (; i < pl->nblk * pl->R; i++) segs[i] = xpad;
 }
 
 /* dw [o][c][ki][kj] += dwt [seg(c, ki, kj / KW)][kj % KW][o]. */
@@ -274,27 +305,28 @@ DW_TARGET void dp_direct_dw(float *dw, float *db, const float *dy, const float *
     dw_plan pl;
     dw_plan_init(&pl, g);
     float *dyt = scratch, *xpad = dyt + pl.n_dyt, *dwt = xpad + pl.n_xpad, *dbt = dwt + pl.n_dwt;
+    const float **segs = (const float **)(((uintptr_t)(dbt + pl.n_dbt) + 7) & ~(uintptr_t)7);
     memset(dwt, 0, (size_t)(pl.n_dwt + pl.n_dbt) * sizeof(float));
     memset(xpad, 0, (size_t)pl.n_xpad * sizeof(float));
+    fill_segments(segs, xpad, g, &pl);
     dw_block_fn *fn = block_fn(&pl);
     const int ovw = 16 * pl.OV;
-    const long nblk = (pl.nseg + pl.R - 1) / pl.R;
     const size_t xbytes = (size_t)((long)g->C * g->H * g->W) * sizeof(float);
     const size_t ybytes = (size_t)(g->O * g->P) * sizeof(float);
     for (int n = 0; n < g->N; n++) {
         const float *xn = x + (long)n * g->C * g->H * g->W, *dyn = dy + (long)n * g->O * g->P;
         transpose_dy(dyt, db ? dbt : NULL, dyn, g->O, g->P);
         copy_interior(xpad, xn, g, &pl);
-        for (long b = 0; b < nblk; b++) {
+        for (long b = 0; b < pl.nblk; b++) {
             const long i0 = b * pl.R;
-            const float *seg[8];
             const int nvalid = pl.nseg - i0 < pl.R ? (int)(pl.nseg - i0) : pl.R;
-            for (int r = 0; r < pl.R; r++) seg[r] = xpad + (r < nvalid ? seg_offset(i0 + r, g, &pl) : 0);
-            for (int o0 = 0; o0 < g->O; o0 += ovw) fn(dwt + i0 * pl.KW * g->O + o0, dyt + o0, seg, nvalid, g, pl.Wp);
-            if (n + 1 < g->N) {
-                prefetch_part(xn + (long)g->C * g->H * g->W, xbytes, b, nblk);
-                prefetch_part(dyn + (long)g->O * g->P, ybytes, b, nblk);
+            dw_prefetch pf = {.next = {0, 0}, .end = {0, 0}};
+            if (n + 1 < g->N) { /* the first o-block's pass issues them all */
+                prefetch_share(&pf, 0, xn + (long)g->C * g->H * g->W, xbytes, b, pl.nblk, g->Ho);
+                prefetch_share(&pf, 1, dyn + (long)g->O * g->P, ybytes, b, pl.nblk, g->Ho);
             }
+            for (int o0 = 0; o0 < g->O; o0 += ovw)
+                fn(dwt + i0 * pl.KW * g->O + o0, dyt + o0, segs + i0, nvalid, g, pl.Wp, &pf);
         }
     }
     add_transposed(dw, dwt, g, &pl);
