@@ -30,13 +30,19 @@
  * The segment list (C*kh*ceil(kw/KW) long) is cut into blocks of R; the last
  * block's missing segments read segment 0 and are not stored.
  *
- * Per pixel the loads (OV + R*KW, the broadcasts being 4-byte loads) stay below
- * the FMAs' issue time on a core with 2 FMA and 2+ load ports, and 24
- * independent accumulators cover the FMA latency. Each image's dyt and xpad
- * (up to ~110 KB for ResNet-20's layers) are reread once per block from L1/L2;
- * meanwhile the next image's x and dy are prefetched, a few lines per pixel
- * row (the batch streams from L3/DRAM: without it the copy and transpose took
- * 15-30% of the time at batch 64, on a loaded host).
+ * Per pixel there are OV + R*KW loads (the broadcasts are 4-byte loads) for
+ * R*KW*OV FMAs: below the FMAs' issue time on a core with 2 FMA and 2 load
+ * ports when OV >= 2. With OV = 1 (O = 16, 48, ...) that is one load per FMA,
+ * so 3-wide stride-1 rows go two pixels at a time, sharing the cells that
+ * both windows read (pixel_pair: KW + 1 broadcasts per segment for 2*KW FMAs;
+ * +10-20% on the 16-channel layer). 24 independent accumulators cover the FMA
+ * latency.
+ *
+ * Each image's dyt and xpad (up to ~110 KB for ResNet-20's layers) are reread
+ * once per block from L1/L2; meanwhile the next image's x and dy are
+ * prefetched, a few lines per pixel row (the batch streams from L3/DRAM:
+ * without it the copy and transpose took 15-30% of the time at batch 64, on a
+ * loaded host).
  * The scratch parts are 64-byte multiples, so an aligned scratch (the arena's)
  * gives aligned vectors; unaligned loads and stores keep any other one working. */
 #include "core/conv_direct.h"
@@ -202,13 +208,67 @@ static inline __attribute__((always_inline)) void prefetch_row(dw_prefetch *pf)
     }
 }
 
+/* Predictive commoning would carry pixel_pair's broadcasts from one pair to the
+ * next (the pair's last cell is the next pair's first) in ~20 more registers,
+ * which spills the accumulators. The pragma is GCC's; clang (only the fuzz
+ * build uses it) leaves this kernel's accumulators in memory anyway. */
+#if !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-predictive-commoning")
+#endif
+
+/* One pixel: OV vectors of dyt[p] times each tap's input cell (a broadcast). */
+DW_INLINE void pixel(const int KW, const int OV, const int R, __m512 *acc, const float *const *rp, long q,
+                     const float *dp)
+{
+    __m512 d[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; v++) d[v] = _mm512_loadu_ps(dp + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < KW; t++) {
+            const __m512 xb = _mm512_set1_ps(rp[r][q + t]);
+#pragma GCC unroll 4
+            for (int v = 0; v < OV; v++)
+                acc[(r * KW + t) * OV + v] = _mm512_fmadd_ps(d[v], xb, acc[(r * KW + t) * OV + v]);
+        }
+}
+
+/* Two neighbouring pixels at stride 1: tap t of the second reads the cell of
+ * tap t + 1 of the first, so a segment needs KW + 1 broadcasts for both
+ * instead of 2*KW. With OV = 1 the broadcasts are most of the loads (one per
+ * FMA), and this takes them below the FMAs. */
+DW_INLINE void pixel_pair(const int KW, const int OV, const int R, __m512 *acc, const float *const *rp, long q,
+                          const float *dp, int O)
+{
+    __m512 d0[4], d1[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; v++) d0[v] = _mm512_loadu_ps(dp + 16 * v), d1[v] = _mm512_loadu_ps(dp + O + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        __m512 cur = _mm512_set1_ps(rp[r][q]);
+#pragma GCC unroll 3
+        for (int t = 0; t < KW; t++) {
+            const __m512 next = _mm512_set1_ps(rp[r][q + t + 1]);
+#pragma GCC unroll 4
+            for (int v = 0; v < OV; v++) {
+                __m512 *a = &acc[(r * KW + t) * OV + v];
+                *a = _mm512_fmadd_ps(d1[v], next, _mm512_fmadd_ps(d0[v], cur, *a));
+            }
+            cur = next;
+        }
+    }
+}
+
 /* The pixel loop of one block: R segments (row pointers seg[r] into xpad) x
  * KW taps x OV o-vectors (dyt columns from dyo on, row stride O). Adds the
  * first nvalid segments' sums into dwt [seg][KW][O] (at this block's first
- * segment and o-vector). KW, OV, R are constants at each call site, so the
- * loops unroll and acc stays in registers. */
-DW_INLINE void dw_block(const int KW, const int OV, const int R, float *dwt, const float *dyo, const float *const *seg,
-                        int nvalid, const dp_conv_geom *g, long Wp, dw_prefetch *pf)
+ * segment and o-vector). KW, OV, R, PAIRS are constants at each call site, so
+ * the loops unroll and acc stays in registers. PAIRS: take stride-1 rows two
+ * pixels at a time (pixel_pair). */
+DW_INLINE void dw_block(const int KW, const int OV, const int R, const int PAIRS, float *dwt, const float *dyo,
+                        const float *const *seg, int nvalid, const dp_conv_geom *g, long Wp, dw_prefetch *pf)
 {
     __m512 acc[24];
     const float *rp[8];
@@ -216,24 +276,14 @@ DW_INLINE void dw_block(const int KW, const int OV, const int R, float *dwt, con
     for (int i = 0; i < R * KW * OV; i++) acc[i] = _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) rp[r] = seg[r];
-    const int O = g->O, s = g->stride;
+    const int O = g->O, s = g->stride, Wo = g->Wo;
     const float *dp = dyo;
     for (int oh = 0; oh < g->Ho; oh++) {
         long q = oh * s * Wp; /* offset of pixel (oh, ow)'s window in every segment's plane */
-        for (int ow = 0; ow < g->Wo; ow++, q += s, dp += O) {
-            __m512 d[4];
-#pragma GCC unroll 4
-            for (int v = 0; v < OV; v++) d[v] = _mm512_loadu_ps(dp + 16 * v);
-#pragma GCC unroll 8
-            for (int r = 0; r < R; r++)
-#pragma GCC unroll 3
-                for (int t = 0; t < KW; t++) {
-                    const __m512 xb = _mm512_set1_ps(rp[r][q + t]);
-#pragma GCC unroll 4
-                    for (int v = 0; v < OV; v++)
-                        acc[(r * KW + t) * OV + v] = _mm512_fmadd_ps(d[v], xb, acc[(r * KW + t) * OV + v]);
-                }
-        }
+        int ow = 0;
+        if (PAIRS && s == 1)
+            for (; ow + 2 <= Wo; ow += 2, q += 2, dp += 2 * O) pixel_pair(KW, OV, R, acc, rp, q, dp, O);
+        for (; ow < Wo; ow++, q += s, dp += O) pixel(KW, OV, R, acc, rp, q, dp);
         prefetch_row(pf);
     }
 #pragma GCC unroll 8
@@ -252,19 +302,22 @@ DW_INLINE void dw_block(const int KW, const int OV, const int R, float *dwt, con
 /* One instantiation per (KW, OV); R follows from them (see the header comment). */
 typedef void dw_block_fn(float *dwt, const float *dyo, const float *const *seg, int nvalid, const dp_conv_geom *g,
                          long Wp, dw_prefetch *pf);
-#define DW_BLOCK_FN(kw_, ov_, r_)                                                                                      \
+#define DW_BLOCK_FN(kw_, ov_, r_, pairs_)                                                                              \
     DW_TARGET static void dw_block_##kw_##_##ov_(float *dwt, const float *dyo, const float *const *seg, int nvalid,   \
                                                  const dp_conv_geom *g, long Wp, dw_prefetch *pf)                      \
     {                                                                                                                  \
-        dw_block(kw_, ov_, r_, dwt, dyo, seg, nvalid, g, Wp, pf);                                                      \
+        dw_block(kw_, ov_, r_, pairs_, dwt, dyo, seg, nvalid, g, Wp, pf);                                              \
     }
-DW_BLOCK_FN(3, 1, 8)
-DW_BLOCK_FN(3, 2, 4)
-DW_BLOCK_FN(3, 4, 2)
-DW_BLOCK_FN(1, 1, 8)
-DW_BLOCK_FN(1, 2, 8)
-DW_BLOCK_FN(1, 4, 6)
+DW_BLOCK_FN(3, 1, 8, 1)
+DW_BLOCK_FN(3, 2, 4, 0)
+DW_BLOCK_FN(3, 4, 2, 0)
+DW_BLOCK_FN(1, 1, 8, 0)
+DW_BLOCK_FN(1, 2, 8, 0)
+DW_BLOCK_FN(1, 4, 6, 0)
 #undef DW_BLOCK_FN
+#if !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 static dw_block_fn *block_fn(const dw_plan *pl)
 {
