@@ -1,7 +1,8 @@
 /* dp_direct_dw (src/core/conv_direct_dw.c, AVX-512 weight gradient) against a
- * naive loop in double, over ResNet-20's shapes and a grid of channel counts,
- * odd and even sizes, 3x3 / 5x5 / 1x3 / 1x1 kernels, stride 1 and 2, pad 0..2,
- * batch 1..3, with and without db.
+ * naive loop in double, over ResNet-20's shapes and a grid of channel counts
+ * (C 3..64, O 16..64: one, two and four 16-lane vectors), odd and even sizes,
+ * 3x3 / 5x5 / 2x2 / 1x3 / 3x1 / 1x1 kernels, stride 1 and 2, pad 0..2, batch
+ * 1..3, with and without db, and a scratch off 64-byte alignment.
  *
  * dw and db start non-zero (the kernel adds); the check is
  *   |dw - (dw0 + ref)| <= 1e-5 |ref|   (2-norms over the whole tensor)
@@ -9,7 +10,8 @@
  * images in float, ~sqrt(P) ulps relative, far below 1e-5. A wrong tap, edge or
  * tail moves whole terms and fails by orders of magnitude (the odd widths put
  * a partial 16-pixel tile and windows at both borders in every case).
- * Sentinels after dw, db and the scratch catch writes past their ends.
+ * Sentinels after dw, db and the scratch catch writes past their ends; the
+ * scratch starts as NaN, so reading a part the kernel did not write shows.
  * Skipped on CPUs without AVX-512F (dp_direct_fits_dw is 0 there). */
 #include <criterion/criterion.h>
 #include "timeout.h"
