@@ -306,6 +306,7 @@ static const field fields[] = {
     /* informational keys bench_alphabeta writes */
     {"nodes", (size_t)-1, 0}, {"ranks", (size_t)-1, 0}, {"ranks_per_node", (size_t)-1, 0},
     {"resid_intra", (size_t)-1, 0}, {"resid_inter", (size_t)-1, 0},
+    {"resid_intra_large", (size_t)-1, 0}, {"resid_inter_large", (size_t)-1, 0},
     {"alpha_intra_pp", (size_t)-1, 0}, {"beta_intra_pp", (size_t)-1, 0},
     {"alpha_inter_pp", (size_t)-1, 0}, {"beta_inter_pp", (size_t)-1, 0},
     {"resid_intra_pp", (size_t)-1, 0}, {"resid_inter_pp", (size_t)-1, 0},

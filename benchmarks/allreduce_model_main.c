@@ -233,9 +233,9 @@ int main(int argc, char **argv)
     }
     for (int r = 0; r < nrpn; r++) need_links(&p, (long)rpns[r], 1); /* inter: from each --gbit */
     p.have_inter = 1;
-    p.inter.beta = 1; /* set per rate below */
+    p.inter.beta = 8.0 / (gbit[0] * 1e9); /* each rate in turn below */
     print_params(&p, stdout);
-    printf("# inter beta per rate below; alpha_inter %.3g s (%s); bucket %.4g MiB; weak scaling, efficiency T1/TP\n",
+    printf("# inter beta = 8/(rate) for each rate below (the first shown above); alpha_inter %.3g s (%s); bucket %.4g MiB; weak scaling, efficiency T1/TP\n",
            p.inter.alpha, alpha_inter < 0 ? "assumed default" : "--alpha-inter", bucket_mb);
     for (int i = 0; i < nm; i++)
         printf("# %s: %.0f params, compute %.4g s/step (bwd %.2f), update %.3g s, tail %.0f params; %s\n", mods[i].name,

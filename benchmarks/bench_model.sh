@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# bench_model.sh: the cost model of issue 21 end to end. Measures alpha/beta/gamma with
+# bench_alphabeta on this machine (and optionally across virtual nodes), then predicts with
+# allreduce_model the weak-scaling efficiency of every compute-file model at 1..4,096 nodes x
+# {1,8,32,64} ranks per node x {10,25,100} Gbit/s for each allreduce algorithm and `auto`.
+#
+#   benchmarks/bench_model.sh [--np 2] [--max-bytes 64M] [--vcluster "--nodes 2 --ranks-per-node 1 --rate 1gbit"]
+#                             [--params FILE]... [--compute FILE] [--alpha-inter S] [--gbit 10,25,100]
+#                             [--rpn 1,8,32,64] [--max-nodes 4096] [--bucket-mb 4] [--tag model]
+#   --np P         ranks of the host measurement (intra-node alpha/beta; default 2)
+#   --vcluster A   also measure across virtual nodes: launch/vcluster.sh A -- mpirun -np N*R bench_alphabeta
+#                  (root only); its parameters are read after the host's, and allreduce_model time predicts
+#                  that shape (TAG_vc_predict.txt) for comparison with bench_allreduce runs there
+#   --params FILE  skip the host measurement and read FILE instead (repeatable, in order)
+#   --compute FILE per-model compute times (default benchmarks/model_compute.txt: smoke figures, see there)
+#   --alpha-inter S the inter-node latency for the 10/25/100 Gbit/s predictions (default: the model's
+#                  assumed 10 us)
+# Writes into benchmarks/out: TAG_host.params, TAG_vc.params, TAG.txt (tables), TAG.csv, TAG_rpnR.png.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build="${DP_BUILD_DIR:-$root/build}"
+out="$root/benchmarks/out"
+mkdir -p "$out"
+me=${0##*/}
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+ab="$build/benchmarks/bench_alphabeta" model="$build/benchmarks/allreduce_model"
+for x in "$ab" "$model"; do [ -x "$x" ] || { echo "$me: $x missing: build first (cmake --build build)" >&2; exit 1; }; done
+
+np=2 max=64M vc="" compute="$root/benchmarks/model_compute.txt" tag=model
+params=() scale_opts=()
+while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || { echo "$me: $1 needs a value (see the header of $0)" >&2; exit 2; }
+  case "$1" in
+    --np) np="$2" ;;
+    --max-bytes) max="$2" ;;
+    --vcluster) vc="$2" ;;
+    --params) params+=(--params "$2") ;;
+    --compute) compute="$2" ;;
+    --tag) tag="$2" ;;
+    --alpha-inter|--gbit|--rpn|--max-nodes|--bucket-mb) scale_opts+=("$1" "$2") ;;
+    *) echo "$me: unknown option '$1' (see the header of $0)" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+[[ "$np" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --np '$np': want a rank count" >&2; exit 2; }
+[[ "$tag" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$me: --tag '$tag': letters, digits, _ . - only" >&2; exit 2; }
+
+if [ ${#params[@]} -eq 0 ]; then
+  echo "== bench_alphabeta on this machine, $np ranks"
+  mpirun -np "$np" --oversubscribe --bind-to none "$ab" --max-bytes "$max" --out "$out/${tag}_host.params" |
+    tee "$out/${tag}_host.txt"
+  params=(--params "$out/${tag}_host.params")
+fi
+if [ -n "$vc" ]; then
+  # N*R from the vcluster arguments
+  n=$(sed -n 's/.*--nodes[ =]\([0-9]*\).*/\1/p' <<<"$vc"); r=$(sed -n 's/.*--ranks-per-node[ =]\([0-9]*\).*/\1/p' <<<"$vc")
+  [ -n "$n" ] || { echo "$me: --vcluster '$vc' has no --nodes N" >&2; exit 2; }
+  r=${r:-1}
+  echo "== bench_alphabeta on the virtual cluster: $vc ($((n * r)) ranks)"
+  # shellcheck disable=SC2086  # vc is a list of vcluster options
+  "$root/launch/vcluster.sh" $vc -- mpirun -np $((n * r)) "$ab" --max-bytes "$max" --out "$out/${tag}_vc.params" |
+    tee "$out/${tag}_vc.txt"
+  params+=(--params "$out/${tag}_vc.params")
+  "$model" time "${params[@]}" --nodes "$n" --rpn "$r" --bytes 4K,64K,1M,4M,16M,64M | tee "$out/${tag}_vc_predict.txt"
+fi
+
+echo "== allreduce_model scale"
+"$model" scale "${params[@]}" --compute "$compute" "${scale_opts[@]}" --csv "$out/$tag.csv" > "$out/$tag.txt"
+echo "tables: $out/$tag.txt"
+
+command -v gnuplot >/dev/null || { echo "$me: no gnuplot: no PNG (the CSV holds the numbers)"; exit 0; }
+csv="$out/$tag.csv"
+models=$(awk -F, 'NR > 1 && !s[$1]++ {print $1}' "$csv")
+rates=$(awk -F, 'NR > 1 && !s[$2]++ {print $2}' "$csv")
+rpns=$(awk -F, 'NR > 1 && !s[$3]++ {print $3}' "$csv")
+algos=$(awk -F, 'NR > 1 && !s[$6]++ {print $6}' "$csv")
+nm=$(wc -w <<<"$models") nr=$(wc -w <<<"$rates")
+for rpn in $rpns; do
+  png="$out/${tag}_rpn$rpn.png"
+  {
+    echo "set terminal pngcairo size $((420 * nr)),$((330 * nm)) noenhanced; set output \"$png\""
+    echo "set datafile separator ','; set logscale x 2; set yrange [0:1.05]; set key bottom left font ',8'"
+    echo "set grid; set xlabel 'nodes'; set ylabel 'efficiency T1/TP'"
+    echo "set multiplot layout $nm,$nr title 'predicted weak-scaling efficiency, $rpn ranks per node (allreduce_model, $tag)'"
+    first=1
+    for m in $models; do
+      for g in $rates; do
+        # one legend, in the first panel: the same algorithms have the same colours in every panel
+        if [ $first = 1 ]; then echo "set key bottom left font ',8'"; first=0; else echo "set key off"; fi
+        echo "set title '$m, $g Gbit/s'"
+        plots=""
+        for a in $algos; do
+          w="lines lw 1"; [ "$a" = auto ] && w="linespoints lw 3 pt 7 ps 0.6"
+          plots="$plots${plots:+, }'< awk -F, \"\\\$1==\\\"$m\\\" && \\\$2==$g && \\\$3==$rpn && \\\$6==\\\"$a\\\"\" $csv' using 4:8 with $w title '$a'"
+        done
+        echo "plot $plots"
+      done
+    done
+    echo "unset multiplot"
+  } | gnuplot
+  echo "plot: $png"
+done
