@@ -57,8 +57,11 @@
  *   ceil(log2 P)(alpha + M beta + M gamma) + ceil(log2 P)(alpha + M beta); a step crosses
  *   nodes when its distance does, with one sender per node (no NIC sharing).
  *
- * What the model leaves out: contention inside a node (R ranks copying at once share memory
- * bandwidth; beta_i is measured with one pair), the switch (full bisection assumed), TCP
+ * Contention inside a node: beta_i is one pair's; when node_bw (bytes/s that all of a node's
+ * ranks move at once, bench_alphabeta's concurrent pairs) is known, f concurrent intra-node
+ * flows each get beta_eff = max(beta_i, f/node_bw) (f = R for the ring and the halving/
+ * doubling steps, R-1 for a multi-node flat ring's intra hops, 1 for the tree).
+ * What the model leaves out: the switch (full bisection assumed), TCP
  * slow start and incast, and stragglers. Cyclic placement is approximated for the
  * distance-based algorithms (a step crosses when d mod N != 0, with R flows). */
 #include "allreduce_model.h"
@@ -102,18 +105,24 @@ static double nseg(const am_params *p, double c)
     return n < 1 ? 1 : n;
 }
 
-/* one block of c bytes over a link class, as nseg messages, `flows` sharing the NIC */
+/* seconds per byte of one of `flows` concurrent flows: they split the NIC (inter), or the
+ * node's shared-memory bandwidth when node_bw is known (intra) */
+static double beta_eff(const am_params *p, int inter, double flows)
+{
+    if (inter) return flows * p->inter.beta;
+    return p->node_bw > 0 ? fmax(p->intra.beta, flows / p->node_bw) : p->intra.beta;
+}
+
+/* one block of c bytes over a link class, as nseg messages */
 static double block_cost(const am_params *p, int inter, double flows, double c)
 {
-    const am_link *l = inter ? &p->inter : &p->intra;
-    return nseg(p, c) * l->alpha + c * (inter ? flows : 1.0) * l->beta;
+    return nseg(p, c) * (inter ? p->inter.alpha : p->intra.alpha) + c * beta_eff(p, inter, flows);
 }
 
 /* one unsegmented message */
 static double msg_cost(const am_params *p, int inter, double flows, double m)
 {
-    const am_link *l = inter ? &p->inter : &p->intra;
-    return l->alpha + m * (inter ? flows : 1.0) * l->beta;
+    return (inter ? p->inter.alpha : p->intra.alpha) + m * beta_eff(p, inter, flows);
 }
 
 static double ring_time(const am_params *p, const am_topo *t, double M)
@@ -121,13 +130,14 @@ static double ring_time(const am_params *p, const am_topo *t, double M)
     long P = t->nodes * t->rpn;
     if (P <= 1) return 0;
     double c = M / (double)P, step;
+    double R = (double)t->rpn;
     if (t->nodes == 1)
-        step = block_cost(p, 0, 1, c);
+        step = block_cost(p, 0, R, c);
     else if (t->placement == AM_CYCLIC)
-        step = block_cost(p, 1, (double)t->rpn, c);
+        step = block_cost(p, 1, R, c);
     else {
         step = block_cost(p, 1, 1, c);
-        if (t->rpn > 1) step = fmax(step, block_cost(p, 0, 1, c));
+        if (t->rpn > 1) step = fmax(step, block_cost(p, 0, R - 1, c));
     }
     double cg = fmin(c, p->seg_bytes > 0 ? p->seg_bytes : c);
     return 2.0 * (double)(P - 1) * step + (double)(P - 1) * c * am_gamma(p, cg);
@@ -171,7 +181,7 @@ static double rhd_among(const am_params *p, long n, int inter, double f, double 
 static int crosses(const am_topo *t, long d, int all, double *flows)
 {
     long N = t->nodes, R = t->rpn;
-    *flows = 1;
+    *flows = all ? (double)R : 1; /* intra: every rank of the node at once, or one */
     if (N <= 1) return 0;
     if (t->placement == AM_CYCLIC) {
         if (d % N == 0) return 0;
@@ -186,6 +196,7 @@ static int crosses(const am_topo *t, long d, int all, double *flows)
         *flows = all ? (double)(d < R ? d : R) : 1;
         return 1;
     }
+    *flows = all ? (double)R : 1;
     return 0;
 }
 
@@ -230,7 +241,7 @@ static double hier_time(const am_params *p, const am_topo *t, double M, int rhd)
     double T = 0, m = M / (double)R;
     if (R > 1) {
         double cg = fmin(m, p->seg_bytes > 0 ? p->seg_bytes : m);
-        T += (double)(R - 1) * (2.0 * block_cost(p, 0, 1, m) + m * am_gamma(p, cg));
+        T += (double)(R - 1) * (2.0 * block_cost(p, 0, (double)R, m) + m * am_gamma(p, cg));
     }
     T += rhd ? rhd_among(p, N, 1, (double)R, m) : ring_among(p, N, 1, (double)R, m);
     return T;
@@ -256,7 +267,7 @@ am_algo am_best(const am_params *p, const am_topo *t, double bytes, double *time
     double bt = INFINITY;
     for (int a = 0; a < AM_NALGO; a++) {
         double x = am_allreduce_time(p, t, (am_algo)a, bytes);
-        if (x < bt) bt = x, best = (am_algo)a;
+        if (x < bt * (1 - 1e-9)) bt = x, best = (am_algo)a; /* a tie keeps the earlier (simpler) one */
     }
     if (time_out) *time_out = bt;
     return best;
@@ -303,6 +314,7 @@ static const field fields[] = {
     {"alpha_inter", OFF(inter.alpha), 2}, {"beta_inter", OFF(inter.beta), 2},
     {"gamma_cache", OFF(gamma_cache), 0}, {"gamma_mem", OFF(gamma_mem), 0},
     {"cache_bytes", OFF(cache_bytes), 0}, {"seg_bytes", OFF(seg_bytes), 0},
+    {"node_bw", OFF(node_bw), 0}, {"node_bw_pairs", (size_t)-1, 0}, {"node_bw_bytes", (size_t)-1, 0},
     /* informational keys bench_alphabeta writes */
     {"nodes", (size_t)-1, 0}, {"ranks", (size_t)-1, 0}, {"ranks_per_node", (size_t)-1, 0},
     {"resid_intra", (size_t)-1, 0}, {"resid_inter", (size_t)-1, 0},

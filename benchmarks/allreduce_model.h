@@ -20,6 +20,8 @@ typedef struct am_params {
     double gamma_mem;     /* s/byte, chunk > cache_bytes */
     double cache_bytes;   /* where gamma switches */
     double seg_bytes;     /* the ring's segment (DP_RING_SEGMENT_BYTES_DEFAULT): one alpha per segment */
+    double node_bw;       /* bytes/s all of a node's ranks move at once through shared memory
+                             (bench_alphabeta's concurrent pairs); 0 = no limit beyond beta_intra */
     int have_intra, have_inter; /* which links a parameter file measured */
 } am_params;
 

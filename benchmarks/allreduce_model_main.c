@@ -8,7 +8,8 @@
  *   PARAMS: --params FILE (repeatable: later files replace earlier keys), --alpha-intra S,
  *           --beta-intra S_PER_B, --alpha-inter S, --beta-inter S_PER_B, --gbit G (time: the
  *           inter link's rate, beta_inter = 8/(G*1e9) s/byte), --gamma S_PER_B (both gammas),
- *           --seg-bytes B, --placement block|cyclic
+ *           --seg-bytes B, --placement block|cyclic, --node-gbs G (GB/s all ranks of a node move
+ *           through shared memory at once; 0 = only beta_intra limits)
  *
  * scale: weak scaling (the per-rank batch fixed), nodes 1, 2, 4, ... max-nodes, for every
  * model line of the compute file, every rate and every ranks-per-node count. The inter link
@@ -140,8 +141,9 @@ static void print_params(const am_params *p, FILE *o)
     fprintf(o, "# intra: alpha %.3g s beta %.3g s/B (%.2f GB/s) | inter: alpha %.3g s beta %.3g s/B (%.2f Gbit/s)\n",
             p->intra.alpha, p->intra.beta, p->intra.beta > 0 ? 1e-9 / p->intra.beta : 0, p->inter.alpha,
             p->inter.beta, p->inter.beta > 0 ? 8e-9 / p->inter.beta : 0);
-    fprintf(o, "# gamma: %.3g s/B (<= %.0f B), %.3g s/B (larger) | ring segment %.0f B\n", p->gamma_cache,
-            p->cache_bytes, p->gamma_mem, p->seg_bytes);
+    fprintf(o, "# gamma: %.3g s/B (<= %.0f B), %.3g s/B (larger) | ring segment %.0f B | node shared memory %s%.3g GB/s\n",
+            p->gamma_cache, p->cache_bytes, p->gamma_mem, p->seg_bytes, p->node_bw > 0 ? "" : "unlimited ",
+            p->node_bw / 1e9);
 }
 
 int main(int argc, char **argv)
@@ -173,6 +175,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--alpha-inter")) alpha_inter = p.inter.alpha = num(a, v), p.have_inter = 1;
         else if (!strcmp(a, "--beta-inter")) p.inter.beta = num(a, v), p.have_inter = 1;
         else if (!strcmp(a, "--gamma")) p.gamma_cache = p.gamma_mem = num(a, v);
+        else if (!strcmp(a, "--node-gbs")) p.node_bw = num(a, v) * 1e9;
         else if (!strcmp(a, "--seg-bytes")) {
             p.seg_bytes = num(a, v);
             if (p.seg_bytes < 4) die("--seg-bytes '%s': at least one float (4)", v);

@@ -27,6 +27,9 @@
  * default 32 KiB per vector) and an out-of-cache one (--gamma-big, default 32 MiB), median
  * of reps, seconds per byte of one vector.
  *
+ * node_bw: all ranks of the intra pair's node exchange --max-bytes (at most 16 MiB) with a
+ * neighbour at once (local ranks 2k, 2k+1), bytes sent per second summed over the node: what
+ * the R flows of a ring step share. Written only with 2 pairs or more (4+ ranks on a node).
  * Output: a table on stdout and, with --out, a key=value file for allreduce_model --params.
  * One node: intra-node figures only (said so); one rank per node: inter-node only. */
 #include <errno.h>
@@ -94,8 +97,9 @@ typedef struct fit {
 } fit;
 
 /* beta: ordinary least squares (slope) over the large sizes, m >= largest/16, where
- * bandwidth dominates; alpha: the mean of t - beta*m over the small sizes, m <= 1 KiB (the
- * smallest size when none is that small), where latency dominates. One least squares over
+ * bandwidth dominates; alpha: the median of t - beta*m over the small sizes, m <= 1 KiB (the
+ * smallest size when none is that small), where latency dominates (a median, not the mean a
+ * least squares would give, so that one slow size on a loaded machine does not set it). One least squares over
  * every size would let the largest sizes set alpha too, and a relative-error fit lets the
  * middle sizes (protocol switches, a tbf's burst) set beta. */
 static fit fit_two(const double *m, const double *t, int n)
@@ -110,11 +114,11 @@ static fit fit_two(const double *m, const double *t, int n)
     if (nl >= 2 && det > 0) f.beta = (nl * sxy - sx * sy) / det;
     else f.beta = m[n - 1] > 0 ? t[n - 1] / m[n - 1] : 0;
     if (f.beta < 0) f.beta = 0;
-    double sa = 0;
+    double rest[MAXSIZES];
     int ns = 0;
     for (int i = 0; i < n; i++)
-        if (m[i] <= 1024 || i == 0) sa += t[i] - f.beta * m[i], ns++;
-    f.alpha = ns ? sa / ns : 0;
+        if (m[i] <= 1024 || i == 0) rest[ns++] = t[i] - f.beta * m[i];
+    f.alpha = ns ? median(rest, ns) : 0;
     if (f.alpha < 0) f.alpha = 0;
     double ss = 0, sl = 0;
     for (int i = 0; i < n; i++) {
@@ -189,6 +193,35 @@ static void measure(int a, int b, const double *sizes, int nsizes, int maxreps, 
         MPI_Comm_free(&pc);
     }
     MPI_Bcast(out, (int)sizeof *out, MPI_BYTE, a, MPI_COMM_WORLD);
+}
+
+/* Every rank of `nd` (node index) exchanges `bytes` with its neighbour (local ranks 2k, 2k+1)
+ * at once; returns bytes sent per second summed over the node (0 on other ranks' nodes,
+ * broadcast from world rank `root`). What R ranks of a ring step move together. */
+static double node_bandwidth(int nd, int lr, int ls, int root, int my_nd, double bytes, char *sbuf, char *rbuf,
+                             int *pairs_out)
+{
+    MPI_Comm nc;
+    int pairs = ls / 2, in = my_nd == nd && lr < 2 * pairs;
+    MPI_Comm_split(MPI_COMM_WORLD, in ? 0 : MPI_UNDEFINED, lr, &nc);
+    double bw = 0;
+    if (in) {
+        int n = (int)bytes, peer = lr ^ 1;
+        double t[5], tm[5];
+        MPI_Sendrecv(sbuf, n, MPI_CHAR, peer, 5, rbuf, n, MPI_CHAR, peer, 5, nc, MPI_STATUS_IGNORE);
+        for (int r = 0; r < 5; r++) {
+            MPI_Barrier(nc);
+            double t0 = MPI_Wtime();
+            MPI_Sendrecv(sbuf, n, MPI_CHAR, peer, 6, rbuf, n, MPI_CHAR, peer, 6, nc, MPI_STATUS_IGNORE);
+            t[r] = MPI_Wtime() - t0;
+        }
+        MPI_Allreduce(t, tm, 5, MPI_DOUBLE, MPI_MAX, nc);
+        bw = 2.0 * pairs * bytes / median(tm, 5);
+        MPI_Comm_free(&nc);
+    }
+    MPI_Bcast(&bw, 1, MPI_DOUBLE, root, MPI_COMM_WORLD);
+    *pairs_out = pairs;
+    return bw;
 }
 
 static double gamma_of(double bytes, int maxreps)
@@ -326,6 +359,17 @@ int main(int argc, char **argv)
     }
     if (have_intra) measure(ia, ib, sizes, nsizes, reps, budget, sbuf, rbuf, &intra);
     if (have_inter) measure(xa, xb, sizes, nsizes, reps, budget, sbuf, rbuf, &inter);
+    /* all of a node's ranks at once: only meaningful with 2 pairs or more */
+    double node_bw = 0, node_bytes = fmin(max_bytes, 16.0 * 1048576);
+    int pairs = 0;
+    if (have_intra) {
+        int nd_i = -1;
+        MPI_Comm_size(node, &ls);
+        int tmp[2] = {g_rank == ia ? node_id : -1, g_rank == ia ? ls : -1}, res[2];
+        MPI_Allreduce(tmp, res, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        nd_i = res[0];
+        node_bw = node_bandwidth(nd_i, lr, res[1], ia, node_id, node_bytes, sbuf, rbuf, &pairs);
+    }
     free(sbuf), free(rbuf);
     MPI_Barrier(MPI_COMM_WORLD);
     double gc = 0, gm = 0;
@@ -335,6 +379,9 @@ int main(int argc, char **argv)
     if (0 == g_rank) {
         if (have_intra) print_series("intra-node", &intra);
         if (have_inter) print_series("inter-node", &inter);
+        if (have_intra)
+            printf("\nnode shared memory, %d pair(s) of one node exchanging %.0f B at once: %.2f GB/s sent in all%s\n",
+                   pairs, node_bytes, node_bw / 1e9, pairs < 2 ? " (one pair: not written, the model needs >= 2)" : "");
         printf("\ngamma (float b[i] += a[i], rank 0 alone): %.3g s/B at %.0f B (%.2f GB/s), %.3g s/B at %.0f B (%.2f GB/s)\n",
                gc, gsmall, 1e-9 / gc, gm, gbig, 1e-9 / gm);
         if (out) {
@@ -356,6 +403,9 @@ int main(int argc, char **argv)
                             "beta_inter_pp=%.6g\nresid_inter_pp=%.4g\n", inter.fex.alpha, inter.fex.beta,
                             inter.fex.resid, inter.fex.resid_large, inter.fpp.alpha, inter.fpp.beta, inter.fpp.resid);
                 else fprintf(f, "# one node: no alpha_inter/beta_inter\n");
+                if (have_intra && pairs >= 2)
+                    fprintf(f, "node_bw=%.6g\nnode_bw_pairs=%d\nnode_bw_bytes=%.0f\n", node_bw, pairs, node_bytes);
+                else fprintf(f, "# node_bw: needs >= 4 ranks on a node (2 pairs at once)\n");
                 fprintf(f, "gamma_cache=%.6g\ngamma_cache_bytes=%.0f\ngamma_mem=%.6g\ngamma_mem_bytes=%.0f\n", gc, gsmall,
                         gm, gbig);
                 fprintf(f, "# cache_bytes: where the model switches gamma (an assumed L2 size, not measured)\n");

@@ -91,6 +91,19 @@ Test(allreduce_model, hierarchical_limits)
     }
 }
 
+Test(allreduce_model, node_memory_bandwidth_is_shared)
+{
+    am_params p = uniform(0, 1e-10, 0);
+    am_topo t = {1, 8, AM_BLOCK};
+    double M = 64 * MiB, R = 8;
+    near(am_allreduce_time(&p, &t, AM_RING, M), 2 * (R - 1) / R * M * 1e-10, "no node limit: one pair's beta");
+    p.node_bw = 2e9; /* 8 flows share 2 GB/s: 4e-9 s/B each, slower than beta_intra */
+    near(am_allreduce_time(&p, &t, AM_RING, M), 2 * (R - 1) / R * M * (R / 2e9), "8 flows share node_bw");
+    near(am_allreduce_time(&p, &t, AM_HIER_RING, M), 2 * (R - 1) / R * M * (R / 2e9), "hier N=1 too");
+    p.node_bw = 1e12; /* a node faster than R pairs: beta_intra rules */
+    near(am_allreduce_time(&p, &t, AM_RING, M), 2 * (R - 1) / R * M * 1e-10, "fast node: beta_intra");
+}
+
 Test(allreduce_model, hierarchical_nic_bytes)
 {
     /* alpha = gamma = 0, free shared memory: each NIC carries 2(N-1)/N M each way */
