@@ -15,7 +15,8 @@
 #   --compute FILE per-model compute times (default benchmarks/model_compute.txt: smoke figures, see there)
 #   --alpha-inter S the inter-node latency for the 10/25/100 Gbit/s predictions (default: the model's
 #                  assumed 10 us)
-# Writes into benchmarks/out: TAG_host.params, TAG_vc.params, TAG.txt (tables), TAG.csv, TAG_rpnR.png.
+# Writes into benchmarks/out: TAG_host.params, TAG_vc.params, TAG.txt (tables), TAG.csv, TAG_rpnR.png,
+# TAG_summary.md (auto's efficiency at 64, 256, 1,024 and 4,096 nodes, a markdown table).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${DP_BUILD_DIR:-$root/build}"
@@ -68,6 +69,24 @@ fi
 echo "== allreduce_model scale"
 "$model" scale "${params[@]}" --compute "$compute" "${scale_opts[@]}" --csv "$out/$tag.csv" > "$out/$tag.txt"
 echo "tables: $out/$tag.txt"
+# the README's question: what to expect at 64, 256, 1,024 and 4,096 nodes (auto's efficiency and its choice
+# for the largest bucket)
+awk -F, -v tag="$tag" '
+  NR == 1 { next }
+  $6 == "auto" && ($4 == 64 || $4 == 256 || $4 == 1024 || $4 == 4096) {
+    k = $1 SUBSEP $2 SUBSEP $3; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+    e[k, $4] = sprintf("%.2f %s", $8, $10)
+  }
+  END {
+    print "| model | Gbit/s | ranks/node | 64 nodes | 256 | 1,024 | 4,096 |"
+    print "|---|---|---|---|---|---|---|"
+    for (i = 1; i <= n; i++) { split(order[i], f, SUBSEP)
+      printf "| %s | %s | %s | %s | %s | %s | %s |\n", f[1], f[2], f[3], e[order[i], 64], e[order[i], 256],
+             e[order[i], 1024], e[order[i], 4096] }
+    print ""; print "predicted weak-scaling efficiency T1/TP with auto (and its algorithm for the largest bucket); " \
+      "allreduce_model, " tag
+  }' "$out/$tag.csv" > "$out/${tag}_summary.md"
+echo "summary: $out/${tag}_summary.md"
 
 command -v gnuplot >/dev/null || { echo "$me: no gnuplot: no PNG (the CSV holds the numbers)"; exit 0; }
 csv="$out/$tag.csv"
