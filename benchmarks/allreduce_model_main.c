@@ -5,6 +5,7 @@
  *   allreduce_model time  [PARAMS] --nodes N --rpn R [--bytes 4K,1M,64M]
  *   allreduce_model scale [PARAMS] --compute FILE [--gbit 10,25,100] [--rpn 1,8,32,64]
  *                         [--max-nodes 4096] [--bucket-mb 4] [--csv FILE]
+ *   allreduce_model check [PARAMS] --nodes N --rpn R --measured CSV
  *   PARAMS: --params FILE (repeatable: later files replace earlier keys), --alpha-intra S,
  *           --beta-intra S_PER_B, --alpha-inter S, --beta-inter S_PER_B, --gbit G (time: the
  *           inter link's rate, beta_inter = 8/(G*1e9) s/byte), --gamma S_PER_B (both gammas),
@@ -18,6 +19,14 @@
  * alpha is that of veth pairs on one loaded host). T1 is the one-rank step time (the compute
  * file's), TP the predicted step time at P ranks; efficiency = T1/TP. Every algorithm is run
  * for all buckets, and `auto` takes the cheapest predicted per bucket.
+ *
+ * check: the model against a bench_allreduce --csv of a run on N x R ranks: for every row,
+ * the predicted time of the algorithm the row ran (ring/SEG: our ring with that segment;
+ * hier*: the hierarchical ring, hier*rhd*: its halving/doubling variant; MPI_Allreduce: the
+ * algorithm its mpi_alg column names: ring and segmented_ring -> ring, rabenseifner,
+ * recursive_doubling, basic_linear/nonoverlapping -> tree) against the measured median, and
+ * the error (predicted - measured)/measured; rows off by more than 25% are marked. Rows of
+ * other variants are listed as skipped.
  *
  * Compute file: one model per line, '#' comments, whitespace-separated:
  *   NAME PARAMS T_COMPUTE_S BWD_FRAC T_UPDATE_S TAIL_PARAMS [SOURCE...]
@@ -136,6 +145,102 @@ static void need_links(const am_params *p, long rpn, long nodes)
     }
 }
 
+static void print_params(const am_params *p, FILE *o);
+
+/* which model algorithm a bench_allreduce row ran; -1: none */
+static int row_algo(const char *name, const char *mpi_alg)
+{
+    if (0 == strncmp(name, "ring", 4)) return AM_RING;
+    if (0 == strncmp(name, "hier", 4)) return strstr(name, "rhd") ? AM_HIER_RHD : AM_HIER_RING;
+    if (0 == strcmp(name, "MPI_Allreduce")) {
+        if (strstr(mpi_alg, "ring")) return AM_RING;
+        if (strstr(mpi_alg, "rabenseifner")) return AM_RABENSEIFNER;
+        if (strstr(mpi_alg, "recursive_doubling")) return AM_RECDOUBLING;
+        if (strstr(mpi_alg, "basic_linear") || strstr(mpi_alg, "nonoverlapping")) return AM_TREE;
+    }
+    return -1;
+}
+
+static int check(am_params *p, const am_topo *t, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "%s: %s: cannot open: %s\n", me, path, strerror(errno));
+        return 2;
+    }
+    char line[2048];
+    const char *want[] = {"bytes", "name", "seg_bytes", "t_med_us", "ranks", "mpi_alg"};
+    int col[6] = {-1, -1, -1, -1, -1, -1}, ln = 1;
+    if (!fgets(line, sizeof line, f)) {
+        fprintf(stderr, "%s: %s: empty\n", me, path);
+        fclose(f);
+        return 2;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    int c = 0;
+    for (char *tok = strtok(line, ","); tok; tok = strtok(NULL, ","), c++)
+        for (int k = 0; k < 6; k++)
+            if (0 == strcmp(tok, want[k])) col[k] = c;
+    for (int k = 0; k < 6; k++)
+        if (col[k] < 0) {
+            fprintf(stderr, "%s: %s: no column '%s' (want a bench_allreduce --csv)\n", me, path, want[k]);
+            fclose(f);
+            return 2;
+        }
+    print_params(p, stdout);
+    printf("# %ld nodes x %ld ranks per node; measured: %s\n", t->nodes, t->rpn, path);
+    printf("%12s %-18s %-13s %12s %12s %8s\n", "bytes", "variant", "model", "measured_us", "predicted_us", "error");
+    int n = 0, within = 0, skipped = 0;
+    double worst = 0, seg0 = p->seg_bytes;
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *field[64] = {0};
+        int nf = 0;
+        for (char *q = line; nf < 64;) { /* strtok would merge empty fields */
+            field[nf++] = q;
+            char *comma = strchr(q, ',');
+            if (!comma) break;
+            *comma = '\0';
+            q = comma + 1;
+        }
+        int ok = 1;
+        for (int k = 0; k < 6; k++) ok &= col[k] < nf;
+        char *end;
+        double bytes = ok ? strtod(field[col[0]], &end) : 0, seg = ok ? strtod(field[col[2]], NULL) : 0;
+        double meas = ok ? strtod(field[col[3]], NULL) * 1e-6 : 0;
+        long ranks = ok ? strtol(field[col[4]], NULL, 10) : 0;
+        if (!ok || !(bytes > 0) || !(meas > 0)) {
+            fprintf(stderr, "%s: %s:%d: not a bench_allreduce row\n", me, path, ln);
+            fclose(f);
+            return 2;
+        }
+        if (ranks != t->nodes * t->rpn) {
+            fprintf(stderr, "%s: %s:%d: a run on %ld ranks, but --nodes x --rpn is %ld\n", me, path, ln, ranks,
+                    t->nodes * t->rpn);
+            fclose(f);
+            return 2;
+        }
+        int a = row_algo(field[col[1]], field[col[5]]);
+        if (a < 0) {
+            printf("%12.0f %-18s %-13s %12.2f %12s %8s\n", bytes, field[col[1]], "(skipped)", meas * 1e6, "-", "-");
+            skipped++;
+            continue;
+        }
+        p->seg_bytes = 0 == strncmp(field[col[1]], "ring", 4) && seg >= 4 ? seg : seg0;
+        double pred = am_allreduce_time(p, t, (am_algo)a, bytes), err = (pred - meas) / meas;
+        p->seg_bytes = seg0;
+        n++;
+        within += fabs(err) <= 0.25;
+        if (fabs(err) > fabs(worst)) worst = err;
+        printf("%12.0f %-18s %-13s %12.2f %12.2f %+7.0f%%%s\n", bytes, field[col[1]], am_algo_name((am_algo)a),
+               meas * 1e6, pred * 1e6, 100 * err, fabs(err) > 0.25 ? "  > 25%" : "");
+    }
+    fclose(f);
+    printf("# %d rows compared: %d within 25%%, worst %+.0f%%; %d skipped\n", n, within, 100 * worst, skipped);
+    return 0;
+}
+
 static void print_params(const am_params *p, FILE *o)
 {
     fprintf(o, "# intra: alpha %.3g s beta %.3g s/B (%.2f GB/s) | inter: alpha %.3g s beta %.3g s/B (%.2f Gbit/s)\n",
@@ -148,11 +253,13 @@ static void print_params(const am_params *p, FILE *o)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "time") && strcmp(argv[1], "scale"))) {
-        fprintf(stderr, "usage: %s time|scale [options]   (see the header of benchmarks/allreduce_model_main.c)\n", me);
+    if (argc < 2 || (strcmp(argv[1], "time") && strcmp(argv[1], "scale") && strcmp(argv[1], "check"))) {
+        fprintf(stderr, "usage: %s time|scale|check [options]   (see the header of benchmarks/allreduce_model_main.c)\n",
+                me);
         return 2;
     }
-    int scale = 0 == strcmp(argv[1], "scale");
+    int scale = 0 == strcmp(argv[1], "scale"), checking = 0 == strcmp(argv[1], "check");
+    const char *measured = NULL;
     am_params p;
     am_params_init(&p);
     am_topo topo = {.nodes = 1, .rpn = 1, .placement = AM_BLOCK};
@@ -190,6 +297,7 @@ int main(int argc, char **argv)
         else if (scale && !strcmp(a, "--rpn")) nrpn = list(a, v, rpns);
         else if (scale && !strcmp(a, "--max-nodes")) max_nodes = num(a, v);
         else if (scale && !strcmp(a, "--bucket-mb")) bucket_mb = num(a, v);
+        else if (checking && !strcmp(a, "--measured")) measured = v;
         else if (scale && !strcmp(a, "--compute")) compute = v;
         else if (scale && !strcmp(a, "--csv")) csv = v;
         else die("unknown option '%s' for this command", a);
@@ -197,6 +305,14 @@ int main(int argc, char **argv)
     for (int g = 0; g < ngbit; g++)
         if (!(gbit[g] > 0)) die("--gbit: a rate of 0 Gbit/s%s", "");
 
+    if (checking) {
+        if (!measured) die("check needs --measured CSV (a bench_allreduce --csv)%s", "");
+        if (topo.nodes < 1 || topo.rpn < 1) die("--nodes and --rpn must be >= 1%s", "");
+        if (ngbit > 1) die("check takes one --gbit rate%s", "");
+        if (ngbit == 1) p.inter.beta = 8.0 / (gbit[0] * 1e9), p.have_inter = 1;
+        need_links(&p, topo.rpn, topo.nodes);
+        return check(&p, &topo, measured);
+    }
     if (!scale) {
         if (topo.nodes < 1 || topo.rpn < 1) die("--nodes and --rpn must be >= 1%s", "");
         if (ngbit > 1) die("time takes one --gbit rate%s", "");

@@ -15,6 +15,11 @@
 #   --compute FILE per-model compute times (default benchmarks/model_compute.txt: smoke figures, see there)
 #   --alpha-inter S the inter-node latency for the 10/25/100 Gbit/s predictions (default: the model's
 #                  assumed 10 us)
+# Checking the model against a measured run (issue 21's 25% criterion), e.g. 2 nodes x 2 ranks at 1 Gbit/s:
+#   launch/vcluster.sh --nodes 2 --ranks-per-node 2 --rate 1gbit -- mpirun -np 4 build/benchmarks/bench_allreduce \
+#       --max 64M --csv benchmarks/out/ar_2x2.csv
+#   build/benchmarks/allreduce_model check --params benchmarks/out/model_host.params \
+#       --params benchmarks/out/model_vc.params --nodes 2 --rpn 2 --measured benchmarks/out/ar_2x2.csv
 # Writes into benchmarks/out: TAG_host.params, TAG_vc.params, TAG.txt (tables), TAG.csv, TAG_rpnR.png,
 # TAG_summary.md (auto's efficiency at 64, 256, 1,024 and 4,096 nodes, a markdown table).
 set -euo pipefail

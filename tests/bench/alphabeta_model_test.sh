@@ -6,7 +6,9 @@
 #   2. allreduce_model time reads it and predicts every algorithm at 1 node x 2 ranks (finite, > 0);
 #      and refuses 2 nodes (no inter-node link in the file), naming what to give;
 #   3. a damaged parameter file makes allreduce_model exit 2 naming the file, the line and the field;
-#   4. allreduce_model scale writes the CSV header and one row per model x rate x rpn x nodes x (algorithms + auto).
+#   4. allreduce_model scale writes the CSV header and one row per model x rate x rpn x nodes x (algorithms + auto);
+#   5. allreduce_model check compares a bench_allreduce CSV row by row (an exact row 0%, a row 2x off -50%,
+#      an unknown variant skipped) and refuses a CSV of another rank count.
 # Usage: alphabeta_model_test.sh path/to/bench_alphabeta path/to/allreduce_model path/to/mpiexec
 set -u
 ab="$1" model="$2" mpiexec="$3"
@@ -44,5 +46,20 @@ n=$(($(wc -l < "$tmp/s.csv") - 1))
 [ $rc -eq 0 ] && [ "$n" -eq $((2 * 2 * 2 * 4 * 7)) ] && head -1 "$tmp/s.csv" | grep -q '^model,gbit,rpn,nodes,ranks,algo,step_s,efficiency' &&
   ok "scale CSV: $n rows" || bad "scale: rc $rc, $n rows: $(head -3 "$tmp/s.txt")"
 awk -F, 'NR > 1 && $4 == 1 && $3 == 1 && $8 != 1 {exit 1}' "$tmp/s.csv" && ok "one rank: efficiency 1" || bad "one rank's efficiency is not 1"
+# check: a bench_allreduce CSV against the model; the prediction for a 2-rank ring with no alpha and no
+# gamma is exactly 2 * (M/2) * beta_intra, so a row "measured" at that time is off by 0%
+printf 'alpha_intra=0\nbeta_intra=1e-9\ngamma_cache=0\ngamma_mem=0\n' > "$tmp/exact"
+{ echo "bytes,variant,name,seg_bytes,iters,busbw_GBs,t_med_us,ratio,t_min_us,algbw_GBs,busbw_peak_GBs,ranks,mpi_alg"
+  echo "1048576,0,ring/256K,262144,10,1,1048.576,1,1,1,1,2,ring"
+  echo "1048576,1,MPI_Allreduce,0,10,1,2097.152,0,1,1,1,2,rabenseifner"
+  echo "1048576,2,int8,262144,10,1,500,0,1,1,1,2,"; } > "$tmp/ar.csv"
+msg=$("$model" check --params "$tmp/exact" --nodes 1 --rpn 2 --measured "$tmp/ar.csv" 2>&1); rc=$?
+if [ $rc -eq 0 ] && grep -qE "^ +1048576 ring/256K +ring .* \+0%$" <<<"$msg" &&
+   grep -qE "MPI_Allreduce +rabenseifner .* -50%  > 25%" <<<"$msg" && grep -q "int8 .*(skipped)" <<<"$msg" &&
+   grep -q "2 rows compared: 1 within 25%, worst -50%; 1 skipped" <<<"$msg"; then ok "check: errors per row"
+else bad "check: rc $rc: $msg"; fi
+msg=$("$model" check --params "$tmp/exact" --nodes 1 --rpn 4 --measured "$tmp/ar.csv" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "a run on 2 ranks, but --nodes x --rpn is 4" <<<"$msg" && ok "check: rank mismatch refused" ||
+  bad "check mismatch: rc $rc: $msg"
 echo "alphabeta_model_test: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
