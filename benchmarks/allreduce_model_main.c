@@ -73,6 +73,16 @@ static double num(const char *flag, const char *s)
     return v * k;
 }
 
+static long whole(const char *flag, const char *s)
+{
+    double v = num(flag, s);
+    if (v != floor(v) || v < 1 || v > 1e9) {
+        fprintf(stderr, "%s: %s '%s': want a whole number >= 1\n", me, flag, s);
+        exit(2);
+    }
+    return (long)v;
+}
+
 static int list(const char *flag, const char *s, double *out)
 {
     int n = 0;
@@ -291,11 +301,15 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "cyclic")) topo.placement = AM_CYCLIC;
             else die("--placement '%s': block or cyclic", v);
         } else if (!strcmp(a, "--gbit")) ngbit = list(a, v, gbit);
-        else if (!scale && !strcmp(a, "--nodes")) topo.nodes = (long)num(a, v);
-        else if (!scale && !strcmp(a, "--rpn")) topo.rpn = (long)num(a, v);
+        else if (!scale && !strcmp(a, "--nodes")) topo.nodes = whole(a, v);
+        else if (!scale && !strcmp(a, "--rpn")) topo.rpn = whole(a, v);
         else if (!scale && !strcmp(a, "--bytes")) nbytes = list(a, v, bytes);
-        else if (scale && !strcmp(a, "--rpn")) nrpn = list(a, v, rpns);
-        else if (scale && !strcmp(a, "--max-nodes")) max_nodes = num(a, v);
+        else if (scale && !strcmp(a, "--rpn")) {
+            nrpn = list(a, v, rpns);
+            for (int r = 0; r < nrpn; r++)
+                if (rpns[r] != floor(rpns[r]) || rpns[r] < 1 || rpns[r] > 1e6) die("--rpn '%s': whole numbers >= 1", v);
+        }
+        else if (scale && !strcmp(a, "--max-nodes")) max_nodes = (double)whole(a, v);
         else if (scale && !strcmp(a, "--bucket-mb")) bucket_mb = num(a, v);
         else if (checking && !strcmp(a, "--measured")) measured = v;
         else if (scale && !strcmp(a, "--compute")) compute = v;
