@@ -115,7 +115,11 @@ for rpn in $rpns; do
         echo "set title '$m, $g Gbit/s'"
         plots=""
         for a in $algos; do
-          w="lines lw 1"; [ "$a" = auto ] && w="linespoints lw 3 pt 7 ps 0.6"
+          case "$a" in  # a colour per algorithm, the same in every panel
+            ring) lc='#1b9e77' ;; hier_ring) lc='#377eb8' ;; hier_rhd) lc='#ff7f00' ;; rabenseifner) lc='#e7298a' ;;
+            recdoubling) lc='#a6761d' ;; tree) lc='#e41a1c' ;; auto) lc='#000000' ;; *) lc='#999999' ;;
+          esac
+          w="lines lw 1.5 lc rgb '$lc'"; [ "$a" = auto ] && w="linespoints lw 2 pt 7 ps 0.5 dt 2 lc rgb '$lc'"
           plots="$plots${plots:+, }'< awk -F, \"\\\$1==\\\"$m\\\" && \\\$2==$g && \\\$3==$rpn && \\\$6==\\\"$a\\\"\" $csv' using 4:8 with $w title '$a'"
         done
         echo "plot $plots"
