@@ -1,0 +1,360 @@
+/* Direct convolution on AVX-512F: forward and input gradient (see conv_direct.h).
+ *
+ * Why: ResNet-sized convs (16..64 channels, 3x3) are thin GEMMs; im2col,
+ * sgemm's packing and col2im cost as much as the multiply. Here the multiply
+ * reads the input straight from a zero-padded copy and writes each output once.
+ *
+ * One kernel, two callers:
+ *   forward  y_n  = conv(x_n, w) + b       input x_n [C][H][W], out channels O
+ *   dx (s=1) dx_n += conv(dy_n, w')        input dy_n [O][Ho][Wo], out channels C,
+ *            w'[c][o][i][j] = w[o][c][kh-1-i][kw-1-j], padding kh-1-pad / kw-1-pad
+ *
+ * Per call: the weights are transposed to wt[K][Co] (K = Ci*kh*kw, k =
+ * (ci*kh + i)*kw + j, output channels contiguous), and a table koff[k] holds the
+ * offset of tap k in the padded input. Per image: the input is copied into
+ * xpad[Ci][Hp][s][Wq] (zero borders written once per call; columns split by
+ * phase col % s so that a tap reads consecutive floats at any stride). Then for
+ * every block of RB output pixels of one output row x OV 16-lane vectors of
+ * output channels, RB*OV <= 28 accumulators (zmm) live across the whole K loop:
+ *     per k: OV weight loads, RB broadcasts from xpad (memory operands of the
+ *            FMAs), RB*OV FMAs.
+ * (ResNet-20: O=16: 1x28 px per block, O=32: 2x14, O=64: 4x7.) A row that is
+ * not a multiple of RB ends in a block overlapping the previous one (same
+ * values written twice). Blocks go pixel-major into Yt[P][Co]; 16x16 in-register
+ * transposes move Yt to the NCHW output (plain store forward, += for dx).
+ * The accumulators start from the bias (forward) or zero. Summation order
+ * depends only on the shape: bit-for-bit reproducible on one machine. */
+#include "core/conv_direct.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* -1: follow DP_CONV and the CPU; 0 / 1: forced by dp_direct_force (tests). */
+static int direct_forced = -1;
+
+void dp_direct_force(int mode) { direct_forced = mode < 0 ? -1 : mode ? 1 : 0; }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* DP_CONV: unset or "auto" -> direct kernels where the CPU has them; "gemm" -> never. */
+static int direct_env_allows(void)
+{
+    const char *v = getenv("DP_CONV");
+    if (!v || !*v || !strcmp(v, "auto")) return 1;
+    if (!strcmp(v, "gemm")) return 0;
+    fprintf(stderr, "dptrain: DP_CONV='%s' is not a convolution path (want auto or gemm); using gemm\n", v);
+    return 0;
+}
+
+#define DIRECT_TARGET __attribute__((target("avx512f")))
+#define DIRECT_INLINE static inline __attribute__((always_inline)) DIRECT_TARGET
+
+static int cpu_has_avx512f(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+int dp_direct_available(void)
+{
+    static int have = -1;
+    if (direct_forced >= 0) return direct_forced && cpu_has_avx512f();
+    if (have < 0) have = cpu_has_avx512f() && direct_env_allows();
+    return have;
+}
+
+#define RB_MAX 28 /* accumulators: 32 zmm less the OV weight vectors */
+
+/* Geometry of one kernel run (forward or dx): input planes Ci x Hi x Wi,
+ * output Co x Ho x Wo, padding ph/pw (>= 0), and the padded copy's shape. */
+typedef struct dconv {
+    int Ci, Hi, Wi, Co, Ho, Wo, kh, kw, s, ph, pw;
+    int Hp, Wq;      /* xpad rows; floats per phase row (ceil(padded width / s)) */
+    long plane, K, P; /* Hp*s*Wq; Ci*kh*kw; Ho*Wo */
+} dconv;
+
+static dconv dconv_make(int Ci, int Hi, int Wi, int Co, int Ho, int Wo, int kh, int kw, int s, int ph, int pw)
+{
+    dconv d = {Ci, Hi, Wi, Co, Ho, Wo, kh, kw, s, ph, pw, 0, 0, 0, 0, 0};
+    d.Hp = (Ho - 1) * s + kh;
+    const int Wp = (Wo - 1) * s + kw;
+    d.Wq = (Wp + s - 1) / s;
+    d.plane = (long)d.Hp * s * d.Wq;
+    d.K = (long)Ci * kh * kw;
+    d.P = (long)Ho * Wo;
+    return d;
+}
+
+static long up16(long n) { return (n + 15) / 16 * 16; }
+
+/* Scratch layout in floats: wt [K][Co] | koff [K] ints | xpad [Ci][plane] (+16) | Yt [P rounded to 16][Co]. */
+static size_t dconv_scratch(const dconv *d)
+{
+    return (size_t)(up16(d->K * d->Co) + up16(d->K) + up16(d->Ci * d->plane + 16) + up16(d->P) * d->Co) *
+           sizeof(float);
+}
+
+/* ---- the register-blocked kernel ---- */
+
+/* yt[r*ldy + 16v ...] <- (bias or 0) + sum_k wt[k][16v..] * xb[koff[k] + r], r < RB, v < OV. */
+#define DEF_BLOCK(OV, RB)                                                                                              \
+    static DIRECT_TARGET void blk_##OV##_##RB(const float *xb, const float *wt, const int *koff, long K, long ldw,    \
+                                              const float *bias, float *yt, long ldy)                                  \
+    {                                                                                                                  \
+        __m512 acc[RB][OV];                                                                                            \
+        _Pragma("GCC unroll 32") for (int r = 0; r < RB; r++)                                                          \
+            _Pragma("GCC unroll 4") for (int v = 0; v < OV; v++) acc[r][v] =                                           \
+                bias ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();                                           \
+        for (long k = 0; k < K; k++) {                                                                                 \
+            const float *xp = xb + koff[k], *wp = wt + k * ldw;                                                        \
+            __m512 wv[OV];                                                                                             \
+            _Pragma("GCC unroll 4") for (int v = 0; v < OV; v++) wv[v] = _mm512_loadu_ps(wp + 16 * v);                 \
+            _Pragma("GCC unroll 32") for (int r = 0; r < RB; r++)                                                      \
+            {                                                                                                          \
+                const __m512 xv = _mm512_set1_ps(xp[r]);                                                               \
+                _Pragma("GCC unroll 4") for (int v = 0; v < OV; v++) acc[r][v] =                                       \
+                    _mm512_fmadd_ps(wv[v], xv, acc[r][v]);                                                             \
+            }                                                                                                          \
+        }                                                                                                              \
+        _Pragma("GCC unroll 32") for (int r = 0; r < RB; r++)                                                          \
+            _Pragma("GCC unroll 4") for (int v = 0; v < OV; v++) _mm512_storeu_ps(yt + r * ldy + 16 * v, acc[r][v]);  \
+    }
+
+typedef void (*blk_fn)(const float *, const float *, const int *, long, long, const float *, float *, long);
+
+#define RB_LIST_7(OV, X) X(OV, 1) X(OV, 2) X(OV, 3) X(OV, 4) X(OV, 5) X(OV, 6) X(OV, 7)
+#define RB_LIST_9(OV, X) RB_LIST_7(OV, X) X(OV, 8) X(OV, 9)
+#define RB_LIST_14(OV, X) RB_LIST_9(OV, X) X(OV, 10) X(OV, 11) X(OV, 12) X(OV, 13) X(OV, 14)
+#define RB_LIST_28(OV, X)                                                                                              \
+    RB_LIST_14(OV, X) X(OV, 15) X(OV, 16) X(OV, 17) X(OV, 18) X(OV, 19) X(OV, 20) X(OV, 21) X(OV, 22) X(OV, 23)        \
+        X(OV, 24) X(OV, 25) X(OV, 26) X(OV, 27) X(OV, 28)
+
+#define DEF_ONE(OV, RB) DEF_BLOCK(OV, RB)
+RB_LIST_28(1, DEF_ONE)
+RB_LIST_14(2, DEF_ONE)
+RB_LIST_9(3, DEF_ONE)
+RB_LIST_7(4, DEF_ONE)
+#undef DEF_ONE
+
+#define FN_ONE(OV, RB) [RB] = blk_##OV##_##RB,
+static const blk_fn blk_table[5][RB_MAX + 1] = {
+    [1] = {RB_LIST_28(1, FN_ONE)},
+    [2] = {RB_LIST_14(2, FN_ONE)},
+    [3] = {RB_LIST_9(3, FN_ONE)},
+    [4] = {RB_LIST_7(4, FN_ONE)},
+};
+#undef FN_ONE
+static const int rb_max[5] = {0, 28, 14, 9, 7};
+
+/* ---- the passes around it ---- */
+
+/* koff[k]: offset of tap k = (ci*kh + i)*kw + j in xpad from the block's base. */
+static void fill_koff(int *koff, const dconv *d)
+{
+    const long row = (long)d->s * d->Wq;
+    for (int ci = 0; ci < d->Ci; ci++)
+        for (int i = 0; i < d->kh; i++)
+            for (int j = 0; j < d->kw; j++)
+                koff[((long)ci * d->kh + i) * d->kw + j] =
+                    (int)(ci * d->plane + i * row + (long)(j % d->s) * d->Wq + j / d->s);
+}
+
+/* The interior of xpad <- one image in [Ci][Hi][Wi]; cells the output never reads are skipped. */
+static void fill_xpad(float *xpad, const float *x, const dconv *d)
+{
+    const int Wp = (d->Wo - 1) * d->s + d->kw;
+    for (int ci = 0; ci < d->Ci; ci++)
+        for (int h = 0; h < d->Hi && h + d->ph < d->Hp; h++) {
+            const float *src = x + ((long)ci * d->Hi + h) * d->Wi;
+            float *dst = xpad + ci * d->plane + (long)(h + d->ph) * d->s * d->Wq;
+            const int wn = d->Wi < Wp - d->pw ? d->Wi : Wp - d->pw;
+            if (d->s == 1) {
+                memcpy(dst + d->pw, src, (size_t)wn * sizeof(float));
+                continue;
+            }
+            for (int w = 0; w < wn; w++) {
+                const int col = w + d->pw;
+                dst[(long)(col % d->s) * d->Wq + col / d->s] = src[w];
+            }
+        }
+}
+
+/* In-register transpose of 16 rows of 16 floats. */
+DIRECT_INLINE void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int q = 0; q < 4; q++) { /* rows 4q..4q+3: u[4q + m] holds column 4L + m of them in lane L */
+        const __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * q + 2]), e = _mm512_castps_pd(t[4 * q + 3]);
+        u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+        u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+    }
+    for (int m = 0; m < 4; m++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88), w0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xdd);
+        const __m512 v1 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
+        const __m512 w1 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xdd);
+        r[m] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+        r[8 + m] = _mm512_shuffle_f32x4(v0, v1, 0xdd);
+        r[4 + m] = _mm512_shuffle_f32x4(w0, w1, 0x88);
+        r[12 + m] = _mm512_shuffle_f32x4(w0, w1, 0xdd);
+    }
+}
+
+/* out [Co][P] (=, or += when add) <- Yt [P][Co] (Yt has rows up to P rounded to 16). */
+static DIRECT_TARGET void untranspose(float *out, const float *yt, long P, int Co, int add)
+{
+    for (long p0 = 0; p0 < P; p0 += 16) {
+        const int np = P - p0 < 16 ? (int)(P - p0) : 16;
+        const __mmask16 m = (__mmask16)((1u << np) - 1);
+        for (int o0 = 0; o0 < Co; o0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(yt + (p0 + i) * Co + o0);
+            transpose16(r);
+            for (int i = 0; i < 16; i++) {
+                float *dst = out + (long)(o0 + i) * P + p0;
+                __m512 v = r[i];
+                if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst));
+                _mm512_mask_storeu_ps(dst, m, v);
+            }
+        }
+    }
+}
+
+/* Output channels in blocks of at most 4 vectors, as even as possible; per
+ * block, each output row in blocks of RB pixels (the last one overlapping). */
+static DIRECT_TARGET void run_image(const dconv *d, const float *xpad, const float *wt, const int *koff,
+                                    const float *bias, float *yt)
+{
+    const int nv = d->Co / 16;
+    const long rowstep = (long)d->s * d->s * d->Wq; /* xpad floats between output rows */
+    for (int v0 = 0, nb = (nv + 3) / 4; v0 < nv; nb--) {
+        const int ov = (nv - v0 + nb - 1) / nb, o0 = 16 * v0;
+        const int nrb = (d->Wo + rb_max[ov] - 1) / rb_max[ov], rb = (d->Wo + nrb - 1) / nrb;
+        const blk_fn f = blk_table[ov][rb];
+        for (int oh = 0; oh < d->Ho; oh++)
+            for (int b = 0; b < nrb; b++) {
+                const int ow0 = b * rb + rb <= d->Wo ? b * rb : d->Wo - rb;
+                f(xpad + oh * rowstep + ow0, wt + o0, koff, d->K, d->Co, bias ? bias + o0 : NULL,
+                  yt + ((long)oh * d->Wo + ow0) * d->Co + o0, d->Co);
+            }
+        v0 += ov;
+    }
+}
+
+/* Every image: out_n (= or +=) conv(in_n); wt/koff already filled in scratch. */
+static DIRECT_TARGET void run_batch(const dconv *d, int N, float *out, const float *in, const float *bias, int add,
+                                    float *scratch)
+{
+    const float *wt = scratch;
+    const int *koff = (const int *)(scratch + up16(d->K * d->Co));
+    float *xpad = scratch + up16(d->K * d->Co) + up16(d->K);
+    float *yt = xpad + up16(d->Ci * d->plane + 16);
+    memset(xpad, 0, (size_t)up16(d->Ci * d->plane + 16) * sizeof(float));
+    memset(yt + d->P * d->Co, 0, (size_t)(up16(d->P) - d->P) * d->Co * sizeof(float)); /* rows read by the last transpose */
+    const long in_sz = (long)d->Ci * d->Hi * d->Wi, out_sz = (long)d->Co * d->P;
+    for (int n = 0; n < N; n++) {
+        fill_xpad(xpad, in + n * in_sz, d);
+        run_image(d, xpad, wt, koff, bias, yt);
+        untranspose(out + n * out_sz, yt, d->P, d->Co, add);
+    }
+}
+
+/* ---- forward ---- */
+
+static dconv fwd_dconv(const dp_conv_geom *g)
+{
+    return dconv_make(g->C, g->H, g->W, g->O, g->Ho, g->Wo, g->kh, g->kw, g->stride, g->pad, g->pad);
+}
+
+static int sane_geom(const dp_conv_geom *g)
+{
+    return g->groups == 1 && g->dil == 1 && g->Ho >= 1 && g->Wo >= 1 && g->kh * g->kw <= 121 && g->stride <= 4 &&
+           g->pad <= 8;
+}
+
+int dp_direct_fits_forward(const dp_conv_geom *g)
+{
+    if (!sane_geom(g) || g->O % 16 || g->kh * g->kw == 1 || g->K <= 12) return 0;
+    const dconv d = fwd_dconv(g);
+    return d.Ci * d.plane < (1L << 30) && d.K * d.Co < (1L << 28);
+}
+
+size_t dp_direct_forward_scratch(const dp_conv_geom *g)
+{
+    const dconv d = fwd_dconv(g);
+    return dconv_scratch(&d);
+}
+
+DIRECT_TARGET void dp_direct_forward(float *y, const float *x, const float *w, const float *b, const dp_conv_geom *g,
+                                     float *scratch)
+{
+    const dconv d = fwd_dconv(g);
+    float *wt = scratch;
+    for (long k = 0; k < d.K; k++) /* wt[k][o] = w[o][k] */
+        for (int o = 0; o < d.Co; o++) wt[k * d.Co + o] = w[(long)o * d.K + k];
+    fill_koff((int *)(scratch + up16(d.K * d.Co)), &d);
+    run_batch(&d, g->N, y, x, b, 0, scratch);
+}
+
+/* ---- input gradient (stride 1): the forward on dy with flipped, transposed weights ---- */
+
+static dconv dx_dconv(const dp_conv_geom *g)
+{
+    return dconv_make(g->O, g->Ho, g->Wo, g->C, g->H, g->W, g->kh, g->kw, 1, g->kh - 1 - g->pad, g->kw - 1 - g->pad);
+}
+
+int dp_direct_fits_dx(const dp_conv_geom *g)
+{
+    if (!sane_geom(g) || g->stride != 1 || g->C % 16 || g->kh * g->kw == 1 || g->pad > g->kh - 1 ||
+        g->pad > g->kw - 1)
+        return 0;
+    const dconv d = dx_dconv(g);
+    return d.Ci * d.plane < (1L << 30) && d.K * d.Co < (1L << 28);
+}
+
+size_t dp_direct_dx_scratch(const dp_conv_geom *g)
+{
+    const dconv d = dx_dconv(g);
+    return dconv_scratch(&d);
+}
+
+DIRECT_TARGET void dp_direct_dx(float *dx, const float *dy, const float *w, const dp_conv_geom *g, float *scratch)
+{
+    const dconv d = dx_dconv(g);
+    float *wt = scratch;
+    const int kh = g->kh, kw = g->kw;
+    for (int o = 0; o < g->O; o++) /* wt[(o*kh + i)*kw + j][c] = w[o][c][kh-1-i][kw-1-j] */
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++) {
+                float *row = wt + (((long)o * kh + i) * kw + j) * g->C;
+                for (int c = 0; c < g->C; c++) row[c] = w[(((long)o * g->C + c) * kh + kh - 1 - i) * kw + kw - 1 - j];
+            }
+    fill_koff((int *)(scratch + up16(d.K * d.Co)), &d);
+    run_batch(&d, g->N, dx, dy, NULL, 1, scratch);
+}
+
+#else /* not x86-64 GCC/Clang: the GEMM path does everything */
+
+int dp_direct_available(void) { return 0; }
+int dp_direct_fits_forward(const dp_conv_geom *g) { return (void)g, 0; }
+int dp_direct_fits_dx(const dp_conv_geom *g) { return (void)g, 0; }
+size_t dp_direct_forward_scratch(const dp_conv_geom *g) { return (void)g, 0; }
+size_t dp_direct_dx_scratch(const dp_conv_geom *g) { return (void)g, 0; }
+void dp_direct_forward(float *y, const float *x, const float *w, const float *b, const dp_conv_geom *g, float *scratch)
+{
+    (void)y, (void)x, (void)w, (void)b, (void)g, (void)scratch;
+}
+void dp_direct_dx(float *dx, const float *dy, const float *w, const dp_conv_geom *g, float *scratch)
+{
+    (void)dx, (void)dy, (void)w, (void)g, (void)scratch;
+}
+
+#endif
