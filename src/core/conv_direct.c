@@ -174,9 +174,11 @@ static void fill_xpad(float *xpad, const float *x, const dconv *d)
                 memcpy(dst + d->pw, src, (size_t)wn * sizeof(float));
                 continue;
             }
-            for (int w = 0; w < wn; w++) {
-                const int col = w + d->pw;
-                dst[(long)(col % d->s) * d->Wq + col / d->s] = src[w];
+            for (int f = 0; f < d->s; f++) { /* phase f holds padded columns q*s + f */
+                float *dp = dst + (long)f * d->Wq;
+                int q = 0, w = f - d->pw;
+                for (; w < 0; w += d->s) q++;
+                for (; w < wn; w += d->s) dp[q++] = src[w];
             }
         }
 }
