@@ -6,8 +6,9 @@
  *
  * One kernel, two callers:
  *   forward  y_n  = conv(x_n, w) + b       input x_n [C][H][W], out channels O
- *   dx (s=1) dx_n += conv(dy_n, w')        input dy_n [O][Ho][Wo], out channels C,
+ *   dx       dx_n += conv(dy_n, w')        input dy_n [O][Ho][Wo], out channels C,
  *            w'[c][o][i][j] = w[o][c][kh-1-i][kw-1-j], padding kh-1-pad / kw-1-pad
+ *            (stride s > 1: one stride-1 conv per phase of dx, see dp_direct_dx)
  *
  * Per call: the weights are transposed to wt[K][Co] (K = Ci*kh*kw, k =
  * (ci*kh + i)*kw + j, output channels contiguous), and a table koff[k] holds the
@@ -161,24 +162,32 @@ static void fill_koff(int *koff, const dconv *d)
                     (int)(ci * d->plane + i * row + (long)(j % d->s) * d->Wq + j / d->s);
 }
 
-/* The interior of xpad <- one image in [Ci][Hi][Wi]; cells the output never reads are skipped. */
-static void fill_xpad(float *xpad, const float *x, const dconv *d)
+/* The interior of xpad <- one image in [Ci][Hi][Wi]: input cell (h, w) goes
+ * to padded cell (h + ph, w + pw); cells outside the padded extent (never
+ * read; and, with a negative padding, cropped) are skipped. */
+static DIRECT_TARGET void fill_xpad(float *xpad, const float *x, const dconv *d)
 {
     const int Wp = (d->Wo - 1) * d->s + d->kw;
+    const int hlo = d->ph < 0 ? -d->ph : 0, hhi = d->Hi < d->Hp - d->ph ? d->Hi : d->Hp - d->ph;
+    const int wlo = d->pw < 0 ? -d->pw : 0, whi = d->Wi < Wp - d->pw ? d->Wi : Wp - d->pw;
+    if (wlo >= whi) return;
     for (int ci = 0; ci < d->Ci; ci++)
-        for (int h = 0; h < d->Hi && h + d->ph < d->Hp; h++) {
+        for (int h = hlo; h < hhi; h++) {
             const float *src = x + ((long)ci * d->Hi + h) * d->Wi;
             float *dst = xpad + ci * d->plane + (long)(h + d->ph) * d->s * d->Wq;
-            const int wn = d->Wi < Wp - d->pw ? d->Wi : Wp - d->pw;
             if (d->s == 1) {
-                memcpy(dst + d->pw, src, (size_t)wn * sizeof(float));
+                for (int w = wlo; w < whi; w += 16) {
+                    const int n = whi - w < 16 ? whi - w : 16;
+                    const __mmask16 m = (__mmask16)((1u << n) - 1);
+                    _mm512_mask_storeu_ps(dst + w + d->pw, m, _mm512_maskz_loadu_ps(m, src + w));
+                }
                 continue;
             }
             for (int f = 0; f < d->s; f++) { /* phase f holds padded columns q*s + f */
                 float *dp = dst + (long)f * d->Wq;
                 int q = 0, w = f - d->pw;
-                for (; w < 0; w += d->s) q++;
-                for (; w < wn; w += d->s) dp[q++] = src[w];
+                for (; w < wlo; w += d->s) q++;
+                for (; w < whi; w += d->s) dp[q++] = src[w];
             }
         }
 }
@@ -306,41 +315,137 @@ DIRECT_TARGET void dp_direct_forward(float *y, const float *x, const float *w, c
     run_batch(&d, g->N, y, x, b, 0, scratch);
 }
 
-/* ---- input gradient (stride 1): the forward on dy with flipped, transposed weights ---- */
+/* ---- input gradient: the forward on dy, per phase of dx ----
+ *
+ * dx[c][h][w] = sum_{o,i,j} w[o][c][i][j] dy[o][oh][ow], h = oh*s - pad + i.
+ * Split dx by phase (a, b) = ((h + pad) % s, (w + pad) % s): with h = m*s + a
+ * - pad, only rows i = a + s*t contribute, from oh = m - t. Over the phase's
+ * rows m' = m - m0 that is a stride-1 convolution of dy with the T x U
+ * sub-kernel flipped, w'[c][o][t'][u'] = w[o][c][a + s(T-1-t')][b + s(U-1-u')],
+ * and padding T-1-m0 (negative: dy's first rows are cropped). Stride 1 has the
+ * one phase (0, 0): padding kh-1-pad, the output is dx itself. */
 
-static dconv dx_dconv(const dp_conv_geom *g)
+typedef struct dx_phase {
+    dconv d;
+    int m0, n0;            /* first phase row / column; dx cell (m0+m')*s + a - pad */
+    int a, b;
+    long wt, koff, xpad;   /* offsets in scratch (floats) */
+} dx_phase;
+
+#define DX_MAX_PHASES 16
+
+/* First index m >= 0 with m*s + a - pad >= 0, and how many with it < n. */
+static void phase_range(int a, int s, int pad, int n, int *m0, int *cnt)
 {
-    return dconv_make(g->O, g->Ho, g->Wo, g->C, g->H, g->W, g->kh, g->kw, 1, g->kh - 1 - g->pad, g->kw - 1 - g->pad);
+    *m0 = pad > a ? (pad - a + s - 1) / s : 0;
+    const int last = n - 1 + pad - a; /* m*s <= last */
+    *cnt = last < 0 ? 0 : last / s - *m0 + 1;
+    if (*cnt < 0) *cnt = 0;
+}
+
+/* The phases that receive gradient, with their scratch offsets; returns how
+ * many, and the scratch floats in all (phases, then Yt, then a phase plane). */
+static int dx_phases(const dp_conv_geom *g, dx_phase *ph, long *total)
+{
+    const int s = g->stride;
+    int np = 0;
+    long off = 0, maxP = 0;
+    for (int a = 0; a < s; a++)
+        for (int b = 0; b < s; b++) {
+            const int T = (g->kh - a + s - 1) / s, U = (g->kw - b + s - 1) / s;
+            int m0, hn, n0, wn;
+            phase_range(a, s, g->pad, g->H, &m0, &hn);
+            phase_range(b, s, g->pad, g->W, &n0, &wn);
+            if (T <= 0 || U <= 0 || hn <= 0 || wn <= 0) continue;
+            dx_phase *q = &ph[np++];
+            q->d = dconv_make(g->O, g->Ho, g->Wo, g->C, hn, wn, T, U, 1, T - 1 - m0, U - 1 - n0);
+            q->m0 = m0, q->n0 = n0, q->a = a, q->b = b;
+            q->wt = off;
+            off += up16(q->d.K * q->d.Co);
+            q->koff = off;
+            off += up16(q->d.K);
+            q->xpad = off;
+            off += up16(q->d.Ci * q->d.plane + 16);
+            if (q->d.P > maxP) maxP = q->d.P;
+        }
+    *total = off + up16(maxP) * g->C + (s > 1 ? maxP * g->C : 0);
+    return np;
 }
 
 int dp_direct_fits_dx(const dp_conv_geom *g)
 {
-    if (!sane_geom(g) || g->stride != 1 || g->C % 16 || g->kh * g->kw == 1 || g->pad > g->kh - 1 ||
-        g->pad > g->kw - 1)
-        return 0;
-    const dconv d = dx_dconv(g);
-    return d.Ci * d.plane < (1L << 30) && d.K * d.Co < (1L << 28);
+    if (!sane_geom(g) || g->C % 16 || g->kh * g->kw == 1 || (long)g->O * g->kh * g->kw <= 12) return 0;
+    dx_phase ph[DX_MAX_PHASES];
+    long total;
+    const int np = dx_phases(g, ph, &total);
+    for (int i = 0; i < np; i++)
+        if (ph[i].d.Ci * ph[i].d.plane >= (1L << 30)) return 0;
+    return total < (1L << 30);
 }
 
 size_t dp_direct_dx_scratch(const dp_conv_geom *g)
 {
-    const dconv d = dx_dconv(g);
-    return dconv_scratch(&d);
+    dx_phase ph[DX_MAX_PHASES];
+    long total;
+    dx_phases(g, ph, &total);
+    return (size_t)total * sizeof(float);
+}
+
+/* Phase q's flipped sub-kernel, transposed: wt[(o*T + t')*U + u'][c]. */
+static void dx_weights(float *wt, const float *w, const dp_conv_geom *g, const dx_phase *q)
+{
+    const int T = q->d.kh, U = q->d.kw, s = g->stride;
+    for (int o = 0; o < g->O; o++)
+        for (int t = 0; t < T; t++)
+            for (int u = 0; u < U; u++) {
+                const int i = q->a + s * (T - 1 - t), j = q->b + s * (U - 1 - u);
+                float *row = wt + (((long)o * T + t) * U + u) * g->C;
+                for (int c = 0; c < g->C; c++) row[c] = w[(((long)o * g->C + c) * g->kh + i) * g->kw + j];
+            }
+}
+
+/* dx_n += the phase plane pl [C][hn][wn] at rows (m0+m')*s + a - pad, columns likewise. */
+static void dx_scatter_add(float *dxn, const float *pl, const dp_conv_geom *g, const dx_phase *q)
+{
+    const int s = g->stride, hn = q->d.Ho, wn = q->d.Wo;
+    for (int c = 0; c < g->C; c++)
+        for (int m = 0; m < hn; m++) {
+            const float *src = pl + ((long)c * hn + m) * wn;
+            float *dst = dxn + ((long)c * g->H + (long)(q->m0 + m) * s + q->a - g->pad) * g->W + q->n0 * s + q->b - g->pad;
+            for (int n = 0; n < wn; n++) dst[(long)n * s] += src[n];
+        }
 }
 
 DIRECT_TARGET void dp_direct_dx(float *dx, const float *dy, const float *w, const dp_conv_geom *g, float *scratch)
 {
-    const dconv d = dx_dconv(g);
-    float *wt = scratch;
-    const int kh = g->kh, kw = g->kw;
-    for (int o = 0; o < g->O; o++) /* wt[(o*kh + i)*kw + j][c] = w[o][c][kh-1-i][kw-1-j] */
-        for (int i = 0; i < kh; i++)
-            for (int j = 0; j < kw; j++) {
-                float *row = wt + (((long)o * kh + i) * kw + j) * g->C;
-                for (int c = 0; c < g->C; c++) row[c] = w[(((long)o * g->C + c) * kh + kh - 1 - i) * kw + kw - 1 - j];
+    dx_phase ph[DX_MAX_PHASES];
+    long total;
+    const int np = dx_phases(g, ph, &total);
+    long maxP = 0;
+    for (int i = 0; i < np; i++) {
+        const dx_phase *q = &ph[i];
+        dx_weights(scratch + q->wt, w, g, q);
+        fill_koff((int *)(scratch + q->koff), &q->d);
+        memset(scratch + q->xpad, 0, (size_t)up16(q->d.Ci * q->d.plane + 16) * sizeof(float));
+        if (q->d.P > maxP) maxP = q->d.P;
+    }
+    float *yt = scratch + (total - up16(maxP) * g->C - (g->stride > 1 ? maxP * g->C : 0));
+    float *plane = yt + up16(maxP) * g->C;
+    memset(yt, 0, (size_t)up16(maxP) * g->C * sizeof(float)); /* rows past P are read by the last transpose */
+    const long dx_sz = (long)g->C * g->H * g->W, dy_sz = (long)g->O * g->P;
+    for (int n = 0; n < g->N; n++)
+        for (int i = 0; i < np; i++) {
+            const dx_phase *q = &ph[i];
+            float *xpad = scratch + q->xpad;
+            fill_xpad(xpad, dy + n * dy_sz, &q->d);
+            run_image(&q->d, xpad, scratch + q->wt, (const int *)(scratch + q->koff), NULL, yt);
+            if (g->stride == 1) {
+                untranspose(dx + n * dx_sz, yt, q->d.P, g->C, 1);
+                continue;
             }
-    fill_koff((int *)(scratch + up16(d.K * d.Co)), &d);
-    run_batch(&d, g->N, dx, dy, NULL, 1, scratch);
+            untranspose(plane, yt, q->d.P, g->C, 0);
+            dx_scatter_add(dx + n * dx_sz, plane, g, q);
+        }
 }
 
 #else /* not x86-64 GCC/Clang: the GEMM path does everything */
