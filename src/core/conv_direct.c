@@ -165,7 +165,7 @@ static void fill_koff(int *koff, const dconv *d)
 /* The interior of xpad <- one image in [Ci][Hi][Wi]: input cell (h, w) goes
  * to padded cell (h + ph, w + pw); cells outside the padded extent (never
  * read; and, with a negative padding, cropped) are skipped. */
-static DIRECT_TARGET void fill_xpad(float *xpad, const float *x, const dconv *d)
+static void fill_xpad(float *xpad, const float *x, const dconv *d)
 {
     const int Wp = (d->Wo - 1) * d->s + d->kw;
     const int hlo = d->ph < 0 ? -d->ph : 0, hhi = d->Hi < d->Hp - d->ph ? d->Hi : d->Hp - d->ph;
@@ -176,11 +176,7 @@ static DIRECT_TARGET void fill_xpad(float *xpad, const float *x, const dconv *d)
             const float *src = x + ((long)ci * d->Hi + h) * d->Wi;
             float *dst = xpad + ci * d->plane + (long)(h + d->ph) * d->s * d->Wq;
             if (d->s == 1) {
-                for (int w = wlo; w < whi; w += 16) {
-                    const int n = whi - w < 16 ? whi - w : 16;
-                    const __mmask16 m = (__mmask16)((1u << n) - 1);
-                    _mm512_mask_storeu_ps(dst + w + d->pw, m, _mm512_maskz_loadu_ps(m, src + w));
-                }
+                memcpy(dst + wlo + d->pw, src + wlo, (size_t)(whi - wlo) * sizeof(float));
                 continue;
             }
             for (int f = 0; f < d->s; f++) { /* phase f holds padded columns q*s + f */
