@@ -149,6 +149,42 @@ static const blk_fn blk_table[5][RB_MAX + 1] = {
 #undef FN_ONE
 static const int rb_max[5] = {0, 28, 14, 9, 7};
 
+/* One channel vector (Co == 16), stride 1, kw == 3: blk_1_RB needs a broadcast
+ * per FMA and is load-bound (2 loads/cycle). Here each input pixel of a
+ * kernel row is broadcast once and feeds the three outputs it reaches: per
+ * (ci, i), 3 weight loads and RB + 2 broadcasts for 3*RB FMAs. Each
+ * accumulator still sums over k in order, as blk_1_RB does. */
+#define DEF_ROW3(RB)                                                                                                   \
+    static DIRECT_TARGET void row3_##RB(const float *xb, const float *wt, const int *koff, long K, long ldw,          \
+                                        const float *bias, float *yt, long ldy)                                        \
+    {                                                                                                                  \
+        __m512 acc[RB];                                                                                                \
+        _Pragma("GCC unroll 32") for (int r = 0; r < RB; r++) acc[r] =                                                 \
+            bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();                                                        \
+        for (long k = 0; k < K; k += 3) {                                                                              \
+            const float *xp = xb + koff[k], *wp = wt + k * ldw;                                                        \
+            const __m512 w0 = _mm512_loadu_ps(wp), w1 = _mm512_loadu_ps(wp + ldw);                                    \
+            const __m512 w2 = _mm512_loadu_ps(wp + 2 * ldw);                                                           \
+            _Pragma("GCC unroll 32") for (int q = 0; q < RB + 2; q++)                                                  \
+            {                                                                                                          \
+                const __m512 xv = _mm512_set1_ps(xp[q]);                                                               \
+                if (q < RB) acc[q] = _mm512_fmadd_ps(w0, xv, acc[q]);                                                  \
+                if (q >= 1 && q - 1 < RB) acc[q - 1] = _mm512_fmadd_ps(w1, xv, acc[q - 1]);                           \
+                if (q >= 2) acc[q - 2] = _mm512_fmadd_ps(w2, xv, acc[q - 2]);                                          \
+            }                                                                                                          \
+        }                                                                                                              \
+        _Pragma("GCC unroll 32") for (int r = 0; r < RB; r++) _mm512_storeu_ps(yt + r * ldy, acc[r]);                  \
+    }
+
+#define ROW3_MAX 24
+#define ROW3_LIST(X)                                                                                                   \
+    X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20)   \
+        X(21) X(22) X(23) X(24)
+ROW3_LIST(DEF_ROW3)
+#define FN_ROW3(RB) [RB] = row3_##RB,
+static const blk_fn row3_table[ROW3_MAX + 1] = {ROW3_LIST(FN_ROW3)};
+#undef FN_ROW3
+
 /* ---- the passes around it ---- */
 
 /* koff[k]: offset of tap k = (ci*kh + i)*kw + j in xpad from the block's base. */
@@ -244,8 +280,9 @@ static DIRECT_TARGET void run_image(const dconv *d, const float *xpad, const flo
     const long rowstep = (long)d->s * d->s * d->Wq; /* xpad floats between output rows */
     for (int v0 = 0, nb = (nv + 3) / 4; v0 < nv; nb--) {
         const int ov = (nv - v0 + nb - 1) / nb, o0 = 16 * v0;
-        const int nrb = (d->Wo + rb_max[ov] - 1) / rb_max[ov], rb = (d->Wo + nrb - 1) / nrb;
-        const blk_fn f = blk_table[ov][rb];
+        const int row3 = ov == 1 && d->s == 1 && d->kw == 3, rbm = row3 ? ROW3_MAX : rb_max[ov];
+        const int nrb = (d->Wo + rbm - 1) / rbm, rb = (d->Wo + nrb - 1) / nrb;
+        const blk_fn f = row3 ? row3_table[rb] : blk_table[ov][rb];
         for (int oh = 0; oh < d->Ho; oh++)
             for (int b = 0; b < nrb; b++) {
                 const int ow0 = b * rb + rb <= d->Wo ? b * rb : d->Wo - rb;
