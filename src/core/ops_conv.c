@@ -275,6 +275,7 @@ dp_tensor *dp_conv2d(dp_ctx *c, dp_tensor *x, dp_tensor *w, dp_tensor *b, int st
     dp_tensor *y = dp_tensor_new(c, 4, shape);
     if (!y) return NULL;
     const float *bd = b ? b->data : NULL;
+    if (!pl.direct && !(pl.direct_fwd && pl.direct_dx && pl.direct_dw)) dp_blas_warm(); /* a pass runs sgemm */
     if (pl.direct) {
         if (!dp_dwconv_forward(c, y->data, x->data, w->data, bd, &pl.g)) return NULL;
     } else if (pl.direct_fwd) {
@@ -282,7 +283,6 @@ dp_tensor *dp_conv2d(dp_ctx *c, dp_tensor *x, dp_tensor *w, dp_tensor *b, int st
         if (!s) return NULL;
         dp_direct_forward(y->data, x->data, w->data, bd, &pl.g, s);
     } else {
-        dp_blas_warm();
         float *col = pl.is1x1 && pl.T == 1 ? NULL : dp_scratch(c, (size_t)pl.g.K * pl.T * pl.g.P * sizeof(float));
         float *tmp = pl.T > 1 ? dp_scratch(c, (size_t)pl.g.Og * pl.T * pl.g.P * sizeof(float)) : NULL;
         if (c->status != DP_OK) return NULL;
