@@ -19,7 +19,9 @@
  * output channels, RB*OV <= 28 accumulators (zmm) live across the whole K loop:
  *     per k: OV weight loads, RB broadcasts from xpad (memory operands of the
  *            FMAs), RB*OV FMAs.
- * (ResNet-20: O=16: 1x28 px per block, O=32: 2x14, O=64: 4x7.) A row that is
+ * (ResNet-20: O=32: 2 vectors x 14 px, O=64: 4x7 with one accumulator spilled;
+ * O=16 with 3-wide kernels at stride 1: row3_RB, 14 px, each broadcast feeding
+ * its three taps, since 1 vector per broadcast is load-bound.) A row that is
  * not a multiple of RB ends in a block overlapping the previous one (same
  * values written twice). Blocks go pixel-major into Yt[P][Co]; 16x16 in-register
  * transposes move Yt to the NCHW output (plain store forward, += for dx).

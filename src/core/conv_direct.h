@@ -27,7 +27,8 @@ int dp_direct_available(void);
  *  AVX-512F, whatever DP_CONV says), -1 back to DP_CONV and the CPU. Process-wide. */
 void dp_direct_force(int mode);
 
-/*! Shapes each kernel takes (g->groups == 1, g->dil == 1 and more; see conv_direct.c). */
+/*! Shapes each kernel takes (g->groups == 1, g->dil == 1 and more; see conv_direct.c).
+ *  forward: O % 16 == 0, kh*kw > 1, K > 12; dx: C % 16 == 0, kh*kw > 1, any stride <= 4. */
 int dp_direct_fits_forward(const dp_conv_geom *g);
 int dp_direct_fits_dx(const dp_conv_geom *g);
 int dp_direct_fits_dw(const dp_conv_geom *g);

@@ -30,7 +30,7 @@
  *    slow; dX, when wanted, still goes through sgemm;
  *  - groups 1, dilation 1, 16k output (dX: input) channels, kh*kw > 1, K > 12
  *    on an AVX-512F CPU (unless DP_CONV=gemm): conv_direct.c / conv_direct_dw.c
- *    kernels for y, dX (stride 1) and dW/db, each where its fits_* says so;
+ *    kernels for y, dX and dW/db, each where its fits_* says so;
  *    the rest of the pass stays on the GEMM path below;
  *  - the first GEMM conv of a process runs dp_blas_warm() (blas_warm.c:
  *    without it these per-image sgemm calls are slow in a fresh process).
