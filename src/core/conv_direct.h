@@ -23,7 +23,12 @@
  *  DP_CONV=gemm (the same-bits tests pin the GEMM path that way). Checked once. */
 int dp_direct_available(void);
 
-/*! Shapes each kernel takes (g->groups == 1, g->dil == 1 and more; see conv_direct.c). */
+/*! Tests: mode 0 turns the direct kernels off, 1 on (where the CPU has
+ *  AVX-512F, whatever DP_CONV says), -1 back to DP_CONV and the CPU. Process-wide. */
+void dp_direct_force(int mode);
+
+/*! Shapes each kernel takes (g->groups == 1, g->dil == 1 and more; see conv_direct.c).
+ *  forward: O % 16 == 0, kh*kw > 1, K > 12; dx: C % 16 == 0, kh*kw > 1, any stride <= 4. */
 int dp_direct_fits_forward(const dp_conv_geom *g);
 int dp_direct_fits_dx(const dp_conv_geom *g);
 int dp_direct_fits_dw(const dp_conv_geom *g);

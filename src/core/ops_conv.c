@@ -28,6 +28,10 @@
  *  - K <= DP_SMALLK_MAX (12) on an AVX2/FMA CPU (a first layer on one-channel
  *    images: K = 9): conv_smallk.c kernels for y and dW/db, where sgemm is
  *    slow; dX, when wanted, still goes through sgemm;
+ *  - groups 1, dilation 1, 16k output (dX: input) channels, kh*kw > 1, K > 12
+ *    on an AVX-512F CPU (unless DP_CONV=gemm): conv_direct.c / conv_direct_dw.c
+ *    kernels for y, dX and dW/db, each where its fits_* says so;
+ *    the rest of the pass stays on the GEMM path below;
  *  - the first GEMM conv of a process runs dp_blas_warm() (blas_warm.c:
  *    without it these per-image sgemm calls are slow in a fresh process).
  * All scratch (col, dcol, tiles) comes from the context's arena. */
@@ -36,6 +40,7 @@
 
 #include "core/blas_warm.h"
 #include "core/conv_depthwise.h"
+#include "core/conv_direct.h"
 #include "core/conv_smallk.h"
 #include "core/im2col.h"
 #include "core/tape.h"
@@ -49,6 +54,7 @@ typedef struct conv_plan {
     int direct;   /* Cg == 1 && groups > 1: conv_depthwise.c */
     int is1x1;    /* 1x1, stride 1, pad 0: x_n is its own column block */
     int smallk;   /* K <= DP_SMALLK_MAX on an AVX2/FMA CPU: conv_smallk.c kernels, T = 1 */
+    int direct_fwd, direct_dx, direct_dw; /* conv_direct*.c kernels (AVX-512F) for y, dX, dW/db */
 } conv_plan;
 
 static void conv_plan_init(conv_plan *p, const dp_tensor *x, const dp_tensor *w, int stride, int pad, int dil,
@@ -75,6 +81,10 @@ static void conv_plan_init(conv_plan *p, const dp_tensor *x, const dp_tensor *w,
     p->direct = g->Cg == 1 && groups > 1;
     p->is1x1 = g->kh == 1 && g->kw == 1 && stride == 1 && pad == 0;
     p->smallk = !p->direct && g->K <= DP_SMALLK_MAX && dp_smallk_available();
+    const int avx512 = !p->direct && !p->smallk && dp_direct_available();
+    p->direct_fwd = avx512 && dp_direct_fits_forward(g);
+    p->direct_dx = avx512 && dp_direct_fits_dx(g);
+    p->direct_dw = avx512 && dp_direct_fits_dw(g);
     long t = (DP_CONV_TILE_COLS + g->P - 1) / g->P;
     p->T = p->smallk ? 1 : (int)(t < 1 ? 1 : t > g->N ? g->N : t);
 }
@@ -221,6 +231,19 @@ static void conv2d_backward_node(dp_ctx *c, dp_node *nd)
                 for (int o = 0; o < pl.g.O; o++) db[o] += sum_f(dy + ((long)n * pl.g.O + o) * pl.g.P, pl.g.P);
         return;
     }
+    if (pl.direct_dx && dx) {
+        float *s = dp_scratch(c, dp_direct_dx_scratch(&pl.g));
+        if (!s) return;
+        dp_direct_dx(dx, dy, w->data, &pl.g, s);
+        dx = NULL;
+    }
+    if (pl.direct_dw && dw) {
+        float *s = dp_scratch(c, dp_direct_dw_scratch(&pl.g));
+        if (!s) return;
+        dp_direct_dw(dw, db, dy, x->data, &pl.g, s);
+        dw = db = NULL;
+    }
+    if (!dx && !dw && !db) return;
     const size_t colsz = (size_t)pl.g.K * pl.T * pl.g.P * sizeof(float);
     float *col = dw && !(pl.is1x1 && pl.T == 1) ? dp_scratch(c, colsz) : NULL;
     float *dcol = dx && !(pl.is1x1 && pl.T == 1) ? dp_scratch(c, colsz) : NULL;
@@ -252,10 +275,14 @@ dp_tensor *dp_conv2d(dp_ctx *c, dp_tensor *x, dp_tensor *w, dp_tensor *b, int st
     dp_tensor *y = dp_tensor_new(c, 4, shape);
     if (!y) return NULL;
     const float *bd = b ? b->data : NULL;
+    if (!pl.direct && !(pl.direct_fwd && pl.direct_dx && pl.direct_dw)) dp_blas_warm(); /* a pass runs sgemm */
     if (pl.direct) {
         if (!dp_dwconv_forward(c, y->data, x->data, w->data, bd, &pl.g)) return NULL;
+    } else if (pl.direct_fwd) {
+        float *s = dp_scratch(c, dp_direct_forward_scratch(&pl.g));
+        if (!s) return NULL;
+        dp_direct_forward(y->data, x->data, w->data, bd, &pl.g, s);
     } else {
-        dp_blas_warm();
         float *col = pl.is1x1 && pl.T == 1 ? NULL : dp_scratch(c, (size_t)pl.g.K * pl.T * pl.g.P * sizeof(float));
         float *tmp = pl.T > 1 ? dp_scratch(c, (size_t)pl.g.Og * pl.T * pl.g.P * sizeof(float)) : NULL;
         if (c->status != DP_OK) return NULL;

@@ -15,6 +15,7 @@ dp_room(core
   src/core/im2col.c
   src/core/blas_warm.c
   src/core/conv_smallk.c
+  src/core/conv_direct.c
   src/core/conv_direct_dw.c
   src/core/conv_depthwise.c
   src/core/ops_pool.c

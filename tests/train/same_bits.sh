@@ -24,6 +24,7 @@ esac
 bin="$1" mpiexec="$2"
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OPENBLAS_NUM_THREADS=1
+export DP_CONV=gemm # the pins are of the GEMM convolution path (the AVX-512 kernels sum in another order)
 # DP_OPENBLAS_CORE names the kernels of a build older than --version
 core=${DP_OPENBLAS_CORE:-$("$bin" --version 2>/dev/null | sed -n 's/^openblas_core //p')}
 [ -n "$core" ] || { echo "same_bits: '$bin --version' names no OpenBLAS core" >&2; exit 2; }
