@@ -537,7 +537,8 @@ void dp_rows_ws_stats(const dp_rows_ws *ws, dp_comm_stats *out);
  *                     when nrows == 0 (the rank touched nothing).
  *  @param table_rows  at most the workspace's; every id must be in [0, table_rows).
  *  @param dim         1 .. the workspace's dim.
- *  @param algo        DP_ALLREDUCE_RING (ours) or DP_ALLREDUCE_MPI for the rows;
+ *  @param algo        any dp_allreduce_algo for the rows (HIER and HIER_RD run
+ *                     the flat ring: the workspace has no topology);
  *                     the ids always go through our ring allgather.
  *  @param comm        an intra-communicator, or MPI_COMM_NULL (one rank: the
  *                     ids are sorted and deduplicated, nothing is sent, the
