@@ -28,8 +28,10 @@ struct dp_topo {
     size_t *off;         /* per_node + 1 offsets for the intra-node allgather */
 };
 
-/* DP_RANKS_PER_NODE as an int in [1, size] dividing size; 0 when unset or empty. */
-static dp_status env_ranks_per_node(int size, int *out)
+/* DP_RANKS_PER_NODE as an int in [1, size] dividing size; 0 when unset or empty.
+ * The message says "world size" on (a duplicate of) MPI_COMM_WORLD, and names
+ * the communicator otherwise (DSI members split the world). */
+static dp_status env_ranks_per_node(MPI_Comm comm, int size, int *out)
 {
     *out = 0;
     const char *v = getenv("DP_RANKS_PER_NODE");
@@ -38,9 +40,13 @@ static dp_status env_ranks_per_node(int size, int *out)
     char *end = NULL;
     errno = 0;
     long r = strtol(v, &end, 10);
-    if (errno || end == v || *end || r < 1 || r > size || size % r)
+    if (errno || end == v || *end || r < 1 || r > size || size % r) {
+        int cmp = MPI_UNEQUAL;
+        MPI_Comm_compare(comm, MPI_COMM_WORLD, &cmp);
         return dp_errorf(DP_ERR_ARG, "DP_RANKS_PER_NODE='%s': must be a whole number of ranks per node, at least 1, "
-                         "that divides the world size %d", v, size);
+                         "that divides the %s %d", v,
+                         MPI_IDENT == cmp || MPI_CONGRUENT == cmp ? "world size" : "size of the communicator", size);
+    }
     *out = (int)r;
     return DP_OK;
 }
@@ -60,7 +66,7 @@ dp_status dp_topo_create(MPI_Comm comm, int ranks_per_node, dp_topo **out)
     if (R < 0 || (R > 0 && (R > size || size % R)))
         return dp_errorf(DP_ERR_ARG, "dp_topo_create: %d ranks per node: must be at least 1 and divide the size %d",
                          R, size);
-    if (0 == R && DP_OK != (st = env_ranks_per_node(size, &R)))
+    if (0 == R && DP_OK != (st = env_ranks_per_node(comm, size, &R)))
         return st;
 
     dp_topo *t = calloc(1, sizeof *t);
