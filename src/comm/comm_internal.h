@@ -202,6 +202,10 @@ dp_status dp_hier_run(float *buf, size_t count, dp_reduce_op op, dp_allreduce_al
 MPI_Comm dp_topo_comm(const dp_topo *t);
 MPI_Comm dp_topo_node_comm(const dp_topo *t);
 MPI_Comm dp_topo_col_comm(const dp_topo *t);
+/* dp_topo_create with this rank's node given (color >= 0: the ranks of one
+ * color form a node, in rank order; -1: MPI_Comm_split_type), for tests of
+ * node layouts a launcher may produce (round-robin, uneven). Collective. */
+dp_status dp_topo_create_colored(MPI_Comm comm, int color, dp_topo **out);
 /* size + 1 offsets in t, filled per call for the intra-node allgather (no allocation). */
 size_t *dp_topo_offsets(dp_topo *t);
 

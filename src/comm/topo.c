@@ -68,6 +68,16 @@ dp_status dp_topo_create(MPI_Comm comm, int ranks_per_node, dp_topo **out)
                          R, size);
     if (0 == R && DP_OK != (st = env_ranks_per_node(comm, size, &R)))
         return st;
+    return dp_topo_create_colored(comm, R ? rank / R : -1, out);
+}
+
+dp_status dp_topo_create_colored(MPI_Comm comm, int color, dp_topo **out)
+{
+    *out = NULL;
+    dp_status st = DP_OK;
+    int size = 1, rank = 0;
+    MPI_Comm_size(comm, &size);
+    MPI_Comm_rank(comm, &rank);
 
     dp_topo *t = calloc(1, sizeof *t);
     if (NULL == t)
@@ -81,7 +91,7 @@ dp_status dp_topo_create(MPI_Comm comm, int ranks_per_node, dp_topo **out)
         free(t);
         return st;
     }
-    int rc = R ? MPI_Comm_split(comm, rank / R, rank, &t->node)
+    int rc = color >= 0 ? MPI_Comm_split(comm, color, rank, &t->node)
                : MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &t->node);
     int ext[2] = {0, 0}; /* -min, max of the node sizes */
     if (MPI_SUCCESS == rc) {

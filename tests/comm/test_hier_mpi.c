@@ -81,23 +81,14 @@ static void one(int alg, MPI_Comm comm, dp_topo *t, dp_ring_ws *ws, size_t n, dp
     free(b);
 }
 
-/* Every algorithm, count class and op on comm, with nodes of R ranks (0: MPI's). */
-static void sweep(MPI_Comm comm, int R, size_t seg_bytes)
+/* Every algorithm, count class and op on comm with topology t (freed here). */
+static void sweep_topo(MPI_Comm comm, dp_topo *t, size_t seg_bytes)
 {
-    int p;
+    int p, nodes, per, node, local;
     MPI_Comm_size(comm, &p);
-    dp_topo *t = NULL;
-    CHECK_OK(dp_topo_create(comm, R, &t));
-    if (NULL == t)
-        return;
-    int nodes, per, node, local;
-    CHECK(dp_topo_shape(t, &nodes, &per, &node, &local), "R=%d: uneven", R);
-    if (R)
-        CHECK(per == R && nodes == p / R, "R=%d: %d nodes of %d", R, nodes, per);
-    else
-        CHECK(nodes * per == p, "split_type: %d nodes of %d, size %d", nodes, per, p);
-    char what[48];
-    snprintf(what, sizeof what, "[%d nodes x %d, seg %zu B]", nodes, per, seg_bytes);
+    const int even = dp_topo_shape(t, &nodes, &per, &node, &local);
+    char what[64];
+    snprintf(what, sizeof what, "[%d nodes x %d%s, seg %zu B]", nodes, per, even ? "" : " uneven", seg_bytes);
     dp_ring_ws *ws = NULL;
     CHECK_OK(dp_ring_ws_create(seg_bytes, &ws));
     for (int alg = 0; alg < NALG; alg++)
@@ -106,6 +97,65 @@ static void sweep(MPI_Comm comm, int R, size_t seg_bytes)
                 one(alg, comm, t, ws, count_of(k, p), (dp_reduce_op)op, what);
     dp_ring_ws_free(ws);
     dp_topo_free(t);
+}
+
+/* The same with nodes of R ranks (0: MPI's). */
+static void sweep(MPI_Comm comm, int R, size_t seg_bytes)
+{
+    int p;
+    MPI_Comm_size(comm, &p);
+    dp_topo *t = NULL;
+    CHECK_OK(dp_topo_create(comm, R, &t));
+    if (NULL == t)
+        return;
+    int nodes, per;
+    CHECK(dp_topo_shape(t, &nodes, &per, NULL, NULL), "R=%d: uneven", R);
+    if (R)
+        CHECK(per == R && nodes == p / R, "R=%d: %d nodes of %d", R, nodes, per);
+    else
+        CHECK(nodes * per == p, "split_type: %d nodes of %d, size %d", nodes, per, p);
+    sweep_topo(comm, t, seg_bytes);
+}
+
+/* Layouts a launcher may produce: ranks dealt round-robin to 2 nodes
+ * (mpirun --map-by node), and uneven nodes (one rank alone), which run the
+ * flat ring and must still equal MPI_Allreduce. */
+static void case_layouts(void)
+{
+    if (g_size < 3)
+        return;
+    dp_topo *t = NULL;
+    if (0 == g_size % 2) {
+        CHECK_OK(dp_topo_create_colored(MPI_COMM_WORLD, g_rank % 2, &t));
+        int nodes, per, node, local;
+        CHECK(t && dp_topo_shape(t, &nodes, &per, &node, &local) && 2 == nodes && node == g_rank % 2 &&
+                  local == g_rank / 2, "round-robin: not 2 even nodes with this rank at node %d, local %d",
+              g_rank % 2, g_rank / 2);
+        if (t)
+            sweep_topo(MPI_COMM_WORLD, t, 64);
+    }
+    CHECK_OK(dp_topo_create_colored(MPI_COMM_WORLD, 0 == g_rank ? 0 : 1, &t));
+    int nodes, per;
+    CHECK(t && !dp_topo_shape(t, &nodes, &per, NULL, NULL) && 2 == nodes && per == g_size - 1,
+          "1 + %d ranks: not uneven 2 nodes", g_size - 1);
+    if (NULL == t)
+        return;
+    /* the fallback is the flat ring: the ring's bytes, none counted as between nodes */
+    dp_ring_ws *w1 = NULL, *w2 = NULL;
+    CHECK_OK(dp_ring_ws_create(0, &w1));
+    CHECK_OK(dp_ring_ws_create(0, &w2));
+    float x[37] = {0}, y[37] = {0};
+    CHECK_OK(dp_hier_allreduce(x, 37, DP_REDUCE_SUM, DP_ALLREDUCE_RD, t, w1));
+    CHECK_OK(dp_ring_allreduce(y, 37, DP_REDUCE_SUM, MPI_COMM_WORLD, w2));
+    dp_comm_stats s1, s2;
+    dp_ring_ws_stats(w1, &s1);
+    dp_ring_ws_stats(w2, &s2);
+    CHECK(s1.bytes_sent == s2.bytes_sent && 0 == s1.bytes_inter_sent && 1 == s1.calls,
+          "uneven: %llu bytes (ring %llu), %llu between nodes", (unsigned long long)s1.bytes_sent,
+          (unsigned long long)s2.bytes_sent, (unsigned long long)s1.bytes_inter_sent);
+    dp_ring_ws_free(w1);
+    dp_ring_ws_free(w2);
+    sweep_topo(MPI_COMM_WORLD, t, 0);
 }
 
 static void case_sweep_world(void)
@@ -298,6 +348,7 @@ int main(int argc, char **argv)
     run("rd, hier, hier-rd = MPI: every R", case_sweep_world);
     run("same, 13-float segments", case_sweep_small_segments);
     run("same, reversed communicator", case_sweep_reversed);
+    run("same, round-robin and uneven nodes", case_layouts);
     run("dp_allreduce switch, engine", case_switch_and_engine);
     run("bad DP_RANKS_PER_NODE", case_bad_env);
     run("byte counters", case_counters);
