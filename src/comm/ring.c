@@ -182,7 +182,7 @@ typedef struct ring_plan {
     float *buf;
     size_t count;
     int P, r, left, right;
-    int nsteps;          /* 2(P-1): reduce-scatter steps 0..P-2, allgather P-1.. */
+    int nsteps;          /* 2(P-1): reduce-scatter steps 0..P-2, allgather P-1..; P-1 for rs_only */
     size_t base, rem;    /* block split */
     size_t seg;          /* floats per segment */
     size_t n0;           /* segments of block r: the step-0 sends */
