@@ -1,5 +1,7 @@
 /* bench_allreduce: our ring (dp_ring_allreduce) against MPI_Allreduce, side by side
- * in one run, over message sizes 4 KiB .. 256 MiB.
+ * in one run, over message sizes 4 KiB .. 256 MiB; with --algos also recursive
+ * halving/doubling and the hierarchical allreduces (ring or halving/doubling
+ * across nodes; nodes from --ranks-per-node, DP_RANKS_PER_NODE or MPI).
  *
  *   mpirun -np 2 --bind-to core build/benchmarks/bench_allreduce [options]   (--help lists them)
  *
@@ -32,7 +34,7 @@
 #include "comm/comm_internal.h"
 #include "dptrain/comm.h"
 
-#define MAX_VARIANTS 9
+#define MAX_VARIANTS 12
 
 typedef struct variant {
     char name[48];
@@ -42,6 +44,8 @@ typedef struct variant {
     double *t;        /* samples */
     int coded;        /* 1: dp_ring_allreduce_codec with cfg (--codec) */
     dp_codec_config cfg;
+    int algo;         /* 1: dp_allreduce with `which` (--algos) */
+    dp_allreduce_algo which;
 } variant;
 
 typedef struct result {
@@ -199,6 +203,7 @@ static void run_variant(variant *v, float *buf, size_t n, dp_reduce_op op)
     dp_status st = v->mpi     ? dp_allreduce(buf, n, op, DP_ALLREDUCE_MPI, MPI_COMM_WORLD, NULL)
                    : v->coded ? dp_ring_allreduce_codec(buf, n, DP_REDUCE_AVG, &v->cfg, NULL,
                                                         MPI_COMM_WORLD, v->ws)
+                   : v->algo  ? dp_allreduce(buf, n, op, v->which, MPI_COMM_WORLD, v->ws)
                               : dp_ring_allreduce(buf, n, op, MPI_COMM_WORLD, v->ws);
     if (DP_OK != st)
         die(dp_errmsg());
@@ -224,8 +229,12 @@ static void check_size(variant *vs, int nv, float *buf, float *ref, size_t n, dp
             die(dp_errmsg());
         int bad = 0 != memcmp(buf, ref, n * sizeof(float));
         MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-        if (bad)
-            die("correctness check failed: ring and MPI_Allreduce differ on integer data");
+        if (bad) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "correctness check failed: %.47s and MPI_Allreduce differ on integer data",
+                     vs[v].name);
+            die(msg);
+        }
     }
 }
 
@@ -353,13 +362,19 @@ static const char usage[] =
     "                              the speed-up over the \"none\" codec variant. busbw\n"
     "                              uses the uncompressed size (effective busbw).\n"
     "    --wire-zstd L             zstd level of the wire stage for --codec (default 0)\n"
-    "                              (each call follows a call of the same algorithm)\n";
+    "                              (each call follows a call of the same algorithm)\n"
+    "    --algos LIST              also time these dp_allreduce algorithms (rd, hier,\n"
+    "                              hier-rd; comma-separated), checked bit for bit like\n"
+    "                              the ring; prints bytes sent per call and the part\n"
+    "                              sent between nodes (rank 0's counters)\n"
+    "    --ranks-per-node R        nodes for hier/hier-rd: consecutive groups of R ranks\n"
+    "                              (default 0: DP_RANKS_PER_NODE, else MPI_Comm_split_type)\n";
 
 int main(int argc, char **argv)
 {
     int provided;
-    char codecs[256] = "";
-    int wire_zstd = 0;
+    char codecs[256] = "", algos[256] = "";
+    int wire_zstd = 0, rpn = 0;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_SINGLE, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
@@ -395,6 +410,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--blocked")) g_blocked = 1;
         else if (!strcmp(a, "--codec")) { NEXT(); snprintf(codecs, sizeof codecs, "%s", v); }
         else if (!strcmp(a, "--wire-zstd")) { NEXT(); wire_zstd = atoi(v); }
+        else if (!strcmp(a, "--algos")) { NEXT(); snprintf(algos, sizeof algos, "%s", v); }
+        else if (!strcmp(a, "--ranks-per-node")) { NEXT(); rpn = atoi(v); }
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             if (0 == g_rank) fputs(usage, stdout);
             MPI_Finalize();
@@ -433,6 +450,25 @@ int main(int argc, char **argv)
             snprintf(v->name, sizeof v->name, "%s", tok);
         if (DP_OK != dp_ring_ws_create(0, &v->ws) || DP_OK != dp_ring_ws_set_depth(v->ws, depth))
             die(dp_errmsg());
+    }
+    /* --algos: one workspace each, the hierarchical ones sharing one topology */
+    dp_topo *topo = NULL;
+    if (algos[0] && DP_OK != dp_topo_create(MPI_COMM_WORLD, rpn, &topo))
+        die(dp_errmsg());
+    for (char *tok = strtok(algos, ","); tok && nv < MAX_VARIANTS - 1; tok = strtok(NULL, ",")) {
+        variant *v = &vs[nv++];
+        memset(v, 0, sizeof *v);
+        v->algo = 1;
+        int a = DP_ALLREDUCE_HIER;
+        for (; a < DP_ALLREDUCE_NALGOS && strcmp(tok, dp_allreduce_algo_name((dp_allreduce_algo)a)); a++)
+            ;
+        if (a >= DP_ALLREDUCE_NALGOS)
+            die("--algos: unknown algorithm (use rd, hier, hier-rd)");
+        v->which = (dp_allreduce_algo)a;
+        snprintf(v->name, sizeof v->name, "%s", tok);
+        if (DP_OK != dp_ring_ws_create(0, &v->ws) || DP_OK != dp_ring_ws_set_depth(v->ws, depth))
+            die(dp_errmsg());
+        dp_ring_ws_set_topo(v->ws, topo);
     }
     memset(&vs[nv], 0, sizeof vs[nv]);
     vs[nv].mpi = 1;
@@ -480,12 +516,19 @@ int main(int argc, char **argv)
         else
             printf("#   fixed rules of coll_tuned_decision_fixed.c (v4.1.4), commutative op, "
                    "%d ranks: see column mpi_alg\n", g_size);
+        if (topo) {
+            int nodes, per;
+            int even = dp_topo_shape(topo, &nodes, &per, NULL, NULL);
+            printf("# nodes for hier/hier-rd: %d x %d rank(s)%s, from %s\n", nodes, per, even ? "" : " (uneven: flat ring)",
+                   rpn ? "--ranks-per-node" : getenv("DP_RANKS_PER_NODE") && *getenv("DP_RANKS_PER_NODE")
+                   ? "DP_RANKS_PER_NODE" : "MPI_Comm_split_type");
+        }
         if (g_size < 4)
             printf("#   (comm size < 4: <8B ring, <4K recursive_doubling, <8K ring, "
                    "<16K recursive_doubling, <64K ring, <256K segmented_ring (segsize 0 = "
                    "unsegmented), >=256K rabenseifner)\n");
         printf("# time = median over iterations of the slowest rank's time; busbw = "
-               "bytes/time * 2(P-1)/P; ratio = ring busbw / MPI busbw\n");
+               "bytes/time * 2(P-1)/P; ratio = busbw / MPI busbw (ring or --algos)\n");
         printf("%9s %-14s %6s %11s %11s %9s %9s %9s %6s  %s\n", "bytes", "algo", "iters",
                "t_med(us)", "t_min(us)", "algbw", "busbw", "busbw@min", "ratio", "mpi_alg");
         printf("%9s %-14s %6s %11s %11s %9s %9s %9s %6s\n", "", "", "", "", "", "(GB/s)",
@@ -494,7 +537,8 @@ int main(int argc, char **argv)
             die("cannot open the --csv file");
     }
     const char *csv_head = "bytes,variant,name,seg_bytes,iters,busbw_GBs,t_med_us,ratio,"
-                           "t_min_us,algbw_GBs,busbw_peak_GBs,ranks,mpi_alg\n";
+                           "t_min_us,algbw_GBs,busbw_peak_GBs,ranks,mpi_alg,sent_B_per_call,"
+                           "inter_B_per_call\n";
     if (csv)
         fputs(csv_head, csv);
 
@@ -523,6 +567,17 @@ int main(int argc, char **argv)
             if (!isnan(ratio))
                 snprintf(rs, sizeof rs, "%.2f", ratio);
             char extra[128] = "";
+            double sent_pc = 0.0, inter_pc = 0.0; /* rank 0's bytes per call */
+            if (vs[v].ws) {
+                dp_comm_stats cs;
+                dp_ring_ws_stats(vs[v].ws, &cs);
+                double calls = cs.calls ? (double)cs.calls : 1.0;
+                sent_pc = (double)cs.bytes_sent / calls;
+                inter_pc = (double)cs.bytes_inter_sent / calls;
+            }
+            if (vs[v].algo)
+                snprintf(extra, sizeof extra, "sent %.1f KiB/call, %.1f KiB between nodes", sent_pc / 1024.0,
+                         inter_pc / 1024.0);
             if (vs[v].coded) { /* rank 0's counters over warm-up and timed calls */
                 dp_comm_stats cs;
                 dp_ring_ws_stats(vs[v].ws, &cs);
@@ -541,9 +596,10 @@ int main(int argc, char **argv)
                    vs[v].name, res[v].iters, res[v].t_med * 1e6, res[v].t_min * 1e6, algbw, bus,
                    peak, rs, vs[v].mpi ? alg : extra);
             char line[2048];
-            snprintf(line, sizeof line, "%zu,%d,%s,%zu,%d,%.4f,%.2f,%.4f,%.2f,%.4f,%.4f,%d,%s\n",
+            snprintf(line, sizeof line, "%zu,%d,%s,%zu,%d,%.4f,%.2f,%.4f,%.2f,%.4f,%.4f,%d,%s,%.0f,%.0f\n",
                      b, v, vs[v].name, vs[v].seg_bytes, res[v].iters, bus, res[v].t_med * 1e6,
-                     isnan(ratio) ? 0.0 : ratio, res[v].t_min * 1e6, algbw, peak, g_size, alg);
+                     isnan(ratio) ? 0.0 : ratio, res[v].t_min * 1e6, algbw, peak, g_size, alg, sent_pc,
+                     inter_pc);
             if (csv)
                 fputs(line, csv);
             if (nsz < MAX_SIZES) {
@@ -565,6 +621,7 @@ int main(int argc, char **argv)
         dp_ring_ws_free(vs[v].ws);
         free(vs[v].t);
     }
+    dp_topo_free(topo);
     free(buf);
     free(ref);
     MPI_Finalize();

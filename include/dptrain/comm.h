@@ -43,10 +43,18 @@ typedef enum dp_reduce_op {
     DP_REDUCE_AVG,     /* x = (sum over ranks) / P, P = size of the communicator */
 } dp_reduce_op;
 
+/* The order is the --allreduce flag's list of names (dp_allreduce_algo_name). */
 typedef enum dp_allreduce_algo {
     DP_ALLREDUCE_RING = 0, /* dp_ring_allreduce: ours, segmented and pipelined */
     DP_ALLREDUCE_MPI,      /* MPI_Allreduce (the reference), then / P for AVG */
+    DP_ALLREDUCE_HIER,     /* dp_hier_allreduce, ring across nodes (needs a dp_topo) */
+    DP_ALLREDUCE_HIER_RD,  /* dp_hier_allreduce, recursive halving/doubling across nodes */
+    DP_ALLREDUCE_RD,       /* dp_rd_allreduce: flat recursive halving/doubling */
+    DP_ALLREDUCE_NALGOS
 } dp_allreduce_algo;
+
+/*! @return "ring", "mpi", "hier", "hier-rd", "rd" (the --allreduce words), "?" otherwise. */
+const char *dp_allreduce_algo_name(dp_allreduce_algo a);
 
 /* DP_ERR_MPI with the message fmt, then ": " and the text of MPI error `code`;
  * DP_OK when code is MPI_SUCCESS, so an MPI call's result can be passed straight in. */
@@ -75,6 +83,10 @@ typedef struct dp_comm_stats {
      * stage's, raw/sent the whole. Equal to bytes_sent without a codec. */
     uint64_t bytes_raw_sent;
     uint64_t bytes_codec_sent;
+    /* The part of bytes_sent / bytes_recv that crossed between nodes (the
+     * hierarchical allreduces' inter-node leg); 0 for the flat algorithms. */
+    uint64_t bytes_inter_sent;
+    uint64_t bytes_inter_recv;
 } dp_comm_stats;
 
 /* ------------------------------------------------------------------------- */
@@ -190,10 +202,73 @@ dp_status dp_ring_allreduce_codec(float *buf, size_t n, dp_reduce_op op,
                                   const dp_codec_config *cfg, float *residual,
                                   MPI_Comm comm, dp_ring_ws *ws);
 
+/* ------------------------------------------------------------------------- */
+/* Node topology and the hierarchical allreduce (src/comm/topo.c, hier.c, rd.c) */
+/* ------------------------------------------------------------------------- */
+
+/* Which ranks of a communicator share a node: a node communicator (the ranks of
+ * this rank's node) and a column communicator (one rank per node: those with the
+ * same local rank), both created once, duplicates owned by the topology. Nodes
+ * come from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED), or are simulated as
+ * consecutive groups of R ranks (node = rank / R) for tests and CI without
+ * several hosts. When nodes hold different numbers of ranks (uneven), the
+ * topology is built without node/column communicators and the hierarchical
+ * allreduce runs the flat ring instead (rank 0 warns once on stderr). */
+typedef struct dp_topo dp_topo;
+
+/* Tags: the intra-node allgather of dp_hier_allreduce ('d','h') on the node
+ * communicator, recursive halving/doubling ('d','d') on the communicator it
+ * runs on (the caller's for dp_rd_allreduce). The ring's tags as above. */
+#define DP_COMM_HIER_TAG 0x6468
+#define DP_COMM_RD_TAG 0x6464
+
+/*! Collective over comm. ranks_per_node R > 0 simulates nodes of R ranks;
+ *  R = 0 reads the environment variable DP_RANKS_PER_NODE (a positive integer
+ *  dividing the size of comm) and, when it is unset or empty, asks MPI.
+ *  Every rank must pass the same R and see the same variable.
+ *  @return DP_OK; DP_ERR_ARG (on every rank, before any message) for a bad
+ *          R or DP_RANKS_PER_NODE value, naming it and the size of comm;
+ *          DP_ERR_NOMEM; DP_ERR_MPI. */
+dp_status dp_topo_create(MPI_Comm comm, int ranks_per_node, dp_topo **out);
+/*! Frees the communicators (collective, like MPI_Comm_free) and t. NULL is accepted. */
+void dp_topo_free(dp_topo *t);
+/*! Nodes, ranks per node (the largest when uneven), this rank's node and local
+ *  rank; @return 1 when every node holds the same number of ranks, else 0. */
+int dp_topo_shape(const dp_topo *t, int *nodes, int *per_node, int *node, int *local);
+
+/*! Hierarchical in-place allreduce of buf[0..n) over the communicator t was made
+ *  on: ring reduce-scatter inside each node, then an allreduce of each rank's
+ *  reduced slice among the ranks of the same local rank on the other nodes
+ *  (`inter`: DP_ALLREDUCE_RING or DP_ALLREDUCE_RD), then a ring allgather
+ *  inside the node. AVG divides the reduced slice by the size of the whole
+ *  communicator, as dp_comm_divide does for the ring. Equal bit for bit on every
+ *  rank, and to MPI_Allreduce where float sums are exact (integer data). Uneven
+ *  nodes: exactly dp_ring_allreduce. Counts into ws (bytes_inter_* for the
+ *  inter-node leg). One thread at a time per t and ws.
+ *  @return as dp_ring_allreduce. */
+dp_status dp_hier_allreduce(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo inter,
+                            dp_topo *t, dp_ring_ws *ws);
+
+/*! Recursive halving/doubling (Rabenseifner) allreduce of buf[0..n) over comm:
+ *  reduce-scatter by recursive halving, allgather by recursive doubling, 2 log2 P'
+ *  steps (P' the largest power of two <= P); with P not a power of two the first
+ *  2(P - P') ranks fold in pairs first (the even one hands its vector to the odd
+ *  one) and get the result back at the end. Latency O(log P), so it suits small
+ *  messages; bandwidth 2 (P'-1)/P' n plus n for the folded ranks. Messages go in
+ *  chunks through a bounded receive buffer of ws. ws: NULL allocates a temporary one.
+ *  @return as dp_ring_allreduce. */
+dp_status dp_rd_allreduce(float *buf, size_t n, dp_reduce_op op, MPI_Comm comm, dp_ring_ws *ws);
+
+/*! Attaches a topology to a workspace, for dp_allreduce / dp_engine with the
+ *  hierarchical algorithms (not owned; NULL detaches). */
+void dp_ring_ws_set_topo(dp_ring_ws *ws, dp_topo *t);
+
 /*! In-place allreduce with the chosen algorithm: DP_ALLREDUCE_RING calls
  *  dp_ring_allreduce(buf, n, op, comm, ws); DP_ALLREDUCE_MPI calls MPI_Allreduce
  *  (MPI_SUM, in chunks of at most INT_MAX floats) and divides by P for AVG; it
- *  does not use ws (may be NULL) and counts nothing.
+ *  does not use ws (may be NULL) and counts nothing. DP_ALLREDUCE_RD calls
+ *  dp_rd_allreduce; DP_ALLREDUCE_HIER / _HIER_RD call dp_hier_allreduce with the
+ *  topology attached to ws, which must have been made on comm (DP_ERR_ARG else).
  *  @return as dp_ring_allreduce. */
 dp_status dp_allreduce(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo algo,
                        MPI_Comm comm, dp_ring_ws *ws);
@@ -216,7 +291,9 @@ typedef struct dp_engine dp_engine;
 
 /*! Creates an engine on a duplicate of `comm` (MPI_Comm_dup: collective, so
  *  every rank of comm calls it), with MPI_ERRORS_RETURN set on the duplicate.
- *  @param algo      DP_ALLREDUCE_RING or DP_ALLREDUCE_MPI for every range.
+ *  @param algo      any dp_allreduce_algo, for every range. The hierarchical
+ *                   ones build a dp_topo on the duplicate here (DP_RANKS_PER_NODE
+ *                   or MPI_Comm_split_type), so create fails with its errors.
  *  @param threaded  1: a communication thread runs the queue and submit returns
  *                   at once. MPI must then provide MPI_THREAD_MULTIPLE: the
  *                   thread calls MPI while the training thread may, too (a metrics
@@ -254,7 +331,7 @@ dp_status dp_engine_submit_codec(dp_engine *e, float *buf, size_t n, dp_reduce_o
 dp_status dp_engine_wait_all(dp_engine *e);
 
 /*! Copies the engine's counters: calls, elems and seconds for every range; bytes
- *  for DP_ALLREDUCE_RING only. Safe to call while ranges are in flight. */
+ *  for every algorithm but DP_ALLREDUCE_MPI. Safe to call while ranges are in flight. */
 void dp_engine_stats(dp_engine *e, dp_comm_stats *out);
 
 /*! Runs what is still queued, stops the thread, frees the duplicate communicator
@@ -460,7 +537,8 @@ void dp_rows_ws_stats(const dp_rows_ws *ws, dp_comm_stats *out);
  *                     when nrows == 0 (the rank touched nothing).
  *  @param table_rows  at most the workspace's; every id must be in [0, table_rows).
  *  @param dim         1 .. the workspace's dim.
- *  @param algo        DP_ALLREDUCE_RING (ours) or DP_ALLREDUCE_MPI for the rows;
+ *  @param algo        any dp_allreduce_algo for the rows (HIER and HIER_RD run
+ *                     the flat ring: the workspace has no topology);
  *                     the ids always go through our ring allgather.
  *  @param comm        an intra-communicator, or MPI_COMM_NULL (one rank: the
  *                     ids are sorted and deduplicated, nothing is sent, the

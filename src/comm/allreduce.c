@@ -1,6 +1,7 @@
-/* The choice between our ring (ring.c) and MPI_Allreduce, for the public
+/* The choice between our ring (ring.c), recursive halving/doubling (rd.c), the
+ * hierarchical allreduce (hier.c) and MPI_Allreduce, for the public
  * dp_allreduce and for the room's own callers (engine.c, rows.c), and the MPI
- * reference path. The ring never calls back into this file: both build on the
+ * reference path. None of them calls back into this file: all build on the
  * helpers of common.c. */
 #include <limits.h>
 
@@ -28,12 +29,43 @@ static dp_status mpi_allreduce_run(float *buf, size_t count, dp_reduce_op op, MP
     return DP_OK;
 }
 
+const char *dp_allreduce_algo_name(dp_allreduce_algo a)
+{
+    static const char *const names[DP_ALLREDUCE_NALGOS] = {"ring", "mpi", "hier", "hier-rd", "rd"};
+    return (int)a >= 0 && a < DP_ALLREDUCE_NALGOS ? names[a] : "?";
+}
+
+/* The topology for the hierarchical algorithms: attached to ws, made on comm. */
+static dp_status topo_of(dp_ring_ws *ws, MPI_Comm comm, dp_allreduce_algo algo, dp_topo **t)
+{
+    *t = ws ? dp_ring_ws_topo(ws) : NULL;
+    if (NULL == *t)
+        return dp_errorf(DP_ERR_ARG, "dp_allreduce: algorithm %s needs a topology (dp_topo_create, then "
+                         "dp_ring_ws_set_topo on the workspace)", dp_allreduce_algo_name(algo));
+    if (dp_topo_comm(*t) != comm)
+        return dp_errorf(DP_ERR_ARG, "dp_allreduce: the workspace's topology was made on another communicator");
+    return DP_OK;
+}
+
 dp_status dp_allreduce_run(float *buf, size_t count, dp_reduce_op op, dp_allreduce_algo algo,
                            MPI_Comm comm, dp_ring_ws *ws)
 {
-    if (DP_ALLREDUCE_RING == algo)
+    dp_topo *t;
+    dp_status st;
+    switch (algo) {
+    case DP_ALLREDUCE_RING:
         return dp_ring_run(buf, count, op, comm, ws, &dp_ring_codec_identity, NULL);
-    return mpi_allreduce_run(buf, count, op, comm);
+    case DP_ALLREDUCE_RD:
+        return dp_rd_run(buf, count, op, comm, ws);
+    case DP_ALLREDUCE_HIER:
+    case DP_ALLREDUCE_HIER_RD:
+        if (DP_OK != (st = topo_of(ws, comm, algo, &t)))
+            return st;
+        return dp_hier_run(buf, count, op, DP_ALLREDUCE_HIER_RD == algo ? DP_ALLREDUCE_RD : DP_ALLREDUCE_RING, t,
+                           ws);
+    default:
+        return mpi_allreduce_run(buf, count, op, comm);
+    }
 }
 
 dp_status dp_allreduce_counted(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo algo, MPI_Comm comm,
@@ -53,11 +85,20 @@ dp_status dp_allreduce(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo 
 {
     if (DP_ALLREDUCE_RING == algo)
         return dp_ring_allreduce(buf, n, op, comm, ws);
-    if (DP_ALLREDUCE_MPI != algo)
+    if (DP_ALLREDUCE_RD == algo)
+        return dp_rd_allreduce(buf, n, op, comm, ws);
+    if ((int)algo < 0 || algo >= DP_ALLREDUCE_NALGOS)
         return dp_errorf(DP_ERR_ARG, "dp_allreduce: unknown algorithm %d", (int)algo);
     dp_status st = dp_comm_check_args("dp_allreduce", buf, n, op, comm);
     if (DP_OK != st)
         return st;
+    if (DP_ALLREDUCE_MPI != algo) {
+        dp_topo *t;
+        if (DP_OK != (st = topo_of(ws, comm, algo, &t)))
+            return st;
+        return dp_hier_allreduce(buf, n, op, DP_ALLREDUCE_HIER_RD == algo ? DP_ALLREDUCE_RD : DP_ALLREDUCE_RING, t,
+                                 ws);
+    }
     if (0 == n)
         return DP_OK;
     dp_errh_guard g;

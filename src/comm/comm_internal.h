@@ -164,9 +164,55 @@ void dp_ring_ws_set_yield(dp_ring_ws *ws, const atomic_int *flag);
  * tests and benchmarks. */
 dp_status dp_ring_ws_set_depth(dp_ring_ws *ws, int depth);
 
+/* Block b of count floats split into P blocks, the ring's partition (ring.c):
+ * the first count % P blocks are one float longer. The hierarchical allreduce
+ * finds the slice a node's reduce-scatter left on this rank with it. */
+static inline size_t dp_block_off(size_t count, int P, int b)
+{
+    const size_t base = count / (size_t)P, rem = count % (size_t)P;
+    return (size_t)b * base + ((size_t)b < rem ? (size_t)b : rem);
+}
+static inline size_t dp_block_len(size_t count, int P, int b)
+{
+    return count / (size_t)P + ((size_t)b < count % (size_t)P ? 1 : 0);
+}
+
+/* The reduce-scatter half of dp_ring_run alone (identity codec, SUM): afterwards
+ * rank r holds block (r + 1) mod P of the sum, the rest of buf is partial sums.
+ * Same preconditions; counts bytes but not a call. */
+dp_status dp_ring_run_rs(float *buf, size_t count, MPI_Comm comm, dp_ring_ws *ws);
+
+/* The workspace's counters, for the algorithms that share its buffers (rd.c, hier.c). */
+dp_comm_stats *dp_ring_ws_counters(dp_ring_ws *ws);
+/* A receive buffer of at least n floats kept in ws (grown once); NULL when out of memory. */
+float *dp_ring_ws_aux(dp_ring_ws *ws, size_t n);
+/* The topology attached with dp_ring_ws_set_topo, or NULL. */
+dp_topo *dp_ring_ws_topo(const dp_ring_ws *ws);
+
+/* rd.c. Core of dp_rd_allreduce (preconditions of dp_ring_run); counts a call. */
+dp_status dp_rd_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm, dp_ring_ws *ws);
+
+/* hier.c. Core of dp_hier_allreduce: MPI_ERRORS_RETURN on t's communicator (its
+ * node and column communicators always have it), ws not NULL. */
+dp_status dp_hier_run(float *buf, size_t count, dp_reduce_op op, dp_allreduce_algo inter, dp_topo *t,
+                      dp_ring_ws *ws);
+
+/* topo.c. The communicator t describes, and its node and column communicators
+ * (MPI_COMM_NULL for uneven nodes). */
+MPI_Comm dp_topo_comm(const dp_topo *t);
+MPI_Comm dp_topo_node_comm(const dp_topo *t);
+MPI_Comm dp_topo_col_comm(const dp_topo *t);
+/* dp_topo_create with this rank's node given (color >= 0: the ranks of one
+ * color form a node, in rank order; -1: MPI_Comm_split_type), for tests of
+ * node layouts a launcher may produce (round-robin, uneven). Collective. */
+dp_status dp_topo_create_colored(MPI_Comm comm, int color, dp_topo **out);
+/* size + 1 offsets in t, filled per call for the intra-node allgather (no allocation). */
+size_t *dp_topo_offsets(dp_topo *t);
+
 /* allreduce.c. Core of dp_allreduce, same preconditions as dp_ring_run: the
  * ring with the identity codec (algo RING) or MPI_Allreduce in chunks of
- * INT_MAX floats then / P for AVG (algo MPI; ws unused). */
+ * INT_MAX floats then / P for AVG (algo MPI; ws unused); RD and HIER* as in
+ * dp_allreduce (HIER* take the topology attached to ws). */
 dp_status dp_allreduce_run(float *buf, size_t count, dp_reduce_op op, dp_allreduce_algo algo,
                            MPI_Comm comm, dp_ring_ws *ws);
 
@@ -201,6 +247,11 @@ void dp_errh_leave(dp_errh_guard *g);
  * error message ("dp_rows_allreduce: allgather of row ids"). */
 dp_status dp_ring_allgather(void *buf, const size_t *off, size_t k, MPI_Datatype type, int rank, int size,
                             int tag, MPI_Comm comm, const char *what, dp_comm_stats *stats);
+/* The same where this rank holds block (rank + shift) mod size instead (shift 1:
+ * what dp_ring_run_rs leaves), so the reduce-scatter and allgather line up. */
+dp_status dp_ring_allgather_shift(void *buf, const size_t *off, size_t k, MPI_Datatype type, int rank,
+                                  int shift, int size, int tag, MPI_Comm comm, const char *what,
+                                  dp_comm_stats *stats);
 
 /* splitmix64 (Steele, Lea, Flood 2014): the key of int8's rounding stream,
  * PowerSGD's normal draws. */

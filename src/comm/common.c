@@ -27,13 +27,20 @@ dp_status dp_mpi_errorf(int code, const char *fmt, ...)
 dp_status dp_ring_allgather(void *buf, const size_t *off, size_t k, MPI_Datatype type, int rank, int size,
                             int tag, MPI_Comm comm, const char *what, dp_comm_stats *stats)
 {
+    return dp_ring_allgather_shift(buf, off, k, type, rank, 0, size, tag, comm, what, stats);
+}
+
+dp_status dp_ring_allgather_shift(void *buf, const size_t *off, size_t k, MPI_Datatype type, int rank,
+                                  int shift, int size, int tag, MPI_Comm comm, const char *what,
+                                  dp_comm_stats *stats)
+{
     int unit = 1;
     MPI_Type_size(type, &unit);
     unsigned char *b = buf;
     const int right = (rank + 1) % size, left = (rank - 1 + size) % size;
     for (int s = 0; s < size - 1; s++) {
-        const int sb = ((rank - s) % size + size) % size;
-        const int rb = ((rank - s - 1) % size + size) % size;
+        const int sb = ((rank + shift - s) % size + size) % size;
+        const int rb = ((rank + shift - s - 1) % size + size) % size;
         const size_t so = off ? off[sb] : (size_t)sb * k, ns = off ? off[sb + 1] - so : k;
         const size_t ro = off ? off[rb] : (size_t)rb * k, nr = off ? off[rb + 1] - ro : k;
         int rc = MPI_Sendrecv(b + so * (size_t)unit, (int)ns, type, right, tag, b + ro * (size_t)unit, (int)nr,

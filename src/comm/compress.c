@@ -175,7 +175,8 @@ dp_status dp_compress_check(const dp_compress *c, dp_allreduce_algo algo)
             return rc;
     }
     DP_CHECK(DP_ALLREDUCE_RING == algo || DP_COMPRESS_RING != dp_compress_hook_of(c),
-             "--codec %s / --wire-zstd need --allreduce ring (MPI_Allreduce cannot carry encoded bytes)", name);
+             "--codec %s / --wire-zstd need --allreduce ring (MPI_Allreduce cannot carry encoded bytes; "
+             "hier, hier-rd and rd do not encode yet)", name);
     return DP_OK;
 }
 

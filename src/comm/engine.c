@@ -58,6 +58,7 @@ struct dp_engine {
     dp_allreduce_algo algo;
     int threaded;
     dp_ring_ws *ws; /* used by the thread only (or inline) */
+    dp_topo *topo;  /* on comm, for the hierarchical algorithms (attached to ws) */
 
     pthread_t thread;
     pthread_mutex_t mu;
@@ -113,6 +114,8 @@ static void engine_account(dp_engine *e, const engine_item *it, dp_status st, do
         e->stats.bytes_recv += w.bytes_recv - e->ws_seen.bytes_recv;
         e->stats.bytes_raw_sent += w.bytes_raw_sent - e->ws_seen.bytes_raw_sent;
         e->stats.bytes_codec_sent += w.bytes_codec_sent - e->ws_seen.bytes_codec_sent;
+        e->stats.bytes_inter_sent += w.bytes_inter_sent - e->ws_seen.bytes_inter_sent;
+        e->stats.bytes_inter_recv += w.bytes_inter_recv - e->ws_seen.bytes_inter_recv;
         e->ws_seen = w;
     }
     e->stats.seconds += secs;
@@ -173,7 +176,7 @@ dp_status dp_engine_create(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
     if (NULL == out)
         return dp_errorf(DP_ERR_ARG, "dp_engine_create: out is NULL");
     *out = NULL;
-    if (DP_ALLREDUCE_RING != algo && DP_ALLREDUCE_MPI != algo)
+    if ((int)algo < 0 || algo >= DP_ALLREDUCE_NALGOS)
         return dp_errorf(DP_ERR_ARG, "dp_engine_create: unknown algorithm %d", (int)algo);
     dp_status st = dp_comm_check_args("dp_engine_create", NULL, 0, DP_REDUCE_SUM, comm);
     if (DP_OK != st)
@@ -211,6 +214,10 @@ dp_status dp_engine_create(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
         st = dp_mpi_errorf(rc, "dp_engine_create: MPI_Comm_dup failed");
         goto err_comm;
     }
+    if ((DP_ALLREDUCE_HIER == algo || DP_ALLREDUCE_HIER_RD == algo) &&
+        DP_OK != (st = dp_topo_create(e->comm, 0, &e->topo)))
+        goto err_comm;
+    dp_ring_ws_set_topo(e->ws, e->topo);
 
     if (0 != pthread_mutex_init(&e->mu, NULL)) {
         st = dp_errorf(DP_ERR_NOMEM, "dp_engine_create: pthread_mutex_init failed");
@@ -237,6 +244,7 @@ err_cv:
 err_mu:
     pthread_mutex_destroy(&e->mu);
 err_comm:
+    dp_topo_free(e->topo);
     if (MPI_COMM_NULL != e->comm)
         MPI_Comm_free(&e->comm);
 err_free:
@@ -296,8 +304,8 @@ dp_status dp_engine_submit_codec(dp_engine *e, float *buf, size_t n, dp_reduce_o
             return st;
         if (NULL != e && DP_ALLREDUCE_RING != e->algo)
             return dp_errorf(DP_ERR_ARG, "dp_engine_submit_codec: codec %s needs the ring "
-                             "algorithm (the engine was created with MPI_Allreduce)",
-                             dp_codec_name(cfg->kind));
+                             "algorithm (the engine was created with %s)",
+                             dp_codec_name(cfg->kind), dp_allreduce_algo_name(e->algo));
         it.coded = 1;
         it.cfg = *cfg;
     }
@@ -353,6 +361,7 @@ void dp_engine_free(dp_engine *e)
     pthread_cond_destroy(&e->cv_done);
     pthread_cond_destroy(&e->cv_work);
     pthread_mutex_destroy(&e->mu);
+    dp_topo_free(e->topo);
     if (MPI_COMM_NULL != e->comm)
         MPI_Comm_free(&e->comm);
     dp_ring_ws_free(e->ws);

@@ -107,6 +107,9 @@ struct dp_ring_ws {
     dp_codec_rt *rt;           /* codecs built from dp_codec_config's (codec_wire.c) */
     dp_comm_stats stats;
     const atomic_int *yield;   /* nonzero: another thread computes on our core (ring_wait) */
+    float *aux;                /* receive buffer of rd.c (dp_ring_ws_aux) */
+    size_t aux_cap;            /* bytes */
+    dp_topo *topo;             /* not owned: for the hierarchical algorithms */
 };
 
 /* ------------------------------------------------------------------------- */
@@ -142,6 +145,7 @@ void dp_ring_ws_free(dp_ring_ws *ws)
     free(ws->sreq);
     free(ws->roff);
     free(ws->dec);
+    free(ws->aux);
     dp_codec_rt_free(ws->rt);
     free(ws);
 }
@@ -149,6 +153,17 @@ void dp_ring_ws_free(dp_ring_ws *ws)
 void dp_ring_ws_stats(const dp_ring_ws *ws, dp_comm_stats *out) { *out = ws->stats; }
 
 void dp_ring_ws_reset_stats(dp_ring_ws *ws) { memset(&ws->stats, 0, sizeof ws->stats); }
+
+dp_comm_stats *dp_ring_ws_counters(dp_ring_ws *ws) { return &ws->stats; }
+
+float *dp_ring_ws_aux(dp_ring_ws *ws, size_t n)
+{
+    return dp_comm_grow((unsigned char **)&ws->aux, &ws->aux_cap, n * sizeof(float)) ? ws->aux : NULL;
+}
+
+void dp_ring_ws_set_topo(dp_ring_ws *ws, dp_topo *t) { ws->topo = t; }
+
+dp_topo *dp_ring_ws_topo(const dp_ring_ws *ws) { return ws->topo; }
 
 dp_status dp_ring_ws_set_depth(dp_ring_ws *ws, int depth)
 {
@@ -167,7 +182,7 @@ typedef struct ring_plan {
     float *buf;
     size_t count;
     int P, r, left, right;
-    int nsteps;          /* 2(P-1): reduce-scatter steps 0..P-2, allgather P-1.. */
+    int nsteps;          /* 2(P-1): reduce-scatter steps 0..P-2, allgather P-1..; P-1 for rs_only */
     size_t base, rem;    /* block split */
     size_t seg;          /* floats per segment */
     size_t n0;           /* segments of block r: the step-0 sends */
@@ -539,8 +554,11 @@ static dp_status send_step0(ring_ctx *x, size_t upto)
     return DP_OK;
 }
 
-dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
-                      dp_ring_ws *ws, const dp_ring_codec *codec, float *residual)
+/* rs_only: stop after the reduce-scatter (nsteps = P - 1). Nothing else of the
+ * schedule changes: the last step's items are simply not forwarded, and no
+ * allgather item (the only ones with deferred receives) exists. */
+static dp_status ring_exec(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
+                           dp_ring_ws *ws, const dp_ring_codec *codec, float *residual, int rs_only)
 {
     ring_ctx x = {.p = {.buf = buf, .count = count}, .ws = ws, .codec = codec, .comm = comm,
                   .res = codec->lossy ? residual : NULL,
@@ -551,14 +569,16 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
         rc = MPI_Comm_rank(comm, &pp->r);
     if (MPI_SUCCESS != rc)
         return dp_mpi_errorf(rc, "dp_ring_allreduce: MPI_Comm_size/rank failed");
-    ws->stats.calls++;
-    ws->stats.elems += count;
+    if (!rs_only) {
+        ws->stats.calls++;
+        ws->stats.elems += count;
+    }
     if (1 == pp->P || 0 == count)
         return DP_OK;
 
     pp->left = mod_p(pp->r - 1, pp->P);
     pp->right = mod_p(pp->r + 1, pp->P);
-    pp->nsteps = 2 * (pp->P - 1);
+    pp->nsteps = (rs_only ? 1 : 2) * (pp->P - 1);
     pp->base = count / (size_t)pp->P;
     pp->rem = count % (size_t)pp->P;
     pp->seg = ws->seg_elems;
@@ -709,6 +729,17 @@ dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
 err:
     release_requests(ws, nsend);
     return st;
+}
+
+dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
+                      dp_ring_ws *ws, const dp_ring_codec *codec, float *residual)
+{
+    return ring_exec(buf, count, op, comm, ws, codec, residual, 0);
+}
+
+dp_status dp_ring_run_rs(float *buf, size_t count, MPI_Comm comm, dp_ring_ws *ws)
+{
+    return ring_exec(buf, count, DP_REDUCE_SUM, comm, ws, &dp_ring_codec_identity, NULL, 1);
 }
 
 /* ------------------------------------------------------------------------- */

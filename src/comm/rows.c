@@ -334,8 +334,13 @@ dp_status dp_rows_allreduce(float *table, size_t table_rows, size_t dim, const i
                          who, table_rows, ws->table_rows);
     if (DP_REDUCE_SUM != op && DP_REDUCE_AVG != op)
         return dp_errorf(DP_ERR_ARG, "%s: unknown reduce op %d", who, (int)op);
-    if (DP_ALLREDUCE_RING != algo && DP_ALLREDUCE_MPI != algo)
+    if ((int)algo < 0 || algo >= DP_ALLREDUCE_NALGOS)
         return dp_errorf(DP_ERR_ARG, "%s: unknown algorithm %d", who, (int)algo);
+    /* The packed rows of a call differ in count from call to call and the
+     * workspace has no topology: the hierarchical choices reduce them with the
+     * flat ring (the dense buckets of the same run go hierarchical). */
+    if (DP_ALLREDUCE_HIER == algo || DP_ALLREDUCE_HIER_RD == algo)
+        algo = DP_ALLREDUCE_RING;
     int P = 1, rank = 0;
     if (MPI_COMM_NULL != comm) {
         int inter = 0;

@@ -12,5 +12,8 @@ dp_room(comm
   src/comm/powersgd.c
   src/comm/rows.c
   src/comm/watchdog.c
+  src/comm/topo.c
+  src/comm/rd.c
+  src/comm/hier.c
 )
 target_link_libraries(dp_comm PUBLIC MPI::MPI_C Threads::Threads PkgConfig::ZSTD PkgConfig::OPENBLAS)

@@ -189,7 +189,7 @@ static dp_status task_start(void *t, dp_driver *d)
                 dp_nas_strategy_name(cfg->strategy), s->net.layers, s->net.channels, s->nops,
                 s->sn->model->params.n, s->sn->alpha.n, s->all.split_total / 2,
                 s->all.split_total - s->all.split_total / 2, d->size, cfg->run.batch, s->steps,
-                cfg->run.allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", d->sync.overlap ? " overlapped" : "");
+                dp_allreduce_algo_name(cfg->run.allreduce), d->sync.overlap ? " overlapped" : "");
     return DP_OK;
 }
 

@@ -225,7 +225,7 @@ static dp_status start(void *t, dp_driver *d)
                 "%s lr %g, %d bucket(s), allreduce %s%s, codec %s%s\n",
                 c->m->name, c->m->params.n, c->train.split_total, c->test.split_total, d->size, cfg->run.batch,
                 cfg->run.batch * d->size * cfg->accumulate, dp_opt_kind_name(cfg->opt.kind), cfg->lr, d->sync.nb,
-                cfg->run.allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", d->sync.overlap ? " overlapped" : "",
+                dp_allreduce_algo_name(cfg->run.allreduce), d->sync.overlap ? " overlapped" : "",
                 codec, cfg->run.codec.wire_zstd_level ? " + zstd" : "");
     return DP_OK;
 }

@@ -81,7 +81,7 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     cfg->opt.eps, dp_schedule_kind_name(cfg->schedule), cfg->warmup, cfg->min_lr, cfg->step_gamma,
                     cfg->step_size, cfg->clip, (unsigned long long)cfg->run.seed, cfg->run.limit, cfg->test_limit,
                     cfg->run.sampler ? "global" : "shard", cfg->accumulate,
-                    cfg->run.allreduce == DP_ALLREDUCE_MPI ? "mpi" : "ring", cfg->run.bucket_mb, cfg->run.overlap,
+                    dp_allreduce_algo_name(cfg->run.allreduce), cfg->run.bucket_mb, cfg->run.overlap,
                     cfg->run.check_replicas, cfg->run.threads, codec, cfg->run.codec.wire_zstd_level,
                     cfg->run.codec.start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout,
                     cfg->run.keep_checkpoints, cfg->run.on_nonfinite == DP_NONFINITE_SKIP ? "skip" : "stop",
@@ -138,6 +138,14 @@ static int set_special(dp_train_config *cfg, const char *key, const char *v)
 {
     if (!strcmp(key, "optimizer")) return dp_opt_kind_parse(v, &cfg->opt.kind) == DP_OK;
     if (!strcmp(key, "schedule")) return dp_schedule_kind_parse(v, &cfg->schedule) == DP_OK;
+    if (!strcmp(key, "allreduce")) { /* the --allreduce words, in the enum's order */
+        for (int i = 0; i < DP_ALLREDUCE_NALGOS; i++)
+            if (!strcmp(v, dp_allreduce_algo_name((dp_allreduce_algo)i))) {
+                cfg->run.allreduce = (dp_allreduce_algo)i;
+                return 1;
+            }
+        return 0;
+    }
     if (!strcmp(key, "sampler") || !strcmp(key, "allreduce") || !strcmp(key, "on_nonfinite")) {
         static const char *const names[3][2] = {{"shard", "global"}, {"ring", "mpi"}, {"stop", "skip"}};
         int which = !strcmp(key, "sampler") ? 0 : !strcmp(key, "allreduce") ? 1 : 2, got = -1;

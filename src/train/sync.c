@@ -109,6 +109,12 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
         rc = dp_engine_create(comm, o->algo, threaded, &s->engine);
         if (rc != DP_OK) return rc;
         if (dp_compress_hook_of(&s->codec) != DP_COMPRESS_OFF && (rc = compressor_init(s)) != DP_OK) return rc;
+    } else if (comm != MPI_COMM_NULL && (o->algo == DP_ALLREDUCE_HIER || o->algo == DP_ALLREDUCE_HIER_RD)) {
+        /* nothing to reduce, but a bad DP_RANKS_PER_NODE fails here as it would at P ranks */
+        dp_topo *t = NULL;
+        dp_status rc = dp_topo_create(comm, 0, &t);
+        dp_topo_free(t);
+        if (rc != DP_OK) return rc;
     }
     return DP_OK;
 }
