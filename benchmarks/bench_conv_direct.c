@@ -36,39 +36,13 @@
 #include <time.h>
 
 #include "core/conv_direct.h"
+#include "bench_util.h"
 #include "dptrain/ops.h"
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void die(const char *what)
 {
     fprintf(stderr, "bench_conv_direct: %s\n", what);
     exit(1);
-}
-
-static float *filled(long n, dp_rng *r, float lo, float hi)
-{
-    float *p = aligned_alloc(64, ((size_t)n * sizeof(float) + 63) / 64 * 64);
-    if (!p) die("out of memory");
-    dp_init_uniform(r, p, (size_t)n, lo, hi);
-    return p;
 }
 
 typedef struct layer {
