@@ -100,7 +100,7 @@ static size_t dconv_scratch(const dconv *d)
 /* yt[r*ldy + 16v ...] <- (bias or 0) + sum_k wt[k][16v..] * xb[koff[k] + r], r < RB, v < OV. */
 #define DEF_BLOCK(OV, RB)                                                                                              \
     static DP_DIRECT_TARGET void blk_##OV##_##RB(const float *xb, const float *wt, const int *koff, long K, long ldw,  \
-                                              const float *bias, float *yt, long ldy)                                  \
+                                                 const float *bias, float *yt, long ldy)                               \
     {                                                                                                                  \
         __m512 acc[RB][OV];                                                                                            \
         _Pragma("GCC unroll 32") for (int r = 0; r < RB; r++)                                                          \
@@ -154,7 +154,7 @@ static const int rb_max[5] = {0, 28, 14, 9, 7};
  * accumulator still sums over k in order, as blk_1_RB does. */
 #define DEF_ROW3(RB)                                                                                                   \
     static DP_DIRECT_TARGET void row3_##RB(const float *xb, const float *wt, const int *koff, long K, long ldw,        \
-                                        const float *bias, float *yt, long ldy)                                        \
+                                           const float *bias, float *yt, long ldy)                                     \
     {                                                                                                                  \
         __m512 acc[RB];                                                                                                \
         _Pragma("GCC unroll 32") for (int r = 0; r < RB; r++) acc[r] =                                                 \
