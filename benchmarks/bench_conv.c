@@ -28,37 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "dptrain/ops.h"
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static float *filled(long n, dp_rng *r, float lo, float hi)
-{
-    float *p = aligned_alloc(64, ((size_t)n * sizeof(float) + 63) / 64 * 64);
-    if (!p) {
-        fprintf(stderr, "bench_conv: out of memory\n");
-        exit(1);
-    }
-    dp_init_uniform(r, p, (size_t)n, lo, hi);
-    return p;
-}
 
 /* Median seconds of one sgemm C[M,N] = A[M,K] . B[K,N]. */
 static double time_sgemm(int M, int N, int K, int reps)

@@ -33,13 +33,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/conv_direct_util.h"
+
 /* -1: follow DP_CONV and the CPU; 0 / 1: forced by dp_direct_force (tests). */
 static int direct_forced = -1;
+/* DP_CONV and the CPU, read on first use: -1 not yet (dp_direct_force(-1) rereads). */
+static int direct_have = -1;
 
-void dp_direct_force(int mode) { direct_forced = mode < 0 ? -1 : mode ? 1 : 0; }
+void dp_direct_force(int mode)
+{
+    direct_forced = mode < 0 ? -1 : mode ? 1 : 0;
+    if (mode < 0) direct_have = -1;
+}
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 
 /* DP_CONV: unset or "auto" -> direct kernels where the CPU has them; "gemm" -> never. */
 static int direct_env_allows(void)
@@ -51,21 +58,11 @@ static int direct_env_allows(void)
     return 0;
 }
 
-#define DIRECT_TARGET __attribute__((target("avx512f")))
-#define DIRECT_INLINE static inline __attribute__((always_inline)) DIRECT_TARGET
-
-static int cpu_has_avx512f(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
-
 int dp_direct_available(void)
 {
-    static int have = -1;
-    if (direct_forced >= 0) return direct_forced && cpu_has_avx512f();
-    if (have < 0) have = cpu_has_avx512f() && direct_env_allows();
-    return have;
+    if (direct_forced >= 0) return direct_forced && dp_direct_cpu_ok();
+    if (direct_have < 0) direct_have = dp_direct_cpu_ok() && direct_env_allows();
+    return direct_have;
 }
 
 #define RB_MAX 28 /* accumulators: 32 zmm less the OV weight vectors */
@@ -90,12 +87,11 @@ static dconv dconv_make(int Ci, int Hi, int Wi, int Co, int Ho, int Wo, int kh, 
     return d;
 }
 
-static long up16(long n) { return (n + 15) / 16 * 16; }
 
 /* Scratch layout in floats: wt [K][Co] | koff [K] ints | xpad [Ci][plane] (+16) | Yt [P rounded to 16][Co]. */
 static size_t dconv_scratch(const dconv *d)
 {
-    return (size_t)(up16(d->K * d->Co) + up16(d->K) + up16(d->Ci * d->plane + 16) + up16(d->P) * d->Co) *
+    return (size_t)(dp_direct_up16(d->K * d->Co) + dp_direct_up16(d->K) + dp_direct_up16(d->Ci * d->plane + 16) + dp_direct_up16(d->P) * d->Co) *
            sizeof(float);
 }
 
@@ -103,8 +99,8 @@ static size_t dconv_scratch(const dconv *d)
 
 /* yt[r*ldy + 16v ...] <- (bias or 0) + sum_k wt[k][16v..] * xb[koff[k] + r], r < RB, v < OV. */
 #define DEF_BLOCK(OV, RB)                                                                                              \
-    static DIRECT_TARGET void blk_##OV##_##RB(const float *xb, const float *wt, const int *koff, long K, long ldw,    \
-                                              const float *bias, float *yt, long ldy)                                  \
+    static DP_DIRECT_TARGET void blk_##OV##_##RB(const float *xb, const float *wt, const int *koff, long K, long ldw,  \
+                                                 const float *bias, float *yt, long ldy)                               \
     {                                                                                                                  \
         __m512 acc[RB][OV];                                                                                            \
         _Pragma("GCC unroll 32") for (int r = 0; r < RB; r++)                                                          \
@@ -157,8 +153,8 @@ static const int rb_max[5] = {0, 28, 14, 9, 7};
  * (ci, i), 3 weight loads and RB + 2 broadcasts for 3*RB FMAs. Each
  * accumulator still sums over k in order, as blk_1_RB does. */
 #define DEF_ROW3(RB)                                                                                                   \
-    static DIRECT_TARGET void row3_##RB(const float *xb, const float *wt, const int *koff, long K, long ldw,          \
-                                        const float *bias, float *yt, long ldy)                                        \
+    static DP_DIRECT_TARGET void row3_##RB(const float *xb, const float *wt, const int *koff, long K, long ldw,        \
+                                           const float *bias, float *yt, long ldy)                                     \
     {                                                                                                                  \
         __m512 acc[RB];                                                                                                \
         _Pragma("GCC unroll 32") for (int r = 0; r < RB; r++) acc[r] =                                                 \
@@ -200,61 +196,16 @@ static void fill_koff(int *koff, const dconv *d)
                     (int)(ci * d->plane + i * row + (long)(j % d->s) * d->Wq + j / d->s);
 }
 
-/* The interior of xpad <- one image in [Ci][Hi][Wi]: input cell (h, w) goes
- * to padded cell (h + ph, w + pw); cells outside the padded extent (never
- * read; and, with a negative padding, cropped) are skipped. */
+/* The interior of xpad <- one image in [Ci][Hi][Wi] (conv_direct_util.c). */
 static void fill_xpad(float *xpad, const float *x, const dconv *d)
 {
-    const int Wp = (d->Wo - 1) * d->s + d->kw;
-    const int hlo = d->ph < 0 ? -d->ph : 0, hhi = d->Hi < d->Hp - d->ph ? d->Hi : d->Hp - d->ph;
-    const int wlo = d->pw < 0 ? -d->pw : 0, whi = d->Wi < Wp - d->pw ? d->Wi : Wp - d->pw;
-    if (wlo >= whi) return;
-    for (int ci = 0; ci < d->Ci; ci++)
-        for (int h = hlo; h < hhi; h++) {
-            const float *src = x + ((long)ci * d->Hi + h) * d->Wi;
-            float *dst = xpad + ci * d->plane + (long)(h + d->ph) * d->s * d->Wq;
-            if (d->s == 1) {
-                memcpy(dst + wlo + d->pw, src + wlo, (size_t)(whi - wlo) * sizeof(float));
-                continue;
-            }
-            for (int f = 0; f < d->s; f++) { /* phase f holds padded columns q*s + f */
-                float *dp = dst + (long)f * d->Wq;
-                int q = 0, w = f - d->pw;
-                for (; w < wlo; w += d->s) q++;
-                for (; w < whi; w += d->s) dp[q++] = src[w];
-            }
-        }
-}
-
-/* In-register transpose of 16 rows of 16 floats. */
-DIRECT_INLINE void transpose16(__m512 r[16])
-{
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int q = 0; q < 4; q++) { /* rows 4q..4q+3: u[4q + m] holds column 4L + m of them in lane L */
-        const __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 1]);
-        const __m512d c = _mm512_castps_pd(t[4 * q + 2]), e = _mm512_castps_pd(t[4 * q + 3]);
-        u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
-        u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
-    }
-    for (int m = 0; m < 4; m++) {
-        const __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88), w0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xdd);
-        const __m512 v1 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
-        const __m512 w1 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xdd);
-        r[m] = _mm512_shuffle_f32x4(v0, v1, 0x88);
-        r[8 + m] = _mm512_shuffle_f32x4(v0, v1, 0xdd);
-        r[4 + m] = _mm512_shuffle_f32x4(w0, w1, 0x88);
-        r[12 + m] = _mm512_shuffle_f32x4(w0, w1, 0xdd);
-    }
+    const dp_xpad p = {.C = d->Ci, .H = d->Hi, .W = d->Wi, .ph = d->ph, .pw = d->pw, .Hp = d->Hp,
+                       .Wp = (d->Wo - 1) * d->s + d->kw, .s = d->s, .Wq = d->Wq, .plane = d->plane};
+    dp_direct_fill_xpad(xpad, x, &p);
 }
 
 /* out [Co][P] (=, or += when add) <- Yt [P][Co] (Yt has rows up to P rounded to 16). */
-static DIRECT_TARGET void untranspose(float *out, const float *yt, long P, int Co, int add)
+static DP_DIRECT_TARGET void untranspose(float *out, const float *yt, long P, int Co, int add)
 {
     for (long p0 = 0; p0 < P; p0 += 16) {
         const int np = P - p0 < 16 ? (int)(P - p0) : 16;
@@ -262,7 +213,7 @@ static DIRECT_TARGET void untranspose(float *out, const float *yt, long P, int C
         for (int o0 = 0; o0 < Co; o0 += 16) {
             __m512 r[16];
             for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(yt + (p0 + i) * Co + o0);
-            transpose16(r);
+            dp_direct_transpose16(r);
             for (int i = 0; i < 16; i++) {
                 float *dst = out + (long)(o0 + i) * P + p0;
                 __m512 v = r[i];
@@ -275,7 +226,7 @@ static DIRECT_TARGET void untranspose(float *out, const float *yt, long P, int C
 
 /* Output channels in blocks of at most 4 vectors, as even as possible; per
  * block, each output row in blocks of RB pixels (the last one overlapping). */
-static DIRECT_TARGET void run_image(const dconv *d, const float *xpad, const float *wt, const int *koff,
+static DP_DIRECT_TARGET void run_image(const dconv *d, const float *xpad, const float *wt, const int *koff,
                                     const float *bias, float *yt)
 {
     const int nv = d->Co / 16;
@@ -296,15 +247,15 @@ static DIRECT_TARGET void run_image(const dconv *d, const float *xpad, const flo
 }
 
 /* Every image: out_n (= or +=) conv(in_n); wt/koff already filled in scratch. */
-static DIRECT_TARGET void run_batch(const dconv *d, int N, float *out, const float *in, const float *bias, int add,
+static DP_DIRECT_TARGET void run_batch(const dconv *d, int N, float *out, const float *in, const float *bias, int add,
                                     float *scratch)
 {
     const float *wt = scratch;
-    const int *koff = (const int *)(scratch + up16(d->K * d->Co));
-    float *xpad = scratch + up16(d->K * d->Co) + up16(d->K);
-    float *yt = xpad + up16(d->Ci * d->plane + 16);
-    memset(xpad, 0, (size_t)up16(d->Ci * d->plane + 16) * sizeof(float));
-    memset(yt + d->P * d->Co, 0, (size_t)(up16(d->P) - d->P) * d->Co * sizeof(float)); /* rows read by the last transpose */
+    const int *koff = (const int *)(scratch + dp_direct_up16(d->K * d->Co));
+    float *xpad = scratch + dp_direct_up16(d->K * d->Co) + dp_direct_up16(d->K);
+    float *yt = xpad + dp_direct_up16(d->Ci * d->plane + 16);
+    memset(xpad, 0, (size_t)dp_direct_up16(d->Ci * d->plane + 16) * sizeof(float));
+    memset(yt + d->P * d->Co, 0, (size_t)(dp_direct_up16(d->P) - d->P) * d->Co * sizeof(float)); /* rows read by the last transpose */
     const long in_sz = (long)d->Ci * d->Hi * d->Wi, out_sz = (long)d->Co * d->P;
     for (int n = 0; n < N; n++) {
         fill_xpad(xpad, in + n * in_sz, d);
@@ -339,14 +290,14 @@ size_t dp_direct_forward_scratch(const dp_conv_geom *g)
     return dconv_scratch(&d);
 }
 
-DIRECT_TARGET void dp_direct_forward(float *y, const float *x, const float *w, const float *b, const dp_conv_geom *g,
+DP_DIRECT_TARGET void dp_direct_forward(float *y, const float *x, const float *w, const float *b, const dp_conv_geom *g,
                                      float *scratch)
 {
     const dconv d = fwd_dconv(g);
     float *wt = scratch;
     for (long k = 0; k < d.K; k++) /* wt[k][o] = w[o][k] */
         for (int o = 0; o < d.Co; o++) wt[k * d.Co + o] = w[(long)o * d.K + k];
-    fill_koff((int *)(scratch + up16(d.K * d.Co)), &d);
+    fill_koff((int *)(scratch + dp_direct_up16(d.K * d.Co)), &d);
     run_batch(&d, g->N, y, x, b, 0, scratch);
 }
 
@@ -396,14 +347,14 @@ static int dx_phases(const dp_conv_geom *g, dx_phase *ph, long *total)
             q->d = dconv_make(g->O, g->Ho, g->Wo, g->C, hn, wn, T, U, 1, T - 1 - m0, U - 1 - n0);
             q->m0 = m0, q->n0 = n0, q->a = a, q->b = b;
             q->wt = off;
-            off += up16(q->d.K * q->d.Co);
+            off += dp_direct_up16(q->d.K * q->d.Co);
             q->koff = off;
-            off += up16(q->d.K);
+            off += dp_direct_up16(q->d.K);
             q->xpad = off;
-            off += up16(q->d.Ci * q->d.plane + 16);
+            off += dp_direct_up16(q->d.Ci * q->d.plane + 16);
             if (q->d.P > maxP) maxP = q->d.P;
         }
-    *total = off + up16(maxP) * g->C + (s > 1 ? maxP * g->C : 0);
+    *total = off + dp_direct_up16(maxP) * g->C + (s > 1 ? maxP * g->C : 0);
     return np;
 }
 
@@ -451,7 +402,7 @@ static void dx_scatter_add(float *dxn, const float *pl, const dp_conv_geom *g, c
         }
 }
 
-DIRECT_TARGET void dp_direct_dx(float *dx, const float *dy, const float *w, const dp_conv_geom *g, float *scratch)
+DP_DIRECT_TARGET void dp_direct_dx(float *dx, const float *dy, const float *w, const dp_conv_geom *g, float *scratch)
 {
     dx_phase ph[DX_MAX_PHASES];
     long total;
@@ -461,12 +412,12 @@ DIRECT_TARGET void dp_direct_dx(float *dx, const float *dy, const float *w, cons
         const dx_phase *q = &ph[i];
         dx_weights(scratch + q->wt, w, g, q);
         fill_koff((int *)(scratch + q->koff), &q->d);
-        memset(scratch + q->xpad, 0, (size_t)up16(q->d.Ci * q->d.plane + 16) * sizeof(float));
+        memset(scratch + q->xpad, 0, (size_t)dp_direct_up16(q->d.Ci * q->d.plane + 16) * sizeof(float));
         if (q->d.P > maxP) maxP = q->d.P;
     }
-    float *yt = scratch + (total - up16(maxP) * g->C - (g->stride > 1 ? maxP * g->C : 0));
-    float *plane = yt + up16(maxP) * g->C;
-    memset(yt, 0, (size_t)up16(maxP) * g->C * sizeof(float)); /* rows past P are read by the last transpose */
+    float *yt = scratch + (total - dp_direct_up16(maxP) * g->C - (g->stride > 1 ? maxP * g->C : 0));
+    float *plane = yt + dp_direct_up16(maxP) * g->C;
+    memset(yt, 0, (size_t)dp_direct_up16(maxP) * g->C * sizeof(float)); /* rows past P are read by the last transpose */
     const long dx_sz = (long)g->C * g->H * g->W, dy_sz = (long)g->O * g->P;
     for (int n = 0; n < g->N; n++)
         for (int i = 0; i < np; i++) {

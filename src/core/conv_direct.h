@@ -24,7 +24,8 @@
 int dp_direct_available(void);
 
 /*! Tests: mode 0 turns the direct kernels off, 1 on (where the CPU has
- *  AVX-512F, whatever DP_CONV says), -1 back to DP_CONV and the CPU. Process-wide. */
+ *  AVX-512F, whatever DP_CONV says), -1 back to DP_CONV (read again at the
+ *  next dp_direct_available) and the CPU. Process-wide. */
 void dp_direct_force(int mode);
 
 /*! Shapes each kernel takes (g->groups == 1, g->dil == 1 and more; see conv_direct.c).

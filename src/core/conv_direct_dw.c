@@ -50,6 +50,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/conv_direct_util.h"
+
 /* Scratch layout, in floats (each part a multiple of 16: 64-byte aligned). */
 typedef struct dw_plan {
     int KW, OV, R;    /* taps per segment, o-vectors per block, segments per block */
@@ -57,10 +59,9 @@ typedef struct dw_plan {
     long nseg;        /* C * kh * nsegw */
     long nblk;        /* blocks: ceil(nseg / R) */
     long Hp, Wp;      /* padded input plane */
+    dp_xpad xp;       /* its layout for dp_direct_fill_xpad: [C][Hp][Wp], x at (pad, pad) */
     long n_dyt, n_xpad, n_dwt, n_dbt, n_segs; /* n_segs: the segment pointer table, nblk * R pointers */
 } dw_plan;
-
-static long round16(long n) { return (n + 15) / 16 * 16; }
 
 static void dw_plan_init(dw_plan *pl, const dp_conv_geom *g)
 {
@@ -75,12 +76,14 @@ static void dw_plan_init(dw_plan *pl, const dp_conv_geom *g)
     const long hneed = (long)(g->Ho - 1) * g->stride + g->kh, wneed = (long)(g->Wo - 1) * g->stride + g->kw;
     pl->Hp = g->H + 2L * g->pad > hneed ? g->H + 2L * g->pad : hneed;
     pl->Wp = g->W + 2L * g->pad > wneed ? g->W + 2L * g->pad : wneed;
+    pl->xp = (dp_xpad){.C = g->C, .H = g->H, .W = g->W, .ph = g->pad, .pw = g->pad, .Hp = (int)pl->Hp,
+                       .Wp = (int)pl->Wp, .s = 1, .Wq = (int)pl->Wp, .plane = pl->Hp * pl->Wp};
     pl->n_dyt = g->P * g->O;
-    pl->n_xpad = round16(g->C * pl->Hp * pl->Wp + 16); /* + 16: a dropped tap may read past the last row */
+    pl->n_xpad = dp_direct_up16(g->C * pl->Hp * pl->Wp + 16); /* + 16: a dropped tap may read past the last row */
     pl->n_dwt = pl->nseg * pl->KW * g->O;
-    pl->n_dbt = round16(g->O);
+    pl->n_dbt = dp_direct_up16(g->O);
     /* + 8 bytes: the table is aligned up for the pointers, whatever the scratch's alignment */
-    pl->n_segs = round16(((long)sizeof(const float *) * pl->nblk * pl->R + 8) / (long)sizeof(float));
+    pl->n_segs = dp_direct_up16(((long)sizeof(const float *) * pl->nblk * pl->R + 8) / (long)sizeof(float));
 }
 
 size_t dp_direct_dw_scratch(const dp_conv_geom *g)
@@ -91,60 +94,19 @@ size_t dp_direct_dw_scratch(const dp_conv_geom *g)
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 
-#define DW_TARGET __attribute__((target("avx512f")))
-#define DW_INLINE static inline __attribute__((always_inline)) DW_TARGET
-
-static int have_avx512f(void)
-{
-    static int have = -1;
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx512f") != 0;
-    }
-    return have;
-}
 
 int dp_direct_fits_dw(const dp_conv_geom *g)
 {
     /* C*kh*kw <= 12 belongs to conv_smallk.c (K in registers, pixels in lanes) */
-    return have_avx512f() && g->groups == 1 && g->dil == 1 && g->O > 0 && g->O % 16 == 0 && g->C > 0 &&
+    return dp_direct_cpu_ok() && g->groups == 1 && g->dil == 1 && g->O > 0 && g->O % 16 == 0 && g->C > 0 &&
            g->kh > 0 && g->kw > 0 && (long)g->C * g->kh * g->kw > 12 && g->stride > 0 && g->pad >= 0 &&
            g->Ho > 0 && g->Wo > 0 && g->P == (long)g->Ho * g->Wo;
 }
 
-/* r[i] (row i of a 16x16 tile) -> r[j] = column j: unpack pairs of rows,
- * shuffle within 128-bit lanes, then transpose the 4x4 grid of lanes. */
-DW_INLINE void transpose16(__m512 r[16])
-{
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    /* lane L of r[4i + j] now holds column 4L + j of rows 4i .. 4i+3 */
-    for (int j = 0; j < 4; j++) {
-        const __m512 a = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), b = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
-        const __m512 c = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-        const __m512 d = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
-        t[j] = _mm512_shuffle_f32x4(a, c, 0x88);
-        t[4 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
-        t[8 + j] = _mm512_shuffle_f32x4(a, c, 0xDD);
-        t[12 + j] = _mm512_shuffle_f32x4(b, d, 0xDD);
-    }
-    for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-
 /* dyt [P][O] <- dy_n [O][P]; dbt [O] += its row sums when dbt != NULL. The
  * last pixel tile is loaded masked (zeros beyond P), so it adds nothing to dbt. */
-DW_TARGET static void transpose_dy(float *dyt, float *dbt, const float *dyn, int O, long P)
+DP_DIRECT_TARGET static void transpose_dy(float *dyt, float *dbt, const float *dyn, int O, long P)
 {
     for (int o0 = 0; o0 < O; o0 += 16) {
         __m512 sum = _mm512_setzero_ps();
@@ -153,29 +115,11 @@ DW_TARGET static void transpose_dy(float *dyt, float *dbt, const float *dyn, int
             const __mmask16 m = (__mmask16)((1u << np) - 1);
             __m512 r[16];
             for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(m, dyn + (long)(o0 + i) * P + p0);
-            transpose16(r);
+            dp_direct_transpose16(r);
             for (long j = 0; j < np; j++) _mm512_storeu_ps(dyt + (p0 + j) * O + o0, r[j]);
             for (int j = 0; j < 16; j++) sum = _mm512_add_ps(sum, r[j]);
         }
         if (dbt) _mm512_storeu_ps(dbt + o0, _mm512_add_ps(_mm512_loadu_ps(dbt + o0), sum));
-    }
-}
-
-/* xpad [C][Hp][Wp]'s interior (offset (pad, pad)) <- x_n [C][H][W]. The
- * border is zeroed once per call and never written, so only the interior is
- * copied per image: a vector loop per row (rows are short, a libc call each
- * would cost as much as the copy). */
-DW_TARGET static void copy_interior(float *xpad, const float *xn, const dp_conv_geom *g, const dw_plan *pl)
-{
-    const __mmask16 tail = (__mmask16)((1u << (g->W % 16)) - 1);
-    const int wv = g->W / 16 * 16;
-    for (int c = 0; c < g->C; c++) {
-        float *dst = xpad + c * pl->Hp * pl->Wp + g->pad * pl->Wp + g->pad;
-        const float *src = xn + (long)c * g->H * g->W;
-        for (int h = 0; h < g->H; h++, dst += pl->Wp, src += g->W) {
-            for (int w = 0; w < wv; w += 16) _mm512_storeu_ps(dst + w, _mm512_loadu_ps(src + w));
-            if (tail) _mm512_mask_storeu_ps(dst + wv, tail, _mm512_maskz_loadu_ps(tail, src + wv));
-        }
     }
 }
 
@@ -218,7 +162,7 @@ static inline __attribute__((always_inline)) void prefetch_row(dw_prefetch *pf)
 #endif
 
 /* One pixel: OV vectors of dyt[p] times each tap's input cell (a broadcast). */
-DW_INLINE void pixel(const int KW, const int OV, const int R, __m512 *acc, const float *const *rp, long q,
+DP_DIRECT_INLINE void pixel(const int KW, const int OV, const int R, __m512 *acc, const float *const *rp, long q,
                      const float *dp)
 {
     __m512 d[4];
@@ -239,7 +183,7 @@ DW_INLINE void pixel(const int KW, const int OV, const int R, __m512 *acc, const
  * tap t + 1 of the first, so a segment needs KW + 1 broadcasts for both
  * instead of 2*KW. With OV = 1 the broadcasts are most of the loads (one per
  * FMA), and this takes them below the FMAs. */
-DW_INLINE void pixel_pair(const int KW, const int OV, const int R, __m512 *acc, const float *const *rp, long q,
+DP_DIRECT_INLINE void pixel_pair(const int KW, const int OV, const int R, __m512 *acc, const float *const *rp, long q,
                           const float *dp, int O)
 {
     __m512 d0[4], d1[4];
@@ -267,7 +211,7 @@ DW_INLINE void pixel_pair(const int KW, const int OV, const int R, __m512 *acc, 
  * segment and o-vector). KW, OV, R, PAIRS are constants at each call site, so
  * the loops unroll and acc stays in registers. PAIRS: take stride-1 rows two
  * pixels at a time (pixel_pair). */
-DW_INLINE void dw_block(const int KW, const int OV, const int R, const int PAIRS, float *dwt, const float *dyo,
+DP_DIRECT_INLINE void dw_block(const int KW, const int OV, const int R, const int PAIRS, float *dwt, const float *dyo,
                         const float *const *seg, int nvalid, const dp_conv_geom *g, long Wp, dw_prefetch *pf)
 {
     __m512 acc[24];
@@ -303,8 +247,8 @@ DW_INLINE void dw_block(const int KW, const int OV, const int R, const int PAIRS
 typedef void dw_block_fn(float *dwt, const float *dyo, const float *const *seg, int nvalid, const dp_conv_geom *g,
                          long Wp, dw_prefetch *pf);
 #define DW_BLOCK_FN(kw_, ov_, r_, pairs_)                                                                              \
-    DW_TARGET static void dw_block_##kw_##_##ov_(float *dwt, const float *dyo, const float *const *seg, int nvalid,   \
-                                                 const dp_conv_geom *g, long Wp, dw_prefetch *pf)                      \
+    DP_DIRECT_TARGET static void dw_block_##kw_##_##ov_(float *dwt, const float *dyo, const float *const *seg,         \
+                                                        int nvalid, const dp_conv_geom *g, long Wp, dw_prefetch *pf)   \
     {                                                                                                                  \
         dw_block(kw_, ov_, r_, pairs_, dwt, dyo, seg, nvalid, g, Wp, pf);                                              \
     }
@@ -352,7 +296,7 @@ static void add_transposed(float *dw, const float *dwt, const dp_conv_geom *g, c
             }
 }
 
-DW_TARGET void dp_direct_dw(float *dw, float *db, const float *dy, const float *x, const dp_conv_geom *g,
+DP_DIRECT_TARGET void dp_direct_dw(float *dw, float *db, const float *dy, const float *x, const dp_conv_geom *g,
                             float *scratch)
 {
     dw_plan pl;
@@ -369,7 +313,7 @@ DW_TARGET void dp_direct_dw(float *dw, float *db, const float *dy, const float *
     for (int n = 0; n < g->N; n++) {
         const float *xn = x + (long)n * g->C * g->H * g->W, *dyn = dy + (long)n * g->O * g->P;
         transpose_dy(dyt, db ? dbt : NULL, dyn, g->O, g->P);
-        copy_interior(xpad, xn, g, &pl);
+        dp_direct_fill_xpad(xpad, xn, &pl.xp);
         for (long b = 0; b < pl.nblk; b++) {
             const long i0 = b * pl.R;
             const int nvalid = pl.nseg - i0 < pl.R ? (int)(pl.nseg - i0) : pl.R;

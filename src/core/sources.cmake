@@ -17,6 +17,7 @@ dp_room(core
   src/core/conv_smallk.c
   src/core/conv_direct.c
   src/core/conv_direct_dw.c
+  src/core/conv_direct_util.c
   src/core/conv_depthwise.c
   src/core/ops_pool.c
   src/core/ops_channel.c

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_ref.h"
 #include "core/conv_direct.h"
 #include "core/tape.h"
 #include "gradcheck.h"
@@ -26,17 +27,9 @@ typedef struct dcase {
     int N, C, O, H, W, kh, kw, stride, pad, bias;
 } dcase;
 
-static int out_size(int n, int k, int s, int p) { return (n + 2 * p - k) / s + 1; }
-
 static dp_conv_geom geom_of(const dcase *q)
 {
-    dp_conv_geom g = {.N = q->N, .C = q->C, .H = q->H, .W = q->W, .O = q->O, .kh = q->kh, .kw = q->kw,
-                      .stride = q->stride, .pad = q->pad, .dil = 1, .groups = 1, .Cg = q->C, .Og = q->O};
-    g.K = q->C * q->kh * q->kw;
-    g.Ho = out_size(q->H, q->kh, q->stride, q->pad);
-    g.Wo = out_size(q->W, q->kw, q->stride, q->pad);
-    g.P = (long)g.Ho * g.Wo;
-    return g;
+    return conv_ref_geom(q->N, q->C, q->H, q->W, q->O, q->kh, q->kw, q->stride, q->pad);
 }
 
 static void skip_without_avx512(void)
@@ -110,36 +103,14 @@ static void reference(const dcase *q, const float *x, const float *w, const floa
                       double *ym, double *dx, double *dxm)
 {
     const dp_conv_geom g = geom_of(q);
-    const long nx = (long)q->N * q->C * q->H * q->W;
-    memset(dx, 0, nx * sizeof *dx);
-    memset(dxm, 0, nx * sizeof *dxm);
-    for (int n = 0; n < q->N; n++)
-        for (int o = 0; o < q->O; o++)
-            for (int oh = 0; oh < g.Ho; oh++)
-                for (int ow = 0; ow < g.Wo; ow++) {
-                    const long yi = (((long)n * q->O + o) * g.Ho + oh) * g.Wo + ow;
-                    double s = q->bias ? b[o] : 0.0, m = q->bias ? fabs(b[o]) : 0.0;
-                    for (int c = 0; c < q->C; c++)
-                        for (int i = 0; i < q->kh; i++)
-                            for (int j = 0; j < q->kw; j++) {
-                                const int ih = oh * q->stride - q->pad + i, iw = ow * q->stride - q->pad + j;
-                                if (ih < 0 || ih >= q->H || iw < 0 || iw >= q->W) continue;
-                                const long xi = (((long)n * q->C + c) * q->H + ih) * q->W + iw;
-                                const double wv = w[(((long)o * q->C + c) * q->kh + i) * q->kw + j];
-                                s += wv * x[xi];
-                                m += fabs(wv * x[xi]);
-                                dx[xi] += wv * dy[yi];
-                                dxm[xi] += fabs(wv * dy[yi]);
-                            }
-                    y[yi] = s;
-                    ym[yi] = m;
-                }
+    conv_ref(&g, x, w, q->bias ? b : NULL, dy, &(conv_ref_out){.y = y, .ym = ym, .dx = dx, .dxm = dxm});
 }
 
 /* y and dx (dx starts from dx0: the kernels accumulate) of one dp_conv2d
- * forward + backward with the direct kernels forced on (1) or off (0). */
-static void run(const dcase *q, int direct, const float *x, const float *w, const float *b, const float *dy,
-                const float *dx0, float *y, float *dx)
+ * forward + backward with the direct kernels forced on (1), off (0) or left
+ * to DP_CONV and the CPU (-1); dw and db too (from zero) where not NULL. */
+static void run_grads(const dcase *q, int direct, const float *x, const float *w, const float *b, const float *dy,
+                      const float *dx0, float *y, float *dx, float *dw, float *db)
 {
     int xs[4] = {q->N, q->C, q->H, q->W}, ws[4] = {q->O, q->C, q->kh, q->kw}, bs[1] = {q->O};
     dp_direct_force(direct);
@@ -150,6 +121,16 @@ static void run(const dcase *q, int direct, const float *x, const float *w, cons
     memcpy(dx, dx0, (size_t)tx->n * sizeof *dx);
     tx->grad = dx;
     tx->requires_grad = 1;
+    if (dw) {
+        memset(dw, 0, (size_t)tw->n * sizeof *dw);
+        tw->grad = dw;
+        tw->requires_grad = 1;
+    }
+    if (db && tb) {
+        memset(db, 0, (size_t)tb->n * sizeof *db);
+        tb->grad = db;
+        tb->requires_grad = 1;
+    }
     dp_tensor *ty = dp_conv2d(&c, tx, tw, tb, q->stride, q->pad, 1, 1);
     cr_assert_not_null(ty, "%s", dp_errmsg());
     memcpy(y, ty->data, (size_t)ty->n * sizeof *y);
@@ -157,6 +138,12 @@ static void run(const dcase *q, int direct, const float *x, const float *w, cons
     cr_assert_eq(dp_backward(&c, ty), DP_OK, "%s", dp_errmsg());
     dp_ctx_free(&c);
     dp_direct_force(-1);
+}
+
+static void run(const dcase *q, int direct, const float *x, const float *w, const float *b, const float *dy,
+                const float *dx0, float *y, float *dx)
+{
+    run_grads(q, direct, x, w, b, dy, dx0, y, dx, NULL, NULL);
 }
 
 static void check_ref(const char *what, const char *name, const float *v, const double *ref, const double *mag, long n)
@@ -288,4 +275,60 @@ Test(conv_direct, dp_conv_gemm_and_force, .timeout = DP_TIMEOUT(10))
     dp_direct_force(1);
     cr_assert_eq(dp_direct_available(), 1);
     dp_direct_force(-1);
+}
+
+/* DP_CONV=gemm must keep every pass of the op on the GEMM path, dW and db
+ * included (same_bits pins that path's bits): with it set, y, dx, dw and db
+ * are the bits of the path forced off. The shape takes all three direct
+ * kernels, and their bits differ from GEMM's in every pass, so a pass that
+ * went direct under DP_CONV=gemm would show. */
+Test(conv_direct, dp_conv_gemm_keeps_every_pass_on_gemm, .timeout = DP_TIMEOUT(30))
+{
+    skip_without_avx512();
+    const dcase q = {2, 32, 32, 14, 14, 3, 3, 1, 1, 1};
+    const dp_conv_geom g = geom_of(&q);
+    cr_assert(dp_direct_fits_forward(&g) && dp_direct_fits_dx(&g) && dp_direct_fits_dw(&g));
+    const long nx = (long)q.N * q.C * q.H * q.W, nw = (long)q.O * q.C * q.kh * q.kw, ny = (long)q.N * q.O * g.P;
+    enum { DIRECT, GEMM, ENV };
+    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc(q.O * sizeof *b);
+    float *dy = malloc(ny * sizeof *dy), *dx0 = malloc(nx * sizeof *dx0);
+    float *y[3], *dx[3], *dw[3], *db[3];
+    for (int k = 0; k < 3; k++) {
+        y[k] = malloc(ny * sizeof *y[k]), dx[k] = malloc(nx * sizeof *dx[k]);
+        dw[k] = malloc(nw * sizeof *dw[k]), db[k] = malloc(q.O * sizeof *db[k]);
+    }
+    dp_rng r;
+    dp_rng_seed(&r, 78, DP_STREAM_USER, 0);
+    dp_init_uniform(&r, x, nx, -1, 1);
+    dp_init_uniform(&r, w, nw, -0.5f, 0.5f);
+    dp_init_uniform(&r, b, q.O, -1, 1);
+    dp_init_uniform(&r, dy, ny, -1, 1);
+    dp_init_uniform(&r, dx0, nx, -1, 1);
+
+    run_grads(&q, 1, x, w, b, dy, dx0, y[DIRECT], dx[DIRECT], dw[DIRECT], db[DIRECT]);
+    run_grads(&q, 0, x, w, b, dy, dx0, y[GEMM], dx[GEMM], dw[GEMM], db[GEMM]);
+    const char *old = getenv("DP_CONV");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("DP_CONV", "gemm", 1);
+    dp_direct_force(-1); /* DP_CONV is read again */
+    cr_assert_eq(dp_direct_available(), 0, "DP_CONV=gemm leaves the direct kernels on");
+    run_grads(&q, -1, x, w, b, dy, dx0, y[ENV], dx[ENV], dw[ENV], db[ENV]);
+    if (saved)
+        setenv("DP_CONV", saved, 1);
+    else
+        unsetenv("DP_CONV");
+    free(saved);
+    dp_direct_force(-1);
+
+    static const char *const what[4] = {"y", "dx", "dw", "db"};
+    const long n[4] = {ny, nx, nw, q.O};
+    float **v[4] = {y, dx, dw, db};
+    for (int k = 0; k < 4; k++) {
+        cr_assert(memcmp(v[k][DIRECT], v[k][GEMM], n[k] * sizeof(float)),
+                  "%s: direct and gemm give the same bits; the test cannot tell the paths apart", what[k]);
+        cr_assert(!memcmp(v[k][ENV], v[k][GEMM], n[k] * sizeof(float)),
+                  "%s under DP_CONV=gemm is not the GEMM path's", what[k]);
+    }
+    for (int k = 0; k < 3; k++) free(y[k]), free(dx[k]), free(dw[k]), free(db[k]);
+    free(x), free(w), free(b), free(dy), free(dx0);
 }

@@ -20,28 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_ref.h"
 #include "core/conv_direct.h"
+#include "core/conv_direct_util.h"
 
-static int cpu_has_avx512f(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-#else
-    return 0;
-#endif
-}
-
-static dp_conv_geom geom(int N, int C, int H, int W, int O, int kh, int kw, int stride, int pad)
-{
-    dp_conv_geom g = {.N = N, .C = C, .H = H, .W = W, .O = O, .kh = kh, .kw = kw, .stride = stride, .pad = pad,
-                      .dil = 1, .groups = 1, .Cg = C, .Og = O};
-    g.Ho = (H + 2 * pad - kh) / stride + 1;
-    g.Wo = (W + 2 * pad - kw) / stride + 1;
-    g.K = C * kh * kw;
-    g.P = (long)g.Ho * g.Wo;
-    return g;
-}
 
 static unsigned long long lcg_state;
 static float urand(void) /* uniform in [-1, 1) */
@@ -75,7 +57,7 @@ static double rel_err(const float *got, const float *init, const double *ref, lo
 static void check_case_at(int N, int C, int H, int W, int O, int kh, int kw, int stride, int pad, int with_db,
                           int shift)
 {
-    const dp_conv_geom g = geom(N, C, H, W, O, kh, kw, stride, pad);
+    const dp_conv_geom g = conv_ref_geom(N, C, H, W, O, kh, kw, stride, pad);
     cr_assert(g.Ho > 0 && g.Wo > 0);
     char name[160];
     snprintf(name, sizeof name, "N%d C%d %dx%d O%d k%dx%d s%d p%d db%d", N, C, H, W, O, kh, kw, stride, pad, with_db);
@@ -88,7 +70,7 @@ static void check_case_at(int N, int C, int H, int W, int O, int kh, int kw, int
     const size_t sbytes = dp_direct_dw_scratch(&g), sfl = sbytes / sizeof(float);
     cr_assert(sbytes % 64 == 0, "%s: scratch %zu bytes, not a multiple of 64", name, sbytes);
     float *scratch_mem = alloc_floats(sfl + GUARD + (size_t)shift), *scratch = scratch_mem + shift;
-    double *rw = calloc((size_t)nw, sizeof(double)), *rb = calloc((size_t)O, sizeof(double));
+    double *rw = malloc((size_t)nw * sizeof(double)), *rb = malloc((size_t)O * sizeof(double));
     cr_assert(rw && rb);
 
     for (long i = 0; i < nx; i++) x[i] = urand();
@@ -98,24 +80,7 @@ static void check_case_at(int N, int C, int H, int W, int O, int kh, int kw, int
     for (int i = 0; i < GUARD; i++) dw[nw + i] = db[O + i] = scratch[sfl + i] = SENTINEL;
     for (size_t i = 0; i < sfl; i++) scratch[i] = NAN; /* the kernel must not read scratch it did not write */
 
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < O; o++)
-            for (int oh = 0; oh < g.Ho; oh++)
-                for (int ow = 0; ow < g.Wo; ow++) {
-                    const double d = dy[(((long)n * O + o) * g.Ho + oh) * g.Wo + ow];
-                    rb[o] += d;
-                    for (int c = 0; c < C; c++)
-                        for (int ki = 0; ki < kh; ki++) {
-                            const int ih = oh * stride + ki - pad;
-                            if (ih < 0 || ih >= H) continue;
-                            for (int kj = 0; kj < kw; kj++) {
-                                const int iw = ow * stride + kj - pad;
-                                if (iw < 0 || iw >= W) continue;
-                                rw[(((long)o * C + c) * kh + ki) * kw + kj] +=
-                                    d * x[(((long)n * C + c) * H + ih) * W + iw];
-                            }
-                        }
-                }
+    conv_ref(&g, x, NULL, NULL, dy, &(conv_ref_out){.dw = rw, .db = rb});
 
     dp_direct_dw(dw, with_db ? db : NULL, dy, x, &g, scratch);
 
@@ -142,7 +107,7 @@ static void check_case(int N, int C, int H, int W, int O, int kh, int kw, int st
 
 #define NEED_AVX512F()                                                                                                 \
     do {                                                                                                               \
-        if (!cpu_has_avx512f()) cr_skip_test("no AVX-512F on this CPU");                                              \
+        if (!dp_direct_cpu_ok()) cr_skip_test("no AVX-512F on this CPU");                                              \
     } while (0)
 
 Test(conv_direct_dw, resnet20_shapes, .timeout = DP_TIMEOUT(120))
@@ -202,16 +167,16 @@ Test(conv_direct_dw, unaligned_scratch, .timeout = DP_TIMEOUT(60))
 
 Test(conv_direct_dw, fits_refuses)
 {
-    dp_conv_geom g = geom(2, 16, 14, 14, 32, 3, 3, 1, 1);
-    cr_assert_eq(dp_direct_fits_dw(&g), cpu_has_avx512f());
-    g = geom(2, 1, 28, 28, 16, 3, 3, 1, 1); /* K = 9: the small-K kernels' */
+    dp_conv_geom g = conv_ref_geom(2, 16, 14, 14, 32, 3, 3, 1, 1);
+    cr_assert_eq(dp_direct_fits_dw(&g), dp_direct_cpu_ok());
+    g = conv_ref_geom(2, 1, 28, 28, 16, 3, 3, 1, 1); /* K = 9: the small-K kernels' */
     cr_assert_eq(dp_direct_fits_dw(&g), 0);
-    g = geom(2, 16, 14, 14, 24, 3, 3, 1, 1); /* O not a multiple of 16 */
+    g = conv_ref_geom(2, 16, 14, 14, 24, 3, 3, 1, 1); /* O not a multiple of 16 */
     cr_assert_eq(dp_direct_fits_dw(&g), 0);
-    g = geom(2, 16, 14, 14, 32, 3, 3, 1, 1);
+    g = conv_ref_geom(2, 16, 14, 14, 32, 3, 3, 1, 1);
     g.groups = 2, g.Cg = 8, g.Og = 16, g.K = 72;
     cr_assert_eq(dp_direct_fits_dw(&g), 0);
-    g = geom(2, 16, 14, 14, 32, 3, 3, 1, 2);
+    g = conv_ref_geom(2, 16, 14, 14, 32, 3, 3, 1, 2);
     g.dil = 2, g.Ho = g.Wo = 14, g.P = 196;
     cr_assert_eq(dp_direct_fits_dw(&g), 0);
 }
