@@ -22,9 +22,10 @@ static const char header[] =
     "\n"
     "Times ring, mpi, rd (and hier, hier-rd when there are several nodes of several ranks)\n"
     "at sizes from --min to --max, checks each against MPI_Allreduce, prints the table and\n"
-    "writes the fastest per size for --allreduce auto --allreduce-table FILE (or\n"
-    "DP_ALLREDUCE_TABLE=FILE). Run it on the shape of the training job: the table is\n"
-    "used only by jobs of the same nodes x ranks per node.\n"
+    "writes the fastest per size (MPI_Allreduce unless beaten by --margin) for\n"
+    "--allreduce auto --allreduce-table FILE (or DP_ALLREDUCE_TABLE=FILE). Run it on the\n"
+    "shape of the training job: a table is used only by jobs of the same nodes x ranks\n"
+    "per node (DP_RANKS_PER_NODE=R simulates nodes, as for train).\n"
     "\n";
 
 static dp_status parse_size(const dp_cli_opt *o, const char *arg, void *field)
@@ -47,12 +48,17 @@ static dp_status parse_size(const dp_cli_opt *o, const char *arg, void *field)
 static const dp_cli_opt o_out = {.name = "out", .arg = "FILE",
                                  .help = "write the table here (replaced atomically); none: print only",
                                  .kind = DP_CLI_STR, .cap = 512, .nonempty = 1};
-static const dp_cli_opt o_min = {.name = "min", .arg = "BYTES", .help = "smallest size (K, M, G suffixes)",
+static const dp_cli_opt o_min = {.name = "min", .arg = "BYTES", .help = "smallest size, bytes or K, M, G (default 4K)",
                                  .kind = DP_CLI_CUSTOM, .parse = parse_size};
-static const dp_cli_opt o_max = {.name = "max", .arg = "BYTES", .help = "largest size",
+static const dp_cli_opt o_max = {.name = "max", .arg = "BYTES", .help = "largest size (default 256M)",
                                  .kind = DP_CLI_CUSTOM, .parse = parse_size};
 static const dp_cli_opt o_factor = {.name = "factor", .arg = "F", .help = "each size F times the one before (2 or 4)",
                                     .kind = DP_CLI_INT, .lo = 2, .hi = 4, .show_default = 1};
+static const dp_cli_opt o_margin = {
+    .name = "margin", .arg = "PCT",
+    .help = "another algorithm replaces MPI_Allreduce only where its median is this\n"
+            "many percent below MPI's (a winner by noise would not stay one)",
+    .kind = DP_CLI_DOUBLE, .lo = 0, .hi = 90, .show_default = 1};
 static const dp_cli_opt o_reps = {.name = "reps", .arg = "N", .help = "timed calls per algorithm and size (median)",
                                   .kind = DP_CLI_INT, .lo = 1, .hi = 10000, .show_default = 1};
 
@@ -60,11 +66,12 @@ static struct {
     char out[512];
     uint64_t min, max;
     int factor, reps;
+    double margin;
 } x;
 
 static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_out, x.out), DP_CLI_BIND(o_min, x.min), DP_CLI_BIND(o_max, x.max),
-    DP_CLI_BIND(o_factor, x.factor), DP_CLI_BIND(o_reps, x.reps), DP_CLI_END,
+    DP_CLI_BIND(o_factor, x.factor), DP_CLI_BIND(o_reps, x.reps), DP_CLI_BIND(o_margin, x.margin), DP_CLI_END,
 };
 
 static void defaults(void)
@@ -74,6 +81,7 @@ static void defaults(void)
     x.max = 256u << 20;
     x.factor = 2;
     x.reps = 10;
+    x.margin = 3;
 }
 
 static dp_status check(int ranks)
@@ -184,6 +192,8 @@ static dp_status tune(MPI_Comm comm, int rank, int size)
             if (a == 0 || med[a] < best) best = med[a], besta = a;
         }
         if (rc != DP_OK) break;
+        /* MPI_Allreduce is the incumbent (algos[1]): a challenger must beat it by the margin */
+        if (besta != 1 && best > med[1] * (1.0 - x.margin / 100.0)) besta = 1;
         /* consecutive sizes with one winner make one rule */
         if (t.nrules && t.algo[t.nrules - 1] == algos[besta])
             t.max_bytes[t.nrules - 1] = sizes[s];
