@@ -343,6 +343,15 @@ dp_status dp_allreduce_table_read(const char *path, dp_allreduce_table *out);
 dp_status dp_allreduce_table_load(MPI_Comm comm, const char *path, int nodes, int per_node,
                                   dp_allreduce_table *out);
 
+/*! The tuner's rule for one measured size (sizes added in ascending order):
+ *  the fastest of the na algorithms by median time med[], except that
+ *  DP_ALLREDUCE_MPI, when among them, stays unless the fastest is more than
+ *  margin_pct percent below it; a size with the previous rule's winner extends
+ *  that rule, else a rule is appended (up to DP_ALLREDUCE_TABLE_RULES).
+ *  @return the index into algos of the winner. */
+int dp_allreduce_table_add(dp_allreduce_table *t, uint64_t bytes, const dp_allreduce_algo *algos,
+                           const double *med, int na, double margin_pct);
+
 /*! The algorithm of t for a message of `bytes` bytes (never AUTO). */
 dp_allreduce_algo dp_allreduce_table_choose(const dp_allreduce_table *t, uint64_t bytes);
 

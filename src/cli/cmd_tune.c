@@ -168,8 +168,7 @@ static dp_status tune(MPI_Comm comm, int rank, int size)
         const size_t n = (size_t)(sizes[s] / 4);
         fill(ref, n, rank, sizes[s]);
         MPI_Allreduce(MPI_IN_PLACE, ref, (int)n, MPI_FLOAT, MPI_SUM, comm);
-        double best = 0, med[DP_ALLREDUCE_NALGOS];
-        int besta = 0;
+        double med[DP_ALLREDUCE_NALGOS];
         for (int a = 0; a < na && rc == DP_OK; a++) {
             fill(buf, n, rank, sizes[s]);
             rc = dp_allreduce(buf, n, DP_REDUCE_SUM, algos[a], comm, ws);
@@ -189,16 +188,10 @@ static dp_status tune(MPI_Comm comm, int rank, int size)
             MPI_Allreduce(MPI_IN_PLACE, times, x.reps, MPI_DOUBLE, MPI_MAX, comm);
             qsort(times, (size_t)x.reps, sizeof *times, cmp_double);
             med[a] = x.reps % 2 ? times[x.reps / 2] : 0.5 * (times[x.reps / 2 - 1] + times[x.reps / 2]);
-            if (a == 0 || med[a] < best) best = med[a], besta = a;
         }
         if (rc != DP_OK) break;
-        /* MPI_Allreduce is the incumbent (algos[1]): a challenger must beat it by the margin */
-        if (besta != 1 && best > med[1] * (1.0 - x.margin / 100.0)) besta = 1;
-        /* consecutive sizes with one winner make one rule */
-        if (t.nrules && t.algo[t.nrules - 1] == algos[besta])
-            t.max_bytes[t.nrules - 1] = sizes[s];
-        else if (t.nrules < DP_ALLREDUCE_TABLE_RULES)
-            t.max_bytes[t.nrules] = sizes[s], t.algo[t.nrules++] = algos[besta];
+        /* the same medians on every rank (reduced above), so the same table */
+        const int besta = dp_allreduce_table_add(&t, sizes[s], algos, med, na, x.margin);
         if (rank == 0) {
             printf("%10llu", (unsigned long long)sizes[s]);
             for (int a = 0; a < na; a++)

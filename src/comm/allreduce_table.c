@@ -51,6 +51,30 @@ dp_allreduce_algo dp_allreduce_table_choose(const dp_allreduce_table *t, uint64_
     return t->algo[t->nrules - 1];
 }
 
+int dp_allreduce_table_add(dp_allreduce_table *t, uint64_t bytes, const dp_allreduce_algo *algos,
+                           const double *med, int na, double margin_pct)
+{
+    int best = 0, mpi = -1;
+    for (int a = 0; a < na; a++) {
+        if (med[a] < med[best])
+            best = a;
+        if (DP_ALLREDUCE_MPI == algos[a])
+            mpi = a;
+    }
+    /* the incumbent: a challenger's win inside the margin may be noise */
+    if (mpi >= 0 && best != mpi && med[best] > med[mpi] * (1.0 - margin_pct / 100.0))
+        best = mpi;
+    if (t->nrules && t->algo[t->nrules - 1] == algos[best]) {
+        t->max_bytes[t->nrules - 1] = bytes;
+    } else if (t->nrules < DP_ALLREDUCE_TABLE_RULES) {
+        t->max_bytes[t->nrules] = bytes;
+        t->algo[t->nrules++] = algos[best];
+    } else { /* full: the last rule covers the rest */
+        t->max_bytes[t->nrules - 1] = bytes;
+    }
+    return best;
+}
+
 /* A whole decimal number (no sign, no space), into *v. */
 static int parse_u64(const char *s, uint64_t *v)
 {

@@ -92,6 +92,34 @@ static void case_chooser(void)
     CHECK(DP_ALLREDUCE_HIER == dp_allreduce_table_choose(&t, 1u << 20), "3 x 2 default");
 }
 
+/* The tuner's rule: the fastest median wins, MPI_Allreduce unless beaten by
+ * the margin, runs of one winner merge into one rule. */
+static void case_tuner_rule(void)
+{
+    const dp_allreduce_algo al[3] = {DP_ALLREDUCE_RING, DP_ALLREDUCE_MPI, DP_ALLREDUCE_RD};
+    dp_allreduce_table t = {.nodes = 1, .per_node = 2};
+    const double m[][3] = {
+        {10, 5, 6},     /* 4K:  mpi fastest */
+        {10, 5, 4.9},   /* 8K:  rd 2% below mpi: inside the 3% margin, mpi */
+        {10, 5, 4.5},   /* 16K: rd 10% below: rd */
+        {3, 5, 4.5},    /* 32K: ring */
+        {3, 5, 4.5},    /* 64K: ring, the same rule */
+    };
+    const int want[] = {1, 1, 2, 0, 0};
+    for (int i = 0; i < 5; i++) {
+        int w = dp_allreduce_table_add(&t, (uint64_t)4096 << i, al, m[i], 3, 3.0);
+        CHECK(w == want[i], "size %d: winner %d, want %d", 4096 << i, w, want[i]);
+    }
+    CHECK(3 == t.nrules && 8192 == t.max_bytes[0] && DP_ALLREDUCE_MPI == t.algo[0] && 16384 == t.max_bytes[1] &&
+              DP_ALLREDUCE_RD == t.algo[1] && 65536 == t.max_bytes[2] && DP_ALLREDUCE_RING == t.algo[2],
+          "rules: %d: %llu %s, %llu %s, %llu %s", t.nrules, (unsigned long long)t.max_bytes[0],
+          dp_allreduce_algo_name(t.algo[0]), (unsigned long long)t.max_bytes[1], dp_allreduce_algo_name(t.algo[1]),
+          (unsigned long long)t.max_bytes[2], dp_allreduce_algo_name(t.algo[2]));
+    /* margin 0: the fastest, whoever it is */
+    dp_allreduce_table u = {.nodes = 1, .per_node = 2};
+    CHECK(2 == dp_allreduce_table_add(&u, 4096, al, m[1], 3, 0.0), "margin 0: not the fastest");
+}
+
 /* Each malformed table names the file, the line and the field. */
 static void case_malformed(void)
 {
@@ -319,6 +347,7 @@ int main(int argc, char **argv)
     }
     MPI_Bcast(g_tmp, sizeof g_tmp, MPI_CHAR, 0, MPI_COMM_WORLD);
     run("chooser and built-in rule", case_chooser);
+    run("tuner rule: fastest, margin, merge", case_tuner_rule);
     run("malformed tables", case_malformed);
     run("loading, shape, errors", case_load);
     run("engine auto = MPI: every shape", case_engine);
