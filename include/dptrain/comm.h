@@ -332,7 +332,8 @@ int dp_allreduce_table_format(const dp_allreduce_table *t, char *buf, size_t n);
 dp_status dp_allreduce_table_read(const char *path, dp_allreduce_table *out);
 
 /*! Collective over comm: the table for `auto` on a world of nodes x per_node.
- *  path NULL or "": the environment variable DP_ALLREDUCE_TABLE; unset or
+ *  path NULL or "": the environment variable DP_ALLREDUCE_TABLE (rank 0's: its
+ *  decision is broadcast, as a launcher may not pass it to every host); unset or
  *  empty: the built-in rule. Rank 0 reads the file and broadcasts its text, so
  *  every rank parses the same bytes and makes the same choices. A table for
  *  another shape is not used: rank 0 warns on stderr (naming both shapes) and

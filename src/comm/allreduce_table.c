@@ -304,48 +304,54 @@ dp_status dp_allreduce_table_load(MPI_Comm comm, const char *path, int nodes, in
 {
     int rank = 0;
     MPI_Comm_rank(comm, &rank);
-    if (NULL == path || !path[0])
-        path = getenv("DP_ALLREDUCE_TABLE");
-    if (NULL == path || !path[0]) {
-        dp_allreduce_table_default(nodes, per_node, out);
-        return DP_OK;
-    }
-    /* rank 0 reads; [status, length] then the text go to every rank */
+    /* Rank 0 decides (its flag, else its environment: a launcher may not pass
+     * DP_ALLREDUCE_TABLE to every host), reads, and sends [status, length,
+     * path] then the text: every rank takes the same branch and parses the
+     * same bytes. */
+    char where[512] = {0};
     char *text = NULL;
-    long hdr[2] = {DP_OK, 0};
+    long hdr[2] = {DP_OK, -1}; /* length -1: no table, the built-in rule */
     char msg[1024] = {0};
     if (0 == rank) {
-        dp_status st = read_text(path, &text);
-        hdr[0] = st;
-        hdr[1] = text ? (long)strlen(text) : 0;
-        if (DP_OK != st)
-            snprintf(msg, sizeof msg, "%s", dp_errmsg());
+        if (NULL == path || !path[0])
+            path = getenv("DP_ALLREDUCE_TABLE");
+        if (path && path[0]) {
+            snprintf(where, sizeof where, "%s", path);
+            dp_status st = read_text(path, &text);
+            hdr[0] = st;
+            hdr[1] = text ? (long)strlen(text) : 0;
+            if (DP_OK != st)
+                snprintf(msg, sizeof msg, "%s", dp_errmsg());
+        }
     }
     int rc = MPI_Bcast(hdr, 2, MPI_LONG, 0, comm);
+    if (MPI_SUCCESS == rc)
+        rc = MPI_Bcast(where, (int)sizeof where, MPI_CHAR, 0, comm);
     if (MPI_SUCCESS == rc && DP_OK != hdr[0])
         rc = MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, 0, comm);
-    if (MPI_SUCCESS == rc && DP_OK == hdr[0]) {
+    if (MPI_SUCCESS == rc && DP_OK == hdr[0] && hdr[1] >= 0) {
         if (0 != rank && NULL == (text = calloc((size_t)hdr[1] + 1, 1)))
-            hdr[0] = DP_ERR_NOMEM; /* the broadcast below still runs: every rank takes part */
-        char dummy;
-        rc = MPI_Bcast(text ? text : &dummy, text ? (int)hdr[1] : 0, MPI_CHAR, 0, comm);
+            MPI_Abort(comm, 1); /* a few KiB: the broadcast cannot be skipped on one rank */
+        rc = MPI_Bcast(text, (int)hdr[1], MPI_CHAR, 0, comm);
     }
     dp_status st;
     if (MPI_SUCCESS != rc)
-        st = dp_mpi_errorf(rc, "allreduce table %s: broadcast from rank 0 failed", path);
+        st = dp_mpi_errorf(rc, "allreduce table %s: broadcast from rank 0 failed", where);
     else if (DP_OK != hdr[0])
-        st = DP_ERR_NOMEM == hdr[0] && msg[0] == '\0' ? dp_errorf(DP_ERR_NOMEM, "allreduce table: out of memory")
-                                                      : dp_errorf((dp_status)hdr[0], "%s", msg);
-    else
-        st = dp_allreduce_table_parse(text, path, out);
+        st = dp_errorf((dp_status)hdr[0], "%s", msg);
+    else if (hdr[1] < 0) {
+        dp_allreduce_table_default(nodes, per_node, out);
+        st = DP_OK;
+    } else
+        st = dp_allreduce_table_parse(text, where, out);
     free(text);
-    if (DP_OK != st)
+    if (DP_OK != st || hdr[1] < 0)
         return st;
     if (out->nodes != nodes || out->per_node != per_node) {
         if (0 == rank)
             fprintf(stderr, "dptrain: warning: allreduce table %s was measured on %d node(s) x %d rank(s) per "
                             "node, this run is %d x %d: using the built-in rule instead (run dptrain "
-                            "tune-allreduce on this shape)\n", path, out->nodes, out->per_node, nodes, per_node);
+                            "tune-allreduce on this shape)\n", where, out->nodes, out->per_node, nodes, per_node);
         dp_allreduce_table_default(nodes, per_node, out);
         return DP_OK;
     }
@@ -355,7 +361,7 @@ dp_status dp_allreduce_table_load(MPI_Comm comm, const char *path, int nodes, in
             return st;
         if (strcmp(mine, out->hosts) && 0 == rank)
             fprintf(stderr, "dptrain: note: allreduce table %s was measured on other hosts (hash %s, here %s); "
-                            "using it, as the shape matches\n", path, out->hosts, mine);
+                            "using it, as the shape matches\n", where, out->hosts, mine);
     }
     return DP_OK;
 }

@@ -167,6 +167,12 @@ static void case_load(void)
     CHECK_OK(dp_allreduce_table_load(MPI_COMM_WORLD, NULL, 1, g_size, &t));
     CHECK(!strcmp(t.source, path), "DP_ALLREDUCE_TABLE not used: %s", t.source);
     unsetenv("DP_ALLREDUCE_TABLE");
+    /* rank 0's environment decides for all (a launcher may not pass it to every host) */
+    if (0 == g_rank)
+        setenv("DP_ALLREDUCE_TABLE", path, 1);
+    CHECK_OK(dp_allreduce_table_load(MPI_COMM_WORLD, NULL, 1, g_size, &t));
+    CHECK(!strcmp(t.source, path) && 2 == t.nrules, "DP_ALLREDUCE_TABLE on rank 0 only: %s", t.source);
+    unsetenv("DP_ALLREDUCE_TABLE");
     CHECK_OK(dp_allreduce_table_load(MPI_COMM_WORLD, "", 1, g_size, &t));
     CHECK(!strcmp(t.source, "built-in"), "no table: %s", t.source);
     /* another shape: the built-in rule, not an error */
