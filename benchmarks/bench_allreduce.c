@@ -46,6 +46,7 @@ typedef struct variant {
     dp_codec_config cfg;
     int algo;         /* 1: dp_allreduce with `which` (--algos) */
     dp_allreduce_algo which;
+    const dp_allreduce_table *table; /* which = auto: chosen per size from it */
 } variant;
 
 typedef struct result {
@@ -203,7 +204,10 @@ static void run_variant(variant *v, float *buf, size_t n, dp_reduce_op op)
     dp_status st = v->mpi     ? dp_allreduce(buf, n, op, DP_ALLREDUCE_MPI, MPI_COMM_WORLD, NULL)
                    : v->coded ? dp_ring_allreduce_codec(buf, n, DP_REDUCE_AVG, &v->cfg, NULL,
                                                         MPI_COMM_WORLD, v->ws)
-                   : v->algo  ? dp_allreduce(buf, n, op, v->which, MPI_COMM_WORLD, v->ws)
+                   : v->algo  ? dp_allreduce(buf, n, op,
+                                             v->table ? dp_allreduce_table_choose(v->table, (uint64_t)n * sizeof(float))
+                                                      : v->which,
+                                             MPI_COMM_WORLD, v->ws)
                               : dp_ring_allreduce(buf, n, op, MPI_COMM_WORLD, v->ws);
     if (DP_OK != st)
         die(dp_errmsg());
@@ -364,16 +368,20 @@ static const char usage[] =
     "    --wire-zstd L             zstd level of the wire stage for --codec (default 0)\n"
     "                              (each call follows a call of the same algorithm)\n"
     "    --algos LIST              also time these dp_allreduce algorithms (rd, hier,\n"
-    "                              hier-rd; comma-separated), checked bit for bit like\n"
+    "                              hier-rd, auto; comma-separated), checked bit for bit like\n"
     "                              the ring; prints bytes sent per call and the part\n"
     "                              sent between nodes (rank 0's counters)\n"
     "    --ranks-per-node R        nodes for hier/hier-rd: consecutive groups of R ranks\n"
-    "                              (default 0: DP_RANKS_PER_NODE, else MPI_Comm_split_type)\n";
+    "                              (default 0: DP_RANKS_PER_NODE, else MPI_Comm_split_type)\n"
+    "    --allreduce-table FILE    auto's table (dptrain tune-allreduce --out FILE); default\n"
+    "                              DP_ALLREDUCE_TABLE, else the built-in rule\n";
 
 int main(int argc, char **argv)
 {
     int provided;
     char codecs[256] = "", algos[256] = "";
+    const char *table_path = NULL;
+    static dp_allreduce_table auto_table;
     int wire_zstd = 0, rpn = 0;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_SINGLE, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -412,6 +420,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--wire-zstd")) { NEXT(); wire_zstd = atoi(v); }
         else if (!strcmp(a, "--algos")) { NEXT(); snprintf(algos, sizeof algos, "%s", v); }
         else if (!strcmp(a, "--ranks-per-node")) { NEXT(); rpn = atoi(v); }
+        else if (!strcmp(a, "--allreduce-table")) { NEXT(); table_path = v; }
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             if (0 == g_rank) fputs(usage, stdout);
             MPI_Finalize();
@@ -463,8 +472,15 @@ int main(int argc, char **argv)
         for (; a < DP_ALLREDUCE_NALGOS && strcmp(tok, dp_allreduce_algo_name((dp_allreduce_algo)a)); a++)
             ;
         if (a >= DP_ALLREDUCE_NALGOS)
-            die("--algos: unknown algorithm (use rd, hier, hier-rd)");
+            die("--algos: unknown algorithm (use rd, hier, hier-rd, auto)");
         v->which = (dp_allreduce_algo)a;
+        if (DP_ALLREDUCE_AUTO == v->which) { /* as the engine: loaded once, for the topology's shape */
+            int nodes = 1, per = 1;
+            dp_topo_shape(topo, &nodes, &per, NULL, NULL);
+            if (DP_OK != dp_allreduce_table_load(MPI_COMM_WORLD, table_path, nodes, per, &auto_table))
+                die(dp_errmsg());
+            v->table = &auto_table;
+        }
         snprintf(v->name, sizeof v->name, "%s", tok);
         if (DP_OK != dp_ring_ws_create(0, &v->ws) || DP_OK != dp_ring_ws_set_depth(v->ws, depth))
             die(dp_errmsg());
@@ -522,6 +538,13 @@ int main(int argc, char **argv)
             printf("# nodes for hier/hier-rd: %d x %d rank(s)%s, from %s\n", nodes, per, even ? "" : " (uneven: flat ring)",
                    rpn ? "--ranks-per-node" : getenv("DP_RANKS_PER_NODE") && *getenv("DP_RANKS_PER_NODE")
                    ? "DP_RANKS_PER_NODE" : "MPI_Comm_split_type");
+        }
+        if (auto_table.nrules) {
+            printf("# auto: table %s:", auto_table.source);
+            for (int r = 0; r < auto_table.nrules; r++)
+                printf(" %s<=%llu", dp_allreduce_algo_name(auto_table.algo[r]),
+                       (unsigned long long)auto_table.max_bytes[r]);
+            printf(" (the last also above)\n");
         }
         if (g_size < 4)
             printf("#   (comm size < 4: <8B ring, <4K recursive_doubling, <8K ring, "

@@ -50,10 +50,11 @@ typedef enum dp_allreduce_algo {
     DP_ALLREDUCE_HIER,     /* dp_hier_allreduce, ring across nodes (needs a dp_topo) */
     DP_ALLREDUCE_HIER_RD,  /* dp_hier_allreduce, recursive halving/doubling across nodes */
     DP_ALLREDUCE_RD,       /* dp_rd_allreduce: flat recursive halving/doubling */
+    DP_ALLREDUCE_AUTO,     /* per call, one of the above by message size (dp_allreduce_table) */
     DP_ALLREDUCE_NALGOS
 } dp_allreduce_algo;
 
-/*! @return "ring", "mpi", "hier", "hier-rd", "rd" (the --allreduce words), "?" otherwise. */
+/*! @return "ring", "mpi", "hier", "hier-rd", "rd", "auto" (the --allreduce words), "?" otherwise. */
 const char *dp_allreduce_algo_name(dp_allreduce_algo a);
 
 /* DP_ERR_MPI with the message fmt, then ": " and the text of MPI error `code`;
@@ -263,7 +264,9 @@ dp_status dp_rd_allreduce(float *buf, size_t n, dp_reduce_op op, MPI_Comm comm, 
  *  hierarchical algorithms (not owned; NULL detaches). */
 void dp_ring_ws_set_topo(dp_ring_ws *ws, dp_topo *t);
 
-/*! In-place allreduce with the chosen algorithm: DP_ALLREDUCE_RING calls
+/*! In-place allreduce with the chosen algorithm: DP_ALLREDUCE_AUTO takes the
+ *  built-in rule (dp_allreduce_table_default) for the shape of the topology
+ *  attached to ws, or for one node of P ranks without one; DP_ALLREDUCE_RING calls
  *  dp_ring_allreduce(buf, n, op, comm, ws); DP_ALLREDUCE_MPI calls MPI_Allreduce
  *  (MPI_SUM, in chunks of at most INT_MAX floats) and divides by P for AVG; it
  *  does not use ws (may be NULL) and counts nothing. DP_ALLREDUCE_RD calls
@@ -272,6 +275,90 @@ void dp_ring_ws_set_topo(dp_ring_ws *ws, dp_topo *t);
  *  @return as dp_ring_allreduce. */
 dp_status dp_allreduce(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo algo,
                        MPI_Comm comm, dp_ring_ws *ws);
+
+/* ------------------------------------------------------------------------- */
+/* Auto: the algorithm per message size from a measured table (allreduce_table.c) */
+/* ------------------------------------------------------------------------- */
+
+/* As Open MPI's tuned decision rules and NCCL's tuner: a table of (max_bytes,
+ * algorithm) rules, ascending, measured on the machine by `dptrain
+ * tune-allreduce` for one world shape (nodes x ranks per node). A message of b
+ * bytes takes the first rule with b <= max_bytes (the last rule past them all).
+ * Text format (version 1), '#' starts a comment:
+ *     dptrain-allreduce-table 1
+ *     nodes 1
+ *     ranks_per_node 2
+ *     hosts 9f3c0a1b2c3d4e5f          (FNV-1a hash of the sorted host names)
+ *     mpi Open MPI v4.1.4 ...          (MPI_Get_library_version, first line)
+ *     65536 mpi
+ *     16777216 ring
+ * The algorithm words are dp_allreduce_algo_name's, never "auto". */
+#define DP_ALLREDUCE_TABLE_RULES 64
+
+typedef struct dp_allreduce_table {
+    int nodes, per_node; /* the shape it is for */
+    int nrules;
+    uint64_t max_bytes[DP_ALLREDUCE_TABLE_RULES]; /* strictly ascending */
+    dp_allreduce_algo algo[DP_ALLREDUCE_TABLE_RULES];
+    char hosts[32];      /* fingerprint fields as read ("" for the built-in rule) */
+    char mpi[160];
+    char source[512];    /* the file, or "built-in" */
+} dp_allreduce_table;
+
+/*! The built-in rule for a shape (when no table is given). From the ring
+ *  against MPI_Allreduce measurements of benchmarks/RESULTS.md (sections 3
+ *  and 4b) and the alpha-beta model (allreduce_model.c):
+ *    one node, or one rank per node: mpi up to 8 MiB, ring above (the ring was
+ *      1.10-2.26x MPI_Allreduce from 16 MiB at 2-16 ranks, 0.5-1.05x below,
+ *      where its 2(P-1) latency-bound steps lose to recursive doubling);
+ *    several nodes of several ranks: mpi up to 64 KiB, then hier-rd when the
+ *      node count is a power of two (log2 N steps across nodes, no folding),
+ *      hier otherwise. */
+void dp_allreduce_table_default(int nodes, int per_node, dp_allreduce_table *out);
+
+/*! Parses a table's text. `file` names it in messages.
+ *  @return DP_OK, or DP_ERR_ARG "FILE:LINE: FIELD: what is wrong" (header
+ *          missing or of another version, a field missing or repeated, a size
+ *          that is not a whole number or not ascending, an unknown algorithm,
+ *          "auto", no rules, more than DP_ALLREDUCE_TABLE_RULES). */
+dp_status dp_allreduce_table_parse(const char *text, const char *file, dp_allreduce_table *out);
+
+/*! Writes t as text into buf (at most n bytes with the NUL).
+ *  @return the length, or -1 when it does not fit. */
+int dp_allreduce_table_format(const dp_allreduce_table *t, char *buf, size_t n);
+
+/*! Reads and parses a table file (no MPI; for flag checks before MPI starts).
+ *  @return DP_OK, DP_ERR_IO (cannot be read), or as dp_allreduce_table_parse. */
+dp_status dp_allreduce_table_read(const char *path, dp_allreduce_table *out);
+
+/*! Collective over comm: the table for `auto` on a world of nodes x per_node.
+ *  path NULL or "": the environment variable DP_ALLREDUCE_TABLE (rank 0's: its
+ *  decision is broadcast, as a launcher may not pass it to every host); unset or
+ *  empty: the built-in rule. Rank 0 reads the file and broadcasts its text, so
+ *  every rank parses the same bytes and makes the same choices. A table for
+ *  another shape is not used: rank 0 warns on stderr (naming both shapes) and
+ *  the built-in rule is taken, since every algorithm gives the same result and
+ *  the table is only a speed hint.
+ *  @return DP_OK, or on every rank the error of the file (DP_ERR_IO when rank 0
+ *          cannot read it; DP_ERR_ARG as dp_allreduce_table_parse), DP_ERR_MPI. */
+dp_status dp_allreduce_table_load(MPI_Comm comm, const char *path, int nodes, int per_node,
+                                  dp_allreduce_table *out);
+
+/*! The tuner's rule for one measured size (sizes added in ascending order):
+ *  the fastest of the na algorithms by median time med[], except that
+ *  DP_ALLREDUCE_MPI, when among them, stays unless the fastest is more than
+ *  margin_pct percent below it; a size with the previous rule's winner extends
+ *  that rule, else a rule is appended (up to DP_ALLREDUCE_TABLE_RULES).
+ *  @return the index into algos of the winner. */
+int dp_allreduce_table_add(dp_allreduce_table *t, uint64_t bytes, const dp_allreduce_algo *algos,
+                           const double *med, int na, double margin_pct);
+
+/*! The algorithm of t for a message of `bytes` bytes (never AUTO). */
+dp_allreduce_algo dp_allreduce_table_choose(const dp_allreduce_table *t, uint64_t bytes);
+
+/*! A hash of the sorted, distinct host names of comm's ranks (collective), as
+ *  16 hex digits in out[17]: the machine part of a table's fingerprint. */
+dp_status dp_allreduce_hosts_hash(MPI_Comm comm, char out[17]);
 
 /*! @return 1 when an MPI thread level `provided` (from MPI_Init_thread or
  *  MPI_Query_thread) allows a threaded engine, i.e. MPI_THREAD_MULTIPLE; else 0.
@@ -337,6 +424,20 @@ void dp_engine_stats(dp_engine *e, dp_comm_stats *out);
 /*! Runs what is still queued, stops the thread, frees the duplicate communicator
  *  (collective, like MPI_Comm_free) and the engine. NULL is accepted. */
 void dp_engine_free(dp_engine *e);
+
+/*! Creates an engine as dp_engine_create; with algo DP_ALLREDUCE_AUTO it also
+ *  builds the topology (for the shape and the hierarchical algorithms) and
+ *  loads the table with dp_allreduce_table_load(table_path), once, here.
+ *  table_path is ignored for the other algorithms. */
+dp_status dp_engine_create_table(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
+                                 const char *table_path, dp_engine **out);
+
+/*! The algorithm the engine runs for a range of n floats: its algorithm, or
+ *  with AUTO the table's choice for 4 n bytes. */
+dp_allreduce_algo dp_engine_algo_for(const dp_engine *e, size_t n);
+
+/*! The engine's table (AUTO), or NULL. */
+const dp_allreduce_table *dp_engine_table(const dp_engine *e);
 
 /* ------------------------------------------------------------------------- */
 /* Sparse and low-rank gradient compression: top-k and PowerSGD               */

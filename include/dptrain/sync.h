@@ -50,6 +50,7 @@ typedef struct dp_sync {
 
 typedef struct dp_sync_opts {
     dp_allreduce_algo algo;
+    const char *allreduce_table; /* auto's table file (NULL or "": DP_ALLREDUCE_TABLE, else built-in) */
     size_t bucket_bytes;
     int overlap;
     dp_compress codec;    /* carried whole from the command line */
@@ -92,6 +93,9 @@ void dp_sync_phase(dp_sync *s, const char *phase, long step);
 /*! Bytes this rank has sent for gradients so far: on the wire, and the
  *  float32 bytes they stand for. */
 void dp_sync_wire_bytes(dp_sync *s, double *wire, double *raw);
+/*! With --allreduce auto: what auto picked for this run's buckets, e.g.
+ *  " (mpi for 2 bucket(s) up to 96 KiB, ring for 3 up to 4096 KiB; table built-in)"; else "". */
+void dp_sync_auto_desc(dp_sync *s, char *buf, size_t n);
 
 /*! Before backward of a step whose gradients are averaged: counts, per
  *  parameter, the tape nodes that will add to its gradient, and installs the

@@ -58,6 +58,7 @@ typedef struct dp_run_config {
     uint64_t seed;
     int sampler;            /* dp_sampler_kind: 0 shard (each rank its shards), 1 global (exact) */
     dp_allreduce_algo allreduce; /* our ring or MPI_Allreduce */
+    char allreduce_table[512]; /* auto's decision table ("": DP_ALLREDUCE_TABLE, else the built-in rule) */
     float bucket_mb;        /* gradient bucket size in MiB */
     int overlap;            /* allreduce buckets while backward runs (communication thread) */
     long check_replicas;    /* compare a hash of the parameters across ranks every N steps (0 = off) */

@@ -158,6 +158,7 @@ static const dp_cli_bind binds[] = {
     DP_CLI_HEADING("data-parallel:"),
     DP_CLI_BIND(dp_cli_sampler, cfg.run.sampler),
     DP_CLI_BIND(dp_cli_allreduce, cfg.run.allreduce),
+    DP_CLI_BIND(dp_cli_allreduce_table, cfg.run.allreduce_table),
     DP_CLI_BIND(dp_cli_codec, cfg.run.codec),
     DP_CLI_BIND(dp_cli_wire_zstd, cfg.run.codec.wire_zstd_level),
     DP_CLI_BIND(dp_cli_bucket_mb, cfg.run.bucket_mb),

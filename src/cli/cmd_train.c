@@ -172,6 +172,7 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(dp_cli_sampler, cfg.run.sampler),
     DP_CLI_BIND(o_accumulate, cfg.accumulate),
     DP_CLI_BIND(dp_cli_allreduce, cfg.run.allreduce),
+    DP_CLI_BIND(dp_cli_allreduce_table, cfg.run.allreduce_table),
     DP_CLI_BIND(dp_cli_bucket_mb, cfg.run.bucket_mb),
     DP_CLI_BIND(dp_cli_no_overlap, cfg.run.overlap),
     DP_CLI_BIND(dp_cli_check_replicas, cfg.run.check_replicas),

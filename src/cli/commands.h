@@ -49,5 +49,6 @@ int dp_cmd_dsi_eval(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_eval(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_predict(int argc, char **argv, MPI_Comm comm);
 int dp_cmd_export(int argc, char **argv, MPI_Comm comm);
+int dp_cmd_tune_allreduce(int argc, char **argv, MPI_Comm comm);
 
 #endif

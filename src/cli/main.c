@@ -26,6 +26,7 @@ static const char usage[] =
     "  dsi-train    DSI models, one per ensemble member (mpirun -np P, --members S)\n"
     "  dsi-query    top-k docids for queries on stdin, from member checkpoints\n"
     "  dsi-eval     Hits@1/5/10 and MRR@10 of an ensemble (or BM25) on a test file\n"
+    "  tune-allreduce  time the allreduce algorithms (mpirun -np P), write --allreduce auto's table\n"
     "  help CMD   the options of a command (also: dptrain CMD --help)\n"
     "  --version  this build and the OpenBLAS kernels it runs (bits differ between kernels)\n"
     "\n"
@@ -40,7 +41,7 @@ static const struct {
                 {"dsi-prepare", dp_cmd_dsi_prepare, 1}, {"dsi-train", dp_cmd_dsi_train, 0},
                 {"dsi-query", dp_cmd_dsi_query, 0}, {"dsi-eval", dp_cmd_dsi_eval, 0},
                 {"eval", dp_cmd_eval, 0}, {"predict", dp_cmd_predict, 1},
-                {"export", dp_cmd_export, 1}};
+                {"export", dp_cmd_export, 1}, {"tune-allreduce", dp_cmd_tune_allreduce, 0}};
 
 int dp_cli_rank(MPI_Comm comm)
 {

@@ -20,7 +20,7 @@
 /* ------------------------------------------------------------ shared declarations */
 
 static const char *const sampler_names[] = {"shard", "global", NULL};  /* dp_sampler_kind */
-static const char *const allreduce_names[] = {"ring", "mpi", "hier", "hier-rd", "rd", NULL}; /* dp_allreduce_algo order */
+static const char *const allreduce_names[] = {"ring", "mpi", "hier", "hier-rd", "rd", "auto", NULL}; /* dp_allreduce_algo order */
 static const char *const progress_names[] = {"plain", "bar", NULL};    /* 0 plain lines, 1 bar (-1 auto) */
 
 static dp_status parse_codec(const dp_cli_opt *o, const char *arg, void *field)
@@ -55,12 +55,18 @@ const dp_cli_opt dp_cli_sampler = {
             "global: every rank reads the whole split and takes its slice of each\n"
             "global batch, so P ranks x batch B equal 1 rank x batch P*B exactly",
     .kind = DP_CLI_CHOICE, .choices = sampler_names, .show_default = 1};
-const dp_cli_opt dp_cli_allreduce = {.name = "allreduce", .arg = "ring|mpi|hier|hier-rd|rd",
+const dp_cli_opt dp_cli_allreduce = {.name = "allreduce", .arg = "ring|mpi|hier|hier-rd|rd|auto",
                                      .help = "ring (ours) | mpi (MPI_Allreduce, the reference) | hier (ring in\n"
                                              "each node, ring across nodes) | hier-rd (recursive halving/doubling\n"
-                                             "across nodes) | rd (flat halving/doubling); nodes from\n"
-                                             "MPI_Comm_split_type, or DP_RANKS_PER_NODE=R simulates nodes of R ranks",
+                                             "across nodes) | rd (flat halving/doubling) | auto (per bucket size,\n"
+                                             "from --allreduce-table); nodes from MPI_Comm_split_type, or\n"
+                                             "DP_RANKS_PER_NODE=R simulates nodes of R ranks",
                                      .kind = DP_CLI_CHOICE, .choices = allreduce_names, .show_default = 1};
+const dp_cli_opt dp_cli_allreduce_table = {
+    .name = "allreduce-table", .arg = "FILE",
+    .help = "auto's decision table (dptrain tune-allreduce writes it); default:\n"
+            "$DP_ALLREDUCE_TABLE, else a built-in rule",
+    .kind = DP_CLI_STR, .cap = 512, .nonempty = 1};
 const dp_cli_opt dp_cli_bucket_mb = {.name = "bucket-mb", .arg = "MB", .help = "gradient bucket size",
                                      .kind = DP_CLI_FLOAT, .lo = 1e-6, .hi = 4096, .show_default = 1};
 const dp_cli_opt dp_cli_no_overlap = {.name = "no-overlap", .help = "allreduce after backward instead of during it",

@@ -15,6 +15,7 @@ add_executable(dptrain_cli
   src/cli/cmd_eval.c
   src/cli/cmd_predict.c
   src/cli/cmd_export.c
+  src/cli/cmd_tune.c
 )
 set_target_properties(dptrain_cli PROPERTIES OUTPUT_NAME dptrain RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
 dp_room_includes(dptrain_cli cli)

@@ -31,7 +31,7 @@ static dp_status mpi_allreduce_run(float *buf, size_t count, dp_reduce_op op, MP
 
 const char *dp_allreduce_algo_name(dp_allreduce_algo a)
 {
-    static const char *const names[DP_ALLREDUCE_NALGOS] = {"ring", "mpi", "hier", "hier-rd", "rd"};
+    static const char *const names[DP_ALLREDUCE_NALGOS] = {"ring", "mpi", "hier", "hier-rd", "rd", "auto"};
     return (int)a >= 0 && a < DP_ALLREDUCE_NALGOS ? names[a] : "?";
 }
 
@@ -47,11 +47,29 @@ static dp_status topo_of(dp_ring_ws *ws, MPI_Comm comm, dp_allreduce_algo algo, 
     return DP_OK;
 }
 
+/* AUTO without an engine's table: the built-in rule for the shape of the
+ * topology attached to ws, or one node of P ranks (then never a hierarchical
+ * algorithm, which would need the topology). Same on every rank. */
+static dp_allreduce_algo auto_default(size_t count, MPI_Comm comm, const dp_ring_ws *ws)
+{
+    int nodes = 1, per_node = 1;
+    const dp_topo *t = ws ? dp_ring_ws_topo(ws) : NULL;
+    if (t && dp_topo_comm(t) == comm)
+        dp_topo_shape(t, &nodes, &per_node, NULL, NULL);
+    else
+        MPI_Comm_size(comm, &per_node);
+    dp_allreduce_table tab;
+    dp_allreduce_table_default(nodes, per_node, &tab);
+    return dp_allreduce_table_choose(&tab, (uint64_t)count * sizeof(float));
+}
+
 dp_status dp_allreduce_run(float *buf, size_t count, dp_reduce_op op, dp_allreduce_algo algo,
                            MPI_Comm comm, dp_ring_ws *ws)
 {
     dp_topo *t;
     dp_status st;
+    if (DP_ALLREDUCE_AUTO == algo)
+        algo = auto_default(count, comm, ws);
     switch (algo) {
     case DP_ALLREDUCE_RING:
         return dp_ring_run(buf, count, op, comm, ws, &dp_ring_codec_identity, NULL);
@@ -83,6 +101,12 @@ dp_status dp_allreduce_counted(float *buf, size_t n, dp_reduce_op op, dp_allredu
 dp_status dp_allreduce(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo algo,
                        MPI_Comm comm, dp_ring_ws *ws)
 {
+    if (DP_ALLREDUCE_AUTO == algo) {
+        dp_status st = dp_comm_check_args("dp_allreduce", buf, n, op, comm);
+        if (DP_OK != st)
+            return st;
+        algo = auto_default(n, comm, ws);
+    }
     if (DP_ALLREDUCE_RING == algo)
         return dp_ring_allreduce(buf, n, op, comm, ws);
     if (DP_ALLREDUCE_RD == algo)

@@ -51,6 +51,7 @@ typedef struct engine_item {
     int coded;           /* 1: through cfg (dp_engine_submit_codec) */
     dp_codec_config cfg; /* copied at submit */
     float *residual;     /* n floats or NULL */
+    dp_allreduce_algo algo; /* what runs it: the engine's, or AUTO's choice for n */
 } engine_item;
 
 struct dp_engine {
@@ -59,6 +60,7 @@ struct dp_engine {
     int threaded;
     dp_ring_ws *ws; /* used by the thread only (or inline) */
     dp_topo *topo;  /* on comm, for the hierarchical algorithms (attached to ws) */
+    dp_allreduce_table table; /* AUTO: loaded once at create (the same on every rank) */
 
     pthread_t thread;
     pthread_mutex_t mu;
@@ -86,7 +88,7 @@ static dp_status engine_run(dp_engine *e, const engine_item *it, uint64_t index,
     dp_status st = DP_ALLREDUCE_RING == e->algo && it->coded
                        ? dp_ring_codec_run(it->buf, it->n, it->op, &it->cfg, it->residual,
                                            e->comm, e->ws)
-                       : dp_allreduce_run(it->buf, it->n, it->op, e->algo, e->comm, e->ws);
+                       : dp_allreduce_run(it->buf, it->n, it->op, it->algo, e->comm, e->ws);
     *secs = dp_comm_now_s() - t0;
     return st;
 }
@@ -102,7 +104,7 @@ static void engine_account(dp_engine *e, const engine_item *it, dp_status st, do
         e->err = st;
         snprintf(e->errmsg, sizeof e->errmsg, "%s", dp_errmsg());
     }
-    if (DP_ALLREDUCE_MPI == e->algo) { /* the ring counts its own calls */
+    if (DP_ALLREDUCE_MPI == it->algo) { /* the ring counts its own calls */
         e->stats.calls++;
         e->stats.elems += it->n;
     } else { /* add what the ring's counters moved by */
@@ -173,6 +175,12 @@ static dp_status engine_take_status(dp_engine *e)
 dp_status dp_engine_create(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
                            dp_engine **out)
 {
+    return dp_engine_create_table(comm, algo, threaded, NULL, out);
+}
+
+dp_status dp_engine_create_table(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
+                                 const char *table_path, dp_engine **out)
+{
     if (NULL == out)
         return dp_errorf(DP_ERR_ARG, "dp_engine_create: out is NULL");
     *out = NULL;
@@ -214,9 +222,15 @@ dp_status dp_engine_create(MPI_Comm comm, dp_allreduce_algo algo, int threaded,
         st = dp_mpi_errorf(rc, "dp_engine_create: MPI_Comm_dup failed");
         goto err_comm;
     }
-    if ((DP_ALLREDUCE_HIER == algo || DP_ALLREDUCE_HIER_RD == algo) &&
+    if ((DP_ALLREDUCE_HIER == algo || DP_ALLREDUCE_HIER_RD == algo || DP_ALLREDUCE_AUTO == algo) &&
         DP_OK != (st = dp_topo_create(e->comm, 0, &e->topo)))
         goto err_comm;
+    if (DP_ALLREDUCE_AUTO == algo) { /* once, here: never a collective per call */
+        int nodes = 1, per_node = 1;
+        dp_topo_shape(e->topo, &nodes, &per_node, NULL, NULL);
+        if (DP_OK != (st = dp_allreduce_table_load(e->comm, table_path, nodes, per_node, &e->table)))
+            goto err_comm;
+    }
     dp_ring_ws_set_topo(e->ws, e->topo);
 
     if (0 != pthread_mutex_init(&e->mu, NULL)) {
@@ -257,6 +271,7 @@ static dp_status engine_submit(dp_engine *e, engine_item it)
 {
     if (NULL == e)
         return dp_errorf(DP_ERR_ARG, "dp_engine_submit: engine is NULL");
+    it.algo = dp_engine_algo_for(e, it.n);
     if (NULL == it.buf && it.n > 0)
         return dp_errorf(DP_ERR_ARG, "dp_engine_submit: buf is NULL with count %zu", it.n);
     if (DP_REDUCE_SUM != it.op && DP_REDUCE_AVG != it.op)
@@ -326,6 +341,17 @@ dp_status dp_engine_wait_all(dp_engine *e)
     dp_status st = engine_take_status(e);
     pthread_mutex_unlock(&e->mu);
     return st;
+}
+
+dp_allreduce_algo dp_engine_algo_for(const dp_engine *e, size_t n)
+{
+    return DP_ALLREDUCE_AUTO == e->algo ? dp_allreduce_table_choose(&e->table, (uint64_t)n * sizeof(float))
+                                        : e->algo;
+}
+
+const dp_allreduce_table *dp_engine_table(const dp_engine *e)
+{
+    return DP_ALLREDUCE_AUTO == e->algo ? &e->table : NULL;
 }
 
 uint64_t dp_engine_submitted(dp_engine *e)

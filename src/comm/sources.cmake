@@ -15,5 +15,6 @@ dp_room(comm
   src/comm/topo.c
   src/comm/rd.c
   src/comm/hier.c
+  src/comm/allreduce_table.c
 )
 target_link_libraries(dp_comm PUBLIC MPI::MPI_C Threads::Threads PkgConfig::ZSTD PkgConfig::OPENBLAS)

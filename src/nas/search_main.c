@@ -182,14 +182,16 @@ static dp_status task_start(void *t, dp_driver *d)
     dp_status rc = d->rank == 0 ? nas_outputs_open(s) : DP_OK;
     rc = dp_sync_all_ok(&d->sync, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
+    char autod[768];
+    dp_sync_auto_desc(&d->sync, autod, sizeof autod);
     if (!cfg->run.quiet && d->rank == 0)
         fprintf(stderr,
                 "dptrain search: %s, %d cells x %d channels, %d ops, %zu weights + %zu alphas, %ld train / %ld "
-                "held-out images, %d rank(s) x batch %d, %ld steps/epoch, allreduce %s%s\n",
+                "held-out images, %d rank(s) x batch %d, %ld steps/epoch, allreduce %s%s%s\n",
                 dp_nas_strategy_name(cfg->strategy), s->net.layers, s->net.channels, s->nops,
                 s->sn->model->params.n, s->sn->alpha.n, s->all.split_total / 2,
                 s->all.split_total - s->all.split_total / 2, d->size, cfg->run.batch, s->steps,
-                dp_allreduce_algo_name(cfg->run.allreduce), d->sync.overlap ? " overlapped" : "");
+                dp_allreduce_algo_name(cfg->run.allreduce), autod, d->sync.overlap ? " overlapped" : "");
     return DP_OK;
 }
 

@@ -217,15 +217,16 @@ static dp_status start(void *t, dp_driver *d)
 {
     classify *c = t;
     const dp_train_config *cfg = c->cfg;
-    char codec[64];
+    char codec[64], autod[768];
     dp_compress_name(&cfg->run.codec, codec, sizeof codec);
+    dp_sync_auto_desc(&d->sync, autod, sizeof autod);
     if (!cfg->run.quiet && d->rank == 0)
         fprintf(stderr,
                 "dptrain train: %s, %zu parameters, %ld train / %ld test images, %d rank(s) x batch %d (global %d), "
-                "%s lr %g, %d bucket(s), allreduce %s%s, codec %s%s\n",
+                "%s lr %g, %d bucket(s), allreduce %s%s%s, codec %s%s\n",
                 c->m->name, c->m->params.n, c->train.split_total, c->test.split_total, d->size, cfg->run.batch,
                 cfg->run.batch * d->size * cfg->accumulate, dp_opt_kind_name(cfg->opt.kind), cfg->lr, d->sync.nb,
-                dp_allreduce_algo_name(cfg->run.allreduce), d->sync.overlap ? " overlapped" : "",
+                dp_allreduce_algo_name(cfg->run.allreduce), autod, d->sync.overlap ? " overlapped" : "",
                 codec, cfg->run.codec.wire_zstd_level ? " + zstd" : "");
     return DP_OK;
 }

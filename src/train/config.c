@@ -72,7 +72,7 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     "model=%s\nepochs=%d\nbatch=%d\nlr=%.9g\noptimizer=%s\nmomentum=%.9g\ndampening=%.9g\n"
                     "nesterov=%d\nweight_decay=%.9g\nbeta1=%.9g\nbeta2=%.9g\neps=%.9g\nschedule=%s\nwarmup=%ld\n"
                     "min_lr=%.9g\nstep_gamma=%.9g\nstep_size=%ld\nclip=%.9g\nseed=%llu\nlimit=%ld\ntest_limit=%ld\n"
-                    "sampler=%s\naccumulate=%d\nallreduce=%s\nbucket_mb=%.9g\noverlap=%d\ncheck_replicas=%ld\n"
+                    "sampler=%s\naccumulate=%d\nallreduce=%s\nallreduce_table=%s\nbucket_mb=%.9g\noverlap=%d\ncheck_replicas=%ld\n"
                     "threads=%d\ncodec=%s\nwire_zstd=%d\ncodec_start=%ld\narch=%s\nlayers=%d\nchannels=%d\n"
                     "drop_path=%.9g\ncutout=%d\nkeep_checkpoints=%d\non_nonfinite=%s\nloss_scale=%.9g\nloss_scale_growth=%ld\n"
                     "watchdog=%g\naugment=%d\ncrop_pad=%d\ndata=%s\n",
@@ -81,7 +81,7 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     cfg->opt.eps, dp_schedule_kind_name(cfg->schedule), cfg->warmup, cfg->min_lr, cfg->step_gamma,
                     cfg->step_size, cfg->clip, (unsigned long long)cfg->run.seed, cfg->run.limit, cfg->test_limit,
                     cfg->run.sampler ? "global" : "shard", cfg->accumulate,
-                    dp_allreduce_algo_name(cfg->run.allreduce), cfg->run.bucket_mb, cfg->run.overlap,
+                    dp_allreduce_algo_name(cfg->run.allreduce), cfg->run.allreduce_table, cfg->run.bucket_mb, cfg->run.overlap,
                     cfg->run.check_replicas, cfg->run.threads, codec, cfg->run.codec.wire_zstd_level,
                     cfg->run.codec.start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout,
                     cfg->run.keep_checkpoints, cfg->run.on_nonfinite == DP_NONFINITE_SKIP ? "skip" : "stop",
@@ -95,7 +95,7 @@ int dp_train_config_resume_key(const char *key)
      * decides the arithmetic of a step may not. The genotype file may move:
      * the trainer adds its content as key "genotype", which must match. The
      * data may move too: the manifest's hash (key "manifest") must match. */
-    static const char *free_keys[] = {"epochs", "test_limit", "allreduce", "bucket_mb", "overlap",
+    static const char *free_keys[] = {"epochs", "test_limit", "allreduce", "allreduce_table", "bucket_mb", "overlap",
                                       "check_replicas", "threads", "wire_zstd", "arch",
                                       "keep_checkpoints", "on_nonfinite", "watchdog", "data"};
     for (size_t i = 0; i < sizeof free_keys / sizeof free_keys[0]; i++)
@@ -127,7 +127,7 @@ static const struct cfg_key {
     F("drop_path", K_FLOAT, drop_path), F("cutout", K_INT, cutout), F("keep_checkpoints", K_INT, run.keep_checkpoints),
     F("loss_scale", K_FLOAT, run.loss_scale), F("loss_scale_growth", K_LONG, run.loss_scale_growth),
     F("watchdog", K_DOUBLE, run.watchdog_s), F("augment", K_INT, augment), F("crop_pad", K_INT, crop_pad),
-    F("data", K_STR, run.data),
+    F("data", K_STR, run.data), F("allreduce_table", K_STR, run.allreduce_table),
 #undef F
     {"optimizer", K_SPECIAL, 0, 0}, {"schedule", K_SPECIAL, 0, 0}, {"sampler", K_SPECIAL, 0, 0},
     {"allreduce", K_SPECIAL, 0, 0}, {"codec", K_SPECIAL, 0, 0}, {"on_nonfinite", K_SPECIAL, 0, 0},

@@ -2,6 +2,7 @@
  * whose messages name the flag, and the driver's and the gradient sync's options made from them. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "dptrain/task.h"
 
@@ -27,6 +28,15 @@ dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
     DP_CHECK(r->check_replicas >= 0, "--check-replicas: %ld is negative", r->check_replicas);
     dp_status rc = dp_compress_check(&r->codec, r->allreduce);
     if (rc != DP_OK) return rc;
+    if (r->allreduce == DP_ALLREDUCE_AUTO) { /* a malformed table is a bad flag (exit 2), said before MPI starts */
+        const char *path = r->allreduce_table[0] ? r->allreduce_table : getenv("DP_ALLREDUCE_TABLE");
+        dp_allreduce_table t;
+        if (path && path[0] && (rc = dp_allreduce_table_read(path, &t)) != DP_OK)
+            return dp_errorf(rc, "%s: %s", r->allreduce_table[0] ? "--allreduce-table" : "DP_ALLREDUCE_TABLE",
+                             dp_errmsg());
+    } else {
+        DP_CHECK(!r->allreduce_table[0], "--allreduce-table needs --allreduce auto");
+    }
     DP_CHECK(!r->resume || r->out[0], "--resume needs --out DIR (the run to continue)");
     DP_CHECK(!r->overwrite || r->out[0], "--overwrite needs --out DIR (the run to start over)");
     DP_CHECK(!r->overwrite || !r->resume, "--overwrite and --resume exclude each other (start over, or continue)");
@@ -50,7 +60,7 @@ dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
 
 dp_sync_opts dp_run_sync_opts(const dp_run_config *r)
 {
-    dp_sync_opts o = {.algo = r->allreduce, .bucket_bytes = (size_t)((double)r->bucket_mb * 1048576.0),
+    dp_sync_opts o = {.algo = r->allreduce, .allreduce_table = r->allreduce_table, .bucket_bytes = (size_t)((double)r->bucket_mb * 1048576.0),
                       .overlap = r->overlap, .codec = r->codec};
     o.codec.seed = r->seed;
     return o;

@@ -106,10 +106,11 @@ dp_status dp_sync_init(dp_sync *s, MPI_Comm comm, const dp_params *p, const dp_s
         s->hashes = malloc((size_t)s->size * sizeof *s->hashes);
         if (!s->hashes) return dp_errorf(DP_ERR_NOMEM, "replica check: out of memory");
         dp_status rc;
-        rc = dp_engine_create(comm, o->algo, threaded, &s->engine);
+        rc = dp_engine_create_table(comm, o->algo, threaded, o->allreduce_table, &s->engine);
         if (rc != DP_OK) return rc;
         if (dp_compress_hook_of(&s->codec) != DP_COMPRESS_OFF && (rc = compressor_init(s)) != DP_OK) return rc;
-    } else if (comm != MPI_COMM_NULL && (o->algo == DP_ALLREDUCE_HIER || o->algo == DP_ALLREDUCE_HIER_RD)) {
+    } else if (comm != MPI_COMM_NULL && (o->algo == DP_ALLREDUCE_HIER || o->algo == DP_ALLREDUCE_HIER_RD ||
+                                       o->algo == DP_ALLREDUCE_AUTO)) {
         /* nothing to reduce, but a bad DP_RANKS_PER_NODE fails here as it would at P ranks */
         dp_topo *t = NULL;
         dp_status rc = dp_topo_create(comm, 0, &t);
@@ -308,6 +309,30 @@ void dp_sync_wire_bytes(dp_sync *s, double *wire, double *raw)
     dp_engine_stats(s->engine, &st);
     *wire = (double)st.bytes_sent + s->compress_sent;
     *raw = (double)(st.bytes_raw_sent ? st.bytes_raw_sent : st.bytes_sent) + s->compress_raw;
+}
+
+void dp_sync_auto_desc(dp_sync *s, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    const dp_allreduce_table *t = s->engine ? dp_engine_table(s->engine) : NULL;
+    if (!t || n < 2) return;
+    int count[DP_ALLREDUCE_NALGOS] = {0};
+    size_t most[DP_ALLREDUCE_NALGOS] = {0};
+    for (int b = 0; b < s->nb; b++) {
+        size_t len = s->buckets[b].hi - s->buckets[b].lo;
+        dp_allreduce_algo a = dp_engine_algo_for(s->engine, len);
+        count[a]++;
+        if (len > most[a]) most[a] = len;
+    }
+    size_t k = (size_t)snprintf(buf, n, " (");
+    for (int a = 0, first = 1; a < DP_ALLREDUCE_NALGOS && k < n; a++) {
+        if (!count[a]) continue;
+        k += (size_t)snprintf(buf + k, n - k, "%s%s for %d%s up to %zu KiB", first ? "" : ", ",
+                              dp_allreduce_algo_name((dp_allreduce_algo)a), count[a], first ? " bucket(s)" : "",
+                              (most[a] * sizeof(float) + 1023) / 1024);
+        first = 0;
+    }
+    if (k < n) snprintf(buf + k, n - k, "; table %s)", t->source);
 }
 
 /* ---- buckets ---- */

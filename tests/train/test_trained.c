@@ -169,6 +169,13 @@ Test(trained, configuration_text_reads_back_to_the_same_text)
     dp_train_config_format(&b, tb, sizeof tb);
     cr_assert_str_eq(tb, ta);
     cr_assert_eq(b.run.seed, a.run.seed);
+    /* auto and its table (allreduce_table=) read back too */
+    a.run.allreduce = DP_ALLREDUCE_AUTO;
+    snprintf(a.run.allreduce_table, sizeof a.run.allreduce_table, "tables/ar 2.txt");
+    dp_train_config_format(&a, ta, sizeof ta);
+    cr_assert_eq(dp_train_config_parse(ta, "text", &b), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(b.run.allreduce, DP_ALLREDUCE_AUTO);
+    cr_assert_str_eq(b.run.allreduce_table, "tables/ar 2.txt");
 
     cr_assert_eq(dp_train_config_parse("model=mlp\nlr=fast\n", "ck.dpc", &b), DP_ERR_FORMAT);
     cr_assert(strstr(dp_errmsg(), "ck.dpc: configuration line 2: lr=fast"), "%s", dp_errmsg());
