@@ -223,9 +223,19 @@ dp_tensor *dp_bias_add(dp_ctx *c, dp_tensor *x, dp_tensor *b)
 static void add_backward(dp_ctx *c, dp_node *nd)
 {
     const float *dy = nd->out->grad;
-    for (int i = 0; i < 2; i++) { /* a == b is fine: two separate accumulations */
-        float *g = dp_grad(c, nd->in[i]);
-        if (g) axpy_acc(g, dy, 1.0f, nd->out->n);
+    const long n = nd->out->n;
+    dp_tensor *a = nd->in[0], *b = nd->in[1];
+    /* da = dy: the first input with no gradient yet takes dy's block as it is
+     * (not when a == b, whose two accumulations would then read what they write) */
+    int i = a != b && dp_grad_take(nd, a) ? 1 : 0;
+    for (; i < 2; i++) {
+        int fresh;
+        float *g = dp_grad_fresh(c, nd->in[i], &fresh);
+        if (!g) continue;
+        if (fresh)
+            memcpy(g, dy, (size_t)n * sizeof *g);
+        else
+            axpy_acc(g, dy, 1.0f, n);
     }
 }
 

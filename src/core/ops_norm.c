@@ -174,6 +174,21 @@ static void bn_dx(float *restrict dx, const float *restrict dy, const float *res
         }
 }
 
+/* g [N,C,S] = k[c] g + a[c] (x - mean[c]) + b[c]: bn_dx where g holds dy and becomes dx (x takes dy's block) */
+static void bn_dx_inplace(float *restrict g, const float *restrict x, const float *restrict mean,
+                          const float *restrict k, const float *restrict a, const float *restrict b, int N, int C,
+                          long S)
+{
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++) {
+            const long off = ((long)n * C + j) * S;
+            const float *restrict xs = x + off;
+            float *restrict gs = g + off;
+            const float kj = k[j], aj = a[j], bj = b[j], mj = mean[j];
+            for (long s = 0; s < S; s++) gs[s] = kj * gs[s] + aj * (xs[s] - mj) + bj;
+        }
+}
+
 /* Sums v [n] over the replicas; records a failure in c. */
 static int reduce_stats(dp_ctx *c, double *v, int n)
 {
@@ -192,13 +207,16 @@ static void batchnorm_backward(dp_ctx *c, dp_node *nd)
     const int sync = nd->ip[4];
     const double M = sync ? (double)nd->ip[5] : (double)N * (double)S;
     const float *mean = nd->saved[0], *invstd = nd->saved[1];
-    const float *dy = nd->out->grad;
-    float *gx = dp_grad(c, x);
+    float *dy = nd->out->grad;
     float *gg = gamma ? dp_grad(c, gamma) : NULL;
     float *gb = beta ? dp_grad(c, beta) : NULL;
     double *sums = dp_scratch(c, 2 * (size_t)C * sizeof(double));
     float *coef = dp_scratch(c, 3 * (size_t)C * sizeof(float));
-    if (!sums || !coef || (x->requires_grad && !gx)) return;
+    if (!sums || !coef) return;
+    /* x's first gradient: dx overwrites dy in dy's own block, elementwise after the sums have read dy */
+    const int took = dp_grad_take(nd, x);
+    float *gx = took ? dy : dp_grad(c, x);
+    if (x->requires_grad && !gx) return;
     double *sdy = sums, *sdx = sums + C;
     bn_grad_sums(sdy, sdx, dy, x->data, mean, N, C, S);
     for (int j = 0; j < C; j++) {
@@ -221,7 +239,10 @@ static void batchnorm_backward(dp_ctx *c, dp_node *nd)
             b[j] = 0.0f;
         }
     }
-    bn_dx(gx, dy, x->data, mean, k, a, b, N, C, S);
+    if (took)
+        bn_dx_inplace(gx, x->data, mean, k, a, b, N, C, S);
+    else
+        bn_dx(gx, dy, x->data, mean, k, a, b, N, C, S);
 }
 
 /* x * a[c] + b[c] over x [N,C,S] in place (no restrict: y is x) */
