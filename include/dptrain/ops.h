@@ -61,6 +61,11 @@ dp_tensor *dp_flatten(dp_ctx *c, dp_tensor *x);
 dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta,
                         float *running_mean, float *running_var, float momentum, float eps);
 
+/*! relu(dp_batchnorm(...)) as one op, the same bits: one pass writes the
+ *  output, and the backward masks dy inside batch-norm's own passes. */
+dp_tensor *dp_batchnorm_relu(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta,
+                             float *running_mean, float *running_var, float momentum, float eps);
+
 /*! Batch-norm without affine whose output overwrites x: the backward reads
  *  the output (= xhat) instead of x, so one activation is kept instead of two.
  *  x must have no other consumer. */
