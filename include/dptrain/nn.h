@@ -79,6 +79,8 @@ dp_tensor *dp_nn_conv(dp_ctx *c, const dp_conv_layer *l, dp_tensor *x);
 /*! affine = 0 gives batch-norm without gamma/beta (the DARTS search cells). */
 void dp_nn_bn_init(dp_bn_layer *l, dp_params *p, const char *name, int channels, int affine);
 dp_tensor *dp_nn_bn(dp_ctx *c, const dp_bn_layer *l, dp_tensor *x);
+/*! dp_nn_bn followed by a relu, fused (dp_batchnorm_relu). */
+dp_tensor *dp_nn_bn_relu(dp_ctx *c, const dp_bn_layer *l, dp_tensor *x);
 
 void dp_nn_embedding_bag_init(dp_embedding_bag_layer *l, dp_params *p, const char *name, int vocab, int dim,
                               int mean);

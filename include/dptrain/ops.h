@@ -21,6 +21,8 @@ dp_tensor *dp_linear(dp_ctx *c, dp_tensor *x, dp_tensor *w, dp_tensor *b);
 dp_tensor *dp_bias_add(dp_ctx *c, dp_tensor *x, dp_tensor *b);
 /*! Elementwise, same shapes. */
 dp_tensor *dp_add(dp_ctx *c, dp_tensor *a, dp_tensor *b);
+/*! relu(a + b) as one op, the same bits as dp_relu(dp_add(a, b)) (a residual block's end). */
+dp_tensor *dp_add_relu(dp_ctx *c, dp_tensor *a, dp_tensor *b);
 dp_tensor *dp_mul(dp_ctx *c, dp_tensor *a, dp_tensor *b);
 dp_tensor *dp_scale(dp_ctx *c, dp_tensor *a, float s);
 /*! sum_i w->data[w_off + i] * xs[i], all xs of one shape: the DARTS mixed op.
@@ -60,6 +62,11 @@ dp_tensor *dp_flatten(dp_ctx *c, dp_tensor *x);
  *  as PyTorch. Eval: running statistics. */
 dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta,
                         float *running_mean, float *running_var, float momentum, float eps);
+
+/*! relu(dp_batchnorm(...)) as one op, the same bits: one pass writes the
+ *  output, and the backward masks dy inside batch-norm's own passes. */
+dp_tensor *dp_batchnorm_relu(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta,
+                             float *running_mean, float *running_var, float momentum, float eps);
 
 /*! Batch-norm without affine whose output overwrites x: the backward reads
  *  the output (= xhat) instead of x, so one activation is kept instead of two.

@@ -87,11 +87,28 @@ static const struct {
     [PW_SIGMOID] = {"sigmoid", sigmoid_forward, sigmoid_backward_k, 0},
 };
 
+/* dy [n] *= (y > 0), in place: the relu backward of an input that takes dy's block */
+static void relu_mask_inplace(float *restrict dy, const float *restrict y, long n)
+{
+    for (long i = 0; i < n; i++) {
+        float g = dy[i];
+        dy[i] = y[i] > 0.0f ? g : 0.0f;
+    }
+}
+
 /* ip: 0 the op */
 static void pointwise_backward(dp_ctx *c, dp_node *nd)
 {
-    float *g = dp_grad(c, nd->in[0]);
     const int op = nd->ip[0];
+    if (op == PW_RELU) {
+        /* x's first gradient is dy masked: mask dy's own block instead of zeroing a new one and adding */
+        float *dy = nd->out->grad;
+        if (dp_grad_take(nd, nd->in[0])) {
+            relu_mask_inplace(dy, nd->out->data, nd->out->n);
+            return;
+        }
+    }
+    float *g = dp_grad(c, nd->in[0]);
     if (g)
         pointwise_ops[op].backward(g, nd->out->grad, pointwise_ops[op].reads_x ? nd->in[0]->data : nd->out->data,
                                    nd->out->n);

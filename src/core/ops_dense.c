@@ -223,9 +223,19 @@ dp_tensor *dp_bias_add(dp_ctx *c, dp_tensor *x, dp_tensor *b)
 static void add_backward(dp_ctx *c, dp_node *nd)
 {
     const float *dy = nd->out->grad;
-    for (int i = 0; i < 2; i++) { /* a == b is fine: two separate accumulations */
-        float *g = dp_grad(c, nd->in[i]);
-        if (g) axpy_acc(g, dy, 1.0f, nd->out->n);
+    const long n = nd->out->n;
+    dp_tensor *a = nd->in[0], *b = nd->in[1];
+    /* da = dy: the first input with no gradient yet takes dy's block as it is
+     * (not when a == b, whose two accumulations would then read what they write) */
+    int i = a != b && dp_grad_take(nd, a) ? 1 : 0;
+    for (; i < 2; i++) {
+        int fresh;
+        float *g = dp_grad_fresh(c, nd->in[i], &fresh);
+        if (!g) continue;
+        if (fresh)
+            memcpy(g, dy, (size_t)n * sizeof *g);
+        else
+            axpy_acc(g, dy, 1.0f, n);
     }
 }
 
@@ -239,6 +249,68 @@ dp_tensor *dp_add(dp_ctx *c, dp_tensor *a, dp_tensor *b)
     float *restrict py = y->data;
     for (long i = 0; i < y->n; i++) py[i] = pa[i] + pb[i];
     dp_tape_push(c, add_backward, "add", y, 2, (dp_tensor *[]){a, b});
+    return y;
+}
+
+/* g [n] = y > 0 ? dy : 0; g may be dy (no restrict on the two) */
+static void relu_mask(float *g, const float *dy, const float *restrict y, long n)
+{
+    if (g == dy) {
+        float *restrict d = g;
+        for (long i = 0; i < n; i++) {
+            float v = d[i];
+            d[i] = y[i] > 0.0f ? v : 0.0f;
+        }
+        return;
+    }
+    float *restrict o = g;
+    const float *restrict d = dy;
+    for (long i = 0; i < n; i++) {
+        float v = d[i];
+        o[i] = y[i] > 0.0f ? v : 0.0f;
+    }
+}
+
+/* relu(a + b) as one op (a residual block's end): the backward masks dy by the
+ * output, then hands it on as add_backward does. */
+static void add_relu_backward(dp_ctx *c, dp_node *nd)
+{
+    const long n = nd->out->n;
+    float *dy = nd->out->grad, *g = dy;
+    /* the mask goes into dy's own block, unless the block is borrowed (a recomputed segment's output) */
+    if (nd->out->grad_pooled) {
+        relu_mask(dy, dy, nd->out->data, n);
+    } else {
+        g = dp_scratch(c, (size_t)n * sizeof *g);
+        if (!g) return;
+        relu_mask(g, dy, nd->out->data, n);
+    }
+    dp_tensor *a = nd->in[0], *b = nd->in[1];
+    int i = a != b && g == nd->out->grad && dp_grad_take(nd, a) ? 1 : 0;
+    for (; i < 2; i++) {
+        int fresh;
+        float *gi = dp_grad_fresh(c, nd->in[i], &fresh);
+        if (!gi) continue;
+        if (fresh)
+            memcpy(gi, g, (size_t)n * sizeof *gi);
+        else
+            axpy_acc(gi, g, 1.0f, n);
+    }
+}
+
+dp_tensor *dp_add_relu(dp_ctx *c, dp_tensor *a, dp_tensor *b)
+{
+    if (!a || !b) return NULL;
+    if (!same_shape(a, b)) return shape_mismatch(c, "add_relu", a, b);
+    dp_tensor *y = dp_tensor_new(c, a->ndim, a->shape);
+    if (!y) return NULL;
+    const float *restrict pa = a->data, *restrict pb = b->data;
+    float *restrict py = y->data;
+    for (long i = 0; i < y->n; i++) {
+        const float v = pa[i] + pb[i];
+        py[i] = v > 0.0f ? v : 0.0f;
+    }
+    dp_tape_push(c, add_relu_backward, "add_relu", y, 2, (dp_tensor *[]){a, b});
     return y;
 }
 

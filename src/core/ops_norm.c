@@ -67,6 +67,36 @@ static void dysums_lanes(const float *restrict dy, const float *restrict x, floa
     *sdx = b;
 }
 
+/* dysums_lanes of the ReLU-masked dy: dy [n] = (y > 0) ? dy : 0 in place first
+ * (y the fused op's output), in the same lanes and order, so the sums are those
+ * of batchnorm's backward behind a separate relu. */
+static void dysums_relu_lanes(float *restrict dy, const float *restrict y, const float *restrict x, float m, long n,
+                              float *sdy, float *sdx)
+{
+    float p[LANES] = {0}, q[LANES] = {0};
+    long i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            const float g = y[i + k] > 0.0f ? dy[i + k] : 0.0f;
+            dy[i + k] = g;
+            p[k] += g;
+            q[k] += g * (x[i + k] - m);
+        }
+    float a = 0.0f, b = 0.0f;
+    for (; i < n; i++) {
+        const float g = y[i] > 0.0f ? dy[i] : 0.0f;
+        dy[i] = g;
+        a += g;
+        b += g * (x[i] - m);
+    }
+    for (int k = 0; k < LANES; k++) {
+        a += p[k];
+        b += q[k];
+    }
+    *sdy = a;
+    *sdx = b;
+}
+
 /* mean [C] and biased var [C] of x [N,C,S] over N and S; acc [2C] double scratch */
 static void bn_stats(float *restrict mean, float *restrict var, const float *restrict x, int N, int C, long S,
                      double *restrict acc)
@@ -126,6 +156,23 @@ static void bn_affine(float *restrict y, const float *restrict x, const float *r
         }
 }
 
+/* y [N,C,S] = max(x * a[c] + b[c], 0): bn_affine and then relu_forward, in one pass */
+static void bn_affine_relu(float *restrict y, const float *restrict x, const float *restrict a,
+                           const float *restrict b, int N, int C, long S)
+{
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++) {
+            const long off = ((long)n * C + j) * S;
+            const float *restrict xs = x + off;
+            float *restrict ys = y + off;
+            const float aj = a[j], bj = b[j];
+            for (long s = 0; s < S; s++) {
+                const float v = xs[s] * aj + bj;
+                ys[s] = v > 0.0f ? v : 0.0f;
+            }
+        }
+}
+
 /* sdy [C] = sum dy, sdx [C] = sum dy (x - mean) over N and S (double) */
 static void bn_grad_sums(double *restrict sdy, double *restrict sdx, const float *restrict dy,
                          const float *restrict x, const float *restrict mean, int N, int C, long S)
@@ -147,6 +194,37 @@ static void bn_grad_sums(double *restrict sdy, double *restrict sdx, const float
             const long off = ((long)n * C + j) * S;
             float a, b;
             dysums_lanes(dy + off, x + off, mean[j], S, &a, &b);
+            sdy[j] += a;
+            sdx[j] += b;
+        }
+}
+
+/* bn_grad_sums of dy masked by the fused relu's output y, dy masked in place
+ * (the same order of additions as bn_grad_sums) */
+static void bn_grad_sums_relu(double *restrict sdy, double *restrict sdx, float *restrict dy,
+                              const float *restrict y, const float *restrict x, const float *restrict mean, int N,
+                              int C, long S)
+{
+    memset(sdy, 0, (size_t)C * sizeof(double));
+    memset(sdx, 0, (size_t)C * sizeof(double));
+    if (S == 1) {
+        for (int n = 0; n < N; n++) {
+            const float *restrict xr = x + (long)n * C, *restrict yr = y + (long)n * C;
+            float *restrict dr = dy + (long)n * C;
+            for (int j = 0; j < C; j++) {
+                const float g = yr[j] > 0.0f ? dr[j] : 0.0f;
+                dr[j] = g;
+                sdy[j] += g;
+                sdx[j] += g * (xr[j] - mean[j]);
+            }
+        }
+        return;
+    }
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++) {
+            const long off = ((long)n * C + j) * S;
+            float a, b;
+            dysums_relu_lanes(dy + off, y + off, x + off, mean[j], S, &a, &b);
             sdy[j] += a;
             sdx[j] += b;
         }
@@ -174,6 +252,21 @@ static void bn_dx(float *restrict dx, const float *restrict dy, const float *res
         }
 }
 
+/* g [N,C,S] = k[c] g + a[c] (x - mean[c]) + b[c]: bn_dx where g holds dy and becomes dx (x takes dy's block) */
+static void bn_dx_inplace(float *restrict g, const float *restrict x, const float *restrict mean,
+                          const float *restrict k, const float *restrict a, const float *restrict b, int N, int C,
+                          long S)
+{
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++) {
+            const long off = ((long)n * C + j) * S;
+            const float *restrict xs = x + off;
+            float *restrict gs = g + off;
+            const float kj = k[j], aj = a[j], bj = b[j], mj = mean[j];
+            for (long s = 0; s < S; s++) gs[s] = kj * gs[s] + aj * (xs[s] - mj) + bj;
+        }
+}
+
 /* Sums v [n] over the replicas; records a failure in c. */
 static int reduce_stats(dp_ctx *c, double *v, int n)
 {
@@ -182,7 +275,7 @@ static int reduce_stats(dp_ctx *c, double *v, int n)
     return -1;
 }
 
-/* ip: 0 N, 1 C, 2 S, 3 batch statistics used, 4 synchronised, 5 global count M;
+/* ip: 0 N, 1 C, 2 S, 3 batch statistics used, 4 synchronised, 5 global count M, 6 relu fused;
  * saved: 0 mean [C], 1 invstd [C] */
 static void batchnorm_backward(dp_ctx *c, dp_node *nd)
 {
@@ -192,15 +285,21 @@ static void batchnorm_backward(dp_ctx *c, dp_node *nd)
     const int sync = nd->ip[4];
     const double M = sync ? (double)nd->ip[5] : (double)N * (double)S;
     const float *mean = nd->saved[0], *invstd = nd->saved[1];
-    const float *dy = nd->out->grad;
-    float *gx = dp_grad(c, x);
+    float *dy = nd->out->grad;
     float *gg = gamma ? dp_grad(c, gamma) : NULL;
     float *gb = beta ? dp_grad(c, beta) : NULL;
     double *sums = dp_scratch(c, 2 * (size_t)C * sizeof(double));
     float *coef = dp_scratch(c, 3 * (size_t)C * sizeof(float));
-    if (!sums || !coef || (x->requires_grad && !gx)) return;
+    if (!sums || !coef) return;
+    /* x's first gradient: dx overwrites dy in dy's own block, elementwise after the sums have read dy */
+    const int took = dp_grad_take(nd, x);
+    float *gx = took ? dy : dp_grad(c, x);
+    if (x->requires_grad && !gx) return;
     double *sdy = sums, *sdx = sums + C;
-    bn_grad_sums(sdy, sdx, dy, x->data, mean, N, C, S);
+    if (nd->ip[6]) /* fused relu: dy of the batch-norm output is the output's dy where the output is > 0 */
+        bn_grad_sums_relu(sdy, sdx, dy, nd->out->data, x->data, mean, N, C, S);
+    else
+        bn_grad_sums(sdy, sdx, dy, x->data, mean, N, C, S);
     for (int j = 0; j < C; j++) {
         if (gg) gg[j] += (float)(sdx[j] * invstd[j]); /* sum dy xhat */
         if (gb) gb[j] += (float)sdy[j];
@@ -221,7 +320,10 @@ static void batchnorm_backward(dp_ctx *c, dp_node *nd)
             b[j] = 0.0f;
         }
     }
-    bn_dx(gx, dy, x->data, mean, k, a, b, N, C, S);
+    if (took)
+        bn_dx_inplace(gx, x->data, mean, k, a, b, N, C, S);
+    else
+        bn_dx(gx, dy, x->data, mean, k, a, b, N, C, S);
 }
 
 /* x * a[c] + b[c] over x [N,C,S] in place (no restrict: y is x) */
@@ -238,7 +340,7 @@ static void bn_affine_inplace(float *x, const float *a, const float *b, int N, i
 static void batchnorm_inplace_backward(dp_ctx *c, dp_node *nd);
 
 static dp_tensor *batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta, float *running_mean,
-                            float *running_var, float momentum, float eps, int inplace)
+                            float *running_var, float momentum, float eps, int inplace, int relu)
 {
     if (!x) return NULL;
     if (x->ndim < 2) return dp_fail(c, DP_ERR_SHAPE, "batchnorm: x needs [N,C] or [N,C,H,W], got %d dims", x->ndim);
@@ -306,11 +408,14 @@ static dp_tensor *batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor
     }
     if (inplace)
         bn_affine_inplace(y->data, a, b, N, C, S);
+    else if (relu)
+        bn_affine_relu(y->data, x->data, a, b, N, C, S);
     else
         bn_affine(y->data, x->data, a, b, N, C, S);
 
     dp_node *nd = dp_tape_push(c, inplace ? batchnorm_inplace_backward : batchnorm_backward,
-                               inplace ? "batchnorm_inplace" : "batchnorm", y, 3, (dp_tensor *[]){x, gamma, beta});
+                               inplace ? "batchnorm_inplace" : relu ? "batchnorm_relu" : "batchnorm", y, 3,
+                               (dp_tensor *[]){x, gamma, beta});
     if (nd) {
         nd->ip[0] = N;
         nd->ip[1] = C;
@@ -318,6 +423,7 @@ static dp_tensor *batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor
         nd->ip[3] = batch;
         nd->ip[4] = sync;
         nd->ip[5] = (int)M;
+        nd->ip[6] = relu;
         nd->saved[0] = mean;
         nd->saved[1] = invstd;
     }
@@ -359,11 +465,17 @@ static void batchnorm_inplace_backward(dp_ctx *c, dp_node *nd)
 dp_tensor *dp_batchnorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta, float *running_mean,
                         float *running_var, float momentum, float eps)
 {
-    return batchnorm(c, x, gamma, beta, running_mean, running_var, momentum, eps, 0);
+    return batchnorm(c, x, gamma, beta, running_mean, running_var, momentum, eps, 0, 0);
+}
+
+dp_tensor *dp_batchnorm_relu(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta, float *running_mean,
+                             float *running_var, float momentum, float eps)
+{
+    return batchnorm(c, x, gamma, beta, running_mean, running_var, momentum, eps, 0, 1);
 }
 
 dp_tensor *dp_batchnorm_inplace(dp_ctx *c, dp_tensor *x, float *running_mean, float *running_var, float momentum,
                                 float eps)
 {
-    return batchnorm(c, x, NULL, NULL, running_mean, running_var, momentum, eps, 1);
+    return batchnorm(c, x, NULL, NULL, running_mean, running_var, momentum, eps, 1, 0);
 }

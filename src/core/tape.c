@@ -103,8 +103,9 @@ int dp_check_ndim(dp_ctx *c, const char *op, const dp_tensor *t, int ndim)
     return 0;
 }
 
-float *dp_grad(dp_ctx *c, dp_tensor *t)
+float *dp_grad_fresh(dp_ctx *c, dp_tensor *t, int *fresh)
 {
+    *fresh = 0;
     if (!t->requires_grad) return NULL;
     if (!t->grad) {
         t->grad = dp_gradpool_get(&c->grads, (size_t)t->n * sizeof(float));
@@ -112,10 +113,29 @@ float *dp_grad(dp_ctx *c, dp_tensor *t)
             dp_fail(c, DP_ERR_NOMEM, "gradient pool: cannot allocate %zu bytes", (size_t)t->n * sizeof(float));
             return NULL;
         }
-        memset(t->grad, 0, (size_t)t->n * sizeof(float));
         t->grad_pooled = 1;
+        *fresh = 1;
     }
     return t->grad;
+}
+
+float *dp_grad(dp_ctx *c, dp_tensor *t)
+{
+    int fresh;
+    float *g = dp_grad_fresh(c, t, &fresh);
+    if (g && fresh) memset(g, 0, (size_t)t->n * sizeof(float));
+    return g;
+}
+
+int dp_grad_take(dp_node *nd, dp_tensor *t)
+{
+    dp_tensor *out = nd->out;
+    if (!t->requires_grad || t->grad || t == out || !out->grad || !out->grad_pooled || t->n != out->n) return 0;
+    t->grad = out->grad;
+    t->grad_pooled = 1;
+    out->grad = NULL;
+    out->grad_pooled = 0;
+    return 1;
 }
 
 dp_node *dp_tape_push(dp_ctx *c, dp_backward_fn fn, const char *name, dp_tensor *out, int nin, dp_tensor **in)

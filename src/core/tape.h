@@ -11,6 +11,21 @@
  *  has a gradient; `hook` (may be NULL) after every node. */
 dp_status dp_tape_walk(dp_ctx *c, const dp_tape *tp, dp_backward_hook hook);
 
+/*! The gradient of t for a caller that writes every element: *fresh = 1 when
+ *  the block was just made (its contents are undefined: assign, do not
+ *  accumulate), 0 when it holds earlier contributions (accumulate). Saves the
+ *  zeroing pass of dp_grad for the first writer. NULL where t needs no
+ *  gradient or on failure (c->status says which). */
+float *dp_grad_fresh(dp_ctx *c, dp_tensor *t, int *fresh);
+
+/*! Hands nd's output gradient to t when t has no gradient yet, has as many
+ *  elements, and nd's output owns its block: t's gradient is then the output's
+ *  gradient, with no copy and no zeroing, and the output no longer has one
+ *  (the walk does not return it to the pool). Returns 1 then, else 0 and
+ *  changes nothing. Read nd->out->grad before calling; an op may then overwrite
+ *  the block in place elementwise. */
+int dp_grad_take(dp_node *nd, dp_tensor *t);
+
 /* The gradient pool (gradpool.c). */
 float *dp_gradpool_get(dp_gradpool *p, size_t bytes);
 void dp_gradpool_put(dp_gradpool *p, float *g);

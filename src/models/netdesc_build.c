@@ -27,6 +27,9 @@ typedef struct nd_node {
     float p;            /* dropout */
     int pool_then_relu; /* relu directly followed by a maxpool: they commute, and pooling first runs the
                            ReLU on a fraction of the cells (the node after it is then skipped) */
+    int add_then_relu;  /* residual directly followed by a relu (not one that pools first): dp_add_relu */
+    int bn_then_relu;   /* batchnorm directly followed by a relu (not one that pools first): one fused op,
+                           dp_nn_bn_relu, the same bits (the relu node is then skipped) */
     struct nd_node *body;
     int nbody;
     int proj;           /* residual: 1x1 conv + batchnorm shortcut (else identity) */
@@ -287,6 +290,11 @@ static dp_status build_list(bctx *b, const nd_layer *ls, int n, const char *pref
         if (rc != DP_OK) return rc;
         ns[i].pool_then_relu = ls[i].kind == ND_RELU && i + 1 < n && ls[i + 1].kind == ND_MAXPOOL;
     }
+    for (int i = 0; i + 1 < n; i++) {
+        const int relu_next = ls[i + 1].kind == ND_RELU && !ns[i + 1].pool_then_relu;
+        ns[i].bn_then_relu = ls[i].kind == ND_BATCHNORM && relu_next;
+        ns[i].add_then_relu = ls[i].kind == ND_RESIDUAL && relu_next;
+    }
     return DP_OK;
 }
 
@@ -296,7 +304,14 @@ static dp_tensor *run_list(dp_ctx *c, const nd_node *ns, int n, dp_tensor *x)
         const nd_node *nd = &ns[i];
         switch (nd->kind) {
         case ND_CONV: x = dp_nn_conv(c, &nd->conv, x); break;
-        case ND_BATCHNORM: x = dp_nn_bn(c, &nd->bn, x); break;
+        case ND_BATCHNORM:
+            if (nd->bn_then_relu) {
+                x = dp_nn_bn_relu(c, &nd->bn, x);
+                i++;
+            } else {
+                x = dp_nn_bn(c, &nd->bn, x);
+            }
+            break;
         case ND_RELU:
             if (nd->pool_then_relu) {
                 const nd_node *pool = &ns[++i];
@@ -316,7 +331,12 @@ static dp_tensor *run_list(dp_ctx *c, const nd_node *ns, int n, dp_tensor *x)
         case ND_RESIDUAL: {
             dp_tensor *y = run_list(c, nd->body, nd->nbody, x);
             dp_tensor *sc = nd->proj ? dp_nn_bn(c, &nd->sc_bn, dp_nn_conv(c, &nd->sc_conv, x)) : x;
-            x = dp_add(c, y, sc);
+            if (nd->add_then_relu) {
+                x = dp_add_relu(c, y, sc);
+                i++;
+            } else {
+                x = dp_add(c, y, sc);
+            }
             break;
         }
         default: break;

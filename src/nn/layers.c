@@ -64,6 +64,11 @@ dp_tensor *dp_nn_bn(dp_ctx *c, const dp_bn_layer *l, dp_tensor *x)
     return dp_batchnorm(c, x, l->gamma, l->beta, l->mean->data, l->var->data, l->momentum, l->eps);
 }
 
+dp_tensor *dp_nn_bn_relu(dp_ctx *c, const dp_bn_layer *l, dp_tensor *x)
+{
+    return dp_batchnorm_relu(c, x, l->gamma, l->beta, l->mean->data, l->var->data, l->momentum, l->eps);
+}
+
 void dp_nn_embedding_bag_init(dp_embedding_bag_layer *l, dp_params *p, const char *name, int vocab, int dim, int mean)
 {
     int s[2] = {vocab, dim};

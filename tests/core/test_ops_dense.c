@@ -269,6 +269,84 @@ ParameterizedTest(ew_case *p, elementwise, gradcheck, .timeout = DP_TIMEOUT(60))
     CHECK_GRAD(names[p->op], p->op <= 1 ? 2 : 1, ins, build_elementwise, p, &o);
 }
 
+/* ------------------------------------------------------------------ add_relu */
+
+/* relu(a + b) fused. The relu is piecewise linear, so the difference is exact
+ * away from its kink: a is kept >= 0.1 from 0 and b within 0.05 of it, so
+ * a + b stays >= 0.05 from 0, beyond the step h = 0.01. Cases: two inputs;
+ * one input twice (a == b); a also used after the op, so that its gradient
+ * already holds the later use's part when add_relu's backward runs (the
+ * accumulating path, not the one that takes dy's block). */
+typedef struct ar_case {
+    int op; /* 0 add_relu(a, b), 1 add_relu(a, a), 2 add_relu(a, b) * a */
+    shape_case s;
+} ar_case;
+
+static dp_tensor *build_add_relu(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    const ar_case *p = arg;
+    switch (p->op) {
+    case 0: return dp_add_relu(c, in[0], in[1]);
+    case 1: return dp_add_relu(c, in[0], in[0]);
+    default: return dp_mul(c, dp_add_relu(c, in[0], in[1]), in[0]);
+    }
+}
+
+ParameterizedTestParameters(add_relu, gradcheck)
+{
+    static ar_case cases[] = {
+        {0, {2, {3, 7}}}, {0, {4, {2, 3, 2, 5}}}, {1, {2, {7, 3}}}, {2, {2, {5, 4}}}, {2, {4, {2, 3, 1, 5}}},
+    };
+    return cr_make_param_array(ar_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(ar_case *p, add_relu, gradcheck, .timeout = DP_TIMEOUT(60))
+{
+    gc_input a = {.ndim = p->s.ndim,
+                  .shape = {p->s.shape[0], p->s.shape[1], p->s.shape[2], p->s.shape[3]},
+                  .init = gc_init_away_from_zero};
+    gc_input b = a;
+    b.init = NULL;
+    b.lo = -0.05f;
+    b.hi = 0.05f;
+    gc_input ins[2] = {a, b};
+    static const char *names[] = {"add_relu", "add_relu(a,a)", "add_relu(a,b)*a"};
+    gc_opts o = lin_opts();
+    o.h = 0.01;
+    CHECK_GRAD(names[p->op], p->op == 1 ? 1 : 2, ins, build_add_relu, p, &o);
+}
+
+/* The fused op gives the bits of relu(add(a, b)): output and both gradients. */
+Test(add_relu, same_bits_as_add_then_relu, .timeout = DP_TIMEOUT(30))
+{
+    dp_ctx c;
+    dp_ctx_init(&c);
+    enum { N = 4 * 3 * 5 * 7 };
+    const int shape[4] = {4, 3, 5, 7};
+    float *v = dp_scratch(&c, 5 * N * sizeof(float));
+    fill(v, 3 * N, 21);
+    memcpy(v + 3 * N, v, 2 * N * sizeof(float)); /* the second pair: the same a, b */
+    dp_tensor *a[2], *b[2], *y[2];
+    for (int k = 0; k < 2; k++) {
+        a[k] = dp_tensor_wrap(&c, v + (k ? 3 : 0) * N, 4, shape);
+        b[k] = dp_tensor_wrap(&c, v + (k ? 4 : 1) * N, 4, shape);
+        a[k]->requires_grad = b[k]->requires_grad = 1;
+        y[k] = k ? dp_add_relu(&c, a[k], b[k]) : dp_relu(&c, dp_add(&c, a[k], b[k]));
+        cr_assert_not_null(y[k]);
+    }
+    int zeros = 0;
+    for (int i = 0; i < N; i++) zeros += y[1]->data[i] == 0.0f;
+    cr_assert(zeros > N / 5 && zeros < N - N / 5, "%d of %d outputs clipped: not a test of the mask", zeros, N);
+    cr_assert(memcmp(y[0]->data, y[1]->data, N * sizeof(float)) == 0, "outputs differ");
+    for (int k = 1; k >= 0; k--) { /* the fused graph is the newer: walk it first */
+        memcpy(dp_grad(&c, y[k]), v + 2 * N, N * sizeof(float));
+        cr_assert_eq(dp_backward(&c, y[k]), DP_OK);
+    }
+    cr_assert(memcmp(a[0]->grad, a[1]->grad, N * sizeof(float)) == 0, "da differs");
+    cr_assert(memcmp(b[0]->grad, b[1]->grad, N * sizeof(float)) == 0, "db differs");
+    dp_ctx_free(&c);
+}
+
 Test(elementwise, forward_values_and_shape_check, .timeout = DP_TIMEOUT(30))
 {
     float a[6] = {1, -2, 3, -4, 5, -6}, b[6] = {0.5f, 0.25f, -1, 2, 0, 3};

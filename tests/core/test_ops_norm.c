@@ -173,6 +173,107 @@ Test(batchnorm, inplace_matches_plain, .timeout = DP_TIMEOUT(30))
     dp_ctx_free(&c);
 }
 
+/* ---- batch-norm + relu fused (dp_batchnorm_relu) ---- */
+
+static dp_tensor *build_bn_relu(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    bn_case *p = arg;
+    c->training = !p->eval;
+    return dp_batchnorm_relu(c, in[0], p->affine ? in[1] : NULL, p->affine ? in[2] : NULL,
+                             p->running ? p->rm : NULL, p->running ? p->rv : NULL, MOMENTUM, EPS);
+}
+
+ParameterizedTestParameters(batchnorm_relu, gradcheck)
+{
+    static bn_case cases[] = {
+        {2, {7, 3}, 1, 0, 1, RS}, {4, {2, 3, 2, 3}, 1, 0, 1, RS}, {4, {2, 3, 3, 5}, 0, 0, 0, RS},
+        {3, {2, 4, 5}, 1, 0, 1, RS}, {4, {2, 3, 2, 3}, 1, 1, 1, RS}, /* eval: running statistics */
+    };
+    return cr_make_param_array(bn_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+/* The relu's kink: a normalised value within ~h of 0 would make the
+ * difference quotient straddle it; the checker's seeded inputs leave none that
+ * close (such a case would show up as a failure, never as a pass). */
+ParameterizedTest(bn_case *p, batchnorm_relu, gradcheck, .timeout = DP_TIMEOUT(60))
+{
+    const int C = p->shape[1];
+    gc_input ins[3] = {
+        {.ndim = p->ndim, .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}, .lo = -2, .hi = 2},
+        {.ndim = 1, .shape = {C}, .lo = 0.5f, .hi = 1.5f},
+        {.ndim = 1, .shape = {C}, .lo = -1, .hi = 1},
+    };
+    gc_opts o = gc_defaults();
+    if (!p->eval) {
+        o.h = 5e-3;
+        o.atol = 5e-4;
+        o.rtol = 5e-3;
+    } else {
+        o.h = 1e-2;
+        o.atol = 1e-4;
+        o.rtol = 1e-3;
+    }
+    CHECK_GRAD(p->eval ? "batchnorm_relu eval" : "batchnorm_relu train", p->affine ? 3 : 1, ins, build_bn_relu, p,
+               &o);
+}
+
+/* The fused op gives the bits of relu(batchnorm(x)): output, running
+ * statistics, and the gradients of x, gamma and beta for the same upstream
+ * gradient, in training and in eval, 2-D and 4-D. */
+Test(batchnorm_relu, same_bits_as_batchnorm_then_relu, .timeout = DP_TIMEOUT(30))
+{
+    static const int shapes[2][4] = {{16, 5, 1, 1}, {4, 3, 7, 9}};
+    for (int sh = 0; sh < 2; sh++)
+        for (int eval = 0; eval < 2; eval++) {
+            const int ndim = sh ? 4 : 2, N = shapes[sh][0], C = shapes[sh][1];
+            const long n = (long)N * C * shapes[sh][2] * shapes[sh][3];
+            dp_ctx c;
+            dp_ctx_init(&c);
+            c.training = !eval;
+            float *x = dp_scratch(&c, 2 * n * sizeof(float)), *dz = dp_scratch(&c, n * sizeof(float));
+            float gb[2][8], bb[2][8], rm[2][8], rv[2][8];
+            fill(x, n, 11 + sh, -3, 3);
+            memcpy(x + n, x, n * sizeof(float));
+            fill(dz, n, 12 + sh, -1, 1);
+            fill(gb[0], C, 13, 0.5f, 1.5f);
+            fill(bb[0], C, 14, -1, 1);
+            fill(rm[0], C, 15, -0.5f, 0.5f);
+            fill(rv[0], C, 16, 0.5f, 1.5f);
+            memcpy(gb[1], gb[0], sizeof gb[0]);
+            memcpy(bb[1], bb[0], sizeof bb[0]);
+            memcpy(rm[1], rm[0], sizeof rm[0]);
+            memcpy(rv[1], rv[0], sizeof rv[0]);
+            dp_tensor *xs[2], *g[2], *b[2], *z[2];
+            int zeros = 0;
+            for (int k = 0; k < 2; k++) {
+                int cs[1] = {C};
+                xs[k] = dp_tensor_wrap(&c, x + k * n, ndim, shapes[sh]);
+                g[k] = dp_tensor_wrap(&c, gb[k], 1, cs);
+                b[k] = dp_tensor_wrap(&c, bb[k], 1, cs);
+                xs[k]->requires_grad = g[k]->requires_grad = b[k]->requires_grad = 1;
+                z[k] = k ? dp_batchnorm_relu(&c, xs[k], g[k], b[k], rm[k], rv[k], MOMENTUM, EPS)
+                         : dp_relu(&c, dp_batchnorm(&c, xs[k], g[k], b[k], rm[k], rv[k], MOMENTUM, EPS));
+                cr_assert_not_null(z[k]);
+            }
+            for (long i = 0; i < n; i++) zeros += z[1]->data[i] == 0.0f;
+            cr_assert(zeros > n / 5 && zeros < n - n / 5, "%d of %ld outputs clipped: not a test of the mask", zeros,
+                      n);
+            cr_assert(memcmp(z[0]->data, z[1]->data, n * sizeof(float)) == 0, "outputs differ (shape %d eval %d)",
+                      sh, eval);
+            cr_assert(memcmp(rm[0], rm[1], C * sizeof(float)) == 0 && memcmp(rv[0], rv[1], C * sizeof(float)) == 0,
+                      "running statistics differ");
+            for (int k = 1; k >= 0; k--) { /* the fused graph's nodes are the newer: walk it first */
+                memcpy(dp_grad(&c, z[k]), dz, n * sizeof(float));
+                cr_assert_eq(dp_backward(&c, z[k]), DP_OK);
+            }
+            cr_assert(memcmp(xs[0]->grad, xs[1]->grad, n * sizeof(float)) == 0, "dx differs (shape %d eval %d)", sh,
+                      eval);
+            cr_assert(memcmp(g[0]->grad, g[1]->grad, C * sizeof(float)) == 0, "dgamma differs");
+            cr_assert(memcmp(b[0]->grad, b[1]->grad, C * sizeof(float)) == 0, "dbeta differs");
+            dp_ctx_free(&c);
+        }
+}
+
 /* Per-channel mean and biased variance of a [N,C,S] buffer, in double. */
 static void channel_moments(const float *x, int N, int C, int S, int j, double *mean, double *var)
 {
