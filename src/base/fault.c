@@ -15,6 +15,7 @@ static struct {
     char action[16], point[16];
     int rank;  /* -1: any */
     long step; /* -1: first reached */
+    double ms; /* delay: milliseconds added each time the point is reached */
 } fault = {.rank = -1, .step = -1};
 
 static int cur_rank;
@@ -40,18 +41,23 @@ static void parse(void)
         char *end;
         if (!strncmp(kv, "rank=", 5)) fault.rank = (int)strtol(kv + 5, &end, 10);
         else if (!strncmp(kv, "step=", 5)) fault.step = strtol(kv + 5, &end, 10);
+        else if (!strncmp(kv, "ms=", 3)) fault.ms = strtod(kv + 3, &end);
         else goto bad;
         if (*end) goto bad;
         kv = next;
     }
-    static const char *actions[] = {"kill", "stop", "hang", "nan", "enospc"};
+    static const char *actions[] = {"kill", "stop", "hang", "nan", "enospc", "delay"};
     for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
         if (!strcmp(fault.action, actions[i])) fault.armed = 1;
+    /* a delay needs its length (and a bounded one: a typo must not hang the job); no other action takes one */
+    int delay = !strcmp(fault.action, "delay");
+    if (delay ? !(fault.ms > 0 && fault.ms <= 600000) : fault.ms != 0) fault.armed = 0;
     if (!fault.armed) goto bad;
     return;
 bad:
     fault.armed = 0;
-    fprintf(stderr, "dptrain: ignoring DP_FAULT='%s' (want ACTION@POINT[:rank=R][:step=S])\n", s);
+    fprintf(stderr, "dptrain: ignoring DP_FAULT='%s' (want ACTION@POINT[:rank=R][:step=S], "
+                    "delay with :ms=M in (0, 600000])\n", s);
 }
 
 void dp_fault_context(int rank, long step)
@@ -66,6 +72,14 @@ dp_fault_action dp_fault_point(const char *where)
     if (!fault.armed || fault.fired || strcmp(where, fault.point)) return DP_FAULT_NONE;
     if ((fault.rank >= 0 && fault.rank != cur_rank) || (fault.step >= 0 && fault.step != cur_step))
         return DP_FAULT_NONE;
+    if (!strcmp(fault.action, "delay")) {
+        /* a straggler: this rank's compute takes ms longer every time it passes the point (never
+         * "fired": it repeats), so a synchronous job's step should grow by about ms */
+        double s = fault.ms / 1000.0;
+        struct timespec d = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        while (nanosleep(&d, &d) != 0) {}
+        return DP_FAULT_NONE;
+    }
     fault.fired = 1;
     struct timespec ts; /* wall clock, so a test can time how long the job takes to notice */
     clock_gettime(CLOCK_REALTIME, &ts);
