@@ -6,7 +6,7 @@
  * happens there for real: SIGKILL, SIGSTOP, a compute hang, or a NaN the
  * caller plants.
  *
- *   DP_FAULT=ACTION@POINT[:rank=R][:step=S][:ms=M]
+ *   DP_FAULT=ACTION@POINT[:rank=R][:step=S][:ms=M][:p=P]
  *     ACTION  kill | stop | hang | nan | enospc
  *             | delay (sleep M ms every time the point is reached: a straggler of known slowness;
  *               it repeats, unlike the others, e.g. delay@step:rank=1:ms=20)
@@ -16,6 +16,8 @@
  *     step    only at this optimizer step, counted from 1 (default: the first
  *             time the point is reached)
  *     ms      delay only: milliseconds, in (0, 600000]
+ *     p       delay only: each (rank, step) is delayed with probability P, in (0, 1] (default 1), drawn
+ *             from a hash of the two: jitter that moves between ranks, e.g. delay@step:ms=20:p=0.25
  *
  * Unarmed, a point costs one load and one branch. */
 #ifndef DPTRAIN_FAULT_H

@@ -9,7 +9,8 @@
 #   search --sync-every 2 (non-zero, naming the flag);
 # - --rank-times step: one "ranks" record per step with one value per rank, all >= 0, and an epoch summary;
 #   DP_FAULT=delay@step:rank=R:ms=40 makes rank R (R = 1, then 0) the slowest in >= 75% of the steps (a
-#   ratio, not a timed bound), and the end-of-run summary names it.
+#   ratio, not a timed bound), and the end-of-run summary names it; with :p=0.5 (jitter) each rank is the
+#   slowest in some steps; a p outside (0, 1], or p on another action, is refused.
 #   straggler.sh path/to/dptrain MPIEXEC
 source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
 fails=0 passes=0
@@ -100,6 +101,16 @@ done
 # a delay needs its length
 DP_FAULT=delay@step:rank=1 "$bin" "${train[@]}" >r.log 2>&1
 grep -q "ignoring DP_FAULT='delay@step:rank=1'" r.log && ok || bad "delay without ms: $(cat r.log)"
+DP_FAULT=delay@step:ms=5:p=1.5 "$bin" "${train[@]}" >r.log 2>&1
+grep -q "ignoring DP_FAULT='delay@step:ms=5:p=1.5'" r.log && ok || bad "delay with p=1.5: $(cat r.log)"
+DP_FAULT=hang@step:p=0.5 "$bin" "${train[@]}" >r.log 2>&1
+grep -q "ignoring DP_FAULT='hang@step:p=0.5'" r.log && ok || bad "hang with p: $(cat r.log)"
+# jitter: each rank delayed on about half its steps (a hash of rank and step), so neither is always slowest
+DP_FAULT=delay@step:ms=40:p=0.5 mpi 2 "$bin" "${train[@]}" --epochs 2 --rank-times epoch --out j >j.log 2>&1 ||
+  bad "jitter: $(cat j.log)"
+jc=$(sed -n 's/.*"kind":"ranks_epoch".*"slowest_steps":\[\([0-9,]*\)\].*/\1/p' j/metrics.jsonl | tr '\n' ',')
+awk -v c="$jc" 'BEGIN { n = split(c, v, ","); for (i = 1; i <= n; i++) s[i % 2] += v[i]
+                        exit !(s[1] >= 2 && s[0] >= 2) }' && ok || bad "jitter on both ranks: slowest_steps per epoch [$jc]"
 
 echo "straggler: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
