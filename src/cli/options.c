@@ -85,9 +85,10 @@ const dp_cli_opt dp_cli_sync_every = {
             "1 = average gradients every step",
     .kind = DP_CLI_LONG, .lo = 1, .hi = 1000000, .show_default = 1};
 const dp_cli_opt dp_cli_rank_times = {
-    .name = "rank-times", .arg = "off|epoch|step",
-    .help = "each rank's compute and wait per step: a summary of the slowest ranks at\n"
-            "the end, per-epoch records in metrics.jsonl (step: one per step too)",
+    .name = "rank-times", .arg = "MODE",
+    .help = "off | epoch | step: each rank's compute and wait per step, a summary of\n"
+            "the slowest ranks at the end, per-epoch records in metrics.jsonl (step:\n"
+            "one per step too)",
     .kind = DP_CLI_CHOICE, .choices = rank_times_names, .show_default = 1};
 /* run */
 const dp_cli_opt dp_cli_out = {.name = "out", .arg = "DIR",
