@@ -5,13 +5,14 @@
 # steps (DP_FAULT=delay@step:ms=D:p=P, a hash of rank and step), at H=1 and each H, (e) no delay + the
 # largest H; each with --rank-times epoch. A rank slow on every step gains nothing from local SGD (each window
 # still waits for its H delays); jitter that moves between ranks is what averaging over H steps absorbs.
-# Prints a table (step time, samples/s, final test accuracy, the slowest rank and how often, the fastest
-# rank's wait per step) and the delay's cost against D; writes CSV (and a PNG with gnuplot, when installed).
+# Prints a table (step time, samples/s, final test accuracy, the slowest rank and how often, the longest
+# mean wait per step of any rank, lost_ms: slowest compute less the median per step) and the delay's cost
+# against D; writes CSV (and a PNG with gnuplot, when installed).
 #   benchmarks/bench_straggler.sh [--bin DPTRAIN] [--np P] [--model mlp|cnn] [--limit N] [--epochs E]
 #                                 [--delay D] [--p P] [--h "2 4 8"] [--batch B] [--tag T]
 # Smoke (tiny): --limit 1000 --epochs 1 --delay 10 --h "4"
 set -euo pipefail
-[ "${1:-}" = -h ] || [ "${1:-}" = --help ] && { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[ "${1:-}" = -h ] || [ "${1:-}" = --help ] && { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/build/dptrain" np=2 model=mlp limit=20000 epochs=2 delay=20 hs="2 4 8" batch=64 p=0.25 tag=straggler
 while [ $# -gt 0 ]; do
@@ -44,7 +45,7 @@ cases+=("jitter|$delay|1|delay@step:ms=$delay:p=$p")
 for h in $hs; do cases+=("jitter_h$h|$delay|$h|delay@step:ms=$delay:p=$p"); done
 [ "$hmax" -gt 1 ] && cases+=("base_h$hmax|0|$hmax|")
 csv="$out/bench_straggler_$tag.csv"
-echo "case,np,delay_ms,sync_every,step_ms,samples_per_s,test_acc,slowest_rank,slowest_pct,fastest_wait_ms" >"$csv"
+echo "case,np,delay_ms,sync_every,step_ms,samples_per_s,test_acc,slowest_rank,slowest_pct,max_wait_ms,lost_ms" >"$csv"
 for c in "${cases[@]}"; do
   IFS='|' read -r name d h fault <<<"$c"
   res=$(DP_FAULT="$fault" mpirun --oversubscribe --bind-to none -np "$np" "$bin" train --data "$tmp/fm" --model "$model" \
@@ -54,12 +55,14 @@ for c in "${cases[@]}"; do
   acc=$(sed -n 's/.*test_acc=\([0-9.]*\).*/\1/p' <<<"$res")
   # rank times: slowest rank R in X% of N steps, ...; then one line per rank with its wait
   slow=$(sed -n 's/^rank times: slowest rank \([0-9]*\) in \([0-9.]*\)%.*/\1,\2/p' <<<"$res")
+  lost=$(sed -n 's/.*stragglers cost \([0-9.]*\) ms a step.*/\1/p' <<<"$res")
   fwait=$(sed -n 's/^  rank [0-9]*: .* wait \([0-9.]*\) ms per step/\1/p' <<<"$res" | sort -g | tail -1)
   step_ms=$(awk -v s="$sps" -v b="$batch" -v p="$np" 'BEGIN { printf "%.2f", (s > 0 ? 1000 * b * p / s : 0) }')
-  echo "$name,$np,$d,$h,$step_ms,$sps,$acc,${slow:-,},${fwait:-}" >>"$csv"
+  echo "$name,$np,$d,$h,$step_ms,$sps,$acc,${slow:-,},${fwait:-},${lost:-}" >>"$csv"
 done
-printf '%-12s %3s %6s %4s %9s %10s %8s %8s %9s %10s\n' case np delay H step_ms samples/s test_acc slowest "% steps" "max wait"
-awk -F, 'NR > 1 { printf "%-12s %3s %6s %4s %9s %10s %8s %8s %9s %10s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$csv" |
+printf '%-12s %3s %6s %4s %9s %10s %8s %8s %9s %10s %8s\n' case np delay H step_ms samples/s test_acc slowest "% steps" \
+  "max wait" lost_ms
+awk -F, 'NR > 1 { printf "%-12s %3s %6s %4s %9s %10s %8s %8s %9s %10s %8s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$csv" |
   tee "$out/bench_straggler_$tag.txt"
 awk -F, -v d="$delay" -v p="$p" 'NR > 1 { s[$1] = $5 }
   END { if (s["base"] && s["delay"])

@@ -7,7 +7,9 @@
  * end and at a stop (the ranks take the same steps, so they flush together),
  * never per step. Rank 0 counts which rank computed longest in each step,
  * writes an epoch summary (and with mode step, one record per step) to
- * metrics.jsonl, and prints the run's summary at the end. */
+ * metrics.jsonl, and prints the run's summary at the end, with what the
+ * stragglers cost: per step, the slowest rank's compute less the median's
+ * (the time the median rank waits on it). */
 #ifndef DPTRAIN_RANK_TIMES_H
 #define DPTRAIN_RANK_TIMES_H
 
@@ -34,6 +36,9 @@ typedef struct dp_rank_times {
     long *slowest, *ep_slowest; /* rank 0: [size] steps in which the rank computed longest: run, epoch */
     double *sum, *ep_sum;       /* rank 0: [size][2] compute and wait: run, epoch */
     long steps, ep_steps;       /* rank 0: steps counted: run, epoch */
+    double lost, ep_lost;       /* rank 0: sum over steps of the slowest compute less the median: what
+                                   stragglers cost a synchronous job (run, epoch) */
+    double *sorted;             /* rank 0: [size] one step's computes, sorted */
 } dp_rank_times;
 
 /*! Buffers for mode at this rank of size (nothing for OFF). DP_ERR_NOMEM if they do not fit. */

@@ -23,7 +23,8 @@ dp_status dp_rank_times_init(dp_rank_times *t, int mode, int rank, int size)
         t->sum = calloc(4 * p, sizeof *t->sum);
         t->line_cap = 256 + p * 3 * 24; /* three arrays of numbers of at most ~20 characters */
         t->line = malloc(t->line_cap);
-        ok = ok && t->all && t->slowest && t->sum && t->line;
+        t->sorted = malloc(p * sizeof *t->sorted);
+        ok = ok && t->all && t->slowest && t->sum && t->line && t->sorted;
         if (ok) t->ep_slowest = t->slowest + p, t->ep_sum = t->sum + 2 * p;
     }
     if (!ok) {
@@ -40,6 +41,7 @@ void dp_rank_times_free(dp_rank_times *t)
     free(t->slowest);
     free(t->sum);
     free(t->line);
+    free(t->sorted);
     memset(t, 0, sizeof *t);
 }
 
@@ -53,6 +55,15 @@ static void put_array(dp_rank_times *t, size_t *at, const char *key, const doubl
     }
     if (*at < t->line_cap) *at += (size_t)snprintf(t->line + *at, t->line_cap - *at, "]");
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n sorted values. */
+static double median(const double *v, size_t n) { return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
 
 dp_status dp_rank_times_flush(dp_rank_times *t, dp_sync *s, dp_report *rep, unsigned epoch, int epoch_end)
 {
@@ -72,7 +83,10 @@ dp_status dp_rank_times_flush(dp_rank_times *t, dp_sync *s, dp_report *rep, unsi
             t->ep_sum[2 * r] += x[0];
             t->ep_sum[2 * r + 1] += x[1];
             if (r < 64) step_c[2 * r] = x[0], step_c[2 * r + 1] = x[1];
+            t->sorted[r] = x[0];
         }
+        qsort(t->sorted, p, sizeof *t->sorted, cmp_double); /* at a flush, not in a step */
+        t->ep_lost += t->sorted[p - 1] - median(t->sorted, p);
         t->ep_slowest[slow]++;
         t->ep_steps++;
         if (t->mode == DP_RANK_TIMES_STEP && p <= 64) {
@@ -94,7 +108,7 @@ dp_status dp_rank_times_flush(dp_rank_times *t, dp_sync *s, dp_report *rep, unsi
         put_array(t, &at, "wait_s", mean + 1, NULL, 2);
     }
     put_array(t, &at, "slowest_steps", NULL, t->ep_slowest, 1);
-    dp_report_json(rep, "%s}", t->line);
+    dp_report_json(rep, "%s,\"lost_s\":%.6g}", t->line, t->ep_lost / (double)t->ep_steps);
     for (size_t r = 0; r < p; r++) {
         t->slowest[r] += t->ep_slowest[r];
         t->sum[2 * r] += t->ep_sum[2 * r];
@@ -103,14 +117,10 @@ dp_status dp_rank_times_flush(dp_rank_times *t, dp_sync *s, dp_report *rep, unsi
         t->ep_sum[2 * r] = t->ep_sum[2 * r + 1] = 0;
     }
     t->steps += t->ep_steps;
+    t->lost += t->ep_lost;
     t->ep_steps = 0;
+    t->ep_lost = 0;
     return DP_OK;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 void dp_rank_times_print(const dp_rank_times *t, FILE *f)
@@ -119,18 +129,13 @@ void dp_rank_times_print(const dp_rank_times *t, FILE *f)
     int p = t->size, slow = 0;
     for (int r = 1; r < p; r++)
         if (t->slowest[r] > t->slowest[slow]) slow = r;
-    double steps = (double)t->steps, med;
-    double *c = malloc((size_t)p * sizeof *c); /* once, at the end */
-    if (c) {
-        for (int r = 0; r < p; r++) c[r] = t->sum[2 * r] / steps;
-        qsort(c, (size_t)p, sizeof *c, cmp_double);
-        med = p % 2 ? c[p / 2] : 0.5 * (c[p / 2 - 1] + c[p / 2]);
-        free(c);
-    } else {
-        med = t->sum[2 * slow] / steps;
-    }
-    fprintf(f, "rank times: slowest rank %d in %.0f%% of %ld steps, mean compute %.2f ms vs median %.2f ms\n", slow,
-            100.0 * (double)t->slowest[slow] / steps, t->steps, 1e3 * t->sum[2 * slow] / steps, 1e3 * med);
+    double steps = (double)t->steps, *c = t->sorted;
+    for (int r = 0; r < p; r++) c[r] = t->sum[2 * r] / steps;
+    qsort(c, (size_t)p, sizeof *c, cmp_double);
+    fprintf(f, "rank times: slowest rank %d in %.0f%% of %ld steps, mean compute %.2f ms vs median %.2f ms; "
+            "stragglers cost %.2f ms a step (slowest compute less the median)\n", slow,
+            100.0 * (double)t->slowest[slow] / steps, t->steps, 1e3 * t->sum[2 * slow] / steps,
+            1e3 * median(c, (size_t)p), 1e3 * t->lost / steps);
     for (int r = 0; r < p && r < 64; r++)
         fprintf(f, "  rank %d: slowest in %5.1f%% of steps, compute %.2f ms, wait %.2f ms per step\n", r,
                 100.0 * (double)t->slowest[r] / steps, 1e3 * t->sum[2 * r] / steps, 1e3 * t->sum[2 * r + 1] / steps);

@@ -9,7 +9,8 @@
 #   search --sync-every 2 (non-zero, naming the flag);
 # - --rank-times step: one "ranks" record per step with one value per rank, all >= 0, and an epoch summary;
 #   DP_FAULT=delay@step:rank=R:ms=40 makes rank R (R = 1, then 0) the slowest in >= 75% of the steps (a
-#   ratio, not a timed bound), and the end-of-run summary names it; with :p=0.5 (jitter) each rank is the
+#   ratio, not a timed bound), the end-of-run summary names it, and the epoch's lost_s (slowest compute less the
+#   median, mean per step) is at least 8 ms (half the sleep's 40 ms gap, loosely); with :p=0.5 (jitter) each rank is the
 #   slowest in some steps; a p outside (0, 1], or p on another action, is refused.
 #   straggler.sh path/to/dptrain MPIEXEC
 source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
@@ -97,6 +98,9 @@ for r in 1 0; do
   awk -v c="$counts" -v r="$r" 'BEGIN { split(c, v, ","); exit !(v[r + 1] >= 0.75 * (v[1] + v[2]) && v[1] + v[2] == 8) }' && ok ||
     bad "rank $r delayed 40 ms a step: slowest_steps [$counts]"
   grep -q "rank times: slowest rank $r in" "t$r.log" && ok || bad "rank $r delayed: summary: $(cat "t$r.log")"
+  # at 2 ranks the cost is half the gap: ~20 ms of the 40 (a lower bound from a sleep, loosely)
+  lost=$(sed -n 's/.*"kind":"ranks_epoch".*"lost_s":\([0-9.e+-]*\)}.*/\1/p' "t$r/metrics.jsonl")
+  awk -v l="$lost" 'BEGIN { exit !(l != "" && l >= 0.008) }' && ok || bad "rank $r delayed 40 ms: lost_s '$lost' (want >= 0.008)"
 done
 # a delay needs its length
 DP_FAULT=delay@step:rank=1 "$bin" "${train[@]}" >r.log 2>&1
