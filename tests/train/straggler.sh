@@ -3,8 +3,9 @@
 # - --sync-every 1 ends with the bits of a run without the flag (1 and 2 ranks);
 # - --sync-every H at 2 ranks: the replica check at every sync passes (the replicas are averaged to the same
 #   bits), with H dividing the epoch and not; the run differs from H=1 (local steps happened), learns (test
-#   accuracy well above chance, the second epoch's train loss below the first's), and a run stopped at a sync
-#   and resumed ends with the bits of one never stopped;
+#   accuracy well above chance, the second epoch's train loss below the first's), a run stopped at a sync
+#   and resumed ends with the bits of one never stopped, and a NaN on one rank in a local step stops every
+#   rank at the next sync;
 # - refusals: --sync-every 0 / x (exit 2), with --on-nonfinite skip, with a --stop-after not a multiple of H,
 #   search --sync-every 2 (non-zero, naming the flag);
 # - --rank-times step: one "ranks" record per step with one value per rank, all >= 0, and an epoch summary;
@@ -55,6 +56,11 @@ mpi 2 "$bin" "${two[@]}" --sync-every 4 --out s --resume >s2.log 2>&1 || bad "--
   bad "stopped at step 4 and resumed: params_xxh3 $(hash_of s2.log), never stopped $(hash_of h4.log)"
 mpi 2 "$bin" "${two[@]}" --sync-every 2 --out s --resume >s3.log 2>&1
 [ $? -ne 0 ] && grep -q -- "--sync-every" s3.log && ok || bad "--resume with another --sync-every: $(cat s3.log)"
+
+# a NaN on rank 1 at local step 3: every rank stops at the sync of step 4, naming it, no hang
+DP_FAULT=nan@forward:rank=1:step=3 timeout 60 "$mpiexec" -np 2 "$bin" "${train[@]}" --sync-every 4 >n.log 2>&1
+rc=$?; [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "step 4 (epoch 1): 1 non-finite local step(s) since the last parameter average" n.log &&
+  ok || bad "NaN at local step 3, --sync-every 4: exit $rc: $(cat n.log)"
 
 # --- refusals
 for v in 0 x -1; do
