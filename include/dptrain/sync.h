@@ -43,6 +43,7 @@ typedef struct dp_sync {
     size_t state_n;
     double compress_sent, compress_raw; /* bytes of after-backward compressors (top-k, PowerSGD) */
     double comm_wait_s; /* time the training thread spent waiting for allreduces */
+    double coll_wait_s; /* ... and in the other collectives: broadcasts, statistics sums (--rank-times) */
     dp_watchdog *wd;    /* NULL: off; the driver creates it (comm.h), dp_sync_free frees it */
     uint64_t *hashes;   /* [size] the replica check's gather */
     uint64_t item_base; /* engine ranges submitted before this step's buckets */
@@ -85,6 +86,9 @@ dp_status dp_sync_sum(dp_sync *s, double *v, int n);
 /*! Every rank's long. */
 dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all);
 /*! crc32 of the parameter and buffer ranges compared across ranks. */
+/*! Local SGD's sync: buf (n floats, identical layout on every rank) replaced by its mean over the ranks,
+ *  through the gradient engine (the same algorithm and buckets' path), counted in comm_wait_s. */
+dp_status dp_sync_average(dp_sync *s, float *buf, size_t n);
 dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step);
 
 /*! What this rank does between waits, for the watchdog's report. */

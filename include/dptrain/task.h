@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "dptrain/checkpoint.h"
+#include "dptrain/rank_times.h"
 #include "dptrain/report.h"
 #include "dptrain/sync.h"
 
@@ -76,6 +77,9 @@ typedef struct dp_run_config {
     float loss_scale;       /* backward seed multiplier (gradients unscaled after the allreduce); skip halves it
                                on a non-finite step, loss_scale_growth clean steps double it back */
     long loss_scale_growth; /* GradScaler's growth_interval */
+    int rank_times;         /* DP_RANK_TIMES_* (dptrain/rank_times.h): each rank's compute and wait per step */
+    long sync_every;        /* local SGD: steps on each rank's own gradients, parameters (and optimizer state)
+                               averaged every this many steps; 1 = gradients averaged every step */
 } dp_run_config;
 
 /* What the driver runs with: the shared configuration, and what no command's configuration holds. */
@@ -133,6 +137,10 @@ typedef struct dp_driver {
     char ckpt[1024];
     int lock_fd;            /* rank 0: the run directory's lock (dptrain/rundir.h), -1: none */
     char config_text[DP_CONFIG_TEXT_CAP];
+    dp_rank_times times;    /* --rank-times */
+    int local_sgd;          /* --sync-every > 1 at several ranks: no gradient allreduce, see sync_now */
+    int sync_now;           /* local SGD: this step's update ends by averaging the replicas (task's update) */
+    double win[DP_NSTATS];  /* local SGD: this rank's statistics since the last sync */
 } dp_driver;
 
 /* An epoch as it ends: its sums over every rank, and its times. */
@@ -198,6 +206,9 @@ typedef struct dp_task_ops {
     /*! Learning rate at a step, for metrics (may be NULL). */
     double (*lr)(void *t, long step);
     void (*free)(void *t);
+    /* 1: the task's step takes local gradients when d->local_sgd, and its update averages the parameters and
+     * its optimizer state when d->sync_now (--sync-every > 1); 0: the driver refuses --sync-every > 1 */
+    int local_sgd;
 } dp_task_ops;
 
 /*! Runs task t on the ranks of comm (MPI_COMM_NULL: alone, MPI not needed).

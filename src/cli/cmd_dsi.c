@@ -108,6 +108,8 @@ static const dp_cli_bind train_binds[] = {
     DP_CLI_HEADING("data-parallel:"),
     DP_CLI_BIND(dp_cli_allreduce, tcfg.run.allreduce),
     DP_CLI_BIND(dp_cli_allreduce_table, tcfg.run.allreduce_table),
+    DP_CLI_BIND(dp_cli_sync_every, tcfg.run.sync_every),
+    DP_CLI_BIND(dp_cli_rank_times, tcfg.run.rank_times),
     DP_CLI_BIND(dp_cli_bucket_mb, tcfg.run.bucket_mb),
     DP_CLI_BIND(dp_cli_no_overlap, tcfg.run.overlap),
     DP_CLI_HEADING("run:"),

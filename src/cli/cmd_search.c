@@ -164,6 +164,8 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(dp_cli_bucket_mb, cfg.run.bucket_mb),
     DP_CLI_BIND(dp_cli_no_overlap, cfg.run.overlap),
     DP_CLI_BIND(dp_cli_check_replicas, cfg.run.check_replicas),
+    DP_CLI_BIND(dp_cli_sync_every, cfg.run.sync_every),
+    DP_CLI_BIND(dp_cli_rank_times, cfg.run.rank_times),
     DP_CLI_HEADING("run:"),
     DP_CLI_BIND(dp_cli_out, cfg.run.out),
     DP_CLI_BIND(dp_cli_resume, cfg.run.resume),

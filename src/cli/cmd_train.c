@@ -180,6 +180,8 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_dgc, of.dgc),
     DP_CLI_BIND(dp_cli_wire_zstd, cfg.run.codec.wire_zstd_level),
     DP_CLI_BIND(o_codec_start, cfg.run.codec.start),
+    DP_CLI_BIND(dp_cli_sync_every, cfg.run.sync_every),
+    DP_CLI_BIND(dp_cli_rank_times, cfg.run.rank_times),
     DP_CLI_HEADING("run:"),
     DP_CLI_BIND(dp_cli_out, cfg.run.out),
     DP_CLI_BIND(dp_cli_resume, cfg.run.resume),

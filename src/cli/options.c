@@ -83,6 +83,19 @@ const dp_cli_opt dp_cli_codec = {
 const dp_cli_opt dp_cli_wire_zstd = {.name = "wire-zstd", .arg = "L",
                                      .help = "byte-shuffle + zstd level L on every message, 0 = off", .kind = DP_CLI_INT,
                                      .lo = 0, .hi = DP_CODEC_ZSTD_MAX, .show_default = 1};
+static const char *const rank_times_names[] = {"off", "epoch", "step", NULL}; /* DP_RANK_TIMES_* */
+const dp_cli_opt dp_cli_sync_every = {
+    .name = "sync-every", .arg = "H",
+    .help = "local SGD: each rank steps on its own gradients and the ranks average\n"
+            "parameters and optimizer state every H steps (and at each epoch's end);\n"
+            "1 = average gradients every step",
+    .kind = DP_CLI_LONG, .lo = 1, .hi = 1000000, .show_default = 1};
+const dp_cli_opt dp_cli_rank_times = {
+    .name = "rank-times", .arg = "MODE",
+    .help = "off | epoch | step: each rank's compute and wait per step, a summary of\n"
+            "the slowest ranks at the end, per-epoch records in metrics.jsonl (step:\n"
+            "one per step too)",
+    .kind = DP_CLI_CHOICE, .choices = rank_times_names, .show_default = 1};
 /* run */
 const dp_cli_opt dp_cli_out = {.name = "out", .arg = "DIR",
                                .help = "run directory (created if missing; none: nothing saved); one run at a\n"

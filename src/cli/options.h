@@ -74,6 +74,7 @@ extern const dp_cli_opt dp_cli_data, dp_cli_limit, dp_cli_batch, dp_cli_eval_bat
 /* optimisation */
 extern const dp_cli_opt dp_cli_epochs, dp_cli_min_lr, dp_cli_clip, dp_cli_seed;
 /* data-parallel */
+extern const dp_cli_opt dp_cli_sync_every, dp_cli_rank_times;
 extern const dp_cli_opt dp_cli_sampler, dp_cli_allreduce, dp_cli_allreduce_table, dp_cli_bucket_mb, dp_cli_no_overlap, dp_cli_check_replicas,
     dp_cli_codec, dp_cli_wire_zstd;
 /* run */

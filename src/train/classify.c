@@ -300,13 +300,16 @@ static dp_status step(void *t, dp_driver *d, long pos, long *next, double *stats
     classify *c = t;
     const dp_train_config *cfg = c->cfg;
     long m0 = pos, m1 = m0 + cfg->accumulate < *next ? m0 + cfg->accumulate : *next;
-    long global_bs = 0;
-    for (long m = m0; m < m1; m++) global_bs += dp_sampler_global(&c->sampler, m);
+    long global_bs = 0, first;
+    /* local SGD: this rank's own mean gradient (its weights sum to 1 over its micro-batches) */
+    for (long m = m0; m < m1; m++)
+        global_bs += d->local_sgd ? dp_sampler_local(&c->sampler, m, &first) : dp_sampler_global(&c->sampler, m);
+    if (global_bs == 0) global_bs = 1; /* a rank with no images this step: nothing is weighted */
     dp_params_zero_grad(&c->m->params);
     d->sync.codec_on = dp_compress_on(&cfg->run.codec, d->st.step);
     d->sync.step = (uint64_t)d->st.step;
     for (long m = m0; m < m1; m++) {
-        dp_status rc = micro_step(c, d, m, global_bs, m == m1 - 1, stats);
+        dp_status rc = micro_step(c, d, m, global_bs, m == m1 - 1 && !d->local_sgd, stats);
         /* a codec rejected a NaN/Inf: every rank got this from the same ring */
         if (rc == DP_ERR_NONFINITE && m == m1 - 1) {
             snprintf(d->nonfinite, sizeof d->nonfinite,
@@ -326,6 +329,16 @@ static dp_status update(void *t, dp_driver *d)
     float *g = c->m->params.grad;
     if (cfg->clip > 0) dp_clip_grad_norm(g, c->m->params.n, cfg->clip);
     dp_optimizer_step(&c->opt, c->m->params.data, g, dp_schedule_lr(&c->sched, (long)d->st.step));
+    if (d->local_sgd) {
+        if (!d->sync_now) return DP_OK; /* no collective at all between syncs, not even the buffers' */
+        /* The momentum (Adam's moments) is averaged with the parameters: after a sync every rank holds the
+         * same state, so a checkpoint (rank 0's optimizer state) resumes every rank exactly, and each window
+         * starts from the mean direction. Lin et al. 2020 keep it local; that would need per-rank state in
+         * the checkpoint and saves one vector per H steps. */
+        dp_status rc = dp_sync_average(&d->sync, c->m->params.data, c->m->params.n);
+        if (rc == DP_OK) rc = dp_sync_average(&d->sync, c->opt.state, c->opt.state_n);
+        if (rc != DP_OK) return rc;
+    }
     /* Batch-norm running statistics follow each rank's own batches: keep rank
      * 0's everywhere (DDP's broadcast_buffers), so that replicas, evaluation
      * and checkpoints (which hold rank 0's) agree. */
@@ -403,7 +416,7 @@ static void task_free(void *t)
 static const dp_task_ops classify_ops = {
     .name = "train", .build = build, .load = load, .start = start, .epoch_begin = epoch_begin, .step = step,
     .update = update, .epoch_end = epoch_end, .parts = parts, .restored = restored, .lr = lr,
-    .free = task_free,
+    .free = task_free, .local_sgd = 1,
 };
 
 dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_result *res)

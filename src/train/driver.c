@@ -393,6 +393,13 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     d->sync.wd = wd; /* dp_sync_free frees it */
     if (rc == DP_OK) rc = rc_wd;
     if (rc != DP_OK) return rc;
+    /* the same answer on every rank: the flags are agreed below */
+    if (o->run.sync_every > 1 && !ops->local_sgd)
+        return dp_errorf(DP_ERR_ARG, "--sync-every %ld: %s has no local SGD (train has; use --sync-every 1)",
+                         o->run.sync_every, ops->name);
+    d->local_sgd = o->run.sync_every > 1 && d->size > 1;
+    rc = dp_rank_times_init(&d->times, o->run.rank_times, d->rank, d->size);
+    if (rc != DP_OK) return rc;
     dp_fault_context(d->rank, 0);
     /* A rank that failed to build must not leave the others waiting. */
     char what[64];
@@ -402,6 +409,10 @@ static dp_status setup(const dp_task_ops *ops, void *t, dp_driver *d, MPI_Comm c
     size_t len = strlen(d->config_text);
     snprintf(d->config_text + len, sizeof d->config_text - len, "ranks=%d\nlayout=%016llx\n", d->size,
              (unsigned long long)dp_params_layout_hash(d->params));
+    if (o->run.sync_every > 1) { /* only then: the text (and every checkpoint) of a run without it is unchanged */
+        len = strlen(d->config_text);
+        snprintf(d->config_text + len, sizeof d->config_text - len, "sync_every=%ld\n", o->run.sync_every);
+    }
     rc = dp_sync_agree(&d->sync, d->config_text);
     if (rc != DP_OK) return rc;
 
@@ -481,6 +492,45 @@ static dp_status nonfinite_step(const dp_task_ops *ops, dp_driver *d, const char
     return DP_OK;
 }
 
+/* Local SGD (--sync-every H): the task's step took this rank's own gradient. Nothing waits on the other ranks
+ * until a sync step: every H-th and an epoch's last (--stop-after and --checkpoint-every are multiples of H,
+ * and a signal is learnt from the statistics summed at a sync, so checkpoints, evaluation and stops always
+ * see averaged replicas, and a resumed run syncs where one never stopped does). There the window's
+ * statistics are summed and the task's update ends by averaging parameters and optimizer state. A rank
+ * whose loss or gradient is not finite drops its own update and the job stops at the sync (hence
+ * --on-nonfinite stop only). */
+static dp_status local_step(const dp_task_ops *ops, void *t, dp_driver *d, long next, double *stats)
+{
+    const dp_run_opts *o = d->o;
+    const dp_params *p = d->params;
+    long step = (long)d->st.step + 1;
+    d->sync_now = step % o->run.sync_every == 0 || next >= d->steps; /* --stop-after, --checkpoint-every: multiples */
+    int bad = stats[DP_STAT_NONFINITE] > 0 || d->nonfinite[0] ||
+              dp_grad_unscale_check(p->grad, p->n, (float)(1.0 / d->st.loss_scale)) < p->n;
+    stats[DP_STAT_NONFINITE] = bad;
+    for (int i = 0; i < DP_NSTATS; i++) d->win[i] += stats[i];
+    dp_status rc = DP_OK;
+    if (d->sync_now) {
+        memcpy(stats, d->win, sizeof d->win);
+        memset(d->win, 0, sizeof d->win);
+        rc = dp_sync_sum(&d->sync, stats, DP_NSTATS);
+        if (rc == DP_OK && stats[DP_STAT_STOP] > 0 && !stop_signal) rc = agree_stop_signal(d);
+        if (rc == DP_OK && stats[DP_STAT_NONFINITE] > 0)
+            rc = dp_errorf(DP_ERR_NONFINITE, "%s%sstep %ld (epoch %u): %.0f non-finite local step(s) since the last "
+                           "parameter average (--sync-every %ld); %s", o->label, o->label[0] ? ", " : "", step,
+                           d->st.epoch + 1, stats[DP_STAT_NONFINITE], o->run.sync_every,
+                           ops->nonfinite_hint ? ops->nonfinite_hint : "lower --lr or add --clip");
+    } else {
+        memset(stats, 0, DP_NSTATS * sizeof *stats); /* counted at the sync */
+        if (bad) return DP_OK;
+    }
+    if (rc != DP_OK) return rc;
+    d->st.skip_run = 0;
+    rc = ops->update(t, d);
+    dp_fault_point("step");
+    return rc;
+}
+
 /* One optimizer step over positions [pos, *next). */
 static dp_status one_step(const dp_task_ops *ops, void *t, dp_driver *d, long *next, double *stats)
 {
@@ -492,6 +542,7 @@ static dp_status one_step(const dp_task_ops *ops, void *t, dp_driver *d, long *n
     dp_status rc = ops->step(t, d, (long)d->st.pos, next, stats);
     if (rc != DP_OK) return rc;
     stats[DP_STAT_STOP] = stop_requested ? 1 : 0;
+    if (d->local_sgd) return local_step(ops, t, d, *next, stats);
     rc = dp_sync_sum(&d->sync, stats, DP_NSTATS);
     if (rc == DP_OK && stats[DP_STAT_STOP] > 0 && !stop_signal) rc = agree_stop_signal(d);
     if (rc != DP_OK) return rc;
@@ -523,12 +574,16 @@ static dp_status one_step(const dp_task_ops *ops, void *t, dp_driver *d, long *n
     return rc;
 }
 
-static void stopped(dp_driver *d)
+static dp_status stopped(dp_driver *d)
 {
     dp_report_end_bar(&d->rep);
     if (!d->o->run.quiet && d->rank == 0)
         fprintf(stderr, "stopped after step %lld: checkpoint %s\n", (long long)d->st.step, d->ckpt);
     d->stopped = 1;
+    /* the times of the steps taken, the stopped epoch's part as one epoch */
+    dp_status rc = dp_rank_times_flush(&d->times, &d->sync, &d->rep, d->st.epoch, 1);
+    if (rc == DP_OK && d->rank == 0) dp_rank_times_print(&d->times, stderr);
+    return rc;
 }
 
 static double lr_at(const dp_task_ops *ops, void *t, long step) { return ops->lr ? ops->lr(t, step) : 0; }
@@ -552,11 +607,14 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
         long seen0 = (long)d->st.ep_seen, pos0 = (long)d->st.pos, steps = d->steps;
         int stop_at_end = 0; /* agreed by every rank: from the statistics or --stop-after */
         while (d->st.pos < steps) {
-            double t0 = dp_now();
+            double t0 = dp_now(), w0 = d->sync.comm_wait_s + d->sync.coll_wait_s;
             long next = steps;
             dp_status rc = one_step(ops, t, d, &next, stats);
             if (rc != DP_OK) return rc;
-            double dt = dp_now() - t0;
+            double dt = dp_now() - t0, wait = d->sync.comm_wait_s + d->sync.coll_wait_s - w0;
+            if (dp_rank_times_record(&d->times, (long)d->st.step + 1, dt - wait, wait) &&
+                (rc = dp_rank_times_flush(&d->times, &d->sync, &d->rep, d->st.epoch, 0)) != DP_OK)
+                return rc;
             d->st.train_time += dt;
             d->session_train_s += dt;
             step_s += dt;
@@ -581,7 +639,7 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
                                lr_at(ops, t, (long)d->st.step - 1), sps, d->sync.comm_wait_s);
                 win[0] = win[1] = win[2] = 0;
             }
-            if (o->run.check_replicas && d->st.step % o->run.check_replicas == 0 &&
+            if (o->run.check_replicas && d->st.step % o->run.check_replicas == 0 && (!d->local_sgd || d->sync_now) &&
                 (rc = dp_sync_check_replicas(&d->sync, d->params, (long)d->st.step)) != DP_OK)
                 return rc;
             if (ops->after_step && (rc = ops->after_step(t, d)) != DP_OK) return rc;
@@ -590,18 +648,17 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
             int periodic = o->run.checkpoint_every && d->st.step % o->run.checkpoint_every == 0;
             if (d->st.pos < steps) {
                 if ((stop || periodic) && (rc = save(ops, t, d)) != DP_OK) return rc;
-                if (stop) {
-                    stopped(d);
-                    return DP_OK;
-                }
+                if (stop) return stopped(d);
             } else {
                 stop_at_end = stop; /* finish the epoch's bookkeeping, then stop below */
             }
         }
         dp_report_end_bar(&d->rep);
+        dp_status rc = dp_rank_times_flush(&d->times, &d->sync, &d->rep, d->st.epoch, 1);
+        if (rc != DP_OK) return rc;
         dp_epoch ep = {d->st.ep_loss_sum, (double)d->st.ep_correct, (double)d->st.ep_seen,
                        (double)(d->st.ep_seen - seen0), t_ep, step_s};
-        dp_status rc = ops->epoch_end(t, d, &ep);
+        rc = ops->epoch_end(t, d, &ep);
         if (rc != DP_OK) return rc;
         d->st.pos = 0;
         d->st.epoch++;
@@ -611,10 +668,10 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
         int last = (int)d->st.epoch + 1 >= o->run.epochs;
         if (!last && (stop_at_end || o->stop_after_epochs == (int)d->st.epoch + 1)) {
             d->st.epoch++;
-            stopped(d);
-            return DP_OK;
+            return stopped(d);
         }
     }
+    if (d->rank == 0) dp_rank_times_print(&d->times, stderr);
     stop_signal = 0; /* a signal during the last step: the run ended all the same */
     return ops->finish ? ops->finish(t, d) : DP_OK;
 }
@@ -636,6 +693,7 @@ dp_status dp_drive(const dp_task_ops *ops, void *t, const dp_run_opts *o, MPI_Co
 void dp_drive_free(dp_driver *d)
 {
     dp_report_close(&d->rep);
+    dp_rank_times_free(&d->times);
     dp_sync_free(&d->sync);
     dp_rundir_unlock(&d->lock_fd);
 }

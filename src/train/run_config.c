@@ -11,7 +11,7 @@ void dp_run_config_defaults(dp_run_config *r)
     *r = (dp_run_config){.epochs = 1, .batch = 64, .eval_batch = 500, .seed = 1, .allreduce = DP_ALLREDUCE_RING,
                          .bucket_mb = 4.0f, .overlap = 1, .threads = 1, .progress = -1, .watchdog_s = 300,
                          .keep_checkpoints = 2, .on_nonfinite = DP_NONFINITE_STOP, .loss_scale = 1.0f,
-                         .loss_scale_growth = 2000};
+                         .loss_scale_growth = 2000, .sync_every = 1};
 }
 
 dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
@@ -55,6 +55,22 @@ dp_status dp_run_config_check(const dp_run_config *r, int min_epochs)
              "--loss-scale: %g is out of range [2^-24, 2^24]", r->loss_scale);
     DP_CHECK(r->loss_scale_growth >= 1 && r->loss_scale_growth <= 1000000000L,
              "--loss-scale-growth: %ld is out of range [1, 1e9]", r->loss_scale_growth);
+    DP_CHECK(r->rank_times >= 0 && r->rank_times <= 2, "--rank-times: %d is not off, epoch or step", r->rank_times);
+    DP_CHECK(r->sync_every >= 1 && r->sync_every <= 1000000L, "--sync-every: %ld is out of range [1, 1000000]",
+             r->sync_every);
+    /* a local step sees only its own rank's gradient: the error feedback of a codec and the skip policy's
+     * shared loss scale both assume every step is reduced */
+    DP_CHECK(r->sync_every == 1 || dp_compress_hook_of(&r->codec) == DP_COMPRESS_OFF,
+             "--sync-every %ld: local SGD sends parameters, not gradients; drop --codec", r->sync_every);
+    DP_CHECK(r->sync_every == 1 || r->on_nonfinite == DP_NONFINITE_STOP,
+             "--sync-every %ld needs --on-nonfinite stop (ranks learn of a non-finite step at the next sync)",
+             r->sync_every);
+    /* a checkpoint holds one replica: it is taken where the replicas are equal, at a sync; a run stopped
+     * there resumes onto the syncs of a run never stopped */
+    DP_CHECK(r->stop_after % r->sync_every == 0, "--stop-after %ld: not a multiple of --sync-every %ld (a checkpoint "
+             "needs the replicas averaged)", r->stop_after, r->sync_every);
+    DP_CHECK(r->checkpoint_every % r->sync_every == 0, "--checkpoint-every %ld: not a multiple of --sync-every %ld "
+             "(a checkpoint needs the replicas averaged)", r->checkpoint_every, r->sync_every);
     return DP_OK;
 }
 

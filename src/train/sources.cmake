@@ -8,6 +8,7 @@ dp_room(train
   src/train/image_task.c
   src/train/sync.c
   src/train/driver.c
+  src/train/rank_times.c
   src/train/classify.c
   src/train/export.c
   src/train/trained.c

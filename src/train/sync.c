@@ -194,8 +194,10 @@ dp_status dp_sync_agree(dp_sync *s, const char *text)
 static dp_status sum_doubles(dp_sync *s, double *v, int n, const char *label)
 {
     dp_watchdog_wait_begin(s->wd, label, 0, 0);
+    double t0 = dp_now();
     dp_status rc = dp_mpi_errorf(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, s->comm),
                                  "rank %d: MPI_Allreduce failed", s->rank);
+    s->coll_wait_s += dp_now() - t0;
     dp_watchdog_wait_end(s->wd);
     return rc;
 }
@@ -219,6 +221,7 @@ dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes)
 {
     if (s->size == 1) return DP_OK;
     dp_watchdog_wait_begin(s->wd, "broadcast from rank 0", 0, 0);
+    double t0 = dp_now();
     dp_status rc = DP_OK;
     char *p = buf;
     while (bytes) { /* MPI counts are int */
@@ -228,6 +231,7 @@ dp_status dp_sync_bcast(dp_sync *s, void *buf, size_t bytes)
         p += k;
         bytes -= (size_t)k;
     }
+    s->coll_wait_s += dp_now() - t0;
     dp_watchdog_wait_end(s->wd);
     return rc;
 }
@@ -284,6 +288,18 @@ dp_status dp_sync_allgather_long(dp_sync *s, long v, long *all)
                                  "rank %d: MPI_Allgather failed", s->rank);
     dp_watchdog_wait_end(s->wd);
     return rc;
+}
+
+dp_status dp_sync_average(dp_sync *s, float *buf, size_t n)
+{
+    if (s->size == 1 || n == 0) return DP_OK;
+    double t0 = dp_now();
+    dp_watchdog_wait_begin(s->wd, "parameter averaging (--sync-every)", dp_engine_submitted(s->engine), 1);
+    dp_status rc = dp_engine_submit(s->engine, buf, n, DP_REDUCE_AVG);
+    dp_status rc2 = dp_engine_wait_all(s->engine); /* also after a refused submit: the engine is left idle */
+    dp_watchdog_wait_end(s->wd);
+    s->comm_wait_s += dp_now() - t0;
+    return rc != DP_OK ? rc : rc2;
 }
 
 dp_status dp_sync_check_replicas(dp_sync *s, const dp_params *p, long step)

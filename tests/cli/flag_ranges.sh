@@ -6,7 +6,7 @@
 set -u
 bin="$1"
 # placeholders in the help text that stand for numbers (DIR, FILE, NAME, LIST, KIND ... do not)
-numeric='^(N|B|LR|M|WD|STEPS|G|NORM|S|K|MB|L|C|P|R|D|F|MF|SECONDS|T,T|T)$'
+numeric='^(N|B|LR|M|WD|STEPS|G|NORM|S|K|MB|L|C|P|R|D|F|MF|SECONDS|T,T|T|H)$'
 bad_values=(-1 abc nan 1e300 18446744073709551617 ' 1' '1 ')
 list="$(mktemp)"; trap 'rm -f "$list"' EXIT
 for cmd in train shard search dsi-prepare dsi-train dsi-query dsi-eval eval predict; do
