@@ -196,6 +196,10 @@ dp_status dp_rd_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm, dp
  * node and column communicators always have it), ws not NULL. */
 dp_status dp_hier_run(float *buf, size_t count, dp_reduce_op op, dp_allreduce_algo inter, dp_topo *t,
                       dp_ring_ws *ws);
+/* The same with a codec on the inter-node leg (ring across nodes), residual: the
+ * flat error-feedback buffer of count floats (or NULL); core of dp_hier_allreduce_codec. */
+dp_status dp_hier_codec_run(float *buf, size_t count, dp_reduce_op op, const dp_codec_config *cfg, float *residual,
+                            dp_topo *t, dp_ring_ws *ws);
 
 /* topo.c. The communicator t describes, and its node and column communicators
  * (MPI_COMM_NULL for uneven nodes). */
