@@ -181,6 +181,10 @@ static inline size_t dp_block_len(size_t count, int P, int b)
  * rank r holds block (r + 1) mod P of the sum, the rest of buf is partial sums.
  * Same preconditions; counts bytes but not a call. */
 dp_status dp_ring_run_rs(float *buf, size_t count, MPI_Comm comm, dp_ring_ws *ws);
+/* The allgather half alone (identity codec), segmented and pipelined as in
+ * dp_ring_run: rank r starts from block (r + 1) mod P (what dp_ring_run_rs
+ * leaves) and ends with every block. Same preconditions; counts bytes but not a call. */
+dp_status dp_ring_run_ag(float *buf, size_t count, MPI_Comm comm, dp_ring_ws *ws);
 
 /* The workspace's counters, for the algorithms that share its buffers (rd.c, hier.c). */
 dp_comm_stats *dp_ring_ws_counters(dp_ring_ws *ws);

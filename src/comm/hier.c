@@ -9,8 +9,10 @@
  * After the node's reduce-scatter, local rank l holds block (l+1) mod L of the
  * node's sum (dp_ring_run_rs). Every node has the same L (topo.c refuses uneven
  * ones) and the same count, so local rank l holds the same block on every node
- * and the column allreduce reduces like with like. The column's result is the
- * same bits on every member (the ring and RD both form each sum on one rank and
+ * and the column allreduce reduces like with like; the node's allgather is the
+ * ring's own allgather half started from there (dp_ring_run_ag: segmented and
+ * pipelined, received in place). The column's result is the same bits on every
+ * member (the ring and RD both form each sum on one rank and
  * copy it), AVG divides it once by the world size, and the node's allgather
  * copies it: so every rank ends with the same bits, and with MPI_Allreduce's
  * where float sums are exact.
@@ -28,8 +30,6 @@
  * runs across nodes with a codec: halving/doubling would re-encode its halves at
  * every level, which the ring's seam (one encode per value and rank, error
  * feedback per position) does not describe. */
-#include <limits.h>
-
 #include "comm/comm_internal.h"
 
 /* The column leg: exact, or through cfg on the slice buf[0..len) with the
@@ -68,9 +68,6 @@ static dp_status hier_exec(float *buf, size_t count, dp_reduce_op op, dp_allredu
     const dp_comm_stats before = *cs;
     dp_status st = DP_OK;
     if (P > 1 && count > 0) {
-        if (count / (size_t)L + 1 > (size_t)INT_MAX) /* the allgather's blocks go in one message each */
-            return dp_errorf(DP_ERR_ARG, "dp_hier_allreduce: %zu floats over %d ranks per node: a node's block "
-                             "exceeds INT_MAX floats", count, L);
         const int b = (l + 1) % L;
         const size_t off = dp_block_off(count, L, b), len = dp_block_len(count, L, b);
         dp_codec_config cc;
@@ -88,14 +85,7 @@ static dp_status hier_exec(float *buf, size_t count, dp_reduce_op op, dp_allredu
         }
         const int nonfinite = DP_ERR_NONFINITE == st;
         if (DP_OK == st || nonfinite) { /* a poisoned column still completes the node's allgather */
-            size_t *bo = dp_topo_offsets(t);
-            for (int q = 0; q <= L; q++)
-                bo[q] = dp_block_off(count, L, q);
-            const uint64_t s0 = cs->bytes_sent;
-            dp_status ag = dp_ring_allgather_shift(buf, bo, 0, MPI_FLOAT, l, 1, L, DP_COMM_HIER_TAG, node,
-                                                   "dp_hier_allreduce: intra-node allgather", cs);
-            cs->bytes_raw_sent += cs->bytes_sent - s0; /* float32 inside the node: raw = codec = sent */
-            cs->bytes_codec_sent += cs->bytes_sent - s0;
+            dp_status ag = dp_ring_run_ag(buf, count, node, ws); /* the ring's own allgather, segmented */
             if (DP_OK != ag)
                 st = ag;
             else if (cfg && L > 1) { /* every rank of the node learns of a poisoned column */

@@ -10,6 +10,7 @@
  *  - byte counters: the inter-node bytes drop 2x for fp16, ~4x for int8, the
  *    intra-node bytes do not change;
  *  - the engine gives dp_hier_allreduce_codec's bits; refusals of hier-rd;
+ *  - the node's segmented allgather at every receive depth and small segments;
  *    a non-finite value in one column reaches every rank as DP_ERR_NONFINITE.
  * Run by ctest under mpiexec at 1, 2, 3 and 4 ranks. */
 #include <float.h>
@@ -442,6 +443,41 @@ static void case_nonfinite(void)
     }
 }
 
+/* The node's allgather is the ring's allgather half (dp_ring_run_ag): every
+ * receive depth, 13-float segments, counts below and above the ranks, with and
+ * without a codec, against MPI_Allreduce on integers (exact). */
+static void case_node_allgather(void)
+{
+    for (int R = 1; R <= g_size; R++) {
+        if (g_size % R)
+            continue;
+        dp_topo *t = NULL;
+        CHECK_OK(dp_topo_create(MPI_COMM_WORLD, R, &t));
+        for (int depth = 1; depth <= 4; depth++) {
+            dp_ring_ws *ws = NULL;
+            CHECK_OK(dp_ring_ws_create(52, &ws));
+            CHECK_OK(dp_ring_ws_set_depth(ws, depth));
+            const size_t counts[] = {1, (size_t)(g_size > 1 ? g_size - 1 : 1), (size_t)41 * g_size + 3, 5000};
+            for (size_t ci = 0; ci < 4; ci++)
+                for (int coded = 0; coded < 2; coded++) {
+                    const size_t n = counts[ci];
+                    float *a = xalloc(n), *b = xalloc(n);
+                    for (size_t i = 0; i < n; i++)
+                        a[i] = b[i] = gen_int(g_rank, i, 60 + ci + (uint64_t)depth);
+                    const dp_codec_config cfg = {.kind = DP_CODEC_FP16};
+                    CHECK_OK(dp_hier_allreduce_codec(a, n, DP_REDUCE_SUM, DP_ALLREDUCE_RING, coded ? &cfg : NULL,
+                                                     NULL, t, ws));
+                    MPI_Allreduce(MPI_IN_PLACE, b, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+                    CHECK(!memcmp(a, b, n * sizeof(float)), "R=%d depth %d n=%zu %s: differs from MPI_Allreduce", R,
+                          depth, n, coded ? "fp16" : "float32");
+                    free(a), free(b);
+                }
+            dp_ring_ws_free(ws);
+        }
+        dp_topo_free(t);
+    }
+}
+
 static int g_passed;
 static void run(const char *name, void (*fn)(void)) { g_passed = run_case("hier-codec", name, fn); }
 
@@ -458,6 +494,7 @@ int main(int argc, char **argv)
     run("2 nodes: residual = v - dec(enc(v))", case_residual_slice);
     run("inter-node byte counters", case_counters);
     run("engine, refusals", case_engine_and_refusals);
+    run("node allgather: depths 1-4, 13-float segments", case_node_allgather);
     run("non-finite in one column", case_nonfinite);
     if (0 == g_rank)
         printf("hier codec tests: %d passed, 0 failed\n", g_passed);
