@@ -333,7 +333,8 @@ dp_status dp_engine_submit(dp_engine *e, float *buf, size_t n, dp_reduce_op op);
 
 /*! dp_engine_submit through a codec (see dp_ring_allreduce_codec); `cfg` is
  *  copied, `residual` (n floats or NULL) belongs to the engine with the range.
- *  Needs DP_ALLREDUCE_RING unless cfg is NULL or plain NONE.
+ *  Needs DP_ALLREDUCE_RING, or DP_ALLREDUCE_HIER (the codec on the inter-node
+ *  leg: dp_hier_allreduce_codec), unless cfg is NULL or plain NONE.
  *  @return as dp_engine_submit; DP_ERR_ARG also for a bad config. */
 dp_status dp_engine_submit_codec(dp_engine *e, float *buf, size_t n, dp_reduce_op op,
                                  const dp_codec_config *cfg, float *residual);
