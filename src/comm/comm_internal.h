@@ -214,8 +214,6 @@ MPI_Comm dp_topo_col_comm(const dp_topo *t);
  * color form a node, in rank order; -1: MPI_Comm_split_type), for tests of
  * node layouts a launcher may produce (round-robin, uneven). Collective. */
 dp_status dp_topo_create_colored(MPI_Comm comm, int color, dp_topo **out);
-/* size + 1 offsets in t, filled per call for the intra-node allgather (no allocation). */
-size_t *dp_topo_offsets(dp_topo *t);
 
 /* allreduce.c. Core of dp_allreduce, same preconditions as dp_ring_run: the
  * ring with the identity codec (algo RING) or MPI_Allreduce in chunks of
