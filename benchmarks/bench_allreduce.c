@@ -202,6 +202,9 @@ static const char *mpi_alg_for(const ompi_knobs *k, size_t bytes, char *buf, siz
 static void run_variant(variant *v, float *buf, size_t n, dp_reduce_op op)
 {
     dp_status st = v->mpi     ? dp_allreduce(buf, n, op, DP_ALLREDUCE_MPI, MPI_COMM_WORLD, NULL)
+                   : v->coded && v->algo /* hier + codec: the codec on the inter-node ring */
+                       ? dp_hier_allreduce_codec(buf, n, DP_REDUCE_AVG, DP_ALLREDUCE_RING, &v->cfg, NULL,
+                                                 dp_ring_ws_topo(v->ws), v->ws)
                    : v->coded ? dp_ring_allreduce_codec(buf, n, DP_REDUCE_AVG, &v->cfg, NULL,
                                                         MPI_COMM_WORLD, v->ws)
                    : v->algo  ? dp_allreduce(buf, n, op,
@@ -370,7 +373,9 @@ static const char usage[] =
     "    --algos LIST              also time these dp_allreduce algorithms (rd, hier,\n"
     "                              hier-rd, auto; comma-separated), checked bit for bit like\n"
     "                              the ring; prints bytes sent per call and the part\n"
-    "                              sent between nodes (rank 0's counters)\n"
+    "                              sent between nodes (rank 0's counters); with hier\n"
+    "                              and --codec, also hier with each codec on its\n"
+    "                              inter-node leg (\"hier+fp16\")\n"
     "    --ranks-per-node R        nodes for hier/hier-rd: consecutive groups of R ranks\n"
     "                              (default 0: DP_RANKS_PER_NODE, else MPI_Comm_split_type)\n"
     "    --allreduce-table FILE    auto's table (dptrain tune-allreduce --out FILE); default\n"
@@ -446,6 +451,8 @@ int main(int argc, char **argv)
             DP_OK != dp_ring_ws_set_depth(v->ws, depth))
             die(dp_errmsg());
     }
+    char hier_codecs[256]; /* strtok below cuts codecs */
+    snprintf(hier_codecs, sizeof hier_codecs, "%s", codecs);
     for (char *tok = strtok(codecs, ","); tok && nv < MAX_VARIANTS - 1; tok = strtok(NULL, ",")) {
         variant *v = &vs[nv++];
         memset(v, 0, sizeof *v);
@@ -460,6 +467,7 @@ int main(int argc, char **argv)
         if (DP_OK != dp_ring_ws_create(0, &v->ws) || DP_OK != dp_ring_ws_set_depth(v->ws, depth))
             die(dp_errmsg());
     }
+    int with_hier = 0;
     /* --algos: one workspace each, the hierarchical ones sharing one topology */
     dp_topo *topo = NULL;
     if (algos[0] && DP_OK != dp_topo_create(MPI_COMM_WORLD, rpn, &topo))
@@ -481,7 +489,23 @@ int main(int argc, char **argv)
                 die(dp_errmsg());
             v->table = &auto_table;
         }
+        with_hier |= DP_ALLREDUCE_HIER == v->which;
         snprintf(v->name, sizeof v->name, "%s", tok);
+        if (DP_OK != dp_ring_ws_create(0, &v->ws) || DP_OK != dp_ring_ws_set_depth(v->ws, depth))
+            die(dp_errmsg());
+        dp_ring_ws_set_topo(v->ws, topo);
+    }
+    /* --algos hier with --codec: hier with each codec on its inter-node leg too */
+    for (char *tok = strtok(with_hier ? hier_codecs : NULL, ","); tok && nv < MAX_VARIANTS - 1;
+         tok = strtok(NULL, ",")) {
+        variant *v = &vs[nv++];
+        memset(v, 0, sizeof *v);
+        v->coded = v->algo = 1;
+        v->which = DP_ALLREDUCE_HIER;
+        v->cfg.wire_zstd_level = wire_zstd;
+        if (DP_OK != dp_codec_parse(tok, &v->cfg))
+            die(dp_errmsg());
+        snprintf(v->name, sizeof v->name, "hier+%s%s", tok, wire_zstd ? "+zstd" : "");
         if (DP_OK != dp_ring_ws_create(0, &v->ws) || DP_OK != dp_ring_ws_set_depth(v->ws, depth))
             die(dp_errmsg());
         dp_ring_ws_set_topo(v->ws, topo);
@@ -605,10 +629,13 @@ int main(int argc, char **argv)
                 dp_comm_stats cs;
                 dp_ring_ws_stats(vs[v].ws, &cs);
                 double calls = cs.calls ? (double)cs.calls : 1.0;
+                char between[48] = "";
+                if (vs[v].algo)
+                    snprintf(between, sizeof between, ", %.1f KiB between nodes", inter_pc / 1024.0);
                 snprintf(extra, sizeof extra, "wire %.3f MiB/call, x%.2f vs float32%s",
                          (double)cs.bytes_sent / calls / 1048576.0,
                          cs.bytes_sent ? (double)cs.bytes_raw_sent / (double)cs.bytes_sent : 0.0,
-                         "");
+                         between);
                 if (none) {
                     size_t l = strlen(extra);
                     snprintf(extra + l, sizeof extra - l, ", %.2fx none's speed",

@@ -250,6 +250,20 @@ int dp_topo_shape(const dp_topo *t, int *nodes, int *per_node, int *node, int *l
 dp_status dp_hier_allreduce(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo inter,
                             dp_topo *t, dp_ring_ws *ws);
 
+/*! dp_hier_allreduce with a codec (see dp_ring_allreduce_codec) on the inter-node
+ *  leg only: the node's reduce-scatter and allgather stay exact float32, each
+ *  rank's reduced slice crosses nodes through the codec, with error feedback in
+ *  residual's slice of the same positions (residual: n floats or NULL; elements
+ *  outside this rank's slice are untouched). Lossy codecs divide the slice by the
+ *  world size before encoding for AVG. The result is bit-identical on every rank;
+ *  with one rank per node it is dp_ring_allreduce_codec's, bit for bit. cfg NULL:
+ *  no codec. inter must be DP_ALLREDUCE_RING (DP_ERR_ARG else: halving/doubling
+ *  does not encode). Uneven nodes: exactly dp_ring_allreduce_codec.
+ *  @return as dp_ring_allreduce_codec: DP_ERR_NONFINITE on every rank when any
+ *          rank met a value its codec cannot carry. */
+dp_status dp_hier_allreduce_codec(float *buf, size_t n, dp_reduce_op op, dp_allreduce_algo inter,
+                                  const dp_codec_config *cfg, float *residual, dp_topo *t, dp_ring_ws *ws);
+
 /*! Recursive halving/doubling (Rabenseifner) allreduce of buf[0..n) over comm:
  *  reduce-scatter by recursive halving, allgather by recursive doubling, 2 log2 P'
  *  steps (P' the largest power of two <= P); with P not a power of two the first
@@ -406,7 +420,8 @@ dp_status dp_engine_submit(dp_engine *e, float *buf, size_t n, dp_reduce_op op);
 
 /*! dp_engine_submit through a codec (see dp_ring_allreduce_codec); `cfg` is
  *  copied, `residual` (n floats or NULL) belongs to the engine with the range.
- *  Needs DP_ALLREDUCE_RING unless cfg is NULL or plain NONE.
+ *  Needs DP_ALLREDUCE_RING, or DP_ALLREDUCE_HIER (the codec on the inter-node
+ *  leg: dp_hier_allreduce_codec), unless cfg is NULL or plain NONE.
  *  @return as dp_engine_submit; DP_ERR_ARG also for a bad config. */
 dp_status dp_engine_submit_codec(dp_engine *e, float *buf, size_t n, dp_reduce_op op,
                                  const dp_codec_config *cfg, float *residual);

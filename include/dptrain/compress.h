@@ -59,7 +59,8 @@ int dp_compress_name(const dp_compress *c, char *buf, size_t n);
 
 /*! Range checks of every field, the messages naming the flag (--codec,
  *  --wire-zstd, --dgc, --codec-start); `algo` is the run's --allreduce (ring
- *  codecs need ours). @return DP_OK or DP_ERR_ARG. */
+ *  codecs need ring or hier; hier-rd, rd and mpi are refused naming both
+ *  flags). @return DP_OK or DP_ERR_ARG. */
 dp_status dp_compress_check(const dp_compress *c, dp_allreduce_algo algo);
 
 /*! How c joins the sync (DP_COMPRESS_OFF for an unknown kind, too). */

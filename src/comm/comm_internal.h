@@ -181,6 +181,10 @@ static inline size_t dp_block_len(size_t count, int P, int b)
  * rank r holds block (r + 1) mod P of the sum, the rest of buf is partial sums.
  * Same preconditions; counts bytes but not a call. */
 dp_status dp_ring_run_rs(float *buf, size_t count, MPI_Comm comm, dp_ring_ws *ws);
+/* The allgather half alone (identity codec), segmented and pipelined as in
+ * dp_ring_run: rank r starts from block (r + 1) mod P (what dp_ring_run_rs
+ * leaves) and ends with every block. Same preconditions; counts bytes but not a call. */
+dp_status dp_ring_run_ag(float *buf, size_t count, MPI_Comm comm, dp_ring_ws *ws);
 
 /* The workspace's counters, for the algorithms that share its buffers (rd.c, hier.c). */
 dp_comm_stats *dp_ring_ws_counters(dp_ring_ws *ws);
@@ -196,6 +200,10 @@ dp_status dp_rd_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm, dp
  * node and column communicators always have it), ws not NULL. */
 dp_status dp_hier_run(float *buf, size_t count, dp_reduce_op op, dp_allreduce_algo inter, dp_topo *t,
                       dp_ring_ws *ws);
+/* The same with a codec on the inter-node leg (ring across nodes), residual: the
+ * flat error-feedback buffer of count floats (or NULL); core of dp_hier_allreduce_codec. */
+dp_status dp_hier_codec_run(float *buf, size_t count, dp_reduce_op op, const dp_codec_config *cfg, float *residual,
+                            dp_topo *t, dp_ring_ws *ws);
 
 /* topo.c. The communicator t describes, and its node and column communicators
  * (MPI_COMM_NULL for uneven nodes). */
@@ -206,8 +214,6 @@ MPI_Comm dp_topo_col_comm(const dp_topo *t);
  * color form a node, in rank order; -1: MPI_Comm_split_type), for tests of
  * node layouts a launcher may produce (round-robin, uneven). Collective. */
 dp_status dp_topo_create_colored(MPI_Comm comm, int color, dp_topo **out);
-/* size + 1 offsets in t, filled per call for the intra-node allgather (no allocation). */
-size_t *dp_topo_offsets(dp_topo *t);
 
 /* allreduce.c. Core of dp_allreduce, same preconditions as dp_ring_run: the
  * ring with the identity codec (algo RING) or MPI_Allreduce in chunks of

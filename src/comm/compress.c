@@ -174,9 +174,12 @@ dp_status dp_compress_check(const dp_compress *c, dp_allreduce_algo algo)
         if (DP_OK != rc)
             return rc;
     }
-    DP_CHECK(DP_ALLREDUCE_RING == algo || DP_COMPRESS_RING != dp_compress_hook_of(c),
-             "--codec %s / --wire-zstd need --allreduce ring (MPI_Allreduce cannot carry encoded bytes; "
-             "hier, hier-rd and rd do not encode yet)", name);
+    /* hier encodes its inter-node ring (hier.c); halving/doubling would re-encode its halves at every level */
+    DP_CHECK(DP_ALLREDUCE_RING == algo || DP_ALLREDUCE_HIER == algo || DP_COMPRESS_RING != dp_compress_hook_of(c),
+             "--codec %s / --wire-zstd need --allreduce ring or hier, not --allreduce %s (%s)", name,
+             dp_allreduce_algo_name(algo),
+             DP_ALLREDUCE_MPI == algo ? "MPI_Allreduce cannot carry encoded bytes"
+                                      : "recursive halving/doubling does not encode");
     return DP_OK;
 }
 

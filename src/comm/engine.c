@@ -88,6 +88,8 @@ static dp_status engine_run(dp_engine *e, const engine_item *it, uint64_t index,
     dp_status st = DP_ALLREDUCE_RING == e->algo && it->coded
                        ? dp_ring_codec_run(it->buf, it->n, it->op, &it->cfg, it->residual,
                                            e->comm, e->ws)
+                   : DP_ALLREDUCE_HIER == e->algo && it->coded /* the codec on the inter-node leg */
+                       ? dp_hier_codec_run(it->buf, it->n, it->op, &it->cfg, it->residual, e->topo, e->ws)
                        : dp_allreduce_run(it->buf, it->n, it->op, it->algo, e->comm, e->ws);
     *secs = dp_comm_now_s() - t0;
     return st;
@@ -317,8 +319,8 @@ dp_status dp_engine_submit_codec(dp_engine *e, float *buf, size_t n, dp_reduce_o
         dp_status st = dp_codec_config_check("dp_engine_submit_codec", cfg);
         if (DP_OK != st)
             return st;
-        if (NULL != e && DP_ALLREDUCE_RING != e->algo)
-            return dp_errorf(DP_ERR_ARG, "dp_engine_submit_codec: codec %s needs the ring "
+        if (NULL != e && DP_ALLREDUCE_RING != e->algo && DP_ALLREDUCE_HIER != e->algo)
+            return dp_errorf(DP_ERR_ARG, "dp_engine_submit_codec: codec %s needs the ring or hier "
                              "algorithm (the engine was created with %s)",
                              dp_codec_name(cfg->kind), dp_allreduce_algo_name(e->algo));
         it.coded = 1;

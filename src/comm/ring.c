@@ -182,10 +182,12 @@ typedef struct ring_plan {
     float *buf;
     size_t count;
     int P, r, left, right;
-    int nsteps;          /* 2(P-1): reduce-scatter steps 0..P-2, allgather P-1..; P-1 for rs_only */
+    int nsteps;          /* 2(P-1): reduce-scatter steps 0..P-2, allgather P-1..; P-1 for RING_RS */
+    int s0;              /* the first step: 0, or P-1 for RING_AG (the allgather alone) */
+    int b0;              /* the block of the first sends: r (step 0), or r+1 for RING_AG */
     size_t base, rem;    /* block split */
     size_t seg;          /* floats per segment */
-    size_t n0;           /* segments of block r: the step-0 sends */
+    size_t n0;           /* segments of block b0: the first step's sends */
     size_t nrecv;        /* receive items of the whole call */
     const size_t *roff;  /* roff[s]: index of the first receive item of step s */
 } ring_plan;
@@ -236,9 +238,9 @@ static void cursor_skip_empty(const ring_plan *p, ring_cursor *c)
 static void cursor_init(const ring_plan *p, ring_cursor *c)
 {
     c->i = 0;
-    c->s = 0;
+    c->s = p->s0;
     c->j = 0;
-    c->nseg = nseg_of(p, blk_len(p, recv_block(p, 0)));
+    c->nseg = nseg_of(p, blk_len(p, recv_block(p, p->s0)));
     cursor_skip_empty(p, c);
 }
 
@@ -461,7 +463,9 @@ static dp_status post_recvs(ring_ctx *x, size_t processed)
         size_t off, n;
         cursor_range(p, c, &off, &n);
         void *dst = ws->slots + (size_t)k * x->slot_bytes;
-        if (x->codec->raw && c->s >= p->P - 1) {
+        if (x->codec->raw && c->s >= p->P - 1 && p->s0 > 0) { /* allgather alone: no send read buf before */
+            dst = p->buf + off;
+        } else if (x->codec->raw && c->s >= p->P - 1) {
             const size_t t = conflicting_send(x, c);
             if (t < p->n0 ? t >= x->sent0 : t - p->n0 >= processed)
                 break; /* not sent yet */
@@ -471,7 +475,7 @@ static dp_status post_recvs(ring_ctx *x, size_t processed)
             dst = p->buf + off;
         }
         int rc = MPI_Irecv(dst, (int)x->codec->max_bytes(x->codec, n), MPI_BYTE, p->left,
-                           0 == c->s ? TAG_STEP0 : TAG_REST, x->comm, &ws->rreq[k]);
+                           p->s0 == c->s ? TAG_STEP0 : TAG_REST, x->comm, &ws->rreq[k]);
         if (MPI_SUCCESS != rc)
             return mpi_fail(p, "MPI_Irecv", p->left, c->s, c->j, rc);
         cursor_next(p, &x->post);
@@ -523,13 +527,14 @@ static dp_status check_peer(const ring_ctx *x)
                      (unsigned long long)mine[2], step);
 }
 
-/* Posts step-0 sends (segments of our own block r) until `upto` are posted. */
+/* Posts the first step's sends (segments of block b0: our own block r, or for
+ * the allgather alone the block we own) until `upto` are posted. */
 static dp_status send_step0(ring_ctx *x, size_t upto)
 {
     const ring_plan *p = &x->p;
     dp_ring_ws *ws = x->ws;
     const dp_ring_codec *codec = x->codec;
-    const size_t len = blk_len(p, p->r), bo = blk_off(p, p->r);
+    const size_t len = blk_len(p, p->b0), bo = blk_off(p, p->b0);
     if (upto > p->n0)
         upto = p->n0;
     for (; x->sent0 < upto; x->sent0++) {
@@ -548,17 +553,22 @@ static dp_status send_step0(ring_ctx *x, size_t upto)
         int rc = MPI_Isend(msg, (int)bytes, MPI_BYTE, p->right, TAG_STEP0, x->comm,
                            &ws->sreq[j]);
         if (MPI_SUCCESS != rc)
-            return mpi_fail(p, "MPI_Isend", p->right, 0, j, rc);
+            return mpi_fail(p, "MPI_Isend", p->right, p->s0, j, rc);
         count_send(x, n, bytes);
     }
     return DP_OK;
 }
 
-/* rs_only: stop after the reduce-scatter (nsteps = P - 1). Nothing else of the
+/* RING_RS: stop after the reduce-scatter (nsteps = P - 1). Nothing else of the
  * schedule changes: the last step's items are simply not forwarded, and no
- * allgather item (the only ones with deferred receives) exists. */
+ * allgather item (the only ones with deferred receives) exists.
+ * RING_AG: the allgather alone (steps P-1..2P-3), rank r starting from block
+ * (r+1) mod P, as RING_RS leaves it (raw codecs only). Its first sends are that
+ * block, on TAG_STEP0 as step 0's are; every receive lands in buf at once, as no
+ * send of the call has read the region before (block r+1 is never received). */
+enum { RING_FULL, RING_RS, RING_AG };
 static dp_status ring_exec(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
-                           dp_ring_ws *ws, const dp_ring_codec *codec, float *residual, int rs_only)
+                           dp_ring_ws *ws, const dp_ring_codec *codec, float *residual, int mode)
 {
     ring_ctx x = {.p = {.buf = buf, .count = count}, .ws = ws, .codec = codec, .comm = comm,
                   .res = codec->lossy ? residual : NULL,
@@ -569,7 +579,7 @@ static dp_status ring_exec(float *buf, size_t count, dp_reduce_op op, MPI_Comm c
         rc = MPI_Comm_rank(comm, &pp->r);
     if (MPI_SUCCESS != rc)
         return dp_mpi_errorf(rc, "dp_ring_allreduce: MPI_Comm_size/rank failed");
-    if (!rs_only) {
+    if (RING_FULL == mode) {
         ws->stats.calls++;
         ws->stats.elems += count;
     }
@@ -578,11 +588,13 @@ static dp_status ring_exec(float *buf, size_t count, dp_reduce_op op, MPI_Comm c
 
     pp->left = mod_p(pp->r - 1, pp->P);
     pp->right = mod_p(pp->r + 1, pp->P);
-    pp->nsteps = (rs_only ? 1 : 2) * (pp->P - 1);
+    pp->nsteps = (RING_RS == mode ? 1 : 2) * (pp->P - 1);
+    pp->s0 = RING_AG == mode ? pp->P - 1 : 0;
+    pp->b0 = mod_p((long)pp->r - pp->s0, pp->P);
     pp->base = count / (size_t)pp->P;
     pp->rem = count % (size_t)pp->P;
     pp->seg = ws->seg_elems;
-    pp->n0 = nseg_of(pp, blk_len(pp, pp->r));
+    pp->n0 = nseg_of(pp, blk_len(pp, pp->b0));
     dp_status st = check_peer(&x);
     if (DP_OK != st)
         return st;
@@ -592,7 +604,7 @@ static dp_status ring_exec(float *buf, size_t count, dp_reduce_op op, MPI_Comm c
         return dp_errorf(DP_ERR_NOMEM, "dp_ring_allreduce: rank %d: out of memory", pp->r);
     ws->roff[0] = 0;
     for (int s = 0; s < pp->nsteps; s++)
-        ws->roff[s + 1] = ws->roff[s] + nseg_of(pp, blk_len(pp, recv_block(pp, s)));
+        ws->roff[s + 1] = ws->roff[s] + (s < pp->s0 ? 0 : nseg_of(pp, blk_len(pp, recv_block(pp, s))));
     pp->roff = ws->roff;
     pp->nrecv = ws->roff[pp->nsteps];
     const ring_plan p = *pp; /* read-only from here */
@@ -734,12 +746,17 @@ err:
 dp_status dp_ring_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm,
                       dp_ring_ws *ws, const dp_ring_codec *codec, float *residual)
 {
-    return ring_exec(buf, count, op, comm, ws, codec, residual, 0);
+    return ring_exec(buf, count, op, comm, ws, codec, residual, RING_FULL);
 }
 
 dp_status dp_ring_run_rs(float *buf, size_t count, MPI_Comm comm, dp_ring_ws *ws)
 {
-    return ring_exec(buf, count, DP_REDUCE_SUM, comm, ws, &dp_ring_codec_identity, NULL, 1);
+    return ring_exec(buf, count, DP_REDUCE_SUM, comm, ws, &dp_ring_codec_identity, NULL, RING_RS);
+}
+
+dp_status dp_ring_run_ag(float *buf, size_t count, MPI_Comm comm, dp_ring_ws *ws)
+{
+    return ring_exec(buf, count, DP_REDUCE_SUM, comm, ws, &dp_ring_codec_identity, NULL, RING_AG);
 }
 
 /* ------------------------------------------------------------------------- */

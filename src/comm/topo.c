@@ -25,7 +25,6 @@ struct dp_topo {
     int nodes, per_node; /* per_node: the largest node's size */
     int node_id, local;
     int uniform;
-    size_t *off;         /* per_node + 1 offsets for the intra-node allgather */
 };
 
 /* DP_RANKS_PER_NODE as an int in [1, size] dividing size; 0 when unset or empty.
@@ -126,9 +125,7 @@ dp_status dp_topo_create_colored(MPI_Comm comm, int color, dp_topo **out)
         }
     }
     dp_errh_leave(&g);
-    if (MPI_SUCCESS == rc && NULL == (t->off = calloc((size_t)t->per_node + 1, sizeof(size_t))))
-        st = dp_errorf(DP_ERR_NOMEM, "dp_topo_create: out of memory");
-    else if (MPI_SUCCESS != rc)
+    if (MPI_SUCCESS != rc)
         st = dp_mpi_errorf(rc, "dp_topo_create: rank %d of %d: splitting the communicator into nodes failed",
                            rank, size);
     if (DP_OK != st) {
@@ -147,7 +144,6 @@ void dp_topo_free(dp_topo *t)
         MPI_Comm_free(&t->node);
     if (MPI_COMM_NULL != t->col)
         MPI_Comm_free(&t->col);
-    free(t->off);
     free(t);
 }
 
@@ -167,4 +163,3 @@ int dp_topo_shape(const dp_topo *t, int *nodes, int *per_node, int *node, int *l
 MPI_Comm dp_topo_comm(const dp_topo *t) { return t->comm; }
 MPI_Comm dp_topo_node_comm(const dp_topo *t) { return t->node; }
 MPI_Comm dp_topo_col_comm(const dp_topo *t) { return t->col; }
-size_t *dp_topo_offsets(dp_topo *t) { return t->off; }

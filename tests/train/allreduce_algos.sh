@@ -8,7 +8,10 @@
 #   node sums), so they agree bit for bit; against the ring (another order of four additions) the
 #   test loss must agree to 1e-3;
 # - refusals: an unknown --allreduce value (exit 2, naming flag and value), a bad DP_RANKS_PER_NODE
-#   (non-zero exit, naming the variable, its value and the world size), a ring codec with hier.
+#   (non-zero exit, naming the variable, its value and the world size), a ring codec with hier-rd, rd or mpi;
+# - codecs on hier's inter-node leg: at 2 ranks, 1 per node, hier + fp16/int8 = ring + fp16/int8 bit for bit; at
+#   4 ranks as 2 nodes of 2, hier + fp16 reaches the ring's test loss to 1e-2, and a run stopped after step 7
+#   and resumed ends with the uninterrupted run's bits (int8 and fp16, error feedback from the checkpoint).
 #   allreduce_algos.sh path/to/dptrain MPIEXEC
 source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
 fails=0 passes=0
@@ -65,8 +68,38 @@ out=$(DP_RANKS_PER_NODE=3 mpi 2 "$bin" "${train[@]}" --allreduce hier 2>&1); rc=
 [ "$rc" -ne 0 ] && grep -q "DP_RANKS_PER_NODE='3'.*world size 2" <<<"$out" && ok || bad "DP_RANKS_PER_NODE=3 at 2 ranks: exit $rc, $out"
 out=$(DP_RANKS_PER_NODE=x "$bin" "${train[@]}" --allreduce hier-rd 2>&1); rc=$?
 [ "$rc" -ne 0 ] && grep -q "DP_RANKS_PER_NODE='x'.*world size 1" <<<"$out" && ok || bad "DP_RANKS_PER_NODE=x: exit $rc, $out"
-out=$("$bin" "${train[@]}" --allreduce hier --codec fp16 2>&1); rc=$?
-[ "$rc" -eq 2 ] && grep -q "need --allreduce ring" <<<"$out" && ok || bad "--codec fp16 --allreduce hier: exit $rc, $out"
+for a in hier-rd rd mpi; do
+  out=$("$bin" "${train[@]}" --allreduce "$a" --codec fp16 2>&1); rc=$?
+  [ "$rc" -eq 2 ] && grep -q -- "--codec fp16 / --wire-zstd need --allreduce ring or hier, not --allreduce $a" <<<"$out" && ok ||
+    bad "--codec fp16 --allreduce $a: exit $rc, $out"
+done
+
+# --- codecs on hier's inter-node leg
+# 2 ranks, 1 per node: the inter-node ring is the flat ring, so hier + codec = ring + codec bit for bit
+for c in fp16 int8; do
+  mpi 2 "$bin" "${train[@]}" --allreduce ring --codec "$c" >"cr_$c.log" 2>&1 || bad "ring --codec $c: $(cat "cr_$c.log")"
+  DP_RANKS_PER_NODE=1 mpi 2 "$bin" "${train[@]}" --allreduce hier --codec "$c" >"ch_$c.log" 2>&1 ||
+    bad "hier --codec $c: $(cat "ch_$c.log")"
+  [ -n "$(hash_of "cr_$c.log")" ] && [ "$(hash_of "ch_$c.log")" = "$(hash_of "cr_$c.log")" ] && ok ||
+    bad "2 ranks, 1 per node, --codec $c: hier $(hash_of "ch_$c.log"), ring $(hash_of "cr_$c.log")"
+done
+# 4 ranks as 2 nodes of 2: hier + fp16 reaches the ring's test loss (to 1e-2: fp16 and another order of sums)
+DP_RANKS_PER_NODE=2 mpi 4 "$bin" "${train[@]}" --allreduce hier --codec fp16 >f_hier16.log 2>&1 ||
+  bad "4 ranks --allreduce hier --codec fp16: $(cat f_hier16.log)"
+lh=$(field test_loss f_hier16.log)
+awk -v a="$lr" -v b="$lh" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= 1e-2) }' && ok ||
+  bad "4 ranks: test_loss ring $lr, hier --codec fp16 $lh (more than 1e-2 apart)"
+# resume: stopped after step 7 and resumed (error feedback from the checkpoint) = uninterrupted, bit for bit
+for c in int8 fp16; do # --batch 16: 15 steps at 4 ranks
+  DP_RANKS_PER_NODE=2 mpi 4 "$bin" "${train[@]}" --batch 16 --allreduce hier --codec "$c" --out "rf_$c" >"rf_$c.log" 2>&1 ||
+    bad "hier --codec $c (full): $(cat "rf_$c.log")"
+  DP_RANKS_PER_NODE=2 mpi 4 "$bin" "${train[@]}" --batch 16 --allreduce hier --codec "$c" --out "rp_$c" --stop-after 7 >"rp_$c.log" 2>&1 ||
+    bad "hier --codec $c (stop after 7): $(cat "rp_$c.log")"
+  DP_RANKS_PER_NODE=2 mpi 4 "$bin" "${train[@]}" --batch 16 --allreduce hier --codec "$c" --out "rp_$c" --resume >"rr_$c.log" 2>&1 ||
+    bad "hier --codec $c (resume): $(cat "rr_$c.log")"
+  [ -n "$(hash_of "rf_$c.log")" ] && [ "$(hash_of "rr_$c.log")" = "$(hash_of "rf_$c.log")" ] && ok ||
+    bad "4 ranks, 2 nodes of 2, hier --codec $c: resumed $(hash_of "rr_$c.log"), uninterrupted $(hash_of "rf_$c.log")"
+done
 
 echo "allreduce_algos: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
