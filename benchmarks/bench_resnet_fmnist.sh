@@ -5,7 +5,7 @@
 # Prints each one's test accuracy per epoch and a table (test accuracy, wall time, samples/s, peak RSS of
 # the largest process); CSV and a PNG of test accuracy against epoch. Each run is resumable: dptrain's
 # from its run directory (--resume), PyTorch's is skipped when its log holds a final line.
-# About 1 h 10 min for dptrain and 45 min for PyTorch at 30 epochs and 2 ranks on two Zen 5 cores.
+# Wall times of a full run: benchmarks/RESULTS.md §15.
 #
 #   benchmarks/bench_resnet_fmnist.sh [--np 2] [--epochs 30] [--lr 0.1] [--crop-pad 2] [--seed 1]
 #                                     [--impls "dptrain torch"] [--limit N (train images; 0 = all)]
