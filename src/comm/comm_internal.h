@@ -177,6 +177,10 @@ static inline size_t dp_block_len(size_t count, int P, int b)
     return count / (size_t)P + ((size_t)b < count % (size_t)P ? 1 : 0);
 }
 
+/* For the public entry points that take an optional workspace: *ws itself, or
+ * a fresh one left in *tmp (NULL otherwise) for the caller to dp_ring_ws_free. */
+dp_status dp_ring_ws_or_temp(dp_ring_ws **ws, dp_ring_ws **tmp);
+
 /* The reduce-scatter half of dp_ring_run alone (identity codec, SUM): afterwards
  * rank r holds block (r + 1) mod P of the sum, the rest of buf is partial sums.
  * Same preconditions; counts bytes but not a call. */

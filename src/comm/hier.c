@@ -125,12 +125,9 @@ dp_status dp_hier_allreduce(float *buf, size_t n, dp_reduce_op op, dp_allreduce_
     dp_status st = dp_comm_check_args("dp_hier_allreduce", buf, n, op, dp_topo_comm(t));
     if (DP_OK != st)
         return st;
-    dp_ring_ws *tmp = NULL;
-    if (NULL == ws) {
-        if (DP_OK != (st = dp_ring_ws_create(0, &tmp)))
-            return st;
-        ws = tmp;
-    }
+    dp_ring_ws *tmp;
+    if (DP_OK != (st = dp_ring_ws_or_temp(&ws, &tmp)))
+        return st;
     dp_errh_guard g; /* for the uneven fallback, which runs on the caller's communicator */
     if (DP_OK == (st = dp_errh_enter(&g, dp_topo_comm(t), "dp_hier_allreduce"))) {
         st = dp_hier_run(buf, n, op, inter, t, ws);
@@ -158,12 +155,9 @@ dp_status dp_hier_allreduce_codec(float *buf, size_t n, dp_reduce_op op, dp_allr
                          "%s: halving/doubling does not encode", dp_codec_name(cfg->kind),
                          cfg->wire_zstd_level ? " with the zstd wire stage" : "",
                          DP_ALLREDUCE_RD == inter ? "halving/doubling (hier-rd)" : dp_allreduce_algo_name(inter));
-    dp_ring_ws *tmp = NULL;
-    if (NULL == ws) {
-        if (DP_OK != (st = dp_ring_ws_create(0, &tmp)))
-            return st;
-        ws = tmp;
-    }
+    dp_ring_ws *tmp;
+    if (DP_OK != (st = dp_ring_ws_or_temp(&ws, &tmp)))
+        return st;
     dp_errh_guard g;
     if (DP_OK == (st = dp_errh_enter(&g, dp_topo_comm(t), "dp_hier_allreduce_codec"))) {
         st = hier_exec(buf, n, op, DP_ALLREDUCE_RING, cfg, residual, t, ws);

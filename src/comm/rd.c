@@ -138,12 +138,9 @@ dp_status dp_rd_allreduce(float *buf, size_t n, dp_reduce_op op, MPI_Comm comm, 
     dp_status st = dp_comm_check_args("dp_rd_allreduce", buf, n, op, comm);
     if (DP_OK != st)
         return st;
-    dp_ring_ws *tmp = NULL;
-    if (NULL == ws) {
-        if (DP_OK != (st = dp_ring_ws_create(0, &tmp)))
-            return st;
-        ws = tmp;
-    }
+    dp_ring_ws *tmp;
+    if (DP_OK != (st = dp_ring_ws_or_temp(&ws, &tmp)))
+        return st;
     dp_errh_guard g;
     if (DP_OK == (st = dp_errh_enter(&g, comm, "dp_rd_allreduce"))) {
         st = dp_rd_run(buf, n, op, comm, ws);

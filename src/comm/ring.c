@@ -136,6 +136,17 @@ dp_status dp_ring_ws_create(size_t segment_bytes, dp_ring_ws **out)
     return DP_OK;
 }
 
+dp_status dp_ring_ws_or_temp(dp_ring_ws **ws, dp_ring_ws **tmp)
+{
+    *tmp = NULL;
+    if (NULL != *ws)
+        return DP_OK;
+    dp_status st = dp_ring_ws_create(0, tmp);
+    if (DP_OK == st)
+        *ws = *tmp;
+    return st;
+}
+
 void dp_ring_ws_free(dp_ring_ws *ws)
 {
     if (NULL == ws)
@@ -775,12 +786,9 @@ static dp_status ring_public(const char *who, float *buf, size_t n, dp_reduce_op
         return st;
     if (cfg && DP_OK != (st = dp_codec_config_check(who, cfg)))
         return st;
-    dp_ring_ws *tmp = NULL;
-    if (NULL == ws) {
-        if (DP_OK != (st = dp_ring_ws_create(0, &tmp)))
-            return st;
-        ws = tmp;
-    }
+    dp_ring_ws *tmp;
+    if (DP_OK != (st = dp_ring_ws_or_temp(&ws, &tmp)))
+        return st;
     dp_errh_guard g;
     st = dp_errh_enter(&g, comm, who);
     if (DP_OK == st) {
