@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "comm/comm_internal.h"
+#include "dptrain/infile.h"
 
 #define TABLE_MAGIC "dptrain-allreduce-table"
 #define TABLE_VERSION 1
@@ -228,9 +229,10 @@ int dp_allreduce_table_format(const dp_allreduce_table *t, char *buf, size_t n)
 static dp_status read_text(const char *path, char **out)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (NULL == f)
-        return dp_errorf(DP_ERR_IO, "allreduce table %s: %s", path, strerror(errno));
+    FILE *f;
+    dp_status st = dp_fopen_regular(path, 0, &f);
+    if (DP_OK != st)
+        return st;
     char *buf = malloc(TABLE_TEXT_MAX + 1);
     if (NULL == buf) {
         fclose(f);
