@@ -5,8 +5,6 @@
 # (none known: refused); control bytes read from a file come back escaped in messages.
 #   dsi_inputs.sh path/to/dptrain MPIEXEC
 source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
-fails=0 passes=0
-ok() { passes=$((passes+1)); }
 bad() { echo "FAIL: $(head -c 800 <<<"$*")"; fails=$((fails+1)); }
 esc=$'\033'
 # check NAME EXIT_CODE REGEX OUTPUT RC: the exit code, the message, no raw escape byte in it and (the sanitized
@@ -17,7 +15,7 @@ check() {
     bad "$1: exit $5 (want $2), output: $(cat -v <<<"$4")"
   else ok; fi
 }
-mpi() { local np="$1"; shift; timeout 120 "$mpiexec" -np "$np" "$@"; }
+mpi_timeout=120
 
 # a tiny DSI run: 40 documents, one member, one epoch (2 s)
 awk 'BEGIN { srand(7); for (d = 0; d < 40; d++) for (q = 0; q < 4; q++) {
@@ -74,5 +72,4 @@ printf 'buckets%s[2J=5\n' "$esc" >>bad2/tokenizer.txt
 out=$("$bin" dsi-train --data bad2 --epochs 1 --quiet 2>&1); rc=$?
 check "tokenizer key with control bytes" 1 "unknown key 'buckets\\\\x1b\[2J'" "$out" $rc
 
-echo "dsi_inputs: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+tally_done dsi_inputs

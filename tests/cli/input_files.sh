@@ -9,10 +9,6 @@
 #      re-write the same dataset in place, and a failed import leaves the old dataset as it was.
 # Usage: input_files.sh path/to/dptrain path/to/mpiexec
 source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
-fails=0
-ok() { echo "ok: $1"; }
-bad() { fails=$((fails+1)); echo "FAIL: $1"; }
-mpi() { local np="$1"; shift; "$mpiexec" -np "$np" "$@"; }
 run_np() { local np="$1"; shift; if [ "$np" -eq 1 ]; then "$bin" "$@"; else mpi "$np" "$bin" "$@"; fi; }
 md5() { cat "$@" | md5sum | cut -c1-16; }
 # expect_refused NAME NP WANT-TEXT ARGS...: exits non-zero within 60 s with WANT-TEXT in its output

@@ -11,18 +11,11 @@
 #   6. --resume of a finished run says so with its last figures, exit 1.
 # Usage: run_dirs.sh path/to/dptrain path/to/mpiexec
 set -u
-bin=$(realpath "$1") mpiexec="$2"
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-export OPENBLAS_NUM_THREADS=1
-tmp=$(mktemp -d)
+source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
 bg=""
 cleanup() { [ -n "$bg" ] && kill "$bg" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-cd "$tmp" || exit 1
-fails=0 passes=0
-ok() { passes=$((passes+1)); echo "ok: $1"; }
-bad() { fails=$((fails+1)); echo "FAIL: $1"; }
-mpi() { timeout 120 "$mpiexec" -np "$@"; }
+mpi_timeout=120
 md5() { md5sum <"$1" | cut -c1-32; }
 
 "$bin" shard fashion-mnist --out fm --shards 2 >log 2>&1 || { echo "FAIL: shard"; cat log; exit 1; }
@@ -157,5 +150,4 @@ out=$("$bin" "${train[@]}" --epochs 2 --seed 2 --out x --resume 2>&1); rc=$?
 [ "$rc" -eq 0 ] && grep -q "^final: epochs=2 steps=64" <<<"$out" && ok "a finished run goes on with more --epochs" ||
   bad "more --epochs: exit $rc, output: $out"
 
-echo "run_dirs: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+tally_done run_dirs

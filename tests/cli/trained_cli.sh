@@ -4,9 +4,6 @@
 # with eval; --png draws the matrix; and every bad input fails with a message naming what is wrong.
 #   trained_cli.sh path/to/dptrain MPIEXEC
 source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
-fails=0 passes=0
-ok() { passes=$((passes+1)); }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
 expect() { # expect EXIT_CODE REGEX -- ARGS...
   local code="$1" re="$2"; shift 3
   local out rc
@@ -14,7 +11,6 @@ expect() { # expect EXIT_CODE REGEX -- ARGS...
   if [ "$rc" -ne "$code" ] || ! grep -qE -- "$re" <<<"$out"; then bad "dptrain $* -> exit $rc (want $code), output: $out"
   else ok; fi
 }
-mpi() { local np="$1"; shift; "$mpiexec" -np "$np" "$@"; }
 field() { sed -n "s/.*\"$1\":\([-0-9.e]*\).*/\1/p"; }
 
 "$bin" shard fashion-mnist --out fm --shards 4 >log 2>&1 || { cat log; exit 1; }
@@ -137,5 +133,4 @@ expect 2 "name the inputs: --data DIR"           -- predict --run run
 expect 1 "$tmp/no/dir/cm.png.dat"                -- eval --run run --limit 10 --png "$tmp/no/dir/cm.png"
 expect 2 "--limit: -1 is out of range"           -- eval --run run --limit -1
 
-echo "trained_cli: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+tally_done trained_cli

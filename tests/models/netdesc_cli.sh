@@ -4,7 +4,6 @@
 # the checkpoint (a resume with other content is refused). Usage: netdesc_cli.sh path/to/dptrain MPIEXEC
 # Exit 77 (skipped) for the training part when the Fashion-MNIST package is not installed.
 source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
-fails=0 passes=0
 
 expect() { # expect EXIT_CODE REGEX -- ARGS...: the exit code, and a line of the output matching REGEX
   local code="$1" re="$2"; shift 3
@@ -76,5 +75,4 @@ expect 1 "field 'model_json' differs" -- "${train[@]}" --epochs 2 --out resume -
 cp tiny.keep tiny.json
 expect 0 "^final: epochs=2 " -- "${train[@]}" --epochs 2 --out resume --resume --quiet
 expect 1 "field 'model' differs" -- train --data fm --model cnn --epochs 2 --limit 256 --test-limit 128 --batch 32 --seed 3 --out resume --resume --quiet
-echo "netdesc_cli: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+tally_done netdesc_cli

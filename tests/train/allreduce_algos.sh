@@ -14,10 +14,6 @@
 #   and resumed ends with the uninterrupted run's bits (int8 and fp16, error feedback from the checkpoint).
 #   allreduce_algos.sh path/to/dptrain MPIEXEC
 source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
-fails=0 passes=0
-ok() { passes=$((passes+1)); }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
-mpi() { local np="$1"; shift; "$mpiexec" -np "$np" "$@"; }
 hash_of() { sed -n 's/.*params_xxh3=\([0-9a-f]*\).*/\1/p' "$1"; }
 field() { sed -n "s/.* $1=\([-0-9.e]*\).*/\1/p" "$2"; }
 
@@ -101,5 +97,4 @@ for c in int8 fp16; do # --batch 16: 15 steps at 4 ranks
     bad "4 ranks, 2 nodes of 2, hier --codec $c: resumed $(hash_of "rr_$c.log"), uninterrupted $(hash_of "rf_$c.log")"
 done
 
-echo "allreduce_algos: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+tally_done allreduce_algos

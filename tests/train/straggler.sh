@@ -15,10 +15,6 @@
 #   slowest in some steps; a p outside (0, 1], or p on another action, is refused.
 #   straggler.sh path/to/dptrain MPIEXEC
 source "$(dirname "${BASH_SOURCE[0]}")/../common/cli_env.sh"
-fails=0 passes=0
-ok() { passes=$((passes+1)); }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
-mpi() { local np="$1"; shift; "$mpiexec" -np "$np" "$@"; }
 hash_of() { sed -n 's/.*params_xxh3=\([0-9a-f]*\).*/\1/p' "$1"; }
 field() { sed -n "s/.* $1=\([-0-9.e]*\).*/\1/p" "$2"; }
 
@@ -122,5 +118,4 @@ jc=$(sed -n 's/.*"kind":"ranks_epoch".*"slowest_steps":\[\([0-9,]*\)\].*/\1/p' j
 awk -v c="$jc" 'BEGIN { n = split(c, v, ","); for (i = 1; i <= n; i++) s[i % 2] += v[i]
                         exit !(s[1] >= 2 && s[0] >= 2) }' && ok || bad "jitter on both ranks: slowest_steps per epoch [$jc]"
 
-echo "straggler: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+tally_done straggler
