@@ -34,9 +34,10 @@
  * "_pair"/"_pp" keys are written but not used by the model.
  *
  * Per size (--min-bytes .. --max-bytes, times --factor): a warm-up round (TCP connections
- * open on first use), then rounds of (barrier, time the exchange) until they add up to
- * --budget seconds (at least 3, at most --reps; see keep_going); a round's time is its
- * slowest rank's (as bench_allreduce times a call), the figure is the median over rounds.
+ * open on first use), then rounds of (barrier, time CHAIN = 4 exchanges back to back, 1 above
+ * 1 MiB) until they add up to --budget seconds (at least 3, at most --reps; see keep_going);
+ * a round's time is its slowest rank's (as bench_allreduce times a call), the figure is the
+ * median over rounds of round time / CHAIN. (The pairs are timed one message per round.)
  * Fit: t(m) = alpha + m*beta, beta by least squares over the large sizes (>= the largest/16),
  * alpha the median of t - beta*m over the small ones (<= 1 KiB), see fit_two; the RMS
  * relative residuals over all sizes and over the large ones say how far from a line it is.
@@ -55,6 +56,7 @@
 #include <mpi.h>
 
 #define MAXSIZES 40
+#define CHAIN 4 /* exchanges per timed round of a pattern, up to 1 MiB */
 
 static int g_rank, g_size;
 
@@ -176,7 +178,8 @@ typedef struct opts {
     char *sbuf, *rbuf;
 } opts;
 
-/* Rounds of one size until they add up to --budget seconds (at least 3, at most --reps): on a
+/* Rounds of one size until they add up to --budget seconds (at least 3, at most --reps, and 25
+ * where 4 budgets allow): on a
  * machine where ranks share cores a round is fast while the ranks happen to run at once and
  * slow when one waits for a core, so a size needs rounds spread over many scheduler slices,
  * as bench_allreduce's timing loop has. t: the round's time, the same on every rank of c
@@ -184,7 +187,11 @@ typedef struct opts {
 static int keep_going(double *spent, double t, int r, const opts *o)
 {
     *spent += t;
-    return r + 1 < o->maxreps && (r + 1 < 3 || *spent < o->budget);
+    if (r + 1 >= o->maxreps) return 0;
+    if (r + 1 < 3) return 1;
+    /* at least 25 rounds unless they cost 4 budgets: stopping on time alone lets a few slow
+     * rounds (a rank waiting for a core) use up the budget and set the median */
+    return *spent < o->budget || (r + 1 < 25 && *spent < 4 * o->budget);
 }
 
 /* A pattern: every rank of WORLD sends m bytes to `right` and receives m from `left` at once
@@ -202,15 +209,20 @@ static void measure_pattern(int right, int left, const opts *o, series *out)
                          MPI_STATUS_IGNORE);
         double spent = 0;
         int reps = 0;
+        /* a round is CHAIN exchanges back to back, as an algorithm's steps follow each other: the
+         * ranks' skew out of the barrier (large where ranks wait for cores) is paid once per
+         * round, as once per call, not once per message */
+        const int chain = n <= 1048576 ? CHAIN : 1;
         do {
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = MPI_Wtime();
-            MPI_Sendrecv(o->sbuf, n, MPI_CHAR, right, 3, o->rbuf, n, MPI_CHAR, left, 3, MPI_COMM_WORLD,
-                         MPI_STATUS_IGNORE);
+            for (int c = 0; c < chain; c++)
+                MPI_Sendrecv(o->sbuf, n, MPI_CHAR, right, 3, o->rbuf, n, MPI_CHAR, left, 3, MPI_COMM_WORLD,
+                             MPI_STATUS_IGNORE);
             double t = MPI_Wtime() - t0;
             MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD); /* the slowest rank's */
-            tm[reps] = t;
-        } while (keep_going(&spent, tm[reps], reps, o) && ++reps);
+            tm[reps] = t / chain;
+        } while (keep_going(&spent, tm[reps] * chain, reps, o) && ++reps);
         reps++;
         out->bytes[s] = o->sizes[s];
         out->t[s] = median(tm, reps);
