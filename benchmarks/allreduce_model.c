@@ -1,69 +1,63 @@
-/* allreduce_model: alpha-beta-gamma costs of allreduce on N nodes x R ranks per node.
+/* allreduce_model: alpha-beta-gamma costs of allreduce on N nodes x R ranks per node, as
+ * dptrain's implementations (src/comm/ring.c, hier.c, rd.c) run them.
  *
  * Notation (Hockney's model as used by Thakur, Rabenseifner & Gropp, "Optimization of
- * collective communication operations in MPICH", IJHPCA 19(1), 2005, section 2):
- *   a message of m bytes on a link costs  alpha + m*beta;  reducing m bytes costs m*gamma.
- *   M = bytes allreduced, P = N*R ranks, two link classes: intra (shared memory, alpha_i,
- *   beta_i) and inter (the node's NIC, alpha_x, beta_x measured with ONE flow per direction).
- *   NIC sharing: when f flows of a node cross its NIC in one direction at the same time, each
- *   gets 1/f of it: beta_eff = f*beta_x. gamma(c) = gamma_cache if the reduced chunk c fits
- *   cache_bytes, else gamma_mem.
- *   seg: the ring's segment (dptrain's dp_ring_allreduce cuts each block into
- *   nseg(c) = ceil(c/seg) segments and pipelines them, DP_RING_SEGMENT_BYTES_DEFAULT =
- *   256 KiB): every segment is one message, so a block of c bytes costs nseg*alpha + c*beta.
- *   Pipelining hides latency between steps but not link occupancy; gamma is kept additive
- *   (an upper bound: the ring reduces segment k while k+1 is on the wire).
+ * collective communication operations in MPICH", IJHPCA 19(1), 2005, section 2): a message
+ * of m bytes costs alpha + m*beta; reducing m bytes costs m*gamma. M = bytes allreduced,
+ * P = N*R ranks. Every parameter is measured the way the algorithms load the machine
+ * (bench_alphabeta: every rank exchanging at once), not for one pair alone:
+ *   intra (alpha_i, beta_i): one flow of a ring step inside a node, all nodes at once;
+ *   inter (alpha_x, beta_x): one flow between nodes while inter_flows (= R) flows cross each
+ *     NIC each way; f flows per NIC get beta_x * f / inter_flows each (the NIC is shared;
+ *     from a link rate G: beta_x = 8/G with inter_flows = 1);
+ *   ring (alpha_r, beta_r), optional: one step of the flat ring over the whole job, valid for
+ *     the N x R it was measured on; elsewhere the flat ring's step is its slowest hop: block
+ *     placement has N hops crossing nodes (one flow per NIC each way) and P - N inside
+ *     (R - 1 flows per node), cyclic placement all P crossing (R flows per NIC);
+ *   gamma(M) = gamma_cache if M <= cache_bytes, else gamma_mem (all ranks reducing at once).
+ *   node_bw (optional): f intra flows get max(beta_i, f/node_bw) each.
+ * Ranks sharing cores (4 ranks on a 2-core machine) are not a term here: their cost is in
+ * the measured alpha and beta of that placement (bench_alphabeta's header).
  *
- * Flat ring over P ranks (Thakur et al. 2005 sec. 4.4; bandwidth-optimal: Patarasuk & Yuan,
- * "Bandwidth optimal all-reduce algorithms for clusters of workstations", JPDC 69(2), 2009):
- *   2(P-1) steps, c = M/P per step, reduce-scatter steps also reduce c:
- *   T = 2(P-1) * max_hop[ nseg(c)*alpha_h + c*beta_h ] + (P-1)*c*gamma(min(c,seg))
- *   The ring moves in lock step, so each step costs its slowest hop. Hops: block placement
- *   (rank i on node i/R) has N of the P hops crossing nodes, one flow per NIC direction, and
- *   P-N inside nodes; cyclic placement (node i mod N) has all P hops crossing and R flows
- *   per NIC (beta_eff = R*beta_x). N = 1: all hops intra.
- *   With alpha = gamma = 0 and one link class: T = 2(P-1)/P * M * beta (Patarasuk & Yuan's
- *   lower bound for the bytes each rank must send).
+ * Our ring (ring.c) over n ranks, block c = M/n cut into k = ceil(c/seg) segments of
+ * s = c/k, S steps of which the first S_rs reduce: each rank streams its own block's k
+ * segments, then forwards every received segment as soon as it is reduced (depth 2), one
+ * message per segment. Segment j of step t leaves a rank after segment j of step t-1 has
+ * come from the left (alpha + s beta, plus s gamma if reduced) and after segment j-1 of
+ * step t has left (s beta on the link). The last arrival is the longer of the two paths:
+ *   T_stream = max( S alpha + (S + k - 1) s beta + S_rs s gamma,     latency-bound
+ *                   S c beta + S_rs c gamma )                          link-bound
+ * plus one alpha for the count exchange before any payload (check_peer):
+ *   ring:            S = 2(n-1), S_rs = n-1        T = alpha + T_stream
+ *   reduce-scatter:  S = S_rs = n-1 (hier's first leg, dp_ring_run_rs)
+ *   allgather:       S = n-1, S_rs = 0 (hier's last leg, dp_ring_run_ag)
+ * k = 1 gives the textbook 2(n-1)(alpha + c beta) + (n-1) c gamma (Thakur et al. 4.4); with
+ * alpha = gamma = 0 both give 2(n-1)/n M beta (Patarasuk & Yuan, JPDC 69(2), 2009).
  *
- * Hierarchical ring (as described for Horovod/NCCL; the three legs are a reduce-scatter,
- * an allreduce and an allgather, each costed as in Thakur et al.):
- *   intra reduce-scatter among R ranks:  (R-1)[nseg(M/R)alpha_i + (M/R)beta_i + (M/R)gamma]
- *   inter ring allreduce of each rank's slice m = M/R among the N ranks with its local rank;
- *   the R slices cross each NIC concurrently, so beta_eff = R*beta_x:
- *       2(N-1)[nseg(m/N)alpha_x + (m/N) R beta_x] + (N-1)(m/N)gamma
- *   intra allgather:  (R-1)[nseg(M/R)alpha_i + (M/R)beta_i]
- *   Each NIC carries 2(N-1)/N * M bytes each way, against the flat ring's 2(P-1)/P * M.
- *   N = 1: exactly the intra-node ring; R = 1: exactly the flat ring.
+ * Hierarchical (hier.c): reduce-scatter among the node's R ranks (intra, R flows), then each
+ * rank's slice m = M/R allreduced among the N ranks with its local rank (all R columns at
+ * once: R flows per NIC, the inter link as measured), by our ring (hier) or our rd
+ * (hier-rd), then the node's allgather. Each NIC carries 2(N-1)/N M each way, against the
+ * flat ring's 2(P-1)/P M. R = 1: the column alone (= the flat ring); N = 1: the two intra legs.
  *
- * Hierarchical with recursive halving/doubling inter leg: the inter allreduce of m by
- * Rabenseifner's algorithm (Thakur et al. 2005 sec. 4.4, Rabenseifner 2004), N' = 2^floor(log2 N):
- *   2 log2(N') alpha_x + 2 (N'-1)/N' m R beta_x + (N'-1)/N' m gamma
- *   and, when N is not a power of two, r = N - N' nodes first hand their whole slice to a
- *   partner and get the result back:  + 2(alpha_x + m R beta_x) + m gamma.
+ * Our rd (rd.c) over n ranks, q = 2^floor(log2 n): reduce-scatter by halving at distance
+ * q/2, q/4, .. 1 (largest first), exchanging b = M/2, M/4, .. M/q; allgather by doubling at
+ * distance 1, 2, .. q/2 with b = M/q .. M/2. Every exchange is cut into chunks of chunk_bytes,
+ * each one blocking MPI_Sendrecv: a step costs ceil(b/chunk) alpha + b beta (+ b gamma when
+ * reducing). n not a power of two: n - q ranks first send their whole vector to a partner
+ * (ceil(M/chunk) alpha + M beta + M gamma) and get the result back at the end (same, no gamma).
+ * A step crosses nodes (block placement) when its distance is >= R: then every rank crosses
+ * (R flows per NIC); otherwise it stays inside (R flows per node). (Open MPI's Rabenseifner
+ * runs the same steps in the other order, distance 1 first: with block placement it sends
+ * M/4 + M/4 across nodes per rank on 2 x 2 where ours sends M/2 + M/2.)
  *
- * Flat Rabenseifner over P ranks (reduce-scatter by recursive halving at distances 1, 2, 4,
- * ... with messages M/2, M/4, ..., then allgather by recursive doubling in reverse, the
- * order of Open MPI's ompi_coll_base_allreduce_intra_redscat_allgather and MPICH):
- *   sum over steps k = 1..log2 P' of 2(alpha_k + M/2^k beta_k) + M/2^k gamma,
- *   step k at distance d = 2^(k-1); with block placement it crosses nodes when d >= R
- *   (then all R ranks of a node cross: beta_k = R beta_x) or when R is not a multiple of
- *   2d (some ranks cross: approximated as min(R,d) flows); non-power-of-two P adds the
- *   pre/post steps above on the full M (distance 1).
- *   Closed form, one link class: 2 log2(P) alpha + 2(P-1)/P M beta + (P-1)/P M gamma.
- * Flat recursive doubling (Thakur et al. 2005 sec. 4.4, short messages): log2 P steps, each
- *   exchanging and reducing the whole M at distance 2^(k-1):  log2(P)(alpha + M beta + M gamma)
- *   (+ the non-power-of-two pre/post steps). M tiny: ~ log2(P) alpha.
- * Binomial tree reduce + broadcast (Thakur et al. 2005 sec. 4.1/4.4's reduce+bcast baseline):
- *   ceil(log2 P)(alpha + M beta + M gamma) + ceil(log2 P)(alpha + M beta); a step crosses
- *   nodes when its distance does, with one sender per node (no NIC sharing).
- *
- * Contention inside a node: beta_i is one pair's; when node_bw (bytes/s that all of a node's
- * ranks move at once, bench_alphabeta's concurrent pairs) is known, f concurrent intra-node
- * flows each get beta_eff = max(beta_i, f/node_bw) (f = R for the ring and the halving/
- * doubling steps, R-1 for a multi-node flat ring's intra hops, 1 for the tree).
- * What the model leaves out: the switch (full bisection assumed), TCP
- * slow start and incast, and stragglers. Cyclic placement is approximated for the
- * distance-based algorithms (a step crosses when d mod N != 0, with R flows). */
+ * Open MPI 4.1's coll/tuned algorithms, for bench_allreduce's MPI_Allreduce rows: the ring
+ * unsegmented (k = 1, no count exchange); Rabenseifner (distance 1 first, one message per
+ * step); recursive doubling log2(q) (alpha + M beta + M gamma) (+ the fold); binomial reduce +
+ * broadcast ceil(log2 P)(2 alpha + 2 M beta + M gamma), one flow per NIC.
+ * What the model leaves out: the switch (full bisection assumed), TCP slow start and incast,
+ * stragglers, and a link's protocol switches (eager/rendezvous, a tbf's burst) beyond what
+ * one alpha-beta line fits. */
 #include "allreduce_model.h"
 
 #include <ctype.h>
@@ -73,8 +67,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const algo_names[AM_NALGO] = {"ring", "hier_ring", "hier_rhd",
-                                                 "rabenseifner", "recdoubling", "tree"};
+static const char *const algo_names[AM_NALGO] = {"ring", "rd", "hier", "hier-rd",
+                                                 "mpi-ring", "rabenseifner", "recdoubling", "tree"};
 
 const char *am_algo_name(am_algo a) { return a >= 0 && a < AM_NALGO ? algo_names[a] : "?"; }
 
@@ -89,67 +83,83 @@ void am_params_init(am_params *p)
 {
     memset(p, 0, sizeof *p);
     p->seg_bytes = 256.0 * 1024;
+    p->chunk_bytes = 256.0 * 1024;
     p->cache_bytes = 1024.0 * 1024;
+    p->inter_flows = 1;
 }
 
-double am_gamma(const am_params *p, double chunk)
+double am_gamma(const am_params *p, double bytes)
 {
-    return chunk <= p->cache_bytes ? p->gamma_cache : p->gamma_mem;
+    return bytes <= p->cache_bytes ? p->gamma_cache : p->gamma_mem;
 }
 
-static double nseg(const am_params *p, double c)
+/* pieces of `unit` bytes in b bytes (at least 1; unit <= 0: one piece) */
+static double pieces(double b, double unit)
 {
-    if (c <= 0) return 0;
-    if (p->seg_bytes <= 0) return 1;
-    double n = ceil(c / p->seg_bytes);
+    if (b <= 0) return 0;
+    if (unit <= 0) return 1;
+    double n = ceil(b / unit);
     return n < 1 ? 1 : n;
 }
 
-/* seconds per byte of one of `flows` concurrent flows: they split the NIC (inter), or the
- * node's shared-memory bandwidth when node_bw is known (intra) */
-static double beta_eff(const am_params *p, int inter, double flows)
+/* a link for `flows` concurrent flows of one class */
+static am_link link_for(const am_params *p, int inter, double flows)
 {
-    if (inter) return flows * p->inter.beta;
-    return p->node_bw > 0 ? fmax(p->intra.beta, flows / p->node_bw) : p->intra.beta;
+    if (inter) {
+        double f = p->inter_flows > 0 ? p->inter_flows : 1;
+        return (am_link){p->inter.alpha, p->inter.beta * flows / f};
+    }
+    double b = p->node_bw > 0 ? fmax(p->intra.beta, flows / p->node_bw) : p->intra.beta;
+    return (am_link){p->intra.alpha, b};
 }
 
-/* one block of c bytes over a link class, as nseg messages */
-static double block_cost(const am_params *p, int inter, double flows, double c)
+/* The streamed ring over n ranks (header): S steps, the first s_rs reducing, block c, segment
+ * seg (<= 0: unsegmented), g = gamma per byte; check: 1 adds the count exchange's alpha. */
+static double stream(am_link l, long n, double c, double seg, int s_rs_all, int ag, double g, int check)
 {
-    return nseg(p, c) * (inter ? p->inter.alpha : p->intra.alpha) + c * beta_eff(p, inter, flows);
+    if (n <= 1 || c <= 0) return 0;
+    double rs = s_rs_all ? (double)(n - 1) : 0, S = rs + (ag ? (double)(n - 1) : 0);
+    double k = pieces(c, seg), s = c / k;
+    double lat = S * l.alpha + (S + k - 1) * s * l.beta + rs * s * g;
+    double bw = S * c * l.beta + rs * c * g;
+    return (check ? l.alpha : 0) + fmax(lat, bw);
 }
 
-/* one unsegmented message */
-static double msg_cost(const am_params *p, int inter, double flows, double m)
+/* the flat ring's hop: measured for this shape, or the slowest hop by placement */
+static am_link ring_hop(const am_params *p, const am_topo *t)
 {
-    return (inter ? p->inter.alpha : p->intra.alpha) + m * beta_eff(p, inter, flows);
+    if (p->have_ring && p->ring_nodes == (double)t->nodes && p->ring_rpn == (double)t->rpn) return p->ring;
+    if (t->nodes == 1) return link_for(p, 0, (double)t->rpn);
+    if (t->placement == AM_CYCLIC) return link_for(p, 1, (double)t->rpn);
+    am_link x = link_for(p, 1, 1);
+    if (t->rpn > 1) {
+        am_link i = link_for(p, 0, (double)(t->rpn - 1));
+        x.alpha = fmax(x.alpha, i.alpha), x.beta = fmax(x.beta, i.beta);
+    }
+    return x;
 }
 
-static double ring_time(const am_params *p, const am_topo *t, double M)
+static double ring_time(const am_params *p, const am_topo *t, double M, int mpi)
 {
     long P = t->nodes * t->rpn;
-    if (P <= 1) return 0;
-    double c = M / (double)P, step;
-    double R = (double)t->rpn;
-    if (t->nodes == 1)
-        step = block_cost(p, 0, R, c);
-    else if (t->placement == AM_CYCLIC)
-        step = block_cost(p, 1, R, c);
-    else {
-        step = block_cost(p, 1, 1, c);
-        if (t->rpn > 1) step = fmax(step, block_cost(p, 0, R - 1, c));
-    }
-    double cg = fmin(c, p->seg_bytes > 0 ? p->seg_bytes : c);
-    return 2.0 * (double)(P - 1) * step + (double)(P - 1) * c * am_gamma(p, cg);
+    return stream(ring_hop(p, t), P, M / (double)P, mpi ? 0 : p->seg_bytes, 1, 1, am_gamma(p, M), !mpi);
 }
 
-/* ring allreduce of m bytes among n peers all on one link class, f flows per NIC */
-static double ring_among(const am_params *p, long n, int inter, double f, double m)
+/* Does an exchange at rank distance d (partner r^d) cross nodes, and with how many flows
+ * per NIC (or per node, inside)? all: every rank exchanges (halving/doubling); else one
+ * sender per pair of subtrees (binomial tree). */
+static int crosses(const am_topo *t, long d, int all, double *flows)
 {
-    if (n <= 1) return 0;
-    double c = m / (double)n;
-    double cg = fmin(c, p->seg_bytes > 0 ? p->seg_bytes : c);
-    return 2.0 * (double)(n - 1) * block_cost(p, inter, f, c) + (double)(n - 1) * c * am_gamma(p, cg);
+    long N = t->nodes, R = t->rpn;
+    *flows = all ? (double)R : 1;
+    if (N <= 1) return 0;
+    if (t->placement == AM_CYCLIC) return d % N != 0;
+    if (d >= R) return 1;
+    if (R % (2 * d) != 0) { /* R not a power of two: some pairs straddle a node boundary */
+        *flows = all ? (double)d : 1;
+        return 1;
+    }
+    return 0;
 }
 
 static long pow2_floor(long n)
@@ -159,66 +169,33 @@ static long pow2_floor(long n)
     return q;
 }
 
-/* Rabenseifner allreduce of m bytes among n peers on one link class, f flows per NIC */
-static double rhd_among(const am_params *p, long n, int inter, double f, double m)
+/* one exchange of b bytes at distance d: chunked (ours) or one message (Open MPI's) */
+static double xchg(const am_params *p, const am_topo *t, int column, long d, double b, int reduce, double g,
+                   double chunk)
 {
-    if (n <= 1) return 0;
+    double f;
+    int x = column ? 1 : crosses(t, d, 1, &f);
+    am_link l = link_for(p, x, column ? (double)t->rpn : f);
+    return pieces(b, chunk) * l.alpha + b * l.beta + (reduce ? b * g : 0);
+}
+
+/* Halving/doubling among n ranks on M bytes. column: the ranks are hier's column (every
+ * step crosses nodes with R flows per NIC); else the flat world on t. largest_first: ours
+ * (rd.c); else Open MPI's order. whole: recursive doubling (M every step, no halving). */
+static double halving_doubling(const am_params *p, const am_topo *t, long n, double M, int column,
+                               int largest_first, int whole, double chunk)
+{
+    if (n <= 1 || M <= 0) return 0;
     long q = pow2_floor(n);
-    double T = 0;
-    if (q != n) T += 2.0 * msg_cost(p, inter, f, m) + m * am_gamma(p, m);
-    /* step k carries m/2^k, k = 1..log2 q */
-    double b = m;
-    for (long d = 1; d < q; d *= 2) {
-        b /= 2;
-        T += 2.0 * msg_cost(p, inter, f, b) + b * am_gamma(p, b);
-    }
-    return T;
-}
-
-/* Does an exchange at rank distance d (partner r^d) cross nodes, and with how many flows
- * per NIC? "all": every rank exchanges (halving/doubling); else one sender per pair of
- * subtrees (binomial tree: at most one per node when it crosses). */
-static int crosses(const am_topo *t, long d, int all, double *flows)
-{
-    long N = t->nodes, R = t->rpn;
-    *flows = all ? (double)R : 1; /* intra: every rank of the node at once, or one */
-    if (N <= 1) return 0;
-    if (t->placement == AM_CYCLIC) {
-        if (d % N == 0) return 0;
-        *flows = all ? (double)R : 1;
-        return 1;
-    }
-    if (d >= R) {
-        *flows = all ? (double)R : 1;
-        return 1;
-    }
-    if (R % (2 * d) != 0) {
-        *flows = all ? (double)(d < R ? d : R) : 1;
-        return 1;
-    }
-    *flows = all ? (double)R : 1;
-    return 0;
-}
-
-static double flat_rabenseifner(const am_params *p, const am_topo *t, double M, int whole)
-{
-    long P = t->nodes * t->rpn;
-    if (P <= 1) return 0;
-    long q = pow2_floor(P);
-    double T = 0, f;
-    if (q != P) {
-        int x = crosses(t, 1, 1, &f);
-        T += 2.0 * msg_cost(p, x, f, M) + M * am_gamma(p, M);
-    }
-    double b = M;
-    for (long d = 1; d < q; d *= 2) {
-        int x = crosses(t, d, 1, &f);
-        if (whole) /* recursive doubling: the whole vector every step */
-            T += msg_cost(p, x, f, M) + M * am_gamma(p, M);
-        else {
-            b /= 2;
-            T += 2.0 * msg_cost(p, x, f, b) + b * am_gamma(p, b);
-        }
+    double g = am_gamma(p, M), T = 0;
+    if (q != n) T += xchg(p, t, column, 1, M, 1, g, chunk) + xchg(p, t, column, 1, M, 0, g, chunk);
+    int steps = 0;
+    for (long d = 1; d < q; d *= 2) steps++;
+    for (int i = 1; i <= steps; i++) {
+        long d = largest_first ? q >> i : 1L << (i - 1); /* reduce-scatter step i */
+        double b = whole ? M : M / ldexp(1.0, i);
+        T += xchg(p, t, column, d, b, 1, g, chunk);
+        if (!whole) T += xchg(p, t, column, d, b, 0, g, chunk); /* its allgather mirror */
     }
     return T;
 }
@@ -226,36 +203,41 @@ static double flat_rabenseifner(const am_params *p, const am_topo *t, double M, 
 static double tree_time(const am_params *p, const am_topo *t, double M)
 {
     long P = t->nodes * t->rpn;
-    double T = 0, f;
+    double T = 0, f, g = am_gamma(p, M);
     for (long d = 1; d < P; d *= 2) {
-        int x = crosses(t, d, 0, &f);
-        T += 2.0 * msg_cost(p, x, f, M) + M * am_gamma(p, M);
+        am_link l = link_for(p, crosses(t, d, 0, &f), f);
+        T += 2 * (l.alpha + M * l.beta) + M * g;
     }
     return T;
 }
 
-static double hier_time(const am_params *p, const am_topo *t, double M, int rhd)
+static double hier_time(const am_params *p, const am_topo *t, double M, int rd)
 {
     long N = t->nodes, R = t->rpn;
-    if (N * R <= 1) return 0;
-    double T = 0, m = M / (double)R;
+    double T = 0, m = M / (double)R, g = am_gamma(p, M);
     if (R > 1) {
-        double cg = fmin(m, p->seg_bytes > 0 ? p->seg_bytes : m);
-        T += (double)(R - 1) * (2.0 * block_cost(p, 0, (double)R, m) + m * am_gamma(p, cg));
+        am_link l = link_for(p, 0, (double)R);
+        T += stream(l, R, m, p->seg_bytes, 1, 0, g, 1) + stream(l, R, m, p->seg_bytes, 0, 1, g, 1);
     }
-    T += rhd ? rhd_among(p, N, 1, (double)R, m) : ring_among(p, N, 1, (double)R, m);
+    if (N > 1) {
+        if (rd) T += halving_doubling(p, t, N, m, 1, 1, 0, p->chunk_bytes);
+        else T += stream(link_for(p, 1, (double)R), N, m / (double)N, p->seg_bytes, 1, 1, g, 1);
+    }
     return T;
 }
 
 double am_allreduce_time(const am_params *p, const am_topo *t, am_algo a, double bytes)
 {
-    if (t->nodes * t->rpn <= 1 || bytes <= 0) return 0;
+    long P = t->nodes * t->rpn;
+    if (P <= 1 || bytes <= 0) return 0;
     switch (a) {
-    case AM_RING: return ring_time(p, t, bytes);
-    case AM_HIER_RING: return hier_time(p, t, bytes, 0);
-    case AM_HIER_RHD: return hier_time(p, t, bytes, 1);
-    case AM_RABENSEIFNER: return flat_rabenseifner(p, t, bytes, 0);
-    case AM_RECDOUBLING: return flat_rabenseifner(p, t, bytes, 1);
+    case AM_RING: return ring_time(p, t, bytes, 0);
+    case AM_HIER: return hier_time(p, t, bytes, 0);
+    case AM_HIER_RD: return hier_time(p, t, bytes, 1);
+    case AM_RD: return halving_doubling(p, t, P, bytes, 0, 1, 0, p->chunk_bytes);
+    case AM_MPI_RING: return ring_time(p, t, bytes, 1);
+    case AM_RABENSEIFNER: return halving_doubling(p, t, P, bytes, 0, 0, 0, 0);
+    case AM_RECDOUBLING: return halving_doubling(p, t, P, bytes, 0, 0, 1, 0);
     case AM_TREE: return tree_time(p, t, bytes);
     default: return NAN;
     }
@@ -265,7 +247,7 @@ am_algo am_best(const am_params *p, const am_topo *t, double bytes, double *time
 {
     am_algo best = AM_RING;
     double bt = INFINITY;
-    for (int a = 0; a < AM_NALGO; a++) {
+    for (int a = 0; a < AM_NOURS; a++) {
         double x = am_allreduce_time(p, t, (am_algo)a, bytes);
         if (x < bt * (1 - 1e-9)) bt = x, best = (am_algo)a; /* a tie keeps the earlier (simpler) one */
     }
@@ -312,17 +294,24 @@ typedef struct field {
 static const field fields[] = {
     {"alpha_intra", OFF(intra.alpha), 1}, {"beta_intra", OFF(intra.beta), 1},
     {"alpha_inter", OFF(inter.alpha), 2}, {"beta_inter", OFF(inter.beta), 2},
+    {"inter_flows", OFF(inter_flows), 0},
+    {"alpha_ring", OFF(ring.alpha), 3}, {"beta_ring", OFF(ring.beta), 3},
+    {"ring_nodes", OFF(ring_nodes), 0}, {"ring_rpn", OFF(ring_rpn), 0},
     {"gamma_cache", OFF(gamma_cache), 0}, {"gamma_mem", OFF(gamma_mem), 0},
-    {"cache_bytes", OFF(cache_bytes), 0}, {"seg_bytes", OFF(seg_bytes), 0},
-    {"node_bw", OFF(node_bw), 0}, {"node_bw_pairs", (size_t)-1, 0}, {"node_bw_bytes", (size_t)-1, 0},
-    /* informational keys bench_alphabeta writes */
+    {"cache_bytes", OFF(cache_bytes), 0}, {"seg_bytes", OFF(seg_bytes), 0}, {"chunk_bytes", OFF(chunk_bytes), 0},
+    {"node_bw", OFF(node_bw), 0},
+    /* informational keys bench_alphabeta writes (old versions' too) */
+    {"node_bw_pairs", (size_t)-1, 0}, {"node_bw_bytes", (size_t)-1, 0}, {"intra_flows", (size_t)-1, 0},
     {"nodes", (size_t)-1, 0}, {"ranks", (size_t)-1, 0}, {"ranks_per_node", (size_t)-1, 0},
-    {"resid_intra", (size_t)-1, 0}, {"resid_inter", (size_t)-1, 0},
-    {"resid_intra_large", (size_t)-1, 0}, {"resid_inter_large", (size_t)-1, 0},
+    {"resid_intra", (size_t)-1, 0}, {"resid_inter", (size_t)-1, 0}, {"resid_ring", (size_t)-1, 0},
+    {"resid_intra_large", (size_t)-1, 0}, {"resid_inter_large", (size_t)-1, 0}, {"resid_ring_large", (size_t)-1, 0},
     {"alpha_intra_pp", (size_t)-1, 0}, {"beta_intra_pp", (size_t)-1, 0},
     {"alpha_inter_pp", (size_t)-1, 0}, {"beta_inter_pp", (size_t)-1, 0},
+    {"alpha_intra_pair", (size_t)-1, 0}, {"beta_intra_pair", (size_t)-1, 0},
+    {"alpha_inter_pair", (size_t)-1, 0}, {"beta_inter_pair", (size_t)-1, 0},
     {"resid_intra_pp", (size_t)-1, 0}, {"resid_inter_pp", (size_t)-1, 0},
     {"gamma_cache_bytes", (size_t)-1, 0}, {"gamma_mem_bytes", (size_t)-1, 0},
+    {"gamma_cache_alone", (size_t)-1, 0}, {"gamma_mem_alone", (size_t)-1, 0},
     {"max_bytes", (size_t)-1, 0}, {"reps", (size_t)-1, 0},
 };
 
@@ -379,6 +368,7 @@ int am_params_read(const char *path, am_params *p, char *err, size_t cap)
         if (fd->off != (size_t)-1) *(double *)((char *)p + fd->off) = v;
         if (fd->sets == 1) p->have_intra = 1;
         if (fd->sets == 2) p->have_inter = 1;
+        if (fd->sets == 3) p->have_ring = 1;
         any = 1;
     }
     if (0 == rc && ferror(f)) snprintf(err, cap, "%s: read error", path), rc = -1;
@@ -389,6 +379,13 @@ int am_params_read(const char *path, am_params *p, char *err, size_t cap)
         snprintf(err, cap, "%s: field 'beta_intra' missing or zero (alpha_intra without it)", path), rc = -1;
     if (0 == rc && p->have_inter && (p->inter.beta <= 0))
         snprintf(err, cap, "%s: field 'beta_inter' missing or zero (alpha_inter without it)", path), rc = -1;
+    if (0 == rc && p->have_ring && (p->ring.beta <= 0 || p->ring_nodes < 1 || p->ring_rpn < 1))
+        snprintf(err, cap, "%s: field 'beta_ring' missing or zero, or 'ring_nodes'/'ring_rpn' missing (the ring "
+                 "step holds for the shape it was measured on)", path), rc = -1;
+    if (0 == rc && p->inter_flows < 1)
+        snprintf(err, cap, "%s: field 'inter_flows': %g is below one flow", path, p->inter_flows), rc = -1;
+    if (0 == rc && p->chunk_bytes < 4)
+        snprintf(err, cap, "%s: field 'chunk_bytes': %g is below one float", path, p->chunk_bytes), rc = -1;
     if (0 == rc && p->seg_bytes < 4)
         snprintf(err, cap, "%s: field 'seg_bytes': %g is below one float", path, p->seg_bytes), rc = -1;
     return rc;

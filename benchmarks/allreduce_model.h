@@ -10,19 +10,25 @@
 /* One link class: a message of m bytes costs alpha + m * beta seconds. */
 typedef struct am_link {
     double alpha; /* s */
-    double beta;  /* s/byte, one flow alone on the link */
+    double beta;  /* s/byte of one flow, under the concurrency it was measured with */
 } am_link;
 
 typedef struct am_params {
-    am_link intra;        /* ranks of one node (shared memory) */
-    am_link inter;        /* ranks of different nodes, one flow per NIC direction */
-    double gamma_cache;   /* s/byte of a float sum of two buffers, chunk <= cache_bytes */
-    double gamma_mem;     /* s/byte, chunk > cache_bytes */
+    am_link intra;        /* one flow of a ring step inside a node while every rank of every node runs one
+                             (bench_alphabeta's "intra" pattern) */
+    am_link inter;        /* one flow between nodes while inter_flows flows cross each NIC each way
+                             (bench_alphabeta's "inter" pattern; or 8/rate with inter_flows = 1) */
+    double inter_flows;   /* f flows per NIC get beta_inter * f / inter_flows each (the NIC is shared) */
+    am_link ring;         /* optional: the flat ring's step, measured on ring_nodes x ring_rpn ("ring" pattern) */
+    double ring_nodes, ring_rpn;
+    double gamma_cache;   /* s/byte of a float sum of two buffers, buffer <= cache_bytes */
+    double gamma_mem;     /* s/byte, larger buffers */
     double cache_bytes;   /* where gamma switches */
-    double seg_bytes;     /* the ring's segment (DP_RING_SEGMENT_BYTES_DEFAULT): one alpha per segment */
-    double node_bw;       /* bytes/s all of a node's ranks move at once through shared memory
-                             (bench_alphabeta's concurrent pairs); 0 = no limit beyond beta_intra */
-    int have_intra, have_inter; /* which links a parameter file measured */
+    double seg_bytes;     /* the ring's segment (DP_RING_SEGMENT_BYTES_DEFAULT) */
+    double chunk_bytes;   /* rd's chunk (RD_CHUNK in src/comm/rd.c): one blocking exchange each */
+    double node_bw;       /* bytes/s all of a node's ranks move at once through shared memory; 0 = no
+                             limit beyond beta_intra (f intra flows get max(beta_intra, f/node_bw)) */
+    int have_intra, have_inter, have_ring; /* which links a parameter file measured */
 } am_params;
 
 /* Where ranks sit: block = ranks r*R .. r*R+R-1 on node r (Open MPI's default with a
@@ -36,12 +42,17 @@ typedef struct am_topo {
 } am_topo;
 
 typedef enum am_algo {
-    AM_RING = 0,      /* flat ring over P = N*R, dptrain's dp_ring_allreduce */
-    AM_HIER_RING,     /* intra reduce-scatter, inter ring, intra allgather */
-    AM_HIER_RHD,      /* same, inter leg by recursive halving/doubling (Rabenseifner) */
-    AM_RABENSEIFNER,  /* flat recursive halving reduce-scatter + recursive doubling allgather */
-    AM_RECDOUBLING,   /* flat recursive doubling on the whole vector */
-    AM_TREE,          /* binomial-tree reduce + binomial-tree broadcast */
+    /* dptrain's own (src/comm/): what --allreduce auto chooses among */
+    AM_RING = 0,      /* dp_ring_allreduce: flat ring over P = N*R, segmented and streamed */
+    AM_RD,            /* dp_rd_allreduce: flat halving (largest distance first) + doubling, chunked */
+    AM_HIER,          /* dp_hier_allreduce, ring across nodes */
+    AM_HIER_RD,       /* dp_hier_allreduce, halving/doubling across nodes (hier-rd) */
+    AM_NOURS,         /* (a tie goes to the earlier: the flat one when hier is the same, R = 1) */
+    /* Open MPI 4.1's coll/tuned algorithms (what MPI_Allreduce rows of bench_allreduce ran) */
+    AM_MPI_RING = AM_NOURS, /* unsegmented ring: one message per step */
+    AM_RABENSEIFNER,  /* halving at distance 1, 2, 4, .. + doubling in reverse, unchunked */
+    AM_RECDOUBLING,   /* the whole vector at distance 1, 2, 4, .. */
+    AM_TREE,          /* binomial reduce + binomial broadcast */
     AM_NALGO
 } am_algo;
 
@@ -51,13 +62,14 @@ int am_algo_parse(const char *name);
 
 /* Predicted time (s) of one allreduce of `bytes` bytes of floats. 0 when P == 1. */
 double am_allreduce_time(const am_params *p, const am_topo *t, am_algo a, double bytes);
-/* The cheapest algorithm for this size and topology (what `auto` would run). */
+/* The cheapest of dptrain's algorithms (AM_RING .. AM_HIER_RD) for this size and topology. */
 am_algo am_best(const am_params *p, const am_topo *t, double bytes, double *time_out);
 
-/* gamma for a reduction whose working chunk is `chunk` bytes */
-double am_gamma(const am_params *p, double chunk);
+/* gamma for a reduction over a buffer of `bytes` */
+double am_gamma(const am_params *p, double bytes);
 
-/* Defaults: everything zero except seg_bytes (256 KiB) and cache_bytes (1 MiB). */
+/* Defaults: everything zero except seg_bytes and chunk_bytes (256 KiB), cache_bytes (1 MiB),
+ * inter_flows (1). */
 void am_params_init(am_params *p);
 /* Reads a key=value parameter file (bench_alphabeta --out) over *p: keys present replace
  * the values in p, so two files (host for intra, virtual cluster for inter) can be read

@@ -4,7 +4,7 @@
  *
  *   allreduce_model time  [PARAMS] --nodes N --rpn R [--bytes 4K,1M,64M]
  *   allreduce_model scale [PARAMS] --compute FILE [--gbit 10,25,100] [--rpn 1,8,32,64]
- *                         [--max-nodes 4096] [--bucket-mb 4] [--csv FILE]
+ *                         [--max-nodes 4096] [--bucket-mb 4] [--csv FILE] [--at 64,256,1024,4096]
  *   allreduce_model check [PARAMS] --nodes N --rpn R --measured CSV
  *   PARAMS: --params FILE (repeatable: later files replace earlier keys), --alpha-intra S,
  *           --beta-intra S_PER_B, --alpha-inter S, --beta-inter S_PER_B, --gbit G (time: the
@@ -18,15 +18,19 @@
  * for MPI over TCP or RoCE on a datacentre network, not a measurement: the virtual cluster's
  * alpha is that of veth pairs on one loaded host). T1 is the one-rank step time (the compute
  * file's), TP the predicted step time at P ranks; efficiency = T1/TP. Every algorithm is run
- * for all buckets, and `auto` takes the cheapest predicted per bucket.
+ * for all buckets, and `auto` takes the cheapest of dptrain's own (ring, hier, hier-rd, rd)
+ * per bucket. Last, a markdown table of dptrain's algorithms and auto at the --at node counts
+ * (the README's). The intra link is the measured one at every ranks-per-node count (its
+ * per-flow beta does not grow with R unless --node-gbs is given).
  *
  * check: the model against a bench_allreduce --csv of a run on N x R ranks: for every row,
  * the predicted time of the algorithm the row ran (ring/SEG: our ring with that segment;
- * hier*: the hierarchical ring, hier*rhd*: its halving/doubling variant; MPI_Allreduce: the
- * algorithm its mpi_alg column names: ring and segmented_ring -> ring, rabenseifner,
- * recursive_doubling, basic_linear/nonoverlapping -> tree) against the measured median, and
- * the error (predicted - measured)/measured; rows off by more than 25% are marked. Rows of
- * other variants are listed as skipped.
+ * hier, hier-rd, rd: ours; MPI_Allreduce: the Open MPI algorithm its mpi_alg column names:
+ * ring and segmented_ring -> mpi-ring, rabenseifner, recursive_doubling, basic_linear/
+ * nonoverlapping -> tree) against the measured median, and the error (predicted -
+ * measured)/measured; rows off by more than 25% are marked, and a summary per algorithm
+ * follows. auto and codec rows are listed as skipped (auto's choice is not in the CSV, a
+ * codec's bytes are not float32's).
  *
  * Compute file: one model per line, '#' comments, whitespace-separated:
  *   NAME PARAMS T_COMPUTE_S BWD_FRAC T_UPDATE_S TAIL_PARAMS [SOURCE...]
@@ -157,13 +161,16 @@ static void need_links(const am_params *p, long rpn, long nodes)
 
 static void print_params(const am_params *p, FILE *o);
 
-/* which model algorithm a bench_allreduce row ran; -1: none */
+/* which model algorithm a bench_allreduce row ran; -1: none (auto: its choice is not in the
+ * CSV; codec variants: bytes on the wire differ) */
 static int row_algo(const char *name, const char *mpi_alg)
 {
-    if (0 == strncmp(name, "ring", 4)) return AM_RING;
-    if (0 == strncmp(name, "hier", 4)) return strstr(name, "rhd") ? AM_HIER_RHD : AM_HIER_RING;
+    if (0 == strncmp(name, "ring/", 5)) return AM_RING;
+    if (0 == strcmp(name, "hier")) return AM_HIER;
+    if (0 == strcmp(name, "hier-rd")) return AM_HIER_RD;
+    if (0 == strcmp(name, "rd")) return AM_RD;
     if (0 == strcmp(name, "MPI_Allreduce")) {
-        if (strstr(mpi_alg, "ring")) return AM_RING;
+        if (strstr(mpi_alg, "ring")) return AM_MPI_RING;
         if (strstr(mpi_alg, "rabenseifner")) return AM_RABENSEIFNER;
         if (strstr(mpi_alg, "recursive_doubling")) return AM_RECDOUBLING;
         if (strstr(mpi_alg, "basic_linear") || strstr(mpi_alg, "nonoverlapping")) return AM_TREE;
@@ -200,8 +207,8 @@ static int check(am_params *p, const am_topo *t, const char *path)
     print_params(p, stdout);
     printf("# %ld nodes x %ld ranks per node; measured: %s\n", t->nodes, t->rpn, path);
     printf("%12s %-18s %-13s %12s %12s %8s\n", "bytes", "variant", "model", "measured_us", "predicted_us", "error");
-    int n = 0, within = 0, skipped = 0;
-    double worst = 0, seg0 = p->seg_bytes;
+    int n = 0, within = 0, skipped = 0, an[AM_NALGO] = {0}, aw[AM_NALGO] = {0};
+    double worst = 0, seg0 = p->seg_bytes, aworst[AM_NALGO] = {0};
     while (fgets(line, sizeof line, f)) {
         ln++;
         line[strcspn(line, "\r\n")] = '\0';
@@ -243,22 +250,32 @@ static int check(am_params *p, const am_topo *t, const char *path)
         n++;
         within += fabs(err) <= 0.25;
         if (fabs(err) > fabs(worst)) worst = err;
+        an[a]++, aw[a] += fabs(err) <= 0.25;
+        if (fabs(err) > fabs(aworst[a])) aworst[a] = err;
         printf("%12.0f %-18s %-13s %12.2f %12.2f %+7.0f%%%s\n", bytes, field[col[1]], am_algo_name((am_algo)a),
                meas * 1e6, pred * 1e6, 100 * err, fabs(err) > 0.25 ? "  > 25%" : "");
     }
     fclose(f);
+    for (int a = 0; a < AM_NALGO; a++)
+        if (an[a]) printf("# %-13s %2d rows: %2d within 25%%, worst %+.0f%%\n", am_algo_name((am_algo)a), an[a], aw[a],
+                          100 * aworst[a]);
     printf("# %d rows compared: %d within 25%%, worst %+.0f%%; %d skipped\n", n, within, 100 * worst, skipped);
     return 0;
 }
 
 static void print_params(const am_params *p, FILE *o)
 {
-    fprintf(o, "# intra: alpha %.3g s beta %.3g s/B (%.2f GB/s) | inter: alpha %.3g s beta %.3g s/B (%.2f Gbit/s)\n",
-            p->intra.alpha, p->intra.beta, p->intra.beta > 0 ? 1e-9 / p->intra.beta : 0, p->inter.alpha,
-            p->inter.beta, p->inter.beta > 0 ? 8e-9 / p->inter.beta : 0);
-    fprintf(o, "# gamma: %.3g s/B (<= %.0f B), %.3g s/B (larger) | ring segment %.0f B | node shared memory %s%.3g GB/s\n",
-            p->gamma_cache, p->cache_bytes, p->gamma_mem, p->seg_bytes, p->node_bw > 0 ? "" : "unlimited ",
-            p->node_bw / 1e9);
+    fprintf(o, "# intra: alpha %.3g s beta %.3g s/B (%.2f GB/s a flow) | inter: alpha %.3g s beta %.3g s/B (%.3g Gbit/s "
+            "a flow with %g flows per NIC: %.3g Gbit/s a NIC)\n", p->intra.alpha, p->intra.beta,
+            p->intra.beta > 0 ? 1e-9 / p->intra.beta : 0, p->inter.alpha, p->inter.beta,
+            p->inter.beta > 0 ? 8e-9 / p->inter.beta : 0, p->inter_flows,
+            p->inter.beta > 0 ? 8e-9 * p->inter_flows / p->inter.beta : 0);
+    if (p->have_ring)
+        fprintf(o, "# flat ring step measured on %g x %g: alpha %.3g s beta %.3g s/B (%.3g Gbit/s)\n", p->ring_nodes,
+                p->ring_rpn, p->ring.alpha, p->ring.beta, p->ring.beta > 0 ? 8e-9 / p->ring.beta : 0);
+    fprintf(o, "# gamma: %.3g s/B (<= %.0f B), %.3g s/B (larger) | ring segment %.0f B | rd chunk %.0f B | node shared "
+            "memory %s%.3g GB/s\n", p->gamma_cache, p->cache_bytes, p->gamma_mem, p->seg_bytes, p->chunk_bytes,
+            p->node_bw > 0 ? "" : "unlimited ", p->node_bw / 1e9);
 }
 
 int main(int argc, char **argv)
@@ -273,8 +290,8 @@ int main(int argc, char **argv)
     am_params p;
     am_params_init(&p);
     am_topo topo = {.nodes = 1, .rpn = 1, .placement = AM_BLOCK};
-    double bytes[MAXLIST], gbit[MAXLIST], rpns[MAXLIST];
-    int nbytes = 0, ngbit = 0, nrpn = 0;
+    double bytes[MAXLIST], gbit[MAXLIST], rpns[MAXLIST], at[MAXLIST] = {64, 256, 1024, 4096};
+    int nbytes = 0, ngbit = 0, nrpn = 0, nat = 4;
     double max_nodes = 4096, bucket_mb = 4, alpha_inter = -1;
     const char *compute = NULL, *csv = NULL;
     char err[512];
@@ -310,6 +327,11 @@ int main(int argc, char **argv)
                 if (rpns[r] != floor(rpns[r]) || rpns[r] < 1 || rpns[r] > 1e6) die("--rpn '%s': whole numbers >= 1", v);
         }
         else if (scale && !strcmp(a, "--max-nodes")) max_nodes = (double)whole(a, v);
+        else if (scale && !strcmp(a, "--at")) {
+            nat = list(a, v, at);
+            for (int k = 0; k < nat; k++)
+                if (at[k] != floor(at[k]) || at[k] < 1 || at[k] > 1048576) die("--at '%s': node counts 1 .. 1048576", v);
+        }
         else if (scale && !strcmp(a, "--bucket-mb")) bucket_mb = num(a, v);
         else if (checking && !strcmp(a, "--measured")) measured = v;
         else if (scale && !strcmp(a, "--compute")) compute = v;
@@ -323,14 +345,14 @@ int main(int argc, char **argv)
         if (!measured) die("check needs --measured CSV (a bench_allreduce --csv)%s", "");
         if (topo.nodes < 1 || topo.rpn < 1) die("--nodes and --rpn must be >= 1%s", "");
         if (ngbit > 1) die("check takes one --gbit rate%s", "");
-        if (ngbit == 1) p.inter.beta = 8.0 / (gbit[0] * 1e9), p.have_inter = 1;
+        if (ngbit == 1) p.inter.beta = 8.0 / (gbit[0] * 1e9), p.inter_flows = 1, p.have_inter = 1;
         need_links(&p, topo.rpn, topo.nodes);
         return check(&p, &topo, measured);
     }
     if (!scale) {
         if (topo.nodes < 1 || topo.rpn < 1) die("--nodes and --rpn must be >= 1%s", "");
         if (ngbit > 1) die("time takes one --gbit rate%s", "");
-        if (ngbit == 1) p.inter.beta = 8.0 / (gbit[0] * 1e9), p.have_inter = 1;
+        if (ngbit == 1) p.inter.beta = 8.0 / (gbit[0] * 1e9), p.inter_flows = 1, p.have_inter = 1;
         if (0 == nbytes) {
             double def[] = {4096, 65536, 1048576, 4194304, 16777216, 67108864};
             nbytes = 6;
@@ -366,6 +388,7 @@ int main(int argc, char **argv)
     }
     for (int r = 0; r < nrpn; r++) need_links(&p, (long)rpns[r], 1); /* inter: from each --gbit */
     p.have_inter = 1;
+    p.inter_flows = 1; /* a NIC of the rate, shared by the flows that cross it */
     p.inter.beta = 8.0 / (gbit[0] * 1e9); /* each rate in turn below */
     print_params(&p, stdout);
     printf("# inter beta = 8/(rate) for each rate below (the first shown above); alpha_inter %.3g s (%s); bucket %.4g MiB; weak scaling, efficiency T1/TP\n",
@@ -408,5 +431,33 @@ int main(int argc, char **argv)
         return 1;
     }
     if (csv) printf("\ncsv: %s\n", csv);
+    /* the README's table: efficiency at the --at node counts, each of our algorithms and auto */
+    printf("\n## Predicted weak-scaling efficiency T1/TP (auto: its choice for the largest bucket)\n\n"
+           "| model | Gbit/s | ranks/node | algorithm |");
+    for (int k = 0; k < nat; k++) printf(" %g nodes |", at[k]);
+    printf("\n|---|---|---|---|");
+    for (int k = 0; k < nat; k++) printf("---|");
+    printf("\n");
+    for (int i = 0; i < nm; i++)
+        for (int g = 0; g < ngbit; g++) {
+            p.inter.beta = 8.0 / (gbit[g] * 1e9);
+            for (int r = 0; r < nrpn; r++) {
+                topo.rpn = (long)rpns[r];
+                double t1 = mods[i].st.t_compute + mods[i].st.t_update;
+                for (int a = 0; a <= AM_NOURS; a++) {
+                    printf("| %s | %g | %ld | %s |", mods[i].name, gbit[g], topo.rpn,
+                           a < AM_NOURS ? am_algo_name((am_algo)a) : "**auto**");
+                    for (int k = 0; k < nat; k++) {
+                        topo.nodes = (long)at[k];
+                        double tp = am_step_time(&p, &topo, a < AM_NOURS ? a : -1, &mods[i].st, NULL);
+                        if (a < AM_NOURS) printf(" %.2f |", t1 / tp);
+                        else printf(" **%.2f** %s |", t1 / tp,
+                                    am_algo_name(am_best(&p, &topo, fmin(mods[i].st.grad_bytes, mods[i].st.bucket_bytes),
+                                                         NULL)));
+                    }
+                    printf("\n");
+                }
+            }
+        }
     return 0;
 }

@@ -1,61 +1,80 @@
 /* bench_alphabeta: the parameters of benchmarks/allreduce_model.c, measured on the machine
- * it runs on: point-to-point latency alpha and inverse bandwidth beta between two ranks of
- * one node and between two ranks of different nodes, and gamma, the time per byte of a float
- * sum of two buffers (the ring's reduction).
+ * it runs on, the way the collectives run: latency alpha and inverse bandwidth beta of one
+ * message when the ranks move data in the patterns our allreduces use, and gamma, the time
+ * per byte of a float sum of two buffers.
  *
  *   mpirun -np 2 build/benchmarks/bench_alphabeta [--out FILE] [options]    (--help lists them)
- *   launch/vcluster.sh --nodes 2 --rate 1gbit -- mpirun -np 2 build/benchmarks/bench_alphabeta ...
+ *   launch/vcluster.sh --nodes 2 --ranks-per-node 2 --rate 1gbit -- mpirun -np 4 build/benchmarks/bench_alphabeta ...
  *
- * Nodes are MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)'s. The intra pair is local ranks 0
- * and 1 of the first node that has two; the inter pair is local rank 0 of the first two
- * nodes. One pair runs at a time while every other rank waits, so a pair has its link (and
- * its NIC) alone: beta is one flow's, as the model wants it.
+ * Nodes are MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)'s, N nodes of R ranks (world ranks in
+ * blocks, as Open MPI places them with a hostfile of slots=R).
  *
- * Per size (8 B .. --max-bytes, powers of two): a warm-up round (TCP connections open on
- * first use), then reps rounds of
- *   ping-pong: A sends, B returns it; one-way time = round trip / 2;
- *   exchange:  both MPI_Sendrecv at once (what a ring step does: send right, receive left);
- *              a round's time is the slower side's.
- * The reported time is the median over rounds; reps shrinks for large sizes to keep each
- * size within --budget seconds (at least 3 rounds).
+ * Why patterns and not one pair: in an allreduce every rank is inside the call at once. A
+ * pair timed while the other ranks wait in MPI (Open MPI busy-polls) measures the idle ranks'
+ * polling (on 2 cores shared by 4 ranks the old version found an 8 ms "latency"), and a pair
+ * timed alone on a link measures one TCP flow where the algorithm runs R of them through one
+ * NIC. So the model's parameters come from patterns in which EVERY rank exchanges at once,
+ * one MPI_Sendrecv of m bytes per rank and round (as ring, hier and rd steps do):
+ *   intra:  each rank with its node's next/previous local rank (a ring step inside every
+ *           node, all nodes at once): R flows per node, the intra-node legs of hier and the
+ *           intra-node steps of rd. Needs R >= 2.
+ *   inter:  each rank with the same local rank on the next/previous node (a step of hier's
+ *           column ring, all columns at once): R flows through each NIC each way, and every
+ *           rank crossing, as rd's inter-node steps. Needs N >= 2.
+ *   ring:   each rank with world rank +-1 (a flat ring step, all at once): N hops cross
+ *           nodes (one flow per NIC each way), P - N stay inside. The flat ring's step; only
+ *           with N >= 2 and R >= 2 (else it is the intra or the inter pattern).
+ * Oversubscription (more ranks than cores, as 4 ranks on this 2-core machine) is therefore
+ * measured, not modelled: it is in the patterns' alpha and beta, for the placement the run
+ * used, and those figures hold for that placement only.
+ * For reference, two pairs measured alone while every other rank waits in a sleeping loop
+ * (MPI_Ibarrier + MPI_Test + nanosleep, so it takes no core): local ranks 0 and 1 of the
+ * first node with two (intra pair), local rank 0 of the first two nodes (inter pair);
+ * ping-pong (one-way = round trip / 2) and exchange (both MPI_Sendrecv at once). These
+ * "_pair"/"_pp" keys are written but not used by the model.
+ *
+ * Per size (--min-bytes .. --max-bytes, times --factor): a warm-up round (TCP connections
+ * open on first use), then rounds of (barrier, time CHAIN = 4 exchanges back to back, 1 above
+ * 1 MiB) until they add up to --budget seconds (at least 3, at most --reps; see keep_going);
+ * a round's time is its slowest rank's (as bench_allreduce times a call), the figure is the
+ * median over rounds of round time / CHAIN. (The pairs are timed one message per round.)
  * Fit: t(m) = alpha + m*beta, beta by least squares over the large sizes (>= the largest/16),
- * alpha from the small ones (<= 1 KiB), see fit_two. The residuals reported are the RMS
- * relative error (fit - t)/t over all sizes and over the large ones: a single alpha-beta line
- * does not follow an MPI's protocol switches (eager/rendezvous) or a tbf's burst, and the
- * residual says by how much. The model uses the exchange fit.
- * gamma: rank 0 alone times b[i] += a[i] over floats at an in-cache size (--gamma-small,
- * default 32 KiB per vector) and an out-of-cache one (--gamma-big, default 32 MiB), median
- * of reps, seconds per byte of one vector.
- *
- * node_bw: all ranks of the intra pair's node exchange --max-bytes (at most 16 MiB) with a
- * neighbour at once (local ranks 2k, 2k+1), bytes sent per second summed over the node: what
- * the R flows of a ring step share. Written only with 2 pairs or more (4+ ranks on a node).
- * Output: a table on stdout and, with --out, a key=value file for allreduce_model --params.
- * One node: intra-node figures only (said so); one rank per node: inter-node only. */
+ * alpha the median of t - beta*m over the small ones (<= 1 KiB), see fit_two; the RMS
+ * relative residuals over all sizes and over the large ones say how far from a line it is.
+ * gamma: every rank at once times b[i] += a[i] over floats at an in-cache size (--gamma-small,
+ * default 32 KiB per vector) and an out-of-cache one (--gamma-big, default 32 MiB): the
+ * slowest rank's median, seconds per byte of one vector (ranks sharing cores slow it as they
+ * slow the reductions inside the allreduce); rank 0 alone as well, for reference.
+ * Output: a table on stdout and, with --out, a key=value file for allreduce_model --params. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mpi.h>
 
 #define MAXSIZES 40
+#define CHAIN 4 /* exchanges per timed round of a pattern, up to 1 MiB */
 
-static int g_rank;
+static int g_rank, g_size;
 
 static void usage(void)
 {
     if (0 == g_rank)
         fprintf(stderr,
-                "usage: bench_alphabeta [--out FILE] [--max-bytes 64M] [--min-bytes 8] [--reps 20]\n"
+                "usage: bench_alphabeta [--out FILE] [--max-bytes 64M] [--min-bytes 8] [--factor 2] [--reps 1000]\n"
                 "                       [--budget 1.0] [--gamma-small 32K] [--gamma-big 32M] [--seg-bytes 256K]\n"
+                "                       [--no-pairs]\n"
                 "  --out FILE      write the parameters as key=value (allreduce_model --params FILE)\n"
                 "  --max-bytes B   largest message (default 64M); --min-bytes B smallest (default 8)\n"
-                "  --reps K        rounds per size at most (default 20, at least 3 are run)\n"
-                "  --budget S      seconds per size and method, roughly (default 1.0)\n"
+                "  --factor F      sizes grow by F (default 2; 4 halves the run time)\n"
+                "  --reps K        rounds per size at most (default 1000, at least 3 are run)\n"
+                "  --budget S      seconds of rounds per size and pattern (default 1.0; at least 3 rounds)\n"
                 "  --gamma-small B / --gamma-big B   vector sizes for gamma (default 32K / 32M)\n"
-                "  --seg-bytes B   the ring segment recorded in the file (default 256K, dptrain's default)\n");
+                "  --seg-bytes B   the ring segment recorded in the file (default 256K, dptrain's default)\n"
+                "  --no-pairs      skip the reference pairs (the model does not use them)\n");
 }
 
 static void fail(const char *msg, const char *arg)
@@ -90,6 +109,20 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* A wait that leaves the core to others: idle ranks must not take cores from the ranks
+ * being timed (Open MPI's MPI_Barrier spins). */
+static void sleeping_barrier(MPI_Comm c)
+{
+    MPI_Request rq;
+    MPI_Ibarrier(c, &rq);
+    for (int done = 0;;) {
+        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 typedef struct fit {
     double alpha, beta;
     double resid;       /* RMS relative error of the fit over every size */
@@ -98,10 +131,10 @@ typedef struct fit {
 
 /* beta: ordinary least squares (slope) over the large sizes, m >= largest/16, where
  * bandwidth dominates; alpha: the median of t - beta*m over the small sizes, m <= 1 KiB (the
- * smallest size when none is that small), where latency dominates (a median, not the mean a
- * least squares would give, so that one slow size on a loaded machine does not set it). One least squares over
- * every size would let the largest sizes set alpha too, and a relative-error fit lets the
- * middle sizes (protocol switches, a tbf's burst) set beta. */
+ * smallest size when none is that small), where latency dominates (a median, so that one slow
+ * size on a loaded machine does not set it). One least squares over every size would let the
+ * largest sizes set alpha too, and a relative-error fit lets the middle sizes (protocol
+ * switches, a tbf's burst) set beta. */
 static fit fit_two(const double *m, const double *t, int n)
 {
     fit f = {0, 0, 0, 0};
@@ -112,8 +145,9 @@ static fit fit_two(const double *m, const double *t, int n)
         if (m[i] >= big) sx += m[i], sy += t[i], sxx += m[i] * m[i], sxy += m[i] * t[i], nl++;
     double det = nl * sxx - sx * sx;
     if (nl >= 2 && det > 0) f.beta = (nl * sxy - sx * sy) / det;
-    else f.beta = m[n - 1] > 0 ? t[n - 1] / m[n - 1] : 0;
-    if (f.beta < 0) f.beta = 0;
+    /* a slope <= 0 (the large sizes no slower than the smaller ones: noise on a loaded machine)
+     * says nothing about bandwidth: then the largest size's time per byte, an upper bound */
+    if (!(f.beta > 0)) f.beta = m[n - 1] > 0 ? t[n - 1] / m[n - 1] : 0;
     double rest[MAXSIZES];
     int ns = 0;
     for (int i = 0; i < n; i++)
@@ -133,97 +167,128 @@ static fit fit_two(const double *m, const double *t, int n)
 
 typedef struct series {
     int n;
-    double bytes[MAXSIZES], pp[MAXSIZES], ex[MAXSIZES]; /* medians, s */
-    fit fpp, fex;
+    double bytes[MAXSIZES], t[MAXSIZES], t2[MAXSIZES]; /* medians, s (t2: the pair's exchange) */
+    fit f, f2;
 } series;
 
-/* Measures pair (a, b) of world ranks; every rank calls it. Results land on every rank. */
-static void measure(int a, int b, const double *sizes, int nsizes, int maxreps, double budget, char *sbuf,
-                    char *rbuf, series *out)
+typedef struct opts {
+    const double *sizes;
+    int nsizes, maxreps;
+    double budget;
+    char *sbuf, *rbuf;
+} opts;
+
+/* Rounds of one size until they add up to --budget seconds (at least 3, at most --reps, and 25
+ * where 4 budgets allow): on a
+ * machine where ranks share cores a round is fast while the ranks happen to run at once and
+ * slow when one waits for a core, so a size needs rounds spread over many scheduler slices,
+ * as bench_allreduce's timing loop has. t: the round's time, the same on every rank of c
+ * (MAX-reduced), so every rank stops after the same round. */
+static int keep_going(double *spent, double t, int r, const opts *o)
+{
+    *spent += t;
+    if (r + 1 >= o->maxreps) return 0;
+    if (r + 1 < 3) return 1;
+    /* at least 25 rounds unless they cost 4 budgets: stopping on time alone lets a few slow
+     * rounds (a rank waiting for a core) use up the budget and set the median */
+    return *spent < o->budget || (r + 1 < 25 && *spent < 4 * o->budget);
+}
+
+/* A pattern: every rank of WORLD sends m bytes to `right` and receives m from `left` at once
+ * (MPI_Sendrecv); a round's time is the slowest rank's. Fills out on every rank. */
+static void measure_pattern(int right, int left, const opts *o, series *out)
+{
+    memset(out, 0, sizeof *out);
+    out->n = o->nsizes;
+    double *tm = malloc(sizeof(double) * (size_t)o->maxreps);
+    if (!tm) MPI_Abort(MPI_COMM_WORLD, 1);
+    for (int s = 0; s < o->nsizes; s++) {
+        int n = (int)o->sizes[s];
+        for (int w = 0; w < (s == 0 ? 3 : 1); w++) /* warm-up: connections, pages */
+            MPI_Sendrecv(o->sbuf, n, MPI_CHAR, right, 1, o->rbuf, n, MPI_CHAR, left, 1, MPI_COMM_WORLD,
+                         MPI_STATUS_IGNORE);
+        double spent = 0;
+        int reps = 0;
+        /* a round is CHAIN exchanges back to back, as an algorithm's steps follow each other: the
+         * ranks' skew out of the barrier (large where ranks wait for cores) is paid once per
+         * round, as once per call, not once per message */
+        const int chain = n <= 1048576 ? CHAIN : 1;
+        do {
+            MPI_Barrier(MPI_COMM_WORLD);
+            double t0 = MPI_Wtime();
+            for (int c = 0; c < chain; c++)
+                MPI_Sendrecv(o->sbuf, n, MPI_CHAR, right, 3, o->rbuf, n, MPI_CHAR, left, 3, MPI_COMM_WORLD,
+                             MPI_STATUS_IGNORE);
+            double t = MPI_Wtime() - t0;
+            MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD); /* the slowest rank's */
+            tm[reps] = t / chain;
+        } while (keep_going(&spent, tm[reps] * chain, reps, o) && ++reps);
+        reps++;
+        out->bytes[s] = o->sizes[s];
+        out->t[s] = median(tm, reps);
+    }
+    free(tm);
+    out->f = fit_two(out->bytes, out->t, out->n);
+}
+
+/* A pair (a, b) of world ranks alone: ping-pong (t) and exchange (t2) while every other rank
+ * waits in sleeping_barrier. Results land on every rank. */
+static void measure_pair(int a, int b, const opts *o, series *out)
 {
     MPI_Comm pc;
     int in = g_rank == a || g_rank == b;
     MPI_Comm_split(MPI_COMM_WORLD, in ? 0 : MPI_UNDEFINED, g_rank == a ? 0 : 1, &pc);
     memset(out, 0, sizeof *out);
-    out->n = nsizes;
+    out->n = o->nsizes;
     if (in) {
         int peer = g_rank == a ? 1 : 0, first = g_rank == a;
-        double *tp = malloc(sizeof(double) * (size_t)maxreps), *te = malloc(sizeof(double) * (size_t)maxreps);
-        double *tm = malloc(sizeof(double) * (size_t)maxreps);
-        if (!tp || !te || !tm) MPI_Abort(MPI_COMM_WORLD, 1);
-        for (int s = 0; s < nsizes; s++) {
-            int n = (int)sizes[s];
-            for (int w = 0; w < (s == 0 ? 3 : 1); w++) /* warm-up: connections, pages */
-                MPI_Sendrecv(sbuf, n, MPI_CHAR, peer, 1, rbuf, n, MPI_CHAR, peer, 1, pc, MPI_STATUS_IGNORE);
-            /* reps from one timed exchange, decided by A so both sides agree */
-            double t0 = MPI_Wtime();
-            MPI_Sendrecv(sbuf, n, MPI_CHAR, peer, 2, rbuf, n, MPI_CHAR, peer, 2, pc, MPI_STATUS_IGNORE);
-            double one = MPI_Wtime() - t0;
-            int reps = one > 0 ? (int)(budget / 3.0 / one) : maxreps;
-            if (reps > maxreps) reps = maxreps;
-            if (reps < 3) reps = 3;
-            MPI_Bcast(&reps, 1, MPI_INT, 0, pc);
-            for (int r = 0; r < reps; r++) {
+        double *tp = malloc(sizeof(double) * (size_t)o->maxreps), *te = malloc(sizeof(double) * (size_t)o->maxreps);
+        if (!tp || !te) MPI_Abort(MPI_COMM_WORLD, 1);
+        for (int s = 0; s < o->nsizes; s++) {
+            int n = (int)o->sizes[s];
+            for (int w = 0; w < (s == 0 ? 3 : 1); w++)
+                MPI_Sendrecv(o->sbuf, n, MPI_CHAR, peer, 1, o->rbuf, n, MPI_CHAR, peer, 1, pc, MPI_STATUS_IGNORE);
+            double spent = 0;
+            int reps = 0;
+            do { /* ping-pong: one-way = round trip / 2 */
                 MPI_Barrier(pc);
-                t0 = MPI_Wtime();
+                double t0 = MPI_Wtime();
                 if (first) {
-                    MPI_Send(sbuf, n, MPI_CHAR, peer, 3, pc);
-                    MPI_Recv(rbuf, n, MPI_CHAR, peer, 3, pc, MPI_STATUS_IGNORE);
+                    MPI_Send(o->sbuf, n, MPI_CHAR, peer, 3, pc);
+                    MPI_Recv(o->rbuf, n, MPI_CHAR, peer, 3, pc, MPI_STATUS_IGNORE);
                 } else {
-                    MPI_Recv(rbuf, n, MPI_CHAR, peer, 3, pc, MPI_STATUS_IGNORE);
-                    MPI_Send(sbuf, n, MPI_CHAR, peer, 3, pc);
+                    MPI_Recv(o->rbuf, n, MPI_CHAR, peer, 3, pc, MPI_STATUS_IGNORE);
+                    MPI_Send(o->sbuf, n, MPI_CHAR, peer, 3, pc);
                 }
-                tp[r] = (MPI_Wtime() - t0) / 2;
-            }
-            for (int r = 0; r < reps; r++) {
+                double t = MPI_Wtime() - t0;
+                MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, pc);
+                tp[reps] = t / 2;
+            } while (keep_going(&spent, 2 * tp[reps], reps, o) && ++reps);
+            int rp = reps + 1;
+            spent = 0, reps = 0;
+            do { /* exchange */
                 MPI_Barrier(pc);
-                t0 = MPI_Wtime();
-                MPI_Sendrecv(sbuf, n, MPI_CHAR, peer, 4, rbuf, n, MPI_CHAR, peer, 4, pc, MPI_STATUS_IGNORE);
-                te[r] = MPI_Wtime() - t0;
-            }
-            MPI_Allreduce(te, tm, reps, MPI_DOUBLE, MPI_MAX, pc); /* a round ends when both sides are done */
-            out->bytes[s] = sizes[s];
-            out->pp[s] = median(tp, reps); /* A's clock: it saw the whole round trip */
-            out->ex[s] = median(tm, reps);
-            MPI_Bcast(&out->pp[s], 1, MPI_DOUBLE, 0, pc);
+                double t0 = MPI_Wtime();
+                MPI_Sendrecv(o->sbuf, n, MPI_CHAR, peer, 4, o->rbuf, n, MPI_CHAR, peer, 4, pc, MPI_STATUS_IGNORE);
+                double t = MPI_Wtime() - t0;
+                MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, pc);
+                te[reps] = t;
+            } while (keep_going(&spent, te[reps], reps, o) && ++reps);
+            reps++;
+            out->bytes[s] = o->sizes[s];
+            out->t[s] = median(tp, rp);
+            out->t2[s] = median(te, reps);
         }
-        free(tp), free(te), free(tm);
-        out->fpp = fit_two(out->bytes, out->pp, nsizes);
-        out->fex = fit_two(out->bytes, out->ex, nsizes);
+        free(tp), free(te);
+        out->f = fit_two(out->bytes, out->t, o->nsizes);
+        out->f2 = fit_two(out->bytes, out->t2, o->nsizes);
         MPI_Comm_free(&pc);
     }
+    sleeping_barrier(MPI_COMM_WORLD);
     MPI_Bcast(out, (int)sizeof *out, MPI_BYTE, a, MPI_COMM_WORLD);
 }
 
-/* Every rank of `nd` (node index) exchanges `bytes` with its neighbour (local ranks 2k, 2k+1)
- * at once; returns bytes sent per second summed over the node (0 on other ranks' nodes,
- * broadcast from world rank `root`). What R ranks of a ring step move together. */
-static double node_bandwidth(int nd, int lr, int ls, int root, int my_nd, double bytes, char *sbuf, char *rbuf,
-                             int *pairs_out)
-{
-    MPI_Comm nc;
-    int pairs = ls / 2, in = my_nd == nd && lr < 2 * pairs;
-    MPI_Comm_split(MPI_COMM_WORLD, in ? 0 : MPI_UNDEFINED, lr, &nc);
-    double bw = 0;
-    if (in) {
-        int n = (int)bytes, peer = lr ^ 1;
-        double t[5], tm[5];
-        MPI_Sendrecv(sbuf, n, MPI_CHAR, peer, 5, rbuf, n, MPI_CHAR, peer, 5, nc, MPI_STATUS_IGNORE);
-        for (int r = 0; r < 5; r++) {
-            MPI_Barrier(nc);
-            double t0 = MPI_Wtime();
-            MPI_Sendrecv(sbuf, n, MPI_CHAR, peer, 6, rbuf, n, MPI_CHAR, peer, 6, nc, MPI_STATUS_IGNORE);
-            t[r] = MPI_Wtime() - t0;
-        }
-        MPI_Allreduce(t, tm, 5, MPI_DOUBLE, MPI_MAX, nc);
-        bw = 2.0 * pairs * bytes / median(tm, 5);
-        MPI_Comm_free(&nc);
-    }
-    MPI_Bcast(&bw, 1, MPI_DOUBLE, root, MPI_COMM_WORLD);
-    *pairs_out = pairs;
-    return bw;
-}
-
+/* gamma at `bytes` per vector on this rank: the median over >= 5 sums */
 static double gamma_of(double bytes, int maxreps)
 {
     size_t n = (size_t)(bytes / sizeof(float));
@@ -246,41 +311,60 @@ static double gamma_of(double bytes, int maxreps)
     return g;
 }
 
-static void print_series(const char *what, const series *s)
+static void print_fit(const char *what, const fit *f, double big)
 {
-    printf("\n%s: median one-way time (ping-pong) and exchange time (MPI_Sendrecv both ways)\n", what);
+    printf("fit %s: alpha %.3g s  beta %.3g s/B (%.1f MB/s, %.2f Gbit/s)  rms rel. residual %.1f%% (all sizes), "
+           "%.1f%% (sizes >= %.0f B)\n", what, f->alpha, f->beta, f->beta > 0 ? 1e-6 / f->beta : 0,
+           f->beta > 0 ? 8e-9 / f->beta : 0, 100 * f->resid, 100 * f->resid_large, big);
+    if (f->resid_large > 0.25)
+        printf("warning: the %s fit misses the large sizes by %.0f%% RMS: a loaded machine (other jobs) or a link that "
+               "is not alpha-beta shaped; rerun on a quiet machine, more --reps\n", what, 100 * f->resid_large);
+}
+
+static void print_pattern(const char *what, const series *s)
+{
+    printf("\n%s: median time of one round, every rank exchanging at once (slowest rank)\n", what);
+    printf("%12s %12s %10s\n", "bytes", "time_s", "MB/s/flow");
+    for (int i = 0; i < s->n; i++) printf("%12.0f %12.4g %10.1f\n", s->bytes[i], s->t[i], s->bytes[i] / s->t[i] / 1e6);
+    print_fit(what, &s->f, s->bytes[s->n - 1] / 16);
+}
+
+static void print_pair(const char *what, const series *s)
+{
+    printf("\n%s (reference, the other ranks asleep): one-way time (ping-pong) and exchange (both MPI_Sendrecv)\n", what);
     printf("%12s %12s %10s %12s %10s\n", "bytes", "pingpong_s", "pp_MB/s", "exchange_s", "ex_MB/s");
     for (int i = 0; i < s->n; i++)
-        printf("%12.0f %12.4g %10.1f %12.4g %10.1f\n", s->bytes[i], s->pp[i], s->bytes[i] / s->pp[i] / 1e6, s->ex[i],
-               s->bytes[i] / s->ex[i] / 1e6);
-    const fit *f[2] = {&s->fpp, &s->fex};
-    for (int k = 0; k < 2; k++)
-        printf("fit %s: alpha %.3g s  beta %.3g s/B (%.1f MB/s, %.2f Gbit/s)  rms rel. residual %.1f%% "
-               "(all sizes), %.1f%% (sizes >= %.0f B)\n", k ? "exchange" : "pingpong", f[k]->alpha, f[k]->beta,
-               f[k]->beta > 0 ? 1e-6 / f[k]->beta : 0, f[k]->beta > 0 ? 8e-9 / f[k]->beta : 0, 100 * f[k]->resid,
-               100 * f[k]->resid_large, s->bytes[s->n - 1] / 16);
-    if (s->fex.resid_large > 0.25)
-        printf("warning: the exchange fit misses the large sizes by %.0f%% RMS: a loaded machine (other jobs, ranks "
-               "sharing cores) or a link that is not alpha-beta shaped; rerun on a quiet machine, bound ranks, "
-               "more --reps\n", 100 * s->fex.resid_large);
+        printf("%12.0f %12.4g %10.1f %12.4g %10.1f\n", s->bytes[i], s->t[i], s->bytes[i] / s->t[i] / 1e6, s->t2[i],
+               s->bytes[i] / s->t2[i] / 1e6);
+    print_fit("pingpong", &s->f, s->bytes[s->n - 1] / 16);
+    print_fit("exchange", &s->f2, s->bytes[s->n - 1] / 16);
+}
+
+static void write_fit(FILE *f, const char *key, const fit *x, int resid)
+{
+    fprintf(f, "alpha_%s=%.6g\nbeta_%s=%.6g\n", key, x->alpha, key, x->beta);
+    if (resid) fprintf(f, "resid_%s=%.4g\nresid_%s_large=%.4g\n", key, x->resid, key, x->resid_large);
 }
 
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
-    int size;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     const char *out = NULL;
     double max_bytes = 64.0 * 1048576, min_bytes = 8, budget = 1.0, gsmall = 32768, gbig = 32.0 * 1048576;
-    double seg = 256.0 * 1024;
-    int reps = 20;
+    double seg = 256.0 * 1024, factor = 2;
+    int reps = 1000, pairs = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             MPI_Finalize();
             return 0;
+        }
+        if (!strcmp(a, "--no-pairs")) {
+            pairs = 0;
+            continue;
         }
         if (i + 1 >= argc) fail("option needs a value:", a);
         const char *v = argv[++i];
@@ -290,7 +374,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--gamma-small")) gsmall = parse_bytes("--gamma-small: want a size such as 32K, got", v);
         else if (!strcmp(a, "--gamma-big")) gbig = parse_bytes("--gamma-big: want a size such as 32M, got", v);
         else if (!strcmp(a, "--seg-bytes")) seg = parse_bytes("--seg-bytes: want a size such as 256K, got", v);
-        else if (!strcmp(a, "--budget")) {
+        else if (!strcmp(a, "--factor")) {
+            char *end;
+            factor = strtod(v, &end);
+            if (end == v || *end || !(factor >= 1.5 && factor <= 64)) fail("--factor: want a number from 1.5 to 64, got", v);
+        } else if (!strcmp(a, "--budget")) {
             char *end;
             budget = strtod(v, &end);
             if (end == v || *end || !(budget > 0 && budget <= 600)) fail("--budget: want seconds in (0, 600], got", v);
@@ -305,11 +393,11 @@ int main(int argc, char **argv)
         fail("sizes out of range (min-bytes <= max-bytes <= 1G, gamma sizes and seg-bytes >= 4)", "");
     double sizes[MAXSIZES];
     int nsizes = 0;
-    for (double m = min_bytes; m <= max_bytes && nsizes < MAXSIZES; m *= 2) sizes[nsizes++] = floor(m);
+    for (double m = min_bytes; m <= max_bytes && nsizes < MAXSIZES; m *= factor) sizes[nsizes++] = floor(m);
 
     /* nodes: the SHARED split; node index = rank among the node leaders (world rank order) */
     MPI_Comm node, leaders;
-    int lr, ls, node_id, nnodes;
+    int lr, ls, node_id = 0, nnodes = 1;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node);
     MPI_Comm_rank(node, &lr);
     MPI_Comm_size(node, &ls);
@@ -321,21 +409,23 @@ int main(int argc, char **argv)
     }
     MPI_Bcast(&node_id, 1, MPI_INT, 0, node);
     MPI_Bcast(&nnodes, 1, MPI_INT, 0, node);
-    int mine[3] = {node_id, lr, ls}, *all = malloc(sizeof(int) * 3 * (size_t)size);
-    if (!all) MPI_Abort(MPI_COMM_WORLD, 1);
-    MPI_Allgather(mine, 3, MPI_INT, all, 3, MPI_INT, MPI_COMM_WORLD);
-    int ia = -1, ib = -1, xa = -1, xb = -1, rpn_min = size, rpn_max = 0;
-    for (int r = 0; r < size; r++) {
-        int nd = all[3 * r], l = all[3 * r + 1], s = all[3 * r + 2];
-        if (s < rpn_min) rpn_min = s;
-        if (s > rpn_max) rpn_max = s;
-        if (ia < 0 && l == 0 && s >= 2) { /* first node with two ranks: its local 0 and 1 */
-            ia = r;
-            for (int q = 0; q < size; q++)
-                if (all[3 * q] == nd && all[3 * q + 1] == 1) ib = q;
-        }
-        if (l == 0 && nd == 0) xa = r;
-        if (l == 0 && nd == 1) xb = r;
+    /* world rank of (node k, local l), for the patterns' partners */
+    int mine[2] = {node_id, lr}, *all = malloc(sizeof(int) * 2 * (size_t)g_size);
+    int *where = malloc(sizeof(int) * (size_t)g_size);
+    if (!all || !where) MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Allgather(mine, 2, MPI_INT, all, 2, MPI_INT, MPI_COMM_WORLD);
+    int R = ls, even = 1;
+    MPI_Allreduce(MPI_IN_PLACE, &R, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &ls, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    even = ls == R && nnodes * R == g_size;
+    for (int r = 0; r < g_size; r++) where[r] = -1;
+    if (even)
+        for (int r = 0; r < g_size; r++) where[all[2 * r] * R + all[2 * r + 1]] = r;
+    int ia = -1, ib = -1, xa = -1, xb = -1;
+    for (int r = 0; r < g_size; r++) {
+        if (all[2 * r] == 0 && all[2 * r + 1] == 0) ia = xa = r;
+        if (all[2 * r] == 0 && all[2 * r + 1] == 1) ib = r;
+        if (all[2 * r] == 1 && all[2 * r + 1] == 0) xb = r;
     }
     free(all);
     size_t bufsz = (size_t)max_bytes;
@@ -345,69 +435,71 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     memset(sbuf, 1, bufsz), memset(rbuf, 0, bufsz);
+    opts o = {sizes, nsizes, reps, budget, sbuf, rbuf};
 
-    series intra, inter;
-    int have_intra = ia >= 0 && ib >= 0, have_inter = nnodes >= 2 && xa >= 0 && xb >= 0;
+    int have_intra = even && R >= 2, have_inter = even && nnodes >= 2;
     if (0 == g_rank) {
-        printf("bench_alphabeta: %d ranks on %d node(s) (MPI_COMM_TYPE_SHARED), %d..%d ranks per node\n", size, nnodes,
-               rpn_min, rpn_max);
-        if (have_intra) printf("intra pair: world ranks %d and %d\n", ia, ib);
-        else printf("intra pair: none (no node holds two ranks): no intra-node alpha/beta\n");
-        if (have_inter) printf("inter pair: world ranks %d and %d\n", xa, xb);
-        else printf("inter pair: none (one node): intra-node figures only\n");
+        printf("bench_alphabeta: %d ranks on %d node(s) (MPI_COMM_TYPE_SHARED), %d..%d ranks per node\n", g_size, nnodes,
+               ls, R);
+        if (!even) printf("nodes of unequal size: only the flat ring pattern and the pairs are measured\n");
+        if (!have_intra) printf("no node holds two ranks: no intra-node pattern\n");
+        if (!have_inter) printf("one node: intra-node figures only\n");
         fflush(stdout);
     }
-    if (have_intra) measure(ia, ib, sizes, nsizes, reps, budget, sbuf, rbuf, &intra);
-    if (have_inter) measure(xa, xb, sizes, nsizes, reps, budget, sbuf, rbuf, &inter);
-    /* all of a node's ranks at once: only meaningful with 2 pairs or more */
-    double node_bw = 0, node_bytes = fmin(max_bytes, 16.0 * 1048576);
-    int pairs = 0;
-    if (have_intra) {
-        int nd_i = -1;
-        MPI_Comm_size(node, &ls);
-        int tmp[2] = {g_rank == ia ? node_id : -1, g_rank == ia ? ls : -1}, res[2];
-        MPI_Allreduce(tmp, res, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-        nd_i = res[0];
-        node_bw = node_bandwidth(nd_i, lr, res[1], ia, node_id, node_bytes, sbuf, rbuf, &pairs);
-    }
-    free(sbuf), free(rbuf);
+    series intra, inter, ring, pintra, pinter;
+    if (have_intra) /* every node's ring step at once */
+        measure_pattern(where[node_id * R + (lr + 1) % R], where[node_id * R + (lr + R - 1) % R], &o, &intra);
+    if (have_inter) /* every column's ring step at once */
+        measure_pattern(where[((node_id + 1) % nnodes) * R + lr], where[((node_id + nnodes - 1) % nnodes) * R + lr], &o,
+                        &inter);
+    /* the flat ring's step is the intra pattern on one node and the inter one with a rank per node */
+    int have_ring = even ? nnodes >= 2 && R >= 2 : g_size >= 2;
+    if (have_ring) measure_pattern((g_rank + 1) % g_size, (g_rank + g_size - 1) % g_size, &o, &ring);
+    int have_pintra = pairs && ia >= 0 && ib >= 0, have_pinter = pairs && nnodes >= 2 && xa >= 0 && xb >= 0;
+    if (have_pintra) measure_pair(ia, ib, &o, &pintra);
+    if (have_pinter) measure_pair(xa, xb, &o, &pinter);
+    free(sbuf), free(rbuf), free(where);
+
+    /* gamma: every rank at once (the slowest one's), then rank 0 alone while the others sleep */
     MPI_Barrier(MPI_COMM_WORLD);
-    double gc = 0, gm = 0;
-    if (0 == g_rank) gc = gamma_of(gsmall, 2000), gm = gamma_of(gbig, 50);
+    double g2[2] = {gamma_of(gsmall, 2000), gamma_of(gbig, 50)};
+    MPI_Allreduce(MPI_IN_PLACE, g2, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    double gc1 = 0, gm1 = 0;
+    if (0 == g_rank) gc1 = gamma_of(gsmall, 2000), gm1 = gamma_of(gbig, 50);
+    sleeping_barrier(MPI_COMM_WORLD);
 
     int rc = 0;
     if (0 == g_rank) {
-        if (have_intra) print_series("intra-node", &intra);
-        if (have_inter) print_series("inter-node", &inter);
-        if (have_intra)
-            printf("\nnode shared memory, %d pair(s) of one node exchanging %.0f B at once: %.2f GB/s sent in all%s\n",
-                   pairs, node_bytes, node_bw / 1e9, pairs < 2 ? " (one pair: not written, the model needs >= 2)" : "");
-        printf("\ngamma (float b[i] += a[i], rank 0 alone): %.3g s/B at %.0f B (%.2f GB/s), %.3g s/B at %.0f B (%.2f GB/s)\n",
-               gc, gsmall, 1e-9 / gc, gm, gbig, 1e-9 / gm);
+        if (have_intra) print_pattern("intra (each node's ring step, all nodes at once)", &intra);
+        if (have_inter) print_pattern("inter (each column's ring step: R flows per NIC each way)", &inter);
+        if (have_ring) print_pattern("ring (flat ring step over all ranks)", &ring);
+        if (have_pintra) print_pair("intra-node pair", &pintra);
+        if (have_pinter) print_pair("inter-node pair", &pinter);
+        printf("\ngamma (float b[i] += a[i]), all %d ranks at once: %.3g s/B at %.0f B (%.2f GB/s), %.3g s/B at %.0f B "
+               "(%.2f GB/s); rank 0 alone: %.3g, %.3g s/B\n", g_size, g2[0], gsmall, 1e-9 / g2[0], g2[1], gbig,
+               1e-9 / g2[1], gc1, gm1);
         if (out) {
             FILE *f = fopen(out, "w");
             if (!f) {
                 fprintf(stderr, "bench_alphabeta: %s: cannot write: %s\n", out, strerror(errno));
                 rc = 1;
             } else {
-                fprintf(f, "# bench_alphabeta: %d ranks, %d node(s); model uses the exchange fits\n", size, nnodes);
-                fprintf(f, "nodes=%d\nranks=%d\nranks_per_node=%d\nmax_bytes=%.0f\nreps=%d\n", nnodes, size, rpn_max,
+                fprintf(f, "# bench_alphabeta: %d ranks, %d node(s) of %d; every rank exchanging at once "
+                        "(the placement's oversubscription is in these figures)\n", g_size, nnodes, R);
+                fprintf(f, "nodes=%d\nranks=%d\nranks_per_node=%d\nmax_bytes=%.0f\nreps=%d\n", nnodes, g_size, R,
                         max_bytes, reps);
-                if (have_intra)
-                    fprintf(f, "alpha_intra=%.6g\nbeta_intra=%.6g\nresid_intra=%.4g\nresid_intra_large=%.4g\nalpha_intra_pp=%.6g\n"
-                            "beta_intra_pp=%.6g\nresid_intra_pp=%.4g\n", intra.fex.alpha, intra.fex.beta,
-                            intra.fex.resid, intra.fex.resid_large, intra.fpp.alpha, intra.fpp.beta, intra.fpp.resid);
-                else fprintf(f, "# no intra-node pair: no alpha_intra/beta_intra\n");
-                if (have_inter)
-                    fprintf(f, "alpha_inter=%.6g\nbeta_inter=%.6g\nresid_inter=%.4g\nresid_inter_large=%.4g\nalpha_inter_pp=%.6g\n"
-                            "beta_inter_pp=%.6g\nresid_inter_pp=%.4g\n", inter.fex.alpha, inter.fex.beta,
-                            inter.fex.resid, inter.fex.resid_large, inter.fpp.alpha, inter.fpp.beta, inter.fpp.resid);
+                if (have_intra) write_fit(f, "intra", &intra.f, 1), fprintf(f, "intra_flows=%d\n", R);
+                else fprintf(f, "# no node holds two ranks: no alpha_intra/beta_intra\n");
+                if (have_inter) write_fit(f, "inter", &inter.f, 1), fprintf(f, "inter_flows=%d\n", R);
                 else fprintf(f, "# one node: no alpha_inter/beta_inter\n");
-                if (have_intra && pairs >= 2)
-                    fprintf(f, "node_bw=%.6g\nnode_bw_pairs=%d\nnode_bw_bytes=%.0f\n", node_bw, pairs, node_bytes);
-                else fprintf(f, "# node_bw: needs >= 4 ranks on a node (2 pairs at once)\n");
-                fprintf(f, "gamma_cache=%.6g\ngamma_cache_bytes=%.0f\ngamma_mem=%.6g\ngamma_mem_bytes=%.0f\n", gc, gsmall,
-                        gm, gbig);
+                if (have_ring)
+                    write_fit(f, "ring", &ring.f, 1), fprintf(f, "ring_nodes=%d\nring_rpn=%d\n", nnodes, R);
+                fprintf(f, "# reference pairs, the other ranks asleep (not used by the model)\n");
+                if (have_pintra) write_fit(f, "intra_pp", &pintra.f, 0), write_fit(f, "intra_pair", &pintra.f2, 0);
+                if (have_pinter) write_fit(f, "inter_pp", &pinter.f, 0), write_fit(f, "inter_pair", &pinter.f2, 0);
+                fprintf(f, "gamma_cache=%.6g\ngamma_cache_bytes=%.0f\ngamma_mem=%.6g\ngamma_mem_bytes=%.0f\n", g2[0],
+                        gsmall, g2[1], gbig);
+                fprintf(f, "gamma_cache_alone=%.6g\ngamma_mem_alone=%.6g\n", gc1, gm1);
                 fprintf(f, "# cache_bytes: where the model switches gamma (an assumed L2 size, not measured)\n");
                 fprintf(f, "cache_bytes=1048576\nseg_bytes=%.0f\n", seg);
                 if (fclose(f)) rc = 1, fprintf(stderr, "bench_alphabeta: %s: write failed\n", out);

@@ -21,7 +21,17 @@
 #   build/benchmarks/allreduce_model check --params benchmarks/out/model_host.params \
 #       --params benchmarks/out/model_vc.params --nodes 2 --rpn 2 --measured benchmarks/out/ar_2x2.csv
 # Writes into benchmarks/out: TAG_host.params, TAG_vc.params, TAG.txt (tables), TAG.csv, TAG_rpnR.png,
-# TAG_summary.md (auto's efficiency at 64, 256, 1,024 and 4,096 nodes, a markdown table).
+# TAG_summary.md (auto's efficiency at 64, 256, 1,024 and 4,096 nodes, a markdown table), TAG_readme.md
+# (allreduce_model scale's table of every algorithm and auto at those node counts).
+#
+# The whole validation (issue 21: the model within 25% of every point we can measure), one command:
+#   benchmarks/bench_model.sh --validate [--shapes 1x2,2x1,2x2,4x1] [--rates 1gbit,10gbit] [--max-bytes 16M]
+#                             [--budget 0.3] [--tag validate]
+# For each shape NxR (1xR: this machine, no namespace; N >= 2: launch/vcluster.sh, root, at each rate):
+# bench_alphabeta measures the parameters in that placement (TAG_NxR[_RATE].params), bench_allreduce times
+# ring, rd, hier, hier-rd and MPI_Allreduce from 4 KiB to --max-bytes (x4), and allreduce_model check
+# compares. Prints (and writes TAG_errors.md) the error of every point, (predicted - measured)/measured,
+# and the rows within 25% per shape and algorithm. One rank has nothing to model (no message moves).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${DP_BUILD_DIR:-$root/build}"
@@ -34,12 +44,16 @@ ab="$build/benchmarks/bench_alphabeta" model="$build/benchmarks/allreduce_model"
 for x in "$ab" "$model"; do [ -x "$x" ] || { echo "$me: $x missing: build first (cmake --build build)" >&2; exit 1; }; done
 
 np=2 max=64M vc="" compute="$root/benchmarks/model_compute.txt" tag=model
-params=() scale_opts=()
+params=() scale_opts=() validate=0 shapes=1x2,2x1,2x2,4x1 rates=1gbit,10gbit budget=0.3 max_set=0
 while [ $# -gt 0 ]; do
+  [ "$1" = --validate ] && { validate=1; shift; continue; }
   [ $# -ge 2 ] || { echo "$me: $1 needs a value (see the header of $0)" >&2; exit 2; }
   case "$1" in
     --np) np="$2" ;;
-    --max-bytes) max="$2" ;;
+    --max-bytes) max="$2"; max_set=1 ;;
+    --shapes) shapes="$2" ;;
+    --rates) rates="$2" ;;
+    --budget) budget="$2" ;;
     --vcluster) vc="$2" ;;
     --params) params+=(--params "$2") ;;
     --compute) compute="$2" ;;
@@ -51,6 +65,62 @@ while [ $# -gt 0 ]; do
 done
 [[ "$np" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --np '$np': want a rank count" >&2; exit 2; }
 [[ "$tag" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$me: --tag '$tag': letters, digits, _ . - only" >&2; exit 2; }
+
+if [ "$validate" = 1 ]; then
+  [ "$tag" = model ] && tag=validate
+  [ "$max_set" = 1 ] || max=16M
+  ar="$build/benchmarks/bench_allreduce"
+  [ -x "$ar" ] || { echo "$me: $ar missing: build first" >&2; exit 1; }
+  [[ "$budget" =~ ^[0-9]*[.]?[0-9]+$ ]] || { echo "$me: --budget '$budget': seconds" >&2; exit 2; }
+  IFS=, read -r -a shape_list <<<"$shapes"; IFS=, read -r -a rate_list <<<"$rates"
+  for sh in "${shape_list[@]}"; do
+    [[ "$sh" =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || { echo "$me: --shapes: '$sh' is not NxR" >&2; exit 2; }
+    [ "${BASH_REMATCH[1]}${BASH_REMATCH[2]}" != 11 ] || { echo "$me: --shapes: 1x1 moves no message: nothing to model" >&2; exit 2; }
+    [ "${BASH_REMATCH[1]}" = 1 ] || [ "$(id -u)" -eq 0 ] || { echo "$me: --shapes $sh: the virtual cluster needs root" >&2; exit 2; }
+  done
+  ab_opts=(--factor 4 --min-bytes 4 --max-bytes "$max" --budget "$budget" --gamma-big 8M) # the same sizes x4 as below
+  ar_opts=(--min 4K --max "$max" --factor 4 --iters 5 --cap 2 --warmup 2 --algos rd,hier,hier-rd)
+  errs="$out/${tag}_errors.txt"; : > "$errs"
+  for sh in "${shape_list[@]}"; do
+    n=${sh%x*} r=${sh#*x}
+    if [ "$n" = 1 ]; then runs=(host); else runs=("${rate_list[@]}"); fi
+    for rate in "${runs[@]}"; do
+      if [ "$rate" = host ]; then
+        name="${tag}_${sh}" launch=(); where="this machine"
+      else
+        name="${tag}_${sh}_$rate" launch=("$root/launch/vcluster.sh" --nodes "$n" --ranks-per-node "$r" --rate "$rate" --)
+        where="virtual cluster at $rate"
+      fi
+      echo "== $sh ($where): bench_alphabeta, bench_allreduce, allreduce_model check"
+      "${launch[@]}" mpirun -np $((n * r)) --oversubscribe --bind-to none "$ab" "${ab_opts[@]}" --out "$out/$name.params" \
+        > "$out/${name}_ab.txt" 2>&1 || { echo "$me: bench_alphabeta failed: $out/${name}_ab.txt" >&2; tail -5 "$out/${name}_ab.txt" >&2; exit 1; }
+      "${launch[@]}" mpirun -np $((n * r)) --oversubscribe --bind-to none "$ar" "${ar_opts[@]}" --csv "$out/$name.csv" \
+        > "$out/${name}_ar.txt" 2>&1 || { echo "$me: bench_allreduce failed: $out/${name}_ar.txt" >&2; tail -5 "$out/${name}_ar.txt" >&2; exit 1; }
+      "$model" check --params "$out/$name.params" --nodes "$n" --rpn "$r" --measured "$out/$name.csv" > "$out/${name}_check.txt" ||
+        { echo "$me: allreduce_model check failed" >&2; exit 1; }
+      grep '^# intra\|^# flat\|^# gamma' "$out/${name}_check.txt"
+      grep '^# .* rows' "$out/${name}_check.txt"
+      awk -v sh="$sh" -v rate="${rate/host/-}" '$1 ~ /^[0-9]+$/ && $3 != "(skipped)" {
+          e = $6; sub("%", "", e); print sh, rate, $3, $1, $4, $5, e }' "$out/${name}_check.txt" >> "$errs"
+    done
+  done
+  # one row per shape, rate and algorithm; a column per size: the error in %, * where |error| > 25%
+  awk '
+    function h(b) { return b >= 1048576 ? b / 1048576 "M" : b / 1024 "K" }
+    { k = $1 SUBSEP $2 SUBSEP $3; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+      if (!($4 in sz)) { sz[$4] = 1; sizes[++ns] = $4 }
+      e[k, $4] = sprintf("%+.0f%s", $7, ($7 > 25 || $7 < -25) ? "*" : ""); tot++; ok += ($7 <= 25 && $7 >= -25) }
+    END {
+      for (i = 1; i <= ns; i++) for (j = i + 1; j <= ns; j++) if (sizes[j] + 0 < sizes[i] + 0) { t = sizes[i]; sizes[i] = sizes[j]; sizes[j] = t }
+      printf "| shape | rate | algorithm |"; for (i = 1; i <= ns; i++) printf " %s |", h(sizes[i]); printf "\n"
+      printf "|---|---|---|"; for (i = 1; i <= ns; i++) printf "---:|"; printf "\n"
+      for (r = 1; r <= n; r++) { split(order[r], f, SUBSEP); printf "| %s | %s | %s |", f[1], f[2], f[3]
+        for (i = 1; i <= ns; i++) printf " %s |", ((order[r], sizes[i]) in e) ? e[order[r], sizes[i]] : "-"; printf "\n" }
+      printf "\nmodel error (predicted - measured) / measured in %%, * beyond 25%%: %d of %d points within 25%%\n", ok, tot
+    }' "$errs" | tee "$out/${tag}_errors.md"
+  echo "per-row detail: $out/${tag}_*_check.txt; parameters: $out/${tag}_*.params; error table: $out/${tag}_errors.md"
+  exit 0
+fi
 
 if [ ${#params[@]} -eq 0 ]; then
   echo "== bench_alphabeta on this machine, $np ranks"
@@ -74,6 +144,8 @@ fi
 echo "== allreduce_model scale"
 "$model" scale "${params[@]}" --compute "$compute" "${scale_opts[@]}" --csv "$out/$tag.csv" > "$out/$tag.txt"
 echo "tables: $out/$tag.txt"
+sed -n '/^## Predicted weak-scaling efficiency/,$p' "$out/$tag.txt" > "$out/${tag}_readme.md"
+echo "README table (every algorithm and auto at 64, 256, 1,024, 4,096 nodes): $out/${tag}_readme.md"
 # the README's question: what to expect at 64, 256, 1,024 and 4,096 nodes (auto's efficiency and its choice
 # for the largest bucket)
 awk -F, -v tag="$tag" '
@@ -116,8 +188,9 @@ for rpn in $rpns; do
         plots=""
         for a in $algos; do
           case "$a" in  # a colour per algorithm, the same in every panel
-            ring) lc='#1b9e77' ;; hier_ring) lc='#377eb8' ;; hier_rhd) lc='#ff7f00' ;; rabenseifner) lc='#e7298a' ;;
-            recdoubling) lc='#a6761d' ;; tree) lc='#e41a1c' ;; auto) lc='#000000' ;; *) lc='#999999' ;;
+            ring) lc='#1b9e77' ;; hier) lc='#377eb8' ;; hier-rd) lc='#ff7f00' ;; rd) lc='#7570b3' ;;
+            rabenseifner) lc='#e7298a' ;; recdoubling) lc='#a6761d' ;; tree) lc='#e41a1c' ;; mpi-ring) lc='#66a61e' ;;
+            auto) lc='#000000' ;; *) lc='#999999' ;;
           esac
           w="lines lw 1.5 lc rgb '$lc'"; [ "$a" = auto ] && w="linespoints lw 2 pt 7 ps 0.5 dt 2 lc rgb '$lc'"
           plots="$plots${plots:+, }'< awk -F, \"\\\$1==\\\"$m\\\" && \\\$2==$g && \\\$3==$rpn && \\\$6==\\\"$a\\\"\" $csv' using 4:8 with $w title '$a'"

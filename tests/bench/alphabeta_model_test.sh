@@ -29,7 +29,7 @@ grep -q "^beta_inter=" "$tmp/p" && bad "one node but beta_inter written" || ok "
 pred=$("$model" time --params "$tmp/p" --nodes 1 --rpn 2 --bytes 4K,1M 2>&1); rc=$?
 rows=$(awk '$1 == 4096 || $1 == 1048576' <<<"$pred")
 if [ $rc -eq 0 ] && [ "$(wc -l <<<"$rows")" -eq 2 ] &&
-   awk '{for (i = 2; i <= 7; i++) if (!($i + 0 > 0)) exit 1}' <<<"$rows"; then ok "model predicts 6 algorithms > 0 at 1x2"
+   awk '{for (i = 2; i <= 9; i++) if (!($i + 0 > 0)) exit 1}' <<<"$rows"; then ok "model predicts 8 algorithms > 0 at 1x2"
 else bad "model time: rc $rc: $pred"; fi
 msg=$("$model" time --params "$tmp/p" --nodes 2 --rpn 2 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "inter-node link" <<<"$msg" && ok "2 nodes without an inter link refused: $msg" || bad "2 nodes: rc $rc: $msg"
@@ -41,11 +41,17 @@ msg=$("$model" time --params "$tmp/bad" 2>&1); rc=$?
 
 printf 'm1 1000000 0.01 0.5 0 0 test\nm2 50000 0.002 0.7 0 10\n' > "$tmp/c"
 "$model" scale --params "$tmp/p" --compute "$tmp/c" --gbit 10,100 --rpn 1,2 --max-nodes 8 --csv "$tmp/s.csv" > "$tmp/s.txt" 2>&1; rc=$?
-# 2 models x 2 rates x 2 rpn x 4 node counts x 7 (6 algorithms + auto)
+# 2 models x 2 rates x 2 rpn x 4 node counts x 9 (8 algorithms + auto)
 n=$(($(wc -l < "$tmp/s.csv") - 1))
-[ $rc -eq 0 ] && [ "$n" -eq $((2 * 2 * 2 * 4 * 7)) ] && head -1 "$tmp/s.csv" | grep -q '^model,gbit,rpn,nodes,ranks,algo,step_s,efficiency' &&
+[ $rc -eq 0 ] && [ "$n" -eq $((2 * 2 * 2 * 4 * 9)) ] && head -1 "$tmp/s.csv" | grep -q '^model,gbit,rpn,nodes,ranks,algo,step_s,efficiency' &&
   ok "scale CSV: $n rows" || bad "scale: rc $rc, $n rows: $(head -3 "$tmp/s.txt")"
 awk -F, 'NR > 1 && $4 == 1 && $3 == 1 && $8 != 1 {exit 1}' "$tmp/s.csv" && ok "one rank: efficiency 1" || bad "one rank's efficiency is not 1"
+# the README table: --at 2,8 -> one row per model x rate x rpn x (4 algorithms + auto), 2 node columns
+"$model" scale --params "$tmp/p" --compute "$tmp/c" --gbit 10 --rpn 2 --max-nodes 8 --at 2,8 > "$tmp/t.txt" 2>&1; rc=$?
+rows=$(grep -c '^| m[12] | 10 | 2 |' "$tmp/t.txt")
+[ $rc -eq 0 ] && [ "$rows" -eq 10 ] && grep -q '^| model | Gbit/s | ranks/node | algorithm | 2 nodes | 8 nodes |$' "$tmp/t.txt" &&
+  grep -qE '^\| m1 \| 10 \| 2 \| \*\*auto\*\* \| \*\*[0-9.]+\*\* (ring|rd|hier|hier-rd) \|' "$tmp/t.txt" &&
+  ok "scale --at: the README table" || bad "scale --at: rc $rc, $rows rows: $(tail -12 "$tmp/t.txt")"
 # check: a bench_allreduce CSV against the model; the prediction for a 2-rank ring with no alpha and no
 # gamma is exactly 2 * (M/2) * beta_intra, so a row "measured" at that time is off by 0%
 printf 'alpha_intra=0\nbeta_intra=1e-9\ngamma_cache=0\ngamma_mem=0\n' > "$tmp/exact"
