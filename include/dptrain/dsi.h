@@ -195,8 +195,9 @@ void dp_dsi_docids_free(dp_dsi_docids *ids);
  * rows of W L2-normalised, no bias, one fixed scale s), which keeps the
  * logits of separately trained ensemble members on one scale. */
 typedef enum dp_dsi_head_kind { DP_DSI_HEAD_DOT = 0, DP_DSI_HEAD_COSINE = 1 } dp_dsi_head_kind;
-/* Query encoders (src/dsi/encoder.c's table): the bag of n-grams' mean embedding, then a ReLU MLP. */
-typedef enum dp_dsi_encoder_kind { DP_DSI_ENCODER_BAG_MLP = 0 } dp_dsi_encoder_kind;
+/* Query encoders (src/dsi/encoder.c's table): the bag of n-grams' mean embedding, then a ReLU MLP;
+ * a pre-norm Transformer over the bag's features in order (encoder_transformer.c). */
+typedef enum dp_dsi_encoder_kind { DP_DSI_ENCODER_BAG_MLP = 0, DP_DSI_ENCODER_TRANSFORMER = 1 } dp_dsi_encoder_kind;
 
 typedef struct dp_dsi_model_config {
     uint32_t buckets; /* embedding rows */
@@ -210,6 +211,10 @@ typedef struct dp_dsi_model_config {
     int head;         /* dp_dsi_head_kind (atomic ids only) */
     int encoder;      /* dp_dsi_encoder_kind */
     float head_scale; /* cosine: s */
+    /* transformer: width embed, `layers` blocks, FFN width hidden, `heads`
+     * attention heads (dividing embed), a learned position table of
+     * `positions` rows (a bag's features past it are left out) */
+    int heads, positions;
 } dp_dsi_model_config;
 
 typedef struct dp_dsi_model {

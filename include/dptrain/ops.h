@@ -78,6 +78,19 @@ dp_tensor *dp_batchnorm_inplace(dp_ctx *c, dp_tensor *x, float *running_mean, fl
  *  (torch.nn.functional.normalize, p = 2, dim = -1). (src/core/ops_l2norm.c) */
 dp_tensor *dp_l2norm_rows(dp_ctx *c, dp_tensor *x, float eps);
 
+/* ---- transformer (src/core/ops_layernorm.c, ops_attention.c) ---- */
+/*! Layer norm over the last dim D (torch.nn.functional.layer_norm, biased
+ *  variance): y = (x - mean) / sqrt(var + eps) * gamma + beta; gamma, beta [D]
+ *  or NULL (no scale / no shift). */
+dp_tensor *dp_layernorm(dp_ctx *c, dp_tensor *x, dp_tensor *gamma, dp_tensor *beta, float eps);
+/*! Multi-head self-attention over packed sequences: qkv [T, 3E] holds each
+ *  token's query, key and value (columns [0,E), [E,2E), [2E,3E)); sequence b
+ *  is rows offsets[b] .. offsets[b+1) (offsets[0] = 0, offsets[nbags] = T; a
+ *  sequence may be empty). Per sequence and head (dh = E / heads columns):
+ *  softmax(Q K^T / sqrt(dh)) V, a token attending only to its own sequence.
+ *  -> [T, E]. offsets must stay valid until backward. */
+dp_tensor *dp_self_attention(dp_ctx *c, dp_tensor *qkv, const int32_t *offsets, int nbags, int heads);
+
 /* ---- embedding (src/core/ops_embed.c) ---- */
 /*! Embedding-bag: bag b = rows ids[offsets[b] .. offsets[b+1]) of w [V,D],
  *  summed (mean = 0) or averaged (mean = 1; an empty bag gives zeros).

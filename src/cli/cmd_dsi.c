@@ -22,6 +22,7 @@ static const char train_header[] =
 static const char *const docid_names[] = {"atomic", "semantic", NULL};     /* dp_dsi_docid_kind */
 static const char *const head_init_names[] = {"random", "prototypes", NULL}; /* head_init 0, 1 */
 static const char *const head_names[] = {"dot", "cosine", NULL};            /* dp_dsi_head_kind */
+static const char *const encoder_names[] = {"bag", "transformer", NULL};  /* dp_dsi_encoder_kind */
 
 /* dsi-train's own flags */
 static const dp_cli_opt o_members = {.name = "members", .arg = "S", .help = "ensemble members (must divide P)",
@@ -36,12 +37,21 @@ static const dp_cli_opt o_leaf = {.name = "leaf", .arg = "N",
                                   .lo = 1, .hi = 65535, .show_default = 1};
 static const dp_cli_opt o_embed = {.name = "embed", .arg = "D", .help = "embedding width", .kind = DP_CLI_INT, .lo = 1,
                                    .hi = 4096, .show_default = 1};
-static const dp_cli_opt o_hidden = {.name = "hidden", .arg = "H", .help = "encoder width", .kind = DP_CLI_INT, .lo = 1,
-                                    .hi = 16384, .show_default = 1};
-static const dp_cli_opt o_layers = {.name = "layers", .arg = "N", .help = "encoder ReLU layers", .kind = DP_CLI_INT,
-                                    .lo = 0, .hi = 8, .show_default = 1};
+static const dp_cli_opt o_hidden = {.name = "hidden", .arg = "H", .help = "encoder width (transformer: the FFN's)",
+                                    .kind = DP_CLI_INT, .lo = 1, .hi = 16384, .show_default = 1};
+static const dp_cli_opt o_layers = {.name = "layers", .arg = "N",
+                                    .help = "encoder layers (bag: ReLU layers; transformer: blocks)",
+                                    .kind = DP_CLI_INT, .lo = 0, .hi = 8, .show_default = 1};
 static const dp_cli_opt o_dropout = {.name = "dropout", .arg = "P", .help = "encoder dropout probability",
                                      .kind = DP_CLI_FLOAT, .lo = 0, .hi = 0.99, .show_default = 1};
+static const dp_cli_opt o_encoder = {
+    .name = "encoder", .arg = "KIND",
+    .help = "bag (mean of the n-gram embeddings, then --layers ReLU layers) |\n"
+            "transformer (--layers pre-norm blocks of width --embed over the\n"
+            "features in order, FFN width --hidden, --heads heads; mean-pooled)",
+    .kind = DP_CLI_CHOICE, .choices = encoder_names, .show_default = 1};
+static const dp_cli_opt o_heads = {.name = "heads", .arg = "N", .help = "transformer: attention heads (dividing --embed)",
+                                   .kind = DP_CLI_INT, .lo = 1, .hi = 4096, .show_default = 1};
 /* an int flag bound to a uint32_t field: the range keeps the value's bits the same in both */
 static const dp_cli_opt o_embed_rows = {
     .name = "embed-rows", .arg = "N",
@@ -89,6 +99,8 @@ static const dp_cli_bind train_binds[] = {
     DP_CLI_BIND(o_docids, tcfg.docids),
     DP_CLI_BIND(o_kmeans_k, tcfg.kmeans_k),
     DP_CLI_BIND(o_leaf, tcfg.leaf),
+    DP_CLI_BIND(o_encoder, tcfg.model.encoder),
+    DP_CLI_BIND(o_heads, tcfg.model.heads),
     DP_CLI_BIND(o_embed, tcfg.model.embed),
     DP_CLI_BIND(o_hidden, tcfg.model.hidden),
     DP_CLI_BIND(o_layers, tcfg.model.layers),

@@ -9,6 +9,8 @@ dp_room(core
   src/core/ops_loss.c
   src/core/ops_norm.c
   src/core/ops_l2norm.c
+  src/core/ops_layernorm.c
+  src/core/ops_attention.c
   src/core/ops_embed.c
   src/core/ops_gather.c
   src/core/ops_conv.c

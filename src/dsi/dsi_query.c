@@ -56,6 +56,8 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
     char *blob = pack_names(names, ids->ndocs, &nb);
     if (!blob) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
     const member_headkind hk = {.head = m->cfg.head, .scale = m->cfg.head_scale};
+    const int tf = m->cfg.encoder == DP_DSI_ENCODER_TRANSFORMER;
+    const member_encoder me = {.kind = m->cfg.encoder, .heads = tf ? m->cfg.heads : 0, .positions = tf ? m->cfg.positions : 0};
     dp_ck_section s[] = {
         {DP_CK_CONFIG, config_text, strlen(config_text)},
         {SEC_HEAD, &h, sizeof h},
@@ -65,9 +67,15 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
         {SEC_LEN, ids->len, (size_t)ids->ndocs},
         {SEC_CODE, ids->code, (size_t)ids->ndocs * (size_t)ids->maxlen * sizeof *ids->code},
         {SEC_NAMES, blob, nb},
+        {SEC_ENCODER, &me, sizeof me},
         {SEC_KNOWN, m->known, ((size_t)m->cfg.token_space + 7) / 8}, /* last: left out without a vocabulary */
     };
-    const int ns = (int)(sizeof s / sizeof s[0]) - !m->known;
+    int ns = (int)(sizeof s / sizeof s[0]);
+    if (!tf) { /* the bag: no encoder section, so its files stay what they were, bit for bit */
+        s[ns - 2] = s[ns - 1];
+        ns--;
+    }
+    ns -= !m->known;
     dp_status rc = dp_checkpoint_write(path, s, ns);
     free(blob);
     return rc;
@@ -86,7 +94,7 @@ static const dp_ck_section *need(const dp_checkpoint *ck, const char *path, uint
     return s;
 }
 
-static dp_status check_head(const char *path, const member_head *h)
+static dp_status check_head(const char *path, const member_head *h, const member_encoder *me)
 {
     if (h->version != HEAD_VERSION) return dp_errorf(DP_ERR_FORMAT, "%s: member version %u (expected %u)", path, h->version, HEAD_VERSION);
     if (h->ndocs < 1 || h->ndocs > MAX_DOCS) return dp_errorf(DP_ERR_FORMAT, "%s: field ndocs = %d", path, h->ndocs);
@@ -102,8 +110,15 @@ static dp_status check_head(const char *path, const member_head *h)
                          h->hidden, h->layers);
     /* Before the model is built from these fields: its sizes must match the sections the file can
      * hold, so a small hostile file cannot make it allocate gigabytes. */
-    dp_dsi_model_config mc = {.embed = h->embed, .hidden = h->hidden, .layers = h->layers};
-    uint64_t enc = dp_dsi_encoder_of(DP_DSI_ENCODER_BAG_MLP)->dense_floats(&mc);
+    const dp_dsi_encoder_ops *eo = dp_dsi_encoder_of(me->kind);
+    if (!eo) return dp_errorf(DP_ERR_FORMAT, "%s: field encoder = %d (not an encoder this build knows)", path, me->kind);
+    if (me->kind == DP_DSI_ENCODER_TRANSFORMER &&
+        (me->heads < 1 || me->heads > h->embed || h->embed % me->heads || me->positions < 1 || me->positions > 65536))
+        return dp_errorf(DP_ERR_FORMAT, "%s: transformer fields heads = %d (dividing embed %d), positions = %d (1..65536)",
+                         path, me->heads, h->embed, me->positions);
+    dp_dsi_model_config mc = {.embed = h->embed, .hidden = h->hidden, .layers = h->layers, .heads = me->heads,
+                              .positions = me->positions};
+    uint64_t enc = eo->dense_floats(&mc);
     if (h->emb_n != (uint64_t)h->buckets * (uint64_t)h->embed || h->dense_n > (UINT64_MAX >> 2) || h->dense_n < enc)
         return dp_errorf(DP_ERR_FORMAT,
                          "%s: parameters dense_n %llu and embedding emb_n %llu do not fit buckets %u x embed %d, hidden %d, layers %d",
@@ -133,10 +148,16 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
     dp_status rc = dp_checkpoint_read(path, &ck);
     if (rc != DP_OK) return rc;
     member_head h = {0};
+    member_encoder me = {DP_DSI_ENCODER_BAG_MLP, 0, 0, 0};
     const dp_ck_section *sh = need(&ck, path, SEC_HEAD, sizeof h, "header", &rc);
+    if (sh && dp_checkpoint_find(&ck, SEC_ENCODER)) {
+        const dp_ck_section *sx = need(&ck, path, SEC_ENCODER, sizeof me, "encoder", &rc);
+        if (sx) memcpy(&me, sx->data, sizeof me);
+        else sh = NULL;
+    }
     if (sh) {
         memcpy(&h, sh->data, sizeof h);
-        rc = check_head(path, &h);
+        rc = check_head(path, &h, &me);
     }
     const dp_ck_section *sd = NULL, *se = NULL, *sl = NULL, *sc = NULL, *sn = NULL;
     if (rc == DP_OK) sd = need(&ck, path, DP_CK_PARAMS, h.dense_n * 4, "parameters", &rc);
@@ -167,7 +188,8 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
     }
     if (rc == DP_OK) {
         dp_dsi_model_config mc = {.buckets = h.buckets, .token_space = h.tok_buckets, .embed = h.embed, .hidden = h.hidden, .layers = h.layers,
-                                  .dropout = h.dropout, .head = hk.head, .head_scale = hk.scale};
+                                  .dropout = h.dropout, .head = hk.head, .head_scale = hk.scale, .encoder = me.kind,
+                                  .heads = me.heads, .positions = me.positions};
         rc = dp_dsi_model_build(&mc, &ids, &out->model);
     }
     if (rc == DP_OK && (out->model->dense.n != h.dense_n || out->model->emb.n != h.emb_n))

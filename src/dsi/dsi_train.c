@@ -81,6 +81,8 @@ dp_status dp_dsi_train_check(const dp_dsi_train_config *c, int ranks)
     DP_CHECK(m->dropout >= 0 && m->dropout < 1, "--dropout: %g is out of range [0, 1)", m->dropout);
     DP_CHECK(m->head != DP_DSI_HEAD_COSINE || c->docids == DP_DSI_ATOMIC, "--head cosine needs --docids atomic");
     DP_CHECK(m->head_scale > 0 && m->head_scale <= 1000, "--head-scale: %g is out of range (0, 1000]", m->head_scale);
+    DP_CHECK(m->encoder != DP_DSI_ENCODER_TRANSFORMER || (m->heads >= 1 && m->heads <= m->embed && m->embed % m->heads == 0),
+             "--heads %d does not divide --embed %d (the transformer's width)", m->heads, m->embed);
     DP_CHECK(c->kmeans_k >= 2 && c->kmeans_k <= 1000, "--kmeans-k: %d is out of range [2, 1000]", c->kmeans_k);
     DP_CHECK(c->leaf >= 1 && c->leaf <= 65535, "--leaf: %d is out of range [1, 65535]", c->leaf);
     DP_CHECK(c->lr > 0 && c->lr < 10, "--lr: %g is out of range (0, 10)", c->lr);
@@ -257,6 +259,7 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
         /* the table: --embed-rows rows at most; the vocabulary spans every token id */
         if (mc.buckets > r->data.tok.buckets) mc.buckets = r->data.tok.buckets;
         mc.token_space = r->data.tok.buckets;
+        mc.positions = r->data.tok.max_tokens; /* the transformer: a position for every feature a query can have */
         rc = dp_dsi_model_build(&mc, &ids, &r->m);
     }
     if (rc == DP_OK) { /* the tokens training will show the model: the indexing examples only when mixed in */
@@ -271,6 +274,9 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     uint64_t h = XXH3_64bits(m->ids.len, (size_t)m->ids.ndocs);
     h = XXH3_64bits_withSeed(m->ids.code, (size_t)m->ids.ndocs * (size_t)m->ids.maxlen * sizeof *m->ids.code, h);
     int len = config_format(cfg, m->cfg.buckets, r->config_text, sizeof r->config_text);
+    if (m->cfg.encoder == DP_DSI_ENCODER_TRANSFORMER)
+        len += snprintf(r->config_text + len, sizeof r->config_text - (size_t)len, "encoder=transformer\nheads=%d\npositions=%d\n",
+                        m->cfg.heads, m->cfg.positions);
     snprintf(r->config_text + len, sizeof r->config_text - (size_t)len,
              "member=%d\nranks=%d\nmanifest=%016llx\ndocids_hash=%016llx\nbuckets=%u\n", r->member, d->size,
              (unsigned long long)r->data.manifest_hash, (unsigned long long)h, r->data.tok.buckets);

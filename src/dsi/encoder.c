@@ -2,9 +2,11 @@
 #include "dsi/encoder.h"
 
 extern const dp_dsi_encoder_ops dp_dsi_encoder_bag_mlp;
+extern const dp_dsi_encoder_ops dp_dsi_encoder_transformer;
 
 static const dp_dsi_encoder_ops *const table[] = {
     [DP_DSI_ENCODER_BAG_MLP] = &dp_dsi_encoder_bag_mlp,
+    [DP_DSI_ENCODER_TRANSFORMER] = &dp_dsi_encoder_transformer,
 };
 
 const dp_dsi_encoder_ops *dp_dsi_encoder_of(int kind)

@@ -40,6 +40,8 @@ void dp_dsi_model_defaults(dp_dsi_model_config *c)
     c->head = DP_DSI_HEAD_DOT;
     c->head_scale = 16.0f;
     c->encoder = DP_DSI_ENCODER_BAG_MLP;
+    c->heads = 4;        /* transformer only */
+    c->positions = 256;  /* the tokenizer's default max_tokens: no query is cut */
 }
 
 static dp_status check_config(const dp_dsi_model_config *c)
