@@ -22,6 +22,8 @@ static const char train_header[] =
 static const char *const docid_names[] = {"atomic", "semantic", NULL};     /* dp_dsi_docid_kind */
 static const char *const head_init_names[] = {"random", "prototypes", NULL}; /* head_init 0, 1 */
 static const char *const head_names[] = {"dot", "cosine", NULL};            /* dp_dsi_head_kind */
+/* dp_dsi_encoder_kind; "transformer" (kind 1) is refused unless the build has it */
+static const char *const encoder_names[] = {"bag", "transformer", "idf", "idf-mean", NULL};
 
 /* dsi-train's own flags */
 static const dp_cli_opt o_members = {.name = "members", .arg = "S", .help = "ensemble members (must divide P)",
@@ -34,6 +36,12 @@ static const dp_cli_opt o_kmeans_k = {.name = "kmeans-k", .arg = "K", .help = "s
 static const dp_cli_opt o_leaf = {.name = "leaf", .arg = "N",
                                   .help = "semantic: largest group given positional last digits", .kind = DP_CLI_INT,
                                   .lo = 1, .hi = 65535, .show_default = 1};
+static const dp_cli_opt o_encoder = {
+    .name = "encoder", .arg = "KIND",
+    .help = "bag (mean of the n-grams' rows) | idf (a learned weight per row,\n"
+            "starting at its IDF, weighs the mean; beside the max over the bag)\n"
+            "| idf-mean (the weighted mean alone)",
+    .kind = DP_CLI_CHOICE, .choices = encoder_names, .show_default = 1};
 static const dp_cli_opt o_embed = {.name = "embed", .arg = "D", .help = "embedding width", .kind = DP_CLI_INT, .lo = 1,
                                    .hi = 4096, .show_default = 1};
 static const dp_cli_opt o_hidden = {.name = "hidden", .arg = "H", .help = "encoder width", .kind = DP_CLI_INT, .lo = 1,
@@ -89,6 +97,7 @@ static const dp_cli_bind train_binds[] = {
     DP_CLI_BIND(o_docids, tcfg.docids),
     DP_CLI_BIND(o_kmeans_k, tcfg.kmeans_k),
     DP_CLI_BIND(o_leaf, tcfg.leaf),
+    DP_CLI_BIND(o_encoder, tcfg.model.encoder),
     DP_CLI_BIND(o_embed, tcfg.model.embed),
     DP_CLI_BIND(o_hidden, tcfg.model.hidden),
     DP_CLI_BIND(o_layers, tcfg.model.layers),

@@ -56,6 +56,7 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
     char *blob = pack_names(names, ids->ndocs, &nb);
     if (!blob) return dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
     const member_headkind hk = {.head = m->cfg.head, .scale = m->cfg.head_scale};
+    const member_encoder me = {.kind = m->cfg.encoder};
     dp_ck_section s[] = {
         {DP_CK_CONFIG, config_text, strlen(config_text)},
         {SEC_HEAD, &h, sizeof h},
@@ -65,9 +66,15 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
         {SEC_LEN, ids->len, (size_t)ids->ndocs},
         {SEC_CODE, ids->code, (size_t)ids->ndocs * (size_t)ids->maxlen * sizeof *ids->code},
         {SEC_NAMES, blob, nb},
-        {SEC_KNOWN, m->known, ((size_t)m->cfg.token_space + 7) / 8}, /* last: left out without a vocabulary */
+        {SEC_KNOWN, m->known, ((size_t)m->cfg.token_space + 7) / 8}, /* left out without a vocabulary */
+        {SEC_ENCODER, &me, sizeof me}, /* left out for the plain bag: its files stay as they were */
     };
-    const int ns = (int)(sizeof s / sizeof s[0]) - !m->known;
+    int ns = 0;
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        if ((s[i].tag == SEC_KNOWN && !m->known) || (s[i].tag == SEC_ENCODER && me.kind == DP_DSI_ENCODER_BAG_MLP))
+            continue;
+        s[ns++] = s[i];
+    }
     dp_status rc = dp_checkpoint_write(path, s, ns);
     free(blob);
     return rc;
@@ -86,7 +93,7 @@ static const dp_ck_section *need(const dp_checkpoint *ck, const char *path, uint
     return s;
 }
 
-static dp_status check_head(const char *path, const member_head *h)
+static dp_status check_head(const char *path, const member_head *h, int encoder)
 {
     if (h->version != HEAD_VERSION) return dp_errorf(DP_ERR_FORMAT, "%s: member version %u (expected %u)", path, h->version, HEAD_VERSION);
     if (h->ndocs < 1 || h->ndocs > MAX_DOCS) return dp_errorf(DP_ERR_FORMAT, "%s: field ndocs = %d", path, h->ndocs);
@@ -102,8 +109,8 @@ static dp_status check_head(const char *path, const member_head *h)
                          h->hidden, h->layers);
     /* Before the model is built from these fields: its sizes must match the sections the file can
      * hold, so a small hostile file cannot make it allocate gigabytes. */
-    dp_dsi_model_config mc = {.embed = h->embed, .hidden = h->hidden, .layers = h->layers};
-    uint64_t enc = dp_dsi_encoder_of(DP_DSI_ENCODER_BAG_MLP)->dense_floats(&mc);
+    dp_dsi_model_config mc = {.buckets = h->buckets, .embed = h->embed, .hidden = h->hidden, .layers = h->layers};
+    uint64_t enc = dp_dsi_encoder_of(encoder)->dense_floats(&mc);
     if (h->emb_n != (uint64_t)h->buckets * (uint64_t)h->embed || h->dense_n > (UINT64_MAX >> 2) || h->dense_n < enc)
         return dp_errorf(DP_ERR_FORMAT,
                          "%s: parameters dense_n %llu and embedding emb_n %llu do not fit buckets %u x embed %d, hidden %d, layers %d",
@@ -133,10 +140,18 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
     dp_status rc = dp_checkpoint_read(path, &ck);
     if (rc != DP_OK) return rc;
     member_head h = {0};
-    const dp_ck_section *sh = need(&ck, path, SEC_HEAD, sizeof h, "header", &rc);
+    member_encoder me = {DP_DSI_ENCODER_BAG_MLP, 0, 0, 0};
+    if (dp_checkpoint_find(&ck, SEC_ENCODER)) {
+        const dp_ck_section *se = need(&ck, path, SEC_ENCODER, sizeof me, "encoder", &rc);
+        if (se) memcpy(&me, se->data, sizeof me);
+        if (rc == DP_OK && (!dp_dsi_encoder_of(me.kind) || me.heads || me.positions || me.reserved))
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: field encoder = %d (heads %d, positions %d, reserved %d): not an encoder of this build",
+                           path, me.kind, me.heads, me.positions, me.reserved);
+    }
+    const dp_ck_section *sh = rc == DP_OK ? need(&ck, path, SEC_HEAD, sizeof h, "header", &rc) : NULL;
     if (sh) {
         memcpy(&h, sh->data, sizeof h);
-        rc = check_head(path, &h);
+        rc = check_head(path, &h, me.kind);
     }
     const dp_ck_section *sd = NULL, *se = NULL, *sl = NULL, *sc = NULL, *sn = NULL;
     if (rc == DP_OK) sd = need(&ck, path, DP_CK_PARAMS, h.dense_n * 4, "parameters", &rc);
@@ -167,7 +182,7 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
     }
     if (rc == DP_OK) {
         dp_dsi_model_config mc = {.buckets = h.buckets, .token_space = h.tok_buckets, .embed = h.embed, .hidden = h.hidden, .layers = h.layers,
-                                  .dropout = h.dropout, .head = hk.head, .head_scale = hk.scale};
+                                  .dropout = h.dropout, .head = hk.head, .head_scale = hk.scale, .encoder = me.kind};
         rc = dp_dsi_model_build(&mc, &ids, &out->model);
     }
     if (rc == DP_OK && (out->model->dense.n != h.dense_n || out->model->emb.n != h.emb_n))
