@@ -196,8 +196,15 @@ void dp_dsi_docids_free(dp_dsi_docids *ids);
  * logits of separately trained ensemble members on one scale. */
 typedef enum dp_dsi_head_kind { DP_DSI_HEAD_DOT = 0, DP_DSI_HEAD_COSINE = 1 } dp_dsi_head_kind;
 /* Query encoders (src/dsi/encoder.c's table): the bag of n-grams' mean embedding, then a ReLU MLP;
- * a pre-norm Transformer over the bag's features in order (encoder_transformer.c). */
-typedef enum dp_dsi_encoder_kind { DP_DSI_ENCODER_BAG_MLP = 0, DP_DSI_ENCODER_TRANSFORMER = 1 } dp_dsi_encoder_kind;
+ * a pre-norm Transformer over the bag's features in order (encoder_transformer.c);
+ * idf: the bag's softmax-weighted mean (weights start as the rows' IDF) beside its max, then the MLP;
+ * idf-mean: the weighted mean alone (encoder_idf.c). */
+typedef enum dp_dsi_encoder_kind {
+    DP_DSI_ENCODER_BAG_MLP = 0,
+    DP_DSI_ENCODER_TRANSFORMER = 1,
+    DP_DSI_ENCODER_IDF = 2,
+    DP_DSI_ENCODER_IDF_MEAN = 3,
+} dp_dsi_encoder_kind;
 
 typedef struct dp_dsi_model_config {
     uint32_t buckets; /* embedding rows */
@@ -240,6 +247,10 @@ void dp_dsi_model_free(dp_dsi_model *m);
 dp_status dp_dsi_model_freeze(dp_dsi_model *m);
 /*! m->known from the tokens of the given sets (replacing any before). */
 dp_status dp_dsi_model_learn_vocab(dp_dsi_model *m, const dp_dsi_set *const *sets, int nsets);
+/*! What the encoder learns from the member's data before training (the idf
+ *  encoders: each row's IDF over the documents of `sets`); call after
+ *  dp_dsi_model_init. Nothing for the plain bag. */
+dp_status dp_dsi_model_fit(dp_dsi_model *m, const dp_dsi_set *const *sets, int nsets);
 /*! cov[b] = the fraction of bag b's tokens in m->known (1 for an empty bag
  *  or a model without a vocabulary). */
 void dp_dsi_coverage(const dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags, float *cov);

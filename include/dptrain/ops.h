@@ -98,6 +98,17 @@ dp_tensor *dp_self_attention(dp_ctx *c, dp_tensor *qkv, const int32_t *offsets, 
  *  stay valid until backward. */
 dp_tensor *dp_embedding_bag(dp_ctx *c, dp_tensor *w, const int32_t *ids, const int32_t *offsets,
                             int nbags, int mean);
+/*! Bag b = sum_k a_k w[ids[k]] over its entries k, a = softmax of u [V] (one
+ *  score per row) over the bag's entries: sum e^{u_t} w_t / sum e^{u_t}, the
+ *  positive weights e^u without a clamp. An empty bag gives zeros. Gradients
+ *  to the used rows of w and u only. -> [nbags, D]. ids/offsets must stay
+ *  valid until backward. */
+dp_tensor *dp_embedding_bag_softmax(dp_ctx *c, dp_tensor *w, dp_tensor *u, const int32_t *ids,
+                                    const int32_t *offsets, int nbags);
+/*! Bag b = the elementwise max over its rows of w [V,D] (ties: the first
+ *  entry; an empty bag gives zeros); the gradient goes to the winning row of
+ *  each element. -> [nbags, D]. */
+dp_tensor *dp_embedding_bag_max(dp_ctx *c, dp_tensor *w, const int32_t *ids, const int32_t *offsets, int nbags);
 
 /* ---- gather (src/core/ops_gather.c) ---- */
 /*! Rows of x [N, ...] (N rows of numel/N floats): y [m, ...], y[i] = x[idx[i]]

@@ -22,7 +22,7 @@ static const char train_header[] =
 static const char *const docid_names[] = {"atomic", "semantic", NULL};     /* dp_dsi_docid_kind */
 static const char *const head_init_names[] = {"random", "prototypes", NULL}; /* head_init 0, 1 */
 static const char *const head_names[] = {"dot", "cosine", NULL};            /* dp_dsi_head_kind */
-static const char *const encoder_names[] = {"bag", "transformer", NULL};  /* dp_dsi_encoder_kind */
+static const char *const encoder_names[] = {"bag", "transformer", "idf", "idf-mean", NULL}; /* dp_dsi_encoder_kind */
 
 /* dsi-train's own flags */
 static const dp_cli_opt o_members = {.name = "members", .arg = "S", .help = "ensemble members (must divide P)",
@@ -48,7 +48,9 @@ static const dp_cli_opt o_encoder = {
     .name = "encoder", .arg = "KIND",
     .help = "bag (mean of the n-gram embeddings, then --layers ReLU layers) |\n"
             "transformer (--layers pre-norm blocks of width --embed over the\n"
-            "features in order, FFN width --hidden, --heads heads; mean-pooled)",
+            "features in order, FFN width --hidden, --heads heads; mean-pooled) |\n"
+            "idf-mean (the bag's mean weighted by a learned score per row that\n"
+            "starts at its IDF) | idf (idf-mean beside the max over the bag)",
     .kind = DP_CLI_CHOICE, .choices = encoder_names, .show_default = 1};
 static const dp_cli_opt o_heads = {.name = "heads", .arg = "N", .help = "transformer: attention heads (dividing --embed)",
                                    .kind = DP_CLI_INT, .lo = 1, .hi = 4096, .show_default = 1};

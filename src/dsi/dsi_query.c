@@ -67,15 +67,15 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
         {SEC_LEN, ids->len, (size_t)ids->ndocs},
         {SEC_CODE, ids->code, (size_t)ids->ndocs * (size_t)ids->maxlen * sizeof *ids->code},
         {SEC_NAMES, blob, nb},
-        {SEC_ENCODER, &me, sizeof me},
-        {SEC_KNOWN, m->known, ((size_t)m->cfg.token_space + 7) / 8}, /* last: left out without a vocabulary */
+        {SEC_KNOWN, m->known, ((size_t)m->cfg.token_space + 7) / 8}, /* left out without a vocabulary */
+        {SEC_ENCODER, &me, sizeof me}, /* left out for the plain bag: its files stay as they were */
     };
-    int ns = (int)(sizeof s / sizeof s[0]);
-    if (!tf) { /* the bag: no encoder section, so its files stay what they were, bit for bit */
-        s[ns - 2] = s[ns - 1];
-        ns--;
+    int ns = 0;
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        if ((s[i].tag == SEC_KNOWN && !m->known) || (s[i].tag == SEC_ENCODER && me.kind == DP_DSI_ENCODER_BAG_MLP))
+            continue;
+        s[ns++] = s[i];
     }
-    ns -= !m->known;
     dp_status rc = dp_checkpoint_write(path, s, ns);
     free(blob);
     return rc;
@@ -116,8 +116,8 @@ static dp_status check_head(const char *path, const member_head *h, const member
         (me->heads < 1 || me->heads > h->embed || h->embed % me->heads || me->positions < 1 || me->positions > 65536))
         return dp_errorf(DP_ERR_FORMAT, "%s: transformer fields heads = %d (dividing embed %d), positions = %d (1..65536)",
                          path, me->heads, h->embed, me->positions);
-    dp_dsi_model_config mc = {.embed = h->embed, .hidden = h->hidden, .layers = h->layers, .heads = me->heads,
-                              .positions = me->positions};
+    dp_dsi_model_config mc = {.buckets = h->buckets, .embed = h->embed, .hidden = h->hidden, .layers = h->layers,
+                              .heads = me->heads, .positions = me->positions};
     uint64_t enc = eo->dense_floats(&mc);
     if (h->emb_n != (uint64_t)h->buckets * (uint64_t)h->embed || h->dense_n > (UINT64_MAX >> 2) || h->dense_n < enc)
         return dp_errorf(DP_ERR_FORMAT,
@@ -149,12 +149,15 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
     if (rc != DP_OK) return rc;
     member_head h = {0};
     member_encoder me = {DP_DSI_ENCODER_BAG_MLP, 0, 0, 0};
-    const dp_ck_section *sh = need(&ck, path, SEC_HEAD, sizeof h, "header", &rc);
-    if (sh && dp_checkpoint_find(&ck, SEC_ENCODER)) {
-        const dp_ck_section *sx = need(&ck, path, SEC_ENCODER, sizeof me, "encoder", &rc);
-        if (sx) memcpy(&me, sx->data, sizeof me);
-        else sh = NULL;
+    if (dp_checkpoint_find(&ck, SEC_ENCODER)) {
+        const dp_ck_section *se = need(&ck, path, SEC_ENCODER, sizeof me, "encoder", &rc);
+        if (se) memcpy(&me, se->data, sizeof me);
+        const int tf = me.kind == DP_DSI_ENCODER_TRANSFORMER;
+        if (rc == DP_OK && (!dp_dsi_encoder_of(me.kind) || (!tf && (me.heads || me.positions)) || me.reserved))
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: field encoder = %d (heads %d, positions %d, reserved %d): not an encoder of this build",
+                           path, me.kind, me.heads, me.positions, me.reserved);
     }
+    const dp_ck_section *sh = rc == DP_OK ? need(&ck, path, SEC_HEAD, sizeof h, "header", &rc) : NULL;
     if (sh) {
         memcpy(&h, sh->data, sizeof h);
         rc = check_head(path, &h, &me);

@@ -24,6 +24,7 @@
 #include "dptrain/rng.h"
 #include "dptrain/sampler.h"
 #include "dptrain/task.h"
+#include "dsi/encoder.h"
 #include "dsi/model_internal.h"
 
 enum { RNG_SHUFFLE = 0x51, RNG_TOKDROP = 0x52, RNG_INIT = 0x53 };
@@ -83,6 +84,7 @@ dp_status dp_dsi_train_check(const dp_dsi_train_config *c, int ranks)
     DP_CHECK(m->head_scale > 0 && m->head_scale <= 1000, "--head-scale: %g is out of range (0, 1000]", m->head_scale);
     DP_CHECK(m->encoder != DP_DSI_ENCODER_TRANSFORMER || (m->heads >= 1 && m->heads <= m->embed && m->embed % m->heads == 0),
              "--heads %d does not divide --embed %d (the transformer's width)", m->heads, m->embed);
+    DP_CHECK(dp_dsi_encoder_of(m->encoder), "--encoder: kind %d is not in the encoders' table", m->encoder);
     DP_CHECK(c->kmeans_k >= 2 && c->kmeans_k <= 1000, "--kmeans-k: %d is out of range [2, 1000]", c->kmeans_k);
     DP_CHECK(c->leaf >= 1 && c->leaf <= 65535, "--leaf: %d is out of range [1, 65535]", c->leaf);
     DP_CHECK(c->lr > 0 && c->lr < 10, "--lr: %g is out of range (0, 10)", c->lr);
@@ -274,8 +276,11 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
     uint64_t h = XXH3_64bits(m->ids.len, (size_t)m->ids.ndocs);
     h = XXH3_64bits_withSeed(m->ids.code, (size_t)m->ids.ndocs * (size_t)m->ids.maxlen * sizeof *m->ids.code, h);
     int len = config_format(cfg, m->cfg.buckets, r->config_text, sizeof r->config_text);
+    if (m->cfg.encoder != DP_DSI_ENCODER_BAG_MLP) /* the plain bag's text (and checkpoint bytes) as before */
+        len += snprintf(r->config_text + len, sizeof r->config_text - (size_t)len, "encoder=%s\n",
+                        dp_dsi_encoder_of(m->cfg.encoder)->name);
     if (m->cfg.encoder == DP_DSI_ENCODER_TRANSFORMER)
-        len += snprintf(r->config_text + len, sizeof r->config_text - (size_t)len, "encoder=transformer\nheads=%d\npositions=%d\n",
+        len += snprintf(r->config_text + len, sizeof r->config_text - (size_t)len, "heads=%d\npositions=%d\n",
                         m->cfg.heads, m->cfg.positions);
     snprintf(r->config_text + len, sizeof r->config_text - (size_t)len,
              "member=%d\nranks=%d\nmanifest=%016llx\ndocids_hash=%016llx\nbuckets=%u\n", r->member, d->size,
@@ -291,9 +296,11 @@ static dp_status task_load(void *t, dp_driver *d)
     dp_rng init;
     dp_rng_seed(&init, cfg->run.seed, RNG_INIT, (uint32_t)r->member);
     dp_dsi_model_init(r->m, &init);
-    dp_status rc = DP_OK;
-    if (cfg->head_init && cfg->docids == DP_DSI_ATOMIC) rc = prototype_head(r);
-    rc = dp_sync_all_ok(&d->sync, rc, "--head-init");
+    /* the same examples as the vocabulary (task_build) */
+    const dp_dsi_set *sets[2] = {&r->data.train, &r->data.index};
+    dp_status rc = dp_dsi_model_fit(r->m, sets, cfg->index_ratio > 0 ? 2 : 1);
+    if (rc == DP_OK && cfg->head_init && cfg->docids == DP_DSI_ATOMIC) rc = prototype_head(r);
+    rc = dp_sync_all_ok(&d->sync, rc, "--encoder / --head-init");
     if (rc != DP_OK) return rc;
     /* identical replicas whatever the init did: rank 0's bits everywhere (the dense ones: the driver) */
     rc = dp_sync_bcast(&d->sync, r->m->emb.data, r->m->emb.n * sizeof(float));

@@ -20,6 +20,10 @@ typedef struct dp_dsi_encoder_ops {
     /*! rows/offsets: bags of embedding rows (offsets[nbags] entries). */
     dp_tensor *(*forward)(dp_ctx *c, const dp_dsi_model *m, const void *self, const int32_t *rows,
                           const int32_t *offsets, int nbags);
+    /*! Optional (NULL: nothing to learn from data): after the random init and
+     *  before training, sets what the encoder takes from the member's examples
+     *  (every rank of the member computes the same from the same data). */
+    dp_status (*fit)(dp_dsi_model *m, void *self, const dp_dsi_set *const *sets, int nsets);
     /*! The fewest dense floats its weights take for cfg (a hostile file is refused before it is built). */
     uint64_t (*dense_floats)(const dp_dsi_model_config *cfg);
     void (*free_self)(void *self);

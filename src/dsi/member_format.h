@@ -15,7 +15,7 @@ enum {
     SEC_NAMES = 36, /* ndocs NUL-terminated strings */
     SEC_HEADKIND = 37, /* member_headkind; absent (files before it): the dot head */
     SEC_KNOWN = 38,    /* uint8 [(tok_buckets + 7) / 8]: the vocabulary bitmap; absent: every token */
-    SEC_ENCODER = 39,  /* member_encoder; absent (files before it): the bag encoder */
+    SEC_ENCODER = 39,  /* member_encoder; absent (the plain bag, and files before it): DP_DSI_ENCODER_BAG_MLP */
     HEAD_VERSION = 1,
     MAX_DOCS = 1 << 28,
 };
@@ -29,14 +29,14 @@ typedef struct member_head {
     uint64_t dense_n, emb_n;
 } member_head;
 
+/* The query encoder (dp_dsi_encoder_kind) and a Transformer's own sizes (0 for the bag encoders). */
+typedef struct member_encoder {
+    int32_t kind, heads, positions, reserved;
+} member_encoder;
+
 typedef struct member_headkind {
     int32_t head; /* dp_dsi_head_kind */
     float scale;
 } member_headkind;
-
-/* The query encoder (dp_dsi_encoder_kind) and the transformer's own sizes (0 for the bag). */
-typedef struct member_encoder {
-    int32_t kind, heads, positions, reserved;
-} member_encoder;
 
 #endif

@@ -214,6 +214,12 @@ static dp_tensor *cosine_logits(dp_ctx *c, const dp_dsi_model *m, dp_tensor *h)
     return dp_scale(c, cos, m->cfg.head_scale);
 }
 
+dp_status dp_dsi_model_fit(dp_dsi_model *m, const dp_dsi_set *const *sets, int nsets)
+{
+    const dp_dsi_impl *im = m->impl;
+    return im->encoder->fit ? im->encoder->fit(m, im->enc, sets, nsets) : DP_OK;
+}
+
 static int is_known(const uint8_t *known, int32_t t) { return known[(uint32_t)t >> 3] >> (t & 7) & 1; }
 
 dp_status dp_dsi_model_learn_vocab(dp_dsi_model *m, const dp_dsi_set *const *sets, int nsets)

@@ -10,6 +10,7 @@ dp_room(dsi
   src/dsi/encoder.c
   src/dsi/encoder_bag.c
   src/dsi/encoder_transformer.c
+  src/dsi/encoder_idf.c
   src/dsi/model.c
   src/dsi/beam.c
   src/dsi/rank.c

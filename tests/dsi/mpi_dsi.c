@@ -310,16 +310,18 @@ static void abstention(dp_dsi_ensemble *e, const dp_dsi_train_config *c)
 }
 
 /* head: dp_dsi_head_kind; the cosine head's members go through their
- * checkpoints too, and fold the 2^14 token ids onto a 2^12-row table */
-static void members(int head)
+ * checkpoints too, and fold the 2^14 token ids onto a 2^12-row table;
+ * encoder: dp_dsi_encoder_kind (the idf encoder's members: issue 23) */
+static void members(int head, int encoder)
 {
     if (g_size % 2) return; /* two members need an even number of ranks */
     dp_dsi_train_config c = tiny();
     c.members = 2;
     c.run.batch = 64 / (g_size / 2);
     c.model.head = head;
+    c.model.encoder = encoder;
     if (head) c.model.buckets = 1u << 12;
-    snprintf(c.run.out, sizeof c.run.out, "%s/ens-%d", tmp, head);
+    snprintf(c.run.out, sizeof c.run.out, "%s/ens-%d-%d", tmp, head, encoder);
     int per = g_size / 2, member = g_rank / per;
     g_lo = member * per;
     g_hi = g_lo + per;
@@ -340,7 +342,9 @@ static void members(int head)
     double h1 = frac(&res.train_m, res.train_m.hits1);
     CHECK(h1 >= 0.9, "member %d: training queries Hits@1 %.3f < 0.9", member, h1);
     CHECK(res.ndocs == 100, "member %d holds %d documents", member, res.ndocs);
-    end_case(head ? "cosine-head members train alone (message census)" : "members train alone (message census)");
+    end_case(encoder ? "idf-encoder members train alone (census)"
+             : head  ? "cosine-head members train alone (message census)"
+                     : "members train alone (message census)");
 
     /* the ensemble over both members, spread over the ranks */
     char p0[600], p1[600];
@@ -352,6 +356,8 @@ static void members(int head)
     if (e && head) {
         dp_dsi_member back;
         CHECK_OK(dp_dsi_member_load(paths[0], &back));
+        CHECK(back.model && back.model->cfg.encoder == encoder, "member 0's checkpoint lost its encoder (%d)",
+              back.model ? back.model->cfg.encoder : -1);
         CHECK(back.model && back.model->cfg.head == head && back.model->cfg.head_scale == c.model.head_scale,
               "member 0's checkpoint lost its head (%d, scale %g)", back.model ? back.model->cfg.head : -1,
               back.model ? (double)back.model->cfg.head_scale : 0.0);
@@ -390,7 +396,9 @@ static void members(int head)
         if (head) abstention(e, &c);
         dp_dsi_ensemble_free(e);
     }
-    end_case(head ? "ensemble of 2 cosine-head members answers" : "ensemble of 2 members answers");
+    end_case(encoder ? "ensemble of 2 idf-encoder members answers"
+             : head  ? "ensemble of 2 cosine-head members answers"
+                     : "ensemble of 2 members answers");
 }
 
 static void bad_checkpoint(void)
@@ -454,8 +462,9 @@ int main(int argc, char **argv)
     central(DP_DSI_SEMANTIC, "central semantic: train Hits@1 >= 0.9");
     prototype_head();
     equivalence();
-    members(DP_DSI_HEAD_DOT);
-    members(DP_DSI_HEAD_COSINE);
+    members(DP_DSI_HEAD_DOT, DP_DSI_ENCODER_BAG_MLP);
+    members(DP_DSI_HEAD_COSINE, DP_DSI_ENCODER_BAG_MLP);
+    members(DP_DSI_HEAD_COSINE, DP_DSI_ENCODER_IDF);
     bad_checkpoint();
 
     return mpi_finish("mpi_dsi", tmp);
