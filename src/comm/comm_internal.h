@@ -194,6 +194,8 @@ dp_status dp_ring_run_ag(float *buf, size_t count, MPI_Comm comm, dp_ring_ws *ws
 dp_comm_stats *dp_ring_ws_counters(dp_ring_ws *ws);
 /* A receive buffer of at least n floats kept in ws (grown once); NULL when out of memory. */
 float *dp_ring_ws_aux(dp_ring_ws *ws, size_t n);
+/* The workspace's segment in floats (rd.c chunks its messages by it too). */
+size_t dp_ring_ws_seg_elems(const dp_ring_ws *ws);
 /* The topology attached with dp_ring_ws_set_topo, or NULL. */
 dp_topo *dp_ring_ws_topo(const dp_ring_ws *ws);
 

@@ -172,6 +172,8 @@ float *dp_ring_ws_aux(dp_ring_ws *ws, size_t n)
     return dp_comm_grow((unsigned char **)&ws->aux, &ws->aux_cap, n * sizeof(float)) ? ws->aux : NULL;
 }
 
+size_t dp_ring_ws_seg_elems(const dp_ring_ws *ws) { return ws->seg_elems; }
+
 void dp_ring_ws_set_topo(dp_ring_ws *ws, dp_topo *t) { ws->topo = t; }
 
 dp_topo *dp_ring_ws_topo(const dp_ring_ws *ws) { return ws->topo; }
