@@ -160,6 +160,13 @@ dp_status dp_ring_codec_run(float *buf, size_t count, dp_reduce_op op,
  * (ring.c, ring_wait: the engine sets it while the training thread computes). */
 void dp_ring_ws_set_yield(dp_ring_ws *ws, const atomic_int *flag);
 
+/* Sleepy waits (on: 1): every wait of the ring and of rd.c on ws spins a
+ * little, then sleeps between tests (ring.c, ring_wait). For legs whose
+ * messages cross nodes. @return the previous setting. */
+int dp_ring_ws_set_sleepy(dp_ring_ws *ws, int on);
+/* MPI_Wait as the ring waits on ws (spin, or the yield and sleepy rules). */
+int dp_ring_ws_wait(dp_ring_ws *ws, MPI_Request *req, MPI_Status *status);
+
 /* Number of receive slots of the ring (default 2: double-buffered), 1..8. For
  * tests and benchmarks. */
 dp_status dp_ring_ws_set_depth(dp_ring_ws *ws, int depth);

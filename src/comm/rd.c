@@ -44,7 +44,8 @@ typedef struct rd_ctx {
     MPI_Comm comm;
     int P, r;
     dp_comm_stats *stats;
-    size_t ch;  /* floats per chunk */
+    dp_ring_ws *ws; /* its waits: spin, or sleepy on an inter-node leg */
+    size_t ch;      /* floats per chunk */
     float *tmp; /* RD_WINDOW receive slots of ch floats */
     MPI_Request sreq[RD_WINDOW], rreq[RD_WINDOW];
 } rd_ctx;
@@ -111,7 +112,7 @@ static dp_status xchg(rd_ctx *x, const rd_xchg *e, int peer, const char *phase, 
                 for (; sp < NS && sp < i + RD_WINDOW && (sp < ns1 || sp - ns1 < i); sp++) {
                     const int k = (int)(sp % RD_WINDOW);
                     if (MPI_REQUEST_NULL != x->sreq[k] &&
-                        MPI_SUCCESS != (rc = MPI_Wait(&x->sreq[k], MPI_STATUS_IGNORE)))
+                        MPI_SUCCESS != (rc = dp_ring_ws_wait(x->ws, &x->sreq[k], MPI_STATUS_IGNORE)))
                         return fail(x, rc, "MPI_Wait(send)", peer, phase, step, e);
                     const size_t j = sp < ns1 ? sp : sp - ns1;
                     const float *from = (sp < ns1 ? e->src : e->dst) + j * x->ch;
@@ -138,7 +139,7 @@ static dp_status xchg(rd_ctx *x, const rd_xchg *e, int peer, const char *phase, 
                         break;
                     const int sk = (int)(j % RD_WINDOW);
                     if (j + RD_WINDOW >= sp && MPI_REQUEST_NULL != x->sreq[sk] &&
-                        MPI_SUCCESS != (rc = MPI_Wait(&x->sreq[sk], MPI_STATUS_IGNORE)))
+                        MPI_SUCCESS != (rc = dp_ring_ws_wait(x->ws, &x->sreq[sk], MPI_STATUS_IGNORE)))
                         return fail(x, rc, "MPI_Wait(send)", peer, phase, step, e);
                     n = chunk_len(x, e->ns, j);
                     into = e->src + j * x->ch;
@@ -154,7 +155,7 @@ static dp_status xchg(rd_ctx *x, const rd_xchg *e, int peer, const char *phase, 
          * first-part send, and those have no condition but the window) */
         const int k = (int)(i % RD_WINDOW);
         dp_wd_note_wait(peer, step, x->P);
-        rc = MPI_Wait(&x->rreq[k], MPI_STATUS_IGNORE);
+        rc = dp_ring_ws_wait(x->ws, &x->rreq[k], MPI_STATUS_IGNORE);
         dp_wd_note_progress();
         if (MPI_SUCCESS != rc)
             return fail(x, rc, "MPI_Wait(receive)", peer, phase, step, e);
@@ -174,7 +175,7 @@ static dp_status xchg(rd_ctx *x, const rd_xchg *e, int peer, const char *phase, 
     /* what is left to send: every receive is processed, so nothing waits for a condition */
     for (; sp < NS; sp++) {
         const int k = (int)(sp % RD_WINDOW);
-        if (MPI_REQUEST_NULL != x->sreq[k] && MPI_SUCCESS != (rc = MPI_Wait(&x->sreq[k], MPI_STATUS_IGNORE)))
+        if (MPI_REQUEST_NULL != x->sreq[k] && MPI_SUCCESS != (rc = dp_ring_ws_wait(x->ws, &x->sreq[k], MPI_STATUS_IGNORE)))
             return fail(x, rc, "MPI_Wait(send)", peer, phase, step, e);
         const size_t j = sp < ns1 ? sp : sp - ns1;
         const size_t n = chunk_len(x, sp < ns1 ? e->ns : e->nr, j);
@@ -186,7 +187,7 @@ static dp_status xchg(rd_ctx *x, const rd_xchg *e, int peer, const char *phase, 
         x->stats->bytes_codec_sent += n * sizeof(float);
     }
     for (int k = 0; k < RD_WINDOW; k++)
-        if (MPI_REQUEST_NULL != x->sreq[k] && MPI_SUCCESS != (rc = MPI_Wait(&x->sreq[k], MPI_STATUS_IGNORE)))
+        if (MPI_REQUEST_NULL != x->sreq[k] && MPI_SUCCESS != (rc = dp_ring_ws_wait(x->ws, &x->sreq[k], MPI_STATUS_IGNORE)))
             return fail(x, rc, "MPI_Wait(send)", peer, phase, step, e);
     return DP_OK;
 }
@@ -196,7 +197,7 @@ static int real_rank(int v, int extra) { return v < extra ? 2 * v + 1 : v + extr
 
 dp_status dp_rd_run(float *buf, size_t count, dp_reduce_op op, MPI_Comm comm, dp_ring_ws *ws)
 {
-    rd_ctx x = {.comm = comm, .stats = dp_ring_ws_counters(ws)};
+    rd_ctx x = {.comm = comm, .stats = dp_ring_ws_counters(ws), .ws = ws};
     int rc = MPI_Comm_size(comm, &x.P);
     if (MPI_SUCCESS == rc)
         rc = MPI_Comm_rank(comm, &x.r);
