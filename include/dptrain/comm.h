@@ -270,7 +270,9 @@ dp_status dp_hier_allreduce_codec(float *buf, size_t n, dp_reduce_op op, dp_allr
  *  2(P - P') ranks fold in pairs first (the even one hands its vector to the odd
  *  one) and get the result back at the end. Latency O(log P), so it suits small
  *  messages; bandwidth 2 (P'-1)/P' n plus n for the folded ranks. Messages go in
- *  chunks through a bounded receive buffer of ws. ws: NULL allocates a temporary one.
+ *  chunks of ws's segment (at most 256 KiB), several in flight, through bounded
+ *  receive slots of ws; the last halving and first doubling step stream as one
+ *  exchange. ws: NULL allocates a temporary one.
  *  @return as dp_ring_allreduce. */
 dp_status dp_rd_allreduce(float *buf, size_t n, dp_reduce_op op, MPI_Comm comm, dp_ring_ws *ws);
 
@@ -361,8 +363,12 @@ dp_status dp_allreduce_table_load(MPI_Comm comm, const char *path, int nodes, in
 /*! The tuner's rule for one measured size (sizes added in ascending order):
  *  the fastest of the na algorithms by median time med[], except that
  *  DP_ALLREDUCE_MPI, when among them, stays unless the fastest is more than
- *  margin_pct percent below it; a size with the previous rule's winner extends
- *  that rule, else a rule is appended (up to DP_ALLREDUCE_TABLE_RULES).
+ *  margin_pct percent below it, and else the previous size's winner stays
+ *  unless the fastest is more than margin_pct percent below it. A size with the
+ *  previous rule's winner extends that rule; else the previous rule is
+ *  extended to the geometric mean of the two measured sizes (a size between
+ *  them takes the nearer one's choice) and a rule is appended (up to
+ *  DP_ALLREDUCE_TABLE_RULES; past them the last rule covers the rest).
  *  @return the index into algos of the winner. */
 int dp_allreduce_table_add(dp_allreduce_table *t, uint64_t bytes, const dp_allreduce_algo *algos,
                            const double *med, int na, double margin_pct);

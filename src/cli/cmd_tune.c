@@ -4,9 +4,17 @@
  * MPI's coll/tuned dynamic rules and NCCL's tuner are made: on the machine.
  *
  * Each size: integer data (sums exact in any order), MPI_Allreduce's result
- * first, then every algorithm's first call checked against it bit for bit; then
- * --reps timed calls, each after a barrier, the time of a call the slowest
- * rank's; the median decides. */
+ * first, then every algorithm's first call checked against it bit for bit.
+ * Then the timing, as the engine runs them: a sample is --calls back-to-back
+ * calls after one barrier (per call: the batch's time / calls, the slowest
+ * rank's), since the engine issues its buckets one after another and an
+ * algorithm that is fast only from a barrier (or only back to back) would be
+ * chosen wrongly; one call after a barrier picked MPI_Allreduce from 256 KiB to
+ * 8 MiB at 2 ranks where back-to-back calls had the ring and rd 1.4-1.6x
+ * ahead (RESULTS §15). The algorithms are interleaved, sample by sample, each
+ * round starting from the next one, so that drift on a busy machine hits all
+ * alike; the median of --reps samples decides (dp_allreduce_table_add: margins
+ * for MPI_Allreduce and for the previous size's choice). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +26,7 @@
 #include "dptrain/fsutil.h"
 
 static const char header[] =
-    "usage: mpirun -np P dptrain tune-allreduce [--out FILE] [--min 4K] [--max 256M] [--reps N]\n"
+    "usage: mpirun -np P dptrain tune-allreduce [--out FILE] [--min 4K] [--max 256M] [--reps N] [--calls N]\n"
     "\n"
     "Times ring, mpi, rd (and hier, hier-rd when there are several nodes of several ranks)\n"
     "at sizes from --min to --max, checks each against MPI_Allreduce, prints the table and\n"
@@ -59,19 +67,28 @@ static const dp_cli_opt o_margin = {
     .help = "another algorithm replaces MPI_Allreduce only where its median is this\n"
             "many percent below MPI's (a winner by noise would not stay one)",
     .kind = DP_CLI_DOUBLE, .lo = 0, .hi = 90, .show_default = 1};
-static const dp_cli_opt o_reps = {.name = "reps", .arg = "N", .help = "timed calls per algorithm and size (median)",
+static const dp_cli_opt o_reps = {.name = "reps", .arg = "N",
+                                  .help = "samples per algorithm and size (median); a size stops after 3\n"
+                                          "once its samples took --cap seconds",
                                   .kind = DP_CLI_INT, .lo = 1, .hi = 10000, .show_default = 1};
+static const dp_cli_opt o_calls = {.name = "calls", .arg = "N",
+                                   .help = "back-to-back calls per sample; 0: enough for about 5 ms\n"
+                                           "of the fastest algorithm, 2 to 64",
+                                   .kind = DP_CLI_INT, .lo = 0, .hi = 10000, .show_default = 1};
+static const dp_cli_opt o_cap = {.name = "cap", .arg = "SECONDS", .help = "time per size after which it stops",
+                                 .kind = DP_CLI_DOUBLE, .lo = 0.001, .hi = 86400, .show_default = 1};
 
 static struct {
     char out[512];
     uint64_t min, max;
-    int factor, reps;
-    double margin;
+    int factor, reps, calls;
+    double margin, cap;
 } x;
 
 static const dp_cli_bind binds[] = {
-    DP_CLI_BIND(o_out, x.out), DP_CLI_BIND(o_min, x.min), DP_CLI_BIND(o_max, x.max),
-    DP_CLI_BIND(o_factor, x.factor), DP_CLI_BIND(o_reps, x.reps), DP_CLI_BIND(o_margin, x.margin), DP_CLI_END,
+    DP_CLI_BIND(o_out, x.out),     DP_CLI_BIND(o_min, x.min),       DP_CLI_BIND(o_max, x.max),
+    DP_CLI_BIND(o_factor, x.factor), DP_CLI_BIND(o_reps, x.reps),   DP_CLI_BIND(o_calls, x.calls),
+    DP_CLI_BIND(o_cap, x.cap),     DP_CLI_BIND(o_margin, x.margin), DP_CLI_END,
 };
 
 static void defaults(void)
@@ -81,7 +98,9 @@ static void defaults(void)
     x.max = 256u << 20;
     x.factor = 2;
     x.reps = 10;
-    x.margin = 3;
+    x.calls = 0;
+    x.cap = 10;
+    x.margin = 5;
 }
 
 static dp_status check(int ranks)
@@ -144,7 +163,7 @@ static dp_status tune(MPI_Comm comm, int rank, int size)
     const size_t nmax = (size_t)(sizes[ns - 1] / 4);
     buf = malloc(nmax * sizeof *buf);
     ref = malloc(nmax * sizeof *ref);
-    times = malloc((size_t)x.reps * sizeof *times);
+    times = malloc((size_t)x.reps * (size_t)na * sizeof *times);
     if (agree_ok(comm, !buf || !ref || !times, "tune-allreduce: out of memory on a rank") != DP_OK) {
         rc = dp_errorf(DP_ERR_NOMEM, "tune-allreduce: out of memory for 2 x %zu floats", nmax);
         goto out;
@@ -158,9 +177,10 @@ static dp_status tune(MPI_Comm comm, int rank, int size)
     snprintf(t.mpi, sizeof t.mpi, "%s", lib[0] ? lib : "-");
     const double bus = size > 1 ? 2.0 * (size - 1) / size : 1.0;
     if (rank == 0) {
-        printf("tune-allreduce: %d rank(s), %d node(s) x %d rank(s) per node%s, %d reps, median of the slowest "
-               "rank's time; busbw = bytes / time x 2(P-1)/P\n%10s", size, nodes, per_node, uniform ? "" : " (uneven)",
-               x.reps, "bytes");
+        printf("tune-allreduce: %d rank(s), %d node(s) x %d rank(s) per node%s; a sample is `calls` back-to-back "
+               "calls after a barrier, algorithms interleaved; time per call: median over the samples of the "
+               "slowest rank's; busbw = bytes / time x 2(P-1)/P; margin %g%%\n%10s %5s %4s",
+               size, nodes, per_node, uniform ? "" : " (uneven)", x.margin, "bytes", "calls", "reps");
         for (int a = 0; a < na; a++) printf(" %9s us %7s GB/s", dp_allreduce_algo_name(algos[a]), "");
         printf("  chosen\n");
     }
@@ -168,7 +188,7 @@ static dp_status tune(MPI_Comm comm, int rank, int size)
         const size_t n = (size_t)(sizes[s] / 4);
         fill(ref, n, rank, sizes[s]);
         MPI_Allreduce(MPI_IN_PLACE, ref, (int)n, MPI_FLOAT, MPI_SUM, comm);
-        double med[DP_ALLREDUCE_NALGOS];
+        double med[DP_ALLREDUCE_NALGOS], first[DP_ALLREDUCE_NALGOS];
         for (int a = 0; a < na && rc == DP_OK; a++) {
             fill(buf, n, rank, sizes[s]);
             rc = dp_allreduce(buf, n, DP_REDUCE_SUM, algos[a], comm, ws);
@@ -176,24 +196,59 @@ static dp_status tune(MPI_Comm comm, int rank, int size)
             char msg[160];
             snprintf(msg, sizeof msg, "tune-allreduce: %s of %llu bytes differs from MPI_Allreduce",
                      dp_allreduce_algo_name(algos[a]), (unsigned long long)sizes[s]);
-            if ((rc = agree_ok(comm, memcmp(buf, ref, n * sizeof *buf) != 0, msg)) != DP_OK) break;
-            for (int r = 0; r < x.reps && rc == DP_OK; r++) {
-                if (r % 8 == 7) fill(buf, n, rank, sizes[s]); /* sums of sums stay finite */
-                MPI_Barrier(comm);
-                double t0 = MPI_Wtime();
-                rc = dp_allreduce(buf, n, DP_REDUCE_SUM, algos[a], comm, ws);
-                times[r] = MPI_Wtime() - t0;
-            }
-            if (rc != DP_OK) break;
-            MPI_Allreduce(MPI_IN_PLACE, times, x.reps, MPI_DOUBLE, MPI_MAX, comm);
-            qsort(times, (size_t)x.reps, sizeof *times, cmp_double);
-            med[a] = x.reps % 2 ? times[x.reps / 2] : 0.5 * (times[x.reps / 2 - 1] + times[x.reps / 2]);
+            rc = agree_ok(comm, memcmp(buf, ref, n * sizeof *buf) != 0, msg);
         }
         if (rc != DP_OK) break;
+        /* zeros from here: sums of sums stay zero, never overflow nor subnormal */
+        memset(buf, 0, n * sizeof *buf);
+        for (int a = 0; a < na && rc == DP_OK; a++) { /* one call each, for the batch size */
+            MPI_Barrier(comm);
+            double t0 = MPI_Wtime();
+            rc = dp_allreduce(buf, n, DP_REDUCE_SUM, algos[a], comm, ws);
+            first[a] = MPI_Wtime() - t0;
+        }
+        if (rc != DP_OK) break;
+        MPI_Allreduce(MPI_IN_PLACE, first, na, MPI_DOUBLE, MPI_MAX, comm);
+        int calls = x.calls;
+        if (calls == 0) {
+            double fast = first[0];
+            for (int a = 1; a < na; a++)
+                if (first[a] < fast) fast = first[a];
+            calls = fast * 64 <= 5e-3 ? 64 : fast * 2 >= 5e-3 ? 2 : (int)(5e-3 / fast) + 1;
+        }
+        /* sample r: every algorithm once, starting from algorithm r mod na */
+        double spent = 0;
+        int done = 0;
+        while (done < x.reps && rc == DP_OK) {
+            double row[DP_ALLREDUCE_NALGOS];
+            for (int i = 0; i < na && rc == DP_OK; i++) {
+                const int a = (i + done) % na;
+                MPI_Barrier(comm);
+                double t0 = MPI_Wtime();
+                for (int c = 0; c < calls && rc == DP_OK; c++)
+                    rc = dp_allreduce(buf, n, DP_REDUCE_SUM, algos[a], comm, ws);
+                row[a] = (MPI_Wtime() - t0) / calls;
+            }
+            if (rc != DP_OK) break;
+            /* the slowest rank's; every rank sees the same, so all stop together */
+            MPI_Allreduce(MPI_IN_PLACE, row, na, MPI_DOUBLE, MPI_MAX, comm);
+            for (int a = 0; a < na; a++) {
+                times[(size_t)a * x.reps + done] = row[a];
+                spent += row[a] * calls;
+            }
+            done++;
+            if (done >= 3 && spent > x.cap) break;
+        }
+        if (rc != DP_OK) break;
+        for (int a = 0; a < na; a++) {
+            double *t = times + (size_t)a * x.reps;
+            qsort(t, (size_t)done, sizeof *t, cmp_double);
+            med[a] = done % 2 ? t[done / 2] : 0.5 * (t[done / 2 - 1] + t[done / 2]);
+        }
         /* the same medians on every rank (reduced above), so the same table */
         const int besta = dp_allreduce_table_add(&t, sizes[s], algos, med, na, x.margin);
         if (rank == 0) {
-            printf("%10llu", (unsigned long long)sizes[s]);
+            printf("%10llu %5d %4d", (unsigned long long)sizes[s], calls, done);
             for (int a = 0; a < na; a++)
                 printf(" %12.1f %12.3f", med[a] * 1e6, (double)sizes[s] / med[a] * bus * 1e-9);
             printf("  %s\n", dp_allreduce_algo_name(algos[besta]));

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,19 +56,40 @@ dp_allreduce_algo dp_allreduce_table_choose(const dp_allreduce_table *t, uint64_
 int dp_allreduce_table_add(dp_allreduce_table *t, uint64_t bytes, const dp_allreduce_algo *algos,
                            const double *med, int na, double margin_pct)
 {
-    int best = 0, mpi = -1;
+    const double keep = 1.0 - margin_pct / 100.0;
+    const int have_prev = t->nrules > 0;
+    int best = 0, mpi = -1, prev = -1;
     for (int a = 0; a < na; a++) {
         if (med[a] < med[best])
             best = a;
         if (DP_ALLREDUCE_MPI == algos[a])
             mpi = a;
+        if (have_prev && algos[a] == t->algo[t->nrules - 1])
+            prev = a;
     }
-    /* the incumbent: a challenger's win inside the margin may be noise */
-    if (mpi >= 0 && best != mpi && med[best] > med[mpi] * (1.0 - margin_pct / 100.0))
+    /* Incumbents, MPI_Allreduce first: a challenger's win inside the margin may
+     * be noise. The previous size's choice second, so that noise does not flip
+     * the choice between two close algorithms from one size to the next (it is
+     * then still faster than MPI's: MPI is not within the margin of the best). */
+    if (mpi >= 0 && best != mpi && med[best] > med[mpi] * keep)
         best = mpi;
-    if (t->nrules && t->algo[t->nrules - 1] == algos[best]) {
+    else if (prev >= 0 && best != prev && med[best] > med[prev] * keep)
+        best = prev;
+    if (have_prev && t->algo[t->nrules - 1] == algos[best]) {
         t->max_bytes[t->nrules - 1] = bytes;
     } else if (t->nrules < DP_ALLREDUCE_TABLE_RULES) {
+        /* The last rule ends at the previous measured size; a size between that
+         * one and this takes the nearer one's choice (by ratio: the geometric
+         * mean is the boundary), not always the larger one's. */
+        if (have_prev && t->max_bytes[t->nrules - 1] < bytes) {
+            const uint64_t lo = t->max_bytes[t->nrules - 1];
+            uint64_t mid = (uint64_t)sqrt((double)lo * (double)bytes);
+            if (mid < lo)
+                mid = lo;
+            if (mid >= bytes)
+                mid = bytes - 1;
+            t->max_bytes[t->nrules - 1] = mid;
+        }
         t->max_bytes[t->nrules] = bytes;
         t->algo[t->nrules++] = algos[best];
     } else { /* full: the last rule covers the rest */

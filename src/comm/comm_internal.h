@@ -160,6 +160,13 @@ dp_status dp_ring_codec_run(float *buf, size_t count, dp_reduce_op op,
  * (ring.c, ring_wait: the engine sets it while the training thread computes). */
 void dp_ring_ws_set_yield(dp_ring_ws *ws, const atomic_int *flag);
 
+/* Sleepy waits (on: 1): every wait of the ring and of rd.c on ws spins a
+ * little, then sleeps between tests (ring.c, ring_wait). For legs whose
+ * messages cross nodes. @return the previous setting. */
+int dp_ring_ws_set_sleepy(dp_ring_ws *ws, int on);
+/* MPI_Wait as the ring waits on ws (spin, or the yield and sleepy rules). */
+int dp_ring_ws_wait(dp_ring_ws *ws, MPI_Request *req, MPI_Status *status);
+
 /* Number of receive slots of the ring (default 2: double-buffered), 1..8. For
  * tests and benchmarks. */
 dp_status dp_ring_ws_set_depth(dp_ring_ws *ws, int depth);
@@ -194,6 +201,8 @@ dp_status dp_ring_run_ag(float *buf, size_t count, MPI_Comm comm, dp_ring_ws *ws
 dp_comm_stats *dp_ring_ws_counters(dp_ring_ws *ws);
 /* A receive buffer of at least n floats kept in ws (grown once); NULL when out of memory. */
 float *dp_ring_ws_aux(dp_ring_ws *ws, size_t n);
+/* The workspace's segment in floats (rd.c chunks its messages by it too). */
+size_t dp_ring_ws_seg_elems(const dp_ring_ws *ws);
 /* The topology attached with dp_ring_ws_set_topo, or NULL. */
 dp_topo *dp_ring_ws_topo(const dp_ring_ws *ws);
 

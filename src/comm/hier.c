@@ -29,7 +29,11 @@
  * MPI_Allreduce of a flag over the node tells the other columns. Only the ring
  * runs across nodes with a codec: halving/doubling would re-encode its halves at
  * every level, which the ring's seam (one encode per value and rank, error
- * feedback per position) does not describe. */
+ * feedback per position) does not describe.
+ *
+ * The column leg's waits are sleepy (dp_ring_ws_set_sleepy): after a short spin
+ * they sleep between tests, leaving the cores to the kernel's network stack and
+ * to the node's other ranks while inter-node messages travel. */
 #include "comm/comm_internal.h"
 
 /* The column leg: exact, or through cfg on the slice buf[0..len) with the
@@ -78,8 +82,10 @@ static dp_status hier_exec(float *buf, size_t count, dp_reduce_op op, dp_allredu
         st = dp_ring_run_rs(buf, count, node, ws);
         if (DP_OK == st) {
             const uint64_t s0 = cs->bytes_sent, r0 = cs->bytes_recv;
+            const int was = dp_ring_ws_set_sleepy(ws, 1); /* its messages cross nodes: ring.c, ring_wait */
             st = column_leg(buf + off, len, op, P, inter, cfg ? &cc : NULL, residual ? residual + off : NULL, col,
                             ws);
+            dp_ring_ws_set_sleepy(ws, was);
             cs->bytes_inter_sent += cs->bytes_sent - s0;
             cs->bytes_inter_recv += cs->bytes_recv - r0;
         }

@@ -107,6 +107,7 @@ struct dp_ring_ws {
     dp_codec_rt *rt;           /* codecs built from dp_codec_config's (codec_wire.c) */
     dp_comm_stats stats;
     const atomic_int *yield;   /* nonzero: another thread computes on our core (ring_wait) */
+    int sleepy;                /* waits sleep after RING_SPIN_S (inter-node legs, ring_wait) */
     float *aux;                /* receive buffer of rd.c (dp_ring_ws_aux) */
     size_t aux_cap;            /* bytes */
     dp_topo *topo;             /* not owned: for the hierarchical algorithms */
@@ -171,6 +172,8 @@ float *dp_ring_ws_aux(dp_ring_ws *ws, size_t n)
 {
     return dp_comm_grow((unsigned char **)&ws->aux, &ws->aux_cap, n * sizeof(float)) ? ws->aux : NULL;
 }
+
+size_t dp_ring_ws_seg_elems(const dp_ring_ws *ws) { return ws->seg_elems; }
 
 void dp_ring_ws_set_topo(dp_ring_ws *ws, dp_topo *t) { ws->topo = t; }
 
@@ -329,22 +332,52 @@ void dp_ring_ws_set_yield(dp_ring_ws *ws, const atomic_int *flag)
  * at 100 us: a late message costs at most that much latency, hidden behind
  * backward. Once the training thread waits for us (the flag is cleared), we spin
  * again. */
+/*
+ * Sleepy waits (dp_ring_ws_set_sleepy: the hierarchical allreduce's inter-node
+ * leg): spin RING_SPIN_S, then sleep between tests with the same backoff. A
+ * message from another node that has not come within that time is far off
+ * (a 256 KiB segment at 1 Gbit/s takes 2 ms), and a spinning rank takes the
+ * cycles the kernel's network stack needs to bring it, and those of the ranks
+ * it shares cores with: on the virtual cluster (2 nodes x 2 ranks on 2 cores)
+ * the inter-node leg of a 1 MiB hier took about 4x as long spinning as sleeping
+ * (a loaded machine; RESULTS §15). On a fast network the messages come within
+ * the spin, so nothing changes there. */
+#define RING_SPIN_S 200e-6
 static int ring_wait(dp_ring_ws *ws, MPI_Request *req, MPI_Status *status)
 {
-    if (NULL == ws->yield)
+    if (NULL == ws->yield && !ws->sleepy)
         return MPI_Wait(req, status);
     long ns = 4000;
+    double since = -1.0;
     for (int tries = 0;; tries++) {
         int done = 0, rc = MPI_Test(req, &done, status);
         if (MPI_SUCCESS != rc || done)
             return rc;
-        if (tries < 32 || !atomic_load_explicit(ws->yield, memory_order_relaxed))
+        if (tries < 32)
             continue;
+        if (NULL == ws->yield || !atomic_load_explicit(ws->yield, memory_order_relaxed)) {
+            if (!ws->sleepy)
+                continue;
+            const double now = dp_comm_now_s();
+            if (since < 0.0)
+                since = now;
+            if (now - since < RING_SPIN_S)
+                continue;
+        }
         struct timespec ts = {0, ns};
         nanosleep(&ts, NULL);
         ns = ns < 50000 ? 2 * ns : 100000;
     }
 }
+
+int dp_ring_ws_set_sleepy(dp_ring_ws *ws, int on)
+{
+    const int was = ws->sleepy;
+    ws->sleepy = on;
+    return was;
+}
+
+int dp_ring_ws_wait(dp_ring_ws *ws, MPI_Request *req, MPI_Status *status) { return ring_wait(ws, req, status); }
 
 /* ------------------------------------------------------------------------- */
 /* The ring                                                                   */

@@ -93,31 +93,54 @@ static void case_chooser(void)
 }
 
 /* The tuner's rule: the fastest median wins, MPI_Allreduce unless beaten by
- * the margin, runs of one winner merge into one rule. */
+ * the margin, then the previous size's winner unless beaten by the margin; runs
+ * of one winner merge into one rule, and a rule that changes ends at the
+ * geometric mean of the two measured sizes (a size between them takes the
+ * nearer one's choice). */
 static void case_tuner_rule(void)
 {
     const dp_allreduce_algo al[3] = {DP_ALLREDUCE_RING, DP_ALLREDUCE_MPI, DP_ALLREDUCE_RD};
     dp_allreduce_table t = {.nodes = 1, .per_node = 2};
     const double m[][3] = {
-        {10, 5, 6},     /* 4K:  mpi fastest */
-        {10, 5, 4.9},   /* 8K:  rd 2% below mpi: inside the 3% margin, mpi */
-        {10, 5, 4.5},   /* 16K: rd 10% below: rd */
-        {3, 5, 4.5},    /* 32K: ring */
-        {3, 5, 4.5},    /* 64K: ring, the same rule */
+        {10, 5, 6},     /* 4K:   mpi fastest */
+        {10, 5, 4.9},   /* 8K:   rd 2% below mpi: inside the 3% margin, mpi */
+        {10, 5, 4.5},   /* 16K:  rd 10% below: rd */
+        {3, 5, 4.5},    /* 32K:  ring, 33% below rd */
+        {3, 5, 4.5},    /* 64K:  ring, the same rule */
+        {3, 5, 2.95},   /* 128K: rd 1.7% below the ring, the previous winner: ring */
+        {3, 5, 2.5},    /* 256K: rd 17% below: rd */
+        {3, 2.8, 2.5},  /* 512K: mpi is back, rd 11% below it: rd */
     };
-    const int want[] = {1, 1, 2, 0, 0};
-    for (int i = 0; i < 5; i++) {
+    const int want[] = {1, 1, 2, 0, 0, 0, 2, 2};
+    for (int i = 0; i < 8; i++) {
         int w = dp_allreduce_table_add(&t, (uint64_t)4096 << i, al, m[i], 3, 3.0);
         CHECK(w == want[i], "size %d: winner %d, want %d", 4096 << i, w, want[i]);
     }
-    CHECK(3 == t.nrules && 8192 == t.max_bytes[0] && DP_ALLREDUCE_MPI == t.algo[0] && 16384 == t.max_bytes[1] &&
-              DP_ALLREDUCE_RD == t.algo[1] && 65536 == t.max_bytes[2] && DP_ALLREDUCE_RING == t.algo[2],
-          "rules: %d: %llu %s, %llu %s, %llu %s", t.nrules, (unsigned long long)t.max_bytes[0],
+    /* boundaries: floor(sqrt(8K x 16K)) = 11585, floor(sqrt(16K x 32K)) = 23170,
+     * floor(sqrt(128K x 256K)) = 185363 */
+    const uint64_t want_max[] = {11585, 23170, 185363, 524288};
+    const dp_allreduce_algo want_algo[] = {DP_ALLREDUCE_MPI, DP_ALLREDUCE_RD, DP_ALLREDUCE_RING, DP_ALLREDUCE_RD};
+    int same = 4 == t.nrules;
+    for (int r = 0; same && r < 4; r++)
+        same = want_max[r] == t.max_bytes[r] && want_algo[r] == t.algo[r];
+    CHECK(same, "rules: %d: %llu %s, %llu %s, %llu %s, %llu %s", t.nrules, (unsigned long long)t.max_bytes[0],
           dp_allreduce_algo_name(t.algo[0]), (unsigned long long)t.max_bytes[1], dp_allreduce_algo_name(t.algo[1]),
-          (unsigned long long)t.max_bytes[2], dp_allreduce_algo_name(t.algo[2]));
+          (unsigned long long)t.max_bytes[2], dp_allreduce_algo_name(t.algo[2]), (unsigned long long)t.max_bytes[3],
+          dp_allreduce_algo_name(t.algo[3]));
+    /* between measured sizes: the nearer one's choice */
+    CHECK(DP_ALLREDUCE_MPI == dp_allreduce_table_choose(&t, 11585) &&
+              DP_ALLREDUCE_RD == dp_allreduce_table_choose(&t, 11586) &&
+              DP_ALLREDUCE_MPI == dp_allreduce_table_choose(&t, 10240) &&
+              DP_ALLREDUCE_RD == dp_allreduce_table_choose(&t, 12288) &&
+              DP_ALLREDUCE_RING == dp_allreduce_table_choose(&t, 160 << 10) &&
+              DP_ALLREDUCE_RD == dp_allreduce_table_choose(&t, 224 << 10) &&
+              DP_ALLREDUCE_RD == dp_allreduce_table_choose(&t, 64u << 20),
+          "chooser between measured sizes");
     /* margin 0: the fastest, whoever it is */
     dp_allreduce_table u = {.nodes = 1, .per_node = 2};
     CHECK(2 == dp_allreduce_table_add(&u, 4096, al, m[1], 3, 0.0), "margin 0: not the fastest");
+    CHECK(2 == dp_allreduce_table_add(&u, 8192, al, m[5], 3, 0.0), "margin 0: rd 2.95 against the ring's 3");
+    CHECK(0 == dp_allreduce_table_add(&u, 16384, al, m[3], 3, 0.0), "margin 0: the ring, not the previous rd");
 }
 
 /* Each malformed table names the file, the line and the field. */
