@@ -133,6 +133,10 @@ dp_tensor *dp_global_avgpool(dp_ctx *c, dp_tensor *x);
 dp_tensor *dp_concat(dp_ctx *c, int n, dp_tensor **xs);
 /*! Channels [c0, c1) of x [N,C,...]. */
 dp_tensor *dp_slice(dp_ctx *c, dp_tensor *x, int c0, int c1);
+/*! The channel shuffle of ShuffleNet / PC-DARTS: x [N, C, ...] viewed as
+ *  (groups, C / groups) channels, transposed: y[:, j groups + g] =
+ *  x[:, g (C / groups) + j]. groups must divide C. */
+dp_tensor *dp_channel_shuffle(dp_ctx *c, dp_tensor *x, int groups);
 /*! One strided pixel grid: y [N,C,Ho,Wo] [n,c,i,j] = x[n,c, offset + stride i,
  *  offset + stride j], Ho = ceil((H - offset) / stride) (likewise Wo).
  *  FactorizedReduce's strided 1x1 convs are 1x1 convs of these grids. */

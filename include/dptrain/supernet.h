@@ -16,7 +16,22 @@
  *                stream every rank shares, so ranks sample alike.
  *   gold         sigmoid(alpha)_k * mask_k (one-level, ops pruned by mask)
  * An op whose weight is structurally zero (mask 0, or not sampled) is not
- * computed at all. */
+ * computed at all.
+ *
+ * PC-DARTS (Xu et al. 2020), both off by default:
+ *   partial channels K  on every edge only the first C/K channels of the
+ *                input go through the candidate ops (built on C/K channels,
+ *                so their FLOPs and activations shrink); the other channels
+ *                bypass them (max-pooled 3x3 stride 2 pad 1 on a reducing
+ *                edge, the size every stride-2 op gives), and the node's
+ *                [ops' C/K | bypass] channels are shuffled (dp_channel_shuffle,
+ *                K groups) so that the next edge samples other channels.
+ *   edge normalisation  node i's incoming edges are weighted by
+ *                softmax(beta) over those edges: beta is two more tensors
+ *                (normal, reduce: [14] each) at the end of the `alpha`
+ *                registry, so they are stepped, averaged, checkpointed and
+ *                resumed with alpha; derivation scores an edge by
+ *                softmax(beta) x its best softmax(alpha) (dp_nas_derive_beta). */
 #ifndef DPTRAIN_SUPERNET_H
 #define DPTRAIN_SUPERNET_H
 
@@ -39,7 +54,12 @@ typedef struct dp_supernet_config {
     int ops[DP_NAS_NUM_OPS]; /* the primitive set: alpha column k is op ops[k] */
     dp_model_shape in;
     int recompute;       /* the first `recompute` cells keep only their outputs; backward runs them again */
+    int partial_channels; /* K: 1/K of each edge's channels go through the ops (0 or 1: all, DARTS) */
+    int edge_norm;       /* beta weights each node's edges: 1 on, 0 off, -1 (the default) on iff K > 1 */
 } dp_supernet_config;
+
+/*! Whether cfg has edge normalisation (beta), edge_norm -1 resolved. */
+int dp_supernet_edge_norm(const dp_supernet_config *cfg);
 
 typedef struct dp_nas_mix {
     dp_nas_strategy strategy;
@@ -53,18 +73,19 @@ typedef struct dp_supernet {
     dp_model *model;        /* forward(model, c, x) runs the supernet with alpha and mix */
     dp_params alpha;        /* finalized; init: zeros + 1e-3 N(0,1) by dp_supernet_init_alpha */
     dp_tensor *alpha_normal, *alpha_reduce; /* [14, nops] each, in alpha */
+    dp_tensor *beta_normal, *beta_reduce;   /* [14] each, in alpha after them; NULL without edge normalisation */
     dp_nas_mix mix;
     dp_tensor *weights[2];  /* the last forward's mixing weights [14, nops] (normal, reduce) */
     void *impl;
 } dp_supernet;
 
-/*! The defaults: 5 cells, 8 channels, stem multiplier 3, all eight ops. */
+/*! The defaults: 5 cells, 8 channels, stem multiplier 3, all eight ops, no partial channels. */
 void dp_supernet_config_defaults(dp_supernet_config *cfg);
 /*! Builds the supernet for cfg (weights and alpha finalized, not initialised:
  *  dp_params_init(&sn->model->params, r) and dp_supernet_init_alpha). */
 dp_status dp_supernet_build(const dp_supernet_config *cfg, dp_supernet **out);
 void dp_supernet_free(dp_supernet *sn);
-/*! alpha = 1e-3 * N(0, 1), as the reference. */
+/*! alpha (and beta) = 1e-3 * N(0, 1), as the reference (and PC-DARTS). */
 void dp_supernet_init_alpha(dp_supernet *sn, dp_rng *r);
 
 /*! The supernet's forward with caller-made mixing weights w_normal and
@@ -72,7 +93,9 @@ void dp_supernet_init_alpha(dp_supernet *sn, dp_rng *r);
  *  from alpha. Column k of edge e in cell type t (0 normal, 1 reduce) is
  *  computed when ops[k] is not none and alive[(t * 14 + e) * nops + k] != 0
  *  (alive NULL: every op). Sets sn->weights. For fixed sub-networks and for
- *  checking a strategy's gradient against a surrogate.
+ *  checking a strategy's gradient against a surrogate. With edge
+ *  normalisation the edges are still weighted by softmax(beta), as in the
+ *  supernet's own forward.
  *  @return logits [N, classes], or NULL (status in c). */
 dp_tensor *dp_supernet_forward_weights(dp_supernet *sn, dp_ctx *c, dp_tensor *x, dp_tensor *w_normal,
                                        dp_tensor *w_reduce, const float *alive);
@@ -96,6 +119,12 @@ dp_tensor *dp_supernet_expected_cost(dp_ctx *c, dp_supernet *sn, const float *co
  *  earlier column). ops[k] names column k. DP_ERR_ARG if a row has no
  *  non-none op. */
 dp_status dp_nas_derive(const float *w_normal, const float *w_reduce, const int *ops, int nops, dp_genotype *g);
+
+/*! dp_nas_derive with edge normalisation (PC-DARTS): each edge's row of w
+ *  scaled by softmax(beta) over its node's edges (beta_normal, beta_reduce:
+ *  [14] each) before the edges are ranked; the op of an edge is unchanged. */
+dp_status dp_nas_derive_beta(const float *w_normal, const float *w_reduce, const float *beta_normal,
+                             const float *beta_reduce, const int *ops, int nops, dp_genotype *g);
 
 /*! A uniformly random genotype of the space: per node two distinct earlier
  *  states, each with a random non-none op from ops. */

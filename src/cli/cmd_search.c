@@ -44,6 +44,16 @@ static dp_status parse_recompute(const dp_cli_opt *o, const char *a, void *field
     return rc;
 }
 
+static dp_status parse_edge_norm(const dp_cli_opt *o, const char *a, void *field)
+{
+    (void)o;
+    if (!strcmp(a, "on") || !strcmp(a, "off")) {
+        *(int *)field = a[1] == 'n';
+        return DP_OK;
+    }
+    return dp_errorf(DP_ERR_ARG, "--edge-norm: '%s' is not on or off", a);
+}
+
 /* search's own flags */
 static const dp_cli_opt o_layers = {.name = "layers", .arg = "L", .help = "cells (reductions at L/3 and 2L/3)",
                                     .kind = DP_CLI_INT, .lo = 1, .hi = 64, .show_default = 1};
@@ -119,6 +129,17 @@ static const dp_cli_opt o_recompute = {
             "forward again in backward: less memory for a second forward (default 0)",
     .kind = DP_CLI_CUSTOM, .lo = 0, .hi = 64, .parse = parse_recompute};
 
+static const dp_cli_opt o_partial = {
+    .name = "partial-channels", .arg = "K",
+    .help = "PC-DARTS: only 1/K of each edge's channels go through the candidate ops\n"
+            "(the rest bypass them, then a channel shuffle); 1 = DARTS, the paper uses 4",
+    .kind = DP_CLI_INT, .lo = 1, .hi = 64, .show_default = 1};
+static const dp_cli_opt o_edge_norm = {
+    .name = "edge-norm", .arg = "on|off",
+    .help = "PC-DARTS' edge normalisation: softmax(beta) weights each node's edges,\n"
+            "and ranks them at derivation (default: on with --partial-channels > 1)",
+    .kind = DP_CLI_CUSTOM, .parse = parse_edge_norm};
+
 static dp_search_config cfg;
 static char profile[512], random_out[512]; /* what only the command uses */
 static dp_search_result res;
@@ -142,6 +163,8 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_prune_every, cfg.prune_every),
     DP_CLI_BIND(o_warmup_epochs, cfg.warmup_epochs),
     DP_CLI_BIND(o_arch_warmup, cfg.arch_warmup),
+    DP_CLI_BIND(o_partial, cfg.net.partial_channels),
+    DP_CLI_BIND(o_edge_norm, cfg.net.edge_norm),
     DP_CLI_HEADING("optimisation (reference DARTS defaults):"),
     DP_CLI_BIND(dp_cli_epochs, cfg.run.epochs),
     DP_CLI_BIND(dp_cli_batch, cfg.run.batch),

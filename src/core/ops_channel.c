@@ -1,5 +1,6 @@
-/* Channel ops: concatenation along dim 1 and a channel slice, for tensors
- * [N, C, ...] of 2 to 4 dims (inner = product of the dims after C), and the
+/* Channel ops: concatenation along dim 1, a channel slice and a channel
+ * shuffle, for tensors [N, C, ...] of 2 to 4 dims (inner = product of the
+ * dims after C), and the
  * strided spatial subsample of NCHW planes that FactorizedReduce needs.
  * All copy: a channel range of an NCHW tensor is N strided blocks, not a
  * contiguous view. Backward adds the matching blocks of dy back. */
@@ -106,6 +107,47 @@ dp_tensor *dp_slice(dp_ctx *c, dp_tensor *x, int c0, int c1)
     dp_node *nd = dp_tape_push(c, slice_backward_node, "slice", y, 1, &x);
     if (!nd) return c->status == DP_OK ? y : NULL;
     nd->ip[0] = c0;
+    return y;
+}
+
+/* ---- channel shuffle ---- */
+
+/* y channel j G + g <- x channel g (C / G) + j: the (G, C / G) channel grid
+ * transposed. dir 0 copies x into y (forward), dir 1 adds dy into dx. */
+static void shuffle_copy(float *x, float *y, long N, long C, long G, long inner, int dir)
+{
+    const long m = C / G;
+    for (long n = 0; n < N; n++)
+        for (long g = 0; g < G; g++)
+            for (long j = 0; j < m; j++) {
+                float *xs = x + (n * C + g * m + j) * inner, *ys = y + (n * C + j * G + g) * inner;
+                if (dir == 0)
+                    memcpy(ys, xs, (size_t)inner * sizeof(float));
+                else
+                    for (long i = 0; i < inner; i++) xs[i] += ys[i];
+            }
+}
+
+static void shuffle_backward_node(dp_ctx *c, dp_node *nd)
+{
+    dp_tensor *x = nd->in[0];
+    float *dx = dp_grad(c, x);
+    if (!dx) return;
+    shuffle_copy(dx, nd->out->grad, x->shape[0], x->shape[1], nd->ip[0], inner_size(x), 1);
+}
+
+dp_tensor *dp_channel_shuffle(dp_ctx *c, dp_tensor *x, int groups)
+{
+    if (!x) return NULL;
+    if (x->ndim < 2) return dp_fail(c, DP_ERR_SHAPE, "channel shuffle: input is %d-d (need [N, C, ...])", x->ndim);
+    if (groups < 1 || x->shape[1] % groups)
+        return dp_fail(c, DP_ERR_ARG, "channel shuffle: %d groups do not divide %d channels", groups, x->shape[1]);
+    dp_tensor *y = dp_tensor_new(c, x->ndim, x->shape);
+    if (!y) return NULL;
+    shuffle_copy(x->data, y->data, x->shape[0], x->shape[1], groups, inner_size(x), 0);
+    dp_node *nd = dp_tape_push(c, shuffle_backward_node, "channel_shuffle", y, 1, &x);
+    if (!nd) return c->status == DP_OK ? y : NULL;
+    nd->ip[0] = groups;
     return y;
 }
 

@@ -2,7 +2,10 @@
  * cnn/model_search.py, Network.genotype._parse). Per node, each incoming edge
  * is scored by its best non-none weight; the two best edges are kept,
  * strongest first (Python's stable sort, so ties keep the earlier edge), each
- * with its best non-none op (strict >, so ties keep the earlier column). */
+ * with its best non-none op (strict >, so ties keep the earlier column).
+ * dp_nas_derive_beta first scales the rows by PC-DARTS' edge weights. */
+#include <math.h>
+
 #include "dptrain/supernet.h"
 
 /* Best non-none column of row w[0..nops), or -1 when the row has none. */
@@ -47,4 +50,31 @@ dp_status dp_nas_derive(const float *w_normal, const float *w_reduce, const int 
     dp_status rc = derive_cell(w_normal, ops, nops, "normal", g->normal_op, g->normal_in);
     if (rc == DP_OK) rc = derive_cell(w_reduce, ops, nops, "reduce", g->reduce_op, g->reduce_in);
     return rc;
+}
+
+/* PC-DARTS' edge normalisation at derivation: an edge's weights times the
+ * softmax of beta over its node's edges. A positive factor per row leaves
+ * each edge's best op alone and re-ranks the edges only. */
+static void scale_by_beta(const float *w, const float *beta, int nops, float *out)
+{
+    for (int i = 0, start = 0; i < DP_NAS_NODES; start += i + 2, i++) {
+        const int n = i + 2;
+        float mx = beta[start], e[DP_NAS_NODES + 1], sum = 0;
+        for (int j = 1; j < n; j++) mx = beta[start + j] > mx ? beta[start + j] : mx;
+        for (int j = 0; j < n; j++) sum += e[j] = expf(beta[start + j] - mx);
+        for (int j = 0; j < n; j++)
+            for (int k = 0; k < nops; k++)
+                out[(long)(start + j) * nops + k] = w[(long)(start + j) * nops + k] * (e[j] / sum);
+    }
+}
+
+dp_status dp_nas_derive_beta(const float *w_normal, const float *w_reduce, const float *beta_normal,
+                             const float *beta_reduce, const int *ops, int nops, dp_genotype *g)
+{
+    if (nops < 1 || nops > DP_NAS_NUM_OPS)
+        return dp_errorf(DP_ERR_ARG, "derive: %d op columns (1 to %d)", nops, DP_NAS_NUM_OPS);
+    float wn[DP_NAS_EDGES * DP_NAS_NUM_OPS], wr[DP_NAS_EDGES * DP_NAS_NUM_OPS];
+    scale_by_beta(w_normal, beta_normal, nops, wn);
+    scale_by_beta(w_reduce, beta_reduce, nops, wr);
+    return dp_nas_derive(wn, wr, ops, nops, g);
 }

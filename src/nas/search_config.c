@@ -34,6 +34,11 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     DP_CHECK(n->layers >= 1 && n->layers <= 64, "--layers: %d is out of range [1, 64]", n->layers);
     DP_CHECK(n->channels >= 1 && n->channels <= 1024, "--channels: %d is out of range [1, 1024]", n->channels);
     DP_CHECK(n->recompute >= 0 && n->recompute <= 64, "--recompute: %d is out of range [0, 64]", n->recompute);
+    DP_CHECK(n->partial_channels >= 0 && n->partial_channels <= 64, "--partial-channels: %d is out of range [1, 64]",
+             n->partial_channels);
+    DP_CHECK(n->partial_channels <= 1 || n->channels % (2 * n->partial_channels) == 0,
+             "--partial-channels %d needs --channels divisible by %d (C/K even, FactorizedReduce halves it); %d is not",
+             n->partial_channels, 2 * n->partial_channels, n->channels);
     DP_CHECK(n->nops >= 1 && n->nops <= DP_NAS_NUM_OPS, "--ops: %d primitives (need 1..%d)", n->nops, DP_NAS_NUM_OPS);
     int non_none = 0;
     for (int k = 0; k < n->nops; k++) non_none += n->ops[k] != DP_NAS_NONE;
@@ -92,6 +97,10 @@ int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
     for (int k = 0; k < s->nops && len > 0 && (size_t)len < n; k++)
         len += snprintf(buf + len, n - (size_t)len, "%s%s", k ? "," : "", dp_nas_op_name(s->ops[k]));
     if (len > 0 && (size_t)len < n) len += snprintf(buf + len, n - (size_t)len, "\n");
+    /* last: a checkpoint written before these keys resumes (only the saved keys are compared) */
+    if (len > 0 && (size_t)len < n)
+        len += snprintf(buf + len, n - (size_t)len, "partial_channels=%d\nedge_norm=%d\n",
+                        s->partial_channels > 1 ? s->partial_channels : 1, dp_supernet_edge_norm(s));
     return len;
 }
 

@@ -25,6 +25,9 @@ dp_status nas_derive(const srch *s, dp_genotype *g)
 {
     float w[NAS_ROWS * DP_NAS_NUM_OPS];
     nas_host_weights(s, w);
+    if (s->sn->beta_normal) /* PC-DARTS: edges ranked by softmax(beta) x softmax(alpha) */
+        return dp_nas_derive_beta(w, w + DP_NAS_EDGES * s->nops, s->sn->beta_normal->data, s->sn->beta_reduce->data,
+                                  s->sn->cfg.ops, s->nops, g);
     return dp_nas_derive(w, w + DP_NAS_EDGES * s->nops, s->sn->cfg.ops, s->nops, g);
 }
 

@@ -12,7 +12,16 @@
  * alpha by the strategy (supernet.h) and kept in sn->weights; an op whose
  * weight is structurally zero (none, masked, not sampled) is a NULL member,
  * i.e. not computed. ReLU(state) and the pools of a state are computed once
- * per cell and shared by its edges (dp_darts_input). */
+ * per cell and shared by its edges (dp_darts_input).
+ *
+ * PC-DARTS (supernet.h): with K > 1 partial channels the ops of every edge
+ * read the first C/K channels of their state, and since concat and the
+ * channel shuffle are linear and alike for all edges of a node, the node is
+ *   shuffle_K(concat(sum_(edge j, op k) b_j w_jk op_jk(x_j[:C/K]),
+ *                    sum_j b_j bypass_j(x_j[C/K:])))
+ * = sum_j b_j shuffle_K(concat(mixed op j, bypass j)), the paper's per-edge
+ * form, in two weighted sums. b is softmax(beta) per node with edge
+ * normalisation (else 1); with it the ops' weights are w_jk b_j also at K = 1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +35,7 @@ enum { NE = DP_NAS_EDGES, MAXW = 2 * DP_NAS_EDGES * DP_NAS_NUM_OPS };
 typedef struct sn_cell {
     int reduce;
     int C, H, W;       /* node channels; resolution of the preprocessed inputs */
+    int K;             /* partial channels: the ops see C / K of them */
     int cin0, cin1;    /* channels of s0, s1 */
     dp_darts_pre pre0, pre1;
     dp_darts_op *ops;  /* [14 * nops]; a none column has no module */
@@ -66,6 +76,13 @@ void dp_supernet_config_defaults(dp_supernet_config *cfg)
     cfg->nops = DP_NAS_NUM_OPS;
     for (int k = 0; k < DP_NAS_NUM_OPS; k++) cfg->ops[k] = k;
     cfg->in = (dp_model_shape){1, 28, 28, 10}; /* Fashion-MNIST */
+    cfg->partial_channels = 1;
+    cfg->edge_norm = -1;
+}
+
+int dp_supernet_edge_norm(const dp_supernet_config *cfg)
+{
+    return cfg->edge_norm < 0 ? cfg->partial_channels > 1 : cfg->edge_norm != 0;
 }
 
 /* ---- forward ---- */
@@ -77,49 +94,101 @@ static dp_tensor *zeros(dp_ctx *c, int N, int C, int H, int W)
     return t;
 }
 
-/* w [14, nops] of this cell's type; alive [14 * nops] */
-static dp_tensor *cell_forward(dp_ctx *c, const sn_cell *cl, int nops, dp_tensor *s0, dp_tensor *s1, dp_tensor *w,
-                               const unsigned char *alive)
+static dp_tensor *ones(dp_ctx *c, int rows, int cols)
 {
-    dp_darts_input st[2 + DP_NAS_NODES];
+    dp_tensor *t = dp_tensor_new(c, 2, (int[]){rows, cols});
+    for (long i = 0; t && i < t->n; i++) t->data[i] = 1.0f;
+    return t;
+}
+
+/* State j's channels [C/K, C), which bypass the ops: max-pooled to the
+ * stride-2 ops' size where its edges reduce (the inputs of a reduction cell). */
+static dp_tensor *bypass(dp_ctx *c, const sn_cell *cl, dp_tensor *x, int j)
+{
+    dp_tensor *rest = dp_slice(c, x, cl->C / cl->K, cl->C);
+    return cl->reduce && j < 2 ? dp_maxpool2d(c, rest, 3, 2, 1) : rest;
+}
+
+/* w [14, nops] of this cell's type; eb [1, 14] the edges' weights (partial
+ * channels only, else NULL); alive [14 * nops] */
+static dp_tensor *cell_forward(dp_ctx *c, const sn_cell *cl, int nops, dp_tensor *s0, dp_tensor *s1, dp_tensor *w,
+                               dp_tensor *eb, const unsigned char *alive)
+{
+    dp_darts_input st[2 + DP_NAS_NODES], part[2 + DP_NAS_NODES]; /* part: the ops' C/K channels of a state */
+    dp_tensor *byp[2 + DP_NAS_NODES];
     memset(st, 0, sizeof st);
+    memset(part, 0, sizeof part);
+    memset(byp, 0, sizeof byp);
     st[0].x = dp_darts_pre_forward(c, &cl->pre0, s0);
     st[1].x = dp_darts_pre_forward(c, &cl->pre1, s1);
     if (!st[0].x || !st[1].x) return NULL;
+    const int K = cl->K, Cp = cl->C / K;
     dp_tensor *xs[(DP_NAS_NODES + 1) * DP_NAS_NUM_OPS];
     for (int i = 0, e0 = 0; i < DP_NAS_NODES; e0 += i + 2, i++) {
         int any = 0;
-        for (int j = 0; j < i + 2; j++)
+        for (int j = 0; j < i + 2; j++) {
+            dp_darts_input *in = &st[j];
+            if (K > 1) {
+                in = &part[j];
+                if (!byp[j]) byp[j] = bypass(c, cl, st[j].x, j);
+            }
             for (int k = 0; k < nops; k++) {
                 const int ek = (e0 + j) * nops + k;
-                xs[j * nops + k] = alive[ek] ? dp_darts_op_forward_shared(c, &cl->ops[ek], &st[j]) : NULL;
+                if (alive[ek] && !in->x) in->x = dp_slice(c, st[j].x, 0, Cp);
+                xs[j * nops + k] = alive[ek] ? dp_darts_op_forward_shared(c, &cl->ops[ek], in) : NULL;
                 any |= alive[ek];
             }
+        }
         if (c->status != DP_OK) return NULL;
         const int H = cl->reduce ? (cl->H + 1) / 2 : cl->H, W = cl->reduce ? (cl->W + 1) / 2 : cl->W;
         st[2 + i].x = any ? dp_weighted_sum(c, (i + 2) * nops, xs, w, (long)e0 * nops)
-                          : zeros(c, s1->shape[0], cl->C, H, W);
+                          : zeros(c, s1->shape[0], Cp, H, W);
+        if (K > 1 && st[2 + i].x) {
+            dp_tensor *halves[2] = {st[2 + i].x, dp_weighted_sum(c, i + 2, byp, eb, e0)};
+            st[2 + i].x = halves[1] ? dp_channel_shuffle(c, dp_concat(c, 2, halves), K) : NULL;
+        }
         if (!st[2 + i].x) return NULL;
     }
     dp_tensor *nodes[DP_NAS_NODES] = {st[2].x, st[3].x, st[4].x, st[5].x};
     return dp_concat(c, DP_NAS_NODES, nodes);
 }
 
-/* in: s0, s1, w */
+/* in: s0, s1, w, and eb with partial channels */
 static dp_tensor *cell_segment(dp_ctx *c, void *user, dp_tensor **in)
 {
     const sn_cell *cl = user;
-    return cell_forward(c, cl, cl->nops, in[0], in[1], in[2], cl->alive);
+    return cell_forward(c, cl, cl->nops, in[0], in[1], in[2], cl->K > 1 ? in[3] : NULL, cl->alive);
+}
+
+/* [1, 14]: softmax of beta [14] over each node's incoming edges */
+static dp_tensor *edge_weights(dp_ctx *c, dp_tensor *beta)
+{
+    dp_tensor *b = dp_reshape(c, beta, 2, (int[]){1, NE}), *parts[DP_NAS_NODES];
+    for (int i = 0, e0 = 0; i < DP_NAS_NODES; e0 += i + 2, i++)
+        parts[i] = dp_softmax(c, dp_slice(c, b, e0, e0 + i + 2), 1.0f);
+    return dp_concat(c, DP_NAS_NODES, parts);
 }
 
 static dp_tensor *net_forward(dp_supernet *sn, dp_ctx *c, dp_tensor *x)
 {
     sn_net *net = sn->impl;
+    const int nops = sn->cfg.nops, partial = sn->cfg.partial_channels > 1;
+    dp_tensor *w[2] = {sn->weights[0], sn->weights[1]}, *eb[2] = {NULL, NULL};
+    for (int t = 0; t < 2; t++) {
+        if (sn->beta_normal) { /* the ops' weights w_jk b_j: b_j's outer product with a row of ones */
+            eb[t] = edge_weights(c, t ? sn->beta_reduce : sn->beta_normal);
+            w[t] = dp_mul(c, dp_reshape(c, w[t], 2, (int[]){NE, nops}), dp_matmul(c, eb[t], ones(c, 1, nops), 1, 0));
+        } else if (partial) {
+            eb[t] = ones(c, 1, NE);
+        }
+        if (!w[t] || (partial && !eb[t])) return NULL;
+    }
     dp_tensor *s0 = dp_nn_bn(c, &net->stem_bn, dp_nn_conv(c, &net->stem, x)), *s1 = s0;
     for (int i = 0; s1 && i < net->ncells; i++) {
         sn_cell *cl = &net->cells[i];
-        dp_tensor *in[3] = {s0, s1, sn->weights[cl->reduce]};
-        dp_tensor *out = i < sn->cfg.recompute ? dp_recompute(c, cell_segment, cl, 3, in, cl->nparams, cl->params)
+        dp_tensor *in[4] = {s0, s1, w[cl->reduce], eb[cl->reduce]};
+        const int nin = partial ? 4 : 3;
+        dp_tensor *out = i < sn->cfg.recompute ? dp_recompute(c, cell_segment, cl, nin, in, cl->nparams, cl->params)
                                                : cell_segment(c, cl, in);
         s0 = s1;
         s1 = out;
@@ -220,6 +289,16 @@ static dp_status check_config(const dp_supernet_config *cfg)
                          cfg->channels);
     if (cfg->nops < 1 || cfg->nops > DP_NAS_NUM_OPS)
         return dp_errorf(DP_ERR_ARG, "supernet: %d ops (1..%d)", cfg->nops, DP_NAS_NUM_OPS);
+    const int K = cfg->partial_channels;
+    if (K < 0 || K > 64)
+        return dp_errorf(DP_ERR_ARG, "supernet: --partial-channels %d is out of range [1, 64]", K);
+    if (K > 1 && cfg->channels % (2 * K))
+        return dp_errorf(DP_ERR_ARG, "supernet: --partial-channels %d needs --channels divisible by %d (the ops' "
+                         "C/K channels must be even: FactorizedReduce halves them); %d is not", K, 2 * K,
+                         cfg->channels);
+    if (cfg->edge_norm < -1 || cfg->edge_norm > 1)
+        return dp_errorf(DP_ERR_ARG, "supernet: edge normalisation %d (1 on, 0 off, -1 with partial channels)",
+                         cfg->edge_norm);
     int seen = 0, real = 0;
     for (int k = 0; k < cfg->nops; k++) {
         const int op = cfg->ops[k];
@@ -245,7 +324,8 @@ static dp_status build_cells(dp_supernet *sn, sn_net *net, dp_params *p, int *c_
         sn_cell *cl = &net->cells[i];
         const int red = i == cfg->layers / 3 || i == 2 * cfg->layers / 3;
         if (red) ccur *= 2;
-        *cl = (sn_cell){.reduce = red, .C = ccur, .H = H, .W = W, .cin0 = cpp, .cin1 = cp};
+        const int K = cfg->partial_channels > 1 ? cfg->partial_channels : 1;
+        *cl = (sn_cell){.reduce = red, .C = ccur, .H = H, .W = W, .K = K, .cin0 = cpp, .cin1 = cp};
         const int item0 = p->count;
         snprintf(nm, sizeof nm, "cell%d.pre0", i);
         dp_darts_pre_init(&cl->pre0, p, nm, cpp, ccur, red_prev, 0);
@@ -262,7 +342,7 @@ static dp_status build_cells(dp_supernet *sn, sn_net *net, dp_params *p, int *c_
                 o->kind = cfg->ops[k];
                 if (o->kind == DP_NAS_NONE) continue;
                 snprintf(nm, sizeof nm, "cell%d.edge%d.%s", i, e, dp_nas_op_name(o->kind));
-                dp_darts_op_init(o, p, nm, o->kind, ccur, stride, 0, 1);
+                dp_darts_op_init(o, p, nm, o->kind, ccur / K, stride, 0, 1);
             }
         }
         /* the cell's trainable tensors: what the registry gained since item0 */
@@ -279,7 +359,9 @@ static dp_status build_cells(dp_supernet *sn, sn_net *net, dp_params *p, int *c_
     return DP_OK;
 }
 
-/* Forward FLOPs per sample with every op computed (supernet.h's convention). */
+/* Forward FLOPs per sample with every op computed (supernet.h's convention),
+ * at full width whatever the partial channels: the search reads the fixed
+ * part (stem, preprocessing, sums, head) of the derived network from it. */
 static double supernet_flops(const dp_supernet *sn)
 {
     const sn_net *net = sn->impl;
@@ -339,6 +421,10 @@ dp_status dp_supernet_build(const dp_supernet_config *cfg, dp_supernet **out)
     const int as[2] = {NE, cfg->nops};
     sn->alpha_normal = dp_params_add(&sn->alpha, "alpha_normal", 2, as, DP_INIT_ZERO, cfg->nops, cfg->nops);
     sn->alpha_reduce = dp_params_add(&sn->alpha, "alpha_reduce", 2, as, DP_INIT_ZERO, cfg->nops, cfg->nops);
+    if (dp_supernet_edge_norm(cfg)) {
+        sn->beta_normal = dp_params_add(&sn->alpha, "beta_normal", 1, (int[]){NE}, DP_INIT_ZERO, NE, NE);
+        sn->beta_reduce = dp_params_add(&sn->alpha, "beta_reduce", 1, (int[]){NE}, DP_INIT_ZERO, NE, NE);
+    }
     if ((rc = dp_params_finalize(&sn->alpha)) != DP_OK) goto err;
     m->flops_per_sample = supernet_flops(sn);
     *out = sn;

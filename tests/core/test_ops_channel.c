@@ -1,11 +1,12 @@
 /* Channel ops: concat along dim 1 (3 and 5 inputs of different channel
- * counts, 4-d and 2-d) and channel slices; gradient checks plus exact forward
+ * counts, 4-d and 2-d), channel slices and the channel shuffle; gradient checks plus exact forward
  * layout checks. Tolerances: gc_defaults(); the ops copy, so the forward is
  * exact and the finite difference is exact up to float rounding. */
 #include <criterion/criterion.h>
 #include "timeout.h"
 #include <criterion/parameterized.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/tape.h"
 #include "gradcheck.h"
@@ -213,6 +214,68 @@ Test(subsample, forward_picks_the_grid_and_pads_with_zeros, .timeout = DP_TIMEOU
     dp_ctx_reset(&c);
     X = dp_tensor_wrap(&c, x, 4, (int[]){2, 2, 5, 7});
     cr_assert_null(dp_subsample(&c, X, 2, 5)); /* offset past the input */
+    cr_assert_eq(c.status, DP_ERR_ARG);
+    dp_ctx_free(&c);
+}
+
+/* ---- channel shuffle (PC-DARTS' interleaving of the sampled and bypassed channels) ----
+ * A copy, so the finite difference is exact up to float rounding: gc_defaults(). */
+
+typedef struct shuffle_case {
+    int ndim, N, C, H, W, groups;
+} shuffle_case;
+
+static dp_tensor *build_shuffle(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    const shuffle_case *p = arg;
+    return dp_channel_shuffle(c, in[0], p->groups);
+}
+
+static shuffle_case shuffle_cases[] = {
+    {4, 2, 8, 3, 2, 4}, /* PC-DARTS' K = 4 */
+    {4, 1, 6, 2, 3, 2}, /* K = 2, batch 1 */
+    {4, 2, 6, 1, 2, 3}, /* groups that are not a power of 2 */
+    {4, 2, 4, 2, 2, 1}, /* one group: a copy */
+    {2, 3, 6, 1, 1, 6}, /* [N, F], as many groups as channels: a copy too */
+};
+
+ParameterizedTestParameters(channel_shuffle, gradcheck)
+{
+    return cr_make_param_array(shuffle_case, shuffle_cases, sizeof shuffle_cases / sizeof shuffle_cases[0]);
+}
+
+ParameterizedTest(shuffle_case *p, channel_shuffle, gradcheck, .timeout = DP_TIMEOUT(30))
+{
+    gc_input in = {.ndim = p->ndim, .shape = {p->N, p->C, p->H, p->W}, .lo = -1, .hi = 1};
+    gc_result r;
+    cr_assert(gc_check("channel_shuffle", 1, &in, build_shuffle, p, NULL, &r), "worst %s", r.worst);
+    cr_assert_eq(r.checked, (long)p->N * p->C * (p->ndim == 4 ? p->H * p->W : 1), "every element is checked");
+}
+
+Test(channel_shuffle, forward_interleaves_and_bad_groups, .timeout = DP_TIMEOUT(10))
+{
+    dp_ctx c;
+    dp_ctx_init(&c);
+    /* x[n][ch][j] = 100 n + 10 ch + j, 2 x 6 x 2; 2 groups of 3: y's channels are x's 0 3 1 4 2 5 */
+    static float x[2 * 6 * 2];
+    for (int n = 0; n < 2; n++)
+        for (int ch = 0; ch < 6; ch++)
+            for (int j = 0; j < 2; j++) x[(n * 6 + ch) * 2 + j] = 100 * n + 10 * ch + j;
+    dp_tensor *tx = dp_tensor_wrap(&c, x, 3, (int[]){2, 6, 2});
+    dp_tensor *y = dp_channel_shuffle(&c, tx, 2);
+    cr_assert_not_null(y, "%s", dp_errmsg());
+    cr_assert(y->ndim == 3 && y->shape[0] == 2 && y->shape[1] == 6 && y->shape[2] == 2);
+    const int src[6] = {0, 3, 1, 4, 2, 5};
+    for (int n = 0; n < 2; n++)
+        for (int ch = 0; ch < 6; ch++)
+            for (int j = 0; j < 2; j++)
+                cr_assert_eq(y->data[(n * 6 + ch) * 2 + j], 100 * n + 10 * src[ch] + j, "n %d ch %d j %d", n, ch, j);
+    cr_assert_null(dp_channel_shuffle(&c, tx, 4));
+    cr_assert_eq(c.status, DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "4 groups"), "%s", dp_errmsg());
+    dp_ctx_reset(&c);
+    tx = dp_tensor_wrap(&c, x, 3, (int[]){2, 6, 2});
+    cr_assert_null(dp_channel_shuffle(&c, tx, 0));
     cr_assert_eq(c.status, DP_ERR_ARG);
     dp_ctx_free(&c);
 }

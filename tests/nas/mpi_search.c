@@ -2,7 +2,8 @@
  * to end and every rank derives the same genotype; P ranks x batch b end with
  * the weights and alpha of 1 rank x batch P b (--sampler global, synchronised
  * batch-norm); every strategy runs; the cost penalty moves alpha away from
- * expensive ops; gold's budget bounds the derived network. */
+ * expensive ops; gold's budget bounds the derived network; PC-DARTS (partial
+ * channels, edge normalisation) is equivalent across ranks and resumes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,13 +98,10 @@ static void tiny_search(void)
  * or unsynchronised batch-norm gives (~1e-1). Adam moves each alpha by about
  * lr per step whatever the gradient's size, so alpha is held to 1% of
  * lr x steps: an error in its gradient shows as a whole step or more. */
-static void equivalence(dp_nas_strategy strategy, int unrolled, const char *name)
+static void equivalence_of(dp_search_config cfg, const char *name)
 {
-    int b = 8;
-    dp_search_config cfg = tiny(b, 2L * 12 * b * g_size);
+    const int b = cfg.run.batch, unrolled = cfg.unrolled;
     cfg.run.sampler = 1; /* global */
-    cfg.strategy = strategy;
-    cfg.unrolled = unrolled;
     dp_search_result many, one;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &many));
     cfg.run.batch = b * g_size;
@@ -128,6 +126,44 @@ static void equivalence(dp_nas_strategy strategy, int unrolled, const char *name
     dp_search_result_free(&many);
     dp_search_result_free(&one);
     end_case(name);
+}
+
+static void equivalence(dp_nas_strategy strategy, int unrolled, const char *name)
+{
+    int b = 8;
+    dp_search_config cfg = tiny(b, 2L * 12 * b * g_size);
+    cfg.strategy = strategy;
+    cfg.unrolled = unrolled;
+    equivalence_of(cfg, name);
+}
+
+/* PC-DARTS (--partial-channels 4, edge normalisation on): the ops see 2 of the first cells' 8 channels, and beta
+ * is averaged and stepped with alpha (the alpha comparison covers it: nalpha counts beta). */
+static dp_search_config pc_darts(int batch, long limit)
+{
+    dp_search_config cfg = tiny(batch, limit);
+    cfg.net.channels = 8;
+    cfg.net.partial_channels = 4;
+    return cfg;
+}
+
+static void partial_channels(void)
+{
+    dp_search_config cfg = pc_darts(8, 2L * 12 * 8 * g_size);
+    if (!DP_SANITIZED) /* as darts' (see main); the run below takes the sanitizer through the same code */
+        equivalence_of(cfg, "equivalence --partial-channels 4: P x b == 1 x Pb");
+    cfg = pc_darts(16, 640);
+    cfg.run.check_replicas = 4;
+    dp_search_result res;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &res));
+    CHECK(res.nalpha == 2 * 14 * 8 + 2 * 14, "nalpha %d: alpha and beta", res.nalpha);
+    char g[1100];
+    dp_genotype_format(&res.genotype, g, sizeof g);
+    CHECK(same_on_all_ranks(g), "--partial-channels: ranks derived different genotypes");
+    CHECK(isfinite(res.train_loss) && res.steps > 0, "--partial-channels: loss %g steps %ld", res.train_loss,
+          res.steps);
+    dp_search_result_free(&res);
+    end_case("--partial-channels 4: beta beside alpha, replicas equal (alpha and beta checked), one genotype");
 }
 
 /* softmax(alpha/T) with T falling: not an equivalence case, because Adam turns the rounding differences of
@@ -298,6 +334,10 @@ static void resume(void)
     cfg.strategy = DP_NAS_GUMBEL;
     cfg.run.codec.kind = DP_CODEC_INT8; /* error feedback in the checkpoint */
     resume_one(cfg, "gumbel-int8");
+    cfg = pc_darts(8, lim);
+    cfg.run.epochs = 3;
+    if (!DP_SANITIZED) /* beta is one more tensor of the alpha section that gumbel's and gold's resumes cover */
+        resume_one(cfg, "pc-darts");
     cfg = tiny(8, lim);
     cfg.run.epochs = 3;
     cfg.strategy = DP_NAS_GOLD;
@@ -323,12 +363,18 @@ static void resume(void)
     CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "'w'") && strstr(dp_errmsg(), "search.dpc"),
           "another --lr: %s", dp_errmsg());
     cfg.w_lr = tiny(8, lim).w_lr;
+    cfg.net.partial_channels = 2; /* the checkpoint's supernet is K = 1 */
+    rc = dp_search_run(&cfg, MPI_COMM_WORLD, &r);
+    CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--partial-channels") && strstr(dp_errmsg(), "search.dpc"),
+          "another --partial-channels: %s", dp_errmsg());
+    cfg.net = tiny(8, lim).net;
     MPI_Barrier(MPI_COMM_WORLD);
     if (g_rank == 0) CHECK(0 == truncate(path, 1000), "truncate %s", path);
     MPI_Barrier(MPI_COMM_WORLD);
     rc = dp_search_run(&cfg, MPI_COMM_WORLD, &r);
     CHECK(rc == DP_ERR_FORMAT && strstr(dp_errmsg(), "search.dpc"), "truncated checkpoint: %s", dp_errmsg());
-    end_case("--stop-after and --resume: the same bits as one run (darts, gumbel + int8, gold); bad resumes named");
+    end_case("--stop-after and --resume: the same bits as one run (darts, gumbel + int8, pc-darts, gold); bad resumes "
+             "named");
 }
 
 /* --codec reaches the search's allreduces: a lossy codec moves the weights
@@ -388,6 +434,7 @@ int main(int argc, char **argv)
         equivalence(DP_NAS_DARTS, 0, "equivalence darts: P x b == 1 x Pb");
     equivalence(DP_NAS_GUMBEL, 0, "equivalence gumbel: P x b == 1 x Pb");
     equivalence(DP_NAS_DARTS, 1, "equivalence unrolled: P x b == 1 x Pb");
+    partial_channels();
     temperature();
     gold_budget();
     cost_penalty();

@@ -1,7 +1,8 @@
 /* The DARTS primitives (src/models/darts_ops.c) and the search supernet
  * (src/nas/supernet.c): parameter counts against the reference, shapes,
  * finite-difference gradient checks of every primitive and of a tiny
- * supernet under each mixing strategy, the expected-cost term, and FLOPs.
+ * supernet under each mixing strategy, the expected-cost term, FLOPs, and
+ * PC-DARTS' partial channels and edge normalisation (at the end).
  *
  * Tiny supernet for the gradient checks: 3 cells (normal, reduce, reduce:
  * the third preprocesses s0 with FactorizedReduce and reduces an odd 3x3
@@ -39,6 +40,7 @@
 #include "timeout.h"
 #include <criterion/parameterized.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/tape.h"
@@ -696,4 +698,209 @@ Test(supernet, recompute_gives_the_same_bits, .timeout = DP_TIMEOUT(60))
         free(buf0);
         dp_supernet_free(sn);
     }
+}
+
+/* ---- PC-DARTS: partial channels and edge normalisation ----
+ *
+ * The same tiny supernet (3 cells: normal, reduce, reduce on 6 x 6, odd 3 x 3
+ * in the last) with K partial channels, so C = 2K: the ops are built on 2
+ * channels, like the plain checks' C = 2. The checked leaf is alpha then beta
+ * (2 x 14 x 8 + 2 x 14 floats, beta only with edge normalisation), all of it:
+ * a wrong beta gradient misses 28 of 252 elements (11%), over MISS_BUDGET.
+ * Without edge normalisation a node adds its edges' bypassed channels with
+ * weight 1 (not softmax(beta), summing to 1), nodes feed later nodes, and
+ * the logits grow: at h = 2e-3 float rounding of the central differences
+ * missed 10 of 224 alpha elements at K = 4, at 1e-3 57, at 5e-4 122 (the
+ * misses grow as h shrinks: rounding, not a wrong gradient), at 4e-3 none.
+ * So that case steps alpha by 4e-3. */
+
+typedef struct pc_case {
+    int K, edge_norm;
+    double h_alpha;
+} pc_case;
+
+typedef struct pc_arg {
+    dp_supernet *sn;
+    dp_tensor v[4]; /* alpha normal, reduce, beta normal, reduce: views onto the leaf */
+    int eval;
+} pc_arg;
+
+static dp_supernet *build_pc(int layers, int C, int K, int edge_norm)
+{
+    dp_supernet_config cfg;
+    dp_supernet_config_defaults(&cfg);
+    cfg.layers = layers;
+    cfg.channels = C;
+    cfg.in = TINY_SHAPE;
+    cfg.partial_channels = K;
+    cfg.edge_norm = edge_norm;
+    dp_supernet *sn = NULL;
+    cr_assert_eq(dp_supernet_build(&cfg, &sn), DP_OK, "%s", dp_errmsg());
+    dp_rng r;
+    dp_rng_seed(&r, 5, DP_STREAM_INIT, 0);
+    dp_params_init(&sn->model->params, &r);
+    dp_supernet_init_alpha(sn, &r);
+    return sn;
+}
+
+static dp_tensor *build_pc_net(dp_ctx *c, dp_tensor **in, void *arg)
+{
+    pc_arg *a = arg;
+    const int nb = a->sn->beta_normal ? 4 : 2;
+    for (int t = 0; t < nb; t++) {
+        dp_tensor *v = &a->v[t];
+        memset(v, 0, sizeof *v);
+        if (t < 2)
+            dp_tensor_set_shape(v, 2, (int[]){14, NOPS});
+        else
+            dp_tensor_set_shape(v, 1, (int[]){14});
+        const long off = t < 2 ? t * NW : 2 * NW + (t - 2) * 14;
+        v->data = in[1]->data + off;
+        v->grad = in[1]->requires_grad ? in[1]->grad + off : NULL;
+        v->requires_grad = in[1]->requires_grad;
+    }
+    a->sn->alpha_normal = &a->v[0];
+    a->sn->alpha_reduce = &a->v[1];
+    if (nb == 4) a->sn->beta_normal = &a->v[2], a->sn->beta_reduce = &a->v[3];
+    c->training = !a->eval;
+    return a->sn->model->forward(a->sn->model, c, in[0]);
+}
+
+ParameterizedTestParameters(partial_channels, gradcheck)
+{
+    static pc_case cases[] = {{2, 1, 2e-3},  /* PC-DARTS at K = 2 */
+                              {4, 1, 2e-3},  /* and at the paper's K = 4 */
+                              {4, 0, 4e-3},  /* edges unweighted: ones weight the bypass */
+                              {1, 1, 2e-3}}; /* edge normalisation on the full mixed op */
+    return cr_make_param_array(pc_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+/* d (logits . R) / d (alpha, beta) with BN on batch statistics, then / d x on fixed statistics without the
+ * max-pool column (the top of the file says why; the reducing edges' bypass max-pool stays). */
+ParameterizedTest(pc_case *p, partial_channels, gradcheck, .timeout = DP_TIMEOUT(180))
+{
+    pc_arg a = {.sn = build_pc(3, 2 * p->K, p->K, p->edge_norm)};
+    condition(a.sn);
+    const int na = (int)a.sn->alpha.n;
+    cr_assert_eq(na, 2 * NW + (p->edge_norm ? 28 : 0), "alpha + beta: %d floats", na);
+    gc_input ins[2] = {{.ndim = 4, .shape = {2, 2, 6, 6}, .lo = -1, .hi = 1, .no_grad = 1},
+                       {.ndim = 1, .shape = {na}, .lo = -1, .hi = 1}};
+    gc_opts o = net_opts();
+    o.h = p->h_alpha;
+    o.max_checks = na;
+    char name[64];
+    snprintf(name, sizeof name, "K=%d edge_norm=%d", p->K, p->edge_norm);
+    CHECK_GRAD_MOSTLY(name, 2, ins, build_pc_net, &a, &o, MISS_BUDGET);
+    ins[0].no_grad = 0;
+    ins[1].no_grad = 1;
+    a.sn->mix.mask = without_max_pool(NULL);
+    a.eval = 1;
+    fresh_running_stats(&a.sn->model->params);
+    o.h = net_opts().h;
+    o.max_checks = 2 * 2 * 6 * 6;
+    CHECK_GRAD_MOSTLY(name, 2, ins, build_pc_net, &a, &o, MISS_BUDGET);
+    dp_supernet_free(a.sn);
+}
+
+/* The ops are built on C/K channels (their weights shrink), beta exists exactly with edge normalisation, and
+ * a width K cannot halve is refused naming the flag. */
+Test(partial_channels, narrow_ops_beta_and_errors, .timeout = DP_TIMEOUT(30))
+{
+    dp_supernet *full = build_pc(5, 8, 1, -1), *pc = build_pc(5, 8, 4, -1);
+    cr_assert_null(full->beta_normal);
+    cr_assert_eq(full->alpha.n, 2 * NW);
+    cr_assert_not_null(pc->beta_normal);
+    cr_assert_eq(pc->alpha.n, 2 * NW + 28);
+    cr_assert_str_eq(pc->alpha.items[2]->name, "beta_normal");
+    cr_assert_eq(full->model->params.count, pc->model->params.count, "the same modules");
+    int convs = 0;
+    for (int i = 0; i < pc->model->params.count; i++) {
+        const dp_param *f = full->model->params.items[i], *q = pc->model->params.items[i];
+        cr_assert_str_eq(f->name, q->name);
+        if (!strstr(q->name, ".edge") || q->t.ndim != 4) continue;
+        /* a depthwise [C, 1, k, k] or pointwise [C, C, 1, 1] conv: C/4 of the channels, 1/4 or 1/16 of the size */
+        cr_assert_eq(q->t.shape[0] * 4, f->t.shape[0], "%s: %d of %d output channels", q->name, q->t.shape[0],
+                     f->t.shape[0]);
+        convs++;
+    }
+    cr_assert_gt(convs, 0);
+    cr_assert_lt(pc->model->params.n * 3, full->model->params.n, "%zu weights of %zu", pc->model->params.n,
+                 full->model->params.n);
+    dp_supernet_free(full);
+    dp_supernet_free(pc);
+    dp_supernet *off = build_pc(5, 8, 4, 0);
+    cr_assert_null(off->beta_normal);
+    dp_supernet_free(off);
+
+    dp_supernet_config cfg;
+    dp_supernet_config_defaults(&cfg);
+    cr_assert(cfg.partial_channels == 1 && !dp_supernet_edge_norm(&cfg), "defaults: DARTS");
+    cfg.partial_channels = 4;
+    cfg.channels = 12; /* C/K = 3: FactorizedReduce cannot halve it */
+    dp_supernet *sn = NULL;
+    cr_assert_eq(dp_supernet_build(&cfg, &sn), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "--partial-channels 4") && strstr(dp_errmsg(), "12"), "%s", dp_errmsg());
+    cr_assert_null(sn);
+}
+
+/* Recomputed cells give the kept graph's bits with partial channels and beta too. */
+Test(partial_channels, recompute_gives_the_same_bits, .timeout = DP_TIMEOUT(60))
+{
+    dp_supernet *sn = build_pc(3, 4, 2, 1);
+    dp_params *wp = &sn->model->params;
+    float x[144], *buf0 = malloc(wp->nbuf * sizeof(float));
+    cr_assert_not_null(buf0);
+    dp_rng r;
+    dp_rng_seed(&r, 11, DP_STREAM_USER, 0);
+    dp_init_uniform(&r, x, 144, -1, 1);
+    memcpy(buf0, wp->buffers, wp->nbuf * sizeof(float));
+    net_grads kept, again;
+    grads_of(sn, x, &kept);
+    memcpy(wp->buffers, buf0, wp->nbuf * sizeof(float));
+    sn->cfg.recompute = 2;
+    grads_of(sn, x, &again);
+    cr_assert(!memcmp(kept.out, again.out, sizeof kept.out), "logits differ");
+    cr_assert(!memcmp(kept.w, again.w, wp->n * sizeof(float)), "weight gradients differ");
+    cr_assert(!memcmp(kept.a, again.a, sn->alpha.n * sizeof(float)), "alpha and beta gradients differ");
+    double gb = 0;
+    for (int i = 2 * NW; i < (int)sn->alpha.n; i++) gb += fabs(again.a[i]);
+    cr_assert_gt(gb, 0, "no gradient reaches beta");
+    grads_free(&kept);
+    grads_free(&again);
+    free(buf0);
+    dp_supernet_free(sn);
+}
+
+/* Derivation with beta: a row's best op stays, the edges are re-ranked by softmax(beta) x weight; a uniform
+ * beta scales a node's edges alike and derives dp_nas_derive's genotype. */
+Test(partial_channels, derive_ranks_edges_by_beta, .timeout = DP_TIMEOUT(10))
+{
+    static float w[2][NW];
+    float beta[2][14] = {{0}};
+    dp_rng r;
+    dp_rng_seed(&r, 3, DP_STREAM_USER, 0);
+    for (int t = 0; t < 2; t++) dp_init_uniform(&r, w[t], NW, 0.01f, 0.1f);
+    /* node 0 (edges 0, 1): edge 0's best 0.5 beats edge 1's 0.4; node 1 (edges 2, 3, 4): 0.5, 0.4, 0.3 */
+    const float best[5] = {0.5f, 0.4f, 0.5f, 0.4f, 0.3f};
+    const int col[5] = {DP_NAS_SEP_CONV_3X3, DP_NAS_MAX_POOL_3X3, DP_NAS_DIL_CONV_5X5, DP_NAS_SKIP_CONNECT,
+                        DP_NAS_AVG_POOL_3X3};
+    for (int e = 0; e < 5; e++) w[0][e * NOPS + col[e]] = best[e];
+    const int *ops = (int[]){0, 1, 2, 3, 4, 5, 6, 7};
+    dp_genotype plain, even, tilted;
+    cr_assert_eq(dp_nas_derive(w[0], w[1], ops, NOPS, &plain), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_nas_derive_beta(w[0], w[1], beta[0], beta[1], ops, NOPS, &even), DP_OK, "%s", dp_errmsg());
+    cr_assert(!memcmp(&plain, &even, sizeof plain), "a uniform beta changed the genotype");
+    cr_assert(plain.normal_in[0] == 0 && plain.normal_in[1] == 1 && plain.normal_in[2] == 0 && plain.normal_in[3] == 1);
+    beta[0][1] = 2.0f;  /* node 0: edge 1 (0.4 x 0.88) now before edge 0 (0.5 x 0.12) */
+    beta[0][2] = -3.0f; /* node 1: edge 2 (input 0) drops out */
+    cr_assert_eq(dp_nas_derive_beta(w[0], w[1], beta[0], beta[1], ops, NOPS, &tilted), DP_OK, "%s", dp_errmsg());
+    cr_assert(tilted.normal_in[0] == 1 && tilted.normal_in[1] == 0, "node 0: inputs %d %d", tilted.normal_in[0],
+              tilted.normal_in[1]);
+    cr_assert(tilted.normal_op[0] == DP_NAS_MAX_POOL_3X3 && tilted.normal_op[1] == DP_NAS_SEP_CONV_3X3,
+              "node 0: ops %d %d", tilted.normal_op[0], tilted.normal_op[1]);
+    cr_assert(tilted.normal_in[2] == 1 && tilted.normal_in[3] == 2, "node 1: inputs %d %d", tilted.normal_in[2],
+              tilted.normal_in[3]);
+    cr_assert(tilted.normal_op[2] == DP_NAS_SKIP_CONNECT && tilted.normal_op[3] == DP_NAS_AVG_POOL_3X3);
+    cr_assert(!memcmp(tilted.reduce_op, plain.reduce_op, sizeof plain.reduce_op) &&
+              !memcmp(tilted.reduce_in, plain.reduce_in, sizeof plain.reduce_in), "the reduce cell's beta is uniform");
 }
