@@ -43,6 +43,13 @@ typedef struct dp_search_config {
     int arch_warmup;       /* bilevel: epochs of weight steps only before alpha starts to move */
     int skip_warn;         /* warn when the normal cell has at least this many skip connections */
     int stop_after;        /* stop after this many epochs, checkpoint written (0 = never) */
+    /* choosing the cell (dptrain/nas_select.h); none of these is part of the configuration a resume compares */
+    int select;            /* dp_nas_select: alpha (magnitude, default) or perturb */
+    int select_batches;    /* perturb: held-out global batches per evaluation */
+    int select_tune;       /* perturb: weight steps between decisions (0 = none) */
+    int reselect;          /* choose again from <out>/search.dpc, no search (same flags as the search) */
+    int retrain_layers, retrain_channels; /* the derived network's size for its reported parameters and FLOPs */
+    int free_warn;         /* warn when the normal cell has at least this many parameter-free ops */
 } dp_search_config;
 
 typedef struct dp_search_result {
@@ -63,6 +70,13 @@ typedef struct dp_search_result {
     float *weights;            /* the final supernet weights (free with dp_search_result_free) */
     uint64_t params_hash;      /* XXH3-64 of the final weights, batch-norm statistics and alpha (replicas agree) */
     size_t nweights;
+    dp_genotype genotype_alpha; /* magnitude selection's cell (genotype itself with --select alpha) */
+    int param_free;            /* pools and skips among the normal cell's 8 ops */
+    double retrain_params;     /* the derived network at retrain_layers x retrain_channels: parameters */
+    double retrain_mflops;     /* and forward MFLOPs per image (dptrain train's count) */
+    double select_s;           /* --select perturb: seconds, evaluations, the supernet's accuracy before */
+    int select_evals;
+    double select_base_acc;
 } dp_search_result;
 
 void dp_search_config_defaults(dp_search_config *cfg);

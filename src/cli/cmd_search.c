@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "dptrain/nas_select.h"
 #include "dptrain/search.h"
 
 static const char header[] =
@@ -16,7 +17,8 @@ static const char header[] =
     "and leaves in --out: genotype.json (for dptrain train --arch), genotype_epochN.json,\n"
     "alpha.csv (softmax(alpha) per epoch), metrics.jsonl, normal/reduction .dot and .png;\n"
     "search.dpc, its checkpoint, is written at the end of every epoch (--resume of a\n"
-    "finished search exits 1 naming its last epoch's figures).\n"
+    "finished search exits 1 naming its last epoch's figures; --reselect chooses its\n"
+    "cell again). alpha_normal.png / alpha_reduce.png plot alpha over the epochs (gnuplot).\n"
     "\n";
 
 static dp_status parse_ops(const dp_cli_opt *o, const char *a, void *field)
@@ -30,6 +32,15 @@ static dp_status parse_strategy(const dp_cli_opt *o, const char *a, void *field)
 {
     (void)o;
     return dp_nas_strategy_parse(a, field);
+}
+
+static dp_status parse_select(const dp_cli_opt *o, const char *a, void *field)
+{
+    (void)o;
+    dp_nas_select sel;
+    dp_status rc = dp_nas_select_parse(a, &sel);
+    if (rc == DP_OK) *(int *)field = (int)sel;
+    return rc;
 }
 
 static dp_status parse_recompute(const dp_cli_opt *o, const char *a, void *field)
@@ -139,6 +150,33 @@ static const dp_cli_opt o_edge_norm = {
     .help = "PC-DARTS' edge normalisation: softmax(beta) weights each node's edges,\n"
             "and ranks them at derivation (default: on with --partial-channels > 1)",
     .kind = DP_CLI_CUSTOM, .parse = parse_edge_norm};
+static const dp_cli_opt o_select = {
+    .name = "select", .arg = "HOW",
+    .help = "how the final cell is chosen: alpha (largest alpha per edge and node,\n"
+            "default) | perturb (remove each op, then each edge, from the trained\n"
+            "supernet and keep what held-out accuracy misses most; Wang et al. 2021;\n"
+            "perturb.csv logs every measurement, genotype_alpha.json keeps alpha's cell)",
+    .kind = DP_CLI_CUSTOM, .parse = parse_select};
+static const dp_cli_opt o_select_batches = {.name = "select-batches", .arg = "N",
+                                            .help = "perturb: held-out batches per measurement (the first N, fixed)",
+                                            .kind = DP_CLI_INT, .lo = 1, .hi = 1000000, .show_default = 1};
+static const dp_cli_opt o_select_tune = {.name = "select-tune", .arg = "N",
+                                         .help = "perturb: weight steps between decisions (0 = no fine-tuning)",
+                                         .kind = DP_CLI_INT, .lo = 0, .hi = 1000000, .show_default = 1};
+static const dp_cli_opt o_reselect = {
+    .name = "reselect",
+    .help = "choose the cell again from --out's search.dpc with --select, without\n"
+            "searching (give the flags the search ran with)",
+    .kind = DP_CLI_ON};
+static const dp_cli_opt o_retrain_layers = {.name = "retrain-layers", .arg = "L",
+                                            .help = "cells of the derived network whose parameters and FLOPs are reported",
+                                            .kind = DP_CLI_INT, .lo = 1, .hi = 1000, .show_default = 1};
+static const dp_cli_opt o_retrain_channels = {.name = "retrain-channels", .arg = "C",
+                                              .help = "its channels (bench_nas_retrain.sh's recipe: 8 x 16)",
+                                              .kind = DP_CLI_INT, .lo = 1, .hi = 4096, .show_default = 1};
+static const dp_cli_opt o_free_warn = {.name = "free-warn", .arg = "K",
+                                       .help = "warn at K parameter-free ops (pools, skip) in the normal cell",
+                                       .kind = DP_CLI_INT, .lo = 1, .hi = 8, .show_default = 1};
 
 static dp_search_config cfg;
 static char profile[512], random_out[512]; /* what only the command uses */
@@ -165,6 +203,14 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_arch_warmup, cfg.arch_warmup),
     DP_CLI_BIND(o_partial, cfg.net.partial_channels),
     DP_CLI_BIND(o_edge_norm, cfg.net.edge_norm),
+    DP_CLI_HEADING("choosing the cell:"),
+    DP_CLI_BIND(o_select, cfg.select),
+    DP_CLI_BIND(o_select_batches, cfg.select_batches),
+    DP_CLI_BIND(o_select_tune, cfg.select_tune),
+    DP_CLI_BIND(o_reselect, cfg.reselect),
+    DP_CLI_BIND(o_retrain_layers, cfg.retrain_layers),
+    DP_CLI_BIND(o_retrain_channels, cfg.retrain_channels),
+    DP_CLI_BIND(o_free_warn, cfg.free_warn),
     DP_CLI_HEADING("optimisation (reference DARTS defaults):"),
     DP_CLI_BIND(dp_cli_epochs, cfg.run.epochs),
     DP_CLI_BIND(dp_cli_batch, cfg.run.batch),
@@ -246,9 +292,12 @@ static int report(void)
     char g[1100];
     dp_genotype_format(&res.genotype, g, sizeof g);
     printf("final: epochs=%d steps=%ld val_acc=%.4f val_loss=%.4f train_images_per_s=%.2f peak_rss_mb=%.0f "
-           "epoch_s=%.1f wall_s=%.1f skips=%d derived_mflops=%.3f params_xxh3=%016llx genotype=%s%s\n",
+           "epoch_s=%.1f wall_s=%.1f skips=%d derived_mflops=%.3f params_xxh3=%016llx select=%s param_free=%d "
+           "retrain_params=%.0f retrain_mflops=%.3f select_s=%.1f genotype=%s%s\n",
            res.epochs_done, res.steps, res.val_acc, res.val_loss, res.train_images_per_s, res.peak_rss_mb, res.epoch_s,
            res.wall_s, res.skips, res.derived_mflops, (unsigned long long)res.params_hash,
+           dp_nas_select_name((dp_nas_select)cfg.select), res.param_free, res.retrain_params, res.retrain_mflops,
+           res.select_s,
            cfg.run.out[0] ? cfg.run.out : "-", cfg.run.out[0] ? "/genotype.json" : "");
     if (!cfg.run.out[0]) printf("genotype: %s\n", g);
     if (res.stopped_early)

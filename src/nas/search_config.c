@@ -20,6 +20,11 @@ void dp_search_config_defaults(dp_search_config *cfg)
     cfg->prune_every = 50;
     cfg->warmup_epochs = 1;
     cfg->skip_warn = 4;
+    cfg->select = 0; /* DP_NAS_SELECT_ALPHA */
+    cfg->select_batches = 8;
+    cfg->select_tune = 0;
+    cfg->retrain_layers = 8, cfg->retrain_channels = 16; /* benchmarks/bench_nas_retrain.sh's recipe */
+    cfg->free_warn = 5;
 }
 
 #define POS(v, flag) DP_CHECK(isfinite(v) && (v) > 0 && (v) < 1e9, "%s: %g must be > 0", flag, (double)(v))
@@ -74,6 +79,18 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     DP_CHECK(cfg->stop_after >= 0 && cfg->stop_after <= cfg->run.epochs,
              "--stop-after: %d is out of range [1, epochs=%d]", cfg->stop_after, cfg->run.epochs);
     DP_CHECK(cfg->run.out[0] || !cfg->stop_after, "--stop-after needs --out DIR (the checkpoint is <out>/search.dpc)");
+    DP_CHECK(cfg->select == 0 || cfg->select == 1, "--select: %d is not alpha or perturb", cfg->select);
+    DP_CHECK(cfg->select_batches >= 1 && cfg->select_batches <= 1000000, "--select-batches: %d is out of range [1, 1000000]",
+             cfg->select_batches);
+    DP_CHECK(cfg->select_tune >= 0 && cfg->select_tune <= 1000000, "--select-tune: %d is out of range [0, 1000000]",
+             cfg->select_tune);
+    DP_CHECK(cfg->run.out[0] || !cfg->reselect, "--reselect needs --out DIR (the finished search's directory)");
+    DP_CHECK(!cfg->reselect || !cfg->run.resume, "--reselect and --resume: choose one (--reselect searches nothing)");
+    DP_CHECK(cfg->retrain_layers >= 1 && cfg->retrain_layers <= 1000, "--retrain-layers: %d is out of range [1, 1000]",
+             cfg->retrain_layers);
+    DP_CHECK(cfg->retrain_channels >= 1 && cfg->retrain_channels <= 4096,
+             "--retrain-channels: %d is out of range [1, 4096]", cfg->retrain_channels);
+    DP_CHECK(cfg->free_warn >= 1 && cfg->free_warn <= 8, "--free-warn: %d is out of range [1, 8]", cfg->free_warn);
     return DP_OK;
 }
 

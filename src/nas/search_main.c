@@ -11,6 +11,7 @@
 
 #include "dptrain/fault.h"
 #include "dptrain/task.h"
+#include "dptrain/nas_select.h"
 #include "nas/search_run.h"
 #include "nas/strategy.h"
 
@@ -259,6 +260,8 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
     res->val_loss = vl;
     res->val_acc = va;
     res->derived_mflops = nas_genotype_mflops(s, &g);
+    res->param_free = nas_param_free(&g);
+    nas_retrain_figures(s, &g, &res->retrain_params, &res->retrain_mflops);
     if (!s->cfg->run.quiet && d->rank == 0) {
         fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.4f | held-out loss %.4f acc %.4f | %.1f s | T %.3g | "
                         "normal-cell skips %d | derived %.2f MFLOPs\n",
@@ -269,14 +272,19 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
             fprintf(stderr, "warning: skip_connect takes %d of the normal cell's 8 edges: the search may be "
                             "collapsing (try --strategy temperature, fewer epochs or a larger --arch-weight-decay)\n",
                     skips);
+        if (res->param_free >= s->cfg->free_warn)
+            fprintf(stderr, "warning: parameter-free ops (pools, skip) take %d of the normal cell's 8 edges: alpha "
+                            "favours them while the convolutions are untrained (try --select perturb or --arch-warmup)\n",
+                    res->param_free);
     }
     text[strlen(text) - 1] = 0;
     dp_report_json(&d->rep,
                    "{\"kind\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"train_loss\":%.6f,\"train_acc\":%.6f,"
                    "\"val_loss\":%.6f,\"val_acc\":%.6f,\"epoch_s\":%.3f,\"temperature\":%.5g,\"skips\":%d,"
-                   "\"derived_mflops\":%.4f,\"genotype\":%s}",
+                   "\"derived_mflops\":%.4f,\"param_free\":%d,\"retrain_params\":%.0f,\"retrain_mflops\":%.4f,"
+                   "\"genotype\":%s}",
                    epoch + 1, (long)d->st.step, res->train_loss, res->train_acc, vl, va, e->step_s, s->temp, skips,
-                   res->derived_mflops, text + 9);
+                   res->derived_mflops, res->param_free, res->retrain_params, res->retrain_mflops, text + 9);
     s->shuffle_t = s->after_t, s->shuffle_v = s->after_v; /* the next epoch's start */
     return DP_OK;
 }
@@ -284,28 +292,51 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
 static dp_status task_finish(void *t, dp_driver *d)
 {
     srch *s = t;
+    const dp_search_config *cfg = s->cfg;
     dp_search_result *res = s->res;
-    if (s->strat->finish) { /* gold: the final pruning changed the network: derive it again */
-        dp_status rc = s->strat->finish(s);
+    const int perturb = cfg->select == DP_NAS_SELECT_PERTURB;
+    /* derived again: gold's final pruning changed the network; --reselect ran no epoch */
+    const int again = s->strat->finish || cfg->reselect;
+    dp_status rc = s->strat->finish ? s->strat->finish(s) : DP_OK;
+    if (rc == DP_OK && again) rc = nas_derive(s, &res->genotype);
+    res->genotype_alpha = res->genotype;
+    if (rc == DP_OK && perturb) rc = nas_select_perturb_run(s, &res->genotype);
+    if (rc != DP_OK) return rc;
+    res->skips = dp_genotype_skips(&res->genotype);
+    res->derived_mflops = nas_genotype_mflops(s, &res->genotype);
+    res->param_free = nas_param_free(&res->genotype);
+    nas_retrain_figures(s, &res->genotype, &res->retrain_params, &res->retrain_mflops);
+    if (d->rank != 0) return DP_OK;
+    if (cfg->run.out[0] && (again || perturb)) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/genotype.json", cfg->run.out);
+        rc = dp_genotype_save(&res->genotype, path);
+        snprintf(path, sizeof path, "%s/genotype_alpha.json", cfg->run.out); /* what magnitude selection keeps */
+        if (rc == DP_OK) rc = dp_genotype_save(&res->genotype_alpha, path);
         if (rc != DP_OK) return rc;
-        rc = nas_derive(s, &res->genotype);
-        if (rc != DP_OK) return rc;
-        res->skips = dp_genotype_skips(&res->genotype);
-        res->derived_mflops = nas_genotype_mflops(s, &res->genotype);
-        if (d->rank == 0 && s->cfg->run.out[0]) {
-            char path[600];
-            snprintf(path, sizeof path, "%s/genotype.json", s->cfg->run.out);
-            rc = dp_genotype_save(&res->genotype, path);
-            if (rc != DP_OK) return rc;
-        }
     }
-    if (d->rank == 0) nas_draw_cells(s, &res->genotype);
+    char text[1100];
+    dp_genotype_format(&res->genotype, text, sizeof text);
+    dp_report_json(&d->rep,
+                   "{\"kind\":\"select\",\"select\":\"%s\",\"skips\":%d,\"param_free\":%d,\"derived_mflops\":%.4f,"
+                   "\"retrain_layers\":%d,\"retrain_channels\":%d,\"retrain_params\":%.0f,\"retrain_mflops\":%.4f,"
+                   "\"select_s\":%.3f,\"select_evals\":%d,\"genotype\":%s}",
+                   dp_nas_select_name((dp_nas_select)cfg->select), res->skips, res->param_free, res->derived_mflops,
+                   cfg->retrain_layers, cfg->retrain_channels, res->retrain_params, res->retrain_mflops, res->select_s,
+                   res->select_evals, text);
+    if (!cfg->run.quiet) {
+        fprintf(stderr, "derived cell (--select %s): %.0f parameters, %.2f MFLOPs per image at %d layers x %d channels%s\n",
+                dp_nas_select_name((dp_nas_select)cfg->select), res->retrain_params, res->retrain_mflops,
+                cfg->retrain_layers, cfg->retrain_channels, again || perturb ? "" : " (the last epoch's)");
+        if (again || perturb) fprintf(stderr, "  genotype %s\n", text);
+        if ((again || perturb) && res->param_free >= cfg->free_warn)
+            fprintf(stderr, "warning: parameter-free ops (pools, skip) take %d of the normal cell's 8 edges\n",
+                    res->param_free);
+    }
+    nas_draw_cells(s, &res->genotype);
+    nas_plot_alpha(s);
     return DP_OK;
 }
-
-enum { /* the task's own checkpoint sections (docs/CHECKPOINT.md) */
-    NAS_CK_ALPHA = DP_CK_TASK_FIRST, NAS_CK_AOPTIM, NAS_CK_RNG, NAS_CK_MASK, NAS_CK_ARES,
-};
 
 /* Besides the driver's sections (configuration, position, weights, batch-norm statistics, the weights' error
  * feedback): alpha, both optimizers, every rank's streams, gold's pruning mask, alpha's error feedback and the
@@ -369,6 +400,19 @@ static void task_free(void *t)
     free(s->wbak), free(s->vbuf), free(s->abuf);
 }
 
+/* --reselect: the search's set-up, its supernet from <out>/search.dpc, no epoch, the end of a search */
+static dp_status reselect_load(void *t, dp_driver *d)
+{
+    dp_status rc = task_load(t, d);
+    return rc == DP_OK ? nas_reselect_load(t) : rc;
+}
+
+static const dp_task_ops reselect_ops = {
+    .name = "search", .nonfinite_hint = "--select-tune 0", .build = task_build, .load = reselect_load,
+    .epoch_begin = task_epoch_begin, .step = task_step, .update = task_update, .epoch_end = task_epoch_end,
+    .finish = task_finish, .lr = task_lr, .free = task_free,
+};
+
 static const dp_task_ops search_ops = {
     .name = "search", .ckpt_name = "search.dpc", .nonfinite_hint = "lower --lr or --arch-lr", .build = task_build,
     .load = task_load, .start = task_start, .epoch_begin = task_epoch_begin, .step = task_step, .update = task_update, .after_step = task_after_step,
@@ -383,6 +427,12 @@ dp_status dp_search_run(const dp_search_config *cfg, MPI_Comm comm, dp_search_re
     if (rc != DP_OK) return rc;
     dp_run_opts o = {.run = cfg->run};
     o.stop_after_epochs = cfg->stop_after;
+    if (cfg->reselect) { /* no epochs, and the run directory is only read (and given the new cell) */
+        o.run.out[0] = 0;
+        o.run.epochs = 0;
+        o.run.resume = o.run.overwrite = 0;
+        o.stop_after_epochs = 0;
+    }
     srch s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
@@ -390,9 +440,9 @@ dp_status dp_search_run(const dp_search_config *cfg, MPI_Comm comm, dp_search_re
     s.strat = nas_strategy_of(cfg->strategy); /* dp_search_config_check: a strategy of the table */
     dp_driver d;
     double t0 = dp_now();
-    rc = dp_drive(&search_ops, &s, &o, comm, &d);
+    rc = dp_drive(cfg->reselect ? &reselect_ops : &search_ops, &s, &o, comm, &d);
     res->stopped_early = d.stopped;
-    res->steps = (long)d.st.step;
+    res->steps = cfg->reselect ? s.reselect_step : (long)d.st.step;
     res->wall_s = dp_now() - t0;
     int ran = res->epochs_done - s.epoch0; /* epochs of this session */
     res->epoch_s = ran > 0 ? d.session_train_s / ran : 0;

@@ -124,3 +124,108 @@ void nas_draw_cells(srch *s, const dp_genotype *g)
                     st == 0 ? "" : " (install graphviz for a PNG)");
     }
 }
+
+void nas_retrain_figures(const srch *s, const dp_genotype *g, double *params, double *mflops)
+{
+    dp_model *m = NULL;
+    *params = *mflops = -1;
+    if (dp_darts_net_build(g, s->cfg->retrain_layers, s->cfg->retrain_channels, 0.0f, &s->net.in, &m) != DP_OK) return;
+    *params = (double)m->params.n;
+    *mflops = m->flops_per_sample / 1e6;
+    dp_model_free(m);
+}
+
+int nas_param_free(const dp_genotype *g)
+{
+    int n = 0;
+    for (int j = 0; j < 2 * DP_NAS_NODES; j++) {
+        const int op = g->normal_op[j];
+        n += op == DP_NAS_MAX_POOL_3X3 || op == DP_NAS_AVG_POOL_3X3 || op == DP_NAS_SKIP_CONNECT;
+    }
+    return n;
+}
+
+/* alpha.csv's rows (epoch,cell,edge,w...) as the mean weight of each op over a cell's edges per epoch, one
+ * .dat file per cell; returns the number of op columns, 0 when the file does not read as alpha.csv */
+static int alpha_means(const char *csv, FILE *dat[2])
+{
+    FILE *f = fopen(csv, "r");
+    if (!f) return 0;
+    char line[2048];
+    int nops = 0;
+    if (fgets(line, sizeof line, f) && !strncmp(line, "epoch,cell,edge,", 16)) {
+        fprintf(dat[0], "epoch");
+        fprintf(dat[1], "epoch");
+        for (char *tok = strtok(line + 16, ",\n"); tok && nops < DP_NAS_NUM_OPS; tok = strtok(NULL, ",\n"), nops++)
+            fprintf(dat[0], " %s", tok), fprintf(dat[1], " %s", tok);
+        fprintf(dat[0], "\n"), fprintf(dat[1], "\n");
+    }
+    double sum[2][DP_NAS_NUM_OPS] = {{0}};
+    int cur = -1, rows[2] = {0, 0};
+    for (int more = nops > 0; more;) {
+        int epoch = -1, edge = 0, off = 0, t = 0;
+        char cell[16];
+        more = fgets(line, sizeof line, f) != NULL;
+        if (more && sscanf(line, "%d,%15[a-z],%d,%n", &epoch, cell, &edge, &off) < 3) continue;
+        t = more && !strcmp(cell, "reduce");
+        if (epoch != cur && cur >= 0) { /* the previous epoch is complete */
+            for (int c = 0; c < 2; c++) {
+                if (!rows[c]) continue;
+                fprintf(dat[c], "%d", cur);
+                for (int k = 0; k < nops; k++) fprintf(dat[c], " %.6f", sum[c][k] / rows[c]);
+                fprintf(dat[c], "\n");
+            }
+            memset(sum, 0, sizeof sum);
+            rows[0] = rows[1] = 0;
+        }
+        if (!more) break;
+        cur = epoch;
+        char *p = line + off;
+        for (int k = 0; k < nops && p; k++) {
+            sum[t][k] += strtod(p, NULL);
+            p = strchr(p, ',');
+            if (p) p++;
+        }
+        rows[t]++;
+    }
+    fclose(f);
+    return nops;
+}
+
+void nas_plot_alpha(srch *s)
+{
+    const char *out = s->cfg->run.out;
+    if (!out[0] || system("command -v gnuplot >/dev/null 2>&1") != 0) return; /* gnuplot is optional */
+    static const char *cells[2] = {"normal", "reduce"};
+    char csv[700], dat[2][700], png[2][700], gp[700];
+    FILE *df[2] = {NULL, NULL};
+    snprintf(csv, sizeof csv, "%s/alpha.csv", out);
+    snprintf(gp, sizeof gp, "%s/alpha_plot.gp", out);
+    int ok = 1;
+    for (int t = 0; t < 2; t++) {
+        snprintf(dat[t], sizeof dat[t], "%s/alpha_%s.dat", out, cells[t]);
+        snprintf(png[t], sizeof png[t], "%s/alpha_%s.png", out, cells[t]);
+        struct stat ps;
+        if (lstat(png[t], &ps) == 0 && !S_ISREG(ps.st_mode)) ok = 0; /* never written through a link */
+        if (ok && dp_open_output(dat[t], 0, &df[t]) != DP_OK) ok = 0;
+    }
+    int nops = ok ? alpha_means(csv, df) : 0;
+    for (int t = 0; t < 2; t++)
+        if (df[t]) fclose(df[t]);
+    FILE *g = NULL;
+    if (nops > 0 && dp_open_output(gp, 0, &g) == DP_OK) {
+        fprintf(g, "set terminal pngcairo size 900,560 noenhanced\nset key outside right\nset grid\n"
+                   "set xlabel \"epoch\"\nset ylabel \"mean mixing weight over the 14 edges\"\n");
+        for (int t = 0; t < 2; t++)
+            fprintf(g, "set output \"%s\"\nset title \"%s cell: alpha over the search\"\n"
+                       "plot for [i=2:%d] \"%s\" using 1:i with linespoints title columnheader(i)\n",
+                    png[t], cells[t], nops + 1, dat[t]);
+        fclose(g);
+        char cmd[800];
+        snprintf(cmd, sizeof cmd, "gnuplot '%s' >/dev/null 2>&1", gp);
+        int st = system(cmd);
+        if (!s->cfg->run.quiet)
+            fprintf(stderr, "alpha over the search: %s%s\n", st == 0 ? png[0] : gp,
+                    st == 0 ? " and alpha_reduce.png" : " (gnuplot failed)");
+    }
+}

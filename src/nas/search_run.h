@@ -59,7 +59,16 @@ typedef struct srch {
     nas_ck_rng ck_rng;          /* a checkpoint's copy of the streams */
     nas_ck_counts ck_counts;    /* and of the counters */
     int epoch0;                 /* epochs done before this session (--resume) */
+    /* --select perturb (search_select.c) */
+    long sel_batches;           /* held-out global batches per evaluation */
+    long tune_pos;              /* training batches the tuning has taken */
+    FILE *sel_csv;              /* rank 0: perturb.csv */
+    long reselect_step;         /* --reselect: the step the checkpoint was written at */
 } srch;
+
+enum { /* the task's own checkpoint sections (docs/CHECKPOINT.md) */
+    NAS_CK_ALPHA = DP_CK_TASK_FIRST, NAS_CK_AOPTIM, NAS_CK_RNG, NAS_CK_MASK, NAS_CK_ARES,
+};
 
 /* search_out.c */
 /*! Mixing weights of the current alpha as the strategy sees them (its
@@ -81,6 +90,20 @@ int nas_chosen(const srch *s, const dp_genotype *g, int t, int j);
 double nas_genotype_mflops(const srch *s, const dp_genotype *g);
 /*! Derives the genotype of the current alpha. */
 dp_status nas_derive(const srch *s, dp_genotype *g);
+
+/*! The derived network of g at --retrain-layers x --retrain-channels: trainable parameters and forward
+ *  MFLOPs per image (the counts dptrain train reports for it); -1 when it cannot be built. */
+void nas_retrain_figures(const srch *s, const dp_genotype *g, double *params, double *mflops);
+/*! Pools and skips among the normal cell's 8 ops. */
+int nas_param_free(const dp_genotype *g);
+/*! alpha_normal.png / alpha_reduce.png from alpha.csv (gnuplot, when installed). */
+void nas_plot_alpha(srch *s);
+
+/* search_select.c */
+/*! --select perturb: perturbation-based selection on the held-out half into g (collective). */
+dp_status nas_select_perturb_run(srch *s, dp_genotype *g);
+/*! --reselect: weights, statistics, alpha, mask and counters from <out>/search.dpc (collective). */
+dp_status nas_reselect_load(srch *s);
 
 /* Optimizer steps taken (the driver's count). */
 static inline long nas_step(const srch *s) { return (long)s->d->st.step; }

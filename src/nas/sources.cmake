@@ -12,5 +12,7 @@ dp_room(nas
   src/nas/gold.c
   src/nas/costs.c
   src/nas/random_genotype.c
+  src/nas/select_perturb.c
+  src/nas/search_select.c
 )
 target_link_libraries(dp_nas PUBLIC MPI::MPI_C)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dptrain/data.h"
+#include "dptrain/nas_select.h"
 #include "dptrain/search.h"
 #include "mpi_check.h"
 #include "timeout.h"
@@ -397,6 +398,58 @@ static void codec_applies(void)
     end_case("--codec int8 is applied to the weights' and alpha's allreduces");
 }
 
+/* --select perturb across ranks: every rank chooses the same cell, the search's weights come back untouched
+ * by the tuning (the same parameter hash as the same search with --select alpha), perturb.csv logs every
+ * measurement, and --reselect from the finished search's checkpoint chooses the same cell again. */
+static void perturb_select(void)
+{
+    dp_search_config cfg = tiny(16, 2L * 6 * 16 * g_size); /* 6 steps, 6 held-out batches */
+    cfg.run.epochs = 1;
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/perturb", tmp);
+    dp_search_result alpha, pert, again;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &alpha));
+    cfg.run.overwrite = 1;
+    cfg.select = DP_NAS_SELECT_PERTURB;
+    cfg.select_batches = 1; /* 221 evaluations: the cost of this case */
+    cfg.select_tune = 1;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &pert));
+    CHECK(dp_genotype_check(&pert.genotype) == DP_OK, "invalid genotype: %s", dp_errmsg());
+    char g[1100];
+    dp_genotype_format(&pert.genotype, g, sizeof g);
+    CHECK(same_on_all_ranks(g), "ranks chose different cells; mine %s", g);
+    CHECK(pert.params_hash == alpha.params_hash, "the tuning left the search's weights changed");
+    CHECK(!memcmp(&pert.genotype_alpha, &alpha.genotype, sizeof alpha.genotype), "alpha's cell differs");
+    CHECK(pert.select_evals == 1 + 2 * 14 * 7 + 2 * (3 + 4 + 5), "%d evaluations", pert.select_evals);
+    CHECK(pert.retrain_params > 0 && pert.retrain_mflops > 0, "retrain figures %g %g", pert.retrain_params,
+          pert.retrain_mflops);
+    if (g_rank == 0) {
+        char path[600];
+        dp_genotype back;
+        snprintf(path, sizeof path, "%s/genotype.json", cfg.run.out);
+        CHECK_OK(dp_genotype_load(path, &back));
+        CHECK(!memcmp(&back, &pert.genotype, sizeof back), "genotype.json is not the perturbation's cell");
+        snprintf(path, sizeof path, "%s/genotype_alpha.json", cfg.run.out);
+        CHECK_OK(dp_genotype_load(path, &back));
+        CHECK(!memcmp(&back, &alpha.genotype, sizeof back), "genotype_alpha.json is not alpha's cell");
+        snprintf(path, sizeof path, "%s/perturb.csv", cfg.run.out);
+        /* header, the supernet, every measurement, a line per decision (28 ops, 6 nodes with a choice) */
+        CHECK(count_lines(path) == 1 + pert.select_evals + 28 + 2 * 2 * 3, "perturb.csv has %ld lines",
+              count_lines(path));
+    }
+    cfg.reselect = 1;
+    cfg.run.overwrite = 0;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &again));
+    CHECK(!memcmp(&again.genotype, &pert.genotype, sizeof again.genotype), "--reselect chose another cell");
+    CHECK(again.params_hash == pert.params_hash && again.epochs_done == 1, "--reselect read another supernet");
+    dp_search_result_free(&again);
+    cfg.w_lr *= 2; /* not the search's flags */
+    dp_status rc = dp_search_run(&cfg, MPI_COMM_WORLD, &again);
+    CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--reselect"), "--reselect with another --lr: %s", dp_errmsg());
+    dp_search_result_free(&alpha);
+    dp_search_result_free(&pert);
+    end_case("--select perturb: one cell on every rank, weights untouched, --reselect chooses it again");
+}
+
 static void bad_input(void)
 {
     dp_search_config cfg = tiny(16, 400);
@@ -442,6 +495,7 @@ int main(int argc, char **argv)
     recompute();
     resume();
     codec_applies();
+    perturb_select();
     bad_input();
 
     return mpi_finish("mpi_search", tmp);
