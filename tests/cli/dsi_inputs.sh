@@ -56,7 +56,7 @@ printf 'w3 w4\tdoc1\nw5\tnodoc2\n' >half.tsv
 out=$("$bin" dsi-eval --run run --test unknown.tsv 2>&1); rc=$?
 check "dsi-eval, no docid known" 1 "unknown.tsv: none of the 2 test docids is known.*'no\\\\x1b\[31mdoc'" "$out" $rc
 out=$("$bin" dsi-eval --bm25 dsi --test unknown.tsv 2>&1); rc=$?
-check "dsi-eval --bm25, no docid known" 1 "unknown.tsv: none of the 2 test docids is known to dsi/train.tsv" "$out" $rc
+check "dsi-eval --bm25, no docid known" 1 "unknown.tsv: none of the 2 test docids is known to dsi/text.tsv" "$out" $rc
 out=$("$bin" dsi-eval --run run --test half.tsv 2>&1); rc=$?
 check "dsi-eval, one docid unknown" 0 "warning: half.tsv: 1 of 2 test pairs name a docid .*'nodoc2'" "$out" $rc
 grep -q "^confidence1 " <<<"$out" && ok || bad "dsi-eval with one unknown docid printed no rows: $out"
