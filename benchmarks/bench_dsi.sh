@@ -103,7 +103,8 @@ first=${docids%% *}
 for s in $members; do
   echo "$me: ensemble of $s members ($first)" >&2
   read -r ts qps mb < <(train "$s" "$first" "$runs/ens$s")
-  dp_mpirun "$(( s < 2 ? s : 2 ))" "$dp" dsi-eval --run "$runs/ens$s" --test "$data/test.tsv" --json >"$runs/ens$s.eval"
+  dp_mpirun "$(( s < 2 ? s : 2 ))" "$dp" dsi-eval --run "$runs/ens$s" --test "$data/test.tsv" --abstain 0 --json \
+    >"$runs/ens$s.eval"  # De-DSI's merges as published: no member abstains (dsi-eval's default is 32)
   eval_rows "ens$s" "$s" "$first" "$ts" "$qps" "$mb" "$runs/ens$s.eval"
   if [ -n "$abstain" ]; then
     dp_mpirun "$(( s < 2 ? s : 2 ))" "$dp" dsi-eval --run "$runs/ens$s" --test "$data/test.tsv" --abstain "$abstain" \

@@ -164,6 +164,9 @@ typedef struct dp_manifest {
     double *mean, *std;  /* nstats each, owned */
     char **class_names;  /* NULL, or one name per class (any bytes but NUL), owned */
     int nclass_names;    /* entries in class_names: the schema's classes */
+    /* Optional ("" when absent): the rule that made the train/test split, one
+     * word of [a-z0-9_-] (dsi-prepare's text split writes "text"). */
+    char split_rule[DP_MANIFEST_SPLIT_MAX];
 } dp_manifest;
 
 /*! Reads "<dir>/manifest.txt" (format in shards/README.md).

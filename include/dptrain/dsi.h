@@ -90,6 +90,19 @@ typedef struct dp_dsi_pairs {
 dp_status dp_dsi_pairs_load(const char *path, int dedupe, dp_dsi_pairs *out);
 void dp_dsi_pairs_free(dp_dsi_pairs *p);
 
+/* How dsi-prepare keeps test queries out of what the model and BM25 are shown. */
+typedef enum dp_dsi_split_kind {
+    /* The document's text is the index: indexing examples come from it and BM25
+     * indexes it (text.tsv). Test queries are whole sentences (queries) held out
+     * of the document: every occurrence is cut from its text before indexing,
+     * and a test query still found inside any indexed text or training query is
+     * dropped from the test set, so none is a substring of anything shown. */
+    DP_DSI_SPLIT_TEXT = 0,
+    /* The first split: indexing examples from each document's training queries
+     * (or the --docs text, as given), BM25 over train.tsv; no text.tsv. */
+    DP_DSI_SPLIT_QUERIES = 1,
+} dp_dsi_split_kind;
+
 typedef struct dp_dsi_prepare_config {
     /* inputs: either the Debian package index ... */
     char debian_packages[512];     /* `apt-cache dumpavail` output */
@@ -111,11 +124,15 @@ typedef struct dp_dsi_prepare_config {
     int split_lists;               /* 1: also cut long descriptions at paragraph breaks and list bullets
                                       (default 0: only after . ! ?, the rule that reproduces the reference
                                       De-DSI counts of documents and queries, benchmarks/RESULTS.md §9) */
+    dp_dsi_split_kind split;       /* default DP_DSI_SPLIT_TEXT, recorded as the manifest's "split-rule text";
+                                      DP_DSI_SPLIT_QUERIES writes no such line (as before it existed) */
 } dp_dsi_prepare_config;
 
 typedef struct dp_dsi_prepare_stats {
     long docs, train_queries, test_queries, index_examples;
     long dropped_shared_queries, dropped_docs;
+    long cut_from_text;      /* text split: occurrences of test queries cut out of their documents' text */
+    long dropped_test_in_text; /* text split: test queries left out, still inside an indexed text or a train query */
     double seconds;
 } dp_dsi_prepare_stats;
 

@@ -37,7 +37,8 @@ typedef struct dp_dsi_eval_config {
     int threads;        /* OpenBLAS threads per rank */
 } dp_dsi_eval_config;
 
-/*! k 10, beams 10, only -1, agg -1, abstain 0, limit 0, k1 0.9, b 0.4, threads 1, no checkpoints. */
+/*! k 10, beams 10, only -1, agg -1, abstain 32 (as measured: benchmarks/RESULTS.md §9; with one member
+ *  abstaining changes no ranking), limit 0, k1 0.9, b 0.4, threads 1, no checkpoints. */
 void dp_dsi_eval_defaults(dp_dsi_eval_config *cfg);
 
 /*! Sets the OpenBLAS threads, loads the members named by cfg->run or

@@ -49,7 +49,14 @@ typedef struct dp_dsi_train_result {
     double params_mb;        /* model size: parameters in MiB */
 } dp_dsi_train_result;
 
+/*! The plain model the tests build on: dot head from a random init, 10 epochs,
+ *  Adam 1e-3, batch 256, indexing examples at ratio 1. */
 void dp_dsi_train_defaults(dp_dsi_train_config *cfg);
+/*! dp_dsi_train_defaults plus what learns (dsi-train's defaults, measured in
+ *  benchmarks/RESULTS.md §9): prototype head init, cosine head at scale 64, no
+ *  dropout. The cosine head needs atomic ids: with semantic ones set model.head
+ *  to DP_DSI_HEAD_DOT (dsi-train's --head auto does). */
+void dp_dsi_train_recipe(dp_dsi_train_config *cfg);
 /*! DP_ERR_ARG naming the flag of the first out-of-range field, or naming both
  *  when cfg->members does not divide `ranks` (0: not known yet). */
 dp_status dp_dsi_train_check(const dp_dsi_train_config *cfg, int ranks);

@@ -21,7 +21,8 @@ static const char train_header[] =
 
 static const char *const docid_names[] = {"atomic", "semantic", NULL};     /* dp_dsi_docid_kind */
 static const char *const head_init_names[] = {"random", "prototypes", NULL}; /* head_init 0, 1 */
-static const char *const head_names[] = {"dot", "cosine", NULL};            /* dp_dsi_head_kind */
+static const char *const head_names[] = {"dot", "cosine", "auto", NULL};    /* dp_dsi_head_kind, then HEAD_AUTO */
+enum { HEAD_AUTO = 2 }; /* cosine with atomic ids, dot with semantic ones (the decoder has no cosine head) */
 static const char *const encoder_names[] = {"bag", "transformer", "idf", "idf-mean", NULL}; /* dp_dsi_encoder_kind */
 
 /* dsi-train's own flags */
@@ -81,7 +82,8 @@ static const dp_cli_opt o_head_init = {
 static const dp_cli_opt o_head = {
     .name = "head", .arg = "KIND",
     .help = "atomic head: dot (W h + b) | cosine (s cos(h, w_d): members' logits\n"
-            "on one scale, for the ensemble's merge)",
+            "on one scale, for the ensemble's merge) | auto (cosine; dot with\n"
+            "--docids semantic)",
     .kind = DP_CLI_CHOICE, .choices = head_names, .show_default = 1};
 static const dp_cli_opt o_head_scale = {.name = "head-scale", .arg = "S", .help = "cosine head: the fixed scale s",
                                         .kind = DP_CLI_FLOAT, .lo = 1e-3, .hi = 1000, .show_default = 1};
@@ -93,6 +95,7 @@ static const dp_cli_opt o_eval_limit = {
     .hi = 0x1p40};
 
 static dp_dsi_train_config tcfg;
+static int head_choice; /* --head: a dp_dsi_head_kind or HEAD_AUTO, resolved in train_check */
 
 static const dp_cli_bind train_binds[] = {
     DP_CLI_HEADING("data and model:"),
@@ -109,7 +112,7 @@ static const dp_cli_bind train_binds[] = {
     DP_CLI_BIND(o_dropout, tcfg.model.dropout),
     DP_CLI_BIND(o_embed_rows, tcfg.model.buckets),
     DP_CLI_BIND(o_head_init, tcfg.head_init),
-    DP_CLI_BIND(o_head, tcfg.model.head),
+    DP_CLI_BIND(o_head, head_choice),
     DP_CLI_BIND(o_head_scale, tcfg.model.head_scale),
     DP_CLI_HEADING("optimisation:"),
     DP_CLI_BIND(o_epochs, tcfg.run.epochs),
@@ -138,9 +141,19 @@ static const dp_cli_bind train_binds[] = {
     DP_CLI_END,
 };
 
-static void train_defaults(void) { dp_dsi_train_defaults(&tcfg); }
+static void train_defaults(void)
+{
+    dp_dsi_train_recipe(&tcfg);
+    head_choice = HEAD_AUTO;
+}
 
-static dp_status train_check(int ranks) { return dp_dsi_train_check(&tcfg, ranks); }
+static dp_status train_check(int ranks)
+{
+    tcfg.model.head = head_choice != HEAD_AUTO          ? (dp_dsi_head_kind)head_choice
+                      : tcfg.docids == DP_DSI_ATOMIC ? DP_DSI_HEAD_COSINE
+                                                      : DP_DSI_HEAD_DOT;
+    return dp_dsi_train_check(&tcfg, ranks);
+}
 
 static double frac(const dp_dsi_metrics *m, double v) { return m->queries ? v / (double)m->queries : 0; }
 
@@ -186,8 +199,9 @@ static const char eval_header[] =
     "usage: [mpirun -np P] dptrain dsi-eval (--run DIR | --models A,B,.. | --bm25 DATA) --test TSV [options]\n"
     "\n"
     "Hits@1, Hits@5, Hits@10 and MRR@10 over the query<TAB>docid pairs of --test (duplicate pairs\n"
-    "removed), for the confidence, vote and joint ensembles (or BM25 over DATA/train.tsv,\n"
-    "each document = its training queries joined). One row per method; --json adds JSON lines.\n"
+    "removed), for the confidence, vote and joint ensembles (or BM25 over DATA/text.tsv, the\n"
+    "text each document is indexed from; datasets without it: DATA/train.tsv, each document =\n"
+    "its training queries joined). One row per method; --json adds JSON lines.\n"
     "\n";
 
 static const char *const agg_names[] = {"confidence", "vote", "joint", NULL}; /* dp_dsi_agg */
@@ -221,7 +235,7 @@ static const dp_cli_opt o_latency = {.name = "latency", .help = "print per-query
                                      .kind = DP_CLI_ON};
 static const dp_cli_opt o_test = {.name = "test", .arg = "TSV", .help = "the query<TAB>docid pairs scored (required)",
                                   .kind = DP_CLI_STR, .cap = 512};
-static const dp_cli_opt o_bm25 = {.name = "bm25", .arg = "DATA", .help = "BM25 baseline over DATA/train.tsv instead of DSI",
+static const dp_cli_opt o_bm25 = {.name = "bm25", .arg = "DATA", .help = "BM25 baseline over DATA/text.tsv instead of DSI",
                                   .kind = DP_CLI_STR, .cap = 512};
 static const dp_cli_opt o_k1 = {.name = "k1", .arg = "K1", .help = "BM25 k1", .kind = DP_CLI_FLOAT, .lo = 0, .hi = 100,
                                 .show_default = 1};

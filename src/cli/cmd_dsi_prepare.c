@@ -13,11 +13,16 @@ static const char header[] =
     "usage: dptrain dsi-prepare (--debian-packages FILE --debian-translations FILE | --queries TSV [--docs TSV])\n"
     "                           --out DIR [options]\n"
     "\n"
-    "Builds DSI datasets: tokenised query shards, docs.tsv, train.tsv/test.tsv (format:\n"
+    "Builds DSI datasets: tokenised query shards, docs.tsv, train.tsv/test.tsv, text.tsv (format:\n"
     "shards/README.md, \"DSI datasets\"). Queries shared by several documents are dropped,\n"
     "then documents left with fewer than two queries; each document's queries are split\n"
-    "into train and test. Written beside --out and renamed into place when complete.\n"
+    "into train and test. The document's text is its index (--split text): the test queries\n"
+    "are cut out of it, and one still inside any indexed text or training query is left out,\n"
+    "so no test query is ever shown to the model or to BM25. Written beside --out and renamed\n"
+    "into place when complete.\n"
     "\n";
+
+static const char *const split_names[] = {"text", "queries", NULL}; /* dp_dsi_split_kind */
 
 /* "2,4,8" -> members[], each range-checked under the flag's name. */
 static dp_status parse_members(const dp_cli_opt *o, const char *s, void *field)
@@ -49,9 +54,16 @@ static const dp_cli_opt o_queries = {.name = "queries", .arg = "TSV",
                                              "plain (query, docid), told apart by the column count",
                                      .kind = DP_CLI_STR, .cap = 512};
 static const dp_cli_opt o_docs = {.name = "docs", .arg = "TSV",
-                                  .help = "docid<TAB>text: indexing examples come from the text\n"
-                                          "(default: from each document's training queries)",
+                                  .help = "docid<TAB>text: the documents' text (default: a document's\n"
+                                          "text is its training queries joined)",
                                   .kind = DP_CLI_STR, .cap = 512};
+static const dp_cli_opt o_split = {
+    .name = "split", .arg = "KIND",
+    .help = "text: the document text (Debian: its description; --docs; else its\n"
+            "training queries) is what the model and BM25 index, test queries cut out\n"
+            "of it (text.tsv); queries: the first split, indexing examples from the\n"
+            "training queries (or --docs as given), BM25 over train.tsv",
+    .kind = DP_CLI_CHOICE, .choices = split_names, .show_default = 1};
 static const dp_cli_opt o_out = {.name = "out", .arg = "DIR", .help = "the central dataset; members go to DIR/m<S>/<k>/",
                                  .kind = DP_CLI_STR, .cap = 512};
 static const dp_cli_opt o_members = {.name = "members", .arg = "LIST",
@@ -71,7 +83,7 @@ static const dp_cli_opt o_limit_docs = {.name = "limit-docs", .arg = "N",
 static const dp_cli_opt o_min_words = {.name = "min-words", .arg = "N",
                                        .help = "words a long-description sentence needs", .kind = DP_CLI_INT, .lo = 1,
                                        .hi = 1000, .show_default = 1};
-static const dp_cli_opt o_split = {.name = "split-lists",
+static const dp_cli_opt o_split_lists = {.name = "split-lists",
                                    .help = "also cut long descriptions at paragraph breaks and bullets",
                                    .kind = DP_CLI_ON};
 /* an int flag bound to a uint32_t field: the range keeps the value's bits the same in both */
@@ -96,13 +108,14 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_docs, cfg.docs),
     DP_CLI_BIND(o_out, cfg.out),
     DP_CLI_BIND(o_overwrite, cfg.overwrite),
+    DP_CLI_BIND(o_split, cfg.split),
     DP_CLI_BIND(o_members, cfg),
     DP_CLI_BIND(o_kmeans, cfg.kmeans_members),
     DP_CLI_BIND(o_index, cfg.index_examples),
     DP_CLI_BIND(o_test_fraction, cfg.test_fraction),
     DP_CLI_BIND(o_limit_docs, cfg.limit_docs),
     DP_CLI_BIND(o_min_words, cfg.min_words),
-    DP_CLI_BIND(o_split, cfg.split_lists),
+    DP_CLI_BIND(o_split_lists, cfg.split_lists),
     DP_CLI_BIND(o_buckets, cfg.tok.buckets),
     DP_CLI_BIND(o_max_tokens, cfg.tok.max_tokens),
     DP_CLI_BIND(o_no_bigrams, cfg.tok.bigrams),
@@ -133,6 +146,10 @@ static dp_status run(MPI_Comm comm, int rank)
     if (rc != DP_OK) return rc;
     printf("dsi-prepare: %s docs=%ld train=%ld test=%ld index=%ld dropped_shared_queries=%ld dropped_docs=%ld", cfg.out,
            st.docs, st.train_queries, st.test_queries, st.index_examples, st.dropped_shared_queries, st.dropped_docs);
+    if (cfg.split == DP_DSI_SPLIT_TEXT)
+        printf(" split=text cut_from_text=%ld dropped_test_in_text=%ld", st.cut_from_text, st.dropped_test_in_text);
+    else
+        printf(" split=queries");
     if (cfg.nmembers) {
         printf(" members=");
         for (int i = 0; i < cfg.nmembers; i++) printf("%s%d", i ? "," : "", cfg.members[i]);

@@ -411,6 +411,10 @@ static dp_status parse_manifest(const char *path, char *text, dp_manifest *m, na
         } else if (strcmp(word[0], "shard") == 0) {
             if ((rc = parse_shard(where, word, nw, m, &cap, names)) != DP_OK)
                 return rc;
+        } else if (strcmp(word[0], "split-rule") == 0) {
+            if (m->split_rule[0] || nw != 2 || !dp_manifest_name_ok(word[1], sizeof m->split_rule, 1))
+                return dp_errorf(DP_ERR_FORMAT, "%s: expected one 'split-rule <a-z0-9_->' line", where);
+            strcpy(m->split_rule, word[1]);
         } else if (strcmp(word[0], "class") == 0) {
             if ((rc = parse_class(where, word, nw, m, &m->nclass_names)) != DP_OK)
                 return rc;
@@ -475,6 +479,11 @@ static dp_status save_extras(FILE *f, const char *path, const dp_manifest *m)
                 fprintf(f, " %.4g", v[i]);
             fputc('\n', f);
         }
+    }
+    if (m->split_rule[0]) {
+        if (!dp_manifest_name_ok(m->split_rule, sizeof m->split_rule, 1))
+            return dp_errorf(DP_ERR_ARG, "%s: bad split rule '%.*s'", path, (int)sizeof m->split_rule, m->split_rule);
+        fprintf(f, "split-rule %s\n", m->split_rule);
     }
     if (m->class_names) {
         if (m->nclass_names != classes)
@@ -581,6 +590,10 @@ uint64_t dp_manifest_hash(const dp_manifest *m)
             dp_put_u64(b, u);
             h = fnv(h, b, 8);
         }
+    }
+    if (m->split_rule[0]) {
+        h = fnv(h, "split-rule", sizeof "split-rule");
+        h = fnv(h, m->split_rule, strnlen(m->split_rule, sizeof m->split_rule) + 1);
     }
     if (m->class_names) {
         h = fnv(h, "classes", sizeof "classes");

@@ -1,6 +1,7 @@
 /* BM25 (Robertson & Zaragoza 2009, "The Probabilistic Relevance Framework:
- * BM25 and Beyond"): the lexical baseline of the DSI benchmarks, over
- * "document = its training queries joined".
+ * BM25 and Beyond"): the lexical baseline of the DSI benchmarks, over the
+ * text each document is indexed from (dsi-prepare's text.tsv; datasets of the
+ * queries split: its training queries joined).
  *
  * Our own implementation: Debian ships no C library for BM25 ranking over an
  * in-memory corpus that would fit (Xapian is C++ and wants its own on-disk

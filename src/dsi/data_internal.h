@@ -98,6 +98,17 @@ int dsi_count_words(const char *s);
 dp_status dsi_set_reserve(dp_dsi_set *s, int64_t *ex_cap, size_t *tok_cap, int64_t ntok, int64_t max_ex,
                           const char *who);
 
+/* ------------------------------------------------------------ held-out text */
+/* holdout.c; matching folds ASCII letters only, as the tokenizer does. */
+/* Cuts every occurrence of pat (non-empty) out of s[0 .. *len) (NUL-terminated
+ * there), a space left in its place and the spaces squashed; *len updated.
+ * Returns the number cut. */
+long dsi_cut_all(char *s, size_t *len, const char *pat);
+/* found[i] = 1 when needle i (non-empty) occurs inside any of the nh haystacks. */
+dp_status dsi_find_inside(const char *const *needle, long nn, const char *const *hay, long nh, uint8_t *found);
+/* 1 when needle (non-empty) occurs inside s. */
+int dsi_inside_folded(const char *s, const char *needle);
+
 /* ------------------------------------------------------------ corpus */
 /* What the input parsers produce: documents (docid strings, optional text)
  * and queries, each belonging to one document, whitespace-normalised. */
@@ -122,7 +133,8 @@ void dsi_corpus_free(dsi_corpus *c);
 /* Debian: Packages (apt-cache dumpavail) joined with Translation-en on
  * Description-md5 (debian.c). One document per package name (the first
  * stanza naming it), in Packages order; queries: the short description, then
- * each sentence of at least min_words words of the long description. The
+ * each sentence of at least min_words words of the long description; text:
+ * the whole description, squashed (every query is a substring of it). The
  * long description's lines are joined and cut after '.', '!' or '?' followed
  * by a space or the end; with split_lists also at paragraph breaks (" .")
  * and before list bullets ("* ", "- ", "+ " opening a line). */

@@ -199,21 +199,17 @@ static dp_status add_sentences(dsi_corpus *c, long doc, char *text, size_t n, in
     return DP_OK;
 }
 
-/* One description (field value as stored) -> the document's queries. */
-static dp_status add_description(dsi_corpus *c, long doc, const char *desc, int min_words, int split_lists,
-                                 char **buf, size_t *cap)
+/* The long description from `p` (after the short line): its sentences as
+ * queries (buf: the paragraph or list item being joined), its joined lines
+ * appended to tx[0 .. *tlen). */
+static dp_status add_long(dsi_corpus *c, long doc, const char *p, int min_words, int split_lists, char *buf,
+                          char *tx, size_t *tlen)
 {
-    size_t n = strlen(desc);
-    if (!dsi_reserve(buf, cap, n + 1, 1)) return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
-    const char *nl = strchr(desc, '\n');
-    size_t short_len = nl ? (size_t)(nl - desc) : n;
-    memcpy(*buf, desc, short_len);
-    dp_status rc = dsi_corpus_add_query(c, doc, *buf, short_len);
-    if (rc != DP_OK || !nl) return rc;
+    dp_status rc = DP_OK;
     /* The long description, joined into *buf one paragraph (or, with
      * split_lists, one list item) at a time. */
     size_t len = 0;
-    for (const char *p = nl + 1; rc == DP_OK;) {
+    for (; rc == DP_OK;) {
         const char *e = strchr(p, '\n');
         size_t ll = e ? (size_t)(e - p) : strlen(p);
         const char *l = p;
@@ -225,19 +221,45 @@ static dp_status add_description(dsi_corpus *c, long doc, const char *desc, int 
         int is_break = tl == 1 && t[0] == '.'; /* " ." (tolerating "  ." and " . ") */
         int bullet = split_lists && tl >= 2 && (t[0] == '*' || t[0] == '-' || t[0] == '+') && t[1] == ' ';
         if (split_lists && (is_break || bullet)) {
-            rc = add_sentences(c, doc, *buf, len, min_words);
+            rc = add_sentences(c, doc, buf, len, min_words);
             len = 0;
         }
         if (bullet) t += 2, tl -= 2;
         if (!is_break && rc == DP_OK) {
-            if (len > 0) (*buf)[len++] = ' ';
-            memcpy(*buf + len, t, tl);
+            if (len > 0) buf[len++] = ' ';
+            memcpy(buf + len, t, tl);
             len += tl;
+            tx[(*tlen)++] = ' ';
+            memcpy(tx + *tlen, t, tl);
+            *tlen += tl;
         }
         if (!e) break;
         p = e + 1;
     }
-    if (rc == DP_OK) rc = add_sentences(c, doc, *buf, len, min_words);
+    if (rc == DP_OK) rc = add_sentences(c, doc, buf, len, min_words);
+    return rc;
+}
+
+/* One description (field value as stored) -> the document's queries, and
+ * its text: the short description, then the long one's lines joined by
+ * spaces as the sentences see them (paragraph marks left out, bullets cut
+ * with split_lists), squashed, so every query is a substring of it. */
+static dp_status add_description(dsi_corpus *c, long doc, const char *desc, int min_words, int split_lists,
+                                 char **buf, size_t *cap, char **tx, size_t *tx_cap)
+{
+    size_t n = strlen(desc);
+    if (!dsi_reserve(buf, cap, n + 1, 1) || !dsi_reserve(tx, tx_cap, n + 2, 1))
+        return dp_errorf(DP_ERR_NOMEM, "debian: out of memory");
+    const char *nl = strchr(desc, '\n');
+    size_t short_len = nl ? (size_t)(nl - desc) : n, tl_all = short_len;
+    memcpy(*buf, desc, short_len);
+    memcpy(*tx, desc, short_len);
+    dp_status rc = dsi_corpus_add_query(c, doc, *buf, short_len);
+    if (rc == DP_OK && nl) rc = add_long(c, doc, nl + 1, min_words, split_lists, *buf, *tx, &tl_all);
+    if (rc == DP_OK) {
+        tl_all = dsi_squash_space(*tx, tl_all);
+        if (tl_all > 0) rc = dsi_arena_add(&c->strs, *tx, tl_all, &c->text[doc]);
+    }
     return rc;
 }
 
@@ -245,17 +267,19 @@ dp_status dsi_read_debian(const char *packages, const char *translations, int mi
                           dsi_corpus *c)
 {
     debian_ctx x = {.c = c};
-    char *buf = NULL;
-    size_t cap = 0;
+    char *buf = NULL, *tx = NULL;
+    size_t cap = 0, tx_cap = 0;
     dp_status rc = read_stanzas(packages, "Description", on_package, &x);
     if (rc == DP_OK && translations && translations[0])
         rc = read_stanzas(translations, "Description-en", on_translation, &x);
     for (long d = 0; d < c->docs.n && rc == DP_OK; d++) {
         long id = x.pkg[d].md5;
         int64_t off = id >= 0 && x.md5_desc[id] >= 0 ? x.md5_desc[id] : x.pkg[d].desc;
-        if (off >= 0) rc = add_description(c, d, dsi_arena_str(&x.descs, off), min_words, split_lists, &buf, &cap);
+        if (off >= 0)
+            rc = add_description(c, d, dsi_arena_str(&x.descs, off), min_words, split_lists, &buf, &cap, &tx, &tx_cap);
     }
     free(buf);
+    free(tx);
     free(x.pkg);
     free(x.md5_desc);
     dsi_intern_free(&x.md5s);

@@ -6,8 +6,14 @@
  *             whitespace collapsed) that belongs to more than one document
  *          ─▶ drop documents left with < 2 queries; optional random subset
  *          ─▶ per document: shuffle its queries, train = ceil(n (1 - f)),
- *             at least 1 train and 1 test; indexing examples from its text
- *             (docs file) or its TRAIN queries joined
+ *             at least 1 train and 1 test
+ *          ─▶ the text each document is indexed from:
+ *             split text (default): its text (Debian description, docs
+ *             file; else its train queries joined) with every test query
+ *             cut out; then a test query still inside any indexed text or
+ *             train query is left out of the test set (holdout.c)
+ *             split queries: its docs-file text or its TRAIN queries joined
+ *          ─▶ indexing examples from that text
  *          ─▶ tokenise once ─▶ out/ (every document) and out/m<S>/<k>/
  *             (document groups: random deal or k-means over TF-IDF of the
  *             train queries), each written file by file, manifest last.
@@ -38,6 +44,7 @@ enum {
     KMEANS_ITERS = 25,
     SPAN_MIN = 3,
     SPAN_MAX = 12,
+    SUBSET_TRIES = 64,
 };
 
 /* ============================================================ config */
@@ -77,6 +84,8 @@ static dp_status check_config(const dp_dsi_prepare_config *c)
     if (c->limit_docs < 0) return dp_errorf(DP_ERR_ARG, "dsi-prepare: limit_docs = %ld < 0", c->limit_docs);
     if (c->min_words < 1 || c->min_words > 1000)
         return dp_errorf(DP_ERR_ARG, "dsi-prepare: min_words = %d outside [1, 1000]", c->min_words);
+    if (c->split != DP_DSI_SPLIT_TEXT && c->split != DP_DSI_SPLIT_QUERIES)
+        return dp_errorf(DP_ERR_ARG, "dsi-prepare: split = %d (0 text, 1 queries)", (int)c->split);
     return DP_OK;
 }
 
@@ -145,6 +154,8 @@ typedef struct prep {
     ex_set split[3];     /* train, test, index */
     long *ws;            /* word starts of the text being indexed */
     size_t ws_cap;
+    dsi_arena itexts;    /* split text: what each document is indexed from (text.tsv) */
+    int64_t *itext;      /* [D] offsets in itexts */
     dp_dsi_prepare_stats st;
 } prep;
 
@@ -178,6 +189,8 @@ static void prep_free(prep *p)
         free(p->split[i].text);
     }
     free(p->ws);
+    dsi_arena_free(&p->itexts);
+    free(p->itext);
 }
 
 /* ============================================================ selection */
@@ -287,8 +300,12 @@ done:
 /* Indexing examples of one document from its text (squashed: words
  * separated by single spaces): even ones a random contiguous
  * span of SPAN_MIN..SPAN_MAX words, odd ones a random subset (each word kept
- * with p = 1/2, redrawn until at least two are kept). */
-static dp_status index_examples(prep *p, int32_t doc, const char *text, dp_rng *r, char **out, size_t *out_cap)
+ * with p = 1/2, redrawn until at least two are kept). A span is a substring
+ * of the text; a subset is not, and may string a held-out query's words
+ * together again: one holding any of held[0 .. nheld) is redrawn, and after
+ * SUBSET_TRIES such draws a span stands in for it. */
+static dp_status index_examples(prep *p, int32_t doc, const char *text, const char *const *held, long nheld,
+                                dp_rng *r, char **out, size_t *out_cap)
 {
     size_t n = strlen(text);
     if (!dsi_reserve(out, out_cap, n + 1, 1))
@@ -313,13 +330,9 @@ static dp_status index_examples(prep *p, int32_t doc, const char *text, dp_rng *
         memcpy(*out + len, text + a_, b_ - a_);                                             \
         len += b_ - a_;                                                                     \
     } while (0)
-        if (k % 2 == 0 || nw <= 2) {
-            long L = SPAN_MIN + (long)dp_rng_below(r, SPAN_MAX - SPAN_MIN + 1);
-            if (L > nw) L = nw;
-            long s = (long)dp_rng_below(r, (uint64_t)(nw - L + 1));
-            for (long j = s; j < s + L; j++) ADD_WORD(j);
-        } else {
-            for (;;) {
+        int span = k % 2 == 0 || nw <= 2;
+        if (!span) {
+            for (int tries = 0;;) {
                 long kept = 0;
                 len = 0;
                 for (long j = 0; j < nw; j++)
@@ -327,8 +340,23 @@ static dp_status index_examples(prep *p, int32_t doc, const char *text, dp_rng *
                         ADD_WORD(j);
                         kept++;
                     }
-                if (kept >= 2) break;
+                if (kept < 2) continue;
+                (*out)[len] = '\0';
+                long h = 0;
+                while (h < nheld && !dsi_inside_folded(*out, held[h])) h++;
+                if (h == nheld) break;
+                if (++tries == SUBSET_TRIES) {
+                    span = 1;
+                    break;
+                }
             }
+        }
+        if (span) {
+            len = 0;
+            long L = SPAN_MIN + (long)dp_rng_below(r, SPAN_MAX - SPAN_MIN + 1);
+            if (L > nw) L = nw;
+            long s = (long)dp_rng_below(r, (uint64_t)(nw - L + 1));
+            for (long j = s; j < s + L; j++) ADD_WORD(j);
         }
 #undef ADD_WORD
         (*out)[len] = '\0';
@@ -338,48 +366,136 @@ static dp_status index_examples(prep *p, int32_t doc, const char *text, dp_rng *
     return DP_OK;
 }
 
+/* The train queries of document d joined by spaces into *buf. */
+static dp_status join_train(prep *p, const int32_t *q, long ntrain, char **buf, size_t *cap)
+{
+    size_t need = 1, len = 0;
+    for (long i = 0; i < ntrain; i++) need += strlen(dsi_corpus_query(&p->c, q[i])) + 1;
+    if (!dsi_reserve(buf, cap, need, 1)) return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
+    for (long i = 0; i < ntrain; i++) {
+        const char *s = dsi_corpus_query(&p->c, q[i]);
+        size_t l = strlen(s);
+        if (len) (*buf)[len++] = ' ';
+        memcpy(*buf + len, s, l);
+        len += l;
+    }
+    (*buf)[len] = '\0';
+    return DP_OK;
+}
+
+/* Split text: p->itext[d] = document d's text (its own, else its train
+ * queries joined) with every one of its test queries cut out; gone[i] = 1 for
+ * each test query (qlist position i) still inside any document's indexed text
+ * or any train query: it leaves the test set. */
+static dp_status hold_out(prep *p, const int64_t *qfirst, const int32_t *qlist, const long *ntrain, uint8_t *gone)
+{
+    char *buf = NULL;
+    size_t cap = 0;
+    dp_status rc = DP_OK;
+    if (!(p->itext = malloc((size_t)p->D * sizeof *p->itext)))
+        return dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
+    for (int d = 0; d < p->D && rc == DP_OK; d++) {
+        const int32_t *q = qlist + qfirst[d];
+        const long n = (long)(qfirst[d + 1] - qfirst[d]);
+        const int64_t own = p->c.text[p->src[d]];
+        if (own >= 0) {
+            const char *t = dsi_arena_str(&p->c.strs, own);
+            size_t l = strlen(t);
+            if (!dsi_reserve(&buf, &cap, l + 1, 1)) rc = dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
+            else memcpy(buf, t, l + 1);
+        } else {
+            rc = join_train(p, q, ntrain[d], &buf, &cap);
+        }
+        if (rc != DP_OK) break;
+        size_t len = strlen(buf);
+        for (long i = ntrain[d]; i < n; i++) p->st.cut_from_text += dsi_cut_all(buf, &len, dsi_corpus_query(&p->c, q[i]));
+        rc = dsi_arena_add(&p->itexts, buf, len, &p->itext[d]);
+    }
+    free(buf);
+    if (rc != DP_OK) return rc;
+    /* needles: the test queries; haystacks: every indexed text, then every train query */
+    long ntest = 0, nhay = p->D;
+    for (int d = 0; d < p->D; d++) {
+        ntest += (long)(qfirst[d + 1] - qfirst[d]) - ntrain[d];
+        nhay += ntrain[d];
+    }
+    const char **needle = malloc((size_t)ntest * sizeof *needle + 1), **hay = malloc((size_t)nhay * sizeof *hay);
+    long *at = malloc((size_t)ntest * sizeof *at + 1);
+    uint8_t *found = malloc((size_t)ntest + 1);
+    if (!needle || !hay || !at || !found) rc = dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
+    long t = 0, h = 0;
+    for (int d = 0; d < p->D && rc == DP_OK; d++) {
+        hay[h++] = dsi_arena_str(&p->itexts, p->itext[d]);
+        for (int64_t i = qfirst[d]; i < qfirst[d + 1]; i++) {
+            const char *s = dsi_corpus_query(&p->c, qlist[i]);
+            if (i - qfirst[d] < ntrain[d]) hay[h++] = s;
+            else needle[t] = s, at[t++] = (long)i;
+        }
+    }
+    if (rc == DP_OK) rc = dsi_find_inside(needle, ntest, hay, nhay, found);
+    for (long i = 0; i < ntest && rc == DP_OK; i++)
+        if (found[i]) gone[at[i]] = 1, p->st.dropped_test_in_text++;
+    free(needle);
+    free(hay);
+    free(at);
+    free(found);
+    return rc;
+}
+
 static dp_status build_examples(prep *p, const int64_t *qfirst, int32_t *qlist)
 {
     const dp_dsi_prepare_config *cfg = p->cfg;
+    const int text_split = cfg->split == DP_DSI_SPLIT_TEXT;
     dp_rng rs, ri;
     dp_rng_seed(&rs, cfg->seed, PURPOSE_SPLIT, 0);
     dp_rng_seed(&ri, cfg->seed, PURPOSE_INDEX, 0);
     char *joined = NULL, *ex = NULL;
     size_t jcap = 0, ecap = 0;
-    dp_status rc = DP_OK;
+    const char **held = NULL;
+    size_t held_cap = 0;
+    long *ntrain = malloc((size_t)p->D * sizeof *ntrain);
+    uint8_t *gone = calloc((size_t)qfirst[p->D] + 1, 1);
+    dp_status rc = ntrain && gone ? DP_OK : dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
+    /* each document's queries shuffled: the first ntrain train, the rest test */
+    for (int d = 0; d < p->D && rc == DP_OK; d++) {
+        long n = (long)(qfirst[d + 1] - qfirst[d]);
+        dp_rng_shuffle_i32(&rs, qlist + qfirst[d], (size_t)n);
+        long nt = (long)ceil((double)n * (1.0 - cfg->test_fraction) - 1e-9);
+        if (nt < 1) nt = 1;
+        if (nt > n - 1) nt = n - 1;
+        ntrain[d] = nt;
+    }
+    if (rc == DP_OK && text_split) rc = hold_out(p, qfirst, qlist, ntrain, gone);
     for (int d = 0; d < p->D && rc == DP_OK; d++) {
         int32_t *q = qlist + qfirst[d];
-        long n = (long)(qfirst[d + 1] - qfirst[d]);
-        dp_rng_shuffle_i32(&rs, q, (size_t)n);
-        long ntrain = (long)ceil((double)n * (1.0 - cfg->test_fraction) - 1e-9);
-        if (ntrain < 1) ntrain = 1;
-        if (ntrain > n - 1) ntrain = n - 1;
-        for (long i = 0; i < n && rc == DP_OK; i++)
-            rc = ex_add(p, &p->split[i < ntrain ? TRAIN : TEST], d, dsi_corpus_query(&p->c, q[i]), p->c.qtext[q[i]]);
+        long n = (long)(qfirst[d + 1] - qfirst[d]), nheld = 0;
+        for (long i = 0; i < n && rc == DP_OK; i++) {
+            if (i >= ntrain[d] && gone[qfirst[d] + i]) continue;
+            rc = ex_add(p, &p->split[i < ntrain[d] ? TRAIN : TEST], d, dsi_corpus_query(&p->c, q[i]), p->c.qtext[q[i]]);
+        }
         if (rc != DP_OK || cfg->index_examples == 0) continue;
-        /* the document's text, or its training queries joined (never a test query) */
-        const char *text = p->c.text[p->src[d]] >= 0 ? dsi_arena_str(&p->c.strs, p->c.text[p->src[d]]) : NULL;
-        if (!text) {
-            size_t need = 1, len = 0;
-            for (long i = 0; i < ntrain; i++) need += strlen(dsi_corpus_query(&p->c, q[i])) + 1;
-            if (!dsi_reserve(&joined, &jcap, need, 1)) {
+        const char *text;
+        if (text_split) {
+            text = dsi_arena_str(&p->itexts, p->itext[d]);
+            if (!dsi_reserve(&held, &held_cap, (size_t)n, sizeof *held)) {
                 rc = dp_errorf(DP_ERR_NOMEM, "dsi-prepare: out of memory");
                 break;
             }
-            for (long i = 0; i < ntrain; i++) {
-                const char *s = dsi_corpus_query(&p->c, q[i]);
-                size_t l = strlen(s);
-                if (len) joined[len++] = ' ';
-                memcpy(joined + len, s, l);
-                len += l;
-            }
-            joined[len] = '\0';
+            for (long i = ntrain[d]; i < n; i++)
+                if (!gone[qfirst[d] + i]) held[nheld++] = dsi_corpus_query(&p->c, q[i]);
+        } else if (cfg->docs[0] && p->c.text[p->src[d]] >= 0) {
+            text = dsi_arena_str(&p->c.strs, p->c.text[p->src[d]]); /* the docs file's text, as given */
+        } else { /* its training queries joined (never a test query) */
+            if ((rc = join_train(p, q, ntrain[d], &joined, &jcap)) != DP_OK) break;
             text = joined;
         }
-        rc = index_examples(p, d, text, &ri, &ex, &ecap);
+        rc = index_examples(p, d, text, held, nheld, &ri, &ex, &ecap);
     }
     free(joined);
     free(ex);
+    free(held);
+    free(ntrain);
+    free(gone);
     p->st.train_queries = p->split[TRAIN].set.n;
     p->st.test_queries = p->split[TEST].set.n;
     p->st.index_examples = p->split[INDEX].set.n;
@@ -449,8 +565,19 @@ static dp_status write_dataset(prep *p, const char *dir, const int32_t *local)
         }
         if ((rc = tfile_close(&t, rc)) != DP_OK) return rc;
     }
+    /* text.tsv (split text): text<TAB>docid, what the document is indexed from (BM25 reads it) */
+    if (p->itext) {
+        rc = tfile_open(&t, dir, "text.tsv");
+        for (int d = 0; d < p->D && rc == DP_OK; d++) {
+            const char *s = dsi_arena_str(&p->itexts, p->itext[d]);
+            if ((!local || local[d] >= 0) && s[0]) fprintf(t.f, "%s\t%s\n", s, dsi_intern_str(&p->c.docs, p->src[d]));
+        }
+        if ((rc = tfile_close(&t, rc)) != DP_OK) return rc;
+    }
     /* shards, then the manifest */
     dp_manifest m = {0};
+    /* no line: the queries split, as every manifest written before the line existed (same bytes, same hash) */
+    if (p->cfg->split == DP_DSI_SPLIT_TEXT) snprintf(m.split_rule, sizeof m.split_rule, "text");
     dp_manifest_shard shards[3];
     memset(shards, 0, sizeof shards);
     snprintf(m.name, sizeof m.name, "dsi");
@@ -580,7 +707,7 @@ dp_status dp_dsi_prepare(const dp_dsi_prepare_config *cfg, dp_dsi_prepare_stats 
     dp_status rc = check_config(cfg);
     if (rc != DP_OK) return rc;
     /* refused before any work when --out holds another dataset; written beside it, renamed at the end */
-    static const char *const ours[] = {"tokenizer.txt", "docs.tsv", "train.tsv", "test.tsv", NULL};
+    static const char *const ours[] = {"tokenizer.txt", "docs.tsv", "train.tsv", "test.tsv", "text.tsv", NULL};
     dp_dataset_dir dd;
     if ((rc = dp_dataset_dir_begin(&dd, cfg->out, "dsi", DP_SCHEMA_TOKENS, ours, 1, cfg->overwrite)) != DP_OK)
         return rc;

@@ -5,6 +5,7 @@ dp_room(dsi
   src/dsi/debian.c
   src/dsi/corpus.c
   src/dsi/prepare.c
+  src/dsi/holdout.c
   src/dsi/kmeans.c
   src/dsi/docids.c
   src/dsi/encoder.c

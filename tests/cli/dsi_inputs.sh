@@ -54,13 +54,27 @@ printf 'w3 w4\tdoc1\nw5\tnodoc2\n' >half.tsv
 out=$("$bin" dsi-eval --run run --test unknown.tsv 2>&1); rc=$?
 check "dsi-eval, no docid known" 1 "unknown.tsv: none of the 2 test docids is known.*'no\\\\x1b\[31mdoc'" "$out" $rc
 out=$("$bin" dsi-eval --bm25 dsi --test unknown.tsv 2>&1); rc=$?
-check "dsi-eval --bm25, no docid known" 1 "unknown.tsv: none of the 2 test docids is known to dsi/train.tsv" "$out" $rc
+check "dsi-eval --bm25, no docid known" 1 "unknown.tsv: none of the 2 test docids is known to dsi/text.tsv" "$out" $rc
 out=$("$bin" dsi-eval --run run --test half.tsv 2>&1); rc=$?
 check "dsi-eval, one docid unknown" 0 "warning: half.tsv: 1 of 2 test pairs name a docid .*'nodoc2'" "$out" $rc
 grep -q "^confidence1 " <<<"$out" && ok || bad "dsi-eval with one unknown docid printed no rows: $out"
 : >empty.tsv
 out=$("$bin" dsi-eval --run run --test empty.tsv 2>&1); rc=$?
 check "dsi-eval, no pairs" 1 "empty.tsv: no test pairs" "$out" $rc
+
+# --- dsi-train's defaults are the measured recipe: with no flag the head starts at the documents' prototypes,
+# so before any step (--epochs 0) the model already ranks its training queries (train Hits@1, column 10); the
+# plain model's random head does not
+zero=(dsi-train --data dsi --epochs 0 --embed 32 --hidden 64 --embed-rows 1024 --quiet --eval-limit 40)
+h_def=$("$bin" "${zero[@]}" 2>&1 | awk 'NR == 2 { print $10 }')
+h_rand=$("$bin" "${zero[@]}" --head-init random 2>&1 | awk 'NR == 2 { print $10 }')
+awk -v a="${h_def:-0}" -v b="${h_rand:-1}" 'BEGIN { exit !(a >= 0.5 && b < 0.3) }' && ok ||
+  bad "dsi-train defaults: train Hits@1 after 0 epochs ${h_def:-none} (want >= 0.5), --head-init random ${h_rand:-none}"
+"$bin" dsi-train --help | grep -q "(default auto)" && "$bin" dsi-train --help | grep -q "(default 64)" &&
+  "$bin" dsi-eval --help | grep -q "(default 32)" && ok || bad "dsi-train/dsi-eval --help do not show the recipe's defaults"
+# --head auto: semantic ids (no cosine head) train with the dot head, no flag needed
+out=$("$bin" "${zero[@]}" --docids semantic 2>&1); rc=$?
+[ "$rc" -eq 0 ] && ok || bad "dsi-train --docids semantic with the default head: exit $rc: $out"
 
 # --- control bytes read from a dataset, escaped in the message
 cp -r dsi bad
