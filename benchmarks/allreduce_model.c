@@ -205,7 +205,8 @@ static double tree_time(const am_params *p, const am_topo *t, double M)
     long P = t->nodes * t->rpn;
     double T = 0, f, g = am_gamma(p, M);
     for (long d = 1; d < P; d *= 2) {
-        am_link l = link_for(p, crosses(t, d, 0, &f), f);
+        int x = crosses(t, d, 0, &f); /* sets f: C leaves the order of a call's arguments open */
+        am_link l = link_for(p, x, f);
         T += 2 * (l.alpha + M * l.beta) + M * g;
     }
     return T;
