@@ -1,51 +1,155 @@
 #!/usr/bin/env bash
-# The NAS sanity check: the cell a search derived, retrained, against the
-# hand-made cnn and against random cells of the same space retrained with the
-# same budget (Li and Talwalkar 2019; Yang et al. 2020). One table, a CSV, and
-# with --plot a PNG of test accuracy per epoch.
+# The NAS protocol (issue 22): does a search earn its keep against random
+# cells of the same space (Li and Talwalkar 2019; Yang et al. 2020)? Fixed
+# before any result; every cell is retrained with one recipe, and the table
+# says whether the derived cells clear the random cells' mean by two standard
+# errors and match the best random cell.
 #
-#   benchmarks/bench_nas_retrain.sh --genotype runs/search/genotype.json
-#       [--ranks 2] [--epochs 6] [--layers 8] [--channels 16] [--random 3]
-#       [--limit 0] [--extra "--drop-path 0.1 --cutout 8"] [--plot]
-# Every network trains with the same recipe (SGD lr 0.025 momentum 0.9, cosine,
-# weight decay 3e-4, global batch 64 x ranks) unless --extra overrides it.
+#   benchmarks/bench_nas_retrain.sh [--dir DIR] [--config NAME] [--search "FLAGS"]
+#       [--seeds "1 2"] [--search-epochs E] [--random 5] [--noise 3] [--ranks 2] [--plot]
+#       [--genotype FILE]   (retrain one more cell from a search you ran yourself)
+#       [--smoke]           (the plumbing only: 256 images, 1 epoch, 500 test images; no figure counts)
+#
+# The protocol (change it only together with every result made with it):
+#   search   2 ranks x batch 32, --sampler global, the first 20,000 training
+#            images (10,000 for the weights, 10,000 for alpha), 5 cells x 8
+#            channels, alpha lr 3e-3, 2,000 held-out images per epoch;
+#            --search-epochs E (default 10) chosen so one search takes at most
+#            60 minutes at 2 ranks on a quiet 2-core machine; --search adds the
+#            levers of the configuration under test (--config names it).
+#            Each search seed derives two cells: the one --select chose
+#            (genotype.json) and alpha's (genotype_alpha.json, with --select perturb).
+#   retrain  5 cells x 8 channels (the searched network's own size), the same
+#            20,000 images, 6 epochs, --augment, SGD lr 0.025 momentum 0.9,
+#            cosine, weight decay 3e-4, global batch 64 (32 x 2 ranks), seed 1;
+#            test accuracy on all 10,000 test images.
+#   against  --random R uniformly random cells (seeds 1001..1000+R), the
+#            hand-made cnn, and random cell 1 retrained with seeds 1..--noise
+#            (the seed noise).
+# Resumable: every run leaves its final line in DIR/<run>/final.txt and is
+# skipped when that exists; an interrupted run continues from its checkpoint.
+# Out: DIR/protocol.csv (one row per retrained network), a summary on stdout,
+# and with --plot DIR/protocol.png (test accuracy against MFLOPs; the random
+# cells as a cloud).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
-genotype="" ranks=2 epochs=6 layers=8 channels=16 nrandom=3 limit=0 extra="" plot=0
-dp_flags bench_nas_retrain "--genotype=genotype --ranks=ranks --epochs=epochs --layers=layers
-  --channels=channels --random=nrandom --limit=limit --extra=extra --plot=plot=1" "$@"
-[ -n "$genotype" ] && [ -f "$genotype" ] || { echo "bench_nas_retrain: --genotype FILE (from dptrain search) is required" >&2; exit 2; }
+dir="" config="default" search_flags="" seeds="1 2" search_epochs=10 nrandom=5 noise=3 ranks=2 plot=0 genotype="" smoke=0
+dp_flags bench_nas_retrain "--dir=dir --config=config --search=search_flags --seeds=seeds
+  --search-epochs=search_epochs --random=nrandom --noise=noise --ranks=ranks --plot=plot=1 --genotype=genotype --smoke=smoke=1" "$@"
+me=bench_nas_retrain
+[[ "$config" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$me: --config '$config': letters, digits, . _ - only" >&2; exit 2; }
+for n in "$search_epochs" "$nrandom" "$noise" "$ranks"; do
+  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || { echo "$me: '$n' is not a count >= 1" >&2; exit 2; }
+done
+[ -z "$genotype" ] || [ -f "$genotype" ] || { echo "$me: --genotype $genotype: no such file" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-runs="$out/nas-retrain"; mkdir -p "$runs"
-csv="$out/nas_retrain.csv"
-echo "network,epochs,ranks,params_note,test_acc,train_samples_per_s,wall_s" > "$csv"
-recipe="--epochs $epochs --batch 64 --limit $limit --lr 0.025 --momentum 0.9 --weight-decay 3e-4 --schedule cosine --quiet"
+dir="${dir:-$out/nas-protocol}"; mkdir -p "$dir/cells"
 
-train() { # name, then dptrain train flags
-  local name="$1"; shift
-  local dir="$runs/$name"; rm -rf "$dir"; mkdir -p "$dir"
-  dp_mpirun "$ranks" "$build/dptrain" train --data "$shards" $recipe --out "$dir" "$@" $extra >"$dir/log" 2>&1 ||
-    { echo "bench_nas_retrain: $name failed:" >&2; tail -5 "$dir/log" >&2; exit 1; }
-  local acc sps wall
-  acc=$(field test_acc "$dir/log"); sps=$(field train_samples_per_s "$dir/log"); wall=$(field wall_s "$dir/log")
-  echo "$name,$epochs,$ranks,,$acc,$sps,$wall" >> "$csv"
-  printf "%-12s %9s %12s %9s\n" "$name" "$acc" "$sps" "$wall"
+per_rank=$((64 / ranks))
+search_recipe="--layers 5 --channels 8 --batch $per_rank --sampler global --limit 20000 --arch-lr 3e-3
+  --eval-limit 2000 --retrain-layers 5 --retrain-channels 8 --quiet"
+retrain_recipe="--layers 5 --channels 8 --limit 20000 --epochs 6 --augment --batch $per_rank --lr 0.025
+  --momentum 0.9 --weight-decay 3e-4 --schedule cosine --quiet"
+if [ "$smoke" = 1 ]; then
+  search_recipe="$search_recipe --limit 256 --eval-limit 64 --select-batches 1"
+  retrain_recipe="$retrain_recipe --limit 256 --epochs 1 --test-limit 500"
+fi
+
+# run NAME CMD...: the mpirun of one protocol step, skipped when done, resumed when interrupted
+run() {
+  local name="$1" d="$dir/$1"; shift
+  [ -f "$d/final.txt" ] && return 0
+  local again=""
+  [ -f "$d/checkpoint.dpc" ] || [ -f "$d/search.dpc" ] && again="--resume"
+  [ -z "$again" ] && rm -rf "$d"
+  mkdir -p "$d"
+  echo "$me: $(date -u +%H:%M) $name ${again:+(resumed)}" >&2
+  if ! dp_mpirun "$ranks" "$build/dptrain" "$@" --out "$d" $again >>"$d/log" 2>&1; then
+    echo "$me: $name failed (log: $d/log):" >&2; tail -5 "$d/log" >&2; exit 1
+  fi
+  grep '^final:' "$d/log" | tail -1 > "$d/final.txt"
+}
+retrain() { # NAME SEED then what the network is (--arch FILE or --model cnn)
+  local name="$1" seed="$2"; shift 2
+  run "$name" train --data "$shards" $retrain_recipe --seed "$seed" "$@"
 }
 
-printf "%-12s %9s %12s %9s\n" network test_acc samples/s wall_s
-cp "$genotype" "$runs/derived.json"
-train derived --arch "$runs/derived.json" --layers "$layers" --channels "$channels"
 for i in $(seq 1 "$nrandom"); do
-  "$build/dptrain" search --random-genotype "$runs/random$i.json" --seed "$((1000 + i))" >/dev/null
-  train "random$i" --arch "$runs/random$i.json" --layers "$layers" --channels "$channels"
+  [ -f "$dir/cells/random$i.json" ] ||
+    "$build/dptrain" search --random-genotype "$dir/cells/random$i.json" --seed "$((1000 + i))" >/dev/null
 done
-train cnn --model cnn
-awk -F, 'NR>1 && $1 ~ /^random/ {s+=$5; n++} END{ if (n) printf "random mean %.4f over %d cells\n", s/n, n }' "$csv"
+for i in $(seq 1 "$nrandom"); do retrain "random$i" 1 --arch "$dir/cells/random$i.json"; done
+retrain cnn 1 --model cnn
+for s in $(seq 2 "$noise"); do retrain "random1-seed$s" "$s" --arch "$dir/cells/random1.json"; done
+
+derived=()
+for s in $seeds; do
+  sd="search-$config-$s"
+  run "$sd" search --data "$shards" $search_recipe --epochs "$search_epochs" --seed "$s" $search_flags
+  for g in genotype genotype_alpha; do
+    [ -f "$dir/$sd/$g.json" ] || continue
+    [ "$g" = genotype_alpha ] && cmp -s "$dir/$sd/genotype.json" "$dir/$sd/$g.json" && continue
+    tag="$config-$s"; [ "$g" = genotype_alpha ] && tag="$config.alpha-$s"
+    cp "$dir/$sd/$g.json" "$dir/cells/$tag.json"
+    retrain "derived-$tag" 1 --arch "$dir/cells/$tag.json"
+    derived+=("derived-$tag")
+  done
+done
+if [ -n "$genotype" ]; then
+  cp "$genotype" "$dir/cells/given.json"
+  retrain derived-given 1 --arch "$dir/cells/given.json"
+  derived+=(derived-given)
+fi
+
+# the table: every retrained network this directory holds (other configurations' too)
+csv="$dir/protocol.csv"
+echo "network,kind,seed,mflops,params,test_acc,train_samples_per_s,wall_s" > "$csv"
+for f in "$dir"/*/final.txt; do
+  n=$(basename "$(dirname "$f")")
+  case "$n" in search-*) continue ;; random*-seed*) k=noise ;; random*) k=random ;; cnn) k=cnn ;; *) k=derived ;; esac
+  seed=1; [[ "$n" =~ -seed([0-9]+)$ ]] && seed="${BASH_REMATCH[1]}"
+  echo "$n,$k,$seed,$(field mflops "$f"),$(field params "$f"),$(field test_acc "$f"),$(field train_samples_per_s "$f"),$(field wall_s "$f")" >> "$csv"
+done
+printf "%-28s %-8s %4s %8s %8s %8s %10s %7s\n" network kind seed MFLOPs params test_acc samples/s wall_s
+tail -n +2 "$csv" | sort -t, -k2,2 -k1,1 | awk -F, '{ printf "%-28s %-8s %4s %8.2f %8d %8.4f %10.0f %7.0f\n", $1,$2,$3,$4,$5,$6,$7,$8 }'
+for s in $seeds; do
+  f="$dir/search-$config-$s/final.txt"
+  [ -f "$f" ] && echo "search $config seed $s: $(field epochs "$f") epochs, $(field wall_s "$f") s wall, $(field train_images_per_s "$f") images/s, $(field peak_rss_mb "$f") MB/rank, held-out $(field val_acc "$f")"
+done
+# the verdict of issue 22 per configuration (derived-CONFIG-SEED): each derived cell above the random mean,
+# their mean above it by two standard errors of the random mean, the best derived at least the best random
+awk -F, '
+  NR == 1 { next }
+  $2 == "random" { r[++nr] = $6 }
+  $2 == "noise" || $1 == "random1" { z[++nz] = $6 }
+  $2 == "derived" { c = $1; sub(/^derived-/, "", c); sub(/-[0-9]+$/, "", c)
+                    if (!(c in nd)) cfgs[++nc] = c; d[c, ++nd[c]] = $6; dn[c, nd[c]] = $1 }
+  function mean(a, n,   s, i) { s = 0; for (i = 1; i <= n; i++) s += a[i]; return s / n }
+  function sd(a, n, m,   s, i) { s = 0; for (i = 1; i <= n; i++) s += (a[i] - m) ^ 2; return n > 1 ? sqrt(s / (n - 1)) : 0 }
+  END {
+    if (nr < 2) { print "fewer than 2 random cells retrained: no verdict yet"; exit }
+    rm = mean(r, nr); rs = sd(r, nr, rm); se = rs / sqrt(nr); rb = r[1]
+    for (i = 2; i <= nr; i++) if (r[i] > rb) rb = r[i]
+    printf "random cells: %d, mean %.4f, sd %.4f, standard error %.4f, best %.4f\n", nr, rm, rs, se, rb
+    if (nz >= 2) { zm = mean(z, nz); printf "seed noise (random1, %d seeds): sd %.4f\n", nz, sd(z, nz, zm) }
+    for (k = 1; k <= nc; k++) {
+      c = cfgs[k]; n = nd[c]; s = 0; db = d[c, 1]; all = 1
+      for (i = 1; i <= n; i++) { s += d[c, i]; if (d[c, i] > db) db = d[c, i]; if (d[c, i] <= rm) all = 0 }
+      dm = s / n
+      printf "config %s: %d derived, mean %.4f (%+.4f, %.1f standard errors), best %.4f\n", c, n, dm, dm - rm,
+        (se > 0 ? (dm - rm) / se : 0), db
+      printf "  verdict: each above the random mean %s; mean >= 2 SE above %s; best >= best random %s\n",
+        (all ? "yes" : "no"), ((se > 0 && dm - rm >= 2 * se) ? "yes" : "no"), ((db >= rb) ? "yes" : "no")
+    }
+  }' "$csv"
 echo "csv: $csv"
 if [ "$plot" = 1 ]; then
-  plots=$(dp_curves 's/.*"kind":"epoch","epoch":\([0-9]*\).*"test_acc":\([0-9.]*\).*/\1 \2/p' "$runs"/*/)
-  dp_plot "$out/nas_retrain.png" 900,560 <<GP
-set xlabel "epoch"; set ylabel "test accuracy"; set key bottom right; set grid
-plot $plots
+  for k in random noise cnn derived; do awk -F, -v k="$k" '$2 == k { print $4, $6, $1 }' "$csv" > "$dir/plot_$k.dat"; done
+  dp_plot "$dir/protocol.png" 900,560 <<GP
+set xlabel "MFLOPs per image (retrained network)"; set ylabel "test accuracy"; set key bottom right; set grid
+plot "$dir/plot_random.dat" using 1:2 with points pt 7 ps 1.2 lc rgb "#999999" title "random cells", \
+     "$dir/plot_noise.dat" using 1:2 with points pt 6 ps 1.2 lc rgb "#999999" title "random cell 1, other seeds", \
+     "$dir/plot_cnn.dat" using 1:2 with points pt 5 ps 1.4 lc rgb "#1f77b4" title "cnn", \
+     "$dir/plot_derived.dat" using 1:2:3 with labels point pt 9 ps 1.6 lc rgb "#d62728" offset 0,1 font ",8" title "derived"
 GP
 fi

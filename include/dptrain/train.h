@@ -63,6 +63,8 @@ typedef struct dp_train_result {
     long skipped_steps;            /* --on-nonfinite skip: steps whose update was dropped */
     float loss_scale;              /* at the end */
     uint64_t params_hash;          /* XXH3-64 of the final parameter and buffer bytes (replicas agree) */
+    long params;                   /* trainable floats of the model */
+    double mflops;                 /* forward FLOPs per sample / 1e6 (the NAS protocol's x axis) */
 } dp_train_result;
 
 /*! The defaults of `dptrain train` (SGD lr 0.05 momentum 0.9, batch 64, ...). */

@@ -12,7 +12,7 @@ static const char header[] =
     "       mpirun -np P dptrain train [options]   (data-parallel over P ranks)\n"
     "\n"
     "Trains an image classifier on a shard set and prints one summary line:\n"
-    "  final: epochs=E steps=S test_acc=A test_loss=L train_samples_per_s=R wall_s=W\n"
+    "  final: epochs=E steps=S test_acc=A test_loss=L train_samples_per_s=R wall_s=W ... params=N mflops=F\n"
     "--out DIR holds metrics.jsonl and checkpoint.dpc. --resume of a finished run exits 1\n"
     "naming its last epoch's figures (raise --epochs to train on).\n"
     "\n";
@@ -249,10 +249,10 @@ static int report(void)
     }
     printf("final: epochs=%d steps=%ld ranks=%d test_acc=%.4f test_loss=%.4f train_loss=%.4f "
            "train_samples_per_s=%.0f comm_wait_s=%.2f wire_kb_per_step=%.1f raw_kb_per_step=%.1f wall_s=%.1f "
-           "skipped_steps=%ld loss_scale=%g params_xxh3=%016llx\n",
+           "skipped_steps=%ld loss_scale=%g params_xxh3=%016llx params=%ld mflops=%.3f\n",
            res.epochs_done, res.steps, res.ranks, res.test_acc, res.test_loss, res.train_loss,
            res.train_samples_per_s, res.comm_wait_s, res.wire_bytes_per_step / 1024, res.raw_bytes_per_step / 1024,
-           res.wall_s, res.skipped_steps, res.loss_scale, (unsigned long long)res.params_hash);
+           res.wall_s, res.skipped_steps, res.loss_scale, (unsigned long long)res.params_hash, res.params, res.mflops);
     return 0;
 }
 

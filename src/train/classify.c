@@ -442,7 +442,11 @@ dp_status dp_train_run(const dp_train_config *cfg, MPI_Comm comm, dp_train_resul
     res->loss_scale = (float)d.st.loss_scale;
     res->train_loss = c.train_loss, res->train_acc = c.train_acc;
     res->test_loss = c.test_loss, res->test_acc = c.test_acc;
-    if (c.m) res->params_hash = dp_params_hash(&c.m->params);
+    if (c.m) {
+        res->params_hash = dp_params_hash(&c.m->params);
+        res->params = (long)c.m->params.n;
+        res->mflops = c.m->flops_per_sample / 1e6;
+    }
     long session_steps = (long)d.st.step - d.first_step;
     if (session_steps > 0) {
         double wire, raw;
