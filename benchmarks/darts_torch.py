@@ -14,6 +14,24 @@ skip_connect (identity, FactorizedReduce at stride 2), sep_conv_3x3/5x5,
 dil_conv_3x3/5x5; the pools are followed by BN; every BN outside the stem
 is affine=False. alpha: normal and reduce, [14, 8] each, 1e-3 * randn.
 
+PC-DARTS (Xu et al. 2020), as `dptrain search --partial-channels K
+--edge-norm on|off` computes it (src/nas/supernet.c):
+  partial channels K  every edge's ops are built on C/K channels and read the
+                first C/K channels of their state; the other C - C/K channels
+                bypass them (max-pooled 3x3 stride 2 pad 1 on the stride-2
+                edges of a reduction cell, the size a stride-2 op gives;
+                PC-DARTS' code pools 2x2, dptrain's 3x3 is matched here); the
+                edge's output is channel_shuffle(cat(mixed op, bypass), K):
+                channel j*K + g of the result is channel g*(C/K) + j of the
+                concat (view [K, C/K], transpose).
+  edge normalisation  node i = sum_j softmax(beta[node i's edges])_j edge_j;
+                beta: normal and reduce, [14] each, 1e-3 * randn, stepped by
+                the alpha optimizer. Default (auto): on iff K > 1, as dptrain.
+The node is sum_j b_j shuffle(cat(mixed_j, bypass_j)) per edge, as the PC-DARTS
+code writes it; dptrain computes the same function as
+shuffle(cat(sum_j b_j mixed_j, sum_j b_j bypass_j)) (one shuffle per node),
+which --fused-node selects here (--check-forms compares the two).
+
 One step (first order, as DARTS' --unrolled off):
   alpha step   on a batch of the held-out half: loss.backward() (this also
                computes the weights' gradients, as the reference does; they
@@ -22,9 +40,12 @@ One step (first order, as DARTS' --unrolled off):
                lr 0.025 cosine to 0.001 over the run's steps), grad-norm
                clip 5
 The networks stay in train mode (batch statistics) throughout, as DARTS.
+(dptrain's alpha step differs: it computes no weight gradients and clips
+alpha's gradient norm at 10, --arch-clip; README "Architecture search".)
 
 Prints one line
   torch_search: layers=L channels=C batch=B params=P train_images_per_s=X peak_rss_mb=M step_s=S
+                partial_channels=K edge_norm=0|1 arch_params=A
 where step_s is the median time of one timed step (alpha step + weight step)
 and train_images_per_s = batch / step_s counts the weight-step batch only
 (the alpha step's batch is extra work). peak_rss_mb is ru_maxrss of this
@@ -37,7 +58,11 @@ calls OpenBLAS, which torch.set_num_threads does not limit).
 
 Parameter counts (alpha excluded, --params-only): --in-channels 3 --channels
 16 --layers 8 -> 1,930,618 (DARTS' CIFAR-10 search, "param size 1.93 MB");
-1 channel, --channels 8 --layers 5 -> 393,778.
+1 channel, --channels 8 --layers 5 -> 393,778 (arch_params 224); with
+--partial-channels 4 (C/K = 2 channels through the ops in the first cells)
+-> 66,154 and arch_params 252 (alpha 224 + beta 28): "66154 weights + 252
+alphas" in `dptrain search --partial-channels 4`'s first line
+(tests/bench/darts_torch_pc.sh compares more sizes).
 """
 import argparse
 import gzip
@@ -81,6 +106,16 @@ def parse_args():
     ap.add_argument("--arch-weight-decay", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--partial-channels", type=int, default=1, metavar="K",
+                    help="PC-DARTS: 1/K of each edge's channels go through the ops (default 1: DARTS)")
+    ap.add_argument("--edge-norm", choices=("auto", "on", "off"), default="auto",
+                    help="softmax(beta) weights each node's edges (auto: on iff K > 1, as dptrain)")
+    ap.add_argument("--fused-node", action="store_true",
+                    help="with K > 1: one shuffle per node over the beta-weighted sums (dptrain's form; "
+                         "default: a shuffle per edge, the PC-DARTS code's form)")
+    ap.add_argument("--check-forms", action="store_true",
+                    help="check that the per-edge and fused node forms give the same forward and gradients "
+                         "on a few images, then exit")
     ap.add_argument("--params-only", action="store_true", help="print the parameter count (alpha excluded) and exit")
     ap.add_argument("--csv", help="append a row to this CSV file")
     a = ap.parse_args()
@@ -91,6 +126,12 @@ def parse_args():
         ap.error("--steps must be >= 1 and --warmup >= 0")
     if a.layers < 3:
         ap.error("--layers must be >= 3 (two reduction cells at layers//3 and 2*layers//3)")
+    if not 1 <= a.partial_channels <= 64:
+        ap.error(f"--partial-channels: {a.partial_channels} is out of range [1, 64]")
+    if a.partial_channels > 1 and a.channels % (2 * a.partial_channels):
+        ap.error(f"--partial-channels {a.partial_channels} needs --channels divisible by {2 * a.partial_channels} "
+                 f"(C/K even: FactorizedReduce halves it); {a.channels} is not")
+    a.edge_norm = a.partial_channels > 1 if a.edge_norm == "auto" else a.edge_norm == "on"
     return a
 
 
@@ -182,37 +223,77 @@ def make_op(name, c, stride):
 
 # ------------------------------------------------------------------ supernet
 
-class MixedEdge(nn.Module):
-    def __init__(self, c, stride):
-        super().__init__()
-        self.ops = nn.ModuleList(make_op(p, c, stride) for p in PRIMITIVES)
+def channel_shuffle(x, groups):
+    """ShuffleNet's / PC-DARTS': channel j*groups + g of the result is channel
+    g*(C/groups) + j of x (dptrain's dp_channel_shuffle)."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
 
-    def forward(self, x, w):  # w: [8] mixing weights of this edge
-        return sum(w[k] * op(x) for k, op in enumerate(self.ops))
+
+class MixedEdge(nn.Module):
+    """sum_k w_k op_k(x); with K > 1 partial channels the ops (built on C/K
+    channels) read x's first C/K channels and the rest bypass them."""
+    def __init__(self, c, stride, k):
+        super().__init__()
+        self.k, self.stride = k, stride
+        self.ops = nn.ModuleList(make_op(p, c // k, stride) for p in PRIMITIVES)
+
+    def mixed(self, x, w):  # w: [8] mixing weights of this edge; x: the ops' channels
+        return sum(w[i] * op(x) for i, op in enumerate(self.ops))
+
+    def split(self, x):
+        """(the ops' C/K channels, the bypass at the ops' output size)"""
+        cp = x.shape[1] // self.k
+        rest = x[:, cp:]
+        return x[:, :cp], F.max_pool2d(rest, 3, 2, 1) if self.stride == 2 else rest
+
+    def forward(self, x, w):
+        if self.k == 1:
+            return self.mixed(x, w)
+        xa, xb = self.split(x)
+        return channel_shuffle(torch.cat([self.mixed(xa, w), xb], dim=1), self.k)
 
 
 class SearchCell(nn.Module):
-    def __init__(self, c_pp, c_p, c, reduction, reduction_prev):
+    def __init__(self, c_pp, c_p, c, reduction, reduction_prev, k, fused):
         super().__init__()
-        self.reduction = reduction
+        self.reduction, self.k, self.fused = reduction, k, fused and k > 1
         self.pre0 = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0)
         self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0)
         # node i reads states 0 .. i+1; edges from the two cell inputs stride in a reduction cell
-        self.edges = nn.ModuleList(MixedEdge(c, 2 if reduction and j < 2 else 1)
+        self.edges = nn.ModuleList(MixedEdge(c, 2 if reduction and j < 2 else 1, k)
                                    for i in range(STEPS) for j in range(2 + i))
 
-    def forward(self, s0, s1, weights):  # weights: [14, 8]
+    def forward(self, s0, s1, weights, edge_w):  # weights: [14, 8]; edge_w: [14] or None
         states = [self.pre0(s0), self.pre1(s1)]
         e = 0
         for _ in range(STEPS):
-            node = sum(self.edges[e + j](h, weights[e + j]) for j, h in enumerate(states))
+            # b_j * t, or t itself without edge normalisation (DARTS computes no product there)
+            bw = (lambda j, t: t) if edge_w is None else (lambda j, t, e=e: edge_w[e + j] * t)
+            if self.fused:
+                # dptrain's form: shuffle(cat(sum_j b_j mixed_j, sum_j b_j bypass_j))
+                parts = [self.edges[e + j].split(h) for j, h in enumerate(states)]
+                mixed = sum(bw(j, self.edges[e + j].mixed(xa, weights[e + j])) for j, (xa, _) in enumerate(parts))
+                byp = sum(bw(j, xb) for j, (_, xb) in enumerate(parts))
+                node = channel_shuffle(torch.cat([mixed, byp], dim=1), self.k)
+            else:
+                node = sum(bw(j, self.edges[e + j](h, weights[e + j])) for j, h in enumerate(states))
             e += len(states)
             states.append(node)
         return torch.cat(states[-MULTIPLIER:], dim=1)
 
 
+def edge_weights(beta):
+    """[14]: softmax of beta over each node's incoming edges"""
+    parts, e = [], 0
+    for i in range(STEPS):
+        parts.append(F.softmax(beta[e:e + 2 + i], dim=-1))
+        e += 2 + i
+    return torch.cat(parts)
+
+
 class Supernet(nn.Module):
-    def __init__(self, in_ch, c, layers, classes):
+    def __init__(self, in_ch, c, layers, classes, k=1, edge_norm=False, fused=False):
         super().__init__()
         cs = STEM_MULTIPLIER * c
         self.stem = nn.Sequential(nn.Conv2d(in_ch, cs, 3, padding=1, bias=False), bn(cs, affine=True))
@@ -223,23 +304,29 @@ class Supernet(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 cur *= 2
-            self.cells.append(SearchCell(c_pp, c_p, cur, reduction, reduction_prev))
+            self.cells.append(SearchCell(c_pp, c_p, cur, reduction, reduction_prev, k, fused))
             reduction_prev = reduction
             c_pp, c_p = c_p, MULTIPLIER * cur
         self.classifier = nn.Linear(c_p, classes)
         # architecture parameters: plain tensors, not registered, so never in parameters()
         self.alpha_normal = (1e-3 * torch.randn(EDGES, len(PRIMITIVES))).requires_grad_()
         self.alpha_reduce = (1e-3 * torch.randn(EDGES, len(PRIMITIVES))).requires_grad_()
+        self.betas = []
+        if edge_norm:  # PC-DARTS' edge normalisation, stepped with alpha
+            self.beta_normal = (1e-3 * torch.randn(EDGES)).requires_grad_()
+            self.beta_reduce = (1e-3 * torch.randn(EDGES)).requires_grad_()
+            self.betas = [self.beta_normal, self.beta_reduce]
 
     def arch_parameters(self):
-        return [self.alpha_normal, self.alpha_reduce]
+        return [self.alpha_normal, self.alpha_reduce] + self.betas
 
     def forward(self, x):
         wn = F.softmax(self.alpha_normal, dim=-1)
         wr = F.softmax(self.alpha_reduce, dim=-1)
+        bn_, br = (edge_weights(b) for b in self.betas) if self.betas else (None, None)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, wr if cell.reduction else wn)
+            s0, s1 = s1, cell(s0, s1, wr if cell.reduction else wn, br if cell.reduction else bn_)
         return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
 
 
@@ -296,6 +383,39 @@ class Queue:
 
 # ---------------------------------------------------------------------- main
 
+def check_forms():
+    """The per-edge node (PC-DARTS' code) and the fused node (dptrain's) are
+    the same function: the same weights, alpha and beta in both, forward and
+    every gradient compared in float64 on a few images."""
+    torch.manual_seed(a.seed)
+    k = a.partial_channels if a.partial_channels > 1 else 2
+    c = a.channels if a.channels % (2 * k) == 0 else 2 * k
+    nets = [Supernet(a.in_channels, c, a.layers, a.classes, k, True, fused).double() for fused in (False, True)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    arch = [torch.randn(EDGES, len(PRIMITIVES), dtype=torch.float64) for _ in range(2)] + \
+           [torch.randn(EDGES, dtype=torch.float64) for _ in range(2)]  # far from uniform, so a wrong weighting shows
+    for net in nets:  # alpha and beta are plain tensors, which .double() leaves alone
+        net.alpha_normal, net.alpha_reduce, net.beta_normal, net.beta_reduce = \
+            (t.clone().requires_grad_() for t in arch)
+        net.betas = [net.beta_normal, net.beta_reduce]
+    x = torch.randn(4, a.in_channels, a.image_size, a.image_size, dtype=torch.float64)
+    y = torch.arange(4) % a.classes
+    outs = []
+    for net in nets:
+        net.train()
+        out = net(x)
+        F.cross_entropy(out, y).backward()
+        outs.append((out.detach(), [p.grad for p in net.parameters()], [p.grad for p in net.arch_parameters()]))
+    # each tensor's difference relative to its own largest entry (float64: ~1e-16 would be exact)
+    pairs = [(outs[0][0], outs[1][0])] + [pq for i in (1, 2) for pq in zip(outs[0][i], outs[1][i])]
+    worst = max(((t0 - t1).abs().max() / t0.abs().max().clamp_min(1e-30)).item() for t0, t1 in pairs)
+    ok = worst < 1e-8
+    print(f"torch_search: check_forms K={k} channels={c} layers={a.layers} tensors={len(pairs)} max_rel_diff={worst:.3g} "
+          f"{'ok' if ok else 'FAILED'}")
+    if not ok:
+        sys.exit(1)
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
@@ -304,11 +424,15 @@ def main():
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(a.threads)
     torch.manual_seed(a.seed)
-    net = Supernet(a.in_channels, a.channels, a.layers, a.classes)
+    if a.check_forms:
+        return check_forms()
+    net = Supernet(a.in_channels, a.channels, a.layers, a.classes, a.partial_channels, a.edge_norm, a.fused_node)
     nparams = sum(p.numel() for p in net.parameters())
+    narch = sum(p.numel() for p in net.arch_parameters())
+    pc = f"partial_channels={a.partial_channels} edge_norm={int(a.edge_norm)} arch_params={narch}"
     if a.params_only:
         print(f"torch_search: layers={a.layers} channels={a.channels} in_channels={a.in_channels} "
-              f"classes={a.classes} params={nparams}")
+              f"classes={a.classes} params={nparams} {pc}")
         return
 
     x, y = load_train(a)
@@ -356,18 +480,19 @@ def main():
     ips = a.batch / med
     rss = peak_rss_mb()
     print(f"torch_search: layers={a.layers} channels={a.channels} batch={a.batch} params={nparams} "
-          f"train_images_per_s={ips:.3f} peak_rss_mb={rss:.0f} step_s={med:.3f}", flush=True)
+          f"train_images_per_s={ips:.3f} peak_rss_mb={rss:.0f} step_s={med:.3f} {pc}", flush=True)
     if a.csv:
         new = not os.path.exists(a.csv) or os.path.getsize(a.csv) == 0
         with open(a.csv, "a") as f:
             if new:
                 f.write("layers,channels,batch,threads,source,params,steps,warmup,train_images_per_s,"
                         "step_s_median,step_s_mean,step_s_min,step_s_max,alpha_s_median,weight_s_median,"
-                        "peak_rss_mb\n")
+                        "peak_rss_mb,partial_channels,edge_norm,fused_node,arch_params\n")
             f.write(f"{a.layers},{a.channels},{a.batch},{a.threads},{'synthetic' if a.synthetic else 'fashion-mnist'},"
                     f"{nparams},{a.steps},{a.warmup},{ips:.4f},{med:.4f},{statistics.mean(t_step):.4f},"
                     f"{min(t_step):.4f},{max(t_step):.4f},{statistics.median(t_alpha):.4f},"
-                    f"{statistics.median(t_weight):.4f},{rss:.1f}\n")
+                    f"{statistics.median(t_weight):.4f},{rss:.1f},{a.partial_channels},{int(a.edge_norm)},"
+                    f"{int(a.fused_node)},{narch}\n")
 
 
 if __name__ == "__main__":
