@@ -389,10 +389,10 @@ static int task_parts(void *t, dp_driver *d, dp_ck_part *p)
     if (nas_levers_on(s->cfg))
         p[k++] = (dp_ck_part){NAS_CK_LEVERS, "early-stop and self-distillation (--stop-stable, --stop-free, "
                               "--self-distill)", &s->lev, sizeof s->lev, 0};
+    const size_t snap = (s->sn->model->params.n + s->sn->alpha.n) * sizeof(float);
     if (s->cfg->self_distill > 0)
         p[k++] = (dp_ck_part){NAS_CK_TEACHERS, "self-distillation teachers (--self-distill)", s->snaps,
-                              (size_t)s->cfg->distill_voters * (s->sn->model->params.n + s->sn->alpha.n) * sizeof(float),
-                              0};
+                              (size_t)s->cfg->distill_voters * snap, 0};
     return k;
 }
 
