@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The step cost of SD-DARTS' self-distillation: the same tiny search (dptrain
-# search --limit L --epochs 2, first-order darts) plain and with
-# --self-distill (each --voters value), runs alternating, one thread per rank.
-# The teachers exist from epoch 2 on, so the figure is epoch 2's seconds of
-# steps (metrics.jsonl's epoch_s, evaluation excluded) and its ratio to the
-# plain search's; also the median peak RSS per rank. Writes a CSV of every
-# run. A smoke measurement unless the machine is quiet.
+# search --limit L, first-order darts) plain and with --self-distill (each
+# --voters value), runs alternating, one thread per rank. Epoch e has e - 1
+# teachers (at most V), so every run has max(voters) + 1 epochs and the figure
+# is the last epoch's seconds of steps (metrics.jsonl's epoch_s, evaluation
+# excluded), all V voters active, and its ratio to the plain search's; also
+# the median peak RSS per rank. Writes a CSV of every run. A smoke
+# measurement unless the machine is quiet.
 #
 #   benchmarks/bench_sdarts.sh [--voters "1 3"] [--lambda 1] [--limit 512] [--layers 5] [--channels 8]
 #       [--batch 64] [--ranks 1] [--reps 3] [--dp-args "..."] [--tag NAME]
@@ -29,9 +30,10 @@ done
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 logs="$out/sdarts-runs"; mkdir -p "$logs"
 csv="$out/sdarts${tag:+_$tag}.csv"
-echo "voters,rep,ranks,epoch2_s,peak_rss_mb,val_acc,distill_kl" >"$csv"
-# epoch 2's "epoch_s" (or distill_kl) from a run directory's metrics.jsonl
-epoch2() { sed -n "s/.*\"kind\":\"epoch\",\"epoch\":2,.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2/metrics.jsonl" | head -n1; }
+epochs=$(( $(printf '%s\n' $voters | sort -n | tail -n1) + 1 ))
+echo "voters,rep,ranks,last_epoch_s,peak_rss_mb,val_acc,distill_kl" >"$csv"
+# the last epoch's "epoch_s" (or distill_kl) from a run directory's metrics.jsonl
+last() { sed -n "s/.*\"kind\":\"epoch\",\"epoch\":$epochs,.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2/metrics.jsonl" | head -n1; }
 for rep in $(seq 1 "$reps"); do
   for v in 0 $voters; do # 0: the plain search
     run="$logs/v${v}_r${rep}" log="$logs/v${v}_r${rep}.log"
@@ -39,13 +41,13 @@ for rep in $(seq 1 "$reps"); do
     [ "$v" -eq 0 ] || sd="--self-distill $lambda --distill-voters $v"
     # shellcheck disable=SC2086
     dp_mpirun "$ranks" "$build/dptrain" search --data "$shards" --layers "$layers" --channels "$channels" \
-      --batch "$batch" --limit "$limit" --epochs 2 --eval-limit 256 --quiet --out "$run" --overwrite $sd $dp_args \
+      --batch "$batch" --limit "$limit" --epochs "$epochs" --eval-limit 256 --quiet --out "$run" --overwrite $sd $dp_args \
       >"$log" 2>&1 || { echo "$me: voters=$v failed:" >&2; tail -5 "$log" >&2; exit 1; }
-    kl=$( [ "$v" -eq 0 ] && echo 0 || epoch2 distill_kl "$run")
-    echo "$v,$rep,$ranks,$(epoch2 epoch_s "$run"),$(field peak_rss_mb "$log"),$(field val_acc "$log"),$kl" >>"$csv"
+    kl=$( [ "$v" -eq 0 ] && echo 0 || last distill_kl "$run")
+    echo "$v,$rep,$ranks,$(last epoch_s "$run"),$(field peak_rss_mb "$log"),$(field val_acc "$log"),$kl" >>"$csv"
   done
 done
-printf "%-8s %12s %8s %12s %8s\n" voters epoch2_s ratio rss_mb ratio
+printf "%-8s %12s %8s %12s %8s\n" voters "epoch${epochs}_s" ratio rss_mb ratio
 base_s="" base_rss=""
 for v in 0 $voters; do
   s=$(awk -F, -v v="$v" 'NR > 1 && $1 == v {print $4}' "$csv" | median)
