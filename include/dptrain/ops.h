@@ -47,6 +47,12 @@ dp_tensor *dp_onehot_st(dp_ctx *c, dp_tensor *soft);
  *  number of rows whose argmax equals the label. labels must stay valid until
  *  backward. */
 dp_tensor *dp_cross_entropy(dp_ctx *c, dp_tensor *logits, const int32_t *labels, long *correct);
+/*! Mean over the rows of KL(p_i || softmax(logits_i / t)) for target probability rows p [N,C] (each
+ *  non-negative, summing to 1; 0 log 0 = 0) and temperature t > 0: a distillation loss against a teacher's
+ *  softened probabilities (the caller scales by t^2, Hinton et al.). Returns a [1] tensor; the gradient
+ *  reaches logits only, dlogits_i = 1/(N t) (softmax(logits_i / t) - p_i). target must stay valid until
+ *  backward. */
+dp_tensor *dp_kl_soft_targets(dp_ctx *c, dp_tensor *logits, const float *target, float t);
 /*! Inverted dropout with probability p (identity when !c->training or p == 0);
  *  the mask comes from c->dropout_rng. */
 dp_tensor *dp_dropout(dp_ctx *c, dp_tensor *x, float p);

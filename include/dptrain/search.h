@@ -50,6 +50,16 @@ typedef struct dp_search_config {
     int reselect;          /* choose again from <out>/search.dpc, no search (same flags as the search) */
     int retrain_layers, retrain_channels; /* the derived network's size for its reported parameters and FLOPs */
     int free_warn;         /* warn when the normal cell has at least this many parameter-free ops */
+    /* early stopping (DARTS+), checked at each epoch end once alpha moves (after --arch-warmup); off at 0 */
+    int stop_stable;       /* end the search once the derived cell has not changed for N epochs */
+    int stop_free;         /* end it once the normal cell has >= K parameter-free ops; the cell kept is the
+                              epoch before's (the last one under K) */
+    /* SD-DARTS (Zhu et al. 2021): the training loss gains lambda T^2 KL(teacher || student) at temperature T,
+     * the teacher being the supernet (weights and alpha) at the ends of the last V epochs, probabilities
+     * averaged (voting); 0 = off */
+    float self_distill;
+    float distill_temp;
+    int distill_voters;
 } dp_search_config;
 
 typedef struct dp_search_result {
@@ -77,7 +87,16 @@ typedef struct dp_search_result {
     double select_s;           /* --select perturb: seconds, evaluations, the supernet's accuracy before */
     int select_evals;
     double select_base_acc;
+    int early_stop;            /* dp_search_stop: why the search ended before --epochs (0: it did not) */
+    int stop_epoch;            /* the epoch it ended after (0: none) */
+    int kept_epoch;            /* the epoch whose cell the result is (--stop-free: the one before the stop) */
+    double distill_kl;         /* --self-distill: the last epoch's mean KL(teacher || student) of the weight steps */
 } dp_search_result;
+
+/* Why a search ended early (dp_search_result.early_stop). */
+typedef enum dp_search_stop { DP_SEARCH_STOP_NONE, DP_SEARCH_STOP_STABLE, DP_SEARCH_STOP_FREE } dp_search_stop;
+/*! "none", "stable" (--stop-stable), "free" (--stop-free). */
+const char *dp_search_stop_name(int why);
 
 void dp_search_config_defaults(dp_search_config *cfg);
 dp_status dp_search_config_check(const dp_search_config *cfg);

@@ -132,6 +132,8 @@ typedef struct dp_driver {
     double session_seen;    /* samples (all ranks) of this process's steps */
     double t_start;         /* dp_now() when the epochs began */
     int stopped;            /* ended at --stop-after or a signal, checkpoint written */
+    int finish_early;       /* set by the task's epoch_end: that epoch is the run's last (early stopping);
+                               the checkpoint is written, then finish runs as after the last epoch */
     double ckpt_floats;     /* set by the task's load: floats its checkpoint sections hold (optimizer state ...) */
     char nonfinite[1200];   /* a task's step may say why its gradients are not usable */
     char ckpt[1024];
@@ -193,7 +195,7 @@ typedef struct dp_task_ops {
     dp_status (*update)(void *t, dp_driver *d);
     /*! After the step is counted: replica checks of more parameters, pruning (may be NULL). */
     dp_status (*after_step)(void *t, dp_driver *d);
-    /*! End of an epoch: evaluation and the task's report. */
+    /*! End of an epoch: evaluation and the task's report; may end the run there (d->finish_early). */
     dp_status (*epoch_end)(void *t, dp_driver *d, const dp_epoch *e);
     /*! After the last epoch (not after a stop): final outputs (may be NULL). */
     dp_status (*finish)(void *t, dp_driver *d);

@@ -178,6 +178,30 @@ static const dp_cli_opt o_free_warn = {.name = "free-warn", .arg = "K",
                                        .help = "warn at K parameter-free ops (pools, skip) in the normal cell",
                                        .kind = DP_CLI_INT, .lo = 1, .hi = 8, .show_default = 1};
 
+static const dp_cli_opt o_stop_stable = {
+    .name = "stop-stable", .arg = "N",
+    .help = "end the search once the derived cell has not changed for N epochs of\n"
+            "alpha steps (DARTS+; 0 = off)",
+    .kind = DP_CLI_INT, .lo = 0, .hi = 100000};
+static const dp_cli_opt o_stop_free = {
+    .name = "stop-free", .arg = "K",
+    .help = "end the search once the normal cell has K or more parameter-free ops\n"
+            "(pools, skip), keeping the cell of the epoch before (0 = off)",
+    .kind = DP_CLI_INT, .lo = 0, .hi = 8};
+static const dp_cli_opt o_self_distill = {
+    .name = "self-distill", .arg = "L",
+    .help = "SD-DARTS: add L * T^2 * KL(teacher || supernet) to the training loss, the\n"
+            "teacher being the supernet at the end of the previous epoch(s) (0 = off)",
+    .kind = DP_CLI_FLOAT, .lo = 0, .hi = 1e6};
+static const dp_cli_opt o_distill_temp = {.name = "distill-temp", .arg = "T",
+                                          .help = "self-distillation: softmax temperature of both sides",
+                                          .kind = DP_CLI_FLOAT, .lo = 1e-3, .hi = 1e3, .show_default = 1};
+static const dp_cli_opt o_distill_voters = {
+    .name = "distill-voters", .arg = "V",
+    .help = "self-distillation: teachers from the ends of the last V epochs, their\n"
+            "probabilities averaged (one more forward per step each)",
+    .kind = DP_CLI_INT, .lo = 1, .hi = 16, .show_default = 1};
+
 static dp_search_config cfg;
 static char profile[512], random_out[512]; /* what only the command uses */
 static dp_search_result res;
@@ -203,6 +227,9 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_arch_warmup, cfg.arch_warmup),
     DP_CLI_BIND(o_partial, cfg.net.partial_channels),
     DP_CLI_BIND(o_edge_norm, cfg.net.edge_norm),
+    DP_CLI_BIND(o_self_distill, cfg.self_distill),
+    DP_CLI_BIND(o_distill_temp, cfg.distill_temp),
+    DP_CLI_BIND(o_distill_voters, cfg.distill_voters),
     DP_CLI_HEADING("choosing the cell:"),
     DP_CLI_BIND(o_select, cfg.select),
     DP_CLI_BIND(o_select_batches, cfg.select_batches),
@@ -240,6 +267,8 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(dp_cli_resume, cfg.run.resume),
     DP_CLI_BIND(dp_cli_overwrite, cfg.run.overwrite),
     DP_CLI_BIND(o_stop_after, cfg.stop_after),
+    DP_CLI_BIND(o_stop_stable, cfg.stop_stable),
+    DP_CLI_BIND(o_stop_free, cfg.stop_free),
     DP_CLI_BIND(o_eval_limit, cfg.eval_limit),
     DP_CLI_BIND(dp_cli_eval_batch, cfg.run.eval_batch),
     DP_CLI_BIND(o_skip_warn, cfg.skip_warn),
@@ -293,11 +322,11 @@ static int report(void)
     dp_genotype_format(&res.genotype, g, sizeof g);
     printf("final: epochs=%d steps=%ld val_acc=%.4f val_loss=%.4f train_images_per_s=%.2f peak_rss_mb=%.0f "
            "epoch_s=%.1f wall_s=%.1f skips=%d derived_mflops=%.3f params_xxh3=%016llx select=%s param_free=%d "
-           "retrain_params=%.0f retrain_mflops=%.3f select_s=%.1f genotype=%s%s\n",
+           "retrain_params=%.0f retrain_mflops=%.3f select_s=%.1f early_stop=%s stop_epoch=%d genotype=%s%s\n",
            res.epochs_done, res.steps, res.val_acc, res.val_loss, res.train_images_per_s, res.peak_rss_mb, res.epoch_s,
            res.wall_s, res.skips, res.derived_mflops, (unsigned long long)res.params_hash,
            dp_nas_select_name((dp_nas_select)cfg.select), res.param_free, res.retrain_params, res.retrain_mflops,
-           res.select_s,
+           res.select_s, dp_search_stop_name(res.early_stop), res.stop_epoch,
            cfg.run.out[0] ? cfg.run.out : "-", cfg.run.out[0] ? "/genotype.json" : "");
     if (!cfg.run.out[0]) printf("genotype: %s\n", g);
     if (res.stopped_early)

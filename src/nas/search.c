@@ -47,16 +47,25 @@ static dp_status grads_at(srch *s, const dp_image_set *set, const dp_sampler *sm
     c->grad_enabled = 1;
     s->d->sync.step = s->async.step = (uint64_t)nas_step(s); /* keys the codec's rounding, so a resume rounds alike */
     dp_status rc = DP_OK;
+    s->kl_bs = 0;
     if (bs > 0) {
         dp_tensor *in = dp_image_batch_get(&s->b, c, set, smp->perm, first, bs);
+        const float *soft = NULL; /* --self-distill: the teachers' probabilities on the training half */
+        if (set == &s->tr && s->cfg->self_distill > 0) rc = nas_distill_targets(s, in, bs, &soft);
         long correct = 0;
-        dp_tensor *loss = dp_cross_entropy(c, s->sn->model->forward(s->sn->model, c, in), s->b.y, &correct);
+        dp_tensor *logits = rc == DP_OK ? s->sn->model->forward(s->sn->model, c, in) : NULL;
+        dp_tensor *loss = dp_cross_entropy(c, logits, s->b.y, &correct);
         dp_tensor *obj = loss;
+        if (loss && soft) {
+            const float t = s->cfg->distill_temp;
+            dp_tensor *kl = dp_kl_soft_targets(c, logits, soft, t);
+            obj = dp_add(c, loss, dp_scale(c, kl, s->cfg->self_distill * t * t));
+            if (kl) s->kl_last = kl->data[0], s->kl_bs = (double)bs;
+        }
         if (loss && want_a && s->cfg->cost_weight > 0)
-            obj = dp_add(c, loss, dp_scale(c, dp_supernet_expected_cost(c, s->sn, s->cost), s->cfg->cost_weight));
-        if (!obj) {
-            rc = c->status ? c->status : dp_errorf(DP_ERR_SHAPE, "supernet forward failed");
-        } else {
+            obj = dp_add(c, obj, dp_scale(c, dp_supernet_expected_cost(c, s->sn, s->cost), s->cfg->cost_weight));
+        if (rc == DP_OK && !obj) rc = c->status ? c->status : dp_errorf(DP_ERR_SHAPE, "supernet forward failed");
+        if (rc == DP_OK) {
             double l = loss->data[0];
             if (!isfinite(obj->data[0])) stats[DP_STAT_NONFINITE] += 1;
             stats[DP_STAT_LOSS] += isfinite(l) ? l * (double)bs : 0;
@@ -138,6 +147,8 @@ dp_status nas_search_step(srch *s, long i, double *stats)
         if (alpha_on) dp_optimizer_step(&s->aopt, ap->data, ap->grad, cfg->a_lr);
         rc = grads_at(s, &s->tr, &s->str, i, 1, 0, stats);
     }
+    /* the step's last pass is its weight (or one-level) pass: its distillation term is the step's */
+    s->kl_sum += s->kl_last * s->kl_bs, s->kl_seen += s->kl_bs;
     return rc;
 }
 

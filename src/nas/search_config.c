@@ -25,6 +25,8 @@ void dp_search_config_defaults(dp_search_config *cfg)
     cfg->select_tune = 0;
     cfg->retrain_layers = 8, cfg->retrain_channels = 16; /* benchmarks/bench_nas_retrain.sh's recipe */
     cfg->free_warn = 5;
+    cfg->distill_temp = 1.0f;
+    cfg->distill_voters = 1;
 }
 
 #define POS(v, flag) DP_CHECK(isfinite(v) && (v) > 0 && (v) < 1e9, "%s: %g must be > 0", flag, (double)(v))
@@ -91,6 +93,25 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     DP_CHECK(cfg->retrain_channels >= 1 && cfg->retrain_channels <= 4096,
              "--retrain-channels: %d is out of range [1, 4096]", cfg->retrain_channels);
     DP_CHECK(cfg->free_warn >= 1 && cfg->free_warn <= 8, "--free-warn: %d is out of range [1, 8]", cfg->free_warn);
+    /* the levers: each off at its default */
+    DP_CHECK(cfg->stop_stable >= 0 && cfg->stop_stable <= 100000, "--stop-stable: %d is out of range [1, 100000]",
+             cfg->stop_stable);
+    DP_CHECK(!cfg->stop_stable || cfg->arch_warmup + cfg->stop_stable < cfg->run.epochs,
+             "--stop-stable %d: the earliest stop is after epoch %d (--arch-warmup %d + %d epochs of an unchanged "
+             "cell), not before the last of --epochs %d: it could never end the search early",
+             cfg->stop_stable, cfg->arch_warmup + cfg->stop_stable, cfg->arch_warmup, cfg->stop_stable,
+             cfg->run.epochs);
+    DP_CHECK(cfg->stop_free >= 0 && cfg->stop_free <= 8, "--stop-free: %d is out of range [1, 8] (the normal cell "
+             "has 8 ops)", cfg->stop_free);
+    DP_CHECK(!cfg->stop_free || !st->finish, "--stop-free keeps the cell of the epoch before the stop; --strategy %s "
+             "chooses its cell by a final pruning: use --free-warn to be told instead", st->name);
+    NONNEG(cfg->self_distill, "--self-distill");
+    POS(cfg->distill_temp, "--distill-temp");
+    DP_CHECK(cfg->distill_voters >= 1 && cfg->distill_voters <= 16, "--distill-voters: %d is out of range [1, 16]",
+             cfg->distill_voters);
+    DP_CHECK(cfg->self_distill > 0 || (cfg->distill_temp == 1.0f && cfg->distill_voters == 1),
+             "--distill-temp / --distill-voters shape the self-distillation term: give --self-distill LAMBDA > 0 "
+             "too (it is off)");
     return DP_OK;
 }
 
@@ -118,6 +139,12 @@ int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
     if (len > 0 && (size_t)len < n)
         len += snprintf(buf + len, n - (size_t)len, "partial_channels=%d\nedge_norm=%d\n",
                         s->partial_channels > 1 ? s->partial_channels : 1, dp_supernet_edge_norm(s));
+    /* only when on: the text (and every checkpoint) of a search without them is unchanged */
+    if ((cfg->stop_stable || cfg->stop_free) && len > 0 && (size_t)len < n)
+        len += snprintf(buf + len, n - (size_t)len, "stop=%d/%d\n", cfg->stop_stable, cfg->stop_free);
+    if (cfg->self_distill > 0 && len > 0 && (size_t)len < n)
+        len += snprintf(buf + len, n - (size_t)len, "distill=%g/%g/%d\n", cfg->self_distill, cfg->distill_temp,
+                        cfg->distill_voters);
     return len;
 }
 
@@ -128,4 +155,9 @@ void dp_search_temperatures(const dp_search_config *cfg, float *t_start, float *
     float s = st ? st->t_start : 1.0f, e = st ? st->t_end : 1.0f;
     *t_start = cfg->t_start > 0 ? cfg->t_start : s;
     *t_end = cfg->t_end > 0 ? cfg->t_end : e;
+}
+
+const char *dp_search_stop_name(int why)
+{
+    return why == DP_SEARCH_STOP_STABLE ? "stable" : why == DP_SEARCH_STOP_FREE ? "free" : "none";
 }

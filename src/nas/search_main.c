@@ -106,7 +106,8 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
         "w=--lr/--min-lr/--momentum/--weight-decay/--clip",
         "a=--arch-lr/--arch-beta1/--arch-beta2/--arch-weight-decay/--arch-clip",
         "t=--t-start/--t-end", "prune=--prune-every/--warmup-epochs", "codec=--codec/--wire-zstd",
-        "in=--data (the images' shape and classes)", "alpha=the search space (alpha's layout)", NULL};
+        "in=--data (the images' shape and classes)", "alpha=the search space (alpha's layout)",
+        "stop=--stop-stable/--stop-free", "distill=--self-distill/--distill-temp/--distill-voters", NULL};
     info->key_flags = key_flags;
     int len = dp_search_config_format(cfg, info->config_text, info->config_cap);
     snprintf(info->config_text + len, info->config_cap - (size_t)len, "manifest=%016llx\nalpha=%016llx\n",
@@ -151,6 +152,11 @@ static dp_status task_load(void *t, dp_driver *d)
     if (rc == DP_OK) rc = dp_optimizer_init(&s->aopt, &ac, ap->n);
     if (rc != DP_OK) return rc;
     d->ckpt_floats = (double)(s->wopt.state_n + s->aopt.state_n + 2 * ap->n) + (double)d->size * (double)s->async.state_n;
+    memset(&s->lev, 0, sizeof s->lev);
+    s->lev.base_epoch = -1;
+    rc = nas_distill_setup(s);
+    if (rc != DP_OK) return rc;
+    if (cfg->self_distill > 0) d->ckpt_floats += (double)cfg->distill_voters * (double)(wp->n + ap->n);
     s->total_steps = (long)cfg->run.epochs * s->steps;
     s->wsched = (dp_schedule){.kind = DP_SCHED_COSINE, .base_lr = cfg->w_lr, .min_lr = cfg->w_min_lr,
                               .gamma = 1, .step_size = 1, .total = s->total_steps};
@@ -180,7 +186,9 @@ static dp_status task_start(void *t, dp_driver *d)
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
     s->epoch0 = (int)d->st.epoch;
-    dp_status rc = d->rank == 0 ? nas_outputs_open(s) : DP_OK;
+    dp_status rc = nas_stop_start(s); /* every rank: the same alpha, the same cell */
+    if (rc != DP_OK) return rc;
+    rc = d->rank == 0 ? nas_outputs_open(s) : DP_OK;
     rc = dp_sync_all_ok(&d->sync, rc, "opening the run directory");
     if (rc != DP_OK) return rc;
     char autod[768];
@@ -262,11 +270,18 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
     res->derived_mflops = nas_genotype_mflops(s, &g);
     res->param_free = nas_param_free(&g);
     nas_retrain_figures(s, &g, &res->retrain_params, &res->retrain_mflops);
+    rc = nas_distill_epoch_end(s); /* the snapshot the next epoch's teacher is */
+    if (rc != DP_OK) return rc;
+    char extra[96] = "", extra_json[96] = ""; /* only with --self-distill: other runs print what they did */
+    if (s->cfg->self_distill > 0) {
+        snprintf(extra, sizeof extra, " | distill KL %.4f", res->distill_kl);
+        snprintf(extra_json, sizeof extra_json, ",\"distill_kl\":%.6f", res->distill_kl);
+    }
     if (!s->cfg->run.quiet && d->rank == 0) {
         fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.4f | held-out loss %.4f acc %.4f | %.1f s | T %.3g | "
-                        "normal-cell skips %d | derived %.2f MFLOPs\n",
+                        "normal-cell skips %d | derived %.2f MFLOPs%s\n",
                 epoch + 1, s->cfg->run.epochs, res->train_loss, res->train_acc, vl, va, e->step_s, s->temp, skips,
-                res->derived_mflops);
+                res->derived_mflops, extra);
         fprintf(stderr, "  genotype %s\n", text + 9);
         if (skips >= s->cfg->skip_warn)
             fprintf(stderr, "warning: skip_connect takes %d of the normal cell's 8 edges: the search may be "
@@ -282,9 +297,11 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
                    "{\"kind\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"train_loss\":%.6f,\"train_acc\":%.6f,"
                    "\"val_loss\":%.6f,\"val_acc\":%.6f,\"epoch_s\":%.3f,\"temperature\":%.5g,\"skips\":%d,"
                    "\"derived_mflops\":%.4f,\"param_free\":%d,\"retrain_params\":%.0f,\"retrain_mflops\":%.4f,"
-                   "\"genotype\":%s}",
+                   "\"genotype\":%s%s}",
                    epoch + 1, (long)d->st.step, res->train_loss, res->train_acc, vl, va, e->step_s, s->temp, skips,
-                   res->derived_mflops, res->param_free, res->retrain_params, res->retrain_mflops, text + 9);
+                   res->derived_mflops, res->param_free, res->retrain_params, res->retrain_mflops, text + 9,
+                   extra_json);
+    nas_stop_check(s, epoch, &g); /* after the epoch's line: the stop's reason comes below it */
     s->shuffle_t = s->after_t, s->shuffle_v = s->after_v; /* the next epoch's start */
     return DP_OK;
 }
@@ -299,6 +316,11 @@ static dp_status task_finish(void *t, dp_driver *d)
     const int again = s->strat->finish || cfg->reselect;
     dp_status rc = s->strat->finish ? s->strat->finish(s) : DP_OK;
     if (rc == DP_OK && again) rc = nas_derive(s, &res->genotype);
+    /* --stop-free: the cell of the epoch before the stop (early_stop.c says why) */
+    const nas_ck_levers *v = &s->lev;
+    const int kept = v->stop_reason == DP_SEARCH_STOP_FREE && v->kept_epoch != v->stop_epoch;
+    if (kept) res->genotype = v->kept;
+    res->early_stop = v->stop_reason, res->stop_epoch = v->stop_epoch, res->kept_epoch = v->kept_epoch;
     res->genotype_alpha = res->genotype;
     if (rc == DP_OK && perturb) rc = nas_select_perturb_run(s, &res->genotype);
     if (rc != DP_OK) return rc;
@@ -307,7 +329,7 @@ static dp_status task_finish(void *t, dp_driver *d)
     res->param_free = nas_param_free(&res->genotype);
     nas_retrain_figures(s, &res->genotype, &res->retrain_params, &res->retrain_mflops);
     if (d->rank != 0) return DP_OK;
-    if (cfg->run.out[0] && (again || perturb)) {
+    if (cfg->run.out[0] && (again || perturb || kept)) {
         char path[600];
         snprintf(path, sizeof path, "%s/genotype.json", cfg->run.out);
         rc = dp_genotype_save(&res->genotype, path);
@@ -320,16 +342,23 @@ static dp_status task_finish(void *t, dp_driver *d)
     dp_report_json(&d->rep,
                    "{\"kind\":\"select\",\"select\":\"%s\",\"skips\":%d,\"param_free\":%d,\"derived_mflops\":%.4f,"
                    "\"retrain_layers\":%d,\"retrain_channels\":%d,\"retrain_params\":%.0f,\"retrain_mflops\":%.4f,"
-                   "\"select_s\":%.3f,\"select_evals\":%d,\"genotype\":%s}",
+                   "\"select_s\":%.3f,\"select_evals\":%d,\"early_stop\":\"%s\",\"stop_epoch\":%d,"
+                   "\"kept_epoch\":%d,\"genotype\":%s}",
                    dp_nas_select_name((dp_nas_select)cfg->select), res->skips, res->param_free, res->derived_mflops,
                    cfg->retrain_layers, cfg->retrain_channels, res->retrain_params, res->retrain_mflops, res->select_s,
-                   res->select_evals, text);
+                   res->select_evals, dp_search_stop_name(res->early_stop), res->stop_epoch, res->kept_epoch, text);
     if (!cfg->run.quiet) {
+        char whose[64] = " (the last epoch's)";
+        if (kept && !perturb) snprintf(whose, sizeof whose, " (epoch %d's, before the stop)", v->kept_epoch);
+        if (again || perturb) whose[0] = 0;
+        if (v->stop_reason)
+            fprintf(stderr, "search stopped early after epoch %d of %d (--stop-%s)\n", v->stop_epoch, cfg->run.epochs,
+                    dp_search_stop_name(v->stop_reason));
         fprintf(stderr, "derived cell (--select %s): %.0f parameters, %.2f MFLOPs per image at %d layers x %d channels%s\n",
                 dp_nas_select_name((dp_nas_select)cfg->select), res->retrain_params, res->retrain_mflops,
-                cfg->retrain_layers, cfg->retrain_channels, again || perturb ? "" : " (the last epoch's)");
-        if (again || perturb) fprintf(stderr, "  genotype %s\n", text);
-        if ((again || perturb) && res->param_free >= cfg->free_warn)
+                cfg->retrain_layers, cfg->retrain_channels, whose);
+        if (again || perturb || kept) fprintf(stderr, "  genotype %s\n", text);
+        if ((again || perturb || kept) && res->param_free >= cfg->free_warn)
             fprintf(stderr, "warning: parameter-free ops (pools, skip) take %d of the normal cell's 8 edges\n",
                     res->param_free);
     }
@@ -356,6 +385,14 @@ static int task_parts(void *t, dp_driver *d, dp_ck_part *p)
     p[k++] = (dp_ck_part){NAS_CK_MASK, "mask", s->mask, (size_t)NAS_ROWS * (size_t)s->nops * sizeof(float), 0};
     p[k++] = (dp_ck_part){NAS_CK_ARES, "alpha error-feedback", s->async.state, ares, 1};
     p[k++] = (dp_ck_part){DP_CK_TASK, "counters", &s->ck_counts, sizeof s->ck_counts, 0};
+    /* only with the levers on: a checkpoint of a search without them is unchanged */
+    if (nas_levers_on(s->cfg))
+        p[k++] = (dp_ck_part){NAS_CK_LEVERS, "early-stop and self-distillation (--stop-stable, --stop-free, "
+                              "--self-distill)", &s->lev, sizeof s->lev, 0};
+    const size_t snap = (s->sn->model->params.n + s->sn->alpha.n) * sizeof(float);
+    if (s->cfg->self_distill > 0)
+        p[k++] = (dp_ck_part){NAS_CK_TEACHERS, "self-distillation teachers (--self-distill)", s->snaps,
+                              (size_t)s->cfg->distill_voters * snap, 0};
     return k;
 }
 
@@ -378,7 +415,7 @@ static dp_status task_restored(void *t, dp_driver *d)
     s->shuffle_v = s->ck_rng.shuffle_v;
     s->noise = s->ck_rng.noise;
     s->ctx.dropout_rng = s->ck_rng.dropout;
-    return DP_OK;
+    return nas_levers_on(s->cfg) ? nas_levers_restored(s) : DP_OK;
 }
 
 static double task_lr(void *t, long step) { return dp_schedule_lr(&((srch *)t)->wsched, step); }
@@ -398,6 +435,7 @@ static void task_free(void *t)
     dp_image_batch_free(&s->b);
     free(s->gumbel), free(s->mask), free(s->flops), free(s->cost);
     free(s->wbak), free(s->vbuf), free(s->abuf);
+    nas_distill_free(s);
 }
 
 /* --reselect: the search's set-up, its supernet from <out>/search.dpc, no epoch, the end of a search */

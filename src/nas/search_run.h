@@ -22,6 +22,18 @@ typedef struct nas_ck_counts {
     int64_t last_prune, wopt_t, aopt_t;
 } nas_ck_counts;
 
+/* Early stopping's and self-distillation's counters (only with --stop-stable, --stop-free or --self-distill). */
+typedef struct nas_ck_levers {
+    int32_t streak;         /* epochs since alpha moves whose cell was the one before them */
+    int32_t base_epoch;     /* base was derived after this many epochs (-1: not yet) */
+    int32_t stop_epoch;     /* the epoch the search ended early after (0: it has not) */
+    int32_t stop_reason;    /* dp_search_stop */
+    int32_t kept_epoch;     /* the epoch whose cell is the result */
+    int32_t snaps, snap_next; /* --self-distill: snapshots held, the slot the next one goes to */
+    int32_t pad;
+    dp_genotype base, kept; /* the cell the next epoch's is compared with; the result's */
+} nas_ck_levers;
+
 /* A rank's streams: the shufflers at the current epoch's start, the others as they are. */
 typedef struct nas_ck_rng {
     dp_rng shuffle_t, shuffle_v, noise, dropout;
@@ -64,10 +76,19 @@ typedef struct srch {
     long tune_pos;              /* training batches the tuning has taken */
     FILE *sel_csv;              /* rank 0: perturb.csv */
     long reselect_step;         /* --reselect: the step the checkpoint was written at */
+    /* --stop-stable, --stop-free, --self-distill (early_stop.c, distill.c) */
+    nas_ck_levers lev;
+    dp_supernet *teacher;       /* the snapshots are loaded into it for their forward; never stepped */
+    float *snaps;               /* [voters][weights + alpha]: the supernet at the ends of recent epochs */
+    float *soft;                /* [batch * classes]: the teachers' mean softmax(z / T) of this pass */
+    int teacher_slot;           /* the snapshot the teacher holds (-1: none) */
+    double kl_last, kl_bs;      /* the last pass's KL and images (0: no term) */
+    double kl_sum, kl_seen;     /* this epoch's weight steps, this rank: KL x images, images */
 } srch;
 
 enum { /* the task's own checkpoint sections (docs/CHECKPOINT.md) */
-    NAS_CK_ALPHA = DP_CK_TASK_FIRST, NAS_CK_AOPTIM, NAS_CK_RNG, NAS_CK_MASK, NAS_CK_ARES,
+    NAS_CK_ALPHA = DP_CK_TASK_FIRST, NAS_CK_AOPTIM, NAS_CK_RNG, NAS_CK_MASK, NAS_CK_ARES, NAS_CK_LEVERS,
+    NAS_CK_TEACHERS,
 };
 
 /* search_out.c */
@@ -116,5 +137,28 @@ dp_status nas_search_step(srch *s, long i, double *stats);
 /*! The rest of the step once it is known finite: one-level alpha, then the weights. */
 void nas_search_update(srch *s);
 dp_status nas_evaluate(srch *s, long limit, double *loss, double *acc);
+
+/* early_stop.c */
+/*! Whether s keeps the levers' section (any of --stop-stable, --stop-free, --self-distill). */
+int nas_levers_on(const dp_search_config *cfg);
+/*! At the start of a search (not a resumed one): the cell of the initial alpha, the first compared with. */
+dp_status nas_stop_start(srch *s);
+/*! At the end of epoch `epoch` (0-based), with its cell g agreed by the ranks: the rules; on a stop sets
+ *  s->d->finish_early, prints and logs why. */
+void nas_stop_check(srch *s, int epoch, const dp_genotype *g);
+/*! --resume: the levers' counters checked against the run; a search that ended early is not resumed. */
+dp_status nas_levers_restored(srch *s);
+
+/* distill.c */
+/*! --self-distill: the teacher supernet and the preallocated snapshots and targets. */
+dp_status nas_distill_setup(srch *s);
+void nas_distill_free(srch *s);
+/*! The teachers' mean softmax(z / T) of this pass's input into s->soft (*soft = s->soft), or *soft = NULL
+ *  before the first snapshot. Runs the teachers' forwards without the tape (collective: synchronised
+ *  batch-norm), their activations given back to the arena. */
+dp_status nas_distill_targets(srch *s, dp_tensor *in, long bs, const float **soft);
+/*! The end of an epoch: this epoch's mean KL over the ranks into s->res, and the supernet as the newest
+ *  snapshot (collective). */
+dp_status nas_distill_epoch_end(srch *s);
 
 #endif

@@ -221,6 +221,10 @@ static dp_status reselect_read(srch *s, const char *path, dp_drive_state *st, na
     if (rc == DP_OK)
         rc = section_into(&ck, path, NAS_CK_MASK, "mask", s->mask, (size_t)NAS_ROWS * (size_t)s->nops * sizeof(float));
     if (rc == DP_OK) rc = section_into(&ck, path, DP_CK_TASK, "counters", counts, sizeof *counts);
+    if (rc == DP_OK && nas_levers_on(s->cfg)) /* --stop-free's kept cell is the search's result */
+        rc = section_into(&ck, path, NAS_CK_LEVERS, "early-stop and self-distillation", &s->lev, sizeof s->lev);
+    if (rc == DP_OK && s->lev.stop_reason && dp_genotype_check(&s->lev.kept) != DP_OK)
+        rc = dp_errorf(DP_ERR_FORMAT, "%s: the early-stop section's kept cell is not a genotype", path);
     if (rc == DP_OK && (st->step < 0 || st->step > s->total_steps || counts->last_prune < 0 || counts->last_prune > st->step))
         rc = dp_errorf(DP_ERR_FORMAT, "%s: step %lld out of range for this search (%ld steps)", path,
                        (long long)st->step, s->total_steps);
@@ -249,6 +253,7 @@ dp_status nas_reselect_load(srch *s)
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, ap->data, ap->n * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, s->wopt.state, s->wopt.state_n * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, s->mask, (size_t)NAS_ROWS * (size_t)s->nops * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, &s->lev, sizeof s->lev);
     if (rc != DP_OK) return rc;
     s->last_prune = counts.last_prune;
     s->wopt.t = counts.wopt_t;

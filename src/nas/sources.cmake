@@ -14,5 +14,7 @@ dp_room(nas
   src/nas/random_genotype.c
   src/nas/select_perturb.c
   src/nas/search_select.c
+  src/nas/early_stop.c
+  src/nas/distill.c
 )
 target_link_libraries(dp_nas PUBLIC MPI::MPI_C)

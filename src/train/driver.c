@@ -665,6 +665,10 @@ static dp_status run_epochs(const dp_task_ops *ops, void *t, dp_driver *d)
         rc = save(ops, t, d);
         d->st.epoch--;
         if (rc != DP_OK) return rc;
+        if (d->finish_early) { /* the task's own end (before a stop asked for the same epoch: nothing is left) */
+            d->st.epoch++;
+            break;
+        }
         int last = (int)d->st.epoch + 1 >= o->run.epochs;
         if (!last && (stop_at_end || o->stop_after_epochs == (int)d->st.epoch + 1)) {
             d->st.epoch++;
