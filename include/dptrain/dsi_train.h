@@ -34,6 +34,8 @@ typedef struct dp_dsi_train_config {
     float index_ratio;       /* indexing examples mixed in per training query (0 = none) */
     float token_drop;        /* each input token dropped with this probability in training */
     int head_init;           /* atomic: 1 = each head row starts as its document's mean query encoding */
+    int lexical;             /* atomic: 1 = a lexical head beside the dense one, its posting weights starting
+                                as BM25's (k1 0.9, b 0.4) over the member's indexed text (text.tsv, else train.tsv) */
     int eval_beams;          /* beams for the end-of-training evaluation */
     long eval_limit;         /* evaluate on at most this many queries per split (0: every test query, 10000 training ones) */
 } dp_dsi_train_config;

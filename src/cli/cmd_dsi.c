@@ -87,6 +87,16 @@ static const dp_cli_opt o_head = {
     .kind = DP_CLI_CHOICE, .choices = head_names, .show_default = 1};
 static const dp_cli_opt o_head_scale = {.name = "head-scale", .arg = "S", .help = "cosine head: the fixed scale s",
                                         .kind = DP_CLI_FLOAT, .lo = 1e-3, .hi = 1000, .show_default = 1};
+static const char *const onoff_names[] = {"off", "on", NULL};
+static const dp_cli_opt o_lexical = {
+    .name = "lexical", .arg = "on|off",
+    .help = "atomic ids: a lexical head beside the dense one, one weight per\n"
+            "(word, document) of the indexed text, starting as BM25's (k1 0.9,\n"
+            "b 0.4), trained with the rest",
+    .kind = DP_CLI_CHOICE, .choices = onoff_names, .show_default = 1};
+static const dp_cli_opt o_lex_scale = {.name = "lexical-scale", .arg = "S",
+                                       .help = "lexical head: its learned scale's start (1: BM25's scores)",
+                                       .kind = DP_CLI_FLOAT, .lo = 1e-3, .hi = 1000, .show_default = 1};
 static const dp_cli_opt o_beams = {.name = "beams", .arg = "N", .help = "beams of the final evaluation", .kind = DP_CLI_INT,
                                    .lo = 1, .hi = 64, .show_default = 1};
 static const dp_cli_opt o_eval_limit = {
@@ -114,6 +124,8 @@ static const dp_cli_bind train_binds[] = {
     DP_CLI_BIND(o_head_init, tcfg.head_init),
     DP_CLI_BIND(o_head, head_choice),
     DP_CLI_BIND(o_head_scale, tcfg.model.head_scale),
+    DP_CLI_BIND(o_lexical, tcfg.lexical),
+    DP_CLI_BIND(o_lex_scale, tcfg.model.lex_scale),
     DP_CLI_HEADING("optimisation:"),
     DP_CLI_BIND(o_epochs, tcfg.run.epochs),
     DP_CLI_BIND(dp_cli_batch, tcfg.run.batch),
