@@ -223,6 +223,36 @@ typedef enum dp_dsi_encoder_kind {
     DP_DSI_ENCODER_IDF_MEAN = 3,
 } dp_dsi_encoder_kind;
 
+/* A lexicon: the posting pattern of the lexical head (src/dsi/lexicon.c), BM25's
+ * inverted index over the token ids of the words of each document's indexed
+ * text (the tokenizer's word ids: the word's hash mod the token space).
+ * Terms ascending by token id; a term's postings ascending by document. */
+typedef struct dp_dsi_lexicon {
+    int nterms, ndocs;
+    uint32_t token_space;
+    uint32_t *tok;   /* [nterms] token id of each term, strictly ascending, < token_space */
+    int64_t *off;    /* [nterms + 1] term t's postings: [off[t], off[t+1]) */
+    int32_t *doc;    /* [off[nterms]] documents, strictly ascending within a term, < ndocs */
+    float *w0;       /* [off[nterms]] BM25's weight of each posting (the head's init); NULL when loaded */
+} dp_dsi_lexicon;
+
+/*! The lexicon of texts[0 .. ndocs) (NULL: an empty document) with BM25's
+ *  posting weights for k1, b (dp_bm25_build's, over word token ids instead of
+ *  64-bit word hashes: the same unless two words share a token id). */
+dp_status dp_dsi_lexicon_build(int ndocs, const char *const *texts, uint32_t token_space, float k1, float b,
+                               dp_dsi_lexicon *out);
+/*! The same over a dataset dir's indexed text, as dsi-eval's BM25 reads it
+ *  (text.tsv, else train.tsv), each line's text joined to document names[i]'s;
+ *  lines naming another docid are left out. */
+dp_status dp_dsi_lexicon_from_dir(const char *dir, char *const *names, int ndocs, uint32_t token_space, float k1,
+                                  float b, dp_dsi_lexicon *out);
+/*! DP_ERR_FORMAT naming `who` and the field when the pattern is not one
+ *  (sizes, order, token ids < token_space, docs < ndocs). */
+dp_status dp_dsi_lexicon_check(const dp_dsi_lexicon *L, const char *who);
+/*! The term of token id t, or -1. */
+int dp_dsi_lexicon_term(const dp_dsi_lexicon *L, uint32_t t);
+void dp_dsi_lexicon_free(dp_dsi_lexicon *L);
+
 typedef struct dp_dsi_model_config {
     uint32_t buckets; /* embedding rows */
     /* Token ids are < token_space (the tokenizer's buckets; 0 = buckets); id t
@@ -235,6 +265,7 @@ typedef struct dp_dsi_model_config {
     int head;         /* dp_dsi_head_kind (atomic ids only) */
     int encoder;      /* dp_dsi_encoder_kind */
     float head_scale; /* cosine: s */
+    float lex_scale;  /* the lexical head's learned scale at init (0: DP_DSI_LEX_SCALE0) */
     /* transformer: width embed, `layers` blocks, FFN width hidden, `heads`
      * attention heads (dividing embed), a learned position table of
      * `positions` rows (a bag's features past it are left out) */
@@ -257,7 +288,29 @@ void dp_dsi_model_defaults(dp_dsi_model_config *c);
 /*! Builds (parameters finalised, not initialised) a model for `ids`, which it
  *  takes over (*ids is zeroed). */
 dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids, dp_dsi_model **out);
+/*! The same with a lexical head beside the atomic one (lex: NULL or no terms:
+ *  none), which it takes over as it takes ids (*lex zeroed; given back on
+ *  failure). The head's logits are s sum over the query's word tokens (each
+ *  occurrence) of w[term, d]: parameters lex.w (one per posting, BM25's
+ *  weight at init when lex->w0 is set) and lex.scale s, after the head's. */
+dp_status dp_dsi_model_build_lexical(const dp_dsi_model_config *cfg, dp_dsi_docids *ids, dp_dsi_lexicon *lex,
+                                     dp_dsi_model **out);
 void dp_dsi_model_init(dp_dsi_model *m, dp_rng *r);
+/*! 1 when the model has a lexical head (its queries need term lists). */
+int dp_dsi_has_lexical(const dp_dsi_model *m);
+/*! The lexical head's pattern, or NULL. */
+const dp_dsi_lexicon *dp_dsi_model_lexicon(const dp_dsi_model *m);
+/*! The lexical terms of one bag of token ids tok[0 .. n) into terms (room for
+ *  n): its first nwords tokens (the tokenizer puts the words first) that are
+ *  in the lexicon; nwords < 0 (a token record, whose text is not at hand):
+ *  its tokens up to the first one outside the lexicon, exact for the text's
+ *  own examples (every word in the lexicon) unless the first bigram's id is a
+ *  word's. Returns how many. */
+int dp_dsi_lex_bag(const dp_dsi_model *m, const int32_t *tok, int n, int nwords, int32_t *terms);
+/*! dp_dsi_lex_bag over nbags bags (nwords NULL: -1 each): terms (room for
+ *  offsets[nbags]) and toff [nbags + 1]. */
+void dp_dsi_lex_terms(const dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags,
+                      const int32_t *nwords, int32_t *terms, int32_t *toff);
 void dp_dsi_model_free(dp_dsi_model *m);
 /*! The model's weights will not change any more (a loaded checkpoint): the
  *  cosine head's row norms are computed once here instead of per search. */
@@ -284,6 +337,13 @@ static inline int32_t dp_dsi_row_of(const dp_dsi_model *m, int32_t t) { return (
  *  (teacher forcing); *correct (may be NULL) counts rows whose every level's
  *  argmax is right. docs must stay valid until backward. */
 dp_tensor *dp_dsi_loss(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *docs, long *correct);
+/*! The same with the rows' lexical term lists (dp_dsi_lex_terms), which a
+ *  model with a lexical head needs; they must stay valid until backward. */
+dp_tensor *dp_dsi_loss_lex(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *terms, const int32_t *toff,
+                           const int32_t *docs, long *correct);
+/*! Atomic docids: the logits [N, ndocs] of h's rows (with the lexical head's
+ *  part when the model has one: terms/toff as for dp_dsi_loss_lex). */
+dp_tensor *dp_dsi_logits(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *terms, const int32_t *toff);
 /*! Constrained beam search for the n rows of h (no tape: call with
  *  c->grad_enabled off or in eval). For row i, writes up to `beams` documents
  *  to docs[i * beams ..] with their scores (sum of log-probabilities, each
@@ -291,6 +351,10 @@ dp_tensor *dp_dsi_loss(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *
  *  best first; unused slots get doc -1. Only ids in the trie can come out. */
 dp_status dp_dsi_beam_search(dp_ctx *c, dp_dsi_model *m, const float *h, int n, int beams, int32_t *docs,
                              float *scores);
+/*! The same with the rows' lexical term lists (needed by a model with a
+ *  lexical head: its logits add the lexical scores before the softmax). */
+dp_status dp_dsi_beam_search_lex(dp_ctx *c, dp_dsi_model *m, const float *h, const int32_t *terms,
+                                 const int32_t *toff, int n, int beams, int32_t *docs, float *scores);
 
 /* ============================================================ ranking */
 /* src/dsi/rank.c: ensemble aggregation, retrieval metrics, BM25. */

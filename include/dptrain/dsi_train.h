@@ -23,6 +23,10 @@
 extern "C" {
 #endif
 
+/* --lexical: auto is on where it can be (atomic docids, data tokenized with words, a text.tsv or train.tsv
+ * to index), else off. */
+typedef enum dp_dsi_lexical_mode { DP_DSI_LEXICAL_OFF = 0, DP_DSI_LEXICAL_ON = 1, DP_DSI_LEXICAL_AUTO = 2 } dp_dsi_lexical_mode;
+
 typedef struct dp_dsi_train_config {
     dp_run_config run;       /* the shared options; data: with members S > 1, member k reads data/m<S>/<k>;
                                 out: out/member-<k>/ per member ("" = save nothing) */
@@ -34,6 +38,10 @@ typedef struct dp_dsi_train_config {
     float index_ratio;       /* indexing examples mixed in per training query (0 = none) */
     float token_drop;        /* each input token dropped with this probability in training */
     int head_init;           /* atomic: 1 = each head row starts as its document's mean query encoding */
+    int lexical;             /* dp_dsi_lexical_mode: a lexical head beside the dense one, its posting weights starting
+                                as BM25's (k1 0.9, b 0.4) over the member's indexed text (text.tsv, else train.tsv) */
+    float lexical_lr_mult;   /* the lexical head's weights and scale learn at lr times this (0: BM25's kept) */
+    float lexical_drop;      /* each word of a training example left out of the lexical head with this probability */
     int eval_beams;          /* beams for the end-of-training evaluation */
     long eval_limit;         /* evaluate on at most this many queries per split (0: every test query, 10000 training ones) */
 } dp_dsi_train_config;
@@ -53,8 +61,8 @@ typedef struct dp_dsi_train_result {
  *  Adam 1e-3, batch 256, indexing examples at ratio 1. */
 void dp_dsi_train_defaults(dp_dsi_train_config *cfg);
 /*! dp_dsi_train_defaults plus what learns (dsi-train's defaults, measured in
- *  benchmarks/RESULTS.md §9): prototype head init, cosine head at scale 64, no
- *  dropout. The cosine head needs atomic ids: with semantic ones set model.head
+ *  benchmarks/RESULTS.md §9 and §16): prototype head init, cosine head at scale 64, no
+ *  dropout, the lexical head where it can be (auto) at scale 4 with half of a training example's words dropped. The cosine head needs atomic ids: with semantic ones set model.head
  *  to DP_DSI_HEAD_DOT (dsi-train's --head auto does). */
 void dp_dsi_train_recipe(dp_dsi_train_config *cfg);
 /*! DP_ERR_ARG naming the flag of the first out-of-range field, or naming both

@@ -122,6 +122,26 @@ dp_tensor *dp_embedding_bag_max(dp_ctx *c, dp_tensor *w, const int32_t *ids, con
  *  used only; a repeated index accumulates. idx must stay valid until backward. */
 dp_tensor *dp_gather_rows(dp_ctx *c, dp_tensor *x, const int32_t *idx, int m);
 
+/* ---- sparse scoring (src/core/ops_sparse.c) ---- */
+/* A fixed posting pattern: term t's postings are p in [off[t], off[t+1]),
+ * posting p names document doc[p] (< ndocs; checked where the pattern is
+ * made, not per call). */
+typedef struct dp_postings {
+    int nterms, ndocs;
+    const int64_t *off; /* [nterms + 1], off[0] = 0 */
+    const int32_t *doc; /* [off[nterms]] */
+} dp_postings;
+/*! y [nrows, ndocs]: y[n, d] = s * sum over row n's terms t (terms[toff[n] ..
+ *  toff[n+1]), a repeat counts again) of w[p] over t's postings p with doc[p] = d.
+ *  w [off[nterms]] the posting weights, s [1] a scale. Gradients to w (the
+ *  listed terms' postings only) and s. P, terms and toff must stay valid until
+ *  backward. */
+dp_tensor *dp_sparse_score(dp_ctx *c, dp_tensor *w, dp_tensor *s, const dp_postings *P, const int32_t *terms,
+                           const int32_t *toff, int nrows);
+/*! The same without the tape, added into y (row n at y + n ldy): for searches. */
+void dp_sparse_score_add(float *y, long ldy, float s, const float *w, const dp_postings *P, const int32_t *terms,
+                         const int32_t *toff, int nrows);
+
 /* ---- spatial (src/core/ops_conv.c, ops_pool.c, ops_channel.c) ---- */
 /*! 2-D convolution. x [N,Cin,H,W], w [Cout, Cin/groups, kh, kw], b [Cout] or
  *  NULL. Square stride/pad/dilation. Cin and Cout divisible by groups

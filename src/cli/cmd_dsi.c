@@ -87,6 +87,24 @@ static const dp_cli_opt o_head = {
     .kind = DP_CLI_CHOICE, .choices = head_names, .show_default = 1};
 static const dp_cli_opt o_head_scale = {.name = "head-scale", .arg = "S", .help = "cosine head: the fixed scale s",
                                         .kind = DP_CLI_FLOAT, .lo = 1e-3, .hi = 1000, .show_default = 1};
+static const char *const lexical_names[] = {"off", "on", "auto", NULL}; /* dp_dsi_lexical_mode */
+static const dp_cli_opt o_lexical = {
+    .name = "lexical", .arg = "MODE",
+    .help = "a lexical head beside the dense one, one weight per (word,\n"
+            "document) of the indexed text (text.tsv, else train.tsv), starting\n"
+            "as BM25's (k1 0.9, b 0.4), trained with the rest: on | off | auto\n"
+            "(on with atomic ids and a text to index)",
+    .kind = DP_CLI_CHOICE, .choices = lexical_names, .show_default = 1};
+static const dp_cli_opt o_lex_scale = {.name = "lexical-scale", .arg = "S",
+                                       .help = "lexical head: its learned scale's start (1: BM25's scores)",
+                                       .kind = DP_CLI_FLOAT, .lo = 1e-3, .hi = 1000, .show_default = 1};
+static const dp_cli_opt o_lex_lr = {.name = "lexical-lr-mult", .arg = "M",
+                                    .help = "lexical head: its learning rate is --lr times M (0: BM25's weights kept)",
+                                    .kind = DP_CLI_FLOAT, .lo = 0, .hi = 100, .show_default = 1};
+static const dp_cli_opt o_lex_drop = {.name = "lexical-drop", .arg = "P",
+                                      .help = "lexical head: leave each word of a training example out with\n"
+                                              "probability P (its text is in the index; a test query's is not)",
+                                      .kind = DP_CLI_FLOAT, .lo = 0, .hi = 0.99, .show_default = 1};
 static const dp_cli_opt o_beams = {.name = "beams", .arg = "N", .help = "beams of the final evaluation", .kind = DP_CLI_INT,
                                    .lo = 1, .hi = 64, .show_default = 1};
 static const dp_cli_opt o_eval_limit = {
@@ -114,6 +132,10 @@ static const dp_cli_bind train_binds[] = {
     DP_CLI_BIND(o_head_init, tcfg.head_init),
     DP_CLI_BIND(o_head, head_choice),
     DP_CLI_BIND(o_head_scale, tcfg.model.head_scale),
+    DP_CLI_BIND(o_lexical, tcfg.lexical),
+    DP_CLI_BIND(o_lex_scale, tcfg.model.lex_scale),
+    DP_CLI_BIND(o_lex_lr, tcfg.lexical_lr_mult),
+    DP_CLI_BIND(o_lex_drop, tcfg.lexical_drop),
     DP_CLI_HEADING("optimisation:"),
     DP_CLI_BIND(o_epochs, tcfg.run.epochs),
     DP_CLI_BIND(dp_cli_batch, tcfg.run.batch),

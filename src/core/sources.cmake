@@ -13,6 +13,7 @@ dp_room(core
   src/core/ops_attention.c
   src/core/ops_embed.c
   src/core/ops_gather.c
+  src/core/ops_sparse.c
   src/core/ops_conv.c
   src/core/im2col.c
   src/core/blas_warm.c

@@ -92,7 +92,8 @@ static void cosine_rows(float *hn, const float *h, int rows, int H)
         for (int j = 0; j < H; j++) hn[(long)r * H + j] = h[(long)r * H + j] * hn[(long)rows * H + r];
 }
 
-static dp_status beam_atomic(const dp_dsi_model *m, const float *h, int n, int B, int32_t *docs, float *scores)
+static dp_status beam_atomic(const dp_dsi_model *m, const float *h, const int32_t *terms, const int32_t *toff, int n,
+                             int B, int32_t *docs, float *scores)
 {
     const dp_dsi_impl *im = m->impl;
     const int D = m->ids.ndocs, H = im->hdim, chunk = n < BEAM_CHUNK ? n : BEAM_CHUNK;
@@ -115,6 +116,8 @@ static dp_status beam_atomic(const dp_dsi_model *m, const float *h, int n, int B
         if (cosine)
             for (int q = 0; q < rows; q++)
                 for (int d = 0; d < D; d++) logits[(long)q * D + d] *= m->cfg.head_scale * winv[d];
+        if (im->lex.nterms) /* toff holds offsets into all of terms: the chunk's rows start at toff + r0 */
+            dp_sparse_score_add(logits, D, im->lex_s->data[0], im->lex_w->data, &im->post, terms, toff + r0, rows);
         for (int q = 0; q < rows; q++) {
             const float *x = logits + (long)q * D;
             const float lse = log_sum_exp(x, D);
@@ -222,8 +225,16 @@ done:
 dp_status dp_dsi_beam_search(dp_ctx *c, dp_dsi_model *m, const float *h, int n, int beams, int32_t *docs,
                              float *scores)
 {
+    return dp_dsi_beam_search_lex(c, m, h, NULL, NULL, n, beams, docs, scores);
+}
+
+dp_status dp_dsi_beam_search_lex(dp_ctx *c, dp_dsi_model *m, const float *h, const int32_t *terms,
+                                 const int32_t *toff, int n, int beams, int32_t *docs, float *scores)
+{
     if (!m || n < 0 || beams < 1 || (n > 0 && (!h || !docs || !scores)))
         return dp_errorf(DP_ERR_ARG, "beam search: %d rows, %d beams", n, beams);
+    if (n > 0 && dp_dsi_has_lexical(m) && !toff)
+        return dp_errorf(DP_ERR_ARG, "beam search: the model has a lexical head and no query terms were given");
     int grad = 1, training = 0;
     if (c) { /* nothing here records or draws dropout masks; keep the context's modes as they were */
         grad = c->grad_enabled;
@@ -236,7 +247,7 @@ dp_status dp_dsi_beam_search(dp_ctx *c, dp_dsi_model *m, const float *h, int n, 
         scores[i] = -INFINITY;
     }
     dp_status rc = n == 0                          ? DP_OK
-                   : m->ids.kind == DP_DSI_ATOMIC ? beam_atomic(m, h, n, beams, docs, scores)
+                   : m->ids.kind == DP_DSI_ATOMIC ? beam_atomic(m, h, terms, toff, n, beams, docs, scores)
                                                   : beam_semantic(m, h, n, beams, docs, scores);
     if (c) {
         c->grad_enabled = grad;

@@ -205,19 +205,12 @@ dp_status dp_bm25_build(int ndocs, const char *const *texts, float k1, float b, 
     if (NULL == fill)
         goto done;
     memcpy(fill, ix->off, ((size_t)T + 1) * sizeof *fill);
-    const double N = ndocs;
     for (int d = 0; d < ndocs; d++) {
-        const double norm = k1 * (1.0 - b + (ix->avgdl > 0 ? b * ix->dl[d] / ix->avgdl : 0.0));
         for (int64_t i = doff[d]; i < doff[d + 1]; i++) {
             const int t = tt[i];
-            const double df = (double)(ix->off[t + 1] - ix->off[t]);
-            const double idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
-            const double tf = ttf[i];
             int64_t at = fill[t]++;
             ix->pdoc[at] = d;
-            float wt = (float)(idf * tf * (k1 + 1.0) / (tf + norm));
-            if (!(wt >= FLT_MIN)) /* > 0 always (idf > 0), so a first touch shows as acc == 0 */
-                wt = FLT_MIN;
+            const float wt = dsi_bm25_weight(ndocs, ix->off[t + 1] - ix->off[t], ttf[i], ix->dl[d], ix->avgdl, k1, b);
             ix->pw[at] = wt;
             if (wt > ix->ub[t])
                 ix->ub[t] = wt;
@@ -234,6 +227,20 @@ done:
         return DP_OK;
     dp_bm25_free(ix);
     return dp_errorf(DP_ERR_NOMEM, "dp_bm25_build: out of memory indexing %d documents", ndocs);
+}
+
+/* The posting weight; the lexical head (lexicon.c) starts from the same. The
+ * types are the index's (dl an int, avgdl a float: b dl / avgdl is a float
+ * product), so the weights stay the bits they were. */
+float dsi_bm25_weight(int ndocs, int64_t df, int32_t tf, int32_t dl, float avgdl, float k1, float b)
+{
+    const double N = ndocs, dfd = (double)df, tfd = tf;
+    const double norm = k1 * (1.0 - b + (avgdl > 0 ? b * dl / avgdl : 0.0));
+    const double idf = log(1.0 + (N - dfd + 0.5) / (dfd + 0.5));
+    float wt = (float)(idf * tfd * (k1 + 1.0) / (tfd + norm));
+    if (!(wt >= FLT_MIN)) /* > 0 always (idf > 0), so a first touch shows as acc == 0 */
+        wt = FLT_MIN;
+    return wt;
 }
 
 /* Heap order: a ranks below b (lower score, or equal score and larger doc). */

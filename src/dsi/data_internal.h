@@ -152,4 +152,9 @@ dp_status dsi_read_queries_tsv(const char *path, dsi_corpus *c);
 enum { DSI_TEXT_MAX = 16384 };
 dp_status dsi_read_docs_tsv(const char *path, dsi_corpus *c, const uint8_t *keep);
 
+/* ------------------------------------------------------------ BM25 */
+/* BM25's posting weight idf(df) tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)),
+ * idf = log(1 + (N - df + 0.5) / (df + 0.5)), at least FLT_MIN (bm25.c). */
+float dsi_bm25_weight(int ndocs, int64_t df, int32_t tf, int32_t dl, float avgdl, float k1, float b);
+
 #endif

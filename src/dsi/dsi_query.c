@@ -58,6 +58,8 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
     const member_headkind hk = {.head = m->cfg.head, .scale = m->cfg.head_scale};
     const int tf = m->cfg.encoder == DP_DSI_ENCODER_TRANSFORMER;
     const member_encoder me = {.kind = m->cfg.encoder, .heads = tf ? m->cfg.heads : 0, .positions = tf ? m->cfg.positions : 0};
+    const dp_dsi_lexicon *L = dp_dsi_model_lexicon(m);
+    const member_lexicon ml = {.nterms = L ? L->nterms : 0, .postings = L ? L->off[L->nterms] : 0};
     dp_ck_section s[] = {
         {DP_CK_CONFIG, config_text, strlen(config_text)},
         {SEC_HEAD, &h, sizeof h},
@@ -69,10 +71,15 @@ dp_status dp_dsi_member_save(const char *path, const dp_dsi_model *m, const dp_d
         {SEC_NAMES, blob, nb},
         {SEC_KNOWN, m->known, ((size_t)m->cfg.token_space + 7) / 8}, /* left out without a vocabulary */
         {SEC_ENCODER, &me, sizeof me}, /* left out for the plain bag: its files stay as they were */
+        {SEC_LEXICON, &ml, sizeof ml}, /* these four left out without a lexical head */
+        {SEC_LEX_TOK, L ? L->tok : NULL, L ? (size_t)L->nterms * sizeof *L->tok : 0},
+        {SEC_LEX_OFF, L ? L->off : NULL, L ? ((size_t)L->nterms + 1) * sizeof *L->off : 0},
+        {SEC_LEX_DOC, L ? L->doc : NULL, L ? (size_t)ml.postings * sizeof *L->doc : 0},
     };
     int ns = 0;
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
-        if ((s[i].tag == SEC_KNOWN && !m->known) || (s[i].tag == SEC_ENCODER && me.kind == DP_DSI_ENCODER_BAG_MLP))
+        if ((s[i].tag == SEC_KNOWN && !m->known) || (s[i].tag == SEC_ENCODER && me.kind == DP_DSI_ENCODER_BAG_MLP) ||
+            (s[i].tag >= SEC_LEXICON && s[i].tag <= SEC_LEX_DOC && !L))
             continue;
         s[ns++] = s[i];
     }
@@ -140,6 +147,52 @@ static dp_status load_names(const char *path, const dp_ck_section *s, int n, cha
     return DP_OK;
 }
 
+/* The lexical head's pattern, when the file has one: every size against the
+ * header's before a copy, then the pattern itself (dp_dsi_lexicon_check:
+ * token ids < the token space, documents < ndocs, each list ascending). */
+static dp_status load_lexicon(const char *path, const dp_checkpoint *ck, const member_head *h, dp_dsi_lexicon *L)
+{
+    dp_status rc = DP_OK;
+    const int any = dp_checkpoint_find(ck, SEC_LEXICON) || dp_checkpoint_find(ck, SEC_LEX_TOK) ||
+                    dp_checkpoint_find(ck, SEC_LEX_OFF) || dp_checkpoint_find(ck, SEC_LEX_DOC);
+    if (!any) return DP_OK;
+    member_lexicon ml;
+    const dp_ck_section *sh = need(ck, path, SEC_LEXICON, sizeof ml, "lexicon", &rc);
+    if (!sh) return rc;
+    memcpy(&ml, sh->data, sizeof ml);
+    if (ml.nterms < 1 || (uint64_t)ml.nterms > h->tok_buckets || ml.reserved)
+        return dp_errorf(DP_ERR_FORMAT, "%s: lexicon field nterms = %d (1 .. token space %u; reserved %d)", path,
+                         ml.nterms, h->tok_buckets, ml.reserved);
+    if (ml.postings < ml.nterms || ml.postings > INT32_MAX || ml.postings > (int64_t)ml.nterms * h->ndocs)
+        return dp_errorf(DP_ERR_FORMAT, "%s: lexicon field postings = %lld (nterms %d .. nterms x ndocs %d, < 2^31)",
+                         path, (long long)ml.postings, ml.nterms, h->ndocs);
+    const dp_ck_section *st = need(ck, path, SEC_LEX_TOK, (uint64_t)ml.nterms * 4, "lexicon tokens", &rc);
+    const dp_ck_section *so = st ? need(ck, path, SEC_LEX_OFF, ((uint64_t)ml.nterms + 1) * 8, "lexicon offsets", &rc) : NULL;
+    const dp_ck_section *sd = so ? need(ck, path, SEC_LEX_DOC, (uint64_t)ml.postings * 4, "lexicon documents", &rc) : NULL;
+    if (!sd) return rc;
+    L->nterms = ml.nterms;
+    L->ndocs = h->ndocs;
+    L->token_space = h->tok_buckets;
+    L->tok = malloc(st->size);
+    L->off = malloc(so->size);
+    L->doc = malloc(sd->size);
+    if (!L->tok || !L->off || !L->doc) rc = dp_errorf(DP_ERR_NOMEM, "%s: out of memory", path);
+    if (rc == DP_OK) {
+        memcpy(L->tok, st->data, st->size);
+        memcpy(L->off, so->data, so->size);
+        memcpy(L->doc, sd->data, sd->size);
+        if (L->off[ml.nterms] != ml.postings)
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: lexicon field off[%d] = %lld, postings = %lld", path, ml.nterms,
+                           (long long)L->off[ml.nterms], (long long)ml.postings);
+        else if (L->off[0] != 0)
+            rc = dp_errorf(DP_ERR_FORMAT, "%s: lexicon field off[0] = %lld (0)", path, (long long)L->off[0]);
+        else
+            rc = dp_dsi_lexicon_check(L, path);
+    }
+    if (rc != DP_OK) dp_dsi_lexicon_free(L);
+    return rc;
+}
+
 dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
 {
     memset(out, 0, sizeof *out);
@@ -189,12 +242,15 @@ dp_status dp_dsi_member_load(const char *path, dp_dsi_member *out)
             rc = dp_errorf(DP_ERR_FORMAT, "%s: field head = %d, scale %g (for %s docids)", path, hk.head, (double)hk.scale,
                            h.kind == DP_DSI_ATOMIC ? "atomic" : "semantic");
     }
+    dp_dsi_lexicon lex = {0};
+    if (rc == DP_OK) rc = load_lexicon(path, &ck, &h, &lex);
     if (rc == DP_OK) {
         dp_dsi_model_config mc = {.buckets = h.buckets, .token_space = h.tok_buckets, .embed = h.embed, .hidden = h.hidden, .layers = h.layers,
                                   .dropout = h.dropout, .head = hk.head, .head_scale = hk.scale, .encoder = me.kind,
                                   .heads = me.heads, .positions = me.positions};
-        rc = dp_dsi_model_build(&mc, &ids, &out->model);
+        rc = dp_dsi_model_build_lexical(&mc, &ids, &lex, &out->model);
     }
+    dp_dsi_lexicon_free(&lex);
     if (rc == DP_OK && (out->model->dense.n != h.dense_n || out->model->emb.n != h.emb_n))
         rc = dp_errorf(DP_ERR_FORMAT, "%s: %llu + %llu parameters stored, the model has %zu + %zu", path,
                        (unsigned long long)h.dense_n, (unsigned long long)h.emb_n, out->model->dense.n,
@@ -371,13 +427,22 @@ static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, i
     int32_t *offs = malloc((QB + 1) * sizeof *offs);
     int32_t *bd = malloc((size_t)QB * (size_t)beams * sizeof *bd);
     float *bs = malloc((size_t)QB * (size_t)beams * sizeof *bs), cov[QB];
-    dp_status rc = ids && offs && bd && bs ? DP_OK : dp_errorf(DP_ERR_NOMEM, "query: out of memory");
+    const int lex = dp_dsi_has_lexical(mb->model);
+    int32_t *terms = lex ? malloc((size_t)QB * (size_t)cap * sizeof *terms) : NULL;
+    int32_t *toff = lex ? malloc((QB + 1) * sizeof *toff) : NULL, nwords[QB];
+    uint64_t *wbuf = lex ? malloc(1024 * sizeof *wbuf) : NULL; /* the tokenizer's own cap on a text's words */
+    dp_status rc = ids && offs && bd && bs && (!lex || (terms && toff && wbuf)) ? DP_OK
+                                                                              : dp_errorf(DP_ERR_NOMEM, "query: out of memory");
     dp_ctx *c = &e->ctx;
     for (int q0 = 0; q0 < nq && rc == DP_OK; q0 += QB) {
         int nb = nq - q0 < QB ? nq - q0 : QB;
         offs[0] = 0;
-        for (int i = 0; i < nb; i++)
+        for (int i = 0; i < nb; i++) {
             offs[i + 1] = offs[i] + dp_dsi_tokenize(&mb->tok, q[q0 + i], (uint32_t *)ids + offs[i], cap);
+            /* the tokenizer's words come first: the query's word count says where they end */
+            if (lex) nwords[i] = mb->tok.words ? dp_dsi_words(q[q0 + i], wbuf, 1024) : 0;
+        }
+        if (lex) dp_dsi_lex_terms(mb->model, ids, offs, nb, nwords, terms, toff);
         dp_ctx_reset(c);
         c->training = 0;
         c->grad_enabled = 0;
@@ -386,7 +451,7 @@ static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, i
             rc = c->status ? c->status : DP_ERR_SHAPE;
             break;
         }
-        if ((rc = dp_dsi_beam_search(c, mb->model, h->data, nb, beams, bd, bs)) != DP_OK) break;
+        if ((rc = dp_dsi_beam_search_lex(c, mb->model, h->data, terms, toff, nb, beams, bd, bs)) != DP_OK) break;
         dp_dsi_coverage(mb->model, ids, offs, nb, cov);
         for (int i = 0; i < nb; i++) {
             int32_t *d = docs + (size_t)(q0 + i) * stride;
@@ -410,6 +475,9 @@ static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, i
     free(offs);
     free(bd);
     free(bs);
+    free(terms);
+    free(toff);
+    free(wbuf);
     return rc;
 }
 

@@ -16,6 +16,11 @@ enum {
     SEC_HEADKIND = 37, /* member_headkind; absent (files before it): the dot head */
     SEC_KNOWN = 38,    /* uint8 [(tok_buckets + 7) / 8]: the vocabulary bitmap; absent: every token */
     SEC_ENCODER = 39,  /* member_encoder; absent (the plain bag, and files before it): DP_DSI_ENCODER_BAG_MLP */
+    /* The lexical head's pattern (its weights are parameters); all four or none (no lexical head). */
+    SEC_LEXICON = 40,  /* member_lexicon */
+    SEC_LEX_TOK = 41,  /* uint32 [nterms]: each term's token id */
+    SEC_LEX_OFF = 42,  /* int64 [nterms + 1]: term t's postings [off[t], off[t+1]) */
+    SEC_LEX_DOC = 43,  /* int32 [postings]: each posting's document */
     HEAD_VERSION = 1,
     MAX_DOCS = 1 << 28,
 };
@@ -33,6 +38,11 @@ typedef struct member_head {
 typedef struct member_encoder {
     int32_t kind, heads, positions, reserved;
 } member_encoder;
+
+typedef struct member_lexicon {
+    int32_t nterms, reserved;
+    int64_t postings;
+} member_lexicon;
 
 typedef struct member_headkind {
     int32_t head; /* dp_dsi_head_kind */

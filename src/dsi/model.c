@@ -39,6 +39,7 @@ void dp_dsi_model_defaults(dp_dsi_model_config *c)
     c->dropout = 0.0f; /* in a run of a few epochs dropout slows the fit more than it regularises (benchmarks/RESULTS.md §9) */
     c->head = DP_DSI_HEAD_DOT;
     c->head_scale = 16.0f;
+    c->lex_scale = DP_DSI_LEX_SCALE0;
     c->encoder = DP_DSI_ENCODER_BAG_MLP;
     c->heads = 4;        /* transformer only */
     c->positions = 256;  /* the tokenizer's default max_tokens: no query is cut */
@@ -109,10 +110,26 @@ static dp_status index_paths(dp_dsi_impl *im, const dp_dsi_docids *ids)
 
 dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids, dp_dsi_model **out)
 {
+    return dp_dsi_model_build_lexical(cfg, ids, NULL, out);
+}
+
+dp_status dp_dsi_model_build_lexical(const dp_dsi_model_config *cfg, dp_dsi_docids *ids, dp_dsi_lexicon *lex,
+                                     dp_dsi_model **out)
+{
     *out = NULL;
     dp_status rc = check_config(cfg);
     if (rc != DP_OK) return rc;
     if (!ids || ids->ndocs < 1) return dp_errorf(DP_ERR_ARG, "dsi model: no documents");
+    if (lex && lex->nterms) {
+        const uint32_t space = cfg->token_space ? cfg->token_space : cfg->buckets;
+        if (ids->kind != DP_DSI_ATOMIC) return dp_errorf(DP_ERR_ARG, "dsi model: the lexical head needs atomic docids");
+        if (lex->ndocs != ids->ndocs || lex->token_space != space)
+            return dp_errorf(DP_ERR_ARG, "dsi model: lexicon of %d documents over %u token ids, the model has %d over %u",
+                             lex->ndocs, lex->token_space, ids->ndocs, space);
+        if (lex->off[lex->nterms] > INT32_MAX)
+            return dp_errorf(DP_ERR_ARG, "dsi model: %lld lexical postings (at most 2^31 - 1)",
+                             (long long)lex->off[lex->nterms]);
+    }
     if (cfg->head != DP_DSI_HEAD_DOT && ids->kind != DP_DSI_ATOMIC)
         return dp_errorf(DP_ERR_ARG, "dsi model: the cosine head needs atomic docids");
     if (ids->trie.nnodes == 0 && (rc = dp_dsi_docids_index(ids)) != DP_OK) return rc;
@@ -155,6 +172,14 @@ dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids,
             ok &= lv->a.w && lv->a.b && lv->node && lv->out.w && lv->out.b;
         }
     }
+    if (lex && lex->nterms) {
+        im->lex = *lex;
+        memset(lex, 0, sizeof *lex);
+        im->post = (dp_postings){.nterms = im->lex.nterms, .ndocs = im->lex.ndocs, .off = im->lex.off, .doc = im->lex.doc};
+        im->lex_w = dp_params_add(&m->dense, "lex.w", 1, (int[]){(int)im->lex.off[im->lex.nterms]}, DP_INIT_ZERO, 1, 1);
+        im->lex_s = dp_params_add(&m->dense, "lex.scale", 1, (int[]){1}, DP_INIT_ZERO, 1, 1);
+        ok &= im->lex_w && im->lex_s;
+    }
     if (!ok) {
         rc = dp_errorf(DP_ERR_NOMEM, "dsi model: cannot declare the parameters");
         goto err;
@@ -164,9 +189,13 @@ dp_status dp_dsi_model_build(const dp_dsi_model_config *cfg, dp_dsi_docids *ids,
     *out = m;
     return DP_OK;
 err:
-    /* give the ids back to the caller untouched */
+    /* give the ids (and the lexicon) back to the caller untouched */
     *ids = m->ids;
     memset(&m->ids, 0, sizeof m->ids);
+    if (im->lex.nterms) {
+        *lex = im->lex;
+        memset(&im->lex, 0, sizeof im->lex);
+    }
     dp_dsi_model_free(m);
     return rc;
 }
@@ -175,6 +204,42 @@ void dp_dsi_model_init(dp_dsi_model *m, dp_rng *r)
 {
     dp_params_init(&m->emb, r);
     dp_params_init(&m->dense, r);
+    dp_dsi_impl *im = m->impl;
+    if (im->lex_w && im->lex.w0) { /* BM25's weights at BM25's scale */
+        memcpy(im->lex_w->data, im->lex.w0, (size_t)im->lex_w->n * sizeof *im->lex.w0);
+        im->lex_s->data[0] = m->cfg.lex_scale > 0 ? m->cfg.lex_scale : DP_DSI_LEX_SCALE0;
+    }
+}
+
+int dp_dsi_has_lexical(const dp_dsi_model *m) { return dp_dsi_impl_of(m)->lex.nterms > 0; }
+
+const dp_dsi_lexicon *dp_dsi_model_lexicon(const dp_dsi_model *m)
+{
+    const dp_dsi_impl *im = m->impl;
+    return im->lex.nterms ? &im->lex : NULL;
+}
+
+int dp_dsi_lex_bag(const dp_dsi_model *m, const int32_t *tok, int n, int nwords, int32_t *terms)
+{
+    const dp_dsi_lexicon *L = &dp_dsi_impl_of(m)->lex;
+    int k = 0;
+    if (!L->nterms) return 0;
+    const int w = nwords >= 0 && nwords < n ? nwords : n;
+    for (int i = 0; i < w; i++) {
+        const int t = dp_dsi_lexicon_term(L, (uint32_t)tok[i]);
+        if (t >= 0) terms[k++] = t;
+        else if (nwords < 0) break; /* the words end at the first token the text does not hold */
+    }
+    return k;
+}
+
+void dp_dsi_lex_terms(const dp_dsi_model *m, const int32_t *ids, const int32_t *offsets, int nbags,
+                      const int32_t *nwords, int32_t *terms, int32_t *toff)
+{
+    toff[0] = 0;
+    for (int b = 0; b < nbags; b++)
+        toff[b + 1] = toff[b] + dp_dsi_lex_bag(m, ids + offsets[b], offsets[b + 1] - offsets[b], nwords ? nwords[b] : -1,
+                                               terms + toff[b]);
 }
 
 void dp_dsi_model_free(dp_dsi_model *m)
@@ -186,6 +251,7 @@ void dp_dsi_model_free(dp_dsi_model *m)
         free(im->path);
         free(im->reach);
         free(im->head_inv);
+        dp_dsi_lexicon_free(&im->lex);
         free(im);
     }
     free(m->known);
@@ -327,7 +393,24 @@ static dp_tensor *semantic_loss(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const 
     return total;
 }
 
+dp_tensor *dp_dsi_logits(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *terms, const int32_t *toff)
+{
+    if (!h) return NULL;
+    const dp_dsi_impl *im = m->impl;
+    if (m->ids.kind != DP_DSI_ATOMIC) return dp_fail(c, DP_ERR_ARG, "dsi logits: the model has semantic docids");
+    dp_tensor *y = m->cfg.head == DP_DSI_HEAD_COSINE ? cosine_logits(c, m, h) : dp_nn_linear(c, &im->head, h);
+    if (!im->lex.nterms || !y) return y;
+    if (!toff) return dp_fail(c, DP_ERR_ARG, "dsi logits: the model has a lexical head and no query terms were given");
+    return dp_add(c, y, dp_sparse_score(c, im->lex_w, im->lex_s, &im->post, terms, toff, h->shape[0]));
+}
+
 dp_tensor *dp_dsi_loss(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *docs, long *correct)
+{
+    return dp_dsi_loss_lex(c, m, h, NULL, NULL, docs, correct);
+}
+
+dp_tensor *dp_dsi_loss_lex(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *terms, const int32_t *toff,
+                           const int32_t *docs, long *correct)
 {
     if (!h) return NULL;
     const dp_dsi_impl *im = m->impl;
@@ -340,8 +423,6 @@ dp_tensor *dp_dsi_loss(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t *
         if (docs[i] < 0 || docs[i] >= m->ids.ndocs)
             return dp_fail(c, DP_ERR_ARG, "dsi loss: row %d names document %d, outside [0, %d)", i, (int)docs[i],
                            m->ids.ndocs);
-    if (m->ids.kind == DP_DSI_ATOMIC)
-        return dp_cross_entropy(c, m->cfg.head == DP_DSI_HEAD_COSINE ? cosine_logits(c, m, h) : dp_nn_linear(c, &im->head, h),
-                                docs, correct);
+    if (m->ids.kind == DP_DSI_ATOMIC) return dp_cross_entropy(c, dp_dsi_logits(c, m, h, terms, toff), docs, correct);
     return semantic_loss(c, m, h, docs, correct);
 }

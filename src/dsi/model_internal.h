@@ -23,7 +23,17 @@ typedef struct dp_dsi_impl {
     int32_t *path;              /* [ndocs * maxlen]: trie node of document d's prefix of length l */
     uint8_t *reach;             /* [nnodes]: depth of the deepest leaf below (or at) the node */
     float *head_inv;            /* cosine head after dp_dsi_model_freeze: 1 / |w_d| [ndocs], else NULL */
+    dp_dsi_lexicon lex;         /* the lexical head's pattern; nterms 0: none */
+    dp_postings post;           /* lex as dp_sparse_score reads it */
+    dp_tensor *lex_w, *lex_s;   /* lex.w [postings], lex.scale [1], in m->dense */
 } dp_dsi_impl;
+
+/* The lexical head's scale at init: BM25's scores as they are. Its logits then
+ * sit beside the cosine head's (s cos, s = 64 by default, so a few tens apart
+ * from the best document to a random one) on the same footing as BM25's top
+ * scores (tens for a query of several rare words); measured in
+ * benchmarks/RESULTS.md §16. */
+#define DP_DSI_LEX_SCALE0 1.0f
 
 #define DP_DSI_NORM_EPS 1e-12f /* torch.nn.functional.normalize's default */
 

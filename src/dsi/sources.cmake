@@ -16,6 +16,7 @@ dp_room(dsi
   src/dsi/beam.c
   src/dsi/rank.c
   src/dsi/bm25.c
+  src/dsi/lexicon.c
   src/dsi/dsi_train.c
   src/dsi/dsi_query.c
   src/dsi/evaluate.c
