@@ -351,6 +351,11 @@ dp_tensor *dp_dsi_logits(dp_ctx *c, dp_dsi_model *m, dp_tensor *h, const int32_t
  *  best first; unused slots get doc -1. Only ids in the trie can come out. */
 dp_status dp_dsi_beam_search(dp_ctx *c, dp_dsi_model *m, const float *h, int n, int beams, int32_t *docs,
                              float *scores);
+/*! With lz (may be NULL): each row's log partition, log sum_d exp(logit_d) over
+ *  the model's documents (atomic ids; 0 for semantic ids), so score + lz is the
+ *  beam's logit, which --agg logits compares across members. */
+dp_status dp_dsi_beam_search_lz(dp_ctx *c, dp_dsi_model *m, const float *h, const int32_t *terms, const int32_t *toff,
+                                int n, int beams, int32_t *docs, float *scores, float *lz);
 /*! The same with the rows' lexical term lists (needed by a model with a
  *  lexical head: its logits add the lexical scores before the softmax). */
 dp_status dp_dsi_beam_search_lex(dp_ctx *c, dp_dsi_model *m, const float *h, const int32_t *terms,
@@ -359,7 +364,15 @@ dp_status dp_dsi_beam_search_lex(dp_ctx *c, dp_dsi_model *m, const float *h, con
 /* ============================================================ ranking */
 /* src/dsi/rank.c: ensemble aggregation, retrieval metrics, BM25. */
 
-typedef enum dp_dsi_agg { DP_DSI_AGG_CONFIDENCE = 0, DP_DSI_AGG_VOTE = 1, DP_DSI_AGG_JOINT = 2 } dp_dsi_agg;
+/* Logits: joint over the beams' logits (log-probability + the member's log partition) instead of their
+ * log-probabilities: one softmax as if the members' documents were one head. It needs the members'
+ * logits on one scale, which the cosine head (s cos) and the BM25-initialised lexical head give. */
+typedef enum dp_dsi_agg {
+    DP_DSI_AGG_CONFIDENCE = 0,
+    DP_DSI_AGG_VOTE = 1,
+    DP_DSI_AGG_JOINT = 2,
+    DP_DSI_AGG_LOGITS = 3
+} dp_dsi_agg;
 
 /* A beam's doc id meaning "none of this member's documents" (see dp_dsi_aggregate). */
 #define DP_DSI_ABSTAIN (-2)

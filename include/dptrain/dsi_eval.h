@@ -48,7 +48,7 @@ void dp_dsi_eval_defaults(dp_dsi_eval_config *cfg);
  *  every rank), or what dp_dsi_ensemble_load returns. */
 dp_status dp_dsi_ensemble_open(const dp_dsi_eval_config *cfg, MPI_Comm comm, dp_dsi_ensemble **out);
 
-enum { DP_DSI_EVAL_ROWS = 3 }; /* at most one row per merge */
+enum { DP_DSI_EVAL_ROWS = 4 }; /* at most one row per merge */
 
 /* One line of dsi-eval's table. */
 typedef struct dp_dsi_eval_row {

@@ -221,12 +221,12 @@ static const char eval_header[] =
     "usage: [mpirun -np P] dptrain dsi-eval (--run DIR | --models A,B,.. | --bm25 DATA) --test TSV [options]\n"
     "\n"
     "Hits@1, Hits@5, Hits@10 and MRR@10 over the query<TAB>docid pairs of --test (duplicate pairs\n"
-    "removed), for the confidence, vote and joint ensembles (or BM25 over DATA/text.tsv, the\n"
+    "removed), for the confidence, vote, joint and logits ensembles (or BM25 over DATA/text.tsv, the\n"
     "text each document is indexed from; datasets without it: DATA/train.tsv, each document =\n"
     "its training queries joined). One row per method; --json adds JSON lines.\n"
     "\n";
 
-static const char *const agg_names[] = {"confidence", "vote", "joint", NULL}; /* dp_dsi_agg */
+static const char *const agg_names[] = {"confidence", "vote", "joint", "logits", NULL}; /* dp_dsi_agg */
 
 /* dsi-query's and dsi-eval's flags */
 static const dp_cli_opt o_run = {.name = "run", .arg = "DIR", .help = "every DIR/member-<k>/model.dsi",
@@ -241,7 +241,9 @@ static const dp_cli_opt o_agg = {
     .name = "agg", .arg = "NAME",
     .help = "confidence: De-DSI's summed softmax of each member's beam scores (dsi-query's\n"
             "default); vote: one vote per member; joint: each member's own probabilities\n"
-            "renormalised over every member's beams together (dsi-eval: that merge only)",
+            "renormalised over every member's beams together; logits: one softmax over every\n"
+            "member's beam logits, as if their documents were one head (atomic ids; the cosine and\n"
+            "lexical heads keep the members' logits on one scale) (dsi-eval: that merge only)",
     .kind = DP_CLI_CHOICE, .choices = agg_names};
 static const dp_cli_opt o_only = {.name = "only", .arg = "M", .help = "member M alone", .kind = DP_CLI_INT, .lo = 0,
                                   .hi = 4095};

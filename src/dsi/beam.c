@@ -93,7 +93,7 @@ static void cosine_rows(float *hn, const float *h, int rows, int H)
 }
 
 static dp_status beam_atomic(const dp_dsi_model *m, const float *h, const int32_t *terms, const int32_t *toff, int n,
-                             int B, int32_t *docs, float *scores)
+                             int B, int32_t *docs, float *scores, float *lz)
 {
     const dp_dsi_impl *im = m->impl;
     const int D = m->ids.ndocs, H = im->hdim, chunk = n < BEAM_CHUNK ? n : BEAM_CHUNK;
@@ -121,6 +121,7 @@ static dp_status beam_atomic(const dp_dsi_model *m, const float *h, const int32_
         for (int q = 0; q < rows; q++) {
             const float *x = logits + (long)q * D;
             const float lse = log_sum_exp(x, D);
+            if (lz) lz[r0 + q] = lse;
             int nt = 0;
             for (int d = 0; d < D; d++)
                 if (nt < B || x[d] > top[nt - 1].score) beam_offer(top, &nt, B, d, x[d]);
@@ -231,6 +232,12 @@ dp_status dp_dsi_beam_search(dp_ctx *c, dp_dsi_model *m, const float *h, int n, 
 dp_status dp_dsi_beam_search_lex(dp_ctx *c, dp_dsi_model *m, const float *h, const int32_t *terms,
                                  const int32_t *toff, int n, int beams, int32_t *docs, float *scores)
 {
+    return dp_dsi_beam_search_lz(c, m, h, terms, toff, n, beams, docs, scores, NULL);
+}
+
+dp_status dp_dsi_beam_search_lz(dp_ctx *c, dp_dsi_model *m, const float *h, const int32_t *terms, const int32_t *toff,
+                                int n, int beams, int32_t *docs, float *scores, float *lz)
+{
     if (!m || n < 0 || beams < 1 || (n > 0 && (!h || !docs || !scores)))
         return dp_errorf(DP_ERR_ARG, "beam search: %d rows, %d beams", n, beams);
     if (n > 0 && dp_dsi_has_lexical(m) && !toff)
@@ -246,8 +253,9 @@ dp_status dp_dsi_beam_search_lex(dp_ctx *c, dp_dsi_model *m, const float *h, con
         docs[i] = -1;
         scores[i] = -INFINITY;
     }
+    for (int i = 0; lz && i < n; i++) lz[i] = 0.0f; /* semantic ids: no one softmax over the documents */
     dp_status rc = n == 0                          ? DP_OK
-                   : m->ids.kind == DP_DSI_ATOMIC ? beam_atomic(m, h, terms, toff, n, beams, docs, scores)
+                   : m->ids.kind == DP_DSI_ATOMIC ? beam_atomic(m, h, terms, toff, n, beams, docs, scores, lz)
                                                   : beam_semantic(m, h, n, beams, docs, scores);
     if (c) {
         c->grad_enabled = grad;

@@ -412,8 +412,9 @@ void dp_dsi_ensemble_free(dp_dsi_ensemble *e)
 }
 
 /* Beams of member m for every query: global ids into docs [nq * stride], their
- * scores (log-probabilities) into sc. With e->abstain = alpha (stride = beams
- * + 1), the member's coverage c of the query (the fraction of its tokens in the
+ * scores (log-probabilities) into sc; the row's last slot holds no document
+ * (-1) and the member's log partition (dp_dsi_beam_search_lz), which --agg
+ * logits adds back. With e->abstain = alpha (slot `beams`), the member's coverage c of the query (the fraction of its tokens in the
  * member's vocabulary) makes it a mixture: p(d) = c^alpha p_model(d), and
  * 1 - c^alpha on "none of mine", the row's last slot (DP_DSI_ABSTAIN). A
  * member that knows every word of a query answers as before. */
@@ -426,7 +427,7 @@ static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, i
     int32_t *ids = malloc((size_t)QB * (size_t)cap * sizeof *ids);
     int32_t *offs = malloc((QB + 1) * sizeof *offs);
     int32_t *bd = malloc((size_t)QB * (size_t)beams * sizeof *bd);
-    float *bs = malloc((size_t)QB * (size_t)beams * sizeof *bs), cov[QB];
+    float *bs = malloc((size_t)QB * (size_t)beams * sizeof *bs), cov[QB], lz[QB];
     const int lex = dp_dsi_has_lexical(mb->model);
     int32_t *terms = lex ? malloc((size_t)QB * (size_t)cap * sizeof *terms) : NULL;
     int32_t *toff = lex ? malloc((QB + 1) * sizeof *toff) : NULL, nwords[QB];
@@ -451,7 +452,7 @@ static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, i
             rc = c->status ? c->status : DP_ERR_SHAPE;
             break;
         }
-        if ((rc = dp_dsi_beam_search_lex(c, mb->model, h->data, terms, toff, nb, beams, bd, bs)) != DP_OK) break;
+        if ((rc = dp_dsi_beam_search_lz(c, mb->model, h->data, terms, toff, nb, beams, bd, bs, lz)) != DP_OK) break;
         dp_dsi_coverage(mb->model, ids, offs, nb, cov);
         for (int i = 0; i < nb; i++) {
             int32_t *d = docs + (size_t)(q0 + i) * stride;
@@ -464,10 +465,12 @@ static dp_status member_beams(dp_dsi_ensemble *e, int m, const char *const *q, i
                 d[b] = loc >= 0 ? e->l2g[m][loc] : loc;
                 s[b] = bs[(size_t)i * beams + b] + logw;
             }
-            if (stride > beams) {
+            if (e->abstain > 0) {
                 d[beams] = w < 1.0 ? DP_DSI_ABSTAIN : -1;
                 s[beams] = w < 1.0 ? (float)log1p(-w) : -INFINITY;
             }
+            d[stride - 1] = -1;
+            s[stride - 1] = lz[i];
         }
     }
     dp_ctx_reset(c);
@@ -486,7 +489,7 @@ dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, 
 {
     if (beams < 1 || beams > 64) return dp_errorf(DP_ERR_ARG, "query: %d beams outside [1, 64]", beams);
     if (only >= e->nm) return dp_errorf(DP_ERR_ARG, "query: member %d of %d", only, e->nm);
-    const int stride = beams + (e->abstain > 0);
+    const int stride = beams + (e->abstain > 0) + 1; /* the beams, the abstention, the log partition */
     size_t per = (size_t)nq * (size_t)stride;
     int32_t *docs = malloc((size_t)e->nm * per * sizeof *docs);
     float *sc = malloc((size_t)e->nm * per * sizeof *sc);
@@ -514,23 +517,32 @@ dp_status dp_dsi_ensemble_query(dp_dsi_ensemble *e, const char *const *queries, 
         int nm = only >= 0 ? 1 : e->nm, m0 = only >= 0 ? only : 0;
         int nb[4096];
         const int32_t *dp[4096];
-        const float *sp[4096];
-        for (int q = 0; q < nq; q++) {
+        const float *sp[4096], *lp[4096];
+        int logits = 0;
+        for (int a = 0; a < nhow; a++) logits |= how[a] == DP_DSI_AGG_LOGITS;
+        float *lg = logits ? malloc((size_t)nm * (size_t)stride * sizeof *lg) : NULL;
+        if (logits && !lg) rc = dp_errorf(DP_ERR_NOMEM, "query: out of memory");
+        for (int q = 0; q < nq && rc == DP_OK; q++) {
             for (int j = 0; j < nm; j++) {
                 nb[j] = stride;
                 dp[j] = docs + (size_t)(m0 + j) * per + (size_t)q * stride;
                 sp[j] = sc + (size_t)(m0 + j) * per + (size_t)q * stride;
+                if (!logits) continue;
+                float *l = lg + (size_t)j * stride; /* log-probability + log partition = the logit */
+                for (int i = 0; i < stride; i++) l[i] = sp[j][i] + sp[j][stride - 1];
+                lp[j] = l;
             }
             for (int a = 0; a < nhow; a++) {
                 int32_t *o = out[a] + (size_t)q * k;
                 float *s = score[a] + (size_t)q * k;
-                int got = dp_dsi_aggregate(how[a], nm, nb, dp, sp, k, o, s);
+                int got = dp_dsi_aggregate(how[a], nm, nb, dp, how[a] == DP_DSI_AGG_LOGITS ? lp : sp, k, o, s);
                 for (int i = got; i < k; i++) {
                     o[i] = -1;
                     s[i] = 0;
                 }
             }
         }
+        free(lg);
     }
     free(docs);
     free(sc);

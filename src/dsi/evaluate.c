@@ -133,11 +133,11 @@ dp_status dp_dsi_eval_ensemble(dp_dsi_ensemble *e, const dp_dsi_pairs *test, con
     openblas_set_num_threads(cfg->threads);
     const long nq = first_n(cfg, test);
     const int k = cfg->k;
-    dp_dsi_agg how[DP_DSI_EVAL_ROWS] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE, DP_DSI_AGG_JOINT};
+    dp_dsi_agg how[DP_DSI_EVAL_ROWS] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE, DP_DSI_AGG_JOINT, DP_DSI_AGG_LOGITS};
     int nhow = cfg->agg >= 0 || cfg->only >= 0 ? 1 : DP_DSI_EVAL_ROWS;
     if (cfg->agg >= 0) how[0] = (dp_dsi_agg)cfg->agg;
-    int32_t *out[DP_DSI_EVAL_ROWS] = {NULL, NULL, NULL};
-    float *score[DP_DSI_EVAL_ROWS] = {NULL, NULL, NULL};
+    int32_t *out[DP_DSI_EVAL_ROWS] = {NULL};
+    float *score[DP_DSI_EVAL_ROWS] = {NULL};
     int rank = 0;
     if (dsi_ensemble_comm(e) != MPI_COMM_NULL) MPI_Comm_rank(dsi_ensemble_comm(e), &rank);
     /* every rank holds the names and the pairs, so every rank decides alike */
@@ -164,9 +164,10 @@ dp_status dp_dsi_eval_ensemble(dp_dsi_ensemble *e, const dp_dsi_pairs *test, con
             if (cfg->only >= 0) snprintf(r->method, sizeof r->method, "member%d", cfg->only);
             else
                 snprintf(r->method, sizeof r->method, "%s%d",
-                         how[a] == DP_DSI_AGG_VOTE    ? "vote"
-                         : how[a] == DP_DSI_AGG_JOINT ? "joint"
-                                                      : "confidence",
+                         how[a] == DP_DSI_AGG_VOTE     ? "vote"
+                         : how[a] == DP_DSI_AGG_JOINT  ? "joint"
+                         : how[a] == DP_DSI_AGG_LOGITS ? "logits"
+                                                       : "confidence",
                          n);
             r->seconds = secs;
         }

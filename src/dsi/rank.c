@@ -131,7 +131,7 @@ int dp_dsi_aggregate(dp_dsi_agg how, int nm, const int *nb, const int32_t *const
 
     /* p(m, i): softmax over member m's valid beams (max subtracted); joint: over
      * every member's valid beams at once, as if they were one member. */
-    const int joint = DP_DSI_AGG_JOINT == how;
+    const int joint = DP_DSI_AGG_JOINT == how || DP_DSI_AGG_LOGITS == how; /* logits: the caller passes logits */
     int n = 0;
     for (int m0 = 0; m0 < nm;) {
         const int m1 = joint ? nm : m0 + 1;

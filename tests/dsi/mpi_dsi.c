@@ -220,6 +220,54 @@ static double rel_l2_diff(const float *a, const float *b, size_t n)
     return s > 0 ? sqrt(d / s) : sqrt(d);
 }
 
+/* --agg logits against the definition: for each query, every member's logit
+ * of every one of its documents (log p + log Z from a beam over all of them),
+ * the union sorted (logit descending, id ascending) must be the merge's top k. */
+static int logits_mismatches(dp_dsi_ensemble *e, const char *const *paths, const char *const *qs, int nq,
+                             const int32_t *got, int k)
+{
+    enum { NM = 2, ND = 100, QMAX = 64 };
+    int bad = 0;
+    dp_dsi_member mb[NM];
+    memset(mb, 0, sizeof mb);
+    for (int m = 0; m < NM; m++) CHECK_OK(dp_dsi_member_load(paths[m], &mb[m]));
+    dp_ctx c;
+    dp_ctx_init(&c);
+    for (int q = 0; q < nq && !bad; q++) {
+        int32_t all_doc[NM * ND];
+        float all_lg[NM * ND];
+        int n = 0;
+        for (int m = 0; m < NM; m++) {
+            int32_t ids[QMAX], offs[2] = {0, 0}, docs[ND];
+            float sc[ND], lz = 0;
+            offs[1] = dp_dsi_tokenize(&mb[m].tok, qs[q], (uint32_t *)ids, QMAX);
+            dp_ctx_reset(&c);
+            dp_tensor *h = dp_dsi_encode(&c, mb[m].model, ids, offs, 1);
+            if (!h || dp_dsi_beam_search_lz(&c, mb[m].model, h->data, NULL, NULL, 1, ND, docs, sc, &lz) != DP_OK) {
+                bad = -1;
+                break;
+            }
+            for (int i = 0; i < ND && docs[i] >= 0; i++) {
+                all_doc[n] = dp_dsi_ensemble_doc_id(e, mb[m].names[docs[i]]);
+                all_lg[n++] = sc[i] + lz;
+            }
+        }
+        for (int r = 0; r < k && r < n && !bad; r++) { /* selection: the r-th best of the union */
+            int b = r;
+            for (int j = r + 1; j < n; j++)
+                if (all_lg[j] > all_lg[b] || (all_lg[j] == all_lg[b] && all_doc[j] < all_doc[b])) b = j;
+            int32_t td = all_doc[r];
+            float tl = all_lg[r];
+            all_doc[r] = all_doc[b], all_lg[r] = all_lg[b], all_doc[b] = td, all_lg[b] = tl;
+            /* logits within float rounding of each other may swap places in the merge's softmax */
+            if (got[(size_t)q * k + r] != all_doc[r] && !(r + 1 < n && fabsf(all_lg[r] - all_lg[r + 1]) < 1e-4f)) bad = q + 1;
+        }
+    }
+    dp_ctx_free(&c);
+    for (int m = 0; m < NM; m++) dp_dsi_member_free(&mb[m]);
+    return bad;
+}
+
 static void equivalence(void)
 {
     dp_dsi_train_config c = tiny();
@@ -374,10 +422,20 @@ static void members(int head, int encoder)
         dp_dsi_pairs tr;
         CHECK_OK(dp_dsi_pairs_load(path, 1, &tr));
         int nq = (int)tr.n;
-        dp_dsi_agg how[2] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE};
-        int32_t *o[2] = {malloc((size_t)nq * 10 * sizeof(int32_t)), malloc((size_t)nq * 10 * sizeof(int32_t))};
-        float *s[2] = {malloc((size_t)nq * 10 * sizeof(float)), malloc((size_t)nq * 10 * sizeof(float))};
-        CHECK_OK(dp_dsi_ensemble_query(e, (const char *const *)tr.query, nq, 5, -1, how, 2, 10, o, s));
+        dp_dsi_agg how[3] = {DP_DSI_AGG_CONFIDENCE, DP_DSI_AGG_VOTE, DP_DSI_AGG_LOGITS};
+        int32_t *o[3];
+        float *s[3];
+        for (int a = 0; a < 3; a++) {
+            o[a] = malloc((size_t)nq * 10 * sizeof(int32_t));
+            s[a] = malloc((size_t)nq * 10 * sizeof(float));
+        }
+        /* 10 beams a member: the union's best 10 logits are inside them whatever their split */
+        CHECK_OK(dp_dsi_ensemble_query(e, (const char *const *)tr.query, nq, 10, -1, how, 3, 10, o, s));
+        if (g_rank == 0) {
+            int nl = nq < 40 ? nq : 40;
+            int bad = logits_mismatches(e, paths, (const char *const *)tr.query, nl, o[2], 10);
+            CHECK(bad == 0, "--agg logits differs from the members' logits merged by hand at query %d of %d", bad, nl);
+        }
         if (g_rank == 0) {
             dp_dsi_metrics m[2] = {{0}, {0}};
             for (int a = 0; a < 2; a++)
@@ -388,7 +446,7 @@ static void members(int head, int encoder)
             printf("    ensemble of 2 (%s head): confidence Hits@1 %.3f, vote Hits@1 %.3f\n", head ? "cosine" : "dot", h,
                    frac(&m[1], m[1].hits1));
         }
-        for (int a = 0; a < 2; a++) {
+        for (int a = 0; a < 3; a++) {
             free(o[a]);
             free(s[a]);
         }
