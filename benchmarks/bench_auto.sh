@@ -10,25 +10,23 @@
 #   --quick   a smoke run: 4 KiB .. 1 MiB on this machine, 1 and 4 MiB on the cluster, few iterations
 # Writes benchmarks/out/TAG_tune.txt, TAG_table.txt, TAG_2ranks.{txt,csv}, TAG_vc.{txt,csv}.
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build="${DP_BUILD_DIR:-$root/build}"
-out="$root/benchmarks/out"
-mkdir -p "$out"
-me=${0##*/}
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --no-shards
+# shellcheck source=usage.sh
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 dp="$build/dptrain" bench="$build/benchmarks/bench_allreduce"
-for x in "$dp" "$bench"; do [ -x "$x" ] || { echo "$me: $x missing: build first (cmake --build build)" >&2; exit 1; }; done
 
 quick=0 vc=1 tag=auto
 while [ $# -gt 0 ]; do
   case "$1" in
+    -h|--help) dp_usage; exit 0 ;;
     --quick) quick=1; shift ;;
     --no-vcluster) vc=0; shift ;;
     --tag) [ $# -ge 2 ] || { echo "$me: --tag needs a value" >&2; exit 2; }; tag="$2"; shift 2 ;;
     *) echo "$me: unknown option '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
 done
+dp_need_built "$dp" "$bench"
 if [ "$quick" = 1 ]; then max=1M tune_extra=(--reps 3) bench_extra=(--iters 5 --cap 1) vmax=4M vit=2
 else max=256M tune_extra=() bench_extra=() vmax=64M vit=5; fi
 

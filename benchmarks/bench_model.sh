@@ -33,19 +33,16 @@
 # compares. Prints (and writes TAG_errors.md) the error of every point, (predicted - measured)/measured,
 # and the rows within 25% per shape and algorithm. One rank has nothing to model (no message moves).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build="${DP_BUILD_DIR:-$root/build}"
-out="$root/benchmarks/out"
-mkdir -p "$out"
-me=${0##*/}
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --no-shards
+# shellcheck source=usage.sh
+source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 ab="$build/benchmarks/bench_alphabeta" model="$build/benchmarks/allreduce_model"
-for x in "$ab" "$model"; do [ -x "$x" ] || { echo "$me: $x missing: build first (cmake --build build)" >&2; exit 1; }; done
 
 np=2 max=64M vc="" compute="$root/benchmarks/model_compute.txt" tag=model
 params=() scale_opts=() validate=0 shapes=1x2,2x1,2x2,4x1 rates=1gbit,10gbit budget=0.3 max_set=0
 while [ $# -gt 0 ]; do
+  case "$1" in -h|--help) dp_usage; exit 0 ;; esac
   [ "$1" = --validate ] && { validate=1; shift; continue; }
   [ $# -ge 2 ] || { echo "$me: $1 needs a value (see the header of $0)" >&2; exit 2; }
   case "$1" in
@@ -65,12 +62,13 @@ while [ $# -gt 0 ]; do
 done
 [[ "$np" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --np '$np': want a rank count" >&2; exit 2; }
 [[ "$tag" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$me: --tag '$tag': letters, digits, _ . - only" >&2; exit 2; }
+dp_need_built "$ab" "$model"
 
 if [ "$validate" = 1 ]; then
   [ "$tag" = model ] && tag=validate
   [ "$max_set" = 1 ] || max=16M
   ar="$build/benchmarks/bench_allreduce"
-  [ -x "$ar" ] || { echo "$me: $ar missing: build first" >&2; exit 1; }
+  dp_need_built "$ar"
   [[ "$budget" =~ ^[0-9]*[.]?[0-9]+$ ]] || { echo "$me: --budget '$budget': seconds" >&2; exit 2; }
   IFS=, read -r -a shape_list <<<"$shapes"; IFS=, read -r -a rate_list <<<"$rates"
   for sh in "${shape_list[@]}"; do

@@ -1,16 +1,28 @@
 # Shared by the benchmark scripts: paths, the shard set, mpirun defaults and
-# small helpers. Source it; it defines root, build, out, shards.
+# small helpers. Source it; it defines root, build, out, shards, me (unless set).
+# `source common.sh --no-shards`: the paths, the environment and the helpers only, for
+# scripts that train nothing (the allreduce and cost-model measurements): dptrain need
+# not be built and no Fashion-MNIST shards are made.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${DP_BUILD_DIR:-$root/build}"
 out="$root/benchmarks/out"; mkdir -p "$out"
 shards="$out/fashion-mnist"
+: "${me:=${0##*/}}"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# as root (the virtual cluster needs it) Open MPI refuses to start without these
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-[ -x "$build/dptrain" ] || { echo "${0##*/}: build first (launch/setup.sh)" >&2; exit 1; }
-# DP_FMNIST_IDX: the .gz IDX files, where the machine has no dataset-fashion-mnist package
-[ -f "$shards/manifest.txt" ] ||
-  "$build/dptrain" shard fashion-mnist --idx "${DP_FMNIST_IDX:-/usr/share/datasets/fashion-mnist}" --out "$shards" \
-    --shards 16 >/dev/null || { echo "${0##*/}: cannot make the shards in $shards" >&2; exit 1; }
+# dp_need_built PROGRAM...: exits with an error naming the first program that is not built
+dp_need_built() {
+  local x
+  for x in "$@"; do [ -x "$x" ] || { echo "$me: $x missing: build first (cmake --build build)" >&2; exit 1; }; done
+}
+if [ "${1:-}" != --no-shards ]; then
+  [ -x "$build/dptrain" ] || { echo "${0##*/}: build first (launch/setup.sh)" >&2; exit 1; }
+  # DP_FMNIST_IDX: the .gz IDX files, where the machine has no dataset-fashion-mnist package
+  [ -f "$shards/manifest.txt" ] ||
+    "$build/dptrain" shard fashion-mnist --idx "${DP_FMNIST_IDX:-/usr/share/datasets/fashion-mnist}" --out "$shards" \
+      --shards 16 >/dev/null || { echo "${0##*/}: cannot make the shards in $shards" >&2; exit 1; }
+fi
 
 need_torch() {
   /usr/bin/python3 -c 'import torch' 2>/dev/null ||

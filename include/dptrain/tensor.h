@@ -44,15 +44,21 @@ typedef struct dp_grad_bin dp_grad_bin;
 
 /* Gradient buffers of intermediate tensors. A tensor's gradient is dead once
  * the node that produced it has run its backward, so its block goes back to a
- * free list of its size and the next gradient of that size reuses it: a
- * backward pass holds only the gradients still to be consumed instead of one
- * per activation. Blocks stay allocated across steps (no malloc once the
- * first step has sized the pool). */
+ * free list of its size class and the next gradient of that class reuses it:
+ * a backward pass holds only the gradients still to be consumed instead of
+ * one per activation. Blocks stay allocated across steps (no malloc once the
+ * first step has sized the pool, when every step has the same shapes).
+ * Graphs whose shapes change from step to step (packed sequences of varying
+ * length) are why the sizes are classes (4 per octave) and why a block that
+ * no step has asked for in a while is freed: the pool stays near what recent
+ * steps needed instead of keeping a block of every size ever seen. */
 typedef struct dp_gradpool {
-    dp_grad_bin *bins;  /* one free list per block size */
-    int nbins, cap;
+    dp_grad_bin *bins;  /* one free list per size class (nbins of them, allocated on first use) */
+    int nbins, busy;    /* busy: a block was handed out since the last reset */
+    long clock;         /* resets that followed a step which used the pool */
     dp_grad_block *all; /* every block, for reset and free */
     size_t live, high_water; /* bytes handed out and not returned */
+    size_t held;        /* bytes of all blocks (the pool's footprint) */
     long sys_allocs;
 } dp_gradpool;
 

@@ -18,8 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dptrain/dsi_train.h"
-#include "mpi_check.h"
+#include "mpi_dsi_common.h"
 
 static char tmp[256], data[300];
 
@@ -160,8 +159,6 @@ static dp_dsi_train_config tiny(void)
     return c;
 }
 
-static double frac(const dp_dsi_metrics *m, double v) { return m->queries ? v / (double)m->queries : 0; }
-
 /* ------------------------------------------------------------ cases */
 
 static void central(dp_dsi_docid_kind kind, const char *name)
@@ -207,17 +204,6 @@ static void prototype_head(void)
         printf("    untrained: random head Hits@1 %.3f, prototype head %.3f\n", h1[0], h1[1]);
     }
     end_case("prototype head before training");
-}
-
-/* |a - b| / |a| in the L2 norm */
-static double rel_l2_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0, s = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        s += (double)a[i] * a[i];
-    }
-    return s > 0 ? sqrt(d / s) : sqrt(d);
 }
 
 /* --agg logits against the definition: for each query, every member's logit
@@ -277,39 +263,24 @@ static void equivalence(void)
     c.docids = DP_DSI_SEMANTIC;
     c.kmeans_k = 4;
     c.leaf = 10;
-    snprintf(c.run.out, sizeof c.run.out, "%s/eq-p", tmp);
-    dp_dsi_train_result res;
-    CHECK_OK(dp_dsi_train_member(&c, g_size > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL, 0, &res));
-    if (g_rank == 0) {
-        dp_dsi_train_config one = c;
-        one.run.batch = 16 * g_size;
-        snprintf(one.run.out, sizeof one.run.out, "%s/eq-1", tmp);
-        CHECK_OK(dp_dsi_train_member(&one, MPI_COMM_NULL, 0, &res));
-        char pa[600], pb[600];
-        snprintf(pa, sizeof pa, "%s/member-0/model.dsi", c.run.out);
-        snprintf(pb, sizeof pb, "%s/member-0/model.dsi", one.run.out);
-        dp_dsi_member a, b;
-        CHECK_OK(dp_dsi_member_load(pa, &a));
-        CHECK_OK(dp_dsi_member_load(pb, &b));
-        if (a.model && b.model) {
-            /* Float sums in another order, through 2 x 19 Adam steps. Adam divides each
-             * weight's step by that weight's own gradient RMS, so where a gradient is
-             * near zero the reordering's rounding is no longer small beside the step and
-             * that one weight can drift by a fair part of lr per step (seen: 3.4e-5 on a
-             * weight of 0.05, 1.1e-4 of the largest weight, on AMD Zen 4's OpenBLAS
-             * kernels). So the vectors are compared in the L2 norm, where such weights
-             * weigh nothing (seen: 2.8e-6): a lost bucket or a rank on the wrong data
-             * moves every weight and misses 1e-4 by orders of magnitude. */
-            double dd = rel_l2_diff(a.model->dense.data, b.model->dense.data, a.model->dense.n);
-            double de = rel_l2_diff(a.model->emb.data, b.model->emb.data, a.model->emb.n);
-            CHECK(dd <= 1e-4, "dense parameters differ by %.3g relative (L2)", dd);
-            CHECK(de <= 1e-4, "embedding differs by %.3g relative (L2)", de);
-            if (g_rank == 0)
-                printf("    P x b against 1 x Pb: relative L2 difference dense %.2g, embedding %.2g\n", dd, de);
-        }
-        dp_dsi_member_free(&a);
-        dp_dsi_member_free(&b);
+    dp_dsi_member a, b;
+    if (train_p_and_one(&c, tmp, &a, &b)) {
+        /* Float sums in another order, through 2 x 19 Adam steps. Adam divides each
+         * weight's step by that weight's own gradient RMS, so where a gradient is
+         * near zero the reordering's rounding is no longer small beside the step and
+         * that one weight can drift by a fair part of lr per step (seen: 3.4e-5 on a
+         * weight of 0.05, 1.1e-4 of the largest weight, on AMD Zen 4's OpenBLAS
+         * kernels). So the vectors are compared in the L2 norm, where such weights
+         * weigh nothing (seen: 2.8e-6): a lost bucket or a rank on the wrong data
+         * moves every weight and misses 1e-4 by orders of magnitude. */
+        double dd = rel_l2_diff(a.model->dense.data, b.model->dense.data, a.model->dense.n);
+        double de = rel_l2_diff(a.model->emb.data, b.model->emb.data, a.model->emb.n);
+        CHECK(dd <= 1e-4, "dense parameters differ by %.3g relative (L2)", dd);
+        CHECK(de <= 1e-4, "embedding differs by %.3g relative (L2)", de);
+        printf("    P x b against 1 x Pb: relative L2 difference dense %.2g, embedding %.2g\n", dd, de);
     }
+    dp_dsi_member_free(&a);
+    dp_dsi_member_free(&b);
     end_case("equivalence: P x b == 1 x Pb");
 }
 
@@ -497,24 +468,7 @@ int main(int argc, char **argv)
 {
     mpi_start(&argc, &argv, "mpi-dsi", tmp, sizeof tmp);
     snprintf(data, sizeof data, "%s/data", tmp);
-    if (g_rank == 0) {
-        char tsv[400];
-        snprintf(tsv, sizeof tsv, "%s/queries.tsv", tmp);
-        write_corpus(tsv);
-        dp_dsi_prepare_config pc;
-        dp_dsi_prepare_defaults(&pc);
-        snprintf(pc.queries, sizeof pc.queries, "%s", tsv);
-        snprintf(pc.out, sizeof pc.out, "%s", data);
-        pc.tok.buckets = 1u << 14;
-        pc.members[0] = 2;
-        pc.nmembers = 1;
-        pc.index_examples = 0;
-        if (dp_dsi_prepare(&pc, NULL) != DP_OK) {
-            fprintf(stderr, "prepare: %s\n", dp_errmsg());
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        }
-    }
-    MPI_Barrier(MPI_COMM_WORLD); /* the dataset is there before any rank reads it */
+    prepare_dataset(tmp, data, write_corpus, 2);
 
     central(DP_DSI_ATOMIC, "central atomic: train Hits@1 >= 0.9");
     central(DP_DSI_SEMANTIC, "central semantic: train Hits@1 >= 0.9");

@@ -19,8 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dptrain/dsi_train.h"
-#include "mpi_check.h"
+#include "mpi_dsi_common.h"
 
 static char tmp[256], data[300];
 
@@ -61,8 +60,6 @@ static dp_dsi_train_config tiny(int encoder)
     c.run.quiet = 1;
     return c;
 }
-
-static double frac(const dp_dsi_metrics *m, double v) { return m->queries ? v / (double)m->queries : 0; }
 
 static void untrained(void)
 {
@@ -123,50 +120,26 @@ static void trained(void)
     end_case("idf encoder learns (1 member, all ranks)");
 }
 
-static double rel_l2_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0, s = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        s += (double)a[i] * a[i];
-    }
-    return s > 0 ? sqrt(d / s) : sqrt(d);
-}
-
 /* as mpi_dsi's equivalence case (its comment says why the L2 norm), with the idf encoder */
 static void equivalence(void)
 {
     dp_dsi_train_config c = tiny(DP_DSI_ENCODER_IDF);
     c.run.epochs = 2;
     c.run.batch = 16;
-    snprintf(c.run.out, sizeof c.run.out, "%s/eq-p", tmp);
-    dp_dsi_train_result res;
-    CHECK_OK(dp_dsi_train_member(&c, g_size > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL, 0, &res));
-    if (g_rank == 0) {
-        dp_dsi_train_config one = c;
-        one.run.batch = 16 * g_size;
-        snprintf(one.run.out, sizeof one.run.out, "%s/eq-1", tmp);
-        CHECK_OK(dp_dsi_train_member(&one, MPI_COMM_NULL, 0, &res));
-        char pa[600], pb[600];
-        snprintf(pa, sizeof pa, "%s/member-0/model.dsi", c.run.out);
-        snprintf(pb, sizeof pb, "%s/member-0/model.dsi", one.run.out);
-        dp_dsi_member a, b;
-        CHECK_OK(dp_dsi_member_load(pa, &a));
-        CHECK_OK(dp_dsi_member_load(pb, &b));
-        if (a.model && b.model) {
-            const dp_param *ua = a.model->dense.items[0], *ub = b.model->dense.items[0];
-            double dd = rel_l2_diff(a.model->dense.data, b.model->dense.data, a.model->dense.n);
-            double du = rel_l2_diff(ua->t.data, ub->t.data, (size_t)ua->t.n);
-            double de = rel_l2_diff(a.model->emb.data, b.model->emb.data, a.model->emb.n);
-            CHECK(dd <= 1e-4, "dense parameters differ by %.3g relative (L2)", dd);
-            CHECK(du <= 1e-4, "row weights differ by %.3g relative (L2)", du);
-            CHECK(de <= 1e-4, "embedding differs by %.3g relative (L2)", de);
-            printf("    P x b against 1 x Pb: relative L2 difference dense %.2g (row weights %.2g), embedding %.2g\n", dd,
-                   du, de);
-        }
-        dp_dsi_member_free(&a);
-        dp_dsi_member_free(&b);
+    dp_dsi_member a, b;
+    if (train_p_and_one(&c, tmp, &a, &b)) {
+        const dp_param *ua = a.model->dense.items[0], *ub = b.model->dense.items[0];
+        double dd = rel_l2_diff(a.model->dense.data, b.model->dense.data, a.model->dense.n);
+        double du = rel_l2_diff(ua->t.data, ub->t.data, (size_t)ua->t.n);
+        double de = rel_l2_diff(a.model->emb.data, b.model->emb.data, a.model->emb.n);
+        CHECK(dd <= 1e-4, "dense parameters differ by %.3g relative (L2)", dd);
+        CHECK(du <= 1e-4, "row weights differ by %.3g relative (L2)", du);
+        CHECK(de <= 1e-4, "embedding differs by %.3g relative (L2)", de);
+        printf("    P x b against 1 x Pb: relative L2 difference dense %.2g (row weights %.2g), embedding %.2g\n", dd, du,
+               de);
     }
+    dp_dsi_member_free(&a);
+    dp_dsi_member_free(&b);
     end_case("equivalence: P x b == 1 x Pb (idf)");
 }
 
@@ -174,23 +147,7 @@ int main(int argc, char **argv)
 {
     mpi_start(&argc, &argv, "mpi-dsi-idf", tmp, sizeof tmp);
     snprintf(data, sizeof data, "%s/data", tmp);
-    if (g_rank == 0) {
-        char tsv[400];
-        snprintf(tsv, sizeof tsv, "%s/queries.tsv", tmp);
-        write_corpus(tsv);
-        dp_dsi_prepare_config pc;
-        dp_dsi_prepare_defaults(&pc);
-        snprintf(pc.queries, sizeof pc.queries, "%s", tsv);
-        snprintf(pc.out, sizeof pc.out, "%s", data);
-        pc.tok.buckets = 1u << 14;
-        pc.nmembers = 0;
-        pc.index_examples = 0;
-        if (dp_dsi_prepare(&pc, NULL) != DP_OK) {
-            fprintf(stderr, "prepare: %s\n", dp_errmsg());
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        }
-    }
-    MPI_Barrier(MPI_COMM_WORLD);
+    prepare_dataset(tmp, data, write_corpus, 0);
 
     untrained();
     trained();

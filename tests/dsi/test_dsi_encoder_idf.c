@@ -21,6 +21,7 @@
 #include "dptrain/checkpoint.h"
 #include "dptrain/dsi_train.h"
 #include "dsi/member_format.h"
+#include "dsi_gradcheck.h"
 #include "gradcheck_assert.h"
 #include "test_data_util.h"
 
@@ -37,18 +38,6 @@ static dp_dsi_model_config tiny_config(int encoder, int layers, uint32_t space)
     cfg.encoder = encoder;
     cfg.head_scale = 3.0f;
     return cfg;
-}
-
-static dp_dsi_model *tiny_model(const dp_dsi_model_config *cfg, int ndocs)
-{
-    dp_dsi_docids ids;
-    cr_assert_eq(dp_dsi_docids_atomic(ndocs, &ids), DP_OK, "%s", dp_errmsg());
-    dp_dsi_model *m = NULL;
-    cr_assert_eq(dp_dsi_model_build(cfg, &ids, &m), DP_OK, "%s", dp_errmsg());
-    dp_rng r;
-    dp_rng_seed(&r, 5, DP_STREAM_INIT, 0);
-    dp_dsi_model_init(m, &r);
-    return m;
 }
 
 static float *param(const dp_params *p, const char *name)
@@ -73,7 +62,7 @@ static int32_t x_doc[] = {3};
 Test(dsi_encoder_idf, fit_is_bm25_idf_per_row, .timeout = DP_TIMEOUT(30))
 {
     const dp_dsi_model_config cfg = tiny_config(DP_DSI_ENCODER_IDF, 2, 22);
-    dp_dsi_model *m = tiny_model(&cfg, 7);
+    dp_dsi_model *m = dsi_gc_atomic_model(&cfg, 7);
     const float *u = param(&m->dense, "enc.logw");
     for (int r = 0; r < 11; r++) cr_assert_eq(u[r], 0.0f, "before fit: the plain mean (u = 0)");
     const dp_dsi_set q = {.n = 4, .doc = q_doc, .off = q_off, .tok = q_tok};
@@ -98,7 +87,7 @@ Test(dsi_encoder_idf, fit_is_bm25_idf_per_row, .timeout = DP_TIMEOUT(30))
 
     /* the plain bag learns nothing from data */
     const dp_dsi_model_config bag = tiny_config(DP_DSI_ENCODER_BAG_MLP, 2, 22);
-    m = tiny_model(&bag, 7);
+    m = dsi_gc_atomic_model(&bag, 7);
     cr_assert_eq(dp_dsi_model_fit(m, sets, 2), DP_OK, "%s", dp_errmsg());
     dp_dsi_model_free(m);
 }
@@ -108,7 +97,7 @@ Test(dsi_encoder_idf, encoding_after_fit_by_hand, .timeout = DP_TIMEOUT(30))
 {
     for (int views = 0; views < 2; views++) {
         const dp_dsi_model_config cfg = tiny_config(views ? DP_DSI_ENCODER_IDF : DP_DSI_ENCODER_IDF_MEAN, 0, 22);
-        dp_dsi_model *m = tiny_model(&cfg, 7);
+        dp_dsi_model *m = dsi_gc_atomic_model(&cfg, 7);
         const dp_dsi_set q = {.n = 4, .doc = q_doc, .off = q_off, .tok = q_tok};
         const dp_dsi_set *sets[1] = {&q};
         cr_assert_eq(dp_dsi_model_fit(m, sets, 1), DP_OK, "%s", dp_errmsg());
@@ -142,35 +131,12 @@ Test(dsi_encoder_idf, encoding_after_fit_by_hand, .timeout = DP_TIMEOUT(30))
 
 /* ------------------------------------------------------------------ gradients */
 
-typedef struct gc_model {
-    dp_dsi_model *m;
-    int nbags;
-    const int32_t *tok, *off, *docs;
-} gc_model;
-
-static void point_params(dp_params *p, float *data, float *grad)
-{
-    for (int i = 0; i < p->count; i++) {
-        p->items[i]->t.data = data + p->items[i]->offset;
-        p->items[i]->t.grad = grad + p->items[i]->offset;
-    }
-}
-
-static dp_tensor *build_loss(dp_ctx *c, dp_tensor **in, void *arg)
-{
-    gc_model *g = arg;
-    point_params(&g->m->emb, in[0]->data, in[0]->grad);
-    point_params(&g->m->dense, in[1]->data, in[1]->grad);
-    dp_tensor *h = dp_dsi_encode(c, g->m, g->tok, g->off, g->nbags);
-    return dp_dsi_loss(c, g->m, h, g->docs, NULL);
-}
-
 static void check_grad(int encoder, int head, float dropout, int vocab)
 {
     dp_dsi_model_config cfg = tiny_config(encoder, 2, 11);
     cfg.head = head;
     cfg.dropout = dropout;
-    dp_dsi_model *m = tiny_model(&cfg, 7);
+    dp_dsi_model *m = dsi_gc_atomic_model(&cfg, 7);
     if (vocab) { /* tokens 3, 5..8 and 10 unknown */
         static int32_t tok[] = {0, 1, 2, 4, 9, 4, 1};
         static int64_t off[] = {0, 5, 7};
@@ -184,18 +150,15 @@ static void check_grad(int encoder, int head, float dropout, int vocab)
     static const int32_t off[] = {0, 3, 5, 8, 9, 12, 15};
     static const int32_t docs[] = {5, 0, 2, 4, 6, 1};
     gc_model g = {m, 6, tok, off, docs};
-    gc_input in[2] = {
-        {.ndim = 1, .shape = {(int)m->emb.n}, .lo = -1, .hi = 1},
-        {.ndim = 1, .shape = {(int)m->dense.n}, .lo = -0.8f, .hi = 0.8f},
-    };
+    gc_input in[2];
+    dsi_gc_inputs(m, in);
     gc_opts o = gc_defaults();
     o.h = 1e-3;
     o.max_checks = 4096; /* all of them */
     char name[96];
     snprintf(name, sizeof name, "dsi loss, encoder %d, head %d, dropout %g, vocab %d", encoder, head, dropout, vocab);
-    CHECK_GRAD(name, 2, in, build_loss, &g, &o);
-    point_params(&m->emb, m->emb.data, m->emb.grad);
-    point_params(&m->dense, m->dense.data, m->dense.grad);
+    CHECK_GRAD(name, 2, in, dsi_gc_build_loss, &g, &o);
+    dsi_gc_restore(m);
     dp_dsi_model_free(m);
 }
 
@@ -221,7 +184,7 @@ static dp_dsi_model *save_member(const char *name, int encoder, char *path, size
 {
     dp_dsi_model_config cfg = tiny_config(encoder, 1, 22);
     cfg.head = DP_DSI_HEAD_COSINE;
-    dp_dsi_model *m = tiny_model(&cfg, 3);
+    dp_dsi_model *m = dsi_gc_atomic_model(&cfg, 3);
     const dp_dsi_set q = {.n = 4, .doc = q_doc, .off = q_off, .tok = q_tok};
     const dp_dsi_set *sets[1] = {&q};
     cr_assert_eq(dp_dsi_model_fit(m, sets, 1), DP_OK, "%s", dp_errmsg());

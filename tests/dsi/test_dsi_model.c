@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "dptrain/dsi.h"
+#include "dsi_gradcheck.h"
 #include "gradcheck_assert.h"
 
 /* ------------------------------------------------------------------ helpers */
@@ -470,29 +471,6 @@ Test(dsi_docids, index_rejects_duplicates_and_prefixes, .timeout = DP_TIMEOUT(30
 
 /* ------------------------------------------------------------------ gradients */
 
-typedef struct gc_model {
-    dp_dsi_model *m;
-    int nbags;
-    const int32_t *tok, *off, *docs;
-} gc_model;
-
-static void point_params(dp_params *p, float *data, float *grad)
-{
-    for (int i = 0; i < p->count; i++) {
-        p->items[i]->t.data = data + p->items[i]->offset;
-        p->items[i]->t.grad = grad + p->items[i]->offset;
-    }
-}
-
-static dp_tensor *build_loss(dp_ctx *c, dp_tensor **in, void *arg)
-{
-    gc_model *g = arg;
-    point_params(&g->m->emb, in[0]->data, in[0]->grad);
-    point_params(&g->m->dense, in[1]->data, in[1]->grad);
-    dp_tensor *h = dp_dsi_encode(c, g->m, g->tok, g->off, g->nbags);
-    return dp_dsi_loss(c, g->m, h, g->docs, NULL);
-}
-
 /* A vocabulary of tokens {0, 1, 2, 4, 9}: the query tokens 3, 5..8 and 10 are unknown. */
 static void tiny_vocab(dp_dsi_model *m)
 {
@@ -513,17 +491,14 @@ static void check_model_grad_vocab(int semantic, int head, int vocab)
     static const int32_t off[] = {0, 3, 5, 8, 9, 12, 15};
     static const int32_t sem_docs[] = {5, 0, 2, 4, 8, 6}, atomic_docs[] = {5, 0, 2, 4, 6, 1};
     gc_model g = {m, 6, tok, off, semantic ? sem_docs : atomic_docs};
-    gc_input in[2] = {
-        {.ndim = 1, .shape = {(int)m->emb.n}, .lo = -1, .hi = 1},
-        {.ndim = 1, .shape = {(int)m->dense.n}, .lo = -0.8f, .hi = 0.8f},
-    };
+    gc_input in[2];
+    dsi_gc_inputs(m, in);
     gc_opts o = gc_defaults();
     o.h = 1e-3;
     o.max_checks = 4096; /* all of them */
-    CHECK_GRAD(semantic ? "dsi loss, semantic" : head ? "dsi loss, atomic cosine" : "dsi loss, atomic", 2, in, build_loss,
+    CHECK_GRAD(semantic ? "dsi loss, semantic" : head ? "dsi loss, atomic cosine" : "dsi loss, atomic", 2, in, dsi_gc_build_loss,
                &g, &o);
-    point_params(&m->emb, m->emb.data, m->emb.grad);
-    point_params(&m->dense, m->dense.data, m->dense.grad);
+    dsi_gc_restore(m);
     dp_dsi_model_free(m);
 }
 

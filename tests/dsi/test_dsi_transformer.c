@@ -27,6 +27,7 @@
 #include "dptrain/dsi.h"
 #include "dptrain/dsi_train.h"
 #include "dsi/member_format.h"
+#include "dsi_gradcheck.h"
 #include "gradcheck_assert.h"
 
 static dp_dsi_model_config tf_config(void)
@@ -44,64 +45,26 @@ static dp_dsi_model_config tf_config(void)
     return cfg;
 }
 
-static dp_dsi_model *tf_model(const dp_dsi_model_config *cfg, int ndocs)
-{
-    dp_dsi_docids ids;
-    cr_assert_eq(dp_dsi_docids_atomic(ndocs, &ids), DP_OK, "%s", dp_errmsg());
-    dp_dsi_model *m = NULL;
-    cr_assert_eq(dp_dsi_model_build(cfg, &ids, &m), DP_OK, "%s", dp_errmsg());
-    dp_rng r;
-    dp_rng_seed(&r, 5, DP_STREAM_INIT, 0);
-    dp_dsi_model_init(m, &r);
-    return m;
-}
-
 /* ------------------------------------------------------------------ gradients */
-
-typedef struct gc_model {
-    dp_dsi_model *m;
-    int nbags;
-    const int32_t *tok, *off, *docs;
-} gc_model;
-
-static void point_params(dp_params *p, float *data, float *grad)
-{
-    for (int i = 0; i < p->count; i++) {
-        p->items[i]->t.data = data + p->items[i]->offset;
-        p->items[i]->t.grad = grad + p->items[i]->offset;
-    }
-}
-
-static dp_tensor *build_loss(dp_ctx *c, dp_tensor **in, void *arg)
-{
-    gc_model *g = arg;
-    point_params(&g->m->emb, in[0]->data, in[0]->grad);
-    point_params(&g->m->dense, in[1]->data, in[1]->grad);
-    dp_tensor *h = dp_dsi_encode(c, g->m, g->tok, g->off, g->nbags);
-    return dp_dsi_loss(c, g->m, h, g->docs, NULL);
-}
 
 Test(dsi_transformer, gradcheck_whole_model, .timeout = DP_TIMEOUT(120))
 {
     dp_dsi_model_config cfg = tf_config();
     cfg.dropout = 0.25f;
-    dp_dsi_model *m = tf_model(&cfg, 7);
+    dp_dsi_model *m = dsi_gc_atomic_model(&cfg, 7);
     /* 5 queries: 3 features, 1, none, 6 (cut to 5), 2 with a repeated row */
     static const int32_t tok[] = {1, 4, 9, 0, 2, 10, 3, 5, 6, 7, 8, 8};
     static const int32_t off[] = {0, 3, 4, 4, 10, 12};
     static const int32_t docs[] = {5, 0, 2, 4, 6};
     gc_model g = {m, 5, tok, off, docs};
-    gc_input in[2] = {
-        {.ndim = 1, .shape = {(int)m->emb.n}, .lo = -1, .hi = 1},
-        {.ndim = 1, .shape = {(int)m->dense.n}, .lo = -0.8f, .hi = 0.8f},
-    };
+    gc_input in[2];
+    dsi_gc_inputs(m, in);
     gc_opts o = gc_defaults();
     o.h = 5e-3;
     o.max_checks = 4096; /* all of them */
     cr_assert_lt((long)m->dense.n, 4096L, "the check would skip parameters");
-    CHECK_GRAD("dsi loss, transformer encoder", 2, in, build_loss, &g, &o);
-    point_params(&m->emb, m->emb.data, m->emb.grad);
-    point_params(&m->dense, m->dense.data, m->dense.grad);
+    CHECK_GRAD("dsi loss, transformer encoder", 2, in, dsi_gc_build_loss, &g, &o);
+    dsi_gc_restore(m);
     dp_dsi_model_free(m);
 }
 
@@ -128,7 +91,7 @@ Test(dsi_transformer, order_batch_and_truncation, .timeout = DP_TIMEOUT(30))
     dp_dsi_model_config cfg = tf_config();
     cfg.embed = 8;
     cfg.layers = 1;
-    dp_dsi_model *m = tf_model(&cfg, 3);
+    dp_dsi_model *m = dsi_gc_atomic_model(&cfg, 3);
     /* the positions start at N(0, 0.01): make them matter as a trained table would */
     dp_tensor *pos = NULL;
     for (int i = 0; i < m->dense.count; i++)
@@ -163,7 +126,7 @@ Test(dsi_transformer, order_batch_and_truncation, .timeout = DP_TIMEOUT(30))
     /* the bag encoder is order-blind: the premise that makes the first check above mean something */
     dp_dsi_model_config bag = tf_config();
     bag.encoder = DP_DSI_ENCODER_BAG_MLP;
-    m = tf_model(&bag, 3);
+    m = dsi_gc_atomic_model(&bag, 3);
     dp_ctx_init(&c);
     c.training = 0;
     c.grad_enabled = 0;
@@ -257,7 +220,7 @@ Test(dsi_transformer, member_round_trip_and_hostile_sections, .timeout = DP_TIME
     cfg.embed = 8;
     cfg.heads = 4;
     cfg.positions = 7;
-    dp_dsi_model *m = tf_model(&cfg, 4);
+    dp_dsi_model *m = dsi_gc_atomic_model(&cfg, 4);
     save_member(path, m);
     dp_dsi_member mb;
     cr_assert_eq(dp_dsi_member_load(path, &mb), DP_OK, "%s", dp_errmsg());
@@ -304,7 +267,7 @@ Test(dsi_transformer, member_round_trip_and_hostile_sections, .timeout = DP_TIME
     /* a bag member is written as before the section existed (the same bits), and loads as the bag */
     dp_dsi_model_config bag = tf_config();
     bag.encoder = DP_DSI_ENCODER_BAG_MLP;
-    m = tf_model(&bag, 4);
+    m = dsi_gc_atomic_model(&bag, 4);
     save_member(path, m);
     dp_checkpoint ck;
     cr_assert_eq(dp_checkpoint_read(path, &ck), DP_OK, "%s", dp_errmsg());
