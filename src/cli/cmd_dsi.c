@@ -239,11 +239,11 @@ static const dp_cli_opt o_member_beams = {.name = "beams", .arg = "N", .help = "
                                           .kind = DP_CLI_INT, .lo = 1, .hi = 64, .show_default = 1};
 static const dp_cli_opt o_agg = {
     .name = "agg", .arg = "NAME",
-    .help = "confidence: De-DSI's summed softmax of each member's beam scores (dsi-query's\n"
-            "default); vote: one vote per member; joint: each member's own probabilities\n"
-            "renormalised over every member's beams together; logits: one softmax over every\n"
-            "member's beam logits, as if their documents were one head (atomic ids; the cosine and\n"
-            "lexical heads keep the members' logits on one scale) (dsi-eval: that merge only)",
+    .help = "confidence: De-DSI's summed softmax of each member's beam scores; vote: one vote\n"
+            "per member; joint: each member's own probabilities renormalised over every member's\n"
+            "beams together; logits (dsi-query's default): one softmax over every member's beam\n"
+            "logits, as if their documents were one head (the cosine and lexical heads keep the\n"
+            "members' logits on one scale; semantic ids: the same as joint) (dsi-eval: that merge only)",
     .kind = DP_CLI_CHOICE, .choices = agg_names};
 static const dp_cli_opt o_only = {.name = "only", .arg = "M", .help = "member M alone", .kind = DP_CLI_INT, .lo = 0,
                                   .hi = 4095};

@@ -23,6 +23,7 @@
 #include "dptrain/data.h"
 #include "dptrain/dsi.h"
 #include "dptrain/dsi_train.h"
+#include "member_files.h"
 
 static char dir[256], path[512];
 
@@ -396,33 +397,11 @@ ParameterizedTest(member_case *c, sizes, member_header)
 /* The head-kind section (cosine head): a hostile kind or scale, or a section
  * of the wrong size, is named; a file without the section (written before the
  * cosine head existed) loads as the dot head. */
-/* The checkpoint rewritten with section `tag` replaced by data [size] (size 0: dropped). */
-static void rewrite_section(const char *file, uint32_t tag, const void *data, uint64_t size)
-{
-    dp_checkpoint ck;
-    cr_assert_eq(dp_checkpoint_read(file, &ck), DP_OK, "%s", dp_errmsg());
-    dp_ck_section s[DP_CK_MAX_SECTIONS];
-    int n = 0, seen = 0;
-    for (int i = 0; i < ck.n; i++) {
-        s[n] = ck.sections[i];
-        if (s[n].tag == tag) {
-            seen = 1;
-            if (size == 0) continue;
-            s[n].data = data;
-            s[n].size = size;
-        }
-        n++;
-    }
-    cr_assert(seen, "the member has no section %u", tag);
-    cr_assert_eq(dp_checkpoint_write(file, s, n), DP_OK, "%s", dp_errmsg());
-    dp_checkpoint_free(&ck);
-}
-
 static void write_cosine_member(const char *file, int32_t kind, float scale, uint64_t size, int dot_model)
 {
     save_tiny_member(file, dot_model ? DP_DSI_HEAD_DOT : DP_DSI_HEAD_COSINE, 0);
     const member_headkind hk = {kind, scale};
-    rewrite_section(file, SEC_HEADKIND, &hk, size);
+    tm_rewrite_section(file, SEC_HEADKIND, &hk, size);
 }
 
 /* The vocabulary comes back bit for bit, over a token space 4x the table's
@@ -440,7 +419,7 @@ Test(sizes, member_vocabulary)
         cr_assert_eq(mb.model->known[t >> 3] >> (t & 7) & 1, t == 3 || t == 60 || t == 67 || t == 200, "token %d", t);
     dp_dsi_member_free(&mb);
     const uint8_t table[8] = {0};
-    rewrite_section(path, SEC_KNOWN, table, sizeof table);
+    tm_rewrite_section(path, SEC_KNOWN, table, sizeof table);
     expect_rejected(dp_dsi_member_load(path, &mb), path, "vocabulary");
 }
 

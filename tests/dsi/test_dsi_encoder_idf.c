@@ -24,6 +24,7 @@
 #include "dsi_gradcheck.h"
 #include "gradcheck_assert.h"
 #include "test_data_util.h"
+#include "member_files.h"
 
 static dp_dsi_model_config tiny_config(int encoder, int layers, uint32_t space)
 {
@@ -244,36 +245,6 @@ Test(dsi_encoder_idf, member_round_trip, .timeout = DP_TIMEOUT(30))
     remove_dir();
 }
 
-/* path rewritten with section tag's bytes replaced by data [size] (size 0: dropped) */
-static void rewrite_section(const char *path, uint32_t tag, const void *data, uint64_t size)
-{
-    dp_checkpoint ck;
-    cr_assert_eq(dp_checkpoint_read(path, &ck), DP_OK, "%s", dp_errmsg());
-    dp_ck_section s[DP_CK_MAX_SECTIONS];
-    int n = 0, seen = 0;
-    for (int i = 0; i < ck.n; i++) {
-        s[n] = ck.sections[i];
-        if (s[n].tag == tag) {
-            seen = 1;
-            if (size == 0) continue;
-            s[n].data = data;
-            s[n].size = size;
-        }
-        n++;
-    }
-    cr_assert(seen, "no section %u", tag);
-    cr_assert_eq(dp_checkpoint_write(path, s, n), DP_OK, "%s", dp_errmsg());
-    dp_checkpoint_free(&ck);
-}
-
-static void expect_rejected(const char *path, const char *what)
-{
-    dp_dsi_member mb;
-    dp_status rc = dp_dsi_member_load(path, &mb);
-    cr_assert_eq(rc, DP_ERR_FORMAT, "%s: %s (%s)", what, dp_status_name(rc), dp_errmsg());
-    cr_assert(strstr(dp_errmsg(), path) && strstr(dp_errmsg(), what), "expected \"%s\" in: %s", what, dp_errmsg());
-}
-
 Test(dsi_encoder_idf, member_refuses_hostile_encoder_fields, .timeout = DP_TIMEOUT(30))
 {
     make_dir();
@@ -282,16 +253,16 @@ Test(dsi_encoder_idf, member_refuses_hostile_encoder_fields, .timeout = DP_TIMEO
     const member_encoder bad[2] = {{99, 0, 0, 0}, {DP_DSI_ENCODER_IDF, 0, 0, 1}};
     for (int i = 0; i < 2; i++) {
         dp_dsi_model_free(save_member("m.dsi", DP_DSI_ENCODER_IDF, path, sizeof path));
-        rewrite_section(path, SEC_ENCODER, &bad[i], sizeof bad[i]);
-        expect_rejected(path, "encoder");
+        tm_rewrite_section(path, SEC_ENCODER, &bad[i], sizeof bad[i]);
+        tm_expect_rejected(path, "encoder");
     }
     dp_dsi_model_free(save_member("m.dsi", DP_DSI_ENCODER_IDF, path, sizeof path));
-    rewrite_section(path, SEC_ENCODER, &bad[1], 4);
-    expect_rejected(path, "encoder");
+    tm_rewrite_section(path, SEC_ENCODER, &bad[1], 4);
+    tm_expect_rejected(path, "encoder");
     /* the section dropped: read as the plain bag, whose parameters are fewer */
     dp_dsi_model_free(save_member("m.dsi", DP_DSI_ENCODER_IDF, path, sizeof path));
-    rewrite_section(path, SEC_ENCODER, NULL, 0);
-    expect_rejected(path, "parameters");
+    tm_rewrite_section(path, SEC_ENCODER, NULL, 0);
+    tm_expect_rejected(path, "parameters");
     /* a header whose dense parameters cannot hold the row weights: refused before building */
     dp_dsi_model_free(save_member("m.dsi", DP_DSI_ENCODER_IDF, path, sizeof path));
     dp_checkpoint ck;
@@ -305,8 +276,8 @@ Test(dsi_encoder_idf, member_refuses_hostile_encoder_fields, .timeout = DP_TIMEO
     h.dense_n = (uint64_t)h.embed * (uint64_t)h.hidden;
     static float zeros[64];
     cr_assert(h.dense_n <= 64);
-    rewrite_section(path, SEC_HEAD, &h, sizeof h);
-    rewrite_section(path, DP_CK_PARAMS, zeros, h.dense_n * sizeof(float));
-    expect_rejected(path, "dense_n");
+    tm_rewrite_section(path, SEC_HEAD, &h, sizeof h);
+    tm_rewrite_section(path, DP_CK_PARAMS, zeros, h.dense_n * sizeof(float));
+    tm_expect_rejected(path, "dense_n");
     remove_dir();
 }

@@ -17,6 +17,7 @@
 #include "dsi/member_format.h"
 #include "gradcheck_assert.h"
 #include "test_data_util.h"
+#include "member_files.h"
 
 enum { SPACE = 1 << 22, ND = 6 };
 
@@ -290,36 +291,6 @@ Test(dsi_lexical, member_round_trip, .timeout = DP_TIMEOUT(30))
     td_rmtree(dir);
 }
 
-/* path rewritten with section tag's bytes replaced by data [size] (size 0: dropped) */
-static void rewrite_section(const char *path, uint32_t tag, const void *data, uint64_t size)
-{
-    dp_checkpoint ck;
-    cr_assert_eq(dp_checkpoint_read(path, &ck), DP_OK, "%s", dp_errmsg());
-    dp_ck_section s[DP_CK_MAX_SECTIONS];
-    int n = 0, seen = 0;
-    for (int i = 0; i < ck.n; i++) {
-        s[n] = ck.sections[i];
-        if (s[n].tag == tag) {
-            seen = 1;
-            if (size == 0) continue;
-            s[n].data = data;
-            s[n].size = size;
-        }
-        n++;
-    }
-    cr_assert(seen, "no section %u", tag);
-    cr_assert_eq(dp_checkpoint_write(path, s, n), DP_OK, "%s", dp_errmsg());
-    dp_checkpoint_free(&ck);
-}
-
-static void expect_rejected(const char *path, const char *what)
-{
-    dp_dsi_member mb;
-    dp_status rc = dp_dsi_member_load(path, &mb);
-    cr_assert_eq(rc, DP_ERR_FORMAT, "%s: %s (%s)", what, dp_status_name(rc), dp_errmsg());
-    cr_assert(strstr(dp_errmsg(), path) && strstr(dp_errmsg(), what), "expected \"%s\" in: %s", what, dp_errmsg());
-}
-
 /* a copy of section tag of a freshly saved member */
 static void *section_copy(const char *path, uint32_t tag, uint64_t *size)
 {
@@ -344,22 +315,22 @@ Test(dsi_lexical, member_refuses_hostile_lexicon, .timeout = DP_TIMEOUT(60))
     const char *what[3] = {"nterms", "postings", "reserved"};
     for (int i = 0; i < 3; i++) {
         dp_dsi_model_free(save_member(path, sizeof path));
-        rewrite_section(path, SEC_LEXICON, &bad[i], sizeof bad[i]);
-        expect_rejected(path, what[i]);
+        tm_rewrite_section(path, SEC_LEXICON, &bad[i], sizeof bad[i]);
+        tm_expect_rejected(path, what[i]);
     }
     dp_dsi_model_free(save_member(path, sizeof path));
-    rewrite_section(path, SEC_LEXICON, &bad[0], 4);
-    expect_rejected(path, "lexicon section holds 4 bytes");
+    tm_rewrite_section(path, SEC_LEXICON, &bad[0], 4);
+    tm_expect_rejected(path, "lexicon section holds 4 bytes");
     /* a section of the four dropped */
     dp_dsi_model_free(save_member(path, sizeof path));
-    rewrite_section(path, SEC_LEX_DOC, NULL, 0);
-    expect_rejected(path, "lexicon documents");
+    tm_rewrite_section(path, SEC_LEX_DOC, NULL, 0);
+    tm_expect_rejected(path, "lexicon documents");
     /* a token id at the token space */
     dp_dsi_model_free(save_member(path, sizeof path));
     uint32_t *tok = section_copy(path, SEC_LEX_TOK, &sz);
     tok[sz / 4 - 1] = SPACE;
-    rewrite_section(path, SEC_LEX_TOK, tok, sz);
-    expect_rejected(path, "tok[");
+    tm_rewrite_section(path, SEC_LEX_TOK, tok, sz);
+    tm_expect_rejected(path, "tok[");
     free(tok);
     /* token ids out of order */
     dp_dsi_model_free(save_member(path, sizeof path));
@@ -367,28 +338,28 @@ Test(dsi_lexical, member_refuses_hostile_lexicon, .timeout = DP_TIMEOUT(60))
     uint32_t t0 = tok[0];
     tok[0] = tok[1];
     tok[1] = t0;
-    rewrite_section(path, SEC_LEX_TOK, tok, sz);
-    expect_rejected(path, "tok[1]");
+    tm_rewrite_section(path, SEC_LEX_TOK, tok, sz);
+    tm_expect_rejected(path, "tok[1]");
     free(tok);
     /* a document id at ndocs */
     dp_dsi_model_free(save_member(path, sizeof path));
     int32_t *doc = section_copy(path, SEC_LEX_DOC, &sz);
     doc[sz / 4 - 1] = ND;
-    rewrite_section(path, SEC_LEX_DOC, doc, sz);
-    expect_rejected(path, "doc[");
+    tm_rewrite_section(path, SEC_LEX_DOC, doc, sz);
+    tm_expect_rejected(path, "doc[");
     free(doc);
     /* offsets that do not end at the postings / go backwards */
     dp_dsi_model_free(save_member(path, sizeof path));
     int64_t *off = section_copy(path, SEC_LEX_OFF, &sz);
     off[sz / 8 - 1] -= 1;
-    rewrite_section(path, SEC_LEX_OFF, off, sz);
-    expect_rejected(path, "off[");
+    tm_rewrite_section(path, SEC_LEX_OFF, off, sz);
+    tm_expect_rejected(path, "off[");
     free(off);
     dp_dsi_model_free(save_member(path, sizeof path));
     off = section_copy(path, SEC_LEX_OFF, &sz);
     off[2] = off[1];
-    rewrite_section(path, SEC_LEX_OFF, off, sz);
-    expect_rejected(path, "off[2]");
+    tm_rewrite_section(path, SEC_LEX_OFF, off, sz);
+    tm_expect_rejected(path, "off[2]");
     free(off);
     td_rmtree(dir);
 }
