@@ -14,24 +14,10 @@
 #include "dptrain/nas_select.h"
 #include "dptrain/search.h"
 #include "mpi_check.h"
+#include "mpi_search_common.h"
 #include "timeout.h"
 
-static char tmp[256], shards[300];
-
-static dp_search_config tiny(int batch, long limit)
-{
-    dp_search_config cfg;
-    dp_search_config_defaults(&cfg);
-    snprintf(cfg.run.data, sizeof cfg.run.data, "%s", shards);
-    cfg.net.layers = 2;
-    cfg.net.channels = 4;
-    cfg.run.batch = batch;
-    cfg.run.limit = limit;
-    cfg.eval_limit = 400;
-    cfg.run.quiet = 1;
-    cfg.run.progress = 0;
-    return cfg;
-}
+static dp_search_config tiny(int batch, long limit) { return tiny_config(batch, limit, 400); }
 
 /* Every rank's text equals rank 0's. */
 static int same_on_all_ranks(const char *text)
@@ -469,13 +455,7 @@ static void bad_input(void)
 
 int main(int argc, char **argv)
 {
-    mpi_start(&argc, &argv, "mpi-search", tmp, sizeof tmp);
-    snprintf(shards, sizeof shards, "%s/fmnist", tmp);
-    if (g_rank == 0 && dp_import_fashion_mnist("/usr/share/datasets/fashion-mnist", shards, 4, NULL) != DP_OK) {
-        fprintf(stderr, "import: %s\n", dp_errmsg());
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    MPI_Barrier(MPI_COMM_WORLD); /* the shards are there before any rank reads them */
+    search_test_start(&argc, &argv, "mpi-search");
 
     tiny_search();
     /* Under ASan (DP_SANITIZED) this one and resume's darts case are left out: what they compare is the

@@ -25,24 +25,10 @@
 #include "dptrain/data.h"
 #include "dptrain/search.h"
 #include "mpi_check.h"
+#include "mpi_search_common.h"
 #include "timeout.h"
 
-static char tmp[256], shards[300];
-
-static dp_search_config tiny(int batch, long limit)
-{
-    dp_search_config cfg;
-    dp_search_config_defaults(&cfg);
-    snprintf(cfg.run.data, sizeof cfg.run.data, "%s", shards);
-    cfg.net.layers = 2;
-    cfg.net.channels = 4;
-    cfg.run.batch = batch;
-    cfg.run.limit = limit;
-    cfg.eval_limit = 64;
-    cfg.run.quiet = 1;
-    cfg.run.progress = 0;
-    return cfg;
-}
+static dp_search_config tiny(int batch, long limit) { return tiny_config(batch, limit, 64); }
 
 static int same_bits(const dp_search_result *a, const dp_search_result *b)
 {
@@ -392,13 +378,7 @@ static void bad_flags(void)
 
 int main(int argc, char **argv)
 {
-    mpi_start(&argc, &argv, "mpi-search-levers", tmp, sizeof tmp);
-    snprintf(shards, sizeof shards, "%s/fmnist", tmp);
-    if (g_rank == 0 && dp_import_fashion_mnist("/usr/share/datasets/fashion-mnist", shards, 4, NULL) != DP_OK) {
-        fprintf(stderr, "import: %s\n", dp_errmsg());
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    MPI_Barrier(MPI_COMM_WORLD);
+    search_test_start(&argc, &argv, "mpi-search-levers");
 
     bad_flags();
     stable_fires();
