@@ -9,6 +9,10 @@
 #       [--seeds "1 2"] [--search-epochs E] [--random 5] [--noise 3] [--ranks 2] [--plot]
 #       [--genotype FILE]   (retrain one more cell from a search you ran yourself)
 #       [--smoke]           (the plumbing only: 256 images, 1 epoch, 500 test images; no figure counts)
+#       [--baselines FILE]  (the random, noise and cnn rows of an earlier run's protocol.csv instead of
+#                            retraining them; random cell 1 is still retrained here as the check, and the
+#                            run stops unless its MFLOPs and params equal FILE's and its accuracy is within
+#                            two seed-noise sds of FILE's)
 #
 # The protocol (change it only together with every result made with it):
 #   search   2 ranks x batch 32, --sampler global, the first 20,000 training
@@ -34,14 +38,22 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 dir="" config="default" search_flags="" seeds="1 2" search_epochs=10 nrandom=5 noise=3 ranks=2 plot=0 genotype="" smoke=0
+baselines=""
 dp_flags bench_nas_retrain "--dir=dir --config=config --search=search_flags --seeds=seeds
-  --search-epochs=search_epochs --random=nrandom --noise=noise --ranks=ranks --plot=plot=1 --genotype=genotype --smoke=smoke=1" "$@"
+  --search-epochs=search_epochs --random=nrandom --noise=noise --ranks=ranks --plot=plot=1 --genotype=genotype
+  --smoke=smoke=1 --baselines=baselines" "$@"
 me=bench_nas_retrain
 [[ "$config" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$me: --config '$config': letters, digits, . _ - only" >&2; exit 2; }
 for n in "$search_epochs" "$nrandom" "$noise" "$ranks"; do
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || { echo "$me: '$n' is not a count >= 1" >&2; exit 2; }
 done
 [ -z "$genotype" ] || [ -f "$genotype" ] || { echo "$me: --genotype $genotype: no such file" >&2; exit 2; }
+if [ -n "$baselines" ]; then
+  [ -f "$baselines" ] || { echo "$me: --baselines $baselines: no such file" >&2; exit 2; }
+  grep -v '^#' "$baselines" | head -n1 | grep -q '^network,kind,seed,mflops,params,test_acc' ||
+    { echo "$me: --baselines $baselines: not a protocol.csv (header network,kind,seed,mflops,params,test_acc,...)" >&2; exit 2; }
+  baselines=$(cd "$(dirname "$baselines")" && pwd)/$(basename "$baselines")
+fi
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 dir="${dir:-$out/nas-protocol}"; mkdir -p "$dir/cells"
 
@@ -78,9 +90,32 @@ for i in $(seq 1 "$nrandom"); do
   [ -f "$dir/cells/random$i.json" ] ||
     "$build/dptrain" search --random-genotype "$dir/cells/random$i.json" --seed "$((1000 + i))" >/dev/null
 done
-for i in $(seq 1 "$nrandom"); do retrain "random$i" 1 --arch "$dir/cells/random$i.json"; done
-retrain cnn 1 --model cnn
-for s in $(seq 2 "$noise"); do retrain "random1-seed$s" "$s" --arch "$dir/cells/random1.json"; done
+if [ -z "$baselines" ]; then
+  for i in $(seq 1 "$nrandom"); do retrain "random$i" 1 --arch "$dir/cells/random$i.json"; done
+  retrain cnn 1 --model cnn
+  for s in $(seq 2 "$noise"); do retrain "random1-seed$s" "$s" --arch "$dir/cells/random1.json"; done
+else
+  # The imported baselines hold only if this machine retrains their random cell 1 to the same network and,
+  # within the seed noise, to the same accuracy.
+  retrain random1 1 --arch "$dir/cells/random1.json"
+  f="$dir/random1/final.txt"
+  grep -v '^#' "$baselines" | awk -F, -v m="$(field mflops "$f")" -v p="$(field params "$f")" \
+      -v a="$(field test_acc "$f")" -v me="$me" -v file="$baselines" '
+    $1 == "random1" { fm = $4; fp = $5; fa = $6 }
+    $1 == "random1" || $2 == "noise" { z[++nz] = $6; zs += $6 }
+    END {
+      if (fa == "") { printf "%s: %s has no random1 row\n", me, file > "/dev/stderr"; exit 1 }
+      if (nz < 2) { printf "%s: %s has no seed-noise rows\n", me, file > "/dev/stderr"; exit 1 }
+      zm = zs / nz; for (i = 1; i <= nz; i++) v += (z[i] - zm) ^ 2; sd = sqrt(v / (nz - 1))
+      dm = m - fm; if (dm < 0) dm = -dm   # FILE may round MFLOPs to 2 decimals
+      if (dm > 0.006 || p + 0 != fp + 0) {
+        printf "%s: random cell 1 here is %s MFLOPs, %s params; %s says %s, %s: not the same cell\n",
+          me, m, p, file, fm, fp > "/dev/stderr"; exit 1 }
+      d = a - fa; if (d < 0) d = -d
+      printf "%s: random cell 1 here %.4f, %s %.4f (|diff| %.4f, seed-noise sd %.4f)\n", me, a, file, fa, d, sd > "/dev/stderr"
+      if (d > 2 * sd) { printf "%s: more than two seed-noise sds apart: the baselines do not hold here\n", me > "/dev/stderr"; exit 1 }
+    }' || exit 1
+fi
 
 derived=()
 for s in $seeds; do
@@ -103,15 +138,22 @@ fi
 
 # the table: every retrained network this directory holds (other configurations' too)
 csv="$dir/protocol.csv"
-echo "network,kind,seed,mflops,params,test_acc,train_samples_per_s,wall_s" > "$csv"
+echo "network,kind,seed,mflops,params,test_acc,train_samples_per_s,wall_s,source" > "$csv"
 for f in "$dir"/*/final.txt; do
   n=$(basename "$(dirname "$f")")
   case "$n" in search-*) continue ;; random*-seed*) k=noise ;; random*) k=random ;; cnn) k=cnn ;; *) k=derived ;; esac
   seed=1; [[ "$n" =~ -seed([0-9]+)$ ]] && seed="${BASH_REMATCH[1]}"
-  echo "$n,$k,$seed,$(field mflops "$f"),$(field params "$f"),$(field test_acc "$f"),$(field train_samples_per_s "$f"),$(field wall_s "$f")" >> "$csv"
+  echo "$n,$k,$seed,$(field mflops "$f"),$(field params "$f"),$(field test_acc "$f"),$(field train_samples_per_s "$f"),$(field wall_s "$f"),here" >> "$csv"
 done
-printf "%-28s %-8s %4s %8s %8s %8s %10s %7s\n" network kind seed MFLOPs params test_acc samples/s wall_s
-tail -n +2 "$csv" | sort -t, -k2,2 -k1,1 | awk -F, '{ printf "%-28s %-8s %4s %8.2f %8d %8.4f %10.0f %7.0f\n", $1,$2,$3,$4,$5,$6,$7,$8 }'
+if [ -n "$baselines" ]; then # the imported rows this directory did not retrain
+  grep -v '^#' "$baselines" | awk -F, -v OFS=, -v src="$(basename "$baselines")" -v d="$dir" '
+    NR > 1 && ($2 == "random" || $2 == "noise" || $2 == "cnn") {
+      if ((getline line < (d "/" $1 "/final.txt")) > 0) next
+      print $1, $2, $3, $4, $5, $6, $7, $8, src }' >> "$csv"
+fi
+printf "%-28s %-8s %4s %8s %8s %8s %10s %7s %s\n" network kind seed MFLOPs params test_acc samples/s wall_s source
+tail -n +2 "$csv" | sort -t, -k2,2 -k1,1 | awk -F, '{ printf "%-28s %-8s %4s %8.2f %8d %8.4f %10s %7s %s\n", $1,$2,$3,$4,$5,$6,
+  ($7 == "" ? "-" : sprintf("%.0f", $7)), ($8 == "" ? "-" : sprintf("%.0f", $8)), $9 }'
 for s in $seeds; do
   f="$dir/search-$config-$s/final.txt"
   [ -f "$f" ] && echo "search $config seed $s: $(field epochs "$f") epochs, $(field wall_s "$f") s wall, $(field train_images_per_s "$f") images/s, $(field peak_rss_mb "$f") MB/rank, held-out $(field val_acc "$f")"

@@ -10,6 +10,22 @@
 
 #include "core/tape.h"
 
+/* logsumexp of s x[0..C) for s > 0, from the row's maximum; *arg = its first argmax. */
+static float row_logsumexp(const float *restrict x, int C, float s, int *arg)
+{
+    float m = x[0];
+    int a = 0;
+    for (int j = 1; j < C; j++)
+        if (x[j] > m) {
+            m = x[j];
+            a = j;
+        }
+    float sum = 0.0f;
+    for (int j = 0; j < C; j++) sum += expf(s * (x[j] - m));
+    *arg = a;
+    return s * m + logf(sum);
+}
+
 /* lse [N] = logsumexp of each row of x [N,C]; returns sum_i (lse_i - x_i[label_i])
  * in double; *correct += rows whose first argmax equals the label. */
 static double cross_entropy_forward(float *restrict lse, const float *restrict x, const int32_t *restrict labels,
@@ -19,16 +35,8 @@ static double cross_entropy_forward(float *restrict lse, const float *restrict x
     long hits = 0;
     for (int r = 0; r < N; r++) {
         const float *restrict xr = x + (long)r * C;
-        float m = xr[0];
-        int arg = 0;
-        for (int j = 1; j < C; j++)
-            if (xr[j] > m) {
-                m = xr[j];
-                arg = j;
-            }
-        float sum = 0.0f;
-        for (int j = 0; j < C; j++) sum += expf(xr[j] - m);
-        lse[r] = m + logf(sum);
+        int arg;
+        lse[r] = row_logsumexp(xr, C, 1.0f, &arg);
         total += (double)lse[r] - (double)xr[labels[r]];
         hits += arg == labels[r];
     }
@@ -97,11 +105,8 @@ static double kl_soft_forward(float *restrict lse, const float *restrict x, cons
     double total = 0.0;
     for (int r = 0; r < N; r++) {
         const float *restrict xr = x + (long)r * C, *restrict pr = p + (long)r * C;
-        float m = xr[0] / t;
-        for (int j = 1; j < C; j++) m = fmaxf(m, xr[j] / t);
-        float sum = 0.0f;
-        for (int j = 0; j < C; j++) sum += expf(xr[j] / t - m);
-        lse[r] = m + logf(sum);
+        int arg;
+        lse[r] = row_logsumexp(xr, C, 1.0f / t, &arg);
         double kl = 0.0;
         for (int j = 0; j < C; j++) /* 0 log 0 = 0: a class the teacher rules out adds nothing */
             if (pr[j] > 0.0f) kl += (double)pr[j] * (log((double)pr[j]) - ((double)xr[j] / t - (double)lse[r]));
