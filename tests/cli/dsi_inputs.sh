@@ -76,6 +76,11 @@ awk -v a="${h_def:-0}" -v b="${h_rand:-1}" 'BEGIN { exit !(a >= 0.5 && b < 0.3) 
 # --head auto: semantic ids (no cosine head) train with the dot head, no flag needed
 out=$("$bin" "${zero[@]}" --docids semantic 2>&1); rc=$?
 [ "$rc" -eq 0 ] && ok || bad "dsi-train --docids semantic with the default head: exit $rc: $out"
+# --lr unset: 0.01 with semantic ids (the level decoder does not fit at the atomic head's 0.001), 0.001 with atomic ones
+sem() { "$bin" "${zero[@]}" --epochs 2 --docids semantic "$@" 2>&1 | awk 'NR == 2 { print $9, $10, $11, $12, $13 }'; }
+s_def=$(sem) s_hi=$(sem --lr 0.01) s_lo=$(sem --lr 0.001)
+[ -n "$s_def" ] && [ "$s_def" = "$s_hi" ] && [ "$s_def" != "$s_lo" ] && ok ||
+  bad "dsi-train --docids semantic, --lr unset: '$s_def'; --lr 0.01: '$s_hi'; --lr 0.001: '$s_lo'"
 
 # --- control bytes read from a dataset, escaped in the message
 cp -r dsi bad
