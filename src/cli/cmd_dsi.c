@@ -178,8 +178,8 @@ static dp_status train_check(int ranks)
     tcfg.model.head = head_choice != HEAD_AUTO          ? (dp_dsi_head_kind)head_choice
                       : tcfg.docids == DP_DSI_ATOMIC ? DP_DSI_HEAD_COSINE
                                                       : DP_DSI_HEAD_DOT;
-    /* the level decoder fits its training queries only at 10x the atomic head's rate: at 1e-3 train Hits@1
-     * stays at .007 after 10 epochs on 5,000 documents, at 1e-2 .33 (benchmarks/RESULTS.md §16) */
+    /* at the atomic head's rate the level decoder does not fit its own training queries within the default
+     * epochs; ten times that rate does (benchmarks/RESULTS.md §16) */
     if (tcfg.lr == 0) tcfg.lr = tcfg.docids == DP_DSI_ATOMIC ? lr_recipe : 0.01f;
     return dp_dsi_train_check(&tcfg, ranks);
 }
