@@ -44,7 +44,7 @@ awk 'BEGIN { srand(7); for (d = 0; d < 300; d++) for (q = 0; q < 4; q++) {
 # the pinned computation is the first split and the plain model (dsi-train's defaults moved to the
 # measured recipe, dsi-prepare's to the text split, after these digests were recorded)
 "$bin" dsi-prepare --queries q.tsv --out dsi --members 2 --buckets 65536 --split queries >"$tmp/log" 2>&1 || die dsi-prepare
-plain=(--head dot --head-init random --head-scale 16 --lexical off)
+plain=(--head dot --head-init random --head-scale 16 --lexical off --encoder bag)
 
 out="$tmp/digests"
 : >"$out"
