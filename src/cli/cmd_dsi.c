@@ -179,7 +179,7 @@ static dp_status train_check(int ranks)
                       : tcfg.docids == DP_DSI_ATOMIC ? DP_DSI_HEAD_COSINE
                                                       : DP_DSI_HEAD_DOT;
     /* at the atomic head's rate the level decoder does not fit its own training queries within the default
-     * epochs; ten times that rate does (benchmarks/RESULTS.md §16) */
+     * epochs; ten times that rate does (benchmarks/RESULTS.md §18) */
     if (tcfg.lr == 0) tcfg.lr = tcfg.docids == DP_DSI_ATOMIC ? lr_recipe : 0.01f;
     return dp_dsi_train_check(&tcfg, ranks);
 }

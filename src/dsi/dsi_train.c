@@ -85,7 +85,7 @@ void dp_dsi_train_recipe(dp_dsi_train_config *cfg)
     cfg->lexical = DP_DSI_LEXICAL_AUTO;
     cfg->model.lex_scale = 4.0f;
     cfg->lexical_drop = 0.5f;
-    /* benchmarks/RESULTS.md §16: beside the lexical head the IDF-weighted mean is the encoder that takes the
+    /* benchmarks/RESULTS.md §18: beside the lexical head the IDF-weighted mean is the encoder that takes the
      * model past BM25 on the whole Debian set (the plain mean stays just below it), at 3/4 of its speed */
     cfg->model.encoder = DP_DSI_ENCODER_IDF_MEAN;
 }
