@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
     *) die "unknown flag $1 (--help lists them)" ;;
   esac
 done
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/common.sh" --no-shards  # DSI data only: no Fashion-MNIST shards
 data="${data:-$out/debian-dsi}"
 if [ ! -f "$data/manifest.txt" ]; then
   DP_DSI_DATA="$data" DP_DSI_PREPARE_ONLY=1 "$root/launch/quickstart-dsi.sh" || die "preparing $data failed"
@@ -55,18 +55,17 @@ runs="$out/dsi-runs$tag"; mkdir -p "$runs"
 csv="$out/dsi$tag.csv"
 echo "method,members,docids,queries,hits1,hits5,hits10,mrr10,train_s,q_per_s_rank,params_mb,epochs,train_args" >"$csv"
 echo "$me: $(date -u +%FT%TZ) data=$data epochs=$epochs train_args='$train_args' semantic_args='$sem_args'" >&2
-dp="$build/dptrain"
+dp="$build/dptrain"; dp_need_built "$dp"
 
 # eval_rows NAME MEMBERS DOCIDS TRAIN_S QPS MB LOG: the JSON lines of a dsi-eval log into the CSV
 eval_rows() {
   local name="$1" m="$2" ids="$3" ts="$4" qps="$5" mb="$6" log="$7"
   grep '^{' "$log" | while read -r j; do
     local method q h1 h5 h10 mrr
-    method=$(sed 's/.*"method":"\([^"]*\)".*/\1/' <<<"$j")
-    q=$(sed 's/.*"queries":\([0-9]*\).*/\1/' <<<"$j")
-    h1=$(sed 's/.*"hits1":\([0-9.]*\).*/\1/' <<<"$j"); h5=$(sed 's/.*"hits5":\([0-9.]*\).*/\1/' <<<"$j")
-    h10=$(sed 's/.*"hits10":\([0-9.]*\).*/\1/' <<<"$j"); mrr=$(sed 's/.*"mrr10":\([0-9.]*\).*/\1/' <<<"$j")
-    [ "$name" = "-" ] && n="$method" || n="$name-${method%%[0-9]*}"
+    method=$(json_field method <<<"$j") q=$(json_field queries <<<"$j")
+    h1=$(json_field hits1 <<<"$j") h5=$(json_field hits5 <<<"$j") h10=$(json_field hits10 <<<"$j")
+    mrr=$(json_field mrr10 <<<"$j")
+    [ "$name" = "-" ] && n="${method//,//}" || n="$name-${method%%[0-9]*}"   # bm25(k1,b): no comma in a CSV field
     echo "$n,$m,$ids,$q,$h1,$h5,$h10,$mrr,$ts,$qps,$mb,$epochs,\"$train_args\"" >>"$csv"
   done
 }

@@ -25,13 +25,9 @@ me=bench_dsi_encoders
 data="" limit=2000 epochs=2 encoders="bag transformer" ranks=1 beams=10 nlat=500 train_args="" tag="" lexicals=auto
 dp_flags "$me" "--data=data --limit-docs=limit --epochs=epochs --encoders=encoders --ranks=ranks --beams=beams
   --latency-queries=nlat --lexical=lexicals --train-args=train_args --tag=tag" "$@"
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build="${DP_BUILD_DIR:-$root/build}"
-out="$root/benchmarks/out"; mkdir -p "$out"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" --no-shards
 dp="$build/dptrain"
-[ -x "$dp" ] || die "build first ($dp missing)"
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+dp_need_built "$dp"
 data="${data:-$out/debian-dsi-$limit}"
 if [ ! -f "$data/manifest.txt" ]; then
   DP_DSI_DATA="$data" DP_DSI_PREPARE_ONLY=1 "$root/launch/quickstart-dsi.sh" --limit-docs "$limit" ||
@@ -54,7 +50,7 @@ for enc in $encoders; do for lex in $lexicals; do
   # to the first one the indexed text lacks, so it under-reports a model with a lexical head
   "$dp" dsi-eval --run "$run" --test "$data/test.tsv" --agg confidence --json >"$run.eval" ||
     die "evaluating $enc (lexical $lex) failed"
-  h1=$(sed -n 's/.*"hits1":\([0-9.]*\).*/\1/p' "$run.eval") h10=$(sed -n 's/.*"hits10":\([0-9.]*\).*/\1/p' "$run.eval")
+  h1=$(json_field hits1 <"$run.eval") h10=$(json_field hits10 <"$run.eval")
   "$dp" dsi-query --run "$run" --beams "$beams" --queries "$runs/latency-queries.txt" --latency >/dev/null 2>"$run.latency"
   p50=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' "$run.latency") p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' "$run.latency")
   echo "$enc,$lex,$ranks,$epochs,$docs,$tq,$ts,$qps,$h1,$h10,$mb,$p50,$p99,\"$train_args\"" >>"$csv"

@@ -7,6 +7,8 @@
 #
 #   benchmarks/bench_nas_retrain.sh [--dir DIR] [--config NAME] [--search "FLAGS"]
 #       [--seeds "1 2"] [--search-epochs E] [--random 5] [--noise 3] [--ranks 2] [--plot]
+#       [--jobs N]          (N runs at once, N x --ranks cores: on a 16-core machine --jobs 8 runs both
+#                            searches beside the baselines; the figures are the same, the wall is not)
 #       [--genotype FILE]   (retrain one more cell from a search you ran yourself)
 #       [--smoke]           (the plumbing only: 256 images, 1 epoch, 500 test images; no figure counts)
 #       [--baselines FILE]  (the random, noise and cnn rows of an earlier run's protocol.csv instead of
@@ -38,13 +40,13 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 dir="" config="default" search_flags="" seeds="1 2" search_epochs=10 nrandom=5 noise=3 ranks=2 plot=0 genotype="" smoke=0
-baselines=""
+baselines="" jobs=1
 dp_flags bench_nas_retrain "--dir=dir --config=config --search=search_flags --seeds=seeds
   --search-epochs=search_epochs --random=nrandom --noise=noise --ranks=ranks --plot=plot=1 --genotype=genotype
-  --smoke=smoke=1 --baselines=baselines" "$@"
+  --smoke=smoke=1 --baselines=baselines --jobs=jobs" "$@"
 me=bench_nas_retrain
 [[ "$config" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$me: --config '$config': letters, digits, . _ - only" >&2; exit 2; }
-for n in "$search_epochs" "$nrandom" "$noise" "$ranks"; do
+for n in "$search_epochs" "$nrandom" "$noise" "$ranks" "$jobs"; do
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || { echo "$me: '$n' is not a count >= 1" >&2; exit 2; }
 done
 [ -z "$genotype" ] || [ -f "$genotype" ] || { echo "$me: --genotype $genotype: no such file" >&2; exit 2; }
@@ -67,6 +69,11 @@ if [ "$smoke" = 1 ]; then
   retrain_recipe="$retrain_recipe --limit 256 --epochs 1 --test-limit 500"
 fi
 
+# the mean and sample sd of a[1..n], for the baselines check and the verdict
+awk_stats='
+  function mean(a, n,   s, i) { s = 0; for (i = 1; i <= n; i++) s += a[i]; return s / n }
+  function sd(a, n, m,   s, i) { s = 0; for (i = 1; i <= n; i++) s += (a[i] - m) ^ 2; return n > 1 ? sqrt(s / (n - 1)) : 0 }'
+
 # run NAME CMD...: the mpirun of one protocol step, skipped when done, resumed when interrupted
 run() {
   local name="$1" d="$dir/$1"; shift
@@ -81,60 +88,88 @@ run() {
   fi
   grep '^final:' "$d/log" | tail -1 > "$d/final.txt"
 }
-retrain() { # NAME SEED then what the network is (--arch FILE or --model cnn)
-  local name="$1" seed="$2"; shift 2
-  run "$name" train --data "$shards" $retrain_recipe --seed "$seed" "$@"
+# The protocol's steps. A task is one word list: "cell NAME SEED CELL" retrains cells/CELL.json (or the cnn),
+# "search SEED" runs one search, "check" retrains random cell 1 against --baselines.
+cell() {
+  local name="$1" seed="$2" what="--arch $dir/cells/$3.json"
+  [ "$3" = cnn ] && what="--model cnn"
+  run "$name" train --data "$shards" $retrain_recipe --seed "$seed" $what
+}
+search() {
+  run "search-$config-$1" search --data "$shards" $search_recipe --epochs "$search_epochs" --seed "$1" $search_flags
+}
+# derived SEED: the cells a finished search derived (--select's, and alpha's where it differs), as tasks
+derived() {
+  local sd="$dir/search-$config-$1" g tag
+  for g in genotype genotype_alpha; do
+    [ -f "$sd/$g.json" ] || continue
+    [ "$g" = genotype_alpha ] && cmp -s "$sd/genotype.json" "$sd/$g.json" && continue
+    tag="$config-$1"; [ "$g" = genotype_alpha ] && tag="$config.alpha-$1"
+    cp "$sd/$g.json" "$dir/cells/$tag.json"
+    echo "cell derived-$tag 1 $tag"
+  done
+}
+# The imported baselines hold only if this machine retrains their random cell 1 to the same network and,
+# within the seed noise, to the same accuracy.
+check() {
+  cell random1 1 random1
+  local f="$dir/random1/final.txt"
+  grep -v '^#' "$baselines" | awk -F, -v m="$(field mflops "$f")" -v p="$(field params "$f")" \
+      -v a="$(field test_acc "$f")" -v me="$me" -v file="$baselines" "$awk_stats"'
+    $1 == "random1" { fm = $4; fp = $5; fa = $6 }
+    $1 == "random1" || $2 == "noise" { z[++nz] = $6 }
+    END {
+      if (fa == "") { printf "%s: %s has no random1 row\n", me, file > "/dev/stderr"; exit 1 }
+      if (nz < 2) { printf "%s: %s has no seed-noise rows\n", me, file > "/dev/stderr"; exit 1 }
+      s = sd(z, nz, mean(z, nz))
+      dm = m - fm; if (dm < 0) dm = -dm   # FILE may round MFLOPs to 2 decimals
+      if (dm > 0.006 || p + 0 != fp + 0) {
+        printf "%s: random cell 1 here is %s MFLOPs, %s params; %s says %s, %s: not the same cell\n",
+          me, m, p, file, fm, fp > "/dev/stderr"; exit 1 }
+      d = a - fa; if (d < 0) d = -d
+      printf "%s: random cell 1 here %.4f, %s %.4f (|diff| %.4f, seed-noise sd %.4f)\n", me, a, file, fa, d, s > "/dev/stderr"
+      if (d > 2 * s) { printf "%s: more than two seed-noise sds apart: the baselines do not hold here\n", me > "/dev/stderr"; exit 1 }
+    }'
 }
 
 for i in $(seq 1 "$nrandom"); do
   [ -f "$dir/cells/random$i.json" ] ||
     "$build/dptrain" search --random-genotype "$dir/cells/random$i.json" --seed "$((1000 + i))" >/dev/null
 done
+[ -z "$genotype" ] || cp "$genotype" "$dir/cells/given.json"
+tasks=()
 if [ -z "$baselines" ]; then
-  for i in $(seq 1 "$nrandom"); do retrain "random$i" 1 --arch "$dir/cells/random$i.json"; done
-  retrain cnn 1 --model cnn
-  for s in $(seq 2 "$noise"); do retrain "random1-seed$s" "$s" --arch "$dir/cells/random1.json"; done
+  for i in $(seq 1 "$nrandom"); do tasks+=("cell random$i 1 random$i"); done
+  tasks+=("cell cnn 1 cnn")
+  for s in $(seq 2 "$noise"); do tasks+=("cell random1-seed$s $s random1"); done
 else
-  # The imported baselines hold only if this machine retrains their random cell 1 to the same network and,
-  # within the seed noise, to the same accuracy.
-  retrain random1 1 --arch "$dir/cells/random1.json"
-  f="$dir/random1/final.txt"
-  grep -v '^#' "$baselines" | awk -F, -v m="$(field mflops "$f")" -v p="$(field params "$f")" \
-      -v a="$(field test_acc "$f")" -v me="$me" -v file="$baselines" '
-    $1 == "random1" { fm = $4; fp = $5; fa = $6 }
-    $1 == "random1" || $2 == "noise" { z[++nz] = $6; zs += $6 }
-    END {
-      if (fa == "") { printf "%s: %s has no random1 row\n", me, file > "/dev/stderr"; exit 1 }
-      if (nz < 2) { printf "%s: %s has no seed-noise rows\n", me, file > "/dev/stderr"; exit 1 }
-      zm = zs / nz; for (i = 1; i <= nz; i++) v += (z[i] - zm) ^ 2; sd = sqrt(v / (nz - 1))
-      dm = m - fm; if (dm < 0) dm = -dm   # FILE may round MFLOPs to 2 decimals
-      if (dm > 0.006 || p + 0 != fp + 0) {
-        printf "%s: random cell 1 here is %s MFLOPs, %s params; %s says %s, %s: not the same cell\n",
-          me, m, p, file, fm, fp > "/dev/stderr"; exit 1 }
-      d = a - fa; if (d < 0) d = -d
-      printf "%s: random cell 1 here %.4f, %s %.4f (|diff| %.4f, seed-noise sd %.4f)\n", me, a, file, fa, d, sd > "/dev/stderr"
-      if (d > 2 * sd) { printf "%s: more than two seed-noise sds apart: the baselines do not hold here\n", me > "/dev/stderr"; exit 1 }
-    }' || exit 1
+  tasks+=(check)
 fi
+for s in $seeds; do tasks+=("search $s"); done
+[ -z "$genotype" ] || tasks+=("cell derived-given 1 given")
 
-derived=()
-for s in $seeds; do
-  sd="search-$config-$s"
-  run "$sd" search --data "$shards" $search_recipe --epochs "$search_epochs" --seed "$s" $search_flags
-  for g in genotype genotype_alpha; do
-    [ -f "$dir/$sd/$g.json" ] || continue
-    [ "$g" = genotype_alpha ] && cmp -s "$dir/$sd/genotype.json" "$dir/$sd/$g.json" && continue
-    tag="$config-$s"; [ "$g" = genotype_alpha ] && tag="$config.alpha-$s"
-    cp "$dir/$sd/$g.json" "$dir/cells/$tag.json"
-    retrain "derived-$tag" 1 --arch "$dir/cells/$tag.json"
-    derived+=("derived-$tag")
+# --jobs N runs N tasks at once, each in the background; a finished search puts its derived cells at the
+# front of the queue. After a failure nothing new starts; the running tasks finish (their work is kept for
+# the next run) and the script exits 1.
+[ "$jobs" -le 1 ] || export DP_MPIRUN_UNBOUND=1   # concurrent mpiruns would all bind to the first cores
+declare -A running=()
+failed=0
+while [ "${#tasks[@]}" -gt 0 ] || [ "${#running[@]}" -gt 0 ]; do
+  while [ "$failed" = 0 ] && [ "${#tasks[@]}" -gt 0 ] && [ "${#running[@]}" -lt "$jobs" ]; do
+    # shellcheck disable=SC2086
+    ( ${tasks[0]} ) &
+    running[$!]="${tasks[0]}"; tasks=("${tasks[@]:1}")
   done
+  [ "${#running[@]}" -gt 0 ] || break
+  st=0; wait -n -p pid || st=$?
+  t="${running[$pid]}"; unset "running[$pid]"
+  if [ "$st" != 0 ]; then failed=1; echo "$me: '$t' failed" >&2; continue; fi
+  if [[ "$t" == search* ]]; then
+    mapfile -t more < <(derived "${t#search }")
+    tasks=("${more[@]}" "${tasks[@]}")
+  fi
 done
-if [ -n "$genotype" ]; then
-  cp "$genotype" "$dir/cells/given.json"
-  retrain derived-given 1 --arch "$dir/cells/given.json"
-  derived+=(derived-given)
-fi
+[ "$failed" = 0 ] || exit 1
 
 # the table: every retrained network this directory holds (other configurations' too)
 csv="$dir/protocol.csv"
@@ -160,14 +195,12 @@ for s in $seeds; do
 done
 # the verdict of issue 22 per configuration (derived-CONFIG-SEED): each derived cell above the random mean,
 # their mean above it by two standard errors of the random mean, the best derived at least the best random
-awk -F, '
+awk -F, "$awk_stats"'
   NR == 1 { next }
   $2 == "random" { r[++nr] = $6 }
   $2 == "noise" || $1 == "random1" { z[++nz] = $6 }
   $2 == "derived" { c = $1; sub(/^derived-/, "", c); sub(/-[0-9]+$/, "", c)
                     if (!(c in nd)) cfgs[++nc] = c; d[c, ++nd[c]] = $6; dn[c, nd[c]] = $1 }
-  function mean(a, n,   s, i) { s = 0; for (i = 1; i <= n; i++) s += a[i]; return s / n }
-  function sd(a, n, m,   s, i) { s = 0; for (i = 1; i <= n; i++) s += (a[i] - m) ^ 2; return n > 1 ? sqrt(s / (n - 1)) : 0 }
   END {
     if (nr < 2) { print "fewer than 2 random cells retrained: no verdict yet"; exit }
     rm = mean(r, nr); rs = sd(r, nr, rm); se = rs / sqrt(nr); rb = r[1]

@@ -32,13 +32,16 @@ need_torch() {
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "nan"; else print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2 }'; }
 # field KEY FILE: the value of KEY=... on the first "final:" line
 field() { sed -n "s/.*final:.* $1=\([0-9.e+-]*\).*/\1/p" "$2" | head -n1; }
+# json_field KEY: the value of "KEY": in the one-line JSON object on stdin (a number or a string)
+json_field() { sed -n -e "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" -e t -e "s/.*\"$1\":\([^,}]*\).*/\1/p" | head -n1; }
 # peak RSS in MB from /usr/bin/time -v output
 rss_mb() { sed -n 's/.*Maximum resident set size (kbytes): //p' "$1" | awk '{s+=$1} END{printf "%.1f", s/1024}'; }
 # mpirun for dptrain, one rank per core, bound (unbound when there are more ranks than cores:
-# Open MPI refuses to bind two ranks to one core)
+# Open MPI refuses to bind two ranks to one core; and with DP_MPIRUN_UNBOUND set, where several
+# mpiruns run at once and would each bind their ranks to the same first cores)
 dp_mpirun() {
   local np="$1"; shift
-  if [ "$np" -le "$(nproc)" ]; then mpirun -np "$np" --oversubscribe --bind-to core --map-by core "$@"
+  if [ "$np" -le "$(nproc)" ] && [ -z "${DP_MPIRUN_UNBOUND:-}" ]; then mpirun -np "$np" --oversubscribe --bind-to core --map-by core "$@"
   else mpirun -np "$np" --oversubscribe --bind-to none "$@"; fi
 }
 # dp_plot PNG WIDTH,HEIGHT: draws the gnuplot commands on stdin into PNG and says where; nothing when gnuplot
