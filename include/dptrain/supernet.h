@@ -15,6 +15,8 @@
  *                Gumbel noise [2 * 14 * nops] that the caller draws from a
  *                stream every rank shares, so ranks sample alike.
  *   gold         sigmoid(alpha)_k * mask_k (one-level, ops pruned by mask)
+ *   maxw         sharpDARTS' Max-W: softmax(alpha)_k + 1 - max_j softmax(alpha)_j,
+ *                the shift passing no gradient (the favoured op weighs 1)
  * An op whose weight is structurally zero (mask 0, or not sampled) is not
  * computed at all.
  *
@@ -41,7 +43,7 @@
 extern "C" {
 #endif
 
-typedef enum dp_nas_strategy { DP_NAS_DARTS, DP_NAS_TEMPERATURE, DP_NAS_GUMBEL, DP_NAS_GOLD } dp_nas_strategy;
+typedef enum dp_nas_strategy { DP_NAS_DARTS, DP_NAS_TEMPERATURE, DP_NAS_GUMBEL, DP_NAS_GOLD, DP_NAS_MAXW } dp_nas_strategy;
 
 const char *dp_nas_strategy_name(dp_nas_strategy s);
 dp_status dp_nas_strategy_parse(const char *name, dp_nas_strategy *out);

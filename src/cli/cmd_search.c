@@ -80,7 +80,8 @@ static const dp_cli_opt o_strategy = {
     .name = "strategy", .arg = "NAME",
     .help = "darts (softmax, default) | temperature (softmax(alpha/T), T decays\n"
             "exponentially) | gumbel (GDAS: one sampled op per edge, straight-through)\n"
-            "| gold (one-level, gradual pruning of the weakest ops)",
+            "| gold (one-level, gradual pruning of the weakest ops) | maxw (sharpDARTS'\n"
+            "Max-W: softmax(alpha) + 1 - its row's max, the favoured op at weight 1)",
     .kind = DP_CLI_CUSTOM, .parse = parse_strategy};
 static const dp_cli_opt o_t_start = {.name = "t-start", .arg = "T",
                                      .help = "first temperature (temperature: 1; gumbel: 10)", .kind = DP_CLI_FLOAT,

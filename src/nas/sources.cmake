@@ -9,6 +9,7 @@ dp_room(nas
   src/nas/strategy_darts.c
   src/nas/strategy_temperature.c
   src/nas/strategy_gumbel.c
+  src/nas/strategy_maxw.c
   src/nas/gold.c
   src/nas/costs.c
   src/nas/random_genotype.c

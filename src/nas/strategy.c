@@ -7,13 +7,15 @@
 #include "nas/strategy.h"
 
 /* one line per strategy: its record lives in its own file */
-extern const nas_strategy nas_strategy_darts, nas_strategy_temperature, nas_strategy_gumbel, nas_strategy_gold;
+extern const nas_strategy nas_strategy_darts, nas_strategy_temperature, nas_strategy_gumbel, nas_strategy_gold,
+    nas_strategy_maxw;
 
 static const nas_strategy *const table[] = {
     [DP_NAS_DARTS] = &nas_strategy_darts,
     [DP_NAS_TEMPERATURE] = &nas_strategy_temperature,
     [DP_NAS_GUMBEL] = &nas_strategy_gumbel,
     [DP_NAS_GOLD] = &nas_strategy_gold,
+    [DP_NAS_MAXW] = &nas_strategy_maxw,
 };
 enum { NSTRATEGIES = (int)(sizeof table / sizeof table[0]) };
 

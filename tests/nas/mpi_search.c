@@ -1,7 +1,7 @@
 /* dptrain search across ranks (run at 1 and 2 ranks): a tiny search runs end
  * to end and every rank derives the same genotype; P ranks x batch b end with
  * the weights and alpha of 1 rank x batch P b (--sampler global, synchronised
- * batch-norm); every strategy runs; the cost penalty moves alpha away from
+ * batch-norm); every strategy runs (maxw too); the cost penalty moves alpha away from
  * expensive ops; gold's budget bounds the derived network; PC-DARTS (partial
  * channels, edge normalisation) is equivalent across ranks and resumes. */
 #include <math.h>
@@ -153,23 +153,25 @@ static void partial_channels(void)
     end_case("--partial-channels 4: beta beside alpha, replicas equal (alpha and beta checked), one genotype");
 }
 
-/* softmax(alpha/T) with T falling: not an equivalence case, because Adam turns the rounding differences of
- * the sanitized build's weights (2e-4) into alpha differences of a few percent of a step where a gradient is
- * near zero. It must run on every rank, keep replicas identical and derive one genotype. (gumbel and
- * --unrolled are equivalence cases above.) */
-static void temperature(void)
+/* softmax(alpha/T) with T falling, and maxw: not equivalence cases, because Adam turns the rounding
+ * differences of the sanitized build's weights (2e-4) into alpha differences of a few percent of a step where a
+ * gradient is near zero. Each must run on every rank, keep replicas identical and derive one genotype. (gumbel
+ * and --unrolled are equivalence cases above.) */
+static void runs_on_every_rank(dp_nas_strategy strategy)
 {
+    const char *name = dp_nas_strategy_name(strategy);
     dp_search_config cfg = tiny(16, 400);
-    cfg.strategy = DP_NAS_TEMPERATURE;
+    cfg.strategy = strategy;
     cfg.run.check_replicas = 3;
     dp_search_result res;
     CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &res));
-    char g[1100];
+    char g[1100], what[80];
     dp_genotype_format(&res.genotype, g, sizeof g);
-    CHECK(same_on_all_ranks(g), "temperature: ranks derived different genotypes");
-    CHECK(isfinite(res.train_loss) && res.steps > 0, "temperature: loss %g steps %ld", res.train_loss, res.steps);
+    CHECK(same_on_all_ranks(g), "%s: ranks derived different genotypes", name);
+    CHECK(isfinite(res.train_loss) && res.steps > 0, "%s: loss %g steps %ld", name, res.train_loss, res.steps);
     dp_search_result_free(&res);
-    end_case("temperature runs on every rank, replicas equal");
+    snprintf(what, sizeof what, "%s runs on every rank, replicas equal", name);
+    end_case(what);
 }
 
 static void gold_budget(void)
@@ -468,7 +470,8 @@ int main(int argc, char **argv)
     equivalence(DP_NAS_GUMBEL, 0, "equivalence gumbel: P x b == 1 x Pb");
     equivalence(DP_NAS_DARTS, 1, "equivalence unrolled: P x b == 1 x Pb");
     partial_channels();
-    temperature();
+    runs_on_every_rank(DP_NAS_TEMPERATURE);
+    runs_on_every_rank(DP_NAS_MAXW);
     gold_budget();
     cost_penalty();
     arch_warmup();
