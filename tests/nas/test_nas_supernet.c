@@ -509,7 +509,7 @@ Test(supernet, gumbel_straight_through_gradient, .timeout = DP_TIMEOUT(120))
  * Checked in three parts, since a central difference through alpha does
  * not resolve it in float: every op weighs ~1, a node is the sum of ~7 unit
  * outputs, and alpha moves it by s_k(1 - s_k) h of that, 7x less signal
- * against the rounding than under darts (measured: 57-84% of the elements
+ * against the rounding than under darts (measured: 32-84% of the elements
  * missed at h 5e-4..2e-3, and more as h shrinks). So:
  *   - the weights: the favoured op weighs 1, the others 1 - (s_max - s_k);
  *   - the alpha gradient equals that of the surrogate L(s(alpha) + shift0),
