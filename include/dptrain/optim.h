@@ -124,6 +124,7 @@ typedef enum dp_sched_kind {
     DP_SCHED_CONSTANT, /* base_lr */
     DP_SCHED_STEP,     /* base_lr * gamma^floor(t / step_size) (torch StepLR) */
     DP_SCHED_COSINE,   /* min + (base-min)*(1+cos(pi*t/T))/2 (CosineAnnealingLR) */
+    DP_SCHED_COSPOW,   /* min + (base-min)*(p^c - 1)/(p - 1), c = (1+cos(pi*t/T))/2 (sharpDARTS) */
 } dp_sched_kind;
 
 /* A schedule is a pure function of the step index; it holds no state, so a
@@ -134,7 +135,12 @@ typedef enum dp_sched_kind {
  * and the decay schedule then runs on t = s - W, i.e. it starts from base_lr right
  * after the warm-up. For cosine T = total - W, so lr reaches min_lr at step
  * `total` and stays there (clamped, where torch's closed form would rise again).
- * Step decay's drops therefore fall at steps W + k*step_size. */
+ * Step decay's drops therefore fall at steps W + k*step_size.
+ *
+ * Cosine power annealing (Hundt et al. 2019, sharpDARTS) raises the exponent
+ * order p to cosine's own fraction c and rescales p^c to [min, base]: it falls
+ * faster than cosine early and slower late (at T/2 it gives 1/sqrt(p) of the
+ * way for p = 10 where cosine gives 1/2); p -> 1 is cosine. */
 typedef struct dp_schedule {
     dp_sched_kind kind;
     float base_lr;
@@ -142,7 +148,8 @@ typedef struct dp_schedule {
     float gamma;     /* step: factor applied every step_size steps */
     long step_size;  /* step: > 0 */
     long warmup;     /* all: linear warm-up steps, 0 for none */
-    long total;      /* cosine: total steps including the warm-up */
+    long total;      /* cosine, cospow: total steps including the warm-up */
+    float power;     /* cospow: the exponent order p > 1 (sharpDARTS: 10) */
 } dp_schedule;
 
 /*! The learning rate for optimizer step `step` (0-based: the first step is 0).
@@ -152,15 +159,15 @@ typedef struct dp_schedule {
 float dp_schedule_lr(const dp_schedule *s, long step);
 
 /*! Checks fields for the schedule's kind (step_size > 0 for step, total > warmup
- *  for cosine, warmup >= 0, lrs >= 0).
+ *  for cosine and cospow, power > 1 for cospow, warmup >= 0, lrs >= 0).
  *  @return DP_OK, or DP_ERR_ARG with a message naming the field. */
 dp_status dp_schedule_check(const dp_schedule *s);
 
-/*! Parses "constant", "step" or "cosine" into `*out`.
+/*! Parses "constant", "step", "cosine" or "cospow" into `*out`.
  *  @return DP_OK, or DP_ERR_ARG with a message listing the accepted names. */
 dp_status dp_schedule_kind_parse(const char *name, dp_sched_kind *out);
 
-/*! @return "constant", "step", "cosine" or "unknown". */
+/*! @return "constant", "step", "cosine", "cospow" or "unknown". */
 const char *dp_schedule_kind_name(dp_sched_kind k);
 
 /* ------------------------------------------------------------------------- */

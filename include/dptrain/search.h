@@ -30,6 +30,8 @@ typedef struct dp_search_config {
     long eval_limit;       /* evaluate on at most N held-out images per epoch (0 = all) */
     /* weights: SGD */
     float w_lr, w_min_lr, w_momentum, w_wd, w_clip;
+    dp_sched_kind w_schedule; /* cosine (DARTS) or cospow (sharpDARTS) */
+    float w_lr_power;         /* cospow: the exponent order */
     /* alpha: Adam */
     float a_lr, a_beta1, a_beta2, a_wd, a_clip;
     int unrolled;          /* second-order alpha gradient (finite-difference Hessian-vector product) */

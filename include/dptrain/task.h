@@ -163,6 +163,11 @@ typedef struct dp_task_info {
     /* "key=--flag" for each key whose flag is not --key (underscores as dashes); a key of several '/'-separated
      * values names one flag each ("w=--lr/--min-lr"); NULL-terminated (NULL: none). Resume errors name them. */
     const char *const *key_flags;
+    /* Keys this run may write that an older checkpoint lacks: "key=value" with the value a checkpoint without
+     * the key implies, NULL-terminated. When set, every key of this run's text missing from the checkpoint must
+     * be listed with its value, else the resume differs (a lever switched on at resume is named). NULL: keys
+     * the checkpoint lacks are not checked. */
+    const char *const *implied;
 } dp_task_info;
 
 /* One section of a task's checkpoint: rank 0's bytes, given to every rank on --resume, or (per_rank)

@@ -38,7 +38,8 @@ typedef struct dp_train_config {
     dp_opt_config opt;
     dp_sched_kind schedule;
     long warmup;         /* warm-up steps */
-    float min_lr;        /* cosine floor */
+    float min_lr;        /* cosine and cospow floor */
+    float lr_power;      /* cospow: the exponent order */
     float step_gamma;    /* step schedule */
     long step_size;      /* step schedule, in steps */
     float clip;          /* max global gradient norm; 0 = off */

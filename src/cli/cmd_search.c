@@ -115,8 +115,12 @@ static const dp_cli_opt o_warmup_epochs = {.name = "warmup-epochs", .arg = "N", 
 static const dp_cli_opt o_arch_warmup = {.name = "arch-warmup", .arg = "N",
                                          .help = "epochs of weight steps only before alpha moves", .kind = DP_CLI_INT,
                                          .lo = 0, .hi = 100000, .show_default = 1};
-static const dp_cli_opt o_lr = {.name = "lr", .arg = "LR", .help = "weights: SGD learning rate, cosine to --min-lr",
+static const dp_cli_opt o_lr = {.name = "lr", .arg = "LR", .help = "weights: SGD learning rate, annealed to --min-lr by --schedule",
                                 .kind = DP_CLI_FLOAT, .lo = 1e-12, .hi = 100, .show_default = 1};
+static const dp_cli_opt o_schedule = {.name = "schedule", .arg = "NAME",
+                                      .help = "weights' lr: cosine (DARTS) | cospow (sharpDARTS' cosine power\n"
+                                              "annealing) (default cosine)",
+                                      .kind = DP_CLI_CUSTOM, .parse = dp_cli_parse_schedule};
 static const dp_cli_opt o_momentum = {.name = "momentum", .arg = "M", .help = "weights: SGD momentum",
                                       .kind = DP_CLI_FLOAT, .lo = 0, .hi = 0.999999, .show_default = 1};
 static const dp_cli_opt o_wd = {.name = "weight-decay", .arg = "WD", .help = "weights: L2 decay", .kind = DP_CLI_FLOAT,
@@ -245,6 +249,8 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(dp_cli_limit, cfg.run.limit),
     DP_CLI_BIND(o_lr, cfg.w_lr),
     DP_CLI_BIND(dp_cli_min_lr, cfg.w_min_lr),
+    DP_CLI_BIND(o_schedule, cfg.w_schedule),
+    DP_CLI_BIND(dp_cli_lr_power, cfg.w_lr_power),
     DP_CLI_BIND(o_momentum, cfg.w_momentum),
     DP_CLI_BIND(o_wd, cfg.w_wd),
     DP_CLI_BIND(dp_cli_clip, cfg.w_clip),

@@ -30,12 +30,6 @@ static dp_status parse_optimizer(const dp_cli_opt *o, const char *a, void *field
     return dp_opt_kind_parse(a, field);
 }
 
-static dp_status parse_schedule(const dp_cli_opt *o, const char *a, void *field)
-{
-    (void)o;
-    return dp_schedule_kind_parse(a, field);
-}
-
 static const char *const nonfinite_names[] = {"stop", "skip", NULL}; /* dp_nonfinite_policy */
 
 /* train's own flags */
@@ -87,8 +81,9 @@ static const dp_cli_opt o_wd = {.name = "weight-decay", .arg = "WD",
                                 .help = "L2 (sgd, adam) or decoupled (adamw) decay (default 0; adamw 0.01)",
                                 .kind = DP_CLI_FLOAT, .lo = 0, .hi = 10};
 static const dp_cli_opt o_schedule = {.name = "schedule", .arg = "NAME",
-                                      .help = "constant | step | cosine (default constant)", .kind = DP_CLI_CUSTOM,
-                                      .parse = parse_schedule};
+                                      .help = "constant | step | cosine | cospow (sharpDARTS' cosine power\n"
+                                              "annealing) (default constant)",
+                                      .kind = DP_CLI_CUSTOM, .parse = dp_cli_parse_schedule};
 static const dp_cli_opt o_warmup = {.name = "warmup", .arg = "STEPS", .help = "linear warm-up steps",
                                     .kind = DP_CLI_LONG, .lo = 0, .hi = 0x1p40, .show_default = 1};
 static const dp_cli_opt o_step_size = {.name = "step-size", .arg = "STEPS", .help = "step schedule: decay every STEPS",
@@ -164,6 +159,7 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_schedule, cfg.schedule),
     DP_CLI_BIND(o_warmup, cfg.warmup),
     DP_CLI_BIND(dp_cli_min_lr, cfg.min_lr),
+    DP_CLI_BIND(dp_cli_lr_power, cfg.lr_power),
     DP_CLI_BIND(o_step_size, cfg.step_size),
     DP_CLI_BIND(o_step_gamma, cfg.step_gamma),
     DP_CLI_BIND(dp_cli_clip, cfg.clip),

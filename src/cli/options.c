@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "dptrain/compress.h"
+#include "dptrain/optim.h"
 #include "dptrain/comm.h"
 #include "dptrain/task.h"
 #include "dptrain/text.h"
@@ -22,6 +23,12 @@
 static const char *const sampler_names[] = {"shard", "global", NULL};  /* dp_sampler_kind */
 static const char *const allreduce_names[] = {"ring", "mpi", "hier", "hier-rd", "rd", "auto", NULL}; /* dp_allreduce_algo order */
 static const char *const progress_names[] = {"plain", "bar", NULL};    /* 0 plain lines, 1 bar (-1 auto) */
+
+dp_status dp_cli_parse_schedule(const dp_cli_opt *o, const char *arg, void *field)
+{
+    (void)o;
+    return dp_schedule_kind_parse(arg, field);
+}
 
 static dp_status parse_codec(const dp_cli_opt *o, const char *arg, void *field)
 {
@@ -42,8 +49,11 @@ const dp_cli_opt dp_cli_eval_batch = {.name = "eval-batch", .arg = "B", .help = 
 /* optimisation */
 const dp_cli_opt dp_cli_epochs = {.name = "epochs", .arg = "N", .help = "passes over the training images",
                                   .kind = DP_CLI_INT, .lo = 1, .hi = 100000, .show_default = 1};
-const dp_cli_opt dp_cli_min_lr = {.name = "min-lr", .arg = "LR", .help = "floor of the cosine schedule",
+const dp_cli_opt dp_cli_min_lr = {.name = "min-lr", .arg = "LR", .help = "floor of the cosine and cospow schedules",
                                   .kind = DP_CLI_FLOAT, .lo = 0, .hi = 100, .show_default = 1};
+const dp_cli_opt dp_cli_lr_power = {.name = "lr-power", .arg = "P",
+                                    .help = "cospow: the exponent order; larger falls faster early (1 is cosine)",
+                                    .kind = DP_CLI_FLOAT, .lo = 1, .hi = 1e6, .show_default = 1};
 const dp_cli_opt dp_cli_clip = {.name = "clip", .arg = "NORM", .help = "clip gradients to this global norm, 0 = off",
                                 .kind = DP_CLI_FLOAT, .lo = 0, .hi = 1e9, .show_default = 1};
 const dp_cli_opt dp_cli_seed = {.name = "seed", .arg = "S", .help = "seed of every random stream", .kind = DP_CLI_U64,

@@ -68,11 +68,14 @@ dp_status dp_cli_long(const char *flag, const char *s, long lo, long hi, long *o
  * "  -h, --help", then footer (may be NULL). */
 void dp_cli_help(FILE *f, const char *header, const dp_cli_bind *binds, const char *footer);
 
+/* DP_CLI_CUSTOM's parse of a --schedule name into a dp_sched_kind. */
+dp_status dp_cli_parse_schedule(const dp_cli_opt *o, const char *arg, void *field);
+
 /* The shared declarations, by group. */
 /* data */
 extern const dp_cli_opt dp_cli_data, dp_cli_limit, dp_cli_batch, dp_cli_eval_batch;
 /* optimisation */
-extern const dp_cli_opt dp_cli_epochs, dp_cli_min_lr, dp_cli_clip, dp_cli_seed;
+extern const dp_cli_opt dp_cli_epochs, dp_cli_min_lr, dp_cli_lr_power, dp_cli_clip, dp_cli_seed;
 /* data-parallel */
 extern const dp_cli_opt dp_cli_sync_every, dp_cli_rank_times;
 extern const dp_cli_opt dp_cli_sampler, dp_cli_allreduce, dp_cli_allreduce_table, dp_cli_bucket_mb, dp_cli_no_overlap, dp_cli_check_replicas,

@@ -16,6 +16,7 @@ void dp_search_config_defaults(dp_search_config *cfg)
     cfg->strategy = DP_NAS_DARTS;
     cfg->run.eval_batch = 64; /* the arena holds a whole forward: a large eval batch would set the peak memory */
     cfg->w_lr = 0.025f, cfg->w_min_lr = 0.001f, cfg->w_momentum = 0.9f, cfg->w_wd = 3e-4f, cfg->w_clip = 5.0f;
+    cfg->w_schedule = DP_SCHED_COSINE, cfg->w_lr_power = 10.0f;
     cfg->a_lr = 3e-4f, cfg->a_beta1 = 0.5f, cfg->a_beta2 = 0.999f, cfg->a_wd = 1e-3f, cfg->a_clip = 10.0f;
     cfg->prune_every = 50;
     cfg->warmup_epochs = 1;
@@ -56,6 +57,11 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     POS(cfg->w_lr, "--lr");
     DP_CHECK(isfinite(cfg->w_min_lr) && cfg->w_min_lr >= 0 && cfg->w_min_lr <= cfg->w_lr,
              "--min-lr: %g is out of range [0, lr=%g]", cfg->w_min_lr, cfg->w_lr);
+    DP_CHECK(cfg->w_schedule == DP_SCHED_COSINE || cfg->w_schedule == DP_SCHED_COSPOW,
+             "--schedule %s: the search anneals its weights' lr with cosine or cospow",
+             dp_schedule_kind_name(cfg->w_schedule));
+    DP_CHECK(isfinite(cfg->w_lr_power) && cfg->w_lr_power > 1 && cfg->w_lr_power <= 1e6,
+             "--lr-power: %g must be in (1, 1e6] (1 is --schedule cosine)", cfg->w_lr_power);
     DP_CHECK(cfg->w_momentum >= 0 && cfg->w_momentum < 1, "--momentum: %g is out of range [0, 1)", cfg->w_momentum);
     NONNEG(cfg->w_wd, "--weight-decay");
     NONNEG(cfg->w_clip, "--clip");
@@ -142,6 +148,9 @@ int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
     /* only when on: the text (and every checkpoint) of a search without them is unchanged */
     if ((cfg->stop_stable || cfg->stop_free) && len > 0 && (size_t)len < n)
         len += snprintf(buf + len, n - (size_t)len, "stop=%d/%d\n", cfg->stop_stable, cfg->stop_free);
+    if (cfg->w_schedule != DP_SCHED_COSINE && len > 0 && (size_t)len < n)
+        len += snprintf(buf + len, n - (size_t)len, "schedule=%s/%g\n", dp_schedule_kind_name(cfg->w_schedule),
+                        cfg->w_lr_power);
     if (cfg->self_distill > 0 && len > 0 && (size_t)len < n)
         len += snprintf(buf + len, n - (size_t)len, "distill=%g/%g/%d\n", cfg->self_distill, cfg->distill_temp,
                         cfg->distill_voters);

@@ -107,8 +107,11 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
         "a=--arch-lr/--arch-beta1/--arch-beta2/--arch-weight-decay/--arch-clip",
         "t=--t-start/--t-end", "prune=--prune-every/--warmup-epochs", "codec=--codec/--wire-zstd",
         "in=--data (the images' shape and classes)", "alpha=the search space (alpha's layout)",
-        "stop=--stop-stable/--stop-free", "distill=--self-distill/--distill-temp/--distill-voters", NULL};
+        "stop=--stop-stable/--stop-free", "schedule=--schedule/--lr-power", "distill=--self-distill/--distill-temp/--distill-voters", NULL};
     info->key_flags = key_flags;
+    /* the keys added since the first checkpoints; stop=, distill= and schedule= are written only when on */
+    static const char *const implied[] = {"partial_channels=1", "edge_norm=0", NULL};
+    info->implied = implied;
     int len = dp_search_config_format(cfg, info->config_text, info->config_cap);
     snprintf(info->config_text + len, info->config_cap - (size_t)len, "manifest=%016llx\nalpha=%016llx\n",
              (unsigned long long)manifest_hash, (unsigned long long)(s->sn ? dp_params_layout_hash(&s->sn->alpha) : 0));
@@ -158,8 +161,8 @@ static dp_status task_load(void *t, dp_driver *d)
     if (rc != DP_OK) return rc;
     if (cfg->self_distill > 0) d->ckpt_floats += (double)cfg->distill_voters * (double)(wp->n + ap->n);
     s->total_steps = (long)cfg->run.epochs * s->steps;
-    s->wsched = (dp_schedule){.kind = DP_SCHED_COSINE, .base_lr = cfg->w_lr, .min_lr = cfg->w_min_lr,
-                              .gamma = 1, .step_size = 1, .total = s->total_steps};
+    s->wsched = (dp_schedule){.kind = cfg->w_schedule, .base_lr = cfg->w_lr, .min_lr = cfg->w_min_lr,
+                              .gamma = 1, .step_size = 1, .total = s->total_steps, .power = cfg->w_lr_power};
     dp_search_temperatures(cfg, &s->t_start, &s->t_end);
     uint32_t stream_rank = cfg->run.sampler == DP_SAMPLER_GLOBAL ? 0 : (uint32_t)d->rank;
     dp_rng_seed(&s->shuffle_t, cfg->run.seed, DP_STREAM_SHUFFLE, stream_rank);

@@ -1,4 +1,4 @@
-/* Learning-rate schedules: constant, step decay and cosine annealing, each with
+/* Learning-rate schedules: constant, step decay, cosine and cosine power annealing, each with
  * an optional linear warm-up prefix. Pure functions of the step index, so the
  * trainer needs no schedule state in its checkpoint.
  *
@@ -7,6 +7,8 @@
  *     step:     base * gamma^floor(t / step_size)             torch StepLR
  *     cosine:   min + (base - min) * (1 + cos(pi * t / T)) / 2,  T = total - warmup
  *               (torch CosineAnnealingLR's closed form), clamped to min for t >= T
+ *     cospow:   min + (base - min) * (p^c - 1) / (p - 1),  c = (1 + cos(pi * t / T)) / 2
+ *               (sharpDARTS' cosine power annealing, per step where its code is per epoch)
  * Warm-up: base * (step + 1) / warmup for step < warmup. Counting from step+1
  * means the first step already moves (lr = base/warmup, not 0, which would be a
  * wasted step) and the last warm-up step reaches base, meeting the decay
@@ -23,6 +25,7 @@
 
 static const char *const sched_names[] = {
     [DP_SCHED_CONSTANT] = "constant", [DP_SCHED_STEP] = "step", [DP_SCHED_COSINE] = "cosine",
+    [DP_SCHED_COSPOW] = "cospow",
 };
 
 const char *dp_schedule_kind_name(dp_sched_kind k)
@@ -37,14 +40,14 @@ dp_status dp_schedule_kind_parse(const char *name, dp_sched_kind *out)
         *out = (dp_sched_kind)k;
         return DP_OK;
     }
-    return dp_errorf(DP_ERR_ARG, "unknown lr schedule \"%s\" (expected constant, step or cosine)",
+    return dp_errorf(DP_ERR_ARG, "unknown lr schedule \"%s\" (expected constant, step, cosine or cospow)",
                      name ? name : "(null)");
 }
 
 dp_status dp_schedule_check(const dp_schedule *s)
 {
     const char *name = dp_schedule_kind_name(s->kind);
-    if (DP_SCHED_CONSTANT != s->kind && DP_SCHED_STEP != s->kind && DP_SCHED_COSINE != s->kind)
+    if ((unsigned)s->kind >= DP_NAMES_N(sched_names))
         return dp_errorf(DP_ERR_ARG, "lr schedule: unknown kind %d", (int)s->kind);
     if (!(s->base_lr >= 0.0f) || isinf(s->base_lr))
         return dp_errorf(DP_ERR_ARG, "%s schedule: base_lr %g must be finite and >= 0",
@@ -58,14 +61,17 @@ dp_status dp_schedule_check(const dp_schedule *s)
             return dp_errorf(DP_ERR_ARG, "step schedule: gamma %g must be finite and >= 0",
                              (double)s->gamma);
     }
-    if (DP_SCHED_COSINE == s->kind) {
+    if (DP_SCHED_COSINE == s->kind || DP_SCHED_COSPOW == s->kind) {
         if (s->total <= s->warmup)
-            return dp_errorf(DP_ERR_ARG, "cosine schedule: total %ld must exceed warmup %ld",
-                             s->total, s->warmup);
+            return dp_errorf(DP_ERR_ARG, "%s schedule: total %ld must exceed warmup %ld",
+                             name, s->total, s->warmup);
         if (!(s->min_lr >= 0.0f && s->min_lr <= s->base_lr))
-            return dp_errorf(DP_ERR_ARG, "cosine schedule: min_lr %g must be in [0, base_lr %g]",
-                             (double)s->min_lr, (double)s->base_lr);
+            return dp_errorf(DP_ERR_ARG, "%s schedule: min_lr %g must be in [0, base_lr %g]",
+                             name, (double)s->min_lr, (double)s->base_lr);
     }
+    if (DP_SCHED_COSPOW == s->kind && !(s->power > 1.0f && s->power <= 1e6f))
+        return dp_errorf(DP_ERR_ARG, "cospow schedule: power %g must be in (1, 1e6] (1 is cosine)",
+                         (double)s->power);
     return DP_OK;
 }
 
@@ -85,12 +91,16 @@ float dp_schedule_lr(const dp_schedule *s, long step)
         if (s->step_size <= 0)
             return s->base_lr;
         return (float)(base * pow((double)s->gamma, (double)(t / s->step_size)));
-    case DP_SCHED_COSINE: {
+    case DP_SCHED_COSINE:
+    case DP_SCHED_COSPOW: {
         const long T = s->total - s->warmup;
-        const double lo = s->min_lr;
+        const double lo = s->min_lr, p = s->power;
         if (T <= 0 || t >= T)
             return s->min_lr;
-        return (float)(lo + (base - lo) * (1.0 + cos(M_PI * (double)t / (double)T)) / 2.0);
+        double c = (1.0 + cos(M_PI * (double)t / (double)T)) / 2.0;
+        if (DP_SCHED_COSPOW == s->kind && p > 1.0)
+            c = expm1(c * log(p)) / (p - 1.0); /* expm1 keeps p near 1 exact enough to meet cosine */
+        return (float)(lo + (base - lo) * c);
     }
     }
     return s->base_lr;

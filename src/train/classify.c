@@ -203,7 +203,7 @@ static dp_status load(void *t, dp_driver *d)
     d->ckpt_floats = (double)c->opt.state_n;
     c->sched = (dp_schedule){.kind = cfg->schedule, .base_lr = cfg->lr, .min_lr = cfg->min_lr,
                              .gamma = cfg->step_gamma, .step_size = cfg->step_size, .warmup = cfg->warmup,
-                             .total = (long)cfg->run.epochs * c->opt_steps_per_epoch};
+                             .total = (long)cfg->run.epochs * c->opt_steps_per_epoch, .power = cfg->lr_power};
     rc = dp_schedule_check(&c->sched);
     if (rc != DP_OK) return rc;
     dp_ctx_init(&c->ctx);

@@ -30,6 +30,7 @@ void dp_train_config_defaults(dp_train_config *cfg)
     cfg->schedule = DP_SCHED_CONSTANT;
     cfg->step_gamma = 0.1f;
     cfg->step_size = 1000;
+    cfg->lr_power = 10.0f; /* sharpDARTS' exponent order */
     cfg->accumulate = 1;
     cfg->crop_pad = 4; /* torchvision's RandomCrop(32, padding=4) of the CIFAR recipes */
 }
@@ -42,6 +43,8 @@ dp_status dp_train_config_check(const dp_train_config *cfg)
     DP_CHECK(isfinite(cfg->min_lr) && cfg->min_lr >= 0 && cfg->min_lr <= cfg->lr,
              "--min-lr: %g is out of range [0, lr=%g]", cfg->min_lr, cfg->lr);
     DP_CHECK(cfg->warmup >= 0, "--warmup: %ld is negative", cfg->warmup);
+    DP_CHECK(isfinite(cfg->lr_power) && cfg->lr_power > 1 && cfg->lr_power <= 1e6,
+             "--lr-power: %g must be in (1, 1e6] (1 is --schedule cosine)", cfg->lr_power);
     DP_CHECK(cfg->step_size >= 1, "--step-size: %ld must be >= 1", cfg->step_size);
     DP_CHECK(isfinite(cfg->step_gamma) && cfg->step_gamma > 0 && cfg->step_gamma <= 1,
              "--step-gamma: %g is out of range (0, 1]", cfg->step_gamma);
@@ -75,7 +78,7 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     "sampler=%s\naccumulate=%d\nallreduce=%s\nallreduce_table=%s\nbucket_mb=%.9g\noverlap=%d\ncheck_replicas=%ld\n"
                     "threads=%d\ncodec=%s\nwire_zstd=%d\ncodec_start=%ld\narch=%s\nlayers=%d\nchannels=%d\n"
                     "drop_path=%.9g\ncutout=%d\nkeep_checkpoints=%d\non_nonfinite=%s\nloss_scale=%.9g\nloss_scale_growth=%ld\n"
-                    "watchdog=%g\naugment=%d\ncrop_pad=%d\ndata=%s\n",
+                    "watchdog=%g\naugment=%d\ncrop_pad=%d\ndata=%s\nlr_power=%.9g\n",
                     cfg->model, cfg->run.epochs, cfg->run.batch, cfg->lr, dp_opt_kind_name(cfg->opt.kind),
                     cfg->opt.momentum, cfg->opt.dampening, cfg->opt.nesterov, cfg->opt.weight_decay, cfg->opt.beta1, cfg->opt.beta2,
                     cfg->opt.eps, dp_schedule_kind_name(cfg->schedule), cfg->warmup, cfg->min_lr, cfg->step_gamma,
@@ -86,7 +89,7 @@ int dp_train_config_format(const dp_train_config *cfg, char *buf, size_t n)
                     cfg->run.codec.start, cfg->arch, cfg->layers, cfg->channels, cfg->drop_path, cfg->cutout,
                     cfg->run.keep_checkpoints, cfg->run.on_nonfinite == DP_NONFINITE_SKIP ? "skip" : "stop",
                     cfg->run.loss_scale, cfg->run.loss_scale_growth, cfg->run.watchdog_s, cfg->augment,
-                    cfg->crop_pad, cfg->run.data);
+                    cfg->crop_pad, cfg->run.data, cfg->lr_power);
 }
 
 int dp_train_config_resume_key(const char *key)
@@ -127,7 +130,7 @@ static const struct cfg_key {
     F("drop_path", K_FLOAT, drop_path), F("cutout", K_INT, cutout), F("keep_checkpoints", K_INT, run.keep_checkpoints),
     F("loss_scale", K_FLOAT, run.loss_scale), F("loss_scale_growth", K_LONG, run.loss_scale_growth),
     F("watchdog", K_DOUBLE, run.watchdog_s), F("augment", K_INT, augment), F("crop_pad", K_INT, crop_pad),
-    F("data", K_STR, run.data), F("allreduce_table", K_STR, run.allreduce_table),
+    F("data", K_STR, run.data), F("allreduce_table", K_STR, run.allreduce_table), F("lr_power", K_FLOAT, lr_power),
 #undef F
     {"optimizer", K_SPECIAL, 0, 0}, {"schedule", K_SPECIAL, 0, 0}, {"sampler", K_SPECIAL, 0, 0},
     {"allreduce", K_SPECIAL, 0, 0}, {"codec", K_SPECIAL, 0, 0}, {"on_nonfinite", K_SPECIAL, 0, 0},

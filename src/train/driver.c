@@ -163,7 +163,7 @@ static void name_flag(const dp_task_info *info, const char *key, const char *was
     for (const char *c = flags; *c; c++) nflags += *c == '/';
     int k = 0;
     const char *a = was, *b = now, *f = flags;
-    if (nflags > 1)
+    if (nflags > 1 && was[0] && now[0]) /* a key one side lacks: both whole, below */
         for (;; k++) {
             size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
             if (la != lb || memcmp(a, b, la) || !a[la] || !b[lb] || k == nflags - 1) {
@@ -198,7 +198,19 @@ static dp_status check_config(dp_driver *d, const dp_task_info *info, const char
                              "or changed)", path, d->o->run.data, now, data[0] ? data : "a shard set", was);
         }
     }
-    if (!dp_checkpoint_config_diff(saved, d->config_text, info->resume_key, key, sizeof key)) return DP_OK;
+    int differs = dp_checkpoint_config_diff(saved, d->config_text, info->resume_key, key, sizeof key);
+    for (const char *b = d->config_text; info->implied && !differs && *b;) {
+        size_t lb = strcspn(b, "\n"), kb = strcspn(b, "=");
+        if (kb < lb && kb < sizeof key) {
+            snprintf(key, sizeof key, "%.*s", (int)kb, b);
+            if (!config_value(saved, key, was, sizeof was) && (!info->resume_key || info->resume_key(key))) {
+                const char *v = flags_of(info->implied, key);
+                differs = !v || strlen(v) != lb - kb - 1 || memcmp(v, b + kb + 1, lb - kb - 1);
+            }
+        }
+        b += lb + (b[lb] == '\n');
+    }
+    if (!differs) return DP_OK;
     char what[1400];
     config_value(saved, key, was, sizeof was);
     config_value(d->config_text, key, now, sizeof now);

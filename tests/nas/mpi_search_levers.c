@@ -15,6 +15,11 @@
  * teachers active; a search stopped mid-epoch and resumed ends with the bits
  * of the uninterrupted one (the snapshots come back from the checkpoint).
  *
+ * cosine power annealing (--schedule cospow): it moves the weights elsewhere
+ * than cosine (its limit at --lr-power -> 1 is test_optim's), a search
+ * stopped mid-epoch and resumed ends with the bits of the uninterrupted one,
+ * and a resume under another schedule is refused naming the flag.
+ *
  * And the flags' errors name the flag. */
 #include <math.h>
 #include <stdio.h>
@@ -313,6 +318,22 @@ static void distill_equivalence(dp_nas_strategy strategy, int voters, const char
     end_case(name);
 }
 
+/* One epoch of `cfg` into tmp/name, then --resume with the flags of `now`: the resume's status (its
+ * result freed). */
+static dp_status resumed_with(dp_search_config cfg, const char *name, dp_search_config now)
+{
+    dp_search_result r;
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/%s", tmp, name);
+    snprintf(now.run.out, sizeof now.run.out, "%s", cfg.run.out);
+    cfg.run.resume = 0, cfg.stop_after = 1;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &r));
+    dp_search_result_free(&r);
+    now.run.resume = 1, now.stop_after = 0;
+    dp_status rc = dp_search_run(&now, MPI_COMM_WORLD, &r);
+    if (rc == DP_OK) dp_search_result_free(&r);
+    return rc;
+}
+
 /* Stopped in the middle of epoch 3 (teachers from epochs 1 and 2 in use) and resumed: the same bits. */
 static void distill_resume(void)
 {
@@ -338,25 +359,62 @@ static void distill_resume(void)
           "step 10 already ends where step 12 does");
     dp_search_result_free(&rest);
     /* another temperature than the checkpoint's is named */
-    cfg.run.resume = 0;
-    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/sd-part2", tmp);
-    cfg.stop_after = 1;
-    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &rest));
-    dp_search_result_free(&rest);
-    cfg.stop_after = 0;
-    cfg.run.resume = 1;
-    cfg.distill_temp = 4.0f;
-    dp_status rc = dp_search_run(&cfg, MPI_COMM_WORLD, &rest);
+    dp_search_config other = cfg;
+    other.distill_temp = 4.0f;
+    dp_status rc = resumed_with(cfg, "sd-part2", other);
     CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--distill-temp"), "resume with another T: %s", dp_errmsg());
     dp_search_result_free(&whole);
     dp_search_result_free(&part);
     end_case("--self-distill: stopped mid-epoch, resumed, same bits");
 }
 
+/* Alpha held still (an --arch-lr Adam cannot move in float), so only the weights' lr differs between runs. */
+static void cospow(void)
+{
+    dp_search_config cfg = tiny(8, 2L * 4 * 8 * g_size); /* 4 steps an epoch */
+    cfg.run.epochs = 3;
+    cfg.a_lr = 1e-12f;
+    dp_search_result cosine, whole, part, rest;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &cosine));
+    cfg.w_schedule = DP_SCHED_COSPOW;
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/cp-whole", tmp);
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &whole));
+    double wmax = 0, apart = 0;
+    for (size_t i = 0; i < cosine.nweights; i++) wmax = fmax(wmax, fabs(cosine.weights[i]));
+    if (whole.nweights == cosine.nweights) apart = max_diff(whole.weights, cosine.weights, cosine.nweights);
+    CHECK(apart > 1e-3 * wmax, "cospow p 10 ends %g from cosine (max |w| %g): the schedule does not act", apart, wmax);
+    if (g_rank == 0) printf("    weights from cosine's: %.3g (max |w| %.3g)\n", apart, wmax);
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/cp-part", tmp);
+    cfg.run.stop_after = 6; /* the middle of epoch 2 */
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &part));
+    CHECK(part.stopped_early && part.steps == 6, "stopped at step %ld", part.steps);
+    cfg.run.stop_after = 0;
+    cfg.run.resume = 1;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &rest));
+    CHECK(rest.steps == whole.steps && same_bits(&whole, &rest), "resumed: %ld steps (uninterrupted %ld), other bits",
+          rest.steps, whole.steps);
+    dp_search_result_free(&rest);
+    /* a cosine search resumed with cospow, or with self-distillation switched on (keys its checkpoint lacks) */
+    dp_search_config plain = cfg, distill = cfg;
+    plain.w_schedule = distill.w_schedule = DP_SCHED_COSINE;
+    distill.self_distill = 1.0f;
+    dp_status rc = resumed_with(plain, "cp-part2", cfg);
+    CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--schedule/--lr-power is cospow/10 in this run, (none) in the"),
+          "resume of a cosine search with cospow: %s", dp_errmsg());
+    if (g_rank == 0) printf("    %s\n", dp_errmsg());
+    rc = resumed_with(plain, "cp-part3", distill);
+    CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--self-distill"), "resume with --self-distill on: %s", dp_errmsg());
+    dp_search_result_free(&cosine);
+    dp_search_result_free(&whole);
+    dp_search_result_free(&part);
+    end_case("--schedule cospow: acts, resumes with the same bits, a switch at resume is named");
+}
+
 static void bad_flags(void)
 {
     static const char *const flag[] = {"--stop-stable", "--stop-free", "--stop-free", "--self-distill",
-                                       "--distill-temp", "--distill-voters", "--distill-temp"};
+                                       "--distill-temp", "--distill-voters", "--distill-temp", "--schedule",
+                                       "--lr-power"};
     for (int k = 0; k < (int)(sizeof flag / sizeof flag[0]); k++) {
         dp_search_config cfg = tiny(16, 400);
         cfg.run.epochs = 3;
@@ -368,6 +426,8 @@ static void bad_flags(void)
         case 4: cfg.self_distill = 1.0f, cfg.distill_temp = 0.0f; break;
         case 5: cfg.self_distill = 1.0f, cfg.distill_voters = 0; break;
         case 6: cfg.distill_temp = 2.0f; break;       /* shaping a term that is off */
+        case 7: cfg.w_schedule = DP_SCHED_STEP; break; /* the search anneals */
+        case 8: cfg.w_schedule = DP_SCHED_COSPOW, cfg.w_lr_power = 1.0f; break;
         }
         dp_search_result res;
         dp_status rc = dp_search_run(&cfg, MPI_COMM_WORLD, &res);
@@ -389,6 +449,7 @@ int main(int argc, char **argv)
     if (!DP_SANITIZED) /* the voters' and gumbel's code is the same loop, run plain only */
         distill_equivalence(DP_NAS_GUMBEL, 2, "--self-distill gumbel, 2 voters: P x b == 1 x Pb");
     distill_resume();
+    cospow();
 
     return mpi_finish("mpi_search_levers", tmp);
 }

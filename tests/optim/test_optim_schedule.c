@@ -47,6 +47,17 @@ static const lr_case lr_cases[] = {
     {"cosine_warmup",
      {.kind = DP_SCHED_COSINE, .base_lr = 1.0f, .min_lr = 0.1f, .total = 15, .warmup = 5},
      {{0, 0.2}, {3, 0.8}, {4, 1.0}, {5, 1.0}, {8, 0.814503363}, {10, 0.55}, {15, 0.1}, {16, 0.1}}},
+    /* Cosine power annealing from 1 to 0.1 over 10 steps, p = 10: 0.1 + 0.9 (10^c - 1) / 9 with cosine's
+     * fraction c = (1 + cos(pi s / 10)) / 2.  s=0: c=1 -> 1;  s=3: c=0.793892626, 10^c=6.22146448 -> 0.622146448;
+     * s=5: c=1/2 -> 0.1 + (sqrt(10) - 1) / 10 = sqrt(10) / 10;  s=9: c=0.024471742, 10^c=1.05796608 -> 0.105796608;
+     * s=10: 0.1, clamped after. */
+    {"cospow",
+     {.kind = DP_SCHED_COSPOW, .base_lr = 1.0f, .min_lr = 0.1f, .total = 10, .power = 10.0f},
+     {{0, 1.0}, {3, 0.622146448}, {5, 0.316227766}, {9, 0.105796608}, {10, 0.1}, {20, 0.1}}},
+    /* The same after a warm-up of 5 steps: 0.2 .. 1.0, then the curve above shifted by 5. */
+    {"cospow_warmup",
+     {.kind = DP_SCHED_COSPOW, .base_lr = 1.0f, .min_lr = 0.1f, .total = 15, .warmup = 5, .power = 10.0f},
+     {{0, 0.2}, {4, 1.0}, {5, 1.0}, {8, 0.622146448}, {10, 0.316227766}, {15, 0.1}}},
 };
 
 Test(optim_schedule, rates, .timeout = DP_TIMEOUT(10))
@@ -76,6 +87,26 @@ Test(optim_schedule, cosine_monotone, .timeout = DP_TIMEOUT(10))
     cr_expect_eq(prev, 0.0f);
 }
 
+/* Cosine power annealing lies below cosine everywhere inside the run (it falls faster early), falls
+ * monotonically, and meets cosine as p -> 1: at p = 1 + 1e-4 the two differ by less than 1e-4 of base. */
+Test(optim_schedule, cospow_against_cosine, .timeout = DP_TIMEOUT(10))
+{
+    dp_schedule cs = {.kind = DP_SCHED_COSINE, .base_lr = 0.025f, .min_lr = 0.001f, .total = 4000, .warmup = 50};
+    dp_schedule cp = cs, near = cs;
+    cp.kind = near.kind = DP_SCHED_COSPOW;
+    cp.power = 10.0f, near.power = 1.0001f;
+    cr_assert_eq(dp_schedule_check(&cp), DP_OK, "%s", dp_errmsg());
+    float prev = dp_schedule_lr(&cp, 49);
+    for (long k = 50; k <= 4000; k++) {
+        float c = dp_schedule_lr(&cs, k), p = dp_schedule_lr(&cp, k), q = dp_schedule_lr(&near, k);
+        cr_assert(p <= prev, "step %ld: %g after %g", k, (double)p, (double)prev);
+        if (k > 50 && k < 4000) cr_assert(p < c, "step %ld: cospow %g is not below cosine %g", k, (double)p, (double)c);
+        cr_assert(fabsf(q - c) < 1e-4f * 0.025f, "step %ld: p = 1.0001 gives %.9g, cosine %.9g", k, (double)q, (double)c);
+        prev = p;
+    }
+    cr_expect_eq(prev, 0.001f);
+}
+
 Test(optim_schedule, parse_names, .timeout = DP_TIMEOUT(10))
 {
     dp_sched_kind k = DP_SCHED_CONSTANT;
@@ -85,10 +116,14 @@ Test(optim_schedule, parse_names, .timeout = DP_TIMEOUT(10))
     cr_expect_eq(k, DP_SCHED_STEP);
     cr_expect_eq(dp_schedule_kind_parse("constant", &k), DP_OK);
     cr_expect_eq(k, DP_SCHED_CONSTANT);
+    cr_expect_eq(dp_schedule_kind_parse("cospow", &k), DP_OK);
+    cr_expect_eq(k, DP_SCHED_COSPOW);
+    cr_expect_str_eq(dp_schedule_kind_name(DP_SCHED_COSPOW), "cospow");
+    k = DP_SCHED_CONSTANT;
 
     cr_expect_eq(dp_schedule_kind_parse("cos", &k), DP_ERR_ARG);
     cr_expect_eq(k, DP_SCHED_CONSTANT, "failed parse must not write *out");
-    cr_expect(strstr(dp_errmsg(), "\"cos\"") && strstr(dp_errmsg(), "constant, step or cosine"),
+    cr_expect(strstr(dp_errmsg(), "\"cos\"") && strstr(dp_errmsg(), "constant, step, cosine or cospow"),
               "message: %s", dp_errmsg());
     cr_expect_eq(dp_schedule_kind_parse("", &k), DP_ERR_ARG);
     cr_expect_eq(dp_schedule_kind_parse(NULL, &k), DP_ERR_ARG);
@@ -108,4 +143,10 @@ Test(optim_schedule, check_rejects, .timeout = DP_TIMEOUT(10))
     s = (dp_schedule){.kind = DP_SCHED_COSINE, .base_lr = 1.0f, .min_lr = 2.0f, .total = 5};
     cr_expect_eq(dp_schedule_check(&s), DP_ERR_ARG);
     cr_expect(strstr(dp_errmsg(), "min_lr"), "message: %s", dp_errmsg());
+    s = (dp_schedule){.kind = DP_SCHED_COSPOW, .base_lr = 1.0f, .total = 5, .power = 1.0f};
+    cr_expect_eq(dp_schedule_check(&s), DP_ERR_ARG);
+    cr_expect(strstr(dp_errmsg(), "power") && strstr(dp_errmsg(), "cospow"), "message: %s", dp_errmsg());
+    s.power = 10.0f, s.warmup = 5;
+    cr_expect_eq(dp_schedule_check(&s), DP_ERR_ARG);
+    cr_expect(strstr(dp_errmsg(), "cospow schedule: total"), "message: %s", dp_errmsg());
 }

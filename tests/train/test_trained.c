@@ -176,6 +176,12 @@ Test(trained, configuration_text_reads_back_to_the_same_text)
     cr_assert_eq(dp_train_config_parse(ta, "text", &b), DP_OK, "%s", dp_errmsg());
     cr_assert_eq(b.run.allreduce, DP_ALLREDUCE_AUTO);
     cr_assert_str_eq(b.run.allreduce_table, "tables/ar 2.txt");
+    /* cosine power annealing and its exponent order */
+    a.schedule = DP_SCHED_COSPOW, a.lr_power = 4.5f;
+    dp_train_config_format(&a, ta, sizeof ta);
+    cr_assert_eq(dp_train_config_parse(ta, "text", &b), DP_OK, "%s", dp_errmsg());
+    cr_assert(b.schedule == DP_SCHED_COSPOW && b.lr_power == 4.5f, "schedule %d, lr_power %g", (int)b.schedule,
+              (double)b.lr_power);
 
     cr_assert_eq(dp_train_config_parse("model=mlp\nlr=fast\n", "ck.dpc", &b), DP_ERR_FORMAT);
     cr_assert(strstr(dp_errmsg(), "ck.dpc: configuration line 2: lr=fast"), "%s", dp_errmsg());
