@@ -10,6 +10,9 @@
 #       [--jobs N]          (N runs at once, N x --ranks cores: on a 16-core machine --jobs 8 runs both
 #                            searches beside the baselines; the figures are the same, the wall is not)
 #       [--genotype FILE]   (retrain one more cell from a search you ran yourself)
+#       [--reselect HOW]    (choose each search's cell again with --select HOW from its checkpoint, without
+#                            searching, into reselect-CONFIG.HOW-SEED/, and retrain it as CONFIG.HOW: a selection
+#                            measured on the supernets the protocol already trained)
 #       [--smoke]           (the plumbing only: 256 images, 1 epoch, 500 test images; no figure counts)
 #       [--baselines FILE]  (the random, noise and cnn rows of an earlier run's protocol.csv instead of
 #                            retraining them; random cell 1 is still retrained here as the check, and the
@@ -40,16 +43,18 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 dir="" config="default" search_flags="" seeds="1 2" search_epochs=10 nrandom=5 noise=3 ranks=2 plot=0 genotype="" smoke=0
-baselines="" jobs=1
+baselines="" jobs=1 reselect=""
 dp_flags bench_nas_retrain "--dir=dir --config=config --search=search_flags --seeds=seeds
   --search-epochs=search_epochs --random=nrandom --noise=noise --ranks=ranks --plot=plot=1 --genotype=genotype
-  --smoke=smoke=1 --baselines=baselines --jobs=jobs" "$@"
+  --smoke=smoke=1 --baselines=baselines --jobs=jobs --reselect=reselect" "$@"
 me=bench_nas_retrain
 [[ "$config" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$me: --config '$config': letters, digits, . _ - only" >&2; exit 2; }
 for n in "$search_epochs" "$nrandom" "$noise" "$ranks" "$jobs"; do
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || { echo "$me: '$n' is not a count >= 1" >&2; exit 2; }
 done
 [ -z "$genotype" ] || [ -f "$genotype" ] || { echo "$me: --genotype $genotype: no such file" >&2; exit 2; }
+[[ -z "$reselect" || "$reselect" =~ ^(alpha|perturb|sample)$ ]] ||
+  { echo "$me: --reselect '$reselect': alpha, perturb or sample" >&2; exit 2; }
 if [ -n "$baselines" ]; then
   [ -f "$baselines" ] || { echo "$me: --baselines $baselines: no such file" >&2; exit 2; }
   grep -v '^#' "$baselines" | head -n1 | grep -q '^network,kind,seed,mflops,params,test_acc' ||
@@ -109,6 +114,21 @@ derived() {
     echo "cell derived-$tag 1 $tag"
   done
 }
+# reselect SEED: the finished search's checkpoint copied aside and its cell chosen again with --select
+# $reselect into reselect-CONFIG.HOW-SEED/ (the search's own directory keeps its files)
+reselect() {
+  local rd="$dir/reselect-$config.$reselect-$1"
+  [ -f "$rd/final.txt" ] && return 0
+  rm -rf "$rd"; mkdir -p "$rd"
+  cp "$dir/search-$config-$1/search.dpc" "$rd/"
+  echo "$me: $(date -u +%H:%M) reselect-$config.$reselect-$1" >&2
+  # shellcheck disable=SC2086
+  if ! dp_mpirun "$ranks" "$build/dptrain" search --data "$shards" $search_recipe --epochs "$search_epochs" \
+      --seed "$1" $search_flags --reselect --select "$reselect" --out "$rd" >>"$rd/log" 2>&1; then
+    echo "$me: reselect-$config.$reselect-$1 failed (log: $rd/log):" >&2; tail -5 "$rd/log" >&2; exit 1
+  fi
+  grep '^final:' "$rd/log" | tail -1 > "$rd/final.txt"
+}
 # The imported baselines hold only if this machine retrains their random cell 1 to the same network and,
 # within the seed noise, to the same accuracy.
 check() {
@@ -166,7 +186,12 @@ while [ "${#tasks[@]}" -gt 0 ] || [ "${#running[@]}" -gt 0 ]; do
   if [ "$st" != 0 ]; then failed=1; echo "$me: '$t' failed" >&2; continue; fi
   if [[ "$t" == search* ]]; then
     mapfile -t more < <(derived "${t#search }")
+    [ -z "$reselect" ] || more+=("reselect ${t#search }")
     tasks=("${more[@]}" "${tasks[@]}")
+  elif [[ "$t" == reselect* ]]; then # its cell, retrained
+    tag="$config.$reselect-${t#reselect }"
+    cp "$dir/reselect-$tag/genotype.json" "$dir/cells/$tag.json"
+    tasks=("cell derived-$tag 1 $tag" "${tasks[@]}")
   fi
 done
 [ "$failed" = 0 ] || exit 1
@@ -176,7 +201,7 @@ csv="$dir/protocol.csv"
 echo "network,kind,seed,mflops,params,test_acc,train_samples_per_s,wall_s,source" > "$csv"
 for f in "$dir"/*/final.txt; do
   n=$(basename "$(dirname "$f")")
-  case "$n" in search-*) continue ;; random*-seed*) k=noise ;; random*) k=random ;; cnn) k=cnn ;; *) k=derived ;; esac
+  case "$n" in search-* | reselect-*) continue ;; random*-seed*) k=noise ;; random*) k=random ;; cnn) k=cnn ;; *) k=derived ;; esac
   seed=1; [[ "$n" =~ -seed([0-9]+)$ ]] && seed="${BASH_REMATCH[1]}"
   echo "$n,$k,$seed,$(field mflops "$f"),$(field params "$f"),$(field test_acc "$f"),$(field train_samples_per_s "$f"),$(field wall_s "$f"),here" >> "$csv"
 done

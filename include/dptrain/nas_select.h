@@ -29,10 +29,10 @@ extern "C" {
 #endif
 
 /* How a search turns its supernet into a genotype. */
-typedef enum dp_nas_select { DP_NAS_SELECT_ALPHA, DP_NAS_SELECT_PERTURB } dp_nas_select;
+typedef enum dp_nas_select { DP_NAS_SELECT_ALPHA, DP_NAS_SELECT_PERTURB, DP_NAS_SELECT_SAMPLE } dp_nas_select;
 
 const char *dp_nas_select_name(dp_nas_select s);
-/*! "alpha" or "perturb"; DP_ERR_ARG names --select. */
+/*! "alpha", "perturb" or "sample"; DP_ERR_ARG names --select. */
 dp_status dp_nas_select_parse(const char *name, dp_nas_select *out);
 
 /*! Evaluates the supernet with mixing weights w [2 * 14 * nops] (normal rows,
@@ -75,6 +75,39 @@ typedef struct dp_nas_perturb_stats {
  *  An edge with no op present (pruned whole) is never evaluated and is kept
  *  only when its node has fewer than two others. stats may be NULL. */
 dp_status dp_nas_select_perturb(const dp_nas_perturb *p, dp_genotype *g, dp_nas_perturb_stats *stats);
+
+/* One-shot selection among sampled cells: random search with weight sharing (Li and Talwalkar 2019), the
+ * evaluation single-path one-shot NAS uses (Guo et al. 2020). Each candidate cell is the supernet with only
+ * its ops on its edges, each at weight 1, measured on held-out data through the same eval callback; the cell
+ * with the most correct predictions wins, ties to the lower loss, then to the earlier candidate. The first
+ * candidate is the caller's (alpha's cell), then `samples` uniformly random cells of the op set. */
+typedef struct dp_nas_sample {
+    const int *ops;             /* ops[k] names column k */
+    int nops;
+    const dp_genotype *first;   /* evaluated first; NULL: random cells only */
+    int samples;                /* random cells, >= 1 */
+    uint64_t seed;              /* the random cells' stream: the same on every rank */
+    float *w, *alive;           /* [2 * 14 * nops] scratch the evaluations are given */
+    dp_nas_eval_fn eval;
+    void *user;
+    /* NULL: no log. index 0 is `first` where given; best: 1 when g leads so far */
+    void (*probe)(void *user, int index, const dp_genotype *g, const double *v, int best);
+} dp_nas_sample;
+
+typedef struct dp_nas_sample_stats {
+    int evals;            /* candidates evaluated */
+    int chosen;           /* the winner's index */
+    double first_acc;     /* the first candidate's accuracy (`first`, else the first random cell) */
+    double best_acc;      /* the winner's */
+    int first_rank;       /* 1 + the candidates strictly better than the first */
+} dp_nas_sample_stats;
+
+/*! Runs the selection; fills g with the winner. stats may be NULL. */
+dp_status dp_nas_select_sample(const dp_nas_sample *p, dp_genotype *g, dp_nas_sample_stats *stats);
+
+/*! The mixing weights of genotype g alone: w 1 and alive 1 at its op on each of its edges, 0 elsewhere
+ *  ([2 * 14 * nops], normal rows then reduce rows). DP_ERR_ARG names an op outside ops[] (or none). */
+dp_status dp_nas_genotype_weights(const dp_genotype *g, const int *ops, int nops, float *w, float *alive);
 
 /*! One evaluation batch of supernet sn in training mode without a tape (batch
  *  normalisation on the batch's statistics, as the supernet was trained and

@@ -46,8 +46,9 @@ typedef struct dp_search_config {
     int skip_warn;         /* warn when the normal cell has at least this many skip connections */
     int stop_after;        /* stop after this many epochs, checkpoint written (0 = never) */
     /* choosing the cell (dptrain/nas_select.h); none of these is part of the configuration a resume compares */
-    int select;            /* dp_nas_select: alpha (magnitude, default) or perturb */
-    int select_batches;    /* perturb: held-out global batches per evaluation */
+    int select;            /* dp_nas_select: alpha (magnitude, default), perturb or sample */
+    int select_batches;    /* perturb, sample: held-out global batches per evaluation */
+    int select_samples;    /* sample: random cells ranked beside alpha's */
     int select_tune;       /* perturb: weight steps between decisions (0 = none) */
     int reselect;          /* choose again from <out>/search.dpc, no search (same flags as the search) */
     int retrain_layers, retrain_channels; /* the derived network's size for its reported parameters and FLOPs */
@@ -86,7 +87,8 @@ typedef struct dp_search_result {
     int param_free;            /* pools and skips among the normal cell's 8 ops */
     double retrain_params;     /* the derived network at retrain_layers x retrain_channels: parameters */
     double retrain_mflops;     /* and forward MFLOPs per image (dptrain train's count) */
-    double select_s;           /* --select perturb: seconds, evaluations, the supernet's accuracy before */
+    double select_s;           /* --select perturb: seconds, evaluations, the supernet's accuracy before;
+                                * sample: seconds, evaluations, alpha's cell's accuracy */
     int select_evals;
     double select_base_acc;
     int early_stop;            /* dp_search_stop: why the search ended before --epochs (0: it did not) */

@@ -160,10 +160,16 @@ static const dp_cli_opt o_select = {
     .help = "how the final cell is chosen: alpha (largest alpha per edge and node,\n"
             "default) | perturb (remove each op, then each edge, from the trained\n"
             "supernet and keep what held-out accuracy misses most; Wang et al. 2021;\n"
-            "perturb.csv logs every measurement, genotype_alpha.json keeps alpha's cell)",
+            "perturb.csv logs every measurement, genotype_alpha.json keeps alpha's cell)\n"
+            "| sample (alpha's cell and --select-samples random cells, each cut out of\n"
+            "the supernet and measured on held-out images, the best kept; Li and\n"
+            "Talwalkar 2019; sample.jsonl logs each)",
     .kind = DP_CLI_CUSTOM, .parse = parse_select};
+static const dp_cli_opt o_select_samples = {.name = "select-samples", .arg = "N",
+                                            .help = "sample: random cells ranked beside alpha's",
+                                            .kind = DP_CLI_INT, .lo = 1, .hi = 1000000, .show_default = 1};
 static const dp_cli_opt o_select_batches = {.name = "select-batches", .arg = "N",
-                                            .help = "perturb: held-out batches per measurement (the first N, fixed)",
+                                            .help = "perturb, sample: held-out batches per measurement (the first N, fixed)",
                                             .kind = DP_CLI_INT, .lo = 1, .hi = 1000000, .show_default = 1};
 static const dp_cli_opt o_select_tune = {.name = "select-tune", .arg = "N",
                                          .help = "perturb: weight steps between decisions (0 = no fine-tuning)",
@@ -239,6 +245,7 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_select, cfg.select),
     DP_CLI_BIND(o_select_batches, cfg.select_batches),
     DP_CLI_BIND(o_select_tune, cfg.select_tune),
+    DP_CLI_BIND(o_select_samples, cfg.select_samples),
     DP_CLI_BIND(o_reselect, cfg.reselect),
     DP_CLI_BIND(o_retrain_layers, cfg.retrain_layers),
     DP_CLI_BIND(o_retrain_channels, cfg.retrain_channels),

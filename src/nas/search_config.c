@@ -24,6 +24,7 @@ void dp_search_config_defaults(dp_search_config *cfg)
     cfg->select = 0; /* DP_NAS_SELECT_ALPHA */
     cfg->select_batches = 8;
     cfg->select_tune = 0;
+    cfg->select_samples = 100;
     cfg->retrain_layers = 8, cfg->retrain_channels = 16; /* benchmarks/bench_nas_retrain.sh's recipe */
     cfg->free_warn = 5;
     cfg->distill_temp = 1.0f;
@@ -87,7 +88,9 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     DP_CHECK(cfg->stop_after >= 0 && cfg->stop_after <= cfg->run.epochs,
              "--stop-after: %d is out of range [1, epochs=%d]", cfg->stop_after, cfg->run.epochs);
     DP_CHECK(cfg->run.out[0] || !cfg->stop_after, "--stop-after needs --out DIR (the checkpoint is <out>/search.dpc)");
-    DP_CHECK(cfg->select == 0 || cfg->select == 1, "--select: %d is not alpha or perturb", cfg->select);
+    DP_CHECK(cfg->select >= 0 && cfg->select <= 2, "--select: %d is not alpha, perturb or sample", cfg->select);
+    DP_CHECK(cfg->select_samples >= 1 && cfg->select_samples <= 1000000,
+             "--select-samples: %d is out of range [1, 1000000]", cfg->select_samples);
     DP_CHECK(cfg->select_batches >= 1 && cfg->select_batches <= 1000000, "--select-batches: %d is out of range [1, 1000000]",
              cfg->select_batches);
     DP_CHECK(cfg->select_tune >= 0 && cfg->select_tune <= 1000000, "--select-tune: %d is out of range [0, 1000000]",

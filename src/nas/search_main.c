@@ -314,7 +314,7 @@ static dp_status task_finish(void *t, dp_driver *d)
     srch *s = t;
     const dp_search_config *cfg = s->cfg;
     dp_search_result *res = s->res;
-    const int perturb = cfg->select == DP_NAS_SELECT_PERTURB;
+    const int perturb = cfg->select == DP_NAS_SELECT_PERTURB, sample = cfg->select == DP_NAS_SELECT_SAMPLE;
     /* derived again: gold's final pruning changed the network; --reselect ran no epoch */
     const int again = s->strat->finish || cfg->reselect;
     dp_status rc = s->strat->finish ? s->strat->finish(s) : DP_OK;
@@ -326,13 +326,14 @@ static dp_status task_finish(void *t, dp_driver *d)
     res->early_stop = v->stop_reason, res->stop_epoch = v->stop_epoch, res->kept_epoch = v->kept_epoch;
     res->genotype_alpha = res->genotype;
     if (rc == DP_OK && perturb) rc = nas_select_perturb_run(s, &res->genotype);
+    if (rc == DP_OK && sample) rc = nas_select_sample_run(s, &res->genotype);
     if (rc != DP_OK) return rc;
     res->skips = dp_genotype_skips(&res->genotype);
     res->derived_mflops = nas_genotype_mflops(s, &res->genotype);
     res->param_free = nas_param_free(&res->genotype);
     nas_retrain_figures(s, &res->genotype, &res->retrain_params, &res->retrain_mflops);
     if (d->rank != 0) return DP_OK;
-    if (cfg->run.out[0] && (again || perturb || kept)) {
+    if (cfg->run.out[0] && (again || perturb || sample || kept)) {
         char path[600];
         snprintf(path, sizeof path, "%s/genotype.json", cfg->run.out);
         rc = dp_genotype_save(&res->genotype, path);

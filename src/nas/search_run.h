@@ -71,10 +71,10 @@ typedef struct srch {
     nas_ck_rng ck_rng;          /* a checkpoint's copy of the streams */
     nas_ck_counts ck_counts;    /* and of the counters */
     int epoch0;                 /* epochs done before this session (--resume) */
-    /* --select perturb (search_select.c) */
+    /* --select perturb and sample (search_select.c) */
     long sel_batches;           /* held-out global batches per evaluation */
     long tune_pos;              /* training batches the tuning has taken */
-    FILE *sel_csv;              /* rank 0: perturb.csv */
+    FILE *sel_csv;              /* rank 0: perturb.csv or sample.jsonl */
     long reselect_step;         /* --reselect: the step the checkpoint was written at */
     /* --stop-stable, --stop-free, --self-distill (early_stop.c, distill.c) */
     nas_ck_levers lev;
@@ -123,6 +123,9 @@ void nas_plot_alpha(srch *s);
 /* search_select.c */
 /*! --select perturb: perturbation-based selection on the held-out half into g (collective). */
 dp_status nas_select_perturb_run(srch *s, dp_genotype *g);
+/*! --select sample: alpha's cell (g in) and --select-samples random cells ranked through the supernet on the
+ *  held-out half; the best into g (collective). */
+dp_status nas_select_sample_run(srch *s, dp_genotype *g);
 /*! --reselect: weights, statistics, alpha, mask and counters from <out>/search.dpc (collective). */
 dp_status nas_reselect_load(srch *s);
 

@@ -122,6 +122,42 @@ static void backup_put(srch *s, sel_backup *b)
     free(b->w), free(b->buf), free(b->opt);
 }
 
+/* What both selections do first: the evaluation's batch count, rank 0's log file (header given), the
+ * strategy's evaluation weights, and the weights kept aside (put back by sel_end). */
+static dp_status sel_begin(srch *s, const char *file, const char *header, sel_backup *bk)
+{
+    const dp_search_config *cfg = s->cfg;
+    s->sel_batches = cfg->select_batches < s->vsteps ? cfg->select_batches : s->vsteps;
+    s->tune_pos = 0;
+    dp_status rc = DP_OK;
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", cfg->run.out, file);
+    if (s->d->rank == 0 && cfg->run.out[0]) {
+        rc = dp_open_output(path, 0, &s->sel_csv);
+        if (rc == DP_OK) fputs(header, s->sel_csv);
+    }
+    rc = dp_sync_all_ok(&s->d->sync, rc, file);
+    if (rc != DP_OK) return rc;
+    if (s->strat->before_eval) s->strat->before_eval(s);
+    return dp_sync_all_ok(&s->d->sync, backup_take(s, bk), "--select");
+}
+
+/* The weights back, the log closed, and the ranks' choices compared: one that differs is a bug, stop on it. */
+static dp_status sel_end(srch *s, sel_backup *bk, dp_status rc, const dp_genotype *g, double t0, int evals)
+{
+    backup_put(s, bk);
+    if (s->sel_csv) fclose(s->sel_csv);
+    s->sel_csv = NULL;
+    if (rc != DP_OK) return rc;
+    s->res->select_s = dp_now() - t0;
+    s->res->select_evals = evals;
+    char text[1200] = "selected_genotype=";
+    const size_t pre = strlen(text);
+    dp_genotype_format(g, text + pre, sizeof text - pre - 1);
+    strcat(text, "\n");
+    return dp_sync_agree(&s->d->sync, text);
+}
+
 dp_status nas_select_perturb_run(srch *s, dp_genotype *g)
 {
     const dp_search_config *cfg = s->cfg;
@@ -129,20 +165,8 @@ dp_status nas_select_perturb_run(srch *s, dp_genotype *g)
     float w[NAS_ROWS * DP_NAS_NUM_OPS], alive[NAS_ROWS * DP_NAS_NUM_OPS];
     nas_host_weights(s, w);
     memcpy(alive, s->mask, n * sizeof *alive); /* what a pruning strategy removed stays removed */
-    s->sel_batches = cfg->select_batches < s->vsteps ? cfg->select_batches : s->vsteps;
-    s->tune_pos = 0;
-    dp_status rc = DP_OK;
-    if (s->d->rank == 0 && cfg->run.out[0]) {
-        char path[700];
-        snprintf(path, sizeof path, "%s/perturb.csv", cfg->run.out);
-        rc = dp_open_output(path, 0, &s->sel_csv);
-        if (rc == DP_OK) fprintf(s->sel_csv, "phase,cell,edge,op_removed,acc,loss,kept\n");
-    }
-    rc = dp_sync_all_ok(&s->d->sync, rc, "opening perturb.csv");
-    if (rc != DP_OK) return rc;
-    if (s->strat->before_eval) s->strat->before_eval(s);
     sel_backup bk = {0};
-    rc = dp_sync_all_ok(&s->d->sync, backup_take(s, &bk), "--select perturb");
+    dp_status rc = sel_begin(s, "perturb.csv", "phase,cell,edge,op_removed,acc,loss,kept\n", &bk);
     dp_nas_perturb p = {.ops = s->sn->cfg.ops, .nops = s->nops, .w = w, .alive = alive, .seed = cfg->run.seed,
                         .eval = sel_eval, .tune = cfg->select_tune > 0 ? sel_tune : NULL, .user = s,
                         .probe = sel_probe};
@@ -150,23 +174,46 @@ dp_status nas_select_perturb_run(srch *s, dp_genotype *g)
     memset(&st, 0, sizeof st);
     const double t0 = dp_now();
     if (rc == DP_OK) rc = dp_nas_select_perturb(&p, g, &st);
-    backup_put(s, &bk);
-    if (s->sel_csv) fclose(s->sel_csv);
-    s->sel_csv = NULL;
-    if (rc != DP_OK) return rc;
-    dp_search_result *res = s->res;
-    res->select_s = dp_now() - t0;
-    res->select_evals = st.evals;
-    res->select_base_acc = st.base_acc;
-    char text[1200] = "perturb_genotype=";
-    const size_t pre = strlen(text);
-    dp_genotype_format(g, text + pre, sizeof text - pre - 1);
-    strcat(text, "\n");
-    rc = dp_sync_agree(&s->d->sync, text); /* a selection the ranks disagree on is a bug: stop on it */
+    rc = sel_end(s, &bk, rc, g, t0, st.evals);
+    s->res->select_base_acc = st.base_acc;
     if (rc == DP_OK && !cfg->run.quiet && s->d->rank == 0)
         fprintf(stderr, "perturbation selection: %d evaluations of %ld x %d held-out images per rank, %d tunings of %d "
                         "steps, %.1f s; supernet accuracy on them %.4f\n",
-                st.evals, s->sel_batches, cfg->run.batch, st.tunes, cfg->select_tune, res->select_s, st.base_acc);
+                st.evals, s->sel_batches, cfg->run.batch, st.tunes, cfg->select_tune, s->res->select_s, st.base_acc);
+    return rc;
+}
+
+static void sample_probe(void *user, int index, const dp_genotype *g, const double *v, int best)
+{
+    srch *s = user;
+    if (!s->sel_csv) return;
+    char text[1100];
+    dp_genotype_format(g, text, sizeof text);
+    fprintf(s->sel_csv, "{\"index\":%d,\"acc\":%.6f,\"loss\":%.6f,\"best\":%d,\"mflops\":%.4f,\"genotype\":%s}\n",
+            index, v[1] > 0 ? v[0] / v[1] : 0, v[1] > 0 ? v[2] / v[1] : 0, best, nas_genotype_mflops(s, g), text);
+}
+
+dp_status nas_select_sample_run(srch *s, dp_genotype *g)
+{
+    const dp_search_config *cfg = s->cfg;
+    float w[NAS_ROWS * DP_NAS_NUM_OPS], alive[NAS_ROWS * DP_NAS_NUM_OPS];
+    const dp_genotype first = *g; /* alpha's cell */
+    sel_backup bk = {0};
+    dp_status rc = sel_begin(s, "sample.jsonl", "", &bk);
+    dp_nas_sample p = {.ops = s->sn->cfg.ops, .nops = s->nops, .first = &first, .samples = cfg->select_samples,
+                       .seed = cfg->run.seed, .w = w, .alive = alive, .eval = sel_eval, .user = s,
+                       .probe = sample_probe};
+    dp_nas_sample_stats st;
+    memset(&st, 0, sizeof st);
+    const double t0 = dp_now();
+    if (rc == DP_OK) rc = dp_nas_select_sample(&p, g, &st);
+    rc = sel_end(s, &bk, rc, g, t0, st.evals);
+    s->res->select_base_acc = st.first_acc;
+    if (rc == DP_OK && !cfg->run.quiet && s->d->rank == 0)
+        fprintf(stderr, "sample selection: alpha's cell and %d random cells on %ld x %d held-out images per rank, "
+                        "%.1f s; alpha's cell %.4f (rank %d of %d), chosen: candidate %d, %.4f\n",
+                cfg->select_samples, s->sel_batches, cfg->run.batch, s->res->select_s, st.first_acc, st.first_rank,
+                st.evals, st.chosen, st.best_acc);
     return rc;
 }
 

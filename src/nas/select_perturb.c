@@ -12,21 +12,21 @@
 
 enum { NE = DP_NAS_EDGES };
 
-static const char *const select_names[] = {"alpha", "perturb"};
+static const char *const select_names[] = {"alpha", "perturb", "sample"};
 
 const char *dp_nas_select_name(dp_nas_select s)
 {
-    return (unsigned)s < 2 ? select_names[s] : "unknown";
+    return (unsigned)s < 3 ? select_names[s] : "unknown";
 }
 
 dp_status dp_nas_select_parse(const char *name, dp_nas_select *out)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (name && !strcmp(name, select_names[i])) {
             *out = (dp_nas_select)i;
             return DP_OK;
         }
-    return dp_errorf(DP_ERR_ARG, "--select: '%s' is not alpha or perturb", name ? name : "(null)");
+    return dp_errorf(DP_ERR_ARG, "--select: '%s' is not alpha, perturb or sample", name ? name : "(null)");
 }
 
 /* 1 when removing a hurt the supernet more than removing b: fewer correct, then a higher loss */

@@ -14,6 +14,7 @@ dp_room(nas
   src/nas/costs.c
   src/nas/random_genotype.c
   src/nas/select_perturb.c
+  src/nas/select_sample.c
   src/nas/search_select.c
   src/nas/early_stop.c
   src/nas/distill.c

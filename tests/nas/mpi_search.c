@@ -388,7 +388,8 @@ static void codec_applies(void)
 
 /* --select perturb across ranks: every rank chooses the same cell, the search's weights come back untouched
  * by the tuning (the same parameter hash as the same search with --select alpha), perturb.csv logs every
- * measurement, and --reselect from the finished search's checkpoint chooses the same cell again. */
+ * measurement, and --reselect from the finished search's checkpoint chooses the same cell again; --reselect
+ * with --select sample chooses one cell on every rank and logs every candidate. */
 static void perturb_select(void)
 {
     dp_search_config cfg = tiny(16, 2L * 6 * 16 * g_size); /* 6 steps, 6 held-out batches */
@@ -430,12 +431,26 @@ static void perturb_select(void)
     CHECK(!memcmp(&again.genotype, &pert.genotype, sizeof again.genotype), "--reselect chose another cell");
     CHECK(again.params_hash == pert.params_hash && again.epochs_done == 1, "--reselect read another supernet");
     dp_search_result_free(&again);
+    /* --reselect with --select sample: alpha's cell and 12 random ones, one cell on every rank, weights untouched */
+    cfg.select = DP_NAS_SELECT_SAMPLE;
+    cfg.select_samples = 12;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &again));
+    dp_genotype_format(&again.genotype, g, sizeof g);
+    CHECK(same_on_all_ranks(g), "sample: ranks chose different cells; mine %s", g);
+    CHECK(again.select_evals == 13 && again.params_hash == pert.params_hash, "sample: %d evaluations, hash %s",
+          again.select_evals, again.params_hash == pert.params_hash ? "kept" : "changed");
+    if (g_rank == 0) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/sample.jsonl", cfg.run.out);
+        CHECK(count_lines(path) == 13, "sample.jsonl has %ld lines", count_lines(path));
+    }
+    dp_search_result_free(&again);
     cfg.w_lr *= 2; /* not the search's flags */
     dp_status rc = dp_search_run(&cfg, MPI_COMM_WORLD, &again);
     CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--reselect"), "--reselect with another --lr: %s", dp_errmsg());
     dp_search_result_free(&alpha);
     dp_search_result_free(&pert);
-    end_case("--select perturb: one cell on every rank, weights untouched, --reselect chooses it again");
+    end_case("--select perturb and sample: one cell on every rank, weights untouched, --reselect chooses again");
 }
 
 static void bad_input(void)

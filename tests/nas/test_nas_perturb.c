@@ -1,4 +1,5 @@
-/* Perturbation-based selection (dptrain/nas_select.h).
+/* Choosing the cell from a trained supernet (dptrain/nas_select.h):
+ * perturbation-based selection, and one-shot selection among sampled cells.
  *
  * algorithm: a synthetic evaluator whose accuracy is a known sum of
  *   importances (each removed op, each removed edge costs its own amount), with
@@ -29,7 +30,15 @@
  *   max_pool; removing the target leaves 0.7 n (chance) while removing any
  *   other op keeps the 0.1 s that only helps, so perturbation must keep the
  *   target. Run with both targets: the choice follows the signal, not a
- *   column. */
+ *   column. Sample selection, given alpha's cell and random cells, must
+ *   keep one that carries the target on edge 0.
+ *
+ * sample: a synthetic evaluator that scores a cell by how many of its
+ *   (edge, op) pairs a hidden cell shares: every candidate given to it is a
+ *   cell (two edges from distinct earlier states per node, one op each, 16
+ *   alive entries), the first is the caller's, the winner is the best scored
+ *   (the earlier on a tie of both numbers, the lower loss on a tie of
+ *   accuracy), and the stats count what the log shows. */
 #include <criterion/criterion.h>
 #include "timeout.h"
 #include <math.h>
@@ -209,9 +218,133 @@ Test(perturb, select_names)
     dp_nas_select s;
     cr_assert_eq(dp_nas_select_parse("perturb", &s), DP_OK);
     cr_assert_eq(s, DP_NAS_SELECT_PERTURB);
+    cr_assert_eq(dp_nas_select_parse("sample", &s), DP_OK);
+    cr_assert_eq(s, DP_NAS_SELECT_SAMPLE);
+    cr_assert_str_eq(dp_nas_select_name(DP_NAS_SELECT_SAMPLE), "sample");
     cr_assert_str_eq(dp_nas_select_name(DP_NAS_SELECT_ALPHA), "alpha");
     cr_assert_eq(dp_nas_select_parse("magnitude", &s), DP_ERR_ARG);
     cr_assert(strstr(dp_errmsg(), "--select") && strstr(dp_errmsg(), "magnitude"), "%s", dp_errmsg());
+}
+
+/* ---- sample selection on a synthetic evaluator ---- */
+
+enum { MAXC = 64 };
+
+typedef struct samp {
+    dp_genotype hidden;
+    int loss_only;          /* 1: every cell has the same accuracy, the loss is 16 - matches */
+    int n;
+    dp_genotype seen[MAXC]; /* every candidate, decoded from w and alive */
+    double score[MAXC];
+} samp;
+
+static dp_status samp_eval(void *user, const float *w, const float *alive, double *v)
+{
+    samp *s = user;
+    dp_genotype g;
+    memset(&g, 0, sizeof g);
+    int live = 0;
+    for (int t = 0; t < 2; t++)
+        for (int node = 0; node < DP_NAS_NODES; node++) {
+            int got = 0;
+            for (int j = 0; j < node + 2; j++)
+                for (int k = 0; k < NOPS; k++) {
+                    const int at = (t * NE + edge0_of(node) + j) * NOPS + k;
+                    cr_assert(w[at] == alive[at] && (alive[at] == 0.0f || alive[at] == 1.0f), "w %g alive %g",
+                              (double)w[at], (double)alive[at]);
+                    if (alive[at] == 0.0f) continue;
+                    live++;
+                    cr_assert_lt(got, 2, "node %d of cell %d has more than two live ops", node, t);
+                    cr_assert(got == 0 || (t ? g.reduce_in : g.normal_in)[2 * node] != j, "two ops on one edge");
+                    (t ? g.reduce_in : g.normal_in)[2 * node + got] = j;
+                    (t ? g.reduce_op : g.normal_op)[2 * node + got] = all_ops[k];
+                    got++;
+                }
+            cr_assert_eq(got, 2, "node %d of cell %d has %d live ops", node, t, got);
+        }
+    cr_assert_eq(live, 4 * DP_NAS_NODES);
+    cr_assert_eq(dp_genotype_check(&g), DP_OK, "%s", dp_errmsg());
+    int match = 0;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < 2 * DP_NAS_NODES; i++) {
+            const int *hi = t ? s->hidden.reduce_in : s->hidden.normal_in, *ho = t ? s->hidden.reduce_op : s->hidden.normal_op;
+            const int *gi = t ? g.reduce_in : g.normal_in, *go = t ? g.reduce_op : g.normal_op;
+            for (int k = 0; k < 2 * DP_NAS_NODES; k++) match += k / 2 == i / 2 && gi[i] == hi[k] && go[i] == ho[k];
+        }
+    cr_assert_lt(s->n, MAXC);
+    s->seen[s->n] = g;
+    s->score[s->n++] = match;
+    v[0] = s->loss_only ? 50 : match, v[1] = 100, v[2] = s->loss_only ? 16 - match : 1.0;
+    return DP_OK;
+}
+
+/* The same pairs (edge, op) per node, in either order. */
+static int same_cell(const dp_genotype *a, const dp_genotype *b)
+{
+    for (int t = 0; t < 2; t++)
+        for (int node = 0; node < DP_NAS_NODES; node++) {
+            const int *ai = t ? a->reduce_in : a->normal_in, *ao = t ? a->reduce_op : a->normal_op;
+            const int *bi = t ? b->reduce_in : b->normal_in, *bo = t ? b->reduce_op : b->normal_op;
+            const int i = 2 * node, swap = ai[i] != bi[i];
+            if (ai[i] != bi[i + swap] || ao[i] != bo[i + swap] || ai[i + 1] != bi[i + 1 - swap] ||
+                ao[i + 1] != bo[i + 1 - swap])
+                return 0;
+        }
+    return 1;
+}
+
+static void sample_case(int loss_only, int first_is_hidden)
+{
+    samp *s = calloc(1, sizeof *s);
+    s->loss_only = loss_only;
+    dp_rng r;
+    dp_rng_seed(&r, 99, DP_STREAM_USER, 0);
+    dp_nas_random_genotype(&r, all_ops, NOPS, &s->hidden);
+    dp_genotype first, g;
+    if (first_is_hidden) first = s->hidden;
+    else dp_nas_random_genotype(&r, all_ops, NOPS, &first);
+    float w[ROWS], alive[ROWS];
+    dp_nas_sample p = {.ops = all_ops, .nops = NOPS, .first = &first, .samples = 40, .seed = 5, .w = w,
+                       .alive = alive, .eval = samp_eval, .user = s};
+    dp_nas_sample_stats st;
+    cr_assert_eq(dp_nas_select_sample(&p, &g, &st), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(st.evals, 41);
+    cr_assert_eq(s->n, 41);
+    cr_assert(same_cell(&s->seen[0], &first), "the first candidate is not the caller's cell");
+    int best = 0, better = 0, differ = 0;
+    for (int i = 1; i < s->n; i++) {
+        if (s->score[i] > s->score[best]) best = i;
+        better += s->score[i] > s->score[0];
+        differ += !same_cell(&s->seen[i], &s->seen[i - 1]);
+    }
+    cr_assert_gt(differ, 30, "the random candidates are not random: %d of 40 differ from the one before", differ);
+    cr_assert_eq(st.chosen, best, "chose candidate %d (%g), the best is %d (%g)", st.chosen, s->score[st.chosen], best,
+                 s->score[best]);
+    cr_assert(same_cell(&g, &s->seen[best]), "the result is not the chosen candidate");
+    cr_assert_eq(st.first_rank, better + 1);
+    if (first_is_hidden) cr_assert_eq(st.chosen, 0, "the hidden cell itself was given first and lost");
+    else cr_assert_gt(s->score[best], s->score[0], "no random cell beat a random first: the test shows nothing");
+    cr_log_info("sample: best %g of 16 at candidate %d, first %g (rank %d)", s->score[best], best, s->score[0],
+                st.first_rank);
+    free(s);
+}
+
+Test(sample, keeps_the_best_candidate, .timeout = DP_TIMEOUT(30)) { sample_case(0, 0); }
+Test(sample, keeps_the_first_on_a_tie, .timeout = DP_TIMEOUT(30)) { sample_case(0, 1); }
+Test(sample, ties_in_accuracy_go_to_the_lower_loss, .timeout = DP_TIMEOUT(30)) { sample_case(1, 0); }
+
+Test(sample, an_op_outside_the_set_is_named, .timeout = DP_TIMEOUT(30))
+{
+    static const int some[3] = {DP_NAS_NONE, DP_NAS_MAX_POOL_3X3, DP_NAS_SEP_CONV_3X3};
+    dp_genotype g;
+    dp_rng r;
+    dp_rng_seed(&r, 3, DP_STREAM_USER, 0);
+    dp_nas_random_genotype(&r, some, 3, &g);
+    float w[2 * NE * 3], alive[2 * NE * 3];
+    cr_assert_eq(dp_nas_genotype_weights(&g, some, 3, w, alive), DP_OK, "%s", dp_errmsg());
+    g.reduce_op[5] = DP_NAS_DIL_CONV_5X5;
+    cr_assert_eq(dp_nas_genotype_weights(&g, some, 3, w, alive), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "reduce cell, node 2: op dil_conv_5x5"), "%s", dp_errmsg());
 }
 
 /* ---- a hand-built supernet ---- */
@@ -352,6 +485,17 @@ static void hand_case(int target)
     cr_assert_eq(kept_op_of_input0(&gp), target, "perturbation kept %s, the signal runs through %s",
                  dp_nas_op_name(kept_op_of_input0(&gp)), dp_nas_op_name(target));
     cr_assert_eq(st.evals, h->evals - 3);
+
+    /* sample selection from alpha's cell (the pool on edge 0) and random cells keeps one with the target there */
+    dp_nas_sample q = {.ops = all_ops, .nops = NOPS, .first = &ga, .samples = 30, .seed = 2, .w = w, .alive = alive,
+                       .eval = hand_eval, .user = h};
+    dp_nas_sample_stats qs;
+    dp_genotype gs;
+    cr_assert_eq(dp_nas_select_sample(&q, &gs, &qs), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(kept_op_of_input0(&gs), target, "sample selection kept %s on edge 0, the signal runs through %s",
+                 dp_nas_op_name(kept_op_of_input0(&gs)), dp_nas_op_name(target));
+    cr_assert(qs.best_acc == 1.0 && qs.first_acc <= 0.6 && qs.first_rank > 1, "best %g, alpha's cell %g (rank %d)",
+              qs.best_acc, qs.first_acc, qs.first_rank);
     dp_ctx_free(&h->c);
     dp_supernet_free(h->sn);
     free(h);
