@@ -225,7 +225,7 @@ awk -F, "$awk_stats"'
   $2 == "random" { r[++nr] = $6 }
   $2 == "noise" || $1 == "random1" { z[++nz] = $6 }
   $2 == "derived" { c = $1; sub(/^derived-/, "", c); sub(/-[0-9]+$/, "", c)
-                    if (!(c in nd)) cfgs[++nc] = c; d[c, ++nd[c]] = $6; dn[c, nd[c]] = $1 }
+                    if (!(c in nd)) cfgs[++nc] = c; d[c, ++nd[c]] = $6 }
   END {
     if (nr < 2) { print "fewer than 2 random cells retrained: no verdict yet"; exit }
     rm = mean(r, nr); rs = sd(r, nr, rm); se = rs / sqrt(nr); rb = r[1]
