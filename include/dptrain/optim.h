@@ -139,8 +139,9 @@ typedef enum dp_sched_kind {
  *
  * Cosine power annealing (Hundt et al. 2019, sharpDARTS) raises the exponent
  * order p to cosine's own fraction c and rescales p^c to [min, base]: it falls
- * faster than cosine early and slower late (at T/2 it gives 1/sqrt(p) of the
- * way for p = 10 where cosine gives 1/2); p -> 1 is cosine. */
+ * faster than cosine early and slower late (at T/2 it is 1/(sqrt(p) + 1) of
+ * the way up from min, 0.24 for p = 10, where cosine is at 1/2); p -> 1 is
+ * cosine. */
 typedef struct dp_schedule {
     dp_sched_kind kind;
     float base_lr;

@@ -67,7 +67,7 @@ expect 2 "--recompute: 65 is out of range" -- search --recompute 65
 expect 2 "--resume needs --out"      -- search --resume
 expect 2 "--stop-after needs --out"  -- search --stop-after 1
 expect 2 "--stop-after: 3 is out of range \[1, epochs=2\]" -- search --epochs 2 --stop-after 3 --out "$tmp/s"
-expect 2 "--select: 'magnitude' is not alpha or perturb" -- search --select magnitude
+expect 2 "--select: 'magnitude' is not alpha, perturb or sample" -- search --select magnitude
 expect 2 "--reselect needs --out"     -- search --reselect --select perturb
 printf 'sep_conv_3x3 8 28 28 1 x\n' > "$tmp/costs.tsv"
 expect 1 "$tmp/costs.tsv:1"              -- search --cost-table "$tmp/costs.tsv" --data "$tmp/missing" --quiet
