@@ -13,6 +13,10 @@
 #       [--reselect HOW]    (choose each search's cell again with --select HOW from its checkpoint, without
 #                            searching, into reselect-CONFIG.HOW-SEED/, and retrain it as CONFIG.HOW: a selection
 #                            measured on the supernets the protocol already trained)
+#       [--rank-cells]      (after the table: each search's supernet ranks every retrained cell of cells/ one-shot
+#                            (--select sample --select-candidates), into oneshot-CONFIG-SEED/; prints the one-shot
+#                            against the retrained accuracy and their rank correlations, Kendall's tau and
+#                            Spearman's rho: can this supernet tell good cells from bad at all?)
 #       [--smoke]           (the plumbing only: 256 images, 1 epoch, 500 test images; no figure counts)
 #       [--baselines FILE]  (the random, noise and cnn rows of an earlier run's protocol.csv instead of
 #                            retraining them; random cell 1 is still retrained here as the check, and the
@@ -43,10 +47,10 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 dir="" config="default" search_flags="" seeds="1 2" search_epochs=10 nrandom=5 noise=3 ranks=2 plot=0 genotype="" smoke=0
-baselines="" jobs=1 reselect=""
+baselines="" jobs=1 reselect="" rank_cells=0
 dp_flags bench_nas_retrain "--dir=dir --config=config --search=search_flags --seeds=seeds
   --search-epochs=search_epochs --random=nrandom --noise=noise --ranks=ranks --plot=plot=1 --genotype=genotype
-  --smoke=smoke=1 --baselines=baselines --jobs=jobs --reselect=reselect" "$@"
+  --smoke=smoke=1 --baselines=baselines --jobs=jobs --reselect=reselect --rank-cells=rank_cells=1" "$@"
 me=bench_nas_retrain
 [[ "$config" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$me: --config '$config': letters, digits, . _ - only" >&2; exit 2; }
 for n in "$search_epochs" "$nrandom" "$noise" "$ranks" "$jobs"; do
@@ -129,6 +133,51 @@ reselect() {
   fi
   grep '^final:' "$rd/log" | tail -1 > "$rd/final.txt"
 }
+# rank_cells SEED: the finished search's supernet measures every cell of cells/ one-shot (sample.jsonl) on the
+# whole held-out half (--select-batches caps at it: 8 batches, 512 images, leave a binomial sd of ~.014), then
+# each one-shot accuracy beside that cell's retrained one (the protocol.csv row X, derived-X or diag-X of X.json)
+rank_cells() {
+  local od="$dir/oneshot-$config-$1" f="$dir/search-$config-$1/search.dpc"
+  [ -f "$f" ] || { echo "$me: --rank-cells: $f: no finished search" >&2; return 0; }
+  if [ ! -f "$od/final.txt" ]; then
+    rm -rf "$od"; mkdir -p "$od"; cp "$f" "$od/"
+    # shellcheck disable=SC2086
+    if ! dp_mpirun "$ranks" "$build/dptrain" search --data "$shards" $search_recipe --epochs "$search_epochs" \
+        --seed "$1" $search_flags --reselect --select sample --select-samples 0 --select-candidates "$dir/cells" \
+        --select-batches 1000000 \
+        --out "$od" >>"$od/log" 2>&1; then
+      echo "$me: oneshot-$config-$1 failed (log: $od/log):" >&2; tail -5 "$od/log" >&2; exit 1
+    fi
+    grep '^final:' "$od/log" | tail -1 > "$od/final.txt"
+  fi
+  while read -r line; do
+    printf '%s,%s\n' "$(json_field source <<<"$line")" "$(json_field acc <<<"$line")"
+  done < "$od/sample.jsonl" | awk -F, -v OFS=, -v csv="$dir/protocol.csv" '
+    BEGIN { while ((getline l < csv) > 0) { split(l, a, ","); acc[a[1]] = a[6] } }
+    $1 != "alpha" { c = $1; sub(/\.json$/, "", c)
+      r = (c in acc) ? acc[c] : ("derived-" c in acc) ? acc["derived-" c] : ("diag-" c in acc) ? acc["diag-" c] : ""
+      if (r != "") print c, $2, r }' > "$od/oneshot.csv"
+  echo "one-shot ranking on search-$config-$1 (cell, one-shot held-out accuracy, retrained test accuracy):"
+  sort -t, -k2,2gr "$od/oneshot.csv" | awk -F, '{ printf "  %-24s %.4f %.4f\n", $1, $2, $3 }'
+  awk -F, '{ n++; x[n] = $2; y[n] = $3; c[n] = $1 }
+    function ranks(v, rk,   i, j, less, same) {   # average ranks, ties shared
+      for (i = 1; i <= n; i++) { less = 0; same = 0
+        for (j = 1; j <= n; j++) { less += v[j] < v[i]; same += v[j] == v[i] }
+        rk[i] = less + (same + 1) / 2 } }
+    END {
+      if (n < 3) { print "  fewer than 3 retrained cells: no correlation"; exit }
+      for (i = 1; i < n; i++) for (j = i + 1; j <= n; j++) {   # Kendall tau-b
+        dx = x[i] - x[j]; dy = y[i] - y[j]; p = dx * dy
+        if (p > 0) con++; else if (p < 0) dis++
+        if (dx != 0) nx++; if (dy != 0) ny++ }
+      tau = (nx && ny) ? (con - dis) / sqrt(nx * ny) : 0
+      ranks(x, rx); ranks(y, ry); mx = (n + 1) / 2
+      for (i = 1; i <= n; i++) { sxy += (rx[i] - mx) * (ry[i] - mx); sxx += (rx[i] - mx) ^ 2; syy += (ry[i] - mx) ^ 2 }
+      b = 1; for (i = 2; i <= n; i++) if (x[i] > x[b]) b = i
+      printf "  %d cells: Kendall tau %.2f (sd %.2f if unrelated), Spearman rho %.2f; the one-shot best, %s, retrained %.4f (rank %g of %d)\n",
+        n, tau, sqrt(2 * (2 * n + 5) / (9 * n * (n - 1))), (sxx && syy) ? sxy / sqrt(sxx * syy) : 0, c[b], y[b],
+        n + 1 - ry[b], n }' "$od/oneshot.csv"
+}
 # The imported baselines hold only if this machine retrains their random cell 1 to the same network and,
 # within the seed noise, to the same accuracy.
 check() {
@@ -201,7 +250,7 @@ csv="$dir/protocol.csv"
 echo "network,kind,seed,mflops,params,test_acc,train_samples_per_s,wall_s,source" > "$csv"
 for f in "$dir"/*/final.txt; do
   n=$(basename "$(dirname "$f")")
-  case "$n" in search-* | reselect-*) continue ;; random*-seed*) k=noise ;; random*) k=random ;; cnn) k=cnn ;; *) k=derived ;; esac
+  case "$n" in search-* | reselect-* | oneshot*) continue ;; random*-seed*) k=noise ;; random*) k=random ;; cnn) k=cnn ;; *) k=derived ;; esac
   seed=1; [[ "$n" =~ -seed([0-9]+)$ ]] && seed="${BASH_REMATCH[1]}"
   echo "$n,$k,$seed,$(field mflops "$f"),$(field params "$f"),$(field test_acc "$f"),$(field train_samples_per_s "$f"),$(field wall_s "$f"),here" >> "$csv"
 done
@@ -243,6 +292,7 @@ awk -F, "$awk_stats"'
     }
   }' "$csv"
 echo "csv: $csv"
+if [ "$rank_cells" = 1 ]; then for s in $seeds; do rank_cells "$s"; done; fi
 if [ "$plot" = 1 ]; then
   for k in random noise cnn derived; do awk -F, -v k="$k" '$2 == k { print $4, $6, $1 }' "$csv" > "$dir/plot_$k.dat"; done
   dp_plot "$dir/protocol.png" 900,560 <<GP
@@ -252,4 +302,13 @@ plot "$dir/plot_random.dat" using 1:2 with points pt 7 ps 1.2 lc rgb "#999999" t
      "$dir/plot_cnn.dat" using 1:2 with points pt 5 ps 1.4 lc rgb "#1f77b4" title "cnn", \
      "$dir/plot_derived.dat" using 1:2:3 with labels point pt 9 ps 1.6 lc rgb "#d62728" offset 0,1 font ",8" title "derived"
 GP
+  if [ "$rank_cells" = 1 ]; then
+    p=""; for s in $seeds; do f="$dir/oneshot-$config-$s/oneshot.csv"
+      [ -s "$f" ] && p="$p${p:+, }\"$f\" using 2:3 with points pt 7 ps 1.2 title \"search seed $s\""; done
+    [ -z "$p" ] || dp_plot "$dir/oneshot-$config.png" 700,520 <<GP
+set datafile separator ","; set grid; set key bottom right
+set xlabel "one-shot held-out accuracy (the cell cut out of the supernet)"; set ylabel "retrained test accuracy"
+plot $p
+GP
+  fi
 fi

@@ -24,6 +24,10 @@ extern "C" {
 
 enum { DP_NAS_NODES = 4, DP_NAS_EDGES = 14 };
 
+/* The edge of node `node` that reads state `input` (0, 1: the cell's inputs; 2 + j: node j): node i's edges
+ * start at 0, 2, 5, 9, the order of the alpha rows. */
+static inline int dp_nas_edge(int node, int input) { return 2 * node + node * (node - 1) / 2 + input; }
+
 /* The eight primitives; the values are the reference PRIMITIVES order. */
 typedef enum dp_nas_op {
     DP_NAS_NONE,

@@ -40,6 +40,11 @@ dp_status dp_nas_select_parse(const char *name, dp_nas_select *out);
  *  v[0] = correct predictions, v[1] = examples, v[2] = loss sum; every rank
  *  of a data-parallel caller must get the same three numbers. */
 typedef dp_status (*dp_nas_eval_fn)(void *user, const float *w, const float *alive, double *v);
+/*! 1 when evaluation a is strictly better than b: more correct, then a lower loss (both selections' order). */
+static inline int dp_nas_eval_better(const double *a, const double *b)
+{
+    return a[0] > b[0] || (a[0] == b[0] && a[2] < b[2]);
+}
 /*! Trains the supernet's weights a little with the current w and alive. */
 typedef dp_status (*dp_nas_tune_fn)(void *user, const float *w, const float *alive);
 
@@ -80,17 +85,20 @@ dp_status dp_nas_select_perturb(const dp_nas_perturb *p, dp_genotype *g, dp_nas_
  * evaluation single-path one-shot NAS uses (Guo et al. 2020). Each candidate cell is the supernet with only
  * its ops on its edges, each at weight 1, measured on held-out data through the same eval callback; the cell
  * with the most correct predictions wins, ties to the lower loss, then to the earlier candidate. The first
- * candidate is the caller's (alpha's cell), then `samples` uniformly random cells of the op set. */
+ * candidate is the caller's (alpha's cell), then the `ngiven` cells of `given` (a user's candidates), then
+ * `samples` uniformly random cells of the op set. */
 typedef struct dp_nas_sample {
     const int *ops;             /* ops[k] names column k */
     int nops;
-    const dp_genotype *first;   /* evaluated first; NULL: random cells only */
-    int samples;                /* random cells, >= 1 */
+    const dp_genotype *first;   /* evaluated first; NULL: none */
+    const dp_genotype *given;   /* then these ngiven cells (NULL when 0) */
+    int ngiven;
+    int samples;                /* then this many random cells (>= 0; at least one candidate in all) */
     uint64_t seed;              /* the random cells' stream: the same on every rank */
     float *w, *alive;           /* [2 * 14 * nops] scratch the evaluations are given */
     dp_nas_eval_fn eval;
     void *user;
-    /* NULL: no log. index 0 is `first` where given; best: 1 when g leads so far */
+    /* NULL: no log. index counts the candidates in the order above; best: 1 when g leads so far */
     void (*probe)(void *user, int index, const dp_genotype *g, const double *v, int best);
 } dp_nas_sample;
 

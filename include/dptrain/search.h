@@ -49,6 +49,7 @@ typedef struct dp_search_config {
     int select;            /* dp_nas_select: alpha (magnitude, default), perturb or sample */
     int select_batches;    /* perturb, sample: held-out global batches per evaluation */
     int select_samples;    /* sample: random cells ranked beside alpha's */
+    char select_candidates[512]; /* sample: a genotype file, or a directory whose *.json files are ranked too ("" = none) */
     int select_tune;       /* perturb: weight steps between decisions (0 = none) */
     int reselect;          /* choose again from <out>/search.dpc, no search (same flags as the search) */
     int retrain_layers, retrain_channels; /* the derived network's size for its reported parameters and FLOPs */

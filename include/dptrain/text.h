@@ -30,6 +30,9 @@ dp_status dp_line_read(FILE *f, const char *what, long line, char *buf, size_t c
  *  whole escape and ended with "...". @return buf. */
 const char *dp_escape(const char *s, char *buf, size_t cap);
 
+/*! s written to f as a JSON string, quoted and escaped. */
+void dp_json_string(FILE *f, const char *s);
+
 /*! Buffer size for DP_ESC: a 60-byte name escaped whole (4 bytes per byte at worst) with room to spare. */
 #define DP_ESCAPE_CAP 256
 

@@ -1,4 +1,4 @@
-/* dp_line_read and dp_escape (text.h). */
+/* dp_line_read, dp_escape and dp_json_string (text.h). */
 #include "dptrain/text.h"
 
 #include <errno.h>
@@ -67,4 +67,15 @@ const char *dp_escape(const char *s, char *buf, size_t cap)
     }
     buf[o] = '\0';
     return buf;
+}
+
+void dp_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
 }

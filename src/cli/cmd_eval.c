@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/trained_cli.h"
+#include "dptrain/text.h"
 #include "dptrain/trained.h"
 
 static const char header[] =

@@ -14,6 +14,7 @@
 #include "cli/trained_cli.h"
 #include "dptrain/image_decode.h"
 #include "dptrain/image_task.h"
+#include "dptrain/text.h"
 #include "dptrain/trained.h"
 
 static const char header[] =

@@ -167,7 +167,12 @@ static const dp_cli_opt o_select = {
     .kind = DP_CLI_CUSTOM, .parse = parse_select};
 static const dp_cli_opt o_select_samples = {.name = "select-samples", .arg = "N",
                                             .help = "sample: random cells ranked beside alpha's",
-                                            .kind = DP_CLI_INT, .lo = 1, .hi = 1000000, .show_default = 1};
+                                            .kind = DP_CLI_INT, .lo = 0, .hi = 1000000, .show_default = 1};
+static const dp_cli_opt o_select_candidates = {
+    .name = "select-candidates", .arg = "PATH",
+    .help = "sample: rank these cells too, after alpha's and before the random ones: a\n"
+            "genotype file, or a directory whose *.json genotypes are taken in name order",
+    .kind = DP_CLI_STR, .cap = 512};
 static const dp_cli_opt o_select_batches = {.name = "select-batches", .arg = "N",
                                             .help = "perturb, sample: held-out batches per measurement (the first N, fixed)",
                                             .kind = DP_CLI_INT, .lo = 1, .hi = 1000000, .show_default = 1};
@@ -246,6 +251,7 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_select_batches, cfg.select_batches),
     DP_CLI_BIND(o_select_tune, cfg.select_tune),
     DP_CLI_BIND(o_select_samples, cfg.select_samples),
+    DP_CLI_BIND(o_select_candidates, cfg.select_candidates),
     DP_CLI_BIND(o_reselect, cfg.reselect),
     DP_CLI_BIND(o_retrain_layers, cfg.retrain_layers),
     DP_CLI_BIND(o_retrain_channels, cfg.retrain_channels),

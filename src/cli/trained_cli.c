@@ -60,17 +60,6 @@ dp_status dp_trained_cli_open(dp_trained_cli *c, MPI_Comm comm, int data_needed,
     return dp_sync_all_ok(sync, rc, "loading the run");
 }
 
-void dp_json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 /* gnuplot's path on PATH, or 0 */
 static int have_gnuplot(void)
 {

@@ -27,8 +27,6 @@ dp_status dp_trained_cli_check(const dp_trained_cli *c);
  * (data_needed), --data (or the run's own data set) checked against the model. Ranks other than 0 return
  * DP_ERR_MPI for an error rank 0 reports. The caller frees sync (also on error) and t. */
 dp_status dp_trained_cli_open(dp_trained_cli *c, MPI_Comm comm, int data_needed, dp_sync *sync, dp_trained *t);
-/* s as a JSON string, quoted and escaped. */
-void dp_json_string(FILE *f, const char *s);
 /* The confusion matrix cm [nc * nc] (rows true, columns predicted) into png.dat (predicted, true, count,
  * share of the row) and, with gnuplot on PATH, drawn as a heat map into png; without gnuplot, says so on
  * stderr and writes the data file only. */

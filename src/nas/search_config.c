@@ -89,8 +89,11 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
              "--stop-after: %d is out of range [1, epochs=%d]", cfg->stop_after, cfg->run.epochs);
     DP_CHECK(cfg->run.out[0] || !cfg->stop_after, "--stop-after needs --out DIR (the checkpoint is <out>/search.dpc)");
     DP_CHECK(cfg->select >= 0 && cfg->select <= 2, "--select: %d is not alpha, perturb or sample", cfg->select);
-    DP_CHECK(cfg->select_samples >= 1 && cfg->select_samples <= 1000000,
-             "--select-samples: %d is out of range [1, 1000000]", cfg->select_samples);
+    DP_CHECK(cfg->select_samples >= 0 && cfg->select_samples <= 1000000,
+             "--select-samples: %d is out of range [0, 1000000]", cfg->select_samples);
+    DP_CHECK(!cfg->select_candidates[0] || cfg->select == 2,
+             "--select-candidates ranks cells with --select sample (this run selects by %s)",
+             cfg->select == 1 ? "perturb" : "alpha");
     DP_CHECK(cfg->select_batches >= 1 && cfg->select_batches <= 1000000, "--select-batches: %d is out of range [1, 1000000]",
              cfg->select_batches);
     DP_CHECK(cfg->select_tune >= 0 && cfg->select_tune <= 1000000, "--select-tune: %d is out of range [0, 1000000]",

@@ -35,7 +35,7 @@ int nas_chosen(const srch *s, const dp_genotype *g, int t, int j)
 {
     const int *op = t ? g->reduce_op : g->normal_op, *in = t ? g->reduce_in : g->normal_in;
     for (int k = 0; k < s->nops; k++)
-        if (s->sn->cfg.ops[k] == op[j]) return (t * DP_NAS_EDGES + nas_edge_of(j / 2, in[j])) * s->nops + k;
+        if (s->sn->cfg.ops[k] == op[j]) return (t * DP_NAS_EDGES + dp_nas_edge(j / 2, in[j])) * s->nops + k;
     return -1;
 }
 

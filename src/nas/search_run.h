@@ -12,9 +12,6 @@
 
 #define NAS_ROWS (2 * DP_NAS_EDGES) /* alpha rows: normal edges, then reduce edges */
 
-/* The edge of node `node` that reads state `input`: node i's edges start at 0, 2, 5, 9. */
-static inline int nas_edge_of(int node, int input) { return 2 * node + node * (node - 1) / 2 + input; }
-
 struct nas_strategy;
 
 /* Counters a checkpoint keeps besides the driver's position. */

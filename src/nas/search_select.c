@@ -13,13 +13,17 @@
  * stored order, with the edges decided so far projected. The weights, batch-
  * norm statistics and momentum are put back afterwards: the search's result
  * (and its parameter hash) is the supernet the search trained. */
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dptrain/fsutil.h"
 #include "dptrain/nas_select.h"
+#include "dptrain/text.h"
 #include "nas/search_run.h"
 #include "nas/strategy.h"
 
@@ -183,14 +187,74 @@ dp_status nas_select_perturb_run(srch *s, dp_genotype *g)
     return rc;
 }
 
+/* --select-candidates: the cells, each file's name kept for the log. */
+typedef struct sample_run {
+    srch *s;
+    dp_genotype *given;
+    char (*names)[520];
+    int ngiven;
+} sample_run;
+
+static int json_file(const struct dirent *e)
+{
+    const size_t n = strlen(e->d_name);
+    return e->d_name[0] != '.' && n > 5 && !strcmp(e->d_name + n - 5, ".json");
+}
+
+/* Every rank reads them (the same files): a genotype file, or a directory's *.json in name order. Each is
+ * checked against the supernet's op set here, so a bad one is named by its file. */
+static dp_status candidates_load(sample_run *r)
+{
+    const char *path = r->s->cfg->select_candidates;
+    if (!path[0]) return DP_OK;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return dp_errorf(DP_ERR_IO, "--select-candidates: %s: %s", path, strerror(errno));
+    struct dirent **list = NULL;
+    int n = 1;
+    if (S_ISDIR(sb.st_mode)) {
+        n = scandir(path, &list, json_file, alphasort);
+        if (n < 0) return dp_errorf(DP_ERR_IO, "--select-candidates: %s: %s", path, strerror(errno));
+        if (n == 0) {
+            free(list);
+            return dp_errorf(DP_ERR_ARG, "--select-candidates: %s holds no *.json genotype", path);
+        }
+    }
+    r->given = calloc((size_t)n, sizeof *r->given);
+    r->names = calloc((size_t)n, sizeof *r->names);
+    dp_status rc = r->given && r->names ? DP_OK : dp_errorf(DP_ERR_NOMEM, "--select-candidates: out of memory");
+    float w[NAS_ROWS * DP_NAS_NUM_OPS], alive[NAS_ROWS * DP_NAS_NUM_OPS];
+    for (int i = 0; i < n && rc == DP_OK; i++) {
+        char file[800];
+        if (list) snprintf(file, sizeof file, "%s/%s", path, list[i]->d_name);
+        else snprintf(file, sizeof file, "%s", path);
+        snprintf(r->names[i], sizeof r->names[i], "%s", list ? list[i]->d_name : path);
+        rc = dp_genotype_load(file, &r->given[i]);
+        if (rc == DP_OK) rc = dp_nas_genotype_weights(&r->given[i], r->s->sn->cfg.ops, r->s->nops, w, alive);
+        if (rc != DP_OK) rc = dp_errorf(rc, "--select-candidates: %s: %s", file, dp_errmsg());
+        r->ngiven = i + 1;
+    }
+    for (int i = 0; list && i < n; i++) free(list[i]);
+    free(list);
+    return rc;
+}
+
+static dp_status sample_eval(void *user, const float *w, const float *alive, double *v)
+{
+    return sel_eval(((sample_run *)user)->s, w, alive, v);
+}
+
 static void sample_probe(void *user, int index, const dp_genotype *g, const double *v, int best)
 {
-    srch *s = user;
+    const sample_run *r = user;
+    srch *s = r->s;
     if (!s->sel_csv) return;
     char text[1100];
     dp_genotype_format(g, text, sizeof text);
-    fprintf(s->sel_csv, "{\"index\":%d,\"acc\":%.6f,\"loss\":%.6f,\"best\":%d,\"mflops\":%.4f,\"genotype\":%s}\n",
-            index, v[1] > 0 ? v[0] / v[1] : 0, v[1] > 0 ? v[2] / v[1] : 0, best, nas_genotype_mflops(s, g), text);
+    const char *source = index == 0 ? "alpha" : index <= r->ngiven ? r->names[index - 1] : "random";
+    fprintf(s->sel_csv, "{\"index\":%d,\"source\":", index);
+    dp_json_string(s->sel_csv, source);
+    fprintf(s->sel_csv, ",\"acc\":%.6f,\"loss\":%.6f,\"best\":%d,\"mflops\":%.4f,\"genotype\":%s}\n",
+            v[1] > 0 ? v[0] / v[1] : 0, v[1] > 0 ? v[2] / v[1] : 0, best, nas_genotype_mflops(s, g), text);
 }
 
 dp_status nas_select_sample_run(srch *s, dp_genotype *g)
@@ -198,22 +262,26 @@ dp_status nas_select_sample_run(srch *s, dp_genotype *g)
     const dp_search_config *cfg = s->cfg;
     float w[NAS_ROWS * DP_NAS_NUM_OPS], alive[NAS_ROWS * DP_NAS_NUM_OPS];
     const dp_genotype first = *g; /* alpha's cell */
+    sample_run r = {.s = s};
+    dp_status rc = dp_sync_all_ok(&s->d->sync, candidates_load(&r), "--select-candidates");
     sel_backup bk = {0};
-    dp_status rc = sel_begin(s, "sample.jsonl", "", &bk);
-    dp_nas_sample p = {.ops = s->sn->cfg.ops, .nops = s->nops, .first = &first, .samples = cfg->select_samples,
-                       .seed = cfg->run.seed, .w = w, .alive = alive, .eval = sel_eval, .user = s,
-                       .probe = sample_probe};
+    if (rc == DP_OK) rc = sel_begin(s, "sample.jsonl", "", &bk);
+    dp_nas_sample p = {.ops = s->sn->cfg.ops, .nops = s->nops, .first = &first, .given = r.given, .ngiven = r.ngiven,
+                       .samples = cfg->select_samples, .seed = cfg->run.seed, .w = w, .alive = alive,
+                       .eval = sample_eval, .user = &r, .probe = sample_probe};
     dp_nas_sample_stats st;
     memset(&st, 0, sizeof st);
     const double t0 = dp_now();
     if (rc == DP_OK) rc = dp_nas_select_sample(&p, g, &st);
-    rc = sel_end(s, &bk, rc, g, t0, st.evals);
+    if (bk.w || rc == DP_OK) rc = sel_end(s, &bk, rc, g, t0, st.evals);
+    free(r.given);
+    free(r.names);
     s->res->select_base_acc = st.first_acc;
     if (rc == DP_OK && !cfg->run.quiet && s->d->rank == 0)
-        fprintf(stderr, "sample selection: alpha's cell and %d random cells on %ld x %d held-out images per rank, "
-                        "%.1f s; alpha's cell %.4f (rank %d of %d), chosen: candidate %d, %.4f\n",
-                cfg->select_samples, s->sel_batches, cfg->run.batch, s->res->select_s, st.first_acc, st.first_rank,
-                st.evals, st.chosen, st.best_acc);
+        fprintf(stderr, "sample selection: alpha's cell, %d given and %d random cells on %ld x %d held-out images per "
+                        "rank, %.1f s; alpha's cell %.4f (rank %d of %d), chosen: candidate %d, %.4f\n",
+                r.ngiven, cfg->select_samples, s->sel_batches, cfg->run.batch, s->res->select_s, st.first_acc,
+                st.first_rank, st.evals, st.chosen, st.best_acc);
     return rc;
 }
 

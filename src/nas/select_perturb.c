@@ -29,13 +29,6 @@ dp_status dp_nas_select_parse(const char *name, dp_nas_select *out)
     return dp_errorf(DP_ERR_ARG, "--select: '%s' is not alpha, perturb or sample", name ? name : "(null)");
 }
 
-/* 1 when removing a hurt the supernet more than removing b: fewer correct, then a higher loss */
-static int hurts_more(const double *a, const double *b)
-{
-    if (a[0] != b[0]) return a[0] < b[0];
-    return a[2] > b[2];
-}
-
 typedef struct sel {
     const dp_nas_perturb *p;
     dp_nas_perturb_stats *st;
@@ -84,7 +77,7 @@ static dp_status choose_op(sel *s, int t, int e)
             a[k] = keep;
             if (rc != DP_OK) return rc;
             probe(s, 0, t, e, k, v, 0);
-            if (best < 0 || hurts_more(v, bv)) best = k, memcpy(bv, v, sizeof bv);
+            if (best < 0 || dp_nas_eval_better(bv, v)) best = k, memcpy(bv, v, sizeof bv);
         }
         probe(s, 0, t, e, best, bv, 1);
     }
@@ -102,7 +95,7 @@ static dp_status choose_op(sel *s, int t, int e)
 static dp_status choose_edges(sel *s, int t, int node, int *in)
 {
     const dp_nas_perturb *p = s->p;
-    const int e0 = 2 * node + node * (node - 1) / 2, n = node + 2;
+    const int e0 = dp_nas_edge(node, 0), n = node + 2;
     double v[DP_NAS_NODES + 1][3];
     in[0] = in[1] = -1;
     int live = 0;
@@ -122,7 +115,7 @@ static dp_status choose_edges(sel *s, int t, int node, int *in)
         int best = -1;
         for (int j = 0; j < n; j++) {
             if (s->dead[t][e0 + j] || j == in[0]) continue;
-            if (best < 0 || (live > 2 && hurts_more(v[j], v[best]))) best = j;
+            if (best < 0 || (live > 2 && dp_nas_eval_better(v[best], v[j]))) best = j;
         }
         for (int j = 0; j < n && best < 0; j++)
             if (j != in[0]) best = j;

@@ -30,7 +30,7 @@ dp_status dp_nas_genotype_weights(const dp_genotype *g, const int *ops, int nops
                 if (in < 0 || in > node + 1)
                     return dp_errorf(DP_ERR_ARG, "%s cell, node %d: input %d is not an earlier state",
                                      t ? "reduce" : "normal", node, in);
-                const size_t at = ((size_t)t * NE + (size_t)(2 * node + node * (node - 1) / 2 + in)) * (size_t)nops;
+                const size_t at = ((size_t)t * NE + (size_t)dp_nas_edge(node, in)) * (size_t)nops;
                 w[at + (size_t)col] = 1.0f;
                 alive[at + (size_t)col] = 1.0f;
             }
@@ -38,37 +38,33 @@ dp_status dp_nas_genotype_weights(const dp_genotype *g, const int *ops, int nops
     return DP_OK;
 }
 
-/* 1 when a beat b: more correct, then a lower loss (a strict order: the earlier candidate keeps a tie) */
-static int beats(const double *a, const double *b)
-{
-    return a[0] > b[0] || (a[0] == b[0] && a[2] < b[2]);
-}
-
 dp_status dp_nas_select_sample(const dp_nas_sample *p, dp_genotype *g, dp_nas_sample_stats *stats)
 {
     dp_nas_sample_stats local;
     dp_nas_sample_stats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
-    if (p->nops < 1 || p->nops > DP_NAS_NUM_OPS || !p->ops || !p->w || !p->alive || !p->eval || p->samples < 1)
-        return dp_errorf(DP_ERR_ARG, "sample selection: %d op columns and %d samples, or a missing buffer or callback",
-                         p->nops, p->samples);
+    const int nfirst = p->first != NULL, n = nfirst + p->ngiven + p->samples;
+    if (p->nops < 1 || p->nops > DP_NAS_NUM_OPS || !p->ops || !p->w || !p->alive || !p->eval || p->samples < 0 ||
+        p->ngiven < 0 || (p->ngiven && !p->given) || n < 1)
+        return dp_errorf(DP_ERR_ARG, "sample selection: %d op columns, %d given cells and %d samples, or a missing "
+                         "buffer or callback", p->nops, p->ngiven, p->samples);
     dp_rng r;
     dp_rng_seed(&r, p->seed, DP_STREAM_USER + 8, 0);
     double best[3] = {0}, first[3] = {0};
-    const int n = p->samples + (p->first != NULL);
     for (int i = 0; i < n; i++) {
         dp_genotype cand;
         memset(&cand, 0, sizeof cand);
-        if (i == 0 && p->first) cand = *p->first;
+        if (i < nfirst) cand = *p->first;
+        else if (i < nfirst + p->ngiven) cand = p->given[i - nfirst];
         else dp_nas_random_genotype(&r, p->ops, p->nops, &cand);
         dp_status rc = dp_nas_genotype_weights(&cand, p->ops, p->nops, p->w, p->alive);
         double v[3] = {0, 0, 0};
         if (rc == DP_OK) rc = p->eval(p->user, p->w, p->alive, v);
         if (rc != DP_OK) return rc;
         st->evals++;
-        const int lead = i == 0 || beats(v, best);
+        const int lead = i == 0 || dp_nas_eval_better(v, best);
         if (i == 0) memcpy(first, v, sizeof first);
-        else st->first_rank += beats(v, first);
+        else st->first_rank += dp_nas_eval_better(v, first);
         if (lead) {
             memcpy(best, v, sizeof best);
             *g = cand;

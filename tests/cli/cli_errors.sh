@@ -69,6 +69,7 @@ expect 2 "--stop-after needs --out"  -- search --stop-after 1
 expect 2 "--stop-after: 3 is out of range \[1, epochs=2\]" -- search --epochs 2 --stop-after 3 --out "$tmp/s"
 expect 2 "--select: 'magnitude' is not alpha, perturb or sample" -- search --select magnitude
 expect 2 "--reselect needs --out"     -- search --reselect --select perturb
+expect 2 "--select-candidates ranks cells with --select sample" -- search --select-candidates cells
 printf 'sep_conv_3x3 8 28 28 1 x\n' > "$tmp/costs.tsv"
 expect 1 "$tmp/costs.tsv:1"              -- search --cost-table "$tmp/costs.tsv" --data "$tmp/missing" --quiet
 expect 1 "$tmp/nodir/g.json"             -- search --random-genotype "$tmp/nodir/g.json"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dptrain/data.h"
@@ -389,7 +390,7 @@ static void codec_applies(void)
 /* --select perturb across ranks: every rank chooses the same cell, the search's weights come back untouched
  * by the tuning (the same parameter hash as the same search with --select alpha), perturb.csv logs every
  * measurement, and --reselect from the finished search's checkpoint chooses the same cell again; --reselect
- * with --select sample chooses one cell on every rank and logs every candidate. */
+ * with --select sample chooses one cell on every rank and logs every candidate, --select-candidates too. */
 static void perturb_select(void)
 {
     dp_search_config cfg = tiny(16, 2L * 6 * 16 * g_size); /* 6 steps, 6 held-out batches */
@@ -445,8 +446,50 @@ static void perturb_select(void)
         CHECK(count_lines(path) == 13, "sample.jsonl has %ld lines", count_lines(path));
     }
     dp_search_result_free(&again);
-    cfg.w_lr *= 2; /* not the search's flags */
+    /* --select-candidates: a directory's *.json genotypes ranked after alpha's cell, in name order, each named in
+     * the log (the perturbation's cell, alpha's own again, a note.txt that is not one), no random cells */
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/candidates", tmp);
+    if (g_rank == 0) {
+        CHECK(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+        snprintf(path, sizeof path, "%s/a_perturb.json", dir);
+        CHECK_OK(dp_genotype_save(&pert.genotype, path));
+        snprintf(path, sizeof path, "%s/b_alpha.json", dir);
+        CHECK_OK(dp_genotype_save(&alpha.genotype, path));
+        snprintf(path, sizeof path, "%s/note.txt", dir);
+        FILE *f = fopen(path, "w");
+        CHECK(f && fputs("not a genotype\n", f) >= 0 && fclose(f) == 0, "%s", path);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    cfg.select_samples = 0;
+    snprintf(cfg.select_candidates, sizeof cfg.select_candidates, "%.500s", dir);
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &again));
+    dp_genotype_format(&again.genotype, g, sizeof g);
+    CHECK(same_on_all_ranks(g), "candidates: ranks chose different cells; mine %s", g);
+    CHECK(again.select_evals == 3, "candidates: %d evaluations, not alpha's and 2 files'", again.select_evals);
+    if (g_rank == 0) {
+        snprintf(path, sizeof path, "%s/sample.jsonl", cfg.run.out);
+        FILE *f = fopen(path, "r");
+        char line[3][1600] = {{0}};
+        for (int i = 0; f && i < 3; i++) CHECK(fgets(line[i], sizeof line[i], f), "sample.jsonl line %d", i + 1);
+        if (f) fclose(f);
+        CHECK(strstr(line[0], "\"source\":\"alpha\"") && strstr(line[1], "\"source\":\"a_perturb.json\"") &&
+                  strstr(line[2], "\"source\":\"b_alpha.json\""),
+              "sample.jsonl does not name the candidates in order:\n%s%s%s", line[0], line[1], line[2]);
+        snprintf(path, sizeof path, "%s/c_broken.json", dir); /* a truncated genotype is named by its file */
+        f = fopen(path, "w");
+        CHECK(f && fputs("{\"normal\": [[\"sep_conv_3x3\", 0]", f) >= 0 && fclose(f) == 0, "%s", path);
+    }
+    dp_search_result_free(&again);
+    MPI_Barrier(MPI_COMM_WORLD);
     dp_status rc = dp_search_run(&cfg, MPI_COMM_WORLD, &again);
+    CHECK(rc != DP_OK && strstr(dp_errmsg(), "c_broken.json"), "a broken candidate: %s", dp_errmsg());
+    cfg.select = DP_NAS_SELECT_PERTURB;
+    rc = dp_search_run(&cfg, MPI_COMM_WORLD, &again);
+    CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--select-candidates"), "candidates under perturb: %s", dp_errmsg());
+    cfg.select_candidates[0] = 0;
+    cfg.w_lr *= 2; /* not the search's flags */
+    rc = dp_search_run(&cfg, MPI_COMM_WORLD, &again);
     CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--reselect"), "--reselect with another --lr: %s", dp_errmsg());
     dp_search_result_free(&alpha);
     dp_search_result_free(&pert);

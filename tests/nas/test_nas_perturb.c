@@ -333,6 +333,47 @@ Test(sample, keeps_the_best_candidate, .timeout = DP_TIMEOUT(30)) { sample_case(
 Test(sample, keeps_the_first_on_a_tie, .timeout = DP_TIMEOUT(30)) { sample_case(0, 1); }
 Test(sample, ties_in_accuracy_go_to_the_lower_loss, .timeout = DP_TIMEOUT(30)) { sample_case(1, 0); }
 
+/* Given cells come after the first and before the random ones, in their order; with no random cells only
+ * they are measured, and the hidden cell among them wins. */
+Test(sample, ranks_given_cells_in_order, .timeout = DP_TIMEOUT(30))
+{
+    samp *s = calloc(1, sizeof *s);
+    dp_rng r;
+    dp_rng_seed(&r, 17, DP_STREAM_USER, 0);
+    dp_nas_random_genotype(&r, all_ops, NOPS, &s->hidden);
+    dp_genotype first, given[3], g;
+    dp_nas_random_genotype(&r, all_ops, NOPS, &first);
+    dp_nas_random_genotype(&r, all_ops, NOPS, &given[0]);
+    given[1] = s->hidden;
+    dp_nas_random_genotype(&r, all_ops, NOPS, &given[2]);
+    float w[ROWS], alive[ROWS];
+    for (int samples = 0; samples <= 6; samples += 6) {
+        s->n = 0;
+        dp_nas_sample p = {.ops = all_ops, .nops = NOPS, .first = &first, .given = given, .ngiven = 3,
+                           .samples = samples, .seed = 5, .w = w, .alive = alive, .eval = samp_eval, .user = s};
+        dp_nas_sample_stats st;
+        cr_assert_eq(dp_nas_select_sample(&p, &g, &st), DP_OK, "%s", dp_errmsg());
+        cr_assert_eq(st.evals, 4 + samples);
+        cr_assert(same_cell(&s->seen[0], &first), "the first candidate is not the caller's cell");
+        for (int i = 0; i < 3; i++) cr_assert(same_cell(&s->seen[1 + i], &given[i]), "candidate %d is not given[%d]", 1 + i, i);
+        cr_assert_eq(st.chosen, 2, "chose candidate %d, the hidden cell is candidate 2", st.chosen);
+        cr_assert(same_cell(&g, &s->hidden));
+    }
+    /* given cells alone (no first, no random) */
+    s->n = 0;
+    dp_nas_sample q = {.ops = all_ops, .nops = NOPS, .given = given, .ngiven = 3, .seed = 5, .w = w, .alive = alive,
+                       .eval = samp_eval, .user = s};
+    dp_nas_sample_stats st;
+    cr_assert_eq(dp_nas_select_sample(&q, &g, &st), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(st.evals, 3);
+    cr_assert_eq(st.chosen, 1);
+    q.ngiven = 0; /* nothing to rank */
+    cr_assert_eq(dp_nas_select_sample(&q, &g, &st), DP_ERR_ARG);
+    q.ngiven = 2, q.given = NULL;
+    cr_assert_eq(dp_nas_select_sample(&q, &g, &st), DP_ERR_ARG);
+    free(s);
+}
+
 Test(sample, an_op_outside_the_set_is_named, .timeout = DP_TIMEOUT(30))
 {
     static const int some[3] = {DP_NAS_NONE, DP_NAS_MAX_POOL_3X3, DP_NAS_SEP_CONV_3X3};
