@@ -7,6 +7,8 @@
 #
 #   benchmarks/bench_nas_retrain.sh [--dir DIR] [--config NAME] [--search "FLAGS"]
 #       [--seeds "1 2"] [--search-epochs E] [--random 5] [--noise 3] [--ranks 2] [--plot]
+#       [--retrain-epochs N] (the recipe's epochs, default 6; a directory holds one recipe: mixing
+#                            recipes in one DIR is refused)
 #       [--jobs N]          (N runs at once, N x --ranks cores: on a 16-core machine --jobs 8 runs both
 #                            searches beside the baselines; the figures are the same, the wall is not)
 #       [--genotype FILE]   (retrain one more cell from a search you ran yourself)
@@ -33,7 +35,7 @@
 #            Each search seed derives two cells: the one --select chose
 #            (genotype.json) and alpha's (genotype_alpha.json, with --select perturb).
 #   retrain  5 cells x 8 channels (the searched network's own size), the same
-#            20,000 images, 6 epochs, --augment, SGD lr 0.025 momentum 0.9,
+#            20,000 images, 6 epochs (--retrain-epochs), --augment, SGD lr 0.025 momentum 0.9,
 #            cosine, weight decay 3e-4, global batch 64 (32 x 2 ranks), seed 1;
 #            test accuracy on all 10,000 test images.
 #   against  --random R uniformly random cells (seeds 1001..1000+R), the
@@ -47,13 +49,14 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 dir="" config="default" search_flags="" seeds="1 2" search_epochs=10 nrandom=5 noise=3 ranks=2 plot=0 genotype="" smoke=0
-baselines="" jobs=1 reselect="" rank_cells=0
+baselines="" jobs=1 reselect="" rank_cells=0 retrain_epochs=6
 dp_flags bench_nas_retrain "--dir=dir --config=config --search=search_flags --seeds=seeds
   --search-epochs=search_epochs --random=nrandom --noise=noise --ranks=ranks --plot=plot=1 --genotype=genotype
-  --smoke=smoke=1 --baselines=baselines --jobs=jobs --reselect=reselect --rank-cells=rank_cells=1" "$@"
+  --smoke=smoke=1 --baselines=baselines --jobs=jobs --reselect=reselect --rank-cells=rank_cells=1
+  --retrain-epochs=retrain_epochs" "$@"
 me=bench_nas_retrain
 [[ "$config" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "$me: --config '$config': letters, digits, . _ - only" >&2; exit 2; }
-for n in "$search_epochs" "$nrandom" "$noise" "$ranks" "$jobs"; do
+for n in "$search_epochs" "$nrandom" "$noise" "$ranks" "$jobs" "$retrain_epochs"; do
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || { echo "$me: '$n' is not a count >= 1" >&2; exit 2; }
 done
 [ -z "$genotype" ] || [ -f "$genotype" ] || { echo "$me: --genotype $genotype: no such file" >&2; exit 2; }
@@ -67,11 +70,23 @@ if [ -n "$baselines" ]; then
 fi
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 dir="${dir:-$out/nas-protocol}"; mkdir -p "$dir/cells"
+# the retrained accuracies of one directory are comparable only under one recipe
+if [ -f "$dir/recipe" ]; then
+  [ "$(cat "$dir/recipe")" = "epochs $retrain_epochs" ] ||
+    { echo "$me: $dir was retrained with $(cat "$dir/recipe"), not --retrain-epochs $retrain_epochs: use another --dir" >&2; exit 2; }
+else # a directory from before --retrain-epochs holds 6-epoch runs
+  for f in "$dir"/*/final.txt; do
+    case "$f" in "$dir/*/final.txt" | "$dir"/search-* | "$dir"/reselect-* | "$dir"/oneshot*) continue ;; esac
+    [ "$retrain_epochs" = 6 ] ||
+      { echo "$me: $dir holds runs of the 6-epoch recipe: --retrain-epochs $retrain_epochs needs another --dir" >&2; exit 2; }
+  done
+  echo "epochs $retrain_epochs" > "$dir/recipe"
+fi
 
 per_rank=$((64 / ranks))
 search_recipe="--layers 5 --channels 8 --batch $per_rank --sampler global --limit 20000 --arch-lr 3e-3
   --eval-limit 2000 --retrain-layers 5 --retrain-channels 8 --quiet"
-retrain_recipe="--layers 5 --channels 8 --limit 20000 --epochs 6 --augment --batch $per_rank --lr 0.025
+retrain_recipe="--layers 5 --channels 8 --limit 20000 --epochs $retrain_epochs --augment --batch $per_rank --lr 0.025
   --momentum 0.9 --weight-decay 3e-4 --schedule cosine --quiet"
 if [ "$smoke" = 1 ]; then
   search_recipe="$search_recipe --limit 256 --eval-limit 64 --select-batches 1"
@@ -100,8 +115,22 @@ run() {
 # The protocol's steps. A task is one word list: "cell NAME SEED CELL" retrains cells/CELL.json (or the cnn),
 # "search SEED" runs one search, "check" retrains random cell 1 against --baselines.
 cell() {
-  local name="$1" seed="$2" what="--arch $dir/cells/$3.json"
+  local name="$1" seed="$2" what="--arch $dir/cells/$3.json" f y r
   [ "$3" = cnn ] && what="--model cnn"
+  # One genotype, recipe and seed retrain to the same bits: a cell already retrained at seed 1 under another
+  # name (a reselection that kept alpha's cell) takes that run's result instead of another run.
+  if [ "$seed" = 1 ] && [ "$3" != cnn ] && [ ! -f "$dir/$name/final.txt" ]; then
+    for f in "$dir"/cells/*.json; do
+      y=$(basename "$f" .json)
+      [ "$y" != "$3" ] && cmp -s "$f" "$dir/cells/$3.json" || continue
+      for r in "$dir/$y" "$dir/derived-$y"; do
+        [ -f "$r/final.txt" ] || continue
+        rm -rf "${dir:?}/$name"; mkdir -p "$dir/$name"; cp "$r/final.txt" "$dir/$name/"
+        echo "$me: $name: the cell of $(basename "$r"), retrained there: its result, not run again" | tee "$dir/$name/log" >&2
+        return 0
+      done
+    done
+  fi
   run "$name" train --data "$shards" $retrain_recipe --seed "$seed" $what
 }
 search() {
@@ -285,7 +314,7 @@ awk -F, "$awk_stats"'
       c = cfgs[k]; n = nd[c]; s = 0; db = d[c, 1]; all = 1
       for (i = 1; i <= n; i++) { s += d[c, i]; if (d[c, i] > db) db = d[c, i]; if (d[c, i] <= rm) all = 0 }
       dm = s / n
-      printf "config %s: %d derived, mean %.4f (%+.4f, %.1f standard errors), best %.4f\n", c, n, dm, dm - rm,
+      printf "config %s: %d derived, mean %.4f (%+.4f, %.2f standard errors), best %.4f\n", c, n, dm, dm - rm,
         (se > 0 ? (dm - rm) / se : 0), db
       printf "  verdict: each above the random mean %s; mean >= 2 SE above %s; best >= best random %s\n",
         (all ? "yes" : "no"), ((se > 0 && dm - rm >= 2 * se) ? "yes" : "no"), ((db >= rb) ? "yes" : "no")

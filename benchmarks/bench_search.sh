@@ -9,8 +9,9 @@
 # summary CSV.
 #
 #   benchmarks/bench_search.sh [--configs "5x8 8x16"] [--ks "1 4"] [--edge-norm auto|on|off] [--batch 64]
-#       [--steps 10] [--warmup 2] [--reps 3] [--ranks "1 2"] [--impls "dptrain dptrain-rc torch"] [--data DIR]
-#       [--tag NAME] [--recompute N|all] [--dp-args "..."] [--torch-args "..."] [--plot [FILE.png]]
+#       [--strategy darts|gumbel] [--self-distill L] [--steps 10] [--warmup 2] [--reps 3] [--ranks "1 2"]
+#       [--impls "dptrain dptrain-rc torch"] [--data DIR] [--tag NAME] [--recompute N|all] [--dp-args "..."]
+#       [--torch-args "..."] [--plot [FILE.png]]
 #
 # --configs   LAYERSxCHANNELS, space-separated (default 5x8)
 # --ks        PC-DARTS partial channels K, space-separated (default 1 = DARTS): both sides get
@@ -21,6 +22,13 @@
 #             The supernets' sizes are checked: darts_torch.py --params-only (run first)
 #             against the "N weights + M alphas" line of every dptrain run; a mismatch
 #             stops the script. The table prints both counts per config and K.
+# --strategy  the mixing, passed to both sides (default darts): gumbel is GDAS (one sampled op per
+#             edge computed, tau 10 -> 0.1); without torch in --impls any dptrain strategy goes
+# --self-distill L  SD-DARTS' lambda, passed to both sides when > 0 (default 0: off). dptrain's
+#             first epoch has no teacher, so dptrain then runs 2 epochs and its images/s is the
+#             second's (metrics.jsonl: its steps' images over its epoch_s; the csv's steps column
+#             counts both epochs); darts_torch.py's teacher is the net after its warm-up steps, so
+#             each timed step pays the teacher forward as every step of dptrain's epoch 2 does
 # --steps/--warmup  torch: timed steps after untimed ones (it reports the median
 #             step); dptrain: --limit 2*batch*ranks*(steps+warmup), i.e. the same
 #             number of steps per rank (the train half of --limit is limit/2
@@ -36,18 +44,21 @@
 # --torch-args extra flags for darts_torch.py (e.g. --fused-node: one channel shuffle per node, as dptrain)
 # --plot      gnuplot PNG of images/s (default benchmarks/out/search<tag>.png)
 #
-# Logs of every run: benchmarks/out/search-runs/; CSVs: benchmarks/out/search<tag>.csv
-# and search<tag>_summary.csv.
+# Logs of every run: benchmarks/out/search-runs/ (named with the strategy and _sdL when not
+# darts / 0); CSVs: benchmarks/out/search<tag>.csv and search<tag>_summary.csv (give another
+# --strategy or --self-distill its own --tag, or they replace the last run's).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 me=bench_search
 configs="5x8" batch=64 steps=10 warmup=2 reps=3 ranks="1" impls="dptrain torch" data="" tag="" dp_args=""
-plot="" recompute=all ks="1" edge_norm=auto torch_args=""
+plot="" recompute=all ks="1" edge_norm=auto torch_args="" strategy=darts self_distill=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --configs) need_arg "$@"; configs="$2"; shift 2 ;;
     --ks) need_arg "$@"; ks="$2"; shift 2 ;;
     --edge-norm) need_arg "$@"; edge_norm="$2"; shift 2 ;;
+    --strategy) need_arg "$@"; strategy="$2"; shift 2 ;;
+    --self-distill) need_arg "$@"; self_distill="$2"; shift 2 ;;
     --torch-args) [ $# -ge 2 ] || die "--torch-args needs a value"; torch_args="$2"; shift 2 ;;
     --batch) need_arg "$@"; batch="$2"; shift 2 ;;
     --steps) need_arg "$@"; steps="$2"; shift 2 ;;
@@ -80,6 +91,16 @@ case "$edge_norm" in auto|on|off) ;; *) die "--edge-norm takes auto, on or off (
 for i in $impls; do [ "$i" = dptrain ] || [ "$i" = dptrain-rc ] || [ "$i" = torch ] ||
   die "--impls takes dptrain, dptrain-rc and/or torch (got '$i')"; done
 [ -n "$configs" ] && [ -n "$ranks" ] && [ -n "$impls" ] || die "--configs, --ranks and --impls must not be empty"
+[[ "$strategy" =~ ^[a-z_-]+$ ]] || die "--strategy: '$strategy' is not a strategy name"
+[[ " $impls " != *" torch "* ]] || [ "$strategy" = darts ] || [ "$strategy" = gumbel ] ||
+  die "--strategy $strategy: darts_torch.py has darts and gumbel only (or leave torch out of --impls)"
+[[ "$self_distill" =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$ ]] ||
+  die "--self-distill must be a number >= 0 (got '$self_distill')"
+# sd_on: the self-distillation term is on; sd_flags: what both sides get for it (nothing when off)
+sd_on=0 sd_flags=""
+if awk -v l="$self_distill" 'BEGIN{ exit !(l + 0 > 0) }'; then sd_on=1 sd_flags="--self-distill $self_distill"; fi
+# the run logs' names: today's for darts without distillation, else with these appended
+variant=""; [ "$strategy" = darts ] || variant="_$strategy"; [ "$sd_on" -eq 0 ] || variant="${variant}_sd$self_distill"
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [ -n "$data" ] || data="$shards"
@@ -102,7 +123,7 @@ fi
 logs="$out/search-runs"; mkdir -p "$logs"
 csv="$out/search${tag}.csv" summary="$out/search${tag}_summary.csv"
 # k and params last: the columns before them keep their places (scripts read them by number)
-echo "layers,channels,batch,impl,ranks,rep,steps,train_images_per_s,peak_rss_mb,step_s,val_acc,wall_s,binary,k,params" > "$csv"
+echo "layers,channels,batch,impl,ranks,rep,steps,train_images_per_s,peak_rss_mb,step_s,val_acc,wall_s,binary,k,params,strategy,self_distill" > "$csv"
 # the binary under test, by content: a rebuild in the middle of a run (a shared tree) is flagged
 bin_id() { sha256sum "$build/dptrain" | cut -c1-12; }
 bin0=""; if has_dp; then bin0=$(bin_id); fi
@@ -118,7 +139,7 @@ declare -A torch_params=()  # "L C K" -> "weights+arch" from darts_torch.py --pa
 
 run() { # run IMPL LAYERS CHANNELS RANKS REP K: one run, one CSV row
   local impl="$1" L="$2" C="$3" P="$4" rep="$5" K="$6" rc=0
-  local name="L${L}_C${C}_K${K}_B${batch}_${impl}_np${P}_rep${rep}${tag}" limit=$((2 * batch * P * (steps + warmup)))
+  local name="L${L}_C${C}_K${K}_B${batch}_${impl}_np${P}_rep${rep}${variant}${tag}" limit=$((2 * batch * P * (steps + warmup)))
   local pcf; pcf=$(pc_flags "$K")
   local log="$logs/$name.log"
   local t0; t0=$(date +%s.%N)
@@ -128,9 +149,11 @@ run() { # run IMPL LAYERS CHANNELS RANKS REP K: one run, one CSV row
     local bin; bin=$(bin_id)
     [ "$bin" = "$bin0" ] || echo "$me: WARNING: $build/dptrain changed during the benchmark ($bin0 -> $bin): rows mix binaries (see the csv's binary column)" >&2
     # not --quiet: the header line gives the supernet's size (rank 0, once; the progress lines are few)
-    # shellcheck disable=SC2206  # --dp-args and the PC-DARTS flags are split on purpose
-    local cmd=("$build/dptrain" search --data "$data" --layers "$L" --channels "$C" --batch "$batch" --epochs 1
-               --limit "$limit" --strategy darts --out "$dir" --progress plain $pcf $rcflag $dp_args)
+    # self-distillation: epoch 1 has no teacher, epoch 2 is the one measured
+    local epochs=1; [ "$sd_on" -eq 0 ] || epochs=2
+    # shellcheck disable=SC2206  # --dp-args, the PC-DARTS and the distillation flags are split on purpose
+    local cmd=("$build/dptrain" search --data "$data" --layers "$L" --channels "$C" --batch "$batch" --epochs "$epochs"
+               --limit "$limit" --strategy "$strategy" --out "$dir" --progress plain $pcf $sd_flags $rcflag $dp_args)
     if [ "$P" -gt 1 ]; then dp_mpirun "$P" "${cmd[@]}" >"$log" 2>&1 || rc=$?
     else "${cmd[@]}" >"$log" 2>&1 || rc=$?; fi
     [ "$rc" -eq 0 ] || fail "dptrain search (L=$L C=$C np=$P rep $rep) failed (exit $rc)" "$log"
@@ -138,29 +161,37 @@ run() { # run IMPL LAYERS CHANNELS RANKS REP K: one run, one CSV row
     ips=$(field train_images_per_s "$log") rss=$(field peak_rss_mb "$log") acc=$(field val_acc "$log")
     wall=$(field wall_s "$log") st=$(field steps "$log")
     [ -n "$ips" ] && [ -n "$rss" ] || fail "dptrain search (L=$L C=$C np=$P rep $rep) printed no 'final: ... train_images_per_s= peak_rss_mb=' line" "$log"
+    if [ "$sd_on" -eq 1 ]; then # epoch 2's rate: its steps' images (all ranks) over its epoch_s
+      local e1 e2
+      e1=$(grep -s '"kind":"epoch"' "$dir/metrics.jsonl" | sed -n 1p) e2=$(grep -s '"kind":"epoch"' "$dir/metrics.jsonl" | sed -n 2p)
+      ips=$(awk -v s1="$(json_field step <<<"$e1")" -v s2="$(json_field step <<<"$e2")" -v es="$(json_field epoch_s <<<"$e2")" \
+        -v b="$batch" -v p="$P" 'BEGIN{ if (s2 > s1 && es > 0) printf "%.2f", (s2 - s1) * b * p / es }')
+      [ -n "$ips" ] || fail "dptrain search --self-distill (L=$L C=$C np=$P rep $rep): no second epoch's step and epoch_s in $dir/metrics.jsonl" "$log"
+    fi
     local np_; np_=$(dp_params "$log")
     [ -n "$np_" ] || fail "dptrain search (L=$L C=$C K=$K) printed no 'N weights + M alphas' line" "$log"
     local tp="${torch_params["$L $C $K"]:-}"
     [ -z "$tp" ] || [ "$tp" = "$np_" ] ||
       fail "L=$L C=$C K=$K: dptrain's supernet has $np_ weights+alphas, darts_torch.py's $tp: not the same network" "$log"
     local step_s; step_s=$(awk -v b="$batch" -v p="$P" -v r="$ips" 'BEGIN{ if (r > 0) printf "%.3f", b*p/r; else print "nan" }')
-    echo "$L,$C,$batch,$impl,$P,$rep,${st:-},$ips,$rss,$step_s,${acc:-},${wall:-},$bin,$K,$np_" >> "$csv"
+    echo "$L,$C,$batch,$impl,$P,$rep,${st:-},$ips,$rss,$step_s,${acc:-},${wall:-},$bin,$K,$np_,$strategy,$self_distill" >> "$csv"
   else
-    # shellcheck disable=SC2086  # the PC-DARTS flags and --torch-args are split on purpose
+    # shellcheck disable=SC2086  # the PC-DARTS and distillation flags and --torch-args are split on purpose
     /usr/bin/python3 "$root/benchmarks/darts_torch.py" --layers "$L" --channels "$C" --batch "$batch" \
-      --steps "$steps" --warmup "$warmup" --limit "$limit" --threads 1 $pcf $torch_args >"$log" 2>&1 || rc=$?
+      --steps "$steps" --warmup "$warmup" --limit "$limit" --threads 1 $pcf --strategy "$strategy" $sd_flags \
+      $torch_args >"$log" 2>&1 || rc=$?
     [ "$rc" -eq 0 ] || fail "darts_torch.py (L=$L C=$C rep $rep) failed (exit $rc)" "$log"
     local ips rss st
     ips=$(sfield train_images_per_s "$log") rss=$(sfield peak_rss_mb "$log") st=$(sfield step_s "$log")
     [ -n "$ips" ] || fail "darts_torch.py (L=$L C=$C rep $rep) printed no 'torch_search:' line" "$log"
     local wall; wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
     local tp; tp="$(sfield params "$log")+$(sfield arch_params "$log")"
-    echo "$L,$C,$batch,torch,1,$rep,$((steps + warmup)),$ips,$rss,$st,,$wall,torch-$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null),$K,$tp" >> "$csv"
+    echo "$L,$C,$batch,torch,1,$rep,$((steps + warmup)),$ips,$rss,$st,,$wall,torch-$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null),$K,$tp,$strategy,$self_distill" >> "$csv"
   fi
   printf "  %-40s %10s images/s %8s MB\n" "$name" "$(tail -n1 "$csv" | cut -d, -f8)" "$(tail -n1 "$csv" | cut -d, -f9)"
 }
 
-echo "$me: configs=[$configs] ks=[$ks] edge-norm=$edge_norm batch=$batch steps=$steps+$warmup warmup reps=$reps ranks=[$ranks] impls=[$impls]"
+echo "$me: configs=[$configs] ks=[$ks] edge-norm=$edge_norm strategy=$strategy self-distill=$self_distill batch=$batch steps=$steps+$warmup warmup reps=$reps ranks=[$ranks] impls=[$impls]"
 # the supernets' sizes first (cheap): each dptrain run is checked against them
 if has torch; then
   for cfg in $configs; do
@@ -199,9 +230,11 @@ first() { # first IMPL L C K COLUMN: one run's value (the parameter counts)
 x() { if [ "$1" = nan ]; then echo -; else echo "${1}x"; fi; }  # a ratio as shown
 ratio_of() { awk -v d="$1" -v t="$2" 'BEGIN{ if (d != "nan" && t != "nan" && d != "" && t != "" && t > 0) printf "%.2f", d/t; else print "nan" }'; }
 # k and the columns after it are new; the ones before keep their places (the plot reads 1, 6, 7, 12)
-echo "config,layers,channels,batch,ranks,dptrain_images_per_s,torch_images_per_s,ratio,dptrain_rss_mb,torch_rss_mb,dptrain_val_acc,rc_images_per_s,rc_ratio,rc_rss_mb,k,edge_norm,rss_ratio,rc_rss_ratio,dptrain_params,torch_params" > "$summary"
+echo "config,layers,channels,batch,ranks,dptrain_images_per_s,torch_images_per_s,ratio,dptrain_rss_mb,torch_rss_mb,dptrain_val_acc,rc_images_per_s,rc_ratio,rc_rss_mb,k,edge_norm,rss_ratio,rc_rss_ratio,dptrain_params,torch_params,strategy,self_distill" > "$summary"
 printf "\nmedian of %s reps, batch %s, one thread per process; torch: median step of %s after %s warm-up\n" \
   "$reps" "$batch" "$steps" "$warmup"
+printf "strategy %s, self-distillation %s%s\n" "$strategy" "$self_distill" \
+  "$([ "$sd_on" -eq 0 ] || echo " (dptrain: its 2nd epoch's rate, the 1st has no teacher)")"
 printf "ratio = dptrain(ranks) / torch(1 rank) images/s; rss_ratio = dptrain peak RSS per rank / torch's\n\n"
 printf "%-7s %3s %5s %13s %13s %8s %10s %10s %9s %8s %10s %8s %9s %9s\n" config K ranks dptrain_img/s torch_img/s ratio \
   dp_rss_MB pt_rss_MB rss_ratio val_acc rc_img/s rc_ratio rc_rss_MB rc_rss_r
@@ -221,7 +254,7 @@ for cfg in $configs; do
       if has dptrain-rc; then r=$(med dptrain-rc "$L" "$C" "$p" 8 "$k"); rr=$(med dptrain-rc "$L" "$C" "$p" 9 "$k"); fi
       ratio=$(ratio_of "$d" "$t") rratio=$(ratio_of "$r" "$t") mratio=$(ratio_of "$dr" "$tr") rmratio=$(ratio_of "$rr" "$tr")
       label="${L}x${C}/np$p"; [ "$k" -eq 1 ] || label="${L}x${C}/K$k/np$p"
-      echo "$label,$L,$C,$batch,$p,$d,$t,$ratio,$dr,$tr,$acc,$r,$rratio,$rr,$k,$en,$mratio,$rmratio,${dpp:-},${tpp:-}" >> "$summary"
+      echo "$label,$L,$C,$batch,$p,$d,$t,$ratio,$dr,$tr,$acc,$r,$rratio,$rr,$k,$en,$mratio,$rmratio,${dpp:-},${tpp:-},$strategy,$self_distill" >> "$summary"
       printf "%-7s %3s %5s %13s %13s %8s %10s %10s %9s %8s %10s %8s %9s %9s\n" "${L}x${C}" "$k" "$p" "$d" "$t" "$(x "$ratio")" \
         "$dr" "$tr" "$(x "$mratio")" "$acc" "$r" "$(x "$rratio")" "$rr" "$(x "$rmratio")"
     done
@@ -239,7 +272,7 @@ set output "$plot"
 set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8
 set datafile separator ","; set datafile missing "nan"
 set ylabel "training images/s (1 thread per rank)"; set yrange [0:*]; set grid ytics; set key top right
-set title "DARTS search (first order): dptrain vs PyTorch 1.13, batch $batch"
+set title "DARTS search (first order, $strategy$([ "$sd_on" -eq 0 ] || echo ", self-distill $self_distill")): dptrain vs PyTorch 1.13, batch $batch"
 plot "$summary" every ::1 using 6:xtic(1) title "dptrain", "" every ::1 using 12 title "dptrain --recompute", \
      "" every ::1 using 7 title "PyTorch (1 rank)"
 GP

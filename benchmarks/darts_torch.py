@@ -43,14 +43,42 @@ The networks stay in train mode (batch statistics) throughout, as DARTS.
 (dptrain's alpha step differs: it computes no weight gradients and clips
 alpha's gradient norm at 10, --arch-clip; README "Architecture search".)
 
+--strategy gumbel is GDAS (Dong & Yang 2019) as `dptrain search --strategy
+gumbel` computes it (src/nas/strategy_gumbel.c, supernet.c): its point is that
+an edge costs one op, so only the sampled op is computed. Per edge
+h = one_hot(argmax softmax((alpha + g) / tau)), exactly 0/1 in the forward,
+softmax's gradient in the backward (straight-through); g is Gumbel noise
+(-log(-log u), u as dptrain clamps it) drawn before every pass, alpha's and
+the weights'; tau falls linearly 10 -> 0.1 over the run. The edge is
+h_k op_k(x) for the sampled k (none: nothing). The other entries add nothing,
+not even the "+ h_i" that GDAS' code adds for its gradient: dptrain's
+weighted sum skips an op it does not compute, so h_i (i != k) gets no
+gradient and alpha's gradient comes through h_k alone, as here. With partial
+channels the sampled op runs on C/K channels and the bypass and edge
+normalisation are as above.
+
+--self-distill LAMBDA is SD-DARTS (Zhu et al. 2021) as dptrain computes it
+(src/nas/distill.c): the weight step's loss gains
+lambda T^2 KL(softmax(z_teacher / T) || softmax(z / T)) (batch mean; T:
+--distill-temp, dptrain's default 1), the teacher being a copy of the
+supernet (weights, alpha, beta) from the end of the previous epoch, run under
+no_grad in train mode with the student's mixing (gumbel: the same noise and
+tau, its own alpha). dptrain's first epoch has no teacher; from the second on
+every weight step pays one teacher forward. This script has no epochs: it
+snapshots the teacher once after the warm-up steps, so every timed step pays
+that forward, as dptrain's second epoch does (bench_search.sh runs dptrain
+two epochs with --self-distill and takes the second epoch's rate).
+
 Prints one line
   torch_search: layers=L channels=C batch=B params=P train_images_per_s=X peak_rss_mb=M step_s=S
-                partial_channels=K edge_norm=0|1 arch_params=A
+                partial_channels=K edge_norm=0|1 arch_params=A strategy=darts|gumbel self_distill=LAMBDA
 where step_s is the median time of one timed step (alpha step + weight step)
 and train_images_per_s = batch / step_s counts the weight-step batch only
 (the alpha step's batch is extra work). peak_rss_mb is ru_maxrss of this
 process. --csv FILE appends the same figures and more (mean step time, the
-alpha/weight split) as a row, with a header when the file is new.
+alpha/weight split) as a row, with a header when the file is new (a file
+begun before the strategy/self_distill columns gets rows longer than its
+header: start a new one).
 
 Run with Debian's interpreter (/usr/bin/python3). The thread count is put
 into OPENBLAS/OMP/MKL_NUM_THREADS before torch is imported (Debian's torch
@@ -65,6 +93,7 @@ alphas" in `dptrain search --partial-channels 4`'s first line
 (tests/bench/darts_torch_pc.sh compares more sizes).
 """
 import argparse
+import copy
 import gzip
 import math
 import os
@@ -77,6 +106,7 @@ import time
 PRIMITIVES = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
               "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
 STEPS, MULTIPLIER, STEM_MULTIPLIER, EDGES = 4, 4, 3, 14
+GUMBEL_TAU = (10.0, 0.1)  # dptrain's gumbel tau: linear from the first to the last step
 MEAN, STD = 0.2860, 0.3530
 
 
@@ -113,6 +143,14 @@ def parse_args():
     ap.add_argument("--fused-node", action="store_true",
                     help="with K > 1: one shuffle per node over the beta-weighted sums (dptrain's form; "
                          "default: a shuffle per edge, the PC-DARTS code's form)")
+    ap.add_argument("--strategy", choices=("darts", "gumbel"), default="darts",
+                    help="mixing: darts (softmax(alpha), every op) or gumbel (GDAS: one sampled op per edge, "
+                         "tau 10 -> 0.1)")
+    ap.add_argument("--self-distill", type=float, default=0.0, metavar="LAMBDA",
+                    help="SD-DARTS: the weight step adds LAMBDA T^2 KL(teacher || student), the teacher being "
+                         "the supernet after the warm-up steps (default 0: off)")
+    ap.add_argument("--distill-temp", type=float, default=1.0, metavar="T",
+                    help="self-distillation temperature of both sides (default %(default)s, dptrain's)")
     ap.add_argument("--check-forms", action="store_true",
                     help="check that the per-edge and fused node forms give the same forward and gradients "
                          "on a few images, then exit")
@@ -131,6 +169,10 @@ def parse_args():
     if a.partial_channels > 1 and a.channels % (2 * a.partial_channels):
         ap.error(f"--partial-channels {a.partial_channels} needs --channels divisible by {2 * a.partial_channels} "
                  f"(C/K even: FactorizedReduce halves it); {a.channels} is not")
+    if not (math.isfinite(a.self_distill) and a.self_distill >= 0):
+        ap.error(f"--self-distill: {a.self_distill} must be >= 0")
+    if not (math.isfinite(a.distill_temp) and a.distill_temp > 0):
+        ap.error(f"--distill-temp: {a.distill_temp} must be > 0")
     a.edge_norm = a.partial_channels > 1 if a.edge_norm == "auto" else a.edge_norm == "on"
     return a
 
@@ -238,8 +280,15 @@ class MixedEdge(nn.Module):
         self.k, self.stride = k, stride
         self.ops = nn.ModuleList(make_op(p, c // k, stride) for p in PRIMITIVES)
 
-    def mixed(self, x, w):  # w: [8] mixing weights of this edge; x: the ops' channels
-        return sum(w[i] * op(x) for i, op in enumerate(self.ops))
+    def mixed(self, x, w, pick=None):
+        """w: [8] mixing weights of this edge; x: the ops' channels. pick (gumbel):
+        the sampled op, the only one computed; none is a constant zero (dptrain
+        computes nothing for it, so neither x nor w gets a gradient from it)."""
+        if pick is None:
+            return sum(w[i] * op(x) for i, op in enumerate(self.ops))
+        if PRIMITIVES[pick] == "none":
+            return torch.zeros_like(x[:, :, ::self.stride, ::self.stride])
+        return w[pick] * self.ops[pick](x)
 
     def split(self, x):
         """(the ops' C/K channels, the bypass at the ops' output size)"""
@@ -247,11 +296,11 @@ class MixedEdge(nn.Module):
         rest = x[:, cp:]
         return x[:, :cp], F.max_pool2d(rest, 3, 2, 1) if self.stride == 2 else rest
 
-    def forward(self, x, w):
+    def forward(self, x, w, pick=None):
         if self.k == 1:
-            return self.mixed(x, w)
+            return self.mixed(x, w, pick)
         xa, xb = self.split(x)
-        return channel_shuffle(torch.cat([self.mixed(xa, w), xb], dim=1), self.k)
+        return channel_shuffle(torch.cat([self.mixed(xa, w, pick), xb], dim=1), self.k)
 
 
 class SearchCell(nn.Module):
@@ -264,7 +313,9 @@ class SearchCell(nn.Module):
         self.edges = nn.ModuleList(MixedEdge(c, 2 if reduction and j < 2 else 1, k)
                                    for i in range(STEPS) for j in range(2 + i))
 
-    def forward(self, s0, s1, weights, edge_w):  # weights: [14, 8]; edge_w: [14] or None
+    def forward(self, s0, s1, weights, edge_w, picks=None):
+        """weights: [14, 8]; edge_w: [14] or None; picks (gumbel): each edge's sampled op"""
+        pk = picks or [None] * EDGES
         states = [self.pre0(s0), self.pre1(s1)]
         e = 0
         for _ in range(STEPS):
@@ -273,11 +324,12 @@ class SearchCell(nn.Module):
             if self.fused:
                 # dptrain's form: shuffle(cat(sum_j b_j mixed_j, sum_j b_j bypass_j))
                 parts = [self.edges[e + j].split(h) for j, h in enumerate(states)]
-                mixed = sum(bw(j, self.edges[e + j].mixed(xa, weights[e + j])) for j, (xa, _) in enumerate(parts))
+                mixed = sum(bw(j, self.edges[e + j].mixed(xa, weights[e + j], pk[e + j]))
+                            for j, (xa, _) in enumerate(parts))
                 byp = sum(bw(j, xb) for j, (_, xb) in enumerate(parts))
                 node = channel_shuffle(torch.cat([mixed, byp], dim=1), self.k)
             else:
-                node = sum(bw(j, self.edges[e + j](h, weights[e + j])) for j, h in enumerate(states))
+                node = sum(bw(j, self.edges[e + j](h, weights[e + j], pk[e + j])) for j, h in enumerate(states))
             e += len(states)
             states.append(node)
         return torch.cat(states[-MULTIPLIER:], dim=1)
@@ -292,9 +344,33 @@ def edge_weights(beta):
     return torch.cat(parts)
 
 
+class OneHotST(torch.autograd.Function):
+    """One-hot of each row's argmax (ties: the first) forward, identity backward:
+    GDAS' hard - soft.detach() + soft, but exactly 0 and 1 as dptrain's
+    dp_onehot_st (the subtraction leaves h_k a rounding error away from 1)."""
+    @staticmethod
+    def forward(ctx, soft):
+        return torch.zeros_like(soft).scatter_(-1, soft.argmax(-1, keepdim=True), 1.0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def gumbel_noise(gen):
+    """[2, 14, 8] (normal, reduce): -log(-log u), u kept off 0 and 1 as dptrain's gumbel_draw"""
+    u = torch.rand(2, EDGES, len(PRIMITIVES), generator=gen)
+    return -torch.log(-torch.log(u * 0.999998 + 1e-6))
+
+
+def gumbel_tau(progress):
+    return GUMBEL_TAU[0] - (GUMBEL_TAU[0] - GUMBEL_TAU[1]) * progress
+
+
 class Supernet(nn.Module):
-    def __init__(self, in_ch, c, layers, classes, k=1, edge_norm=False, fused=False):
+    def __init__(self, in_ch, c, layers, classes, k=1, edge_norm=False, fused=False, strategy="darts"):
         super().__init__()
+        self.strategy = strategy
         cs = STEM_MULTIPLIER * c
         self.stem = nn.Sequential(nn.Conv2d(in_ch, cs, 3, padding=1, bias=False), bn(cs, affine=True))
         c_pp, c_p, cur = cs, cs, c
@@ -320,13 +396,21 @@ class Supernet(nn.Module):
     def arch_parameters(self):
         return [self.alpha_normal, self.alpha_reduce] + self.betas
 
-    def forward(self, x):
-        wn = F.softmax(self.alpha_normal, dim=-1)
-        wr = F.softmax(self.alpha_reduce, dim=-1)
+    def forward(self, x, noise=None, tau=1.0):
+        """noise [2, 14, 8], tau: gumbel's (the teacher is given the student's)"""
+        pn = pr = None
+        if self.strategy == "gumbel":
+            wn = OneHotST.apply(F.softmax((self.alpha_normal + noise[0]) / tau, dim=-1))
+            wr = OneHotST.apply(F.softmax((self.alpha_reduce + noise[1]) / tau, dim=-1))
+            pn, pr = wn.argmax(-1).tolist(), wr.argmax(-1).tolist()
+        else:
+            wn = F.softmax(self.alpha_normal, dim=-1)
+            wr = F.softmax(self.alpha_reduce, dim=-1)
         bn_, br = (edge_weights(b) for b in self.betas) if self.betas else (None, None)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, wr if cell.reduction else wn, br if cell.reduction else bn_)
+            red = cell.reduction
+            s0, s1 = s1, cell(s0, s1, wr if red else wn, br if red else bn_, pr if red else pn)
         return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
 
 
@@ -390,7 +474,8 @@ def check_forms():
     torch.manual_seed(a.seed)
     k = a.partial_channels if a.partial_channels > 1 else 2
     c = a.channels if a.channels % (2 * k) == 0 else 2 * k
-    nets = [Supernet(a.in_channels, c, a.layers, a.classes, k, True, fused).double() for fused in (False, True)]
+    nets = [Supernet(a.in_channels, c, a.layers, a.classes, k, True, fused, a.strategy).double()
+            for fused in (False, True)]
     nets[1].load_state_dict(nets[0].state_dict())
     arch = [torch.randn(EDGES, len(PRIMITIVES), dtype=torch.float64) for _ in range(2)] + \
            [torch.randn(EDGES, dtype=torch.float64) for _ in range(2)]  # far from uniform, so a wrong weighting shows
@@ -400,17 +485,22 @@ def check_forms():
         net.betas = [net.beta_normal, net.beta_reduce]
     x = torch.randn(4, a.in_channels, a.image_size, a.image_size, dtype=torch.float64)
     y = torch.arange(4) % a.classes
+    noise = gumbel_noise(torch.Generator().manual_seed(a.seed)).double()  # gumbel: both nets sample alike
     outs = []
     for net in nets:
         net.train()
-        out = net(x)
+        out = net(x, noise, 1.0)
         F.cross_entropy(out, y).backward()
         outs.append((out.detach(), [p.grad for p in net.parameters()], [p.grad for p in net.arch_parameters()]))
     # each tensor's difference relative to its own largest entry (float64: ~1e-16 would be exact)
     pairs = [(outs[0][0], outs[1][0])] + [pq for i in (1, 2) for pq in zip(outs[0][i], outs[1][i])]
-    worst = max(((t0 - t1).abs().max() / t0.abs().max().clamp_min(1e-30)).item() for t0, t1 in pairs)
+    # gumbel: the ops not sampled have no gradient, in both forms alike (one form only: a failure)
+    pairs = [(t0, t1) for t0, t1 in pairs if t0 is not None or t1 is not None]
+    worst = max(math.inf if t0 is None or t1 is None else
+                ((t0 - t1).abs().max() / t0.abs().max().clamp_min(1e-30)).item() for t0, t1 in pairs)
     ok = worst < 1e-8
-    print(f"torch_search: check_forms K={k} channels={c} layers={a.layers} tensors={len(pairs)} max_rel_diff={worst:.3g} "
+    print(f"torch_search: check_forms K={k} channels={c} layers={a.layers} strategy={a.strategy} tensors={len(pairs)} "
+          f"max_rel_diff={worst:.3g} "
           f"{'ok' if ok else 'FAILED'}")
     if not ok:
         sys.exit(1)
@@ -426,7 +516,8 @@ def main():
     torch.manual_seed(a.seed)
     if a.check_forms:
         return check_forms()
-    net = Supernet(a.in_channels, a.channels, a.layers, a.classes, a.partial_channels, a.edge_norm, a.fused_node)
+    net = Supernet(a.in_channels, a.channels, a.layers, a.classes, a.partial_channels, a.edge_norm, a.fused_node,
+                   a.strategy)
     nparams = sum(p.numel() for p in net.parameters())
     narch = sum(p.numel() for p in net.arch_parameters())
     pc = f"partial_channels={a.partial_channels} edge_norm={int(a.edge_norm)} arch_params={narch}"
@@ -447,22 +538,43 @@ def main():
     a_opt = torch.optim.Adam(net.arch_parameters(), lr=a.arch_lr, betas=(0.5, 0.999),
                              weight_decay=a.arch_weight_decay)
     total = a.warmup + a.steps
+    gumbel = a.strategy == "gumbel"
+    noise_gen = torch.Generator().manual_seed(a.seed + 2)  # gumbel's noise, its own stream (as dptrain's)
+    sd, T = a.self_distill, a.distill_temp
+    teacher = None
     net.train()
     t_step, t_alpha, t_weight = [], [], []
     for step in range(total):
         w_opt.param_groups[0]["lr"] = a.lr_min + (a.lr - a.lr_min) * (1 + math.cos(math.pi * step / total)) / 2
+        tau = gumbel_tau(step / total) if gumbel else 1.0
+        if sd > 0 and step == a.warmup:  # the teacher "of the epoch before": the net as the timed steps begin
+            teacher = copy.deepcopy(net)
+            for p in list(teacher.parameters()) + teacher.arch_parameters():
+                p.requires_grad_(False)
+            teacher.train()
         xt, yt = train_q.next()
         xv, yv = valid_q.next()
         t0 = time.perf_counter()
         # alpha step on the held-out batch (first order: d L_val / d alpha at the current weights)
         a_opt.zero_grad(set_to_none=True)
-        F.cross_entropy(net(xv), yv).backward()
+        noise = gumbel_noise(noise_gen) if gumbel else None  # drawn before every pass
+        F.cross_entropy(net(xv, noise, tau), yv).backward()
         a_opt.step()
         t1 = time.perf_counter()
         # weight step on the training batch
         w_opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(xt), yt)
-        loss.backward()
+        noise = gumbel_noise(noise_gen) if gumbel else None
+        p_teacher = None
+        if teacher is not None:
+            with torch.no_grad():  # its activations are freed as it goes: the step's peak stays the student's
+                p_teacher = F.softmax(teacher(xt, noise, tau) / T, dim=1)
+        logits = net(xt, noise, tau)
+        loss = F.cross_entropy(logits, yt)
+        obj = loss
+        if p_teacher is not None:
+            kl = F.kl_div(F.log_softmax(logits / T, dim=1), p_teacher, reduction="batchmean")
+            obj = loss + sd * T * T * kl
+        obj.backward()
         nn.utils.clip_grad_norm_(net.parameters(), a.grad_clip)
         w_opt.step()
         t2 = time.perf_counter()
@@ -473,26 +585,29 @@ def main():
             t_alpha.append(t1 - t0)
             t_weight.append(t2 - t1)
         print(f"step {step + 1}/{total}{'' if step >= a.warmup else ' (warmup)'}: alpha_s={t1 - t0:.3f} "
-              f"weight_s={t2 - t1:.3f} loss={loss.item():.4f} rss_mb={peak_rss_mb():.0f}",
+              f"weight_s={t2 - t1:.3f} loss={loss.item():.4f}{f' kl={kl.item():.4f}' if p_teacher is not None else ''} "
+              f"rss_mb={peak_rss_mb():.0f}",
               file=sys.stderr, flush=True)
 
     med = statistics.median(t_step)
     ips = a.batch / med
     rss = peak_rss_mb()
     print(f"torch_search: layers={a.layers} channels={a.channels} batch={a.batch} params={nparams} "
-          f"train_images_per_s={ips:.3f} peak_rss_mb={rss:.0f} step_s={med:.3f} {pc}", flush=True)
+          f"train_images_per_s={ips:.3f} peak_rss_mb={rss:.0f} step_s={med:.3f} {pc} strategy={a.strategy} "
+          f"self_distill={sd:g}", flush=True)
     if a.csv:
         new = not os.path.exists(a.csv) or os.path.getsize(a.csv) == 0
         with open(a.csv, "a") as f:
             if new:
                 f.write("layers,channels,batch,threads,source,params,steps,warmup,train_images_per_s,"
                         "step_s_median,step_s_mean,step_s_min,step_s_max,alpha_s_median,weight_s_median,"
-                        "peak_rss_mb,partial_channels,edge_norm,fused_node,arch_params\n")
+                        "peak_rss_mb,partial_channels,edge_norm,fused_node,arch_params,strategy,self_distill,"
+                        "distill_temp\n")
             f.write(f"{a.layers},{a.channels},{a.batch},{a.threads},{'synthetic' if a.synthetic else 'fashion-mnist'},"
                     f"{nparams},{a.steps},{a.warmup},{ips:.4f},{med:.4f},{statistics.mean(t_step):.4f},"
                     f"{min(t_step):.4f},{max(t_step):.4f},{statistics.median(t_alpha):.4f},"
                     f"{statistics.median(t_weight):.4f},{rss:.1f},{a.partial_channels},{int(a.edge_norm)},"
-                    f"{int(a.fused_node)},{narch}\n")
+                    f"{int(a.fused_node)},{narch},{a.strategy},{sd:g},{T:g}\n")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ static dp_status backup_take(srch *s, sel_backup *b)
     if (!b->w || !b->buf || !b->opt) {
         free(b->w), free(b->buf), free(b->opt);
         *b = (sel_backup){0}; /* nothing to put back */
-        return dp_errorf(DP_ERR_NOMEM, "--select perturb: out of memory");
+        return dp_errorf(DP_ERR_NOMEM, "--select: out of memory keeping the weights aside");
     }
     memcpy(b->w, wp->data, wp->n * sizeof(float));
     if (wp->nbuf) memcpy(b->buf, wp->buffers, wp->nbuf * sizeof(float));
@@ -273,7 +273,7 @@ dp_status nas_select_sample_run(srch *s, dp_genotype *g)
     memset(&st, 0, sizeof st);
     const double t0 = dp_now();
     if (rc == DP_OK) rc = dp_nas_select_sample(&p, g, &st);
-    if (bk.w || rc == DP_OK) rc = sel_end(s, &bk, rc, g, t0, st.evals);
+    rc = sel_end(s, &bk, rc, g, t0, st.evals); /* also closes the log when the backup failed */
     free(r.given);
     free(r.names);
     s->res->select_base_acc = st.first_acc;
