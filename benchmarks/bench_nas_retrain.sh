@@ -42,7 +42,8 @@
 #            hand-made cnn, and random cell 1 retrained with seeds 1..--noise
 #            (the seed noise).
 # Resumable: every run leaves its final line in DIR/<run>/final.txt and is
-# skipped when that exists; an interrupted run continues from its checkpoint.
+# skipped when that exists; an interrupted run continues from its checkpoint. A cell whose genotype was
+# already retrained under another name takes that result (the table's source column says =NAME, no wall).
 # Out: DIR/protocol.csv (one row per retrained network), a summary on stdout,
 # and with --plot DIR/protocol.png (test accuracy against MFLOPs; the random
 # cells as a cloud).
@@ -71,16 +72,17 @@ fi
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 dir="${dir:-$out/nas-protocol}"; mkdir -p "$dir/cells"
 # the retrained accuracies of one directory are comparable only under one recipe
+recipe="epochs $retrain_epochs"; [ "$smoke" = 1 ] && recipe="smoke"
 if [ -f "$dir/recipe" ]; then
-  [ "$(cat "$dir/recipe")" = "epochs $retrain_epochs" ] ||
-    { echo "$me: $dir was retrained with $(cat "$dir/recipe"), not --retrain-epochs $retrain_epochs: use another --dir" >&2; exit 2; }
+  [ "$(cat "$dir/recipe")" = "$recipe" ] ||
+    { echo "$me: $dir was retrained with $(cat "$dir/recipe"), not $recipe: use another --dir" >&2; exit 2; }
 else # a directory from before --retrain-epochs holds 6-epoch runs
   for f in "$dir"/*/final.txt; do
     case "$f" in "$dir/*/final.txt" | "$dir"/search-* | "$dir"/reselect-* | "$dir"/oneshot*) continue ;; esac
-    [ "$retrain_epochs" = 6 ] ||
-      { echo "$me: $dir holds runs of the 6-epoch recipe: --retrain-epochs $retrain_epochs needs another --dir" >&2; exit 2; }
+    [ "$recipe" = "epochs 6" ] ||
+      { echo "$me: $dir holds runs of the 6-epoch recipe: $recipe needs another --dir" >&2; exit 2; }
   done
-  echo "epochs $retrain_epochs" > "$dir/recipe"
+  echo "$recipe" > "$dir/recipe"
 fi
 
 per_rank=$((64 / ranks))
@@ -126,6 +128,7 @@ cell() {
       for r in "$dir/$y" "$dir/derived-$y"; do
         [ -f "$r/final.txt" ] || continue
         rm -rf "${dir:?}/$name"; mkdir -p "$dir/$name"; cp "$r/final.txt" "$dir/$name/"
+        basename "$r" > "$dir/$name/copied_from"
         echo "$me: $name: the cell of $(basename "$r"), retrained there: its result, not run again" | tee "$dir/$name/log" >&2
         return 0
       done
@@ -163,7 +166,8 @@ reselect() {
   grep '^final:' "$rd/log" | tail -1 > "$rd/final.txt"
 }
 # rank_cells SEED: the finished search's supernet measures every cell of cells/ one-shot (sample.jsonl) on the
-# whole held-out half (--select-batches caps at it: 8 batches, 512 images, leave a binomial sd of ~.014), then
+# whole held-out half (--select-batches is capped at it; its default, 8 batches of 512 images, would leave a
+# binomial sd of ~.014), then
 # each one-shot accuracy beside that cell's retrained one (the protocol.csv row X, derived-X or diag-X of X.json)
 rank_cells() {
   local od="$dir/oneshot-$config-$1" f="$dir/search-$config-$1/search.dpc"
@@ -182,7 +186,7 @@ rank_cells() {
   while read -r line; do
     printf '%s,%s\n' "$(json_field source <<<"$line")" "$(json_field acc <<<"$line")"
   done < "$od/sample.jsonl" | awk -F, -v OFS=, -v csv="$dir/protocol.csv" '
-    BEGIN { while ((getline l < csv) > 0) { split(l, a, ","); acc[a[1]] = a[6] } }
+    BEGIN { while ((getline l < csv) > 0) { split(l, a, ","); if (a[9] !~ /^=/) acc[a[1]] = a[6] } } # a copy: counted once
     $1 != "alpha" { c = $1; sub(/\.json$/, "", c)
       r = (c in acc) ? acc[c] : ("derived-" c in acc) ? acc["derived-" c] : ("diag-" c in acc) ? acc["diag-" c] : ""
       if (r != "") print c, $2, r }' > "$od/oneshot.csv"
@@ -230,7 +234,8 @@ check() {
     }'
 }
 
-for i in $(seq 1 "$nrandom"); do
+# with --baselines only random cell 1 is retrained here, so only its genotype is written
+for i in $(seq 1 "$([ -n "$baselines" ] && echo 1 || echo "$nrandom")"); do
   [ -f "$dir/cells/random$i.json" ] ||
     "$build/dptrain" search --random-genotype "$dir/cells/random$i.json" --seed "$((1000 + i))" >/dev/null
 done
@@ -279,9 +284,16 @@ csv="$dir/protocol.csv"
 echo "network,kind,seed,mflops,params,test_acc,train_samples_per_s,wall_s,source" > "$csv"
 for f in "$dir"/*/final.txt; do
   n=$(basename "$(dirname "$f")")
-  case "$n" in search-* | reselect-* | oneshot*) continue ;; random*-seed*) k=noise ;; random*) k=random ;; cnn) k=cnn ;; *) k=derived ;; esac
+  case "$n" in
+    random*-seed*) k=noise ;; random*) k=random ;; cnn) k=cnn ;; derived-* | diag-*) k=derived ;; # diag-: by hand
+    search-* | reselect-* | oneshot*) continue ;;
+    *) echo "$me: $dir/$n is not a protocol run (random*, cnn, derived-*, diag-*): left out of the table" >&2; continue ;;
+  esac
   seed=1; [[ "$n" =~ -seed([0-9]+)$ ]] && seed="${BASH_REMATCH[1]}"
-  echo "$n,$k,$seed,$(field mflops "$f"),$(field params "$f"),$(field test_acc "$f"),$(field train_samples_per_s "$f"),$(field wall_s "$f"),here" >> "$csv"
+  # a copied result cost no wall here: its speed and wall stay with the run that made it
+  src=here speed=$(field train_samples_per_s "$f") wall=$(field wall_s "$f")
+  [ -f "$(dirname "$f")/copied_from" ] && { src="=$(cat "$(dirname "$f")/copied_from")"; speed=""; wall=""; }
+  echo "$n,$k,$seed,$(field mflops "$f"),$(field params "$f"),$(field test_acc "$f"),$speed,$wall,$src" >> "$csv"
 done
 if [ -n "$baselines" ]; then # the imported rows this directory did not retrain
   grep -v '^#' "$baselines" | awk -F, -v OFS=, -v src="$(basename "$baselines")" -v d="$dir" '

@@ -273,8 +273,8 @@ set style data histograms; set style histogram clustered gap 1; set style fill s
 set datafile separator ","; set datafile missing "nan"
 set ylabel "training images/s (1 thread per rank)"; set yrange [0:*]; set grid ytics; set key top right
 set title "DARTS search (first order, $strategy$([ "$sd_on" -eq 0 ] || echo ", self-distill $self_distill")): dptrain vs PyTorch 1.13, batch $batch"
-plot "$summary" every ::1 using 6:xtic(1) title "dptrain", "" every ::1 using 12 title "dptrain --recompute", \
-     "" every ::1 using 7 title "PyTorch (1 rank)"
+plot "$summary" every ::1 using 6:xtic(1) title "dptrain",$([[ " $impls " == *" dptrain-rc "* ]] &&
+       echo ' "" every ::1 using 12 title "dptrain --recompute",') "" every ::1 using 7 title "PyTorch (1 rank)"
 GP
   echo "plot: $plot"
 fi
