@@ -234,8 +234,8 @@ check() {
     }'
 }
 
-# with --baselines only random cell 1 is retrained here, so only its genotype is written
-for i in $(seq 1 "$([ -n "$baselines" ] && echo 1 || echo "$nrandom")"); do
+# every random genotype, even under --baselines: --rank-cells scores them against the imported accuracies
+for i in $(seq 1 "$nrandom"); do
   [ -f "$dir/cells/random$i.json" ] ||
     "$build/dptrain" search --random-genotype "$dir/cells/random$i.json" --seed "$((1000 + i))" >/dev/null
 done
