@@ -71,6 +71,15 @@ if [ -n "$baselines" ]; then
 fi
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 dir="${dir:-$out/nas-protocol}"; mkdir -p "$dir/cells"
+# run_kind NAME: what DIR/NAME holds: noise, random, cnn or derived (a retraining), none (a search, a
+# reselection or a one-shot ranking: no retraining) or other (not a protocol run)
+run_kind() {
+  case "$1" in
+    random*-seed*) echo noise ;; random*) echo random ;; cnn) echo cnn ;; derived-* | diag-*) echo derived ;; # diag-: by hand
+    search-* | reselect-* | oneshot*) echo none ;;
+    *) echo other ;;
+  esac
+}
 # the retrained accuracies of one directory are comparable only under one recipe
 recipe="epochs $retrain_epochs"; [ "$smoke" = 1 ] && recipe="smoke"
 if [ -f "$dir/recipe" ]; then
@@ -78,7 +87,7 @@ if [ -f "$dir/recipe" ]; then
     { echo "$me: $dir was retrained with $(cat "$dir/recipe"), not $recipe: use another --dir" >&2; exit 2; }
 else # a directory from before --retrain-epochs holds 6-epoch runs
   for f in "$dir"/*/final.txt; do
-    case "$f" in "$dir/*/final.txt" | "$dir"/search-* | "$dir"/reselect-* | "$dir"/oneshot*) continue ;; esac
+    [ -f "$f" ] && [ "$(run_kind "$(basename "$(dirname "$f")")")" != none ] || continue
     [ "$recipe" = "epochs 6" ] ||
       { echo "$me: $dir holds runs of the 6-epoch recipe: $recipe needs another --dir" >&2; exit 2; }
   done
@@ -283,16 +292,14 @@ done
 csv="$dir/protocol.csv"
 echo "network,kind,seed,mflops,params,test_acc,train_samples_per_s,wall_s,source" > "$csv"
 for f in "$dir"/*/final.txt; do
-  n=$(basename "$(dirname "$f")")
-  case "$n" in
-    random*-seed*) k=noise ;; random*) k=random ;; cnn) k=cnn ;; derived-* | diag-*) k=derived ;; # diag-: by hand
-    search-* | reselect-* | oneshot*) continue ;;
-    *) echo "$me: $dir/$n is not a protocol run (random*, cnn, derived-*, diag-*): left out of the table" >&2; continue ;;
-  esac
+  d=$(dirname "$f"); n=$(basename "$d"); k=$(run_kind "$n")
+  [ "$k" != none ] || continue
+  [ "$k" != other ] ||
+    { echo "$me: $d is not a protocol run (random*, cnn, derived-*, diag-*): left out of the table" >&2; continue; }
   seed=1; [[ "$n" =~ -seed([0-9]+)$ ]] && seed="${BASH_REMATCH[1]}"
   # a copied result cost no wall here: its speed and wall stay with the run that made it
   src=here speed=$(field train_samples_per_s "$f") wall=$(field wall_s "$f")
-  [ -f "$(dirname "$f")/copied_from" ] && { src="=$(cat "$(dirname "$f")/copied_from")"; speed=""; wall=""; }
+  [ -f "$d/copied_from" ] && { src="=$(cat "$d/copied_from")"; speed=""; wall=""; }
   echo "$n,$k,$seed,$(field mflops "$f"),$(field params "$f"),$(field test_acc "$f"),$speed,$wall,$src" >> "$csv"
 done
 if [ -n "$baselines" ]; then # the imported rows this directory did not retrain

@@ -162,8 +162,9 @@ run() { # run IMPL LAYERS CHANNELS RANKS REP K: one run, one CSV row
     wall=$(field wall_s "$log") st=$(field steps "$log")
     [ -n "$ips" ] && [ -n "$rss" ] || fail "dptrain search (L=$L C=$C np=$P rep $rep) printed no 'final: ... train_images_per_s= peak_rss_mb=' line" "$log"
     if [ "$sd_on" -eq 1 ]; then # epoch 2's rate: its steps' images (all ranks) over its epoch_s
-      local e1 e2
-      e1=$(grep -s '"kind":"epoch"' "$dir/metrics.jsonl" | sed -n 1p) e2=$(grep -s '"kind":"epoch"' "$dir/metrics.jsonl" | sed -n 2p)
+      local ep=() e1 e2
+      mapfile -t ep < <(grep -s '"kind":"epoch"' "$dir/metrics.jsonl" || true)
+      e1="${ep[0]:-}" e2="${ep[1]:-}"
       ips=$(awk -v s1="$(json_field step <<<"$e1")" -v s2="$(json_field step <<<"$e2")" -v es="$(json_field epoch_s <<<"$e2")" \
         -v b="$batch" -v p="$P" 'BEGIN{ if (s2 > s1 && es > 0) printf "%.2f", (s2 - s1) * b * p / es }')
       [ -n "$ips" ] || fail "dptrain search --self-distill (L=$L C=$C np=$P rep $rep): no second epoch's step and epoch_s in $dir/metrics.jsonl" "$log"
