@@ -44,9 +44,11 @@
 # Resumable: every run leaves its final line in DIR/<run>/final.txt and is
 # skipped when that exists; an interrupted run continues from its checkpoint. A cell whose genotype was
 # already retrained under another name takes that result (the table's source column says =NAME, no wall).
-# Out: DIR/protocol.csv (one row per retrained network), a summary on stdout,
-# and with --plot DIR/protocol.png (test accuracy against MFLOPs; the random
-# cells as a cloud).
+# Out: DIR/protocol.csv (one row per retrained network), a summary on stdout
+# (the verdict, and each configuration against the least-squares line of the
+# random cells' accuracy on MFLOPs: better cells, or only bigger ones?), and
+# with --plot DIR/protocol.png (test accuracy against MFLOPs; the random
+# cells as a cloud, and their line).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/usage.sh"
 dir="" config="default" search_flags="" seeds="1 2" search_epochs=10 nrandom=5 noise=3 ranks=2 plot=0 genotype="" smoke=0
@@ -317,38 +319,57 @@ for s in $seeds; do
 done
 # the verdict of issue 22 per configuration (derived-CONFIG-SEED): each derived cell above the random mean,
 # their mean above it by two standard errors of the random mean, the best derived at least the best random
+rm -f "$dir/plot_line.dat"
 awk -F, "$awk_stats"'
   NR == 1 { next }
-  $2 == "random" { r[++nr] = $6 }
+  $2 == "random" { r[++nr] = $6; rf[nr] = $4 }
   $2 == "noise" || $1 == "random1" { z[++nz] = $6 }
   $2 == "derived" { c = $1; sub(/^derived-/, "", c); sub(/-[0-9]+$/, "", c)
-                    if (!(c in nd)) cfgs[++nc] = c; d[c, ++nd[c]] = $6 }
+                    if (!(c in nd)) cfgs[++nc] = c; d[c, ++nd[c]] = $6; df[c, nd[c]] = $4 }
   END {
     if (nr < 2) { print "fewer than 2 random cells retrained: no verdict yet"; exit }
     rm = mean(r, nr); rs = sd(r, nr, rm); se = rs / sqrt(nr); rb = r[1]
     for (i = 2; i <= nr; i++) if (r[i] > rb) rb = r[i]
     printf "random cells: %d, mean %.4f, sd %.4f, standard error %.4f, best %.4f\n", nr, rm, rs, se, rb
     if (nz >= 2) { zm = mean(z, nz); printf "seed noise (random1, %d seeds): sd %.4f\n", nz, sd(z, nz, zm) }
+    # Bigger cells retrain better, and searches pick bigger cells: the least-squares line of accuracy on
+    # MFLOPs through the random cells says what a random cell of a derived cell'"'"'s cost would reach.
+    fm = mean(rf, nr); sxx = 0; sxy = 0
+    for (i = 1; i <= nr; i++) { sxx += (rf[i] - fm) ^ 2; sxy += (rf[i] - fm) * (r[i] - rm) }
+    slope = sxx > 0 ? sxy / sxx : 0; icpt = rm - slope * fm; ss = 0
+    for (i = 1; i <= nr; i++) ss += (r[i] - icpt - slope * rf[i]) ^ 2
+    lsd = nr > 2 ? sqrt(ss / (nr - 2)) : 0
+    if (nr > 2) printf "random cells against MFLOPs: %+.5f per MFLOP, residual sd %.4f\n", slope, lsd
+    if (line != "") printf "%g %g %g\n", slope, icpt, lsd > line
     for (k = 1; k <= nc; k++) {
       c = cfgs[k]; n = nd[c]; s = 0; db = d[c, 1]; all = 1
       for (i = 1; i <= n; i++) { s += d[c, i]; if (d[c, i] > db) db = d[c, i]; if (d[c, i] <= rm) all = 0 }
-      dm = s / n
+      dm = s / n; res = 0; mf = 0
+      for (i = 1; i <= n; i++) { res += d[c, i] - icpt - slope * df[c, i]; mf += df[c, i] }
       printf "config %s: %d derived, mean %.4f (%+.4f, %.2f standard errors), best %.4f\n", c, n, dm, dm - rm,
         (se > 0 ? (dm - rm) / se : 0), db
+      if (nr > 2) printf "  for their cost (mean %.2f MFLOPs, random %.2f): %+.4f against the random line (%.2f residual sds)\n",
+        mf / n, fm, res / n, (lsd > 0 ? res / n / lsd : 0)
       printf "  verdict: each above the random mean %s; mean >= 2 SE above %s; best >= best random %s\n",
         (all ? "yes" : "no"), ((se > 0 && dm - rm >= 2 * se) ? "yes" : "no"), ((db >= rb) ? "yes" : "no")
     }
-  }' "$csv"
+  }' line="$dir/plot_line.dat" "$csv"
 echo "csv: $csv"
 if [ "$rank_cells" = 1 ]; then for s in $seeds; do rank_cells "$s"; done; fi
 if [ "$plot" = 1 ]; then
-  for k in random noise cnn derived; do awk -F, -v k="$k" '$2 == k { print $4, $6, $1 }' "$csv" > "$dir/plot_$k.dat"; done
+  for k in random noise cnn derived; do awk -F, -v k="$k" '$2 == k { n = $1; sub(/^derived-/, "", n); print $4, $6, n }' "$csv" > "$dir/plot_$k.dat"; done
+  line_plot=""
+  if [ -s "$dir/plot_line.dat" ]; then
+    read -r slope icpt _ < "$dir/plot_line.dat"
+    line_plot=", $icpt + $slope * x with lines dt 2 lc rgb \"#999999\" title \"random cells' line\""
+  fi
   dp_plot "$dir/protocol.png" 900,560 <<GP
 set xlabel "MFLOPs per image (retrained network)"; set ylabel "test accuracy"; set key bottom right; set grid
+set offsets graph 0.03, graph 0.03, graph 0.1, graph 0.03
 plot "$dir/plot_random.dat" using 1:2 with points pt 7 ps 1.2 lc rgb "#999999" title "random cells", \
      "$dir/plot_noise.dat" using 1:2 with points pt 6 ps 1.2 lc rgb "#999999" title "random cell 1, other seeds", \
      "$dir/plot_cnn.dat" using 1:2 with points pt 5 ps 1.4 lc rgb "#1f77b4" title "cnn", \
-     "$dir/plot_derived.dat" using 1:2:3 with labels point pt 9 ps 1.6 lc rgb "#d62728" offset 0,1 font ",8" title "derived"
+     "$dir/plot_derived.dat" using 1:2:3 with labels point pt 9 ps 1.6 lc rgb "#d62728" offset 0,1 font ",8" title "derived"$line_plot
 GP
   if [ "$rank_cells" = 1 ]; then
     p=""; for s in $seeds; do f="$dir/oneshot-$config-$s/oneshot.csv"

@@ -188,7 +188,7 @@ static const dp_cli_opt o_retrain_layers = {.name = "retrain-layers", .arg = "L"
                                             .help = "cells of the derived network whose parameters and FLOPs are reported",
                                             .kind = DP_CLI_INT, .lo = 1, .hi = 1000, .show_default = 1};
 static const dp_cli_opt o_retrain_channels = {.name = "retrain-channels", .arg = "C",
-                                              .help = "its channels (bench_nas_retrain.sh's recipe: 8 x 16)",
+                                              .help = "its channels (bench_nas_retrain.sh passes its recipe's 5 x 8)",
                                               .kind = DP_CLI_INT, .lo = 1, .hi = 4096, .show_default = 1};
 static const dp_cli_opt o_free_warn = {.name = "free-warn", .arg = "K",
                                        .help = "warn at K parameter-free ops (pools, skip) in the normal cell",
