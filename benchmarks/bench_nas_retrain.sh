@@ -340,12 +340,12 @@ awk -F, "$awk_stats"'
     for (i = 1; i <= nr; i++) ss += (r[i] - icpt - slope * rf[i]) ^ 2
     lsd = nr > 2 ? sqrt(ss / (nr - 2)) : 0
     if (nr > 2) printf "random cells against MFLOPs: %+.5f per MFLOP, residual sd %.4f\n", slope, lsd
-    if (line != "") printf "%g %g %g\n", slope, icpt, lsd > line
+    if (line != "") printf "%g %g\n", slope, icpt > line
     for (k = 1; k <= nc; k++) {
-      c = cfgs[k]; n = nd[c]; s = 0; db = d[c, 1]; all = 1
-      for (i = 1; i <= n; i++) { s += d[c, i]; if (d[c, i] > db) db = d[c, i]; if (d[c, i] <= rm) all = 0 }
-      dm = s / n; res = 0; mf = 0
-      for (i = 1; i <= n; i++) { res += d[c, i] - icpt - slope * df[c, i]; mf += df[c, i] }
+      c = cfgs[k]; n = nd[c]; s = 0; db = d[c, 1]; all = 1; res = 0; mf = 0
+      for (i = 1; i <= n; i++) { s += d[c, i]; if (d[c, i] > db) db = d[c, i]; if (d[c, i] <= rm) all = 0
+                                 res += d[c, i] - icpt - slope * df[c, i]; mf += df[c, i] }
+      dm = s / n
       printf "config %s: %d derived, mean %.4f (%+.4f, %.2f standard errors), best %.4f\n", c, n, dm, dm - rm,
         (se > 0 ? (dm - rm) / se : 0), db
       if (nr > 2) printf "  for their cost (mean %.2f MFLOPs, random %.2f): %+.4f against the random line (%.2f residual sds)\n",
@@ -360,7 +360,7 @@ if [ "$plot" = 1 ]; then
   for k in random noise cnn derived; do awk -F, -v k="$k" '$2 == k { n = $1; sub(/^derived-/, "", n); print $4, $6, n }' "$csv" > "$dir/plot_$k.dat"; done
   line_plot=""
   if [ -s "$dir/plot_line.dat" ]; then
-    read -r slope icpt _ < "$dir/plot_line.dat"
+    read -r slope icpt < "$dir/plot_line.dat"
     line_plot=", $icpt + $slope * x with lines dt 2 lc rgb \"#999999\" title \"random cells' line\""
   fi
   dp_plot "$dir/protocol.png" 900,560 <<GP
