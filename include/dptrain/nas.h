@@ -22,7 +22,7 @@
 extern "C" {
 #endif
 
-enum { DP_NAS_NODES = 4, DP_NAS_EDGES = 14 };
+enum { DP_NAS_NODES = 4, DP_NAS_EDGES = 14, DP_NAS_MAX_CELLS = 20 };
 
 /* The edge of node `node` that reads state `input` (0, 1: the cell's inputs; 2 + j: node j): node i's edges
  * start at 0, 2, 5, 9, the order of the alpha rows. */
@@ -57,21 +57,57 @@ dp_status dp_nas_ops_parse(const char *list, int *ops, int *nops);
 typedef struct dp_genotype {
     int normal_op[2 * DP_NAS_NODES], normal_in[2 * DP_NAS_NODES];
     int reduce_op[2 * DP_NAS_NODES], reduce_in[2 * DP_NAS_NODES];
+    /* D-DARTS (Heuillet et al. 2021): layers > 0 gives each of `layers` cells
+     * one of its own, cell_op[i] / cell_in[i] for layer i, the reductions at
+     * layers/3 and 2 layers/3 as ever; normal_* and reduce_* are then unused.
+     * 0: one normal and one reduction cell shared by every layer (DARTS). */
+    int layers;
+    int cell_op[DP_NAS_MAX_CELLS][2 * DP_NAS_NODES], cell_in[DP_NAS_MAX_CELLS][2 * DP_NAS_NODES];
 } dp_genotype;
 
-/*! Checks ops and inputs; DP_ERR_FORMAT names the cell, node and field. */
+/*! Whether layer i of a `layers`-cell network reduces (layers/3 and 2 layers/3). */
+static inline int dp_nas_layer_reduces(int i, int layers) { return i == layers / 3 || i == 2 * layers / 3; }
+/*! The cells g holds: 2 (normal, reduce) or one per layer. */
+static inline int dp_genotype_cells(const dp_genotype *g) { return g->layers > 0 ? g->layers : 2; }
+/*! Whether cell t of g is a reduction cell. */
+static inline int dp_genotype_cell_reduces(const dp_genotype *g, int t)
+{
+    return g->layers > 0 ? dp_nas_layer_reduces(t, g->layers) : t == 1;
+}
+/*! Cell t's 8 ops and inputs (t < dp_genotype_cells(g)). */
+static inline int *dp_genotype_ops(dp_genotype *g, int t)
+{
+    return g->layers > 0 ? g->cell_op[t] : t ? g->reduce_op : g->normal_op;
+}
+static inline int *dp_genotype_ins(dp_genotype *g, int t)
+{
+    return g->layers > 0 ? g->cell_in[t] : t ? g->reduce_in : g->normal_in;
+}
+static inline const int *dp_genotype_cops(const dp_genotype *g, int t) { return dp_genotype_ops((dp_genotype *)g, t); }
+static inline const int *dp_genotype_cins(const dp_genotype *g, int t) { return dp_genotype_ins((dp_genotype *)g, t); }
+/*! The cell of g that layer i of a `layers`-cell network runs: the shared
+ *  normal or reduction cell, or, per layer, the cell in the same place of g's
+ *  own stages stretched over the network's (a stage: the normal cells between
+ *  reductions; D-DARTS' deeper network from a few searched cells).
+ *  -1 when a stage of the network has normal cells and g's has none. */
+int dp_genotype_layer_cell(const dp_genotype *g, int i, int layers);
+
+/*! Checks ops, inputs and layers; DP_ERR_FORMAT names the cell, node and field. */
 dp_status dp_genotype_check(const dp_genotype *g);
 /*! JSON, written atomically:
  *  {"normal": [["sep_conv_3x3", 0], ...8 pairs], "normal_concat": [2,3,4,5],
- *   "reduce": [...], "reduce_concat": [2,3,4,5]}  (the reference's Genotype). */
+ *   "reduce": [...], "reduce_concat": [2,3,4,5]}  (the reference's Genotype);
+ *  per layer: {"cells": [[...8 pairs], ...one per layer], "reductions": [1, 3], "concat": [2,3,4,5]}. */
 dp_status dp_genotype_save(const dp_genotype *g, const char *path);
 /*! Reads and checks a genotype JSON; errors name the file and the field. */
 dp_status dp_genotype_load(const char *path, dp_genotype *g);
+/* Room for any genotype's one-line JSON: 20 cells of 8 pairs. */
+#define DP_GENOTYPE_TEXT_MAX 4096
 /*! The same JSON into a string (for metrics lines); returns its length. */
 int dp_genotype_format(const dp_genotype *g, char *buf, size_t n);
-/*! A graphviz dot picture of one cell (reduce = 0 normal, 1 reduction). */
-dp_status dp_genotype_write_dot(const dp_genotype *g, int reduce, const char *path);
-/*! skip_connect edges in the normal cell (DARTS' collapse indicator). */
+/*! A graphviz dot picture of cell t (t < dp_genotype_cells(g): 0 normal, 1 reduction, or the layer). */
+dp_status dp_genotype_write_dot(const dp_genotype *g, int t, const char *path);
+/*! skip_connect edges in the normal cell (DARTS' collapse indicator); per layer, the most in one normal cell. */
 int dp_genotype_skips(const dp_genotype *g);
 
 /* ---- the derived network (src/models/darts_net.c) ---- */

@@ -78,8 +78,8 @@ typedef struct dp_search_result {
     double derived_mflops;     /* forward MFLOPs per image of the derived network's cells (cost table) */
     int skips;
     dp_genotype genotype;
-    float alpha[2 * DP_NAS_EDGES * (DP_NAS_NUM_OPS + 1)]; /* the final alpha (then beta with edge
-                                                             normalisation), nalpha floats */
+    float alpha[DP_NAS_MAX_CELLS * DP_NAS_EDGES * (DP_NAS_NUM_OPS + 1)]; /* the final alpha (then beta with
+                                                                            edge normalisation), nalpha floats */
     int nalpha;
     float *weights;            /* the final supernet weights (free with dp_search_result_free) */
     uint64_t params_hash;      /* XXH3-64 of the final weights, batch-norm statistics and alpha (replicas agree) */

@@ -102,7 +102,8 @@ static const dp_cli_opt o_profile = {.name = "profile-ops", .arg = "FILE",
                                      .help = "time every primitive where this supernet uses it, write FILE, exit",
                                      .kind = DP_CLI_STR, .cap = 512};
 static const dp_cli_opt o_random = {.name = "random-genotype", .arg = "FILE",
-                                    .help = "write a uniformly random genotype of the space (--seed) to FILE, exit",
+                                    .help = "write a uniformly random genotype of the space (--seed) to FILE, exit\n"
+                                            "(with --cell-per-layer: a cell for each of --layers)",
                                     .kind = DP_CLI_STR, .cap = 512};
 /* read as a float into the double field, as it always was: the same bits in the configuration */
 static const dp_cli_opt o_budget = {.name = "flops-budget", .arg = "MF",
@@ -155,6 +156,11 @@ static const dp_cli_opt o_edge_norm = {
     .help = "PC-DARTS' edge normalisation: softmax(beta) weights each node's edges,\n"
             "and ranks them at derivation (default: on with --partial-channels > 1)",
     .kind = DP_CLI_CUSTOM, .parse = parse_edge_norm};
+static const dp_cli_opt o_per_layer = {
+    .name = "cell-per-layer",
+    .help = "D-DARTS: every cell its own alpha and its own derived cell (genotype\n"
+            "\"cells\": one per layer) instead of one normal and one reduction cell",
+    .kind = DP_CLI_ON};
 static const dp_cli_opt o_select = {
     .name = "select", .arg = "HOW",
     .help = "how the final cell is chosen: alpha (largest alpha per edge and node,\n"
@@ -243,6 +249,7 @@ static const dp_cli_bind binds[] = {
     DP_CLI_BIND(o_arch_warmup, cfg.arch_warmup),
     DP_CLI_BIND(o_partial, cfg.net.partial_channels),
     DP_CLI_BIND(o_edge_norm, cfg.net.edge_norm),
+    DP_CLI_BIND(o_per_layer, cfg.net.per_layer),
     DP_CLI_BIND(o_self_distill, cfg.self_distill),
     DP_CLI_BIND(o_distill_temp, cfg.distill_temp),
     DP_CLI_BIND(o_distill_voters, cfg.distill_voters),
@@ -325,7 +332,7 @@ static dp_status run(MPI_Comm comm, int rank)
         dp_rng r;
         dp_genotype g;
         dp_rng_seed(&r, cfg.run.seed, DP_STREAM_USER + 6, 0);
-        dp_nas_random_genotype(&r, cfg.net.ops, cfg.net.nops, &g);
+        dp_nas_random_genotype(&r, cfg.net.ops, cfg.net.nops, cfg.net.per_layer ? cfg.net.layers : 0, &g);
         return rank == 0 ? dp_genotype_save(&g, random_out) : DP_OK;
     }
     /* one rank measures: several ranks on one node would time each other */
@@ -338,7 +345,7 @@ static int report(void)
     if (random_out[0]) printf("random genotype: %s\n", random_out);
     else if (profile[0]) printf("profile: %s\n", profile);
     if (random_out[0] || profile[0]) return 0;
-    char g[1100];
+    char g[DP_GENOTYPE_TEXT_MAX];
     dp_genotype_format(&res.genotype, g, sizeof g);
     printf("final: epochs=%d steps=%ld val_acc=%.4f val_loss=%.4f train_images_per_s=%.2f peak_rss_mb=%.0f "
            "epoch_s=%.1f wall_s=%.1f skips=%d derived_mflops=%.3f params_xxh3=%016llx select=%s param_free=%d "

@@ -52,7 +52,8 @@ static const dp_cli_opt o_crop_pad = {.name = "crop-pad", .arg = "N",
                                       .help = "--augment: pixels of 0 added on each side before the crop",
                                       .kind = DP_CLI_INT, .lo = 0, .hi = 64, .show_default = 1};
 static const dp_cli_opt o_arch = {.name = "arch", .arg = "FILE",
-                                  .help = "genotype JSON (as the search writes it): train the network of its cells",
+                                  .help = "genotype JSON (as the search writes it): train the network of its cells\n"
+                                          "(a cell per layer: stretched stage by stage over --layers)",
                                   .kind = DP_CLI_STR, .cap = 512};
 static const dp_cli_opt o_layers = {.name = "layers", .arg = "L", .help = "cells, reductions at L/3 and 2L/3",
                                     .kind = DP_CLI_INT, .lo = 1, .hi = 1000, .show_default = 1};

@@ -2,7 +2,9 @@
  * cnn/model.py) without the auxiliary head.
  *
  *   x -> stem conv 3x3 (3C, no bias) - BN -> s0 = s1
- *   cell i (reduction at layers/3 and 2 layers/3, doubling C there):
+ *   cell i (reduction at layers/3 and 2 layers/3, doubling C there; its ops
+ *   the genotype's normal or reduction cell, or with a cell per layer
+ *   dp_genotype_layer_cell's):
  *     t0 = pre0(s0) (FactorizedReduce if cell i-1 reduced, else ReLU-1x1-BN)
  *     t1 = pre1(s1) (ReLU-1x1-BN)
  *     node k = op(2k)(t[in 2k]) + op(2k+1)(t[in 2k+1]), t[2+k] = node k;
@@ -145,7 +147,12 @@ static dp_status check_args(const dp_genotype *g, int layers, int channels, floa
         return dp_errorf(DP_ERR_ARG, "--drop-path: %g is out of range [0, 1)", drop_path);
     if (in->c < 1 || in->h < 1 || in->w < 1 || in->classes < 1)
         return dp_errorf(DP_ERR_ARG, "darts: input %dx%dx%d with %d classes", in->c, in->h, in->w, in->classes);
-    return dp_genotype_check(g);
+    dp_status rc = dp_genotype_check(g);
+    for (int i = 0; rc == DP_OK && i < layers; i++)
+        if (dp_genotype_layer_cell(g, i, layers) < 0)
+            rc = dp_errorf(DP_ERR_ARG, "--layers %d: layer %d has no cell in a genotype of %d searched cells (a stage "
+                           "of normal cells it lacks)", layers, i, g->layers);
+    return rc;
 }
 
 static void build_net(darts_net *n, dp_model *m, const dp_genotype *g, int C)
@@ -159,9 +166,10 @@ static void build_net(darts_net *n, dp_model *m, const dp_genotype *g, int C)
     int c_pp = 3 * C, c_p = 3 * C, c_cur = C, reduce_prev = 0;
     for (int i = 0; i < n->layers; i++) {
         darts_cell *cl = &n->cells[i];
-        cl->reduce = i == n->layers / 3 || i == 2 * n->layers / 3;
+        cl->reduce = dp_nas_layer_reduces(i, n->layers);
         if (cl->reduce) c_cur *= 2;
-        const int *ops = cl->reduce ? g->reduce_op : g->normal_op, *ins = cl->reduce ? g->reduce_in : g->normal_in;
+        const int t = dp_genotype_layer_cell(g, i, n->layers);
+        const int *ops = dp_genotype_cops(g, t), *ins = dp_genotype_cins(g, t);
         snprintf(name, sizeof name, "cell%d.pre0", i);
         dp_darts_pre_init(&cl->pre0, p, name, c_pp, c_cur, reduce_prev, 1);
         snprintf(name, sizeof name, "cell%d.pre1", i);

@@ -106,7 +106,7 @@ dp_status dp_search_profile_ops(const dp_search_config *cfg, const char *path)
     rc = dp_supernet_build(&net, &sn);
     if (rc != DP_OK) return rc;
     place_set ps = {.n = 0};
-    double *sums = malloc((size_t)2 * DP_NAS_EDGES * (size_t)net.nops * sizeof *sums);
+    double *sums = malloc((size_t)dp_supernet_types(&net) * DP_NAS_EDGES * (size_t)net.nops * sizeof *sums);
     if (sums) dp_supernet_costs(sn, collect_place, &ps, sums);
     free(sums);
     dp_supernet_free(sn);

@@ -48,7 +48,7 @@ static void report_stop(srch *s, int epoch, const dp_genotype *g)
     const dp_search_config *cfg = s->cfg;
     nas_ck_levers *v = &s->lev;
     dp_driver *d = s->d;
-    char kept[1100];
+    char kept[DP_GENOTYPE_TEXT_MAX];
     dp_genotype_format(&v->kept, kept, sizeof kept);
     const int free_ops = nas_param_free(g);
     dp_report_json(&d->rep,

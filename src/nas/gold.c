@@ -31,7 +31,7 @@ static void gold_host_row(const float *a, const float *mask, float temp, int n, 
 /* the none columns start pruned: gold's sigmoid weights do not compete through a softmax */
 static void gold_setup(srch *s)
 {
-    for (int k = 0; k < NAS_ROWS * s->nops; k++)
+    for (int k = 0; k < s->rows * s->nops; k++)
         if (s->sn->cfg.ops[k % s->nops] == DP_NAS_NONE) s->mask[k] = 0.0f;
     s->sn->mix.mask = s->mask;
 }
@@ -56,14 +56,14 @@ static int alive_in_row(const srch *s, int r)
 static double supernet_mflops(const srch *s)
 {
     double f = 0;
-    for (int k = 0; k < NAS_ROWS * s->nops; k++) f += s->mask[k] > 0 ? s->flops[k] : 0;
+    for (int k = 0; k < s->rows * s->nops; k++) f += s->mask[k] > 0 ? s->flops[k] : 0;
     return f / 1e6 + s->fixed_mflops;
 }
 
 /* Masks the live op with the smallest weight among rows [r0, r1) that keep another. */
 static int prune_weakest(srch *s, int r0, int r1)
 {
-    float w[NAS_ROWS * DP_NAS_NUM_OPS];
+    float w[NAS_MAX_ROWS * DP_NAS_NUM_OPS];
     nas_host_weights(s, w);
     int best = -1;
     for (int r = r0; r < r1; r++) {
@@ -86,7 +86,7 @@ static dp_status record_point(srch *s, int pruned)
     rc = nas_derive(s, &g);
     if (rc != DP_OK) return rc;
     int alive = 0;
-    for (int r = 0; r < NAS_ROWS; r++) alive += alive_in_row(s, r);
+    for (int r = 0; r < s->rows; r++) alive += alive_in_row(s, r);
     if (s->gold_csv) {
         fprintf(s->gold_csv, "%ld,%d,%.4f,%.4f,%.4f\n", nas_step(s), alive, supernet_mflops(s), nas_genotype_mflops(s, &g),
                 acc);
@@ -104,13 +104,15 @@ static dp_status gold_maybe_prune(srch *s, int epoch)
 {
     if (epoch < s->cfg->warmup_epochs || nas_step(s) - s->last_prune < s->cfg->prune_every) return DP_OK;
     s->last_prune = nas_step(s);
-    int excess[2] = {0, 0};
-    for (int r = 0; r < NAS_ROWS; r++) excess[r / DP_NAS_EDGES] += alive_in_row(s, r) - 1;
-    if (!excess[0] && !excess[1]) return DP_OK;
+    int excess[DP_NAS_MAX_CELLS] = {0}, any = 0;
+    const int types = s->rows / DP_NAS_EDGES;
+    for (int r = 0; r < s->rows; r++) excess[r / DP_NAS_EDGES] += alive_in_row(s, r) - 1;
+    for (int t = 0; t < types; t++) any |= excess[t];
+    if (!any) return DP_OK;
     long rounds_left = (s->total_steps - nas_step(s)) / s->cfg->prune_every;
     if (rounds_left < 1) rounds_left = 1;
     int pruned = 0;
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < types; t++) {
         long n = (excess[t] + rounds_left - 1) / rounds_left;
         for (long j = 0; j < n; j++) pruned += prune_weakest(s, t * DP_NAS_EDGES, (t + 1) * DP_NAS_EDGES);
     }
@@ -122,7 +124,7 @@ static dp_status gold_finish(srch *s)
     dp_status rc = record_point(s, 0);
     if (rc != DP_OK || s->cfg->flops_budget <= 0) return rc;
     /* the hard bound: drop the chosen op that costs most until the derived cells fit */
-    for (int guard = 0; guard < NAS_ROWS * s->nops; guard++) {
+    for (int guard = 0; guard < s->rows * s->nops; guard++) {
         dp_genotype g;
         rc = nas_derive(s, &g);
         if (rc != DP_OK) return rc;
@@ -134,7 +136,7 @@ static dp_status gold_finish(srch *s)
         }
         int worst = -1;
         double worst_f = 0;
-        for (int t = 0; t < 2; t++)
+        for (int t = 0; t < dp_genotype_cells(&g); t++)
             for (int j = 0; j < 2 * DP_NAS_NODES; j++) {
                 int i = nas_chosen(s, &g, t, j);
                 if (i >= 0 && s->mask[i] > 0 && s->flops[i] > worst_f) worst = i, worst_f = s->flops[i];

@@ -92,7 +92,7 @@ static dp_status unrolled_alpha(srch *s, long i_tr, long i_va, double *stats)
     dp_params *wp = &s->sn->model->params, *ap = &s->sn->alpha;
     size_t n = wp->n, na = ap->n;
     float *w = wp->data, *g = wp->grad, xi = dp_schedule_lr(&s->wsched, nas_step(s)), wd = s->cfg->w_wd;
-    float gp[NAS_ROWS * (DP_NAS_NUM_OPS + 1)]; /* alpha, and beta with edge normalisation */
+    float gp[NAS_MAX_ROWS * (DP_NAS_NUM_OPS + 1)]; /* alpha, and beta with edge normalisation */
     double scratch[DP_NSTATS] = {0};
     dp_status rc = grads_at(s, &s->tr, &s->str, i_tr, 1, 0, scratch);
     if (rc != DP_OK) return rc;

@@ -42,6 +42,10 @@ dp_status dp_search_config_check(const dp_search_config *cfg)
     DP_CHECK(st, "--strategy: %d is not a strategy", (int)cfg->strategy);
     DP_CHECK(n->layers >= 1 && n->layers <= 64, "--layers: %d is out of range [1, 64]", n->layers);
     DP_CHECK(n->channels >= 1 && n->channels <= 1024, "--channels: %d is out of range [1, 1024]", n->channels);
+    DP_CHECK(!n->per_layer || n->layers <= DP_NAS_MAX_CELLS, "--cell-per-layer: %d layers (a genotype holds at most %d "
+             "cells)", n->layers, DP_NAS_MAX_CELLS);
+    DP_CHECK(!n->per_layer || cfg->select == 0, "--cell-per-layer: --select %s chooses a shared normal and reduction "
+             "cell; a cell per layer is chosen by alpha's magnitude (--select alpha)", cfg->select == 1 ? "perturb" : "sample");
     DP_CHECK(n->recompute >= 0 && n->recompute <= 64, "--recompute: %d is out of range [0, 64]", n->recompute);
     DP_CHECK(n->partial_channels >= 0 && n->partial_channels <= 64, "--partial-channels: %d is out of range [1, 64]",
              n->partial_channels);
@@ -160,6 +164,7 @@ int dp_search_config_format(const dp_search_config *cfg, char *buf, size_t n)
     if (cfg->self_distill > 0 && len > 0 && (size_t)len < n)
         len += snprintf(buf + len, n - (size_t)len, "distill=%g/%g/%d\n", cfg->self_distill, cfg->distill_temp,
                         cfg->distill_voters);
+    if (s->per_layer && len > 0 && (size_t)len < n) len += snprintf(buf + len, n - (size_t)len, "per_layer=1\n");
     return len;
 }
 

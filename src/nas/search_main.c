@@ -49,7 +49,7 @@ static int stat_reduce(void *user, double *v, int n) { return dp_sync_sum(user, 
 static dp_status cost_tables(srch *s)
 {
     const dp_search_config *cfg = s->cfg;
-    size_t n = (size_t)NAS_ROWS * (size_t)s->nops;
+    size_t n = (size_t)s->rows * (size_t)s->nops;
     s->flops = calloc(n, sizeof *s->flops);
     s->cost = calloc(n, sizeof *s->cost);
     double *tmp = calloc(n, sizeof *tmp);
@@ -107,15 +107,16 @@ static dp_status task_build(void *t, dp_driver *d, dp_task_info *info)
         "a=--arch-lr/--arch-beta1/--arch-beta2/--arch-weight-decay/--arch-clip",
         "t=--t-start/--t-end", "prune=--prune-every/--warmup-epochs", "codec=--codec/--wire-zstd",
         "in=--data (the images' shape and classes)", "alpha=the search space (alpha's layout)",
-        "stop=--stop-stable/--stop-free", "schedule=--schedule/--lr-power", "distill=--self-distill/--distill-temp/--distill-voters", NULL};
+        "stop=--stop-stable/--stop-free", "schedule=--schedule/--lr-power", "distill=--self-distill/--distill-temp/--distill-voters",
+        "per_layer=--cell-per-layer", NULL};
     info->key_flags = key_flags;
-    /* the keys added since the first checkpoints; stop=, distill= and schedule= are written only when on */
-    static const char *const implied[] = {"partial_channels=1", "edge_norm=0", NULL};
+    /* the keys added since the first checkpoints; stop=, distill=, schedule= and per_layer= are written only when on */
+    static const char *const implied[] = {"partial_channels=1", "edge_norm=0", "per_layer=0", NULL};
     info->implied = implied;
     int len = dp_search_config_format(cfg, info->config_text, info->config_cap);
     snprintf(info->config_text + len, info->config_cap - (size_t)len, "manifest=%016llx\nalpha=%016llx\n",
              (unsigned long long)manifest_hash, (unsigned long long)(s->sn ? dp_params_layout_hash(&s->sn->alpha) : 0));
-    if (rc == DP_OK) s->nops = s->sn->cfg.nops;
+    if (rc == DP_OK) s->nops = s->sn->cfg.nops, s->rows = s->sn->ntypes * DP_NAS_EDGES;
     return rc;
 }
 
@@ -168,7 +169,7 @@ static dp_status task_load(void *t, dp_driver *d)
     dp_rng_seed(&s->shuffle_t, cfg->run.seed, DP_STREAM_SHUFFLE, stream_rank);
     dp_rng_seed(&s->shuffle_v, cfg->run.seed, DP_STREAM_USER + 3, stream_rank);
     dp_rng_seed(&s->noise, cfg->run.seed, DP_STREAM_USER + 4, 0); /* shared: ranks sample the same ops */
-    size_t na = (size_t)NAS_ROWS * (size_t)s->nops;
+    size_t na = (size_t)s->rows * (size_t)s->nops;
     s->gumbel = calloc(na, sizeof *s->gumbel);
     s->mask = malloc(na * sizeof *s->mask);
     if (!s->gumbel || !s->mask) return dp_errorf(DP_ERR_NOMEM, "out of memory");
@@ -258,7 +259,7 @@ static dp_status task_epoch_end(void *t, dp_driver *d, const dp_epoch *e)
     rc = nas_epoch_outputs(s, epoch, &g, &skips);
     if (rc != DP_OK) return rc;
     /* a run whose ranks derive different cells is worthless: compare them */
-    char text[1200] = "genotype=";
+    char text[DP_GENOTYPE_TEXT_MAX + 16] = "genotype=";
     dp_genotype_format(&g, text + 9, sizeof text - 10);
     strcat(text, "\n");
     rc = dp_sync_agree(&d->sync, text);
@@ -341,7 +342,7 @@ static dp_status task_finish(void *t, dp_driver *d)
         if (rc == DP_OK) rc = dp_genotype_save(&res->genotype_alpha, path);
         if (rc != DP_OK) return rc;
     }
-    char text[1100];
+    char text[DP_GENOTYPE_TEXT_MAX];
     dp_genotype_format(&res->genotype, text, sizeof text);
     dp_report_json(&d->rep,
                    "{\"kind\":\"select\",\"select\":\"%s\",\"skips\":%d,\"param_free\":%d,\"derived_mflops\":%.4f,"
@@ -386,7 +387,7 @@ static int task_parts(void *t, dp_driver *d, dp_ck_part *p)
     p[k++] = (dp_ck_part){DP_CK_OPTIM, "weight optimizer", s->wopt.state, s->wopt.state_n * sizeof(float), 0};
     p[k++] = (dp_ck_part){NAS_CK_AOPTIM, "alpha optimizer", s->aopt.state, s->aopt.state_n * sizeof(float), 0};
     p[k++] = (dp_ck_part){NAS_CK_RNG, "streams", &s->ck_rng, sizeof s->ck_rng, 1};
-    p[k++] = (dp_ck_part){NAS_CK_MASK, "mask", s->mask, (size_t)NAS_ROWS * (size_t)s->nops * sizeof(float), 0};
+    p[k++] = (dp_ck_part){NAS_CK_MASK, "mask", s->mask, (size_t)s->rows * (size_t)s->nops * sizeof(float), 0};
     p[k++] = (dp_ck_part){NAS_CK_ARES, "alpha error-feedback", s->async.state, ares, 1};
     p[k++] = (dp_ck_part){DP_CK_TASK, "counters", &s->ck_counts, sizeof s->ck_counts, 0};
     /* only with the levers on: a checkpoint of a search without them is unchanged */

@@ -1,6 +1,6 @@
 /* What a search leaves behind each epoch: the mixing weights (alpha.csv), the
  * genotype (genotype_epochN.json, genotype.json), and at the end pictures of
- * the two cells. Rank 0 writes; every rank derives. */
+ * the cells. Rank 0 writes; every rank derives. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,24 +16,23 @@ void nas_host_weights(const srch *s, float *w)
 {
     const float *a = s->sn->alpha.data;
     int n = s->nops;
-    for (int r = 0; r < NAS_ROWS; r++)
+    for (int r = 0; r < s->rows; r++)
         s->strat->host_row(a + (size_t)r * (size_t)n, s->mask + (size_t)r * (size_t)n, s->temp, n,
                            w + (size_t)r * (size_t)n);
 }
 
 dp_status nas_derive(const srch *s, dp_genotype *g)
 {
-    float w[NAS_ROWS * DP_NAS_NUM_OPS];
+    float w[NAS_MAX_ROWS * DP_NAS_NUM_OPS];
     nas_host_weights(s, w);
-    if (s->sn->beta_normal) /* PC-DARTS: edges ranked by softmax(beta) x softmax(alpha) */
-        return dp_nas_derive_beta(w, w + DP_NAS_EDGES * s->nops, s->sn->beta_normal->data, s->sn->beta_reduce->data,
-                                  s->sn->cfg.ops, s->nops, g);
-    return dp_nas_derive(w, w + DP_NAS_EDGES * s->nops, s->sn->cfg.ops, s->nops, g);
+    /* PC-DARTS: edges ranked by softmax(beta) x softmax(alpha); the betas follow the alphas in the registry */
+    const float *beta = s->sn->betas[0] ? s->sn->betas[0]->data : NULL;
+    return dp_nas_derive_types(w, beta, s->sn->ntypes, s->sn->cfg.per_layer, s->sn->cfg.ops, s->nops, g);
 }
 
 int nas_chosen(const srch *s, const dp_genotype *g, int t, int j)
 {
-    const int *op = t ? g->reduce_op : g->normal_op, *in = t ? g->reduce_in : g->normal_in;
+    const int *op = dp_genotype_cops(g, t), *in = dp_genotype_cins(g, t);
     for (int k = 0; k < s->nops; k++)
         if (s->sn->cfg.ops[k] == op[j]) return (t * DP_NAS_EDGES + dp_nas_edge(j / 2, in[j])) * s->nops + k;
     return -1;
@@ -42,7 +41,7 @@ int nas_chosen(const srch *s, const dp_genotype *g, int t, int j)
 double nas_genotype_mflops(const srch *s, const dp_genotype *g)
 {
     double f = 0;
-    for (int t = 0; t < 2; t++)
+    for (int t = 0; t < dp_genotype_cells(g); t++)
         for (int j = 0; j < 2 * DP_NAS_NODES; j++) {
             int i = nas_chosen(s, g, t, j);
             if (i >= 0) f += s->flops[i];
@@ -83,10 +82,12 @@ dp_status nas_epoch_outputs(srch *s, int epoch, dp_genotype *g, int *skips)
     if (rc != DP_OK) return rc;
     *skips = dp_genotype_skips(g);
     if (s->d->rank != 0 || !s->cfg->run.out[0]) return DP_OK;
-    float w[NAS_ROWS * DP_NAS_NUM_OPS];
+    float w[NAS_MAX_ROWS * DP_NAS_NUM_OPS];
     nas_host_weights(s, w);
-    for (int r = 0; r < NAS_ROWS; r++) {
-        fprintf(s->alpha_csv, "%d,%s,%d", epoch + 1, r < DP_NAS_EDGES ? "normal" : "reduce", r % DP_NAS_EDGES);
+    for (int r = 0; r < s->rows; r++) {
+        const int t = r / DP_NAS_EDGES;
+        if (s->sn->cfg.per_layer) fprintf(s->alpha_csv, "%d,cell%d,%d", epoch + 1, t, r % DP_NAS_EDGES);
+        else fprintf(s->alpha_csv, "%d,%s,%d", epoch + 1, t ? "reduce" : "normal", r % DP_NAS_EDGES);
         for (int k = 0; k < s->nops; k++) fprintf(s->alpha_csv, ",%.6f", w[r * s->nops + k]);
         fprintf(s->alpha_csv, "\n");
     }
@@ -103,10 +104,12 @@ void nas_draw_cells(srch *s, const dp_genotype *g)
 {
     if (!s->cfg->run.out[0]) return;
     static const char *names[2] = {"normal", "reduction"};
-    for (int t = 0; t < 2; t++) {
-        char dot[700], png[700], cmd[1600];
-        snprintf(dot, sizeof dot, "%s/%s.dot", s->cfg->run.out, names[t]);
-        snprintf(png, sizeof png, "%s/%s.png", s->cfg->run.out, names[t]);
+    for (int t = 0; t < dp_genotype_cells(g); t++) {
+        char dot[700], png[700], cmd[1600], name[32];
+        if (g->layers > 0) snprintf(name, sizeof name, "cell%d_%s", t, names[dp_genotype_cell_reduces(g, t)]);
+        else snprintf(name, sizeof name, "%s", names[t]);
+        snprintf(dot, sizeof dot, "%s/%s.dot", s->cfg->run.out, name);
+        snprintf(png, sizeof png, "%s/%s.png", s->cfg->run.out, name);
         if (dp_genotype_write_dot(g, t, dot) != DP_OK) {
             fprintf(stderr, "warning: %s\n", dp_errmsg());
             continue;
@@ -120,7 +123,7 @@ void nas_draw_cells(srch *s, const dp_genotype *g)
         snprintf(cmd, sizeof cmd, "command -v dot >/dev/null 2>&1 && dot -Tpng '%s' -o '%s'", dot, png);
         int st = system(cmd);
         if (!s->cfg->run.quiet)
-            fprintf(stderr, "%s cell: %s%s\n", names[t], st == 0 ? png : dot,
+            fprintf(stderr, "%s cell: %s%s\n", name, st == 0 ? png : dot,
                     st == 0 ? "" : " (install graphviz for a PNG)");
     }
 }
@@ -137,17 +140,22 @@ void nas_retrain_figures(const srch *s, const dp_genotype *g, double *params, do
 
 int nas_param_free(const dp_genotype *g)
 {
-    int n = 0;
-    for (int j = 0; j < 2 * DP_NAS_NODES; j++) {
-        const int op = g->normal_op[j];
-        n += op == DP_NAS_MAX_POOL_3X3 || op == DP_NAS_AVG_POOL_3X3 || op == DP_NAS_SKIP_CONNECT;
+    int most = 0;
+    for (int t = 0; t < dp_genotype_cells(g); t++) {
+        int n = 0;
+        for (int j = 0; j < 2 * DP_NAS_NODES && !dp_genotype_cell_reduces(g, t); j++) {
+            const int op = dp_genotype_cops(g, t)[j];
+            n += op == DP_NAS_MAX_POOL_3X3 || op == DP_NAS_AVG_POOL_3X3 || op == DP_NAS_SKIP_CONNECT;
+        }
+        most = n > most ? n : most;
     }
-    return n;
+    return most;
 }
 
-/* alpha.csv's rows (epoch,cell,edge,w...) as the mean weight of each op over a cell's edges per epoch, one
- * .dat file per cell; returns the number of op columns, 0 when the file does not read as alpha.csv */
-static int alpha_means(const char *csv, FILE *dat[2])
+/* alpha.csv's rows (epoch,cell,edge,w...) as the mean weight of each op over the edges of the normal and of
+ * the reduction cells per epoch (cellN: layer N of `layers`), one .dat file each; returns the number of op
+ * columns, 0 when the file does not read as alpha.csv */
+static int alpha_means(const char *csv, int layers, FILE *dat[2])
 {
     FILE *f = fopen(csv, "r");
     if (!f) return 0;
@@ -166,8 +174,9 @@ static int alpha_means(const char *csv, FILE *dat[2])
         int epoch = -1, edge = 0, off = 0, t = 0;
         char cell[16];
         more = fgets(line, sizeof line, f) != NULL;
-        if (more && sscanf(line, "%d,%15[a-z],%d,%n", &epoch, cell, &edge, &off) < 3) continue;
-        t = more && !strcmp(cell, "reduce");
+        if (more && sscanf(line, "%d,%15[a-z0-9],%d,%n", &epoch, cell, &edge, &off) < 3) continue;
+        t = more && (!strcmp(cell, "reduce") ||
+                     (!strncmp(cell, "cell", 4) && dp_nas_layer_reduces(atoi(cell + 4), layers)));
         if (epoch != cur && cur >= 0) { /* the previous epoch is complete */
             for (int c = 0; c < 2; c++) {
                 if (!rows[c]) continue;
@@ -209,17 +218,18 @@ void nas_plot_alpha(srch *s)
         if (lstat(png[t], &ps) == 0 && !S_ISREG(ps.st_mode)) ok = 0; /* never written through a link */
         if (ok && dp_open_output(dat[t], 0, &df[t]) != DP_OK) ok = 0;
     }
-    int nops = ok ? alpha_means(csv, df) : 0;
+    int nops = ok ? alpha_means(csv, s->sn->cfg.layers, df) : 0;
     for (int t = 0; t < 2; t++)
         if (df[t]) fclose(df[t]);
     FILE *g = NULL;
     if (nops > 0 && dp_open_output(gp, 0, &g) == DP_OK) {
         fprintf(g, "set terminal pngcairo size 900,560 noenhanced\nset key outside right\nset grid\n"
-                   "set xlabel \"epoch\"\nset ylabel \"mean mixing weight over the 14 edges\"\n");
+                   "set xlabel \"epoch\"\nset ylabel \"mean mixing weight over the %s\"\n",
+                s->sn->cfg.per_layer ? "cells' edges" : "14 edges");
         for (int t = 0; t < 2; t++)
-            fprintf(g, "set output \"%s\"\nset title \"%s cell: alpha over the search\"\n"
+            fprintf(g, "set output \"%s\"\nset title \"%s cell%s: alpha over the search\"\n"
                        "plot for [i=2:%d] \"%s\" using 1:i with linespoints title columnheader(i)\n",
-                    png[t], cells[t], nops + 1, dat[t]);
+                    png[t], cells[t], s->sn->cfg.per_layer ? "s, each its own" : "", nops + 1, dat[t]);
         fclose(g);
         char cmd[800];
         snprintf(cmd, sizeof cmd, "gnuplot '%s' >/dev/null 2>&1", gp);

@@ -10,7 +10,7 @@
 #include "dptrain/search.h"
 #include "dptrain/task.h"
 
-#define NAS_ROWS (2 * DP_NAS_EDGES) /* alpha rows: normal edges, then reduce edges */
+#define NAS_MAX_ROWS (DP_NAS_MAX_CELLS * DP_NAS_EDGES) /* alpha rows at most: 14 per cell type */
 
 struct nas_strategy;
 
@@ -44,6 +44,7 @@ typedef struct srch {
     const struct nas_strategy *strat; /* the table's record of cfg->strategy */
     dp_supernet *sn;
     int nops;
+    int rows;                   /* alpha rows: 14 per cell type (normal, reduce; or one per layer) */
     dp_sync async;              /* alpha's */
     dp_image_set all;           /* this rank's images; tr and va alias its halves */
     dp_image_set tr, va;
@@ -56,9 +57,9 @@ typedef struct srch {
     int alpha_on;               /* this step moves alpha */
     dp_image_batch b;
     float t_start, t_end, temp; /* temperature now */
-    float *gumbel, *mask;       /* [NAS_ROWS * nops]: this pass's noise (gumbel); 1 = op alive (gold prunes) */
-    double *flops;              /* [NAS_ROWS * nops] per-sample FLOPs of each (cell type, edge, op), all cells */
-    float *cost;                /* [NAS_ROWS * nops] the penalty's cost: MFLOPs or ms */
+    float *gumbel, *mask;       /* [rows * nops]: this pass's noise (gumbel); 1 = op alive (gold prunes) */
+    double *flops;              /* [rows * nops] per-sample FLOPs of each (cell type, edge, op), all cells */
+    float *cost;                /* [rows * nops] the penalty's cost: MFLOPs or ms */
     double fixed_mflops;        /* stem, preprocessing, head */
     float *wbak, *vbuf, *abuf;  /* unrolled: weights, d L_val / d w', d L_val / d alpha */
     long steps, vsteps;         /* per epoch: full global batches only (every rank has images for SyncBN) */
@@ -101,7 +102,7 @@ void nas_outputs_close(srch *s);
 dp_status nas_epoch_outputs(srch *s, int epoch, dp_genotype *g, int *skips);
 /*! normal.dot / reduction.dot, and PNGs when graphviz's dot is installed. */
 void nas_draw_cells(srch *s, const dp_genotype *g);
-/*! The index into the [NAS_ROWS * nops] tables of g's j-th chosen op of cell type t (0 normal, 1 reduce),
+/*! The index into the [rows * nops] tables of g's j-th chosen op of cell type t (0 normal, 1 reduce; or layer),
  *  or -1 when the op is none of this supernet's. */
 int nas_chosen(const srch *s, const dp_genotype *g, int t, int j);
 /*! MFLOPs of the derived network of g (cells from the FLOPs table, plus the fixed part). */

@@ -54,7 +54,6 @@ static dp_status sel_tune(void *user, const float *w, const float *alive)
     const dp_search_config *cfg = s->cfg;
     dp_params *wp = &s->sn->model->params;
     dp_ctx *c = &s->ctx;
-    const int nops = s->nops, shape[2] = {DP_NAS_EDGES, nops};
     for (int k = 0; k < cfg->select_tune; k++) {
         const long i = s->tune_pos++ % s->steps;
         dp_params_zero_grad(wp);
@@ -62,10 +61,8 @@ static dp_status sel_tune(void *user, const float *w, const float *alive)
         c->training = 1;
         c->grad_enabled = 1;
         dp_tensor *x = dp_image_batch_get(&s->b, c, &s->tr, NULL, batch_first(s, i), cfg->run.batch);
-        dp_tensor *wn = dp_tensor_wrap(c, (float *)w, 2, shape);
-        dp_tensor *wr = dp_tensor_wrap(c, (float *)w + DP_NAS_EDGES * nops, 2, shape);
         long correct = 0;
-        dp_tensor *logits = x ? dp_supernet_forward_weights(s->sn, c, x, wn, wr, alive) : NULL;
+        dp_tensor *logits = x ? dp_supernet_forward_host(s->sn, c, x, w, alive) : NULL;
         dp_tensor *loss = logits ? dp_cross_entropy(c, logits, s->b.y, &correct) : NULL;
         dp_status rc = loss ? DP_OK : c->status != DP_OK ? c->status : dp_errorf(DP_ERR_SHAPE, "tuning: forward failed");
         if (rc == DP_OK) {
@@ -155,7 +152,7 @@ static dp_status sel_end(srch *s, sel_backup *bk, dp_status rc, const dp_genotyp
     if (rc != DP_OK) return rc;
     s->res->select_s = dp_now() - t0;
     s->res->select_evals = evals;
-    char text[1200] = "selected_genotype=";
+    char text[DP_GENOTYPE_TEXT_MAX + 32] = "selected_genotype=";
     const size_t pre = strlen(text);
     dp_genotype_format(g, text + pre, sizeof text - pre - 1);
     strcat(text, "\n");
@@ -165,8 +162,8 @@ static dp_status sel_end(srch *s, sel_backup *bk, dp_status rc, const dp_genotyp
 dp_status nas_select_perturb_run(srch *s, dp_genotype *g)
 {
     const dp_search_config *cfg = s->cfg;
-    const size_t n = (size_t)NAS_ROWS * (size_t)s->nops;
-    float w[NAS_ROWS * DP_NAS_NUM_OPS], alive[NAS_ROWS * DP_NAS_NUM_OPS];
+    const size_t n = (size_t)s->rows * (size_t)s->nops;
+    float w[NAS_MAX_ROWS * DP_NAS_NUM_OPS], alive[NAS_MAX_ROWS * DP_NAS_NUM_OPS];
     nas_host_weights(s, w);
     memcpy(alive, s->mask, n * sizeof *alive); /* what a pruning strategy removed stays removed */
     sel_backup bk = {0};
@@ -222,7 +219,7 @@ static dp_status candidates_load(sample_run *r)
     r->given = calloc((size_t)n, sizeof *r->given);
     r->names = calloc((size_t)n, sizeof *r->names);
     dp_status rc = r->given && r->names ? DP_OK : dp_errorf(DP_ERR_NOMEM, "--select-candidates: out of memory");
-    float w[NAS_ROWS * DP_NAS_NUM_OPS], alive[NAS_ROWS * DP_NAS_NUM_OPS];
+    float w[NAS_MAX_ROWS * DP_NAS_NUM_OPS], alive[NAS_MAX_ROWS * DP_NAS_NUM_OPS];
     for (int i = 0; i < n && rc == DP_OK; i++) {
         char file[800];
         if (list) snprintf(file, sizeof file, "%s/%s", path, list[i]->d_name);
@@ -248,7 +245,7 @@ static void sample_probe(void *user, int index, const dp_genotype *g, const doub
     const sample_run *r = user;
     srch *s = r->s;
     if (!s->sel_csv) return;
-    char text[1100];
+    char text[DP_GENOTYPE_TEXT_MAX];
     dp_genotype_format(g, text, sizeof text);
     const char *source = index == 0 ? "alpha" : index <= r->ngiven ? r->names[index - 1] : "random";
     fprintf(s->sel_csv, "{\"index\":%d,\"source\":", index);
@@ -260,7 +257,7 @@ static void sample_probe(void *user, int index, const dp_genotype *g, const doub
 dp_status nas_select_sample_run(srch *s, dp_genotype *g)
 {
     const dp_search_config *cfg = s->cfg;
-    float w[NAS_ROWS * DP_NAS_NUM_OPS], alive[NAS_ROWS * DP_NAS_NUM_OPS];
+    float w[NAS_MAX_ROWS * DP_NAS_NUM_OPS], alive[NAS_MAX_ROWS * DP_NAS_NUM_OPS];
     const dp_genotype first = *g; /* alpha's cell */
     sample_run r = {.s = s};
     dp_status rc = dp_sync_all_ok(&s->d->sync, candidates_load(&r), "--select-candidates");
@@ -334,7 +331,7 @@ static dp_status reselect_read(srch *s, const char *path, dp_drive_state *st, na
     if (rc == DP_OK) rc = section_into(&ck, path, NAS_CK_ALPHA, "alpha", ap->data, ap->n * sizeof(float));
     if (rc == DP_OK) rc = section_into(&ck, path, DP_CK_OPTIM, "weight optimizer", s->wopt.state, s->wopt.state_n * sizeof(float));
     if (rc == DP_OK)
-        rc = section_into(&ck, path, NAS_CK_MASK, "mask", s->mask, (size_t)NAS_ROWS * (size_t)s->nops * sizeof(float));
+        rc = section_into(&ck, path, NAS_CK_MASK, "mask", s->mask, (size_t)s->rows * (size_t)s->nops * sizeof(float));
     if (rc == DP_OK) rc = section_into(&ck, path, DP_CK_TASK, "counters", counts, sizeof *counts);
     if (rc == DP_OK && nas_levers_on(s->cfg)) /* --stop-free's kept cell is the search's result */
         rc = section_into(&ck, path, NAS_CK_LEVERS, "early-stop and self-distillation", &s->lev, sizeof s->lev);
@@ -343,7 +340,7 @@ static dp_status reselect_read(srch *s, const char *path, dp_drive_state *st, na
     if (rc == DP_OK && (st->step < 0 || st->step > s->total_steps || counts->last_prune < 0 || counts->last_prune > st->step))
         rc = dp_errorf(DP_ERR_FORMAT, "%s: step %lld out of range for this search (%ld steps)", path,
                        (long long)st->step, s->total_steps);
-    for (size_t k = 0; rc == DP_OK && k < (size_t)NAS_ROWS * (size_t)s->nops; k++)
+    for (size_t k = 0; rc == DP_OK && k < (size_t)s->rows * (size_t)s->nops; k++)
         if (s->mask[k] != 0.0f && s->mask[k] != 1.0f) rc = dp_errorf(DP_ERR_FORMAT, "%s: the mask holds %g", path, s->mask[k]);
     dp_checkpoint_free(&ck);
     return rc;
@@ -367,7 +364,7 @@ dp_status nas_reselect_load(srch *s)
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, wp->buffers, wp->nbuf * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, ap->data, ap->n * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, s->wopt.state, s->wopt.state_n * sizeof(float));
-    if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, s->mask, (size_t)NAS_ROWS * (size_t)s->nops * sizeof(float));
+    if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, s->mask, (size_t)s->rows * (size_t)s->nops * sizeof(float));
     if (rc == DP_OK) rc = dp_sync_bcast(&d->sync, &s->lev, sizeof s->lev);
     if (rc != DP_OK) return rc;
     s->last_prune = counts.last_prune;

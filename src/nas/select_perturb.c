@@ -186,8 +186,9 @@ dp_status dp_nas_select_perturb(const dp_nas_perturb *p, dp_genotype *g, dp_nas_
         if (rc == DP_OK && round + 1 < rounds) rc = tune(&s);
     }
     if (rc != DP_OK) return rc;
+    memset(g, 0, sizeof *g);
     for (int t = 0; t < 2; t++) {
-        int *gop = t ? g->reduce_op : g->normal_op, *gin = t ? g->reduce_in : g->normal_in;
+        int *gop = dp_genotype_ops(g, t), *gin = dp_genotype_ins(g, t);
         for (int i = 0; i < DP_NAS_NODES; i++) {
             const int e0 = 2 * i + i * (i - 1) / 2;
             for (int j = 0; j < 2; j++) {
@@ -203,14 +204,11 @@ dp_status dp_supernet_eval_weights(dp_supernet *sn, dp_ctx *c, dp_tensor *x, con
                                    const float *alive, double *v)
 {
     if (!x) return c->status != DP_OK ? c->status : dp_errorf(DP_ERR_ARG, "supernet evaluation: no input");
-    const int nops = sn->cfg.nops, shape[2] = {NE, nops};
     const int training = c->training, grad = c->grad_enabled;
     c->training = 1;
     c->grad_enabled = 0;
-    dp_tensor *wn = dp_tensor_wrap(c, (float *)w, 2, shape);
-    dp_tensor *wr = dp_tensor_wrap(c, (float *)w + (size_t)NE * (size_t)nops, 2, shape);
     long correct = 0;
-    dp_tensor *logits = dp_supernet_forward_weights(sn, c, x, wn, wr, alive);
+    dp_tensor *logits = dp_supernet_forward_host(sn, c, x, w, alive);
     dp_tensor *loss = logits ? dp_cross_entropy(c, logits, y, &correct) : NULL;
     c->training = training;
     c->grad_enabled = grad;

@@ -4,6 +4,7 @@
  * and every other op and edge not computed, so the measurement is the cell
  * itself with the supernet's weights, as single-path one-shot NAS evaluates
  * its candidates (Guo et al. 2020). */
+#include <stdio.h>
 #include <string.h>
 
 #include "dptrain/nas_select.h"
@@ -13,11 +14,14 @@ enum { NE = DP_NAS_EDGES };
 
 dp_status dp_nas_genotype_weights(const dp_genotype *g, const int *ops, int nops, float *w, float *alive)
 {
-    const size_t n = (size_t)2 * NE * (size_t)nops;
+    const size_t n = (size_t)dp_genotype_cells(g) * NE * (size_t)nops;
     memset(w, 0, n * sizeof *w);
     memset(alive, 0, n * sizeof *alive);
-    for (int t = 0; t < 2; t++) {
-        const int *gop = t ? g->reduce_op : g->normal_op, *gin = t ? g->reduce_in : g->normal_in;
+    for (int t = 0; t < dp_genotype_cells(g); t++) {
+        const int *gop = dp_genotype_cops(g, t), *gin = dp_genotype_cins(g, t);
+        char cell[24];
+        if (g->layers > 0) snprintf(cell, sizeof cell, "cell %d", t);
+        else snprintf(cell, sizeof cell, "%s cell", t ? "reduce" : "normal");
         for (int node = 0; node < DP_NAS_NODES; node++)
             for (int j = 0; j < 2; j++) {
                 const int op = gop[2 * node + j], in = gin[2 * node + j];
@@ -25,11 +29,10 @@ dp_status dp_nas_genotype_weights(const dp_genotype *g, const int *ops, int nops
                 for (int k = 0; k < nops; k++)
                     if (ops[k] == op) col = k;
                 if (col < 0 || op == DP_NAS_NONE)
-                    return dp_errorf(DP_ERR_ARG, "%s cell, node %d: op %s is not in the supernet's op set",
-                                     t ? "reduce" : "normal", node, dp_nas_op_name(op));
+                    return dp_errorf(DP_ERR_ARG, "%s, node %d: op %s is not in the supernet's op set", cell, node,
+                                     dp_nas_op_name(op));
                 if (in < 0 || in > node + 1)
-                    return dp_errorf(DP_ERR_ARG, "%s cell, node %d: input %d is not an earlier state",
-                                     t ? "reduce" : "normal", node, in);
+                    return dp_errorf(DP_ERR_ARG, "%s, node %d: input %d is not an earlier state", cell, node, in);
                 const size_t at = ((size_t)t * NE + (size_t)dp_nas_edge(node, in)) * (size_t)nops;
                 w[at + (size_t)col] = 1.0f;
                 alive[at + (size_t)col] = 1.0f;
@@ -56,7 +59,7 @@ dp_status dp_nas_select_sample(const dp_nas_sample *p, dp_genotype *g, dp_nas_sa
         memset(&cand, 0, sizeof cand);
         if (i < nfirst) cand = *p->first;
         else if (i < nfirst + p->ngiven) cand = p->given[i - nfirst];
-        else dp_nas_random_genotype(&r, p->ops, p->nops, &cand);
+        else dp_nas_random_genotype(&r, p->ops, p->nops, 0, &cand);
         dp_status rc = dp_nas_genotype_weights(&cand, p->ops, p->nops, p->w, p->alive);
         double v[3] = {0, 0, 0};
         if (rc == DP_OK) rc = p->eval(p->user, p->w, p->alive, v);

@@ -37,14 +37,14 @@ static void gumbel_setup(srch *s) { s->sn->mix.gumbel = s->gumbel; }
 /* every rank draws, batch or not */
 static void gumbel_draw(srch *s)
 {
-    long n = (long)NAS_ROWS * s->nops;
+    long n = (long)s->rows * s->nops;
     for (long k = 0; k < n; k++) {
         float u = dp_rng_uniform(&s->noise);
         s->gumbel[k] = -logf(-logf(u * 0.999998f + 1e-6f));
     }
 }
 
-static void gumbel_clear(srch *s) { memset(s->gumbel, 0, (size_t)NAS_ROWS * (size_t)s->nops * sizeof(float)); }
+static void gumbel_clear(srch *s) { memset(s->gumbel, 0, (size_t)s->rows * (size_t)s->nops * sizeof(float)); }
 
 const nas_strategy nas_strategy_gumbel = {
     .name = "gumbel",

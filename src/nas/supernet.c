@@ -30,10 +30,11 @@
 #include "dptrain/darts_ops.h"
 #include "nas/strategy.h"
 
-enum { NE = DP_NAS_EDGES, MAXW = 2 * DP_NAS_EDGES * DP_NAS_NUM_OPS };
+enum { NE = DP_NAS_EDGES, MAXW = DP_NAS_MAX_CELLS * DP_NAS_EDGES * DP_NAS_NUM_OPS };
 
 typedef struct sn_cell {
     int reduce;
+    int type;          /* its alpha: 0 normal, 1 reduce; per layer, its own */
     int C, H, W;       /* node channels; resolution of the preprocessed inputs */
     int K;             /* partial channels: the ops see C / K of them */
     int cin0, cin1;    /* channels of s0, s1 */
@@ -51,7 +52,7 @@ typedef struct sn_net {
     int ncells;
     sn_cell *cells;
     dp_linear_layer fc;
-    unsigned char alive[MAXW]; /* this forward's computed ops, [2][14][nops] */
+    unsigned char alive[MAXW]; /* this forward's computed ops, [types][14][nops] */
 } sn_net;
 
 /* The state edge e reads: node i's edges start at i(i+3)/2 and read states 0..i+1. */
@@ -78,6 +79,11 @@ void dp_supernet_config_defaults(dp_supernet_config *cfg)
     cfg->in = (dp_model_shape){1, 28, 28, 10}; /* Fashion-MNIST */
     cfg->partial_channels = 1;
     cfg->edge_norm = -1;
+}
+
+int dp_supernet_types(const dp_supernet_config *cfg)
+{
+    return cfg->per_layer ? cfg->layers : 2;
 }
 
 int dp_supernet_edge_norm(const dp_supernet_config *cfg)
@@ -173,10 +179,11 @@ static dp_tensor *net_forward(dp_supernet *sn, dp_ctx *c, dp_tensor *x)
 {
     sn_net *net = sn->impl;
     const int nops = sn->cfg.nops, partial = sn->cfg.partial_channels > 1;
-    dp_tensor *w[2] = {sn->weights[0], sn->weights[1]}, *eb[2] = {NULL, NULL};
-    for (int t = 0; t < 2; t++) {
-        if (sn->beta_normal) { /* the ops' weights w_jk b_j: b_j's outer product with a row of ones */
-            eb[t] = edge_weights(c, t ? sn->beta_reduce : sn->beta_normal);
+    dp_tensor *w[DP_NAS_MAX_CELLS], *eb[DP_NAS_MAX_CELLS];
+    for (int t = 0; t < sn->ntypes; t++) {
+        w[t] = sn->weights[t], eb[t] = NULL;
+        if (sn->betas[0]) { /* the ops' weights w_jk b_j: b_j's outer product with a row of ones */
+            eb[t] = edge_weights(c, sn->betas[t]);
             w[t] = dp_mul(c, dp_reshape(c, w[t], 2, (int[]){NE, nops}), dp_matmul(c, eb[t], ones(c, 1, nops), 1, 0));
         } else if (partial) {
             eb[t] = ones(c, 1, NE);
@@ -186,7 +193,7 @@ static dp_tensor *net_forward(dp_supernet *sn, dp_ctx *c, dp_tensor *x)
     dp_tensor *s0 = dp_nn_bn(c, &net->stem_bn, dp_nn_conv(c, &net->stem, x)), *s1 = s0;
     for (int i = 0; s1 && i < net->ncells; i++) {
         sn_cell *cl = &net->cells[i];
-        dp_tensor *in[4] = {s0, s1, w[cl->reduce], eb[cl->reduce]};
+        dp_tensor *in[4] = {s0, s1, w[cl->type], eb[cl->type]};
         const int nin = partial ? 4 : 3;
         dp_tensor *out = i < sn->cfg.recompute ? dp_recompute(c, cell_segment, cl, nin, in, cl->nparams, cl->params)
                                                : cell_segment(c, cl, in);
@@ -196,27 +203,28 @@ static dp_tensor *net_forward(dp_supernet *sn, dp_ctx *c, dp_tensor *x)
     return dp_nn_linear(c, &net->fc, dp_global_avgpool(c, s1));
 }
 
-dp_tensor *dp_supernet_forward_weights(dp_supernet *sn, dp_ctx *c, dp_tensor *x, dp_tensor *w_normal,
-                                       dp_tensor *w_reduce, const float *alive)
+dp_tensor *dp_supernet_forward_weights(dp_supernet *sn, dp_ctx *c, dp_tensor *x, dp_tensor *const *w,
+                                       const float *alive)
 {
-    if (!x || !w_normal || !w_reduce) return NULL;
+    if (!x) return NULL;
     const int nops = sn->cfg.nops;
-    if (w_normal->n != NE * nops || w_reduce->n != NE * nops)
-        return sn_fail(c, DP_ERR_SHAPE, "mixing weights must have 14 x nops elements each");
+    for (int t = 0; t < sn->ntypes; t++) {
+        if (!w[t]) return NULL;
+        if (w[t]->n != NE * nops) return sn_fail(c, DP_ERR_SHAPE, "mixing weights must have 14 x nops elements each");
+        sn->weights[t] = w[t];
+    }
     sn_net *net = sn->impl;
-    for (int i = 0; i < 2 * NE * nops; i++)
+    for (int i = 0; i < sn->ntypes * NE * nops; i++)
         net->alive[i] = sn->cfg.ops[i % nops] != DP_NAS_NONE && (!alive || alive[i] != 0.0f);
-    sn->weights[0] = w_normal;
-    sn->weights[1] = w_reduce;
     return net_forward(sn, c, x);
 }
 
-/* [14, nops] mixing weights of cell type t from alpha, per sn->mix (the strategy's mix) */
-static dp_tensor *mix_weights(dp_ctx *c, dp_supernet *sn, const nas_strategy *st, int t)
+dp_tensor *dp_supernet_forward_host(dp_supernet *sn, dp_ctx *c, dp_tensor *x, const float *w, const float *alive)
 {
-    const long off = (long)t * NE * sn->cfg.nops;
-    dp_tensor *a = t ? sn->alpha_reduce : sn->alpha_normal;
-    return st->mix(c, &sn->mix, a, off);
+    const int shape[2] = {NE, sn->cfg.nops};
+    dp_tensor *wt[DP_NAS_MAX_CELLS];
+    for (int t = 0; t < sn->ntypes; t++) wt[t] = dp_tensor_wrap(c, (float *)w + (size_t)t * NE * sn->cfg.nops, 2, shape);
+    return dp_supernet_forward_weights(sn, c, x, wt, alive);
 }
 
 static dp_tensor *supernet_forward(dp_model *m, dp_ctx *c, dp_tensor *x)
@@ -227,15 +235,13 @@ static dp_tensor *supernet_forward(dp_model *m, dp_ctx *c, dp_tensor *x)
     if (!x) return NULL;
     const nas_strategy *st = nas_strategy_of(sn->mix.strategy);
     if (!st) return sn_fail(c, DP_ERR_ARG, "unknown mixing strategy");
-    dp_tensor *w[2] = {mix_weights(c, sn, st, 0), mix_weights(c, sn, st, 1)};
-    if (!w[0] || !w[1]) return NULL;
+    for (int t = 0; t < sn->ntypes; t++) /* [14, nops] rows of alpha t, off: their place in gumbel and mask */
+        if (!(sn->weights[t] = st->mix(c, &sn->mix, sn->alphas[t], (long)t * NE * nops))) return NULL;
     const float *mask = sn->mix.mask;
     const int sampled = st->sampled; /* only the sampled op of an edge is computed */
-    for (int i = 0; i < 2 * NE * nops; i++)
+    for (int i = 0; i < sn->ntypes * NE * nops; i++)
         net->alive[i] = sn->cfg.ops[i % nops] != DP_NAS_NONE && (!mask || mask[i] != 0.0f) &&
-                        (!sampled || w[i / (NE * nops)]->data[i % (NE * nops)] != 0.0f);
-    sn->weights[0] = w[0];
-    sn->weights[1] = w[1];
+                        (!sampled || sn->weights[i / (NE * nops)]->data[i % (NE * nops)] != 0.0f);
     return net_forward(sn, c, x);
 }
 
@@ -252,7 +258,7 @@ void dp_supernet_costs(const dp_supernet *sn, dp_nas_cost_fn op_cost, void *user
     const sn_net *net = sn->impl;
     const int nops = sn->cfg.nops;
     if (!op_cost) op_cost = flops_cost;
-    memset(out, 0, (size_t)2 * NE * nops * sizeof *out);
+    memset(out, 0, (size_t)sn->ntypes * NE * nops * sizeof *out);
     for (int i = 0; i < net->ncells; i++) {
         const sn_cell *cl = &net->cells[i];
         for (int e = 0; e < NE; e++) {
@@ -260,21 +266,22 @@ void dp_supernet_costs(const dp_supernet *sn, dp_nas_cost_fn op_cost, void *user
             const int H = cl->reduce && !from_input ? (cl->H + 1) / 2 : cl->H;
             const int W = cl->reduce && !from_input ? (cl->W + 1) / 2 : cl->W;
             for (int k = 0; k < nops; k++)
-                out[(cl->reduce * NE + e) * nops + k] += op_cost(sn->cfg.ops[k], cl->C, H, W, stride, user);
+                out[(cl->type * NE + e) * nops + k] += op_cost(sn->cfg.ops[k], cl->C, H, W, stride, user);
         }
     }
 }
 
 dp_tensor *dp_supernet_expected_cost(dp_ctx *c, dp_supernet *sn, const float *cost)
 {
-    if (!sn->weights[0] || !sn->weights[1]) return sn_fail(c, DP_ERR_ARG, "expected cost before any forward");
     const int n = NE * sn->cfg.nops;
-    dp_tensor *xs[NE * DP_NAS_NUM_OPS], *part[2];
-    for (int t = 0; t < 2; t++) {
+    dp_tensor *xs[NE * DP_NAS_NUM_OPS], *sum = NULL;
+    for (int t = 0; t < sn->ntypes; t++) {
+        if (!sn->weights[t]) return sn_fail(c, DP_ERR_ARG, "expected cost before any forward");
         for (int i = 0; i < n; i++) xs[i] = dp_tensor_wrap(c, (float *)cost + t * n + i, 1, (int[]){1});
-        part[t] = dp_weighted_sum(c, n, xs, sn->weights[t], 0);
+        dp_tensor *part = dp_weighted_sum(c, n, xs, sn->weights[t], 0);
+        sum = t ? dp_add(c, sum, part) : part;
     }
-    return dp_add(c, part[0], part[1]);
+    return sum;
 }
 
 /* ---- build ---- */
@@ -284,6 +291,9 @@ static dp_status check_config(const dp_supernet_config *cfg)
     if (cfg->layers < 1 || cfg->stem_multiplier < 1)
         return dp_errorf(DP_ERR_ARG, "supernet: %d layers, stem multiplier %d (need >= 1)", cfg->layers,
                          cfg->stem_multiplier);
+    if (cfg->per_layer && cfg->layers > DP_NAS_MAX_CELLS)
+        return dp_errorf(DP_ERR_ARG, "supernet: --cell-per-layer with %d layers (a genotype holds at most %d cells)",
+                         cfg->layers, DP_NAS_MAX_CELLS);
     if (cfg->channels < 2 || cfg->channels % 2)
         return dp_errorf(DP_ERR_ARG, "supernet: %d channels (need an even number >= 2: FactorizedReduce halves it)",
                          cfg->channels);
@@ -322,10 +332,11 @@ static dp_status build_cells(dp_supernet *sn, sn_net *net, dp_params *p, int *c_
     int H = cfg->in.h, W = cfg->in.w;
     for (int i = 0; i < cfg->layers; i++) {
         sn_cell *cl = &net->cells[i];
-        const int red = i == cfg->layers / 3 || i == 2 * cfg->layers / 3;
+        const int red = dp_nas_layer_reduces(i, cfg->layers);
         if (red) ccur *= 2;
         const int K = cfg->partial_channels > 1 ? cfg->partial_channels : 1;
-        *cl = (sn_cell){.reduce = red, .C = ccur, .H = H, .W = W, .K = K, .cin0 = cpp, .cin1 = cp};
+        *cl = (sn_cell){.reduce = red, .type = cfg->per_layer ? i : red, .C = ccur, .H = H, .W = W, .K = K,
+                        .cin0 = cpp, .cin1 = cp};
         const int item0 = p->count;
         snprintf(nm, sizeof nm, "cell%d.pre0", i);
         dp_darts_pre_init(&cl->pre0, p, nm, cpp, ccur, red_prev, 0);
@@ -334,7 +345,7 @@ static dp_status build_cells(dp_supernet *sn, sn_net *net, dp_params *p, int *c_
         cl->ops = calloc((size_t)NE * cfg->nops, sizeof *cl->ops);
         if (!cl->ops) return dp_errorf(DP_ERR_NOMEM, "supernet: out of memory");
         cl->nops = cfg->nops;
-        cl->alive = net->alive + red * NE * cfg->nops;
+        cl->alive = net->alive + cl->type * NE * cfg->nops;
         for (int e = 0; e < NE; e++) {
             const int stride = cl->reduce && edge_state(e) < 2 ? 2 : 1;
             for (int k = 0; k < cfg->nops; k++) {
@@ -379,10 +390,10 @@ static double supernet_flops(const dp_supernet *sn)
         f += 2.0 * real * NE * cl->C * Po;                 /* the weighted sums */
     }
     const double cp = (double)DP_NAS_NODES * net->cells[net->ncells - 1].C;
-    double *cost = malloc((size_t)2 * NE * cfg->nops * sizeof *cost);
+    double *cost = malloc((size_t)sn->ntypes * NE * cfg->nops * sizeof *cost);
     if (cost) {
         dp_supernet_costs(sn, NULL, NULL, cost);
-        for (int i = 0; i < 2 * NE * cfg->nops; i++) f += cost[i];
+        for (int i = 0; i < sn->ntypes * NE * cfg->nops; i++) f += cost[i];
         free(cost);
     }
     return f + cp * Po + 2.0 * cp * cfg->in.classes;
@@ -404,6 +415,7 @@ dp_status dp_supernet_build(const dp_supernet_config *cfg, dp_supernet **out)
         goto err;
     }
     sn->cfg = *cfg;
+    sn->ntypes = dp_supernet_types(cfg);
     sn->mix = (dp_nas_mix){.strategy = DP_NAS_DARTS, .temperature = 1.0f};
     strncpy(m->name, "darts_supernet", sizeof m->name - 1);
     m->in = cfg->in;
@@ -418,13 +430,16 @@ dp_status dp_supernet_build(const dp_supernet_config *cfg, dp_supernet **out)
     dp_nn_linear_init(&net->fc, &m->params, "classifier", c_last, cfg->in.classes, 1);
     if ((rc = dp_params_finalize(&m->params)) != DP_OK) goto err;
 
+    /* alphas, then betas, in type order (the names of a shared pair are those of checkpoints before per-layer cells) */
     const int as[2] = {NE, cfg->nops};
-    sn->alpha_normal = dp_params_add(&sn->alpha, "alpha_normal", 2, as, DP_INIT_ZERO, cfg->nops, cfg->nops);
-    sn->alpha_reduce = dp_params_add(&sn->alpha, "alpha_reduce", 2, as, DP_INIT_ZERO, cfg->nops, cfg->nops);
-    if (dp_supernet_edge_norm(cfg)) {
-        sn->beta_normal = dp_params_add(&sn->alpha, "beta_normal", 1, (int[]){NE}, DP_INIT_ZERO, NE, NE);
-        sn->beta_reduce = dp_params_add(&sn->alpha, "beta_reduce", 1, (int[]){NE}, DP_INIT_ZERO, NE, NE);
-    }
+    char nm[32];
+    for (int b = 0; b < 1 + dp_supernet_edge_norm(cfg); b++)
+        for (int t = 0; t < sn->ntypes; t++) {
+            if (cfg->per_layer) snprintf(nm, sizeof nm, "%s_cell%d", b ? "beta" : "alpha", t);
+            else snprintf(nm, sizeof nm, "%s_%s", b ? "beta" : "alpha", t ? "reduce" : "normal");
+            if (b) sn->betas[t] = dp_params_add(&sn->alpha, nm, 1, (int[]){NE}, DP_INIT_ZERO, NE, NE);
+            else sn->alphas[t] = dp_params_add(&sn->alpha, nm, 2, as, DP_INIT_ZERO, cfg->nops, cfg->nops);
+        }
     if ((rc = dp_params_finalize(&sn->alpha)) != DP_OK) goto err;
     m->flops_per_sample = supernet_flops(sn);
     *out = sn;

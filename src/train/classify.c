@@ -76,7 +76,7 @@ static dp_status build_model(classify *c, const dp_model_shape *shape, const dp_
     }
     rc = dp_darts_net_build(g, cfg->layers, cfg->channels, cfg->drop_path, shape, &c->m);
     if (rc != DP_OK) return rc;
-    char text[1024];
+    char text[DP_GENOTYPE_TEXT_MAX];
     size_t len = strlen(c->config_text), cap = sizeof c->config_text;
     int tl = dp_genotype_format(g, text, sizeof text);
     int n = snprintf(c->config_text + len, cap - len, "genotype=%s\n", text);

@@ -20,6 +20,9 @@
  * stopped mid-epoch and resumed ends with the bits of the uninterrupted one,
  * and a resume under another schedule is refused naming the flag.
  *
+ * D-DARTS (--cell-per-layer): a cell per layer out, P ranks x b == 1 rank x P b,
+ * resumed with the same bits.
+ *
  * And the flags' errors name the flag. */
 #include <math.h>
 #include <stdio.h>
@@ -410,6 +413,84 @@ static void cospow(void)
     end_case("--schedule cospow: acts, resumes with the same bits, a switch at resume is named");
 }
 
+/* A file under out exists (rank 0 looks; every rank gets the answer). */
+static int out_has(const char *out, const char *name)
+{
+    int yes = 1;
+    if (g_rank == 0) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", out, name);
+        yes = access(path, F_OK) == 0;
+    }
+    MPI_Bcast(&yes, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return yes;
+}
+
+/* D-DARTS (--cell-per-layer), 3 cells (normal, reduce, reduce): an alpha per cell, a genotype with a cell per
+ * layer in the result, genotype.json, alpha.csv and the pictures; P ranks x batch b == 1 rank x batch P b
+ * (tolerances as distill_equivalence's); stopped mid-epoch and resumed, the same bits; a resume that switches
+ * the flag, and a perturbation selection of it, are named. */
+static void per_layer(void)
+{
+    const int b = 8;
+    dp_search_config cfg = tiny(b, 2L * 4 * b * g_size); /* 4 steps an epoch */
+    cfg.net.layers = 3;
+    cfg.net.per_layer = 1;
+    cfg.run.epochs = 2;
+    cfg.run.sampler = 1; /* global */
+    dp_search_result many, one, part, rest;
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/pl-whole", tmp);
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &many));
+    CHECK(many.nalpha == 3 * 14 * DP_NAS_NUM_OPS, "%d alphas for 3 cells of their own", many.nalpha);
+    CHECK(many.genotype.layers == 3 && dp_genotype_check(&many.genotype) == DP_OK, "the result's genotype: %d cells",
+          many.genotype.layers);
+    dp_genotype saved;
+    memset(&saved, 0, sizeof saved);
+    if (g_rank == 0) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/genotype.json", cfg.run.out);
+        CHECK_OK(dp_genotype_load(path, &saved));
+    }
+    MPI_Bcast(&saved, (int)sizeof saved, MPI_BYTE, 0, MPI_COMM_WORLD);
+    CHECK(same_cell(&saved, &many.genotype), "genotype.json is not the result's cells");
+    CHECK(out_has(cfg.run.out, "cell0_normal.dot") && out_has(cfg.run.out, "cell2_reduction.dot"),
+          "a picture per cell");
+    CHECK(metrics_has(cfg.run.out, "\"cells\":", "\"reductions\":[1,2]"), "metrics.jsonl lacks the per-layer genotype");
+    dp_search_config solo = cfg;
+    solo.run.batch = b * g_size;
+    solo.run.out[0] = 0;
+    CHECK_OK(dp_search_run(&solo, MPI_COMM_SELF, &one));
+    double wmax = 0, wd = 1e30, ad = 1e30;
+    for (size_t i = 0; i < one.nweights; i++) wmax = fmax(wmax, fabs(one.weights[i]));
+    if (many.nweights == one.nweights) wd = max_diff(many.weights, one.weights, one.nweights);
+    if (many.nalpha == one.nalpha) ad = max_diff(many.alpha, one.alpha, (size_t)one.nalpha);
+    CHECK(wd <= 1e-3 * wmax, "per layer: weights differ by %g (max |w| %g)", wd, wmax);
+    CHECK(ad <= 5e-2 * cfg.a_lr * 8, "per layer: alpha differs by %g", ad);
+    snprintf(cfg.run.out, sizeof cfg.run.out, "%s/pl-part", tmp);
+    cfg.run.stop_after = 5; /* the middle of epoch 2 */
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &part));
+    cfg.run.stop_after = 0;
+    cfg.run.resume = 1;
+    CHECK_OK(dp_search_run(&cfg, MPI_COMM_WORLD, &rest));
+    CHECK(part.stopped_early && rest.steps == many.steps && same_bits(&many, &rest) &&
+              same_cell(&many.genotype, &rest.genotype), "stopped at step %ld and resumed: other bits", part.steps);
+    if (g_rank == 0) printf("    per layer: P x b against 1 x Pb: max |dw| %.3g of %.3g, max |dalpha| %.3g\n", wd, wmax, ad);
+    dp_search_config shared = cfg;
+    shared.net.per_layer = 0;
+    dp_status rc = resumed_with(shared, "pl-switch", cfg);
+    CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--cell-per-layer"), "a resume that switches it on: %s", dp_errmsg());
+    dp_search_result_free(&part);
+    cfg.run.resume = 0;
+    cfg.select = 1; /* perturb */
+    rc = dp_search_run(&cfg, MPI_COMM_WORLD, &part);
+    CHECK(rc == DP_ERR_ARG && strstr(dp_errmsg(), "--cell-per-layer") && strstr(dp_errmsg(), "--select perturb"),
+          "--select perturb of cells per layer: %s", dp_errmsg());
+    dp_search_result_free(&many);
+    dp_search_result_free(&one);
+    dp_search_result_free(&rest);
+    end_case("--cell-per-layer: a cell per layer, P x b == 1 x Pb, resumes with the same bits");
+}
+
 static void bad_flags(void)
 {
     static const char *const flag[] = {"--stop-stable", "--stop-free", "--stop-free", "--self-distill",
@@ -450,6 +531,7 @@ int main(int argc, char **argv)
         distill_equivalence(DP_NAS_GUMBEL, 2, "--self-distill gumbel, 2 voters: P x b == 1 x Pb");
     distill_resume();
     cospow();
+    per_layer();
 
     return mpi_finish("mpi_search_levers", tmp);
 }

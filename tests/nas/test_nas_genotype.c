@@ -494,3 +494,149 @@ Test(genotype, drop_path_in_training_only)
     dp_ctx_free(&c);
     dp_model_free(m);
 }
+
+/* ---- a cell per layer (D-DARTS) ---- */
+
+/* layers cells drawn at random (seed), or each the sample's normal or reduction cell when shared_like */
+static dp_genotype per_layer(int layers, unsigned seed, int shared_like)
+{
+    const int ops[DP_NAS_NUM_OPS] = {0, 1, 2, 3, 4, 5, 6, 7};
+    dp_genotype g, s = sample();
+    dp_rng r;
+    dp_rng_seed(&r, seed, DP_STREAM_USER, 0);
+    dp_nas_random_genotype(&r, ops, DP_NAS_NUM_OPS, layers, &g);
+    for (int t = 0; shared_like && t < layers; t++) {
+        const int red = dp_nas_layer_reduces(t, layers);
+        memcpy(g.cell_op[t], dp_genotype_cops(&s, red), sizeof g.cell_op[t]);
+        memcpy(g.cell_in[t], dp_genotype_cins(&s, red), sizeof g.cell_in[t]);
+    }
+    return g;
+}
+
+Test(genotype, per_layer_random_and_round_trip)
+{
+    dp_genotype g = per_layer(5, 11, 0), back, pair;
+    cr_assert_eq(g.layers, 5);
+    cr_assert_eq(dp_genotype_check(&g), DP_OK, "%s", dp_errmsg());
+    int distinct = 0;
+    for (int t = 1; t < 5; t++) distinct += memcmp(g.cell_op[t], g.cell_op[0], sizeof g.cell_op[0]) != 0;
+    cr_assert_gt(distinct, 0, "five random cells all alike");
+    /* the shared draw takes the same stream in the same order: its normal and reduce are cells 0 and 1 */
+    const int ops[DP_NAS_NUM_OPS] = {0, 1, 2, 3, 4, 5, 6, 7};
+    dp_rng r;
+    dp_rng_seed(&r, 11, DP_STREAM_USER, 0);
+    dp_nas_random_genotype(&r, ops, DP_NAS_NUM_OPS, 0, &pair);
+    cr_assert_eq(pair.layers, 0);
+    assert_cell(pair.normal_op, pair.normal_in, g.cell_op[0], g.cell_in[0], "normal");
+    assert_cell(pair.reduce_op, pair.reduce_in, g.cell_op[1], g.cell_in[1], "reduce");
+    char path[128], line[4096];
+    path_of(path, sizeof path, "cells.json");
+    cr_assert_eq(dp_genotype_save(&g, path), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_genotype_load(path, &back), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(memcmp(&g, &back, sizeof g), 0);
+    cr_assert_gt(dp_genotype_format(&g, line, sizeof line), 0);
+    cr_assert(strstr(line, "\"reductions\":[1,3],\"concat\":[2,3,4,5]"), "%s", line);
+    cr_assert_null(strstr(line, "\"normal\""), "%s", line);
+    /* the skip count: the most in one normal cell (layers 0, 2, 4), never a reduction cell's */
+    memset(g.cell_op[1], 0, sizeof g.cell_op[1]);
+    for (int k = 0; k < 8; k++) g.cell_op[1][k] = SKIP, g.cell_op[2][k] = k < 3 ? SKIP : SEP3;
+    for (int k = 0; k < 8; k++) g.cell_op[0][k] = g.cell_op[4][k] = k < 1 ? SKIP : DIL3;
+    cr_assert_eq(dp_genotype_skips(&g), 3);
+}
+
+Test(genotype, per_layer_bad_files_name_the_field)
+{
+    static const struct { const char *text, *expect; } cases[] = {
+        {"{\"cells\":[" PAIRS8 "," PAIRS8 "," PAIRS8 "],\"reductions\":[1,2],\"concat\":" CONCAT "}", NULL},
+        {"{\"cells\":[" PAIRS8 "," PAIRS8 "," PAIRS8 "],\"reductions\":[1],\"concat\":" CONCAT "}",
+         "reductions: must be [1, 2] for 3 cells"},
+        {"{\"cells\":[],\"reductions\":[],\"concat\":" CONCAT "}", "cells: must be an array of 1 to 20 cells"},
+        {"{\"cells\":[" PAIRS8 "],\"concat\":" CONCAT "}", "reductions: missing key"},
+        {"{\"cells\":[" PAIRS8 "],\"reductions\":[0],\"concat\":" CONCAT ",\"normal\":" PAIRS8 "}",
+         "normal: unknown key"},
+        {"{\"cells\":[" PAIRS8 ",[[\"sep_conv_3x3\",5]]],\"reductions\":[0,1],\"concat\":" CONCAT "}",
+         "cells[1]: 1 pairs, a cell has 8"},
+        {"{\"cells\":[" PAIRS8 ",[[\"sep_conv_3x3\",0],[\"none\",1],[\"dil_conv_3x3\",0],[\"max_pool_3x3\",2],"
+         "[\"avg_pool_3x3\",1],[\"sep_conv_5x5\",3],[\"skip_connect\",0],[\"dil_conv_5x5\",4]]],"
+         "\"reductions\":[0,1],\"concat\":" CONCAT "}", "cells[1][1][0]: 'none' cannot be a kept edge"},
+        {"{\"cells\":[" PAIRS8 "],\"reductions\":[0],\"concat\":[2,3]}", "concat: must be [2, 3, 4, 5]"},
+    };
+    char path[128];
+    path_of(path, sizeof path, "cells-bad.json");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(cases[i].text, f);
+        fclose(f);
+        dp_genotype g;
+        dp_status rc = dp_genotype_load(path, &g);
+        if (!cases[i].expect) {
+            cr_assert_eq(rc, DP_OK, "case %zu: %s", i, dp_errmsg());
+            cr_assert_eq(g.layers, 3);
+            continue;
+        }
+        cr_assert_eq(rc, DP_ERR_FORMAT, "case %zu accepted", i);
+        cr_assert(strstr(dp_errmsg(), path), "case %zu: %s", i, dp_errmsg());
+        cr_assert(strstr(dp_errmsg(), cases[i].expect), "case %zu: '%s' lacks '%s'", i, dp_errmsg(), cases[i].expect);
+    }
+    dp_genotype g = per_layer(3, 4, 0);
+    g.layers = DP_NAS_MAX_CELLS + 1;
+    cr_assert_eq(dp_genotype_check(&g), DP_ERR_FORMAT);
+    cr_assert(strstr(dp_errmsg(), "cells: 21 of them"), "%s", dp_errmsg());
+}
+
+/* A searched network's cells stretched over a deeper one stage by stage (reductions to reductions), and a
+ * stage with no searched normal cell refused by the network, naming the layer. */
+Test(genotype, per_layer_cells_of_a_deeper_network)
+{
+    dp_genotype g = per_layer(5, 2, 0); /* normal 0, reduce 1, normal 2, reduce 3, normal 4 */
+    static const int want8[8] = {0, 0, 1, 2, 2, 3, 4, 4}, want5[5] = {0, 1, 2, 3, 4}, want3[3] = {0, 1, 3};
+    for (int i = 0; i < 8; i++) cr_assert_eq(dp_genotype_layer_cell(&g, i, 8), want8[i], "layer %d of 8", i);
+    for (int i = 0; i < 5; i++) cr_assert_eq(dp_genotype_layer_cell(&g, i, 5), want5[i], "layer %d of 5", i);
+    for (int i = 0; i < 3; i++) cr_assert_eq(dp_genotype_layer_cell(&g, i, 3), want3[i], "layer %d of 3", i);
+    dp_genotype s = sample();
+    for (int i = 0; i < 8; i++) cr_assert_eq(dp_genotype_layer_cell(&s, i, 8), dp_nas_layer_reduces(i, 8));
+    dp_genotype three = per_layer(3, 2, 0); /* normal 0, reduce 1, reduce 2: no normal cell between them */
+    dp_model_shape in = {1, 8, 8, 10};
+    dp_model *m = NULL;
+    cr_assert_eq(dp_genotype_layer_cell(&three, 2, 5), -1);
+    cr_assert_eq(dp_darts_net_build(&three, 5, 4, 0, &in, &m), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "--layers 5: layer 2 has no cell"), "%s", dp_errmsg());
+    cr_assert_eq(dp_darts_net_build(&g, 8, 4, 0, &in, &m), DP_OK, "%s", dp_errmsg());
+    dp_model_free(m);
+}
+
+/* Cells per layer that copy the shared pair build the shared network: the same parameters, FLOPs and, from
+ * the same initialisation, the same logits. Other cells per layer change them, by the cells' own counts. */
+Test(genotype, per_layer_net_equals_the_shared_one_with_its_cells)
+{
+    dp_genotype s = sample(), g = per_layer(5, 3, 1), other = per_layer(5, 3, 0);
+    dp_model_shape in = {1, 8, 8, 10};
+    dp_model *m[3] = {NULL, NULL, NULL};
+    cr_assert_eq(dp_darts_net_build(&s, 5, 4, 0, &in, &m[0]), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_darts_net_build(&g, 5, 4, 0, &in, &m[1]), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_darts_net_build(&other, 5, 4, 0, &in, &m[2]), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(m[0]->params.n, m[1]->params.n);
+    cr_assert_eq(m[0]->flops_per_sample, m[1]->flops_per_sample);
+    cr_assert(m[2]->params.n != m[0]->params.n || m[2]->flops_per_sample != m[0]->flops_per_sample,
+              "random cells per layer built the sample's network");
+    float x[4 * 64];
+    dp_rng r;
+    dp_rng_seed(&r, 3, DP_STREAM_USER, 0);
+    dp_init_uniform(&r, x, 4 * 64, -1, 1);
+    float *out[2];
+    dp_ctx c[2];
+    for (int k = 0; k < 2; k++) {
+        dp_rng_seed(&r, 7, DP_STREAM_INIT, 0);
+        dp_params_init(&m[k]->params, &r);
+        dp_ctx_init(&c[k]);
+        c[k].training = 1;
+        dp_tensor *y = m[k]->forward(m[k], &c[k], dp_tensor_wrap(&c[k], x, 4, (int[]){4, 1, 8, 8}));
+        cr_assert_not_null(y, "%s", dp_errmsg());
+        out[k] = y->data;
+    }
+    cr_assert_eq(memcmp(out[0], out[1], 4 * 10 * sizeof(float)), 0, "the same cells, other logits");
+    for (int k = 0; k < 3; k++) {
+        if (k < 2) dp_ctx_free(&c[k]);
+        dp_model_free(m[k]);
+    }
+}

@@ -299,10 +299,10 @@ static void sample_case(int loss_only, int first_is_hidden)
     s->loss_only = loss_only;
     dp_rng r;
     dp_rng_seed(&r, 99, DP_STREAM_USER, 0);
-    dp_nas_random_genotype(&r, all_ops, NOPS, &s->hidden);
+    dp_nas_random_genotype(&r, all_ops, NOPS, 0, &s->hidden);
     dp_genotype first, g;
     if (first_is_hidden) first = s->hidden;
-    else dp_nas_random_genotype(&r, all_ops, NOPS, &first);
+    else dp_nas_random_genotype(&r, all_ops, NOPS, 0, &first);
     float w[ROWS], alive[ROWS];
     dp_nas_sample p = {.ops = all_ops, .nops = NOPS, .first = &first, .samples = 40, .seed = 5, .w = w,
                        .alive = alive, .eval = samp_eval, .user = s};
@@ -340,12 +340,12 @@ Test(sample, ranks_given_cells_in_order, .timeout = DP_TIMEOUT(30))
     samp *s = calloc(1, sizeof *s);
     dp_rng r;
     dp_rng_seed(&r, 17, DP_STREAM_USER, 0);
-    dp_nas_random_genotype(&r, all_ops, NOPS, &s->hidden);
+    dp_nas_random_genotype(&r, all_ops, NOPS, 0, &s->hidden);
     dp_genotype first, given[3], g;
-    dp_nas_random_genotype(&r, all_ops, NOPS, &first);
-    dp_nas_random_genotype(&r, all_ops, NOPS, &given[0]);
+    dp_nas_random_genotype(&r, all_ops, NOPS, 0, &first);
+    dp_nas_random_genotype(&r, all_ops, NOPS, 0, &given[0]);
     given[1] = s->hidden;
-    dp_nas_random_genotype(&r, all_ops, NOPS, &given[2]);
+    dp_nas_random_genotype(&r, all_ops, NOPS, 0, &given[2]);
     float w[ROWS], alive[ROWS];
     for (int samples = 0; samples <= 6; samples += 6) {
         s->n = 0;
@@ -380,7 +380,7 @@ Test(sample, an_op_outside_the_set_is_named, .timeout = DP_TIMEOUT(30))
     dp_genotype g;
     dp_rng r;
     dp_rng_seed(&r, 3, DP_STREAM_USER, 0);
-    dp_nas_random_genotype(&r, some, 3, &g);
+    dp_nas_random_genotype(&r, some, 3, 0, &g);
     float w[2 * NE * 3], alive[2 * NE * 3];
     cr_assert_eq(dp_nas_genotype_weights(&g, some, 3, w, alive), DP_OK, "%s", dp_errmsg());
     g.reduce_op[5] = DP_NAS_DIL_CONV_5X5;

@@ -186,11 +186,11 @@ Test(supernet, forward_shape_and_alpha_layout, .timeout = DP_TIMEOUT(30))
     dp_supernet *sn = build(4, 4, (dp_model_shape){1, 9, 9, 7}, 5, ops);
     cr_assert_eq(sn->alpha.n, 2 * 14 * 5);
     cr_assert_eq(sn->alpha.count, 2);
-    cr_assert(sn->alpha_normal->ndim == 2 && sn->alpha_normal->shape[0] == 14 && sn->alpha_normal->shape[1] == 5);
-    cr_assert(sn->alpha_reduce->ndim == 2 && sn->alpha_reduce->shape[0] == 14 && sn->alpha_reduce->shape[1] == 5);
-    cr_assert_eq(sn->alpha_normal->data, sn->alpha.data);
-    cr_assert_eq(sn->alpha_reduce->data, sn->alpha.data + 14 * 5);
-    cr_assert_eq(sn->alpha_reduce->grad, sn->alpha.grad + 14 * 5);
+    cr_assert(sn->alphas[0]->ndim == 2 && sn->alphas[0]->shape[0] == 14 && sn->alphas[0]->shape[1] == 5);
+    cr_assert(sn->alphas[1]->ndim == 2 && sn->alphas[1]->shape[0] == 14 && sn->alphas[1]->shape[1] == 5);
+    cr_assert_eq(sn->alphas[0]->data, sn->alpha.data);
+    cr_assert_eq(sn->alphas[1]->data, sn->alpha.data + 14 * 5);
+    cr_assert_eq(sn->alphas[1]->grad, sn->alpha.grad + 14 * 5);
     for (size_t i = 0; i < sn->alpha.n; i++) cr_assert(fabsf(sn->alpha.data[i]) < 1e-2f && sn->alpha.data[i] != 0);
     cr_assert_gt(sn->model->flops_per_sample, 0);
 
@@ -302,8 +302,8 @@ static void alpha_from(net_arg *a, dp_tensor *in)
         v->grad = in->requires_grad ? in->grad + t * NW : NULL;
         v->requires_grad = in->requires_grad;
     }
-    a->sn->alpha_normal = &a->an;
-    a->sn->alpha_reduce = &a->ar;
+    a->sn->alphas[0] = &a->an;
+    a->sn->alphas[1] = &a->ar;
 }
 
 static dp_tensor *build_net(dp_ctx *c, dp_tensor **in, void *arg)
@@ -316,8 +316,8 @@ static dp_tensor *build_net(dp_ctx *c, dp_tensor **in, void *arg)
 
 static void restore_alpha(dp_supernet *sn)
 {
-    sn->alpha_normal = &sn->alpha.items[0]->t;
-    sn->alpha_reduce = &sn->alpha.items[1]->t;
+    sn->alphas[0] = &sn->alpha.items[0]->t;
+    sn->alphas[1] = &sn->alpha.items[1]->t;
 }
 
 typedef struct mix_case {
@@ -446,7 +446,7 @@ static dp_tensor *surrogate(dp_ctx *c, net_arg *a, dp_tensor *x, float T)
         dp_tensor *sh = dp_tensor_wrap(c, a->shift + t * NW, 2, (int[]){14, NOPS});
         w[t] = dp_add(c, dp_softmax(c, dp_add(c, al, g), T), sh);
     }
-    return dp_supernet_forward_weights(a->sn, c, x, w[0], w[1], a->h0);
+    return dp_supernet_forward_weights(a->sn, c, x, w, a->h0);
 }
 
 static dp_tensor *build_gumbel(dp_ctx *c, dp_tensor **in, void *arg)
@@ -549,7 +549,7 @@ static void maxw_pass(net_arg *a, int surrogate, const float *alpha0, float *x0,
         for (int k = 0; k < 2; k++)
             w[k] = dp_add(&c, dp_softmax(&c, k ? &a->ar : &a->an, 1.0f),
                           dp_tensor_wrap(&c, maxw_shift + k * NW, 2, (int[]){14, NOPS}));
-        y = dp_supernet_forward_weights(a->sn, &c, X, w[0], w[1], NULL);
+        y = dp_supernet_forward_weights(a->sn, &c, X, w, NULL);
     } else {
         y = a->sn->model->forward(a->sn->model, &c, X);
         for (int k = 0; k < 2; k++) memcpy(logits + 6 + k * NW, a->sn->weights[k]->data, NW * sizeof(float));
@@ -579,7 +579,7 @@ static dp_tensor *build_weights(dp_ctx *c, dp_tensor **in, void *arg)
         v->requires_grad = in[1]->requires_grad;
     }
     c->training = 1;
-    return dp_supernet_forward_weights(a->sn, c, in[0], &a->wn, &a->wr, NULL);
+    return dp_supernet_forward_weights(a->sn, c, in[0], (dp_tensor *[]){&a->wn, &a->wr}, NULL);
 }
 
 Test(supernet, maxw_weights_and_gradient, .timeout = DP_TIMEOUT(120))
@@ -838,15 +838,18 @@ Test(supernet, recompute_gives_the_same_bits, .timeout = DP_TIMEOUT(60))
 typedef struct pc_case {
     int K, edge_norm;
     double h_alpha;
+    int per_layer;
 } pc_case;
+
+enum { MAXT = 3 }; /* cell types of these tests' supernets: 2, or 3 cells of their own */
 
 typedef struct pc_arg {
     dp_supernet *sn;
-    dp_tensor v[4]; /* alpha normal, reduce, beta normal, reduce: views onto the leaf */
+    dp_tensor v[2 * MAXT]; /* the alphas, then the betas, of each type: views onto the leaf */
     int eval;
 } pc_arg;
 
-static dp_supernet *build_pc(int layers, int C, int K, int edge_norm)
+static dp_supernet *build_pc_cells(int layers, int C, int K, int edge_norm, int per_layer)
 {
     dp_supernet_config cfg;
     dp_supernet_config_defaults(&cfg);
@@ -855,6 +858,7 @@ static dp_supernet *build_pc(int layers, int C, int K, int edge_norm)
     cfg.in = TINY_SHAPE;
     cfg.partial_channels = K;
     cfg.edge_norm = edge_norm;
+    cfg.per_layer = per_layer;
     dp_supernet *sn = NULL;
     cr_assert_eq(dp_supernet_build(&cfg, &sn), DP_OK, "%s", dp_errmsg());
     dp_rng r;
@@ -864,35 +868,42 @@ static dp_supernet *build_pc(int layers, int C, int K, int edge_norm)
     return sn;
 }
 
+static dp_supernet *build_pc(int layers, int C, int K, int edge_norm)
+{
+    return build_pc_cells(layers, C, K, edge_norm, 0);
+}
+
 static dp_tensor *build_pc_net(dp_ctx *c, dp_tensor **in, void *arg)
 {
     pc_arg *a = arg;
-    const int nb = a->sn->beta_normal ? 4 : 2;
+    const int T = a->sn->ntypes, nb = a->sn->betas[0] ? 2 * T : T;
     for (int t = 0; t < nb; t++) {
         dp_tensor *v = &a->v[t];
         memset(v, 0, sizeof *v);
-        if (t < 2)
+        if (t < T)
             dp_tensor_set_shape(v, 2, (int[]){14, NOPS});
         else
             dp_tensor_set_shape(v, 1, (int[]){14});
-        const long off = t < 2 ? t * NW : 2 * NW + (t - 2) * 14;
+        const long off = t < T ? t * NW : T * NW + (t - T) * 14;
         v->data = in[1]->data + off;
         v->grad = in[1]->requires_grad ? in[1]->grad + off : NULL;
         v->requires_grad = in[1]->requires_grad;
     }
-    a->sn->alpha_normal = &a->v[0];
-    a->sn->alpha_reduce = &a->v[1];
-    if (nb == 4) a->sn->beta_normal = &a->v[2], a->sn->beta_reduce = &a->v[3];
+    for (int t = 0; t < T; t++) {
+        a->sn->alphas[t] = &a->v[t];
+        if (nb > T) a->sn->betas[t] = &a->v[T + t];
+    }
     c->training = !a->eval;
     return a->sn->model->forward(a->sn->model, c, in[0]);
 }
 
 ParameterizedTestParameters(partial_channels, gradcheck)
 {
-    static pc_case cases[] = {{2, 1, 2e-3},  /* PC-DARTS at K = 2 */
-                              {4, 1, 2e-3},  /* and at the paper's K = 4 */
-                              {4, 0, 4e-3},  /* edges unweighted: ones weight the bypass */
-                              {1, 1, 2e-3}}; /* edge normalisation on the full mixed op */
+    static pc_case cases[] = {{2, 1, 2e-3, 0},  /* PC-DARTS at K = 2 */
+                              {4, 1, 2e-3, 0},  /* and at the paper's K = 4 */
+                              {4, 0, 4e-3, 0},  /* edges unweighted: ones weight the bypass */
+                              {1, 1, 2e-3, 0},  /* edge normalisation on the full mixed op */
+                              {2, 1, 2e-3, 1}}; /* D-DARTS: an alpha and a beta per cell */
     return cr_make_param_array(pc_case, cases, sizeof cases / sizeof cases[0]);
 }
 
@@ -900,17 +911,17 @@ ParameterizedTestParameters(partial_channels, gradcheck)
  * max-pool column (the top of the file says why; the reducing edges' bypass max-pool stays). */
 ParameterizedTest(pc_case *p, partial_channels, gradcheck, .timeout = DP_TIMEOUT(180))
 {
-    pc_arg a = {.sn = build_pc(3, 2 * p->K, p->K, p->edge_norm)};
+    pc_arg a = {.sn = build_pc_cells(3, 2 * p->K, p->K, p->edge_norm, p->per_layer)};
     condition(a.sn);
-    const int na = (int)a.sn->alpha.n;
-    cr_assert_eq(na, 2 * NW + (p->edge_norm ? 28 : 0), "alpha + beta: %d floats", na);
+    const int na = (int)a.sn->alpha.n, T = p->per_layer ? 3 : 2;
+    cr_assert_eq(na, T * NW + (p->edge_norm ? T * 14 : 0), "alpha + beta: %d floats", na);
     gc_input ins[2] = {{.ndim = 4, .shape = {2, 2, 6, 6}, .lo = -1, .hi = 1, .no_grad = 1},
                        {.ndim = 1, .shape = {na}, .lo = -1, .hi = 1}};
     gc_opts o = net_opts();
     o.h = p->h_alpha;
     o.max_checks = na;
     char name[64];
-    snprintf(name, sizeof name, "K=%d edge_norm=%d", p->K, p->edge_norm);
+    snprintf(name, sizeof name, "K=%d edge_norm=%d%s", p->K, p->edge_norm, p->per_layer ? " per layer" : "");
     CHECK_GRAD_MOSTLY(name, 2, ins, build_pc_net, &a, &o, MISS_BUDGET);
     ins[0].no_grad = 0;
     ins[1].no_grad = 1;
@@ -928,9 +939,9 @@ ParameterizedTest(pc_case *p, partial_channels, gradcheck, .timeout = DP_TIMEOUT
 Test(partial_channels, narrow_ops_beta_and_errors, .timeout = DP_TIMEOUT(30))
 {
     dp_supernet *full = build_pc(5, 8, 1, -1), *pc = build_pc(5, 8, 4, -1);
-    cr_assert_null(full->beta_normal);
+    cr_assert_null(full->betas[0]);
     cr_assert_eq(full->alpha.n, 2 * NW);
-    cr_assert_not_null(pc->beta_normal);
+    cr_assert_not_null(pc->betas[0]);
     cr_assert_eq(pc->alpha.n, 2 * NW + 28);
     cr_assert_str_eq(pc->alpha.items[2]->name, "beta_normal");
     cr_assert_eq(full->model->params.count, pc->model->params.count, "the same modules");
@@ -950,7 +961,7 @@ Test(partial_channels, narrow_ops_beta_and_errors, .timeout = DP_TIMEOUT(30))
     dp_supernet_free(full);
     dp_supernet_free(pc);
     dp_supernet *off = build_pc(5, 8, 4, 0);
-    cr_assert_null(off->beta_normal);
+    cr_assert_null(off->betas[0]);
     dp_supernet_free(off);
 
     dp_supernet_config cfg;
@@ -1024,4 +1035,102 @@ Test(partial_channels, derive_ranks_edges_by_beta, .timeout = DP_TIMEOUT(10))
     cr_assert(tilted.normal_op[2] == DP_NAS_SKIP_CONNECT && tilted.normal_op[3] == DP_NAS_AVG_POOL_3X3);
     cr_assert(!memcmp(tilted.reduce_op, plain.reduce_op, sizeof plain.reduce_op) &&
               !memcmp(tilted.reduce_in, plain.reduce_in, sizeof plain.reduce_in), "the reduce cell's beta is uniform");
+}
+
+/* ---- a cell of its own per layer (D-DARTS) ---- */
+
+/* 3 cells (normal, reduce, reduce), each its own alpha and beta: set to the shared supernet's alpha and beta
+ * of the cell's type, the two supernets compute the same logits, weight gradients and statistics (the same
+ * weights: the registry does not change), and each shared alpha's gradient is the sum of the gradients of
+ * the cells of its type. */
+Test(per_layer, equals_shared_when_alphas_agree, .timeout = DP_TIMEOUT(60))
+{
+    dp_supernet *sh = build_pc(3, 4, 2, 1), *pl = build_pc_cells(3, 4, 2, 1, 1);
+    dp_params *ws = &sh->model->params, *wl = &pl->model->params;
+    cr_assert_eq(pl->ntypes, 3);
+    cr_assert_eq(pl->alpha.n, 3 * NW + 3 * 14);
+    cr_assert_str_eq(pl->alpha.items[2]->name, "alpha_cell2");
+    cr_assert_str_eq(pl->alpha.items[3]->name, "beta_cell0");
+    cr_assert(ws->n == wl->n && ws->nbuf == wl->nbuf && !memcmp(ws->data, wl->data, ws->n * sizeof(float)),
+              "the weights differ");
+    for (int t = 0; t < 3; t++) {
+        const int red = dp_nas_layer_reduces(t, 3);
+        memcpy(pl->alphas[t]->data, sh->alphas[red]->data, NW * sizeof(float));
+        memcpy(pl->betas[t]->data, sh->betas[red]->data, 14 * sizeof(float));
+    }
+    float x[144];
+    dp_rng r;
+    dp_rng_seed(&r, 12, DP_STREAM_USER, 0);
+    dp_init_uniform(&r, x, 144, -1, 1);
+    net_grads a, b;
+    grads_of(sh, x, &a);
+    grads_of(pl, x, &b);
+    cr_assert(!memcmp(a.out, b.out, sizeof a.out), "logits differ");
+    cr_assert(!memcmp(a.w, b.w, ws->n * sizeof(float)), "weight gradients differ");
+    cr_assert(!memcmp(a.buf, b.buf, ws->nbuf * sizeof(float)), "running statistics differ");
+    double worst = 0, scale = 0;
+    for (int t = 0; t < 2; t++) /* alpha rows, then beta rows */
+        for (int k = 0; k < NW + 14; k++) {
+            const int j = k < NW ? k : k - NW;
+            const float *gs = a.a + (k < NW ? t * NW : 2 * NW + t * 14) + j;
+            double sum = 0;
+            for (int l = 0; l < 3; l++)
+                if (dp_nas_layer_reduces(l, 3) == t) sum += b.a[(k < NW ? l * NW : 3 * NW + l * 14) + j];
+            worst = fmax(worst, fabs(sum - *gs));
+            scale = fmax(scale, fabs(*gs));
+        }
+    cr_assert_gt(scale, 0, "no gradient reaches alpha");
+    cr_assert_leq(worst, 1e-5 * scale, "the cells' gradients do not sum to the shared one: %g of %g", worst, scale);
+    /* cells of one type get gradients of their own */
+    double apart = 0;
+    for (int k = 0; k < NW; k++) apart = fmax(apart, fabs(b.a[NW + k] - b.a[2 * NW + k]));
+    cr_assert_gt(apart, 1e-3 * scale, "the two reduction cells' alpha gradients are alike");
+    grads_free(&a);
+    grads_free(&b);
+    dp_supernet_free(sh);
+    dp_supernet_free(pl);
+}
+
+/* Derivation per cell type: each cell its own best ops and edges, by beta too; 2 shared types are
+ * dp_nas_derive's genotype. */
+Test(per_layer, derive_a_cell_per_layer, .timeout = DP_TIMEOUT(10))
+{
+    static float w[3 * NW];
+    float beta[3 * 14] = {0};
+    dp_rng r;
+    dp_rng_seed(&r, 4, DP_STREAM_USER, 0);
+    dp_init_uniform(&r, w, 3 * NW, 0.01f, 0.1f);
+    const int fav[3] = {DP_NAS_SEP_CONV_5X5, DP_NAS_AVG_POOL_3X3, DP_NAS_DIL_CONV_3X3};
+    for (int t = 0; t < 3; t++)
+        for (int e = 0; e < 14; e++) w[t * NW + e * NOPS + fav[t]] = 0.5f + 0.01f * (float)e;
+    const int *ops = (int[]){0, 1, 2, 3, 4, 5, 6, 7};
+    dp_genotype g, pair, plain;
+    cr_assert_eq(dp_nas_derive_types(w, NULL, 3, 1, ops, NOPS, &g), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(g.layers, 3);
+    for (int t = 0; t < 3; t++)
+        for (int k = 0; k < 8; k++) {
+            cr_assert_eq(g.cell_op[t][k], fav[t], "cell %d pair %d: %s", t, k, dp_nas_op_name(g.cell_op[t][k]));
+            /* the later edge of a node scores higher: node i keeps its last two inputs */
+            cr_assert_eq(g.cell_in[t][k], k / 2 + 1 - k % 2, "cell %d pair %d: input %d", t, k, g.cell_in[t][k]);
+        }
+    beta[14 + 0] = 3.0f; /* cell 1, node 0: edge 0 (input 0) weighs most */
+    cr_assert_eq(dp_nas_derive_types(w, beta, 3, 1, ops, NOPS, &g), DP_OK, "%s", dp_errmsg());
+    cr_assert(g.cell_in[1][0] == 0 && g.cell_in[0][0] == 1 && g.cell_in[2][0] == 1, "beta of cell 1 only");
+    cr_assert_eq(dp_nas_derive_types(w, NULL, 2, 0, ops, NOPS, &pair), DP_OK, "%s", dp_errmsg());
+    cr_assert_eq(dp_nas_derive(w, w + NW, ops, NOPS, &plain), DP_OK, "%s", dp_errmsg());
+    cr_assert(!memcmp(&pair, &plain, sizeof pair) && pair.layers == 0);
+    cr_assert_eq(dp_nas_derive_types(w, NULL, 3, 0, ops, NOPS, &g), DP_ERR_ARG);
+    cr_assert_eq(dp_nas_derive_types(w, NULL, 21, 1, ops, NOPS, &g), DP_ERR_ARG);
+}
+
+Test(per_layer, config_errors, .timeout = DP_TIMEOUT(10))
+{
+    dp_supernet_config cfg;
+    dp_supernet_config_defaults(&cfg);
+    cfg.per_layer = 1;
+    cfg.layers = 21;
+    dp_supernet *sn = NULL;
+    cr_assert_eq(dp_supernet_build(&cfg, &sn), DP_ERR_ARG);
+    cr_assert(strstr(dp_errmsg(), "--cell-per-layer with 21 layers"), "%s", dp_errmsg());
+    cr_assert_null(sn);
 }
