@@ -326,7 +326,7 @@ typedef struct mix_case {
     int masked;
 } mix_case;
 
-static float gold_mask[2 * NW], x_mask[2 * NW];
+static float gold_mask[2 * NW], x_mask[3 * NW]; /* x_mask: 3 cell types at most (the per-layer case below) */
 
 static void make_mask(float *m)
 {
@@ -342,7 +342,8 @@ static void make_mask(float *m)
  * inputs, and through alpha here. */
 static const float *without_max_pool(const float *base)
 {
-    for (int i = 0; i < 2 * NW; i++) x_mask[i] = (base ? base[i] : 1.0f) * (i % NOPS != DP_NAS_MAX_POOL_3X3);
+    for (int i = 0; i < 3 * NW; i++) /* base: a shared supernet's [2 * NW] mask */
+        x_mask[i] = (base && i < 2 * NW ? base[i] : 1.0f) * (i % NOPS != DP_NAS_MAX_POOL_3X3);
     return x_mask;
 }
 
