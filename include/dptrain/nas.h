@@ -107,6 +107,9 @@ dp_status dp_genotype_load(const char *path, dp_genotype *g);
 int dp_genotype_format(const dp_genotype *g, char *buf, size_t n);
 /*! A graphviz dot picture of cell t (t < dp_genotype_cells(g): 0 normal, 1 reduction, or the layer). */
 dp_status dp_genotype_write_dot(const dp_genotype *g, int t, const char *path);
+/*! The most edges of one normal cell whose op is in `ops` (bit k: dp_nas_op k): the normal cell's count, or per
+ *  layer the largest over the normal cells. */
+int dp_genotype_normal_most(const dp_genotype *g, unsigned ops);
 /*! skip_connect edges in the normal cell (DARTS' collapse indicator); per layer, the most in one normal cell. */
 int dp_genotype_skips(const dp_genotype *g);
 

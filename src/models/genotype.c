@@ -393,13 +393,15 @@ dp_status dp_genotype_write_dot(const dp_genotype *g, int t, const char *path)
     return dp_write_file_atomic(path, text, strlen(text));
 }
 
-int dp_genotype_skips(const dp_genotype *g)
+int dp_genotype_normal_most(const dp_genotype *g, unsigned ops)
 {
     int most = 0;
     for (int t = 0; t < dp_genotype_cells(g); t++) {
         int n = 0;
-        for (int k = 0; k < NPAIRS && !dp_genotype_cell_reduces(g, t); k++) n += cell_ops(g, t)[k] == DP_NAS_SKIP_CONNECT;
+        for (int k = 0; k < NPAIRS && !dp_genotype_cell_reduces(g, t); k++) n += ops >> cell_ops(g, t)[k] & 1u;
         most = n > most ? n : most;
     }
     return most;
 }
+
+int dp_genotype_skips(const dp_genotype *g) { return dp_genotype_normal_most(g, 1u << DP_NAS_SKIP_CONNECT); }

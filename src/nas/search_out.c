@@ -140,16 +140,7 @@ void nas_retrain_figures(const srch *s, const dp_genotype *g, double *params, do
 
 int nas_param_free(const dp_genotype *g)
 {
-    int most = 0;
-    for (int t = 0; t < dp_genotype_cells(g); t++) {
-        int n = 0;
-        for (int j = 0; j < 2 * DP_NAS_NODES && !dp_genotype_cell_reduces(g, t); j++) {
-            const int op = dp_genotype_cops(g, t)[j];
-            n += op == DP_NAS_MAX_POOL_3X3 || op == DP_NAS_AVG_POOL_3X3 || op == DP_NAS_SKIP_CONNECT;
-        }
-        most = n > most ? n : most;
-    }
-    return most;
+    return dp_genotype_normal_most(g, 1u << DP_NAS_MAX_POOL_3X3 | 1u << DP_NAS_AVG_POOL_3X3 | 1u << DP_NAS_SKIP_CONNECT);
 }
 
 /* alpha.csv's rows (epoch,cell,edge,w...) as the mean weight of each op over the edges of the normal and of

@@ -113,7 +113,7 @@ dp_status nas_derive(const srch *s, dp_genotype *g);
 /*! The derived network of g at --retrain-layers x --retrain-channels: trainable parameters and forward
  *  MFLOPs per image (the counts dptrain train reports for it); -1 when it cannot be built. */
 void nas_retrain_figures(const srch *s, const dp_genotype *g, double *params, double *mflops);
-/*! Pools and skips among the normal cell's 8 ops. */
+/*! Pools and skips among the normal cell's 8 ops (per layer: the most in one normal cell). */
 int nas_param_free(const dp_genotype *g);
 /*! alpha_normal.png / alpha_reduce.png from alpha.csv (gnuplot, when installed). */
 void nas_plot_alpha(srch *s);
